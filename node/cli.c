@@ -1,0 +1,509 @@
+/*
+ * The `corridor` command line; see cli.h.
+ *
+ * One function per subcommand, each parsing its own options with getopt_long. Messages to
+ * the user go to stderr as one line starting with "corridor <command>:"; results go to
+ * stdout (human text, or one JSON document with --json).
+ */
+#include "cli.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "home.h"
+#include "identity.h"
+#include "validate.h"
+
+#define DEFAULT_CURRENCIES "RUB,IRR"
+
+static const char *command_name = "corridor";
+
+static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void complain(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", command_name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Reports a getopt error (unknown option, missing argument) as one line. */
+static int usage_error(char **argv, const char *usage)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    complain("bad option or missing value near '%s'; usage: %s", arg, usage);
+    return EXIT_USAGE;
+}
+
+/* Positional arguments left after options are a usage error unless expected. */
+static int no_positional(int argc, char **argv, const char *usage)
+{
+    if (optind < argc) {
+        complain("unexpected argument '%s'; usage: %s", argv[optind], usage);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static int resolve_home(home_t *home, const char *option)
+{
+    if (home_resolve(home, option) != 0) {
+        complain("home path is too long");
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* Loads the config of an existing home. */
+static int load_config(const home_t *home, config_t **config)
+{
+    if (access(home->config_path, F_OK) != 0) {
+        complain("no Corridor home at %s (no %s); create one with `corridor init`", home->dir,
+                 CONFIG_FILE);
+        return EXIT_USAGE;
+    }
+    char err[512];
+    if (config_load(home->config_path, config, err, sizeof err) != 0) {
+        complain("%s", err);
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+/* Loads the node's keys, explaining how to fix a key file with loose permissions. */
+static int load_identity(const home_t *home, identity_t **identity)
+{
+    id_err_t rc = identity_load(home->key_path, identity);
+    if (rc == ID_OK) {
+        return EXIT_OK;
+    }
+    struct stat st;
+    unsigned mode = stat(home->key_path, &st) == 0 ? (unsigned)(st.st_mode & 0777) : 0;
+    switch (rc) {
+    case ID_E_PERMISSIONS:
+        complain("%s is accessible by group or others (mode %03o); secret keys must be private: "
+                 "chmod 600 %s",
+                 home->key_path, mode, home->key_path);
+        return EXIT_USAGE;
+    case ID_E_OWNER:
+        complain("%s belongs to another user; run corridor as its owner", home->key_path);
+        return EXIT_USAGE;
+    case ID_E_IO:
+        complain("%s: %s: %s", home->key_path, id_strerror(rc), strerror(errno));
+        return EXIT_INTERNAL;
+    default:
+        complain("%s: %s", home->key_path, id_strerror(rc));
+        return EXIT_INTERNAL;
+    }
+}
+
+static void print_card(const peer_card_t *card)
+{
+    char line[CORRIDOR_CARD_LEN_MAX + 1];
+    size_t n = card_encode(card, line, sizeof line);
+    assert(n > 0);
+    printf("%s\n", line);
+}
+
+/* ---- corridor init ------------------------------------------------------------------- */
+
+#define INIT_USAGE                                                                                 \
+    "corridor init --home DIR --name CODE --listen ENDPOINT [--currencies " DEFAULT_CURRENCIES "]"
+
+static int cmd_init(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"home", required_argument, NULL, 'h'},   {"name", required_argument, NULL, 'n'},
+        {"listen", required_argument, NULL, 'l'}, {"currencies", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, '?' + 256},   {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL, *name = NULL, *listen = NULL, *currencies = DEFAULT_CURRENCIES;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'c':
+            currencies = optarg;
+            break;
+        case '?' + 256:
+            printf("usage: %s\n"
+                   "Creates a node's home: keys (mode 0600), config; prints its peer card.\n",
+                   INIT_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, INIT_USAGE);
+        }
+    }
+    int rc = no_positional(argc, argv, INIT_USAGE);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    if (name == NULL || listen == NULL) {
+        complain("--name and --listen are required; usage: %s", INIT_USAGE);
+        return EXIT_USAGE;
+    }
+    valid_err_t verr = node_code_check(name);
+    if (verr != VALID_OK) {
+        complain("--name %s: %s (a node code is 4-11 of A-Z, 0-9, starting with a letter)", name,
+                 valid_strerror(verr));
+        return EXIT_USAGE;
+    }
+    if (!endpoint_valid(listen)) {
+        complain("--listen %s: not tcp://HOST:PORT or ipc://PATH", listen);
+        return EXIT_USAGE;
+    }
+    home_t home;
+    config_t *config = config_new();
+    identity_t *identity = NULL;
+    char err[256];
+    bool created = false;
+    if (config == NULL) {
+        complain("out of memory");
+        rc = EXIT_INTERNAL;
+        goto cleanup;
+    }
+    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK) {
+        goto cleanup;
+    }
+    if (config_set_currencies(config, currencies, err, sizeof err) != 0) {
+        complain("--%s", err);
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    strcpy(config->name, name);
+    strcpy(config->listen, listen);
+    if (home_create(&home) != 0) {
+        if (errno == EEXIST) {
+            complain("%s already exists and is not empty; refusing to overwrite a home", home.dir);
+            rc = EXIT_USAGE;
+        } else {
+            complain("cannot create %s: %s", home.dir, strerror(errno));
+            rc = EXIT_INTERNAL;
+        }
+        goto cleanup;
+    }
+    created = true;
+    identity = identity_generate();
+    if (identity == NULL) {
+        complain("cannot generate keys (out of locked memory?)");
+        rc = EXIT_INTERNAL;
+        goto cleanup;
+    }
+    if (identity_save(identity, home.key_path) != ID_OK) {
+        complain("cannot write %s: %s", home.key_path, strerror(errno));
+        rc = EXIT_INTERNAL;
+        goto cleanup;
+    }
+    /* The config is written last: a home with a config is a complete home. */
+    if (config_save(config, home.config_path) != 0) {
+        complain("cannot write %s: %s", home.config_path, strerror(errno));
+        unlink(home.key_path);
+        rc = EXIT_INTERNAL;
+        goto cleanup;
+    }
+    peer_card_t card;
+    identity_card(identity, config->name, config->listen, &card);
+    print_card(&card);
+    rc = EXIT_OK;
+
+cleanup:
+    if (rc != EXIT_OK && created) {
+        rmdir(home.dir); /* only succeeds if nothing was left in it */
+    }
+    identity_destroy(&identity);
+    config_destroy(&config);
+    return rc;
+}
+
+/* ---- corridor card ------------------------------------------------------------------- */
+
+#define CARD_USAGE "corridor card --home DIR [--json]"
+
+static int print_card_json(const peer_card_t *card)
+{
+    char sign_hex[2 * crypto_sign_PUBLICKEYBYTES + 1];
+    char box_hex[2 * crypto_box_PUBLICKEYBYTES + 1];
+    sodium_bin2hex(sign_hex, sizeof sign_hex, card->sign_public, sizeof card->sign_public);
+    sodium_bin2hex(box_hex, sizeof box_hex, card->box_public, sizeof card->box_public);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", card->name, "endpoint",
+                            card->endpoint, "sign_public", sign_hex, "box_public", box_hex,
+                            "curve_public", card->curve_public);
+    if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2)) != 0) {
+        json_decref(doc);
+        complain("cannot write JSON");
+        return EXIT_INTERNAL;
+    }
+    putchar('\n');
+    json_decref(doc);
+    return EXIT_OK;
+}
+
+static int cmd_card(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL;
+    bool json = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nPrints this node's peer card (give it to peers).\n", CARD_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, CARD_USAGE);
+        }
+    }
+    int rc = no_positional(argc, argv, CARD_USAGE);
+    home_t home;
+    config_t *config = NULL;
+    identity_t *identity = NULL;
+    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+        (rc = load_config(&home, &config)) != EXIT_OK ||
+        (rc = load_identity(&home, &identity)) != EXIT_OK) {
+        goto cleanup;
+    }
+    peer_card_t card;
+    identity_card(identity, config->name, config->listen, &card);
+    if (json) {
+        rc = print_card_json(&card);
+    } else {
+        print_card(&card);
+    }
+
+cleanup:
+    identity_destroy(&identity);
+    config_destroy(&config);
+    return rc;
+}
+
+/* ---- corridor peer add --------------------------------------------------------------- */
+
+#define PEER_ADD_USAGE "corridor peer add --home DIR \"CARD\" [--limit CCY=AMOUNT]..."
+
+/* Applies one --limit CCY=AMOUNT (a decimal in currency units) to a peer. */
+static int apply_limit(const config_t *config, config_peer_t *peer, const char *arg,
+                       unsigned *given)
+{
+    const char *eq = strchr(arg, '=');
+    char code[8];
+    if (eq == NULL || eq == arg || (size_t)(eq - arg) >= sizeof code) {
+        complain("--limit %s: expected CCY=AMOUNT, e.g. RUB=1000000", arg);
+        return EXIT_USAGE;
+    }
+    memcpy(code, arg, (size_t)(eq - arg));
+    code[eq - arg] = '\0';
+    const currency_t *c = currency_find(code);
+    if (c == NULL) {
+        complain("--limit %s: unknown currency %s", arg, code);
+        return EXIT_USAGE;
+    }
+    if (!config_accepts(config, c->code)) {
+        complain("--limit %s: this node does not accept %s (its currencies are set at init)", arg,
+                 c->code);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < config->currencies_count; i++) {
+        if (strcmp(config->currencies[i], c->code) == 0) {
+            if (*given & (1u << i)) {
+                complain("--limit %s: %s is given twice", arg, c->code);
+                return EXIT_USAGE;
+            }
+            *given |= 1u << i;
+        }
+    }
+    int64_t minor = 0;
+    valid_err_t verr = amount_parse(eq + 1, c, true, &minor);
+    if (verr != VALID_OK) {
+        complain("--limit %s: %s", arg, valid_strerror(verr));
+        return EXIT_USAGE;
+    }
+    int set = config_peer_set_limit(peer, c->code, minor);
+    assert(set == 0);
+    return EXIT_OK;
+}
+
+static int cmd_peer_add(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"limit", required_argument, NULL, 'L'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL;
+    const char *limits[CORRIDOR_CURRENCIES_MAX];
+    size_t limits_count = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 'L':
+            if (limits_count == CORRIDOR_CURRENCIES_MAX) {
+                complain("more than %d --limit options", CORRIDOR_CURRENCIES_MAX);
+                return EXIT_USAGE;
+            }
+            limits[limits_count++] = optarg;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nTrusts a peer from its card (one argument); --limit is the net "
+                   "debit cap granted to it, in currency units (none: 0, no credit).\n",
+                   PEER_ADD_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, PEER_ADD_USAGE);
+        }
+    }
+    if (argc - optind != 1) {
+        complain("expected exactly one card argument (quote it); usage: %s", PEER_ADD_USAGE);
+        return EXIT_USAGE;
+    }
+    peer_card_t card;
+    card_err_t cerr = card_parse(argv[optind], &card);
+    if (cerr != CARD_OK) {
+        complain("%s", card_strerror(cerr));
+        return EXIT_USAGE;
+    }
+    home_t home;
+    config_t *config = NULL;
+    identity_t *identity = NULL;
+    int rc = resolve_home(&home, home_opt);
+    if (rc != EXIT_OK || (rc = load_config(&home, &config)) != EXIT_OK ||
+        (rc = load_identity(&home, &identity)) != EXIT_OK) {
+        goto cleanup;
+    }
+    rc = EXIT_USAGE;
+    if (strcmp(card.name, config->name) == 0 ||
+        sodium_memcmp(card.sign_public, identity->sign_public, sizeof card.sign_public) == 0) {
+        complain("that is this node's own card; a node cannot be its own peer");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < config->peers_count; i++) {
+        const peer_card_t *known = &config->peers[i].card;
+        if (strcmp(known->name, card.name) == 0 ||
+            sodium_memcmp(known->sign_public, card.sign_public, sizeof card.sign_public) == 0) {
+            complain("peer %s is already trusted (as %s)", card.name, known->name);
+            goto cleanup;
+        }
+    }
+    if (config->peers_count == CORRIDOR_PEERS_MAX) {
+        complain("this node already has the maximum of %d peers", CORRIDOR_PEERS_MAX);
+        goto cleanup;
+    }
+    config_peer_t *peer = &config->peers[config->peers_count++];
+    memset(peer, 0, sizeof *peer);
+    peer->card = card;
+    unsigned given = 0;
+    for (size_t i = 0; i < limits_count; i++) {
+        if ((rc = apply_limit(config, peer, limits[i], &given)) != EXIT_OK) {
+            goto cleanup;
+        }
+    }
+    if (config_save(config, home.config_path) != 0) {
+        complain("cannot write %s: %s", home.config_path, strerror(errno));
+        rc = EXIT_INTERNAL;
+        goto cleanup;
+    }
+    printf("trusted peer %s at %s\n", card.name, card.endpoint);
+    rc = EXIT_OK;
+
+cleanup:
+    identity_destroy(&identity);
+    config_destroy(&config);
+    return rc;
+}
+
+static int cmd_peer(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "add") == 0) {
+        command_name = "corridor peer add";
+        return cmd_peer_add(argc - 1, argv + 1);
+    }
+    complain("expected a subcommand: %s", PEER_ADD_USAGE);
+    return EXIT_USAGE;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    const char *full_name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"init", "corridor init", cmd_init, "create a node's home, keys and config; print its card"},
+    {"card", "corridor card", cmd_card, "print this node's peer card"},
+    {"peer", "corridor peer", cmd_peer, "peer add CARD [--limit CCY=AMOUNT]: trust a peer"},
+};
+
+static void print_help(void)
+{
+    printf("usage: corridor COMMAND [--home DIR] [options]\n\n"
+           "Corridor: bilateral, signed and encrypted settlement messaging between banks.\n"
+           "Every command takes --home DIR (default $%s, else %s) and --help.\n\n"
+           "commands:\n",
+           HOME_ENV, HOME_DEFAULT);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+    }
+    printf("\nexit codes: 0 ok, 1 negative answer, 2 usage or bad input, 3 node not running,\n"
+           "            4 timed out, 5 internal or storage error\n");
+}
+
+int cli_main(int argc, char **argv)
+{
+    assert(argc >= 1 && argv != NULL);
+    opterr = 0; /* getopt's own messages would make a second line */
+    if (argc < 2) {
+        complain("no command given; see corridor --help");
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_help();
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("corridor %s\n", CORRIDOR_VERSION);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            command_name = commands[i].full_name;
+            optind = 1;
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
+    complain("unknown command '%s'; see corridor --help", argv[1]);
+    return EXIT_USAGE;
+}

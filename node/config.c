@@ -1,0 +1,446 @@
+/* The node's configuration file; see config.h. */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "fsutil.h"
+#include "validate.h"
+
+#define PEER_SECTION_PREFIX "peer "
+#define LIMIT_KEY_PREFIX    "limit_minor."
+
+config_t *config_new(void)
+{
+    return calloc(1, sizeof(config_t));
+}
+
+void config_destroy(config_t **self_p)
+{
+    assert(self_p != NULL);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+config_peer_t *config_find_peer(config_t *config, const char *name)
+{
+    assert(config != NULL && name != NULL);
+    for (size_t i = 0; i < config->peers_count; i++) {
+        if (strcmp(config->peers[i].card.name, name) == 0) {
+            return &config->peers[i];
+        }
+    }
+    return NULL;
+}
+
+const config_peer_t *config_find_peer_const(const config_t *config, const char *name)
+{
+    return config_find_peer((config_t *)config, name);
+}
+
+bool config_accepts(const config_t *config, const char *currency)
+{
+    assert(config != NULL && currency != NULL);
+    for (size_t i = 0; i < config->currencies_count; i++) {
+        if (strcmp(config->currencies[i], currency) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int config_peer_set_limit(config_peer_t *peer, const char *currency, int64_t minor)
+{
+    assert(peer != NULL && currency_find(currency) != NULL && minor >= 0);
+    for (size_t i = 0; i < peer->limits_count; i++) {
+        if (strcmp(peer->limits[i].currency, currency) == 0) {
+            peer->limits[i].minor = minor;
+            return 0;
+        }
+    }
+    if (peer->limits_count == CORRIDOR_CURRENCIES_MAX) {
+        return -1;
+    }
+    config_limit_t *l = &peer->limits[peer->limits_count++];
+    snprintf(l->currency, sizeof l->currency, "%s", currency);
+    l->minor = minor;
+    return 0;
+}
+
+int64_t config_peer_limit(const config_peer_t *peer, const char *currency)
+{
+    assert(peer != NULL && currency != NULL);
+    for (size_t i = 0; i < peer->limits_count; i++) {
+        if (strcmp(peer->limits[i].currency, currency) == 0) {
+            return peer->limits[i].minor;
+        }
+    }
+    return 0;
+}
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (err == NULL || err_size == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+}
+
+int config_set_currencies(config_t *config, const char *list, char *err, size_t err_size)
+{
+    assert(config != NULL && list != NULL);
+    config->currencies_count = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char code[8];
+        if (len == 0 || len >= sizeof code) {
+            set_err(err, err_size, "currencies: '%.*s' is not a currency code",
+                    (int)(len < 8 ? len : 8), p);
+            return -1;
+        }
+        memcpy(code, p, len);
+        code[len] = '\0';
+        if (currency_find(code) == NULL) {
+            set_err(err, err_size, "currencies: unknown currency %s", code);
+            return -1;
+        }
+        if (config_accepts(config, code)) {
+            set_err(err, err_size, "currencies: %s is listed twice", code);
+            return -1;
+        }
+        if (config->currencies_count == CORRIDOR_CURRENCIES_MAX) {
+            set_err(err, err_size, "currencies: more than %d", CORRIDOR_CURRENCIES_MAX);
+            return -1;
+        }
+        memcpy(config->currencies[config->currencies_count++], currency_find(code)->code,
+               CORRIDOR_CURRENCY_LEN + 1);
+        if (comma == NULL) {
+            return 0;
+        }
+        p = comma + 1;
+    }
+}
+
+/* State carried through libinih's callbacks. */
+typedef struct {
+    config_t *config;
+    char *err;
+    size_t err_size;
+    config_peer_t *peer;  /* the [peer X] section being read, or NULL */
+    unsigned peer_fields; /* which card fields the current peer has given */
+    bool in_node;         /* inside [node] */
+    char section[CORRIDOR_CONFIG_LINE_LEN_MAX + 1]; /* the section of the previous key */
+    const char *cursor;                             /* the text not yet handed to libinih */
+    int lineno; /* the line libinih is reading (its handler is not told) */
+} parse_state_t;
+
+/* libinih reader over a string that counts lines, like fgets. */
+static char *read_line(char *str, int num, void *stream)
+{
+    parse_state_t *st = stream;
+    if (*st->cursor == '\0' || num <= 1) {
+        return NULL;
+    }
+    size_t n = 0;
+    while (n < (size_t)num - 1 && st->cursor[n] != '\0') {
+        if (st->cursor[n++] == '\n') {
+            break;
+        }
+    }
+    memcpy(str, st->cursor, n);
+    str[n] = '\0';
+    st->cursor += n;
+    st->lineno++;
+    return str;
+}
+
+/* Applies one key of a [peer X] section. Returns NULL, or what is wrong with the value. */
+static const char *peer_field(config_peer_t *peer, const char *key, const char *value,
+                              unsigned *fields)
+{
+    if (strncmp(key, LIMIT_KEY_PREFIX, strlen(LIMIT_KEY_PREFIX)) == 0) {
+        const currency_t *c = currency_find(key + strlen(LIMIT_KEY_PREFIX));
+        if (c == NULL) {
+            return "unknown currency";
+        }
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || v < 0 || v > CORRIDOR_AMOUNT_MINOR_MAX) {
+            return "not a whole number of minor units from 0 to the maximum amount";
+        }
+        if (config_peer_set_limit(peer, c->code, (int64_t)v) != 0) {
+            return "too many limits";
+        }
+        return NULL;
+    }
+    unsigned bit = card_field_bit(key);
+    if (bit == 0 || strcmp(key, "name") == 0) {
+        return "unknown key";
+    }
+    if ((*fields & bit) != 0) {
+        return "given twice";
+    }
+    card_err_t rc = card_set_field(&peer->card, key, value);
+    if (rc != CARD_OK) {
+        return card_strerror(rc);
+    }
+    *fields |= bit;
+    return NULL;
+}
+
+static const char *node_field(config_t *config, const char *key, const char *value, char *err,
+                              size_t err_size)
+{
+    if (strcmp(key, "name") == 0) {
+        if (node_code_check(value) != VALID_OK) {
+            return "not a node code (4-11 of A-Z, 0-9, starting with a letter)";
+        }
+        snprintf(config->name, sizeof config->name, "%s", value);
+    } else if (strcmp(key, "listen") == 0) {
+        if (!endpoint_valid(value)) {
+            return "not tcp://HOST:PORT or ipc://PATH";
+        }
+        snprintf(config->listen, sizeof config->listen, "%s", value);
+    } else if (strcmp(key, "currencies") == 0) {
+        if (config_set_currencies(config, value, err, err_size) != 0) {
+            return err;
+        }
+    } else {
+        return "unknown key";
+    }
+    return NULL;
+}
+
+/* Checks that the peer section just finished has every card field. */
+static bool peer_complete(parse_state_t *st, int lineno)
+{
+    if (st->peer != NULL && (st->peer_fields | card_field_bit("name")) != CARD_FIELDS_ALL) {
+        set_err(st->err, st->err_size,
+                "line %d: [peer %s] needs endpoint, sign, box and curve before this line", lineno,
+                st->peer->card.name);
+        return false;
+    }
+    return true;
+}
+
+static bool begin_section(parse_state_t *st, const char *section, int lineno)
+{
+    if (!peer_complete(st, lineno)) {
+        return false;
+    }
+    st->peer = NULL;
+    st->peer_fields = 0;
+    st->in_node = strcmp(section, "node") == 0;
+    if (st->in_node) {
+        return true;
+    }
+    size_t prefix = strlen(PEER_SECTION_PREFIX);
+    if (strncmp(section, PEER_SECTION_PREFIX, prefix) != 0) {
+        set_err(st->err, st->err_size, "line %d: unknown section [%s]", lineno, section);
+        return false;
+    }
+    const char *name = section + prefix;
+    if (node_code_check(name) != VALID_OK) {
+        set_err(st->err, st->err_size, "line %d: [peer %s]: not a node code", lineno, name);
+        return false;
+    }
+    if (config_find_peer(st->config, name) != NULL || strcmp(name, st->config->name) == 0) {
+        set_err(st->err, st->err_size, "line %d: [peer %s] appears twice or is this node", lineno,
+                name);
+        return false;
+    }
+    if (st->config->peers_count == CORRIDOR_PEERS_MAX) {
+        set_err(st->err, st->err_size, "line %d: more than %d peers", lineno, CORRIDOR_PEERS_MAX);
+        return false;
+    }
+    st->peer = &st->config->peers[st->config->peers_count++];
+    snprintf(st->peer->card.name, sizeof st->peer->card.name, "%s", name);
+    return true;
+}
+
+/* libinih callback: one key = value. Returns 0 to stop parsing on the first error. */
+static int on_entry(void *user, const char *section, const char *key, const char *value)
+{
+    parse_state_t *st = user;
+    int lineno = st->lineno;
+    /* Debian's libinih is built without INI_CALL_HANDLER_ON_NEW_SECTION: a section begins
+     * when a key arrives under a new name (a section with no keys is ignored). */
+    if (strcmp(section, st->section) != 0) {
+        snprintf(st->section, sizeof st->section, "%s", section);
+        if (!begin_section(st, section, lineno)) {
+            return 0;
+        }
+    }
+    char why[256];
+    const char *problem = NULL;
+    if (st->in_node) {
+        problem = node_field(st->config, key, value, why, sizeof why);
+    } else if (st->peer != NULL) {
+        problem = peer_field(st->peer, key, value, &st->peer_fields);
+    } else {
+        problem = "outside any section";
+    }
+    if (problem != NULL) {
+        set_err(st->err, st->err_size, "line %d: %s: %s", lineno, key, problem);
+        return 0;
+    }
+    return 1;
+}
+
+/* Refuses lines libinih would split. Returns the 1-based number of the first long line, or 0. */
+static int first_long_line(const char *text)
+{
+    int lineno = 1;
+    size_t len = 0;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '\n') {
+            lineno++;
+            len = 0;
+        } else if (++len > CORRIDOR_CONFIG_LINE_LEN_MAX) {
+            return lineno;
+        }
+    }
+    return 0;
+}
+
+int config_parse(const char *text, const char *origin, config_t *config, char *err, size_t err_size)
+{
+    assert(text != NULL && origin != NULL && config != NULL);
+    memset(config, 0, sizeof *config);
+    char line_err[512] = "";
+    int long_line = first_long_line(text);
+    if (long_line != 0) {
+        set_err(err, err_size, "%s:%d: line longer than %d bytes", origin, long_line,
+                CORRIDOR_CONFIG_LINE_LEN_MAX);
+        return -1;
+    }
+    parse_state_t st = {
+        .config = config, .err = line_err, .err_size = sizeof line_err, .cursor = text};
+    int rc = ini_parse_stream(read_line, &st, on_entry, &st);
+    if (rc == 0 && !peer_complete(&st, 0)) {
+        rc = -1;
+    }
+    if (rc == 0 &&
+        (config->name[0] == '\0' || config->listen[0] == '\0' || config->currencies_count == 0)) {
+        snprintf(line_err, sizeof line_err, "[node] needs name, listen and currencies");
+        rc = -1;
+    }
+    if (rc != 0) {
+        if (line_err[0] == '\0') {
+            snprintf(line_err, sizeof line_err, "line %d: not a key = value line", rc);
+        }
+        set_err(err, err_size, "%s: %s", origin, line_err);
+        memset(config, 0, sizeof *config);
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(const char *path, config_t **out, char *err, size_t err_size)
+{
+    assert(path != NULL && out != NULL);
+    *out = NULL;
+    char *text = malloc(CORRIDOR_CONFIG_BYTES_MAX + 1);
+    config_t *config = config_new();
+    int rc = -1;
+    if (text == NULL || config == NULL) {
+        set_err(err, err_size, "%s: out of memory", path);
+        goto cleanup;
+    }
+    if (fs_read_bounded(path, text, CORRIDOR_CONFIG_BYTES_MAX) < 0) {
+        set_err(err, err_size, "%s: %s", path,
+                errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+        goto cleanup;
+    }
+    if (config_parse(text, path, config, err, err_size) != 0) {
+        goto cleanup;
+    }
+    *out = config;
+    config = NULL;
+    rc = 0;
+
+cleanup:
+    free(text);
+    config_destroy(&config);
+    return rc;
+}
+
+/* Appends formatted text at *used; sets *used past out_size on overflow. */
+static void append(char *out, size_t out_size, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *out, size_t out_size, size_t *used, const char *fmt, ...)
+{
+    if (*used >= out_size) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *used, out_size - *used, fmt, ap);
+    va_end(ap);
+    *used += n < 0 ? out_size : (size_t)n;
+}
+
+size_t config_format(const config_t *config, char *out, size_t out_size)
+{
+    assert(config != NULL && out != NULL);
+    size_t used = 0;
+    append(out, out_size, &used,
+           "# Corridor node configuration, written by `corridor init` and `corridor peer add`.\n"
+           "# limit_minor.CCY is the net debit cap granted to a peer, in minor units.\n"
+           "[node]\nname = %s\nlisten = %s\ncurrencies = ",
+           config->name, config->listen);
+    for (size_t i = 0; i < config->currencies_count; i++) {
+        append(out, out_size, &used, "%s%s", i > 0 ? "," : "", config->currencies[i]);
+    }
+    append(out, out_size, &used, "\n");
+    for (size_t i = 0; i < config->peers_count; i++) {
+        const config_peer_t *p = &config->peers[i];
+        char sign_hex[2 * crypto_sign_PUBLICKEYBYTES + 1];
+        char box_hex[2 * crypto_box_PUBLICKEYBYTES + 1];
+        sodium_bin2hex(sign_hex, sizeof sign_hex, p->card.sign_public, sizeof p->card.sign_public);
+        sodium_bin2hex(box_hex, sizeof box_hex, p->card.box_public, sizeof p->card.box_public);
+        append(out, out_size, &used,
+               "\n[peer %s]\nendpoint = %s\nsign = %s\nbox = %s\ncurve = %s\n", p->card.name,
+               p->card.endpoint, sign_hex, box_hex, p->card.curve_public);
+        for (size_t j = 0; j < p->limits_count; j++) {
+            append(out, out_size, &used, LIMIT_KEY_PREFIX "%s = %lld\n", p->limits[j].currency,
+                   (long long)p->limits[j].minor);
+        }
+    }
+    return used < out_size ? used : 0;
+}
+
+int config_save(const config_t *config, const char *path)
+{
+    assert(config != NULL && path != NULL);
+    char *text = malloc(CORRIDOR_CONFIG_BYTES_MAX + 1);
+    if (text == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = -1;
+    size_t len = config_format(config, text, CORRIDOR_CONFIG_BYTES_MAX + 1);
+    if (len == 0) {
+        errno = EFBIG;
+    } else {
+        rc = fs_write_atomic(path, text, len, CONFIG_FILE_MODE);
+    }
+    int saved = errno;
+    free(text);
+    errno = saved;
+    return rc;
+}

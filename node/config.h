@@ -1,0 +1,92 @@
+/*
+ * The node's configuration file (corridor.conf in its home): who it is, where it listens,
+ * which currencies it accepts, and the peers it trusts with the caps it grants them.
+ *
+ * INI, read with libinih. Debian's libinih reads at most 200 bytes per line and would split
+ * a longer one silently, so every line is checked first and a longer one is refused. Every
+ * key is validated; an unknown key or section is an error, not a silent default. The file is
+ * written whole and atomically (fsutil), so a crash leaves the old or the new file.
+ *
+ *   [node]
+ *   name = BKRURUMM
+ *   listen = tcp://127.0.0.1:7001
+ *   currencies = RUB,IRR
+ *   [peer BMJIIRTH]
+ *   endpoint = tcp://127.0.0.1:7002
+ *   sign = <hex>  box = <hex>  curve = <z85>      (one per line)
+ *   limit_minor.RUB = 100000000                    (net debit cap granted, minor units)
+ */
+#ifndef CORRIDOR_CONFIG_H
+#define CORRIDOR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corridor/limits.h"
+#include "identity.h"
+
+#define CONFIG_FILE      "corridor.conf"
+#define CONFIG_FILE_MODE 0600
+
+/* A net debit cap this node grants a peer in one currency. */
+typedef struct {
+    char currency[CORRIDOR_CURRENCY_LEN + 1]; /* ISO 4217 code */
+    int64_t minor;                            /* cap in minor units, >= 0 */
+} config_limit_t;
+
+/* A trusted peer. */
+typedef struct {
+    peer_card_t card;                               /* its name, endpoint and public keys */
+    size_t limits_count;                            /* entries used in limits */
+    config_limit_t limits[CORRIDOR_CURRENCIES_MAX]; /* caps granted; absent currency = 0 */
+} config_peer_t;
+
+typedef struct {
+    char name[CORRIDOR_NAME_LEN_MAX + 1];       /* this node's code */
+    char listen[CORRIDOR_ENDPOINT_LEN_MAX + 1]; /* endpoint the inbound socket binds */
+    size_t currencies_count;                    /* entries used in currencies */
+    char currencies[CORRIDOR_CURRENCIES_MAX][CORRIDOR_CURRENCY_LEN + 1]; /* accepted */
+    size_t peers_count;                                                  /* entries used in peers */
+    config_peer_t peers[CORRIDOR_PEERS_MAX]; /* trusted peers, in file order */
+} config_t;
+
+/* A zeroed config on the heap (it is large); NULL when out of memory. */
+config_t *config_new(void);
+void config_destroy(config_t **self_p);
+
+/* Loads and validates a config file. On error returns -1 and writes one line saying what is
+ * wrong and where into err (e.g. "corridor.conf:7: sign: not 64 hex digits"). */
+int config_load(const char *path, config_t **out, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Parses config text (the part of config_load after reading the file). */
+int config_parse(const char *text, const char *origin, config_t *config, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Serialises the config (the exact text config_save writes). Returns the length, or 0 if it
+ * does not fit in out_size. */
+size_t config_format(const config_t *config, char *out, size_t out_size);
+
+/* Writes the config atomically with mode 0600; -1 with errno on failure. */
+int config_save(const config_t *config, const char *path) __attribute__((warn_unused_result));
+
+/* Parses a comma-separated currency list ("RUB,IRR") into config->currencies. Refuses unknown
+ * codes, duplicates, empty items and more than CORRIDOR_CURRENCIES_MAX. */
+int config_set_currencies(config_t *config, const char *list, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* The peer named `name`, or NULL. */
+config_peer_t *config_find_peer(config_t *config, const char *name);
+const config_peer_t *config_find_peer_const(const config_t *config, const char *name);
+
+/* Whether the node accepts `currency`. */
+bool config_accepts(const config_t *config, const char *currency);
+
+/* Sets (or replaces) the cap granted to a peer in one currency. -1 if the table is full. */
+int config_peer_set_limit(config_peer_t *peer, const char *currency, int64_t minor);
+
+/* The cap granted to a peer in one currency; 0 if none is configured. */
+int64_t config_peer_limit(const config_peer_t *peer, const char *currency);
+
+#endif

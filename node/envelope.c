@@ -1,0 +1,431 @@
+/* Sealed envelopes: sign, bind, encrypt; open, verify, decode. See envelope.h. */
+#include "envelope.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corridor.pb-c.h"
+
+_Static_assert(ENVELOPE_NONCE_BYTES == 24, "crypto_box nonces are 24 bytes");
+_Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
+               "msg_type_t follows the proto");
+_Static_assert((int)MSG_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT,
+               "msg_type_t follows the proto");
+
+/* Room for the framing around a body: keys ids, tags, signature, nonce, MAC. */
+#define ENVELOPE_OVERHEAD_BYTES 512
+_Static_assert(CORRIDOR_BODY_BYTES_MAX + ENVELOPE_OVERHEAD_BYTES <= CORRIDOR_WIRE_BYTES_MAX,
+               "the wire limit leaves room for a full body");
+
+const char *msg_type_name(int type)
+{
+    static const char *const names[] = {"unspecified",      "Settlement", "StatusReport", "Return",
+                                        "StatementRequest", "Statement",  "Ack",          "Hello"};
+    if (type < 0 || type > MSG_TYPE_MAX) {
+        return "unknown";
+    }
+    return names[type];
+}
+
+const char *env_strerror(env_err_t err)
+{
+    switch (err) {
+    case ENV_OK:
+        return "ok";
+    case ENV_E_TOO_LARGE:
+        return "message too large";
+    case ENV_E_MALFORMED:
+        return "malformed message";
+    case ENV_E_VERSION:
+        return "unsupported message version";
+    case ENV_E_UNKNOWN_SENDER:
+        return "sender is not a trusted peer";
+    case ENV_E_DECRYPT:
+        return "message does not decrypt (altered, or not for this node)";
+    case ENV_E_FORWARDED:
+        return "message signed by another node than its sender (forwarded)";
+    case ENV_E_BAD_SIGNATURE:
+        return "signature does not verify";
+    case ENV_E_WRONG_RECIPIENT:
+        return "message signed for another recipient";
+    case ENV_E_BAD_TYPE:
+        return "unknown message type";
+    case ENV_E_WEAK_KEY:
+        return "peer's encryption key is weak";
+    case ENV_E_NOMEM:
+        return "out of memory";
+    }
+    return "unknown error";
+}
+
+void envelope_message_clear(envelope_message_t *msg)
+{
+    assert(msg != NULL);
+    free(msg->body);
+    free(msg->evidence);
+    memset(msg, 0, sizeof *msg);
+}
+
+env_err_t envelope_peer_init(envelope_peer_t *peer, const identity_t *self, const peer_card_t *card)
+{
+    assert(peer != NULL && self != NULL && card != NULL);
+    memcpy(peer->sign_public, card->sign_public, sizeof peer->sign_public);
+    identity_key_id(card->sign_public, peer->key_id);
+    if (crypto_box_beforenm(peer->shared_key, card->box_public, self->box_secret) != 0) {
+        envelope_peer_wipe(peer);
+        return ENV_E_WEAK_KEY;
+    }
+    return ENV_OK;
+}
+
+void envelope_peer_wipe(envelope_peer_t *peer)
+{
+    assert(peer != NULL);
+    sodium_memzero(peer, sizeof *peer);
+}
+
+/* Ed25519 over DOMAIN || inner; verify == false signs into sig, true checks sig. */
+static int sign_or_verify(bool verify, const uint8_t *inner, size_t inner_len, const uint8_t *key,
+                          uint8_t sig[static crypto_sign_BYTES])
+{
+    size_t len = sizeof ENVELOPE_DOMAIN + inner_len;
+    uint8_t *buf = malloc(len);
+    if (buf == NULL) {
+        return -2;
+    }
+    memcpy(buf, ENVELOPE_DOMAIN, sizeof ENVELOPE_DOMAIN);
+    memcpy(buf + sizeof ENVELOPE_DOMAIN, inner, inner_len);
+    int rc = verify ? crypto_sign_verify_detached(sig, buf, len, key)
+                    : crypto_sign_detached(sig, NULL, buf, len, key);
+    free(buf);
+    return rc;
+}
+
+env_err_t envelope_sign(const identity_t *self,
+                        const uint8_t recipient_key_id[static IDENTITY_KEY_ID_BYTES],
+                        msg_type_t type, uint64_t sequence, const uint8_t *body, size_t body_len,
+                        uint8_t **signed_out, size_t *signed_len)
+{
+    assert(self != NULL && signed_out != NULL && signed_len != NULL);
+    assert(type >= MSG_TYPE_MIN && type <= MSG_TYPE_MAX);
+    assert(body != NULL || body_len == 0);
+    *signed_out = NULL;
+    *signed_len = 0;
+    if (body_len > CORRIDOR_BODY_BYTES_MAX) {
+        return ENV_E_TOO_LARGE;
+    }
+    Corridor__Inner inner = CORRIDOR__INNER__INIT;
+    inner.version = ENVELOPE_VERSION;
+    inner.author_key_id = (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)self->key_id};
+    inner.recipient_key_id =
+        (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)recipient_key_id};
+    inner.type = (Corridor__MessageType)type;
+    inner.sequence = sequence;
+    inner.body = (ProtobufCBinaryData){body_len, (uint8_t *)body};
+
+    env_err_t rc = ENV_E_NOMEM;
+    uint8_t sig[crypto_sign_BYTES];
+    size_t inner_len = corridor__inner__get_packed_size(&inner);
+    uint8_t *inner_buf = malloc(inner_len);
+    uint8_t *out = NULL;
+    if (inner_buf == NULL) {
+        goto cleanup;
+    }
+    size_t packed = corridor__inner__pack(&inner, inner_buf);
+    assert(packed == inner_len);
+    if (sign_or_verify(false, inner_buf, inner_len, self->sign_secret, sig) != 0) {
+        goto cleanup;
+    }
+    Corridor__SignedMessage sm = CORRIDOR__SIGNED_MESSAGE__INIT;
+    sm.inner = (ProtobufCBinaryData){inner_len, inner_buf};
+    sm.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    size_t out_len = corridor__signed_message__get_packed_size(&sm);
+    out = malloc(out_len);
+    if (out == NULL) {
+        goto cleanup;
+    }
+    packed = corridor__signed_message__pack(&sm, out);
+    assert(packed == out_len);
+    *signed_out = out;
+    *signed_len = out_len;
+    out = NULL;
+    rc = ENV_OK;
+
+cleanup:
+    free(inner_buf);
+    free(out);
+    return rc;
+}
+
+env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *peer,
+                              const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
+                              const uint8_t nonce[static ENVELOPE_NONCE_BYTES], uint8_t **wire_out,
+                              size_t *wire_len)
+{
+    assert(self != NULL && peer != NULL && signed_msg != NULL && wire_out != NULL &&
+           wire_len != NULL);
+    *wire_out = NULL;
+    *wire_len = 0;
+    if (signed_len > CORRIDOR_WIRE_BYTES_MAX - ENVELOPE_OVERHEAD_BYTES) {
+        return ENV_E_TOO_LARGE;
+    }
+    Corridor__Transit transit = CORRIDOR__TRANSIT__INIT;
+    transit.signed_message = (ProtobufCBinaryData){signed_len, (uint8_t *)signed_msg};
+    transit.possible_duplicate = possible_duplicate;
+
+    env_err_t rc = ENV_E_NOMEM;
+    size_t plain_len = corridor__transit__get_packed_size(&transit);
+    size_t cipher_len = plain_len + crypto_box_MACBYTES;
+    uint8_t *plain = malloc(plain_len);
+    uint8_t *cipher = malloc(cipher_len);
+    uint8_t *out = NULL;
+    if (plain == NULL || cipher == NULL) {
+        goto cleanup;
+    }
+    size_t packed = corridor__transit__pack(&transit, plain);
+    assert(packed == plain_len);
+    int boxed = crypto_box_easy_afternm(cipher, plain, plain_len, nonce, peer->shared_key);
+    assert(boxed == 0);
+    Corridor__Envelope env = CORRIDOR__ENVELOPE__INIT;
+    env.version = ENVELOPE_VERSION;
+    env.sender_key_id = (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)self->key_id};
+    env.nonce = (ProtobufCBinaryData){ENVELOPE_NONCE_BYTES, (uint8_t *)nonce};
+    env.ciphertext = (ProtobufCBinaryData){cipher_len, cipher};
+    size_t out_len = corridor__envelope__get_packed_size(&env);
+    out = malloc(out_len);
+    if (out == NULL) {
+        goto cleanup;
+    }
+    packed = corridor__envelope__pack(&env, out);
+    assert(packed == out_len && out_len <= CORRIDOR_WIRE_BYTES_MAX);
+    *wire_out = out;
+    *wire_len = out_len;
+    rc = ENV_OK;
+
+cleanup:
+    free(plain);
+    free(cipher);
+    return rc;
+}
+
+env_err_t envelope_wrap(const identity_t *self, const envelope_peer_t *peer,
+                        const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
+                        uint8_t **wire_out, size_t *wire_len)
+{
+    uint8_t nonce[ENVELOPE_NONCE_BYTES];
+    randombytes_buf(nonce, sizeof nonce);
+    return envelope_wrap_nonce(self, peer, signed_msg, signed_len, possible_duplicate, nonce,
+                               wire_out, wire_len);
+}
+
+env_err_t envelope_seal(const identity_t *self, const envelope_peer_t *peer, msg_type_t type,
+                        uint64_t sequence, const uint8_t *body, size_t body_len, uint8_t **wire_out,
+                        size_t *wire_len)
+{
+    uint8_t *signed_msg = NULL;
+    size_t signed_len = 0;
+    env_err_t rc =
+        envelope_sign(self, peer->key_id, type, sequence, body, body_len, &signed_msg, &signed_len);
+    if (rc == ENV_OK) {
+        rc = envelope_wrap(self, peer, signed_msg, signed_len, false, wire_out, wire_len);
+    }
+    free(signed_msg);
+    return rc;
+}
+
+static bool is_key_id(const ProtobufCBinaryData *b)
+{
+    return b->len == IDENTITY_KEY_ID_BYTES;
+}
+
+/* Decodes and verifies SignedMessage bytes. The inner author must be `author_key_id`, else
+ * `mismatch` is returned. Fills msg's type, sequence, key ids and body. */
+static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *sign_public,
+                               const uint8_t *author_key_id, env_err_t mismatch,
+                               envelope_message_t *msg)
+{
+    env_err_t rc = ENV_E_MALFORMED;
+    Corridor__Inner *inner = NULL;
+    Corridor__SignedMessage *sm = corridor__signed_message__unpack(NULL, len, bytes);
+    if (sm == NULL || sm->signature.len != crypto_sign_BYTES) {
+        goto cleanup;
+    }
+    inner = corridor__inner__unpack(NULL, sm->inner.len, sm->inner.data);
+    if (inner == NULL || !is_key_id(&inner->author_key_id) ||
+        !is_key_id(&inner->recipient_key_id)) {
+        goto cleanup;
+    }
+    if (sodium_memcmp(inner->author_key_id.data, author_key_id, IDENTITY_KEY_ID_BYTES) != 0) {
+        rc = mismatch;
+        goto cleanup;
+    }
+    int verified =
+        sign_or_verify(true, sm->inner.data, sm->inner.len, sign_public, sm->signature.data);
+    if (verified != 0) {
+        rc = verified == -2 ? ENV_E_NOMEM : ENV_E_BAD_SIGNATURE;
+        goto cleanup;
+    }
+    if (inner->version != ENVELOPE_VERSION) {
+        rc = ENV_E_VERSION;
+        goto cleanup;
+    }
+    if ((int)inner->type < MSG_TYPE_MIN || (int)inner->type > MSG_TYPE_MAX) {
+        rc = ENV_E_BAD_TYPE;
+        goto cleanup;
+    }
+    if (inner->body.len > CORRIDOR_BODY_BYTES_MAX) {
+        rc = ENV_E_TOO_LARGE;
+        goto cleanup;
+    }
+    msg->body = malloc(inner->body.len > 0 ? inner->body.len : 1);
+    if (msg->body == NULL) {
+        rc = ENV_E_NOMEM;
+        goto cleanup;
+    }
+    if (inner->body.len > 0) {
+        memcpy(msg->body, inner->body.data, inner->body.len);
+    }
+    msg->body_len = inner->body.len;
+    msg->type = (msg_type_t)inner->type;
+    msg->sequence = inner->sequence;
+    memcpy(msg->author_key_id, inner->author_key_id.data, IDENTITY_KEY_ID_BYTES);
+    memcpy(msg->recipient_key_id, inner->recipient_key_id.data, IDENTITY_KEY_ID_BYTES);
+    rc = ENV_OK;
+
+cleanup:
+    if (inner != NULL) {
+        corridor__inner__free_unpacked(inner, NULL);
+    }
+    if (sm != NULL) {
+        corridor__signed_message__free_unpacked(sm, NULL);
+    }
+    return rc;
+}
+
+static env_err_t keep_evidence(envelope_message_t *msg, const uint8_t *bytes, size_t len)
+{
+    msg->evidence = malloc(len > 0 ? len : 1);
+    if (msg->evidence == NULL) {
+        return ENV_E_NOMEM;
+    }
+    memcpy(msg->evidence, bytes, len);
+    msg->evidence_len = len;
+    return ENV_OK;
+}
+
+/* The trusted peer whose key id is `key_id`, or SIZE_MAX. */
+static size_t find_peer(const envelope_peer_t *peers, size_t count, const uint8_t *key_id)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (sodium_memcmp(peers[i].key_id, key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *self,
+                        const envelope_peer_t *peers, size_t peers_count, envelope_message_t *msg)
+{
+    assert(self != NULL && msg != NULL && (peers != NULL || peers_count == 0));
+    memset(msg, 0, sizeof *msg);
+    if (wire_len > CORRIDOR_WIRE_BYTES_MAX) {
+        return ENV_E_TOO_LARGE;
+    }
+    if (wire == NULL || wire_len == 0) {
+        return ENV_E_MALFORMED;
+    }
+    env_err_t rc = ENV_E_MALFORMED;
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    Corridor__Transit *transit = NULL;
+    Corridor__Envelope *env = corridor__envelope__unpack(NULL, wire_len, wire);
+    if (env == NULL) {
+        goto cleanup;
+    }
+    if (env->version != ENVELOPE_VERSION) {
+        rc = ENV_E_VERSION;
+        goto cleanup;
+    }
+    if (!is_key_id(&env->sender_key_id) || env->nonce.len != ENVELOPE_NONCE_BYTES ||
+        env->ciphertext.len < crypto_box_MACBYTES) {
+        goto cleanup;
+    }
+    size_t index = find_peer(peers, peers_count, env->sender_key_id.data);
+    if (index == SIZE_MAX) {
+        rc = ENV_E_UNKNOWN_SENDER;
+        goto cleanup;
+    }
+    const envelope_peer_t *peer = &peers[index];
+    plain_len = env->ciphertext.len - crypto_box_MACBYTES;
+    plain = malloc(plain_len > 0 ? plain_len : 1);
+    if (plain == NULL) {
+        rc = ENV_E_NOMEM;
+        goto cleanup;
+    }
+    if (crypto_box_open_easy_afternm(plain, env->ciphertext.data, env->ciphertext.len,
+                                     env->nonce.data, peer->shared_key) != 0) {
+        rc = ENV_E_DECRYPT;
+        goto cleanup;
+    }
+    transit = corridor__transit__unpack(NULL, plain_len, plain);
+    if (transit == NULL) {
+        goto cleanup;
+    }
+    rc = verify_signed(transit->signed_message.data, transit->signed_message.len, peer->sign_public,
+                       peer->key_id, ENV_E_FORWARDED, msg);
+    if (rc != ENV_OK) {
+        goto cleanup;
+    }
+    if (sodium_memcmp(msg->recipient_key_id, self->key_id, IDENTITY_KEY_ID_BYTES) != 0) {
+        rc = ENV_E_WRONG_RECIPIENT;
+        goto cleanup;
+    }
+    rc = keep_evidence(msg, transit->signed_message.data, transit->signed_message.len);
+    msg->peer_index = index;
+    msg->possible_duplicate = transit->possible_duplicate;
+
+cleanup:
+    if (rc != ENV_OK) {
+        envelope_message_clear(msg);
+    }
+    if (transit != NULL) {
+        corridor__transit__free_unpacked(transit, NULL);
+    }
+    if (plain != NULL) {
+        sodium_memzero(plain, plain_len);
+        free(plain);
+    }
+    if (env != NULL) {
+        corridor__envelope__free_unpacked(env, NULL);
+    }
+    return rc;
+}
+
+env_err_t evidence_verify(const uint8_t *evidence, size_t evidence_len,
+                          const uint8_t author_sign_public[static crypto_sign_PUBLICKEYBYTES],
+                          envelope_message_t *msg)
+{
+    assert(author_sign_public != NULL && msg != NULL);
+    memset(msg, 0, sizeof *msg);
+    if (evidence_len > CORRIDOR_WIRE_BYTES_MAX) {
+        return ENV_E_TOO_LARGE;
+    }
+    if (evidence == NULL || evidence_len == 0) {
+        return ENV_E_MALFORMED;
+    }
+    uint8_t author_key_id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(author_sign_public, author_key_id);
+    env_err_t rc = verify_signed(evidence, evidence_len, author_sign_public, author_key_id,
+                                 ENV_E_BAD_SIGNATURE, msg);
+    if (rc == ENV_OK) {
+        rc = keep_evidence(msg, evidence, evidence_len);
+    }
+    if (rc != ENV_OK) {
+        envelope_message_clear(msg);
+    } else {
+        msg->peer_index = SIZE_MAX;
+    }
+    return rc;
+}

@@ -1,0 +1,129 @@
+/*
+ * Sealed envelopes: how one node's message reaches one peer so that only that peer can read
+ * it and anyone can later prove who wrote it. Pure functions: no sockets, no files, no clock.
+ *
+ * Sealing is two steps, so that a retransmission re-uses the exact signed bytes:
+ *   envelope_sign  Inner{version, author key id, recipient key id, type, sequence, body}
+ *                  signed with Ed25519 over ENVELOPE_DOMAIN || inner  ->  SignedMessage
+ *   envelope_wrap  Transit{signed, possible_duplicate} boxed with the per-peer precomputed
+ *                  X25519 key and a random 24-byte nonce  ->  Envelope (the wire bytes)
+ * Opening checks, in order: size bound (before any allocation), outer version, sender key id
+ * among the trusted peers, the box (authenticated decryption), that the inner author is the
+ * sender (a message re-wrapped by a third node is refused), the signature, the recipient
+ * (this node), the inner version and the type. The SignedMessage bytes are kept as evidence:
+ * evidence_verify() checks them later with the author's public key alone.
+ */
+#ifndef CORRIDOR_ENVELOPE_H
+#define CORRIDOR_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+#include "identity.h"
+
+#define ENVELOPE_VERSION     1
+#define ENVELOPE_DOMAIN      "corridor.message.v1" /* signed with its NUL */
+#define ENVELOPE_NONCE_BYTES crypto_box_NONCEBYTES
+
+/* Message types, as in proto/corridor.proto's MessageType. */
+typedef enum {
+    MSG_SETTLEMENT = 1,
+    MSG_STATUS_REPORT = 2,
+    MSG_RETURN = 3,
+    MSG_STATEMENT_REQUEST = 4,
+    MSG_STATEMENT = 5,
+    MSG_ACK = 6,
+    MSG_HELLO = 7,
+} msg_type_t;
+
+#define MSG_TYPE_MIN MSG_SETTLEMENT
+#define MSG_TYPE_MAX MSG_HELLO
+
+/* The name of a message type ("Settlement", "Ack"...), or "unknown". */
+const char *msg_type_name(int type);
+
+/* A trusted peer as the envelope sees it: its public keys and the precomputed box key.
+ * The box key is secret: keep peers in sodium_malloc'd memory and envelope_peer_wipe them. */
+typedef struct {
+    uint8_t key_id[IDENTITY_KEY_ID_BYTES];           /* key id of sign_public */
+    uint8_t sign_public[crypto_sign_PUBLICKEYBYTES]; /* verifies what the peer signs */
+    uint8_t shared_key[crypto_box_BEFORENMBYTES];    /* crypto_box_beforenm(peer, self) */
+} envelope_peer_t;
+
+typedef enum {
+    ENV_OK = 0,
+    ENV_E_TOO_LARGE,       /* over CORRIDOR_WIRE_BYTES_MAX (or a body over the body limit) */
+    ENV_E_MALFORMED,       /* not a well-formed envelope, transit, signed or inner message */
+    ENV_E_VERSION,         /* an envelope or inner version this node does not speak */
+    ENV_E_UNKNOWN_SENDER,  /* the sender key id is not a trusted peer */
+    ENV_E_DECRYPT,         /* the box does not open: altered, or not encrypted to this node */
+    ENV_E_FORWARDED,       /* signed by another node than the one that sent it (re-wrapped) */
+    ENV_E_BAD_SIGNATURE,   /* the signature does not verify */
+    ENV_E_WRONG_RECIPIENT, /* signed for another node */
+    ENV_E_BAD_TYPE,        /* an unknown message type */
+    ENV_E_WEAK_KEY,        /* a peer's box key is a low-order point */
+    ENV_E_NOMEM,           /* out of memory */
+} env_err_t;
+
+const char *env_strerror(env_err_t err);
+
+/* A verified message. Owns body and evidence; release with envelope_message_clear. */
+typedef struct {
+    size_t peer_index;                               /* which trusted peer sent it */
+    msg_type_t type;                                 /* what body holds */
+    uint64_t sequence;                               /* per-direction sequence number */
+    bool possible_duplicate;                         /* marked as a retransmission */
+    uint8_t author_key_id[IDENTITY_KEY_ID_BYTES];    /* who signed it */
+    uint8_t recipient_key_id[IDENTITY_KEY_ID_BYTES]; /* for whom */
+    uint8_t *body;                                   /* the encoded business message */
+    size_t body_len;
+    uint8_t *evidence; /* the SignedMessage bytes */
+    size_t evidence_len;
+} envelope_message_t;
+
+void envelope_message_clear(envelope_message_t *msg);
+
+/* Prepares a trusted peer from its card and this node's keys. */
+env_err_t envelope_peer_init(envelope_peer_t *peer, const identity_t *self, const peer_card_t *card)
+    __attribute__((warn_unused_result));
+void envelope_peer_wipe(envelope_peer_t *peer);
+
+/* Signs a message for `recipient_key_id`. *signed_out is malloc'd (the caller frees it). */
+env_err_t envelope_sign(const identity_t *self,
+                        const uint8_t recipient_key_id[static IDENTITY_KEY_ID_BYTES],
+                        msg_type_t type, uint64_t sequence, const uint8_t *body, size_t body_len,
+                        uint8_t **signed_out, size_t *signed_len)
+    __attribute__((warn_unused_result));
+
+/* Encrypts signed bytes to a peer with a random nonce. *wire_out is malloc'd. */
+env_err_t envelope_wrap(const identity_t *self, const envelope_peer_t *peer,
+                        const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
+                        uint8_t **wire_out, size_t *wire_len) __attribute__((warn_unused_result));
+
+/* As envelope_wrap with a given nonce: for known-answer tests only. */
+env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *peer,
+                              const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
+                              const uint8_t nonce[static ENVELOPE_NONCE_BYTES], uint8_t **wire_out,
+                              size_t *wire_len) __attribute__((warn_unused_result));
+
+/* sign + wrap. */
+env_err_t envelope_seal(const identity_t *self, const envelope_peer_t *peer, msg_type_t type,
+                        uint64_t sequence, const uint8_t *body, size_t body_len, uint8_t **wire_out,
+                        size_t *wire_len) __attribute__((warn_unused_result));
+
+/* Opens wire bytes from one of `peers`. On success *msg owns its buffers; on error it is
+ * zeroed. Never asserts on anything in `wire`. */
+env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *self,
+                        const envelope_peer_t *peers, size_t peers_count, envelope_message_t *msg)
+    __attribute__((warn_unused_result));
+
+/* Verifies stored evidence (SignedMessage bytes) with the author's signing key alone. On
+ * success *msg holds the decoded fields (peer_index is SIZE_MAX, possible_duplicate false). */
+env_err_t evidence_verify(const uint8_t *evidence, size_t evidence_len,
+                          const uint8_t author_sign_public[static crypto_sign_PUBLICKEYBYTES],
+                          envelope_message_t *msg) __attribute__((warn_unused_result));
+
+#endif

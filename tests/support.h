@@ -1,0 +1,31 @@
+/*
+ * Helpers shared by the cmocka test programs: scratch directories and small file utilities.
+ * cmocka's headers need <stdarg.h>, <stddef.h>, <stdint.h> and <setjmp.h> first; this header
+ * includes them, so a test includes "support.h" and then <cmocka.h>.
+ */
+#ifndef CORRIDOR_TEST_SUPPORT_H
+#define CORRIDOR_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+/* Makes a fresh directory under $TMPDIR (or /tmp); the caller frees the path. */
+char *test_tmpdir(void);
+
+/* Removes a directory tree (bounded depth); ignores what is already gone. */
+void test_rmtree(const char *path);
+
+/* Writes `len` bytes to path with the given mode, replacing it. Asserts on failure. */
+void test_write_file(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Reads a whole file (at most 1 MiB) into a NUL-terminated malloc'd buffer; NULL if absent. */
+char *test_read_file(const char *path, size_t *len);
+
+/* Joins dir and name into a malloc'd path. */
+char *test_path(const char *dir, const char *name);
+
+#endif
