@@ -104,6 +104,29 @@ identity_t *identity_generate(void)
     return self;
 }
 
+identity_t *identity_from_secrets(const uint8_t sign_seed[static crypto_sign_SEEDBYTES],
+                                  const uint8_t box_secret[static crypto_box_SECRETKEYBYTES],
+                                  const char *curve_secret)
+{
+    assert(sign_seed != NULL && box_secret != NULL && curve_secret != NULL);
+    uint8_t raw[32];
+    if (strlen(curve_secret) != IDENTITY_CURVE_KEY_CHARS ||
+        zmq_z85_decode(raw, curve_secret) == NULL) {
+        return NULL;
+    }
+    sodium_memzero(raw, sizeof raw);
+    identity_t *self = identity_alloc();
+    if (self == NULL) {
+        return NULL;
+    }
+    memcpy(self->box_secret, box_secret, sizeof self->box_secret);
+    memcpy(self->curve_secret, curve_secret, IDENTITY_CURVE_KEY_CHARS + 1);
+    if (identity_derive(self, sign_seed) != ID_OK) {
+        identity_destroy(&self);
+    }
+    return self;
+}
+
 void identity_destroy(identity_t **self_p)
 {
     assert(self_p != NULL);
@@ -184,8 +207,39 @@ typedef struct {
     char text[KEY_FILE_BYTES_MAX + 1];
     char seed_hex[2 * crypto_sign_SEEDBYTES + 1];
     char box_hex[2 * crypto_box_SECRETKEYBYTES + 1];
+    char curve_secret[IDENTITY_CURVE_KEY_CHARS + 1];
     uint8_t seed[crypto_sign_SEEDBYTES];
+    uint8_t box_secret[crypto_box_SECRETKEYBYTES];
 } key_file_scratch_t;
+
+/* Parses the key file text in s->text into s's binary secrets. */
+static bool parse_key_file(key_file_scratch_t *s)
+{
+    char *cursor = s->text;
+    while (*cursor == '#') { /* leading comment lines */
+        char *nl = strchr(cursor, '\n');
+        if (nl == NULL) {
+            return false;
+        }
+        cursor = nl + 1;
+    }
+    size_t magic_len = strlen(KEY_FILE_MAGIC);
+    if (strncmp(cursor, KEY_FILE_MAGIC, magic_len) != 0 || cursor[magic_len] != '\n') {
+        return false;
+    }
+    cursor += magic_len + 1;
+    size_t seed_len = 0, box_len = 0;
+    return take_line(&cursor, "sign_seed", s->seed_hex, sizeof s->seed_hex - 1) &&
+           take_line(&cursor, "box_secret", s->box_hex, sizeof s->box_hex - 1) &&
+           take_line(&cursor, "curve_secret", s->curve_secret, IDENTITY_CURVE_KEY_CHARS) &&
+           *cursor == '\0' &&
+           sodium_hex2bin(s->seed, sizeof s->seed, s->seed_hex, strlen(s->seed_hex), NULL,
+                          &seed_len, NULL) == 0 &&
+           seed_len == sizeof s->seed &&
+           sodium_hex2bin(s->box_secret, sizeof s->box_secret, s->box_hex, strlen(s->box_hex), NULL,
+                          &box_len, NULL) == 0 &&
+           box_len == sizeof s->box_secret;
+}
 
 id_err_t identity_load(const char *path, identity_t **out)
 {
@@ -195,62 +249,20 @@ id_err_t identity_load(const char *path, identity_t **out)
     if (rc != ID_OK) {
         return rc;
     }
-    identity_t *self = identity_alloc();
     key_file_scratch_t *s = sodium_malloc(sizeof *s);
-    if (self == NULL || s == NULL) {
-        rc = ID_E_NOMEM;
-        goto cleanup;
+    if (s == NULL) {
+        return ID_E_NOMEM;
     }
     ssize_t n = fs_read_bounded(path, s->text, KEY_FILE_BYTES_MAX);
     if (n < 0) {
         rc = errno == EFBIG ? ID_E_FORMAT : ID_E_IO;
-        goto cleanup;
+    } else if (!parse_key_file(s)) {
+        rc = ID_E_FORMAT;
+    } else {
+        *out = identity_from_secrets(s->seed, s->box_secret, s->curve_secret);
+        rc = *out != NULL ? ID_OK : ID_E_FORMAT;
     }
-    rc = ID_E_FORMAT;
-    char *cursor = s->text;
-    while (*cursor == '#') { /* leading comment lines */
-        char *nl = strchr(cursor, '\n');
-        if (nl == NULL) {
-            goto cleanup;
-        }
-        cursor = nl + 1;
-    }
-    size_t magic_len = strlen(KEY_FILE_MAGIC);
-    if (strncmp(cursor, KEY_FILE_MAGIC, magic_len) != 0 || cursor[magic_len] != '\n') {
-        goto cleanup;
-    }
-    cursor += magic_len + 1;
-    if (!take_line(&cursor, "sign_seed", s->seed_hex, sizeof s->seed_hex - 1) ||
-        !take_line(&cursor, "box_secret", s->box_hex, sizeof s->box_hex - 1) ||
-        !take_line(&cursor, "curve_secret", self->curve_secret, IDENTITY_CURVE_KEY_CHARS) ||
-        *cursor != '\0') {
-        goto cleanup;
-    }
-    size_t bin_len = 0;
-    if (sodium_hex2bin(s->seed, sizeof s->seed, s->seed_hex, strlen(s->seed_hex), NULL, &bin_len,
-                       NULL) != 0 ||
-        bin_len != sizeof s->seed ||
-        sodium_hex2bin(self->box_secret, sizeof self->box_secret, s->box_hex, strlen(s->box_hex),
-                       NULL, &bin_len, NULL) != 0 ||
-        bin_len != sizeof self->box_secret) {
-        goto cleanup;
-    }
-    uint8_t curve_check[32];
-    if (zmq_z85_decode(curve_check, self->curve_secret) == NULL) {
-        goto cleanup;
-    }
-    sodium_memzero(curve_check, sizeof curve_check);
-    rc = identity_derive(self, s->seed);
-    if (rc == ID_OK) {
-        *out = self;
-        self = NULL;
-    }
-
-cleanup:
-    if (s != NULL) {
-        sodium_free(s);
-    }
-    identity_destroy(&self);
+    sodium_free(s);
     return rc;
 }
 

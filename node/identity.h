@@ -63,6 +63,12 @@ const char *id_strerror(id_err_t err);
 /* Generates fresh keys. Returns NULL when out of (secure) memory or libsodium fails. */
 identity_t *identity_generate(void);
 
+/* Builds an identity from given secrets (Ed25519 seed, X25519 secret, CURVE secret in Z85):
+ * for known-answer tests and fuzzing. NULL if out of memory or a secret is malformed. */
+identity_t *identity_from_secrets(const uint8_t sign_seed[static crypto_sign_SEEDBYTES],
+                                  const uint8_t box_secret[static crypto_box_SECRETKEYBYTES],
+                                  const char *curve_secret);
+
 /* Frees (and wipes) an identity; sets *self_p to NULL; safe on NULL and twice. */
 void identity_destroy(identity_t **self_p);
 
