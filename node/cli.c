@@ -20,9 +20,12 @@
 
 #include <jansson.h>
 
+#include "audit.h"
 #include "config.h"
+#include "fsutil.h"
 #include "home.h"
 #include "identity.h"
+#include "ledger.h"
 #include "validate.h"
 
 #define DEFAULT_CURRENCIES "RUB,IRR"
@@ -214,10 +217,22 @@ static int cmd_init(int argc, char **argv)
         rc = EXIT_INTERNAL;
         goto cleanup;
     }
+    char ledger_path[CORRIDOR_PATH_LEN_MAX];
+    ledger_t *ledger = NULL;
+    if (fs_join(ledger_path, sizeof ledger_path, home.dir, LEDGER_FILE) != 0 ||
+        ledger_open(ledger_path, config->name, LEDGER_READ_WRITE, NULL, &ledger, err, sizeof err) !=
+            LEDGER_OK) {
+        complain("cannot create the ledger in %s: %s", home.dir, err);
+        unlink(home.key_path);
+        rc = EXIT_INTERNAL;
+        goto cleanup;
+    }
+    ledger_close(&ledger);
     /* The config is written last: a home with a config is a complete home. */
     if (config_save(config, home.config_path) != 0) {
         complain("cannot write %s: %s", home.config_path, strerror(errno));
         unlink(home.key_path);
+        unlink(ledger_path);
         rc = EXIT_INTERNAL;
         goto cleanup;
     }
@@ -441,6 +456,285 @@ cleanup:
     return rc;
 }
 
+/* ---- corridor ledger ------------------------------------------------------------------ */
+
+#define LEDGER_USAGE "corridor ledger --home DIR [--json]"
+
+/* Opens the home's ledger read-only (the node may be running). */
+static int open_ledger_ro(const home_t *home, const config_t *config, ledger_t **ledger)
+{
+    char path[CORRIDOR_PATH_LEN_MAX], err[512];
+    if (fs_join(path, sizeof path, home->dir, LEDGER_FILE) != 0) {
+        complain("home path is too long");
+        return EXIT_USAGE;
+    }
+    if (ledger_open(path, config->name, LEDGER_READ_ONLY, NULL, ledger, err, sizeof err) !=
+        LEDGER_OK) {
+        complain("%s: %s", path, err);
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+static uint8_t currency_exponent(const char *code)
+{
+    const currency_t *c = currency_find(code);
+    return c != NULL ? c->exponent : 0;
+}
+
+static void print_position_json(const ledger_position_t *p, void *arg)
+{
+    json_t *list = arg;
+    json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I}", "peer", p->peer, "currency",
+                                          p->currency, "net_minor", (json_int_t)p->net_minor,
+                                          "pending_minor", (json_int_t)p->pending_minor));
+}
+
+static void print_position_text(const ledger_position_t *p, void *arg)
+{
+    (void)arg;
+    char net[32], pending[32];
+    uint8_t exp = currency_exponent(p->currency);
+    amount_format(p->net_minor, exp, net, sizeof net);
+    amount_format(p->pending_minor, exp, pending, sizeof pending);
+    printf("  %-11s %-4s %22s %22s\n", p->peer, p->currency, net, pending);
+}
+
+/* Streams one settlement as a JSON array element (the list may hold millions). */
+static void print_settlement_json(const settlement_t *s, const ledger_outcome_t *o, void *arg)
+{
+    bool *first = arg;
+    json_t *item =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "uetr", s->uetr, "peer", s->peer,
+                  "direction", direction_name(s->direction), "currency", s->currency,
+                  "amount_minor", (json_int_t)s->amount_minor, "status", status_name(o->status),
+                  "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
+    if (item == NULL) {
+        return;
+    }
+    fputs(*first ? "\n    " : ",\n    ", stdout);
+    *first = false;
+    json_dumpf(item, stdout, JSON_COMPACT);
+    json_decref(item);
+}
+
+static int ledger_json(ledger_t *ledger, const char *node)
+{
+    uint8_t head[LEDGER_HASH_BYTES];
+    char head_hex[2 * LEDGER_HASH_BYTES + 1];
+    uint64_t rows = 0;
+    ledger_counts_t counts;
+    json_t *positions = json_array();
+    if (positions == NULL || ledger_head(ledger, head, &rows) != LEDGER_OK ||
+        ledger_positions(ledger, print_position_json, positions) != LEDGER_OK ||
+        ledger_counts(ledger, &counts) != LEDGER_OK) {
+        json_decref(positions);
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
+    json_t *top =
+        json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}}", "node", node, "head", head_hex,
+                  "journal_rows", (json_int_t)rows, "positions", positions, "counts", "pending",
+                  (json_int_t)counts.pending, "settled", (json_int_t)counts.settled, "rejected",
+                  (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned);
+    char *text = top != NULL ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(top);
+    if (text == NULL) {
+        complain("out of memory");
+        return EXIT_INTERNAL;
+    }
+    /* the object without its closing brace, then the settlements streamed */
+    char *close = strrchr(text, '}');
+    assert(close != NULL);
+    while (close > text && (close[-1] == '\n' || close[-1] == ' ')) {
+        close--;
+    }
+    *close = '\0';
+    fputs(text, stdout);
+    free(text);
+    fputs(",\n  \"settlements\": [", stdout);
+    bool first = true;
+    ledger_err_t rc = ledger_settlements(ledger, print_settlement_json, &first);
+    fputs(first ? "]\n}\n" : "\n  ]\n}\n", stdout);
+    if (rc != LEDGER_OK) {
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+static int ledger_text(ledger_t *ledger, const char *node)
+{
+    uint8_t head[LEDGER_HASH_BYTES];
+    char head_hex[2 * LEDGER_HASH_BYTES + 1];
+    uint64_t rows = 0;
+    ledger_counts_t counts;
+    if (ledger_head(ledger, head, &rows) != LEDGER_OK ||
+        ledger_counts(ledger, &counts) != LEDGER_OK) {
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
+    printf("node %s: %llu journal rows, head %.16s...\n", node, (unsigned long long)rows, head_hex);
+    printf("settlements: %llu pending, %llu settled, %llu rejected, %llu returned\n",
+           (unsigned long long)counts.pending, (unsigned long long)counts.settled,
+           (unsigned long long)counts.rejected, (unsigned long long)counts.returned);
+    printf("positions (net: what the peer owes us; pending: change once settled)\n"
+           "  %-11s %-4s %22s %22s\n",
+           "peer", "ccy", "net", "pending");
+    if (ledger_positions(ledger, print_position_text, NULL) != LEDGER_OK) {
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_ledger(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL;
+    bool json = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nPositions, counts and (with --json) every settlement; works with "
+                   "the node running or stopped.\n",
+                   LEDGER_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, LEDGER_USAGE);
+        }
+    }
+    int rc = no_positional(argc, argv, LEDGER_USAGE);
+    home_t home;
+    config_t *config = NULL;
+    ledger_t *ledger = NULL;
+    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+        (rc = load_config(&home, &config)) != EXIT_OK ||
+        (rc = open_ledger_ro(&home, config, &ledger)) != EXIT_OK) {
+        goto cleanup;
+    }
+    rc = json ? ledger_json(ledger, config->name) : ledger_text(ledger, config->name);
+
+cleanup:
+    ledger_close(&ledger);
+    config_destroy(&config);
+    return rc;
+}
+
+/* ---- corridor audit ------------------------------------------------------------------- */
+
+#define AUDIT_USAGE     "corridor audit --home DIR [--home DIR2 ...] [--json]"
+#define AUDIT_HOMES_MAX 64
+
+static int print_audit(const audit_report_t *r, size_t homes, bool json)
+{
+    bool ok = r->violations_count == 0 && r->violations_dropped == 0;
+    if (json) {
+        json_t *list = json_array();
+        for (size_t i = 0; list != NULL && i < r->violations_count; i++) {
+            const audit_violation_t *v = &r->violations[i];
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "home", v->home, "kind",
+                                                  v->kind, "detail", v->detail));
+        }
+        json_t *doc = json_pack("{s:b, s:I, s:I, s:o}", "ok", ok, "entries_checked",
+                                (json_int_t)r->entries_checked, "violations_total",
+                                (json_int_t)(r->violations_count + r->violations_dropped),
+                                "violations", list);
+        if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
+            json_decref(doc);
+            complain("cannot write JSON");
+            return EXIT_INTERNAL;
+        }
+        putchar('\n');
+        json_decref(doc);
+    } else {
+        for (size_t i = 0; i < r->violations_count; i++) {
+            const audit_violation_t *v = &r->violations[i];
+            printf("VIOLATION %-10s %s: %s\n", v->kind, v->home, v->detail);
+        }
+        printf("audit of %zu home%s: %llu entries checked, %s\n", homes, homes == 1 ? "" : "s",
+               (unsigned long long)r->entries_checked, ok ? "clean" : "VIOLATIONS FOUND");
+        if (r->violations_dropped > 0) {
+            printf("(%zu more violations not listed)\n", r->violations_dropped);
+        }
+    }
+    return ok ? EXIT_OK : EXIT_NEGATIVE;
+}
+
+static int cmd_audit(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *homes[AUDIT_HOMES_MAX];
+    size_t homes_count = 0;
+    bool json = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            if (homes_count == AUDIT_HOMES_MAX) {
+                complain("at most %d homes", AUDIT_HOMES_MAX);
+                return EXIT_USAGE;
+            }
+            homes[homes_count++] = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nChecks I1, I3, I4, I5 and cached balances on each home and I2 "
+                   "between every pair; read-only.\nExit 0 clean, 1 violations.\n",
+                   AUDIT_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, AUDIT_USAGE);
+        }
+    }
+    int rc = no_positional(argc, argv, AUDIT_USAGE);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    if (homes_count == 0) {
+        home_t home;
+        if ((rc = resolve_home(&home, NULL)) != EXIT_OK) {
+            return rc;
+        }
+        static char default_home[CORRIDOR_PATH_LEN_MAX];
+        snprintf(default_home, sizeof default_home, "%s", home.dir);
+        homes[homes_count++] = default_home;
+    }
+    for (size_t i = 0; i < homes_count; i++) {
+        home_t home;
+        if ((rc = resolve_home(&home, homes[i])) != EXIT_OK) {
+            return rc;
+        }
+        if (access(home.config_path, F_OK) != 0) {
+            complain("no Corridor home at %s (no %s)", homes[i], CONFIG_FILE);
+            return EXIT_USAGE;
+        }
+    }
+    audit_report_t report;
+    audit_report_init(&report);
+    (void)audit_homes(homes, homes_count, &report);
+    rc = print_audit(&report, homes_count, json);
+    audit_report_free(&report);
+    return rc;
+}
+
 static int cmd_peer(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "add") == 0) {
@@ -464,6 +758,8 @@ static const command_t commands[] = {
     {"init", "corridor init", cmd_init, "create a node's home, keys and config; print its card"},
     {"card", "corridor card", cmd_card, "print this node's peer card"},
     {"peer", "corridor peer", cmd_peer, "peer add CARD [--limit CCY=AMOUNT]: trust a peer"},
+    {"ledger", "corridor ledger", cmd_ledger, "positions, counts and settlements (--json)"},
+    {"audit", "corridor audit", cmd_audit, "offline checks of one or more homes' books"},
 };
 
 static void print_help(void)

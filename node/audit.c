@@ -1,0 +1,638 @@
+/*
+ * The offline audit; see audit.h for what it checks.
+ *
+ * One pass over the journal in order checks the chain, the evidence of each row and
+ * accumulates each row's effect on the accounts; set-level checks (duplicates, caches,
+ * content) are SQL queries over the read-only ledger. A violation names the row (journal
+ * sequence) and the UETR it concerns. After a broken link the chain check continues from the
+ * stored hash, so one edited row is reported once, not with every row after it.
+ */
+#include "audit.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "config.h"
+#include "corridor.pb-c.h"
+#include "envelope.h"
+#include "fsutil.h"
+#include "home.h"
+#include "identity.h"
+#include "ledger.h"
+
+#define AUDIT_HOMES_MAX 64
+
+/* One home being audited. */
+typedef struct {
+    const char *dir;      /* as given */
+    config_t *config;     /* its config */
+    identity_t *identity; /* its keys, when the key file is readable (own evidence) */
+    ledger_t *ledger;     /* read-only */
+} audited_home_t;
+
+/* Running balance of one (peer, currency) recomputed from the journal. */
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    ledger_effect_t sum;
+} replayed_t;
+
+typedef struct {
+    replayed_t *items;
+    size_t count, capacity;
+} replay_t;
+
+void audit_report_init(audit_report_t *r)
+{
+    memset(r, 0, sizeof *r);
+}
+
+void audit_report_free(audit_report_t *r)
+{
+    free(r->violations);
+    memset(r, 0, sizeof *r);
+}
+
+static void violation(audit_report_t *r, const char *home, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void violation(audit_report_t *r, const char *home, const char *kind, const char *fmt, ...)
+{
+    if (r->violations_count >= AUDIT_VIOLATIONS_MAX) {
+        r->violations_dropped++;
+        return;
+    }
+    if (r->violations_count == r->violations_capacity) {
+        size_t cap = r->violations_capacity ? 2 * r->violations_capacity : 16;
+        audit_violation_t *v = realloc(r->violations, cap * sizeof *v);
+        if (v == NULL) {
+            r->violations_dropped++;
+            return;
+        }
+        r->violations = v;
+        r->violations_capacity = cap;
+    }
+    audit_violation_t *v = &r->violations[r->violations_count++];
+    snprintf(v->home, sizeof v->home, "%s", home);
+    snprintf(v->kind, sizeof v->kind, "%s", kind);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->detail, sizeof v->detail, fmt, ap);
+    va_end(ap);
+}
+
+static replayed_t *replay_slot(replay_t *rp, const char *peer, const char *currency)
+{
+    for (size_t i = 0; i < rp->count; i++) {
+        if (strcmp(rp->items[i].peer, peer) == 0 && strcmp(rp->items[i].currency, currency) == 0) {
+            return &rp->items[i];
+        }
+    }
+    if (rp->count == rp->capacity) {
+        size_t cap = rp->capacity ? 2 * rp->capacity : 16;
+        replayed_t *items = realloc(rp->items, cap * sizeof *items);
+        if (items == NULL) {
+            return NULL;
+        }
+        rp->items = items;
+        rp->capacity = cap;
+    }
+    replayed_t *slot = &rp->items[rp->count++];
+    memset(slot, 0, sizeof *slot);
+    snprintf(slot->peer, sizeof slot->peer, "%s", peer);
+    snprintf(slot->currency, sizeof slot->currency, "%s", currency);
+    return slot;
+}
+
+static const char *column_text(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+    return t != NULL ? (const char *)t : "";
+}
+
+/* ---- evidence (I4) ------------------------------------------------------------------------ */
+
+/* A journal row as read for the audit. */
+typedef struct {
+    int64_t seq;
+    entry_kind_t kind;
+    const char *peer, *uetr, *currency, *reason;
+    int64_t amount_minor;
+    const uint8_t *evidence;
+    size_t evidence_len;
+    direction_t original; /* direction of the settlement the row belongs to */
+} audit_row_t;
+
+static msg_type_t expected_type(entry_kind_t kind)
+{
+    switch (kind) {
+    case ENTRY_OUT_POSTED:
+    case ENTRY_OUT_VOIDED:
+        return MSG_STATUS_REPORT;
+    case ENTRY_RETURNED:
+        return MSG_RETURN;
+    default:
+        return MSG_SETTLEMENT;
+    }
+}
+
+/* Whether this node wrote the row's evidence itself (else the peer did). */
+static bool own_evidence(const audit_row_t *row)
+{
+    return row->kind == ENTRY_OUT_PENDING ||
+           (row->kind == ENTRY_RETURNED && row->original == DIRECTION_IN);
+}
+
+/* Checks that the decoded body says what the row says; returns NULL or what differs. */
+static const char *body_matches(const audit_row_t *row, const envelope_message_t *msg)
+{
+    const char *problem = NULL;
+    switch (msg->type) {
+    case MSG_SETTLEMENT: {
+        Corridor__Settlement *s = corridor__settlement__unpack(NULL, msg->body_len, msg->body);
+        if (s == NULL) {
+            return "evidence body is not a Settlement";
+        }
+        if (strcmp(s->uetr, row->uetr) != 0) {
+            problem = "evidence is for another UETR";
+        } else if (row->kind != ENTRY_IN_REFUSED &&
+                   (s->amount_minor != row->amount_minor || strcmp(s->currency, row->currency))) {
+            problem = "evidence amount or currency differs from the entry";
+        }
+        corridor__settlement__free_unpacked(s, NULL);
+        return problem;
+    }
+    case MSG_STATUS_REPORT: {
+        Corridor__StatusReport *s = corridor__status_report__unpack(NULL, msg->body_len, msg->body);
+        if (s == NULL) {
+            return "evidence body is not a StatusReport";
+        }
+        bool settled = row->kind == ENTRY_OUT_POSTED;
+        if (strcmp(s->uetr, row->uetr) != 0) {
+            problem = "evidence is for another UETR";
+        } else if (strcmp(s->status, settled ? "ACSC" : "RJCT") != 0 ||
+                   (!settled && strcmp(s->reason, row->reason) != 0)) {
+            problem = "evidence status or reason differs from the entry";
+        }
+        corridor__status_report__free_unpacked(s, NULL);
+        return problem;
+    }
+    case MSG_RETURN: {
+        Corridor__Return *s = corridor__return__unpack(NULL, msg->body_len, msg->body);
+        if (s == NULL) {
+            return "evidence body is not a Return";
+        }
+        if (strcmp(s->original_uetr, row->uetr) != 0) {
+            problem = "evidence is for another UETR";
+        } else if (strcmp(s->reason, row->reason) != 0) {
+            problem = "evidence reason differs from the entry";
+        }
+        corridor__return__free_unpacked(s, NULL);
+        return problem;
+    }
+    default:
+        return "evidence is not a business message";
+    }
+}
+
+static void check_evidence(audit_report_t *r, const audited_home_t *h, const audit_row_t *row)
+{
+    const config_peer_t *peer = config_find_peer_const(h->config, row->peer);
+    if (peer == NULL) {
+        violation(r, h->dir, "evidence", "row %lld (UETR %s): peer %s is not in the config",
+                  (long long)row->seq, row->uetr, row->peer);
+        return;
+    }
+    bool own = own_evidence(row);
+    if (own && h->identity == NULL) {
+        return; /* no key file here (an audited copy): own signatures cannot be checked */
+    }
+    const uint8_t *author = own ? h->identity->sign_public : peer->card.sign_public;
+    envelope_message_t msg;
+    env_err_t rc = evidence_verify(row->evidence, row->evidence_len, author, &msg);
+    if (rc != ENV_OK) {
+        violation(r, h->dir, "evidence", "row %lld (UETR %s): %s with %s's key",
+                  (long long)row->seq, row->uetr, env_strerror(rc), own ? "this node" : row->peer);
+        return;
+    }
+    uint8_t recipient[IDENTITY_KEY_ID_BYTES];
+    bool recipient_known = true;
+    if (own) {
+        identity_key_id(peer->card.sign_public, recipient);
+    } else if (h->identity != NULL) {
+        memcpy(recipient, h->identity->key_id, sizeof recipient);
+    } else {
+        recipient_known = false;
+    }
+    const char *problem = NULL;
+    if (recipient_known &&
+        sodium_memcmp(msg.recipient_key_id, recipient, IDENTITY_KEY_ID_BYTES) != 0) {
+        problem = "evidence was signed for another recipient";
+    } else if (msg.type != expected_type(row->kind)) {
+        problem = "evidence is a message of the wrong type";
+    } else {
+        problem = body_matches(row, &msg);
+    }
+    if (problem != NULL) {
+        violation(r, h->dir, "evidence", "row %lld (UETR %s): %s", (long long)row->seq, row->uetr,
+                  problem);
+    }
+    envelope_message_clear(&msg);
+}
+
+/* ---- the journal pass: chain (I5), evidence (I4), replayed balances -------------------- */
+
+static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp)
+{
+    sqlite3 *db = ledger_db(h->ledger);
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor,"
+                      " j.reason, j.content_hash, j.evidence, j.created_ms, j.hash, s.direction"
+                      " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
+                      " ORDER BY j.seq";
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        violation(r, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    uint8_t prev[LEDGER_HASH_BYTES] = {0};
+    int64_t expected_seq = 1;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        audit_row_t row = {
+            .seq = sqlite3_column_int64(stmt, 0),
+            .kind = (entry_kind_t)sqlite3_column_int(stmt, 1),
+            .peer = column_text(stmt, 2),
+            .uetr = column_text(stmt, 3),
+            .currency = column_text(stmt, 4),
+            .amount_minor = sqlite3_column_int64(stmt, 5),
+            .reason = column_text(stmt, 6),
+            .evidence = sqlite3_column_blob(stmt, 8),
+            .evidence_len = (size_t)sqlite3_column_bytes(stmt, 8),
+            .original = sqlite3_column_int(stmt, 11) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        };
+        r->entries_checked++;
+        if (row.seq != expected_seq) {
+            violation(r, h->dir, "chain", "row %lld follows row %lld: rows missing or reordered",
+                      (long long)row.seq, (long long)(expected_seq - 1));
+        }
+        expected_seq = row.seq + 1;
+        uint8_t content_hash[SETTLEMENT_HASH_BYTES] = {0};
+        if (sqlite3_column_bytes(stmt, 7) == SETTLEMENT_HASH_BYTES) {
+            memcpy(content_hash, sqlite3_column_blob(stmt, 7), SETTLEMENT_HASH_BYTES);
+        }
+        ledger_row_t hashed = {
+            .seq = row.seq,
+            .kind = row.kind,
+            .peer = row.peer,
+            .uetr = row.uetr,
+            .currency = row.currency,
+            .amount_minor = row.amount_minor,
+            .reason = row.reason,
+            .content_hash = content_hash,
+            .evidence = row.evidence,
+            .evidence_len = row.evidence_len,
+            .created_unix_ms = sqlite3_column_int64(stmt, 9),
+        };
+        uint8_t computed[LEDGER_HASH_BYTES];
+        ledger_row_hash(prev, &hashed, computed);
+        const void *stored = sqlite3_column_blob(stmt, 10);
+        bool stored_ok = sqlite3_column_bytes(stmt, 10) == LEDGER_HASH_BYTES;
+        if (!stored_ok || memcmp(computed, stored, LEDGER_HASH_BYTES) != 0) {
+            violation(r, h->dir, "chain",
+                      "row %lld (UETR %s): hash does not match the row and its predecessor "
+                      "(edited, deleted or moved)",
+                      (long long)row.seq, row.uetr);
+        }
+        memcpy(prev, stored_ok ? stored : computed, LEDGER_HASH_BYTES);
+        if (row.kind < ENTRY_OUT_PENDING || row.kind > ENTRY_RETURNED) {
+            violation(r, h->dir, "chain", "row %lld: unknown entry kind %d", (long long)row.seq,
+                      (int)row.kind);
+            continue;
+        }
+        if (sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
+            violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
+                      (long long)row.seq, row.uetr);
+        }
+        check_evidence(r, h, &row);
+        ledger_effect_t e = ledger_row_effect(row.kind, row.original, row.amount_minor);
+        if (e.debits_pending || e.credits_pending || e.debits_posted || e.credits_posted) {
+            replayed_t *slot = replay_slot(rp, row.peer, row.currency);
+            if (slot == NULL) {
+                violation(r, h->dir, "unreadable", "out of memory");
+                break;
+            }
+            slot->sum.debits_pending += e.debits_pending;
+            slot->sum.credits_pending += e.credits_pending;
+            slot->sum.debits_posted += e.debits_posted;
+            slot->sum.credits_posted += e.credits_posted;
+        }
+    }
+    int rc = step == SQLITE_DONE ? 0 : -1;
+    if (rc != 0) {
+        violation(r, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* ---- set-level checks -------------------------------------------------------------------- */
+
+/* Runs a query whose every row is one violation; the row's columns are formatted by fmt_row. */
+typedef void (*row_reporter_t)(audit_report_t *r, const char *home, sqlite3_stmt *stmt);
+
+static void query_violations(audit_report_t *r, const audited_home_t *h, const char *sql,
+                             row_reporter_t report)
+{
+    sqlite3 *db = ledger_db(h->ledger);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        violation(r, h->dir, "unreadable", "%s", sqlite3_errmsg(db));
+        return;
+    }
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        report(r, h->dir, stmt);
+    }
+    if (step != SQLITE_DONE) {
+        violation(r, h->dir, "unreadable", "%s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(stmt);
+}
+
+static void report_duplicate(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+{
+    violation(r, home, "duplicate", "UETR %s with %s is created %d times (I3)",
+              column_text(stmt, 1), column_text(stmt, 0), sqlite3_column_int(stmt, 2));
+}
+
+static void report_status(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+{
+    violation(r, home, "cache", "UETR %s with %s: status %d/%s, but its journal says %d/%s",
+              column_text(stmt, 1), column_text(stmt, 0), sqlite3_column_int(stmt, 2),
+              column_text(stmt, 3), sqlite3_column_int(stmt, 4), column_text(stmt, 5));
+}
+
+static void report_orphan(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+{
+    violation(r, home, "cache", "UETR %s with %s has no journal rows", column_text(stmt, 1),
+              column_text(stmt, 0));
+}
+
+static void report_content(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+{
+    violation(r, home, "content",
+              "row %lld (UETR %s): amount, currency or content differs from its settlement",
+              (long long)sqlite3_column_int64(stmt, 0), column_text(stmt, 1));
+}
+
+/* Status as the last journal row of a settlement implies it. */
+#define STATUS_OF_KIND                                                                             \
+    "CASE j.kind WHEN 1 THEN 0 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 1 WHEN 5 THEN 2"            \
+    " WHEN 6 THEN 3 ELSE -1 END"
+
+static void set_checks(audit_report_t *r, const audited_home_t *h)
+{
+    query_violations(r, h,
+                     "SELECT peer, uetr, count(*) FROM journal WHERE kind IN (1, 4, 5)"
+                     " GROUP BY peer, uetr HAVING count(*) > 1",
+                     report_duplicate);
+    query_violations(r, h,
+                     "SELECT s.peer, s.uetr, s.status, s.reason, " STATUS_OF_KIND ", j.reason"
+                     " FROM settlements s JOIN journal j ON j.seq ="
+                     " (SELECT max(seq) FROM journal WHERE settlement_id = s.id)"
+                     " WHERE s.status != " STATUS_OF_KIND " OR s.reason != j.reason",
+                     report_status);
+    query_violations(r, h,
+                     "SELECT s.peer, s.uetr FROM settlements s WHERE NOT EXISTS"
+                     " (SELECT 1 FROM journal WHERE settlement_id = s.id)",
+                     report_orphan);
+    query_violations(r, h,
+                     "SELECT j.seq, j.uetr FROM journal j JOIN settlements s"
+                     " ON s.id = j.settlement_id WHERE j.content_hash != s.content_hash"
+                     " OR j.amount_minor != s.amount_minor OR j.currency != s.currency"
+                     " OR j.uetr != s.uetr OR j.peer != s.peer",
+                     report_content);
+}
+
+/* Each settlement's stored content hash against its fields. */
+static void content_hashes(audit_report_t *r, const audited_home_t *h)
+{
+    sqlite3 *db = ledger_db(h->ledger);
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
+                      " end_to_end_id, debtor_name, debtor_account, creditor_name,"
+                      " creditor_account, remittance FROM settlements";
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        violation(r, h->dir, "unreadable", "settlements: %s", sqlite3_errmsg(db));
+        return;
+    }
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        settlement_t s;
+        memset(&s, 0, sizeof s);
+        snprintf(s.peer, sizeof s.peer, "%s", column_text(stmt, 0));
+        snprintf(s.uetr, sizeof s.uetr, "%s", column_text(stmt, 1));
+        s.direction = sqlite3_column_int(stmt, 2) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
+        s.amount_minor = sqlite3_column_int64(stmt, 3);
+        snprintf(s.currency, sizeof s.currency, "%s", column_text(stmt, 4));
+        snprintf(s.end_to_end_id, sizeof s.end_to_end_id, "%s", column_text(stmt, 6));
+        snprintf(s.debtor_name, sizeof s.debtor_name, "%s", column_text(stmt, 7));
+        snprintf(s.debtor_account, sizeof s.debtor_account, "%s", column_text(stmt, 8));
+        snprintf(s.creditor_name, sizeof s.creditor_name, "%s", column_text(stmt, 9));
+        snprintf(s.creditor_account, sizeof s.creditor_account, "%s", column_text(stmt, 10));
+        snprintf(s.remittance, sizeof s.remittance, "%s", column_text(stmt, 11));
+        uint8_t hash[SETTLEMENT_HASH_BYTES];
+        settlement_content_hash(&s, hash);
+        if (sqlite3_column_bytes(stmt, 5) != SETTLEMENT_HASH_BYTES ||
+            memcmp(hash, sqlite3_column_blob(stmt, 5), SETTLEMENT_HASH_BYTES) != 0) {
+            violation(r, h->dir, "content", "UETR %s with %s: fields do not match their hash",
+                      s.uetr, s.peer);
+        }
+    }
+    sqlite3_finalize(stmt);
+}
+
+/* Cached balances against the replay, and I1 per currency over the cache. */
+static void balances(audit_report_t *r, const audited_home_t *h, const replay_t *rp)
+{
+    sqlite3 *db = ledger_db(h->ledger);
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = "SELECT kind, peer, currency, debits_pending, credits_pending,"
+                      " debits_posted, credits_posted FROM accounts ORDER BY currency";
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        violation(r, h->dir, "unreadable", "accounts: %s", sqlite3_errmsg(db));
+        return;
+    }
+    replay_t totals = {0}; /* per currency: sum over every account (peer "" ) */
+    size_t peer_accounts_seen = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        bool is_peer = strcmp(column_text(stmt, 0), "peer") == 0;
+        const char *peer = column_text(stmt, 1);
+        const char *ccy = column_text(stmt, 2);
+        ledger_effect_t cached = {sqlite3_column_int64(stmt, 3), sqlite3_column_int64(stmt, 4),
+                                  sqlite3_column_int64(stmt, 5), sqlite3_column_int64(stmt, 6)};
+        replayed_t *total = replay_slot(&totals, "", ccy);
+        if (total == NULL) {
+            break;
+        }
+        total->sum.debits_pending += cached.debits_pending - cached.credits_pending;
+        total->sum.debits_posted += cached.debits_posted - cached.credits_posted;
+        if (!is_peer) {
+            continue;
+        }
+        peer_accounts_seen++;
+        ledger_effect_t want = {0, 0, 0, 0};
+        for (size_t i = 0; i < rp->count; i++) {
+            if (strcmp(rp->items[i].peer, peer) == 0 && strcmp(rp->items[i].currency, ccy) == 0) {
+                want = rp->items[i].sum;
+            }
+        }
+        if (memcmp(&want, &cached, sizeof want) != 0) {
+            violation(r, h->dir, "balance",
+                      "account %s %s: cached net %lld, journal gives %lld (pending %lld vs %lld)",
+                      peer, ccy, (long long)(cached.debits_posted - cached.credits_posted),
+                      (long long)(want.debits_posted - want.credits_posted),
+                      (long long)(cached.debits_pending - cached.credits_pending),
+                      (long long)(want.debits_pending - want.credits_pending));
+        }
+    }
+    sqlite3_finalize(stmt);
+    for (size_t i = 0; i < totals.count; i++) {
+        if (totals.items[i].sum.debits_posted != 0 || totals.items[i].sum.debits_pending != 0) {
+            violation(r, h->dir, "balance",
+                      "%s: debits and credits differ by %lld posted, %lld pending (I1)",
+                      totals.items[i].currency, (long long)totals.items[i].sum.debits_posted,
+                      (long long)totals.items[i].sum.debits_pending);
+        }
+    }
+    free(totals.items);
+    if (peer_accounts_seen < rp->count) {
+        violation(r, h->dir, "balance", "%zu accounts the journal moves are missing",
+                  rp->count - peer_accounts_seen);
+    }
+}
+
+/* ---- pairs (I2) ------------------------------------------------------------------------- */
+
+static int64_t count_pending(ledger_t *l, const char *peer)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(ledger_db(l),
+                           "SELECT count(*) FROM settlements WHERE peer = ?1 AND status = 0", -1,
+                           &stmt, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) == SQLITE_ROW) {
+            n = sqlite3_column_int64(stmt, 0);
+        }
+    }
+    sqlite3_finalize(stmt);
+    return n;
+}
+
+static void mirror_currency(audit_report_t *r, audited_home_t *a, audited_home_t *b,
+                            const char *ccy)
+{
+    const char *na = a->config->name, *nb = b->config->name;
+    int64_t net_a = 0, net_b = 0, pending = 0;
+    if (ledger_position(a->ledger, nb, ccy, &net_a, &pending) != LEDGER_OK ||
+        ledger_position(b->ledger, na, ccy, &net_b, &pending) != LEDGER_OK) {
+        violation(r, a->dir, "unreadable", "positions with %s", nb);
+    } else if (net_a != -net_b) {
+        violation(r, a->dir, "mirror", "%s.net(%s, %s) = %lld but %s.net(%s, %s) = %lld (I2)", na,
+                  nb, ccy, (long long)net_a, nb, na, ccy, (long long)net_b);
+    }
+}
+
+static void mirror(audit_report_t *r, audited_home_t *a, audited_home_t *b)
+{
+    const char *na = a->config->name, *nb = b->config->name;
+    if (config_find_peer(a->config, nb) == NULL || config_find_peer(b->config, na) == NULL) {
+        return; /* not a channel */
+    }
+    if (count_pending(a->ledger, nb) != 0 || count_pending(b->ledger, na) != 0) {
+        return; /* I2 holds only when nothing is in flight */
+    }
+    for (size_t i = 0; i < a->config->currencies_count; i++) {
+        mirror_currency(r, a, b, a->config->currencies[i]);
+    }
+    for (size_t i = 0; i < b->config->currencies_count; i++) {
+        if (!config_accepts(a->config, b->config->currencies[i])) {
+            mirror_currency(r, a, b, b->config->currencies[i]);
+        }
+    }
+}
+
+/* ---- driver ----------------------------------------------------------------------------- */
+
+static int open_home(audit_report_t *r, const char *dir, audited_home_t *h)
+{
+    memset(h, 0, sizeof *h);
+    h->dir = dir;
+    home_t home;
+    char err[512];
+    if (home_resolve(&home, dir) != 0) {
+        violation(r, dir, "unreadable", "home path too long");
+        return -1;
+    }
+    if (config_load(home.config_path, &h->config, err, sizeof err) != 0) {
+        violation(r, dir, "unreadable", "%s", err);
+        return -1;
+    }
+    if (identity_load(home.key_path, &h->identity) != ID_OK) {
+        h->identity = NULL; /* own evidence is then not verifiable here */
+    }
+    char path[CORRIDOR_PATH_LEN_MAX];
+    if (fs_join(path, sizeof path, dir, LEDGER_FILE) != 0 ||
+        ledger_open(path, h->config->name, LEDGER_READ_ONLY, NULL, &h->ledger, err, sizeof err) !=
+            LEDGER_OK) {
+        violation(r, dir, "unreadable", "%s: %s", LEDGER_FILE, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void close_home(audited_home_t *h)
+{
+    ledger_close(&h->ledger);
+    identity_destroy(&h->identity);
+    config_destroy(&h->config);
+}
+
+int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *report)
+{
+    assert(homes != NULL && report != NULL);
+    assert(homes_count >= 1 && homes_count <= AUDIT_HOMES_MAX);
+    audited_home_t opened[AUDIT_HOMES_MAX];
+    bool ok[AUDIT_HOMES_MAX];
+    int rc = 0;
+    for (size_t i = 0; i < homes_count; i++) {
+        ok[i] = open_home(report, homes[i], &opened[i]) == 0;
+        if (!ok[i]) {
+            rc = -1;
+            continue;
+        }
+        replay_t rp = {0};
+        if (journal_pass(report, &opened[i], &rp) == 0) {
+            balances(report, &opened[i], &rp);
+        }
+        free(rp.items);
+        set_checks(report, &opened[i]);
+        content_hashes(report, &opened[i]);
+    }
+    for (size_t i = 0; i < homes_count; i++) {
+        for (size_t j = i + 1; j < homes_count; j++) {
+            if (ok[i] && ok[j]) {
+                mirror(report, &opened[i], &opened[j]);
+            }
+        }
+    }
+    for (size_t i = 0; i < homes_count; i++) {
+        close_home(&opened[i]);
+    }
+    return rc;
+}

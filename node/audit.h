@@ -1,0 +1,52 @@
+/*
+ * The offline audit of one or more homes: `corridor audit`.
+ *
+ * Works read-only on a home's files, with or without the node running, so it can run on a
+ * copy of a home elsewhere. For each home it checks:
+ *   I1  debits equal credits per currency (over the cached account balances);
+ *   I3  each UETR is created once per channel side;
+ *   I4  every entry carries signed evidence that verifies with its author's public key alone
+ *       (the peer's from the config; this node's own from its key file), signed for the
+ *       right recipient, and says what the entry says (UETR, amount, currency, status);
+ *   I5  the journal's hash chain: contiguous rows, each hash over the row and its predecessor;
+ *   caches: account balances and settlement statuses recomputed from the journal.
+ * and between every pair of homes given, I2: A.net(B, c) == -B.net(A, c) when neither side
+ * has a settlement of that channel pending.
+ */
+#ifndef CORRIDOR_AUDIT_H
+#define CORRIDOR_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corridor/limits.h"
+
+#define AUDIT_KIND_LEN_MAX   23
+#define AUDIT_DETAIL_LEN_MAX 255
+
+typedef struct {
+    char home[CORRIDOR_PATH_LEN_MAX];  /* the home the violation was found in */
+    char kind[AUDIT_KIND_LEN_MAX + 1]; /* balance, duplicate, evidence, chain, cache, mirror... */
+    char detail[AUDIT_DETAIL_LEN_MAX + 1]; /* what and which entry, in words */
+} audit_violation_t;
+
+typedef struct {
+    uint64_t entries_checked;      /* journal rows checked over all homes */
+    size_t violations_count;       /* violations found */
+    size_t violations_capacity;    /* allocated */
+    audit_violation_t *violations; /* the first AUDIT_VIOLATIONS_MAX, then counted only */
+    size_t violations_dropped;     /* found beyond the stored maximum */
+} audit_report_t;
+
+#define AUDIT_VIOLATIONS_MAX 10000
+
+void audit_report_init(audit_report_t *r);
+void audit_report_free(audit_report_t *r);
+
+/* Audits the homes given; fills the report. Returns 0 when the audit could run (clean or
+ * not), -1 when a home could not be read at all (then a violation of kind "unreadable" says
+ * why). */
+int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *report);
+
+#endif

@@ -1,0 +1,1174 @@
+/*
+ * The ledger on SQLite; see ledger.h for the model.
+ *
+ * Statements are prepared once at open. Every write path is: check (reads), then write; a
+ * business refusal (conflict, wrong state) is decided before anything is written, so the only
+ * way a write can fail halfway is a storage error, and that rolls back the whole transaction
+ * and stops the ledger. The hash-chain head is kept in memory and reloaded on rollback.
+ */
+#include "ledger.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "validate.h"
+
+#define LEDGER_FORMAT   "corridor-ledger"
+#define ROW_HASH_DOMAIN "corridor.journal-row.v1"
+#define BUSY_TIMEOUT_MS 5000
+
+/* Every prepared statement, by name. */
+#define STATEMENTS(X)                                                                              \
+    X(begin, "BEGIN IMMEDIATE")                                                                    \
+    X(commit, "COMMIT")                                                                            \
+    X(rollback, "ROLLBACK")                                                                        \
+    X(find, "SELECT id, direction, amount_minor, currency, content_hash, status, reason,"          \
+            " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
+            " creditor_account, remittance, created_ms FROM settlements"                           \
+            " WHERE peer = ?1 AND uetr = ?2")                                                      \
+    X(insert_settlement,                                                                           \
+      "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
+      " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
+      " creditor_account, remittance, created_ms)"                                                 \
+      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)")                           \
+    X(set_status, "UPDATE settlements SET status = ?2, reason = ?3 WHERE id = ?1")                 \
+    X(insert_journal,                                                                              \
+      "INSERT INTO journal(seq, settlement_id, kind, peer, uetr, currency, amount_minor,"          \
+      " reason, content_hash, evidence, created_ms, hash) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"      \
+      "?10,?11,?12)")                                                                              \
+    X(last_row, "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")                         \
+    X(ensure_account, "INSERT OR IGNORE INTO accounts(kind, peer, currency) VALUES(?1,?2,?3)")     \
+    X(move, "UPDATE accounts SET debits_pending = debits_pending + ?4,"                            \
+            " credits_pending = credits_pending + ?5, debits_posted = debits_posted + ?6,"         \
+            " credits_posted = credits_posted + ?7"                                                \
+            " WHERE kind = ?1 AND peer = ?2 AND currency = ?3")                                    \
+    X(position, "SELECT debits_posted - credits_posted, debits_pending - credits_pending"          \
+                " FROM accounts WHERE kind = 'peer' AND peer = ?1 AND currency = ?2")              \
+    X(positions, "SELECT peer, currency, debits_posted - credits_posted,"                          \
+                 " debits_pending - credits_pending FROM accounts WHERE kind = 'peer'"             \
+                 " ORDER BY peer, currency")                                                       \
+    X(counts, "SELECT status, count(*) FROM settlements GROUP BY status")                          \
+    X(list, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"                \
+            " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
+            " creditor_account, remittance, created_ms FROM settlements ORDER BY id")              \
+    X(channel_get, "SELECT sent_seq, acked_seq, applied_seq FROM channels WHERE peer = ?1")        \
+    X(channel_ensure, "INSERT OR IGNORE INTO channels(peer) VALUES(?1)")                           \
+    X(channel_sent, "UPDATE channels SET sent_seq = ?2 WHERE peer = ?1")                           \
+    X(channel_acked, "UPDATE channels SET acked_seq = ?2 WHERE peer = ?1")                         \
+    X(channel_applied, "UPDATE channels SET applied_seq = ?2 WHERE peer = ?1")                     \
+    X(outbox_put, "INSERT INTO outbox(peer, seq, type, signed) VALUES(?1,?2,?3,?4)")               \
+    X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
+                   " ORDER BY seq LIMIT ?3")
+
+#define DECLARE_STMT(name, sql) sqlite3_stmt *name;
+#define STMT_SQL(name, sql)     sql,
+#define STMT_SLOT(name, sql)    offsetof(statements_t, name),
+
+typedef struct {
+    STATEMENTS(DECLARE_STMT)
+} statements_t;
+
+static const char *const statement_sql[] = {STATEMENTS(STMT_SQL)};
+static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT)};
+#define STATEMENT_COUNT (sizeof statement_sql / sizeof statement_sql[0])
+
+struct ledger {
+    sqlite3 *db;                     /* the connection */
+    statements_t st;                 /* prepared statements */
+    ledger_mode_t mode;              /* read-write or read-only */
+    bool in_txn;                     /* between ledger_begin and commit/rollback */
+    bool stopped;                    /* a storage error happened: refuse writes */
+    int64_t last_seq;                /* journal rows so far */
+    uint8_t head[LEDGER_HASH_BYTES]; /* hash of the last journal row */
+    char error[512];                 /* the last error, in words */
+};
+
+static const char *const schema_v1 =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE accounts("
+    "  kind TEXT NOT NULL CHECK(kind IN ('peer','clearing')),"
+    "  peer TEXT NOT NULL, currency TEXT NOT NULL,"
+    "  debits_pending INTEGER NOT NULL DEFAULT 0, credits_pending INTEGER NOT NULL DEFAULT 0,"
+    "  debits_posted INTEGER NOT NULL DEFAULT 0, credits_posted INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(kind, peer, currency)) WITHOUT ROWID;"
+    "CREATE TABLE settlements("
+    "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, uetr TEXT NOT NULL,"
+    "  direction INTEGER NOT NULL, amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,"
+    "  content_hash BLOB NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL,"
+    "  end_to_end_id TEXT NOT NULL, value_date TEXT NOT NULL,"
+    "  debtor_name TEXT NOT NULL, debtor_account TEXT NOT NULL,"
+    "  creditor_name TEXT NOT NULL, creditor_account TEXT NOT NULL,"
+    "  remittance TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    "  UNIQUE(peer, uetr));"
+    "CREATE TABLE journal("
+    "  seq INTEGER PRIMARY KEY, settlement_id INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    "  peer TEXT NOT NULL, uetr TEXT NOT NULL, currency TEXT NOT NULL,"
+    "  amount_minor INTEGER NOT NULL, reason TEXT NOT NULL, content_hash BLOB NOT NULL,"
+    "  evidence BLOB NOT NULL, created_ms INTEGER NOT NULL, hash BLOB NOT NULL);"
+    "CREATE INDEX journal_settlement ON journal(settlement_id);"
+    "CREATE TABLE outbox(peer TEXT NOT NULL, seq INTEGER NOT NULL, type INTEGER NOT NULL,"
+    "  signed BLOB NOT NULL, PRIMARY KEY(peer, seq)) WITHOUT ROWID;"
+    "CREATE TABLE channels(peer TEXT PRIMARY KEY, sent_seq INTEGER NOT NULL DEFAULT 0,"
+    "  acked_seq INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0)"
+    "  WITHOUT ROWID;";
+
+const char *ledger_strerror(ledger_err_t err)
+{
+    switch (err) {
+    case LEDGER_OK:
+        return "ok";
+    case LEDGER_E_STORAGE:
+        return "storage error; the ledger has stopped";
+    case LEDGER_E_STOPPED:
+        return "the ledger stopped after a storage error and refuses writes";
+    case LEDGER_E_CORRUPT:
+        return "not a Corridor ledger, or damaged";
+    case LEDGER_E_VERSION:
+        return "ledger written by a newer version";
+    case LEDGER_E_CONFLICT:
+        return "UETR already used on this channel with different content";
+    case LEDGER_E_NOT_FOUND:
+        return "no such settlement on this channel";
+    case LEDGER_E_STATE:
+        return "settlement is not in a state that allows this";
+    case LEDGER_E_READONLY:
+        return "ledger is open read-only";
+    case LEDGER_E_OVERFLOW:
+        return "position would overflow";
+    }
+    return "unknown error";
+}
+
+const char *ledger_last_error(const ledger_t *l)
+{
+    return l != NULL ? l->error : "no ledger";
+}
+
+const char *status_name(status_t status)
+{
+    static const char *const names[] = {"pending", "settled", "rejected", "returned"};
+    assert(status >= STATUS_PENDING && status <= STATUS_RETURNED);
+    return names[status];
+}
+
+const char *entry_kind_name(entry_kind_t kind)
+{
+    static const char *const names[] = {"?",      "pending", "posted",  "voided",
+                                        "booked", "refused", "returned"};
+    return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_RETURNED ? names[kind] : "unknown";
+}
+
+static void set_error(ledger_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(ledger_t *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->error, sizeof l->error, fmt, ap);
+    va_end(ap);
+}
+
+/* A storage failure: record it, roll back, stop. */
+static ledger_err_t storage_failure(ledger_t *l, const char *what)
+{
+    set_error(l, "%s: %s", what, sqlite3_errmsg(l->db));
+    if (l->in_txn) {
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+        l->in_txn = false;
+    }
+    l->stopped = true;
+    return LEDGER_E_STORAGE;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Steps a statement that returns no rows and resets it. */
+static int step_done(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void finish(sqlite3_stmt *stmt)
+{
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+}
+
+static void bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+    int rc = sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
+    assert(rc == SQLITE_OK);
+}
+
+static void copy_column(char *dst, size_t dst_size, sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, col);
+    snprintf(dst, dst_size, "%s", text != NULL ? (const char *)text : "");
+}
+
+/* ---- hash chain -------------------------------------------------------------------------- */
+
+static void hash_u64(crypto_generichash_state *st, uint64_t v)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) {
+        le[i] = (uint8_t)(v >> (8 * i));
+    }
+    crypto_generichash_update(st, le, sizeof le);
+}
+
+static void hash_bytes(crypto_generichash_state *st, const uint8_t *data, size_t len)
+{
+    hash_u64(st, len);
+    crypto_generichash_update(st, data, len);
+}
+
+static void hash_text(crypto_generichash_state *st, const char *text)
+{
+    hash_bytes(st, (const uint8_t *)text, strlen(text));
+}
+
+void ledger_row_hash(const uint8_t prev[static LEDGER_HASH_BYTES], const ledger_row_t *row,
+                     uint8_t out[static LEDGER_HASH_BYTES])
+{
+    assert(row != NULL && row->content_hash != NULL);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, LEDGER_HASH_BYTES);
+    crypto_generichash_update(&st, (const uint8_t *)ROW_HASH_DOMAIN, sizeof ROW_HASH_DOMAIN);
+    crypto_generichash_update(&st, prev, LEDGER_HASH_BYTES);
+    hash_u64(&st, (uint64_t)row->seq);
+    hash_u64(&st, (uint64_t)row->kind);
+    hash_text(&st, row->peer);
+    hash_text(&st, row->uetr);
+    hash_text(&st, row->currency);
+    hash_u64(&st, (uint64_t)row->amount_minor);
+    hash_text(&st, row->reason);
+    crypto_generichash_update(&st, row->content_hash, SETTLEMENT_HASH_BYTES);
+    hash_bytes(&st, row->evidence, row->evidence_len);
+    hash_u64(&st, (uint64_t)row->created_unix_ms);
+    crypto_generichash_final(&st, out, LEDGER_HASH_BYTES);
+}
+
+ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64_t amount_minor)
+{
+    ledger_effect_t e = {0, 0, 0, 0};
+    int64_t m = amount_minor;
+    switch (kind) {
+    case ENTRY_OUT_PENDING: /* we will owe the peer m */
+        e.credits_pending = m;
+        break;
+    case ENTRY_OUT_POSTED:
+        e.credits_pending = -m;
+        e.credits_posted = m;
+        break;
+    case ENTRY_OUT_VOIDED:
+        e.credits_pending = -m;
+        break;
+    case ENTRY_IN_BOOKED: /* the peer owes us m */
+        e.debits_posted = m;
+        break;
+    case ENTRY_IN_REFUSED:
+        break;
+    case ENTRY_RETURNED: /* the reverse of the original posting */
+        if (original == DIRECTION_OUT) {
+            e.debits_posted = m;
+        } else {
+            e.credits_posted = m;
+        }
+        break;
+    }
+    return e;
+}
+
+/* ---- open, close, migrate --------------------------------------------------------------- */
+
+static ledger_err_t read_meta(ledger_t *l, const char *key, char *out, size_t out_size)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE key = ?1", -1, &stmt, NULL) !=
+        SQLITE_OK) {
+        set_error(l, "not a Corridor ledger: %s", sqlite3_errmsg(l->db));
+        return LEDGER_E_CORRUPT;
+    }
+    bind_text(stmt, 1, key);
+    ledger_err_t rc = LEDGER_E_CORRUPT;
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        copy_column(out, out_size, stmt, 0);
+        rc = LEDGER_OK;
+    } else {
+        set_error(l, "not a Corridor ledger (no %s in meta)", key);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static ledger_err_t create_schema(ledger_t *l, const char *node)
+{
+    char *sql = sqlite3_mprintf("BEGIN IMMEDIATE; %s"
+                                "INSERT INTO meta VALUES('format', '%s');"
+                                "INSERT INTO meta VALUES('node', %Q);"
+                                "PRAGMA user_version = %d; COMMIT;",
+                                schema_v1, LEDGER_FORMAT, node, LEDGER_SCHEMA_VERSION);
+    if (sql == NULL) {
+        set_error(l, "out of memory");
+        return LEDGER_E_STORAGE;
+    }
+    char *err = NULL;
+    int rc = sqlite3_exec(l->db, sql, NULL, NULL, &err);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        set_error(l, "cannot create ledger: %s", err != NULL ? err : "?");
+        sqlite3_free(err);
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+        return LEDGER_E_STORAGE;
+    }
+    return LEDGER_OK;
+}
+
+/* Brings the schema to LEDGER_SCHEMA_VERSION. Version 0 with no tables is a new file; each
+ * later version adds a step here (migrations run in one transaction each). */
+static ledger_err_t migrate(ledger_t *l, const char *node)
+{
+    sqlite3_stmt *stmt = NULL;
+    int version = -1, tables = -1;
+    if (sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        version = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    if (sqlite3_prepare_v2(l->db, "SELECT count(*) FROM sqlite_master", -1, &stmt, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        tables = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    if (version < 0 || tables < 0) {
+        set_error(l, "not a Corridor ledger: %s", sqlite3_errmsg(l->db));
+        return LEDGER_E_CORRUPT;
+    }
+    if (version > LEDGER_SCHEMA_VERSION) {
+        set_error(l, "ledger schema %d is newer than this program's %d", version,
+                  LEDGER_SCHEMA_VERSION);
+        return LEDGER_E_VERSION;
+    }
+    if (version == 0 && tables == 0) {
+        if (l->mode == LEDGER_READ_ONLY) {
+            set_error(l, "empty ledger file");
+            return LEDGER_E_CORRUPT;
+        }
+        return create_schema(l, node);
+    }
+    if (version == 0) {
+        set_error(l, "not a Corridor ledger (foreign tables, no schema version)");
+        return LEDGER_E_CORRUPT;
+    }
+    return LEDGER_OK; /* version 1 is current */
+}
+
+static ledger_err_t check_identity(ledger_t *l, const char *node)
+{
+    char format[64], owner[64];
+    ledger_err_t rc = read_meta(l, "format", format, sizeof format);
+    if (rc == LEDGER_OK && strcmp(format, LEDGER_FORMAT) != 0) {
+        set_error(l, "not a Corridor ledger (format '%s')", format);
+        rc = LEDGER_E_CORRUPT;
+    }
+    if (rc == LEDGER_OK) {
+        rc = read_meta(l, "node", owner, sizeof owner);
+    }
+    if (rc == LEDGER_OK && node != NULL && strcmp(owner, node) != 0) {
+        set_error(l, "ledger belongs to node %s, not %s", owner, node);
+        rc = LEDGER_E_CORRUPT;
+    }
+    return rc;
+}
+
+static ledger_err_t load_head(ledger_t *l)
+{
+    sqlite3_stmt *stmt = l->st.last_row;
+    int step = sqlite3_step(stmt);
+    ledger_err_t rc = LEDGER_OK;
+    if (step == SQLITE_ROW) {
+        l->last_seq = sqlite3_column_int64(stmt, 0);
+        if (sqlite3_column_bytes(stmt, 1) != LEDGER_HASH_BYTES) {
+            set_error(l, "journal row %lld has a malformed hash", (long long)l->last_seq);
+            rc = LEDGER_E_CORRUPT;
+        } else {
+            memcpy(l->head, sqlite3_column_blob(stmt, 1), LEDGER_HASH_BYTES);
+        }
+    } else if (step == SQLITE_DONE) {
+        l->last_seq = 0;
+        memset(l->head, 0, sizeof l->head);
+    } else {
+        set_error(l, "cannot read the journal: %s", sqlite3_errmsg(l->db));
+        rc = LEDGER_E_CORRUPT;
+    }
+    finish(stmt);
+    return rc;
+}
+
+static ledger_err_t prepare_all(ledger_t *l)
+{
+    for (size_t i = 0; i < STATEMENT_COUNT; i++) {
+        sqlite3_stmt **slot = (sqlite3_stmt **)((char *)&l->st + statement_offset[i]);
+        if (sqlite3_prepare_v3(l->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, slot,
+                               NULL) != SQLITE_OK) {
+            set_error(l, "not a Corridor ledger: %s", sqlite3_errmsg(l->db));
+            return LEDGER_E_CORRUPT;
+        }
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_open(const char *path, const char *node, ledger_mode_t mode, const char *vfs,
+                         ledger_t **out, char *err, size_t err_size)
+{
+    assert(path != NULL && out != NULL);
+    assert(mode == LEDGER_READ_ONLY || node != NULL);
+    *out = NULL;
+    ledger_t *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return LEDGER_E_STORAGE;
+    }
+    l->mode = mode;
+    int flags = mode == LEDGER_READ_ONLY ? SQLITE_OPEN_READONLY
+                                         : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    ledger_err_t rc = LEDGER_E_STORAGE;
+    if (sqlite3_open_v2(path, &l->db, flags | SQLITE_OPEN_NOMUTEX, vfs) != SQLITE_OK) {
+        set_error(l, "cannot open %s: %s", path, l->db ? sqlite3_errmsg(l->db) : "out of memory");
+        goto cleanup;
+    }
+    sqlite3_extended_result_codes(l->db, 1);
+    sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
+    if (mode == LEDGER_READ_WRITE &&
+        sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
+                     NULL) != SQLITE_OK) {
+        set_error(l, "%s: not a Corridor ledger: %s", path, sqlite3_errmsg(l->db));
+        rc = LEDGER_E_CORRUPT;
+        goto cleanup;
+    }
+    if ((rc = migrate(l, node)) != LEDGER_OK || (rc = check_identity(l, node)) != LEDGER_OK ||
+        (rc = prepare_all(l)) != LEDGER_OK || (rc = load_head(l)) != LEDGER_OK) {
+        goto cleanup;
+    }
+    *out = l;
+    return LEDGER_OK;
+
+cleanup:
+    if (err != NULL && err_size > 0) {
+        snprintf(err, err_size, "%s", l->error);
+    }
+    ledger_close(&l);
+    return rc;
+}
+
+void ledger_close(ledger_t **self_p)
+{
+    assert(self_p != NULL);
+    ledger_t *l = *self_p;
+    if (l == NULL) {
+        return;
+    }
+    if (l->in_txn) {
+        ledger_rollback(l);
+    }
+    for (size_t i = 0; i < STATEMENT_COUNT; i++) {
+        sqlite3_stmt **slot = (sqlite3_stmt **)((char *)&l->st + statement_offset[i]);
+        sqlite3_finalize(*slot);
+    }
+    sqlite3_close(l->db);
+    free(l);
+    *self_p = NULL;
+}
+
+sqlite3 *ledger_db(ledger_t *l)
+{
+    assert(l != NULL);
+    return l->db;
+}
+
+/* ---- transactions ------------------------------------------------------------------------ */
+
+static ledger_err_t writable(ledger_t *l)
+{
+    if (l->mode == LEDGER_READ_ONLY) {
+        return LEDGER_E_READONLY;
+    }
+    if (l->stopped) {
+        return LEDGER_E_STOPPED;
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_begin(ledger_t *l)
+{
+    assert(l != NULL && !l->in_txn);
+    ledger_err_t rc = writable(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (step_done(l->st.begin) != SQLITE_OK) {
+        return storage_failure(l, "begin");
+    }
+    l->in_txn = true;
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_commit(ledger_t *l)
+{
+    assert(l != NULL && l->in_txn);
+    if (step_done(l->st.commit) != SQLITE_OK) {
+        ledger_err_t rc = storage_failure(l, "commit");
+        (void)load_head(l);
+        return rc;
+    }
+    l->in_txn = false;
+    return LEDGER_OK;
+}
+
+void ledger_rollback(ledger_t *l)
+{
+    assert(l != NULL);
+    if (l->in_txn) {
+        (void)step_done(l->st.rollback);
+        l->in_txn = false;
+    }
+    (void)load_head(l);
+}
+
+bool ledger_in_transaction(const ledger_t *l)
+{
+    return l->in_txn;
+}
+
+bool ledger_stopped(const ledger_t *l)
+{
+    return l->stopped;
+}
+
+/* ---- reads --------------------------------------------------------------------------------- */
+
+/* A settlement row as read by find. */
+typedef struct {
+    int64_t id;
+    settlement_t s;
+    uint8_t content_hash[SETTLEMENT_HASH_BYTES];
+    status_t status;
+    char reason[CORRIDOR_REASON_LEN_MAX + 1];
+} stored_t;
+
+/* Reads columns 7.. of find/list (the descriptive fields) into s. */
+static void read_details(sqlite3_stmt *stmt, int first, settlement_t *s)
+{
+    copy_column(s->end_to_end_id, sizeof s->end_to_end_id, stmt, first);
+    copy_column(s->value_date, sizeof s->value_date, stmt, first + 1);
+    copy_column(s->debtor_name, sizeof s->debtor_name, stmt, first + 2);
+    copy_column(s->debtor_account, sizeof s->debtor_account, stmt, first + 3);
+    copy_column(s->creditor_name, sizeof s->creditor_name, stmt, first + 4);
+    copy_column(s->creditor_account, sizeof s->creditor_account, stmt, first + 5);
+    copy_column(s->remittance, sizeof s->remittance, stmt, first + 6);
+    s->created_unix_ms = sqlite3_column_int64(stmt, first + 7);
+}
+
+/* LEDGER_OK and *found = true/false, or a storage error. */
+static ledger_err_t find_stored(ledger_t *l, const char *peer, const char *uetr, stored_t *out,
+                                bool *found)
+{
+    sqlite3_stmt *stmt = l->st.find;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, uetr);
+    int step = sqlite3_step(stmt);
+    *found = step == SQLITE_ROW;
+    if (*found) {
+        memset(out, 0, sizeof *out);
+        out->id = sqlite3_column_int64(stmt, 0);
+        snprintf(out->s.peer, sizeof out->s.peer, "%s", peer);
+        snprintf(out->s.uetr, sizeof out->s.uetr, "%s", uetr);
+        out->s.direction =
+            sqlite3_column_int(stmt, 1) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
+        out->s.amount_minor = sqlite3_column_int64(stmt, 2);
+        copy_column(out->s.currency, sizeof out->s.currency, stmt, 3);
+        if (sqlite3_column_bytes(stmt, 4) == SETTLEMENT_HASH_BYTES) {
+            memcpy(out->content_hash, sqlite3_column_blob(stmt, 4), SETTLEMENT_HASH_BYTES);
+        }
+        int status = sqlite3_column_int(stmt, 5);
+        out->status = status >= STATUS_PENDING && status <= STATUS_RETURNED ? (status_t)status
+                                                                            : STATUS_PENDING;
+        copy_column(out->reason, sizeof out->reason, stmt, 6);
+        read_details(stmt, 7, &out->s);
+    }
+    finish(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return l->in_txn ? storage_failure(l, "find settlement") : LEDGER_E_STORAGE;
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_position(ledger_t *l, const char *peer, const char *currency,
+                             int64_t *net_minor, int64_t *pending_minor)
+{
+    assert(l != NULL && peer != NULL && currency != NULL && net_minor != NULL &&
+           pending_minor != NULL);
+    sqlite3_stmt *stmt = l->st.position;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, currency);
+    int step = sqlite3_step(stmt);
+    *net_minor = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    *pending_minor = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 1) : 0;
+    finish(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        set_error(l, "read position: %s", sqlite3_errmsg(l->db));
+        return LEDGER_E_STORAGE;
+    }
+    return LEDGER_OK;
+}
+
+static void fill_outcome(ledger_t *l, const stored_t *st, bool repeated, ledger_outcome_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->status = st->status;
+    snprintf(o->reason, sizeof o->reason, "%s", st->reason);
+    o->repeated = repeated;
+    int64_t pending = 0;
+    if (ledger_position(l, st->s.peer, st->s.currency, &o->position_minor, &pending) != LEDGER_OK) {
+        o->position_minor = 0;
+    }
+}
+
+ledger_err_t ledger_find(ledger_t *l, const char *peer, const char *uetr, settlement_t *s,
+                         ledger_outcome_t *outcome)
+{
+    assert(l != NULL && peer != NULL && uetr != NULL);
+    stored_t st;
+    bool found = false;
+    ledger_err_t rc = find_stored(l, peer, uetr, &st, &found);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (!found) {
+        return LEDGER_E_NOT_FOUND;
+    }
+    if (s != NULL) {
+        *s = st.s;
+    }
+    if (outcome != NULL) {
+        fill_outcome(l, &st, true, outcome);
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_positions(ledger_t *l, void (*fn)(const ledger_position_t *p, void *arg),
+                              void *arg)
+{
+    assert(l != NULL && fn != NULL);
+    sqlite3_stmt *stmt = l->st.positions;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ledger_position_t p;
+        copy_column(p.peer, sizeof p.peer, stmt, 0);
+        copy_column(p.currency, sizeof p.currency, stmt, 1);
+        p.net_minor = sqlite3_column_int64(stmt, 2);
+        p.pending_minor = sqlite3_column_int64(stmt, 3);
+        fn(&p, arg);
+    }
+    finish(stmt);
+    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+}
+
+ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)
+{
+    assert(l != NULL && counts != NULL);
+    memset(counts, 0, sizeof *counts);
+    sqlite3_stmt *stmt = l->st.counts;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        uint64_t n = (uint64_t)sqlite3_column_int64(stmt, 1);
+        switch (sqlite3_column_int(stmt, 0)) {
+        case STATUS_PENDING:
+            counts->pending = n;
+            break;
+        case STATUS_SETTLED:
+            counts->settled = n;
+            break;
+        case STATUS_REJECTED:
+            counts->rejected = n;
+            break;
+        case STATUS_RETURNED:
+            counts->returned = n;
+            break;
+        default:
+            break;
+        }
+    }
+    finish(stmt);
+    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+}
+
+ledger_err_t ledger_settlements(
+    ledger_t *l, void (*fn)(const settlement_t *s, const ledger_outcome_t *o, void *arg), void *arg)
+{
+    assert(l != NULL && fn != NULL);
+    sqlite3_stmt *stmt = l->st.list;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        settlement_t s;
+        ledger_outcome_t o;
+        memset(&s, 0, sizeof s);
+        memset(&o, 0, sizeof o);
+        copy_column(s.peer, sizeof s.peer, stmt, 0);
+        copy_column(s.uetr, sizeof s.uetr, stmt, 1);
+        s.direction = sqlite3_column_int(stmt, 2) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
+        s.amount_minor = sqlite3_column_int64(stmt, 3);
+        copy_column(s.currency, sizeof s.currency, stmt, 4);
+        int status = sqlite3_column_int(stmt, 5);
+        o.status = status >= STATUS_PENDING && status <= STATUS_RETURNED ? (status_t)status
+                                                                         : STATUS_PENDING;
+        copy_column(o.reason, sizeof o.reason, stmt, 6);
+        read_details(stmt, 7, &s);
+        fn(&s, &o, arg);
+    }
+    finish(stmt);
+    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+}
+
+ledger_err_t ledger_head(ledger_t *l, uint8_t head[static LEDGER_HASH_BYTES], uint64_t *rows)
+{
+    assert(l != NULL && head != NULL);
+    memcpy(head, l->head, LEDGER_HASH_BYTES);
+    if (rows != NULL) {
+        *rows = (uint64_t)l->last_seq;
+    }
+    return LEDGER_OK;
+}
+
+/* ---- writes ------------------------------------------------------------------------------- */
+
+static ledger_err_t ensure_accounts(ledger_t *l, const char *peer, const char *currency)
+{
+    sqlite3_stmt *stmt = l->st.ensure_account;
+    static const char *const kinds[] = {"peer", "clearing"};
+    for (int i = 0; i < 2; i++) {
+        bind_text(stmt, 1, kinds[i]);
+        bind_text(stmt, 2, i == 0 ? peer : "");
+        bind_text(stmt, 3, currency);
+        if (step_done(stmt) != SQLITE_OK) {
+            return storage_failure(l, "create account");
+        }
+    }
+    return LEDGER_OK;
+}
+
+/* Applies a row's effect to the peer account and the mirror image to the clearing account. */
+static ledger_err_t move_amount(ledger_t *l, const char *peer, const char *currency,
+                                ledger_effect_t e)
+{
+    sqlite3_stmt *stmt = l->st.move;
+    /* peer side as given; clearing takes each debit as a credit and vice versa */
+    const int64_t sides[2][4] = {
+        {e.debits_pending, e.credits_pending, e.debits_posted, e.credits_posted},
+        {e.credits_pending, e.debits_pending, e.credits_posted, e.debits_posted}};
+    for (int i = 0; i < 2; i++) {
+        bind_text(stmt, 1, i == 0 ? "peer" : "clearing");
+        bind_text(stmt, 2, i == 0 ? peer : "");
+        bind_text(stmt, 3, currency);
+        for (int j = 0; j < 4; j++) {
+            sqlite3_bind_int64(stmt, 4 + j, sides[i][j]);
+        }
+        if (step_done(stmt) != SQLITE_OK || sqlite3_changes(l->db) != 1) {
+            return storage_failure(l, "update account");
+        }
+    }
+    return LEDGER_OK;
+}
+
+/* Appends one journal row for settlement `st` and applies its effect. */
+static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kind,
+                               const char *reason, const uint8_t *evidence, size_t evidence_len)
+{
+    ledger_row_t row = {
+        .seq = l->last_seq + 1,
+        .kind = kind,
+        .peer = st->s.peer,
+        .uetr = st->s.uetr,
+        .currency = st->s.currency,
+        .amount_minor = st->s.amount_minor,
+        .reason = reason != NULL ? reason : "",
+        .content_hash = st->content_hash,
+        .evidence = evidence,
+        .evidence_len = evidence_len,
+        .created_unix_ms = now_ms(),
+    };
+    uint8_t hash[LEDGER_HASH_BYTES];
+    ledger_row_hash(l->head, &row, hash);
+    sqlite3_stmt *stmt = l->st.insert_journal;
+    sqlite3_bind_int64(stmt, 1, row.seq);
+    sqlite3_bind_int64(stmt, 2, st->id);
+    sqlite3_bind_int(stmt, 3, (int)kind);
+    bind_text(stmt, 4, row.peer);
+    bind_text(stmt, 5, row.uetr);
+    bind_text(stmt, 6, row.currency);
+    sqlite3_bind_int64(stmt, 7, row.amount_minor);
+    bind_text(stmt, 8, row.reason);
+    sqlite3_bind_blob(stmt, 9, st->content_hash, SETTLEMENT_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 10, evidence != NULL ? (const void *)evidence : "", (int)evidence_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 11, row.created_unix_ms);
+    sqlite3_bind_blob(stmt, 12, hash, sizeof hash, SQLITE_STATIC);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "append journal row");
+    }
+    ledger_effect_t effect = ledger_row_effect(kind, st->s.direction, st->s.amount_minor);
+    bool moves = effect.debits_pending != 0 || effect.credits_pending != 0 ||
+                 effect.debits_posted != 0 || effect.credits_posted != 0;
+    if (moves) {
+        ledger_err_t rc = move_amount(l, st->s.peer, st->s.currency, effect);
+        if (rc != LEDGER_OK) {
+            return rc;
+        }
+    }
+    l->last_seq = row.seq;
+    memcpy(l->head, hash, sizeof hash);
+    return LEDGER_OK;
+}
+
+static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason)
+{
+    sqlite3_stmt *stmt = l->st.set_status;
+    sqlite3_bind_int64(stmt, 1, st->id);
+    sqlite3_bind_int(stmt, 2, (int)status);
+    bind_text(stmt, 3, reason != NULL ? reason : "");
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "update settlement status");
+    }
+    st->status = status;
+    snprintf(st->reason, sizeof st->reason, "%s", reason != NULL ? reason : "");
+    return LEDGER_OK;
+}
+
+/* Inserts a new settlement row with its first status; fills st. */
+static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
+                                      const uint8_t *content_hash, status_t status,
+                                      const char *reason, stored_t *st)
+{
+    sqlite3_stmt *stmt = l->st.insert_settlement;
+    bind_text(stmt, 1, s->peer);
+    bind_text(stmt, 2, s->uetr);
+    sqlite3_bind_int(stmt, 3, (int)s->direction);
+    sqlite3_bind_int64(stmt, 4, s->amount_minor);
+    bind_text(stmt, 5, s->currency);
+    sqlite3_bind_blob(stmt, 6, content_hash, SETTLEMENT_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 7, (int)status);
+    bind_text(stmt, 8, reason != NULL ? reason : "");
+    bind_text(stmt, 9, s->end_to_end_id);
+    bind_text(stmt, 10, s->value_date);
+    bind_text(stmt, 11, s->debtor_name);
+    bind_text(stmt, 12, s->debtor_account);
+    bind_text(stmt, 13, s->creditor_name);
+    bind_text(stmt, 14, s->creditor_account);
+    bind_text(stmt, 15, s->remittance);
+    sqlite3_bind_int64(stmt, 16, s->created_unix_ms);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "insert settlement");
+    }
+    memset(st, 0, sizeof *st);
+    st->id = sqlite3_last_insert_rowid(l->db);
+    st->s = *s;
+    memcpy(st->content_hash, content_hash, SETTLEMENT_HASH_BYTES);
+    st->status = status;
+    snprintf(st->reason, sizeof st->reason, "%s", reason != NULL ? reason : "");
+    /* A refused settlement moves nothing: it opens no account (its currency may be one this
+     * node does not keep at all). */
+    return status == STATUS_REJECTED ? LEDGER_OK : ensure_accounts(l, s->peer, s->currency);
+}
+
+/* The idempotency check shared by send and receive: LEDGER_OK with *done set when the UETR is
+ * already recorded with the same content (outcome filled), CONFLICT for other content. */
+static ledger_err_t check_repeat(ledger_t *l, const settlement_t *s, const uint8_t *hash,
+                                 bool *done, ledger_outcome_t *outcome)
+{
+    stored_t st;
+    bool found = false;
+    *done = false;
+    ledger_err_t rc = find_stored(l, s->peer, s->uetr, &st, &found);
+    if (rc != LEDGER_OK || !found) {
+        return rc;
+    }
+    if (sodium_memcmp(st.content_hash, hash, SETTLEMENT_HASH_BYTES) != 0) {
+        set_error(l, "UETR %s already used with %s with different content", s->uetr, s->peer);
+        return LEDGER_E_CONFLICT;
+    }
+    fill_outcome(l, &st, true, outcome);
+    *done = true;
+    return LEDGER_OK;
+}
+
+static ledger_err_t begin_write(ledger_t *l)
+{
+    assert(l != NULL);
+    ledger_err_t rc = writable(l);
+    if (rc == LEDGER_OK) {
+        assert(l->in_txn && "ledger writes happen between ledger_begin and ledger_commit");
+    }
+    return rc;
+}
+
+ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evidence,
+                         size_t evidence_len, ledger_outcome_t *outcome)
+{
+    assert(s != NULL && outcome != NULL && s->direction == DIRECTION_OUT);
+    assert(settlement_check(s) == NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(s, hash);
+    bool done = false;
+    if ((rc = check_repeat(l, s, hash, &done, outcome)) != LEDGER_OK || done) {
+        return rc;
+    }
+    stored_t st;
+    if ((rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, &st)) != LEDGER_OK ||
+        (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, evidence, evidence_len)) != LEDGER_OK) {
+        return rc;
+    }
+    fill_outcome(l, &st, false, outcome);
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_minor,
+                            const char *reject_reason, const uint8_t *evidence, size_t evidence_len,
+                            ledger_outcome_t *outcome)
+{
+    assert(s != NULL && outcome != NULL && s->direction == DIRECTION_IN && cap_minor >= 0);
+    assert(reject_reason != NULL || settlement_check(s) == NULL);
+    assert(uetr_check(s->uetr) == VALID_OK && node_code_check(s->peer) == VALID_OK);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(s, hash);
+    bool done = false;
+    if ((rc = check_repeat(l, s, hash, &done, outcome)) != LEDGER_OK || done) {
+        return rc;
+    }
+    const char *reason = reject_reason;
+    if (reason == NULL) {
+        int64_t net = 0, pending = 0, after = 0;
+        if ((rc = ledger_position(l, s->peer, s->currency, &net, &pending)) != LEDGER_OK) {
+            return storage_failure(l, "read position");
+        }
+        if (__builtin_add_overflow(net, s->amount_minor, &after) || after > cap_minor) {
+            reason = "AM02"; /* the peer's debt to us would exceed the cap we grant it */
+        }
+    }
+    stored_t st;
+    status_t status = reason == NULL ? STATUS_SETTLED : STATUS_REJECTED;
+    entry_kind_t kind = reason == NULL ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
+    if ((rc = insert_settlement(l, s, hash, status, reason, &st)) != LEDGER_OK ||
+        (rc = append_row(l, &st, kind, reason, evidence, evidence_len)) != LEDGER_OK) {
+        return rc;
+    }
+    fill_outcome(l, &st, false, outcome);
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, bool settled,
+                            const char *reason, const uint8_t *evidence, size_t evidence_len,
+                            ledger_outcome_t *outcome)
+{
+    assert(peer != NULL && uetr != NULL && outcome != NULL);
+    assert(settled || reason != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    bool found = false;
+    if ((rc = find_stored(l, peer, uetr, &st, &found)) != LEDGER_OK) {
+        return rc;
+    }
+    if (!found) {
+        set_error(l, "no settlement %s to %s", uetr, peer);
+        return LEDGER_E_NOT_FOUND;
+    }
+    if (st.s.direction != DIRECTION_OUT) {
+        set_error(l, "settlement %s from %s is incoming; only the payer resolves", uetr, peer);
+        return LEDGER_E_STATE;
+    }
+    status_t want = settled ? STATUS_SETTLED : STATUS_REJECTED;
+    const char *why = settled ? "" : reason;
+    if (st.status != STATUS_PENDING) {
+        bool same = st.status == want && (settled || strcmp(st.reason, why) == 0);
+        if (!same && !(settled && st.status == STATUS_RETURNED)) {
+            set_error(l, "settlement %s is already %s", uetr, status_name(st.status));
+            return LEDGER_E_CONFLICT;
+        }
+        fill_outcome(l, &st, true, outcome);
+        return LEDGER_OK;
+    }
+    if ((rc = append_row(l, &st, settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED, why, evidence,
+                         evidence_len)) != LEDGER_OK ||
+        (rc = set_status(l, &st, want, why)) != LEDGER_OK) {
+        return rc;
+    }
+    fill_outcome(l, &st, false, outcome);
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, const char *reason,
+                           const uint8_t *evidence, size_t evidence_len, ledger_outcome_t *outcome)
+{
+    assert(peer != NULL && uetr != NULL && reason != NULL && outcome != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    bool found = false;
+    if ((rc = find_stored(l, peer, uetr, &st, &found)) != LEDGER_OK) {
+        return rc;
+    }
+    if (!found) {
+        set_error(l, "no settlement %s with %s", uetr, peer);
+        return LEDGER_E_NOT_FOUND;
+    }
+    if (st.status == STATUS_RETURNED) {
+        fill_outcome(l, &st, true, outcome);
+        return LEDGER_OK;
+    }
+    if (st.status != STATUS_SETTLED) {
+        set_error(l, "settlement %s is %s; only a settled payment can be returned", uetr,
+                  status_name(st.status));
+        return LEDGER_E_STATE;
+    }
+    if ((rc = append_row(l, &st, ENTRY_RETURNED, reason, evidence, evidence_len)) != LEDGER_OK ||
+        (rc = set_status(l, &st, STATUS_RETURNED, reason)) != LEDGER_OK) {
+        return rc;
+    }
+    fill_outcome(l, &st, false, outcome);
+    return LEDGER_OK;
+}
+
+/* ---- outbox and channel counters --------------------------------------------------------- */
+
+ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t *ch)
+{
+    assert(l != NULL && peer != NULL && ch != NULL);
+    memset(ch, 0, sizeof *ch);
+    sqlite3_stmt *stmt = l->st.channel_get;
+    bind_text(stmt, 1, peer);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        ch->sent_seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+        ch->acked_seq = (uint64_t)sqlite3_column_int64(stmt, 1);
+        ch->applied_seq = (uint64_t)sqlite3_column_int64(stmt, 2);
+    }
+    finish(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return l->in_txn ? storage_failure(l, "read channel") : LEDGER_E_STORAGE;
+    }
+    return LEDGER_OK;
+}
+
+/* Sets one channel counter (statement `stmt`), creating the channel row if needed. */
+static ledger_err_t channel_set(ledger_t *l, sqlite3_stmt *stmt, const char *peer, uint64_t value)
+{
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *ensure = l->st.channel_ensure;
+    bind_text(ensure, 1, peer);
+    if (step_done(ensure) != SQLITE_OK) {
+        return storage_failure(l, "create channel");
+    }
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)value);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "update channel");
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t acked_seq)
+{
+    return channel_set(l, l->st.channel_acked, peer, acked_seq);
+}
+
+ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq)
+{
+    return channel_set(l, l->st.channel_applied, peer, applied_seq);
+}
+
+ledger_err_t ledger_outbox_next_seq(ledger_t *l, const char *peer, uint64_t *seq)
+{
+    ledger_channel_t ch;
+    ledger_err_t rc = ledger_channel_get(l, peer, &ch);
+    *seq = ch.sent_seq + 1;
+    return rc;
+}
+
+ledger_err_t ledger_outbox_put(ledger_t *l, const char *peer, uint64_t seq, int type,
+                               const uint8_t *signed_msg, size_t signed_len)
+{
+    assert(peer != NULL && signed_msg != NULL && seq >= 1);
+    uint64_t next = 0;
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK || (rc = ledger_outbox_next_seq(l, peer, &next)) != LEDGER_OK) {
+        return rc;
+    }
+    if (seq != next) {
+        set_error(l, "outbox to %s: sequence %llu is not the next (%llu)", peer,
+                  (unsigned long long)seq, (unsigned long long)next);
+        return LEDGER_E_STATE;
+    }
+    sqlite3_stmt *stmt = l->st.outbox_put;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)seq);
+    sqlite3_bind_int(stmt, 3, type);
+    sqlite3_bind_blob(stmt, 4, signed_msg, (int)signed_len, SQLITE_STATIC);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "queue message");
+    }
+    return channel_set(l, l->st.channel_sent, peer, seq);
+}
+
+ledger_err_t ledger_outbox_scan(ledger_t *l, const char *peer, uint64_t from_seq, size_t limit,
+                                bool (*fn)(uint64_t seq, int type, const uint8_t *signed_msg,
+                                           size_t signed_len, void *arg),
+                                void *arg)
+{
+    assert(l != NULL && peer != NULL && fn != NULL);
+    sqlite3_stmt *stmt = l->st.outbox_scan;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)from_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)limit);
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (!fn((uint64_t)sqlite3_column_int64(stmt, 0), sqlite3_column_int(stmt, 1),
+                sqlite3_column_blob(stmt, 2), (size_t)sqlite3_column_bytes(stmt, 2), arg)) {
+            step = SQLITE_DONE;
+            break;
+        }
+    }
+    finish(stmt);
+    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+}

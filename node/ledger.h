@@ -1,0 +1,233 @@
+/*
+ * The ledger: a node's durable double-entry books of every channel, on SQLite.
+ *
+ * One file (ledger.db) in the home, WAL, synchronous=FULL. Four kinds of rows:
+ *   accounts     one per (kind, peer, currency): the peer's account is this node's side of
+ *                the channel; "clearing" is the internal account of this node's customers.
+ *                Each keeps cached debits/credits, pending and posted (TigerBeetle's model).
+ *   settlements  one per (peer, UETR): the payment's immutable content and content hash,
+ *                plus a status cache that `audit` recomputes from the journal.
+ *   journal      append-only: every state change is a new row (pending, posted, voided,
+ *                booked, refused, returned) carrying the signed message that caused it
+ *                (evidence) and a BLAKE2b hash chained over every row before it.
+ *   outbox       messages to send, queued in the same transaction as the entry that caused
+ *                them, numbered per peer from 1 (transactional outbox).
+ * Every journal row moves its amount from one account to the other (debit one, credit the
+ * other; a refused settlement moves nothing), so debits equal credits per currency by
+ * construction; `audit` replays the journal and checks it anyway.
+ *
+ * Sign convention: net(peer, ccy) = what the peer owes this node minus what this node owes
+ * the peer, over posted entries. Sending m to a peer lowers net by m once posted; receiving m
+ * raises it. pending(peer, ccy) is the change to net that pending entries would make.
+ *
+ * Writes happen inside a transaction (ledger_begin .. ledger_commit): a node applies a whole
+ * batch with one fsync (group commit). Any storage error rolls the transaction back and puts
+ * the ledger in a stopped state: every later write is refused (no retry-and-pretend).
+ */
+#ifndef CORRIDOR_LEDGER_H
+#define CORRIDOR_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "settlement.h"
+
+#define LEDGER_FILE           "ledger.db"
+#define LEDGER_HASH_BYTES     32
+#define LEDGER_SCHEMA_VERSION 1
+
+typedef struct ledger ledger_t;
+
+typedef enum {
+    LEDGER_OK = 0,
+    LEDGER_E_STORAGE,   /* SQLite failed (I/O, full disk, fsync): the ledger is now stopped */
+    LEDGER_E_STOPPED,   /* an earlier storage error stopped the ledger; writes are refused */
+    LEDGER_E_CORRUPT,   /* the file is not a Corridor ledger, or is damaged */
+    LEDGER_E_VERSION,   /* the schema is newer than this program understands */
+    LEDGER_E_CONFLICT,  /* the UETR exists on this channel with different content (DUPL) */
+    LEDGER_E_NOT_FOUND, /* no such settlement on this channel */
+    LEDGER_E_STATE,     /* the settlement is not in a state that allows this change */
+    LEDGER_E_READONLY,  /* a write on a ledger opened read-only */
+    LEDGER_E_OVERFLOW,  /* a position would leave the int64 range */
+} ledger_err_t;
+
+const char *ledger_strerror(ledger_err_t err);
+
+/* The detailed message of the last error (SQLite's text, which file), for logs. */
+const char *ledger_last_error(const ledger_t *ledger);
+
+/* Statuses as DESIGN.md's JSON shows them. */
+typedef enum {
+    STATUS_PENDING = 0,
+    STATUS_SETTLED = 1,
+    STATUS_REJECTED = 2,
+    STATUS_RETURNED = 3,
+} status_t;
+
+const char *status_name(status_t status);
+
+/* Journal row kinds: what happened. */
+typedef enum {
+    ENTRY_OUT_PENDING = 1, /* we sent a settlement: pending */
+    ENTRY_OUT_POSTED = 2,  /* the peer settled it (ACSC) */
+    ENTRY_OUT_VOIDED = 3,  /* the peer rejected it (RJCT) */
+    ENTRY_IN_BOOKED = 4,   /* we settled the peer's settlement */
+    ENTRY_IN_REFUSED = 5,  /* we rejected the peer's settlement */
+    ENTRY_RETURNED = 6,    /* a settled payment was returned (pacs.004) */
+} entry_kind_t;
+
+const char *entry_kind_name(entry_kind_t kind);
+
+/* What an operation resulted in (also for an idempotent repeat). */
+typedef struct {
+    status_t status;                          /* the settlement's status now */
+    char reason[CORRIDOR_REASON_LEN_MAX + 1]; /* ISO reason when rejected/returned, else "" */
+    bool repeated;                            /* the same content was already recorded */
+    int64_t position_minor;                   /* net(peer, currency) after the operation */
+} ledger_outcome_t;
+
+typedef enum { LEDGER_READ_WRITE, LEDGER_READ_ONLY } ledger_mode_t;
+
+/* Opens (and with READ_WRITE creates or migrates) a ledger file. `node` is this node's code,
+ * recorded at creation and checked on every open (a foreign ledger is refused; NULL skips the
+ * check when reading). `vfs` names an SQLite VFS (tests inject failures) or is NULL for the
+ * default. On failure, err receives one line saying what is wrong. */
+ledger_err_t ledger_open(const char *path, const char *node, ledger_mode_t mode, const char *vfs,
+                         ledger_t **out, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+void ledger_close(ledger_t **self_p);
+
+/* Group commit: everything between begin and commit is one transaction, one fsync. */
+ledger_err_t ledger_begin(ledger_t *l) __attribute__((warn_unused_result));
+ledger_err_t ledger_commit(ledger_t *l) __attribute__((warn_unused_result));
+void ledger_rollback(ledger_t *l);
+bool ledger_in_transaction(const ledger_t *l);
+bool ledger_stopped(const ledger_t *l);
+
+/* Records an outgoing settlement as pending (s->direction must be OUT), with our own signed
+ * message as evidence. Same UETR and content again: the original outcome, repeated = true.
+ * Same UETR, other content: LEDGER_E_CONFLICT and nothing changes. */
+ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evidence,
+                         size_t evidence_len, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
+
+/* Applies an incoming settlement (s->direction IN) with the peer's signed message as evidence.
+ * If reject_reason is not NULL the settlement is recorded rejected with it (the caller found
+ * it invalid, e.g. AM03). Otherwise it is booked if net(peer) + amount <= cap_minor (the net
+ * debit cap this node grants the peer), else rejected AM02. Idempotent as ledger_send. */
+ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_minor,
+                            const char *reject_reason, const uint8_t *evidence, size_t evidence_len,
+                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Resolves our pending settlement on the peer's StatusReport: posted if settled, else voided
+ * with `reason`. Repeating the same resolution is idempotent; a different one is a conflict. */
+ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, bool settled,
+                            const char *reason, const uint8_t *evidence, size_t evidence_len,
+                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Returns a settled payment in full (pacs.004) with reason; evidence is the signed Return. */
+ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, const char *reason,
+                           const uint8_t *evidence, size_t evidence_len, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
+
+/* Looks up a settlement and its status. LEDGER_E_NOT_FOUND if absent. */
+ledger_err_t ledger_find(ledger_t *l, const char *peer, const char *uetr, settlement_t *s,
+                         ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* net and pending of one channel in one currency (0 when nothing was booked). */
+ledger_err_t ledger_position(ledger_t *l, const char *peer, const char *currency,
+                             int64_t *net_minor, int64_t *pending_minor)
+    __attribute__((warn_unused_result));
+
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    int64_t net_minor;
+    int64_t pending_minor;
+} ledger_position_t;
+
+/* Calls fn for every (peer, currency) that has an account, ordered by peer and currency. */
+ledger_err_t ledger_positions(ledger_t *l, void (*fn)(const ledger_position_t *p, void *arg),
+                              void *arg) __attribute__((warn_unused_result));
+
+typedef struct {
+    uint64_t pending, settled, rejected, returned;
+} ledger_counts_t;
+
+ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)
+    __attribute__((warn_unused_result));
+
+/* Calls fn for every settlement, in the order they were first recorded. */
+ledger_err_t ledger_settlements(ledger_t *l,
+                                void (*fn)(const settlement_t *s, const ledger_outcome_t *o,
+                                           void *arg),
+                                void *arg) __attribute__((warn_unused_result));
+
+/* The hash-chain head (all zero for an empty journal) and the number of journal rows. */
+ledger_err_t ledger_head(ledger_t *l, uint8_t head[static LEDGER_HASH_BYTES], uint64_t *rows)
+    __attribute__((warn_unused_result));
+
+/* ---- outbox: messages queued in the transaction that caused them ------------------------ */
+
+/* The sequence number the next message to `peer` will carry (1 for the first). */
+ledger_err_t ledger_outbox_next_seq(ledger_t *l, const char *peer, uint64_t *seq)
+    __attribute__((warn_unused_result));
+
+/* Queues a signed message to `peer` under sequence `seq`, which must be the next one. */
+ledger_err_t ledger_outbox_put(ledger_t *l, const char *peer, uint64_t seq, int type,
+                               const uint8_t *signed_msg, size_t signed_len)
+    __attribute__((warn_unused_result));
+
+/* Calls fn for the queued messages to `peer` with sequence >= from_seq, in order, at most
+ * `limit` of them. fn returns false to stop early. */
+ledger_err_t ledger_outbox_scan(ledger_t *l, const char *peer, uint64_t from_seq, size_t limit,
+                                bool (*fn)(uint64_t seq, int type, const uint8_t *signed_msg,
+                                           size_t signed_len, void *arg),
+                                void *arg) __attribute__((warn_unused_result));
+
+/* Channel counters kept with the books: what we queued, what the peer acknowledged, what we
+ * applied of the peer's messages. */
+typedef struct {
+    uint64_t sent_seq;    /* highest sequence queued to the peer */
+    uint64_t acked_seq;   /* highest of ours the peer acknowledged */
+    uint64_t applied_seq; /* highest of the peer's we committed */
+} ledger_channel_t;
+
+ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t *ch)
+    __attribute__((warn_unused_result));
+ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t acked_seq)
+    __attribute__((warn_unused_result));
+ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq)
+    __attribute__((warn_unused_result));
+
+/* How one journal row changes the peer account's four counters (the clearing account takes
+ * the opposite side). `original` is the direction of the settlement the row belongs to. */
+typedef struct {
+    int64_t debits_pending, credits_pending, debits_posted, credits_posted;
+} ledger_effect_t;
+
+ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64_t amount_minor);
+
+/* The SQLite handle, for the audit's read-only queries. */
+struct sqlite3 *ledger_db(ledger_t *l);
+
+/* The hash of one journal row given the previous head: the one definition `audit` shares. */
+typedef struct {
+    int64_t seq; /* row number, from 1 */
+    entry_kind_t kind;
+    const char *peer;
+    const char *uetr;
+    const char *currency;
+    int64_t amount_minor;
+    const char *reason;          /* "" if none */
+    const uint8_t *content_hash; /* the settlement's content hash */
+    const uint8_t *evidence;     /* signed message bytes */
+    size_t evidence_len;
+    int64_t created_unix_ms;
+} ledger_row_t;
+
+void ledger_row_hash(const uint8_t prev[static LEDGER_HASH_BYTES], const ledger_row_t *row,
+                     uint8_t out[static LEDGER_HASH_BYTES]);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * A settlement (pacs.008) as the node handles it: the fields, their validation with ISO
+ * reason codes, the content hash that makes re-sends idempotent, and the conversion to and
+ * from the protobuf body on the wire.
+ *
+ * Pure: no I/O, no clock (the creation time is a field the caller fills).
+ */
+#ifndef CORRIDOR_SETTLEMENT_H
+#define CORRIDOR_SETTLEMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corridor/limits.h"
+
+#define SETTLEMENT_HASH_BYTES 32
+#define VALUE_DATE_LEN        10 /* YYYY-MM-DD */
+
+/* Which way a settlement goes, seen from this node. */
+typedef enum {
+    DIRECTION_OUT = 0, /* this node pays the peer */
+    DIRECTION_IN = 1,  /* the peer pays this node */
+} direction_t;
+
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];                /* the other side of the channel */
+    direction_t direction;                               /* out: we pay; in: peer pays */
+    char uetr[CORRIDOR_UETR_LEN + 1];                    /* PmtId/UETR */
+    char end_to_end_id[CORRIDOR_E2E_ID_LEN_MAX + 1];     /* PmtId/EndToEndId */
+    int64_t amount_minor;                                /* IntrBkSttlmAmt, minor units */
+    char currency[CORRIDOR_CURRENCY_LEN + 1];            /* IntrBkSttlmAmt/@Ccy */
+    char value_date[VALUE_DATE_LEN + 1];                 /* IntrBkSttlmDt, or empty */
+    char debtor_name[CORRIDOR_PARTY_NAME_LEN_MAX + 1];   /* Dbtr/Nm */
+    char debtor_account[CORRIDOR_ACCOUNT_LEN_MAX + 1];   /* DbtrAcct */
+    char creditor_name[CORRIDOR_PARTY_NAME_LEN_MAX + 1]; /* Cdtr/Nm */
+    char creditor_account[CORRIDOR_ACCOUNT_LEN_MAX + 1]; /* CdtrAcct */
+    char remittance[CORRIDOR_REMITTANCE_LEN_MAX + 1];    /* RmtInf/Ustrd */
+    int64_t created_unix_ms;                             /* GrpHdr/CreDtTm */
+} settlement_t;
+
+/* Checks every field. Returns NULL when valid, else the ISO reason code to reject with:
+ * "FF01" invalid format (UETR, text, date, peer code), "AM01" zero amount, "AM12" negative
+ * or too large, "AM03" unknown currency. */
+const char *settlement_check(const settlement_t *s);
+
+/* BLAKE2b-256 over the content that idempotency compares: peer, direction, amount, currency,
+ * parties, remittance and end-to-end id. Not the UETR (the key) nor the times. */
+void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMENT_HASH_BYTES]);
+
+/* Encodes the wire body (corridor.Settlement). *out is malloc'd. -1 when out of memory. */
+int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len);
+
+/* Decodes a wire body received from `peer` in `direction`. Returns NULL on success, or
+ * "FF01" when the body is not a Settlement or a field overflows its limit (then *s is zeroed
+ * but for peer and direction). Field values are not checked: call settlement_check. */
+const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
+                              direction_t direction, settlement_t *s);
+
+const char *direction_name(direction_t d);
+
+#endif
