@@ -144,7 +144,8 @@ typedef struct {
     bool in_node;         /* inside [node] */
     char section[CORRIDOR_CONFIG_LINE_LEN_MAX + 1]; /* the section of the previous key */
     const char *cursor;                             /* the text not yet handed to libinih */
-    int lineno; /* the line libinih is reading (its handler is not told) */
+    int lineno;   /* the line libinih is reading (its handler is not told) */
+    int err_line; /* the line of the error in err, 0 if none */
 } parse_state_t;
 
 /* libinih reader over a string that counts lines, like fgets. */
@@ -182,6 +183,12 @@ static const char *peer_field(config_peer_t *peer, const char *key, const char *
         if (errno != 0 || end == value || *end != '\0' || v < 0 || v > CORRIDOR_AMOUNT_MINOR_MAX) {
             return "not a whole number of minor units from 0 to the maximum amount";
         }
+        if (value[0] == '+') {
+            return "not a plain whole number";
+        }
+        if (config_peer_limit(peer, c->code) != 0) {
+            return "given twice";
+        }
         if (config_peer_set_limit(peer, c->code, (int64_t)v) != 0) {
             return "too many limits";
         }
@@ -205,6 +212,11 @@ static const char *peer_field(config_peer_t *peer, const char *key, const char *
 static const char *node_field(config_t *config, const char *key, const char *value, char *err,
                               size_t err_size)
 {
+    if ((strcmp(key, "name") == 0 && config->name[0] != '\0') ||
+        (strcmp(key, "listen") == 0 && config->listen[0] != '\0') ||
+        (strcmp(key, "currencies") == 0 && config->currencies_count > 0)) {
+        return "given twice";
+    }
     if (strcmp(key, "name") == 0) {
         if (node_code_check(value) != VALID_OK) {
             return "not a node code (4-11 of A-Z, 0-9, starting with a letter)";
@@ -229,9 +241,15 @@ static const char *node_field(config_t *config, const char *key, const char *val
 static bool peer_complete(parse_state_t *st, int lineno)
 {
     if (st->peer != NULL && (st->peer_fields | card_field_bit("name")) != CARD_FIELDS_ALL) {
-        set_err(st->err, st->err_size,
-                "line %d: [peer %s] needs endpoint, sign, box and curve before this line", lineno,
-                st->peer->card.name);
+        if (lineno > 0) {
+            set_err(st->err, st->err_size,
+                    "line %d: [peer %s] needs endpoint, sign, box and curve before this line",
+                    lineno, st->peer->card.name);
+        } else {
+            set_err(st->err, st->err_size,
+                    "end of file: [peer %s] needs endpoint, sign, box and curve",
+                    st->peer->card.name);
+        }
         return false;
     }
     return true;
@@ -239,6 +257,7 @@ static bool peer_complete(parse_state_t *st, int lineno)
 
 static bool begin_section(parse_state_t *st, const char *section, int lineno)
 {
+    st->err_line = lineno; /* for any error below */
     if (!peer_complete(st, lineno)) {
         return false;
     }
@@ -277,6 +296,9 @@ static int on_entry(void *user, const char *section, const char *key, const char
 {
     parse_state_t *st = user;
     int lineno = st->lineno;
+    if (st->err[0] != '\0') {
+        return 0; /* libinih goes on after an error; the first one is the one to report */
+    }
     /* Debian's libinih is built without INI_CALL_HANDLER_ON_NEW_SECTION: a section begins
      * when a key arrives under a new name (a section with no keys is ignored). */
     if (strcmp(section, st->section) != 0) {
@@ -296,6 +318,7 @@ static int on_entry(void *user, const char *section, const char *key, const char
     }
     if (problem != NULL) {
         set_err(st->err, st->err_size, "line %d: %s: %s", lineno, key, problem);
+        st->err_line = lineno;
         return 0;
     }
     return 1;
@@ -339,8 +362,13 @@ int config_parse(const char *text, const char *origin, config_t *config, char *e
         snprintf(line_err, sizeof line_err, "[node] needs name, listen and currencies");
         rc = -1;
     }
+    if (rc == 0 && config_find_peer(config, config->name) != NULL) {
+        snprintf(line_err, sizeof line_err, "[peer %s] is this node itself", config->name);
+        rc = -1;
+    }
     if (rc != 0) {
-        if (line_err[0] == '\0') {
+        if (line_err[0] == '\0' || (rc > 0 && rc < st.err_line)) {
+            /* libinih's own complaint (no '=', a bad section header) came first */
             snprintf(line_err, sizeof line_err, "line %d: not a key = value line", rc);
         }
         set_err(err, err_size, "%s: %s", origin, line_err);

@@ -103,7 +103,8 @@ cleanup:
 ssize_t fs_read_bounded(const char *path, char *buf, size_t max_len)
 {
     assert(path != NULL && buf != NULL);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO planted in place of a file must not hang the reader. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         return -1;
     }

@@ -55,7 +55,7 @@ int home_create(const home_t *home)
 {
     assert(home != NULL);
     if (mkdir(home->dir, HOME_DIR_MODE) == 0) {
-        return 0;
+        return chmod(home->dir, HOME_DIR_MODE); /* exactly 0700, whatever the umask */
     }
     if (errno != EEXIST) {
         return -1;

@@ -40,8 +40,9 @@
 /* Peer card: one line; keys in hex and Z85 plus name and endpoint. */
 #define CORRIDOR_CARD_LEN_MAX 512
 
-/* Config file: libinih (Debian 12, r55) reads at most 200 bytes per line. */
-#define CORRIDOR_CONFIG_LINE_LEN_MAX 199
+/* Config file: libinih (Debian 12, r55) reads lines into a 200-byte buffer, newline and NUL
+ * included, and splits a longer one silently: 198 bytes of text is the most that stays whole. */
+#define CORRIDOR_CONFIG_LINE_LEN_MAX 198
 #define CORRIDOR_CONFIG_BYTES_MAX    (64 * 1024)
 
 /* Business message body, and the whole sealed message on the wire. */
