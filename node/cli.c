@@ -16,12 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "audit.h"
 #include "config.h"
+#include "control.h"
+#include "daemon.h"
 #include "fsutil.h"
 #include "home.h"
 #include "identity.h"
@@ -735,6 +738,493 @@ static int cmd_audit(int argc, char **argv)
     return rc;
 }
 
+/* ---- corridor run -------------------------------------------------------------------- */
+
+#define RUN_USAGE "corridor run --home DIR"
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nRuns the node in the foreground until SIGTERM or SIGINT; logs to "
+                   "stderr.\n",
+                   RUN_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, RUN_USAGE);
+        }
+    }
+    home_t home;
+    int rc = no_positional(argc, argv, RUN_USAGE);
+    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK) {
+        return rc;
+    }
+    if (access(home.config_path, F_OK) != 0) {
+        complain("no Corridor home at %s (no %s); create one with `corridor init`", home.dir,
+                 CONFIG_FILE);
+        return EXIT_USAGE;
+    }
+    return daemon_run(home.dir);
+}
+
+/* ---- talking to a running node ------------------------------------------------------------ */
+
+/* Calls the node; maps transport failures to exit codes and the node's own errors too. */
+static int call_node(const home_t *home, const json_t *request, int timeout_ms, json_t **reply)
+{
+    char err[512];
+    switch (control_call(home->dir, request, timeout_ms, reply, err, sizeof err)) {
+    case CONTROL_OK:
+        break;
+    case CONTROL_E_NOT_RUNNING:
+        complain("%s", err);
+        return EXIT_UNREACHABLE;
+    case CONTROL_E_TIMEOUT:
+        complain("%s", err);
+        return EXIT_TIMEOUT;
+    case CONTROL_E_INTERNAL:
+        complain("%s", err);
+        return EXIT_UNREACHABLE;
+    }
+    if (!json_is_true(json_object_get(*reply, "ok"))) {
+        const char *error = json_string_value(json_object_get(*reply, "error"));
+        json_t *code = json_object_get(*reply, "exit");
+        complain("the node refused: %s", error != NULL ? error : "no reason given");
+        int exit_code = json_is_integer(code) ? (int)json_integer_value(code) : EXIT_INTERNAL;
+        json_decref(*reply);
+        *reply = NULL;
+        return exit_code >= EXIT_NEGATIVE && exit_code <= EXIT_INTERNAL ? exit_code : EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+/* ---- corridor status ------------------------------------------------------------------ */
+
+#define STATUS_USAGE "corridor status --home DIR [--json]"
+
+static int cmd_status(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL;
+    bool json = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nThe running node's state and each peer's channel.\n", STATUS_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, STATUS_USAGE);
+        }
+    }
+    home_t home;
+    json_t *reply = NULL;
+    int rc = no_positional(argc, argv, STATUS_USAGE);
+    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK) {
+        return rc;
+    }
+    json_t *req = json_pack("{s:s}", "cmd", "status");
+    rc = call_node(&home, req, 10000, &reply);
+    json_decref(req);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    json_object_del(reply, "ok");
+    if (json) {
+        json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    } else {
+        printf("node %s listening on %s%s\n", json_string_value(json_object_get(reply, "node")),
+               json_string_value(json_object_get(reply, "listen")),
+               json_is_true(json_object_get(reply, "ledger_stopped")) ? " (LEDGER STOPPED)" : "");
+        printf("  %-11s %-9s %10s %10s %12s\n", "peer", "state", "outbox", "sent_seq",
+               "received_seq");
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(reply, "peers"), i, p)
+        {
+            printf("  %-11s %-9s %10lld %10lld %12lld\n",
+                   json_string_value(json_object_get(p, "name")),
+                   json_string_value(json_object_get(p, "state")),
+                   (long long)json_integer_value(json_object_get(p, "outbox")),
+                   (long long)json_integer_value(json_object_get(p, "sent_seq")),
+                   (long long)json_integer_value(json_object_get(p, "received_seq")));
+        }
+    }
+    json_decref(reply);
+    return EXIT_OK;
+}
+
+/* ---- corridor send ------------------------------------------------------------------- */
+
+#define SEND_USAGE                                                                                 \
+    "corridor send --home DIR --to CODE --amount DEC --currency CCY [--uetr UUID] [--debtor S] "   \
+    "[--creditor S] [--remittance S] [--wait SECONDS] | --batch FILE [--wait SECONDS]"
+#define SEND_CHUNK_ITEMS 1000  /* settlements per request in a batch */
+#define SEND_GRACE_MS    15000 /* how long past --wait the node may take to answer */
+#define BATCH_LINE_MAX   1024
+
+/* One settlement to submit, as given on the command line or a batch line. */
+typedef struct {
+    const char *to, *amount, *currency, *uetr, *debtor, *creditor, *remittance;
+} send_args_t;
+
+/* Validates one settlement locally (nothing is written on error) and builds its request item.
+ * `where` prefixes messages (a batch line number). */
+static int build_item(const config_t *config, const send_args_t *a, const char *where,
+                      json_t **item)
+{
+    *item = NULL;
+    if (a->to == NULL || a->amount == NULL || a->currency == NULL) {
+        complain("%s--to, --amount and --currency are required", where);
+        return EXIT_USAGE;
+    }
+    if (config_find_peer_const(config, a->to) == NULL) {
+        complain("%s%s is not a peer of this node (see corridor peer add)", where, a->to);
+        return EXIT_USAGE;
+    }
+    const currency_t *c = currency_find(a->currency);
+    if (c == NULL || !config_accepts(config, c->code)) {
+        complain("%s%s: %s", where, a->currency,
+                 c == NULL ? "unknown currency" : "this node does not deal in it");
+        return EXIT_USAGE;
+    }
+    int64_t minor = 0;
+    valid_err_t verr = amount_parse(a->amount, c, false, &minor);
+    if (verr != VALID_OK) {
+        complain("%s--amount %s: %s", where, a->amount, valid_strerror(verr));
+        return EXIT_USAGE;
+    }
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    if (a->uetr != NULL && (verr = uetr_check(a->uetr)) != VALID_OK) {
+        complain("%s--uetr %s: %s", where, a->uetr, valid_strerror(verr));
+        return EXIT_USAGE;
+    }
+    if (a->uetr == NULL) {
+        uetr_generate(uetr); /* chosen here so that a retry is idempotent */
+    }
+    const char *texts[] = {a->debtor, a->creditor, a->remittance};
+    const size_t limits[] = {CORRIDOR_PARTY_NAME_LEN_MAX, CORRIDOR_PARTY_NAME_LEN_MAX,
+                             CORRIDOR_REMITTANCE_LEN_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        if (texts[i] != NULL && (verr = text_check(texts[i], limits[i])) != VALID_OK) {
+            complain("%s%s: %s", where,
+                     i == 0   ? "--debtor"
+                     : i == 1 ? "--creditor"
+                              : "--remittance",
+                     valid_strerror(verr));
+            return EXIT_USAGE;
+        }
+    }
+    *item =
+        json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "to", a->to, "amount_minor",
+                  (json_int_t)minor, "currency", c->code, "uetr", a->uetr != NULL ? a->uetr : uetr,
+                  "debtor", a->debtor ? a->debtor : "", "creditor", a->creditor ? a->creditor : "",
+                  "remittance", a->remittance ? a->remittance : "");
+    return *item != NULL ? EXIT_OK : EXIT_INTERNAL;
+}
+
+/* Splits one CSV line in place (no quoting: fields must not contain commas). */
+static size_t split_csv(char *line, char **fields, size_t max)
+{
+    size_t n = 0;
+    char *p = line;
+    while (n < max) {
+        fields[n++] = p;
+        char *comma = strchr(p, ',');
+        if (comma == NULL) {
+            break;
+        }
+        *comma = '\0';
+        p = comma + 1;
+    }
+    return n;
+}
+
+/* Reads a batch file: a header naming the columns (to, amount, currency required; uetr,
+ * debtor, creditor, remittance optional), then one settlement per line. */
+static int read_batch(const config_t *config, const char *path, json_t *items)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        complain("--batch %s: %s", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    static const char *const names[] = {"to",     "amount",   "currency",  "uetr",
+                                        "debtor", "creditor", "remittance"};
+    enum { COLUMNS = 7 };
+    int column_of[COLUMNS];
+    char line[BATCH_LINE_MAX + 2];
+    int rc = EXIT_OK;
+    size_t lineno = 0;
+    for (size_t i = 0; i < COLUMNS; i++) {
+        column_of[i] = -1;
+    }
+    while (rc == EXIT_OK && fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len > BATCH_LINE_MAX) {
+            complain("--batch %s:%zu: line longer than %d bytes", path, lineno, BATCH_LINE_MAX);
+            rc = EXIT_USAGE;
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+            line[--len] = '\0';
+        }
+        if (len == 0) {
+            continue;
+        }
+        char *fields[COLUMNS + 1];
+        size_t n = split_csv(line, fields, COLUMNS + 1);
+        if (lineno == 1) { /* the header */
+            for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < COLUMNS; j++) {
+                    if (strcmp(fields[i], names[j]) == 0) {
+                        column_of[j] = (int)i;
+                    }
+                }
+            }
+            if (column_of[0] < 0 || column_of[1] < 0 || column_of[2] < 0) {
+                complain("--batch %s: the header must name at least to,amount,currency", path);
+                rc = EXIT_USAGE;
+            }
+            continue;
+        }
+        const char *v[COLUMNS];
+        for (size_t j = 0; j < COLUMNS; j++) {
+            v[j] = column_of[j] >= 0 && (size_t)column_of[j] < n && fields[column_of[j]][0]
+                       ? fields[column_of[j]]
+                       : NULL;
+        }
+        send_args_t a = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+        char where[64];
+        snprintf(where, sizeof where, "--batch line %zu: ", lineno);
+        json_t *item = NULL;
+        if ((rc = build_item(config, &a, where, &item)) == EXIT_OK) {
+            json_array_append_new(items, item);
+        }
+    }
+    if (rc == EXIT_OK && ferror(f)) {
+        complain("--batch %s: read error", path);
+        rc = EXIT_USAGE;
+    }
+    fclose(f);
+    if (rc == EXIT_OK && json_array_size(items) == 0) {
+        complain("--batch %s: no settlements", path);
+        rc = EXIT_USAGE;
+    }
+    return rc;
+}
+
+/* Tallies the node's results; prints one line per settlement (uetr status [reason]). */
+typedef struct {
+    size_t pending, settled, rejected, failed;
+    int worst_exit;
+} tally_t;
+
+static void tally_results(json_t *results, bool print, tally_t *t)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(results, i, r)
+    {
+        const char *uetr = json_string_value(json_object_get(r, "uetr"));
+        const char *status = json_string_value(json_object_get(r, "status"));
+        const char *reason = json_string_value(json_object_get(r, "reason"));
+        const char *error = json_string_value(json_object_get(r, "error"));
+        if (error != NULL) {
+            t->failed++;
+            complain("%s: %s", uetr != NULL ? uetr : "settlement", error);
+            json_t *code = json_object_get(r, "exit");
+            int c = json_is_integer(code) ? (int)json_integer_value(code) : EXIT_INTERNAL;
+            t->worst_exit = c > t->worst_exit ? c : t->worst_exit;
+            continue;
+        }
+        if (status == NULL) {
+            continue;
+        }
+        if (strcmp(status, "settled") == 0 || strcmp(status, "returned") == 0) {
+            t->settled++;
+        } else if (strcmp(status, "rejected") == 0) {
+            t->rejected++;
+            complain("%s rejected: %s", uetr, reason != NULL ? reason : "no reason given");
+        } else {
+            t->pending++;
+        }
+        if (print) {
+            printf("%s %s%s%s\n", uetr, status, reason ? " " : "", reason ? reason : "");
+        }
+    }
+}
+
+/* Sends items in chunks; with wait_ms > 0 the node answers each chunk once final. */
+static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print, tally_t *t)
+{
+    size_t total = json_array_size(items);
+    int64_t deadline = wait_ms > 0 ? (int64_t)time(NULL) * 1000 + wait_ms : 0;
+    for (size_t start = 0; start < total; start += SEND_CHUNK_ITEMS) {
+        json_t *chunk = json_array();
+        for (size_t i = start; i < total && i < start + SEND_CHUNK_ITEMS; i++) {
+            json_array_append(chunk, json_array_get(items, i));
+        }
+        int64_t left = wait_ms > 0 ? deadline - (int64_t)time(NULL) * 1000 : 0;
+        if (wait_ms > 0 && left < 1) {
+            left = 1;
+        }
+        json_t *req = json_pack("{s:s, s:I, s:o}", "cmd", "send", "wait_ms", (json_int_t)left,
+                                "items", chunk);
+        json_t *reply = NULL;
+        int rc = call_node(home, req, (int)(left + SEND_GRACE_MS), &reply);
+        json_decref(req);
+        if (rc != EXIT_OK) {
+            return rc;
+        }
+        tally_results(json_object_get(reply, "results"), print, t);
+        json_decref(reply);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_send(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"home", required_argument, NULL, 'h'},     {"to", required_argument, NULL, 't'},
+        {"amount", required_argument, NULL, 'a'},   {"currency", required_argument, NULL, 'c'},
+        {"uetr", required_argument, NULL, 'u'},     {"debtor", required_argument, NULL, 'd'},
+        {"creditor", required_argument, NULL, 'r'}, {"remittance", required_argument, NULL, 'm'},
+        {"wait", required_argument, NULL, 'w'},     {"batch", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, '?' + 256},     {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL, *batch = NULL, *wait_text = NULL;
+    send_args_t a = {0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 't':
+            a.to = optarg;
+            break;
+        case 'a':
+            a.amount = optarg;
+            break;
+        case 'c':
+            a.currency = optarg;
+            break;
+        case 'u':
+            a.uetr = optarg;
+            break;
+        case 'd':
+            a.debtor = optarg;
+            break;
+        case 'r':
+            a.creditor = optarg;
+            break;
+        case 'm':
+            a.remittance = optarg;
+            break;
+        case 'w':
+            wait_text = optarg;
+            break;
+        case 'b':
+            batch = optarg;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nCommits a settlement as pending and prints its UETR. --wait: waits "
+                   "for the final status (0 settled, 1 rejected, 4 timed out).\n--batch FILE: "
+                   "CSV with a header naming to,amount,currency[,uetr,debtor,creditor,"
+                   "remittance]; no quoting.\n",
+                   SEND_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, SEND_USAGE);
+        }
+    }
+    int rc = no_positional(argc, argv, SEND_USAGE);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    int64_t wait_ms = 0;
+    if (wait_text != NULL) {
+        char *end = NULL;
+        double seconds = strtod(wait_text, &end);
+        if (end == wait_text || *end != '\0' || !(seconds > 0) || seconds > 86400) {
+            complain("--wait %s: expected seconds, more than 0 and at most 86400", wait_text);
+            return EXIT_USAGE;
+        }
+        wait_ms = (int64_t)(seconds * 1000);
+    }
+    if (batch != NULL && (a.to || a.amount || a.currency || a.uetr)) {
+        complain("--batch takes the settlements from the file; leave out --to, --amount...");
+        return EXIT_USAGE;
+    }
+    home_t home;
+    config_t *config = NULL;
+    json_t *items = json_array();
+    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+        (rc = load_config(&home, &config)) != EXIT_OK) {
+        goto cleanup;
+    }
+    if (batch != NULL) {
+        rc = read_batch(config, batch, items);
+    } else {
+        json_t *item = NULL;
+        if ((rc = build_item(config, &a, "", &item)) == EXIT_OK) {
+            json_array_append_new(items, item);
+        }
+    }
+    if (rc != EXIT_OK) {
+        goto cleanup;
+    }
+    tally_t t = {0};
+    /* A batch goes out at full speed first; waiting re-sends it (sends are idempotent). */
+    rc = submit(&home, items, batch != NULL ? 0 : wait_ms, batch == NULL || wait_ms == 0, &t);
+    if (rc == EXIT_OK && batch != NULL && wait_ms > 0) {
+        memset(&t, 0, sizeof t);
+        rc = submit(&home, items, wait_ms, true, &t);
+    }
+    if (rc != EXIT_OK) {
+        goto cleanup;
+    }
+    if (batch != NULL) {
+        fprintf(stderr, "%zu settlements: %zu pending, %zu settled, %zu rejected, %zu failed\n",
+                json_array_size(items), t.pending, t.settled, t.rejected, t.failed);
+    }
+    if (t.failed > 0) {
+        rc = t.worst_exit;
+    } else if (t.rejected > 0) {
+        rc = EXIT_NEGATIVE;
+    } else if (wait_ms > 0 && t.pending > 0) {
+        complain("timed out after %.1f s waiting for the final status", (double)wait_ms / 1000);
+        rc = EXIT_TIMEOUT;
+    } else {
+        rc = EXIT_OK;
+    }
+
+cleanup:
+    json_decref(items);
+    config_destroy(&config);
+    return rc;
+}
+
 static int cmd_peer(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "add") == 0) {
@@ -758,6 +1248,9 @@ static const command_t commands[] = {
     {"init", "corridor init", cmd_init, "create a node's home, keys and config; print its card"},
     {"card", "corridor card", cmd_card, "print this node's peer card"},
     {"peer", "corridor peer", cmd_peer, "peer add CARD [--limit CCY=AMOUNT]: trust a peer"},
+    {"run", "corridor run", cmd_run, "run the node in the foreground until SIGTERM"},
+    {"send", "corridor send", cmd_send, "submit a settlement (or --batch FILE); --wait for it"},
+    {"status", "corridor status", cmd_status, "the running node's channels (--json)"},
     {"ledger", "corridor ledger", cmd_ledger, "positions, counts and settlements (--json)"},
     {"audit", "corridor audit", cmd_audit, "offline checks of one or more homes' books"},
 };

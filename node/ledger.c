@@ -58,11 +58,13 @@
     X(list, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"                \
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
             " creditor_account, remittance, created_ms FROM settlements ORDER BY id")              \
-    X(channel_get, "SELECT sent_seq, acked_seq, applied_seq FROM channels WHERE peer = ?1")        \
+    X(channel_get, "SELECT sent_seq, acked_seq, applied_seq, diverged FROM channels"               \
+                   " WHERE peer = ?1")                                                             \
     X(channel_ensure, "INSERT OR IGNORE INTO channels(peer) VALUES(?1)")                           \
     X(channel_sent, "UPDATE channels SET sent_seq = ?2 WHERE peer = ?1")                           \
     X(channel_acked, "UPDATE channels SET acked_seq = ?2 WHERE peer = ?1")                         \
     X(channel_applied, "UPDATE channels SET applied_seq = ?2 WHERE peer = ?1")                     \
+    X(channel_diverged, "UPDATE channels SET diverged = ?2 WHERE peer = ?1")                       \
     X(outbox_put, "INSERT INTO outbox(peer, seq, type, signed) VALUES(?1,?2,?3,?4)")               \
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
@@ -116,8 +118,8 @@ static const char *const schema_v1 =
     "CREATE TABLE outbox(peer TEXT NOT NULL, seq INTEGER NOT NULL, type INTEGER NOT NULL,"
     "  signed BLOB NOT NULL, PRIMARY KEY(peer, seq)) WITHOUT ROWID;"
     "CREATE TABLE channels(peer TEXT PRIMARY KEY, sent_seq INTEGER NOT NULL DEFAULT 0,"
-    "  acked_seq INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0)"
-    "  WITHOUT ROWID;";
+    "  acked_seq INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0,"
+    "  diverged INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;";
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -1080,6 +1082,7 @@ ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t 
         ch->sent_seq = (uint64_t)sqlite3_column_int64(stmt, 0);
         ch->acked_seq = (uint64_t)sqlite3_column_int64(stmt, 1);
         ch->applied_seq = (uint64_t)sqlite3_column_int64(stmt, 2);
+        ch->diverged = sqlite3_column_int(stmt, 3) != 0;
     }
     finish(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
@@ -1116,6 +1119,11 @@ ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t ac
 ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq)
 {
     return channel_set(l, l->st.channel_applied, peer, applied_seq);
+}
+
+ledger_err_t ledger_channel_set_diverged(ledger_t *l, const char *peer, bool diverged)
+{
+    return channel_set(l, l->st.channel_diverged, peer, diverged ? 1 : 0);
 }
 
 ledger_err_t ledger_outbox_next_seq(ledger_t *l, const char *peer, uint64_t *seq)

@@ -192,6 +192,7 @@ typedef struct {
     uint64_t sent_seq;    /* highest sequence queued to the peer */
     uint64_t acked_seq;   /* highest of ours the peer acknowledged */
     uint64_t applied_seq; /* highest of the peer's we committed */
+    bool diverged;        /* a Hello showed a rollback: held until an operator repairs it */
 } ledger_channel_t;
 
 ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t *ch)
@@ -199,6 +200,8 @@ ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t 
 ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t acked_seq)
     __attribute__((warn_unused_result));
 ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq)
+    __attribute__((warn_unused_result));
+ledger_err_t ledger_channel_set_diverged(ledger_t *l, const char *peer, bool diverged)
     __attribute__((warn_unused_result));
 
 /* How one journal row changes the peer account's four counters (the clearing account takes

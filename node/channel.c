@@ -1,0 +1,684 @@
+/* The exactly-once channel to one peer; see channel.h for the protocol and its states. */
+#include "channel.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corridor.pb-c.h"
+#include "log.h"
+#include "validate.h"
+
+#define FAST_RETRANSMIT_MS  200 /* at most this often */
+#define TRANSMIT_SCAN_BATCH 512 /* outbox rows read per scan */
+#define BLOCKED_RETRY_MS    20  /* after the socket refused a frame */
+
+struct channel {
+    channel_ctx_t ctx;               /* the node around us */
+    size_t index;                    /* our peer's index in the config and transport */
+    const config_peer_t *peer;       /* its name and the caps we grant it */
+    const envelope_peer_t *keys;     /* its public keys and our shared box key */
+    channel_state_t state;           /* see the diagram in channel.h */
+    uint64_t sent_seq;               /* highest of ours queued (committed or in this txn) */
+    uint64_t acked_seq;              /* highest of ours the peer acknowledged */
+    uint64_t applied_seq;            /* highest of the peer's applied */
+    uint64_t acked_persisted;        /* acked_seq as last written to the ledger */
+    uint64_t applied_persisted;      /* applied_seq as last written to the ledger */
+    bool diverged_persisted;         /* DIVERGED as last written to the ledger */
+    uint64_t transmit_next;          /* next sequence to put on the wire this session */
+    uint64_t transmitted_max;        /* highest ever put on the wire by this process */
+    int64_t last_rx_ms;              /* when we last heard from the peer */
+    int64_t last_hello_ms;           /* when we last sent a Hello */
+    int64_t rto_deadline_ms;         /* retransmit if no progress by then; 0 = none */
+    int64_t rto_ms;                  /* current retransmission timeout */
+    int64_t last_fast_retransmit_ms; /* rate limit for gap-triggered re-sends */
+    int64_t blocked_until_ms;        /* the socket refused a frame: wait till then */
+    bool ack_due;                    /* an Ack should follow the next commit */
+    bool hello_due;                  /* a Hello should be sent now */
+    envelope_message_t *hold[CHANNEL_HOLD_MAX]; /* held business messages by seq % MAX */
+    channel_stats_t stats;                      /* counters for status */
+};
+
+const char *channel_state_name(channel_state_t state)
+{
+    switch (state) {
+    case CHANNEL_DOWN:
+        return "down";
+    case CHANNEL_UP:
+        return "up";
+    case CHANNEL_DIVERGED:
+        return "diverged";
+    }
+    return "unknown";
+}
+
+static void load_counters(channel_t *ch)
+{
+    ledger_channel_t saved;
+    if (ledger_channel_get(ch->ctx.ledger, ch->peer->card.name, &saved) != LEDGER_OK) {
+        memset(&saved, 0, sizeof saved);
+    }
+    ch->sent_seq = saved.sent_seq;
+    ch->acked_seq = ch->acked_persisted = saved.acked_seq;
+    ch->applied_seq = ch->applied_persisted = saved.applied_seq;
+    ch->diverged_persisted = saved.diverged;
+    if (saved.diverged) {
+        ch->state = CHANNEL_DIVERGED;
+    } else if (ch->state == CHANNEL_DIVERGED) {
+        ch->state = CHANNEL_DOWN;
+    }
+    ch->transmit_next = ch->acked_seq + 1;
+}
+
+channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config_peer_t *peer,
+                       const envelope_peer_t *keys, int64_t now_ms)
+{
+    assert(ctx != NULL && peer != NULL && keys != NULL && ctx->send != NULL);
+    channel_t *ch = calloc(1, sizeof *ch);
+    if (ch == NULL) {
+        return NULL;
+    }
+    ch->ctx = *ctx;
+    ch->index = peer_index;
+    ch->peer = peer;
+    ch->keys = keys;
+    ch->state = CHANNEL_DOWN;
+    ch->rto_ms = CHANNEL_RTO_MIN_MS;
+    ch->last_rx_ms = now_ms;
+    ch->hello_due = true; /* announce ourselves at once */
+    load_counters(ch);
+    if (ch->state == CHANNEL_DIVERGED) {
+        log_event(ctx->node_name, ch->peer->card.name, NULL,
+                  "channel is DIVERGED (recorded): held until `corridor reconcile --repair`");
+    }
+    return ch;
+}
+
+static void clear_hold(channel_t *ch)
+{
+    for (size_t i = 0; i < CHANNEL_HOLD_MAX; i++) {
+        if (ch->hold[i] != NULL) {
+            envelope_message_clear(ch->hold[i]);
+            free(ch->hold[i]);
+            ch->hold[i] = NULL;
+        }
+    }
+    ch->stats.held = 0;
+}
+
+void channel_destroy(channel_t **self_p)
+{
+    assert(self_p != NULL);
+    if (*self_p != NULL) {
+        clear_hold(*self_p);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+void channel_reload(channel_t *ch)
+{
+    clear_hold(ch);
+    load_counters(ch);
+}
+
+const char *channel_peer_name(const channel_t *ch)
+{
+    return ch->peer->card.name;
+}
+
+channel_stats_t channel_stats(const channel_t *ch)
+{
+    channel_stats_t s = ch->stats;
+    s.state = ch->state;
+    s.sent_seq = ch->sent_seq;
+    s.acked_seq = ch->acked_seq;
+    s.applied_seq = ch->applied_seq;
+    return s;
+}
+
+/* ---- sending sealed frames ----------------------------------------------------------------- */
+
+/* Seals and sends an unsequenced message (Ack, Hello); they are cheap to lose. */
+static void send_control(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
+{
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    if (envelope_seal(ch->ctx.self, ch->keys, type, 0, body, len, &wire, &wire_len) == ENV_OK) {
+        (void)ch->ctx.send(ch->ctx.arg, ch->index, type, wire, wire_len);
+    }
+    free(wire);
+}
+
+static void send_ack(channel_t *ch)
+{
+    Corridor__Ack ack = CORRIDOR__ACK__INIT;
+    ack.sequence = ch->applied_seq;
+    uint8_t buf[16];
+    size_t len = corridor__ack__pack(&ack, buf);
+    send_control(ch, MSG_ACK, buf, len);
+}
+
+static void send_hello(channel_t *ch, int64_t now_ms)
+{
+    Corridor__Hello hello = CORRIDOR__HELLO__INIT;
+    hello.sent_sequence = ch->sent_seq;
+    hello.applied_sequence = ch->applied_seq;
+    hello.acked_sequence = ch->acked_seq;
+    hello.reply_wanted = ch->state == CHANNEL_DOWN;
+    uint8_t buf[64];
+    assert(corridor__hello__get_packed_size(&hello) <= sizeof buf);
+    size_t len = corridor__hello__pack(&hello, buf);
+    send_control(ch, MSG_HELLO, buf, len);
+    ch->last_hello_ms = now_ms;
+    ch->hello_due = false;
+}
+
+/* ---- receiving --------------------------------------------------------------------------- */
+
+static void enter_diverged(channel_t *ch, const char *why)
+{
+    if (ch->state != CHANNEL_DIVERGED) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "ROLLBACK DETECTED: %s; channel DIVERGED, new settlements held until "
+                  "`corridor reconcile --peer %s --repair`",
+                  why, ch->peer->card.name);
+    }
+    ch->state = CHANNEL_DIVERGED;
+    clear_hold(ch);
+}
+
+static void on_ack(channel_t *ch, uint64_t n, int64_t now_ms)
+{
+    if (n > ch->sent_seq) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "ignored an Ack for %llu: only %llu were sent", (unsigned long long)n,
+                  (unsigned long long)ch->sent_seq);
+        return;
+    }
+    if (n > ch->acked_seq) {
+        ch->acked_seq = n;
+        ch->rto_ms = CHANNEL_RTO_MIN_MS;
+        ch->rto_deadline_ms = ch->transmit_next - 1 > n ? now_ms + ch->rto_ms : 0;
+        if (ch->transmit_next <= n) {
+            ch->transmit_next = n + 1;
+        }
+        return;
+    }
+    /* A repeated Ack while messages are in flight: the peer has a gap. Re-send its start. */
+    if (n == ch->acked_seq && ch->transmit_next - 1 > n &&
+        now_ms - ch->last_fast_retransmit_ms >= FAST_RETRANSMIT_MS) {
+        ch->last_fast_retransmit_ms = now_ms;
+        ch->rto_deadline_ms = now_ms; /* go back to acked + 1 in after_commit */
+    }
+}
+
+static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
+{
+    char why[200];
+    if (h->applied_sequence < ch->acked_seq || h->sent_sequence < ch->applied_seq) {
+        snprintf(why, sizeof why,
+                 "peer applied %llu of ours but had acknowledged %llu, and sent %llu of which "
+                 "we applied %llu (peer restored from an old copy)",
+                 (unsigned long long)h->applied_sequence, (unsigned long long)ch->acked_seq,
+                 (unsigned long long)h->sent_sequence, (unsigned long long)ch->applied_seq);
+        enter_diverged(ch, why);
+        return;
+    }
+    if (h->applied_sequence > ch->sent_seq || h->acked_sequence > ch->applied_seq) {
+        snprintf(why, sizeof why,
+                 "peer applied %llu of ours but we sent only %llu, and says we acknowledged "
+                 "%llu of its but we applied %llu (this node restored from an old copy)",
+                 (unsigned long long)h->applied_sequence, (unsigned long long)ch->sent_seq,
+                 (unsigned long long)h->acked_sequence, (unsigned long long)ch->applied_seq);
+        enter_diverged(ch, why);
+        return;
+    }
+    if (ch->state == CHANNEL_DIVERGED) {
+        return; /* only a repair leaves DIVERGED */
+    }
+    on_ack(ch, h->applied_sequence, now_ms); /* what it applied, it has committed */
+    bool was_down = ch->state == CHANNEL_DOWN;
+    ch->state = CHANNEL_UP;
+    if (was_down || h->reply_wanted) {
+        /* resume from the gap: whatever was in flight may be lost */
+        ch->transmit_next = ch->acked_seq + 1;
+        ch->rto_deadline_ms = 0;
+        ch->hello_due = true;
+    }
+    if (was_down) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "peer up: it applied %llu of our %llu, sent %llu (we applied %llu)",
+                  (unsigned long long)h->applied_sequence, (unsigned long long)ch->sent_seq,
+                  (unsigned long long)h->sent_sequence, (unsigned long long)ch->applied_seq);
+    }
+}
+
+/* Holds a business message until it is next in order. Takes ownership of *msg. */
+static void hold_message(channel_t *ch, envelope_message_t *msg)
+{
+    uint64_t seq = msg->sequence;
+    if (ch->state == CHANNEL_DIVERGED || seq == 0 || seq <= ch->applied_seq) {
+        ch->stats.dropped++;
+        ch->ack_due = ch->state != CHANNEL_DIVERGED && seq != 0; /* re-acknowledge duplicates */
+        envelope_message_clear(msg);
+        return;
+    }
+    if (seq > ch->applied_seq + CHANNEL_HOLD_MAX) {
+        ch->stats.dropped++;
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "dropped message %llu: too far ahead of %llu", (unsigned long long)seq,
+                  (unsigned long long)ch->applied_seq);
+        envelope_message_clear(msg);
+        return;
+    }
+    size_t slot = (size_t)(seq % CHANNEL_HOLD_MAX);
+    if (ch->hold[slot] != NULL) { /* the same sequence again (a retransmission) */
+        ch->stats.dropped++;
+        envelope_message_clear(msg);
+        return;
+    }
+    envelope_message_t *copy = malloc(sizeof *copy);
+    if (copy == NULL) {
+        envelope_message_clear(msg); /* the peer will send it again */
+        return;
+    }
+    *copy = *msg;
+    memset(msg, 0, sizeof *msg);
+    ch->hold[slot] = copy;
+    ch->stats.held++;
+    if (seq > ch->applied_seq + 1) {
+        ch->ack_due = true; /* a gap: our Ack tells the peer where it is */
+    }
+}
+
+void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
+{
+    assert(ch != NULL && msg != NULL);
+    ch->last_rx_ms = now_ms;
+    switch (msg->type) {
+    case MSG_ACK: {
+        Corridor__Ack *ack = corridor__ack__unpack(NULL, msg->body_len, msg->body);
+        if (ack != NULL && ch->state != CHANNEL_DIVERGED) {
+            on_ack(ch, ack->sequence, now_ms);
+        }
+        corridor__ack__free_unpacked(ack, NULL);
+        break;
+    }
+    case MSG_HELLO: {
+        Corridor__Hello *hello = corridor__hello__unpack(NULL, msg->body_len, msg->body);
+        if (hello != NULL) {
+            on_hello(ch, hello, now_ms);
+        }
+        corridor__hello__free_unpacked(hello, NULL);
+        break;
+    }
+    case MSG_SETTLEMENT:
+    case MSG_STATUS_REPORT:
+    case MSG_RETURN:
+        hold_message(ch, msg);
+        return;
+    default:
+        break; /* statements are answered elsewhere */
+    }
+    envelope_message_clear(msg);
+}
+
+/* ---- applying, inside the transaction -------------------------------------------------- */
+
+/* Signs a business message with the next sequence number and queues it in the outbox. On
+ * success *signed_out (if not NULL) receives the signed bytes, which the caller frees. */
+static ledger_err_t queue_message(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len,
+                                  uint8_t **signed_out, size_t *signed_len)
+{
+    uint8_t *signed_msg = NULL;
+    size_t n = 0;
+    uint64_t seq = ch->sent_seq + 1;
+    if (envelope_sign(ch->ctx.self, ch->keys->key_id, type, seq, body, len, &signed_msg, &n) !=
+        ENV_OK) {
+        return LEDGER_E_STORAGE; /* out of memory: treat as a failed batch */
+    }
+    ledger_err_t rc =
+        ledger_outbox_put(ch->ctx.ledger, ch->peer->card.name, seq, (int)type, signed_msg, n);
+    if (rc == LEDGER_OK) {
+        ch->sent_seq = seq;
+    }
+    if (rc == LEDGER_OK && signed_out != NULL) {
+        *signed_out = signed_msg;
+        *signed_len = n;
+    } else {
+        free(signed_msg);
+    }
+    return rc;
+}
+
+static ledger_err_t queue_status_report(channel_t *ch, const char *uetr, bool settled,
+                                        const char *reason, const char *currency, int64_t position)
+{
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = (char *)uetr;
+    sr.status = settled ? "ACSC" : "RJCT";
+    sr.reason = (char *)(settled ? "" : reason);
+    sr.currency = (char *)currency;
+    sr.position_minor = position;
+    uint8_t buf[256];
+    assert(corridor__status_report__get_packed_size(&sr) <= sizeof buf);
+    size_t len = corridor__status_report__pack(&sr, buf);
+    return queue_message(ch, MSG_STATUS_REPORT, buf, len, NULL, NULL);
+}
+
+static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *msg)
+{
+    const char *peer = ch->peer->card.name;
+    settlement_t s;
+    const char *reason = settlement_decode(msg->body, msg->body_len, peer, DIRECTION_IN, &s);
+    if (reason != NULL || uetr_check(s.uetr) != VALID_OK) {
+        /* without a valid UETR there is nothing to key an entry or a report on */
+        log_event(ch->ctx.node_name, peer, NULL,
+                  "dropped malformed Settlement (sequence %llu): no valid UETR",
+                  (unsigned long long)msg->sequence);
+        return LEDGER_OK;
+    }
+    reason = settlement_check(&s);
+    if (reason == NULL && !config_accepts(ch->ctx.config, s.currency)) {
+        reason = "AM03"; /* a currency this node does not deal in */
+    }
+    int64_t cap = config_peer_limit(ch->peer, s.currency);
+    ledger_outcome_t out;
+    ledger_err_t rc =
+        ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence, msg->evidence_len, &out);
+    if (rc == LEDGER_E_CONFLICT) {
+        log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
+        return queue_status_report(ch, s.uetr, false, "DUPL", s.currency, 0);
+    }
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (!out.repeated) {
+        log_event(ch->ctx.node_name, peer, s.uetr, "incoming %lld %s %s%s%s",
+                  (long long)s.amount_minor, s.currency, status_name(out.status),
+                  out.reason[0] ? " " : "", out.reason);
+    }
+    return queue_status_report(ch, s.uetr, out.status == STATUS_SETTLED, out.reason, s.currency,
+                               out.position_minor);
+}
+
+static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg)
+{
+    const char *peer = ch->peer->card.name;
+    Corridor__StatusReport *sr = corridor__status_report__unpack(NULL, msg->body_len, msg->body);
+    ledger_err_t rc = LEDGER_OK;
+    if (sr == NULL || uetr_check(sr->uetr) != VALID_OK) {
+        log_event(ch->ctx.node_name, peer, NULL, "dropped malformed StatusReport");
+        goto done;
+    }
+    bool settled = strcmp(sr->status, "ACSC") == 0;
+    if ((!settled && strcmp(sr->status, "RJCT") != 0) ||
+        (!settled && reason_code_check(sr->reason) != VALID_OK)) {
+        log_event(ch->ctx.node_name, peer, sr->uetr, "dropped StatusReport with status '%.8s'",
+                  sr->status);
+        goto done;
+    }
+    ledger_outcome_t out;
+    rc = ledger_resolve(ch->ctx.ledger, peer, sr->uetr, settled, settled ? NULL : sr->reason,
+                        msg->evidence, msg->evidence_len, &out);
+    if (rc == LEDGER_E_NOT_FOUND || rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE) {
+        log_event(ch->ctx.node_name, peer, sr->uetr, "StatusReport %s ignored: %s", sr->status,
+                  ledger_strerror(rc));
+        rc = LEDGER_OK;
+        goto done;
+    }
+    if (rc == LEDGER_OK && !out.repeated) {
+        log_event(ch->ctx.node_name, peer, sr->uetr, "outgoing %s%s%s", status_name(out.status),
+                  out.reason[0] ? " " : "", out.reason);
+        if (ch->ctx.on_final != NULL) {
+            ch->ctx.on_final(ch->ctx.arg, peer, sr->uetr, &out);
+        }
+    }
+done:
+    corridor__status_report__free_unpacked(sr, NULL);
+    return rc;
+}
+
+static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg)
+{
+    const char *peer = ch->peer->card.name;
+    Corridor__Return *ret = corridor__return__unpack(NULL, msg->body_len, msg->body);
+    ledger_err_t rc = LEDGER_OK;
+    settlement_t original;
+    if (ret == NULL || uetr_check(ret->original_uetr) != VALID_OK ||
+        reason_code_check(ret->reason) != VALID_OK) {
+        log_event(ch->ctx.node_name, peer, NULL, "dropped malformed Return");
+    } else if (ledger_find(ch->ctx.ledger, peer, ret->original_uetr, &original, NULL) !=
+                   LEDGER_OK ||
+               original.direction != DIRECTION_OUT || original.amount_minor != ret->amount_minor) {
+        log_event(ch->ctx.node_name, peer, ret->original_uetr,
+                  "Return ignored: not a settlement of ours for that amount");
+    } else {
+        ledger_outcome_t out;
+        rc = ledger_return(ch->ctx.ledger, peer, ret->original_uetr, ret->reason, msg->evidence,
+                           msg->evidence_len, &out);
+        if (rc == LEDGER_E_STATE) {
+            log_event(ch->ctx.node_name, peer, ret->original_uetr, "Return ignored: %s",
+                      ledger_last_error(ch->ctx.ledger));
+            rc = LEDGER_OK;
+        }
+    }
+    corridor__return__free_unpacked(ret, NULL);
+    return rc;
+}
+
+static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg)
+{
+    switch (msg->type) {
+    case MSG_SETTLEMENT:
+        return apply_settlement(ch, msg);
+    case MSG_STATUS_REPORT:
+        return apply_status_report(ch, msg);
+    case MSG_RETURN:
+        return apply_return(ch, msg);
+    default:
+        return LEDGER_OK;
+    }
+}
+
+ledger_err_t channel_apply(channel_t *ch)
+{
+    assert(ch != NULL && ledger_in_transaction(ch->ctx.ledger));
+    ledger_t *l = ch->ctx.ledger;
+    const char *peer = ch->peer->card.name;
+    ledger_err_t rc = LEDGER_OK;
+    for (;;) {
+        size_t slot = (size_t)((ch->applied_seq + 1) % CHANNEL_HOLD_MAX);
+        envelope_message_t *msg = ch->hold[slot];
+        if (msg == NULL || msg->sequence != ch->applied_seq + 1) {
+            break;
+        }
+        ch->hold[slot] = NULL;
+        ch->stats.held--;
+        rc = apply_one(ch, msg);
+        envelope_message_clear(msg);
+        free(msg);
+        if (rc != LEDGER_OK) {
+            return rc;
+        }
+        ch->applied_seq++;
+    }
+    /* Written in this transaction: if it fails, the node calls channel_reload. The Ack for
+     * what was applied goes out in channel_after_commit, which runs only after the commit. */
+    if (ch->applied_seq != ch->applied_persisted) {
+        if ((rc = ledger_channel_set_applied(l, peer, ch->applied_seq)) != LEDGER_OK) {
+            return rc;
+        }
+        ch->applied_persisted = ch->applied_seq;
+        ch->ack_due = true;
+    }
+    if (ch->acked_seq != ch->acked_persisted) {
+        if ((rc = ledger_channel_set_acked(l, peer, ch->acked_seq)) != LEDGER_OK) {
+            return rc;
+        }
+        ch->acked_persisted = ch->acked_seq;
+    }
+    bool diverged = ch->state == CHANNEL_DIVERGED;
+    if (diverged != ch->diverged_persisted) {
+        if ((rc = ledger_channel_set_diverged(l, peer, diverged)) != LEDGER_OK) {
+            return rc;
+        }
+        ch->diverged_persisted = diverged;
+    }
+    return LEDGER_OK;
+}
+
+bool channel_has_work(const channel_t *ch)
+{
+    size_t next = (size_t)((ch->applied_seq + 1) % CHANNEL_HOLD_MAX);
+    bool ready = ch->hold[next] != NULL && ch->hold[next]->sequence == ch->applied_seq + 1;
+    return ready || ch->acked_seq != ch->acked_persisted ||
+           (ch->state == CHANNEL_DIVERGED) != ch->diverged_persisted;
+}
+
+ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
+                                     ledger_outcome_t *outcome)
+{
+    assert(ch != NULL && s != NULL && outcome != NULL && s->direction == DIRECTION_OUT);
+    assert(strcmp(s->peer, ch->peer->card.name) == 0);
+    uint8_t *body = NULL, *signed_msg = NULL;
+    size_t body_len = 0, signed_len = 0;
+    if (settlement_encode(s, &body, &body_len) != 0) {
+        return LEDGER_E_STORAGE;
+    }
+    uint64_t seq = ch->sent_seq + 1;
+    ledger_err_t rc = LEDGER_E_STORAGE;
+    if (envelope_sign(ch->ctx.self, ch->keys->key_id, MSG_SETTLEMENT, seq, body, body_len,
+                      &signed_msg, &signed_len) != ENV_OK) {
+        goto cleanup;
+    }
+    rc = ledger_send(ch->ctx.ledger, s, signed_msg, signed_len, outcome);
+    if (rc != LEDGER_OK || outcome->repeated) {
+        goto cleanup; /* a repeat keeps its first message; a conflict queues nothing */
+    }
+    rc = ledger_outbox_put(ch->ctx.ledger, s->peer, seq, MSG_SETTLEMENT, signed_msg, signed_len);
+    if (rc == LEDGER_OK) {
+        ch->sent_seq = seq;
+    }
+
+cleanup:
+    free(body);
+    free(signed_msg);
+    return rc;
+}
+
+/* ---- after the commit: the wire -------------------------------------------------------- */
+
+typedef struct {
+    channel_t *ch;
+    bool blocked;
+} transmit_state_t;
+
+static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size_t signed_len,
+                         void *arg)
+{
+    transmit_state_t *ts = arg;
+    channel_t *ch = ts->ch;
+    bool again = seq <= ch->transmitted_max;
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    if (envelope_wrap(ch->ctx.self, ch->keys, signed_msg, signed_len, again, &wire, &wire_len) !=
+        ENV_OK) {
+        ts->blocked = true;
+        return false;
+    }
+    int sent = ch->ctx.send(ch->ctx.arg, ch->index, (msg_type_t)type, wire, wire_len);
+    free(wire);
+    if (sent != 0) {
+        ts->blocked = true;
+        return false;
+    }
+    if (again) {
+        ch->stats.retransmits++;
+    }
+    ch->transmit_next = seq + 1;
+    if (seq > ch->transmitted_max) {
+        ch->transmitted_max = seq;
+    }
+    return true;
+}
+
+static void transmit(channel_t *ch, int64_t now_ms)
+{
+    if (now_ms < ch->blocked_until_ms) {
+        return;
+    }
+    transmit_state_t ts = {ch, false};
+    while (!ts.blocked && ch->transmit_next <= ch->sent_seq &&
+           ch->transmit_next <= ch->acked_seq + CHANNEL_WINDOW) {
+        uint64_t before = ch->transmit_next;
+        uint64_t room = ch->acked_seq + CHANNEL_WINDOW - ch->transmit_next + 1;
+        size_t limit = room < TRANSMIT_SCAN_BATCH ? (size_t)room : TRANSMIT_SCAN_BATCH;
+        if (ledger_outbox_scan(ch->ctx.ledger, ch->peer->card.name, ch->transmit_next, limit,
+                               transmit_one, &ts) != LEDGER_OK ||
+            ch->transmit_next == before) {
+            break;
+        }
+    }
+    if (ts.blocked) {
+        ch->blocked_until_ms = now_ms + BLOCKED_RETRY_MS;
+    }
+    if (ch->transmit_next - 1 > ch->acked_seq && ch->rto_deadline_ms == 0) {
+        ch->rto_deadline_ms = now_ms + ch->rto_ms;
+    }
+}
+
+void channel_after_commit(channel_t *ch, int64_t now_ms)
+{
+    assert(ch != NULL);
+    if (ch->state == CHANNEL_UP && now_ms - ch->last_rx_ms > CHANNEL_LIVENESS_MS) {
+        ch->state = CHANNEL_DOWN;
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "peer down: nothing heard for %d ms", CHANNEL_LIVENESS_MS);
+    }
+    int64_t interval = ch->state == CHANNEL_DOWN ? CHANNEL_HELLO_MS : CHANNEL_HEARTBEAT_MS;
+    if (ch->hello_due || now_ms - ch->last_hello_ms >= interval) {
+        send_hello(ch, now_ms);
+    }
+    if (ch->state == CHANNEL_DIVERGED) {
+        return; /* nothing is acknowledged or transmitted until a repair */
+    }
+    if (ch->ack_due) {
+        send_ack(ch);
+        ch->ack_due = false;
+    }
+    if (ch->state != CHANNEL_UP) {
+        return;
+    }
+    if (ch->rto_deadline_ms != 0 && now_ms >= ch->rto_deadline_ms &&
+        ch->transmit_next - 1 > ch->acked_seq) {
+        ch->transmit_next = ch->acked_seq + 1; /* go back to the first unacknowledged */
+        ch->rto_deadline_ms = 0;
+        ch->rto_ms = ch->rto_ms * 2 > CHANNEL_RTO_MAX_MS ? CHANNEL_RTO_MAX_MS : ch->rto_ms * 2;
+        ch->blocked_until_ms = 0;
+    }
+    transmit(ch, now_ms);
+}
+
+int64_t channel_next_deadline(const channel_t *ch)
+{
+    if (ch->hello_due || (ch->ack_due && ch->state != CHANNEL_DIVERGED)) {
+        return 0;
+    }
+    int64_t interval = ch->state == CHANNEL_DOWN ? CHANNEL_HELLO_MS : CHANNEL_HEARTBEAT_MS;
+    int64_t next = ch->last_hello_ms + interval;
+    if (ch->state == CHANNEL_UP) {
+        int64_t silent = ch->last_rx_ms + CHANNEL_LIVENESS_MS + 1;
+        next = silent < next ? silent : next;
+        if (ch->rto_deadline_ms != 0 && ch->rto_deadline_ms < next) {
+            next = ch->rto_deadline_ms;
+        }
+        if (ch->transmit_next <= ch->sent_seq &&
+            ch->transmit_next <= ch->acked_seq + CHANNEL_WINDOW) {
+            next = ch->blocked_until_ms < next ? ch->blocked_until_ms : next;
+        }
+    }
+    return next;
+}

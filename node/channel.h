@@ -1,0 +1,114 @@
+/*
+ * The channel: the exactly-once protocol between this node and one peer.
+ *
+ *                    peer's Hello, consistent with our counters
+ *         +--------+ ---------------------------------------> +------+
+ *  start  |  DOWN  |                                          |  UP  |  transmit, retransmit,
+ *  -----> | Hello  | <--------------------------------------- |      |  heartbeat Hellos
+ *         | 1/s    |        nothing heard for LIVENESS         +------+
+ *         +--------+                                             |
+ *              |   peer's Hello shows a rollback (either side)   |
+ *              +---------------------> +----------+ <------------+
+ *                                      | DIVERGED |  persisted; nothing sent or applied;
+ *                                      +----------+  left only by `reconcile --repair`
+ *
+ * Per direction, business messages (Settlement, StatusReport, Return) carry a sequence number
+ * from 1, assigned when the message is queued in the ledger's outbox in the transaction that
+ * caused it. The receiver applies them strictly in order inside its group-commit transaction
+ * (out-of-order arrivals wait in a bounded hold-back window), drops what it already applied,
+ * and acknowledges cumulatively only after the commit. The sender keeps every message in the
+ * outbox; an Ack (signed, so it cannot be forged or reflected) only moves `acked` forward and
+ * never past what was sent. Unacknowledged messages are retransmitted with exponential
+ * backoff, marked possible-duplicate. On every (re)connect each side sends a Hello with what
+ * it has sent, applied and had acknowledged; the peer resumes from the gap, or, if the
+ * numbers show that one side was restored from an old copy, both mark the channel DIVERGED
+ * (DESIGN.md's Rollback rule): new settlements to it stay pending in the outbox, and
+ * nothing it sends is applied, until an operator repairs the channel.
+ */
+#ifndef CORRIDOR_CHANNEL_H
+#define CORRIDOR_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "identity.h"
+#include "ledger.h"
+#include "settlement.h"
+
+#define CHANNEL_HOLD_MAX     4096  /* out-of-order messages held per peer */
+#define CHANNEL_WINDOW       20000 /* messages in flight (sent, unacknowledged) per peer */
+#define CHANNEL_LIVENESS_MS  6000  /* silence after which a peer is down */
+#define CHANNEL_HELLO_MS     1000  /* Hello interval while down */
+#define CHANNEL_HEARTBEAT_MS 2000  /* Hello interval while up */
+#define CHANNEL_RTO_MIN_MS   500   /* first retransmission timeout */
+#define CHANNEL_RTO_MAX_MS   8000  /* backoff cap */
+
+typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
+
+const char *channel_state_name(channel_state_t state);
+
+/* What the channel needs from the node around it. */
+typedef struct {
+    const identity_t *self;      /* this node's keys */
+    const config_t *config;      /* currencies accepted, caps granted */
+    ledger_t *ledger;            /* the books (writes only inside the node's transaction) */
+    /* Sends one sealed frame to peer `peer_index`; 0 sent, -1 not now. */
+    int (*send)(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len);
+    /* Told when one of our settlements reaches its final status (for `send --wait`). */
+    void (*on_final)(void *arg, const char *peer, const char *uetr,
+                     const ledger_outcome_t *outcome);
+    void *arg;                   /* passed to send and on_final */
+    const char *node_name;       /* for log lines */
+} channel_ctx_t;
+
+typedef struct channel channel_t;
+
+/* A channel for configured peer `peer_index` (keys in `keys`, which must outlive it). Loads
+ * its counters from the ledger. NULL when out of memory or the ledger cannot be read. */
+channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config_peer_t *peer,
+                       const envelope_peer_t *keys, int64_t now_ms);
+void channel_destroy(channel_t **self_p);
+
+/* Takes one opened message from this peer (ownership of msg's buffers passes to the channel).
+ * Acks and Hellos act at once; business messages are held until channel_apply. */
+void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms);
+
+/* Inside the node's transaction: applies every held message that is next in order, and
+ * persists counters that changed. LEDGER_E_STORAGE stops the batch. */
+ledger_err_t channel_apply(channel_t *ch) __attribute__((warn_unused_result));
+
+/* Inside the node's transaction: records our settlement as pending and queues it. */
+ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
+                                     ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
+
+/* After the commit: acknowledges what was applied, transmits and retransmits from the
+ * outbox, sends Hellos, notices silence. Never writes the ledger. */
+void channel_after_commit(channel_t *ch, int64_t now_ms);
+
+/* The time by which channel_after_commit wants to run again. */
+int64_t channel_next_deadline(const channel_t *ch);
+
+/* Whether the channel has held messages waiting for channel_apply, or counters to persist. */
+bool channel_has_work(const channel_t *ch);
+
+/* After a failed transaction: forget what was applied in memory but not committed. */
+void channel_reload(channel_t *ch);
+
+typedef struct {
+    channel_state_t state;
+    uint64_t sent_seq;      /* highest queued to the peer */
+    uint64_t acked_seq;     /* highest the peer acknowledged */
+    uint64_t applied_seq;   /* highest of the peer's applied here */
+    uint64_t held;          /* out-of-order messages waiting */
+    uint64_t retransmits;   /* messages sent again */
+    uint64_t dropped;       /* received messages dropped (duplicates, far future, diverged) */
+} channel_stats_t;
+
+channel_stats_t channel_stats(const channel_t *ch);
+const char *channel_peer_name(const channel_t *ch);
+
+#endif

@@ -1,0 +1,102 @@
+/* The control socket's client side and shared names; see control.h. */
+#include "control.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "corridor/limits.h"
+
+int control_endpoint(const char *home, char *out, size_t out_size, bool *needs_chdir)
+{
+    assert(home != NULL && out != NULL && needs_chdir != NULL);
+    size_t path_len = strlen(home) + 1 + strlen(CONTROL_SOCKET);
+    *needs_chdir = path_len > CONTROL_IPC_PATH_MAX;
+    int n = *needs_chdir ? snprintf(out, out_size, "ipc://%s", CONTROL_SOCKET)
+                         : snprintf(out, out_size, "ipc://%s/%s", home, CONTROL_SOCKET);
+    return n > 0 && (size_t)n < out_size ? 0 : -1;
+}
+
+bool control_node_running(const char *home)
+{
+    char path[CORRIDOR_PATH_LEN_MAX];
+    int n = snprintf(path, sizeof path, "%s/%s", home, CONTROL_LOCK_FILE);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        return false;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false; /* never started here */
+    }
+    bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* releases the shared lock if we got it */
+    return held;
+}
+
+control_err_t control_call(const char *home, const json_t *request, int timeout_ms, json_t **reply,
+                           char *err, size_t err_size)
+{
+    assert(home != NULL && request != NULL && reply != NULL);
+    *reply = NULL;
+    if (!control_node_running(home)) {
+        snprintf(err, err_size, "the node of %s is not running (start it with corridor run)", home);
+        return CONTROL_E_NOT_RUNNING;
+    }
+    char endpoint[CORRIDOR_PATH_LEN_MAX + 16];
+    bool needs_chdir = false;
+    if (control_endpoint(home, endpoint, sizeof endpoint, &needs_chdir) != 0 ||
+        (needs_chdir && chdir(home) != 0)) {
+        snprintf(err, err_size, "cannot reach %s: %s", home, strerror(errno));
+        return CONTROL_E_INTERNAL;
+    }
+    control_err_t rc = CONTROL_E_INTERNAL;
+    char *text = json_dumps(request, JSON_COMPACT);
+    void *ctx = zmq_ctx_new();
+    void *sock = ctx != NULL ? zmq_socket(ctx, ZMQ_REQ) : NULL;
+    int linger = 0;
+    if (text == NULL || sock == NULL ||
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(sock, endpoint) != 0 || zmq_send(sock, text, strlen(text), 0) < 0) {
+        snprintf(err, err_size, "cannot talk to the node: %s", zmq_strerror(zmq_errno()));
+        goto cleanup;
+    }
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    int ready = zmq_poll(&item, 1, timeout_ms);
+    if (ready <= 0) {
+        snprintf(err, err_size, "no answer from the node within %d ms", timeout_ms);
+        rc = CONTROL_E_TIMEOUT;
+        goto cleanup;
+    }
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, sock, 0) < 0) {
+        zmq_msg_close(&msg);
+        snprintf(err, err_size, "cannot read the node's answer: %s", zmq_strerror(zmq_errno()));
+        goto cleanup;
+    }
+    json_error_t jerr;
+    *reply = json_loadb(zmq_msg_data(&msg), zmq_msg_size(&msg), 0, &jerr);
+    zmq_msg_close(&msg);
+    if (*reply == NULL) {
+        snprintf(err, err_size, "the node's answer is not JSON: %s", jerr.text);
+        goto cleanup;
+    }
+    rc = CONTROL_OK;
+
+cleanup:
+    free(text);
+    if (sock != NULL) {
+        zmq_close(sock);
+    }
+    if (ctx != NULL) {
+        zmq_ctx_term(ctx);
+    }
+    return rc;
+}

@@ -1,0 +1,49 @@
+/*
+ * The control socket: how `corridor send` and `corridor status` talk to a running node.
+ *
+ * An ipc:// socket inside the home (control.sock), reachable only by the home's owner: the
+ * home is mode 0700 and the socket 0600. Requests and replies are one JSON document each
+ * (jansson) over ZeroMQ REQ/ROUTER. ipc paths are limited to 107 bytes; when the home's path
+ * is longer, both sides use the relative name from inside the home (the node runs there).
+ *
+ * Requests:
+ *   {"cmd":"status"}
+ *   {"cmd":"send","wait_ms":N,"items":[{"to","amount_minor","currency","uetr"?,"debtor"?,
+ *      "creditor"?,"remittance"?}...]}
+ * Replies: {"ok":true,...} or {"ok":false,"error":"...","exit":CODE}. A send reply comes only
+ * after the pending entries and their outbox messages are committed, and with wait_ms > 0
+ * only once every item is final or the wait is over ("timeout":true).
+ */
+#ifndef CORRIDOR_CONTROL_H
+#define CORRIDOR_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define CONTROL_SOCKET       "control.sock"
+#define CONTROL_LOCK_FILE    "node.lock"
+#define CONTROL_REQUEST_MAX  (8 * 1024 * 1024) /* bytes of one request (a batch) */
+#define CONTROL_ITEMS_MAX    10000             /* settlements in one request */
+#define CONTROL_IPC_PATH_MAX 107               /* sun_path minus its NUL */
+
+/* Writes the endpoint for the control socket of `home` into out: ipc://HOME/control.sock if it
+ * fits, else ipc://control.sock (then *needs_chdir is true: use it from inside the home). */
+int control_endpoint(const char *home, char *out, size_t out_size, bool *needs_chdir);
+
+/* Whether a node process holds the home's lock (a running node). */
+bool control_node_running(const char *home);
+
+typedef enum {
+    CONTROL_OK = 0,
+    CONTROL_E_NOT_RUNNING, /* no node holds the home */
+    CONTROL_E_TIMEOUT,     /* no reply in time */
+    CONTROL_E_INTERNAL,    /* local failure (memory, socket) */
+} control_err_t;
+
+/* Sends one request to the node of `home` and waits up to timeout_ms for its reply. */
+control_err_t control_call(const char *home, const json_t *request, int timeout_ms, json_t **reply,
+                           char *err, size_t err_size);
+
+#endif

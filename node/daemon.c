@@ -1,0 +1,668 @@
+/* `corridor run`: the node's event loop; see daemon.h. */
+#include "daemon.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "channel.h"
+#include "cli.h"
+#include "config.h"
+#include "control.h"
+#include "envelope.h"
+#include "identity.h"
+#include "ledger.h"
+#include "log.h"
+#include "transport.h"
+#include "validate.h"
+
+#define INBOUND_PER_TURN 4096 /* frames read per loop turn */
+#define CONTROL_PER_TURN 64   /* control requests read per loop turn */
+#define POLL_MAX_MS      250  /* longest sleep, so signals and timers stay prompt */
+#define WAIT_MAX_MS      (24 * 3600 * 1000)
+
+/* A `send` request waiting for its reply. */
+typedef struct waiter {
+    struct waiter *next;
+    zmq_msg_t route;     /* the client's ROUTER identity */
+    json_t *results;     /* one object per item: uetr, peer, status, reason */
+    size_t open;         /* items not final yet (waiting) */
+    int64_t deadline_ms; /* reply with what we have by then */
+    bool committed;      /* the transaction holding its items committed */
+    bool failed;         /* the transaction failed: reply with an error */
+} waiter_t;
+
+typedef struct {
+    const char *home;
+    config_t *config;
+    identity_t *identity;
+    ledger_t *ledger;
+    envelope_peer_t *keys; /* per configured peer, in sodium_malloc'd memory */
+    channel_t **channels;  /* per configured peer */
+    void *zmq;
+    transport_t *transport;
+    void *control; /* ROUTER */
+    int lock_fd;
+    waiter_t *waiters; /* send requests, newest first */
+} node_t;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- control replies and waiters ---------------------------------------------------------- */
+
+static void reply_json(node_t *n, zmq_msg_t *route, json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, route);
+    zmq_msg_send(&copy, n->control, ZMQ_SNDMORE);
+    zmq_send(n->control, "", 0, ZMQ_SNDMORE);
+    if (text != NULL) {
+        zmq_send(n->control, text, strlen(text), 0);
+    } else {
+        zmq_send(n->control, "{\"ok\":false,\"error\":\"out of memory\",\"exit\":5}", 45, 0);
+    }
+    free(text);
+}
+
+static void reply_error(node_t *n, zmq_msg_t *route, int exit_code, const char *error)
+{
+    json_t *doc = json_pack("{s:b, s:s, s:i}", "ok", 0, "error", error, "exit", exit_code);
+    reply_json(n, route, doc);
+    json_decref(doc);
+}
+
+static void waiter_reply(node_t *n, waiter_t *w, bool timeout)
+{
+    if (w->failed) {
+        reply_error(n, &w->route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+        return;
+    }
+    json_t *doc = json_pack("{s:b, s:b, s:O}", "ok", 1, "timeout", timeout, "results", w->results);
+    reply_json(n, &w->route, doc);
+    json_decref(doc);
+}
+
+static void waiter_free(waiter_t *w)
+{
+    zmq_msg_close(&w->route);
+    json_decref(w->results);
+    free(w);
+}
+
+/* Replies to and removes every committed waiter that is done or past its deadline. */
+static void flush_waiters(node_t *n, int64_t now)
+{
+    waiter_t **link = &n->waiters;
+    while (*link != NULL) {
+        waiter_t *w = *link;
+        bool due = w->failed || (w->committed && (w->open == 0 || now >= w->deadline_ms));
+        if (!due) {
+            link = &w->next;
+            continue;
+        }
+        waiter_reply(n, w, !w->failed && w->open > 0);
+        *link = w->next;
+        waiter_free(w);
+    }
+}
+
+static bool is_final(status_t status)
+{
+    return status != STATUS_PENDING;
+}
+
+static void fill_result(json_t *result, const ledger_outcome_t *o)
+{
+    json_object_set_new(result, "status", json_string(status_name(o->status)));
+    json_object_set_new(result, "reason", o->reason[0] ? json_string(o->reason) : json_null());
+}
+
+/* channel_ctx_t.on_final: one of our settlements became final. */
+static void on_final(void *arg, const char *peer, const char *uetr, const ledger_outcome_t *o)
+{
+    node_t *n = arg;
+    for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
+        size_t i;
+        json_t *result;
+        json_array_foreach(w->results, i, result)
+        {
+            if (json_is_true(json_object_get(result, "waiting")) &&
+                strcmp(json_string_value(json_object_get(result, "uetr")), uetr) == 0 &&
+                strcmp(json_string_value(json_object_get(result, "peer")), peer) == 0) {
+                fill_result(result, o);
+                json_object_del(result, "waiting");
+                w->open--;
+            }
+        }
+    }
+}
+
+/* ---- control requests ----------------------------------------------------------------------- */
+
+static const char *json_str(json_t *obj, const char *key, const char *fallback)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    return v != NULL ? v : fallback;
+}
+
+static channel_t *channel_of(node_t *n, const char *peer)
+{
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (strcmp(n->config->peers[i].card.name, peer) == 0) {
+            return n->channels[i];
+        }
+    }
+    return NULL;
+}
+
+static void today(char out[static VALUE_DATE_LEN + 1])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, VALUE_DATE_LEN + 1, "%Y-%m-%d", &tm);
+}
+
+/* Builds a settlement from one request item; returns NULL or what is wrong. */
+static const char *item_settlement(node_t *n, json_t *item, settlement_t *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *to = json_str(item, "to", "");
+    const char *currency = json_str(item, "currency", "");
+    json_t *amount = json_object_get(item, "amount_minor");
+    if (!json_is_integer(amount)) {
+        return "amount_minor must be an integer";
+    }
+    if (node_code_check(to) != VALID_OK || config_find_peer(n->config, to) == NULL) {
+        return "unknown peer (not in this node's config)";
+    }
+    if (!config_accepts(n->config, currency)) {
+        return "this node does not deal in that currency";
+    }
+    const char *uetr = json_str(item, "uetr", NULL);
+    if (uetr != NULL) {
+        if (uetr_check(uetr) != VALID_OK) {
+            return "invalid UETR (a lower-case UUIDv4)";
+        }
+        snprintf(s->uetr, sizeof s->uetr, "%s", uetr);
+    } else {
+        uetr_generate(s->uetr);
+    }
+    const char *texts[][2] = {{"debtor", ""}, {"creditor", ""}, {"remittance", ""}};
+    char *fields[] = {s->debtor_name, s->creditor_name, s->remittance};
+    size_t sizes[] = {sizeof s->debtor_name, sizeof s->creditor_name, sizeof s->remittance};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = json_str(item, texts[i][0], texts[i][1]);
+        if (strlen(v) >= sizes[i]) {
+            return "a text field is too long";
+        }
+        snprintf(fields[i], sizes[i], "%s", v);
+    }
+    snprintf(s->peer, sizeof s->peer, "%s", to);
+    snprintf(s->currency, sizeof s->currency, "%s", currency);
+    s->direction = DIRECTION_OUT;
+    s->amount_minor = json_integer_value(amount);
+    s->created_unix_ms = wall_ms();
+    today(s->value_date);
+    const char *bad = settlement_check(s);
+    return bad == NULL ? NULL : bad[0] == 'A' ? "invalid amount" : "invalid text or format";
+}
+
+/* Applies one send request inside the transaction; registers a waiter for the reply. */
+static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
+{
+    json_t *items = json_object_get(req, "items");
+    json_t *wait = json_object_get(req, "wait_ms");
+    if (!json_is_array(items) || json_array_size(items) == 0 ||
+        json_array_size(items) > CONTROL_ITEMS_MAX) {
+        reply_error(n, route, EXIT_USAGE, "items must be an array of 1 to 10000 settlements");
+        return;
+    }
+    waiter_t *w = calloc(1, sizeof *w);
+    if (w == NULL || (w->results = json_array()) == NULL) {
+        free(w);
+        reply_error(n, route, EXIT_INTERNAL, "out of memory");
+        return;
+    }
+    zmq_msg_init(&w->route);
+    zmq_msg_copy(&w->route, route);
+    json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item)
+    {
+        settlement_t s;
+        json_t *result = json_object();
+        json_array_append_new(w->results, result);
+        const char *problem = json_is_object(item) ? item_settlement(n, item, &s) : "not an object";
+        if (problem != NULL) {
+            json_object_set_new(result, "error", json_string(problem));
+            json_object_set_new(result, "exit", json_integer(EXIT_USAGE));
+            continue;
+        }
+        json_object_set_new(result, "uetr", json_string(s.uetr));
+        json_object_set_new(result, "peer", json_string(s.peer));
+        ledger_outcome_t out;
+        ledger_err_t rc = channel_send_settlement(channel_of(n, s.peer), &s, &out);
+        if (rc == LEDGER_E_CONFLICT) {
+            json_object_set_new(result, "status", json_string("rejected"));
+            json_object_set_new(result, "reason", json_string("DUPL"));
+            continue;
+        }
+        if (rc != LEDGER_OK) {
+            json_object_set_new(result, "error", json_string(ledger_last_error(n->ledger)));
+            json_object_set_new(result, "exit", json_integer(EXIT_INTERNAL));
+            w->failed = rc == LEDGER_E_STORAGE || rc == LEDGER_E_STOPPED;
+            continue;
+        }
+        fill_result(result, &out);
+        json_object_set_new(result, "repeated", json_boolean(out.repeated));
+        if (!out.repeated) {
+            log_event(n->config->name, s.peer, s.uetr, "outgoing %lld %s pending",
+                      (long long)s.amount_minor, s.currency);
+        }
+        if (wait_ms > 0 && !is_final(out.status)) {
+            json_object_set_new(result, "waiting", json_true());
+            w->open++;
+        }
+    }
+    w->next = n->waiters;
+    n->waiters = w;
+}
+
+static void handle_status(node_t *n, zmq_msg_t *route)
+{
+    json_t *peers = json_array();
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        channel_stats_t st = channel_stats(n->channels[i]);
+        json_array_append_new(
+            peers, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+                             n->config->peers[i].card.name, "state", channel_state_name(st.state),
+                             "outbox", (json_int_t)(st.sent_seq - st.acked_seq), "sent_seq",
+                             (json_int_t)st.sent_seq, "received_seq", (json_int_t)st.applied_seq,
+                             "acked_seq", (json_int_t)st.acked_seq, "held", (json_int_t)st.held,
+                             "retransmits", (json_int_t)st.retransmits));
+    }
+    transport_stats_t ts = transport_stats(n->transport);
+    json_t *doc =
+        json_pack("{s:b, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I}}", "ok", 1, "node", n->config->name,
+                  "listen", n->config->listen, "ledger_stopped", ledger_stopped(n->ledger), "peers",
+                  peers, "transport", "admitted", (json_int_t)ts.zap_admitted, "refused",
+                  (json_int_t)ts.zap_refused, "dropped_frames", (json_int_t)ts.dropped_frames);
+    reply_json(n, route, doc);
+    json_decref(doc);
+}
+
+/* Reads up to CONTROL_PER_TURN requests. Sends go into the open transaction. */
+static void read_control(node_t *n, int64_t now)
+{
+    for (int count = 0; count < CONTROL_PER_TURN; count++) {
+        zmq_msg_t route, empty, body;
+        zmq_msg_init(&route);
+        zmq_msg_init(&empty);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&route, n->control, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&route);
+            zmq_msg_close(&empty);
+            zmq_msg_close(&body);
+            return;
+        }
+        bool framed = zmq_msg_more(&route) && zmq_msg_recv(&empty, n->control, 0) >= 0 &&
+                      zmq_msg_more(&empty) && zmq_msg_recv(&body, n->control, 0) >= 0 &&
+                      !zmq_msg_more(&body);
+        while (zmq_msg_more(&body)) { /* more frames than a request has: drain them */
+            zmq_msg_close(&body);
+            zmq_msg_init(&body);
+            framed = false;
+            if (zmq_msg_recv(&body, n->control, 0) < 0) {
+                break;
+            }
+        }
+        json_t *req = NULL;
+        if (framed && zmq_msg_size(&body) <= CONTROL_REQUEST_MAX) {
+            req = json_loadb(zmq_msg_data(&body), zmq_msg_size(&body), 0, NULL);
+        }
+        const char *cmd = json_str(req, "cmd", "");
+        if (!framed) {
+            /* not a REQ client: nothing sensible to answer */
+        } else if (req == NULL) {
+            reply_error(n, &route, EXIT_USAGE, "request is not JSON");
+        } else if (strcmp(cmd, "status") == 0) {
+            handle_status(n, &route);
+        } else if (strcmp(cmd, "send") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else {
+                handle_send(n, &route, req, now);
+            }
+        } else {
+            reply_error(n, &route, EXIT_USAGE, "unknown command");
+        }
+        json_decref(req);
+        zmq_msg_close(&route);
+        zmq_msg_close(&empty);
+        zmq_msg_close(&body);
+    }
+}
+
+/* ---- inbound ------------------------------------------------------------------------------ */
+
+typedef struct {
+    node_t *n;
+    int64_t now;
+} drain_ctx_t;
+
+static void on_frame(size_t peer_index, const uint8_t *data, size_t len, void *arg)
+{
+    drain_ctx_t *d = arg;
+    node_t *n = d->n;
+    envelope_message_t msg;
+    env_err_t rc = envelope_open(data, len, n->identity, n->keys, n->config->peers_count, &msg);
+    const char *peer = n->config->peers[peer_index].card.name;
+    if (rc != ENV_OK) {
+        log_event(n->config->name, peer, NULL, "dropped a frame of %zu bytes: %s", len,
+                  env_strerror(rc));
+        return;
+    }
+    if (msg.peer_index != peer_index) {
+        log_event(n->config->name, peer, NULL, "dropped a message sealed by %s on %s's connection",
+                  n->config->peers[msg.peer_index].card.name, peer);
+        envelope_message_clear(&msg);
+        return;
+    }
+    channel_receive(n->channels[peer_index], &msg, d->now);
+}
+
+/* ---- one turn --------------------------------------------------------------------------- */
+
+static bool channels_have_work(node_t *n)
+{
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (channel_has_work(n->channels[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool control_pending(node_t *n)
+{
+    int events = 0;
+    size_t size = sizeof events;
+    return zmq_getsockopt(n->control, ZMQ_EVENTS, &events, &size) == 0 &&
+           (events & ZMQ_POLLIN) != 0;
+}
+
+static void turn(node_t *n)
+{
+    int64_t now = now_ms();
+    transport_handle_zap(n->transport);
+    drain_ctx_t d = {n, now};
+    transport_drain(n->transport, INBOUND_PER_TURN, on_frame, &d);
+    bool stopped = ledger_stopped(n->ledger);
+    if (!stopped && (channels_have_work(n) || control_pending(n))) {
+        ledger_err_t rc = ledger_begin(n->ledger);
+        if (rc == LEDGER_OK) {
+            read_control(n, now);
+            for (size_t i = 0; rc == LEDGER_OK && i < n->config->peers_count; i++) {
+                rc = channel_apply(n->channels[i]);
+            }
+        }
+        if (rc == LEDGER_OK && ledger_in_transaction(n->ledger)) {
+            rc = ledger_commit(n->ledger);
+        }
+        if (rc != LEDGER_OK) {
+            log_event(n->config->name, NULL, NULL, "LEDGER STOPPED: %s: %s", ledger_strerror(rc),
+                      ledger_last_error(n->ledger));
+            ledger_rollback(n->ledger);
+            for (size_t i = 0; i < n->config->peers_count; i++) {
+                channel_reload(n->channels[i]);
+            }
+        }
+        for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
+            w->committed = true;
+            w->failed = w->failed || rc != LEDGER_OK;
+        }
+    } else if (stopped) {
+        read_control(n, now); /* status answers; sends are refused while stopped */
+    }
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        channel_after_commit(n->channels[i], now);
+    }
+    flush_waiters(n, now);
+}
+
+static long poll_timeout(node_t *n)
+{
+    int64_t now = now_ms();
+    int64_t next = now + POLL_MAX_MS;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        int64_t d = channel_next_deadline(n->channels[i]);
+        next = d < next ? d : next;
+    }
+    for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
+        next = w->deadline_ms < next ? w->deadline_ms : next;
+    }
+    return next <= now ? 0 : (long)(next - now);
+}
+
+/* ---- start and stop ----------------------------------------------------------------------- */
+
+/* channel_ctx_t.send */
+static int send_frame(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
+                      size_t len)
+{
+    (void)type;
+    node_t *n = arg;
+    return transport_send(n->transport, peer_index, wire, len);
+}
+
+static int take_lock(node_t *n)
+{
+    n->lock_fd = open(CONTROL_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (n->lock_fd < 0) {
+        fprintf(stderr, "corridor run: cannot open %s/%s: %s\n", n->home, CONTROL_LOCK_FILE,
+                strerror(errno));
+        return EXIT_INTERNAL;
+    }
+    if (flock(n->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "corridor run: another node is already running in %s\n", n->home);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static int open_books(node_t *n)
+{
+    char err[512];
+    if (config_load(CONFIG_FILE, &n->config, err, sizeof err) != 0) {
+        fprintf(stderr, "corridor run: %s/%s\n", n->home, err);
+        return EXIT_INTERNAL;
+    }
+    id_err_t id_rc = identity_load(IDENTITY_KEY_FILE, &n->identity);
+    if (id_rc != ID_OK) {
+        fprintf(stderr, "corridor run: %s/%s: %s%s\n", n->home, IDENTITY_KEY_FILE,
+                id_strerror(id_rc),
+                id_rc == ID_E_PERMISSIONS ? " (fix with: chmod 600 node.key)" : "");
+        return id_rc == ID_E_PERMISSIONS ? EXIT_USAGE : EXIT_INTERNAL;
+    }
+    if (ledger_open(LEDGER_FILE, n->config->name, LEDGER_READ_WRITE, NULL, &n->ledger, err,
+                    sizeof err) != LEDGER_OK) {
+        fprintf(stderr, "corridor run: %s/%s: %s\n", n->home, LEDGER_FILE, err);
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+static int open_network(node_t *n)
+{
+    size_t count = n->config->peers_count;
+    n->keys = sodium_malloc((count + 1) * sizeof *n->keys);
+    n->channels = calloc(count + 1, sizeof *n->channels);
+    transport_peer_t *peers = calloc(count + 1, sizeof *peers);
+    int rc = EXIT_INTERNAL;
+    if (n->keys == NULL || n->channels == NULL || peers == NULL) {
+        fprintf(stderr, "corridor run: out of (locked) memory\n");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const peer_card_t *card = &n->config->peers[i].card;
+        if (envelope_peer_init(&n->keys[i], n->identity, card) != ENV_OK) {
+            fprintf(stderr, "corridor run: peer %s has a weak encryption key\n", card->name);
+            goto cleanup;
+        }
+        peers[i] = (transport_peer_t){card->name, card->endpoint, card->curve_public};
+    }
+    char err[512];
+    n->zmq = zmq_ctx_new();
+    n->transport = n->zmq != NULL ? transport_new(n->zmq, n->identity, n->config->listen, peers,
+                                                  count, err, sizeof err)
+                                  : NULL;
+    if (n->transport == NULL) {
+        fprintf(stderr, "corridor run: %s\n", n->zmq != NULL ? err : "cannot start ZeroMQ");
+        goto cleanup;
+    }
+    int linger = 0;
+    n->control = zmq_socket(n->zmq, ZMQ_ROUTER);
+    if (n->control == NULL || zmq_setsockopt(n->control, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_bind(n->control, "ipc://" CONTROL_SOCKET) != 0) { /* relative: we run in the home */
+        fprintf(stderr, "corridor run: cannot open the control socket: %s\n",
+                zmq_strerror(zmq_errno()));
+        goto cleanup;
+    }
+    chmod(CONTROL_SOCKET, 0600);
+    channel_ctx_t ctx = {
+        .self = n->identity,
+        .config = n->config,
+        .ledger = n->ledger,
+        .send = send_frame,
+        .on_final = on_final,
+        .arg = n,
+        .node_name = n->config->name,
+    };
+    int64_t now = now_ms();
+    for (size_t i = 0; i < count; i++) {
+        n->channels[i] = channel_new(&ctx, i, &n->config->peers[i], &n->keys[i], now);
+        if (n->channels[i] == NULL) {
+            fprintf(stderr, "corridor run: out of memory\n");
+            goto cleanup;
+        }
+    }
+    rc = EXIT_OK;
+
+cleanup:
+    free(peers);
+    return rc;
+}
+
+static void close_node(node_t *n)
+{
+    while (n->waiters != NULL) {
+        waiter_t *w = n->waiters;
+        n->waiters = w->next;
+        waiter_free(w);
+    }
+    for (size_t i = 0; n->channels != NULL && i < n->config->peers_count; i++) {
+        channel_destroy(&n->channels[i]);
+    }
+    free(n->channels);
+    if (n->control != NULL) {
+        zmq_close(n->control);
+    }
+    transport_destroy(&n->transport);
+    if (n->zmq != NULL) {
+        zmq_ctx_term(n->zmq);
+    }
+    if (n->keys != NULL) {
+        for (size_t i = 0; n->config != NULL && i < n->config->peers_count; i++) {
+            envelope_peer_wipe(&n->keys[i]);
+        }
+        sodium_free(n->keys);
+    }
+    ledger_close(&n->ledger);
+    identity_destroy(&n->identity);
+    config_destroy(&n->config);
+    if (n->lock_fd >= 0) {
+        close(n->lock_fd);
+    }
+}
+
+int daemon_run(const char *home)
+{
+    assert(home != NULL);
+    node_t n = {.home = home, .lock_fd = -1};
+    if (chdir(home) != 0) {
+        fprintf(stderr, "corridor run: cannot enter %s: %s\n", home, strerror(errno));
+        return errno == ENOENT ? EXIT_USAGE : EXIT_INTERNAL;
+    }
+    int rc;
+    if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||
+        (rc = open_network(&n)) != EXIT_OK) {
+        close_node(&n);
+        return rc;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    log_event(n.config->name, NULL, NULL, "running: listening on %s, %zu peers, pid %d",
+              n.config->listen, n.config->peers_count, (int)getpid());
+
+    zmq_pollitem_t items[3] = {
+        {transport_inbound_socket(n.transport), 0, ZMQ_POLLIN, 0},
+        {transport_zap_socket(n.transport), 0, ZMQ_POLLIN, 0},
+        {n.control, 0, ZMQ_POLLIN, 0},
+    };
+    while (!stop_requested) {
+        int ready = zmq_poll(items, 3, poll_timeout(&n));
+        if (ready < 0 && zmq_errno() != EINTR) {
+            log_event(n.config->name, NULL, NULL, "poll failed: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        if (!stop_requested) {
+            turn(&n);
+        }
+    }
+    log_event(n.config->name, NULL, NULL, "stopping: %s",
+              stop_requested ? "signal received" : "error");
+    rc = stop_requested ? EXIT_OK : EXIT_INTERNAL;
+    close_node(&n);
+    return rc;
+}

@@ -1,0 +1,301 @@
+/*
+ * ZeroMQ transport with CURVE and a fail-closed ZAP handler; see transport.h.
+ *
+ * ZAP (RFC 27): libzmq sends the handler a request of frames
+ *   version "1.0", request id, domain, address, routing id, mechanism, credentials...
+ * and waits for a reply of
+ *   version "1.0", request id, status code, status text, user id, metadata.
+ * The handler is answered from the node's loop; the connection waits until then.
+ */
+#include "transport.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "corridor/limits.h"
+
+#define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN       "corridor"
+#define ZAP_FRAMES_MAX   8
+#define HEARTBEAT_IVL_MS 1000
+#define HEARTBEAT_TTL_MS 3000
+#define RECONNECT_IVL_MS 100
+#define RECONNECT_MAX_MS 2000
+#define SNDHWM_MESSAGES  20000
+#define RCVHWM_MESSAGES  20000
+
+typedef struct {
+    char name[CORRIDOR_NAME_LEN_MAX + 1];
+    char curve_public[IDENTITY_CURVE_KEY_CHARS + 1];
+    void *outbound; /* PUSH, CURVE client pinned to the peer's server key */
+} peer_socket_t;
+
+struct transport {
+    void *zap;            /* REP on inproc://zeromq.zap.01 */
+    void *inbound;        /* PULL, CURVE server */
+    peer_socket_t *peers; /* one per configured peer */
+    size_t peers_count;
+    transport_stats_t stats;
+};
+
+static int set_int(void *socket, int option, int value)
+{
+    return zmq_setsockopt(socket, option, &value, sizeof value);
+}
+
+/* Options both directions share: liveness heartbeats, bounded queues, no linger (the outbox
+ * is durable: a message lost in a socket queue is sent again). */
+static int common_options(void *socket)
+{
+    return set_int(socket, ZMQ_LINGER, 0) | set_int(socket, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) |
+           set_int(socket, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS) |
+           set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TTL_MS);
+}
+
+transport_t *transport_new(void *ctx, const identity_t *self, const char *listen,
+                           const transport_peer_t *peers, size_t peers_count, char *err,
+                           size_t err_size)
+{
+    assert(ctx != NULL && self != NULL && listen != NULL && (peers != NULL || peers_count == 0));
+    transport_t *t = calloc(1, sizeof *t);
+    if (t == NULL || (t->peers = calloc(peers_count + 1, sizeof *t->peers)) == NULL) {
+        snprintf(err, err_size, "out of memory");
+        free(t);
+        return NULL;
+    }
+    t->peers_count = peers_count;
+    /* 1. The ZAP handler first: without it a CURVE server admits anyone. */
+    t->zap = zmq_socket(ctx, ZMQ_REP);
+    if (t->zap == NULL || set_int(t->zap, ZMQ_LINGER, 0) != 0 ||
+        zmq_bind(t->zap, ZAP_ENDPOINT) != 0) {
+        snprintf(err, err_size, "cannot start the ZAP handler: %s (refusing to run without it)",
+                 zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    /* 2. The inbound socket, CURVE server, bounded messages. */
+    int64_t max_size = CORRIDOR_WIRE_BYTES_MAX;
+    t->inbound = zmq_socket(ctx, ZMQ_PULL);
+    if (t->inbound == NULL || common_options(t->inbound) != 0 ||
+        set_int(t->inbound, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(t->inbound, ZMQ_CURVE_SECRETKEY, self->curve_secret,
+                       IDENTITY_CURVE_KEY_CHARS) != 0 ||
+        zmq_setsockopt(t->inbound, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(t->inbound, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
+        set_int(t->inbound, ZMQ_RCVHWM, RCVHWM_MESSAGES) != 0) {
+        snprintf(err, err_size, "cannot set up the inbound socket: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (zmq_bind(t->inbound, listen) != 0) {
+        snprintf(err, err_size, "cannot listen on %s: %s", listen, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    /* 3. One outbound socket per peer. */
+    for (size_t i = 0; i < peers_count; i++) {
+        peer_socket_t *p = &t->peers[i];
+        snprintf(p->name, sizeof p->name, "%s", peers[i].name);
+        snprintf(p->curve_public, sizeof p->curve_public, "%s", peers[i].curve_public);
+        p->outbound = zmq_socket(ctx, ZMQ_PUSH);
+        if (p->outbound == NULL || common_options(p->outbound) != 0 ||
+            set_int(p->outbound, ZMQ_IMMEDIATE, 1) != 0 ||
+            set_int(p->outbound, ZMQ_SNDHWM, SNDHWM_MESSAGES) != 0 ||
+            set_int(p->outbound, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
+            set_int(p->outbound, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS) != 0 ||
+            zmq_setsockopt(p->outbound, ZMQ_CURVE_SERVERKEY, peers[i].curve_public,
+                           IDENTITY_CURVE_KEY_CHARS) != 0 ||
+            zmq_setsockopt(p->outbound, ZMQ_CURVE_PUBLICKEY, self->curve_public,
+                           IDENTITY_CURVE_KEY_CHARS) != 0 ||
+            zmq_setsockopt(p->outbound, ZMQ_CURVE_SECRETKEY, self->curve_secret,
+                           IDENTITY_CURVE_KEY_CHARS) != 0 ||
+            zmq_connect(p->outbound, peers[i].endpoint) != 0) {
+            snprintf(err, err_size, "cannot connect to %s at %s: %s", peers[i].name,
+                     peers[i].endpoint, zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+    }
+    return t;
+
+fail:
+    transport_destroy(&t);
+    return NULL;
+}
+
+void transport_destroy(transport_t **self_p)
+{
+    assert(self_p != NULL);
+    transport_t *t = *self_p;
+    if (t == NULL) {
+        return;
+    }
+    for (size_t i = 0; t->peers != NULL && i < t->peers_count; i++) {
+        if (t->peers[i].outbound != NULL) {
+            zmq_close(t->peers[i].outbound);
+        }
+    }
+    if (t->inbound != NULL) {
+        zmq_close(t->inbound);
+    }
+    if (t->zap != NULL) {
+        zmq_close(t->zap);
+    }
+    free(t->peers);
+    free(t);
+    *self_p = NULL;
+}
+
+void *transport_inbound_socket(transport_t *t)
+{
+    return t->inbound;
+}
+
+void *transport_zap_socket(transport_t *t)
+{
+    return t->zap;
+}
+
+transport_stats_t transport_stats(const transport_t *t)
+{
+    return t->stats;
+}
+
+/* Reads one whole ZAP request (at most ZAP_FRAMES_MAX frames); returns the frame count or -1. */
+static int zap_read(void *zap, zmq_msg_t *frames)
+{
+    int count = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *frame = count < ZAP_FRAMES_MAX ? &frames[count] : &scratch;
+        zmq_msg_init(frame);
+        if (zmq_msg_recv(frame, zap, count == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(frame);
+            return count == 0 ? -1 : count;
+        }
+        more = zmq_msg_more(frame);
+        if (frame == &scratch) {
+            zmq_msg_close(frame); /* more frames than a request has: counted, not kept */
+        }
+        count++;
+    }
+    return count;
+}
+
+static bool frame_is(zmq_msg_t *frame, const char *text)
+{
+    size_t len = strlen(text);
+    return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), text, len) == 0;
+}
+
+static void zap_reply(void *zap, zmq_msg_t *request_id, const char *code, const char *text,
+                      const char *user_id)
+{
+    zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(zap, zmq_msg_data(request_id), zmq_msg_size(request_id), ZMQ_SNDMORE);
+    zmq_send(zap, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(zap, user_id, strlen(user_id), ZMQ_SNDMORE);
+    zmq_send(zap, "", 0, 0);
+}
+
+/* The peer whose CURVE key is the 32-byte `key`, or NULL. */
+static const peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_t *key)
+{
+    char z85[IDENTITY_CURVE_KEY_CHARS + 1];
+    if (zmq_z85_encode(z85, key, 32) == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < t->peers_count; i++) {
+        if (strcmp(t->peers[i].curve_public, z85) == 0) {
+            return &t->peers[i];
+        }
+    }
+    return NULL;
+}
+
+void transport_handle_zap(transport_t *t)
+{
+    assert(t != NULL);
+    for (;;) {
+        zmq_msg_t frames[ZAP_FRAMES_MAX];
+        int count = zap_read(t->zap, frames);
+        if (count < 0) {
+            return; /* nothing pending */
+        }
+        int kept = count < ZAP_FRAMES_MAX ? count : ZAP_FRAMES_MAX;
+        /* frames: 0 version, 1 request id, 2 domain, 3 address, 4 routing id, 5 mechanism,
+         * 6 credentials (CURVE: the client's 32-byte public key) */
+        const peer_socket_t *peer = NULL;
+        if (kept == 7 && frame_is(&frames[0], "1.0") && frame_is(&frames[2], ZAP_DOMAIN) &&
+            frame_is(&frames[5], "CURVE") && zmq_msg_size(&frames[6]) == 32) {
+            peer = peer_by_curve_key(t, zmq_msg_data(&frames[6]));
+        }
+        if (kept >= 2) {
+            if (peer != NULL) {
+                t->stats.zap_admitted++;
+                zap_reply(t->zap, &frames[1], "200", "OK", peer->name);
+            } else {
+                t->stats.zap_refused++;
+                zap_reply(t->zap, &frames[1], "400", "not a configured peer", "");
+                fprintf(stderr, "corridor: refused a connection: not a configured peer's key\n");
+            }
+        } else {
+            /* too short to answer: REP still needs a reply to stay usable */
+            zmq_send(t->zap, "", 0, 0);
+        }
+        for (int i = 0; i < kept; i++) {
+            zmq_msg_close(&frames[i]);
+        }
+    }
+}
+
+/* The index of the peer named `user_id`, or SIZE_MAX. */
+static size_t peer_index_of(const transport_t *t, const char *user_id)
+{
+    for (size_t i = 0; user_id != NULL && i < t->peers_count; i++) {
+        if (strcmp(t->peers[i].name, user_id) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+size_t transport_drain(transport_t *t, size_t max,
+                       void (*fn)(size_t peer_index, const uint8_t *data, size_t len, void *arg),
+                       void *arg)
+{
+    assert(t != NULL && fn != NULL);
+    size_t delivered = 0;
+    for (size_t i = 0; i < max; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, t->inbound, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            break;
+        }
+        bool multipart = zmq_msg_more(&msg);
+        size_t peer = peer_index_of(t, zmq_msg_gets(&msg, "User-Id"));
+        if (multipart || peer == SIZE_MAX) {
+            t->stats.dropped_frames++;
+            while (multipart) { /* discard the rest of the message */
+                zmq_msg_close(&msg);
+                zmq_msg_init(&msg);
+                multipart = zmq_msg_recv(&msg, t->inbound, 0) >= 0 && zmq_msg_more(&msg);
+            }
+        } else {
+            fn(peer, zmq_msg_data(&msg), zmq_msg_size(&msg), arg);
+            delivered++;
+        }
+        zmq_msg_close(&msg);
+    }
+    return delivered;
+}
+
+int transport_send(transport_t *t, size_t peer_index, const uint8_t *data, size_t len)
+{
+    assert(t != NULL && peer_index < t->peers_count);
+    return zmq_send(t->peers[peer_index].outbound, data, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * Transport: ZeroMQ sockets with CURVE, and the ZAP handler that decides who may connect.
+ *
+ * Each node binds one PULL socket for inbound messages (CURVE server) and connects one PUSH
+ * socket per peer for outbound (CURVE client, pinned to the peer's server key). Debian's
+ * libzmq 4.3 has no ZMQ_ZAP_ENFORCE_DOMAIN: a CURVE server without a ZAP handler admits any
+ * client key. So the ZAP handler (a REP socket on inproc://zeromq.zap.01, answered from the
+ * node's own loop) is bound before the inbound socket, and transport_new fails if it cannot
+ * be. It admits only the CURVE keys of configured peers and names each connection with the
+ * peer's code as its User-Id; every inbound message is attributed by that User-Id and one
+ * without a known one is dropped.
+ *
+ * The transport knows nothing of the ledger or the envelope: it moves opaque frames. Frames
+ * larger than the wire limit are refused by libzmq (ZMQ_MAXMSGSIZE) before they are read.
+ */
+#ifndef CORRIDOR_TRANSPORT_H
+#define CORRIDOR_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+
+typedef struct transport transport_t;
+
+/* A peer as the transport needs it. */
+typedef struct {
+    const char *name;          /* node code: the User-Id its connections get */
+    const char *endpoint;      /* where its inbound socket listens */
+    const char *curve_public;  /* its CURVE public key (Z85) */
+} transport_peer_t;
+
+/* Sets up the ZAP handler, binds the inbound socket on `listen`, connects one outbound socket
+ * per peer. On failure returns NULL and writes one line into err. */
+transport_t *transport_new(void *zmq_context, const identity_t *self, const char *listen,
+                           const transport_peer_t *peers, size_t peers_count, char *err,
+                           size_t err_size);
+void transport_destroy(transport_t **self_p);
+
+/* The sockets the event loop polls for input: inbound and ZAP. */
+void *transport_inbound_socket(transport_t *t);
+void *transport_zap_socket(transport_t *t);
+
+/* Answers every pending ZAP request (never blocks). */
+void transport_handle_zap(transport_t *t);
+
+/* Receives up to `max` inbound frames without blocking, calling fn for each with the index of
+ * the peer that sent it (by its ZAP identity). Frames with no known identity, and multi-part
+ * messages, are dropped and counted. Returns the number of frames handed to fn. */
+size_t transport_drain(transport_t *t, size_t max,
+                       void (*fn)(size_t peer_index, const uint8_t *data, size_t len, void *arg),
+                       void *arg);
+
+/* Sends one frame to a peer without blocking. 0 sent; -1 not now (not connected or its
+ * queue is full: the caller keeps the message and retries later). */
+int transport_send(transport_t *t, size_t peer_index, const uint8_t *data, size_t len);
+
+/* Counters for status and logs. */
+typedef struct {
+    uint64_t zap_admitted;      /* connections admitted */
+    uint64_t zap_refused;       /* connections refused (unknown key, wrong mechanism) */
+    uint64_t dropped_frames;    /* inbound frames dropped (no identity, multi-part) */
+} transport_stats_t;
+
+transport_stats_t transport_stats(const transport_t *t);
+
+#endif
