@@ -455,13 +455,14 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
 int config_save(const config_t *config, const char *path)
 {
     assert(config != NULL && path != NULL);
-    char *text = malloc(CORRIDOR_CONFIG_BYTES_MAX + 1);
+    /* formatting adds spaces: a file that loads may format a little larger */
+    char *text = malloc(2 * CORRIDOR_CONFIG_BYTES_MAX + 1);
     if (text == NULL) {
         errno = ENOMEM;
         return -1;
     }
     int rc = -1;
-    size_t len = config_format(config, text, CORRIDOR_CONFIG_BYTES_MAX + 1);
+    size_t len = config_format(config, text, 2 * CORRIDOR_CONFIG_BYTES_MAX + 1);
     if (len == 0) {
         errno = EFBIG;
     } else {

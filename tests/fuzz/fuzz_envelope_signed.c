@@ -1,0 +1,144 @@
+/*
+ * Fuzzes what lies behind the crypto: the business-message decoders a node runs on a body
+ * only after the envelope has authenticated it. Random bytes never pass envelope_open, so
+ * here a trusted peer signs and wraps the fuzzer's bytes for real (envelope_sign, then
+ * envelope_wrap_nonce with a nonce hashed from the input, so a crash reproduces exactly;
+ * envelope_seal is these two steps with a random nonce), and the harness checks that:
+ *   - envelope_open accepts it and returns exactly that peer, type, sequence, flag and body;
+ *   - the evidence it keeps verifies with the author's key and is the signed bytes verbatim;
+ *   - the body decodes, or is refused, as the protobuf message of its type without a crash
+ *     or a leak (a peer is trusted, not infallible).
+ *
+ * Input layout: byte 0 selects the type (1 + b % 7), byte 1 bit 0 the possible-duplicate
+ * flag and bit 1 which of the two peers sends, bytes 2..9 the sequence (little endian), and
+ * the rest is the body.
+ */
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <protobuf-c/protobuf-c.h>
+#include <sodium.h>
+
+#include "corridor.pb-c.h"
+#include "envelope.h"
+#include "fuzz_keys.h"
+#include "identity.h"
+
+#define PEERS_COUNT  2
+#define HEADER_BYTES 10
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static identity_t *self;                 /* the node that opens */
+static identity_t *authors[PEERS_COUNT]; /* its trusted peers' own keys: they sign and wrap */
+static envelope_peer_t *peers;           /* [0..1] how self sees the peers; [2..3] how each
+                                            peer sees self (sodium_malloc'd) */
+
+/* The body's protobuf message, by msg_type_t. */
+static const ProtobufCMessageDescriptor *const body_descriptors[MSG_TYPE_MAX + 1] = {
+    [MSG_SETTLEMENT] = &corridor__settlement__descriptor,
+    [MSG_STATUS_REPORT] = &corridor__status_report__descriptor,
+    [MSG_RETURN] = &corridor__return__descriptor,
+    [MSG_STATEMENT_REQUEST] = &corridor__statement_request__descriptor,
+    [MSG_STATEMENT] = &corridor__statement__descriptor,
+    [MSG_ACK] = &corridor__ack__descriptor,
+    [MSG_HELLO] = &corridor__hello__descriptor,
+};
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    if (sodium_init() < 0) {
+        abort();
+    }
+    self = fuzz_identity(0);
+    authors[0] = fuzz_identity(1);
+    authors[1] = fuzz_identity(2);
+    peers = sodium_malloc(2 * PEERS_COUNT * sizeof *peers);
+    if (peers == NULL) {
+        abort();
+    }
+    fuzz_peer(&peers[0], self, authors[0], "BKRURUMM");
+    fuzz_peer(&peers[1], self, authors[1], "BMJIIRTH");
+    fuzz_peer(&peers[2], authors[0], self, "BKTESTXX");
+    fuzz_peer(&peers[3], authors[1], self, "BKTESTXX");
+    return 0;
+}
+
+/* Decodes a body as the message of its type; the generated corridor__<type>__unpack
+ * functions are exactly protobuf_c_message_unpack with their descriptor. */
+static void decode_body(msg_type_t type, const uint8_t *body, size_t body_len)
+{
+    const ProtobufCMessageDescriptor *desc = body_descriptors[type];
+    assert(desc != NULL);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, body_len, body);
+    if (m == NULL) {
+        return;
+    }
+    assert(m->descriptor == desc);
+    assert(protobuf_c_message_check(m));
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < HEADER_BYTES) {
+        return 0;
+    }
+    msg_type_t type = (msg_type_t)(MSG_TYPE_MIN + data[0] % MSG_TYPE_MAX);
+    bool duplicate = (data[1] & 1u) != 0;
+    size_t sender = (data[1] >> 1) & 1u;
+    uint64_t sequence = 0;
+    for (size_t i = 0; i < 8; i++) {
+        sequence |= (uint64_t)data[2 + i] << (8 * i);
+    }
+    const uint8_t *body = data + HEADER_BYTES;
+    size_t body_len = size - HEADER_BYTES;
+
+    uint8_t *signed_msg = NULL;
+    size_t signed_len = 0;
+    env_err_t rc = envelope_sign(authors[sender], self->key_id, type, sequence, body, body_len,
+                                 &signed_msg, &signed_len);
+    if (body_len > CORRIDOR_BODY_BYTES_MAX) {
+        assert(rc == ENV_E_TOO_LARGE && signed_msg == NULL);
+        return 0;
+    }
+    assert(rc == ENV_OK && signed_msg != NULL);
+
+    uint8_t nonce[ENVELOPE_NONCE_BYTES];
+    crypto_generichash(nonce, sizeof nonce, data, size, NULL, 0);
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    rc = envelope_wrap_nonce(authors[sender], &peers[PEERS_COUNT + sender], signed_msg, signed_len,
+                             duplicate, nonce, &wire, &wire_len);
+    assert(rc == ENV_OK && wire != NULL && wire_len <= CORRIDOR_WIRE_BYTES_MAX);
+
+    envelope_message_t msg;
+    rc = envelope_open(wire, wire_len, self, peers, PEERS_COUNT, &msg);
+    assert(rc == ENV_OK);
+    assert(msg.peer_index == sender);
+    assert(msg.type == type && msg.sequence == sequence);
+    assert(msg.possible_duplicate == duplicate);
+    assert(msg.body_len == body_len && memcmp(msg.body, body, body_len) == 0);
+    assert(memcmp(msg.author_key_id, authors[sender]->key_id, IDENTITY_KEY_ID_BYTES) == 0);
+    assert(memcmp(msg.recipient_key_id, self->key_id, IDENTITY_KEY_ID_BYTES) == 0);
+    assert(msg.evidence_len == signed_len && memcmp(msg.evidence, signed_msg, signed_len) == 0);
+
+    envelope_message_t ev;
+    rc = evidence_verify(msg.evidence, msg.evidence_len, authors[sender]->sign_public, &ev);
+    assert(rc == ENV_OK);
+    assert(ev.type == type && ev.sequence == sequence && ev.body_len == body_len);
+    envelope_message_clear(&ev);
+
+    decode_body(msg.type, msg.body, msg.body_len);
+
+    envelope_message_clear(&msg);
+    free(wire);
+    free(signed_msg);
+    return 0;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Short multi-node smoke test (also run under ASan+UBSan): two nodes on loopback settle 50
+# settlements each way and one over the cap, stop cleanly on SIGTERM, and audit clean.
+# usage: smoke_nodes.sh path/to/corridor
+set -euo pipefail
+CORRIDOR=${1:?usage: smoke_nodes.sh path/to/corridor}
+WORK=$(mktemp -d /tmp/corridor-smoke-nodes.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done
+  exit 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+for n in BKRURUMM BMJIIRTH; do
+  "$CORRIDOR" init --home "$WORK/$n" --name $n --listen "tcp://127.0.0.1:$(free_port)" \
+    --currencies RUB,USD >"$WORK/$n.card" || fail "init $n"
+done
+"$CORRIDOR" peer add --home "$WORK/BKRURUMM" "$(cat "$WORK/BMJIIRTH.card")" --limit RUB=100000 >/dev/null
+"$CORRIDOR" peer add --home "$WORK/BMJIIRTH" "$(cat "$WORK/BKRURUMM.card")" --limit RUB=100000 >/dev/null
+for n in BKRURUMM BMJIIRTH; do
+  "$CORRIDOR" run --home "$WORK/$n" 2>"$WORK/$n.log" &
+  PIDS+=($!)
+done
+for n in BKRURUMM BMJIIRTH; do
+  for _ in $(seq 1 100); do "$CORRIDOR" status --home "$WORK/$n" >/dev/null 2>&1 && break; sleep 0.1; done
+  "$CORRIDOR" status --home "$WORK/$n" >/dev/null 2>&1 || fail "$n did not start"
+done
+for pair in "BKRURUMM BMJIIRTH" "BMJIIRTH BKRURUMM"; do
+  set -- $pair
+  { echo "to,amount,currency"; for i in $(seq 1 50); do echo "$2,$i.25,RUB"; done; } >"$WORK/$1.csv"
+  "$CORRIDOR" send --home "$WORK/$1" --batch "$WORK/$1.csv" --wait 60 >/dev/null 2>"$WORK/send.err" \
+    || fail "batch from $1: $(cat "$WORK/send.err")"
+done
+rc=0
+"$CORRIDOR" send --home "$WORK/BKRURUMM" --to BMJIIRTH --amount 100000.01 --currency RUB --wait 30 \
+  >/dev/null 2>"$WORK/send.err" || rc=$?
+[ $rc = 1 ] && grep -q AM02 "$WORK/send.err" || fail "over-cap send exited $rc: $(cat "$WORK/send.err")"
+for p in "${PIDS[@]}"; do kill -TERM "$p"; done
+for p in "${PIDS[@]}"; do wait "$p" || fail "a node exited non-zero on SIGTERM"; done
+PIDS=()
+"$CORRIDOR" audit --home "$WORK/BKRURUMM" --home "$WORK/BMJIIRTH" --json >"$WORK/audit.json" \
+  || fail "audit: $(head -c 400 "$WORK/audit.json")"
+python3 - "$WORK/audit.json" <<'PY' || fail "audit JSON not clean"
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert a["ok"] is True and a["entries_checked"] >= 200, a
+PY
+echo "smoke_nodes: ok"
