@@ -160,8 +160,7 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         }
         if (strcmp(s->uetr, row->uetr) != 0) {
             problem = "evidence is for another UETR";
-        } else if (row->kind != ENTRY_IN_REFUSED &&
-                   (s->amount_minor != row->amount_minor || strcmp(s->currency, row->currency))) {
+        } else if (s->amount_minor != row->amount_minor || strcmp(s->currency, row->currency)) {
             problem = "evidence amount or currency differs from the entry";
         }
         corridor__settlement__free_unpacked(s, NULL);
@@ -191,6 +190,8 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
             problem = "evidence is for another UETR";
         } else if (strcmp(s->reason, row->reason) != 0) {
             problem = "evidence reason differs from the entry";
+        } else if (s->amount_minor != row->amount_minor || strcmp(s->currency, row->currency)) {
+            problem = "evidence amount or currency differs from the entry";
         }
         corridor__return__free_unpacked(s, NULL);
         return problem;

@@ -452,7 +452,8 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg)
         log_event(ch->ctx.node_name, peer, NULL, "dropped malformed Return");
     } else if (ledger_find(ch->ctx.ledger, peer, ret->original_uetr, &original, NULL) !=
                    LEDGER_OK ||
-               original.direction != DIRECTION_OUT || original.amount_minor != ret->amount_minor) {
+               original.direction != DIRECTION_OUT || original.amount_minor != ret->amount_minor ||
+               strcmp(original.currency, ret->currency) != 0) {
         log_event(ch->ctx.node_name, peer, ret->original_uetr,
                   "Return ignored: not a settlement of ours for that amount");
     } else {

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "control.h"
 #include "envelope.h"
+#include "faults.h"
 #include "identity.h"
 #include "ledger.h"
 #include "log.h"
@@ -56,6 +57,7 @@ typedef struct {
     void *control; /* ROUTER */
     int lock_fd;
     waiter_t *waiters; /* send requests, newest first */
+    faults_t *faults;  /* test-only fault injection, or NULL */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -324,6 +326,13 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                   "listen", n->config->listen, "ledger_stopped", ledger_stopped(n->ledger), "peers",
                   peers, "transport", "admitted", (json_int_t)ts.zap_admitted, "refused",
                   (json_int_t)ts.zap_refused, "dropped_frames", (json_int_t)ts.dropped_frames);
+    if (n->faults != NULL) {
+        faults_stats_t fs = faults_stats(n->faults);
+        json_object_set_new(doc, "faults",
+                            json_pack("{s:I, s:I, s:I, s:I}", "dropped", (json_int_t)fs.dropped,
+                                      "duplicated", (json_int_t)fs.duplicated, "reordered",
+                                      (json_int_t)fs.reordered, "delayed", (json_int_t)fs.delayed));
+    }
     reply_json(n, route, doc);
     json_decref(doc);
 }
@@ -428,6 +437,8 @@ static bool control_pending(node_t *n)
            (events & ZMQ_POLLIN) != 0;
 }
 
+static int send_to_socket(void *arg, size_t peer_index, const uint8_t *wire, size_t len);
+
 static void turn(node_t *n)
 {
     int64_t now = now_ms();
@@ -464,6 +475,9 @@ static void turn(node_t *n)
     for (size_t i = 0; i < n->config->peers_count; i++) {
         channel_after_commit(n->channels[i], now);
     }
+    if (n->faults != NULL) {
+        faults_flush(n->faults, now, send_to_socket, n);
+    }
     flush_waiters(n, now);
 }
 
@@ -478,18 +492,28 @@ static long poll_timeout(node_t *n)
     for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
         next = w->deadline_ms < next ? w->deadline_ms : next;
     }
+    int64_t held = faults_next_deadline(n->faults);
+    next = held < next ? held : next;
     return next <= now ? 0 : (long)(next - now);
 }
 
 /* ---- start and stop ----------------------------------------------------------------------- */
 
-/* channel_ctx_t.send */
+static int send_to_socket(void *arg, size_t peer_index, const uint8_t *wire, size_t len)
+{
+    node_t *n = arg;
+    return transport_send(n->transport, peer_index, wire, len);
+}
+
+/* channel_ctx_t.send: through the fault injector when it is on. */
 static int send_frame(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
                       size_t len)
 {
-    (void)type;
     node_t *n = arg;
-    return transport_send(n->transport, peer_index, wire, len);
+    if (n->faults != NULL) {
+        return faults_send(n->faults, peer_index, type, wire, len, now_ms(), send_to_socket, n);
+    }
+    return send_to_socket(n, peer_index, wire, len);
 }
 
 static int take_lock(node_t *n)
@@ -504,6 +528,22 @@ static int take_lock(node_t *n)
         fprintf(stderr, "corridor run: another node is already running in %s\n", n->home);
         return EXIT_USAGE;
     }
+    return EXIT_OK;
+}
+
+static int open_faults(node_t *n)
+{
+    const char *spec = getenv(FAULTS_ENV);
+    if (spec == NULL) {
+        return EXIT_OK;
+    }
+    char err[600];
+    if (faults_parse(spec, &n->faults, err, sizeof err) != 0) {
+        fprintf(stderr, "corridor run: %s\n", err);
+        return EXIT_USAGE;
+    }
+    faults_describe(n->faults, err, sizeof err);
+    log_event(n->config->name, NULL, NULL, "%s", err);
     return EXIT_OK;
 }
 
@@ -614,6 +654,7 @@ static void close_node(node_t *n)
         }
         sodium_free(n->keys);
     }
+    faults_destroy(&n->faults);
     ledger_close(&n->ledger);
     identity_destroy(&n->identity);
     config_destroy(&n->config);
@@ -632,7 +673,7 @@ int daemon_run(const char *home)
     }
     int rc;
     if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||
-        (rc = open_network(&n)) != EXIT_OK) {
+        (rc = open_faults(&n)) != EXIT_OK || (rc = open_network(&n)) != EXIT_OK) {
         close_node(&n);
         return rc;
     }
