@@ -10,6 +10,7 @@
 #include "audit.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include <sodium.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "corridor.pb-c.h"
@@ -26,12 +28,14 @@
 #include "identity.h"
 #include "ledger.h"
 
-#define AUDIT_HOMES_MAX 64
+#define AUDIT_HOMES_MAX   64
+#define AUDIT_THREADS_MAX 16
 
 /* One home being audited. */
 typedef struct {
-    const char *dir;      /* as given */
-    config_t *config;     /* its config */
+    const char *dir;                         /* as given */
+    char ledger_path[CORRIDOR_PATH_LEN_MAX]; /* its ledger, for the evidence workers */
+    config_t *config;                        /* its config */
     identity_t *identity; /* its keys, when the key file is readable (own evidence) */
     ledger_t *ledger;     /* read-only */
 } audited_home_t;
@@ -319,7 +323,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
-        check_evidence(r, h, &row);
+
         ledger_effect_t e = ledger_row_effect(row.kind, row.original, row.amount_minor);
         if (e.debits_pending || e.credits_pending || e.debits_posted || e.credits_posted) {
             replayed_t *slot = replay_slot(rp, row.peer, row.currency);
@@ -339,6 +343,106 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
     }
     sqlite3_finalize(stmt);
     return rc;
+}
+
+/* ---- the evidence pass (I4), on every core ------------------------------------------------ */
+
+/* Signature checks dominate the audit (one Ed25519 verification per row), so rows are split
+ * by sequence number over one worker per core, each with its own read-only connection and
+ * its own report, merged afterwards. */
+typedef struct {
+    const audited_home_t *home;
+    unsigned index, count; /* this worker checks rows with seq % count == index */
+    audit_report_t report; /* its findings */
+} evidence_worker_t;
+
+static void *evidence_worker(void *arg)
+{
+    evidence_worker_t *w = arg;
+    const audited_home_t *h = w->home;
+    char err[512];
+    ledger_t *l = NULL;
+    sqlite3_stmt *stmt = NULL;
+    if (ledger_open(h->ledger_path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err) !=
+        LEDGER_OK) {
+        violation(&w->report, h->dir, "unreadable", "%s", err);
+        return NULL;
+    }
+    const char *sql = "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor,"
+                      " j.reason, j.evidence, s.direction FROM journal j"
+                      " LEFT JOIN settlements s ON s.id = j.settlement_id"
+                      " WHERE j.seq % ?1 = ?2 ORDER BY j.seq";
+    if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK) {
+        violation(&w->report, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(ledger_db(l)));
+        goto cleanup;
+    }
+    sqlite3_bind_int(stmt, 1, (int)w->count);
+    sqlite3_bind_int(stmt, 2, (int)w->index);
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        audit_row_t row = {
+            .seq = sqlite3_column_int64(stmt, 0),
+            .kind = (entry_kind_t)sqlite3_column_int(stmt, 1),
+            .peer = column_text(stmt, 2),
+            .uetr = column_text(stmt, 3),
+            .currency = column_text(stmt, 4),
+            .amount_minor = sqlite3_column_int64(stmt, 5),
+            .reason = column_text(stmt, 6),
+            .evidence = sqlite3_column_blob(stmt, 7),
+            .evidence_len = (size_t)sqlite3_column_bytes(stmt, 7),
+            .original = sqlite3_column_int(stmt, 8) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        };
+        if (row.kind >= ENTRY_OUT_PENDING && row.kind <= ENTRY_RETURNED) {
+            check_evidence(&w->report, h, &row);
+        }
+    }
+    if (step != SQLITE_DONE) {
+        violation(&w->report, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(ledger_db(l)));
+    }
+
+cleanup:
+    sqlite3_finalize(stmt);
+    ledger_close(&l);
+    return NULL;
+}
+
+static unsigned audit_threads(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : cores > AUDIT_THREADS_MAX ? AUDIT_THREADS_MAX : (unsigned)cores;
+}
+
+/* Appends every violation of `from` to `to`. */
+static void merge_report(audit_report_t *to, const audit_report_t *from)
+{
+    for (size_t i = 0; i < from->violations_count; i++) {
+        const audit_violation_t *v = &from->violations[i];
+        violation(to, v->home, v->kind, "%s", v->detail);
+    }
+    to->violations_dropped += from->violations_dropped;
+}
+
+static void evidence_pass(audit_report_t *r, const audited_home_t *h)
+{
+    evidence_worker_t workers[AUDIT_THREADS_MAX];
+    pthread_t threads[AUDIT_THREADS_MAX];
+    bool started[AUDIT_THREADS_MAX];
+    unsigned count = audit_threads();
+    for (unsigned i = 0; i < count; i++) {
+        workers[i] = (evidence_worker_t){.home = h, .index = i, .count = count};
+        audit_report_init(&workers[i].report);
+        started[i] = pthread_create(&threads[i], NULL, evidence_worker, &workers[i]) == 0;
+        if (!started[i]) {
+            evidence_worker(&workers[i]); /* no thread: do its share here */
+        }
+    }
+    for (unsigned i = 0; i < count; i++) {
+        if (started[i]) {
+            pthread_join(threads[i], NULL);
+        }
+        merge_report(r, &workers[i].report);
+        audit_report_free(&workers[i].report);
+    }
 }
 
 /* ---- set-level checks -------------------------------------------------------------------- */
@@ -587,10 +691,9 @@ static int open_home(audit_report_t *r, const char *dir, audited_home_t *h)
     if (identity_load(home.key_path, &h->identity) != ID_OK) {
         h->identity = NULL; /* own evidence is then not verifiable here */
     }
-    char path[CORRIDOR_PATH_LEN_MAX];
-    if (fs_join(path, sizeof path, dir, LEDGER_FILE) != 0 ||
-        ledger_open(path, h->config->name, LEDGER_READ_ONLY, NULL, &h->ledger, err, sizeof err) !=
-            LEDGER_OK) {
+    if (fs_join(h->ledger_path, sizeof h->ledger_path, dir, LEDGER_FILE) != 0 ||
+        ledger_open(h->ledger_path, h->config->name, LEDGER_READ_ONLY, NULL, &h->ledger, err,
+                    sizeof err) != LEDGER_OK) {
         violation(r, dir, "unreadable", "%s: %s", LEDGER_FILE, err);
         return -1;
     }
@@ -620,6 +723,7 @@ int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *re
         replay_t rp = {0};
         if (journal_pass(report, &opened[i], &rp) == 0) {
             balances(report, &opened[i], &rp);
+            evidence_pass(report, &opened[i]);
         }
         free(rp.items);
         set_checks(report, &opened[i]);

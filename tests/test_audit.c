@@ -1,0 +1,1860 @@
+/*
+ * Tests of the offline audit (node/audit.c): I1 balance, I2 mirror, I3 exactly once, I4
+ * evidence, I5 the hash chain, and the caches the audit recomputes from the journal.
+ *
+ * Each test gets two real homes (config, key file, ledger) in a fresh scratch directory, built
+ * with the library alone, no processes, and traffic between them made the way the node makes
+ * it: the payer records its signed Settlement as pending; the payee books it under the cap it
+ * grants the payer, or refuses it (AM02), and signs a StatusReport; the payer resolves its
+ * pending entry on that report; one settled payment is returned with a signed Return. The
+ * ledgers are then closed, altered through SQLite directly as an attacker or a broken disk
+ * would, and the test asserts which kind of violation the audit reports and that it names the
+ * journal row or the UETR concerned.
+ */
+#include "support.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "audit.h"
+#include "config.h"
+#include "corridor.pb-c.h"
+#include "envelope.h"
+#include "identity.h"
+#include "ledger.h"
+#include "settlement.h"
+#include "validate.h"
+
+#define NODES_MAX 3
+#define UETR_SIZE (CORRIDOR_UETR_LEN + 1)
+
+/* Net debit caps each node grants the other, in minor units. */
+#define CAP_RUB 50000
+#define CAP_USD 10000
+
+/* The standard traffic (see make_traffic), in minor units. */
+#define AB_RETURNED_RUB 10000 /* A pays B: settled, then returned by B */
+#define AB_SETTLED_RUB  30000 /* A pays B: settled (B.net(A) reaches 40000) */
+#define AB_REFUSED_RUB  20000 /* A pays B: over B's cap, refused AM02 */
+#define BA_SETTLED_USD  5000  /* B pays A: settled */
+#define BA_REFUSED_USD  15000 /* B pays A: over A's cap, refused AM02 */
+#define BA_SETTLED_RUB  7000  /* B pays A: settled */
+#define RETURN_REASON   "AC04"
+
+/* Journal rows the standard traffic leaves on each side. */
+#define TRAFFIC_ROWS 10
+
+/* Positions after the standard traffic, as A sees them (B sees the negation). */
+#define A_NET_RUB (-AB_SETTLED_RUB + BA_SETTLED_RUB)
+#define A_NET_USD BA_SETTLED_USD
+
+/* One node: its home on disk and what the test keeps of it in memory. */
+typedef struct {
+    size_t index;                         /* in world_t.nodes */
+    char name[CORRIDOR_NAME_LEN_MAX + 1]; /* node code */
+    char *home;                           /* home directory */
+    identity_t *identity;                 /* its keys (also saved in home/node.key) */
+    config_t *config;                     /* its config as last saved */
+    ledger_t *ledger;                     /* open read-write while making traffic, else NULL */
+    uint64_t seq_to[NODES_MAX];           /* last sequence number signed to each node */
+} node_t;
+
+/* Two linked homes A and B with the standard traffic, and room for a third node. */
+typedef struct {
+    char *dir;                   /* scratch directory holding the homes */
+    node_t nodes[NODES_MAX];     /* nodes created so far */
+    size_t count;                /* entries used in nodes */
+    node_t *a, *b;               /* the two linked homes */
+    char *copy;                  /* a copy of a home made by the test, or NULL */
+    char ab_returned[UETR_SIZE]; /* A -> B, settled, then returned by B */
+    char ab_settled[UETR_SIZE];  /* A -> B, settled */
+    char ab_refused[UETR_SIZE];  /* A -> B, refused by B (AM02) */
+    char ba_usd[UETR_SIZE];      /* B -> A, settled, USD */
+    char ba_refused[UETR_SIZE];  /* B -> A, refused by A (AM02), USD */
+    char ba_rub[UETR_SIZE];      /* B -> A, settled, RUB */
+} world_t;
+
+/* A settlement on its way from payer to payee. */
+typedef struct {
+    settlement_t s;           /* as the payer records it (direction out) */
+    uint8_t *settlement_msg;  /* the payer's signed Settlement: evidence on both sides */
+    size_t settlement_len;    /* bytes in settlement_msg */
+    uint8_t *report_msg;      /* the payee's signed StatusReport, once delivered */
+    size_t report_len;        /* bytes in report_msg */
+    ledger_outcome_t outcome; /* the payee's result, once delivered */
+} flight_t;
+
+/* ---- nodes and homes ----------------------------------------------------------------------- */
+
+static void save_config(const node_t *n)
+{
+    char *path = test_path(n->home, CONFIG_FILE);
+    assert_int_equal(config_save(n->config, path), 0);
+    free(path);
+}
+
+static void node_open(node_t *n)
+{
+    assert_null(n->ledger);
+    char *path = test_path(n->home, LEDGER_FILE);
+    char err[512] = "";
+    ledger_err_t rc =
+        ledger_open(path, n->name, LEDGER_READ_WRITE, NULL, &n->ledger, err, sizeof err);
+    if (rc != LEDGER_OK) {
+        fail_msg("ledger_open %s: %s", path, err);
+    }
+    free(path);
+}
+
+static void node_close(node_t *n)
+{
+    ledger_close(&n->ledger);
+}
+
+/* Creates a home like `corridor init` does: config, key file, ledger (left open). */
+static node_t *node_create(world_t *w, const char *name)
+{
+    assert_true(w->count < NODES_MAX);
+    node_t *n = &w->nodes[w->count];
+    memset(n, 0, sizeof *n);
+    n->index = w->count++;
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->home = test_path(w->dir, name);
+    assert_int_equal(mkdir(n->home, 0700), 0);
+    n->config = config_new();
+    assert_non_null(n->config);
+    snprintf(n->config->name, sizeof n->config->name, "%s", name);
+    snprintf(n->config->listen, sizeof n->config->listen, "tcp://127.0.0.1:%u",
+             7100 + (unsigned)n->index);
+    char err[256];
+    assert_int_equal(config_set_currencies(n->config, "RUB,USD", err, sizeof err), 0);
+    save_config(n);
+    n->identity = identity_generate();
+    assert_non_null(n->identity);
+    char *key = test_path(n->home, IDENTITY_KEY_FILE);
+    assert_int_equal(identity_save(n->identity, key), ID_OK);
+    free(key);
+    node_open(n);
+    return n;
+}
+
+static void node_destroy(node_t *n)
+{
+    ledger_close(&n->ledger);
+    identity_destroy(&n->identity);
+    config_destroy(&n->config);
+    free(n->home);
+    n->home = NULL;
+}
+
+/* Makes `self` trust `other` with the standard caps, like `corridor peer add`. */
+static void trust(node_t *self, const node_t *other)
+{
+    config_t *c = self->config;
+    assert_true(c->peers_count < CORRIDOR_PEERS_MAX);
+    config_peer_t *p = &c->peers[c->peers_count++];
+    memset(p, 0, sizeof *p);
+    identity_card(other->identity, other->name, other->config->listen, &p->card);
+    assert_int_equal(config_peer_set_limit(p, "RUB", CAP_RUB), 0);
+    assert_int_equal(config_peer_set_limit(p, "USD", CAP_USD), 0);
+    save_config(self);
+}
+
+static void link_nodes(node_t *a, node_t *b)
+{
+    trust(a, b);
+    trust(b, a);
+}
+
+/* The cap `payee` grants `payer` in `currency`, from payee's config. */
+static int64_t cap_of(const node_t *payee, const node_t *payer, const char *currency)
+{
+    const config_peer_t *p = config_find_peer_const(payee->config, payer->name);
+    assert_non_null(p);
+    return config_peer_limit(p, currency);
+}
+
+/* ---- messages and ledger writes -------------------------------------------------------- */
+
+static void begin(ledger_t *l)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+}
+
+static void commit(ledger_t *l)
+{
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+}
+
+/* Signs a body from `author` for `to` under the next sequence number of that direction. */
+static void sign_for(node_t *author, const uint8_t to_key_id[static IDENTITY_KEY_ID_BYTES],
+                     size_t to_index, msg_type_t type, const uint8_t *body, size_t body_len,
+                     uint8_t **out, size_t *out_len)
+{
+    assert_true(to_index < NODES_MAX);
+    uint64_t seq = ++author->seq_to[to_index];
+    assert_int_equal(
+        envelope_sign(author->identity, to_key_id, type, seq, body, body_len, out, out_len),
+        ENV_OK);
+}
+
+static void sign_to(node_t *author, const node_t *to, msg_type_t type, const uint8_t *body,
+                    size_t body_len, uint8_t **out, size_t *out_len)
+{
+    sign_for(author, to->identity->key_id, to->index, type, body, body_len, out, out_len);
+}
+
+/* Step 1 of the lifecycle: the payer validates, signs and records its settlement as pending. */
+static void flight_send(node_t *from, const node_t *to, int64_t amount_minor, const char *currency,
+                        flight_t *f)
+{
+    static unsigned counter;
+    counter++;
+    memset(f, 0, sizeof *f);
+    settlement_t *s = &f->s;
+    snprintf(s->peer, sizeof s->peer, "%s", to->name);
+    s->direction = DIRECTION_OUT;
+    uetr_generate(s->uetr);
+    snprintf(s->end_to_end_id, sizeof s->end_to_end_id, "E2E-%s-%u", from->name, counter);
+    s->amount_minor = amount_minor;
+    snprintf(s->currency, sizeof s->currency, "%s", currency);
+    snprintf(s->value_date, sizeof s->value_date, "2025-03-14");
+    snprintf(s->debtor_name, sizeof s->debtor_name, "Customer of %s", from->name);
+    snprintf(s->debtor_account, sizeof s->debtor_account, "40702810900000000%03u", counter);
+    snprintf(s->creditor_name, sizeof s->creditor_name, "Customer of %s", to->name);
+    snprintf(s->creditor_account, sizeof s->creditor_account, "40702810100000000%03u", counter);
+    snprintf(s->remittance, sizeof s->remittance, "Invoice %u", counter);
+    s->created_unix_ms = INT64_C(1741910400000) + counter;
+    assert_null(settlement_check(s));
+
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    assert_int_equal(settlement_encode(s, &body, &body_len), 0);
+    sign_to(from, to, MSG_SETTLEMENT, body, body_len, &f->settlement_msg, &f->settlement_len);
+    free(body);
+
+    ledger_outcome_t o;
+    begin(from->ledger);
+    assert_int_equal(ledger_send(from->ledger, s, f->settlement_msg, f->settlement_len, &o),
+                     LEDGER_OK);
+    commit(from->ledger);
+    assert_int_equal(o.status, STATUS_PENDING);
+    assert_false(o.repeated);
+}
+
+/* Step 2: the payee books or refuses it under `cap_minor` and signs a StatusReport. */
+static void flight_deliver(const node_t *from, node_t *to, int64_t cap_minor, flight_t *f)
+{
+    settlement_t in = f->s;
+    snprintf(in.peer, sizeof in.peer, "%s", from->name);
+    in.direction = DIRECTION_IN;
+    begin(to->ledger);
+    assert_int_equal(ledger_receive(to->ledger, &in, cap_minor, NULL, f->settlement_msg,
+                                    f->settlement_len, &f->outcome),
+                     LEDGER_OK);
+    commit(to->ledger);
+    assert_true(f->outcome.status == STATUS_SETTLED || f->outcome.status == STATUS_REJECTED);
+
+    bool settled = f->outcome.status == STATUS_SETTLED;
+    Corridor__StatusReport report = CORRIDOR__STATUS_REPORT__INIT;
+    report.uetr = f->s.uetr;
+    report.status = settled ? "ACSC" : "RJCT";
+    report.reason = f->outcome.reason;
+    report.currency = f->s.currency;
+    report.position_minor = f->outcome.position_minor;
+    size_t len = corridor__status_report__get_packed_size(&report);
+    uint8_t *body = malloc(len + 1);
+    assert_non_null(body);
+    assert_int_equal(corridor__status_report__pack(&report, body), len);
+    sign_to(to, from, MSG_STATUS_REPORT, body, len, &f->report_msg, &f->report_len);
+    free(body);
+}
+
+/* Step 3: the payer posts or voids its pending entry on the payee's StatusReport. */
+static void flight_resolve(node_t *from, const node_t *to, const flight_t *f)
+{
+    assert_non_null(f->report_msg);
+    bool settled = f->outcome.status == STATUS_SETTLED;
+    ledger_outcome_t o;
+    begin(from->ledger);
+    assert_int_equal(ledger_resolve(from->ledger, to->name, f->s.uetr, settled,
+                                    settled ? NULL : f->outcome.reason, f->report_msg,
+                                    f->report_len, &o),
+                     LEDGER_OK);
+    commit(from->ledger);
+    assert_int_equal(o.status, f->outcome.status);
+    assert_string_equal(o.reason, f->outcome.reason);
+}
+
+static void flight_free(flight_t *f)
+{
+    free(f->settlement_msg);
+    free(f->report_msg);
+    memset(f, 0, sizeof *f);
+}
+
+/* The whole lifecycle; copies the UETR out and returns the final status. */
+static status_t pay(node_t *from, node_t *to, int64_t amount_minor, const char *currency,
+                    char uetr[static UETR_SIZE])
+{
+    flight_t f;
+    flight_send(from, to, amount_minor, currency, &f);
+    flight_deliver(from, to, cap_of(to, from, currency), &f);
+    flight_resolve(from, to, &f);
+    status_t status = f.outcome.status;
+    if (status == STATUS_REJECTED) {
+        assert_string_equal(f.outcome.reason, "AM02");
+    }
+    snprintf(uetr, UETR_SIZE, "%s", f.s.uetr);
+    flight_free(&f);
+    return status;
+}
+
+/* The payee returns a settled payment (pacs.004): its signed Return is the evidence of both
+ * sides' ENTRY_RETURNED rows. */
+static void give_back(node_t *payee, node_t *payer, const char *uetr, const char *reason)
+{
+    settlement_t s;
+    ledger_outcome_t o;
+    assert_int_equal(ledger_find(payee->ledger, payer->name, uetr, &s, &o), LEDGER_OK);
+    assert_int_equal(s.direction, DIRECTION_IN);
+    assert_int_equal(o.status, STATUS_SETTLED);
+
+    char return_id[UETR_SIZE];
+    uetr_generate(return_id);
+    Corridor__Return ret = CORRIDOR__RETURN__INIT;
+    ret.return_id = return_id;
+    ret.original_uetr = (char *)uetr;
+    ret.amount_minor = s.amount_minor;
+    ret.currency = s.currency;
+    ret.reason = (char *)reason;
+    size_t len = corridor__return__get_packed_size(&ret);
+    uint8_t *body = malloc(len + 1);
+    assert_non_null(body);
+    assert_int_equal(corridor__return__pack(&ret, body), len);
+    uint8_t *msg = NULL;
+    size_t msg_len = 0;
+    sign_to(payee, payer, MSG_RETURN, body, len, &msg, &msg_len);
+    free(body);
+
+    begin(payee->ledger);
+    assert_int_equal(ledger_return(payee->ledger, payer->name, uetr, reason, msg, msg_len, &o),
+                     LEDGER_OK);
+    commit(payee->ledger);
+    assert_int_equal(o.status, STATUS_RETURNED);
+    begin(payer->ledger);
+    assert_int_equal(ledger_return(payer->ledger, payee->name, uetr, reason, msg, msg_len, &o),
+                     LEDGER_OK);
+    commit(payer->ledger);
+    assert_int_equal(o.status, STATUS_RETURNED);
+    free(msg);
+}
+
+/* Six payments both ways, two refused by a cap, one returned: TRAFFIC_ROWS rows a side. */
+static void make_traffic(world_t *w)
+{
+    node_t *a = w->a, *b = w->b;
+    assert_int_equal(pay(a, b, AB_RETURNED_RUB, "RUB", w->ab_returned), STATUS_SETTLED);
+    assert_int_equal(pay(a, b, AB_SETTLED_RUB, "RUB", w->ab_settled), STATUS_SETTLED);
+    assert_int_equal(pay(a, b, AB_REFUSED_RUB, "RUB", w->ab_refused), STATUS_REJECTED);
+    assert_int_equal(pay(b, a, BA_SETTLED_USD, "USD", w->ba_usd), STATUS_SETTLED);
+    assert_int_equal(pay(b, a, BA_REFUSED_USD, "USD", w->ba_refused), STATUS_REJECTED);
+    assert_int_equal(pay(b, a, BA_SETTLED_RUB, "RUB", w->ba_rub), STATUS_SETTLED);
+    give_back(b, a, w->ab_returned, RETURN_REASON);
+}
+
+/* ---- fixtures ----------------------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return sodium_init() < 0 ? -1 : 0;
+}
+
+static int world_setup(void **state)
+{
+    world_t *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->dir = test_tmpdir();
+    w->a = node_create(w, "ALFARUMM");
+    w->b = node_create(w, "BETAIRTH");
+    link_nodes(w->a, w->b);
+    make_traffic(w);
+    node_close(w->a);
+    node_close(w->b);
+    *state = w;
+    return 0;
+}
+
+static int world_teardown(void **state)
+{
+    world_t *w = *state;
+    for (size_t i = 0; i < w->count; i++) {
+        node_destroy(&w->nodes[i]);
+    }
+    test_rmtree(w->dir);
+    free(w->copy);
+    free(w->dir);
+    free(w);
+    return 0;
+}
+
+/* ---- SQLite, as an attacker uses it ------------------------------------------------------ */
+
+static sqlite3 *db_open(const char *home)
+{
+    char *path = test_path(home, LEDGER_FILE);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    free(path);
+    if (rc != SQLITE_OK) {
+        fail_msg("sqlite3_open_v2: %s", db != NULL ? sqlite3_errmsg(db) : "out of memory");
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static void db_close(sqlite3 *db)
+{
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* Runs one formatted statement; returns the rows it changed. */
+static int db_exec(sqlite3 *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int db_exec(sqlite3 *db, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof sql);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, err != NULL ? err : "?");
+    }
+    return sqlite3_changes(db);
+}
+
+/* The integer in the first column of the first row of a formatted query (which must exist). */
+static int64_t db_int(sqlite3 *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int64_t db_int(sqlite3 *db, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof sql);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    }
+    if (sqlite3_step(stmt) != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        fail_msg("%s: no row", sql);
+    }
+    int64_t v = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return v;
+}
+
+/* The journal sequence of the row of `kind` for `uetr`. */
+static int64_t row_of(sqlite3 *db, entry_kind_t kind, const char *uetr)
+{
+    assert_int_equal(
+        db_int(db, "SELECT count(*) FROM journal WHERE kind = %d AND uetr = '%s'", kind, uetr), 1);
+    return db_int(db, "SELECT seq FROM journal WHERE kind = %d AND uetr = '%s'", kind, uetr);
+}
+
+static int64_t journal_rows(const node_t *n)
+{
+    sqlite3 *db = db_open(n->home);
+    int64_t rows = db_int(db, "SELECT count(*) FROM journal");
+    db_close(db);
+    return rows;
+}
+
+/* Sets a blob column of one row: UPDATE table SET column = blob WHERE key = id. */
+static void db_set_blob(sqlite3 *db, const char *table, const char *column, const char *key,
+                        int64_t id, const void *blob, size_t len)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?1 WHERE %s = ?2", table, column, key);
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_bind_blob(stmt, 1, len > 0 ? blob : "", (int)len, SQLITE_TRANSIENT),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_bind_int64(stmt, 2, id), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_finalize(stmt);
+}
+
+/* A copy of one row's evidence (malloc'd). */
+static uint8_t *evidence_of(sqlite3 *db, int64_t seq, size_t *len)
+{
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT evidence FROM journal WHERE seq = ?1", -1, &stmt, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(stmt, 1, seq);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    const void *blob = sqlite3_column_blob(stmt, 0);
+    *len = (size_t)sqlite3_column_bytes(stmt, 0);
+    uint8_t *copy = malloc(*len + 1);
+    assert_non_null(copy);
+    if (*len > 0) {
+        memcpy(copy, blob, *len);
+    }
+    sqlite3_finalize(stmt);
+    return copy;
+}
+
+/* Recomputes journal.hash for every row in order, as an attacker with the source code can:
+ * the chain then links whatever the rows now say. */
+static void rechain(sqlite3 *db)
+{
+    int64_t rows = db_int(db, "SELECT count(*) FROM journal");
+    assert_true(rows > 0);
+    int64_t *seqs = calloc((size_t)rows, sizeof *seqs);
+    uint8_t(*hashes)[LEDGER_HASH_BYTES] = calloc((size_t)rows, sizeof *hashes);
+    assert_non_null(seqs);
+    assert_non_null(hashes);
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT seq, kind, peer, uetr, currency, amount_minor,"
+                                        " reason, content_hash, evidence, created_ms"
+                                        " FROM journal ORDER BY seq",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    uint8_t prev[LEDGER_HASH_BYTES] = {0};
+    size_t i = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        assert_true(i < (size_t)rows);
+        assert_int_equal(sqlite3_column_bytes(stmt, 7), SETTLEMENT_HASH_BYTES);
+        ledger_row_t row;
+        memset(&row, 0, sizeof row);
+        row.seq = sqlite3_column_int64(stmt, 0);
+        row.kind = (entry_kind_t)sqlite3_column_int(stmt, 1);
+        row.peer = (const char *)sqlite3_column_text(stmt, 2);
+        row.uetr = (const char *)sqlite3_column_text(stmt, 3);
+        row.currency = (const char *)sqlite3_column_text(stmt, 4);
+        row.amount_minor = sqlite3_column_int64(stmt, 5);
+        row.reason = (const char *)sqlite3_column_text(stmt, 6);
+        row.content_hash = sqlite3_column_blob(stmt, 7);
+        row.evidence = sqlite3_column_blob(stmt, 8);
+        row.evidence_len = (size_t)sqlite3_column_bytes(stmt, 8);
+        row.created_unix_ms = sqlite3_column_int64(stmt, 9);
+        ledger_row_hash(prev, &row, hashes[i]);
+        memcpy(prev, hashes[i], sizeof prev);
+        seqs[i++] = row.seq;
+    }
+    sqlite3_finalize(stmt);
+    assert_int_equal(i, (size_t)rows);
+    for (i = 0; i < (size_t)rows; i++) {
+        db_set_blob(db, "journal", "hash", "seq", seqs[i], hashes[i], LEDGER_HASH_BYTES);
+    }
+    free(seqs);
+    free(hashes);
+}
+
+/* Adds an effect to a peer account and its mirror image to the clearing account, as the
+ * ledger's move does: an attacker keeping the cached balances consistent with the journal. */
+static void shift_accounts(sqlite3 *db, const char *peer, const char *currency, ledger_effect_t e)
+{
+    assert_int_equal(db_exec(db,
+                             "UPDATE accounts SET debits_pending = debits_pending + %lld,"
+                             " credits_pending = credits_pending + %lld,"
+                             " debits_posted = debits_posted + %lld,"
+                             " credits_posted = credits_posted + %lld"
+                             " WHERE kind = 'peer' AND peer = '%s' AND currency = '%s'",
+                             (long long)e.debits_pending, (long long)e.credits_pending,
+                             (long long)e.debits_posted, (long long)e.credits_posted, peer,
+                             currency),
+                     1);
+    assert_int_equal(db_exec(db,
+                             "UPDATE accounts SET debits_pending = debits_pending + %lld,"
+                             " credits_pending = credits_pending + %lld,"
+                             " debits_posted = debits_posted + %lld,"
+                             " credits_posted = credits_posted + %lld"
+                             " WHERE kind = 'clearing' AND peer = '' AND currency = '%s'",
+                             (long long)e.credits_pending, (long long)e.debits_pending,
+                             (long long)e.credits_posted, (long long)e.debits_posted, currency),
+                     1);
+}
+
+/* Writes a settlement's content hash, as hex for SQL, after changing its amount. */
+static void content_hash_hex(const node_t *n, const char *peer, const char *uetr,
+                             int64_t amount_minor, char hex[static 2 * SETTLEMENT_HASH_BYTES + 1])
+{
+    char *path = test_path(n->home, LEDGER_FILE);
+    ledger_t *l = NULL;
+    char err[256];
+    assert_int_equal(ledger_open(path, n->name, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    free(path);
+    settlement_t s;
+    assert_int_equal(ledger_find(l, peer, uetr, &s, NULL), LEDGER_OK);
+    ledger_close(&l);
+    s.amount_minor = amount_minor;
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(&s, hash);
+    sodium_bin2hex(hex, 2 * SETTLEMENT_HASH_BYTES + 1, hash, sizeof hash);
+}
+
+/* Changes a whole payment's amount consistently, as a careful attacker would: the settlement
+ * and its content hash, every journal row of it, the chain, and the cached balances. */
+static void rewrite_amount(const node_t *n, const char *peer, const char *uetr,
+                           int64_t amount_minor)
+{
+    char hex[2 * SETTLEMENT_HASH_BYTES + 1];
+    content_hash_hex(n, peer, uetr, amount_minor, hex);
+    sqlite3 *db = db_open(n->home);
+    int64_t old = db_int(
+        db, "SELECT amount_minor FROM settlements WHERE peer = '%s' AND uetr = '%s'", peer, uetr);
+    direction_t dir = (direction_t)db_int(
+        db, "SELECT direction FROM settlements WHERE peer = '%s' AND uetr = '%s'", peer, uetr);
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    {
+        sqlite3_stmt *stmt = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT currency FROM settlements"
+                                            " WHERE peer = ?1 AND uetr = ?2",
+                                            -1, &stmt, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, uetr, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+        snprintf(currency, sizeof currency, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        sqlite3_finalize(stmt);
+    }
+    assert_int_equal(db_exec(db,
+                             "UPDATE settlements SET amount_minor = %lld, content_hash = X'%s'"
+                             " WHERE peer = '%s' AND uetr = '%s'",
+                             (long long)amount_minor, hex, peer, uetr),
+                     1);
+    /* The balance shift is the effect of every row at the new amount minus the old. */
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT kind FROM journal WHERE peer = ?1 AND uetr = ?2",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, uetr, -1, SQLITE_STATIC);
+    ledger_effect_t d = {0, 0, 0, 0};
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        entry_kind_t kind = (entry_kind_t)sqlite3_column_int(stmt, 0);
+        ledger_effect_t now = ledger_row_effect(kind, dir, amount_minor);
+        ledger_effect_t was = ledger_row_effect(kind, dir, old);
+        d.debits_pending += now.debits_pending - was.debits_pending;
+        d.credits_pending += now.credits_pending - was.credits_pending;
+        d.debits_posted += now.debits_posted - was.debits_posted;
+        d.credits_posted += now.credits_posted - was.credits_posted;
+    }
+    sqlite3_finalize(stmt);
+    assert_true(db_exec(db,
+                        "UPDATE journal SET amount_minor = %lld, content_hash = X'%s'"
+                        " WHERE peer = '%s' AND uetr = '%s'",
+                        (long long)amount_minor, hex, peer, uetr) >= 1);
+    rechain(db);
+    shift_accounts(db, peer, currency, d);
+    db_close(db);
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+
+static void copy_file(const char *from_dir, const char *to_dir, const char *name)
+{
+    char *src = test_path(from_dir, name);
+    char *dst = test_path(to_dir, name);
+    size_t len = 0;
+    char *data = test_read_file(src, &len);
+    assert_non_null(data);
+    assert_true(len < 1024 * 1024); /* test_read_file's bound: the copy is whole */
+    test_write_file(dst, data, len, 0600);
+    free(data);
+    free(src);
+    free(dst);
+}
+
+/* Copies a closed home's config and ledger (not its key file) into dir/name; the world owns
+ * the path (freed on teardown even when an assertion fails first). */
+static const char *copy_home_without_key(world_t *w, const node_t *n, const char *name)
+{
+    assert_null(w->copy);
+    char *copy = w->copy = test_path(w->dir, name);
+    assert_int_equal(mkdir(copy, 0700), 0);
+    copy_file(n->home, copy, CONFIG_FILE);
+    copy_file(n->home, copy, LEDGER_FILE);
+    char *wal = test_path(n->home, LEDGER_FILE "-wal");
+    assert_int_equal(access(wal, F_OK), -1); /* closed: everything is in ledger.db */
+    free(wal);
+    return copy;
+}
+
+/* ---- running the audit and reading its report -------------------------------------------- */
+
+static void dump(const audit_report_t *r)
+{
+    print_message("audit: %zu violations, %llu entries checked\n", r->violations_count,
+                  (unsigned long long)r->entries_checked);
+    for (size_t i = 0; i < r->violations_count; i++) {
+        print_message("  [%s] %s: %s\n", r->violations[i].kind, r->violations[i].home,
+                      r->violations[i].detail);
+    }
+}
+
+static int audit_one(const node_t *x, audit_report_t *r)
+{
+    const char *homes[] = {x->home};
+    audit_report_init(r);
+    return audit_homes(homes, 1, r);
+}
+
+static int audit_two(const char *x, const char *y, audit_report_t *r)
+{
+    const char *homes[] = {x, y};
+    audit_report_init(r);
+    return audit_homes(homes, 2, r);
+}
+
+static size_t count_kind(const audit_report_t *r, const char *kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->violations_count; i++) {
+        n += strcmp(r->violations[i].kind, kind) == 0;
+    }
+    return n;
+}
+
+/* Whether a violation of `kind` (in `home`, unless NULL) mentions `needle` (unless NULL). */
+static bool has_violation(const audit_report_t *r, const char *kind, const char *home,
+                          const char *needle)
+{
+    for (size_t i = 0; i < r->violations_count; i++) {
+        const audit_violation_t *v = &r->violations[i];
+        if (strcmp(v->kind, kind) == 0 && (home == NULL || strcmp(v->home, home) == 0) &&
+            (needle == NULL || strstr(v->detail, needle) != NULL)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void expect_violation(const audit_report_t *r, const char *kind, const char *home,
+                             const char *needle)
+{
+    if (!has_violation(r, kind, home, needle)) {
+        dump(r);
+        fail_msg("no '%s' violation%s%s mentioning '%s'", kind, home ? " in " : "",
+                 home ? home : "", needle ? needle : "(anything)");
+    }
+}
+
+static void expect_none(const audit_report_t *r, const char *kind)
+{
+    if (count_kind(r, kind) != 0) {
+        dump(r);
+        fail_msg("unexpected '%s' violation", kind);
+    }
+}
+
+/* At least one violation, and every one of them of `kind`. */
+static void expect_only(const audit_report_t *r, const char *kind)
+{
+    if (r->violations_count == 0 || count_kind(r, kind) != r->violations_count) {
+        dump(r);
+        fail_msg("expected only '%s' violations", kind);
+    }
+}
+
+static void expect_clean(const audit_report_t *r)
+{
+    if (r->violations_count != 0 || r->violations_dropped != 0) {
+        dump(r);
+        fail_msg("expected a clean audit");
+    }
+}
+
+/* "row N " as the audit names a journal row (the space keeps row 1 from matching row 10). */
+static const char *row_name(int64_t seq, char buf[static 32])
+{
+    snprintf(buf, 32, "row %lld ", (long long)seq);
+    return buf;
+}
+
+/* net(peer, currency) of a closed home, read through the library. */
+static int64_t net_of(const node_t *n, const char *peer, const char *currency)
+{
+    char *path = test_path(n->home, LEDGER_FILE);
+    ledger_t *l = NULL;
+    char err[256];
+    assert_int_equal(ledger_open(path, n->name, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    free(path);
+    int64_t net = 0, pending = 0;
+    assert_int_equal(ledger_position(l, peer, currency, &net, &pending), LEDGER_OK);
+    ledger_close(&l);
+    return net;
+}
+
+/* ---- 1. clean ------------------------------------------------------------------------------ */
+
+static void test_clean_homes(void **state)
+{
+    world_t *w = *state;
+    int64_t rows_a = journal_rows(w->a), rows_b = journal_rows(w->b);
+    assert_int_equal(rows_a, TRAFFIC_ROWS);
+    assert_int_equal(rows_b, TRAFFIC_ROWS);
+    /* The fixture is what the test thinks it is: mirrored positions. */
+    assert_int_equal(net_of(w->a, w->b->name, "RUB"), A_NET_RUB);
+    assert_int_equal(net_of(w->b, w->a->name, "RUB"), -A_NET_RUB);
+    assert_int_equal(net_of(w->a, w->b->name, "USD"), A_NET_USD);
+    assert_int_equal(net_of(w->b, w->a->name, "USD"), -A_NET_USD);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, (uint64_t)rows_a);
+    audit_report_free(&r);
+
+    assert_int_equal(audit_one(w->b, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, (uint64_t)rows_b);
+    audit_report_free(&r);
+
+    assert_int_equal(audit_two(w->a->home, w->b->home, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, (uint64_t)(rows_a + rows_b));
+    audit_report_free(&r);
+}
+
+/* The audit reads a home without changing it: a second audit sees the same and the ledger
+ * still opens for writing afterwards. */
+static void test_clean_audit_is_read_only(void **state)
+{
+    world_t *w = *state;
+    audit_report_t r;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(audit_two(w->b->home, w->a->home, &r), 0);
+        expect_clean(&r);
+        assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS);
+        audit_report_free(&r);
+    }
+    node_open(w->a);
+    uint8_t head[LEDGER_HASH_BYTES];
+    uint64_t rows = 0;
+    assert_int_equal(ledger_head(w->a->ledger, head, &rows), LEDGER_OK);
+    assert_int_equal(rows, TRAFFIC_ROWS);
+    node_close(w->a);
+}
+
+/* ---- 2. tampering (I5, I4, caches) -------------------------------------------------------- */
+
+static void test_tamper_amount(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    assert_int_equal(
+        db_exec(db, "UPDATE journal SET amount_minor = amount_minor + 100 WHERE seq = %lld",
+                (long long)seq),
+        1);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "chain", w->a->home, row_name(seq, row));
+    /* The chain continues from the stored hash: one edited row is one chain violation. */
+    assert_int_equal(count_kind(&r, "chain"), 1);
+    expect_violation(&r, "content", w->a->home, w->ba_usd);
+    expect_violation(&r, "balance", w->a->home, w->b->name);
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    audit_report_free(&r);
+}
+
+static void test_tamper_delete_middle_row(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_PENDING, w->ab_refused);
+    assert_true(seq > 1 && seq < TRAFFIC_ROWS);
+    assert_int_equal(db_exec(db, "DELETE FROM journal WHERE seq = %lld", (long long)seq), 1);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32], follows[64];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    snprintf(follows, sizeof follows, "row %lld follows row %lld", (long long)(seq + 1),
+             (long long)(seq - 1));
+    expect_violation(&r, "chain", w->a->home, follows);
+    expect_violation(&r, "chain", w->a->home, row_name(seq + 1, row));
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS - 1);
+    audit_report_free(&r);
+}
+
+static void test_tamper_delete_first_row(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db, "DELETE FROM journal WHERE seq = 1"), 1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "chain", w->a->home, "row 2 follows row 0");
+    expect_violation(&r, "chain", w->a->home, "row 2 ");
+    audit_report_free(&r);
+}
+
+static void test_tamper_swap_rows(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t x = row_of(db, ENTRY_OUT_VOIDED, w->ab_refused);
+    int64_t y = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    assert_true(x != y);
+    /* Renumbering swaps the rows' contents while the sequence numbers stay where they were. */
+    db_exec(db, "UPDATE journal SET seq = -1 WHERE seq = %lld", (long long)x);
+    db_exec(db, "UPDATE journal SET seq = %lld WHERE seq = %lld", (long long)x, (long long)y);
+    db_exec(db, "UPDATE journal SET seq = %lld WHERE seq = -1", (long long)y);
+    assert_int_equal(db_int(db, "SELECT kind FROM journal WHERE seq = %lld", (long long)x),
+                     ENTRY_IN_BOOKED);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "chain", w->a->home, row_name(x, row));
+    expect_violation(&r, "chain", w->a->home, row_name(y, row));
+    expect_none(&r, "balance"); /* the same rows in another order move the same amounts */
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS);
+    audit_report_free(&r);
+}
+
+static void test_tamper_evidence_byte(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_rub);
+    size_t len = 0;
+    uint8_t *ev = evidence_of(db, seq, &len);
+    assert_true(len > 64);
+    ev[len - 1] ^= 0x01; /* inside the signature */
+    db_set_blob(db, "journal", "evidence", "seq", seq, ev, len);
+    free(ev);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "chain", w->a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", w->a->home, w->ba_rub);
+    assert_int_equal(count_kind(&r, "evidence"), 1);
+    audit_report_free(&r);
+}
+
+/* A byte of this node's own evidence (its signed Settlement), with its key file present. */
+static void test_tamper_own_evidence_byte(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_PENDING, w->ab_settled);
+    size_t len = 0;
+    uint8_t *ev = evidence_of(db, seq, &len);
+    assert_true(len > 64);
+    ev[len - 10] ^= 0x80;
+    db_set_blob(db, "journal", "evidence", "seq", seq, ev, len);
+    free(ev);
+    rechain(db);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_none(&r, "chain");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    audit_report_free(&r);
+}
+
+static void test_tamper_kind(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_REFUSED, w->ba_refused);
+    assert_int_equal(db_exec(db, "UPDATE journal SET kind = %d WHERE seq = %lld", ENTRY_IN_BOOKED,
+                             (long long)seq),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "chain", w->a->home, row_name(seq, row));
+    assert_int_equal(count_kind(&r, "chain"), 1);
+    /* Booked, it would move money the caches never saw, and contradicts the status. */
+    expect_violation(&r, "balance", w->a->home, NULL);
+    expect_violation(&r, "cache", w->a->home, w->ba_refused);
+    audit_report_free(&r);
+}
+
+static void test_tamper_unknown_kind(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_POSTED, w->ab_settled);
+    db_exec(db, "UPDATE journal SET kind = 99 WHERE seq = %lld", (long long)seq);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "chain", w->a->home, row_name(seq, row));
+    expect_violation(&r, "chain", w->a->home, "unknown entry kind 99");
+    audit_report_free(&r);
+}
+
+static void test_tamper_settlement_status(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db,
+                             "UPDATE settlements SET status = %d, reason = ''"
+                             " WHERE uetr = '%s'",
+                             STATUS_SETTLED, w->ba_refused),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "cache"); /* the status is a cache: outside the chain */
+    expect_violation(&r, "cache", w->a->home, w->ba_refused);
+    audit_report_free(&r);
+}
+
+static void test_tamper_settlement_reason(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(
+        db_exec(db, "UPDATE settlements SET reason = 'AM04' WHERE uetr = '%s'", w->ab_refused), 1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "cache");
+    expect_violation(&r, "cache", w->a->home, w->ab_refused);
+    audit_report_free(&r);
+}
+
+static void test_tamper_orphan_settlement(void **state)
+{
+    world_t *w = *state;
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db,
+                             "INSERT INTO settlements(peer, uetr, direction, amount_minor,"
+                             " currency, content_hash, status, reason, end_to_end_id, value_date,"
+                             " debtor_name, debtor_account, creditor_name, creditor_account,"
+                             " remittance, created_ms)"
+                             " SELECT peer, '%s', direction, amount_minor, currency, content_hash,"
+                             " status, reason, end_to_end_id, value_date, debtor_name,"
+                             " debtor_account, creditor_name, creditor_account, remittance,"
+                             " created_ms FROM settlements WHERE uetr = '%s'",
+                             uetr, w->ab_settled),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "cache");
+    expect_violation(&r, "cache", w->a->home, uetr);
+    audit_report_free(&r);
+}
+
+static void test_tamper_account_balance(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db,
+                             "UPDATE accounts SET debits_posted = debits_posted + 100"
+                             " WHERE kind = 'peer' AND peer = '%s' AND currency = 'RUB'",
+                             w->b->name),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    char account[64];
+    snprintf(account, sizeof account, "account %s RUB", w->b->name);
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "balance");
+    expect_violation(&r, "balance", w->a->home, account);
+    expect_violation(&r, "balance", w->a->home, "(I1)"); /* the clearing side no longer matches */
+    audit_report_free(&r);
+}
+
+/* Both sides of an account moved together keep I1 but not the replay of the journal. */
+static void test_tamper_account_both_sides(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    shift_accounts(db, w->b->name, "USD", (ledger_effect_t){0, 0, 250, 0});
+    db_close(db);
+
+    audit_report_t r;
+    char account[64];
+    snprintf(account, sizeof account, "account %s USD", w->b->name);
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "balance");
+    expect_violation(&r, "balance", w->a->home, account);
+    assert_false(has_violation(&r, "balance", NULL, "(I1)"));
+    audit_report_free(&r);
+}
+
+static void test_tamper_missing_account(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db,
+                             "DELETE FROM accounts WHERE kind = 'peer' AND peer = '%s'"
+                             " AND currency = 'USD'",
+                             w->b->name),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "balance");
+    expect_violation(&r, "balance", w->a->home, "missing");
+    audit_report_free(&r);
+}
+
+static void test_tamper_remittance(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db,
+                             "UPDATE settlements SET remittance = 'Invoice 999 (paid twice)'"
+                             " WHERE uetr = '%s'",
+                             w->ab_settled),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "content");
+    expect_violation(&r, "content", w->a->home, w->ab_settled);
+    audit_report_free(&r);
+}
+
+static void test_tamper_settlement_amount(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->b->home);
+    assert_int_equal(
+        db_exec(db, "UPDATE settlements SET amount_minor = 1 WHERE uetr = '%s'", w->ab_settled), 1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->b, &r), 0);
+    expect_only(&r, "content");
+    expect_violation(&r, "content", w->b->home, w->ab_settled);
+    audit_report_free(&r);
+}
+
+/* An attacker edits an amount, recomputes the whole chain and fixes the cached balances:
+ * only the signed evidence still says what happened. */
+static void test_attacker_rechains_and_fixes_cache(void **state)
+{
+    world_t *w = *state;
+    const int64_t forged = BA_SETTLED_USD + 4000;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    assert_int_equal(db_exec(db, "UPDATE journal SET amount_minor = %lld WHERE seq = %lld",
+                             (long long)forged, (long long)seq),
+                     1);
+    rechain(db);
+    ledger_effect_t now = ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, forged);
+    ledger_effect_t was = ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, BA_SETTLED_USD);
+    shift_accounts(db, w->b->name, "USD",
+                   (ledger_effect_t){0, 0, now.debits_posted - was.debits_posted, 0});
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_none(&r, "chain");
+    expect_none(&r, "balance");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", w->a->home, "amount");
+    audit_report_free(&r);
+}
+
+/* The same, thoroughly: the settlement row, its content hash and every journal row changed
+ * together. Nothing but the evidence (and the peer's books) can tell. */
+static void test_attacker_rewrites_whole_payment(void **state)
+{
+    world_t *w = *state;
+    rewrite_amount(w->a, w->b->name, w->ba_usd, BA_SETTLED_USD + 4000);
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    audit_report_free(&r);
+
+    /* With the peer's home given too, I2 disagrees as well. */
+    assert_int_equal(audit_two(w->a->home, w->b->home, &r), 0);
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    expect_violation(&r, "mirror", NULL, "USD");
+    audit_report_free(&r);
+}
+
+/* Replaces one row's evidence with `ev` and recomputes the chain, so only I4 can object. */
+static void replace_evidence(const node_t *n, int64_t seq, const uint8_t *ev, size_t len)
+{
+    sqlite3 *db = db_open(n->home);
+    db_set_blob(db, "journal", "evidence", "seq", seq, ev, len);
+    rechain(db);
+    db_close(db);
+}
+
+/* The Settlement body of a payment, rebuilt from a node's books (the same fields encode to
+ * the same bytes the payer signed). */
+static void settlement_body(const node_t *n, const char *peer, const char *uetr, uint8_t **body,
+                            size_t *len)
+{
+    char *path = test_path(n->home, LEDGER_FILE);
+    ledger_t *l = NULL;
+    char err[256];
+    assert_int_equal(ledger_open(path, n->name, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    free(path);
+    settlement_t s;
+    assert_int_equal(ledger_find(l, peer, uetr, &s, NULL), LEDGER_OK);
+    ledger_close(&l);
+    assert_int_equal(settlement_encode(&s, body, len), 0);
+}
+
+static void test_evidence_signed_by_third_node(void **state)
+{
+    world_t *w = *state;
+    node_t *c = node_create(w, "GAMMCNBJ");
+    node_close(c);
+    uint8_t *body = NULL, *ev = NULL;
+    size_t body_len = 0, ev_len = 0;
+    settlement_body(w->a, w->b->name, w->ba_usd, &body, &body_len);
+    /* A valid message, for A, saying the same thing: but C signed it, not B. */
+    sign_to(c, w->a, MSG_SETTLEMENT, body, body_len, &ev, &ev_len);
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    db_close(db);
+    replace_evidence(w->a, seq, ev, ev_len);
+    free(body);
+    free(ev);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", w->a->home, w->ba_usd);
+    audit_report_free(&r);
+}
+
+static void test_evidence_for_another_recipient(void **state)
+{
+    world_t *w = *state;
+    node_t *c = node_create(w, "GAMMCNBJ");
+    node_close(c);
+    uint8_t *body = NULL, *ev = NULL;
+    size_t body_len = 0, ev_len = 0;
+    settlement_body(w->a, w->b->name, w->ba_usd, &body, &body_len);
+    /* Signed by B, but addressed to C: not evidence of anything between B and A. */
+    sign_to(w->b, c, MSG_SETTLEMENT, body, body_len, &ev, &ev_len);
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    db_close(db);
+    replace_evidence(w->a, seq, ev, ev_len);
+    free(body);
+    free(ev);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", w->a->home, "recipient");
+    audit_report_free(&r);
+}
+
+/* The peer's genuine signed message, but for another payment. */
+static void test_evidence_from_another_row(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    int64_t other = row_of(db, ENTRY_IN_BOOKED, w->ba_rub);
+    size_t len = 0;
+    uint8_t *ev = evidence_of(db, other, &len);
+    db_close(db);
+    replace_evidence(w->a, seq, ev, len);
+    free(ev);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", w->a->home, "another UETR");
+    audit_report_free(&r);
+}
+
+/* The peer's genuine signed message, but of the wrong type for the row (a Return where a
+ * Settlement belongs). */
+static void test_evidence_of_wrong_type(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    /* B's signed Return (for ab_returned) stands in for B's Settlement. */
+    int64_t other = row_of(db, ENTRY_RETURNED, w->ab_returned);
+    size_t len = 0;
+    uint8_t *ev = evidence_of(db, other, &len);
+    db_close(db);
+    replace_evidence(w->a, seq, ev, len);
+    free(ev);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    audit_report_free(&r);
+}
+
+/* A voided entry whose StatusReport is replaced by one B signed for the same UETR saying
+ * ACSC: the report's status contradicts the row. */
+static void test_evidence_status_contradicts_row(void **state)
+{
+    world_t *w = *state;
+    Corridor__StatusReport report = CORRIDOR__STATUS_REPORT__INIT;
+    report.uetr = w->ab_refused;
+    report.status = "ACSC";
+    report.reason = "";
+    report.currency = "RUB";
+    size_t len = corridor__status_report__get_packed_size(&report);
+    uint8_t *body = malloc(len + 1);
+    assert_non_null(body);
+    corridor__status_report__pack(&report, body);
+    uint8_t *ev = NULL;
+    size_t ev_len = 0;
+    sign_to(w->b, w->a, MSG_STATUS_REPORT, body, len, &ev, &ev_len);
+    free(body);
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_VOIDED, w->ab_refused);
+    db_close(db);
+    replace_evidence(w->a, seq, ev, ev_len);
+    free(ev);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", w->a->home, "status");
+    audit_report_free(&r);
+}
+
+/* Hostile evidence bytes: empty and garbage. Reported, never a crash. */
+static void test_evidence_empty_and_garbage(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t empty = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    int64_t garbage = row_of(db, ENTRY_IN_BOOKED, w->ba_rub);
+    db_set_blob(db, "journal", "evidence", "seq", empty, NULL, 0);
+    uint8_t junk[300];
+    memset(junk, 0xff, sizeof junk);
+    db_set_blob(db, "journal", "evidence", "seq", garbage, junk, sizeof junk);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "evidence", w->a->home, row_name(empty, row));
+    expect_violation(&r, "evidence", w->a->home, row_name(garbage, row));
+    expect_violation(&r, "chain", w->a->home, row_name(empty, row));
+    expect_violation(&r, "chain", w->a->home, row_name(garbage, row));
+    audit_report_free(&r);
+}
+
+/* A stored hash of the wrong length. */
+static void test_tamper_hash_length(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->b->home);
+    int64_t seq = row_of(db, ENTRY_IN_REFUSED, w->ab_refused);
+    uint8_t short_hash[5] = {1, 2, 3, 4, 5};
+    db_set_blob(db, "journal", "hash", "seq", seq, short_hash, sizeof short_hash);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->b, &r), 0);
+    expect_only(&r, "chain");
+    expect_violation(&r, "chain", w->b->home, row_name(seq, row));
+    audit_report_free(&r);
+}
+
+/* Deleting the newest row leaves the chain intact (nothing follows it): the caches catch it. */
+static void test_tamper_delete_last_row(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(row_of(db, ENTRY_RETURNED, w->ab_returned), TRAFFIC_ROWS);
+    assert_int_equal(db_exec(db, "DELETE FROM journal WHERE seq = %d", TRAFFIC_ROWS), 1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "cache", w->a->home, w->ab_returned);
+    expect_violation(&r, "balance", w->a->home, w->b->name);
+    audit_report_free(&r);
+}
+
+/* The same with the caches put back as they were before the return: one home alone cannot
+ * tell a truncated journal from a shorter one, but its peer's books can (I2). */
+static void test_tamper_truncate_caught_by_mirror(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db, "DELETE FROM journal WHERE seq = %d", TRAFFIC_ROWS), 1);
+    db_exec(db, "UPDATE settlements SET status = %d, reason = '' WHERE uetr = '%s'", STATUS_SETTLED,
+            w->ab_returned);
+    ledger_effect_t e = ledger_row_effect(ENTRY_RETURNED, DIRECTION_OUT, AB_RETURNED_RUB);
+    shift_accounts(db, w->b->name, "RUB",
+                   (ledger_effect_t){0, 0, -e.debits_posted, -e.credits_posted});
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_two(w->a->home, w->b->home, &r), 0);
+    expect_violation(&r, "mirror", NULL, "RUB");
+    audit_report_free(&r);
+}
+
+/* ---- 3. mirror (I2) ----------------------------------------------------------------------- */
+
+static void test_mirror_disagreement(void **state)
+{
+    world_t *w = *state;
+    audit_report_t r;
+    assert_int_equal(audit_two(w->a->home, w->b->home, &r), 0);
+    expect_none(&r, "mirror");
+    audit_report_free(&r);
+
+    sqlite3 *db = db_open(w->b->home);
+    assert_int_equal(db_exec(db,
+                             "UPDATE accounts SET debits_posted = debits_posted + 1000"
+                             " WHERE kind = 'peer' AND peer = '%s' AND currency = 'RUB'",
+                             w->a->name),
+                     1);
+    db_close(db);
+    assert_true(net_of(w->a, w->b->name, "RUB") != -net_of(w->b, w->a->name, "RUB"));
+
+    assert_int_equal(audit_two(w->a->home, w->b->home, &r), 0);
+    expect_violation(&r, "mirror", NULL, "RUB");
+    expect_violation(&r, "mirror", NULL, w->a->name);
+    expect_violation(&r, "mirror", NULL, w->b->name);
+    expect_violation(&r, "balance", w->b->home, w->a->name);
+    assert_false(has_violation(&r, "mirror", NULL, "USD")); /* USD still agrees */
+    assert_false(has_violation(&r, "balance", w->a->home, NULL));
+    audit_report_free(&r);
+
+    /* I2 is between homes: A or B alone has no mirror to hold up. */
+    assert_int_equal(audit_one(w->b, &r), 0);
+    expect_none(&r, "mirror");
+    expect_violation(&r, "balance", w->b->home, NULL);
+    audit_report_free(&r);
+}
+
+/* A settlement in flight: the nets may differ, and I2 is not checked until it resolves. */
+static void test_mirror_skipped_while_pending(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    flight_t f;
+    audit_report_t r;
+
+    /* Sent by A, not yet received by B. */
+    node_open(a);
+    flight_send(a, b, 1000, "RUB", &f);
+    node_close(a);
+    assert_int_equal(audit_two(a->home, b->home, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS + 1);
+    audit_report_free(&r);
+
+    /* Booked by B; A has not seen the StatusReport: the nets disagree by the amount. */
+    node_open(b);
+    flight_deliver(a, b, cap_of(b, a, "RUB"), &f);
+    node_close(b);
+    assert_int_equal(f.outcome.status, STATUS_SETTLED);
+    assert_int_equal(net_of(a, b->name, "RUB"), A_NET_RUB);
+    assert_int_equal(net_of(b, a->name, "RUB"), -A_NET_RUB + 1000);
+    assert_int_equal(audit_two(a->home, b->home, &r), 0);
+    expect_none(&r, "mirror");
+    expect_clean(&r);
+    audit_report_free(&r);
+
+    /* Resolved: I2 is checked again and holds. */
+    node_open(a);
+    flight_resolve(a, b, &f);
+    node_close(a);
+    flight_free(&f);
+    assert_int_equal(net_of(a, b->name, "RUB"), -net_of(b, a->name, "RUB"));
+    assert_int_equal(audit_two(a->home, b->home, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS + 3);
+    audit_report_free(&r);
+
+    /* And with nothing pending, a disagreement is reported (the check is live again). */
+    sqlite3 *db = db_open(b->home);
+    db_exec(db,
+            "UPDATE accounts SET credits_posted = credits_posted + 1"
+            " WHERE kind = 'peer' AND peer = '%s' AND currency = 'RUB'",
+            a->name);
+    db_close(db);
+    assert_int_equal(audit_two(a->home, b->home, &r), 0);
+    expect_violation(&r, "mirror", NULL, "RUB");
+    audit_report_free(&r);
+}
+
+/* ---- 4. duplicate UETR (I3) --------------------------------------------------------------- */
+
+/* Appends a copy of journal row `seq` as the newest row (then rechain). */
+static void append_copy_of_row(sqlite3 *db, int64_t seq)
+{
+    assert_int_equal(db_exec(db,
+                             "INSERT INTO journal(seq, settlement_id, kind, peer, uetr, currency,"
+                             " amount_minor, reason, content_hash, evidence, created_ms, hash)"
+                             " SELECT (SELECT max(seq) + 1 FROM journal), settlement_id, kind,"
+                             " peer, uetr, currency, amount_minor, reason, content_hash, evidence,"
+                             " created_ms + 1, hash FROM journal WHERE seq = %lld",
+                             (long long)seq),
+                     1);
+}
+
+static void test_duplicate_uetr_refused_row(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    append_copy_of_row(db, row_of(db, ENTRY_IN_REFUSED, w->ba_refused));
+    rechain(db);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "duplicate");
+    assert_int_equal(count_kind(&r, "duplicate"), 1);
+    expect_violation(&r, "duplicate", w->a->home, w->ba_refused);
+    expect_violation(&r, "duplicate", w->a->home, "2 times");
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS + 1);
+    audit_report_free(&r);
+}
+
+/* A booked row booked twice, with the cached balances raised to match: only I3 can tell. */
+static void test_duplicate_uetr_booked_row(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    append_copy_of_row(db, row_of(db, ENTRY_IN_BOOKED, w->ba_rub));
+    rechain(db);
+    shift_accounts(db, w->b->name, "RUB",
+                   ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, BA_SETTLED_RUB));
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "duplicate");
+    expect_violation(&r, "duplicate", w->a->home, w->ba_rub);
+    audit_report_free(&r);
+}
+
+/* ---- 5. unreadable -------------------------------------------------------------------------- */
+
+static void test_unreadable_garbage_ledger(void **state)
+{
+    world_t *w = *state;
+    char garbage[4096];
+    for (size_t i = 0; i < sizeof garbage; i++) {
+        garbage[i] = (char)('a' + i % 26);
+    }
+    char *path = test_path(w->a->home, LEDGER_FILE);
+    test_write_file(path, garbage, sizeof garbage, 0600);
+    free(path);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), -1);
+    expect_only(&r, "unreadable");
+    expect_violation(&r, "unreadable", w->a->home, LEDGER_FILE);
+    assert_int_equal(r.entries_checked, 0);
+    audit_report_free(&r);
+
+    /* The other home is still audited in full; no mirror with an unreadable one. */
+    assert_int_equal(audit_two(w->a->home, w->b->home, &r), -1);
+    expect_only(&r, "unreadable");
+    assert_false(has_violation(&r, "unreadable", w->b->home, NULL));
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS);
+    audit_report_free(&r);
+}
+
+static void test_unreadable_truncated_ledger(void **state)
+{
+    world_t *w = *state;
+    char *path = test_path(w->a->home, LEDGER_FILE);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 4096);
+    assert_int_equal(truncate(path, 2048), 0); /* half of the first page */
+    free(path);
+
+    audit_report_t r;
+    int rc = audit_one(w->a, &r);
+    expect_violation(&r, "unreadable", w->a->home, NULL);
+    assert_true(rc == -1 || rc == 0);
+    audit_report_free(&r);
+}
+
+static void test_unreadable_missing_home(void **state)
+{
+    world_t *w = *state;
+    char *nowhere = test_path(w->dir, "NOWHERE");
+    audit_report_t r;
+    assert_int_equal(audit_two(nowhere, w->b->home, &r), -1);
+    expect_violation(&r, "unreadable", nowhere, NULL);
+    assert_false(has_violation(&r, "unreadable", w->b->home, NULL));
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS);
+    audit_report_free(&r);
+    free(nowhere);
+}
+
+static void test_unreadable_missing_ledger(void **state)
+{
+    world_t *w = *state;
+    char *path = test_path(w->a->home, LEDGER_FILE);
+    assert_int_equal(unlink(path), 0);
+    free(path);
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), -1);
+    expect_only(&r, "unreadable");
+    audit_report_free(&r);
+}
+
+/* B's ledger in A's home: another node's books are not A's. */
+static void test_unreadable_foreign_ledger(void **state)
+{
+    world_t *w = *state;
+    copy_file(w->b->home, w->a->home, LEDGER_FILE);
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), -1);
+    expect_only(&r, "unreadable");
+    expect_violation(&r, "unreadable", w->a->home, w->b->name);
+    audit_report_free(&r);
+}
+
+/* ---- 6. a copy without the key file ------------------------------------------------------ */
+
+static void test_copy_without_key(void **state)
+{
+    world_t *w = *state;
+    const char *copy = copy_home_without_key(w, w->a, "COPYOFA");
+    char *key = test_path(copy, IDENTITY_KEY_FILE);
+    assert_int_equal(access(key, F_OK), -1);
+    free(key);
+
+    audit_report_t r;
+    const char *homes[] = {copy};
+    audit_report_init(&r);
+    assert_int_equal(audit_homes(homes, 1, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS);
+    audit_report_free(&r);
+
+    /* The copy still pairs with B for I2. */
+    assert_int_equal(audit_two(copy, w->b->home, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS);
+    audit_report_free(&r);
+
+    /* Own signatures cannot be checked there, but the chain still covers their bytes, and
+     * the peer's signatures are still checked with the key from the config. */
+    sqlite3 *db = db_open(copy);
+    int64_t own = row_of(db, ENTRY_OUT_PENDING, w->ab_settled);
+    int64_t peer = row_of(db, ENTRY_IN_BOOKED, w->ba_usd);
+    size_t len = 0;
+    uint8_t *ev = evidence_of(db, own, &len);
+    ev[len - 1] ^= 0x01;
+    db_set_blob(db, "journal", "evidence", "seq", own, ev, len);
+    free(ev);
+    ev = evidence_of(db, peer, &len);
+    ev[len - 1] ^= 0x01;
+    db_set_blob(db, "journal", "evidence", "seq", peer, ev, len);
+    free(ev);
+    db_close(db);
+    char row[32];
+    audit_report_init(&r);
+    assert_int_equal(audit_homes(homes, 1, &r), 0);
+    expect_violation(&r, "chain", copy, row_name(own, row));
+    expect_violation(&r, "evidence", copy, row_name(peer, row));
+    audit_report_free(&r);
+}
+
+/* A key file that group can read is not loaded (as by the node): the audit goes on without
+ * checking own signatures rather than failing. */
+static void test_unsafe_key_file_mode(void **state)
+{
+    world_t *w = *state;
+    char *key = test_path(w->a->home, IDENTITY_KEY_FILE);
+    assert_int_equal(chmod(key, 0640), 0);
+    free(key);
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS);
+    audit_report_free(&r);
+}
+
+/* BUG: node/audit.c body_matches(), case MSG_RETURN (lines 185-196), compares only the
+ * Return's original_uetr and reason with the entry, never its amount_minor and currency,
+ * although audit.h promises that evidence "says what the entry says (UETR, amount, currency,
+ * status)". Scenario: a copy of A's home without node.key (so A's own signed Settlement cannot
+ * be checked); the returned A -> B payment's amount is rewritten consistently (settlement row,
+ * content hash, every journal row, chain, balances). B's signed Return, the evidence of the
+ * ENTRY_RETURNED row, still says the original amount. Expected: an "evidence" violation on that
+ * row. Actual: a clean audit (and a return nets to zero, so I2 with B agrees as well). */
+static void test_return_evidence_amount_checked(void **state)
+{
+    world_t *w = *state;
+    const char *copy = copy_home_without_key(w, w->a, "COPYOFA");
+    node_t shadow = *w->a; /* the copy, seen as node A */
+    shadow.home = w->copy;
+    shadow.ledger = NULL;
+    rewrite_amount(&shadow, w->b->name, w->ab_returned, AB_RETURNED_RUB * 9);
+    sqlite3 *db = db_open(copy);
+    int64_t seq = row_of(db, ENTRY_RETURNED, w->ab_returned);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    const char *homes[] = {copy};
+    audit_report_init(&r);
+    assert_int_equal(audit_homes(homes, 1, &r), 0);
+    expect_violation(&r, "evidence", copy, row_name(seq, row));
+    audit_report_free(&r);
+}
+
+/* BUG: node/audit.c body_matches(), case MSG_SETTLEMENT (line 163), skips the amount and
+ * currency comparison for ENTRY_IN_REFUSED rows. The refused row's amount and currency come
+ * from the very body the peer signed (ledger_receive asserts a valid UETR, so a settlement that
+ * did not decode cannot be recorded), so there is nothing to tolerate. Scenario: in A's home,
+ * key file present, the refused B -> A USD payment's amount is rewritten consistently
+ * (settlement row, content hash, journal row, chain; a refused row moves no balance). B's
+ * signed Settlement still says the original amount. Expected: an "evidence" violation on the
+ * refused row. Actual: a clean audit, so `ledger` and `reconcile` would show a refused amount
+ * B never sent. */
+static void test_refused_evidence_amount_checked(void **state)
+{
+    world_t *w = *state;
+    rewrite_amount(w->a, w->b->name, w->ba_refused, BA_REFUSED_USD * 5);
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_REFUSED, w->ba_refused);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "evidence", w->a->home, row_name(seq, row));
+    audit_report_free(&r);
+}
+
+/* ---- bounds ------------------------------------------------------------------------------- */
+
+static void test_report_free_twice(void **state)
+{
+    (void)state;
+    audit_report_t r;
+    audit_report_init(&r);
+    assert_int_equal(r.violations_count, 0);
+    assert_null(r.violations);
+    audit_report_free(&r);
+    audit_report_free(&r);
+    assert_null(r.violations);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, world_setup, world_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_clean_homes),
+        T(test_clean_audit_is_read_only),
+        T(test_tamper_amount),
+        T(test_tamper_delete_middle_row),
+        T(test_tamper_delete_first_row),
+        T(test_tamper_swap_rows),
+        T(test_tamper_evidence_byte),
+        T(test_tamper_own_evidence_byte),
+        T(test_tamper_kind),
+        T(test_tamper_unknown_kind),
+        T(test_tamper_settlement_status),
+        T(test_tamper_settlement_reason),
+        T(test_tamper_orphan_settlement),
+        T(test_tamper_account_balance),
+        T(test_tamper_account_both_sides),
+        T(test_tamper_missing_account),
+        T(test_tamper_remittance),
+        T(test_tamper_settlement_amount),
+        T(test_attacker_rechains_and_fixes_cache),
+        T(test_attacker_rewrites_whole_payment),
+        T(test_evidence_signed_by_third_node),
+        T(test_evidence_for_another_recipient),
+        T(test_evidence_from_another_row),
+        T(test_evidence_of_wrong_type),
+        T(test_evidence_status_contradicts_row),
+        T(test_evidence_empty_and_garbage),
+        T(test_tamper_hash_length),
+        T(test_tamper_delete_last_row),
+        T(test_tamper_truncate_caught_by_mirror),
+        T(test_mirror_disagreement),
+        T(test_mirror_skipped_while_pending),
+        T(test_duplicate_uetr_refused_row),
+        T(test_duplicate_uetr_booked_row),
+        T(test_unreadable_garbage_ledger),
+        T(test_unreadable_truncated_ledger),
+        T(test_unreadable_missing_home),
+        T(test_unreadable_missing_ledger),
+        T(test_unreadable_foreign_ledger),
+        T(test_copy_without_key),
+        T(test_unsafe_key_file_mode),
+        T(test_return_evidence_amount_checked),
+        T(test_refused_evidence_amount_checked),
+        cmocka_unit_test(test_report_free_twice),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
