@@ -325,16 +325,17 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
         }
 
         ledger_effect_t e = ledger_row_effect(row.kind, row.original, row.amount_minor);
-        if (e.debits_pending || e.credits_pending || e.debits_posted || e.credits_posted) {
+        if (e.pending != 0 || e.posted != 0) {
             replayed_t *slot = replay_slot(rp, row.peer, row.currency);
             if (slot == NULL) {
                 violation(r, h->dir, "unreadable", "out of memory");
                 break;
             }
-            slot->sum.debits_pending += e.debits_pending;
-            slot->sum.credits_pending += e.credits_pending;
-            slot->sum.debits_posted += e.debits_posted;
-            slot->sum.credits_posted += e.credits_posted;
+            if (__builtin_add_overflow(slot->sum.pending, e.pending, &slot->sum.pending) ||
+                __builtin_add_overflow(slot->sum.posted, e.posted, &slot->sum.posted)) {
+                violation(r, h->dir, "balance", "row %lld: %s %s balance overflows",
+                          (long long)row.seq, row.peer, row.currency);
+            }
         }
     }
     int rc = step == SQLITE_DONE ? 0 : -1;
@@ -561,57 +562,57 @@ static void content_hashes(audit_report_t *r, const audited_home_t *h)
     sqlite3_finalize(stmt);
 }
 
-/* Cached balances against the replay, and I1 per currency over the cache. */
+/* Cached balances against the replay, and I1 per currency over the cache: the clearing
+ * account of a currency must hold exactly the opposite of all its peer accounts. */
 static void balances(audit_report_t *r, const audited_home_t *h, const replay_t *rp)
 {
     sqlite3 *db = ledger_db(h->ledger);
     sqlite3_stmt *stmt = NULL;
-    const char *sql = "SELECT kind, peer, currency, debits_pending, credits_pending,"
-                      " debits_posted, credits_posted FROM accounts ORDER BY currency";
+    const char *sql = "SELECT kind, peer, currency, posted_net, pending_net FROM accounts"
+                      " ORDER BY currency";
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         violation(r, h->dir, "unreadable", "accounts: %s", sqlite3_errmsg(db));
         return;
     }
-    replay_t totals = {0}; /* per currency: sum over every account (peer "" ) */
+    replay_t totals = {0}; /* per currency: the sum over every account */
     size_t peer_accounts_seen = 0;
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         bool is_peer = strcmp(column_text(stmt, 0), "peer") == 0;
         const char *peer = column_text(stmt, 1);
         const char *ccy = column_text(stmt, 2);
-        ledger_effect_t cached = {sqlite3_column_int64(stmt, 3), sqlite3_column_int64(stmt, 4),
-                                  sqlite3_column_int64(stmt, 5), sqlite3_column_int64(stmt, 6)};
+        ledger_effect_t cached = {.pending = sqlite3_column_int64(stmt, 4),
+                                  .posted = sqlite3_column_int64(stmt, 3)};
         replayed_t *total = replay_slot(&totals, "", ccy);
         if (total == NULL) {
             break;
         }
-        total->sum.debits_pending += cached.debits_pending - cached.credits_pending;
-        total->sum.debits_posted += cached.debits_posted - cached.credits_posted;
+        /* wrapping sums: a tampered cache may be anything, and must not be undefined */
+        total->sum.pending = (int64_t)((uint64_t)total->sum.pending + (uint64_t)cached.pending);
+        total->sum.posted = (int64_t)((uint64_t)total->sum.posted + (uint64_t)cached.posted);
         if (!is_peer) {
             continue;
         }
         peer_accounts_seen++;
-        ledger_effect_t want = {0, 0, 0, 0};
+        ledger_effect_t want = {0, 0};
         for (size_t i = 0; i < rp->count; i++) {
             if (strcmp(rp->items[i].peer, peer) == 0 && strcmp(rp->items[i].currency, ccy) == 0) {
                 want = rp->items[i].sum;
             }
         }
-        if (memcmp(&want, &cached, sizeof want) != 0) {
+        if (want.posted != cached.posted || want.pending != cached.pending) {
             violation(r, h->dir, "balance",
                       "account %s %s: cached net %lld, journal gives %lld (pending %lld vs %lld)",
-                      peer, ccy, (long long)(cached.debits_posted - cached.credits_posted),
-                      (long long)(want.debits_posted - want.credits_posted),
-                      (long long)(cached.debits_pending - cached.credits_pending),
-                      (long long)(want.debits_pending - want.credits_pending));
+                      peer, ccy, (long long)cached.posted, (long long)want.posted,
+                      (long long)cached.pending, (long long)want.pending);
         }
     }
     sqlite3_finalize(stmt);
     for (size_t i = 0; i < totals.count; i++) {
-        if (totals.items[i].sum.debits_posted != 0 || totals.items[i].sum.debits_pending != 0) {
+        if (totals.items[i].sum.posted != 0 || totals.items[i].sum.pending != 0) {
             violation(r, h->dir, "balance",
                       "%s: debits and credits differ by %lld posted, %lld pending (I1)",
-                      totals.items[i].currency, (long long)totals.items[i].sum.debits_posted,
-                      (long long)totals.items[i].sum.debits_pending);
+                      totals.items[i].currency, (long long)totals.items[i].sum.posted,
+                      (long long)totals.items[i].sum.pending);
         }
     }
     free(totals.items);

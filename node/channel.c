@@ -36,6 +36,7 @@ struct channel {
     int64_t blocked_until_ms;        /* the socket refused a frame: wait till then */
     bool ack_due;                    /* an Ack should follow the next commit */
     bool hello_due;                  /* a Hello should be sent now */
+    bool resend_first;               /* the peer lacks acked + 1: send it again */
     envelope_message_t *hold[CHANNEL_HOLD_MAX]; /* held business messages by seq % MAX */
     channel_stats_t stats;                      /* counters for status */
 };
@@ -117,6 +118,17 @@ void channel_destroy(channel_t **self_p)
     }
 }
 
+void channel_note_duplicate(channel_t *ch)
+{
+    ch->stats.dropped++;
+    ch->ack_due = ch->state != CHANNEL_DIVERGED;
+}
+
+uint64_t channel_applied_seq(const channel_t *ch)
+{
+    return ch->applied_persisted;
+}
+
 void channel_reload(channel_t *ch)
 {
     clear_hold(ch);
@@ -189,28 +201,37 @@ static void enter_diverged(channel_t *ch, const char *why)
     clear_hold(ch);
 }
 
-static void on_ack(channel_t *ch, uint64_t n, int64_t now_ms)
+/* The peer has committed our messages up to n (from a signed Ack or Hello). Returns false
+ * when n says nothing new. Never moves backwards, never past what we sent. */
+static bool advance_acked(channel_t *ch, uint64_t n, int64_t now_ms)
 {
     if (n > ch->sent_seq) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
-                  "ignored an Ack for %llu: only %llu were sent", (unsigned long long)n,
+                  "ignored an acknowledgement of %llu: only %llu were sent", (unsigned long long)n,
                   (unsigned long long)ch->sent_seq);
-        return;
+        return true; /* not a repeat either */
     }
-    if (n > ch->acked_seq) {
-        ch->acked_seq = n;
-        ch->rto_ms = CHANNEL_RTO_MIN_MS;
-        ch->rto_deadline_ms = ch->transmit_next - 1 > n ? now_ms + ch->rto_ms : 0;
-        if (ch->transmit_next <= n) {
-            ch->transmit_next = n + 1;
-        }
-        return;
+    if (n <= ch->acked_seq) {
+        return false;
     }
-    /* A repeated Ack while messages are in flight: the peer has a gap. Re-send its start. */
-    if (n == ch->acked_seq && ch->transmit_next - 1 > n &&
+    ch->acked_seq = n;
+    /* progress: ease the backoff gently (a busy peer acknowledges late, not never) */
+    ch->rto_ms = ch->rto_ms / 2 < CHANNEL_RTO_MIN_MS ? CHANNEL_RTO_MIN_MS : ch->rto_ms / 2;
+    ch->rto_deadline_ms = ch->transmit_next - 1 > n ? now_ms + ch->rto_ms : 0;
+    if (ch->transmit_next <= n) {
+        ch->transmit_next = n + 1;
+    }
+    return true;
+}
+
+static void on_ack(channel_t *ch, uint64_t n, int64_t now_ms)
+{
+    /* The same Ack again while messages are in flight: the peer is missing acked + 1 (it
+     * acknowledges again on a gap). Re-send that one message, not the whole window. */
+    if (!advance_acked(ch, n, now_ms) && ch->transmit_next - 1 > n &&
         now_ms - ch->last_fast_retransmit_ms >= FAST_RETRANSMIT_MS) {
         ch->last_fast_retransmit_ms = now_ms;
-        ch->rto_deadline_ms = now_ms; /* go back to acked + 1 in after_commit */
+        ch->resend_first = true;
     }
 }
 
@@ -238,7 +259,7 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
     if (ch->state == CHANNEL_DIVERGED) {
         return; /* only a repair leaves DIVERGED */
     }
-    on_ack(ch, h->applied_sequence, now_ms); /* what it applied, it has committed */
+    (void)advance_acked(ch, h->applied_sequence, now_ms); /* what it applied, it committed */
     bool was_down = ch->state == CHANNEL_DOWN;
     ch->state = CHANNEL_UP;
     if (was_down || h->reply_wanted) {
@@ -660,6 +681,16 @@ void channel_after_commit(channel_t *ch, int64_t now_ms)
         ch->rto_ms = ch->rto_ms * 2 > CHANNEL_RTO_MAX_MS ? CHANNEL_RTO_MAX_MS : ch->rto_ms * 2;
         ch->blocked_until_ms = 0;
     }
+    if (ch->resend_first && ch->acked_seq < ch->sent_seq) {
+        transmit_state_t ts = {ch, false};
+        uint64_t keep = ch->transmit_next;
+        if (ledger_outbox_scan(ch->ctx.ledger, ch->peer->card.name, ch->acked_seq + 1, 1,
+                               transmit_one, &ts) != LEDGER_OK) {
+            ts.blocked = true; /* a read error: the retransmission timer tries again */
+        }
+        ch->transmit_next = keep > ch->transmit_next ? keep : ch->transmit_next;
+    }
+    ch->resend_first = false;
     transmit(ch, now_ms);
 }
 

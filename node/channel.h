@@ -38,13 +38,13 @@
 #include "ledger.h"
 #include "settlement.h"
 
-#define CHANNEL_HOLD_MAX     4096  /* out-of-order messages held per peer */
-#define CHANNEL_WINDOW       20000 /* messages in flight (sent, unacknowledged) per peer */
-#define CHANNEL_LIVENESS_MS  6000  /* silence after which a peer is down */
-#define CHANNEL_HELLO_MS     1000  /* Hello interval while down */
-#define CHANNEL_HEARTBEAT_MS 2000  /* Hello interval while up */
-#define CHANNEL_RTO_MIN_MS   500   /* first retransmission timeout */
-#define CHANNEL_RTO_MAX_MS   8000  /* backoff cap */
+#define CHANNEL_HOLD_MAX     4096             /* out-of-order messages held per peer */
+#define CHANNEL_WINDOW       CHANNEL_HOLD_MAX /* in flight per peer: no more than it can hold */
+#define CHANNEL_LIVENESS_MS  6000             /* silence after which a peer is down */
+#define CHANNEL_HELLO_MS     1000             /* Hello interval while down */
+#define CHANNEL_HEARTBEAT_MS 2000             /* Hello interval while up */
+#define CHANNEL_RTO_MIN_MS   3000  /* first retransmission timeout: TCP rarely loses, a fallback */
+#define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -52,16 +52,16 @@ const char *channel_state_name(channel_state_t state);
 
 /* What the channel needs from the node around it. */
 typedef struct {
-    const identity_t *self;      /* this node's keys */
-    const config_t *config;      /* currencies accepted, caps granted */
-    ledger_t *ledger;            /* the books (writes only inside the node's transaction) */
+    const identity_t *self; /* this node's keys */
+    const config_t *config; /* currencies accepted, caps granted */
+    ledger_t *ledger;       /* the books (writes only inside the node's transaction) */
     /* Sends one sealed frame to peer `peer_index`; 0 sent, -1 not now. */
     int (*send)(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len);
     /* Told when one of our settlements reaches its final status (for `send --wait`). */
     void (*on_final)(void *arg, const char *peer, const char *uetr,
                      const ledger_outcome_t *outcome);
-    void *arg;                   /* passed to send and on_final */
-    const char *node_name;       /* for log lines */
+    void *arg;             /* passed to send and on_final */
+    const char *node_name; /* for log lines */
 } channel_ctx_t;
 
 typedef struct channel channel_t;
@@ -82,8 +82,7 @@ ledger_err_t channel_apply(channel_t *ch) __attribute__((warn_unused_result));
 
 /* Inside the node's transaction: records our settlement as pending and queues it. */
 ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
-                                     ledger_outcome_t *outcome)
-    __attribute__((warn_unused_result));
+                                     ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
 /* After the commit: acknowledges what was applied, transmits and retransmits from the
  * outbox, sends Hellos, notices silence. Never writes the ledger. */
@@ -95,17 +94,24 @@ int64_t channel_next_deadline(const channel_t *ch);
 /* Whether the channel has held messages waiting for channel_apply, or counters to persist. */
 bool channel_has_work(const channel_t *ch);
 
+/* A copy of an applied message arrived (the envelope dropped it before checking its
+ * signature): acknowledge again, so the peer stops re-sending it. */
+void channel_note_duplicate(channel_t *ch);
+
+/* The highest of the peer's sequence numbers committed here. */
+uint64_t channel_applied_seq(const channel_t *ch);
+
 /* After a failed transaction: forget what was applied in memory but not committed. */
 void channel_reload(channel_t *ch);
 
 typedef struct {
     channel_state_t state;
-    uint64_t sent_seq;      /* highest queued to the peer */
-    uint64_t acked_seq;     /* highest the peer acknowledged */
-    uint64_t applied_seq;   /* highest of the peer's applied here */
-    uint64_t held;          /* out-of-order messages waiting */
-    uint64_t retransmits;   /* messages sent again */
-    uint64_t dropped;       /* received messages dropped (duplicates, far future, diverged) */
+    uint64_t sent_seq;    /* highest queued to the peer */
+    uint64_t acked_seq;   /* highest the peer acknowledged */
+    uint64_t applied_seq; /* highest of the peer's applied here */
+    uint64_t held;        /* out-of-order messages waiting */
+    uint64_t retransmits; /* messages sent again */
+    uint64_t dropped;     /* received messages dropped (duplicates, far future, diverged) */
 } channel_stats_t;
 
 channel_stats_t channel_stats(const channel_t *ch);

@@ -288,7 +288,8 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
         }
         if (rc != LEDGER_OK) {
             json_object_set_new(result, "error", json_string(ledger_last_error(n->ledger)));
-            json_object_set_new(result, "exit", json_integer(EXIT_INTERNAL));
+            json_object_set_new(result, "exit",
+                                json_integer(rc == LEDGER_E_OVERFLOW ? EXIT_USAGE : EXIT_INTERNAL));
             w->failed = rc == LEDGER_E_STORAGE || rc == LEDGER_E_STOPPED;
             continue;
         }
@@ -403,6 +404,10 @@ static void on_frame(size_t peer_index, const uint8_t *data, size_t len, void *a
     envelope_message_t msg;
     env_err_t rc = envelope_open(data, len, n->identity, n->keys, n->config->peers_count, &msg);
     const char *peer = n->config->peers[peer_index].card.name;
+    if (rc == ENV_E_DUPLICATE && msg.peer_index == peer_index) {
+        channel_note_duplicate(n->channels[peer_index]);
+        return;
+    }
     if (rc != ENV_OK) {
         log_event(n->config->name, peer, NULL, "dropped a frame of %zu bytes: %s", len,
                   env_strerror(rc));
@@ -474,6 +479,7 @@ static void turn(node_t *n)
     }
     for (size_t i = 0; i < n->config->peers_count; i++) {
         channel_after_commit(n->channels[i], now);
+        n->keys[i].applied_through = channel_applied_seq(n->channels[i]);
     }
     if (n->faults != NULL) {
         faults_flush(n->faults, now, send_to_socket, n);

@@ -55,6 +55,8 @@ const char *env_strerror(env_err_t err)
         return "peer's encryption key is weak";
     case ENV_E_NOMEM:
         return "out of memory";
+    case ENV_E_DUPLICATE:
+        return "message already applied";
     }
     return "unknown error";
 }
@@ -70,6 +72,7 @@ void envelope_message_clear(envelope_message_t *msg)
 env_err_t envelope_peer_init(envelope_peer_t *peer, const identity_t *self, const peer_card_t *card)
 {
     assert(peer != NULL && self != NULL && card != NULL);
+    memset(peer, 0, sizeof *peer);
     memcpy(peer->sign_public, card->sign_public, sizeof peer->sign_public);
     identity_key_id(card->sign_public, peer->key_id);
     if (crypto_box_beforenm(peer->shared_key, card->box_public, self->box_secret) != 0) {
@@ -243,7 +246,7 @@ static bool is_key_id(const ProtobufCBinaryData *b)
  * `mismatch` is returned. Fills msg's type, sequence, key ids and body. */
 static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *sign_public,
                                const uint8_t *author_key_id, env_err_t mismatch,
-                               envelope_message_t *msg)
+                               uint64_t applied_through, envelope_message_t *msg)
 {
     env_err_t rc = ENV_E_MALFORMED;
     Corridor__Inner *inner = NULL;
@@ -258,6 +261,15 @@ static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *
     }
     if (sodium_memcmp(inner->author_key_id.data, author_key_id, IDENTITY_KEY_ID_BYTES) != 0) {
         rc = mismatch;
+        goto cleanup;
+    }
+    /* A retransmission of what was applied needs no signature check: it is only dropped and
+     * acknowledged again, and the box already showed that the peer (or we) sealed it. */
+    if (inner->sequence != 0 && inner->sequence <= applied_through &&
+        (int)inner->type >= MSG_SETTLEMENT && (int)inner->type <= MSG_RETURN) {
+        msg->type = (msg_type_t)inner->type;
+        msg->sequence = inner->sequence;
+        rc = ENV_E_DUPLICATE;
         goto cleanup;
     }
     int verified =
@@ -374,7 +386,8 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
         goto cleanup;
     }
     rc = verify_signed(transit->signed_message.data, transit->signed_message.len, peer->sign_public,
-                       peer->key_id, ENV_E_FORWARDED, msg);
+                       peer->key_id, ENV_E_FORWARDED, peer->applied_through, msg);
+    msg->peer_index = index; /* also for ENV_E_DUPLICATE: the caller acknowledges again */
     if (rc != ENV_OK) {
         goto cleanup;
     }
@@ -383,12 +396,16 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
         goto cleanup;
     }
     rc = keep_evidence(msg, transit->signed_message.data, transit->signed_message.len);
-    msg->peer_index = index;
     msg->possible_duplicate = transit->possible_duplicate;
 
 cleanup:
     if (rc != ENV_OK) {
+        envelope_message_t keep = {
+            .peer_index = msg->peer_index, .sequence = msg->sequence, .type = msg->type};
         envelope_message_clear(msg);
+        if (rc == ENV_E_DUPLICATE) {
+            *msg = keep;
+        }
     }
     if (transit != NULL) {
         corridor__transit__free_unpacked(transit, NULL);
@@ -418,7 +435,7 @@ env_err_t evidence_verify(const uint8_t *evidence, size_t evidence_len,
     uint8_t author_key_id[IDENTITY_KEY_ID_BYTES];
     identity_key_id(author_sign_public, author_key_id);
     env_err_t rc = verify_signed(evidence, evidence_len, author_sign_public, author_key_id,
-                                 ENV_E_BAD_SIGNATURE, msg);
+                                 ENV_E_BAD_SIGNATURE, 0, msg);
     if (rc == ENV_OK) {
         rc = keep_evidence(msg, evidence, evidence_len);
     }

@@ -51,6 +51,8 @@ typedef struct {
     uint8_t key_id[IDENTITY_KEY_ID_BYTES];           /* key id of sign_public */
     uint8_t sign_public[crypto_sign_PUBLICKEYBYTES]; /* verifies what the peer signs */
     uint8_t shared_key[crypto_box_BEFORENMBYTES];    /* crypto_box_beforenm(peer, self) */
+    uint64_t applied_through; /* business messages up to this sequence were applied: a copy is
+                                 answered ENV_E_DUPLICATE without checking its signature */
 } envelope_peer_t;
 
 typedef enum {
@@ -66,6 +68,7 @@ typedef enum {
     ENV_E_BAD_TYPE,        /* an unknown message type */
     ENV_E_WEAK_KEY,        /* a peer's box key is a low-order point */
     ENV_E_NOMEM,           /* out of memory */
+    ENV_E_DUPLICATE,       /* a business message already applied (see applied_through) */
 } env_err_t;
 
 const char *env_strerror(env_err_t err);

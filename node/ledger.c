@@ -45,14 +45,14 @@
       "?10,?11,?12)")                                                                              \
     X(last_row, "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")                         \
     X(ensure_account, "INSERT OR IGNORE INTO accounts(kind, peer, currency) VALUES(?1,?2,?3)")     \
-    X(move, "UPDATE accounts SET debits_pending = debits_pending + ?4,"                            \
-            " credits_pending = credits_pending + ?5, debits_posted = debits_posted + ?6,"         \
-            " credits_posted = credits_posted + ?7"                                                \
+    X(move, "UPDATE accounts SET pending_net = pending_net + ?4, posted_net = posted_net + ?5"     \
             " WHERE kind = ?1 AND peer = ?2 AND currency = ?3")                                    \
-    X(position, "SELECT debits_posted - credits_posted, debits_pending - credits_pending"          \
+    X(account, "SELECT posted_net, pending_net FROM accounts"                                      \
+               " WHERE kind = ?1 AND peer = ?2 AND currency = ?3")                                 \
+    X(position, "SELECT posted_net, pending_net"                                                   \
                 " FROM accounts WHERE kind = 'peer' AND peer = ?1 AND currency = ?2")              \
-    X(positions, "SELECT peer, currency, debits_posted - credits_posted,"                          \
-                 " debits_pending - credits_pending FROM accounts WHERE kind = 'peer'"             \
+    X(positions, "SELECT peer, currency, posted_net, pending_net"                                  \
+                 " FROM accounts WHERE kind = 'peer'"                                              \
                  " ORDER BY peer, currency")                                                       \
     X(counts, "SELECT status, count(*) FROM settlements GROUP BY status")                          \
     X(list, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"                \
@@ -97,8 +97,8 @@ static const char *const schema_v1 =
     "CREATE TABLE accounts("
     "  kind TEXT NOT NULL CHECK(kind IN ('peer','clearing')),"
     "  peer TEXT NOT NULL, currency TEXT NOT NULL,"
-    "  debits_pending INTEGER NOT NULL DEFAULT 0, credits_pending INTEGER NOT NULL DEFAULT 0,"
-    "  debits_posted INTEGER NOT NULL DEFAULT 0, credits_posted INTEGER NOT NULL DEFAULT 0,"
+    "  posted_net INTEGER NOT NULL DEFAULT 0 CHECK(typeof(posted_net) = 'integer'),"
+    "  pending_net INTEGER NOT NULL DEFAULT 0 CHECK(typeof(pending_net) = 'integer'),"
     "  PRIMARY KEY(kind, peer, currency)) WITHOUT ROWID;"
     "CREATE TABLE settlements("
     "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, uetr TEXT NOT NULL,"
@@ -176,6 +176,8 @@ static void set_error(ledger_t *l, const char *fmt, ...)
     va_end(ap);
 }
 
+static ledger_err_t load_head(ledger_t *l);
+
 /* A storage failure: record it, roll back, stop. */
 static ledger_err_t storage_failure(ledger_t *l, const char *what)
 {
@@ -185,6 +187,7 @@ static ledger_err_t storage_failure(ledger_t *l, const char *what)
         l->in_txn = false;
     }
     l->stopped = true;
+    (void)load_head(l); /* the rolled-back rows are gone: so is their head */
     return LEDGER_E_STORAGE;
 }
 
@@ -267,30 +270,26 @@ void ledger_row_hash(const uint8_t prev[static LEDGER_HASH_BYTES], const ledger_
 
 ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64_t amount_minor)
 {
-    ledger_effect_t e = {0, 0, 0, 0};
+    ledger_effect_t e = {0, 0};
     int64_t m = amount_minor;
     switch (kind) {
-    case ENTRY_OUT_PENDING: /* we will owe the peer m */
-        e.credits_pending = m;
+    case ENTRY_OUT_PENDING: /* we will owe the peer m: credit its account, pending */
+        e.pending = -m;
         break;
-    case ENTRY_OUT_POSTED:
-        e.credits_pending = -m;
-        e.credits_posted = m;
+    case ENTRY_OUT_POSTED: /* the pending credit becomes posted */
+        e.pending = m;
+        e.posted = -m;
         break;
-    case ENTRY_OUT_VOIDED:
-        e.credits_pending = -m;
+    case ENTRY_OUT_VOIDED: /* the pending credit is released */
+        e.pending = m;
         break;
-    case ENTRY_IN_BOOKED: /* the peer owes us m */
-        e.debits_posted = m;
+    case ENTRY_IN_BOOKED: /* the peer owes us m: debit its account */
+        e.posted = m;
         break;
     case ENTRY_IN_REFUSED:
         break;
     case ENTRY_RETURNED: /* the reverse of the original posting */
-        if (original == DIRECTION_OUT) {
-            e.debits_posted = m;
-        } else {
-            e.credits_posted = m;
-        }
+        e.posted = original == DIRECTION_OUT ? m : -m;
         break;
     }
     return e;
@@ -776,22 +775,57 @@ static ledger_err_t ensure_accounts(ledger_t *l, const char *peer, const char *c
     return LEDGER_OK;
 }
 
-/* Applies a row's effect to the peer account and the mirror image to the clearing account. */
+static const char *const account_kinds[] = {"peer", "clearing"};
+
+/* The peer account and the clearing account of one currency take opposite sides: the peer
+ * side moves by e, the clearing side by -e. */
+static void bind_account(sqlite3_stmt *stmt, int side, const char *peer, const char *currency)
+{
+    bind_text(stmt, 1, account_kinds[side]);
+    bind_text(stmt, 2, side == 0 ? peer : "");
+    bind_text(stmt, 3, currency);
+}
+
+/* Checks, before anything is written, that applying e leaves every balance in int64. */
+static ledger_err_t check_effect(ledger_t *l, const char *peer, const char *currency,
+                                 ledger_effect_t e)
+{
+    sqlite3_stmt *stmt = l->st.account;
+    for (int side = 0; side < 2; side++) {
+        int64_t sign = side == 0 ? 1 : -1;
+        bind_account(stmt, side, peer, currency);
+        int step = sqlite3_step(stmt);
+        int64_t posted = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+        int64_t pending = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 1) : 0;
+        finish(stmt);
+        if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            return storage_failure(l, "read account");
+        }
+        int64_t ignored;
+        if (__builtin_add_overflow(posted, sign * e.posted, &ignored) ||
+            __builtin_add_overflow(pending, sign * e.pending, &ignored)) {
+            set_error(l, "%s %s balance would leave the int64 range", peer, currency);
+            return LEDGER_E_OVERFLOW;
+        }
+    }
+    return LEDGER_OK;
+}
+
+static bool effect_moves(ledger_effect_t e)
+{
+    return e.pending != 0 || e.posted != 0;
+}
+
+/* Applies a row's effect: e on the peer account, -e on the clearing account. */
 static ledger_err_t move_amount(ledger_t *l, const char *peer, const char *currency,
                                 ledger_effect_t e)
 {
     sqlite3_stmt *stmt = l->st.move;
-    /* peer side as given; clearing takes each debit as a credit and vice versa */
-    const int64_t sides[2][4] = {
-        {e.debits_pending, e.credits_pending, e.debits_posted, e.credits_posted},
-        {e.credits_pending, e.debits_pending, e.credits_posted, e.debits_posted}};
-    for (int i = 0; i < 2; i++) {
-        bind_text(stmt, 1, i == 0 ? "peer" : "clearing");
-        bind_text(stmt, 2, i == 0 ? peer : "");
-        bind_text(stmt, 3, currency);
-        for (int j = 0; j < 4; j++) {
-            sqlite3_bind_int64(stmt, 4 + j, sides[i][j]);
-        }
+    for (int side = 0; side < 2; side++) {
+        int64_t sign = side == 0 ? 1 : -1;
+        bind_account(stmt, side, peer, currency);
+        sqlite3_bind_int64(stmt, 4, sign * e.pending);
+        sqlite3_bind_int64(stmt, 5, sign * e.posted);
         if (step_done(stmt) != SQLITE_OK || sqlite3_changes(l->db) != 1) {
             return storage_failure(l, "update account");
         }
@@ -836,9 +870,7 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
         return storage_failure(l, "append journal row");
     }
     ledger_effect_t effect = ledger_row_effect(kind, st->s.direction, st->s.amount_minor);
-    bool moves = effect.debits_pending != 0 || effect.credits_pending != 0 ||
-                 effect.debits_posted != 0 || effect.credits_posted != 0;
-    if (moves) {
+    if (effect_moves(effect)) {
         ledger_err_t rc = move_amount(l, st->s.peer, st->s.currency, effect);
         if (rc != LEDGER_OK) {
             return rc;
@@ -945,6 +977,11 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
     if ((rc = check_repeat(l, s, hash, &done, outcome)) != LEDGER_OK || done) {
         return rc;
     }
+    if ((rc = check_effect(l, s->peer, s->currency,
+                           ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, s->amount_minor))) !=
+        LEDGER_OK) {
+        return rc;
+    }
     stored_t st;
     if ((rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, &st)) != LEDGER_OK ||
         (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, evidence, evidence_len)) != LEDGER_OK) {
@@ -979,6 +1016,15 @@ ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_mino
         }
         if (__builtin_add_overflow(net, s->amount_minor, &after) || after > cap_minor) {
             reason = "AM02"; /* the peer's debt to us would exceed the cap we grant it */
+        }
+    }
+    if (reason == NULL) {
+        rc = check_effect(l, s->peer, s->currency,
+                          ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, s->amount_minor));
+        if (rc == LEDGER_E_OVERFLOW) {
+            reason = "AM02"; /* our books cannot hold it: refuse, as over a cap */
+        } else if (rc != LEDGER_OK) {
+            return rc;
         }
     }
     stored_t st;
@@ -1026,8 +1072,11 @@ ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, boo
         fill_outcome(l, &st, true, outcome);
         return LEDGER_OK;
     }
-    if ((rc = append_row(l, &st, settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED, why, evidence,
-                         evidence_len)) != LEDGER_OK ||
+    entry_kind_t kind = settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
+    if ((rc = check_effect(l, peer, st.s.currency,
+                           ledger_row_effect(kind, DIRECTION_OUT, st.s.amount_minor))) !=
+            LEDGER_OK ||
+        (rc = append_row(l, &st, kind, why, evidence, evidence_len)) != LEDGER_OK ||
         (rc = set_status(l, &st, want, why)) != LEDGER_OK) {
         return rc;
     }
@@ -1061,7 +1110,10 @@ ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, cons
                   status_name(st.status));
         return LEDGER_E_STATE;
     }
-    if ((rc = append_row(l, &st, ENTRY_RETURNED, reason, evidence, evidence_len)) != LEDGER_OK ||
+    if ((rc = check_effect(l, peer, st.s.currency,
+                           ledger_row_effect(ENTRY_RETURNED, st.s.direction, st.s.amount_minor))) !=
+            LEDGER_OK ||
+        (rc = append_row(l, &st, ENTRY_RETURNED, reason, evidence, evidence_len)) != LEDGER_OK ||
         (rc = set_status(l, &st, STATUS_RETURNED, reason)) != LEDGER_OK) {
         return rc;
     }

@@ -4,7 +4,7 @@
  * One file (ledger.db) in the home, WAL, synchronous=FULL. Four kinds of rows:
  *   accounts     one per (kind, peer, currency): the peer's account is this node's side of
  *                the channel; "clearing" is the internal account of this node's customers.
- *                Each keeps cached debits/credits, pending and posted (TigerBeetle's model).
+ *                Each caches its posted and pending balance, debits minus credits.
  *   settlements  one per (peer, UETR): the payment's immutable content and content hash,
  *                plus a status cache that `audit` recomputes from the journal.
  *   journal      append-only: every state change is a new row (pending, posted, voided,
@@ -204,10 +204,13 @@ ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t 
 ledger_err_t ledger_channel_set_diverged(ledger_t *l, const char *peer, bool diverged)
     __attribute__((warn_unused_result));
 
-/* How one journal row changes the peer account's four counters (the clearing account takes
- * the opposite side). `original` is the direction of the settlement the row belongs to. */
+/* How one journal row changes the peer account's balances, debits minus credits (the
+ * clearing account of the currency takes the opposite). `original` is the direction of the
+ * settlement the row belongs to. Balances are nets, not gross totals, so they stay as small
+ * as the positions themselves; every write checks them against int64 first. */
 typedef struct {
-    int64_t debits_pending, credits_pending, debits_posted, credits_posted;
+    int64_t pending; /* change to pending_net */
+    int64_t posted;  /* change to posted_net */
 } ledger_effect_t;
 
 ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64_t amount_minor);

@@ -22,8 +22,8 @@
 #define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN       "corridor"
 #define ZAP_FRAMES_MAX   8
-#define HEARTBEAT_IVL_MS 1000
-#define HEARTBEAT_TTL_MS 3000
+#define HEARTBEAT_IVL_MS 2000  /* ZMTP pings: notice a dead TCP connection */
+#define HEARTBEAT_TTL_MS 20000 /* generous: a busy peer may not read its socket for a while */
 #define RECONNECT_IVL_MS 100
 #define RECONNECT_MAX_MS 2000
 #define SNDHWM_MESSAGES  20000

@@ -26,9 +26,9 @@ typedef struct transport transport_t;
 
 /* A peer as the transport needs it. */
 typedef struct {
-    const char *name;          /* node code: the User-Id its connections get */
-    const char *endpoint;      /* where its inbound socket listens */
-    const char *curve_public;  /* its CURVE public key (Z85) */
+    const char *name;         /* node code: the User-Id its connections get */
+    const char *endpoint;     /* where its inbound socket listens */
+    const char *curve_public; /* its CURVE public key (Z85) */
 } transport_peer_t;
 
 /* Sets up the ZAP handler, binds the inbound socket on `listen`, connects one outbound socket
@@ -58,9 +58,9 @@ int transport_send(transport_t *t, size_t peer_index, const uint8_t *data, size_
 
 /* Counters for status and logs. */
 typedef struct {
-    uint64_t zap_admitted;      /* connections admitted */
-    uint64_t zap_refused;       /* connections refused (unknown key, wrong mechanism) */
-    uint64_t dropped_frames;    /* inbound frames dropped (no identity, multi-part) */
+    uint64_t zap_admitted;   /* connections admitted */
+    uint64_t zap_refused;    /* connections refused (unknown key, wrong mechanism) */
+    uint64_t dropped_frames; /* inbound frames dropped (no identity, multi-part) */
 } transport_stats_t;
 
 transport_stats_t transport_stats(const transport_t *t);

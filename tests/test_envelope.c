@@ -462,11 +462,39 @@ static void test_weak_box_key_refused(void **state)
     assert_int_equal(envelope_peer_init(&peer, net->id[B], &card), ENV_E_WEAK_KEY);
 }
 
+static void test_applied_copy_reported_before_signature_check(void **state)
+{
+    net_t *net = *state;
+    envelope_peer_t *b_from_a = (envelope_peer_t *)peer_entry(net, B, A);
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    seal(net, A, B, MSG_SETTLEMENT, 5, "pay", &wire, &len);
+    b_from_a->applied_through = 5;
+    envelope_message_t msg;
+    assert_int_equal(open_at(net, B, wire, len, &msg), ENV_E_DUPLICATE);
+    assert_int_equal(msg.sequence, 5);
+    assert_int_equal(net->trusted[B][msg.peer_index], A);
+    assert_null(msg.body);
+    free(wire);
+    /* the next sequence is opened as usual; so are Acks, which carry sequence 0 */
+    seal(net, A, B, MSG_SETTLEMENT, 6, "pay", &wire, &len);
+    assert_int_equal(open_at(net, B, wire, len, &msg), ENV_OK);
+    envelope_message_clear(&msg);
+    free(wire);
+    seal(net, A, B, MSG_ACK, 0, "", &wire, &len);
+    assert_int_equal(open_at(net, B, wire, len, &msg), ENV_OK);
+    envelope_message_clear(&msg);
+    free(wire);
+    /* a forged copy (bad signature) of an applied sequence is still only a duplicate: it is
+     * dropped and acknowledged again, never applied */
+    b_from_a->applied_through = 0;
+}
+
 static void test_strerror_distinct(void **state)
 {
     (void)state;
-    for (int a = ENV_OK; a <= ENV_E_NOMEM; a++) {
-        for (int b = a + 1; b <= ENV_E_NOMEM; b++) {
+    for (int a = ENV_OK; a <= ENV_E_DUPLICATE; a++) {
+        for (int b = a + 1; b <= ENV_E_DUPLICATE; b++) {
             assert_string_not_equal(env_strerror((env_err_t)a), env_strerror((env_err_t)b));
         }
     }
@@ -578,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_oversized_body_refused_at_seal),
         cmocka_unit_test(test_garbage_and_empty_refused),
         cmocka_unit_test(test_weak_box_key_refused),
+        cmocka_unit_test(test_applied_copy_reported_before_signature_check),
         cmocka_unit_test(test_strerror_distinct),
         cmocka_unit_test(test_known_answer_vectors),
     };
