@@ -32,6 +32,9 @@ struct channel {
     int64_t last_hello_ms;           /* when we last sent a Hello */
     int64_t rto_deadline_ms;         /* retransmit if no progress by then; 0 = none */
     int64_t rto_ms;                  /* current retransmission timeout */
+    int64_t srtt_ms, rttvar_ms;      /* smoothed round trip and its variation (RFC 6298) */
+    uint64_t rtt_probe_seq;          /* a first transmission being timed; 0 = none */
+    int64_t rtt_probe_sent_ms;       /* when it went out */
     int64_t last_fast_retransmit_ms; /* rate limit for gap-triggered re-sends */
     int64_t blocked_until_ms;        /* the socket refused a frame: wait till then */
     bool ack_due;                    /* an Ack should follow the next commit */
@@ -85,7 +88,7 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
     ch->peer = peer;
     ch->keys = keys;
     ch->state = CHANNEL_DOWN;
-    ch->rto_ms = CHANNEL_RTO_MIN_MS;
+    ch->rto_ms = CHANNEL_RTO_INIT_MS;
     ch->last_rx_ms = now_ms;
     ch->hello_due = true; /* announce ourselves at once */
     load_counters(ch);
@@ -201,6 +204,24 @@ static void enter_diverged(channel_t *ch, const char *why)
     clear_hold(ch);
 }
 
+/* RFC 6298: the timeout follows the measured round trip (which includes the peer's group
+ * commit), so a busy peer is not flooded with copies and a lost message is sent again soon. */
+static void update_rto(channel_t *ch, int64_t sample_ms)
+{
+    if (ch->srtt_ms == 0) {
+        ch->srtt_ms = sample_ms > 0 ? sample_ms : 1;
+        ch->rttvar_ms = sample_ms / 2;
+    } else {
+        int64_t err = sample_ms > ch->srtt_ms ? sample_ms - ch->srtt_ms : ch->srtt_ms - sample_ms;
+        ch->rttvar_ms = (3 * ch->rttvar_ms + err) / 4;
+        ch->srtt_ms = (7 * ch->srtt_ms + sample_ms) / 8;
+    }
+    int64_t rto = ch->srtt_ms + 4 * ch->rttvar_ms;
+    ch->rto_ms = rto < CHANNEL_RTO_MIN_MS   ? CHANNEL_RTO_MIN_MS
+                 : rto > CHANNEL_RTO_MAX_MS ? CHANNEL_RTO_MAX_MS
+                                            : rto;
+}
+
 /* The peer has committed our messages up to n (from a signed Ack or Hello). Returns false
  * when n says nothing new. Never moves backwards, never past what we sent. */
 static bool advance_acked(channel_t *ch, uint64_t n, int64_t now_ms)
@@ -215,8 +236,10 @@ static bool advance_acked(channel_t *ch, uint64_t n, int64_t now_ms)
         return false;
     }
     ch->acked_seq = n;
-    /* progress: ease the backoff gently (a busy peer acknowledges late, not never) */
-    ch->rto_ms = ch->rto_ms / 2 < CHANNEL_RTO_MIN_MS ? CHANNEL_RTO_MIN_MS : ch->rto_ms / 2;
+    if (ch->rtt_probe_seq != 0 && n >= ch->rtt_probe_seq) {
+        update_rto(ch, now_ms - ch->rtt_probe_sent_ms);
+        ch->rtt_probe_seq = 0;
+    }
     ch->rto_deadline_ms = ch->transmit_next - 1 > n ? now_ms + ch->rto_ms : 0;
     if (ch->transmit_next <= n) {
         ch->transmit_next = n + 1;
@@ -596,6 +619,7 @@ cleanup:
 typedef struct {
     channel_t *ch;
     bool blocked;
+    int64_t now_ms;
 } transmit_state_t;
 
 static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size_t signed_len,
@@ -619,6 +643,9 @@ static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size
     }
     if (again) {
         ch->stats.retransmits++;
+    } else if (ch->rtt_probe_seq == 0) {
+        ch->rtt_probe_seq = seq;
+        ch->rtt_probe_sent_ms = ts->now_ms;
     }
     ch->transmit_next = seq + 1;
     if (seq > ch->transmitted_max) {
@@ -632,7 +659,7 @@ static void transmit(channel_t *ch, int64_t now_ms)
     if (now_ms < ch->blocked_until_ms) {
         return;
     }
-    transmit_state_t ts = {ch, false};
+    transmit_state_t ts = {ch, false, now_ms};
     while (!ts.blocked && ch->transmit_next <= ch->sent_seq &&
            ch->transmit_next <= ch->acked_seq + CHANNEL_WINDOW) {
         uint64_t before = ch->transmit_next;
@@ -679,10 +706,11 @@ void channel_after_commit(channel_t *ch, int64_t now_ms)
         ch->transmit_next = ch->acked_seq + 1; /* go back to the first unacknowledged */
         ch->rto_deadline_ms = 0;
         ch->rto_ms = ch->rto_ms * 2 > CHANNEL_RTO_MAX_MS ? CHANNEL_RTO_MAX_MS : ch->rto_ms * 2;
+        ch->rtt_probe_seq = 0; /* Karn: what is sent again cannot be timed */
         ch->blocked_until_ms = 0;
     }
     if (ch->resend_first && ch->acked_seq < ch->sent_seq) {
-        transmit_state_t ts = {ch, false};
+        transmit_state_t ts = {ch, false, now_ms};
         uint64_t keep = ch->transmit_next;
         if (ledger_outbox_scan(ch->ctx.ledger, ch->peer->card.name, ch->acked_seq + 1, 1,
                                transmit_one, &ts) != LEDGER_OK) {

@@ -43,7 +43,8 @@
 #define CHANNEL_LIVENESS_MS  6000             /* silence after which a peer is down */
 #define CHANNEL_HELLO_MS     1000             /* Hello interval while down */
 #define CHANNEL_HEARTBEAT_MS 2000             /* Hello interval while up */
-#define CHANNEL_RTO_MIN_MS   3000  /* first retransmission timeout: TCP rarely loses, a fallback */
+#define CHANNEL_RTO_MIN_MS   1000  /* retransmission timeout: at least this (as RFC 6298) */
+#define CHANNEL_RTO_INIT_MS  1000  /* before any round trip was measured */
 #define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;

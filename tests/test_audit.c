@@ -566,28 +566,22 @@ static void rechain(sqlite3 *db)
     free(hashes);
 }
 
-/* Adds an effect to a peer account and its mirror image to the clearing account, as the
- * ledger's move does: an attacker keeping the cached balances consistent with the journal. */
+/* Adds an effect to a peer account's net balances and its opposite to the clearing account,
+ * as the ledger's move does: an attacker keeping the cached balances consistent with the
+ * journal. */
 static void shift_accounts(sqlite3 *db, const char *peer, const char *currency, ledger_effect_t e)
 {
     assert_int_equal(db_exec(db,
-                             "UPDATE accounts SET debits_pending = debits_pending + %lld,"
-                             " credits_pending = credits_pending + %lld,"
-                             " debits_posted = debits_posted + %lld,"
-                             " credits_posted = credits_posted + %lld"
+                             "UPDATE accounts SET pending_net = pending_net + %lld,"
+                             " posted_net = posted_net + %lld"
                              " WHERE kind = 'peer' AND peer = '%s' AND currency = '%s'",
-                             (long long)e.debits_pending, (long long)e.credits_pending,
-                             (long long)e.debits_posted, (long long)e.credits_posted, peer,
-                             currency),
+                             (long long)e.pending, (long long)e.posted, peer, currency),
                      1);
     assert_int_equal(db_exec(db,
-                             "UPDATE accounts SET debits_pending = debits_pending + %lld,"
-                             " credits_pending = credits_pending + %lld,"
-                             " debits_posted = debits_posted + %lld,"
-                             " credits_posted = credits_posted + %lld"
+                             "UPDATE accounts SET pending_net = pending_net - %lld,"
+                             " posted_net = posted_net - %lld"
                              " WHERE kind = 'clearing' AND peer = '' AND currency = '%s'",
-                             (long long)e.credits_pending, (long long)e.debits_pending,
-                             (long long)e.credits_posted, (long long)e.debits_posted, currency),
+                             (long long)e.pending, (long long)e.posted, currency),
                      1);
 }
 
@@ -649,15 +643,13 @@ static void rewrite_amount(const node_t *n, const char *peer, const char *uetr,
                      SQLITE_OK);
     sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, uetr, -1, SQLITE_STATIC);
-    ledger_effect_t d = {0, 0, 0, 0};
+    ledger_effect_t d = {0, 0};
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         entry_kind_t kind = (entry_kind_t)sqlite3_column_int(stmt, 0);
         ledger_effect_t now = ledger_row_effect(kind, dir, amount_minor);
         ledger_effect_t was = ledger_row_effect(kind, dir, old);
-        d.debits_pending += now.debits_pending - was.debits_pending;
-        d.credits_pending += now.credits_pending - was.credits_pending;
-        d.debits_posted += now.debits_posted - was.debits_posted;
-        d.credits_posted += now.credits_posted - was.credits_posted;
+        d.pending += now.pending - was.pending;
+        d.posted += now.posted - was.posted;
     }
     sqlite3_finalize(stmt);
     assert_true(db_exec(db,
@@ -1088,7 +1080,7 @@ static void test_tamper_account_balance(void **state)
     world_t *w = *state;
     sqlite3 *db = db_open(w->a->home);
     assert_int_equal(db_exec(db,
-                             "UPDATE accounts SET debits_posted = debits_posted + 100"
+                             "UPDATE accounts SET posted_net = posted_net + 100"
                              " WHERE kind = 'peer' AND peer = '%s' AND currency = 'RUB'",
                              w->b->name),
                      1);
@@ -1109,7 +1101,7 @@ static void test_tamper_account_both_sides(void **state)
 {
     world_t *w = *state;
     sqlite3 *db = db_open(w->a->home);
-    shift_accounts(db, w->b->name, "USD", (ledger_effect_t){0, 0, 250, 0});
+    shift_accounts(db, w->b->name, "USD", (ledger_effect_t){.pending = 0, .posted = 250});
     db_close(db);
 
     audit_report_t r;
@@ -1187,8 +1179,9 @@ static void test_attacker_rechains_and_fixes_cache(void **state)
     rechain(db);
     ledger_effect_t now = ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, forged);
     ledger_effect_t was = ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, BA_SETTLED_USD);
-    shift_accounts(db, w->b->name, "USD",
-                   (ledger_effect_t){0, 0, now.debits_posted - was.debits_posted, 0});
+    shift_accounts(
+        db, w->b->name, "USD",
+        (ledger_effect_t){.pending = now.pending - was.pending, .posted = now.posted - was.posted});
     db_close(db);
 
     audit_report_t r;
@@ -1449,7 +1442,7 @@ static void test_tamper_truncate_caught_by_mirror(void **state)
             w->ab_returned);
     ledger_effect_t e = ledger_row_effect(ENTRY_RETURNED, DIRECTION_OUT, AB_RETURNED_RUB);
     shift_accounts(db, w->b->name, "RUB",
-                   (ledger_effect_t){0, 0, -e.debits_posted, -e.credits_posted});
+                   (ledger_effect_t){.pending = -e.pending, .posted = -e.posted});
     db_close(db);
 
     audit_report_t r;
@@ -1470,7 +1463,7 @@ static void test_mirror_disagreement(void **state)
 
     sqlite3 *db = db_open(w->b->home);
     assert_int_equal(db_exec(db,
-                             "UPDATE accounts SET debits_posted = debits_posted + 1000"
+                             "UPDATE accounts SET posted_net = posted_net + 1000"
                              " WHERE kind = 'peer' AND peer = '%s' AND currency = 'RUB'",
                              w->a->name),
                      1);
@@ -1536,7 +1529,7 @@ static void test_mirror_skipped_while_pending(void **state)
     /* And with nothing pending, a disagreement is reported (the check is live again). */
     sqlite3 *db = db_open(b->home);
     db_exec(db,
-            "UPDATE accounts SET credits_posted = credits_posted + 1"
+            "UPDATE accounts SET posted_net = posted_net - 1"
             " WHERE kind = 'peer' AND peer = '%s' AND currency = 'RUB'",
             a->name);
     db_close(db);
@@ -1740,14 +1733,13 @@ static void test_unsafe_key_file_mode(void **state)
     audit_report_free(&r);
 }
 
-/* BUG: node/audit.c body_matches(), case MSG_RETURN (lines 185-196), compares only the
- * Return's original_uetr and reason with the entry, never its amount_minor and currency,
- * although audit.h promises that evidence "says what the entry says (UETR, amount, currency,
- * status)". Scenario: a copy of A's home without node.key (so A's own signed Settlement cannot
- * be checked); the returned A -> B payment's amount is rewritten consistently (settlement row,
+/* The evidence of a return must say the entry's amount and currency, not only its UETR and
+ * reason (audit.h: evidence "says what the entry says (UETR, amount, currency, status)").
+ * Scenario: a copy of A's home without node.key (so A's own signed Settlement cannot be
+ * checked); the returned A -> B payment's amount is rewritten consistently (settlement row,
  * content hash, every journal row, chain, balances). B's signed Return, the evidence of the
- * ENTRY_RETURNED row, still says the original amount. Expected: an "evidence" violation on that
- * row. Actual: a clean audit (and a return nets to zero, so I2 with B agrees as well). */
+ * ENTRY_RETURNED row, still says the original amount: an "evidence" violation on that row (a
+ * return nets to zero, so I2 with B would agree and cannot catch it). */
 static void test_return_evidence_amount_checked(void **state)
 {
     world_t *w = *state;
@@ -1769,15 +1761,13 @@ static void test_return_evidence_amount_checked(void **state)
     audit_report_free(&r);
 }
 
-/* BUG: node/audit.c body_matches(), case MSG_SETTLEMENT (line 163), skips the amount and
- * currency comparison for ENTRY_IN_REFUSED rows. The refused row's amount and currency come
- * from the very body the peer signed (ledger_receive asserts a valid UETR, so a settlement that
- * did not decode cannot be recorded), so there is nothing to tolerate. Scenario: in A's home,
- * key file present, the refused B -> A USD payment's amount is rewritten consistently
- * (settlement row, content hash, journal row, chain; a refused row moves no balance). B's
- * signed Settlement still says the original amount. Expected: an "evidence" violation on the
- * refused row. Actual: a clean audit, so `ledger` and `reconcile` would show a refused amount
- * B never sent. */
+/* A refused row's amount and currency come from the very body the peer signed (ledger_receive
+ * asserts a valid UETR, so a settlement that did not decode cannot be recorded), so the audit
+ * compares them as for a booked row. Scenario: in A's home, key file present, the refused
+ * B -> A USD payment's amount is rewritten consistently (settlement row, content hash, journal
+ * row, chain; a refused row moves no balance). B's signed Settlement still says the original
+ * amount: an "evidence" violation on the refused row (else `ledger` and `reconcile` would show
+ * a refused amount B never sent). */
 static void test_refused_evidence_amount_checked(void **state)
 {
     world_t *w = *state;
