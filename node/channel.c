@@ -40,6 +40,9 @@ struct channel {
     bool ack_due;                    /* an Ack should follow the next commit */
     bool hello_due;                  /* a Hello should be sent now */
     bool resend_first;               /* the peer lacks acked + 1: send it again */
+    uint64_t control_counter;        /* Acks and Hellos we sent to the peer */
+    uint64_t peer_incarnation;       /* stamp of the newest control message from the peer */
+    uint64_t peer_counter;
     envelope_message_t *hold[CHANNEL_HOLD_MAX]; /* held business messages by seq % MAX */
     channel_stats_t stats;                      /* counters for status */
 };
@@ -170,7 +173,10 @@ static void send_ack(channel_t *ch)
 {
     Corridor__Ack ack = CORRIDOR__ACK__INIT;
     ack.sequence = ch->applied_seq;
-    uint8_t buf[16];
+    ack.incarnation = ch->ctx.incarnation;
+    ack.counter = ++ch->control_counter;
+    uint8_t buf[48];
+    assert(corridor__ack__get_packed_size(&ack) <= sizeof buf);
     size_t len = corridor__ack__pack(&ack, buf);
     send_control(ch, MSG_ACK, buf, len);
 }
@@ -182,6 +188,8 @@ static void send_hello(channel_t *ch, int64_t now_ms)
     hello.applied_sequence = ch->applied_seq;
     hello.acked_sequence = ch->acked_seq;
     hello.reply_wanted = ch->state == CHANNEL_DOWN;
+    hello.incarnation = ch->ctx.incarnation;
+    hello.counter = ++ch->control_counter;
     uint8_t buf[64];
     assert(corridor__hello__get_packed_size(&hello) <= sizeof buf);
     size_t len = corridor__hello__pack(&hello, buf);
@@ -337,6 +345,19 @@ static void hold_message(channel_t *ch, envelope_message_t *msg)
     }
 }
 
+/* Whether a control message stamped (incarnation, counter) is newer than every one before
+ * it; a delayed or duplicated older one is ignored. */
+static bool fresh_control(channel_t *ch, uint64_t incarnation, uint64_t counter)
+{
+    if (incarnation < ch->peer_incarnation ||
+        (incarnation == ch->peer_incarnation && counter <= ch->peer_counter)) {
+        return false;
+    }
+    ch->peer_incarnation = incarnation;
+    ch->peer_counter = counter;
+    return true;
+}
+
 void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
 {
     assert(ch != NULL && msg != NULL);
@@ -344,7 +365,8 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     switch (msg->type) {
     case MSG_ACK: {
         Corridor__Ack *ack = corridor__ack__unpack(NULL, msg->body_len, msg->body);
-        if (ack != NULL && ch->state != CHANNEL_DIVERGED) {
+        if (ack != NULL && ch->state != CHANNEL_DIVERGED &&
+            fresh_control(ch, ack->incarnation, ack->counter)) {
             on_ack(ch, ack->sequence, now_ms);
         }
         corridor__ack__free_unpacked(ack, NULL);
@@ -352,7 +374,7 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     }
     case MSG_HELLO: {
         Corridor__Hello *hello = corridor__hello__unpack(NULL, msg->body_len, msg->body);
-        if (hello != NULL) {
+        if (hello != NULL && fresh_control(ch, hello->incarnation, hello->counter)) {
             on_hello(ch, hello, now_ms);
         }
         corridor__hello__free_unpacked(hello, NULL);

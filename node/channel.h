@@ -63,6 +63,7 @@ typedef struct {
                      const ledger_outcome_t *outcome);
     void *arg;             /* passed to send and on_final */
     const char *node_name; /* for log lines */
+    uint64_t incarnation;  /* this process's start, Unix microseconds: stamps Acks/Hellos */
 } channel_ctx_t;
 
 typedef struct channel channel_t;

@@ -620,6 +620,7 @@ static int open_network(node_t *n)
         .on_final = on_final,
         .arg = n,
         .node_name = n->config->name,
+        .incarnation = (uint64_t)wall_ms() * 1000,
     };
     int64_t now = now_ms();
     for (size_t i = 0; i < count; i++) {
