@@ -484,7 +484,8 @@ static void turn(node_t *n)
     if (n->faults != NULL) {
         faults_flush(n->faults, now, send_to_socket, n);
     }
-    flush_waiters(n, now);
+        flush_waiters(n, now);
+    fflush(stderr); /* log lines leave once per turn, whole */
 }
 
 static long poll_timeout(node_t *n)
@@ -673,18 +674,24 @@ static void close_node(node_t *n)
 int daemon_run(const char *home)
 {
     assert(home != NULL);
-    node_t n = {.home = home, .lock_fd = -1};
-    if (chdir(home) != 0) {
-        fprintf(stderr, "corridor run: cannot enter %s: %s\n", home, strerror(errno));
-        return errno == ENOENT ? EXIT_USAGE : EXIT_INTERNAL;
+        node_t n = {.home = home, .lock_fd = -1};
+    /* Buffered log: at thousands of settlements a second, one write per turn, not per line
+     * (set before the first line; flushed at the end of every turn and at exit). */
+    static char log_buffer[1 << 16];
+    setvbuf(stderr, log_buffer, _IOFBF, sizeof log_buffer);
+        if (chdir(home) != 0) {
+        int saved = errno;
+        fprintf(stderr, "corridor run: cannot enter %s: %s\n", home, strerror(saved));
+        return saved == ENOENT ? EXIT_USAGE : EXIT_INTERNAL;
     }
     int rc;
-    if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||
+        if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||
         (rc = open_faults(&n)) != EXIT_OK || (rc = open_network(&n)) != EXIT_OK) {
         close_node(&n);
+        fflush(stderr);
         return rc;
     }
-    struct sigaction sa;
+            struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -710,7 +717,9 @@ int daemon_run(const char *home)
     }
     log_event(n.config->name, NULL, NULL, "stopping: %s",
               stop_requested ? "signal received" : "error");
-    rc = stop_requested ? EXIT_OK : EXIT_INTERNAL;
+        rc = stop_requested ? EXIT_OK : EXIT_INTERNAL;
     close_node(&n);
+    fflush(stderr);
+    setvbuf(stderr, NULL, _IONBF, 0);
     return rc;
 }
