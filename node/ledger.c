@@ -18,6 +18,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "digest.h"
 #include "validate.h"
 
 #define LEDGER_FORMAT   "corridor-ledger"
@@ -36,9 +37,12 @@
     X(insert_settlement,                                                                           \
       "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
       " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
-      " creditor_account, remittance, created_ms)"                                                 \
-      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)")                           \
-    X(set_status, "UPDATE settlements SET status = ?2, reason = ?3 WHERE id = ?1")                 \
+      " creditor_account, remittance, created_ms, canon_hash)"                                     \
+      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)")                       \
+    X(set_status,                                                                                  \
+      "UPDATE settlements SET status = ?2, reason = ?3, canon_hash = ?4 WHERE id = ?1")            \
+    X(digest_update, "UPDATE channels SET digest = corridor_digest_update(digest, ?2, ?3),"        \
+                     " entries = entries + ?4 WHERE peer = ?1")                                    \
     X(insert_journal,                                                                              \
       "INSERT INTO journal(seq, settlement_id, kind, peer, uetr, currency, amount_minor,"          \
       " reason, content_hash, evidence, created_ms, hash) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"      \
@@ -82,14 +86,15 @@ static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT)};
 #define STATEMENT_COUNT (sizeof statement_sql / sizeof statement_sql[0])
 
 struct ledger {
-    sqlite3 *db;                     /* the connection */
-    statements_t st;                 /* prepared statements */
-    ledger_mode_t mode;              /* read-write or read-only */
-    bool in_txn;                     /* between ledger_begin and commit/rollback */
-    bool stopped;                    /* a storage error happened: refuse writes */
-    int64_t last_seq;                /* journal rows so far */
-    uint8_t head[LEDGER_HASH_BYTES]; /* hash of the last journal row */
-    char error[512];                 /* the last error, in words */
+    sqlite3 *db;                          /* the connection */
+    statements_t st;                      /* prepared statements */
+    ledger_mode_t mode;                   /* read-write or read-only */
+    bool in_txn;                          /* between ledger_begin and commit/rollback */
+    bool stopped;                         /* a storage error happened: refuse writes */
+    int64_t last_seq;                     /* journal rows so far */
+    uint8_t head[LEDGER_HASH_BYTES];      /* hash of the last journal row */
+    char node[CORRIDOR_NAME_LEN_MAX + 1]; /* whose books these are (from meta) */
+    char error[512];                      /* the last error, in words */
 };
 
 static const char *const schema_v1 =
@@ -103,7 +108,8 @@ static const char *const schema_v1 =
     "CREATE TABLE settlements("
     "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, uetr TEXT NOT NULL,"
     "  direction INTEGER NOT NULL, amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,"
-    "  content_hash BLOB NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL,"
+    "  content_hash BLOB NOT NULL, canon_hash BLOB NOT NULL,"
+    "  status INTEGER NOT NULL, reason TEXT NOT NULL,"
     "  end_to_end_id TEXT NOT NULL, value_date TEXT NOT NULL,"
     "  debtor_name TEXT NOT NULL, debtor_account TEXT NOT NULL,"
     "  creditor_name TEXT NOT NULL, creditor_account TEXT NOT NULL,"
@@ -119,7 +125,9 @@ static const char *const schema_v1 =
     "  signed BLOB NOT NULL, PRIMARY KEY(peer, seq)) WITHOUT ROWID;"
     "CREATE TABLE channels(peer TEXT PRIMARY KEY, sent_seq INTEGER NOT NULL DEFAULT 0,"
     "  acked_seq INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0,"
-    "  diverged INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;";
+    "  diverged INTEGER NOT NULL DEFAULT 0,"
+    "  digest BLOB NOT NULL DEFAULT (zeroblob(32)), entries INTEGER NOT NULL DEFAULT 0)"
+    "  WITHOUT ROWID;";
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -396,6 +404,13 @@ static ledger_err_t check_identity(ledger_t *l, const char *node)
         set_error(l, "ledger belongs to node %s, not %s", owner, node);
         rc = LEDGER_E_CORRUPT;
     }
+    if (rc == LEDGER_OK && node_code_check(owner) != VALID_OK) {
+        set_error(l, "not a Corridor ledger (node '%.16s')", owner);
+        rc = LEDGER_E_CORRUPT;
+    }
+    if (rc == LEDGER_OK) {
+                memcpy(l->node, owner, strlen(owner) + 1); /* a node code: fits, checked above */
+    }
     return rc;
 }
 
@@ -462,6 +477,11 @@ ledger_err_t ledger_open(const char *path, const char *node, ledger_mode_t mode,
                      NULL) != SQLITE_OK) {
         set_error(l, "%s: not a Corridor ledger: %s", path, sqlite3_errmsg(l->db));
         rc = LEDGER_E_CORRUPT;
+        goto cleanup;
+    }
+    if (digest_register_sql(l->db) != SQLITE_OK) {
+        set_error(l, "cannot register SQL functions: %s", sqlite3_errmsg(l->db));
+        rc = LEDGER_E_STORAGE;
         goto cleanup;
     }
     if ((rc = migrate(l, node)) != LEDGER_OK || (rc = check_identity(l, node)) != LEDGER_OK ||
@@ -881,14 +901,54 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
     return LEDGER_OK;
 }
 
+/* The canonical entry hash of a settlement in a given status (see digest.h). */
+static void canon_hash(const ledger_t *l, const settlement_t *s, status_t status,
+                       const char *reason, uint8_t out[static DIGEST_BYTES])
+{
+    bool out_dir = s->direction == DIRECTION_OUT;
+    digest_entry(out_dir ? l->node : s->peer, out_dir ? s->peer : l->node, s->uetr, s->amount_minor,
+                 s->currency, status_name(status), reason != NULL ? reason : "", out);
+}
+
+/* Moves the channel digest from one entry hash to another (old NULL: a new entry). */
+static ledger_err_t update_digest(ledger_t *l, const char *peer, const uint8_t *old_hash,
+                                  const uint8_t *new_hash)
+{
+    sqlite3_stmt *ensure = l->st.channel_ensure;
+    bind_text(ensure, 1, peer);
+    if (old_hash == NULL && step_done(ensure) != SQLITE_OK) {
+        return storage_failure(l, "create channel");
+    }
+    finish(ensure);
+    sqlite3_stmt *stmt = l->st.digest_update;
+    bind_text(stmt, 1, peer);
+    if (old_hash != NULL) {
+        sqlite3_bind_blob(stmt, 2, old_hash, DIGEST_BYTES, SQLITE_STATIC);
+    }
+    sqlite3_bind_blob(stmt, 3, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, old_hash == NULL ? 1 : 0);
+    if (step_done(stmt) != SQLITE_OK || sqlite3_changes(l->db) != 1) {
+        return storage_failure(l, "update channel digest");
+    }
+    return LEDGER_OK;
+}
+
 static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason)
 {
+    uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
+    canon_hash(l, &st->s, st->status, st->reason, old_hash);
+    canon_hash(l, &st->s, status, reason, new_hash);
     sqlite3_stmt *stmt = l->st.set_status;
     sqlite3_bind_int64(stmt, 1, st->id);
     sqlite3_bind_int(stmt, 2, (int)status);
     bind_text(stmt, 3, reason != NULL ? reason : "");
+    sqlite3_bind_blob(stmt, 4, new_hash, DIGEST_BYTES, SQLITE_STATIC);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "update settlement status");
+    }
+    ledger_err_t rc = update_digest(l, st->s.peer, old_hash, new_hash);
+    if (rc != LEDGER_OK) {
+        return rc;
     }
     st->status = status;
     snprintf(st->reason, sizeof st->reason, "%s", reason != NULL ? reason : "");
@@ -900,6 +960,8 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
                                       const uint8_t *content_hash, status_t status,
                                       const char *reason, stored_t *st)
 {
+    uint8_t entry_hash[DIGEST_BYTES];
+    canon_hash(l, s, status, reason, entry_hash);
     sqlite3_stmt *stmt = l->st.insert_settlement;
     bind_text(stmt, 1, s->peer);
     bind_text(stmt, 2, s->uetr);
@@ -917,8 +979,13 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     bind_text(stmt, 14, s->creditor_account);
     bind_text(stmt, 15, s->remittance);
     sqlite3_bind_int64(stmt, 16, s->created_unix_ms);
+    sqlite3_bind_blob(stmt, 17, entry_hash, DIGEST_BYTES, SQLITE_STATIC);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "insert settlement");
+    }
+    ledger_err_t rc = update_digest(l, s->peer, NULL, entry_hash);
+    if (rc != LEDGER_OK) {
+        return rc;
     }
     memset(st, 0, sizeof *st);
     st->id = sqlite3_last_insert_rowid(l->db);

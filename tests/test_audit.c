@@ -1059,11 +1059,11 @@ static void test_tamper_orphan_settlement(void **state)
                              "INSERT INTO settlements(peer, uetr, direction, amount_minor,"
                              " currency, content_hash, status, reason, end_to_end_id, value_date,"
                              " debtor_name, debtor_account, creditor_name, creditor_account,"
-                             " remittance, created_ms)"
+                             " remittance, created_ms, canon_hash)"
                              " SELECT peer, '%s', direction, amount_minor, currency, content_hash,"
                              " status, reason, end_to_end_id, value_date, debtor_name,"
                              " debtor_account, creditor_name, creditor_account, remittance,"
-                             " created_ms FROM settlements WHERE uetr = '%s'",
+                             " created_ms, canon_hash FROM settlements WHERE uetr = '%s'",
                              uetr, w->ab_settled),
                      1);
     db_close(db);

@@ -1,0 +1,38 @@
+/*
+ * Channel digests: how two nodes prove, in one comparison, that they hold the same set of
+ * settlements for their channel, and find where they differ with few more.
+ *
+ * Each settlement of a channel has a canonical entry hash computed the same way on both sides
+ * (payer and payee by name, never "in" or "out"; amount, currency, final status and reason).
+ * A set's fingerprint is the sum of its entry hashes modulo 2^256 with the count beside it, as
+ * in the Negentropy protocol: order does not matter, one entry can be added or removed without
+ * touching the others (so the ledger keeps each channel's digest up to date in O(1) per
+ * change), and the fingerprint of any range of UETRs is one aggregate over an index range.
+ */
+#ifndef CORRIDOR_DIGEST_H
+#define CORRIDOR_DIGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#define DIGEST_BYTES 32
+
+/* acc += x and acc -= x, modulo 2^256 (little-endian). */
+void digest_add(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES]);
+void digest_sub(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES]);
+
+/* The canonical hash of one channel entry (status as DESIGN.md names it: pending, settled,
+ * rejected, returned; reason "" when none). */
+void digest_entry(const char *payer, const char *payee, const char *uetr, int64_t amount_minor,
+                  const char *currency, const char *status, const char *reason,
+                  uint8_t out[static DIGEST_BYTES]);
+
+/* Registers the SQL functions the ledger uses on a connection:
+ *   corridor_digest_update(digest, sub, add)  digest - sub + add (sub/add may be NULL)
+ *   corridor_sum256(hash)                     aggregate: the sum of 32-byte hashes
+ * Returns an SQLite result code. */
+int digest_register_sql(sqlite3 *db);
+
+#endif
