@@ -385,8 +385,15 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_RETURN:
         hold_message(ch, msg);
         return;
+    case MSG_STATEMENT_REQUEST:
+    case MSG_STATEMENT:
+        if (ch->ctx.on_statement != NULL) {
+            ch->ctx.on_statement(ch->ctx.arg, ch->index, msg); /* takes msg's buffers */
+            return;
+        }
+        break;
     default:
-        break; /* statements are answered elsewhere */
+        break;
     }
     envelope_message_clear(msg);
 }
@@ -420,7 +427,8 @@ static ledger_err_t queue_message(channel_t *ch, msg_type_t type, const uint8_t 
 }
 
 static ledger_err_t queue_status_report(channel_t *ch, const char *uetr, bool settled,
-                                        const char *reason, const char *currency, int64_t position)
+                                        const char *reason, const char *currency, int64_t position,
+                                        bool keep_reply)
 {
     Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
     sr.uetr = (char *)uetr;
@@ -431,7 +439,15 @@ static ledger_err_t queue_status_report(channel_t *ch, const char *uetr, bool se
     uint8_t buf[256];
     assert(corridor__status_report__get_packed_size(&sr) <= sizeof buf);
     size_t len = corridor__status_report__pack(&sr, buf);
-    return queue_message(ch, MSG_STATUS_REPORT, buf, len, NULL, NULL);
+    uint8_t *signed_msg = NULL;
+    size_t signed_len = 0;
+    ledger_err_t rc = queue_message(ch, MSG_STATUS_REPORT, buf, len, &signed_msg, &signed_len);
+    if (rc == LEDGER_OK && keep_reply) {
+        /* our signed answer stays with the settlement: a repair can hand it back */
+        rc = ledger_set_reply(ch->ctx.ledger, ch->peer->card.name, uetr, signed_msg, signed_len);
+    }
+    free(signed_msg);
+    return rc;
 }
 
 static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *msg)
@@ -456,7 +472,7 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
         ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence, msg->evidence_len, &out);
     if (rc == LEDGER_E_CONFLICT) {
         log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
-        return queue_status_report(ch, s.uetr, false, "DUPL", s.currency, 0);
+        return queue_status_report(ch, s.uetr, false, "DUPL", s.currency, 0, false);
     }
     if (rc != LEDGER_OK) {
         return rc;
@@ -467,7 +483,7 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
                   out.reason[0] ? " " : "", out.reason);
     }
     return queue_status_report(ch, s.uetr, out.status == STATUS_SETTLED, out.reason, s.currency,
-                               out.position_minor);
+                               out.position_minor, !out.repeated);
 }
 
 static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg)
@@ -763,4 +779,26 @@ int64_t channel_next_deadline(const channel_t *ch)
         }
     }
     return next;
+}
+
+void channel_send_unsequenced(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
+{
+    assert(type == MSG_STATEMENT_REQUEST || type == MSG_STATEMENT);
+    send_control(ch, type, body, len);
+}
+
+ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
+{
+    assert(ch != NULL && msg != NULL && ledger_in_transaction(ch->ctx.ledger));
+    return apply_one(ch, msg);
+}
+
+bool channel_is_diverged(const channel_t *ch)
+{
+    return ch->state == CHANNEL_DIVERGED;
+}
+
+uint64_t channel_sent_seq(const channel_t *ch)
+{
+    return ch->sent_seq;
 }

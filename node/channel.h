@@ -61,7 +61,9 @@ typedef struct {
     /* Told when one of our settlements reaches its final status (for `send --wait`). */
     void (*on_final)(void *arg, const char *peer, const char *uetr,
                      const ledger_outcome_t *outcome);
-    void *arg;             /* passed to send and on_final */
+    /* Told of a StatementRequest or Statement from the peer; takes msg's buffers. */
+    void (*on_statement)(void *arg, size_t peer_index, envelope_message_t *msg);
+    void *arg;             /* passed to send, on_final and on_statement */
     const char *node_name; /* for log lines */
     uint64_t incarnation;  /* this process's start, Unix microseconds: stamps Acks/Hellos */
 } channel_ctx_t;
@@ -102,6 +104,17 @@ void channel_note_duplicate(channel_t *ch);
 
 /* The highest of the peer's sequence numbers committed here. */
 uint64_t channel_applied_seq(const channel_t *ch);
+
+/* Sends a signed, unsequenced message (statements) to the peer, now. */
+void channel_send_unsequenced(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len);
+
+/* Inside the transaction: applies one verified business message as if it had arrived next
+ * (a repair hands over a Settlement the peer still has pending). */
+ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
+    __attribute__((warn_unused_result));
+
+bool channel_is_diverged(const channel_t *ch);
+uint64_t channel_sent_seq(const channel_t *ch);
 
 /* After a failed transaction: forget what was applied in memory but not committed. */
 void channel_reload(channel_t *ch);

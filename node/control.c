@@ -14,6 +14,8 @@
 
 #include "corridor/limits.h"
 
+#define CONTROL_POLL_SLICE_MS 500
+
 int control_endpoint(const char *home, char *out, size_t out_size, bool *needs_chdir)
 {
     assert(home != NULL && out != NULL && needs_chdir != NULL);
@@ -67,8 +69,19 @@ control_err_t control_call(const char *home, const json_t *request, int timeout_
         snprintf(err, err_size, "cannot talk to the node: %s", zmq_strerror(zmq_errno()));
         goto cleanup;
     }
+    /* Wait in slices: a node that dies meanwhile is reported at once, not at the timeout. */
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-    int ready = zmq_poll(&item, 1, timeout_ms);
+    int ready = 0;
+    for (int waited = 0; ready == 0 && waited < timeout_ms; waited += CONTROL_POLL_SLICE_MS) {
+        int slice = timeout_ms - waited < CONTROL_POLL_SLICE_MS ? timeout_ms - waited
+                                                                : CONTROL_POLL_SLICE_MS;
+        ready = zmq_poll(&item, 1, slice);
+        if (ready == 0 && !control_node_running(home)) {
+            snprintf(err, err_size, "the node of %s stopped before answering", home);
+            rc = CONTROL_E_NOT_RUNNING;
+            goto cleanup;
+        }
+    }
     if (ready <= 0) {
         snprintf(err, err_size, "no answer from the node within %d ms", timeout_ms);
         rc = CONTROL_E_TIMEOUT;

@@ -69,6 +69,12 @@
     X(channel_acked, "UPDATE channels SET acked_seq = ?2 WHERE peer = ?1")                         \
     X(channel_applied, "UPDATE channels SET applied_seq = ?2 WHERE peer = ?1")                     \
     X(channel_diverged, "UPDATE channels SET diverged = ?2 WHERE peer = ?1")                       \
+    X(channel_rebase, "UPDATE channels SET sent_seq = ?2, applied_seq = ?3, acked_seq = ?2,"       \
+                      " diverged = 0 WHERE peer = ?1")                                             \
+    X(set_reply, "UPDATE settlements SET reply = ?3 WHERE peer = ?1 AND uetr = ?2")                \
+    X(checkpoint_put, "INSERT INTO checkpoints(peer, body, own_signature, peer_signature,"         \
+                      " own_rows, own_head, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)")             \
+    X(row_hash, "SELECT hash FROM journal WHERE seq = ?1")                                         \
     X(outbox_put, "INSERT INTO outbox(peer, seq, type, signed) VALUES(?1,?2,?3,?4)")               \
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
@@ -114,6 +120,7 @@ static const char *const schema_v1 =
     "  debtor_name TEXT NOT NULL, debtor_account TEXT NOT NULL,"
     "  creditor_name TEXT NOT NULL, creditor_account TEXT NOT NULL,"
     "  remittance TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    "  reply BLOB,"
     "  UNIQUE(peer, uetr));"
     "CREATE TABLE journal("
     "  seq INTEGER PRIMARY KEY, settlement_id INTEGER NOT NULL, kind INTEGER NOT NULL,"
@@ -127,7 +134,10 @@ static const char *const schema_v1 =
     "  acked_seq INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0,"
     "  diverged INTEGER NOT NULL DEFAULT 0,"
     "  digest BLOB NOT NULL DEFAULT (zeroblob(32)), entries INTEGER NOT NULL DEFAULT 0)"
-    "  WITHOUT ROWID;";
+    "  WITHOUT ROWID;"
+    "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, peer TEXT NOT NULL, body BLOB NOT NULL,"
+    "  own_signature BLOB NOT NULL, peer_signature BLOB NOT NULL, own_rows INTEGER NOT NULL,"
+    "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL);";
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -409,7 +419,7 @@ static ledger_err_t check_identity(ledger_t *l, const char *node)
         rc = LEDGER_E_CORRUPT;
     }
     if (rc == LEDGER_OK) {
-                memcpy(l->node, owner, strlen(owner) + 1); /* a node code: fits, checked above */
+        memcpy(l->node, owner, strlen(owner) + 1); /* a node code: fits, checked above */
     }
     return rc;
 }
@@ -1298,4 +1308,137 @@ ledger_err_t ledger_outbox_scan(ledger_t *l, const char *peer, uint64_t from_seq
     }
     finish(stmt);
     return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+}
+
+/* ---- reconciliation support ------------------------------------------------------------- */
+
+const char *ledger_node(const ledger_t *l)
+{
+    return l->node;
+}
+
+ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
+                              const uint8_t *signed_msg, size_t signed_len)
+{
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *stmt = l->st.set_reply;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, uetr);
+    sqlite3_bind_blob(stmt, 3, signed_msg, (int)signed_len, SQLITE_STATIC);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "store reply");
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, const char *reason,
+                           const uint8_t *settlement_evidence, size_t settlement_len,
+                           const uint8_t *status_evidence, size_t status_len)
+{
+    assert(s != NULL && settlement_evidence != NULL && status_evidence != NULL);
+    assert(status == STATUS_SETTLED || status == STATUS_REJECTED);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(s, hash);
+    bool done = false;
+    ledger_outcome_t ignored;
+    if ((rc = check_repeat(l, s, hash, &done, &ignored)) != LEDGER_OK) {
+        return rc;
+    }
+    if (done) {
+        set_error(l, "settlement %s with %s is already recorded", s->uetr, s->peer);
+        return LEDGER_E_STATE;
+    }
+    const char *why = status == STATUS_REJECTED ? reason : "";
+    stored_t st;
+    if (s->direction == DIRECTION_OUT) {
+        entry_kind_t final = status == STATUS_SETTLED ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
+        ledger_effect_t e = ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, s->amount_minor);
+        ledger_effect_t f = ledger_row_effect(final, DIRECTION_OUT, s->amount_minor);
+        ledger_effect_t both = {e.pending + f.pending, e.posted + f.posted};
+        if ((rc = check_effect(l, s->peer, s->currency, both)) != LEDGER_OK ||
+            (rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, &st)) != LEDGER_OK ||
+            (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, settlement_evidence,
+                             settlement_len)) != LEDGER_OK ||
+            (rc = append_row(l, &st, final, why, status_evidence, status_len)) != LEDGER_OK ||
+            (rc = set_status(l, &st, status, why)) != LEDGER_OK) {
+            return rc;
+        }
+        return LEDGER_OK;
+    }
+    entry_kind_t kind = status == STATUS_SETTLED ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
+    if ((rc = check_effect(l, s->peer, s->currency,
+                           ledger_row_effect(kind, DIRECTION_IN, s->amount_minor))) != LEDGER_OK ||
+        (rc = insert_settlement(l, s, hash, status, why, &st)) != LEDGER_OK ||
+        (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK) {
+        return rc;
+    }
+    return ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len);
+}
+
+ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                   uint64_t applied_seq)
+{
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *ensure = l->st.channel_ensure;
+    bind_text(ensure, 1, peer);
+    if (step_done(ensure) != SQLITE_OK) {
+        return storage_failure(l, "create channel");
+    }
+    sqlite3_stmt *stmt = l->st.channel_rebase;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "re-base channel");
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_t *body,
+                                     size_t body_len, const uint8_t *own_signature,
+                                     const uint8_t *peer_signature, uint64_t own_rows,
+                                     const uint8_t own_head[static LEDGER_HASH_BYTES])
+{
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *stmt = l->st.checkpoint_put;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_blob(stmt, 2, body, (int)body_len, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 3, own_signature, crypto_sign_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 4, peer_signature, crypto_sign_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, (int64_t)own_rows);
+    sqlite3_bind_blob(stmt, 6, own_head, LEDGER_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 7, now_ms());
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "store checkpoint");
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static LEDGER_HASH_BYTES])
+{
+    sqlite3_stmt *stmt = l->st.row_hash;
+    sqlite3_bind_int64(stmt, 1, (int64_t)seq);
+    int step = sqlite3_step(stmt);
+    bool ok = step == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == LEDGER_HASH_BYTES;
+    if (ok) {
+        memcpy(hash, sqlite3_column_blob(stmt, 0), LEDGER_HASH_BYTES);
+    }
+    finish(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return LEDGER_E_STORAGE;
+    }
+    return ok ? LEDGER_OK : LEDGER_E_NOT_FOUND;
 }

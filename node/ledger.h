@@ -215,6 +215,43 @@ typedef struct {
 
 ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64_t amount_minor);
 
+/* ---- reconciliation support ----------------------------------------------------------- */
+
+/* This node's code, as recorded in the ledger. */
+const char *ledger_node(const ledger_t *l);
+
+/* Keeps our own signed reply (the StatusReport we queued) with an incoming settlement, so that
+ * a repair can hand it back to a peer that lost it. */
+ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
+                              const uint8_t *signed_msg, size_t signed_len)
+    __attribute__((warn_unused_result));
+
+/* Records a settlement this ledger lacks, exactly as signed evidence shows it was decided
+ * (a repair after a rollback): an outgoing one as pending then posted/voided (the peer's
+ * StatusReport as evidence of the outcome); an incoming one as booked/refused by our own
+ * StatusReport (kept as its reply). No cap check: the decision was made back then. The caller
+ * verifies the evidence first. LEDGER_E_STATE if the UETR is already recorded. */
+ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, const char *reason,
+                           const uint8_t *settlement_evidence, size_t settlement_len,
+                           const uint8_t *status_evidence, size_t status_len)
+    __attribute__((warn_unused_result));
+
+/* Re-bases a channel after a repair: sets sent (and acked) and applied, clears DIVERGED. */
+ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                   uint64_t applied_seq) __attribute__((warn_unused_result));
+
+/* Stores a co-signed checkpoint (the encoded Checkpoint, both signatures, and this node's
+ * journal row count and head it names). */
+ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_t *body,
+                                     size_t body_len, const uint8_t *own_signature,
+                                     const uint8_t *peer_signature, uint64_t own_rows,
+                                     const uint8_t own_head[static LEDGER_HASH_BYTES])
+    __attribute__((warn_unused_result));
+
+/* The stored hash of journal row `seq`; LEDGER_E_NOT_FOUND if there is no such row. */
+ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static LEDGER_HASH_BYTES])
+    __attribute__((warn_unused_result));
+
 /* The SQLite handle, for the audit's read-only queries. */
 struct sqlite3 *ledger_db(ledger_t *l);
 

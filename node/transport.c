@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "corridor/limits.h"
+#include "log.h"
 
 #define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN       "corridor"
@@ -280,6 +281,8 @@ size_t transport_drain(transport_t *t, size_t max,
         size_t peer = peer_index_of(t, zmq_msg_gets(&msg, "User-Id"));
         if (multipart || peer == SIZE_MAX) {
             t->stats.dropped_frames++;
+            log_event(NULL, peer == SIZE_MAX ? NULL : t->peers[peer].name, NULL, "dropped a %s",
+                      multipart ? "multi-part message" : "frame from an unknown connection");
             while (multipart) { /* discard the rest of the message */
                 zmq_msg_close(&msg);
                 zmq_msg_init(&msg);

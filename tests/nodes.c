@@ -1,0 +1,775 @@
+/* Real `corridor` processes for the integration tests; see nodes.h. */
+#include "support.h"
+
+#include "nodes.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARGS_MAX       64
+#define POLL_STEP_MS   100
+#define READ_FILE_MAX  (256u * 1024 * 1024)
+#define PORT_TRIES     200
+#define PORT_LOW       10000 /* below this: well-known and registered services */
+#define STATUS_CALL_MS 5000
+#define FAULTS_VAR     "CORRIDOR_FAULTS"
+
+void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *nodes_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+    size_t cap = 64 * 1024, used = 0;
+    char *buf = malloc(cap + 1);
+    assert_non_null(buf);
+    for (;;) {
+        if (used == cap) {
+            assert_true(cap < READ_FILE_MAX);
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            assert_non_null(buf);
+        }
+        ssize_t n = read(fd, buf + used, cap - used);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        used += (size_t)n;
+    }
+    close(fd);
+    buf[used] = '\0';
+    if (len != NULL) {
+        *len = used;
+    }
+    return buf;
+}
+
+void cmd_result_free(cmd_result_t *r)
+{
+    if (r != NULL) {
+        free(r->out);
+        free(r->err);
+        r->out = r->err = NULL;
+    }
+}
+
+/* ---- processes ---------------------------------------------------------------------------- */
+
+extern char **environ;
+
+/* fork + exec of the corridor program with the given arguments; stdin from /dev/null, stdout
+ * and stderr to the given files (appended to when `append`). The environment is the test's
+ * without CORRIDOR_FAULTS (fault injection only where a test asks for it). The child dies with
+ * the test. */
+static pid_t spawn(const char *const *args, const char *out_path, const char *err_path, bool append)
+{
+    const char *argv[ARGS_MAX + 2];
+    size_t n = 0;
+    argv[n++] = CORRIDOR_BIN;
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(n < ARGS_MAX);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    size_t env_count = 0;
+    while (environ[env_count] != NULL) {
+        env_count++;
+    }
+    char **envp = calloc(env_count + 1, sizeof *envp);
+    assert_non_null(envp);
+    size_t e = 0;
+    for (size_t i = 0; i < env_count; i++) {
+        if (strncmp(environ[i], FAULTS_VAR "=", strlen(FAULTS_VAR) + 1) != 0) {
+            envp[e++] = environ[i];
+        }
+    }
+    envp[e] = NULL;
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int out = open(out_path, flags, 0600);
+    int err = open(err_path, flags, 0600);
+    assert_true(in >= 0 && out >= 0 && err >= 0);
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* the child: nothing but async-signal-safe calls until exec */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(126);
+        }
+        if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+            _exit(126);
+        }
+        execve(CORRIDOR_BIN, (char *const *)argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    close(in);
+    close(out);
+    close(err);
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Waits for pid at most timeout_ms; kills it (SIGKILL) when it overstays. Returns the exit
+ * status, -1 if it ended by a signal. */
+static int wait_bounded(pid_t pid, int timeout_ms, bool *timed_out)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    int status = 0;
+    *timed_out = false;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            break;
+        }
+        if (r < 0 && errno != EINTR) {
+            return -1;
+        }
+        if (mono_ms() >= deadline) {
+            *timed_out = true;
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            return -1;
+        }
+        sleep_ms(timeout_ms < 2000 ? 5 : 10);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int cluster_cmdv(cluster_t *c, int timeout_ms, cmd_result_t *r, const char *const *args)
+{
+    char name[64];
+    unsigned seq = c->cmd_seq++;
+    snprintf(name, sizeof name, "cmd-%u.out", seq);
+    char *out_path = test_path(c->dir, name);
+    snprintf(name, sizeof name, "cmd-%u.err", seq);
+    char *err_path = test_path(c->dir, name);
+    pid_t pid = spawn(args, out_path, err_path, false);
+    bool timed_out = false;
+    int rc = wait_bounded(pid, timeout_ms, &timed_out);
+    if (timed_out) {
+        printf("# corridor %s ... killed after %d ms\n", args[0], timeout_ms);
+    }
+    if (r != NULL) {
+        r->rc = rc;
+        r->out = nodes_read_file(out_path, NULL);
+        r->err = nodes_read_file(err_path, NULL);
+        assert_non_null(r->out);
+        assert_non_null(r->err);
+    }
+    unlink(out_path);
+    unlink(err_path);
+    free(out_path);
+    free(err_path);
+    return rc;
+}
+
+int cluster_cmd(cluster_t *c, int timeout_ms, cmd_result_t *r, ...)
+{
+    const char *args[ARGS_MAX + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, r);
+    for (const char *a = va_arg(ap, const char *); a != NULL; a = va_arg(ap, const char *)) {
+        assert_true(n < ARGS_MAX);
+        args[n++] = a;
+    }
+    va_end(ap);
+    args[n] = NULL;
+    return cluster_cmdv(c, timeout_ms, r, args);
+}
+
+pid_t cluster_spawn(cluster_t *c, ...)
+{
+    const char *args[ARGS_MAX + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, c);
+    for (const char *a = va_arg(ap, const char *); a != NULL; a = va_arg(ap, const char *)) {
+        assert_true(n < ARGS_MAX);
+        args[n++] = a;
+    }
+    va_end(ap);
+    args[n] = NULL;
+    spawned_t *slot = NULL;
+    for (size_t i = 0; i < CLUSTER_SPAWNED_MAX && slot == NULL; i++) {
+        slot = c->spawned[i].pid == 0 ? &c->spawned[i] : NULL;
+    }
+    assert_non_null(slot);
+    char name[64];
+    unsigned seq = c->cmd_seq++;
+    snprintf(name, sizeof name, "bg-%u.out", seq);
+    slot->out_path = test_path(c->dir, name);
+    snprintf(name, sizeof name, "bg-%u.err", seq);
+    slot->err_path = test_path(c->dir, name);
+    slot->pid = spawn(args, slot->out_path, slot->err_path, false);
+    return slot->pid;
+}
+
+static void spawned_release(spawned_t *slot)
+{
+    unlink(slot->out_path);
+    unlink(slot->err_path);
+    free(slot->out_path);
+    free(slot->err_path);
+    memset(slot, 0, sizeof *slot);
+}
+
+int cluster_wait_spawned(cluster_t *c, pid_t pid, int timeout_ms, cmd_result_t *r)
+{
+    spawned_t *slot = NULL;
+    for (size_t i = 0; i < CLUSTER_SPAWNED_MAX && slot == NULL; i++) {
+        slot = c->spawned[i].pid == pid ? &c->spawned[i] : NULL;
+    }
+    assert_non_null(slot);
+    bool timed_out = false;
+    int rc = wait_bounded(pid, timeout_ms, &timed_out);
+    if (timed_out) {
+        printf("# background command %d killed after %d ms\n", (int)pid, timeout_ms);
+    }
+    if (r != NULL) {
+        r->rc = rc;
+        r->out = nodes_read_file(slot->out_path, NULL);
+        r->err = nodes_read_file(slot->err_path, NULL);
+        assert_non_null(r->out);
+        assert_non_null(r->err);
+    } else if (rc != 0) {
+        char *err = nodes_read_file(slot->err_path, NULL);
+        printf("# background command %d exited %d: %.1000s\n", (int)pid, rc, err ? err : "");
+        free(err);
+    }
+    spawned_release(slot);
+    return rc;
+}
+
+/* ---- the cluster ---------------------------------------------------------------------------- */
+
+cluster_t *cluster_new(void)
+{
+    cluster_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->dir = test_tmpdir();
+    return c;
+}
+
+void node_print_log_tail(const tnode_t *n, size_t lines)
+{
+    size_t len = 0;
+    char *text = nodes_read_file(n->log, &len);
+    printf("# ---- last %zu lines of %s's log (%s) ----\n", lines, n->name, n->log);
+    if (text == NULL) {
+        printf("# (no log)\n");
+        return;
+    }
+    size_t start = len, seen = 0;
+    while (start > 0 && seen <= lines) {
+        start--;
+        if (text[start] == '\n' && start + 1 < len) {
+            seen++;
+        }
+    }
+    if (seen > lines) {
+        start++;
+    }
+    const char *p = text + start;
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        printf("#   %.*s\n", (int)l, p);
+        p += l + (nl != NULL ? 1 : 0);
+    }
+    free(text);
+}
+
+bool node_log_contains(const tnode_t *n, const char *needle)
+{
+    char *text = nodes_read_file(n->log, NULL);
+    bool found = text != NULL && strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
+void cluster_destroy(cluster_t **self_p)
+{
+    cluster_t *c = *self_p;
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < CLUSTER_SPAWNED_MAX; i++) {
+        if (c->spawned[i].pid > 0) {
+            kill(c->spawned[i].pid, SIGKILL);
+            while (waitpid(c->spawned[i].pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            spawned_release(&c->spawned[i]);
+        }
+    }
+    for (size_t i = 0; i < c->count; i++) {
+        node_kill9(&c->nodes[i]);
+    }
+    const char *keep = getenv("CORRIDOR_TEST_KEEP");
+    if (!c->passed || (keep != NULL && strcmp(keep, "1") == 0)) {
+        for (size_t i = 0; i < c->count; i++) {
+            node_print_log_tail(&c->nodes[i], NODE_LOG_TAIL_LINES);
+        }
+        printf("# scratch directory kept: %s\n", c->dir);
+    } else {
+        test_rmtree(c->dir);
+    }
+    for (size_t i = 0; i < c->count; i++) {
+        free(c->nodes[i].home);
+        free(c->nodes[i].log);
+    }
+    free(c->dir);
+    free(c);
+    *self_p = NULL;
+}
+
+static bool port_taken(const cluster_t *c, int port)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        if (c->nodes[i].port == port) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int cluster_free_port(const cluster_t *c)
+{
+    int low = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        int hi = 0;
+        if (fscanf(f, "%d %d", &low, &hi) != 2) {
+            low = 32768;
+        }
+        fclose(f);
+    }
+    if (low <= PORT_LOW + 1000) {
+        low = 32768; /* an unusual range: just use the usual split */
+    }
+    unsigned seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+    for (int attempt = 0; attempt < PORT_TRIES; attempt++) {
+        int port = PORT_LOW + (int)(rand_r(&seed) % (unsigned)(low - PORT_LOW));
+        if (port_taken(c, port)) {
+            continue;
+        }
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        struct sockaddr_in addr = {0};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons((uint16_t)port);
+        int ok = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+        close(fd);
+        if (ok) {
+            return port;
+        }
+    }
+    /* Fall back on the kernel's choice (inside the ephemeral range). */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in addr = {0};
+    socklen_t len = sizeof addr;
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+tnode_t *cluster_add(cluster_t *c, const char *name, const char *currencies)
+{
+    assert_true(c->count < CLUSTER_NODES_MAX);
+    tnode_t *n = &c->nodes[c->count];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->home = test_path(c->dir, name);
+    char logname[64];
+    snprintf(logname, sizeof logname, "%s.log", name);
+    n->log = test_path(c->dir, logname);
+    n->port = cluster_free_port(c);
+    snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
+    c->count++; /* counted before init, so that cleanup covers it */
+    cmd_result_t r;
+    cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "init", "--home", n->home, "--name", name, "--listen",
+                n->endpoint, "--currencies", currencies, NULL);
+    if (r.rc != 0) {
+        printf("# init %s exited %d: %s\n", name, r.rc, r.err);
+    }
+    assert_int_equal(r.rc, 0);
+    size_t len = strlen(r.out);
+    while (len > 0 && (r.out[len - 1] == '\n' || r.out[len - 1] == '\r')) {
+        r.out[--len] = '\0';
+    }
+    assert_true(len > 0 && len < sizeof n->card);
+    assert_null(strchr(r.out, '\n')); /* one line */
+    memcpy(n->card, r.out, len + 1);
+    cmd_result_free(&r);
+    return n;
+}
+
+void node_trust(cluster_t *c, tnode_t *self, const tnode_t *peer, const char *limits)
+{
+    const char *args[ARGS_MAX + 1];
+    size_t n = 0;
+    char copy[512] = "";
+    args[n++] = "peer";
+    args[n++] = "add";
+    args[n++] = "--home";
+    args[n++] = self->home;
+    args[n++] = peer->card;
+    if (limits != NULL) {
+        assert_true(strlen(limits) < sizeof copy);
+        snprintf(copy, sizeof copy, "%s", limits);
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok != NULL;
+             tok = strtok_r(NULL, ",", &save)) {
+            assert_true(n + 2 < ARGS_MAX);
+            args[n++] = "--limit";
+            args[n++] = tok;
+        }
+    }
+    args[n] = NULL;
+    cmd_result_t r;
+    cluster_cmdv(c, NODE_CMD_TIMEOUT_MS, &r, args);
+    if (r.rc != 0) {
+        printf("# peer add %s at %s exited %d: %s\n", peer->name, self->name, r.rc, r.err);
+    }
+    assert_int_equal(r.rc, 0);
+    cmd_result_free(&r);
+}
+
+void cluster_link(cluster_t *c, tnode_t *a, tnode_t *b, const char *limits)
+{
+    node_trust(c, a, b, limits);
+    node_trust(c, b, a, limits);
+}
+
+/* ---- node processes ------------------------------------------------------------------------ */
+
+bool node_alive(tnode_t *n)
+{
+    if (n->pid <= 0) {
+        return false;
+    }
+    int status = 0;
+    pid_t r = waitpid(n->pid, &status, WNOHANG);
+    if (r == n->pid) {
+        n->last_exit = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        n->pid = 0;
+        return false;
+    }
+    return true;
+}
+
+pid_t node_start_raw(cluster_t *c, tnode_t *n)
+{
+    (void)c;
+    const char *args[] = {"run", "--home", n->home, NULL};
+    return spawn(args, n->log, n->log, true);
+}
+
+void node_start(cluster_t *c, tnode_t *n)
+{
+    assert_int_equal(n->pid, 0);
+    n->pid = node_start_raw(c, n);
+    int64_t deadline = mono_ms() + NODE_READY_MS;
+    for (;;) {
+        if (!node_alive(n)) {
+            printf("# node %s exited at start with %d\n", n->name, n->last_exit);
+            node_print_log_tail(n, 10);
+            fail_msg("node %s did not start", n->name);
+        }
+        cmd_result_t r;
+        int rc = cluster_cmd(c, STATUS_CALL_MS, &r, "status", "--home", n->home, "--json", NULL);
+        cmd_result_free(&r);
+        if (rc == 0) {
+            return;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("node %s did not answer status within %d ms", n->name, NODE_READY_MS);
+        }
+        sleep_ms(POLL_STEP_MS);
+    }
+}
+
+int node_stop(cluster_t *c, tnode_t *n)
+{
+    (void)c;
+    if (n->pid <= 0) {
+        return n->last_exit;
+    }
+    kill(n->pid, SIGTERM);
+    bool timed_out = false;
+    int rc = wait_bounded(n->pid, NODE_STOP_MS, &timed_out);
+    n->pid = 0;
+    n->last_exit = rc;
+    if (timed_out) {
+        printf("# node %s did not stop within %d ms of SIGTERM\n", n->name, NODE_STOP_MS);
+    }
+    return rc;
+}
+
+void node_kill9(tnode_t *n)
+{
+    if (n->pid > 0) {
+        kill(n->pid, SIGKILL);
+        int status = 0;
+        while (waitpid(n->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        n->pid = 0;
+        n->last_exit = -1;
+    }
+}
+
+/* ---- JSON views ------------------------------------------------------------------------------ */
+
+static json_t *parse_or_fail(const char *what, const tnode_t *n, cmd_result_t *r)
+{
+    if (r->rc != 0) {
+        printf("# %s of %s exited %d: %s\n", what, n->name, r->rc, r->err);
+    }
+    assert_int_equal(r->rc, 0);
+    json_error_t jerr;
+    json_t *doc = json_loads(r->out, 0, &jerr);
+    if (doc == NULL) {
+        printf("# %s of %s is not JSON: %s (line %d)\n", what, n->name, jerr.text, jerr.line);
+    }
+    assert_non_null(doc);
+    cmd_result_free(r);
+    return doc;
+}
+
+json_t *node_ledger(cluster_t *c, tnode_t *n)
+{
+    cmd_result_t r;
+    cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "ledger", "--home", n->home, "--json", NULL);
+    return parse_or_fail("ledger --json", n, &r);
+}
+
+json_t *node_status(cluster_t *c, tnode_t *n)
+{
+    cmd_result_t r;
+    cluster_cmd(c, STATUS_CALL_MS * 2, &r, "status", "--home", n->home, "--json", NULL);
+    return parse_or_fail("status --json", n, &r);
+}
+
+int64_t ledger_count(json_t *ledger, const char *status)
+{
+    json_t *v = json_object_get(json_object_get(ledger, "counts"), status);
+    assert_true(json_is_integer(v));
+    return (int64_t)json_integer_value(v);
+}
+
+static int64_t position_field(json_t *ledger, const char *peer, const char *currency,
+                              const char *field)
+{
+    json_t *positions = json_object_get(ledger, "positions");
+    assert_true(json_is_array(positions));
+    size_t i;
+    json_t *p;
+    json_array_foreach(positions, i, p)
+    {
+        const char *pp = json_string_value(json_object_get(p, "peer"));
+        const char *pc = json_string_value(json_object_get(p, "currency"));
+        if (pp != NULL && pc != NULL && strcmp(pp, peer) == 0 && strcmp(pc, currency) == 0) {
+            json_t *v = json_object_get(p, field);
+            assert_true(json_is_integer(v));
+            return (int64_t)json_integer_value(v);
+        }
+    }
+    return 0;
+}
+
+int64_t ledger_net(json_t *ledger, const char *peer, const char *currency)
+{
+    return position_field(ledger, peer, currency, "net_minor");
+}
+
+int64_t ledger_pending(json_t *ledger, const char *peer, const char *currency)
+{
+    return position_field(ledger, peer, currency, "pending_minor");
+}
+
+json_t *ledger_find(json_t *ledger, const char *peer, const char *uetr, size_t *times)
+{
+    json_t *list = json_object_get(ledger, "settlements");
+    assert_true(json_is_array(list));
+    json_t *found = NULL;
+    size_t count = 0, i;
+    json_t *s;
+    json_array_foreach(list, i, s)
+    {
+        const char *u = json_string_value(json_object_get(s, "uetr"));
+        const char *p = json_string_value(json_object_get(s, "peer"));
+        if (u != NULL && p != NULL && strcmp(u, uetr) == 0 && strcmp(p, peer) == 0) {
+            found = found != NULL ? found : s;
+            count++;
+        }
+    }
+    if (times != NULL) {
+        *times = count;
+    }
+    return found;
+}
+
+json_t *ledger_index(json_t *ledger, const char *peer)
+{
+    json_t *list = json_object_get(ledger, "settlements");
+    assert_true(json_is_array(list));
+    json_t *index = json_object();
+    assert_non_null(index);
+    size_t i;
+    json_t *s;
+    json_array_foreach(list, i, s)
+    {
+        const char *u = json_string_value(json_object_get(s, "uetr"));
+        const char *p = json_string_value(json_object_get(s, "peer"));
+        assert_non_null(u);
+        assert_non_null(p);
+        if (peer != NULL && strcmp(p, peer) != 0) {
+            continue;
+        }
+        if (json_object_get(index, u) != NULL) {
+            fail_msg("UETR %s appears twice in %s's ledger", u,
+                     json_string_value(json_object_get(ledger, "node")));
+        }
+        json_object_set(index, u, s);
+    }
+    return index;
+}
+
+json_t *status_peer(json_t *status, const char *peer)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(status, "peers"), i, p)
+    {
+        const char *name = json_string_value(json_object_get(p, "name"));
+        if (name != NULL && strcmp(name, peer) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+void cluster_quiesce(cluster_t *c, tnode_t *const *nodes, size_t count, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        bool busy = false;
+        char why[256] = "";
+        for (size_t i = 0; i < count; i++) {
+            if (nodes[i]->pid > 0 && !node_alive(nodes[i])) {
+                fail_msg("node %s died while waiting for quiet (exit %d)", nodes[i]->name,
+                         nodes[i]->last_exit);
+            }
+            json_t *l = node_ledger(c, nodes[i]);
+            int64_t pending = ledger_count(l, "pending");
+            json_decref(l);
+            if (pending != 0) {
+                busy = true;
+                snprintf(why, sizeof why, "%s has %lld pending", nodes[i]->name,
+                         (long long)pending);
+                break;
+            }
+        }
+        if (!busy) {
+            return;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("not quiet after %d ms: %s", timeout_ms, why);
+        }
+        sleep_ms(500);
+    }
+}
+
+void cluster_audit_clean(cluster_t *c, tnode_t *const *nodes, size_t count, int64_t entries_min)
+{
+    const char *args[ARGS_MAX + 1];
+    size_t n = 0;
+    args[n++] = "audit";
+    for (size_t i = 0; i < count; i++) {
+        assert_true(n + 3 < ARGS_MAX);
+        args[n++] = "--home";
+        args[n++] = nodes[i]->home;
+    }
+    args[n++] = "--json";
+    args[n] = NULL;
+    cmd_result_t r;
+    cluster_cmdv(c, 120000, &r, args);
+    if (r.rc != 0) {
+        printf("# audit exited %d\n# stdout: %.2000s\n# stderr: %.500s\n", r.rc, r.out, r.err);
+    }
+    assert_int_equal(r.rc, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    assert_true(json_is_true(json_object_get(doc, "ok")));
+    json_t *checked = json_object_get(doc, "entries_checked");
+    assert_true(json_is_integer(checked));
+    if (json_integer_value(checked) < entries_min) {
+        fail_msg("audit checked %lld entries, expected at least %lld",
+                 (long long)json_integer_value(checked), (long long)entries_min);
+    }
+    assert_int_equal(json_array_size(json_object_get(doc, "violations")), 0);
+    json_decref(doc);
+    cmd_result_free(&r);
+}
+
+int nodes_run_program(const char *const *argv, int timeout_ms)
+{
+    int in = open("/dev/null", O_RDWR | O_CLOEXEC);
+    assert_true(in >= 0);
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent || dup2(in, 0) < 0 || dup2(in, 1) < 0 || dup2(in, 2) < 0) {
+            _exit(126);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in);
+    assert_true(pid > 0);
+    bool timed_out = false;
+    return wait_bounded(pid, timeout_ms, &timed_out);
+}

@@ -1,0 +1,165 @@
+/*
+ * Real `corridor` processes for the integration tests: homes in a scratch directory, free
+ * loopback ports, commands run by fork/exec (never a shell: peer cards hold characters a shell
+ * would interpret), nodes started with their log in the scratch directory, and every child
+ * killed and reaped at the end. Children get the test's environment without CORRIDOR_FAULTS.
+ *
+ * A cluster owns a scratch directory and up to CLUSTER_NODES_MAX nodes. Every wait is bounded;
+ * on a timeout the helper kills what it started and fails the test with cmocka. The test marks
+ * a cluster `passed` as its last statement: cluster_destroy (called from the cmocka teardown,
+ * which also runs after a failed assertion) prints the tail of every node's log when it is not
+ * set, and keeps the scratch directory for a post-mortem.
+ */
+#ifndef CORRIDOR_TEST_NODES_H
+#define CORRIDOR_TEST_NODES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#define CLUSTER_NODES_MAX   4
+#define CLUSTER_SPAWNED_MAX 8
+#define NODE_CARD_LEN_MAX   1024
+#define NODE_READY_MS       15000 /* from `corridor run` to a status answer */
+#define NODE_STOP_MS        20000 /* from SIGTERM to exit (the contract's bound) */
+#define NODE_CMD_TIMEOUT_MS 60000 /* default bound for one command-line call */
+#define NODE_LOG_TAIL_LINES 40
+
+/* One node: its home and, while it runs, its process. */
+typedef struct {
+    char name[16];                /* node code */
+    char *home;                   /* home directory */
+    char *log;                    /* stderr of every `corridor run` of this home */
+    char endpoint[64];            /* tcp://127.0.0.1:PORT */
+    char card[NODE_CARD_LEN_MAX]; /* its peer card, as `init` printed it */
+    int port;                     /* its listen port */
+    pid_t pid;                    /* the running `corridor run`, or 0 */
+    int last_exit;                /* exit status of the last run (-1: killed by a signal) */
+} tnode_t;
+
+/* A command running in the background, its output going to files. */
+typedef struct {
+    pid_t pid;      /* 0: a free slot */
+    char *out_path; /* its stdout */
+    char *err_path; /* its stderr */
+} spawned_t;
+
+/* A scratch directory with nodes and the background commands started in it. */
+typedef struct {
+    char *dir;                              /* scratch directory */
+    tnode_t nodes[CLUSTER_NODES_MAX];       /* nodes made so far */
+    size_t count;                           /* entries used in nodes */
+    spawned_t spawned[CLUSTER_SPAWNED_MAX]; /* background commands not reaped yet */
+    unsigned cmd_seq;                       /* names the files of captured output */
+    bool passed;                            /* set by the test as its last statement */
+} cluster_t;
+
+/* What a finished command left. */
+typedef struct {
+    int rc;    /* exit status; -1 if it was killed (timeout or signal) */
+    char *out; /* its stdout, NUL-terminated */
+    char *err; /* its stderr, NUL-terminated */
+} cmd_result_t;
+
+void cmd_result_free(cmd_result_t *r);
+
+/* A fresh scratch directory; asserts on failure. */
+cluster_t *cluster_new(void);
+
+/* Kills (SIGKILL) and reaps every node and background command, prints log tails unless the
+ * test passed, removes the scratch directory if it did (and CORRIDOR_TEST_KEEP is not 1).
+ * Sets *self_p to NULL; NULL is fine. */
+void cluster_destroy(cluster_t **self_p);
+
+/* A free TCP port on 127.0.0.1 outside the kernel's ephemeral range (a node that is down
+ * would otherwise see a peer's reconnect attempts take its port, or connect to itself). */
+int cluster_free_port(const cluster_t *c);
+
+/* `corridor init` of a new node NAME in the scratch directory, listening on a free port. */
+tnode_t *cluster_add(cluster_t *c, const char *name, const char *currencies);
+
+/* `corridor peer add` at `self` of `peer`'s card, with `limits` ("RUB=1000,USD=5" or NULL):
+ * the caps `self` grants `peer`. */
+void node_trust(cluster_t *c, tnode_t *self, const tnode_t *peer, const char *limits);
+
+/* Both directions, the same limits. */
+void cluster_link(cluster_t *c, tnode_t *a, tnode_t *b, const char *limits);
+
+/* Runs `corridor ARGS...` (NULL-terminated), stdin from /dev/null, waiting at most
+ * timeout_ms; fills *r (the caller frees it with cmd_result_free). Returns the exit status,
+ * -1 if it had to be killed. */
+int cluster_cmd(cluster_t *c, int timeout_ms, cmd_result_t *r, ...) __attribute__((sentinel));
+
+/* The same with an argv array (argv[0] is the first argument after the program). */
+int cluster_cmdv(cluster_t *c, int timeout_ms, cmd_result_t *r, const char *const *args);
+
+/* Starts `corridor ARGS...` (NULL-terminated) in the background, stdin from /dev/null, its
+ * output to files in the scratch directory. */
+pid_t cluster_spawn(cluster_t *c, ...) __attribute__((sentinel));
+
+/* Waits (bounded) for a background command and fills *r (may be NULL) with its exit status and
+ * output. Returns the exit status, -1 if it had to be killed. */
+int cluster_wait_spawned(cluster_t *c, pid_t pid, int timeout_ms, cmd_result_t *r);
+
+/* Starts `corridor run` for the node and waits until `status --json` answers. */
+void node_start(cluster_t *c, tnode_t *n);
+
+/* Starts `corridor run` and returns at once (for tests of refusals); the caller reaps it. */
+pid_t node_start_raw(cluster_t *c, tnode_t *n);
+
+/* SIGTERM and wait up to NODE_STOP_MS; returns the exit status (-1 if it had to be killed). */
+int node_stop(cluster_t *c, tnode_t *n);
+
+/* SIGKILL and reap. */
+void node_kill9(tnode_t *n);
+
+/* Whether the node's process is still running (reaps it if it has exited). */
+bool node_alive(tnode_t *n);
+
+/* `ledger --json` / `status --json` of a node, parsed; asserts exit 0 and valid JSON. */
+json_t *node_ledger(cluster_t *c, tnode_t *n);
+json_t *node_status(cluster_t *c, tnode_t *n);
+
+/* Waits until every given node's ledger shows counts.pending == 0; fails after timeout_ms,
+ * or at once when a node that was running has died. */
+void cluster_quiesce(cluster_t *c, tnode_t *const *nodes, size_t count, int timeout_ms);
+
+/* `audit --home ... --json` over the given nodes' homes; asserts exit 0, ok true, and that
+ * at least `entries_min` entries were checked. */
+void cluster_audit_clean(cluster_t *c, tnode_t *const *nodes, size_t count, int64_t entries_min);
+
+/* Prints the last `lines` lines of a node's log to stdout. */
+void node_print_log_tail(const tnode_t *n, size_t lines);
+
+/* Whether the node's log contains `needle`. */
+bool node_log_contains(const tnode_t *n, const char *needle);
+
+/* Runs any program (argv[0] a path) with stdin from /dev/null and stdout/stderr discarded,
+ * bounded by timeout_ms; returns its exit status, -1 if it was killed. */
+int nodes_run_program(const char *const *argv, int timeout_ms);
+
+/* Reads a whole file (any size) into a NUL-terminated malloc'd buffer; NULL if absent. */
+char *nodes_read_file(const char *path, size_t *len);
+
+/* ---- reading ledger JSON ------------------------------------------------------------------ */
+
+int64_t ledger_count(json_t *ledger, const char *status);
+/* net_minor / pending_minor of (peer, currency); 0 when the position is absent. */
+int64_t ledger_net(json_t *ledger, const char *peer, const char *currency);
+int64_t ledger_pending(json_t *ledger, const char *peer, const char *currency);
+/* The settlement with this UETR and peer, or NULL; *times (if not NULL) counts them. */
+json_t *ledger_find(json_t *ledger, const char *peer, const char *uetr, size_t *times);
+/* A JSON object keyed by UETR (the settlements of `peer`, or all when NULL); fails the test
+ * if one UETR appears twice on one channel side. The caller decrefs it. */
+json_t *ledger_index(json_t *ledger, const char *peer);
+
+/* The status --json entry for a peer, or NULL. */
+json_t *status_peer(json_t *status, const char *peer);
+
+void sleep_ms(int ms);
+int64_t mono_ms(void);
+
+#endif
