@@ -27,6 +27,7 @@
 #include "home.h"
 #include "identity.h"
 #include "ledger.h"
+#include "recon.h"
 
 #define AUDIT_HOMES_MAX   64
 #define AUDIT_THREADS_MAX 16
@@ -252,7 +253,100 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h, const aud
 
 /* ---- the journal pass: chain (I5), evidence (I4), replayed balances -------------------- */
 
-static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp)
+/* A co-signed checkpoint: the journal row and head this node and its peer agreed on. */
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    uint64_t rows;
+    uint8_t head[LEDGER_HASH_BYTES];
+    bool seen; /* the journal pass reached that row */
+} anchor_t;
+
+typedef struct {
+    anchor_t *items;
+    size_t count;
+} anchors_t;
+
+/* Verifies each stored checkpoint's signatures and fields; keeps what the journal must match. */
+static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors_t *out)
+{
+    sqlite3 *db = ledger_db(h->ledger);
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = "SELECT peer, body, own_signature, peer_signature, own_rows, own_head"
+                      " FROM checkpoints ORDER BY id";
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        violation(r, h->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(db));
+        return;
+    }
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        const char *peer = column_text(stmt, 0);
+        const uint8_t *body = sqlite3_column_blob(stmt, 1);
+        size_t body_len = (size_t)sqlite3_column_bytes(stmt, 1);
+        const config_peer_t *p = config_find_peer_const(h->config, peer);
+        Corridor__Checkpoint *cp =
+            body_len > 0 ? corridor__checkpoint__unpack(NULL, body_len, body) : NULL;
+        const char *self = h->config->name;
+        const char *problem = NULL;
+        bool first = cp != NULL && strcmp(cp->first, self) == 0;
+        ProtobufCBinaryData head = cp == NULL ? (ProtobufCBinaryData){0, NULL}
+                                   : first    ? cp->first_head
+                                              : cp->second_head;
+        uint64_t rows = cp == NULL ? 0 : first ? cp->first_rows : cp->second_rows;
+        if (p == NULL || cp == NULL) {
+            problem = "a checkpoint with an unknown peer or an unreadable body";
+        } else if (sqlite3_column_bytes(stmt, 3) != crypto_sign_BYTES ||
+                   !recon_checkpoint_verify(body, body_len, sqlite3_column_blob(stmt, 3),
+                                            p->card.sign_public)) {
+            problem = "the peer's signature on a checkpoint does not verify";
+        } else if (h->identity != NULL &&
+                   (sqlite3_column_bytes(stmt, 2) != crypto_sign_BYTES ||
+                    !recon_checkpoint_verify(body, body_len, sqlite3_column_blob(stmt, 2),
+                                             h->identity->sign_public))) {
+            problem = "this node's own signature on a checkpoint does not verify";
+        } else if (head.len != LEDGER_HASH_BYTES ||
+                   (uint64_t)sqlite3_column_int64(stmt, 4) != rows ||
+                   sqlite3_column_bytes(stmt, 5) != LEDGER_HASH_BYTES ||
+                   memcmp(sqlite3_column_blob(stmt, 5), head.data, LEDGER_HASH_BYTES) != 0) {
+            problem = "a checkpoint's stored row or head differs from what was signed";
+        }
+        if (problem != NULL) {
+            violation(r, h->dir, "checkpoint", "with %s: %s", peer, problem);
+        } else {
+            anchor_t *items = realloc(out->items, (out->count + 1) * sizeof *items);
+            if (items != NULL) {
+                out->items = items;
+                anchor_t *a = &items[out->count++];
+                memset(a, 0, sizeof *a);
+                snprintf(a->peer, sizeof a->peer, "%s", peer);
+                a->rows = rows;
+                memcpy(a->head, head.data, LEDGER_HASH_BYTES);
+            }
+        }
+        corridor__checkpoint__free_unpacked(cp, NULL);
+    }
+    sqlite3_finalize(stmt);
+}
+
+/* The journal as recomputed must pass through every head a peer co-signed. */
+static void check_anchor(audit_report_t *r, const audited_home_t *h, anchors_t *anchors,
+                         uint64_t seq, const uint8_t computed[static LEDGER_HASH_BYTES])
+{
+    for (size_t i = 0; i < anchors->count; i++) {
+        anchor_t *a = &anchors->items[i];
+        if (a->rows != seq) {
+            continue;
+        }
+        a->seen = true;
+        if (memcmp(a->head, computed, LEDGER_HASH_BYTES) != 0) {
+            violation(r, h->dir, "checkpoint",
+                      "journal up to row %llu no longer matches the checkpoint %s co-signed "
+                      "(rows before it were changed, even if the chain was recomputed)",
+                      (unsigned long long)seq, a->peer);
+        }
+    }
+}
+
+static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp,
+                        anchors_t *anchors)
 {
     sqlite3 *db = ledger_db(h->ledger);
     sqlite3_stmt *stmt = NULL;
@@ -265,6 +359,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
         return -1;
     }
     uint8_t prev[LEDGER_HASH_BYTES] = {0};
+    uint8_t recomputed[LEDGER_HASH_BYTES] = {0}; /* the chain as it must be, from row 1 */
     int64_t expected_seq = 1;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -305,6 +400,10 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
         };
         uint8_t computed[LEDGER_HASH_BYTES];
         ledger_row_hash(prev, &hashed, computed);
+        if (anchors->count > 0) { /* checkpoints need the chain recomputed from row 1 */
+            ledger_row_hash(recomputed, &hashed, recomputed);
+            check_anchor(r, h, anchors, (uint64_t)row.seq, recomputed);
+        }
         const void *stored = sqlite3_column_blob(stmt, 10);
         bool stored_ok = sqlite3_column_bytes(stmt, 10) == LEDGER_HASH_BYTES;
         if (!stored_ok || memcmp(computed, stored, LEDGER_HASH_BYTES) != 0) {
@@ -313,6 +412,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
                       "(edited, deleted or moved)",
                       (long long)row.seq, row.uetr);
         }
+        /* continue from the stored hash: one edited row, one violation */
         memcpy(prev, stored_ok ? stored : computed, LEDGER_HASH_BYTES);
         if (row.kind < ENTRY_OUT_PENDING || row.kind > ENTRY_RETURNED) {
             violation(r, h->dir, "chain", "row %lld: unknown entry kind %d", (long long)row.seq,
@@ -336,6 +436,14 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
                 violation(r, h->dir, "balance", "row %lld: %s %s balance overflows",
                           (long long)row.seq, row.peer, row.currency);
             }
+        }
+    }
+    for (size_t i = 0; i < anchors->count; i++) {
+        if (!anchors->items[i].seen) {
+            violation(r, h->dir, "checkpoint",
+                      "the checkpoint %s co-signed names journal row %llu, which is gone "
+                      "(rows deleted)",
+                      anchors->items[i].peer, (unsigned long long)anchors->items[i].rows);
         }
     }
     int rc = step == SQLITE_DONE ? 0 : -1;
@@ -722,11 +830,14 @@ int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *re
             continue;
         }
         replay_t rp = {0};
-        if (journal_pass(report, &opened[i], &rp) == 0) {
+        anchors_t anchors = {0};
+        load_checkpoints(report, &opened[i], &anchors);
+        if (journal_pass(report, &opened[i], &rp, &anchors) == 0) {
             balances(report, &opened[i], &rp);
             evidence_pass(report, &opened[i]);
         }
         free(rp.items);
+        free(anchors.items);
         set_checks(report, &opened[i]);
         content_hashes(report, &opened[i]);
     }

@@ -1225,6 +1225,144 @@ cleanup:
     return rc;
 }
 
+/* ---- corridor reconcile --------------------------------------------------------------- */
+
+#define RECONCILE_USAGE                                                                            \
+    "corridor reconcile --home DIR --peer CODE [--repair] [--json] [--timeout SECONDS]"
+
+static void print_side(const char *label, json_t *side)
+{
+    if (!json_is_object(side)) {
+        printf("      %-6s (none)\n", label);
+        return;
+    }
+    const char *ccy = json_string_value(json_object_get(side, "currency"));
+    char amount[32];
+    const currency_t *c = ccy != NULL ? currency_find(ccy) : NULL;
+    amount_format(json_integer_value(json_object_get(side, "amount_minor")),
+                  c != NULL ? c->exponent : 0, amount, sizeof amount);
+    const char *reason = json_string_value(json_object_get(side, "reason"));
+    printf("      %-6s %s -> %s  %s %s  %s%s%s\n", label,
+           json_string_value(json_object_get(side, "payer")),
+           json_string_value(json_object_get(side, "payee")), amount, ccy ? ccy : "?",
+           json_string_value(json_object_get(side, "status")), reason ? " " : "",
+           reason ? reason : "");
+}
+
+static void print_reconcile_text(json_t *report)
+{
+    json_t *breaks = json_object_get(report, "breaks");
+    size_t i;
+    json_t *b;
+    json_array_foreach(breaks, i, b)
+    {
+        const char *action = json_string_value(json_object_get(b, "action"));
+        printf("  %-16s %s%s\n", json_string_value(json_object_get(b, "kind")),
+               json_string_value(json_object_get(b, "uetr")),
+               json_is_true(json_object_get(b, "healed")) ? "  [healed]" : "");
+        print_side("here", json_object_get(b, "local"));
+        print_side("peer", json_object_get(b, "peer"));
+        if (action != NULL) {
+            printf("      repair: %s\n", action);
+        }
+    }
+    json_int_t remaining = json_integer_value(json_object_get(report, "breaks_remaining"));
+    json_t *checkpoint = json_object_get(report, "checkpoint");
+    printf("%s: %lld matched, %zu breaks found, %lld remaining, positions %s%s\n",
+           json_string_value(json_object_get(report, "peer")),
+           (long long)json_integer_value(json_object_get(report, "matched")),
+           json_array_size(breaks), (long long)remaining,
+           json_is_true(json_object_get(report, "positions_agree")) ? "agree" : "DISAGREE",
+           json_is_true(json_object_get(checkpoint, "signed")) ? "; checkpoint co-signed" : "");
+    const char *error = json_string_value(json_object_get(report, "error"));
+    if (error != NULL) {
+        printf("note: %s\n", error);
+    }
+}
+
+static int cmd_reconcile(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"peer", required_argument, NULL, 'p'},
+                                            {"repair", no_argument, NULL, 'r'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"timeout", required_argument, NULL, 't'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL, *peer = NULL;
+    bool repair = false, json = false;
+    double timeout_s = 120;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 'p':
+            peer = optarg;
+            break;
+        case 'r':
+            repair = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 't': {
+            char *end = NULL;
+            timeout_s = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || !(timeout_s >= 1 && timeout_s <= 300)) {
+                complain("--timeout %s: expected seconds from 1 to 300", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case '?' + 256:
+            printf("usage: %s\nCompares this node's books of the channel with the peer's signed "
+                   "statement and lists every break;\n--repair heals what signed evidence "
+                   "proves. Exit 0 no breaks, 1 breaks remain.\n",
+                   RECONCILE_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, RECONCILE_USAGE);
+        }
+    }
+    int rc = no_positional(argc, argv, RECONCILE_USAGE);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    if (peer == NULL || node_code_check(peer) != VALID_OK) {
+        complain("--peer CODE is required; usage: %s", RECONCILE_USAGE);
+        return EXIT_USAGE;
+    }
+    home_t home;
+    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK) {
+        return rc;
+    }
+    int timeout_ms = (int)(timeout_s * 1000);
+    json_t *req = json_pack("{s:s, s:s, s:b, s:i}", "cmd", "reconcile", "peer", peer, "repair",
+                            repair, "timeout_ms", timeout_ms);
+    json_t *reply = NULL;
+    rc = call_node(&home, req, timeout_ms + SEND_GRACE_MS, &reply);
+    json_decref(req);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    json_t *report = json_object_get(reply, "report");
+    if (json) {
+        json_dumpf(report, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    } else {
+        print_reconcile_text(report);
+    }
+        const char *error = json_string_value(json_object_get(report, "error"));
+    bool timed_out = error != NULL && strncmp(error, "timed out", 9) == 0;
+    json_int_t remaining = json_integer_value(json_object_get(report, "breaks_remaining"));
+    bool agree = json_is_true(json_object_get(report, "positions_agree"));
+    rc = timed_out ? EXIT_TIMEOUT : remaining == 0 && agree ? EXIT_OK : EXIT_NEGATIVE;
+    json_decref(reply);
+    return rc;
+}
+
 static int cmd_peer(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "add") == 0) {
@@ -1252,6 +1390,8 @@ static const command_t commands[] = {
     {"send", "corridor send", cmd_send, "submit a settlement (or --batch FILE); --wait for it"},
     {"status", "corridor status", cmd_status, "the running node's channels (--json)"},
     {"ledger", "corridor ledger", cmd_ledger, "positions, counts and settlements (--json)"},
+    {"reconcile", "corridor reconcile", cmd_reconcile,
+     "compare books with a peer's signed statement; --repair heals"},
     {"audit", "corridor audit", cmd_audit, "offline checks of one or more homes' books"},
 };
 

@@ -26,13 +26,36 @@
 #include "identity.h"
 #include "ledger.h"
 #include "log.h"
+#include "recon.h"
 #include "transport.h"
 #include "validate.h"
 
-#define INBOUND_PER_TURN 4096 /* frames read per loop turn */
-#define CONTROL_PER_TURN 64   /* control requests read per loop turn */
-#define POLL_MAX_MS      250  /* longest sleep, so signals and timers stay prompt */
-#define WAIT_MAX_MS      (24 * 3600 * 1000)
+#define INBOUND_PER_TURN    4096 /* frames read per loop turn */
+#define CONTROL_PER_TURN    64   /* control requests read per loop turn */
+#define POLL_MAX_MS         250  /* longest sleep, so signals and timers stay prompt */
+#define WAIT_MAX_MS         (24 * 3600 * 1000)
+#define STATEMENTS_PER_TURN 64 /* statement messages handled per loop turn */
+#define RECON_TIMEOUT_MS    (5 * 60 * 1000)
+
+/* A StatementRequest or Statement from a peer, waiting for the turn's transaction. */
+typedef struct {
+    size_t peer_index;
+    envelope_message_t msg;
+} inbound_statement_t;
+
+/* An answer to send once the transaction that produced it has committed. */
+typedef struct {
+    size_t peer_index;
+    uint8_t *body;
+    size_t len;
+} outbound_statement_t;
+
+/* A `reconcile` in progress with one peer. */
+typedef struct {
+    recon_t *recon;
+    zmq_msg_t route; /* the client waiting for the report */
+    int64_t deadline_ms;
+} session_t;
 
 /* A `send` request waiting for its reply. */
 typedef struct waiter {
@@ -56,8 +79,14 @@ typedef struct {
     transport_t *transport;
     void *control; /* ROUTER */
     int lock_fd;
-    waiter_t *waiters; /* send requests, newest first */
-    faults_t *faults;  /* test-only fault injection, or NULL */
+    waiter_t *waiters;                                      /* send requests, newest first */
+    faults_t *faults;                                       /* test-only fault injection, or NULL */
+    inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's statement messages */
+    size_t statements_in_count;
+    outbound_statement_t statements_out[STATEMENTS_PER_TURN]; /* answers after the commit */
+    size_t statements_out_count;
+    session_t *sessions; /* per configured peer; recon NULL when idle */
+    bool *reload;        /* per peer: reload the channel after the commit (re-based) */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -173,13 +202,143 @@ static void on_final(void *arg, const char *peer, const char *uetr, const ledger
     }
 }
 
-/* ---- control requests ----------------------------------------------------------------------- */
-
 static const char *json_str(json_t *obj, const char *key, const char *fallback)
 {
     const char *v = json_string_value(json_object_get(obj, key));
     return v != NULL ? v : fallback;
 }
+
+/* ---- statements and reconciliation ---------------------------------------------------------- */
+
+/* channel_ctx_t.on_statement: kept for the turn's transaction (bounded per turn). */
+static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
+{
+    node_t *n = arg;
+    if (n->statements_in_count == STATEMENTS_PER_TURN) {
+        envelope_message_clear(msg); /* the sender asks again */
+        return;
+    }
+    inbound_statement_t *in = &n->statements_in[n->statements_in_count++];
+    in->peer_index = peer_index;
+    in->msg = *msg;
+    memset(msg, 0, sizeof *msg);
+}
+
+static recon_ctx_t recon_ctx_of(node_t *n, size_t peer_index)
+{
+    return (recon_ctx_t){n->identity, &n->config->peers[peer_index], n->ledger,
+                         n->channels[peer_index]};
+}
+
+/* Inside the transaction: answers requests, feeds statements to sessions. */
+static ledger_err_t handle_statements(node_t *n, int64_t now)
+{
+    ledger_err_t rc = LEDGER_OK;
+    for (size_t i = 0; i < n->statements_in_count; i++) {
+        inbound_statement_t *in = &n->statements_in[i];
+        recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
+        if (rc == LEDGER_OK && in->msg.type == MSG_STATEMENT_REQUEST) {
+            Corridor__StatementRequest *req =
+                corridor__statement_request__unpack(NULL, in->msg.body_len, in->msg.body);
+            uint8_t *body = NULL;
+            size_t len = 0;
+            bool rebased = false;
+            if (req != NULL && n->statements_out_count < STATEMENTS_PER_TURN) {
+                rc = recon_answer(&ctx, req, &body, &len, &rebased);
+            }
+            if (body != NULL) {
+                n->statements_out[n->statements_out_count++] =
+                    (outbound_statement_t){in->peer_index, body, len};
+            }
+            n->reload[in->peer_index] |= rebased;
+            corridor__statement_request__free_unpacked(req, NULL);
+        } else if (rc == LEDGER_OK && n->sessions[in->peer_index].recon != NULL) {
+            Corridor__Statement *st =
+                corridor__statement__unpack(NULL, in->msg.body_len, in->msg.body);
+            if (st != NULL) {
+                recon_t *r = n->sessions[in->peer_index].recon;
+                rc = recon_on_statement(r, st, now);
+                n->reload[in->peer_index] |= recon_rebased(r);
+            }
+            corridor__statement__free_unpacked(st, NULL);
+        }
+        envelope_message_clear(&in->msg);
+    }
+    n->statements_in_count = 0;
+    return rc;
+}
+
+/* After the commit: sends answers, reloads re-based channels, replies to finished sessions. */
+static void after_statements(node_t *n, bool committed, int64_t now)
+{
+    for (size_t i = 0; i < n->statements_out_count; i++) {
+        outbound_statement_t *out = &n->statements_out[i];
+        if (committed) {
+            channel_send_unsequenced(n->channels[out->peer_index], MSG_STATEMENT, out->body,
+                                     out->len);
+        }
+        free(out->body);
+    }
+    n->statements_out_count = 0;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (n->reload[i]) {
+            channel_reload(n->channels[i]);
+            n->reload[i] = false;
+        }
+        session_t *s = &n->sessions[i];
+        if (s->recon == NULL) {
+            continue;
+        }
+        recon_tick(s->recon, now);
+        bool timed_out = now >= s->deadline_ms;
+        if (recon_done(s->recon) || timed_out || !committed) {
+            json_t *report = recon_report(s->recon);
+            json_t *doc = json_pack("{s:b, s:o}", "ok", 1, "report", report);
+            if (timed_out && !recon_done(s->recon)) {
+                json_object_set_new(report, "error",
+                                    json_string("timed out: the peer did not answer"));
+            }
+            reply_json(n, &s->route, doc);
+            json_decref(doc);
+            recon_destroy(&s->recon);
+            zmq_msg_close(&s->route);
+        }
+    }
+}
+
+static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
+{
+    const char *peer = json_str(req, "peer", "");
+    size_t index = SIZE_MAX;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (strcmp(n->config->peers[i].card.name, peer) == 0) {
+            index = i;
+        }
+    }
+    if (index == SIZE_MAX) {
+        reply_error(n, route, EXIT_USAGE, "not a peer of this node");
+        return;
+    }
+    session_t *s = &n->sessions[index];
+    if (s->recon != NULL) {
+        reply_error(n, route, EXIT_USAGE, "a reconciliation with that peer is already running");
+        return;
+    }
+    recon_ctx_t ctx = recon_ctx_of(n, index);
+    s->recon = recon_new(&ctx, json_is_true(json_object_get(req, "repair")), now);
+    if (s->recon == NULL) {
+        reply_error(n, route, EXIT_INTERNAL, "cannot start: out of memory or ledger unreadable");
+        return;
+    }
+    json_t *timeout = json_object_get(req, "timeout_ms");
+    json_int_t ms = json_is_integer(timeout) ? json_integer_value(timeout) : RECON_TIMEOUT_MS;
+    s->deadline_ms = now + (ms < 1000 ? 1000 : ms > RECON_TIMEOUT_MS ? RECON_TIMEOUT_MS : ms);
+    zmq_msg_init(&s->route);
+    zmq_msg_copy(&s->route, route);
+    recon_tick(s->recon, now);
+}
+
+/* ---- control requests ----------------------------------------------------------------------- */
 
 static channel_t *channel_of(node_t *n, const char *peer)
 {
@@ -374,6 +533,8 @@ static void read_control(node_t *n, int64_t now)
             reply_error(n, &route, EXIT_USAGE, "request is not JSON");
         } else if (strcmp(cmd, "status") == 0) {
             handle_status(n, &route);
+        } else if (strcmp(cmd, "reconcile") == 0) {
+            handle_reconcile(n, &route, req, now);
         } else if (strcmp(cmd, "send") == 0) {
             if (ledger_stopped(n->ledger)) {
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
@@ -451,13 +612,17 @@ static void turn(node_t *n)
     drain_ctx_t d = {n, now};
     transport_drain(n->transport, INBOUND_PER_TURN, on_frame, &d);
     bool stopped = ledger_stopped(n->ledger);
-    if (!stopped && (channels_have_work(n) || control_pending(n))) {
+    bool committed = true;
+    if (!stopped && (channels_have_work(n) || control_pending(n) || n->statements_in_count > 0)) {
         ledger_err_t rc = ledger_begin(n->ledger);
         if (rc == LEDGER_OK) {
             read_control(n, now);
             for (size_t i = 0; rc == LEDGER_OK && i < n->config->peers_count; i++) {
                 rc = channel_apply(n->channels[i]);
             }
+        }
+        if (rc == LEDGER_OK) {
+            rc = handle_statements(n, now);
         }
         if (rc == LEDGER_OK && ledger_in_transaction(n->ledger)) {
             rc = ledger_commit(n->ledger);
@@ -469,6 +634,7 @@ static void turn(node_t *n)
             for (size_t i = 0; i < n->config->peers_count; i++) {
                 channel_reload(n->channels[i]);
             }
+            committed = false;
         }
         for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
             w->committed = true;
@@ -477,6 +643,7 @@ static void turn(node_t *n)
     } else if (stopped) {
         read_control(n, now); /* status answers; sends are refused while stopped */
     }
+    after_statements(n, committed && !stopped, now);
     for (size_t i = 0; i < n->config->peers_count; i++) {
         channel_after_commit(n->channels[i], now);
         n->keys[i].applied_through = channel_applied_seq(n->channels[i]);
@@ -484,7 +651,7 @@ static void turn(node_t *n)
     if (n->faults != NULL) {
         faults_flush(n->faults, now, send_to_socket, n);
     }
-        flush_waiters(n, now);
+    flush_waiters(n, now);
     fflush(stderr); /* log lines leave once per turn, whole */
 }
 
@@ -498,6 +665,13 @@ static long poll_timeout(node_t *n)
     }
     for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
         next = w->deadline_ms < next ? w->deadline_ms : next;
+    }
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (n->sessions[i].recon != NULL) {
+            int64_t d = recon_deadline(n->sessions[i].recon);
+            next = d != 0 && d < next ? d : next;
+            next = n->sessions[i].deadline_ms < next ? n->sessions[i].deadline_ms : next;
+        }
     }
     int64_t held = faults_next_deadline(n->faults);
     next = held < next ? held : next;
@@ -581,9 +755,12 @@ static int open_network(node_t *n)
     size_t count = n->config->peers_count;
     n->keys = sodium_malloc((count + 1) * sizeof *n->keys);
     n->channels = calloc(count + 1, sizeof *n->channels);
+    n->sessions = calloc(count + 1, sizeof *n->sessions);
+    n->reload = calloc(count + 1, sizeof *n->reload);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
-    if (n->keys == NULL || n->channels == NULL || peers == NULL) {
+    if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
+        n->reload == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -619,6 +796,7 @@ static int open_network(node_t *n)
         .ledger = n->ledger,
         .send = send_frame,
         .on_final = on_final,
+        .on_statement = on_statement,
         .arg = n,
         .node_name = n->config->name,
         .incarnation = (uint64_t)wall_ms() * 1000,
@@ -644,6 +822,20 @@ static void close_node(node_t *n)
         waiter_t *w = n->waiters;
         n->waiters = w->next;
         waiter_free(w);
+    }
+    for (size_t i = 0; n->sessions != NULL && i < n->config->peers_count; i++) {
+        if (n->sessions[i].recon != NULL) {
+            recon_destroy(&n->sessions[i].recon);
+            zmq_msg_close(&n->sessions[i].route);
+        }
+    }
+    free(n->sessions);
+    free(n->reload);
+    for (size_t i = 0; i < n->statements_in_count; i++) {
+        envelope_message_clear(&n->statements_in[i].msg);
+    }
+    for (size_t i = 0; i < n->statements_out_count; i++) {
+        free(n->statements_out[i].body);
     }
     for (size_t i = 0; n->channels != NULL && i < n->config->peers_count; i++) {
         channel_destroy(&n->channels[i]);
@@ -674,24 +866,24 @@ static void close_node(node_t *n)
 int daemon_run(const char *home)
 {
     assert(home != NULL);
-        node_t n = {.home = home, .lock_fd = -1};
+    node_t n = {.home = home, .lock_fd = -1};
     /* Buffered log: at thousands of settlements a second, one write per turn, not per line
      * (set before the first line; flushed at the end of every turn and at exit). */
     static char log_buffer[1 << 16];
     setvbuf(stderr, log_buffer, _IOFBF, sizeof log_buffer);
-        if (chdir(home) != 0) {
+    if (chdir(home) != 0) {
         int saved = errno;
         fprintf(stderr, "corridor run: cannot enter %s: %s\n", home, strerror(saved));
         return saved == ENOENT ? EXIT_USAGE : EXIT_INTERNAL;
     }
     int rc;
-        if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||
+    if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||
         (rc = open_faults(&n)) != EXIT_OK || (rc = open_network(&n)) != EXIT_OK) {
         close_node(&n);
         fflush(stderr);
         return rc;
     }
-            struct sigaction sa;
+    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -717,7 +909,7 @@ int daemon_run(const char *home)
     }
     log_event(n.config->name, NULL, NULL, "stopping: %s",
               stop_requested ? "signal received" : "error");
-        rc = stop_requested ? EXIT_OK : EXIT_INTERNAL;
+    rc = stop_requested ? EXIT_OK : EXIT_INTERNAL;
     close_node(&n);
     fflush(stderr);
     setvbuf(stderr, NULL, _IONBF, 0);

@@ -1,0 +1,1110 @@
+/* Reconciliation: compare, classify, repair, checkpoint; see recon.h. */
+#include "recon.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "statement.h"
+#include "validate.h"
+
+#define RECON_BREAKS_MAX 100000 /* breaks kept for the report (counted beyond) */
+#define REPAIR_CHUNK_MAX 150    /* imports per repair request: keeps it under the body limit */
+
+typedef enum { PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_DONE } phase_t;
+
+/* One break and what became of it. */
+typedef struct {
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    const char *kind; /* missing_at_peer ... status_mismatch */
+    bool has_local, has_peer;
+    statement_entry_t local, peer;
+    const char *action; /* what the repair did or why it could not */
+    bool healed;
+} break_t;
+
+/* An entry (with evidence) to import, here or at the peer. */
+typedef struct {
+    statement_entry_t entry;
+    uint8_t *settlement_evidence, *status_evidence;
+    size_t settlement_len, status_len;
+    size_t break_index;
+} import_t;
+
+typedef struct {
+    void *items;
+    size_t count, capacity;
+} vec_t;
+
+struct recon {
+    recon_ctx_t ctx;
+    bool repair;
+    phase_t phase;
+    vec_t queue; /* range_fp_t: our fingerprints of ranges still to compare */
+    range_fp_t asked[STATEMENT_RANGES_MAX]; /* the ranges of the outstanding request */
+    size_t asked_count;
+    char request_id[40];   /* of the outstanding request; "" when none */
+    uint8_t *request_body; /* its encoding, for retries */
+    size_t request_len;
+    int64_t request_sent_ms;
+    int64_t started_ms;
+    unsigned rounds;
+    uint64_t bytes_out, bytes_in;
+    uint64_t matched;
+    vec_t breaks; /* break_t */
+    size_t breaks_dropped;
+    vec_t local_imports;      /* import_t: applied here */
+    vec_t remote_imports;     /* import_t: sent to the peer */
+    size_t remote_next;       /* the first remote import not yet sent */
+    size_t remote_chunk;      /* how many the outstanding repair request carries */
+    Corridor__Statement last; /* counters, positions, head of the peer's latest statement */
+    json_t *peer_positions;   /* {currency: net} from the peer's statement */
+    bool positions_agree;
+    bool rebased;
+    bool diverged_at_start;
+    uint8_t *checkpoint; /* the proposed checkpoint */
+    size_t checkpoint_len;
+    uint8_t checkpoint_sig[crypto_sign_BYTES];
+    uint64_t own_rows;
+    uint8_t own_head[LEDGER_HASH_BYTES];
+    char error[256]; /* why the session ended early, if it did */
+    json_t *checkpoint_report;
+};
+
+static bool vec_push(vec_t *v, const void *item, size_t size)
+{
+    if (v->count == v->capacity) {
+        size_t cap = v->capacity ? 2 * v->capacity : 32;
+        void *p = realloc(v->items, cap * size);
+        if (p == NULL) {
+            return false;
+        }
+        v->items = p;
+        v->capacity = cap;
+    }
+    memcpy((char *)v->items + v->count * size, item, size);
+    v->count++;
+    return true;
+}
+
+static void free_imports(vec_t *v)
+{
+    import_t *items = v->items;
+    for (size_t i = 0; i < v->count; i++) {
+        free(items[i].settlement_evidence);
+        free(items[i].status_evidence);
+    }
+    free(v->items);
+    memset(v, 0, sizeof *v);
+}
+
+recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms)
+{
+    recon_t *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return NULL;
+    }
+    r->ctx = *ctx;
+    r->repair = repair;
+    r->started_ms = now_ms;
+    r->phase = PHASE_COMPARE;
+    r->diverged_at_start = channel_is_diverged(ctx->channel);
+    corridor__statement__init(&r->last);
+    r->peer_positions = json_object();
+    range_fp_t root;
+    if (r->peer_positions == NULL ||
+        statement_fingerprint(ctx->ledger, ctx->peer->card.name, "", &root) != LEDGER_OK ||
+        !vec_push(&r->queue, &root, sizeof root)) {
+        recon_destroy(&r);
+        return NULL;
+    }
+    return r;
+}
+
+void recon_destroy(recon_t **self_p)
+{
+    recon_t *r = *self_p;
+    if (r == NULL) {
+        return;
+    }
+    free(r->queue.items);
+    free(r->breaks.items);
+    free_imports(&r->local_imports);
+    free_imports(&r->remote_imports);
+    free(r->request_body);
+    free(r->checkpoint);
+    free(r->last.journal_head.data);
+    json_decref(r->peer_positions);
+    json_decref(r->checkpoint_report);
+    free(r);
+    *self_p = NULL;
+}
+
+bool recon_done(const recon_t *r)
+{
+    return r->phase == PHASE_DONE;
+}
+
+bool recon_rebased(const recon_t *r)
+{
+    return r->rebased;
+}
+
+int64_t recon_deadline(const recon_t *r)
+{
+    return r->request_id[0] != '\0' ? r->request_sent_ms + RECON_RETRY_MS : 0;
+}
+
+static void finish(recon_t *r, const char *error)
+{
+    if (error != NULL && r->error[0] == '\0') {
+        snprintf(r->error, sizeof r->error, "%s", error);
+    }
+    r->phase = PHASE_DONE;
+    r->request_id[0] = '\0';
+}
+
+/* Encodes and sends a request; keeps it for retries. */
+static void send_request(recon_t *r, Corridor__StatementRequest *req, int64_t now_ms)
+{
+    unsigned char rnd[8];
+    randombytes_buf(rnd, sizeof rnd);
+    char hex[17];
+    sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+    snprintf(r->request_id, sizeof r->request_id, "%s-%u", hex, r->rounds++);
+    req->request_id = r->request_id;
+    free(r->request_body);
+    r->request_len = corridor__statement_request__get_packed_size(req);
+    r->request_body = malloc(r->request_len);
+    if (r->request_body == NULL) {
+        finish(r, "out of memory");
+        return;
+    }
+    corridor__statement_request__pack(req, r->request_body);
+    r->request_sent_ms = now_ms;
+    r->bytes_out += r->request_len;
+    channel_send_unsequenced(r->ctx.channel, MSG_STATEMENT_REQUEST, r->request_body,
+                             r->request_len);
+}
+
+/* The next comparison round: up to STATEMENT_RANGES_MAX queued ranges. */
+static void send_compare(recon_t *r, int64_t now_ms)
+{
+    range_fp_t *queue = r->queue.items;
+    size_t n = r->queue.count < STATEMENT_RANGES_MAX ? r->queue.count : STATEMENT_RANGES_MAX;
+    Corridor__RangeFingerprint ranges[STATEMENT_RANGES_MAX];
+    Corridor__RangeFingerprint *ptrs[STATEMENT_RANGES_MAX];
+    for (size_t i = 0; i < n; i++) {
+        r->asked[i] = queue[r->queue.count - n + i];
+        corridor__range_fingerprint__init(&ranges[i]);
+        ranges[i].prefix = r->asked[i].prefix;
+        ranges[i].count = r->asked[i].count;
+        ranges[i].sum = (ProtobufCBinaryData){DIGEST_BYTES, r->asked[i].sum};
+        ptrs[i] = &ranges[i];
+    }
+    r->asked_count = n;
+    r->queue.count -= n;
+    Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+    req.n_ranges = n;
+    req.ranges = ptrs;
+    req.with_evidence = r->repair;
+    send_request(r, &req, now_ms);
+}
+
+void recon_tick(recon_t *r, int64_t now_ms)
+{
+    if (r->phase == PHASE_DONE) {
+        return;
+    }
+    if (r->request_id[0] != '\0') {
+        if (now_ms - r->request_sent_ms >= RECON_RETRY_MS) { /* lost: ask again */
+            r->request_sent_ms = now_ms;
+            r->bytes_out += r->request_len;
+            channel_send_unsequenced(r->ctx.channel, MSG_STATEMENT_REQUEST, r->request_body,
+                                     r->request_len);
+        }
+        return;
+    }
+    if (r->phase == PHASE_COMPARE && r->queue.count > 0) {
+        send_compare(r, now_ms);
+    }
+}
+
+/* ---- comparing -------------------------------------------------------------------------- */
+
+static bool add_break(recon_t *r, const char *kind, const statement_entry_t *local,
+                      const statement_entry_t *peer)
+{
+    if (r->breaks.count >= RECON_BREAKS_MAX) {
+        r->breaks_dropped++;
+        return true;
+    }
+    break_t b;
+    memset(&b, 0, sizeof b);
+    snprintf(b.uetr, sizeof b.uetr, "%s", local != NULL ? local->uetr : peer->uetr);
+    b.kind = kind;
+    b.has_local = local != NULL;
+    b.has_peer = peer != NULL;
+    if (local != NULL) {
+        b.local = *local;
+    }
+    if (peer != NULL) {
+        b.peer = *peer;
+    }
+    return vec_push(&r->breaks, &b, sizeof b);
+}
+
+/* Compares one entry both sides have; NULL when equal, else the break kind. */
+static const char *compare_entries(const statement_entry_t *a, const statement_entry_t *b)
+{
+    if (strcmp(a->payer, b->payer) != 0 || strcmp(a->payee, b->payee) != 0 ||
+        a->amount_minor != b->amount_minor) {
+        return "amount_mismatch";
+    }
+    if (strcmp(a->currency, b->currency) != 0) {
+        return "currency_mismatch";
+    }
+    if (strcmp(a->status, b->status) != 0 || strcmp(a->reason, b->reason) != 0) {
+        return "status_mismatch";
+    }
+    return NULL;
+}
+
+static int by_uetr(const void *x, const void *y)
+{
+    return strcmp(((const statement_entry_t *)x)->uetr, ((const statement_entry_t *)y)->uetr);
+}
+
+static bool collect_entry(const statement_entry_t *e, void *arg)
+{
+    return vec_push(arg, e, sizeof *e);
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Keeps what a repair needs of a break: the evidence of whichever side has it. */
+static void plan_repair(recon_t *r, size_t index, const Corridor__StatementEntry *peer_proto)
+{
+    break_t *b = &((break_t *)r->breaks.items)[index];
+    const char *self = ledger_node(r->ctx.ledger);
+    if (strcmp(b->kind, "amount_mismatch") == 0 || strcmp(b->kind, "currency_mismatch") == 0) {
+        b->action = "needs a person: both sides hold signed but different figures";
+        return;
+    }
+    bool local_final = b->has_local && strcmp(b->local.status, "pending") != 0;
+    bool peer_final = b->has_peer && strcmp(b->peer.status, "pending") != 0;
+    if ((b->has_local && strcmp(b->local.status, "returned") == 0) ||
+        (b->has_peer && strcmp(b->peer.status, "returned") == 0)) {
+        b->action = "needs a person: a returned payment is not repaired automatically";
+        return;
+    }
+    if (b->has_local && b->has_peer && local_final && peer_final) {
+        b->action = "needs a person: both sides hold different final outcomes";
+        return;
+    }
+    import_t im;
+    memset(&im, 0, sizeof im);
+    im.break_index = index;
+    bool here = !b->has_local || (peer_final && !local_final);
+    if (here) {
+        /* we import from the peer's evidence */
+        if (peer_proto == NULL || peer_proto->settlement_evidence.len == 0) {
+            b->action = "cannot repair: the peer sent no evidence";
+            return;
+        }
+        im.entry = b->peer;
+        im.settlement_len = peer_proto->settlement_evidence.len;
+        im.settlement_evidence = malloc(im.settlement_len);
+        im.status_len = peer_proto->status_evidence.len;
+        im.status_evidence = im.status_len > 0 ? malloc(im.status_len) : NULL;
+        if (im.settlement_evidence == NULL || (im.status_len > 0 && im.status_evidence == NULL)) {
+            free(im.settlement_evidence);
+            free(im.status_evidence);
+            b->action = "cannot repair: out of memory";
+            return;
+        }
+        memcpy(im.settlement_evidence, peer_proto->settlement_evidence.data, im.settlement_len);
+        if (im.status_len > 0) {
+            memcpy(im.status_evidence, peer_proto->status_evidence.data, im.status_len);
+        }
+        if (!vec_push(&r->local_imports, &im, sizeof im)) {
+            free(im.settlement_evidence);
+            free(im.status_evidence);
+        }
+        return;
+    }
+    /* the peer imports from ours */
+    im.entry = b->local;
+    if (statement_evidence(r->ctx.ledger, r->ctx.peer->card.name, b->uetr, &im.settlement_evidence,
+                           &im.settlement_len, &im.status_evidence, &im.status_len) != LEDGER_OK ||
+        im.settlement_len == 0) {
+        free(im.settlement_evidence);
+        free(im.status_evidence);
+        b->action = "cannot repair: no evidence here";
+        return;
+    }
+    (void)self;
+    if (!vec_push(&r->remote_imports, &im, sizeof im)) {
+        free(im.settlement_evidence);
+        free(im.status_evidence);
+    }
+}
+
+/* The peer's entry proto for a UETR in this statement, or NULL. */
+static const Corridor__StatementEntry *peer_proto_of(const Corridor__Statement *st,
+                                                     const char *uetr)
+{
+    for (size_t i = 0; i < st->n_entries; i++) {
+        if (st->entries[i]->uetr != NULL && strcmp(st->entries[i]->uetr, uetr) == 0) {
+            return st->entries[i];
+        }
+    }
+    return NULL;
+}
+
+/* Compares one leaf: every entry both sides have under the prefix. */
+static ledger_err_t compare_leaf(recon_t *r, const char *prefix, const Corridor__Statement *st)
+{
+    vec_t mine = {0}, theirs = {0};
+    ledger_err_t rc =
+        statement_entries(r->ctx.ledger, r->ctx.peer->card.name, prefix, collect_entry, &mine);
+    for (size_t i = 0; rc == LEDGER_OK && i < st->n_entries; i++) {
+        statement_entry_t e;
+        if (statement_entry_from_proto(st->entries[i], &e) && has_prefix(e.uetr, prefix) &&
+            !vec_push(&theirs, &e, sizeof e)) {
+            rc = LEDGER_E_STORAGE;
+        }
+    }
+    if (rc == LEDGER_OK) {
+        statement_entry_t *a = mine.items, *b = theirs.items;
+        qsort(b, theirs.count, sizeof *b, by_uetr);
+        size_t i = 0, j = 0;
+        while (i < mine.count || j < theirs.count) {
+            int cmp = i == mine.count ? 1 : j == theirs.count ? -1 : strcmp(a[i].uetr, b[j].uetr);
+            size_t before = r->breaks.count;
+            if (cmp < 0) {
+                add_break(r, "missing_at_peer", &a[i++], NULL);
+            } else if (cmp > 0) {
+                add_break(r, "missing_local", NULL, &b[j++]);
+            } else {
+                const char *kind = compare_entries(&a[i], &b[j]);
+                if (kind != NULL) {
+                    add_break(r, kind, &a[i], &b[j]);
+                } else {
+                    r->matched++;
+                }
+                i++;
+                j++;
+            }
+            if (r->repair && r->breaks.count > before) {
+                const break_t *added = &((break_t *)r->breaks.items)[before];
+                plan_repair(r, before, peer_proto_of(st, added->uetr));
+            }
+        }
+    }
+    free(mine.items);
+    free(theirs.items);
+    return rc;
+}
+
+static bool is_leaf(const Corridor__Statement *st, const char *prefix)
+{
+    for (size_t i = 0; i < st->n_leaves; i++) {
+        if (st->leaves[i] != NULL && strcmp(st->leaves[i], prefix) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The peer's sub-range fingerprints of prefix, by digit; false if it sent none. */
+static bool peer_children(const Corridor__Statement *st, const char *prefix,
+                          const Corridor__RangeFingerprint *out[16])
+{
+    size_t len = strlen(prefix);
+    bool any = false;
+    memset(out, 0, 16 * sizeof *out);
+    for (size_t i = 0; i < st->n_ranges; i++) {
+        const Corridor__RangeFingerprint *fp = st->ranges[i];
+        if (fp->prefix == NULL || strlen(fp->prefix) != len + 1 ||
+            !has_prefix(fp->prefix, prefix)) {
+            continue;
+        }
+        const char *at = strchr("0123456789abcdef", fp->prefix[len]);
+        if (at != NULL && fp->prefix[len] != '\0') {
+            out[at - "0123456789abcdef"] = fp;
+            any = true;
+        }
+    }
+    return any;
+}
+
+static ledger_err_t compare_children(recon_t *r, const range_fp_t *asked,
+                                     const Corridor__RangeFingerprint *theirs[16])
+{
+    range_fp_t mine[16];
+    ledger_err_t rc =
+        statement_children(r->ctx.ledger, r->ctx.peer->card.name, asked->prefix, mine);
+    for (int d = 0; rc == LEDGER_OK && d < 16; d++) {
+        const Corridor__RangeFingerprint *t = theirs[d];
+        uint64_t their_count = t != NULL ? t->count : 0;
+        bool equal = mine[d].count == their_count &&
+                     (their_count == 0 || (t->sum.len == DIGEST_BYTES &&
+                                           memcmp(mine[d].sum, t->sum.data, DIGEST_BYTES) == 0));
+        if (equal) {
+            r->matched += mine[d].count;
+        } else if (!vec_push(&r->queue, &mine[d], sizeof mine[d])) {
+            rc = LEDGER_E_STORAGE;
+        }
+    }
+    return rc;
+}
+
+/* Keeps the peer's positions, head and counters from its latest statement. */
+static void note_statement(recon_t *r, const Corridor__Statement *st)
+{
+    json_object_clear(r->peer_positions);
+    for (size_t i = 0; i < st->n_positions; i++) {
+        if (st->positions[i]->currency != NULL) {
+            json_object_set_new(r->peer_positions, st->positions[i]->currency,
+                                json_integer(st->positions[i]->net_minor));
+        }
+    }
+    free(r->last.journal_head.data);
+    r->last.journal_head = (ProtobufCBinaryData){0, NULL};
+    if (st->journal_head.len == LEDGER_HASH_BYTES) {
+        r->last.journal_head.data = malloc(LEDGER_HASH_BYTES);
+        if (r->last.journal_head.data != NULL) {
+            memcpy(r->last.journal_head.data, st->journal_head.data, LEDGER_HASH_BYTES);
+            r->last.journal_head.len = LEDGER_HASH_BYTES;
+        }
+    }
+    r->last.journal_rows = st->journal_rows;
+    r->last.entry_count = st->entry_count;
+    r->last.sent_sequence = st->sent_sequence;
+    r->last.applied_sequence = st->applied_sequence;
+}
+
+static void collect_own_position(const ledger_position_t *p, void *arg)
+{
+    recon_t *r = arg;
+    if (strcmp(p->peer, r->ctx.peer->card.name) != 0) {
+        return;
+    }
+    json_t *theirs = json_object_get(r->peer_positions, p->currency);
+    int64_t peer_net = theirs != NULL ? json_integer_value(theirs) : 0;
+    if (p->net_minor != -peer_net) {
+        r->positions_agree = false;
+    }
+}
+
+static void check_positions(recon_t *r)
+{
+    r->positions_agree = true;
+    if (ledger_positions(r->ctx.ledger, collect_own_position, r) != LEDGER_OK) {
+        r->positions_agree = false;
+    }
+    /* a currency only the peer has a position in must be zero there */
+    const char *ccy;
+    json_t *v;
+    json_object_foreach(r->peer_positions, ccy, v)
+    {
+        int64_t net = 0, pending = 0;
+        if (ledger_position(r->ctx.ledger, r->ctx.peer->card.name, ccy, &net, &pending) !=
+                LEDGER_OK ||
+            net != -json_integer_value(v)) {
+            r->positions_agree = false;
+        }
+    }
+}
+
+/* ---- repairing -------------------------------------------------------------------------- */
+
+static const uint8_t *sign_key_of(const recon_ctx_t *ctx, const char *node)
+{
+    if (strcmp(node, ledger_node(ctx->ledger)) == 0) {
+        return ctx->self->sign_public;
+    }
+    if (strcmp(node, ctx->peer->card.name) == 0) {
+        return ctx->peer->card.sign_public;
+    }
+    return NULL;
+}
+
+/* Verifies an entry's evidence and derives what to record. NULL or why it cannot. */
+static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t *e,
+                                 const uint8_t *sev, size_t sev_len, const uint8_t *tev,
+                                 size_t tev_len, settlement_t *s, bool *has_status,
+                                 status_t *status, char reason[static CORRIDOR_REASON_LEN_MAX + 1],
+                                 envelope_message_t *settlement_msg)
+{
+    const char *self = ledger_node(ctx->ledger);
+    const char *peer = ctx->peer->card.name;
+    const uint8_t *payer_key = sign_key_of(ctx, e->payer);
+    const uint8_t *payee_key = sign_key_of(ctx, e->payee);
+    if (payer_key == NULL || payee_key == NULL || strcmp(e->payer, e->payee) == 0) {
+        return "the entry is not between this node and the peer";
+    }
+    if (evidence_verify(sev, sev_len, payer_key, settlement_msg) != ENV_OK ||
+        settlement_msg->type != MSG_SETTLEMENT) {
+        return "the Settlement evidence does not verify with the payer's key";
+    }
+    uint8_t payee_id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(payee_key, payee_id);
+    direction_t dir = strcmp(e->payer, self) == 0 ? DIRECTION_OUT : DIRECTION_IN;
+    if (sodium_memcmp(settlement_msg->recipient_key_id, payee_id, sizeof payee_id) != 0 ||
+        settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir, s) != NULL ||
+        strcmp(s->uetr, e->uetr) != 0 || s->amount_minor != e->amount_minor ||
+        strcmp(s->currency, e->currency) != 0 || settlement_check(s) != NULL) {
+        return "the Settlement evidence does not say what the entry says";
+    }
+    *has_status = tev_len > 0;
+    if (!*has_status) {
+        return NULL;
+    }
+    envelope_message_t sr_msg;
+    if (evidence_verify(tev, tev_len, payee_key, &sr_msg) != ENV_OK) {
+        return "the StatusReport evidence does not verify with the payee's key";
+    }
+    uint8_t payer_id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(payer_key, payer_id);
+    Corridor__StatusReport *sr = NULL;
+    const char *problem = NULL;
+    if (sr_msg.type != MSG_STATUS_REPORT ||
+        sodium_memcmp(sr_msg.recipient_key_id, payer_id, sizeof payer_id) != 0 ||
+        (sr = corridor__status_report__unpack(NULL, sr_msg.body_len, sr_msg.body)) == NULL ||
+        strcmp(sr->uetr, e->uetr) != 0) {
+        problem = "the StatusReport evidence is not about this entry";
+    } else if (strcmp(sr->status, "ACSC") == 0) {
+        *status = STATUS_SETTLED;
+        reason[0] = '\0';
+    } else if (strcmp(sr->status, "RJCT") == 0 && reason_code_check(sr->reason) == VALID_OK) {
+        *status = STATUS_REJECTED;
+        snprintf(reason, CORRIDOR_REASON_LEN_MAX + 1, "%s", sr->reason);
+    } else {
+        problem = "the StatusReport evidence has no valid status";
+    }
+    corridor__status_report__free_unpacked(sr, NULL);
+    envelope_message_clear(&sr_msg);
+    return problem;
+}
+
+/* Applies one import here (inside the transaction). Returns NULL or why it could not. */
+static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t *e,
+                                const uint8_t *sev, size_t sev_len, const uint8_t *tev,
+                                size_t tev_len, ledger_err_t *storage)
+{
+    settlement_t s;
+    bool has_status = false;
+    status_t status = STATUS_PENDING;
+    char reason[CORRIDOR_REASON_LEN_MAX + 1] = "";
+    envelope_message_t msg;
+    memset(&msg, 0, sizeof msg);
+    const char *problem =
+        verify_import(ctx, e, sev, sev_len, tev, tev_len, &s, &has_status, &status, reason, &msg);
+    ledger_t *l = ctx->ledger;
+    ledger_outcome_t out;
+    ledger_err_t rc = LEDGER_OK;
+    if (problem == NULL) {
+        bool known = ledger_find(l, s.peer, s.uetr, NULL, &out) == LEDGER_OK;
+        if (s.direction == DIRECTION_OUT && known && has_status) {
+            rc = ledger_resolve(l, s.peer, s.uetr, status == STATUS_SETTLED, reason, tev, tev_len,
+                                &out);
+        } else if (!known && has_status) {
+            rc = ledger_import(l, &s, status, reason, sev, sev_len, tev, tev_len);
+        } else if (!known && s.direction == DIRECTION_IN) {
+            rc = channel_apply_message(ctx->channel, &msg); /* still pending at the payer */
+        } else if (!known) {
+            problem = "our own Settlement without the peer's answer: nothing to import";
+        }
+        if (rc != LEDGER_OK && problem == NULL) {
+            problem = ledger_strerror(rc);
+        }
+    }
+    envelope_message_clear(&msg);
+    *storage = rc == LEDGER_E_STORAGE || rc == LEDGER_E_STOPPED ? rc : LEDGER_OK;
+    return problem;
+}
+
+/* The symmetric re-base: each side continues above everything either side used. */
+static ledger_err_t rebase(const recon_ctx_t *ctx, uint64_t their_sent, uint64_t their_applied,
+                           ledger_channel_t *before)
+{
+    const char *peer = ctx->peer->card.name;
+    ledger_err_t rc = ledger_channel_get(ctx->ledger, peer, before);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    uint64_t sent = before->sent_seq > their_applied ? before->sent_seq : their_applied;
+    uint64_t applied = before->applied_seq > their_sent ? before->applied_seq : their_sent;
+    log_event(ledger_node(ctx->ledger), peer, NULL,
+              "channel re-based after repair: our stream continues after %llu, theirs after %llu",
+              (unsigned long long)sent, (unsigned long long)applied);
+        rc = ledger_channel_rebase(ctx->ledger, peer, sent, applied);
+    if (rc == LEDGER_OK) {
+        channel_reload(ctx->channel); /* what is queued next must take the new numbers */
+    }
+    return rc;
+}
+
+static void mark_import_result(recon_t *r, const import_t *im, const char *problem,
+                               const char *done)
+{
+    break_t *b = &((break_t *)r->breaks.items)[im->break_index];
+    b->healed = problem == NULL;
+    b->action = problem != NULL ? problem : done;
+}
+
+static ledger_err_t apply_local_imports(recon_t *r)
+{
+    import_t *items = r->local_imports.items;
+    for (size_t i = 0; i < r->local_imports.count; i++) {
+        ledger_err_t storage = LEDGER_OK;
+        const char *problem = apply_import(&r->ctx, &items[i].entry, items[i].settlement_evidence,
+                                           items[i].settlement_len, items[i].status_evidence,
+                                           items[i].status_len, &storage);
+        if (storage != LEDGER_OK) {
+            return storage;
+        }
+        mark_import_result(r, &items[i], problem, "healed here from the peer's signed messages");
+    }
+    return LEDGER_OK;
+}
+
+/* Sends the peer what it must import (and the re-base, if the channel diverged). */
+static void send_repair(recon_t *r, int64_t now_ms)
+{
+    import_t *items = (import_t *)r->remote_imports.items + r->remote_next;
+    size_t left = r->remote_imports.count - r->remote_next;
+    size_t n = left < REPAIR_CHUNK_MAX ? left : REPAIR_CHUNK_MAX;
+    r->remote_chunk = n;
+    Corridor__StatementEntry *entries = calloc(n + 1, sizeof *entries);
+    Corridor__StatementEntry **ptrs = calloc(n + 1, sizeof *ptrs);
+    if (entries == NULL || ptrs == NULL) {
+        free(entries);
+        free(ptrs);
+        finish(r, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        statement_entry_to_proto(&items[i].entry, &entries[i]);
+        entries[i].settlement_evidence =
+            (ProtobufCBinaryData){items[i].settlement_len, items[i].settlement_evidence};
+        entries[i].status_evidence =
+            (ProtobufCBinaryData){items[i].status_len, items[i].status_evidence};
+        ptrs[i] = &entries[i];
+    }
+    ledger_channel_t ch;
+    if (ledger_channel_get(r->ctx.ledger, r->ctx.peer->card.name, &ch) != LEDGER_OK) {
+        memset(&ch, 0, sizeof ch);
+    }
+    Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
+    repair.n_imports = n;
+    repair.imports = ptrs;
+    repair.rebase = r->diverged_at_start && r->remote_next == 0; /* with the first chunk */
+    repair.sender_sent = ch.sent_seq;
+    repair.sender_applied = ch.applied_seq;
+    Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+    req.repair = &repair;
+    r->phase = PHASE_REPAIR;
+    send_request(r, &req, now_ms);
+    free(entries);
+    free(ptrs);
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+static int checkpoint_sign_or_verify(bool verify, const uint8_t *body, size_t len,
+                                     const uint8_t *key, uint8_t sig[static crypto_sign_BYTES])
+{
+    size_t total = sizeof RECON_CHECKPOINT_DOMAIN + len;
+    uint8_t *buf = malloc(total);
+    if (buf == NULL) {
+        return -1;
+    }
+    memcpy(buf, RECON_CHECKPOINT_DOMAIN, sizeof RECON_CHECKPOINT_DOMAIN);
+    memcpy(buf + sizeof RECON_CHECKPOINT_DOMAIN, body, len);
+    int rc = verify ? crypto_sign_verify_detached(sig, buf, total, key)
+                    : crypto_sign_detached(sig, NULL, buf, total, key);
+    free(buf);
+    return rc;
+}
+
+bool recon_checkpoint_verify(const uint8_t *body, size_t body_len, const uint8_t *signature,
+                             const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES])
+{
+    uint8_t sig[crypto_sign_BYTES];
+    memcpy(sig, signature, sizeof sig);
+    return checkpoint_sign_or_verify(true, body, body_len, sign_public, sig) == 0;
+}
+
+/* Proposes a checkpoint of what was just found equal. */
+static void propose_checkpoint(recon_t *r, int64_t now_ms)
+{
+    const char *self = ledger_node(r->ctx.ledger);
+    const char *peer = r->ctx.peer->card.name;
+    bool first = strcmp(self, peer) < 0;
+    range_fp_t whole;
+    Corridor__Position **positions = NULL;
+    size_t n_positions = 0;
+    if (r->last.journal_head.len != LEDGER_HASH_BYTES ||
+        ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK ||
+        statement_fingerprint(r->ctx.ledger, peer, "", &whole) != LEDGER_OK ||
+        statement_positions(r->ctx.ledger, peer, &positions, &n_positions) != LEDGER_OK) {
+        finish(r, NULL); /* no checkpoint this time; the comparison stands */
+        return;
+    }
+    if (!first) { /* positions are always stated from the first node's side */
+        for (size_t i = 0; i < n_positions; i++) {
+            positions[i]->net_minor = -positions[i]->net_minor;
+        }
+    }
+    Corridor__Checkpoint cp = CORRIDOR__CHECKPOINT__INIT;
+    cp.first = (char *)(first ? self : peer);
+    cp.second = (char *)(first ? peer : self);
+    cp.first_rows = first ? r->own_rows : r->last.journal_rows;
+    cp.second_rows = first ? r->last.journal_rows : r->own_rows;
+    ProtobufCBinaryData own = {LEDGER_HASH_BYTES, r->own_head};
+    cp.first_head = first ? own : r->last.journal_head;
+    cp.second_head = first ? r->last.journal_head : own;
+    cp.channel_digest = (ProtobufCBinaryData){DIGEST_BYTES, whole.sum};
+    cp.entry_count = whole.count;
+    cp.n_positions = n_positions;
+    cp.positions = positions;
+    cp.created_unix_ms = (int64_t)time(NULL) * 1000;
+    r->checkpoint_len = corridor__checkpoint__get_packed_size(&cp);
+    r->checkpoint = malloc(r->checkpoint_len);
+    if (r->checkpoint == NULL) {
+        statement_free_positions(positions, n_positions);
+        finish(r, NULL);
+        return;
+    }
+    corridor__checkpoint__pack(&cp, r->checkpoint);
+    statement_free_positions(positions, n_positions);
+    if (checkpoint_sign_or_verify(false, r->checkpoint, r->checkpoint_len, r->ctx.self->sign_secret,
+                                  r->checkpoint_sig) != 0) {
+        finish(r, NULL);
+        return;
+    }
+    Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+    req.checkpoint = (ProtobufCBinaryData){r->checkpoint_len, r->checkpoint};
+    req.checkpoint_signature = (ProtobufCBinaryData){crypto_sign_BYTES, r->checkpoint_sig};
+    r->phase = PHASE_CHECKPOINT;
+    send_request(r, &req, now_ms);
+}
+
+static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st)
+{
+    if (st->error != NULL && st->error[0] != '\0') {
+        r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "refused", st->error);
+        finish(r, NULL);
+        return LEDGER_OK;
+    }
+    if (st->checkpoint_signature.len != crypto_sign_BYTES ||
+        !recon_checkpoint_verify(r->checkpoint, r->checkpoint_len, st->checkpoint_signature.data,
+                                 r->ctx.peer->card.sign_public)) {
+        r->checkpoint_report =
+            json_pack("{s:b, s:s}", "signed", 0, "refused", "the countersignature does not verify");
+        finish(r, NULL);
+        return LEDGER_OK;
+    }
+    ledger_err_t rc = ledger_checkpoint_store(
+        r->ctx.ledger, r->ctx.peer->card.name, r->checkpoint, r->checkpoint_len, r->checkpoint_sig,
+        st->checkpoint_signature.data, r->own_rows, r->own_head);
+    if (rc == LEDGER_OK) {
+        char head_hex[2 * LEDGER_HASH_BYTES + 1];
+        sodium_bin2hex(head_hex, sizeof head_hex, r->own_head, LEDGER_HASH_BYTES);
+        r->checkpoint_report = json_pack("{s:b, s:I, s:s}", "signed", 1, "journal_rows",
+                                         (json_int_t)r->own_rows, "head", head_hex);
+        log_event(ledger_node(r->ctx.ledger), r->ctx.peer->card.name, NULL,
+                  "checkpoint co-signed at journal row %llu", (unsigned long long)r->own_rows);
+    }
+    finish(r, NULL);
+    return rc;
+}
+
+/* ---- the initiator's state machine -------------------------------------------------------- */
+
+static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
+{
+    check_positions(r);
+    if (r->breaks.count == 0 && r->breaks_dropped == 0) {
+        if (r->positions_agree && !r->diverged_at_start) {
+            propose_checkpoint(r, now_ms);
+        } else {
+            finish(r, NULL);
+        }
+        return LEDGER_OK;
+    }
+    if (!r->repair) {
+        finish(r, NULL);
+        return LEDGER_OK;
+    }
+    if (!r->diverged_at_start) { /* imports here need no re-base: apply them now */
+        ledger_err_t rc = apply_local_imports(r);
+        if (rc != LEDGER_OK) {
+            return rc;
+        }
+    }
+    if (r->remote_imports.count > 0 || r->diverged_at_start) {
+        send_repair(r, now_ms);
+    } else {
+        finish(r, NULL);
+    }
+    return LEDGER_OK;
+}
+
+static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
+{
+    bool refused = st->error != NULL && st->error[0] != '\0';
+    bool first_chunk = r->remote_next == 0;
+    import_t *items = r->remote_imports.items;
+    for (size_t i = r->remote_next; i < r->remote_next + r->remote_chunk; i++) {
+        mark_import_result(r, &items[i], refused ? st->error : NULL,
+                           "healed at the peer from our signed messages");
+    }
+    r->remote_next += r->remote_chunk;
+    ledger_err_t rc = LEDGER_OK;
+    if (!refused && first_chunk && r->diverged_at_start) {
+        /* the peer re-based with our counters; we re-base with its, then import ours */
+        ledger_channel_t before;
+        rc = rebase(&r->ctx, st->sent_sequence, st->applied_sequence, &before);
+        r->rebased = rc == LEDGER_OK;
+        if (rc == LEDGER_OK) {
+            rc = apply_local_imports(r);
+        }
+    }
+    if (rc == LEDGER_OK && !refused && r->remote_next < r->remote_imports.count) {
+        send_repair(r, now_ms);
+        return LEDGER_OK;
+    }
+    finish(r, refused ? st->error : NULL);
+    return rc;
+}
+
+ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
+{
+    if (r->phase == PHASE_DONE || st->request_id == NULL ||
+        strcmp(st->request_id, r->request_id) != 0) {
+        return LEDGER_OK; /* a late answer to a request we sent again */
+    }
+    r->request_id[0] = '\0';
+    r->bytes_in += corridor__statement__get_packed_size(st);
+    if (r->phase == PHASE_REPAIR) {
+        return on_repaired(r, st, now_ms);
+    }
+    if (r->phase == PHASE_CHECKPOINT) {
+        return on_countersigned(r, st);
+    }
+    note_statement(r, st);
+    size_t answered = st->answered < r->asked_count ? st->answered : r->asked_count;
+    ledger_err_t rc = LEDGER_OK;
+    for (size_t i = 0; rc == LEDGER_OK && i < r->asked_count; i++) {
+        const range_fp_t *asked = &r->asked[i];
+        const Corridor__RangeFingerprint *children[16];
+        if (i >= answered) {
+            rc = vec_push(&r->queue, asked, sizeof *asked) ? LEDGER_OK : LEDGER_E_STORAGE;
+        } else if (is_leaf(st, asked->prefix)) {
+            rc = compare_leaf(r, asked->prefix, st);
+        } else if (peer_children(st, asked->prefix, children)) {
+            rc = compare_children(r, asked, children);
+        } else {
+            r->matched += asked->count; /* equal fingerprints */
+        }
+    }
+    r->asked_count = 0;
+    if (rc != LEDGER_OK) {
+        finish(r, "cannot read the ledger");
+        return rc;
+    }
+    if (r->queue.count == 0) {
+        return end_of_comparison(r, now_ms);
+    }
+    send_compare(r, now_ms);
+    return LEDGER_OK;
+}
+
+/* ---- the report -------------------------------------------------------------------------- */
+
+static json_t *entry_json(const statement_entry_t *e)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s?}", "payer", e->payer, "payee", e->payee,
+                     "amount_minor", (json_int_t)e->amount_minor, "currency", e->currency, "status",
+                     e->status, "reason", e->reason[0] ? e->reason : NULL);
+}
+
+json_t *recon_report(const recon_t *r)
+{
+    json_t *breaks = json_array();
+    const break_t *items = r->breaks.items;
+    size_t healed = 0;
+    for (size_t i = 0; breaks != NULL && i < r->breaks.count; i++) {
+        const break_t *b = &items[i];
+        healed += b->healed;
+        json_array_append_new(
+            breaks, json_pack("{s:s, s:s, s:o, s:o, s:b, s:s?}", "uetr", b->uetr, "kind", b->kind,
+                              "local", b->has_local ? entry_json(&b->local) : json_null(), "peer",
+                              b->has_peer ? entry_json(&b->peer) : json_null(), "healed", b->healed,
+                              "action", b->action));
+    }
+    size_t remaining = r->breaks.count - healed + r->breaks_dropped;
+    json_t *doc =
+        json_pack("{s:s, s:I, s:o, s:b, s:I, s:I, s:b, s:I, s:I, s:I, s:I}", "peer",
+                  r->ctx.peer->card.name, "matched", (json_int_t)r->matched, "breaks", breaks,
+                  "positions_agree", r->positions_agree, "breaks_remaining", (json_int_t)remaining,
+                  "healed", (json_int_t)healed, "repaired_channel", r->rebased, "rounds",
+                  (json_int_t)r->rounds, "bytes_sent", (json_int_t)r->bytes_out, "bytes_received",
+                  (json_int_t)r->bytes_in, "breaks_not_listed", (json_int_t)r->breaks_dropped);
+    if (doc != NULL) {
+        json_object_set(doc, "checkpoint",
+                        r->checkpoint_report ? r->checkpoint_report : json_null());
+        if (r->error[0] != '\0') {
+            json_object_set_new(doc, "error", json_string(r->error));
+        }
+    }
+    return doc;
+}
+
+/* ---- the responder ----------------------------------------------------------------------- */
+
+/* Countersigns a proposed checkpoint if it matches this node's books; else says why not. */
+static const char *countersign(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
+                               uint8_t sig[static crypto_sign_BYTES])
+{
+    const char *self = ledger_node(ctx->ledger);
+    const char *peer = ctx->peer->card.name;
+    if (req->checkpoint_signature.len != crypto_sign_BYTES ||
+        !recon_checkpoint_verify(req->checkpoint.data, req->checkpoint.len,
+                                 req->checkpoint_signature.data, ctx->peer->card.sign_public)) {
+        return "the proposer's signature does not verify";
+    }
+    Corridor__Checkpoint *cp =
+        corridor__checkpoint__unpack(NULL, req->checkpoint.len, req->checkpoint.data);
+    const char *problem = NULL;
+    range_fp_t whole;
+    uint8_t at_row[LEDGER_HASH_BYTES];
+    if (cp == NULL) {
+        return "not a checkpoint";
+    }
+    bool first = strcmp(cp->first, self) == 0;
+    uint64_t my_rows = first ? cp->first_rows : cp->second_rows;
+    ProtobufCBinaryData my_head = first ? cp->first_head : cp->second_head;
+    if (!((first && strcmp(cp->second, peer) == 0) ||
+          (strcmp(cp->second, self) == 0 && strcmp(cp->first, peer) == 0)) ||
+        (first != (strcmp(self, peer) < 0))) {
+        problem = "the checkpoint is not for this channel";
+    } else if (my_head.len != LEDGER_HASH_BYTES ||
+               ledger_row_hash_at(ctx->ledger, my_rows, at_row) != LEDGER_OK ||
+               memcmp(at_row, my_head.data, LEDGER_HASH_BYTES) != 0) {
+        problem = "the checkpoint names a journal head this node does not have";
+    } else if (statement_fingerprint(ctx->ledger, peer, "", &whole) != LEDGER_OK ||
+               whole.count != cp->entry_count || cp->channel_digest.len != DIGEST_BYTES ||
+               memcmp(whole.sum, cp->channel_digest.data, DIGEST_BYTES) != 0) {
+        problem = "the channel changed since the statement";
+    } else {
+        for (size_t i = 0; problem == NULL && i < cp->n_positions; i++) {
+            int64_t net = 0, pending = 0;
+            int64_t want = first ? cp->positions[i]->net_minor : -cp->positions[i]->net_minor;
+            if (ledger_position(ctx->ledger, peer, cp->positions[i]->currency, &net, &pending) !=
+                    LEDGER_OK ||
+                net != want) {
+                problem = "the positions differ";
+            }
+        }
+    }
+    if (problem == NULL &&
+        (checkpoint_sign_or_verify(false, req->checkpoint.data, req->checkpoint.len,
+                                   ctx->self->sign_secret, sig) != 0 ||
+         ledger_checkpoint_store(ctx->ledger, peer, req->checkpoint.data, req->checkpoint.len, sig,
+                                 req->checkpoint_signature.data, my_rows,
+                                 my_head.data) != LEDGER_OK)) {
+        problem = "cannot store the checkpoint";
+    }
+    corridor__checkpoint__free_unpacked(cp, NULL);
+    if (problem == NULL) {
+        log_event(self, peer, NULL, "checkpoint co-signed at journal row %llu",
+                  (unsigned long long)my_rows);
+    }
+    return problem;
+}
+
+ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
+                          uint8_t **body, size_t *body_len, bool *rebased)
+{
+    assert(ctx != NULL && req != NULL && body != NULL && body_len != NULL && rebased != NULL);
+    *rebased = false;
+    *body = NULL;
+    const char *problem = NULL;
+    ledger_channel_t before;
+    bool have_before = false;
+    ledger_err_t rc = LEDGER_OK;
+    if (req->repair != NULL) {
+        if (req->repair->rebase) {
+            if (!channel_is_diverged(ctx->channel)) {
+                problem = "this side has not seen the channel diverge: no re-base";
+            } else if ((rc = rebase(ctx, req->repair->sender_sent, req->repair->sender_applied,
+                                    &before)) == LEDGER_OK) {
+                have_before = true;
+                *rebased = true;
+            }
+        }
+        for (size_t i = 0; rc == LEDGER_OK && problem == NULL && i < req->repair->n_imports; i++) {
+            const Corridor__StatementEntry *p = req->repair->imports[i];
+            statement_entry_t e;
+            ledger_err_t storage = LEDGER_OK;
+            const char *why =
+                statement_entry_from_proto(p, &e)
+                    ? apply_import(ctx, &e, p->settlement_evidence.data, p->settlement_evidence.len,
+                                   p->status_evidence.data, p->status_evidence.len, &storage)
+                    : "malformed entry";
+            rc = storage;
+            if (why != NULL) {
+                log_event(ledger_node(ctx->ledger), ctx->peer->card.name, e.uetr,
+                          "repair import refused: %s", why);
+            }
+        }
+    }
+    uint8_t sig[crypto_sign_BYTES];
+    bool signed_checkpoint = false;
+    if (rc == LEDGER_OK && problem == NULL && req->checkpoint.len > 0) {
+        problem = countersign(ctx, req, sig);
+        signed_checkpoint = problem == NULL;
+    }
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    Corridor__Statement st;
+    if ((rc = statement_answer(ctx->ledger, ctx->peer->card.name, req, &st)) != LEDGER_OK) {
+        return rc;
+    }
+    if (have_before) { /* the counters as they were: the initiator re-bases from them */
+        st.sent_sequence = before.sent_seq;
+        st.applied_sequence = before.applied_seq;
+    }
+    if (problem != NULL) {
+        st.error = strdup(problem);
+    }
+    if (signed_checkpoint) {
+        st.checkpoint_signature.data = malloc(sizeof sig);
+        if (st.checkpoint_signature.data != NULL) {
+            memcpy(st.checkpoint_signature.data, sig, sizeof sig);
+            st.checkpoint_signature.len = sizeof sig;
+        }
+    }
+    *body_len = corridor__statement__get_packed_size(&st);
+    *body = malloc(*body_len);
+    if (*body != NULL) {
+        corridor__statement__pack(&st, *body);
+    }
+    statement_release(&st);
+    return *body != NULL ? LEDGER_OK : LEDGER_E_STORAGE;
+}

@@ -1,0 +1,81 @@
+/*
+ * Reconciliation: `corridor reconcile --peer P [--repair]`, run by a node against one peer.
+ *
+ * The initiator compares its channel with the peer's in rounds of StatementRequest and
+ * Statement (statement.h): it starts from the whole channel's fingerprint, which the ledger
+ * keeps in O(1), so identical channels agree in one exchange; where fingerprints differ it
+ * descends into the 16 sub-ranges that differ, until a range is small enough to compare entry
+ * by entry. Cost grows with the differences, not with the ledger. Every break is classified:
+ *   missing_at_peer, missing_local, amount_mismatch, currency_mismatch, status_mismatch.
+ *
+ * With --repair, the signed evidence both sides keep heals what it can prove: a pending entry
+ * the peer shows settled or rejected (its signed StatusReport) is resolved; an entry one side
+ * lacks is imported by that side from the other's signed messages (or, if still pending at
+ * the payer, applied as if it had just arrived). After a rollback (channel DIVERGED) the same
+ * exchange re-bases both sides' sequence numbers above everything either side ever used, and
+ * reopens the channel. Amount and currency mismatches need a person and stay listed.
+ *
+ * When a comparison finds no break and the positions mirror, both sides sign a checkpoint of
+ * the agreed state (each side's journal head, the channel digest, count and positions) and
+ * keep both signatures: `audit` then catches even a ledger rewritten with its hash chain
+ * recomputed, because the peer's signature is over the old head.
+ */
+#ifndef CORRIDOR_RECON_H
+#define CORRIDOR_RECON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "channel.h"
+#include "config.h"
+#include "corridor.pb-c.h"
+#include "identity.h"
+#include "ledger.h"
+
+#define RECON_RETRY_MS          2000 /* a request without an answer is sent again */
+#define RECON_CHECKPOINT_DOMAIN "corridor.checkpoint.v1"
+
+/* What reconciliation needs of the node. */
+typedef struct {
+    const identity_t *self;
+    const config_peer_t *peer; /* its name and public keys */
+    ledger_t *ledger;
+    channel_t *channel;
+} recon_ctx_t;
+
+typedef struct recon recon_t;
+
+/* A session against ctx->peer. NULL when out of memory. */
+recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms);
+void recon_destroy(recon_t **self_p);
+
+/* Sends the next request, or sends the last one again if it went unanswered. */
+void recon_tick(recon_t *r, int64_t now_ms);
+
+/* Inside the node's transaction: takes the peer's Statement. Repairs and checkpoints write. */
+ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
+    __attribute__((warn_unused_result));
+
+bool recon_done(const recon_t *r);
+int64_t recon_deadline(const recon_t *r);
+
+/* Whether the session re-based the channel (the node reloads the channel after the commit). */
+bool recon_rebased(const recon_t *r);
+
+/* The report as `reconcile --json` prints it (new reference). */
+json_t *recon_report(const recon_t *r);
+
+/* The responder, inside the transaction: answers a StatementRequest from ctx->peer, applying
+ * any repair or countersigning any checkpoint it carries. *rebased tells whether the channel
+ * counters changed. The Statement is encoded into *body (malloc'd). */
+ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
+                          uint8_t **body, size_t *body_len, bool *rebased)
+    __attribute__((warn_unused_result));
+
+/* Verifies a checkpoint signature (used by audit too). */
+bool recon_checkpoint_verify(const uint8_t *body, size_t body_len, const uint8_t *signature,
+                             const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES]);
+
+#endif
