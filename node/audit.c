@@ -531,26 +531,34 @@ static void merge_report(audit_report_t *to, const audit_report_t *from)
     to->violations_dropped += from->violations_dropped;
 }
 
-static void evidence_pass(audit_report_t *r, const audited_home_t *h)
-{
+/* The evidence workers of one home, running while the main thread walks the chain. */
+typedef struct {
     evidence_worker_t workers[AUDIT_THREADS_MAX];
     pthread_t threads[AUDIT_THREADS_MAX];
     bool started[AUDIT_THREADS_MAX];
-    unsigned count = audit_threads();
-    for (unsigned i = 0; i < count; i++) {
-        workers[i] = (evidence_worker_t){.home = h, .index = i, .count = count};
-        audit_report_init(&workers[i].report);
-        started[i] = pthread_create(&threads[i], NULL, evidence_worker, &workers[i]) == 0;
-        if (!started[i]) {
-            evidence_worker(&workers[i]); /* no thread: do its share here */
-        }
+    unsigned count;
+} evidence_pass_t;
+
+static void evidence_pass_start(evidence_pass_t *p, const audited_home_t *h)
+{
+    p->count = audit_threads();
+    for (unsigned i = 0; i < p->count; i++) {
+        p->workers[i] = (evidence_worker_t){.home = h, .index = i, .count = p->count};
+        audit_report_init(&p->workers[i].report);
+        p->started[i] = pthread_create(&p->threads[i], NULL, evidence_worker, &p->workers[i]) == 0;
     }
-    for (unsigned i = 0; i < count; i++) {
-        if (started[i]) {
-            pthread_join(threads[i], NULL);
+}
+
+static void evidence_pass_finish(evidence_pass_t *p, audit_report_t *r)
+{
+    for (unsigned i = 0; i < p->count; i++) {
+        if (p->started[i]) {
+            pthread_join(p->threads[i], NULL);
+        } else {
+            evidence_worker(&p->workers[i]); /* no thread: do its share here */
         }
-        merge_report(r, &workers[i].report);
-        audit_report_free(&workers[i].report);
+        merge_report(r, &p->workers[i].report);
+        audit_report_free(&p->workers[i].report);
     }
 }
 
@@ -831,11 +839,13 @@ int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *re
         }
         replay_t rp = {0};
         anchors_t anchors = {0};
+        evidence_pass_t evidence;
+        evidence_pass_start(&evidence, &opened[i]); /* signatures on every core, meanwhile: */
         load_checkpoints(report, &opened[i], &anchors);
         if (journal_pass(report, &opened[i], &rp, &anchors) == 0) {
             balances(report, &opened[i], &rp);
-            evidence_pass(report, &opened[i]);
         }
+        evidence_pass_finish(&evidence, report);
         free(rp.items);
         free(anchors.items);
         set_checks(report, &opened[i]);
