@@ -14,7 +14,8 @@ packages=(
   libinih-dev                            # config file parsing
   libjansson-dev                         # JSON output
   clang libclang-rt-14-dev               # libFuzzer harnesses and sanitizer runtimes
-  python3                                # the contract check's bookkeeping
+  python3                                # the contract check's bookkeeping, bench figures
+  gnuplot-nox                            # bench charts (PNG)
 )
 
 missing=()
