@@ -877,7 +877,7 @@ static int cmd_status(int argc, char **argv)
 
 #define SEND_USAGE                                                                                 \
     "corridor send --home DIR --to CODE --amount DEC --currency CCY [--uetr UUID] [--debtor S] "   \
-    "[--creditor S] [--remittance S] [--wait SECONDS] | --batch FILE [--wait SECONDS]"
+    "[--creditor S] [--remittance S] [--wait SECONDS] | --batch FILE [--wait SECONDS] [--rate N]"
 #define SEND_CHUNK_ITEMS 1000  /* settlements per request in a batch */
 #define SEND_GRACE_MS    15000 /* how long past --wait the node may take to answer */
 #define BATCH_LINE_MAX   1024
@@ -1076,13 +1076,34 @@ static void tally_results(json_t *results, bool print, tally_t *t)
 }
 
 /* Sends items in chunks; with wait_ms > 0 the node answers each chunk once final. */
-static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print, tally_t *t)
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sends items in chunks; with wait_ms > 0 the node answers each chunk once final. With
+ * rate > 0 (settlements per second) chunks of rate/50 leave every 20 ms: an open-loop load. */
+static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print, tally_t *t,
+                  long rate)
 {
     size_t total = json_array_size(items);
     int64_t deadline = wait_ms > 0 ? (int64_t)time(NULL) * 1000 + wait_ms : 0;
-    for (size_t start = 0; start < total; start += SEND_CHUNK_ITEMS) {
+    size_t chunk_items = rate > 0 ? (size_t)(rate / 50 > 0 ? rate / 50 : 1) : SEND_CHUNK_ITEMS;
+    int64_t started = monotonic_ms();
+    for (size_t start = 0; start < total; start += chunk_items) {
+        if (rate > 0) {
+            int64_t due = started + (int64_t)start * 1000 / rate;
+            int64_t now = monotonic_ms();
+            if (due > now) {
+                struct timespec pause = {(time_t)((due - now) / 1000),
+                                         (long)((due - now) % 1000) * 1000000};
+                nanosleep(&pause, NULL);
+            }
+        }
         json_t *chunk = json_array();
-        for (size_t i = start; i < total && i < start + SEND_CHUNK_ITEMS; i++) {
+        for (size_t i = start; i < total && i < start + chunk_items; i++) {
             json_array_append(chunk, json_array_get(items, i));
         }
         int64_t left = wait_ms > 0 ? deadline - (int64_t)time(NULL) * 1000 : 0;
@@ -1105,15 +1126,22 @@ static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print
 
 static int cmd_send(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"home", required_argument, NULL, 'h'},     {"to", required_argument, NULL, 't'},
-        {"amount", required_argument, NULL, 'a'},   {"currency", required_argument, NULL, 'c'},
-        {"uetr", required_argument, NULL, 'u'},     {"debtor", required_argument, NULL, 'd'},
-        {"creditor", required_argument, NULL, 'r'}, {"remittance", required_argument, NULL, 'm'},
-        {"wait", required_argument, NULL, 'w'},     {"batch", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, '?' + 256},     {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"to", required_argument, NULL, 't'},
+                                            {"amount", required_argument, NULL, 'a'},
+                                            {"currency", required_argument, NULL, 'c'},
+                                            {"uetr", required_argument, NULL, 'u'},
+                                            {"debtor", required_argument, NULL, 'd'},
+                                            {"creditor", required_argument, NULL, 'r'},
+                                            {"remittance", required_argument, NULL, 'm'},
+                                            {"wait", required_argument, NULL, 'w'},
+                                            {"batch", required_argument, NULL, 'b'},
+                                            {"rate", required_argument, NULL, 'R'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
     const char *home_opt = NULL, *batch = NULL, *wait_text = NULL;
     send_args_t a = {0};
+    long rate = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -1147,6 +1175,15 @@ static int cmd_send(int argc, char **argv)
         case 'b':
             batch = optarg;
             break;
+        case 'R': {
+            char *end = NULL;
+            rate = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || rate < 1 || rate > 1000000) {
+                complain("--rate %s: expected settlements per second, 1 to 1000000", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        }
         case '?' + 256:
             printf("usage: %s\nCommits a settlement as pending and prints its UETR. --wait: waits "
                    "for the final status (0 settled, 1 rejected, 4 timed out).\n--batch FILE: "
@@ -1172,6 +1209,10 @@ static int cmd_send(int argc, char **argv)
         }
         wait_ms = (int64_t)(seconds * 1000);
     }
+    if (rate > 0 && batch == NULL) {
+        complain("--rate paces a --batch");
+        return EXIT_USAGE;
+    }
     if (batch != NULL && (a.to || a.amount || a.currency || a.uetr)) {
         complain("--batch takes the settlements from the file; leave out --to, --amount...");
         return EXIT_USAGE;
@@ -1196,10 +1237,10 @@ static int cmd_send(int argc, char **argv)
     }
     tally_t t = {0};
     /* A batch goes out at full speed first; waiting re-sends it (sends are idempotent). */
-    rc = submit(&home, items, batch != NULL ? 0 : wait_ms, batch == NULL || wait_ms == 0, &t);
+    rc = submit(&home, items, batch != NULL ? 0 : wait_ms, batch == NULL || wait_ms == 0, &t, rate);
     if (rc == EXIT_OK && batch != NULL && wait_ms > 0) {
         memset(&t, 0, sizeof t);
-        rc = submit(&home, items, wait_ms, true, &t);
+        rc = submit(&home, items, wait_ms, true, &t, 0);
     }
     if (rc != EXIT_OK) {
         goto cleanup;
@@ -1354,7 +1395,7 @@ static int cmd_reconcile(int argc, char **argv)
     } else {
         print_reconcile_text(report);
     }
-        const char *error = json_string_value(json_object_get(report, "error"));
+    const char *error = json_string_value(json_object_get(report, "error"));
     bool timed_out = error != NULL && strncmp(error, "timed out", 9) == 0;
     json_int_t remaining = json_integer_value(json_object_get(report, "breaks_remaining"));
     bool agree = json_is_true(json_object_get(report, "positions_agree"));

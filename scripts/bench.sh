@@ -133,21 +133,8 @@ PY
   for i in $(seq 0 $((CLIENTS - 1))); do
     if [ "$RATE" = 0 ]; then
       "$C" send --home "$a" --batch "$WORK/batch$i.csv" >/dev/null 2>"$WORK/client$i.err" &
-    else # open loop: each client sends its share in chunks at RATE/CLIENTS per second
-      python3 - "$C" "$a" "$WORK/batch$i.csv" "$((RATE / CLIENTS))" "$WORK/chunk$i" <<'PY' &
-import subprocess, sys, time
-corridor, home, path, rate, chunk_path = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-lines = open(path).read().splitlines()
-header, rows = lines[0], lines[1:]
-step = max(1, rate // 20)           # 20 chunks a second
-start = time.time()
-for i in range(0, len(rows), step):
-    due = start + i / rate
-    time.sleep(max(0, due - time.time()))
-    with open(chunk_path, "w") as f:
-        f.write(header + "\n" + "\n".join(rows[i:i + step]) + "\n")
-    subprocess.run([corridor, "send", "--home", home, "--batch", chunk_path], stdout=subprocess.DEVNULL, check=True)
-PY
+    else # open loop: each client sends its share at RATE/CLIENTS per second, paced
+      "$C" send --home "$a" --batch "$WORK/batch$i.csv" --rate $((RATE / CLIENTS)) >/dev/null 2>"$WORK/client$i.err" &
     fi
     clients+=($!)
   done

@@ -627,7 +627,7 @@ int64_t ledger_pending(json_t *ledger, const char *peer, const char *currency)
     return position_field(ledger, peer, currency, "pending_minor");
 }
 
-json_t *ledger_find(json_t *ledger, const char *peer, const char *uetr, size_t *times)
+json_t *ledger_json_find(json_t *ledger, const char *peer, const char *uetr, size_t *times)
 {
     json_t *list = json_object_get(ledger, "settlements");
     assert_true(json_is_array(list));

@@ -151,7 +151,7 @@ int64_t ledger_count(json_t *ledger, const char *status);
 int64_t ledger_net(json_t *ledger, const char *peer, const char *currency);
 int64_t ledger_pending(json_t *ledger, const char *peer, const char *currency);
 /* The settlement with this UETR and peer, or NULL; *times (if not NULL) counts them. */
-json_t *ledger_find(json_t *ledger, const char *peer, const char *uetr, size_t *times);
+json_t *ledger_json_find(json_t *ledger, const char *peer, const char *uetr, size_t *times);
 /* A JSON object keyed by UETR (the settlements of `peer`, or all when NULL); fails the test
  * if one UETR appears twice on one channel side. The caller decrefs it. */
 json_t *ledger_index(json_t *ledger, const char *peer);

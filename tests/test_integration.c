@@ -287,7 +287,7 @@ static void expect_entry(json_t *ledger, const char *peer, const char *uetr, con
                          const char *reason)
 {
     size_t times = 0;
-    json_t *e = ledger_find(ledger, peer, uetr, &times);
+    json_t *e = ledger_json_find(ledger, peer, uetr, &times);
     if (e == NULL) {
         fail_msg("%s: no settlement %s", json_string_value(json_object_get(ledger, "node")), uetr);
     }
@@ -1076,7 +1076,7 @@ static void test_rollback_detected(void **state)
     }
     assert_int_equal(ledger_count(la, "pending"), 3);
     assert_int_equal(ledger_count(la, "settled"), 2 * ROLLBACK_ROUND);
-    assert_null(ledger_find(la, NAME_B, back, NULL));
+    assert_null(ledger_json_find(la, NAME_B, back, NULL));
     json_decref(la);
     json_t *st = node_status(c, a);
     json_t *peer = status_peer(st, NAME_B);
