@@ -3,7 +3,8 @@
 #   1. scripts/deps.sh installs what is missing;
 #   2. a normal build with -Werror and every ctest (unit, smoke, integration);
 #   3. a second build with ASan+UBSan running the unit tests and the short smoke tests;
-#   4. each libFuzzer harness for FUZZ_SECONDS (default 10) when clang is there.
+#   4. a short chaos run (scripts/chaos.sh, CHAOS_SETTLEMENTS default 5000);
+#   5. each libFuzzer harness for FUZZ_SECONDS (default 10) when clang is there.
 # Stops at the first failure with a non-zero exit. Keep the whole run under 20 minutes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,6 +31,9 @@ step "unit and smoke tests under sanitizers"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure -j"$JOBS" -L 'unit|smoke')
+
+step "chaos: three nodes, faults on every message, random SIGKILLs (short run)"
+scripts/chaos.sh --settlements "${CHAOS_SETTLEMENTS:-5000}" --seed "${CHAOS_SEED:-1}"
 
 step "fuzzing, ${FUZZ_SECONDS}s per harness"
 scripts/fuzz.sh "$FUZZ_SECONDS"
