@@ -28,6 +28,7 @@
 #include "identity.h"
 #include "ledger.h"
 #include "recon.h"
+#include "wire.h"
 
 #define AUDIT_HOMES_MAX   64
 #define AUDIT_THREADS_MAX 16
@@ -159,7 +160,8 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
     const char *problem = NULL;
     switch (msg->type) {
     case MSG_SETTLEMENT: {
-        Corridor__Settlement *s = corridor__settlement__unpack(NULL, msg->body_len, msg->body);
+        Corridor__Settlement *s = (Corridor__Settlement *)wire_unpack(
+            &corridor__settlement__descriptor, msg->body_len, msg->body);
         if (s == NULL) {
             return "evidence body is not a Settlement";
         }
@@ -172,7 +174,8 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         return problem;
     }
     case MSG_STATUS_REPORT: {
-        Corridor__StatusReport *s = corridor__status_report__unpack(NULL, msg->body_len, msg->body);
+        Corridor__StatusReport *s = (Corridor__StatusReport *)wire_unpack(
+            &corridor__status_report__descriptor, msg->body_len, msg->body);
         if (s == NULL) {
             return "evidence body is not a StatusReport";
         }
@@ -187,7 +190,8 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         return problem;
     }
     case MSG_RETURN: {
-        Corridor__Return *s = corridor__return__unpack(NULL, msg->body_len, msg->body);
+        Corridor__Return *s = (Corridor__Return *)wire_unpack(&corridor__return__descriptor,
+                                                              msg->body_len, msg->body);
         if (s == NULL) {
             return "evidence body is not a Return";
         }
@@ -283,7 +287,9 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
         size_t body_len = (size_t)sqlite3_column_bytes(stmt, 1);
         const config_peer_t *p = config_find_peer_const(h->config, peer);
         Corridor__Checkpoint *cp =
-            body_len > 0 ? corridor__checkpoint__unpack(NULL, body_len, body) : NULL;
+            body_len > 0 ? (Corridor__Checkpoint *)wire_unpack(&corridor__checkpoint__descriptor,
+                                                               body_len, body)
+                         : NULL;
         const char *self = h->config->name;
         const char *problem = NULL;
         bool first = cp != NULL && strcmp(cp->first, self) == 0;

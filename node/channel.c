@@ -9,6 +9,7 @@
 #include "corridor.pb-c.h"
 #include "log.h"
 #include "validate.h"
+#include "wire.h"
 
 #define FAST_RETRANSMIT_MS  200 /* at most this often */
 #define TRANSMIT_SCAN_BATCH 512 /* outbox rows read per scan */
@@ -364,7 +365,8 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     ch->last_rx_ms = now_ms;
     switch (msg->type) {
     case MSG_ACK: {
-        Corridor__Ack *ack = corridor__ack__unpack(NULL, msg->body_len, msg->body);
+        Corridor__Ack *ack =
+            (Corridor__Ack *)wire_unpack(&corridor__ack__descriptor, msg->body_len, msg->body);
         if (ack != NULL && ch->state != CHANNEL_DIVERGED &&
             fresh_control(ch, ack->incarnation, ack->counter)) {
             on_ack(ch, ack->sequence, now_ms);
@@ -373,7 +375,8 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
         break;
     }
     case MSG_HELLO: {
-        Corridor__Hello *hello = corridor__hello__unpack(NULL, msg->body_len, msg->body);
+        Corridor__Hello *hello =
+            (Corridor__Hello *)wire_unpack(&corridor__hello__descriptor, msg->body_len, msg->body);
         if (hello != NULL && fresh_control(ch, hello->incarnation, hello->counter)) {
             on_hello(ch, hello, now_ms);
         }
@@ -489,7 +492,8 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
 static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg)
 {
     const char *peer = ch->peer->card.name;
-    Corridor__StatusReport *sr = corridor__status_report__unpack(NULL, msg->body_len, msg->body);
+    Corridor__StatusReport *sr = (Corridor__StatusReport *)wire_unpack(
+        &corridor__status_report__descriptor, msg->body_len, msg->body);
     ledger_err_t rc = LEDGER_OK;
     if (sr == NULL || uetr_check(sr->uetr) != VALID_OK) {
         log_event(ch->ctx.node_name, peer, NULL, "dropped malformed StatusReport");
@@ -526,7 +530,8 @@ done:
 static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg)
 {
     const char *peer = ch->peer->card.name;
-    Corridor__Return *ret = corridor__return__unpack(NULL, msg->body_len, msg->body);
+    Corridor__Return *ret =
+        (Corridor__Return *)wire_unpack(&corridor__return__descriptor, msg->body_len, msg->body);
     ledger_err_t rc = LEDGER_OK;
     settlement_t original;
     if (ret == NULL || uetr_check(ret->original_uetr) != VALID_OK ||

@@ -29,6 +29,7 @@
 #include "recon.h"
 #include "transport.h"
 #include "validate.h"
+#include "wire.h"
 
 #define INBOUND_PER_TURN    4096 /* frames read per loop turn */
 #define CONTROL_PER_TURN    64   /* control requests read per loop turn */
@@ -238,8 +239,8 @@ static ledger_err_t handle_statements(node_t *n, int64_t now)
         inbound_statement_t *in = &n->statements_in[i];
         recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
         if (rc == LEDGER_OK && in->msg.type == MSG_STATEMENT_REQUEST) {
-            Corridor__StatementRequest *req =
-                corridor__statement_request__unpack(NULL, in->msg.body_len, in->msg.body);
+            Corridor__StatementRequest *req = (Corridor__StatementRequest *)wire_unpack(
+                &corridor__statement_request__descriptor, in->msg.body_len, in->msg.body);
             uint8_t *body = NULL;
             size_t len = 0;
             bool rebased = false;
@@ -253,8 +254,8 @@ static ledger_err_t handle_statements(node_t *n, int64_t now)
             n->reload[in->peer_index] |= rebased;
             corridor__statement_request__free_unpacked(req, NULL);
         } else if (rc == LEDGER_OK && n->sessions[in->peer_index].recon != NULL) {
-            Corridor__Statement *st =
-                corridor__statement__unpack(NULL, in->msg.body_len, in->msg.body);
+            Corridor__Statement *st = (Corridor__Statement *)wire_unpack(
+                &corridor__statement__descriptor, in->msg.body_len, in->msg.body);
             if (st != NULL) {
                 recon_t *r = n->sessions[in->peer_index].recon;
                 rc = recon_on_statement(r, st, now);

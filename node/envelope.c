@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "corridor.pb-c.h"
+#include "wire.h"
 
 _Static_assert(ENVELOPE_NONCE_BYTES == 24, "crypto_box nonces are 24 bytes");
 _Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
@@ -250,11 +251,13 @@ static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *
 {
     env_err_t rc = ENV_E_MALFORMED;
     Corridor__Inner *inner = NULL;
-    Corridor__SignedMessage *sm = corridor__signed_message__unpack(NULL, len, bytes);
+    Corridor__SignedMessage *sm =
+        (Corridor__SignedMessage *)wire_unpack(&corridor__signed_message__descriptor, len, bytes);
     if (sm == NULL || sm->signature.len != crypto_sign_BYTES) {
         goto cleanup;
     }
-    inner = corridor__inner__unpack(NULL, sm->inner.len, sm->inner.data);
+    inner =
+        (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor, sm->inner.len, sm->inner.data);
     if (inner == NULL || !is_key_id(&inner->author_key_id) ||
         !is_key_id(&inner->recipient_key_id)) {
         goto cleanup;
@@ -352,7 +355,8 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
     uint8_t *plain = NULL;
     size_t plain_len = 0;
     Corridor__Transit *transit = NULL;
-    Corridor__Envelope *env = corridor__envelope__unpack(NULL, wire_len, wire);
+    Corridor__Envelope *env =
+        (Corridor__Envelope *)wire_unpack(&corridor__envelope__descriptor, wire_len, wire);
     if (env == NULL) {
         goto cleanup;
     }
@@ -381,7 +385,7 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
         rc = ENV_E_DECRYPT;
         goto cleanup;
     }
-    transit = corridor__transit__unpack(NULL, plain_len, plain);
+    transit = (Corridor__Transit *)wire_unpack(&corridor__transit__descriptor, plain_len, plain);
     if (transit == NULL) {
         goto cleanup;
     }

@@ -28,5 +28,5 @@ void log_event(const char *node, const char *peer, const char *uetr, const char 
         vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
         va_end(ap);
     }
-        fprintf(stderr, "%s\n", line); /* the node buffers stderr and flushes once per turn */
+    fprintf(stderr, "%s\n", line); /* the node buffers stderr and flushes once per turn */
 }

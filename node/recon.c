@@ -13,6 +13,7 @@
 #include "log.h"
 #include "statement.h"
 #include "validate.h"
+#include "wire.h"
 
 #define RECON_BREAKS_MAX 100000 /* breaks kept for the report (counted beyond) */
 #define REPAIR_CHUNK_MAX 150    /* imports per repair request: keeps it under the body limit */
@@ -581,7 +582,8 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     const char *problem = NULL;
     if (sr_msg.type != MSG_STATUS_REPORT ||
         sodium_memcmp(sr_msg.recipient_key_id, payer_id, sizeof payer_id) != 0 ||
-        (sr = corridor__status_report__unpack(NULL, sr_msg.body_len, sr_msg.body)) == NULL ||
+        (sr = (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
+                                                    sr_msg.body_len, sr_msg.body)) == NULL ||
         strcmp(sr->uetr, e->uetr) != 0) {
         problem = "the StatusReport evidence is not about this entry";
     } else if (strcmp(sr->status, "ACSC") == 0) {
@@ -649,7 +651,7 @@ static ledger_err_t rebase(const recon_ctx_t *ctx, uint64_t their_sent, uint64_t
     log_event(ledger_node(ctx->ledger), peer, NULL,
               "channel re-based after repair: our stream continues after %llu, theirs after %llu",
               (unsigned long long)sent, (unsigned long long)applied);
-        rc = ledger_channel_rebase(ctx->ledger, peer, sent, applied);
+    rc = ledger_channel_rebase(ctx->ledger, peer, sent, applied);
     if (rc == LEDGER_OK) {
         channel_reload(ctx->channel); /* what is queued next must take the new numbers */
     }
@@ -987,8 +989,8 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
                                  req->checkpoint_signature.data, ctx->peer->card.sign_public)) {
         return "the proposer's signature does not verify";
     }
-    Corridor__Checkpoint *cp =
-        corridor__checkpoint__unpack(NULL, req->checkpoint.len, req->checkpoint.data);
+    Corridor__Checkpoint *cp = (Corridor__Checkpoint *)wire_unpack(
+        &corridor__checkpoint__descriptor, req->checkpoint.len, req->checkpoint.data);
     const char *problem = NULL;
     range_fp_t whole;
     uint8_t at_row[LEDGER_HASH_BYTES];

@@ -9,6 +9,7 @@
 
 #include "corridor.pb-c.h"
 #include "validate.h"
+#include "wire.h"
 
 #define CONTENT_HASH_DOMAIN "corridor.settlement-content.v1"
 
@@ -148,7 +149,8 @@ const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
     memset(s, 0, sizeof *s);
     bool ok = COPY(peer, peer);
     s->direction = direction;
-    Corridor__Settlement *msg = corridor__settlement__unpack(NULL, len, body);
+    Corridor__Settlement *msg =
+        (Corridor__Settlement *)wire_unpack(&corridor__settlement__descriptor, len, body);
     if (msg == NULL) {
         return "FF01";
     }
