@@ -314,9 +314,13 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
                    memcmp(sqlite3_column_blob(stmt, 5), head.data, LEDGER_HASH_BYTES) != 0) {
             problem = "a checkpoint's stored row or head differs from what was signed";
         }
+        static const uint8_t zero_head[LEDGER_HASH_BYTES] = {0};
+        if (problem == NULL && rows == 0 && memcmp(head.data, zero_head, LEDGER_HASH_BYTES) != 0) {
+            problem = "a checkpoint of an empty journal with a head that is not empty";
+        }
         if (problem != NULL) {
             violation(r, h->dir, "checkpoint", "with %s: %s", peer, problem);
-        } else {
+        } else if (rows > 0) {
             anchor_t *items = realloc(out->items, (out->count + 1) * sizeof *items);
             if (items != NULL) {
                 out->items = items;

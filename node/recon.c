@@ -1005,7 +1005,8 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
         (first != (strcmp(self, peer) < 0))) {
         problem = "the checkpoint is not for this channel";
     } else if (my_head.len != LEDGER_HASH_BYTES ||
-               ledger_row_hash_at(ctx->ledger, my_rows, at_row) != LEDGER_OK ||
+               (my_rows == 0 ? (memset(at_row, 0, sizeof at_row), false)
+                             : ledger_row_hash_at(ctx->ledger, my_rows, at_row) != LEDGER_OK) ||
                memcmp(at_row, my_head.data, LEDGER_HASH_BYTES) != 0) {
         problem = "the checkpoint names a journal head this node does not have";
     } else if (statement_fingerprint(ctx->ledger, peer, "", &whole) != LEDGER_OK ||

@@ -1,0 +1,1311 @@
+/*
+ * Reconciliation tests: real `corridor` processes on loopback (tests/nodes.c) driven through
+ * `corridor reconcile --json` as an operator would, against DESIGN.md's contract (I6, the
+ * Rollback rule, the `reconcile` JSON, exit codes).
+ *
+ * Each test makes its books disagree in one known way and checks that reconciliation finds
+ * exactly that break, classifies it, heals it when signed evidence allows (`--repair`) and
+ * leaves it listed when it needs a person:
+ *   1. books that agree: every settlement matched, no break, a co-signed checkpoint;
+ *   2. a StatusReport never delivered (fault injection): status_mismatch, healed by repair;
+ *   3. a peer restored from an old copy: missing_at_peer, repaired, the channel reopened;
+ *   4. an entry rewritten locally (digest kept consistent): amount_mismatch, not repairable;
+ *   5. a journal rewritten with its hash chain recomputed: caught by the co-signed checkpoint;
+ *   6. 100,000 identical entries built through the ledger API: matched in one exchange;
+ *   7. bad input and an unreachable peer: exit codes 2, 3 and 4, and the node keeps running.
+ * Tampering (4, 5) happens with the nodes stopped, directly in ledger.db with SQLite, using
+ * the same hash definitions the node uses (digest.h, ledger.h).
+ */
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "digest.h"
+#include "ledger.h"
+#include "nodes.h"
+#include "validate.h"
+
+#define NAME_A "BKRURUMM"
+#define NAME_B "BMJIIRTH"
+
+#define CURRENCIES     "RUB,USD,KZT"
+#define CURRENCY_COUNT 3
+#define GENEROUS_CAPS  "RUB=100000000,USD=100000000,KZT=100000000"
+
+#define PLAN_MAX        1024
+#define QUIESCE_MS      120000
+#define SEND_TIMEOUT_MS 90000
+#define RECON_CMD_MS    150000 /* reconcile's own default timeout is 120 s */
+#define STATE_WAIT_MS   10000  /* the bound for both sides to see `diverged` */
+#define REOPEN_WAIT_MS  15000  /* ... and to be `up` again after a repair */
+#define UETR_SIZE       (CORRIDOR_UETR_LEN + 1)
+
+#define BULK_ENTRIES 100000 /* test 6 */
+#define BULK_TXN     10000  /* settlements per transaction when building them */
+
+static const char *const currencies[CURRENCY_COUNT] = {"RUB", "USD", "KZT"};
+
+/* ---- settlement plans ------------------------------------------------------------------------ */
+
+/* One settlement a test sends. */
+typedef struct {
+    char uetr[UETR_SIZE];
+    size_t from, to;      /* node indexes in the cluster */
+    const char *currency; /* a 2-decimal currency */
+    int64_t minor;        /* amount in minor units */
+} planned_t;
+
+typedef struct {
+    planned_t items[PLAN_MAX];
+    size_t count;
+    uint32_t rng; /* amounts are reproducible from the seed */
+} plan_t;
+
+/* One plan at a time (tests run one after the other): nothing to free when a test fails. */
+static plan_t the_plan;
+
+static plan_t *plan_new(uint32_t seed)
+{
+    memset(&the_plan, 0, sizeof the_plan);
+    the_plan.rng = seed;
+    return &the_plan;
+}
+
+static uint32_t plan_next(plan_t *p)
+{
+    p->rng = p->rng * 1664525u + 1013904223u;
+    return p->rng >> 8;
+}
+
+/* Adds `count` settlements from -> to, amounts 0.01 .. 1000.00, currencies drawn at random. */
+static void plan_add(plan_t *p, size_t from, size_t to, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        assert_true(p->count < PLAN_MAX);
+        planned_t *s = &p->items[p->count++];
+        uetr_generate(s->uetr);
+        s->from = from;
+        s->to = to;
+        s->currency = currencies[plan_next(p) % CURRENCY_COUNT];
+        s->minor = 1 + (int64_t)(plan_next(p) % 100000);
+    }
+}
+
+static void format_amount(int64_t minor, char out[static 32])
+{
+    snprintf(out, 32, "%lld.%02lld", (long long)(minor / 100), (long long)(minor % 100));
+}
+
+/* Writes the batch CSV of plan items [start, end) sent by node `from`; returns its path, or
+ * NULL when that node sends none of them. */
+static char *write_batch(cluster_t *c, const plan_t *p, size_t from, size_t start, size_t end)
+{
+    char file[64];
+    snprintf(file, sizeof file, "batch-%u.csv", c->cmd_seq++);
+    char *path = test_path(c->dir, file);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "to,amount,currency,uetr\n");
+    size_t lines = 0;
+    for (size_t i = start; i < end; i++) {
+        const planned_t *s = &p->items[i];
+        if (s->from != from) {
+            continue;
+        }
+        char amount[32];
+        format_amount(s->minor, amount);
+        fprintf(f, "%s,%s,%s,%s\n", c->nodes[s->to].name, amount, s->currency, s->uetr);
+        lines++;
+    }
+    assert_int_equal(fclose(f), 0);
+    if (lines == 0) {
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+/* Sends plan items [start, end) from every node that has some, all batches at once, each with
+ * `send --batch FILE --wait 60`; asserts that every batch settled (exit 0). */
+static void settle_range(cluster_t *c, const plan_t *p, size_t start, size_t end)
+{
+    pid_t pids[CLUSTER_NODES_MAX] = {0};
+    char *paths[CLUSTER_NODES_MAX] = {NULL};
+    for (size_t i = 0; i < c->count; i++) {
+        paths[i] = write_batch(c, p, i, start, end);
+        if (paths[i] != NULL) {
+            pids[i] = cluster_spawn(c, "send", "--home", c->nodes[i].home, "--batch", paths[i],
+                                    "--wait", "60", NULL);
+        }
+    }
+    for (size_t i = 0; i < c->count; i++) {
+        if (pids[i] == 0) {
+            continue;
+        }
+        cmd_result_t r;
+        int rc = cluster_wait_spawned(c, pids[i], SEND_TIMEOUT_MS, &r);
+        if (rc != 0) {
+            printf("# send --batch --wait at %s exited %d: %.1000s\n", c->nodes[i].name, rc, r.err);
+        }
+        cmd_result_free(&r);
+        unlink(paths[i]);
+        free(paths[i]);
+        assert_int_equal(rc, 0);
+    }
+}
+
+/* `send` of one settlement without --wait; asserts exit 0 (committed). */
+static void send_nowait(cluster_t *c, tnode_t *from, const tnode_t *to, int64_t minor,
+                        const char *currency, const char *uetr)
+{
+    char amount[32];
+    format_amount(minor, amount);
+    cmd_result_t r;
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", from->home, "--to", to->name,
+                         "--amount", amount, "--currency", currency, "--uetr", uetr, NULL);
+    if (rc != 0) {
+        printf("# send %s at %s exited %d: %.500s\n", uetr, from->name, rc, r.err);
+    }
+    cmd_result_free(&r);
+    assert_int_equal(rc, 0);
+}
+
+/* ---- reconcile ------------------------------------------------------------------------------- */
+
+/* Runs `reconcile --home SELF --peer PEER [--repair] --json`; returns the exit status and the
+ * parsed report in *report (the caller decrefs it; asserts that stdout is one JSON document). */
+static int reconcile(cluster_t *c, tnode_t *self, const tnode_t *peer, bool repair, json_t **report)
+{
+    const char *args[8];
+    size_t n = 0;
+    args[n++] = "reconcile";
+    args[n++] = "--home";
+    args[n++] = self->home;
+    args[n++] = "--peer";
+    args[n++] = peer->name;
+    if (repair) {
+        args[n++] = "--repair";
+    }
+    args[n++] = "--json";
+    args[n] = NULL;
+    cmd_result_t r;
+    int rc = cluster_cmdv(c, RECON_CMD_MS, &r, args);
+    json_error_t jerr;
+    *report = json_loads(r.out, 0, &jerr);
+    if (*report == NULL) {
+        printf("# reconcile at %s exited %d, stdout not JSON (%s): %.1000s\n# stderr: %.500s\n",
+               self->name, rc, jerr.text, r.out, r.err);
+    }
+    cmd_result_free(&r);
+    assert_non_null(*report);
+    return rc;
+}
+
+static int64_t report_int(json_t *report, const char *key)
+{
+    json_t *v = json_object_get(report, key);
+    if (!json_is_integer(v)) {
+        fail_msg("reconcile report has no integer %s", key);
+    }
+    return (int64_t)json_integer_value(v);
+}
+
+static json_t *report_breaks(json_t *report)
+{
+    json_t *breaks = json_object_get(report, "breaks");
+    assert_true(json_is_array(breaks));
+    return breaks;
+}
+
+/* The break listed for a UETR, or NULL; fails if it is listed twice. */
+static json_t *break_of(json_t *report, const char *uetr)
+{
+    json_t *found = NULL, *b;
+    size_t i;
+    json_array_foreach(report_breaks(report), i, b)
+    {
+        const char *u = json_string_value(json_object_get(b, "uetr"));
+        assert_non_null(u);
+        if (strcmp(u, uetr) == 0) {
+            assert_null(found);
+            found = b;
+        }
+    }
+    return found;
+}
+
+static size_t breaks_of_kind(json_t *report, const char *kind)
+{
+    size_t n = 0, i;
+    json_t *b;
+    json_array_foreach(report_breaks(report), i, b)
+    {
+        const char *k = json_string_value(json_object_get(b, "kind"));
+        assert_non_null(k);
+        n += strcmp(k, kind) == 0;
+    }
+    return n;
+}
+
+static void expect_break(json_t *report, const char *uetr, const char *kind)
+{
+    json_t *b = break_of(report, uetr);
+    if (b == NULL) {
+        fail_msg("no break listed for %s (expected %s)", uetr, kind);
+    }
+    const char *k = json_string_value(json_object_get(b, "kind"));
+    if (k == NULL || strcmp(k, kind) != 0) {
+        fail_msg("break %s is %s, expected %s", uetr, k != NULL ? k : "(none)", kind);
+    }
+}
+
+static void print_report(const char *what, json_t *report)
+{
+    char *text = json_dumps(report, JSON_COMPACT);
+    printf("# %s: %.3000s\n", what, text != NULL ? text : "(null)");
+    free(text);
+}
+
+/* A clean reconcile: exit 0, `matched` settlements, no break, positions that agree and a
+ * checkpoint both sides signed. Returns the journal row count the checkpoint names. */
+static int64_t reconcile_clean(cluster_t *c, tnode_t *self, const tnode_t *peer, int64_t matched)
+{
+    json_t *rep = NULL;
+    int rc = reconcile(c, self, peer, false, &rep);
+    if (rc != 0 || report_int(rep, "matched") != matched) {
+        print_report("unexpected reconcile report", rep);
+    }
+    assert_int_equal(rc, 0);
+    assert_string_equal(json_string_value(json_object_get(rep, "peer")), peer->name);
+    assert_int_equal(report_int(rep, "matched"), matched);
+    assert_int_equal(json_array_size(report_breaks(rep)), 0);
+    assert_true(json_is_true(json_object_get(rep, "positions_agree")));
+    json_t *cp = json_object_get(rep, "checkpoint");
+    assert_true(json_is_object(cp));
+    assert_true(json_is_true(json_object_get(cp, "signed")));
+    int64_t rows = report_int(cp, "journal_rows");
+    assert_true(rows > 0);
+    json_decref(rep);
+    return rows;
+}
+
+/* ---- nodes ----------------------------------------------------------------------------------- */
+
+static void two_nodes(cluster_t *c, tnode_t **a, tnode_t **b)
+{
+    *a = cluster_add(c, NAME_A, CURRENCIES);
+    *b = cluster_add(c, NAME_B, CURRENCIES);
+    cluster_link(c, *a, *b, GENEROUS_CAPS);
+}
+
+extern char **environ;
+
+/* Starts `corridor run` for the node with CORRIDOR_FAULTS set (nodes.c strips it from every
+ * child it starts), its log appended to the node's, and waits until `status` answers. */
+static void node_start_faults(cluster_t *c, tnode_t *n, const char *faults)
+{
+    assert_int_equal(n->pid, 0);
+    size_t env_count = 0;
+    while (environ[env_count] != NULL) {
+        env_count++;
+    }
+    char **envp = calloc(env_count + 2, sizeof *envp);
+    assert_non_null(envp);
+    size_t e = 0;
+    for (size_t i = 0; i < env_count; i++) {
+        if (strncmp(environ[i], "CORRIDOR_FAULTS=", 16) != 0) {
+            envp[e++] = environ[i];
+        }
+    }
+    char faults_var[256];
+    snprintf(faults_var, sizeof faults_var, "CORRIDOR_FAULTS=%s", faults);
+    envp[e++] = faults_var;
+    envp[e] = NULL;
+    const char *argv[] = {CORRIDOR_BIN, "run", "--home", n->home, NULL};
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int log = open(n->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    assert_true(in >= 0 && log >= 0);
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) {
+            _exit(126);
+        }
+        execve(CORRIDOR_BIN, (char *const *)argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    close(in);
+    close(log);
+    assert_true(pid > 0);
+    n->pid = pid; /* from here on node_stop / cluster_destroy reap it */
+    int64_t deadline = mono_ms() + NODE_READY_MS;
+    for (;;) {
+        if (!node_alive(n)) {
+            node_print_log_tail(n, 10);
+            fail_msg("node %s (faults %s) exited at start with %d", n->name, faults, n->last_exit);
+        }
+        cmd_result_t r;
+        int rc = cluster_cmd(c, 5000, &r, "status", "--home", n->home, "--json", NULL);
+        cmd_result_free(&r);
+        if (rc == 0) {
+            return;
+        }
+        assert_true(mono_ms() < deadline);
+        sleep_ms(100);
+    }
+}
+
+static const char *peer_state(cluster_t *c, tnode_t *n, const char *peer)
+{
+    static char state[32];
+    json_t *st = node_status(c, n);
+    json_t *p = status_peer(st, peer);
+    assert_non_null(p);
+    const char *s = json_string_value(json_object_get(p, "state"));
+    assert_non_null(s);
+    snprintf(state, sizeof state, "%s", s);
+    json_decref(st);
+    return state;
+}
+
+/* Waits until both nodes show their channel in `state`; fails after timeout_ms. */
+static void wait_both_state(cluster_t *c, tnode_t *a, tnode_t *b, const char *state, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        char sa[32];
+        snprintf(sa, sizeof sa, "%s", peer_state(c, a, b->name));
+        const char *sb = peer_state(c, b, a->name);
+        if (strcmp(sa, state) == 0 && strcmp(sb, state) == 0) {
+            return;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("channel not %s on both sides after %d ms: %s sees %s, %s sees %s", state,
+                     timeout_ms, a->name, sa, b->name, sb);
+        }
+        sleep_ms(200);
+    }
+}
+
+/* Waits until the node's outbox towards `peer` is empty (everything acknowledged). */
+static void wait_outbox_empty(cluster_t *c, tnode_t *n, const char *peer, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        json_t *st = node_status(c, n);
+        json_t *p = status_peer(st, peer);
+        assert_non_null(p);
+        int64_t outbox = (int64_t)json_integer_value(json_object_get(p, "outbox"));
+        json_decref(st);
+        if (outbox == 0) {
+            return;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("%s still has %lld queued to %s after %d ms", n->name, (long long)outbox, peer,
+                     timeout_ms);
+        }
+        sleep_ms(200);
+    }
+}
+
+/* The hash-chain head of a node's journal (hex, malloc'd): any journal row changes it. */
+static char *ledger_head_hex(cluster_t *c, tnode_t *n)
+{
+    json_t *l = node_ledger(c, n);
+    const char *head = json_string_value(json_object_get(l, "head"));
+    assert_non_null(head);
+    char *copy = strdup(head);
+    assert_non_null(copy);
+    json_decref(l);
+    return copy;
+}
+
+static void audit_pair(cluster_t *c, tnode_t *a, tnode_t *b, int64_t entries_min)
+{
+    tnode_t *nodes[2] = {a, b};
+    cluster_audit_clean(c, nodes, 2, entries_min);
+}
+
+static void quiesce_pair(cluster_t *c, tnode_t *a, tnode_t *b)
+{
+    tnode_t *nodes[2] = {a, b};
+    cluster_quiesce(c, nodes, 2, QUIESCE_MS);
+}
+
+/* Asserts that the ledger holds the UETR with that peer exactly once, with that status. */
+static void expect_entry(json_t *ledger, const char *peer, const char *uetr, const char *status)
+{
+    size_t times = 0;
+    json_t *e = ledger_json_find(ledger, peer, uetr, &times);
+    if (e == NULL) {
+        fail_msg("%s: no settlement %s", json_string_value(json_object_get(ledger, "node")), uetr);
+    }
+    assert_int_equal(times, 1);
+    const char *got = json_string_value(json_object_get(e, "status"));
+    if (got == NULL || strcmp(got, status) != 0) {
+        fail_msg("%s: settlement %s is %s, expected %s",
+                 json_string_value(json_object_get(ledger, "node")), uetr,
+                 got != NULL ? got : "(none)", status);
+    }
+}
+
+/* The two ledgers agree: the same settlements (each once per side) with the same status,
+ * amount and currency and opposite directions, the same counts, and positions that mirror. */
+static void expect_ledgers_agree(cluster_t *c, tnode_t *a, tnode_t *b, size_t settlements)
+{
+    json_t *la = node_ledger(c, a), *lb = node_ledger(c, b);
+    json_t *ia = ledger_index(la, b->name), *ib = ledger_index(lb, a->name);
+    assert_int_equal(json_object_size(ia), settlements);
+    assert_int_equal(json_object_size(ib), settlements);
+    const char *uetr;
+    json_t *ea;
+    json_object_foreach(ia, uetr, ea)
+    {
+        json_t *eb = json_object_get(ib, uetr);
+        if (eb == NULL) {
+            fail_msg("%s holds %s, %s does not", a->name, uetr, b->name);
+        }
+        assert_string_equal(json_string_value(json_object_get(ea, "status")),
+                            json_string_value(json_object_get(eb, "status")));
+        assert_string_equal(json_string_value(json_object_get(ea, "currency")),
+                            json_string_value(json_object_get(eb, "currency")));
+        assert_int_equal(json_integer_value(json_object_get(ea, "amount_minor")),
+                         json_integer_value(json_object_get(eb, "amount_minor")));
+        assert_string_not_equal(json_string_value(json_object_get(ea, "direction")),
+                                json_string_value(json_object_get(eb, "direction")));
+    }
+    const char *counts[] = {"pending", "settled", "rejected", "returned"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(ledger_count(la, counts[i]), ledger_count(lb, counts[i]));
+    }
+    for (size_t i = 0; i < CURRENCY_COUNT; i++) {
+        assert_int_equal(ledger_net(la, b->name, currencies[i]),
+                         -ledger_net(lb, a->name, currencies[i]));
+    }
+    json_decref(ia);
+    json_decref(ib);
+    json_decref(la);
+    json_decref(lb);
+}
+
+/* ---- raw ledger access (nodes stopped) ------------------------------------------------------- */
+
+static sqlite3 *open_db(const tnode_t *n, bool write)
+{
+    char *path = test_path(n->home, LEDGER_FILE);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, NULL);
+    free(path);
+    if (rc != SQLITE_OK) {
+        fail_msg("cannot open %s's ledger: %s", n->name, sqlite3_errmsg(db));
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static void exec_sql(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, err != NULL ? err : "?");
+    }
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    }
+    return st;
+}
+
+static int64_t checkpoint_count(const tnode_t *n)
+{
+    sqlite3 *db = open_db(n, false);
+    sqlite3_stmt *st = prepare(db, "SELECT count(*) FROM checkpoints");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t count = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return count;
+}
+
+/* ---- fixtures -------------------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    *state = cluster_new();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    cluster_t *c = *state;
+    cluster_destroy(&c);
+    *state = NULL;
+    return 0;
+}
+
+/* ---- 1. books that agree --------------------------------------------------------------------- */
+
+#define AGREE_EACH_WAY 150
+
+static void test_no_breaks(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    plan_t *p = plan_new(1);
+    plan_add(p, 0, 1, AGREE_EACH_WAY);
+    plan_add(p, 1, 0, AGREE_EACH_WAY);
+    settle_range(c, p, 0, p->count);
+    quiesce_pair(c, a, b);
+
+    int64_t rows1 = reconcile_clean(c, a, b, (int64_t)p->count);
+    /* the same from B's side, and again from A's: still no break, one more checkpoint each */
+    reconcile_clean(c, b, a, (int64_t)p->count);
+    int64_t rows2 = reconcile_clean(c, a, b, (int64_t)p->count);
+    assert_int_equal(rows1, rows2); /* a checkpoint adds no journal row */
+    expect_ledgers_agree(c, a, b, p->count);
+
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    assert_int_equal(checkpoint_count(a), 3);
+    assert_int_equal(checkpoint_count(b), 3);
+    audit_pair(c, a, b, (int64_t)(2 * p->count));
+    c->passed = true;
+}
+
+/* ---- 2. a StatusReport never delivered ------------------------------------------------------- */
+
+#define DROPPED_REPORTS 5
+
+static void test_status_report_dropped(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start_faults(c, b, "drop=1,drop_type=StatusReport,seed=1");
+    assert_true(node_log_contains(b, "FAULT INJECTION ON"));
+    plan_t *p = plan_new(2);
+    plan_add(p, 0, 1, DROPPED_REPORTS);
+    for (size_t i = 0; i < p->count; i++) {
+        send_nowait(c, a, b, p->items[i].minor, p->items[i].currency, p->items[i].uetr);
+    }
+
+    /* B settles them all ... */
+    int64_t deadline = mono_ms() + 30000;
+    for (;;) {
+        json_t *lb = node_ledger(c, b);
+        size_t settled = 0;
+        for (size_t i = 0; i < p->count; i++) {
+            json_t *e = ledger_json_find(lb, NAME_A, p->items[i].uetr, NULL);
+            const char *s = e != NULL ? json_string_value(json_object_get(e, "status")) : NULL;
+            settled += s != NULL && strcmp(s, "settled") == 0;
+        }
+        json_decref(lb);
+        if (settled == p->count) {
+            break;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("B settled %zu of %zu within 30 s", settled, p->count);
+        }
+        sleep_ms(200);
+    }
+    /* ... and A never hears of it */
+    sleep_ms(1500);
+    json_t *la = node_ledger(c, a);
+    for (size_t i = 0; i < p->count; i++) {
+        expect_entry(la, NAME_B, p->items[i].uetr, "pending");
+    }
+    json_decref(la);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 1 || json_array_size(report_breaks(rep)) != p->count) {
+        print_report("reconcile with undelivered StatusReports", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), p->count);
+    assert_int_equal(report_int(rep, "matched"), 0);
+    for (size_t i = 0; i < p->count; i++) {
+        expect_break(rep, p->items[i].uetr, "status_mismatch");
+        json_t *br = break_of(rep, p->items[i].uetr);
+        json_t *local = json_object_get(br, "local"), *peer = json_object_get(br, "peer");
+        assert_string_equal(json_string_value(json_object_get(local, "status")), "pending");
+        assert_string_equal(json_string_value(json_object_get(peer, "status")), "settled");
+        assert_int_equal(json_integer_value(json_object_get(local, "amount_minor")),
+                         p->items[i].minor);
+    }
+    assert_true(json_is_null(json_object_get(rep, "checkpoint")));
+    json_decref(rep);
+
+    /* the repair resolves them from B's signed StatusReports */
+    rc = reconcile(c, a, b, true, &rep);
+    printf("# reconcile --repair of undelivered StatusReports: exit %d, positions_agree %s\n", rc,
+           json_is_true(json_object_get(rep, "positions_agree")) ? "true" : "false");
+    if (report_int(rep, "breaks_remaining") != 0) {
+        print_report("reconcile --repair", rep);
+    }
+    assert_int_equal(report_int(rep, "breaks_remaining"), 0);
+    assert_int_equal(report_int(rep, "healed"), (int64_t)p->count);
+    for (size_t i = 0; i < p->count; i++) {
+        json_t *br = break_of(rep, p->items[i].uetr);
+        assert_non_null(br);
+        assert_true(json_is_true(json_object_get(br, "healed")));
+    }
+    int repair_rc = rc; /* checked last, once the rest is known */
+    json_decref(rep);
+
+    reconcile_clean(c, a, b, (int64_t)p->count);
+    la = node_ledger(c, a);
+    for (size_t i = 0; i < p->count; i++) {
+        expect_entry(la, NAME_B, p->items[i].uetr, "settled");
+    }
+    assert_int_equal(ledger_count(la, "pending"), 0);
+    json_decref(la);
+
+    /* B without faults: its StatusReports finally arrive and change nothing */
+    char *head = ledger_head_hex(c, a);
+    assert_int_equal(node_stop(c, b), 0);
+    node_start(c, b);
+    wait_outbox_empty(c, b, NAME_A, 20000);
+    wait_both_state(c, a, b, "up", 10000);
+    char *head_after = ledger_head_hex(c, a);
+    assert_string_equal(head, head_after); /* no journal row: the repeats were idempotent */
+    free(head);
+    free(head_after);
+    expect_ledgers_agree(c, a, b, p->count);
+    reconcile_clean(c, a, b, (int64_t)p->count);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    audit_pair(c, a, b, (int64_t)(2 * p->count));
+    /* the repair healed every break: it exits 0 (DESIGN.md: 0 when no breaks remain) */
+    assert_int_equal(repair_rc, 0);
+    c->passed = true;
+}
+
+/* ---- 3. a peer restored from an old copy ----------------------------------------------------- */
+
+#define ROUND_AB    20
+#define ROUND_BA    10
+#define HELD_AB     5
+#define HELD_BA     3
+#define ROUND_TOTAL (ROUND_AB + ROUND_BA)
+
+static void test_peer_restored_from_old_copy(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    plan_t *p = plan_new(3);
+    plan_add(p, 0, 1, ROUND_AB);
+    plan_add(p, 1, 0, ROUND_BA);
+    settle_range(c, p, 0, ROUND_TOTAL);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+    char *backup = test_path(c->dir, "B.old");
+    const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};
+    assert_int_equal(nodes_run_program(cp, 60000), 0);
+
+    node_start(c, b);
+    plan_add(p, 0, 1, ROUND_AB);
+    plan_add(p, 1, 0, ROUND_BA);
+    settle_range(c, p, ROUND_TOTAL, 2 * ROUND_TOTAL);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+
+    /* B comes back from the old copy: it lost the second round */
+    test_rmtree(b->home);
+    assert_int_equal(rename(backup, b->home), 0);
+    free(backup);
+    node_start(c, b);
+    wait_both_state(c, a, b, "diverged", STATE_WAIT_MS);
+
+    /* new settlements both ways are accepted and held */
+    char held_ab[HELD_AB][UETR_SIZE], held_ba[HELD_BA][UETR_SIZE];
+    for (size_t i = 0; i < HELD_AB; i++) {
+        uetr_generate(held_ab[i]);
+        send_nowait(c, a, b, 500 + (int64_t)i, "RUB", held_ab[i]);
+    }
+    for (size_t i = 0; i < HELD_BA; i++) {
+        uetr_generate(held_ba[i]);
+        send_nowait(c, b, a, 700 + (int64_t)i, "USD", held_ba[i]);
+    }
+    sleep_ms(1000);
+    json_t *la = node_ledger(c, a);
+    for (size_t i = 0; i < HELD_AB; i++) {
+        expect_entry(la, NAME_B, held_ab[i], "pending");
+    }
+    json_decref(la);
+
+    /* reconcile without repair lists what B lost */
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 1) {
+        print_report("reconcile after the rollback", rep);
+    }
+    assert_int_equal(rc, 1);
+    for (size_t i = ROUND_TOTAL; i < 2 * ROUND_TOTAL; i++) {
+        expect_break(rep, p->items[i].uetr, "missing_at_peer");
+    }
+    for (size_t i = 0; i < HELD_AB; i++) {
+        expect_break(rep, held_ab[i], "missing_at_peer");
+    }
+    for (size_t i = 0; i < HELD_BA; i++) {
+        expect_break(rep, held_ba[i], "missing_local");
+    }
+    assert_int_equal(breaks_of_kind(rep, "missing_at_peer"), ROUND_TOTAL + HELD_AB);
+    assert_int_equal(breaks_of_kind(rep, "missing_local"), HELD_BA);
+    assert_int_equal(json_array_size(report_breaks(rep)), ROUND_TOTAL + HELD_AB + HELD_BA);
+    assert_int_equal(report_int(rep, "matched"), ROUND_TOTAL);
+    assert_false(json_is_true(json_object_get(rep, "positions_agree")));
+    assert_false(json_is_true(json_object_get(rep, "repaired_channel")));
+    json_decref(rep);
+    /* a plain reconcile repairs nothing */
+    assert_string_equal(peer_state(c, a, NAME_B), "diverged");
+
+    /* the repair re-sends what B lost, imports what A lacks and reopens the channel */
+    rc = reconcile(c, a, b, true, &rep);
+    printf("# reconcile --repair after the rollback: exit %d, positions_agree %s\n", rc,
+           json_is_true(json_object_get(rep, "positions_agree")) ? "true" : "false");
+    if (report_int(rep, "breaks_remaining") != 0) {
+        print_report("reconcile --repair after the rollback", rep);
+    }
+    assert_int_equal(report_int(rep, "breaks_remaining"), 0);
+    assert_true(json_is_true(json_object_get(rep, "repaired_channel")));
+    assert_int_equal(report_int(rep, "healed"), ROUND_TOTAL + HELD_AB + HELD_BA);
+    int repair_rc = rc; /* checked last, once the rest is known */
+    json_decref(rep);
+    wait_both_state(c, a, b, "up", REOPEN_WAIT_MS);
+    quiesce_pair(c, a, b);
+
+    size_t total = 2 * ROUND_TOTAL + HELD_AB + HELD_BA;
+    reconcile_clean(c, a, b, (int64_t)total);
+    la = node_ledger(c, a);
+    json_t *lb = node_ledger(c, b);
+    for (size_t i = 0; i < p->count; i++) {
+        expect_entry(la, NAME_B, p->items[i].uetr, "settled");
+        expect_entry(lb, NAME_A, p->items[i].uetr, "settled");
+    }
+    for (size_t i = 0; i < HELD_AB; i++) {
+        expect_entry(la, NAME_B, held_ab[i], "settled");
+        expect_entry(lb, NAME_A, held_ab[i], "settled");
+    }
+    for (size_t i = 0; i < HELD_BA; i++) {
+        expect_entry(la, NAME_B, held_ba[i], "settled");
+        expect_entry(lb, NAME_A, held_ba[i], "settled");
+    }
+    assert_int_equal(ledger_count(la, "settled"), total);
+    assert_int_equal(ledger_count(lb, "settled"), total);
+    assert_int_equal(ledger_count(la, "pending"), 0);
+    assert_int_equal(ledger_count(lb, "pending"), 0);
+    json_decref(la);
+    json_decref(lb);
+    expect_ledgers_agree(c, a, b, total);
+
+    /* the reopened channel carries new traffic both ways */
+    plan_add(p, 0, 1, 3);
+    plan_add(p, 1, 0, 2);
+    settle_range(c, p, 2 * ROUND_TOTAL, p->count);
+    quiesce_pair(c, a, b);
+    expect_ledgers_agree(c, a, b, total + 5);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    audit_pair(c, a, b, (int64_t)(2 * total));
+    /* every break healed: exit 0, though the held settlements were still in flight */
+    assert_int_equal(repair_rc, 0);
+    c->passed = true;
+}
+
+/* ---- 4. an entry rewritten locally ----------------------------------------------------------- */
+
+/* Changes the amount of A's settled incoming settlement `uetr` from B by `delta`, keeping the
+ * statement machinery consistent: the canonical hash and the channel digest follow. Returns
+ * the old amount. */
+static int64_t rewrite_amount(tnode_t *a, const char *peer, const char *uetr, int64_t delta)
+{
+    sqlite3 *db = open_db(a, true);
+    exec_sql(db, "BEGIN IMMEDIATE");
+    sqlite3_stmt *st = prepare(db, "SELECT id, amount_minor, currency, canon_hash, status, reason,"
+                                   " direction FROM settlements WHERE peer = ?1 AND uetr = ?2");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uetr, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t id = sqlite3_column_int64(st, 0);
+    int64_t old_amount = sqlite3_column_int64(st, 1);
+    char currency[8];
+    snprintf(currency, sizeof currency, "%s", (const char *)sqlite3_column_text(st, 2));
+    assert_int_equal(sqlite3_column_bytes(st, 3), DIGEST_BYTES);
+    uint8_t stored[DIGEST_BYTES];
+    memcpy(stored, sqlite3_column_blob(st, 3), DIGEST_BYTES);
+    assert_int_equal(sqlite3_column_int(st, 4), STATUS_SETTLED);
+    assert_string_equal((const char *)sqlite3_column_text(st, 5), "");
+    assert_int_equal(sqlite3_column_int(st, 6), DIRECTION_IN);
+    sqlite3_finalize(st);
+
+    /* payer is the peer, payee this node (an incoming entry) */
+    uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
+    digest_entry(peer, a->name, uetr, old_amount, currency, "settled", "", old_hash);
+    assert_memory_equal(old_hash, stored, DIGEST_BYTES); /* the same definition as the node's */
+    digest_entry(peer, a->name, uetr, old_amount + delta, currency, "settled", "", new_hash);
+    st = prepare(db, "UPDATE settlements SET amount_minor = ?2, canon_hash = ?3 WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, old_amount + delta);
+    sqlite3_bind_blob(st, 3, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+
+    st = prepare(db, "SELECT digest FROM channels WHERE peer = ?1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(st, 0), DIGEST_BYTES);
+    uint8_t digest[DIGEST_BYTES];
+    memcpy(digest, sqlite3_column_blob(st, 0), DIGEST_BYTES);
+    sqlite3_finalize(st);
+    digest_sub(digest, old_hash);
+    digest_add(digest, new_hash);
+    st = prepare(db, "UPDATE channels SET digest = ?2 WHERE peer = ?1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, digest, DIGEST_BYTES, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+
+    /* the kept digest is still the sum over the rows (what the node would compute) */
+    st = prepare(db, "SELECT canon_hash FROM settlements WHERE peer = ?1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    uint8_t sum[DIGEST_BYTES] = {0};
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        assert_int_equal(sqlite3_column_bytes(st, 0), DIGEST_BYTES);
+        digest_add(sum, sqlite3_column_blob(st, 0));
+    }
+    sqlite3_finalize(st);
+    assert_memory_equal(sum, digest, DIGEST_BYTES);
+    exec_sql(db, "COMMIT");
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return old_amount;
+}
+
+#define REWRITE_EACH_WAY 10
+#define REWRITE_DELTA    100
+
+static void test_amount_rewritten(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    plan_t *p = plan_new(4);
+    plan_add(p, 0, 1, REWRITE_EACH_WAY);
+    plan_add(p, 1, 0, REWRITE_EACH_WAY);
+    settle_range(c, p, 0, p->count);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+
+    const planned_t *victim = &p->items[REWRITE_EACH_WAY]; /* B -> A: incoming at A */
+    int64_t old_amount = rewrite_amount(a, NAME_B, victim->uetr, REWRITE_DELTA);
+    assert_int_equal(old_amount, victim->minor);
+    node_start(c, a);
+    node_start(c, b);
+    wait_both_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 1 || json_array_size(report_breaks(rep)) != 1) {
+        print_report("reconcile after a rewritten amount", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 1);
+    expect_break(rep, victim->uetr, "amount_mismatch");
+    json_t *br = break_of(rep, victim->uetr);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(br, "local"), "amount_minor")),
+        old_amount + REWRITE_DELTA);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(br, "peer"), "amount_minor")),
+        old_amount);
+    assert_int_equal(report_int(rep, "matched"), (int64_t)p->count - 1);
+    assert_true(json_is_null(json_object_get(rep, "checkpoint")));
+    json_decref(rep);
+
+    /* a repair cannot decide which figure is right: the break stays, for a person */
+    rc = reconcile(c, a, b, true, &rep);
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 1);
+    expect_break(rep, victim->uetr, "amount_mismatch");
+    br = break_of(rep, victim->uetr);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_true(json_is_string(json_object_get(br, "action")));
+    assert_int_equal(report_int(rep, "breaks_remaining"), 1);
+    assert_int_equal(report_int(rep, "healed"), 0);
+    json_decref(rep);
+
+    /* and nothing changed on either side */
+    rc = reconcile(c, b, a, false, &rep);
+    assert_int_equal(rc, 1);
+    expect_break(rep, victim->uetr, "amount_mismatch");
+    json_decref(rep);
+    json_t *lb = node_ledger(c, b);
+    json_t *e = ledger_json_find(lb, NAME_A, victim->uetr, NULL);
+    assert_non_null(e);
+    assert_int_equal(json_integer_value(json_object_get(e, "amount_minor")), old_amount);
+    json_decref(lb);
+    json_t *la = node_ledger(c, a);
+    e = ledger_json_find(la, NAME_B, victim->uetr, NULL);
+    assert_non_null(e);
+    assert_int_equal(json_integer_value(json_object_get(e, "amount_minor")),
+                     old_amount + REWRITE_DELTA);
+    json_decref(la);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+/* ---- 5. a journal rewritten with its chain recomputed ---------------------------------------- */
+
+/* Adds `delta` to journal row `seq`'s amount and recomputes the hash of that row and of every
+ * later one, so that the chain is internally consistent again. */
+static void rewrite_journal(tnode_t *n, int64_t seq, int64_t delta)
+{
+    sqlite3 *db = open_db(n, true);
+    exec_sql(db, "BEGIN IMMEDIATE");
+    sqlite3_stmt *up = prepare(db, "UPDATE journal SET amount_minor = amount_minor + ?2"
+                                   " WHERE seq = ?1");
+    sqlite3_bind_int64(up, 1, seq);
+    sqlite3_bind_int64(up, 2, delta);
+    assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_finalize(up);
+
+    uint8_t prev[LEDGER_HASH_BYTES] = {0};
+    if (seq > 1) {
+        sqlite3_stmt *st = prepare(db, "SELECT hash FROM journal WHERE seq = ?1");
+        sqlite3_bind_int64(st, 1, seq - 1);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_bytes(st, 0), LEDGER_HASH_BYTES);
+        memcpy(prev, sqlite3_column_blob(st, 0), LEDGER_HASH_BYTES);
+        sqlite3_finalize(st);
+    }
+    sqlite3_stmt *rows = prepare(db, "SELECT seq, kind, peer, uetr, currency, amount_minor, reason,"
+                                     " content_hash, evidence, created_ms FROM journal"
+                                     " WHERE seq >= ?1 ORDER BY seq");
+    sqlite3_stmt *set = prepare(db, "UPDATE journal SET hash = ?2 WHERE seq = ?1");
+    sqlite3_bind_int64(rows, 1, seq);
+    int64_t rewritten = 0;
+    while (sqlite3_step(rows) == SQLITE_ROW) {
+        uint8_t content_hash[SETTLEMENT_HASH_BYTES] = {0};
+        assert_int_equal(sqlite3_column_bytes(rows, 7), SETTLEMENT_HASH_BYTES);
+        memcpy(content_hash, sqlite3_column_blob(rows, 7), SETTLEMENT_HASH_BYTES);
+        ledger_row_t row = {
+            .seq = sqlite3_column_int64(rows, 0),
+            .kind = (entry_kind_t)sqlite3_column_int(rows, 1),
+            .peer = (const char *)sqlite3_column_text(rows, 2),
+            .uetr = (const char *)sqlite3_column_text(rows, 3),
+            .currency = (const char *)sqlite3_column_text(rows, 4),
+            .amount_minor = sqlite3_column_int64(rows, 5),
+            .reason = (const char *)sqlite3_column_text(rows, 6),
+            .content_hash = content_hash,
+            .evidence = sqlite3_column_blob(rows, 8),
+            .evidence_len = (size_t)sqlite3_column_bytes(rows, 8),
+            .created_unix_ms = sqlite3_column_int64(rows, 9),
+        };
+        uint8_t hash[LEDGER_HASH_BYTES];
+        ledger_row_hash(prev, &row, hash);
+        sqlite3_bind_int64(set, 1, row.seq);
+        sqlite3_bind_blob(set, 2, hash, LEDGER_HASH_BYTES, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(set), SQLITE_DONE);
+        sqlite3_reset(set);
+        memcpy(prev, hash, LEDGER_HASH_BYTES);
+        rewritten++;
+    }
+    sqlite3_finalize(rows);
+    sqlite3_finalize(set);
+    assert_true(rewritten > 1);
+    exec_sql(db, "COMMIT");
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* Runs `audit --home H --json`; returns the exit status and the parsed report. */
+static int audit_one(cluster_t *c, tnode_t *n, json_t **report)
+{
+    cmd_result_t r;
+    int rc = cluster_cmd(c, 120000, &r, "audit", "--home", n->home, "--json", NULL);
+    *report = json_loads(r.out, 0, NULL);
+    if (*report == NULL) {
+        printf("# audit exited %d, stdout not JSON: %.1000s\n# stderr: %.500s\n", rc, r.out, r.err);
+    }
+    cmd_result_free(&r);
+    assert_non_null(*report);
+    return rc;
+}
+
+static size_t violations_of_kind(json_t *audit, const char *kind)
+{
+    size_t n = 0, i;
+    json_t *v;
+    json_array_foreach(json_object_get(audit, "violations"), i, v)
+    {
+        const char *k = json_string_value(json_object_get(v, "kind"));
+        n += k != NULL && strcmp(k, kind) == 0;
+    }
+    return n;
+}
+
+static void test_checkpoint_catches_recomputed_chain(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    plan_t *p = plan_new(5);
+    plan_add(p, 0, 1, 10);
+    plan_add(p, 1, 0, 5);
+    settle_range(c, p, 0, p->count);
+    quiesce_pair(c, a, b);
+    int64_t rows = reconcile_clean(c, a, b, (int64_t)p->count);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    audit_pair(c, a, b, (int64_t)(2 * p->count)); /* clean, checkpoint and all */
+
+    assert_true(rows > 3);
+    rewrite_journal(a, 2, 1);
+    json_t *rep = NULL;
+    int rc = audit_one(c, a, &rep);
+    printf("# audit of the recomputed chain: exit %d, violations:", rc);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(rep, "violations"), i, v)
+    {
+        printf(" %s", json_string_value(json_object_get(v, "kind")));
+    }
+    printf("\n");
+    assert_int_equal(rc, 1);
+    assert_false(json_is_true(json_object_get(rep, "ok")));
+    assert_true(violations_of_kind(rep, "checkpoint") >= 1);
+    /* the chain itself is consistent again: only the co-signed head gives the edit away */
+    assert_int_equal(violations_of_kind(rep, "chain"), 0);
+    json_decref(rep);
+    c->passed = true;
+}
+
+/* ---- 6. 100,000 identical entries ------------------------------------------------------------ */
+
+static ledger_t *open_ledger(const tnode_t *n)
+{
+    char *path = test_path(n->home, LEDGER_FILE);
+    ledger_t *l = NULL;
+    char err[256] = "";
+    ledger_err_t rc = ledger_open(path, n->name, LEDGER_READ_WRITE, NULL, &l, err, sizeof err);
+    free(path);
+    if (rc != LEDGER_OK) {
+        fail_msg("ledger_open %s: %s (%s)", n->name, ledger_strerror(rc), err);
+    }
+    return l;
+}
+
+static void must(ledger_t *l, ledger_err_t rc, const char *what)
+{
+    if (rc != LEDGER_OK) {
+        fail_msg("%s: %s (%s)", what, ledger_strerror(rc), ledger_last_error(l));
+    }
+}
+
+/* Books `count` identical settled entries on both sides of the channel, A paying B. */
+static void build_identical(tnode_t *a, tnode_t *b, size_t count)
+{
+    ledger_t *la = open_ledger(a), *lb = open_ledger(b);
+    static const uint8_t evidence[] = "test evidence: not a signed message";
+    settlement_t s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.currency, sizeof s.currency, "RUB");
+    snprintf(s.end_to_end_id, sizeof s.end_to_end_id, "BULK");
+    s.created_unix_ms = 1700000000000;
+    ledger_outcome_t out;
+    for (size_t done = 0; done < count;) {
+        must(la, ledger_begin(la), "begin A");
+        must(lb, ledger_begin(lb), "begin B");
+        for (size_t k = 0; k < BULK_TXN && done < count; k++, done++) {
+            uetr_generate(s.uetr);
+            s.amount_minor = 1 + (int64_t)(done % 997);
+            snprintf(s.peer, sizeof s.peer, "%.*s", (int)sizeof s.peer - 1, b->name);
+            s.direction = DIRECTION_OUT;
+            must(la, ledger_send(la, &s, evidence, sizeof evidence, &out), "ledger_send");
+            must(la,
+                 ledger_resolve(la, b->name, s.uetr, true, NULL, evidence, sizeof evidence, &out),
+                 "ledger_resolve");
+            assert_int_equal(out.status, STATUS_SETTLED);
+            snprintf(s.peer, sizeof s.peer, "%.*s", (int)sizeof s.peer - 1, a->name);
+            s.direction = DIRECTION_IN;
+            must(lb,
+                 ledger_receive(lb, &s, INT64_C(1000000000000000), NULL, evidence, sizeof evidence,
+                                &out),
+                 "ledger_receive");
+            assert_int_equal(out.status, STATUS_SETTLED);
+        }
+        must(la, ledger_commit(la), "commit A");
+        must(lb, ledger_commit(lb), "commit B");
+    }
+    ledger_counts_t ca, cb;
+    must(la, ledger_counts(la, &ca), "counts A");
+    must(lb, ledger_counts(lb, &cb), "counts B");
+    assert_int_equal(ca.settled, count);
+    assert_int_equal(cb.settled, count);
+    ledger_close(&la);
+    ledger_close(&lb);
+    assert_null(la);
+}
+
+static void test_hundred_thousand_identical(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    int64_t t0 = mono_ms();
+    build_identical(a, b, BULK_ENTRIES);
+    printf("# built %d identical entries on each side in %lld ms\n", BULK_ENTRIES,
+           (long long)(mono_ms() - t0));
+    node_start(c, a);
+    node_start(c, b);
+    wait_both_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int64_t t1 = mono_ms();
+    int rc = reconcile(c, a, b, false, &rep);
+    int64_t took = mono_ms() - t1;
+    printf("# reconcile of %d identical entries took %lld ms\n", BULK_ENTRIES, (long long)took);
+    if (rc != 0) {
+        print_report("reconcile of identical books", rep);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(report_int(rep, "matched"), BULK_ENTRIES);
+    assert_int_equal(json_array_size(report_breaks(rep)), 0);
+    assert_true(json_is_true(json_object_get(rep, "positions_agree")));
+    assert_int_equal(report_int(rep, "rounds"), 2); /* one comparison, one checkpoint */
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+/* ---- 7. bad input, an unreachable peer ------------------------------------------------------- */
+
+static void test_bad_input_and_peer_down(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+
+    /* nothing runs: 3 */
+    cmd_result_t r;
+    int rc =
+        cluster_cmd(c, 30000, &r, "reconcile", "--home", a->home, "--peer", NAME_B, "--json", NULL);
+    assert_int_equal(rc, 3);
+    cmd_result_free(&r);
+
+    node_start(c, a);
+    /* not a peer, no peer, not a code, a bad timeout: 2, one line on stderr, nothing out */
+    const char *const bad[][8] = {
+        {"reconcile", "--home", a->home, "--peer", "NOSUCH", "--json", NULL},
+        {"reconcile", "--home", a->home, "--json", NULL},
+        {"reconcile", "--home", a->home, "--peer", "not a code!", NULL},
+        {"reconcile", "--home", a->home, "--peer", NAME_B, "--timeout", "0", NULL},
+        {"reconcile", "--home", a->home, "--peer", NAME_B, "extra", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = cluster_cmdv(c, 30000, &r, bad[i]);
+        if (rc != 2) {
+            printf("# case %zu exited %d: %.300s\n", i, rc, r.err);
+        }
+        assert_int_equal(rc, 2);
+        assert_true(strlen(r.err) > 0);
+        assert_true(strchr(r.err, '\n') == strrchr(r.err, '\n')); /* one line */
+        assert_int_equal(strlen(r.out), 0);
+        cmd_result_free(&r);
+    }
+
+    /* the peer is down: 4 within the timeout, and the node keeps running */
+    int64_t t0 = mono_ms();
+    rc = cluster_cmd(c, 30000, &r, "reconcile", "--home", a->home, "--peer", NAME_B, "--json",
+                     "--timeout", "3", NULL);
+    int64_t took = mono_ms() - t0;
+    printf("# reconcile against a peer that is down: exit %d after %lld ms\n", rc, (long long)took);
+    if (rc == 1) { /* allowed: a negative answer that says what went wrong */
+        json_t *rep = json_loads(r.out, 0, NULL);
+        assert_non_null(rep);
+        assert_true(json_is_string(json_object_get(rep, "error")));
+        json_decref(rep);
+    } else {
+        assert_int_equal(rc, 4);
+    }
+    assert_true(took >= 2500);
+    assert_true(took < 10000);
+    cmd_result_free(&r);
+    assert_true(node_alive(a));
+    json_t *st = node_status(c, a);
+    assert_string_equal(json_string_value(json_object_get(st, "node")), NAME_A);
+    json_decref(st);
+
+    /* a second session afterwards works once the peer is up */
+    node_start(c, b);
+    wait_both_state(c, a, b, "up", 10000);
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", a->home, "--to", NAME_B, "--amount",
+                     "12.34", "--currency", "RUB", "--uetr", uetr, "--wait", "30", NULL);
+    assert_int_equal(rc, 0);
+    cmd_result_free(&r);
+    reconcile_clean(c, a, b, 1);
+    assert_true(node_alive(a));
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        return 1;
+    }
+    /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
+    const char *filter = getenv("CORRIDOR_TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0') {
+        cmocka_set_test_filter(filter);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bad_input_and_peer_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_breaks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_report_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_restored_from_old_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_amount_rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hundred_thousand_identical, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("recon", tests, NULL, NULL);
+}
