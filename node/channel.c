@@ -489,6 +489,28 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
                                out.position_minor, !out.repeated);
 }
 
+/* The continuous check: the peer's StatusReport carries its resulting position; ours must be
+ * its mirror. Settlements still in flight either way make the two differ for a while, so it
+ * is compared only when the channel is quiet in that currency: nothing of ours pending, and
+ * everything we sent the peer acknowledged. */
+static void check_reported_position(channel_t *ch, const Corridor__StatusReport *sr)
+{
+    int64_t net = 0, pending = 0;
+    if (sr->currency == NULL || ch->acked_seq != ch->sent_seq ||
+        ledger_position(ch->ctx.ledger, ch->peer->card.name, sr->currency, &net, &pending) !=
+            LEDGER_OK ||
+        pending != 0) {
+        return;
+    }
+    if (net != -sr->position_minor) {
+        ch->stats.position_mismatches++;
+        log_event(ch->ctx.node_name, ch->peer->card.name, sr->uetr,
+                  "POSITION MISMATCH in %.3s: ours %lld, the peer reports %lld (mirror %lld)",
+                  sr->currency, (long long)net, (long long)sr->position_minor,
+                  (long long)-sr->position_minor);
+    }
+}
+
 static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg)
 {
     const char *peer = ch->peer->card.name;
@@ -518,6 +540,9 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
     if (rc == LEDGER_OK && !out.repeated) {
         log_event(ch->ctx.node_name, peer, sr->uetr, "outgoing %s%s%s", status_name(out.status),
                   out.reason[0] ? " " : "", out.reason);
+        if (settled) {
+            check_reported_position(ch, sr);
+        }
         if (ch->ctx.on_final != NULL) {
             ch->ctx.on_final(ch->ctx.arg, peer, sr->uetr, &out);
         }

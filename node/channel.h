@@ -121,12 +121,13 @@ void channel_reload(channel_t *ch);
 
 typedef struct {
     channel_state_t state;
-    uint64_t sent_seq;    /* highest queued to the peer */
-    uint64_t acked_seq;   /* highest the peer acknowledged */
-    uint64_t applied_seq; /* highest of the peer's applied here */
-    uint64_t held;        /* out-of-order messages waiting */
-    uint64_t retransmits; /* messages sent again */
-    uint64_t dropped;     /* received messages dropped (duplicates, far future, diverged) */
+    uint64_t sent_seq;            /* highest queued to the peer */
+    uint64_t acked_seq;           /* highest the peer acknowledged */
+    uint64_t applied_seq;         /* highest of the peer's applied here */
+    uint64_t held;                /* out-of-order messages waiting */
+    uint64_t retransmits;         /* messages sent again */
+    uint64_t dropped;             /* received messages dropped (duplicates, far future, diverged) */
+    uint64_t position_mismatches; /* StatusReports whose position did not mirror ours */
 } channel_stats_t;
 
 channel_stats_t channel_stats(const channel_t *ch);

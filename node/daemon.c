@@ -480,6 +480,8 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                              (json_int_t)st.sent_seq, "received_seq", (json_int_t)st.applied_seq,
                              "acked_seq", (json_int_t)st.acked_seq, "held", (json_int_t)st.held,
                              "retransmits", (json_int_t)st.retransmits));
+        json_object_set_new(json_array_get(peers, i), "position_mismatches",
+                            json_integer((json_int_t)st.position_mismatches));
     }
     transport_stats_t ts = transport_stats(n->transport);
     json_t *doc =
