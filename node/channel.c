@@ -458,14 +458,16 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
     const char *peer = ch->peer->card.name;
     settlement_t s;
     const char *reason = settlement_decode(msg->body, msg->body_len, peer, DIRECTION_IN, &s);
-    if (reason != NULL || uetr_check(s.uetr) != VALID_OK) {
+    if (uetr_check(s.uetr) != VALID_OK) {
         /* without a valid UETR there is nothing to key an entry or a report on */
         log_event(ch->ctx.node_name, peer, NULL,
                   "dropped malformed Settlement (sequence %llu): no valid UETR",
                   (unsigned long long)msg->sequence);
         return LEDGER_OK;
     }
-    reason = settlement_check(&s);
+    if (reason == NULL) {
+        reason = settlement_check(&s);
+    }
     if (reason == NULL && !config_accepts(ch->ctx.config, s.currency)) {
         reason = "AM03"; /* a currency this node does not deal in */
     }

@@ -73,18 +73,34 @@ static int resolve_home(home_t *home, const char *option)
     return EXIT_OK;
 }
 
+/* Checks that a home exists and can be read, saying which it is not. */
+static int require_home(const home_t *home)
+{
+    if (access(home->config_path, R_OK) == 0) {
+        return EXIT_OK;
+    }
+    if (errno == EACCES) {
+        complain("%s: permission denied (the home belongs to another user? run corridor as "
+                 "its owner)",
+                 home->dir);
+    } else {
+        complain("no Corridor home at %s (no %s); create one with `corridor init`", home->dir,
+                 CONFIG_FILE);
+    }
+    return EXIT_USAGE;
+}
+
 /* Loads the config of an existing home. */
 static int load_config(const home_t *home, config_t **config)
 {
-    if (access(home->config_path, F_OK) != 0) {
-        complain("no Corridor home at %s (no %s); create one with `corridor init`", home->dir,
-                 CONFIG_FILE);
-        return EXIT_USAGE;
+    int rc = require_home(home);
+    if (rc != EXIT_OK) {
+        return rc;
     }
     char err[512];
     if (config_load(home->config_path, config, err, sizeof err) != 0) {
         complain("%s", err);
-        return EXIT_INTERNAL;
+        return EXIT_USAGE; /* a malformed config is bad input */
     }
     return EXIT_OK;
 }
@@ -725,9 +741,8 @@ static int cmd_audit(int argc, char **argv)
         if ((rc = resolve_home(&home, homes[i])) != EXIT_OK) {
             return rc;
         }
-        if (access(home.config_path, F_OK) != 0) {
-            complain("no Corridor home at %s (no %s)", homes[i], CONFIG_FILE);
-            return EXIT_USAGE;
+        if ((rc = require_home(&home)) != EXIT_OK) {
+            return rc;
         }
     }
     audit_report_t report;
@@ -768,10 +783,8 @@ static int cmd_run(int argc, char **argv)
     if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK) {
         return rc;
     }
-    if (access(home.config_path, F_OK) != 0) {
-        complain("no Corridor home at %s (no %s); create one with `corridor init`", home.dir,
-                 CONFIG_FILE);
-        return EXIT_USAGE;
+    if ((rc = require_home(&home)) != EXIT_OK) {
+        return rc;
     }
     return daemon_run(home.dir);
 }

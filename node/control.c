@@ -48,7 +48,17 @@ control_err_t control_call(const char *home, const json_t *request, int timeout_
     assert(home != NULL && request != NULL && reply != NULL);
     *reply = NULL;
     if (!control_node_running(home)) {
-        snprintf(err, err_size, "the node of %s is not running (start it with corridor run)", home);
+        char lock[CORRIDOR_PATH_LEN_MAX];
+        int n = snprintf(lock, sizeof lock, "%s/%s", home, CONTROL_LOCK_FILE);
+        if (n > 0 && (size_t)n < sizeof lock && access(lock, F_OK) != 0 && errno == EACCES) {
+            snprintf(err, err_size,
+                     "cannot reach the node of %s: permission denied (its home belongs to "
+                     "another user)",
+                     home);
+        } else {
+            snprintf(err, err_size, "the node of %s is not running (start it with corridor run)",
+                     home);
+        }
         return CONTROL_E_NOT_RUNNING;
     }
     char endpoint[CORRIDOR_PATH_LEN_MAX + 16];

@@ -86,8 +86,10 @@ typedef struct {
     size_t statements_in_count;
     outbound_statement_t statements_out[STATEMENTS_PER_TURN]; /* answers after the commit */
     size_t statements_out_count;
-    session_t *sessions; /* per configured peer; recon NULL when idle */
-    bool *reload;        /* per peer: reload the channel after the commit (re-based) */
+    session_t *sessions;            /* per configured peer; recon NULL when idle */
+    outbound_statement_t *answered; /* per peer: the last answer, for a request sent again */
+    char (*answered_id)[48];        /* per peer: the request id it answered */
+    bool *reload;                   /* per peer: reload the channel after the commit (re-based) */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -244,8 +246,27 @@ static ledger_err_t handle_statements(node_t *n, int64_t now)
             uint8_t *body = NULL;
             size_t len = 0;
             bool rebased = false;
-            if (req != NULL && n->statements_out_count < STATEMENTS_PER_TURN) {
+            outbound_statement_t *last = &n->answered[in->peer_index];
+            bool again = req != NULL && req->request_id != NULL && last->body != NULL &&
+                         strcmp(req->request_id, n->answered_id[in->peer_index]) == 0;
+            if (again) { /* the requester did not hear us: the same answer, not new work */
+                body = malloc(last->len);
+                if (body != NULL) {
+                    memcpy(body, last->body, last->len);
+                    len = last->len;
+                }
+            } else if (req != NULL && n->statements_out_count < STATEMENTS_PER_TURN) {
                 rc = recon_answer(&ctx, req, &body, &len, &rebased);
+                if (rc == LEDGER_OK && body != NULL && req->request_id != NULL &&
+                    strlen(req->request_id) < sizeof n->answered_id[0]) {
+                    uint8_t *copy = malloc(len);
+                    if (copy != NULL) {
+                        memcpy(copy, body, len);
+                        free(last->body);
+                        *last = (outbound_statement_t){in->peer_index, copy, len};
+                        strcpy(n->answered_id[in->peer_index], req->request_id);
+                    }
+                }
             }
             if (body != NULL) {
                 n->statements_out[n->statements_out_count++] =
@@ -736,7 +757,7 @@ static int open_books(node_t *n)
     char err[512];
     if (config_load(CONFIG_FILE, &n->config, err, sizeof err) != 0) {
         fprintf(stderr, "corridor run: %s/%s\n", n->home, err);
-        return EXIT_INTERNAL;
+        return EXIT_USAGE; /* a malformed config is bad input */
     }
     id_err_t id_rc = identity_load(IDENTITY_KEY_FILE, &n->identity);
     if (id_rc != ID_OK) {
@@ -759,11 +780,13 @@ static int open_network(node_t *n)
     n->keys = sodium_malloc((count + 1) * sizeof *n->keys);
     n->channels = calloc(count + 1, sizeof *n->channels);
     n->sessions = calloc(count + 1, sizeof *n->sessions);
+    n->answered = calloc(count + 1, sizeof *n->answered);
+    n->answered_id = calloc(count + 1, sizeof *n->answered_id);
     n->reload = calloc(count + 1, sizeof *n->reload);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
     if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
-        n->reload == NULL) {
+        n->reload == NULL || n->answered == NULL || n->answered_id == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -834,6 +857,11 @@ static void close_node(node_t *n)
     }
     free(n->sessions);
     free(n->reload);
+    for (size_t i = 0; n->answered != NULL && i < n->config->peers_count; i++) {
+        free(n->answered[i].body);
+    }
+    free(n->answered);
+    free(n->answered_id);
     for (size_t i = 0; i < n->statements_in_count; i++) {
         envelope_message_clear(&n->statements_in[i].msg);
     }

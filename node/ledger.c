@@ -128,6 +128,7 @@ static const char *const schema_v1 =
     "  amount_minor INTEGER NOT NULL, reason TEXT NOT NULL, content_hash BLOB NOT NULL,"
     "  evidence BLOB NOT NULL, created_ms INTEGER NOT NULL, hash BLOB NOT NULL);"
     "CREATE INDEX journal_settlement ON journal(settlement_id);"
+    "CREATE INDEX settlements_channel ON settlements(peer, uetr, canon_hash);"
     "CREATE TABLE outbox(peer TEXT NOT NULL, seq INTEGER NOT NULL, type INTEGER NOT NULL,"
     "  signed BLOB NOT NULL, PRIMARY KEY(peer, seq)) WITHOUT ROWID;"
     "CREATE TABLE channels(peer TEXT PRIMARY KEY, sent_seq INTEGER NOT NULL DEFAULT 0,"

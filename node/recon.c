@@ -562,13 +562,19 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     uint8_t payee_id[IDENTITY_KEY_ID_BYTES];
     identity_key_id(payee_key, payee_id);
     direction_t dir = strcmp(e->payer, self) == 0 ? DIRECTION_OUT : DIRECTION_IN;
+    /* a Settlement its payee rejected for its content (FF01, AM12...) decodes only in part */
+    bool decoded =
+        settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir, s) == NULL;
     if (sodium_memcmp(settlement_msg->recipient_key_id, payee_id, sizeof payee_id) != 0 ||
-        settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir, s) != NULL ||
-        strcmp(s->uetr, e->uetr) != 0 || s->amount_minor != e->amount_minor ||
-        strcmp(s->currency, e->currency) != 0 || settlement_check(s) != NULL) {
+        uetr_check(s->uetr) != VALID_OK || strcmp(s->uetr, e->uetr) != 0 ||
+        s->amount_minor != e->amount_minor || strcmp(s->currency, e->currency) != 0) {
         return "the Settlement evidence does not say what the entry says";
     }
+    bool valid = decoded && settlement_check(s) == NULL;
     *has_status = tev_len > 0;
+    if (!valid && !(*has_status && strcmp(e->status, "rejected") == 0)) {
+        return "the Settlement is invalid and no rejection of it is shown";
+    }
     if (!*has_status) {
         return NULL;
     }

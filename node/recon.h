@@ -34,7 +34,7 @@
 #include "identity.h"
 #include "ledger.h"
 
-#define RECON_RETRY_MS          2000 /* a request without an answer is sent again */
+#define RECON_RETRY_MS          5000 /* a request without an answer is sent again */
 #define RECON_CHECKPOINT_DOMAIN "corridor.checkpoint.v1"
 
 /* What reconciliation needs of the node. */

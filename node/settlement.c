@@ -154,9 +154,9 @@ const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
     if (msg == NULL) {
         return "FF01";
     }
-    ok = ok && COPY(uetr, msg->uetr) && COPY(end_to_end_id, msg->end_to_end_id) &&
-         COPY(currency, msg->currency) && COPY(value_date, msg->value_date) &&
-         COPY(remittance, msg->remittance);
+    bool keyed = COPY(uetr, msg->uetr) && COPY(currency, msg->currency);
+    ok = ok && keyed && COPY(end_to_end_id, msg->end_to_end_id) &&
+         COPY(value_date, msg->value_date) && COPY(remittance, msg->remittance);
     if (ok && msg->debtor != NULL) {
         ok = COPY(debtor_name, msg->debtor->name) && COPY(debtor_account, msg->debtor->account);
     }
@@ -168,9 +168,18 @@ const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
     s->created_unix_ms = msg->created_unix_ms;
     corridor__settlement__free_unpacked(msg, NULL);
     if (!ok) {
+        /* a field over its limit: keep what identifies the payment, so that it can still be
+         * rejected FF01 and answered, and drop the rest */
+        settlement_t kept = *s;
         memset(s, 0, sizeof *s);
         COPY(peer, peer);
         s->direction = direction;
+        if (keyed) {
+            memcpy(s->uetr, kept.uetr, sizeof s->uetr);
+            memcpy(s->currency, kept.currency, sizeof s->currency);
+            s->amount_minor = kept.amount_minor;
+            s->created_unix_ms = kept.created_unix_ms;
+        }
         return "FF01";
     }
     return NULL;

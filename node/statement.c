@@ -91,35 +91,35 @@ ledger_err_t statement_children(ledger_t *l, const char *peer, const char *prefi
     size_t len = strlen(prefix);
     assert(len < STATEMENT_PREFIX_MAX);
     static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
+    /* one index range per digit: the (peer, uetr, canon_hash) index covers it, in order, with
+     * no sorting (a GROUP BY over the whole range would build a temporary tree) */
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = "SELECT corridor_sum256(canon_hash), count(*) FROM settlements"
+                      " WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3";
+    if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK) {
+        return LEDGER_E_STORAGE;
+    }
+    ledger_err_t rc = LEDGER_OK;
+    for (int i = 0; rc == LEDGER_OK && i < 16; i++) {
         memset(&out[i], 0, sizeof out[i]);
         memcpy(out[i].prefix, prefix, len);
         out[i].prefix[len] = hex[i];
         out[i].prefix[len + 1] = '\0';
-    }
-    char lo[STATEMENT_PREFIX_MAX + 2], hi[STATEMENT_PREFIX_MAX + 2];
-    prefix_bounds(prefix, lo, hi);
-    sqlite3_stmt *stmt = NULL;
-    const char *sql = "SELECT substr(uetr, ?4, 1), corridor_sum256(canon_hash), count(*)"
-                      " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
-                      " GROUP BY 1";
-    if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK) {
-        return LEDGER_E_STORAGE;
-    }
-    sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, lo, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, hi, -1, SQLITE_STATIC);
-    sqlite3_bind_int(stmt, 4, (int)len + 1);
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *digit = text_at(stmt, 0);
-        const char *at = digit[0] != '\0' ? strchr(hex, digit[0]) : NULL;
-        if (at != NULL) {
-            read_fp(stmt, 1, 2, &out[at - hex]);
+        char lo[STATEMENT_PREFIX_MAX + 2], hi[STATEMENT_PREFIX_MAX + 2];
+        prefix_bounds(out[i].prefix, lo, hi);
+        sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, lo, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, hi, -1, SQLITE_STATIC);
+        int step = sqlite3_step(stmt);
+        if (step == SQLITE_ROW) {
+            read_fp(stmt, 0, 1, &out[i]);
+        } else {
+            rc = LEDGER_E_STORAGE;
         }
+        sqlite3_reset(stmt);
     }
     sqlite3_finalize(stmt);
-    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+    return rc;
 }
 
 ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix,

@@ -1,0 +1,1805 @@
+/*
+ * The bad-input catalogue: real `corridor` nodes on loopback fed with hostile messages, hostile
+ * connections and hostile local state, each test showing three things:
+ *   1. a clear error: a log line on the node, or an exit code and one line on stderr;
+ *   2. the node still settles afterwards: `corridor send --wait 30` between two real nodes
+ *      exits 0 (both ways);
+ *   3. nothing is lost: every node's ledger holds exactly the settlements the test expects
+ *      (each UETR once, with its status and ISO reason) and the audit of the homes is clean.
+ *
+ * A "hostile peer" is this program's own ZeroMQ PUSH client holding a real node's keys (read
+ * from its home's node.key): its CURVE keys get it past ZAP, its signing and box keys seal
+ * whatever the test wants with envelope_sign/envelope_wrap. Business messages carry a
+ * per-direction sequence number, so a hostile client that writes as node X at a sequence X
+ * never used makes the receiver's counter run ahead of X's own: when X comes back, the two
+ * sides see exactly what a restore from an old backup looks like and mark the channel
+ * DIVERGED (DESIGN.md's Rollback rule). So:
+ *   - replays use the bytes the real node A queued itself (read from A's outbox while A is
+ *     stopped): the receiver applies them in step with A;
+ *   - messages that do not consume a sequence (far future, forged acknowledgements, forwarded
+ *     or misaddressed messages) are sent with A's keys, A running or stopped;
+ *   - bad content and bodies of the wrong type, which do consume sequences, come from a third
+ *     trusted node C whose keys the client holds and whose own process never runs: the channel
+ *     A-B, which the test checks for settling, is untouched by them;
+ *   - test_hostile_sequence_desync does what a compromised A's key does to the channel A-B
+ *     (a message at A's next sequence while A is down) and shows the divergence and the repair.
+ *
+ * Local input: malformed config lines, loose key permissions, homes and control sockets of
+ * another user (setpriv as nobody), a tampered journal, a full disk (a 2 MiB tmpfs). Cases
+ * that need what the machine lacks print "# skipped: ..." and are left out.
+ */
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <zmq.h>
+
+#include "channel.h"
+#include "corridor.pb-c.h"
+#include "envelope.h"
+#include "identity.h"
+#include "nodes.h"
+#include "validate.h"
+
+#define NAME_A "BKRURUMM"
+#define NAME_B "BMJIIRTH"
+#define NAME_C "KZKZKZKA"
+
+#define CURRENCIES    "RUB,USD,KZT"
+#define GENEROUS_CAPS "RUB=100000000,USD=100000000,KZT=100000000"
+
+#define UETR_SIZE       (CORRIDOR_UETR_LEN + 1)
+#define KEY_CHARS       IDENTITY_CURVE_KEY_CHARS
+#define SEND_TIMEOUT_MS 60000
+#define QUIESCE_MS      120000
+#define WAIT_MS         15000 /* bound for a node to react to one message */
+#define SETPRIV         "/usr/bin/setpriv"
+#define FAR_AHEAD       100000              /* "far in the future": applied + this */
+#define SYNC_SEQ_BASE   (UINT64_C(1) << 40) /* probes: far beyond any real sequence */
+
+/* ---- expected books ---------------------------------------------------------------------- */
+
+/* One settlement a node's ledger must hold, with its final status. */
+typedef struct {
+    size_t node;   /* index in the cluster */
+    char peer[16]; /* the other side of the channel */
+    char uetr[UETR_SIZE];
+    const char *status; /* "settled", "rejected"... */
+    const char *reason; /* ISO reason, NULL when none */
+} expect_t;
+
+#define BOOK_MAX 16384
+static struct {
+    expect_t items[BOOK_MAX];
+    size_t count;
+} book;
+
+static void book_add(size_t node, const char *peer, const char *uetr, const char *status,
+                     const char *reason)
+{
+    assert_true(book.count < BOOK_MAX);
+    expect_t *e = &book.items[book.count++];
+    e->node = node;
+    snprintf(e->peer, sizeof e->peer, "%s", peer);
+    snprintf(e->uetr, sizeof e->uetr, "%s", uetr);
+    e->status = status;
+    e->reason = reason;
+}
+
+/* A settlement from node `from` to node `to` that both must show settled. */
+static void book_settled(cluster_t *c, size_t from, size_t to, const char *uetr)
+{
+    book_add(from, c->nodes[to].name, uetr, "settled", NULL);
+    book_add(to, c->nodes[from].name, uetr, "settled", NULL);
+}
+
+/* Every node of the cluster holds exactly what the book says: each UETR once, with its peer,
+ * status and reason, nothing else, and counts that agree. */
+static void book_check(cluster_t *c)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        tnode_t *n = &c->nodes[i];
+        json_t *l = node_ledger(c, n);
+        json_t *index = ledger_index(l, NULL); /* fails on a UETR seen twice */
+        size_t expected = 0;
+        int64_t tally[3] = {0, 0, 0}; /* settled, rejected, pending */
+        for (size_t k = 0; k < book.count; k++) {
+            const expect_t *x = &book.items[k];
+            if (x->node != i) {
+                continue;
+            }
+            expected++;
+            json_t *e = json_object_get(index, x->uetr);
+            if (e == NULL) {
+                fail_msg("%s has no settlement %s (expected %s)", n->name, x->uetr, x->status);
+            }
+            const char *peer = json_string_value(json_object_get(e, "peer"));
+            const char *status = json_string_value(json_object_get(e, "status"));
+            const char *reason = json_string_value(json_object_get(e, "reason"));
+            if (peer == NULL || strcmp(peer, x->peer) != 0 || status == NULL ||
+                strcmp(status, x->status) != 0 || (x->reason == NULL) != (reason == NULL) ||
+                (reason != NULL && strcmp(reason, x->reason) != 0)) {
+                fail_msg("%s: %s is %s/%s/%s, expected %s/%s/%s", n->name, x->uetr,
+                         peer ? peer : "-", status ? status : "-", reason ? reason : "null",
+                         x->peer, x->status, x->reason ? x->reason : "null");
+            }
+            tally[strcmp(x->status, "settled") == 0    ? 0
+                  : strcmp(x->status, "rejected") == 0 ? 1
+                                                       : 2]++;
+        }
+        if (json_object_size(index) != expected) {
+            const char *uetr;
+            json_t *e;
+            json_object_foreach(index, uetr, e)
+            {
+                bool known = false;
+                for (size_t k = 0; k < book.count && !known; k++) {
+                    known = book.items[k].node == i && strcmp(book.items[k].uetr, uetr) == 0;
+                }
+                if (!known) {
+                    printf("# %s holds an unexpected settlement %s (%s, %s)\n", n->name, uetr,
+                           json_string_value(json_object_get(e, "status")),
+                           json_string_value(json_object_get(e, "reason")));
+                }
+            }
+            fail_msg("%s holds %zu settlements, expected %zu", n->name, json_object_size(index),
+                     expected);
+        }
+        assert_int_equal(ledger_count(l, "settled"), tally[0]);
+        assert_int_equal(ledger_count(l, "rejected"), tally[1]);
+        assert_int_equal(ledger_count(l, "pending"), tally[2]);
+        assert_int_equal(ledger_count(l, "returned"), 0);
+        json_decref(index);
+        json_decref(l);
+    }
+}
+
+/* ---- the command line ------------------------------------------------------------------------ */
+
+static int send_one(cluster_t *c, tnode_t *from, const tnode_t *to, const char *amount,
+                    const char *currency, const char *uetr, const char *wait, cmd_result_t *r)
+{
+    const char *args[16];
+    size_t n = 0;
+    args[n++] = "send";
+    args[n++] = "--home";
+    args[n++] = from->home;
+    args[n++] = "--to";
+    args[n++] = to->name;
+    args[n++] = "--amount";
+    args[n++] = amount;
+    args[n++] = "--currency";
+    args[n++] = currency;
+    if (uetr != NULL) {
+        args[n++] = "--uetr";
+        args[n++] = uetr;
+    }
+    if (wait != NULL) {
+        args[n++] = "--wait";
+        args[n++] = wait;
+    }
+    args[n] = NULL;
+    return cluster_cmdv(c, SEND_TIMEOUT_MS, r, args);
+}
+
+static size_t node_index(const cluster_t *c, const tnode_t *n)
+{
+    assert_true(n >= c->nodes && n < c->nodes + c->count);
+    return (size_t)(n - c->nodes);
+}
+
+/* The node still settles: one `send --wait 30` from -> to exits 0 (booked on both sides). */
+static void settles(cluster_t *c, tnode_t *from, tnode_t *to)
+{
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    cmd_result_t r;
+    int rc = send_one(c, from, to, "1.25", "RUB", uetr, "30", &r);
+    if (rc != 0) {
+        printf("# send --wait 30 %s -> %s exited %d: %s\n", from->name, to->name, rc, r.err);
+    }
+    assert_int_equal(rc, 0);
+    cmd_result_free(&r);
+    book_settled(c, node_index(c, from), node_index(c, to), uetr);
+}
+
+static void settles_both_ways(cluster_t *c, tnode_t *a, tnode_t *b)
+{
+    settles(c, a, b);
+    settles(c, b, a);
+}
+
+static void audit_clean(cluster_t *c, tnode_t *const *nodes, size_t count)
+{
+    cluster_audit_clean(c, nodes, count, 1);
+}
+
+/* One field of the status --json entry of `peer` at node n. */
+static int64_t peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field)
+{
+    json_t *st = node_status(c, n);
+    json_t *p = status_peer(st, peer);
+    assert_non_null(p);
+    json_t *v = json_object_get(p, field);
+    assert_true(json_is_integer(v));
+    int64_t value = (int64_t)json_integer_value(v);
+    json_decref(st);
+    return value;
+}
+
+static bool peer_state_is(cluster_t *c, tnode_t *n, const char *peer, const char *state)
+{
+    json_t *st = node_status(c, n);
+    json_t *p = status_peer(st, peer);
+    assert_non_null(p);
+    const char *s = json_string_value(json_object_get(p, "state"));
+    bool is = s != NULL && strcmp(s, state) == 0;
+    json_decref(st);
+    return is;
+}
+
+static void wait_peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field,
+                            int64_t want, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms, have = 0;
+    while ((have = peer_field(c, n, peer, field)) != want) {
+        if (mono_ms() >= deadline) {
+            fail_msg("%s: %s of %s is %lld after %d ms, expected %lld", n->name, field, peer,
+                     (long long)have, timeout_ms, (long long)want);
+        }
+        sleep_ms(50);
+    }
+}
+
+static int64_t transport_counter(cluster_t *c, tnode_t *n, const char *name)
+{
+    json_t *st = node_status(c, n);
+    json_t *v = json_object_get(json_object_get(st, "transport"), name);
+    assert_true(json_is_integer(v));
+    int64_t value = (int64_t)json_integer_value(v);
+    json_decref(st);
+    return value;
+}
+
+static int64_t journal_rows(cluster_t *c, tnode_t *n)
+{
+    json_t *l = node_ledger(c, n);
+    json_t *v = json_object_get(l, "journal_rows");
+    assert_true(json_is_integer(v));
+    int64_t rows = (int64_t)json_integer_value(v);
+    json_decref(l);
+    return rows;
+}
+
+/* Lines of a node's log that contain `needle`. */
+static size_t log_count(const tnode_t *n, const char *needle)
+{
+    char *text = nodes_read_file(n->log, NULL);
+    size_t count = 0;
+    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++) {
+        count++;
+    }
+    free(text);
+    return count;
+}
+
+/* Waits until the log holds at least `count` lines with `needle`; fails the test otherwise. */
+static void wait_log(const tnode_t *n, const char *needle, size_t count, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (log_count(n, needle) < count) {
+        if (mono_ms() >= deadline) {
+            fail_msg("%s logged '%s' %zu times in %d ms, expected %zu", n->name, needle,
+                     log_count(n, needle), timeout_ms, count);
+        }
+        sleep_ms(50);
+    }
+}
+
+/* Whether one log line holds both strings (a UETR and what happened to it). */
+static bool log_line_has(const tnode_t *n, const char *first, const char *second)
+{
+    char *text = nodes_read_file(n->log, NULL);
+    bool found = false;
+    for (char *line = text; line != NULL && *line != '\0' && !found;) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL) {
+            *nl = '\0';
+        }
+        found = strstr(line, first) != NULL && strstr(line, second) != NULL;
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    free(text);
+    return found;
+}
+
+/* stderr of a refusal: exactly one line, holding every needle. */
+static void expect_one_line(const char *what, const cmd_result_t *r, const char *const *needles)
+{
+    size_t len = strlen(r->err);
+    const char *nl = strchr(r->err, '\n');
+    if (len == 0 || nl == NULL || nl != r->err + len - 1) {
+        fail_msg("%s: stderr is not one line: '%s'", what, r->err);
+    }
+    for (size_t i = 0; needles != NULL && needles[i] != NULL; i++) {
+        if (strstr(r->err, needles[i]) == NULL) {
+            fail_msg("%s: stderr lacks '%s': %s", what, needles[i], r->err);
+        }
+    }
+    printf("# %s: exit %d: %s", what, r->rc, r->err);
+}
+
+/* ---- hostile ZeroMQ clients -------------------------------------------------------------------
+ */
+
+/* A client connected to a node's inbound socket with another node's real keys. */
+typedef struct {
+    bool used;
+    identity_t *transport;  /* whose CURVE keys the connection presents (ZAP names it) */
+    identity_t *author;     /* whose keys sign and box the messages */
+    envelope_peer_t target; /* the target node as `author` sees it */
+    char server_key[KEY_CHARS + 1];
+    char endpoint[CORRIDOR_ENDPOINT_LEN_MAX + 1];
+    void *sock;
+    uint64_t probes; /* sync probes sent */
+} hostile_t;
+
+#define HOSTILE_MAX 4
+static hostile_t hostiles[HOSTILE_MAX];
+static void *zmq_ctx;
+
+static void *zctx(void)
+{
+    if (zmq_ctx == NULL) {
+        zmq_ctx = zmq_ctx_new();
+        assert_non_null(zmq_ctx);
+    }
+    return zmq_ctx;
+}
+
+static identity_t *load_keys(const tnode_t *n)
+{
+    char *path = test_path(n->home, IDENTITY_KEY_FILE);
+    identity_t *id = NULL;
+    id_err_t rc = identity_load(path, &id);
+    if (rc != ID_OK) {
+        fail_msg("cannot load %s: %s", path, id_strerror(rc));
+    }
+    free(path);
+    return id;
+}
+
+static void node_card(const tnode_t *n, peer_card_t *card)
+{
+    assert_int_equal(card_parse(n->card, card), CARD_OK);
+}
+
+static void node_key_id(const tnode_t *n, uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
+{
+    peer_card_t card;
+    node_card(n, &card);
+    identity_key_id(card.sign_public, key_id);
+}
+
+static void hostile_connect(hostile_t *h)
+{
+    assert_null(h->sock);
+    void *s = zmq_socket(zctx(), ZMQ_PUSH);
+    assert_non_null(s);
+    int linger = 2000, timeout = 5000;
+    assert_int_equal(zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout), 0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, h->server_key, KEY_CHARS), 0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, h->transport->curve_public, KEY_CHARS),
+                     0);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, h->transport->curve_secret, KEY_CHARS),
+                     0);
+    assert_int_equal(zmq_connect(s, h->endpoint), 0);
+    h->sock = s;
+}
+
+/* Closes the connection; what was sent is flushed first (linger). */
+static void hostile_disconnect(hostile_t *h)
+{
+    if (h->sock != NULL) {
+        zmq_close(h->sock);
+        h->sock = NULL;
+    }
+}
+
+/* A client connected to `target` presenting `transport_as`'s CURVE keys and sealing as
+ * `author_as`. */
+static hostile_t *hostile_open(const tnode_t *transport_as, const tnode_t *author_as,
+                               const tnode_t *target)
+{
+    size_t free_slot = 0;
+    while (free_slot < HOSTILE_MAX && hostiles[free_slot].used) {
+        free_slot++;
+    }
+    assert_true(free_slot < HOSTILE_MAX);
+    hostile_t *h = &hostiles[free_slot % HOSTILE_MAX];
+    memset(h, 0, sizeof *h);
+    h->used = true;
+    h->transport = load_keys(transport_as);
+    h->author = load_keys(author_as);
+    peer_card_t card;
+    node_card(target, &card);
+    assert_int_equal(envelope_peer_init(&h->target, h->author, &card), ENV_OK);
+    memcpy(h->server_key, card.curve_public, sizeof h->server_key);
+    snprintf(h->endpoint, sizeof h->endpoint, "%s", card.endpoint);
+    hostile_connect(h);
+    return h;
+}
+
+static void hostile_close_all(void)
+{
+    for (size_t i = 0; i < HOSTILE_MAX; i++) {
+        hostile_t *h = &hostiles[i];
+        if (h->used) {
+            hostile_disconnect(h);
+            envelope_peer_wipe(&h->target);
+            identity_destroy(&h->transport);
+            identity_destroy(&h->author);
+            h->used = false;
+        }
+    }
+    if (zmq_ctx != NULL) {
+        zmq_ctx_term(zmq_ctx);
+        zmq_ctx = NULL;
+    }
+}
+
+/* Signs a message as the client's author; recipient NULL: the target. *out is malloc'd. */
+static uint8_t *hostile_sign(const hostile_t *h, const uint8_t *recipient, msg_type_t type,
+                             uint64_t seq, const uint8_t *body, size_t len, size_t *out_len)
+{
+    uint8_t *signed_msg = NULL;
+    assert_int_equal(envelope_sign(h->author, recipient != NULL ? recipient : h->target.key_id,
+                                   type, seq, body, len, &signed_msg, out_len),
+                     ENV_OK);
+    return signed_msg;
+}
+
+/* Boxes signed bytes to the target (random nonce). *out is malloc'd. */
+static uint8_t *hostile_wrap(const hostile_t *h, const uint8_t *signed_msg, size_t len, bool dup,
+                             size_t *out_len)
+{
+    uint8_t *wire = NULL;
+    assert_int_equal(envelope_wrap(h->author, &h->target, signed_msg, len, dup, &wire, out_len),
+                     ENV_OK);
+    return wire;
+}
+
+static void hostile_send(const hostile_t *h, const uint8_t *wire, size_t len)
+{
+    int sent = zmq_send(h->sock, wire, len, 0);
+    if (sent != (int)len) {
+        fail_msg("hostile send of %zu bytes to %s failed: %s", len, h->endpoint,
+                 zmq_strerror(zmq_errno()));
+    }
+}
+
+/* Signs, wraps and sends. */
+static void hostile_seal_send(const hostile_t *h, const uint8_t *recipient, msg_type_t type,
+                              uint64_t seq, const uint8_t *body, size_t len)
+{
+    size_t signed_len = 0, wire_len = 0;
+    uint8_t *signed_msg = hostile_sign(h, recipient, type, seq, body, len, &signed_len);
+    uint8_t *wire = hostile_wrap(h, signed_msg, signed_len, false, &wire_len);
+    hostile_send(h, wire, wire_len);
+    free(wire);
+    free(signed_msg);
+}
+
+/* ---- message bodies ----------------------------------------------------------------------- */
+
+typedef struct {
+    const char *uetr;
+    int64_t amount_minor;
+    const char *currency;
+    const char *debtor;     /* NULL: a plain name */
+    const char *remittance; /* NULL: a plain text */
+} body_spec_t;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A Settlement body with exactly these fields, valid or not. */
+static uint8_t *settlement_body(const body_spec_t *spec, size_t *len)
+{
+    Corridor__Party debtor = CORRIDOR__PARTY__INIT;
+    Corridor__Party creditor = CORRIDOR__PARTY__INIT;
+    Corridor__Settlement m = CORRIDOR__SETTLEMENT__INIT;
+    debtor.name = (char *)(spec->debtor != NULL ? spec->debtor : "Hostile Debtor LLC");
+    debtor.account = "40702810900000000001";
+    creditor.name = "Creditor JSC";
+    creditor.account = "IR062960000000100324200001";
+    m.uetr = (char *)spec->uetr;
+    m.end_to_end_id = "E2E-HOSTILE-1";
+    m.amount_minor = spec->amount_minor;
+    m.currency = (char *)spec->currency;
+    m.value_date = "2025-01-15";
+    m.debtor = &debtor;
+    m.creditor = &creditor;
+    m.remittance = (char *)(spec->remittance != NULL ? spec->remittance : "invoice 1");
+    m.created_unix_ms = wall_ms();
+    *len = corridor__settlement__get_packed_size(&m);
+    uint8_t *out = malloc(*len + 1);
+    assert_non_null(out);
+    assert_int_equal(corridor__settlement__pack(&m, out), *len);
+    return out;
+}
+
+static uint8_t *status_report_body(const char *uetr, const char *status, const char *reason,
+                                   int64_t position, size_t *len)
+{
+    Corridor__StatusReport m = CORRIDOR__STATUS_REPORT__INIT;
+    m.uetr = (char *)uetr;
+    m.status = (char *)status;
+    m.reason = (char *)reason;
+    m.currency = "RUB";
+    m.position_minor = position;
+    *len = corridor__status_report__get_packed_size(&m);
+    uint8_t *out = malloc(*len + 1);
+    assert_non_null(out);
+    assert_int_equal(corridor__status_report__pack(&m, out), *len);
+    return out;
+}
+
+static uint8_t *ack_body(uint64_t sequence, uint64_t incarnation, uint64_t counter, size_t *len)
+{
+    Corridor__Ack m = CORRIDOR__ACK__INIT;
+    m.sequence = sequence;
+    m.incarnation = incarnation;
+    m.counter = counter;
+    *len = corridor__ack__get_packed_size(&m);
+    uint8_t *out = malloc(*len + 1);
+    assert_non_null(out);
+    assert_int_equal(corridor__ack__pack(&m, out), *len);
+    return out;
+}
+
+/* Sends a valid Settlement as the client's author at `seq`. */
+static void send_settlement(const hostile_t *h, uint64_t seq, const body_spec_t *spec)
+{
+    size_t len = 0;
+    uint8_t *body = settlement_body(spec, &len);
+    hostile_seal_send(h, NULL, MSG_SETTLEMENT, seq, body, len);
+    free(body);
+}
+
+/* A fence: sends a Settlement so far ahead that the target drops it with a log line, and waits
+ * for that line. Frames on one connection are handled in order, so everything the client sent
+ * before has been handled (and logged) once this returns. */
+static void hostile_sync(hostile_t *h, const tnode_t *target)
+{
+    size_t before = log_count(target, "too far ahead");
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    body_spec_t spec = {uetr, 100, "RUB", NULL, NULL};
+    send_settlement(h, SYNC_SEQ_BASE + ++h->probes, &spec);
+    wait_log(target, "too far ahead", before + 1, WAIT_MS);
+}
+
+/* ---- other processes ------------------------------------------------------------------------ */
+
+extern char **environ;
+
+/* Runs a program (argv[0] a path) with stdin from /dev/null, stdout and stderr captured, at
+ * most timeout_ms (then killed). Fills *r; returns the exit status, -1 if killed. */
+static int run_captured(cluster_t *c, const char *const *argv, int timeout_ms, cmd_result_t *r)
+{
+    char name[64];
+    unsigned seq = c->cmd_seq++;
+    snprintf(name, sizeof name, "ext-%u.out", seq);
+    char *out_path = test_path(c->dir, name);
+    snprintf(name, sizeof name, "ext-%u.err", seq);
+    char *err_path = test_path(c->dir, name);
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(in >= 0 && out >= 0 && err >= 0);
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+            _exit(126);
+        }
+        execve(argv[0], (char *const *)argv, environ);
+        _exit(127);
+    }
+    close(in);
+    close(out);
+    close(err);
+    assert_true(pid > 0);
+    int64_t deadline = mono_ms() + timeout_ms;
+    int status = 0;
+    bool killed = false;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
+            break;
+        }
+        if (w < 0 && errno != EINTR) {
+            fail_msg("waitpid: %s", strerror(errno));
+        }
+        if (mono_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            killed = true;
+            break;
+        }
+        sleep_ms(10);
+    }
+    r->rc = !killed && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r->out = nodes_read_file(out_path, NULL);
+    r->err = nodes_read_file(err_path, NULL);
+    assert_non_null(r->out);
+    assert_non_null(r->err);
+    unlink(out_path);
+    unlink(err_path);
+    free(out_path);
+    free(err_path);
+    return r->rc;
+}
+
+/* `corridor ARGS...` as the user nobody (setpriv), output captured. */
+static int run_as_nobody(cluster_t *c, cmd_result_t *r, const char *const *args)
+{
+    const char *argv[32];
+    size_t n = 0;
+    argv[n++] = SETPRIV;
+    argv[n++] = "--reuid=nobody";
+    argv[n++] = "--regid=nogroup";
+    argv[n++] = "--clear-groups";
+    argv[n++] = CORRIDOR_BIN;
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(n < 31);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return run_captured(c, argv, 30000, r);
+}
+
+/* Why the nobody cases cannot run here, or NULL when they can. */
+static const char *nobody_unavailable(cluster_t *c)
+{
+    if (access(SETPRIV, X_OK) != 0) {
+        return "setpriv is not installed";
+    }
+    if (getpwnam("nobody") == NULL || getgrnam("nogroup") == NULL) {
+        return "no user nobody or group nogroup";
+    }
+    if (geteuid() != 0) {
+        return "not running as root";
+    }
+    cmd_result_t r;
+    const char *args[] = {"status", "--help", NULL};
+    int rc = run_as_nobody(c, &r, args);
+    cmd_result_free(&r);
+    return rc == 0 ? NULL : "nobody cannot run the corridor binary (directory permissions)";
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return lchown(path, chown_uid, chown_gid) == 0 ? 0 : -1;
+}
+
+static void chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+    chown_uid = uid;
+    chown_gid = gid;
+    assert_int_equal(nftw(path, chown_entry, 16, FTW_PHYS), 0);
+}
+
+/* ---- setup ------------------------------------------------------------------------------------
+ */
+
+static char *mounted_dir; /* the tmpfs of the disk-full test, unmounted by the teardown */
+
+static int setup(void **state)
+{
+    book.count = 0;
+    *state = cluster_new();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    hostile_close_all();
+    cluster_t *c = *state;
+    if (mounted_dir != NULL) {
+        for (size_t i = 0; c != NULL && i < c->count; i++) {
+            node_kill9(&c->nodes[i]); /* nothing may hold the mount */
+        }
+        if (umount2(mounted_dir, 0) != 0 && umount2(mounted_dir, MNT_DETACH) != 0) {
+            printf("# cannot unmount %s: %s\n", mounted_dir, strerror(errno));
+        }
+        free(mounted_dir);
+        mounted_dir = NULL;
+    }
+    cluster_destroy(&c);
+    *state = NULL;
+    return 0;
+}
+
+static void two_nodes(cluster_t *c, tnode_t **a, tnode_t **b)
+{
+    *a = cluster_add(c, NAME_A, CURRENCIES);
+    *b = cluster_add(c, NAME_B, CURRENCIES);
+    cluster_link(c, *a, *b, GENEROUS_CAPS);
+}
+
+/* A, B linked and C trusted by B (and B by C); A-C too when `mesh`. C never runs unless a
+ * test starts it. */
+static void three_nodes(cluster_t *c, bool mesh, tnode_t **a, tnode_t **b, tnode_t **cc)
+{
+    two_nodes(c, a, b);
+    *cc = cluster_add(c, NAME_C, CURRENCIES);
+    cluster_link(c, *b, *cc, GENEROUS_CAPS);
+    if (mesh) {
+        cluster_link(c, *a, *cc, GENEROUS_CAPS);
+    }
+}
+
+/* ==== messages ================================================================================ */
+
+/* The newest message A queued for `peer` (its SignedMessage bytes), read from A's stopped
+ * ledger: what an eavesdropper inside the transport would have captured. */
+static uint8_t *capture_outbox(const tnode_t *a, const char *peer, uint64_t *seq, size_t *len)
+{
+    char *path = test_path(a->home, "ledger.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT seq, type, signed FROM outbox WHERE peer = ?1 "
+                                        "ORDER BY seq DESC LIMIT 1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    assert_int_equal(sqlite3_column_int(st, 1), MSG_SETTLEMENT);
+    *len = (size_t)sqlite3_column_bytes(st, 2);
+    uint8_t *out = malloc(*len + 1);
+    assert_non_null(out);
+    memcpy(out, sqlite3_column_blob(st, 2), *len);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return out;
+}
+
+/* (1) the same captured message twice on one connection, (2) again after a reconnect, (3) again
+ * after the receiver restarted: applied once. */
+static void test_replay_captured_settlement(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+
+    /* A queues a settlement while B is down, then stops: its signed bytes are in A's outbox */
+    assert_int_equal(node_stop(c, b), 0);
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    cmd_result_t r;
+    assert_int_equal(send_one(c, a, b, "7.00", "USD", uetr, NULL, &r), 0);
+    cmd_result_free(&r);
+    book_settled(c, 0, 1, uetr);
+    assert_int_equal(node_stop(c, a), 0);
+    uint64_t seq = 0;
+    size_t signed_len = 0;
+    uint8_t *captured = capture_outbox(a, NAME_B, &seq, &signed_len);
+
+    node_start(c, b);
+    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq - 1);
+    hostile_t *h = hostile_open(a, a, b);
+    size_t wire_len = 0;
+    uint8_t *wire = hostile_wrap(h, captured, signed_len, false, &wire_len);
+
+    /* (1) twice on the same connection */
+    hostile_send(h, wire, wire_len);
+    hostile_send(h, wire, wire_len);
+    hostile_sync(h, b);
+    wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)seq, WAIT_MS);
+    assert_true(log_line_has(b, uetr, "incoming 700 USD settled"));
+    json_t *lb = node_ledger(c, b);
+    size_t times = 0;
+    assert_non_null(ledger_json_find(lb, NAME_A, uetr, &times));
+    assert_int_equal(times, 1);
+    json_decref(lb);
+    int64_t rows = journal_rows(c, b);
+    size_t incoming = log_count(b, "incoming");
+
+    /* (2) after a reconnect: the same bytes, and the same signed message in a fresh box marked
+     * possible-duplicate */
+    hostile_disconnect(h);
+    hostile_connect(h);
+    hostile_send(h, wire, wire_len);
+    size_t rewrapped_len = 0;
+    uint8_t *rewrapped = hostile_wrap(h, captured, signed_len, true, &rewrapped_len);
+    hostile_send(h, rewrapped, rewrapped_len);
+    hostile_sync(h, b);
+    assert_int_equal(journal_rows(c, b), rows);
+    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
+
+    /* (3) after B restarted */
+    assert_int_equal(node_stop(c, b), 0);
+    node_start(c, b);
+    hostile_disconnect(h);
+    hostile_connect(h);
+    hostile_send(h, wire, wire_len);
+    hostile_send(h, rewrapped, rewrapped_len);
+    hostile_sync(h, b);
+    assert_int_equal(journal_rows(c, b), rows);
+    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
+    assert_int_equal(log_count(b, "incoming"), incoming); /* nothing applied again */
+    assert_true(node_alive(b));
+    hostile_close_all();
+    free(wire);
+    free(rewrapped);
+    free(captured);
+
+    /* A comes back, takes B's StatusReport for its own settlement and keeps settling */
+    node_start(c, a);
+    tnode_t *both[] = {a, b};
+    cluster_quiesce(c, both, 2, QUIESCE_MS);
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+/* (4) a message signed by A re-wrapped by another trusted node, or signed for another node */
+static void test_forwarded_and_misaddressed(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, true, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+    int64_t rows = journal_rows(c, b);
+    int64_t applied_a = peer_field(c, b, NAME_A, "received_seq");
+    int64_t applied_c = peer_field(c, b, NAME_C, "received_seq");
+    uint8_t id_b[IDENTITY_KEY_ID_BYTES], id_c[IDENTITY_KEY_ID_BYTES];
+    node_key_id(b, id_b);
+    node_key_id(cc, id_c);
+
+    /* a Settlement A signed for C, and one A signed for B, both boxed by C (holding C's keys,
+     * on C's connection) and sent to B */
+    hostile_t *as_a = hostile_open(a, a, b);
+    hostile_t *as_c = hostile_open(cc, cc, b);
+    char u_for_c[UETR_SIZE], u_for_b[UETR_SIZE], u_misaddressed[UETR_SIZE];
+    uetr_generate(u_for_c);
+    uetr_generate(u_for_b);
+    uetr_generate(u_misaddressed);
+    size_t before = log_count(b, "(forwarded)");
+    body_spec_t spec = {u_for_c, 500, "RUB", NULL, NULL};
+    size_t body_len = 0, signed_len = 0, wire_len = 0;
+    uint8_t *body = settlement_body(&spec, &body_len);
+    uint8_t *signed_msg = hostile_sign(as_a, id_c, MSG_SETTLEMENT, 1, body, body_len, &signed_len);
+    uint8_t *wire = hostile_wrap(as_c, signed_msg, signed_len, false, &wire_len);
+    hostile_send(as_c, wire, wire_len);
+    free(body);
+    free(signed_msg);
+    free(wire);
+    spec.uetr = u_for_b;
+    body = settlement_body(&spec, &body_len);
+    signed_msg = hostile_sign(as_a, id_b, MSG_SETTLEMENT, (uint64_t)applied_a + 1, body, body_len,
+                              &signed_len);
+    wire = hostile_wrap(as_c, signed_msg, signed_len, false, &wire_len);
+    hostile_send(as_c, wire, wire_len);
+    free(body);
+    free(signed_msg);
+    free(wire);
+    wait_log(b, "(forwarded)", before + 2, WAIT_MS);
+    assert_true(log_line_has(b, "peer=" NAME_C, "(forwarded)"));
+
+    /* a Settlement A signed for C, boxed by A to B: signed for another recipient */
+    before = log_count(b, "signed for another recipient");
+    spec.uetr = u_misaddressed;
+    body = settlement_body(&spec, &body_len);
+    hostile_seal_send(as_a, id_c, MSG_SETTLEMENT, (uint64_t)applied_a + 1, body, body_len);
+    free(body);
+    wait_log(b, "signed for another recipient", before + 1, WAIT_MS);
+
+    /* a message C sealed, sent on A's connection (A's CURVE keys): not A's to send */
+    hostile_t *mixed = hostile_open(a, cc, b);
+    char u_mixed[UETR_SIZE];
+    uetr_generate(u_mixed);
+    spec.uetr = u_mixed;
+    before = log_count(b, "sealed by " NAME_C " on " NAME_A "'s connection");
+    send_settlement(mixed, (uint64_t)applied_c + 1, &spec);
+    wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
+    hostile_sync(as_a, b);
+    hostile_sync(as_c, b);
+    hostile_close_all();
+
+    /* nothing was applied or consumed */
+    assert_true(node_alive(b));
+    assert_int_equal(journal_rows(c, b), rows);
+    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), applied_a);
+    assert_int_equal(peer_field(c, b, NAME_C, "received_seq"), applied_c);
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *all[] = {a, b, cc};
+    audit_clean(c, all, 3);
+    c->passed = true;
+}
+
+/* (5) bodies of one type signed as another, from trusted C at its next sequences */
+static void test_body_of_another_type(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+    hostile_t *h = hostile_open(cc, cc, b);
+    uint64_t next = (uint64_t)peer_field(c, b, NAME_C, "received_seq") + 1;
+    int64_t rows = journal_rows(c, b);
+
+    /* a rejecting StatusReport as a Settlement: its reason (a string) lands on the amount
+     * (an integer): not a Settlement at all */
+    char u_report[UETR_SIZE];
+    uetr_generate(u_report);
+    size_t len = 0;
+    uint8_t *body = status_report_body(u_report, "RJCT", "AM04", 500, &len);
+    size_t malformed_settlements = log_count(b, "dropped malformed Settlement");
+    hostile_seal_send(h, NULL, MSG_SETTLEMENT, next++, body, len);
+    free(body);
+    /* an Ack as a Settlement */
+    body = ack_body(12345, 1, 1, &len);
+    hostile_seal_send(h, NULL, MSG_SETTLEMENT, next++, body, len);
+    free(body);
+    /* a Settlement as a StatusReport */
+    char u_settlement[UETR_SIZE];
+    uetr_generate(u_settlement);
+    body_spec_t spec = {u_settlement, 900, "RUB", NULL, NULL};
+    body = settlement_body(&spec, &len);
+    size_t malformed_reports = log_count(b, "dropped malformed StatusReport");
+    hostile_seal_send(h, NULL, MSG_STATUS_REPORT, next++, body, len);
+    free(body);
+    /* an accepting StatusReport as a Settlement: every field it has fits a Settlement (uetr,
+     * end-to-end id "ACSC", currency), the amount is absent: a zero amount, rejected AM01 */
+    char u_zero[UETR_SIZE];
+    uetr_generate(u_zero);
+    body = status_report_body(u_zero, "ACSC", "", 0, &len);
+    hostile_seal_send(h, NULL, MSG_SETTLEMENT, next++, body, len);
+    free(body);
+    book_add(1, NAME_C, u_zero, "rejected", "AM01");
+    /* and a valid Settlement after them: C's stream goes on */
+    char u_valid[UETR_SIZE];
+    uetr_generate(u_valid);
+    spec.uetr = u_valid;
+    spec.amount_minor = 250;
+    send_settlement(h, next, &spec);
+    book_add(1, NAME_C, u_valid, "settled", NULL);
+    hostile_sync(h, b);
+
+    wait_log(b, "dropped malformed Settlement", malformed_settlements + 2, WAIT_MS);
+    wait_log(b, "dropped malformed StatusReport", malformed_reports + 1, WAIT_MS);
+    wait_peer_field(c, b, NAME_C, "received_seq", (int64_t)next, WAIT_MS); /* all consumed */
+    assert_true(log_line_has(b, u_zero, "rejected AM01"));
+    assert_true(log_line_has(b, u_valid, "settled"));
+    assert_true(journal_rows(c, b) > rows);
+    hostile_close_all();
+    /* B answers C (which is down) with two StatusReports, waiting in B's outbox */
+    assert_int_equal(peer_field(c, b, NAME_C, "outbox"), 2);
+    assert_true(node_alive(b));
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+/* (6) sequence numbers far ahead (and zero) from A's keys while A runs */
+static void test_far_future_sequences(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+    uint64_t applied = (uint64_t)peer_field(c, b, NAME_A, "received_seq");
+    int64_t rows = journal_rows(c, b);
+    hostile_t *h = hostile_open(a, a, b);
+    const uint64_t seqs[] = {applied + FAR_AHEAD, applied + CHANNEL_HOLD_MAX + 1, UINT64_MAX};
+    char uetrs[4][UETR_SIZE];
+    /* sequence 0 belongs to Acks and Hellos: a Settlement with it is dropped */
+    uetr_generate(uetrs[3]);
+    body_spec_t spec = {uetrs[3], 300, "RUB", NULL, NULL};
+    send_settlement(h, 0, &spec);
+    size_t before = log_count(b, "too far ahead");
+    for (size_t i = 0; i < 3; i++) {
+        uetr_generate(uetrs[i]);
+        spec.uetr = uetrs[i];
+        send_settlement(h, seqs[i], &spec);
+    }
+    wait_log(b, "too far ahead", before + 3, WAIT_MS);
+    char line[96];
+    snprintf(line, sizeof line, "dropped message %llu: too far ahead of %llu",
+             (unsigned long long)(applied + FAR_AHEAD), (unsigned long long)applied);
+    assert_int_equal(log_count(b, line), 1);
+    snprintf(line, sizeof line, "dropped message %llu: too far ahead",
+             (unsigned long long)UINT64_MAX);
+    assert_int_equal(log_count(b, line), 1);
+    hostile_close_all();
+    assert_int_equal(journal_rows(c, b), rows);
+    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)applied);
+    assert_int_equal(peer_field(c, b, NAME_A, "held"), 0);
+    /* A's own next sequence still applies */
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+static uint64_t wall_us(void)
+{
+    return (uint64_t)wall_ms() * 1000;
+}
+
+/* (7) forged acknowledgements never make B drop what A has not acknowledged */
+static void test_forged_acknowledgements(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    wait_peer_field(c, b, NAME_A, "outbox", 0, WAIT_MS);
+    assert_int_equal(node_stop(c, a), 0);
+
+    /* B queues three settlements to A, which is down */
+    for (int i = 0; i < 3; i++) {
+        char uetr[UETR_SIZE];
+        uetr_generate(uetr);
+        cmd_result_t r;
+        assert_int_equal(send_one(c, b, a, "3.00", "KZT", uetr, NULL, &r), 0);
+        cmd_result_free(&r);
+        book_settled(c, 1, 0, uetr);
+    }
+    int64_t sent = peer_field(c, b, NAME_A, "sent_seq");
+    int64_t acked = peer_field(c, b, NAME_A, "acked_seq");
+    assert_int_equal(peer_field(c, b, NAME_A, "outbox"), 3);
+    assert_int_equal(sent - acked, 3);
+
+    /* Acks signed with A's key beyond what B sent */
+    hostile_t *h = hostile_open(a, a, b);
+    size_t before = log_count(b, "ignored an acknowledgement");
+    uint64_t incarnation = wall_us();
+    const uint64_t forged[] = {(uint64_t)sent + 1000, UINT64_MAX};
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = 0;
+        uint8_t *body = ack_body(forged[i], incarnation, i + 1, &len);
+        hostile_seal_send(h, NULL, MSG_ACK, 0, body, len);
+        free(body);
+    }
+    wait_log(b, "ignored an acknowledgement", before + 2, WAIT_MS);
+    char line[128];
+    snprintf(line, sizeof line, "ignored an acknowledgement of %llu: only %llu were sent",
+             (unsigned long long)forged[0], (unsigned long long)sent);
+    assert_true(log_line_has(b, "peer=" NAME_A, line));
+
+    /* an Ack of exactly B's sent_seq towards A, sealed by C: it speaks for C's channel only */
+    hostile_t *hc = hostile_open(cc, cc, b);
+    size_t len = 0;
+    uint8_t *body = ack_body((uint64_t)sent, wall_us(), 1, &len);
+    hostile_seal_send(hc, NULL, MSG_ACK, 0, body, len);
+    free(body);
+    wait_log(b, "ignored an acknowledgement", before + 3, WAIT_MS);
+    snprintf(line, sizeof line, "ignored an acknowledgement of %llu: only 0 were sent",
+             (unsigned long long)sent);
+    assert_true(log_line_has(b, "peer=" NAME_C, line));
+    /* and the same Ack sealed by C but sent on A's connection */
+    hostile_t *mixed = hostile_open(a, cc, b);
+    before = log_count(b, "sealed by " NAME_C " on " NAME_A "'s connection");
+    body = ack_body((uint64_t)sent, wall_us(), 2, &len);
+    hostile_seal_send(mixed, NULL, MSG_ACK, 0, body, len);
+    free(body);
+    wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
+    hostile_sync(h, b);
+    hostile_close_all();
+
+    /* nothing B holds for A was given up */
+    sleep_ms(500);
+    assert_true(node_alive(b));
+    assert_int_equal(peer_field(c, b, NAME_A, "outbox"), 3);
+    assert_int_equal(peer_field(c, b, NAME_A, "acked_seq"), acked);
+    assert_int_equal(peer_field(c, b, NAME_A, "sent_seq"), sent);
+    assert_int_equal(peer_field(c, b, NAME_C, "acked_seq"), 0);
+
+    /* A comes back: everything is delivered */
+    node_start(c, a);
+    tnode_t *both[] = {a, b};
+    cluster_quiesce(c, both, 2, QUIESCE_MS);
+    wait_peer_field(c, b, NAME_A, "outbox", 0, WAIT_MS);
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+/* ==== content ================================================================================ */
+
+typedef struct {
+    const char *what;
+    body_spec_t spec;
+    const char *reason; /* the ISO reason B must record; NULL: dropped, no entry possible */
+} content_case_t;
+
+/* Sends each case as a signed Settlement from C at C's next sequences, then checks that B
+ * recorded each as rejected with its reason, logged and answered with a StatusReport (or,
+ * reason NULL, dropped it with a log line). Returns how many expected rejections B did not
+ * record (each printed): those must have been dropped whole, with a log line and no entry. */
+static size_t send_content_cases(cluster_t *c, tnode_t *b, tnode_t *cc, const content_case_t *cases,
+                                 size_t count)
+{
+    hostile_t *h = hostile_open(cc, cc, b);
+    uint64_t first = (uint64_t)peer_field(c, b, NAME_C, "received_seq") + 1;
+    int64_t outbox = peer_field(c, b, NAME_C, "outbox");
+    size_t drops = log_count(b, "dropped malformed Settlement");
+    for (size_t i = 0; i < count; i++) {
+        send_settlement(h, first + i, &cases[i].spec);
+    }
+    hostile_sync(h, b);
+    hostile_close_all();
+    wait_peer_field(c, b, NAME_C, "received_seq", (int64_t)(first + count - 1), WAIT_MS);
+    size_t dropped = 0, reports = 0, missing = 0;
+    json_t *lb = node_ledger(c, b);
+    for (size_t i = 0; i < count; i++) {
+        const content_case_t *k = &cases[i];
+        char expect[32];
+        snprintf(expect, sizeof expect, "rejected %s", k->reason != NULL ? k->reason : "");
+        if (k->reason != NULL && log_line_has(b, k->spec.uetr, expect)) {
+            book_add(1, NAME_C, k->spec.uetr, "rejected", k->reason);
+            reports++;
+            printf("# %s: rejected %s\n", k->what, k->reason);
+            continue;
+        }
+        if (k->reason != NULL) {
+            printf("# %s: B did not record it as rejected %s\n", k->what, k->reason);
+            missing++;
+        }
+        dropped++;
+        if (uetr_check(k->spec.uetr) == VALID_OK) {
+            assert_null(ledger_json_find(lb, NAME_C, k->spec.uetr, NULL));
+        }
+    }
+    json_decref(lb);
+    assert_int_equal(log_count(b, "dropped malformed Settlement"), drops + dropped);
+    /* one StatusReport queued for each recorded rejection (C is down: they wait) */
+    assert_int_equal(peer_field(c, b, NAME_C, "outbox"), outbox + (int64_t)reports);
+    return missing;
+}
+
+static void test_bad_content(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+    enum { CASES = 12 };
+    static char uetrs[CASES][UETR_SIZE];
+    for (size_t i = 0; i < CASES; i++) {
+        uetr_generate(uetrs[i]);
+    }
+    content_case_t cases[CASES] = {
+        {"zero amount", {uetrs[0], 0, "RUB", NULL, NULL}, "AM01"},
+        {"negative amount", {uetrs[1], -100, "RUB", NULL, NULL}, "AM12"},
+        {"amount above the maximum",
+         {uetrs[2], CORRIDOR_AMOUNT_MINOR_MAX + 1, "RUB", NULL, NULL},
+         "AM12"},
+        {"INT64_MAX", {uetrs[3], INT64_MAX, "RUB", NULL, NULL}, "AM12"},
+        {"INT64_MIN", {uetrs[4], INT64_MIN, "RUB", NULL, NULL}, "AM12"},
+        {"a currency B does not accept (EUR)", {uetrs[5], 100, "EUR", NULL, NULL}, "AM03"},
+        {"an unknown currency (XXX)", {uetrs[6], 100, "XXX", NULL, NULL}, "AM03"},
+        {"a lower-case currency", {uetrs[7], 100, "rub", NULL, NULL}, "AM03"},
+        {"a control character in the debtor name",
+         {uetrs[8], 100, "RUB", "Debtor\x01Name", NULL},
+         "FF01"},
+        {"invalid UTF-8 in the remittance",
+         {uetrs[9], 100, "RUB", NULL, "bad \xc3\x28 utf8"},
+         "FF01"},
+        {"a UUIDv1 UETR", {"6ba7b810-9dad-11d1-80b4-00c04fd430c8", 100, "RUB", NULL, NULL}, NULL},
+        {"an upper-case UETR",
+         {"3F2504E0-4F89-41D3-9A0C-0305E82C3301", 100, "RUB", NULL, NULL},
+         NULL},
+    };
+    assert_int_equal(send_content_cases(c, b, cc, cases, CASES), 0);
+    assert_true(node_alive(b));
+    /* positions untouched: nothing of C's settled */
+    json_t *lb = node_ledger(c, b);
+    assert_int_equal(ledger_net(lb, NAME_C, "RUB"), 0);
+    assert_int_equal(ledger_pending(lb, NAME_C, "RUB"), 0);
+    json_decref(lb);
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+/* Over-long text fields, with a valid UETR: rejected FF01, answered with a StatusReport. */
+static void test_overlong_text_rejected(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+    static char name[301], remittance[142], uetrs[2][UETR_SIZE];
+    memset(name, 'N', sizeof name - 1);
+    memset(remittance, 'R', sizeof remittance - 1);
+    uetr_generate(uetrs[0]);
+    uetr_generate(uetrs[1]);
+    content_case_t cases[] = {
+        {"a 300-byte debtor name", {uetrs[0], 100, "RUB", name, NULL}, "FF01"},
+        {"a 141-byte remittance", {uetrs[1], 100, "RUB", NULL, remittance}, "FF01"},
+    };
+    size_t missing = send_content_cases(c, b, cc, cases, sizeof cases / sizeof cases[0]);
+    assert_true(node_alive(b));
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    /* a Settlement with an over-long field is still keyed by its UETR: rejected FF01 and
+     * answered, so the sender's pending entry is resolved */
+    assert_int_equal(missing, 0);
+    c->passed = true;
+}
+
+/* A message under A's key at A's next sequence while A is down (a stolen key, or a message of
+ * an A restored from an old backup afterwards): B applies it; when the real A returns, its
+ * counters are behind B's, and both sides mark the channel DIVERGED (the Rollback rule). An
+ * operator's `reconcile --repair` re-bases the channel and it settles again. */
+static void test_hostile_sequence_desync(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    uint64_t applied = (uint64_t)peer_field(c, b, NAME_A, "received_seq");
+    hostile_t *h = hostile_open(a, a, b);
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    body_spec_t spec = {uetr, 0, "RUB", NULL, NULL};
+    send_settlement(h, applied + 1, &spec);
+    hostile_sync(h, b);
+    hostile_close_all();
+    wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)applied + 1, WAIT_MS);
+    assert_true(log_line_has(b, uetr, "rejected AM01"));
+
+    node_start(c, a);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (!(peer_state_is(c, a, NAME_B, "diverged") && peer_state_is(c, b, NAME_A, "diverged"))) {
+        if (mono_ms() >= deadline) {
+            fail_msg("the channel did not diverge on both sides");
+        }
+        sleep_ms(100);
+    }
+    assert_true(node_log_contains(a, "ROLLBACK DETECTED"));
+    assert_true(node_log_contains(b, "ROLLBACK DETECTED"));
+
+    /* the operator repairs from A */
+    cmd_result_t r;
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", NAME_B,
+                         "--repair", "--json", NULL);
+    printf("# reconcile --repair exited %d: %.700s%s\n", rc, r.out, r.err);
+    cmd_result_free(&r);
+    deadline = mono_ms() + WAIT_MS;
+    while (!(peer_state_is(c, a, NAME_B, "up") && peer_state_is(c, b, NAME_A, "up"))) {
+        if (mono_ms() >= deadline) {
+            fail_msg("the channel is not up on both sides after the repair");
+        }
+        sleep_ms(100);
+    }
+    settles_both_ways(c, a, b);
+    /* B keeps A's signed zero-amount Settlement as rejected; A learns of it from the repair or
+     * not at all, but never settles it */
+    json_t *la = node_ledger(c, a);
+    json_t *found = ledger_json_find(la, NAME_B, uetr, NULL);
+    if (found != NULL) {
+        assert_string_equal(json_string_value(json_object_get(found, "status")), "rejected");
+        book_add(0, NAME_B, uetr, "rejected", "AM01");
+    }
+    json_decref(la);
+    book_add(1, NAME_A, uetr, "rejected", "AM01");
+    book_check(c);
+    rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", NAME_B,
+                     "--json", NULL);
+    int reconcile_rc = rc;
+    printf("# reconcile after the repair exited %d: %.700s%s\n", rc, r.out, r.err);
+    cmd_result_free(&r);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    /* the repair imports even a Settlement rejected for its content (the payee's signed
+     * rejection shows what was decided): no break remains (I6) */
+    assert_int_equal(reconcile_rc, 0);
+    c->passed = true;
+}
+
+/* ==== transport ============================================================================== */
+
+#define FLOOD_CLIENTS 200
+#define FLOOD_BATCH   50
+
+static void test_connection_flood(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+    peer_card_t card;
+    node_card(b, &card);
+    int64_t refused = transport_counter(c, b, "refused");
+    void *batch[FLOOD_BATCH];
+    int64_t t0 = mono_ms(), slowest_ms = 0;
+    for (size_t done = 0; done < FLOOD_CLIENTS; done += FLOOD_BATCH) {
+        for (size_t i = 0; i < FLOOD_BATCH; i++) {
+            char pub[KEY_CHARS + 1], sec[KEY_CHARS + 1];
+            assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+            void *s = zmq_socket(zctx(), ZMQ_PUSH);
+            assert_non_null(s);
+            int linger = 0;
+            assert_int_equal(zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger), 0);
+            assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, card.curve_public, KEY_CHARS),
+                             0);
+            assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, KEY_CHARS), 0);
+            assert_int_equal(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, KEY_CHARS), 0);
+            assert_int_equal(zmq_connect(s, b->endpoint), 0);
+            (void)zmq_send(s, "hello", 5, ZMQ_DONTWAIT); /* never connected: EAGAIN */
+            batch[i] = s;
+        }
+        sleep_ms(150);         /* let the handshakes reach ZAP */
+        int64_t t = mono_ms(); /* B answers while the clients are there */
+        json_t *during = node_status(c, b);
+        json_decref(during);
+        slowest_ms = mono_ms() - t > slowest_ms ? mono_ms() - t : slowest_ms;
+        for (size_t i = 0; i < FLOOD_BATCH; i++) {
+            zmq_close(batch[i]);
+        }
+    }
+    printf("# %d clients with unknown keys in %lld ms\n", FLOOD_CLIENTS,
+           (long long)(mono_ms() - t0));
+    /* B answers at once */
+    int64_t t1 = mono_ms();
+    json_t *st = node_status(c, b);
+    json_decref(st);
+    int64_t answered_ms = mono_ms() - t1;
+    printf("# status answered in %lld ms during the flood (slowest), %lld ms after it\n",
+           (long long)slowest_ms, (long long)answered_ms);
+    assert_true(slowest_ms < 3000);
+    assert_true(answered_ms < 3000);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (transport_counter(c, b, "refused") - refused < FLOOD_CLIENTS / 2 &&
+           mono_ms() < deadline) {
+        sleep_ms(100);
+    }
+    int64_t counted = transport_counter(c, b, "refused") - refused;
+    printf("# transport.refused counted %lld\n", (long long)counted);
+    assert_true(counted >= FLOOD_CLIENTS / 2);
+    assert_true(node_alive(b));
+    hostile_close_all();
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+/* ==== local input ============================================================================ */
+
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+    for (const char *p = text; *p != '\0'; p++) {
+        n += *p == '\n';
+    }
+    return n;
+}
+
+/* `run` and `card` of the home refuse it with one line naming the file and the line
+ * ("corridor.conf:N:" or "corridor.conf: line N"). */
+static void expect_config_refused(cluster_t *c, tnode_t *n, int line, const char *extra)
+{
+    char colon[32], words[32];
+    snprintf(colon, sizeof colon, "corridor.conf:%d", line);
+    snprintf(words, sizeof words, "corridor.conf: line %d", line);
+    const char *needles[] = {"corridor.conf", extra, NULL};
+    const char *commands[] = {"run", "card"};
+    for (size_t i = 0; i < 2; i++) {
+        cmd_result_t r;
+        int rc = cluster_cmd(c, 15000, &r, commands[i], "--home", n->home, NULL);
+        assert_true(rc > 0);
+        assert_int_equal(strlen(r.out), 0);
+        char what[64];
+        snprintf(what, sizeof what, "%s with a malformed config", commands[i]);
+        expect_one_line(what, &r, needles);
+        if (strstr(r.err, colon) == NULL && strstr(r.err, words) == NULL) {
+            fail_msg("%s: stderr does not name line %d: %s", what, line, r.err);
+        }
+        cmd_result_free(&r);
+    }
+}
+
+static void test_local_config_and_keys(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+    char *conf = test_path(b->home, "corridor.conf");
+    size_t conf_len = 0;
+    char *original = nodes_read_file(conf, &conf_len);
+    assert_non_null(original);
+    int next_line = (int)count_lines(original) + 1;
+
+    /* a garbage line */
+    size_t size = conf_len + 512;
+    char *broken = malloc(size);
+    assert_non_null(broken);
+    snprintf(broken, size, "%sthis line is not a setting\n", original);
+    test_write_file(conf, broken, strlen(broken), 0600);
+    expect_config_refused(c, b, next_line, NULL);
+    /* a line over 198 bytes */
+    char long_value[240];
+    memset(long_value, 'x', sizeof long_value - 1);
+    long_value[sizeof long_value - 1] = '\0';
+    snprintf(broken, size, "%sremark = %s\n", original, long_value);
+    test_write_file(conf, broken, strlen(broken), 0600);
+    expect_config_refused(c, b, next_line, "198");
+    test_write_file(conf, original, conf_len, 0600);
+    free(broken);
+
+    /* a key file readable by others */
+    char *key = test_path(b->home, IDENTITY_KEY_FILE);
+    assert_int_equal(chmod(key, 0644), 0);
+    cmd_result_t r;
+    const char *chmod_needles[] = {"chmod 600", NULL};
+    assert_int_equal(cluster_cmd(c, 15000, &r, "run", "--home", b->home, NULL), 2);
+    expect_one_line("run with a 0644 key file", &r, chmod_needles);
+    cmd_result_free(&r);
+    assert_int_equal(chmod(key, 0600), 0);
+
+    /* homes and control sockets of another user */
+    char *run_denied = NULL, *status_denied = NULL; /* checked last */
+    const char *why = nobody_unavailable(c);
+    if (why != NULL) {
+        printf("# skipped: the cases of another user: %s\n", why);
+    } else {
+        struct passwd *pw = getpwnam("nobody");
+        struct group *gr = getgrnam("nogroup");
+        uid_t nobody_uid = pw->pw_uid;
+        gid_t nogroup_gid = gr->gr_gid;
+        /* the home belongs to nobody; root runs it: the key file is not root's */
+        chown_tree(b->home, nobody_uid, nogroup_gid);
+        const char *owner_needles[] = {"node.key", "another user", NULL};
+        int rc = cluster_cmd(c, 15000, &r, "run", "--home", b->home, NULL);
+        assert_true(rc > 0);
+        expect_one_line("run as root of nobody's home", &r, owner_needles);
+        cmd_result_free(&r);
+        chown_tree(b->home, 0, 0);
+
+        /* nobody runs root's 0700 home (the scratch directory lets it pass) */
+        struct stat st;
+        assert_int_equal(stat(c->dir, &st), 0);
+        assert_int_equal(chmod(c->dir, 0711), 0);
+        const char *run_args[] = {"run", "--home", b->home, NULL};
+        rc = run_as_nobody(c, &r, run_args);
+        assert_true(rc > 0);
+        const char *home_needles[] = {b->home, NULL};
+        expect_one_line("run as nobody of root's 0700 home", &r, home_needles);
+        run_denied = strdup(r.err);
+        cmd_result_free(&r);
+
+        /* the control socket of a running node, reached by nobody */
+        node_start(c, b);
+        const char *status_args[] = {"status", "--home", b->home, "--json", NULL};
+        rc = run_as_nobody(c, &r, status_args);
+        assert_true(rc == 3 || rc == 5);
+        assert_int_equal(strlen(r.out), 0);
+        expect_one_line("status as nobody of root's running node", &r, home_needles);
+        status_denied = strdup(r.err);
+        cmd_result_free(&r);
+        assert_int_equal(chmod(c->dir, st.st_mode & 07777), 0);
+        assert_true(node_alive(b));
+        json_t *status = node_status(c, b);
+        json_decref(status);
+        assert_int_equal(node_stop(c, b), 0);
+    }
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+
+    /* the journal tampered while the node is stopped */
+    assert_int_equal(node_stop(c, a), 0);
+    char *db_path = test_path(a->home, "ledger.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    const char *bump = "UPDATE journal SET amount_minor = amount_minor + 1 WHERE seq = "
+                       "(SELECT MIN(seq) FROM journal WHERE amount_minor <> 0)";
+    assert_int_equal(sqlite3_exec(db, bump, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    int rc = cluster_cmd(c, 60000, &r, "audit", "--home", a->home, "--json", NULL);
+    assert_int_equal(rc, 1);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    assert_false(json_is_true(json_object_get(doc, "ok")));
+    bool chain = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(doc, "violations"), i, v)
+    {
+        const char *kind = json_string_value(json_object_get(v, "kind"));
+        chain = chain || (kind != NULL && strcmp(kind, "chain") == 0);
+    }
+    printf("# audit of the tampered journal: %.600s\n", r.out);
+    assert_true(chain);
+    json_decref(doc);
+    cmd_result_free(&r);
+    /* put the amount back: the chain verifies again */
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    const char *restore = "UPDATE journal SET amount_minor = amount_minor - 1 WHERE seq = "
+                          "(SELECT MIN(seq) FROM journal WHERE amount_minor <> 0)";
+    assert_int_equal(sqlite3_exec(db, restore, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    node_start(c, a);
+    settles_both_ways(c, a, b);
+
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    free(db_path);
+    free(key);
+    free(conf);
+    free(original);
+    /* `corridor run` as a user who may not read the home names the permission problem */
+    bool run_clear = run_denied == NULL || strstr(run_denied, "ermission") != NULL;
+    /* so does `corridor status` for a control socket the user may not reach */
+    bool status_clear = status_denied == NULL || strstr(status_denied, "ermission") != NULL;
+    if (!run_clear || !status_clear) {
+        fail_msg("another user's refusals do not name the permission problem:%s%s%s%s",
+                 run_clear ? "" : "\n#   run: ", run_clear ? "" : run_denied,
+                 status_clear ? "" : "\n#   status: ", status_clear ? "" : status_denied);
+    }
+    free(run_denied);
+    free(status_denied);
+    c->passed = true;
+}
+
+#define DISK_FULL_ROUNDS     40
+#define DISK_FULL_BATCH      100
+#define DISK_FULL_FREE_BYTES (48 * 1024)
+
+/* Fills the file system of `dir` with one file until about `leave` bytes remain. */
+static void fill_disk(const char *dir, const char *path, uint64_t leave)
+{
+    struct statvfs vfs;
+    assert_int_equal(statvfs(dir, &vfs), 0);
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    uint64_t want = avail > leave ? avail - leave : 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    static char chunk[16384];
+    memset(chunk, 0xA5, sizeof chunk);
+    uint64_t written = 0;
+    while (written < want) {
+        size_t n = want - written < sizeof chunk ? (size_t)(want - written) : sizeof chunk;
+        ssize_t w = write(fd, chunk, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            break; /* full already */
+        }
+        written += (uint64_t)w;
+    }
+    assert_int_equal(close(fd), 0);
+    assert_int_equal(statvfs(dir, &vfs), 0);
+    printf("# filler of %llu bytes, %llu bytes left\n", (unsigned long long)written,
+           (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+}
+
+static void test_disk_full(void **state)
+{
+    cluster_t *c = *state;
+    char *dir = test_path(c->dir, NAME_B); /* B's home is the tmpfs itself */
+    assert_int_equal(mkdir(dir, 0700), 0);
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0700") != 0) {
+        printf("# skipped: cannot mount tmpfs: %s\n", strerror(errno));
+        free(dir);
+        c->passed = true;
+        skip();
+    }
+    mounted_dir = dir;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    assert_string_equal(b->home, dir);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    char *filler = test_path(dir, "filler");
+    fill_disk(dir, filler, DISK_FULL_FREE_BYTES);
+
+    /* A pays B until B's ledger cannot grow */
+    bool stopped = false;
+    for (int round = 0; round < DISK_FULL_ROUNDS && !stopped; round++) {
+        char file[32];
+        snprintf(file, sizeof file, "full-%d.csv", round);
+        char *path = test_path(c->dir, file);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "to,amount,currency,uetr,remittance\n");
+        for (int i = 0; i < DISK_FULL_BATCH; i++) {
+            char uetr[UETR_SIZE];
+            uetr_generate(uetr);
+            fprintf(f, "%s,2.50,RUB,%s,disk full round %d item %d padding padding padding\n",
+                    NAME_B, uetr, round, i);
+            book_settled(c, 0, 1, uetr);
+        }
+        assert_int_equal(fclose(f), 0);
+        cmd_result_t r;
+        int rc =
+            cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", a->home, "--batch", path, NULL);
+        if (rc != 0) {
+            printf("# send --batch at A exited %d: %s\n", rc, r.err);
+        }
+        assert_int_equal(rc, 0);
+        cmd_result_free(&r);
+        free(path);
+        int64_t deadline = mono_ms() + 5000;
+        while (!stopped && mono_ms() < deadline) {
+            assert_true(node_alive(b));
+            json_t *st = node_status(c, b);
+            stopped = json_is_true(json_object_get(st, "ledger_stopped"));
+            json_t *pa = status_peer(st, NAME_A);
+            bool caught_up = pa != NULL && json_integer_value(json_object_get(pa, "held")) == 0 &&
+                             peer_field(c, a, NAME_B, "outbox") == 0;
+            json_decref(st);
+            if (caught_up) {
+                break;
+            }
+            sleep_ms(100);
+        }
+        if (!stopped) {
+            json_t *st = node_status(c, b);
+            stopped = json_is_true(json_object_get(st, "ledger_stopped"));
+            json_decref(st);
+        }
+        printf("# round %d: B's ledger %s\n", round, stopped ? "STOPPED" : "still writing");
+    }
+    if (!stopped) {
+        fail_msg("B's ledger never stopped on a full disk after %d settlements",
+                 DISK_FULL_ROUNDS * DISK_FULL_BATCH);
+    }
+    wait_log(b, "LEDGER STOPPED", 1, WAIT_MS);
+    /* B refuses new work with a clear error, and does not crash */
+    cmd_result_t r;
+    int rc = send_one(c, b, a, "1.00", "RUB", NULL, NULL, &r);
+    assert_int_equal(rc, 5);
+    const char *needles[] = {"refused", NULL};
+    expect_one_line("send at B with its ledger stopped", &r, needles);
+    cmd_result_free(&r);
+    sleep_ms(1000); /* A keeps retransmitting meanwhile */
+    assert_true(node_alive(b));
+    json_t *st = node_status(c, b);
+    assert_true(json_is_true(json_object_get(st, "ledger_stopped")));
+    json_decref(st);
+
+    /* room again: B restarts and settles everything exactly once */
+    assert_int_equal(node_stop(c, b), 0);
+    assert_int_equal(unlink(filler), 0);
+    node_start(c, b);
+    tnode_t *both[] = {a, b};
+    cluster_quiesce(c, both, 2, QUIESCE_MS);
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    audit_clean(c, both, 2);
+    free(filler);
+    c->passed = true;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        return 1;
+    }
+    /* CORRIDOR_TEST_FILTER=test_disk* runs only the matching tests */
+    const char *filter = getenv("CORRIDOR_TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0') {
+        cmocka_set_test_filter(filter);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_replay_captured_settlement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forwarded_and_misaddressed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_of_another_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_far_future_sequences, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_acknowledgements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_content, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlong_text_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_sequence_desync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
+}
