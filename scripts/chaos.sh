@@ -11,7 +11,11 @@
 #
 #   scripts/chaos.sh [--settlements N] [--seconds S] [--seed K] [--rate R] [--hosts]
 # --rate paces the load (settlements/s, default 300) so that kills land in the middle of it.
-# Exits non-zero on any violation; prints a summary. --hosts: see the README (not on loopback).
+# Exits non-zero on any violation; prints a summary.
+# --hosts: each node in its own network namespace (veth pairs on a bridge in a namespace of its
+# own, addresses from 198.18.0.0/15 that exist only there), with tc netem loss, delay and
+# reordering on every link, and timed link cuts that partition one node and heal again.
+# Needs root and `ip netns`; where the machine does not allow it, says so and skips.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SETTLEMENTS=5000
@@ -30,9 +34,14 @@ while [ $# -gt 0 ]; do
     *) echo "chaos.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+NS_PREFIX=corridor-chaos-$$
 if [ "$HOSTS" = 1 ]; then
-  echo "chaos.sh --hosts: network-namespace mode is not built yet; skipped" >&2
-  exit 0
+  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v tc >/dev/null ||
+     ! ip netns add "$NS_PREFIX-probe" 2>/dev/null; then
+    echo "chaos.sh --hosts: this machine does not allow network namespaces (root, ip, tc); skipped" >&2
+    exit 0
+  fi
+  ip netns del "$NS_PREFIX-probe"
 fi
 C=${CORRIDOR:-$ROOT/build/corridor}
 [ -x "$C" ] || { echo "chaos.sh: $C not built (run scripts/test.sh or cmake first)" >&2; exit 2; }
@@ -42,9 +51,13 @@ declare -A HOME_OF PID_OF PORT_OF
 KEEP=0
 cleanup() {
   [ -f "$WORK/killer.pid" ] && kill "$(cat "$WORK/killer.pid")" 2>/dev/null || true
+  [ -f "$WORK/cutter.pid" ] && kill "$(cat "$WORK/cutter.pid")" 2>/dev/null || true
   for n in "${NODES[@]}"; do
     [ -f "$WORK/$n.pid" ] && kill -KILL "$(cat "$WORK/$n.pid")" 2>/dev/null || true
   done
+    if [ "$HOSTS" = 1 ]; then
+    for i in 0 1 2 b; do ip netns del "$NS_PREFIX-$i" 2>/dev/null || true; done
+  fi
   if [ "$KEEP" = 1 ]; then echo "(homes and logs kept in $WORK)" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -56,10 +69,41 @@ for _ in range(200):
     try: s.bind(("127.0.0.1",p)); s.close(); print(p); break
     except OSError: s.close()'; }
 
+# --hosts: three hosts on a bridge that lives in a namespace of its own; nothing is routed out.
+make_hosts() {
+  local br=$NS_PREFIX-b i
+  ip netns add "$br"
+  ip -n "$br" link add br0 type bridge
+  ip -n "$br" link set br0 up
+  for i in 0 1 2; do
+    ip netns add "$NS_PREFIX-$i"
+    ip link add "cc$$h$i" netns "$NS_PREFIX-$i" type veth peer name "cc$$b$i" netns "$br"
+    ip -n "$br" link set "cc$$b$i" master br0 up
+    ip -n "$NS_PREFIX-$i" addr add "198.18.0.$((i + 1))/24" dev "cc$$h$i"
+    ip -n "$NS_PREFIX-$i" link set "cc$$h$i" up
+    ip -n "$NS_PREFIX-$i" link set lo up
+        # loss, delay with jitter and reordering on every host's link (when the kernel has netem)
+    if ! ip netns exec "$NS_PREFIX-$i" tc qdisc add dev "cc$$h$i" root netem \
+      loss 2% delay 5ms 2ms reorder 10% 50% 2>/dev/null; then
+      NETEM=0
+    fi
+  done
+}
+ADDR_OF() { # the address a node listens on
+  local i=0 x
+  for x in "${NODES[@]}"; do [ "$x" = "$1" ] && break; i=$((i + 1)); done
+  if [ "$HOSTS" = 1 ]; then echo "198.18.0.$((i + 1))"; else echo 127.0.0.1; fi
+}
+
 start=$SECONDS
+NETEM=1
+if [ "$HOSTS" = 1 ]; then
+  make_hosts
+  [ "$NETEM" = 1 ] || say "chaos.sh --hosts: this kernel has no tc netem (sch_netem); link loss, delay and reordering come from the fault knob alone"
+fi
 for n in "${NODES[@]}"; do
   PORT_OF[$n]=$(free_port); HOME_OF[$n]=$WORK/$n
-  "$C" init --home "${HOME_OF[$n]}" --name "$n" --listen "tcp://127.0.0.1:${PORT_OF[$n]}" \
+  "$C" init --home "${HOME_OF[$n]}" --name "$n" --listen "tcp://$(ADDR_OF "$n"):${PORT_OF[$n]}" \
     --currencies RUB,USD >"$WORK/$n.card"
 done
 for a in "${NODES[@]}"; do for b in "${NODES[@]}"; do
@@ -71,8 +115,10 @@ done; done
 node_start() {
   local n=$1 i=0
   for x in "${NODES[@]}"; do [ "$x" = "$n" ] && break; i=$((i + 1)); done
+    local runner=()
+  [ "$HOSTS" = 1 ] && runner=(ip netns exec "$NS_PREFIX-$i")
   CORRIDOR_FAULTS="drop=0.05,dup=0.05,reorder=0.05,delay_ms=20,seed=$((SEED * 10 + i))" \
-        "$C" run --home "${HOME_OF[$n]}" 2>>"$WORK/$n.log" &
+    "${runner[@]}" "$C" run --home "${HOME_OF[$n]}" 2>>"$WORK/$n.log" &
   echo $! >"$WORK/$n.pid"
   disown $! 2>/dev/null || true  # no "Killed" notices from the shell
 }
@@ -124,6 +170,24 @@ PY
 ) &
 echo $! >"$WORK/killer.pid"
 
+# --hosts: link cuts. Every 3-6 s (seeded) one host's link goes down for 2 s and heals.
+if [ "$HOSTS" = 1 ]; then
+  (
+    RANDOM=$((SEED + 1))
+    cuts=0
+    while :; do
+      sleep "$((3 + RANDOM % 4))"
+      i=$((RANDOM % 3))
+      ip -n "$NS_PREFIX-$i" link set "cc$$h$i" down 2>/dev/null || true
+      sleep 2
+      ip -n "$NS_PREFIX-$i" link set "cc$$h$i" up 2>/dev/null || true
+      cuts=$((cuts + 1)); echo $cuts >"$WORK/cuts"
+    done
+  ) &
+  echo $! >"$WORK/cutter.pid"
+fi
+
+
 # The load: each chunk is sent until its node takes it (sends are idempotent by UETR).
 sent=0
 LOAD_T0=$(date +%s.%N)
@@ -141,6 +205,10 @@ for f in "$WORK"/load-*.csv; do
 done
 [ -t 2 ] && echo >&2
 kill "$(cat "$WORK/killer.pid")"; wait "$(cat "$WORK/killer.pid")" 2>/dev/null || true; rm -f "$WORK/killer.pid"
+if [ "$HOSTS" = 1 ]; then
+  kill "$(cat "$WORK/cutter.pid")"; wait "$(cat "$WORK/cutter.pid")" 2>/dev/null || true; rm -f "$WORK/cutter.pid"
+  for i in 0 1 2; do ip -n "$NS_PREFIX-$i" link set "cc$$h$i" up 2>/dev/null || true; done
+fi
 KILLS=$(cat "$WORK/kills" 2>/dev/null || echo 0)
 load_done=$SECONDS
 
@@ -230,5 +298,8 @@ sys.exit(1 if errors else 0)
 PY
 read -r SETTLED REJECTED <"$WORK/outcomes"
 [ "$breaks" = 0 ] || fail "reconcile found $breaks breaks"
-printf 'chaos: seed %s, %d submitted, %d settled, %d rejected, %d kills, %d faults injected (since last starts), %d breaks, quiescent %d s after the load, %d s in all: nothing lost, nothing applied twice\n' \
-  "$SEED" "$SETTLEMENTS" "$SETTLED" "$REJECTED" "$KILLS" "$faults" "$breaks" "$quiet" "$((SECONDS - start))"
+CUTS=$(cat "$WORK/cuts" 2>/dev/null || echo 0)
+printf 'chaos%s: seed %s, %d submitted, %d settled, %d rejected, %d kills, %s%d faults injected (since last starts), %d breaks, quiescent %d s after the load, %d s in all: nothing lost, nothing applied twice\n' \
+  "$([ "$HOSTS" = 1 ] && echo " --hosts")" "$SEED" "$SETTLEMENTS" "$SETTLED" "$REJECTED" "$KILLS" \
+    "$([ "$HOSTS" = 1 ] && echo "$CUTS link cuts, $([ "$NETEM" = 1 ] && echo "netem loss 2% delay 5+-2 ms reorder 10%" || echo "no netem"), ")" \
+  "$faults" "$breaks" "$quiet" "$((SECONDS - start))"

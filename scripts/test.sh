@@ -35,6 +35,9 @@ step "unit and smoke tests under sanitizers"
 step "chaos: three nodes, faults on every message, random SIGKILLs (short run)"
 scripts/chaos.sh --settlements "${CHAOS_SETTLEMENTS:-5000}" --seed "${CHAOS_SEED:-1}"
 
+step "chaos across hosts: network namespaces, link cuts (short run; skipped where not allowed)"
+scripts/chaos.sh --hosts --settlements "${CHAOS_HOSTS_SETTLEMENTS:-1500}" --seed "${CHAOS_SEED:-1}"
+
 step "fuzzing, ${FUZZ_SECONDS}s per harness"
 scripts/fuzz.sh "$FUZZ_SECONDS"
 
