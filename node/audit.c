@@ -134,6 +134,28 @@ typedef struct {
     direction_t original; /* direction of the settlement the row belongs to */
 } audit_row_t;
 
+/* Every journal row with its settlement's direction; columns as read_row expects them. */
+#define JOURNAL_ROWS_SQL                                                                           \
+    "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"                  \
+    " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction"                               \
+    " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
+
+static audit_row_t read_row(sqlite3_stmt *stmt)
+{
+    return (audit_row_t){
+        .seq = sqlite3_column_int64(stmt, 0),
+        .kind = (entry_kind_t)sqlite3_column_int(stmt, 1),
+        .peer = column_text(stmt, 2),
+        .uetr = column_text(stmt, 3),
+        .currency = column_text(stmt, 4),
+        .amount_minor = sqlite3_column_int64(stmt, 5),
+        .reason = column_text(stmt, 6),
+        .evidence = sqlite3_column_blob(stmt, 8),
+        .evidence_len = (size_t)sqlite3_column_bytes(stmt, 8),
+        .original = sqlite3_column_int(stmt, 11) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+    };
+}
+
 static msg_type_t expected_type(entry_kind_t kind)
 {
     switch (kind) {
@@ -360,10 +382,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
 {
     sqlite3 *db = ledger_db(h->ledger);
     sqlite3_stmt *stmt = NULL;
-    const char *sql = "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor,"
-                      " j.reason, j.content_hash, j.evidence, j.created_ms, j.hash, s.direction"
-                      " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
-                      " ORDER BY j.seq";
+    const char *sql = JOURNAL_ROWS_SQL " ORDER BY j.seq";
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         violation(r, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(db));
         return -1;
@@ -373,18 +392,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
     int64_t expected_seq = 1;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        audit_row_t row = {
-            .seq = sqlite3_column_int64(stmt, 0),
-            .kind = (entry_kind_t)sqlite3_column_int(stmt, 1),
-            .peer = column_text(stmt, 2),
-            .uetr = column_text(stmt, 3),
-            .currency = column_text(stmt, 4),
-            .amount_minor = sqlite3_column_int64(stmt, 5),
-            .reason = column_text(stmt, 6),
-            .evidence = sqlite3_column_blob(stmt, 8),
-            .evidence_len = (size_t)sqlite3_column_bytes(stmt, 8),
-            .original = sqlite3_column_int(stmt, 11) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
-        };
+        audit_row_t row = read_row(stmt);
         r->entries_checked++;
         if (row.seq != expected_seq) {
             violation(r, h->dir, "chain", "row %lld follows row %lld: rows missing or reordered",
@@ -487,10 +495,7 @@ static void *evidence_worker(void *arg)
         violation(&w->report, h->dir, "unreadable", "%s", err);
         return NULL;
     }
-    const char *sql = "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor,"
-                      " j.reason, j.evidence, s.direction FROM journal j"
-                      " LEFT JOIN settlements s ON s.id = j.settlement_id"
-                      " WHERE j.seq % ?1 = ?2 ORDER BY j.seq";
+    const char *sql = JOURNAL_ROWS_SQL " WHERE j.seq % ?1 = ?2 ORDER BY j.seq";
     if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK) {
         violation(&w->report, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(ledger_db(l)));
         goto cleanup;
@@ -499,18 +504,7 @@ static void *evidence_worker(void *arg)
     sqlite3_bind_int(stmt, 2, (int)w->index);
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        audit_row_t row = {
-            .seq = sqlite3_column_int64(stmt, 0),
-            .kind = (entry_kind_t)sqlite3_column_int(stmt, 1),
-            .peer = column_text(stmt, 2),
-            .uetr = column_text(stmt, 3),
-            .currency = column_text(stmt, 4),
-            .amount_minor = sqlite3_column_int64(stmt, 5),
-            .reason = column_text(stmt, 6),
-            .evidence = sqlite3_column_blob(stmt, 7),
-            .evidence_len = (size_t)sqlite3_column_bytes(stmt, 7),
-            .original = sqlite3_column_int(stmt, 8) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
-        };
+        audit_row_t row = read_row(stmt);
         if (row.kind >= ENTRY_OUT_PENDING && row.kind <= ENTRY_RETURNED) {
             check_evidence(&w->report, h, &row);
         }

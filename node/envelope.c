@@ -90,16 +90,20 @@ void envelope_peer_wipe(envelope_peer_t *peer)
 }
 
 /* Ed25519 over DOMAIN || inner; verify == false signs into sig, true checks sig. */
-static int sign_or_verify(bool verify, const uint8_t *inner, size_t inner_len, const uint8_t *key,
-                          uint8_t sig[static crypto_sign_BYTES])
+int envelope_domain_sign(bool verify, const char *domain, const uint8_t *msg, size_t msg_len,
+                         const uint8_t *key, uint8_t sig[static crypto_sign_BYTES])
 {
-    size_t len = sizeof ENVELOPE_DOMAIN + inner_len;
+    assert(domain != NULL && key != NULL && (msg != NULL || msg_len == 0));
+    size_t domain_len = strlen(domain) + 1;
+    size_t len = domain_len + msg_len;
     uint8_t *buf = malloc(len);
     if (buf == NULL) {
         return -2;
     }
-    memcpy(buf, ENVELOPE_DOMAIN, sizeof ENVELOPE_DOMAIN);
-    memcpy(buf + sizeof ENVELOPE_DOMAIN, inner, inner_len);
+    memcpy(buf, domain, domain_len);
+    if (msg_len > 0) {
+        memcpy(buf + domain_len, msg, msg_len);
+    }
     int rc = verify ? crypto_sign_verify_detached(sig, buf, len, key)
                     : crypto_sign_detached(sig, NULL, buf, len, key);
     free(buf);
@@ -138,7 +142,8 @@ env_err_t envelope_sign(const identity_t *self,
     }
     size_t packed = corridor__inner__pack(&inner, inner_buf);
     assert(packed == inner_len);
-    if (sign_or_verify(false, inner_buf, inner_len, self->sign_secret, sig) != 0) {
+    if (envelope_domain_sign(false, ENVELOPE_DOMAIN, inner_buf, inner_len, self->sign_secret,
+                             sig) != 0) {
         goto cleanup;
     }
     Corridor__SignedMessage sm = CORRIDOR__SIGNED_MESSAGE__INIT;
@@ -275,8 +280,8 @@ static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *
         rc = ENV_E_DUPLICATE;
         goto cleanup;
     }
-    int verified =
-        sign_or_verify(true, sm->inner.data, sm->inner.len, sign_public, sm->signature.data);
+    int verified = envelope_domain_sign(true, ENVELOPE_DOMAIN, sm->inner.data, sm->inner.len,
+                                        sign_public, sm->signature.data);
     if (verified != 0) {
         rc = verified == -2 ? ENV_E_NOMEM : ENV_E_BAD_SIGNATURE;
         goto cleanup;

@@ -45,6 +45,12 @@ typedef enum {
 /* The name of a message type ("Settlement", "Ack"...), or "unknown". */
 const char *msg_type_name(int type);
 
+/* Ed25519 over `domain` (with its NUL) || msg: signs into sig, or (verify) checks sig.
+ * 0 on success, -1 when a signature does not verify, -2 when out of memory. The domain keeps
+ * a signature over one kind of bytes from being taken for another (messages, checkpoints). */
+int envelope_domain_sign(bool verify, const char *domain, const uint8_t *msg, size_t msg_len,
+                         const uint8_t *key, uint8_t sig[static crypto_sign_BYTES]);
+
 /* A trusted peer as the envelope sees it: its public keys and the precomputed box key.
  * The box key is secret: keep peers in sodium_malloc'd memory and envelope_peer_wipe them. */
 typedef struct {

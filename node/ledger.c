@@ -683,6 +683,18 @@ static void fill_outcome(ledger_t *l, const stored_t *st, bool repeated, ledger_
     }
 }
 
+/* A settlement that must exist: LEDGER_E_NOT_FOUND, with a message, if it does not. */
+static ledger_err_t find_required(ledger_t *l, const char *peer, const char *uetr, stored_t *st)
+{
+    bool found = false;
+    ledger_err_t rc = find_stored(l, peer, uetr, st, &found);
+    if (rc == LEDGER_OK && !found) {
+        set_error(l, "no settlement %s with %s", uetr, peer);
+        rc = LEDGER_E_NOT_FOUND;
+    }
+    return rc;
+}
+
 ledger_err_t ledger_find(ledger_t *l, const char *peer, const char *uetr, settlement_t *s,
                          ledger_outcome_t *outcome)
 {
@@ -1127,13 +1139,8 @@ ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, boo
         return rc;
     }
     stored_t st;
-    bool found = false;
-    if ((rc = find_stored(l, peer, uetr, &st, &found)) != LEDGER_OK) {
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
         return rc;
-    }
-    if (!found) {
-        set_error(l, "no settlement %s to %s", uetr, peer);
-        return LEDGER_E_NOT_FOUND;
     }
     if (st.s.direction != DIRECTION_OUT) {
         set_error(l, "settlement %s from %s is incoming; only the payer resolves", uetr, peer);
@@ -1171,13 +1178,8 @@ ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, cons
         return rc;
     }
     stored_t st;
-    bool found = false;
-    if ((rc = find_stored(l, peer, uetr, &st, &found)) != LEDGER_OK) {
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
         return rc;
-    }
-    if (!found) {
-        set_error(l, "no settlement %s with %s", uetr, peer);
-        return LEDGER_E_NOT_FOUND;
     }
     if (st.status == STATUS_RETURNED) {
         fill_outcome(l, &st, true, outcome);

@@ -731,28 +731,13 @@ static void send_repair(recon_t *r, int64_t now_ms)
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
-static int checkpoint_sign_or_verify(bool verify, const uint8_t *body, size_t len,
-                                     const uint8_t *key, uint8_t sig[static crypto_sign_BYTES])
-{
-    size_t total = sizeof RECON_CHECKPOINT_DOMAIN + len;
-    uint8_t *buf = malloc(total);
-    if (buf == NULL) {
-        return -1;
-    }
-    memcpy(buf, RECON_CHECKPOINT_DOMAIN, sizeof RECON_CHECKPOINT_DOMAIN);
-    memcpy(buf + sizeof RECON_CHECKPOINT_DOMAIN, body, len);
-    int rc = verify ? crypto_sign_verify_detached(sig, buf, total, key)
-                    : crypto_sign_detached(sig, NULL, buf, total, key);
-    free(buf);
-    return rc;
-}
-
 bool recon_checkpoint_verify(const uint8_t *body, size_t body_len, const uint8_t *signature,
                              const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES])
 {
     uint8_t sig[crypto_sign_BYTES];
     memcpy(sig, signature, sizeof sig);
-    return checkpoint_sign_or_verify(true, body, body_len, sign_public, sig) == 0;
+    return envelope_domain_sign(true, RECON_CHECKPOINT_DOMAIN, body, body_len, sign_public, sig) ==
+           0;
 }
 
 /* Proposes a checkpoint of what was just found equal. */
@@ -798,8 +783,8 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     }
     corridor__checkpoint__pack(&cp, r->checkpoint);
     statement_free_positions(positions, n_positions);
-    if (checkpoint_sign_or_verify(false, r->checkpoint, r->checkpoint_len, r->ctx.self->sign_secret,
-                                  r->checkpoint_sig) != 0) {
+    if (envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, r->checkpoint, r->checkpoint_len,
+                             r->ctx.self->sign_secret, r->checkpoint_sig) != 0) {
         finish(r, NULL);
         return;
     }
@@ -1031,8 +1016,8 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
         }
     }
     if (problem == NULL &&
-        (checkpoint_sign_or_verify(false, req->checkpoint.data, req->checkpoint.len,
-                                   ctx->self->sign_secret, sig) != 0 ||
+        (envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, req->checkpoint.data,
+                              req->checkpoint.len, ctx->self->sign_secret, sig) != 0 ||
          ledger_checkpoint_store(ctx->ledger, peer, req->checkpoint.data, req->checkpoint.len, sig,
                                  req->checkpoint_signature.data, my_rows,
                                  my_head.data) != LEDGER_OK)) {
