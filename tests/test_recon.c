@@ -843,10 +843,11 @@ static void test_peer_restored_from_old_copy(void **state)
 
 /* ---- 4. an entry rewritten locally ----------------------------------------------------------- */
 
-/* Changes the amount of A's settled incoming settlement `uetr` from B by `delta`, keeping the
- * statement machinery consistent: the canonical hash and the channel digest follow. Returns
- * the old amount. */
-static int64_t rewrite_amount(tnode_t *a, const char *peer, const char *uetr, int64_t delta)
+/* Changes the amount of A's settled incoming settlement `uetr` from B by `delta` (and its
+ * currency to `new_currency` unless NULL), keeping the statement machinery consistent: the
+ * canonical hash and the channel digest follow. Returns the old amount. */
+static int64_t rewrite_entry(tnode_t *a, const char *peer, const char *uetr, int64_t delta,
+                             const char *new_currency)
 {
     sqlite3 *db = open_db(a, true);
     exec_sql(db, "BEGIN IMMEDIATE");
@@ -871,11 +872,14 @@ static int64_t rewrite_amount(tnode_t *a, const char *peer, const char *uetr, in
     uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
     digest_entry(peer, a->name, uetr, old_amount, currency, "settled", "", old_hash);
     assert_memory_equal(old_hash, stored, DIGEST_BYTES); /* the same definition as the node's */
-    digest_entry(peer, a->name, uetr, old_amount + delta, currency, "settled", "", new_hash);
-    st = prepare(db, "UPDATE settlements SET amount_minor = ?2, canon_hash = ?3 WHERE id = ?1");
+    const char *to_currency = new_currency != NULL ? new_currency : currency;
+    digest_entry(peer, a->name, uetr, old_amount + delta, to_currency, "settled", "", new_hash);
+    st = prepare(db, "UPDATE settlements SET amount_minor = ?2, canon_hash = ?3, currency = ?4"
+                     " WHERE id = ?1");
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, old_amount + delta);
     sqlite3_bind_blob(st, 3, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, to_currency, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
 
@@ -928,7 +932,7 @@ static void test_amount_rewritten(void **state)
     assert_int_equal(node_stop(c, b), 0);
 
     const planned_t *victim = &p->items[REWRITE_EACH_WAY]; /* B -> A: incoming at A */
-    int64_t old_amount = rewrite_amount(a, NAME_B, victim->uetr, REWRITE_DELTA);
+    int64_t old_amount = rewrite_entry(a, NAME_B, victim->uetr, REWRITE_DELTA, NULL);
     assert_int_equal(old_amount, victim->minor);
     node_start(c, a);
     node_start(c, b);
@@ -981,6 +985,48 @@ static void test_amount_rewritten(void **state)
     assert_int_equal(json_integer_value(json_object_get(e, "amount_minor")),
                      old_amount + REWRITE_DELTA);
     json_decref(la);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+/* The same with the currency rewritten: currency_mismatch, also left to a person. */
+static void test_currency_rewritten(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    plan_t *p = plan_new(5);
+    plan_add(p, 1, 0, REWRITE_EACH_WAY);
+    settle_range(c, p, 0, p->count);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+
+    const planned_t *victim = &p->items[0]; /* B -> A: incoming at A */
+    const char *other = strcmp(victim->currency, "RUB") == 0 ? "USD" : "RUB";
+    rewrite_entry(a, NAME_B, victim->uetr, 0, other);
+    node_start(c, a);
+    node_start(c, b);
+    wait_both_state(c, a, b, "up", 10000);
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, true, &rep);
+    if (rc != 1 || json_array_size(report_breaks(rep)) != 1) {
+        print_report("reconcile --repair after a rewritten currency", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 1);
+    expect_break(rep, victim->uetr, "currency_mismatch");
+    json_t *br = break_of(rep, victim->uetr);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(br, "local"), "currency")), other);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(br, "peer"), "currency")),
+                        victim->currency);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_int_equal(report_int(rep, "breaks_remaining"), 1);
+    json_decref(rep);
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
     c->passed = true;
@@ -1304,6 +1350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_report_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_restored_from_old_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_amount_rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_currency_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hundred_thousand_identical, setup, teardown),
     };
