@@ -387,7 +387,9 @@ static ledger_err_t compare_leaf(recon_t *r, const char *prefix, const Corridor_
     }
     if (rc == LEDGER_OK) {
         statement_entry_t *a = mine.items, *b = theirs.items;
-        qsort(b, theirs.count, sizeof *b, by_uetr);
+        if (theirs.count > 1) {
+            qsort(b, theirs.count, sizeof *b, by_uetr);
+        }
         size_t i = 0, j = 0;
         while (i < mine.count || j < theirs.count) {
             int cmp = i == mine.count ? 1 : j == theirs.count ? -1 : strcmp(a[i].uetr, b[j].uetr);
@@ -691,8 +693,8 @@ static ledger_err_t apply_local_imports(recon_t *r)
 /* Sends the peer what it must import (and the re-base, if the channel diverged). */
 static void send_repair(recon_t *r, int64_t now_ms)
 {
-    import_t *items = (import_t *)r->remote_imports.items + r->remote_next;
     size_t left = r->remote_imports.count - r->remote_next;
+    import_t *items = left > 0 ? (import_t *)r->remote_imports.items + r->remote_next : NULL;
     size_t n = left < REPAIR_CHUNK_MAX ? left : REPAIR_CHUNK_MAX;
     r->remote_chunk = n;
     Corridor__StatementEntry *entries = calloc(n + 1, sizeof *entries);
@@ -906,7 +908,9 @@ ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64
         const Corridor__RangeFingerprint *children[16];
         if (i >= answered) {
             rc = vec_push(&r->queue, asked, sizeof *asked) ? LEDGER_OK : LEDGER_E_STORAGE;
-        } else if (is_leaf(st, asked->prefix)) {
+        } else if (is_leaf(st, asked->prefix) || strlen(asked->prefix) >= STATEMENT_PREFIX_MAX) {
+            /* a range as narrow as prefixes go is compared entry by entry, whatever the peer
+             * claims about sub-ranges */
             rc = compare_leaf(r, asked->prefix, st);
         } else if (peer_children(st, asked->prefix, children)) {
             rc = compare_children(r, asked, children);
