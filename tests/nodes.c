@@ -2,6 +2,7 @@
 #include "support.h"
 
 #include "nodes.h"
+#include "validate.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -772,4 +773,41 @@ int nodes_run_program(const char *const *argv, int timeout_ms)
     assert_true(pid > 0);
     bool timed_out = false;
     return wait_bounded(pid, timeout_ms, &timed_out);
+}
+
+/* ---- settlement plans ---------------------------------------------------------------------- */
+
+const char *const nodes_currencies[NODES_CURRENCY_COUNT] = {"RUB", "USD", "KZT"};
+
+static plan_t the_plan;
+
+plan_t *plan_new(uint32_t seed)
+{
+    memset(&the_plan, 0, sizeof the_plan);
+    the_plan.rng = seed;
+    return &the_plan;
+}
+
+uint32_t plan_next(plan_t *p)
+{
+    p->rng = p->rng * 1664525u + 1013904223u;
+    return p->rng >> 8;
+}
+
+void plan_add(plan_t *p, size_t from, size_t to, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        assert_true(p->count < PLAN_MAX);
+        planned_t *s = &p->items[p->count++];
+        uetr_generate(s->uetr);
+        s->from = from;
+        s->to = to;
+        s->currency = nodes_currencies[plan_next(p) % NODES_CURRENCY_COUNT];
+        s->minor = 1 + (int64_t)(plan_next(p) % 100000);
+    }
+}
+
+void format_amount(int64_t minor, char out[static 32])
+{
+    snprintf(out, 32, "%lld.%02lld", (long long)(minor / 100), (long long)(minor % 100));
 }

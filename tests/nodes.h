@@ -20,6 +20,8 @@
 
 #include <jansson.h>
 
+#include "corridor/limits.h"
+
 #define CLUSTER_NODES_MAX   4
 #define CLUSTER_SPAWNED_MAX 8
 #define NODE_CARD_LEN_MAX   1024
@@ -161,5 +163,35 @@ json_t *status_peer(json_t *status, const char *peer);
 
 void sleep_ms(int ms);
 int64_t mono_ms(void);
+
+/* ---- settlement plans: what a test sends, reproducibly ------------------------------------ */
+
+#define NODES_CURRENCIES     "RUB,USD,KZT" /* the currencies test nodes deal in */
+#define NODES_CURRENCY_COUNT 3
+extern const char *const nodes_currencies[NODES_CURRENCY_COUNT]; /* all with two decimals */
+
+#define PLAN_MAX 4096
+
+/* One settlement a test sends. */
+typedef struct {
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    size_t from, to;      /* node indexes in the cluster */
+    const char *currency; /* a 2-decimal currency */
+    int64_t minor;        /* amount in minor units */
+} planned_t;
+
+typedef struct {
+    planned_t items[PLAN_MAX];
+    size_t count;
+    uint32_t rng; /* amounts are reproducible from the seed */
+} plan_t;
+
+/* The plan (one at a time: tests run one after the other, nothing to free on failure). */
+plan_t *plan_new(uint32_t seed);
+uint32_t plan_next(plan_t *p);
+/* Adds `count` settlements from -> to, amounts 0.01 .. 1000.00, currencies drawn at random. */
+void plan_add(plan_t *p, size_t from, size_t to, size_t count);
+/* Minor units of a 2-decimal currency as the command line takes them ("12.34"). */
+void format_amount(int64_t minor, char out[static 32]);
 
 #endif

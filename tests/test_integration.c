@@ -30,69 +30,16 @@
 #define NAME_B "BMJIIRTH"
 #define NAME_C "KZKZKZKA"
 
-#define CURRENCIES     "RUB,USD,KZT"
-#define CURRENCY_COUNT 3
+#define CURRENCIES     NODES_CURRENCIES
+#define CURRENCY_COUNT NODES_CURRENCY_COUNT
 #define GENEROUS_CAPS  "RUB=100000000,USD=100000000,KZT=100000000"
 
-#define PLAN_MAX        4096
 #define QUIESCE_MS      120000 /* the bound for a stream to drain */
 #define SEND_TIMEOUT_MS 60000
 #define UETR_SIZE       (CORRIDOR_UETR_LEN + 1)
 #define KEY_CHARS       IDENTITY_CURVE_KEY_CHARS /* a CURVE key in Z85 */
 
-/* The currencies of CURRENCIES; all have two decimals. */
-static const char *const currencies[CURRENCY_COUNT] = {"RUB", "USD", "KZT"};
-
 /* ---- settlement plans ---------------------------------------------------------------------- */
-
-/* One settlement a test sends and expects to settle. */
-typedef struct {
-    char uetr[UETR_SIZE];
-    size_t from, to;      /* node indexes in the cluster */
-    const char *currency; /* a 2-decimal currency */
-    int64_t minor;        /* amount in minor units */
-} planned_t;
-
-typedef struct {
-    planned_t items[PLAN_MAX];
-    size_t count;
-    uint32_t rng; /* amounts are reproducible from the seed */
-} plan_t;
-
-/* One plan at a time (tests run one after the other): nothing to free when a test fails. */
-static plan_t the_plan;
-
-static plan_t *plan_new(uint32_t seed)
-{
-    memset(&the_plan, 0, sizeof the_plan);
-    the_plan.rng = seed;
-    return &the_plan;
-}
-
-static uint32_t plan_next(plan_t *p)
-{
-    p->rng = p->rng * 1664525u + 1013904223u;
-    return p->rng >> 8;
-}
-
-/* Adds `count` settlements from -> to, amounts 0.01 .. 1000.00, currencies drawn at random. */
-static void plan_add(plan_t *p, size_t from, size_t to, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        assert_true(p->count < PLAN_MAX);
-        planned_t *s = &p->items[p->count++];
-        uetr_generate(s->uetr);
-        s->from = from;
-        s->to = to;
-        s->currency = currencies[plan_next(p) % CURRENCY_COUNT];
-        s->minor = 1 + (int64_t)(plan_next(p) % 100000);
-    }
-}
-
-static void format_amount(int64_t minor, char out[static 32])
-{
-    snprintf(out, 32, "%lld.%02lld", (long long)(minor / 100), (long long)(minor % 100));
-}
 
 /* Writes the batch CSV of plan items [start, end) sent by node `from`; returns its path. */
 static char *write_batch(cluster_t *c, const plan_t *p, size_t from, size_t start, size_t end,
@@ -225,7 +172,7 @@ static void check_books(cluster_t *c, const plan_t *p, size_t count)
                 continue;
             }
             for (size_t k = 0; k < CURRENCY_COUNT; k++) {
-                const char *ccy = currencies[k];
+                const char *ccy = nodes_currencies[k];
                 int64_t net = ledger_net(ledgers[i], c->nodes[j].name, ccy);
                 int64_t mirror = ledger_net(ledgers[j], c->nodes[i].name, ccy);
                 int64_t want = expected_net(p, i, j, ccy);
@@ -631,8 +578,8 @@ static void test_sender_killed_mid_batch(void **state)
     assert_int_equal(ledger_count(la, "settled"), (int64_t)json_object_size(ia));
     assert_int_equal(ledger_count(la, "rejected") + ledger_count(lb, "rejected"), 0);
     for (size_t k = 0; k < CURRENCY_COUNT; k++) {
-        assert_int_equal(ledger_net(la, NAME_B, currencies[k]),
-                         -ledger_net(lb, NAME_A, currencies[k]));
+        assert_int_equal(ledger_net(la, NAME_B, nodes_currencies[k]),
+                         -ledger_net(lb, NAME_A, nodes_currencies[k]));
     }
     json_decref(ia);
     json_decref(ib);

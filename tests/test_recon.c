@@ -40,11 +40,10 @@
 #define NAME_A "BKRURUMM"
 #define NAME_B "BMJIIRTH"
 
-#define CURRENCIES     "RUB,USD,KZT"
-#define CURRENCY_COUNT 3
+#define CURRENCIES     NODES_CURRENCIES
+#define CURRENCY_COUNT NODES_CURRENCY_COUNT
 #define GENEROUS_CAPS  "RUB=100000000,USD=100000000,KZT=100000000"
 
-#define PLAN_MAX        1024
 #define QUIESCE_MS      120000
 #define SEND_TIMEOUT_MS 90000
 #define RECON_CMD_MS    150000 /* reconcile's own default timeout is 120 s */
@@ -55,58 +54,7 @@
 #define BULK_ENTRIES 100000 /* test 6 */
 #define BULK_TXN     10000  /* settlements per transaction when building them */
 
-static const char *const currencies[CURRENCY_COUNT] = {"RUB", "USD", "KZT"};
-
 /* ---- settlement plans ------------------------------------------------------------------------ */
-
-/* One settlement a test sends. */
-typedef struct {
-    char uetr[UETR_SIZE];
-    size_t from, to;      /* node indexes in the cluster */
-    const char *currency; /* a 2-decimal currency */
-    int64_t minor;        /* amount in minor units */
-} planned_t;
-
-typedef struct {
-    planned_t items[PLAN_MAX];
-    size_t count;
-    uint32_t rng; /* amounts are reproducible from the seed */
-} plan_t;
-
-/* One plan at a time (tests run one after the other): nothing to free when a test fails. */
-static plan_t the_plan;
-
-static plan_t *plan_new(uint32_t seed)
-{
-    memset(&the_plan, 0, sizeof the_plan);
-    the_plan.rng = seed;
-    return &the_plan;
-}
-
-static uint32_t plan_next(plan_t *p)
-{
-    p->rng = p->rng * 1664525u + 1013904223u;
-    return p->rng >> 8;
-}
-
-/* Adds `count` settlements from -> to, amounts 0.01 .. 1000.00, currencies drawn at random. */
-static void plan_add(plan_t *p, size_t from, size_t to, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        assert_true(p->count < PLAN_MAX);
-        planned_t *s = &p->items[p->count++];
-        uetr_generate(s->uetr);
-        s->from = from;
-        s->to = to;
-        s->currency = currencies[plan_next(p) % CURRENCY_COUNT];
-        s->minor = 1 + (int64_t)(plan_next(p) % 100000);
-    }
-}
-
-static void format_amount(int64_t minor, char out[static 32])
-{
-    snprintf(out, 32, "%lld.%02lld", (long long)(minor / 100), (long long)(minor % 100));
-}
 
 /* Writes the batch CSV of plan items [start, end) sent by node `from`; returns its path, or
  * NULL when that node sends none of them. */
@@ -496,8 +444,8 @@ static void expect_ledgers_agree(cluster_t *c, tnode_t *a, tnode_t *b, size_t se
         assert_int_equal(ledger_count(la, counts[i]), ledger_count(lb, counts[i]));
     }
     for (size_t i = 0; i < CURRENCY_COUNT; i++) {
-        assert_int_equal(ledger_net(la, b->name, currencies[i]),
-                         -ledger_net(lb, a->name, currencies[i]));
+        assert_int_equal(ledger_net(la, b->name, nodes_currencies[i]),
+                         -ledger_net(lb, a->name, nodes_currencies[i]));
     }
     json_decref(ia);
     json_decref(ib);
