@@ -503,6 +503,8 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                              "retransmits", (json_int_t)st.retransmits));
         json_object_set_new(json_array_get(peers, i), "position_mismatches",
                             json_integer((json_int_t)st.position_mismatches));
+        json_object_set_new(json_array_get(peers, i), "dropped",
+                            json_integer((json_int_t)st.dropped));
     }
     transport_stats_t ts = transport_stats(n->transport);
     json_t *doc =
