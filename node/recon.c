@@ -296,7 +296,6 @@ static bool has_prefix(const char *s, const char *prefix)
 static void plan_repair(recon_t *r, size_t index, const Corridor__StatementEntry *peer_proto)
 {
     break_t *b = &((break_t *)r->breaks.items)[index];
-    const char *self = ledger_node(r->ctx.ledger);
     if (strcmp(b->kind, "amount_mismatch") == 0 || strcmp(b->kind, "currency_mismatch") == 0) {
         b->action = "needs a person: both sides hold signed but different figures";
         return;
@@ -353,7 +352,7 @@ static void plan_repair(recon_t *r, size_t index, const Corridor__StatementEntry
         b->action = "cannot repair: no evidence here";
         return;
     }
-    (void)self;
+
     if (!vec_push(&r->remote_imports, &im, sizeof im)) {
         free(im.settlement_evidence);
         free(im.status_evidence);

@@ -408,9 +408,11 @@ static bool add_leaf(builder_t *b, const char *prefix)
 static bool answer_range(builder_t *b, const Corridor__RangeFingerprint *r)
 {
     range_fp_t own;
-    if (!statement_prefix_valid(r->prefix) ||
-        statement_fingerprint(b->l, b->peer, r->prefix, &own) != LEDGER_OK) {
-        return statement_prefix_valid(r->prefix) ? false : true; /* a bad prefix: skip it */
+    if (!statement_prefix_valid(r->prefix)) {
+        return true; /* a peer's malformed prefix: nothing to answer for it */
+    }
+    if (statement_fingerprint(b->l, b->peer, r->prefix, &own) != LEDGER_OK) {
+        return false;
     }
     bool equal = own.count == r->count && r->sum.len == DIGEST_BYTES &&
                  memcmp(own.sum, r->sum.data, DIGEST_BYTES) == 0;
