@@ -58,12 +58,20 @@ typedef struct {
     int64_t deadline_ms;
 } session_t;
 
+/* One item of a `send --wait` request that is not final yet, found by (peer, UETR). */
+typedef struct {
+    char key[CORRIDOR_NAME_LEN_MAX + CORRIDOR_UETR_LEN + 2]; /* "PEER/uetr" */
+    json_t *result; /* borrowed from the waiter's results */
+} waiting_t;
+
 /* A `send` request waiting for its reply. */
 typedef struct waiter {
     struct waiter *next;
     zmq_msg_t route;     /* the client's ROUTER identity */
     json_t *results;     /* one object per item: uetr, peer, status, reason */
     size_t open;         /* items not final yet (waiting) */
+    waiting_t *waiting;  /* those items, sorted by key: a final status finds its item in
+                          * O(log n), not by walking every result of every waiter */
     int64_t deadline_ms; /* reply with what we have by then */
     bool committed;      /* the transaction holding its items committed */
     bool failed;         /* the transaction failed: reply with an error */
@@ -154,6 +162,7 @@ static void waiter_free(waiter_t *w)
 {
     zmq_msg_close(&w->route);
     json_decref(w->results);
+    free(w->waiting);
     free(w);
 }
 
@@ -185,23 +194,45 @@ static void fill_result(json_t *result, const ledger_outcome_t *o)
     json_object_set_new(result, "reason", o->reason[0] ? json_string(o->reason) : json_null());
 }
 
+static void waiting_key(char out[static sizeof(((waiting_t *)0)->key)], const char *peer,
+                        const char *uetr)
+{
+    snprintf(out, sizeof(((waiting_t *)0)->key), "%s/%s", peer, uetr);
+}
+
+static int waiting_cmp(const void *a, const void *b)
+{
+    return strcmp(((const waiting_t *)a)->key, ((const waiting_t *)b)->key);
+}
+
 /* channel_ctx_t.on_final: one of our settlements became final. */
 static void on_final(void *arg, const char *peer, const char *uetr, const ledger_outcome_t *o)
 {
     node_t *n = arg;
+    waiting_t probe;
+    waiting_key(probe.key, peer, uetr);
     for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
-        size_t i;
-        json_t *result;
-        json_array_foreach(w->results, i, result)
-        {
-            if (json_is_true(json_object_get(result, "waiting")) &&
-                strcmp(json_string_value(json_object_get(result, "uetr")), uetr) == 0 &&
-                strcmp(json_string_value(json_object_get(result, "peer")), peer) == 0) {
-                fill_result(result, o);
-                json_object_del(result, "waiting");
-                w->open--;
-            }
+        if (w->open == 0) {
+            continue;
         }
+        waiting_t *hit = bsearch(&probe, w->waiting, w->open, sizeof *w->waiting, waiting_cmp);
+        if (hit == NULL) {
+            continue;
+        }
+        /* the same UETR may stand more than once in one request: answer each */
+        size_t first = (size_t)(hit - w->waiting), last = first + 1;
+        while (first > 0 && waiting_cmp(&w->waiting[first - 1], &probe) == 0) {
+            first--;
+        }
+        while (last < w->open && waiting_cmp(&w->waiting[last], &probe) == 0) {
+            last++;
+        }
+        for (size_t i = first; i < last; i++) {
+            fill_result(w->waiting[i].result, o);
+            json_object_del(w->waiting[i].result, "waiting");
+        }
+        memmove(&w->waiting[first], &w->waiting[last], (w->open - last) * sizeof *w->waiting);
+        w->open -= last - first;
     }
 }
 
@@ -444,6 +475,11 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
     zmq_msg_init(&w->route);
     zmq_msg_copy(&w->route, route);
     json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    if (wait_ms > 0 && (w->waiting = calloc(json_array_size(items), sizeof *w->waiting)) == NULL) {
+        waiter_free(w);
+        reply_error(n, route, EXIT_INTERNAL, "out of memory");
+        return;
+    }
     w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
     size_t i;
     json_t *item;
@@ -482,9 +518,11 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
         }
         if (wait_ms > 0 && !is_final(out.status)) {
             json_object_set_new(result, "waiting", json_true());
-            w->open++;
+            waiting_key(w->waiting[w->open].key, s.peer, s.uetr);
+            w->waiting[w->open++].result = result;
         }
     }
+    qsort(w->waiting, w->open, sizeof *w->waiting, waiting_cmp);
     w->next = n->waiters;
     n->waiters = w;
 }

@@ -484,8 +484,9 @@ ledger_err_t ledger_open(const char *path, const char *node, ledger_mode_t mode,
     sqlite3_extended_result_codes(l->db, 1);
     sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
     if (mode == LEDGER_READ_WRITE &&
-        sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                     NULL) != SQLITE_OK) {
+        sqlite3_exec(l->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
         set_error(l, "%s: not a Corridor ledger: %s", path, sqlite3_errmsg(l->db));
         rc = LEDGER_E_CORRUPT;
         goto cleanup;
