@@ -26,14 +26,16 @@
 #include "identity.h"
 #include "ledger.h"
 #include "log.h"
+#include "opener.h"
 #include "recon.h"
 #include "transport.h"
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_PER_TURN    4096 /* frames read per loop turn */
-#define CONTROL_PER_TURN    64   /* control requests read per loop turn */
-#define POLL_MAX_MS         250  /* longest sleep, so signals and timers stay prompt */
+#define INBOUND_PER_TURN    4096       /* frames read per loop turn */
+#define INBOUND_KEEP_BYTES  (4u << 20) /* the frame buffer kept between turns, at most */
+#define CONTROL_PER_TURN    64         /* control requests read per loop turn */
+#define POLL_MAX_MS         250        /* longest sleep, so signals and timers stay prompt */
 #define WAIT_MAX_MS         (24 * 3600 * 1000)
 #define STATEMENTS_PER_TURN 64 /* statement messages handled per loop turn */
 #define RECON_TIMEOUT_MS    (5 * 60 * 1000)
@@ -50,6 +52,15 @@ typedef struct {
     uint8_t *body;
     size_t len;
 } outbound_statement_t;
+
+/* The frames one turn read, copied out of ZeroMQ so that they can be opened in parallel. */
+typedef struct {
+    opener_frame_t frames[INBOUND_PER_TURN];
+    size_t offsets[INBOUND_PER_TURN]; /* where each frame's bytes start in `bytes` */
+    size_t count;
+    uint8_t *bytes;
+    size_t used, capacity;
+} inbound_t;
 
 /* A `reconcile` in progress with one peer. */
 typedef struct {
@@ -90,6 +101,8 @@ typedef struct {
     int lock_fd;
     waiter_t *waiters;                                      /* send requests, newest first */
     faults_t *faults;                                       /* test-only fault injection, or NULL */
+    opener_t *opener;                                       /* opens inbound frames on all cores */
+    inbound_t *inbound;                                     /* this turn's inbound frames */
     inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's statement messages */
     size_t statements_in_count;
     outbound_statement_t statements_out[STATEMENTS_PER_TURN]; /* answers after the commit */
@@ -619,32 +632,80 @@ static void read_control(node_t *n, int64_t now)
 
 typedef struct {
     node_t *n;
-    int64_t now;
+    bool out_of_memory; /* a frame was dropped for want of memory: logged once per turn */
 } drain_ctx_t;
 
-static void on_frame(size_t peer_index, const uint8_t *data, size_t len, void *arg)
+/* transport_drain's callback: keeps a copy of the frame for opening. */
+static void keep_frame(size_t peer_index, const uint8_t *data, size_t len, void *arg)
 {
     drain_ctx_t *d = arg;
-    node_t *n = d->n;
-    envelope_message_t msg;
-    env_err_t rc = envelope_open(data, len, n->identity, n->keys, n->config->peers_count, &msg);
-    const char *peer = n->config->peers[peer_index].card.name;
-    if (rc == ENV_E_DUPLICATE && msg.peer_index == peer_index) {
-        channel_note_duplicate(n->channels[peer_index]);
+    inbound_t *in = d->n->inbound;
+    assert(in->count < INBOUND_PER_TURN);
+    if (len > in->capacity - in->used) {
+        size_t want = in->capacity > 0 ? in->capacity : 64 * 1024;
+        while (want - in->used < len) {
+            want *= 2;
+        }
+        uint8_t *bigger = realloc(in->bytes, want);
+        if (bigger == NULL) {
+            d->out_of_memory = true; /* the peer sends it again: nothing was acknowledged */
+            return;
+        }
+        in->bytes = bigger;
+        in->capacity = want;
+    }
+    memcpy(in->bytes + in->used, data, len);
+    in->frames[in->count] = (opener_frame_t){.peer_index = peer_index, .len = len};
+    in->offsets[in->count++] = in->used;
+    in->used += len;
+}
+
+/* Hands one opened frame to its channel, or says why it was dropped. */
+static void deliver(node_t *n, opener_frame_t *f, int64_t now)
+{
+    const char *peer = n->config->peers[f->peer_index].card.name;
+    if (f->rc == ENV_E_DUPLICATE && f->msg.peer_index == f->peer_index) {
+        channel_note_duplicate(n->channels[f->peer_index]);
         return;
     }
-    if (rc != ENV_OK) {
-        log_event(n->config->name, peer, NULL, "dropped a frame of %zu bytes: %s", len,
-                  env_strerror(rc));
+    if (f->rc != ENV_OK) {
+        log_event(n->config->name, peer, NULL, "dropped a frame of %zu bytes: %s", f->len,
+                  env_strerror(f->rc));
         return;
     }
-    if (msg.peer_index != peer_index) {
+    if (f->msg.peer_index != f->peer_index) {
         log_event(n->config->name, peer, NULL, "dropped a message sealed by %s on %s's connection",
-                  n->config->peers[msg.peer_index].card.name, peer);
-        envelope_message_clear(&msg);
+                  n->config->peers[f->msg.peer_index].card.name, peer);
+        envelope_message_clear(&f->msg);
         return;
     }
-    channel_receive(n->channels[peer_index], &msg, d->now);
+    channel_receive(n->channels[f->peer_index], &f->msg, now);
+}
+
+/* Reads up to INBOUND_PER_TURN frames, opens them on all cores, and delivers them in the
+ * order they arrived. */
+static void receive_frames(node_t *n, int64_t now)
+{
+    inbound_t *in = n->inbound;
+    drain_ctx_t d = {n, false};
+    in->count = 0;
+    in->used = 0;
+    transport_drain(n->transport, INBOUND_PER_TURN, keep_frame, &d);
+    if (d.out_of_memory) {
+        log_event(n->config->name, NULL, NULL, "dropped inbound frames: out of memory");
+    }
+    for (size_t i = 0; i < in->count; i++) {
+        in->frames[i].data = in->bytes + in->offsets[i];
+    }
+    opener_run(n->opener, in->frames, in->count, n->identity, n->keys, n->config->peers_count);
+    for (size_t i = 0; i < in->count; i++) {
+        deliver(n, &in->frames[i], now);
+    }
+    if (in->capacity > INBOUND_KEEP_BYTES) { /* a burst of large frames: give the memory back */
+        free(in->bytes);
+        in->bytes = NULL;
+        in->capacity = 0;
+    }
 }
 
 /* ---- one turn --------------------------------------------------------------------------- */
@@ -673,8 +734,7 @@ static void turn(node_t *n)
 {
     int64_t now = now_ms();
     transport_handle_zap(n->transport);
-    drain_ctx_t d = {n, now};
-    transport_drain(n->transport, INBOUND_PER_TURN, on_frame, &d);
+    receive_frames(n, now);
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true;
     if (!stopped && (channels_have_work(n) || control_pending(n) || n->statements_in_count > 0)) {
@@ -882,6 +942,18 @@ cleanup:
     return rc;
 }
 
+/* The inbound frame buffer and the threads that open frames. */
+static int open_inbound(node_t *n)
+{
+    n->inbound = calloc(1, sizeof *n->inbound);
+    n->opener = opener_new(opener_default_workers());
+    if (n->inbound == NULL || n->opener == NULL) {
+        fprintf(stderr, "corridor run: out of memory\n");
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
 static void close_node(node_t *n)
 {
     while (n->waiters != NULL) {
@@ -926,6 +998,11 @@ static void close_node(node_t *n)
         sodium_free(n->keys);
     }
     faults_destroy(&n->faults);
+    opener_free(&n->opener);
+    if (n->inbound != NULL) {
+        free(n->inbound->bytes);
+        free(n->inbound);
+    }
     ledger_close(&n->ledger);
     identity_destroy(&n->identity);
     config_destroy(&n->config);
@@ -949,7 +1026,8 @@ int daemon_run(const char *home)
     }
     int rc;
     if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||
-        (rc = open_faults(&n)) != EXIT_OK || (rc = open_network(&n)) != EXIT_OK) {
+        (rc = open_faults(&n)) != EXIT_OK || (rc = open_inbound(&n)) != EXIT_OK ||
+        (rc = open_network(&n)) != EXIT_OK) {
         close_node(&n);
         fflush(stderr);
         return rc;
