@@ -627,6 +627,11 @@ static void set_checks(audit_report_t *r, const audited_home_t *h)
                      "SELECT peer, uetr, count(*) FROM journal WHERE kind IN (1, 4, 5)"
                      " GROUP BY peer, uetr HAVING count(*) > 1",
                      report_duplicate);
+    /* no constraint keeps (peer, uetr) unique in settlements (see the ledger's schema) */
+    query_violations(r, h,
+                     "SELECT peer, uetr, count(*) FROM settlements"
+                     " GROUP BY peer, uetr HAVING count(*) > 1",
+                     report_duplicate);
     query_violations(r, h,
                      "SELECT s.peer, s.uetr, s.status, s.reason, " STATUS_OF_KIND ", j.reason"
                      " FROM settlements s JOIN journal j ON j.seq ="

@@ -103,42 +103,57 @@ struct ledger {
     char error[512];                      /* the last error, in words */
 };
 
-static const char *const schema_v1 =
+/* The settlements table. (peer, uetr) is unique, but no UNIQUE constraint says so: every
+ * insert follows a lookup by (peer, uetr) in the same write transaction (the idempotency check,
+ * check_repeat), and a second index on random UETRs would cost a third of the pages each
+ * commit writes. The covering index settlements_channel serves those lookups and the
+ * reconciliation's range scans; `corridor audit` reports any (peer, uetr) stored twice. */
+#define SETTLEMENTS_TABLE(name)                                                                    \
+    "CREATE TABLE " name "("                                                                       \
+    "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, uetr TEXT NOT NULL,"                            \
+    "  direction INTEGER NOT NULL, amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,"         \
+    "  content_hash BLOB NOT NULL, canon_hash BLOB NOT NULL,"                                      \
+    "  status INTEGER NOT NULL, reason TEXT NOT NULL,"                                             \
+    "  end_to_end_id TEXT NOT NULL, value_date TEXT NOT NULL,"                                     \
+    "  debtor_name TEXT NOT NULL, debtor_account TEXT NOT NULL,"                                   \
+    "  creditor_name TEXT NOT NULL, creditor_account TEXT NOT NULL,"                               \
+    "  remittance TEXT NOT NULL, created_ms INTEGER NOT NULL,"                                     \
+    "  reply BLOB);"
+#define SETTLEMENTS_INDEX "CREATE INDEX settlements_channel ON settlements(peer, uetr, canon_hash);"
+
+static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
     "  kind TEXT NOT NULL CHECK(kind IN ('peer','clearing')),"
     "  peer TEXT NOT NULL, currency TEXT NOT NULL,"
     "  posted_net INTEGER NOT NULL DEFAULT 0 CHECK(typeof(posted_net) = 'integer'),"
     "  pending_net INTEGER NOT NULL DEFAULT 0 CHECK(typeof(pending_net) = 'integer'),"
-    "  PRIMARY KEY(kind, peer, currency)) WITHOUT ROWID;"
-    "CREATE TABLE settlements("
-    "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, uetr TEXT NOT NULL,"
-    "  direction INTEGER NOT NULL, amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,"
-    "  content_hash BLOB NOT NULL, canon_hash BLOB NOT NULL,"
-    "  status INTEGER NOT NULL, reason TEXT NOT NULL,"
-    "  end_to_end_id TEXT NOT NULL, value_date TEXT NOT NULL,"
-    "  debtor_name TEXT NOT NULL, debtor_account TEXT NOT NULL,"
-    "  creditor_name TEXT NOT NULL, creditor_account TEXT NOT NULL,"
-    "  remittance TEXT NOT NULL, created_ms INTEGER NOT NULL,"
-    "  reply BLOB,"
-    "  UNIQUE(peer, uetr));"
-    "CREATE TABLE journal("
-    "  seq INTEGER PRIMARY KEY, settlement_id INTEGER NOT NULL, kind INTEGER NOT NULL,"
-    "  peer TEXT NOT NULL, uetr TEXT NOT NULL, currency TEXT NOT NULL,"
-    "  amount_minor INTEGER NOT NULL, reason TEXT NOT NULL, content_hash BLOB NOT NULL,"
-    "  evidence BLOB NOT NULL, created_ms INTEGER NOT NULL, hash BLOB NOT NULL);"
-    "CREATE INDEX journal_settlement ON journal(settlement_id);"
-    "CREATE INDEX settlements_channel ON settlements(peer, uetr, canon_hash);"
-    "CREATE TABLE outbox(peer TEXT NOT NULL, seq INTEGER NOT NULL, type INTEGER NOT NULL,"
-    "  signed BLOB NOT NULL, PRIMARY KEY(peer, seq)) WITHOUT ROWID;"
-    "CREATE TABLE channels(peer TEXT PRIMARY KEY, sent_seq INTEGER NOT NULL DEFAULT 0,"
-    "  acked_seq INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0,"
-    "  diverged INTEGER NOT NULL DEFAULT 0,"
-    "  digest BLOB NOT NULL DEFAULT (zeroblob(32)), entries INTEGER NOT NULL DEFAULT 0)"
-    "  WITHOUT ROWID;"
-    "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, peer TEXT NOT NULL, body BLOB NOT NULL,"
-    "  own_signature BLOB NOT NULL, peer_signature BLOB NOT NULL, own_rows INTEGER NOT NULL,"
-    "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL);";
+    "  PRIMARY KEY(kind, peer, currency)) WITHOUT ROWID;" SETTLEMENTS_TABLE(
+        "settlements") "CREATE TABLE journal("
+                       "  seq INTEGER PRIMARY KEY, settlement_id INTEGER NOT NULL, kind INTEGER "
+                       "NOT NULL,"
+                       "  peer TEXT NOT NULL, uetr TEXT NOT NULL, currency TEXT NOT NULL,"
+                       "  amount_minor INTEGER NOT NULL, reason TEXT NOT NULL, content_hash BLOB "
+                       "NOT NULL,"
+                       "  evidence BLOB NOT NULL, created_ms INTEGER NOT NULL, hash BLOB NOT NULL);"
+                       "CREATE INDEX journal_settlement ON "
+                       "journal(settlement_id);" SETTLEMENTS_INDEX
+                       "CREATE TABLE outbox(peer TEXT NOT NULL, seq INTEGER NOT NULL, type INTEGER "
+                       "NOT NULL,"
+                       "  signed BLOB NOT NULL, PRIMARY KEY(peer, seq)) WITHOUT ROWID;"
+                       "CREATE TABLE channels(peer TEXT PRIMARY KEY, sent_seq INTEGER NOT NULL "
+                       "DEFAULT 0,"
+                       "  acked_seq INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL "
+                       "DEFAULT 0,"
+                       "  diverged INTEGER NOT NULL DEFAULT 0,"
+                       "  digest BLOB NOT NULL DEFAULT (zeroblob(32)), entries INTEGER NOT NULL "
+                       "DEFAULT 0)"
+                       "  WITHOUT ROWID;"
+                       "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, peer TEXT NOT NULL, body "
+                       "BLOB NOT NULL,"
+                       "  own_signature BLOB NOT NULL, peer_signature BLOB NOT NULL, own_rows "
+                       "INTEGER NOT NULL,"
+                       "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL);";
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -337,28 +352,51 @@ static ledger_err_t read_meta(ledger_t *l, const char *key, char *out, size_t ou
     return rc;
 }
 
-static ledger_err_t create_schema(ledger_t *l, const char *node)
+/* Version 1 -> 2: the settlements table loses its UNIQUE(peer, uetr) constraint and with it an
+ * index (see SETTLEMENTS_TABLE). SQLite cannot drop a constraint, so the table is rebuilt with
+ * the same rows and ids (the journal refers to them by id). */
+static const char *const migrate_1_to_2 = "BEGIN IMMEDIATE;" SETTLEMENTS_TABLE(
+    "settlements_v2") "INSERT INTO settlements_v2 SELECT id, peer, uetr, direction, amount_minor, "
+                      "currency,"
+                      "  content_hash, canon_hash, status, reason, end_to_end_id, value_date, "
+                      "debtor_name,"
+                      "  debtor_account, creditor_name, creditor_account, remittance, created_ms, "
+                      "reply"
+                      "  FROM settlements ORDER BY id;"
+                      "DROP TABLE settlements;"
+                      "ALTER TABLE settlements_v2 RENAME TO settlements;" SETTLEMENTS_INDEX
+                      "PRAGMA user_version = 2;"
+                      "COMMIT;";
+
+static ledger_err_t run_script(ledger_t *l, const char *sql, const char *what)
 {
-    char *sql = sqlite3_mprintf("BEGIN IMMEDIATE; %s"
-                                "INSERT INTO meta VALUES('format', '%s');"
-                                "INSERT INTO meta VALUES('node', %Q);"
-                                "PRAGMA user_version = %d; COMMIT;",
-                                schema_v1, LEDGER_FORMAT, node, LEDGER_SCHEMA_VERSION);
-    if (sql == NULL) {
-        set_error(l, "out of memory");
-        return LEDGER_E_STORAGE;
-    }
     char *err = NULL;
-    int rc = sqlite3_exec(l->db, sql, NULL, NULL, &err);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK) {
-        set_error(l, "cannot create ledger: %s", err != NULL ? err : "?");
+    if (sqlite3_exec(l->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        set_error(l, "cannot %s: %s", what, err != NULL ? err : "?");
         sqlite3_free(err);
         sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
         return LEDGER_E_STORAGE;
     }
     return LEDGER_OK;
 }
+
+static ledger_err_t create_schema(ledger_t *l, const char *node)
+{
+    char *sql = sqlite3_mprintf("BEGIN IMMEDIATE; %s"
+                                "INSERT INTO meta VALUES('format', '%s');"
+                                "INSERT INTO meta VALUES('node', %Q);"
+                                "PRAGMA user_version = %d; COMMIT;",
+                                schema, LEDGER_FORMAT, node, LEDGER_SCHEMA_VERSION);
+    if (sql == NULL) {
+        set_error(l, "out of memory");
+        return LEDGER_E_STORAGE;
+    }
+    ledger_err_t rc = run_script(l, sql, "create ledger");
+    sqlite3_free(sql);
+    return rc;
+}
+
+static ledger_err_t check_identity(ledger_t *l, const char *node);
 
 /* Brings the schema to LEDGER_SCHEMA_VERSION. Version 0 with no tables is a new file; each
  * later version adds a step here (migrations run in one transaction each). */
@@ -397,7 +435,13 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
         set_error(l, "not a Corridor ledger (foreign tables, no schema version)");
         return LEDGER_E_CORRUPT;
     }
-    return LEDGER_OK; /* version 1 is current */
+    if (version == 1 && l->mode == LEDGER_READ_WRITE) { /* a reader reads version 1 as is */
+        ledger_err_t rc = check_identity(l, node);      /* upgrade only our own ledgers */
+        return rc != LEDGER_OK
+                   ? rc
+                   : run_script(l, migrate_1_to_2, "upgrade the ledger from schema 1 to 2");
+    }
+    return LEDGER_OK; /* version 2 is current */
 }
 
 static ledger_err_t check_identity(ledger_t *l, const char *node)

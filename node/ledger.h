@@ -35,7 +35,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_SCHEMA_VERSION 2
 
 typedef struct ledger ledger_t;
 

@@ -1075,6 +1075,32 @@ static void test_tamper_orphan_settlement(void **state)
     audit_report_free(&r);
 }
 
+/* A second settlements row for a UETR (no constraint forbids it; the ledger never writes one). */
+static void test_tamper_second_settlement_row(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    assert_int_equal(db_exec(db,
+                             "INSERT INTO settlements(peer, uetr, direction, amount_minor,"
+                             " currency, content_hash, status, reason, end_to_end_id, value_date,"
+                             " debtor_name, debtor_account, creditor_name, creditor_account,"
+                             " remittance, created_ms, canon_hash)"
+                             " SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
+                             " status, reason, end_to_end_id, value_date, debtor_name,"
+                             " debtor_account, creditor_name, creditor_account, remittance,"
+                             " created_ms, canon_hash FROM settlements WHERE uetr = '%s'",
+                             w->ab_settled),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    assert_int_equal(count_kind(&r, "duplicate"), 1);
+    expect_violation(&r, "duplicate", w->a->home, w->ab_settled);
+    expect_violation(&r, "duplicate", w->a->home, "2 times");
+    audit_report_free(&r);
+}
+
 static void test_tamper_account_balance(void **state)
 {
     world_t *w = *state;
@@ -1814,6 +1840,7 @@ int main(void)
         T(test_tamper_settlement_status),
         T(test_tamper_settlement_reason),
         T(test_tamper_orphan_settlement),
+        T(test_tamper_second_settlement_row),
         T(test_tamper_account_balance),
         T(test_tamper_account_both_sides),
         T(test_tamper_missing_account),

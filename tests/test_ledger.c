@@ -554,6 +554,54 @@ static void test_open_newer_version_refused(void **state)
     assert_null(l);
 }
 
+/* A ledger of schema 1 (settlements with UNIQUE(peer, uetr)) is read as it is and upgraded
+ * when opened for writing, its rows and ids kept. */
+static void test_open_upgrades_schema_1(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 1234);
+    ledger_outcome_t o;
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    int64_t id = sql_int(l, "SELECT id FROM settlements");
+    ledger_close(&l);
+    make_sqlite_file(f->path,
+                     "BEGIN; CREATE TABLE old AS SELECT * FROM settlements; DROP TABLE settlements;"
+                     "CREATE TABLE settlements(id INTEGER PRIMARY KEY, peer TEXT NOT NULL,"
+                     " uetr TEXT NOT NULL, direction INTEGER NOT NULL,"
+                     " amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,"
+                     " content_hash BLOB NOT NULL, canon_hash BLOB NOT NULL,"
+                     " status INTEGER NOT NULL, reason TEXT NOT NULL,"
+                     " end_to_end_id TEXT NOT NULL, value_date TEXT NOT NULL,"
+                     " debtor_name TEXT NOT NULL, debtor_account TEXT NOT NULL,"
+                     " creditor_name TEXT NOT NULL, creditor_account TEXT NOT NULL,"
+                     " remittance TEXT NOT NULL, created_ms INTEGER NOT NULL, reply BLOB,"
+                     " UNIQUE(peer, uetr));"
+                     "INSERT INTO settlements SELECT * FROM old; DROP TABLE old;"
+                     "CREATE INDEX settlements_channel ON settlements(peer, uetr, canon_hash);"
+                     "PRAGMA user_version = 1; COMMIT;");
+    const char *autoindex =
+        "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_settlements%'";
+
+    char err[256] = "";
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 1); /* a reader changes nothing */
+    assert_int_equal(sql_int(l, autoindex), 1);
+    ledger_close(&l);
+
+    l = open_ledger(f->path);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(l, autoindex), 0);
+    assert_int_equal(sql_int(l, "SELECT id FROM settlements"), id);
+    assert_int_equal(
+        sql_int(l, "SELECT count(*) FROM sqlite_master WHERE name = 'settlements_channel'"), 1);
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK); /* the same UETR is still the same payment */
+    assert_true(o.repeated);
+    assert_counts(l, 1, 0, 0, 0);
+    ledger_close(&l);
+}
+
 static void test_open_malformed_head_refused(void **state)
 {
     fixture_t *f = *state;
@@ -3133,6 +3181,7 @@ int main(void)
         T(test_open_foreign_sqlite_refused),
         T(test_open_foreign_sqlite_with_version_refused),
         T(test_open_newer_version_refused),
+        T(test_open_upgrades_schema_1),
         T(test_open_malformed_head_refused),
         T(test_open_readonly_missing_fails),
         T(test_readonly_refuses_writes),
