@@ -78,6 +78,7 @@ PY
 merge ceiling "$WORK/ceiling.json"
 say "   Ed25519 sign $(json_get "$WORK/crypto.json" '["sign_per_s"]')/s, verify $(json_get "$WORK/crypto.json" '["verify_per_s"]')/s (one core);" \
     "SQLite FULL $(json_get "$WORK/sqlite.json" '["sqlite_full_rows_per_s_batch100"]') rows/s at batch 100;" \
+    "fdatasync p50 $(json_get "$WORK/sqlite.json" '["fsync_us"]["p50"]') us, p99 $(json_get "$WORK/sqlite.json" '["fsync_us"]["p99"]') us;" \
     "CURVE $(json_get "$WORK/curve.json" '["curve_msgs_per_s"]') msgs/s;" \
     "crypto ceiling $(json_get "$WORK/ceiling.json" '["crypto_ceiling_per_s"]') settlements/s on $CORES cores"
 
@@ -119,6 +120,12 @@ in_flight() {
   ba=$(($(seq_of "$b" sent_seq) - $(seq_of "$a" received_seq)))
   echo $(((ab > 0 ? ab : 0) + (ba > 0 ? ba : 0)))
 }
+wait_up() { # wait_up HOME: until its channel to the other node is up (at most 10 s)
+  for _ in $(seq 1 100); do
+    [[ $("$C" status --home "$1" --json) =~ \"state\":\ *\"up\" ]] && return 0; sleep 0.1
+  done
+  say "the channel from $1 did not come up"; exit 1
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
@@ -132,6 +139,7 @@ bench_node() {
   "$C" peer add --home "$b" "$(cat "$WORK/a.card")" --limit RUB=1000000000000 >/dev/null
   start_node "$a" "$WORK/a.log"; local pid_a=$LAST_PID
   start_node "$b" "$WORK/b.log"; local pid_b=$LAST_PID
+  wait_up "$a"; wait_up "$b" # steady state: the connection handshakes are not the load's
   python3 - "$WORK" "$SETTLEMENTS" "$CLIENTS" <<'PY'
 import sys, uuid
 work, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -4,13 +4,15 @@
  * machine's ceilings measured in the same run. Not a test: it asserts nothing about speed.
  *
  *   bench_core crypto                    Ed25519 sign/verify per second, one core
- *   bench_core sqlite                    raw SQLite synchronous=FULL rows/s at batch 100
+ *   bench_core sqlite DIR                raw SQLite synchronous=FULL rows/s at batch 100, and
+ *                                        the disk's fdatasync latency (p50, p99) in DIR
  *   bench_core ledger DIR                bookings/s at group sizes 1, 100, 1000 and the raw
  *                                        rate of the same rows written without ledger logic
  *   bench_core audit DIR N               audit entries/s over N signed entries
  *   bench_core build HOME_A HOME_B N D   fills two linked homes' ledgers with N identical
  *                                        channel entries, then D entries only on A
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,11 +147,50 @@ static double raw_rate(const char *path, int batch, int total)
     return rate;
 }
 
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The latency of one durable commit's sync: a 4 KiB append and fdatasync, FSYNC_ROUNDS
+ * times. A settlement is final after three commits in series (the sender's, the receiver's,
+ * the sender's again), so three of these bound its latency from below. */
+#define FSYNC_ROUNDS 300
+static void fsync_latency(const char *dir, double *p50_us, double *p99_us)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fsync.bin", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        die("open fsync.bin");
+    }
+    static double us[FSYNC_ROUNDS];
+    char page[4096];
+    memset(page, 0x5a, sizeof page);
+    for (int i = 0; i < FSYNC_ROUNDS; i++) {
+        double t0 = now_s();
+        if (write(fd, page, sizeof page) != (ssize_t)sizeof page || fdatasync(fd) != 0) {
+            die("write/fdatasync");
+        }
+        us[i] = (now_s() - t0) * 1e6;
+    }
+    close(fd);
+    unlink(path);
+    qsort(us, FSYNC_ROUNDS, sizeof us[0], compare_doubles);
+    *p50_us = us[FSYNC_ROUNDS / 2];
+    *p99_us = us[FSYNC_ROUNDS * 99 / 100];
+}
+
 static int bench_sqlite(const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/raw.db", dir);
-    printf("{\"sqlite_full_rows_per_s_batch100\": %.0f}\n", raw_rate(path, 100, 20000));
+    double rate = raw_rate(path, 100, 20000), p50 = 0, p99 = 0;
+    fsync_latency(dir, &p50, &p99);
+    printf("{\"sqlite_full_rows_per_s_batch100\": %.0f, \"fsync_us\": {\"p50\": %.0f, \"p99\": "
+           "%.0f}}\n",
+           rate, p50, p99);
     return 0;
 }
 
