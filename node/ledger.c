@@ -66,6 +66,8 @@
                    " WHERE peer = ?1")                                                             \
     X(channel_ensure, "INSERT OR IGNORE INTO channels(peer) VALUES(?1)")                           \
     X(channel_sent, "UPDATE channels SET sent_seq = ?2 WHERE peer = ?1")                           \
+    X(channel_sent_next,                                                                           \
+      "UPDATE channels SET sent_seq = ?2 WHERE peer = ?1 AND sent_seq = ?2 - 1")                   \
     X(channel_acked, "UPDATE channels SET acked_seq = ?2 WHERE peer = ?1")                         \
     X(channel_applied, "UPDATE channels SET applied_seq = ?2 WHERE peer = ?1")                     \
     X(channel_diverged, "UPDATE channels SET diverged = ?2 WHERE peer = ?1")                       \
@@ -848,6 +850,16 @@ ledger_err_t ledger_head(ledger_t *l, uint8_t head[static LEDGER_HASH_BYTES], ui
 
 /* ---- writes ------------------------------------------------------------------------------- */
 
+/* Creates the channel row of a peer if it has none (its first message or entry). The hot
+ * paths update the row first and come here only when the update found nothing. */
+static ledger_err_t ensure_channel(ledger_t *l, const char *peer)
+{
+    sqlite3_stmt *ensure = l->st.channel_ensure;
+    bind_text(ensure, 1, peer);
+    return step_done(ensure) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "create channel");
+}
+
+/* Creates a currency's peer and clearing accounts if missing (their first movement). */
 static ledger_err_t ensure_accounts(ledger_t *l, const char *peer, const char *currency)
 {
     sqlite3_stmt *stmt = l->st.ensure_account;
@@ -904,18 +916,31 @@ static bool effect_moves(ledger_effect_t e)
     return e.pending != 0 || e.posted != 0;
 }
 
-/* Applies a row's effect: e on the peer account, -e on the clearing account. */
+/* Applies a row's effect: e on the peer account, -e on the clearing account (both created
+ * by the first movement in their currency). */
 static ledger_err_t move_amount(ledger_t *l, const char *peer, const char *currency,
                                 ledger_effect_t e)
 {
     sqlite3_stmt *stmt = l->st.move;
+    bool created = false;
     for (int side = 0; side < 2; side++) {
         int64_t sign = side == 0 ? 1 : -1;
         bind_account(stmt, side, peer, currency);
         sqlite3_bind_int64(stmt, 4, sign * e.pending);
         sqlite3_bind_int64(stmt, 5, sign * e.posted);
-        if (step_done(stmt) != SQLITE_OK || sqlite3_changes(l->db) != 1) {
+        if (step_done(stmt) != SQLITE_OK) {
             return storage_failure(l, "update account");
+        }
+        if (sqlite3_changes(l->db) != 1) {
+            ledger_err_t rc;
+            if (created) {
+                return storage_failure(l, "update account");
+            }
+            if ((rc = ensure_accounts(l, peer, currency)) != LEDGER_OK) {
+                return rc;
+            }
+            created = true;
+            side--; /* again, now that both accounts exist */
         }
     }
     return LEDGER_OK;
@@ -982,21 +1007,28 @@ static void canon_hash(const ledger_t *l, const settlement_t *s, status_t status
 static ledger_err_t update_digest(ledger_t *l, const char *peer, const uint8_t *old_hash,
                                   const uint8_t *new_hash)
 {
-    sqlite3_stmt *ensure = l->st.channel_ensure;
-    bind_text(ensure, 1, peer);
-    if (old_hash == NULL && step_done(ensure) != SQLITE_OK) {
-        return storage_failure(l, "create channel");
-    }
-    finish(ensure);
     sqlite3_stmt *stmt = l->st.digest_update;
-    bind_text(stmt, 1, peer);
-    if (old_hash != NULL) {
-        sqlite3_bind_blob(stmt, 2, old_hash, DIGEST_BYTES, SQLITE_STATIC);
-    }
-    sqlite3_bind_blob(stmt, 3, new_hash, DIGEST_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int(stmt, 4, old_hash == NULL ? 1 : 0);
-    if (step_done(stmt) != SQLITE_OK || sqlite3_changes(l->db) != 1) {
-        return storage_failure(l, "update channel digest");
+    for (int attempt = 0;; attempt++) {
+        bind_text(stmt, 1, peer);
+        if (old_hash != NULL) {
+            sqlite3_bind_blob(stmt, 2, old_hash, DIGEST_BYTES, SQLITE_STATIC);
+        }
+        sqlite3_bind_blob(stmt, 3, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int(stmt, 4, old_hash == NULL ? 1 : 0);
+        if (step_done(stmt) != SQLITE_OK) {
+            return storage_failure(l, "update channel digest");
+        }
+        if (sqlite3_changes(l->db) == 1) {
+            break;
+        }
+        /* no channel row yet: a new entry (the first with this peer) creates it */
+        ledger_err_t rc;
+        if (old_hash != NULL || attempt > 0) {
+            return storage_failure(l, "update channel digest");
+        }
+        if ((rc = ensure_channel(l, peer)) != LEDGER_OK) {
+            return rc;
+        }
     }
     return LEDGER_OK;
 }
@@ -1061,9 +1093,9 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     memcpy(st->content_hash, content_hash, SETTLEMENT_HASH_BYTES);
     st->status = status;
     snprintf(st->reason, sizeof st->reason, "%s", reason != NULL ? reason : "");
-    /* A refused settlement moves nothing: it opens no account (its currency may be one this
-     * node does not keep at all). */
-    return status == STATUS_REJECTED ? LEDGER_OK : ensure_accounts(l, s->peer, s->currency);
+    /* Accounts open with their first movement (move_amount): a refused settlement moves
+     * nothing and opens none (its currency may be one this node does not keep at all). */
+    return LEDGER_OK;
 }
 
 /* The idempotency check shared by send and receive: LEDGER_OK with *done set when the UETR is
@@ -1275,17 +1307,20 @@ static ledger_err_t channel_set(ledger_t *l, sqlite3_stmt *stmt, const char *pee
     if (rc != LEDGER_OK) {
         return rc;
     }
-    sqlite3_stmt *ensure = l->st.channel_ensure;
-    bind_text(ensure, 1, peer);
-    if (step_done(ensure) != SQLITE_OK) {
-        return storage_failure(l, "create channel");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bind_text(stmt, 1, peer);
+        sqlite3_bind_int64(stmt, 2, (int64_t)value);
+        if (step_done(stmt) != SQLITE_OK) {
+            return storage_failure(l, "update channel");
+        }
+        if (sqlite3_changes(l->db) == 1) {
+            return LEDGER_OK;
+        }
+        if ((rc = ensure_channel(l, peer)) != LEDGER_OK) { /* its first use: create the row */
+            return rc;
+        }
     }
-    bind_text(stmt, 1, peer);
-    sqlite3_bind_int64(stmt, 2, (int64_t)value);
-    if (step_done(stmt) != SQLITE_OK) {
-        return storage_failure(l, "update channel");
-    }
-    return LEDGER_OK;
+    return storage_failure(l, "update channel");
 }
 
 ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t acked_seq)
@@ -1315,15 +1350,30 @@ ledger_err_t ledger_outbox_put(ledger_t *l, const char *peer, uint64_t seq, int 
                                const uint8_t *signed_msg, size_t signed_len)
 {
     assert(peer != NULL && signed_msg != NULL && seq >= 1);
-    uint64_t next = 0;
     ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK || (rc = ledger_outbox_next_seq(l, peer, &next)) != LEDGER_OK) {
+    if (rc != LEDGER_OK) {
         return rc;
     }
-    if (seq != next) {
-        set_error(l, "outbox to %s: sequence %llu is not the next (%llu)", peer,
-                  (unsigned long long)seq, (unsigned long long)next);
-        return LEDGER_E_STATE;
+    /* the usual case in one statement: the channel row exists and seq is the next */
+    sqlite3_stmt *next_stmt = l->st.channel_sent_next;
+    bind_text(next_stmt, 1, peer);
+    sqlite3_bind_int64(next_stmt, 2, (int64_t)seq);
+    if (step_done(next_stmt) != SQLITE_OK) {
+        return storage_failure(l, "update channel");
+    }
+    if (sqlite3_changes(l->db) != 1) {
+        uint64_t next = 0;
+        if ((rc = ledger_outbox_next_seq(l, peer, &next)) != LEDGER_OK) {
+            return rc;
+        }
+        if (seq != next) {
+            set_error(l, "outbox to %s: sequence %llu is not the next (%llu)", peer,
+                      (unsigned long long)seq, (unsigned long long)next);
+            return LEDGER_E_STATE;
+        }
+        if ((rc = channel_set(l, l->st.channel_sent, peer, seq)) != LEDGER_OK) {
+            return rc; /* the first message to this peer: its channel row is new */
+        }
     }
     sqlite3_stmt *stmt = l->st.outbox_put;
     bind_text(stmt, 1, peer);
@@ -1333,7 +1383,7 @@ ledger_err_t ledger_outbox_put(ledger_t *l, const char *peer, uint64_t seq, int 
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "queue message");
     }
-    return channel_set(l, l->st.channel_sent, peer, seq);
+    return LEDGER_OK;
 }
 
 ledger_err_t ledger_outbox_scan(ledger_t *l, const char *peer, uint64_t from_seq, size_t limit,
