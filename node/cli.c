@@ -792,10 +792,11 @@ static int cmd_run(int argc, char **argv)
 /* ---- talking to a running node ------------------------------------------------------------ */
 
 /* Calls the node; maps transport failures to exit codes and the node's own errors too. */
-static int call_node(const home_t *home, const json_t *request, int timeout_ms, json_t **reply)
+/* An exit code for a control call's outcome (reply NULL: for a connection); complains about
+ * what went wrong. */
+static int node_answer(control_err_t rc, const char *err, json_t **reply)
 {
-    char err[512];
-    switch (control_call(home->dir, request, timeout_ms, reply, err, sizeof err)) {
+    switch (rc) {
     case CONTROL_OK:
         break;
     case CONTROL_E_NOT_RUNNING:
@@ -808,6 +809,9 @@ static int call_node(const home_t *home, const json_t *request, int timeout_ms, 
         complain("%s", err);
         return EXIT_UNREACHABLE;
     }
+    if (reply == NULL) { /* a connection, no request yet */
+        return EXIT_OK;
+    }
     if (!json_is_true(json_object_get(*reply, "ok"))) {
         const char *error = json_string_value(json_object_get(*reply, "error"));
         json_t *code = json_object_get(*reply, "exit");
@@ -818,6 +822,13 @@ static int call_node(const home_t *home, const json_t *request, int timeout_ms, 
         return exit_code >= EXIT_NEGATIVE && exit_code <= EXIT_INTERNAL ? exit_code : EXIT_INTERNAL;
     }
     return EXIT_OK;
+}
+
+static int call_node(const home_t *home, const json_t *request, int timeout_ms, json_t **reply)
+{
+    char err[512];
+    return node_answer(control_call(home->dir, request, timeout_ms, reply, err, sizeof err), err,
+                       reply);
 }
 
 /* ---- corridor status ------------------------------------------------------------------ */
@@ -1096,15 +1107,25 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sends items in chunks; with wait_ms > 0 the node answers each chunk once final. With
- * rate > 0 (settlements per second) chunks of rate/50 leave every 20 ms: an open-loop load. */
+/* Sends items in chunks over one connection; with wait_ms > 0 the node answers each chunk once
+ * final. With rate > 0 (settlements per second) a chunk of rate/RATE_CHUNKS_PER_S leaves every
+ * 1/RATE_CHUNKS_PER_S s: an open-loop load, close to a steady stream of arrivals. */
+#define RATE_CHUNKS_PER_S 200
 static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print, tally_t *t,
                   long rate)
 {
     size_t total = json_array_size(items);
     int64_t deadline = wait_ms > 0 ? (int64_t)time(NULL) * 1000 + wait_ms : 0;
-    size_t chunk_items = rate > 0 ? (size_t)(rate / 50 > 0 ? rate / 50 : 1) : SEND_CHUNK_ITEMS;
+    size_t chunk_items = rate <= 0                      ? SEND_CHUNK_ITEMS
+                         : rate / RATE_CHUNKS_PER_S > 0 ? (size_t)(rate / RATE_CHUNKS_PER_S)
+                                                        : 1;
     int64_t started = monotonic_ms();
+    char err[512];
+    control_client_t *client = NULL;
+    int rc = node_answer(control_connect(home->dir, &client, err, sizeof err), err, NULL);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
     for (size_t start = 0; start < total; start += chunk_items) {
         if (rate > 0) {
             int64_t due = started + (int64_t)start * 1000 / rate;
@@ -1126,15 +1147,17 @@ static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print
         json_t *req = json_pack("{s:s, s:I, s:o}", "cmd", "send", "wait_ms", (json_int_t)left,
                                 "items", chunk);
         json_t *reply = NULL;
-        int rc = call_node(home, req, (int)(left + SEND_GRACE_MS), &reply);
+        control_err_t sent =
+            control_request(client, req, (int)(left + SEND_GRACE_MS), &reply, err, sizeof err);
         json_decref(req);
-        if (rc != EXIT_OK) {
-            return rc;
+        if ((rc = node_answer(sent, err, &reply)) != EXIT_OK) {
+            break;
         }
         tally_results(json_object_get(reply, "results"), print, t);
         json_decref(reply);
     }
-    return EXIT_OK;
+    control_disconnect(&client);
+    return rc;
 }
 
 static int cmd_send(int argc, char **argv)

@@ -42,24 +42,34 @@ bool control_node_running(const char *home)
     return held;
 }
 
-control_err_t control_call(const char *home, const json_t *request, int timeout_ms, json_t **reply,
-                           char *err, size_t err_size)
+struct control_client {
+    const char *home; /* the caller's; must outlive the client */
+    void *ctx;
+    void *sock; /* REQ: one request, one reply, in turn */
+};
+
+/* Says in err why the node of `home` cannot be reached (it holds no lock). */
+static control_err_t not_running(const char *home, char *err, size_t err_size)
 {
-    assert(home != NULL && request != NULL && reply != NULL);
-    *reply = NULL;
+    char lock[CORRIDOR_PATH_LEN_MAX];
+    int n = snprintf(lock, sizeof lock, "%s/%s", home, CONTROL_LOCK_FILE);
+    if (n > 0 && (size_t)n < sizeof lock && access(lock, F_OK) != 0 && errno == EACCES) {
+        snprintf(err, err_size,
+                 "cannot reach the node of %s: permission denied (its home belongs to "
+                 "another user)",
+                 home);
+    } else {
+        snprintf(err, err_size, "the node of %s is not running (start it with corridor run)", home);
+    }
+    return CONTROL_E_NOT_RUNNING;
+}
+
+control_err_t control_connect(const char *home, control_client_t **out, char *err, size_t err_size)
+{
+    assert(home != NULL && out != NULL);
+    *out = NULL;
     if (!control_node_running(home)) {
-        char lock[CORRIDOR_PATH_LEN_MAX];
-        int n = snprintf(lock, sizeof lock, "%s/%s", home, CONTROL_LOCK_FILE);
-        if (n > 0 && (size_t)n < sizeof lock && access(lock, F_OK) != 0 && errno == EACCES) {
-            snprintf(err, err_size,
-                     "cannot reach the node of %s: permission denied (its home belongs to "
-                     "another user)",
-                     home);
-        } else {
-            snprintf(err, err_size, "the node of %s is not running (start it with corridor run)",
-                     home);
-        }
-        return CONTROL_E_NOT_RUNNING;
+        return not_running(home, err, err_size);
     }
     char endpoint[CORRIDOR_PATH_LEN_MAX + 16];
     bool needs_chdir = false;
@@ -68,26 +78,63 @@ control_err_t control_call(const char *home, const json_t *request, int timeout_
         snprintf(err, err_size, "cannot reach %s: %s", home, strerror(errno));
         return CONTROL_E_INTERNAL;
     }
+    control_client_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return CONTROL_E_INTERNAL;
+    }
+    c->home = home;
+    c->ctx = zmq_ctx_new();
+    c->sock = c->ctx != NULL ? zmq_socket(c->ctx, ZMQ_REQ) : NULL;
+    int linger = 0;
+    if (c->sock == NULL || zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(c->sock, endpoint) != 0) {
+        snprintf(err, err_size, "cannot talk to the node: %s", zmq_strerror(zmq_errno()));
+        control_disconnect(&c);
+        return CONTROL_E_INTERNAL;
+    }
+    *out = c;
+    return CONTROL_OK;
+}
+
+void control_disconnect(control_client_t **self_p)
+{
+    assert(self_p != NULL);
+    control_client_t *c = *self_p;
+    if (c == NULL) {
+        return;
+    }
+    if (c->sock != NULL) {
+        zmq_close(c->sock);
+    }
+    if (c->ctx != NULL) {
+        zmq_ctx_term(c->ctx);
+    }
+    free(c);
+    *self_p = NULL;
+}
+
+control_err_t control_request(control_client_t *c, const json_t *request, int timeout_ms,
+                              json_t **reply, char *err, size_t err_size)
+{
+    assert(c != NULL && request != NULL && reply != NULL);
+    *reply = NULL;
     control_err_t rc = CONTROL_E_INTERNAL;
     char *text = json_dumps(request, JSON_COMPACT);
-    void *ctx = zmq_ctx_new();
-    void *sock = ctx != NULL ? zmq_socket(ctx, ZMQ_REQ) : NULL;
-    int linger = 0;
-    if (text == NULL || sock == NULL ||
-        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_connect(sock, endpoint) != 0 || zmq_send(sock, text, strlen(text), 0) < 0) {
-        snprintf(err, err_size, "cannot talk to the node: %s", zmq_strerror(zmq_errno()));
+    if (text == NULL || zmq_send(c->sock, text, strlen(text), 0) < 0) {
+        snprintf(err, err_size, "cannot talk to the node: %s",
+                 text == NULL ? "out of memory" : zmq_strerror(zmq_errno()));
         goto cleanup;
     }
     /* Wait in slices: a node that dies meanwhile is reported at once, not at the timeout. */
-    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
     int ready = 0;
     for (int waited = 0; ready == 0 && waited < timeout_ms; waited += CONTROL_POLL_SLICE_MS) {
         int slice = timeout_ms - waited < CONTROL_POLL_SLICE_MS ? timeout_ms - waited
                                                                 : CONTROL_POLL_SLICE_MS;
         ready = zmq_poll(&item, 1, slice);
-        if (ready == 0 && !control_node_running(home)) {
-            snprintf(err, err_size, "the node of %s stopped before answering", home);
+        if (ready == 0 && !control_node_running(c->home)) {
+            snprintf(err, err_size, "the node of %s stopped before answering", c->home);
             rc = CONTROL_E_NOT_RUNNING;
             goto cleanup;
         }
@@ -99,7 +146,7 @@ control_err_t control_call(const char *home, const json_t *request, int timeout_
     }
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, sock, 0) < 0) {
+    if (zmq_msg_recv(&msg, c->sock, 0) < 0) {
         zmq_msg_close(&msg);
         snprintf(err, err_size, "cannot read the node's answer: %s", zmq_strerror(zmq_errno()));
         goto cleanup;
@@ -115,11 +162,19 @@ control_err_t control_call(const char *home, const json_t *request, int timeout_
 
 cleanup:
     free(text);
-    if (sock != NULL) {
-        zmq_close(sock);
+    return rc;
+}
+
+control_err_t control_call(const char *home, const json_t *request, int timeout_ms, json_t **reply,
+                           char *err, size_t err_size)
+{
+    assert(home != NULL && request != NULL && reply != NULL);
+    *reply = NULL;
+    control_client_t *c = NULL;
+    control_err_t rc = control_connect(home, &c, err, err_size);
+    if (rc == CONTROL_OK) {
+        rc = control_request(c, request, timeout_ms, reply, err, err_size);
     }
-    if (ctx != NULL) {
-        zmq_ctx_term(ctx);
-    }
+    control_disconnect(&c);
     return rc;
 }

@@ -42,7 +42,20 @@ typedef enum {
     CONTROL_E_INTERNAL,    /* local failure (memory, socket) */
 } control_err_t;
 
-/* Sends one request to the node of `home` and waits up to timeout_ms for its reply. */
+/* A connection to one node's control socket, for a command that sends many requests (a
+ * batch goes out in chunks: one ZeroMQ context for all of them, not one per chunk). */
+typedef struct control_client control_client_t;
+
+/* Connects to the node of `home` (which must outlive the client). */
+control_err_t control_connect(const char *home, control_client_t **out, char *err, size_t err_size);
+void control_disconnect(control_client_t **self_p);
+
+/* Sends one request and waits up to timeout_ms for its reply. After anything but CONTROL_OK
+ * the client can only be disconnected. */
+control_err_t control_request(control_client_t *c, const json_t *request, int timeout_ms,
+                              json_t **reply, char *err, size_t err_size);
+
+/* connect + request + disconnect. */
 control_err_t control_call(const char *home, const json_t *request, int timeout_ms, json_t **reply,
                            char *err, size_t err_size);
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #define OPENER_WORKERS_MAX 7
-#define OPENER_SMALL_BATCH 8 /* fewer frames than this are opened on the calling thread */
+#define OPENER_SMALL_BATCH 32 /* fewer frames than this are opened on the calling thread */
 #define OPENER_CLAIM       4 /* frames a thread takes at a time */
 
 struct opener {

@@ -159,13 +159,17 @@ PY
     fi
     clients+=($!)
   done
-    local last=-1 p
-  while :; do
-    p=$(in_flight "$a" "$b")
-    local alive=0
+  # No status polls while the clients submit: starting a `corridor status` takes CPU from the
+  # nodes and showed as a latency spike at every poll. Then poll until nothing is in flight.
+  local p alive=1 waited=0
+  while [ "$alive" = 1 ]; do
+    alive=0
     for c in "${clients[@]}"; do kill -0 "$c" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && [ "$p" = 0 ] && break
-        if [ -t 2 ]; then printf '\r   messages in flight: %s      ' "$p" >&2; fi
+    if [ -t 2 ]; then printf '\r   submitting: %s s      ' "$waited" >&2; fi
+    [ "$alive" = 1 ] && sleep 1 && waited=$((waited + 1))
+  done
+  while p=$(in_flight "$a" "$b") && [ "$p" != 0 ]; do
+    if [ -t 2 ]; then printf '\r   messages in flight: %s      ' "$p" >&2; fi
     sleep 0.5
   done
   for c in "${clients[@]}"; do wait "$c" || { say "a load client failed: $(cat "$WORK"/client*.err 2>/dev/null | head -3)"; exit 1; }; done
