@@ -535,7 +535,9 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
             w->waiting[w->open++].result = result;
         }
     }
-    qsort(w->waiting, w->open, sizeof *w->waiting, waiting_cmp);
+    if (w->open > 1) {
+        qsort(w->waiting, w->open, sizeof *w->waiting, waiting_cmp);
+    }
     w->next = n->waiters;
     n->waiters = w;
 }
