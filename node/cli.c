@@ -791,7 +791,6 @@ static int cmd_run(int argc, char **argv)
 
 /* ---- talking to a running node ------------------------------------------------------------ */
 
-/* Calls the node; maps transport failures to exit codes and the node's own errors too. */
 /* An exit code for a control call's outcome (reply NULL: for a connection); complains about
  * what went wrong. */
 static int node_answer(control_err_t rc, const char *err, json_t **reply)
@@ -824,6 +823,7 @@ static int node_answer(control_err_t rc, const char *err, json_t **reply)
     return EXIT_OK;
 }
 
+/* Calls the node; maps transport failures to exit codes and the node's own errors too. */
 static int call_node(const home_t *home, const json_t *request, int timeout_ms, json_t **reply)
 {
     char err[512];

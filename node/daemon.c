@@ -32,13 +32,17 @@
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_PER_TURN    4096       /* frames read per loop turn */
-#define INBOUND_KEEP_BYTES  (4u << 20) /* the frame buffer kept between turns, at most */
-#define CONTROL_PER_TURN    64         /* control requests read per loop turn */
-#define POLL_MAX_MS         250        /* longest sleep, so signals and timers stay prompt */
+#define INBOUND_PER_TURN    4096        /* frames read per loop turn */
+#define INBOUND_MIN_BYTES   (64u << 10) /* the frame buffer: its size at start, */
+#define INBOUND_KEEP_BYTES  (4u << 20)  /* the most kept after a turn, */
+#define INBOUND_TURN_BYTES  (32u << 20) /* the most one turn takes in (the rest comes again) */
+#define CONTROL_PER_TURN    64          /* control requests read per loop turn */
+#define POLL_MAX_MS         250         /* longest sleep, so signals and timers stay prompt */
 #define WAIT_MAX_MS         (24 * 3600 * 1000)
 #define STATEMENTS_PER_TURN 64 /* statement messages handled per loop turn */
 #define RECON_TIMEOUT_MS    (5 * 60 * 1000)
+#define LOCK_ATTEMPTS       50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
+#define LOCK_PAUSE_MS       10
 
 /* A StatementRequest or Statement from a peer, waiting for the turn's transaction. */
 typedef struct {
@@ -634,7 +638,7 @@ static void read_control(node_t *n, int64_t now)
 
 typedef struct {
     node_t *n;
-    bool out_of_memory; /* a frame was dropped for want of memory: logged once per turn */
+    bool over_budget; /* a frame was dropped (turn budget or memory): logged once per turn */
 } drain_ctx_t;
 
 /* transport_drain's callback: keeps a copy of the frame for opening. */
@@ -642,15 +646,19 @@ static void keep_frame(size_t peer_index, const uint8_t *data, size_t len, void 
 {
     drain_ctx_t *d = arg;
     inbound_t *in = d->n->inbound;
-    assert(in->count < INBOUND_PER_TURN);
+    assert(in->count < INBOUND_PER_TURN && in->bytes != NULL);
+    if (len > INBOUND_TURN_BYTES - in->used) {
+        d->over_budget = true; /* the peer sends it again: nothing was acknowledged */
+        return;
+    }
     if (len > in->capacity - in->used) {
-        size_t want = in->capacity > 0 ? in->capacity : 64 * 1024;
+        size_t want = in->capacity;
         while (want - in->used < len) {
             want *= 2;
         }
         uint8_t *bigger = realloc(in->bytes, want);
         if (bigger == NULL) {
-            d->out_of_memory = true; /* the peer sends it again: nothing was acknowledged */
+            d->over_budget = true;
             return;
         }
         in->bytes = bigger;
@@ -693,8 +701,11 @@ static void receive_frames(node_t *n, int64_t now)
     in->count = 0;
     in->used = 0;
     transport_drain(n->transport, INBOUND_PER_TURN, keep_frame, &d);
-    if (d.out_of_memory) {
-        log_event(n->config->name, NULL, NULL, "dropped inbound frames: out of memory");
+    if (d.over_budget) {
+        log_event(n->config->name, NULL, NULL,
+                  "dropped inbound frames over this turn's %u MiB or the memory at hand (the "
+                  "peers send them again)",
+                  INBOUND_TURN_BYTES >> 20);
     }
     for (size_t i = 0; i < in->count; i++) {
         in->frames[i].data = in->bytes + in->offsets[i];
@@ -703,10 +714,13 @@ static void receive_frames(node_t *n, int64_t now)
     for (size_t i = 0; i < in->count; i++) {
         deliver(n, &in->frames[i], now);
     }
-    if (in->capacity > INBOUND_KEEP_BYTES) { /* a burst of large frames: give the memory back */
-        free(in->bytes);
-        in->bytes = NULL;
-        in->capacity = 0;
+    if (in->capacity > INBOUND_KEEP_BYTES && in->used <= INBOUND_KEEP_BYTES) {
+        /* a burst of large frames is over: give the memory back */
+        uint8_t *smaller = realloc(in->bytes, INBOUND_MIN_BYTES);
+        if (smaller != NULL) {
+            in->bytes = smaller;
+            in->capacity = INBOUND_MIN_BYTES;
+        }
     }
 }
 
@@ -831,9 +845,15 @@ static int take_lock(node_t *n)
                 strerror(errno));
         return EXIT_INTERNAL;
     }
-    if (flock(n->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "corridor run: another node is already running in %s\n", n->home);
-        return EXIT_USAGE;
+    /* A client checking whether a node runs here holds a shared lock for an instant
+     * (control_node_running): wait that out; a running node holds its lock for good. */
+    for (int attempt = 0; flock(n->lock_fd, LOCK_EX | LOCK_NB) != 0; attempt++) {
+        if (errno != EWOULDBLOCK || attempt == LOCK_ATTEMPTS) {
+            fprintf(stderr, "corridor run: another node is already running in %s\n", n->home);
+            return EXIT_USAGE;
+        }
+        struct timespec pause = {0, LOCK_PAUSE_MS * 1000000L};
+        nanosleep(&pause, NULL);
     }
     return EXIT_OK;
 }
@@ -948,8 +968,12 @@ cleanup:
 static int open_inbound(node_t *n)
 {
     n->inbound = calloc(1, sizeof *n->inbound);
+    if (n->inbound != NULL) {
+        n->inbound->bytes = malloc(INBOUND_MIN_BYTES);
+        n->inbound->capacity = INBOUND_MIN_BYTES;
+    }
     n->opener = opener_new(opener_default_workers());
-    if (n->inbound == NULL || n->opener == NULL) {
+    if (n->inbound == NULL || n->inbound->bytes == NULL || n->opener == NULL) {
         fprintf(stderr, "corridor run: out of memory\n");
         return EXIT_INTERNAL;
     }

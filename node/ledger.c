@@ -108,8 +108,9 @@ struct ledger {
 /* The settlements table. (peer, uetr) is unique, but no UNIQUE constraint says so: every
  * insert follows a lookup by (peer, uetr) in the same write transaction (the idempotency check,
  * check_repeat), and a second index on random UETRs would cost a third of the pages each
- * commit writes. The covering index settlements_channel serves those lookups and the
- * reconciliation's range scans; `corridor audit` reports any (peer, uetr) stored twice. */
+ * commit writes. The index settlements_channel serves those lookups (then reading the row)
+ * and covers the reconciliation's range scans; `corridor audit` reports any (peer, uetr)
+ * stored twice. */
 #define SETTLEMENTS_TABLE(name)                                                                    \
     "CREATE TABLE " name "("                                                                       \
     "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, uetr TEXT NOT NULL,"                            \
@@ -215,6 +216,17 @@ static void set_error(ledger_t *l, const char *fmt, ...)
 static ledger_err_t load_head(ledger_t *l);
 
 /* A storage failure: record it, roll back, stop. */
+static ledger_err_t storage_failure(ledger_t *l, const char *what);
+
+/* A channel or account row that must exist (created earlier in the transaction, or by an
+ * earlier entry) is not there to update: stop, as on a storage error. */
+static ledger_err_t row_missing(ledger_t *l, const char *what)
+{
+    ledger_err_t rc = storage_failure(l, what);
+    set_error(l, "%s: its row is missing", what);
+    return rc;
+}
+
 static ledger_err_t storage_failure(ledger_t *l, const char *what)
 {
     set_error(l, "%s: %s", what, sqlite3_errmsg(l->db));
@@ -934,7 +946,7 @@ static ledger_err_t move_amount(ledger_t *l, const char *peer, const char *curre
         if (sqlite3_changes(l->db) != 1) {
             ledger_err_t rc;
             if (created) {
-                return storage_failure(l, "update account");
+                return row_missing(l, "update account");
             }
             if ((rc = ensure_accounts(l, peer, currency)) != LEDGER_OK) {
                 return rc;
@@ -1024,7 +1036,7 @@ static ledger_err_t update_digest(ledger_t *l, const char *peer, const uint8_t *
         /* no channel row yet: a new entry (the first with this peer) creates it */
         ledger_err_t rc;
         if (old_hash != NULL || attempt > 0) {
-            return storage_failure(l, "update channel digest");
+            return row_missing(l, "update channel digest");
         }
         if ((rc = ensure_channel(l, peer)) != LEDGER_OK) {
             return rc;
@@ -1320,7 +1332,7 @@ static ledger_err_t channel_set(ledger_t *l, sqlite3_stmt *stmt, const char *pee
             return rc;
         }
     }
-    return storage_failure(l, "update channel");
+    return row_missing(l, "update channel");
 }
 
 ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t acked_seq)

@@ -11,7 +11,7 @@
 
 #define OPENER_WORKERS_MAX 7
 #define OPENER_SMALL_BATCH 32 /* fewer frames than this are opened on the calling thread */
-#define OPENER_CLAIM       4 /* frames a thread takes at a time */
+#define OPENER_CLAIM       4  /* frames a thread takes at a time */
 
 struct opener {
     pthread_mutex_t lock;
@@ -93,6 +93,10 @@ opener_t *opener_new(size_t workers)
     /* workers never take the node's signals: SIGTERM must reach the loop thread */
     sigset_t all, old;
     sigfillset(&all);
+    int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL}; /* a fault stays the faulting thread's */
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        sigdelset(&all, faults[i]);
+    }
     pthread_sigmask(SIG_BLOCK, &all, &old);
     workers = workers > OPENER_WORKERS_MAX ? OPENER_WORKERS_MAX : workers;
     while (o->started < workers && pthread_create(&o->threads[o->started], NULL, worker, o) == 0) {
