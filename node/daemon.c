@@ -44,6 +44,8 @@
 #define LOCK_ATTEMPTS       50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
 #define LOCK_PAUSE_MS       10
 
+_Static_assert(CORRIDOR_WIRE_BYTES_MAX <= INBOUND_TURN_BYTES, "a turn must take the largest frame");
+
 /* A StatementRequest or Statement from a peer, waiting for the turn's transaction. */
 typedef struct {
     size_t peer_index;
