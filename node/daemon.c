@@ -76,9 +76,10 @@ typedef struct {
 } session_t;
 
 /* One item of a `send --wait` request that is not final yet, found by (peer, UETR). */
+#define WAITING_KEY_SIZE (CORRIDOR_NAME_LEN_MAX + CORRIDOR_UETR_LEN + 2)
 typedef struct {
-    char key[CORRIDOR_NAME_LEN_MAX + CORRIDOR_UETR_LEN + 2]; /* "PEER/uetr" */
-    json_t *result; /* borrowed from the waiter's results */
+    char key[WAITING_KEY_SIZE]; /* "PEER/uetr" */
+    json_t *result;             /* borrowed from the waiter's results */
 } waiting_t;
 
 /* A `send` request waiting for its reply. */
@@ -213,10 +214,9 @@ static void fill_result(json_t *result, const ledger_outcome_t *o)
     json_object_set_new(result, "reason", o->reason[0] ? json_string(o->reason) : json_null());
 }
 
-static void waiting_key(char out[static sizeof(((waiting_t *)0)->key)], const char *peer,
-                        const char *uetr)
+static void waiting_key(char out[static WAITING_KEY_SIZE], const char *peer, const char *uetr)
 {
-    snprintf(out, sizeof(((waiting_t *)0)->key), "%s/%s", peer, uetr);
+    snprintf(out, WAITING_KEY_SIZE, "%s/%s", peer, uetr);
 }
 
 static int waiting_cmp(const void *a, const void *b)

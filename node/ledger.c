@@ -887,6 +887,37 @@ static ledger_err_t ensure_accounts(ledger_t *l, const char *peer, const char *c
     return LEDGER_OK;
 }
 
+/* What update_row may create when its UPDATE finds no row. */
+typedef enum {
+    ROW_MUST_EXIST, /* nothing: a missing row stops the ledger */
+    ROW_CHANNEL,    /* the peer's channel row */
+    ROW_ACCOUNTS,   /* the peer's and the clearing account of a currency */
+} row_create_t;
+
+/* Runs the bound UPDATE `stmt`, which must change one row. The hot paths update first and
+ * create the row only when the update finds none (its first use), then run the update again
+ * with the same bindings. */
+static ledger_err_t update_row(ledger_t *l, sqlite3_stmt *stmt, const char *what,
+                               row_create_t create, const char *peer, const char *currency)
+{
+    ledger_err_t rc = LEDGER_OK;
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_DONE && sqlite3_changes(l->db) == 0 && create != ROW_MUST_EXIST) {
+        sqlite3_reset(stmt); /* keeps the bindings */
+        rc = create == ROW_CHANNEL ? ensure_channel(l, peer) : ensure_accounts(l, peer, currency);
+        step = rc == LEDGER_OK ? sqlite3_step(stmt) : SQLITE_DONE;
+    }
+    bool found = step == SQLITE_DONE && sqlite3_changes(l->db) == 1;
+    finish(stmt);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (step != SQLITE_DONE) {
+        return storage_failure(l, what);
+    }
+    return found ? LEDGER_OK : row_missing(l, what);
+}
+
 static const char *const account_kinds[] = {"peer", "clearing"};
 
 /* The peer account and the clearing account of one currency take opposite sides: the peer
@@ -934,28 +965,15 @@ static ledger_err_t move_amount(ledger_t *l, const char *peer, const char *curre
                                 ledger_effect_t e)
 {
     sqlite3_stmt *stmt = l->st.move;
-    bool created = false;
-    for (int side = 0; side < 2; side++) {
+    ledger_err_t rc = LEDGER_OK;
+    for (int side = 0; rc == LEDGER_OK && side < 2; side++) {
         int64_t sign = side == 0 ? 1 : -1;
         bind_account(stmt, side, peer, currency);
         sqlite3_bind_int64(stmt, 4, sign * e.pending);
         sqlite3_bind_int64(stmt, 5, sign * e.posted);
-        if (step_done(stmt) != SQLITE_OK) {
-            return storage_failure(l, "update account");
-        }
-        if (sqlite3_changes(l->db) != 1) {
-            ledger_err_t rc;
-            if (created) {
-                return row_missing(l, "update account");
-            }
-            if ((rc = ensure_accounts(l, peer, currency)) != LEDGER_OK) {
-                return rc;
-            }
-            created = true;
-            side--; /* again, now that both accounts exist */
-        }
+        rc = update_row(l, stmt, "update account", ROW_ACCOUNTS, peer, currency);
     }
-    return LEDGER_OK;
+    return rc;
 }
 
 /* Appends one journal row for settlement `st` and applies its effect. */
@@ -1020,29 +1038,15 @@ static ledger_err_t update_digest(ledger_t *l, const char *peer, const uint8_t *
                                   const uint8_t *new_hash)
 {
     sqlite3_stmt *stmt = l->st.digest_update;
-    for (int attempt = 0;; attempt++) {
-        bind_text(stmt, 1, peer);
-        if (old_hash != NULL) {
-            sqlite3_bind_blob(stmt, 2, old_hash, DIGEST_BYTES, SQLITE_STATIC);
-        }
-        sqlite3_bind_blob(stmt, 3, new_hash, DIGEST_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int(stmt, 4, old_hash == NULL ? 1 : 0);
-        if (step_done(stmt) != SQLITE_OK) {
-            return storage_failure(l, "update channel digest");
-        }
-        if (sqlite3_changes(l->db) == 1) {
-            break;
-        }
-        /* no channel row yet: a new entry (the first with this peer) creates it */
-        ledger_err_t rc;
-        if (old_hash != NULL || attempt > 0) {
-            return row_missing(l, "update channel digest");
-        }
-        if ((rc = ensure_channel(l, peer)) != LEDGER_OK) {
-            return rc;
-        }
+    bind_text(stmt, 1, peer);
+    if (old_hash != NULL) {
+        sqlite3_bind_blob(stmt, 2, old_hash, DIGEST_BYTES, SQLITE_STATIC);
     }
-    return LEDGER_OK;
+    sqlite3_bind_blob(stmt, 3, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, old_hash == NULL ? 1 : 0);
+    /* a new entry may be the first with this peer; a changed one has its channel already */
+    return update_row(l, stmt, "update channel digest",
+                      old_hash == NULL ? ROW_CHANNEL : ROW_MUST_EXIST, peer, NULL);
 }
 
 static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason)
@@ -1319,20 +1323,9 @@ static ledger_err_t channel_set(ledger_t *l, sqlite3_stmt *stmt, const char *pee
     if (rc != LEDGER_OK) {
         return rc;
     }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bind_text(stmt, 1, peer);
-        sqlite3_bind_int64(stmt, 2, (int64_t)value);
-        if (step_done(stmt) != SQLITE_OK) {
-            return storage_failure(l, "update channel");
-        }
-        if (sqlite3_changes(l->db) == 1) {
-            return LEDGER_OK;
-        }
-        if ((rc = ensure_channel(l, peer)) != LEDGER_OK) { /* its first use: create the row */
-            return rc;
-        }
-    }
-    return row_missing(l, "update channel");
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)value);
+    return update_row(l, stmt, "update channel", ROW_CHANNEL, peer, NULL);
 }
 
 ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t acked_seq)
