@@ -131,13 +131,14 @@ typedef struct {
     int64_t amount_minor;
     const uint8_t *evidence;
     size_t evidence_len;
-    direction_t original; /* direction of the settlement the row belongs to */
+    direction_t original;  /* direction of the settlement the row belongs to */
+    int64_t settlement_id; /* that settlement (0 for a channel's re-base row) */
 } audit_row_t;
 
 /* Every journal row with its settlement's direction; columns as read_row expects them. */
 #define JOURNAL_ROWS_SQL                                                                           \
     "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"                  \
-    " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction"                               \
+    " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction, j.settlement_id"              \
     " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
 
 static audit_row_t read_row(sqlite3_stmt *stmt)
@@ -153,6 +154,7 @@ static audit_row_t read_row(sqlite3_stmt *stmt)
         .evidence = sqlite3_column_blob(stmt, 8),
         .evidence_len = (size_t)sqlite3_column_bytes(stmt, 8),
         .original = sqlite3_column_int(stmt, 11) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        .settlement_id = sqlite3_column_int64(stmt, 12),
     };
 }
 
@@ -161,6 +163,7 @@ static msg_type_t expected_type(entry_kind_t kind)
     switch (kind) {
     case ENTRY_OUT_POSTED:
     case ENTRY_OUT_VOIDED:
+    case ENTRY_IMPORTED:
         return MSG_STATUS_REPORT;
     case ENTRY_RETURNED:
         return MSG_RETURN;
@@ -172,8 +175,9 @@ static msg_type_t expected_type(entry_kind_t kind)
 /* Whether this node wrote the row's evidence itself (else the peer did). */
 static bool own_evidence(const audit_row_t *row)
 {
-    return row->kind == ENTRY_OUT_PENDING ||
-           (row->kind == ENTRY_RETURNED && row->original == DIRECTION_IN);
+    return row->kind == ENTRY_OUT_PENDING || row->kind == ENTRY_REBASED ||
+           ((row->kind == ENTRY_RETURNED || row->kind == ENTRY_IMPORTED) &&
+            row->original == DIRECTION_IN);
 }
 
 /* Checks that the decoded body says what the row says; returns NULL or what differs. */
@@ -201,7 +205,8 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         if (s == NULL) {
             return "evidence body is not a StatusReport";
         }
-        bool settled = row->kind == ENTRY_OUT_POSTED;
+        bool settled = row->kind == ENTRY_OUT_POSTED ||
+                       (row->kind == ENTRY_IMPORTED && row->reason[0] == '\0');
         if (strcmp(s->uetr, row->uetr) != 0) {
             problem = "evidence is for another UETR";
         } else if (strcmp(s->status, settled ? "ACSC" : "RJCT") != 0 ||
@@ -232,8 +237,76 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
     }
 }
 
-static void check_evidence(audit_report_t *r, const audited_home_t *h, const audit_row_t *row)
+/* An import row's StatusReport must be version 2 and name the hash of the body of the
+ * Settlement the settlement's first row keeps (that row's own check verifies its signature). */
+static const char *import_binding(ledger_t *l, const audit_row_t *row,
+                                  const envelope_message_t *status)
 {
+    if (status->version < 2) {
+        return "an import justified by a version-1 StatusReport (it names no Settlement)";
+    }
+    Corridor__StatusReport *sr = (Corridor__StatusReport *)wire_unpack(
+        &corridor__status_report__descriptor, status->body_len, status->body);
+    sqlite3_stmt *stmt = NULL;
+    const char *problem = "the import's Settlement evidence is missing or unreadable";
+    Corridor__SignedMessage *sm = NULL;
+    Corridor__Inner *inner = NULL;
+    if (sr == NULL || sqlite3_prepare_v2(ledger_db(l),
+                                         "SELECT evidence FROM journal WHERE settlement_id = ?1"
+                                         " AND kind IN (1, 4, 5) ORDER BY seq LIMIT 1",
+                                         -1, &stmt, NULL) != SQLITE_OK) {
+        goto cleanup;
+    }
+    sqlite3_bind_int64(stmt, 1, row->settlement_id);
+    if (sqlite3_step(stmt) != SQLITE_ROW ||
+        (sm = (Corridor__SignedMessage *)wire_unpack(&corridor__signed_message__descriptor,
+                                                     (size_t)sqlite3_column_bytes(stmt, 0),
+                                                     sqlite3_column_blob(stmt, 0))) == NULL ||
+        (inner = (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor, sm->inner.len,
+                                                sm->inner.data)) == NULL) {
+        goto cleanup;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(inner->body.data, inner->body.len, hash);
+    problem = sr->settlement_hash.len == sizeof hash &&
+                      memcmp(sr->settlement_hash.data, hash, sizeof hash) == 0
+                  ? NULL
+                  : "the import's StatusReport answers other contents than its Settlement";
+
+cleanup:
+    if (inner != NULL) {
+        corridor__inner__free_unpacked(inner, NULL);
+    }
+    if (sm != NULL) {
+        corridor__signed_message__free_unpacked(sm, NULL);
+    }
+    sqlite3_finalize(stmt);
+    corridor__status_report__free_unpacked(sr, NULL);
+    return problem;
+}
+
+/* A re-base row: its evidence is our own sequenced message to the peer, of the sequence the
+ * row states (or nothing, for a re-base on nothing proven: sequence 0). */
+static const char *rebase_matches(const audit_row_t *row, const envelope_message_t *msg)
+{
+    if (msg->type < MSG_SETTLEMENT || msg->type > MSG_RETURN) {
+        return "a re-base proven by a message that is not sequenced";
+    }
+    return msg->sequence == (uint64_t)row->amount_minor
+               ? NULL
+               : "a re-base row states another sequence than its proof";
+}
+
+static void check_evidence(audit_report_t *r, const audited_home_t *h, ledger_t *l,
+                           const audit_row_t *row)
+{
+    if (row->kind == ENTRY_REBASED && row->evidence_len == 0) {
+        if (row->amount_minor != 0) {
+            violation(r, h->dir, "evidence", "row %lld: a re-base to %lld without a proof",
+                      (long long)row->seq, (long long)row->amount_minor);
+        }
+        return;
+    }
     const config_peer_t *peer = config_find_peer_const(h->config, row->peer);
     if (peer == NULL) {
         violation(r, h->dir, "evidence", "row %lld (UETR %s): peer %s is not in the config",
@@ -265,10 +338,12 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h, const aud
     if (recipient_known &&
         sodium_memcmp(msg.recipient_key_id, recipient, IDENTITY_KEY_ID_BYTES) != 0) {
         problem = "evidence was signed for another recipient";
+    } else if (row->kind == ENTRY_REBASED) {
+        problem = rebase_matches(row, &msg);
     } else if (msg.type != expected_type(row->kind)) {
         problem = "evidence is a message of the wrong type";
-    } else {
-        problem = body_matches(row, &msg);
+    } else if ((problem = body_matches(row, &msg)) == NULL && row->kind == ENTRY_IMPORTED) {
+        problem = import_binding(l, row, &msg);
     }
     if (problem != NULL) {
         violation(r, h->dir, "evidence", "row %lld (UETR %s): %s", (long long)row->seq, row->uetr,
@@ -432,12 +507,12 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
         }
         /* continue from the stored hash: one edited row, one violation */
         memcpy(prev, stored_ok ? stored : computed, LEDGER_HASH_BYTES);
-        if (row.kind < ENTRY_OUT_PENDING || row.kind > ENTRY_RETURNED) {
+        if (row.kind < ENTRY_OUT_PENDING || row.kind > ENTRY_KIND_MAX) {
             violation(r, h->dir, "chain", "row %lld: unknown entry kind %d", (long long)row.seq,
                       (int)row.kind);
             continue;
         }
-        if (sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
+        if (row.kind != ENTRY_REBASED && sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
@@ -505,8 +580,8 @@ static void *evidence_worker(void *arg)
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         audit_row_t row = read_row(stmt);
-        if (row.kind >= ENTRY_OUT_PENDING && row.kind <= ENTRY_RETURNED) {
-            check_evidence(&w->report, h, &row);
+        if (row.kind >= ENTRY_OUT_PENDING && row.kind <= ENTRY_KIND_MAX) {
+            check_evidence(&w->report, h, l, &row);
         }
     }
     if (step != SQLITE_DONE) {
@@ -635,7 +710,7 @@ static void set_checks(audit_report_t *r, const audited_home_t *h)
     query_violations(r, h,
                      "SELECT s.peer, s.uetr, s.status, s.reason, " STATUS_OF_KIND ", j.reason"
                      " FROM settlements s JOIN journal j ON j.seq ="
-                     " (SELECT max(seq) FROM journal WHERE settlement_id = s.id)"
+                     " (SELECT max(seq) FROM journal WHERE settlement_id = s.id AND kind <= 6)"
                      " WHERE s.status != " STATUS_OF_KIND " OR s.reason != j.reason",
                      report_status);
     query_violations(r, h,

@@ -14,6 +14,7 @@
 #define FAST_RETRANSMIT_MS  200 /* at most this often */
 #define TRANSMIT_SCAN_BATCH 512 /* outbox rows read per scan */
 #define BLOCKED_RETRY_MS    20  /* after the socket refused a frame */
+#define HELLO_VERSIONS_MAX  16  /* versions read from a peer's Hello; the rest are ignored */
 
 struct channel {
     channel_ctx_t ctx;               /* the node around us */
@@ -27,6 +28,9 @@ struct channel {
     uint64_t acked_persisted;        /* acked_seq as last written to the ledger */
     uint64_t applied_persisted;      /* applied_seq as last written to the ledger */
     bool diverged_persisted;         /* DIVERGED as last written to the ledger */
+    uint32_t wire_version;           /* the Inner format we sign with: the highest both speak */
+    uint32_t wire_version_persisted; /* as last written to the ledger (never lowered) */
+    uint64_t peer_features;          /* feature flags of the peer's latest Hello */
     uint64_t transmit_next;          /* next sequence to put on the wire this session */
     uint64_t transmitted_max;        /* highest ever put on the wire by this process */
     int64_t last_rx_ms;              /* when we last heard from the peer */
@@ -71,6 +75,10 @@ static void load_counters(channel_t *ch)
     ch->acked_seq = ch->acked_persisted = saved.acked_seq;
     ch->applied_seq = ch->applied_persisted = saved.applied_seq;
     ch->diverged_persisted = saved.diverged;
+    ch->wire_version = ch->wire_version_persisted =
+        saved.wire_version >= INNER_VERSION_MIN && saved.wire_version <= INNER_VERSION_MAX
+            ? saved.wire_version
+            : INNER_VERSION_MIN;
     if (saved.diverged) {
         ch->state = CHANNEL_DIVERGED;
     } else if (ch->state == CHANNEL_DIVERGED) {
@@ -101,6 +109,14 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
                   "channel is DIVERGED (recorded): held until `corridor reconcile --repair`");
     }
     return ch;
+}
+
+static void free_message(envelope_message_t *msg)
+{
+    if (msg != NULL) {
+        envelope_message_clear(msg);
+        free(msg);
+    }
 }
 
 static void clear_hold(channel_t *ch)
@@ -164,7 +180,8 @@ static void send_control(channel_t *ch, msg_type_t type, const uint8_t *body, si
 {
     uint8_t *wire = NULL;
     size_t wire_len = 0;
-    if (envelope_seal(ch->ctx.self, ch->keys, type, 0, body, len, &wire, &wire_len) == ENV_OK) {
+    if (envelope_seal_version(ch->ctx.self, ch->keys, ch->wire_version, type, 0, body, len, &wire,
+                              &wire_len) == ENV_OK) {
         (void)ch->ctx.send(ch->ctx.arg, ch->index, type, wire, wire_len);
     }
     free(wire);
@@ -191,7 +208,14 @@ static void send_hello(channel_t *ch, int64_t now_ms)
     hello.reply_wanted = ch->state == CHANNEL_DOWN;
     hello.incarnation = ch->ctx.incarnation;
     hello.counter = ++ch->control_counter;
-    uint8_t buf[64];
+    uint32_t versions[INNER_VERSION_MAX - INNER_VERSION_MIN + 1];
+    for (uint32_t v = INNER_VERSION_MIN; v <= INNER_VERSION_MAX; v++) {
+        versions[v - INNER_VERSION_MIN] = v;
+    }
+    hello.n_versions = sizeof versions / sizeof versions[0];
+    hello.versions = versions;
+    hello.features = CHANNEL_FEATURES;
+    uint8_t buf[96];
     assert(corridor__hello__get_packed_size(&hello) <= sizeof buf);
     size_t len = corridor__hello__pack(&hello, buf);
     send_control(ch, MSG_HELLO, buf, len);
@@ -267,9 +291,45 @@ static void on_ack(channel_t *ch, uint64_t n, int64_t now_ms)
     }
 }
 
+/* The highest Inner version a Hello offers that we speak too (1 when it lists none). */
+static uint32_t offered_version(const Corridor__Hello *h)
+{
+    uint32_t best = INNER_VERSION_MIN;
+    for (size_t i = 0; i < h->n_versions && i < HELLO_VERSIONS_MAX; i++) {
+        if (h->versions[i] > best && h->versions[i] <= INNER_VERSION_MAX) {
+            best = h->versions[i];
+        }
+    }
+    return best;
+}
+
+/* Takes the version a Hello offers; false when it offers less than the channel already uses
+ * (a downgrade, refused: the Hello is ignored). */
+static bool negotiate(channel_t *ch, const Corridor__Hello *h)
+{
+    uint32_t offered = offered_version(h);
+    if (offered < ch->wire_version) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "refused a Hello offering wire version %u: the channel already speaks %u "
+                  "(no downgrade)",
+                  offered, ch->wire_version);
+        return false;
+    }
+    if (offered > ch->wire_version) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL, "channel speaks wire version %u",
+                  offered);
+        ch->wire_version = offered;
+    }
+    ch->peer_features = h->features;
+    return true;
+}
+
 static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
 {
     char why[200];
+    if (!negotiate(ch, h)) {
+        return;
+    }
     if (h->applied_sequence < ch->acked_seq || h->sent_sequence < ch->applied_seq) {
         snprintf(why, sizeof why,
                  "peer applied %llu of ours but had acknowledged %llu, and sent %llu of which "
@@ -367,8 +427,11 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_ACK: {
         Corridor__Ack *ack =
             (Corridor__Ack *)wire_unpack(&corridor__ack__descriptor, msg->body_len, msg->body);
-        if (ack != NULL && ch->state != CHANNEL_DIVERGED &&
-            fresh_control(ch, ack->incarnation, ack->counter)) {
+        if (ack != NULL && ack->sequence > CORRIDOR_SEQUENCE_MAX) {
+            log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                      "dropped malformed Ack: sequence above 2^62");
+        } else if (ack != NULL && ch->state != CHANNEL_DIVERGED &&
+                   fresh_control(ch, ack->incarnation, ack->counter)) {
             on_ack(ch, ack->sequence, now_ms);
         }
         corridor__ack__free_unpacked(ack, NULL);
@@ -377,7 +440,12 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_HELLO: {
         Corridor__Hello *hello =
             (Corridor__Hello *)wire_unpack(&corridor__hello__descriptor, msg->body_len, msg->body);
-        if (hello != NULL && fresh_control(ch, hello->incarnation, hello->counter)) {
+        if (hello != NULL && (hello->sent_sequence > CORRIDOR_SEQUENCE_MAX ||
+                              hello->applied_sequence > CORRIDOR_SEQUENCE_MAX ||
+                              hello->acked_sequence > CORRIDOR_SEQUENCE_MAX)) {
+            log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                      "dropped malformed Hello: a counter above 2^62");
+        } else if (hello != NULL && fresh_control(ch, hello->incarnation, hello->counter)) {
             on_hello(ch, hello, now_ms);
         }
         corridor__hello__free_unpacked(hello, NULL);
@@ -411,8 +479,8 @@ static ledger_err_t queue_message(channel_t *ch, msg_type_t type, const uint8_t 
     uint8_t *signed_msg = NULL;
     size_t n = 0;
     uint64_t seq = ch->sent_seq + 1;
-    if (envelope_sign(ch->ctx.self, ch->keys->key_id, type, seq, body, len, &signed_msg, &n) !=
-        ENV_OK) {
+    if (envelope_sign_version(ch->ctx.self, ch->wire_version, ch->keys->key_id, type, seq, body,
+                              len, &signed_msg, &n) != ENV_OK) {
         return LEDGER_E_STORAGE; /* out of memory: treat as a failed batch */
     }
     ledger_err_t rc =
@@ -429,9 +497,10 @@ static ledger_err_t queue_message(channel_t *ch, msg_type_t type, const uint8_t 
     return rc;
 }
 
-static ledger_err_t queue_status_report(channel_t *ch, const char *uetr, bool settled,
-                                        const char *reason, const char *currency, int64_t position,
-                                        bool keep_reply)
+/* Queues our pacs.002 for the Settlement `answered` (version 2 names its body's hash). */
+static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t *answered,
+                                        const char *uetr, bool settled, const char *reason,
+                                        const char *currency, int64_t position, bool keep_reply)
 {
     Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
     sr.uetr = (char *)uetr;
@@ -439,7 +508,12 @@ static ledger_err_t queue_status_report(channel_t *ch, const char *uetr, bool se
     sr.reason = (char *)(settled ? "" : reason);
     sr.currency = (char *)currency;
     sr.position_minor = position;
-    uint8_t buf[256];
+    uint8_t body_hash[SETTLEMENT_HASH_BYTES];
+    if (ch->wire_version >= 2) {
+        settlement_body_hash(answered->body, answered->body_len, body_hash);
+        sr.settlement_hash = (ProtobufCBinaryData){sizeof body_hash, body_hash};
+    }
+    uint8_t buf[320];
     assert(corridor__status_report__get_packed_size(&sr) <= sizeof buf);
     size_t len = corridor__status_report__pack(&sr, buf);
     uint8_t *signed_msg = NULL;
@@ -477,7 +551,7 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
         ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence, msg->evidence_len, &out);
     if (rc == LEDGER_E_CONFLICT) {
         log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
-        return queue_status_report(ch, s.uetr, false, "DUPL", s.currency, 0, false);
+        return queue_status_report(ch, msg, s.uetr, false, "DUPL", s.currency, 0, false);
     }
     if (rc != LEDGER_OK) {
         return rc;
@@ -487,8 +561,8 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
                   (long long)s.amount_minor, s.currency, status_name(out.status),
                   out.reason[0] ? " " : "", out.reason);
     }
-    return queue_status_report(ch, s.uetr, out.status == STATUS_SETTLED, out.reason, s.currency,
-                               out.position_minor, !out.repeated);
+    return queue_status_report(ch, msg, s.uetr, out.status == STATUS_SETTLED, out.reason,
+                               s.currency, out.position_minor, !out.repeated);
 }
 
 /* The continuous check: the peer's StatusReport carries its resulting position; ours must be
@@ -504,12 +578,11 @@ static void check_reported_position(channel_t *ch, const Corridor__StatusReport 
         pending != 0) {
         return;
     }
-    if (net != -sr->position_minor) {
+    if (!position_mirrors(net, sr->position_minor)) {
         ch->stats.position_mismatches++;
         log_event(ch->ctx.node_name, ch->peer->card.name, sr->uetr,
-                  "POSITION MISMATCH in %.3s: ours %lld, the peer reports %lld (mirror %lld)",
-                  sr->currency, (long long)net, (long long)sr->position_minor,
-                  (long long)-sr->position_minor);
+                  "POSITION MISMATCH in %.3s: ours %lld, the peer reports %lld", sr->currency,
+                  (long long)net, (long long)sr->position_minor);
     }
 }
 
@@ -604,6 +677,7 @@ ledger_err_t channel_apply(channel_t *ch)
     ledger_t *l = ch->ctx.ledger;
     const char *peer = ch->peer->card.name;
     ledger_err_t rc = LEDGER_OK;
+    envelope_message_t *last = NULL; /* the last applied: its signed bytes prove how far */
     for (;;) {
         size_t slot = (size_t)((ch->applied_seq + 1) % CHANNEL_HOLD_MAX);
         envelope_message_t *msg = ch->hold[slot];
@@ -612,37 +686,47 @@ ledger_err_t channel_apply(channel_t *ch)
         }
         ch->hold[slot] = NULL;
         ch->stats.held--;
-        rc = apply_one(ch, msg);
-        envelope_message_clear(msg);
-        free(msg);
-        if (rc != LEDGER_OK) {
-            return rc;
+        free_message(last);
+        last = msg;
+        if ((rc = apply_one(ch, msg)) != LEDGER_OK) {
+            goto done;
         }
         ch->applied_seq++;
     }
     /* Written in this transaction: if it fails, the node calls channel_reload. The Ack for
      * what was applied goes out in channel_after_commit, which runs only after the commit. */
     if (ch->applied_seq != ch->applied_persisted) {
-        if ((rc = ledger_channel_set_applied(l, peer, ch->applied_seq)) != LEDGER_OK) {
-            return rc;
+        assert(last != NULL && last->sequence == ch->applied_seq);
+        if ((rc = ledger_channel_set_applied(l, peer, ch->applied_seq, last->evidence,
+                                             last->evidence_len)) != LEDGER_OK) {
+            goto done;
         }
         ch->applied_persisted = ch->applied_seq;
         ch->ack_due = true;
     }
     if (ch->acked_seq != ch->acked_persisted) {
         if ((rc = ledger_channel_set_acked(l, peer, ch->acked_seq)) != LEDGER_OK) {
-            return rc;
+            goto done;
         }
         ch->acked_persisted = ch->acked_seq;
     }
     bool diverged = ch->state == CHANNEL_DIVERGED;
     if (diverged != ch->diverged_persisted) {
         if ((rc = ledger_channel_set_diverged(l, peer, diverged)) != LEDGER_OK) {
-            return rc;
+            goto done;
         }
         ch->diverged_persisted = diverged;
     }
-    return LEDGER_OK;
+    if (ch->wire_version != ch->wire_version_persisted) {
+        if ((rc = ledger_channel_set_version(l, peer, ch->wire_version)) != LEDGER_OK) {
+            goto done;
+        }
+        ch->wire_version_persisted = ch->wire_version;
+    }
+
+done:
+    free_message(last);
+    return rc;
 }
 
 bool channel_has_work(const channel_t *ch)
@@ -650,7 +734,8 @@ bool channel_has_work(const channel_t *ch)
     size_t next = (size_t)((ch->applied_seq + 1) % CHANNEL_HOLD_MAX);
     bool ready = ch->hold[next] != NULL && ch->hold[next]->sequence == ch->applied_seq + 1;
     return ready || ch->acked_seq != ch->acked_persisted ||
-           (ch->state == CHANNEL_DIVERGED) != ch->diverged_persisted;
+           (ch->state == CHANNEL_DIVERGED) != ch->diverged_persisted ||
+           ch->wire_version != ch->wire_version_persisted;
 }
 
 ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
@@ -665,8 +750,8 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
     }
     uint64_t seq = ch->sent_seq + 1;
     ledger_err_t rc = LEDGER_E_STORAGE;
-    if (envelope_sign(ch->ctx.self, ch->keys->key_id, MSG_SETTLEMENT, seq, body, body_len,
-                      &signed_msg, &signed_len) != ENV_OK) {
+    if (envelope_sign_version(ch->ctx.self, ch->wire_version, ch->keys->key_id, MSG_SETTLEMENT, seq,
+                              body, body_len, &signed_msg, &signed_len) != ENV_OK) {
         goto cleanup;
     }
     rc = ledger_send(ch->ctx.ledger, s, signed_msg, signed_len, outcome);
@@ -833,4 +918,9 @@ bool channel_is_diverged(const channel_t *ch)
 uint64_t channel_sent_seq(const channel_t *ch)
 {
     return ch->sent_seq;
+}
+
+uint32_t channel_wire_version(const channel_t *ch)
+{
+    return ch->wire_version;
 }

@@ -46,6 +46,7 @@
 #define CHANNEL_RTO_MIN_MS   1000  /* retransmission timeout: at least this (as RFC 6298) */
 #define CHANNEL_RTO_INIT_MS  1000  /* before any round trip was measured */
 #define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
+#define CHANNEL_FEATURES     0     /* feature flags our Hello offers (none defined yet) */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -115,6 +116,9 @@ ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
 
 bool channel_is_diverged(const channel_t *ch);
 uint64_t channel_sent_seq(const channel_t *ch);
+
+/* The Inner format this channel signs with (the highest both sides' Hellos list). */
+uint32_t channel_wire_version(const channel_t *ch);
 
 /* After a failed transaction: forget what was applied in memory but not committed. */
 void channel_reload(channel_t *ch);

@@ -110,21 +110,25 @@ int envelope_domain_sign(bool verify, const char *domain, const uint8_t *msg, si
     return rc;
 }
 
-env_err_t envelope_sign(const identity_t *self,
-                        const uint8_t recipient_key_id[static IDENTITY_KEY_ID_BYTES],
-                        msg_type_t type, uint64_t sequence, const uint8_t *body, size_t body_len,
-                        uint8_t **signed_out, size_t *signed_len)
+env_err_t envelope_sign_version(const identity_t *self, uint32_t version,
+                                const uint8_t recipient_key_id[static IDENTITY_KEY_ID_BYTES],
+                                msg_type_t type, uint64_t sequence, const uint8_t *body,
+                                size_t body_len, uint8_t **signed_out, size_t *signed_len)
 {
     assert(self != NULL && signed_out != NULL && signed_len != NULL);
     assert(type >= MSG_TYPE_MIN && type <= MSG_TYPE_MAX);
+    assert(version >= INNER_VERSION_MIN && version <= INNER_VERSION_MAX);
     assert(body != NULL || body_len == 0);
     *signed_out = NULL;
     *signed_len = 0;
     if (body_len > CORRIDOR_BODY_BYTES_MAX) {
         return ENV_E_TOO_LARGE;
     }
+    if (sequence > CORRIDOR_SEQUENCE_MAX) {
+        return ENV_E_MALFORMED;
+    }
     Corridor__Inner inner = CORRIDOR__INNER__INIT;
-    inner.version = ENVELOPE_VERSION;
+    inner.version = version;
     inner.author_key_id = (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)self->key_id};
     inner.recipient_key_id =
         (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)recipient_key_id};
@@ -165,6 +169,15 @@ cleanup:
     free(inner_buf);
     free(out);
     return rc;
+}
+
+env_err_t envelope_sign(const identity_t *self,
+                        const uint8_t recipient_key_id[static IDENTITY_KEY_ID_BYTES],
+                        msg_type_t type, uint64_t sequence, const uint8_t *body, size_t body_len,
+                        uint8_t **signed_out, size_t *signed_len)
+{
+    return envelope_sign_version(self, INNER_VERSION_MIN, recipient_key_id, type, sequence, body,
+                                 body_len, signed_out, signed_len);
 }
 
 env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *peer,
@@ -228,19 +241,28 @@ env_err_t envelope_wrap(const identity_t *self, const envelope_peer_t *peer,
                                wire_out, wire_len);
 }
 
-env_err_t envelope_seal(const identity_t *self, const envelope_peer_t *peer, msg_type_t type,
-                        uint64_t sequence, const uint8_t *body, size_t body_len, uint8_t **wire_out,
-                        size_t *wire_len)
+env_err_t envelope_seal_version(const identity_t *self, const envelope_peer_t *peer,
+                                uint32_t version, msg_type_t type, uint64_t sequence,
+                                const uint8_t *body, size_t body_len, uint8_t **wire_out,
+                                size_t *wire_len)
 {
     uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
-    env_err_t rc =
-        envelope_sign(self, peer->key_id, type, sequence, body, body_len, &signed_msg, &signed_len);
+    env_err_t rc = envelope_sign_version(self, version, peer->key_id, type, sequence, body,
+                                         body_len, &signed_msg, &signed_len);
     if (rc == ENV_OK) {
         rc = envelope_wrap(self, peer, signed_msg, signed_len, false, wire_out, wire_len);
     }
     free(signed_msg);
     return rc;
+}
+
+env_err_t envelope_seal(const identity_t *self, const envelope_peer_t *peer, msg_type_t type,
+                        uint64_t sequence, const uint8_t *body, size_t body_len, uint8_t **wire_out,
+                        size_t *wire_len)
+{
+    return envelope_seal_version(self, peer, INNER_VERSION_MIN, type, sequence, body, body_len,
+                                 wire_out, wire_len);
 }
 
 static bool is_key_id(const ProtobufCBinaryData *b)
@@ -286,9 +308,12 @@ static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *
         rc = verified == -2 ? ENV_E_NOMEM : ENV_E_BAD_SIGNATURE;
         goto cleanup;
     }
-    if (inner->version != ENVELOPE_VERSION) {
+    if (inner->version < INNER_VERSION_MIN || inner->version > INNER_VERSION_MAX) {
         rc = ENV_E_VERSION;
         goto cleanup;
+    }
+    if (inner->sequence > CORRIDOR_SEQUENCE_MAX) {
+        goto cleanup; /* no counter a peer sends may come near wrapping */
     }
     if ((int)inner->type < MSG_TYPE_MIN || (int)inner->type > MSG_TYPE_MAX) {
         rc = ENV_E_BAD_TYPE;
@@ -309,6 +334,7 @@ static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *
     msg->body_len = inner->body.len;
     msg->type = (msg_type_t)inner->type;
     msg->sequence = inner->sequence;
+    msg->version = inner->version;
     memcpy(msg->author_key_id, inner->author_key_id.data, IDENTITY_KEY_ID_BYTES);
     memcpy(msg->recipient_key_id, inner->recipient_key_id.data, IDENTITY_KEY_ID_BYTES);
     rc = ENV_OK;

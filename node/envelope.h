@@ -24,7 +24,10 @@
 
 #include "identity.h"
 
-#define ENVELOPE_VERSION     1
+#define ENVELOPE_VERSION  1 /* the outer Envelope's format */
+#define INNER_VERSION_MIN 1 /* the oldest Inner format this node reads (and writes to old peers)   \
+                             */
+#define INNER_VERSION_MAX    2 /* the newest: a StatusReport names the Settlement's content hash */
 #define ENVELOPE_DOMAIN      "corridor.message.v1" /* signed with its NUL */
 #define ENVELOPE_NONCE_BYTES crypto_box_NONCEBYTES
 
@@ -84,6 +87,7 @@ typedef struct {
     size_t peer_index;                               /* which trusted peer sent it */
     msg_type_t type;                                 /* what body holds */
     uint64_t sequence;                               /* per-direction sequence number */
+    uint32_t version;                                /* Inner.version the author signed */
     bool possible_duplicate;                         /* marked as a retransmission */
     uint8_t author_key_id[IDENTITY_KEY_ID_BYTES];    /* who signed it */
     uint8_t recipient_key_id[IDENTITY_KEY_ID_BYTES]; /* for whom */
@@ -100,7 +104,15 @@ env_err_t envelope_peer_init(envelope_peer_t *peer, const identity_t *self, cons
     __attribute__((warn_unused_result));
 void envelope_peer_wipe(envelope_peer_t *peer);
 
-/* Signs a message for `recipient_key_id`. *signed_out is malloc'd (the caller frees it). */
+/* Signs a message for `recipient_key_id` in Inner format `version` (INNER_VERSION_MIN..MAX).
+ * *signed_out is malloc'd (the caller frees it). */
+env_err_t envelope_sign_version(const identity_t *self, uint32_t version,
+                                const uint8_t recipient_key_id[static IDENTITY_KEY_ID_BYTES],
+                                msg_type_t type, uint64_t sequence, const uint8_t *body,
+                                size_t body_len, uint8_t **signed_out, size_t *signed_len)
+    __attribute__((warn_unused_result));
+
+/* envelope_sign_version in format 1, which every node reads. */
 env_err_t envelope_sign(const identity_t *self,
                         const uint8_t recipient_key_id[static IDENTITY_KEY_ID_BYTES],
                         msg_type_t type, uint64_t sequence, const uint8_t *body, size_t body_len,
@@ -118,10 +130,14 @@ env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *pee
                               const uint8_t nonce[static ENVELOPE_NONCE_BYTES], uint8_t **wire_out,
                               size_t *wire_len) __attribute__((warn_unused_result));
 
-/* sign + wrap. */
+/* sign + wrap, in Inner format 1 (envelope_seal_version: in `version`). */
 env_err_t envelope_seal(const identity_t *self, const envelope_peer_t *peer, msg_type_t type,
                         uint64_t sequence, const uint8_t *body, size_t body_len, uint8_t **wire_out,
                         size_t *wire_len) __attribute__((warn_unused_result));
+env_err_t envelope_seal_version(const identity_t *self, const envelope_peer_t *peer,
+                                uint32_t version, msg_type_t type, uint64_t sequence,
+                                const uint8_t *body, size_t body_len, uint8_t **wire_out,
+                                size_t *wire_len) __attribute__((warn_unused_result));
 
 /* Opens wire bytes from one of `peers`. On success *msg owns its buffers; on error it is
  * zeroed. Never asserts on anything in `wire`. */

@@ -69,10 +69,9 @@
     X(channel_sent_next,                                                                           \
       "UPDATE channels SET sent_seq = ?2 WHERE peer = ?1 AND sent_seq = ?2 - 1")                   \
     X(channel_acked, "UPDATE channels SET acked_seq = ?2 WHERE peer = ?1")                         \
-    X(channel_applied, "UPDATE channels SET applied_seq = ?2 WHERE peer = ?1")                     \
     X(channel_diverged, "UPDATE channels SET diverged = ?2 WHERE peer = ?1")                       \
-    X(channel_rebase, "UPDATE channels SET sent_seq = ?2, applied_seq = ?3, acked_seq = ?2,"       \
-                      " diverged = 0 WHERE peer = ?1")                                             \
+    X(channel_rebase, "UPDATE channels SET sent_seq = ?2, acked_seq = ?3, diverged = 0"            \
+                      " WHERE peer = ?1")                                                          \
     X(set_reply, "UPDATE settlements SET reply = ?3 WHERE peer = ?1 AND uetr = ?2")                \
     X(checkpoint_put, "INSERT INTO checkpoints(peer, body, own_signature, peer_signature,"         \
                       " own_rows, own_head, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)")             \
@@ -81,17 +80,27 @@
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
 
+/* Statements on columns a reader may not find in an older ledger (a reader does not upgrade):
+ * prepared only when the ledger is opened for writing, which upgrades it first. */
+#define WRITER_STATEMENTS(X)                                                                       \
+    X(channel_extra, "SELECT wire_version, applied_proof FROM channels WHERE peer = ?1")           \
+    X(channel_applied, "UPDATE channels SET applied_seq = ?2, applied_proof = ?3 WHERE peer = ?1") \
+    X(channel_version, "UPDATE channels SET wire_version = ?2 WHERE peer = ?1")
+
 #define DECLARE_STMT(name, sql) sqlite3_stmt *name;
 #define STMT_SQL(name, sql)     sql,
 #define STMT_SLOT(name, sql)    offsetof(statements_t, name),
 
 typedef struct {
     STATEMENTS(DECLARE_STMT)
+    WRITER_STATEMENTS(DECLARE_STMT)
 } statements_t;
 
-static const char *const statement_sql[] = {STATEMENTS(STMT_SQL)};
-static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT)};
-#define STATEMENT_COUNT (sizeof statement_sql / sizeof statement_sql[0])
+static const char *const statement_sql[] = {STATEMENTS(STMT_SQL) WRITER_STATEMENTS(STMT_SQL)};
+static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT) WRITER_STATEMENTS(STMT_SLOT)};
+static const char *const reader_statement_sql[] = {STATEMENTS(STMT_SQL)};
+#define STATEMENT_COUNT        (sizeof statement_sql / sizeof statement_sql[0])
+#define READER_STATEMENT_COUNT (sizeof reader_statement_sql / sizeof reader_statement_sql[0])
 
 struct ledger {
     sqlite3 *db;                          /* the connection */
@@ -150,7 +159,7 @@ static const char *const schema =
                        "DEFAULT 0,"
                        "  diverged INTEGER NOT NULL DEFAULT 0,"
                        "  digest BLOB NOT NULL DEFAULT (zeroblob(32)), entries INTEGER NOT NULL "
-                       "DEFAULT 0)"
+                       "DEFAULT 0, wire_version INTEGER NOT NULL DEFAULT 1, applied_proof BLOB)"
                        "  WITHOUT ROWID;"
                        "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, peer TEXT NOT NULL, body "
                        "BLOB NOT NULL,"
@@ -199,9 +208,9 @@ const char *status_name(status_t status)
 
 const char *entry_kind_name(entry_kind_t kind)
 {
-    static const char *const names[] = {"?",      "pending", "posted",  "voided",
-                                        "booked", "refused", "returned"};
-    return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_RETURNED ? names[kind] : "unknown";
+    static const char *const names[] = {"?",       "pending",  "posted",   "voided", "booked",
+                                        "refused", "returned", "imported", "rebased"};
+    return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_KIND_MAX ? names[kind] : "unknown";
 }
 
 static void set_error(ledger_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -339,6 +348,9 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
     case ENTRY_RETURNED: /* the reverse of the original posting */
         e.posted = original == DIRECTION_OUT ? m : -m;
         break;
+    case ENTRY_IMPORTED: /* evidence only */
+    case ENTRY_REBASED:
+        break;
     }
     return e;
 }
@@ -381,6 +393,16 @@ static const char *const migrate_1_to_2 = "BEGIN IMMEDIATE;" SETTLEMENTS_TABLE(
                       "ALTER TABLE settlements_v2 RENAME TO settlements;" SETTLEMENTS_INDEX
                       "PRAGMA user_version = 2;"
                       "COMMIT;";
+
+/* Version 2 -> 3: each channel keeps the Inner format it negotiated (a peer cannot talk it
+ * down again) and the signed bytes of the last message applied from the peer (the proof of
+ * what was applied, shown to the peer in a re-base). */
+static const char *const migrate_2_to_3 =
+    "BEGIN IMMEDIATE;"
+    "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE channels ADD COLUMN applied_proof BLOB;"
+    "PRAGMA user_version = 3;"
+    "COMMIT;";
 
 static ledger_err_t run_script(ledger_t *l, const char *sql, const char *what)
 {
@@ -449,13 +471,17 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
         set_error(l, "not a Corridor ledger (foreign tables, no schema version)");
         return LEDGER_E_CORRUPT;
     }
-    if (version == 1 && l->mode == LEDGER_READ_WRITE) { /* a reader reads version 1 as is */
-        ledger_err_t rc = check_identity(l, node);      /* upgrade only our own ledgers */
-        return rc != LEDGER_OK
-                   ? rc
-                   : run_script(l, migrate_1_to_2, "upgrade the ledger from schema 1 to 2");
+    if (version == LEDGER_SCHEMA_VERSION || l->mode == LEDGER_READ_ONLY) {
+        return LEDGER_OK; /* a reader reads older versions as they are */
     }
-    return LEDGER_OK; /* version 2 is current */
+    ledger_err_t rc = check_identity(l, node); /* upgrade only our own ledgers */
+    if (rc == LEDGER_OK && version == 1) {
+        rc = run_script(l, migrate_1_to_2, "upgrade the ledger from schema 1 to 2");
+    }
+    if (rc == LEDGER_OK && version <= 2) {
+        rc = run_script(l, migrate_2_to_3, "upgrade the ledger from schema 2 to 3");
+    }
+    return rc;
 }
 
 static ledger_err_t check_identity(ledger_t *l, const char *node)
@@ -509,7 +535,8 @@ static ledger_err_t load_head(ledger_t *l)
 
 static ledger_err_t prepare_all(ledger_t *l)
 {
-    for (size_t i = 0; i < STATEMENT_COUNT; i++) {
+    size_t count = l->mode == LEDGER_READ_WRITE ? STATEMENT_COUNT : READER_STATEMENT_COUNT;
+    for (size_t i = 0; i < count; i++) {
         sqlite3_stmt **slot = (sqlite3_stmt **)((char *)&l->st + statement_offset[i]);
         if (sqlite3_prepare_v3(l->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, slot,
                                NULL) != SQLITE_OK) {
@@ -1310,10 +1337,48 @@ ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t 
         ch->diverged = sqlite3_column_int(stmt, 3) != 0;
     }
     finish(stmt);
+    ch->wire_version = 1;
+    if (step == SQLITE_ROW && l->st.channel_extra != NULL) {
+        stmt = l->st.channel_extra;
+        bind_text(stmt, 1, peer);
+        step = sqlite3_step(stmt);
+        if (step == SQLITE_ROW) {
+            ch->wire_version = (uint32_t)sqlite3_column_int(stmt, 0);
+        }
+        finish(stmt);
+    }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
         return l->in_txn ? storage_failure(l, "read channel") : LEDGER_E_STORAGE;
     }
     return LEDGER_OK;
+}
+
+ledger_err_t ledger_channel_proof(ledger_t *l, const char *peer, uint8_t **proof, size_t *len)
+{
+    assert(l != NULL && peer != NULL && proof != NULL && len != NULL);
+    *proof = NULL;
+    *len = 0;
+    if (l->st.channel_extra == NULL) {
+        return LEDGER_E_READONLY;
+    }
+    sqlite3_stmt *stmt = l->st.channel_extra;
+    bind_text(stmt, 1, peer);
+    int step = sqlite3_step(stmt);
+    ledger_err_t rc = LEDGER_OK;
+    if (step == SQLITE_ROW && sqlite3_column_bytes(stmt, 1) > 0) {
+        size_t n = (size_t)sqlite3_column_bytes(stmt, 1);
+        *proof = malloc(n);
+        if (*proof == NULL) {
+            rc = LEDGER_E_STORAGE;
+        } else {
+            memcpy(*proof, sqlite3_column_blob(stmt, 1), n);
+            *len = n;
+        }
+    } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = LEDGER_E_STORAGE;
+    }
+    finish(stmt);
+    return rc;
 }
 
 /* Sets one channel counter (statement `stmt`), creating the channel row if needed. */
@@ -1333,9 +1398,27 @@ ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t ac
     return channel_set(l, l->st.channel_acked, peer, acked_seq);
 }
 
-ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq)
+ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq,
+                                        const uint8_t *proof, size_t proof_len)
 {
-    return channel_set(l, l->st.channel_applied, peer, applied_seq);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *stmt = l->st.channel_applied;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)applied_seq);
+    if (proof_len > 0) {
+        sqlite3_bind_blob(stmt, 3, proof, (int)proof_len, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(stmt, 3);
+    }
+    return update_row(l, stmt, "update channel", ROW_CHANNEL, peer, NULL);
+}
+
+ledger_err_t ledger_channel_set_version(ledger_t *l, const char *peer, uint32_t version)
+{
+    return channel_set(l, l->st.channel_version, peer, version);
 }
 
 ledger_err_t ledger_channel_set_diverged(ledger_t *l, const char *peer, bool diverged)
@@ -1470,7 +1553,9 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
             (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, settlement_evidence,
                              settlement_len)) != LEDGER_OK ||
             (rc = append_row(l, &st, final, why, status_evidence, status_len)) != LEDGER_OK ||
-            (rc = set_status(l, &st, status, why)) != LEDGER_OK) {
+            (rc = set_status(l, &st, status, why)) != LEDGER_OK ||
+            (rc = append_row(l, &st, ENTRY_IMPORTED, why, status_evidence, status_len)) !=
+                LEDGER_OK) {
             return rc;
         }
         return LEDGER_OK;
@@ -1479,15 +1564,18 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     if ((rc = check_effect(l, s->peer, s->currency,
                            ledger_row_effect(kind, DIRECTION_IN, s->amount_minor))) != LEDGER_OK ||
         (rc = insert_settlement(l, s, hash, status, why, &st)) != LEDGER_OK ||
-        (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK) {
+        (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK ||
+        (rc = append_row(l, &st, ENTRY_IMPORTED, why, status_evidence, status_len)) != LEDGER_OK) {
         return rc;
     }
     return ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len);
 }
 
 ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_seq,
-                                   uint64_t applied_seq)
+                                   uint64_t acked_seq, const uint8_t *proof, size_t proof_len)
 {
+    assert(acked_seq <= sent_seq && sent_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(proof != NULL || proof_len == 0);
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
         return rc;
@@ -1500,11 +1588,15 @@ ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_
     sqlite3_stmt *stmt = l->st.channel_rebase;
     bind_text(stmt, 1, peer);
     sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
-    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)acked_seq);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "re-base channel");
     }
-    return LEDGER_OK;
+    stored_t record; /* a row of the channel, of no settlement */
+    memset(&record, 0, sizeof record);
+    snprintf(record.s.peer, sizeof record.s.peer, "%s", peer);
+    record.s.amount_minor = (int64_t)acked_seq;
+    return append_row(l, &record, ENTRY_REBASED, NULL, proof, proof_len);
 }
 
 ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_t *body,

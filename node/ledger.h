@@ -35,7 +35,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 2
+#define LEDGER_SCHEMA_VERSION 3
 
 typedef struct ledger ledger_t;
 
@@ -75,7 +75,15 @@ typedef enum {
     ENTRY_IN_BOOKED = 4,   /* we settled the peer's settlement */
     ENTRY_IN_REFUSED = 5,  /* we rejected the peer's settlement */
     ENTRY_RETURNED = 6,    /* a settled payment was returned (pacs.004) */
+    ENTRY_IMPORTED = 7,    /* a repair recorded this settlement from signed evidence; the row
+                              carries the payee's version-2 StatusReport that justified it and
+                              moves nothing (the rows before it booked the amounts) */
+    ENTRY_REBASED = 8,     /* a repair re-based the channel; the row belongs to no settlement,
+                              its amount is the sequence the peer proved it applied and its
+                              evidence that proof (our own signed message; empty if none) */
 } entry_kind_t;
+
+#define ENTRY_KIND_MAX ENTRY_REBASED
 
 const char *entry_kind_name(entry_kind_t kind);
 
@@ -189,17 +197,26 @@ ledger_err_t ledger_outbox_scan(ledger_t *l, const char *peer, uint64_t from_seq
 /* Channel counters kept with the books: what we queued, what the peer acknowledged, what we
  * applied of the peer's messages. */
 typedef struct {
-    uint64_t sent_seq;    /* highest sequence queued to the peer */
-    uint64_t acked_seq;   /* highest of ours the peer acknowledged */
-    uint64_t applied_seq; /* highest of the peer's we committed */
-    bool diverged;        /* a Hello showed a rollback: held until an operator repairs it */
+    uint64_t sent_seq;     /* highest sequence queued to the peer */
+    uint64_t acked_seq;    /* highest of ours the peer acknowledged */
+    uint64_t applied_seq;  /* highest of the peer's we committed */
+    bool diverged;         /* a Hello showed a rollback: held until an operator repairs it */
+    uint32_t wire_version; /* the Inner format negotiated with the peer (1 until it offers 2) */
 } ledger_channel_t;
 
 ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t *ch)
     __attribute__((warn_unused_result));
 ledger_err_t ledger_channel_set_acked(ledger_t *l, const char *peer, uint64_t acked_seq)
     __attribute__((warn_unused_result));
-ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq)
+/* Sets applied_seq and keeps `proof`, the peer's signed message of that sequence (NULL, 0:
+ * none): what a re-base shows the peer to prove how far we applied. */
+ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t applied_seq,
+                                        const uint8_t *proof, size_t proof_len)
+    __attribute__((warn_unused_result));
+/* A malloc'd copy of the proof kept with applied_seq (*proof NULL when there is none). */
+ledger_err_t ledger_channel_proof(ledger_t *l, const char *peer, uint8_t **proof, size_t *len)
+    __attribute__((warn_unused_result));
+ledger_err_t ledger_channel_set_version(ledger_t *l, const char *peer, uint32_t version)
     __attribute__((warn_unused_result));
 ledger_err_t ledger_channel_set_diverged(ledger_t *l, const char *peer, bool diverged)
     __attribute__((warn_unused_result));
@@ -229,16 +246,21 @@ ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
 /* Records a settlement this ledger lacks, exactly as signed evidence shows it was decided
  * (a repair after a rollback): an outgoing one as pending then posted/voided (the peer's
  * StatusReport as evidence of the outcome); an incoming one as booked/refused by our own
- * StatusReport (kept as its reply). No cap check: the decision was made back then. The caller
- * verifies the evidence first. LEDGER_E_STATE if the UETR is already recorded. */
+ * StatusReport (kept as its reply). Either way an ENTRY_IMPORTED row then carries that
+ * StatusReport, so `audit` re-verifies what justified the import. No cap check: the decision
+ * was made back then. The caller verifies the evidence first (a version-2 StatusReport naming
+ * the Settlement's body hash). LEDGER_E_STATE if the UETR is already recorded. */
 ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, const char *reason,
                            const uint8_t *settlement_evidence, size_t settlement_len,
                            const uint8_t *status_evidence, size_t status_len)
     __attribute__((warn_unused_result));
 
-/* Re-bases a channel after a repair: sets sent (and acked) and applied, clears DIVERGED. */
+/* Re-bases a channel after a repair: sets sent and acked (what the peer proved it applied;
+ * everything above is sent again) and clears DIVERGED; applied_seq is left alone. Appends an
+ * ENTRY_REBASED journal row with `proof` (the peer's proof of acked_seq; NULL, 0 if none). */
 ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_seq,
-                                   uint64_t applied_seq) __attribute__((warn_unused_result));
+                                   uint64_t acked_seq, const uint8_t *proof, size_t proof_len)
+    __attribute__((warn_unused_result));
 
 /* Stores a co-signed checkpoint (the encoded Checkpoint, both signatures, and this node's
  * journal row count and head it names). */

@@ -5,9 +5,17 @@
 #ifndef CORRIDOR_LOG_H
 #define CORRIDOR_LOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /* Writes "2026-11-27T17:00:00.123Z NODE peer=PEER uetr=UETR message". peer and uetr may be
- * NULL (left out). */
+ * NULL (left out). Every byte outside printable ASCII, and the backslash, is written as \xNN:
+ * text a peer chose can neither end the line nor forge another. */
 void log_event(const char *node, const char *peer, const char *uetr, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Copies text into out (NUL-terminated, cut at a whole character) with the escapes above;
+ * returns the length written. */
+size_t log_escape(const char *text, char *out, size_t out_size);
 
 #endif

@@ -504,7 +504,7 @@ static void collect_own_position(const ledger_position_t *p, void *arg)
     }
     json_t *theirs = json_object_get(r->peer_positions, p->currency);
     int64_t peer_net = theirs != NULL ? json_integer_value(theirs) : 0;
-    if (p->net_minor != -peer_net) {
+    if (!position_mirrors(p->net_minor, peer_net)) {
         r->positions_agree = false;
     }
 }
@@ -523,13 +523,22 @@ static void check_positions(recon_t *r)
         int64_t net = 0, pending = 0;
         if (ledger_position(r->ctx.ledger, r->ctx.peer->card.name, ccy, &net, &pending) !=
                 LEDGER_OK ||
-            net != -json_integer_value(v)) {
+            !position_mirrors(net, json_integer_value(v))) {
             r->positions_agree = false;
         }
     }
 }
 
 /* ---- repairing -------------------------------------------------------------------------- */
+
+/* Whether a version-2 StatusReport names the hash of exactly this Settlement's body. */
+static bool answers_body(const Corridor__StatusReport *sr, const envelope_message_t *settlement)
+{
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(settlement->body, settlement->body_len, hash);
+    return sr->settlement_hash.len == sizeof hash &&
+           sodium_memcmp(sr->settlement_hash.data, hash, sizeof hash) == 0;
+}
 
 static const uint8_t *sign_key_of(const recon_ctx_t *ctx, const char *node)
 {
@@ -542,13 +551,17 @@ static const uint8_t *sign_key_of(const recon_ctx_t *ctx, const char *node)
     return NULL;
 }
 
-/* Verifies an entry's evidence and derives what to record. NULL or why it cannot. */
+/* Verifies an entry's evidence and derives what to record. NULL or why it cannot. *bound
+ * tells whether the StatusReport names the hash of exactly this Settlement's body (version 2):
+ * only such a report may justify booking an entry this node lacks. A version-1 report (no
+ * hash) may still resolve the payer's own pending entry, as it would on arrival. */
 static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t *e,
                                  const uint8_t *sev, size_t sev_len, const uint8_t *tev,
-                                 size_t tev_len, settlement_t *s, bool *has_status,
+                                 size_t tev_len, settlement_t *s, bool *has_status, bool *bound,
                                  status_t *status, char reason[static CORRIDOR_REASON_LEN_MAX + 1],
                                  envelope_message_t *settlement_msg)
 {
+    *bound = false;
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
     const uint8_t *payer_key = sign_key_of(ctx, e->payer);
@@ -593,11 +606,17 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
                                                     sr_msg.body_len, sr_msg.body)) == NULL ||
         strcmp(sr->uetr, e->uetr) != 0) {
         problem = "the StatusReport evidence is not about this entry";
+    } else if (sr_msg.version >= 2 && !answers_body(sr, settlement_msg)) {
+        problem = "the StatusReport evidence answers other contents under this UETR";
+    } else if (strcmp(sr->status, "RJCT") == 0 && strcmp(sr->reason, "DUPL") == 0) {
+        problem = "a DUPL rejection answers a copy, not the payment: no evidence for an import";
     } else if (strcmp(sr->status, "ACSC") == 0) {
         *status = STATUS_SETTLED;
+        *bound = sr_msg.version >= 2;
         reason[0] = '\0';
     } else if (strcmp(sr->status, "RJCT") == 0 && reason_code_check(sr->reason) == VALID_OK) {
         *status = STATUS_REJECTED;
+        *bound = sr_msg.version >= 2;
         snprintf(reason, CORRIDOR_REASON_LEN_MAX + 1, "%s", sr->reason);
     } else {
         problem = "the StatusReport evidence has no valid status";
@@ -613,13 +632,13 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
                                 size_t tev_len, ledger_err_t *storage)
 {
     settlement_t s;
-    bool has_status = false;
+    bool has_status = false, bound = false;
     status_t status = STATUS_PENDING;
     char reason[CORRIDOR_REASON_LEN_MAX + 1] = "";
     envelope_message_t msg;
     memset(&msg, 0, sizeof msg);
-    const char *problem =
-        verify_import(ctx, e, sev, sev_len, tev, tev_len, &s, &has_status, &status, reason, &msg);
+    const char *problem = verify_import(ctx, e, sev, sev_len, tev, tev_len, &s, &has_status, &bound,
+                                        &status, reason, &msg);
     ledger_t *l = ctx->ledger;
     ledger_outcome_t out;
     ledger_err_t rc = LEDGER_OK;
@@ -628,6 +647,9 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
         if (s.direction == DIRECTION_OUT && known && has_status) {
             rc = ledger_resolve(l, s.peer, s.uetr, status == STATUS_SETTLED, reason, tev, tev_len,
                                 &out);
+        } else if (!known && has_status && !bound) {
+            problem = "a version-1 StatusReport names no Settlement contents: no evidence for an "
+                      "import, left for a person";
         } else if (!known && has_status) {
             rc = ledger_import(l, &s, status, reason, sev, sev_len, tev, tev_len);
         } else if (!known && s.direction == DIRECTION_IN) {
@@ -644,21 +666,54 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
     return problem;
 }
 
-/* The symmetric re-base: each side continues above everything either side used. */
-static ledger_err_t rebase(const recon_ctx_t *ctx, uint64_t their_sent, uint64_t their_applied,
-                           ledger_channel_t *before)
+/* How far the peer proves it applied our stream: the sequence of `proof`, our own signed
+ * business message to it, as it kept it; 0 without a proof. *problem says why a proof that
+ * was sent does not count. A peer's bare claim about our numbers proves nothing. */
+static uint64_t proven_applied(const recon_ctx_t *ctx, const uint8_t *proof, size_t proof_len,
+                               const char **problem)
+{
+    *problem = NULL;
+    if (proof_len == 0) {
+        return 0;
+    }
+    envelope_message_t msg;
+    uint8_t peer_id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(ctx->peer->card.sign_public, peer_id);
+    uint64_t proven = 0;
+    if (evidence_verify(proof, proof_len, ctx->self->sign_public, &msg) != ENV_OK) {
+        *problem = "the proof of what was applied is not a message this node signed";
+    } else if (sodium_memcmp(msg.recipient_key_id, peer_id, sizeof peer_id) != 0 ||
+               msg.type < MSG_SETTLEMENT || msg.type > MSG_RETURN || msg.sequence == 0) {
+        *problem = "the proof of what was applied is not a sequenced message to the peer";
+    } else {
+        proven = msg.sequence;
+    }
+    envelope_message_clear(&msg);
+    return proven;
+}
+
+/* The re-base, the same on both sides: our stream continues above both what we sent and what
+ * the peer proves it applied (a restored node never reuses a number the peer applied), and
+ * acknowledged becomes exactly what the peer proves, so that everything above it (lost by the
+ * peer, or held while the channel was diverged) is sent again. What we applied of the peer's
+ * stream stays: our own proof tells the peer where to resume. *before gets the old counters. */
+static ledger_err_t rebase(const recon_ctx_t *ctx, const uint8_t *proof, size_t proof_len,
+                           ledger_channel_t *before, const char **problem)
 {
     const char *peer = ctx->peer->card.name;
     ledger_err_t rc = ledger_channel_get(ctx->ledger, peer, before);
-    if (rc != LEDGER_OK) {
+    uint64_t proven = proven_applied(ctx, proof, proof_len, problem);
+    if (rc != LEDGER_OK || *problem != NULL) {
         return rc;
     }
-    uint64_t sent = before->sent_seq > their_applied ? before->sent_seq : their_applied;
-    uint64_t applied = before->applied_seq > their_sent ? before->applied_seq : their_sent;
+    uint64_t sent = before->sent_seq > proven ? before->sent_seq : proven;
     log_event(ledger_node(ctx->ledger), peer, NULL,
-              "channel re-based after repair: our stream continues after %llu, theirs after %llu",
-              (unsigned long long)sent, (unsigned long long)applied);
-    rc = ledger_channel_rebase(ctx->ledger, peer, sent, applied);
+              "channel re-based after repair: the peer proved it applied %llu of ours; our "
+              "stream continues after %llu, %llu sent again; we applied %llu of its",
+              (unsigned long long)proven, (unsigned long long)sent,
+              (unsigned long long)(before->sent_seq > proven ? before->sent_seq - proven : 0),
+              (unsigned long long)before->applied_seq);
+    rc = ledger_channel_rebase(ctx->ledger, peer, sent, proven, proof, proven > 0 ? proof_len : 0);
     if (rc == LEDGER_OK) {
         channel_reload(ctx->channel); /* what is queued next must take the new numbers */
     }
@@ -722,10 +777,17 @@ static void send_repair(recon_t *r, int64_t now_ms)
     repair.rebase = r->diverged_at_start && r->remote_next == 0; /* with the first chunk */
     repair.sender_sent = ch.sent_seq;
     repair.sender_applied = ch.applied_seq;
+    uint8_t *proof = NULL;
+    size_t proof_len = 0;
+    if (repair.rebase && ledger_channel_proof(r->ctx.ledger, r->ctx.peer->card.name, &proof,
+                                              &proof_len) == LEDGER_OK) {
+        repair.applied_proof = (ProtobufCBinaryData){proof_len, proof};
+    }
     Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
     req.repair = &repair;
     r->phase = PHASE_REPAIR;
     send_request(r, &req, now_ms);
+    free(proof);
     free(entries);
     free(ptrs);
 }
@@ -868,14 +930,19 @@ static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64
     }
     r->remote_next += r->remote_chunk;
     ledger_err_t rc = LEDGER_OK;
+    const char *problem = NULL;
     if (!refused && first_chunk && r->diverged_at_start) {
-        /* the peer re-based with our counters; we re-base with its, then import ours */
+        /* the peer re-based on our proof; we re-base on its, then import ours */
         ledger_channel_t before;
-        rc = rebase(&r->ctx, st->sent_sequence, st->applied_sequence, &before);
-        r->rebased = rc == LEDGER_OK;
-        if (rc == LEDGER_OK) {
+        rc = rebase(&r->ctx, st->applied_proof.data, st->applied_proof.len, &before, &problem);
+        r->rebased = rc == LEDGER_OK && problem == NULL;
+        if (r->rebased) {
             rc = apply_local_imports(r);
         }
+    }
+    if (problem != NULL) {
+        finish(r, problem);
+        return rc;
     }
     if (rc == LEDGER_OK && !refused && r->remote_next < r->remote_imports.count) {
         send_repair(r, now_ms);
@@ -1010,10 +1077,10 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
     } else {
         for (size_t i = 0; problem == NULL && i < cp->n_positions; i++) {
             int64_t net = 0, pending = 0;
-            int64_t want = first ? cp->positions[i]->net_minor : -cp->positions[i]->net_minor;
+            int64_t stated = cp->positions[i]->net_minor; /* first's position towards second */
             if (ledger_position(ctx->ledger, peer, cp->positions[i]->currency, &net, &pending) !=
                     LEDGER_OK ||
-                net != want) {
+                (first ? net != stated : !position_mirrors(net, stated))) {
                 problem = "the positions differ";
             }
         }
@@ -1045,14 +1112,14 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     bool have_before = false;
     ledger_err_t rc = LEDGER_OK;
     if (req->repair != NULL) {
-        if (req->repair->rebase) {
-            if (!channel_is_diverged(ctx->channel)) {
-                problem = "this side has not seen the channel diverge: no re-base";
-            } else if ((rc = rebase(ctx, req->repair->sender_sent, req->repair->sender_applied,
-                                    &before)) == LEDGER_OK) {
-                have_before = true;
-                *rebased = true;
-            }
+        if (req->repair->sender_sent > CORRIDOR_SEQUENCE_MAX ||
+            req->repair->sender_applied > CORRIDOR_SEQUENCE_MAX) {
+            problem = "malformed repair: a counter above 2^62";
+        } else if (req->repair->rebase) {
+            /* in any state: it moves our counters only as far as our own signature proves */
+            rc = rebase(ctx, req->repair->applied_proof.data, req->repair->applied_proof.len,
+                        &before, &problem);
+            have_before = *rebased = rc == LEDGER_OK && problem == NULL;
         }
         for (size_t i = 0; rc == LEDGER_OK && problem == NULL && i < req->repair->n_imports; i++) {
             const Corridor__StatementEntry *p = req->repair->imports[i];
@@ -1083,11 +1150,21 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     if ((rc = statement_answer(ctx->ledger, ctx->peer->card.name, req, &st)) != LEDGER_OK) {
         return rc;
     }
-    if (have_before) { /* the counters as they were: the initiator re-bases from them */
+    uint8_t *proof = NULL;
+    size_t proof_len = 0;
+    if (have_before) { /* the counters as they were, and our proof: the initiator re-bases */
         st.sent_sequence = before.sent_seq;
         st.applied_sequence = before.applied_seq;
+        if ((rc = ledger_channel_proof(ctx->ledger, ctx->peer->card.name, &proof, &proof_len)) !=
+            LEDGER_OK) {
+            statement_release(&st);
+            return rc;
+        }
+        st.applied_proof = (ProtobufCBinaryData){proof_len, proof};
     }
     if (problem != NULL) {
+        log_event(ledger_node(ctx->ledger), ctx->peer->card.name, NULL,
+                  "statement request refused: %s", problem);
         st.error = strdup(problem);
     }
     if (signed_checkpoint) {
@@ -1102,6 +1179,8 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     if (*body != NULL) {
         corridor__statement__pack(&st, *body);
     }
+    st.applied_proof = (ProtobufCBinaryData){0, NULL};
+    free(proof);
     statement_release(&st);
     return *body != NULL ? LEDGER_OK : LEDGER_E_STORAGE;
 }

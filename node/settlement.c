@@ -12,6 +12,7 @@
 #include "wire.h"
 
 #define CONTENT_HASH_DOMAIN "corridor.settlement-content.v1"
+#define BODY_HASH_DOMAIN    "corridor.settlement-body.v2" /* hashed with its NUL */
 
 const char *direction_name(direction_t d)
 {
@@ -93,6 +94,19 @@ void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMEN
     hash_field(&st, s->creditor_name);
     hash_field(&st, s->creditor_account);
     hash_field(&st, s->remittance);
+    crypto_generichash_final(&st, out, SETTLEMENT_HASH_BYTES);
+}
+
+void settlement_body_hash(const uint8_t *body, size_t body_len,
+                          uint8_t out[static SETTLEMENT_HASH_BYTES])
+{
+    assert(body != NULL || body_len == 0);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, SETTLEMENT_HASH_BYTES);
+    crypto_generichash_update(&st, (const uint8_t *)BODY_HASH_DOMAIN, sizeof BODY_HASH_DOMAIN);
+    if (body_len > 0) {
+        crypto_generichash_update(&st, body, body_len);
+    }
     crypto_generichash_final(&st, out, SETTLEMENT_HASH_BYTES);
 }
 

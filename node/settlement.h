@@ -48,6 +48,12 @@ const char *settlement_check(const settlement_t *s);
  * parties, remittance and end-to-end id. Not the UETR (the key) nor the times. */
 void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMENT_HASH_BYTES]);
 
+/* The hash a version-2 StatusReport names: BLAKE2b-256 of a domain tag and the Settlement body
+ * exactly as its payer signed it. Unlike the content hash (which says which side keeps the
+ * row), payer and payee compute the same value, so the payee's answer binds to those bytes. */
+void settlement_body_hash(const uint8_t *body, size_t body_len,
+                          uint8_t out[static SETTLEMENT_HASH_BYTES]);
+
 /* Encodes the wire body (corridor.Settlement). *out is malloc'd. -1 when out of memory. */
 int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len);
 

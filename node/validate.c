@@ -259,6 +259,11 @@ valid_err_t amount_sub(int64_t a, int64_t b, int64_t *out)
     return VALID_OK;
 }
 
+bool position_mirrors(int64_t ours, int64_t theirs)
+{
+    return theirs != INT64_MIN && ours == -theirs;
+}
+
 valid_err_t amount_check(int64_t minor)
 {
     if (minor < 0) {

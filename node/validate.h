@@ -61,6 +61,10 @@ size_t amount_format(int64_t minor, uint8_t exponent, char *out, size_t out_size
 valid_err_t amount_add(int64_t a, int64_t b, int64_t *out);
 valid_err_t amount_sub(int64_t a, int64_t b, int64_t *out);
 
+/* Whether `theirs`, a position a peer states towards us, is the mirror of `ours` (ours ==
+ * -theirs), without negating INT64_MIN: a peer's number never reaches undefined arithmetic. */
+bool position_mirrors(int64_t ours, int64_t theirs);
+
 /* A settlement amount: 0 < minor <= CORRIDOR_AMOUNT_MINOR_MAX. */
 valid_err_t amount_check(int64_t minor);
 

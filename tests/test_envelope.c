@@ -318,7 +318,7 @@ static void test_wrong_inner_version(void **state)
     net_t *net = *state;
     uint8_t *signed_msg = NULL, *wire = NULL;
     size_t signed_len = 0, len = 0;
-    craft_signed(net->id[A], net->id[B]->key_id, ENVELOPE_VERSION + 1, MSG_SETTLEMENT, 1, false,
+    craft_signed(net->id[A], net->id[B]->key_id, INNER_VERSION_MAX + 1, MSG_SETTLEMENT, 1, false,
                  &signed_msg, &signed_len);
     assert_int_equal(envelope_wrap(net->id[A], peer_entry(net, A, B), signed_msg, signed_len, false,
                                    &wire, &len),
@@ -504,6 +504,7 @@ static void test_strerror_distinct(void **state)
 
 typedef struct {
     const char *name;
+    uint32_t version; /* Inner format */
     msg_type_t type;
     uint64_t sequence;
     const char *body;
@@ -511,11 +512,14 @@ typedef struct {
 } kat_case_t;
 
 static const kat_case_t kat_cases[] = {
-    {"settlement", MSG_SETTLEMENT, 1, "KAT settlement body", false},
-    {"status_report", MSG_STATUS_REPORT, 2, "KAT status", false},
-    {"retransmission", MSG_SETTLEMENT, 1, "KAT settlement body", true},
-    {"ack", MSG_ACK, 0, "", false},
-    {"hello", MSG_HELLO, 0, "hello", false},
+    {"settlement", 1, MSG_SETTLEMENT, 1, "KAT settlement body", false},
+    {"status_report", 1, MSG_STATUS_REPORT, 2, "KAT status", false},
+    {"retransmission", 1, MSG_SETTLEMENT, 1, "KAT settlement body", true},
+    {"ack", 1, MSG_ACK, 0, "", false},
+    {"hello", 1, MSG_HELLO, 0, "hello", false},
+    {"settlement_v2", 2, MSG_SETTLEMENT, 3, "KAT settlement body", false},
+    {"status_report_v2", 2, MSG_STATUS_REPORT, 4, "KAT status v2", false},
+    {"hello_v2", 2, MSG_HELLO, 0, "hello v2", false},
 };
 
 static char *kat_hex(net_t *net, const kat_case_t *k)
@@ -526,9 +530,9 @@ static char *kat_hex(net_t *net, const kat_case_t *k)
     }
     uint8_t *signed_msg = NULL, *wire = NULL;
     size_t signed_len = 0, len = 0;
-    assert_int_equal(envelope_sign(net->id[A], net->id[B]->key_id, k->type, k->sequence,
-                                   (const uint8_t *)k->body, strlen(k->body), &signed_msg,
-                                   &signed_len),
+    assert_int_equal(envelope_sign_version(net->id[A], k->version, net->id[B]->key_id, k->type,
+                                           k->sequence, (const uint8_t *)k->body, strlen(k->body),
+                                           &signed_msg, &signed_len),
                      ENV_OK);
     assert_int_equal(envelope_wrap_nonce(net->id[A], peer_entry(net, A, B), signed_msg, signed_len,
                                          k->possible_duplicate, nonce, &wire, &len),
@@ -574,6 +578,7 @@ static void test_known_answer_vectors(void **state)
         envelope_message_t msg;
         assert_int_equal(open_at(net, B, wire, len, &msg), ENV_OK);
         assert_int_equal(msg.possible_duplicate, kat_cases[i].possible_duplicate);
+        assert_int_equal(msg.version, kat_cases[i].version);
         envelope_message_clear(&msg);
         free(wire);
         free(hex);

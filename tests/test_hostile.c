@@ -478,6 +478,38 @@ static uint8_t *hostile_sign(const hostile_t *h, const uint8_t *recipient, msg_t
     return signed_msg;
 }
 
+/* As hostile_sign in format 1, for any sequence: envelope_sign refuses those above 2^62. */
+static uint8_t *sign_any_sequence(const hostile_t *h, msg_type_t type, uint64_t seq,
+                                  const uint8_t *body, size_t len, size_t *out_len)
+{
+    Corridor__Inner inner = CORRIDOR__INNER__INIT;
+    inner.version = 1;
+    inner.author_key_id =
+        (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)h->author->key_id};
+    inner.recipient_key_id =
+        (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)h->target.key_id};
+    inner.type = (Corridor__MessageType)type;
+    inner.sequence = seq;
+    inner.body = (ProtobufCBinaryData){len, (uint8_t *)body};
+    size_t inner_len = corridor__inner__get_packed_size(&inner);
+    uint8_t *packed = malloc(inner_len);
+    assert_non_null(packed);
+    corridor__inner__pack(&inner, packed);
+    uint8_t sig[crypto_sign_BYTES];
+    assert_int_equal(envelope_domain_sign(false, ENVELOPE_DOMAIN, packed, inner_len,
+                                          h->author->sign_secret, sig),
+                     0);
+    Corridor__SignedMessage sm = CORRIDOR__SIGNED_MESSAGE__INIT;
+    sm.inner = (ProtobufCBinaryData){inner_len, packed};
+    sm.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    *out_len = corridor__signed_message__get_packed_size(&sm);
+    uint8_t *out = malloc(*out_len);
+    assert_non_null(out);
+    corridor__signed_message__pack(&sm, out);
+    free(packed);
+    return out;
+}
+
 /* Boxes signed bytes to the target (random nonce). *out is malloc'd. */
 static uint8_t *hostile_wrap(const hostile_t *h, const uint8_t *signed_msg, size_t len, bool dup,
                              size_t *out_len)
@@ -1050,7 +1082,8 @@ static void test_far_future_sequences(void **state)
     uint64_t applied = (uint64_t)peer_field(c, b, NAME_A, "received_seq");
     int64_t rows = journal_rows(c, b);
     hostile_t *h = hostile_open(a, a, b);
-    const uint64_t seqs[] = {applied + FAR_AHEAD, applied + CHANNEL_HOLD_MAX + 1, UINT64_MAX};
+    const uint64_t seqs[] = {applied + FAR_AHEAD, applied + CHANNEL_HOLD_MAX + 1,
+                             CORRIDOR_SEQUENCE_MAX};
     char uetrs[4][UETR_SIZE];
     /* sequence 0 belongs to Acks and Hellos: a Settlement with it is dropped */
     uetr_generate(uetrs[3]);
@@ -1068,8 +1101,20 @@ static void test_far_future_sequences(void **state)
              (unsigned long long)(applied + FAR_AHEAD), (unsigned long long)applied);
     assert_int_equal(log_count(b, line), 1);
     snprintf(line, sizeof line, "dropped message %llu: too far ahead",
-             (unsigned long long)UINT64_MAX);
+             (unsigned long long)CORRIDOR_SEQUENCE_MAX);
     assert_int_equal(log_count(b, line), 1);
+    /* above 2^62 a sequence is malformed: dropped before it reaches the channel */
+    before = log_count(b, "malformed");
+    size_t body_len = 0, signed_len = 0, wire_len = 0;
+    uint8_t *body = settlement_body(&spec, &body_len);
+    uint8_t *signed_msg =
+        sign_any_sequence(h, MSG_SETTLEMENT, UINT64_MAX, body, body_len, &signed_len);
+    uint8_t *wire = hostile_wrap(h, signed_msg, signed_len, false, &wire_len);
+    hostile_send(h, wire, wire_len);
+    wait_log(b, "malformed", before + 1, WAIT_MS);
+    free(wire);
+    free(signed_msg);
+    free(body);
     hostile_close_all();
     assert_int_equal(journal_rows(c, b), rows);
     assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)applied);
@@ -1119,7 +1164,7 @@ static void test_forged_acknowledgements(void **state)
     hostile_t *h = hostile_open(a, a, b);
     size_t before = log_count(b, "ignored an acknowledgement");
     uint64_t incarnation = wall_us();
-    const uint64_t forged[] = {(uint64_t)sent + 1000, UINT64_MAX};
+    const uint64_t forged[] = {(uint64_t)sent + 1000, CORRIDOR_SEQUENCE_MAX};
     for (size_t i = 0; i < 2; i++) {
         size_t len = 0;
         uint8_t *body = ack_body(forged[i], incarnation, i + 1, &len);
@@ -1127,6 +1172,12 @@ static void test_forged_acknowledgements(void **state)
         free(body);
     }
     wait_log(b, "ignored an acknowledgement", before + 2, WAIT_MS);
+    size_t malformed = log_count(b, "dropped malformed Ack");
+    size_t len = 0;
+    uint8_t *body = ack_body(UINT64_MAX, incarnation, 3, &len);
+    hostile_seal_send(h, NULL, MSG_ACK, 0, body, len);
+    free(body);
+    wait_log(b, "dropped malformed Ack", malformed + 1, WAIT_MS);
     char line[128];
     snprintf(line, sizeof line, "ignored an acknowledgement of %llu: only %llu were sent",
              (unsigned long long)forged[0], (unsigned long long)sent);
@@ -1134,8 +1185,7 @@ static void test_forged_acknowledgements(void **state)
 
     /* an Ack of exactly B's sent_seq towards A, sealed by C: it speaks for C's channel only */
     hostile_t *hc = hostile_open(cc, cc, b);
-    size_t len = 0;
-    uint8_t *body = ack_body((uint64_t)sent, wall_us(), 1, &len);
+    body = ack_body((uint64_t)sent, wall_us(), 1, &len);
     hostile_seal_send(hc, NULL, MSG_ACK, 0, body, len);
     free(body);
     wait_log(b, "ignored an acknowledgement", before + 3, WAIT_MS);
@@ -1381,6 +1431,227 @@ static void test_hostile_sequence_desync(void **state)
     /* the repair imports even a Settlement rejected for its content (the payee's signed
      * rejection shows what was decided): no break remains (I6) */
     assert_int_equal(reconcile_rc, 0);
+    c->passed = true;
+}
+
+/* ==== a counterparty with valid keys: repairs and re-bases ==================================== */
+
+/* The evidence a node's journal keeps for (uetr, kind): its signed message bytes. */
+static uint8_t *journal_evidence(const tnode_t *n, const char *uetr, entry_kind_t kind, size_t *len)
+{
+    char *path = test_path(n->home, "ledger.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT evidence FROM journal WHERE uetr = ?1 AND kind = ?2", -1,
+                           &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, uetr, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)kind);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *len = (size_t)sqlite3_column_bytes(st, 0);
+    uint8_t *out = malloc(*len + 1);
+    assert_non_null(out);
+    memcpy(out, sqlite3_column_blob(st, 0), *len);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return out;
+}
+
+/* Sends a StatementRequest carrying `repair` as the client's author (unsequenced, as a
+ * reconciling node does). */
+static void send_repair_request(const hostile_t *h, Corridor__Repair *repair)
+{
+    Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+    char id[32];
+    snprintf(id, sizeof id, "hostile-%u", (unsigned)randombytes_uniform(1000000));
+    req.request_id = id;
+    req.repair = repair;
+    size_t len = corridor__statement_request__get_packed_size(&req);
+    uint8_t *body = malloc(len + 1);
+    assert_non_null(body);
+    assert_int_equal(corridor__statement_request__pack(&req, body), len);
+    hostile_seal_send(h, NULL, MSG_STATEMENT_REQUEST, 0, body, len);
+    free(body);
+}
+
+static void copy_home(cluster_t *c, const tnode_t *n, const char *name, char **out)
+{
+    *out = test_path(c->dir, name);
+    const char *cp[] = {"/bin/cp", "-a", n->home, *out, NULL};
+    assert_int_equal(nodes_run_program(cp, 60000), 0);
+}
+
+static void wait_states(cluster_t *c, tnode_t *a, tnode_t *b, const char *state)
+{
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (!(peer_state_is(c, a, b->name, state) && peer_state_is(c, b, a->name, state))) {
+        if (mono_ms() >= deadline) {
+            fail_msg("the channel %s-%s is not %s on both sides", a->name, b->name, state);
+        }
+        sleep_ms(100);
+    }
+}
+
+/* B pays A 1,000,000.00 RUB (X); A is then restored from a copy older than X. B, holding its
+ * real keys, offers A a "repair": a Settlement X' it signed again for 1.00 with A's genuine
+ * ACSC of X. Before wire version 2 the ACSC named only the UETR and A booked X' (1.00 where
+ * the payment was a million). Now the ACSC names the hash of the exact Settlement it answers,
+ * A refuses the import, and the honest repair books X as it was. */
+static void test_forged_repair_import(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    char *backup = NULL;
+    copy_home(c, a, "A.old", &backup);
+    node_start(c, a);
+    char x[UETR_SIZE];
+    uetr_generate(x);
+    cmd_result_t r;
+    assert_int_equal(send_one(c, b, a, "1000000.00", "RUB", x, "30", &r), 0);
+    cmd_result_free(&r);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    test_rmtree(a->home);
+    assert_int_equal(rename(backup, a->home), 0);
+    free(backup);
+
+    /* what B holds: A's ACSC of X */
+    size_t acsc_len = 0;
+    uint8_t *acsc = journal_evidence(b, x, ENTRY_OUT_POSTED, &acsc_len);
+    node_start(c, a);
+    hostile_t *h = hostile_open(b, b, a);
+    body_spec_t spec = {x, 100, "RUB", NULL, NULL}; /* 1.00 RUB */
+    size_t body_len = 0, forged_len = 0;
+    uint8_t *body = settlement_body(&spec, &body_len);
+    uint8_t *forged = hostile_sign(h, NULL, MSG_SETTLEMENT, 3, body, body_len, &forged_len);
+    Corridor__StatementEntry entry = CORRIDOR__STATEMENT_ENTRY__INIT;
+    entry.uetr = x;
+    entry.payer = NAME_B;
+    entry.payee = NAME_A;
+    entry.amount_minor = 100;
+    entry.currency = "RUB";
+    entry.status = "settled";
+    entry.reason = "";
+    entry.settlement_evidence = (ProtobufCBinaryData){forged_len, forged};
+    entry.status_evidence = (ProtobufCBinaryData){acsc_len, acsc};
+    Corridor__StatementEntry *entries[] = {&entry};
+    Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
+    repair.n_imports = 1;
+    repair.imports = entries;
+    size_t refusals = log_count(a, "repair import refused");
+    send_repair_request(h, &repair);
+    wait_log(a, "repair import refused", refusals + 1, WAIT_MS);
+    assert_true(log_line_has(a, x, "answers other contents"));
+    json_t *la = node_ledger(c, a);
+    assert_null(ledger_json_find(la, NAME_B, x, NULL));
+    json_decref(la);
+    hostile_close_all();
+    free(body);
+    free(forged);
+    free(acsc);
+
+    /* the honest repair: B comes back, A (restored) imports X from B's evidence as it was */
+    node_start(c, b);
+    wait_states(c, a, b, "diverged");
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", NAME_B,
+                         "--repair", "--json", NULL);
+    printf("# reconcile --repair exited %d: %.500s%s\n", rc, r.out, r.err);
+    cmd_result_free(&r);
+    wait_states(c, a, b, "up");
+    la = node_ledger(c, a);
+    json_t *booked = ledger_json_find(la, NAME_B, x, NULL);
+    assert_non_null(booked);
+    assert_int_equal(json_integer_value(json_object_get(booked, "amount_minor")), 100000000);
+    json_decref(la);
+    book_settled(c, 1, 0, x);
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+/* A Hello claiming that B applied more of A's stream than A sent makes A's channel diverge;
+ * a re-base request then claimed B applied 2^64-1. Before, A took the claim as it was: its
+ * next message got sequence 0 and every `send` to B aborted the node, after every restart too.
+ * Now a counter above 2^62 is malformed, and a plausible claim without A's own signed message
+ * of that sequence proves nothing: A's numbers stay its own, and what it held is sent again. */
+static void test_rebase_claims_need_proof(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+    int64_t sent = peer_field(c, a, NAME_B, "sent_seq");
+    int64_t received = peer_field(c, a, NAME_B, "received_seq");
+
+    hostile_t *h = hostile_open(b, b, a);
+    Corridor__Hello hello = CORRIDOR__HELLO__INIT;
+    uint32_t versions[] = {1, 2};
+    hello.sent_sequence = (uint64_t)received;
+    hello.applied_sequence = (uint64_t)sent + 5;
+    hello.acked_sequence = (uint64_t)received;
+    hello.incarnation = wall_us();
+    hello.counter = 1;
+    hello.n_versions = 2;
+    hello.versions = versions;
+    uint8_t buf[128];
+    size_t len = corridor__hello__pack(&hello, buf);
+    hostile_seal_send(h, NULL, MSG_HELLO, 0, buf, len);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (!peer_state_is(c, a, NAME_B, "diverged")) {
+        if (mono_ms() >= deadline) {
+            fail_msg("the forged Hello did not make the channel diverge");
+        }
+        sleep_ms(50);
+    }
+
+    Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
+    repair.rebase = true;
+    repair.sender_applied = UINT64_MAX;
+    size_t refused = log_count(a, "a counter above 2^62");
+    send_repair_request(h, &repair);
+    wait_log(a, "a counter above 2^62", refused + 1, WAIT_MS);
+
+    repair.sender_applied = (uint64_t)sent + 1000; /* plausible, but A never signed it */
+    size_t rebased = log_count(a, "channel re-based");
+    send_repair_request(h, &repair);
+    wait_log(a, "channel re-based", rebased + 1, WAIT_MS);
+    hostile_close_all();
+    assert_int_equal(peer_field(c, a, NAME_B, "sent_seq"), sent);
+
+    /* A still takes settlements for B, numbered after its own last one, and delivers them */
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    cmd_result_t r;
+    assert_int_equal(send_one(c, a, b, "2.50", "RUB", uetr, NULL, &r), 0);
+    cmd_result_free(&r);
+    assert_true(node_alive(a));
+    assert_int_equal(peer_field(c, a, NAME_B, "sent_seq"), sent + 1);
+    node_start(c, b);
+    wait_states(c, a, b, "up");
+    assert_int_equal(send_one(c, a, b, "2.50", "RUB", uetr, "30", &r), 0); /* its final status */
+    cmd_result_free(&r);
+    book_settled(c, 0, 1, uetr);
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
     c->passed = true;
 }
 
@@ -1797,6 +2068,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlong_text_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_sequence_desync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_repair_import, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebase_claims_need_proof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),

@@ -554,8 +554,9 @@ static void test_open_newer_version_refused(void **state)
     assert_null(l);
 }
 
-/* A ledger of schema 1 (settlements with UNIQUE(peer, uetr)) is read as it is and upgraded
- * when opened for writing, its rows and ids kept. */
+/* A ledger of schema 1 (settlements with UNIQUE(peer, uetr), channels without the wire version
+ * and proof of schema 3) is read as it is and upgraded when opened for writing, its rows and
+ * ids kept. */
 static void test_open_upgrades_schema_1(void **state)
 {
     fixture_t *f = *state;
@@ -579,6 +580,8 @@ static void test_open_upgrades_schema_1(void **state)
                      " UNIQUE(peer, uetr));"
                      "INSERT INTO settlements SELECT * FROM old; DROP TABLE old;"
                      "CREATE INDEX settlements_channel ON settlements(peer, uetr, canon_hash);"
+                     "ALTER TABLE channels DROP COLUMN wire_version;"
+                     "ALTER TABLE channels DROP COLUMN applied_proof;"
                      "PRAGMA user_version = 1; COMMIT;");
     const char *autoindex =
         "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_settlements%'";
@@ -591,8 +594,9 @@ static void test_open_upgrades_schema_1(void **state)
     ledger_close(&l);
 
     l = open_ledger(f->path);
-    assert_int_equal(sql_int(l, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
     assert_int_equal(sql_int(l, autoindex), 0);
+    assert_int_equal(sql_int(l, "SELECT wire_version FROM channels"), 1); /* schema 3 */
     assert_int_equal(sql_int(l, "SELECT id FROM settlements"), id);
     assert_int_equal(
         sql_int(l, "SELECT count(*) FROM sqlite_master WHERE name = 'settlements_channel'"), 1);
@@ -657,7 +661,7 @@ static void test_readonly_refuses_writes(void **state)
                      LEDGER_E_READONLY);
     assert_int_equal(ledger_outbox_put(l, PEER, 1, 1, evidence, EVIDENCE_LEN), LEDGER_E_READONLY);
     assert_int_equal(ledger_channel_set_acked(l, PEER, 1), LEDGER_E_READONLY);
-    assert_int_equal(ledger_channel_set_applied(l, PEER, 1), LEDGER_E_READONLY);
+    assert_int_equal(ledger_channel_set_applied(l, PEER, 1, NULL, 0), LEDGER_E_READONLY);
     /* Reads work, and nothing changed. */
     assert_position(l, PEER, "RUB", 0, -100);
     snapshot_t after = snapshot_of(l);
@@ -1717,8 +1721,8 @@ static void test_channel_counters_persist(void **state)
     assert_int_equal(ch.sent_seq, 5);
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     assert_int_equal(ledger_channel_set_acked(l, PEER, 3), LEDGER_OK);
-    assert_int_equal(ledger_channel_set_applied(l, PEER, 7), LEDGER_OK);
-    assert_int_equal(ledger_channel_set_applied(l, PEER_OTHER, 2), LEDGER_OK);
+    assert_int_equal(ledger_channel_set_applied(l, PEER, 7, NULL, 0), LEDGER_OK);
+    assert_int_equal(ledger_channel_set_applied(l, PEER_OTHER, 2, NULL, 0), LEDGER_OK);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     ledger_close(&l);
 

@@ -49,6 +49,10 @@
 #define CORRIDOR_BODY_BYTES_MAX (256 * 1024)
 #define CORRIDOR_WIRE_BYTES_MAX (CORRIDOR_BODY_BYTES_MAX + 1024)
 
+/* Sequence numbers and every counter a peer states (Hello, Ack, Repair): never above 2^62, so
+ * that no sum or increment of them can wrap; a larger claim is malformed. */
+#define CORRIDOR_SEQUENCE_MAX (UINT64_C(1) << 62)
+
 /* Paths inside a home. */
 #define CORRIDOR_PATH_LEN_MAX 4096
 
