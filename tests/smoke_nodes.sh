@@ -42,6 +42,11 @@ rc=0
 "$CORRIDOR" send --home "$WORK/BKRURUMM" --to BMJIIRTH --amount 100000.01 --currency RUB --wait 30 \
   >/dev/null 2>"$WORK/send.err" || rc=$?
 [ $rc = 1 ] && grep -q AM02 "$WORK/send.err" || fail "over-cap send exited $rc: $(cat "$WORK/send.err")"
+# two nodes of this build sign with the newest wire format (StatusReports bound to what they answer)
+for n in BKRURUMM BMJIIRTH; do
+  v=$("$CORRIDOR" status --home "$WORK/$n" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0]["wire_version"])')
+  [ "$v" = 2 ] || fail "$n speaks wire version $v to its peer, expected 2"
+done
 for p in "${PIDS[@]}"; do kill -TERM "$p"; done
 for p in "${PIDS[@]}"; do wait "$p" || fail "a node exited non-zero on SIGTERM"; done
 PIDS=()
