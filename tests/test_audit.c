@@ -1000,6 +1000,131 @@ static void test_tamper_kind(void **state)
     audit_report_free(&r);
 }
 
+/* ---- repairs: imports and re-bases are journal rows the audit re-verifies ----------------- */
+
+/* The payee's StatusReport for a flight: version 2 names the hash of `named` (the flight's own
+ * Settlement body when NULL), version 1 names nothing. */
+static void sign_report(node_t *payee, const node_t *payer, const flight_t *f, uint32_t version,
+                        const settlement_t *named, uint8_t **out, size_t *out_len)
+{
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    assert_int_equal(settlement_encode(named != NULL ? named : &f->s, &body, &body_len), 0);
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, body_len, hash);
+    free(body);
+    Corridor__StatusReport report = CORRIDOR__STATUS_REPORT__INIT;
+    report.uetr = (char *)f->s.uetr;
+    report.status = "ACSC";
+    report.reason = "";
+    report.currency = (char *)f->s.currency;
+    if (version >= 2) {
+        report.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    }
+    size_t len = corridor__status_report__get_packed_size(&report);
+    uint8_t *packed = malloc(len + 1);
+    assert_non_null(packed);
+    assert_int_equal(corridor__status_report__pack(&report, packed), len);
+    uint64_t seq = ++payee->seq_to[payer->index];
+    assert_int_equal(envelope_sign_version(payee->identity, version, payer->identity->key_id,
+                                           MSG_STATUS_REPORT, seq, packed, len, out, out_len),
+                     ENV_OK);
+    free(packed);
+}
+
+/* B pays A; A never had it and imports it as a repair would, with A's own ACSC as evidence,
+ * of `version`, naming `named`'s body (NULL: the Settlement itself). Returns the IMPORTED row. */
+static int64_t import_at_a(world_t *w, uint32_t version, const settlement_t *named,
+                           char uetr[static UETR_SIZE])
+{
+    node_t *a = w->a, *b = w->b;
+    flight_t f;
+    flight_send(b, a, 1000, "RUB", &f);
+    uint8_t *report = NULL;
+    size_t report_len = 0;
+    sign_report(a, b, &f, version, named, &report, &report_len);
+    settlement_t in = f.s;
+    snprintf(in.peer, sizeof in.peer, "%s", b->name);
+    in.direction = DIRECTION_IN;
+    begin(a->ledger);
+    assert_int_equal(ledger_import(a->ledger, &in, STATUS_SETTLED, "", f.settlement_msg,
+                                   f.settlement_len, report, report_len),
+                     LEDGER_OK);
+    commit(a->ledger);
+    snprintf(uetr, UETR_SIZE, "%s", f.s.uetr);
+    free(report);
+    flight_free(&f);
+    uint8_t head[LEDGER_HASH_BYTES];
+    uint64_t rows = 0;
+    assert_int_equal(ledger_head(a->ledger, head, &rows), LEDGER_OK);
+    return (int64_t)rows;
+}
+
+static void test_import_rows_verified(void **state)
+{
+    world_t *w = *state;
+    node_open(w->a);
+    node_open(w->b);
+    char good[UETR_SIZE], v1[UETR_SIZE], other[UETR_SIZE];
+    int64_t good_row = import_at_a(w, 2, NULL, good);
+    int64_t v1_row = import_at_a(w, 1, NULL, v1);
+    settlement_t cheaper;
+    memset(&cheaper, 0, sizeof cheaper);
+    uetr_generate(cheaper.uetr);
+    snprintf(cheaper.currency, sizeof cheaper.currency, "RUB");
+    cheaper.amount_minor = 1;
+    int64_t other_row = import_at_a(w, 2, &cheaper, other);
+    node_close(w->a);
+    node_close(w->b);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "evidence", w->a->home, "version-1 StatusReport");
+    expect_violation(&r, "evidence", w->a->home, row_name(v1_row, row));
+    expect_violation(&r, "evidence", w->a->home, "answers other contents");
+    expect_violation(&r, "evidence", w->a->home, row_name(other_row, row));
+    assert_false(has_violation(&r, "evidence", NULL, row_name(good_row, row)));
+    assert_int_equal(count_kind(&r, "evidence"), 2);
+    assert_int_equal(r.violations_count, 2);
+    audit_report_free(&r);
+}
+
+static void test_rebase_rows_verified(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    uint8_t *proof = NULL;
+    size_t proof_len = 0;
+    sign_to(a, b, MSG_SETTLEMENT, (const uint8_t *)"x", 1, &proof, &proof_len);
+    uint64_t k = a->seq_to[b->index];
+    begin(a->ledger);
+    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k, k, proof, proof_len), LEDGER_OK);
+    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k + 1, 0, NULL, 0), LEDGER_OK);
+    commit(a->ledger);
+    node_close(a);
+    audit_report_t r;
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_clean(&r);
+    audit_report_free(&r);
+
+    /* a re-base row that states more than its proof shows, or anything without one */
+    node_open(a);
+    begin(a->ledger);
+    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k + 1, k + 1, proof, proof_len),
+                     LEDGER_OK);
+    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k + 1, 3, NULL, 0), LEDGER_OK);
+    commit(a->ledger);
+    node_close(a);
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_violation(&r, "evidence", a->home, "another sequence than its proof");
+    expect_violation(&r, "evidence", a->home, "re-base to 3 without a proof");
+    assert_int_equal(r.violations_count, 2);
+    audit_report_free(&r);
+    free(proof);
+}
+
 static void test_tamper_unknown_kind(void **state)
 {
     world_t *w = *state;
@@ -1833,6 +1958,8 @@ int main(void)
         T(test_tamper_own_evidence_byte),
         T(test_tamper_kind),
         T(test_tamper_unknown_kind),
+        T(test_import_rows_verified),
+        T(test_rebase_rows_verified),
         T(test_tamper_settlement_status),
         T(test_tamper_settlement_reason),
         T(test_tamper_orphan_settlement),

@@ -766,6 +766,20 @@ static void test_strerror_unknown(void **state)
     assert_string_equal(valid_strerror((valid_err_t)-1), "unknown error");
 }
 
+/* A position a peer states is compared as a mirror without negating it: INT64_MIN (whose
+ * negation is undefined) is simply not a mirror of anything. */
+static void test_position_mirrors(void **state)
+{
+    (void)state;
+    assert_true(position_mirrors(0, 0));
+    assert_true(position_mirrors(-1250, 1250));
+    assert_true(position_mirrors(INT64_MAX, -INT64_MAX));
+    assert_false(position_mirrors(1250, 1250));
+    assert_false(position_mirrors(INT64_MIN, INT64_MIN));
+    assert_false(position_mirrors(INT64_MAX, INT64_MIN));
+    assert_false(position_mirrors(0, INT64_MIN));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -855,6 +869,7 @@ int main(void)
         cmocka_unit_test(test_strerror_distinct),
         cmocka_unit_test(test_strerror_decimals),
         cmocka_unit_test(test_strerror_unknown),
+        cmocka_unit_test(test_position_mirrors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
