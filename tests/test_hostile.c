@@ -809,8 +809,9 @@ static void three_nodes(cluster_t *c, bool mesh, tnode_t **a, tnode_t **b, tnode
 /* ==== messages ================================================================================ */
 
 /* The newest message A queued for `peer` (its SignedMessage bytes), read from A's stopped
- * ledger: what an eavesdropper inside the transport would have captured. */
-static uint8_t *capture_outbox(const tnode_t *a, const char *peer, uint64_t *seq, size_t *len)
+ * ledger: what an eavesdropper inside the transport would have captured. It must be of `type`. */
+static uint8_t *capture_outbox(const tnode_t *a, const char *peer, msg_type_t type, uint64_t *seq,
+                               size_t *len)
 {
     char *path = test_path(a->home, "ledger.db");
     sqlite3 *db = NULL;
@@ -824,7 +825,7 @@ static uint8_t *capture_outbox(const tnode_t *a, const char *peer, uint64_t *seq
     sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     *seq = (uint64_t)sqlite3_column_int64(st, 0);
-    assert_int_equal(sqlite3_column_int(st, 1), MSG_SETTLEMENT);
+    assert_int_equal(sqlite3_column_int(st, 1), type);
     *len = (size_t)sqlite3_column_bytes(st, 2);
     uint8_t *out = malloc(*len + 1);
     assert_non_null(out);
@@ -857,7 +858,7 @@ static void test_replay_captured_settlement(void **state)
     assert_int_equal(node_stop(c, a), 0);
     uint64_t seq = 0;
     size_t signed_len = 0;
-    uint8_t *captured = capture_outbox(a, NAME_B, &seq, &signed_len);
+    uint8_t *captured = capture_outbox(a, NAME_B, MSG_SETTLEMENT, &seq, &signed_len);
 
     node_start(c, b);
     assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq - 1);
@@ -1495,11 +1496,49 @@ static void wait_states(cluster_t *c, tnode_t *a, tnode_t *b, const char *state)
     }
 }
 
+/* B offers A a repair import of the payment `uetr` from B: the Settlement `settlement`
+ * (signed by B) with the StatusReport `report` (signed by A), and A must refuse it with a log
+ * line holding `why`. */
+static void forged_import(cluster_t *c, tnode_t *a, tnode_t *b, const char *uetr, int64_t amount,
+                          const uint8_t *settlement, size_t settlement_len, const uint8_t *report,
+                          size_t report_len, const char *status, const char *why)
+{
+    hostile_t *h = hostile_open(b, b, a);
+    Corridor__StatementEntry entry = CORRIDOR__STATEMENT_ENTRY__INIT;
+    entry.uetr = (char *)uetr;
+    entry.payer = NAME_B;
+    entry.payee = NAME_A;
+    entry.amount_minor = amount;
+    entry.currency = "RUB";
+    entry.status = (char *)status;
+    entry.reason = (char *)(strcmp(status, "rejected") == 0 ? "DUPL" : "");
+    entry.settlement_evidence = (ProtobufCBinaryData){settlement_len, (uint8_t *)settlement};
+    entry.status_evidence = (ProtobufCBinaryData){report_len, (uint8_t *)report};
+    Corridor__StatementEntry *entries[] = {&entry};
+    Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
+    repair.n_imports = 1;
+    repair.imports = entries;
+    size_t refusals = log_count(a, "repair import refused");
+    send_repair_request(h, &repair);
+    wait_log(a, "repair import refused", refusals + 1, WAIT_MS);
+    hostile_close_all();
+    if (!log_line_has(a, uetr, why)) {
+        fail_msg("%s refused the import of %s, but not because '%s'", a->name, uetr, why);
+    }
+    json_t *la = node_ledger(c, a);
+    assert_null(ledger_json_find(la, NAME_B, uetr, NULL));
+    json_decref(la);
+}
+
 /* B pays A 1,000,000.00 RUB (X); A is then restored from a copy older than X. B, holding its
- * real keys, offers A a "repair": a Settlement X' it signed again for 1.00 with A's genuine
- * ACSC of X. Before wire version 2 the ACSC named only the UETR and A booked X' (1.00 where
- * the payment was a million). Now the ACSC names the hash of the exact Settlement it answers,
- * A refuses the import, and the honest repair books X as it was. */
+ * real keys, offers A "repairs":
+ *   - a Settlement X' it signed again for 1.00, with A's genuine ACSC of X. Before wire
+ *     version 2 the ACSC named only the UETR and A booked X' (1.00 where the payment was a
+ *     million); now it names the hash of the Settlement body it answers;
+ *   - X itself as rejected, with A's genuine RJCT DUPL of a changed copy of X (which B sent
+ *     while A was up), and that copy with the same DUPL: a DUPL answers a copy, never the
+ *     payment.
+ * A refuses all three, and the honest repair then books X as it was. */
 static void test_forged_repair_import(void **state)
 {
     cluster_t *c = *state;
@@ -1517,46 +1556,55 @@ static void test_forged_repair_import(void **state)
     cmd_result_t r;
     assert_int_equal(send_one(c, b, a, "1000000.00", "RUB", x, "30", &r), 0);
     cmd_result_free(&r);
-    assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
+
+    /* a changed copy of X at B's next sequence: A answers RJCT DUPL (queued for B, down) */
+    uint64_t next = (uint64_t)peer_field(c, a, NAME_B, "received_seq") + 1;
+    hostile_t *h = hostile_open(b, b, a);
+    body_spec_t copy_spec = {x, 500, "RUB", NULL, NULL};
+    size_t copy_body_len = 0, copy_len = 0;
+    uint8_t *copy_body = settlement_body(&copy_spec, &copy_body_len);
+    uint8_t *copy =
+        hostile_sign(h, NULL, MSG_SETTLEMENT, next, copy_body, copy_body_len, &copy_len);
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    wire = hostile_wrap(h, copy, copy_len, false, &wire_len);
+    hostile_send(h, wire, wire_len);
+    free(wire);
+    hostile_close_all();
+    wait_log(a, "rejected DUPL", 1, WAIT_MS);
+    assert_int_equal(node_stop(c, a), 0);
+    uint64_t dupl_seq = 0;
+    size_t dupl_len = 0;
+    uint8_t *dupl = capture_outbox(a, NAME_B, MSG_STATUS_REPORT, &dupl_seq, &dupl_len);
     test_rmtree(a->home);
     assert_int_equal(rename(backup, a->home), 0);
     free(backup);
 
-    /* what B holds: A's ACSC of X */
-    size_t acsc_len = 0;
+    /* what B holds: its Settlement X and A's ACSC of X */
+    size_t acsc_len = 0, x_len = 0;
     uint8_t *acsc = journal_evidence(b, x, ENTRY_OUT_POSTED, &acsc_len);
+    uint8_t *x_signed = journal_evidence(b, x, ENTRY_OUT_PENDING, &x_len);
     node_start(c, a);
-    hostile_t *h = hostile_open(b, b, a);
+    h = hostile_open(b, b, a);
     body_spec_t spec = {x, 100, "RUB", NULL, NULL}; /* 1.00 RUB */
     size_t body_len = 0, forged_len = 0;
     uint8_t *body = settlement_body(&spec, &body_len);
     uint8_t *forged = hostile_sign(h, NULL, MSG_SETTLEMENT, 3, body, body_len, &forged_len);
-    Corridor__StatementEntry entry = CORRIDOR__STATEMENT_ENTRY__INIT;
-    entry.uetr = x;
-    entry.payer = NAME_B;
-    entry.payee = NAME_A;
-    entry.amount_minor = 100;
-    entry.currency = "RUB";
-    entry.status = "settled";
-    entry.reason = "";
-    entry.settlement_evidence = (ProtobufCBinaryData){forged_len, forged};
-    entry.status_evidence = (ProtobufCBinaryData){acsc_len, acsc};
-    Corridor__StatementEntry *entries[] = {&entry};
-    Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
-    repair.n_imports = 1;
-    repair.imports = entries;
-    size_t refusals = log_count(a, "repair import refused");
-    send_repair_request(h, &repair);
-    wait_log(a, "repair import refused", refusals + 1, WAIT_MS);
-    assert_true(log_line_has(a, x, "answers other contents"));
-    json_t *la = node_ledger(c, a);
-    assert_null(ledger_json_find(la, NAME_B, x, NULL));
-    json_decref(la);
     hostile_close_all();
+    forged_import(c, a, b, x, 100, forged, forged_len, acsc, acsc_len, "settled",
+                  "answers other contents");
+    forged_import(c, a, b, x, 100000000, x_signed, x_len, dupl, dupl_len, "rejected",
+                  "answers other contents");
+    forged_import(c, a, b, x, 500, copy, copy_len, dupl, dupl_len, "rejected",
+                  "a DUPL rejection answers a copy");
     free(body);
     free(forged);
     free(acsc);
+    free(x_signed);
+    free(dupl);
+    free(copy);
+    free(copy_body);
 
     /* the honest repair: B comes back, A (restored) imports X from B's evidence as it was */
     node_start(c, b);
@@ -1566,10 +1614,11 @@ static void test_forged_repair_import(void **state)
     printf("# reconcile --repair exited %d: %.500s%s\n", rc, r.out, r.err);
     cmd_result_free(&r);
     wait_states(c, a, b, "up");
-    la = node_ledger(c, a);
+    json_t *la = node_ledger(c, a);
     json_t *booked = ledger_json_find(la, NAME_B, x, NULL);
     assert_non_null(booked);
     assert_int_equal(json_integer_value(json_object_get(booked, "amount_minor")), 100000000);
+    assert_string_equal(json_string_value(json_object_get(booked, "status")), "settled");
     json_decref(la);
     book_settled(c, 1, 0, x);
     settles_both_ways(c, a, b);
