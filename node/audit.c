@@ -237,24 +237,27 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
     }
 }
 
-/* An import row's StatusReport must be version 2 and name the hash of the body of the
- * Settlement the settlement's first row keeps (that row's own check verifies its signature). */
-static const char *import_binding(ledger_t *l, const audit_row_t *row,
+/* A version-2 StatusReport must name the hash of the body of the Settlement its settlement's
+ * first row keeps (that row's own check verifies the Settlement's signature). An import row's
+ * report must be version 2: a version-1 report names no Settlement. */
+#define SETTLEMENT_EVIDENCE_SQL                                                                    \
+    "SELECT evidence FROM journal WHERE settlement_id = ?1 AND kind IN (1, 4, 5)"                  \
+    " ORDER BY seq LIMIT 1"
+
+static const char *report_binding(sqlite3_stmt *stmt, const audit_row_t *row,
                                   const envelope_message_t *status)
 {
     if (status->version < 2) {
-        return "an import justified by a version-1 StatusReport (it names no Settlement)";
+        return row->kind == ENTRY_IMPORTED
+                   ? "an import justified by a version-1 StatusReport (it names no Settlement)"
+                   : NULL;
     }
     Corridor__StatusReport *sr = (Corridor__StatusReport *)wire_unpack(
         &corridor__status_report__descriptor, status->body_len, status->body);
-    sqlite3_stmt *stmt = NULL;
-    const char *problem = "the import's Settlement evidence is missing or unreadable";
+    const char *problem = "the Settlement a StatusReport answers is missing or unreadable";
     Corridor__SignedMessage *sm = NULL;
     Corridor__Inner *inner = NULL;
-    if (sr == NULL || sqlite3_prepare_v2(ledger_db(l),
-                                         "SELECT evidence FROM journal WHERE settlement_id = ?1"
-                                         " AND kind IN (1, 4, 5) ORDER BY seq LIMIT 1",
-                                         -1, &stmt, NULL) != SQLITE_OK) {
+    if (sr == NULL || stmt == NULL) {
         goto cleanup;
     }
     sqlite3_bind_int64(stmt, 1, row->settlement_id);
@@ -271,7 +274,7 @@ static const char *import_binding(ledger_t *l, const audit_row_t *row,
     problem = sr->settlement_hash.len == sizeof hash &&
                       memcmp(sr->settlement_hash.data, hash, sizeof hash) == 0
                   ? NULL
-                  : "the import's StatusReport answers other contents than its Settlement";
+                  : "the StatusReport answers other contents than its Settlement";
 
 cleanup:
     if (inner != NULL) {
@@ -280,7 +283,7 @@ cleanup:
     if (sm != NULL) {
         corridor__signed_message__free_unpacked(sm, NULL);
     }
-    sqlite3_finalize(stmt);
+    sqlite3_reset(stmt);
     corridor__status_report__free_unpacked(sr, NULL);
     return problem;
 }
@@ -297,8 +300,9 @@ static const char *rebase_matches(const audit_row_t *row, const envelope_message
                : "a re-base row states another sequence than its proof";
 }
 
-static void check_evidence(audit_report_t *r, const audited_home_t *h, ledger_t *l,
-                           const audit_row_t *row)
+/* `settlement_evidence`: SETTLEMENT_EVIDENCE_SQL prepared on the audited ledger. */
+static void check_evidence(audit_report_t *r, const audited_home_t *h,
+                           sqlite3_stmt *settlement_evidence, const audit_row_t *row)
 {
     if (row->kind == ENTRY_REBASED && row->evidence_len == 0) {
         if (row->amount_minor != 0) {
@@ -342,8 +346,8 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h, ledger_t 
         problem = rebase_matches(row, &msg);
     } else if (msg.type != expected_type(row->kind)) {
         problem = "evidence is a message of the wrong type";
-    } else if ((problem = body_matches(row, &msg)) == NULL && row->kind == ENTRY_IMPORTED) {
-        problem = import_binding(l, row, &msg);
+    } else if ((problem = body_matches(row, &msg)) == NULL && msg.type == MSG_STATUS_REPORT) {
+        problem = report_binding(settlement_evidence, row, &msg);
     }
     if (problem != NULL) {
         violation(r, h->dir, "evidence", "row %lld (UETR %s): %s", (long long)row->seq, row->uetr,
@@ -564,14 +568,16 @@ static void *evidence_worker(void *arg)
     const audited_home_t *h = w->home;
     char err[512];
     ledger_t *l = NULL;
-    sqlite3_stmt *stmt = NULL;
+    sqlite3_stmt *stmt = NULL, *settlement_evidence = NULL;
     if (ledger_open(h->ledger_path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err) !=
         LEDGER_OK) {
         violation(&w->report, h->dir, "unreadable", "%s", err);
         return NULL;
     }
     const char *sql = JOURNAL_ROWS_SQL " WHERE j.seq % ?1 = ?2 ORDER BY j.seq";
-    if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ledger_db(l), SETTLEMENT_EVIDENCE_SQL, -1, &settlement_evidence, NULL) !=
+            SQLITE_OK) {
         violation(&w->report, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(ledger_db(l)));
         goto cleanup;
     }
@@ -581,7 +587,7 @@ static void *evidence_worker(void *arg)
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         audit_row_t row = read_row(stmt);
         if (row.kind >= ENTRY_OUT_PENDING && row.kind <= ENTRY_KIND_MAX) {
-            check_evidence(&w->report, h, l, &row);
+            check_evidence(&w->report, h, settlement_evidence, &row);
         }
     }
     if (step != SQLITE_DONE) {
@@ -590,6 +596,7 @@ static void *evidence_worker(void *arg)
 
 cleanup:
     sqlite3_finalize(stmt);
+    sqlite3_finalize(settlement_evidence);
     ledger_close(&l);
     return NULL;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "corridor.pb-c.h"
 #include "log.h"
 #include "validate.h"
@@ -31,6 +33,7 @@ struct channel {
     uint32_t wire_version;           /* the Inner format we sign with: the highest both speak */
     uint32_t wire_version_persisted; /* as last written to the ledger (never lowered) */
     uint64_t peer_features;          /* feature flags of the peer's latest Hello */
+    uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
     uint64_t transmit_next;          /* next sequence to put on the wire this session */
     uint64_t transmitted_max;        /* highest ever put on the wire by this process */
     int64_t last_rx_ms;              /* when we last heard from the peer */
@@ -65,11 +68,15 @@ const char *channel_state_name(channel_state_t state)
     return "unknown";
 }
 
-static void load_counters(channel_t *ch)
+/* Takes the counters from the ledger; false (nothing changed) when they cannot be read or
+ * are out of range: a channel never restarts its numbers from 0 on its own. */
+static bool load_counters(channel_t *ch)
 {
     ledger_channel_t saved;
     if (ledger_channel_get(ch->ctx.ledger, ch->peer->card.name, &saved) != LEDGER_OK) {
-        memset(&saved, 0, sizeof saved);
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL, "cannot read the channel: %s",
+                  ledger_last_error(ch->ctx.ledger));
+        return false;
     }
     ch->sent_seq = saved.sent_seq;
     ch->acked_seq = ch->acked_persisted = saved.acked_seq;
@@ -85,6 +92,7 @@ static void load_counters(channel_t *ch)
         ch->state = CHANNEL_DOWN;
     }
     ch->transmit_next = ch->acked_seq + 1;
+    return true;
 }
 
 channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config_peer_t *peer,
@@ -103,7 +111,10 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
     ch->rto_ms = CHANNEL_RTO_INIT_MS;
     ch->last_rx_ms = now_ms;
     ch->hello_due = true; /* announce ourselves at once */
-    load_counters(ch);
+    if (!load_counters(ch)) {
+        free(ch);
+        return NULL;
+    }
     if (ch->state == CHANNEL_DIVERGED) {
         log_event(ctx->node_name, ch->peer->card.name, NULL,
                   "channel is DIVERGED (recorded): held until `corridor reconcile --repair`");
@@ -155,7 +166,7 @@ uint64_t channel_applied_seq(const channel_t *ch)
 void channel_reload(channel_t *ch)
 {
     clear_hold(ch);
-    load_counters(ch);
+    (void)load_counters(ch); /* unreadable: the ledger has stopped, and refuses every write */
 }
 
 const char *channel_peer_name(const channel_t *ch)
@@ -309,12 +320,16 @@ static bool negotiate(channel_t *ch, const Corridor__Hello *h)
 {
     uint32_t offered = offered_version(h);
     if (offered < ch->wire_version) {
-        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
-                  "refused a Hello offering wire version %u: the channel already speaks %u "
-                  "(no downgrade)",
-                  offered, ch->wire_version);
+        if (offered != ch->refused_offer) { /* the peer repeats its Hello every second */
+            log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                      "refused Hellos offering wire version %u: the channel already speaks %u "
+                      "(no downgrade); the channel stays down",
+                      offered, ch->wire_version);
+            ch->refused_offer = offered;
+        }
         return false;
     }
+    ch->refused_offer = 0;
     if (offered > ch->wire_version) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL, "channel speaks wire version %u",
                   offered);
@@ -586,6 +601,31 @@ static void check_reported_position(channel_t *ch, const Corridor__StatusReport 
     }
 }
 
+/* Whether a version-2 StatusReport names the hash of the Settlement we signed for its UETR.
+ * Our Settlement's body is settlement_encode of the row we keep (how channel_send_settlement
+ * made it), so no evidence needs reading. *storage is set when the check itself failed. */
+static bool answers_our_settlement(channel_t *ch, const Corridor__StatusReport *sr,
+                                   ledger_err_t *storage)
+{
+    *storage = LEDGER_OK;
+    settlement_t mine;
+    if (ledger_find(ch->ctx.ledger, ch->peer->card.name, sr->uetr, &mine, NULL) != LEDGER_OK ||
+        mine.direction != DIRECTION_OUT) {
+        return true; /* nothing of ours to compare: ledger_resolve says so */
+    }
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    if (settlement_encode(&mine, &body, &body_len) != 0) {
+        *storage = LEDGER_E_STORAGE;
+        return false;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, body_len, hash);
+    free(body);
+    return sr->settlement_hash.len == sizeof hash &&
+           sodium_memcmp(sr->settlement_hash.data, hash, sizeof hash) == 0;
+}
+
 static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg)
 {
     const char *peer = ch->peer->card.name;
@@ -601,6 +641,14 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
         (!settled && reason_code_check(sr->reason) != VALID_OK)) {
         log_event(ch->ctx.node_name, peer, sr->uetr, "dropped StatusReport with status '%.8s'",
                   sr->status);
+        goto done;
+    }
+    if (msg->version >= 2 && !answers_our_settlement(ch, sr, &rc)) {
+        if (rc == LEDGER_OK) {
+            log_event(ch->ctx.node_name, peer, sr->uetr,
+                      "StatusReport %s ignored: it answers other contents than our Settlement",
+                      sr->status);
+        }
         goto done;
     }
     ledger_outcome_t out;

@@ -72,7 +72,8 @@ typedef struct {
 typedef struct channel channel_t;
 
 /* A channel for configured peer `peer_index` (keys in `keys`, which must outlive it). Loads
- * its counters from the ledger. NULL when out of memory or the ledger cannot be read. */
+ * its counters from the ledger. NULL when out of memory or the ledger cannot be read (or holds
+ * counters out of range: ledger_last_error says which). */
 channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config_peer_t *peer,
                        const envelope_peer_t *keys, int64_t now_ms);
 void channel_destroy(channel_t **self_p);

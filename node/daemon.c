@@ -957,7 +957,8 @@ static int open_network(node_t *n)
     for (size_t i = 0; i < count; i++) {
         n->channels[i] = channel_new(&ctx, i, &n->config->peers[i], &n->keys[i], now);
         if (n->channels[i] == NULL) {
-            fprintf(stderr, "corridor run: out of memory\n");
+            fprintf(stderr, "corridor run: cannot open the channel to %s: %s\n",
+                    n->config->peers[i].card.name, ledger_last_error(n->ledger));
             goto cleanup;
         }
     }

@@ -24,9 +24,10 @@
 
 #include "identity.h"
 
-#define ENVELOPE_VERSION  1 /* the outer Envelope's format */
-#define INNER_VERSION_MIN 1 /* the oldest Inner format this node reads (and writes to old peers)   \
-                             */
+#define ENVELOPE_VERSION 1 /* the outer Envelope's format */
+#define INNER_VERSION_MIN                                                                          \
+    1 /* the oldest Inner format this node reads (and writes to old peers)                         \
+       */
 #define INNER_VERSION_MAX    2 /* the newest: a StatusReport names the Settlement's content hash */
 #define ENVELOPE_DOMAIN      "corridor.message.v1" /* signed with its NUL */
 #define ENVELOPE_NONCE_BYTES crypto_box_NONCEBYTES

@@ -70,8 +70,8 @@
       "UPDATE channels SET sent_seq = ?2 WHERE peer = ?1 AND sent_seq = ?2 - 1")                   \
     X(channel_acked, "UPDATE channels SET acked_seq = ?2 WHERE peer = ?1")                         \
     X(channel_diverged, "UPDATE channels SET diverged = ?2 WHERE peer = ?1")                       \
-    X(channel_rebase, "UPDATE channels SET sent_seq = ?2, acked_seq = ?3, diverged = 0"            \
-                      " WHERE peer = ?1")                                                          \
+    X(channel_rebase, "UPDATE channels SET sent_seq = ?2, acked_seq = ?3, applied_seq = ?4,"       \
+                      " diverged = 0 WHERE peer = ?1")                                             \
     X(set_reply, "UPDATE settlements SET reply = ?3 WHERE peer = ?1 AND uetr = ?2")                \
     X(checkpoint_put, "INSERT INTO checkpoints(peer, body, own_signature, peer_signature,"         \
                       " own_rows, own_head, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)")             \
@@ -1337,6 +1337,14 @@ ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t 
         ch->diverged = sqlite3_column_int(stmt, 3) != 0;
     }
     finish(stmt);
+    if (ch->sent_seq > CORRIDOR_SEQUENCE_MAX || ch->acked_seq > ch->sent_seq ||
+        ch->applied_seq > CORRIDOR_SEQUENCE_MAX) {
+        set_error(l, "channel %s: counters sent %llu, acked %llu, applied %llu are out of range",
+                  peer, (unsigned long long)ch->sent_seq, (unsigned long long)ch->acked_seq,
+                  (unsigned long long)ch->applied_seq);
+        memset(ch, 0, sizeof *ch);
+        return LEDGER_E_CORRUPT;
+    }
     ch->wire_version = 1;
     if (step == SQLITE_ROW && l->st.channel_extra != NULL) {
         stmt = l->st.channel_extra;
@@ -1571,11 +1579,11 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     return ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len);
 }
 
-ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_seq,
-                                   uint64_t acked_seq, const uint8_t *proof, size_t proof_len)
+ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_rebase_t *rb)
 {
-    assert(acked_seq <= sent_seq && sent_seq <= CORRIDOR_SEQUENCE_MAX);
-    assert(proof != NULL || proof_len == 0);
+    assert(rb->acked_seq <= rb->sent_seq && rb->sent_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(rb->applied_seq <= CORRIDOR_SEQUENCE_MAX && rb->proven_seq <= rb->sent_seq);
+    assert(rb->proof != NULL || rb->proof_len == 0);
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
         return rc;
@@ -1587,16 +1595,17 @@ ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_
     }
     sqlite3_stmt *stmt = l->st.channel_rebase;
     bind_text(stmt, 1, peer);
-    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
-    sqlite3_bind_int64(stmt, 3, (int64_t)acked_seq);
+    sqlite3_bind_int64(stmt, 2, (int64_t)rb->sent_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)rb->acked_seq);
+    sqlite3_bind_int64(stmt, 4, (int64_t)rb->applied_seq);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "re-base channel");
     }
     stored_t record; /* a row of the channel, of no settlement */
     memset(&record, 0, sizeof record);
     snprintf(record.s.peer, sizeof record.s.peer, "%s", peer);
-    record.s.amount_minor = (int64_t)acked_seq;
-    return append_row(l, &record, ENTRY_REBASED, NULL, proof, proof_len);
+    record.s.amount_minor = (int64_t)rb->proven_seq;
+    return append_row(l, &record, ENTRY_REBASED, NULL, rb->proof, rb->proof_len);
 }
 
 ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_t *body,

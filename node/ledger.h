@@ -255,11 +255,19 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
                            const uint8_t *status_evidence, size_t status_len)
     __attribute__((warn_unused_result));
 
-/* Re-bases a channel after a repair: sets sent and acked (what the peer proved it applied;
- * everything above is sent again) and clears DIVERGED; applied_seq is left alone. Appends an
- * ENTRY_REBASED journal row with `proof` (the peer's proof of acked_seq; NULL, 0 if none). */
-ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, uint64_t sent_seq,
-                                   uint64_t acked_seq, const uint8_t *proof, size_t proof_len)
+/* A re-base after a repair (see recon.c): the counters to set, and what justified them. */
+typedef struct {
+    uint64_t sent_seq;    /* our stream continues after this */
+    uint64_t acked_seq;   /* what the peer has; everything above is sent again */
+    uint64_t applied_seq; /* of the peer's stream: what we can prove we applied */
+    uint64_t proven_seq;  /* the sequence `proof` shows the peer applied (0: no proof) */
+    const uint8_t *proof; /* our own signed message the peer showed, or NULL */
+    size_t proof_len;
+} ledger_rebase_t;
+
+/* Sets the channel's counters as `rb` says, clears DIVERGED, and appends an ENTRY_REBASED
+ * journal row carrying the proof (its amount is proven_seq). */
+ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_rebase_t *rb)
     __attribute__((warn_unused_result));
 
 /* Stores a co-signed checkpoint (the encoded Checkpoint, both signatures, and this node's

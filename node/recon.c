@@ -74,7 +74,8 @@ struct recon {
     uint8_t checkpoint_sig[crypto_sign_BYTES];
     uint64_t own_rows;
     uint8_t own_head[LEDGER_HASH_BYTES];
-    char error[256]; /* why the session ended early, if it did */
+    char error[256];      /* why the session ended early, if it did */
+    char peer_error[256]; /* why the peer refused the last request (escaped), or "" */
     json_t *checkpoint_report;
 };
 
@@ -692,29 +693,69 @@ static uint64_t proven_applied(const recon_ctx_t *ctx, const uint8_t *proof, siz
     return proven;
 }
 
-/* The re-base, the same on both sides: our stream continues above both what we sent and what
- * the peer proves it applied (a restored node never reuses a number the peer applied), and
- * acknowledged becomes exactly what the peer proves, so that everything above it (lost by the
- * peer, or held while the channel was diverged) is sent again. What we applied of the peer's
- * stream stays: our own proof tells the peer where to resume. *before gets the old counters. */
-static ledger_err_t rebase(const recon_ctx_t *ctx, const uint8_t *proof, size_t proof_len,
-                           ledger_channel_t *before, const char **problem)
+/* The sequence of our own proof of what we applied of the peer's stream (its signed message we
+ * keep with applied_seq), 0 when there is none or it does not verify. */
+static uint64_t own_proven(const recon_ctx_t *ctx, const uint8_t *proof, size_t proof_len)
+{
+    envelope_message_t msg;
+    uint64_t seq = 0;
+    if (proof_len > 0 &&
+        evidence_verify(proof, proof_len, ctx->peer->card.sign_public, &msg) == ENV_OK) {
+        seq = msg.sequence;
+        envelope_message_clear(&msg);
+    }
+    return seq;
+}
+
+/* The re-base, the same on both sides, on proofs alone. `proof` is the peer's: our own signed
+ * message of the highest sequence it applied. Our stream continues above both what we sent
+ * and that sequence (a restored node never reuses a number the peer applied); acknowledged
+ * becomes exactly that sequence, so what the peer lost or what was held while the channel was
+ * diverged is sent again. Of the peer's stream we keep as applied only what our own proof
+ * shows (the one we send the peer), so the peer resumes right after it; whatever we applied
+ * beyond it comes again and is applied idempotently (by UETR).
+ * Outside DIVERGED (`full` false: a request from a peer whose own channel diverged) the proof
+ * only moves counters forward, and a re-base that changes nothing writes nothing: a peer
+ * cannot make us send everything again, or fill the journal, by asking repeatedly. */
+static ledger_err_t rebase(const recon_ctx_t *ctx, bool full, const uint8_t *proof,
+                           size_t proof_len, ledger_channel_t *before, const char **problem,
+                           bool *changed)
 {
     const char *peer = ctx->peer->card.name;
+    *changed = false;
     ledger_err_t rc = ledger_channel_get(ctx->ledger, peer, before);
     uint64_t proven = proven_applied(ctx, proof, proof_len, problem);
     if (rc != LEDGER_OK || *problem != NULL) {
         return rc;
     }
-    uint64_t sent = before->sent_seq > proven ? before->sent_seq : proven;
+    uint8_t *own = NULL;
+    size_t own_len = 0;
+    if ((rc = ledger_channel_proof(ctx->ledger, peer, &own, &own_len)) != LEDGER_OK) {
+        return rc;
+    }
+    uint64_t own_seq = own_proven(ctx, own, own_len);
+    free(own);
+    ledger_rebase_t rb = {
+        .sent_seq = before->sent_seq > proven ? before->sent_seq : proven,
+        .acked_seq = full || proven > before->acked_seq ? proven : before->acked_seq,
+        .applied_seq = full && own_seq < before->applied_seq ? own_seq : before->applied_seq,
+        .proven_seq = proven,
+        .proof = proven > 0 ? proof : NULL,
+        .proof_len = proven > 0 ? proof_len : 0,
+    };
+    if (rb.sent_seq == before->sent_seq && rb.acked_seq == before->acked_seq &&
+        rb.applied_seq == before->applied_seq && !before->diverged) {
+        return LEDGER_OK;
+    }
     log_event(ledger_node(ctx->ledger), peer, NULL,
               "channel re-based after repair: the peer proved it applied %llu of ours; our "
-              "stream continues after %llu, %llu sent again; we applied %llu of its",
-              (unsigned long long)proven, (unsigned long long)sent,
-              (unsigned long long)(before->sent_seq > proven ? before->sent_seq - proven : 0),
+              "stream continues after %llu, %llu sent again; we resume its stream after %llu "
+              "(had %llu)",
+              (unsigned long long)proven, (unsigned long long)rb.sent_seq,
+              (unsigned long long)(rb.sent_seq - rb.acked_seq), (unsigned long long)rb.applied_seq,
               (unsigned long long)before->applied_seq);
-    rc = ledger_channel_rebase(ctx->ledger, peer, sent, proven, proof, proven > 0 ? proof_len : 0);
-    if (rc == LEDGER_OK) {
+    if ((rc = ledger_channel_rebase(ctx->ledger, peer, &rb)) == LEDGER_OK) {
+        *changed = true;
         channel_reload(ctx->channel); /* what is queued next must take the new numbers */
     }
     return rc;
@@ -858,10 +899,21 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     send_request(r, &req, now_ms);
 }
 
+/* Whether the peer's statement says it refused the request; keeps its reason, escaped, in
+ * r->peer_error (breaks point at it after the statement is freed; it is printed as text). */
+static bool peer_refused(recon_t *r, const Corridor__Statement *st)
+{
+    if (st->error == NULL || st->error[0] == '\0') {
+        return false;
+    }
+    log_escape(st->error, r->peer_error, sizeof r->peer_error);
+    return true;
+}
+
 static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st)
 {
-    if (st->error != NULL && st->error[0] != '\0') {
-        r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "refused", st->error);
+    if (peer_refused(r, st)) {
+        r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "refused", r->peer_error);
         finish(r, NULL);
         return LEDGER_OK;
     }
@@ -921,11 +973,11 @@ static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
 
 static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
 {
-    bool refused = st->error != NULL && st->error[0] != '\0';
+    bool refused = peer_refused(r, st);
     bool first_chunk = r->remote_next == 0;
     import_t *items = r->remote_imports.items;
     for (size_t i = r->remote_next; i < r->remote_next + r->remote_chunk; i++) {
-        mark_import_result(r, &items[i], refused ? st->error : NULL,
+        mark_import_result(r, &items[i], refused ? r->peer_error : NULL,
                            "healed at the peer from our signed messages");
     }
     r->remote_next += r->remote_chunk;
@@ -934,7 +986,9 @@ static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64
     if (!refused && first_chunk && r->diverged_at_start) {
         /* the peer re-based on our proof; we re-base on its, then import ours */
         ledger_channel_t before;
-        rc = rebase(&r->ctx, st->applied_proof.data, st->applied_proof.len, &before, &problem);
+        bool changed = false;
+        rc = rebase(&r->ctx, true, st->applied_proof.data, st->applied_proof.len, &before, &problem,
+                    &changed);
         r->rebased = rc == LEDGER_OK && problem == NULL;
         if (r->rebased) {
             rc = apply_local_imports(r);
@@ -948,7 +1002,7 @@ static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64
         send_repair(r, now_ms);
         return LEDGER_OK;
     }
-    finish(r, refused ? st->error : NULL);
+    finish(r, refused ? r->peer_error : NULL);
     return rc;
 }
 
@@ -1116,10 +1170,10 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
             req->repair->sender_applied > CORRIDOR_SEQUENCE_MAX) {
             problem = "malformed repair: a counter above 2^62";
         } else if (req->repair->rebase) {
-            /* in any state: it moves our counters only as far as our own signature proves */
-            rc = rebase(ctx, req->repair->applied_proof.data, req->repair->applied_proof.len,
-                        &before, &problem);
-            have_before = *rebased = rc == LEDGER_OK && problem == NULL;
+            /* in any state, but in full only when our side diverged too (see rebase) */
+            rc = rebase(ctx, channel_is_diverged(ctx->channel), req->repair->applied_proof.data,
+                        req->repair->applied_proof.len, &before, &problem, rebased);
+            have_before = rc == LEDGER_OK && problem == NULL;
         }
         for (size_t i = 0; rc == LEDGER_OK && problem == NULL && i < req->repair->n_imports; i++) {
             const Corridor__StatementEntry *p = req->repair->imports[i];

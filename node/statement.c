@@ -285,15 +285,38 @@ void statement_entry_to_proto(const statement_entry_t *e, Corridor__StatementEnt
     p->reason = (char *)e->reason;
 }
 
+static bool is_status_name(const char *s)
+{
+    return strcmp(s, "pending") == 0 || strcmp(s, "settled") == 0 || strcmp(s, "rejected") == 0 ||
+           strcmp(s, "returned") == 0;
+}
+
+/* Printable ASCII only (a currency as stated: a rejected Settlement keeps what it said). */
+static bool is_printable(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s < 0x20 || *s > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool statement_entry_from_proto(const Corridor__StatementEntry *p, statement_entry_t *e)
 {
     memset(e, 0, sizeof *e);
 #define FIELD(dst, src)                                                                            \
     (src != NULL && strlen(src) < sizeof(dst) && (memcpy(dst, src, strlen(src) + 1), true))
-    return FIELD(e->uetr, p->uetr) && FIELD(e->payer, p->payer) && FIELD(e->payee, p->payee) &&
-           FIELD(e->currency, p->currency) && FIELD(e->status, p->status) &&
-           FIELD(e->reason, p->reason) && (e->amount_minor = p->amount_minor, true);
+    bool copied = FIELD(e->uetr, p->uetr) && FIELD(e->payer, p->payer) &&
+                  FIELD(e->payee, p->payee) && FIELD(e->currency, p->currency) &&
+                  FIELD(e->status, p->status) && FIELD(e->reason, p->reason);
 #undef FIELD
+    e->amount_minor = p->amount_minor;
+    /* every field as the node itself would write it: what a peer states is shown to people */
+    return copied && uetr_check(e->uetr) == VALID_OK && node_code_check(e->payer) == VALID_OK &&
+           node_code_check(e->payee) == VALID_OK && is_printable(e->currency) &&
+           is_status_name(e->status) &&
+           (e->reason[0] == '\0' || reason_code_check(e->reason) == VALID_OK);
 }
 
 /* ---- the responder --------------------------------------------------------------------- */

@@ -1090,6 +1090,67 @@ static void test_import_rows_verified(void **state)
     audit_report_free(&r);
 }
 
+/* A (the payer) posts its payment on B's version-2 ACSC: the report must name the body of the
+ * Settlement A signed. One names a cheaper copy; one names the Settlement itself. */
+static int64_t post_at_a(world_t *w, const settlement_t *named)
+{
+    node_t *a = w->a, *b = w->b;
+    flight_t f;
+    flight_send(a, b, 1000, "RUB", &f);
+    uint8_t *report = NULL;
+    size_t report_len = 0;
+    settlement_t copy = f.s;
+    if (named != NULL) {
+        copy.amount_minor = named->amount_minor;
+    }
+    sign_report(b, a, &f, 2, named != NULL ? &copy : NULL, &report, &report_len);
+    ledger_outcome_t o;
+    begin(a->ledger);
+    assert_int_equal(
+        ledger_resolve(a->ledger, b->name, f.s.uetr, true, NULL, report, report_len, &o),
+        LEDGER_OK);
+    commit(a->ledger);
+    free(report);
+    flight_free(&f);
+    uint8_t head[LEDGER_HASH_BYTES];
+    uint64_t rows = 0;
+    assert_int_equal(ledger_head(a->ledger, head, &rows), LEDGER_OK);
+    return (int64_t)rows;
+}
+
+static void test_posted_report_names_our_settlement(void **state)
+{
+    world_t *w = *state;
+    node_open(w->a);
+    settlement_t cheaper;
+    memset(&cheaper, 0, sizeof cheaper);
+    cheaper.amount_minor = 1;
+    int64_t bad_row = post_at_a(w, &cheaper);
+    int64_t good_row = post_at_a(w, NULL);
+    node_close(w->a);
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_violation(&r, "evidence", w->a->home, row_name(bad_row, row));
+    expect_violation(&r, "evidence", w->a->home, "answers other contents");
+    assert_false(has_violation(&r, "evidence", NULL, row_name(good_row, row)));
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
+/* A re-base row stating that the peer proved `proven` with `proof`. */
+static void rebase_row(node_t *n, const node_t *peer, uint64_t sent, uint64_t proven,
+                       const uint8_t *proof, size_t proof_len)
+{
+    ledger_rebase_t rb = {.sent_seq = sent,
+                          .acked_seq = proven,
+                          .applied_seq = 0,
+                          .proven_seq = proven,
+                          .proof = proof,
+                          .proof_len = proof_len};
+    assert_int_equal(ledger_channel_rebase(n->ledger, peer->name, &rb), LEDGER_OK);
+}
+
 static void test_rebase_rows_verified(void **state)
 {
     world_t *w = *state;
@@ -1100,8 +1161,8 @@ static void test_rebase_rows_verified(void **state)
     sign_to(a, b, MSG_SETTLEMENT, (const uint8_t *)"x", 1, &proof, &proof_len);
     uint64_t k = a->seq_to[b->index];
     begin(a->ledger);
-    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k, k, proof, proof_len), LEDGER_OK);
-    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k + 1, 0, NULL, 0), LEDGER_OK);
+    rebase_row(a, b, k, k, proof, proof_len);
+    rebase_row(a, b, k + 1, 0, NULL, 0);
     commit(a->ledger);
     node_close(a);
     audit_report_t r;
@@ -1112,9 +1173,8 @@ static void test_rebase_rows_verified(void **state)
     /* a re-base row that states more than its proof shows, or anything without one */
     node_open(a);
     begin(a->ledger);
-    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k + 1, k + 1, proof, proof_len),
-                     LEDGER_OK);
-    assert_int_equal(ledger_channel_rebase(a->ledger, b->name, k + 1, 3, NULL, 0), LEDGER_OK);
+    rebase_row(a, b, k + 1, k + 1, proof, proof_len);
+    rebase_row(a, b, k + 1, 3, NULL, 0);
     commit(a->ledger);
     node_close(a);
     assert_int_equal(audit_one(a, &r), 0);
@@ -1960,6 +2020,7 @@ int main(void)
         T(test_tamper_unknown_kind),
         T(test_import_rows_verified),
         T(test_rebase_rows_verified),
+        T(test_posted_report_names_our_settlement),
         T(test_tamper_settlement_status),
         T(test_tamper_settlement_reason),
         T(test_tamper_orphan_settlement),

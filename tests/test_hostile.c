@@ -1704,6 +1704,142 @@ static void test_rebase_claims_need_proof(void **state)
     c->passed = true;
 }
 
+/* Before the repair re-based on proofs, a side whose ledger was upgraded from schema 2 (no
+ * stored proof of what it applied) could never re-base a restored peer. Now a side shows what
+ * it can prove and resumes the peer's stream right after it: what it applied beyond comes
+ * again and is applied once (by UETR). */
+static void test_rebase_without_stored_proof(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+    char *backup = NULL;
+    copy_home(c, b, "B.old", &backup);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    settles_both_ways(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    char *path = test_path(a->home, "ledger.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE channels SET applied_proof = NULL", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    free(path);
+    test_rmtree(b->home);
+    assert_int_equal(rename(backup, b->home), 0);
+    free(backup);
+
+    node_start(c, a);
+    node_start(c, b);
+    wait_states(c, a, b, "diverged");
+    cmd_result_t r;
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", NAME_B,
+                         "--repair", "--json", NULL);
+    printf("# reconcile --repair exited %d: %.300s%s\n", rc, r.out, r.err);
+    cmd_result_free(&r);
+    wait_states(c, a, b, "up");
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
+/* A payee with valid keys answers A's settlement with a version-2 ACSC naming other contents:
+ * A leaves its payment pending (the report proves nothing about what A sent) and posts it on
+ * the payee's report that names A's Settlement. Also: a peer asking for re-bases on a healthy
+ * channel, again and again, changes nothing and writes nothing. */
+static void test_status_report_must_name_our_settlement(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, true, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    char uetr[UETR_SIZE];
+    uetr_generate(uetr);
+    cmd_result_t r;
+    assert_int_equal(send_one(c, a, cc, "5.00", "RUB", uetr, NULL, &r), 0);
+    cmd_result_free(&r);
+
+    /* A's Settlement as C would have received it */
+    uint64_t seq = 0;
+    size_t signed_len = 0;
+    uint8_t *signed_msg = capture_outbox(a, NAME_C, MSG_SETTLEMENT, &seq, &signed_len);
+    Corridor__SignedMessage *sm = corridor__signed_message__unpack(NULL, signed_len, signed_msg);
+    assert_non_null(sm);
+    Corridor__Inner *inner = corridor__inner__unpack(NULL, sm->inner.len, sm->inner.data);
+    assert_non_null(inner);
+    uint8_t right[SETTLEMENT_HASH_BYTES], wrong[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(inner->body.data, inner->body.len, right);
+    memset(wrong, 0xaa, sizeof wrong);
+    corridor__inner__free_unpacked(inner, NULL);
+    corridor__signed_message__free_unpacked(sm, NULL);
+    free(signed_msg);
+
+    hostile_t *h = hostile_open(cc, cc, a);
+    const uint8_t *hashes[] = {wrong, right};
+    for (uint64_t i = 0; i < 2; i++) {
+        Corridor__StatusReport m = CORRIDOR__STATUS_REPORT__INIT;
+        m.uetr = uetr;
+        m.status = "ACSC";
+        m.reason = "";
+        m.currency = "RUB";
+        m.settlement_hash = (ProtobufCBinaryData){SETTLEMENT_HASH_BYTES, (uint8_t *)hashes[i]};
+        uint8_t body[256];
+        size_t len = corridor__status_report__pack(&m, body);
+        size_t out_len = 0, wire_len = 0;
+        uint8_t *out = NULL;
+        assert_int_equal(envelope_sign_version(h->author, 2, h->target.key_id, MSG_STATUS_REPORT,
+                                               i + 1, body, len, &out, &out_len),
+                         ENV_OK);
+        uint8_t *wire = hostile_wrap(h, out, out_len, false, &wire_len);
+        hostile_send(h, wire, wire_len);
+        free(wire);
+        free(out);
+        if (i == 0) {
+            wait_log(a, "answers other contents than our Settlement", 1, WAIT_MS);
+            json_t *la = node_ledger(c, a);
+            json_t *e = ledger_json_find(la, NAME_C, uetr, NULL);
+            assert_string_equal(json_string_value(json_object_get(e, "status")), "pending");
+            json_decref(la);
+        }
+    }
+    assert_int_equal(send_one(c, a, cc, "5.00", "RUB", uetr, "30", &r), 0); /* settled */
+    cmd_result_free(&r);
+    book_add(0, NAME_C, uetr, "settled", NULL);
+
+    /* re-bases asked of a healthy channel, with no proof: nothing changes, nothing is written */
+    int64_t rows = journal_rows(c, a);
+    hostile_t *hb = hostile_open(b, b, a);
+    Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
+    repair.rebase = true;
+    for (int i = 0; i < 50; i++) {
+        send_repair_request(hb, &repair);
+    }
+    hostile_sync(hb, a);
+    hostile_close_all();
+    assert_int_equal(journal_rows(c, a), rows);
+    assert_false(node_log_contains(a, "channel re-based"));
+    assert_int_equal(peer_field(c, a, NAME_B, "acked_seq"), peer_field(c, a, NAME_B, "sent_seq"));
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *one[] = {a};
+    audit_clean(c, one, 1);
+    c->passed = true;
+}
+
 /* ==== transport ============================================================================== */
 
 #define FLOOD_CLIENTS 200
@@ -2119,6 +2255,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_sequence_desync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_repair_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebase_claims_need_proof, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebase_without_stored_proof, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_report_must_name_our_settlement, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
