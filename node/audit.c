@@ -28,6 +28,7 @@
 #include "identity.h"
 #include "ledger.h"
 #include "recon.h"
+#include "validate.h"
 #include "wire.h"
 
 #define AUDIT_HOMES_MAX   64
@@ -855,7 +856,7 @@ static void mirror_currency(audit_report_t *r, audited_home_t *a, audited_home_t
     if (ledger_position(a->ledger, nb, ccy, &net_a, &pending) != LEDGER_OK ||
         ledger_position(b->ledger, na, ccy, &net_b, &pending) != LEDGER_OK) {
         violation(r, a->dir, "unreadable", "positions with %s", nb);
-    } else if (net_a != -net_b) {
+    } else if (!position_mirrors(net_a, net_b)) {
         violation(r, a->dir, "mirror", "%s.net(%s, %s) = %lld but %s.net(%s, %s) = %lld (I2)", na,
                   nb, ccy, (long long)net_a, nb, na, ccy, (long long)net_b);
     }

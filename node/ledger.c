@@ -98,9 +98,9 @@ typedef struct {
 
 static const char *const statement_sql[] = {STATEMENTS(STMT_SQL) WRITER_STATEMENTS(STMT_SQL)};
 static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT) WRITER_STATEMENTS(STMT_SLOT)};
-static const char *const reader_statement_sql[] = {STATEMENTS(STMT_SQL)};
+#define STMT_ONE(name, sql)    +1
 #define STATEMENT_COUNT        (sizeof statement_sql / sizeof statement_sql[0])
-#define READER_STATEMENT_COUNT (sizeof reader_statement_sql / sizeof reader_statement_sql[0])
+#define READER_STATEMENT_COUNT ((size_t)(0 STATEMENTS(STMT_ONE)))
 
 struct ledger {
     sqlite3 *db;                          /* the connection */
