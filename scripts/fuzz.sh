@@ -9,6 +9,7 @@
 # Prints one line per harness with the executions it reached. Exits non-zero if any harness
 # crashes, leaks or trips a sanitizer (libFuzzer then leaves crash-*/leak-*/timeout-* files in
 # build-fuzz/fuzz-artifacts/). Without clang it says so, prints "skipped" and exits 0.
+# UBSan halts on its first report (UBSAN_OPTIONS=halt_on_error=1, with stack traces).
 set -euo pipefail
 
 seconds="${1:-60}"
@@ -40,6 +41,11 @@ if ! CC=clang cmake -S "$root" -B "$build" -DCORRIDOR_FUZZ=ON -DCMAKE_BUILD_TYPE
   exit 1
 fi
 mkdir -p "$artifacts"
+
+# The build passes -fno-sanitize-recover=all (CMakeLists.txt, CORRIDOR_FUZZ), so UBSan already
+# aborts on its first report; these options keep that true for a build configured otherwise and
+# print the stack of every report. Options the caller set come after ours and win.
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
 harnesses=()
 for src in "$root"/tests/fuzz/fuzz_*.c; do

@@ -10,8 +10,12 @@
  *     or a leak (a peer is trusted, not infallible).
  *
  * Input layout: byte 0 selects the type (1 + b % 7), byte 1 bit 0 the possible-duplicate
- * flag and bit 1 which of the two peers sends, bytes 2..9 the sequence (little endian), and
- * the rest is the body.
+ * flag, bit 1 which of the two peers sends and bit 2 the Inner version (2 instead of 1),
+ * bytes 2..9 the sequence (little endian), and the rest is the body.
+ *
+ * A sequence above CORRIDOR_SEQUENCE_MAX (2^62) is malformed: envelope_sign_version refuses
+ * to sign it, and envelope_open must refuse it even when its author really signed it (the
+ * harness then signs the Inner itself, as a peer running other code could).
  */
 #include <assert.h>
 #include <stddef.h>
@@ -23,6 +27,7 @@
 #include <sodium.h>
 
 #include "corridor.pb-c.h"
+#include "corridor/limits.h"
 #include "envelope.h"
 #include "fuzz_keys.h"
 #include "identity.h"
@@ -85,6 +90,51 @@ static void decode_body(msg_type_t type, const uint8_t *body, size_t body_len)
     protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* A peer's genuinely signed message with a sequence above 2^62 (signed here directly, as
+ * envelope_sign_version refuses): envelope_open and evidence_verify must both refuse it. */
+static void open_oversized(size_t sender, uint32_t version, msg_type_t type, uint64_t sequence,
+                           const uint8_t *body, size_t body_len, const uint8_t *data, size_t size)
+{
+    Corridor__Inner inner = CORRIDOR__INNER__INIT;
+    inner.version = version;
+    inner.author_key_id =
+        (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)authors[sender]->key_id};
+    inner.recipient_key_id = (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)self->key_id};
+    inner.type = (Corridor__MessageType)type;
+    inner.sequence = sequence;
+    inner.body = (ProtobufCBinaryData){body_len, (uint8_t *)body};
+    size_t inner_len = corridor__inner__get_packed_size(&inner);
+    uint8_t *inner_bytes = malloc(inner_len);
+    assert(inner_bytes != NULL);
+    corridor__inner__pack(&inner, inner_bytes);
+    uint8_t sig[crypto_sign_BYTES];
+    assert(envelope_domain_sign(false, ENVELOPE_DOMAIN, inner_bytes, inner_len,
+                                authors[sender]->sign_secret, sig) == 0);
+    Corridor__SignedMessage sm = CORRIDOR__SIGNED_MESSAGE__INIT;
+    sm.inner = (ProtobufCBinaryData){inner_len, inner_bytes};
+    sm.signature = (ProtobufCBinaryData){sizeof sig, sig};
+    size_t signed_len = corridor__signed_message__get_packed_size(&sm);
+    uint8_t *signed_msg = malloc(signed_len);
+    assert(signed_msg != NULL);
+    corridor__signed_message__pack(&sm, signed_msg);
+    free(inner_bytes);
+
+    envelope_message_t msg;
+    assert(evidence_verify(signed_msg, signed_len, authors[sender]->sign_public, &msg) != ENV_OK);
+    uint8_t nonce[ENVELOPE_NONCE_BYTES];
+    crypto_generichash(nonce, sizeof nonce, data, size, NULL, 0);
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    env_err_t rc = envelope_wrap_nonce(authors[sender], &peers[PEERS_COUNT + sender], signed_msg,
+                                       signed_len, false, nonce, &wire, &wire_len);
+    if (rc == ENV_OK) { /* a body near the limit may not fit once wrapped */
+        rc = envelope_open(wire, wire_len, self, peers, PEERS_COUNT, &msg);
+        assert(rc != ENV_OK && msg.body == NULL);
+    }
+    free(wire);
+    free(signed_msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < HEADER_BYTES) {
@@ -97,15 +147,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < 8; i++) {
         sequence |= (uint64_t)data[2 + i] << (8 * i);
     }
+    uint32_t version = (data[1] & 4u) ? INNER_VERSION_MIN + 1 : INNER_VERSION_MIN;
     const uint8_t *body = data + HEADER_BYTES;
     size_t body_len = size - HEADER_BYTES;
 
     uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
-    env_err_t rc = envelope_sign(authors[sender], self->key_id, type, sequence, body, body_len,
-                                 &signed_msg, &signed_len);
+    env_err_t rc = envelope_sign_version(authors[sender], version, self->key_id, type, sequence,
+                                         body, body_len, &signed_msg, &signed_len);
     if (body_len > CORRIDOR_BODY_BYTES_MAX) {
         assert(rc == ENV_E_TOO_LARGE && signed_msg == NULL);
+        return 0;
+    }
+    if (sequence > CORRIDOR_SEQUENCE_MAX) {
+        assert(rc == ENV_E_MALFORMED && signed_msg == NULL);
+        open_oversized(sender, version, type, sequence, body, body_len, data, size);
         return 0;
     }
     assert(rc == ENV_OK && signed_msg != NULL);
@@ -122,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = envelope_open(wire, wire_len, self, peers, PEERS_COUNT, &msg);
     assert(rc == ENV_OK);
     assert(msg.peer_index == sender);
-    assert(msg.type == type && msg.sequence == sequence);
+    assert(msg.type == type && msg.sequence == sequence && msg.version == version);
     assert(msg.possible_duplicate == duplicate);
     assert(msg.body_len == body_len && memcmp(msg.body, body, body_len) == 0);
     assert(memcmp(msg.author_key_id, authors[sender]->key_id, IDENTITY_KEY_ID_BYTES) == 0);

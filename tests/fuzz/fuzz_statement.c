@@ -38,7 +38,18 @@
  *   0x10  DIVERGED: the channel is marked DIVERGED first (re-base paths).
  *   0x20  REPAIR: the initiator's session repairs (--repair).
  *   0x40  KEEP_ID: the initiator's statements keep their own request_id (late answers).
+ *         NO_PROOF: the responder's channel keeps no proof of what it applied (as a ledger
+ *         upgraded from schema 2), so a re-base in DIVERGED resumes the peer's stream from 0.
  *   0x80  RETRY: the initiator's clock passes the retry interval between rounds.
+ *
+ * Proofs of what was applied (the request's Repair.applied_proof, a Statement's applied_proof)
+ * must be the receiving node's own signed message: fuzz_proof.h describes the template bytes
+ * the harness signs as that node (or, as the template says, as the peer, for a third node, at
+ * any sequence and type), whatever the flags; other bytes reach the node raw. The fixture
+ * keeps a proof with its applied counter (the peer's signed message of that sequence), so a
+ * re-base answer carries one: it must verify with the peer's key and name the sequence the
+ * answer states. After every input the channel's counters (in memory and in the ledger) stay
+ * at most CORRIDOR_SEQUENCE_MAX, with acknowledged at most sent.
  *
  * Any storage error stops the ledger for good (ledger.h); no input may do that, so the harness
  * checks after each one. With FUZZ_STATEMENT_SEEDS=DIR set, the harness instead writes its seed
@@ -69,6 +80,7 @@
 #include "digest.h"
 #include "envelope.h"
 #include "fuzz_keys.h"
+#include "fuzz_proof.h"
 #include "identity.h"
 #include "ledger.h"
 #include "recon.h"
@@ -100,6 +112,7 @@
 #define DIVERGED        0x10u
 #define REPAIR          0x20u
 #define KEEP_ID         0x40u
+#define NO_PROOF        0x40u /* the responder's meaning of the bit */
 #define RETRY           0x80u
 
 #define ROUNDS_MAX      16 /* statements per initiator input */
@@ -107,7 +120,7 @@
 #define EVIDENCE_CHECKS 6  /* entries whose stored evidence one input verifies */
 #define START_MS        INT64_C(1000000)
 #define ROUND_MS        10
-#define SEED_FILES_MAX  19
+#define SEED_FILES_MAX  28
 
 #define FIXTURE_DIR_PREFIX "corridor-fuzz-statement." /* + pid + "." + mkdtemp's suffix */
 
@@ -138,9 +151,10 @@ typedef struct {
 } request_seen_t;
 
 static char tmp_dir[256];
-static node_t self_node; /* the node under test: SELF_NAME */
-static node_t peer_node; /* PEER_NAME: its keys open the fixture's requests; its books are
-                            filled only by the seed generator */
+static node_t self_node;     /* the node under test: SELF_NAME */
+static node_t peer_node;     /* PEER_NAME: its keys open the fixture's requests; its books are
+                                filled only by the seed generator */
+static identity_t *third_id; /* THIRD_NAME: a recipient no proof for the peer may name */
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -377,6 +391,10 @@ static void cleanup(void)
 {
     node_close(&self_node);
     node_close(&peer_node);
+    if (third_id != NULL) {
+        sodium_free(third_id);
+        third_id = NULL;
+    }
     if (tmp_dir[0] != '\0') {
         remove_fixture_dir(tmp_dir);
     }
@@ -532,7 +550,14 @@ static void populate(node_t *n, bool is_self)
         }
     }
     must(l, ledger_channel_set_acked(l, other, sent > 2 ? sent - 2 : 0), "set acked");
-    must(l, ledger_channel_set_applied(l, other, received), "set applied");
+    /* the other side's signed message of sequence `received`, as channel_apply keeps it */
+    static const uint8_t proof_body[] = "applied";
+    size_t proof_len = 0;
+    uint8_t *proof = received > 0 ? sign_body(n->other_id, n->id, MSG_SETTLEMENT, received,
+                                              proof_body, sizeof proof_body, &proof_len)
+                                  : NULL;
+    must(l, ledger_channel_set_applied(l, other, received, proof, proof_len), "set applied");
+    free(proof);
     must(l, ledger_commit(l), "commit");
     channel_reload(n->channel);
 }
@@ -707,7 +732,34 @@ static void check_answer(node_t *n, const Corridor__StatementRequest *req, const
         assert(statement_prefix_valid(st->ranges[i]->prefix));
         assert(st->ranges[i]->sum.len == DIGEST_BYTES);
     }
+    /* a re-base answer shows the peer's own message of the sequence it states we applied */
+    if (st->applied_proof.len > 0) {
+        envelope_message_t m;
+        assert(evidence_verify(st->applied_proof.data, st->applied_proof.len,
+                               n->other_id->sign_public, &m) == ENV_OK);
+        assert(m.sequence == st->applied_sequence);
+        assert(memcmp(m.recipient_key_id, n->id->key_id, IDENTITY_KEY_ID_BYTES) == 0);
+        envelope_message_clear(&m);
+    }
+    assert(st->sent_sequence <= CORRIDOR_SEQUENCE_MAX &&
+           st->applied_sequence <= CORRIDOR_SEQUENCE_MAX);
     corridor__statement__free_unpacked(st, NULL);
+}
+
+/* Whatever the peer sent: counters at most 2^62 and acknowledged at most sent, in memory and
+ * in the books (read inside the input's transaction). */
+static void check_counters(node_t *n)
+{
+    channel_stats_t cs = channel_stats(n->channel);
+    assert(cs.sent_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(cs.acked_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(cs.applied_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(cs.acked_seq <= cs.sent_seq);
+    ledger_channel_t saved;
+    must(n->ledger, ledger_channel_get(n->ledger, n->config->peers[0].card.name, &saved),
+         "ledger_channel_get");
+    assert(saved.sent_seq <= CORRIDOR_SEQUENCE_MAX && saved.applied_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(saved.acked_seq <= saved.sent_seq);
 }
 
 /* ---- input-driven signing ------------------------------------------------------------------ */
@@ -749,6 +801,14 @@ static void sign_entries(node_t *n, Corridor__StatementEntry **entries, size_t c
     for (size_t i = 0; i < count && i < SIGN_MAX; i++) {
         sign_entry(n, entries[i]);
     }
+}
+
+/* Signs a proof template (fuzz_proof.h) as node n would have signed its message to the peer. */
+static void sign_proof(node_t *n, ProtobufCBinaryData *proof)
+{
+    uint64_t seq = 0;
+    bool genuine = false;
+    (void)fuzz_sign_proof(n->id, n->other_id, third_id, proof, &seq, &genuine);
 }
 
 /* A proposer knows this node's journal head from its statement, but the fixture's head
@@ -811,8 +871,18 @@ static void run_responder(unsigned flags, const uint8_t *data, size_t size)
     if (flags & DIVERGED) {
         set_diverged(n);
     }
+    if (flags & NO_PROOF) {
+        ledger_channel_t ch;
+        must(n->ledger, ledger_channel_get(n->ledger, PEER_NAME, &ch), "ledger_channel_get");
+        must(n->ledger, ledger_channel_set_applied(n->ledger, PEER_NAME, ch.applied_seq, NULL, 0),
+             "set applied");
+        channel_reload(n->channel);
+    }
     if ((flags & SIGN_EVIDENCE) && req->repair != NULL) {
         sign_entries(n, req->repair->imports, req->repair->n_imports);
+    }
+    if (req->repair != NULL) {
+        sign_proof(n, &req->repair->applied_proof);
     }
     if ((flags & SIGN_CHECKPOINT) && req->checkpoint.len > 0) {
         fill_own_head(n, &req->checkpoint);
@@ -838,6 +908,10 @@ static void run_responder(unsigned flags, const uint8_t *data, size_t size)
     corridor__statement_request__free_unpacked(req, NULL);
     if (rebased) {
         channel_reload(n->channel);
+        assert(!channel_is_diverged(n->channel)); /* a re-base reopens the channel */
+    }
+    if (rc == LEDGER_OK) {
+        check_counters(n);
     }
     end_input(n);
 }
@@ -854,6 +928,7 @@ static void run_initiator(unsigned flags, const uint8_t *data, size_t size)
     assert(r != NULL);
     forget_request(n);
     recon_tick(r, now);
+    bool failed = false; /* a turn the daemon would roll back */
     for (unsigned round = 0; round < ROUNDS_MAX && size >= 2 && !recon_done(r); round++) {
         size_t len = (size_t)data[0] | (size_t)data[1] << 8;
         data += 2;
@@ -879,6 +954,7 @@ static void run_initiator(unsigned flags, const uint8_t *data, size_t size)
             if (flags & SIGN_EVIDENCE) {
                 sign_entries(n, st->entries, st->n_entries);
             }
+            sign_proof(n, &st->applied_proof);
             if ((flags & SIGN_CHECKPOINT) && seen.checkpoint != NULL) {
                 uint8_t *sig = malloc(crypto_sign_BYTES);
                 if (sig == NULL) {
@@ -894,6 +970,7 @@ static void run_initiator(unsigned flags, const uint8_t *data, size_t size)
             corridor__statement__free_unpacked(st, NULL);
             if (rc != LEDGER_OK) {
                 free(seen.checkpoint);
+                failed = true;
                 break; /* the daemon rolls the turn back */
             }
             /* a new request the session waits for must have gone out */
@@ -911,6 +988,9 @@ static void run_initiator(unsigned flags, const uint8_t *data, size_t size)
     recon_destroy(&r);
     if (rebased) {
         channel_reload(n->channel);
+    }
+    if (!failed) {
+        check_counters(n);
     }
     end_input(n);
 }
@@ -993,12 +1073,21 @@ static void buf_chunk(buf_t *b, const uint8_t *data, size_t len)
 }
 
 /* How the answering side of a seed session answers one request body. */
-typedef enum { ANSWER_PEER_BOOKS, ANSWER_OWN_BOOKS } answerer_t;
+typedef enum {
+    ANSWER_PEER_BOOKS,
+    ANSWER_OWN_BOOKS,
+    ANSWER_OWN_BOOKS_INT64_MIN, /* as ANSWER_OWN_BOOKS, every position stated as INT64_MIN */
+} answerer_t;
+
+/* When not 0: the seed session's re-base answer (a Statement with counters) carries, instead
+ * of the answering node's proof, a template (fuzz_proof.h) of the initiator's Settlement of
+ * this sequence: the chunk keeps the template, the live session sees it signed. */
+static uint64_t craft_proof_seq;
 
 /* Answers as a peer whose books equal `n`'s: statement_answer on n's own ledger (canonical
  * hashes name payer and payee, so both sides' digests agree), positions mirrored. */
-static void answer_own_books(node_t *n, const Corridor__StatementRequest *req, uint8_t **body,
-                             size_t *len)
+static void answer_own_books(node_t *n, const Corridor__StatementRequest *req, bool int64_min,
+                             uint8_t **body, size_t *len)
 {
     Corridor__Statement st;
     if (req->checkpoint.len > 0) { /* the countersignature is added by SIGN_CHECKPOINT */
@@ -1014,7 +1103,7 @@ static void answer_own_books(node_t *n, const Corridor__StatementRequest *req, u
     }
     must(n->ledger, statement_answer(n->ledger, PEER_NAME, req, &st), "statement_answer");
     for (size_t i = 0; i < st.n_positions; i++) {
-        st.positions[i]->net_minor = -st.positions[i]->net_minor;
+        st.positions[i]->net_minor = int64_min ? INT64_MIN : -st.positions[i]->net_minor;
     }
     *len = corridor__statement__get_packed_size(&st);
     *body = malloc(*len);
@@ -1063,8 +1152,8 @@ static void session(node_t *init, node_t *resp, answerer_t answerer, bool repair
         assert(req != NULL);
         uint8_t *body = NULL;
         size_t len = 0;
-        if (answerer == ANSWER_OWN_BOOKS) {
-            answer_own_books(init, req, &body, &len);
+        if (answerer != ANSWER_PEER_BOOKS) {
+            answer_own_books(init, req, answerer == ANSWER_OWN_BOOKS_INT64_MIN, &body, &len);
         } else {
             bool rebased = false;
             must(resp->ledger, recon_answer(&resp->ctx, req, &body, &len, &rebased),
@@ -1072,12 +1161,28 @@ static void session(node_t *init, node_t *resp, answerer_t answerer, bool repair
         }
         corridor__statement_request__free_unpacked(req, NULL);
         free(req_body);
-        if (answers != NULL) {
-            buf_chunk(answers, body, len);
-        }
         Corridor__Statement *st =
             (Corridor__Statement *)wire_unpack(&corridor__statement__descriptor, len, body);
         assert(st != NULL);
+        if (craft_proof_seq != 0 && (st->sent_sequence != 0 || st->applied_sequence != 0)) {
+            uint8_t *t = malloc(FUZZ_PROOF_HEADER);
+            if (t == NULL) {
+                fail("out of memory");
+            }
+            fuzz_proof_template(t, MSG_SETTLEMENT, 0, craft_proof_seq);
+            replace_bytes(&st->applied_proof, t, FUZZ_PROOF_HEADER);
+            free(body);
+            len = corridor__statement__get_packed_size(st);
+            body = malloc(len);
+            if (body == NULL) {
+                fail("out of memory");
+            }
+            corridor__statement__pack(st, body);
+            sign_proof(init, &st->applied_proof); /* as the harness will */
+        }
+        if (answers != NULL) {
+            buf_chunk(answers, body, len);
+        }
         if (seen.checkpoint != NULL) {
             uint8_t *sig = malloc(crypto_sign_BYTES);
             if (sig == NULL) {
@@ -1228,6 +1333,26 @@ static void crafted_request_seeds(const char *dir)
     write_request_seed(dir, "responder-checkpoint", SIGN_CHECKPOINT, &creq);
     free(cp_body);
 
+    /* the same proposal with every position INT64_MIN (never negated: position_mirrors) */
+    must(n->ledger, statement_positions(n->ledger, PEER_NAME, &positions, &n_positions),
+         "statement_positions");
+    for (size_t i = 0; i < n_positions; i++) {
+        positions[i]->net_minor = INT64_MIN;
+    }
+    cp.n_positions = n_positions;
+    cp.positions = positions;
+    cp_len = corridor__checkpoint__get_packed_size(&cp);
+    cp_body = malloc(cp_len);
+    if (cp_body == NULL) {
+        fail("out of memory");
+    }
+    corridor__checkpoint__pack(&cp, cp_body);
+    statement_free_positions(positions, n_positions);
+    creq.request_id = "seed-checkpoint-int64-min";
+    creq.checkpoint = (ProtobufCBinaryData){cp_len, cp_body};
+    write_request_seed(dir, "responder-checkpoint-int64min", SIGN_CHECKPOINT, &creq);
+    free(cp_body);
+
     /* repair imports whose evidence the harness signs: a new incoming settled payment, a new
      * incoming one still pending at the payer, our pending one the peer settled, a new outgoing
      * one the peer rejected, and one between strangers */
@@ -1285,6 +1410,40 @@ static void crafted_request_seeds(const char *dir)
     repair.sender_applied = 50;
     rreq.request_id = "seed-rebase";
     write_request_seed(dir, "responder-rebase-signed", SIGN_EVIDENCE | DIVERGED, &rreq);
+
+    /* re-bases with proofs of what the peer applied (fuzz_proof.h templates, signed by the
+     * harness): ours to the peer above what we remember sending (we were restored); one to a
+     * third node; a raw message the peer signed itself; a counter of 2^64-1; none at all on
+     * a channel that never diverged */
+    uint64_t sent = channel_sent_seq(n->channel);
+    uint8_t proof[FUZZ_PROOF_HEADER];
+    repair.n_imports = 0;
+    repair.sender_sent = 30;
+    repair.sender_applied = sent + 3;
+    fuzz_proof_template(proof, MSG_SETTLEMENT, 0, sent + 3);
+    repair.applied_proof = (ProtobufCBinaryData){sizeof proof, proof};
+    rreq.request_id = "seed-rebase-proof";
+    write_request_seed(dir, "responder-rebase-proof-signed", DIVERGED, &rreq);
+    write_request_seed(dir, "responder-rebase-no-own-proof", DIVERGED | NO_PROOF, &rreq);
+    fuzz_proof_template(proof, MSG_SETTLEMENT, FUZZ_PROOF_TO_THIRD, sent + 3);
+    write_request_seed(dir, "responder-rebase-proof-to-third", DIVERGED, &rreq);
+    size_t raw_len = 0;
+    uint8_t *raw =
+        sign_body(n->other_id, n->id, MSG_SETTLEMENT, sent + 3, proof, sizeof proof, &raw_len);
+    if (raw == NULL) {
+        fail("cannot sign");
+    }
+    repair.applied_proof = (ProtobufCBinaryData){raw_len, raw};
+    write_request_seed(dir, "responder-rebase-proof-raw", DIVERGED, &rreq);
+    free(raw);
+    repair.sender_applied = UINT64_MAX;
+    fuzz_proof_template(proof, MSG_SETTLEMENT, 0, sent);
+    repair.applied_proof = (ProtobufCBinaryData){sizeof proof, proof};
+    write_request_seed(dir, "responder-rebase-applied-max", DIVERGED, &rreq);
+    repair.sender_applied = 0;
+    repair.applied_proof = (ProtobufCBinaryData){0, NULL};
+    rreq.request_id = "seed-rebase-unproven";
+    write_request_seed(dir, "responder-rebase-not-diverged", 0, &rreq);
     for (size_t i = 0; i < 5; i++) {
         free(sbody[i]);
         free(tbody[i]);
@@ -1309,6 +1468,14 @@ static void write_seeds(const char *dir)
     /* a peer with the same books: equal fingerprints, then a checkpoint */
     session(a, a, ANSWER_OWN_BOOKS, false, false, &answers, NULL, 0);
     write_initiator_seed(dir, "initiator-agree-checkpoint", SIGN_CHECKPOINT, &answers);
+    session(a, a, ANSWER_OWN_BOOKS_INT64_MIN, false, false, &answers, NULL, 0);
+    write_initiator_seed(dir, "initiator-positions-int64min", 0, &answers);
+
+    /* the peer proves it applied more of ours than we remember sending (a template proof) */
+    craft_proof_seq = channel_sent_seq(a->channel) + 2;
+    session(a, b, ANSWER_PEER_BOOKS, true, true, &answers, NULL, 0);
+    write_initiator_seed(dir, "initiator-repair-diverged-proof", REPAIR | DIVERGED, &answers);
+    craft_proof_seq = 0;
 
     /* B reconciles against A with --repair: its second request (the sub-ranges, with
      * evidence) and third (the repair) are what A's responder sees */
@@ -1355,6 +1522,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     atexit(cleanup);
     const char *seeds = getenv("FUZZ_STATEMENT_SEEDS");
     identity_t *a_id = fuzz_identity(0), *b_id = fuzz_identity(1);
+    third_id = fuzz_identity(2);
     node_open(&self_node, SELF_NAME, a_id, PEER_NAME, b_id);
     node_start_channel(&self_node);
     populate(&self_node, true);

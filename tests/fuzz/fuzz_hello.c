@@ -1,0 +1,1034 @@
+/*
+ * Fuzzes the channel's control plane as a trusted (authenticated, maybe hostile or restored)
+ * peer drives it: Hellos (counters, the versions list, features), Acks, sequenced business
+ * messages, and StatementRequests with a Repair (re-base and its applied_proof), in any order,
+ * on a real ledger. Envelope authentication is assumed (fuzz_envelope_signed.c covers it): the
+ * harness builds each envelope_message_t as envelope_open would hand it to the channel, signing
+ * business messages as the peer for real (their signed bytes become the channel's proof of
+ * what it applied).
+ *
+ * The fixture, built once through the channel itself: node BKRURUMM (fuzz_keys.h identity 0)
+ * with peer BMJIIRTH (identity 1) in a temporary directory (synchronous off, fuzzing only).
+ * The node queued six settlements to the peer (five RUB, the last USD; all still pending) and
+ * applied three of the peer's (sequences 1..3, answered with three StatusReports: nine sent);
+ * the peer acknowledged seven. Every input gets a new channel (channel_new: state DOWN, no
+ * control message seen) and runs inside one ledger transaction rolled back at the end.
+ *
+ * Input: byte 0 flags, then up to OPS_MAX records [op][length: 2 bytes, little endian][payload]:
+ *   flags 0x01  the channel starts DIVERGED (persisted, as after a restart)
+ *         0x02  the channel starts with wire version 2 negotiated (persisted)
+ *         0x04  the socket refuses every other business frame (send returns -1)
+ *         0x08  the channel keeps no proof of what it applied (a ledger upgraded from schema 2)
+ *   op % 6:
+ *     0 HELLO    payload: a Hello body, to channel_receive as MSG_HELLO
+ *     1 ACK      payload: an Ack body, as MSG_ACK
+ *     2 MESSAGE  payload: [type: 1 + b % 3][bit 0: Inner version 2][sequence: 8 bytes LE][body];
+ *                signed by the peer (skipped when envelope_sign_version refuses, as the envelope
+ *                would refuse it); a sequence the channel already applied is a duplicate
+ *                (channel_note_duplicate), as the daemon's opener reports it
+ *     3 REQUEST  payload: a StatementRequest body, answered by recon_answer; its
+ *                repair.applied_proof is signed by the harness when it is a fuzz_proof.h
+ *                template (a genuine proof: this node's own message to the peer, at any
+ *                sequence, type, version and recipient), else passed raw
+ *     4 TICK     payload: 2 bytes LE, the clock moves on 8 ms per unit (liveness, retransmission)
+ *     5 SEND     payload: [currency: b % 2 RUB/USD]; channel_send_settlement of a new settlement
+ * Each record is one daemon turn: the receive step, then channel_apply (and recon_answer) inside
+ * the transaction, then (as if committed) the re-based channel reloaded and channel_after_commit.
+ *
+ * After every turn, whatever the peer sent: the channel's sent, acked and applied counters
+ * (channel_stats, and as persisted) are at most CORRIDOR_SEQUENCE_MAX with acked <= sent; sent
+ * never moves backwards (no sequence number is reused), nor applied but in a re-base; the wire
+ * version never goes down and is 2 only if the peer (or the fixture) offered 2; persisted
+ * state matches the channel's; every control frame the channel sends opens at the peer, in
+ * that version, with counters in range. A re-base happens exactly when it is well-formed, its
+ * proof is empty or genuine and it changes something, and sets the counters exactly as
+ * recon.c's rebase describes (a proof moves acked to what it shows, or only forward outside
+ * DIVERGED; sent to at least that; in DIVERGED applied back to what our own kept proof shows);
+ * a re-base answer's proof is the peer's message of the sequence it states. No input may stop
+ * the ledger.
+ *
+ * With FUZZ_HELLO_SEEDS=DIR set, the harness writes its seed corpus to DIR and exits.
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <protobuf-c/protobuf-c.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "channel.h"
+#include "config.h"
+#include "corridor.pb-c.h"
+#include "corridor/limits.h"
+#include "envelope.h"
+#include "fuzz_keys.h"
+#include "fuzz_proof.h"
+#include "identity.h"
+#include "ledger.h"
+#include "recon.h"
+#include "settlement.h"
+#include "wire.h"
+
+#define SELF_NAME  "BKRURUMM"
+#define PEER_NAME  "BMJIIRTH"
+#define CURRENCIES "RUB,USD"
+#define CAP_MINOR  INT64_C(1000000000000000)
+
+#define OUR_SETTLEMENTS  6    /* 0..4 in RUB, 5 in USD */
+#define PEER_SETTLEMENTS 3    /* the peer's, its sequences 1..3 */
+#define PEER_FIRST       10   /* settlement_of numbers of the peer's */
+#define SEND_FIRST       1000 /* settlement_of numbers of those an input sends */
+
+#define START_DIVERGED 0x01u
+#define START_V2       0x02u
+#define BLOCK_SOCKET   0x04u
+#define START_NO_PROOF 0x08u
+
+enum { OP_HELLO, OP_ACK, OP_MESSAGE, OP_REQUEST, OP_TICK, OP_SEND, OP_COUNT };
+
+#define OPS_MAX        64
+#define START_MS       INT64_C(1000000)
+#define ROUND_MS       10
+#define TICK_UNIT_MS   8
+#define SEED_FILES_MAX 24
+
+#define FIXTURE_DIR_PREFIX "corridor-fuzz-hello." /* + pid + "." + mkdtemp's suffix */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char tmp_dir[256];
+static identity_t *self_id, *peer_id, *third_id;
+static config_t *config;
+static envelope_peer_t *keys; /* [0] how the node sees the peer; [1] how the peer sees it */
+static ledger_t *ledger;
+static channel_ctx_t channel_ctx;
+static ledger_channel_t fixture; /* the fixture's counters */
+
+/* What the current input has seen and may expect (reset per input). */
+static struct {
+    channel_t *ch;
+    bool v2_offered;        /* the fixture or some Hello offered version 2 */
+    uint32_t version_floor; /* the highest wire version the channel has used */
+    uint64_t sent_floor, applied_floor;
+    unsigned business_frames;
+    bool block_socket;
+    unsigned sends;
+} in;
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+__attribute__((noreturn)) static void fail(const char *what)
+{
+    fprintf(stderr, "fuzz_hello: %s\n", what);
+    abort();
+}
+
+static void must(ledger_err_t rc, const char *what)
+{
+    if (rc != LEDGER_OK) {
+        fprintf(stderr, "fuzz_hello: %s: %s (%s)\n", what, ledger_strerror(rc),
+                ledger != NULL ? ledger_last_error(ledger) : "");
+        abort();
+    }
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n > 0 ? n : 1);
+    if (p == NULL) {
+        fail("out of memory");
+    }
+    return p;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+/* The UETR of settlement i: fixed, a valid UUIDv4. */
+static void uetr_of(unsigned i, char out[static CORRIDOR_UETR_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t num[2] = {(uint8_t)i, (uint8_t)(i >> 8)};
+    uint8_t h[16];
+    crypto_generichash(h, sizeof h, num, sizeof num, (const uint8_t *)"corridor.fuzz.hello", 19);
+    char digits[33];
+    for (size_t k = 0; k < 16; k++) {
+        digits[2 * k] = hex[h[k] >> 4];
+        digits[2 * k + 1] = hex[h[k] & 15];
+    }
+    digits[12] = '4';
+    digits[16] = "89ab"[h[8] & 3];
+    snprintf(out, CORRIDOR_UETR_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", digits, digits + 8,
+             digits + 12, digits + 16, digits + 20);
+}
+
+static void settlement_of(unsigned i, direction_t dir, const char *currency, settlement_t *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->peer, sizeof s->peer, "%s", PEER_NAME);
+    s->direction = dir;
+    uetr_of(i, s->uetr);
+    snprintf(s->end_to_end_id, sizeof s->end_to_end_id, "E2E-%u", i);
+    s->amount_minor = 1000 + 7 * (int64_t)i;
+    snprintf(s->currency, sizeof s->currency, "%s", currency);
+    snprintf(s->value_date, sizeof s->value_date, "2026-01-15");
+    snprintf(s->debtor_name, sizeof s->debtor_name, "Debtor %u", i);
+    snprintf(s->debtor_account, sizeof s->debtor_account, "40702810000000000%03u", i % 1000);
+    snprintf(s->creditor_name, sizeof s->creditor_name, "Creditor %u", i);
+    snprintf(s->creditor_account, sizeof s->creditor_account, "40702810900000000%03u", i % 1000);
+    snprintf(s->remittance, sizeof s->remittance, "invoice %u", i);
+    s->created_unix_ms = INT64_C(1767225600000) + i;
+}
+
+/* ---- the channel's surroundings --------------------------------------------------------- */
+
+/* channel_ctx_t.send: every control frame must open at the peer, in a version the peer
+ * offered, with counters in range. Business frames are not opened (it is slow). */
+static int capture(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len)
+{
+    (void)arg;
+    assert(peer_index == 0);
+    if (type >= MSG_SETTLEMENT && type <= MSG_RETURN) {
+        in.business_frames++;
+        return in.block_socket && (in.business_frames & 1u) ? -1 : 0;
+    }
+    envelope_message_t m;
+    env_err_t rc = envelope_open(wire, len, peer_id, &keys[1], 1, &m);
+    if (rc != ENV_OK) {
+        fprintf(stderr, "fuzz_hello: a %s the channel sent does not open at the peer: %s\n",
+                msg_type_name((int)type), env_strerror(rc));
+        abort();
+    }
+    assert(m.type == type && m.sequence == 0);
+    assert(m.version == INNER_VERSION_MIN || (m.version <= INNER_VERSION_MAX && in.v2_offered));
+    if (type == MSG_HELLO) {
+        Corridor__Hello *h =
+            (Corridor__Hello *)wire_unpack(&corridor__hello__descriptor, m.body_len, m.body);
+        assert(h != NULL);
+        assert(h->sent_sequence <= CORRIDOR_SEQUENCE_MAX);
+        assert(h->applied_sequence <= CORRIDOR_SEQUENCE_MAX);
+        assert(h->acked_sequence <= h->sent_sequence);
+        assert(h->n_versions >= 1 && h->versions[0] == INNER_VERSION_MIN);
+        corridor__hello__free_unpacked(h, NULL);
+    } else if (type == MSG_ACK) {
+        Corridor__Ack *a =
+            (Corridor__Ack *)wire_unpack(&corridor__ack__descriptor, m.body_len, m.body);
+        assert(a != NULL && a->sequence <= CORRIDOR_SEQUENCE_MAX);
+        corridor__ack__free_unpacked(a, NULL);
+    }
+    envelope_message_clear(&m);
+    return 0;
+}
+
+static void ignore_final(void *arg, const char *peer, const char *uetr,
+                         const ledger_outcome_t *outcome)
+{
+    (void)arg;
+    (void)peer;
+    (void)uetr;
+    (void)outcome;
+}
+
+static void ignore_statement(void *arg, size_t peer_index, envelope_message_t *msg)
+{
+    (void)arg;
+    (void)peer_index;
+    envelope_message_clear(msg);
+}
+
+/* Hands the channel an unsequenced control message (Hello, Ack) with body `body`. */
+static void deliver_control(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len,
+                            int64_t now)
+{
+    envelope_message_t m;
+    memset(&m, 0, sizeof m);
+    m.peer_index = 0;
+    m.type = type;
+    m.version = INNER_VERSION_MIN;
+    m.body = xmalloc(len);
+    if (len > 0) {
+        memcpy(m.body, body, len);
+    }
+    m.body_len = len;
+    memcpy(m.author_key_id, peer_id->key_id, IDENTITY_KEY_ID_BYTES);
+    memcpy(m.recipient_key_id, self_id->key_id, IDENTITY_KEY_ID_BYTES);
+    channel_receive(ch, &m, now);
+}
+
+/* Hands the channel a business message the peer signed, as the opener would: a duplicate of
+ * what was applied only as channel_note_duplicate. False when it cannot be signed. */
+static bool deliver_signed(channel_t *ch, msg_type_t type, uint32_t version, uint64_t seq,
+                           const uint8_t *body, size_t len, int64_t now)
+{
+    uint8_t *signed_msg = NULL;
+    size_t signed_len = 0;
+    if (envelope_sign_version(peer_id, version, self_id->key_id, type, seq, body, len, &signed_msg,
+                              &signed_len) != ENV_OK) {
+        return false; /* above 2^62 or too large: the envelope would refuse it */
+    }
+    if (seq != 0 && seq <= keys[0].applied_through) {
+        free(signed_msg);
+        channel_note_duplicate(ch);
+        return true;
+    }
+    envelope_message_t m;
+    memset(&m, 0, sizeof m);
+    m.peer_index = 0;
+    m.type = type;
+    m.sequence = seq;
+    m.version = version;
+    m.body = xmalloc(len);
+    if (len > 0) {
+        memcpy(m.body, body, len);
+    }
+    m.body_len = len;
+    m.evidence = signed_msg;
+    m.evidence_len = signed_len;
+    memcpy(m.author_key_id, peer_id->key_id, IDENTITY_KEY_ID_BYTES);
+    memcpy(m.recipient_key_id, self_id->key_id, IDENTITY_KEY_ID_BYTES);
+    channel_receive(ch, &m, now);
+    return true;
+}
+
+static channel_t *new_channel(int64_t now)
+{
+    channel_t *ch = channel_new(&channel_ctx, 0, &config->peers[0], &keys[0], now);
+    if (ch == NULL) {
+        fail("cannot create the channel");
+    }
+    return ch;
+}
+
+/* ---- fixture ------------------------------------------------------------------------------ */
+
+static void cleanup(void)
+{
+    if (ledger != NULL) {
+        ledger_close(&ledger);
+    }
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    if (tmp_dir[0] != '\0') {
+        for (size_t k = 0; k < 3; k++) {
+            char file[600];
+            snprintf(file, sizeof file, "%s/%s.db%s", tmp_dir, SELF_NAME, suffixes[k]);
+            unlink(file);
+        }
+        rmdir(tmp_dir);
+    }
+}
+
+/* A crash ends the process without atexit: removes the fixture directories that processes no
+ * longer running left in `base` (their names carry the process id). */
+static void remove_stale_fixtures(const char *base)
+{
+    DIR *d = opendir(base);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = 0;
+        int end = 0;
+        if (sscanf(e->d_name, FIXTURE_DIR_PREFIX "%ld.%n", &pid, &end) != 1 || end == 0 ||
+            pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
+            continue;
+        }
+        static const char *const suffixes[] = {"", "-wal", "-shm"};
+        for (size_t k = 0; k < 3; k++) {
+            char file[900];
+            snprintf(file, sizeof file, "%s/%s/%s.db%s", base, e->d_name, SELF_NAME, suffixes[k]);
+            unlink(file);
+        }
+        char dir[700];
+        snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
+        rmdir(dir);
+    }
+    closedir(d);
+}
+
+static void build_fixture(void)
+{
+    config = config_new();
+    keys = sodium_malloc(2 * sizeof *keys);
+    if (config == NULL || keys == NULL) {
+        fail("out of memory");
+    }
+    char err[256];
+    snprintf(config->name, sizeof config->name, "%s", SELF_NAME);
+    snprintf(config->listen, sizeof config->listen, "tcp://127.0.0.1:7001");
+    if (config_set_currencies(config, CURRENCIES, err, sizeof err) != 0) {
+        fail(err);
+    }
+    config->peers_count = 1;
+    config_peer_t *peer = &config->peers[0];
+    identity_card(peer_id, PEER_NAME, "tcp://127.0.0.1:7002", &peer->card);
+    if (config_peer_set_limit(peer, "RUB", CAP_MINOR) != 0 ||
+        config_peer_set_limit(peer, "USD", CAP_MINOR) != 0) {
+        fail("cannot set limits");
+    }
+    fuzz_peer(&keys[0], self_id, peer_id, PEER_NAME);
+    fuzz_peer(&keys[1], peer_id, self_id, SELF_NAME);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.db", tmp_dir, SELF_NAME);
+    if (ledger_open(path, SELF_NAME, LEDGER_READ_WRITE, NULL, &ledger, err, sizeof err) !=
+        LEDGER_OK) {
+        fail(err);
+    }
+    if (sqlite3_exec(ledger_db(ledger), "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK) {
+        fail("cannot turn synchronous off");
+    }
+    channel_ctx = (channel_ctx_t){
+        .self = self_id,
+        .config = config,
+        .ledger = ledger,
+        .send = capture,
+        .on_final = ignore_final,
+        .on_statement = ignore_statement,
+        .arg = NULL,
+        .node_name = SELF_NAME,
+        .incarnation = 1,
+    };
+    int64_t now = START_MS;
+    channel_t *ch = new_channel(now);
+
+    /* our settlements, queued */
+    must(ledger_begin(ledger), "begin");
+    for (unsigned i = 0; i < OUR_SETTLEMENTS; i++) {
+        settlement_t s;
+        settlement_of(i, DIRECTION_OUT, i + 1 < OUR_SETTLEMENTS ? "RUB" : "USD", &s);
+        ledger_outcome_t out;
+        must(channel_send_settlement(ch, &s, &out), "channel_send_settlement");
+    }
+    must(ledger_commit(ledger), "commit");
+
+    /* the peer's, applied in order (each answered with our StatusReport) */
+    for (unsigned i = 0; i < PEER_SETTLEMENTS; i++) {
+        settlement_t s;
+        settlement_of(PEER_FIRST + i, DIRECTION_IN, "RUB", &s);
+        uint8_t *body = NULL;
+        size_t len = 0;
+        if (settlement_encode(&s, &body, &len) != 0 ||
+            !deliver_signed(ch, MSG_SETTLEMENT, INNER_VERSION_MIN, i + 1, body, len, now)) {
+            fail("cannot deliver a fixture settlement");
+        }
+        free(body);
+    }
+    must(ledger_begin(ledger), "begin");
+    must(channel_apply(ch), "channel_apply");
+    must(ledger_commit(ledger), "commit");
+
+    /* the peer acknowledged all but the last two */
+    channel_stats_t st = channel_stats(ch);
+    Corridor__Ack ack = CORRIDOR__ACK__INIT;
+    ack.sequence = st.sent_seq - 2;
+    ack.incarnation = 1;
+    ack.counter = 1;
+    uint8_t buf[64];
+    size_t alen = corridor__ack__pack(&ack, buf);
+    deliver_control(ch, MSG_ACK, buf, alen, now);
+    must(ledger_begin(ledger), "begin");
+    must(channel_apply(ch), "channel_apply");
+    must(ledger_commit(ledger), "commit");
+    channel_destroy(&ch);
+
+    must(ledger_channel_get(ledger, PEER_NAME, &fixture), "ledger_channel_get");
+    uint8_t *proof = NULL;
+    size_t proof_len = 0;
+    must(ledger_channel_proof(ledger, PEER_NAME, &proof, &proof_len), "ledger_channel_proof");
+    if (fixture.sent_seq != OUR_SETTLEMENTS + PEER_SETTLEMENTS ||
+        fixture.acked_seq + 2 != fixture.sent_seq || fixture.applied_seq != PEER_SETTLEMENTS ||
+        fixture.diverged || proof == NULL) {
+        fail("the fixture is not as designed");
+    }
+    free(proof);
+}
+
+/* ---- checks ----------------------------------------------------------------------------- */
+
+static void check_turn(channel_t *ch)
+{
+    channel_stats_t st = channel_stats(ch);
+    assert(st.sent_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(st.acked_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(st.applied_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(st.acked_seq <= st.sent_seq);
+    assert(st.sent_seq >= in.sent_floor);       /* a sequence number is never used twice */
+    assert(st.applied_seq >= in.applied_floor); /* what was applied stays (but for a re-base) */
+    in.sent_floor = st.sent_seq;
+    in.applied_floor = st.applied_seq;
+    uint32_t v = channel_wire_version(ch);
+    assert(v >= INNER_VERSION_MIN && v <= INNER_VERSION_MAX);
+    assert(v == INNER_VERSION_MIN || in.v2_offered);
+    assert(v >= in.version_floor); /* no downgrade */
+    in.version_floor = v;
+    ledger_channel_t saved;
+    must(ledger_channel_get(ledger, PEER_NAME, &saved), "ledger_channel_get");
+    assert(saved.sent_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(saved.applied_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(saved.acked_seq <= saved.sent_seq);
+    assert(saved.diverged == channel_is_diverged(ch));
+    assert(saved.wire_version == v);
+    assert(!ledger_stopped(ledger));
+}
+
+/* Whether a Hello body offers version 2 among the entries the channel reads. */
+static bool offers_v2(const uint8_t *body, size_t len)
+{
+    Corridor__Hello *h = (Corridor__Hello *)wire_unpack(&corridor__hello__descriptor, len, body);
+    bool v2 = false;
+    for (size_t i = 0; h != NULL && i < h->n_versions; i++) {
+        v2 = v2 || h->versions[i] == INNER_VERSION_MIN + 1;
+    }
+    corridor__hello__free_unpacked(h, NULL);
+    return v2;
+}
+
+/* The sequence of the peer's message kept as our proof of what we applied; 0 without one. */
+static uint64_t own_proof_seq(void)
+{
+    uint8_t *own = NULL;
+    size_t own_len = 0;
+    must(ledger_channel_proof(ledger, PEER_NAME, &own, &own_len), "ledger_channel_proof");
+    uint64_t seq = 0;
+    envelope_message_t m;
+    if (own_len > 0 && evidence_verify(own, own_len, peer_id->sign_public, &m) == ENV_OK) {
+        seq = m.sequence;
+        envelope_message_clear(&m);
+    }
+    free(own);
+    return seq;
+}
+
+/* ---- the turns ------------------------------------------------------------------------------ */
+
+/* Answers a request as the responder; false when the turn fails (the daemon rolls back). */
+static bool answer(channel_t *ch, const uint8_t *data, size_t size)
+{
+    Corridor__StatementRequest *req = (Corridor__StatementRequest *)wire_unpack(
+        &corridor__statement_request__descriptor, size, data);
+    if (req == NULL) {
+        return true;
+    }
+    uint64_t proof_seq = 0;
+    bool genuine = false, signed_here = false, malformed = false;
+    size_t proof_len = 0;
+    if (req->repair != NULL) {
+        signed_here = fuzz_sign_proof(self_id, peer_id, third_id, &req->repair->applied_proof,
+                                      &proof_seq, &genuine);
+        proof_len = req->repair->applied_proof.len;
+        malformed = req->repair->sender_sent > CORRIDOR_SEQUENCE_MAX ||
+                    req->repair->sender_applied > CORRIDOR_SEQUENCE_MAX;
+    }
+    ledger_channel_t before;
+    must(ledger_channel_get(ledger, PEER_NAME, &before), "ledger_channel_get");
+    /* what a re-base may do (recon.c, rebase): our stream continues above what we sent and
+     * what the proof shows; in full (our side DIVERGED too) acked becomes what it shows and we
+     * keep as applied of the peer's stream only what our own kept proof shows, else the proof
+     * only moves acked forward; a re-base that changes nothing writes nothing */
+    bool full = channel_is_diverged(ch);
+    uint64_t own = own_proof_seq();
+    bool accepted = req->repair != NULL && req->repair->rebase && !malformed &&
+                    (proof_len == 0 || (signed_here && genuine));
+    uint64_t proven = proof_len == 0 ? 0 : proof_seq;
+    uint64_t want_sent = before.sent_seq > proven ? before.sent_seq : proven;
+    uint64_t want_acked = full || proven > before.acked_seq ? proven : before.acked_seq;
+    uint64_t want_applied = full && own < before.applied_seq ? own : before.applied_seq;
+    bool changes = want_sent != before.sent_seq || want_acked != before.acked_seq ||
+                   want_applied != before.applied_seq || before.diverged;
+    recon_ctx_t ctx = {self_id, &config->peers[0], ledger, ch};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    bool rebased = false;
+    ledger_err_t rc = recon_answer(&ctx, req, &body, &len, &rebased);
+    assert((rc == LEDGER_OK) == (body != NULL));
+    if (rc == LEDGER_OK) {
+        Corridor__Statement *st =
+            (Corridor__Statement *)wire_unpack(&corridor__statement__descriptor, len, body);
+        assert(st != NULL);
+        assert(strcmp(st->request_id, req->request_id != NULL ? req->request_id : "") == 0);
+        if (st->applied_proof.len > 0) { /* ours: the peer's message of what we applied */
+            envelope_message_t m;
+            assert(evidence_verify(st->applied_proof.data, st->applied_proof.len,
+                                   peer_id->sign_public, &m) == ENV_OK);
+            assert(m.sequence == st->applied_sequence);
+            assert(memcmp(m.recipient_key_id, self_id->key_id, IDENTITY_KEY_ID_BYTES) == 0);
+            envelope_message_clear(&m);
+        }
+        corridor__statement__free_unpacked(st, NULL);
+    }
+    free(body);
+    assert(rc != LEDGER_OK || rebased == (accepted && changes));
+    if (rebased) {
+        /* only a proof moves our counters, exactly as far as it shows */
+        channel_reload(ch); /* the daemon does it after the commit */
+        channel_stats_t st = channel_stats(ch);
+        assert(st.sent_seq >= want_sent); /* imports may queue answers above it */
+        assert(st.acked_seq == want_acked);
+        assert(st.applied_seq == want_applied);
+        assert(!channel_is_diverged(ch));
+        in.applied_floor = st.applied_seq; /* the one way applied may go back (re-applied) */
+    }
+    corridor__statement_request__free_unpacked(req, NULL);
+    return rc == LEDGER_OK;
+}
+
+static bool send_one(channel_t *ch, const uint8_t *data, size_t size)
+{
+    settlement_t s;
+    settlement_of(SEND_FIRST + in.sends++, DIRECTION_OUT, size > 0 && (data[0] & 1) ? "USD" : "RUB",
+                  &s);
+    ledger_outcome_t out;
+    ledger_err_t rc = channel_send_settlement(ch, &s, &out);
+    return rc != LEDGER_E_STORAGE && rc != LEDGER_E_STOPPED;
+}
+
+/* One record: false ends the input (a turn the daemon would roll back). */
+static bool turn(unsigned op, const uint8_t *p, size_t n, int64_t *now)
+{
+    channel_t *ch = in.ch;
+    *now += ROUND_MS;
+    bool ok = true;
+    switch (op % OP_COUNT) {
+    case OP_HELLO:
+        in.v2_offered = in.v2_offered || offers_v2(p, n);
+        deliver_control(ch, MSG_HELLO, p, n, *now);
+        break;
+    case OP_ACK:
+        deliver_control(ch, MSG_ACK, p, n, *now);
+        break;
+    case OP_MESSAGE:
+        if (n >= 10) {
+            msg_type_t type = (msg_type_t)(MSG_SETTLEMENT + p[0] % 3);
+            uint32_t version = (p[1] & 1) ? INNER_VERSION_MIN + 1 : INNER_VERSION_MIN;
+            (void)deliver_signed(ch, type, version, le64(p + 2), p + 10, n - 10, *now);
+        }
+        break;
+    case OP_TICK:
+        if (n >= 2) {
+            *now += TICK_UNIT_MS * (int64_t)(p[0] | (unsigned)p[1] << 8);
+        }
+        break;
+    case OP_SEND:
+        ok = send_one(ch, p, n);
+        break;
+    default: /* OP_REQUEST: answered after channel_apply, as in the daemon */
+        break;
+    }
+    if (ok) {
+        ok = channel_apply(ch) == LEDGER_OK;
+    }
+    if (ok && op % OP_COUNT == OP_REQUEST) {
+        ok = answer(ch, p, n);
+    }
+    assert(!ledger_stopped(ledger)); /* no input may stop the books */
+    if (!ok) {
+        return false;
+    }
+    channel_after_commit(ch, *now);
+    keys[0].applied_through = channel_applied_seq(ch);
+    check_turn(ch);
+    return true;
+}
+
+/* ---- the seed corpus ----------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} buf_t;
+
+static void buf_add(buf_t *b, const void *data, size_t len)
+{
+    uint8_t *p = realloc(b->data, b->len + len + 1);
+    if (p == NULL) {
+        fail("out of memory");
+    }
+    b->data = p;
+    if (len > 0) {
+        memcpy(b->data + b->len, data, len);
+    }
+    b->len += len;
+}
+
+static void seed_op(buf_t *b, unsigned op, const uint8_t *payload, size_t len)
+{
+    if (len > 0xffff) {
+        fail("a seed record is too long");
+    }
+    uint8_t hdr[3] = {(uint8_t)op, (uint8_t)len, (uint8_t)(len >> 8)};
+    buf_add(b, hdr, sizeof hdr);
+    buf_add(b, payload, len);
+}
+
+static void seed_hello(buf_t *b, uint64_t sent, uint64_t applied, uint64_t acked, uint64_t counter,
+                       const uint32_t *versions, size_t n_versions, bool reply_wanted)
+{
+    Corridor__Hello h = CORRIDOR__HELLO__INIT;
+    h.sent_sequence = sent;
+    h.applied_sequence = applied;
+    h.acked_sequence = acked;
+    h.reply_wanted = reply_wanted;
+    h.incarnation = 5;
+    h.counter = counter;
+    h.n_versions = n_versions;
+    h.versions = (uint32_t *)versions;
+    size_t len = corridor__hello__get_packed_size(&h);
+    uint8_t *body = xmalloc(len);
+    corridor__hello__pack(&h, body);
+    seed_op(b, OP_HELLO, body, len);
+    free(body);
+}
+
+static void seed_ack(buf_t *b, uint64_t sequence, uint64_t counter)
+{
+    Corridor__Ack a = CORRIDOR__ACK__INIT;
+    a.sequence = sequence;
+    a.incarnation = 5;
+    a.counter = counter;
+    uint8_t body[64];
+    size_t len = corridor__ack__pack(&a, body);
+    seed_op(b, OP_ACK, body, len);
+}
+
+static void seed_message(buf_t *b, msg_type_t type, bool v2, uint64_t seq, const uint8_t *body,
+                         size_t len)
+{
+    uint8_t *p = xmalloc(10 + len);
+    p[0] = (uint8_t)(type - MSG_SETTLEMENT);
+    p[1] = v2 ? 1 : 0;
+    for (size_t i = 0; i < 8; i++) {
+        p[2 + i] = (uint8_t)(seq >> (8 * i));
+    }
+    if (len > 0) {
+        memcpy(p + 10, body, len);
+    }
+    seed_op(b, OP_MESSAGE, p, 10 + len);
+    free(p);
+}
+
+static void seed_settlement(buf_t *b, unsigned i, uint64_t seq)
+{
+    settlement_t s;
+    settlement_of(i, DIRECTION_IN, "RUB", &s);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (settlement_encode(&s, &body, &len) != 0) {
+        fail("cannot encode");
+    }
+    seed_message(b, MSG_SETTLEMENT, false, seq, body, len);
+    free(body);
+}
+
+/* A re-base request: rebase set, the counters given, a proof template of `proof_seq` (to the
+ * peer when proof_to is 0) or none when proof_seq is 0. */
+static void seed_rebase(buf_t *b, const char *id, uint64_t sender_sent, uint64_t sender_applied,
+                        uint64_t proof_seq, unsigned proof_to)
+{
+    Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
+    repair.rebase = true;
+    repair.sender_sent = sender_sent;
+    repair.sender_applied = sender_applied;
+    uint8_t proof[FUZZ_PROOF_HEADER];
+    if (proof_seq != 0) {
+        fuzz_proof_template(proof, MSG_SETTLEMENT, proof_to, proof_seq);
+        repair.applied_proof = (ProtobufCBinaryData){sizeof proof, proof};
+    }
+    Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+    req.request_id = (char *)id;
+    req.repair = &repair;
+    size_t len = corridor__statement_request__get_packed_size(&req);
+    uint8_t *body = xmalloc(len);
+    corridor__statement_request__pack(&req, body);
+    seed_op(b, OP_REQUEST, body, len);
+    free(body);
+}
+
+static void seed_tick(buf_t *b, int64_t ms)
+{
+    uint64_t units = (uint64_t)ms / TICK_UNIT_MS;
+    uint8_t p[2] = {(uint8_t)units, (uint8_t)(units >> 8)};
+    seed_op(b, OP_TICK, p, 2);
+}
+
+static unsigned seeds_written;
+
+static void write_seed(const char *dir, const char *name, unsigned flags, buf_t *b)
+{
+    if (seeds_written >= SEED_FILES_MAX) {
+        fail("too many seed files");
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    uint8_t first = (uint8_t)flags;
+    if (f == NULL || fwrite(&first, 1, 1, f) != 1 ||
+        (b->len > 0 && fwrite(b->data, 1, b->len, f) != b->len) || fclose(f) != 0) {
+        fail("cannot write a seed");
+    }
+    seeds_written++;
+    printf("  %-40s %zu bytes\n", name, b->len + 1);
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static void write_seeds(const char *dir)
+{
+    printf("fuzz_hello: writing seeds to %s\n", dir);
+    static const uint32_t both[] = {1, 2}, only1[] = {1}, only2[] = {2};
+    const uint64_t sent = fixture.sent_seq, acked = fixture.acked_seq;
+    const uint64_t applied = fixture.applied_seq; /* the peer sent this many */
+    const uint64_t max = CORRIDOR_SEQUENCE_MAX;
+    buf_t b = {0};
+
+    /* a peer that resumes: consistent counters, both versions; then it acknowledges all */
+    seed_hello(&b, applied, acked + 1, applied, 1, both, 2, true);
+    seed_tick(&b, 100);
+    seed_ack(&b, sent, 2);
+    write_seed(dir, "hello-resume", 0, &b);
+
+    /* the peer claims to have applied 5 more than we sent (we look restored): DIVERGED; then
+     * a re-base whose sender_applied is 2^64-1 (malformed), then a proper one proving the 5,
+     * then a new settlement (it must take sent + 6) and a Hello that resumes */
+    seed_hello(&b, applied, sent + 5, applied, 1, both, 2, false);
+    seed_rebase(&b, "seed-rebase-max", applied, UINT64_MAX, sent + 5, 0);
+    seed_rebase(&b, "seed-rebase", applied, sent + 5, sent + 5, 0);
+    seed_op(&b, OP_SEND, (const uint8_t *)"\0", 1);
+    seed_hello(&b, applied, sent + 5, applied, 2, both, 2, true);
+    write_seed(dir, "hello-diverged-rebase-max", 0, &b);
+
+    /* counters just above 2^62, each in turn, then the boundary itself (accepted: DIVERGED) */
+    seed_hello(&b, max + 1, acked, applied, 1, both, 2, false);
+    seed_hello(&b, applied, max + 1, applied, 2, both, 2, false);
+    seed_hello(&b, applied, acked, max + 1, 3, both, 2, false);
+    seed_hello(&b, applied, max, applied, 4, both, 2, false);
+    write_seed(dir, "hello-counters-2p62", 0, &b);
+
+    /* every counter 2^64-1; then a consistent Hello whose counter is 2^64-1 too */
+    seed_hello(&b, UINT64_MAX, UINT64_MAX, UINT64_MAX, 1, both, 2, false);
+    seed_hello(&b, applied, acked, applied, UINT64_MAX, both, 2, true);
+    seed_hello(&b, applied, acked, applied, 1, both, 2, true); /* not fresh any more */
+    write_seed(dir, "hello-counters-2p64", 0, &b);
+
+    /* versions [2], a settlement signed in 2, then a Hello listing only [1] (a downgrade,
+     * refused), another settlement, and a Hello listing none (version 1 only) */
+    seed_hello(&b, applied, acked, applied, 1, only2, 1, true);
+    seed_op(&b, OP_SEND, (const uint8_t *)"\0", 1);
+    seed_hello(&b, applied, acked, applied, 2, only1, 1, false);
+    seed_op(&b, OP_SEND, (const uint8_t *)"\1", 1);
+    seed_hello(&b, applied, acked, applied, 3, NULL, 0, false);
+    seed_settlement(&b, PEER_FIRST + 3, applied + 1);
+    write_seed(dir, "hello-downgrade", 0, &b);
+
+    /* a channel already at version 2 (persisted) offered only [1] */
+    seed_hello(&b, applied, acked, applied, 1, only1, 1, true);
+    seed_tick(&b, 1500);
+    write_seed(dir, "hello-downgrade-persisted", START_V2, &b);
+
+    /* 10,000 versions: first 3, 4, ... with 2 only at the end (beyond what is read), then
+     * 10,000 times 2 */
+    uint32_t *many = xmalloc(10000 * sizeof *many);
+    for (size_t i = 0; i < 10000; i++) {
+        many[i] = (uint32_t)(3 + i);
+    }
+    many[9999] = 2;
+    seed_hello(&b, applied, acked, applied, 1, many, 10000, true);
+    for (size_t i = 0; i < 10000; i++) {
+        many[i] = 2;
+    }
+    seed_hello(&b, applied, acked, applied, 2, many, 10000, false);
+    free(many);
+    write_seed(dir, "hello-10000-versions", 0, &b);
+
+    /* Acks: beyond what was sent, above 2^62, 2^64-1, then everything */
+    seed_ack(&b, sent + 1, 1);
+    seed_ack(&b, max + 1, 2);
+    seed_ack(&b, UINT64_MAX, 3);
+    seed_ack(&b, sent, 4);
+    write_seed(dir, "ack-out-of-range", 0, &b);
+
+    /* all acknowledged (so the continuous check runs), then the peer's StatusReport settling
+     * our USD payment states its position as INT64_MIN (never negated) */
+    seed_ack(&b, sent, 1);
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    uetr_of(OUR_SETTLEMENTS - 1, uetr);
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = uetr;
+    sr.status = "ACSC";
+    sr.reason = "";
+    sr.currency = "USD";
+    sr.position_minor = INT64_MIN;
+    uint8_t body[256];
+    size_t len = corridor__status_report__pack(&sr, body);
+    seed_message(&b, MSG_STATUS_REPORT, false, applied + 1, body, len);
+    write_seed(dir, "status-report-int64min", 0, &b);
+
+    /* the same in version 2, naming our Settlement's body hash (so it is applied), then a
+     * version-2 report naming other contents for a RUB one (ignored) */
+    settlement_t ours;
+    settlement_of(OUR_SETTLEMENTS - 1, DIRECTION_OUT, "USD", &ours);
+    uint8_t *ours_body = NULL;
+    size_t ours_len = 0;
+    if (settlement_encode(&ours, &ours_body, &ours_len) != 0) {
+        fail("cannot encode");
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(ours_body, ours_len, hash);
+    free(ours_body);
+    sr.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    len = corridor__status_report__pack(&sr, body);
+    seed_ack(&b, sent, 1);
+    seed_message(&b, MSG_STATUS_REPORT, true, applied + 1, body, len);
+    uetr_of(0, uetr);
+    sr.currency = "RUB";
+    sr.position_minor = 5;
+    len = corridor__status_report__pack(&sr, body);
+    seed_message(&b, MSG_STATUS_REPORT, true, applied + 2, body, len);
+    write_seed(dir, "status-report-v2-int64min", 0, &b);
+
+    /* the peer's messages out of order, a duplicate, one too far ahead, one at 2^62 */
+    seed_settlement(&b, PEER_FIRST + 5, applied + 2);
+    seed_settlement(&b, PEER_FIRST + 4, applied + 1);
+    seed_settlement(&b, PEER_FIRST + 4, applied + 1);
+    seed_settlement(&b, PEER_FIRST + 6, applied + CHANNEL_HOLD_MAX + 3);
+    seed_settlement(&b, PEER_FIRST + 7, max);
+    write_seed(dir, "messages-order", 0, &b);
+
+    /* restarted DIVERGED: a consistent Hello keeps it so; a re-base proving what the peer
+     * acknowledged reopens it; the peer resumes */
+    seed_hello(&b, applied, acked, applied, 1, both, 2, true);
+    seed_rebase(&b, "seed-reopen", applied, acked, acked, 0);
+    seed_hello(&b, applied, acked, applied, 2, both, 2, true);
+    seed_tick(&b, 200);
+    write_seed(dir, "diverged-rebase-proven", START_DIVERGED, &b);
+
+    /* restarted DIVERGED from a ledger without a kept proof of what it applied (upgraded from
+     * schema 2): the re-base resumes the peer's stream from 0, which comes again */
+    seed_rebase(&b, "seed-no-own-proof", applied, acked, acked, 0);
+    seed_hello(&b, applied, acked, 0, 1, both, 2, true);
+    seed_settlement(&b, PEER_FIRST, 1);
+    seed_settlement(&b, PEER_FIRST + 1, 2);
+    write_seed(dir, "diverged-rebase-no-own-proof", START_DIVERGED | START_NO_PROOF, &b);
+
+    /* re-bases that must not move anything: a proof signed for a third node, one signed by
+     * the peer itself, a counter above 2^62; then one without any proof on a channel that
+     * never diverged (accepted: acked goes back to 0, everything is sent again) */
+    seed_rebase(&b, "seed-third", applied, acked, acked, FUZZ_PROOF_TO_THIRD);
+    seed_rebase(&b, "seed-peer-signed", applied, acked, acked, FUZZ_PROOF_PEER_SIGNS);
+    seed_rebase(&b, "seed-over", max + 1, acked, acked, 0);
+    seed_rebase(&b, "seed-unproven", applied, acked, 0, 0);
+    seed_hello(&b, applied, acked, applied, 1, both, 2, true);
+    seed_tick(&b, 100);
+    write_seed(dir, "rebase-refused-and-unproven", 0, &b);
+
+    /* up, then silence past the liveness limit and retransmission timeouts, with a socket
+     * that refuses every other frame */
+    seed_hello(&b, applied, acked, applied, 1, both, 2, true);
+    seed_tick(&b, CHANNEL_RTO_INIT_MS + 10);
+    seed_tick(&b, CHANNEL_LIVENESS_MS + 10);
+    seed_hello(&b, applied, acked, applied, 2, both, 2, true);
+    seed_tick(&b, CHANNEL_RTO_MAX_MS);
+    write_seed(dir, "liveness-retransmit", BLOCK_SOCKET, &b);
+
+    /* the peer shows it was restored (applied less than it acknowledged) */
+    seed_hello(&b, applied, acked - 1, applied, 1, both, 2, false);
+    seed_ack(&b, sent, 2);
+    seed_settlement(&b, PEER_FIRST + 4, applied + 1);
+    write_seed(dir, "hello-peer-restored", 0, &b);
+}
+
+/* ---- libFuzzer ------------------------------------------------------------------------------ */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    if (sodium_init() < 0) {
+        fail("sodium_init failed");
+    }
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0') {
+        base = "/tmp";
+    }
+    remove_stale_fixtures(base);
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/" FIXTURE_DIR_PREFIX "%ld.XXXXXX", base, (long)getpid());
+    if (mkdtemp(tmp_dir) == NULL) {
+        fprintf(stderr, "fuzz_hello: mkdtemp %s: %s\n", tmp_dir, strerror(errno));
+        abort();
+    }
+    atexit(cleanup);
+    self_id = fuzz_identity(0);
+    peer_id = fuzz_identity(1);
+    third_id = fuzz_identity(2);
+    build_fixture();
+    const char *seeds = getenv("FUZZ_HELLO_SEEDS");
+    if (seeds != NULL) {
+        write_seeds(seeds);
+        exit(0);
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1) {
+        return 0;
+    }
+    unsigned flags = data[0];
+    data++;
+    size--;
+    int64_t now = START_MS;
+    memset(&in, 0, sizeof in);
+    in.block_socket = (flags & BLOCK_SOCKET) != 0;
+    keys[0].applied_through = fixture.applied_seq;
+    must(ledger_begin(ledger), "begin");
+    if (flags & START_DIVERGED) {
+        must(ledger_channel_set_diverged(ledger, PEER_NAME, true), "set diverged");
+    }
+    if (flags & START_V2) {
+        must(ledger_channel_set_version(ledger, PEER_NAME, INNER_VERSION_MIN + 1), "set version");
+        in.v2_offered = true;
+    }
+    if (flags & START_NO_PROOF) { /* as a ledger upgraded from schema 2 */
+        must(ledger_channel_set_applied(ledger, PEER_NAME, fixture.applied_seq, NULL, 0),
+             "set applied");
+    }
+    in.ch = new_channel(now);
+    in.version_floor = channel_wire_version(in.ch);
+    in.sent_floor = fixture.sent_seq;
+    in.applied_floor = fixture.applied_seq;
+    for (unsigned k = 0; k < OPS_MAX && size >= 3; k++) {
+        unsigned op = data[0];
+        size_t len = (size_t)data[1] | (size_t)data[2] << 8;
+        data += 3;
+        size -= 3;
+        if (len > size) {
+            len = size;
+        }
+        const uint8_t *payload = data;
+        data += len;
+        size -= len;
+        if (!turn(op, payload, len, &now)) {
+            break;
+        }
+    }
+    channel_destroy(&in.ch);
+    ledger_rollback(ledger);
+    assert(!ledger_stopped(ledger));
+    return 0;
+}
