@@ -1032,6 +1032,15 @@ static void sign_report(node_t *payee, const node_t *payer, const flight_t *f, u
     free(packed);
 }
 
+/* The journal row a node's open ledger wrote last. */
+static int64_t last_row(const node_t *n)
+{
+    uint8_t head[LEDGER_HASH_BYTES];
+    uint64_t rows = 0;
+    assert_int_equal(ledger_head(n->ledger, head, &rows), LEDGER_OK);
+    return (int64_t)rows;
+}
+
 /* B pays A; A never had it and imports it as a repair would, with A's own ACSC as evidence,
  * of `version`, naming `named`'s body (NULL: the Settlement itself). Returns the IMPORTED row. */
 static int64_t import_at_a(world_t *w, uint32_t version, const settlement_t *named,
@@ -1054,10 +1063,7 @@ static int64_t import_at_a(world_t *w, uint32_t version, const settlement_t *nam
     snprintf(uetr, UETR_SIZE, "%s", f.s.uetr);
     free(report);
     flight_free(&f);
-    uint8_t head[LEDGER_HASH_BYTES];
-    uint64_t rows = 0;
-    assert_int_equal(ledger_head(a->ledger, head, &rows), LEDGER_OK);
-    return (int64_t)rows;
+    return last_row(a);
 }
 
 static void test_import_rows_verified(void **state)
@@ -1112,10 +1118,7 @@ static int64_t post_at_a(world_t *w, const settlement_t *named)
     commit(a->ledger);
     free(report);
     flight_free(&f);
-    uint8_t head[LEDGER_HASH_BYTES];
-    uint64_t rows = 0;
-    assert_int_equal(ledger_head(a->ledger, head, &rows), LEDGER_OK);
-    return (int64_t)rows;
+    return last_row(a);
 }
 
 static void test_posted_report_names_our_settlement(void **state)

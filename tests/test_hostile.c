@@ -232,6 +232,19 @@ static void audit_clean(cluster_t *c, tnode_t *const *nodes, size_t count)
     cluster_audit_clean(c, nodes, count, 1);
 }
 
+/* How most tests end: A and B still settle both ways, every node holds exactly what the book
+ * says, both stop cleanly and their audit is clean. */
+static void ends_settling_and_clean(cluster_t *c, tnode_t *a, tnode_t *b)
+{
+    settles_both_ways(c, a, b);
+    book_check(c);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
 /* One field of the status --json entry of `peer` at node n. */
 static int64_t peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field)
 {
@@ -1062,13 +1075,7 @@ static void test_body_of_another_type(void **state)
     /* B answers C (which is down) with two StatusReports, waiting in B's outbox */
     assert_int_equal(peer_field(c, b, NAME_C, "outbox"), 2);
     assert_true(node_alive(b));
-    settles_both_ways(c, a, b);
-    book_check(c);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    ends_settling_and_clean(c, a, b);
 }
 
 /* (6) sequence numbers far ahead (and zero) from A's keys while A runs */
@@ -1121,13 +1128,7 @@ static void test_far_future_sequences(void **state)
     assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)applied);
     assert_int_equal(peer_field(c, b, NAME_A, "held"), 0);
     /* A's own next sequence still applies */
-    settles_both_ways(c, a, b);
-    book_check(c);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    ends_settling_and_clean(c, a, b);
 }
 
 static uint64_t wall_us(void)
@@ -1319,13 +1320,7 @@ static void test_bad_content(void **state)
     assert_int_equal(ledger_net(lb, NAME_C, "RUB"), 0);
     assert_int_equal(ledger_pending(lb, NAME_C, "RUB"), 0);
     json_decref(lb);
-    settles_both_ways(c, a, b);
-    book_check(c);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    ends_settling_and_clean(c, a, b);
 }
 
 /* Over-long text fields, with a valid UETR: rejected FF01, answered with a StatusReport. */
@@ -1530,6 +1525,18 @@ static void forged_import(cluster_t *c, tnode_t *a, tnode_t *b, const char *uetr
     json_decref(la);
 }
 
+/* Once the channel a-b diverged on both sides, the operator repairs it from a; it comes up. */
+static void repair_diverged(cluster_t *c, tnode_t *a, tnode_t *b)
+{
+    wait_states(c, a, b, "diverged");
+    cmd_result_t r;
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", b->name,
+                         "--repair", "--json", NULL);
+    printf("# reconcile --repair exited %d: %.300s%s\n", rc, r.out, r.err);
+    cmd_result_free(&r);
+    wait_states(c, a, b, "up");
+}
+
 /* B pays A 1,000,000.00 RUB (X); A is then restored from a copy older than X. B, holding its
  * real keys, offers A "repairs":
  *   - a Settlement X' it signed again for 1.00, with A's genuine ACSC of X. Before wire
@@ -1608,12 +1615,7 @@ static void test_forged_repair_import(void **state)
 
     /* the honest repair: B comes back, A (restored) imports X from B's evidence as it was */
     node_start(c, b);
-    wait_states(c, a, b, "diverged");
-    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", NAME_B,
-                         "--repair", "--json", NULL);
-    printf("# reconcile --repair exited %d: %.500s%s\n", rc, r.out, r.err);
-    cmd_result_free(&r);
-    wait_states(c, a, b, "up");
+    repair_diverged(c, a, b);
     json_t *la = node_ledger(c, a);
     json_t *booked = ledger_json_find(la, NAME_B, x, NULL);
     assert_non_null(booked);
@@ -1621,13 +1623,7 @@ static void test_forged_repair_import(void **state)
     assert_string_equal(json_string_value(json_object_get(booked, "status")), "settled");
     json_decref(la);
     book_settled(c, 1, 0, x);
-    settles_both_ways(c, a, b);
-    book_check(c);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    ends_settling_and_clean(c, a, b);
 }
 
 /* A Hello claiming that B applied more of A's stream than A sent makes A's channel diverge;
@@ -1695,13 +1691,7 @@ static void test_rebase_claims_need_proof(void **state)
     assert_int_equal(send_one(c, a, b, "2.50", "RUB", uetr, "30", &r), 0); /* its final status */
     cmd_result_free(&r);
     book_settled(c, 0, 1, uetr);
-    settles_both_ways(c, a, b);
-    book_check(c);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    ends_settling_and_clean(c, a, b);
 }
 
 /* Before the repair re-based on proofs, a side whose ledger was upgraded from schema 2 (no
@@ -1737,20 +1727,8 @@ static void test_rebase_without_stored_proof(void **state)
 
     node_start(c, a);
     node_start(c, b);
-    wait_states(c, a, b, "diverged");
-    cmd_result_t r;
-    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", NAME_B,
-                         "--repair", "--json", NULL);
-    printf("# reconcile --repair exited %d: %.300s%s\n", rc, r.out, r.err);
-    cmd_result_free(&r);
-    wait_states(c, a, b, "up");
-    settles_both_ways(c, a, b);
-    book_check(c);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    repair_diverged(c, a, b);
+    ends_settling_and_clean(c, a, b);
 }
 
 /* A payee with valid keys answers A's settlement with a version-2 ACSC naming other contents:
@@ -1904,13 +1882,7 @@ static void test_connection_flood(void **state)
     assert_true(counted >= FLOOD_CLIENTS / 2);
     assert_true(node_alive(b));
     hostile_close_all();
-    settles_both_ways(c, a, b);
-    book_check(c);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    ends_settling_and_clean(c, a, b);
 }
 
 /* ==== local input ============================================================================ */

@@ -70,6 +70,7 @@
 #include "corridor.pb-c.h"
 #include "corridor/limits.h"
 #include "envelope.h"
+#include "fuzz_fixture.h"
 #include "fuzz_keys.h"
 #include "fuzz_proof.h"
 #include "identity.h"
@@ -101,7 +102,8 @@ enum { OP_HELLO, OP_ACK, OP_MESSAGE, OP_REQUEST, OP_TICK, OP_SEND, OP_COUNT };
 #define TICK_UNIT_MS   8
 #define SEED_FILES_MAX 24
 
-#define FIXTURE_DIR_PREFIX "corridor-fuzz-hello." /* + pid + "." + mkdtemp's suffix */
+#define FIXTURE_DIR_PREFIX "corridor-fuzz-hello."       /* + pid + "." + mkdtemp's suffix */
+static const char *const fixture_nodes[] = {SELF_NAME}; /* their ledgers in the fixture */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -322,44 +324,9 @@ static void cleanup(void)
     if (ledger != NULL) {
         ledger_close(&ledger);
     }
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
     if (tmp_dir[0] != '\0') {
-        for (size_t k = 0; k < 3; k++) {
-            char file[600];
-            snprintf(file, sizeof file, "%s/%s.db%s", tmp_dir, SELF_NAME, suffixes[k]);
-            unlink(file);
-        }
-        rmdir(tmp_dir);
+        fixture_remove_dir(tmp_dir, fixture_nodes, sizeof fixture_nodes / sizeof fixture_nodes[0]);
     }
-}
-
-/* A crash ends the process without atexit: removes the fixture directories that processes no
- * longer running left in `base` (their names carry the process id). */
-static void remove_stale_fixtures(const char *base)
-{
-    DIR *d = opendir(base);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        long pid = 0;
-        int end = 0;
-        if (sscanf(e->d_name, FIXTURE_DIR_PREFIX "%ld.%n", &pid, &end) != 1 || end == 0 ||
-            pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
-            continue;
-        }
-        static const char *const suffixes[] = {"", "-wal", "-shm"};
-        for (size_t k = 0; k < 3; k++) {
-            char file[900];
-            snprintf(file, sizeof file, "%s/%s/%s.db%s", base, e->d_name, SELF_NAME, suffixes[k]);
-            unlink(file);
-        }
-        char dir[700];
-        snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
-        rmdir(dir);
-    }
-    closedir(d);
 }
 
 static void build_fixture(void)
@@ -961,16 +928,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (sodium_init() < 0) {
         fail("sodium_init failed");
     }
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0') {
-        base = "/tmp";
-    }
-    remove_stale_fixtures(base);
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/" FIXTURE_DIR_PREFIX "%ld.XXXXXX", base, (long)getpid());
-    if (mkdtemp(tmp_dir) == NULL) {
-        fprintf(stderr, "fuzz_hello: mkdtemp %s: %s\n", tmp_dir, strerror(errno));
-        abort();
-    }
+    fixture_make_dir("fuzz_hello", FIXTURE_DIR_PREFIX, fixture_nodes,
+                     sizeof fixture_nodes / sizeof fixture_nodes[0], tmp_dir, sizeof tmp_dir);
     atexit(cleanup);
     self_id = fuzz_identity(0);
     peer_id = fuzz_identity(1);

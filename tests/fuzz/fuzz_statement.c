@@ -79,6 +79,7 @@
 #include "corridor.pb-c.h"
 #include "digest.h"
 #include "envelope.h"
+#include "fuzz_fixture.h"
 #include "fuzz_keys.h"
 #include "fuzz_proof.h"
 #include "identity.h"
@@ -123,6 +124,8 @@
 #define SEED_FILES_MAX  28
 
 #define FIXTURE_DIR_PREFIX "corridor-fuzz-statement." /* + pid + "." + mkdtemp's suffix */
+static const char *const fixture_nodes[] = {SELF_NAME,
+                                            PEER_NAME}; /* their ledgers in the fixture */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -372,21 +375,6 @@ static void node_close(node_t *n)
     memset(n, 0, sizeof *n);
 }
 
-/* Removes a fixture directory: the two nodes' ledger files, then the directory. */
-static void remove_fixture_dir(const char *dir)
-{
-    static const char *const names[] = {SELF_NAME, PEER_NAME};
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 2; i++) {
-        for (size_t k = 0; k < 3; k++) {
-            char file[600];
-            snprintf(file, sizeof file, "%s/%s.db%s", dir, names[i], suffixes[k]);
-            unlink(file);
-        }
-    }
-    rmdir(dir);
-}
-
 static void cleanup(void)
 {
     node_close(&self_node);
@@ -396,31 +384,8 @@ static void cleanup(void)
         third_id = NULL;
     }
     if (tmp_dir[0] != '\0') {
-        remove_fixture_dir(tmp_dir);
+        fixture_remove_dir(tmp_dir, fixture_nodes, sizeof fixture_nodes / sizeof fixture_nodes[0]);
     }
-}
-
-/* A crash ends the process without atexit: removes the fixture directories that processes no
- * longer running left in `base` (their names carry the process id). */
-static void remove_stale_fixtures(const char *base)
-{
-    DIR *d = opendir(base);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        long pid = 0;
-        int end = 0;
-        if (sscanf(e->d_name, FIXTURE_DIR_PREFIX "%ld.%n", &pid, &end) != 1 || end == 0 ||
-            pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
-            continue;
-        }
-        char dir[600];
-        snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
-        remove_fixture_dir(dir);
-    }
-    closedir(d);
 }
 
 /* ---- the books ----------------------------------------------------------------------------- */
@@ -1509,16 +1474,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (sodium_init() < 0) {
         fail("sodium_init failed");
     }
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0') {
-        base = "/tmp";
-    }
-    remove_stale_fixtures(base);
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/" FIXTURE_DIR_PREFIX "%ld.XXXXXX", base, (long)getpid());
-    if (mkdtemp(tmp_dir) == NULL) {
-        fprintf(stderr, "fuzz_statement: mkdtemp %s: %s\n", tmp_dir, strerror(errno));
-        abort();
-    }
+    fixture_make_dir("fuzz_statement", FIXTURE_DIR_PREFIX, fixture_nodes,
+                     sizeof fixture_nodes / sizeof fixture_nodes[0], tmp_dir, sizeof tmp_dir);
     atexit(cleanup);
     const char *seeds = getenv("FUZZ_STATEMENT_SEEDS");
     identity_t *a_id = fuzz_identity(0), *b_id = fuzz_identity(1);
