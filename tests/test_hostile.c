@@ -1544,8 +1544,9 @@ static void repair_diverged(cluster_t *c, tnode_t *a, tnode_t *b)
  *     million); now it names the hash of the Settlement body it answers;
  *   - X itself as rejected, with A's genuine RJCT DUPL of a changed copy of X (which B sent
  *     while A was up), and that copy with the same DUPL: a DUPL answers a copy, never the
- *     payment.
- * A refuses all three, and the honest repair then books X as it was. */
+ *     payment;
+ *   - X with an ACSC of wire version 1, as A signed before version 2: it names no contents.
+ * A refuses all four, and the honest repair then books X as it was. */
 static void test_forged_repair_import(void **state)
 {
     cluster_t *c = *state;
@@ -1605,6 +1606,18 @@ static void test_forged_repair_import(void **state)
                   "answers other contents");
     forged_import(c, a, b, x, 500, copy, copy_len, dupl, dupl_len, "rejected",
                   "a DUPL rejection answers a copy");
+    /* X with an ACSC of wire version 1 (as A signed before version 2): it names no contents */
+    uint8_t b_id[IDENTITY_KEY_ID_BYTES];
+    node_key_id(b, b_id);
+    hostile_t *as_a = hostile_open(b, a, a); /* only to sign as A */
+    size_t v1_body_len = 0, v1_len = 0;
+    uint8_t *v1_body = status_report_body(x, "ACSC", "", 0, &v1_body_len);
+    uint8_t *v1 = hostile_sign(as_a, b_id, MSG_STATUS_REPORT, 1, v1_body, v1_body_len, &v1_len);
+    hostile_close_all();
+    forged_import(c, a, b, x, 100000000, x_signed, x_len, v1, v1_len, "settled",
+                  "a version-1 StatusReport names no Settlement contents");
+    free(v1);
+    free(v1_body);
     free(body);
     free(forged);
     free(acsc);
