@@ -140,6 +140,13 @@ static void clear_hold(channel_t *ch)
         }
     }
     ch->stats.held = 0;
+    ch->stats.held_bytes = 0;
+}
+
+/* What a held message costs: its body and its evidence (which holds the body again). */
+static uint64_t held_size(const envelope_message_t *msg)
+{
+    return (uint64_t)msg->body_len + msg->evidence_len + sizeof *msg;
 }
 
 void channel_destroy(channel_t **self_p)
@@ -407,6 +414,23 @@ static void hold_message(channel_t *ch, envelope_message_t *msg)
         envelope_message_clear(msg);
         return;
     }
+    /* A peer can open a gap and fill the window behind it with the largest messages: the
+     * bytes are bounded too. The next message in order is always taken (it is applied in
+     * this turn and frees what waits behind it); what is dropped comes again. */
+    if (seq != ch->applied_seq + 1 &&
+        ch->stats.held_bytes + held_size(msg) > CHANNEL_HOLD_BYTES_MAX) {
+        if (ch->stats.hold_full++ % 1024 == 0) {
+            log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                      "dropped message %llu: %llu bytes already held after a gap at %llu "
+                      "(%llu such drops)",
+                      (unsigned long long)seq, (unsigned long long)ch->stats.held_bytes,
+                      (unsigned long long)ch->applied_seq + 1,
+                      (unsigned long long)ch->stats.hold_full);
+        }
+        ch->stats.dropped++;
+        envelope_message_clear(msg);
+        return;
+    }
     envelope_message_t *copy = malloc(sizeof *copy);
     if (copy == NULL) {
         envelope_message_clear(msg); /* the peer will send it again */
@@ -416,6 +440,7 @@ static void hold_message(channel_t *ch, envelope_message_t *msg)
     memset(msg, 0, sizeof *msg);
     ch->hold[slot] = copy;
     ch->stats.held++;
+    ch->stats.held_bytes += held_size(copy);
     if (seq > ch->applied_seq + 1) {
         ch->ack_due = true; /* a gap: our Ack tells the peer where it is */
     }
@@ -734,6 +759,7 @@ ledger_err_t channel_apply(channel_t *ch)
         }
         ch->hold[slot] = NULL;
         ch->stats.held--;
+        ch->stats.held_bytes -= held_size(msg);
         free_message(last);
         last = msg;
         if ((rc = apply_one(ch, msg)) != LEDGER_OK) {

@@ -38,15 +38,16 @@
 #include "ledger.h"
 #include "settlement.h"
 
-#define CHANNEL_HOLD_MAX     4096             /* out-of-order messages held per peer */
-#define CHANNEL_WINDOW       CHANNEL_HOLD_MAX /* in flight per peer: no more than it can hold */
-#define CHANNEL_LIVENESS_MS  6000             /* silence after which a peer is down */
-#define CHANNEL_HELLO_MS     1000             /* Hello interval while down */
-#define CHANNEL_HEARTBEAT_MS 2000             /* Hello interval while up */
-#define CHANNEL_RTO_MIN_MS   1000  /* retransmission timeout: at least this (as RFC 6298) */
-#define CHANNEL_RTO_INIT_MS  1000  /* before any round trip was measured */
-#define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
-#define CHANNEL_FEATURES     0     /* feature flags our Hello offers (none defined yet) */
+#define CHANNEL_HOLD_MAX       4096             /* out-of-order messages held per peer */
+#define CHANNEL_HOLD_BYTES_MAX (16u << 20)      /* and their bytes (bodies and evidence) */
+#define CHANNEL_WINDOW         CHANNEL_HOLD_MAX /* in flight per peer: no more than it can hold */
+#define CHANNEL_LIVENESS_MS    6000             /* silence after which a peer is down */
+#define CHANNEL_HELLO_MS       1000             /* Hello interval while down */
+#define CHANNEL_HEARTBEAT_MS   2000             /* Hello interval while up */
+#define CHANNEL_RTO_MIN_MS     1000  /* retransmission timeout: at least this (as RFC 6298) */
+#define CHANNEL_RTO_INIT_MS    1000  /* before any round trip was measured */
+#define CHANNEL_RTO_MAX_MS     30000 /* backoff cap */
+#define CHANNEL_FEATURES       0     /* feature flags our Hello offers (none defined yet) */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -130,6 +131,8 @@ typedef struct {
     uint64_t acked_seq;           /* highest the peer acknowledged */
     uint64_t applied_seq;         /* highest of the peer's applied here */
     uint64_t held;                /* out-of-order messages waiting */
+    uint64_t held_bytes;          /* their bytes, at most CHANNEL_HOLD_BYTES_MAX */
+    uint64_t hold_full;           /* messages dropped because the hold-back bytes were spent */
     uint64_t retransmits;         /* messages sent again */
     uint64_t dropped;             /* received messages dropped (duplicates, far future, diverged) */
     uint64_t position_mismatches; /* StatusReports whose position did not mirror ours */

@@ -1831,6 +1831,68 @@ static void test_status_report_must_name_our_settlement(void **state)
     c->passed = true;
 }
 
+/* ==== resources: what a peer with valid keys can make a node hold ============================ */
+
+/* A process's peak resident memory (VmHWM), in KiB. */
+static int64_t peak_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    char *text = nodes_read_file(path, NULL);
+    assert_non_null(text);
+    const char *line = strstr(text, "VmHWM:");
+    assert_non_null(line);
+    int64_t kib = strtoll(line + 6, NULL, 10);
+    free(text);
+    return kib;
+}
+
+#define FLOOD_HELD    (CHANNEL_HOLD_MAX - 1) /* a gap at the next sequence, the window behind it */
+#define RSS_LIMIT_KIB (256 * 1024)
+
+/* C (trusted by B, its keys held by the client) opens a gap at its next sequence and fills the
+ * hold-back window behind it with the largest messages: 4,095 of 256 KiB. Before the window was
+ * bounded in bytes, B held every one (2,092 MiB measured); now it holds at most
+ * CHANNEL_HOLD_BYTES_MAX, drops the rest (C would send them again), stays under 256 MiB and
+ * keeps settling with A. */
+static void test_hold_window_bounded_in_bytes(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    int64_t before_kib = peak_rss_kib(b->pid);
+
+    hostile_t *h = hostile_open(cc, cc, b);
+    size_t body_len = CORRIDOR_BODY_BYTES_MAX;
+    uint8_t *body = malloc(body_len);
+    assert_non_null(body);
+    memset(body, 'x', body_len);
+    int64_t started = mono_ms();
+    for (uint64_t seq = 2; seq < 2 + FLOOD_HELD; seq++) {
+        body[0] = (uint8_t)seq; /* no two alike */
+        hostile_seal_send(h, NULL, MSG_SETTLEMENT, seq, body, body_len);
+    }
+    hostile_sync(h, b); /* B has handled every one */
+    int64_t flood_ms = mono_ms() - started;
+    hostile_close_all();
+    free(body);
+    int64_t peak_kib = peak_rss_kib(b->pid);
+    int64_t held = peer_field(c, b, NAME_C, "held_bytes");
+    int64_t full = peer_field(c, b, NAME_C, "hold_full");
+    printf("# %d held messages of %zu bytes in %lld ms: B's peak RSS %lld KiB (before %lld), "
+           "held %lld bytes, %lld dropped as over the byte budget\n",
+           FLOOD_HELD, body_len, (long long)flood_ms, (long long)peak_kib, (long long)before_kib,
+           (long long)held, (long long)full);
+    assert_true(held <= (int64_t)CHANNEL_HOLD_BYTES_MAX);
+    assert_true(full > 0);
+    assert_true(peak_kib < RSS_LIMIT_KIB);
+    assert_true(node_log_contains(b, "bytes already held after a gap"));
+    ends_settling_and_clean(c, a, b);
+}
+
 /* ==== transport ============================================================================== */
 
 #define FLOOD_CLIENTS 200
@@ -2243,6 +2305,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rebase_without_stored_proof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_report_must_name_our_settlement, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_hold_window_bounded_in_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
