@@ -368,9 +368,16 @@ typedef struct {
 } anchor_t;
 
 typedef struct {
-    anchor_t *items;
+    anchor_t *items; /* sorted by rows once loaded: the journal pass walks them in step */
     size_t count;
+    size_t next; /* the first anchor the journal pass has not reached */
 } anchors_t;
+
+static int by_rows(const void *x, const void *y)
+{
+    uint64_t a = ((const anchor_t *)x)->rows, b = ((const anchor_t *)y)->rows;
+    return a < b ? -1 : a > b;
+}
 
 /* Verifies each stored checkpoint's signatures and fields; keeps what the journal must match. */
 static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors_t *out)
@@ -438,14 +445,16 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
     sqlite3_finalize(stmt);
 }
 
-/* The journal as recomputed must pass through every head a peer co-signed. */
+/* The journal as recomputed must pass through every head a peer co-signed. Rows come in
+ * order and anchors are sorted: linear in rows plus checkpoints. */
 static void check_anchor(audit_report_t *r, const audited_home_t *h, anchors_t *anchors,
                          uint64_t seq, const uint8_t computed[static LEDGER_HASH_BYTES])
 {
-    for (size_t i = 0; i < anchors->count; i++) {
-        anchor_t *a = &anchors->items[i];
+    for (; anchors->next < anchors->count && anchors->items[anchors->next].rows <= seq;
+         anchors->next++) {
+        anchor_t *a = &anchors->items[anchors->next];
         if (a->rows != seq) {
-            continue;
+            continue; /* a row the journal skipped: reported as gone at the end */
         }
         a->seen = true;
         if (memcmp(a->head, computed, LEDGER_HASH_BYTES) != 0) {
@@ -934,6 +943,9 @@ int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *re
         evidence_pass_t evidence;
         evidence_pass_start(&evidence, &opened[i]); /* signatures on every core, meanwhile: */
         load_checkpoints(report, &opened[i], &anchors);
+        if (anchors.count > 1) {
+            qsort(anchors.items, anchors.count, sizeof *anchors.items, by_rows);
+        }
         if (journal_pass(report, &opened[i], &rp, &anchors) == 0) {
             balances(report, &opened[i], &rp);
         }

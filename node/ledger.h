@@ -278,6 +278,10 @@ ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_
                                      const uint8_t own_head[static LEDGER_HASH_BYTES])
     __attribute__((warn_unused_result));
 
+/* The journal row count of the last checkpoint stored with `peer` (0 when none). */
+ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint64_t *own_rows)
+    __attribute__((warn_unused_result));
+
 /* The stored hash of journal row `seq`; LEDGER_E_NOT_FOUND if there is no such row. */
 ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static LEDGER_HASH_BYTES])
     __attribute__((warn_unused_result));

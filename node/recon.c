@@ -853,8 +853,19 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     range_fp_t whole;
     Corridor__Position **positions = NULL;
     size_t n_positions = 0;
+    uint64_t last_rows = 0;
+    if (ledger_checkpoint_last(r->ctx.ledger, peer, &last_rows) != LEDGER_OK ||
+        ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK) {
+        finish(r, NULL); /* no checkpoint this time; the comparison stands */
+        return;
+    }
+    if (r->own_rows <= last_rows) {
+        r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped",
+                                         "nothing new since the last checkpoint");
+        finish(r, NULL);
+        return;
+    }
     if (r->last.journal_head.len != LEDGER_HASH_BYTES ||
-        ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK ||
         statement_fingerprint(r->ctx.ledger, peer, "", &whole) != LEDGER_OK ||
         statement_positions(r->ctx.ledger, peer, &positions, &n_positions) != LEDGER_OK) {
         finish(r, NULL); /* no checkpoint this time; the comparison stands */
@@ -1109,6 +1120,7 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
     const char *problem = NULL;
     range_fp_t whole;
     uint8_t at_row[LEDGER_HASH_BYTES];
+    uint64_t last_rows = 0;
     if (cp == NULL) {
         return "not a checkpoint";
     }
@@ -1124,6 +1136,11 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
                              : ledger_row_hash_at(ctx->ledger, my_rows, at_row) != LEDGER_OK) ||
                memcmp(at_row, my_head.data, LEDGER_HASH_BYTES) != 0) {
         problem = "the checkpoint names a journal head this node does not have";
+    } else if (ledger_checkpoint_last(ctx->ledger, peer, &last_rows) != LEDGER_OK ||
+               my_rows <= last_rows) {
+        /* a checkpoint of a cut no later than the last one proves nothing new; stored again
+         * and again, it would only fill the disk and lengthen every audit */
+        problem = "the checkpoint does not advance past the last one";
     } else if (statement_fingerprint(ctx->ledger, peer, "", &whole) != LEDGER_OK ||
                whole.count != cp->entry_count || cp->channel_digest.len != DIGEST_BYTES ||
                memcmp(whole.sum, cp->channel_digest.data, DIGEST_BYTES) != 0) {

@@ -1893,6 +1893,99 @@ static void test_hold_window_bounded_in_bytes(void **state)
     ends_settling_and_clean(c, a, b);
 }
 
+/* Rows of a node's table `table` (read while it runs: WAL readers do not block it). */
+static int64_t table_rows(const tnode_t *n, const char *table)
+{
+    char *path = test_path(n->home, "ledger.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t count = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return count;
+}
+
+#define CHECKPOINT_FLOOD 10000
+
+/* B proposes the checkpoint A just co-signed again and again (its own genuine signature over
+ * A's current state): before, A stored every one and audit looped over them all for every
+ * journal row. Now a checkpoint that does not advance past the last one is refused, and audit
+ * walks checkpoints in step with the rows. */
+static void test_checkpoint_proposals_do_not_pile_up(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    cmd_result_t r;
+    assert_int_equal(cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", b->home, "--peer",
+                                 NAME_A, "--json", NULL),
+                     0);
+    cmd_result_free(&r);
+    assert_int_equal(table_rows(a, "checkpoints"), 1);
+
+    /* B's proposal as B keeps it: the body and B's signature */
+    char *path = test_path(b->home, "ledger.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT body, own_signature FROM checkpoints", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    size_t body_len = (size_t)sqlite3_column_bytes(st, 0);
+    uint8_t *body = malloc(body_len);
+    uint8_t signature[crypto_sign_BYTES];
+    assert_non_null(body);
+    memcpy(body, sqlite3_column_blob(st, 0), body_len);
+    assert_int_equal(sqlite3_column_bytes(st, 1), crypto_sign_BYTES);
+    memcpy(signature, sqlite3_column_blob(st, 1), sizeof signature);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+
+    hostile_t *h = hostile_open(b, b, a);
+    size_t refused = log_count(a, "does not advance past the last one");
+    for (int i = 0; i < CHECKPOINT_FLOOD; i++) {
+        Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+        char id[32];
+        snprintf(id, sizeof id, "again-%d", i);
+        req.request_id = id;
+        req.checkpoint = (ProtobufCBinaryData){body_len, body};
+        req.checkpoint_signature = (ProtobufCBinaryData){sizeof signature, signature};
+        uint8_t packed[4096];
+        assert_true(corridor__statement_request__get_packed_size(&req) <= sizeof packed);
+        size_t len = corridor__statement_request__pack(&req, packed);
+        hostile_seal_send(h, NULL, MSG_STATEMENT_REQUEST, 0, packed, len);
+        if (i % 50 == 49) {
+            hostile_sync(h, a); /* under the 64 statements a turn takes: each one is handled */
+        }
+    }
+    hostile_close_all();
+    free(body);
+    size_t refusals = log_count(a, "does not advance past the last one") - refused;
+    int64_t stored = table_rows(a, "checkpoints");
+    assert_int_equal(node_stop(c, a), 0);
+    int64_t started = mono_ms();
+    tnode_t *one[] = {a};
+    audit_clean(c, one, 1);
+    printf("# %d proposals of the same checkpoint: %zu refused as not advancing, %lld stored; "
+           "audit of A %lld ms\n",
+           CHECKPOINT_FLOOD, refusals, (long long)stored, (long long)(mono_ms() - started));
+    assert_int_equal(refusals, CHECKPOINT_FLOOD);
+    assert_int_equal(stored, 1);
+    node_start(c, a);
+    ends_settling_and_clean(c, a, b);
+}
+
 /* ==== transport ============================================================================== */
 
 #define FLOOD_CLIENTS 200
@@ -2306,6 +2399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_report_must_name_our_settlement, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hold_window_bounded_in_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_proposals_do_not_pile_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
