@@ -27,22 +27,25 @@
 #include "ledger.h"
 #include "log.h"
 #include "opener.h"
+#include "ratelimit.h"
 #include "recon.h"
 #include "transport.h"
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_PER_TURN    4096        /* frames read per loop turn */
-#define INBOUND_MIN_BYTES   (64u << 10) /* the frame buffer: its size at start, */
-#define INBOUND_KEEP_BYTES  (4u << 20)  /* the most kept after a turn, */
-#define INBOUND_TURN_BYTES  (32u << 20) /* the most one turn takes in (the rest comes again) */
-#define CONTROL_PER_TURN    64          /* control requests read per loop turn */
-#define POLL_MAX_MS         250         /* longest sleep, so signals and timers stay prompt */
-#define WAIT_MAX_MS         (24 * 3600 * 1000)
-#define STATEMENTS_PER_TURN 64 /* statement messages handled per loop turn */
-#define RECON_TIMEOUT_MS    (5 * 60 * 1000)
-#define LOCK_ATTEMPTS       50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
-#define LOCK_PAUSE_MS       10
+#define INBOUND_PER_TURN         4096        /* frames read per loop turn */
+#define INBOUND_MIN_BYTES        (64u << 10) /* the frame buffer: its size at start, */
+#define INBOUND_KEEP_BYTES       (4u << 20)  /* the most kept after a turn, */
+#define INBOUND_TURN_BYTES       (32u << 20) /* the most one turn takes in (the rest comes again) */
+#define CONTROL_PER_TURN         64          /* control requests read per loop turn */
+#define POLL_MAX_MS              250         /* longest sleep, so signals and timers stay prompt */
+#define WAIT_MAX_MS              (24 * 3600 * 1000)
+#define STATEMENTS_PER_TURN      64 /* statement messages handled per loop turn */
+#define STATEMENT_REQUESTS_PER_S 8  /* a peer's requests answered a second, on average, */
+#define STATEMENT_REQUESTS_BURST 16 /* and at once (a reconcile asks one at a time) */
+#define RECON_TIMEOUT_MS         (5 * 60 * 1000)
+#define LOCK_ATTEMPTS            50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
+#define LOCK_PAUSE_MS            10
 
 _Static_assert(CORRIDOR_WIRE_BYTES_MAX <= INBOUND_TURN_BYTES, "a turn must take the largest frame");
 
@@ -118,6 +121,8 @@ typedef struct {
     outbound_statement_t *answered; /* per peer: the last answer, for a request sent again */
     char (*answered_id)[48];        /* per peer: the request id it answered */
     bool *reload;                   /* per peer: reload the channel after the commit (re-based) */
+    ratelimit_t *request_limits;    /* per peer: StatementRequests it may make us answer */
+    int64_t turn_ms;                /* when this loop turn began */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -267,7 +272,9 @@ static const char *json_str(json_t *obj, const char *key, const char *fallback)
 static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
 {
     node_t *n = arg;
-    if (n->statements_in_count == STATEMENTS_PER_TURN) {
+    if (n->statements_in_count == STATEMENTS_PER_TURN ||
+        (msg->type == MSG_STATEMENT_REQUEST &&
+         !ratelimit_take(&n->request_limits[peer_index], n->turn_ms))) {
         envelope_message_clear(msg); /* the sender asks again */
         return;
     }
@@ -568,6 +575,8 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                             json_integer((json_int_t)st.held_bytes));
         json_object_set_new(json_array_get(peers, i), "hold_full",
                             json_integer((json_int_t)st.hold_full));
+        json_object_set_new(json_array_get(peers, i), "statement_requests_refused",
+                            json_integer((json_int_t)n->request_limits[i].refused));
         json_object_set_new(json_array_get(peers, i), "wire_version",
                             json_integer((json_int_t)channel_wire_version(n->channels[i])));
     }
@@ -757,6 +766,7 @@ static int send_to_socket(void *arg, size_t peer_index, const uint8_t *wire, siz
 static void turn(node_t *n)
 {
     int64_t now = now_ms();
+    n->turn_ms = now;
     transport_handle_zap(n->transport);
     receive_frames(n, now);
     bool stopped = ledger_stopped(n->ledger);
@@ -913,12 +923,17 @@ static int open_network(node_t *n)
     n->answered = calloc(count + 1, sizeof *n->answered);
     n->answered_id = calloc(count + 1, sizeof *n->answered_id);
     n->reload = calloc(count + 1, sizeof *n->reload);
+    n->request_limits = calloc(count + 1, sizeof *n->request_limits);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
     if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
-        n->reload == NULL || n->answered == NULL || n->answered_id == NULL) {
+        n->reload == NULL || n->answered == NULL || n->answered_id == NULL ||
+        n->request_limits == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
+    }
+    for (size_t i = 0; i < count; i++) {
+        ratelimit_init(&n->request_limits[i], STATEMENT_REQUESTS_PER_S, STATEMENT_REQUESTS_BURST);
     }
     for (size_t i = 0; i < count; i++) {
         const peer_card_t *card = &n->config->peers[i].card;
@@ -1004,6 +1019,7 @@ static void close_node(node_t *n)
     }
     free(n->sessions);
     free(n->reload);
+    free(n->request_limits);
     for (size_t i = 0; n->answered != NULL && i < n->config->peers_count; i++) {
         free(n->answered[i].body);
     }

@@ -327,6 +327,7 @@ typedef struct {
     size_t bytes; /* estimated encoded size so far */
     size_t ranges_cap, leaves_cap, entries_cap;
     bool with_evidence;
+    uint64_t scanned; /* entries read so far (fingerprints, sub-ranges, leaves) */
     ledger_t *l;
     const char *peer;
     bool failed;
@@ -437,6 +438,7 @@ static bool answer_range(builder_t *b, const Corridor__RangeFingerprint *r)
     if (statement_fingerprint(b->l, b->peer, r->prefix, &own) != LEDGER_OK) {
         return false;
     }
+    b->scanned += r->prefix[0] != '\0' ? own.count : 0; /* the whole channel: its kept digest */
     bool equal = own.count == r->count && r->sum.len == DIGEST_BYTES &&
                  memcmp(own.sum, r->sum.data, DIGEST_BYTES) == 0;
     if (equal) {
@@ -449,6 +451,7 @@ static bool answer_range(builder_t *b, const Corridor__RangeFingerprint *r)
     if (statement_children(b->l, b->peer, r->prefix, children) != LEDGER_OK) {
         return false;
     }
+    b->scanned += own.count;
     for (int i = 0; i < 16; i++) {
         if (!add_range(b, &children[i])) {
             return false;
@@ -466,7 +469,11 @@ ledger_err_t statement_answer(ledger_t *l, const char *peer, const Corridor__Sta
     builder_t b = {.st = st, .with_evidence = req->with_evidence, .l = l, .peer = peer};
     size_t answered = 0;
     size_t asked = req->n_ranges < STATEMENT_RANGES_MAX ? req->n_ranges : STATEMENT_RANGES_MAX;
-    for (; answered < asked && b.bytes < STATEMENT_BUDGET_BYTES; answered++) {
+    /* whatever the request asks (up to 256 ranges, repeats allowed), an answer costs a bounded
+     * read: the requester asks again for what `answered` leaves out */
+    for (;
+         answered < asked && b.bytes < STATEMENT_BUDGET_BYTES && b.scanned < STATEMENT_WORK_ENTRIES;
+         answered++) {
         if (!answer_range(&b, req->ranges[answered])) {
             statement_release(st);
             return LEDGER_E_STORAGE;

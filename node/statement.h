@@ -26,6 +26,7 @@
 #define STATEMENT_LEAF_MAX     32           /* a differing range this small is answered in full */
 #define STATEMENT_RANGES_MAX   256          /* ranges in one request */
 #define STATEMENT_BUDGET_BYTES (192 * 1024) /* an answer stops growing here */
+#define STATEMENT_WORK_ENTRIES (32 * 1024)  /* and stops after reading this many entries */
 
 /* A range fingerprint. */
 typedef struct {

@@ -54,9 +54,11 @@
 
 #include "channel.h"
 #include "corridor.pb-c.h"
+#include "digest.h"
 #include "envelope.h"
 #include "identity.h"
 #include "nodes.h"
+#include "statement.h"
 #include "validate.h"
 
 #define NAME_A "BKRURUMM"
@@ -1986,6 +1988,170 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
     ends_settling_and_clean(c, a, b);
 }
 
+#define LOADED_ENTRIES   20000 /* settlements A -> B before the flood */
+#define REQUEST_FLOOD_MS 10000
+#define REQUESTS_PER_S   64
+
+/* The flooding peer, in a child process: StatementRequests as A to B, REQUESTS_PER_S a second
+ * for REQUEST_FLOOD_MS, each asking for 256 one-digit prefixes that all differ (every one would
+ * cost a fingerprint and a sub-range scan of a sixteenth of the channel). */
+static void flood_requests(const tnode_t *a, const tnode_t *b)
+{
+    hostile_t *h = hostile_open(a, a, b);
+    Corridor__RangeFingerprint ranges[STATEMENT_RANGES_MAX];
+    Corridor__RangeFingerprint *ptrs[STATEMENT_RANGES_MAX];
+    char prefixes[16][2];
+    uint8_t zero[DIGEST_BYTES] = {0};
+    for (int d = 0; d < 16; d++) {
+        prefixes[d][0] = "0123456789abcdef"[d];
+        prefixes[d][1] = '\0';
+    }
+    for (size_t i = 0; i < STATEMENT_RANGES_MAX; i++) {
+        corridor__range_fingerprint__init(&ranges[i]);
+        ranges[i].prefix = prefixes[i % 16];
+        ranges[i].count = 1;
+        ranges[i].sum = (ProtobufCBinaryData){sizeof zero, zero};
+        ptrs[i] = &ranges[i];
+    }
+    int64_t start = mono_ms();
+    for (int i = 0; mono_ms() - start < REQUEST_FLOOD_MS; i++) {
+        Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+        char id[32];
+        snprintf(id, sizeof id, "flood-%d", i);
+        req.request_id = id;
+        req.n_ranges = STATEMENT_RANGES_MAX;
+        req.ranges = ptrs;
+        size_t len = corridor__statement_request__get_packed_size(&req);
+        uint8_t *body = malloc(len);
+        assert_non_null(body);
+        corridor__statement_request__pack(&req, body);
+        hostile_seal_send(h, NULL, MSG_STATEMENT_REQUEST, 0, body, len);
+        free(body);
+        sleep_ms(1000 / REQUESTS_PER_S);
+    }
+    hostile_close_all();
+}
+
+static int by_value(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The slowest of n samples (with so few samples, that is the p99) and the median. */
+static void summarize(int64_t *ms, size_t n, int64_t *median, int64_t *slowest)
+{
+    qsort(ms, n, sizeof *ms, by_value);
+    *median = ms[n / 2];
+    *slowest = ms[n - 1];
+}
+
+#define SAMPLES_MAX 64
+
+/* Settlements C -> B with --wait, and `status` of B, timed, for about `ms`. */
+static size_t measure(cluster_t *c, tnode_t *b, tnode_t *cc, int64_t ms, int64_t *settle_ms,
+                      int64_t *status_ms)
+{
+    size_t n = 0;
+    int64_t start = mono_ms();
+    while (n < SAMPLES_MAX && (n < 5 || mono_ms() - start < ms)) {
+        int64_t t0 = mono_ms();
+        json_t *st = node_status(c, b);
+        status_ms[n] = mono_ms() - t0;
+        json_decref(st);
+        char uetr[UETR_SIZE];
+        uetr_generate(uetr);
+        cmd_result_t r;
+        t0 = mono_ms();
+        int rc = send_one(c, cc, b, "1.00", "RUB", uetr, "30", &r);
+        settle_ms[n] = mono_ms() - t0;
+        if (rc != 0) {
+            fail_msg("send C -> B during the flood exited %d: %s", rc, r.err);
+        }
+        cmd_result_free(&r);
+        n++;
+    }
+    return n;
+}
+
+/* A, whose keys the flooding client holds, asks B for statements of a channel of 20,000
+ * entries, 64 requests a second, each of 256 differing one-digit prefixes. B answers at most
+ * STATEMENT_REQUESTS_PER_S of a peer's requests a second (the rest are dropped: the requester
+ * asks again), and an answer stops after STATEMENT_WORK_ENTRIES entries read. `status` answers
+ * within a second every time, and settlements with C keep flowing. */
+static void test_statement_requests_bounded(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    node_start(c, cc);
+    char *batch = test_path(c->dir, "load.csv");
+    FILE *f = fopen(batch, "w");
+    assert_non_null(f);
+    fprintf(f, "to,amount,currency\n");
+    for (int i = 0; i < LOADED_ENTRIES; i++) {
+        fprintf(f, "%s,1.00,RUB\n", NAME_B);
+    }
+    fclose(f);
+    cmd_result_t r;
+    int rc = cluster_cmd(c, 300000, &r, "send", "--home", a->home, "--batch", batch, "--wait",
+                         "240", NULL);
+    if (rc != 0) {
+        printf("# batch exited %d: %.300s\n", rc, r.err);
+    }
+    assert_int_equal(rc, 0);
+    cmd_result_free(&r);
+    free(batch);
+    wait_peer_field(c, b, NAME_A, "received_seq", LOADED_ENTRIES, WAIT_MS);
+
+    int64_t quiet_settle[SAMPLES_MAX], quiet_status[SAMPLES_MAX];
+    size_t quiet = measure(c, b, cc, 2000, quiet_settle, quiet_status);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        flood_requests(a, b);
+        _exit(0);
+    }
+    int64_t flood_settle[SAMPLES_MAX], flood_status[SAMPLES_MAX];
+    size_t flooded = measure(c, b, cc, REQUEST_FLOOD_MS - 1000, flood_settle, flood_status);
+    int wstatus = 0;
+    assert_int_equal(waitpid(child, &wstatus, 0), child);
+    assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    int64_t refused = peer_field(c, b, NAME_A, "statement_requests_refused");
+    int64_t qs_med, qs_max, qt_med, qt_max, fs_med, fs_max, ft_med, ft_max;
+    summarize(quiet_settle, quiet, &qs_med, &qs_max);
+    summarize(quiet_status, quiet, &qt_med, &qt_max);
+    summarize(flood_settle, flooded, &fs_med, &fs_max);
+    summarize(flood_status, flooded, &ft_med, &ft_max);
+    printf("# %d entries; C -> B settle median/max: quiet %lld/%lld ms (%zu), flooded %lld/%lld "
+           "ms (%zu); status median/max: quiet %lld/%lld ms, flooded %lld/%lld ms; %lld requests "
+           "refused by the rate limit\n",
+           LOADED_ENTRIES, (long long)qs_med, (long long)qs_max, quiet, (long long)fs_med,
+           (long long)fs_max, flooded, (long long)qt_med, (long long)qt_max, (long long)ft_med,
+           (long long)ft_max, (long long)refused);
+    assert_true(ft_max < 1000);
+    assert_true(refused > 0);
+    /* nothing lost: every settlement is on both sides (counted; the load is too big to book) */
+    settles_both_ways(c, a, b);
+    json_t *lb = node_ledger(c, b);
+    json_t *la = node_ledger(c, a);
+    json_t *lc = node_ledger(c, cc);
+    assert_int_equal(ledger_count(lb, "settled"), LOADED_ENTRIES + 2 + (int64_t)(quiet + flooded));
+    assert_int_equal(ledger_count(la, "settled"), LOADED_ENTRIES + 2);
+    assert_int_equal(ledger_count(lc, "settled"), (int64_t)(quiet + flooded));
+    json_decref(la);
+    json_decref(lb);
+    json_decref(lc);
+    for (size_t i = 0; i < c->count; i++) {
+        assert_int_equal(node_stop(c, &c->nodes[i]), 0);
+    }
+    tnode_t *all[] = {a, b, cc};
+    audit_clean(c, all, 3);
+    c->passed = true;
+}
+
 /* ==== transport ============================================================================== */
 
 #define FLOOD_CLIENTS 200
@@ -2400,6 +2566,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hold_window_bounded_in_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_proposals_do_not_pile_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_statement_requests_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),

@@ -1,0 +1,25 @@
+/*
+ * A rate limit per peer (GCRA, the leaky bucket as a single timestamp): at most `per_second`
+ * events a second on average, `burst` at once. Pure: the caller passes the time, so the
+ * deterministic simulator and the tests drive it.
+ */
+#ifndef CORRIDOR_RATELIMIT_H
+#define CORRIDOR_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t due_ms;       /* when the bucket is empty again (the theoretical arrival time) */
+    int64_t interval_ms;  /* 1000 / per_second */
+    int64_t tolerance_ms; /* (burst - 1) intervals */
+    uint64_t refused;     /* events refused so far */
+} ratelimit_t;
+
+/* per_second 1..1000, burst >= 1. */
+void ratelimit_init(ratelimit_t *r, uint32_t per_second, uint32_t burst);
+
+/* Whether one more event may happen at now_ms (it is counted); else refused is counted. */
+bool ratelimit_take(ratelimit_t *r, int64_t now_ms);
+
+#endif
