@@ -586,6 +586,8 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                   "listen", n->config->listen, "ledger_stopped", ledger_stopped(n->ledger), "peers",
                   peers, "transport", "admitted", (json_int_t)ts.zap_admitted, "refused",
                   (json_int_t)ts.zap_refused, "dropped_frames", (json_int_t)ts.dropped_frames);
+    json_object_set_new(json_object_get(doc, "transport"), "throttled",
+                        json_integer((json_int_t)ts.zap_throttled));
     if (n->faults != NULL) {
         faults_stats_t fs = faults_stats(n->faults);
         json_object_set_new(doc, "faults",
@@ -767,7 +769,7 @@ static void turn(node_t *n)
 {
     int64_t now = now_ms();
     n->turn_ms = now;
-    transport_handle_zap(n->transport);
+    transport_handle_zap(n->transport, now);
     receive_frames(n, now);
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true;

@@ -19,6 +19,7 @@
 
 #include "corridor/limits.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN       "corridor"
@@ -33,7 +34,8 @@
 typedef struct {
     char name[CORRIDOR_NAME_LEN_MAX + 1];
     char curve_public[IDENTITY_CURVE_KEY_CHARS + 1];
-    void *outbound; /* PUSH, CURVE client pinned to the peer's server key */
+    void *outbound;         /* PUSH, CURVE client pinned to the peer's server key */
+    ratelimit_t handshakes; /* connections admitted with its key */
 } peer_socket_t;
 
 struct transport {
@@ -100,6 +102,7 @@ transport_t *transport_new(void *ctx, const identity_t *self, const char *listen
         peer_socket_t *p = &t->peers[i];
         snprintf(p->name, sizeof p->name, "%s", peers[i].name);
         snprintf(p->curve_public, sizeof p->curve_public, "%s", peers[i].curve_public);
+        ratelimit_init(&p->handshakes, TRANSPORT_HANDSHAKES_PER_S, TRANSPORT_HANDSHAKES_BURST);
         p->outbound = zmq_socket(ctx, ZMQ_PUSH);
         if (p->outbound == NULL || common_options(p->outbound) != 0 ||
             set_int(p->outbound, ZMQ_IMMEDIATE, 1) != 0 ||
@@ -203,7 +206,7 @@ static void zap_reply(void *zap, zmq_msg_t *request_id, const char *code, const 
 }
 
 /* The peer whose CURVE key is the 32-byte `key`, or NULL. */
-static const peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_t *key)
+static peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_t *key)
 {
     char z85[IDENTITY_CURVE_KEY_CHARS + 1];
     if (zmq_z85_encode(z85, key, 32) == NULL) {
@@ -217,7 +220,7 @@ static const peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_
     return NULL;
 }
 
-void transport_handle_zap(transport_t *t)
+void transport_handle_zap(transport_t *t, int64_t now_ms)
 {
     assert(t != NULL);
     for (;;) {
@@ -229,13 +232,23 @@ void transport_handle_zap(transport_t *t)
         int kept = count < ZAP_FRAMES_MAX ? count : ZAP_FRAMES_MAX;
         /* frames: 0 version, 1 request id, 2 domain, 3 address, 4 routing id, 5 mechanism,
          * 6 credentials (CURVE: the client's 32-byte public key) */
-        const peer_socket_t *peer = NULL;
+        peer_socket_t *peer = NULL;
         if (kept == 7 && frame_is(&frames[0], "1.0") && frame_is(&frames[2], ZAP_DOMAIN) &&
             frame_is(&frames[5], "CURVE") && zmq_msg_size(&frames[6]) == 32) {
             peer = peer_by_curve_key(t, zmq_msg_data(&frames[6]));
         }
         if (kept >= 2) {
-            if (peer != NULL) {
+            if (peer != NULL && !ratelimit_take(&peer->handshakes, now_ms)) {
+                t->stats.zap_throttled++;
+                zap_reply(t->zap, &frames[1], "400", "too many connections", "");
+                if (peer->handshakes.refused % 1024 == 1) {
+                    fprintf(stderr,
+                            "corridor: refused connections with %s's key: more than %d a second "
+                            "(%llu refused)\n",
+                            peer->name, TRANSPORT_HANDSHAKES_PER_S,
+                            (unsigned long long)peer->handshakes.refused);
+                }
+            } else if (peer != NULL) {
                 t->stats.zap_admitted++;
                 zap_reply(t->zap, &frames[1], "200", "OK", peer->name);
             } else {

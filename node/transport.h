@@ -38,12 +38,18 @@ transport_t *transport_new(void *zmq_context, const identity_t *self, const char
                            size_t err_size);
 void transport_destroy(transport_t **self_p);
 
+#define TRANSPORT_HANDSHAKES_PER_S 4  /* a peer's connections admitted a second, on average, */
+#define TRANSPORT_HANDSHAKES_BURST 16 /* and at once (a restart, a flapping link) */
+
 /* The sockets the event loop polls for input: inbound and ZAP. */
 void *transport_inbound_socket(transport_t *t);
 void *transport_zap_socket(transport_t *t);
 
-/* Answers every pending ZAP request (never blocks). */
-void transport_handle_zap(transport_t *t);
+/* Answers every pending ZAP request (never blocks). A configured peer's key is admitted at
+ * most TRANSPORT_HANDSHAKES_PER_S times a second (burst TRANSPORT_HANDSHAKES_BURST): each
+ * admitted connection gets its own receive queue, so a peer with valid keys must not open
+ * them without bound. `now_ms` is the caller's clock. */
+void transport_handle_zap(transport_t *t, int64_t now_ms);
 
 /* Receives up to `max` inbound frames without blocking, calling fn for each with the index of
  * the peer that sent it (by its ZAP identity). Frames with no known identity, and multi-part
@@ -60,6 +66,7 @@ int transport_send(transport_t *t, size_t peer_index, const uint8_t *data, size_
 typedef struct {
     uint64_t zap_admitted;   /* connections admitted */
     uint64_t zap_refused;    /* connections refused (unknown key, wrong mechanism) */
+    uint64_t zap_throttled;  /* a configured peer's connections refused as too frequent */
     uint64_t dropped_frames; /* inbound frames dropped (no identity, multi-part) */
 } transport_stats_t;
 

@@ -59,6 +59,7 @@
 #include "identity.h"
 #include "nodes.h"
 #include "statement.h"
+#include "transport.h"
 #include "validate.h"
 
 #define NAME_A "BKRURUMM"
@@ -1917,8 +1918,8 @@ static int64_t table_rows(const tnode_t *n, const char *table)
 
 /* B proposes the checkpoint A just co-signed again and again (its own genuine signature over
  * A's current state): before, A stored every one and audit looped over them all for every
- * journal row. Now a checkpoint that does not advance past the last one is refused, and audit
- * walks checkpoints in step with the rows. */
+ * journal row. Now the requests a peer may make are rate-limited, a checkpoint that does not
+ * advance past the last one is refused, and audit walks checkpoints in step with the rows. */
 static void test_checkpoint_proposals_do_not_pile_up(void **state)
 {
     cluster_t *c = *state;
@@ -1974,15 +1975,18 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
     hostile_close_all();
     free(body);
     size_t refusals = log_count(a, "does not advance past the last one") - refused;
+    int64_t limited = peer_field(c, a, NAME_B, "statement_requests_refused");
     int64_t stored = table_rows(a, "checkpoints");
     assert_int_equal(node_stop(c, a), 0);
     int64_t started = mono_ms();
     tnode_t *one[] = {a};
     audit_clean(c, one, 1);
-    printf("# %d proposals of the same checkpoint: %zu refused as not advancing, %lld stored; "
-           "audit of A %lld ms\n",
-           CHECKPOINT_FLOOD, refusals, (long long)stored, (long long)(mono_ms() - started));
-    assert_int_equal(refusals, CHECKPOINT_FLOOD);
+    printf("# %d proposals of the same checkpoint: %zu refused as not advancing, %lld over the "
+           "rate of requests, %lld stored; audit of A %lld ms\n",
+           CHECKPOINT_FLOOD, refusals, (long long)limited, (long long)stored,
+           (long long)(mono_ms() - started));
+    assert_int_equal((int64_t)refusals + limited, CHECKPOINT_FLOOD); /* each one, one way */
+    assert_true(refusals >= 16);
     assert_int_equal(stored, 1);
     node_start(c, a);
     ends_settling_and_clean(c, a, b);
@@ -2150,6 +2154,68 @@ static void test_statement_requests_bounded(void **state)
     tnode_t *all[] = {a, b, cc};
     audit_clean(c, all, 3);
     c->passed = true;
+}
+
+#define HANDSHAKE_FLOOD 400
+#define HANDSHAKE_BATCH 50
+
+/* A client with A's transport keys opens 400 connections to B as fast as it can (each would
+ * get its own receive queue). B admits A's key at most TRANSPORT_HANDSHAKES_PER_S times a second
+ * after a burst, refuses the rest, and keeps settling with the real A. */
+static void test_handshakes_per_key_bounded(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    int64_t admitted = transport_counter(c, b, "admitted");
+    int64_t started = mono_ms();
+    identity_t *keys = load_keys(a);
+    peer_card_t card;
+    node_card(b, &card);
+    for (int i = 0; i < HANDSHAKE_FLOOD; i += HANDSHAKE_BATCH) {
+        void *batch[HANDSHAKE_BATCH];
+        for (size_t k = 0; k < HANDSHAKE_BATCH; k++) {
+            void *sock = zmq_socket(zctx(), ZMQ_PUSH);
+            assert_non_null(sock);
+            int linger = 0;
+            assert_int_equal(zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger), 0);
+            assert_int_equal(
+                zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, card.curve_public, KEY_CHARS), 0);
+            assert_int_equal(
+                zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, keys->curve_public, KEY_CHARS), 0);
+            assert_int_equal(
+                zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, keys->curve_secret, KEY_CHARS), 0);
+            assert_int_equal(zmq_connect(sock, b->endpoint), 0);
+            batch[k] = sock;
+        }
+        sleep_ms(150); /* let the handshakes reach ZAP */
+        for (size_t k = 0; k < HANDSHAKE_BATCH; k++) {
+            zmq_close(batch[k]);
+        }
+    }
+    identity_destroy(&keys);
+    hostile_close_all(); /* ends the client's ZeroMQ context */
+    int64_t elapsed_ms = mono_ms() - started;
+    int64_t deadline = mono_ms() + WAIT_MS; /* B answers every handshake it was sent */
+    while (transport_counter(c, b, "admitted") - admitted + transport_counter(c, b, "throttled") <
+               HANDSHAKE_FLOOD &&
+           mono_ms() < deadline) {
+        sleep_ms(50);
+    }
+    int64_t taken = transport_counter(c, b, "admitted") - admitted;
+    int64_t throttled = transport_counter(c, b, "throttled");
+    int64_t bound = TRANSPORT_HANDSHAKES_BURST +
+                    TRANSPORT_HANDSHAKES_PER_S * ((mono_ms() - started) / 1000 + 1);
+    printf("# %d connections with A's key in %lld ms: %lld admitted (bound %lld), %lld refused; "
+           "B's peak RSS %lld KiB\n",
+           HANDSHAKE_FLOOD, (long long)elapsed_ms, (long long)taken, (long long)bound,
+           (long long)throttled, (long long)peak_rss_kib(b->pid));
+    assert_true(throttled > 0);
+    assert_true(taken <= bound);
+    ends_settling_and_clean(c, a, b);
 }
 
 /* ==== transport ============================================================================== */
@@ -2567,6 +2633,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hold_window_bounded_in_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_proposals_do_not_pile_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_requests_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshakes_per_key_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
