@@ -10,6 +10,7 @@
 
 #include "corridor.pb-c.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "validate.h"
 #include "wire.h"
 
@@ -34,6 +35,7 @@ struct channel {
     uint32_t wire_version_persisted; /* as last written to the ledger (never lowered) */
     uint64_t peer_features;          /* feature flags of the peer's latest Hello */
     uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
+    ratelimit_t rewinds;             /* full retransmissions a peer's Hellos may ask for */
     uint64_t transmit_next;          /* next sequence to put on the wire this session */
     uint64_t transmitted_max;        /* highest ever put on the wire by this process */
     int64_t last_rx_ms;              /* when we last heard from the peer */
@@ -111,6 +113,7 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
     ch->rto_ms = CHANNEL_RTO_INIT_MS;
     ch->last_rx_ms = now_ms;
     ch->hello_due = true; /* announce ourselves at once */
+    ratelimit_init(&ch->rewinds, CHANNEL_REWINDS_PER_S, CHANNEL_REWINDS_BURST);
     if (!load_counters(ch)) {
         free(ch);
         return NULL;
@@ -184,6 +187,7 @@ const char *channel_peer_name(const channel_t *ch)
 channel_stats_t channel_stats(const channel_t *ch)
 {
     channel_stats_t s = ch->stats;
+    s.rewinds_refused = ch->rewinds.refused;
     s.state = ch->state;
     s.sent_seq = ch->sent_seq;
     s.acked_seq = ch->acked_seq;
@@ -377,9 +381,13 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
     bool was_down = ch->state == CHANNEL_DOWN;
     ch->state = CHANNEL_UP;
     if (was_down || h->reply_wanted) {
-        /* resume from the gap: whatever was in flight may be lost */
-        ch->transmit_next = ch->acked_seq + 1;
-        ch->rto_deadline_ms = 0;
+        /* resume from the gap: whatever was in flight may be lost. A peer that asks for it in
+         * every Hello gets the window again at most CHANNEL_REWINDS_PER_S times a second (our
+         * own reconnect, after silence, always rewinds) */
+        if (was_down || ratelimit_take(&ch->rewinds, now_ms)) {
+            ch->transmit_next = ch->acked_seq + 1;
+            ch->rto_deadline_ms = 0;
+        }
         ch->hello_due = true;
     }
     if (was_down) {

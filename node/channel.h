@@ -48,6 +48,8 @@
 #define CHANNEL_RTO_INIT_MS    1000  /* before any round trip was measured */
 #define CHANNEL_RTO_MAX_MS     30000 /* backoff cap */
 #define CHANNEL_FEATURES       0     /* feature flags our Hello offers (none defined yet) */
+#define CHANNEL_REWINDS_PER_S  1 /* full retransmissions a peer's Hellos may ask for a second, */
+#define CHANNEL_REWINDS_BURST  4 /* and at once */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -134,6 +136,7 @@ typedef struct {
     uint64_t held_bytes;          /* their bytes, at most CHANNEL_HOLD_BYTES_MAX */
     uint64_t hold_full;           /* messages dropped because the hold-back bytes were spent */
     uint64_t retransmits;         /* messages sent again */
+    uint64_t rewinds_refused;     /* Hellos whose request to send everything again was refused */
     uint64_t dropped;             /* received messages dropped (duplicates, far future, diverged) */
     uint64_t position_mismatches; /* StatusReports whose position did not mirror ours */
 } channel_stats_t;

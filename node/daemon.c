@@ -571,6 +571,8 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                             json_integer((json_int_t)st.position_mismatches));
         json_object_set_new(json_array_get(peers, i), "dropped",
                             json_integer((json_int_t)st.dropped));
+        json_object_set_new(json_array_get(peers, i), "rewinds_refused",
+                            json_integer((json_int_t)st.rewinds_refused));
         json_object_set_new(json_array_get(peers, i), "held_bytes",
                             json_integer((json_int_t)st.held_bytes));
         json_object_set_new(json_array_get(peers, i), "hold_full",

@@ -2218,6 +2218,119 @@ static void test_handshakes_per_key_bounded(void **state)
     ends_settling_and_clean(c, a, b);
 }
 
+#define REWIND_HELLOS 100
+#define QUEUED_FOR_A  300
+
+/* Frames a sink socket has received, read without waiting. */
+static int64_t drain_sink(void *sink)
+{
+    int64_t n = 0;
+    char buf[64];
+    while (zmq_recv(sink, buf, sizeof buf, ZMQ_DONTWAIT) >= 0) {
+        n++;
+    }
+    return n;
+}
+
+/* B has QUEUED_FOR_A settlements for A; A's process is down and a sink holding A's transport
+ * keys takes what B sends to A's endpoint. A client with A's keys sends B Hellos consistent with
+ * B's counters, each asking for everything again (reply_wanted), one every 20 ms. B sends its
+ * window again at most CHANNEL_REWINDS_PER_S times a second after a burst of
+ * CHANNEL_REWINDS_BURST; before, it did so for every Hello. */
+static void test_full_retransmissions_bounded(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    char *batch = test_path(c->dir, "to-a.csv");
+    FILE *f = fopen(batch, "w");
+    assert_non_null(f);
+    fprintf(f, "to,amount,currency\n");
+    for (int i = 0; i < QUEUED_FOR_A; i++) {
+        fprintf(f, "%s,1.00,RUB\n", NAME_A);
+    }
+    fclose(f);
+    cmd_result_t r;
+    assert_int_equal(
+        cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", b->home, "--batch", batch, NULL), 0);
+    cmd_result_free(&r);
+    free(batch);
+    int64_t acked = peer_field(c, b, NAME_A, "acked_seq");
+    int64_t received = peer_field(c, b, NAME_A, "received_seq");
+    int64_t in_flight = peer_field(c, b, NAME_A, "sent_seq") - acked;
+
+    identity_t *keys = load_keys(a);
+    void *sink = zmq_socket(zctx(), ZMQ_PULL);
+    assert_non_null(sink);
+    int on = 1, linger = 0;
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_CURVE_SERVER, &on, sizeof on), 0);
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_CURVE_SECRETKEY, keys->curve_secret, KEY_CHARS), 0);
+    assert_int_equal(zmq_bind(sink, a->endpoint), 0);
+    identity_destroy(&keys);
+
+    hostile_t *h = hostile_open(a, a, b);
+    uint32_t versions[] = {1, 2};
+    uint64_t incarnation = wall_us();
+    int64_t frames = 0;
+    for (uint64_t i = 1; i <= REWIND_HELLOS; i++) {
+        Corridor__Hello hello = CORRIDOR__HELLO__INIT;
+        hello.sent_sequence = (uint64_t)received;
+        hello.applied_sequence = (uint64_t)acked;
+        hello.acked_sequence = (uint64_t)received;
+        hello.reply_wanted = true;
+        hello.incarnation = incarnation;
+        hello.counter = i;
+        hello.n_versions = 2;
+        hello.versions = versions;
+        uint8_t buf[128];
+        size_t len = corridor__hello__pack(&hello, buf);
+        hostile_seal_send(h, NULL, MSG_HELLO, 0, buf, len);
+        if (i == 1) { /* B is up and sending to the sink: the window arrives once */
+            int64_t deadline = mono_ms() + WAIT_MS;
+            while (frames < in_flight && mono_ms() < deadline) {
+                frames += drain_sink(sink);
+                sleep_ms(20);
+            }
+            assert_true(frames >= in_flight);
+        }
+        sleep_ms(20);
+        frames += drain_sink(sink);
+    }
+    hostile_sync(h, b);
+    frames += drain_sink(sink);
+    zmq_close(sink); /* before the client's context ends: it waits for every socket */
+    hostile_close_all();
+    int64_t refused = peer_field(c, b, NAME_A, "rewinds_refused");
+    int64_t resent = peer_field(c, b, NAME_A, "retransmits");
+    printf("# %d Hellos asking for everything again, %lld messages in flight: the sink got %lld "
+           "frames, B counts %lld sent again, %lld requests refused\n",
+           REWIND_HELLOS, (long long)in_flight, (long long)frames, (long long)resent,
+           (long long)refused);
+    assert_true(refused > 0);
+    /* the burst and about one a second over the 2 s of Hellos */
+    assert_true(resent <= (int64_t)(CHANNEL_REWINDS_BURST + 4) * in_flight);
+    /* A comes back: everything queued for it settles once */
+    node_start(c, a);
+    wait_peer_field(c, b, NAME_A, "outbox", 0, 60000);
+    settles_both_ways(c, a, b);
+    json_t *la = node_ledger(c, a);
+    json_t *lb = node_ledger(c, b);
+    assert_int_equal(ledger_count(la, "settled"), QUEUED_FOR_A + 4);
+    assert_int_equal(ledger_count(lb, "settled"), QUEUED_FOR_A + 4);
+    json_decref(la);
+    json_decref(lb);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
+    c->passed = true;
+}
+
 /* ==== transport ============================================================================== */
 
 #define FLOOD_CLIENTS 200
@@ -2634,6 +2747,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_proposals_do_not_pile_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_requests_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshakes_per_key_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_retransmissions_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
