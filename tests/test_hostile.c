@@ -1992,6 +1992,21 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
     ends_settling_and_clean(c, a, b);
 }
 
+/* A `send --batch` file in the scratch directory: `count` settlements of 1.00 RUB to `to`
+ * (UETRs left to the client). Returns its path (malloc'd). */
+static char *batch_of_ones(cluster_t *c, const char *name, const tnode_t *to, int count)
+{
+    char *path = test_path(c->dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "to,amount,currency\n");
+    for (int i = 0; i < count; i++) {
+        fprintf(f, "%s,1.00,RUB\n", to->name);
+    }
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
 #define LOADED_ENTRIES   20000 /* settlements A -> B before the flood */
 #define REQUEST_FLOOD_MS 10000
 #define REQUESTS_PER_S   64
@@ -2091,14 +2106,7 @@ static void test_statement_requests_bounded(void **state)
     node_start(c, a);
     node_start(c, b);
     node_start(c, cc);
-    char *batch = test_path(c->dir, "load.csv");
-    FILE *f = fopen(batch, "w");
-    assert_non_null(f);
-    fprintf(f, "to,amount,currency\n");
-    for (int i = 0; i < LOADED_ENTRIES; i++) {
-        fprintf(f, "%s,1.00,RUB\n", NAME_B);
-    }
-    fclose(f);
+    char *batch = batch_of_ones(c, "load.csv", b, LOADED_ENTRIES);
     cmd_result_t r;
     int rc = cluster_cmd(c, 300000, &r, "send", "--home", a->home, "--batch", batch, "--wait",
                          "240", NULL);
@@ -2246,14 +2254,7 @@ static void test_full_retransmissions_bounded(void **state)
     node_start(c, b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, a), 0);
-    char *batch = test_path(c->dir, "to-a.csv");
-    FILE *f = fopen(batch, "w");
-    assert_non_null(f);
-    fprintf(f, "to,amount,currency\n");
-    for (int i = 0; i < QUEUED_FOR_A; i++) {
-        fprintf(f, "%s,1.00,RUB\n", NAME_A);
-    }
-    fclose(f);
+    char *batch = batch_of_ones(c, "to-a.csv", a, QUEUED_FOR_A);
     cmd_result_t r;
     assert_int_equal(
         cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", b->home, "--batch", batch, NULL), 0);
