@@ -122,6 +122,7 @@ typedef struct {
     char (*answered_id)[48];        /* per peer: the request id it answered */
     bool *reload;                   /* per peer: reload the channel after the commit (re-based) */
     ratelimit_t *request_limits;    /* per peer: StatementRequests it may make us answer */
+    envelope_message_t *deferred;   /* per peer: its newest request over the rate, or none */
     int64_t turn_ms;                /* when this loop turn began */
 } node_t;
 
@@ -268,13 +269,10 @@ static const char *json_str(json_t *obj, const char *key, const char *fallback)
 
 /* ---- statements and reconciliation ---------------------------------------------------------- */
 
-/* channel_ctx_t.on_statement: kept for the turn's transaction (bounded per turn). */
-static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
+/* Takes a statement message for this turn's transaction, taking over msg's buffers. */
+static void keep_statement(node_t *n, size_t peer_index, envelope_message_t *msg)
 {
-    node_t *n = arg;
-    if (n->statements_in_count == STATEMENTS_PER_TURN ||
-        (msg->type == MSG_STATEMENT_REQUEST &&
-         !ratelimit_take(&n->request_limits[peer_index], n->turn_ms))) {
+    if (n->statements_in_count == STATEMENTS_PER_TURN) {
         envelope_message_clear(msg); /* the sender asks again */
         return;
     }
@@ -282,6 +280,33 @@ static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
     in->peer_index = peer_index;
     in->msg = *msg;
     memset(msg, 0, sizeof *msg);
+}
+
+/* channel_ctx_t.on_statement: kept for the turn's transaction (bounded per turn). A request
+ * over the peer's rate waits for the next allowance, the newest one only: an honest reconcile
+ * asks one at a time and is only slowed, a flood is cut to the rate. */
+static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
+{
+    node_t *n = arg;
+    if (msg->type == MSG_STATEMENT_REQUEST &&
+        !ratelimit_take(&n->request_limits[peer_index], n->turn_ms)) {
+        envelope_message_clear(&n->deferred[peer_index]); /* superseded, if any */
+        n->deferred[peer_index] = *msg;
+        memset(msg, 0, sizeof *msg);
+        return;
+    }
+    keep_statement(n, peer_index, msg);
+}
+
+/* Hands deferred requests whose peer's allowance came back to this turn. */
+static void release_deferred(node_t *n, int64_t now)
+{
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (n->deferred[i].body != NULL && ratelimit_next_ms(&n->request_limits[i]) <= now &&
+            ratelimit_take(&n->request_limits[i], now)) {
+            keep_statement(n, i, &n->deferred[i]);
+        }
+    }
 }
 
 static recon_ctx_t recon_ctx_of(node_t *n, size_t peer_index)
@@ -773,6 +798,7 @@ static void turn(node_t *n)
     n->turn_ms = now;
     transport_handle_zap(n->transport, now);
     receive_frames(n, now);
+    release_deferred(n, now);
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true;
     if (!stopped && (channels_have_work(n) || control_pending(n) || n->statements_in_count > 0)) {
@@ -833,6 +859,12 @@ static long poll_timeout(node_t *n)
             int64_t d = recon_deadline(n->sessions[i].recon);
             next = d != 0 && d < next ? d : next;
             next = n->sessions[i].deadline_ms < next ? n->sessions[i].deadline_ms : next;
+        }
+    }
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (n->deferred[i].body != NULL) {
+            int64_t d = ratelimit_next_ms(&n->request_limits[i]);
+            next = d < next ? d : next;
         }
     }
     int64_t held = faults_next_deadline(n->faults);
@@ -928,11 +960,12 @@ static int open_network(node_t *n)
     n->answered_id = calloc(count + 1, sizeof *n->answered_id);
     n->reload = calloc(count + 1, sizeof *n->reload);
     n->request_limits = calloc(count + 1, sizeof *n->request_limits);
+    n->deferred = calloc(count + 1, sizeof *n->deferred);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
     if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
         n->reload == NULL || n->answered == NULL || n->answered_id == NULL ||
-        n->request_limits == NULL) {
+        n->request_limits == NULL || n->deferred == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -1024,6 +1057,10 @@ static void close_node(node_t *n)
     free(n->sessions);
     free(n->reload);
     free(n->request_limits);
+    for (size_t i = 0; n->deferred != NULL && i < n->config->peers_count; i++) {
+        envelope_message_clear(&n->deferred[i]);
+    }
+    free(n->deferred);
     for (size_t i = 0; n->answered != NULL && i < n->config->peers_count; i++) {
         free(n->answered[i].body);
     }

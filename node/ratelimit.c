@@ -23,3 +23,8 @@ bool ratelimit_take(ratelimit_t *r, int64_t now_ms)
     r->due_ms = due + r->interval_ms;
     return true;
 }
+
+int64_t ratelimit_next_ms(const ratelimit_t *r)
+{
+    return r->due_ms == INT64_MIN ? INT64_MIN : r->due_ms - r->tolerance_ms;
+}

@@ -22,4 +22,7 @@ void ratelimit_init(ratelimit_t *r, uint32_t per_second, uint32_t burst);
 /* Whether one more event may happen at now_ms (it is counted); else refused is counted. */
 bool ratelimit_take(ratelimit_t *r, int64_t now_ms);
 
+/* When the next event will be allowed (now or earlier: it is allowed already). */
+int64_t ratelimit_next_ms(const ratelimit_t *r);
+
 #endif

@@ -1985,7 +1985,8 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
            "rate of requests, %lld stored; audit of A %lld ms\n",
            CHECKPOINT_FLOOD, refusals, (long long)limited, (long long)stored,
            (long long)(mono_ms() - started));
-    assert_int_equal((int64_t)refusals + limited, CHECKPOINT_FLOOD); /* each one, one way */
+    /* each one was refused one way or both (a request over the rate waits, the newest only) */
+    assert_true((int64_t)refusals + limited >= CHECKPOINT_FLOOD);
     assert_true(refusals >= 16);
     assert_int_equal(stored, 1);
     node_start(c, a);

@@ -14,6 +14,7 @@ static void test_burst_then_rate(void **state)
     }
     assert_false(ratelimit_take(&r, t));
     assert_false(ratelimit_take(&r, t + 99));
+    assert_int_equal(ratelimit_next_ms(&r), t + 100);
     assert_true(ratelimit_take(&r, t + 100)); /* one interval later: one more */
     assert_false(ratelimit_take(&r, t + 100));
     assert_int_equal(r.refused, 3);
