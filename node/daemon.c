@@ -288,8 +288,13 @@ static void keep_statement(node_t *n, size_t peer_index, envelope_message_t *msg
 static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
 {
     node_t *n = arg;
+    if (msg->type == MSG_STATEMENT && n->sessions[peer_index].recon == NULL) {
+        envelope_message_clear(msg); /* nothing asked it: it may not take a request's place */
+        return;
+    }
     if (msg->type == MSG_STATEMENT_REQUEST &&
-        !ratelimit_take(&n->request_limits[peer_index], n->turn_ms)) {
+        (n->statements_in_count == STATEMENTS_PER_TURN ||
+         !ratelimit_take(&n->request_limits[peer_index], n->turn_ms))) {
         envelope_message_clear(&n->deferred[peer_index]); /* superseded, if any */
         n->deferred[peer_index] = *msg;
         memset(msg, 0, sizeof *msg);
@@ -797,8 +802,8 @@ static void turn(node_t *n)
     int64_t now = now_ms();
     n->turn_ms = now;
     transport_handle_zap(n->transport, now);
+    release_deferred(n, now); /* before this turn's frames can fill the statement slots */
     receive_frames(n, now);
-    release_deferred(n, now);
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true;
     if (!stopped && (channels_have_work(n) || control_pending(n) || n->statements_in_count > 0)) {

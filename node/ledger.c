@@ -76,7 +76,7 @@
     X(checkpoint_put, "INSERT INTO checkpoints(peer, body, own_signature, peer_signature,"         \
                       " own_rows, own_head, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)")             \
     X(row_hash, "SELECT hash FROM journal WHERE seq = ?1")                                         \
-    X(checkpoint_last, "SELECT max(own_rows) FROM checkpoints WHERE peer = ?1")                    \
+    X(checkpoint_last, "SELECT body FROM checkpoints WHERE peer = ?1 ORDER BY id DESC LIMIT 1")    \
     X(outbox_put, "INSERT INTO outbox(peer, seq, type, signed) VALUES(?1,?2,?3,?4)")               \
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
@@ -1609,14 +1609,26 @@ ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_r
     return append_row(l, &record, ENTRY_REBASED, NULL, rb->proof, rb->proof_len);
 }
 
-ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint64_t *own_rows)
+ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **body, size_t *len)
 {
+    *body = NULL;
+    *len = 0;
     sqlite3_stmt *stmt = l->st.checkpoint_last;
     bind_text(stmt, 1, peer);
     int step = sqlite3_step(stmt);
-    *own_rows = step == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(stmt, 0) : 0;
+    ledger_err_t rc = step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+    if (step == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) > 0) {
+        *len = (size_t)sqlite3_column_bytes(stmt, 0);
+        *body = malloc(*len);
+        if (*body == NULL) {
+            *len = 0;
+            rc = LEDGER_E_STORAGE;
+        } else {
+            memcpy(*body, sqlite3_column_blob(stmt, 0), *len);
+        }
+    }
     finish(stmt);
-    return step == SQLITE_ROW ? LEDGER_OK : LEDGER_E_STORAGE;
+    return rc;
 }
 
 ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_t *body,

@@ -278,8 +278,8 @@ ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_
                                      const uint8_t own_head[static LEDGER_HASH_BYTES])
     __attribute__((warn_unused_result));
 
-/* The journal row count of the last checkpoint stored with `peer` (0 when none). */
-ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint64_t *own_rows)
+/* The encoded Checkpoint last stored with `peer` (malloc'd; NULL when there is none). */
+ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **body, size_t *len)
     __attribute__((warn_unused_result));
 
 /* The stored hash of journal row `seq`; LEDGER_E_NOT_FOUND if there is no such row. */

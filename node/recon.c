@@ -844,6 +844,31 @@ bool recon_checkpoint_verify(const uint8_t *body, size_t body_len, const uint8_t
            0;
 }
 
+/* Whether a checkpoint naming our journal at `own_rows` advances past the last one stored with
+ * the peer. One of the same cut proves nothing new; stored again and again it would only fill
+ * the disk and lengthen every audit. Only our own rows count: the peer's are its claim, and a
+ * peer raising them by one at every proposal would get each one stored. */
+static bool checkpoint_advances(ledger_t *l, const char *peer, uint64_t own_rows)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (ledger_checkpoint_last(l, peer, &body, &len) != LEDGER_OK) {
+        return false;
+    }
+    bool advances = true;
+    Corridor__Checkpoint *last =
+        body != NULL
+            ? (Corridor__Checkpoint *)wire_unpack(&corridor__checkpoint__descriptor, len, body)
+            : NULL;
+    if (last != NULL) {
+        bool first = strcmp(last->first, ledger_node(l)) == 0;
+        advances = own_rows > (first ? last->first_rows : last->second_rows);
+        corridor__checkpoint__free_unpacked(last, NULL);
+    }
+    free(body);
+    return advances;
+}
+
 /* Proposes a checkpoint of what was just found equal. */
 static void propose_checkpoint(recon_t *r, int64_t now_ms)
 {
@@ -853,13 +878,11 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     range_fp_t whole;
     Corridor__Position **positions = NULL;
     size_t n_positions = 0;
-    uint64_t last_rows = 0;
-    if (ledger_checkpoint_last(r->ctx.ledger, peer, &last_rows) != LEDGER_OK ||
-        ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK) {
+    if (ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK) {
         finish(r, NULL); /* no checkpoint this time; the comparison stands */
         return;
     }
-    if (r->own_rows <= last_rows) {
+    if (!checkpoint_advances(r->ctx.ledger, peer, r->own_rows)) {
         r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped",
                                          "nothing new since the last checkpoint");
         finish(r, NULL);
@@ -1120,7 +1143,6 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
     const char *problem = NULL;
     range_fp_t whole;
     uint8_t at_row[LEDGER_HASH_BYTES];
-    uint64_t last_rows = 0;
     if (cp == NULL) {
         return "not a checkpoint";
     }
@@ -1136,10 +1158,7 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
                              : ledger_row_hash_at(ctx->ledger, my_rows, at_row) != LEDGER_OK) ||
                memcmp(at_row, my_head.data, LEDGER_HASH_BYTES) != 0) {
         problem = "the checkpoint names a journal head this node does not have";
-    } else if (ledger_checkpoint_last(ctx->ledger, peer, &last_rows) != LEDGER_OK ||
-               my_rows <= last_rows) {
-        /* a checkpoint of a cut no later than the last one proves nothing new; stored again
-         * and again, it would only fill the disk and lengthen every audit */
+    } else if (!checkpoint_advances(ctx->ledger, peer, my_rows)) {
         problem = "the checkpoint does not advance past the last one";
     } else if (statement_fingerprint(ctx->ledger, peer, "", &whole) != LEDGER_OK ||
                whole.count != cp->entry_count || cp->channel_digest.len != DIGEST_BYTES ||
