@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "corridor.pb-c.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -634,31 +632,6 @@ static void check_reported_position(channel_t *ch, const Corridor__StatusReport 
     }
 }
 
-/* Whether a version-2 StatusReport names the hash of the Settlement we signed for its UETR.
- * Our Settlement's body is settlement_encode of the row we keep (how channel_send_settlement
- * made it), so no evidence needs reading. *storage is set when the check itself failed. */
-static bool answers_our_settlement(channel_t *ch, const Corridor__StatusReport *sr,
-                                   ledger_err_t *storage)
-{
-    *storage = LEDGER_OK;
-    settlement_t mine;
-    if (ledger_find(ch->ctx.ledger, ch->peer->card.name, sr->uetr, &mine, NULL) != LEDGER_OK ||
-        mine.direction != DIRECTION_OUT) {
-        return true; /* nothing of ours to compare: ledger_resolve says so */
-    }
-    uint8_t *body = NULL;
-    size_t body_len = 0;
-    if (settlement_encode(&mine, &body, &body_len) != 0) {
-        *storage = LEDGER_E_STORAGE;
-        return false;
-    }
-    uint8_t hash[SETTLEMENT_HASH_BYTES];
-    settlement_body_hash(body, body_len, hash);
-    free(body);
-    return sr->settlement_hash.len == sizeof hash &&
-           sodium_memcmp(sr->settlement_hash.data, hash, sizeof hash) == 0;
-}
-
 static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg)
 {
     const char *peer = ch->peer->card.name;
@@ -676,20 +649,18 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
                   sr->status);
         goto done;
     }
-    if (msg->version >= 2 && !answers_our_settlement(ch, sr, &rc)) {
-        if (rc == LEDGER_OK) {
-            log_event(ch->ctx.node_name, peer, sr->uetr,
-                      "StatusReport %s ignored: it answers other contents than our Settlement",
-                      sr->status);
-        }
+    if (msg->version >= 2 && sr->settlement_hash.len != SETTLEMENT_HASH_BYTES) {
+        log_event(ch->ctx.node_name, peer, sr->uetr,
+                  "dropped StatusReport of wire version 2 that names no Settlement");
         goto done;
     }
     ledger_outcome_t out;
-    rc = ledger_resolve(ch->ctx.ledger, peer, sr->uetr, settled, settled ? NULL : sr->reason,
-                        msg->evidence, msg->evidence_len, &out);
+    rc = ledger_resolve_answering(
+        ch->ctx.ledger, peer, sr->uetr, msg->version >= 2 ? sr->settlement_hash.data : NULL,
+        settled, settled ? NULL : sr->reason, msg->evidence, msg->evidence_len, &out);
     if (rc == LEDGER_E_NOT_FOUND || rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE) {
         log_event(ch->ctx.node_name, peer, sr->uetr, "StatusReport %s ignored: %s", sr->status,
-                  ledger_strerror(rc));
+                  ledger_last_error(ch->ctx.ledger));
         rc = LEDGER_OK;
         goto done;
     }

@@ -1249,9 +1249,33 @@ ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_mino
     return LEDGER_OK;
 }
 
+/* Whether `answers` is the body hash of the Settlement we signed: its body is settlement_encode
+ * of the row we keep (how the channel made it). */
+static bool answers_settlement(const stored_t *st, const uint8_t *answers)
+{
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    if (settlement_encode(&st->s, &body, &body_len) != 0) {
+        return false;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, body_len, hash);
+    free(body);
+    return sodium_memcmp(hash, answers, sizeof hash) == 0;
+}
+
 ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, bool settled,
                             const char *reason, const uint8_t *evidence, size_t evidence_len,
                             ledger_outcome_t *outcome)
+{
+    return ledger_resolve_answering(l, peer, uetr, NULL, settled, reason, evidence, evidence_len,
+                                    outcome);
+}
+
+ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char *uetr,
+                                      const uint8_t *answers, bool settled, const char *reason,
+                                      const uint8_t *evidence, size_t evidence_len,
+                                      ledger_outcome_t *outcome)
 {
     assert(peer != NULL && uetr != NULL && outcome != NULL);
     assert(settled || reason != NULL);
@@ -1266,6 +1290,10 @@ ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, boo
     if (st.s.direction != DIRECTION_OUT) {
         set_error(l, "settlement %s from %s is incoming; only the payer resolves", uetr, peer);
         return LEDGER_E_STATE;
+    }
+    if (answers != NULL && !answers_settlement(&st, answers)) {
+        set_error(l, "it answers other contents than our Settlement %s", uetr);
+        return LEDGER_E_CONFLICT;
     }
     status_t want = settled ? STATUS_SETTLED : STATUS_REJECTED;
     const char *why = settled ? "" : reason;
@@ -1362,6 +1390,21 @@ ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t 
     return LEDGER_OK;
 }
 
+uint8_t *ledger_copy_blob(struct sqlite3_stmt *stmt, int col, size_t *len)
+{
+    *len = (size_t)sqlite3_column_bytes(stmt, col);
+    if (*len == 0) {
+        return NULL;
+    }
+    uint8_t *copy = malloc(*len);
+    if (copy != NULL) {
+        memcpy(copy, sqlite3_column_blob(stmt, col), *len);
+    } else {
+        *len = 0;
+    }
+    return copy;
+}
+
 ledger_err_t ledger_channel_proof(ledger_t *l, const char *peer, uint8_t **proof, size_t *len)
 {
     assert(l != NULL && peer != NULL && proof != NULL && len != NULL);
@@ -1373,17 +1416,9 @@ ledger_err_t ledger_channel_proof(ledger_t *l, const char *peer, uint8_t **proof
     sqlite3_stmt *stmt = l->st.channel_extra;
     bind_text(stmt, 1, peer);
     int step = sqlite3_step(stmt);
-    ledger_err_t rc = LEDGER_OK;
-    if (step == SQLITE_ROW && sqlite3_column_bytes(stmt, 1) > 0) {
-        size_t n = (size_t)sqlite3_column_bytes(stmt, 1);
-        *proof = malloc(n);
-        if (*proof == NULL) {
-            rc = LEDGER_E_STORAGE;
-        } else {
-            memcpy(*proof, sqlite3_column_blob(stmt, 1), n);
-            *len = n;
-        }
-    } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+    ledger_err_t rc = step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+    if (step == SQLITE_ROW && (*proof = ledger_copy_blob(stmt, 1, len)) == NULL &&
+        sqlite3_column_bytes(stmt, 1) > 0) {
         rc = LEDGER_E_STORAGE;
     }
     finish(stmt);
@@ -1617,15 +1652,9 @@ ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **bod
     bind_text(stmt, 1, peer);
     int step = sqlite3_step(stmt);
     ledger_err_t rc = step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
-    if (step == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) > 0) {
-        *len = (size_t)sqlite3_column_bytes(stmt, 0);
-        *body = malloc(*len);
-        if (*body == NULL) {
-            *len = 0;
-            rc = LEDGER_E_STORAGE;
-        } else {
-            memcpy(*body, sqlite3_column_blob(stmt, 0), *len);
-        }
+    if (step == SQLITE_ROW && (*body = ledger_copy_blob(stmt, 0, len)) == NULL &&
+        sqlite3_column_bytes(stmt, 0) > 0) {
+        rc = LEDGER_E_STORAGE;
     }
     finish(stmt);
     return rc;

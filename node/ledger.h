@@ -134,6 +134,15 @@ ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, boo
                             const char *reason, const uint8_t *evidence, size_t evidence_len,
                             ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
+/* As ledger_resolve, for a StatusReport that names `answers`, the body hash of the Settlement it
+ * answers (wire version 2; settlement_body_hash): LEDGER_E_CONFLICT unless it is the body of
+ * the Settlement we signed. NULL: the report names none (version 1). */
+ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char *uetr,
+                                      const uint8_t *answers, bool settled, const char *reason,
+                                      const uint8_t *evidence, size_t evidence_len,
+                                      ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
+
 /* Returns a settled payment in full (pacs.004) with reason; evidence is the signed Return. */
 ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, const char *reason,
                            const uint8_t *evidence, size_t evidence_len, ledger_outcome_t *outcome)
@@ -285,6 +294,12 @@ ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **bod
 /* The stored hash of journal row `seq`; LEDGER_E_NOT_FOUND if there is no such row. */
 ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static LEDGER_HASH_BYTES])
     __attribute__((warn_unused_result));
+
+struct sqlite3_stmt;
+
+/* A malloc'd copy of blob column `col` of a row (NULL and *len 0 when empty or out of memory),
+ * for the readers that query the ledger's database directly. */
+uint8_t *ledger_copy_blob(struct sqlite3_stmt *stmt, int col, size_t *len);
 
 /* The SQLite handle, for the audit's read-only queries. */
 struct sqlite3 *ledger_db(ledger_t *l);

@@ -164,21 +164,6 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
     return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
 }
 
-static uint8_t *copy_blob(sqlite3_stmt *stmt, int col, size_t *len)
-{
-    *len = (size_t)sqlite3_column_bytes(stmt, col);
-    if (*len == 0) {
-        return NULL;
-    }
-    uint8_t *copy = malloc(*len);
-    if (copy != NULL) {
-        memcpy(copy, sqlite3_column_blob(stmt, col), *len);
-    } else {
-        *len = 0;
-    }
-    return copy;
-}
-
 ledger_err_t statement_evidence(ledger_t *l, const char *peer, const char *uetr,
                                 uint8_t **settlement, size_t *settlement_len, uint8_t **status,
                                 size_t *status_len)
@@ -200,8 +185,8 @@ ledger_err_t statement_evidence(ledger_t *l, const char *peer, const char *uetr,
     sqlite3_bind_text(stmt, 2, uetr, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     if (step == SQLITE_ROW) {
-        *settlement = copy_blob(stmt, 0, settlement_len);
-        *status = copy_blob(stmt, 1, status_len);
+        *settlement = ledger_copy_blob(stmt, 0, settlement_len);
+        *status = ledger_copy_blob(stmt, 1, status_len);
     }
     sqlite3_finalize(stmt);
     if (step == SQLITE_DONE) {
