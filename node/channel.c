@@ -34,6 +34,9 @@ struct channel {
     uint64_t peer_features;          /* feature flags of the peer's latest Hello */
     uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
     ratelimit_t rewinds;             /* full retransmissions a peer's Hellos may ask for */
+    costlimit_t applied_bytes;       /* bytes of the peer's messages we may apply, */
+    costlimit_t rejected_bytes;      /* and of those that end rejected */
+    bool slowed;                     /* the peer's messages wait for its allowance (logged) */
     uint64_t transmit_next;          /* next sequence to put on the wire this session */
     uint64_t transmitted_max;        /* highest ever put on the wire by this process */
     int64_t last_rx_ms;              /* when we last heard from the peer */
@@ -112,6 +115,10 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
     ch->last_rx_ms = now_ms;
     ch->hello_due = true; /* announce ourselves at once */
     ratelimit_init(&ch->rewinds, CHANNEL_REWINDS_PER_S, CHANNEL_REWINDS_BURST);
+    costlimit_init(&ch->applied_bytes, CHANNEL_APPLIED_UNIT, CHANNEL_APPLIED_UNITS_PER_S,
+                   CHANNEL_APPLIED_UNITS_BURST);
+    costlimit_init(&ch->rejected_bytes, CHANNEL_REJECTED_UNIT, CHANNEL_REJECTED_UNITS_PER_S,
+                   CHANNEL_REJECTED_UNITS_BURST);
     if (!load_counters(ch)) {
         free(ch);
         return NULL;
@@ -573,7 +580,8 @@ static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t 
     return rc;
 }
 
-static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *msg)
+/* *rejected: the settlement was stored rejected (what the peer's rejected allowance pays). */
+static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *msg, bool *rejected)
 {
     const char *peer = ch->peer->card.name;
     settlement_t s;
@@ -597,11 +605,13 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
         ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence, msg->evidence_len, &out);
     if (rc == LEDGER_E_CONFLICT) {
         log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
+        *rejected = true;
         return queue_status_report(ch, msg, s.uetr, false, "DUPL", s.currency, 0, false);
     }
     if (rc != LEDGER_OK) {
         return rc;
     }
+    *rejected = out.status == STATUS_REJECTED && !out.repeated;
     if (!out.repeated) {
         log_event(ch->ctx.node_name, peer, s.uetr, "incoming %lld %s %s%s%s",
                   (long long)s.amount_minor, s.currency, status_name(out.status),
@@ -709,11 +719,12 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg)
     return rc;
 }
 
-static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg)
+static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool *rejected)
 {
+    *rejected = false;
     switch (msg->type) {
     case MSG_SETTLEMENT:
-        return apply_settlement(ch, msg);
+        return apply_settlement(ch, msg, rejected);
     case MSG_STATUS_REPORT:
         return apply_status_report(ch, msg);
     case MSG_RETURN:
@@ -723,28 +734,60 @@ static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg)
     }
 }
 
-ledger_err_t channel_apply(channel_t *ch)
+/* The held message next in order, or NULL. */
+static envelope_message_t *next_in_order(const channel_t *ch)
+{
+    envelope_message_t *msg = ch->hold[(ch->applied_seq + 1) % CHANNEL_HOLD_MAX];
+    return msg != NULL && msg->sequence == ch->applied_seq + 1 ? msg : NULL;
+}
+
+/* When the peer's allowance lets the next message be applied. */
+static int64_t allowance_back_ms(const channel_t *ch)
+{
+    int64_t applied = costlimit_next_ms(&ch->applied_bytes);
+    int64_t rejected = costlimit_next_ms(&ch->rejected_bytes);
+    return applied > rejected ? applied : rejected;
+}
+
+ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
 {
     assert(ch != NULL && ledger_in_transaction(ch->ctx.ledger));
     ledger_t *l = ch->ctx.ledger;
     const char *peer = ch->peer->card.name;
     ledger_err_t rc = LEDGER_OK;
     envelope_message_t *last = NULL; /* the last applied: its signed bytes prove how far */
-    for (;;) {
-        size_t slot = (size_t)((ch->applied_seq + 1) % CHANNEL_HOLD_MAX);
-        envelope_message_t *msg = ch->hold[slot];
-        if (msg == NULL || msg->sequence != ch->applied_seq + 1) {
+    envelope_message_t *msg;
+    while ((msg = next_in_order(ch)) != NULL) {
+        if (allowance_back_ms(ch) > now_ms) { /* backpressure: it waits, unacknowledged */
+            ch->stats.backpressure++;
+            if (!ch->slowed) {
+                log_event(ch->ctx.node_name, peer, NULL,
+                          "applying the peer's messages slowed: over its allowance of %u KiB/s "
+                          "(%u KiB/s of rejected ones)",
+                          CHANNEL_APPLIED_UNIT / 1024 * CHANNEL_APPLIED_UNITS_PER_S,
+                          CHANNEL_REJECTED_UNIT / 1024 * CHANNEL_REJECTED_UNITS_PER_S);
+                ch->slowed = true;
+            }
             break;
         }
-        ch->hold[slot] = NULL;
+        ch->hold[msg->sequence % CHANNEL_HOLD_MAX] = NULL;
         ch->stats.held--;
-        ch->stats.held_bytes -= held_size(msg);
+        uint64_t size = held_size(msg);
+        ch->stats.held_bytes -= size;
         free_message(last);
         last = msg;
-        if ((rc = apply_one(ch, msg)) != LEDGER_OK) {
+        bool rejected = false;
+        if ((rc = apply_one(ch, msg, &rejected)) != LEDGER_OK) {
             goto done;
         }
         ch->applied_seq++;
+        costlimit_charge(&ch->applied_bytes, now_ms, size);
+        if (rejected) {
+            costlimit_charge(&ch->rejected_bytes, now_ms, size);
+        }
+    }
+    if (msg == NULL) {
+        ch->slowed = false;
     }
     /* Written in this transaction: if it fails, the node calls channel_reload. The Ack for
      * what was applied goes out in channel_after_commit, which runs only after the commit. */
@@ -782,10 +825,9 @@ done:
     return rc;
 }
 
-bool channel_has_work(const channel_t *ch)
+bool channel_has_work(const channel_t *ch, int64_t now_ms)
 {
-    size_t next = (size_t)((ch->applied_seq + 1) % CHANNEL_HOLD_MAX);
-    bool ready = ch->hold[next] != NULL && ch->hold[next]->sequence == ch->applied_seq + 1;
+    bool ready = next_in_order(ch) != NULL && allowance_back_ms(ch) <= now_ms;
     return ready || ch->acked_seq != ch->acked_persisted ||
            (ch->state == CHANNEL_DIVERGED) != ch->diverged_persisted ||
            ch->wire_version != ch->wire_version_persisted;
@@ -935,6 +977,7 @@ int64_t channel_next_deadline(const channel_t *ch)
     if (ch->hello_due || (ch->ack_due && ch->state != CHANNEL_DIVERGED)) {
         return 0;
     }
+
     int64_t interval = ch->state == CHANNEL_DOWN ? CHANNEL_HELLO_MS : CHANNEL_HEARTBEAT_MS;
     int64_t next = ch->last_hello_ms + interval;
     if (ch->state == CHANNEL_UP) {
@@ -951,6 +994,11 @@ int64_t channel_next_deadline(const channel_t *ch)
     return next;
 }
 
+int64_t channel_apply_after_ms(const channel_t *ch)
+{
+    return ch->slowed && next_in_order(ch) != NULL ? allowance_back_ms(ch) : INT64_MAX;
+}
+
 void channel_send_unsequenced(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
 {
     assert(type == MSG_STATEMENT_REQUEST || type == MSG_STATEMENT);
@@ -960,7 +1008,8 @@ void channel_send_unsequenced(channel_t *ch, msg_type_t type, const uint8_t *bod
 ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
 {
     assert(ch != NULL && msg != NULL && ledger_in_transaction(ch->ctx.ledger));
-    return apply_one(ch, msg);
+    bool rejected = false; /* a repair's own limits apply (the responder's), not the stream's */
+    return apply_one(ch, msg, &rejected);
 }
 
 bool channel_is_diverged(const channel_t *ch)

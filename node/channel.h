@@ -50,6 +50,17 @@
 #define CHANNEL_FEATURES       0     /* feature flags our Hello offers (none defined yet) */
 #define CHANNEL_REWINDS_PER_S  1 /* full retransmissions a peer's Hellos may ask for a second, */
 #define CHANNEL_REWINDS_BURST  4 /* and at once */
+/* Backpressure: the bytes of a peer's sequenced messages (body and evidence, as held and
+ * stored) we apply a second, and at once; the peer's next message waits, unacknowledged, until
+ * its allowance is back. Rejected ones store what moves no money, so they have a tighter
+ * allowance of their own. Dropping or refusing a sequenced message instead would break
+ * exactly once. */
+#define CHANNEL_APPLIED_UNIT         (32u << 10) /* bytes */
+#define CHANNEL_APPLIED_UNITS_PER_S  1000        /* 32 MiB/s: far over honest use, */
+#define CHANNEL_APPLIED_UNITS_BURST  2048        /* 64 MiB at once */
+#define CHANNEL_REJECTED_UNIT        1024        /* bytes */
+#define CHANNEL_REJECTED_UNITS_PER_S 64          /* 64 KiB/s: ~90 small rejected payments, */
+#define CHANNEL_REJECTED_UNITS_BURST 8192        /* 8 MiB at once: ~10,000 (a batch over a cap) */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -85,9 +96,10 @@ void channel_destroy(channel_t **self_p);
  * Acks and Hellos act at once; business messages are held until channel_apply. */
 void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms);
 
-/* Inside the node's transaction: applies every held message that is next in order, and
- * persists counters that changed. LEDGER_E_STORAGE stops the batch. */
-ledger_err_t channel_apply(channel_t *ch) __attribute__((warn_unused_result));
+/* Inside the node's transaction: applies every held message that is next in order while the
+ * peer's allowance lasts (see CHANNEL_APPLIED_UNIT), and persists counters that changed.
+ * LEDGER_E_STORAGE stops the batch. */
+ledger_err_t channel_apply(channel_t *ch, int64_t now_ms) __attribute__((warn_unused_result));
 
 /* Inside the node's transaction: records our settlement as pending and queues it. */
 ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
@@ -100,8 +112,12 @@ void channel_after_commit(channel_t *ch, int64_t now_ms);
 /* The time by which channel_after_commit wants to run again. */
 int64_t channel_next_deadline(const channel_t *ch);
 
-/* Whether the channel has held messages waiting for channel_apply, or counters to persist. */
-bool channel_has_work(const channel_t *ch);
+/* When messages waiting for the peer's allowance may be applied (INT64_MAX: none waits). */
+int64_t channel_apply_after_ms(const channel_t *ch);
+
+/* Whether the channel has held messages that channel_apply may apply at now_ms, or counters
+ * to persist. */
+bool channel_has_work(const channel_t *ch, int64_t now_ms);
 
 /* A copy of an applied message arrived (the envelope dropped it before checking its
  * signature): acknowledge again, so the peer stops re-sending it. */
@@ -138,6 +154,7 @@ typedef struct {
     uint64_t retransmits;         /* messages sent again */
     uint64_t rewinds_refused;     /* Hellos whose request to send everything again was refused */
     uint64_t dropped;             /* received messages dropped (duplicates, far future, diverged) */
+    uint64_t backpressure;        /* times the peer's messages waited for its allowance */
     uint64_t position_mismatches; /* StatusReports whose position did not mirror ours */
 } channel_stats_t;
 

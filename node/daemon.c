@@ -27,32 +27,32 @@
 #include "ledger.h"
 #include "log.h"
 #include "opener.h"
-#include "ratelimit.h"
 #include "recon.h"
+#include "responder.h"
 #include "transport.h"
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_PER_TURN         4096        /* frames read per loop turn */
-#define INBOUND_MIN_BYTES        (64u << 10) /* the frame buffer: its size at start, */
-#define INBOUND_KEEP_BYTES       (4u << 20)  /* the most kept after a turn, */
-#define INBOUND_TURN_BYTES       (32u << 20) /* the most one turn takes in (the rest comes again) */
-#define CONTROL_PER_TURN         64          /* control requests read per loop turn */
-#define POLL_MAX_MS              250         /* longest sleep, so signals and timers stay prompt */
-#define WAIT_MAX_MS              (24 * 3600 * 1000)
-#define STATEMENTS_PER_TURN      64 /* statement messages handled per loop turn */
-#define STATEMENT_REQUESTS_PER_S 8  /* a peer's requests answered a second, on average, */
-#define STATEMENT_REQUESTS_BURST 16 /* and at once (a reconcile asks one at a time) */
-#define RECON_TIMEOUT_MS         (5 * 60 * 1000)
-#define LOCK_ATTEMPTS            50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
-#define LOCK_PAUSE_MS            10
+#define INBOUND_PER_TURN    4096        /* frames read per loop turn */
+#define INBOUND_MIN_BYTES   (64u << 10) /* the frame buffer: its size at start, */
+#define INBOUND_KEEP_BYTES  (4u << 20)  /* the most kept after a turn, */
+#define INBOUND_TURN_BYTES  (32u << 20) /* the most one turn takes in (the rest comes again) */
+#define CONTROL_PER_TURN    64          /* control requests read per loop turn */
+#define POLL_MAX_MS         250         /* longest sleep, so signals and timers stay prompt */
+#define WAIT_MAX_MS         (24 * 3600 * 1000)
+#define STATEMENTS_PER_TURN 64 /* statement messages handled per loop turn, each kind */
+#define RECON_TIMEOUT_MS    (5 * 60 * 1000)
+#define LOCK_ATTEMPTS       50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
+#define LOCK_PAUSE_MS       10
 
 _Static_assert(CORRIDOR_WIRE_BYTES_MAX <= INBOUND_TURN_BYTES, "a turn must take the largest frame");
 
-/* A StatementRequest or Statement from a peer, waiting for the turn's transaction. */
+/* A Statement from a peer, or a StatementRequest (decoded), waiting for its place in the turn:
+ * a Statement or a request that writes inside the transaction, a pure read after it. */
 typedef struct {
     size_t peer_index;
-    envelope_message_t msg;
+    envelope_message_t msg;              /* a Statement */
+    Corridor__StatementRequest *request; /* or a request */
 } inbound_statement_t;
 
 /* An answer to send once the transaction that produced it has committed. */
@@ -113,17 +113,17 @@ typedef struct {
     faults_t *faults;                                       /* test-only fault injection, or NULL */
     opener_t *opener;                                       /* opens inbound frames on all cores */
     inbound_t *inbound;                                     /* this turn's inbound frames */
-    inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's statement messages */
+    ledger_t *reader;                                       /* read snapshots of the ledger */
+    inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's writing ones */
     size_t statements_in_count;
+    inbound_statement_t reads_in[STATEMENTS_PER_TURN]; /* this turn's pure-read requests */
+    size_t reads_in_count;
     outbound_statement_t statements_out[STATEMENTS_PER_TURN]; /* answers after the commit */
     size_t statements_out_count;
-    session_t *sessions;            /* per configured peer; recon NULL when idle */
-    outbound_statement_t *answered; /* per peer: the last answer, for a request sent again */
-    char (*answered_id)[48];        /* per peer: the request id it answered */
-    bool *reload;                   /* per peer: reload the channel after the commit (re-based) */
-    ratelimit_t *request_limits;    /* per peer: StatementRequests it may make us answer */
-    envelope_message_t *deferred;   /* per peer: its newest request over the rate, or none */
-    int64_t turn_ms;                /* when this loop turn began */
+    session_t *sessions;    /* per configured peer; recon NULL when idle */
+    bool *reload;           /* per peer: reload the channel after the commit (re-based) */
+    responder_t *responder; /* what peers' StatementRequests may make us do */
+    int64_t turn_ms;        /* when this loop turn began */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -269,47 +269,63 @@ static const char *json_str(json_t *obj, const char *key, const char *fallback)
 
 /* ---- statements and reconciliation ---------------------------------------------------------- */
 
-/* Takes a statement message for this turn's transaction, taking over msg's buffers. */
-static void keep_statement(node_t *n, size_t peer_index, envelope_message_t *msg)
+static void inbound_statement_clear(inbound_statement_t *in)
 {
-    if (n->statements_in_count == STATEMENTS_PER_TURN) {
-        envelope_message_clear(msg); /* the sender asks again */
-        return;
-    }
-    inbound_statement_t *in = &n->statements_in[n->statements_in_count++];
-    in->peer_index = peer_index;
-    in->msg = *msg;
-    memset(msg, 0, sizeof *msg);
+    envelope_message_clear(&in->msg);
+    corridor__statement_request__free_unpacked(in->request, NULL);
+    in->request = NULL;
 }
 
-/* channel_ctx_t.on_statement: kept for the turn's transaction (bounded per turn). A request
- * over the peer's rate waits for the next allowance, the newest one only: an honest reconcile
- * asks one at a time and is only slowed, a flood is cut to the rate. */
+/* Places an admitted request in this turn: a pure read after the commit, one that writes
+ * inside the transaction. False when that part of the turn is full. */
+static bool place_request(node_t *n, size_t peer_index, Corridor__StatementRequest *req)
+{
+    bool reads = recon_request_reads_only(req);
+    inbound_statement_t *list = reads ? n->reads_in : n->statements_in;
+    size_t *count = reads ? &n->reads_in_count : &n->statements_in_count;
+    if (*count == STATEMENTS_PER_TURN) {
+        return false;
+    }
+    list[(*count)++] = (inbound_statement_t){.peer_index = peer_index, .request = req};
+    return true;
+}
+
+/* channel_ctx_t.on_statement: a Statement answering our session is kept for the transaction; a
+ * request goes to the responder's admission (over the peer's allowance it waits, the newest
+ * only: an honest reconcile asks one at a time and is only slowed, a flood is cut to the rate). */
 static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
 {
     node_t *n = arg;
-    if (msg->type == MSG_STATEMENT && n->sessions[peer_index].recon == NULL) {
-        envelope_message_clear(msg); /* nothing asked it: it may not take a request's place */
-        return;
-    }
-    if (msg->type == MSG_STATEMENT_REQUEST &&
-        (n->statements_in_count == STATEMENTS_PER_TURN ||
-         !ratelimit_take(&n->request_limits[peer_index], n->turn_ms))) {
-        envelope_message_clear(&n->deferred[peer_index]); /* superseded, if any */
-        n->deferred[peer_index] = *msg;
+    if (msg->type == MSG_STATEMENT) {
+        if (n->sessions[peer_index].recon == NULL ||
+            n->statements_in_count == STATEMENTS_PER_TURN) {
+            envelope_message_clear(msg); /* nothing asked it, or the session asks again */
+            return;
+        }
+        inbound_statement_t *in = &n->statements_in[n->statements_in_count++];
+        *in = (inbound_statement_t){.peer_index = peer_index, .msg = *msg};
         memset(msg, 0, sizeof *msg);
         return;
     }
-    keep_statement(n, peer_index, msg);
+    Corridor__StatementRequest *req = (Corridor__StatementRequest *)wire_unpack(
+        &corridor__statement_request__descriptor, msg->body_len, msg->body);
+    envelope_message_clear(msg);
+    if (req == NULL) {
+        return;
+    }
+    if (!responder_admit(n->responder, peer_index, n->turn_ms) ||
+        !place_request(n, peer_index, req)) {
+        responder_defer(n->responder, peer_index, req);
+    }
 }
 
 /* Hands deferred requests whose peer's allowance came back to this turn. */
 static void release_deferred(node_t *n, int64_t now)
 {
     for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (n->deferred[i].body != NULL && ratelimit_next_ms(&n->request_limits[i]) <= now &&
-            ratelimit_take(&n->request_limits[i], now)) {
-            keep_statement(n, i, &n->deferred[i]);
+        Corridor__StatementRequest *req = responder_release(n->responder, i, now);
+        if (req != NULL && !place_request(n, i, req)) {
+            responder_defer(n->responder, i, req);
         }
     }
 }
@@ -320,47 +336,24 @@ static recon_ctx_t recon_ctx_of(node_t *n, size_t peer_index)
                          n->channels[peer_index]};
 }
 
-/* Inside the transaction: answers requests, feeds statements to sessions. */
+/* Inside the transaction: answers requests that write, feeds statements to sessions. */
 static ledger_err_t handle_statements(node_t *n, int64_t now)
 {
     ledger_err_t rc = LEDGER_OK;
     for (size_t i = 0; i < n->statements_in_count; i++) {
         inbound_statement_t *in = &n->statements_in[i];
-        recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
-        if (rc == LEDGER_OK && in->msg.type == MSG_STATEMENT_REQUEST) {
-            Corridor__StatementRequest *req = (Corridor__StatementRequest *)wire_unpack(
-                &corridor__statement_request__descriptor, in->msg.body_len, in->msg.body);
+        if (rc == LEDGER_OK && in->request != NULL) {
+            recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
             uint8_t *body = NULL;
             size_t len = 0;
             bool rebased = false;
-            outbound_statement_t *last = &n->answered[in->peer_index];
-            bool again = req != NULL && req->request_id != NULL && last->body != NULL &&
-                         strcmp(req->request_id, n->answered_id[in->peer_index]) == 0;
-            if (again) { /* the requester did not hear us: the same answer, not new work */
-                body = malloc(last->len);
-                if (body != NULL) {
-                    memcpy(body, last->body, last->len);
-                    len = last->len;
-                }
-            } else if (req != NULL && n->statements_out_count < STATEMENTS_PER_TURN) {
-                rc = recon_answer(&ctx, req, &body, &len, &rebased);
-                if (rc == LEDGER_OK && body != NULL && req->request_id != NULL &&
-                    strlen(req->request_id) < sizeof n->answered_id[0]) {
-                    uint8_t *copy = malloc(len);
-                    if (copy != NULL) {
-                        memcpy(copy, body, len);
-                        free(last->body);
-                        *last = (outbound_statement_t){in->peer_index, copy, len};
-                        strcpy(n->answered_id[in->peer_index], req->request_id);
-                    }
-                }
-            }
+            rc = responder_answer(n->responder, in->peer_index, &ctx, in->request, now, &body, &len,
+                                  &rebased);
             if (body != NULL) {
                 n->statements_out[n->statements_out_count++] =
                     (outbound_statement_t){in->peer_index, body, len};
             }
             n->reload[in->peer_index] |= rebased;
-            corridor__statement_request__free_unpacked(req, NULL);
         } else if (rc == LEDGER_OK && n->sessions[in->peer_index].recon != NULL) {
             Corridor__Statement *st = (Corridor__Statement *)wire_unpack(
                 &corridor__statement__descriptor, in->msg.body_len, in->msg.body);
@@ -371,10 +364,44 @@ static ledger_err_t handle_statements(node_t *n, int64_t now)
             }
             corridor__statement__free_unpacked(st, NULL);
         }
-        envelope_message_clear(&in->msg);
+        inbound_statement_clear(in);
     }
     n->statements_in_count = 0;
     return rc;
+}
+
+/* After the commit: answers the pure-read requests from one read snapshot of what committed,
+ * outside the write transaction. A read that fails is logged; the requester asks again. */
+static void answer_reads(node_t *n, int64_t now)
+{
+    if (n->reads_in_count == 0) {
+        return;
+    }
+    ledger_err_t rc = ledger_snapshot_begin(n->reader);
+    for (size_t i = 0; i < n->reads_in_count; i++) {
+        inbound_statement_t *in = &n->reads_in[i];
+        uint8_t *body = NULL;
+        size_t len = 0;
+        bool rebased = false;
+        if (rc == LEDGER_OK) {
+            recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
+            ctx.ledger = n->reader;
+            rc = responder_answer(n->responder, in->peer_index, &ctx, in->request, now, &body, &len,
+                                  &rebased);
+            assert(!rebased); /* a pure read changes nothing */
+        }
+        if (body != NULL) {
+            channel_send_unsequenced(n->channels[in->peer_index], MSG_STATEMENT, body, len);
+            free(body);
+        }
+        inbound_statement_clear(in);
+    }
+    if (rc != LEDGER_OK) {
+        log_event(n->config->name, NULL, NULL, "statement requests unanswered: %s: %s",
+                  ledger_strerror(rc), ledger_last_error(n->reader));
+    }
+    ledger_snapshot_end(n->reader);
+    n->reads_in_count = 0;
 }
 
 /* After the commit: sends answers, reloads re-based channels, replies to finished sessions. */
@@ -607,8 +634,10 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                             json_integer((json_int_t)st.held_bytes));
         json_object_set_new(json_array_get(peers, i), "hold_full",
                             json_integer((json_int_t)st.hold_full));
+        json_object_set_new(json_array_get(peers, i), "backpressure",
+                            json_integer((json_int_t)st.backpressure));
         json_object_set_new(json_array_get(peers, i), "statement_requests_refused",
-                            json_integer((json_int_t)n->request_limits[i].refused));
+                            json_integer((json_int_t)responder_refused(n->responder, i)));
         json_object_set_new(json_array_get(peers, i), "wire_version",
                             json_integer((json_int_t)channel_wire_version(n->channels[i])));
     }
@@ -780,7 +809,7 @@ static void receive_frames(node_t *n, int64_t now)
 static bool channels_have_work(node_t *n)
 {
     for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (channel_has_work(n->channels[i])) {
+        if (channel_has_work(n->channels[i], n->turn_ms)) {
             return true;
         }
     }
@@ -811,7 +840,7 @@ static void turn(node_t *n)
         if (rc == LEDGER_OK) {
             read_control(n, now);
             for (size_t i = 0; rc == LEDGER_OK && i < n->config->peers_count; i++) {
-                rc = channel_apply(n->channels[i]);
+                rc = channel_apply(n->channels[i], now);
             }
         }
         if (rc == LEDGER_OK) {
@@ -841,6 +870,7 @@ static void turn(node_t *n)
         channel_after_commit(n->channels[i], now);
         n->keys[i].applied_through = channel_applied_seq(n->channels[i]);
     }
+    answer_reads(n, now); /* after the turn's acknowledgements and messages have left */
     if (n->faults != NULL) {
         faults_flush(n->faults, now, send_to_socket, n);
     }
@@ -866,12 +896,12 @@ static long poll_timeout(node_t *n)
             next = n->sessions[i].deadline_ms < next ? n->sessions[i].deadline_ms : next;
         }
     }
-    for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (n->deferred[i].body != NULL) {
-            int64_t d = ratelimit_next_ms(&n->request_limits[i]);
-            next = d < next ? d : next;
-        }
+    for (size_t i = 0; !ledger_stopped(n->ledger) && i < n->config->peers_count; i++) {
+        int64_t d = channel_apply_after_ms(n->channels[i]);
+        next = d < next ? d : next;
     }
+    int64_t deferred = responder_next_ms(n->responder);
+    next = deferred < next ? deferred : next;
     int64_t held = faults_next_deadline(n->faults);
     next = held < next ? held : next;
     return next <= now ? 0 : (long)(next - now);
@@ -948,6 +978,8 @@ static int open_books(node_t *n)
         return id_rc == ID_E_PERMISSIONS ? EXIT_USAGE : EXIT_INTERNAL;
     }
     if (ledger_open(LEDGER_FILE, n->config->name, LEDGER_READ_WRITE, NULL, &n->ledger, err,
+                    sizeof err) != LEDGER_OK ||
+        ledger_open(LEDGER_FILE, n->config->name, LEDGER_READ_ONLY, NULL, &n->reader, err,
                     sizeof err) != LEDGER_OK) {
         fprintf(stderr, "corridor run: %s/%s: %s\n", n->home, LEDGER_FILE, err);
         return EXIT_INTERNAL;
@@ -961,21 +993,14 @@ static int open_network(node_t *n)
     n->keys = sodium_malloc((count + 1) * sizeof *n->keys);
     n->channels = calloc(count + 1, sizeof *n->channels);
     n->sessions = calloc(count + 1, sizeof *n->sessions);
-    n->answered = calloc(count + 1, sizeof *n->answered);
-    n->answered_id = calloc(count + 1, sizeof *n->answered_id);
     n->reload = calloc(count + 1, sizeof *n->reload);
-    n->request_limits = calloc(count + 1, sizeof *n->request_limits);
-    n->deferred = calloc(count + 1, sizeof *n->deferred);
+    n->responder = responder_new(count);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
     if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
-        n->reload == NULL || n->answered == NULL || n->answered_id == NULL ||
-        n->request_limits == NULL || n->deferred == NULL) {
+        n->reload == NULL || n->responder == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
-    }
-    for (size_t i = 0; i < count; i++) {
-        ratelimit_init(&n->request_limits[i], STATEMENT_REQUESTS_PER_S, STATEMENT_REQUESTS_BURST);
     }
     for (size_t i = 0; i < count; i++) {
         const peer_card_t *card = &n->config->peers[i].card;
@@ -1061,18 +1086,12 @@ static void close_node(node_t *n)
     }
     free(n->sessions);
     free(n->reload);
-    free(n->request_limits);
-    for (size_t i = 0; n->deferred != NULL && i < n->config->peers_count; i++) {
-        envelope_message_clear(&n->deferred[i]);
-    }
-    free(n->deferred);
-    for (size_t i = 0; n->answered != NULL && i < n->config->peers_count; i++) {
-        free(n->answered[i].body);
-    }
-    free(n->answered);
-    free(n->answered_id);
+    responder_free(&n->responder);
     for (size_t i = 0; i < n->statements_in_count; i++) {
-        envelope_message_clear(&n->statements_in[i].msg);
+        inbound_statement_clear(&n->statements_in[i]);
+    }
+    for (size_t i = 0; i < n->reads_in_count; i++) {
+        inbound_statement_clear(&n->reads_in[i]);
     }
     for (size_t i = 0; i < n->statements_out_count; i++) {
         free(n->statements_out[i].body);
@@ -1100,6 +1119,7 @@ static void close_node(node_t *n)
         free(n->inbound->bytes);
         free(n->inbound);
     }
+    ledger_close(&n->reader);
     ledger_close(&n->ledger);
     identity_destroy(&n->identity);
     config_destroy(&n->config);

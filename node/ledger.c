@@ -671,6 +671,30 @@ void ledger_rollback(ledger_t *l)
     (void)load_head(l);
 }
 
+ledger_err_t ledger_snapshot_begin(ledger_t *l)
+{
+    assert(l != NULL && l->mode == LEDGER_READ_ONLY && !l->in_txn);
+    if (sqlite3_exec(l->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        set_error(l, "begin a read: %s", sqlite3_errmsg(l->db));
+        return LEDGER_E_STORAGE;
+    }
+    l->in_txn = true;
+    ledger_err_t rc = load_head(l); /* the first read fixes the snapshot: the head is its own */
+    if (rc != LEDGER_OK) {
+        ledger_snapshot_end(l);
+    }
+    return rc;
+}
+
+void ledger_snapshot_end(ledger_t *l)
+{
+    assert(l != NULL && l->mode == LEDGER_READ_ONLY);
+    if (l->in_txn) {
+        (void)sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
+        l->in_txn = false;
+    }
+}
+
 bool ledger_in_transaction(const ledger_t *l)
 {
     return l->in_txn;

@@ -113,6 +113,12 @@ void ledger_rollback(ledger_t *l);
 bool ledger_in_transaction(const ledger_t *l);
 bool ledger_stopped(const ledger_t *l);
 
+/* A read snapshot, on a ledger opened read-only next to the writer's: every read between begin
+ * and end sees one committed state. In WAL mode it neither waits for the writer nor holds it
+ * up, so a peer's pure-read requests are answered outside the write transaction. */
+ledger_err_t ledger_snapshot_begin(ledger_t *l) __attribute__((warn_unused_result));
+void ledger_snapshot_end(ledger_t *l);
+
 /* Records an outgoing settlement as pending (s->direction must be OUT), with our own signed
  * message as evidence. Same UETR and content again: the original outcome, repeated = true.
  * Same UETR, other content: LEDGER_E_CONFLICT and nothing changes. */

@@ -1191,11 +1191,18 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
     return problem;
 }
 
-ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
-                          uint8_t **body, size_t *body_len, bool *rebased)
+bool recon_request_reads_only(const Corridor__StatementRequest *req)
 {
-    assert(ctx != NULL && req != NULL && body != NULL && body_len != NULL && rebased != NULL);
+    return req->repair == NULL && req->checkpoint.len == 0;
+}
+
+ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
+                          uint8_t **body, size_t *body_len, bool *rebased, uint64_t *work)
+{
+    assert(ctx != NULL && req != NULL && body != NULL && body_len != NULL && rebased != NULL &&
+           work != NULL);
     *rebased = false;
+    *work = 0;
     *body = NULL;
     const char *problem = NULL;
     ledger_channel_t before;
@@ -1237,7 +1244,7 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
         return rc;
     }
     Corridor__Statement st;
-    if ((rc = statement_answer(ctx->ledger, ctx->peer->card.name, req, &st)) != LEDGER_OK) {
+    if ((rc = statement_answer(ctx->ledger, ctx->peer->card.name, req, &st, work)) != LEDGER_OK) {
         return rc;
     }
     uint8_t *proof = NULL;

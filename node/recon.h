@@ -67,11 +67,16 @@ bool recon_rebased(const recon_t *r);
 /* The report as `reconcile --json` prints it (new reference). */
 json_t *recon_report(const recon_t *r);
 
-/* The responder, inside the transaction: answers a StatementRequest from ctx->peer, applying
- * any repair or countersigning any checkpoint it carries. *rebased tells whether the channel
- * counters changed. The Statement is encoded into *body (malloc'd). */
+/* Whether a request only reads (no repair, no checkpoint): it may be answered from a read
+ * snapshot (ctx->ledger opened read-only), outside the write transaction. */
+bool recon_request_reads_only(const Corridor__StatementRequest *req);
+
+/* The responder: answers a StatementRequest from ctx->peer, applying any repair or
+ * countersigning any checkpoint it carries (then inside the write transaction). *rebased tells
+ * whether the channel counters changed, *work how many entries the answer read. The Statement
+ * is encoded into *body (malloc'd). */
 ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
-                          uint8_t **body, size_t *body_len, bool *rebased)
+                          uint8_t **body, size_t *body_len, bool *rebased, uint64_t *work)
     __attribute__((warn_unused_result));
 
 /* Verifies a checkpoint signature (used by audit too). */

@@ -446,9 +446,9 @@ static bool answer_range(builder_t *b, const Corridor__RangeFingerprint *r)
 }
 
 ledger_err_t statement_answer(ledger_t *l, const char *peer, const Corridor__StatementRequest *req,
-                              Corridor__Statement *st)
+                              Corridor__Statement *st, uint64_t *work)
 {
-    assert(l != NULL && peer != NULL && req != NULL && st != NULL);
+    assert(l != NULL && peer != NULL && req != NULL && st != NULL && work != NULL);
     corridor__statement__init(st);
     st->request_id = strdup(req->request_id != NULL ? req->request_id : "");
     builder_t b = {.st = st, .with_evidence = req->with_evidence, .l = l, .peer = peer};
@@ -465,6 +465,7 @@ ledger_err_t statement_answer(ledger_t *l, const char *peer, const Corridor__Sta
         }
     }
     st->answered = (uint32_t)answered;
+    *work = b.scanned;
     range_fp_t whole;
     uint8_t head[LEDGER_HASH_BYTES];
     uint64_t rows = 0;

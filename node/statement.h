@@ -75,9 +75,12 @@ ledger_err_t statement_positions(ledger_t *l, const char *peer, Corridor__Positi
 void statement_free_positions(Corridor__Position **positions, size_t count);
 
 /* The responder: answers a request from `peer` into *st (fields owned by st; release with
- * statement_release). Fills positions, digest, count, journal head, counters. */
+ * statement_release). Fills positions, digest, count, journal head, counters. *work receives
+ * the entries read to answer it (the sub-ranges of a large range cost the whole range), for
+ * the caller's per-peer budget. */
 ledger_err_t statement_answer(ledger_t *l, const char *peer, const Corridor__StatementRequest *req,
-                              Corridor__Statement *st) __attribute__((warn_unused_result));
+                              Corridor__Statement *st, uint64_t *work)
+    __attribute__((warn_unused_result));
 void statement_release(Corridor__Statement *st);
 
 /* Converts between the C and protobuf forms of an entry (the proto one borrows strings). */

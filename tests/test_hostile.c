@@ -1896,6 +1896,78 @@ static void test_hold_window_bounded_in_bytes(void **state)
     ends_settling_and_clean(c, a, b);
 }
 
+#define REJECTED_FLOOD 120         /* settlements B must reject, each storing... */
+#define REJECTED_TEXT  (60 * 1024) /* ...a remittance of 60 KiB, twice (body and evidence) */
+
+/* A peer's rejected settlements store what moves no money. The client with C's keys sends B
+ * 120 settlements whose over-long remittance (60 KiB) B must reject FF01 and keep as evidence:
+ * before, B stored each at once (4,095 of 256 KiB could add 2 GiB a round). Now B applies a
+ * peer's rejected messages at CHANNEL_REJECTED_UNITS_PER_S KiB a second after a burst, the rest
+ * wait in the hold-back window, unacknowledged (backpressure: nothing is dropped), and B keeps
+ * settling with A. */
+static void test_rejected_flood_slowed(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    char *text = malloc(REJECTED_TEXT + 1);
+    assert_non_null(text);
+    memset(text, 'x', REJECTED_TEXT);
+    text[REJECTED_TEXT] = '\0';
+    hostile_t *h = hostile_open(cc, cc, b);
+    int64_t started = mono_ms();
+    size_t message_bytes = 0;
+    static char uetrs[REJECTED_FLOOD][UETR_SIZE];
+    for (uint64_t seq = 1; seq <= REJECTED_FLOOD; seq++) {
+        char *uetr = uetrs[seq - 1];
+        uetr_generate(uetr);
+        body_spec_t spec = {uetr, 100, "RUB", NULL, text};
+        uint8_t *body = settlement_body(&spec, &message_bytes);
+        hostile_seal_send(h, NULL, MSG_SETTLEMENT, seq, body, message_bytes);
+        free(body);
+    }
+    hostile_sync(h, b);
+    hostile_close_all();
+    free(text);
+    int64_t deadline = mono_ms() + WAIT_MS; /* the positive signal: B held some back */
+    while (peer_field(c, b, NAME_C, "backpressure") == 0 && mono_ms() < deadline) {
+        sleep_ms(50);
+    }
+    assert_true(peer_field(c, b, NAME_C, "backpressure") > 0);
+    assert_true(node_log_contains(b, "applying the peer's messages slowed"));
+    settles_both_ways(c, a, b); /* the other peer is not slowed */
+    int64_t applied = peer_field(c, b, NAME_C, "received_seq");
+    int64_t elapsed_ms = mono_ms() - started;
+    /* each stored twice (body and evidence): the allowance bounds how many got in */
+    int64_t allowance =
+        (CHANNEL_REJECTED_UNITS_BURST + CHANNEL_REJECTED_UNITS_PER_S * (elapsed_ms / 1000 + 1)) *
+        CHANNEL_REJECTED_UNIT;
+    int64_t bound = allowance / (int64_t)(2 * message_bytes) + 1;
+    printf("# %d rejected settlements of %zu bytes: %lld applied in %lld ms (bound %lld), the "
+           "rest held back; B's peak RSS %lld KiB\n",
+           REJECTED_FLOOD, message_bytes, (long long)applied, (long long)elapsed_ms,
+           (long long)bound, (long long)peak_rss_kib(b->pid));
+    assert_true(applied > 0);
+    assert_true(applied <= bound);
+    assert_true(applied < REJECTED_FLOOD);
+    assert_true(peak_rss_kib(b->pid) < RSS_LIMIT_KIB);
+    /* B applies the rest at its pace while it runs; stopped, it keeps what it applied (the
+     * client is gone: nobody sends the rest again) */
+    assert_int_equal(node_stop(c, b), 0);
+    json_t *lb = node_ledger(c, b);
+    for (size_t i = 0; i < REJECTED_FLOOD; i++) {
+        if (ledger_json_find(lb, NAME_C, uetrs[i], NULL) != NULL) {
+            book_add(1, NAME_C, uetrs[i], "rejected", "FF01");
+        }
+    }
+    json_decref(lb);
+    node_start(c, b);
+    ends_settling_and_clean(c, a, b);
+}
+
 /* Rows of a node's table `table` (read while it runs: WAL readers do not block it). */
 static int64_t table_rows(const tnode_t *n, const char *table)
 {
@@ -2008,8 +2080,8 @@ static char *batch_of_ones(cluster_t *c, const char *name, const tnode_t *to, in
     return path;
 }
 
-#define LOADED_ENTRIES   20000 /* settlements A -> B before the flood */
-#define REQUEST_FLOOD_MS 10000
+#define LOADED_ENTRIES   20000 /* settlements A -> B before the flood (CORRIDOR_FLOOD_ENTRIES) */
+#define REQUEST_FLOOD_MS 20000
 #define REQUESTS_PER_S   64
 
 /* The flooding peer, in a child process: StatementRequests as A to B, REQUESTS_PER_S a second
@@ -2095,10 +2167,12 @@ static size_t measure(cluster_t *c, tnode_t *b, tnode_t *cc, int64_t ms, int64_t
 }
 
 /* A, whose keys the flooding client holds, asks B for statements of a channel of 20,000
- * entries, 64 requests a second, each of 256 differing one-digit prefixes. B answers at most
- * STATEMENT_REQUESTS_PER_S of a peer's requests a second (the rest are dropped: the requester
- * asks again), and an answer stops after STATEMENT_WORK_ENTRIES entries read. `status` answers
- * within a second every time, and settlements with C keep flowing. */
+ * entries (CORRIDOR_FLOOD_ENTRIES sets another count, for the 200,000 the closing note
+ * measures), 64 requests a second for 20 s, each of 256 differing one-digit prefixes. B
+ * answers them from a read snapshot after its commits, at most RESPONDER_REQUESTS_PER_S of a
+ * peer's requests and RESPONDER_WORK_PER_S units of entries read a second (the rest wait, the
+ * newest only), and an answer stops after STATEMENT_WORK_ENTRIES entries read. `status`
+ * answers within a second every time, and settlements with C keep flowing. */
 static void test_statement_requests_bounded(void **state)
 {
     cluster_t *c = *state;
@@ -2107,17 +2181,21 @@ static void test_statement_requests_bounded(void **state)
     node_start(c, a);
     node_start(c, b);
     node_start(c, cc);
-    char *batch = batch_of_ones(c, "load.csv", b, LOADED_ENTRIES);
+    const char *wanted = getenv("CORRIDOR_FLOOD_ENTRIES");
+    int loaded = wanted != NULL ? atoi(wanted) : LOADED_ENTRIES;
+    assert_true(loaded > 0);
+    char *batch = batch_of_ones(c, "load.csv", b, loaded);
     cmd_result_t r;
-    int rc = cluster_cmd(c, 300000, &r, "send", "--home", a->home, "--batch", batch, "--wait",
-                         "240", NULL);
+    int rc = cluster_cmd(c, 3600 * 1000, &r, "send", "--home", a->home, "--batch", batch, "--wait",
+                         "3000", NULL);
     if (rc != 0) {
         printf("# batch exited %d: %.300s\n", rc, r.err);
     }
     assert_int_equal(rc, 0);
     cmd_result_free(&r);
     free(batch);
-    wait_peer_field(c, b, NAME_A, "received_seq", LOADED_ENTRIES, WAIT_MS);
+    wait_peer_field(c, b, NAME_A, "received_seq", loaded, WAIT_MS);
+    int64_t before_kib = peak_rss_kib(b->pid);
 
     int64_t quiet_settle[SAMPLES_MAX], quiet_status[SAMPLES_MAX];
     size_t quiet = measure(c, b, cc, 2000, quiet_settle, quiet_status);
@@ -2133,6 +2211,7 @@ static void test_statement_requests_bounded(void **state)
     assert_int_equal(waitpid(child, &wstatus, 0), child);
     assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
     int64_t refused = peer_field(c, b, NAME_A, "statement_requests_refused");
+    int64_t peak_kib = peak_rss_kib(b->pid);
     int64_t qs_med, qs_max, qt_med, qt_max, fs_med, fs_max, ft_med, ft_max;
     summarize(quiet_settle, quiet, &qs_med, &qs_max);
     summarize(quiet_status, quiet, &qt_med, &qt_max);
@@ -2140,19 +2219,20 @@ static void test_statement_requests_bounded(void **state)
     summarize(flood_status, flooded, &ft_med, &ft_max);
     printf("# %d entries; C -> B settle median/max: quiet %lld/%lld ms (%zu), flooded %lld/%lld "
            "ms (%zu); status median/max: quiet %lld/%lld ms, flooded %lld/%lld ms; %lld requests "
-           "refused by the rate limit\n",
-           LOADED_ENTRIES, (long long)qs_med, (long long)qs_max, quiet, (long long)fs_med,
+           "waited for the rate; B's peak RSS %lld KiB (%lld before the flood)\n",
+           loaded, (long long)qs_med, (long long)qs_max, quiet, (long long)fs_med,
            (long long)fs_max, flooded, (long long)qt_med, (long long)qt_max, (long long)ft_med,
-           (long long)ft_max, (long long)refused);
+           (long long)ft_max, (long long)refused, (long long)peak_kib, (long long)before_kib);
     assert_true(ft_max < 1000);
+    assert_true(peak_kib < RSS_LIMIT_KIB);
     assert_true(refused > 0);
     /* nothing lost: every settlement is on both sides (counted; the load is too big to book) */
     settles_both_ways(c, a, b);
     json_t *lb = node_ledger(c, b);
     json_t *la = node_ledger(c, a);
     json_t *lc = node_ledger(c, cc);
-    assert_int_equal(ledger_count(lb, "settled"), LOADED_ENTRIES + 2 + (int64_t)(quiet + flooded));
-    assert_int_equal(ledger_count(la, "settled"), LOADED_ENTRIES + 2);
+    assert_int_equal(ledger_count(lb, "settled"), loaded + 2 + (int64_t)(quiet + flooded));
+    assert_int_equal(ledger_count(la, "settled"), loaded + 2);
     assert_int_equal(ledger_count(lc, "settled"), (int64_t)(quiet + flooded));
     json_decref(la);
     json_decref(lb);
@@ -2746,6 +2826,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_report_must_name_our_settlement, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hold_window_bounded_in_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_flood_slowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_proposals_do_not_pile_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_requests_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshakes_per_key_bounded, setup, teardown),

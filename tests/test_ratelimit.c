@@ -51,12 +51,44 @@ static void test_clock_going_back_does_not_grant(void **state)
     assert_true(ratelimit_take(&r, 6000));
 }
 
+static void test_charged_work_is_a_debt(void **state)
+{
+    (void)state;
+    ratelimit_t r;
+    ratelimit_init(&r, 100, 10); /* 100 units a second, 10 at once */
+    int64_t t = 50000;
+    assert_true(ratelimit_next_ms(&r) <= t);
+    ratelimit_charge(&r, t, 250); /* an answer that cost 2.5 s of allowance */
+    assert_int_equal(ratelimit_next_ms(&r), t + 2500 - 90);
+    assert_false(ratelimit_take(&r, t + 2409));
+    assert_true(ratelimit_take(&r, t + 2410));
+    ratelimit_charge(&r, t, UINT64_MAX); /* no overflow: the peer waits for ever */
+    assert_false(ratelimit_take(&r, INT64_MAX - 1000));
+}
+
+static void test_costs_below_a_unit_add_up(void **state)
+{
+    (void)state;
+    costlimit_t c;
+    costlimit_init(&c, 1024, 100, 1); /* 100 KiB a second, 1 KiB at once */
+    int64_t t = 7000;
+    for (int i = 0; i < 10; i++) {
+        costlimit_charge(&c, t, 100); /* 1,000 bytes: still under a unit */
+    }
+    assert_true(costlimit_next_ms(&c) <= t);
+    costlimit_charge(&c, t, 100); /* 1,100 bytes: one unit owed, 76 carried */
+    assert_int_equal(costlimit_next_ms(&c), t + 10);
+    assert_int_equal(c.carry, 76);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_rate),
         cmocka_unit_test(test_idle_refills_to_burst_only),
         cmocka_unit_test(test_clock_going_back_does_not_grant),
+        cmocka_unit_test(test_charged_work_is_a_debt),
+        cmocka_unit_test(test_costs_below_a_unit_add_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

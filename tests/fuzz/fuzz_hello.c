@@ -397,7 +397,7 @@ static void build_fixture(void)
         free(body);
     }
     must(ledger_begin(ledger), "begin");
-    must(channel_apply(ch), "channel_apply");
+    must(channel_apply(ch, now), "channel_apply");
     must(ledger_commit(ledger), "commit");
 
     /* the peer acknowledged all but the last two */
@@ -410,7 +410,7 @@ static void build_fixture(void)
     size_t alen = corridor__ack__pack(&ack, buf);
     deliver_control(ch, MSG_ACK, buf, alen, now);
     must(ledger_begin(ledger), "begin");
-    must(channel_apply(ch), "channel_apply");
+    must(channel_apply(ch, now), "channel_apply");
     must(ledger_commit(ledger), "commit");
     channel_destroy(&ch);
 
@@ -522,7 +522,8 @@ static bool answer(channel_t *ch, const uint8_t *data, size_t size)
     uint8_t *body = NULL;
     size_t len = 0;
     bool rebased = false;
-    ledger_err_t rc = recon_answer(&ctx, req, &body, &len, &rebased);
+    uint64_t work = 0;
+    ledger_err_t rc = recon_answer(&ctx, req, &body, &len, &rebased, &work);
     assert((rc == LEDGER_OK) == (body != NULL));
     if (rc == LEDGER_OK) {
         Corridor__Statement *st =
@@ -598,7 +599,7 @@ static bool turn(unsigned op, const uint8_t *p, size_t n, int64_t *now)
         break;
     }
     if (ok) {
-        ok = channel_apply(ch) == LEDGER_OK;
+        ok = channel_apply(ch, *now) == LEDGER_OK;
     }
     if (ok && op % OP_COUNT == OP_REQUEST) {
         ok = answer(ch, p, n);

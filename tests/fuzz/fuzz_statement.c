@@ -861,7 +861,8 @@ static void run_responder(unsigned flags, const uint8_t *data, size_t size)
     uint8_t *body = NULL;
     size_t len = 0;
     bool rebased = false;
-    ledger_err_t rc = recon_answer(&n->ctx, req, &body, &len, &rebased);
+    uint64_t work = 0;
+    ledger_err_t rc = recon_answer(&n->ctx, req, &body, &len, &rebased, &work);
     assert((rc == LEDGER_OK) == (body != NULL));
     if (body != NULL) {
         check_answer(n, req, body, len);
@@ -1055,6 +1056,7 @@ static void answer_own_books(node_t *n, const Corridor__StatementRequest *req, b
                              uint8_t **body, size_t *len)
 {
     Corridor__Statement st;
+    uint64_t work = 0;
     if (req->checkpoint.len > 0) { /* the countersignature is added by SIGN_CHECKPOINT */
         corridor__statement__init(&st);
         st.request_id = req->request_id;
@@ -1066,7 +1068,7 @@ static void answer_own_books(node_t *n, const Corridor__StatementRequest *req, b
         corridor__statement__pack(&st, *body);
         return;
     }
-    must(n->ledger, statement_answer(n->ledger, PEER_NAME, req, &st), "statement_answer");
+    must(n->ledger, statement_answer(n->ledger, PEER_NAME, req, &st, &work), "statement_answer");
     for (size_t i = 0; i < st.n_positions; i++) {
         st.positions[i]->net_minor = int64_min ? INT64_MIN : -st.positions[i]->net_minor;
     }
@@ -1121,7 +1123,8 @@ static void session(node_t *init, node_t *resp, answerer_t answerer, bool repair
             answer_own_books(init, req, answerer == ANSWER_OWN_BOOKS_INT64_MIN, &body, &len);
         } else {
             bool rebased = false;
-            must(resp->ledger, recon_answer(&resp->ctx, req, &body, &len, &rebased),
+            uint64_t work = 0;
+            must(resp->ledger, recon_answer(&resp->ctx, req, &body, &len, &rebased, &work),
                  "recon_answer");
         }
         corridor__statement_request__free_unpacked(req, NULL);
