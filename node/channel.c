@@ -35,7 +35,7 @@ struct channel {
     uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
     ratelimit_t rewinds;             /* full retransmissions a peer's Hellos may ask for */
     costlimit_t applied_bytes;       /* bytes of the peer's messages we may apply, */
-    costlimit_t rejected_bytes;      /* and of those that end rejected */
+    costlimit_t idle_bytes;          /* and of those that move no money */
     bool slowed;                     /* the peer's messages wait for its allowance (logged) */
     uint64_t transmit_next;          /* next sequence to put on the wire this session */
     uint64_t transmitted_max;        /* highest ever put on the wire by this process */
@@ -115,10 +115,9 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
     ch->last_rx_ms = now_ms;
     ch->hello_due = true; /* announce ourselves at once */
     ratelimit_init(&ch->rewinds, CHANNEL_REWINDS_PER_S, CHANNEL_REWINDS_BURST);
-    costlimit_init(&ch->applied_bytes, CHANNEL_APPLIED_UNIT, CHANNEL_APPLIED_UNITS_PER_S,
-                   CHANNEL_APPLIED_UNITS_BURST);
-    costlimit_init(&ch->rejected_bytes, CHANNEL_REJECTED_UNIT, CHANNEL_REJECTED_UNITS_PER_S,
-                   CHANNEL_REJECTED_UNITS_BURST);
+    costlimit_init(&ch->applied_bytes, CHANNEL_APPLIED_UNIT, CHANNEL_APPLIED_PER_S,
+                   CHANNEL_APPLIED_BURST);
+    costlimit_init(&ch->idle_bytes, CHANNEL_IDLE_UNIT, CHANNEL_IDLE_PER_S, CHANNEL_IDLE_BURST);
     if (!load_counters(ch)) {
         free(ch);
         return NULL;
@@ -580,8 +579,10 @@ static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t 
     return rc;
 }
 
-/* *rejected: the settlement was stored rejected (what the peer's rejected allowance pays). */
-static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *msg, bool *rejected)
+/* The apply_* functions set *moved when the message moved money (booked, resolved, returned):
+ * every other one (rejected, repeated, malformed, ignored) pays from the peer's tighter
+ * allowance. */
+static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     const char *peer = ch->peer->card.name;
     settlement_t s;
@@ -605,13 +606,12 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
         ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence, msg->evidence_len, &out);
     if (rc == LEDGER_E_CONFLICT) {
         log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
-        *rejected = true;
         return queue_status_report(ch, msg, s.uetr, false, "DUPL", s.currency, 0, false);
     }
     if (rc != LEDGER_OK) {
         return rc;
     }
-    *rejected = out.status == STATUS_REJECTED && !out.repeated;
+    *moved = out.status == STATUS_SETTLED && !out.repeated;
     if (!out.repeated) {
         log_event(ch->ctx.node_name, peer, s.uetr, "incoming %lld %s %s%s%s",
                   (long long)s.amount_minor, s.currency, status_name(out.status),
@@ -642,7 +642,7 @@ static void check_reported_position(channel_t *ch, const Corridor__StatusReport 
     }
 }
 
-static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg)
+static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     const char *peer = ch->peer->card.name;
     Corridor__StatusReport *sr = (Corridor__StatusReport *)wire_unpack(
@@ -675,6 +675,7 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
         goto done;
     }
     if (rc == LEDGER_OK && !out.repeated) {
+        *moved = true;
         log_event(ch->ctx.node_name, peer, sr->uetr, "outgoing %s%s%s", status_name(out.status),
                   out.reason[0] ? " " : "", out.reason);
         if (settled) {
@@ -689,7 +690,7 @@ done:
     return rc;
 }
 
-static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg)
+static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     const char *peer = ch->peer->card.name;
     Corridor__Return *ret =
@@ -713,22 +714,24 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg)
             log_event(ch->ctx.node_name, peer, ret->original_uetr, "Return ignored: %s",
                       ledger_last_error(ch->ctx.ledger));
             rc = LEDGER_OK;
+        } else {
+            *moved = rc == LEDGER_OK && !out.repeated;
         }
     }
     corridor__return__free_unpacked(ret, NULL);
     return rc;
 }
 
-static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool *rejected)
+static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
-    *rejected = false;
+    *moved = false;
     switch (msg->type) {
     case MSG_SETTLEMENT:
-        return apply_settlement(ch, msg, rejected);
+        return apply_settlement(ch, msg, moved);
     case MSG_STATUS_REPORT:
-        return apply_status_report(ch, msg);
+        return apply_status_report(ch, msg, moved);
     case MSG_RETURN:
-        return apply_return(ch, msg);
+        return apply_return(ch, msg, moved);
     default:
         return LEDGER_OK;
     }
@@ -745,7 +748,7 @@ static envelope_message_t *next_in_order(const channel_t *ch)
 static int64_t allowance_back_ms(const channel_t *ch)
 {
     int64_t applied = costlimit_next_ms(&ch->applied_bytes);
-    int64_t rejected = costlimit_next_ms(&ch->rejected_bytes);
+    int64_t rejected = costlimit_next_ms(&ch->idle_bytes);
     return applied > rejected ? applied : rejected;
 }
 
@@ -763,9 +766,9 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
             if (!ch->slowed) {
                 log_event(ch->ctx.node_name, peer, NULL,
                           "applying the peer's messages slowed: over its allowance of %u KiB/s "
-                          "(%u KiB/s of rejected ones)",
-                          CHANNEL_APPLIED_UNIT / 1024 * CHANNEL_APPLIED_UNITS_PER_S,
-                          CHANNEL_REJECTED_UNIT / 1024 * CHANNEL_REJECTED_UNITS_PER_S);
+                          "(%u KiB/s of ones that move no money)",
+                          CHANNEL_APPLIED_UNIT / 1024 * CHANNEL_APPLIED_PER_S,
+                          CHANNEL_IDLE_UNIT / 1024 * CHANNEL_IDLE_PER_S);
                 ch->slowed = true;
             }
             break;
@@ -776,14 +779,14 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
         ch->stats.held_bytes -= size;
         free_message(last);
         last = msg;
-        bool rejected = false;
-        if ((rc = apply_one(ch, msg, &rejected)) != LEDGER_OK) {
+        bool moved = false;
+        if ((rc = apply_one(ch, msg, &moved)) != LEDGER_OK) {
             goto done;
         }
         ch->applied_seq++;
         costlimit_charge(&ch->applied_bytes, now_ms, size);
-        if (rejected) {
-            costlimit_charge(&ch->rejected_bytes, now_ms, size);
+        if (!moved) {
+            costlimit_charge(&ch->idle_bytes, now_ms, size);
         }
     }
     if (msg == NULL) {
@@ -996,7 +999,7 @@ int64_t channel_next_deadline(const channel_t *ch)
 
 int64_t channel_apply_after_ms(const channel_t *ch)
 {
-    return ch->slowed && next_in_order(ch) != NULL ? allowance_back_ms(ch) : INT64_MAX;
+    return next_in_order(ch) != NULL ? allowance_back_ms(ch) : INT64_MAX;
 }
 
 void channel_send_unsequenced(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
@@ -1008,8 +1011,8 @@ void channel_send_unsequenced(channel_t *ch, msg_type_t type, const uint8_t *bod
 ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
 {
     assert(ch != NULL && msg != NULL && ledger_in_transaction(ch->ctx.ledger));
-    bool rejected = false; /* a repair's own limits apply (the responder's), not the stream's */
-    return apply_one(ch, msg, &rejected);
+    bool moved = false; /* a repair's own limits apply (the responder's), not the stream's */
+    return apply_one(ch, msg, &moved);
 }
 
 bool channel_is_diverged(const channel_t *ch)

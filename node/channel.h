@@ -52,15 +52,15 @@
 #define CHANNEL_REWINDS_BURST  4 /* and at once */
 /* Backpressure: the bytes of a peer's sequenced messages (body and evidence, as held and
  * stored) we apply a second, and at once; the peer's next message waits, unacknowledged, until
- * its allowance is back. Rejected ones store what moves no money, so they have a tighter
- * allowance of their own. Dropping or refusing a sequenced message instead would break
- * exactly once. */
-#define CHANNEL_APPLIED_UNIT         (32u << 10) /* bytes */
-#define CHANNEL_APPLIED_UNITS_PER_S  1000        /* 32 MiB/s: far over honest use, */
-#define CHANNEL_APPLIED_UNITS_BURST  2048        /* 64 MiB at once */
-#define CHANNEL_REJECTED_UNIT        1024        /* bytes */
-#define CHANNEL_REJECTED_UNITS_PER_S 64          /* 64 KiB/s: ~90 small rejected payments, */
-#define CHANNEL_REJECTED_UNITS_BURST 8192        /* 8 MiB at once: ~10,000 (a batch over a cap) */
+ * its allowance is back. Messages that move no money (rejected, repeated, malformed, ignored)
+ * store what nobody needed, so they have a tighter allowance of their own. Dropping or
+ * refusing a sequenced message instead would break exactly once. */
+#define CHANNEL_APPLIED_UNIT  (32u << 10) /* bytes */
+#define CHANNEL_APPLIED_PER_S 1000        /* units: 32 MiB/s, far over honest use, */
+#define CHANNEL_APPLIED_BURST 2048        /* 64 MiB at once */
+#define CHANNEL_IDLE_UNIT     1024        /* bytes */
+#define CHANNEL_IDLE_PER_S    100         /* units: 100 KiB/s, ~140 small rejected payments, */
+#define CHANNEL_IDLE_BURST    8192        /* 8 MiB at once: ~11,000 (a batch over a cap) */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 

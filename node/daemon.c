@@ -342,7 +342,11 @@ static ledger_err_t handle_statements(node_t *n, int64_t now)
     ledger_err_t rc = LEDGER_OK;
     for (size_t i = 0; i < n->statements_in_count; i++) {
         inbound_statement_t *in = &n->statements_in[i];
-        if (rc == LEDGER_OK && in->request != NULL) {
+        if (rc == LEDGER_OK && in->request != NULL &&
+            !responder_may_work(n->responder, in->peer_index, now)) {
+            responder_defer(n->responder, in->peer_index, in->request); /* an earlier one's debt */
+            in->request = NULL;
+        } else if (rc == LEDGER_OK && in->request != NULL) {
             recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
             uint8_t *body = NULL;
             size_t len = 0;
@@ -377,13 +381,18 @@ static void answer_reads(node_t *n, int64_t now)
     if (n->reads_in_count == 0) {
         return;
     }
-    ledger_err_t rc = ledger_snapshot_begin(n->reader);
+    /* a stopped node answers nothing: its books are not to be trusted */
+    ledger_err_t rc =
+        ledger_stopped(n->ledger) ? LEDGER_E_STOPPED : ledger_snapshot_begin(n->reader);
     for (size_t i = 0; i < n->reads_in_count; i++) {
         inbound_statement_t *in = &n->reads_in[i];
         uint8_t *body = NULL;
         size_t len = 0;
         bool rebased = false;
-        if (rc == LEDGER_OK) {
+        if (rc == LEDGER_OK && !responder_may_work(n->responder, in->peer_index, now)) {
+            responder_defer(n->responder, in->peer_index, in->request); /* an earlier one's debt */
+            in->request = NULL;
+        } else if (rc == LEDGER_OK) {
             recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
             ctx.ledger = n->reader;
             rc = responder_answer(n->responder, in->peer_index, &ctx, in->request, now, &body, &len,
@@ -396,7 +405,7 @@ static void answer_reads(node_t *n, int64_t now)
         }
         inbound_statement_clear(in);
     }
-    if (rc != LEDGER_OK) {
+    if (rc != LEDGER_OK && rc != LEDGER_E_STOPPED) {
         log_event(n->config->name, NULL, NULL, "statement requests unanswered: %s: %s",
                   ledger_strerror(rc), ledger_last_error(n->reader));
     }
@@ -856,6 +865,7 @@ static void turn(node_t *n)
             for (size_t i = 0; i < n->config->peers_count; i++) {
                 channel_reload(n->channels[i]);
             }
+            responder_forget_answers(n->responder);
             committed = false;
         }
         for (waiter_t *w = n->waiters; w != NULL; w = w->next) {

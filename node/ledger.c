@@ -690,7 +690,9 @@ void ledger_snapshot_end(ledger_t *l)
 {
     assert(l != NULL && l->mode == LEDGER_READ_ONLY);
     if (l->in_txn) {
-        (void)sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
+        if (sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            (void)sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL); /* never keep it pinned */
+        }
         l->in_txn = false;
     }
 }

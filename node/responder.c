@@ -147,6 +147,22 @@ ledger_err_t responder_answer(responder_t *r, size_t peer, const recon_ctx_t *ct
     return rc;
 }
 
+bool responder_may_work(const responder_t *r, size_t peer, int64_t now_ms)
+{
+    assert(peer < r->count);
+    return costlimit_next_ms(&r->peers[peer].work) <= now_ms;
+}
+
+void responder_forget_answers(responder_t *r)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        free(r->peers[i].last_body);
+        r->peers[i].last_body = NULL;
+        r->peers[i].last_len = 0;
+        r->peers[i].last_id[0] = '\0';
+    }
+}
+
 uint64_t responder_refused(const responder_t *r, size_t peer)
 {
     assert(peer < r->count);

@@ -26,7 +26,7 @@
 #define RESPONDER_REQUESTS_PER_S 8    /* a peer's requests answered a second, on average, */
 #define RESPONDER_REQUESTS_BURST 16   /* and at once */
 #define RESPONDER_WORK_UNIT      1024 /* entries: the unit of the work allowance */
-#define RESPONDER_WORK_PER_S     128  /* units a peer's answers may read a second, */
+#define RESPONDER_WORK_PER_S     125  /* units a peer's answers may read a second, */
 #define RESPONDER_WORK_BURST     64   /* and at once (twice an answer's STATEMENT_WORK_ENTRIES) */
 
 typedef struct responder responder_t;
@@ -47,11 +47,18 @@ Corridor__StatementRequest *responder_release(responder_t *r, size_t peer, int64
 /* When the earliest kept request may be released (INT64_MAX: none is kept). */
 int64_t responder_next_ms(const responder_t *r);
 
+/* Whether the peer's work allowance lets an admitted request be answered now: the requests of
+ * one turn were admitted before any was answered, and one answer may put the peer in debt. */
+bool responder_may_work(const responder_t *r, size_t peer, int64_t now_ms);
+
 /* Answers an admitted request (recon_answer on ctx), or repeats the answer to the same request
  * id; charges the work to the peer. *body is malloc'd. */
 ledger_err_t responder_answer(responder_t *r, size_t peer, const recon_ctx_t *ctx,
                               const Corridor__StatementRequest *req, int64_t now_ms, uint8_t **body,
                               size_t *len, bool *rebased) __attribute__((warn_unused_result));
+
+/* Forgets the answers kept for repeats: the transaction that made them was rolled back. */
+void responder_forget_answers(responder_t *r);
 
 /* Requests of `peer` that had to wait (over its rate, or its work in debt). */
 uint64_t responder_refused(const responder_t *r, size_t peer);

@@ -1902,7 +1902,7 @@ static void test_hold_window_bounded_in_bytes(void **state)
 /* A peer's rejected settlements store what moves no money. The client with C's keys sends B
  * 120 settlements whose over-long remittance (60 KiB) B must reject FF01 and keep as evidence:
  * before, B stored each at once (4,095 of 256 KiB could add 2 GiB a round). Now B applies a
- * peer's rejected messages at CHANNEL_REJECTED_UNITS_PER_S KiB a second after a burst, the rest
+ * peer's rejected messages at CHANNEL_IDLE_PER_S KiB a second after a burst, the rest
  * wait in the hold-back window, unacknowledged (backpressure: nothing is dropped), and B keeps
  * settling with A. */
 static void test_rejected_flood_slowed(void **state)
@@ -1943,8 +1943,7 @@ static void test_rejected_flood_slowed(void **state)
     int64_t elapsed_ms = mono_ms() - started;
     /* each stored twice (body and evidence): the allowance bounds how many got in */
     int64_t allowance =
-        (CHANNEL_REJECTED_UNITS_BURST + CHANNEL_REJECTED_UNITS_PER_S * (elapsed_ms / 1000 + 1)) *
-        CHANNEL_REJECTED_UNIT;
+        (CHANNEL_IDLE_BURST + CHANNEL_IDLE_PER_S * (elapsed_ms / 1000 + 1)) * CHANNEL_IDLE_UNIT;
     int64_t bound = allowance / (int64_t)(2 * message_bytes) + 1;
     printf("# %d rejected settlements of %zu bytes: %lld applied in %lld ms (bound %lld), the "
            "rest held back; B's peak RSS %lld KiB\n",
@@ -2085,8 +2084,9 @@ static char *batch_of_ones(cluster_t *c, const char *name, const tnode_t *to, in
 #define REQUESTS_PER_S   64
 
 /* The flooding peer, in a child process: StatementRequests as A to B, REQUESTS_PER_S a second
- * for REQUEST_FLOOD_MS, each asking for 256 one-digit prefixes that all differ (every one would
- * cost a fingerprint and a sub-range scan of a sixteenth of the channel). */
+ * for REQUEST_FLOOD_MS, each asking for the whole channel and 255 one-digit prefixes, all
+ * differing (the first costs a read of every entry for its 16 sub-ranges, each other one a
+ * fingerprint and a sub-range scan of a sixteenth of the channel). */
 static void flood_requests(const tnode_t *a, const tnode_t *b)
 {
     hostile_t *h = hostile_open(a, a, b);
@@ -2100,7 +2100,7 @@ static void flood_requests(const tnode_t *a, const tnode_t *b)
     }
     for (size_t i = 0; i < STATEMENT_RANGES_MAX; i++) {
         corridor__range_fingerprint__init(&ranges[i]);
-        ranges[i].prefix = prefixes[i % 16];
+        ranges[i].prefix = i == 0 ? "" : prefixes[i % 16]; /* "": the whole channel's sub-ranges */
         ranges[i].count = 1;
         ranges[i].sum = (ProtobufCBinaryData){sizeof zero, zero};
         ptrs[i] = &ranges[i];
