@@ -651,11 +651,12 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                             json_integer((json_int_t)channel_wire_version(n->channels[i])));
     }
     transport_stats_t ts = transport_stats(n->transport);
-    json_t *doc =
-        json_pack("{s:b, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I}}", "ok", 1, "node", n->config->name,
-                  "listen", n->config->listen, "ledger_stopped", ledger_stopped(n->ledger), "peers",
-                  peers, "transport", "admitted", (json_int_t)ts.zap_admitted, "refused",
-                  (json_int_t)ts.zap_refused, "dropped_frames", (json_int_t)ts.dropped_frames);
+    json_t *doc = json_pack("{s:b, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:I}}", "ok", 1, "node",
+                            n->config->name, "listen", n->config->listen, "ledger_stopped",
+                            ledger_stopped(n->ledger), "peers", peers, "transport", "admitted",
+                            (json_int_t)ts.zap_admitted, "refused", (json_int_t)ts.zap_refused,
+                            "dropped_frames", (json_int_t)ts.dropped_frames, "statements_dropped",
+                            (json_int_t)ts.statements_dropped);
     json_object_set_new(json_object_get(doc, "transport"), "throttled",
                         json_integer((json_int_t)ts.zap_throttled));
     if (n->faults != NULL) {
@@ -833,7 +834,8 @@ static bool control_pending(node_t *n)
            (events & ZMQ_POLLIN) != 0;
 }
 
-static int send_to_socket(void *arg, size_t peer_index, const uint8_t *wire, size_t len);
+static int send_to_socket(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
+                          size_t len);
 
 static void turn(node_t *n)
 {
@@ -919,10 +921,15 @@ static long poll_timeout(node_t *n)
 
 /* ---- start and stop ----------------------------------------------------------------------- */
 
-static int send_to_socket(void *arg, size_t peer_index, const uint8_t *wire, size_t len)
+/* Statements travel apart from the sequenced stream, on a lane whose queue is short: a peer
+ * that asks and does not read cannot make us hold answers without bound. */
+static int send_to_socket(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
+                          size_t len)
 {
     node_t *n = arg;
-    return transport_send(n->transport, peer_index, wire, len);
+    bool statement = type == MSG_STATEMENT || type == MSG_STATEMENT_REQUEST;
+    return transport_send(n->transport, peer_index,
+                          statement ? TRANSPORT_STATEMENTS : TRANSPORT_STREAM, wire, len);
 }
 
 /* channel_ctx_t.send: through the fault injector when it is on. */
@@ -933,7 +940,7 @@ static int send_frame(void *arg, size_t peer_index, msg_type_t type, const uint8
     if (n->faults != NULL) {
         return faults_send(n->faults, peer_index, type, wire, len, now_ms(), send_to_socket, n);
     }
-    return send_to_socket(n, peer_index, wire, len);
+    return send_to_socket(n, peer_index, type, wire, len);
 }
 
 static int take_lock(node_t *n)

@@ -14,6 +14,7 @@
 typedef struct {
     int64_t due_ms;
     size_t peer_index;
+    msg_type_t type;
     uint8_t *wire;
     size_t len;
     bool reorder; /* released by the next frame to the same peer */
@@ -173,8 +174,8 @@ faults_stats_t faults_stats(const faults_t *f)
 }
 
 /* Holds a copy of a frame; false when the queue is full (the caller sends it now). */
-static bool hold(faults_t *f, size_t peer_index, const uint8_t *wire, size_t len, int64_t due_ms,
-                 bool reorder)
+static bool hold(faults_t *f, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len,
+                 int64_t due_ms, bool reorder)
 {
     if (f->held_count >= FAULTS_QUEUE_MAX) {
         return false;
@@ -193,7 +194,7 @@ static bool hold(faults_t *f, size_t peer_index, const uint8_t *wire, size_t len
         return false;
     }
     memcpy(copy, wire, len);
-    f->held[f->held_count++] = (held_t){due_ms, peer_index, copy, len, reorder};
+    f->held[f->held_count++] = (held_t){due_ms, peer_index, type, copy, len, reorder};
     return true;
 }
 
@@ -201,7 +202,7 @@ static void release(faults_t *f, size_t i, faults_send_fn send, void *arg)
 {
     held_t h = f->held[i];
     f->held[i] = f->held[--f->held_count];
-    (void)send(arg, h.peer_index, h.wire, h.len); /* a refused frame is just lost */
+    (void)send(arg, h.peer_index, h.type, h.wire, h.len); /* a refused frame is just lost */
     free(h.wire);
 }
 
@@ -210,7 +211,7 @@ int faults_send(faults_t *f, size_t peer_index, msg_type_t type, const uint8_t *
 {
     assert(f != NULL && send != NULL);
     if (f->types != 0 && (f->types & (1u << type)) == 0) {
-        return send(arg, peer_index, wire, len);
+        return send(arg, peer_index, type, wire, len);
     }
     /* Draw every decision every time, so the schedule depends only on the seed and traffic. */
     bool drop = uniform(f) < f->drop;
@@ -222,12 +223,12 @@ int faults_send(faults_t *f, size_t peer_index, msg_type_t type, const uint8_t *
         return 0;
     }
     int rc = 0;
-    if (reorder && hold(f, peer_index, wire, len, now_ms + REORDER_HOLD_MS, true)) {
+    if (reorder && hold(f, peer_index, type, wire, len, now_ms + REORDER_HOLD_MS, true)) {
         f->stats.reordered++;
-    } else if (delay > 0 && hold(f, peer_index, wire, len, now_ms + delay, false)) {
+    } else if (delay > 0 && hold(f, peer_index, type, wire, len, now_ms + delay, false)) {
         f->stats.delayed++;
     } else {
-        rc = send(arg, peer_index, wire, len);
+        rc = send(arg, peer_index, type, wire, len);
         /* a frame held for reordering goes out after this one */
         for (size_t i = 0; i < f->held_count; i++) {
             if (f->held[i].reorder && f->held[i].peer_index == peer_index) {
@@ -238,8 +239,8 @@ int faults_send(faults_t *f, size_t peer_index, msg_type_t type, const uint8_t *
     }
     if (dup) {
         f->stats.duplicated++;
-        if (!hold(f, peer_index, wire, len, now_ms + (delay > 0 ? delay : 1), false)) {
-            (void)send(arg, peer_index, wire, len);
+        if (!hold(f, peer_index, type, wire, len, now_ms + (delay > 0 ? delay : 1), false)) {
+            (void)send(arg, peer_index, type, wire, len);
         }
     }
     return rc;

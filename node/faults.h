@@ -24,7 +24,8 @@
 typedef struct faults faults_t;
 
 /* The frame sender faults wrap: 0 sent, -1 not now. */
-typedef int (*faults_send_fn)(void *arg, size_t peer_index, const uint8_t *wire, size_t len);
+typedef int (*faults_send_fn)(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
+                              size_t len);
 
 /* Parses a specification. 0 and *out set (never NULL) on success; -1 with a message. */
 int faults_parse(const char *spec, faults_t **out, char *err, size_t err_size)

@@ -34,7 +34,7 @@
 typedef struct {
     char name[CORRIDOR_NAME_LEN_MAX + 1];
     char curve_public[IDENTITY_CURVE_KEY_CHARS + 1];
-    void *outbound;         /* PUSH, CURVE client pinned to the peer's server key */
+    void *outbound[2];      /* PUSH, CURVE clients pinned to the peer's server key, by lane */
     ratelimit_t handshakes; /* connections admitted with its key */
 } peer_socket_t;
 
@@ -58,6 +58,31 @@ static int common_options(void *socket)
     return set_int(socket, ZMQ_LINGER, 0) | set_int(socket, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) |
            set_int(socket, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS) |
            set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TTL_MS);
+}
+
+/* A PUSH socket to `peer`, CURVE client pinned to its server key, queueing at most `hwm`
+ * frames; NULL on failure (zmq_errno says why). */
+static void *connect_outbound(void *ctx, const identity_t *self, const transport_peer_t *peer,
+                              int hwm)
+{
+    void *s = zmq_socket(ctx, ZMQ_PUSH);
+    if (s != NULL &&
+        (common_options(s) != 0 || set_int(s, ZMQ_IMMEDIATE, 1) != 0 ||
+         set_int(s, ZMQ_SNDHWM, hwm) != 0 || set_int(s, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
+         set_int(s, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS) != 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, peer->curve_public, IDENTITY_CURVE_KEY_CHARS) !=
+             0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, self->curve_public, IDENTITY_CURVE_KEY_CHARS) !=
+             0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->curve_secret, IDENTITY_CURVE_KEY_CHARS) !=
+             0 ||
+         zmq_connect(s, peer->endpoint) != 0)) {
+        int saved = zmq_errno();
+        zmq_close(s);
+        errno = saved;
+        return NULL;
+    }
+    return s;
 }
 
 transport_t *transport_new(void *ctx, const identity_t *self, const char *listen,
@@ -97,28 +122,19 @@ transport_t *transport_new(void *ctx, const identity_t *self, const char *listen
         snprintf(err, err_size, "cannot listen on %s: %s", listen, zmq_strerror(zmq_errno()));
         goto fail;
     }
-    /* 3. One outbound socket per peer. */
+    /* 3. Two outbound sockets per peer, one per lane. */
     for (size_t i = 0; i < peers_count; i++) {
         peer_socket_t *p = &t->peers[i];
         snprintf(p->name, sizeof p->name, "%s", peers[i].name);
         snprintf(p->curve_public, sizeof p->curve_public, "%s", peers[i].curve_public);
         ratelimit_init(&p->handshakes, TRANSPORT_HANDSHAKES_PER_S, TRANSPORT_HANDSHAKES_BURST);
-        p->outbound = zmq_socket(ctx, ZMQ_PUSH);
-        if (p->outbound == NULL || common_options(p->outbound) != 0 ||
-            set_int(p->outbound, ZMQ_IMMEDIATE, 1) != 0 ||
-            set_int(p->outbound, ZMQ_SNDHWM, SNDHWM_MESSAGES) != 0 ||
-            set_int(p->outbound, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
-            set_int(p->outbound, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS) != 0 ||
-            zmq_setsockopt(p->outbound, ZMQ_CURVE_SERVERKEY, peers[i].curve_public,
-                           IDENTITY_CURVE_KEY_CHARS) != 0 ||
-            zmq_setsockopt(p->outbound, ZMQ_CURVE_PUBLICKEY, self->curve_public,
-                           IDENTITY_CURVE_KEY_CHARS) != 0 ||
-            zmq_setsockopt(p->outbound, ZMQ_CURVE_SECRETKEY, self->curve_secret,
-                           IDENTITY_CURVE_KEY_CHARS) != 0 ||
-            zmq_connect(p->outbound, peers[i].endpoint) != 0) {
-            snprintf(err, err_size, "cannot connect to %s at %s: %s", peers[i].name,
-                     peers[i].endpoint, zmq_strerror(zmq_errno()));
-            goto fail;
+        for (size_t lane = 0; lane < 2; lane++) {
+            int hwm = lane == TRANSPORT_STREAM ? SNDHWM_MESSAGES : TRANSPORT_STATEMENTS_QUEUED;
+            if ((p->outbound[lane] = connect_outbound(ctx, self, &peers[i], hwm)) == NULL) {
+                snprintf(err, err_size, "cannot connect to %s at %s: %s", peers[i].name,
+                         peers[i].endpoint, zmq_strerror(zmq_errno()));
+                goto fail;
+            }
         }
     }
     return t;
@@ -136,8 +152,10 @@ void transport_destroy(transport_t **self_p)
         return;
     }
     for (size_t i = 0; t->peers != NULL && i < t->peers_count; i++) {
-        if (t->peers[i].outbound != NULL) {
-            zmq_close(t->peers[i].outbound);
+        for (size_t lane = 0; lane < 2; lane++) {
+            if (t->peers[i].outbound[lane] != NULL) {
+                zmq_close(t->peers[i].outbound[lane]);
+            }
         }
     }
     if (t->inbound != NULL) {
@@ -310,8 +328,14 @@ size_t transport_drain(transport_t *t, size_t max,
     return delivered;
 }
 
-int transport_send(transport_t *t, size_t peer_index, const uint8_t *data, size_t len)
+int transport_send(transport_t *t, size_t peer_index, transport_lane_t lane, const uint8_t *data,
+                   size_t len)
 {
     assert(t != NULL && peer_index < t->peers_count);
-    return zmq_send(t->peers[peer_index].outbound, data, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+    assert(lane == TRANSPORT_STREAM || lane == TRANSPORT_STATEMENTS);
+    if (zmq_send(t->peers[peer_index].outbound[lane], data, len, ZMQ_DONTWAIT) < 0) {
+        t->stats.statements_dropped += lane == TRANSPORT_STATEMENTS;
+        return -1;
+    }
+    return 0;
 }

@@ -1,8 +1,9 @@
 /*
  * Transport: ZeroMQ sockets with CURVE, and the ZAP handler that decides who may connect.
  *
- * Each node binds one PULL socket for inbound messages (CURVE server) and connects one PUSH
- * socket per peer for outbound (CURVE client, pinned to the peer's server key). Debian's
+ * Each node binds one PULL socket for inbound messages (CURVE server) and connects two PUSH
+ * sockets per peer for outbound (CURVE clients, pinned to the peer's server key): the stream
+ * and the statements lane (see transport_lane_t). Debian's
  * libzmq 4.3 has no ZMQ_ZAP_ENFORCE_DOMAIN: a CURVE server without a ZAP handler admits any
  * client key. So the ZAP handler (a REP socket on inproc://zeromq.zap.01, answered from the
  * node's own loop) is bound before the inbound socket, and transport_new fails if it cannot
@@ -31,8 +32,8 @@ typedef struct {
     const char *curve_public; /* its CURVE public key (Z85) */
 } transport_peer_t;
 
-/* Sets up the ZAP handler, binds the inbound socket on `listen`, connects one outbound socket
- * per peer. On failure returns NULL and writes one line into err. */
+/* Sets up the ZAP handler, binds the inbound socket on `listen`, connects the outbound sockets
+ * of each peer. On failure returns NULL and writes one line into err. */
 transport_t *transport_new(void *zmq_context, const identity_t *self, const char *listen,
                            const transport_peer_t *peers, size_t peers_count, char *err,
                            size_t err_size);
@@ -58,16 +59,25 @@ size_t transport_drain(transport_t *t, size_t max,
                        void (*fn)(size_t peer_index, const uint8_t *data, size_t len, void *arg),
                        void *arg);
 
+/* Two connections to each peer: the stream (sequenced messages, Acks, Hellos: our own, in a
+ * window we bound) and statements (requests and answers, which a peer can make us produce; a
+ * short queue, TRANSPORT_STATEMENTS_QUEUED frames, and what does not fit is dropped: the
+ * requester asks again). */
+typedef enum { TRANSPORT_STREAM = 0, TRANSPORT_STATEMENTS = 1 } transport_lane_t;
+#define TRANSPORT_STATEMENTS_QUEUED 8
+
 /* Sends one frame to a peer without blocking. 0 sent; -1 not now (not connected or its
- * queue is full: the caller keeps the message and retries later). */
-int transport_send(transport_t *t, size_t peer_index, const uint8_t *data, size_t len);
+ * queue is full: the caller keeps the message and retries later, or drops it). */
+int transport_send(transport_t *t, size_t peer_index, transport_lane_t lane, const uint8_t *data,
+                   size_t len);
 
 /* Counters for status and logs. */
 typedef struct {
-    uint64_t zap_admitted;   /* connections admitted */
-    uint64_t zap_refused;    /* connections refused (unknown key, wrong mechanism) */
-    uint64_t zap_throttled;  /* a configured peer's connections refused as too frequent */
-    uint64_t dropped_frames; /* inbound frames dropped (no identity, multi-part) */
+    uint64_t zap_admitted;       /* connections admitted */
+    uint64_t zap_refused;        /* connections refused (unknown key, wrong mechanism) */
+    uint64_t zap_throttled;      /* a configured peer's connections refused as too frequent */
+    uint64_t dropped_frames;     /* inbound frames dropped (no identity, multi-part) */
+    uint64_t statements_dropped; /* statements not sent: the peer's lane was full */
 } transport_stats_t;
 
 transport_stats_t transport_stats(const transport_t *t);

@@ -2121,7 +2121,6 @@ static void flood_requests(const tnode_t *a, const tnode_t *b)
         free(body);
         sleep_ms(1000 / REQUESTS_PER_S);
     }
-    hostile_close_all();
 }
 
 static int by_value(const void *x, const void *y)
@@ -2203,6 +2202,7 @@ static void test_statement_requests_bounded(void **state)
     assert_true(child >= 0);
     if (child == 0) {
         flood_requests(a, b);
+        hostile_close_all();
         _exit(0);
     }
     int64_t flood_settle[SAMPLES_MAX], flood_status[SAMPLES_MAX];
@@ -2242,6 +2242,114 @@ static void test_statement_requests_bounded(void **state)
     }
     tnode_t *all[] = {a, b, cc};
     audit_clean(c, all, 3);
+    c->passed = true;
+}
+
+#define FRAME_FLOOD 8000 /* copies of one frame of the largest size: 2 GiB on the wire */
+
+/* The client with C's keys sends B one sealed frame of the largest size 8,000 times, as fast
+ * as libzmq takes them. libzmq queues up to RCVHWM frames per connection before the node reads
+ * them (20,000: 5 GiB of such frames); the node keeps the queue short by reading and dropping
+ * copies faster than a peer can send them, so its memory stays under the 256 MiB budget. */
+static void test_frame_flood_memory(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    three_nodes(c, false, &a, &b, &cc);
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    int64_t before_kib = peak_rss_kib(b->pid);
+    hostile_t *h = hostile_open(cc, cc, b);
+    size_t body_len = CORRIDOR_BODY_BYTES_MAX;
+    uint8_t *body = malloc(body_len);
+    assert_non_null(body);
+    memset(body, 'x', body_len);
+    size_t signed_len = 0, wire_len = 0;
+    uint8_t *signed_msg = hostile_sign(h, NULL, MSG_SETTLEMENT, 1, body, body_len, &signed_len);
+    uint8_t *wire = hostile_wrap(h, signed_msg, signed_len, false, &wire_len);
+    int64_t started = mono_ms();
+    for (int i = 0; i < FRAME_FLOOD; i++) {
+        hostile_send(h, wire, wire_len);
+    }
+    hostile_sync(h, b); /* B has read every copy */
+    int64_t elapsed_ms = mono_ms() - started;
+    hostile_close_all();
+    free(wire);
+    free(signed_msg);
+    free(body);
+    int64_t peak_kib = peak_rss_kib(b->pid);
+    printf("# %d copies of a %zu-byte frame in %lld ms (%.0f MiB/s): B's peak RSS %lld KiB "
+           "(%lld before), %lld dropped\n",
+           FRAME_FLOOD, wire_len, (long long)elapsed_ms,
+           (double)FRAME_FLOOD * (double)wire_len / 1048576.0 /
+               ((double)(elapsed_ms > 0 ? elapsed_ms : 1) / 1000.0),
+           (long long)peak_kib, (long long)before_kib,
+           (long long)peer_field(c, b, NAME_C, "dropped"));
+    assert_true(peer_field(c, b, NAME_C, "received_seq") == 1);
+    assert_true(peak_kib < RSS_LIMIT_KIB);
+    ends_settling_and_clean(c, a, b);
+}
+
+#define UNREAD_LOAD    3000 /* entries: a one-digit range differs in ~190, answered in sub-ranges */
+#define RSS_GROWTH_KIB (16 * 1024)
+
+/* A peer that asks and never reads: a client with A's keys floods B with StatementRequests
+ * (each answer about 192 KiB) while a sink holding A's transport keys takes B's connections to
+ * A's endpoint and reads nothing. Before, the answers waited in the outbound queue of the
+ * stream (20,000 frames: up to 3.75 GiB); now they travel on the statements lane, whose queue
+ * holds TRANSPORT_STATEMENTS_QUEUED frames, and the rest are dropped (the requester asks
+ * again). B's memory stays flat. */
+static void test_unread_answers_bounded(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    char *batch = batch_of_ones(c, "load.csv", b, UNREAD_LOAD);
+    cmd_result_t r;
+    assert_int_equal(cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", a->home, "--batch",
+                                 batch, "--wait", "60", NULL),
+                     0);
+    cmd_result_free(&r);
+    free(batch);
+    assert_int_equal(node_stop(c, a), 0);
+
+    identity_t *keys = load_keys(a);
+    void *sink = zmq_socket(zctx(), ZMQ_PULL);
+    assert_non_null(sink);
+    int on = 1, linger = 0, one = 1, small = 4096;
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_RCVHWM, &one, sizeof one), 0);
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_RCVBUF, &small, sizeof small), 0);
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_CURVE_SERVER, &on, sizeof on), 0);
+    assert_int_equal(zmq_setsockopt(sink, ZMQ_CURVE_SECRETKEY, keys->curve_secret, KEY_CHARS), 0);
+    assert_int_equal(zmq_bind(sink, a->endpoint), 0);
+    identity_destroy(&keys);
+    int64_t before_kib = peak_rss_kib(b->pid);
+    int64_t started = mono_ms();
+    flood_requests(a, b); /* 64 a second for REQUEST_FLOOD_MS, in this process */
+    hostile_sync(hostile_open(a, a, b), b);
+    int64_t elapsed_ms = mono_ms() - started;
+    int64_t dropped = transport_counter(c, b, "statements_dropped");
+    int64_t peak_kib = peak_rss_kib(b->pid);
+    zmq_close(sink);
+    hostile_close_all();
+    printf("# %lld ms of requests from a peer that reads nothing: B's peak RSS %lld KiB (%lld "
+           "before), %lld answers dropped as its statements lane was full\n",
+           (long long)elapsed_ms, (long long)peak_kib, (long long)before_kib, (long long)dropped);
+    assert_true(dropped > 0);
+    assert_true(peak_kib - before_kib < RSS_GROWTH_KIB);
+    node_start(c, a); /* the real A: nothing lost */
+    settles_both_ways(c, a, b);
+    json_t *lb = node_ledger(c, b);
+    assert_int_equal(ledger_count(lb, "settled"), UNREAD_LOAD + 2);
+    json_decref(lb);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    audit_clean(c, both, 2);
     c->passed = true;
 }
 
@@ -2829,6 +2937,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejected_flood_slowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_proposals_do_not_pile_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_requests_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frame_flood_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unread_answers_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshakes_per_key_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_retransmissions_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
