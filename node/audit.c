@@ -28,6 +28,7 @@
 #include "identity.h"
 #include "ledger.h"
 #include "recon.h"
+#include "trust.h"
 #include "validate.h"
 #include "wire.h"
 
@@ -41,6 +42,7 @@ typedef struct {
     config_t *config;                        /* its config */
     identity_t *identity; /* its keys, when the key file is readable (own evidence) */
     ledger_t *ledger;     /* read-only */
+    trust_t *trust;       /* the keys trusted for its peers (the auditor's cards first) */
 } audited_home_t;
 
 /* Running balance of one (peer, currency) recomputed from the journal. */
@@ -63,6 +65,7 @@ void audit_report_init(audit_report_t *r)
 void audit_report_free(audit_report_t *r)
 {
     free(r->violations);
+    free(r->keys);
     memset(r, 0, sizeof *r);
 }
 
@@ -301,6 +304,27 @@ static const char *rebase_matches(const audit_row_t *row, const envelope_message
                : "a re-base row states another sequence than its proof";
 }
 
+/* trust_find's test: whether a trusted key has the key id `arg`. */
+static bool key_id_is(void *arg, const uint8_t *sign_public)
+{
+    uint8_t id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(sign_public, id);
+    return sodium_memcmp(id, arg, sizeof id) == 0;
+}
+
+/* trust_find's test: whether a trusted key signed the checkpoint in `arg`. */
+typedef struct {
+    const uint8_t *body;
+    size_t body_len;
+    const uint8_t *signature;
+} signed_checkpoint_t;
+
+static bool signed_checkpoint(void *arg, const uint8_t *sign_public)
+{
+    const signed_checkpoint_t *c = arg;
+    return recon_checkpoint_verify(c->body, c->body_len, c->signature, sign_public);
+}
+
 /* `settlement_evidence`: SETTLEMENT_EVIDENCE_SQL prepared on the audited ledger. */
 static void check_evidence(audit_report_t *r, const audited_home_t *h,
                            sqlite3_stmt *settlement_evidence, const audit_row_t *row)
@@ -312,8 +336,7 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
         }
         return;
     }
-    const config_peer_t *peer = config_find_peer_const(h->config, row->peer);
-    if (peer == NULL) {
+    if (!trust_knows(h->trust, row->peer)) {
         violation(r, h->dir, "evidence", "row %lld (UETR %s): peer %s is not in the config",
                   (long long)row->seq, row->uetr, row->peer);
         return;
@@ -322,26 +345,20 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
     if (own && h->identity == NULL) {
         return; /* no key file here (an audited copy): own signatures cannot be checked */
     }
-    const uint8_t *author = own ? h->identity->sign_public : peer->card.sign_public;
     envelope_message_t msg;
-    env_err_t rc = evidence_verify(row->evidence, row->evidence_len, author, &msg);
+    env_err_t rc =
+        own ? evidence_verify(row->evidence, row->evidence_len, h->identity->sign_public, &msg)
+            : trust_verify(h->trust, row->peer, row->evidence, row->evidence_len, &msg);
     if (rc != ENV_OK) {
-        violation(r, h->dir, "evidence", "row %lld (UETR %s): %s with %s's key",
-                  (long long)row->seq, row->uetr, env_strerror(rc), own ? "this node" : row->peer);
+        violation(r, h->dir, "evidence", "row %lld (UETR %s): %s with %s's key%s",
+                  (long long)row->seq, row->uetr, env_strerror(rc), own ? "this node" : row->peer,
+                  own ? "" : "s trusted");
         return;
     }
-    uint8_t recipient[IDENTITY_KEY_ID_BYTES];
-    bool recipient_known = true;
-    if (own) {
-        identity_key_id(peer->card.sign_public, recipient);
-    } else if (h->identity != NULL) {
-        memcpy(recipient, h->identity->key_id, sizeof recipient);
-    } else {
-        recipient_known = false;
-    }
     const char *problem = NULL;
-    if (recipient_known &&
-        sodium_memcmp(msg.recipient_key_id, recipient, IDENTITY_KEY_ID_BYTES) != 0) {
+    if (own ? trust_find(h->trust, row->peer, key_id_is, msg.recipient_key_id) == NULL
+            : h->identity != NULL && sodium_memcmp(msg.recipient_key_id, h->identity->key_id,
+                                                   IDENTITY_KEY_ID_BYTES) != 0) {
         problem = "evidence was signed for another recipient";
     } else if (row->kind == ENTRY_REBASED) {
         problem = rebase_matches(row, &msg);
@@ -394,7 +411,6 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
         const char *peer = column_text(stmt, 0);
         const uint8_t *body = sqlite3_column_blob(stmt, 1);
         size_t body_len = (size_t)sqlite3_column_bytes(stmt, 1);
-        const config_peer_t *p = config_find_peer_const(h->config, peer);
         Corridor__Checkpoint *cp =
             body_len > 0 ? (Corridor__Checkpoint *)wire_unpack(&corridor__checkpoint__descriptor,
                                                                body_len, body)
@@ -406,11 +422,11 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
                                    : first    ? cp->first_head
                                               : cp->second_head;
         uint64_t rows = cp == NULL ? 0 : first ? cp->first_rows : cp->second_rows;
-        if (p == NULL || cp == NULL) {
+        signed_checkpoint_t by_peer = {body, body_len, sqlite3_column_blob(stmt, 3)};
+        if (!trust_knows(h->trust, peer) || cp == NULL) {
             problem = "a checkpoint with an unknown peer or an unreadable body";
         } else if (sqlite3_column_bytes(stmt, 3) != crypto_sign_BYTES ||
-                   !recon_checkpoint_verify(body, body_len, sqlite3_column_blob(stmt, 3),
-                                            p->card.sign_public)) {
+                   trust_find(h->trust, peer, signed_checkpoint, &by_peer) == NULL) {
             problem = "the peer's signature on a checkpoint does not verify";
         } else if (h->identity != NULL &&
                    (sqlite3_column_bytes(stmt, 2) != crypto_sign_BYTES ||
@@ -892,7 +908,22 @@ static void mirror(audit_report_t *r, audited_home_t *a, audited_home_t *b)
 
 /* ---- driver ----------------------------------------------------------------------------- */
 
-static int open_home(audit_report_t *r, const char *dir, audited_home_t *h)
+typedef struct {
+    audit_report_t *report;
+    const char *dir;
+} mismatch_ctx_t;
+
+static void key_mismatch(void *arg, const char *peer)
+{
+    mismatch_ctx_t *m = arg;
+    violation(m->report, m->dir, "key",
+              "corridor.conf trusts a key for %s that none of the cards given for it holds "
+              "(swapped, or a card is missing)",
+              peer);
+}
+
+static int open_home(audit_report_t *r, const char *dir, const peer_card_t *cards,
+                     size_t cards_count, audited_home_t *h)
 {
     memset(h, 0, sizeof *h);
     h->dir = dir;
@@ -909,6 +940,12 @@ static int open_home(audit_report_t *r, const char *dir, audited_home_t *h)
     if (identity_load(home.key_path, &h->identity) != ID_OK) {
         h->identity = NULL; /* own evidence is then not verifiable here */
     }
+    mismatch_ctx_t m = {r, dir};
+    if ((h->trust = calloc(1, sizeof *h->trust)) == NULL ||
+        trust_build(h->trust, h->config, cards, cards_count, key_mismatch, &m) != 0) {
+        violation(r, dir, "unreadable", "out of memory");
+        return -1;
+    }
     if (fs_join(h->ledger_path, sizeof h->ledger_path, dir, LEDGER_FILE) != 0 ||
         ledger_open(h->ledger_path, h->config->name, LEDGER_READ_ONLY, NULL, &h->ledger, err,
                     sizeof err) != LEDGER_OK) {
@@ -918,22 +955,50 @@ static int open_home(audit_report_t *r, const char *dir, audited_home_t *h)
     return 0;
 }
 
+/* Appends the home's trusted keys and their use to the report. */
+static void report_keys(audit_report_t *r, const audited_home_t *h)
+{
+    audit_key_t *keys = realloc(r->keys, (r->keys_count + h->trust->count) * sizeof *keys);
+    if (keys == NULL) {
+        return;
+    }
+    r->keys = keys;
+    for (size_t i = 0; i < h->trust->count; i++) {
+        const trusted_key_t *k = &h->trust->keys[i];
+        audit_key_t *out = &r->keys[r->keys_count++];
+        memset(out, 0, sizeof *out);
+        snprintf(out->home, sizeof out->home, "%s", h->dir);
+        snprintf(out->peer, sizeof out->peer, "%s", k->peer);
+        sodium_bin2hex(out->key_id, sizeof out->key_id, k->key_id, sizeof k->key_id);
+        out->from_card = k->source == TRUST_FROM_CARD;
+        out->rows = k->rows;
+        out->first_seq = k->first_seq;
+        out->last_seq = k->last_seq;
+    }
+}
+
 static void close_home(audited_home_t *h)
 {
+    if (h->trust != NULL) {
+        trust_free(h->trust);
+        free(h->trust);
+        h->trust = NULL;
+    }
     ledger_close(&h->ledger);
     identity_destroy(&h->identity);
     config_destroy(&h->config);
 }
 
-int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *report)
+int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t *cards,
+                size_t cards_count, audit_report_t *report)
 {
-    assert(homes != NULL && report != NULL);
+    assert(homes != NULL && report != NULL && (cards != NULL || cards_count == 0));
     assert(homes_count >= 1 && homes_count <= AUDIT_HOMES_MAX);
     audited_home_t opened[AUDIT_HOMES_MAX];
     bool ok[AUDIT_HOMES_MAX];
     int rc = 0;
     for (size_t i = 0; i < homes_count; i++) {
-        ok[i] = open_home(report, homes[i], &opened[i]) == 0;
+        ok[i] = open_home(report, homes[i], cards, cards_count, &opened[i]) == 0;
         if (!ok[i]) {
             rc = -1;
             continue;
@@ -954,6 +1019,7 @@ int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *re
         free(anchors.items);
         set_checks(report, &opened[i]);
         content_hashes(report, &opened[i]);
+        report_keys(report, &opened[i]);
     }
     for (size_t i = 0; i < homes_count; i++) {
         for (size_t j = i + 1; j < homes_count; j++) {

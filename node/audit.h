@@ -6,8 +6,9 @@
  *   I1  debits equal credits per currency (over the cached account balances);
  *   I3  each UETR is created once per channel side;
  *   I4  every entry carries signed evidence that verifies with its author's public key alone
- *       (the peer's from the config; this node's own from its key file), signed for the
- *       right recipient, and says what the entry says (UETR, amount, currency, status);
+ *       (the peer's from the auditor's cards, else the config; this node's own from its key
+ *       file), signed for the right recipient, and says what the entry says (UETR, amount,
+ *       currency, status);
  *   I5  the journal's hash chain: contiguous rows, each hash over the row and its predecessor;
  *   caches: account balances and settlement statuses recomputed from the journal.
  * and between every pair of homes given, I2: A.net(B, c) == -B.net(A, c) when neither side
@@ -21,6 +22,7 @@
 #include <stdint.h>
 
 #include "corridor/limits.h"
+#include "identity.h"
 
 #define AUDIT_KIND_LEN_MAX   23
 #define AUDIT_DETAIL_LEN_MAX 255
@@ -31,12 +33,24 @@ typedef struct {
     char detail[AUDIT_DETAIL_LEN_MAX + 1]; /* what and which entry, in words */
 } audit_violation_t;
 
+/* A key trusted for a peer of an audited home, and what it signed there. */
+typedef struct {
+    char home[CORRIDOR_PATH_LEN_MAX];
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    char key_id[2 * IDENTITY_KEY_ID_BYTES + 1]; /* hex */
+    bool from_card;                             /* from a card the auditor gave, else the home */
+    uint64_t rows;                              /* evidence rows it verified */
+    uint64_t first_seq, last_seq;               /* the peer's sequence numbers among them */
+} audit_key_t;
+
 typedef struct {
     uint64_t entries_checked;      /* journal rows checked over all homes */
     size_t violations_count;       /* violations found */
     size_t violations_capacity;    /* allocated */
     audit_violation_t *violations; /* the first AUDIT_VIOLATIONS_MAX, then counted only */
     size_t violations_dropped;     /* found beyond the stored maximum */
+    audit_key_t *keys;             /* per home, the keys trusted for each peer */
+    size_t keys_count;
 } audit_report_t;
 
 #define AUDIT_VIOLATIONS_MAX 10000
@@ -44,9 +58,12 @@ typedef struct {
 void audit_report_init(audit_report_t *r);
 void audit_report_free(audit_report_t *r);
 
-/* Audits the homes given; fills the report. Returns 0 when the audit could run (clean or
- * not), -1 when a home could not be read at all (then a violation of kind "unreadable" says
- * why). */
-int audit_homes(const char *const *homes, size_t homes_count, audit_report_t *report);
+/* Audits the homes given; fills the report. Peers' keys come from `cards` (the auditor's,
+ * any number per peer: a key history) and, for a peer with none, from the audited home's own
+ * config (see trust.h); a config key that none of a peer's cards holds is a violation of kind
+ * "key". Returns 0 when the audit could run (clean or not), -1 when a home could not be read
+ * at all (then a violation of kind "unreadable" says why). */
+int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t *cards,
+                size_t cards_count, audit_report_t *report);
 
 #endif

@@ -654,8 +654,54 @@ cleanup:
 
 /* ---- corridor audit ------------------------------------------------------------------- */
 
-#define AUDIT_USAGE     "corridor audit --home DIR [--home DIR2 ...] [--json]"
+#define AUDIT_USAGE     "corridor audit --home DIR [--home DIR2 ...] [--peer-card FILE ...] [--json]"
 #define AUDIT_HOMES_MAX 64
+#define AUDIT_CARDS_MAX 64
+
+/* Reads one peer card from a file (as `corridor card` prints it). */
+static int read_card_file(const char *path, peer_card_t *card)
+{
+    char text[CORRIDOR_CARD_LEN_MAX + 2];
+    ssize_t n = fs_read_bounded(path, text, sizeof text - 1);
+    if (n < 0) {
+        complain("%s: %s", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    card_err_t err = card_parse(text, card);
+    if (err != CARD_OK) {
+        complain("%s: %s", path, card_strerror(err));
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static json_t *keys_json(const audit_report_t *r)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < r->keys_count; i++) {
+        const audit_key_t *k = &r->keys[i];
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "home", k->home, "peer", k->peer,
+                            "key_id", k->key_id, "source", k->from_card ? "card" : "home", "rows",
+                            (json_int_t)k->rows, "first_sequence", (json_int_t)k->first_seq,
+                            "last_sequence", (json_int_t)k->last_seq));
+    }
+    return list;
+}
+
+/* On stderr: which peers' keys the audit could only take from the audited home itself. */
+static void warn_home_keys(const audit_report_t *r)
+{
+    for (size_t i = 0; i < r->keys_count; i++) {
+        const audit_key_t *k = &r->keys[i];
+        if (!k->from_card) {
+            fprintf(stderr,
+                    "corridor audit: %s: the key of %s comes from the audited home's own config "
+                    "(whoever can edit the home can swap it); give its card with --peer-card\n",
+                    k->home, k->peer);
+        }
+    }
+}
 
 static int print_audit(const audit_report_t *r, size_t homes, bool json)
 {
@@ -667,10 +713,10 @@ static int print_audit(const audit_report_t *r, size_t homes, bool json)
             json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "home", v->home, "kind",
                                                   v->kind, "detail", v->detail));
         }
-        json_t *doc = json_pack("{s:b, s:I, s:I, s:o}", "ok", ok, "entries_checked",
+        json_t *doc = json_pack("{s:b, s:I, s:I, s:o, s:o}", "ok", ok, "entries_checked",
                                 (json_int_t)r->entries_checked, "violations_total",
                                 (json_int_t)(r->violations_count + r->violations_dropped),
-                                "violations", list);
+                                "violations", list, "keys", keys_json(r));
         if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
             json_decref(doc);
             complain("cannot write JSON");
@@ -695,11 +741,14 @@ static int print_audit(const audit_report_t *r, size_t homes, bool json)
 static int cmd_audit(int argc, char **argv)
 {
     static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"peer-card", required_argument, NULL, 'c'},
                                             {"json", no_argument, NULL, 'j'},
                                             {"help", no_argument, NULL, '?' + 256},
                                             {NULL, 0, NULL, 0}};
     const char *homes[AUDIT_HOMES_MAX];
     size_t homes_count = 0;
+    static peer_card_t cards[AUDIT_CARDS_MAX];
+    size_t cards_count = 0;
     bool json = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -711,12 +760,26 @@ static int cmd_audit(int argc, char **argv)
             }
             homes[homes_count++] = optarg;
             break;
+        case 'c':
+            if (cards_count == AUDIT_CARDS_MAX) {
+                complain("at most %d cards", AUDIT_CARDS_MAX);
+                return EXIT_USAGE;
+            }
+            if (read_card_file(optarg, &cards[cards_count]) != EXIT_OK) {
+                return EXIT_USAGE;
+            }
+            cards_count++;
+            break;
         case 'j':
             json = true;
             break;
         case '?' + 256:
             printf("usage: %s\nChecks I1, I3, I4, I5 and cached balances on each home and I2 "
-                   "between every pair; read-only.\nExit 0 clean, 1 violations.\n",
+                   "between every pair; read-only.\nPeers' keys come from the cards given (a file "
+                   "as `corridor card` prints it; several per peer\nfor a key history), else "
+                   "from the audited home's own config, which stderr then says.\nExit 0 clean, "
+                   "1 violations.\nExample: corridor audit --home bank-a --peer-card "
+                   "bank-b.card --json\n",
                    AUDIT_USAGE);
             return EXIT_OK;
         default:
@@ -747,7 +810,8 @@ static int cmd_audit(int argc, char **argv)
     }
     audit_report_t report;
     audit_report_init(&report);
-    (void)audit_homes(homes, homes_count, &report);
+    (void)audit_homes(homes, homes_count, cards, cards_count, &report);
+    warn_home_keys(&report);
     rc = print_audit(&report, homes_count, json);
     audit_report_free(&report);
     return rc;

@@ -51,10 +51,34 @@ for p in "${PIDS[@]}"; do kill -TERM "$p"; done
 for p in "${PIDS[@]}"; do wait "$p" || fail "a node exited non-zero on SIGTERM"; done
 PIDS=()
 "$CORRIDOR" audit --home "$WORK/BKRURUMM" --home "$WORK/BMJIIRTH" --json >"$WORK/audit.json" \
-  || fail "audit: $(head -c 400 "$WORK/audit.json")"
+  2>"$WORK/audit.err" || fail "audit: $(head -c 400 "$WORK/audit.json")"
 python3 - "$WORK/audit.json" <<'PY' || fail "audit JSON not clean"
 import json, sys
 a = json.load(open(sys.argv[1]))
 assert a["ok"] is True and a["entries_checked"] >= 200, a
+assert all(k["source"] == "home" for k in a["keys"]), a["keys"]
 PY
+grep -q "comes from the audited home's own config" "$WORK/audit.err" \
+  || fail "audit without cards did not say where the keys came from"
+# with the cards each node printed at init: keys from outside, no notice
+"$CORRIDOR" audit --home "$WORK/BKRURUMM" --peer-card "$WORK/BMJIIRTH.card" --json \
+  >"$WORK/audit.json" 2>"$WORK/audit.err" || fail "audit with a card: $(cat "$WORK/audit.err")"
+[ ! -s "$WORK/audit.err" ] || fail "audit with a card still warned: $(cat "$WORK/audit.err")"
+python3 - "$WORK/audit.json" <<'PY' || fail "audit with a card: keys not from the card"
+import json, sys
+a = json.load(open(sys.argv[1]))
+k = a["keys"]
+assert a["ok"] is True and len(k) == 1 and k[0]["source"] == "card" and k[0]["rows"] > 0, a
+assert k[0]["first_sequence"] == 1 and k[0]["last_sequence"] >= 50, k
+PY
+# the other node's card is not its peer's: the config's key matches no card given
+sed 's/BKRURUMM/BMJIIRTH/' "$WORK/BKRURUMM.card" >"$WORK/wrong.card"
+rc=0
+"$CORRIDOR" audit --home "$WORK/BKRURUMM" --peer-card "$WORK/wrong.card" >"$WORK/audit.txt" 2>&1 \
+  || rc=$?
+[ $rc = 1 ] && grep -q "VIOLATION key" "$WORK/audit.txt" || fail "a wrong card was not caught ($rc)"
+echo garbage >"$WORK/bad.card"
+rc=0
+"$CORRIDOR" audit --home "$WORK/BKRURUMM" --peer-card "$WORK/bad.card" >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || fail "a malformed card file exited $rc, expected 2"
 echo "smoke_nodes: ok"

@@ -708,14 +708,14 @@ static int audit_one(const node_t *x, audit_report_t *r)
 {
     const char *homes[] = {x->home};
     audit_report_init(r);
-    return audit_homes(homes, 1, r);
+    return audit_homes(homes, 1, NULL, 0, r);
 }
 
 static int audit_two(const char *x, const char *y, audit_report_t *r)
 {
     const char *homes[] = {x, y};
     audit_report_init(r);
-    return audit_homes(homes, 2, r);
+    return audit_homes(homes, 2, NULL, 0, r);
 }
 
 static size_t count_kind(const audit_report_t *r, const char *kind)
@@ -831,6 +831,102 @@ static void test_clean_homes(void **state)
 
 /* The audit reads a home without changing it: a second audit sees the same and the ledger
  * still opens for writing afterwards. */
+/* An insider at A holding A's keys swaps B's key in A's corridor.conf for one of his own,
+ * re-signs every message of B's in A's journal with it and A's own for it, chain recomputed.
+ * Audited with the keys A's home names, the books are clean: that is the attack. With B's card from
+ * outside, the swapped key and every forged row show, and the key history says what each key
+ * signed. */
+static void test_swapped_peer_key_needs_outside_card(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    identity_t *mallory = identity_generate();
+    assert_non_null(mallory);
+    config_peer_t *p = config_find_peer(a->config, b->name);
+    assert_non_null(p);
+    identity_card(mallory, b->name, b->config->listen, &p->card);
+    save_config(a);
+
+    sqlite3 *db = db_open(a->home);
+    int64_t rows = journal_rows(a);
+    size_t forged = 0;
+    for (int64_t seq = 1; seq <= rows; seq++) {
+        size_t len = 0;
+        uint8_t *evidence = evidence_of(db, seq, &len);
+        envelope_message_t msg;
+        bool bs = evidence_verify(evidence, len, b->identity->sign_public, &msg) == ENV_OK;
+        if (bs || evidence_verify(evidence, len, a->identity->sign_public, &msg) == ENV_OK) {
+            /* B's messages signed with his key; A's own (he holds A's keys) for his key */
+            uint8_t *fake = NULL;
+            size_t fake_len = 0;
+            assert_int_equal(envelope_sign_version(bs ? mallory : a->identity, msg.version,
+                                                   bs ? msg.recipient_key_id : mallory->key_id,
+                                                   msg.type, msg.sequence, msg.body, msg.body_len,
+                                                   &fake, &fake_len),
+                             ENV_OK);
+            db_set_blob(db, "journal", "evidence", "seq", seq, fake, fake_len);
+            free(fake);
+            envelope_message_clear(&msg);
+            forged++;
+        }
+        free(evidence);
+    }
+    rechain(db);
+    db_close(db);
+    identity_destroy(&mallory);
+    assert_int_equal(forged, (size_t)rows);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(a, &r), 0);
+    if (r.violations_count != 0) {
+        dump(&r);
+    }
+    assert_int_equal(r.violations_count, 0); /* keys from the home: the forgery passes */
+    assert_int_equal(r.keys_count, 1);
+    assert_false(r.keys[0].from_card);
+    audit_report_free(&r);
+
+    peer_card_t real;
+    identity_card(b->identity, b->name, b->config->listen, &real);
+    const char *homes[] = {a->home};
+    audit_report_init(&r);
+    assert_int_equal(audit_homes(homes, 1, &real, 1, &r), 0);
+    expect_violation(&r, "key", a->home, b->name);
+    assert_int_equal(count_kind(&r, "evidence"), forged);
+    assert_int_equal(r.keys_count, 1);
+    assert_true(r.keys[0].from_card);
+    assert_int_equal(r.keys[0].rows, 0); /* B's real key signed nothing in A's books now */
+    audit_report_free(&r);
+}
+
+/* B's card and an older card of B's (a key history): evidence verifies with the key that
+ * signed it, and each key's use is reported with the sequence numbers it signed. */
+static void test_peer_key_history_from_cards(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    identity_t *old = identity_generate();
+    assert_non_null(old);
+    peer_card_t cards[2];
+    identity_card(old, b->name, b->config->listen, &cards[0]);
+    identity_card(b->identity, b->name, b->config->listen, &cards[1]);
+    identity_destroy(&old);
+    const char *homes[] = {a->home};
+    audit_report_t r;
+    audit_report_init(&r);
+    assert_int_equal(audit_homes(homes, 1, cards, 2, &r), 0);
+    if (r.violations_count != 0) {
+        dump(&r);
+    }
+    assert_int_equal(r.violations_count, 0);
+    assert_int_equal(r.keys_count, 2);
+    assert_int_equal(r.keys[0].rows, 0);
+    assert_true(r.keys[1].rows > 0);
+    assert_int_equal(r.keys[1].first_seq, 1);
+    assert_true(r.keys[1].last_seq >= r.keys[1].first_seq);
+    audit_report_free(&r);
+}
+
 static void test_clean_audit_is_read_only(void **state)
 {
     world_t *w = *state;
@@ -1894,7 +1990,7 @@ static void test_copy_without_key(void **state)
     audit_report_t r;
     const char *homes[] = {copy};
     audit_report_init(&r);
-    assert_int_equal(audit_homes(homes, 1, &r), 0);
+    assert_int_equal(audit_homes(homes, 1, NULL, 0, &r), 0);
     expect_clean(&r);
     assert_int_equal(r.entries_checked, TRAFFIC_ROWS);
     audit_report_free(&r);
@@ -1922,7 +2018,7 @@ static void test_copy_without_key(void **state)
     db_close(db);
     char row[32];
     audit_report_init(&r);
-    assert_int_equal(audit_homes(homes, 1, &r), 0);
+    assert_int_equal(audit_homes(homes, 1, NULL, 0, &r), 0);
     expect_violation(&r, "chain", copy, row_name(own, row));
     expect_violation(&r, "evidence", copy, row_name(peer, row));
     audit_report_free(&r);
@@ -1966,7 +2062,7 @@ static void test_return_evidence_amount_checked(void **state)
     char row[32];
     const char *homes[] = {copy};
     audit_report_init(&r);
-    assert_int_equal(audit_homes(homes, 1, &r), 0);
+    assert_int_equal(audit_homes(homes, 1, NULL, 0, &r), 0);
     expect_violation(&r, "evidence", copy, row_name(seq, row));
     audit_report_free(&r);
 }
@@ -2013,6 +2109,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_clean_homes),
         T(test_clean_audit_is_read_only),
+        T(test_swapped_peer_key_needs_outside_card),
+        T(test_peer_key_history_from_cards),
         T(test_tamper_amount),
         T(test_tamper_delete_middle_row),
         T(test_tamper_delete_first_row),

@@ -400,7 +400,7 @@ static int bench_audit(const char *dir, long n)
     audit_report_t report;
     audit_report_init(&report);
     double t0 = now_s();
-    audit_homes(homes, 1, &report);
+    audit_homes(homes, 1, NULL, 0, &report);
     double elapsed = now_s() - t0;
     printf("{\"audit_entries\": %" PRIu64 ", \"audit_s\": %.2f, \"audit_entries_per_s\": %.0f,"
            " \"violations\": %zu}\n",
