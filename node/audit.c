@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ typedef struct {
     identity_t *identity; /* its keys, when the key file is readable (own evidence) */
     ledger_t *ledger;     /* read-only */
     trust_t *trust;       /* the keys trusted for its peers (the auditor's cards first) */
+    int64_t replies_from; /* booking rows from here on carry our reply (0: before schema 4) */
 } audited_home_t;
 
 /* Running balance of one (peer, currency) recomputed from the journal. */
@@ -137,13 +139,18 @@ typedef struct {
     size_t evidence_len;
     direction_t original;  /* direction of the settlement the row belongs to */
     int64_t settlement_id; /* that settlement (0 for a channel's re-base row) */
+    const uint8_t *reply;  /* our signed StatusReport in a booking row (schema 4), or NULL */
+    size_t reply_len;
 } audit_row_t;
 
-/* Every journal row with its settlement's direction; columns as read_row expects them. */
-#define JOURNAL_ROWS_SQL                                                                           \
+/* Every journal row with its settlement's direction; columns as read_row expects them. A
+ * ledger before schema 4 has no reply column: its rows are read with none. */
+#define JOURNAL_ROWS_SELECT(reply)                                                                 \
     "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"                  \
-    " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction, j.settlement_id"              \
+    " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction, j.settlement_id, " reply      \
     " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
+#define JOURNAL_ROWS_SQL(h)                                                                        \
+    ((h)->replies_from > 0 ? JOURNAL_ROWS_SELECT("j.reply") : JOURNAL_ROWS_SELECT("NULL"))
 
 static audit_row_t read_row(sqlite3_stmt *stmt)
 {
@@ -159,6 +166,8 @@ static audit_row_t read_row(sqlite3_stmt *stmt)
         .evidence_len = (size_t)sqlite3_column_bytes(stmt, 8),
         .original = sqlite3_column_int(stmt, 11) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
         .settlement_id = sqlite3_column_int64(stmt, 12),
+        .reply = sqlite3_column_blob(stmt, 13),
+        .reply_len = (size_t)sqlite3_column_bytes(stmt, 13),
     };
 }
 
@@ -292,6 +301,49 @@ cleanup:
     return problem;
 }
 
+/* Our reply in a row that books or refuses the peer's `settlement` (schema 4): our own signed
+ * StatusReport, saying what the row says and answering that Settlement's body. NULL or what
+ * is wrong. Without our key file here, our signatures cannot be checked. */
+static const char *reply_problem(const audited_home_t *h, const audit_row_t *row,
+                                 const envelope_message_t *settlement)
+{
+    if (row->reply_len == 0) {
+        return h->replies_from > 0 && row->seq >= h->replies_from
+                   ? "it books or refuses the peer's settlement without our signed answer"
+                   : NULL;
+    }
+    if (h->identity == NULL) {
+        return NULL;
+    }
+    envelope_message_t msg;
+    if (evidence_verify(row->reply, row->reply_len, h->identity->sign_public, &msg) != ENV_OK) {
+        return "our reply kept in the row does not verify with this node's key";
+    }
+    Corridor__StatusReport *sr =
+        msg.type == MSG_STATUS_REPORT
+            ? (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
+                                                    msg.body_len, msg.body)
+            : NULL;
+    bool settled = row->kind == ENTRY_IN_BOOKED;
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(settlement->body, settlement->body_len, hash);
+    const char *problem = NULL;
+    if (sr == NULL) {
+        problem = "our reply kept in the row is not a StatusReport";
+    } else if (strcmp(sr->uetr, row->uetr) != 0) {
+        problem = "our reply kept in the row is for another UETR";
+    } else if (strcmp(sr->status, settled ? "ACSC" : "RJCT") != 0 ||
+               (!settled && strcmp(sr->reason, row->reason) != 0)) {
+        problem = "the row's status contradicts our own signed reply";
+    } else if (msg.version >= 2 && (sr->settlement_hash.len != sizeof hash ||
+                                    memcmp(sr->settlement_hash.data, hash, sizeof hash) != 0)) {
+        problem = "our reply kept in the row answers other contents";
+    }
+    corridor__status_report__free_unpacked(sr, NULL);
+    envelope_message_clear(&msg);
+    return problem;
+}
+
 /* A re-base row: its evidence is our own sequenced message to the peer, of the sequence the
  * row states (or nothing, for a re-base on nothing proven: sequence 0). */
 static const char *rebase_matches(const audit_row_t *row, const envelope_message_t *msg)
@@ -325,10 +377,42 @@ static bool signed_checkpoint(void *arg, const uint8_t *sign_public)
     return recon_checkpoint_verify(c->body, c->body_len, c->signature, sign_public);
 }
 
+/* An operator row's record: a JSON object with uid, user, at_ms, action and args, for a
+ * channel of this home (or none), moving nothing. NULL or what is wrong. */
+static const char *operation_problem(const audited_home_t *h, const audit_row_t *row)
+{
+    json_error_t error;
+    json_t *record = json_loadb((const char *)row->evidence, row->evidence_len, 0, &error);
+    json_int_t uid = json_integer_value(json_object_get(record, "uid"));
+    const char *problem = NULL;
+    if (!json_is_object(record)) {
+        problem = "an operator row whose record is not a JSON object";
+    } else if (!json_is_integer(json_object_get(record, "uid")) || uid < 0 ||
+               !json_is_string(json_object_get(record, "user")) ||
+               !json_is_integer(json_object_get(record, "at_ms")) ||
+               !json_is_string(json_object_get(record, "action")) ||
+               !json_is_object(json_object_get(record, "args"))) {
+        problem = "an operator row without uid, user, at_ms, action and args";
+    } else if (row->amount_minor != 0 || row->currency[0] != '\0' || row->uetr[0] != '\0') {
+        problem = "an operator row that names a payment or an amount";
+    } else if (row->peer[0] != '\0' && !trust_knows(h->trust, row->peer)) {
+        problem = "an operator row for a peer that is not in the config";
+    }
+    json_decref(record);
+    return problem;
+}
+
 /* `settlement_evidence`: SETTLEMENT_EVIDENCE_SQL prepared on the audited ledger. */
 static void check_evidence(audit_report_t *r, const audited_home_t *h,
                            sqlite3_stmt *settlement_evidence, const audit_row_t *row)
 {
+    if (row->kind == ENTRY_OPERATOR) {
+        const char *problem = operation_problem(h, row);
+        if (problem != NULL) {
+            violation(r, h->dir, "operator", "row %lld: %s", (long long)row->seq, problem);
+        }
+        return;
+    }
     if (row->kind == ENTRY_REBASED && row->evidence_len == 0) {
         if (row->amount_minor != 0) {
             violation(r, h->dir, "evidence", "row %lld: a re-base to %lld without a proof",
@@ -366,6 +450,8 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
         problem = "evidence is a message of the wrong type";
     } else if ((problem = body_matches(row, &msg)) == NULL && msg.type == MSG_STATUS_REPORT) {
         problem = report_binding(settlement_evidence, row, &msg);
+    } else if (problem == NULL && (row->kind == ENTRY_IN_BOOKED || row->kind == ENTRY_IN_REFUSED)) {
+        problem = reply_problem(h, row, &msg);
     }
     if (problem != NULL) {
         violation(r, h->dir, "evidence", "row %lld (UETR %s): %s", (long long)row->seq, row->uetr,
@@ -487,7 +573,8 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
 {
     sqlite3 *db = ledger_db(h->ledger);
     sqlite3_stmt *stmt = NULL;
-    const char *sql = JOURNAL_ROWS_SQL " ORDER BY j.seq";
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s ORDER BY j.seq", JOURNAL_ROWS_SQL(h));
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         violation(r, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(db));
         return -1;
@@ -520,6 +607,8 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             .evidence = row.evidence,
             .evidence_len = row.evidence_len,
             .created_unix_ms = sqlite3_column_int64(stmt, 9),
+            .reply = row.reply,
+            .reply_len = row.reply_len,
         };
         uint8_t computed[LEDGER_HASH_BYTES];
         ledger_row_hash(prev, &hashed, computed);
@@ -542,7 +631,8 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
                       (int)row.kind);
             continue;
         }
-        if (row.kind != ENTRY_REBASED && sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
+        if (row.kind != ENTRY_REBASED && row.kind != ENTRY_OPERATOR &&
+            sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
@@ -600,7 +690,8 @@ static void *evidence_worker(void *arg)
         violation(&w->report, h->dir, "unreadable", "%s", err);
         return NULL;
     }
-    const char *sql = JOURNAL_ROWS_SQL " WHERE j.seq % ?1 = ?2 ORDER BY j.seq";
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s WHERE j.seq %% ?1 = ?2 ORDER BY j.seq", JOURNAL_ROWS_SQL(h));
     if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(ledger_db(l), SETTLEMENT_EVIDENCE_SQL, -1, &settlement_evidence, NULL) !=
             SQLITE_OK) {
@@ -950,6 +1041,10 @@ static int open_home(audit_report_t *r, const char *dir, const peer_card_t *card
         ledger_open(h->ledger_path, h->config->name, LEDGER_READ_ONLY, NULL, &h->ledger, err,
                     sizeof err) != LEDGER_OK) {
         violation(r, dir, "unreadable", "%s: %s", LEDGER_FILE, err);
+        return -1;
+    }
+    if (ledger_replies_from(h->ledger, &h->replies_from) != LEDGER_OK) {
+        violation(r, dir, "unreadable", "%s", ledger_last_error(h->ledger));
         return -1;
     }
     return 0;

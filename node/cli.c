@@ -652,6 +652,106 @@ cleanup:
     return rc;
 }
 
+/* ---- corridor operations -------------------------------------------------------------- */
+
+#define OPERATIONS_USAGE "corridor operations --home DIR [--json]"
+
+typedef struct {
+    json_t *list; /* --json: the records, else NULL (printed as they come) */
+    size_t count;
+} operations_out_t;
+
+static void print_operation(const ledger_operation_t *op, void *arg)
+{
+    operations_out_t *out = arg;
+    out->count++;
+    json_t *record = json_loads(op->record, 0, NULL);
+    if (out->list != NULL) {
+        json_array_append_new(out->list,
+                              json_pack("{s:I, s:s, s:I, s:o}", "row", (json_int_t)op->seq, "peer",
+                                        op->peer, "recorded_ms", (json_int_t)op->created_ms,
+                                        "record", record != NULL ? record : json_null()));
+        return;
+    }
+    char when[32];
+    time_t secs = (time_t)(op->created_ms / 1000);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
+    char *args = json_dumps(json_object_get(record, "args"), JSON_COMPACT | JSON_SORT_KEYS);
+    printf("row %lld  %s  uid %lld (%s)  %s  %s\n", (long long)op->seq, when,
+           (long long)json_integer_value(json_object_get(record, "uid")),
+           json_string_value(json_object_get(record, "user")) != NULL
+               ? json_string_value(json_object_get(record, "user"))
+               : "?",
+           json_string_value(json_object_get(record, "action")) != NULL
+               ? json_string_value(json_object_get(record, "action"))
+               : "?",
+           args != NULL ? args : "{}");
+    free(args);
+    json_decref(record);
+}
+
+static int cmd_operations(int argc, char **argv)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL;
+    bool json = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            home_opt = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case '?' + 256:
+            printf("usage: %s\nEvery action a person took on the books or a channel (today: "
+                   "repairs), with the local user,\nthe time and the arguments, as the journal "
+                   "records them; works with the node running or stopped.\nExample: corridor "
+                   "operations --home bank-a --json\n",
+                   OPERATIONS_USAGE);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, OPERATIONS_USAGE);
+        }
+    }
+    int rc = no_positional(argc, argv, OPERATIONS_USAGE);
+    home_t home;
+    config_t *config = NULL;
+    ledger_t *ledger = NULL;
+    operations_out_t out = {json ? json_array() : NULL, 0};
+    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+        (rc = load_config(&home, &config)) != EXIT_OK ||
+        (rc = open_ledger_ro(&home, config, &ledger)) != EXIT_OK) {
+        goto cleanup;
+    }
+    if (ledger_operations(ledger, print_operation, &out) != LEDGER_OK) {
+        complain("%s: %s", LEDGER_FILE, ledger_last_error(ledger));
+        rc = EXIT_INTERNAL;
+        goto cleanup;
+    }
+    if (json) {
+        json_t *doc = json_pack("{s:O}", "operations", out.list);
+        rc = doc != NULL && json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0
+                 ? EXIT_OK
+                 : EXIT_INTERNAL;
+        putchar('\n');
+        json_decref(doc);
+    } else if (out.count == 0) {
+        printf("no operator actions recorded\n");
+    }
+
+cleanup:
+    json_decref(out.list);
+    ledger_close(&ledger);
+    config_destroy(&config);
+    return rc;
+}
+
 /* ---- corridor audit ------------------------------------------------------------------- */
 
 #define AUDIT_USAGE     "corridor audit --home DIR [--home DIR2 ...] [--peer-card FILE ...] [--json]"
@@ -871,6 +971,9 @@ static int node_answer(control_err_t rc, const char *err, json_t **reply)
     case CONTROL_E_INTERNAL:
         complain("%s", err);
         return EXIT_UNREACHABLE;
+    case CONTROL_E_REFUSED:
+        complain("%s", err);
+        return EXIT_USAGE;
     }
     if (reply == NULL) { /* a connection, no request yet */
         return EXIT_OK;
@@ -1537,6 +1640,8 @@ static const command_t commands[] = {
     {"reconcile", "corridor reconcile", cmd_reconcile,
      "compare books with a peer's signed statement; --repair heals"},
     {"audit", "corridor audit", cmd_audit, "offline checks of one or more homes' books"},
+    {"operations", "corridor operations", cmd_operations,
+     "every action a person took on the books, with who and when (--json)"},
 };
 
 static void print_help(void)

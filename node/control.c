@@ -42,10 +42,13 @@ bool control_node_running(const char *home)
     return held;
 }
 
+#define CONTROL_MONITOR "inproc://corridor-control-monitor"
+
 struct control_client {
     const char *home; /* the caller's; must outlive the client */
     void *ctx;
-    void *sock; /* REQ: one request, one reply, in turn */
+    void *sock;    /* REQ: one request, one reply, in turn */
+    void *monitor; /* PAIR: the REQ socket's failed handshakes (a refused user) */
 };
 
 /* Says in err why the node of `home` cannot be reached (it holds no lock). */
@@ -88,7 +91,10 @@ control_err_t control_connect(const char *home, control_client_t **out, char *er
     c->sock = c->ctx != NULL ? zmq_socket(c->ctx, ZMQ_REQ) : NULL;
     int linger = 0;
     if (c->sock == NULL || zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_connect(c->sock, endpoint) != 0) {
+        zmq_socket_monitor(c->sock, CONTROL_MONITOR, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+        (c->monitor = zmq_socket(c->ctx, ZMQ_PAIR)) == NULL ||
+        zmq_setsockopt(c->monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(c->monitor, CONTROL_MONITOR) != 0 || zmq_connect(c->sock, endpoint) != 0) {
         snprintf(err, err_size, "cannot talk to the node: %s", zmq_strerror(zmq_errno()));
         control_disconnect(&c);
         return CONTROL_E_INTERNAL;
@@ -103,6 +109,9 @@ void control_disconnect(control_client_t **self_p)
     control_client_t *c = *self_p;
     if (c == NULL) {
         return;
+    }
+    if (c->monitor != NULL) {
+        zmq_close(c->monitor);
     }
     if (c->sock != NULL) {
         zmq_close(c->sock);
@@ -127,12 +136,20 @@ control_err_t control_request(control_client_t *c, const json_t *request, int ti
         goto cleanup;
     }
     /* Wait in slices: a node that dies meanwhile is reported at once, not at the timeout. */
-    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->monitor, 0, ZMQ_POLLIN, 0}};
     int ready = 0;
     for (int waited = 0; ready == 0 && waited < timeout_ms; waited += CONTROL_POLL_SLICE_MS) {
         int slice = timeout_ms - waited < CONTROL_POLL_SLICE_MS ? timeout_ms - waited
                                                                 : CONTROL_POLL_SLICE_MS;
-        ready = zmq_poll(&item, 1, slice);
+        ready = zmq_poll(items, 2, slice);
+        if (ready > 0 && (items[1].revents & ZMQ_POLLIN) != 0) {
+            snprintf(err, err_size,
+                     "the node of %s refused this user: only its own user and root may "
+                     "control it",
+                     c->home);
+            rc = CONTROL_E_REFUSED;
+            goto cleanup;
+        }
         if (ready == 0 && !control_node_running(c->home)) {
             snprintf(err, err_size, "the node of %s stopped before answering", c->home);
             rc = CONTROL_E_NOT_RUNNING;

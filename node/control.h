@@ -1,10 +1,15 @@
 /*
  * The control socket: how `corridor send` and `corridor status` talk to a running node.
  *
- * An ipc:// socket inside the home (control.sock), reachable only by the home's owner: the
- * home is mode 0700 and the socket 0600. Requests and replies are one JSON document each
- * (jansson) over ZeroMQ REQ/ROUTER. ipc paths are limited to 107 bytes; when the home's path
- * is longer, both sides use the relative name from inside the home (the node runs there).
+ * An ipc:// socket inside the home (control/socket), reachable only by the home's owner: the
+ * home is mode 0700 (`run` refuses another mode), and the socket is bound inside a directory
+ * created 0700, so there is no moment when another user could connect. Every connection also
+ * passes the ZAP handler (domain TRANSPORT_CONTROL_DOMAIN), which reads the client's uid from
+ * the kernel (SO_PEERCRED, as libzmq reports it) and admits only this node's own uid and root;
+ * each request carries that uid, so operator actions are recorded with who made them.
+ * Requests and replies are one JSON document each (jansson) over ZeroMQ REQ/ROUTER. ipc paths
+ * are limited to 107 bytes; when the home's path is longer, both sides use the relative name
+ * from inside the home (the node runs there).
  *
  * Requests:
  *   {"cmd":"status"}
@@ -22,14 +27,16 @@
 
 #include <jansson.h>
 
-#define CONTROL_SOCKET       "control.sock"
+#define CONTROL_DIR          "control"
+#define CONTROL_DIR_MODE     0700
+#define CONTROL_SOCKET       CONTROL_DIR "/socket"
 #define CONTROL_LOCK_FILE    "node.lock"
 #define CONTROL_REQUEST_MAX  (8 * 1024 * 1024) /* bytes of one request (a batch) */
 #define CONTROL_ITEMS_MAX    10000             /* settlements in one request */
 #define CONTROL_IPC_PATH_MAX 107               /* sun_path minus its NUL */
 
-/* Writes the endpoint for the control socket of `home` into out: ipc://HOME/control.sock if it
- * fits, else ipc://control.sock (then *needs_chdir is true: use it from inside the home). */
+/* Writes the endpoint for the control socket of `home` into out: ipc://HOME/control/socket if
+ * it fits, else ipc://control/socket (then *needs_chdir is true: use it from inside the home). */
 int control_endpoint(const char *home, char *out, size_t out_size, bool *needs_chdir);
 
 /* Whether a node process holds the home's lock (a running node). */
@@ -40,6 +47,7 @@ typedef enum {
     CONTROL_E_NOT_RUNNING, /* no node holds the home */
     CONTROL_E_TIMEOUT,     /* no reply in time */
     CONTROL_E_INTERNAL,    /* local failure (memory, socket) */
+    CONTROL_E_REFUSED,     /* the node refused this user (not its own, not root) */
 } control_err_t;
 
 /* A connection to one node's control socket, for a command that sends many requests (a

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <zmq.h>
 
@@ -23,6 +24,7 @@
 #include "control.h"
 #include "envelope.h"
 #include "faults.h"
+#include "fsutil.h"
 #include "identity.h"
 #include "ledger.h"
 #include "log.h"
@@ -451,7 +453,34 @@ static void after_statements(node_t *n, bool committed, int64_t now)
     }
 }
 
-static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
+/* Records a person's action in the journal (inside the turn's transaction): who (uid and
+ * name), when, what, with which arguments. False when it could not be recorded (the action
+ * must then not happen). */
+static bool record_operation(node_t *n, long long uid, const char *action, const char *peer,
+                             json_t *args)
+{
+    char name[64] = "";
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    if (getpwuid_r((uid_t)uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL) {
+        snprintf(name, sizeof name, "%s", pw.pw_name);
+    }
+    json_t *record = json_pack("{s:I, s:s, s:I, s:s, s:o}", "uid", (json_int_t)uid, "user", name,
+                               "at_ms", (json_int_t)wall_ms(), "action", action, "args", args);
+    char *text = record != NULL ? json_dumps(record, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(record);
+    ledger_err_t rc = text != NULL && ledger_in_transaction(n->ledger)
+                          ? ledger_record_operation(n->ledger, peer, text)
+                          : LEDGER_E_STORAGE;
+    if (rc == LEDGER_OK) {
+        log_event(n->config->name, peer[0] ? peer : NULL, NULL, "operator %s (uid %lld %s): %s",
+                  action, uid, name, text);
+    }
+    free(text);
+    return rc == LEDGER_OK;
+}
+
+static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
 {
     const char *peer = json_str(req, "peer", "");
     size_t index = SIZE_MAX;
@@ -469,8 +498,13 @@ static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, int64_t n
         reply_error(n, route, EXIT_USAGE, "a reconciliation with that peer is already running");
         return;
     }
+    bool repair = json_is_true(json_object_get(req, "repair"));
+    if (repair && !record_operation(n, uid, "repair", peer, json_pack("{s:s}", "peer", peer))) {
+        reply_error(n, route, EXIT_INTERNAL, "cannot record the repair in the journal");
+        return;
+    }
     recon_ctx_t ctx = recon_ctx_of(n, index);
-    s->recon = recon_new(&ctx, json_is_true(json_object_get(req, "repair")), now);
+    s->recon = recon_new(&ctx, repair, now);
     if (s->recon == NULL) {
         reply_error(n, route, EXIT_INTERNAL, "cannot start: out of memory or ledger unreadable");
         return;
@@ -659,6 +693,8 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                             (json_int_t)ts.statements_dropped);
     json_object_set_new(json_object_get(doc, "transport"), "throttled",
                         json_integer((json_int_t)ts.zap_throttled));
+    json_object_set_new(json_object_get(doc, "transport"), "control_refused",
+                        json_integer((json_int_t)ts.control_refused));
     if (n->faults != NULL) {
         faults_stats_t fs = faults_stats(n->faults);
         json_object_set_new(doc, "faults",
@@ -671,6 +707,16 @@ static void handle_status(node_t *n, zmq_msg_t *route)
 }
 
 /* Reads up to CONTROL_PER_TURN requests. Sends go into the open transaction. */
+/* The local user who sent a control request, as the ZAP handler named it ("uid:N"), or -1. */
+static long long request_uid(zmq_msg_t *msg)
+{
+    const char *user_id = zmq_msg_gets(msg, "User-Id");
+    char *end = NULL;
+    long long uid =
+        user_id != NULL && strncmp(user_id, "uid:", 4) == 0 ? strtoll(user_id + 4, &end, 10) : -1;
+    return end != NULL && end != user_id + 4 && *end == '\0' && uid >= 0 ? uid : -1;
+}
+
 static void read_control(node_t *n, int64_t now)
 {
     for (int count = 0; count < CONTROL_PER_TURN; count++) {
@@ -700,14 +746,17 @@ static void read_control(node_t *n, int64_t now)
             req = json_loadb(zmq_msg_data(&body), zmq_msg_size(&body), 0, NULL);
         }
         const char *cmd = json_str(req, "cmd", "");
+        long long uid = framed ? request_uid(&body) : -1;
         if (!framed) {
             /* not a REQ client: nothing sensible to answer */
+        } else if (uid < 0) { /* it did not pass the ZAP handler: failing closed */
+            reply_error(n, &route, EXIT_USAGE, "refused: the request names no local user");
         } else if (req == NULL) {
             reply_error(n, &route, EXIT_USAGE, "request is not JSON");
         } else if (strcmp(cmd, "status") == 0) {
             handle_status(n, &route);
         } else if (strcmp(cmd, "reconcile") == 0) {
-            handle_reconcile(n, &route, req, now);
+            handle_reconcile(n, &route, req, uid, now);
         } else if (strcmp(cmd, "send") == 0) {
             if (ledger_stopped(n->ledger)) {
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
@@ -1036,15 +1085,25 @@ static int open_network(node_t *n)
         fprintf(stderr, "corridor run: %s\n", n->zmq != NULL ? err : "cannot start ZeroMQ");
         goto cleanup;
     }
+    mode_t mode = 0;
+    if (fs_make_private_dir(CONTROL_DIR, &mode) != 0) {
+        fprintf(stderr, "corridor run: %s/%s: %s%s\n", n->home, CONTROL_DIR, strerror(errno),
+                errno == EACCES ? " (group or others may enter it; fix with: chmod 700 "
+                                  "control)"
+                                : "");
+        rc = errno == EACCES || errno == EPERM || errno == ENOTDIR ? EXIT_USAGE : EXIT_INTERNAL;
+        goto cleanup;
+    }
     int linger = 0;
     n->control = zmq_socket(n->zmq, ZMQ_ROUTER);
     if (n->control == NULL || zmq_setsockopt(n->control, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(n->control, ZMQ_ZAP_DOMAIN, TRANSPORT_CONTROL_DOMAIN,
+                       strlen(TRANSPORT_CONTROL_DOMAIN)) != 0 ||
         zmq_bind(n->control, "ipc://" CONTROL_SOCKET) != 0) { /* relative: we run in the home */
         fprintf(stderr, "corridor run: cannot open the control socket: %s\n",
                 zmq_strerror(zmq_errno()));
         goto cleanup;
     }
-    chmod(CONTROL_SOCKET, 0600);
     channel_ctx_t ctx = {
         .self = n->identity,
         .config = n->config,
@@ -1157,6 +1216,14 @@ int daemon_run(const char *home)
         int saved = errno;
         fprintf(stderr, "corridor run: cannot enter %s: %s\n", home, strerror(saved));
         return saved == ENOENT ? EXIT_USAGE : EXIT_INTERNAL;
+    }
+    mode_t mode = 0;
+    if (fs_dir_private(".", &mode) != 0 && errno == EACCES) {
+        fprintf(stderr,
+                "corridor run: %s is open to group or others (mode %04o); fix with: chmod 700 "
+                "%s\n",
+                home, (unsigned)mode, home);
+        return EXIT_USAGE;
     }
     int rc;
     if ((rc = take_lock(&n)) != EXIT_OK || (rc = open_books(&n)) != EXIT_OK ||

@@ -146,3 +146,35 @@ cleanup:
     errno = saved;
     return rc;
 }
+
+int fs_dir_private(const char *path, mode_t *mode)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        return -1;
+    }
+    if (mode != NULL) {
+        *mode = st.st_mode & 07777;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        errno = EPERM;
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        errno = EACCES;
+        return -1;
+    }
+    return 0;
+}
+
+int fs_make_private_dir(const char *path, mode_t *mode)
+{
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return fs_dir_private(path, mode);
+}

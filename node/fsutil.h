@@ -22,6 +22,15 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
  * larger than max_len, EINVAL when it is not a regular file. */
 ssize_t fs_read_bounded(const char *path, char *buf, size_t max_len);
 
+/* Whether `path` is a directory (not a symbolic link) of this process's user that group and
+ * others cannot access. 0, or -1 with errno: ENOTDIR, EPERM (another user's), EACCES (group or
+ * others have access); *mode (if not NULL) receives its permission bits. */
+int fs_dir_private(const char *path, mode_t *mode);
+
+/* Creates `path` as a directory of mode 0700 (never wider, whatever the umask: nobody else
+ * can enter it at any moment), or checks an existing one with fs_dir_private. */
+int fs_make_private_dir(const char *path, mode_t *mode);
+
 /* fsyncs a directory (so that a create or rename inside it is durable). */
 int fs_sync_dir(const char *dir);
 

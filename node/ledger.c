@@ -77,6 +77,8 @@
                       " own_rows, own_head, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)")             \
     X(row_hash, "SELECT hash FROM journal WHERE seq = ?1")                                         \
     X(checkpoint_last, "SELECT body FROM checkpoints WHERE peer = ?1 ORDER BY id DESC LIMIT 1")    \
+    X(operations, "SELECT seq, peer, evidence, created_ms FROM journal WHERE kind = 9"             \
+                  " ORDER BY seq")                                                                 \
     X(outbox_put, "INSERT INTO outbox(peer, seq, type, signed) VALUES(?1,?2,?3,?4)")               \
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
@@ -86,7 +88,10 @@
 #define WRITER_STATEMENTS(X)                                                                       \
     X(channel_extra, "SELECT wire_version, applied_proof FROM channels WHERE peer = ?1")           \
     X(channel_applied, "UPDATE channels SET applied_seq = ?2, applied_proof = ?3 WHERE peer = ?1") \
-    X(channel_version, "UPDATE channels SET wire_version = ?2 WHERE peer = ?1")
+    X(channel_version, "UPDATE channels SET wire_version = ?2 WHERE peer = ?1")                    \
+    X(row_for_reply, "SELECT kind, peer, uetr, currency, amount_minor, reason, content_hash,"      \
+                     " evidence, created_ms FROM journal WHERE seq = ?1")                          \
+    X(set_row_reply, "UPDATE journal SET reply = ?2, hash = ?3 WHERE seq = ?1")
 
 #define DECLARE_STMT(name, sql) sqlite3_stmt *name;
 #define STMT_SQL(name, sql)     sql,
@@ -104,15 +109,19 @@ static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT) WRITER_STATEMENT
 #define READER_STATEMENT_COUNT ((size_t)(0 STATEMENTS(STMT_ONE)))
 
 struct ledger {
-    sqlite3 *db;                          /* the connection */
-    statements_t st;                      /* prepared statements */
-    ledger_mode_t mode;                   /* read-write or read-only */
-    bool in_txn;                          /* between ledger_begin and commit/rollback */
-    bool stopped;                         /* a storage error happened: refuse writes */
-    int64_t last_seq;                     /* journal rows so far */
-    uint8_t head[LEDGER_HASH_BYTES];      /* hash of the last journal row */
-    char node[CORRIDOR_NAME_LEN_MAX + 1]; /* whose books these are (from meta) */
-    char error[512];                      /* the last error, in words */
+    sqlite3 *db;                            /* the connection */
+    statements_t st;                        /* prepared statements */
+    ledger_mode_t mode;                     /* read-write or read-only */
+    bool in_txn;                            /* between ledger_begin and commit/rollback */
+    bool stopped;                           /* a storage error happened: refuse writes */
+    int64_t last_seq;                       /* journal rows so far */
+    uint8_t head[LEDGER_HASH_BYTES];        /* hash of the last journal row */
+    uint8_t before_last[LEDGER_HASH_BYTES]; /* the head before it, while it may take a reply */
+    int64_t replyable_seq;                  /* the last row appended, if it books or refuses a
+                                               peer's settlement in this transaction; else 0 */
+    int64_t replyable_settlement;           /* that row's settlement */
+    char node[CORRIDOR_NAME_LEN_MAX + 1];   /* whose books these are (from meta) */
+    char error[512];                        /* the last error, in words */
 };
 
 /* The settlements table. (peer, uetr) is unique, but no UNIQUE constraint says so: every
@@ -148,7 +157,8 @@ static const char *const schema =
                        "  peer TEXT NOT NULL, uetr TEXT NOT NULL, currency TEXT NOT NULL,"
                        "  amount_minor INTEGER NOT NULL, reason TEXT NOT NULL, content_hash BLOB "
                        "NOT NULL,"
-                       "  evidence BLOB NOT NULL, created_ms INTEGER NOT NULL, hash BLOB NOT NULL);"
+                       "  evidence BLOB NOT NULL, created_ms INTEGER NOT NULL, hash BLOB NOT NULL,"
+                       "  reply BLOB);"
                        "CREATE INDEX journal_settlement ON "
                        "journal(settlement_id);" SETTLEMENTS_INDEX
                        "CREATE TABLE outbox(peer TEXT NOT NULL, seq INTEGER NOT NULL, type INTEGER "
@@ -209,8 +219,8 @@ const char *status_name(status_t status)
 
 const char *entry_kind_name(entry_kind_t kind)
 {
-    static const char *const names[] = {"?",       "pending",  "posted",   "voided", "booked",
-                                        "refused", "returned", "imported", "rebased"};
+    static const char *const names[] = {"?",       "pending",  "posted",   "voided",  "booked",
+                                        "refused", "returned", "imported", "rebased", "operator"};
     return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_KIND_MAX ? names[kind] : "unknown";
 }
 
@@ -323,6 +333,9 @@ void ledger_row_hash(const uint8_t prev[static LEDGER_HASH_BYTES], const ledger_
     crypto_generichash_update(&st, row->content_hash, SETTLEMENT_HASH_BYTES);
     hash_bytes(&st, row->evidence, row->evidence_len);
     hash_u64(&st, (uint64_t)row->created_unix_ms);
+    if (row->reply_len > 0) {
+        hash_bytes(&st, row->reply, row->reply_len);
+    }
     crypto_generichash_final(&st, out, LEDGER_HASH_BYTES);
 }
 
@@ -351,6 +364,7 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
         break;
     case ENTRY_IMPORTED: /* evidence only */
     case ENTRY_REBASED:
+    case ENTRY_OPERATOR:
         break;
     }
     return e;
@@ -398,6 +412,15 @@ static const char *const migrate_1_to_2 = "BEGIN IMMEDIATE;" SETTLEMENTS_TABLE(
 /* Version 2 -> 3: each channel keeps the Inner format it negotiated (a peer cannot talk it
  * down again) and the signed bytes of the last message applied from the peer (the proof of
  * what was applied, shown to the peer in a re-base). */
+/* Version 3 -> 4: the row that books or refuses a peer's settlement carries our signed
+ * StatusReport in its hash; rows from here on must (meta replies_from). */
+static const char *const migrate_3_to_4 = "BEGIN IMMEDIATE;"
+                                          "ALTER TABLE journal ADD COLUMN reply BLOB;"
+                                          "INSERT OR REPLACE INTO meta VALUES('replies_from',"
+                                          "  (SELECT coalesce(max(seq), 0) + 1 FROM journal));"
+                                          "PRAGMA user_version = 4;"
+                                          "COMMIT;";
+
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
     "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
@@ -422,6 +445,7 @@ static ledger_err_t create_schema(ledger_t *l, const char *node)
     char *sql = sqlite3_mprintf("BEGIN IMMEDIATE; %s"
                                 "INSERT INTO meta VALUES('format', '%s');"
                                 "INSERT INTO meta VALUES('node', %Q);"
+                                "INSERT INTO meta VALUES('replies_from', '1');"
                                 "PRAGMA user_version = %d; COMMIT;",
                                 schema, LEDGER_FORMAT, node, LEDGER_SCHEMA_VERSION);
     if (sql == NULL) {
@@ -482,6 +506,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     if (rc == LEDGER_OK && version <= 2) {
         rc = run_script(l, migrate_2_to_3, "upgrade the ledger from schema 2 to 3");
     }
+    if (rc == LEDGER_OK && version <= 3) {
+        rc = run_script(l, migrate_3_to_4, "upgrade the ledger from schema 3 to 4");
+    }
     return rc;
 }
 
@@ -512,6 +539,7 @@ static ledger_err_t check_identity(ledger_t *l, const char *node)
 
 static ledger_err_t load_head(ledger_t *l)
 {
+    l->replyable_seq = 0;
     sqlite3_stmt *stmt = l->st.last_row;
     int step = sqlite3_step(stmt);
     ledger_err_t rc = LEDGER_OK;
@@ -658,6 +686,7 @@ ledger_err_t ledger_commit(ledger_t *l)
         return rc;
     }
     l->in_txn = false;
+    l->replyable_seq = 0;
     return LEDGER_OK;
 }
 
@@ -904,6 +933,34 @@ ledger_err_t ledger_settlements(
     return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
 }
 
+ledger_err_t ledger_replies_from(ledger_t *l, int64_t *seq)
+{
+    char value[32] = "";
+    *seq = 0;
+    sqlite3_stmt *stmt = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        version = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    if (version < 4) {
+        return LEDGER_OK; /* before schema 4: no row carries a reply */
+    }
+    ledger_err_t rc = read_meta(l, "replies_from", value, sizeof value);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    char *end = NULL;
+    long long v = strtoll(value, &end, 10);
+    if (end == value || *end != '\0' || v < 1) {
+        set_error(l, "meta replies_from is not a row number: '%s'", value);
+        return LEDGER_E_CORRUPT;
+    }
+    *seq = v;
+    return LEDGER_OK;
+}
+
 ledger_err_t ledger_head(ledger_t *l, uint8_t head[static LEDGER_HASH_BYTES], uint64_t *rows)
 {
     assert(l != NULL && head != NULL);
@@ -1073,8 +1130,53 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
             return rc;
         }
     }
+    bool replyable = kind == ENTRY_IN_BOOKED || kind == ENTRY_IN_REFUSED;
+    l->replyable_seq = replyable ? row.seq : 0;
+    l->replyable_settlement = replyable ? st->id : 0;
+    memcpy(l->before_last, l->head, sizeof l->head);
     l->last_seq = row.seq;
     memcpy(l->head, hash, sizeof hash);
+    return LEDGER_OK;
+}
+
+/* Makes our reply part of the last row (see ledger_set_reply): its hash is computed again
+ * over the row and the reply, from the head before it. */
+static ledger_err_t attach_reply(ledger_t *l, const uint8_t *reply, size_t reply_len)
+{
+    sqlite3_stmt *read = l->st.row_for_reply;
+    sqlite3_bind_int64(read, 1, l->replyable_seq);
+    if (sqlite3_step(read) != SQLITE_ROW ||
+        sqlite3_column_bytes(read, 6) != SETTLEMENT_HASH_BYTES) {
+        finish(read);
+        return row_missing(l, "journal row for a reply");
+    }
+    ledger_row_t row = {
+        .seq = l->replyable_seq,
+        .kind = (entry_kind_t)sqlite3_column_int(read, 0),
+        .peer = (const char *)sqlite3_column_text(read, 1),
+        .uetr = (const char *)sqlite3_column_text(read, 2),
+        .currency = (const char *)sqlite3_column_text(read, 3),
+        .amount_minor = sqlite3_column_int64(read, 4),
+        .reason = (const char *)sqlite3_column_text(read, 5),
+        .content_hash = sqlite3_column_blob(read, 6),
+        .evidence = sqlite3_column_blob(read, 7),
+        .evidence_len = (size_t)sqlite3_column_bytes(read, 7),
+        .created_unix_ms = sqlite3_column_int64(read, 8),
+        .reply = reply,
+        .reply_len = reply_len,
+    };
+    uint8_t hash[LEDGER_HASH_BYTES];
+    ledger_row_hash(l->before_last, &row, hash);
+    finish(read);
+    sqlite3_stmt *write = l->st.set_row_reply;
+    sqlite3_bind_int64(write, 1, l->replyable_seq);
+    sqlite3_bind_blob(write, 2, reply, (int)reply_len, SQLITE_STATIC);
+    sqlite3_bind_blob(write, 3, hash, sizeof hash, SQLITE_STATIC);
+    if (step_done(write) != SQLITE_OK) {
+        return storage_failure(l, "attach reply");
+    }
+    memcpy(l->head, hash, sizeof hash);
+    l->replyable_seq = 0;
     return LEDGER_OK;
 }
 
@@ -1587,6 +1689,16 @@ ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "store reply");
     }
+    if (l->replyable_seq != 0 && l->replyable_seq == l->last_seq && signed_len > 0) {
+        stored_t st;
+        bool found = false;
+        if ((rc = find_stored(l, peer, uetr, &st, &found)) != LEDGER_OK) {
+            return rc;
+        }
+        if (found && st.id == l->replyable_settlement) {
+            return attach_reply(l, signed_msg, signed_len);
+        }
+    }
     return LEDGER_OK;
 }
 
@@ -1635,10 +1747,10 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
                            ledger_row_effect(kind, DIRECTION_IN, s->amount_minor))) != LEDGER_OK ||
         (rc = insert_settlement(l, s, hash, status, why, &st)) != LEDGER_OK ||
         (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK ||
-        (rc = append_row(l, &st, ENTRY_IMPORTED, why, status_evidence, status_len)) != LEDGER_OK) {
-        return rc;
+        (rc = ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len)) != LEDGER_OK) {
+        return rc; /* our reply, which the peer kept, is part of the booking row as usual */
     }
-    return ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len);
+    return append_row(l, &st, ENTRY_IMPORTED, why, status_evidence, status_len);
 }
 
 ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_rebase_t *rb)
@@ -1668,6 +1780,44 @@ ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_r
     snprintf(record.s.peer, sizeof record.s.peer, "%s", peer);
     record.s.amount_minor = (int64_t)rb->proven_seq;
     return append_row(l, &record, ENTRY_REBASED, NULL, rb->proof, rb->proof_len);
+}
+
+ledger_err_t ledger_record_operation(ledger_t *l, const char *peer, const char *record)
+{
+    assert(l != NULL && peer != NULL && record != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t row; /* a row of no settlement */
+    memset(&row, 0, sizeof row);
+    snprintf(row.s.peer, sizeof row.s.peer, "%s", peer);
+    return append_row(l, &row, ENTRY_OPERATOR, NULL, (const uint8_t *)record, strlen(record));
+}
+
+ledger_err_t ledger_operations(ledger_t *l, void (*fn)(const ledger_operation_t *op, void *arg),
+                               void *arg)
+{
+    assert(l != NULL && fn != NULL);
+    sqlite3_stmt *stmt = l->st.operations;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        /* the record as text: a blob may hold any bytes, and a person reads it */
+        char *record = sqlite3_mprintf("%.*s", sqlite3_column_bytes(stmt, 2),
+                                       (const char *)sqlite3_column_blob(stmt, 2));
+        if (record == NULL) {
+            step = SQLITE_NOMEM;
+            break;
+        }
+        const unsigned char *peer = sqlite3_column_text(stmt, 1);
+        ledger_operation_t op = {sqlite3_column_int64(stmt, 0),
+                                 peer != NULL ? (const char *)peer : "", record,
+                                 sqlite3_column_int64(stmt, 3)};
+        fn(&op, arg);
+        sqlite3_free(record);
+    }
+    finish(stmt);
+    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
 }
 
 ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **body, size_t *len)

@@ -35,7 +35,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 3
+#define LEDGER_SCHEMA_VERSION 4
 
 typedef struct ledger ledger_t;
 
@@ -81,9 +81,13 @@ typedef enum {
     ENTRY_REBASED = 8,     /* a repair re-based the channel; the row belongs to no settlement,
                               its amount is the sequence the peer proved it applied and its
                               evidence that proof (our own signed message; empty if none) */
+    ENTRY_OPERATOR = 9,    /* a person's action on the books or a channel, recorded when the
+                              node accepted it: the row belongs to no settlement, moves nothing,
+                              and its evidence is the record (JSON: uid, user, at_ms, action,
+                              args), hashed into the chain like every row */
 } entry_kind_t;
 
-#define ENTRY_KIND_MAX ENTRY_REBASED
+#define ENTRY_KIND_MAX ENTRY_OPERATOR
 
 const char *entry_kind_name(entry_kind_t kind);
 
@@ -187,6 +191,10 @@ ledger_err_t ledger_settlements(ledger_t *l,
                                            void *arg),
                                 void *arg) __attribute__((warn_unused_result));
 
+/* The first journal row that must carry our reply if it books or refuses a peer's settlement
+ * (rows before it were written before schema 4); 0 when the ledger predates schema 4. */
+ledger_err_t ledger_replies_from(ledger_t *l, int64_t *seq) __attribute__((warn_unused_result));
+
 /* The hash-chain head (all zero for an empty journal) and the number of journal rows. */
 ledger_err_t ledger_head(ledger_t *l, uint8_t head[static LEDGER_HASH_BYTES], uint64_t *rows)
     __attribute__((warn_unused_result));
@@ -253,7 +261,9 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
 const char *ledger_node(const ledger_t *l);
 
 /* Keeps our own signed reply (the StatusReport we queued) with an incoming settlement, so that
- * a repair can hand it back to a peer that lost it. */
+ * a repair can hand it back to a peer that lost it. When the row that booked or refused the
+ * settlement is the last one appended in this transaction, the reply also becomes part of that
+ * row and its hash (schema 4): a status flipped later contradicts our own signature. */
 ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
                               const uint8_t *signed_msg, size_t signed_len)
     __attribute__((warn_unused_result));
@@ -284,6 +294,23 @@ typedef struct {
  * journal row carrying the proof (its amount is proven_seq). */
 ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_rebase_t *rb)
     __attribute__((warn_unused_result));
+
+/* Appends an ENTRY_OPERATOR row for a person's action concerning channel `peer` ("" for none);
+ * `record` is the JSON the row carries (see entry_kind_t). */
+ledger_err_t ledger_record_operation(ledger_t *l, const char *peer, const char *record)
+    __attribute__((warn_unused_result));
+
+/* One recorded operator action, as ledger_operations reads it back. */
+typedef struct {
+    int64_t seq;        /* journal row */
+    const char *peer;   /* "" when it concerns no channel */
+    const char *record; /* the JSON the row carries */
+    int64_t created_ms; /* when the node recorded it */
+} ledger_operation_t;
+
+/* Calls fn for every recorded operator action, oldest first. */
+ledger_err_t ledger_operations(ledger_t *l, void (*fn)(const ledger_operation_t *op, void *arg),
+                               void *arg) __attribute__((warn_unused_result));
 
 /* Stores a co-signed checkpoint (the encoded Checkpoint, both signatures, and this node's
  * journal row count and head it names). */
@@ -323,6 +350,8 @@ typedef struct {
     const uint8_t *evidence;     /* signed message bytes */
     size_t evidence_len;
     int64_t created_unix_ms;
+    const uint8_t *reply; /* booked/refused rows from schema 4 on: our signed StatusReport */
+    size_t reply_len;     /* 0: none (hashed only when present, so older rows keep theirs) */
 } ledger_row_t;
 
 void ledger_row_hash(const uint8_t prev[static LEDGER_HASH_BYTES], const ledger_row_t *row,

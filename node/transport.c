@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -238,6 +239,52 @@ static peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_t *key
     return NULL;
 }
 
+/* The uid in a ZAP Address of an ipc connection, or -1. libzmq appends ":uid:gid:pid" from
+ * SO_PEERCRED to the peer's address ("localhost:1000:1000:4242" on Linux). */
+static long long ipc_peer_uid(zmq_msg_t *address)
+{
+    char text[128];
+    size_t len = zmq_msg_size(address);
+    if (len == 0 || len >= sizeof text) {
+        return -1;
+    }
+    memcpy(text, zmq_msg_data(address), len);
+    text[len] = '\0';
+    char *colon[3] = {NULL, NULL, NULL}; /* the last three: before uid, gid and pid */
+    for (char *p = text; *p != '\0'; p++) {
+        if (*p == ':') {
+            colon[0] = colon[1];
+            colon[1] = colon[2];
+            colon[2] = p;
+        }
+    }
+    if (colon[0] == NULL) {
+        return -1;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long uid = strtoll(colon[0] + 1, &end, 10);
+    return errno == 0 && end == colon[1] && end != colon[0] + 1 && uid >= 0 ? uid : -1;
+}
+
+/* A connection to the control socket: this node's own user or root, else refused. */
+static void zap_control(transport_t *t, zmq_msg_t *frames)
+{
+    long long uid = frame_is(&frames[5], "NULL") ? ipc_peer_uid(&frames[3]) : -1;
+    if (uid >= 0 && (uid == 0 || uid == (long long)geteuid())) {
+        char user_id[32];
+        snprintf(user_id, sizeof user_id, "uid:%lld", uid);
+        zap_reply(t->zap, &frames[1], "200", "OK", user_id);
+        return;
+    }
+    t->stats.control_refused++;
+    zap_reply(t->zap, &frames[1], "400", "not this node's user", "");
+    fprintf(stderr,
+            "corridor: refused a control connection from uid %lld: only uid %lld and "
+            "root may control this node\n",
+            uid, (long long)geteuid());
+}
+
 void transport_handle_zap(transport_t *t, int64_t now_ms)
 {
     assert(t != NULL);
@@ -250,6 +297,14 @@ void transport_handle_zap(transport_t *t, int64_t now_ms)
         int kept = count < ZAP_FRAMES_MAX ? count : ZAP_FRAMES_MAX;
         /* frames: 0 version, 1 request id, 2 domain, 3 address, 4 routing id, 5 mechanism,
          * 6 credentials (CURVE: the client's 32-byte public key) */
+        if (kept == 6 && frame_is(&frames[0], "1.0") &&
+            frame_is(&frames[2], TRANSPORT_CONTROL_DOMAIN)) {
+            zap_control(t, frames);
+            for (int i = 0; i < kept; i++) {
+                zmq_msg_close(&frames[i]);
+            }
+            continue;
+        }
         peer_socket_t *peer = NULL;
         if (kept == 7 && frame_is(&frames[0], "1.0") && frame_is(&frames[2], ZAP_DOMAIN) &&
             frame_is(&frames[5], "CURVE") && zmq_msg_size(&frames[6]) == 32) {

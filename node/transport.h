@@ -39,6 +39,10 @@ transport_t *transport_new(void *zmq_context, const identity_t *self, const char
                            size_t err_size);
 void transport_destroy(transport_t **self_p);
 
+/* The ZAP domain of the node's control socket (ipc): the handler admits a local connection
+ * only from this process's own uid or root, and names it with User-Id "uid:N". */
+#define TRANSPORT_CONTROL_DOMAIN "corridor-control"
+
 #define TRANSPORT_HANDSHAKES_PER_S 4  /* a peer's connections admitted a second, on average, */
 #define TRANSPORT_HANDSHAKES_BURST 16 /* and at once (a restart, a flapping link) */
 
@@ -78,6 +82,7 @@ typedef struct {
     uint64_t zap_throttled;      /* a configured peer's connections refused as too frequent */
     uint64_t dropped_frames;     /* inbound frames dropped (no identity, multi-part) */
     uint64_t statements_dropped; /* statements not sent: the peer's lane was full */
+    uint64_t control_refused;    /* local connections to the control socket refused (uid) */
 } transport_stats_t;
 
 transport_stats_t transport_stats(const transport_t *t);

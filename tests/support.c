@@ -9,6 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "ledger.h"
+
 char *test_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");
@@ -71,4 +75,83 @@ char *test_path(const char *dir, const char *name)
     assert_non_null(p);
     snprintf(p, n, "%s/%s", dir, name);
     return p;
+}
+
+int64_t test_rechain(sqlite3 *db, int64_t from_seq)
+{
+    uint8_t prev[LEDGER_HASH_BYTES] = {0};
+    sqlite3_stmt *st = NULL;
+    if (from_seq > 1) {
+        assert_int_equal(
+            sqlite3_prepare_v2(db, "SELECT hash FROM journal WHERE seq = ?1", -1, &st, NULL),
+            SQLITE_OK);
+        sqlite3_bind_int64(st, 1, from_seq - 1);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_bytes(st, 0), LEDGER_HASH_BYTES);
+        memcpy(prev, sqlite3_column_blob(st, 0), LEDGER_HASH_BYTES);
+        sqlite3_finalize(st);
+    }
+    /* a ledger before schema 4 has no reply column */
+    bool replies = sqlite3_prepare_v2(db, "SELECT reply FROM journal", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    sqlite3_stmt *rows = NULL, *set = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        replies ? "SELECT seq, kind, peer, uetr, currency,"
+                                                  " amount_minor, reason, content_hash, evidence,"
+                                                  " created_ms, reply FROM journal WHERE seq >= ?1"
+                                                  " ORDER BY seq"
+                                                : "SELECT seq, kind, peer, uetr, currency,"
+                                                  " amount_minor, reason, content_hash, evidence,"
+                                                  " created_ms, NULL FROM journal WHERE seq >= ?1"
+                                                  " ORDER BY seq",
+                                        -1, &rows, NULL),
+                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "UPDATE journal SET hash = ?2 WHERE seq = ?1", -1, &set, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(rows, 1, from_seq);
+    int64_t rewritten = 0;
+    int64_t count = 0;
+    /* read first, then write: the statement reading the rows must not see its own updates */
+    typedef struct {
+        int64_t seq;
+        uint8_t hash[LEDGER_HASH_BYTES];
+    } rehashed_t;
+    rehashed_t *out = NULL;
+    while (sqlite3_step(rows) == SQLITE_ROW) {
+        assert_int_equal(sqlite3_column_bytes(rows, 7), SETTLEMENT_HASH_BYTES);
+        ledger_row_t row = {
+            .seq = sqlite3_column_int64(rows, 0),
+            .kind = (entry_kind_t)sqlite3_column_int(rows, 1),
+            .peer = (const char *)sqlite3_column_text(rows, 2),
+            .uetr = (const char *)sqlite3_column_text(rows, 3),
+            .currency = (const char *)sqlite3_column_text(rows, 4),
+            .amount_minor = sqlite3_column_int64(rows, 5),
+            .reason = (const char *)sqlite3_column_text(rows, 6),
+            .content_hash = sqlite3_column_blob(rows, 7),
+            .evidence = sqlite3_column_blob(rows, 8),
+            .evidence_len = (size_t)sqlite3_column_bytes(rows, 8),
+            .created_unix_ms = sqlite3_column_int64(rows, 9),
+            .reply = sqlite3_column_blob(rows, 10),
+            .reply_len = (size_t)sqlite3_column_bytes(rows, 10),
+        };
+        rehashed_t *grown = realloc(out, (size_t)(count + 1) * sizeof *out);
+        assert_non_null(grown);
+        out = grown;
+        out[count].seq = row.seq;
+        ledger_row_hash(prev, &row, out[count].hash);
+        memcpy(prev, out[count].hash, LEDGER_HASH_BYTES);
+        count++;
+    }
+    sqlite3_finalize(rows);
+    for (int64_t i = 0; i < count; i++) {
+        sqlite3_bind_int64(set, 1, out[i].seq);
+        sqlite3_bind_blob(set, 2, out[i].hash, LEDGER_HASH_BYTES, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(set), SQLITE_DONE);
+        sqlite3_reset(set);
+        rewritten++;
+    }
+    sqlite3_finalize(set);
+    free(out);
+    return rewritten;
 }

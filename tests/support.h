@@ -28,4 +28,10 @@ char *test_read_file(const char *path, size_t *len);
 /* Joins dir and name into a malloc'd path. */
 char *test_path(const char *dir, const char *name);
 
+/* Recomputes journal.hash of row `from_seq` and every later one, as an attacker with the
+ * source code can: the chain then links whatever the rows now say. Returns the rows
+ * rewritten. */
+struct sqlite3;
+int64_t test_rechain(struct sqlite3 *db, int64_t from_seq);
+
 #endif

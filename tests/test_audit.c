@@ -259,7 +259,6 @@ static void flight_deliver(const node_t *from, node_t *to, int64_t cap_minor, fl
     assert_int_equal(ledger_receive(to->ledger, &in, cap_minor, NULL, f->settlement_msg,
                                     f->settlement_len, &f->outcome),
                      LEDGER_OK);
-    commit(to->ledger);
     assert_true(f->outcome.status == STATUS_SETTLED || f->outcome.status == STATUS_REJECTED);
 
     bool settled = f->outcome.status == STATUS_SETTLED;
@@ -275,6 +274,11 @@ static void flight_deliver(const node_t *from, node_t *to, int64_t cap_minor, fl
     assert_int_equal(corridor__status_report__pack(&report, body), len);
     sign_to(to, from, MSG_STATUS_REPORT, body, len, &f->report_msg, &f->report_len);
     free(body);
+    /* as the channel does, in the same transaction: our reply is kept, in the row (schema 4) */
+    assert_int_equal(
+        ledger_set_reply(to->ledger, from->name, f->s.uetr, f->report_msg, f->report_len),
+        LEDGER_OK);
+    commit(to->ledger);
 }
 
 /* Step 3: the payer posts or voids its pending entry on the payee's StatusReport. */
@@ -522,48 +526,7 @@ static uint8_t *evidence_of(sqlite3 *db, int64_t seq, size_t *len)
  * the chain then links whatever the rows now say. */
 static void rechain(sqlite3 *db)
 {
-    int64_t rows = db_int(db, "SELECT count(*) FROM journal");
-    assert_true(rows > 0);
-    int64_t *seqs = calloc((size_t)rows, sizeof *seqs);
-    uint8_t(*hashes)[LEDGER_HASH_BYTES] = calloc((size_t)rows, sizeof *hashes);
-    assert_non_null(seqs);
-    assert_non_null(hashes);
-    sqlite3_stmt *stmt = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT seq, kind, peer, uetr, currency, amount_minor,"
-                                        " reason, content_hash, evidence, created_ms"
-                                        " FROM journal ORDER BY seq",
-                                        -1, &stmt, NULL),
-                     SQLITE_OK);
-    uint8_t prev[LEDGER_HASH_BYTES] = {0};
-    size_t i = 0;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-        assert_true(i < (size_t)rows);
-        assert_int_equal(sqlite3_column_bytes(stmt, 7), SETTLEMENT_HASH_BYTES);
-        ledger_row_t row;
-        memset(&row, 0, sizeof row);
-        row.seq = sqlite3_column_int64(stmt, 0);
-        row.kind = (entry_kind_t)sqlite3_column_int(stmt, 1);
-        row.peer = (const char *)sqlite3_column_text(stmt, 2);
-        row.uetr = (const char *)sqlite3_column_text(stmt, 3);
-        row.currency = (const char *)sqlite3_column_text(stmt, 4);
-        row.amount_minor = sqlite3_column_int64(stmt, 5);
-        row.reason = (const char *)sqlite3_column_text(stmt, 6);
-        row.content_hash = sqlite3_column_blob(stmt, 7);
-        row.evidence = sqlite3_column_blob(stmt, 8);
-        row.evidence_len = (size_t)sqlite3_column_bytes(stmt, 8);
-        row.created_unix_ms = sqlite3_column_int64(stmt, 9);
-        ledger_row_hash(prev, &row, hashes[i]);
-        memcpy(prev, hashes[i], sizeof prev);
-        seqs[i++] = row.seq;
-    }
-    sqlite3_finalize(stmt);
-    assert_int_equal(i, (size_t)rows);
-    for (i = 0; i < (size_t)rows; i++) {
-        db_set_blob(db, "journal", "hash", "seq", seqs[i], hashes[i], LEDGER_HASH_BYTES);
-    }
-    free(seqs);
-    free(hashes);
+    assert_true(test_rechain(db, 1) > 0);
 }
 
 /* Adds an effect to a peer account's net balances and its opposite to the clearing account,
@@ -927,6 +890,44 @@ static void test_peer_key_history_from_cards(void **state)
     audit_report_free(&r);
 }
 
+/* An operator row is in the chain: audit checks its record, and an edit shows as a broken
+ * chain, or (chain recomputed) as a record that is not one. */
+static void test_operator_rows_verified(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a;
+    node_open(a);
+    begin(a->ledger);
+    assert_int_equal(ledger_record_operation(a->ledger, w->b->name,
+                                             "{\"action\":\"repair\",\"args\":{\"peer\":"
+                                             "\"BETAIRTH\"},\"at_ms\":1,\"uid\":0,\"user\":"
+                                             "\"root\"}"),
+                     LEDGER_OK);
+    commit(a->ledger);
+    node_close(a);
+    audit_report_t r;
+    assert_int_equal(audit_one(a, &r), 0);
+    if (r.violations_count != 0) {
+        dump(&r);
+    }
+    assert_int_equal(r.violations_count, 0);
+    audit_report_free(&r);
+
+    sqlite3 *db = db_open(a->home);
+    int64_t seq = db_int(db, "SELECT max(seq) FROM journal WHERE kind = %d", ENTRY_OPERATOR);
+    const char *forged = "{\"uid\":0}";
+    db_set_blob(db, "journal", "evidence", "seq", seq, forged, strlen(forged));
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_violation(&r, "chain", a->home, NULL);
+    audit_report_free(&r);
+    rechain(db);
+    db_close(db);
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_none(&r, "chain");
+    expect_violation(&r, "operator", a->home, "without uid");
+    audit_report_free(&r);
+}
+
 static void test_clean_audit_is_read_only(void **state)
 {
     world_t *w = *state;
@@ -1186,9 +1187,11 @@ static void test_import_rows_verified(void **state)
     expect_violation(&r, "evidence", w->a->home, row_name(v1_row, row));
     expect_violation(&r, "evidence", w->a->home, "answers other contents");
     expect_violation(&r, "evidence", w->a->home, row_name(other_row, row));
+    /* the booking row before it carries the same report as our reply (schema 4): flagged too */
+    expect_violation(&r, "evidence", w->a->home, row_name(other_row - 1, row));
     assert_false(has_violation(&r, "evidence", NULL, row_name(good_row, row)));
-    assert_int_equal(count_kind(&r, "evidence"), 2);
-    assert_int_equal(r.violations_count, 2);
+    assert_int_equal(count_kind(&r, "evidence"), 3);
+    assert_int_equal(r.violations_count, 3);
     audit_report_free(&r);
 }
 
@@ -1844,6 +1847,38 @@ static void test_mirror_skipped_while_pending(void **state)
     audit_report_free(&r);
 }
 
+/* An insider flips B's payment booked at A to refused, consistently: kind, reason, status
+ * cache, balances, chain recomputed. Before schema 4 only the peer's books could tell; now
+ * our own signed ACSC in the row contradicts it, and a row stripped of it lacks our answer. */
+static void test_flip_booked_to_refused(void **state)
+{
+    world_t *w = *state;
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, w->ba_rub);
+    db_exec(db, "UPDATE journal SET kind = %d, reason = 'AM02' WHERE seq = %lld", ENTRY_IN_REFUSED,
+            (long long)seq);
+    db_exec(db, "UPDATE settlements SET status = %d, reason = 'AM02' WHERE uetr = '%s'",
+            STATUS_REJECTED, w->ba_rub);
+    ledger_effect_t booked = ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, BA_SETTLED_RUB);
+    shift_accounts(db, w->b->name, "RUB", (ledger_effect_t){-booked.pending, -booked.posted});
+    rechain(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_none(&r, "chain");
+    expect_none(&r, "balance");
+    expect_violation(&r, "evidence", w->a->home, "contradicts our own signed reply");
+    audit_report_free(&r);
+
+    db_exec(db, "UPDATE journal SET reply = NULL WHERE seq = %lld", (long long)seq);
+    rechain(db);
+    db_close(db);
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_none(&r, "chain");
+    expect_violation(&r, "evidence", w->a->home, "without our signed answer");
+    audit_report_free(&r);
+}
+
 /* ---- 4. duplicate UETR (I3) --------------------------------------------------------------- */
 
 /* Appends a copy of journal row `seq` as the newest row (then rechain). */
@@ -1851,10 +1886,10 @@ static void append_copy_of_row(sqlite3 *db, int64_t seq)
 {
     assert_int_equal(db_exec(db,
                              "INSERT INTO journal(seq, settlement_id, kind, peer, uetr, currency,"
-                             " amount_minor, reason, content_hash, evidence, created_ms, hash)"
-                             " SELECT (SELECT max(seq) + 1 FROM journal), settlement_id, kind,"
-                             " peer, uetr, currency, amount_minor, reason, content_hash, evidence,"
-                             " created_ms + 1, hash FROM journal WHERE seq = %lld",
+                             " amount_minor, reason, content_hash, evidence, created_ms, hash,"
+                             " reply) SELECT (SELECT max(seq) + 1 FROM journal), settlement_id,"
+                             " kind, peer, uetr, currency, amount_minor, reason, content_hash,"
+                             " evidence, created_ms + 1, hash, reply FROM journal WHERE seq = %lld",
                              (long long)seq),
                      1);
 }
@@ -2111,6 +2146,8 @@ int main(void)
         T(test_clean_audit_is_read_only),
         T(test_swapped_peer_key_needs_outside_card),
         T(test_peer_key_history_from_cards),
+        T(test_operator_rows_verified),
+        T(test_flip_booked_to_refused),
         T(test_tamper_amount),
         T(test_tamper_delete_middle_row),
         T(test_tamper_delete_first_row),

@@ -2774,6 +2774,90 @@ static void test_local_config_and_keys(void **state)
     c->passed = true;
 }
 
+/* Local access and who did what: `run` refuses a home that group or others may enter and a
+ * control directory that is not private; a local user other than the node's own (and root)
+ * is refused by the control socket's ZAP handler even when the files would let it connect;
+ * a repair is a journal row naming the local user, listed by `corridor operations`. */
+static void test_local_access_and_operations(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    cmd_result_t r;
+    const char *home_needles[] = {"chmod 700", NULL};
+    assert_int_equal(chmod(b->home, 0755), 0);
+    assert_int_equal(cluster_cmd(c, 15000, &r, "run", "--home", b->home, NULL), 2);
+    expect_one_line("run of a 0755 home", &r, home_needles);
+    cmd_result_free(&r);
+    assert_int_equal(chmod(b->home, 0700), 0);
+    char *control = test_path(b->home, "control");
+    assert_int_equal(mkdir(control, 0755), 0);
+    assert_int_equal(chmod(control, 0755), 0);
+    const char *dir_needles[] = {"control", "chmod 700", NULL};
+    assert_int_equal(cluster_cmd(c, 15000, &r, "run", "--home", b->home, NULL), 2);
+    expect_one_line("run with a 0755 control directory", &r, dir_needles);
+    cmd_result_free(&r);
+    assert_int_equal(chmod(control, 0700), 0);
+
+    node_start(c, a);
+    node_start(c, b);
+    settles_both_ways(c, a, b);
+    const char *why = nobody_unavailable(c);
+    if (why != NULL) {
+        printf("# skipped: another user at the control socket: %s\n", why);
+    } else {
+        /* open every door on the way, as a careless operator might: the ZAP handler still
+         * refuses nobody */
+        struct stat st;
+        assert_int_equal(stat(c->dir, &st), 0);
+        char *socket_path = test_path(control, "socket");
+        assert_int_equal(chmod(c->dir, 0711), 0);
+        assert_int_equal(chmod(b->home, 0711), 0);
+        assert_int_equal(chmod(control, 0711), 0);
+        assert_int_equal(chmod(socket_path, 0777), 0);
+        char *lock_path = test_path(b->home, "node.lock");
+        assert_int_equal(chmod(lock_path, 0644), 0); /* so that the client tries to connect */
+        const char *status_args[] = {"status", "--home", b->home, "--json", NULL};
+        int rc = run_as_nobody(c, &r, status_args);
+        printf("# status as nobody through open files exited %d: %.200s\n", rc, r.err);
+        assert_int_equal(rc, 2);
+        assert_int_equal(strlen(r.out), 0);
+        const char *refused_needles[] = {"refused this user", NULL};
+        expect_one_line("status as nobody through open files", &r, refused_needles);
+        cmd_result_free(&r);
+        assert_int_equal(chmod(lock_path, 0600), 0);
+        free(lock_path);
+        assert_int_equal(chmod(socket_path, 0700), 0);
+        assert_int_equal(chmod(control, 0700), 0);
+        assert_int_equal(chmod(b->home, 0700), 0);
+        assert_int_equal(chmod(c->dir, st.st_mode & 07777), 0);
+        free(socket_path);
+        assert_true(transport_counter(c, b, "control_refused") >= 1);
+        assert_true(node_log_contains(b, "refused a control connection from uid"));
+    }
+
+    assert_int_equal(cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", b->home, "--peer",
+                                 NAME_A, "--repair", "--json", NULL),
+                     0);
+    cmd_result_free(&r);
+    assert_int_equal(cluster_cmd(c, 15000, &r, "operations", "--home", b->home, "--json", NULL), 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    json_t *ops = json_object_get(doc, "operations");
+    assert_int_equal(json_array_size(ops), 1);
+    json_t *record = json_object_get(json_array_get(ops, 0), "record");
+    printf("# operations: %.300s\n", r.out);
+    assert_int_equal(json_integer_value(json_object_get(record, "uid")), (json_int_t)geteuid());
+    assert_string_equal(json_string_value(json_object_get(record, "action")), "repair");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(record, "args"), "peer")),
+                        NAME_A);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 0), "peer")), NAME_A);
+    json_decref(doc);
+    cmd_result_free(&r);
+    free(control);
+    ends_settling_and_clean(c, a, b);
+}
+
 #define DISK_FULL_ROUNDS     40
 #define DISK_FULL_BATCH      100
 #define DISK_FULL_FREE_BYTES (48 * 1024)
@@ -2942,6 +3026,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshakes_per_key_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_retransmissions_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_access_and_operations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_config_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
     };

@@ -582,6 +582,8 @@ static void test_open_upgrades_schema_1(void **state)
                      "CREATE INDEX settlements_channel ON settlements(peer, uetr, canon_hash);"
                      "ALTER TABLE channels DROP COLUMN wire_version;"
                      "ALTER TABLE channels DROP COLUMN applied_proof;"
+                     "ALTER TABLE journal DROP COLUMN reply;"
+                     "DELETE FROM meta WHERE key = 'replies_from';"
                      "PRAGMA user_version = 1; COMMIT;");
     const char *autoindex =
         "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_settlements%'";
@@ -597,6 +599,8 @@ static void test_open_upgrades_schema_1(void **state)
     assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
     assert_int_equal(sql_int(l, autoindex), 0);
     assert_int_equal(sql_int(l, "SELECT wire_version FROM channels"), 1); /* schema 3 */
+    /* schema 4: rows from here on carry our replies; the one before does not */
+    assert_int_equal(sql_int(l, "SELECT value FROM meta WHERE key = 'replies_from'"), 2);
     assert_int_equal(sql_int(l, "SELECT id FROM settlements"), id);
     assert_int_equal(
         sql_int(l, "SELECT count(*) FROM sqlite_master WHERE name = 'settlements_channel'"), 1);

@@ -1007,49 +1007,7 @@ static void rewrite_journal(tnode_t *n, int64_t seq, int64_t delta)
     assert_int_equal(sqlite3_changes(db), 1);
     sqlite3_finalize(up);
 
-    uint8_t prev[LEDGER_HASH_BYTES] = {0};
-    if (seq > 1) {
-        sqlite3_stmt *st = prepare(db, "SELECT hash FROM journal WHERE seq = ?1");
-        sqlite3_bind_int64(st, 1, seq - 1);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_bytes(st, 0), LEDGER_HASH_BYTES);
-        memcpy(prev, sqlite3_column_blob(st, 0), LEDGER_HASH_BYTES);
-        sqlite3_finalize(st);
-    }
-    sqlite3_stmt *rows = prepare(db, "SELECT seq, kind, peer, uetr, currency, amount_minor, reason,"
-                                     " content_hash, evidence, created_ms FROM journal"
-                                     " WHERE seq >= ?1 ORDER BY seq");
-    sqlite3_stmt *set = prepare(db, "UPDATE journal SET hash = ?2 WHERE seq = ?1");
-    sqlite3_bind_int64(rows, 1, seq);
-    int64_t rewritten = 0;
-    while (sqlite3_step(rows) == SQLITE_ROW) {
-        uint8_t content_hash[SETTLEMENT_HASH_BYTES] = {0};
-        assert_int_equal(sqlite3_column_bytes(rows, 7), SETTLEMENT_HASH_BYTES);
-        memcpy(content_hash, sqlite3_column_blob(rows, 7), SETTLEMENT_HASH_BYTES);
-        ledger_row_t row = {
-            .seq = sqlite3_column_int64(rows, 0),
-            .kind = (entry_kind_t)sqlite3_column_int(rows, 1),
-            .peer = (const char *)sqlite3_column_text(rows, 2),
-            .uetr = (const char *)sqlite3_column_text(rows, 3),
-            .currency = (const char *)sqlite3_column_text(rows, 4),
-            .amount_minor = sqlite3_column_int64(rows, 5),
-            .reason = (const char *)sqlite3_column_text(rows, 6),
-            .content_hash = content_hash,
-            .evidence = sqlite3_column_blob(rows, 8),
-            .evidence_len = (size_t)sqlite3_column_bytes(rows, 8),
-            .created_unix_ms = sqlite3_column_int64(rows, 9),
-        };
-        uint8_t hash[LEDGER_HASH_BYTES];
-        ledger_row_hash(prev, &row, hash);
-        sqlite3_bind_int64(set, 1, row.seq);
-        sqlite3_bind_blob(set, 2, hash, LEDGER_HASH_BYTES, SQLITE_TRANSIENT);
-        assert_int_equal(sqlite3_step(set), SQLITE_DONE);
-        sqlite3_reset(set);
-        memcpy(prev, hash, LEDGER_HASH_BYTES);
-        rewritten++;
-    }
-    sqlite3_finalize(rows);
-    sqlite3_finalize(set);
+    int64_t rewritten = test_rechain(db, seq);
     assert_true(rewritten > 1);
     exec_sql(db, "COMMIT");
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
