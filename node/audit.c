@@ -413,6 +413,9 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
         }
         return;
     }
+    if (row->kind == ENTRY_CHECKPOINT) {
+        return; /* verified with the checkpoints, which it anchors (load_checkpoints) */
+    }
     if (row->kind == ENTRY_REBASED && row->evidence_len == 0) {
         if (row->amount_minor != 0) {
             violation(r, h->dir, "evidence", "row %lld: a re-base to %lld without a proof",
@@ -478,8 +481,25 @@ typedef struct {
 
 static int by_rows(const void *x, const void *y)
 {
-    uint64_t a = ((const anchor_t *)x)->rows, b = ((const anchor_t *)y)->rows;
-    return a < b ? -1 : a > b;
+    const anchor_t *a = x, *b = y;
+    if (a->rows != b->rows) {
+        return a->rows < b->rows ? -1 : 1;
+    }
+    int peer = strcmp(a->peer, b->peer);
+    return peer != 0 ? peer : memcmp(a->head, b->head, LEDGER_HASH_BYTES);
+}
+
+/* Drops anchors equal to the one before (sorted): a checkpoint kept in the table and in the
+ * chain anchors once. Returns the count left. */
+static size_t without_repeats(anchor_t *items, size_t count)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (kept == 0 || by_rows(&items[kept - 1], &items[i]) != 0) {
+            items[kept++] = items[i];
+        }
+    }
+    return kept;
 }
 
 /* Verifies each stored checkpoint's signatures and fields; keeps what the journal must match. */
@@ -487,8 +507,14 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
 {
     sqlite3 *db = ledger_db(h->ledger);
     sqlite3_stmt *stmt = NULL;
-    const char *sql = "SELECT peer, body, own_signature, peer_signature, own_rows, own_head"
-                      " FROM checkpoints ORDER BY id";
+    /* the table, and (schema 4) the checkpoints in the chain: body, then our and the peer's
+     * signatures (ENTRY_CHECKPOINT). Either one anchors the journal. */
+    const char *sql =
+        "SELECT peer, body, own_signature, peer_signature, own_rows, own_head FROM checkpoints"
+        " UNION ALL SELECT peer, substr(evidence, 1, length(evidence) - 128),"
+        " substr(evidence, length(evidence) - 127, 64), substr(evidence, length(evidence) - 63, "
+        "64),"
+        " NULL, NULL FROM journal WHERE kind = 10 AND length(evidence) > 128";
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         violation(r, h->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(db));
         return;
@@ -520,9 +546,10 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
                                              h->identity->sign_public))) {
             problem = "this node's own signature on a checkpoint does not verify";
         } else if (head.len != LEDGER_HASH_BYTES ||
-                   (uint64_t)sqlite3_column_int64(stmt, 4) != rows ||
-                   sqlite3_column_bytes(stmt, 5) != LEDGER_HASH_BYTES ||
-                   memcmp(sqlite3_column_blob(stmt, 5), head.data, LEDGER_HASH_BYTES) != 0) {
+                   (sqlite3_column_type(stmt, 4) != SQLITE_NULL && /* a journal row stores none */
+                    ((uint64_t)sqlite3_column_int64(stmt, 4) != rows ||
+                     sqlite3_column_bytes(stmt, 5) != LEDGER_HASH_BYTES ||
+                     memcmp(sqlite3_column_blob(stmt, 5), head.data, LEDGER_HASH_BYTES) != 0))) {
             problem = "a checkpoint's stored row or head differs from what was signed";
         }
         static const uint8_t zero_head[LEDGER_HASH_BYTES] = {0};
@@ -632,7 +659,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             continue;
         }
         if (row.kind != ENTRY_REBASED && row.kind != ENTRY_OPERATOR &&
-            sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
+            row.kind != ENTRY_CHECKPOINT && sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
@@ -997,6 +1024,101 @@ static void mirror(audit_report_t *r, audited_home_t *a, audited_home_t *b)
     }
 }
 
+/* ---- history across a pair: truncation, rollback, flips --------------------------------- */
+
+/* What `a` decided with `b` must be in b's books: a final status at one side was signed by the
+ * other side or answered to it. b lacking it, or saying otherwise, means b's history was cut,
+ * put back from an older copy, or changed; a single home cannot show that, two homes can. */
+static void history_of_settlements(audit_report_t *r, audited_home_t *a, audited_home_t *b)
+{
+    const char *na = a->config->name, *nb = b->config->name;
+    sqlite3_stmt *ours = NULL, *theirs = NULL;
+    if (sqlite3_prepare_v2(ledger_db(a->ledger),
+                           "SELECT uetr, direction, status FROM settlements WHERE peer = ?1"
+                           " AND status IN (1, 2) ORDER BY id",
+                           -1, &ours, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+            ledger_db(b->ledger),
+            "SELECT direction, status FROM settlements WHERE peer = ?1 AND uetr = ?2", -1, &theirs,
+            NULL) != SQLITE_OK) {
+        violation(r, a->dir, "unreadable", "settlements: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+        goto cleanup;
+    }
+    sqlite3_bind_text(ours, 1, nb, -1, SQLITE_STATIC);
+    sqlite3_bind_text(theirs, 1, na, -1, SQLITE_STATIC);
+    while (sqlite3_step(ours) == SQLITE_ROW) {
+        const char *uetr = column_text(ours, 0);
+        bool out = sqlite3_column_int(ours, 1) == DIRECTION_OUT;
+        int status = sqlite3_column_int(ours, 2);
+        sqlite3_bind_text(theirs, 2, uetr, -1, SQLITE_TRANSIENT);
+        bool found = sqlite3_step(theirs) == SQLITE_ROW;
+        int their_status = found ? sqlite3_column_int(theirs, 1) : -1;
+        bool mirrored = found && (sqlite3_column_int(theirs, 0) == DIRECTION_OUT) != out;
+        sqlite3_reset(theirs);
+        if (!found || !mirrored) {
+            violation(r, b->dir, "history",
+                      "UETR %s: %s holds it %s with %s, %s has no such settlement (its journal "
+                      "was cut, or an older copy put back)",
+                      uetr, na, status_name((status_t)status), nb, nb);
+        } else if (their_status != status && !(!out && their_status == STATUS_PENDING) &&
+                   their_status != STATUS_RETURNED) {
+            violation(r, b->dir, "history", "UETR %s: %s holds it %s, %s holds it %s", uetr, na,
+                      status_name((status_t)status), nb,
+                      their_status >= STATUS_PENDING && their_status <= STATUS_RETURNED
+                          ? status_name((status_t)their_status)
+                          : "unknown");
+        }
+    }
+
+cleanup:
+    sqlite3_finalize(ours);
+    sqlite3_finalize(theirs);
+}
+
+/* Every checkpoint `a` co-signed with `b` must be in b's books too (b signed it). */
+static void history_of_checkpoints(audit_report_t *r, audited_home_t *a, audited_home_t *b)
+{
+    sqlite3_stmt *ours = NULL, *theirs = NULL;
+    if (sqlite3_prepare_v2(ledger_db(a->ledger), "SELECT body FROM checkpoints WHERE peer = ?1", -1,
+                           &ours, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ledger_db(b->ledger),
+                           "SELECT count(*) FROM checkpoints WHERE peer = ?1 AND body = ?2", -1,
+                           &theirs, NULL) != SQLITE_OK) {
+        violation(r, a->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+        goto cleanup;
+    }
+    sqlite3_bind_text(ours, 1, b->config->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(theirs, 1, a->config->name, -1, SQLITE_STATIC);
+    while (sqlite3_step(ours) == SQLITE_ROW) {
+        sqlite3_bind_blob(theirs, 2, sqlite3_column_blob(ours, 0), sqlite3_column_bytes(ours, 0),
+                          SQLITE_TRANSIENT);
+        bool held = sqlite3_step(theirs) == SQLITE_ROW && sqlite3_column_int(theirs, 0) > 0;
+        sqlite3_reset(theirs);
+        if (!held) {
+            violation(r, b->dir, "history",
+                      "a checkpoint %s co-signed with %s is gone from %s (its journal was cut, "
+                      "or an older copy put back)",
+                      a->config->name, b->config->name, b->config->name);
+        }
+    }
+
+cleanup:
+    sqlite3_finalize(ours);
+    sqlite3_finalize(theirs);
+}
+
+static void history(audit_report_t *r, audited_home_t *a, audited_home_t *b)
+{
+    if (config_find_peer(a->config, b->config->name) == NULL ||
+        config_find_peer(b->config, a->config->name) == NULL) {
+        return; /* not a channel */
+    }
+    history_of_settlements(r, a, b);
+    history_of_settlements(r, b, a);
+    history_of_checkpoints(r, a, b);
+    history_of_checkpoints(r, b, a);
+}
+
 /* ---- driver ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1105,6 +1227,7 @@ int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t 
         load_checkpoints(report, &opened[i], &anchors);
         if (anchors.count > 1) {
             qsort(anchors.items, anchors.count, sizeof *anchors.items, by_rows);
+            anchors.count = without_repeats(anchors.items, anchors.count);
         }
         if (journal_pass(report, &opened[i], &rp, &anchors) == 0) {
             balances(report, &opened[i], &rp);
@@ -1120,6 +1243,7 @@ int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t 
         for (size_t j = i + 1; j < homes_count; j++) {
             if (ok[i] && ok[j]) {
                 mirror(report, &opened[i], &opened[j]);
+                history(report, &opened[i], &opened[j]);
             }
         }
     }

@@ -21,6 +21,18 @@ config_t *config_new(void)
     return calloc(1, sizeof(config_t));
 }
 
+uint32_t config_checkpoint_every(const config_t *config)
+{
+    return config->checkpoint_every != 0 ? config->checkpoint_every
+                                         : CONFIG_CHECKPOINT_EVERY_DEFAULT;
+}
+
+uint32_t config_checkpoint_interval_s(const config_t *config)
+{
+    return config->checkpoint_interval_s != 0 ? config->checkpoint_interval_s
+                                              : CONFIG_CHECKPOINT_INTERVAL_DEFAULT;
+}
+
 void config_destroy(config_t **self_p)
 {
     assert(self_p != NULL);
@@ -214,7 +226,9 @@ static const char *node_field(config_t *config, const char *key, const char *val
 {
     if ((strcmp(key, "name") == 0 && config->name[0] != '\0') ||
         (strcmp(key, "listen") == 0 && config->listen[0] != '\0') ||
-        (strcmp(key, "currencies") == 0 && config->currencies_count > 0)) {
+        (strcmp(key, "currencies") == 0 && config->currencies_count > 0) ||
+        (strcmp(key, "checkpoint_every") == 0 && config->checkpoint_every != 0) ||
+        (strcmp(key, "checkpoint_interval_s") == 0 && config->checkpoint_interval_s != 0)) {
         return "given twice";
     }
     if (strcmp(key, "name") == 0) {
@@ -231,6 +245,17 @@ static const char *node_field(config_t *config, const char *key, const char *val
         if (config_set_currencies(config, value, err, err_size) != 0) {
             return err;
         }
+    } else if (strcmp(key, "checkpoint_every") == 0 || strcmp(key, "checkpoint_interval_s") == 0) {
+        bool every = strcmp(key, "checkpoint_every") == 0;
+        uint32_t most = every ? CONFIG_CHECKPOINT_EVERY_MAX : CONFIG_CHECKPOINT_INTERVAL_MAX;
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+        if (errno != 0 || end == NULL || *end != '\0' || v < 1 || v > most) {
+            snprintf(err, err_size, "not a whole number from 1 to %u", most);
+            return err;
+        }
+        *(every ? &config->checkpoint_every : &config->checkpoint_interval_s) = (uint32_t)v;
     } else {
         return "unknown key";
     }
@@ -435,6 +460,12 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
         append(out, out_size, &used, "%s%s", i > 0 ? "," : "", config->currencies[i]);
     }
     append(out, out_size, &used, "\n");
+    if (config->checkpoint_every != 0) {
+        append(out, out_size, &used, "checkpoint_every = %u\n", config->checkpoint_every);
+    }
+    if (config->checkpoint_interval_s != 0) {
+        append(out, out_size, &used, "checkpoint_interval_s = %u\n", config->checkpoint_interval_s);
+    }
     for (size_t i = 0; i < config->peers_count; i++) {
         const config_peer_t *p = &config->peers[i];
         char sign_hex[2 * crypto_sign_PUBLICKEYBYTES + 1];

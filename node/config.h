@@ -11,6 +11,8 @@
  *   name = BKRURUMM
  *   listen = tcp://127.0.0.1:7001
  *   currencies = RUB,IRR
+ *   checkpoint_every = 10000       (optional: a checkpoint after this many sequenced messages
+ *   checkpoint_interval_s = 600     on a channel, both ways, or this long, if sooner)
  *   [peer BMJIIRTH]
  *   endpoint = tcp://127.0.0.1:7002
  *   sign = <hex>  box = <hex>  curve = <z85>      (one per line)
@@ -28,6 +30,11 @@
 
 #define CONFIG_FILE      "corridor.conf"
 #define CONFIG_FILE_MODE 0600
+
+#define CONFIG_CHECKPOINT_EVERY_DEFAULT    10000
+#define CONFIG_CHECKPOINT_INTERVAL_DEFAULT 600
+#define CONFIG_CHECKPOINT_EVERY_MAX        1000000000
+#define CONFIG_CHECKPOINT_INTERVAL_MAX     (366 * 24 * 3600)
 
 /* A net debit cap this node grants a peer in one currency. */
 typedef struct {
@@ -49,7 +56,13 @@ typedef struct {
     char currencies[CORRIDOR_CURRENCIES_MAX][CORRIDOR_CURRENCY_LEN + 1]; /* accepted */
     size_t peers_count;                                                  /* entries used in peers */
     config_peer_t peers[CORRIDOR_PEERS_MAX]; /* trusted peers, in file order */
+    uint32_t checkpoint_every;      /* sequenced messages between checkpoints; 0: the default */
+    uint32_t checkpoint_interval_s; /* seconds between checkpoints, if sooner; 0: the default */
 } config_t;
+
+/* checkpoint_every and checkpoint_interval_s, with their defaults. */
+uint32_t config_checkpoint_every(const config_t *config);
+uint32_t config_checkpoint_interval_s(const config_t *config);
 
 /* A zeroed config on the heap (it is large); NULL when out of memory. */
 config_t *config_new(void);

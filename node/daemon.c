@@ -35,17 +35,20 @@
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_PER_TURN    4096        /* frames read per loop turn */
-#define INBOUND_MIN_BYTES   (64u << 10) /* the frame buffer: its size at start, */
-#define INBOUND_KEEP_BYTES  (4u << 20)  /* the most kept after a turn, */
-#define INBOUND_TURN_BYTES  (32u << 20) /* the most one turn takes in (the rest comes again) */
-#define CONTROL_PER_TURN    64          /* control requests read per loop turn */
-#define POLL_MAX_MS         250         /* longest sleep, so signals and timers stay prompt */
-#define WAIT_MAX_MS         (24 * 3600 * 1000)
-#define STATEMENTS_PER_TURN 64 /* statement messages handled per loop turn, each kind */
-#define RECON_TIMEOUT_MS    (5 * 60 * 1000)
-#define LOCK_ATTEMPTS       50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
-#define LOCK_PAUSE_MS       10
+#define INBOUND_PER_TURN      4096        /* frames read per loop turn */
+#define INBOUND_MIN_BYTES     (64u << 10) /* the frame buffer: its size at start, */
+#define INBOUND_KEEP_BYTES    (4u << 20)  /* the most kept after a turn, */
+#define INBOUND_TURN_BYTES    (32u << 20) /* the most one turn takes in (the rest comes again) */
+#define CONTROL_PER_TURN      64          /* control requests read per loop turn */
+#define POLL_MAX_MS           250         /* longest sleep, so signals and timers stay prompt */
+#define WAIT_MAX_MS           (24 * 3600 * 1000)
+#define STATEMENTS_PER_TURN   64 /* statement messages handled per loop turn, each kind */
+#define RECON_TIMEOUT_MS      (5 * 60 * 1000)
+#define CHECKPOINT_CHECK_MS   1000        /* how often to look whether a checkpoint is due */
+#define CHECKPOINT_RETRY_MS   (30 * 1000) /* after an automatic try, the next no sooner */
+#define CHECKPOINT_SESSION_MS (60 * 1000) /* an automatic session gives up after this */
+#define LOCK_ATTEMPTS         50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
+#define LOCK_PAUSE_MS         10
 
 _Static_assert(CORRIDOR_WIRE_BYTES_MAX <= INBOUND_TURN_BYTES, "a turn must take the largest frame");
 
@@ -78,6 +81,7 @@ typedef struct {
     recon_t *recon;
     zmq_msg_t route; /* the client waiting for the report */
     int64_t deadline_ms;
+    bool automatic; /* started for a checkpoint, not by a client: nobody waits for it */
 } session_t;
 
 /* One item of a `send --wait` request that is not final yet, found by (peer, UETR). */
@@ -122,10 +126,12 @@ typedef struct {
     size_t reads_in_count;
     outbound_statement_t statements_out[STATEMENTS_PER_TURN]; /* answers after the commit */
     size_t statements_out_count;
-    session_t *sessions;    /* per configured peer; recon NULL when idle */
-    bool *reload;           /* per peer: reload the channel after the commit (re-based) */
-    responder_t *responder; /* what peers' StatementRequests may make us do */
-    int64_t turn_ms;        /* when this loop turn began */
+    session_t *sessions;         /* per configured peer; recon NULL when idle */
+    bool *reload;                /* per peer: reload the channel after the commit (re-based) */
+    int64_t *checkpoint_next_ms; /* per peer: when to look again whether a checkpoint is due */
+    int64_t started_wall_ms;     /* when the node started (the first checkpoint's interval) */
+    responder_t *responder;      /* what peers' StatementRequests may make us do */
+    int64_t turn_ms;             /* when this loop turn began */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -334,8 +340,54 @@ static void release_deferred(node_t *n, int64_t now)
 
 static recon_ctx_t recon_ctx_of(node_t *n, size_t peer_index)
 {
-    return (recon_ctx_t){n->identity, &n->config->peers[peer_index], n->ledger,
-                         n->channels[peer_index]};
+    return (recon_ctx_t){.self = n->identity,
+                         .peer = &n->config->peers[peer_index],
+                         .ledger = n->ledger,
+                         .channel = n->channels[peer_index],
+                         .checkpoint_every = config_checkpoint_every(n->config),
+                         .checkpoint_interval_s = config_checkpoint_interval_s(n->config),
+                         .wall_now_ms = wall_ms()};
+}
+
+/* Automatic checkpoints: with each peer whose channel is up, a reconciliation (no repair) is
+ * started once checkpoint_every sequenced messages or checkpoint_interval_s have passed since
+ * the last checkpoint; when it finds the books equal it proposes one (recon.c). It needs a
+ * quiet moment: under load it finds payments in flight and the next try comes later. An
+ * operator's `reconcile` takes the place of one running. */
+static void start_due_checkpoints(node_t *n, int64_t now)
+{
+    int64_t wall = wall_ms();
+    uint32_t every = config_checkpoint_every(n->config);
+    int64_t interval_ms = (int64_t)config_checkpoint_interval_s(n->config) * 1000;
+    for (size_t i = 0; i < n->config->peers_count && !ledger_stopped(n->ledger); i++) {
+        session_t *s = &n->sessions[i];
+        channel_stats_t st = channel_stats(n->channels[i]);
+        if (now < n->checkpoint_next_ms[i] || s->recon != NULL || st.state != CHANNEL_UP) {
+            continue;
+        }
+        n->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS;
+        uint64_t last_messages = 0;
+        int64_t last_at = 0;
+        if (ledger_checkpoint_when(n->ledger, n->config->peers[i].card.name, &last_messages,
+                                   &last_at) != LEDGER_OK) {
+            continue;
+        }
+        uint64_t messages = st.sent_seq + st.applied_seq;
+        int64_t since = last_at != 0 ? last_at : n->started_wall_ms;
+        if (messages < last_messages + every &&
+            (messages == last_messages || wall - since < interval_ms)) {
+            continue;
+        }
+        recon_ctx_t ctx = recon_ctx_of(n, i);
+        if ((s->recon = recon_new(&ctx, false, now)) == NULL) {
+            continue;
+        }
+        s->automatic = true;
+        s->deadline_ms = now + CHECKPOINT_SESSION_MS;
+        zmq_msg_init(&s->route);
+        n->checkpoint_next_ms[i] = now + CHECKPOINT_RETRY_MS;
+        recon_tick(s->recon, now);
+    }
 }
 
 /* Inside the transaction: answers requests that write, feeds statements to sessions. */
@@ -445,9 +497,12 @@ static void after_statements(node_t *n, bool committed, int64_t now)
                 json_object_set_new(report, "error",
                                     json_string("timed out: the peer did not answer"));
             }
-            reply_json(n, &s->route, doc);
+            if (!s->automatic) {
+                reply_json(n, &s->route, doc);
+            }
             json_decref(doc);
             recon_destroy(&s->recon);
+            s->automatic = false;
             zmq_msg_close(&s->route);
         }
     }
@@ -494,6 +549,11 @@ static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, long long
         return;
     }
     session_t *s = &n->sessions[index];
+    if (s->recon != NULL && s->automatic) { /* the operator's takes its place */
+        recon_destroy(&s->recon);
+        zmq_msg_close(&s->route);
+        s->automatic = false;
+    }
     if (s->recon != NULL) {
         reply_error(n, route, EXIT_USAGE, "a reconciliation with that peer is already running");
         return;
@@ -936,6 +996,7 @@ static void turn(node_t *n)
         faults_flush(n->faults, now, send_to_socket, n);
     }
     flush_waiters(n, now);
+    start_due_checkpoints(n, now);
     fflush(stderr); /* log lines leave once per turn, whole */
 }
 
@@ -1060,11 +1121,13 @@ static int open_network(node_t *n)
     n->channels = calloc(count + 1, sizeof *n->channels);
     n->sessions = calloc(count + 1, sizeof *n->sessions);
     n->reload = calloc(count + 1, sizeof *n->reload);
+    n->checkpoint_next_ms = calloc(count + 1, sizeof *n->checkpoint_next_ms);
+    n->started_wall_ms = wall_ms();
     n->responder = responder_new(count);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
     if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
-        n->reload == NULL || n->responder == NULL) {
+        n->reload == NULL || n->responder == NULL || n->checkpoint_next_ms == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -1162,6 +1225,7 @@ static void close_node(node_t *n)
     }
     free(n->sessions);
     free(n->reload);
+    free(n->checkpoint_next_ms);
     responder_free(&n->responder);
     for (size_t i = 0; i < n->statements_in_count; i++) {
         inbound_statement_clear(&n->statements_in[i]);

@@ -91,7 +91,10 @@
     X(channel_version, "UPDATE channels SET wire_version = ?2 WHERE peer = ?1")                    \
     X(row_for_reply, "SELECT kind, peer, uetr, currency, amount_minor, reason, content_hash,"      \
                      " evidence, created_ms FROM journal WHERE seq = ?1")                          \
-    X(set_row_reply, "UPDATE journal SET reply = ?2, hash = ?3 WHERE seq = ?1")
+    X(set_row_reply, "UPDATE journal SET reply = ?2, hash = ?3 WHERE seq = ?1")                    \
+    X(checkpoint_when, "SELECT messages, created_ms FROM checkpoints WHERE peer = ?1"              \
+                       " ORDER BY id DESC LIMIT 1")                                                \
+    X(checkpoint_messages, "UPDATE checkpoints SET messages = ?2 WHERE id = ?1")
 
 #define DECLARE_STMT(name, sql) sqlite3_stmt *name;
 #define STMT_SQL(name, sql)     sql,
@@ -176,7 +179,8 @@ static const char *const schema =
                        "BLOB NOT NULL,"
                        "  own_signature BLOB NOT NULL, peer_signature BLOB NOT NULL, own_rows "
                        "INTEGER NOT NULL,"
-                       "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL);";
+                       "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
+                       "  messages INTEGER NOT NULL DEFAULT 0);";
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -219,8 +223,9 @@ const char *status_name(status_t status)
 
 const char *entry_kind_name(entry_kind_t kind)
 {
-    static const char *const names[] = {"?",       "pending",  "posted",   "voided",  "booked",
-                                        "refused", "returned", "imported", "rebased", "operator"};
+    static const char *const names[] = {"?",       "pending",  "posted",    "voided",
+                                        "booked",  "refused",  "returned",  "imported",
+                                        "rebased", "operator", "checkpoint"};
     return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_KIND_MAX ? names[kind] : "unknown";
 }
 
@@ -365,6 +370,7 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
     case ENTRY_IMPORTED: /* evidence only */
     case ENTRY_REBASED:
     case ENTRY_OPERATOR:
+    case ENTRY_CHECKPOINT:
         break;
     }
     return e;
@@ -414,12 +420,14 @@ static const char *const migrate_1_to_2 = "BEGIN IMMEDIATE;" SETTLEMENTS_TABLE(
  * what was applied, shown to the peer in a re-base). */
 /* Version 3 -> 4: the row that books or refuses a peer's settlement carries our signed
  * StatusReport in its hash; rows from here on must (meta replies_from). */
-static const char *const migrate_3_to_4 = "BEGIN IMMEDIATE;"
-                                          "ALTER TABLE journal ADD COLUMN reply BLOB;"
-                                          "INSERT OR REPLACE INTO meta VALUES('replies_from',"
-                                          "  (SELECT coalesce(max(seq), 0) + 1 FROM journal));"
-                                          "PRAGMA user_version = 4;"
-                                          "COMMIT;";
+static const char *const migrate_3_to_4 =
+    "BEGIN IMMEDIATE;"
+    "ALTER TABLE journal ADD COLUMN reply BLOB;"
+    "ALTER TABLE checkpoints ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;"
+    "INSERT OR REPLACE INTO meta VALUES('replies_from',"
+    "  (SELECT coalesce(max(seq), 0) + 1 FROM journal));"
+    "PRAGMA user_version = 4;"
+    "COMMIT;";
 
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
@@ -1856,7 +1864,50 @@ ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "store checkpoint");
     }
-    return LEDGER_OK;
+    int64_t checkpoint_id = sqlite3_last_insert_rowid(l->db);
+    ledger_channel_t ch;
+    if ((rc = ledger_channel_get(l, peer, &ch)) != LEDGER_OK) {
+        return rc;
+    }
+    size_t len = body_len + 2 * crypto_sign_BYTES;
+    uint8_t *evidence = malloc(len);
+    if (evidence == NULL) {
+        return storage_failure(l, "store checkpoint: out of memory");
+    }
+    memcpy(evidence, body, body_len);
+    memcpy(evidence + body_len, own_signature, crypto_sign_BYTES);
+    memcpy(evidence + body_len + crypto_sign_BYTES, peer_signature, crypto_sign_BYTES);
+    stored_t row; /* a row of the channel, of no settlement */
+    memset(&row, 0, sizeof row);
+    snprintf(row.s.peer, sizeof row.s.peer, "%s", peer);
+    row.s.amount_minor = (int64_t)(ch.sent_seq + ch.applied_seq);
+    rc = append_row(l, &row, ENTRY_CHECKPOINT, NULL, evidence, len);
+    free(evidence);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *messages = l->st.checkpoint_messages;
+    sqlite3_bind_int64(messages, 1, checkpoint_id);
+    sqlite3_bind_int64(messages, 2, row.s.amount_minor);
+    return step_done(messages) == SQLITE_OK ? LEDGER_OK
+                                            : storage_failure(l, "store checkpoint messages");
+}
+
+ledger_err_t ledger_checkpoint_when(ledger_t *l, const char *peer, uint64_t *messages,
+                                    int64_t *at_ms)
+{
+    *messages = 0;
+    *at_ms = 0;
+    sqlite3_stmt *stmt = l->st.checkpoint_when;
+    bind_text(stmt, 1, peer);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        int64_t m = sqlite3_column_int64(stmt, 0);
+        *messages = m > 0 ? (uint64_t)m : 0;
+        *at_ms = sqlite3_column_int64(stmt, 1);
+    }
+    finish(stmt);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
 }
 
 ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static LEDGER_HASH_BYTES])

@@ -85,9 +85,13 @@ typedef enum {
                               node accepted it: the row belongs to no settlement, moves nothing,
                               and its evidence is the record (JSON: uid, user, at_ms, action,
                               args), hashed into the chain like every row */
+    ENTRY_CHECKPOINT = 10, /* a checkpoint co-signed with the peer, in the chain: evidence is
+                              the encoded Checkpoint, then our and the peer's signatures (64
+                              bytes each); amount is the channel's sequenced messages both ways
+                              (sent + applied) when it was stored */
 } entry_kind_t;
 
-#define ENTRY_KIND_MAX ENTRY_OPERATOR
+#define ENTRY_KIND_MAX ENTRY_CHECKPOINT
 
 const char *entry_kind_name(entry_kind_t kind);
 
@@ -313,12 +317,17 @@ ledger_err_t ledger_operations(ledger_t *l, void (*fn)(const ledger_operation_t 
                                void *arg) __attribute__((warn_unused_result));
 
 /* Stores a co-signed checkpoint (the encoded Checkpoint, both signatures, and this node's
- * journal row count and head it names). */
+ * journal row count and head it names), and appends it to the journal (ENTRY_CHECKPOINT). */
 ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_t *body,
                                      size_t body_len, const uint8_t *own_signature,
                                      const uint8_t *peer_signature, uint64_t own_rows,
                                      const uint8_t own_head[static LEDGER_HASH_BYTES])
     __attribute__((warn_unused_result));
+
+/* When the last checkpoint with `peer` was stored (*at_ms, 0: never) and the channel's
+ * sequenced messages both ways then (*messages). */
+ledger_err_t ledger_checkpoint_when(ledger_t *l, const char *peer, uint64_t *messages,
+                                    int64_t *at_ms) __attribute__((warn_unused_result));
 
 /* The encoded Checkpoint last stored with `peer` (malloc'd; NULL when there is none). */
 ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **body, size_t *len)

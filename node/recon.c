@@ -869,6 +869,27 @@ static bool checkpoint_advances(ledger_t *l, const char *peer, uint64_t own_rows
     return advances;
 }
 
+/* Whether the spacing this node asks for between checkpoints with the peer has passed: enough
+ * sequenced messages on the channel, or enough time, since the last one. */
+static bool checkpoint_spaced(const recon_ctx_t *ctx)
+{
+    if (ctx->checkpoint_every == 0) {
+        return true;
+    }
+    uint64_t last_messages = 0;
+    int64_t last_at = 0;
+    ledger_channel_t ch;
+    if (ledger_checkpoint_when(ctx->ledger, ctx->peer->card.name, &last_messages, &last_at) !=
+            LEDGER_OK ||
+        ledger_channel_get(ctx->ledger, ctx->peer->card.name, &ch) != LEDGER_OK) {
+        return false;
+    }
+
+    uint64_t messages = ch.sent_seq + ch.applied_seq;
+    return last_at == 0 || messages >= last_messages + ctx->checkpoint_every ||
+           ctx->wall_now_ms - last_at >= (int64_t)ctx->checkpoint_interval_s * 1000;
+}
+
 /* Proposes a checkpoint of what was just found equal. */
 static void propose_checkpoint(recon_t *r, int64_t now_ms)
 {
@@ -885,6 +906,13 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     if (!checkpoint_advances(r->ctx.ledger, peer, r->own_rows)) {
         r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped",
                                          "nothing new since the last checkpoint");
+        finish(r, NULL);
+        return;
+    }
+    if (!checkpoint_spaced(&r->ctx)) {
+        r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped",
+                                         "sooner than checkpoint_every and checkpoint_interval_s "
+                                         "allow");
         finish(r, NULL);
         return;
     }
@@ -1160,6 +1188,9 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
         problem = "the checkpoint names a journal head this node does not have";
     } else if (!checkpoint_advances(ctx->ledger, peer, my_rows)) {
         problem = "the checkpoint does not advance past the last one";
+    } else if (!checkpoint_spaced(ctx)) {
+        problem = "the checkpoint comes sooner than checkpoint_every and checkpoint_interval_s "
+                  "allow";
     } else if (statement_fingerprint(ctx->ledger, peer, "", &whole) != LEDGER_OK ||
                whole.count != cp->entry_count || cp->channel_digest.len != DIGEST_BYTES ||
                memcmp(whole.sum, cp->channel_digest.data, DIGEST_BYTES) != 0) {

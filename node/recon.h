@@ -43,6 +43,12 @@ typedef struct {
     const config_peer_t *peer; /* its name and public keys */
     ledger_t *ledger;
     channel_t *channel;
+    /* Checkpoint spacing (this node's checkpoint_every and checkpoint_interval_s): one is
+     * signed only after that many sequenced messages on the channel, both ways, or that long,
+     * since the last. 0: no spacing (tools and harnesses). */
+    uint32_t checkpoint_every;
+    uint32_t checkpoint_interval_s;
+    int64_t wall_now_ms; /* the caller's wall clock, for checkpoint_interval_s */
 } recon_ctx_t;
 
 typedef struct recon recon_t;

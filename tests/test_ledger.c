@@ -583,6 +583,7 @@ static void test_open_upgrades_schema_1(void **state)
                      "ALTER TABLE channels DROP COLUMN wire_version;"
                      "ALTER TABLE channels DROP COLUMN applied_proof;"
                      "ALTER TABLE journal DROP COLUMN reply;"
+                     "ALTER TABLE checkpoints DROP COLUMN messages;"
                      "DELETE FROM meta WHERE key = 'replies_from';"
                      "PRAGMA user_version = 1; COMMIT;");
     const char *autoindex =

@@ -247,6 +247,9 @@ static int64_t reconcile_clean(cluster_t *c, tnode_t *self, const tnode_t *peer,
     assert_true(json_is_true(json_object_get(rep, "positions_agree")));
     json_t *cp = json_object_get(rep, "checkpoint");
     assert_true(json_is_object(cp));
+    if (json_is_true(json_object_get(cp, "signed")) != (expect == CHECKPOINT_SIGNED)) {
+        print_report("unexpected checkpoint", rep);
+    }
     int64_t rows = 0;
     if (expect == CHECKPOINT_SKIPPED) {
         assert_false(json_is_true(json_object_get(cp, "signed")));
@@ -1077,6 +1080,140 @@ static void test_checkpoint_catches_recomputed_chain(void **state)
     c->passed = true;
 }
 
+/* Adds a line to a node's [node] section (before its first [peer]). */
+static void node_conf_add(const tnode_t *n, const char *line)
+{
+    char *path = test_path(n->home, "corridor.conf");
+    size_t len = 0;
+    char *text = test_read_file(path, &len);
+    assert_non_null(text);
+    char *peer = strstr(text, "\n[peer");
+    size_t head = peer != NULL ? (size_t)(peer - text) + 1 : len;
+    size_t size = len + strlen(line) + 2;
+    char *out = malloc(size + 1);
+    assert_non_null(out);
+    snprintf(out, size + 1, "%.*s%s\n%s", (int)head, text, line, text + head);
+    test_write_file(path, out, strlen(out), 0600);
+    free(out);
+    free(text);
+    free(path);
+}
+
+static void copy_ledger(const tnode_t *n, const char *from, const char *to)
+{
+    char *src = test_path(n->home, from), *dst = test_path(n->home, to);
+    size_t len = 0;
+    char *data = test_read_file(src, &len);
+    assert_non_null(data);
+    test_write_file(dst, data, len, 0600);
+    free(data);
+    free(src);
+    free(dst);
+}
+
+static int audit_both(cluster_t *c, tnode_t *a, tnode_t *b, json_t **report)
+{
+    cmd_result_t r;
+    int rc =
+        cluster_cmd(c, 120000, &r, "audit", "--home", a->home, "--home", b->home, "--json", NULL);
+    *report = json_loads(r.out, 0, NULL);
+    cmd_result_free(&r);
+    assert_non_null(*report);
+    return rc;
+}
+
+/* Waits until a node has co-signed `count` checkpoints (rows in its checkpoints table). */
+static void wait_checkpoints(const tnode_t *n, int64_t count)
+{
+    int64_t deadline = mono_ms() + 60000, have = 0;
+    while (mono_ms() < deadline) {
+        sqlite3 *db = open_db(n, false);
+        sqlite3_stmt *st = prepare(db, "SELECT count(*) FROM checkpoints");
+        have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (have >= count) {
+            return;
+        }
+        sleep_ms(100);
+    }
+    fail_msg("%s co-signed %lld checkpoints in 60 s, expected %lld", n->name, (long long)have,
+             (long long)count);
+}
+
+/* Checkpoints come by themselves (checkpoint_every) and are journal rows. A home takes its
+ * checkpoints with it: a tail cut together with the checkpoints in it, or an older copy of
+ * the ledger put back, audits clean on its own. With the peer's home beside it,
+ * audit sees what the peer co-signed or was answered that the cut home no longer holds. */
+static void test_history_needs_both_homes(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    /* automatic checkpoints after every 10 sequenced messages on the channel */
+    node_conf_add(a, "checkpoint_every = 10");
+    node_conf_add(b, "checkpoint_every = 10");
+    node_start(c, a);
+    node_start(c, b);
+    plan_t *p = plan_new(10);
+    plan_add(p, 0, 1, 3);
+    plan_add(p, 1, 0, 2);
+    settle_range(c, p, 0, p->count);
+    quiesce_pair(c, a, b);
+    wait_checkpoints(a, 1);
+    wait_checkpoints(b, 1);
+    assert_int_equal(node_stop(c, a), 0);
+    copy_ledger(a, LEDGER_FILE, "old.db"); /* an older copy, kept by an insider */
+    node_start(c, a);
+    size_t first = p->count;
+    plan_add(p, 0, 1, 3);
+    plan_add(p, 1, 0, 2);
+    settle_range(c, p, first, p->count);
+    quiesce_pair(c, a, b);
+    wait_checkpoints(a, 2);
+    wait_checkpoints(b, 2);
+    /* nothing sequenced since: an operator's reconcile signs no checkpoint that soon */
+    json_t *rep = NULL;
+    assert_int_equal(reconcile(c, a, b, false, &rep), 0);
+    const char *skipped =
+        json_string_value(json_object_get(json_object_get(rep, "checkpoint"), "skipped"));
+    assert_non_null(skipped);
+    assert_non_null(strstr(skipped, "checkpoint_every"));
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    audit_pair(c, a, b, (int64_t)(2 * p->count));
+    copy_ledger(a, LEDGER_FILE, "kept.db");
+
+    /* 1. the last checkpoint cut away with its journal row (the tail of the chain) */
+    sqlite3 *db = open_db(a, true);
+    exec_sql(db, "DELETE FROM checkpoints WHERE id = (SELECT max(id) FROM checkpoints);"
+                 "DELETE FROM journal WHERE seq = (SELECT max(seq) FROM journal) AND kind = 10;");
+    assert_int_equal(sqlite3_changes(db), 1);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(audit_one(c, a, &rep), 0); /* alone: nothing to see */
+    json_decref(rep);
+    assert_int_equal(audit_both(c, a, b, &rep), 1);
+    size_t cut = violations_of_kind(rep, "history");
+    printf("# the last checkpoint cut from A: alone clean, with B %zu history violations\n", cut);
+    assert_true(cut >= 1);
+    json_decref(rep);
+
+    /* 2. the older copy put back */
+    copy_ledger(a, "old.db", LEDGER_FILE);
+    assert_int_equal(audit_one(c, a, &rep), 0);
+    json_decref(rep);
+    assert_int_equal(audit_both(c, a, b, &rep), 1);
+    size_t old = violations_of_kind(rep, "history");
+    printf("# A's older copy put back: alone clean, with B %zu history violations\n", old);
+    assert_true(old >= 6); /* the 5 later payments and the later checkpoint */
+    json_decref(rep);
+    copy_ledger(a, "kept.db", LEDGER_FILE);
+    audit_pair(c, a, b, (int64_t)(2 * p->count));
+
+    c->passed = true;
+}
+
 /* ---- 6. 100,000 identical entries ------------------------------------------------------------ */
 
 static ledger_t *open_ledger(const tnode_t *n)
@@ -1269,6 +1406,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_amount_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_currency_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_needs_both_homes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hundred_thousand_identical, setup, teardown),
     };
     return cmocka_run_group_tests_name("recon", tests, NULL, NULL);
