@@ -518,7 +518,7 @@ static bool answer(channel_t *ch, const uint8_t *data, size_t size)
     uint64_t want_applied = full && own < before.applied_seq ? own : before.applied_seq;
     bool changes = want_sent != before.sent_seq || want_acked != before.acked_seq ||
                    want_applied != before.applied_seq || before.diverged;
-    recon_ctx_t ctx = {self_id, &config->peers[0], ledger, ch};
+    recon_ctx_t ctx = {.self = self_id, .peer = &config->peers[0], .ledger = ledger, .channel = ch};
     uint8_t *body = NULL;
     size_t len = 0;
     bool rebased = false;

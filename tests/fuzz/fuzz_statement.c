@@ -355,7 +355,8 @@ static void node_start_channel(node_t *n)
     if (n->channel == NULL) {
         fail("cannot create the channel");
     }
-    n->ctx = (recon_ctx_t){n->id, &n->config->peers[0], n->ledger, n->channel};
+    n->ctx = (recon_ctx_t){
+        .self = n->id, .peer = &n->config->peers[0], .ledger = n->ledger, .channel = n->channel};
 }
 
 static void node_close(node_t *n)
