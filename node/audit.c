@@ -413,8 +413,14 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
         }
         return;
     }
-    if (row->kind == ENTRY_CHECKPOINT) {
-        return; /* verified with the checkpoints, which it anchors (load_checkpoints) */
+    if (row->kind == ENTRY_CHECKPOINT) { /* its signatures: with the anchors (load_checkpoints) */
+        if (row->evidence_len <= 2 * crypto_sign_BYTES || row->uetr[0] != '\0' ||
+            row->currency[0] != '\0' || row->amount_minor < 0 ||
+            !trust_knows(h->trust, row->peer)) {
+            violation(r, h->dir, "checkpoint", "row %lld: not a checkpoint of a channel",
+                      (long long)row->seq);
+        }
+        return;
     }
     if (row->kind == ENTRY_REBASED && row->evidence_len == 0) {
         if (row->amount_minor != 0) {
@@ -1041,12 +1047,14 @@ static void history_of_settlements(audit_report_t *r, audited_home_t *a, audited
             ledger_db(b->ledger),
             "SELECT direction, status FROM settlements WHERE peer = ?1 AND uetr = ?2", -1, &theirs,
             NULL) != SQLITE_OK) {
-        violation(r, a->dir, "unreadable", "settlements: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+        violation(r, a->dir, "unreadable", "settlements of %s and %s: %s", na, nb,
+                  sqlite3_errmsg(ledger_db(ours == NULL ? a->ledger : b->ledger)));
         goto cleanup;
     }
     sqlite3_bind_text(ours, 1, nb, -1, SQLITE_STATIC);
     sqlite3_bind_text(theirs, 1, na, -1, SQLITE_STATIC);
-    while (sqlite3_step(ours) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(ours)) == SQLITE_ROW) {
         const char *uetr = column_text(ours, 0);
         bool out = sqlite3_column_int(ours, 1) == DIRECTION_OUT;
         int status = sqlite3_column_int(ours, 2);
@@ -1060,58 +1068,73 @@ static void history_of_settlements(audit_report_t *r, audited_home_t *a, audited
                       "UETR %s: %s holds it %s with %s, %s has no such settlement (its journal "
                       "was cut, or an older copy put back)",
                       uetr, na, status_name((status_t)status), nb, nb);
-        } else if (their_status != status && !(!out && their_status == STATUS_PENDING) &&
-                   their_status != STATUS_RETURNED) {
-            violation(r, b->dir, "history", "UETR %s: %s holds it %s, %s holds it %s", uetr, na,
+        } else if (out && their_status != status && their_status != STATUS_RETURNED) {
+            /* once, from the payer's side: which side's signature contradicts which is for
+             * each home's own audit (our reply in the booking row) and for reconcile */
+            violation(r, a->dir, "history", "UETR %s: %s holds it %s, %s holds it %s", uetr, na,
                       status_name((status_t)status), nb,
                       their_status >= STATUS_PENDING && their_status <= STATUS_RETURNED
                           ? status_name((status_t)their_status)
                           : "unknown");
         }
     }
+    if (step != SQLITE_DONE) {
+        violation(r, a->dir, "unreadable", "settlements: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+    }
 
 cleanup:
     sqlite3_finalize(ours);
     sqlite3_finalize(theirs);
 }
 
-/* Every checkpoint `a` co-signed with `b` must be in b's books too (b signed it). */
+/* Every checkpoint `a` holds with `b` names b's journal: its row count and head, which b
+ * signed. b's journal must still pass through that head. Whether b stored the checkpoint too
+ * does not matter (its countersignature may have been lost on the way back). */
 static void history_of_checkpoints(audit_report_t *r, audited_home_t *a, audited_home_t *b)
 {
-    sqlite3_stmt *ours = NULL, *theirs = NULL;
+    sqlite3_stmt *ours = NULL;
     if (sqlite3_prepare_v2(ledger_db(a->ledger), "SELECT body FROM checkpoints WHERE peer = ?1", -1,
-                           &ours, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ledger_db(b->ledger),
-                           "SELECT count(*) FROM checkpoints WHERE peer = ?1 AND body = ?2", -1,
-                           &theirs, NULL) != SQLITE_OK) {
+                           &ours, NULL) != SQLITE_OK) {
         violation(r, a->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(ledger_db(a->ledger)));
-        goto cleanup;
+        return;
     }
     sqlite3_bind_text(ours, 1, b->config->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(theirs, 1, a->config->name, -1, SQLITE_STATIC);
-    while (sqlite3_step(ours) == SQLITE_ROW) {
-        sqlite3_bind_blob(theirs, 2, sqlite3_column_blob(ours, 0), sqlite3_column_bytes(ours, 0),
-                          SQLITE_TRANSIENT);
-        bool held = sqlite3_step(theirs) == SQLITE_ROW && sqlite3_column_int(theirs, 0) > 0;
-        sqlite3_reset(theirs);
-        if (!held) {
-            violation(r, b->dir, "history",
-                      "a checkpoint %s co-signed with %s is gone from %s (its journal was cut, "
-                      "or an older copy put back)",
-                      a->config->name, b->config->name, b->config->name);
+    int step;
+    while ((step = sqlite3_step(ours)) == SQLITE_ROW) {
+        Corridor__Checkpoint *cp = (Corridor__Checkpoint *)wire_unpack(
+            &corridor__checkpoint__descriptor, (size_t)sqlite3_column_bytes(ours, 0),
+            sqlite3_column_blob(ours, 0));
+        if (cp == NULL) {
+            continue; /* a's own audit reports an unreadable checkpoint */
         }
+        bool b_first = strcmp(cp->first, b->config->name) == 0;
+        uint64_t rows = b_first ? cp->first_rows : cp->second_rows;
+        ProtobufCBinaryData head = b_first ? cp->first_head : cp->second_head;
+        uint8_t at[LEDGER_HASH_BYTES];
+        ledger_err_t rc = rows == 0 ? LEDGER_OK : ledger_row_hash_at(b->ledger, rows, at);
+        if (rows > 0 && head.len == LEDGER_HASH_BYTES &&
+            (rc != LEDGER_OK || memcmp(at, head.data, LEDGER_HASH_BYTES) != 0)) {
+            violation(r, b->dir, "history",
+                      "%s's journal no longer passes through row %llu as it co-signed with %s "
+                      "(%s)",
+                      b->config->name, (unsigned long long)rows, a->config->name,
+                      rc == LEDGER_E_NOT_FOUND ? "the row is gone: its journal was cut, or an "
+                                                 "older copy put back"
+                                               : "the rows up to it were changed");
+        }
+        corridor__checkpoint__free_unpacked(cp, NULL);
     }
-
-cleanup:
+    if (step != SQLITE_DONE) {
+        violation(r, a->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+    }
     sqlite3_finalize(ours);
-    sqlite3_finalize(theirs);
 }
 
 static void history(audit_report_t *r, audited_home_t *a, audited_home_t *b)
 {
-    if (config_find_peer(a->config, b->config->name) == NULL ||
+    if (config_find_peer(a->config, b->config->name) == NULL &&
         config_find_peer(b->config, a->config->name) == NULL) {
-        return; /* not a channel */
+        return; /* not a channel (one side dropping the other does not hide its books) */
     }
     history_of_settlements(r, a, b);
     history_of_settlements(r, b, a);
@@ -1175,6 +1198,9 @@ static int open_home(audit_report_t *r, const char *dir, const peer_card_t *card
 /* Appends the home's trusted keys and their use to the report. */
 static void report_keys(audit_report_t *r, const audited_home_t *h)
 {
+    if (h->trust->count == 0) {
+        return;
+    }
     audit_key_t *keys = realloc(r->keys, (r->keys_count + h->trust->count) * sizeof *keys);
     if (keys == NULL) {
         return;

@@ -676,7 +676,10 @@ static void print_operation(const ledger_operation_t *op, void *arg)
     char when[32];
     time_t secs = (time_t)(op->created_ms / 1000);
     struct tm tm;
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
+    if (gmtime_r(&secs, &tm) == NULL ||
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        snprintf(when, sizeof when, "(time %lld ms)", (long long)op->created_ms);
+    }
     char *args = json_dumps(json_object_get(record, "args"), JSON_COMPACT | JSON_SORT_KEYS);
     printf("row %lld  %s  uid %lld (%s)  %s  %s\n", (long long)op->seq, when,
            (long long)json_integer_value(json_object_get(record, "uid")),

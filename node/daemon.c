@@ -373,8 +373,9 @@ static void start_due_checkpoints(node_t *n, int64_t now)
             continue;
         }
         uint64_t messages = st.sent_seq + st.applied_seq;
-        int64_t since = last_at != 0 ? last_at : n->started_wall_ms;
-        if (messages < last_messages + every &&
+        int64_t since = last_at != 0 && last_at <= wall ? last_at : n->started_wall_ms;
+        bool counted = last_messages <= messages;
+        if (counted && messages - last_messages < every &&
             (messages == last_messages || wall - since < interval_ms)) {
             continue;
         }
@@ -559,14 +560,15 @@ static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, long long
         return;
     }
     bool repair = json_is_true(json_object_get(req, "repair"));
-    if (repair && !record_operation(n, uid, "repair", peer, json_pack("{s:s}", "peer", peer))) {
-        reply_error(n, route, EXIT_INTERNAL, "cannot record the repair in the journal");
-        return;
-    }
     recon_ctx_t ctx = recon_ctx_of(n, index);
     s->recon = recon_new(&ctx, repair, now);
     if (s->recon == NULL) {
         reply_error(n, route, EXIT_INTERNAL, "cannot start: out of memory or ledger unreadable");
+        return;
+    }
+    if (repair && !record_operation(n, uid, "repair", peer, json_pack("{s:s}", "peer", peer))) {
+        recon_destroy(&s->recon); /* no repair that is not on record */
+        reply_error(n, route, EXIT_INTERNAL, "cannot record the repair in the journal");
         return;
     }
     json_t *timeout = json_object_get(req, "timeout_ms");
@@ -774,7 +776,9 @@ static long long request_uid(zmq_msg_t *msg)
     char *end = NULL;
     long long uid =
         user_id != NULL && strncmp(user_id, "uid:", 4) == 0 ? strtoll(user_id + 4, &end, 10) : -1;
-    return end != NULL && end != user_id + 4 && *end == '\0' && uid >= 0 ? uid : -1;
+    bool named = end != NULL && end != user_id + 4 && *end == '\0' && uid >= 0;
+    /* and the kernel's credentials libzmq reports agree (a client cannot set those) */
+    return named && transport_ipc_uid(zmq_msg_gets(msg, "Peer-Address")) == uid ? uid : -1;
 }
 
 static void read_control(node_t *n, int64_t now)

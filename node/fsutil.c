@@ -160,12 +160,12 @@ int fs_dir_private(const char *path, mode_t *mode)
         errno = ENOTDIR;
         return -1;
     }
-    if (st.st_uid != geteuid()) {
-        errno = EPERM;
+    if ((st.st_mode & 077) != 0) { /* first: open to others is wrong whoever owns it */
+        errno = EACCES;
         return -1;
     }
-    if ((st.st_mode & 077) != 0) {
-        errno = EACCES;
+    if (st.st_uid != geteuid()) {
+        errno = EPERM;
         return -1;
     }
     return 0;

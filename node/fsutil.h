@@ -23,8 +23,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 ssize_t fs_read_bounded(const char *path, char *buf, size_t max_len);
 
 /* Whether `path` is a directory (not a symbolic link) of this process's user that group and
- * others cannot access. 0, or -1 with errno: ENOTDIR, EPERM (another user's), EACCES (group or
- * others have access); *mode (if not NULL) receives its permission bits. */
+ * others cannot access. 0, or -1 with errno: ENOTDIR, EACCES (group or others have access,
+ * whoever owns it), EPERM (another user's); *mode (if not NULL) receives its bits. */
 int fs_dir_private(const char *path, mode_t *mode);
 
 /* Creates `path` as a directory of mode 0700 (never wider, whatever the umask: nobody else

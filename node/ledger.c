@@ -965,6 +965,21 @@ ledger_err_t ledger_replies_from(ledger_t *l, int64_t *seq)
         set_error(l, "meta replies_from is not a row number: '%s'", value);
         return LEDGER_E_CORRUPT;
     }
+    /* meta is outside the chain: never later than the first row that carries a reply, nor
+     * than the journal's end (an edited value must not switch the check off) */
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT (SELECT min(seq) FROM journal WHERE reply IS NOT NULL),"
+                           " (SELECT coalesce(max(seq), 0) + 1 FROM journal)",
+                           -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        if (sqlite3_column_type(stmt, 0) != SQLITE_NULL && sqlite3_column_int64(stmt, 0) < v) {
+            v = sqlite3_column_int64(stmt, 0);
+        }
+        if (sqlite3_column_int64(stmt, 1) < v) {
+            v = sqlite3_column_int64(stmt, 1);
+        }
+    }
+    sqlite3_finalize(stmt);
     *seq = v;
     return LEDGER_OK;
 }

@@ -886,7 +886,10 @@ static bool checkpoint_spaced(const recon_ctx_t *ctx)
     }
 
     uint64_t messages = ch.sent_seq + ch.applied_seq;
-    return last_at == 0 || messages >= last_messages + ctx->checkpoint_every ||
+    /* the checkpoints table is outside the chain: a time or count from the future (edited)
+     * counts as due, so an edit cannot stop checkpoints */
+    return last_at == 0 || last_at > ctx->wall_now_ms || last_messages > messages ||
+           messages - last_messages >= ctx->checkpoint_every ||
            ctx->wall_now_ms - last_at >= (int64_t)ctx->checkpoint_interval_s * 1000;
 }
 

@@ -239,19 +239,13 @@ static peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_t *key
     return NULL;
 }
 
-/* The uid in a ZAP Address of an ipc connection, or -1. libzmq appends ":uid:gid:pid" from
- * SO_PEERCRED to the peer's address ("localhost:1000:1000:4242" on Linux). */
-static long long ipc_peer_uid(zmq_msg_t *address)
+long long transport_ipc_uid(const char *address)
 {
-    char text[128];
-    size_t len = zmq_msg_size(address);
-    if (len == 0 || len >= sizeof text) {
+    if (address == NULL) {
         return -1;
     }
-    memcpy(text, zmq_msg_data(address), len);
-    text[len] = '\0';
-    char *colon[3] = {NULL, NULL, NULL}; /* the last three: before uid, gid and pid */
-    for (char *p = text; *p != '\0'; p++) {
+    const char *colon[3] = {NULL, NULL, NULL}; /* the last three: before uid, gid and pid */
+    for (const char *p = address; *p != '\0'; p++) {
         if (*p == ':') {
             colon[0] = colon[1];
             colon[1] = colon[2];
@@ -265,6 +259,19 @@ static long long ipc_peer_uid(zmq_msg_t *address)
     errno = 0;
     long long uid = strtoll(colon[0] + 1, &end, 10);
     return errno == 0 && end == colon[1] && end != colon[0] + 1 && uid >= 0 ? uid : -1;
+}
+
+/* transport_ipc_uid of a ZAP Address frame. */
+static long long ipc_peer_uid(zmq_msg_t *address)
+{
+    char text[128];
+    size_t len = zmq_msg_size(address);
+    if (len == 0 || len >= sizeof text) {
+        return -1;
+    }
+    memcpy(text, zmq_msg_data(address), len);
+    text[len] = '\0';
+    return transport_ipc_uid(text);
 }
 
 /* A connection to the control socket: this node's own user or root, else refused. */

@@ -43,6 +43,10 @@ void transport_destroy(transport_t **self_p);
  * only from this process's own uid or root, and names it with User-Id "uid:N". */
 #define TRANSPORT_CONTROL_DOMAIN "corridor-control"
 
+/* The uid in the address libzmq reports for an ipc connection: it appends ":uid:gid:pid"
+ * from SO_PEERCRED ("localhost:1000:1000:4242" on Linux). -1 when there is none. */
+long long transport_ipc_uid(const char *address);
+
 #define TRANSPORT_HANDSHAKES_PER_S 4  /* a peer's connections admitted a second, on average, */
 #define TRANSPORT_HANDSHAKES_BURST 16 /* and at once (a restart, a flapping link) */
 

@@ -1141,10 +1141,11 @@ static void wait_checkpoints(const tnode_t *n, int64_t count)
              (long long)count);
 }
 
-/* Checkpoints come by themselves (checkpoint_every) and are journal rows. A home takes its
- * checkpoints with it: a tail cut together with the checkpoints in it, or an older copy of
- * the ledger put back, audits clean on its own. With the peer's home beside it,
- * audit sees what the peer co-signed or was answered that the cut home no longer holds. */
+/* Checkpoints come by themselves (checkpoint_every) and are journal rows, so deleting them
+ * from their table hides nothing. A home takes its checkpoints with it, though: an older copy
+ * of the ledger put back (a tail cut with everything in it) audits clean on its own. With the
+ * peer's home beside it, audit sees what the peer co-signed or was answered that the cut home no
+ * longer holds. */
 static void test_history_needs_both_homes(void **state)
 {
     cluster_t *c = *state;
@@ -1185,24 +1186,31 @@ static void test_history_needs_both_homes(void **state)
     audit_pair(c, a, b, (int64_t)(2 * p->count));
     copy_ledger(a, LEDGER_FILE, "kept.db");
 
-    /* 1. the last checkpoint cut away with its journal row (the tail of the chain) */
+    /* 1. A's checkpoint table emptied and its first row edited, chain recomputed: the
+     * checkpoints in the chain still anchor it, and B's checkpoints name A's old heads */
     sqlite3 *db = open_db(a, true);
-    exec_sql(db, "DELETE FROM checkpoints WHERE id = (SELECT max(id) FROM checkpoints);"
-                 "DELETE FROM journal WHERE seq = (SELECT max(seq) FROM journal) AND kind = 10;");
-    assert_int_equal(sqlite3_changes(db), 1);
+    exec_sql(db, "DELETE FROM checkpoints; UPDATE journal SET created_ms = created_ms + 1"
+                 " WHERE seq = 1;");
+    assert_true(test_rechain(db, 1) > 1);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
-    assert_int_equal(audit_one(c, a, &rep), 0); /* alone: nothing to see */
+    assert_int_equal(audit_one(c, a, &rep), 1);
+    size_t anchored = violations_of_kind(rep, "checkpoint");
+    assert_int_equal(violations_of_kind(rep, "chain"), 0);
     json_decref(rep);
     assert_int_equal(audit_both(c, a, b, &rep), 1);
-    size_t cut = violations_of_kind(rep, "history");
-    printf("# the last checkpoint cut from A: alone clean, with B %zu history violations\n", cut);
-    assert_true(cut >= 1);
+    size_t rewritten = violations_of_kind(rep, "history");
+    printf("# A's checkpoints deleted, a row edited, chain recomputed: alone %zu checkpoint "
+           "violations (the rows in the chain), with B %zu history violations\n",
+           anchored, rewritten);
+    assert_true(anchored >= 1);
+    assert_true(rewritten >= 1);
     json_decref(rep);
 
     /* 2. the older copy put back */
     copy_ledger(a, "old.db", LEDGER_FILE);
-    assert_int_equal(audit_one(c, a, &rep), 0);
-    json_decref(rep);
+    json_t *rep2 = NULL;
+    assert_int_equal(audit_one(c, a, &rep2), 0); /* alone: a consistent older state */
+    json_decref(rep2);
     assert_int_equal(audit_both(c, a, b, &rep), 1);
     size_t old = violations_of_kind(rep, "history");
     printf("# A's older copy put back: alone clean, with B %zu history violations\n", old);
