@@ -129,6 +129,7 @@ typedef struct {
     session_t *sessions;         /* per configured peer; recon NULL when idle */
     bool *reload;                /* per peer: reload the channel after the commit (re-based) */
     int64_t *checkpoint_next_ms; /* per peer: when to look again whether a checkpoint is due */
+    uint64_t *checkpoint_seen;   /* per peer: its sequenced messages at that last look */
     int64_t started_wall_ms;     /* when the node started (the first checkpoint's interval) */
     responder_t *responder;      /* what peers' StatementRequests may make us do */
     int64_t turn_ms;             /* when this loop turn began */
@@ -351,9 +352,10 @@ static recon_ctx_t recon_ctx_of(node_t *n, size_t peer_index)
 
 /* Automatic checkpoints: with each peer whose channel is up, a reconciliation (no repair) is
  * started once checkpoint_every sequenced messages or checkpoint_interval_s have passed since
- * the last checkpoint; when it finds the books equal it proposes one (recon.c). It needs a
- * quiet moment: under load it finds payments in flight and the next try comes later. An
- * operator's `reconcile` takes the place of one running. */
+ * the last checkpoint; when it finds the books equal it proposes one (recon.c). It waits for
+ * a quiet moment (no message either way for CHECKPOINT_CHECK_MS, nothing unacknowledged):
+ * under load a comparison would only find payments in flight. An operator's `reconcile`
+ * takes the place of one running. */
 static void start_due_checkpoints(node_t *n, int64_t now)
 {
     int64_t wall = wall_ms();
@@ -366,13 +368,18 @@ static void start_due_checkpoints(node_t *n, int64_t now)
             continue;
         }
         n->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS;
+        uint64_t messages = st.sent_seq + st.applied_seq;
+        bool quiet = messages == n->checkpoint_seen[i] && st.acked_seq == st.sent_seq;
+        n->checkpoint_seen[i] = messages;
+        if (!quiet) { /* payments in flight: a comparison now would only find them */
+            continue;
+        }
         uint64_t last_messages = 0;
         int64_t last_at = 0;
         if (ledger_checkpoint_when(n->ledger, n->config->peers[i].card.name, &last_messages,
                                    &last_at) != LEDGER_OK) {
             continue;
         }
-        uint64_t messages = st.sent_seq + st.applied_seq;
         int64_t since = last_at != 0 && last_at <= wall ? last_at : n->started_wall_ms;
         bool counted = last_messages <= messages;
         if (counted && messages - last_messages < every &&
@@ -1126,12 +1133,14 @@ static int open_network(node_t *n)
     n->sessions = calloc(count + 1, sizeof *n->sessions);
     n->reload = calloc(count + 1, sizeof *n->reload);
     n->checkpoint_next_ms = calloc(count + 1, sizeof *n->checkpoint_next_ms);
+    n->checkpoint_seen = calloc(count + 1, sizeof *n->checkpoint_seen);
     n->started_wall_ms = wall_ms();
     n->responder = responder_new(count);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
     if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
-        n->reload == NULL || n->responder == NULL || n->checkpoint_next_ms == NULL) {
+        n->reload == NULL || n->responder == NULL || n->checkpoint_next_ms == NULL ||
+        n->checkpoint_seen == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -1230,6 +1239,7 @@ static void close_node(node_t *n)
     free(n->sessions);
     free(n->reload);
     free(n->checkpoint_next_ms);
+    free(n->checkpoint_seen);
     responder_free(&n->responder);
     for (size_t i = 0; i < n->statements_in_count; i++) {
         inbound_statement_clear(&n->statements_in[i]);
