@@ -254,8 +254,10 @@ for n in "${NODES[@]}"; do
 done
 
 # I1-I5 and I2: audit of the three homes.
+# the peers' keys from the cards printed at init, not from the homes themselves
 "$C" audit --home "${HOME_OF[BKRURUMM]}" --home "${HOME_OF[BMJIIRTH]}" --home "${HOME_OF[KZKZKZKA]}" \
-  --json >"$WORK/audit.json" || true
+  --peer-card "$WORK/BKRURUMM.card" --peer-card "$WORK/BMJIIRTH.card" \
+  --peer-card "$WORK/KZKZKZKA.card" --json >"$WORK/audit.json" || true
 
 # Exactly one final outcome per settlement, the same on both sides.
 python3 - "$WORK" <<'PY' || { KEEP=1; exit 1; }

@@ -108,5 +108,7 @@ PIDS=()
 
 echo "== audit of the three homes (signatures, hash chains, double entry, mirrors)"
 "$CORRIDOR" audit --home "$WORK/BKRURUMM" --home "$WORK/BMJIIRTH" --home "$WORK/KZKZKZKA" \
+  --peer-card "$WORK/BKRURUMM.card" --peer-card "$WORK/BMJIIRTH.card" \
+  --peer-card "$WORK/KZKZKZKA.card" \
   || fail "audit found violations"
 echo "demo ok: 120 settled, 6 rejected over the cap, books agree"
