@@ -269,6 +269,35 @@ cleanup:
     return rc;
 }
 
+/* The options of a command that takes only --home, --json and --help: -1 to go on, else the
+ * exit code (after --help, or a usage error). */
+static int home_json_options(int argc, char **argv, const char *usage, const char *help,
+                             const char **home_opt, bool *json)
+{
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            *home_opt = optarg;
+            break;
+        case 'j':
+            *json = true;
+            break;
+        case '?' + 256:
+            printf("usage: %s\n%s", usage, help);
+            return EXIT_OK;
+        default:
+            return usage_error(argv, usage);
+        }
+    }
+    int rc = no_positional(argc, argv, usage);
+    return rc == EXIT_OK ? -1 : rc;
+}
+
 /* ---- corridor card ------------------------------------------------------------------- */
 
 #define CARD_USAGE "corridor card --home DIR [--json]"
@@ -294,33 +323,19 @@ static int print_card_json(const peer_card_t *card)
 
 static int cmd_card(int argc, char **argv)
 {
-    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
-                                            {"json", no_argument, NULL, 'j'},
-                                            {"help", no_argument, NULL, '?' + 256},
-                                            {NULL, 0, NULL, 0}};
     const char *home_opt = NULL;
     bool json = false;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            home_opt = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case '?' + 256:
-            printf("usage: %s\nPrints this node's peer card (give it to peers).\n", CARD_USAGE);
-            return EXIT_OK;
-        default:
-            return usage_error(argv, CARD_USAGE);
-        }
+    int rc = home_json_options(argc, argv, CARD_USAGE,
+                               "Prints this node's peer card (give it to peers).\nExample: "
+                               "corridor card --home bank-a > bank-a.card\n",
+                               &home_opt, &json);
+    if (rc >= 0) {
+        return rc;
     }
-    int rc = no_positional(argc, argv, CARD_USAGE);
     home_t home;
     config_t *config = NULL;
     identity_t *identity = NULL;
-    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK ||
         (rc = load_config(&home, &config)) != EXIT_OK ||
         (rc = load_identity(&home, &identity)) != EXIT_OK) {
         goto cleanup;
@@ -611,35 +626,20 @@ static int ledger_text(ledger_t *ledger, const char *node)
 
 static int cmd_ledger(int argc, char **argv)
 {
-    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
-                                            {"json", no_argument, NULL, 'j'},
-                                            {"help", no_argument, NULL, '?' + 256},
-                                            {NULL, 0, NULL, 0}};
     const char *home_opt = NULL;
     bool json = false;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            home_opt = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case '?' + 256:
-            printf("usage: %s\nPositions, counts and (with --json) every settlement; works with "
-                   "the node running or stopped.\n",
-                   LEDGER_USAGE);
-            return EXIT_OK;
-        default:
-            return usage_error(argv, LEDGER_USAGE);
-        }
+    int rc = home_json_options(
+        argc, argv, LEDGER_USAGE,
+        "Positions, counts and (with --json) every settlement; works with the node running or "
+        "stopped.\nExample: corridor ledger --home bank-a --json\n",
+        &home_opt, &json);
+    if (rc >= 0) {
+        return rc;
     }
-    int rc = no_positional(argc, argv, LEDGER_USAGE);
     home_t home;
     config_t *config = NULL;
     ledger_t *ledger = NULL;
-    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK ||
         (rc = load_config(&home, &config)) != EXIT_OK ||
         (rc = open_ledger_ro(&home, config, &ledger)) != EXIT_OK) {
         goto cleanup;
@@ -696,38 +696,22 @@ static void print_operation(const ledger_operation_t *op, void *arg)
 
 static int cmd_operations(int argc, char **argv)
 {
-    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
-                                            {"json", no_argument, NULL, 'j'},
-                                            {"help", no_argument, NULL, '?' + 256},
-                                            {NULL, 0, NULL, 0}};
     const char *home_opt = NULL;
     bool json = false;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            home_opt = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case '?' + 256:
-            printf("usage: %s\nEvery action a person took on the books or a channel (today: "
-                   "repairs), with the local user,\nthe time and the arguments, as the journal "
-                   "records them; works with the node running or stopped.\nExample: corridor "
-                   "operations --home bank-a --json\n",
-                   OPERATIONS_USAGE);
-            return EXIT_OK;
-        default:
-            return usage_error(argv, OPERATIONS_USAGE);
-        }
+    int rc = home_json_options(
+        argc, argv, OPERATIONS_USAGE,
+        "Every action a person took on the books or a channel (today: repairs), with the local "
+        "user,\nthe time and the arguments, as the journal records them; works with the node "
+        "running or stopped.\nExample: corridor operations --home bank-a --json\n",
+        &home_opt, &json);
+    if (rc >= 0) {
+        return rc;
     }
-    int rc = no_positional(argc, argv, OPERATIONS_USAGE);
     home_t home;
     config_t *config = NULL;
     ledger_t *ledger = NULL;
     operations_out_t out = {json ? json_array() : NULL, 0};
-    if (rc != EXIT_OK || (rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK ||
         (rc = load_config(&home, &config)) != EXIT_OK ||
         (rc = open_ledger_ro(&home, config, &ledger)) != EXIT_OK) {
         goto cleanup;

@@ -1853,6 +1853,27 @@ static int64_t peak_rss_kib(pid_t pid)
 #define FLOOD_HELD    (CHANNEL_HOLD_MAX - 1) /* a gap at the next sequence, the window behind it */
 #define RSS_LIMIT_KIB (256 * 1024)
 
+/* A and B running and settling, C's process down (a client holds its keys): the start of
+ * every flood from C. Returns B's peak RSS so far, in KiB. */
+static int64_t flood_from_c(cluster_t *c, tnode_t **a, tnode_t **b, tnode_t **cc)
+{
+    three_nodes(c, false, a, b, cc);
+    node_start(c, *a);
+    node_start(c, *b);
+    settles_both_ways(c, *a, *b);
+    return peak_rss_kib((*b)->pid);
+}
+
+/* A body of the largest size a peer may send (malloc'd), no two alike by its first byte. */
+static uint8_t *largest_body(size_t *len)
+{
+    *len = CORRIDOR_BODY_BYTES_MAX;
+    uint8_t *body = malloc(*len);
+    assert_non_null(body);
+    memset(body, 'x', *len);
+    return body;
+}
+
 /* C (trusted by B, its keys held by the client) opens a gap at its next sequence and fills the
  * hold-back window behind it with the largest messages: 4,095 of 256 KiB. Before the window was
  * bounded in bytes, B held every one (2,092 MiB measured); now it holds at most
@@ -1862,17 +1883,10 @@ static void test_hold_window_bounded_in_bytes(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b, *cc;
-    three_nodes(c, false, &a, &b, &cc);
-    node_start(c, a);
-    node_start(c, b);
-    settles_both_ways(c, a, b);
-    int64_t before_kib = peak_rss_kib(b->pid);
-
+    int64_t before_kib = flood_from_c(c, &a, &b, &cc);
     hostile_t *h = hostile_open(cc, cc, b);
-    size_t body_len = CORRIDOR_BODY_BYTES_MAX;
-    uint8_t *body = malloc(body_len);
-    assert_non_null(body);
-    memset(body, 'x', body_len);
+    size_t body_len = 0;
+    uint8_t *body = largest_body(&body_len);
     int64_t started = mono_ms();
     for (uint64_t seq = 2; seq < 2 + FLOOD_HELD; seq++) {
         body[0] = (uint8_t)seq; /* no two alike */
@@ -1909,10 +1923,7 @@ static void test_rejected_flood_slowed(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b, *cc;
-    three_nodes(c, false, &a, &b, &cc);
-    node_start(c, a);
-    node_start(c, b);
-    settles_both_ways(c, a, b);
+    (void)flood_from_c(c, &a, &b, &cc);
     char *text = malloc(REJECTED_TEXT + 1);
     assert_non_null(text);
     memset(text, 'x', REJECTED_TEXT);
@@ -2255,16 +2266,10 @@ static void test_frame_flood_memory(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b, *cc;
-    three_nodes(c, false, &a, &b, &cc);
-    node_start(c, a);
-    node_start(c, b);
-    settles_both_ways(c, a, b);
-    int64_t before_kib = peak_rss_kib(b->pid);
+    int64_t before_kib = flood_from_c(c, &a, &b, &cc);
     hostile_t *h = hostile_open(cc, cc, b);
-    size_t body_len = CORRIDOR_BODY_BYTES_MAX;
-    uint8_t *body = malloc(body_len);
-    assert_non_null(body);
-    memset(body, 'x', body_len);
+    size_t body_len = 0;
+    uint8_t *body = largest_body(&body_len);
     size_t signed_len = 0, wire_len = 0;
     uint8_t *signed_msg = hostile_sign(h, NULL, MSG_SETTLEMENT, 1, body, body_len, &signed_len);
     uint8_t *wire = hostile_wrap(h, signed_msg, signed_len, false, &wire_len);
