@@ -41,7 +41,10 @@ typedef struct {
     const char *dir;                         /* as given */
     char ledger_path[CORRIDOR_PATH_LEN_MAX]; /* its ledger, for the evidence workers */
     config_t *config;                        /* its config */
-    identity_t *identity; /* its keys, when the key file is readable (own evidence) */
+    bool own_known; /* its own public key is known: from the auditor's card of it, else
+                       from its key file; without either, own signatures go unchecked */
+    uint8_t own_public[crypto_sign_PUBLICKEYBYTES];
+    uint8_t own_key_id[IDENTITY_KEY_ID_BYTES];
     ledger_t *ledger;     /* read-only */
     trust_t *trust;       /* the keys trusted for its peers (the auditor's cards first) */
     int64_t replies_from; /* booking rows from here on carry our reply (0: before schema 4) */
@@ -312,11 +315,11 @@ static const char *reply_problem(const audited_home_t *h, const audit_row_t *row
                    ? "it books or refuses the peer's settlement without our signed answer"
                    : NULL;
     }
-    if (h->identity == NULL) {
+    if (!h->own_known) {
         return NULL;
     }
     envelope_message_t msg;
-    if (evidence_verify(row->reply, row->reply_len, h->identity->sign_public, &msg) != ENV_OK) {
+    if (evidence_verify(row->reply, row->reply_len, h->own_public, &msg) != ENV_OK) {
         return "our reply kept in the row does not verify with this node's key";
     }
     Corridor__StatusReport *sr =
@@ -435,13 +438,12 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
         return;
     }
     bool own = own_evidence(row);
-    if (own && h->identity == NULL) {
+    if (own && !h->own_known) {
         return; /* no key file here (an audited copy): own signatures cannot be checked */
     }
     envelope_message_t msg;
-    env_err_t rc =
-        own ? evidence_verify(row->evidence, row->evidence_len, h->identity->sign_public, &msg)
-            : trust_verify(h->trust, row->peer, row->evidence, row->evidence_len, &msg);
+    env_err_t rc = own ? evidence_verify(row->evidence, row->evidence_len, h->own_public, &msg)
+                       : trust_verify(h->trust, row->peer, row->evidence, row->evidence_len, &msg);
     if (rc != ENV_OK) {
         violation(r, h->dir, "evidence", "row %lld (UETR %s): %s with %s's key%s",
                   (long long)row->seq, row->uetr, env_strerror(rc), own ? "this node" : row->peer,
@@ -450,8 +452,8 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
     }
     const char *problem = NULL;
     if (own ? trust_find(h->trust, row->peer, key_id_is, msg.recipient_key_id) == NULL
-            : h->identity != NULL && sodium_memcmp(msg.recipient_key_id, h->identity->key_id,
-                                                   IDENTITY_KEY_ID_BYTES) != 0) {
+            : h->own_known &&
+                  sodium_memcmp(msg.recipient_key_id, h->own_key_id, IDENTITY_KEY_ID_BYTES) != 0) {
         problem = "evidence was signed for another recipient";
     } else if (row->kind == ENTRY_REBASED) {
         problem = rebase_matches(row, &msg);
@@ -546,10 +548,10 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
         } else if (sqlite3_column_bytes(stmt, 3) != crypto_sign_BYTES ||
                    trust_find(h->trust, peer, signed_checkpoint, &by_peer) == NULL) {
             problem = "the peer's signature on a checkpoint does not verify";
-        } else if (h->identity != NULL &&
+        } else if (h->own_known &&
                    (sqlite3_column_bytes(stmt, 2) != crypto_sign_BYTES ||
                     !recon_checkpoint_verify(body, body_len, sqlite3_column_blob(stmt, 2),
-                                             h->identity->sign_public))) {
+                                             h->own_public))) {
             problem = "this node's own signature on a checkpoint does not verify";
         } else if (head.len != LEDGER_HASH_BYTES ||
                    (sqlite3_column_type(stmt, 4) != SQLITE_NULL && /* a journal row stores none */
@@ -1144,6 +1146,14 @@ static void history(audit_report_t *r, audited_home_t *a, audited_home_t *b)
 
 /* ---- driver ----------------------------------------------------------------------------- */
 
+/* Notes a home whose own signatures cannot be checked (no card of it, no key file). */
+static void report_own_unchecked(audit_report_t *r, const char *dir)
+{
+    if (r->own_unchecked_count < AUDIT_HOMES_NOTED) {
+        snprintf(r->own_unchecked[r->own_unchecked_count++], sizeof r->own_unchecked[0], "%s", dir);
+    }
+}
+
 typedef struct {
     audit_report_t *report;
     const char *dir;
@@ -1173,8 +1183,23 @@ static int open_home(audit_report_t *r, const char *dir, const peer_card_t *card
         violation(r, dir, "unreadable", "%s", err);
         return -1;
     }
-    if (identity_load(home.key_path, &h->identity) != ID_OK) {
-        h->identity = NULL; /* own evidence is then not verifiable here */
+    /* our own key: the auditor's card of this node first (the key file is in the home an
+     * insider may edit), else the key file */
+    identity_t *identity = NULL;
+    for (size_t i = 0; i < cards_count; i++) {
+        if (strcmp(cards[i].name, h->config->name) == 0) {
+            memcpy(h->own_public, cards[i].sign_public, sizeof h->own_public);
+            h->own_known = true;
+        }
+    }
+    if (!h->own_known && identity_load(home.key_path, &identity) == ID_OK) {
+        memcpy(h->own_public, identity->sign_public, sizeof h->own_public);
+        h->own_known = true;
+    }
+    identity_destroy(&identity);
+    identity_key_id(h->own_public, h->own_key_id);
+    if (!h->own_known) {
+        report_own_unchecked(r, dir);
     }
     mismatch_ctx_t m = {r, dir};
     if ((h->trust = calloc(1, sizeof *h->trust)) == NULL ||
@@ -1228,7 +1253,7 @@ static void close_home(audited_home_t *h)
         h->trust = NULL;
     }
     ledger_close(&h->ledger);
-    identity_destroy(&h->identity);
+
     config_destroy(&h->config);
 }
 

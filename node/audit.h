@@ -25,6 +25,7 @@
 #include "identity.h"
 
 #define AUDIT_KIND_LEN_MAX   23
+#define AUDIT_HOMES_NOTED    8 /* homes listed whose own signatures went unchecked */
 #define AUDIT_DETAIL_LEN_MAX 255
 
 typedef struct {
@@ -51,6 +52,9 @@ typedef struct {
     size_t violations_dropped;     /* found beyond the stored maximum */
     audit_key_t *keys;             /* per home, the keys trusted for each peer */
     size_t keys_count;
+    /* homes whose own signatures went unchecked: no card of the node, no readable key file */
+    char own_unchecked[AUDIT_HOMES_NOTED][CORRIDOR_PATH_LEN_MAX];
+    size_t own_unchecked_count;
 } audit_report_t;
 
 #define AUDIT_VIOLATIONS_MAX 10000
@@ -61,8 +65,9 @@ void audit_report_free(audit_report_t *r);
 /* Audits the homes given; fills the report. Peers' keys come from `cards` (the auditor's,
  * any number per peer: a key history) and, for a peer with none, from the audited home's own
  * config (see trust.h); a config key that none of a peer's cards holds is a violation of kind
- * "key". Returns 0 when the audit could run (clean or not), -1 when a home could not be read
- * at all (then a violation of kind "unreadable" says why). */
+ * "key". A card of an audited node itself gives its own key (else its key file). Returns 0 when the
+ * audit could run (clean or not), -1 when a home could not be read at all (then a violation of kind
+ * "unreadable" says why). */
 int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t *cards,
                 size_t cards_count, audit_report_t *report);
 

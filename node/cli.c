@@ -776,9 +776,16 @@ static json_t *keys_json(const audit_report_t *r)
     return list;
 }
 
-/* On stderr: which peers' keys the audit could only take from the audited home itself. */
+/* On stderr: which keys the audit could only take from the audited home itself, and which
+ * homes' own signatures it could not check at all. */
 static void warn_home_keys(const audit_report_t *r)
 {
+    for (size_t i = 0; i < r->own_unchecked_count; i++) {
+        fprintf(stderr,
+                "corridor audit: %s: this node's own signatures were not checked: no card of it "
+                "given and its key file is not readable\n",
+                r->own_unchecked[i]);
+    }
     for (size_t i = 0; i < r->keys_count; i++) {
         const audit_key_t *k = &r->keys[i];
         if (!k->from_card) {

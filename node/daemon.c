@@ -507,6 +507,18 @@ static void after_statements(node_t *n, bool committed, int64_t now)
             }
             if (!s->automatic) {
                 reply_json(n, &s->route, doc);
+            } else if (recon_done(s->recon) &&
+                       (json_integer_value(json_object_get(report, "breaks_remaining")) > 0 ||
+                        !json_is_true(json_object_get(report, "positions_agree")))) {
+                /* nobody waits for it: what it found must not go unsaid */
+                log_event(
+                    n->config->name, n->config->peers[i].card.name, NULL,
+                    "automatic comparison for a checkpoint found %lld breaks%s; run "
+                    "corridor reconcile",
+                    (long long)json_integer_value(json_object_get(report, "breaks_remaining")),
+                    json_is_true(json_object_get(report, "positions_agree"))
+                        ? ""
+                        : " and positions that differ");
             }
             json_decref(doc);
             recon_destroy(&s->recon);

@@ -2028,6 +2028,16 @@ static void test_copy_without_key(void **state)
     assert_int_equal(audit_homes(homes, 1, NULL, 0, &r), 0);
     expect_clean(&r);
     assert_int_equal(r.entries_checked, TRAFFIC_ROWS);
+    assert_int_equal(r.own_unchecked_count, 1); /* and the report says so */
+    audit_report_free(&r);
+
+    /* with the auditor's card of A, A's own signatures are checked after all */
+    peer_card_t card_of_a;
+    identity_card(w->a->identity, w->a->name, w->a->config->listen, &card_of_a);
+    audit_report_init(&r);
+    assert_int_equal(audit_homes(homes, 1, &card_of_a, 1, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.own_unchecked_count, 0);
     audit_report_free(&r);
 
     /* The copy still pairs with B for I2. */
