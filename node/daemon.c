@@ -764,6 +764,18 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                             json_integer((json_int_t)responder_refused(n->responder, i)));
         json_object_set_new(json_array_get(peers, i), "wire_version",
                             json_integer((json_int_t)channel_wire_version(n->channels[i])));
+        /* how much history is not anchored yet by a checkpoint with this peer */
+        uint64_t last_messages = 0;
+        int64_t last_at = 0;
+        if (ledger_checkpoint_when(n->ledger, n->config->peers[i].card.name, &last_messages,
+                                   &last_at) == LEDGER_OK) {
+            uint64_t messages = st.sent_seq + st.applied_seq;
+            json_object_set_new(
+                json_array_get(peers, i), "checkpoint",
+                json_pack("{s:I, s:o}", "messages_since",
+                          (json_int_t)(messages > last_messages ? messages - last_messages : 0),
+                          "last_ms", last_at != 0 ? json_integer(last_at) : json_null()));
+        }
     }
     transport_stats_t ts = transport_stats(n->transport);
     json_t *doc = json_pack("{s:b, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:I}}", "ok", 1, "node",

@@ -1175,6 +1175,12 @@ static void test_history_needs_both_homes(void **state)
     quiesce_pair(c, a, b);
     wait_checkpoint_at(a, 20);
     wait_checkpoint_at(b, 20);
+    json_t *status = node_status(c, a); /* nothing left unanchored, as status says */
+    json_t *last =
+        json_object_get(json_array_get(json_object_get(status, "peers"), 0), "checkpoint");
+    assert_int_equal(json_integer_value(json_object_get(last, "messages_since")), 0);
+    assert_true(json_is_integer(json_object_get(last, "last_ms")));
+    json_decref(status);
     /* nothing sequenced since: an operator's reconcile signs no checkpoint that soon */
     json_t *rep = NULL;
     assert_int_equal(reconcile(c, a, b, false, &rep), 0);
