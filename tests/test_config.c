@@ -518,6 +518,31 @@ static void test_parse_not_key_value(void **state)
     assert_parse_error("[node]\nname BKRURUMM\n", 2, NULL);
 }
 
+/* checkpoint_every and checkpoint_interval_s: defaults, bounds, once each, kept by a save. */
+static void test_parse_checkpoint_spacing(void **state)
+{
+    (void)state;
+    config_t *c = parse_ok(NODE_HEAD);
+    assert_int_equal(config_checkpoint_every(c), CONFIG_CHECKPOINT_EVERY_DEFAULT);
+    assert_int_equal(config_checkpoint_interval_s(c), CONFIG_CHECKPOINT_INTERVAL_DEFAULT);
+    config_destroy(&c);
+    c = parse_ok(NODE_HEAD "checkpoint_every = 250\ncheckpoint_interval_s = 30\n");
+    assert_int_equal(config_checkpoint_every(c), 250);
+    assert_int_equal(config_checkpoint_interval_s(c), 30);
+    char text[4096];
+    assert_true(config_format(c, text, sizeof text) > 0);
+    config_t *again = parse_ok(text);
+    assert_int_equal(again->checkpoint_every, 250);
+    assert_int_equal(again->checkpoint_interval_s, 30);
+    config_destroy(&again);
+    config_destroy(&c);
+    assert_parse_error(NODE_HEAD "checkpoint_every = 0\n", 5, "whole number");
+    assert_parse_error(NODE_HEAD "checkpoint_every = -5\n", 5, "whole number");
+    assert_parse_error(NODE_HEAD "checkpoint_every = 12x\n", 5, "whole number");
+    assert_parse_error(NODE_HEAD "checkpoint_interval_s = 99999999999\n", 5, "whole number");
+    assert_parse_error(NODE_HEAD "checkpoint_every = 5\ncheckpoint_every = 6\n", 6, "twice");
+}
+
 static void test_parse_bad_name(void **state)
 {
     (void)state;
@@ -974,6 +999,7 @@ int main(void)
         T(test_parse_unknown_section_two_keys),
         T(test_parse_key_outside_section),
         T(test_parse_not_key_value),
+        T(test_parse_checkpoint_spacing),
         T(test_parse_bad_name),
         T(test_parse_bad_listen),
         T(test_parse_unknown_currency),
