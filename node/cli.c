@@ -302,6 +302,19 @@ static int home_json_options(int argc, char **argv, const char *usage, const cha
 
 #define CARD_USAGE "corridor card --home DIR [--json]"
 
+/* Prints a document as indented JSON on stdout, taking it over. */
+static int print_document(json_t *doc)
+{
+    if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
+        json_decref(doc);
+        complain("cannot write JSON");
+        return EXIT_INTERNAL;
+    }
+    putchar('\n');
+    json_decref(doc);
+    return EXIT_OK;
+}
+
 static int print_card_json(const peer_card_t *card)
 {
     char sign_hex[2 * crypto_sign_PUBLICKEYBYTES + 1];
@@ -311,14 +324,7 @@ static int print_card_json(const peer_card_t *card)
     json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", card->name, "endpoint",
                             card->endpoint, "sign_public", sign_hex, "box_public", box_hex,
                             "curve_public", card->curve_public);
-    if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2)) != 0) {
-        json_decref(doc);
-        complain("cannot write JSON");
-        return EXIT_INTERNAL;
-    }
-    putchar('\n');
-    json_decref(doc);
-    return EXIT_OK;
+    return print_document(doc);
 }
 
 static int cmd_card(int argc, char **argv)
@@ -495,6 +501,21 @@ cleanup:
 #define LEDGER_USAGE "corridor ledger --home DIR [--json]"
 
 /* Opens the home's ledger read-only (the node may be running). */
+static int open_ledger_ro(const home_t *home, const config_t *config, ledger_t **ledger);
+
+/* The home named by --home (or the default), its config and its ledger read-only: what a
+ * command reading the books needs. On failure the caller still closes both. */
+static int open_books_ro(const char *home_opt, config_t **config, ledger_t **ledger)
+{
+    home_t home;
+    int rc;
+    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK ||
+        (rc = load_config(&home, config)) != EXIT_OK) {
+        return rc;
+    }
+    return open_ledger_ro(&home, *config, ledger);
+}
+
 static int open_ledger_ro(const home_t *home, const config_t *config, ledger_t **ledger)
 {
     char path[CORRIDOR_PATH_LEN_MAX], err[512];
@@ -636,12 +657,9 @@ static int cmd_ledger(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
-    home_t home;
     config_t *config = NULL;
     ledger_t *ledger = NULL;
-    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK ||
-        (rc = load_config(&home, &config)) != EXIT_OK ||
-        (rc = open_ledger_ro(&home, config, &ledger)) != EXIT_OK) {
+    if ((rc = open_books_ro(home_opt, &config, &ledger)) != EXIT_OK) {
         goto cleanup;
     }
     rc = json ? ledger_json(ledger, config->name) : ledger_text(ledger, config->name);
@@ -707,13 +725,10 @@ static int cmd_operations(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
-    home_t home;
     config_t *config = NULL;
     ledger_t *ledger = NULL;
     operations_out_t out = {json ? json_array() : NULL, 0};
-    if ((rc = resolve_home(&home, home_opt)) != EXIT_OK ||
-        (rc = load_config(&home, &config)) != EXIT_OK ||
-        (rc = open_ledger_ro(&home, config, &ledger)) != EXIT_OK) {
+    if ((rc = open_books_ro(home_opt, &config, &ledger)) != EXIT_OK) {
         goto cleanup;
     }
     if (ledger_operations(ledger, print_operation, &out) != LEDGER_OK) {
@@ -722,12 +737,7 @@ static int cmd_operations(int argc, char **argv)
         goto cleanup;
     }
     if (json) {
-        json_t *doc = json_pack("{s:O}", "operations", out.list);
-        rc = doc != NULL && json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0
-                 ? EXIT_OK
-                 : EXIT_INTERNAL;
-        putchar('\n');
-        json_decref(doc);
+        rc = print_document(json_pack("{s:O}", "operations", out.list));
     } else if (out.count == 0) {
         printf("no operator actions recorded\n");
     }
@@ -811,13 +821,10 @@ static int print_audit(const audit_report_t *r, size_t homes, bool json)
                                 (json_int_t)r->entries_checked, "violations_total",
                                 (json_int_t)(r->violations_count + r->violations_dropped),
                                 "violations", list, "keys", keys_json(r));
-        if (doc == NULL || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
-            json_decref(doc);
-            complain("cannot write JSON");
-            return EXIT_INTERNAL;
+        int rc = print_document(doc);
+        if (rc != EXIT_OK) {
+            return rc;
         }
-        putchar('\n');
-        json_decref(doc);
     } else {
         for (size_t i = 0; i < r->violations_count; i++) {
             const audit_violation_t *v = &r->violations[i];

@@ -748,22 +748,24 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                              (json_int_t)st.sent_seq, "received_seq", (json_int_t)st.applied_seq,
                              "acked_seq", (json_int_t)st.acked_seq, "held", (json_int_t)st.held,
                              "retransmits", (json_int_t)st.retransmits));
-        json_object_set_new(json_array_get(peers, i), "position_mismatches",
-                            json_integer((json_int_t)st.position_mismatches));
-        json_object_set_new(json_array_get(peers, i), "dropped",
-                            json_integer((json_int_t)st.dropped));
-        json_object_set_new(json_array_get(peers, i), "rewinds_refused",
-                            json_integer((json_int_t)st.rewinds_refused));
-        json_object_set_new(json_array_get(peers, i), "held_bytes",
-                            json_integer((json_int_t)st.held_bytes));
-        json_object_set_new(json_array_get(peers, i), "hold_full",
-                            json_integer((json_int_t)st.hold_full));
-        json_object_set_new(json_array_get(peers, i), "backpressure",
-                            json_integer((json_int_t)st.backpressure));
-        json_object_set_new(json_array_get(peers, i), "statement_requests_refused",
-                            json_integer((json_int_t)responder_refused(n->responder, i)));
-        json_object_set_new(json_array_get(peers, i), "wire_version",
-                            json_integer((json_int_t)channel_wire_version(n->channels[i])));
+        json_t *peer = json_array_get(peers, i);
+        const struct {
+            const char *name;
+            uint64_t value;
+        } counters[] = {
+            {"position_mismatches", st.position_mismatches},
+            {"dropped", st.dropped},
+            {"rewinds_refused", st.rewinds_refused},
+            {"held_bytes", st.held_bytes},
+            {"hold_full", st.hold_full},
+            {"backpressure", st.backpressure},
+            {"statement_requests_refused", responder_refused(n->responder, i)},
+            {"wire_version", channel_wire_version(n->channels[i])},
+        };
+        for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
+            json_object_set_new(peer, counters[k].name,
+                                json_integer((json_int_t)counters[k].value));
+        }
         /* how much history is not anchored yet by a checkpoint with this peer */
         uint64_t last_messages = 0;
         int64_t last_at = 0;
@@ -771,7 +773,7 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                                    &last_at) == LEDGER_OK) {
             uint64_t messages = st.sent_seq + st.applied_seq;
             json_object_set_new(
-                json_array_get(peers, i), "checkpoint",
+                peer, "checkpoint",
                 json_pack("{s:I, s:o}", "messages_since",
                           (json_int_t)(messages > last_messages ? messages - last_messages : 0),
                           "last_ms", last_at != 0 ? json_integer(last_at) : json_null()));

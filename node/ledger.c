@@ -122,9 +122,10 @@ struct ledger {
     uint8_t before_last[LEDGER_HASH_BYTES]; /* the head before it, while it may take a reply */
     int64_t replyable_seq;                  /* the last row appended, if it books or refuses a
                                                peer's settlement in this transaction; else 0 */
-    int64_t replyable_settlement;           /* that row's settlement */
-    char node[CORRIDOR_NAME_LEN_MAX + 1];   /* whose books these are (from meta) */
-    char error[512];                        /* the last error, in words */
+    char replyable_peer[CORRIDOR_NAME_LEN_MAX + 1]; /* and that row's settlement, by its key */
+    char replyable_uetr[CORRIDOR_UETR_LEN + 1];
+    char node[CORRIDOR_NAME_LEN_MAX + 1]; /* whose books these are (from meta) */
+    char error[512];                      /* the last error, in words */
 };
 
 /* The settlements table. (peer, uetr) is unique, but no UNIQUE constraint says so: every
@@ -1155,7 +1156,10 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
     }
     bool replyable = kind == ENTRY_IN_BOOKED || kind == ENTRY_IN_REFUSED;
     l->replyable_seq = replyable ? row.seq : 0;
-    l->replyable_settlement = replyable ? st->id : 0;
+    if (replyable) {
+        memcpy(l->replyable_peer, st->s.peer, sizeof l->replyable_peer);
+        memcpy(l->replyable_uetr, st->s.uetr, sizeof l->replyable_uetr);
+    }
     memcpy(l->before_last, l->head, sizeof l->head);
     l->last_seq = row.seq;
     memcpy(l->head, hash, sizeof hash);
@@ -1712,15 +1716,10 @@ ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "store reply");
     }
-    if (l->replyable_seq != 0 && l->replyable_seq == l->last_seq && signed_len > 0) {
-        stored_t st;
-        bool found = false;
-        if ((rc = find_stored(l, peer, uetr, &st, &found)) != LEDGER_OK) {
-            return rc;
-        }
-        if (found && st.id == l->replyable_settlement) {
-            return attach_reply(l, signed_msg, signed_len);
-        }
+    /* no lookup on the settlement path: the row just appended names its settlement's key */
+    if (l->replyable_seq != 0 && l->replyable_seq == l->last_seq && signed_len > 0 &&
+        strcmp(l->replyable_peer, peer) == 0 && strcmp(l->replyable_uetr, uetr) == 0) {
+        return attach_reply(l, signed_msg, signed_len);
     }
     return LEDGER_OK;
 }

@@ -237,15 +237,21 @@ static void audit_clean(cluster_t *c, tnode_t *const *nodes, size_t count)
 
 /* How most tests end: A and B still settle both ways, every node holds exactly what the book
  * says, both stop cleanly and their audit is clean. */
-static void ends_settling_and_clean(cluster_t *c, tnode_t *a, tnode_t *b)
+/* Stops both nodes; their books audit clean; the test passed. */
+static void stop_pair_clean(cluster_t *c, tnode_t *a, tnode_t *b)
 {
-    settles_both_ways(c, a, b);
-    book_check(c);
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
     tnode_t *both[] = {a, b};
     audit_clean(c, both, 2);
     c->passed = true;
+}
+
+static void ends_settling_and_clean(cluster_t *c, tnode_t *a, tnode_t *b)
+{
+    settles_both_ways(c, a, b);
+    book_check(c);
+    stop_pair_clean(c, a, b);
 }
 
 /* One field of the status --json entry of `peer` at node n. */
@@ -2351,11 +2357,7 @@ static void test_unread_answers_bounded(void **state)
     json_t *lb = node_ledger(c, b);
     assert_int_equal(ledger_count(lb, "settled"), UNREAD_LOAD + 2);
     json_decref(lb);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    stop_pair_clean(c, a, b);
 }
 
 #define HANDSHAKE_FLOOD 400
@@ -2519,11 +2521,7 @@ static void test_full_retransmissions_bounded(void **state)
     assert_int_equal(ledger_count(lb, "settled"), QUEUED_FOR_A + 4);
     json_decref(la);
     json_decref(lb);
-    assert_int_equal(node_stop(c, a), 0);
-    assert_int_equal(node_stop(c, b), 0);
-    tnode_t *both[] = {a, b};
-    audit_clean(c, both, 2);
-    c->passed = true;
+    stop_pair_clean(c, a, b);
 }
 
 /* ==== transport ============================================================================== */
