@@ -573,7 +573,8 @@ static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t 
     ledger_err_t rc = queue_message(ch, MSG_STATUS_REPORT, buf, len, &signed_msg, &signed_len);
     if (rc == LEDGER_OK && keep_reply) {
         /* our signed answer stays with the settlement: a repair can hand it back */
-        rc = ledger_set_reply(ch->ctx.ledger, ch->peer->card.name, uetr, signed_msg, signed_len);
+        rc = ledger_set_reply(ch->ctx.ledger, ch->peer->card.name, uetr, signed_msg, signed_len,
+                              ch->sent_seq);
     }
     free(signed_msg);
     return rc;
@@ -602,8 +603,8 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
     }
     int64_t cap = config_peer_limit(ch->peer, s.currency);
     ledger_outcome_t out;
-    ledger_err_t rc =
-        ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence, msg->evidence_len, &out);
+    ledger_err_t rc = ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence,
+                                     msg->evidence_len, msg->sequence, &out);
     if (rc == LEDGER_E_CONFLICT) {
         log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
         return queue_status_report(ch, msg, s.uetr, false, "DUPL", s.currency, 0, false);
@@ -665,9 +666,10 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
         goto done;
     }
     ledger_outcome_t out;
-    rc = ledger_resolve_answering(
-        ch->ctx.ledger, peer, sr->uetr, msg->version >= 2 ? sr->settlement_hash.data : NULL,
-        settled, settled ? NULL : sr->reason, msg->evidence, msg->evidence_len, &out);
+    rc = ledger_resolve_answering(ch->ctx.ledger, peer, sr->uetr,
+                                  msg->version >= 2 ? sr->settlement_hash.data : NULL, settled,
+                                  settled ? NULL : sr->reason, msg->evidence, msg->evidence_len,
+                                  msg->sequence, &out);
     if (rc == LEDGER_E_NOT_FOUND || rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE) {
         log_event(ch->ctx.node_name, peer, sr->uetr, "StatusReport %s ignored: %s", sr->status,
                   ledger_last_error(ch->ctx.ledger));
@@ -709,7 +711,7 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, b
     } else {
         ledger_outcome_t out;
         rc = ledger_return(ch->ctx.ledger, peer, ret->original_uetr, ret->reason, msg->evidence,
-                           msg->evidence_len, &out);
+                           msg->evidence_len, msg->sequence, &out);
         if (rc == LEDGER_E_STATE) {
             log_event(ch->ctx.node_name, peer, ret->original_uetr, "Return ignored: %s",
                       ledger_last_error(ch->ctx.ledger));
@@ -852,7 +854,7 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
                               body, body_len, &signed_msg, &signed_len) != ENV_OK) {
         goto cleanup;
     }
-    rc = ledger_send(ch->ctx.ledger, s, signed_msg, signed_len, outcome);
+    rc = ledger_send(ch->ctx.ledger, s, signed_msg, signed_len, seq, outcome);
     if (rc != LEDGER_OK || outcome->repeated) {
         goto cleanup; /* a repeat keeps its first message; a conflict queues nothing */
     }

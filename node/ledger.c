@@ -34,13 +34,6 @@
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
             " creditor_account, remittance, created_ms FROM settlements"                           \
             " WHERE peer = ?1 AND uetr = ?2")                                                      \
-    X(insert_settlement,                                                                           \
-      "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
-      " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
-      " creditor_account, remittance, created_ms, canon_hash)"                                     \
-      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)")                       \
-    X(set_status,                                                                                  \
-      "UPDATE settlements SET status = ?2, reason = ?3, canon_hash = ?4 WHERE id = ?1")            \
     X(digest_update, "UPDATE channels SET digest = corridor_digest_update(digest, ?2, ?3),"        \
                      " entries = entries + ?4 WHERE peer = ?1")                                    \
     X(insert_journal,                                                                              \
@@ -72,7 +65,6 @@
     X(channel_diverged, "UPDATE channels SET diverged = ?2 WHERE peer = ?1")                       \
     X(channel_rebase, "UPDATE channels SET sent_seq = ?2, acked_seq = ?3, applied_seq = ?4,"       \
                       " diverged = 0 WHERE peer = ?1")                                             \
-    X(set_reply, "UPDATE settlements SET reply = ?3 WHERE peer = ?1 AND uetr = ?2")                \
     X(checkpoint_put, "INSERT INTO checkpoints(peer, body, own_signature, peer_signature,"         \
                       " own_rows, own_head, created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)")             \
     X(row_hash, "SELECT hash FROM journal WHERE seq = ?1")                                         \
@@ -94,7 +86,27 @@
     X(set_row_reply, "UPDATE journal SET reply = ?2, hash = ?3 WHERE seq = ?1")                    \
     X(checkpoint_when, "SELECT messages, created_ms FROM checkpoints WHERE peer = ?1"              \
                        " ORDER BY id DESC LIMIT 1")                                                \
-    X(checkpoint_messages, "UPDATE checkpoints SET messages = ?2 WHERE id = ?1")
+    X(checkpoint_messages, "UPDATE checkpoints SET messages = ?2 WHERE id = ?1")                   \
+    X(insert_settlement,                                                                           \
+      "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
+      " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
+      " creditor_account, remittance, created_ms, canon_hash, open_seq, our_seq, their_seq)"       \
+      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)")           \
+    X(set_status, "UPDATE settlements SET status = ?2, reason = ?3, canon_hash = ?4,"              \
+                  " decided_seq = CASE WHEN ?2 = 3 THEN decided_seq ELSE ?5 END,"                  \
+                  " returned_seq = CASE WHEN ?2 = 3 THEN ?5 ELSE returned_seq END,"                \
+                  " our_seq = max(our_seq, ?6), their_seq = max(their_seq, ?7) WHERE id = ?1")     \
+    X(set_reply, "UPDATE settlements SET reply = ?3, decided_seq = ?4, our_seq = max(our_seq, ?4)" \
+                 " WHERE peer = ?1 AND uetr = ?2")                                                 \
+    X(cut_channel, "SELECT digest, entries FROM channels WHERE peer = ?1")                         \
+    X(cut_positions, "SELECT currency, posted_net FROM accounts WHERE kind = 'peer'"               \
+                     " AND peer = ?1 ORDER BY currency")                                           \
+    X(cut_touched, "SELECT id, direction, uetr, amount_minor, currency, status, reason,"           \
+                   " canon_hash, open_seq, decided_seq, returned_seq FROM settlements"             \
+                   " WHERE peer = ?1 AND our_seq > ?2"                                             \
+                   " UNION SELECT id, direction, uetr, amount_minor, currency, status, reason,"    \
+                   " canon_hash, open_seq, decided_seq, returned_seq FROM settlements"             \
+                   " WHERE peer = ?1 AND their_seq > ?3")
 
 #define DECLARE_STMT(name, sql) sqlite3_stmt *name;
 #define STMT_SQL(name, sql)     sql,
@@ -147,6 +159,21 @@ struct ledger {
     "  reply BLOB);"
 #define SETTLEMENTS_INDEX "CREATE INDEX settlements_channel ON settlements(peer, uetr, canon_hash);"
 
+/* Schema 5: which sequenced message opened, decided and returned each settlement (NULL: not
+ * yet; 0: before schema 5), and the highest of ours and of the peer's that touched it, indexed
+ * so that the settlements above a cut are found without reading the channel (see
+ * ledger_channel_at_cut). Sequences grow, so both indexes grow at their right edge. */
+#define SETTLEMENTS_SEQUENCES                                                                      \
+    "ALTER TABLE settlements ADD COLUMN open_seq INTEGER NOT NULL DEFAULT 0;"                      \
+    "ALTER TABLE settlements ADD COLUMN decided_seq INTEGER;"                                      \
+    "ALTER TABLE settlements ADD COLUMN returned_seq INTEGER;"                                     \
+    "ALTER TABLE settlements ADD COLUMN our_seq INTEGER NOT NULL DEFAULT 0;"                       \
+    "ALTER TABLE settlements ADD COLUMN their_seq INTEGER NOT NULL DEFAULT 0;"                     \
+    "UPDATE settlements SET decided_seq = 0 WHERE status <> 0;"                                    \
+    "UPDATE settlements SET returned_seq = 0 WHERE status = 3;"                                    \
+    "CREATE INDEX settlements_ours ON settlements(peer, our_seq);"                                 \
+    "CREATE INDEX settlements_theirs ON settlements(peer, their_seq);"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -181,7 +208,7 @@ static const char *const schema =
                        "  own_signature BLOB NOT NULL, peer_signature BLOB NOT NULL, own_rows "
                        "INTEGER NOT NULL,"
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
-                       "  messages INTEGER NOT NULL DEFAULT 0);";
+                       "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -430,6 +457,12 @@ static const char *const migrate_3_to_4 =
     "PRAGMA user_version = 4;"
     "COMMIT;";
 
+/* Version 4 -> 5: settlements name the sequenced messages that opened, decided and returned
+ * them (SETTLEMENTS_SEQUENCES); older ones count as below every cut. */
+static const char *const migrate_4_to_5 =
+    "BEGIN IMMEDIATE;" SETTLEMENTS_SEQUENCES "PRAGMA user_version = 5;"
+    "COMMIT;";
+
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
     "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
@@ -517,6 +550,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     }
     if (rc == LEDGER_OK && version <= 3) {
         rc = run_script(l, migrate_3_to_4, "upgrade the ledger from schema 3 to 4");
+    }
+    if (rc == LEDGER_OK && version <= 4) {
+        rc = run_script(l, migrate_4_to_5, "upgrade the ledger from schema 4 to 5");
     }
     return rc;
 }
@@ -1232,7 +1268,10 @@ static ledger_err_t update_digest(ledger_t *l, const char *peer, const uint8_t *
                       old_hash == NULL ? ROW_CHANNEL : ROW_MUST_EXIST, peer, NULL);
 }
 
-static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason)
+/* The message of `sequence` decided (or returned) the settlement: ours when it is incoming,
+ * the peer's when it is ours. */
+static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason,
+                               uint64_t sequence)
 {
     uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
     canon_hash(l, &st->s, st->status, st->reason, old_hash);
@@ -1242,6 +1281,10 @@ static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const
     sqlite3_bind_int(stmt, 2, (int)status);
     bind_text(stmt, 3, reason != NULL ? reason : "");
     sqlite3_bind_blob(stmt, 4, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+    bool by_us = st->s.direction == DIRECTION_IN;
+    sqlite3_bind_int64(stmt, 5, (int64_t)sequence);
+    sqlite3_bind_int64(stmt, 6, by_us ? (int64_t)sequence : 0);
+    sqlite3_bind_int64(stmt, 7, by_us ? 0 : (int64_t)sequence);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "update settlement status");
     }
@@ -1254,10 +1297,11 @@ static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const
     return LEDGER_OK;
 }
 
-/* Inserts a new settlement row with its first status; fills st. */
+/* Inserts a new settlement row with its first status, opened by the payer's message of
+ * `sequence`; fills st. */
 static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
                                       const uint8_t *content_hash, status_t status,
-                                      const char *reason, stored_t *st)
+                                      const char *reason, uint64_t sequence, stored_t *st)
 {
     uint8_t entry_hash[DIGEST_BYTES];
     canon_hash(l, s, status, reason, entry_hash);
@@ -1279,6 +1323,10 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     bind_text(stmt, 15, s->remittance);
     sqlite3_bind_int64(stmt, 16, s->created_unix_ms);
     sqlite3_bind_blob(stmt, 17, entry_hash, DIGEST_BYTES, SQLITE_STATIC);
+    bool ours = s->direction == DIRECTION_OUT;
+    sqlite3_bind_int64(stmt, 18, (int64_t)sequence);
+    sqlite3_bind_int64(stmt, 19, ours ? (int64_t)sequence : 0);
+    sqlite3_bind_int64(stmt, 20, ours ? 0 : (int64_t)sequence);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "insert settlement");
     }
@@ -1329,7 +1377,7 @@ static ledger_err_t begin_write(ledger_t *l)
 }
 
 ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evidence,
-                         size_t evidence_len, ledger_outcome_t *outcome)
+                         size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
 {
     assert(s != NULL && outcome != NULL && s->direction == DIRECTION_OUT);
     assert(settlement_check(s) == NULL);
@@ -1349,7 +1397,7 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
         return rc;
     }
     stored_t st;
-    if ((rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, &st)) != LEDGER_OK ||
+    if ((rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, sequence, &st)) != LEDGER_OK ||
         (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, evidence, evidence_len)) != LEDGER_OK) {
         return rc;
     }
@@ -1359,7 +1407,7 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
 
 ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_minor,
                             const char *reject_reason, const uint8_t *evidence, size_t evidence_len,
-                            ledger_outcome_t *outcome)
+                            uint64_t sequence, ledger_outcome_t *outcome)
 {
     assert(s != NULL && outcome != NULL && s->direction == DIRECTION_IN && cap_minor >= 0);
     assert(reject_reason != NULL || settlement_check(s) == NULL);
@@ -1396,7 +1444,7 @@ ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_mino
     stored_t st;
     status_t status = reason == NULL ? STATUS_SETTLED : STATUS_REJECTED;
     entry_kind_t kind = reason == NULL ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
-    if ((rc = insert_settlement(l, s, hash, status, reason, &st)) != LEDGER_OK ||
+    if ((rc = insert_settlement(l, s, hash, status, reason, sequence, &st)) != LEDGER_OK ||
         (rc = append_row(l, &st, kind, reason, evidence, evidence_len)) != LEDGER_OK) {
         return rc;
     }
@@ -1421,16 +1469,16 @@ static bool answers_settlement(const stored_t *st, const uint8_t *answers)
 
 ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, bool settled,
                             const char *reason, const uint8_t *evidence, size_t evidence_len,
-                            ledger_outcome_t *outcome)
+                            uint64_t sequence, ledger_outcome_t *outcome)
 {
     return ledger_resolve_answering(l, peer, uetr, NULL, settled, reason, evidence, evidence_len,
-                                    outcome);
+                                    sequence, outcome);
 }
 
 ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char *uetr,
                                       const uint8_t *answers, bool settled, const char *reason,
                                       const uint8_t *evidence, size_t evidence_len,
-                                      ledger_outcome_t *outcome)
+                                      uint64_t sequence, ledger_outcome_t *outcome)
 {
     assert(peer != NULL && uetr != NULL && outcome != NULL);
     assert(settled || reason != NULL);
@@ -1466,7 +1514,7 @@ ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char 
                            ledger_row_effect(kind, DIRECTION_OUT, st.s.amount_minor))) !=
             LEDGER_OK ||
         (rc = append_row(l, &st, kind, why, evidence, evidence_len)) != LEDGER_OK ||
-        (rc = set_status(l, &st, want, why)) != LEDGER_OK) {
+        (rc = set_status(l, &st, want, why, sequence)) != LEDGER_OK) {
         return rc;
     }
     fill_outcome(l, &st, false, outcome);
@@ -1474,7 +1522,8 @@ ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char 
 }
 
 ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, const char *reason,
-                           const uint8_t *evidence, size_t evidence_len, ledger_outcome_t *outcome)
+                           const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                           ledger_outcome_t *outcome)
 {
     assert(peer != NULL && uetr != NULL && reason != NULL && outcome != NULL);
     ledger_err_t rc = begin_write(l);
@@ -1498,7 +1547,7 @@ ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, cons
                            ledger_row_effect(ENTRY_RETURNED, st.s.direction, st.s.amount_minor))) !=
             LEDGER_OK ||
         (rc = append_row(l, &st, ENTRY_RETURNED, reason, evidence, evidence_len)) != LEDGER_OK ||
-        (rc = set_status(l, &st, STATUS_RETURNED, reason)) != LEDGER_OK) {
+        (rc = set_status(l, &st, STATUS_RETURNED, reason, sequence)) != LEDGER_OK) {
         return rc;
     }
     fill_outcome(l, &st, false, outcome);
@@ -1703,7 +1752,7 @@ const char *ledger_node(const ledger_t *l)
 }
 
 ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
-                              const uint8_t *signed_msg, size_t signed_len)
+                              const uint8_t *signed_msg, size_t signed_len, uint64_t sequence)
 {
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
@@ -1713,6 +1762,7 @@ ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
     bind_text(stmt, 1, peer);
     bind_text(stmt, 2, uetr);
     sqlite3_bind_blob(stmt, 3, signed_msg, (int)signed_len, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, (int64_t)sequence);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "store reply");
     }
@@ -1726,7 +1776,8 @@ ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
 
 ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, const char *reason,
                            const uint8_t *settlement_evidence, size_t settlement_len,
-                           const uint8_t *status_evidence, size_t status_len)
+                           uint64_t settlement_sequence, const uint8_t *status_evidence,
+                           size_t status_len, uint64_t status_sequence)
 {
     assert(s != NULL && settlement_evidence != NULL && status_evidence != NULL);
     assert(status == STATUS_SETTLED || status == STATUS_REJECTED);
@@ -1753,11 +1804,12 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
         ledger_effect_t f = ledger_row_effect(final, DIRECTION_OUT, s->amount_minor);
         ledger_effect_t both = {e.pending + f.pending, e.posted + f.posted};
         if ((rc = check_effect(l, s->peer, s->currency, both)) != LEDGER_OK ||
-            (rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, &st)) != LEDGER_OK ||
+            (rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, settlement_sequence, &st)) !=
+                LEDGER_OK ||
             (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, settlement_evidence,
                              settlement_len)) != LEDGER_OK ||
             (rc = append_row(l, &st, final, why, status_evidence, status_len)) != LEDGER_OK ||
-            (rc = set_status(l, &st, status, why)) != LEDGER_OK ||
+            (rc = set_status(l, &st, status, why, status_sequence)) != LEDGER_OK ||
             (rc = append_row(l, &st, ENTRY_IMPORTED, why, status_evidence, status_len)) !=
                 LEDGER_OK) {
             return rc;
@@ -1767,9 +1819,10 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     entry_kind_t kind = status == STATUS_SETTLED ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
     if ((rc = check_effect(l, s->peer, s->currency,
                            ledger_row_effect(kind, DIRECTION_IN, s->amount_minor))) != LEDGER_OK ||
-        (rc = insert_settlement(l, s, hash, status, why, &st)) != LEDGER_OK ||
+        (rc = insert_settlement(l, s, hash, status, why, settlement_sequence, &st)) != LEDGER_OK ||
         (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK ||
-        (rc = ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len)) != LEDGER_OK) {
+        (rc = ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len,
+                               status_sequence)) != LEDGER_OK) {
         return rc; /* our reply, which the peer kept, is part of the booking row as usual */
     }
     return append_row(l, &st, ENTRY_IMPORTED, why, status_evidence, status_len);
@@ -1938,4 +1991,178 @@ ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static L
         return LEDGER_E_STORAGE;
     }
     return ok ? LEDGER_OK : LEDGER_E_NOT_FOUND;
+}
+
+/* ---- the channel at a sequence cut --------------------------------------------------------- */
+
+/* A settlement's status at a cut (see ledger_cut_t); false when no message below the cut opened
+ * it. The payer's messages open, the payee's decide and return. */
+static bool status_at_cut(direction_t direction, status_t now, uint64_t open_seq, bool decided,
+                          uint64_t decided_seq, bool returned, uint64_t returned_seq,
+                          uint64_t sent_seq, uint64_t applied_seq, status_t *at)
+{
+    uint64_t payer_bound = direction == DIRECTION_OUT ? sent_seq : applied_seq;
+    uint64_t payee_bound = direction == DIRECTION_OUT ? applied_seq : sent_seq;
+    if (open_seq > payer_bound) {
+        return false;
+    }
+    if (returned && returned_seq <= payee_bound) {
+        *at = STATUS_RETURNED;
+    } else if (decided && decided_seq <= payee_bound) {
+        *at = now == STATUS_RETURNED ? STATUS_SETTLED : now; /* returned only later */
+    } else {
+        *at = STATUS_PENDING;
+    }
+    return true;
+}
+
+/* What a settlement in `status` adds to our net position towards the peer (posted only). */
+static int64_t posted_of(direction_t direction, status_t status, int64_t amount_minor)
+{
+    if (status != STATUS_SETTLED) {
+        return 0;
+    }
+    return direction == DIRECTION_OUT ? -amount_minor : amount_minor;
+}
+
+static ledger_cut_position_t *cut_position(ledger_cut_t *cut, const char *currency)
+{
+    for (size_t i = 0; i < cut->n_positions; i++) {
+        if (strcmp(cut->positions[i].currency, currency) == 0) {
+            return &cut->positions[i];
+        }
+    }
+    return NULL;
+}
+
+/* The channel's digest, count and positions as they are now. */
+static ledger_err_t cut_start(ledger_t *l, const char *peer, ledger_cut_t *cut)
+{
+    sqlite3_stmt *stmt = l->st.cut_channel;
+    bind_text(stmt, 1, peer);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == DIGEST_BYTES) {
+        memcpy(cut->digest, sqlite3_column_blob(stmt, 0), DIGEST_BYTES);
+        int64_t entries = sqlite3_column_int64(stmt, 1);
+        cut->entries = entries > 0 ? (uint64_t)entries : 0;
+    }
+    finish(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return storage_failure(l, "read the channel digest");
+    }
+    stmt = l->st.cut_positions;
+    bind_text(stmt, 1, peer);
+    size_t capacity = 0;
+    bool out_of_memory = false;
+    while (!out_of_memory && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (cut->n_positions == capacity) {
+            capacity = capacity == 0 ? 8 : 2 * capacity;
+            void *grown = realloc(cut->positions, capacity * sizeof *cut->positions);
+            out_of_memory = grown == NULL;
+            if (out_of_memory) {
+                continue;
+            }
+            cut->positions = grown;
+        }
+        ledger_cut_position_t *p = &cut->positions[cut->n_positions++];
+        snprintf(p->currency, sizeof p->currency, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        p->net_minor = sqlite3_column_int64(stmt, 1);
+    }
+    finish(stmt);
+    if (out_of_memory) {
+        set_error(l, "out of memory");
+        return LEDGER_E_STORAGE;
+    }
+    return step == SQLITE_DONE ? LEDGER_OK : storage_failure(l, "read positions");
+}
+
+/* Takes one settlement touched above the cut back to how it stood at the cut. */
+static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, uint64_t sent_seq,
+                             uint64_t applied_seq, ledger_cut_t *cut)
+{
+    direction_t direction =
+        sqlite3_column_int(row, 1) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
+    const char *uetr = (const char *)sqlite3_column_text(row, 2);
+    int64_t amount = sqlite3_column_int64(row, 3);
+    const char *currency = (const char *)sqlite3_column_text(row, 4);
+    status_t now = (status_t)sqlite3_column_int(row, 5);
+    const char *reason = (const char *)sqlite3_column_text(row, 6);
+    int64_t open_seq = sqlite3_column_int64(row, 8), decided_seq = sqlite3_column_int64(row, 9),
+            returned_seq = sqlite3_column_int64(row, 10);
+    if (uetr == NULL || currency == NULL || reason == NULL || now > STATUS_RETURNED ||
+        sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 || decided_seq < 0 ||
+        returned_seq < 0 || cut->entries == 0) {
+        set_error(l, "damaged settlement row with %s", peer);
+        return LEDGER_E_CORRUPT;
+    }
+    status_t at = STATUS_PENDING;
+    bool exists = status_at_cut(direction, now, (uint64_t)open_seq,
+                                sqlite3_column_type(row, 9) != SQLITE_NULL, (uint64_t)decided_seq,
+                                sqlite3_column_type(row, 10) != SQLITE_NULL, (uint64_t)returned_seq,
+                                sent_seq, applied_seq, &at);
+    digest_sub(cut->digest, sqlite3_column_blob(row, 7));
+    cut->entries--;
+    if (exists) {
+        uint8_t hash[DIGEST_BYTES];
+        bool out = direction == DIRECTION_OUT;
+        digest_entry(out ? l->node : peer, out ? peer : l->node, uetr, amount, currency,
+                     status_name(at), at == now ? reason : "", hash);
+        digest_add(cut->digest, hash);
+        cut->entries++;
+    }
+    int64_t delta = 0;
+    int64_t then = exists ? posted_of(direction, at, amount) : 0;
+    if (__builtin_sub_overflow(then, posted_of(direction, now, amount), &delta)) {
+        return LEDGER_E_OVERFLOW;
+    }
+    if (delta == 0) {
+        return LEDGER_OK;
+    }
+    ledger_cut_position_t *p = cut_position(cut, currency);
+    if (p == NULL || __builtin_add_overflow(p->net_minor, delta, &p->net_minor)) {
+        set_error(l, "settlement %s moved a position the accounts do not hold", uetr);
+        return LEDGER_E_CORRUPT;
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                   uint64_t applied_seq, ledger_cut_t *out)
+{
+    assert(l != NULL && peer != NULL && out != NULL && l->mode == LEDGER_READ_WRITE);
+    memset(out, 0, sizeof *out);
+    if (sent_seq > CORRIDOR_SEQUENCE_MAX || applied_seq > CORRIDOR_SEQUENCE_MAX) {
+        set_error(l, "a cut above 2^62");
+        return LEDGER_E_STATE;
+    }
+    ledger_err_t rc = cut_start(l, peer, out);
+    sqlite3_stmt *stmt = l->st.cut_touched;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    int step = SQLITE_DONE;
+    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rc = cut_undo(l, peer, stmt, sent_seq, applied_seq, out);
+    }
+    finish(stmt);
+    if (rc == LEDGER_OK && step != SQLITE_DONE) {
+        rc = storage_failure(l, "read the settlements above a cut");
+    }
+    size_t kept = 0; /* a currency netted to zero states nothing */
+    for (size_t i = 0; rc == LEDGER_OK && i < out->n_positions; i++) {
+        if (out->positions[i].net_minor != 0) {
+            out->positions[kept++] = out->positions[i];
+        }
+    }
+    out->n_positions = kept;
+    if (rc != LEDGER_OK) {
+        ledger_cut_release(out);
+    }
+    return rc;
+}
+
+void ledger_cut_release(ledger_cut_t *cut)
+{
+    free(cut->positions);
+    memset(cut, 0, sizeof *cut);
 }

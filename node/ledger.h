@@ -35,7 +35,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 4
+#define LEDGER_SCHEMA_VERSION 5
 
 typedef struct ledger ledger_t;
 
@@ -127,11 +127,16 @@ bool ledger_stopped(const ledger_t *l);
 ledger_err_t ledger_snapshot_begin(ledger_t *l) __attribute__((warn_unused_result));
 void ledger_snapshot_end(ledger_t *l);
 
+/* Every write that a sequenced message causes names that message's `sequence` on the channel
+ * (ours or the peer's, as the evidence shows; 0 in tools that have none): the ledger keeps, per
+ * settlement, which message opened, decided and returned it, so that both sides can compute
+ * the channel as it stood at an agreed cut (ledger_channel_at_cut). */
+
 /* Records an outgoing settlement as pending (s->direction must be OUT), with our own signed
  * message as evidence. Same UETR and content again: the original outcome, repeated = true.
  * Same UETR, other content: LEDGER_E_CONFLICT and nothing changes. */
 ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evidence,
-                         size_t evidence_len, ledger_outcome_t *outcome)
+                         size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
     __attribute__((warn_unused_result));
 
 /* Applies an incoming settlement (s->direction IN) with the peer's signed message as evidence.
@@ -140,13 +145,15 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
  * debit cap this node grants the peer), else rejected AM02. Idempotent as ledger_send. */
 ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_minor,
                             const char *reject_reason, const uint8_t *evidence, size_t evidence_len,
-                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+                            uint64_t sequence, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
 
 /* Resolves our pending settlement on the peer's StatusReport: posted if settled, else voided
  * with `reason`. Repeating the same resolution is idempotent; a different one is a conflict. */
 ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, bool settled,
                             const char *reason, const uint8_t *evidence, size_t evidence_len,
-                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+                            uint64_t sequence, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
 
 /* As ledger_resolve, for a StatusReport that names `answers`, the body hash of the Settlement it
  * answers (wire version 2; settlement_body_hash): LEDGER_E_CONFLICT unless it is the body of
@@ -154,13 +161,13 @@ ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, boo
 ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char *uetr,
                                       const uint8_t *answers, bool settled, const char *reason,
                                       const uint8_t *evidence, size_t evidence_len,
-                                      ledger_outcome_t *outcome)
+                                      uint64_t sequence, ledger_outcome_t *outcome)
     __attribute__((warn_unused_result));
 
 /* Returns a settled payment in full (pacs.004) with reason; evidence is the signed Return. */
 ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, const char *reason,
-                           const uint8_t *evidence, size_t evidence_len, ledger_outcome_t *outcome)
-    __attribute__((warn_unused_result));
+                           const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                           ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
 /* Looks up a settlement and its status. LEDGER_E_NOT_FOUND if absent. */
 ledger_err_t ledger_find(ledger_t *l, const char *peer, const char *uetr, settlement_t *s,
@@ -269,7 +276,7 @@ const char *ledger_node(const ledger_t *l);
  * settlement is the last one appended in this transaction, the reply also becomes part of that
  * row and its hash (schema 4): a status flipped later contradicts our own signature. */
 ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
-                              const uint8_t *signed_msg, size_t signed_len)
+                              const uint8_t *signed_msg, size_t signed_len, uint64_t sequence)
     __attribute__((warn_unused_result));
 
 /* Records a settlement this ledger lacks, exactly as signed evidence shows it was decided
@@ -281,7 +288,8 @@ ledger_err_t ledger_set_reply(ledger_t *l, const char *peer, const char *uetr,
  * the Settlement's body hash). LEDGER_E_STATE if the UETR is already recorded. */
 ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, const char *reason,
                            const uint8_t *settlement_evidence, size_t settlement_len,
-                           const uint8_t *status_evidence, size_t status_len)
+                           uint64_t settlement_sequence, const uint8_t *status_evidence,
+                           size_t status_len, uint64_t status_sequence)
     __attribute__((warn_unused_result));
 
 /* A re-base after a repair (see recon.c): the counters to set, and what justified them. */
@@ -328,6 +336,34 @@ ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_
  * sequenced messages both ways then (*messages). */
 ledger_err_t ledger_checkpoint_when(ledger_t *l, const char *peer, uint64_t *messages,
                                     int64_t *at_ms) __attribute__((warn_unused_result));
+
+/* ---- the channel at a sequence cut --------------------------------------------------------- */
+
+/* One currency's net position towards the peer at a cut (posted; pending counts nothing). */
+typedef struct {
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    int64_t net_minor;
+} ledger_cut_position_t;
+
+/* The channel as it stood at a cut: every settlement our messages up to `sent_seq` and the
+ * peer's up to `applied_seq` opened, each in the status those messages gave it (a decision or
+ * return above the cut leaves it pending or settled). Both sides compute the same digest,
+ * count and mirrored positions for the same cut, however far either has gone past it: the
+ * payer's Settlement opens an entry, the payee's StatusReport decides it, a Return returns it.
+ * Settlements recorded before schema 5 count as below every cut. */
+typedef struct {
+    uint8_t digest[32]; /* the channel digest (digest.h) of those entries */
+    uint64_t entries;
+    ledger_cut_position_t *positions; /* currencies whose net is not zero, ascending */
+    size_t n_positions;
+} ledger_cut_t;
+
+/* Computes the channel with `peer` at the cut (our sent_seq, our applied_seq). The work is the
+ * settlements touched above the cut, not the channel's size. Release with ledger_cut_release. */
+ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                   uint64_t applied_seq, ledger_cut_t *out)
+    __attribute__((warn_unused_result));
+void ledger_cut_release(ledger_cut_t *cut);
 
 /* The encoded Checkpoint last stored with `peer` (malloc'd; NULL when there is none). */
 ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **body, size_t *len)

@@ -560,7 +560,7 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
                                  const uint8_t *sev, size_t sev_len, const uint8_t *tev,
                                  size_t tev_len, settlement_t *s, bool *has_status, bool *bound,
                                  status_t *status, char reason[static CORRIDOR_REASON_LEN_MAX + 1],
-                                 envelope_message_t *settlement_msg)
+                                 envelope_message_t *settlement_msg, uint64_t *status_seq)
 {
     *bound = false;
     const char *self = ledger_node(ctx->ledger);
@@ -597,6 +597,7 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     if (evidence_verify(tev, tev_len, payee_key, &sr_msg) != ENV_OK) {
         return "the StatusReport evidence does not verify with the payee's key";
     }
+    *status_seq = sr_msg.sequence;
     uint8_t payer_id[IDENTITY_KEY_ID_BYTES];
     identity_key_id(payer_key, payer_id);
     Corridor__StatusReport *sr = NULL;
@@ -638,8 +639,9 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
     char reason[CORRIDOR_REASON_LEN_MAX + 1] = "";
     envelope_message_t msg;
     memset(&msg, 0, sizeof msg);
+    uint64_t status_seq = 0;
     const char *problem = verify_import(ctx, e, sev, sev_len, tev, tev_len, &s, &has_status, &bound,
-                                        &status, reason, &msg);
+                                        &status, reason, &msg, &status_seq);
     ledger_t *l = ctx->ledger;
     ledger_outcome_t out;
     ledger_err_t rc = LEDGER_OK;
@@ -647,12 +649,13 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
         bool known = ledger_find(l, s.peer, s.uetr, NULL, &out) == LEDGER_OK;
         if (s.direction == DIRECTION_OUT && known && has_status) {
             rc = ledger_resolve(l, s.peer, s.uetr, status == STATUS_SETTLED, reason, tev, tev_len,
-                                &out);
+                                status_seq, &out);
         } else if (!known && has_status && !bound) {
             problem = "a version-1 StatusReport names no Settlement contents: no evidence for an "
                       "import, left for a person";
         } else if (!known && has_status) {
-            rc = ledger_import(l, &s, status, reason, sev, sev_len, tev, tev_len);
+            rc = ledger_import(l, &s, status, reason, sev, sev_len, msg.sequence, tev, tev_len,
+                               status_seq);
         } else if (!known && s.direction == DIRECTION_IN) {
             rc = channel_apply_message(ctx->channel, &msg); /* still pending at the payer */
         } else if (!known) {

@@ -242,7 +242,7 @@ static void flight_send(node_t *from, const node_t *to, int64_t amount_minor, co
 
     ledger_outcome_t o;
     begin(from->ledger);
-    assert_int_equal(ledger_send(from->ledger, s, f->settlement_msg, f->settlement_len, &o),
+    assert_int_equal(ledger_send(from->ledger, s, f->settlement_msg, f->settlement_len, 0, &o),
                      LEDGER_OK);
     commit(from->ledger);
     assert_int_equal(o.status, STATUS_PENDING);
@@ -257,7 +257,7 @@ static void flight_deliver(const node_t *from, node_t *to, int64_t cap_minor, fl
     in.direction = DIRECTION_IN;
     begin(to->ledger);
     assert_int_equal(ledger_receive(to->ledger, &in, cap_minor, NULL, f->settlement_msg,
-                                    f->settlement_len, &f->outcome),
+                                    f->settlement_len, 0, &f->outcome),
                      LEDGER_OK);
     assert_true(f->outcome.status == STATUS_SETTLED || f->outcome.status == STATUS_REJECTED);
 
@@ -276,7 +276,7 @@ static void flight_deliver(const node_t *from, node_t *to, int64_t cap_minor, fl
     free(body);
     /* as the channel does, in the same transaction: our reply is kept, in the row (schema 4) */
     assert_int_equal(
-        ledger_set_reply(to->ledger, from->name, f->s.uetr, f->report_msg, f->report_len),
+        ledger_set_reply(to->ledger, from->name, f->s.uetr, f->report_msg, f->report_len, 0),
         LEDGER_OK);
     commit(to->ledger);
 }
@@ -290,7 +290,7 @@ static void flight_resolve(node_t *from, const node_t *to, const flight_t *f)
     begin(from->ledger);
     assert_int_equal(ledger_resolve(from->ledger, to->name, f->s.uetr, settled,
                                     settled ? NULL : f->outcome.reason, f->report_msg,
-                                    f->report_len, &o),
+                                    f->report_len, 0, &o),
                      LEDGER_OK);
     commit(from->ledger);
     assert_int_equal(o.status, f->outcome.status);
@@ -349,12 +349,12 @@ static void give_back(node_t *payee, node_t *payer, const char *uetr, const char
     free(body);
 
     begin(payee->ledger);
-    assert_int_equal(ledger_return(payee->ledger, payer->name, uetr, reason, msg, msg_len, &o),
+    assert_int_equal(ledger_return(payee->ledger, payer->name, uetr, reason, msg, msg_len, 0, &o),
                      LEDGER_OK);
     commit(payee->ledger);
     assert_int_equal(o.status, STATUS_RETURNED);
     begin(payer->ledger);
-    assert_int_equal(ledger_return(payer->ledger, payee->name, uetr, reason, msg, msg_len, &o),
+    assert_int_equal(ledger_return(payer->ledger, payee->name, uetr, reason, msg, msg_len, 0, &o),
                      LEDGER_OK);
     commit(payer->ledger);
     assert_int_equal(o.status, STATUS_RETURNED);
@@ -1154,7 +1154,7 @@ static int64_t import_at_a(world_t *w, uint32_t version, const settlement_t *nam
     in.direction = DIRECTION_IN;
     begin(a->ledger);
     assert_int_equal(ledger_import(a->ledger, &in, STATUS_SETTLED, "", f.settlement_msg,
-                                   f.settlement_len, report, report_len),
+                                   f.settlement_len, 0, report, report_len, 0),
                      LEDGER_OK);
     commit(a->ledger);
     snprintf(uetr, UETR_SIZE, "%s", f.s.uetr);
@@ -1212,7 +1212,7 @@ static int64_t post_at_a(world_t *w, const settlement_t *named)
     ledger_outcome_t o;
     begin(a->ledger);
     assert_int_equal(
-        ledger_resolve(a->ledger, b->name, f.s.uetr, true, NULL, report, report_len, &o),
+        ledger_resolve(a->ledger, b->name, f.s.uetr, true, NULL, report, report_len, 0, &o),
         LEDGER_OK);
     commit(a->ledger);
     free(report);

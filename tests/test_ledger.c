@@ -108,7 +108,7 @@ static ledger_t *open_ledger(const char *path)
 static ledger_err_t send1(ledger_t *l, const settlement_t *s, ledger_outcome_t *o)
 {
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    ledger_err_t rc = ledger_send(l, s, evidence, EVIDENCE_LEN, o);
+    ledger_err_t rc = ledger_send(l, s, evidence, EVIDENCE_LEN, 0, o);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     return rc;
 }
@@ -117,7 +117,7 @@ static ledger_err_t receive1(ledger_t *l, const settlement_t *s, int64_t cap_min
                              const char *reject_reason, ledger_outcome_t *o)
 {
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    ledger_err_t rc = ledger_receive(l, s, cap_minor, reject_reason, evidence, EVIDENCE_LEN, o);
+    ledger_err_t rc = ledger_receive(l, s, cap_minor, reject_reason, evidence, EVIDENCE_LEN, 0, o);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     return rc;
 }
@@ -127,7 +127,7 @@ static ledger_err_t resolve1(ledger_t *l, const settlement_t *s, bool settled, c
 {
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     ledger_err_t rc =
-        ledger_resolve(l, s->peer, s->uetr, settled, reason, evidence, EVIDENCE_LEN, o);
+        ledger_resolve(l, s->peer, s->uetr, settled, reason, evidence, EVIDENCE_LEN, 0, o);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     return rc;
 }
@@ -136,7 +136,7 @@ static ledger_err_t return1(ledger_t *l, const settlement_t *s, const char *reas
                             ledger_outcome_t *o)
 {
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    ledger_err_t rc = ledger_return(l, s->peer, s->uetr, reason, evidence, EVIDENCE_LEN, o);
+    ledger_err_t rc = ledger_return(l, s->peer, s->uetr, reason, evidence, EVIDENCE_LEN, 0, o);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     return rc;
 }
@@ -453,6 +453,125 @@ static void test_find_returns_stored_content(void **state)
     ledger_close(&l);
 }
 
+/* ---- the channel at a sequence cut ----------------------------------------------------------- */
+
+static ledger_t *open_as(const char *dir, const char *file, const char *node)
+{
+    char *path = test_path(dir, file);
+    ledger_t *l = NULL;
+    char err[256] = "";
+    assert_int_equal(ledger_open(path, node, LEDGER_READ_WRITE, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    free(path);
+    return l;
+}
+
+static ledger_cut_t cut_of(ledger_t *l, const char *peer, uint64_t sent, uint64_t applied)
+{
+    ledger_cut_t cut;
+    assert_int_equal(ledger_channel_at_cut(l, peer, sent, applied, &cut), LEDGER_OK);
+    return cut;
+}
+
+/* Two sides of one channel at the same cut, each from its own side: same digest and count,
+ * mirrored positions. */
+static void assert_cuts_agree(ledger_t *payer, uint64_t payer_sent, uint64_t payer_applied,
+                              ledger_t *payee, uint64_t expect_entries, int64_t expect_payer_net)
+{
+    ledger_cut_t a = cut_of(payer, PEER, payer_sent, payer_applied);
+    ledger_cut_t b = cut_of(payee, NODE, payer_applied, payer_sent);
+    assert_memory_equal(a.digest, b.digest, sizeof a.digest);
+    assert_int_equal(a.entries, expect_entries);
+    assert_int_equal(b.entries, expect_entries);
+    assert_int_equal(a.n_positions, expect_payer_net != 0 ? 1 : 0);
+    assert_int_equal(b.n_positions, a.n_positions);
+    if (a.n_positions == 1) {
+        assert_string_equal(a.positions[0].currency, "RUB");
+        assert_int_equal(a.positions[0].net_minor, expect_payer_net);
+        assert_int_equal(b.positions[0].net_minor, -expect_payer_net);
+    }
+    ledger_cut_release(&a);
+    ledger_cut_release(&b);
+}
+
+/* A payer (NODE) and a payee (PEER) each past the cut in its own way: settlements in flight,
+ * decisions the payer has not read yet, a return, a refusal. */
+static void test_channel_at_cut_agrees_across_sides(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *a = open_as(f->dir, "a.db", NODE);
+    ledger_t *b = open_as(f->dir, "b.db", PEER);
+    settlement_t x[3];
+    settlement_t in[3];
+    ledger_outcome_t o;
+    for (int i = 0; i < 3; i++) {
+        x[i] = make_settlement(DIRECTION_OUT, PEER, "RUB", 1000 * (i + 1));
+        in[i] = x[i];
+        in[i].direction = DIRECTION_IN;
+        snprintf(in[i].peer, sizeof in[i].peer, "%s", NODE);
+    }
+    /* A sends 1, 2, 3. B books 1 (its reply: B's 1), refuses 2 (B's 2), has not seen 3. */
+    assert_int_equal(ledger_begin(a), LEDGER_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ledger_send(a, &x[i], evidence, EVIDENCE_LEN, (uint64_t)i + 1, &o),
+                         LEDGER_OK);
+    }
+    assert_int_equal(ledger_commit(a), LEDGER_OK);
+    assert_int_equal(ledger_begin(b), LEDGER_OK);
+    assert_int_equal(ledger_receive(b, &in[0], INT64_MAX / 4, NULL, evidence, EVIDENCE_LEN, 1, &o),
+                     LEDGER_OK);
+    assert_int_equal(ledger_set_reply(b, NODE, in[0].uetr, evidence, EVIDENCE_LEN, 1), LEDGER_OK);
+    assert_int_equal(ledger_receive(b, &in[1], 0, "AM02", evidence, EVIDENCE_LEN, 2, &o),
+                     LEDGER_OK);
+    assert_int_equal(ledger_set_reply(b, NODE, in[1].uetr, evidence, EVIDENCE_LEN, 2), LEDGER_OK);
+    assert_int_equal(ledger_commit(b), LEDGER_OK);
+
+    /* A applied nothing of B's yet, B has not applied A's 3: at the cut (2, 0) both see two
+     * pending entries, though B has decided both (its decisions are above the cut) */
+    ledger_cut_t early = cut_of(a, PEER, 2, 0);
+    ledger_cut_t at_b = cut_of(b, NODE, 0, 2);
+    assert_memory_equal(early.digest, at_b.digest, sizeof early.digest);
+    assert_int_equal(early.entries, 2);
+    ledger_cut_release(&early);
+    ledger_cut_release(&at_b);
+
+    /* A reads B's 1 (settled) and 2 (refused); B returns 1 (its 3) and applies A's 3 */
+    assert_int_equal(ledger_begin(a), LEDGER_OK);
+    assert_int_equal(ledger_resolve(a, PEER, x[0].uetr, true, NULL, evidence, EVIDENCE_LEN, 1, &o),
+                     LEDGER_OK);
+    assert_int_equal(
+        ledger_resolve(a, PEER, x[1].uetr, false, "AM02", evidence, EVIDENCE_LEN, 2, &o),
+        LEDGER_OK);
+    assert_int_equal(ledger_commit(a), LEDGER_OK);
+    assert_int_equal(ledger_begin(b), LEDGER_OK);
+    assert_int_equal(ledger_return(b, NODE, in[0].uetr, "AC04", evidence, EVIDENCE_LEN, 3, &o),
+                     LEDGER_OK);
+    assert_int_equal(ledger_receive(b, &in[2], INT64_MAX / 4, NULL, evidence, EVIDENCE_LEN, 3, &o),
+                     LEDGER_OK);
+    assert_int_equal(ledger_set_reply(b, NODE, in[2].uetr, evidence, EVIDENCE_LEN, 4), LEDGER_OK);
+    assert_int_equal(ledger_commit(b), LEDGER_OK);
+
+    /* every cut both have passed agrees, whatever either did after it */
+    assert_cuts_agree(a, 2, 1, b, 2, -1000); /* 1 settled, 2 pending at A's cut */
+    assert_cuts_agree(a, 3, 2, b, 3, -1000); /* 1 settled, 2 refused, 3 pending */
+    /* A reads B's 3 (the return) and 4 (3 settled): now each side's current books agree */
+    assert_int_equal(ledger_begin(a), LEDGER_OK);
+    assert_int_equal(ledger_return(a, PEER, x[0].uetr, "AC04", evidence, EVIDENCE_LEN, 3, &o),
+                     LEDGER_OK);
+    assert_int_equal(ledger_resolve(a, PEER, x[2].uetr, true, NULL, evidence, EVIDENCE_LEN, 4, &o),
+                     LEDGER_OK);
+    assert_int_equal(ledger_commit(a), LEDGER_OK);
+    assert_cuts_agree(a, 3, 2, b, 3, -1000);
+    assert_cuts_agree(a, 3, 3, b, 3, 0);     /* 1 returned */
+    assert_cuts_agree(a, 3, 4, b, 3, -3000); /* 3 settled */
+    /* the latest cut is the channel as it is: the digest the ledger keeps */
+    ledger_cut_t now = cut_of(a, PEER, 3, 4);
+    assert_int_equal(now.entries, 3);
+    ledger_cut_release(&now);
+    ledger_close(&a);
+    ledger_close(&b);
+}
+
 static void test_open_other_node_refused(void **state)
 {
     fixture_t *f = *state;
@@ -567,7 +686,10 @@ static void test_open_upgrades_schema_1(void **state)
     int64_t id = sql_int(l, "SELECT id FROM settlements");
     ledger_close(&l);
     make_sqlite_file(f->path,
-                     "BEGIN; CREATE TABLE old AS SELECT * FROM settlements; DROP TABLE settlements;"
+                     "BEGIN; CREATE TABLE old AS SELECT id, peer, uetr, direction, amount_minor,"
+                     " currency, content_hash, canon_hash, status, reason, end_to_end_id,"
+                     " value_date, debtor_name, debtor_account, creditor_name, creditor_account,"
+                     " remittance, created_ms, reply FROM settlements; DROP TABLE settlements;"
                      "CREATE TABLE settlements(id INTEGER PRIMARY KEY, peer TEXT NOT NULL,"
                      " uetr TEXT NOT NULL, direction INTEGER NOT NULL,"
                      " amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,"
@@ -602,6 +724,10 @@ static void test_open_upgrades_schema_1(void **state)
     assert_int_equal(sql_int(l, "SELECT wire_version FROM channels"), 1); /* schema 3 */
     /* schema 4: rows from here on carry our replies; the one before does not */
     assert_int_equal(sql_int(l, "SELECT value FROM meta WHERE key = 'replies_from'"), 2);
+    /* schema 5: the pending settlement is undecided and, like every older one, below any cut */
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM settlements WHERE open_seq = 0 AND"
+                                " decided_seq IS NULL AND our_seq = 0"),
+                     1);
     assert_int_equal(sql_int(l, "SELECT id FROM settlements"), id);
     assert_int_equal(
         sql_int(l, "SELECT count(*) FROM sqlite_master WHERE name = 'settlements_channel'"), 1);
@@ -656,13 +782,13 @@ static void test_readonly_refuses_writes(void **state)
     assert_int_equal(ledger_begin(l), LEDGER_E_READONLY);
     assert_false(ledger_in_transaction(l));
     settlement_t s2 = make_settlement(DIRECTION_OUT, PEER, "RUB", 100);
-    assert_int_equal(ledger_send(l, &s2, evidence, EVIDENCE_LEN, &o), LEDGER_E_READONLY);
+    assert_int_equal(ledger_send(l, &s2, evidence, EVIDENCE_LEN, 0, &o), LEDGER_E_READONLY);
     settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 100);
-    assert_int_equal(ledger_receive(l, &in, 1000, NULL, evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_receive(l, &in, 1000, NULL, evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_E_READONLY);
-    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_E_READONLY);
-    assert_int_equal(ledger_return(l, PEER, s.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_return(l, PEER, s.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_E_READONLY);
     assert_int_equal(ledger_outbox_put(l, PEER, 1, 1, evidence, EVIDENCE_LEN), LEDGER_E_READONLY);
     assert_int_equal(ledger_channel_set_acked(l, PEER, 1), LEDGER_E_READONLY);
@@ -682,7 +808,7 @@ static void test_close_in_transaction_rolls_back(void **state)
     settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 100);
     ledger_outcome_t o;
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+    assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     assert_true(ledger_in_transaction(l));
     ledger_close(&l); /* no commit */
     l = open_ledger(f->path);
@@ -917,8 +1043,9 @@ static void test_resolve_unknown_not_found(void **state)
     /* Known UETR, other channel: still not found. */
     assert_int_equal(send1(l, &s, &o), LEDGER_OK);
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    assert_int_equal(ledger_resolve(l, PEER_OTHER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
-                     LEDGER_E_NOT_FOUND);
+    assert_int_equal(
+        ledger_resolve(l, PEER_OTHER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
+        LEDGER_E_NOT_FOUND);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     assert_int_equal(rows_of(l), 1);
     assert_position(l, PEER, "RUB", 0, -900);
@@ -1019,16 +1146,16 @@ static void test_refusal_keeps_transaction_usable(void **state)
     settlement_t b = make_settlement(DIRECTION_OUT, PEER, "RUB", 200);
     ledger_outcome_t o;
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    assert_int_equal(ledger_send(l, &a, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
-    assert_int_equal(ledger_return(l, PEER, a.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_send(l, &a, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
+    assert_int_equal(ledger_return(l, PEER, a.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_E_STATE);
-    assert_int_equal(ledger_resolve(l, PEER, b.uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_resolve(l, PEER, b.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_E_NOT_FOUND);
     settlement_t a2 = a;
     a2.amount_minor++;
-    assert_int_equal(ledger_send(l, &a2, evidence, EVIDENCE_LEN, &o), LEDGER_E_CONFLICT);
+    assert_int_equal(ledger_send(l, &a2, evidence, EVIDENCE_LEN, 0, &o), LEDGER_E_CONFLICT);
     assert_true(ledger_in_transaction(l));
-    assert_int_equal(ledger_send(l, &b, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+    assert_int_equal(ledger_send(l, &b, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     assert_false(ledger_stopped(l));
     assert_counts(l, 2, 0, 0, 0);
@@ -1200,7 +1327,7 @@ static void test_cap_net_overflow_refused(void **state)
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     for (int i = 0; i < 92; i++) {
         settlement_t s = make_settlement(DIRECTION_IN, PEER, "RUB", CORRIDOR_AMOUNT_MINOR_MAX);
-        assert_int_equal(ledger_receive(l, &s, INT64_MAX, NULL, evidence, EVIDENCE_LEN, &o),
+        assert_int_equal(ledger_receive(l, &s, INT64_MAX, NULL, evidence, EVIDENCE_LEN, 0, &o),
                          LEDGER_OK);
         assert_int_equal(o.status, STATUS_SETTLED);
     }
@@ -1533,7 +1660,7 @@ static void test_journal_rows_carry_evidence(void **state)
     assert_int_equal(send1(l, &s, &o), LEDGER_OK);
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     static const uint8_t report[] = {0x00, 0xff, 0x10, 0x00, 0x42}; /* binary, with NULs */
-    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, report, sizeof report, &o),
+    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, report, sizeof report, 0, &o),
                      LEDGER_OK);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     sqlite3_stmt *stmt = NULL;
@@ -1781,7 +1908,7 @@ static void test_group_commit_1000(void **state)
     for (int i = 0; i < 1000; i++) {
         settlement_t s = make_settlement(DIRECTION_OUT, i % 2 ? PEER : PEER_OTHER, "RUB", 1 + i);
         total += 1 + i;
-        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     }
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     assert_counts(l, 1000, 0, 0, 0);
@@ -1814,11 +1941,11 @@ static void test_rollback_leaves_nothing(void **state)
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     for (int i = 0; i < 50; i++) {
         settlement_t s = make_settlement(DIRECTION_OUT, PEER, "IRR", 1 + i);
-        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     }
-    assert_int_equal(ledger_resolve(l, PEER, kept.uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_resolve(l, PEER, kept.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_OK);
-    assert_int_equal(ledger_return(l, PEER, in.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_return(l, PEER, in.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_OK);
     assert_int_equal(rows_of(l), before.rows + 52);
     ledger_rollback(l);
@@ -1845,7 +1972,7 @@ static void test_rollback_then_write_chains(void **state)
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     for (int i = 0; i < 10; i++) {
         settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 2);
-        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     }
     ledger_rollback(l);
     /* The next row must chain on the committed head, not on the rolled-back one. */
@@ -2021,7 +2148,7 @@ static void op_send_new(model_t *m)
     model_item_t *it =
         model_new_item(m, DIRECTION_OUT, 1 + (int64_t)rng_below(&m->rng, PROP_AMOUNT_MAX));
     ledger_outcome_t o;
-    PROP_EQ(m, ledger_send(m->l, &it->s, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+    PROP_EQ(m, ledger_send(m->l, &it->s, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     it->status = STATUS_PENDING;
     m->books.pending[it->peer][it->ccy] -= it->s.amount_minor;
     m->books.account[it->peer][it->ccy] = true;
@@ -2057,7 +2184,7 @@ static void op_receive_new(model_t *m)
     }
     it->s.amount_minor = amount;
     ledger_outcome_t o;
-    PROP_EQ(m, ledger_receive(m->l, &it->s, cap, NULL, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+    PROP_EQ(m, ledger_receive(m->l, &it->s, cap, NULL, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     bool accepted = net + amount <= cap;
     m->stats[accepted ? 0 : 1]++;
     m->stats[2] += amount == headroom;
@@ -2080,7 +2207,7 @@ static void op_receive_refused_by_caller(model_t *m)
     const char *reason = reasons[rng_below(&m->rng, 3)];
     model_item_t *it = model_new_item(m, DIRECTION_IN, 1 + (int64_t)rng_below(&m->rng, 1000));
     ledger_outcome_t o;
-    PROP_EQ(m, ledger_receive(m->l, &it->s, PROP_CAP_MAX, reason, evidence, EVIDENCE_LEN, &o),
+    PROP_EQ(m, ledger_receive(m->l, &it->s, PROP_CAP_MAX, reason, evidence, EVIDENCE_LEN, 0, &o),
             LEDGER_OK);
     it->status = STATUS_REJECTED;
     snprintf(it->reason, sizeof it->reason, "%s", reason);
@@ -2103,8 +2230,8 @@ static void op_resolve(model_t *m)
     static const char *const reasons[] = {"AM04", "AC01", "AM02"};
     const char *reason = settled ? NULL : reasons[rng_below(&m->rng, 3)];
     ledger_outcome_t o;
-    ledger_err_t rc =
-        ledger_resolve(m->l, it->s.peer, it->s.uetr, settled, reason, evidence, EVIDENCE_LEN, &o);
+    ledger_err_t rc = ledger_resolve(m->l, it->s.peer, it->s.uetr, settled, reason, evidence,
+                                     EVIDENCE_LEN, 0, &o);
     int64_t amount = it->s.amount_minor;
     switch (it->status) {
     case STATUS_PENDING:
@@ -2144,7 +2271,7 @@ static void op_return(model_t *m)
     model_item_t *it = &m->items[i];
     ledger_outcome_t o;
     ledger_err_t rc =
-        ledger_return(m->l, it->s.peer, it->s.uetr, "AC04", evidence, EVIDENCE_LEN, &o);
+        ledger_return(m->l, it->s.peer, it->s.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o);
     switch (it->status) {
     case STATUS_SETTLED:
         PROP_EQ(m, rc, LEDGER_OK);
@@ -2179,10 +2306,10 @@ static void op_duplicate(model_t *m)
     ledger_outcome_t o;
     ledger_err_t rc;
     if (again.direction == DIRECTION_OUT) {
-        rc = ledger_send(m->l, &again, evidence, EVIDENCE_LEN, &o);
+        rc = ledger_send(m->l, &again, evidence, EVIDENCE_LEN, 0, &o);
     } else {
         rc = ledger_receive(m->l, &again, (int64_t)rng_below(&m->rng, PROP_CAP_MAX), NULL, evidence,
-                            EVIDENCE_LEN, &o);
+                            EVIDENCE_LEN, 0, &o);
     }
     PROP_EQ(m, rc, LEDGER_OK);
     model_check_outcome(m, it, &o, true);
@@ -2215,9 +2342,9 @@ static void op_conflict(model_t *m)
     ledger_outcome_t o;
     ledger_err_t rc;
     if (other.direction == DIRECTION_OUT) {
-        rc = ledger_send(m->l, &other, evidence, EVIDENCE_LEN, &o);
+        rc = ledger_send(m->l, &other, evidence, EVIDENCE_LEN, 0, &o);
     } else {
-        rc = ledger_receive(m->l, &other, PROP_CAP_MAX, NULL, evidence, EVIDENCE_LEN, &o);
+        rc = ledger_receive(m->l, &other, PROP_CAP_MAX, NULL, evidence, EVIDENCE_LEN, 0, &o);
     }
     PROP_EQ(m, rc, LEDGER_E_CONFLICT);
     m->stats[10]++;
@@ -2232,7 +2359,8 @@ static void op_resolve_incoming(model_t *m)
     }
     const model_item_t *it = &m->items[i];
     ledger_outcome_t o;
-    PROP_EQ(m, ledger_resolve(m->l, it->s.peer, it->s.uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
+    PROP_EQ(m,
+            ledger_resolve(m->l, it->s.peer, it->s.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
             LEDGER_E_STATE);
 }
 
@@ -2243,9 +2371,9 @@ static void op_unknown(model_t *m)
     uetr_from_rng(&m->rng, uetr);
     const char *peer = prop_peers[rng_below(&m->rng, PROP_PEERS)];
     ledger_outcome_t o;
-    PROP_EQ(m, ledger_resolve(m->l, peer, uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
+    PROP_EQ(m, ledger_resolve(m->l, peer, uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
             LEDGER_E_NOT_FOUND);
-    PROP_EQ(m, ledger_return(m->l, peer, uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    PROP_EQ(m, ledger_return(m->l, peer, uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
             LEDGER_E_NOT_FOUND);
 }
 
@@ -2452,7 +2580,7 @@ static void crash_child(const char *path, int round)
             build_settlement(&s, DIRECTION_OUT, i % 2 ? PEER : PEER_OTHER, "RUB", 1 + b % 1000);
             snprintf(s.remittance, sizeof s.remittance, "batch %d.%d", round, b);
             ledger_outcome_t o;
-            if (ledger_send(l, &s, evidence, EVIDENCE_LEN, &o) != LEDGER_OK) {
+            if (ledger_send(l, &s, evidence, EVIDENCE_LEN, 0, &o) != LEDGER_OK) {
                 _exit(12);
             }
         }
@@ -2743,7 +2871,7 @@ static ledger_t *fault_prepare(const char *path, char uetrs[FAULT_GOOD][CORRIDOR
         assert_int_equal(ledger_begin(l), LEDGER_OK);
         for (int i = 0; i < FAULT_GOOD / 3; i++) {
             settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 10);
-            assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+            assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
             snprintf(uetrs[b * (FAULT_GOOD / 3) + i], CORRIDOR_UETR_LEN + 1, "%s", s.uetr);
         }
         assert_int_equal(ledger_commit(l), LEDGER_OK);
@@ -2773,7 +2901,7 @@ static ledger_err_t fault_batch(ledger_t *l, char uetrs[FAULT_BATCH][CORRIDOR_UE
         snprintf(uetrs[i], CORRIDOR_UETR_LEN + 1, "%s", s.uetr);
         ledger_outcome_t o;
         big[i % evidence_len] = (uint8_t)i;
-        rc = ledger_send(l, &s, big, evidence_len, &o);
+        rc = ledger_send(l, &s, big, evidence_len, 0, &o);
     }
     if (rc == LEDGER_OK) {
         *failed_at = FAULT_BATCH;
@@ -2910,11 +3038,11 @@ static void test_gross_volume_keeps_nets_exact(void **state)
     for (int i = 0; i < rounds; i++) {
         settlement_t s = make_settlement(DIRECTION_IN, PEER, "IRR", CORRIDOR_AMOUNT_MINOR_MAX);
         assert_int_equal(
-            ledger_receive(l, &s, CORRIDOR_AMOUNT_MINOR_MAX, NULL, evidence, EVIDENCE_LEN, &o),
+            ledger_receive(l, &s, CORRIDOR_AMOUNT_MINOR_MAX, NULL, evidence, EVIDENCE_LEN, 0, &o),
             LEDGER_OK);
         assert_int_equal(o.status, STATUS_SETTLED); /* net is 0 before each round */
         assert_int_equal(o.position_minor, CORRIDOR_AMOUNT_MINOR_MAX);
-        assert_int_equal(ledger_return(l, PEER, s.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+        assert_int_equal(ledger_return(l, PEER, s.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                          LEDGER_OK);
         assert_int_equal(o.status, STATUS_RETURNED);
         assert_int_equal(o.position_minor, 0);
@@ -2950,11 +3078,12 @@ static void send_largest(ledger_t *l, const char *peer, const char *currency, in
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     for (int i = 0; i < n; i++) {
         settlement_t s = make_settlement(DIRECTION_OUT, peer, currency, CORRIDOR_AMOUNT_MINOR_MAX);
-        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
         assert_int_equal(o.status, STATUS_PENDING);
         if (settle) {
             assert_int_equal(
-                ledger_resolve(l, peer, s.uetr, true, NULL, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+                ledger_resolve(l, peer, s.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
+                LEDGER_OK);
             assert_int_equal(o.status, STATUS_SETTLED);
         }
         if (i == 0 && first != NULL) {
@@ -2997,20 +3126,20 @@ static void test_send_pending_overflow_refused(void **state)
 
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     settlement_t over = make_settlement(DIRECTION_OUT, PEER, "RUB", CORRIDOR_AMOUNT_MINOR_MAX);
-    assert_int_equal(ledger_send(l, &over, evidence, EVIDENCE_LEN, &o), LEDGER_E_OVERFLOW);
+    assert_int_equal(ledger_send(l, &over, evidence, EVIDENCE_LEN, 0, &o), LEDGER_E_OVERFLOW);
     assert_refused_unchanged(l, &before, accounts_before);
     settlement_t other = make_settlement(DIRECTION_OUT, PEER_OTHER, "RUB", EDGE_HEADROOM + 1);
-    assert_int_equal(ledger_send(l, &other, evidence, EVIDENCE_LEN, &o), LEDGER_E_OVERFLOW);
+    assert_int_equal(ledger_send(l, &other, evidence, EVIDENCE_LEN, 0, &o), LEDGER_E_OVERFLOW);
     assert_refused_unchanged(l, &before, accounts_before);
     assert_int_equal(ledger_find(l, PEER, over.uetr, NULL, NULL), LEDGER_E_NOT_FOUND);
     assert_int_equal(ledger_find(l, PEER_OTHER, other.uetr, NULL, NULL), LEDGER_E_NOT_FOUND);
     assert_int_equal(sql_int(l, "SELECT count(*) FROM accounts WHERE peer = '" PEER_OTHER "'"), 0);
 
     settlement_t last = make_settlement(DIRECTION_OUT, PEER, "RUB", EDGE_HEADROOM);
-    assert_int_equal(ledger_send(l, &last, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+    assert_int_equal(ledger_send(l, &last, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     assert_int_equal(o.status, STATUS_PENDING);
     settlement_t irr = make_settlement(DIRECTION_OUT, PEER, "IRR", CORRIDOR_AMOUNT_MINOR_MAX);
-    assert_int_equal(ledger_send(l, &irr, evidence, EVIDENCE_LEN, &o), LEDGER_OK);
+    assert_int_equal(ledger_send(l, &irr, evidence, EVIDENCE_LEN, 0, &o), LEDGER_OK);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     assert_false(ledger_stopped(l));
     assert_position(l, PEER, "RUB", 0, -INT64_MAX);
@@ -3059,16 +3188,16 @@ static void test_resolve_overflow_refused(void **state)
     accounts_text(l, accounts_before, sizeof accounts_before);
 
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_E_OVERFLOW);
     assert_refused_unchanged(l, &before, accounts_before);
     memset(&o, 0, sizeof o);
     assert_int_equal(ledger_find(l, PEER, s.uetr, NULL, &o), LEDGER_OK);
     assert_int_equal(o.status, STATUS_PENDING);
 
-    assert_int_equal(ledger_return(l, PEER, first.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_return(l, PEER, first.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_OK);
-    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_resolve(l, PEER, s.uetr, true, NULL, evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_OK);
     assert_int_equal(o.status, STATUS_SETTLED);
     assert_false(o.repeated);
@@ -3101,16 +3230,16 @@ static void test_return_overflow_refused(void **state)
     accounts_text(l, accounts_before, sizeof accounts_before);
 
     assert_int_equal(ledger_begin(l), LEDGER_OK);
-    assert_int_equal(ledger_return(l, PEER, in.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_return(l, PEER, in.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_E_OVERFLOW);
     assert_refused_unchanged(l, &before, accounts_before);
     memset(&o, 0, sizeof o);
     assert_int_equal(ledger_find(l, PEER, in.uetr, NULL, &o), LEDGER_OK);
     assert_int_equal(o.status, STATUS_SETTLED);
 
-    assert_int_equal(ledger_return(l, PEER, first.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_return(l, PEER, first.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_OK);
-    assert_int_equal(ledger_return(l, PEER, in.uetr, "AC04", evidence, EVIDENCE_LEN, &o),
+    assert_int_equal(ledger_return(l, PEER, in.uetr, "AC04", evidence, EVIDENCE_LEN, 0, &o),
                      LEDGER_OK);
     assert_int_equal(o.status, STATUS_RETURNED);
     assert_false(o.repeated);
@@ -3136,7 +3265,7 @@ static void test_receive_overflow_refused_am02(void **state)
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     for (int i = 0; i < EDGE_FIT; i++) {
         settlement_t s = make_settlement(DIRECTION_IN, PEER, "RUB", CORRIDOR_AMOUNT_MINOR_MAX);
-        assert_int_equal(ledger_receive(l, &s, INT64_MAX, NULL, evidence, EVIDENCE_LEN, &o),
+        assert_int_equal(ledger_receive(l, &s, INT64_MAX, NULL, evidence, EVIDENCE_LEN, 0, &o),
                          LEDGER_OK);
         assert_int_equal(o.status, STATUS_SETTLED);
     }
@@ -3191,6 +3320,7 @@ int main(void)
         T(test_open_foreign_sqlite_with_version_refused),
         T(test_open_newer_version_refused),
         T(test_open_upgrades_schema_1),
+        T(test_channel_at_cut_agrees_across_sides),
         T(test_open_malformed_head_refused),
         T(test_open_readonly_missing_fails),
         T(test_readonly_refuses_writes),

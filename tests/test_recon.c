@@ -1274,16 +1274,17 @@ static void build_identical(tnode_t *a, tnode_t *b, size_t count)
             s.amount_minor = 1 + (int64_t)(done % 997);
             snprintf(s.peer, sizeof s.peer, "%.*s", (int)sizeof s.peer - 1, b->name);
             s.direction = DIRECTION_OUT;
-            must(la, ledger_send(la, &s, evidence, sizeof evidence, &out), "ledger_send");
-            must(la,
-                 ledger_resolve(la, b->name, s.uetr, true, NULL, evidence, sizeof evidence, &out),
-                 "ledger_resolve");
+            must(la, ledger_send(la, &s, evidence, sizeof evidence, 0, &out), "ledger_send");
+            must(
+                la,
+                ledger_resolve(la, b->name, s.uetr, true, NULL, evidence, sizeof evidence, 0, &out),
+                "ledger_resolve");
             assert_int_equal(out.status, STATUS_SETTLED);
             snprintf(s.peer, sizeof s.peer, "%.*s", (int)sizeof s.peer - 1, a->name);
             s.direction = DIRECTION_IN;
             must(lb,
                  ledger_receive(lb, &s, INT64_C(1000000000000000), NULL, evidence, sizeof evidence,
-                                &out),
+                                0, &out),
                  "ledger_receive");
             assert_int_equal(out.status, STATUS_SETTLED);
         }

@@ -227,7 +227,7 @@ static double ledger_rate(const char *path, int group, int total)
             settlement_t s;
             ledger_outcome_t out;
             make_settlement(&s, "BMJIIRTH", DIRECTION_IN, 100);
-            if (ledger_receive(l, &s, INT64_C(1) << 60, NULL, evidence, sizeof evidence, &out) !=
+            if (ledger_receive(l, &s, INT64_C(1) << 60, NULL, evidence, sizeof evidence, 0, &out) !=
                 LEDGER_OK) {
                 die("receive");
             }
@@ -321,7 +321,7 @@ static void settle_pair(ledger_t *la, ledger_t *lb, const identity_t *a, const i
         die("sign settlement");
     }
     ledger_outcome_t out;
-    if (ledger_send(la, &s, signed_s, signed_s_len, &out) != LEDGER_OK) {
+    if (ledger_send(la, &s, signed_s, signed_s_len, 0, &out) != LEDGER_OK) {
         die("send");
     }
     Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
@@ -332,15 +332,15 @@ static void settle_pair(ledger_t *la, ledger_t *lb, const identity_t *a, const i
     size_t sr_len = corridor__status_report__pack(&sr, sr_body);
     if (envelope_sign(b, a->key_id, MSG_STATUS_REPORT, 1, sr_body, sr_len, &signed_r,
                       &signed_r_len) != ENV_OK ||
-        ledger_resolve(la, "BMJIIRTH", s.uetr, true, NULL, signed_r, signed_r_len, &out) !=
+        ledger_resolve(la, "BMJIIRTH", s.uetr, true, NULL, signed_r, signed_r_len, 0, &out) !=
             LEDGER_OK) {
         die("resolve");
     }
     if (on_b) {
         s.direction = DIRECTION_IN;
         strcpy(s.peer, "BKRURUMM");
-        if (ledger_receive(lb, &s, CORRIDOR_AMOUNT_MINOR_MAX, NULL, signed_s, signed_s_len, &out) !=
-                LEDGER_OK ||
+        if (ledger_receive(lb, &s, CORRIDOR_AMOUNT_MINOR_MAX, NULL, signed_s, signed_s_len, 0,
+                           &out) != LEDGER_OK ||
             out.status != STATUS_SETTLED) {
             die("receive");
         }

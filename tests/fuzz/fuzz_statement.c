@@ -445,20 +445,20 @@ static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const 
     uint8_t *tev = sign_status(payee, payer, s.uetr, settled, reason, s.currency, &tev_len);
     ledger_outcome_t out;
     if (payer_here) {
-        must(l, ledger_send(l, &s, sev, sev_len, &out), "ledger_send");
+        must(l, ledger_send(l, &s, sev, sev_len, 0, &out), "ledger_send");
         if (other_id == n->other_id) {
             *sent += 1;
             must(l, ledger_outbox_put(l, other, *sent, MSG_SETTLEMENT, sev, sev_len),
                  "ledger_outbox_put");
         }
         if (kind != 0 && kind != KIND_UNSENT) {
-            must(l, ledger_resolve(l, other, s.uetr, settled, reason, tev, tev_len, &out),
+            must(l, ledger_resolve(l, other, s.uetr, settled, reason, tev, tev_len, 0, &out),
                  "ledger_resolve");
         }
     } else {
-        must(l, ledger_receive(l, &s, CAP_MINOR, settled ? NULL : reason, sev, sev_len, &out),
+        must(l, ledger_receive(l, &s, CAP_MINOR, settled ? NULL : reason, sev, sev_len, 0, &out),
              "ledger_receive");
-        must(l, ledger_set_reply(l, other, s.uetr, tev, tev_len), "ledger_set_reply");
+        must(l, ledger_set_reply(l, other, s.uetr, tev, tev_len, 0), "ledger_set_reply");
     }
     if (kind == 5) {
         Corridor__Return ret = CORRIDOR__RETURN__INIT;
@@ -478,7 +478,7 @@ static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const 
         if (rev == NULL) {
             fail("cannot sign a Return");
         }
-        must(l, ledger_return(l, other, s.uetr, "AC04", rev, rev_len, &out), "ledger_return");
+        must(l, ledger_return(l, other, s.uetr, "AC04", rev, rev_len, 0, &out), "ledger_return");
         free(rev);
     }
     free(sev);
