@@ -129,7 +129,6 @@ typedef struct {
     session_t *sessions;         /* per configured peer; recon NULL when idle */
     bool *reload;                /* per peer: reload the channel after the commit (re-based) */
     int64_t *checkpoint_next_ms; /* per peer: when to look again whether a checkpoint is due */
-    uint64_t *checkpoint_seen;   /* per peer: its sequenced messages at that last look */
     int64_t started_wall_ms;     /* when the node started (the first checkpoint's interval) */
     responder_t *responder;      /* what peers' StatementRequests may make us do */
     int64_t turn_ms;             /* when this loop turn began */
@@ -350,12 +349,11 @@ static recon_ctx_t recon_ctx_of(node_t *n, size_t peer_index)
                          .wall_now_ms = wall_ms()};
 }
 
-/* Automatic checkpoints: with each peer whose channel is up, a reconciliation (no repair) is
- * started once checkpoint_every sequenced messages or checkpoint_interval_s have passed since
- * the last checkpoint; when it finds the books equal it proposes one (recon.c). It waits for
- * a quiet moment (no message either way for CHECKPOINT_CHECK_MS, nothing unacknowledged):
- * under load a comparison would only find payments in flight. An operator's `reconcile`
- * takes the place of one running. */
+/* Automatic checkpoints: with each peer whose channel is up, a checkpoint session (recon.c)
+ * is started once checkpoint_every sequenced messages or checkpoint_interval_s have passed
+ * since the last checkpoint. It proposes one at this node's sequence cut, so it needs no quiet
+ * moment: payments keep flowing while both sides sign. An operator's `reconcile` takes the
+ * place of one running. */
 static void start_due_checkpoints(node_t *n, int64_t now)
 {
     int64_t wall = wall_ms();
@@ -369,11 +367,6 @@ static void start_due_checkpoints(node_t *n, int64_t now)
         }
         n->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS;
         uint64_t messages = st.sent_seq + st.applied_seq;
-        bool quiet = messages == n->checkpoint_seen[i] && st.acked_seq == st.sent_seq;
-        n->checkpoint_seen[i] = messages;
-        if (!quiet) { /* payments in flight: a comparison now would only find them */
-            continue;
-        }
         uint64_t last_messages = 0;
         int64_t last_at = 0;
         if (ledger_checkpoint_when(n->ledger, n->config->peers[i].card.name, &last_messages,
@@ -387,7 +380,7 @@ static void start_due_checkpoints(node_t *n, int64_t now)
             continue;
         }
         recon_ctx_t ctx = recon_ctx_of(n, i);
-        if ((s->recon = recon_new(&ctx, false, now)) == NULL) {
+        if ((s->recon = recon_new_checkpoint(&ctx, now)) == NULL) {
             continue;
         }
         s->automatic = true;
@@ -396,6 +389,27 @@ static void start_due_checkpoints(node_t *n, int64_t now)
         n->checkpoint_next_ms[i] = now + CHECKPOINT_RETRY_MS;
         recon_tick(s->recon, now);
     }
+}
+
+/* Whether an automatic checkpoint session got its checkpoint signed. Nobody waits for it, so
+ * why it did not must not go unsaid: a peer whose books differ at the cut refuses, and that
+ * needs a person. (A checkpoint the other side signed a moment ago is no news.) */
+static bool checkpoint_signed(node_t *n, size_t peer_index, json_t *report)
+{
+    json_t *cp = json_object_get(report, "checkpoint");
+    if (json_is_true(json_object_get(cp, "signed"))) {
+        return true;
+    }
+    const char *why = json_string_value(json_object_get(cp, "refused"));
+    if (why == NULL && json_string_value(json_object_get(cp, "skipped")) == NULL) {
+        why = json_string_value(json_object_get(report, "error"));
+    }
+    if (why != NULL && strstr(why, "sooner") == NULL && strstr(why, "advance") == NULL) {
+        log_event(n->config->name, n->config->peers[peer_index].card.name, NULL,
+                  "automatic checkpoint not signed: %s%s", why,
+                  strstr(why, "differs") != NULL ? "; run corridor reconcile" : "");
+    }
+    return false;
 }
 
 /* Inside the transaction: answers requests that write, feeds statements to sessions. */
@@ -507,18 +521,8 @@ static void after_statements(node_t *n, bool committed, int64_t now)
             }
             if (!s->automatic) {
                 reply_json(n, &s->route, doc);
-            } else if (recon_done(s->recon) &&
-                       (json_integer_value(json_object_get(report, "breaks_remaining")) > 0 ||
-                        !json_is_true(json_object_get(report, "positions_agree")))) {
-                /* nobody waits for it: what it found must not go unsaid */
-                log_event(
-                    n->config->name, n->config->peers[i].card.name, NULL,
-                    "automatic comparison for a checkpoint found %lld breaks%s; run "
-                    "corridor reconcile",
-                    (long long)json_integer_value(json_object_get(report, "breaks_remaining")),
-                    json_is_true(json_object_get(report, "positions_agree"))
-                        ? ""
-                        : " and positions that differ");
+            } else if (checkpoint_signed(n, i, report)) {
+                n->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS; /* spacing decides */
             }
             json_decref(doc);
             recon_destroy(&s->recon);
@@ -1159,14 +1163,12 @@ static int open_network(node_t *n)
     n->sessions = calloc(count + 1, sizeof *n->sessions);
     n->reload = calloc(count + 1, sizeof *n->reload);
     n->checkpoint_next_ms = calloc(count + 1, sizeof *n->checkpoint_next_ms);
-    n->checkpoint_seen = calloc(count + 1, sizeof *n->checkpoint_seen);
     n->started_wall_ms = wall_ms();
     n->responder = responder_new(count);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
     if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
-        n->reload == NULL || n->responder == NULL || n->checkpoint_next_ms == NULL ||
-        n->checkpoint_seen == NULL) {
+        n->reload == NULL || n->responder == NULL || n->checkpoint_next_ms == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -1265,7 +1267,6 @@ static void close_node(node_t *n)
     free(n->sessions);
     free(n->reload);
     free(n->checkpoint_next_ms);
-    free(n->checkpoint_seen);
     responder_free(&n->responder);
     for (size_t i = 0; i < n->statements_in_count; i++) {
         inbound_statement_clear(&n->statements_in[i]);

@@ -17,8 +17,11 @@
 
 #define RECON_BREAKS_MAX 100000 /* breaks kept for the report (counted beyond) */
 #define REPAIR_CHUNK_MAX 150    /* imports per repair request: keeps it under the body limit */
+#define CUT_RETRY_MS     250    /* a peer that has not reached the cut is asked again after this */
+#define CUT_RETRIES      40     /* and at most this many times */
 
-typedef enum { PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_DONE } phase_t;
+/* HEAD: a checkpoint session asks the peer's journal head before it proposes. */
+typedef enum { PHASE_HEAD, PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_DONE } phase_t;
 
 /* One break and what became of it. */
 typedef struct {
@@ -74,6 +77,8 @@ struct recon {
     uint8_t checkpoint_sig[crypto_sign_BYTES];
     uint64_t own_rows;
     uint8_t own_head[LEDGER_HASH_BYTES];
+    int64_t cut_retry_ms; /* when to propose again to a peer behind the cut; 0: not waiting */
+    unsigned cut_retries;
     char error[256];      /* why the session ended early, if it did */
     char peer_error[256]; /* why the peer refused the last request (escaped), or "" */
     json_t *checkpoint_report;
@@ -129,6 +134,16 @@ recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms)
     return r;
 }
 
+recon_t *recon_new_checkpoint(const recon_ctx_t *ctx, int64_t now_ms)
+{
+    recon_t *r = recon_new(ctx, false, now_ms);
+    if (r != NULL) {
+        r->queue.count = 0;
+        r->phase = PHASE_HEAD;
+    }
+    return r;
+}
+
 void recon_destroy(recon_t **self_p)
 {
     recon_t *r = *self_p;
@@ -160,7 +175,7 @@ bool recon_rebased(const recon_t *r)
 
 int64_t recon_deadline(const recon_t *r)
 {
-    return r->request_id[0] != '\0' ? r->request_sent_ms + RECON_RETRY_MS : 0;
+    return r->request_id[0] != '\0' ? r->request_sent_ms + RECON_RETRY_MS : r->cut_retry_ms;
 }
 
 static void finish(recon_t *r, const char *error)
@@ -198,6 +213,7 @@ static void send_request(recon_t *r, Corridor__StatementRequest *req, int64_t no
 /* The next comparison round: up to STATEMENT_RANGES_MAX queued ranges. */
 static void send_compare(recon_t *r, int64_t now_ms)
 {
+    assert(r->phase == PHASE_COMPARE || r->phase == PHASE_HEAD);
     range_fp_t *queue = r->queue.items;
     size_t n = r->queue.count < STATEMENT_RANGES_MAX ? r->queue.count : STATEMENT_RANGES_MAX;
     Corridor__RangeFingerprint ranges[STATEMENT_RANGES_MAX];
@@ -219,6 +235,8 @@ static void send_compare(recon_t *r, int64_t now_ms)
     send_request(r, &req, now_ms);
 }
 
+static void send_checkpoint(recon_t *r, int64_t now_ms);
+
 void recon_tick(recon_t *r, int64_t now_ms)
 {
     if (r->phase == PHASE_DONE) {
@@ -233,8 +251,12 @@ void recon_tick(recon_t *r, int64_t now_ms)
         }
         return;
     }
-    if (r->phase == PHASE_COMPARE && r->queue.count > 0) {
-        send_compare(r, now_ms);
+    if ((r->phase == PHASE_COMPARE && r->queue.count > 0) ||
+        (r->phase == PHASE_HEAD && r->rounds == 0)) {
+        send_compare(r, now_ms); /* for the head: a request of no ranges */
+    } else if (r->phase == PHASE_CHECKPOINT && r->cut_retry_ms != 0 && now_ms >= r->cut_retry_ms) {
+        r->cut_retry_ms = 0;
+        send_checkpoint(r, now_ms);
     }
 }
 
@@ -847,11 +869,12 @@ bool recon_checkpoint_verify(const uint8_t *body, size_t body_len, const uint8_t
            0;
 }
 
-/* Whether a checkpoint naming our journal at `own_rows` advances past the last one stored with
- * the peer. One of the same cut proves nothing new; stored again and again it would only fill
- * the disk and lengthen every audit. Only our own rows count: the peer's are its claim, and a
- * peer raising them by one at every proposal would get each one stored. */
-static bool checkpoint_advances(ledger_t *l, const char *peer, uint64_t own_rows)
+/* Whether a proposed checkpoint advances past the last one stored with the peer: our journal
+ * further on, and its cut nowhere behind. One of the same state proves nothing new; stored
+ * again and again it would only fill the disk and lengthen every audit. Only our own rows
+ * count: the peer's are its claim, and a peer raising them by one at every proposal would get
+ * each one stored. */
+static bool checkpoint_advances(ledger_t *l, const char *peer, const Corridor__Checkpoint *cp)
 {
     uint8_t *body = NULL;
     size_t len = 0;
@@ -865,7 +888,10 @@ static bool checkpoint_advances(ledger_t *l, const char *peer, uint64_t own_rows
             : NULL;
     if (last != NULL) {
         bool first = strcmp(last->first, ledger_node(l)) == 0;
-        advances = own_rows > (first ? last->first_rows : last->second_rows);
+        uint64_t own_rows = first ? cp->first_rows : cp->second_rows;
+        advances = own_rows > (first ? last->first_rows : last->second_rows) &&
+                   (!last->at_cut || (cp->at_cut && cp->first_sent >= last->first_sent &&
+                                      cp->second_sent >= last->second_sent));
         corridor__checkpoint__free_unpacked(last, NULL);
     }
     free(body);
@@ -896,42 +922,51 @@ static bool checkpoint_spaced(const recon_ctx_t *ctx)
            ctx->wall_now_ms - last_at >= (int64_t)ctx->checkpoint_interval_s * 1000;
 }
 
-/* Proposes a checkpoint of what was just found equal. */
+static void skip_checkpoint(recon_t *r, const char *why)
+{
+    r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped", why);
+    finish(r, NULL); /* the comparison, if there was one, stands */
+}
+
+/* Sends the proposal (again, to a peer that was behind its cut). A new request id each time:
+ * the peer's answer to the last one stands for that one. */
+static void send_checkpoint(recon_t *r, int64_t now_ms)
+{
+    Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
+    req.checkpoint = (ProtobufCBinaryData){r->checkpoint_len, r->checkpoint};
+    req.checkpoint_signature = (ProtobufCBinaryData){crypto_sign_BYTES, r->checkpoint_sig};
+    r->phase = PHASE_CHECKPOINT;
+    send_request(r, &req, now_ms);
+}
+
+/* Proposes a checkpoint at the cut where this node stands (everything it sent to the peer and
+ * applied of the peer's), with the peer's journal head from its last statement. The peer
+ * countersigns once it has applied up to the cut, whatever either side did since. */
 static void propose_checkpoint(recon_t *r, int64_t now_ms)
 {
     const char *self = ledger_node(r->ctx.ledger);
     const char *peer = r->ctx.peer->card.name;
     bool first = strcmp(self, peer) < 0;
-    range_fp_t whole;
-    Corridor__Position **positions = NULL;
-    size_t n_positions = 0;
-    if (ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK) {
-        finish(r, NULL); /* no checkpoint this time; the comparison stands */
-        return;
-    }
-    if (!checkpoint_advances(r->ctx.ledger, peer, r->own_rows)) {
-        r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped",
-                                         "nothing new since the last checkpoint");
-        finish(r, NULL);
-        return;
-    }
-    if (!checkpoint_spaced(&r->ctx)) {
-        r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped",
-                                         "sooner than checkpoint_every and checkpoint_interval_s "
-                                         "allow");
-        finish(r, NULL);
-        return;
-    }
+    ledger_channel_t ch;
+    ledger_cut_t cut;
     if (r->last.journal_head.len != LEDGER_HASH_BYTES ||
-        statement_fingerprint(r->ctx.ledger, peer, "", &whole) != LEDGER_OK ||
-        statement_positions(r->ctx.ledger, peer, &positions, &n_positions) != LEDGER_OK) {
-        finish(r, NULL); /* no checkpoint this time; the comparison stands */
+        ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK ||
+        ledger_channel_get(r->ctx.ledger, peer, &ch) != LEDGER_OK ||
+        ledger_channel_at_cut(r->ctx.ledger, peer, ch.sent_seq, ch.applied_seq, &cut) !=
+            LEDGER_OK) {
+        finish(r, NULL);
         return;
     }
-    if (!first) { /* positions are always stated from the first node's side */
-        for (size_t i = 0; i < n_positions; i++) {
-            positions[i]->net_minor = -positions[i]->net_minor;
-        }
+    Corridor__Position *items = calloc(cut.n_positions + 1, sizeof *items);
+    Corridor__Position **positions = calloc(cut.n_positions + 1, sizeof *positions);
+    bool stated = items != NULL && positions != NULL;
+    for (size_t i = 0; stated && i < cut.n_positions; i++) {
+        corridor__position__init(&items[i]);
+        items[i].currency = cut.positions[i].currency;
+        int64_t net = cut.positions[i].net_minor;
+        stated = first || net != INT64_MIN; /* always stated from the first node's side */
+        items[i].net_minor = first ? net : -(stated ? net : 0);
+        positions[i] = &items[i];
     }
     Corridor__Checkpoint cp = CORRIDOR__CHECKPOINT__INIT;
     cp.first = (char *)(first ? self : peer);
@@ -941,30 +976,41 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     ProtobufCBinaryData own = {LEDGER_HASH_BYTES, r->own_head};
     cp.first_head = first ? own : r->last.journal_head;
     cp.second_head = first ? r->last.journal_head : own;
-    cp.channel_digest = (ProtobufCBinaryData){DIGEST_BYTES, whole.sum};
-    cp.entry_count = whole.count;
-    cp.n_positions = n_positions;
+    cp.channel_digest = (ProtobufCBinaryData){DIGEST_BYTES, cut.digest};
+    cp.entry_count = cut.entries;
+    cp.n_positions = cut.n_positions;
     cp.positions = positions;
-    cp.created_unix_ms = (int64_t)time(NULL) * 1000;
-    r->checkpoint_len = corridor__checkpoint__get_packed_size(&cp);
-    r->checkpoint = malloc(r->checkpoint_len);
-    if (r->checkpoint == NULL) {
-        statement_free_positions(positions, n_positions);
-        finish(r, NULL);
-        return;
+    cp.created_unix_ms =
+        r->ctx.wall_now_ms != 0 ? r->ctx.wall_now_ms : (int64_t)time(NULL) * 1000;
+    cp.at_cut = true;
+    cp.first_sent = first ? ch.sent_seq : ch.applied_seq;
+    cp.second_sent = first ? ch.applied_seq : ch.sent_seq;
+    const char *skipped = !stated                                      ? "a position out of range"
+                          : !checkpoint_advances(r->ctx.ledger, peer, &cp) ? "nothing new since the "
+                                                                             "last checkpoint"
+                          : !checkpoint_spaced(&r->ctx) ? "sooner than checkpoint_every and "
+                                                          "checkpoint_interval_s allow"
+                                                        : NULL;
+    if (skipped == NULL) {
+        r->checkpoint_len = corridor__checkpoint__get_packed_size(&cp);
+        r->checkpoint = malloc(r->checkpoint_len);
+        if (r->checkpoint != NULL) {
+            corridor__checkpoint__pack(&cp, r->checkpoint);
+        }
     }
-    corridor__checkpoint__pack(&cp, r->checkpoint);
-    statement_free_positions(positions, n_positions);
-    if (envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, r->checkpoint, r->checkpoint_len,
-                             r->ctx.self->sign_secret, r->checkpoint_sig) != 0) {
+    free(items);
+    free(positions);
+    ledger_cut_release(&cut);
+    if (skipped != NULL) {
+        skip_checkpoint(r, skipped);
+    } else if (r->checkpoint == NULL ||
+               envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, r->checkpoint,
+                                    r->checkpoint_len, r->ctx.self->sign_secret,
+                                    r->checkpoint_sig) != 0) {
         finish(r, NULL);
-        return;
+    } else {
+        send_checkpoint(r, now_ms);
     }
-    Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
-    req.checkpoint = (ProtobufCBinaryData){r->checkpoint_len, r->checkpoint};
-    req.checkpoint_signature = (ProtobufCBinaryData){crypto_sign_BYTES, r->checkpoint_sig};
-    r->phase = PHASE_CHECKPOINT;
-    send_request(r, &req, now_ms);
 }
 
 /* Whether the peer's statement says it refused the request; keeps its reason, escaped, in
@@ -978,8 +1024,13 @@ static bool peer_refused(recon_t *r, const Corridor__Statement *st)
     return true;
 }
 
-static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st)
+static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
 {
+    if (st->cut_ahead && r->cut_retries < CUT_RETRIES) {
+        r->cut_retries++; /* its messages up to the cut are on their way: ask again shortly */
+        r->cut_retry_ms = now_ms + CUT_RETRY_MS;
+        return LEDGER_OK;
+    }
     if (peer_refused(r, st)) {
         r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "refused", r->peer_error);
         finish(r, NULL);
@@ -1086,9 +1137,13 @@ ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64
         return on_repaired(r, st, now_ms);
     }
     if (r->phase == PHASE_CHECKPOINT) {
-        return on_countersigned(r, st);
+        return on_countersigned(r, st, now_ms);
     }
     note_statement(r, st);
+    if (r->phase == PHASE_HEAD) { /* a checkpoint session: no comparison */
+        propose_checkpoint(r, now_ms);
+        return LEDGER_OK;
+    }
     size_t answered = st->answered < r->asked_count ? st->answered : r->asked_count;
     ledger_err_t rc = LEDGER_OK;
     for (size_t i = 0; rc == LEDGER_OK && i < r->asked_count; i++) {
@@ -1161,9 +1216,65 @@ json_t *recon_report(const recon_t *r)
 
 /* ---- the responder ----------------------------------------------------------------------- */
 
+/* Whether a proposed checkpoint states the channel as this node computes it at the cut: the
+ * same digest and count, and the same non-zero positions (mirrored when we are second). A
+ * proposal from before cuts may list zero positions too. */
+static bool cut_matches(const ledger_cut_t *cut, const Corridor__Checkpoint *cp, bool first)
+{
+    if (cp->entry_count != cut->entries || cp->channel_digest.len != DIGEST_BYTES ||
+        sodium_memcmp(cp->channel_digest.data, cut->digest, DIGEST_BYTES) != 0) {
+        return false;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < cp->n_positions; i++) {
+        const Corridor__Position *p = cp->positions[i];
+        if (p->net_minor == 0) {
+            continue;
+        }
+        if (n >= cut->n_positions || p->currency == NULL ||
+            strcmp(p->currency, cut->positions[n].currency) != 0) {
+            return false;
+        }
+        int64_t ours = cut->positions[n++].net_minor;
+        if (first ? ours != p->net_minor : !position_mirrors(ours, p->net_minor)) {
+            return false;
+        }
+    }
+    return n == cut->n_positions;
+}
+
+/* Checks a proposal against this node's books at its cut (a proposal from before cuts: at
+ * the channel as it is). NULL when it matches; else why not, with *ahead set when the cut
+ * names messages of the peer's this node has not applied yet. */
+static const char *check_at_cut(const recon_ctx_t *ctx, const Corridor__Checkpoint *cp, bool first,
+                                bool *ahead)
+{
+    const char *peer = ctx->peer->card.name;
+    ledger_channel_t ch;
+    if (ledger_channel_get(ctx->ledger, peer, &ch) != LEDGER_OK) {
+        return "cannot read the channel";
+    }
+    uint64_t sent = !cp->at_cut ? ch.sent_seq : first ? cp->first_sent : cp->second_sent;
+    uint64_t applied = !cp->at_cut ? ch.applied_seq : first ? cp->second_sent : cp->first_sent;
+    if (sent > ch.sent_seq) {
+        return "the cut names messages this node never sent";
+    }
+    if (applied > ch.applied_seq) {
+        *ahead = true;
+        return "the cut is ahead of what this node has applied";
+    }
+    ledger_cut_t cut;
+    if (ledger_channel_at_cut(ctx->ledger, peer, sent, applied, &cut) != LEDGER_OK) {
+        return "cannot compute the channel at the cut";
+    }
+    bool matches = cut_matches(&cut, cp, first);
+    ledger_cut_release(&cut);
+    return matches ? NULL : "the channel differs at the cut";
+}
+
 /* Countersigns a proposed checkpoint if it matches this node's books; else says why not. */
 static const char *countersign(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
-                               uint8_t sig[static crypto_sign_BYTES])
+                               uint8_t sig[static crypto_sign_BYTES], bool *ahead)
 {
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
@@ -1175,7 +1286,6 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
     Corridor__Checkpoint *cp = (Corridor__Checkpoint *)wire_unpack(
         &corridor__checkpoint__descriptor, req->checkpoint.len, req->checkpoint.data);
     const char *problem = NULL;
-    range_fp_t whole;
     uint8_t at_row[LEDGER_HASH_BYTES];
     if (cp == NULL) {
         return "not a checkpoint";
@@ -1192,25 +1302,13 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
                              : ledger_row_hash_at(ctx->ledger, my_rows, at_row) != LEDGER_OK) ||
                memcmp(at_row, my_head.data, LEDGER_HASH_BYTES) != 0) {
         problem = "the checkpoint names a journal head this node does not have";
-    } else if (!checkpoint_advances(ctx->ledger, peer, my_rows)) {
+    } else if (!checkpoint_advances(ctx->ledger, peer, cp)) {
         problem = "the checkpoint does not advance past the last one";
     } else if (!checkpoint_spaced(ctx)) {
         problem = "the checkpoint comes sooner than checkpoint_every and checkpoint_interval_s "
                   "allow";
-    } else if (statement_fingerprint(ctx->ledger, peer, "", &whole) != LEDGER_OK ||
-               whole.count != cp->entry_count || cp->channel_digest.len != DIGEST_BYTES ||
-               memcmp(whole.sum, cp->channel_digest.data, DIGEST_BYTES) != 0) {
-        problem = "the channel changed since the statement";
     } else {
-        for (size_t i = 0; problem == NULL && i < cp->n_positions; i++) {
-            int64_t net = 0, pending = 0;
-            int64_t stated = cp->positions[i]->net_minor; /* first's position towards second */
-            if (ledger_position(ctx->ledger, peer, cp->positions[i]->currency, &net, &pending) !=
-                    LEDGER_OK ||
-                (first ? net != stated : !position_mirrors(net, stated))) {
-                problem = "the positions differ";
-            }
-        }
+        problem = check_at_cut(ctx, cp, first, ahead);
     }
     if (problem == NULL &&
         (envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, req->checkpoint.data,
@@ -1272,9 +1370,9 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
         }
     }
     uint8_t sig[crypto_sign_BYTES];
-    bool signed_checkpoint = false;
+    bool signed_checkpoint = false, cut_ahead = false;
     if (rc == LEDGER_OK && problem == NULL && req->checkpoint.len > 0) {
-        problem = countersign(ctx, req, sig);
+        problem = countersign(ctx, req, sig, &cut_ahead);
         signed_checkpoint = problem == NULL;
     }
     if (rc != LEDGER_OK) {
@@ -1296,10 +1394,13 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
         }
         st.applied_proof = (ProtobufCBinaryData){proof_len, proof};
     }
-    if (problem != NULL) {
+    if (problem != NULL && !cut_ahead) { /* a peer ahead of us is no news */
         log_event(ledger_node(ctx->ledger), ctx->peer->card.name, NULL,
                   "statement request refused: %s", problem);
+    }
+    if (problem != NULL) {
         st.error = strdup(problem);
+        st.cut_ahead = cut_ahead;
     }
     if (signed_checkpoint) {
         st.checkpoint_signature.data = malloc(sizeof sig);

@@ -15,10 +15,15 @@
  * exchange re-bases both sides' sequence numbers above everything either side ever used, and
  * reopens the channel. Amount and currency mismatches need a person and stay listed.
  *
- * When a comparison finds no break and the positions mirror, both sides sign a checkpoint of
- * the agreed state (each side's journal head, the channel digest, count and positions) and
- * keep both signatures: `audit` then catches even a ledger rewritten with its hash chain
- * recomputed, because the peer's signature is over the old head.
+ * Checkpoints: both sides sign the channel's state at a sequence cut (the proposer's sent and
+ * applied sequences) with each side's journal head, and keep both signatures as a journal row:
+ * `audit` then catches even a ledger rewritten with its hash chain recomputed, because the
+ * peer's signature is over the old head. A cut is a point in both message streams, not in
+ * time, so each side computes the same digest, count and positions from its own books however
+ * far past the cut it has gone (ledger_channel_at_cut): checkpoints complete under load. A
+ * peer that has not applied up to the cut yet says so, and is asked again shortly. A
+ * checkpoint session (recon_new_checkpoint, the node's automatic ones) asks only the peer's
+ * journal head and proposes; `reconcile` proposes after a comparison that found no break.
  */
 #ifndef CORRIDOR_RECON_H
 #define CORRIDOR_RECON_H
@@ -55,9 +60,13 @@ typedef struct recon recon_t;
 
 /* A session against ctx->peer. NULL when out of memory. */
 recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms);
+
+/* A checkpoint session: no comparison, a checkpoint at this node's cut. */
+recon_t *recon_new_checkpoint(const recon_ctx_t *ctx, int64_t now_ms);
 void recon_destroy(recon_t **self_p);
 
-/* Sends the next request, or sends the last one again if it went unanswered. */
+/* Sends the next request, or sends the last one again if it went unanswered (or, to a peer
+ * behind the cut, the proposal again). recon_deadline: when it next needs a tick (0: none). */
 void recon_tick(recon_t *r, int64_t now_ms);
 
 /* Inside the node's transaction: takes the peer's Statement. Repairs and checkpoints write. */

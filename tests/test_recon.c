@@ -32,6 +32,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "corridor.pb-c.h"
 #include "digest.h"
 #include "ledger.h"
 #include "nodes.h"
@@ -50,6 +51,10 @@
 #define STATE_WAIT_MS   10000  /* the bound for both sides to see `diverged` */
 #define REOPEN_WAIT_MS  15000  /* ... and to be `up` again after a repair */
 #define UETR_SIZE       (CORRIDOR_UETR_LEN + 1)
+
+#define LOAD_EACH_WAY 1500  /* checkpoints under load: settlements each way, */
+#define LOAD_RATE     "150" /* sent at this many a second (about ten seconds of traffic), */
+#define LOAD_MARGIN   100   /* a cut this far from the end in both streams is inside it */
 
 #define BULK_ENTRIES 100000 /* test 6 */
 #define BULK_TXN     10000  /* settlements per transaction when building them */
@@ -87,8 +92,10 @@ static char *write_batch(cluster_t *c, const plan_t *p, size_t from, size_t star
 }
 
 /* Sends plan items [start, end) from every node that has some, all batches at once, each with
- * `send --batch FILE --wait 60`; asserts that every batch settled (exit 0). */
-static void settle_range(cluster_t *c, const plan_t *p, size_t start, size_t end)
+ * `send --batch FILE --wait 60` (and `--rate RATE` unless NULL); asserts that every batch
+ * settled (exit 0). */
+static void settle_range_paced(cluster_t *c, const plan_t *p, size_t start, size_t end,
+                               const char *rate)
 {
     pid_t pids[CLUSTER_NODES_MAX] = {0};
     char *paths[CLUSTER_NODES_MAX] = {NULL};
@@ -96,7 +103,7 @@ static void settle_range(cluster_t *c, const plan_t *p, size_t start, size_t end
         paths[i] = write_batch(c, p, i, start, end);
         if (paths[i] != NULL) {
             pids[i] = cluster_spawn(c, "send", "--home", c->nodes[i].home, "--batch", paths[i],
-                                    "--wait", "60", NULL);
+                                    "--wait", "60", rate != NULL ? "--rate" : NULL, rate, NULL);
         }
     }
     for (size_t i = 0; i < c->count; i++) {
@@ -113,6 +120,11 @@ static void settle_range(cluster_t *c, const plan_t *p, size_t start, size_t end
         free(paths[i]);
         assert_int_equal(rc, 0);
     }
+}
+
+static void settle_range(cluster_t *c, const plan_t *p, size_t start, size_t end)
+{
+    settle_range_paced(c, p, start, end, NULL);
 }
 
 /* `send` of one settlement without --wait; asserts exit 0 (committed). */
@@ -1233,6 +1245,62 @@ static void test_history_needs_both_homes(void **state)
     c->passed = true;
 }
 
+/* Checkpoints are taken at sequence cuts, so they complete while payments flow both ways.
+ * With traffic paced to last about ten seconds, checkpoints are signed at cuts inside it (both
+ * streams' sequences at the cut below where the traffic ended), and both homes audit clean. */
+static void test_checkpoints_complete_under_load(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    two_nodes(c, &a, &b);
+    node_conf_add(a, "checkpoint_every = 100");
+    node_conf_add(b, "checkpoint_every = 100");
+    node_start(c, a);
+    node_start(c, b);
+    plan_t *p = plan_new(12);
+    plan_add(p, 0, 1, LOAD_EACH_WAY);
+    plan_add(p, 1, 0, LOAD_EACH_WAY);
+    int64_t started = mono_ms();
+    settle_range_paced(c, p, 0, p->count, LOAD_RATE);
+    int64_t traffic_ms = mono_ms() - started;
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+
+    /* A sorts first: its sent sequence is the checkpoint's first_sent */
+    sqlite3 *db = open_db(a, false);
+    sqlite3_stmt *st = prepare(db, "SELECT sent_seq, applied_seq FROM channels");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    uint64_t sent = (uint64_t)sqlite3_column_int64(st, 0);
+    uint64_t applied = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    assert_true(sent >= 2 * LOAD_EACH_WAY && applied >= 2 * LOAD_EACH_WAY);
+    st = prepare(db, "SELECT body FROM checkpoints ORDER BY id");
+    size_t inside = 0, total = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        Corridor__Checkpoint *cp = corridor__checkpoint__unpack(
+            NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
+        assert_non_null(cp);
+        assert_true(cp->at_cut);
+        assert_string_equal(cp->first, a->name);
+        total++;
+        /* a cut short of the end in both streams: signed while both still carried payments */
+        inside += cp->first_sent + LOAD_MARGIN < sent && cp->second_sent + LOAD_MARGIN < applied;
+        corridor__checkpoint__free_unpacked(cp, NULL);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    printf("# %d settlements each way in %.1f s: %zu checkpoints, %zu at cuts inside the "
+           "traffic\n",
+           LOAD_EACH_WAY, (double)traffic_ms / 1000.0, total, inside);
+    assert_true(inside >= 2);
+    audit_pair(c, a, b, 2 * LOAD_EACH_WAY);
+    json_t *rep = NULL;
+    assert_int_equal(audit_both(c, a, b, &rep), 0); /* each side's history holds for the other */
+    json_decref(rep);
+    c->passed = true;
+}
+
 /* ---- 6. 100,000 identical entries ------------------------------------------------------------ */
 
 static ledger_t *open_ledger(const tnode_t *n)
@@ -1427,6 +1495,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_currency_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_complete_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hundred_thousand_identical, setup, teardown),
     };
     return cmocka_run_group_tests_name("recon", tests, NULL, NULL);
