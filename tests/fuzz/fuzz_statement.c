@@ -445,20 +445,21 @@ static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const 
     uint8_t *tev = sign_status(payee, payer, s.uetr, settled, reason, s.currency, &tev_len);
     ledger_outcome_t out;
     if (payer_here) {
-        must(l, ledger_send(l, &s, sev, sev_len, 0, &out), "ledger_send");
+        must(l, ledger_send(l, &s, sev, sev_len, i + 1, &out), "ledger_send");
         if (other_id == n->other_id) {
             *sent += 1;
             must(l, ledger_outbox_put(l, other, *sent, MSG_SETTLEMENT, sev, sev_len),
                  "ledger_outbox_put");
         }
         if (kind != 0 && kind != KIND_UNSENT) {
-            must(l, ledger_resolve(l, other, s.uetr, settled, reason, tev, tev_len, 0, &out),
+            must(l, ledger_resolve(l, other, s.uetr, settled, reason, tev, tev_len, i + 1, &out),
                  "ledger_resolve");
         }
     } else {
-        must(l, ledger_receive(l, &s, CAP_MINOR, settled ? NULL : reason, sev, sev_len, 0, &out),
+        must(l,
+             ledger_receive(l, &s, CAP_MINOR, settled ? NULL : reason, sev, sev_len, i + 1, &out),
              "ledger_receive");
-        must(l, ledger_set_reply(l, other, s.uetr, tev, tev_len, 0), "ledger_set_reply");
+        must(l, ledger_set_reply(l, other, s.uetr, tev, tev_len, i + 1), "ledger_set_reply");
     }
     if (kind == 5) {
         Corridor__Return ret = CORRIDOR__RETURN__INIT;
@@ -478,7 +479,8 @@ static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const 
         if (rev == NULL) {
             fail("cannot sign a Return");
         }
-        must(l, ledger_return(l, other, s.uetr, "AC04", rev, rev_len, 0, &out), "ledger_return");
+        must(l, ledger_return(l, other, s.uetr, "AC04", rev, rev_len, i + 2, &out),
+             "ledger_return");
         free(rev);
     }
     free(sev);
@@ -1321,6 +1323,45 @@ static void crafted_request_seeds(const char *dir)
     creq.checkpoint = (ProtobufCBinaryData){cp_len, cp_body};
     write_request_seed(dir, "responder-checkpoint-int64min", SIGN_CHECKPOINT, &creq);
     free(cp_body);
+
+    /* proposals at a sequence cut: at the channel's own counters, as the node computes the
+     * channel there (it matches), and the same with the peer's stream ahead of what it applied */
+    ledger_channel_t ch;
+    ledger_cut_t cut;
+    must(n->ledger, ledger_channel_get(n->ledger, PEER_NAME, &ch), "ledger_channel_get");
+    must(n->ledger, ledger_channel_at_cut(n->ledger, PEER_NAME, ch.sent_seq, ch.applied_seq, &cut),
+         "ledger_channel_at_cut");
+    Corridor__Position cut_items[CORRIDOR_CURRENCIES_MAX];
+    Corridor__Position *cut_positions[CORRIDOR_CURRENCIES_MAX];
+    assert(cut.n_positions <= CORRIDOR_CURRENCIES_MAX);
+    for (size_t i = 0; i < cut.n_positions; i++) {
+        corridor__position__init(&cut_items[i]);
+        cut_items[i].currency = cut.positions[i].currency;
+        cut_items[i].net_minor = cut.positions[i].net_minor;
+        cut_positions[i] = &cut_items[i];
+    }
+    cp.channel_digest = (ProtobufCBinaryData){DIGEST_BYTES, cut.digest};
+    cp.entry_count = cut.entries;
+    cp.n_positions = cut.n_positions;
+    cp.positions = cut_positions;
+    cp.at_cut = true;
+    cp.first_sent = ch.sent_seq;
+    for (int ahead = 0; ahead < 2; ahead++) {
+        cp.second_sent = ch.applied_seq + (ahead ? 3 : 0);
+        cp_len = corridor__checkpoint__get_packed_size(&cp);
+        cp_body = malloc(cp_len);
+        if (cp_body == NULL) {
+            fail("out of memory");
+        }
+        corridor__checkpoint__pack(&cp, cp_body);
+        creq.request_id = ahead ? "seed-checkpoint-cut-ahead" : "seed-checkpoint-at-cut";
+        creq.checkpoint = (ProtobufCBinaryData){cp_len, cp_body};
+        write_request_seed(dir,
+                           ahead ? "responder-checkpoint-cut-ahead" : "responder-checkpoint-at-cut",
+                           SIGN_CHECKPOINT, &creq);
+        free(cp_body);
+    }
+    ledger_cut_release(&cut);
 
     /* repair imports whose evidence the harness signs: a new incoming settled payment, a new
      * incoming one still pending at the payer, our pending one the peer settled, a new outgoing
