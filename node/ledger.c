@@ -2142,6 +2142,12 @@ ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_
     sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
     int step = SQLITE_DONE;
     while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (++out->touched > LEDGER_CUT_TOUCHED_MAX) {
+            set_error(l, "the cut lies more than %d settlements behind the channel",
+                      LEDGER_CUT_TOUCHED_MAX);
+            rc = LEDGER_E_STATE;
+            break;
+        }
         rc = cut_undo(l, peer, stmt, sent_seq, applied_seq, out);
     }
     finish(stmt);

@@ -356,10 +356,16 @@ typedef struct {
     uint64_t entries;
     ledger_cut_position_t *positions; /* currencies whose net is not zero, ascending */
     size_t n_positions;
+    uint64_t touched; /* settlements read: those touched above the cut */
 } ledger_cut_t;
 
+/* The most settlements touched above a cut that ledger_channel_at_cut reads. A cut proposed
+ * at a peer's counters lies behind ours by what is in flight; one further back is refused. */
+#define LEDGER_CUT_TOUCHED_MAX 65536
+
 /* Computes the channel with `peer` at the cut (our sent_seq, our applied_seq). The work is the
- * settlements touched above the cut, not the channel's size. Release with ledger_cut_release. */
+ * settlements touched above the cut, not the channel's size: LEDGER_E_STATE when more than
+ * LEDGER_CUT_TOUCHED_MAX were. Release with ledger_cut_release. */
 ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_seq,
                                    uint64_t applied_seq, ledger_cut_t *out)
     __attribute__((warn_unused_result));

@@ -980,14 +980,14 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     cp.entry_count = cut.entries;
     cp.n_positions = cut.n_positions;
     cp.positions = positions;
-    cp.created_unix_ms =
-        r->ctx.wall_now_ms != 0 ? r->ctx.wall_now_ms : (int64_t)time(NULL) * 1000;
+    cp.created_unix_ms = r->ctx.wall_now_ms != 0 ? r->ctx.wall_now_ms : (int64_t)time(NULL) * 1000;
     cp.at_cut = true;
     cp.first_sent = first ? ch.sent_seq : ch.applied_seq;
     cp.second_sent = first ? ch.applied_seq : ch.sent_seq;
-    const char *skipped = !stated                                      ? "a position out of range"
-                          : !checkpoint_advances(r->ctx.ledger, peer, &cp) ? "nothing new since the "
-                                                                             "last checkpoint"
+    const char *skipped = !stated ? "a position out of range"
+                          : !checkpoint_advances(r->ctx.ledger, peer, &cp)
+                              ? "nothing new since the "
+                                "last checkpoint"
                           : !checkpoint_spaced(&r->ctx) ? "sooner than checkpoint_every and "
                                                           "checkpoint_interval_s allow"
                                                         : NULL;
@@ -1247,7 +1247,7 @@ static bool cut_matches(const ledger_cut_t *cut, const Corridor__Checkpoint *cp,
  * the channel as it is). NULL when it matches; else why not, with *ahead set when the cut
  * names messages of the peer's this node has not applied yet. */
 static const char *check_at_cut(const recon_ctx_t *ctx, const Corridor__Checkpoint *cp, bool first,
-                                bool *ahead)
+                                bool *ahead, uint64_t *work)
 {
     const char *peer = ctx->peer->card.name;
     ledger_channel_t ch;
@@ -1264,7 +1264,12 @@ static const char *check_at_cut(const recon_ctx_t *ctx, const Corridor__Checkpoi
         return "the cut is ahead of what this node has applied";
     }
     ledger_cut_t cut;
-    if (ledger_channel_at_cut(ctx->ledger, peer, sent, applied, &cut) != LEDGER_OK) {
+    ledger_err_t rc = ledger_channel_at_cut(ctx->ledger, peer, sent, applied, &cut);
+    *work += rc == LEDGER_OK ? cut.touched : LEDGER_CUT_TOUCHED_MAX;
+    if (rc == LEDGER_E_STATE) {
+        return "the cut lies too far behind the channel";
+    }
+    if (rc != LEDGER_OK) {
         return "cannot compute the channel at the cut";
     }
     bool matches = cut_matches(&cut, cp, first);
@@ -1274,7 +1279,7 @@ static const char *check_at_cut(const recon_ctx_t *ctx, const Corridor__Checkpoi
 
 /* Countersigns a proposed checkpoint if it matches this node's books; else says why not. */
 static const char *countersign(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
-                               uint8_t sig[static crypto_sign_BYTES], bool *ahead)
+                               uint8_t sig[static crypto_sign_BYTES], bool *ahead, uint64_t *work)
 {
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
@@ -1308,7 +1313,7 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
         problem = "the checkpoint comes sooner than checkpoint_every and checkpoint_interval_s "
                   "allow";
     } else {
-        problem = check_at_cut(ctx, cp, first, ahead);
+        problem = check_at_cut(ctx, cp, first, ahead, work);
     }
     if (problem == NULL &&
         (envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, req->checkpoint.data,
@@ -1371,8 +1376,9 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     }
     uint8_t sig[crypto_sign_BYTES];
     bool signed_checkpoint = false, cut_ahead = false;
+    uint64_t cut_work = 0; /* settlements read at the cut: charged with the answer's */
     if (rc == LEDGER_OK && problem == NULL && req->checkpoint.len > 0) {
-        problem = countersign(ctx, req, sig, &cut_ahead);
+        problem = countersign(ctx, req, sig, &cut_ahead, &cut_work);
         signed_checkpoint = problem == NULL;
     }
     if (rc != LEDGER_OK) {
@@ -1382,6 +1388,7 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     if ((rc = statement_answer(ctx->ledger, ctx->peer->card.name, req, &st, work)) != LEDGER_OK) {
         return rc;
     }
+    *work += cut_work;
     uint8_t *proof = NULL;
     size_t proof_len = 0;
     if (have_before) { /* the counters as they were, and our proof: the initiator re-bases */

@@ -572,6 +572,30 @@ static void test_channel_at_cut_agrees_across_sides(void **state)
     ledger_close(&b);
 }
 
+/* A cut far behind the channel is refused rather than read: a peer proposing checkpoints at
+ * cut (0, 0) cannot make every proposal a scan of the whole channel. */
+static void test_channel_at_cut_bounded(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    for (uint64_t i = 1; i <= LEDGER_CUT_TOUCHED_MAX + 1; i++) {
+        settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 100);
+        assert_int_equal(ledger_send(l, &s, evidence, EVIDENCE_LEN, i, &o), LEDGER_OK);
+    }
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    ledger_cut_t cut;
+    assert_int_equal(ledger_channel_at_cut(l, PEER, 0, 0, &cut), LEDGER_E_STATE);
+    assert_non_null(strstr(ledger_last_error(l), "behind"));
+    assert_int_equal(ledger_channel_at_cut(l, PEER, 1, 0, &cut), LEDGER_OK); /* at the limit */
+    assert_int_equal(cut.touched, LEDGER_CUT_TOUCHED_MAX);
+    assert_int_equal(cut.entries, 1);
+    ledger_cut_release(&cut);
+    assert_false(ledger_stopped(l));
+    ledger_close(&l);
+}
+
 static void test_open_other_node_refused(void **state)
 {
     fixture_t *f = *state;
@@ -3321,6 +3345,7 @@ int main(void)
         T(test_open_newer_version_refused),
         T(test_open_upgrades_schema_1),
         T(test_channel_at_cut_agrees_across_sides),
+        T(test_channel_at_cut_bounded),
         T(test_open_malformed_head_refused),
         T(test_open_readonly_missing_fails),
         T(test_readonly_refuses_writes),
