@@ -104,9 +104,9 @@
     X(cut_touched, "SELECT id, direction, uetr, amount_minor, currency, status, reason,"           \
                    " canon_hash, open_seq, decided_seq, returned_seq FROM settlements"             \
                    " WHERE peer = ?1 AND our_seq > ?2"                                             \
-                   " UNION SELECT id, direction, uetr, amount_minor, currency, status, reason,"    \
-                   " canon_hash, open_seq, decided_seq, returned_seq FROM settlements"             \
-                   " WHERE peer = ?1 AND their_seq > ?3")
+                   " UNION ALL SELECT id, direction, uetr, amount_minor, currency, status,"        \
+                   " reason, canon_hash, open_seq, decided_seq, returned_seq FROM settlements"     \
+                   " WHERE peer = ?1 AND their_seq > ?3 AND our_seq <= ?2 LIMIT ?4")
 
 #define DECLARE_STMT(name, sql) sqlite3_stmt *name;
 #define STMT_SQL(name, sql)     sql,
@@ -2065,7 +2065,8 @@ static ledger_err_t cut_start(ledger_t *l, const char *peer, ledger_cut_t *cut)
             cut->positions = grown;
         }
         ledger_cut_position_t *p = &cut->positions[cut->n_positions++];
-        snprintf(p->currency, sizeof p->currency, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        const char *currency = (const char *)sqlite3_column_text(stmt, 0);
+        snprintf(p->currency, sizeof p->currency, "%s", currency != NULL ? currency : "");
         p->net_minor = sqlite3_column_int64(stmt, 1);
     }
     finish(stmt);
@@ -2076,22 +2077,25 @@ static ledger_err_t cut_start(ledger_t *l, const char *peer, ledger_cut_t *cut)
     return step == SQLITE_DONE ? LEDGER_OK : storage_failure(l, "read positions");
 }
 
-/* Takes one settlement touched above the cut back to how it stood at the cut. */
+/* Takes one settlement touched above the cut back to how it stood at the cut; its position
+ * moves are summed in `nets` (one per cut->positions, wide: the partial sums of a few large
+ * amounts are no real state and may pass int64). */
 static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, uint64_t sent_seq,
-                             uint64_t applied_seq, ledger_cut_t *cut)
+                             uint64_t applied_seq, ledger_cut_t *cut, __int128 *nets)
 {
     direction_t direction =
         sqlite3_column_int(row, 1) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
     const char *uetr = (const char *)sqlite3_column_text(row, 2);
     int64_t amount = sqlite3_column_int64(row, 3);
     const char *currency = (const char *)sqlite3_column_text(row, 4);
-    status_t now = (status_t)sqlite3_column_int(row, 5);
+    int status = sqlite3_column_int(row, 5);
+    status_t now = (status_t)status;
     const char *reason = (const char *)sqlite3_column_text(row, 6);
     int64_t open_seq = sqlite3_column_int64(row, 8), decided_seq = sqlite3_column_int64(row, 9),
             returned_seq = sqlite3_column_int64(row, 10);
-    if (uetr == NULL || currency == NULL || reason == NULL || now > STATUS_RETURNED ||
-        sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 || decided_seq < 0 ||
-        returned_seq < 0 || cut->entries == 0) {
+    if (uetr == NULL || currency == NULL || reason == NULL || status < STATUS_PENDING ||
+        status > STATUS_RETURNED || sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 ||
+        decided_seq < 0 || returned_seq < 0 || cut->entries == 0) {
         set_error(l, "damaged settlement row with %s", peer);
         return LEDGER_E_CORRUPT;
     }
@@ -2110,19 +2114,17 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
         digest_add(cut->digest, hash);
         cut->entries++;
     }
-    int64_t delta = 0;
-    int64_t then = exists ? posted_of(direction, at, amount) : 0;
-    if (__builtin_sub_overflow(then, posted_of(direction, now, amount), &delta)) {
-        return LEDGER_E_OVERFLOW;
-    }
+    __int128 delta = (__int128)(exists ? posted_of(direction, at, amount) : 0) -
+                     posted_of(direction, now, amount);
     if (delta == 0) {
         return LEDGER_OK;
     }
     ledger_cut_position_t *p = cut_position(cut, currency);
-    if (p == NULL || __builtin_add_overflow(p->net_minor, delta, &p->net_minor)) {
+    if (p == NULL) {
         set_error(l, "settlement %s moved a position the accounts do not hold", uetr);
         return LEDGER_E_CORRUPT;
     }
+    nets[p - cut->positions] += delta;
     return LEDGER_OK;
 }
 
@@ -2136,10 +2138,19 @@ ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_
         return LEDGER_E_STATE;
     }
     ledger_err_t rc = cut_start(l, peer, out);
+    __int128 *nets = calloc(out->n_positions + 1, sizeof *nets);
+    if (rc == LEDGER_OK && nets == NULL) {
+        set_error(l, "out of memory");
+        rc = LEDGER_E_STORAGE;
+    }
+    for (size_t i = 0; rc == LEDGER_OK && i < out->n_positions; i++) {
+        nets[i] = out->positions[i].net_minor;
+    }
     sqlite3_stmt *stmt = l->st.cut_touched;
     bind_text(stmt, 1, peer);
     sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
     sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    sqlite3_bind_int64(stmt, 4, LEDGER_CUT_TOUCHED_MAX + 1); /* streamed: no more are read */
     int step = SQLITE_DONE;
     while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (++out->touched > LEDGER_CUT_TOUCHED_MAX) {
@@ -2148,7 +2159,7 @@ ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_
             rc = LEDGER_E_STATE;
             break;
         }
-        rc = cut_undo(l, peer, stmt, sent_seq, applied_seq, out);
+        rc = cut_undo(l, peer, stmt, sent_seq, applied_seq, out, nets);
     }
     finish(stmt);
     if (rc == LEDGER_OK && step != SQLITE_DONE) {
@@ -2156,10 +2167,15 @@ ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_
     }
     size_t kept = 0; /* a currency netted to zero states nothing */
     for (size_t i = 0; rc == LEDGER_OK && i < out->n_positions; i++) {
-        if (out->positions[i].net_minor != 0) {
-            out->positions[kept++] = out->positions[i];
+        if (nets[i] < INT64_MIN || nets[i] > INT64_MAX) {
+            set_error(l, "a position at the cut leaves the int64 range");
+            rc = LEDGER_E_OVERFLOW;
+        } else if (nets[i] != 0) {
+            out->positions[kept] = out->positions[i];
+            out->positions[kept++].net_minor = (int64_t)nets[i];
         }
     }
+    free(nets);
     out->n_positions = kept;
     if (rc != LEDGER_OK) {
         ledger_cut_release(out);

@@ -666,7 +666,24 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
                                         &status, reason, &msg, &status_seq);
     ledger_t *l = ctx->ledger;
     ledger_outcome_t out;
+    ledger_channel_t ch;
+    memset(&ch, 0, sizeof ch);
     ledger_err_t rc = LEDGER_OK;
+    if (problem == NULL && (rc = ledger_channel_get(l, ctx->peer->card.name, &ch)) != LEDGER_OK) {
+        problem = ledger_strerror(rc);
+    }
+    /* An import keeps the sequences its evidence was signed with, so that both sides place it
+     * alike at a cut. The peer may sign its message again under any number, though: one above
+     * what it could have had in flight to us (our applied sequence plus the window) is taken
+     * as that bound, so no import stays above every cut for ever. */
+    uint64_t in_flight_max = ch.applied_seq + CHANNEL_WINDOW;
+    uint64_t settlement_seq = msg.sequence;
+    if (s.direction == DIRECTION_IN && settlement_seq > in_flight_max) {
+        settlement_seq = in_flight_max;
+    }
+    if (s.direction == DIRECTION_OUT && status_seq > in_flight_max) {
+        status_seq = in_flight_max;
+    }
     if (problem == NULL) {
         bool known = ledger_find(l, s.peer, s.uetr, NULL, &out) == LEDGER_OK;
         if (s.direction == DIRECTION_OUT && known && has_status) {
@@ -676,10 +693,11 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
             problem = "a version-1 StatusReport names no Settlement contents: no evidence for an "
                       "import, left for a person";
         } else if (!known && has_status) {
-            rc = ledger_import(l, &s, status, reason, sev, sev_len, msg.sequence, tev, tev_len,
+            rc = ledger_import(l, &s, status, reason, sev, sev_len, settlement_seq, tev, tev_len,
                                status_seq);
         } else if (!known && s.direction == DIRECTION_IN) {
-            rc = channel_apply_message(ctx->channel, &msg); /* still pending at the payer */
+            msg.sequence = settlement_seq; /* still pending at the payer */
+            rc = channel_apply_message(ctx->channel, &msg);
         } else if (!known) {
             problem = "our own Settlement without the peer's answer: nothing to import";
         }
@@ -949,11 +967,15 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     bool first = strcmp(self, peer) < 0;
     ledger_channel_t ch;
     ledger_cut_t cut;
-    if (r->last.journal_head.len != LEDGER_HASH_BYTES ||
-        ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK ||
+    if (r->last.journal_head.len != LEDGER_HASH_BYTES) {
+        finish(r, "no checkpoint: the peer's statement names no journal head");
+        return;
+    }
+    if (ledger_head(r->ctx.ledger, r->own_head, &r->own_rows) != LEDGER_OK ||
         ledger_channel_get(r->ctx.ledger, peer, &ch) != LEDGER_OK ||
         ledger_channel_at_cut(r->ctx.ledger, peer, ch.sent_seq, ch.applied_seq, &cut) !=
             LEDGER_OK) {
+        snprintf(r->error, sizeof r->error, "no checkpoint: %s", ledger_last_error(r->ctx.ledger));
         finish(r, NULL);
         return;
     }
@@ -1140,6 +1162,10 @@ ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64
         return on_countersigned(r, st, now_ms);
     }
     note_statement(r, st);
+    if (r->phase == PHASE_HEAD && channel_is_diverged(r->ctx.channel)) {
+        finish(r, "no checkpoint: the channel diverged; run corridor reconcile --repair");
+        return LEDGER_OK;
+    }
     if (r->phase == PHASE_HEAD) { /* a checkpoint session: no comparison */
         propose_checkpoint(r, now_ms);
         return LEDGER_OK;
@@ -1228,6 +1254,9 @@ static bool cut_matches(const ledger_cut_t *cut, const Corridor__Checkpoint *cp,
     size_t n = 0;
     for (size_t i = 0; i < cp->n_positions; i++) {
         const Corridor__Position *p = cp->positions[i];
+        if (p->net_minor == 0 && cp->at_cut) {
+            return false; /* a cut lists exactly the non-zero positions: nothing else is signed */
+        }
         if (p->net_minor == 0) {
             continue;
         }
@@ -1256,6 +1285,9 @@ static const char *check_at_cut(const recon_ctx_t *ctx, const Corridor__Checkpoi
     }
     uint64_t sent = !cp->at_cut ? ch.sent_seq : first ? cp->first_sent : cp->second_sent;
     uint64_t applied = !cp->at_cut ? ch.applied_seq : first ? cp->second_sent : cp->first_sent;
+    if (!cp->at_cut && (cp->first_sent != 0 || cp->second_sent != 0)) {
+        return "a checkpoint of the channel as it stands names no cut";
+    }
     if (sent > ch.sent_seq) {
         return "the cut names messages this node never sent";
     }
@@ -1380,6 +1412,9 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     if (rc == LEDGER_OK && problem == NULL && req->checkpoint.len > 0) {
         problem = countersign(ctx, req, sig, &cut_ahead, &cut_work);
         signed_checkpoint = problem == NULL;
+        if (ledger_stopped(ctx->ledger)) {
+            rc = LEDGER_E_STOPPED; /* a storage error, not the peer's doing: the turn fails */
+        }
     }
     if (rc != LEDGER_OK) {
         return rc;
