@@ -1111,6 +1111,19 @@ static void node_conf_add(const tnode_t *n, const char *line)
     free(path);
 }
 
+/* Two nodes, started, that take checkpoints by themselves after every `every` sequenced
+ * messages on their channel. */
+static void checkpointing_pair(cluster_t *c, tnode_t **a, tnode_t **b, const char *every)
+{
+    two_nodes(c, a, b);
+    char line[64];
+    snprintf(line, sizeof line, "checkpoint_every = %s", every);
+    node_conf_add(*a, line);
+    node_conf_add(*b, line);
+    node_start(c, *a);
+    node_start(c, *b);
+}
+
 static void copy_ledger(const tnode_t *n, const char *from, const char *to)
 {
     char *src = test_path(n->home, from), *dst = test_path(n->home, to);
@@ -1164,12 +1177,7 @@ static void test_history_needs_both_homes(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    /* automatic checkpoints after every 10 sequenced messages on the channel */
-    node_conf_add(a, "checkpoint_every = 10");
-    node_conf_add(b, "checkpoint_every = 10");
-    node_start(c, a);
-    node_start(c, b);
+    checkpointing_pair(c, &a, &b, "10");
     plan_t *p = plan_new(10);
     plan_add(p, 0, 1, 3);
     plan_add(p, 1, 0, 2);
@@ -1252,11 +1260,7 @@ static void test_checkpoints_complete_under_load(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_conf_add(a, "checkpoint_every = 100");
-    node_conf_add(b, "checkpoint_every = 100");
-    node_start(c, a);
-    node_start(c, b);
+    checkpointing_pair(c, &a, &b, "100");
     plan_t *p = plan_new(12);
     plan_add(p, 0, 1, LOAD_EACH_WAY);
     plan_add(p, 1, 0, LOAD_EACH_WAY);
