@@ -940,6 +940,19 @@ static bool checkpoint_spaced(const recon_ctx_t *ctx)
            ctx->wall_now_ms - last_at >= (int64_t)ctx->checkpoint_interval_s * 1000;
 }
 
+/* Why this node does not propose or sign `cp` now (NULL: it may): it must advance past the last
+ * checkpoint and come no sooner than the spacing allows. */
+static const char *not_due(const recon_ctx_t *ctx, const Corridor__Checkpoint *cp)
+{
+    if (!checkpoint_advances(ctx->ledger, ctx->peer->card.name, cp)) {
+        return "the checkpoint does not advance past the last one";
+    }
+    if (!checkpoint_spaced(ctx)) {
+        return "the checkpoint comes sooner than checkpoint_every and checkpoint_interval_s allow";
+    }
+    return NULL;
+}
+
 static void skip_checkpoint(recon_t *r, const char *why)
 {
     r->checkpoint_report = json_pack("{s:b, s:s}", "signed", 0, "skipped", why);
@@ -1006,13 +1019,7 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     cp.at_cut = true;
     cp.first_sent = first ? ch.sent_seq : ch.applied_seq;
     cp.second_sent = first ? ch.applied_seq : ch.sent_seq;
-    const char *skipped = !stated ? "a position out of range"
-                          : !checkpoint_advances(r->ctx.ledger, peer, &cp)
-                              ? "nothing new since the "
-                                "last checkpoint"
-                          : !checkpoint_spaced(&r->ctx) ? "sooner than checkpoint_every and "
-                                                          "checkpoint_interval_s allow"
-                                                        : NULL;
+    const char *skipped = !stated ? "a position out of range" : not_due(&r->ctx, &cp);
     if (skipped == NULL) {
         r->checkpoint_len = corridor__checkpoint__get_packed_size(&cp);
         r->checkpoint = malloc(r->checkpoint_len);
@@ -1339,12 +1346,7 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
                              : ledger_row_hash_at(ctx->ledger, my_rows, at_row) != LEDGER_OK) ||
                memcmp(at_row, my_head.data, LEDGER_HASH_BYTES) != 0) {
         problem = "the checkpoint names a journal head this node does not have";
-    } else if (!checkpoint_advances(ctx->ledger, peer, cp)) {
-        problem = "the checkpoint does not advance past the last one";
-    } else if (!checkpoint_spaced(ctx)) {
-        problem = "the checkpoint comes sooner than checkpoint_every and checkpoint_interval_s "
-                  "allow";
-    } else {
+    } else if ((problem = not_due(ctx, cp)) == NULL) {
         problem = check_at_cut(ctx, cp, first, ahead, work);
     }
     if (problem == NULL &&

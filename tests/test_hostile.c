@@ -816,6 +816,14 @@ static void two_nodes(cluster_t *c, tnode_t **a, tnode_t **b)
     cluster_link(c, *a, *b, GENEROUS_CAPS);
 }
 
+/* Two linked nodes, both running. */
+static void started_pair(cluster_t *c, tnode_t **a, tnode_t **b)
+{
+    two_nodes(c, a, b);
+    node_start(c, *a);
+    node_start(c, *b);
+}
+
 /* A, B linked and C trusted by B (and B by C); A-C too when `mesh`. C never runs unless a
  * test starts it. */
 static void three_nodes(cluster_t *c, bool mesh, tnode_t **a, tnode_t **b, tnode_t **cc)
@@ -864,9 +872,7 @@ static void test_replay_captured_settlement(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles(c, a, b);
 
     /* A queues a settlement while B is down, then stops: its signed bytes are in A's outbox */
@@ -1092,9 +1098,7 @@ static void test_far_future_sequences(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles(c, a, b);
     uint64_t applied = (uint64_t)peer_field(c, b, NAME_A, "received_seq");
     int64_t rows = journal_rows(c, b);
@@ -1372,9 +1376,7 @@ static void test_hostile_sequence_desync(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, a), 0);
     uint64_t applied = (uint64_t)peer_field(c, b, NAME_A, "received_seq");
@@ -1560,9 +1562,7 @@ static void test_forged_repair_import(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, a), 0);
     char *backup = NULL;
@@ -1657,9 +1657,7 @@ static void test_rebase_claims_need_proof(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, b), 0);
     int64_t sent = peer_field(c, a, NAME_B, "sent_seq");
@@ -1724,9 +1722,7 @@ static void test_rebase_without_stored_proof(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, b), 0);
     char *backup = NULL;
@@ -2012,9 +2008,7 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     cmd_result_t r;
     assert_int_equal(cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", b->home, "--peer",
@@ -2315,9 +2309,7 @@ static void test_unread_answers_bounded(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     char *batch = batch_of_ones(c, "load.csv", b, UNREAD_LOAD);
     cmd_result_t r;
     assert_int_equal(cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", a->home, "--batch",
@@ -2370,9 +2362,7 @@ static void test_handshakes_per_key_bounded(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     int64_t admitted = transport_counter(c, b, "admitted");
     int64_t started = mono_ms();
@@ -2445,9 +2435,7 @@ static void test_full_retransmissions_bounded(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, a), 0);
     char *batch = batch_of_ones(c, "to-a.csv", a, QUEUED_FOR_A);
@@ -2533,9 +2521,7 @@ static void test_connection_flood(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles(c, a, b);
     peer_card_t card;
     node_card(b, &card);
@@ -2630,9 +2616,7 @@ static void test_local_config_and_keys(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     settles(c, a, b);
     assert_int_equal(node_stop(c, b), 0);
     char *conf = test_path(b->home, "corridor.conf");

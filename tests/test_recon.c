@@ -284,6 +284,14 @@ static void two_nodes(cluster_t *c, tnode_t **a, tnode_t **b)
     cluster_link(c, *a, *b, GENEROUS_CAPS);
 }
 
+/* Two linked nodes, both running. */
+static void started_pair(cluster_t *c, tnode_t **a, tnode_t **b)
+{
+    two_nodes(c, a, b);
+    node_start(c, *a);
+    node_start(c, *b);
+}
+
 extern char **environ;
 
 /* Starts `corridor run` for the node with CORRIDOR_FAULTS set (nodes.c strips it from every
@@ -545,9 +553,7 @@ static void test_no_breaks(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     plan_t *p = plan_new(1);
     plan_add(p, 0, 1, AGREE_EACH_WAY);
     plan_add(p, 1, 0, AGREE_EACH_WAY);
@@ -692,9 +698,7 @@ static void test_peer_restored_from_old_copy(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     plan_t *p = plan_new(3);
     plan_add(p, 0, 1, ROUND_AB);
     plan_add(p, 1, 0, ROUND_BA);
@@ -894,9 +898,7 @@ static void test_amount_rewritten(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     plan_t *p = plan_new(4);
     plan_add(p, 0, 1, REWRITE_EACH_WAY);
     plan_add(p, 1, 0, REWRITE_EACH_WAY);
@@ -969,9 +971,7 @@ static void test_currency_rewritten(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     plan_t *p = plan_new(5);
     plan_add(p, 1, 0, REWRITE_EACH_WAY);
     settle_range(c, p, 0, p->count);
@@ -1058,9 +1058,7 @@ static void test_checkpoint_catches_recomputed_chain(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
-    node_start(c, a);
-    node_start(c, b);
+    started_pair(c, &a, &b);
     plan_t *p = plan_new(5);
     plan_add(p, 0, 1, 10);
     plan_add(p, 1, 0, 5);
