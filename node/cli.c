@@ -132,6 +132,13 @@ static int load_identity(const home_t *home, identity_t **identity)
     }
 }
 
+/* This node's card, as its config says where it listens. */
+static void node_card(const identity_t *identity, const config_t *config, peer_card_t *card)
+{
+    identity_card(identity, config->name, config->listen, card);
+    snprintf(card->stream, sizeof card->stream, "%s", config->listen_stream);
+}
+
 static void print_card(const peer_card_t *card)
 {
     char line[CORRIDOR_CARD_LEN_MAX + 1];
@@ -143,15 +150,20 @@ static void print_card(const peer_card_t *card)
 /* ---- corridor init ------------------------------------------------------------------- */
 
 #define INIT_USAGE                                                                                 \
-    "corridor init --home DIR --name CODE --listen ENDPOINT [--currencies " DEFAULT_CURRENCIES "]"
+    "corridor init --home DIR --name CODE --listen ENDPOINT [--listen-stream ENDPOINT]\n"          \
+    "              [--currencies " DEFAULT_CURRENCIES "]"
 
 static int cmd_init(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"home", required_argument, NULL, 'h'},   {"name", required_argument, NULL, 'n'},
-        {"listen", required_argument, NULL, 'l'}, {"currencies", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, '?' + 256},   {NULL, 0, NULL, 0}};
-    const char *home_opt = NULL, *name = NULL, *listen = NULL, *currencies = DEFAULT_CURRENCIES;
+    static const struct option options[] = {{"home", required_argument, NULL, 'h'},
+                                            {"name", required_argument, NULL, 'n'},
+                                            {"listen", required_argument, NULL, 'l'},
+                                            {"listen-stream", required_argument, NULL, 's'},
+                                            {"currencies", required_argument, NULL, 'c'},
+                                            {"help", no_argument, NULL, '?' + 256},
+                                            {NULL, 0, NULL, 0}};
+    const char *home_opt = NULL, *name = NULL, *listen = NULL, *listen_stream = NULL;
+    const char *currencies = DEFAULT_CURRENCIES;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -164,12 +176,20 @@ static int cmd_init(int argc, char **argv)
         case 'l':
             listen = optarg;
             break;
+        case 's':
+            listen_stream = optarg;
+            break;
         case 'c':
             currencies = optarg;
             break;
         case '?' + 256:
             printf("usage: %s\n"
-                   "Creates a node's home: keys (mode 0600), config; prints its peer card.\n",
+                   "Creates a node's home: keys (mode 0600), config; prints its peer card.\n"
+                   "Peers send the sequenced stream to --listen-stream (small frames; by default\n"
+                   "the next port after --listen, or the ipc path with -stream appended) and\n"
+                   "statements to --listen.\n"
+                   "Example: corridor init --home bank-a --name BKRURUMM "
+                   "--listen tcp://127.0.0.1:7001 > bank-a.card\n",
                    INIT_USAGE);
             return EXIT_OK;
         default:
@@ -194,6 +214,20 @@ static int cmd_init(int argc, char **argv)
         complain("--listen %s: not tcp://HOST:PORT or ipc://PATH", listen);
         return EXIT_USAGE;
     }
+    char stream_default[CORRIDOR_ENDPOINT_LEN_MAX + 1];
+    if (listen_stream == NULL) {
+        if (!endpoint_stream_default(listen, stream_default, sizeof stream_default)) {
+            complain("--listen %s: no next port or path for the stream; give --listen-stream",
+                     listen);
+            return EXIT_USAGE;
+        }
+        listen_stream = stream_default;
+    }
+    if (!endpoint_valid(listen_stream) || strcmp(listen_stream, listen) == 0) {
+        complain("--listen-stream %s: not tcp://HOST:PORT or ipc://PATH other than --listen",
+                 listen_stream);
+        return EXIT_USAGE;
+    }
     home_t home;
     config_t *config = config_new();
     identity_t *identity = NULL;
@@ -214,6 +248,7 @@ static int cmd_init(int argc, char **argv)
     }
     strcpy(config->name, name);
     strcpy(config->listen, listen);
+    strcpy(config->listen_stream, listen_stream);
     if (home_create(&home) != 0) {
         if (errno == EEXIST) {
             complain("%s already exists and is not empty; refusing to overwrite a home", home.dir);
@@ -256,7 +291,7 @@ static int cmd_init(int argc, char **argv)
         goto cleanup;
     }
     peer_card_t card;
-    identity_card(identity, config->name, config->listen, &card);
+    node_card(identity, config, &card);
     print_card(&card);
     rc = EXIT_OK;
 
@@ -321,9 +356,10 @@ static int print_card_json(const peer_card_t *card)
     char box_hex[2 * crypto_box_PUBLICKEYBYTES + 1];
     sodium_bin2hex(sign_hex, sizeof sign_hex, card->sign_public, sizeof card->sign_public);
     sodium_bin2hex(box_hex, sizeof box_hex, card->box_public, sizeof card->box_public);
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", card->name, "endpoint",
-                            card->endpoint, "sign_public", sign_hex, "box_public", box_hex,
-                            "curve_public", card->curve_public);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", card->name, "endpoint", card->endpoint,
+                  "stream_endpoint", card_stream_endpoint(card), "sign_public", sign_hex,
+                  "box_public", box_hex, "curve_public", card->curve_public);
     return print_document(doc);
 }
 
@@ -347,7 +383,7 @@ static int cmd_card(int argc, char **argv)
         goto cleanup;
     }
     peer_card_t card;
-    identity_card(identity, config->name, config->listen, &card);
+    node_card(identity, config, &card);
     if (json) {
         rc = print_card_json(&card);
     } else {

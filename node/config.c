@@ -226,6 +226,7 @@ static const char *node_field(config_t *config, const char *key, const char *val
 {
     if ((strcmp(key, "name") == 0 && config->name[0] != '\0') ||
         (strcmp(key, "listen") == 0 && config->listen[0] != '\0') ||
+        (strcmp(key, "listen_stream") == 0 && config->listen_stream[0] != '\0') ||
         (strcmp(key, "currencies") == 0 && config->currencies_count > 0) ||
         (strcmp(key, "checkpoint_every") == 0 && config->checkpoint_every != 0) ||
         (strcmp(key, "checkpoint_interval_s") == 0 && config->checkpoint_interval_s != 0)) {
@@ -236,11 +237,12 @@ static const char *node_field(config_t *config, const char *key, const char *val
             return "not a node code (4-11 of A-Z, 0-9, starting with a letter)";
         }
         snprintf(config->name, sizeof config->name, "%s", value);
-    } else if (strcmp(key, "listen") == 0) {
+    } else if (strcmp(key, "listen") == 0 || strcmp(key, "listen_stream") == 0) {
         if (!endpoint_valid(value)) {
             return "not tcp://HOST:PORT or ipc://PATH";
         }
-        snprintf(config->listen, sizeof config->listen, "%s", value);
+        char *field = strcmp(key, "listen") == 0 ? config->listen : config->listen_stream;
+        snprintf(field, sizeof config->listen, "%s", value);
     } else if (strcmp(key, "currencies") == 0) {
         if (config_set_currencies(config, value, err, err_size) != 0) {
             return err;
@@ -265,7 +267,8 @@ static const char *node_field(config_t *config, const char *key, const char *val
 /* Checks that the peer section just finished has every card field. */
 static bool peer_complete(parse_state_t *st, int lineno)
 {
-    if (st->peer != NULL && (st->peer_fields | card_field_bit("name")) != CARD_FIELDS_ALL) {
+    if (st->peer != NULL && ((st->peer_fields | card_field_bit("name")) & CARD_FIELDS_REQUIRED) !=
+                                CARD_FIELDS_REQUIRED) {
         if (lineno > 0) {
             set_err(st->err, st->err_size,
                     "line %d: [peer %s] needs endpoint, sign, box and curve before this line",
@@ -387,6 +390,10 @@ int config_parse(const char *text, const char *origin, config_t *config, char *e
         snprintf(line_err, sizeof line_err, "[node] needs name, listen and currencies");
         rc = -1;
     }
+    if (rc == 0 && strcmp(config->listen, config->listen_stream) == 0) {
+        snprintf(line_err, sizeof line_err, "[node] listen_stream must differ from listen");
+        rc = -1;
+    }
     if (rc == 0 && config_find_peer(config, config->name) != NULL) {
         snprintf(line_err, sizeof line_err, "[peer %s] is this node itself", config->name);
         rc = -1;
@@ -460,6 +467,9 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
         append(out, out_size, &used, "%s%s", i > 0 ? "," : "", config->currencies[i]);
     }
     append(out, out_size, &used, "\n");
+    if (config->listen_stream[0] != '\0') {
+        append(out, out_size, &used, "listen_stream = %s\n", config->listen_stream);
+    }
     if (config->checkpoint_every != 0) {
         append(out, out_size, &used, "checkpoint_every = %u\n", config->checkpoint_every);
     }
@@ -472,9 +482,13 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
         char box_hex[2 * crypto_box_PUBLICKEYBYTES + 1];
         sodium_bin2hex(sign_hex, sizeof sign_hex, p->card.sign_public, sizeof p->card.sign_public);
         sodium_bin2hex(box_hex, sizeof box_hex, p->card.box_public, sizeof p->card.box_public);
-        append(out, out_size, &used,
-               "\n[peer %s]\nendpoint = %s\nsign = %s\nbox = %s\ncurve = %s\n", p->card.name,
-               p->card.endpoint, sign_hex, box_hex, p->card.curve_public);
+        append(out, out_size, &used, "\n[peer %s]\nendpoint = %s\n", p->card.name,
+               p->card.endpoint);
+        if (p->card.stream[0] != '\0') {
+            append(out, out_size, &used, "stream = %s\n", p->card.stream);
+        }
+        append(out, out_size, &used, "sign = %s\nbox = %s\ncurve = %s\n", sign_hex, box_hex,
+               p->card.curve_public);
         for (size_t j = 0; j < p->limits_count; j++) {
             append(out, out_size, &used, LIMIT_KEY_PREFIX "%s = %lld\n", p->limits[j].currency,
                    (long long)p->limits[j].minor);

@@ -50,9 +50,10 @@ typedef struct {
 } config_peer_t;
 
 typedef struct {
-    char name[CORRIDOR_NAME_LEN_MAX + 1];       /* this node's code */
-    char listen[CORRIDOR_ENDPOINT_LEN_MAX + 1]; /* endpoint the inbound socket binds */
-    size_t currencies_count;                    /* entries used in currencies */
+    char name[CORRIDOR_NAME_LEN_MAX + 1];              /* this node's code */
+    char listen[CORRIDOR_ENDPOINT_LEN_MAX + 1];        /* endpoint the inbound socket binds */
+    char listen_stream[CORRIDOR_ENDPOINT_LEN_MAX + 1]; /* where the stream comes; "": listen */
+    size_t currencies_count;                           /* entries used in currencies */
     char currencies[CORRIDOR_CURRENCIES_MAX][CORRIDOR_CURRENCY_LEN + 1]; /* accepted */
     size_t peers_count;                                                  /* entries used in peers */
     config_peer_t peers[CORRIDOR_PEERS_MAX]; /* trusted peers, in file order */

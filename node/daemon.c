@@ -784,12 +784,13 @@ static void handle_status(node_t *n, zmq_msg_t *route)
         }
     }
     transport_stats_t ts = transport_stats(n->transport);
-    json_t *doc = json_pack("{s:b, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:I}}", "ok", 1, "node",
-                            n->config->name, "listen", n->config->listen, "ledger_stopped",
-                            ledger_stopped(n->ledger), "peers", peers, "transport", "admitted",
-                            (json_int_t)ts.zap_admitted, "refused", (json_int_t)ts.zap_refused,
-                            "dropped_frames", (json_int_t)ts.dropped_frames, "statements_dropped",
-                            (json_int_t)ts.statements_dropped);
+    json_t *doc = json_pack(
+        "{s:b, s:s, s:s, s:s?, s:b, s:o, s:{s:I, s:I, s:I, s:I}}", "ok", 1, "node", n->config->name,
+        "listen", n->config->listen, "listen_stream",
+        n->config->listen_stream[0] != '\0' ? n->config->listen_stream : NULL, "ledger_stopped",
+        ledger_stopped(n->ledger), "peers", peers, "transport", "admitted",
+        (json_int_t)ts.zap_admitted, "refused", (json_int_t)ts.zap_refused, "dropped_frames",
+        (json_int_t)ts.dropped_frames, "statements_dropped", (json_int_t)ts.statements_dropped);
     json_object_set_new(json_object_get(doc, "transport"), "throttled",
                         json_integer((json_int_t)ts.zap_throttled));
     json_object_set_new(json_object_get(doc, "transport"), "control_refused",
@@ -1079,8 +1080,14 @@ static int send_to_socket(void *arg, size_t peer_index, msg_type_t type, const u
 {
     node_t *n = arg;
     bool statement = type == MSG_STATEMENT || type == MSG_STATEMENT_REQUEST;
-    return transport_send(n->transport, peer_index,
-                          statement ? TRANSPORT_STATEMENTS : TRANSPORT_STREAM, wire, len);
+    int rc = transport_send(n->transport, peer_index,
+                            statement ? TRANSPORT_STATEMENTS : TRANSPORT_STREAM, wire, len);
+    if (rc != 0 && errno == EMSGSIZE) {
+        log_event(n->config->name, n->config->peers[peer_index].card.name, NULL,
+                  "cannot send a %zu-byte message on the stream (the most is %d bytes)", len,
+                  CORRIDOR_STREAM_WIRE_BYTES_MAX);
+    }
+    return rc;
 }
 
 /* channel_ctx_t.send: through the fault injector when it is on. */
@@ -1178,13 +1185,15 @@ static int open_network(node_t *n)
             fprintf(stderr, "corridor run: peer %s has a weak encryption key\n", card->name);
             goto cleanup;
         }
-        peers[i] = (transport_peer_t){card->name, card->endpoint, card->curve_public};
+        peers[i] = (transport_peer_t){card->name, card->endpoint, card_stream_endpoint(card),
+                                      card->curve_public};
     }
     char err[512];
     n->zmq = zmq_ctx_new();
-    n->transport = n->zmq != NULL ? transport_new(n->zmq, n->identity, n->config->listen, peers,
-                                                  count, err, sizeof err)
-                                  : NULL;
+    n->transport = n->zmq != NULL
+                       ? transport_new(n->zmq, n->identity, n->config->listen,
+                                       n->config->listen_stream, peers, count, err, sizeof err)
+                       : NULL;
     if (n->transport == NULL) {
         fprintf(stderr, "corridor run: %s\n", n->zmq != NULL ? err : "cannot start ZeroMQ");
         goto cleanup;
@@ -1344,8 +1353,15 @@ int daemon_run(const char *home)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    log_event(n.config->name, NULL, NULL, "running: listening on %s, %zu peers, pid %d",
-              n.config->listen, n.config->peers_count, (int)getpid());
+    log_event(n.config->name, NULL, NULL, "running: listening on %s%s%s, %zu peers, pid %d",
+              n.config->listen, n.config->listen_stream[0] != '\0' ? ", stream on " : "",
+              n.config->listen_stream, n.config->peers_count, (int)getpid());
+    if (n.config->listen_stream[0] == '\0') {
+        log_event(n.config->name, NULL, NULL,
+                  "no listen_stream in the config: peers' streams share the short queue of %s "
+                  "(slower); add one and give peers the new card",
+                  n.config->listen);
+    }
 
     zmq_pollitem_t items[3] = {
         {transport_inbound_socket(n.transport), 0, ZMQ_POLLIN, 0},

@@ -15,6 +15,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -297,7 +298,7 @@ const char *card_strerror(card_err_t err)
     case CARD_E_NAME:
         return "the card's name= is not a node code (4-11 of A-Z, 0-9, starting with a letter)";
     case CARD_E_ENDPOINT:
-        return "the card's endpoint= is not tcp://HOST:PORT or ipc://PATH";
+        return "the card's endpoint= or stream= is not tcp://HOST:PORT or ipc://PATH";
     case CARD_E_SIGN_KEY:
         return "the card's sign= is not an Ed25519 public key in 64 hex digits";
     case CARD_E_BOX_KEY:
@@ -315,8 +316,9 @@ size_t card_encode(const peer_card_t *card, char *out, size_t out_size)
     char box_hex[2 * crypto_box_PUBLICKEYBYTES + 1];
     sodium_bin2hex(sign_hex, sizeof sign_hex, card->sign_public, sizeof card->sign_public);
     sodium_bin2hex(box_hex, sizeof box_hex, card->box_public, sizeof card->box_public);
-    int n = snprintf(out, out_size, "%s name=%s endpoint=%s sign=%s box=%s curve=%s",
-                     IDENTITY_CARD_PREFIX, card->name, card->endpoint, sign_hex, box_hex,
+    int n = snprintf(out, out_size, "%s name=%s endpoint=%s%s%s sign=%s box=%s curve=%s",
+                     IDENTITY_CARD_PREFIX, card->name, card->endpoint,
+                     card->stream[0] != '\0' ? " stream=" : "", card->stream, sign_hex, box_hex,
                      card->curve_public);
     if (n < 0 || (size_t)n >= out_size) {
         if (out_size > 0) {
@@ -366,7 +368,32 @@ static bool parse_hex_key(const char *hex, uint8_t *out, size_t len)
            sodium_hex2bin(out, len, hex, 2 * len, NULL, &bin_len, NULL) == 0 && bin_len == len;
 }
 
-static const char *const card_keys[] = {"name", "endpoint", "sign", "box", "curve"};
+static const char *const card_keys[] = {"name", "endpoint", "sign", "box", "curve", "stream"};
+_Static_assert(sizeof card_keys / sizeof card_keys[0] == 6 && CARD_FIELDS_ALL == 0x3fu,
+               "one bit per card key");
+
+const char *card_stream_endpoint(const peer_card_t *card)
+{
+    assert(card != NULL);
+    return card->stream[0] != '\0' ? card->stream : card->endpoint;
+}
+
+bool endpoint_stream_default(const char *listen, char *out, size_t out_size)
+{
+    assert(listen != NULL && out != NULL && endpoint_valid(listen));
+    int n;
+    if (strncmp(listen, "ipc://", 6) == 0) {
+        n = snprintf(out, out_size, "%s-stream", listen);
+    } else {
+        const char *colon = strrchr(listen, ':');
+        unsigned long port = strtoul(colon + 1, NULL, 10);
+        if (port >= 65535) {
+            return false;
+        }
+        n = snprintf(out, out_size, "%.*s:%lu", (int)(colon - listen), listen, port + 1);
+    }
+    return n > 0 && (size_t)n < out_size && endpoint_valid(out);
+}
 
 unsigned card_field_bit(const char *key)
 {
@@ -392,6 +419,11 @@ card_err_t card_set_field(peer_card_t *card, const char *key, const char *value)
             return CARD_E_ENDPOINT;
         }
         strcpy(card->endpoint, value);
+    } else if (strcmp(key, "stream") == 0) {
+        if (!endpoint_valid(value)) {
+            return CARD_E_ENDPOINT;
+        }
+        strcpy(card->stream, value);
     } else if (strcmp(key, "sign") == 0) {
         if (!parse_hex_key(value, card->sign_public, sizeof card->sign_public) ||
             crypto_core_ed25519_is_valid_point(card->sign_public) != 1) {
@@ -463,7 +495,7 @@ card_err_t card_parse(const char *text, peer_card_t *card)
     while (rc == CARD_OK && (word = strtok_r(NULL, " \t", &save)) != NULL) {
         rc = card_word(word, card, &seen);
     }
-    if (rc == CARD_OK && seen != CARD_FIELDS_ALL) {
+    if (rc == CARD_OK && (seen & CARD_FIELDS_REQUIRED) != CARD_FIELDS_REQUIRED) {
         rc = CARD_E_MISSING;
     }
     if (rc != CARD_OK) {

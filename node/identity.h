@@ -8,7 +8,12 @@
  * loader refuses a key file that group or others can read, as ssh does.
  *
  * A peer card is one line that holds everything another node needs to trust this one:
- *   corridor-card-v1 name=BKRURUMM endpoint=tcp://127.0.0.1:7001 sign=<hex> box=<hex> curve=<z85>
+ *   corridor-card-v1 name=BKRURUMM endpoint=tcp://127.0.0.1:7001 stream=tcp://127.0.0.1:7002
+ *     sign=<hex> box=<hex> curve=<z85>
+ * (one line). `stream=` is optional: where a node takes the sequenced stream, in small frames
+ * and a deep queue; `endpoint=` takes everything else (statements, in large frames and a short
+ * queue), and the stream too from a peer whose card has no `stream=`. Programs older than
+ * `stream=` refuse a card with it: such a peer is given the card without that word.
  * Exchanging cards is the whole trust setup (as in WireGuard): no certificate authority.
  */
 #ifndef CORRIDOR_IDENTITY_H
@@ -32,6 +37,7 @@
 typedef struct {
     char name[CORRIDOR_NAME_LEN_MAX + 1];            /* node code, e.g. BKRURUMM */
     char endpoint[CORRIDOR_ENDPOINT_LEN_MAX + 1];    /* where its inbound socket listens */
+    char stream[CORRIDOR_ENDPOINT_LEN_MAX + 1];      /* where it takes the stream; "": endpoint */
     uint8_t sign_public[crypto_sign_PUBLICKEYBYTES]; /* Ed25519: verifies its messages */
     uint8_t box_public[crypto_box_PUBLICKEYBYTES];   /* X25519: messages are encrypted to it */
     char curve_public[IDENTITY_CURVE_KEY_CHARS + 1]; /* CURVE: admits its transport */
@@ -97,7 +103,7 @@ typedef enum {
     CARD_E_FIELD,     /* a word that is not key=value, an unknown key or a repeated key */
     CARD_E_MISSING,   /* a required field is absent */
     CARD_E_NAME,      /* name is not a valid node code */
-    CARD_E_ENDPOINT,  /* endpoint is not tcp://HOST:PORT or ipc://PATH within limits */
+    CARD_E_ENDPOINT,  /* endpoint or stream is not tcp://HOST:PORT or ipc://PATH within limits */
     CARD_E_SIGN_KEY,  /* sign= is not 64 hex digits of a valid Ed25519 point */
     CARD_E_BOX_KEY,   /* box= is not 64 hex digits */
     CARD_E_CURVE_KEY, /* curve= is not 40 Z85 characters */
@@ -113,11 +119,19 @@ size_t card_encode(const peer_card_t *card, char *out, size_t out_size);
  * *card is zeroed. */
 card_err_t card_parse(const char *text, peer_card_t *card) __attribute__((warn_unused_result));
 
-/* The fields of a card, by key: name, endpoint, sign, box, curve. */
-#define CARD_FIELDS_ALL 0x1fu
+/* The fields of a card, by key: name, endpoint, sign, box, curve (required), stream. */
+#define CARD_FIELDS_REQUIRED 0x1fu
+#define CARD_FIELDS_ALL      0x3fu
 
 /* The bit of a card field's key in CARD_FIELDS_ALL; 0 for an unknown key. */
 unsigned card_field_bit(const char *key);
+
+/* Where a peer takes its stream: its stream endpoint, or its endpoint when it names none. */
+const char *card_stream_endpoint(const peer_card_t *card);
+
+/* The stream endpoint `corridor init` proposes next to `listen`: the next TCP port, or the
+ * ipc path with "-stream" appended. Returns false when there is none (port 65535, too long). */
+bool endpoint_stream_default(const char *listen, char *out, size_t out_size);
 
 /* Sets one field of a card from its text form (as in the card line). The one place where
  * card fields are validated: the config file uses it too. */

@@ -30,7 +30,6 @@
 #define RECONNECT_IVL_MS 100
 #define RECONNECT_MAX_MS 2000
 #define SNDHWM_MESSAGES  20000
-#define RCVHWM_MESSAGES  20000
 
 typedef struct {
     char name[CORRIDOR_NAME_LEN_MAX + 1];
@@ -41,7 +40,7 @@ typedef struct {
 
 struct transport {
     void *zap;            /* REP on inproc://zeromq.zap.01 */
-    void *inbound;        /* PULL, CURVE server */
+    void *inbound;        /* PULL, CURVE server, on the stream endpoint and the other */
     peer_socket_t *peers; /* one per configured peer */
     size_t peers_count;
     transport_stats_t stats;
@@ -61,10 +60,22 @@ static int common_options(void *socket)
            set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TTL_MS);
 }
 
-/* A PUSH socket to `peer`, CURVE client pinned to its server key, queueing at most `hwm`
- * frames; NULL on failure (zmq_errno says why). */
+/* Binds the inbound socket on `endpoint` taking frames up to `frame_max` bytes, `queued` of
+ * them per connection: libzmq gives each listener (and the connections it accepts) the options
+ * set when it was bound. 0, or -1 with zmq_errno set. */
+static int listen_on(void *inbound, const char *endpoint, int64_t frame_max, int queued)
+{
+    if (zmq_setsockopt(inbound, ZMQ_MAXMSGSIZE, &frame_max, sizeof frame_max) != 0 ||
+        set_int(inbound, ZMQ_RCVHWM, queued) != 0) {
+        return -1;
+    }
+    return zmq_bind(inbound, endpoint);
+}
+
+/* A PUSH socket to `endpoint` of `peer`, CURVE client pinned to its server key, queueing at
+ * most `hwm` frames; NULL on failure (zmq_errno says why). */
 static void *connect_outbound(void *ctx, const identity_t *self, const transport_peer_t *peer,
-                              int hwm)
+                              const char *endpoint, int hwm)
 {
     void *s = zmq_socket(ctx, ZMQ_PUSH);
     if (s != NULL &&
@@ -77,7 +88,7 @@ static void *connect_outbound(void *ctx, const identity_t *self, const transport
              0 ||
          zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->curve_secret, IDENTITY_CURVE_KEY_CHARS) !=
              0 ||
-         zmq_connect(s, peer->endpoint) != 0)) {
+         zmq_connect(s, endpoint) != 0)) {
         int saved = zmq_errno();
         zmq_close(s);
         errno = saved;
@@ -87,10 +98,11 @@ static void *connect_outbound(void *ctx, const identity_t *self, const transport
 }
 
 transport_t *transport_new(void *ctx, const identity_t *self, const char *listen,
-                           const transport_peer_t *peers, size_t peers_count, char *err,
-                           size_t err_size)
+                           const char *listen_stream, const transport_peer_t *peers,
+                           size_t peers_count, char *err, size_t err_size)
 {
-    assert(ctx != NULL && self != NULL && listen != NULL && (peers != NULL || peers_count == 0));
+    assert(ctx != NULL && self != NULL && listen != NULL && listen_stream != NULL &&
+           (peers != NULL || peers_count == 0));
     transport_t *t = calloc(1, sizeof *t);
     if (t == NULL || (t->peers = calloc(peers_count + 1, sizeof *t->peers)) == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -106,20 +118,24 @@ transport_t *transport_new(void *ctx, const identity_t *self, const char *listen
                  zmq_strerror(zmq_errno()));
         goto fail;
     }
-    /* 2. The inbound socket, CURVE server, bounded messages. */
-    int64_t max_size = CORRIDOR_WIRE_BYTES_MAX;
+    /* 2. The inbound socket, CURVE server, bounded frames and queues on each endpoint. */
     t->inbound = zmq_socket(ctx, ZMQ_PULL);
     if (t->inbound == NULL || common_options(t->inbound) != 0 ||
         set_int(t->inbound, ZMQ_CURVE_SERVER, 1) != 0 ||
         zmq_setsockopt(t->inbound, ZMQ_CURVE_SECRETKEY, self->curve_secret,
                        IDENTITY_CURVE_KEY_CHARS) != 0 ||
-        zmq_setsockopt(t->inbound, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
-        zmq_setsockopt(t->inbound, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
-        set_int(t->inbound, ZMQ_RCVHWM, RCVHWM_MESSAGES) != 0) {
+        zmq_setsockopt(t->inbound, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
         snprintf(err, err_size, "cannot set up the inbound socket: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
-    if (zmq_bind(t->inbound, listen) != 0) {
+    if (listen_stream[0] != '\0' &&
+        listen_on(t->inbound, listen_stream, CORRIDOR_STREAM_WIRE_BYTES_MAX,
+                  TRANSPORT_STREAM_QUEUED) != 0) {
+        snprintf(err, err_size, "cannot listen on %s: %s", listen_stream,
+                 zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (listen_on(t->inbound, listen, CORRIDOR_WIRE_BYTES_MAX, TRANSPORT_LISTEN_QUEUED) != 0) {
         snprintf(err, err_size, "cannot listen on %s: %s", listen, zmq_strerror(zmq_errno()));
         goto fail;
     }
@@ -130,10 +146,13 @@ transport_t *transport_new(void *ctx, const identity_t *self, const char *listen
         snprintf(p->curve_public, sizeof p->curve_public, "%s", peers[i].curve_public);
         ratelimit_init(&p->handshakes, TRANSPORT_HANDSHAKES_PER_S, TRANSPORT_HANDSHAKES_BURST);
         for (size_t lane = 0; lane < 2; lane++) {
-            int hwm = lane == TRANSPORT_STREAM ? SNDHWM_MESSAGES : TRANSPORT_STATEMENTS_QUEUED;
-            if ((p->outbound[lane] = connect_outbound(ctx, self, &peers[i], hwm)) == NULL) {
-                snprintf(err, err_size, "cannot connect to %s at %s: %s", peers[i].name,
-                         peers[i].endpoint, zmq_strerror(zmq_errno()));
+            bool stream = lane == TRANSPORT_STREAM;
+            const char *endpoint = stream ? peers[i].stream : peers[i].endpoint;
+            int hwm = stream ? SNDHWM_MESSAGES : TRANSPORT_STATEMENTS_QUEUED;
+            if ((p->outbound[lane] = connect_outbound(ctx, self, &peers[i], endpoint, hwm)) ==
+                NULL) {
+                snprintf(err, err_size, "cannot connect to %s at %s: %s", peers[i].name, endpoint,
+                         zmq_strerror(zmq_errno()));
                 goto fail;
             }
         }
@@ -395,6 +414,10 @@ int transport_send(transport_t *t, size_t peer_index, transport_lane_t lane, con
 {
     assert(t != NULL && peer_index < t->peers_count);
     assert(lane == TRANSPORT_STREAM || lane == TRANSPORT_STATEMENTS);
+    if (lane == TRANSPORT_STREAM && len > CORRIDOR_STREAM_WIRE_BYTES_MAX) {
+        errno = EMSGSIZE; /* never from a message we make; an edited outbox, say */
+        return -1;
+    }
     if (zmq_send(t->peers[peer_index].outbound[lane], data, len, ZMQ_DONTWAIT) < 0) {
         t->stats.statements_dropped += lane == TRANSPORT_STATEMENTS;
         return -1;

@@ -3,7 +3,11 @@
  *
  * Each node binds one PULL socket for inbound messages (CURVE server) and connects two PUSH
  * sockets per peer for outbound (CURVE clients, pinned to the peer's server key): the stream
- * and the statements lane (see transport_lane_t). Debian's
+ * and the statements lane (see transport_lane_t). The PULL socket listens on two endpoints
+ * with different limits (libzmq gives each listener the options set when it was bound): the
+ * stream endpoint takes frames up to CORRIDOR_STREAM_WIRE_BYTES_MAX in a deep queue, the
+ * other takes frames up to CORRIDOR_WIRE_BYTES_MAX in a short one, so that what a peer can
+ * make libzmq hold for one connection is bounded in bytes on both. Debian's
  * libzmq 4.3 has no ZMQ_ZAP_ENFORCE_DOMAIN: a CURVE server without a ZAP handler admits any
  * client key. So the ZAP handler (a REP socket on inproc://zeromq.zap.01, answered from the
  * node's own loop) is bound before the inbound socket, and transport_new fails if it cannot
@@ -12,7 +16,8 @@
  * without a known one is dropped.
  *
  * The transport knows nothing of the ledger or the envelope: it moves opaque frames. Frames
- * larger than the wire limit are refused by libzmq (ZMQ_MAXMSGSIZE) before they are read.
+ * larger than a listener's limit are refused by libzmq (ZMQ_MAXMSGSIZE, which closes that
+ * connection) before they are read.
  */
 #ifndef CORRIDOR_TRANSPORT_H
 #define CORRIDOR_TRANSPORT_H
@@ -21,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "corridor/limits.h"
 #include "identity.h"
 
 typedef struct transport transport_t;
@@ -28,15 +34,25 @@ typedef struct transport transport_t;
 /* A peer as the transport needs it. */
 typedef struct {
     const char *name;         /* node code: the User-Id its connections get */
-    const char *endpoint;     /* where its inbound socket listens */
+    const char *endpoint;     /* where its inbound socket listens: the statements lane */
+    const char *stream;       /* where it takes the stream (its endpoint if it names none) */
     const char *curve_public; /* its CURVE public key (Z85) */
 } transport_peer_t;
 
-/* Sets up the ZAP handler, binds the inbound socket on `listen`, connects the outbound sockets
- * of each peer. On failure returns NULL and writes one line into err. */
+/* Bytes libzmq may queue for one inbound connection before the node reads them, on either
+ * endpoint: TRANSPORT_STREAM_QUEUED stream frames, or TRANSPORT_LISTEN_QUEUED frames of the
+ * full wire limit. A node without a stream endpoint (a home made before there was one) takes
+ * its stream in the short queue, which is slower. */
+#define TRANSPORT_CONNECTION_BYTES (64u << 20)
+#define TRANSPORT_STREAM_QUEUED    ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_STREAM_WIRE_BYTES_MAX))
+#define TRANSPORT_LISTEN_QUEUED    ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_WIRE_BYTES_MAX))
+
+/* Sets up the ZAP handler, binds the inbound socket on `listen` and, unless it is "",
+ * `listen_stream`, connects the outbound sockets of each peer. On failure returns NULL and
+ * writes one line into err. */
 transport_t *transport_new(void *zmq_context, const identity_t *self, const char *listen,
-                           const transport_peer_t *peers, size_t peers_count, char *err,
-                           size_t err_size);
+                           const char *listen_stream, const transport_peer_t *peers,
+                           size_t peers_count, char *err, size_t err_size);
 void transport_destroy(transport_t **self_p);
 
 /* The ZAP domain of the node's control socket (ipc): the handler admits a local connection
@@ -75,7 +91,9 @@ typedef enum { TRANSPORT_STREAM = 0, TRANSPORT_STATEMENTS = 1 } transport_lane_t
 #define TRANSPORT_STATEMENTS_QUEUED 8
 
 /* Sends one frame to a peer without blocking. 0 sent; -1 not now (not connected or its
- * queue is full: the caller keeps the message and retries later, or drops it). */
+ * queue is full: the caller keeps the message and retries later, or drops it). A stream frame
+ * over CORRIDOR_STREAM_WIRE_BYTES_MAX is never sent (-1, errno EMSGSIZE): the peer would
+ * close the connection. */
 int transport_send(transport_t *t, size_t peer_index, transport_lane_t lane, const uint8_t *data,
                    size_t len);
 

@@ -47,11 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 say() { printf '%s\n' "$*" >&2; }
-free_port() { python3 -c 'import socket,random
-for _ in range(200):
-    p=random.randint(15000,30000); s=socket.socket()
-    try: s.bind(("127.0.0.1",p)); s.close(); print(p); break
-    except OSError: s.close()'; }
+free_port() { python3 "$ROOT/scripts/free_port.py" "$@"; } # P and P+1 free, apart from "$@"
 json_get() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval('d'+sys.argv[2]))" "$@"; }
 
 echo '{}' >"$WORK/results.json"
@@ -132,7 +128,7 @@ rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 bench_node() {
   say "== node: $SETTLEMENTS settlements A -> B, $CLIENTS clients$([ "$RATE" != 0 ] && echo ", open loop at $RATE/s")"
   local pa pb a=$WORK/A b=$WORK/B
-  pa=$(free_port); pb=$(free_port)
+  pa=$(free_port); pb=$(free_port "$pa")
   "$C" init --home "$a" --name BKRURUMM --listen "tcp://127.0.0.1:$pa" --currencies RUB >"$WORK/a.card"
   "$C" init --home "$b" --name BMJIIRTH --listen "tcp://127.0.0.1:$pb" --currencies RUB >"$WORK/b.card"
   "$C" peer add --home "$a" "$(cat "$WORK/b.card")" --limit RUB=1000000000000 >/dev/null
@@ -239,7 +235,7 @@ EOF
 bench_reconcile() {
   say "== reconcile: two ledgers of $ENTRIES channel entries"
   local pa pb a=$WORK/RA b=$WORK/RB
-  pa=$(free_port); pb=$(free_port)
+  pa=$(free_port); pb=$(free_port "$pa")
   $B build "$a" "$b" "$ENTRIES" 10 "tcp://127.0.0.1:$pa" "tcp://127.0.0.1:$pb" >"$WORK/build.json"
   start_node "$a" "$WORK/ra.log"; local pid_a=$LAST_PID
   start_node "$b" "$WORK/rb.log"; local pid_b=$LAST_PID

@@ -63,11 +63,7 @@ cleanup() {
 trap cleanup EXIT
 say() { printf '%s\n' "$*" >&2; }
 fail() { KEEP=1; say "CHAOS FAILED: $*"; exit 1; }
-free_port() { python3 -c 'import socket,random
-for _ in range(200):
-    p=random.randint(15000,30000); s=socket.socket()
-    try: s.bind(("127.0.0.1",p)); s.close(); print(p); break
-    except OSError: s.close()'; }
+free_port() { python3 "$ROOT/scripts/free_port.py" "$@"; } # P and P+1 free, apart from "$@"
 
 # --hosts: three hosts on a bridge that lives in a namespace of its own; nothing is routed out.
 make_hosts() {
@@ -102,7 +98,7 @@ if [ "$HOSTS" = 1 ]; then
   [ "$NETEM" = 1 ] || say "chaos.sh --hosts: this kernel has no tc netem (sch_netem); link loss, delay and reordering come from the fault knob alone"
 fi
 for n in "${NODES[@]}"; do
-  PORT_OF[$n]=$(free_port); HOME_OF[$n]=$WORK/$n
+  PORT_OF[$n]=$(free_port "${PORT_OF[@]}"); HOME_OF[$n]=$WORK/$n
   "$C" init --home "${HOME_OF[$n]}" --name "$n" --listen "tcp://$(ADDR_OF "$n"):${PORT_OF[$n]}" \
     --currencies RUB,USD >"$WORK/$n.card"
 done

@@ -29,8 +29,8 @@ echo "== creating three banks"
 for code in "${BANKS[@]}"; do
   "$CORRIDOR" init --home "$WORK/$code" --name "$code" --listen "tcp://127.0.0.1:$port" \
     --currencies RUB,IRR,KZT,USD >"$WORK/$code.card"
-  echo "  $code (${DESC[$code]}) listens on 127.0.0.1:$port"
-  port=$((port + 1))
+  echo "  $code (${DESC[$code]}) listens on 127.0.0.1:$port, and takes its stream on $((port + 1))"
+  port=$((port + 2))
 done
 echo "== linking every pair: each grants the other a net debit cap of RUB 1,000,000, IRR 5,000,000,000, KZT 50,000,000, USD 100,000"
 for a in "${BANKS[@]}"; do

@@ -362,7 +362,7 @@ void cluster_destroy(cluster_t **self_p)
 static bool port_taken(const cluster_t *c, int port)
 {
     for (size_t i = 0; i < c->count; i++) {
-        if (c->nodes[i].port == port) {
+        if (c->nodes[i].port == port || c->nodes[i].stream_port == port) {
             return true;
         }
     }
@@ -425,11 +425,13 @@ tnode_t *cluster_add(cluster_t *c, const char *name, const char *currencies)
     snprintf(logname, sizeof logname, "%s.log", name);
     n->log = test_path(c->dir, logname);
     n->port = cluster_free_port(c);
+    c->count++; /* counted before init, so that cleanup covers it; and its port is taken */
+    n->stream_port = cluster_free_port(c);
     snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
-    c->count++; /* counted before init, so that cleanup covers it */
+    snprintf(n->stream, sizeof n->stream, "tcp://127.0.0.1:%d", n->stream_port);
     cmd_result_t r;
     cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "init", "--home", n->home, "--name", name, "--listen",
-                n->endpoint, "--currencies", currencies, NULL);
+                n->endpoint, "--listen-stream", n->stream, "--currencies", currencies, NULL);
     if (r.rc != 0) {
         printf("# init %s exited %d: %s\n", name, r.rc, r.err);
     }

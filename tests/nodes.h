@@ -36,8 +36,10 @@ typedef struct {
     char *home;                   /* home directory */
     char *log;                    /* stderr of every `corridor run` of this home */
     char endpoint[64];            /* tcp://127.0.0.1:PORT */
+    char stream[64];              /* tcp://127.0.0.1:STREAM_PORT: where peers send the stream */
     char card[NODE_CARD_LEN_MAX]; /* its peer card, as `init` printed it */
     int port;                     /* its listen port */
+    int stream_port;              /* its stream port */
     pid_t pid;                    /* the running `corridor run`, or 0 */
     int last_exit;                /* exit status of the last run (-1: killed by a signal) */
 } tnode_t;

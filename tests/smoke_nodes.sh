@@ -16,11 +16,13 @@ fail() {
   for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done
   exit 1
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-for n in BKRURUMM BMJIIRTH; do
-  "$CORRIDOR" init --home "$WORK/$n" --name $n --listen "tcp://127.0.0.1:$(free_port)" \
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+P=$(python3 "$ROOT/scripts/free_port.py") || fail "no free port"
+for n in BKRURUMM BMJIIRTH; do # the stream on the next port, init's default
+  "$CORRIDOR" init --home "$WORK/$n" --name $n --listen "tcp://127.0.0.1:$P" \
     --currencies RUB,USD >"$WORK/$n.card" || fail "init $n"
+  grep -q " stream=tcp://127.0.0.1:$((P + 1)) " "$WORK/$n.card" || fail "$n: no stream= in its card"
+  P=$(python3 "$ROOT/scripts/free_port.py" "$P") || fail "no free port"
 done
 "$CORRIDOR" peer add --home "$WORK/BKRURUMM" "$(cat "$WORK/BMJIIRTH.card")" --limit RUB=100000 >/dev/null
 "$CORRIDOR" peer add --home "$WORK/BMJIIRTH" "$(cat "$WORK/BKRURUMM.card")" --limit RUB=100000 >/dev/null

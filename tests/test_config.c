@@ -187,12 +187,14 @@ static config_t *sample_config(void)
     assert_non_null(c);
     snprintf(c->name, sizeof c->name, "BKRURUMM");
     snprintf(c->listen, sizeof c->listen, "tcp://127.0.0.1:7001");
+    snprintf(c->listen_stream, sizeof c->listen_stream, "tcp://127.0.0.1:7011");
     char err[256];
     assert_int_equal(config_set_currencies(c, "RUB,IRR,USD", err, sizeof err), 0);
     c->peers_count = 2;
     for (size_t i = 0; i < 2; i++) {
         c->peers[i].card = peers[i].card;
     }
+    snprintf(c->peers[0].card.stream, sizeof c->peers[0].card.stream, "tcp://127.0.0.1:7012");
     assert_int_equal(config_peer_set_limit(&c->peers[0], "RUB", INT64_C(100000000)), 0);
     assert_int_equal(config_peer_set_limit(&c->peers[0], "IRR", 0), 0);
     assert_int_equal(config_peer_set_limit(&c->peers[1], "USD", CORRIDOR_AMOUNT_MINOR_MAX), 0);
@@ -203,6 +205,7 @@ static void assert_configs_equal(const config_t *a, const config_t *b)
 {
     assert_string_equal(a->name, b->name);
     assert_string_equal(a->listen, b->listen);
+    assert_string_equal(a->listen_stream, b->listen_stream);
     assert_int_equal(a->currencies_count, b->currencies_count);
     for (size_t i = 0; i < a->currencies_count; i++) {
         assert_string_equal(a->currencies[i], b->currencies[i]);
@@ -213,6 +216,7 @@ static void assert_configs_equal(const config_t *a, const config_t *b)
         const config_peer_t *q = &b->peers[i];
         assert_string_equal(p->card.name, q->card.name);
         assert_string_equal(p->card.endpoint, q->card.endpoint);
+        assert_string_equal(p->card.stream, q->card.stream);
         assert_memory_equal(p->card.sign_public, q->card.sign_public, sizeof p->card.sign_public);
         assert_memory_equal(p->card.box_public, q->card.box_public, sizeof p->card.box_public);
         assert_string_equal(p->card.curve_public, q->card.curve_public);
@@ -556,6 +560,13 @@ static void test_parse_bad_listen(void **state)
     (void)state;
     assert_parse_error("[node]\nname = BKRURUMM\nlisten = udp://x:1\n", 3, "listen");
     assert_parse_error("[node]\nname = BKRURUMM\nlisten = tcp://host:0\n", 3, "listen");
+    assert_parse_error("[node]\nname = BKRURUMM\nlisten_stream = udp://x:1\n", 3, "listen_stream");
+    assert_parse_error("[node]\nname = BKRURUMM\nlisten = tcp://h:1\nlisten_stream = tcp://h:2\n"
+                       "listen_stream = tcp://h:3\n",
+                       5, "given twice");
+    assert_parse_error("[node]\nname = BKRURUMM\nlisten = tcp://h:1\nlisten_stream = tcp://h:1\n"
+                       "currencies = RUB\n",
+                       0, "must differ");
 }
 
 static void test_parse_unknown_currency(void **state)

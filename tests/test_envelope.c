@@ -9,6 +9,7 @@
 
 #include "corridor.pb-c.h"
 #include "envelope.h"
+#include "settlement.h"
 
 #define KAT_FILE CORRIDOR_TEST_DATA "/vectors/envelope.kat"
 
@@ -441,6 +442,38 @@ static void test_oversized_body_refused_at_seal(void **state)
     free(wire);
 }
 
+/* Every field of a Settlement at its longest (the struct's arrays full) seals to under 4 KiB:
+ * a quarter of CORRIDOR_STREAM_WIRE_BYTES_MAX, the most a stream endpoint takes. */
+static void test_largest_settlement_fits_the_stream(void **state)
+{
+    net_t *net = *state;
+    settlement_t s;
+    memset(&s, 'x', sizeof s);
+    char *fields[] = {
+        s.uetr,           s.end_to_end_id, s.currency,         s.value_date, s.debtor_name,
+        s.debtor_account, s.creditor_name, s.creditor_account, s.remittance, s.peer};
+    size_t sizes[] = {sizeof s.uetr,          sizeof s.end_to_end_id,    sizeof s.currency,
+                      sizeof s.value_date,    sizeof s.debtor_name,      sizeof s.debtor_account,
+                      sizeof s.creditor_name, sizeof s.creditor_account, sizeof s.remittance,
+                      sizeof s.peer};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        fields[i][sizes[i] - 1] = '\0';
+    }
+    s.direction = DIRECTION_OUT;
+    s.amount_minor = INT64_MAX;
+    s.created_unix_ms = INT64_MIN;
+    uint8_t *body = NULL, *wire = NULL;
+    size_t body_len = 0, wire_len = 0;
+    assert_int_equal(settlement_encode(&s, &body, &body_len), 0);
+    assert_int_equal(envelope_seal(net->id[A], peer_entry(net, A, B), MSG_SETTLEMENT,
+                                   CORRIDOR_SEQUENCE_MAX, body, body_len, &wire, &wire_len),
+                     ENV_OK);
+    printf("# the largest Settlement: %zu bytes of body, %zu on the wire\n", body_len, wire_len);
+    assert_true(wire_len < 4096 && 4 * 4096 <= CORRIDOR_STREAM_WIRE_BYTES_MAX);
+    free(body);
+    free(wire);
+}
+
 static void test_garbage_and_empty_refused(void **state)
 {
     net_t *net = *state;
@@ -609,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_every_truncation_is_refused),
         cmocka_unit_test(test_oversized_input_refused_before_parsing),
         cmocka_unit_test(test_oversized_body_refused_at_seal),
+        cmocka_unit_test(test_largest_settlement_fits_the_stream),
         cmocka_unit_test(test_garbage_and_empty_refused),
         cmocka_unit_test(test_weak_box_key_refused),
         cmocka_unit_test(test_applied_copy_reported_before_signature_check),

@@ -2256,39 +2256,105 @@ static void test_statement_requests_bounded(void **state)
     c->passed = true;
 }
 
-#define FRAME_FLOOD 8000 /* copies of one frame of the largest size: 2 GiB on the wire */
+#define FRAME_FLOOD  8000  /* copies of one frame of the largest size: 2 GiB on the wire */
+#define STREAM_FLOOD 40000 /* copies of one frame of the stream's largest size: 640 MiB */
 
-/* The client with C's keys sends B one sealed frame of the largest size 8,000 times, as fast
- * as libzmq takes them. libzmq queues up to RCVHWM frames per connection before the node reads
- * them (20,000: 5 GiB of such frames); the node keeps the queue short by reading and dropping
- * copies faster than a peer can send them, so its memory stays under the 256 MiB budget. */
+/* Sends `copies` of one sealed Settlement with a body of body_len bytes; returns its wire size. */
+static size_t flood_frames(const hostile_t *h, size_t body_len, int copies)
+{
+    uint8_t *body = malloc(body_len);
+    assert_non_null(body);
+    memset(body, 'x', body_len);
+    size_t signed_len = 0, wire_len = 0;
+    uint8_t *signed_msg = hostile_sign(h, NULL, MSG_SETTLEMENT, 1, body, body_len, &signed_len);
+    uint8_t *wire = hostile_wrap(h, signed_msg, signed_len, false, &wire_len);
+    for (int i = 0; i < copies; i++) {
+        hostile_send(h, wire, wire_len);
+    }
+    free(wire);
+    free(signed_msg);
+    free(body);
+    return wire_len;
+}
+
+/* Points a client at another endpoint of its target (a new connection). */
+static void hostile_retarget(hostile_t *h, const char *endpoint)
+{
+    hostile_disconnect(h);
+    snprintf(h->endpoint, sizeof h->endpoint, "%s", endpoint);
+    hostile_connect(h);
+}
+
+/* Waits until the monitored socket sees its connection closed by the other side. */
+static void wait_disconnected(void *monitor)
+{
+    int timeout = WAIT_MS;
+    assert_int_equal(zmq_setsockopt(monitor, ZMQ_RCVTIMEO, &timeout, sizeof timeout), 0);
+    for (;;) {
+        zmq_msg_t event;
+        zmq_msg_init(&event);
+        int rc = zmq_msg_recv(&event, monitor, 0);
+        uint16_t id = 0;
+        if (rc >= 2) {
+            memcpy(&id, zmq_msg_data(&event), sizeof id);
+        }
+        bool more = zmq_msg_more(&event);
+        zmq_msg_close(&event);
+        if (more) { /* the event's second frame: the endpoint */
+            zmq_msg_init(&event);
+            (void)zmq_msg_recv(&event, monitor, 0);
+            zmq_msg_close(&event);
+        }
+        assert_true(rc >= 0); /* else no disconnection within WAIT_MS */
+        if (id == ZMQ_EVENT_DISCONNECTED) {
+            return;
+        }
+    }
+}
+
+/* The client with C's keys floods B: 8,000 copies of a frame of the largest size on B's
+ * endpoint, then 40,000 of the largest stream frame on its stream endpoint, as fast as libzmq
+ * takes them. libzmq queues at most TRANSPORT_CONNECTION_BYTES for one connection on either
+ * (TRANSPORT_LISTEN_QUEUED frames of the wire limit; TRANSPORT_STREAM_QUEUED stream frames);
+ * before, it queued 20,000 frames of any size (5 GiB). B's memory stays under 256 MiB and it
+ * keeps settling with A. A frame over the stream limit closes the connection it came on. */
 static void test_frame_flood_memory(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b, *cc;
     int64_t before_kib = flood_from_c(c, &a, &b, &cc);
     hostile_t *h = hostile_open(cc, cc, b);
-    size_t body_len = 0;
-    uint8_t *body = largest_body(&body_len);
-    size_t signed_len = 0, wire_len = 0;
-    uint8_t *signed_msg = hostile_sign(h, NULL, MSG_SETTLEMENT, 1, body, body_len, &signed_len);
-    uint8_t *wire = hostile_wrap(h, signed_msg, signed_len, false, &wire_len);
     int64_t started = mono_ms();
-    for (int i = 0; i < FRAME_FLOOD; i++) {
-        hostile_send(h, wire, wire_len);
-    }
+    size_t wire_len = flood_frames(h, CORRIDOR_BODY_BYTES_MAX, FRAME_FLOOD);
     hostile_sync(h, b); /* B has read every copy */
     int64_t elapsed_ms = mono_ms() - started;
+
+    hostile_retarget(h, b->stream);
+    started = mono_ms();
+    size_t stream_len = flood_frames(h, CORRIDOR_STREAM_WIRE_BYTES_MAX - 1024, STREAM_FLOOD);
+    assert_true(stream_len <= CORRIDOR_STREAM_WIRE_BYTES_MAX);
+    hostile_sync(h, b);
+    int64_t stream_ms = mono_ms() - started;
+    /* one frame over the stream's limit there: B's libzmq closes that connection */
+    assert_int_equal(zmq_socket_monitor(h->sock, "inproc://flood-monitor", ZMQ_EVENT_DISCONNECTED),
+                     0);
+    void *monitor = zmq_socket(zctx(), ZMQ_PAIR);
+    assert_non_null(monitor);
+    assert_int_equal(zmq_connect(monitor, "inproc://flood-monitor"), 0);
+    (void)flood_frames(h, CORRIDOR_STREAM_WIRE_BYTES_MAX, 1);
+    wait_disconnected(monitor);
+    zmq_close(monitor);
     hostile_close_all();
-    free(wire);
-    free(signed_msg);
-    free(body);
     int64_t peak_kib = peak_rss_kib(b->pid);
-    printf("# %d copies of a %zu-byte frame in %lld ms (%.0f MiB/s): B's peak RSS %lld KiB "
-           "(%lld before), %lld dropped\n",
+    printf("# %d copies of a %zu-byte frame in %lld ms (%.0f MiB/s), then %d of a %zu-byte "
+           "stream frame in %lld ms (%.0f MiB/s): B's peak RSS %lld KiB (%lld before), %lld "
+           "dropped\n",
            FRAME_FLOOD, wire_len, (long long)elapsed_ms,
            (double)FRAME_FLOOD * (double)wire_len / 1048576.0 /
                ((double)(elapsed_ms > 0 ? elapsed_ms : 1) / 1000.0),
+           STREAM_FLOOD, stream_len, (long long)stream_ms,
+           (double)STREAM_FLOOD * (double)stream_len / 1048576.0 /
+               ((double)(stream_ms > 0 ? stream_ms : 1) / 1000.0),
            (long long)peak_kib, (long long)before_kib,
            (long long)peer_field(c, b, NAME_C, "dropped"));
     assert_true(peer_field(c, b, NAME_C, "received_seq") == 1);
@@ -2427,7 +2493,7 @@ static int64_t drain_sink(void *sink)
 }
 
 /* B has QUEUED_FOR_A settlements for A; A's process is down and a sink holding A's transport
- * keys takes what B sends to A's endpoint. A client with A's keys sends B Hellos consistent with
+ * keys takes what B sends to A's endpoints. A client with A's keys sends B Hellos consistent with
  * B's counters, each asking for everything again (reply_wanted), one every 20 ms. B sends its
  * window again at most CHANNEL_REWINDS_PER_S times a second after a burst of
  * CHANNEL_REWINDS_BURST; before, it did so for every Hello. */
@@ -2456,6 +2522,7 @@ static void test_full_retransmissions_bounded(void **state)
     assert_int_equal(zmq_setsockopt(sink, ZMQ_CURVE_SERVER, &on, sizeof on), 0);
     assert_int_equal(zmq_setsockopt(sink, ZMQ_CURVE_SECRETKEY, keys->curve_secret, KEY_CHARS), 0);
     assert_int_equal(zmq_bind(sink, a->endpoint), 0);
+    assert_int_equal(zmq_bind(sink, a->stream), 0);
     identity_destroy(&keys);
 
     hostile_t *h = hostile_open(a, a, b);

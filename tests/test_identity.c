@@ -112,6 +112,7 @@ static void assert_cards_equal(const peer_card_t *a, const peer_card_t *b)
 {
     assert_string_equal(a->name, b->name);
     assert_string_equal(a->endpoint, b->endpoint);
+    assert_string_equal(a->stream, b->stream);
     assert_memory_equal(a->sign_public, b->sign_public, sizeof a->sign_public);
     assert_memory_equal(a->box_public, b->box_public, sizeof a->box_public);
     assert_string_equal(a->curve_public, b->curve_public);
@@ -874,9 +875,9 @@ static void test_card_strerror_distinct(void **state)
 static void test_card_field_bits(void **state)
 {
     (void)state;
-    const char *keys[] = {"name", "endpoint", "sign", "box", "curve"};
+    const char *keys[] = {"name", "endpoint", "sign", "box", "curve", "stream"};
     unsigned all = 0;
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 6; i++) {
         unsigned bit = card_field_bit(keys[i]);
         assert_int_not_equal(bit, 0);
         assert_int_equal(bit & (bit - 1), 0); /* one bit */
@@ -884,9 +885,63 @@ static void test_card_field_bits(void **state)
         all |= bit;
     }
     assert_int_equal(all, CARD_FIELDS_ALL);
+    assert_int_equal(CARD_FIELDS_ALL & ~CARD_FIELDS_REQUIRED, card_field_bit("stream"));
     assert_int_equal(card_field_bit("color"), 0);
     assert_int_equal(card_field_bit(""), 0);
     assert_int_equal(card_field_bit("Name"), 0);
+}
+
+/* A card may name where its node takes the stream; without it, the endpoint takes all. */
+static void test_card_stream_endpoint(void **state)
+{
+    (void)state;
+    peer_card_t card = good.card;
+    assert_string_equal(card_stream_endpoint(&card), GOOD_ENDPOINT);
+    snprintf(card.stream, sizeof card.stream, "tcp://127.0.0.1:7002");
+    char line[CORRIDOR_CARD_LEN_MAX + 1];
+    assert_true(card_encode(&card, line, sizeof line) > 0);
+    assert_non_null(strstr(line, " stream=tcp://127.0.0.1:7002 "));
+    peer_card_t back;
+    assert_int_equal(card_parse(line, &back), CARD_OK);
+    assert_cards_equal(&back, &card);
+    assert_string_equal(card_stream_endpoint(&back), "tcp://127.0.0.1:7002");
+    /* a bad stream= or one given twice is refused */
+    char bad[2 * CORRIDOR_CARD_LEN_MAX];
+    snprintf(bad, sizeof bad, "%s stream=tcp://nowhere", line);
+    assert_card_fails(bad, CARD_E_FIELD);
+    card_line(bad, sizeof bad, GOOD_NAME, GOOD_ENDPOINT " stream=udp://x:1", good.sign_hex,
+              good.box_hex, good.curve);
+    assert_card_fails(bad, CARD_E_ENDPOINT);
+    /* the longest card, both endpoints at their limit, fits */
+    memset(card.endpoint, 'e', CORRIDOR_ENDPOINT_LEN_MAX);
+    memcpy(card.endpoint, "ipc://", 6);
+    card.endpoint[CORRIDOR_ENDPOINT_LEN_MAX] = '\0';
+    memcpy(card.stream, card.endpoint, sizeof card.stream);
+    card.stream[CORRIDOR_ENDPOINT_LEN_MAX - 1] = 's';
+    snprintf(card.name, sizeof card.name, "BKRURUMMXXX");
+    assert_true(card_encode(&card, line, sizeof line) > 0);
+    assert_int_equal(card_parse(line, &back), CARD_OK);
+    assert_cards_equal(&back, &card);
+}
+
+static void test_endpoint_stream_default(void **state)
+{
+    (void)state;
+    char out[CORRIDOR_ENDPOINT_LEN_MAX + 1];
+    assert_true(endpoint_stream_default("tcp://127.0.0.1:7001", out, sizeof out));
+    assert_string_equal(out, "tcp://127.0.0.1:7002");
+    assert_true(endpoint_stream_default("tcp://[::1]:80", out, sizeof out));
+    assert_string_equal(out, "tcp://[::1]:81");
+    assert_true(endpoint_stream_default("tcp://host:65534", out, sizeof out));
+    assert_string_equal(out, "tcp://host:65535");
+    assert_false(endpoint_stream_default("tcp://host:65535", out, sizeof out));
+    assert_true(endpoint_stream_default("ipc:///tmp/corridor", out, sizeof out));
+    assert_string_equal(out, "ipc:///tmp/corridor-stream");
+    char longest[CORRIDOR_ENDPOINT_LEN_MAX + 1];
+    memset(longest, 'p', CORRIDOR_ENDPOINT_LEN_MAX);
+    memcpy(longest, "ipc://", 6);
+    longest[CORRIDOR_ENDPOINT_LEN_MAX] = '\0';
+    assert_false(endpoint_stream_default(longest, out, sizeof out));
 }
 
 static void test_card_set_field_unknown_key(void **state)
@@ -1005,6 +1060,8 @@ int main(void)
         T(test_card_strerror_distinct),
         T(test_card_field_bits),
         T(test_card_set_field_unknown_key),
+        T(test_card_stream_endpoint),
+        T(test_endpoint_stream_default),
         T(test_endpoint_valid_accepts),
         T(test_endpoint_valid_rejects),
         T(test_endpoint_length_limit),

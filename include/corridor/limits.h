@@ -49,6 +49,13 @@
 #define CORRIDOR_BODY_BYTES_MAX (256 * 1024)
 #define CORRIDOR_WIRE_BYTES_MAX (CORRIDOR_BODY_BYTES_MAX + 1024)
 
+/* The largest message of the stream (sequenced messages, Acks, Hellos) on the wire. The
+ * largest valid Settlement seals to under 4 KiB (tests/test_envelope.c checks it); only
+ * statements need the full wire limit, and they travel apart. A node whose card names a
+ * stream endpoint takes nothing larger there, so the queue a peer can fill on it is small in
+ * bytes. */
+#define CORRIDOR_STREAM_WIRE_BYTES_MAX (16 * 1024)
+
 /* Sequence numbers and every counter a peer states (Hello, Ack, Repair): never above 2^62, so
  * that no sum or increment of them can wrap; a larger claim is malformed. */
 #define CORRIDOR_SEQUENCE_MAX (UINT64_C(1) << 62)

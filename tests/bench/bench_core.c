@@ -273,6 +273,9 @@ static identity_t *make_home(const char *dir, const char *name, const char *list
     memset(config, 0, sizeof *config);
     snprintf(config->name, sizeof config->name, "%s", name);
     snprintf(config->listen, sizeof config->listen, "%s", listen);
+    if (!endpoint_stream_default(listen, config->listen_stream, sizeof config->listen_stream)) {
+        die("no stream endpoint next to the listen endpoint");
+    }
     char err[128];
     if (config_set_currencies(config, "RUB", err, sizeof err) != 0) {
         die(err);
@@ -286,6 +289,9 @@ static void link_homes(const char *dir, config_t *config, const identity_t *othe
 
     config_peer_t *p = &config->peers[config->peers_count++];
     identity_card(other_id, other_name, other_endpoint, &p->card);
+    if (!endpoint_stream_default(other_endpoint, p->card.stream, sizeof p->card.stream)) {
+        die("no stream endpoint next to the peer's endpoint");
+    }
     if (config_peer_set_limit(p, "RUB", CORRIDOR_AMOUNT_MINOR_MAX) != 0) {
         die("limit");
     }
