@@ -1,0 +1,285 @@
+/*
+ * Known-answer vectors for every hash and signature construction proto/PROTOCOL.md defines:
+ * key id, message signature, settlement content and body hashes, channel entry hash, channel
+ * digest, journal row hash, checkpoint signature. The inputs and outputs are written out in
+ * tests/vectors/hashes.kat so that a second implementation can check itself against them; this
+ * test renders the same file from the code and compares it byte for byte.
+ *
+ * After a deliberate change of a construction (a new version), regenerate with
+ *   CORRIDOR_KAT_WRITE=1 build/tests/test_vectors
+ * and say in the specification what changed. Envelope bytes have their own vectors
+ * (tests/vectors/envelope.kat, tests/test_envelope.c).
+ */
+#include "support.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "digest.h"
+#include "envelope.h"
+#include "identity.h"
+#include "ledger.h"
+#include "recon.h"
+#include "settlement.h"
+
+#define KAT_FILE   CORRIDOR_TEST_DATA "/vectors/hashes.kat"
+#define TEXT_BYTES (64 * 1024)
+
+typedef struct {
+    char *text;
+    size_t used;
+} out_t;
+
+static void put(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out_t *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->text + o->used, TEXT_BYTES - o->used, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && o->used + (size_t)n < TEXT_BYTES);
+    o->used += (size_t)n;
+}
+
+static void put_hex(out_t *o, const char *key, const uint8_t *bytes, size_t len)
+{
+    char hex[2 * 1024 + 1];
+    assert_true(2 * len < sizeof hex);
+    sodium_bin2hex(hex, sizeof hex, bytes, len);
+    put(o, "%s %s\n", key, len > 0 ? hex : "-");
+}
+
+/* An Ed25519 key pair from a seed of 32 bytes all equal to `b`. */
+static void keypair(uint8_t b, uint8_t pk[static crypto_sign_PUBLICKEYBYTES],
+                    uint8_t sk[static crypto_sign_SECRETKEYBYTES], uint8_t seed[static 32])
+{
+    memset(seed, b, 32);
+    assert_int_equal(crypto_sign_seed_keypair(pk, sk, seed), 0);
+}
+
+static void key_id(out_t *o)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], seed[32];
+    keypair(0x01, pk, sk, seed);
+    uint8_t id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(pk, id);
+    put(o, "vector key_id\n");
+    put_hex(o, "in sign_public", pk, sizeof pk);
+    put_hex(o, "out", id, sizeof id);
+}
+
+/* Ed25519 over a domain tag with its NUL, then the bytes: messages and checkpoints. */
+static void domain_signature(out_t *o, const char *name, const char *domain, const uint8_t *msg,
+                             size_t len)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], seed[32];
+    keypair(0x02, pk, sk, seed);
+    uint8_t sig[crypto_sign_BYTES];
+    assert_int_equal(envelope_domain_sign(false, domain, msg, len, sk, sig), 0);
+    assert_int_equal(envelope_domain_sign(true, domain, msg, len, pk, sig), 0);
+    put(o, "vector %s\n", name);
+    put(o, "in domain %s\n", domain);
+    put_hex(o, "in seed", seed, sizeof seed);
+    put_hex(o, "in sign_public", pk, sizeof pk);
+    put_hex(o, "in bytes", msg, len);
+    put_hex(o, "out", sig, sizeof sig);
+}
+
+static settlement_t sample_settlement(direction_t direction)
+{
+    settlement_t s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.peer, sizeof s.peer, "%s", direction == DIRECTION_OUT ? "BMJIIRTH" : "BKRURUMM");
+    s.direction = direction;
+    snprintf(s.uetr, sizeof s.uetr, "9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59");
+    snprintf(s.end_to_end_id, sizeof s.end_to_end_id, "INV-2026-0042");
+    s.amount_minor = 125000;
+    snprintf(s.currency, sizeof s.currency, "RUB");
+    snprintf(s.value_date, sizeof s.value_date, "2026-12-02");
+    snprintf(s.debtor_name, sizeof s.debtor_name, "Импортёр ООО");
+    snprintf(s.debtor_account, sizeof s.debtor_account, "RU0204452560040702810412345678901");
+    snprintf(s.creditor_name, sizeof s.creditor_name, "Exporter Co");
+    snprintf(s.creditor_account, sizeof s.creditor_account, "IR062960000000100324200001");
+    snprintf(s.remittance, sizeof s.remittance, "Invoice 42, pistachios");
+    s.created_unix_ms = INT64_C(1795000000000);
+    return s;
+}
+
+static void content_hash(out_t *o, direction_t direction)
+{
+    settlement_t s = sample_settlement(direction);
+    uint8_t h[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(&s, h);
+    put(o, "vector settlement_content_hash_%s\n", direction_name(direction));
+    put(o, "in amount_minor %lld\nin direction %d\nin peer %s\nin currency %s\n",
+        (long long)s.amount_minor, (int)s.direction, s.peer, s.currency);
+    put(o, "in end_to_end_id %s\nin debtor_name %s\nin debtor_account %s\n", s.end_to_end_id,
+        s.debtor_name, s.debtor_account);
+    put(o, "in creditor_name %s\nin creditor_account %s\nin remittance %s\n", s.creditor_name,
+        s.creditor_account, s.remittance);
+    put_hex(o, "out", h, sizeof h);
+}
+
+static void body_hash(out_t *o)
+{
+    settlement_t s = sample_settlement(DIRECTION_OUT);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(settlement_encode(&s, &body, &len), 0);
+    uint8_t h[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, len, h);
+    put(o, "vector settlement_body_hash\n");
+    put_hex(o, "in body", body, len);
+    put_hex(o, "out", h, sizeof h);
+    free(body);
+}
+
+typedef struct {
+    const char *payer, *payee, *uetr;
+    int64_t amount_minor;
+    const char *currency, *status, *reason;
+} entry_t;
+
+static const entry_t entries[] = {
+    {"BKRURUMM", "BMJIIRTH", "9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", 125000, "RUB", "settled", ""},
+    {"BMJIIRTH", "BKRURUMM", "0b1c2d3e-4f50-4617-8a9b-acbdcedfe0f1", 200000000, "RUB", "rejected",
+     "AM02"},
+};
+
+static void entry_hash(out_t *o, size_t i, uint8_t out[static DIGEST_BYTES])
+{
+    const entry_t *e = &entries[i];
+    digest_entry(e->payer, e->payee, e->uetr, e->amount_minor, e->currency, e->status, e->reason,
+                 out);
+    put(o, "vector channel_entry_hash_%zu\n", i + 1);
+    put(o, "in uetr %s\nin payer %s\nin payee %s\nin amount_minor %lld\n", e->uetr, e->payer,
+        e->payee, (long long)e->amount_minor);
+    put(o, "in currency %s\nin status %s\nin reason %s\n", e->currency, e->status,
+        e->reason[0] != '\0' ? e->reason : "-");
+    put_hex(o, "out", out, DIGEST_BYTES);
+}
+
+static void channel_digest(out_t *o)
+{
+    uint8_t h[2][DIGEST_BYTES], sum[DIGEST_BYTES] = {0};
+    for (size_t i = 0; i < 2; i++) {
+        entry_hash(o, i, h[i]);
+        put(o, "\n");
+        digest_add(sum, h[i]);
+    }
+    put(o, "vector channel_digest\n");
+    put_hex(o, "in entry", h[0], DIGEST_BYTES);
+    put_hex(o, "in entry", h[1], DIGEST_BYTES);
+    put_hex(o, "out", sum, DIGEST_BYTES);
+    /* the sum wraps modulo 2^256 */
+    uint8_t all_ones[DIGEST_BYTES], two[DIGEST_BYTES] = {2};
+    memset(all_ones, 0xff, sizeof all_ones);
+    digest_add(all_ones, two);
+    put(o, "\nvector channel_digest_wraps\n");
+    memset(sum, 0xff, sizeof sum);
+    put_hex(o, "in entry", sum, DIGEST_BYTES);
+    put_hex(o, "in entry", two, DIGEST_BYTES);
+    put_hex(o, "out", all_ones, DIGEST_BYTES);
+}
+
+static void journal_row(out_t *o, bool with_reply)
+{
+    uint8_t prev[LEDGER_HASH_BYTES], content[SETTLEMENT_HASH_BYTES], out[LEDGER_HASH_BYTES];
+    memset(prev, 0x11, sizeof prev);
+    memset(content, 0x22, sizeof content);
+    static const uint8_t evidence[] = "signed settlement bytes";
+    static const uint8_t reply[] = "signed status report bytes";
+    ledger_row_t row = {
+        .seq = 7,
+        .kind = ENTRY_IN_BOOKED,
+        .peer = "BKRURUMM",
+        .uetr = "9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59",
+        .currency = "RUB",
+        .amount_minor = 125000,
+        .reason = "",
+        .content_hash = content,
+        .evidence = evidence,
+        .evidence_len = sizeof evidence - 1,
+        .created_unix_ms = INT64_C(1795000000123),
+        .reply = with_reply ? reply : NULL,
+        .reply_len = with_reply ? sizeof reply - 1 : 0,
+    };
+    ledger_row_hash(prev, &row, out);
+    put(o, "vector journal_row_hash%s\n", with_reply ? "_with_reply" : "");
+    put_hex(o, "in prev", prev, sizeof prev);
+    put(o, "in seq %lld\nin kind %d\nin peer %s\nin uetr %s\nin currency %s\n", (long long)row.seq,
+        (int)row.kind, row.peer, row.uetr, row.currency);
+    put(o, "in amount_minor %lld\nin reason -\n", (long long)row.amount_minor);
+    put_hex(o, "in content_hash", content, sizeof content);
+    put_hex(o, "in evidence", row.evidence, row.evidence_len);
+    put(o, "in created_unix_ms %lld\n", (long long)row.created_unix_ms);
+    put_hex(o, "in reply", row.reply, row.reply_len);
+    put_hex(o, "out", out, sizeof out);
+}
+
+static void render(out_t *o)
+{
+    put(o, "# Known answers for the hash and signature constructions of proto/PROTOCOL.md.\n"
+           "# A block: \"vector NAME\", its inputs (\"in FIELD VALUE\": text as is, \"-\" for an\n"
+           "# empty one; bytes in hex; integers in decimal), then \"out HEX\". Ed25519 keys come\n"
+           "# from the seed shown. Checked by tests/test_vectors.c.\n\n");
+    key_id(o);
+    static const uint8_t inner[] = "an encoded Inner";
+    put(o, "\n");
+    domain_signature(o, "message_signature", ENVELOPE_DOMAIN, inner, sizeof inner - 1);
+    static const uint8_t checkpoint[] = "an encoded Checkpoint";
+    put(o, "\n");
+    domain_signature(o, "checkpoint_signature", RECON_CHECKPOINT_DOMAIN, checkpoint,
+                     sizeof checkpoint - 1);
+    put(o, "\n");
+    content_hash(o, DIRECTION_OUT);
+    put(o, "\n");
+    content_hash(o, DIRECTION_IN);
+    put(o, "\n");
+    body_hash(o);
+    put(o, "\n");
+    channel_digest(o);
+    put(o, "\n");
+    journal_row(o, false);
+    put(o, "\n");
+    journal_row(o, true);
+}
+
+static void test_known_answers(void **state)
+{
+    (void)state;
+    out_t o = {calloc(1, TEXT_BYTES), 0};
+    assert_non_null(o.text);
+    render(&o);
+    if (getenv("CORRIDOR_KAT_WRITE") != NULL) {
+        FILE *f = fopen(KAT_FILE, "w");
+        assert_non_null(f);
+        assert_int_equal(fwrite(o.text, 1, o.used, f), o.used);
+        assert_int_equal(fclose(f), 0);
+    }
+    size_t len = 0;
+    char *want = test_read_file(KAT_FILE, &len);
+    assert_non_null(want);
+    if (len != o.used || memcmp(want, o.text, len) != 0) {
+        printf("# %s differs from what the code computes:\n%s", KAT_FILE, o.text);
+    }
+    assert_int_equal(len, o.used);
+    assert_memory_equal(want, o.text, len);
+    free(want);
+    free(o.text);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0) {
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_answers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
