@@ -22,7 +22,7 @@
  * backoff, marked possible-duplicate. On every (re)connect each side sends a Hello with what
  * it has sent, applied and had acknowledged; the peer resumes from the gap, or, if the
  * numbers show that one side was restored from an old copy, both mark the channel DIVERGED
- * (DESIGN.md's Rollback rule): new settlements to it stay pending in the outbox, and
+ * (proto/PROTOCOL.md 2.9): new settlements to it stay pending in the outbox, and
  * nothing it sends is applied, until an operator repairs the channel.
  */
 #ifndef CORRIDOR_CHANNEL_H

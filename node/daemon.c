@@ -18,8 +18,9 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "corridor/exit.h"
+#include "corridor/limits.h"
 #include "channel.h"
-#include "cli.h"
 #include "config.h"
 #include "control.h"
 #include "envelope.h"

@@ -3,7 +3,8 @@
  * settlements for their channel, and find where they differ with few more.
  *
  * Each settlement of a channel has a canonical entry hash computed the same way on both sides
- * (payer and payee by name, never "in" or "out"; amount, currency, final status and reason).
+ * (its UETR, payer and payee by name, never "in" or "out"; amount, currency, final status and
+ * reason).
  * A set's fingerprint is the sum of its entry hashes modulo 2^256 with the count beside it, as
  * in the Negentropy protocol: order does not matter, one entry can be added or removed without
  * touching the others (so the ledger keeps each channel's digest up to date in O(1) per
@@ -23,8 +24,8 @@
 void digest_add(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES]);
 void digest_sub(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES]);
 
-/* The canonical hash of one channel entry (status as DESIGN.md names it: pending, settled,
- * rejected, returned; reason "" when none). */
+/* The canonical hash of one channel entry (proto/PROTOCOL.md 4.1; status as the JSON names it:
+ * pending, settled, rejected, returned; reason "" when none). */
 void digest_entry(const char *payer, const char *payee, const char *uetr, int64_t amount_minor,
                   const char *currency, const char *status, const char *reason,
                   uint8_t out[static DIGEST_BYTES]);

@@ -1,5 +1,5 @@
 /*
- * Test-only fault injection on outgoing messages (DESIGN.md, "Test-only fault injection").
+ * Test-only fault injection on outgoing messages (README, "CORRIDOR_FAULTS").
  *
  * `corridor run` reads CORRIDOR_FAULTS only when it is set: comma-separated key=value pairs
  *   drop=P dup=P reorder=P   probabilities 0..1 per outgoing message

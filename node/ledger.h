@@ -57,7 +57,7 @@ const char *ledger_strerror(ledger_err_t err);
 /* The detailed message of the last error (SQLite's text, which file), for logs. */
 const char *ledger_last_error(const ledger_t *ledger);
 
-/* Statuses as DESIGN.md's JSON shows them. */
+/* Statuses as `ledger --json` shows them (README). */
 typedef enum {
     STATUS_PENDING = 0,
     STATUS_SETTLED = 1,

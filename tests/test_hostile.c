@@ -13,7 +13,7 @@
  * per-direction sequence number, so a hostile client that writes as node X at a sequence X
  * never used makes the receiver's counter run ahead of X's own: when X comes back, the two
  * sides see exactly what a restore from an old backup looks like and mark the channel
- * DIVERGED (DESIGN.md's Rollback rule). So:
+ * DIVERGED (proto/PROTOCOL.md 2.9). So:
  *   - replays use the bytes the real node A queued itself (read from A's outbox while A is
  *     stopped): the receiver applies them in step with A;
  *   - messages that do not consume a sequence (far future, forged acknowledgements, forwarded

@@ -1,6 +1,6 @@
 /*
  * Integration tests: real `corridor` processes on loopback, driven through the command line
- * exactly as an operator would (DESIGN.md's contract), their ledgers read with `ledger --json`
+ * exactly as an operator would (the README's contract), their ledgers read with `ledger --json`
  * and audited with `audit --json`.
  *
  * Each test builds its own nodes in a fresh scratch directory (tests/nodes.c), sends

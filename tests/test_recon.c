@@ -1,6 +1,6 @@
 /*
  * Reconciliation tests: real `corridor` processes on loopback (tests/nodes.c) driven through
- * `corridor reconcile --json` as an operator would, against DESIGN.md's contract (I6, the
+ * `corridor reconcile --json` as an operator would, against the README's contract (I6, the
  * Rollback rule, the `reconcile` JSON, exit codes).
  *
  * Each test makes its books disagree in one known way and checks that reconciliation finds
@@ -681,7 +681,7 @@ static void test_status_report_dropped(void **state)
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
     audit_pair(c, a, b, (int64_t)(2 * p->count));
-    /* the repair healed every break: it exits 0 (DESIGN.md: 0 when no breaks remain) */
+    /* the repair healed every break: it exits 0 (README: 0 when no breaks remain) */
     assert_int_equal(repair_rc, 0);
     c->passed = true;
 }
