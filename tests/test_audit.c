@@ -1,5 +1,5 @@
 /*
- * Tests of the offline audit (node/audit.c): I1 balance, I2 mirror, I3 exactly once, I4
+ * Tests of the offline audit (node/audit/audit.c): I1 balance, I2 mirror, I3 exactly once, I4
  * evidence, I5 the hash chain, and the caches the audit recomputes from the journal.
  *
  * Each test gets two real homes (config, key file, ledger) in a fresh scratch directory, built

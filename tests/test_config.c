@@ -1,4 +1,4 @@
-/* Unit tests for node/config.c: parsing, formatting, saving and loading corridor.conf. */
+/* Unit tests for node/keys/config.c: parsing, formatting, saving and loading corridor.conf. */
 #include "support.h"
 #include "config.h"
 #include "identity.h"

@@ -1,4 +1,4 @@
-/* Unit tests for node/fsutil.c (atomic writes, bounded reads, paths) and node/home.c. */
+/* Unit tests for node/base/fsutil.c (atomic writes, bounded reads, paths) and node/keys/home.c. */
 #include "support.h"
 #include "fsutil.h"
 #include "home.h"

@@ -1,4 +1,5 @@
-/* Unit tests for node/identity.c: key generation, the key file, key ids, peer cards, endpoints. */
+/* Unit tests for node/keys/identity.c: key generation, the key file, key ids, peer cards,
+ * endpoints. */
 #include "support.h"
 #include "identity.h"
 

@@ -1,5 +1,5 @@
 /*
- * Tests of node/log.c: a log line holds text a peer chose (a UETR before it is validated, a
+ * Tests of node/base/log.c: a log line holds text a peer chose (a UETR before it is validated, a
  * status, a currency), so every byte outside printable ASCII is escaped and no peer can end
  * the line or forge the next one.
  */

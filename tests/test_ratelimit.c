@@ -1,4 +1,5 @@
-/* Tests of node/ratelimit.c: a burst at once, then the average rate, whatever the clock does. */
+/* Tests of node/base/ratelimit.c: a burst at once, then the average rate, whatever the clock does.
+ */
 #include "support.h"
 
 #include "ratelimit.h"

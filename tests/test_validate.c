@@ -1,4 +1,5 @@
-/* Unit tests for node/validate.c: currencies, amounts, node codes, UETRs and ISO 20022 text. */
+/* Unit tests for node/base/validate.c: currencies, amounts, node codes, UETRs and ISO 20022 text.
+ */
 #include "support.h"
 #include "validate.h"
 

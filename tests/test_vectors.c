@@ -23,7 +23,7 @@
 #include "envelope.h"
 #include "identity.h"
 #include "ledger.h"
-#include "recon.h"
+#include "checkpoint.h"
 #include "settlement.h"
 
 #define KAT_FILE   CORRIDOR_TEST_DATA "/vectors/hashes.kat"
@@ -233,7 +233,7 @@ static void render(out_t *o)
     domain_signature(o, "message_signature", ENVELOPE_DOMAIN, inner, sizeof inner - 1);
     static const uint8_t checkpoint[] = "an encoded Checkpoint";
     put(o, "\n");
-    domain_signature(o, "checkpoint_signature", RECON_CHECKPOINT_DOMAIN, checkpoint,
+    domain_signature(o, "checkpoint_signature", CHECKPOINT_DOMAIN, checkpoint,
                      sizeof checkpoint - 1);
     put(o, "\n");
     content_hash(o, DIRECTION_OUT);

@@ -63,4 +63,64 @@
 /* Paths inside a home. */
 #define CORRIDOR_PATH_LEN_MAX 4096
 
+/* ---- What a peer can make a node hold or do ---------------------------------------------
+ * Every limit a peer with valid keys meets, once, with the module that enforces it
+ * (proto/PROTOCOL.md 1.11, 2.12, 4.13; README, "Limits a peer meets"). */
+
+/* Transport (node/net/transport.c). Bytes libzmq may queue for one inbound connection before
+ * the node reads them, on either endpoint: TRANSPORT_STREAM_QUEUED stream frames, or
+ * TRANSPORT_LISTEN_QUEUED frames of the full wire limit. A node without a stream endpoint (a
+ * home made before there was one) takes its stream in the short queue, which is slower. */
+#define TRANSPORT_CONNECTION_BYTES  (64u << 20)
+#define TRANSPORT_STREAM_QUEUED     ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_STREAM_WIRE_BYTES_MAX))
+#define TRANSPORT_LISTEN_QUEUED     ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_WIRE_BYTES_MAX))
+#define TRANSPORT_HANDSHAKES_PER_S  4  /* a peer's connections admitted a second, on average, */
+#define TRANSPORT_HANDSHAKES_BURST  16 /* and at once (a restart, a flapping link) */
+#define TRANSPORT_STATEMENTS_QUEUED 8  /* statements queued to send to a peer; the rest dropped */
+
+/* The loop turn (node/app/daemon.c). */
+#define INBOUND_PER_TURN    4096        /* frames read per loop turn */
+#define INBOUND_TURN_BYTES  (32u << 20) /* the most one turn takes in (the rest comes again) */
+#define STATEMENTS_PER_TURN 64          /* statement messages handled per loop turn, each kind */
+
+/* The channel (node/channel/channel.c). */
+#define CHANNEL_HOLD_MAX       4096             /* out-of-order messages held per peer */
+#define CHANNEL_HOLD_BYTES_MAX (16u << 20)      /* and their bytes (bodies and evidence) */
+#define CHANNEL_WINDOW         CHANNEL_HOLD_MAX /* in flight per peer: no more than it can hold */
+#define CHANNEL_REWINDS_PER_S  1  /* full retransmissions a peer's Hellos may ask for a second, */
+#define CHANNEL_REWINDS_BURST  4  /* and at once */
+#define HELLO_VERSIONS_MAX     16 /* versions read from a peer's Hello; the rest are ignored */
+/* Backpressure: the bytes of a peer's sequenced messages (body and evidence, as held and
+ * stored) we apply a second, and at once; the peer's next message waits, unacknowledged, until
+ * its allowance is back. Messages that move no money (rejected, repeated, malformed, ignored)
+ * store what nobody needed, so they have a tighter allowance of their own. Dropping or
+ * refusing a sequenced message instead would break exactly once. */
+#define CHANNEL_APPLIED_UNIT  (32u << 10) /* bytes */
+#define CHANNEL_APPLIED_PER_S 1000        /* units: 32 MiB/s, far over honest use, */
+#define CHANNEL_APPLIED_BURST 2048        /* 64 MiB at once */
+#define CHANNEL_IDLE_UNIT     1024        /* bytes */
+#define CHANNEL_IDLE_PER_S    100         /* units: 100 KiB/s, ~140 small rejected payments, */
+#define CHANNEL_IDLE_BURST    8192        /* 8 MiB at once: ~11,000 (a batch over a cap) */
+
+/* Statements (node/ledger/statement.c) and the requests answered (node/channel/responder.c). */
+#define STATEMENT_PREFIX_MAX     8            /* hex digits before the UETR's first hyphen */
+#define STATEMENT_LEAF_MAX       32           /* a differing range this small is answered in full */
+#define STATEMENT_RANGES_MAX     256          /* ranges in one request */
+#define STATEMENT_BUDGET_BYTES   (192 * 1024) /* an answer stops growing here */
+#define STATEMENT_WORK_ENTRIES   (32 * 1024)  /* and stops after reading this many entries */
+#define RESPONDER_REQUESTS_PER_S 8            /* a peer's requests answered a second, on average, */
+#define RESPONDER_REQUESTS_BURST 16           /* and at once */
+#define RESPONDER_WORK_UNIT      1024         /* entries: the unit of the work allowance */
+#define RESPONDER_WORK_PER_S     125          /* units a peer's answers may read a second, */
+#define RESPONDER_WORK_BURST     64 /* and at once (twice an answer's STATEMENT_WORK_ENTRIES) */
+#define REQUEST_ID_MAX           48 /* longer request ids are answered but not cached */
+
+/* Reconciliation (node/channel/recon.c) and cuts (node/ledger/ledger.c). A cut proposed at a
+ * peer's counters lies behind ours by what is in flight; one whose settlements touched above it
+ * are more than LEDGER_CUT_TOUCHED_MAX is refused. */
+#define LEDGER_CUT_TOUCHED_MAX 65536
+#define REPAIR_CHUNK_MAX       150 /* imports per repair request: keeps it under the body limit */
+#define CUT_RETRY_MS           250 /* a peer that has not reached the cut is asked again after this */
+#define CUT_RETRIES            40 /* and at most this many times */
+
 #endif

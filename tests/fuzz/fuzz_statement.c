@@ -84,6 +84,7 @@
 #include "fuzz_proof.h"
 #include "identity.h"
 #include "ledger.h"
+#include "checkpoint.h"
 #include "recon.h"
 #include "settlement.h"
 #include "statement.h"
@@ -232,22 +233,13 @@ static uint8_t *sign_status(const identity_t *payee, const identity_t *payer, co
     return out;
 }
 
-/* The checkpoint signature recon.c makes and checks: Ed25519 over the domain (with its NUL)
- * followed by the encoded Checkpoint. */
-static void checkpoint_sign(const identity_t *signer, const uint8_t *body, size_t len,
-                            uint8_t sig[static crypto_sign_BYTES])
+/* The other node's signature of a checkpoint, as recon.c makes it. */
+static void sign_checkpoint_as(const identity_t *signer, const uint8_t *body, size_t len,
+                               uint8_t sig[static crypto_sign_BYTES])
 {
-    size_t total = sizeof RECON_CHECKPOINT_DOMAIN + len;
-    uint8_t *buf = malloc(total);
-    if (buf == NULL) {
+    if (checkpoint_sign(body, len, signer->sign_secret, sig) != 0) {
         fail("out of memory");
     }
-    memcpy(buf, RECON_CHECKPOINT_DOMAIN, sizeof RECON_CHECKPOINT_DOMAIN);
-    if (len > 0) {
-        memcpy(buf + sizeof RECON_CHECKPOINT_DOMAIN, body, len);
-    }
-    crypto_sign_detached(sig, NULL, buf, total, signer->sign_secret);
-    free(buf);
 }
 
 /* ---- nodes --------------------------------------------------------------------------------- */
@@ -858,7 +850,7 @@ static void run_responder(unsigned flags, const uint8_t *data, size_t size)
         if (sig == NULL) {
             fail("out of memory");
         }
-        checkpoint_sign(n->other_id, req->checkpoint.data, req->checkpoint.len, sig);
+        sign_checkpoint_as(n->other_id, req->checkpoint.data, req->checkpoint.len, sig);
         replace_bytes(&req->checkpoint_signature, sig, crypto_sign_BYTES);
     }
     uint8_t *body = NULL;
@@ -929,7 +921,7 @@ static void run_initiator(unsigned flags, const uint8_t *data, size_t size)
                 if (sig == NULL) {
                     fail("out of memory");
                 }
-                checkpoint_sign(n->other_id, seen.checkpoint, seen.checkpoint_len, sig);
+                sign_checkpoint_as(n->other_id, seen.checkpoint, seen.checkpoint_len, sig);
                 replace_bytes(&st->checkpoint_signature, sig, crypto_sign_BYTES);
             }
             bool answers = outstanding && strcmp(st->request_id, seen.id) == 0;
@@ -1159,7 +1151,7 @@ static void session(node_t *init, node_t *resp, answerer_t answerer, bool repair
             if (sig == NULL) {
                 fail("out of memory");
             }
-            checkpoint_sign(init->other_id, seen.checkpoint, seen.checkpoint_len, sig);
+            sign_checkpoint_as(init->other_id, seen.checkpoint, seen.checkpoint_len, sig);
             replace_bytes(&st->checkpoint_signature, sig, crypto_sign_BYTES);
         }
         forget_request(init);

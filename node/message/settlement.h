@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "corridor/limits.h"
+#include "reason.h"
 
 #define SETTLEMENT_HASH_BYTES 32
 #define VALUE_DATE_LEN        10 /* YYYY-MM-DD */
@@ -39,10 +40,9 @@ typedef struct {
     int64_t created_unix_ms;                             /* GrpHdr/CreDtTm */
 } settlement_t;
 
-/* Checks every field. Returns NULL when valid, else the ISO reason code to reject with:
- * "FF01" invalid format (UETR, text, date, peer code), "AM01" zero amount, "AM12" negative
- * or too large, "AM03" unknown currency. */
-const char *settlement_check(const settlement_t *s);
+/* Checks every field. REASON_NONE when valid, else the reason to reject with: FORMAT (UETR,
+ * text, date, peer code), ZERO_AMOUNT, AMOUNT (negative or too large), CURRENCY (unknown). */
+reason_t settlement_check(const settlement_t *s);
 
 /* BLAKE2b-256 over the content that idempotency compares: peer, direction, amount, currency,
  * parties, remittance and end-to-end id. Not the UETR (the key) nor the times. */
@@ -57,11 +57,11 @@ void settlement_body_hash(const uint8_t *body, size_t body_len,
 /* Encodes the wire body (corridor.Settlement). *out is malloc'd. -1 when out of memory. */
 int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len);
 
-/* Decodes a wire body received from `peer` in `direction`. Returns NULL on success, or
- * "FF01" when the body is not a Settlement or a field overflows its limit (then *s is zeroed
- * but for peer and direction). Field values are not checked: call settlement_check. */
-const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
-                              direction_t direction, settlement_t *s);
+/* Decodes a wire body received from `peer` in `direction`. REASON_NONE on success, or
+ * REASON_FORMAT when the body is not a Settlement or a field overflows its limit (then *s is
+ * zeroed but for peer and direction). Field values are not checked: call settlement_check. */
+reason_t settlement_decode(const uint8_t *body, size_t len, const char *peer, direction_t direction,
+                           settlement_t *s);
 
 const char *direction_name(direction_t d);
 

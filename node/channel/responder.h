@@ -23,12 +23,6 @@
 #include "corridor.pb-c.h"
 #include "recon.h"
 
-#define RESPONDER_REQUESTS_PER_S 8    /* a peer's requests answered a second, on average, */
-#define RESPONDER_REQUESTS_BURST 16   /* and at once */
-#define RESPONDER_WORK_UNIT      1024 /* entries: the unit of the work allowance */
-#define RESPONDER_WORK_PER_S     125  /* units a peer's answers may read a second, */
-#define RESPONDER_WORK_BURST     64   /* and at once (twice an answer's STATEMENT_WORK_ENTRIES) */
-
 typedef struct responder responder_t;
 
 responder_t *responder_new(size_t peers);

@@ -38,29 +38,13 @@
 #include "ledger.h"
 #include "settlement.h"
 
-#define CHANNEL_HOLD_MAX       4096             /* out-of-order messages held per peer */
-#define CHANNEL_HOLD_BYTES_MAX (16u << 20)      /* and their bytes (bodies and evidence) */
-#define CHANNEL_WINDOW         CHANNEL_HOLD_MAX /* in flight per peer: no more than it can hold */
-#define CHANNEL_LIVENESS_MS    6000             /* silence after which a peer is down */
-#define CHANNEL_HELLO_MS       1000             /* Hello interval while down */
-#define CHANNEL_HEARTBEAT_MS   2000             /* Hello interval while up */
-#define CHANNEL_RTO_MIN_MS     1000  /* retransmission timeout: at least this (as RFC 6298) */
-#define CHANNEL_RTO_INIT_MS    1000  /* before any round trip was measured */
-#define CHANNEL_RTO_MAX_MS     30000 /* backoff cap */
-#define CHANNEL_FEATURES       0     /* feature flags our Hello offers (none defined yet) */
-#define CHANNEL_REWINDS_PER_S  1 /* full retransmissions a peer's Hellos may ask for a second, */
-#define CHANNEL_REWINDS_BURST  4 /* and at once */
-/* Backpressure: the bytes of a peer's sequenced messages (body and evidence, as held and
- * stored) we apply a second, and at once; the peer's next message waits, unacknowledged, until
- * its allowance is back. Messages that move no money (rejected, repeated, malformed, ignored)
- * store what nobody needed, so they have a tighter allowance of their own. Dropping or
- * refusing a sequenced message instead would break exactly once. */
-#define CHANNEL_APPLIED_UNIT  (32u << 10) /* bytes */
-#define CHANNEL_APPLIED_PER_S 1000        /* units: 32 MiB/s, far over honest use, */
-#define CHANNEL_APPLIED_BURST 2048        /* 64 MiB at once */
-#define CHANNEL_IDLE_UNIT     1024        /* bytes */
-#define CHANNEL_IDLE_PER_S    100         /* units: 100 KiB/s, ~140 small rejected payments, */
-#define CHANNEL_IDLE_BURST    8192        /* 8 MiB at once: ~11,000 (a batch over a cap) */
+#define CHANNEL_LIVENESS_MS  6000  /* silence after which a peer is down */
+#define CHANNEL_HELLO_MS     1000  /* Hello interval while down */
+#define CHANNEL_HEARTBEAT_MS 2000  /* Hello interval while up */
+#define CHANNEL_RTO_MIN_MS   1000  /* retransmission timeout: at least this (as RFC 6298) */
+#define CHANNEL_RTO_INIT_MS  1000  /* before any round trip was measured */
+#define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
+#define CHANNEL_FEATURES     0     /* feature flags our Hello offers (none defined yet) */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 

@@ -37,7 +37,7 @@ static bool value_date_valid(const char *d)
     return month >= 1 && month <= 12 && day >= 1 && day <= 31;
 }
 
-const char *settlement_check(const settlement_t *s)
+reason_t settlement_check(const settlement_t *s)
 {
     assert(s != NULL);
     if (node_code_check(s->peer) != VALID_OK || uetr_check(s->uetr) != VALID_OK ||
@@ -48,18 +48,18 @@ const char *settlement_check(const settlement_t *s)
         text_check(s->creditor_name, CORRIDOR_PARTY_NAME_LEN_MAX) != VALID_OK ||
         text_check(s->creditor_account, CORRIDOR_ACCOUNT_LEN_MAX) != VALID_OK ||
         text_check(s->remittance, CORRIDOR_REMITTANCE_LEN_MAX) != VALID_OK) {
-        return "FF01";
+        return REASON_FORMAT;
     }
     if (currency_find(s->currency) == NULL) {
-        return "AM03";
+        return REASON_CURRENCY;
     }
     switch (amount_check(s->amount_minor)) {
     case VALID_OK:
-        return NULL;
+        return REASON_NONE;
     case VALID_E_ZERO:
-        return "AM01";
+        return REASON_ZERO_AMOUNT;
     default:
-        return "AM12";
+        return REASON_AMOUNT;
     }
 }
 
@@ -156,8 +156,8 @@ static bool copy_field(char *dst, size_t dst_size, const char *src)
 
 #define COPY(field, src) copy_field(s->field, sizeof s->field, (src))
 
-const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
-                              direction_t direction, settlement_t *s)
+reason_t settlement_decode(const uint8_t *body, size_t len, const char *peer, direction_t direction,
+                           settlement_t *s)
 {
     assert(peer != NULL && s != NULL);
     memset(s, 0, sizeof *s);
@@ -166,7 +166,7 @@ const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
     Corridor__Settlement *msg =
         (Corridor__Settlement *)wire_unpack(&corridor__settlement__descriptor, len, body);
     if (msg == NULL) {
-        return "FF01";
+        return REASON_FORMAT;
     }
     bool keyed = COPY(uetr, msg->uetr) && COPY(currency, msg->currency);
     ok = ok && keyed && COPY(end_to_end_id, msg->end_to_end_id) &&
@@ -194,7 +194,7 @@ const char *settlement_decode(const uint8_t *body, size_t len, const char *peer,
             s->amount_minor = kept.amount_minor;
             s->created_unix_ms = kept.created_unix_ms;
         }
-        return "FF01";
+        return REASON_FORMAT;
     }
-    return NULL;
+    return REASON_NONE;
 }

@@ -22,12 +22,6 @@
 #include "digest.h"
 #include "ledger.h"
 
-#define STATEMENT_PREFIX_MAX   8            /* hex digits before the UETR's first hyphen */
-#define STATEMENT_LEAF_MAX     32           /* a differing range this small is answered in full */
-#define STATEMENT_RANGES_MAX   256          /* ranges in one request */
-#define STATEMENT_BUDGET_BYTES (192 * 1024) /* an answer stops growing here */
-#define STATEMENT_WORK_ENTRIES (32 * 1024)  /* and stops after reading this many entries */
-
 /* A range fingerprint. */
 typedef struct {
     char prefix[STATEMENT_PREFIX_MAX + 1];

@@ -15,7 +15,6 @@
 #define FAST_RETRANSMIT_MS  200 /* at most this often */
 #define TRANSMIT_SCAN_BATCH 512 /* outbox rows read per scan */
 #define BLOCKED_RETRY_MS    20  /* after the socket refused a frame */
-#define HELLO_VERSIONS_MAX  16  /* versions read from a peer's Hello; the rest are ignored */
 
 struct channel {
     channel_ctx_t ctx;               /* the node around us */
@@ -587,7 +586,7 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
 {
     const char *peer = ch->peer->card.name;
     settlement_t s;
-    const char *reason = settlement_decode(msg->body, msg->body_len, peer, DIRECTION_IN, &s);
+    reason_t reason = settlement_decode(msg->body, msg->body_len, peer, DIRECTION_IN, &s);
     if (uetr_check(s.uetr) != VALID_OK) {
         /* without a valid UETR there is nothing to key an entry or a report on */
         log_event(ch->ctx.node_name, peer, NULL,
@@ -595,19 +594,20 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
                   (unsigned long long)msg->sequence);
         return LEDGER_OK;
     }
-    if (reason == NULL) {
+    if (reason == REASON_NONE) {
         reason = settlement_check(&s);
     }
-    if (reason == NULL && !config_accepts(ch->ctx.config, s.currency)) {
-        reason = "AM03"; /* a currency this node does not deal in */
+    if (reason == REASON_NONE && !config_accepts(ch->ctx.config, s.currency)) {
+        reason = REASON_CURRENCY; /* a currency this node does not deal in */
     }
     int64_t cap = config_peer_limit(ch->peer, s.currency);
     ledger_outcome_t out;
-    ledger_err_t rc = ledger_receive(ch->ctx.ledger, &s, cap, reason, msg->evidence,
+    ledger_err_t rc = ledger_receive(ch->ctx.ledger, &s, cap, reason_code(reason), msg->evidence,
                                      msg->evidence_len, msg->sequence, &out);
     if (rc == LEDGER_E_CONFLICT) {
         log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
-        return queue_status_report(ch, msg, s.uetr, false, "DUPL", s.currency, 0, false);
+        return queue_status_report(ch, msg, s.uetr, false, reason_code(REASON_DUPLICATE),
+                                   s.currency, 0, false);
     }
     if (rc != LEDGER_OK) {
         return rc;

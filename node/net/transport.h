@@ -39,14 +39,6 @@ typedef struct {
     const char *curve_public; /* its CURVE public key (Z85) */
 } transport_peer_t;
 
-/* Bytes libzmq may queue for one inbound connection before the node reads them, on either
- * endpoint: TRANSPORT_STREAM_QUEUED stream frames, or TRANSPORT_LISTEN_QUEUED frames of the
- * full wire limit. A node without a stream endpoint (a home made before there was one) takes
- * its stream in the short queue, which is slower. */
-#define TRANSPORT_CONNECTION_BYTES (64u << 20)
-#define TRANSPORT_STREAM_QUEUED    ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_STREAM_WIRE_BYTES_MAX))
-#define TRANSPORT_LISTEN_QUEUED    ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_WIRE_BYTES_MAX))
-
 /* Sets up the ZAP handler, binds the inbound socket on `listen` and, unless it is "",
  * `listen_stream`, connects the outbound sockets of each peer. On failure returns NULL and
  * writes one line into err. */
@@ -62,9 +54,6 @@ void transport_destroy(transport_t **self_p);
 /* The uid in the address libzmq reports for an ipc connection: it appends ":uid:gid:pid"
  * from SO_PEERCRED ("localhost:1000:1000:4242" on Linux). -1 when there is none. */
 long long transport_ipc_uid(const char *address);
-
-#define TRANSPORT_HANDSHAKES_PER_S 4  /* a peer's connections admitted a second, on average, */
-#define TRANSPORT_HANDSHAKES_BURST 16 /* and at once (a restart, a flapping link) */
 
 /* The sockets the event loop polls for input: inbound and ZAP. */
 void *transport_inbound_socket(transport_t *t);
@@ -88,7 +77,6 @@ size_t transport_drain(transport_t *t, size_t max,
  * short queue, TRANSPORT_STATEMENTS_QUEUED frames, and what does not fit is dropped: the
  * requester asks again). */
 typedef enum { TRANSPORT_STREAM = 0, TRANSPORT_STATEMENTS = 1 } transport_lane_t;
-#define TRANSPORT_STATEMENTS_QUEUED 8
 
 /* Sends one frame to a peer without blocking. 0 sent; -1 not now (not connected or its
  * queue is full: the caller keeps the message and retries later, or drops it). A stream frame

@@ -28,7 +28,7 @@
 #include "home.h"
 #include "identity.h"
 #include "ledger.h"
-#include "recon.h"
+#include "checkpoint.h"
 #include "trust.h"
 #include "validate.h"
 #include "wire.h"
@@ -377,7 +377,7 @@ typedef struct {
 static bool signed_checkpoint(void *arg, const uint8_t *sign_public)
 {
     const signed_checkpoint_t *c = arg;
-    return recon_checkpoint_verify(c->body, c->body_len, c->signature, sign_public);
+    return checkpoint_verify(c->body, c->body_len, c->signature, sign_public);
 }
 
 /* An operator row's record: a JSON object with uid, user, at_ms, action and args, for a
@@ -548,10 +548,9 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
         } else if (sqlite3_column_bytes(stmt, 3) != crypto_sign_BYTES ||
                    trust_find(h->trust, peer, signed_checkpoint, &by_peer) == NULL) {
             problem = "the peer's signature on a checkpoint does not verify";
-        } else if (h->own_known &&
-                   (sqlite3_column_bytes(stmt, 2) != crypto_sign_BYTES ||
-                    !recon_checkpoint_verify(body, body_len, sqlite3_column_blob(stmt, 2),
-                                             h->own_public))) {
+        } else if (h->own_known && (sqlite3_column_bytes(stmt, 2) != crypto_sign_BYTES ||
+                                    !checkpoint_verify(body, body_len, sqlite3_column_blob(stmt, 2),
+                                                       h->own_public))) {
             problem = "this node's own signature on a checkpoint does not verify";
         } else if (head.len != LEDGER_HASH_BYTES ||
                    (sqlite3_column_type(stmt, 4) != SQLITE_NULL && /* a journal row stores none */

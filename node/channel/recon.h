@@ -39,8 +39,7 @@
 #include "identity.h"
 #include "ledger.h"
 
-#define RECON_RETRY_MS          5000 /* a request without an answer is sent again */
-#define RECON_CHECKPOINT_DOMAIN "corridor.checkpoint.v1"
+#define RECON_RETRY_MS 5000 /* a request without an answer is sent again */
 
 /* What reconciliation needs of the node. */
 typedef struct {
@@ -93,9 +92,5 @@ bool recon_request_reads_only(const Corridor__StatementRequest *req);
 ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
                           uint8_t **body, size_t *body_len, bool *rebased, uint64_t *work)
     __attribute__((warn_unused_result));
-
-/* Verifies a checkpoint signature (used by audit too). */
-bool recon_checkpoint_verify(const uint8_t *body, size_t body_len, const uint8_t *signature,
-                             const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES]);
 
 #endif

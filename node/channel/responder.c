@@ -7,8 +7,6 @@
 
 #include "ratelimit.h"
 
-#define REQUEST_ID_MAX 48 /* longer request ids are answered but not cached */
-
 typedef struct {
     ratelimit_t requests;
     costlimit_t work; /* entries read */

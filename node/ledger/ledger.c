@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -129,6 +128,7 @@ struct ledger {
     ledger_mode_t mode;                     /* read-write or read-only */
     bool in_txn;                            /* between ledger_begin and commit/rollback */
     bool stopped;                           /* a storage error happened: refuse writes */
+    int64_t clock_ms;                       /* the caller's wall clock (ledger_set_clock) */
     int64_t last_seq;                       /* journal rows so far */
     uint8_t head[LEDGER_HASH_BYTES];        /* hash of the last journal row */
     uint8_t before_last[LEDGER_HASH_BYTES]; /* the head before it, while it may take a reply */
@@ -290,13 +290,6 @@ static ledger_err_t storage_failure(ledger_t *l, const char *what)
     l->stopped = true;
     (void)load_head(l); /* the rolled-back rows are gone: so is their head */
     return LEDGER_E_STORAGE;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Steps a statement that returns no rows and resets it. */
@@ -706,6 +699,12 @@ static ledger_err_t writable(ledger_t *l)
         return LEDGER_E_STOPPED;
     }
     return LEDGER_OK;
+}
+
+void ledger_set_clock(ledger_t *l, int64_t wall_ms)
+{
+    assert(l != NULL && wall_ms >= 0);
+    l->clock_ms = wall_ms;
 }
 
 ledger_err_t ledger_begin(ledger_t *l)
@@ -1162,7 +1161,7 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
         .content_hash = st->content_hash,
         .evidence = evidence,
         .evidence_len = evidence_len,
-        .created_unix_ms = now_ms(),
+        .created_unix_ms = l->clock_ms,
     };
     uint8_t hash[LEDGER_HASH_BYTES];
     ledger_row_hash(l->head, &row, hash);
@@ -1380,7 +1379,7 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
                          size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
 {
     assert(s != NULL && outcome != NULL && s->direction == DIRECTION_OUT);
-    assert(settlement_check(s) == NULL);
+    assert(settlement_check(s) == REASON_NONE);
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
         return rc;
@@ -1410,7 +1409,7 @@ ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_mino
                             uint64_t sequence, ledger_outcome_t *outcome)
 {
     assert(s != NULL && outcome != NULL && s->direction == DIRECTION_IN && cap_minor >= 0);
-    assert(reject_reason != NULL || settlement_check(s) == NULL);
+    assert(reject_reason != NULL || settlement_check(s) == REASON_NONE);
     assert(uetr_check(s->uetr) == VALID_OK && node_code_check(s->peer) == VALID_OK);
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
@@ -1429,14 +1428,16 @@ ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_mino
             return storage_failure(l, "read position");
         }
         if (__builtin_add_overflow(net, s->amount_minor, &after) || after > cap_minor) {
-            reason = "AM02"; /* the peer's debt to us would exceed the cap we grant it */
+            reason = reason_code(
+                REASON_OVER_CAP); /* the peer's debt to us would exceed the cap we grant it */
         }
     }
     if (reason == NULL) {
         rc = check_effect(l, s->peer, s->currency,
                           ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, s->amount_minor));
         if (rc == LEDGER_E_OVERFLOW) {
-            reason = "AM02"; /* our books cannot hold it: refuse, as over a cap */
+            reason =
+                reason_code(REASON_OVER_CAP); /* our books cannot hold it: refuse, as over a cap */
         } else if (rc != LEDGER_OK) {
             return rc;
         }
@@ -1927,7 +1928,7 @@ ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_
     sqlite3_bind_blob(stmt, 4, peer_signature, crypto_sign_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 5, (int64_t)own_rows);
     sqlite3_bind_blob(stmt, 6, own_head, LEDGER_HASH_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 7, now_ms());
+    sqlite3_bind_int64(stmt, 7, l->clock_ms);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "store checkpoint");
     }

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
+#include "checkpoint.h"
 #include "envelope.h"
 #include "log.h"
 #include "statement.h"
@@ -16,9 +16,6 @@
 #include "wire.h"
 
 #define RECON_BREAKS_MAX 100000 /* breaks kept for the report (counted beyond) */
-#define REPAIR_CHUNK_MAX 150    /* imports per repair request: keeps it under the body limit */
-#define CUT_RETRY_MS     250    /* a peer that has not reached the cut is asked again after this */
-#define CUT_RETRIES      40     /* and at most this many times */
 
 /* HEAD: a checkpoint session asks the peer's journal head before it proposes. */
 typedef enum { PHASE_HEAD, PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_DONE } phase_t;
@@ -84,6 +81,33 @@ struct recon {
     json_t *checkpoint_report;
 };
 
+/* What holds between any two calls into a session, whatever the peer sent: asserted at the
+ * edges of every public function (kept in every build; a peer's input never reaches one). */
+static bool vec_sound(const vec_t *v)
+{
+    return v->count <= v->capacity && (v->capacity == 0 || v->items != NULL);
+}
+
+static void assert_session(const recon_t *r)
+{
+    assert(r != NULL && r->phase >= PHASE_HEAD && r->phase <= PHASE_DONE);
+    assert(vec_sound(&r->queue) && vec_sound(&r->breaks) && vec_sound(&r->local_imports) &&
+           vec_sound(&r->remote_imports));
+    assert(r->asked_count <= STATEMENT_RANGES_MAX);
+    assert(r->breaks.count <= RECON_BREAKS_MAX);
+    assert(r->remote_next <= r->remote_imports.count);
+    assert(r->remote_chunk <= REPAIR_CHUNK_MAX);
+    /* an outstanding repair request carries imports not yet counted as sent */
+    assert(r->phase != PHASE_REPAIR || r->request_id[0] == '\0' ||
+           r->remote_chunk <= r->remote_imports.count - r->remote_next);
+    assert(r->cut_retries <= CUT_RETRIES);
+    /* an outstanding request has its bytes kept for retries; a finished session has none */
+    assert(r->request_id[0] == '\0' || (r->request_body != NULL && r->phase != PHASE_DONE));
+    assert(r->phase != PHASE_HEAD || r->queue.count == 0);
+    assert(r->checkpoint == NULL || r->checkpoint_len > 0);
+    assert(r->error[0] == '\0' || r->phase == PHASE_DONE);
+}
+
 static bool vec_push(vec_t *v, const void *item, size_t size)
 {
     if (v->count == v->capacity) {
@@ -113,6 +137,8 @@ static void free_imports(vec_t *v)
 
 recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms)
 {
+    assert(ctx != NULL && ctx->self != NULL && ctx->peer != NULL && ctx->ledger != NULL &&
+           ctx->channel != NULL);
     recon_t *r = calloc(1, sizeof *r);
     if (r == NULL) {
         return NULL;
@@ -131,6 +157,8 @@ recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms)
         recon_destroy(&r);
         return NULL;
     }
+    assert_session(r);
+    assert(r->queue.count == 1 && r->phase == PHASE_COMPARE);
     return r;
 }
 
@@ -140,6 +168,7 @@ recon_t *recon_new_checkpoint(const recon_ctx_t *ctx, int64_t now_ms)
     if (r != NULL) {
         r->queue.count = 0;
         r->phase = PHASE_HEAD;
+        assert_session(r);
     }
     return r;
 }
@@ -185,11 +214,13 @@ static void finish(recon_t *r, const char *error)
     }
     r->phase = PHASE_DONE;
     r->request_id[0] = '\0';
+    assert_session(r);
 }
 
 /* Encodes and sends a request; keeps it for retries. */
 static void send_request(recon_t *r, Corridor__StatementRequest *req, int64_t now_ms)
 {
+    assert(r->phase != PHASE_DONE && req != NULL && r->request_id[0] == '\0');
     unsigned char rnd[8];
     randombytes_buf(rnd, sizeof rnd);
     char hex[17];
@@ -227,6 +258,7 @@ static void send_compare(recon_t *r, int64_t now_ms)
         ptrs[i] = &ranges[i];
     }
     r->asked_count = n;
+    assert(n <= r->queue.count);
     r->queue.count -= n;
     Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
     req.n_ranges = n;
@@ -239,6 +271,7 @@ static void send_checkpoint(recon_t *r, int64_t now_ms);
 
 void recon_tick(recon_t *r, int64_t now_ms)
 {
+    assert_session(r);
     if (r->phase == PHASE_DONE) {
         return;
     }
@@ -258,6 +291,7 @@ void recon_tick(recon_t *r, int64_t now_ms)
         r->cut_retry_ms = 0;
         send_checkpoint(r, now_ms);
     }
+    assert_session(r);
 }
 
 /* ---- comparing -------------------------------------------------------------------------- */
@@ -265,6 +299,8 @@ void recon_tick(recon_t *r, int64_t now_ms)
 static bool add_break(recon_t *r, const char *kind, const statement_entry_t *local,
                       const statement_entry_t *peer)
 {
+    assert(kind != NULL && (local != NULL || peer != NULL));
+    assert(local == NULL || peer == NULL || strcmp(local->uetr, peer->uetr) == 0);
     if (r->breaks.count >= RECON_BREAKS_MAX) {
         r->breaks_dropped++;
         return true;
@@ -600,14 +636,14 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     identity_key_id(payee_key, payee_id);
     direction_t dir = strcmp(e->payer, self) == 0 ? DIRECTION_OUT : DIRECTION_IN;
     /* a Settlement its payee rejected for its content (FF01, AM12...) decodes only in part */
-    bool decoded =
-        settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir, s) == NULL;
+    bool decoded = settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir,
+                                     s) == REASON_NONE;
     if (sodium_memcmp(settlement_msg->recipient_key_id, payee_id, sizeof payee_id) != 0 ||
         uetr_check(s->uetr) != VALID_OK || strcmp(s->uetr, e->uetr) != 0 ||
         s->amount_minor != e->amount_minor || strcmp(s->currency, e->currency) != 0) {
         return "the Settlement evidence does not say what the entry says";
     }
-    bool valid = decoded && settlement_check(s) == NULL;
+    bool valid = decoded && settlement_check(s) == REASON_NONE;
     *has_status = tev_len > 0;
     if (!valid && !(*has_status && strcmp(e->status, "rejected") == 0)) {
         return "the Settlement is invalid and no rejection of it is shown";
@@ -632,7 +668,8 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
         problem = "the StatusReport evidence is not about this entry";
     } else if (sr_msg.version >= 2 && !answers_body(sr, settlement_msg)) {
         problem = "the StatusReport evidence answers other contents under this UETR";
-    } else if (strcmp(sr->status, "RJCT") == 0 && strcmp(sr->reason, "DUPL") == 0) {
+    } else if (strcmp(sr->status, "RJCT") == 0 &&
+               strcmp(sr->reason, reason_code(REASON_DUPLICATE)) == 0) {
         problem = "a DUPL rejection answers a copy, not the payment: no evidence for an import";
     } else if (strcmp(sr->status, "ACSC") == 0) {
         *status = STATUS_SETTLED;
@@ -655,6 +692,8 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
                                 const uint8_t *sev, size_t sev_len, const uint8_t *tev,
                                 size_t tev_len, ledger_err_t *storage)
 {
+    assert(ctx != NULL && e != NULL && storage != NULL && (sev != NULL || sev_len == 0) &&
+           (tev != NULL || tev_len == 0));
     settlement_t s;
     bool has_status = false, bound = false;
     status_t status = STATUS_PENDING;
@@ -764,6 +803,8 @@ static ledger_err_t rebase(const recon_ctx_t *ctx, bool full, const uint8_t *pro
                            size_t proof_len, ledger_channel_t *before, const char **problem,
                            bool *changed)
 {
+    assert(ctx != NULL && before != NULL && problem != NULL && changed != NULL &&
+           (proof != NULL || proof_len == 0));
     const char *peer = ctx->peer->card.name;
     *changed = false;
     ledger_err_t rc = ledger_channel_get(ctx->ledger, peer, before);
@@ -877,15 +918,6 @@ static void send_repair(recon_t *r, int64_t now_ms)
 }
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
-
-bool recon_checkpoint_verify(const uint8_t *body, size_t body_len, const uint8_t *signature,
-                             const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES])
-{
-    uint8_t sig[crypto_sign_BYTES];
-    memcpy(sig, signature, sizeof sig);
-    return envelope_domain_sign(true, RECON_CHECKPOINT_DOMAIN, body, body_len, sign_public, sig) ==
-           0;
-}
 
 /* Whether a proposed checkpoint advances past the last one stored with the peer: our journal
  * further on, and its cut nowhere behind. One of the same state proves nothing new; stored
@@ -1015,7 +1047,7 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     cp.entry_count = cut.entries;
     cp.n_positions = cut.n_positions;
     cp.positions = positions;
-    cp.created_unix_ms = r->ctx.wall_now_ms != 0 ? r->ctx.wall_now_ms : (int64_t)time(NULL) * 1000;
+    cp.created_unix_ms = r->ctx.wall_now_ms;
     cp.at_cut = true;
     cp.first_sent = first ? ch.sent_seq : ch.applied_seq;
     cp.second_sent = first ? ch.applied_seq : ch.sent_seq;
@@ -1033,9 +1065,8 @@ static void propose_checkpoint(recon_t *r, int64_t now_ms)
     if (skipped != NULL) {
         skip_checkpoint(r, skipped);
     } else if (r->checkpoint == NULL ||
-               envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, r->checkpoint,
-                                    r->checkpoint_len, r->ctx.self->sign_secret,
-                                    r->checkpoint_sig) != 0) {
+               checkpoint_sign(r->checkpoint, r->checkpoint_len, r->ctx.self->sign_secret,
+                               r->checkpoint_sig) != 0) {
         finish(r, NULL);
     } else {
         send_checkpoint(r, now_ms);
@@ -1066,8 +1097,8 @@ static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st, 
         return LEDGER_OK;
     }
     if (st->checkpoint_signature.len != crypto_sign_BYTES ||
-        !recon_checkpoint_verify(r->checkpoint, r->checkpoint_len, st->checkpoint_signature.data,
-                                 r->ctx.peer->card.sign_public)) {
+        !checkpoint_verify(r->checkpoint, r->checkpoint_len, st->checkpoint_signature.data,
+                           r->ctx.peer->card.sign_public)) {
         r->checkpoint_report =
             json_pack("{s:b, s:s}", "signed", 0, "refused", "the countersignature does not verify");
         finish(r, NULL);
@@ -1154,7 +1185,19 @@ static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64
     return rc;
 }
 
+static ledger_err_t on_statement(recon_t *r, const Corridor__Statement *st, int64_t now_ms);
+
 ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
+{
+    assert_session(r);
+    assert(st != NULL);
+    ledger_err_t rc = on_statement(r, st, now_ms);
+    assert_session(r);
+    assert(rc == LEDGER_OK || r->phase == PHASE_DONE);
+    return rc;
+}
+
+static ledger_err_t on_statement(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
 {
     if (r->phase == PHASE_DONE || st->request_id == NULL ||
         strcmp(st->request_id, r->request_id) != 0) {
@@ -1320,11 +1363,12 @@ static const char *check_at_cut(const recon_ctx_t *ctx, const Corridor__Checkpoi
 static const char *countersign(const recon_ctx_t *ctx, const Corridor__StatementRequest *req,
                                uint8_t sig[static crypto_sign_BYTES], bool *ahead, uint64_t *work)
 {
+    assert(ctx != NULL && req != NULL && req->checkpoint.len > 0 && ahead != NULL && work != NULL);
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
     if (req->checkpoint_signature.len != crypto_sign_BYTES ||
-        !recon_checkpoint_verify(req->checkpoint.data, req->checkpoint.len,
-                                 req->checkpoint_signature.data, ctx->peer->card.sign_public)) {
+        !checkpoint_verify(req->checkpoint.data, req->checkpoint.len,
+                           req->checkpoint_signature.data, ctx->peer->card.sign_public)) {
         return "the proposer's signature does not verify";
     }
     Corridor__Checkpoint *cp = (Corridor__Checkpoint *)wire_unpack(
@@ -1350,8 +1394,8 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
         problem = check_at_cut(ctx, cp, first, ahead, work);
     }
     if (problem == NULL &&
-        (envelope_domain_sign(false, RECON_CHECKPOINT_DOMAIN, req->checkpoint.data,
-                              req->checkpoint.len, ctx->self->sign_secret, sig) != 0 ||
+        (checkpoint_sign(req->checkpoint.data, req->checkpoint.len, ctx->self->sign_secret, sig) !=
+             0 ||
          ledger_checkpoint_store(ctx->ledger, peer, req->checkpoint.data, req->checkpoint.len, sig,
                                  req->checkpoint_signature.data, my_rows,
                                  my_head.data) != LEDGER_OK)) {

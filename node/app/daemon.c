@@ -36,14 +36,11 @@
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_PER_TURN      4096        /* frames read per loop turn */
 #define INBOUND_MIN_BYTES     (64u << 10) /* the frame buffer: its size at start, */
 #define INBOUND_KEEP_BYTES    (4u << 20)  /* the most kept after a turn, */
-#define INBOUND_TURN_BYTES    (32u << 20) /* the most one turn takes in (the rest comes again) */
 #define CONTROL_PER_TURN      64          /* control requests read per loop turn */
 #define POLL_MAX_MS           250         /* longest sleep, so signals and timers stay prompt */
 #define WAIT_MAX_MS           (24 * 3600 * 1000)
-#define STATEMENTS_PER_TURN   64 /* statement messages handled per loop turn, each kind */
 #define RECON_TIMEOUT_MS      (5 * 60 * 1000)
 #define CHECKPOINT_CHECK_MS   1000        /* how often to look whether a checkpoint is due */
 #define CHECKPOINT_RETRY_MS   (30 * 1000) /* after an automatic try, the next no sooner */
@@ -664,8 +661,8 @@ static const char *item_settlement(node_t *n, json_t *item, settlement_t *s)
     s->amount_minor = json_integer_value(amount);
     s->created_unix_ms = wall_ms();
     today(s->value_date);
-    const char *bad = settlement_check(s);
-    return bad == NULL ? NULL : bad[0] == 'A' ? "invalid amount" : "invalid text or format";
+    reason_t bad = settlement_check(s);
+    return bad == REASON_NONE ? NULL : reason_text(bad);
 }
 
 /* Applies one send request inside the transaction; registers a waiter for the reply. */
@@ -712,7 +709,7 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
         ledger_err_t rc = channel_send_settlement(channel_of(n, s.peer), &s, &out);
         if (rc == LEDGER_E_CONFLICT) {
             json_object_set_new(result, "status", json_string("rejected"));
-            json_object_set_new(result, "reason", json_string("DUPL"));
+            json_object_set_new(result, "reason", json_string(reason_code(REASON_DUPLICATE)));
             continue;
         }
         if (rc != LEDGER_OK) {
@@ -993,6 +990,7 @@ static void turn(node_t *n)
 {
     int64_t now = now_ms();
     n->turn_ms = now;
+    ledger_set_clock(n->ledger, wall_ms());
     transport_handle_zap(n->transport, now);
     release_deferred(n, now); /* before this turn's frames can fill the statement slots */
     receive_frames(n, now);

@@ -116,6 +116,11 @@ void ledger_close(ledger_t **self_p);
 
 /* Group commit: everything between begin and commit is one transaction, one fsync. */
 ledger_err_t ledger_begin(ledger_t *l) __attribute__((warn_unused_result));
+
+/* The wall-clock time (ms since the epoch) stamped on the rows and checkpoints written from
+ * now on. The ledger reads no clock of its own: the caller's clock, so that a simulation can
+ * drive it. 0 until set. */
+void ledger_set_clock(ledger_t *l, int64_t wall_ms);
 ledger_err_t ledger_commit(ledger_t *l) __attribute__((warn_unused_result));
 void ledger_rollback(ledger_t *l);
 bool ledger_in_transaction(const ledger_t *l);
@@ -358,10 +363,6 @@ typedef struct {
     size_t n_positions;
     uint64_t touched; /* settlements read: those touched above the cut */
 } ledger_cut_t;
-
-/* The most settlements touched above a cut that ledger_channel_at_cut reads. A cut proposed
- * at a peer's counters lies behind ours by what is in flight; one further back is refused. */
-#define LEDGER_CUT_TOUCHED_MAX 65536
 
 /* Computes the channel with `peer` at the cut (our sent_seq, our applied_seq). The work is the
  * settlements touched above the cut, not the channel's size: LEDGER_E_STATE when more than
