@@ -23,6 +23,7 @@
 #include "channel.h"
 #include "config.h"
 #include "control.h"
+#include "engine.h"
 #include "envelope.h"
 #include "faults.h"
 #include "fsutil.h"
@@ -30,40 +31,19 @@
 #include "ledger.h"
 #include "log.h"
 #include "opener.h"
-#include "recon.h"
-#include "responder.h"
 #include "transport.h"
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_MIN_BYTES     (64u << 10) /* the frame buffer: its size at start, */
-#define INBOUND_KEEP_BYTES    (4u << 20)  /* the most kept after a turn, */
-#define CONTROL_PER_TURN      64          /* control requests read per loop turn */
-#define POLL_MAX_MS           250         /* longest sleep, so signals and timers stay prompt */
-#define WAIT_MAX_MS           (24 * 3600 * 1000)
-#define RECON_TIMEOUT_MS      (5 * 60 * 1000)
-#define CHECKPOINT_CHECK_MS   1000        /* how often to look whether a checkpoint is due */
-#define CHECKPOINT_RETRY_MS   (30 * 1000) /* after an automatic try, the next no sooner */
-#define CHECKPOINT_SESSION_MS (60 * 1000) /* an automatic session gives up after this */
-#define LOCK_ATTEMPTS         50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
-#define LOCK_PAUSE_MS         10
+#define INBOUND_MIN_BYTES  (64u << 10) /* the frame buffer: its size at start, */
+#define INBOUND_KEEP_BYTES (4u << 20)  /* the most kept after a turn, */
+#define CONTROL_PER_TURN   64          /* control requests read per loop turn */
+#define POLL_MAX_MS        250         /* longest sleep, so signals and timers stay prompt */
+#define WAIT_MAX_MS        (24 * 3600 * 1000)
+#define LOCK_ATTEMPTS      50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
+#define LOCK_PAUSE_MS      10
 
 _Static_assert(CORRIDOR_WIRE_BYTES_MAX <= INBOUND_TURN_BYTES, "a turn must take the largest frame");
-
-/* A Statement from a peer, or a StatementRequest (decoded), waiting for its place in the turn:
- * a Statement or a request that writes inside the transaction, a pure read after it. */
-typedef struct {
-    size_t peer_index;
-    envelope_message_t msg;              /* a Statement */
-    Corridor__StatementRequest *request; /* or a request */
-} inbound_statement_t;
-
-/* An answer to send once the transaction that produced it has committed. */
-typedef struct {
-    size_t peer_index;
-    uint8_t *body;
-    size_t len;
-} outbound_statement_t;
 
 /* The frames one turn read, copied out of ZeroMQ so that they can be opened in parallel. */
 typedef struct {
@@ -73,14 +53,6 @@ typedef struct {
     uint8_t *bytes;
     size_t used, capacity;
 } inbound_t;
-
-/* A `reconcile` in progress with one peer. */
-typedef struct {
-    recon_t *recon;
-    zmq_msg_t route; /* the client waiting for the report */
-    int64_t deadline_ms;
-    bool automatic; /* started for a checkpoint, not by a client: nobody waits for it */
-} session_t;
 
 /* One item of a `send --wait` request that is not final yet, found by (peer, UETR). */
 #define WAITING_KEY_SIZE (CORRIDOR_NAME_LEN_MAX + CORRIDOR_UETR_LEN + 2)
@@ -108,28 +80,19 @@ typedef struct {
     identity_t *identity;
     ledger_t *ledger;
     envelope_peer_t *keys; /* per configured peer, in sodium_malloc'd memory */
-    channel_t **channels;  /* per configured peer */
+    engine_t *engine;      /* channels, statements, sessions: the turn without sockets */
     void *zmq;
     transport_t *transport;
     void *control; /* ROUTER */
     int lock_fd;
-    waiter_t *waiters;                                      /* send requests, newest first */
-    faults_t *faults;                                       /* test-only fault injection, or NULL */
-    opener_t *opener;                                       /* opens inbound frames on all cores */
-    inbound_t *inbound;                                     /* this turn's inbound frames */
-    ledger_t *reader;                                       /* read snapshots of the ledger */
-    inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's writing ones */
-    size_t statements_in_count;
-    inbound_statement_t reads_in[STATEMENTS_PER_TURN]; /* this turn's pure-read requests */
-    size_t reads_in_count;
-    outbound_statement_t statements_out[STATEMENTS_PER_TURN]; /* answers after the commit */
-    size_t statements_out_count;
-    session_t *sessions;         /* per configured peer; recon NULL when idle */
-    bool *reload;                /* per peer: reload the channel after the commit (re-based) */
-    int64_t *checkpoint_next_ms; /* per peer: when to look again whether a checkpoint is due */
-    int64_t started_wall_ms;     /* when the node started (the first checkpoint's interval) */
-    responder_t *responder;      /* what peers' StatementRequests may make us do */
-    int64_t turn_ms;             /* when this loop turn began */
+    waiter_t *waiters;  /* send requests, newest first */
+    faults_t *faults;   /* test-only fault injection, or NULL */
+    opener_t *opener;   /* opens inbound frames on all cores */
+    inbound_t *inbound; /* this turn's inbound frames */
+    ledger_t *reader;   /* read snapshots of the ledger */
+    zmq_msg_t *routes;  /* per peer: the client waiting for its reconcile report */
+    bool *routed;       /* per peer: routes[i] holds one */
+    int64_t turn_ms;    /* when this loop turn began */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -275,261 +238,6 @@ static const char *json_str(json_t *obj, const char *key, const char *fallback)
 
 /* ---- statements and reconciliation ---------------------------------------------------------- */
 
-static void inbound_statement_clear(inbound_statement_t *in)
-{
-    envelope_message_clear(&in->msg);
-    corridor__statement_request__free_unpacked(in->request, NULL);
-    in->request = NULL;
-}
-
-/* Places an admitted request in this turn: a pure read after the commit, one that writes
- * inside the transaction. False when that part of the turn is full. */
-static bool place_request(node_t *n, size_t peer_index, Corridor__StatementRequest *req)
-{
-    bool reads = recon_request_reads_only(req);
-    inbound_statement_t *list = reads ? n->reads_in : n->statements_in;
-    size_t *count = reads ? &n->reads_in_count : &n->statements_in_count;
-    if (*count == STATEMENTS_PER_TURN) {
-        return false;
-    }
-    list[(*count)++] = (inbound_statement_t){.peer_index = peer_index, .request = req};
-    return true;
-}
-
-/* channel_ctx_t.on_statement: a Statement answering our session is kept for the transaction; a
- * request goes to the responder's admission (over the peer's allowance it waits, the newest
- * only: an honest reconcile asks one at a time and is only slowed, a flood is cut to the rate). */
-static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
-{
-    node_t *n = arg;
-    if (msg->type == MSG_STATEMENT) {
-        if (n->sessions[peer_index].recon == NULL ||
-            n->statements_in_count == STATEMENTS_PER_TURN) {
-            envelope_message_clear(msg); /* nothing asked it, or the session asks again */
-            return;
-        }
-        inbound_statement_t *in = &n->statements_in[n->statements_in_count++];
-        *in = (inbound_statement_t){.peer_index = peer_index, .msg = *msg};
-        memset(msg, 0, sizeof *msg);
-        return;
-    }
-    Corridor__StatementRequest *req = (Corridor__StatementRequest *)wire_unpack(
-        &corridor__statement_request__descriptor, msg->body_len, msg->body);
-    envelope_message_clear(msg);
-    if (req == NULL) {
-        return;
-    }
-    if (!responder_admit(n->responder, peer_index, n->turn_ms) ||
-        !place_request(n, peer_index, req)) {
-        responder_defer(n->responder, peer_index, req);
-    }
-}
-
-/* Hands deferred requests whose peer's allowance came back to this turn. */
-static void release_deferred(node_t *n, int64_t now)
-{
-    for (size_t i = 0; i < n->config->peers_count; i++) {
-        Corridor__StatementRequest *req = responder_release(n->responder, i, now);
-        if (req != NULL && !place_request(n, i, req)) {
-            responder_defer(n->responder, i, req);
-        }
-    }
-}
-
-static recon_ctx_t recon_ctx_of(node_t *n, size_t peer_index)
-{
-    return (recon_ctx_t){.self = n->identity,
-                         .peer = &n->config->peers[peer_index],
-                         .ledger = n->ledger,
-                         .channel = n->channels[peer_index],
-                         .checkpoint_every = config_checkpoint_every(n->config),
-                         .checkpoint_interval_s = config_checkpoint_interval_s(n->config),
-                         .wall_now_ms = wall_ms()};
-}
-
-/* Automatic checkpoints: with each peer whose channel is up, a checkpoint session (recon.c)
- * is started once checkpoint_every sequenced messages or checkpoint_interval_s have passed
- * since the last checkpoint. It proposes one at this node's sequence cut, so it needs no quiet
- * moment: payments keep flowing while both sides sign. An operator's `reconcile` takes the
- * place of one running. */
-static void start_due_checkpoints(node_t *n, int64_t now)
-{
-    int64_t wall = wall_ms();
-    uint32_t every = config_checkpoint_every(n->config);
-    int64_t interval_ms = (int64_t)config_checkpoint_interval_s(n->config) * 1000;
-    for (size_t i = 0; i < n->config->peers_count && !ledger_stopped(n->ledger); i++) {
-        session_t *s = &n->sessions[i];
-        channel_stats_t st = channel_stats(n->channels[i]);
-        if (now < n->checkpoint_next_ms[i] || s->recon != NULL || st.state != CHANNEL_UP) {
-            continue;
-        }
-        n->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS;
-        uint64_t messages = st.sent_seq + st.applied_seq;
-        uint64_t last_messages = 0;
-        int64_t last_at = 0;
-        if (ledger_checkpoint_when(n->ledger, n->config->peers[i].card.name, &last_messages,
-                                   &last_at) != LEDGER_OK) {
-            continue;
-        }
-        int64_t since = last_at != 0 && last_at <= wall ? last_at : n->started_wall_ms;
-        bool counted = last_messages <= messages;
-        if (counted && messages - last_messages < every &&
-            (messages == last_messages || wall - since < interval_ms)) {
-            continue;
-        }
-        recon_ctx_t ctx = recon_ctx_of(n, i);
-        if ((s->recon = recon_new_checkpoint(&ctx, now)) == NULL) {
-            continue;
-        }
-        s->automatic = true;
-        s->deadline_ms = now + CHECKPOINT_SESSION_MS;
-        zmq_msg_init(&s->route);
-        n->checkpoint_next_ms[i] = now + CHECKPOINT_RETRY_MS;
-        recon_tick(s->recon, now);
-    }
-}
-
-/* Whether an automatic checkpoint session got its checkpoint signed. Nobody waits for it, so
- * why it did not must not go unsaid: a peer whose books differ at the cut refuses, and that
- * needs a person. (A checkpoint the other side signed a moment ago is no news.) */
-static bool checkpoint_signed(node_t *n, size_t peer_index, json_t *report)
-{
-    json_t *cp = json_object_get(report, "checkpoint");
-    if (json_is_true(json_object_get(cp, "signed"))) {
-        return true;
-    }
-    const char *why = json_string_value(json_object_get(cp, "refused"));
-    if (why == NULL && json_string_value(json_object_get(cp, "skipped")) == NULL) {
-        why = json_string_value(json_object_get(report, "error"));
-    }
-    if (why != NULL && strstr(why, "sooner") == NULL && strstr(why, "advance") == NULL) {
-        log_event(n->config->name, n->config->peers[peer_index].card.name, NULL,
-                  "automatic checkpoint not signed: %s%s", why,
-                  strstr(why, "differs") != NULL ? "; run corridor reconcile" : "");
-    }
-    return false;
-}
-
-/* Inside the transaction: answers requests that write, feeds statements to sessions. */
-static ledger_err_t handle_statements(node_t *n, int64_t now)
-{
-    ledger_err_t rc = LEDGER_OK;
-    for (size_t i = 0; i < n->statements_in_count; i++) {
-        inbound_statement_t *in = &n->statements_in[i];
-        if (rc == LEDGER_OK && in->request != NULL &&
-            !responder_may_work(n->responder, in->peer_index, now)) {
-            responder_defer(n->responder, in->peer_index, in->request); /* an earlier one's debt */
-            in->request = NULL;
-        } else if (rc == LEDGER_OK && in->request != NULL) {
-            recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
-            uint8_t *body = NULL;
-            size_t len = 0;
-            bool rebased = false;
-            rc = responder_answer(n->responder, in->peer_index, &ctx, in->request, now, &body, &len,
-                                  &rebased);
-            if (body != NULL) {
-                n->statements_out[n->statements_out_count++] =
-                    (outbound_statement_t){in->peer_index, body, len};
-            }
-            n->reload[in->peer_index] |= rebased;
-        } else if (rc == LEDGER_OK && n->sessions[in->peer_index].recon != NULL) {
-            Corridor__Statement *st = (Corridor__Statement *)wire_unpack(
-                &corridor__statement__descriptor, in->msg.body_len, in->msg.body);
-            if (st != NULL) {
-                recon_t *r = n->sessions[in->peer_index].recon;
-                rc = recon_on_statement(r, st, now);
-                n->reload[in->peer_index] |= recon_rebased(r);
-            }
-            corridor__statement__free_unpacked(st, NULL);
-        }
-        inbound_statement_clear(in);
-    }
-    n->statements_in_count = 0;
-    return rc;
-}
-
-/* After the commit: answers the pure-read requests from one read snapshot of what committed,
- * outside the write transaction. A read that fails is logged; the requester asks again. */
-static void answer_reads(node_t *n, int64_t now)
-{
-    if (n->reads_in_count == 0) {
-        return;
-    }
-    /* a stopped node answers nothing: its books are not to be trusted */
-    ledger_err_t rc =
-        ledger_stopped(n->ledger) ? LEDGER_E_STOPPED : ledger_snapshot_begin(n->reader);
-    for (size_t i = 0; i < n->reads_in_count; i++) {
-        inbound_statement_t *in = &n->reads_in[i];
-        uint8_t *body = NULL;
-        size_t len = 0;
-        bool rebased = false;
-        if (rc == LEDGER_OK && !responder_may_work(n->responder, in->peer_index, now)) {
-            responder_defer(n->responder, in->peer_index, in->request); /* an earlier one's debt */
-            in->request = NULL;
-        } else if (rc == LEDGER_OK) {
-            recon_ctx_t ctx = recon_ctx_of(n, in->peer_index);
-            ctx.ledger = n->reader;
-            rc = responder_answer(n->responder, in->peer_index, &ctx, in->request, now, &body, &len,
-                                  &rebased);
-            assert(!rebased); /* a pure read changes nothing */
-        }
-        if (body != NULL) {
-            channel_send_unsequenced(n->channels[in->peer_index], MSG_STATEMENT, body, len);
-            free(body);
-        }
-        inbound_statement_clear(in);
-    }
-    if (rc != LEDGER_OK && rc != LEDGER_E_STOPPED) {
-        log_event(n->config->name, NULL, NULL, "statement requests unanswered: %s: %s",
-                  ledger_strerror(rc), ledger_last_error(n->reader));
-    }
-    ledger_snapshot_end(n->reader);
-    n->reads_in_count = 0;
-}
-
-/* After the commit: sends answers, reloads re-based channels, replies to finished sessions. */
-static void after_statements(node_t *n, bool committed, int64_t now)
-{
-    for (size_t i = 0; i < n->statements_out_count; i++) {
-        outbound_statement_t *out = &n->statements_out[i];
-        if (committed) {
-            channel_send_unsequenced(n->channels[out->peer_index], MSG_STATEMENT, out->body,
-                                     out->len);
-        }
-        free(out->body);
-    }
-    n->statements_out_count = 0;
-    for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (n->reload[i]) {
-            channel_reload(n->channels[i]);
-            n->reload[i] = false;
-        }
-        session_t *s = &n->sessions[i];
-        if (s->recon == NULL) {
-            continue;
-        }
-        recon_tick(s->recon, now);
-        bool timed_out = now >= s->deadline_ms;
-        if (recon_done(s->recon) || timed_out || !committed) {
-            json_t *report = recon_report(s->recon);
-            json_t *doc = json_pack("{s:b, s:o}", "ok", 1, "report", report);
-            if (timed_out && !recon_done(s->recon)) {
-                json_object_set_new(report, "error",
-                                    json_string("timed out: the peer did not answer"));
-            }
-            if (!s->automatic) {
-                reply_json(n, &s->route, doc);
-            } else if (checkpoint_signed(n, i, report)) {
-                n->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS; /* spacing decides */
-            }
-            json_decref(doc);
-            recon_destroy(&s->recon);
-            s->automatic = false;
-            zmq_msg_close(&s->route);
-        }
-    }
-}
-
 /* Records a person's action in the journal (inside the turn's transaction): who (uid and
  * name), when, what, with which arguments. False when it could not be recorded (the action
  * must then not happen). */
@@ -570,34 +278,41 @@ static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, long long
         reply_error(n, route, EXIT_USAGE, "not a peer of this node");
         return;
     }
-    session_t *s = &n->sessions[index];
-    if (s->recon != NULL && s->automatic) { /* the operator's takes its place */
-        recon_destroy(&s->recon);
-        zmq_msg_close(&s->route);
-        s->automatic = false;
-    }
-    if (s->recon != NULL) {
+    json_t *timeout = json_object_get(req, "timeout_ms");
+    json_int_t ms = json_is_integer(timeout) ? json_integer_value(timeout) : ENGINE_SESSION_MS_MAX;
+    bool repair = json_is_true(json_object_get(req, "repair"));
+    int started = engine_session_start(n->engine, index, repair, now + (ms < 1000 ? 1000 : ms));
+    if (started == -1) {
         reply_error(n, route, EXIT_USAGE, "a reconciliation with that peer is already running");
         return;
     }
-    bool repair = json_is_true(json_object_get(req, "repair"));
-    recon_ctx_t ctx = recon_ctx_of(n, index);
-    s->recon = recon_new(&ctx, repair, now);
-    if (s->recon == NULL) {
+    if (started != 0) {
         reply_error(n, route, EXIT_INTERNAL, "cannot start: out of memory or ledger unreadable");
         return;
     }
     if (repair && !record_operation(n, uid, "repair", peer, json_pack("{s:s}", "peer", peer))) {
-        recon_destroy(&s->recon); /* no repair that is not on record */
+        engine_session_cancel(n->engine, index); /* no repair that is not on record */
         reply_error(n, route, EXIT_INTERNAL, "cannot record the repair in the journal");
         return;
     }
-    json_t *timeout = json_object_get(req, "timeout_ms");
-    json_int_t ms = json_is_integer(timeout) ? json_integer_value(timeout) : RECON_TIMEOUT_MS;
-    s->deadline_ms = now + (ms < 1000 ? 1000 : ms > RECON_TIMEOUT_MS ? RECON_TIMEOUT_MS : ms);
-    zmq_msg_init(&s->route);
-    zmq_msg_copy(&s->route, route);
-    recon_tick(s->recon, now);
+    if (n->routed[index]) { /* an automatic session's place, taken: nobody waited for it */
+        zmq_msg_close(&n->routes[index]);
+    }
+    zmq_msg_init(&n->routes[index]);
+    zmq_msg_copy(&n->routes[index], route);
+    n->routed[index] = true;
+    engine_session_go(n->engine, index);
+}
+
+/* engine_ctx_t.on_report: an operator's reconcile ended; its client gets the report. */
+static void on_report(void *arg, size_t peer_index, json_t *doc)
+{
+    node_t *n = arg;
+    if (n->routed[peer_index]) {
+        reply_json(n, &n->routes[peer_index], doc);
+        zmq_msg_close(&n->routes[peer_index]);
+        n->routed[peer_index] = false;
+    }
 }
 
 /* ---- control requests ----------------------------------------------------------------------- */
@@ -606,7 +321,7 @@ static channel_t *channel_of(node_t *n, const char *peer)
 {
     for (size_t i = 0; i < n->config->peers_count; i++) {
         if (strcmp(n->config->peers[i].card.name, peer) == 0) {
-            return n->channels[i];
+            return engine_channel(n->engine, i);
         }
     }
     return NULL;
@@ -742,7 +457,7 @@ static void handle_status(node_t *n, zmq_msg_t *route)
 {
     json_t *peers = json_array();
     for (size_t i = 0; i < n->config->peers_count; i++) {
-        channel_stats_t st = channel_stats(n->channels[i]);
+        channel_stats_t st = channel_stats(engine_channel(n->engine, i));
         json_array_append_new(
             peers, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
                              n->config->peers[i].card.name, "state", channel_state_name(st.state),
@@ -761,8 +476,8 @@ static void handle_status(node_t *n, zmq_msg_t *route)
             {"held_bytes", st.held_bytes},
             {"hold_full", st.hold_full},
             {"backpressure", st.backpressure},
-            {"statement_requests_refused", responder_refused(n->responder, i)},
-            {"wire_version", channel_wire_version(n->channels[i])},
+            {"statement_requests_refused", engine_requests_refused(n->engine, i)},
+            {"wire_version", channel_wire_version(engine_channel(n->engine, i))},
         };
         for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
             json_object_set_new(peer, counters[k].name,
@@ -909,31 +624,9 @@ static void keep_frame(size_t peer_index, const uint8_t *data, size_t len, void 
     in->used += len;
 }
 
-/* Hands one opened frame to its channel, or says why it was dropped. */
-static void deliver(node_t *n, opener_frame_t *f, int64_t now)
-{
-    const char *peer = n->config->peers[f->peer_index].card.name;
-    if (f->rc == ENV_E_DUPLICATE && f->msg.peer_index == f->peer_index) {
-        channel_note_duplicate(n->channels[f->peer_index]);
-        return;
-    }
-    if (f->rc != ENV_OK) {
-        log_event(n->config->name, peer, NULL, "dropped a frame of %zu bytes: %s", f->len,
-                  env_strerror(f->rc));
-        return;
-    }
-    if (f->msg.peer_index != f->peer_index) {
-        log_event(n->config->name, peer, NULL, "dropped a message sealed by %s on %s's connection",
-                  n->config->peers[f->msg.peer_index].card.name, peer);
-        envelope_message_clear(&f->msg);
-        return;
-    }
-    channel_receive(n->channels[f->peer_index], &f->msg, now);
-}
-
 /* Reads up to INBOUND_PER_TURN frames, opens them on all cores, and delivers them in the
  * order they arrived. */
-static void receive_frames(node_t *n, int64_t now)
+static void receive_frames(node_t *n)
 {
     inbound_t *in = n->inbound;
     drain_ctx_t d = {n, false};
@@ -951,7 +644,7 @@ static void receive_frames(node_t *n, int64_t now)
     }
     opener_run(n->opener, in->frames, in->count, n->identity, n->keys, n->config->peers_count);
     for (size_t i = 0; i < in->count; i++) {
-        deliver(n, &in->frames[i], now);
+        engine_deliver(n->engine, &in->frames[i]);
     }
     if (in->capacity > INBOUND_KEEP_BYTES && in->used <= INBOUND_KEEP_BYTES) {
         /* a burst of large frames is over: give the memory back */
@@ -965,16 +658,6 @@ static void receive_frames(node_t *n, int64_t now)
 
 /* ---- one turn --------------------------------------------------------------------------- */
 
-static bool channels_have_work(node_t *n)
-{
-    for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (channel_has_work(n->channels[i], n->turn_ms)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static bool control_pending(node_t *n)
 {
     int events = 0;
@@ -986,40 +669,25 @@ static bool control_pending(node_t *n)
 static int send_to_socket(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
                           size_t len);
 
+/* engine_transaction's work: the control requests of this turn (sends go into it). */
+static void take_control(void *arg)
+{
+    node_t *n = arg;
+    read_control(n, n->turn_ms);
+}
+
 static void turn(node_t *n)
 {
     int64_t now = now_ms();
     n->turn_ms = now;
-    ledger_set_clock(n->ledger, wall_ms());
+    engine_begin(n->engine, now, wall_ms());
     transport_handle_zap(n->transport, now);
-    release_deferred(n, now); /* before this turn's frames can fill the statement slots */
-    receive_frames(n, now);
+    receive_frames(n);
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true;
-    if (!stopped && (channels_have_work(n) || control_pending(n) || n->statements_in_count > 0)) {
-        ledger_err_t rc = ledger_begin(n->ledger);
-        if (rc == LEDGER_OK) {
-            read_control(n, now);
-            for (size_t i = 0; rc == LEDGER_OK && i < n->config->peers_count; i++) {
-                rc = channel_apply(n->channels[i], now);
-            }
-        }
-        if (rc == LEDGER_OK) {
-            rc = handle_statements(n, now);
-        }
-        if (rc == LEDGER_OK && ledger_in_transaction(n->ledger)) {
-            rc = ledger_commit(n->ledger);
-        }
-        if (rc != LEDGER_OK) {
-            log_event(n->config->name, NULL, NULL, "LEDGER STOPPED: %s: %s", ledger_strerror(rc),
-                      ledger_last_error(n->ledger));
-            ledger_rollback(n->ledger);
-            for (size_t i = 0; i < n->config->peers_count; i++) {
-                channel_reload(n->channels[i]);
-            }
-            responder_forget_answers(n->responder);
-            committed = false;
-        }
+    if (!stopped && (engine_has_work(n->engine) || control_pending(n))) {
+        ledger_err_t rc = engine_transaction(n->engine, take_control, n);
+        committed = rc == LEDGER_OK;
         for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
             w->committed = true;
             w->failed = w->failed || rc != LEDGER_OK;
@@ -1027,44 +695,21 @@ static void turn(node_t *n)
     } else if (stopped) {
         read_control(n, now); /* status answers; sends are refused while stopped */
     }
-    after_statements(n, committed && !stopped, now);
-    for (size_t i = 0; i < n->config->peers_count; i++) {
-        channel_after_commit(n->channels[i], now);
-        n->keys[i].applied_through = channel_applied_seq(n->channels[i]);
-    }
-    answer_reads(n, now); /* after the turn's acknowledgements and messages have left */
+    engine_after(n->engine, committed && !stopped);
     if (n->faults != NULL) {
         faults_flush(n->faults, now, send_to_socket, n);
     }
     flush_waiters(n, now);
-    start_due_checkpoints(n, now);
     fflush(stderr); /* log lines leave once per turn, whole */
 }
 
 static long poll_timeout(node_t *n)
 {
     int64_t now = now_ms();
-    int64_t next = now + POLL_MAX_MS;
-    for (size_t i = 0; i < n->config->peers_count; i++) {
-        int64_t d = channel_next_deadline(n->channels[i]);
-        next = d < next ? d : next;
-    }
+    int64_t next = engine_next_deadline(n->engine, now + POLL_MAX_MS);
     for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
         next = w->deadline_ms < next ? w->deadline_ms : next;
     }
-    for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (n->sessions[i].recon != NULL) {
-            int64_t d = recon_deadline(n->sessions[i].recon);
-            next = d != 0 && d < next ? d : next;
-            next = n->sessions[i].deadline_ms < next ? n->sessions[i].deadline_ms : next;
-        }
-    }
-    for (size_t i = 0; !ledger_stopped(n->ledger) && i < n->config->peers_count; i++) {
-        int64_t d = channel_apply_after_ms(n->channels[i]);
-        next = d < next ? d : next;
-    }
-    int64_t deferred = responder_next_ms(n->responder);
-    next = deferred < next ? deferred : next;
     int64_t held = faults_next_deadline(n->faults);
     next = held < next ? held : next;
     return next <= now ? 0 : (long)(next - now);
@@ -1165,16 +810,11 @@ static int open_network(node_t *n)
 {
     size_t count = n->config->peers_count;
     n->keys = sodium_malloc((count + 1) * sizeof *n->keys);
-    n->channels = calloc(count + 1, sizeof *n->channels);
-    n->sessions = calloc(count + 1, sizeof *n->sessions);
-    n->reload = calloc(count + 1, sizeof *n->reload);
-    n->checkpoint_next_ms = calloc(count + 1, sizeof *n->checkpoint_next_ms);
-    n->started_wall_ms = wall_ms();
-    n->responder = responder_new(count);
+    n->routes = calloc(count + 1, sizeof *n->routes);
+    n->routed = calloc(count + 1, sizeof *n->routed);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
-    if (n->keys == NULL || n->channels == NULL || peers == NULL || n->sessions == NULL ||
-        n->reload == NULL || n->responder == NULL || n->checkpoint_next_ms == NULL) {
+    if (n->keys == NULL || n->routes == NULL || n->routed == NULL || peers == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -1216,25 +856,22 @@ static int open_network(node_t *n)
                 zmq_strerror(zmq_errno()));
         goto cleanup;
     }
-    channel_ctx_t ctx = {
+    engine_ctx_t ctx = {
         .self = n->identity,
         .config = n->config,
         .ledger = n->ledger,
+        .reader = n->reader,
+        .keys = n->keys,
         .send = send_frame,
         .on_final = on_final,
-        .on_statement = on_statement,
+        .on_report = on_report,
         .arg = n,
-        .node_name = n->config->name,
         .incarnation = (uint64_t)wall_ms() * 1000,
     };
-    int64_t now = now_ms();
-    for (size_t i = 0; i < count; i++) {
-        n->channels[i] = channel_new(&ctx, i, &n->config->peers[i], &n->keys[i], now);
-        if (n->channels[i] == NULL) {
-            fprintf(stderr, "corridor run: cannot open the channel to %s: %s\n",
-                    n->config->peers[i].card.name, ledger_last_error(n->ledger));
-            goto cleanup;
-        }
+    if ((n->engine = engine_new(&ctx, now_ms(), wall_ms())) == NULL) {
+        fprintf(stderr, "corridor run: cannot open the channels: %s\n",
+                ledger_last_error(n->ledger));
+        goto cleanup;
     }
     rc = EXIT_OK;
 
@@ -1266,29 +903,14 @@ static void close_node(node_t *n)
         n->waiters = w->next;
         waiter_free(w);
     }
-    for (size_t i = 0; n->sessions != NULL && i < n->config->peers_count; i++) {
-        if (n->sessions[i].recon != NULL) {
-            recon_destroy(&n->sessions[i].recon);
-            zmq_msg_close(&n->sessions[i].route);
+    engine_free(&n->engine);
+    for (size_t i = 0; n->routed != NULL && i < n->config->peers_count; i++) {
+        if (n->routed[i]) {
+            zmq_msg_close(&n->routes[i]);
         }
     }
-    free(n->sessions);
-    free(n->reload);
-    free(n->checkpoint_next_ms);
-    responder_free(&n->responder);
-    for (size_t i = 0; i < n->statements_in_count; i++) {
-        inbound_statement_clear(&n->statements_in[i]);
-    }
-    for (size_t i = 0; i < n->reads_in_count; i++) {
-        inbound_statement_clear(&n->reads_in[i]);
-    }
-    for (size_t i = 0; i < n->statements_out_count; i++) {
-        free(n->statements_out[i].body);
-    }
-    for (size_t i = 0; n->channels != NULL && i < n->config->peers_count; i++) {
-        channel_destroy(&n->channels[i]);
-    }
-    free(n->channels);
+    free(n->routes);
+    free(n->routed);
     if (n->control != NULL) {
         zmq_close(n->control);
     }

@@ -1,0 +1,568 @@
+/* The loop turn without sockets: channels, statements and reconciliation sessions. */
+#include "engine.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corridor.pb-c.h"
+#include "corridor/limits.h"
+#include "log.h"
+#include "recon.h"
+#include "responder.h"
+#include "wire.h"
+
+#define CHECKPOINT_CHECK_MS   1000        /* how often to look whether a checkpoint is due */
+#define CHECKPOINT_RETRY_MS   (30 * 1000) /* after an automatic try, the next no sooner */
+#define CHECKPOINT_SESSION_MS (60 * 1000) /* an automatic session gives up after this */
+
+/* A Statement from a peer, or a StatementRequest (decoded), waiting for its place in the turn:
+ * a Statement or a request that writes inside the transaction, a pure read after it. */
+typedef struct {
+    size_t peer_index;
+    envelope_message_t msg;              /* a Statement */
+    Corridor__StatementRequest *request; /* or a request */
+} inbound_statement_t;
+
+/* An answer to send once the transaction that produced it has committed. */
+typedef struct {
+    size_t peer_index;
+    uint8_t *body;
+    size_t len;
+} outbound_statement_t;
+
+/* A reconciliation in progress with one peer. */
+typedef struct {
+    recon_t *recon;
+    int64_t deadline_ms;
+    bool automatic; /* started for a checkpoint, not by the caller: nobody waits for it */
+} session_t;
+
+struct engine {
+    engine_ctx_t ctx;
+    size_t peers;
+    channel_t **channels;        /* per configured peer */
+    session_t *sessions;         /* per configured peer; recon NULL when idle */
+    bool *reload;                /* per peer: reload the channel after the commit (re-based) */
+    int64_t *checkpoint_next_ms; /* per peer: when to look again whether a checkpoint is due */
+    int64_t started_wall_ms;     /* when the engine started (the first checkpoint's interval) */
+    responder_t *responder;      /* what peers' StatementRequests may make us do */
+    int64_t now_ms, wall_ms;     /* this turn's clocks */
+    inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's writing ones */
+    size_t statements_in_count;
+    inbound_statement_t reads_in[STATEMENTS_PER_TURN]; /* this turn's pure-read requests */
+    size_t reads_in_count;
+    outbound_statement_t statements_out[STATEMENTS_PER_TURN]; /* answers after the commit */
+    size_t statements_out_count;
+};
+
+static const char *peer_name(const engine_t *e, size_t peer_index)
+{
+    assert(peer_index < e->peers);
+    return e->ctx.config->peers[peer_index].card.name;
+}
+
+static void inbound_statement_clear(inbound_statement_t *in)
+{
+    envelope_message_clear(&in->msg);
+    corridor__statement_request__free_unpacked(in->request, NULL);
+    in->request = NULL;
+}
+
+/* Places an admitted request in this turn: a pure read after the commit, one that writes
+ * inside the transaction. False when that part of the turn is full. */
+static bool place_request(engine_t *e, size_t peer_index, Corridor__StatementRequest *req)
+{
+    bool reads = recon_request_reads_only(req);
+    inbound_statement_t *list = reads ? e->reads_in : e->statements_in;
+    size_t *count = reads ? &e->reads_in_count : &e->statements_in_count;
+    if (*count == STATEMENTS_PER_TURN) {
+        return false;
+    }
+    list[(*count)++] = (inbound_statement_t){.peer_index = peer_index, .request = req};
+    return true;
+}
+
+/* channel_ctx_t.on_statement: a Statement answering our session is kept for the transaction; a
+ * request goes to the responder's admission (over the peer's allowance it waits, the newest
+ * only: an honest reconcile asks one at a time and is only slowed, a flood is cut to the rate). */
+static void on_statement(void *arg, size_t peer_index, envelope_message_t *msg)
+{
+    engine_t *e = arg;
+    if (msg->type == MSG_STATEMENT) {
+        if (e->sessions[peer_index].recon == NULL ||
+            e->statements_in_count == STATEMENTS_PER_TURN) {
+            envelope_message_clear(msg); /* nothing asked it, or the session asks again */
+            return;
+        }
+        inbound_statement_t *in = &e->statements_in[e->statements_in_count++];
+        *in = (inbound_statement_t){.peer_index = peer_index, .msg = *msg};
+        memset(msg, 0, sizeof *msg);
+        return;
+    }
+    Corridor__StatementRequest *req = (Corridor__StatementRequest *)wire_unpack(
+        &corridor__statement_request__descriptor, msg->body_len, msg->body);
+    envelope_message_clear(msg);
+    if (req == NULL) {
+        return;
+    }
+    if (!responder_admit(e->responder, peer_index, e->now_ms) ||
+        !place_request(e, peer_index, req)) {
+        responder_defer(e->responder, peer_index, req);
+    }
+}
+
+/* channel_ctx_t.send: passed on to the caller's sockets. */
+static int send_frame(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
+                      size_t len)
+{
+    engine_t *e = arg;
+    return e->ctx.send(e->ctx.arg, peer_index, type, wire, len);
+}
+
+/* channel_ctx_t.on_final: passed on to the caller. */
+static void on_final(void *arg, const char *peer, const char *uetr, const ledger_outcome_t *o)
+{
+    engine_t *e = arg;
+    if (e->ctx.on_final != NULL) {
+        e->ctx.on_final(e->ctx.arg, peer, uetr, o);
+    }
+}
+
+engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
+{
+    assert(ctx != NULL && ctx->self != NULL && ctx->config != NULL && ctx->ledger != NULL &&
+           ctx->reader != NULL && ctx->send != NULL &&
+           (ctx->keys != NULL || ctx->config->peers_count == 0));
+    engine_t *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return NULL;
+    }
+    e->ctx = *ctx;
+    e->peers = ctx->config->peers_count;
+    e->now_ms = now_ms;
+    e->wall_ms = wall_ms;
+    e->started_wall_ms = wall_ms;
+    e->channels = calloc(e->peers + 1, sizeof *e->channels);
+    e->sessions = calloc(e->peers + 1, sizeof *e->sessions);
+    e->reload = calloc(e->peers + 1, sizeof *e->reload);
+    e->checkpoint_next_ms = calloc(e->peers + 1, sizeof *e->checkpoint_next_ms);
+    e->responder = responder_new(e->peers);
+    if (e->channels == NULL || e->sessions == NULL || e->reload == NULL ||
+        e->checkpoint_next_ms == NULL || e->responder == NULL) {
+        engine_free(&e);
+        return NULL;
+    }
+    channel_ctx_t channel_ctx = {
+        .self = ctx->self,
+        .config = ctx->config,
+        .ledger = ctx->ledger,
+        .send = send_frame,
+        .on_final = on_final,
+        .on_statement = on_statement,
+        .arg = e,
+        .node_name = ctx->config->name,
+        .incarnation = ctx->incarnation,
+    };
+    for (size_t i = 0; i < e->peers; i++) {
+        e->channels[i] =
+            channel_new(&channel_ctx, i, &ctx->config->peers[i], &ctx->keys[i], now_ms);
+        if (e->channels[i] == NULL) {
+            engine_free(&e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+void engine_free(engine_t **self_p)
+{
+    assert(self_p != NULL);
+    engine_t *e = *self_p;
+    if (e == NULL) {
+        return;
+    }
+    for (size_t i = 0; e->sessions != NULL && i < e->peers; i++) {
+        recon_destroy(&e->sessions[i].recon);
+    }
+    for (size_t i = 0; i < e->statements_in_count; i++) {
+        inbound_statement_clear(&e->statements_in[i]);
+    }
+    for (size_t i = 0; i < e->reads_in_count; i++) {
+        inbound_statement_clear(&e->reads_in[i]);
+    }
+    for (size_t i = 0; i < e->statements_out_count; i++) {
+        free(e->statements_out[i].body);
+    }
+    for (size_t i = 0; e->channels != NULL && i < e->peers; i++) {
+        channel_destroy(&e->channels[i]);
+    }
+    responder_free(&e->responder);
+    free(e->channels);
+    free(e->sessions);
+    free(e->reload);
+    free(e->checkpoint_next_ms);
+    free(e);
+    *self_p = NULL;
+}
+
+channel_t *engine_channel(engine_t *e, size_t peer_index)
+{
+    assert(e != NULL && peer_index < e->peers);
+    return e->channels[peer_index];
+}
+
+uint64_t engine_requests_refused(const engine_t *e, size_t peer_index)
+{
+    assert(e != NULL && peer_index < e->peers);
+    return responder_refused(e->responder, peer_index);
+}
+
+void engine_begin(engine_t *e, int64_t now_ms, int64_t wall_ms)
+{
+    assert(e != NULL && e->statements_in_count == 0 && e->reads_in_count == 0 &&
+           e->statements_out_count == 0);
+    e->now_ms = now_ms;
+    e->wall_ms = wall_ms;
+    ledger_set_clock(e->ctx.ledger, wall_ms);
+    /* before this turn's frames can fill the statement slots */
+    for (size_t i = 0; i < e->peers; i++) {
+        Corridor__StatementRequest *req = responder_release(e->responder, i, now_ms);
+        if (req != NULL && !place_request(e, i, req)) {
+            responder_defer(e->responder, i, req);
+        }
+    }
+}
+
+void engine_deliver(engine_t *e, opener_frame_t *f)
+{
+    assert(e != NULL && f != NULL && f->peer_index < e->peers);
+    const char *peer = peer_name(e, f->peer_index);
+    if (f->rc == ENV_E_DUPLICATE && f->msg.peer_index == f->peer_index) {
+        channel_note_duplicate(e->channels[f->peer_index]);
+        return;
+    }
+    if (f->rc != ENV_OK) {
+        log_event(e->ctx.config->name, peer, NULL, "dropped a frame of %zu bytes: %s", f->len,
+                  env_strerror(f->rc));
+        return;
+    }
+    if (f->msg.peer_index != f->peer_index) {
+        log_event(e->ctx.config->name, peer, NULL,
+                  "dropped a message sealed by %s on %s's connection",
+                  peer_name(e, f->msg.peer_index), peer);
+        envelope_message_clear(&f->msg);
+        return;
+    }
+    channel_receive(e->channels[f->peer_index], &f->msg, e->now_ms);
+}
+
+bool engine_has_work(const engine_t *e)
+{
+    assert(e != NULL);
+    if (e->statements_in_count > 0) {
+        return true;
+    }
+    for (size_t i = 0; i < e->peers; i++) {
+        if (channel_has_work(e->channels[i], e->now_ms)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static recon_ctx_t recon_ctx_of(const engine_t *e, size_t peer_index)
+{
+    return (recon_ctx_t){.self = e->ctx.self,
+                         .peer = &e->ctx.config->peers[peer_index],
+                         .ledger = e->ctx.ledger,
+                         .channel = e->channels[peer_index],
+                         .checkpoint_every = config_checkpoint_every(e->ctx.config),
+                         .checkpoint_interval_s = config_checkpoint_interval_s(e->ctx.config),
+                         .wall_now_ms = e->wall_ms};
+}
+
+/* Inside the transaction: answers requests that write, feeds statements to sessions. */
+static ledger_err_t handle_statements(engine_t *e)
+{
+    ledger_err_t rc = LEDGER_OK;
+    for (size_t i = 0; i < e->statements_in_count; i++) {
+        inbound_statement_t *in = &e->statements_in[i];
+        if (rc == LEDGER_OK && in->request != NULL &&
+            !responder_may_work(e->responder, in->peer_index, e->now_ms)) {
+            responder_defer(e->responder, in->peer_index, in->request); /* an earlier one's debt */
+            in->request = NULL;
+        } else if (rc == LEDGER_OK && in->request != NULL) {
+            recon_ctx_t ctx = recon_ctx_of(e, in->peer_index);
+            uint8_t *body = NULL;
+            size_t len = 0;
+            bool rebased = false;
+            rc = responder_answer(e->responder, in->peer_index, &ctx, in->request, e->now_ms, &body,
+                                  &len, &rebased);
+            if (body != NULL) {
+                e->statements_out[e->statements_out_count++] =
+                    (outbound_statement_t){in->peer_index, body, len};
+            }
+            e->reload[in->peer_index] |= rebased;
+        } else if (rc == LEDGER_OK && e->sessions[in->peer_index].recon != NULL) {
+            Corridor__Statement *st = (Corridor__Statement *)wire_unpack(
+                &corridor__statement__descriptor, in->msg.body_len, in->msg.body);
+            if (st != NULL) {
+                recon_t *r = e->sessions[in->peer_index].recon;
+                rc = recon_on_statement(r, st, e->now_ms);
+                e->reload[in->peer_index] |= recon_rebased(r);
+            }
+            corridor__statement__free_unpacked(st, NULL);
+        }
+        inbound_statement_clear(in);
+    }
+    e->statements_in_count = 0;
+    return rc;
+}
+
+ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
+{
+    assert(e != NULL && !ledger_stopped(e->ctx.ledger));
+    ledger_err_t rc = ledger_begin(e->ctx.ledger);
+    if (rc == LEDGER_OK && work != NULL) {
+        work(arg);
+    }
+    for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
+        rc = channel_apply(e->channels[i], e->now_ms);
+    }
+    if (rc == LEDGER_OK) {
+        rc = handle_statements(e);
+    }
+    if (rc == LEDGER_OK && ledger_in_transaction(e->ctx.ledger)) {
+        rc = ledger_commit(e->ctx.ledger);
+    }
+    if (rc != LEDGER_OK) {
+        log_event(e->ctx.config->name, NULL, NULL, "LEDGER STOPPED: %s: %s", ledger_strerror(rc),
+                  ledger_last_error(e->ctx.ledger));
+        ledger_rollback(e->ctx.ledger);
+        for (size_t i = 0; i < e->peers; i++) {
+            channel_reload(e->channels[i]);
+        }
+        responder_forget_answers(e->responder);
+        for (size_t i = 0; i < e->statements_in_count; i++) {
+            inbound_statement_clear(&e->statements_in[i]); /* the peers ask again */
+        }
+        e->statements_in_count = 0;
+    }
+    return rc;
+}
+
+/* Whether an automatic checkpoint session got its checkpoint signed. Nobody waits for it, so
+ * why it did not must not go unsaid: a peer whose books differ at the cut refuses, and that
+ * needs a person. (A checkpoint the other side signed a moment ago is no news.) */
+static bool checkpoint_signed(const engine_t *e, size_t peer_index, json_t *report)
+{
+    json_t *cp = json_object_get(report, "checkpoint");
+    if (json_is_true(json_object_get(cp, "signed"))) {
+        return true;
+    }
+    const char *why = json_string_value(json_object_get(cp, "refused"));
+    if (why == NULL && json_string_value(json_object_get(cp, "skipped")) == NULL) {
+        why = json_string_value(json_object_get(report, "error"));
+    }
+    if (why != NULL && strstr(why, "sooner") == NULL && strstr(why, "advance") == NULL) {
+        log_event(e->ctx.config->name, peer_name(e, peer_index), NULL,
+                  "automatic checkpoint not signed: %s%s", why,
+                  strstr(why, "differs") != NULL ? "; run corridor reconcile" : "");
+    }
+    return false;
+}
+
+/* After the commit: sends answers, reloads re-based channels, reports finished sessions. */
+static void after_statements(engine_t *e, bool committed)
+{
+    int64_t now = e->now_ms;
+    for (size_t i = 0; i < e->statements_out_count; i++) {
+        outbound_statement_t *out = &e->statements_out[i];
+        if (committed) {
+            channel_send_unsequenced(e->channels[out->peer_index], MSG_STATEMENT, out->body,
+                                     out->len);
+        }
+        free(out->body);
+    }
+    e->statements_out_count = 0;
+    for (size_t i = 0; i < e->peers; i++) {
+        if (e->reload[i]) {
+            channel_reload(e->channels[i]);
+            e->reload[i] = false;
+        }
+        session_t *s = &e->sessions[i];
+        if (s->recon == NULL) {
+            continue;
+        }
+        recon_tick(s->recon, now);
+        bool timed_out = now >= s->deadline_ms;
+        if (recon_done(s->recon) || timed_out || !committed) {
+            json_t *report = recon_report(s->recon);
+            json_t *doc = json_pack("{s:b, s:o}", "ok", 1, "report", report);
+            if (timed_out && !recon_done(s->recon)) {
+                json_object_set_new(report, "error",
+                                    json_string("timed out: the peer did not answer"));
+            }
+            if (!s->automatic) {
+                if (e->ctx.on_report != NULL) {
+                    e->ctx.on_report(e->ctx.arg, i, doc);
+                }
+            } else if (checkpoint_signed(e, i, report)) {
+                e->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS; /* spacing decides */
+            }
+            json_decref(doc);
+            recon_destroy(&s->recon);
+            s->automatic = false;
+        }
+    }
+}
+
+/* After the commit: answers the pure-read requests from one read snapshot of what committed,
+ * outside the write transaction. A read that fails is logged; the requester asks again. */
+static void answer_reads(engine_t *e)
+{
+    if (e->reads_in_count == 0) {
+        return;
+    }
+    /* a stopped node answers nothing: its books are not to be trusted */
+    ledger_err_t rc =
+        ledger_stopped(e->ctx.ledger) ? LEDGER_E_STOPPED : ledger_snapshot_begin(e->ctx.reader);
+    for (size_t i = 0; i < e->reads_in_count; i++) {
+        inbound_statement_t *in = &e->reads_in[i];
+        uint8_t *body = NULL;
+        size_t len = 0;
+        bool rebased = false;
+        if (rc == LEDGER_OK && !responder_may_work(e->responder, in->peer_index, e->now_ms)) {
+            responder_defer(e->responder, in->peer_index, in->request); /* an earlier one's debt */
+            in->request = NULL;
+        } else if (rc == LEDGER_OK) {
+            recon_ctx_t ctx = recon_ctx_of(e, in->peer_index);
+            ctx.ledger = e->ctx.reader;
+            rc = responder_answer(e->responder, in->peer_index, &ctx, in->request, e->now_ms, &body,
+                                  &len, &rebased);
+            assert(!rebased); /* a pure read changes nothing */
+        }
+        if (body != NULL) {
+            channel_send_unsequenced(e->channels[in->peer_index], MSG_STATEMENT, body, len);
+            free(body);
+        }
+        inbound_statement_clear(in);
+    }
+    if (rc != LEDGER_OK && rc != LEDGER_E_STOPPED) {
+        log_event(e->ctx.config->name, NULL, NULL, "statement requests unanswered: %s: %s",
+                  ledger_strerror(rc), ledger_last_error(e->ctx.reader));
+    }
+    ledger_snapshot_end(e->ctx.reader);
+    e->reads_in_count = 0;
+}
+
+/* Automatic checkpoints: with each peer whose channel is up, a checkpoint session (recon.c)
+ * is started once checkpoint_every sequenced messages or checkpoint_interval_s have passed
+ * since the last checkpoint. It proposes one at this node's sequence cut, so it needs no quiet
+ * moment: payments keep flowing while both sides sign. An operator's `reconcile` takes the
+ * place of one running. */
+static void start_due_checkpoints(engine_t *e)
+{
+    int64_t now = e->now_ms, wall = e->wall_ms;
+    uint32_t every = config_checkpoint_every(e->ctx.config);
+    int64_t interval_ms = (int64_t)config_checkpoint_interval_s(e->ctx.config) * 1000;
+    for (size_t i = 0; i < e->peers && !ledger_stopped(e->ctx.ledger); i++) {
+        session_t *s = &e->sessions[i];
+        channel_stats_t st = channel_stats(e->channels[i]);
+        if (now < e->checkpoint_next_ms[i] || s->recon != NULL || st.state != CHANNEL_UP) {
+            continue;
+        }
+        e->checkpoint_next_ms[i] = now + CHECKPOINT_CHECK_MS;
+        uint64_t messages = st.sent_seq + st.applied_seq;
+        uint64_t last_messages = 0;
+        int64_t last_at = 0;
+        if (ledger_checkpoint_when(e->ctx.ledger, peer_name(e, i), &last_messages, &last_at) !=
+            LEDGER_OK) {
+            continue;
+        }
+        int64_t since = last_at != 0 && last_at <= wall ? last_at : e->started_wall_ms;
+        bool counted = last_messages <= messages;
+        if (counted && messages - last_messages < every &&
+            (messages == last_messages || wall - since < interval_ms)) {
+            continue;
+        }
+        recon_ctx_t ctx = recon_ctx_of(e, i);
+        if ((s->recon = recon_new_checkpoint(&ctx, now)) == NULL) {
+            continue;
+        }
+        s->automatic = true;
+        s->deadline_ms = now + CHECKPOINT_SESSION_MS;
+        e->checkpoint_next_ms[i] = now + CHECKPOINT_RETRY_MS;
+        recon_tick(s->recon, now);
+    }
+}
+
+void engine_after(engine_t *e, bool committed)
+{
+    assert(e != NULL);
+    for (size_t i = 0; i < e->statements_in_count; i++) {
+        inbound_statement_clear(&e->statements_in[i]); /* no transaction took them: the ledger
+                                                          stopped; the peers ask again */
+    }
+    e->statements_in_count = 0;
+    after_statements(e, committed);
+    for (size_t i = 0; i < e->peers; i++) {
+        channel_after_commit(e->channels[i], e->now_ms);
+        e->ctx.keys[i].applied_through = channel_applied_seq(e->channels[i]);
+    }
+    answer_reads(e); /* after the turn's acknowledgements and messages have left */
+    start_due_checkpoints(e);
+}
+
+int64_t engine_next_deadline(const engine_t *e, int64_t next)
+{
+    assert(e != NULL);
+    for (size_t i = 0; i < e->peers; i++) {
+        int64_t d = channel_next_deadline(e->channels[i]);
+        next = d < next ? d : next;
+        if (e->sessions[i].recon != NULL) {
+            d = recon_deadline(e->sessions[i].recon);
+            next = d != 0 && d < next ? d : next;
+            next = e->sessions[i].deadline_ms < next ? e->sessions[i].deadline_ms : next;
+        }
+        if (!ledger_stopped(e->ctx.ledger)) {
+            d = channel_apply_after_ms(e->channels[i]);
+            next = d < next ? d : next;
+        }
+    }
+    int64_t deferred = responder_next_ms(e->responder);
+    return deferred < next ? deferred : next;
+}
+
+int engine_session_start(engine_t *e, size_t peer_index, bool repair, int64_t deadline_ms)
+{
+    assert(e != NULL && peer_index < e->peers);
+    session_t *s = &e->sessions[peer_index];
+    if (s->recon != NULL && s->automatic) { /* the operator's takes its place */
+        recon_destroy(&s->recon);
+        s->automatic = false;
+    }
+    if (s->recon != NULL) {
+        return -1;
+    }
+    recon_ctx_t ctx = recon_ctx_of(e, peer_index);
+    if ((s->recon = recon_new(&ctx, repair, e->now_ms)) == NULL) {
+        return -2;
+    }
+    int64_t latest = e->now_ms + ENGINE_SESSION_MS_MAX;
+    s->deadline_ms = deadline_ms > latest ? latest : deadline_ms;
+    return 0;
+}
+
+void engine_session_cancel(engine_t *e, size_t peer_index)
+{
+    assert(e != NULL && peer_index < e->peers && !e->sessions[peer_index].automatic);
+    recon_destroy(&e->sessions[peer_index].recon);
+}
+
+void engine_session_go(engine_t *e, size_t peer_index)
+{
+    assert(e != NULL && peer_index < e->peers && e->sessions[peer_index].recon != NULL);
+    recon_tick(e->sessions[peer_index].recon, e->now_ms);
+}
