@@ -69,8 +69,10 @@
 
 /* Transport (node/net/transport.c). Bytes libzmq may queue for one inbound connection before
  * the node reads them, on either endpoint: TRANSPORT_STREAM_QUEUED stream frames, or
- * TRANSPORT_LISTEN_QUEUED frames of the full wire limit. A node without a stream endpoint (a
- * home made before there was one) takes its stream in the short queue, which is slower. */
+ * TRANSPORT_LISTEN_QUEUED frames of the full wire limit (single-part frames: a multipart
+ * message is held whole until its last part, which no libzmq 4.3 option bounds). A node without a
+ * stream endpoint (a home made before there was one) takes its stream in the short queue, which is
+ * slower. */
 #define TRANSPORT_CONNECTION_BYTES  (64u << 20)
 #define TRANSPORT_STREAM_QUEUED     ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_STREAM_WIRE_BYTES_MAX))
 #define TRANSPORT_LISTEN_QUEUED     ((int)(TRANSPORT_CONNECTION_BYTES / CORRIDOR_WIRE_BYTES_MAX))

@@ -85,14 +85,15 @@ typedef struct {
     transport_t *transport;
     void *control; /* ROUTER */
     int lock_fd;
-    waiter_t *waiters;  /* send requests, newest first */
-    faults_t *faults;   /* test-only fault injection, or NULL */
-    opener_t *opener;   /* opens inbound frames on all cores */
-    inbound_t *inbound; /* this turn's inbound frames */
-    ledger_t *reader;   /* read snapshots of the ledger */
-    zmq_msg_t *routes;  /* per peer: the client waiting for its reconcile report */
-    bool *routed;       /* per peer: routes[i] holds one */
-    int64_t turn_ms;    /* when this loop turn began */
+    waiter_t *waiters;          /* send requests, newest first */
+    faults_t *faults;           /* test-only fault injection, or NULL */
+    opener_t *opener;           /* opens inbound frames on all cores */
+    inbound_t *inbound;         /* this turn's inbound frames */
+    ledger_t *reader;           /* read snapshots of the ledger */
+    zmq_msg_t *routes;          /* per peer: the client waiting for its reconcile report */
+    bool *routed;               /* per peer: routes[i] holds one */
+    int64_t turn_ms;            /* when this loop turn began */
+    int64_t oversize_logged_ms; /* when a frame too large for the stream was last logged */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -281,7 +282,8 @@ static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, long long
     json_t *timeout = json_object_get(req, "timeout_ms");
     json_int_t ms = json_is_integer(timeout) ? json_integer_value(timeout) : ENGINE_SESSION_MS_MAX;
     bool repair = json_is_true(json_object_get(req, "repair"));
-    int started = engine_session_start(n->engine, index, repair, now + (ms < 1000 ? 1000 : ms));
+    ms = ms < 1000 ? 1000 : ms > ENGINE_SESSION_MS_MAX ? ENGINE_SESSION_MS_MAX : ms;
+    int started = engine_session_start(n->engine, index, repair, now + ms);
     if (started == -1) {
         reply_error(n, route, EXIT_USAGE, "a reconciliation with that peer is already running");
         return;
@@ -726,7 +728,9 @@ static int send_to_socket(void *arg, size_t peer_index, msg_type_t type, const u
     bool statement = type == MSG_STATEMENT || type == MSG_STATEMENT_REQUEST;
     int rc = transport_send(n->transport, peer_index,
                             statement ? TRANSPORT_STATEMENTS : TRANSPORT_STREAM, wire, len);
-    if (rc != 0 && errno == EMSGSIZE) {
+    if (rc != 0 && errno == EMSGSIZE &&
+        (n->oversize_logged_ms == 0 || n->turn_ms >= n->oversize_logged_ms + 60000)) {
+        n->oversize_logged_ms = n->turn_ms; /* retried every few ms: said once a minute */
         log_event(n->config->name, n->config->peers[peer_index].card.name, NULL,
                   "cannot send a %zu-byte message on the stream (the most is %d bytes)", len,
                   CORRIDOR_STREAM_WIRE_BYTES_MAX);

@@ -1192,6 +1192,9 @@ ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64
     assert_session(r);
     assert(st != NULL);
     ledger_err_t rc = on_statement(r, st, now_ms);
+    if (rc != LEDGER_OK && r->phase != PHASE_DONE) {
+        finish(r, "cannot write the ledger"); /* the turn is rolled back; the ledger stops */
+    }
     assert_session(r);
     assert(rc == LEDGER_OK || r->phase == PHASE_DONE);
     return rc;

@@ -22,14 +22,15 @@
 #include "log.h"
 #include "ratelimit.h"
 
-#define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN       "corridor"
-#define ZAP_FRAMES_MAX   8
-#define HEARTBEAT_IVL_MS 2000  /* ZMTP pings: notice a dead TCP connection */
-#define HEARTBEAT_TTL_MS 20000 /* generous: a busy peer may not read its socket for a while */
-#define RECONNECT_IVL_MS 100
-#define RECONNECT_MAX_MS 2000
-#define SNDHWM_MESSAGES  20000
+#define ZAP_ENDPOINT             "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN               "corridor"
+#define ZAP_FRAMES_MAX           8
+#define HEARTBEAT_IVL_MS         2000 /* ZMTP pings: notice a dead TCP connection */
+#define HEARTBEAT_TTL_MS         20000 /* generous: a busy peer may not read its socket for a while */
+#define RECONNECT_IVL_MS         100
+#define RECONNECT_MAX_MS         2000
+#define SNDHWM_MESSAGES          20000
+#define TRANSPORT_CURVE_OVERHEAD 64 /* at least the 33 bytes CURVE adds to a message */
 
 typedef struct {
     char name[CORRIDOR_NAME_LEN_MAX + 1];
@@ -65,6 +66,9 @@ static int common_options(void *socket)
  * set when it was bound. 0, or -1 with zmq_errno set. */
 static int listen_on(void *inbound, const char *endpoint, int64_t frame_max, int queued)
 {
+    /* libzmq checks the size of the frame as CURVE carries it (the MESSAGE command: name,
+     * nonce, MAC and flags around the frame), before it decrypts it */
+    frame_max += TRANSPORT_CURVE_OVERHEAD;
     if (zmq_setsockopt(inbound, ZMQ_MAXMSGSIZE, &frame_max, sizeof frame_max) != 0 ||
         set_int(inbound, ZMQ_RCVHWM, queued) != 0) {
         return -1;
