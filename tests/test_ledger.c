@@ -2,6 +2,7 @@
  */
 #include "support.h"
 #include "ledger.h"
+#include "ledger_db.h"
 
 #include <signal.h>
 #include <stdbool.h>

@@ -18,7 +18,6 @@
 
 #include <jansson.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -28,6 +27,7 @@
 #include "home.h"
 #include "identity.h"
 #include "ledger.h"
+#include "books.h"
 #include "checkpoint.h"
 #include "trust.h"
 #include "validate.h"
@@ -124,12 +124,6 @@ static replayed_t *replay_slot(replay_t *rp, const char *peer, const char *curre
     return slot;
 }
 
-static const char *column_text(sqlite3_stmt *stmt, int col)
-{
-    const unsigned char *t = sqlite3_column_text(stmt, col);
-    return t != NULL ? (const char *)t : "";
-}
-
 /* ---- evidence (I4) ------------------------------------------------------------------------ */
 
 /* A journal row as read for the audit. */
@@ -146,31 +140,22 @@ typedef struct {
     size_t reply_len;
 } audit_row_t;
 
-/* Every journal row with its settlement's direction; columns as read_row expects them. A
- * ledger before schema 4 has no reply column: its rows are read with none. */
-#define JOURNAL_ROWS_SELECT(reply)                                                                 \
-    "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"                  \
-    " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction, j.settlement_id, " reply      \
-    " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
-#define JOURNAL_ROWS_SQL(h)                                                                        \
-    ((h)->replies_from > 0 ? JOURNAL_ROWS_SELECT("j.reply") : JOURNAL_ROWS_SELECT("NULL"))
-
-static audit_row_t read_row(sqlite3_stmt *stmt)
+static audit_row_t row_of(const books_row_t *b)
 {
     return (audit_row_t){
-        .seq = sqlite3_column_int64(stmt, 0),
-        .kind = (entry_kind_t)sqlite3_column_int(stmt, 1),
-        .peer = column_text(stmt, 2),
-        .uetr = column_text(stmt, 3),
-        .currency = column_text(stmt, 4),
-        .amount_minor = sqlite3_column_int64(stmt, 5),
-        .reason = column_text(stmt, 6),
-        .evidence = sqlite3_column_blob(stmt, 8),
-        .evidence_len = (size_t)sqlite3_column_bytes(stmt, 8),
-        .original = sqlite3_column_int(stmt, 11) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
-        .settlement_id = sqlite3_column_int64(stmt, 12),
-        .reply = sqlite3_column_blob(stmt, 13),
-        .reply_len = (size_t)sqlite3_column_bytes(stmt, 13),
+        .seq = b->seq,
+        .kind = (entry_kind_t)b->kind,
+        .peer = b->peer,
+        .uetr = b->uetr,
+        .currency = b->currency,
+        .amount_minor = b->amount_minor,
+        .reason = b->reason,
+        .evidence = b->evidence,
+        .evidence_len = b->evidence_len,
+        .original = b->original,
+        .settlement_id = b->settlement_id,
+        .reply = b->reply,
+        .reply_len = b->reply_len,
     };
 }
 
@@ -255,12 +240,9 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
 
 /* A version-2 StatusReport must name the hash of the body of the Settlement its settlement's
  * first row keeps (that row's own check verifies the Settlement's signature). An import row's
- * report must be version 2: a version-1 report names no Settlement. */
-#define SETTLEMENT_EVIDENCE_SQL                                                                    \
-    "SELECT evidence FROM journal WHERE settlement_id = ?1 AND kind IN (1, 4, 5)"                  \
-    " ORDER BY seq LIMIT 1"
-
-static const char *report_binding(sqlite3_stmt *stmt, const audit_row_t *row,
+ * report must be version 2: a version-1 report names no Settlement. `journal`: the cursor the
+ * row came from, which finds that first row. */
+static const char *report_binding(books_cursor_t *journal, const audit_row_t *row,
                                   const envelope_message_t *status)
 {
     if (status->version < 2) {
@@ -273,14 +255,14 @@ static const char *report_binding(sqlite3_stmt *stmt, const audit_row_t *row,
     const char *problem = "the Settlement a StatusReport answers is missing or unreadable";
     Corridor__SignedMessage *sm = NULL;
     Corridor__Inner *inner = NULL;
-    if (sr == NULL || stmt == NULL) {
+    const uint8_t *opening = NULL;
+    size_t opening_len = 0;
+    if (sr == NULL || journal == NULL) {
         goto cleanup;
     }
-    sqlite3_bind_int64(stmt, 1, row->settlement_id);
-    if (sqlite3_step(stmt) != SQLITE_ROW ||
+    if (!books_opening_evidence(journal, row->settlement_id, &opening, &opening_len) ||
         (sm = (Corridor__SignedMessage *)wire_unpack(&corridor__signed_message__descriptor,
-                                                     (size_t)sqlite3_column_bytes(stmt, 0),
-                                                     sqlite3_column_blob(stmt, 0))) == NULL ||
+                                                     opening_len, opening)) == NULL ||
         (inner = (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor, sm->inner.len,
                                                 sm->inner.data)) == NULL) {
         goto cleanup;
@@ -299,7 +281,6 @@ cleanup:
     if (sm != NULL) {
         corridor__signed_message__free_unpacked(sm, NULL);
     }
-    sqlite3_reset(stmt);
     corridor__status_report__free_unpacked(sr, NULL);
     return problem;
 }
@@ -405,9 +386,9 @@ static const char *operation_problem(const audited_home_t *h, const audit_row_t 
     return problem;
 }
 
-/* `settlement_evidence`: SETTLEMENT_EVIDENCE_SQL prepared on the audited ledger. */
-static void check_evidence(audit_report_t *r, const audited_home_t *h,
-                           sqlite3_stmt *settlement_evidence, const audit_row_t *row)
+/* `journal`: the cursor the row came from. */
+static void check_evidence(audit_report_t *r, const audited_home_t *h, books_cursor_t *journal,
+                           const audit_row_t *row)
 {
     if (row->kind == ENTRY_OPERATOR) {
         const char *problem = operation_problem(h, row);
@@ -460,7 +441,7 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h,
     } else if (msg.type != expected_type(row->kind)) {
         problem = "evidence is a message of the wrong type";
     } else if ((problem = body_matches(row, &msg)) == NULL && msg.type == MSG_STATUS_REPORT) {
-        problem = report_binding(settlement_evidence, row, &msg);
+        problem = report_binding(journal, row, &msg);
     } else if (problem == NULL && (row->kind == ENTRY_IN_BOOKED || row->kind == ENTRY_IN_REFUSED)) {
         problem = reply_problem(h, row, &msg);
     }
@@ -513,24 +494,17 @@ static size_t without_repeats(anchor_t *items, size_t count)
 /* Verifies each stored checkpoint's signatures and fields; keeps what the journal must match. */
 static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors_t *out)
 {
-    sqlite3 *db = ledger_db(h->ledger);
-    sqlite3_stmt *stmt = NULL;
-    /* the table, and (schema 4) the checkpoints in the chain: body, then our and the peer's
-     * signatures (ENTRY_CHECKPOINT). Either one anchors the journal. */
-    const char *sql =
-        "SELECT peer, body, own_signature, peer_signature, own_rows, own_head FROM checkpoints"
-        " UNION ALL SELECT peer, substr(evidence, 1, length(evidence) - 128),"
-        " substr(evidence, length(evidence) - 127, 64), substr(evidence, length(evidence) - 63, "
-        "64),"
-        " NULL, NULL FROM journal WHERE kind = 10 AND length(evidence) > 128";
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        violation(r, h->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(db));
+    /* the table, and (schema 4) the checkpoints in the chain: either one anchors the journal */
+    books_cursor_t *c = NULL;
+    if (books_checkpoints(h->ledger, NULL, true, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "checkpoints: %s", ledger_last_error(h->ledger));
         return;
     }
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-        const char *peer = column_text(stmt, 0);
-        const uint8_t *body = sqlite3_column_blob(stmt, 1);
-        size_t body_len = (size_t)sqlite3_column_bytes(stmt, 1);
+    books_checkpoint_t stored;
+    while (books_checkpoints_next(c, &stored) == 1) {
+        const char *peer = stored.peer;
+        const uint8_t *body = stored.body;
+        size_t body_len = stored.body_len;
         Corridor__Checkpoint *cp =
             body_len > 0 ? (Corridor__Checkpoint *)wire_unpack(&corridor__checkpoint__descriptor,
                                                                body_len, body)
@@ -542,21 +516,21 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
                                    : first    ? cp->first_head
                                               : cp->second_head;
         uint64_t rows = cp == NULL ? 0 : first ? cp->first_rows : cp->second_rows;
-        signed_checkpoint_t by_peer = {body, body_len, sqlite3_column_blob(stmt, 3)};
+        signed_checkpoint_t by_peer = {body, body_len, stored.peer_signature};
         if (!trust_knows(h->trust, peer) || cp == NULL) {
             problem = "a checkpoint with an unknown peer or an unreadable body";
-        } else if (sqlite3_column_bytes(stmt, 3) != crypto_sign_BYTES ||
+        } else if (stored.peer_signature_len != crypto_sign_BYTES ||
                    trust_find(h->trust, peer, signed_checkpoint, &by_peer) == NULL) {
             problem = "the peer's signature on a checkpoint does not verify";
-        } else if (h->own_known && (sqlite3_column_bytes(stmt, 2) != crypto_sign_BYTES ||
-                                    !checkpoint_verify(body, body_len, sqlite3_column_blob(stmt, 2),
-                                                       h->own_public))) {
+        } else if (h->own_known &&
+                   (stored.own_signature_len != crypto_sign_BYTES ||
+                    !checkpoint_verify(body, body_len, stored.own_signature, h->own_public))) {
             problem = "this node's own signature on a checkpoint does not verify";
         } else if (head.len != LEDGER_HASH_BYTES ||
-                   (sqlite3_column_type(stmt, 4) != SQLITE_NULL && /* a journal row stores none */
-                    ((uint64_t)sqlite3_column_int64(stmt, 4) != rows ||
-                     sqlite3_column_bytes(stmt, 5) != LEDGER_HASH_BYTES ||
-                     memcmp(sqlite3_column_blob(stmt, 5), head.data, LEDGER_HASH_BYTES) != 0))) {
+                   (stored.in_table && /* a journal row stores none */
+                    ((uint64_t)stored.own_rows != rows ||
+                     stored.own_head_len != LEDGER_HASH_BYTES ||
+                     memcmp(stored.own_head, head.data, LEDGER_HASH_BYTES) != 0))) {
             problem = "a checkpoint's stored row or head differs from what was signed";
         }
         static const uint8_t zero_head[LEDGER_HASH_BYTES] = {0};
@@ -578,7 +552,7 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
         }
         corridor__checkpoint__free_unpacked(cp, NULL);
     }
-    sqlite3_finalize(stmt);
+    books_close(&c);
 }
 
 /* The journal as recomputed must pass through every head a peer co-signed. Rows come in
@@ -605,20 +579,18 @@ static void check_anchor(audit_report_t *r, const audited_home_t *h, anchors_t *
 static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp,
                         anchors_t *anchors)
 {
-    sqlite3 *db = ledger_db(h->ledger);
-    sqlite3_stmt *stmt = NULL;
-    char sql[1024];
-    snprintf(sql, sizeof sql, "%s ORDER BY j.seq", JOURNAL_ROWS_SQL(h));
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        violation(r, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(db));
+    books_cursor_t *journal = NULL;
+    if (books_journal(h->ledger, h->replies_from > 0, 1, 0, &journal) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "journal: %s", ledger_last_error(h->ledger));
         return -1;
     }
     uint8_t prev[LEDGER_HASH_BYTES] = {0};
     uint8_t recomputed[LEDGER_HASH_BYTES] = {0}; /* the chain as it must be, from row 1 */
     int64_t expected_seq = 1;
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        audit_row_t row = read_row(stmt);
+    books_row_t b;
+    int more;
+    while ((more = books_journal_next(journal, &b)) == 1) {
+        audit_row_t row = row_of(&b);
         r->entries_checked++;
         if (row.seq != expected_seq) {
             violation(r, h->dir, "chain", "row %lld follows row %lld: rows missing or reordered",
@@ -626,8 +598,8 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
         }
         expected_seq = row.seq + 1;
         uint8_t content_hash[SETTLEMENT_HASH_BYTES] = {0};
-        if (sqlite3_column_bytes(stmt, 7) == SETTLEMENT_HASH_BYTES) {
-            memcpy(content_hash, sqlite3_column_blob(stmt, 7), SETTLEMENT_HASH_BYTES);
+        if (b.content_hash_len == SETTLEMENT_HASH_BYTES) {
+            memcpy(content_hash, b.content_hash, SETTLEMENT_HASH_BYTES);
         }
         ledger_row_t hashed = {
             .seq = row.seq,
@@ -640,7 +612,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             .content_hash = content_hash,
             .evidence = row.evidence,
             .evidence_len = row.evidence_len,
-            .created_unix_ms = sqlite3_column_int64(stmt, 9),
+            .created_unix_ms = b.created_unix_ms,
             .reply = row.reply,
             .reply_len = row.reply_len,
         };
@@ -650,8 +622,8 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             ledger_row_hash(recomputed, &hashed, recomputed);
             check_anchor(r, h, anchors, (uint64_t)row.seq, recomputed);
         }
-        const void *stored = sqlite3_column_blob(stmt, 10);
-        bool stored_ok = sqlite3_column_bytes(stmt, 10) == LEDGER_HASH_BYTES;
+        const void *stored = b.hash;
+        bool stored_ok = b.hash_len == LEDGER_HASH_BYTES;
         if (!stored_ok || memcmp(computed, stored, LEDGER_HASH_BYTES) != 0) {
             violation(r, h->dir, "chain",
                       "row %lld (UETR %s): hash does not match the row and its predecessor "
@@ -666,7 +638,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             continue;
         }
         if (row.kind != ENTRY_REBASED && row.kind != ENTRY_OPERATOR &&
-            row.kind != ENTRY_CHECKPOINT && sqlite3_column_type(stmt, 11) == SQLITE_NULL) {
+            row.kind != ENTRY_CHECKPOINT && !b.has_settlement) {
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
@@ -693,11 +665,11 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
                       anchors->items[i].peer, (unsigned long long)anchors->items[i].rows);
         }
     }
-    int rc = step == SQLITE_DONE ? 0 : -1;
+    int rc = more == 0 ? 0 : -1;
     if (rc != 0) {
-        violation(r, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(db));
+        violation(r, h->dir, "unreadable", "journal: %s", ledger_last_error(h->ledger));
     }
-    sqlite3_finalize(stmt);
+    books_close(&journal);
     return rc;
 }
 
@@ -718,36 +690,30 @@ static void *evidence_worker(void *arg)
     const audited_home_t *h = w->home;
     char err[512];
     ledger_t *l = NULL;
-    sqlite3_stmt *stmt = NULL, *settlement_evidence = NULL;
+    books_cursor_t *journal = NULL;
     if (ledger_open(h->ledger_path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err) !=
         LEDGER_OK) {
         violation(&w->report, h->dir, "unreadable", "%s", err);
         return NULL;
     }
-    char sql[1024];
-    snprintf(sql, sizeof sql, "%s WHERE j.seq %% ?1 = ?2 ORDER BY j.seq", JOURNAL_ROWS_SQL(h));
-    if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ledger_db(l), SETTLEMENT_EVIDENCE_SQL, -1, &settlement_evidence, NULL) !=
-            SQLITE_OK) {
-        violation(&w->report, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(ledger_db(l)));
+    if (books_journal(l, h->replies_from > 0, w->count, w->index, &journal) != LEDGER_OK) {
+        violation(&w->report, h->dir, "unreadable", "journal: %s", ledger_last_error(l));
         goto cleanup;
     }
-    sqlite3_bind_int(stmt, 1, (int)w->count);
-    sqlite3_bind_int(stmt, 2, (int)w->index);
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        audit_row_t row = read_row(stmt);
+    books_row_t b;
+    int more;
+    while ((more = books_journal_next(journal, &b)) == 1) {
+        audit_row_t row = row_of(&b);
         if (row.kind >= ENTRY_OUT_PENDING && row.kind <= ENTRY_KIND_MAX) {
-            check_evidence(&w->report, h, settlement_evidence, &row);
+            check_evidence(&w->report, h, journal, &row);
         }
     }
-    if (step != SQLITE_DONE) {
-        violation(&w->report, h->dir, "unreadable", "journal: %s", sqlite3_errmsg(ledger_db(l)));
+    if (more < 0) {
+        violation(&w->report, h->dir, "unreadable", "journal: %s", ledger_last_error(l));
     }
 
 cleanup:
-    sqlite3_finalize(stmt);
-    sqlite3_finalize(settlement_evidence);
+    books_close(&journal);
     ledger_close(&l);
     return NULL;
 }
@@ -801,145 +767,100 @@ static void evidence_pass_finish(evidence_pass_t *p, audit_report_t *r)
 
 /* ---- set-level checks -------------------------------------------------------------------- */
 
-/* Runs a query whose every row is one violation; the row's columns are formatted by fmt_row. */
-typedef void (*row_reporter_t)(audit_report_t *r, const char *home, sqlite3_stmt *stmt);
+/* Runs a check whose every finding is one violation. */
+typedef void (*finding_reporter_t)(audit_report_t *r, const char *home, const books_finding_t *f);
 
-static void query_violations(audit_report_t *r, const audited_home_t *h, const char *sql,
-                             row_reporter_t report)
+static void report_findings(audit_report_t *r, const audited_home_t *h, books_check_t check,
+                            finding_reporter_t report)
 {
-    sqlite3 *db = ledger_db(h->ledger);
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        violation(r, h->dir, "unreadable", "%s", sqlite3_errmsg(db));
+    books_cursor_t *c = NULL;
+    if (books_findings(h->ledger, check, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "%s", ledger_last_error(h->ledger));
         return;
     }
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        report(r, h->dir, stmt);
+    books_finding_t f;
+    int more;
+    while ((more = books_findings_next(c, &f)) == 1) {
+        report(r, h->dir, &f);
     }
-    if (step != SQLITE_DONE) {
-        violation(r, h->dir, "unreadable", "%s", sqlite3_errmsg(db));
+    if (more < 0) {
+        violation(r, h->dir, "unreadable", "%s", ledger_last_error(h->ledger));
     }
-    sqlite3_finalize(stmt);
+    books_close(&c);
 }
 
-static void report_duplicate(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+static void report_duplicate(audit_report_t *r, const char *home, const books_finding_t *f)
 {
-    violation(r, home, "duplicate", "UETR %s with %s is created %d times (I3)",
-              column_text(stmt, 1), column_text(stmt, 0), sqlite3_column_int(stmt, 2));
+    violation(r, home, "duplicate", "UETR %s with %s is created %lld times (I3)", f->uetr, f->peer,
+              (long long)f->count);
 }
 
-static void report_status(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+static void report_status(audit_report_t *r, const char *home, const books_finding_t *f)
 {
     violation(r, home, "cache", "UETR %s with %s: status %d/%s, but its journal says %d/%s",
-              column_text(stmt, 1), column_text(stmt, 0), sqlite3_column_int(stmt, 2),
-              column_text(stmt, 3), sqlite3_column_int(stmt, 4), column_text(stmt, 5));
+              f->uetr, f->peer, f->status, f->reason, f->journal_status, f->journal_reason);
 }
 
-static void report_orphan(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+static void report_orphan(audit_report_t *r, const char *home, const books_finding_t *f)
 {
-    violation(r, home, "cache", "UETR %s with %s has no journal rows", column_text(stmt, 1),
-              column_text(stmt, 0));
+    violation(r, home, "cache", "UETR %s with %s has no journal rows", f->uetr, f->peer);
 }
 
-static void report_content(audit_report_t *r, const char *home, sqlite3_stmt *stmt)
+static void report_content(audit_report_t *r, const char *home, const books_finding_t *f)
 {
     violation(r, home, "content",
               "row %lld (UETR %s): amount, currency or content differs from its settlement",
-              (long long)sqlite3_column_int64(stmt, 0), column_text(stmt, 1));
+              (long long)f->seq, f->uetr);
 }
-
-/* Status as the last journal row of a settlement implies it. */
-#define STATUS_OF_KIND                                                                             \
-    "CASE j.kind WHEN 1 THEN 0 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 1 WHEN 5 THEN 2"            \
-    " WHEN 6 THEN 3 ELSE -1 END"
 
 static void set_checks(audit_report_t *r, const audited_home_t *h)
 {
-    query_violations(r, h,
-                     "SELECT peer, uetr, count(*) FROM journal WHERE kind IN (1, 4, 5)"
-                     " GROUP BY peer, uetr HAVING count(*) > 1",
-                     report_duplicate);
-    /* no constraint keeps (peer, uetr) unique in settlements (see the ledger's schema) */
-    query_violations(r, h,
-                     "SELECT peer, uetr, count(*) FROM settlements"
-                     " GROUP BY peer, uetr HAVING count(*) > 1",
-                     report_duplicate);
-    query_violations(r, h,
-                     "SELECT s.peer, s.uetr, s.status, s.reason, " STATUS_OF_KIND ", j.reason"
-                     " FROM settlements s JOIN journal j ON j.seq ="
-                     " (SELECT max(seq) FROM journal WHERE settlement_id = s.id AND kind <= 6)"
-                     " WHERE s.status != " STATUS_OF_KIND " OR s.reason != j.reason",
-                     report_status);
-    query_violations(r, h,
-                     "SELECT s.peer, s.uetr FROM settlements s WHERE NOT EXISTS"
-                     " (SELECT 1 FROM journal WHERE settlement_id = s.id)",
-                     report_orphan);
-    query_violations(r, h,
-                     "SELECT j.seq, j.uetr FROM journal j JOIN settlements s"
-                     " ON s.id = j.settlement_id WHERE j.content_hash != s.content_hash"
-                     " OR j.amount_minor != s.amount_minor OR j.currency != s.currency"
-                     " OR j.uetr != s.uetr OR j.peer != s.peer",
-                     report_content);
+    report_findings(r, h, BOOKS_DUPLICATE_OPENINGS, report_duplicate);
+    report_findings(r, h, BOOKS_DUPLICATE_SETTLEMENTS, report_duplicate);
+    report_findings(r, h, BOOKS_STATUS_CACHE, report_status);
+    report_findings(r, h, BOOKS_ORPHANS, report_orphan);
+    report_findings(r, h, BOOKS_CONTENT, report_content);
 }
 
 /* Each settlement's stored content hash against its fields. */
 static void content_hashes(audit_report_t *r, const audited_home_t *h)
 {
-    sqlite3 *db = ledger_db(h->ledger);
-    sqlite3_stmt *stmt = NULL;
-    const char *sql = "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
-                      " end_to_end_id, debtor_name, debtor_account, creditor_name,"
-                      " creditor_account, remittance FROM settlements";
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        violation(r, h->dir, "unreadable", "settlements: %s", sqlite3_errmsg(db));
+    books_cursor_t *c = NULL;
+    if (books_settlements(h->ledger, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "settlements: %s", ledger_last_error(h->ledger));
         return;
     }
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-        settlement_t s;
-        memset(&s, 0, sizeof s);
-        snprintf(s.peer, sizeof s.peer, "%s", column_text(stmt, 0));
-        snprintf(s.uetr, sizeof s.uetr, "%s", column_text(stmt, 1));
-        s.direction = sqlite3_column_int(stmt, 2) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
-        s.amount_minor = sqlite3_column_int64(stmt, 3);
-        snprintf(s.currency, sizeof s.currency, "%s", column_text(stmt, 4));
-        snprintf(s.end_to_end_id, sizeof s.end_to_end_id, "%s", column_text(stmt, 6));
-        snprintf(s.debtor_name, sizeof s.debtor_name, "%s", column_text(stmt, 7));
-        snprintf(s.debtor_account, sizeof s.debtor_account, "%s", column_text(stmt, 8));
-        snprintf(s.creditor_name, sizeof s.creditor_name, "%s", column_text(stmt, 9));
-        snprintf(s.creditor_account, sizeof s.creditor_account, "%s", column_text(stmt, 10));
-        snprintf(s.remittance, sizeof s.remittance, "%s", column_text(stmt, 11));
+    settlement_t s;
+    const uint8_t *stored = NULL;
+    size_t stored_len = 0;
+    while (books_settlements_next(c, &s, &stored, &stored_len) == 1) {
         uint8_t hash[SETTLEMENT_HASH_BYTES];
         settlement_content_hash(&s, hash);
-        if (sqlite3_column_bytes(stmt, 5) != SETTLEMENT_HASH_BYTES ||
-            memcmp(hash, sqlite3_column_blob(stmt, 5), SETTLEMENT_HASH_BYTES) != 0) {
+        if (stored_len != SETTLEMENT_HASH_BYTES || memcmp(hash, stored, sizeof hash) != 0) {
             violation(r, h->dir, "content", "UETR %s with %s: fields do not match their hash",
                       s.uetr, s.peer);
         }
     }
-    sqlite3_finalize(stmt);
+    books_close(&c);
 }
 
 /* Cached balances against the replay, and I1 per currency over the cache: the clearing
  * account of a currency must hold exactly the opposite of all its peer accounts. */
 static void balances(audit_report_t *r, const audited_home_t *h, const replay_t *rp)
 {
-    sqlite3 *db = ledger_db(h->ledger);
-    sqlite3_stmt *stmt = NULL;
-    const char *sql = "SELECT kind, peer, currency, posted_net, pending_net FROM accounts"
-                      " ORDER BY currency";
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        violation(r, h->dir, "unreadable", "accounts: %s", sqlite3_errmsg(db));
+    books_cursor_t *c = NULL;
+    if (books_accounts(h->ledger, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "accounts: %s", ledger_last_error(h->ledger));
         return;
     }
     replay_t totals = {0}; /* per currency: the sum over every account */
     size_t peer_accounts_seen = 0;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-        bool is_peer = strcmp(column_text(stmt, 0), "peer") == 0;
-        const char *peer = column_text(stmt, 1);
-        const char *ccy = column_text(stmt, 2);
-        ledger_effect_t cached = {.pending = sqlite3_column_int64(stmt, 4),
-                                  .posted = sqlite3_column_int64(stmt, 3)};
+    books_account_t account;
+    while (books_accounts_next(c, &account) == 1) {
+        bool is_peer = account.is_peer;
+        const char *peer = account.peer;
+        const char *ccy = account.currency;
+        ledger_effect_t cached = {.pending = account.pending_net, .posted = account.posted_net};
         replayed_t *total = replay_slot(&totals, "", ccy);
         if (total == NULL) {
             break;
@@ -964,7 +885,7 @@ static void balances(audit_report_t *r, const audited_home_t *h, const replay_t 
                       (long long)cached.pending, (long long)want.pending);
         }
     }
-    sqlite3_finalize(stmt);
+    books_close(&c);
     for (size_t i = 0; i < totals.count; i++) {
         if (totals.items[i].sum.posted != 0 || totals.items[i].sum.pending != 0) {
             violation(r, h->dir, "balance",
@@ -984,18 +905,8 @@ static void balances(audit_report_t *r, const audited_home_t *h, const replay_t 
 
 static int64_t count_pending(ledger_t *l, const char *peer)
 {
-    sqlite3_stmt *stmt = NULL;
     int64_t n = -1;
-    if (sqlite3_prepare_v2(ledger_db(l),
-                           "SELECT count(*) FROM settlements WHERE peer = ?1 AND status = 0", -1,
-                           &stmt, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
-        if (sqlite3_step(stmt) == SQLITE_ROW) {
-            n = sqlite3_column_int64(stmt, 0);
-        }
-    }
-    sqlite3_finalize(stmt);
-    return n;
+    return books_pending_count(l, peer, &n) == LEDGER_OK ? n : -1;
 }
 
 static void mirror_currency(audit_report_t *r, audited_home_t *a, audited_home_t *b,
@@ -1039,53 +950,44 @@ static void mirror(audit_report_t *r, audited_home_t *a, audited_home_t *b)
 static void history_of_settlements(audit_report_t *r, audited_home_t *a, audited_home_t *b)
 {
     const char *na = a->config->name, *nb = b->config->name;
-    sqlite3_stmt *ours = NULL, *theirs = NULL;
-    if (sqlite3_prepare_v2(ledger_db(a->ledger),
-                           "SELECT uetr, direction, status FROM settlements WHERE peer = ?1"
-                           " AND status IN (1, 2) ORDER BY id",
-                           -1, &ours, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(
-            ledger_db(b->ledger),
-            "SELECT direction, status FROM settlements WHERE peer = ?1 AND uetr = ?2", -1, &theirs,
-            NULL) != SQLITE_OK) {
+    books_cursor_t *ours = NULL, *theirs = NULL;
+    if (books_decided(a->ledger, nb, &ours) != LEDGER_OK ||
+        books_finder(b->ledger, na, &theirs) != LEDGER_OK) {
         violation(r, a->dir, "unreadable", "settlements of %s and %s: %s", na, nb,
-                  sqlite3_errmsg(ledger_db(ours == NULL ? a->ledger : b->ledger)));
+                  ledger_last_error(ours == NULL ? a->ledger : b->ledger));
         goto cleanup;
     }
-    sqlite3_bind_text(ours, 1, nb, -1, SQLITE_STATIC);
-    sqlite3_bind_text(theirs, 1, na, -1, SQLITE_STATIC);
-    int step;
-    while ((step = sqlite3_step(ours)) == SQLITE_ROW) {
-        const char *uetr = column_text(ours, 0);
-        bool out = sqlite3_column_int(ours, 1) == DIRECTION_OUT;
-        int status = sqlite3_column_int(ours, 2);
-        sqlite3_bind_text(theirs, 2, uetr, -1, SQLITE_TRANSIENT);
-        bool found = sqlite3_step(theirs) == SQLITE_ROW;
-        int their_status = found ? sqlite3_column_int(theirs, 1) : -1;
-        bool mirrored = found && (sqlite3_column_int(theirs, 0) == DIRECTION_OUT) != out;
-        sqlite3_reset(theirs);
+    const char *uetr = NULL;
+    direction_t direction = DIRECTION_OUT, their_direction = DIRECTION_OUT;
+    status_t status = STATUS_PENDING;
+    int more;
+    while ((more = books_decided_next(ours, &uetr, &direction, &status)) == 1) {
+        bool out = direction == DIRECTION_OUT;
+        int their_status = -1;
+        bool found = books_find(theirs, uetr, &their_direction, &their_status) == 1;
+        bool mirrored = found && (their_direction == DIRECTION_OUT) != out;
         if (!found || !mirrored) {
             violation(r, b->dir, "history",
                       "UETR %s: %s holds it %s with %s, %s has no such settlement (its journal "
                       "was cut, or an older copy put back)",
-                      uetr, na, status_name((status_t)status), nb, nb);
-        } else if (out && their_status != status && their_status != STATUS_RETURNED) {
+                      uetr, na, status_name(status), nb, nb);
+        } else if (out && their_status != (int)status && their_status != STATUS_RETURNED) {
             /* once, from the payer's side: which side's signature contradicts which is for
              * each home's own audit (our reply in the booking row) and for reconcile */
             violation(r, a->dir, "history", "UETR %s: %s holds it %s, %s holds it %s", uetr, na,
-                      status_name((status_t)status), nb,
+                      status_name(status), nb,
                       their_status >= STATUS_PENDING && their_status <= STATUS_RETURNED
                           ? status_name((status_t)their_status)
                           : "unknown");
         }
     }
-    if (step != SQLITE_DONE) {
-        violation(r, a->dir, "unreadable", "settlements: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+    if (more < 0) {
+        violation(r, a->dir, "unreadable", "settlements: %s", ledger_last_error(a->ledger));
     }
 
 cleanup:
-    sqlite3_finalize(ours);
-    sqlite3_finalize(theirs);
+    books_close(&ours);
+    books_close(&theirs);
 }
 
 /* Every checkpoint `a` holds with `b` names b's journal: its row count and head, which b
@@ -1093,18 +995,16 @@ cleanup:
  * does not matter (its countersignature may have been lost on the way back). */
 static void history_of_checkpoints(audit_report_t *r, audited_home_t *a, audited_home_t *b)
 {
-    sqlite3_stmt *ours = NULL;
-    if (sqlite3_prepare_v2(ledger_db(a->ledger), "SELECT body FROM checkpoints WHERE peer = ?1", -1,
-                           &ours, NULL) != SQLITE_OK) {
-        violation(r, a->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+    books_cursor_t *ours = NULL;
+    if (books_checkpoints(a->ledger, b->config->name, false, &ours) != LEDGER_OK) {
+        violation(r, a->dir, "unreadable", "checkpoints: %s", ledger_last_error(a->ledger));
         return;
     }
-    sqlite3_bind_text(ours, 1, b->config->name, -1, SQLITE_STATIC);
-    int step;
-    while ((step = sqlite3_step(ours)) == SQLITE_ROW) {
+    books_checkpoint_t stored;
+    int more;
+    while ((more = books_checkpoints_next(ours, &stored)) == 1) {
         Corridor__Checkpoint *cp = (Corridor__Checkpoint *)wire_unpack(
-            &corridor__checkpoint__descriptor, (size_t)sqlite3_column_bytes(ours, 0),
-            sqlite3_column_blob(ours, 0));
+            &corridor__checkpoint__descriptor, stored.body_len, stored.body);
         if (cp == NULL) {
             continue; /* a's own audit reports an unreadable checkpoint */
         }
@@ -1125,10 +1025,10 @@ static void history_of_checkpoints(audit_report_t *r, audited_home_t *a, audited
         }
         corridor__checkpoint__free_unpacked(cp, NULL);
     }
-    if (step != SQLITE_DONE) {
-        violation(r, a->dir, "unreadable", "checkpoints: %s", sqlite3_errmsg(ledger_db(a->ledger)));
+    if (more < 0) {
+        violation(r, a->dir, "unreadable", "checkpoints: %s", ledger_last_error(a->ledger));
     }
-    sqlite3_finalize(ours);
+    books_close(&ours);
 }
 
 static void history(audit_report_t *r, audited_home_t *a, audited_home_t *b)

@@ -7,6 +7,7 @@
  * and stops the ledger. The hash-chain head is kept in memory and reloaded on rollback.
  */
 #include "ledger.h"
+#include "ledger_db.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -686,6 +687,13 @@ sqlite3 *ledger_db(ledger_t *l)
 {
     assert(l != NULL);
     return l->db;
+}
+
+ledger_err_t ledger_read_failed(ledger_t *l, const char *what)
+{
+    assert(l != NULL && what != NULL);
+    set_error(l, "%s: %s", what, sqlite3_errmsg(l->db));
+    return LEDGER_E_STORAGE;
 }
 
 /* ---- transactions ------------------------------------------------------------------------ */

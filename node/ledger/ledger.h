@@ -380,15 +380,6 @@ ledger_err_t ledger_checkpoint_last(ledger_t *l, const char *peer, uint8_t **bod
 ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static LEDGER_HASH_BYTES])
     __attribute__((warn_unused_result));
 
-struct sqlite3_stmt;
-
-/* A malloc'd copy of blob column `col` of a row (NULL and *len 0 when empty or out of memory),
- * for the readers that query the ledger's database directly. */
-uint8_t *ledger_copy_blob(struct sqlite3_stmt *stmt, int col, size_t *len);
-
-/* The SQLite handle, for the audit's read-only queries. */
-struct sqlite3 *ledger_db(ledger_t *l);
-
 /* The hash of one journal row given the previous head: the one definition `audit` shares. */
 typedef struct {
     int64_t seq; /* row number, from 1 */

@@ -1,5 +1,6 @@
 /* Statements: range fingerprints, entries and evidence of a channel; see statement.h. */
 #include "statement.h"
+#include "ledger_db.h"
 
 #include <assert.h>
 #include <stdio.h>

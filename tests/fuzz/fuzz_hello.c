@@ -75,6 +75,7 @@
 #include "fuzz_proof.h"
 #include "identity.h"
 #include "ledger.h"
+#include "ledger_db.h"
 #include "recon.h"
 #include "settlement.h"
 #include "wire.h"

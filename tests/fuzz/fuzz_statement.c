@@ -84,6 +84,7 @@
 #include "fuzz_proof.h"
 #include "identity.h"
 #include "ledger.h"
+#include "ledger_db.h"
 #include "checkpoint.h"
 #include "recon.h"
 #include "settlement.h"

@@ -1,0 +1,375 @@
+/* The books as an auditor reads them: the SQL behind `audit`. */
+#include "books.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger_db.h"
+
+struct books_cursor {
+    ledger_t *ledger;
+    sqlite3_stmt *stmt;
+    sqlite3_stmt *aux; /* a second statement: opening evidence, or a lookup */
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+};
+
+static const char *text_at(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+    return t != NULL ? (const char *)t : "";
+}
+
+void books_close(books_cursor_t **self_p)
+{
+    assert(self_p != NULL);
+    books_cursor_t *c = *self_p;
+    if (c == NULL) {
+        return;
+    }
+    sqlite3_finalize(c->stmt);
+    sqlite3_finalize(c->aux);
+    free(c);
+    *self_p = NULL;
+}
+
+/* Opens a cursor on `sql` (and `aux_sql`, if any) with `peer` bound to ?1 when given. */
+static ledger_err_t open_cursor(ledger_t *l, const char *sql, const char *aux_sql, const char *peer,
+                                books_cursor_t **out)
+{
+    assert(l != NULL && sql != NULL && out != NULL);
+    *out = NULL;
+    books_cursor_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return LEDGER_E_STORAGE; /* out of memory: nothing read */
+    }
+    c->ledger = l;
+    if (peer != NULL) {
+        snprintf(c->peer, sizeof c->peer, "%s", peer);
+    }
+    if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &c->stmt, NULL) != SQLITE_OK ||
+        (aux_sql != NULL &&
+         sqlite3_prepare_v2(ledger_db(l), aux_sql, -1, &c->aux, NULL) != SQLITE_OK)) {
+        ledger_err_t rc = ledger_read_failed(l, "cannot read the books");
+        books_close(&c);
+        return rc;
+    }
+    if (peer != NULL) {
+        sqlite3_bind_text(c->stmt, 1, c->peer, -1, SQLITE_STATIC);
+        if (c->aux != NULL) {
+            sqlite3_bind_text(c->aux, 1, c->peer, -1, SQLITE_STATIC);
+        }
+    }
+    *out = c;
+    return LEDGER_OK;
+}
+
+/* One step: 1 a row, 0 done, -1 error (recorded). */
+static int step(books_cursor_t *c)
+{
+    int rc = sqlite3_step(c->stmt);
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    if (rc == SQLITE_DONE) {
+        return 0;
+    }
+    (void)ledger_read_failed(c->ledger, "cannot read the books");
+    return -1;
+}
+
+/* ---- the journal ------------------------------------------------------------------------ */
+
+#define JOURNAL_SELECT(reply)                                                                      \
+    "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"                  \
+    " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction, j.settlement_id, " reply      \
+    " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
+#define JOURNAL_ORDER " WHERE ?1 <= 1 OR j.seq % ?1 = ?2 ORDER BY j.seq"
+
+/* The row that opened a settlement: its evidence is the payer's signed Settlement. */
+#define OPENING_EVIDENCE_SQL                                                                       \
+    "SELECT evidence FROM journal WHERE settlement_id = ?1 AND kind IN (1, 4, 5)"                  \
+    " ORDER BY seq LIMIT 1"
+
+ledger_err_t books_journal(ledger_t *l, bool with_reply, unsigned stride, unsigned first,
+                           books_cursor_t **out)
+{
+    const char *sql =
+        with_reply ? JOURNAL_SELECT("j.reply") JOURNAL_ORDER : JOURNAL_SELECT("NULL") JOURNAL_ORDER;
+    ledger_err_t rc = open_cursor(l, sql, OPENING_EVIDENCE_SQL, NULL, out);
+    if (rc == LEDGER_OK) {
+        sqlite3_bind_int64((*out)->stmt, 1, stride);
+        sqlite3_bind_int64((*out)->stmt, 2, first);
+    }
+    return rc;
+}
+
+int books_journal_next(books_cursor_t *c, books_row_t *row)
+{
+    assert(c != NULL && row != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *row = (books_row_t){
+        .seq = sqlite3_column_int64(s, 0),
+        .kind = sqlite3_column_int(s, 1),
+        .peer = text_at(s, 2),
+        .uetr = text_at(s, 3),
+        .currency = text_at(s, 4),
+        .amount_minor = sqlite3_column_int64(s, 5),
+        .reason = text_at(s, 6),
+        .content_hash = sqlite3_column_blob(s, 7),
+        .content_hash_len = (size_t)sqlite3_column_bytes(s, 7),
+        .evidence = sqlite3_column_blob(s, 8),
+        .evidence_len = (size_t)sqlite3_column_bytes(s, 8),
+        .created_unix_ms = sqlite3_column_int64(s, 9),
+        .hash = sqlite3_column_blob(s, 10),
+        .hash_len = (size_t)sqlite3_column_bytes(s, 10),
+        .has_settlement = sqlite3_column_type(s, 11) != SQLITE_NULL,
+        .original = sqlite3_column_int(s, 11) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        .settlement_id = sqlite3_column_int64(s, 12),
+        .reply = sqlite3_column_blob(s, 13),
+        .reply_len = (size_t)sqlite3_column_bytes(s, 13),
+    };
+    return 1;
+}
+
+bool books_opening_evidence(books_cursor_t *c, int64_t settlement_id, const uint8_t **evidence,
+                            size_t *len)
+{
+    assert(c != NULL && c->aux != NULL && evidence != NULL && len != NULL);
+    sqlite3_reset(c->aux);
+    sqlite3_bind_int64(c->aux, 1, settlement_id);
+    if (sqlite3_step(c->aux) != SQLITE_ROW) {
+        return false;
+    }
+    *evidence = sqlite3_column_blob(c->aux, 0);
+    *len = (size_t)sqlite3_column_bytes(c->aux, 0);
+    return *evidence != NULL;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+ledger_err_t books_checkpoints(ledger_t *l, const char *peer, bool with_journal,
+                               books_cursor_t **out)
+{
+    assert(peer == NULL || !with_journal);
+    /* a checkpoint in the chain (schema 4, kind 10) keeps its body, then our and the peer's
+     * signatures, in its evidence */
+    const char *sql =
+        peer != NULL ? "SELECT peer, body, own_signature, peer_signature, own_rows, own_head, 1"
+                       " FROM checkpoints WHERE peer = ?1 ORDER BY id"
+        : with_journal
+            ? "SELECT peer, body, own_signature, peer_signature, own_rows, own_head, 1"
+              " FROM checkpoints UNION ALL SELECT peer, substr(evidence, 1, length(evidence) - "
+              "128), substr(evidence, length(evidence) - 127, 64),"
+              " substr(evidence, length(evidence) - 63, 64), NULL, NULL, 0"
+              " FROM journal WHERE kind = 10 AND length(evidence) > 128"
+            : "SELECT peer, body, own_signature, peer_signature, own_rows, own_head, 1"
+              " FROM checkpoints ORDER BY id";
+    return open_cursor(l, sql, NULL, peer, out);
+}
+
+int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp)
+{
+    assert(c != NULL && cp != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *cp = (books_checkpoint_t){
+        .peer = text_at(s, 0),
+        .body = sqlite3_column_blob(s, 1),
+        .body_len = (size_t)sqlite3_column_bytes(s, 1),
+        .own_signature = sqlite3_column_blob(s, 2),
+        .own_signature_len = (size_t)sqlite3_column_bytes(s, 2),
+        .peer_signature = sqlite3_column_blob(s, 3),
+        .peer_signature_len = (size_t)sqlite3_column_bytes(s, 3),
+        .in_table = sqlite3_column_int(s, 6) == 1 && sqlite3_column_type(s, 4) != SQLITE_NULL,
+        .own_rows = sqlite3_column_int64(s, 4),
+        .own_head = sqlite3_column_blob(s, 5),
+        .own_head_len = (size_t)sqlite3_column_bytes(s, 5),
+    };
+    return 1;
+}
+
+/* ---- settlements and accounts --------------------------------------------------------------- */
+
+ledger_err_t books_settlements(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(l,
+                       "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
+                       " end_to_end_id, debtor_name, debtor_account, creditor_name,"
+                       " creditor_account, remittance FROM settlements ORDER BY id",
+                       NULL, NULL, out);
+}
+
+int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **content_hash,
+                           size_t *content_hash_len)
+{
+    assert(c != NULL && s != NULL && content_hash != NULL && content_hash_len != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *st = c->stmt;
+    memset(s, 0, sizeof *s);
+    snprintf(s->peer, sizeof s->peer, "%s", text_at(st, 0));
+    snprintf(s->uetr, sizeof s->uetr, "%s", text_at(st, 1));
+    s->direction = sqlite3_column_int(st, 2) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
+    s->amount_minor = sqlite3_column_int64(st, 3);
+    snprintf(s->currency, sizeof s->currency, "%s", text_at(st, 4));
+    snprintf(s->end_to_end_id, sizeof s->end_to_end_id, "%s", text_at(st, 6));
+    snprintf(s->debtor_name, sizeof s->debtor_name, "%s", text_at(st, 7));
+    snprintf(s->debtor_account, sizeof s->debtor_account, "%s", text_at(st, 8));
+    snprintf(s->creditor_name, sizeof s->creditor_name, "%s", text_at(st, 9));
+    snprintf(s->creditor_account, sizeof s->creditor_account, "%s", text_at(st, 10));
+    snprintf(s->remittance, sizeof s->remittance, "%s", text_at(st, 11));
+    *content_hash = sqlite3_column_blob(st, 5);
+    *content_hash_len = (size_t)sqlite3_column_bytes(st, 5);
+    return 1;
+}
+
+ledger_err_t books_accounts(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(l,
+                       "SELECT kind, peer, currency, posted_net, pending_net FROM accounts"
+                       " ORDER BY currency",
+                       NULL, NULL, out);
+}
+
+int books_accounts_next(books_cursor_t *c, books_account_t *a)
+{
+    assert(c != NULL && a != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    *a = (books_account_t){
+        .is_peer = strcmp(text_at(c->stmt, 0), "peer") == 0,
+        .peer = text_at(c->stmt, 1),
+        .currency = text_at(c->stmt, 2),
+        .posted_net = sqlite3_column_int64(c->stmt, 3),
+        .pending_net = sqlite3_column_int64(c->stmt, 4),
+    };
+    return 1;
+}
+
+ledger_err_t books_decided(ledger_t *l, const char *peer, books_cursor_t **out)
+{
+    assert(peer != NULL);
+    return open_cursor(l,
+                       "SELECT uetr, direction, status FROM settlements WHERE peer = ?1"
+                       " AND status IN (1, 2) ORDER BY id",
+                       NULL, peer, out);
+}
+
+int books_decided_next(books_cursor_t *c, const char **uetr, direction_t *direction,
+                       status_t *status)
+{
+    assert(c != NULL && uetr != NULL && direction != NULL && status != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    *uetr = text_at(c->stmt, 0);
+    *direction = sqlite3_column_int(c->stmt, 1) == DIRECTION_OUT ? DIRECTION_OUT : DIRECTION_IN;
+    *status = sqlite3_column_int(c->stmt, 2) == STATUS_SETTLED ? STATUS_SETTLED : STATUS_REJECTED;
+    return 1;
+}
+
+ledger_err_t books_finder(ledger_t *l, const char *peer, books_cursor_t **out)
+{
+    assert(peer != NULL);
+    return open_cursor(l, "SELECT direction, status FROM settlements WHERE peer = ?1 AND uetr = ?2",
+                       NULL, peer, out);
+}
+
+int books_find(books_cursor_t *c, const char *uetr, direction_t *direction, int *status)
+{
+    assert(c != NULL && uetr != NULL && direction != NULL && status != NULL);
+    sqlite3_reset(c->stmt);
+    sqlite3_bind_text(c->stmt, 2, uetr, -1, SQLITE_TRANSIENT);
+    int rc = step(c);
+    if (rc == 1) {
+        *direction = sqlite3_column_int(c->stmt, 0) == DIRECTION_OUT ? DIRECTION_OUT : DIRECTION_IN;
+        *status = sqlite3_column_int(c->stmt, 1);
+    }
+    return rc;
+}
+
+ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
+{
+    assert(peer != NULL && count != NULL);
+    books_cursor_t *c = NULL;
+    ledger_err_t rc = open_cursor(
+        l, "SELECT count(*) FROM settlements WHERE peer = ?1 AND status = 0", NULL, peer, &c);
+    if (rc == LEDGER_OK) {
+        rc = step(c) == 1 ? LEDGER_OK : LEDGER_E_STORAGE;
+        *count = rc == LEDGER_OK ? sqlite3_column_int64(c->stmt, 0) : -1;
+    }
+    books_close(&c);
+    return rc;
+}
+
+/* ---- findings ----------------------------------------------------------------------------- */
+
+/* Status as the last journal row of a settlement implies it. */
+#define STATUS_OF_KIND                                                                             \
+    "CASE j.kind WHEN 1 THEN 0 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 1 WHEN 5 THEN 2"            \
+    " WHEN 6 THEN 3 ELSE -1 END"
+
+/* Each query's columns: peer, uetr, count, seq, status, reason, journal_status,
+ * journal_reason (NULL where the finding has none). */
+static const char *const findings_sql[] = {
+    [BOOKS_DUPLICATE_OPENINGS] = "SELECT peer, uetr, count(*), NULL, NULL, NULL, NULL, NULL"
+                                 " FROM journal WHERE kind IN (1, 4, 5)"
+                                 " GROUP BY peer, uetr HAVING count(*) > 1",
+    /* no constraint keeps (peer, uetr) unique in settlements (see the ledger's schema) */
+    [BOOKS_DUPLICATE_SETTLEMENTS] = "SELECT peer, uetr, count(*), NULL, NULL, NULL, NULL, NULL"
+                                    " FROM settlements GROUP BY peer, uetr HAVING count(*) > 1",
+    [BOOKS_STATUS_CACHE] =
+        "SELECT s.peer, s.uetr, NULL, NULL, s.status, s.reason, " STATUS_OF_KIND ", j.reason"
+        " FROM settlements s JOIN journal j ON j.seq ="
+        " (SELECT max(seq) FROM journal WHERE settlement_id = s.id AND kind <= 6)"
+        " WHERE s.status != " STATUS_OF_KIND " OR s.reason != j.reason",
+    [BOOKS_ORPHANS] = "SELECT s.peer, s.uetr, NULL, NULL, NULL, NULL, NULL, NULL"
+                      " FROM settlements s WHERE NOT EXISTS"
+                      " (SELECT 1 FROM journal WHERE settlement_id = s.id)",
+    [BOOKS_CONTENT] = "SELECT j.peer, j.uetr, NULL, j.seq, NULL, NULL, NULL, NULL"
+                      " FROM journal j JOIN settlements s"
+                      " ON s.id = j.settlement_id WHERE j.content_hash != s.content_hash"
+                      " OR j.amount_minor != s.amount_minor OR j.currency != s.currency"
+                      " OR j.uetr != s.uetr OR j.peer != s.peer",
+};
+
+ledger_err_t books_findings(ledger_t *l, books_check_t check, books_cursor_t **out)
+{
+    assert((size_t)check < sizeof findings_sql / sizeof findings_sql[0]);
+    return open_cursor(l, findings_sql[check], NULL, NULL, out);
+}
+
+int books_findings_next(books_cursor_t *c, books_finding_t *f)
+{
+    assert(c != NULL && f != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *f = (books_finding_t){
+        .peer = text_at(s, 0),
+        .uetr = text_at(s, 1),
+        .count = sqlite3_column_int64(s, 2),
+        .seq = sqlite3_column_int64(s, 3),
+        .status = sqlite3_column_int(s, 4),
+        .reason = text_at(s, 5),
+        .journal_status = sqlite3_column_int(s, 6),
+        .journal_reason = text_at(s, 7),
+    };
+    return 1;
+}

@@ -1,0 +1,133 @@
+/*
+ * The books as an auditor reads them: every stored row as it is, with no interpretation, so
+ * that `audit` can recompute and compare without knowing the schema. All the SQL behind an
+ * audit lives here; the checks live in node/audit/audit.c.
+ *
+ * Each reader is a cursor: open, next until it returns 0 (done) or -1 (the ledger could not
+ * be read: ledger_last_error says why), close. What a row points to is valid until the next
+ * call on its cursor. A cursor only reads: it works on a ledger opened read-only, of any
+ * schema an audit accepts.
+ */
+#ifndef CORRIDOR_BOOKS_H
+#define CORRIDOR_BOOKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger.h"
+#include "settlement.h"
+
+typedef struct books_cursor books_cursor_t;
+void books_close(books_cursor_t **self_p);
+
+/* ---- the journal ---- */
+
+/* One journal row as stored, with the direction of the settlement it belongs to. */
+typedef struct {
+    int64_t seq;
+    int kind;
+    const char *peer, *uetr, *currency, *reason;
+    int64_t amount_minor;
+    const uint8_t *content_hash; /* as stored: content_hash_len may differ from 32 */
+    size_t content_hash_len;
+    const uint8_t *evidence;
+    size_t evidence_len;
+    int64_t created_unix_ms;
+    const uint8_t *hash; /* the chain hash as stored */
+    size_t hash_len;
+    bool has_settlement; /* its settlement row exists */
+    direction_t original;
+    int64_t settlement_id; /* 0 for a row of no settlement */
+    const uint8_t *reply;  /* our StatusReport (schema 4 on), or NULL */
+    size_t reply_len;
+} books_row_t;
+
+/* Journal rows in order of seq; with stride > 1 only those whose seq % stride == first.
+ * `with_reply`: the ledger has the reply column (from schema 4). */
+ledger_err_t books_journal(ledger_t *l, bool with_reply, unsigned stride, unsigned first,
+                           books_cursor_t **out) __attribute__((warn_unused_result));
+int books_journal_next(books_cursor_t *c, books_row_t *row);
+
+/* The evidence of the row that opened settlement `settlement_id` (its Settlement, signed),
+ * read through the journal cursor `c`'s connection; false when there is none. */
+bool books_opening_evidence(books_cursor_t *c, int64_t settlement_id, const uint8_t **evidence,
+                            size_t *len);
+
+/* ---- checkpoints ---- */
+
+typedef struct {
+    const char *peer;
+    const uint8_t *body; /* the encoded Checkpoint */
+    size_t body_len;
+    const uint8_t *own_signature, *peer_signature;
+    size_t own_signature_len, peer_signature_len;
+    bool in_table;    /* from the checkpoints table (else from a journal row of kind 10) */
+    int64_t own_rows; /* in_table: our journal rows it names as stored */
+    const uint8_t *own_head;
+    size_t own_head_len;
+} books_checkpoint_t;
+
+/* Every checkpoint: the table's, then (`with_journal`) those the journal carries. With `peer`
+ * not NULL, only the table's with that peer. */
+ledger_err_t books_checkpoints(ledger_t *l, const char *peer, bool with_journal,
+                               books_cursor_t **out) __attribute__((warn_unused_result));
+int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp);
+
+/* ---- settlements and accounts ---- */
+
+/* Every settlement with its stored content hash. */
+ledger_err_t books_settlements(ledger_t *l, books_cursor_t **out)
+    __attribute__((warn_unused_result));
+int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **content_hash,
+                           size_t *content_hash_len);
+
+typedef struct {
+    bool is_peer; /* a peer's account (else a currency's clearing account) */
+    const char *peer, *currency;
+    int64_t posted_net, pending_net;
+} books_account_t;
+
+/* Every account, ordered by currency. */
+ledger_err_t books_accounts(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
+int books_accounts_next(books_cursor_t *c, books_account_t *a);
+
+/* Our settlements with `peer` decided settled or rejected, in the order they were made. */
+ledger_err_t books_decided(ledger_t *l, const char *peer, books_cursor_t **out)
+    __attribute__((warn_unused_result));
+int books_decided_next(books_cursor_t *c, const char **uetr, direction_t *direction,
+                       status_t *status);
+
+/* Finds settlement (peer, uetr): 1 found (*direction, *status set), 0 none, -1 error. The
+ * cursor is opened once by books_finder and used for many lookups. */
+ledger_err_t books_finder(ledger_t *l, const char *peer, books_cursor_t **out)
+    __attribute__((warn_unused_result));
+int books_find(books_cursor_t *c, const char *uetr, direction_t *direction, int *status);
+
+/* Settlements with `peer` still pending. */
+ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
+    __attribute__((warn_unused_result));
+
+/* ---- findings: rows that break a rule of the books by their very existence ---- */
+
+typedef enum {
+    BOOKS_DUPLICATE_OPENINGS,    /* one UETR opened by more than one row (peer, uetr, count) */
+    BOOKS_DUPLICATE_SETTLEMENTS, /* one UETR in more than one settlement row (peer, uetr,
+                                    count) */
+    BOOKS_STATUS_CACHE,          /* a settlement's status differs from what its last row says
+                                    (peer, uetr, status, reason, journal_status, journal_reason) */
+    BOOKS_ORPHANS,               /* a settlement without journal rows (peer, uetr) */
+    BOOKS_CONTENT,               /* a row whose fields differ from its settlement's (seq, uetr) */
+} books_check_t;
+
+typedef struct {
+    const char *peer, *uetr, *reason, *journal_reason;
+    int64_t count, seq;
+    int status, journal_status;
+} books_finding_t;
+
+ledger_err_t books_findings(ledger_t *l, books_check_t check, books_cursor_t **out)
+    __attribute__((warn_unused_result));
+int books_findings_next(books_cursor_t *c, books_finding_t *f);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * Inside the ledger layer only: the SQLite connection under a ledger, for the modules of this
+ * layer that read it with SQL of their own (statement.c, books.c). The build gives this folder
+ * to the ledger library alone (CMakeLists.txt), so no layer above can run SQL on the books.
+ */
+#ifndef CORRIDOR_LEDGER_DB_H
+#define CORRIDOR_LEDGER_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "ledger.h"
+
+/* The connection. */
+sqlite3 *ledger_db(ledger_t *l);
+
+/* Records SQLite's last error on the connection as the ledger's last error, prefixed with
+ * `what`; returns LEDGER_E_STORAGE. */
+ledger_err_t ledger_read_failed(ledger_t *l, const char *what);
+
+/* A malloc'd copy of blob column `col` of a row (NULL and *len 0 when empty or out of memory). */
+uint8_t *ledger_copy_blob(sqlite3_stmt *stmt, int col, size_t *len);
+
+#endif
