@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -354,6 +355,11 @@ void cluster_destroy(cluster_t **self_p)
         free(c->nodes[i].home);
         free(c->nodes[i].log);
     }
+    for (size_t i = 0; i < c->port_locks_count; i++) {
+        if (c->port_locks[i] >= 0) {
+            close(c->port_locks[i]); /* the ports are free for other programs again */
+        }
+    }
     free(c->dir);
     free(c);
     *self_p = NULL;
@@ -369,7 +375,26 @@ static bool port_taken(const cluster_t *c, int port)
     return false;
 }
 
-int cluster_free_port(const cluster_t *c)
+/* Reserves `port` for this cluster with an exclusive lock on its lock file; false when
+ * another test program holds it. */
+static bool reserve_port(cluster_t *c, int port)
+{
+    assert_true(c->port_locks_count < sizeof c->port_locks / sizeof c->port_locks[0]);
+    const char *base = getenv("TMPDIR");
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/corridor-test-ports", base != NULL && base[0] ? base : "/tmp");
+    (void)mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/%d", dir, port);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return false;
+    }
+    c->port_locks[c->port_locks_count++] = fd; /* -1: no lock to be had, the bind probe decides */
+    return true;
+}
+
+int cluster_free_port(cluster_t *c)
 {
     int low = 32768;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
@@ -386,7 +411,7 @@ int cluster_free_port(const cluster_t *c)
     unsigned seed = (unsigned)getpid() ^ (unsigned)mono_ms();
     for (int attempt = 0; attempt < PORT_TRIES; attempt++) {
         int port = PORT_LOW + (int)(rand_r(&seed) % (unsigned)(low - PORT_LOW));
-        if (port_taken(c, port)) {
+        if (port_taken(c, port) || !reserve_port(c, port)) {
             continue;
         }
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -399,6 +424,10 @@ int cluster_free_port(const cluster_t *c)
         close(fd);
         if (ok) {
             return port;
+        }
+        int lock = c->port_locks[--c->port_locks_count]; /* in use all the same: let it go */
+        if (lock >= 0) {
+            close(lock);
         }
     }
     /* Fall back on the kernel's choice (inside the ephemeral range). */

@@ -59,6 +59,8 @@ typedef struct {
     spawned_t spawned[CLUSTER_SPAWNED_MAX]; /* background commands not reaped yet */
     unsigned cmd_seq;                       /* names the files of captured output */
     bool passed;                            /* set by the test as its last statement */
+    int port_locks[2 * CLUSTER_NODES_MAX];  /* ports reserved for this cluster's nodes */
+    size_t port_locks_count;
 } cluster_t;
 
 /* What a finished command left. */
@@ -79,8 +81,11 @@ cluster_t *cluster_new(void);
 void cluster_destroy(cluster_t **self_p);
 
 /* A free TCP port on 127.0.0.1 outside the kernel's ephemeral range (a node that is down
- * would otherwise see a peer's reconnect attempts take its port, or connect to itself). */
-int cluster_free_port(const cluster_t *c);
+ * would otherwise see a peer's reconnect attempts take its port, or connect to itself),
+ * reserved for the cluster's life: test programs that ctest runs side by side take a lock
+ * file per port ($TMPDIR/corridor-test-ports/PORT), so none picks a port another one's
+ * stopped node will bind again. */
+int cluster_free_port(cluster_t *c);
 
 /* `corridor init` of a new node NAME in the scratch directory, listening on a free port. */
 tnode_t *cluster_add(cluster_t *c, const char *name, const char *currencies);

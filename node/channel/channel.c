@@ -522,16 +522,19 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
 
 /* ---- applying, inside the transaction -------------------------------------------------- */
 
-/* Signs a business message with the next sequence number and queues it in the outbox. On
- * success *signed_out (if not NULL) receives the signed bytes, which the caller frees. */
-static ledger_err_t queue_message(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len,
-                                  uint8_t **signed_out, size_t *signed_len)
+/* Signs a business message in Inner format `version` with the next sequence number and queues
+ * it in the outbox. On success *signed_out (if not NULL) receives the signed bytes, which the
+ * caller frees. */
+static ledger_err_t queue_message(channel_t *ch, uint32_t version, msg_type_t type,
+                                  const uint8_t *body, size_t len, uint8_t **signed_out,
+                                  size_t *signed_len)
 {
+    assert(version >= INNER_VERSION_MIN && version <= INNER_VERSION_MAX);
     uint8_t *signed_msg = NULL;
     size_t n = 0;
     uint64_t seq = ch->sent_seq + 1;
-    if (envelope_sign_version(ch->ctx.self, ch->wire_version, ch->keys->key_id, type, seq, body,
-                              len, &signed_msg, &n) != ENV_OK) {
+    if (envelope_sign_version(ch->ctx.self, version, ch->keys->key_id, type, seq, body, len,
+                              &signed_msg, &n) != ENV_OK) {
         return LEDGER_E_STORAGE; /* out of memory: treat as a failed batch */
     }
     ledger_err_t rc =
@@ -548,7 +551,10 @@ static ledger_err_t queue_message(channel_t *ch, msg_type_t type, const uint8_t 
     return rc;
 }
 
-/* Queues our pacs.002 for the Settlement `answered` (version 2 names its body's hash). */
+/* Queues our pacs.002 for the Settlement `answered` (version 2 names its body's hash). It is
+ * signed in the channel's format, or the Settlement's if that is newer: a payer that signed
+ * with version 2 speaks it, even when its Hello has not reached us yet, and a version-1 answer
+ * would not name the body it answers. */
 static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t *answered,
                                         const char *uetr, bool settled, const char *reason,
                                         const char *currency, int64_t position, bool keep_reply)
@@ -559,8 +565,12 @@ static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t 
     sr.reason = (char *)(settled ? "" : reason);
     sr.currency = (char *)currency;
     sr.position_minor = position;
+    uint32_t version =
+        answered->version > ch->wire_version && answered->version <= INNER_VERSION_MAX
+            ? answered->version
+            : ch->wire_version;
     uint8_t body_hash[SETTLEMENT_HASH_BYTES];
-    if (ch->wire_version >= 2) {
+    if (version >= 2) {
         settlement_body_hash(answered->body, answered->body_len, body_hash);
         sr.settlement_hash = (ProtobufCBinaryData){sizeof body_hash, body_hash};
     }
@@ -569,7 +579,8 @@ static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t 
     size_t len = corridor__status_report__pack(&sr, buf);
     uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
-    ledger_err_t rc = queue_message(ch, MSG_STATUS_REPORT, buf, len, &signed_msg, &signed_len);
+    ledger_err_t rc =
+        queue_message(ch, version, MSG_STATUS_REPORT, buf, len, &signed_msg, &signed_len);
     if (rc == LEDGER_OK && keep_reply) {
         /* our signed answer stays with the settlement: a repair can hand it back */
         rc = ledger_set_reply(ch->ctx.ledger, ch->peer->card.name, uetr, signed_msg, signed_len,
