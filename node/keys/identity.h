@@ -115,7 +115,8 @@ const char *card_strerror(card_err_t err);
  * is too small (CORRIDOR_CARD_LEN_MAX + 1 always suffices). */
 size_t card_encode(const peer_card_t *card, char *out, size_t out_size);
 
-/* Parses one card line (surrounding spaces and one trailing newline are ignored). On error
+/* Parses one card line (leading spaces, and trailing spaces and line feeds, are ignored; a
+ * carriage return is refused as a second line). On error
  * *card is zeroed. */
 card_err_t card_parse(const char *text, peer_card_t *card) __attribute__((warn_unused_result));
 

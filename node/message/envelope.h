@@ -7,11 +7,13 @@
  *                  signed with Ed25519 over ENVELOPE_DOMAIN || inner  ->  SignedMessage
  *   envelope_wrap  Transit{signed, possible_duplicate} boxed with the per-peer precomputed
  *                  X25519 key and a random 24-byte nonce  ->  Envelope (the wire bytes)
- * Opening checks, in order: size bound (before any allocation), outer version, sender key id
- * among the trusted peers, the box (authenticated decryption), that the inner author is the
- * sender (a message re-wrapped by a third node is refused), the signature, the recipient
- * (this node), the inner version and the type. The SignedMessage bytes are kept as evidence:
- * evidence_verify() checks them later with the author's public key alone.
+ * Opening checks, in order (proto/PROTOCOL.md 1.12): size bound (before any allocation), outer
+ * version, field sizes, sender key id among the trusted peers, the box (authenticated
+ * decryption), that the inner author is the sender (a message re-wrapped by a third node is
+ * refused), a copy of a business message already applied (answered as a duplicate without
+ * checking its signature again), the signature, the inner version, the sequence bound, the
+ * type, the body size, and last the recipient (this node). The SignedMessage bytes are kept as
+ * evidence: evidence_verify() checks them later with the author's public key alone.
  */
 #ifndef CORRIDOR_ENVELOPE_H
 #define CORRIDOR_ENVELOPE_H
