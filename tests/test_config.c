@@ -140,17 +140,17 @@ static void check_parse_error(const char *text, int line, const char *want, char
     config_t *c = config_new();
     assert_non_null(c);
     char err[512] = "";
-    int rc = config_parse(text, ORIGIN, c, err, sizeof err);
-    bool ok = rc == -1 && strstr(err, ORIGIN) != NULL && (line <= 0 || names_line(err, line)) &&
-              (want == NULL || strstr(err, want) != NULL);
+    config_err_t rc = config_parse(text, ORIGIN, c, err, sizeof err);
+    bool ok = rc == CONFIG_E_INVALID && strstr(err, ORIGIN) != NULL &&
+              (line <= 0 || names_line(err, line)) && (want == NULL || strstr(err, want) != NULL);
     bool zeroed = config_is_zero(c);
     config_destroy(&c);
     free(owned);
     if (!ok) {
-        print_error("config_parse: rc %d, err \"%s\"; want -1, line %d, \"%s\"\n", rc, err, line,
-                    want != NULL ? want : "");
+        print_error("config_parse: rc %d, err \"%s\"; want CONFIG_E_INVALID, line %d, \"%s\"\n", rc,
+                    err, line, want != NULL ? want : "");
     }
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, CONFIG_E_INVALID);
     assert_true(ok);
     assert_true(zeroed);
 }
@@ -172,7 +172,7 @@ static config_t *parse_ok(const char *text)
     config_t *c = config_new();
     assert_non_null(c);
     char err[512] = "";
-    int rc = config_parse(text, ORIGIN, c, err, sizeof err);
+    config_err_t rc = config_parse(text, ORIGIN, c, err, sizeof err);
     if (rc != 0) {
         print_error("config_parse: %s\n", err);
     }
@@ -322,7 +322,7 @@ static void test_save_missing_dir_fails(void **state)
     char *path = test_path(dir, CONFIG_FILE);
     config_t *c = sample_config();
     errno = 0;
-    assert_int_equal(config_save(c, path), -1);
+    assert_int_equal(config_save(c, path), CONFIG_E_IO);
     assert_int_equal(errno, ENOENT);
     config_destroy(&c);
     free(path);
@@ -335,7 +335,7 @@ static void test_load_missing_file(void **state)
     static config_t sentinel;
     config_t *c = &sentinel; /* not NULL, to see it cleared */
     char err[512] = "";
-    assert_int_equal(config_load(path, &c, err, sizeof err), -1);
+    assert_int_equal(config_load(path, &c, err, sizeof err), CONFIG_E_IO);
     assert_null(c);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, strerror(ENOENT)));
@@ -346,7 +346,7 @@ static void test_load_directory(void **state)
 {
     config_t *c = NULL;
     char err[512] = "";
-    assert_int_equal(config_load(*state, &c, err, sizeof err), -1);
+    assert_int_equal(config_load(*state, &c, err, sizeof err), CONFIG_E_IO);
     assert_null(c);
     assert_non_null(strstr(err, *state));
 }
@@ -392,7 +392,7 @@ static void test_load_over_64k_refused(void **state)
     write_padded_config(path, CORRIDOR_CONFIG_BYTES_MAX + 1);
     config_t *c = NULL;
     char err[512] = "";
-    assert_int_equal(config_load(path, &c, err, sizeof err), -1);
+    assert_int_equal(config_load(path, &c, err, sizeof err), CONFIG_E_INVALID);
     assert_null(c);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "larger than"));
@@ -406,7 +406,7 @@ static void test_load_reports_parse_error(void **state)
     test_write_file(path, text, sizeof text - 1, 0600);
     config_t *c = NULL;
     char err[512] = "";
-    assert_int_equal(config_load(path, &c, err, sizeof err), -1);
+    assert_int_equal(config_load(path, &c, err, sizeof err), CONFIG_E_INVALID);
     assert_null(c);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "line 3"));
@@ -613,13 +613,13 @@ static void test_parse_peer_missing_key_at_end_names_a_line(void **state)
     config_t *c = config_new();
     assert_non_null(c);
     char err[512] = "";
-    int rc = config_parse(text, ORIGIN, c, err, sizeof err);
+    config_err_t rc = config_parse(text, ORIGIN, c, err, sizeof err);
     config_destroy(&c);
     free(text);
     if (strstr(err, "line 0") != NULL) {
         print_error("err: %s\n", err);
     }
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, CONFIG_E_INVALID);
     assert_non_null(strstr(err, "BMJIIRTH"));
     assert_null(strstr(err, "line 0"));
 }
@@ -898,7 +898,8 @@ static void test_peer_set_limit_table_full(void **state)
     for (size_t i = 0; i < CORRIDOR_CURRENCIES_MAX; i++) {
         assert_int_equal(config_peer_set_limit(&peer, codes[i], (int64_t)i), 0);
     }
-    assert_int_equal(config_peer_set_limit(&peer, codes[CORRIDOR_CURRENCIES_MAX], 1), -1);
+    assert_int_equal(config_peer_set_limit(&peer, codes[CORRIDOR_CURRENCIES_MAX], 1),
+                     CONFIG_E_FULL);
     assert_int_equal(peer.limits_count, CORRIDOR_CURRENCIES_MAX);
     /* Replacing one already there still works. */
     assert_int_equal(config_peer_set_limit(&peer, codes[0], 42), 0);
@@ -910,7 +911,7 @@ static void assert_currencies_refused(const char *list)
     config_t *c = config_new();
     assert_non_null(c);
     char err[256] = "";
-    if (config_set_currencies(c, list, err, sizeof err) != -1) {
+    if (config_set_currencies(c, list, err, sizeof err) != CONFIG_E_INVALID) {
         print_error("config_set_currencies(\"%s\") accepted\n", list);
         fail();
     }
@@ -967,7 +968,7 @@ static void test_set_currencies_count_limit(void **state)
     assert_int_equal(c->currencies_count, CORRIDOR_CURRENCIES_MAX);
     strcat(list, ",");
     strcat(list, codes[CORRIDOR_CURRENCIES_MAX]);
-    assert_int_equal(config_set_currencies(c, list, err, sizeof err), -1);
+    assert_int_equal(config_set_currencies(c, list, err, sizeof err), CONFIG_E_INVALID);
     config_destroy(&c);
 }
 

@@ -437,8 +437,8 @@ static int apply_limit(const config_t *config, config_peer_t *peer, const char *
         complain("--limit %s: %s", arg, valid_strerror(verr));
         return EXIT_USAGE;
     }
-    int set = config_peer_set_limit(peer, c->code, minor);
-    assert(set == 0);
+    config_err_t set = config_peer_set_limit(peer, c->code, minor);
+    assert(set == CONFIG_OK); /* a peer's table holds every currency */
     return EXIT_OK;
 }
 

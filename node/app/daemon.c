@@ -833,12 +833,13 @@ static int open_network(node_t *n)
     }
     char err[512];
     n->zmq = zmq_ctx_new();
-    n->transport = n->zmq != NULL
-                       ? transport_new(n->zmq, n->identity, n->config->listen,
-                                       n->config->listen_stream, peers, count, err, sizeof err)
-                       : NULL;
-    if (n->transport == NULL) {
-        fprintf(stderr, "corridor run: %s\n", n->zmq != NULL ? err : "cannot start ZeroMQ");
+    if (n->zmq == NULL) {
+        fprintf(stderr, "corridor run: cannot start ZeroMQ\n");
+        goto cleanup;
+    }
+    if (transport_new(n->zmq, n->identity, n->config->listen, n->config->listen_stream, peers,
+                      count, &n->transport, err, sizeof err) != TRANSPORT_OK) {
+        fprintf(stderr, "corridor run: %s\n", err);
         goto cleanup;
     }
     mode_t mode = 0;

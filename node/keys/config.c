@@ -67,22 +67,39 @@ bool config_accepts(const config_t *config, const char *currency)
     return false;
 }
 
-int config_peer_set_limit(config_peer_t *peer, const char *currency, int64_t minor)
+const char *config_strerror(config_err_t err)
+{
+    switch (err) {
+    case CONFIG_OK:
+        return "ok";
+    case CONFIG_E_IO:
+        return "the config file could not be read or written";
+    case CONFIG_E_INVALID:
+        return "the config is not valid";
+    case CONFIG_E_NOMEM:
+        return "out of memory";
+    case CONFIG_E_FULL:
+        return "a table of the config is full";
+    }
+    return "unknown error";
+}
+
+config_err_t config_peer_set_limit(config_peer_t *peer, const char *currency, int64_t minor)
 {
     assert(peer != NULL && currency_find(currency) != NULL && minor >= 0);
     for (size_t i = 0; i < peer->limits_count; i++) {
         if (strcmp(peer->limits[i].currency, currency) == 0) {
             peer->limits[i].minor = minor;
-            return 0;
+            return CONFIG_OK;
         }
     }
     if (peer->limits_count == CORRIDOR_CURRENCIES_MAX) {
-        return -1;
+        return CONFIG_E_FULL;
     }
     config_limit_t *l = &peer->limits[peer->limits_count++];
     snprintf(l->currency, sizeof l->currency, "%s", currency);
     l->minor = minor;
-    return 0;
+    return CONFIG_OK;
 }
 
 int64_t config_peer_limit(const config_peer_t *peer, const char *currency)
@@ -109,7 +126,7 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
-int config_set_currencies(config_t *config, const char *list, char *err, size_t err_size)
+config_err_t config_set_currencies(config_t *config, const char *list, char *err, size_t err_size)
 {
     assert(config != NULL && list != NULL);
     config->currencies_count = 0;
@@ -121,26 +138,26 @@ int config_set_currencies(config_t *config, const char *list, char *err, size_t 
         if (len == 0 || len >= sizeof code) {
             set_err(err, err_size, "currencies: '%.*s' is not a currency code",
                     (int)(len < 8 ? len : 8), p);
-            return -1;
+            return CONFIG_E_INVALID;
         }
         memcpy(code, p, len);
         code[len] = '\0';
         if (currency_find(code) == NULL) {
             set_err(err, err_size, "currencies: unknown currency %s", code);
-            return -1;
+            return CONFIG_E_INVALID;
         }
         if (config_accepts(config, code)) {
             set_err(err, err_size, "currencies: %s is listed twice", code);
-            return -1;
+            return CONFIG_E_INVALID;
         }
         if (config->currencies_count == CORRIDOR_CURRENCIES_MAX) {
             set_err(err, err_size, "currencies: more than %d", CORRIDOR_CURRENCIES_MAX);
-            return -1;
+            return CONFIG_E_INVALID;
         }
         memcpy(config->currencies[config->currencies_count++], currency_find(code)->code,
                CORRIDOR_CURRENCY_LEN + 1);
         if (comma == NULL) {
-            return 0;
+            return CONFIG_OK;
         }
         p = comma + 1;
     }
@@ -368,7 +385,8 @@ static int first_long_line(const char *text)
     return 0;
 }
 
-int config_parse(const char *text, const char *origin, config_t *config, char *err, size_t err_size)
+config_err_t config_parse(const char *text, const char *origin, config_t *config, char *err,
+                          size_t err_size)
 {
     assert(text != NULL && origin != NULL && config != NULL);
     memset(config, 0, sizeof *config);
@@ -377,7 +395,7 @@ int config_parse(const char *text, const char *origin, config_t *config, char *e
     if (long_line != 0) {
         set_err(err, err_size, "%s:%d: line longer than %d bytes", origin, long_line,
                 CORRIDOR_CONFIG_LINE_LEN_MAX);
-        return -1;
+        return CONFIG_E_INVALID;
     }
     parse_state_t st = {
         .config = config, .err = line_err, .err_size = sizeof line_err, .cursor = text};
@@ -405,33 +423,33 @@ int config_parse(const char *text, const char *origin, config_t *config, char *e
         }
         set_err(err, err_size, "%s: %s", origin, line_err);
         memset(config, 0, sizeof *config);
-        return -1;
+        return CONFIG_E_INVALID;
     }
-    return 0;
+    return CONFIG_OK;
 }
 
-int config_load(const char *path, config_t **out, char *err, size_t err_size)
+config_err_t config_load(const char *path, config_t **out, char *err, size_t err_size)
 {
     assert(path != NULL && out != NULL);
     *out = NULL;
     char *text = malloc(CORRIDOR_CONFIG_BYTES_MAX + 1);
     config_t *config = config_new();
-    int rc = -1;
+    config_err_t rc = CONFIG_E_NOMEM;
     if (text == NULL || config == NULL) {
         set_err(err, err_size, "%s: out of memory", path);
         goto cleanup;
     }
     if (fs_read_bounded(path, text, CORRIDOR_CONFIG_BYTES_MAX) < 0) {
+        rc = errno == EFBIG ? CONFIG_E_INVALID : CONFIG_E_IO;
         set_err(err, err_size, "%s: %s", path,
                 errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
         goto cleanup;
     }
-    if (config_parse(text, path, config, err, err_size) != 0) {
+    if ((rc = config_parse(text, path, config, err, err_size)) != CONFIG_OK) {
         goto cleanup;
     }
     *out = config;
     config = NULL;
-    rc = 0;
 
 cleanup:
     free(text);
@@ -497,21 +515,21 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
     return used < out_size ? used : 0;
 }
 
-int config_save(const config_t *config, const char *path)
+config_err_t config_save(const config_t *config, const char *path)
 {
     assert(config != NULL && path != NULL);
     /* formatting adds spaces: a file that loads may format a little larger */
     char *text = malloc(2 * CORRIDOR_CONFIG_BYTES_MAX + 1);
     if (text == NULL) {
         errno = ENOMEM;
-        return -1;
+        return CONFIG_E_NOMEM;
     }
-    int rc = -1;
+    config_err_t rc = CONFIG_E_IO;
     size_t len = config_format(config, text, 2 * CORRIDOR_CONFIG_BYTES_MAX + 1);
     if (len == 0) {
         errno = EFBIG;
-    } else {
-        rc = fs_write_atomic(path, text, len, CONFIG_FILE_MODE);
+    } else if (fs_write_atomic(path, text, len, CONFIG_FILE_MODE) == 0) {
+        rc = CONFIG_OK;
     }
     int saved = errno;
     free(text);

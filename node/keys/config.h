@@ -65,29 +65,42 @@ typedef struct {
 uint32_t config_checkpoint_every(const config_t *config);
 uint32_t config_checkpoint_interval_s(const config_t *config);
 
+/* How a config function fails: CONFIG_OK (0) or why, and one line in `err` saying what and
+ * where where the function takes one. */
+typedef enum {
+    CONFIG_OK = 0,
+    CONFIG_E_IO,      /* the file could not be read or written (errno says why) */
+    CONFIG_E_INVALID, /* the text is not a valid config (err says what and where) */
+    CONFIG_E_NOMEM,   /* out of memory */
+    CONFIG_E_FULL,    /* a table is full (caps of one peer) */
+} config_err_t;
+
+const char *config_strerror(config_err_t err);
+
 /* A zeroed config on the heap (it is large); NULL when out of memory. */
 config_t *config_new(void);
 void config_destroy(config_t **self_p);
 
-/* Loads and validates a config file. On error returns -1 and writes one line saying what is
- * wrong and where into err (e.g. "corridor.conf:7: sign: not 64 hex digits"). */
-int config_load(const char *path, config_t **out, char *err, size_t err_size)
+/* Loads and validates a config file. On error writes one line saying what is wrong and where
+ * into err (e.g. "corridor.conf:7: sign: not 64 hex digits"). */
+config_err_t config_load(const char *path, config_t **out, char *err, size_t err_size)
     __attribute__((warn_unused_result));
 
 /* Parses config text (the part of config_load after reading the file). */
-int config_parse(const char *text, const char *origin, config_t *config, char *err, size_t err_size)
-    __attribute__((warn_unused_result));
+config_err_t config_parse(const char *text, const char *origin, config_t *config, char *err,
+                          size_t err_size) __attribute__((warn_unused_result));
 
 /* Serialises the config (the exact text config_save writes). Returns the length, or 0 if it
  * does not fit in out_size. */
 size_t config_format(const config_t *config, char *out, size_t out_size);
 
-/* Writes the config atomically with mode 0600; -1 with errno on failure. */
-int config_save(const config_t *config, const char *path) __attribute__((warn_unused_result));
+/* Writes the config atomically with mode 0600 (errno says why it could not). */
+config_err_t config_save(const config_t *config, const char *path)
+    __attribute__((warn_unused_result));
 
 /* Parses a comma-separated currency list ("RUB,IRR") into config->currencies. Refuses unknown
  * codes, duplicates, empty items and more than CORRIDOR_CURRENCIES_MAX. */
-int config_set_currencies(config_t *config, const char *list, char *err, size_t err_size)
+config_err_t config_set_currencies(config_t *config, const char *list, char *err, size_t err_size)
     __attribute__((warn_unused_result));
 
 /* The peer named `name`, or NULL. */
@@ -97,8 +110,8 @@ const config_peer_t *config_find_peer_const(const config_t *config, const char *
 /* Whether the node accepts `currency`. */
 bool config_accepts(const config_t *config, const char *currency);
 
-/* Sets (or replaces) the cap granted to a peer in one currency. -1 if the table is full. */
-int config_peer_set_limit(config_peer_t *peer, const char *currency, int64_t minor);
+/* Sets (or replaces) the cap granted to a peer in one currency. */
+config_err_t config_peer_set_limit(config_peer_t *peer, const char *currency, int64_t minor);
 
 /* The cap granted to a peer in one currency; 0 if none is configured. */
 int64_t config_peer_limit(const config_peer_t *peer, const char *currency);

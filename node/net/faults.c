@@ -111,20 +111,33 @@ static const char *apply_pair(faults_t *f, char *key, char *value)
     return "unknown key (drop, dup, reorder, delay_ms, seed, drop_type)";
 }
 
-int faults_parse(const char *spec, faults_t **out, char *err, size_t err_size)
+const char *faults_strerror(faults_err_t err)
+{
+    switch (err) {
+    case FAULTS_OK:
+        return "ok";
+    case FAULTS_E_INVALID:
+        return "not a fault specification";
+    case FAULTS_E_NOMEM:
+        return "out of memory";
+    }
+    return "unknown error";
+}
+
+faults_err_t faults_parse(const char *spec, faults_t **out, char *err, size_t err_size)
 {
     assert(spec != NULL && out != NULL);
     *out = NULL;
     char buf[SPEC_LEN_MAX + 1];
     if (strlen(spec) > SPEC_LEN_MAX) {
         snprintf(err, err_size, "%s is longer than %d characters", FAULTS_ENV, SPEC_LEN_MAX);
-        return -1;
+        return FAULTS_E_INVALID;
     }
     strcpy(buf, spec);
     faults_t *f = calloc(1, sizeof *f);
     if (f == NULL) {
         snprintf(err, err_size, "out of memory");
-        return -1;
+        return FAULTS_E_NOMEM;
     }
     char *save = NULL;
     for (char *pair = strtok_r(buf, ",", &save); pair != NULL; pair = strtok_r(NULL, ",", &save)) {
@@ -137,12 +150,12 @@ int faults_parse(const char *spec, faults_t **out, char *err, size_t err_size)
         if (problem != NULL) {
             snprintf(err, err_size, "%s: '%s': %s", FAULTS_ENV, pair, problem);
             free(f);
-            return -1;
+            return FAULTS_E_INVALID;
         }
     }
     f->rng = f->seed * UINT64_C(0x9E3779B97F4A7C15) + 1; /* never zero */
     *out = f;
-    return 0;
+    return FAULTS_OK;
 }
 
 void faults_destroy(faults_t **self_p)

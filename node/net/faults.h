@@ -27,8 +27,16 @@ typedef struct faults faults_t;
 typedef int (*faults_send_fn)(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire,
                               size_t len);
 
-/* Parses a specification. 0 and *out set (never NULL) on success; -1 with a message. */
-int faults_parse(const char *spec, faults_t **out, char *err, size_t err_size)
+typedef enum {
+    FAULTS_OK = 0,
+    FAULTS_E_INVALID, /* not a specification: err says which pair and why */
+    FAULTS_E_NOMEM,   /* out of memory */
+} faults_err_t;
+
+const char *faults_strerror(faults_err_t err);
+
+/* Parses a specification: FAULTS_OK and *out set (never NULL), or why not with a line in err. */
+faults_err_t faults_parse(const char *spec, faults_t **out, char *err, size_t err_size)
     __attribute__((warn_unused_result));
 void faults_destroy(faults_t **self_p);
 

@@ -101,18 +101,20 @@ static void *connect_outbound(void *ctx, const identity_t *self, const transport
     return s;
 }
 
-transport_t *transport_new(void *ctx, const identity_t *self, const char *listen,
-                           const char *listen_stream, const transport_peer_t *peers,
-                           size_t peers_count, char *err, size_t err_size)
+transport_err_t transport_new(void *ctx, const identity_t *self, const char *listen,
+                              const char *listen_stream, const transport_peer_t *peers,
+                              size_t peers_count, transport_t **out, char *err, size_t err_size)
 {
     assert(ctx != NULL && self != NULL && listen != NULL && listen_stream != NULL &&
-           (peers != NULL || peers_count == 0));
+           (peers != NULL || peers_count == 0) && out != NULL);
+    *out = NULL;
     transport_t *t = calloc(1, sizeof *t);
     if (t == NULL || (t->peers = calloc(peers_count + 1, sizeof *t->peers)) == NULL) {
         snprintf(err, err_size, "out of memory");
         free(t);
-        return NULL;
+        return TRANSPORT_E_NOMEM;
     }
+    transport_err_t rc = TRANSPORT_E_ZAP;
     t->peers_count = peers_count;
     /* 1. The ZAP handler first: without it a CURVE server admits anyone. */
     t->zap = zmq_socket(ctx, ZMQ_REP);
@@ -130,6 +132,7 @@ transport_t *transport_new(void *ctx, const identity_t *self, const char *listen
                        IDENTITY_CURVE_KEY_CHARS) != 0 ||
         zmq_setsockopt(t->inbound, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
         snprintf(err, err_size, "cannot set up the inbound socket: %s", zmq_strerror(zmq_errno()));
+        rc = TRANSPORT_E_SOCKET;
         goto fail;
     }
     if (listen_stream[0] != '\0' &&
@@ -137,10 +140,12 @@ transport_t *transport_new(void *ctx, const identity_t *self, const char *listen
                   TRANSPORT_STREAM_QUEUED) != 0) {
         snprintf(err, err_size, "cannot listen on %s: %s", listen_stream,
                  zmq_strerror(zmq_errno()));
+        rc = TRANSPORT_E_LISTEN;
         goto fail;
     }
     if (listen_on(t->inbound, listen, CORRIDOR_WIRE_BYTES_MAX, TRANSPORT_LISTEN_QUEUED) != 0) {
         snprintf(err, err_size, "cannot listen on %s: %s", listen, zmq_strerror(zmq_errno()));
+        rc = TRANSPORT_E_LISTEN;
         goto fail;
     }
     /* 3. Two outbound sockets per peer, one per lane. */
@@ -157,15 +162,34 @@ transport_t *transport_new(void *ctx, const identity_t *self, const char *listen
                 NULL) {
                 snprintf(err, err_size, "cannot connect to %s at %s: %s", peers[i].name, endpoint,
                          zmq_strerror(zmq_errno()));
+                rc = TRANSPORT_E_SOCKET;
                 goto fail;
             }
         }
     }
-    return t;
+    *out = t;
+    return TRANSPORT_OK;
 
 fail:
     transport_destroy(&t);
-    return NULL;
+    return rc;
+}
+
+const char *transport_strerror(transport_err_t err)
+{
+    switch (err) {
+    case TRANSPORT_OK:
+        return "ok";
+    case TRANSPORT_E_NOMEM:
+        return "out of memory";
+    case TRANSPORT_E_ZAP:
+        return "the ZAP handler cannot start";
+    case TRANSPORT_E_SOCKET:
+        return "a socket cannot be set up";
+    case TRANSPORT_E_LISTEN:
+        return "an endpoint cannot be bound";
+    }
+    return "unknown error";
 }
 
 void transport_destroy(transport_t **self_p)

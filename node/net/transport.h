@@ -39,12 +39,23 @@ typedef struct {
     const char *curve_public; /* its CURVE public key (Z85) */
 } transport_peer_t;
 
+typedef enum {
+    TRANSPORT_OK = 0,
+    TRANSPORT_E_NOMEM,  /* out of memory */
+    TRANSPORT_E_ZAP,    /* the ZAP handler cannot start: no transport without it */
+    TRANSPORT_E_SOCKET, /* a socket cannot be set up (options, CURVE keys, connect) */
+    TRANSPORT_E_LISTEN, /* an endpoint cannot be bound (in use, no such address) */
+} transport_err_t;
+
+const char *transport_strerror(transport_err_t err);
+
 /* Sets up the ZAP handler, binds the inbound socket on `listen` and, unless it is "",
- * `listen_stream`, connects the outbound sockets of each peer. On failure returns NULL and
- * writes one line into err. */
-transport_t *transport_new(void *zmq_context, const identity_t *self, const char *listen,
-                           const char *listen_stream, const transport_peer_t *peers,
-                           size_t peers_count, char *err, size_t err_size);
+ * `listen_stream`, connects the outbound sockets of each peer into *out. On failure writes
+ * one line into err. */
+transport_err_t transport_new(void *zmq_context, const identity_t *self, const char *listen,
+                              const char *listen_stream, const transport_peer_t *peers,
+                              size_t peers_count, transport_t **out, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
 void transport_destroy(transport_t **self_p);
 
 /* The ZAP domain of the node's control socket (ipc): the handler admits a local connection
