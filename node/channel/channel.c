@@ -51,6 +51,7 @@ struct channel {
     bool hello_due;                  /* a Hello should be sent now */
     bool resend_first;               /* the peer lacks acked + 1: send it again */
     uint64_t control_counter;        /* Acks and Hellos we sent to the peer */
+    bool hello_contradicted;         /* the last fresh Hello contradicted our counters */
     uint64_t peer_incarnation;       /* stamp of the newest control message from the peer */
     uint64_t peer_counter;
     envelope_message_t *hold[CHANNEL_HOLD_MAX]; /* held business messages by seq % MAX */
@@ -359,7 +360,24 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
     if (!negotiate(ch, h)) {
         return;
     }
-    if (h->applied_sequence < ch->acked_seq || h->sent_sequence < ch->applied_seq) {
+    /* A Hello written before the messages that overtook it (a reconnect, or a fault injector
+     * that reorders) contradicts our counters once; a peer put back from an old copy does in
+     * every Hello. So the first contradiction only asks for the next Hello (heartbeats come
+     * every CHANNEL_HEARTBEAT_MS), and the second in a row diverges the channel. */
+    bool behind = h->applied_sequence < ch->acked_seq || h->sent_sequence < ch->applied_seq;
+    bool ahead = h->applied_sequence > ch->sent_seq || h->acked_sequence > ch->applied_seq;
+    if ((behind || ahead) && !ch->hello_contradicted && ch->state != CHANNEL_DIVERGED) {
+        ch->hello_contradicted = true;
+        ch->hello_due = true;
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "a Hello contradicts our counters (it says applied %llu, sent %llu; we sent "
+                  "%llu, applied %llu): waiting for the next one",
+                  (unsigned long long)h->applied_sequence, (unsigned long long)h->sent_sequence,
+                  (unsigned long long)ch->sent_seq, (unsigned long long)ch->applied_seq);
+        return;
+    }
+    ch->hello_contradicted = false;
+    if (behind) {
         snprintf(why, sizeof why,
                  "peer applied %llu of ours but had acknowledged %llu, and sent %llu of which "
                  "we applied %llu (peer restored from an old copy)",
@@ -368,7 +386,7 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
         enter_diverged(ch, why);
         return;
     }
-    if (h->applied_sequence > ch->sent_seq || h->acked_sequence > ch->applied_seq) {
+    if (ahead) {
         snprintf(why, sizeof why,
                  "peer applied %llu of ours but we sent only %llu, and says we acknowledged "
                  "%llu of its but we applied %llu (this node restored from an old copy)",
