@@ -15,12 +15,6 @@ struct books_cursor {
     char peer[CORRIDOR_NAME_LEN_MAX + 1];
 };
 
-static const char *text_at(sqlite3_stmt *stmt, int col)
-{
-    const unsigned char *t = sqlite3_column_text(stmt, col);
-    return t != NULL ? (const char *)t : "";
-}
-
 void books_close(books_cursor_t **self_p)
 {
     assert(self_p != NULL);
@@ -116,11 +110,11 @@ int books_journal_next(books_cursor_t *c, books_row_t *row)
     *row = (books_row_t){
         .seq = sqlite3_column_int64(s, 0),
         .kind = sqlite3_column_int(s, 1),
-        .peer = text_at(s, 2),
-        .uetr = text_at(s, 3),
-        .currency = text_at(s, 4),
+        .peer = ledger_column_text(s, 2),
+        .uetr = ledger_column_text(s, 3),
+        .currency = ledger_column_text(s, 4),
         .amount_minor = sqlite3_column_int64(s, 5),
-        .reason = text_at(s, 6),
+        .reason = ledger_column_text(s, 6),
         .content_hash = sqlite3_column_blob(s, 7),
         .content_hash_len = (size_t)sqlite3_column_bytes(s, 7),
         .evidence = sqlite3_column_blob(s, 8),
@@ -182,7 +176,7 @@ int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp)
     }
     sqlite3_stmt *s = c->stmt;
     *cp = (books_checkpoint_t){
-        .peer = text_at(s, 0),
+        .peer = ledger_column_text(s, 0),
         .body = sqlite3_column_blob(s, 1),
         .body_len = (size_t)sqlite3_column_bytes(s, 1),
         .own_signature = sqlite3_column_blob(s, 2),
@@ -218,17 +212,17 @@ int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **c
     }
     sqlite3_stmt *st = c->stmt;
     memset(s, 0, sizeof *s);
-    snprintf(s->peer, sizeof s->peer, "%s", text_at(st, 0));
-    snprintf(s->uetr, sizeof s->uetr, "%s", text_at(st, 1));
+    snprintf(s->peer, sizeof s->peer, "%s", ledger_column_text(st, 0));
+    snprintf(s->uetr, sizeof s->uetr, "%s", ledger_column_text(st, 1));
     s->direction = sqlite3_column_int(st, 2) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
     s->amount_minor = sqlite3_column_int64(st, 3);
-    snprintf(s->currency, sizeof s->currency, "%s", text_at(st, 4));
-    snprintf(s->end_to_end_id, sizeof s->end_to_end_id, "%s", text_at(st, 6));
-    snprintf(s->debtor_name, sizeof s->debtor_name, "%s", text_at(st, 7));
-    snprintf(s->debtor_account, sizeof s->debtor_account, "%s", text_at(st, 8));
-    snprintf(s->creditor_name, sizeof s->creditor_name, "%s", text_at(st, 9));
-    snprintf(s->creditor_account, sizeof s->creditor_account, "%s", text_at(st, 10));
-    snprintf(s->remittance, sizeof s->remittance, "%s", text_at(st, 11));
+    snprintf(s->currency, sizeof s->currency, "%s", ledger_column_text(st, 4));
+    snprintf(s->end_to_end_id, sizeof s->end_to_end_id, "%s", ledger_column_text(st, 6));
+    snprintf(s->debtor_name, sizeof s->debtor_name, "%s", ledger_column_text(st, 7));
+    snprintf(s->debtor_account, sizeof s->debtor_account, "%s", ledger_column_text(st, 8));
+    snprintf(s->creditor_name, sizeof s->creditor_name, "%s", ledger_column_text(st, 9));
+    snprintf(s->creditor_account, sizeof s->creditor_account, "%s", ledger_column_text(st, 10));
+    snprintf(s->remittance, sizeof s->remittance, "%s", ledger_column_text(st, 11));
     *content_hash = sqlite3_column_blob(st, 5);
     *content_hash_len = (size_t)sqlite3_column_bytes(st, 5);
     return 1;
@@ -250,9 +244,9 @@ int books_accounts_next(books_cursor_t *c, books_account_t *a)
         return rc;
     }
     *a = (books_account_t){
-        .is_peer = strcmp(text_at(c->stmt, 0), "peer") == 0,
-        .peer = text_at(c->stmt, 1),
-        .currency = text_at(c->stmt, 2),
+        .is_peer = strcmp(ledger_column_text(c->stmt, 0), "peer") == 0,
+        .peer = ledger_column_text(c->stmt, 1),
+        .currency = ledger_column_text(c->stmt, 2),
         .posted_net = sqlite3_column_int64(c->stmt, 3),
         .pending_net = sqlite3_column_int64(c->stmt, 4),
     };
@@ -276,7 +270,7 @@ int books_decided_next(books_cursor_t *c, const char **uetr, direction_t *direct
     if (rc != 1) {
         return rc;
     }
-    *uetr = text_at(c->stmt, 0);
+    *uetr = ledger_column_text(c->stmt, 0);
     *direction = sqlite3_column_int(c->stmt, 1) == DIRECTION_OUT ? DIRECTION_OUT : DIRECTION_IN;
     *status = sqlite3_column_int(c->stmt, 2) == STATUS_SETTLED ? STATUS_SETTLED : STATUS_REJECTED;
     return 1;
@@ -362,14 +356,14 @@ int books_findings_next(books_cursor_t *c, books_finding_t *f)
     }
     sqlite3_stmt *s = c->stmt;
     *f = (books_finding_t){
-        .peer = text_at(s, 0),
-        .uetr = text_at(s, 1),
+        .peer = ledger_column_text(s, 0),
+        .uetr = ledger_column_text(s, 1),
         .count = sqlite3_column_int64(s, 2),
         .seq = sqlite3_column_int64(s, 3),
         .status = sqlite3_column_int(s, 4),
-        .reason = text_at(s, 5),
+        .reason = ledger_column_text(s, 5),
         .journal_status = sqlite3_column_int(s, 6),
-        .journal_reason = text_at(s, 7),
+        .journal_reason = ledger_column_text(s, 7),
     };
     return 1;
 }

@@ -314,10 +314,15 @@ static void bind_text(sqlite3_stmt *stmt, int index, const char *text)
     assert(rc == SQLITE_OK);
 }
 
-static void copy_column(char *dst, size_t dst_size, sqlite3_stmt *stmt, int col)
+const char *ledger_column_text(sqlite3_stmt *stmt, int col)
 {
     const unsigned char *text = sqlite3_column_text(stmt, col);
-    snprintf(dst, dst_size, "%s", text != NULL ? (const char *)text : "");
+    return text != NULL ? (const char *)text : "";
+}
+
+static void copy_column(char *dst, size_t dst_size, sqlite3_stmt *stmt, int col)
+{
+    snprintf(dst, dst_size, "%s", ledger_column_text(stmt, col));
 }
 
 /* ---- hash chain -------------------------------------------------------------------------- */

@@ -41,12 +41,6 @@ static void prefix_bounds(const char *prefix, char lo[static STATEMENT_PREFIX_MA
     hi[len - 1] = (char)(hi[len - 1] + 1); /* '9' + 1 = ':' sorts before 'a': still a bound */
 }
 
-static const char *text_at(sqlite3_stmt *stmt, int col)
-{
-    const unsigned char *t = sqlite3_column_text(stmt, col);
-    return t != NULL ? (const char *)t : "";
-}
-
 static void read_fp(sqlite3_stmt *stmt, int sum_col, int count_col, range_fp_t *out)
 {
     memset(out->sum, 0, sizeof out->sum);
@@ -145,17 +139,17 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
         statement_entry_t e;
         memset(&e, 0, sizeof e);
         bool out = sqlite3_column_int(stmt, 1) == DIRECTION_OUT;
-        snprintf(e.uetr, sizeof e.uetr, "%s", text_at(stmt, 0));
+        snprintf(e.uetr, sizeof e.uetr, "%s", ledger_column_text(stmt, 0));
         snprintf(e.payer, sizeof e.payer, "%s", out ? self : peer);
         snprintf(e.payee, sizeof e.payee, "%s", out ? peer : self);
         e.amount_minor = sqlite3_column_int64(stmt, 2);
-        snprintf(e.currency, sizeof e.currency, "%s", text_at(stmt, 3));
+        snprintf(e.currency, sizeof e.currency, "%s", ledger_column_text(stmt, 3));
         int status = sqlite3_column_int(stmt, 4);
         snprintf(e.status, sizeof e.status, "%s",
                  status >= STATUS_PENDING && status <= STATUS_RETURNED
                      ? status_name((status_t)status)
                      : "unknown");
-        snprintf(e.reason, sizeof e.reason, "%s", text_at(stmt, 5));
+        snprintf(e.reason, sizeof e.reason, "%s", ledger_column_text(stmt, 5));
         if (!fn(&e, arg)) {
             step = SQLITE_DONE;
             break;

@@ -20,6 +20,9 @@ sqlite3 *ledger_db(ledger_t *l);
  * `what`; returns LEDGER_E_STORAGE. */
 ledger_err_t ledger_read_failed(ledger_t *l, const char *what);
 
+/* Text column `col` of a row, "" when NULL. */
+const char *ledger_column_text(sqlite3_stmt *stmt, int col);
+
 /* A malloc'd copy of blob column `col` of a row (NULL and *len 0 when empty or out of memory). */
 uint8_t *ledger_copy_blob(sqlite3_stmt *stmt, int col, size_t *len);
 
