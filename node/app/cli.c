@@ -996,20 +996,18 @@ static int cmd_run(int argc, char **argv)
  * what went wrong. */
 static int node_answer(control_err_t rc, const char *err, json_t **reply)
 {
+    if (rc != CONTROL_OK) {
+        complain("%s", err[0] != '\0' ? err : control_strerror(rc));
+    }
     switch (rc) {
     case CONTROL_OK:
         break;
     case CONTROL_E_NOT_RUNNING:
-        complain("%s", err);
+    case CONTROL_E_INTERNAL:
         return EXIT_UNREACHABLE;
     case CONTROL_E_TIMEOUT:
-        complain("%s", err);
         return EXIT_TIMEOUT;
-    case CONTROL_E_INTERNAL:
-        complain("%s", err);
-        return EXIT_UNREACHABLE;
     case CONTROL_E_REFUSED:
-        complain("%s", err);
         return EXIT_USAGE;
     }
     if (reply == NULL) { /* a connection, no request yet */
@@ -1030,7 +1028,7 @@ static int node_answer(control_err_t rc, const char *err, json_t **reply)
 /* Calls the node; maps transport failures to exit codes and the node's own errors too. */
 static int call_node(const home_t *home, const json_t *request, int timeout_ms, json_t **reply)
 {
-    char err[512];
+    char err[512] = "";
     return node_answer(control_call(home->dir, request, timeout_ms, reply, err, sizeof err), err,
                        reply);
 }
@@ -1324,7 +1322,7 @@ static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print
                          : rate / RATE_CHUNKS_PER_S > 0 ? (size_t)(rate / RATE_CHUNKS_PER_S)
                                                         : 1;
     int64_t started = monotonic_ms();
-    char err[512];
+    char err[512] = "";
     control_client_t *client = NULL;
     int rc = node_answer(control_connect(home->dir, &client, err, sizeof err), err, NULL);
     if (rc != EXIT_OK) {

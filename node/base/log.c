@@ -32,12 +32,26 @@ size_t log_escape(const char *text, char *out, size_t out_size)
     return n;
 }
 
-void log_event(const char *node, const char *peer, const char *uetr, const char *fmt, ...)
+static int64_t wall_clock_ms(void)
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t (*log_clock)(void) = wall_clock_ms;
+
+void log_set_clock(int64_t (*now_ms)(void))
+{
+    log_clock = now_ms != NULL ? now_ms : wall_clock_ms;
+}
+
+void log_event(const char *node, const char *peer, const char *uetr, const char *fmt, ...)
+{
+    int64_t now_ms = log_clock();
+    time_t seconds = (time_t)(now_ms / 1000);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
     char raw[1024];
     int n = snprintf(raw, sizeof raw, "%s", node != NULL ? node : "corridor");
     if (peer != NULL && n > 0 && (size_t)n < sizeof raw) {
@@ -57,5 +71,5 @@ void log_event(const char *node, const char *peer, const char *uetr, const char 
     char line[4 * sizeof raw];
     log_escape(raw, line, sizeof line);
     fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
-            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, line);
+            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(now_ms % 1000), line);
 }

@@ -7,6 +7,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* The clock log lines are stamped with (milliseconds since the epoch): the wall clock unless
+ * set; a program that runs on a simulated clock sets its own, so its logs replay too. NULL
+ * restores the wall clock. */
+void log_set_clock(int64_t (*now_ms)(void));
 
 /* Writes "2026-11-27T17:00:00.123Z NODE peer=PEER uetr=UETR message". peer and uetr may be
  * NULL (left out). Every byte outside printable ASCII, and the backslash, is written as \xNN:

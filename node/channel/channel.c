@@ -73,6 +73,23 @@ const char *channel_state_name(channel_state_t state)
 
 /* Takes the counters from the ledger; false (nothing changed) when they cannot be read or
  * are out of range: a channel never restarts its numbers from 0 on its own. */
+/* What holds between calls whatever a peer sends (its counters are checked before they are
+ * taken, and the ledger refuses stored counters out of range): kept in every build. */
+static void assert_channel(const channel_t *ch)
+{
+    assert(ch->state == CHANNEL_DOWN || ch->state == CHANNEL_UP || ch->state == CHANNEL_DIVERGED);
+    assert(ch->acked_seq <= ch->sent_seq && ch->sent_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(ch->applied_seq <= CORRIDOR_SEQUENCE_MAX);
+    assert(ch->acked_persisted <= ch->acked_seq && ch->applied_persisted <= ch->applied_seq);
+    assert(ch->transmit_next > ch->acked_seq); /* never re-send what the peer committed */
+    assert(ch->wire_version_persisted <= ch->wire_version); /* never downgraded */
+    assert(ch->wire_version >= INNER_VERSION_MIN && ch->wire_version <= INNER_VERSION_MAX);
+    assert(ch->rto_ms >= CHANNEL_RTO_MIN_MS && ch->rto_ms <= CHANNEL_RTO_MAX_MS);
+    assert(ch->stats.held <= CHANNEL_HOLD_MAX &&
+           (ch->stats.held == 0) == (ch->stats.held_bytes == 0));
+    assert(ch->state != CHANNEL_DIVERGED || ch->stats.held == 0); /* nothing waits to apply */
+}
+
 static bool load_counters(channel_t *ch)
 {
     ledger_channel_t saved;
@@ -126,6 +143,7 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
         log_event(ctx->node_name, ch->peer->card.name, NULL,
                   "channel is DIVERGED (recorded): held until `corridor reconcile --repair`");
     }
+    assert_channel(ch);
     return ch;
 }
 
@@ -181,6 +199,7 @@ void channel_reload(channel_t *ch)
 {
     clear_hold(ch);
     (void)load_counters(ch); /* unreadable: the ledger has stopped, and refuses every write */
+    assert_channel(ch);
 }
 
 const char *channel_peer_name(const channel_t *ch)
@@ -467,6 +486,7 @@ static void hold_message(channel_t *ch, envelope_message_t *msg)
     }
     *copy = *msg;
     memset(msg, 0, sizeof *msg);
+    assert(seq > ch->applied_seq && seq <= ch->applied_seq + CHANNEL_HOLD_MAX);
     ch->hold[slot] = copy;
     ch->stats.held++;
     ch->stats.held_bytes += held_size(copy);
@@ -524,18 +544,18 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_STATUS_REPORT:
     case MSG_RETURN:
         hold_message(ch, msg);
-        return;
+        break;
     case MSG_STATEMENT_REQUEST:
     case MSG_STATEMENT:
         if (ch->ctx.on_statement != NULL) {
             ch->ctx.on_statement(ch->ctx.arg, ch->index, msg); /* takes msg's buffers */
-            return;
         }
         break;
     default:
         break;
     }
-    envelope_message_clear(msg);
+    envelope_message_clear(msg); /* what was not taken */
+    assert_channel(ch);
 }
 
 /* ---- applying, inside the transaction -------------------------------------------------- */
@@ -856,6 +876,8 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
 
 done:
     free_message(last);
+    assert(rc != LEDGER_OK || ch->applied_persisted == ch->applied_seq);
+    assert_channel(ch);
     return rc;
 }
 
@@ -895,6 +917,7 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
 cleanup:
     free(body);
     free(signed_msg);
+    assert_channel(ch);
     return rc;
 }
 
@@ -1004,6 +1027,7 @@ void channel_after_commit(channel_t *ch, int64_t now_ms)
     }
     ch->resend_first = false;
     transmit(ch, now_ms);
+    assert_channel(ch);
 }
 
 int64_t channel_next_deadline(const channel_t *ch)

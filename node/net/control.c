@@ -67,6 +67,23 @@ static control_err_t not_running(const char *home, char *err, size_t err_size)
     return CONTROL_E_NOT_RUNNING;
 }
 
+const char *control_strerror(control_err_t err)
+{
+    switch (err) {
+    case CONTROL_OK:
+        return "ok";
+    case CONTROL_E_NOT_RUNNING:
+        return "the node is not running";
+    case CONTROL_E_TIMEOUT:
+        return "the node did not answer in time";
+    case CONTROL_E_INTERNAL:
+        return "local failure talking to the node";
+    case CONTROL_E_REFUSED:
+        return "the node refused this user";
+    }
+    return "unknown control error";
+}
+
 control_err_t control_connect(const char *home, control_client_t **out, char *err, size_t err_size)
 {
     assert(home != NULL && out != NULL);

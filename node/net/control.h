@@ -50,6 +50,9 @@ typedef enum {
     CONTROL_E_REFUSED,     /* the node refused this user (not its own, not root) */
 } control_err_t;
 
+/* What an outcome means, in a few words (the err buffers below say more). */
+const char *control_strerror(control_err_t err);
+
 /* A connection to one node's control socket, for a command that sends many requests (a
  * batch goes out in chunks: one ZeroMQ context for all of them, not one per chunk). */
 typedef struct control_client control_client_t;
