@@ -40,9 +40,9 @@ OUT=$PWD/bench-results.json
 WORK=$(mktemp -d /tmp/corridor-bench.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null || true; fi; done
   sleep 0.5
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill -KILL "$p" 2>/dev/null || true; fi; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -98,7 +98,7 @@ PY
 
 start_node() { # start_node HOME LOG -> pid in LAST_PID
   "$C" run --home "$1" 2>"$2" &
-  LAST_PID=$!; PIDS+=($LAST_PID)
+  LAST_PID=$!; PIDS+=("$LAST_PID")
   for _ in $(seq 1 100); do "$C" status --home "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
   say "node in $1 did not start: $(tail -3 "$2")"; exit 1
 }

@@ -47,13 +47,13 @@ C=${CORRIDOR:-$ROOT/build/corridor}
 [ -x "$C" ] || { echo "chaos.sh: $C not built (run scripts/test.sh or cmake first)" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/corridor-chaos.XXXXXX)
 NODES=(BKRURUMM BMJIIRTH KZKZKZKA)
-declare -A HOME_OF PID_OF PORT_OF
+declare -A HOME_OF PORT_OF
 KEEP=0
 cleanup() {
-  [ -f "$WORK/killer.pid" ] && kill "$(cat "$WORK/killer.pid")" 2>/dev/null || true
-  [ -f "$WORK/cutter.pid" ] && kill "$(cat "$WORK/cutter.pid")" 2>/dev/null || true
+  if [ -f "$WORK/killer.pid" ]; then kill "$(cat "$WORK/killer.pid")" 2>/dev/null || true; fi
+  if [ -f "$WORK/cutter.pid" ]; then kill "$(cat "$WORK/cutter.pid")" 2>/dev/null || true; fi
   for n in "${NODES[@]}"; do
-    [ -f "$WORK/$n.pid" ] && kill -KILL "$(cat "$WORK/$n.pid")" 2>/dev/null || true
+    if [ -f "$WORK/$n.pid" ]; then kill -KILL "$(cat "$WORK/$n.pid")" 2>/dev/null || true; fi
   done
     if [ "$HOSTS" = 1 ]; then
     for i in 0 1 2 b; do ip netns del "$NS_PREFIX-$i" 2>/dev/null || true; done
@@ -189,7 +189,7 @@ sent=0
 LOAD_T0=$(date +%s.%N)
 for f in "$WORK"/load-*.csv; do
   a=$(basename "$f" | cut -d- -f2)
-  for attempt in $(seq 1 200); do
+  for _ in $(seq 1 200); do
     "$C" send --home "${HOME_OF[$a]}" --batch "$f" >/dev/null 2>>"$WORK/load.err" && break
     sleep 0.2
     [ $((SECONDS - start)) -lt "$SECONDS_MAX" ] || fail "the load did not go through within $SECONDS_MAX s"
@@ -234,6 +234,7 @@ done
 # I6: reconcile every pair (no breaks).
 breaks=0
 for pair in "BKRURUMM BMJIIRTH" "BKRURUMM KZKZKZKA" "BMJIIRTH KZKZKZKA"; do
+  # shellcheck disable=SC2086 # the pair is split into $1 and $2 on purpose
   set -- $pair
   "$C" reconcile --home "${HOME_OF[$1]}" --peer "$2" --json --timeout 120 >"$WORK/recon-$1-$2.json" 2>>"$WORK/load.err" || true
   b=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["breaks"]))' "$WORK/recon-$1-$2.json" 2>/dev/null || echo 999)

@@ -14,9 +14,9 @@ CORRIDOR=$PWD/build/corridor
 WORK=$(mktemp -d /tmp/corridor-demo.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null || true; fi; done
   sleep 0.3
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill -KILL "$p" 2>/dev/null || true; fi; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -93,7 +93,7 @@ for _ in $(seq 1 120); do
   [ $busy = 0 ] && break
   sleep 0.25
 done
-[ $busy = 0 ] || fail "settlements still pending after 30 s"
+[ "$busy" = 0 ] || fail "settlements still pending after 30 s"
 
 echo "== positions"
 for code in "${BANKS[@]}"; do

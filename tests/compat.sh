@@ -26,9 +26,9 @@ command -v python3 >/dev/null || { echo "compat.sh: python3 is needed" >&2; exit
 WORK=$(mktemp -d /tmp/corridor-compat.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null || true; fi; done
   sleep 0.3
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill -KILL "$p" 2>/dev/null || true; fi; done
   if [ "${COMPAT_KEEP:-0}" = 1 ]; then echo "(homes and logs kept in $WORK)" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -50,8 +50,8 @@ else
   fi
   mkdir -p "$WORK/src"
   git -C "$ROOT" archive "$OLD_COMMIT" | tar -x -C "$WORK/src"
-  cmake -S "$WORK/src" -B "$WORK/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-    cmake --build "$WORK/build" -j2 --target corridor >"$WORK/build.log" 2>&1 ||
+  { cmake -S "$WORK/src" -B "$WORK/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+    cmake --build "$WORK/build" -j2 --target corridor >"$WORK/build.log" 2>&1; } ||
     { tail -20 "$WORK/build.log" >&2; fail "building $OLD_COMMIT failed"; }
   OLD=$WORK/build/corridor
 fi
@@ -120,7 +120,7 @@ for _ in $(seq 1 120); do  # 60 s
   [ "$(pending old)" = 0 ] && [ "$(pending new)" = 0 ] && break
   sleep 0.5
 done
-[ "$(pending old)" = 0 ] && [ "$(pending new)" = 0 ] || fail "settlements still pending after 60 s"
+{ [ "$(pending old)" = 0 ] && [ "$(pending new)" = 0 ]; } || fail "settlements still pending after 60 s"
 
 # 4. Stop both, then compare the books, each read by its own program, and audit.
 for n in old new; do kill -TERM "${PID[$n]}"; done

@@ -7,7 +7,7 @@ CORRIDOR=${1:?usage: smoke_nodes.sh path/to/corridor}
 WORK=$(mktemp -d /tmp/corridor-smoke-nodes.XXXXXX)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill -KILL "$p" 2>/dev/null || true; fi; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -35,6 +35,7 @@ for n in BKRURUMM BMJIIRTH; do
   "$CORRIDOR" status --home "$WORK/$n" >/dev/null 2>&1 || fail "$n did not start"
 done
 for pair in "BKRURUMM BMJIIRTH" "BMJIIRTH BKRURUMM"; do
+  # shellcheck disable=SC2086 # the pair is split into $1 and $2 on purpose
   set -- $pair
   { echo "to,amount,currency"; for i in $(seq 1 50); do echo "$2,$i.25,RUB"; done; } >"$WORK/$1.csv"
   "$CORRIDOR" send --home "$WORK/$1" --batch "$WORK/$1.csv" --wait 60 >/dev/null 2>"$WORK/send.err" \
@@ -43,7 +44,7 @@ done
 rc=0
 "$CORRIDOR" send --home "$WORK/BKRURUMM" --to BMJIIRTH --amount 100000.01 --currency RUB --wait 30 \
   >/dev/null 2>"$WORK/send.err" || rc=$?
-[ $rc = 1 ] && grep -q AM02 "$WORK/send.err" || fail "over-cap send exited $rc: $(cat "$WORK/send.err")"
+{ [ $rc = 1 ] && grep -q AM02 "$WORK/send.err"; } || fail "over-cap send exited $rc: $(cat "$WORK/send.err")"
 # two nodes of this build sign with the newest wire format (StatusReports bound to what they answer)
 for n in BKRURUMM BMJIIRTH; do
   v=$("$CORRIDOR" status --home "$WORK/$n" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0]["wire_version"])')
@@ -78,7 +79,7 @@ sed 's/BKRURUMM/BMJIIRTH/' "$WORK/BKRURUMM.card" >"$WORK/wrong.card"
 rc=0
 "$CORRIDOR" audit --home "$WORK/BKRURUMM" --peer-card "$WORK/wrong.card" >"$WORK/audit.txt" 2>&1 \
   || rc=$?
-[ $rc = 1 ] && grep -q "VIOLATION key" "$WORK/audit.txt" || fail "a wrong card was not caught ($rc)"
+{ [ $rc = 1 ] && grep -q "VIOLATION key" "$WORK/audit.txt"; } || fail "a wrong card was not caught ($rc)"
 echo garbage >"$WORK/bad.card"
 rc=0
 "$CORRIDOR" audit --home "$WORK/BKRURUMM" --peer-card "$WORK/bad.card" >/dev/null 2>&1 || rc=$?
