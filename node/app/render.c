@@ -1,0 +1,294 @@
+/* What the commands print; see render.h. */
+#include "render.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli_common.h"
+#include "validate.h"
+
+static uint8_t currency_exponent(const char *code)
+{
+    const currency_t *c = currency_find(code);
+    return c != NULL ? c->exponent : 0;
+}
+
+static void print_position_json(const ledger_position_t *p, void *arg)
+{
+    json_t *list = arg;
+    json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I}", "peer", p->peer, "currency",
+                                          p->currency, "net_minor", (json_int_t)p->net_minor,
+                                          "pending_minor", (json_int_t)p->pending_minor));
+}
+
+static void print_position_text(const ledger_position_t *p, void *arg)
+{
+    (void)arg;
+    char net[32], pending[32];
+    uint8_t exp = currency_exponent(p->currency);
+    amount_format(p->net_minor, exp, net, sizeof net);
+    amount_format(p->pending_minor, exp, pending, sizeof pending);
+    printf("  %-11s %-4s %22s %22s\n", p->peer, p->currency, net, pending);
+}
+
+/* Streams one settlement as a JSON array element (the list may hold millions). */
+static void print_settlement_json(const settlement_t *s, const ledger_outcome_t *o, void *arg)
+{
+    bool *first = arg;
+    json_t *item =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "uetr", s->uetr, "peer", s->peer,
+                  "direction", direction_name(s->direction), "currency", s->currency,
+                  "amount_minor", (json_int_t)s->amount_minor, "status", status_name(o->status),
+                  "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
+    if (item == NULL) {
+        return;
+    }
+    fputs(*first ? "\n    " : ",\n    ", stdout);
+    *first = false;
+    json_dumpf(item, stdout, JSON_COMPACT);
+    json_decref(item);
+}
+
+int render_ledger_json(ledger_t *ledger, const char *node)
+{
+    uint8_t head[LEDGER_HASH_BYTES];
+    char head_hex[2 * LEDGER_HASH_BYTES + 1];
+    uint64_t rows = 0;
+    ledger_counts_t counts;
+    json_t *positions = json_array();
+    if (positions == NULL || ledger_head(ledger, head, &rows) != LEDGER_OK ||
+        ledger_positions(ledger, print_position_json, positions) != LEDGER_OK ||
+        ledger_counts(ledger, &counts) != LEDGER_OK) {
+        json_decref(positions);
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
+    json_t *top =
+        json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}}", "node", node, "head", head_hex,
+                  "journal_rows", (json_int_t)rows, "positions", positions, "counts", "pending",
+                  (json_int_t)counts.pending, "settled", (json_int_t)counts.settled, "rejected",
+                  (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned);
+    char *text = top != NULL ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(top);
+    if (text == NULL) {
+        complain("out of memory");
+        return EXIT_INTERNAL;
+    }
+    /* the object without its closing brace, then the settlements streamed */
+    char *close = strrchr(text, '}');
+    assert(close != NULL);
+    while (close > text && (close[-1] == '\n' || close[-1] == ' ')) {
+        close--;
+    }
+    *close = '\0';
+    fputs(text, stdout);
+    free(text);
+    fputs(",\n  \"settlements\": [", stdout);
+    bool first = true;
+    ledger_err_t rc = ledger_settlements(ledger, print_settlement_json, &first);
+    fputs(first ? "]\n}\n" : "\n  ]\n}\n", stdout);
+    if (rc != LEDGER_OK) {
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+int render_ledger_text(ledger_t *ledger, const char *node)
+{
+    uint8_t head[LEDGER_HASH_BYTES];
+    char head_hex[2 * LEDGER_HASH_BYTES + 1];
+    uint64_t rows = 0;
+    ledger_counts_t counts;
+    if (ledger_head(ledger, head, &rows) != LEDGER_OK ||
+        ledger_counts(ledger, &counts) != LEDGER_OK) {
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
+    printf("node %s: %llu journal rows, head %.16s...\n", node, (unsigned long long)rows, head_hex);
+    printf("settlements: %llu pending, %llu settled, %llu rejected, %llu returned\n",
+           (unsigned long long)counts.pending, (unsigned long long)counts.settled,
+           (unsigned long long)counts.rejected, (unsigned long long)counts.returned);
+    printf("positions (net: what the peer owes us; pending: change once settled)\n"
+           "  %-11s %-4s %22s %22s\n",
+           "peer", "ccy", "net", "pending");
+    if (ledger_positions(ledger, print_position_text, NULL) != LEDGER_OK) {
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+void render_operation(const ledger_operation_t *op, void *arg)
+{
+    operations_out_t *out = arg;
+    out->count++;
+    json_t *record = json_loads(op->record, 0, NULL);
+    if (out->list != NULL) {
+        json_array_append_new(out->list,
+                              json_pack("{s:I, s:s, s:I, s:o}", "row", (json_int_t)op->seq, "peer",
+                                        op->peer, "recorded_ms", (json_int_t)op->created_ms,
+                                        "record", record != NULL ? record : json_null()));
+        return;
+    }
+    char when[32];
+    time_t secs = (time_t)(op->created_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) == NULL ||
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        snprintf(when, sizeof when, "(time %lld ms)", (long long)op->created_ms);
+    }
+    char *args = json_dumps(json_object_get(record, "args"), JSON_COMPACT | JSON_SORT_KEYS);
+    printf("row %lld  %s  uid %lld (%s)  %s  %s\n", (long long)op->seq, when,
+           (long long)json_integer_value(json_object_get(record, "uid")),
+           json_string_value(json_object_get(record, "user")) != NULL
+               ? json_string_value(json_object_get(record, "user"))
+               : "?",
+           json_string_value(json_object_get(record, "action")) != NULL
+               ? json_string_value(json_object_get(record, "action"))
+               : "?",
+           args != NULL ? args : "{}");
+    free(args);
+    json_decref(record);
+}
+
+static json_t *keys_json(const audit_report_t *r)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < r->keys_count; i++) {
+        const audit_key_t *k = &r->keys[i];
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "home", k->home, "peer", k->peer,
+                            "key_id", k->key_id, "source", k->from_card ? "card" : "home", "rows",
+                            (json_int_t)k->rows, "first_sequence", (json_int_t)k->first_seq,
+                            "last_sequence", (json_int_t)k->last_seq));
+    }
+    return list;
+}
+
+/* On stderr: which keys the audit could only take from the audited home itself, and which
+ * homes' own signatures it could not check at all. */
+static void warn_home_keys(const audit_report_t *r)
+{
+    for (size_t i = 0; i < r->own_unchecked_count; i++) {
+        fprintf(stderr,
+                "corridor audit: %s: this node's own signatures were not checked: no card of it "
+                "given and its key file is not readable\n",
+                r->own_unchecked[i]);
+    }
+    for (size_t i = 0; i < r->keys_count; i++) {
+        const audit_key_t *k = &r->keys[i];
+        if (!k->from_card) {
+            fprintf(stderr,
+                    "corridor audit: %s: the key of %s comes from the audited home's own config "
+                    "(whoever can edit the home can swap it); give its card with --peer-card\n",
+                    k->home, k->peer);
+        }
+    }
+}
+
+int render_audit(const audit_report_t *r, size_t homes, bool json)
+{
+    warn_home_keys(r);
+    bool ok = r->violations_count == 0 && r->violations_dropped == 0;
+    if (json) {
+        json_t *list = json_array();
+        for (size_t i = 0; list != NULL && i < r->violations_count; i++) {
+            const audit_violation_t *v = &r->violations[i];
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "home", v->home, "kind",
+                                                  v->kind, "detail", v->detail));
+        }
+        json_t *doc = json_pack("{s:b, s:I, s:I, s:o, s:o}", "ok", ok, "entries_checked",
+                                (json_int_t)r->entries_checked, "violations_total",
+                                (json_int_t)(r->violations_count + r->violations_dropped),
+                                "violations", list, "keys", keys_json(r));
+        int rc = cli_print_document(doc);
+        if (rc != EXIT_OK) {
+            return rc;
+        }
+    } else {
+        for (size_t i = 0; i < r->violations_count; i++) {
+            const audit_violation_t *v = &r->violations[i];
+            printf("VIOLATION %-10s %s: %s\n", v->kind, v->home, v->detail);
+        }
+        printf("audit of %zu home%s: %llu entries checked, %s\n", homes, homes == 1 ? "" : "s",
+               (unsigned long long)r->entries_checked, ok ? "clean" : "VIOLATIONS FOUND");
+        if (r->violations_dropped > 0) {
+            printf("(%zu more violations not listed)\n", r->violations_dropped);
+        }
+    }
+    return ok ? EXIT_OK : EXIT_NEGATIVE;
+}
+
+void render_status_text(json_t *reply)
+{
+    printf("node %s listening on %s%s\n", json_string_value(json_object_get(reply, "node")),
+           json_string_value(json_object_get(reply, "listen")),
+           json_is_true(json_object_get(reply, "ledger_stopped")) ? " (LEDGER STOPPED)" : "");
+    printf("  %-11s %-9s %10s %10s %12s\n", "peer", "state", "outbox", "sent_seq", "received_seq");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(reply, "peers"), i, p)
+    {
+        printf("  %-11s %-9s %10lld %10lld %12lld\n", json_string_value(json_object_get(p, "name")),
+               json_string_value(json_object_get(p, "state")),
+               (long long)json_integer_value(json_object_get(p, "outbox")),
+               (long long)json_integer_value(json_object_get(p, "sent_seq")),
+               (long long)json_integer_value(json_object_get(p, "received_seq")));
+    }
+}
+
+static void print_side(const char *label, json_t *side)
+{
+    if (!json_is_object(side)) {
+        printf("      %-6s (none)\n", label);
+        return;
+    }
+    const char *ccy = json_string_value(json_object_get(side, "currency"));
+    char amount[32];
+    const currency_t *c = ccy != NULL ? currency_find(ccy) : NULL;
+    amount_format(json_integer_value(json_object_get(side, "amount_minor")),
+                  c != NULL ? c->exponent : 0, amount, sizeof amount);
+    const char *reason = json_string_value(json_object_get(side, "reason"));
+    printf("      %-6s %s -> %s  %s %s  %s%s%s\n", label,
+           json_string_value(json_object_get(side, "payer")),
+           json_string_value(json_object_get(side, "payee")), amount, ccy ? ccy : "?",
+           json_string_value(json_object_get(side, "status")), reason ? " " : "",
+           reason ? reason : "");
+}
+
+void render_reconcile_text(json_t *report)
+{
+    json_t *breaks = json_object_get(report, "breaks");
+    size_t i;
+    json_t *b;
+    json_array_foreach(breaks, i, b)
+    {
+        const char *action = json_string_value(json_object_get(b, "action"));
+        printf("  %-16s %s%s\n", json_string_value(json_object_get(b, "kind")),
+               json_string_value(json_object_get(b, "uetr")),
+               json_is_true(json_object_get(b, "healed")) ? "  [healed]" : "");
+        print_side("here", json_object_get(b, "local"));
+        print_side("peer", json_object_get(b, "peer"));
+        if (action != NULL) {
+            printf("      repair: %s\n", action);
+        }
+    }
+    json_int_t remaining = json_integer_value(json_object_get(report, "breaks_remaining"));
+    json_t *checkpoint = json_object_get(report, "checkpoint");
+    printf("%s: %lld matched, %zu breaks found, %lld remaining, positions %s%s\n",
+           json_string_value(json_object_get(report, "peer")),
+           (long long)json_integer_value(json_object_get(report, "matched")),
+           json_array_size(breaks), (long long)remaining,
+           json_is_true(json_object_get(report, "positions_agree")) ? "agree" : "DISAGREE",
+           json_is_true(json_object_get(checkpoint, "signed")) ? "; checkpoint co-signed" : "");
+    const char *error = json_string_value(json_object_get(report, "error"));
+    if (error != NULL) {
+        printf("note: %s\n", error);
+    }
+}
