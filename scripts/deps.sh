@@ -16,6 +16,8 @@ packages=(
   clang libclang-rt-14-dev               # libFuzzer harnesses and sanitizer runtimes
   python3                                # the contract check's bookkeeping, bench figures
   gnuplot-nox                            # bench charts (PNG)
+  clang-format shellcheck                # scripts/lint.sh: C formatting, shell script checks
+  groff-base                             # the manual page checked after `cmake --install`
 )
 
 missing=()
