@@ -35,6 +35,8 @@ static const command_t commands[] = {
     {"audit", "corridor audit", cmd_audit, "offline checks of one or more homes' books"},
     {"operations", "corridor operations", cmd_operations,
      "every action a person took on the books, with who and when (--json)"},
+    {"testnet", "corridor testnet", cmd_testnet,
+     "up|status|down|audit: a network of nodes on this machine in one command"},
 };
 
 /* The program's version and the wire formats it speaks (PROTOCOL.md section 1.8). */

@@ -135,7 +135,7 @@ static const cli_spec_t audit_spec = {
     .options = audit_options};
 
 int cli_audit_homes(const char *const *homes, size_t homes_count, const peer_card_t *cards,
-                    size_t cards_count, bool json)
+                    size_t cards_count, bool json, json_t **doc_out)
 {
     for (size_t i = 0; i < homes_count; i++) {
         home_t home;
@@ -148,7 +148,13 @@ int cli_audit_homes(const char *const *homes, size_t homes_count, const peer_car
     audit_report_t report;
     audit_report_init(&report);
     (void)audit_homes(homes, homes_count, cards, cards_count, &report);
-    int rc = render_audit(&report, homes_count, json);
+    bool ok = report.violations_count == 0 && report.violations_dropped == 0;
+    int rc = ok ? EXIT_OK : EXIT_NEGATIVE;
+    if (doc_out != NULL) {
+        *doc_out = render_audit_json(&report);
+    } else {
+        rc = render_audit(&report, homes_count, json);
+    }
     audit_report_free(&report);
     return rc;
 }
@@ -169,5 +175,6 @@ int cmd_audit(int argc, char **argv)
         }
         args.homes[args.homes_count++] = home.dir;
     }
-    return cli_audit_homes(args.homes, args.homes_count, cards.cards, cards.cards_count, args.json);
+    return cli_audit_homes(args.homes, args.homes_count, cards.cards, cards.cards_count, args.json,
+                           NULL);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "validate.h"
 
 enum { KEY_HOME = 0x10001, KEY_JSON, KEY_HELP };
 
@@ -262,4 +263,45 @@ int cli_call_node(const home_t *home, const json_t *request, int timeout_ms, jso
     char err[512] = "";
     return cli_node_answer(control_call(home->dir, request, timeout_ms, reply, err, sizeof err),
                            err, reply);
+}
+
+int cli_apply_cap(const config_t *config, config_peer_t *peer, const char *option, const char *arg,
+                  unsigned *given)
+{
+    const char *eq = strchr(arg, '=');
+    char code[8];
+    if (eq == NULL || eq == arg || (size_t)(eq - arg) >= sizeof code) {
+        complain("%s %s: expected CCY=AMOUNT, e.g. RUB=1000000", option, arg);
+        return EXIT_USAGE;
+    }
+    memcpy(code, arg, (size_t)(eq - arg));
+    code[eq - arg] = '\0';
+    const currency_t *c = currency_find(code);
+    if (c == NULL) {
+        complain("%s %s: unknown currency %s", option, arg, code);
+        return EXIT_USAGE;
+    }
+    if (!config_accepts(config, c->code)) {
+        complain("%s %s: this node does not accept %s (its currencies are set at init)", option,
+                 arg, c->code);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < config->currencies_count; i++) {
+        if (strcmp(config->currencies[i], c->code) == 0) {
+            if (*given & (1u << i)) {
+                complain("%s %s: %s is given twice", option, arg, c->code);
+                return EXIT_USAGE;
+            }
+            *given |= 1u << i;
+        }
+    }
+    int64_t minor = 0;
+    valid_err_t verr = amount_parse(eq + 1, c, true, &minor);
+    if (verr != VALID_OK) {
+        complain("%s %s: %s", option, arg, valid_strerror(verr));
+        return EXIT_USAGE;
+    }
+    config_err_t set = config_peer_set_limit(peer, c->code, minor);
+    assert(set == CONFIG_OK); /* a peer's table holds every currency */
+    return EXIT_OK;
 }

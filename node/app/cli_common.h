@@ -76,6 +76,11 @@ int cli_load_identity(const home_t *home, identity_t **identity);
  * On failure the caller still closes both. */
 int cli_open_books(const char *home_opt, config_t **config, ledger_t **ledger);
 
+/* Applies one cap CCY=AMOUNT (a decimal in currency units) that `config`'s node grants `peer`
+ * (`option` names it in complaints); *given marks the currencies already capped. */
+int cli_apply_cap(const config_t *config, config_peer_t *peer, const char *option, const char *arg,
+                  unsigned *given);
+
 /* This node's card, as its config says where it listens. */
 void cli_node_card(const identity_t *identity, const config_t *config, peer_card_t *card);
 void cli_print_card(const peer_card_t *card);
@@ -85,9 +90,10 @@ int cli_print_document(json_t *doc);
 /* An exit code for a control call's outcome (reply NULL: a connection), complaining about
  * what went wrong; a reply the node refused is freed. */
 int cli_node_answer(control_err_t rc, const char *err, json_t **reply);
-/* Audits homes (at least one) with the cards given, prints the findings (cli_books.c). */
+/* Audits homes (at least one) with the cards given and prints the findings, or (doc_out not
+ * NULL) hands over the JSON document instead: 0 clean, 1 violations (cli_books.c). */
 int cli_audit_homes(const char *const *homes, size_t homes_count, const peer_card_t *cards,
-                    size_t cards_count, bool json);
+                    size_t cards_count, bool json, json_t **doc_out);
 
 /* Asks the home's node to reconcile with one peer and prints the report (or, report_out not
  * NULL, hands it over instead): 0 the books agree, 1 not, 4 the peer did not answer in time

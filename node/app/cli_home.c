@@ -190,48 +190,6 @@ cleanup:
 
 /* ---- corridor peer add --------------------------------------------------------------- */
 
-/* Applies one --limit CCY=AMOUNT (a decimal in currency units) to a peer. */
-static int apply_limit(const config_t *config, config_peer_t *peer, const char *arg,
-                       unsigned *given)
-{
-    const char *eq = strchr(arg, '=');
-    char code[8];
-    if (eq == NULL || eq == arg || (size_t)(eq - arg) >= sizeof code) {
-        complain("--limit %s: expected CCY=AMOUNT, e.g. RUB=1000000", arg);
-        return EXIT_USAGE;
-    }
-    memcpy(code, arg, (size_t)(eq - arg));
-    code[eq - arg] = '\0';
-    const currency_t *c = currency_find(code);
-    if (c == NULL) {
-        complain("--limit %s: unknown currency %s", arg, code);
-        return EXIT_USAGE;
-    }
-    if (!config_accepts(config, c->code)) {
-        complain("--limit %s: this node does not accept %s (its currencies are set at init)", arg,
-                 c->code);
-        return EXIT_USAGE;
-    }
-    for (size_t i = 0; i < config->currencies_count; i++) {
-        if (strcmp(config->currencies[i], c->code) == 0) {
-            if (*given & (1u << i)) {
-                complain("--limit %s: %s is given twice", arg, c->code);
-                return EXIT_USAGE;
-            }
-            *given |= 1u << i;
-        }
-    }
-    int64_t minor = 0;
-    valid_err_t verr = amount_parse(eq + 1, c, true, &minor);
-    if (verr != VALID_OK) {
-        complain("--limit %s: %s", arg, valid_strerror(verr));
-        return EXIT_USAGE;
-    }
-    config_err_t set = config_peer_set_limit(peer, c->code, minor);
-    assert(set == CONFIG_OK); /* a peer's table holds every currency */
-    return EXIT_OK;
-}
-
 typedef struct {
     const char *limits[CORRIDOR_CURRENCIES_MAX];
     size_t limits_count;
@@ -306,7 +264,7 @@ static int cmd_peer_add(int argc, char **argv)
     peer->card = card;
     unsigned given = 0;
     for (size_t i = 0; i < a.limits_count; i++) {
-        if ((rc = apply_limit(config, peer, a.limits[i], &given)) != EXIT_OK) {
+        if ((rc = cli_apply_cap(config, peer, "--limit", a.limits[i], &given)) != EXIT_OK) {
             goto cleanup;
         }
     }

@@ -192,22 +192,27 @@ static void warn_home_keys(const audit_report_t *r)
     }
 }
 
+json_t *render_audit_json(const audit_report_t *r)
+{
+    bool ok = r->violations_count == 0 && r->violations_dropped == 0;
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < r->violations_count; i++) {
+        const audit_violation_t *v = &r->violations[i];
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "home", v->home, "kind", v->kind,
+                                              "detail", v->detail));
+    }
+    return json_pack("{s:b, s:I, s:I, s:o, s:o}", "ok", ok, "entries_checked",
+                     (json_int_t)r->entries_checked, "violations_total",
+                     (json_int_t)(r->violations_count + r->violations_dropped), "violations", list,
+                     "keys", keys_json(r));
+}
+
 int render_audit(const audit_report_t *r, size_t homes, bool json)
 {
     warn_home_keys(r);
     bool ok = r->violations_count == 0 && r->violations_dropped == 0;
     if (json) {
-        json_t *list = json_array();
-        for (size_t i = 0; list != NULL && i < r->violations_count; i++) {
-            const audit_violation_t *v = &r->violations[i];
-            json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "home", v->home, "kind",
-                                                  v->kind, "detail", v->detail));
-        }
-        json_t *doc = json_pack("{s:b, s:I, s:I, s:o, s:o}", "ok", ok, "entries_checked",
-                                (json_int_t)r->entries_checked, "violations_total",
-                                (json_int_t)(r->violations_count + r->violations_dropped),
-                                "violations", list, "keys", keys_json(r));
-        int rc = cli_print_document(doc);
+        int rc = cli_print_document(render_audit_json(r));
         if (rc != EXIT_OK) {
             return rc;
         }

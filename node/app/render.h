@@ -27,6 +27,8 @@ void render_operation(const ledger_operation_t *op, void *arg);
 /* An audit's findings; the exit code says clean (0) or not (1). On stderr: which keys came
  * from the audited home itself, and whose own signatures went unchecked. */
 int render_audit(const audit_report_t *r, size_t homes, bool json);
+/* The audit's JSON document (as `audit --json` prints it); NULL when out of memory. */
+json_t *render_audit_json(const audit_report_t *r);
 
 /* A running node's status reply, as text. */
 void render_status_text(json_t *reply);
