@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #define ARGS_MAX       64
 #define POLL_STEP_MS   100
 #define READ_FILE_MAX  (256u * 1024 * 1024)
@@ -721,6 +723,256 @@ json_t *status_peer(json_t *status, const char *peer)
     return NULL;
 }
 
+/* ---- the usual nodes, and what they say ----------------------------------------------------- */
+
+void cluster_pair(cluster_t *c, const char *caps, tnode_t **a, tnode_t **b)
+{
+    *a = cluster_add(c, NAME_A, NODES_CURRENCIES);
+    *b = cluster_add(c, NAME_B, NODES_CURRENCIES);
+    cluster_link(c, *a, *b, caps);
+}
+
+void cluster_started_pair(cluster_t *c, tnode_t **a, tnode_t **b)
+{
+    cluster_pair(c, NODES_GENEROUS_CAPS, a, b);
+    node_start(c, *a);
+    node_start(c, *b);
+}
+
+int node_send(cluster_t *c, tnode_t *from, const tnode_t *to, const char *amount,
+              const char *currency, const char *uetr, const char *wait, cmd_result_t *r)
+{
+    const char *args[16];
+    size_t n = 0;
+    args[n++] = "send";
+    args[n++] = "--home";
+    args[n++] = from->home;
+    args[n++] = "--to";
+    args[n++] = to->name;
+    args[n++] = "--amount";
+    args[n++] = amount;
+    args[n++] = "--currency";
+    args[n++] = currency;
+    if (uetr != NULL) {
+        args[n++] = "--uetr";
+        args[n++] = uetr;
+    }
+    if (wait != NULL) {
+        args[n++] = "--wait";
+        args[n++] = wait;
+    }
+    args[n] = NULL;
+    return cluster_cmdv(c, NODE_SEND_MS, r, args);
+}
+
+char *plan_write_batch(cluster_t *c, const plan_t *p, size_t from, size_t start, size_t end)
+{
+    char file[64];
+    snprintf(file, sizeof file, "batch-%u.csv", c->cmd_seq++);
+    char *path = test_path(c->dir, file);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "to,amount,currency,uetr\n");
+    size_t lines = 0;
+    for (size_t i = start; i < end; i++) {
+        const planned_t *s = &p->items[i];
+        if (s->from != from) {
+            continue;
+        }
+        char amount[32];
+        format_amount(s->minor, amount);
+        fprintf(f, "%s,%s,%s,%s\n", c->nodes[s->to].name, amount, s->currency, s->uetr);
+        lines++;
+    }
+    assert_int_equal(fclose(f), 0);
+    if (lines == 0) {
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+char *node_ledger_head(cluster_t *c, tnode_t *n)
+{
+    json_t *l = node_ledger(c, n);
+    const char *head = json_string_value(json_object_get(l, "head"));
+    assert_non_null(head);
+    char *copy = strdup(head);
+    assert_non_null(copy);
+    json_decref(l);
+    return copy;
+}
+
+json_t *ledger_expect_entry(json_t *ledger, const char *peer, const char *uetr, const char *status)
+{
+    size_t times = 0;
+    json_t *e = ledger_json_find(ledger, peer, uetr, &times);
+    if (e == NULL) {
+        fail_msg("%s: no settlement %s", json_string_value(json_object_get(ledger, "node")), uetr);
+    }
+    assert_int_equal(times, 1);
+    const char *got = json_string_value(json_object_get(e, "status"));
+    if (got == NULL || strcmp(got, status) != 0) {
+        fail_msg("%s: settlement %s is %s, expected %s",
+                 json_string_value(json_object_get(ledger, "node")), uetr,
+                 got != NULL ? got : "(none)", status);
+    }
+    return e;
+}
+
+int64_t node_peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field)
+{
+    json_t *st = node_status(c, n);
+    json_t *p = status_peer(st, peer);
+    assert_non_null(p);
+    json_t *v = json_object_get(p, field);
+    assert_true(json_is_integer(v));
+    int64_t value = (int64_t)json_integer_value(v);
+    json_decref(st);
+    return value;
+}
+
+void node_wait_peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field,
+                          int64_t want, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms, have = 0;
+    while ((have = node_peer_field(c, n, peer, field)) != want) {
+        if (mono_ms() >= deadline) {
+            fail_msg("%s: %s of %s is %lld after %d ms, expected %lld", n->name, field, peer,
+                     (long long)have, timeout_ms, (long long)want);
+        }
+        sleep_ms(50);
+    }
+}
+
+const char *node_peer_state(cluster_t *c, tnode_t *n, const char *peer)
+{
+    static char state[32];
+    json_t *st = node_status(c, n);
+    json_t *p = status_peer(st, peer);
+    assert_non_null(p);
+    const char *s = json_string_value(json_object_get(p, "state"));
+    assert_non_null(s);
+    snprintf(state, sizeof state, "%s", s);
+    json_decref(st);
+    return state;
+}
+
+bool node_peer_state_is(cluster_t *c, tnode_t *n, const char *peer, const char *state)
+{
+    return strcmp(node_peer_state(c, n, peer), state) == 0;
+}
+
+void pair_wait_state(cluster_t *c, tnode_t *a, tnode_t *b, const char *state, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        char sa[32];
+        snprintf(sa, sizeof sa, "%s", node_peer_state(c, a, b->name));
+        const char *sb = node_peer_state(c, b, a->name);
+        if (strcmp(sa, state) == 0 && strcmp(sb, state) == 0) {
+            return;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("channel not %s on both sides after %d ms: %s sees %s, %s sees %s", state,
+                     timeout_ms, a->name, sa, b->name, sb);
+        }
+        sleep_ms(50);
+    }
+}
+
+/* sent_seq and outbox of n's channel with `peer`, from one status. */
+static void peer_queue(cluster_t *c, tnode_t *n, const char *peer, int64_t *sent, int64_t *outbox)
+{
+    json_t *st = node_status(c, n);
+    json_t *p = status_peer(st, peer);
+    assert_non_null(p);
+    json_t *s = json_object_get(p, "sent_seq"), *o = json_object_get(p, "outbox");
+    assert_true(json_is_integer(s) && json_is_integer(o));
+    *sent = (int64_t)json_integer_value(s);
+    *outbox = (int64_t)json_integer_value(o);
+    json_decref(st);
+}
+
+void pair_wait_idle(cluster_t *c, tnode_t *a, tnode_t *b, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t last_a = -1, last_b = -1;
+    for (;;) {
+        int64_t sent_a, outbox_a, sent_b, outbox_b;
+        peer_queue(c, a, b->name, &sent_a, &outbox_a);
+        peer_queue(c, b, a->name, &sent_b, &outbox_b);
+        if (outbox_a == 0 && outbox_b == 0 && sent_a == last_a && sent_b == last_b) {
+            return;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("%s and %s still exchange after %d ms: outboxes %lld and %lld", a->name,
+                     b->name, timeout_ms, (long long)outbox_a, (long long)outbox_b);
+        }
+        if (outbox_a != 0 || outbox_b != 0) {
+            sleep_ms(50);
+        }
+        last_a = sent_a;
+        last_b = sent_b;
+    }
+}
+
+int64_t node_transport_counter(cluster_t *c, tnode_t *n, const char *name)
+{
+    json_t *st = node_status(c, n);
+    json_t *v = json_object_get(json_object_get(st, "transport"), name);
+    assert_true(json_is_integer(v));
+    int64_t value = (int64_t)json_integer_value(v);
+    json_decref(st);
+    return value;
+}
+
+int64_t node_faults_counter(cluster_t *c, tnode_t *n, const char *name)
+{
+    json_t *st = node_status(c, n);
+    json_t *v = json_object_get(json_object_get(st, "faults"), name);
+    if (!json_is_integer(v)) {
+        fail_msg("%s reports no faults.%s: not run with CORRIDOR_FAULTS?", n->name, name);
+    }
+    int64_t value = (int64_t)json_integer_value(v);
+    json_decref(st);
+    return value;
+}
+
+int64_t node_journal_rows(cluster_t *c, tnode_t *n)
+{
+    json_t *l = node_ledger(c, n);
+    json_t *v = json_object_get(l, "journal_rows");
+    assert_true(json_is_integer(v));
+    int64_t rows = (int64_t)json_integer_value(v);
+    json_decref(l);
+    return rows;
+}
+
+size_t node_log_count(const tnode_t *n, const char *needle)
+{
+    char *text = nodes_read_file(n->log, NULL);
+    size_t count = 0;
+    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++) {
+        count++;
+    }
+    free(text);
+    return count;
+}
+
+void node_wait_log(const tnode_t *n, const char *needle, size_t count, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (node_log_count(n, needle) < count) {
+        if (mono_ms() >= deadline) {
+            fail_msg("%s logged '%s' %zu times in %d ms, expected %zu", n->name, needle,
+                     node_log_count(n, needle), timeout_ms, count);
+        }
+        sleep_ms(50);
+    }
+}
+
 void cluster_quiesce(cluster_t *c, tnode_t *const *nodes, size_t count, int timeout_ms)
 {
     int64_t deadline = mono_ms() + timeout_ms;
@@ -804,6 +1056,52 @@ int nodes_run_program(const char *const *argv, int timeout_ms)
     assert_true(pid > 0);
     bool timed_out = false;
     return wait_bounded(pid, timeout_ms, &timed_out);
+}
+
+/* ---- the test's own ZeroMQ clients ------------------------------------------------------------
+ */
+
+void *nodes_monitor(void *ctx, void *sock, int events)
+{
+    static unsigned monitors;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://nodes-monitor-%u", monitors++);
+    assert_int_equal(zmq_socket_monitor(sock, endpoint, events), 0);
+    void *monitor = zmq_socket(ctx, ZMQ_PAIR);
+    assert_non_null(monitor);
+    int linger = 0;
+    assert_int_equal(zmq_setsockopt(monitor, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal(zmq_connect(monitor, endpoint), 0);
+    return monitor;
+}
+
+int nodes_wait_event(void *monitor, int events, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - mono_ms());
+        if (left <= 0) {
+            fail_msg("no socket event 0x%x within %d ms", (unsigned)events, timeout_ms);
+        }
+        assert_int_equal(zmq_setsockopt(monitor, ZMQ_RCVTIMEO, &left, sizeof left), 0);
+        zmq_msg_t event;
+        zmq_msg_init(&event);
+        int rc = zmq_msg_recv(&event, monitor, 0);
+        uint16_t id = 0;
+        if (rc >= 2) {
+            memcpy(&id, zmq_msg_data(&event), sizeof id);
+        }
+        bool more = rc >= 0 && zmq_msg_more(&event);
+        zmq_msg_close(&event);
+        if (more) { /* the event's second frame: the endpoint */
+            zmq_msg_init(&event);
+            (void)zmq_msg_recv(&event, monitor, 0);
+            zmq_msg_close(&event);
+        }
+        if (rc >= 0 && (id & events) != 0) {
+            return id;
+        }
+    }
 }
 
 /* ---- settlement plans ---------------------------------------------------------------------- */

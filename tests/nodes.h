@@ -168,8 +168,83 @@ json_t *ledger_index(json_t *ledger, const char *peer);
 /* The status --json entry for a peer, or NULL. */
 json_t *status_peer(json_t *status, const char *peer);
 
+/* ---- the nodes most tests use, and what they say ------------------------------------------- */
+
+#define NAME_A              "BKRURUMM" /* node codes of the usual nodes A, B and C */
+#define NAME_B              "BMJIIRTH"
+#define NAME_C              "KZKZKZKA"
+#define NODES_GENEROUS_CAPS "RUB=100000000,USD=100000000,KZT=100000000" /* caps never reached */
+#define NODE_SEND_MS        60000 /* bound for one `send` call */
+
+/* Nodes A and B (NODES_CURRENCIES), each granting the other `caps`; not started. */
+void cluster_pair(cluster_t *c, const char *caps, tnode_t **a, tnode_t **b);
+
+/* Nodes A and B with generous caps, both started. */
+void cluster_started_pair(cluster_t *c, tnode_t **a, tnode_t **b);
+
+/* `corridor send` of one settlement from -> to; `uetr` and `wait` (seconds) may be NULL. Fills
+ * *r (the caller frees it) and returns the exit status. */
+int node_send(cluster_t *c, tnode_t *from, const tnode_t *to, const char *amount,
+              const char *currency, const char *uetr, const char *wait, cmd_result_t *r);
+
+/* The hash-chain head of a node's journal (hex, malloc'd): any journal row changes it. */
+char *node_ledger_head(cluster_t *c, tnode_t *n);
+
+/* Asserts that the ledger holds the UETR with that peer exactly once, with that status;
+ * returns the entry (owned by the ledger). */
+json_t *ledger_expect_entry(json_t *ledger, const char *peer, const char *uetr, const char *status);
+
+/* One integer field of the status --json entry of `peer` at node n (asserts it is there). */
+int64_t node_peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field);
+
+/* Waits until that field equals `want`; fails the test after timeout_ms. */
+void node_wait_peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field,
+                          int64_t want, int timeout_ms);
+
+/* The state of n's channel with `peer` ("up", "down", "diverged"), in a static buffer. */
+const char *node_peer_state(cluster_t *c, tnode_t *n, const char *peer);
+
+/* Whether n's channel with `peer` is in `state`. */
+bool node_peer_state_is(cluster_t *c, tnode_t *n, const char *peer, const char *state);
+
+/* Waits until both a and b show their channel in `state`; fails the test after timeout_ms. */
+void pair_wait_state(cluster_t *c, tnode_t *a, tnode_t *b, const char *state, int timeout_ms);
+
+/* Waits until nothing is in flight between a and b: each side's outbox to the other is empty
+ * (whatever it sent, the other applied, committed and acknowledged) and neither sent more
+ * between two looks. Whatever either node queued before this call has then been handled by
+ * the other (and the answers to it too); fails the test after timeout_ms. */
+void pair_wait_idle(cluster_t *c, tnode_t *a, tnode_t *b, int timeout_ms);
+
+/* A counter of the status --json "transport" object (admitted, refused, dropped_frames...). */
+int64_t node_transport_counter(cluster_t *c, tnode_t *n, const char *name);
+
+/* The fault injector's counter `name` (dropped, duplicated...) of a node run with
+ * CORRIDOR_FAULTS; fails the test if the node reports no faults. */
+int64_t node_faults_counter(cluster_t *c, tnode_t *n, const char *name);
+
+/* journal_rows of `ledger --json`: every write adds rows. */
+int64_t node_journal_rows(cluster_t *c, tnode_t *n);
+
+/* How often `needle` occurs in the node's log (a line each, for the node's messages). */
+size_t node_log_count(const tnode_t *n, const char *needle);
+
+/* Waits until the log holds `needle` at least `count` times; fails the test after timeout_ms. */
+void node_wait_log(const tnode_t *n, const char *needle, size_t count, int timeout_ms);
+
 void sleep_ms(int ms);
 int64_t mono_ms(void);
+
+/* ---- the test's own ZeroMQ clients ------------------------------------------------------------
+ */
+
+/* Monitors `sock` (in context `ctx`) for the events in the mask `events`: returns a PAIR socket
+ * that receives them (the caller closes it before the socket's context ends). */
+void *nodes_monitor(void *ctx, void *sock, int events);
+
+/* Waits until the monitor reports one of the events in the mask `events` and returns it; fails
+ * the test after timeout_ms. */
+int nodes_wait_event(void *monitor, int events, int timeout_ms);
 
 /* ---- settlement plans: what a test sends, reproducibly ------------------------------------ */
 
@@ -200,5 +275,9 @@ uint32_t plan_next(plan_t *p);
 void plan_add(plan_t *p, size_t from, size_t to, size_t count);
 /* Minor units of a 2-decimal currency as the command line takes them ("12.34"). */
 void format_amount(int64_t minor, char out[static 32]);
+
+/* Writes the batch CSV of plan items [start, end) that node `from` sends into the scratch
+ * directory; returns its path (malloc'd), or NULL when `from` sends none of them. */
+char *plan_write_batch(cluster_t *c, const plan_t *p, size_t from, size_t start, size_t end);
 
 #endif

@@ -26,13 +26,8 @@
 #include "nodes.h"
 #include "validate.h"
 
-#define NAME_A "BKRURUMM"
-#define NAME_B "BMJIIRTH"
-#define NAME_C "KZKZKZKA"
-
 #define CURRENCIES     NODES_CURRENCIES
 #define CURRENCY_COUNT NODES_CURRENCY_COUNT
-#define GENEROUS_CAPS  "RUB=100000000,USD=100000000,KZT=100000000"
 
 #define QUIESCE_MS      120000 /* the bound for a stream to drain */
 #define SEND_TIMEOUT_MS 60000
@@ -40,27 +35,6 @@
 #define KEY_CHARS       IDENTITY_CURVE_KEY_CHARS /* a CURVE key in Z85 */
 
 /* ---- settlement plans ---------------------------------------------------------------------- */
-
-/* Writes the batch CSV of plan items [start, end) sent by node `from`; returns its path. */
-static char *write_batch(cluster_t *c, const plan_t *p, size_t from, size_t start, size_t end,
-                         const char *file)
-{
-    char *path = test_path(c->dir, file);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "to,amount,currency,uetr\n");
-    for (size_t i = start; i < end; i++) {
-        const planned_t *s = &p->items[i];
-        if (s->from != from) {
-            continue;
-        }
-        char amount[32];
-        format_amount(s->minor, amount);
-        fprintf(f, "%s,%s,%s,%s\n", c->nodes[s->to].name, amount, s->currency, s->uetr);
-    }
-    assert_int_equal(fclose(f), 0);
-    return path;
-}
 
 /* `send --batch FILE` from a node; asserts exit 0. */
 static void send_batch(cluster_t *c, tnode_t *from, const char *path)
@@ -72,33 +46,6 @@ static void send_batch(cluster_t *c, tnode_t *from, const char *path)
     }
     assert_int_equal(r.rc, 0);
     cmd_result_free(&r);
-}
-
-/* `send` of one settlement; `wait` (seconds) may be NULL. Returns the exit status. */
-static int send_one(cluster_t *c, tnode_t *from, const tnode_t *to, const char *amount,
-                    const char *currency, const char *uetr, const char *wait, cmd_result_t *r)
-{
-    const char *args[16];
-    size_t n = 0;
-    args[n++] = "send";
-    args[n++] = "--home";
-    args[n++] = from->home;
-    args[n++] = "--to";
-    args[n++] = to->name;
-    args[n++] = "--amount";
-    args[n++] = amount;
-    args[n++] = "--currency";
-    args[n++] = currency;
-    if (uetr != NULL) {
-        args[n++] = "--uetr";
-        args[n++] = uetr;
-    }
-    if (wait != NULL) {
-        args[n++] = "--wait";
-        args[n++] = wait;
-    }
-    args[n] = NULL;
-    return cluster_cmdv(c, SEND_TIMEOUT_MS, r, args);
 }
 
 /* The net position `self` should hold against `peer` in `currency` after the plan settled:
@@ -191,18 +138,6 @@ static void check_books(cluster_t *c, const plan_t *p, size_t count)
     }
 }
 
-/* The hash-chain head of a node's journal (hex, malloc'd): any write changes it. */
-static char *ledger_head(cluster_t *c, tnode_t *n)
-{
-    json_t *l = node_ledger(c, n);
-    const char *head = json_string_value(json_object_get(l, "head"));
-    assert_non_null(head);
-    char *copy = strdup(head);
-    assert_non_null(copy);
-    json_decref(l);
-    return copy;
-}
-
 static void audit_all(cluster_t *c, size_t count, int64_t entries_min)
 {
     tnode_t *nodes[CLUSTER_NODES_MAX];
@@ -221,25 +156,11 @@ static void quiesce_all(cluster_t *c, size_t count)
     cluster_quiesce(c, nodes, count, QUIESCE_MS);
 }
 
-/* Two linked nodes A and B with the given caps (each grants the other the same). */
-static void two_nodes(cluster_t *c, const char *caps, tnode_t **a, tnode_t **b)
-{
-    *a = cluster_add(c, NAME_A, CURRENCIES);
-    *b = cluster_add(c, NAME_B, CURRENCIES);
-    cluster_link(c, *a, *b, caps);
-}
-
 /* Asserts that the ledger holds the UETR with that peer once, with that status and reason. */
 static void expect_entry(json_t *ledger, const char *peer, const char *uetr, const char *status,
                          const char *reason)
 {
-    size_t times = 0;
-    json_t *e = ledger_json_find(ledger, peer, uetr, &times);
-    if (e == NULL) {
-        fail_msg("%s: no settlement %s", json_string_value(json_object_get(ledger, "node")), uetr);
-    }
-    assert_int_equal(times, 1);
-    assert_string_equal(json_string_value(json_object_get(e, "status")), status);
+    json_t *e = ledger_expect_entry(ledger, peer, uetr, status);
     const char *got = json_string_value(json_object_get(e, "reason"));
     if (reason == NULL) {
         assert_null(got);
@@ -275,14 +196,14 @@ static void test_two_nodes_both_directions(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start(c, b);
     plan_t *p = plan_new(1);
     plan_add(p, 0, 1, STREAM_EACH_WAY);
     plan_add(p, 1, 0, STREAM_EACH_WAY);
-    char *batch_a = write_batch(c, p, 0, 0, p->count, "a.csv");
-    char *batch_b = write_batch(c, p, 1, 0, p->count, "b.csv");
+    char *batch_a = plan_write_batch(c, p, 0, 0, p->count);
+    char *batch_b = plan_write_batch(c, p, 1, 0, p->count);
     int64_t t0 = mono_ms();
     /* both directions at once */
     pid_t pa = cluster_spawn(c, "send", "--home", a->home, "--batch", batch_a, NULL);
@@ -295,7 +216,7 @@ static void test_two_nodes_both_directions(void **state)
     check_books(c, p, 2);
 
     /* the whole batch again (I3): every item returns its original result, nothing changes */
-    char *head_a = ledger_head(c, a), *head_b = ledger_head(c, b);
+    char *head_a = node_ledger_head(c, a), *head_b = node_ledger_head(c, b);
     cmd_result_t r;
     cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", a->home, "--batch", batch_a, "--wait",
                 "30", NULL);
@@ -304,8 +225,9 @@ static void test_two_nodes_both_directions(void **state)
     }
     assert_int_equal(r.rc, 0);
     cmd_result_free(&r);
-    sleep_ms(500);
-    char *head_a2 = ledger_head(c, a), *head_b2 = ledger_head(c, b);
+    /* whatever the repeat queued (nothing, if it is right) has been applied and answered */
+    pair_wait_idle(c, a, b, QUIESCE_MS);
+    char *head_a2 = node_ledger_head(c, a), *head_b2 = node_ledger_head(c, b);
     assert_string_equal(head_a2, head_a);
     assert_string_equal(head_b2, head_b);
     free(head_a);
@@ -333,9 +255,9 @@ static void test_three_nodes_mesh(void **state)
     n[0] = cluster_add(c, NAME_A, CURRENCIES);
     n[1] = cluster_add(c, NAME_B, CURRENCIES);
     n[2] = cluster_add(c, NAME_C, CURRENCIES);
-    cluster_link(c, n[0], n[1], GENEROUS_CAPS);
-    cluster_link(c, n[0], n[2], GENEROUS_CAPS);
-    cluster_link(c, n[1], n[2], GENEROUS_CAPS);
+    cluster_link(c, n[0], n[1], NODES_GENEROUS_CAPS);
+    cluster_link(c, n[0], n[2], NODES_GENEROUS_CAPS);
+    cluster_link(c, n[1], n[2], NODES_GENEROUS_CAPS);
     for (size_t i = 0; i < 3; i++) {
         node_start(c, n[i]);
     }
@@ -349,9 +271,7 @@ static void test_three_nodes_mesh(void **state)
     }
     pid_t pids[3];
     for (size_t i = 0; i < 3; i++) {
-        char file[32];
-        snprintf(file, sizeof file, "mesh-%zu.csv", i);
-        char *batch = write_batch(c, p, i, 0, p->count, file);
+        char *batch = plan_write_batch(c, p, i, 0, p->count);
         pids[i] = cluster_spawn(c, "send", "--home", n[i]->home, "--batch", batch, NULL);
         free(batch);
     }
@@ -375,11 +295,11 @@ static void test_peer_offline_then_started(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     plan_t *p = plan_new(3);
     plan_add(p, 0, 1, OFFLINE_COUNT);
-    char *batch = write_batch(c, p, 0, 0, p->count, "offline.csv");
+    char *batch = plan_write_batch(c, p, 0, 0, p->count);
     send_batch(c, a, batch); /* exit 0: committed, pending */
     sleep_ms(1500);          /* A tries to reach B for a while */
     json_t *l = node_ledger(c, a);
@@ -429,12 +349,12 @@ static void test_receiver_killed_mid_stream(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start(c, b);
     plan_t *p = plan_new(4);
     plan_add(p, 0, 1, KILL_STREAM);
-    char *batch = write_batch(c, p, 0, 0, p->count, "stream.csv");
+    char *batch = plan_write_batch(c, p, 0, 0, p->count);
     pid_t sender = cluster_spawn(c, "send", "--home", a->home, "--batch", batch, NULL);
     /* kill B as soon as it has applied part of the stream (about half a second in) */
     wait_for_settlements(c, b, 1, 10000);
@@ -454,28 +374,6 @@ static void test_receiver_killed_mid_stream(void **state)
     c->passed = true;
 }
 
-/* Waits until each of the two nodes reports the other's channel up (bounded). */
-static void wait_channel_up(cluster_t *c, tnode_t *a, tnode_t *b)
-{
-    int64_t deadline = mono_ms() + 15000;
-    for (;;) {
-        json_t *sa = node_status(c, a), *sb = node_status(c, b);
-        const char *state_a = json_string_value(json_object_get(status_peer(sa, b->name), "state"));
-        const char *state_b = json_string_value(json_object_get(status_peer(sb, a->name), "state"));
-        bool up = state_a != NULL && state_b != NULL && strcmp(state_a, "up") == 0 &&
-                  strcmp(state_b, "up") == 0;
-        json_decref(sa);
-        json_decref(sb);
-        if (up) {
-            return;
-        }
-        if (mono_ms() >= deadline) {
-            fail_msg("the channel %s-%s is not up after 15 s", a->name, b->name);
-        }
-        sleep_ms(50);
-    }
-}
-
 /* The receiver killed again and again while batches keep coming: each round commits a batch at
  * B, starts one at A and kills B 10 to 45 ms later, before, while or after it applies A's batch
  * and while its own settlements and reports are in flight. */
@@ -486,20 +384,17 @@ static void test_receiver_killed_repeatedly(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start(c, b);
-    wait_channel_up(c, a, b);
+    pair_wait_state(c, a, b, "up", 15000);
     plan_t *p = plan_new(6);
     for (size_t round = 0; round < CRASH_ROUNDS; round++) {
         size_t start = p->count;
         plan_add(p, 0, 1, CRASH_ROUND_SIZE / 2);
         plan_add(p, 1, 0, CRASH_ROUND_SIZE / 2);
-        char file[32];
-        snprintf(file, sizeof file, "round-%zu-a.csv", round);
-        char *batch_a = write_batch(c, p, 0, start, p->count, file);
-        snprintf(file, sizeof file, "round-%zu-b.csv", round);
-        char *batch_b = write_batch(c, p, 1, start, p->count, file);
+        char *batch_a = plan_write_batch(c, p, 0, start, p->count);
+        char *batch_b = plan_write_batch(c, p, 1, start, p->count);
         send_batch(c, b, batch_b);
         pid_t sender = cluster_spawn(c, "send", "--home", a->home, "--batch", batch_a, NULL);
         sleep_ms(10 + (int)(round * 7 % 40)); /* 10 .. 45 ms after A's send started */
@@ -508,7 +403,7 @@ static void test_receiver_killed_repeatedly(void **state)
         free(batch_a);
         free(batch_b);
         node_start(c, b);
-        wait_channel_up(c, a, b);
+        pair_wait_state(c, a, b, "up", 15000);
     }
     quiesce_all(c, 2);
     check_books(c, p, 2);
@@ -522,12 +417,12 @@ static void test_sender_killed_mid_batch(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start(c, b);
     plan_t *p = plan_new(5);
     plan_add(p, 0, 1, KILL_STREAM);
-    char *batch = write_batch(c, p, 0, 0, p->count, "stream.csv");
+    char *batch = plan_write_batch(c, p, 0, 0, p->count);
     pid_t sender = cluster_spawn(c, "send", "--home", a->home, "--batch", batch, NULL);
     /* kill A as soon as its first chunk is committed, while the batch is still coming in */
     wait_for_settlements(c, a, 1, 10000);
@@ -609,7 +504,7 @@ static void test_cap_and_duplicates(void **state)
     char over[UETR_SIZE];
     uetr_generate(over);
     cmd_result_t r;
-    int rc = send_one(c, a, b, "1000.01", "RUB", over, "30", &r);
+    int rc = node_send(c, a, b, "1000.01", "RUB", over, "30", &r);
     if (rc != 1) {
         printf("# over-cap send exited %d: %s\n", rc, r.err);
     }
@@ -630,23 +525,23 @@ static void test_cap_and_duplicates(void **state)
     /* exactly at the cap: settles */
     char at[UETR_SIZE];
     uetr_generate(at);
-    rc = send_one(c, a, b, "1000.00", "RUB", at, "30", &r);
+    rc = node_send(c, a, b, "1000.00", "RUB", at, "30", &r);
     if (rc != 0) {
         printf("# at-cap send exited %d: %s\n", rc, r.err);
     }
     assert_int_equal(rc, 0);
     cmd_result_free(&r);
     quiesce_all(c, 2);
-    char *head_a = ledger_head(c, a), *head_b = ledger_head(c, b);
+    char *head_a = node_ledger_head(c, a), *head_b = node_ledger_head(c, b);
 
     /* the same UETR and content again: the original result, nothing new */
-    rc = send_one(c, a, b, "1000.00", "RUB", at, "30", &r);
+    rc = node_send(c, a, b, "1000.00", "RUB", at, "30", &r);
     if (rc != 0) {
         printf("# repeated send exited %d: %s\n", rc, r.err);
     }
     assert_int_equal(rc, 0);
     cmd_result_free(&r);
-    sleep_ms(1000); /* anything wrongly sent would reach B by now */
+    pair_wait_idle(c, a, b, QUIESCE_MS); /* anything wrongly sent was applied and answered */
     la = node_ledger(c, a);
     lb = node_ledger(c, b);
     expect_entry(la, NAME_B, at, "settled", NULL);
@@ -661,14 +556,14 @@ static void test_cap_and_duplicates(void **state)
     json_decref(lb);
 
     /* the same UETR with another amount: DUPL, nothing changes on either side */
-    rc = send_one(c, a, b, "999.00", "RUB", at, "30", &r);
+    rc = node_send(c, a, b, "999.00", "RUB", at, "30", &r);
     if (rc != 1) {
         printf("# conflicting send exited %d: %s\n", rc, r.err);
     }
     assert_int_equal(rc, 1);
     assert_non_null(strstr(r.err, "DUPL"));
     cmd_result_free(&r);
-    sleep_ms(1000); /* anything wrongly sent would reach B by now */
+    pair_wait_idle(c, a, b, QUIESCE_MS); /* anything wrongly sent was applied and answered */
     la = node_ledger(c, a);
     lb = node_ledger(c, b);
     assert_string_equal(json_string_value(json_object_get(la, "head")), head_a);
@@ -739,6 +634,19 @@ static void *hostile_push(const char *endpoint, const char *server_key, const ch
     return s;
 }
 
+/* A monitor of one of the clients for `events`, closed by hostile_close like the clients. */
+static void *hostile_monitor(void *s, int events)
+{
+    assert_true(hostile.count < HOSTILE_MAX);
+    void *monitor = nodes_monitor(hostile.ctx, s, events);
+    hostile.sockets[hostile.count++] = monitor;
+    return monitor;
+}
+
+#define HANDSHAKE_FAILED                                                                           \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED)
+
 /* The node's CURVE public key, from `card --json`. */
 static void node_curve_public(cluster_t *c, tnode_t *n,
                               char out[static IDENTITY_CURVE_KEY_CHARS + 1])
@@ -756,36 +664,6 @@ static void node_curve_public(cluster_t *c, tnode_t *n,
     cmd_result_free(&r);
 }
 
-static int64_t transport_counter(cluster_t *c, tnode_t *n, const char *name)
-{
-    json_t *st = node_status(c, n);
-    json_t *v = json_object_get(json_object_get(st, "transport"), name);
-    assert_true(json_is_integer(v));
-    int64_t value = (int64_t)json_integer_value(v);
-    json_decref(st);
-    return value;
-}
-
-static int64_t journal_rows(cluster_t *c, tnode_t *n)
-{
-    json_t *l = node_ledger(c, n);
-    int64_t rows = (int64_t)json_integer_value(json_object_get(l, "journal_rows"));
-    json_decref(l);
-    return rows;
-}
-
-/* Counts the lines of a node's log that contain `needle`. */
-static size_t log_count(const tnode_t *n, const char *needle)
-{
-    char *text = nodes_read_file(n->log, NULL);
-    size_t count = 0;
-    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++) {
-        count++;
-    }
-    free(text);
-    return count;
-}
-
 static void send_frames(void *s, size_t count, size_t size)
 {
     uint8_t *buf = malloc(size + 1);
@@ -801,19 +679,19 @@ static void test_transport_refusals(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start(c, b);
     /* the channel is up first, so its own connection is already admitted */
     cmd_result_t r;
-    assert_int_equal(send_one(c, a, b, "1.00", "RUB", NULL, "30", &r), 0);
+    assert_int_equal(node_send(c, a, b, "1.00", "RUB", NULL, "30", &r), 0);
     cmd_result_free(&r);
     char server_key[IDENTITY_CURVE_KEY_CHARS + 1];
     node_curve_public(c, b, server_key);
-    int64_t rows_before = journal_rows(c, b);
-    int64_t refused_before = transport_counter(c, b, "refused");
-    int64_t dropped_before = transport_counter(c, b, "dropped_frames");
-    size_t log_dropped_before = log_count(b, "dropped");
+    int64_t rows_before = node_journal_rows(c, b);
+    int64_t refused_before = node_transport_counter(c, b, "refused");
+    int64_t dropped_before = node_transport_counter(c, b, "dropped_frames");
+    size_t log_dropped_before = node_log_count(b, "dropped");
 
     /* CURVE with a key B does not know */
     char pub[IDENTITY_CURVE_KEY_CHARS + 1], sec[IDENTITY_CURVE_KEY_CHARS + 1];
@@ -822,28 +700,31 @@ static void test_transport_refusals(void **state)
     send_frames(stranger, 10, 300);
     /* no CURVE at all */
     void *plain = hostile_push(b->endpoint, NULL, NULL, NULL);
+    void *plain_monitor = hostile_monitor(plain, HANDSHAKE_FAILED);
     send_frames(plain, 10, 300);
     int64_t deadline = mono_ms() + 10000;
-    while (transport_counter(c, b, "refused") == refused_before && mono_ms() < deadline) {
+    while (node_transport_counter(c, b, "refused") == refused_before && mono_ms() < deadline) {
         sleep_ms(200);
     }
-    assert_true(transport_counter(c, b, "refused") > refused_before);
-    sleep_ms(1000); /* let the plain client's handshake fail too */
+    assert_true(node_transport_counter(c, b, "refused") > refused_before);
+    /* the plain client's handshake failed too: B turned it away (it retries, and fails again,
+     * so an event before the monitor started is not missed) */
+    nodes_wait_event(plain_monitor, HANDSHAKE_FAILED, 10000);
     assert_true(node_alive(b));
     /* nothing was delivered: no frame reached the node, nothing was written */
-    assert_int_equal(transport_counter(c, b, "dropped_frames"), dropped_before);
-    assert_int_equal(log_count(b, "dropped"), log_dropped_before);
-    assert_int_equal(journal_rows(c, b), rows_before);
+    assert_int_equal(node_transport_counter(c, b, "dropped_frames"), dropped_before);
+    assert_int_equal(node_log_count(b, "dropped"), log_dropped_before);
+    assert_int_equal(node_journal_rows(c, b), rows_before);
     hostile_close();
 
     /* the node keeps settling */
-    int rc = send_one(c, a, b, "2.00", "RUB", NULL, "30", &r);
+    int rc = node_send(c, a, b, "2.00", "RUB", NULL, "30", &r);
     if (rc != 0) {
         printf("# send after refusals exited %d: %s\n", rc, r.err);
     }
     assert_int_equal(rc, 0);
     cmd_result_free(&r);
-    rc = send_one(c, b, a, "3.00", "USD", NULL, "30", &r);
+    rc = node_send(c, b, a, "3.00", "USD", NULL, "30", &r);
     assert_int_equal(rc, 0);
     cmd_result_free(&r);
     assert_int_equal(node_stop(c, a), 0);
@@ -860,11 +741,11 @@ static void test_garbage_from_trusted_key(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start(c, b);
     cmd_result_t r;
-    assert_int_equal(send_one(c, a, b, "1.00", "RUB", NULL, "30", &r), 0);
+    assert_int_equal(node_send(c, a, b, "1.00", "RUB", NULL, "30", &r), 0);
     cmd_result_free(&r);
     char server_key[IDENTITY_CURVE_KEY_CHARS + 1];
     node_curve_public(c, b, server_key);
@@ -873,63 +754,70 @@ static void test_garbage_from_trusted_key(void **state)
     assert_int_equal(identity_load(key_path, &id), ID_OK);
     free(key_path);
     pid_t b_pid = b->pid;
-    int64_t rows_before = journal_rows(c, b);
-    int64_t dropped_before = transport_counter(c, b, "dropped_frames");
-    size_t frame_lines_before = log_count(b, "dropped a frame");
-    size_t dropped_lines_before = log_count(b, "dropped");
+    int64_t rows_before = node_journal_rows(c, b);
+    int64_t dropped_before = node_transport_counter(c, b, "dropped_frames");
+    size_t frame_lines_before = node_log_count(b, "dropped a frame");
+    size_t dropped_lines_before = node_log_count(b, "dropped");
 
     void *s = hostile_push(b->endpoint, server_key, id->curve_public, id->curve_secret);
+    void *monitor = hostile_monitor(s, ZMQ_EVENT_DISCONNECTED);
     identity_destroy(&id);
     send_frames(s, 1, 300);                     /* garbage */
     assert_int_equal(zmq_send(s, "", 0, 0), 0); /* empty */
     int64_t deadline = mono_ms() + 10000;
-    while (node_alive(b) && log_count(b, "dropped") < dropped_lines_before + 2 &&
+    while (node_alive(b) && node_log_count(b, "dropped") < dropped_lines_before + 2 &&
            mono_ms() < deadline) {
         sleep_ms(100);
     }
     assert_true(node_alive(b));
     /* garbage and empty frames: one log line each */
-    assert_true(log_count(b, "dropped a frame") >= frame_lines_before + 2);
+    assert_true(node_log_count(b, "dropped a frame") >= frame_lines_before + 2);
     /* a multi-part message: counted as dropped... */
-    size_t lines_before_multipart = log_count(b, "dropped");
+    size_t lines_before_multipart = node_log_count(b, "dropped");
     assert_int_equal(zmq_send(s, "part one", 8, ZMQ_SNDMORE), 8);
     assert_int_equal(zmq_send(s, "part two", 8, 0), 8);
     deadline = mono_ms() + 10000;
-    while (transport_counter(c, b, "dropped_frames") == dropped_before && mono_ms() < deadline) {
+    while (node_transport_counter(c, b, "dropped_frames") == dropped_before &&
+           mono_ms() < deadline) {
         sleep_ms(100);
     }
-    assert_true(transport_counter(c, b, "dropped_frames") > dropped_before);
-    sleep_ms(200); /* a log line would be written in the same turn */
+    assert_true(node_transport_counter(c, b, "dropped_frames") > dropped_before);
+    /* a fence: a garbage frame after it on the same connection. Log lines leave once per turn
+     * and in order, so once the fence's line is there, a line for the multi-part message is. */
+    size_t fence_lines = node_log_count(b, "dropped a frame");
+    send_frames(s, 1, 300);
+    node_wait_log(b, "dropped a frame", fence_lines + 1, 10000);
     /* ...and logged? (checked at the end, so that the rest of the test still runs) */
-    bool multipart_logged = log_count(b, "dropped") > lines_before_multipart;
+    bool multipart_logged = node_log_count(b, "dropped") > lines_before_multipart + 1;
     /* over the size limit: ZeroMQ closes that connection; the client reconnects */
     send_frames(s, 1, OVERSIZED_BYTES);
-    sleep_ms(500);
+    nodes_wait_event(monitor, ZMQ_EVENT_DISCONNECTED, 10000);
     assert_true(node_alive(b));
     assert_int_equal(b->pid, b_pid);
     /* frames on the re-established connection are still read and dropped */
-    size_t lines_mid = log_count(b, "dropped a frame");
+    size_t lines_mid = node_log_count(b, "dropped a frame");
     deadline = mono_ms() + 10000;
-    while (node_alive(b) && log_count(b, "dropped a frame") == lines_mid && mono_ms() < deadline) {
+    while (node_alive(b) && node_log_count(b, "dropped a frame") == lines_mid &&
+           mono_ms() < deadline) {
         send_frames(s, 1, 300);
         sleep_ms(500);
     }
     assert_true(node_alive(b));
-    assert_true(log_count(b, "dropped a frame") > lines_mid);
+    assert_true(node_log_count(b, "dropped a frame") > lines_mid);
     hostile_close();
     assert_true(node_alive(b));
-    assert_int_equal(journal_rows(c, b), rows_before);
+    assert_int_equal(node_journal_rows(c, b), rows_before);
     json_t *st = node_status(c, b); /* still answers */
     json_decref(st);
 
     /* A -> B still settles, and B -> A */
-    int rc = send_one(c, a, b, "2.00", "RUB", NULL, "30", &r);
+    int rc = node_send(c, a, b, "2.00", "RUB", NULL, "30", &r);
     if (rc != 0) {
         printf("# send after garbage exited %d: %s\n", rc, r.err);
     }
     assert_int_equal(rc, 0);
     cmd_result_free(&r);
-    assert_int_equal(send_one(c, b, a, "3.00", "RUB", NULL, "30", &r), 0);
+    assert_int_equal(node_send(c, b, a, "3.00", "RUB", NULL, "30", &r), 0);
     cmd_result_free(&r);
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
@@ -949,12 +837,12 @@ static void test_rollback_detected(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start(c, b);
     plan_t *p = plan_new(8);
     plan_add(p, 0, 1, ROLLBACK_ROUND);
-    char *batch = write_batch(c, p, 0, 0, ROLLBACK_ROUND, "round1.csv");
+    char *batch = plan_write_batch(c, p, 0, 0, ROLLBACK_ROUND);
     send_batch(c, a, batch);
     free(batch);
     quiesce_all(c, 2);
@@ -966,7 +854,7 @@ static void test_rollback_detected(void **state)
 
     node_start(c, b);
     plan_add(p, 0, 1, ROLLBACK_ROUND);
-    batch = write_batch(c, p, 0, ROLLBACK_ROUND, 2 * ROLLBACK_ROUND, "round2.csv");
+    batch = plan_write_batch(c, p, 0, ROLLBACK_ROUND, 2 * ROLLBACK_ROUND);
     send_batch(c, a, batch);
     free(batch);
     quiesce_all(c, 2);
@@ -1003,7 +891,7 @@ static void test_rollback_detected(void **state)
     char held[3][UETR_SIZE];
     for (size_t i = 0; i < 3; i++) {
         uetr_generate(held[i]);
-        int rc = send_one(c, a, b, "5.00", "RUB", held[i], NULL, &r);
+        int rc = node_send(c, a, b, "5.00", "RUB", held[i], NULL, &r);
         if (rc != 0) {
             printf("# send while diverged exited %d: %s\n", rc, r.err);
         }
@@ -1014,9 +902,11 @@ static void test_rollback_detected(void **state)
      * on were already applied by A, so nothing it sends may be applied before a repair */
     char back[UETR_SIZE];
     uetr_generate(back);
-    assert_int_equal(send_one(c, b, a, "7.00", "USD", back, NULL, &r), 0);
+    assert_int_equal(node_send(c, b, a, "7.00", "USD", back, NULL, &r), 0);
     cmd_result_free(&r);
-    sleep_ms(3000);
+    /* B took A's Hellos and diverged as well: from then on neither side transmits or applies
+     * a sequenced message (B, restarted, went from down to diverged and never sent `back`) */
+    pair_wait_state(c, a, b, "diverged", 15000);
     json_t *la = node_ledger(c, a);
     for (size_t i = 0; i < 3; i++) {
         expect_entry(la, NAME_B, held[i], "pending", NULL);
@@ -1065,13 +955,24 @@ static void test_rollback_detected(void **state)
     assert_true(node_alive(b));
 
     /* the divergence is recorded: a restart of A does not forget it, nor the held settlements */
+    int64_t admitted_b = node_transport_counter(c, b, "admitted");
     assert_int_equal(node_stop(c, a), 0);
     node_start(c, a);
     st = node_status(c, a);
     peer = status_peer(st, NAME_B);
     assert_string_equal(json_string_value(json_object_get(peer, "state")), "diverged");
     json_decref(st);
-    sleep_ms(2000);
+    /* the restarted A and B are connected again (each admitted the other's new connection), so
+     * what A queued at its start has reached B; both still see the channel diverged */
+    deadline = mono_ms() + 15000;
+    while (node_transport_counter(c, b, "admitted") <= admitted_b ||
+           node_transport_counter(c, a, "admitted") == 0) {
+        if (mono_ms() >= deadline) {
+            fail_msg("A and B did not connect again within 15 s of A's restart");
+        }
+        sleep_ms(50);
+    }
+    pair_wait_state(c, a, b, "diverged", 15000);
     la = node_ledger(c, a);
     assert_int_equal(ledger_count(la, "pending"), 3);
     assert_int_equal(ledger_count(la, "settled"), 2 * ROLLBACK_ROUND);
@@ -1090,11 +991,11 @@ static void test_lifecycle(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, GENEROUS_CAPS, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
 
     /* nothing runs: exit 3 with a clear message */
     cmd_result_t r;
-    int rc = send_one(c, a, b, "1.00", "RUB", NULL, NULL, &r);
+    int rc = node_send(c, a, b, "1.00", "RUB", NULL, NULL, &r);
     assert_int_equal(rc, 3);
     assert_non_null(strstr(r.err, "not running"));
     cmd_result_free(&r);
