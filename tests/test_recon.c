@@ -38,12 +38,8 @@
 #include "nodes.h"
 #include "validate.h"
 
-#define NAME_A "BKRURUMM"
-#define NAME_B "BMJIIRTH"
-
 #define CURRENCIES     NODES_CURRENCIES
 #define CURRENCY_COUNT NODES_CURRENCY_COUNT
-#define GENEROUS_CAPS  "RUB=100000000,USD=100000000,KZT=100000000"
 
 #define QUIESCE_MS      120000
 #define SEND_TIMEOUT_MS 90000
@@ -61,36 +57,6 @@
 
 /* ---- settlement plans ------------------------------------------------------------------------ */
 
-/* Writes the batch CSV of plan items [start, end) sent by node `from`; returns its path, or
- * NULL when that node sends none of them. */
-static char *write_batch(cluster_t *c, const plan_t *p, size_t from, size_t start, size_t end)
-{
-    char file[64];
-    snprintf(file, sizeof file, "batch-%u.csv", c->cmd_seq++);
-    char *path = test_path(c->dir, file);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "to,amount,currency,uetr\n");
-    size_t lines = 0;
-    for (size_t i = start; i < end; i++) {
-        const planned_t *s = &p->items[i];
-        if (s->from != from) {
-            continue;
-        }
-        char amount[32];
-        format_amount(s->minor, amount);
-        fprintf(f, "%s,%s,%s,%s\n", c->nodes[s->to].name, amount, s->currency, s->uetr);
-        lines++;
-    }
-    assert_int_equal(fclose(f), 0);
-    if (lines == 0) {
-        unlink(path);
-        free(path);
-        return NULL;
-    }
-    return path;
-}
-
 /* Sends plan items [start, end) from every node that has some, all batches at once, each with
  * `send --batch FILE --wait 60` (and `--rate RATE` unless NULL); asserts that every batch
  * settled (exit 0). */
@@ -100,7 +66,7 @@ static void settle_range_paced(cluster_t *c, const plan_t *p, size_t start, size
     pid_t pids[CLUSTER_NODES_MAX] = {0};
     char *paths[CLUSTER_NODES_MAX] = {NULL};
     for (size_t i = 0; i < c->count; i++) {
-        paths[i] = write_batch(c, p, i, start, end);
+        paths[i] = plan_write_batch(c, p, i, start, end);
         if (paths[i] != NULL) {
             pids[i] = cluster_spawn(c, "send", "--home", c->nodes[i].home, "--batch", paths[i],
                                     "--wait", "60", rate != NULL ? "--rate" : NULL, rate, NULL);
@@ -134,8 +100,7 @@ static void send_nowait(cluster_t *c, tnode_t *from, const tnode_t *to, int64_t 
     char amount[32];
     format_amount(minor, amount);
     cmd_result_t r;
-    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", from->home, "--to", to->name,
-                         "--amount", amount, "--currency", currency, "--uetr", uetr, NULL);
+    int rc = node_send(c, from, to, amount, currency, uetr, NULL, &r);
     if (rc != 0) {
         printf("# send %s at %s exited %d: %.500s\n", uetr, from->name, rc, r.err);
     }
@@ -277,21 +242,6 @@ static int64_t reconcile_clean(cluster_t *c, tnode_t *self, const tnode_t *peer,
 
 /* ---- nodes ----------------------------------------------------------------------------------- */
 
-static void two_nodes(cluster_t *c, tnode_t **a, tnode_t **b)
-{
-    *a = cluster_add(c, NAME_A, CURRENCIES);
-    *b = cluster_add(c, NAME_B, CURRENCIES);
-    cluster_link(c, *a, *b, GENEROUS_CAPS);
-}
-
-/* Two linked nodes, both running. */
-static void started_pair(cluster_t *c, tnode_t **a, tnode_t **b)
-{
-    two_nodes(c, a, b);
-    node_start(c, *a);
-    node_start(c, *b);
-}
-
 extern char **environ;
 
 /* Starts `corridor run` for the node with CORRIDOR_FAULTS set (nodes.c strips it from every
@@ -353,71 +303,6 @@ static void node_start_faults(cluster_t *c, tnode_t *n, const char *faults)
     }
 }
 
-static const char *peer_state(cluster_t *c, tnode_t *n, const char *peer)
-{
-    static char state[32];
-    json_t *st = node_status(c, n);
-    json_t *p = status_peer(st, peer);
-    assert_non_null(p);
-    const char *s = json_string_value(json_object_get(p, "state"));
-    assert_non_null(s);
-    snprintf(state, sizeof state, "%s", s);
-    json_decref(st);
-    return state;
-}
-
-/* Waits until both nodes show their channel in `state`; fails after timeout_ms. */
-static void wait_both_state(cluster_t *c, tnode_t *a, tnode_t *b, const char *state, int timeout_ms)
-{
-    int64_t deadline = mono_ms() + timeout_ms;
-    for (;;) {
-        char sa[32];
-        snprintf(sa, sizeof sa, "%s", peer_state(c, a, b->name));
-        const char *sb = peer_state(c, b, a->name);
-        if (strcmp(sa, state) == 0 && strcmp(sb, state) == 0) {
-            return;
-        }
-        if (mono_ms() >= deadline) {
-            fail_msg("channel not %s on both sides after %d ms: %s sees %s, %s sees %s", state,
-                     timeout_ms, a->name, sa, b->name, sb);
-        }
-        sleep_ms(200);
-    }
-}
-
-/* Waits until the node's outbox towards `peer` is empty (everything acknowledged). */
-static void wait_outbox_empty(cluster_t *c, tnode_t *n, const char *peer, int timeout_ms)
-{
-    int64_t deadline = mono_ms() + timeout_ms;
-    for (;;) {
-        json_t *st = node_status(c, n);
-        json_t *p = status_peer(st, peer);
-        assert_non_null(p);
-        int64_t outbox = (int64_t)json_integer_value(json_object_get(p, "outbox"));
-        json_decref(st);
-        if (outbox == 0) {
-            return;
-        }
-        if (mono_ms() >= deadline) {
-            fail_msg("%s still has %lld queued to %s after %d ms", n->name, (long long)outbox, peer,
-                     timeout_ms);
-        }
-        sleep_ms(200);
-    }
-}
-
-/* The hash-chain head of a node's journal (hex, malloc'd): any journal row changes it. */
-static char *ledger_head_hex(cluster_t *c, tnode_t *n)
-{
-    json_t *l = node_ledger(c, n);
-    const char *head = json_string_value(json_object_get(l, "head"));
-    assert_non_null(head);
-    char *copy = strdup(head);
-    assert_non_null(copy);
-    json_decref(l);
-    return copy;
-}
-
 static void audit_pair(cluster_t *c, tnode_t *a, tnode_t *b, int64_t entries_min)
 {
     tnode_t *nodes[2] = {a, b};
@@ -428,23 +313,6 @@ static void quiesce_pair(cluster_t *c, tnode_t *a, tnode_t *b)
 {
     tnode_t *nodes[2] = {a, b};
     cluster_quiesce(c, nodes, 2, QUIESCE_MS);
-}
-
-/* Asserts that the ledger holds the UETR with that peer exactly once, with that status. */
-static void expect_entry(json_t *ledger, const char *peer, const char *uetr, const char *status)
-{
-    size_t times = 0;
-    json_t *e = ledger_json_find(ledger, peer, uetr, &times);
-    if (e == NULL) {
-        fail_msg("%s: no settlement %s", json_string_value(json_object_get(ledger, "node")), uetr);
-    }
-    assert_int_equal(times, 1);
-    const char *got = json_string_value(json_object_get(e, "status"));
-    if (got == NULL || strcmp(got, status) != 0) {
-        fail_msg("%s: settlement %s is %s, expected %s",
-                 json_string_value(json_object_get(ledger, "node")), uetr,
-                 got != NULL ? got : "(none)", status);
-    }
 }
 
 /* The two ledgers agree: the same settlements (each once per side) with the same status,
@@ -553,7 +421,7 @@ static void test_no_breaks(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     plan_t *p = plan_new(1);
     plan_add(p, 0, 1, AGREE_EACH_WAY);
     plan_add(p, 1, 0, AGREE_EACH_WAY);
@@ -584,7 +452,7 @@ static void test_status_report_dropped(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     node_start(c, a);
     node_start_faults(c, b, "drop=1,drop_type=StatusReport,seed=1");
     assert_true(node_log_contains(b, "FAULT INJECTION ON"));
@@ -613,11 +481,20 @@ static void test_status_report_dropped(void **state)
         }
         sleep_ms(200);
     }
-    /* ... and A never hears of it */
-    sleep_ms(1500);
+    /* ... and A never hears of it: B queued a StatusReport for each, and its fault injector
+     * dropped what it sent */
+    node_wait_peer_field(c, b, NAME_A, "sent_seq", DROPPED_REPORTS, 30000);
+    deadline = mono_ms() + 30000;
+    while (node_faults_counter(c, b, "dropped") < DROPPED_REPORTS) {
+        if (mono_ms() >= deadline) {
+            fail_msg("B's faults dropped %lld StatusReports within 30 s, expected %d",
+                     (long long)node_faults_counter(c, b, "dropped"), DROPPED_REPORTS);
+        }
+        sleep_ms(50);
+    }
     json_t *la = node_ledger(c, a);
     for (size_t i = 0; i < p->count; i++) {
-        expect_entry(la, NAME_B, p->items[i].uetr, "pending");
+        ledger_expect_entry(la, NAME_B, p->items[i].uetr, "pending");
     }
     json_decref(la);
 
@@ -661,18 +538,18 @@ static void test_status_report_dropped(void **state)
     reconcile_clean(c, a, b, (int64_t)p->count, CHECKPOINT_SIGNED);
     la = node_ledger(c, a);
     for (size_t i = 0; i < p->count; i++) {
-        expect_entry(la, NAME_B, p->items[i].uetr, "settled");
+        ledger_expect_entry(la, NAME_B, p->items[i].uetr, "settled");
     }
     assert_int_equal(ledger_count(la, "pending"), 0);
     json_decref(la);
 
     /* B without faults: its StatusReports finally arrive and change nothing */
-    char *head = ledger_head_hex(c, a);
+    char *head = node_ledger_head(c, a);
     assert_int_equal(node_stop(c, b), 0);
     node_start(c, b);
-    wait_outbox_empty(c, b, NAME_A, 20000);
-    wait_both_state(c, a, b, "up", 10000);
-    char *head_after = ledger_head_hex(c, a);
+    node_wait_peer_field(c, b, NAME_A, "outbox", 0, 20000);
+    pair_wait_state(c, a, b, "up", 10000);
+    char *head_after = node_ledger_head(c, a);
     assert_string_equal(head, head_after); /* no journal row: the repeats were idempotent */
     free(head);
     free(head_after);
@@ -698,7 +575,7 @@ static void test_peer_restored_from_old_copy(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     plan_t *p = plan_new(3);
     plan_add(p, 0, 1, ROUND_AB);
     plan_add(p, 1, 0, ROUND_BA);
@@ -721,7 +598,7 @@ static void test_peer_restored_from_old_copy(void **state)
     assert_int_equal(rename(backup, b->home), 0);
     free(backup);
     node_start(c, b);
-    wait_both_state(c, a, b, "diverged", STATE_WAIT_MS);
+    pair_wait_state(c, a, b, "diverged", STATE_WAIT_MS);
 
     /* new settlements both ways are accepted and held */
     char held_ab[HELD_AB][UETR_SIZE], held_ba[HELD_BA][UETR_SIZE];
@@ -733,10 +610,12 @@ static void test_peer_restored_from_old_copy(void **state)
         uetr_generate(held_ba[i]);
         send_nowait(c, b, a, 700 + (int64_t)i, "USD", held_ba[i]);
     }
-    sleep_ms(1000);
+    /* both sides still diverged after the sends: a diverged channel transmits and applies no
+     * sequenced message, so the held ones stay where they were sent */
+    pair_wait_state(c, a, b, "diverged", STATE_WAIT_MS);
     json_t *la = node_ledger(c, a);
     for (size_t i = 0; i < HELD_AB; i++) {
-        expect_entry(la, NAME_B, held_ab[i], "pending");
+        ledger_expect_entry(la, NAME_B, held_ab[i], "pending");
     }
     json_decref(la);
 
@@ -764,7 +643,7 @@ static void test_peer_restored_from_old_copy(void **state)
     assert_false(json_is_true(json_object_get(rep, "repaired_channel")));
     json_decref(rep);
     /* a plain reconcile repairs nothing */
-    assert_string_equal(peer_state(c, a, NAME_B), "diverged");
+    assert_string_equal(node_peer_state(c, a, NAME_B), "diverged");
 
     /* the repair re-sends what B lost, imports what A lacks and reopens the channel */
     rc = reconcile(c, a, b, true, &rep);
@@ -778,7 +657,7 @@ static void test_peer_restored_from_old_copy(void **state)
     assert_int_equal(report_int(rep, "healed"), ROUND_TOTAL + HELD_AB + HELD_BA);
     int repair_rc = rc; /* checked last, once the rest is known */
     json_decref(rep);
-    wait_both_state(c, a, b, "up", REOPEN_WAIT_MS);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
     quiesce_pair(c, a, b);
 
     size_t total = 2 * ROUND_TOTAL + HELD_AB + HELD_BA;
@@ -786,16 +665,16 @@ static void test_peer_restored_from_old_copy(void **state)
     la = node_ledger(c, a);
     json_t *lb = node_ledger(c, b);
     for (size_t i = 0; i < p->count; i++) {
-        expect_entry(la, NAME_B, p->items[i].uetr, "settled");
-        expect_entry(lb, NAME_A, p->items[i].uetr, "settled");
+        ledger_expect_entry(la, NAME_B, p->items[i].uetr, "settled");
+        ledger_expect_entry(lb, NAME_A, p->items[i].uetr, "settled");
     }
     for (size_t i = 0; i < HELD_AB; i++) {
-        expect_entry(la, NAME_B, held_ab[i], "settled");
-        expect_entry(lb, NAME_A, held_ab[i], "settled");
+        ledger_expect_entry(la, NAME_B, held_ab[i], "settled");
+        ledger_expect_entry(lb, NAME_A, held_ab[i], "settled");
     }
     for (size_t i = 0; i < HELD_BA; i++) {
-        expect_entry(la, NAME_B, held_ba[i], "settled");
-        expect_entry(lb, NAME_A, held_ba[i], "settled");
+        ledger_expect_entry(la, NAME_B, held_ba[i], "settled");
+        ledger_expect_entry(lb, NAME_A, held_ba[i], "settled");
     }
     assert_int_equal(ledger_count(la, "settled"), total);
     assert_int_equal(ledger_count(lb, "settled"), total);
@@ -898,7 +777,7 @@ static void test_amount_rewritten(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     plan_t *p = plan_new(4);
     plan_add(p, 0, 1, REWRITE_EACH_WAY);
     plan_add(p, 1, 0, REWRITE_EACH_WAY);
@@ -912,7 +791,7 @@ static void test_amount_rewritten(void **state)
     assert_int_equal(old_amount, victim->minor);
     node_start(c, a);
     node_start(c, b);
-    wait_both_state(c, a, b, "up", 10000);
+    pair_wait_state(c, a, b, "up", 10000);
 
     json_t *rep = NULL;
     int rc = reconcile(c, a, b, false, &rep);
@@ -971,7 +850,7 @@ static void test_currency_rewritten(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     plan_t *p = plan_new(5);
     plan_add(p, 1, 0, REWRITE_EACH_WAY);
     settle_range(c, p, 0, p->count);
@@ -984,7 +863,7 @@ static void test_currency_rewritten(void **state)
     rewrite_entry(a, NAME_B, victim->uetr, 0, other);
     node_start(c, a);
     node_start(c, b);
-    wait_both_state(c, a, b, "up", 10000);
+    pair_wait_state(c, a, b, "up", 10000);
     json_t *rep = NULL;
     int rc = reconcile(c, a, b, true, &rep);
     if (rc != 1 || json_array_size(report_breaks(rep)) != 1) {
@@ -1058,7 +937,7 @@ static void test_checkpoint_catches_recomputed_chain(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     plan_t *p = plan_new(5);
     plan_add(p, 0, 1, 10);
     plan_add(p, 1, 0, 5);
@@ -1113,7 +992,7 @@ static void node_conf_add(const tnode_t *n, const char *line)
  * messages on their channel. */
 static void checkpointing_pair(cluster_t *c, tnode_t **a, tnode_t **b, const char *every)
 {
-    two_nodes(c, a, b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, a, b);
     char line[64];
     snprintf(line, sizeof line, "checkpoint_every = %s", every);
     node_conf_add(*a, line);
@@ -1375,14 +1254,14 @@ static void test_hundred_thousand_identical(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     int64_t t0 = mono_ms();
     build_identical(a, b, BULK_ENTRIES);
     printf("# built %d identical entries on each side in %lld ms\n", BULK_ENTRIES,
            (long long)(mono_ms() - t0));
     node_start(c, a);
     node_start(c, b);
-    wait_both_state(c, a, b, "up", 10000);
+    pair_wait_state(c, a, b, "up", 10000);
 
     json_t *rep = NULL;
     int64_t t1 = mono_ms();
@@ -1409,7 +1288,7 @@ static void test_bad_input_and_peer_down(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
 
     /* nothing runs: 3 */
     cmd_result_t r;
@@ -1463,7 +1342,7 @@ static void test_bad_input_and_peer_down(void **state)
 
     /* a second session afterwards works once the peer is up */
     node_start(c, b);
-    wait_both_state(c, a, b, "up", 10000);
+    pair_wait_state(c, a, b, "up", 10000);
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
     rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", a->home, "--to", NAME_B, "--amount",
