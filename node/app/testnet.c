@@ -7,7 +7,7 @@
  * along the topology, grants the caps, starts every node in the background (its log in
  * DIR/CODE/node.log, its pid in DIR/CODE.pid) and waits until every channel is up. The
  * network is described in DIR/testnet.json, which the other subcommands read; `up` on a
- * network that is down starts it again.
+ * network that is down, or partly, starts the nodes that are down.
  */
 #include <assert.h>
 #include <errno.h>
@@ -595,7 +595,7 @@ static const cli_spec_t up_spec = {
         " of each currency,\nboth ways), starts every node in the background (log: "
         "DIR/CODE/node.log) and waits until\nevery channel is up. Topology: mesh (default: "
         "every pair), ring, or star (the first node\nwith every other). On a network that is "
-        "down, starts it again.\n"
+        "down (or partly),\nstarts the nodes that are down.\n"
         "Example: corridor testnet up --dir /tmp/net --nodes BKRURUMM,BMJIIRTH,KZKZKZKA "
         "--cap RUB=50000\n",
     .json = true,
@@ -658,14 +658,15 @@ static int testnet_up(int argc, char **argv)
         for (size_t i = 0; i < t.count; i++) {
             running += node_running(&t, i);
         }
-        if (running > 0) {
-            complain("the testnet in %s is already up (%zu of %zu nodes run); `corridor testnet "
-                     "down --dir %s` first",
-                     a.dir, running, t.count, a.dir);
+        if (running == t.count) {
+            complain("the testnet in %s is already up (%zu nodes run); `corridor testnet down "
+                     "--dir %s` first",
+                     a.dir, running, a.dir);
             return EXIT_USAGE;
         }
         if (a.nodes != NULL) {
-            complain("a testnet is described in %s already: starting it again (--nodes ignored)",
+            complain("a testnet is described in %s already: starting the nodes that are down "
+                     "(--nodes ignored)",
                      a.dir);
         }
     } else {
@@ -688,7 +689,7 @@ static int testnet_up(int argc, char **argv)
         }
     }
     for (size_t i = 0; i < t.count; i++) {
-        if ((rc = start_node(&t, i)) != EXIT_OK) {
+        if (!node_running(&t, i) && (rc = start_node(&t, i)) != EXIT_OK) {
             return rc; /* `down` stops what runs */
         }
     }
