@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <zmq.h>
 
 #define ARGS_MAX       64
@@ -43,6 +44,19 @@ int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool nodes_test_init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        return false;
+    }
+    const char *filter = getenv("CORRIDOR_TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0') {
+        cmocka_set_test_filter(filter);
+    }
+    return true;
 }
 
 char *nodes_read_file(const char *path, size_t *len)
@@ -91,31 +105,30 @@ void cmd_result_free(cmd_result_t *r)
 
 extern char **environ;
 
-/* fork + exec of the corridor program with the given arguments; stdin from /dev/null, stdout
- * and stderr to the given files (appended to when `append`). The environment is the test's
- * without CORRIDOR_FAULTS (fault injection only where a test asks for it). The child dies with
- * the test. */
-static pid_t spawn(const char *const *args, const char *out_path, const char *err_path, bool append)
+/* fork + exec of a program (argv[0] a path); stdin from /dev/null, stdout and stderr to the
+ * given files (appended to when `append`). The environment is the test's without
+ * CORRIDOR_FAULTS, set to `faults` instead when that is not NULL (fault injection only where a
+ * test asks for it). The child dies with the test. */
+static pid_t spawn_program(const char *const *argv, const char *out_path, const char *err_path,
+                           bool append, const char *faults)
 {
-    const char *argv[ARGS_MAX + 2];
-    size_t n = 0;
-    argv[n++] = CORRIDOR_BIN;
-    for (size_t i = 0; args[i] != NULL; i++) {
-        assert_true(n < ARGS_MAX);
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
     size_t env_count = 0;
     while (environ[env_count] != NULL) {
         env_count++;
     }
-    char **envp = calloc(env_count + 1, sizeof *envp);
+    char **envp = calloc(env_count + 2, sizeof *envp);
     assert_non_null(envp);
     size_t e = 0;
     for (size_t i = 0; i < env_count; i++) {
         if (strncmp(environ[i], FAULTS_VAR "=", strlen(FAULTS_VAR) + 1) != 0) {
             envp[e++] = environ[i];
         }
+    }
+    char faults_var[256];
+    if (faults != NULL) {
+        assert_true(strlen(faults) < sizeof faults_var - sizeof FAULTS_VAR - 1);
+        snprintf(faults_var, sizeof faults_var, "%s=%s", FAULTS_VAR, faults);
+        envp[e++] = faults_var;
     }
     envp[e] = NULL;
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
@@ -136,7 +149,7 @@ static pid_t spawn(const char *const *args, const char *out_path, const char *er
         if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
             _exit(126);
         }
-        execve(CORRIDOR_BIN, (char *const *)argv, envp);
+        execve(argv[0], (char *const *)argv, envp);
         _exit(127);
     }
     free(envp);
@@ -145,6 +158,21 @@ static pid_t spawn(const char *const *args, const char *out_path, const char *er
     close(err);
     assert_true(pid > 0);
     return pid;
+}
+
+/* The corridor program with the given arguments, as spawn_program. */
+static pid_t spawn(const char *const *args, const char *out_path, const char *err_path, bool append,
+                   const char *faults)
+{
+    const char *argv[ARGS_MAX + 2];
+    size_t n = 0;
+    argv[n++] = CORRIDOR_BIN;
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(n < ARGS_MAX);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return spawn_program(argv, out_path, err_path, append, faults);
 }
 
 /* Waits for pid at most timeout_ms; kills it (SIGKILL) when it overstays. Returns the exit
@@ -174,7 +202,7 @@ static int wait_bounded(pid_t pid, int timeout_ms, bool *timed_out)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-int cluster_cmdv(cluster_t *c, int timeout_ms, cmd_result_t *r, const char *const *args)
+int cluster_run(cluster_t *c, const char *const *argv, int timeout_ms, cmd_result_t *r)
 {
     char name[64];
     unsigned seq = c->cmd_seq++;
@@ -182,11 +210,12 @@ int cluster_cmdv(cluster_t *c, int timeout_ms, cmd_result_t *r, const char *cons
     char *out_path = test_path(c->dir, name);
     snprintf(name, sizeof name, "cmd-%u.err", seq);
     char *err_path = test_path(c->dir, name);
-    pid_t pid = spawn(args, out_path, err_path, false);
+    pid_t pid = spawn_program(argv, out_path, err_path, false, NULL);
     bool timed_out = false;
     int rc = wait_bounded(pid, timeout_ms, &timed_out);
     if (timed_out) {
-        printf("# corridor %s ... killed after %d ms\n", args[0], timeout_ms);
+        printf("# %s %s ... killed after %d ms\n", argv[0], argv[1] != NULL ? argv[1] : "",
+               timeout_ms);
     }
     if (r != NULL) {
         r->rc = rc;
@@ -200,6 +229,19 @@ int cluster_cmdv(cluster_t *c, int timeout_ms, cmd_result_t *r, const char *cons
     free(out_path);
     free(err_path);
     return rc;
+}
+
+int cluster_cmdv(cluster_t *c, int timeout_ms, cmd_result_t *r, const char *const *args)
+{
+    const char *argv[ARGS_MAX + 2];
+    size_t n = 0;
+    argv[n++] = CORRIDOR_BIN;
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(n < ARGS_MAX);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return cluster_run(c, argv, timeout_ms, r);
 }
 
 int cluster_cmd(cluster_t *c, int timeout_ms, cmd_result_t *r, ...)
@@ -240,7 +282,7 @@ pid_t cluster_spawn(cluster_t *c, ...)
     slot->out_path = test_path(c->dir, name);
     snprintf(name, sizeof name, "bg-%u.err", seq);
     slot->err_path = test_path(c->dir, name);
-    slot->pid = spawn(args, slot->out_path, slot->err_path, false);
+    slot->pid = spawn(args, slot->out_path, slot->err_path, false, NULL);
     return slot->pid;
 }
 
@@ -532,17 +574,27 @@ bool node_alive(tnode_t *n)
     return true;
 }
 
+static pid_t start_run(tnode_t *n, const char *faults)
+{
+    const char *args[] = {"run", "--home", n->home, NULL};
+    return spawn(args, n->log, n->log, true, faults);
+}
+
 pid_t node_start_raw(cluster_t *c, tnode_t *n)
 {
     (void)c;
-    const char *args[] = {"run", "--home", n->home, NULL};
-    return spawn(args, n->log, n->log, true);
+    return start_run(n, NULL);
 }
 
 void node_start(cluster_t *c, tnode_t *n)
 {
+    node_start_faults(c, n, NULL);
+}
+
+void node_start_faults(cluster_t *c, tnode_t *n, const char *faults)
+{
     assert_int_equal(n->pid, 0);
-    n->pid = node_start_raw(c, n);
+    n->pid = start_run(n, faults);
     int64_t deadline = mono_ms() + NODE_READY_MS;
     for (;;) {
         if (!node_alive(n)) {

@@ -105,6 +105,10 @@ int cluster_cmd(cluster_t *c, int timeout_ms, cmd_result_t *r, ...) __attribute_
 /* The same with an argv array (argv[0] is the first argument after the program). */
 int cluster_cmdv(cluster_t *c, int timeout_ms, cmd_result_t *r, const char *const *args);
 
+/* Runs any program (argv[0] a path, NULL-terminated argv) as cluster_cmdv runs corridor: output
+ * captured into *r, killed after timeout_ms. Returns the exit status, -1 if it was killed. */
+int cluster_run(cluster_t *c, const char *const *argv, int timeout_ms, cmd_result_t *r);
+
 /* Starts `corridor ARGS...` (NULL-terminated) in the background, stdin from /dev/null, its
  * output to files in the scratch directory. */
 pid_t cluster_spawn(cluster_t *c, ...) __attribute__((sentinel));
@@ -115,6 +119,10 @@ int cluster_wait_spawned(cluster_t *c, pid_t pid, int timeout_ms, cmd_result_t *
 
 /* Starts `corridor run` for the node and waits until `status --json` answers. */
 void node_start(cluster_t *c, tnode_t *n);
+
+/* The same with CORRIDOR_FAULTS=faults in its environment (NULL: none), its log appended to
+ * the node's like every run's. */
+void node_start_faults(cluster_t *c, tnode_t *n, const char *faults);
 
 /* Starts `corridor run` and returns at once (for tests of refusals); the caller reaps it. */
 pid_t node_start_raw(cluster_t *c, tnode_t *n);
@@ -234,6 +242,11 @@ void node_wait_log(const tnode_t *n, const char *needle, size_t count, int timeo
 
 void sleep_ms(int ms);
 int64_t mono_ms(void);
+
+/* What a node test program does first in main: SIGPIPE ignored, libsodium initialized, and
+ * CORRIDOR_TEST_FILTER (e.g. test_rollback*) given to cmocka as a filter of the tests to run.
+ * False when libsodium cannot start. */
+bool nodes_test_init(void);
 
 /* ---- the test's own ZeroMQ clients ------------------------------------------------------------
  */

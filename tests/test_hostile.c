@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -62,12 +61,7 @@
 #include "transport.h"
 #include "validate.h"
 
-#define NAME_A "BKRURUMM"
-#define NAME_B "BMJIIRTH"
-#define NAME_C "KZKZKZKA"
-
-#define CURRENCIES    "RUB,USD,KZT"
-#define GENEROUS_CAPS "RUB=100000000,USD=100000000,KZT=100000000"
+#define CURRENCIES "RUB,USD,KZT"
 
 #define UETR_SIZE       (CORRIDOR_UETR_LEN + 1)
 #define KEY_CHARS       IDENTITY_CURVE_KEY_CHARS
@@ -177,32 +171,6 @@ static void book_check(cluster_t *c)
 
 /* ---- the command line ------------------------------------------------------------------------ */
 
-static int send_one(cluster_t *c, tnode_t *from, const tnode_t *to, const char *amount,
-                    const char *currency, const char *uetr, const char *wait, cmd_result_t *r)
-{
-    const char *args[16];
-    size_t n = 0;
-    args[n++] = "send";
-    args[n++] = "--home";
-    args[n++] = from->home;
-    args[n++] = "--to";
-    args[n++] = to->name;
-    args[n++] = "--amount";
-    args[n++] = amount;
-    args[n++] = "--currency";
-    args[n++] = currency;
-    if (uetr != NULL) {
-        args[n++] = "--uetr";
-        args[n++] = uetr;
-    }
-    if (wait != NULL) {
-        args[n++] = "--wait";
-        args[n++] = wait;
-    }
-    args[n] = NULL;
-    return cluster_cmdv(c, SEND_TIMEOUT_MS, r, args);
-}
-
 static size_t node_index(const cluster_t *c, const tnode_t *n)
 {
     assert_true(n >= c->nodes && n < c->nodes + c->count);
@@ -215,7 +183,7 @@ static void settles(cluster_t *c, tnode_t *from, tnode_t *to)
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
     cmd_result_t r;
-    int rc = send_one(c, from, to, "1.25", "RUB", uetr, "30", &r);
+    int rc = node_send(c, from, to, "1.25", "RUB", uetr, "30", &r);
     if (rc != 0) {
         printf("# send --wait 30 %s -> %s exited %d: %s\n", from->name, to->name, rc, r.err);
     }
@@ -252,88 +220,6 @@ static void ends_settling_and_clean(cluster_t *c, tnode_t *a, tnode_t *b)
     settles_both_ways(c, a, b);
     book_check(c);
     stop_pair_clean(c, a, b);
-}
-
-/* One field of the status --json entry of `peer` at node n. */
-static int64_t peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field)
-{
-    json_t *st = node_status(c, n);
-    json_t *p = status_peer(st, peer);
-    assert_non_null(p);
-    json_t *v = json_object_get(p, field);
-    assert_true(json_is_integer(v));
-    int64_t value = (int64_t)json_integer_value(v);
-    json_decref(st);
-    return value;
-}
-
-static bool peer_state_is(cluster_t *c, tnode_t *n, const char *peer, const char *state)
-{
-    json_t *st = node_status(c, n);
-    json_t *p = status_peer(st, peer);
-    assert_non_null(p);
-    const char *s = json_string_value(json_object_get(p, "state"));
-    bool is = s != NULL && strcmp(s, state) == 0;
-    json_decref(st);
-    return is;
-}
-
-static void wait_peer_field(cluster_t *c, tnode_t *n, const char *peer, const char *field,
-                            int64_t want, int timeout_ms)
-{
-    int64_t deadline = mono_ms() + timeout_ms, have = 0;
-    while ((have = peer_field(c, n, peer, field)) != want) {
-        if (mono_ms() >= deadline) {
-            fail_msg("%s: %s of %s is %lld after %d ms, expected %lld", n->name, field, peer,
-                     (long long)have, timeout_ms, (long long)want);
-        }
-        sleep_ms(50);
-    }
-}
-
-static int64_t transport_counter(cluster_t *c, tnode_t *n, const char *name)
-{
-    json_t *st = node_status(c, n);
-    json_t *v = json_object_get(json_object_get(st, "transport"), name);
-    assert_true(json_is_integer(v));
-    int64_t value = (int64_t)json_integer_value(v);
-    json_decref(st);
-    return value;
-}
-
-static int64_t journal_rows(cluster_t *c, tnode_t *n)
-{
-    json_t *l = node_ledger(c, n);
-    json_t *v = json_object_get(l, "journal_rows");
-    assert_true(json_is_integer(v));
-    int64_t rows = (int64_t)json_integer_value(v);
-    json_decref(l);
-    return rows;
-}
-
-/* Lines of a node's log that contain `needle`. */
-static size_t log_count(const tnode_t *n, const char *needle)
-{
-    char *text = nodes_read_file(n->log, NULL);
-    size_t count = 0;
-    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++) {
-        count++;
-    }
-    free(text);
-    return count;
-}
-
-/* Waits until the log holds at least `count` lines with `needle`; fails the test otherwise. */
-static void wait_log(const tnode_t *n, const char *needle, size_t count, int timeout_ms)
-{
-    int64_t deadline = mono_ms() + timeout_ms;
-    while (log_count(n, needle) < count) {
-        if (mono_ms() >= deadline) {
-            fail_msg("%s logged '%s' %zu times in %d ms, expected %zu", n->name, needle,
-                     log_count(n, needle), timeout_ms, count);
-        }
-        sleep_ms(50);
-    }
 }
 
 /* Whether one log line holds both strings (a UETR and what happened to it). */
@@ -649,79 +535,15 @@ static void send_settlement(const hostile_t *h, uint64_t seq, const body_spec_t 
  * before has been handled (and logged) once this returns. */
 static void hostile_sync(hostile_t *h, const tnode_t *target)
 {
-    size_t before = log_count(target, "too far ahead");
+    size_t before = node_log_count(target, "too far ahead");
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
     body_spec_t spec = {uetr, 100, "RUB", NULL, NULL};
     send_settlement(h, SYNC_SEQ_BASE + ++h->probes, &spec);
-    wait_log(target, "too far ahead", before + 1, WAIT_MS);
+    node_wait_log(target, "too far ahead", before + 1, WAIT_MS);
 }
 
 /* ---- other processes ------------------------------------------------------------------------ */
-
-extern char **environ;
-
-/* Runs a program (argv[0] a path) with stdin from /dev/null, stdout and stderr captured, at
- * most timeout_ms (then killed). Fills *r; returns the exit status, -1 if killed. */
-static int run_captured(cluster_t *c, const char *const *argv, int timeout_ms, cmd_result_t *r)
-{
-    char name[64];
-    unsigned seq = c->cmd_seq++;
-    snprintf(name, sizeof name, "ext-%u.out", seq);
-    char *out_path = test_path(c->dir, name);
-    snprintf(name, sizeof name, "ext-%u.err", seq);
-    char *err_path = test_path(c->dir, name);
-    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(in >= 0 && out >= 0 && err >= 0);
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
-            _exit(126);
-        }
-        execve(argv[0], (char *const *)argv, environ);
-        _exit(127);
-    }
-    close(in);
-    close(out);
-    close(err);
-    assert_true(pid > 0);
-    int64_t deadline = mono_ms() + timeout_ms;
-    int status = 0;
-    bool killed = false;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) {
-            break;
-        }
-        if (w < 0 && errno != EINTR) {
-            fail_msg("waitpid: %s", strerror(errno));
-        }
-        if (mono_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            killed = true;
-            break;
-        }
-        sleep_ms(10);
-    }
-    r->rc = !killed && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r->out = nodes_read_file(out_path, NULL);
-    r->err = nodes_read_file(err_path, NULL);
-    assert_non_null(r->out);
-    assert_non_null(r->err);
-    unlink(out_path);
-    unlink(err_path);
-    free(out_path);
-    free(err_path);
-    return r->rc;
-}
 
 /* `corridor ARGS...` as the user nobody (setpriv), output captured. */
 static int run_as_nobody(cluster_t *c, cmd_result_t *r, const char *const *args)
@@ -738,7 +560,7 @@ static int run_as_nobody(cluster_t *c, cmd_result_t *r, const char *const *args)
         argv[n++] = args[i];
     }
     argv[n] = NULL;
-    return run_captured(c, argv, 30000, r);
+    return cluster_run(c, argv, 30000, r);
 }
 
 /* Why the nobody cases cannot run here, or NULL when they can. */
@@ -809,30 +631,15 @@ static int teardown(void **state)
     return 0;
 }
 
-static void two_nodes(cluster_t *c, tnode_t **a, tnode_t **b)
-{
-    *a = cluster_add(c, NAME_A, CURRENCIES);
-    *b = cluster_add(c, NAME_B, CURRENCIES);
-    cluster_link(c, *a, *b, GENEROUS_CAPS);
-}
-
-/* Two linked nodes, both running. */
-static void started_pair(cluster_t *c, tnode_t **a, tnode_t **b)
-{
-    two_nodes(c, a, b);
-    node_start(c, *a);
-    node_start(c, *b);
-}
-
 /* A, B linked and C trusted by B (and B by C); A-C too when `mesh`. C never runs unless a
  * test starts it. */
 static void three_nodes(cluster_t *c, bool mesh, tnode_t **a, tnode_t **b, tnode_t **cc)
 {
-    two_nodes(c, a, b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, a, b);
     *cc = cluster_add(c, NAME_C, CURRENCIES);
-    cluster_link(c, *b, *cc, GENEROUS_CAPS);
+    cluster_link(c, *b, *cc, NODES_GENEROUS_CAPS);
     if (mesh) {
-        cluster_link(c, *a, *cc, GENEROUS_CAPS);
+        cluster_link(c, *a, *cc, NODES_GENEROUS_CAPS);
     }
 }
 
@@ -872,7 +679,7 @@ static void test_replay_captured_settlement(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles(c, a, b);
 
     /* A queues a settlement while B is down, then stops: its signed bytes are in A's outbox */
@@ -880,7 +687,7 @@ static void test_replay_captured_settlement(void **state)
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
     cmd_result_t r;
-    assert_int_equal(send_one(c, a, b, "7.00", "USD", uetr, NULL, &r), 0);
+    assert_int_equal(node_send(c, a, b, "7.00", "USD", uetr, NULL, &r), 0);
     cmd_result_free(&r);
     book_settled(c, 0, 1, uetr);
     assert_int_equal(node_stop(c, a), 0);
@@ -889,7 +696,7 @@ static void test_replay_captured_settlement(void **state)
     uint8_t *captured = capture_outbox(a, NAME_B, MSG_SETTLEMENT, &seq, &signed_len);
 
     node_start(c, b);
-    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq - 1);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq - 1);
     hostile_t *h = hostile_open(a, a, b);
     size_t wire_len = 0;
     uint8_t *wire = hostile_wrap(h, captured, signed_len, false, &wire_len);
@@ -898,15 +705,15 @@ static void test_replay_captured_settlement(void **state)
     hostile_send(h, wire, wire_len);
     hostile_send(h, wire, wire_len);
     hostile_sync(h, b);
-    wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)seq, WAIT_MS);
+    node_wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)seq, WAIT_MS);
     assert_true(log_line_has(b, uetr, "incoming 700 USD settled"));
     json_t *lb = node_ledger(c, b);
     size_t times = 0;
     assert_non_null(ledger_json_find(lb, NAME_A, uetr, &times));
     assert_int_equal(times, 1);
     json_decref(lb);
-    int64_t rows = journal_rows(c, b);
-    size_t incoming = log_count(b, "incoming");
+    int64_t rows = node_journal_rows(c, b);
+    size_t incoming = node_log_count(b, "incoming");
 
     /* (2) after a reconnect: the same bytes, and the same signed message in a fresh box marked
      * possible-duplicate */
@@ -917,8 +724,8 @@ static void test_replay_captured_settlement(void **state)
     uint8_t *rewrapped = hostile_wrap(h, captured, signed_len, true, &rewrapped_len);
     hostile_send(h, rewrapped, rewrapped_len);
     hostile_sync(h, b);
-    assert_int_equal(journal_rows(c, b), rows);
-    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
+    assert_int_equal(node_journal_rows(c, b), rows);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
 
     /* (3) after B restarted */
     assert_int_equal(node_stop(c, b), 0);
@@ -928,9 +735,9 @@ static void test_replay_captured_settlement(void **state)
     hostile_send(h, wire, wire_len);
     hostile_send(h, rewrapped, rewrapped_len);
     hostile_sync(h, b);
-    assert_int_equal(journal_rows(c, b), rows);
-    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
-    assert_int_equal(log_count(b, "incoming"), incoming); /* nothing applied again */
+    assert_int_equal(node_journal_rows(c, b), rows);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
+    assert_int_equal(node_log_count(b, "incoming"), incoming); /* nothing applied again */
     assert_true(node_alive(b));
     hostile_close_all();
     free(wire);
@@ -958,9 +765,9 @@ static void test_forwarded_and_misaddressed(void **state)
     node_start(c, a);
     node_start(c, b);
     settles(c, a, b);
-    int64_t rows = journal_rows(c, b);
-    int64_t applied_a = peer_field(c, b, NAME_A, "received_seq");
-    int64_t applied_c = peer_field(c, b, NAME_C, "received_seq");
+    int64_t rows = node_journal_rows(c, b);
+    int64_t applied_a = node_peer_field(c, b, NAME_A, "received_seq");
+    int64_t applied_c = node_peer_field(c, b, NAME_C, "received_seq");
     uint8_t id_b[IDENTITY_KEY_ID_BYTES], id_c[IDENTITY_KEY_ID_BYTES];
     node_key_id(b, id_b);
     node_key_id(cc, id_c);
@@ -973,7 +780,7 @@ static void test_forwarded_and_misaddressed(void **state)
     uetr_generate(u_for_c);
     uetr_generate(u_for_b);
     uetr_generate(u_misaddressed);
-    size_t before = log_count(b, "(forwarded)");
+    size_t before = node_log_count(b, "(forwarded)");
     body_spec_t spec = {u_for_c, 500, "RUB", NULL, NULL};
     size_t body_len = 0, signed_len = 0, wire_len = 0;
     uint8_t *body = settlement_body(&spec, &body_len);
@@ -992,34 +799,34 @@ static void test_forwarded_and_misaddressed(void **state)
     free(body);
     free(signed_msg);
     free(wire);
-    wait_log(b, "(forwarded)", before + 2, WAIT_MS);
+    node_wait_log(b, "(forwarded)", before + 2, WAIT_MS);
     assert_true(log_line_has(b, "peer=" NAME_C, "(forwarded)"));
 
     /* a Settlement A signed for C, boxed by A to B: signed for another recipient */
-    before = log_count(b, "signed for another recipient");
+    before = node_log_count(b, "signed for another recipient");
     spec.uetr = u_misaddressed;
     body = settlement_body(&spec, &body_len);
     hostile_seal_send(as_a, id_c, MSG_SETTLEMENT, (uint64_t)applied_a + 1, body, body_len);
     free(body);
-    wait_log(b, "signed for another recipient", before + 1, WAIT_MS);
+    node_wait_log(b, "signed for another recipient", before + 1, WAIT_MS);
 
     /* a message C sealed, sent on A's connection (A's CURVE keys): not A's to send */
     hostile_t *mixed = hostile_open(a, cc, b);
     char u_mixed[UETR_SIZE];
     uetr_generate(u_mixed);
     spec.uetr = u_mixed;
-    before = log_count(b, "sealed by " NAME_C " on " NAME_A "'s connection");
+    before = node_log_count(b, "sealed by " NAME_C " on " NAME_A "'s connection");
     send_settlement(mixed, (uint64_t)applied_c + 1, &spec);
-    wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
+    node_wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
     hostile_sync(as_a, b);
     hostile_sync(as_c, b);
     hostile_close_all();
 
     /* nothing was applied or consumed */
     assert_true(node_alive(b));
-    assert_int_equal(journal_rows(c, b), rows);
-    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), applied_a);
-    assert_int_equal(peer_field(c, b, NAME_C, "received_seq"), applied_c);
+    assert_int_equal(node_journal_rows(c, b), rows);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), applied_a);
+    assert_int_equal(node_peer_field(c, b, NAME_C, "received_seq"), applied_c);
     settles_both_ways(c, a, b);
     book_check(c);
     assert_int_equal(node_stop(c, a), 0);
@@ -1039,8 +846,8 @@ static void test_body_of_another_type(void **state)
     node_start(c, b);
     settles(c, a, b);
     hostile_t *h = hostile_open(cc, cc, b);
-    uint64_t next = (uint64_t)peer_field(c, b, NAME_C, "received_seq") + 1;
-    int64_t rows = journal_rows(c, b);
+    uint64_t next = (uint64_t)node_peer_field(c, b, NAME_C, "received_seq") + 1;
+    int64_t rows = node_journal_rows(c, b);
 
     /* a rejecting StatusReport as a Settlement: its reason (a string) lands on the amount
      * (an integer): not a Settlement at all */
@@ -1048,7 +855,7 @@ static void test_body_of_another_type(void **state)
     uetr_generate(u_report);
     size_t len = 0;
     uint8_t *body = status_report_body(u_report, "RJCT", "AM04", 500, &len);
-    size_t malformed_settlements = log_count(b, "dropped malformed Settlement");
+    size_t malformed_settlements = node_log_count(b, "dropped malformed Settlement");
     hostile_seal_send(h, NULL, MSG_SETTLEMENT, next++, body, len);
     free(body);
     /* an Ack as a Settlement */
@@ -1060,7 +867,7 @@ static void test_body_of_another_type(void **state)
     uetr_generate(u_settlement);
     body_spec_t spec = {u_settlement, 900, "RUB", NULL, NULL};
     body = settlement_body(&spec, &len);
-    size_t malformed_reports = log_count(b, "dropped malformed StatusReport");
+    size_t malformed_reports = node_log_count(b, "dropped malformed StatusReport");
     hostile_seal_send(h, NULL, MSG_STATUS_REPORT, next++, body, len);
     free(body);
     /* an accepting StatusReport as a Settlement: every field it has fits a Settlement (uetr,
@@ -1080,15 +887,15 @@ static void test_body_of_another_type(void **state)
     book_add(1, NAME_C, u_valid, "settled", NULL);
     hostile_sync(h, b);
 
-    wait_log(b, "dropped malformed Settlement", malformed_settlements + 2, WAIT_MS);
-    wait_log(b, "dropped malformed StatusReport", malformed_reports + 1, WAIT_MS);
-    wait_peer_field(c, b, NAME_C, "received_seq", (int64_t)next, WAIT_MS); /* all consumed */
+    node_wait_log(b, "dropped malformed Settlement", malformed_settlements + 2, WAIT_MS);
+    node_wait_log(b, "dropped malformed StatusReport", malformed_reports + 1, WAIT_MS);
+    node_wait_peer_field(c, b, NAME_C, "received_seq", (int64_t)next, WAIT_MS); /* all consumed */
     assert_true(log_line_has(b, u_zero, "rejected AM01"));
     assert_true(log_line_has(b, u_valid, "settled"));
-    assert_true(journal_rows(c, b) > rows);
+    assert_true(node_journal_rows(c, b) > rows);
     hostile_close_all();
     /* B answers C (which is down) with two StatusReports, waiting in B's outbox */
-    assert_int_equal(peer_field(c, b, NAME_C, "outbox"), 2);
+    assert_int_equal(node_peer_field(c, b, NAME_C, "outbox"), 2);
     assert_true(node_alive(b));
     ends_settling_and_clean(c, a, b);
 }
@@ -1098,10 +905,10 @@ static void test_far_future_sequences(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles(c, a, b);
-    uint64_t applied = (uint64_t)peer_field(c, b, NAME_A, "received_seq");
-    int64_t rows = journal_rows(c, b);
+    uint64_t applied = (uint64_t)node_peer_field(c, b, NAME_A, "received_seq");
+    int64_t rows = node_journal_rows(c, b);
     hostile_t *h = hostile_open(a, a, b);
     const uint64_t seqs[] = {applied + FAR_AHEAD, applied + CHANNEL_HOLD_MAX + 1,
                              CORRIDOR_SEQUENCE_MAX};
@@ -1110,36 +917,36 @@ static void test_far_future_sequences(void **state)
     uetr_generate(uetrs[3]);
     body_spec_t spec = {uetrs[3], 300, "RUB", NULL, NULL};
     send_settlement(h, 0, &spec);
-    size_t before = log_count(b, "too far ahead");
+    size_t before = node_log_count(b, "too far ahead");
     for (size_t i = 0; i < 3; i++) {
         uetr_generate(uetrs[i]);
         spec.uetr = uetrs[i];
         send_settlement(h, seqs[i], &spec);
     }
-    wait_log(b, "too far ahead", before + 3, WAIT_MS);
+    node_wait_log(b, "too far ahead", before + 3, WAIT_MS);
     char line[96];
     snprintf(line, sizeof line, "dropped message %llu: too far ahead of %llu",
              (unsigned long long)(applied + FAR_AHEAD), (unsigned long long)applied);
-    assert_int_equal(log_count(b, line), 1);
+    assert_int_equal(node_log_count(b, line), 1);
     snprintf(line, sizeof line, "dropped message %llu: too far ahead",
              (unsigned long long)CORRIDOR_SEQUENCE_MAX);
-    assert_int_equal(log_count(b, line), 1);
+    assert_int_equal(node_log_count(b, line), 1);
     /* above 2^62 a sequence is malformed: dropped before it reaches the channel */
-    before = log_count(b, "malformed");
+    before = node_log_count(b, "malformed");
     size_t body_len = 0, signed_len = 0, wire_len = 0;
     uint8_t *body = settlement_body(&spec, &body_len);
     uint8_t *signed_msg =
         sign_any_sequence(h, MSG_SETTLEMENT, UINT64_MAX, body, body_len, &signed_len);
     uint8_t *wire = hostile_wrap(h, signed_msg, signed_len, false, &wire_len);
     hostile_send(h, wire, wire_len);
-    wait_log(b, "malformed", before + 1, WAIT_MS);
+    node_wait_log(b, "malformed", before + 1, WAIT_MS);
     free(wire);
     free(signed_msg);
     free(body);
     hostile_close_all();
-    assert_int_equal(journal_rows(c, b), rows);
-    assert_int_equal(peer_field(c, b, NAME_A, "received_seq"), (int64_t)applied);
-    assert_int_equal(peer_field(c, b, NAME_A, "held"), 0);
+    assert_int_equal(node_journal_rows(c, b), rows);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), (int64_t)applied);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "held"), 0);
     /* A's own next sequence still applies */
     ends_settling_and_clean(c, a, b);
 }
@@ -1158,7 +965,7 @@ static void test_forged_acknowledgements(void **state)
     node_start(c, a);
     node_start(c, b);
     settles_both_ways(c, a, b);
-    wait_peer_field(c, b, NAME_A, "outbox", 0, WAIT_MS);
+    node_wait_peer_field(c, b, NAME_A, "outbox", 0, WAIT_MS);
     assert_int_equal(node_stop(c, a), 0);
 
     /* B queues three settlements to A, which is down */
@@ -1166,18 +973,18 @@ static void test_forged_acknowledgements(void **state)
         char uetr[UETR_SIZE];
         uetr_generate(uetr);
         cmd_result_t r;
-        assert_int_equal(send_one(c, b, a, "3.00", "KZT", uetr, NULL, &r), 0);
+        assert_int_equal(node_send(c, b, a, "3.00", "KZT", uetr, NULL, &r), 0);
         cmd_result_free(&r);
         book_settled(c, 1, 0, uetr);
     }
-    int64_t sent = peer_field(c, b, NAME_A, "sent_seq");
-    int64_t acked = peer_field(c, b, NAME_A, "acked_seq");
-    assert_int_equal(peer_field(c, b, NAME_A, "outbox"), 3);
+    int64_t sent = node_peer_field(c, b, NAME_A, "sent_seq");
+    int64_t acked = node_peer_field(c, b, NAME_A, "acked_seq");
+    assert_int_equal(node_peer_field(c, b, NAME_A, "outbox"), 3);
     assert_int_equal(sent - acked, 3);
 
     /* Acks signed with A's key beyond what B sent */
     hostile_t *h = hostile_open(a, a, b);
-    size_t before = log_count(b, "ignored an acknowledgement");
+    size_t before = node_log_count(b, "ignored an acknowledgement");
     uint64_t incarnation = wall_us();
     const uint64_t forged[] = {(uint64_t)sent + 1000, CORRIDOR_SEQUENCE_MAX};
     for (size_t i = 0; i < 2; i++) {
@@ -1186,13 +993,13 @@ static void test_forged_acknowledgements(void **state)
         hostile_seal_send(h, NULL, MSG_ACK, 0, body, len);
         free(body);
     }
-    wait_log(b, "ignored an acknowledgement", before + 2, WAIT_MS);
-    size_t malformed = log_count(b, "dropped malformed Ack");
+    node_wait_log(b, "ignored an acknowledgement", before + 2, WAIT_MS);
+    size_t malformed = node_log_count(b, "dropped malformed Ack");
     size_t len = 0;
     uint8_t *body = ack_body(UINT64_MAX, incarnation, 3, &len);
     hostile_seal_send(h, NULL, MSG_ACK, 0, body, len);
     free(body);
-    wait_log(b, "dropped malformed Ack", malformed + 1, WAIT_MS);
+    node_wait_log(b, "dropped malformed Ack", malformed + 1, WAIT_MS);
     char line[128];
     snprintf(line, sizeof line, "ignored an acknowledgement of %llu: only %llu were sent",
              (unsigned long long)forged[0], (unsigned long long)sent);
@@ -1203,33 +1010,33 @@ static void test_forged_acknowledgements(void **state)
     body = ack_body((uint64_t)sent, wall_us(), 1, &len);
     hostile_seal_send(hc, NULL, MSG_ACK, 0, body, len);
     free(body);
-    wait_log(b, "ignored an acknowledgement", before + 3, WAIT_MS);
+    node_wait_log(b, "ignored an acknowledgement", before + 3, WAIT_MS);
     snprintf(line, sizeof line, "ignored an acknowledgement of %llu: only 0 were sent",
              (unsigned long long)sent);
     assert_true(log_line_has(b, "peer=" NAME_C, line));
     /* and the same Ack sealed by C but sent on A's connection */
     hostile_t *mixed = hostile_open(a, cc, b);
-    before = log_count(b, "sealed by " NAME_C " on " NAME_A "'s connection");
+    before = node_log_count(b, "sealed by " NAME_C " on " NAME_A "'s connection");
     body = ack_body((uint64_t)sent, wall_us(), 2, &len);
     hostile_seal_send(mixed, NULL, MSG_ACK, 0, body, len);
     free(body);
-    wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
+    node_wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
     hostile_sync(h, b);
     hostile_close_all();
 
-    /* nothing B holds for A was given up */
-    sleep_ms(500);
+    /* nothing B holds for A was given up (every forged Ack was handled: each one's log line
+     * was waited for above, and the fence of hostile_sync came after them on A's connection) */
     assert_true(node_alive(b));
-    assert_int_equal(peer_field(c, b, NAME_A, "outbox"), 3);
-    assert_int_equal(peer_field(c, b, NAME_A, "acked_seq"), acked);
-    assert_int_equal(peer_field(c, b, NAME_A, "sent_seq"), sent);
-    assert_int_equal(peer_field(c, b, NAME_C, "acked_seq"), 0);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "outbox"), 3);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "acked_seq"), acked);
+    assert_int_equal(node_peer_field(c, b, NAME_A, "sent_seq"), sent);
+    assert_int_equal(node_peer_field(c, b, NAME_C, "acked_seq"), 0);
 
     /* A comes back: everything is delivered */
     node_start(c, a);
     tnode_t *both[] = {a, b};
     cluster_quiesce(c, both, 2, QUIESCE_MS);
-    wait_peer_field(c, b, NAME_A, "outbox", 0, WAIT_MS);
+    node_wait_peer_field(c, b, NAME_A, "outbox", 0, WAIT_MS);
     settles_both_ways(c, a, b);
     book_check(c);
     assert_int_equal(node_stop(c, a), 0);
@@ -1254,15 +1061,15 @@ static size_t send_content_cases(cluster_t *c, tnode_t *b, tnode_t *cc, const co
                                  size_t count)
 {
     hostile_t *h = hostile_open(cc, cc, b);
-    uint64_t first = (uint64_t)peer_field(c, b, NAME_C, "received_seq") + 1;
-    int64_t outbox = peer_field(c, b, NAME_C, "outbox");
-    size_t drops = log_count(b, "dropped malformed Settlement");
+    uint64_t first = (uint64_t)node_peer_field(c, b, NAME_C, "received_seq") + 1;
+    int64_t outbox = node_peer_field(c, b, NAME_C, "outbox");
+    size_t drops = node_log_count(b, "dropped malformed Settlement");
     for (size_t i = 0; i < count; i++) {
         send_settlement(h, first + i, &cases[i].spec);
     }
     hostile_sync(h, b);
     hostile_close_all();
-    wait_peer_field(c, b, NAME_C, "received_seq", (int64_t)(first + count - 1), WAIT_MS);
+    node_wait_peer_field(c, b, NAME_C, "received_seq", (int64_t)(first + count - 1), WAIT_MS);
     size_t dropped = 0, reports = 0, missing = 0;
     json_t *lb = node_ledger(c, b);
     for (size_t i = 0; i < count; i++) {
@@ -1285,9 +1092,9 @@ static size_t send_content_cases(cluster_t *c, tnode_t *b, tnode_t *cc, const co
         }
     }
     json_decref(lb);
-    assert_int_equal(log_count(b, "dropped malformed Settlement"), drops + dropped);
+    assert_int_equal(node_log_count(b, "dropped malformed Settlement"), drops + dropped);
     /* one StatusReport queued for each recorded rejection (C is down: they wait) */
-    assert_int_equal(peer_field(c, b, NAME_C, "outbox"), outbox + (int64_t)reports);
+    assert_int_equal(node_peer_field(c, b, NAME_C, "outbox"), outbox + (int64_t)reports);
     return missing;
 }
 
@@ -1376,10 +1183,10 @@ static void test_hostile_sequence_desync(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, a), 0);
-    uint64_t applied = (uint64_t)peer_field(c, b, NAME_A, "received_seq");
+    uint64_t applied = (uint64_t)node_peer_field(c, b, NAME_A, "received_seq");
     hostile_t *h = hostile_open(a, a, b);
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
@@ -1387,17 +1194,11 @@ static void test_hostile_sequence_desync(void **state)
     send_settlement(h, applied + 1, &spec);
     hostile_sync(h, b);
     hostile_close_all();
-    wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)applied + 1, WAIT_MS);
+    node_wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)applied + 1, WAIT_MS);
     assert_true(log_line_has(b, uetr, "rejected AM01"));
 
     node_start(c, a);
-    int64_t deadline = mono_ms() + WAIT_MS;
-    while (!(peer_state_is(c, a, NAME_B, "diverged") && peer_state_is(c, b, NAME_A, "diverged"))) {
-        if (mono_ms() >= deadline) {
-            fail_msg("the channel did not diverge on both sides");
-        }
-        sleep_ms(100);
-    }
+    pair_wait_state(c, a, b, "diverged", WAIT_MS);
     assert_true(node_log_contains(a, "ROLLBACK DETECTED"));
     assert_true(node_log_contains(b, "ROLLBACK DETECTED"));
 
@@ -1407,13 +1208,7 @@ static void test_hostile_sequence_desync(void **state)
                          "--repair", "--json", NULL);
     printf("# reconcile --repair exited %d: %.700s%s\n", rc, r.out, r.err);
     cmd_result_free(&r);
-    deadline = mono_ms() + WAIT_MS;
-    while (!(peer_state_is(c, a, NAME_B, "up") && peer_state_is(c, b, NAME_A, "up"))) {
-        if (mono_ms() >= deadline) {
-            fail_msg("the channel is not up on both sides after the repair");
-        }
-        sleep_ms(100);
-    }
+    pair_wait_state(c, a, b, "up", WAIT_MS);
     settles_both_ways(c, a, b);
     /* B keeps A's signed zero-amount Settlement as rejected; A learns of it from the repair or
      * not at all, but never settles it */
@@ -1491,17 +1286,6 @@ static void copy_home(cluster_t *c, const tnode_t *n, const char *name, char **o
     assert_int_equal(nodes_run_program(cp, 60000), 0);
 }
 
-static void wait_states(cluster_t *c, tnode_t *a, tnode_t *b, const char *state)
-{
-    int64_t deadline = mono_ms() + WAIT_MS;
-    while (!(peer_state_is(c, a, b->name, state) && peer_state_is(c, b, a->name, state))) {
-        if (mono_ms() >= deadline) {
-            fail_msg("the channel %s-%s is not %s on both sides", a->name, b->name, state);
-        }
-        sleep_ms(100);
-    }
-}
-
 /* B offers A a repair import of the payment `uetr` from B: the Settlement `settlement`
  * (signed by B) with the StatusReport `report` (signed by A), and A must refuse it with a log
  * line holding `why`. */
@@ -1524,9 +1308,9 @@ static void forged_import(cluster_t *c, tnode_t *a, tnode_t *b, const char *uetr
     Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
     repair.n_imports = 1;
     repair.imports = entries;
-    size_t refusals = log_count(a, "repair import refused");
+    size_t refusals = node_log_count(a, "repair import refused");
     send_repair_request(h, &repair);
-    wait_log(a, "repair import refused", refusals + 1, WAIT_MS);
+    node_wait_log(a, "repair import refused", refusals + 1, WAIT_MS);
     hostile_close_all();
     if (!log_line_has(a, uetr, why)) {
         fail_msg("%s refused the import of %s, but not because '%s'", a->name, uetr, why);
@@ -1539,13 +1323,13 @@ static void forged_import(cluster_t *c, tnode_t *a, tnode_t *b, const char *uetr
 /* Once the channel a-b diverged on both sides, the operator repairs it from a; it comes up. */
 static void repair_diverged(cluster_t *c, tnode_t *a, tnode_t *b)
 {
-    wait_states(c, a, b, "diverged");
+    pair_wait_state(c, a, b, "diverged", WAIT_MS);
     cmd_result_t r;
     int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", a->home, "--peer", b->name,
                          "--repair", "--json", NULL);
     printf("# reconcile --repair exited %d: %.300s%s\n", rc, r.out, r.err);
     cmd_result_free(&r);
-    wait_states(c, a, b, "up");
+    pair_wait_state(c, a, b, "up", WAIT_MS);
 }
 
 /* B pays A 1,000,000.00 RUB (X); A is then restored from a copy older than X. B, holding its
@@ -1562,7 +1346,7 @@ static void test_forged_repair_import(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, a), 0);
     char *backup = NULL;
@@ -1571,12 +1355,12 @@ static void test_forged_repair_import(void **state)
     char x[UETR_SIZE];
     uetr_generate(x);
     cmd_result_t r;
-    assert_int_equal(send_one(c, b, a, "1000000.00", "RUB", x, "30", &r), 0);
+    assert_int_equal(node_send(c, b, a, "1000000.00", "RUB", x, "30", &r), 0);
     cmd_result_free(&r);
     assert_int_equal(node_stop(c, b), 0);
 
     /* a changed copy of X at B's next sequence: A answers RJCT DUPL (queued for B, down) */
-    uint64_t next = (uint64_t)peer_field(c, a, NAME_B, "received_seq") + 1;
+    uint64_t next = (uint64_t)node_peer_field(c, a, NAME_B, "received_seq") + 1;
     hostile_t *h = hostile_open(b, b, a);
     body_spec_t copy_spec = {x, 500, "RUB", NULL, NULL};
     size_t copy_body_len = 0, copy_len = 0;
@@ -1589,7 +1373,7 @@ static void test_forged_repair_import(void **state)
     hostile_send(h, wire, wire_len);
     free(wire);
     hostile_close_all();
-    wait_log(a, "rejected DUPL", 1, WAIT_MS);
+    node_wait_log(a, "rejected DUPL", 1, WAIT_MS);
     assert_int_equal(node_stop(c, a), 0);
     uint64_t dupl_seq = 0;
     size_t dupl_len = 0;
@@ -1657,11 +1441,11 @@ static void test_rebase_claims_need_proof(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, b), 0);
-    int64_t sent = peer_field(c, a, NAME_B, "sent_seq");
-    int64_t received = peer_field(c, a, NAME_B, "received_seq");
+    int64_t sent = node_peer_field(c, a, NAME_B, "sent_seq");
+    int64_t received = node_peer_field(c, a, NAME_B, "received_seq");
 
     hostile_t *h = hostile_open(b, b, a);
     Corridor__Hello hello = CORRIDOR__HELLO__INIT;
@@ -1679,12 +1463,13 @@ static void test_rebase_claims_need_proof(void **state)
         size_t len = corridor__hello__pack(&hello, buf);
         hostile_seal_send(h, NULL, MSG_HELLO, 0, buf, len);
         if (counter == 1) {
-            wait_log(a, "a Hello contradicts our counters", 1, WAIT_MS);
-            assert_true(peer_state_is(c, a, NAME_B, "up") || peer_state_is(c, a, NAME_B, "down"));
+            node_wait_log(a, "a Hello contradicts our counters", 1, WAIT_MS);
+            assert_true(node_peer_state_is(c, a, NAME_B, "up") ||
+                        node_peer_state_is(c, a, NAME_B, "down"));
         }
     }
     int64_t deadline = mono_ms() + WAIT_MS;
-    while (!peer_state_is(c, a, NAME_B, "diverged")) {
+    while (!node_peer_state_is(c, a, NAME_B, "diverged")) {
         if (mono_ms() >= deadline) {
             fail_msg("the forged Hello did not make the channel diverge");
         }
@@ -1694,28 +1479,28 @@ static void test_rebase_claims_need_proof(void **state)
     Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
     repair.rebase = true;
     repair.sender_applied = UINT64_MAX;
-    size_t refused = log_count(a, "a counter above 2^62");
+    size_t refused = node_log_count(a, "a counter above 2^62");
     send_repair_request(h, &repair);
-    wait_log(a, "a counter above 2^62", refused + 1, WAIT_MS);
+    node_wait_log(a, "a counter above 2^62", refused + 1, WAIT_MS);
 
     repair.sender_applied = (uint64_t)sent + 1000; /* plausible, but A never signed it */
-    size_t rebased = log_count(a, "channel re-based");
+    size_t rebased = node_log_count(a, "channel re-based");
     send_repair_request(h, &repair);
-    wait_log(a, "channel re-based", rebased + 1, WAIT_MS);
+    node_wait_log(a, "channel re-based", rebased + 1, WAIT_MS);
     hostile_close_all();
-    assert_int_equal(peer_field(c, a, NAME_B, "sent_seq"), sent);
+    assert_int_equal(node_peer_field(c, a, NAME_B, "sent_seq"), sent);
 
     /* A still takes settlements for B, numbered after its own last one, and delivers them */
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
     cmd_result_t r;
-    assert_int_equal(send_one(c, a, b, "2.50", "RUB", uetr, NULL, &r), 0);
+    assert_int_equal(node_send(c, a, b, "2.50", "RUB", uetr, NULL, &r), 0);
     cmd_result_free(&r);
     assert_true(node_alive(a));
-    assert_int_equal(peer_field(c, a, NAME_B, "sent_seq"), sent + 1);
+    assert_int_equal(node_peer_field(c, a, NAME_B, "sent_seq"), sent + 1);
     node_start(c, b);
-    wait_states(c, a, b, "up");
-    assert_int_equal(send_one(c, a, b, "2.50", "RUB", uetr, "30", &r), 0); /* its final status */
+    pair_wait_state(c, a, b, "up", WAIT_MS);
+    assert_int_equal(node_send(c, a, b, "2.50", "RUB", uetr, "30", &r), 0); /* its final status */
     cmd_result_free(&r);
     book_settled(c, 0, 1, uetr);
     ends_settling_and_clean(c, a, b);
@@ -1729,7 +1514,7 @@ static void test_rebase_without_stored_proof(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, b), 0);
     char *backup = NULL;
@@ -1771,7 +1556,7 @@ static void test_status_report_must_name_our_settlement(void **state)
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
     cmd_result_t r;
-    assert_int_equal(send_one(c, a, cc, "5.00", "RUB", uetr, NULL, &r), 0);
+    assert_int_equal(node_send(c, a, cc, "5.00", "RUB", uetr, NULL, &r), 0);
     cmd_result_free(&r);
 
     /* A's Settlement as C would have received it */
@@ -1810,19 +1595,19 @@ static void test_status_report_must_name_our_settlement(void **state)
         free(wire);
         free(out);
         if (i == 0) {
-            wait_log(a, "answers other contents than our Settlement", 1, WAIT_MS);
+            node_wait_log(a, "answers other contents than our Settlement", 1, WAIT_MS);
             json_t *la = node_ledger(c, a);
             json_t *e = ledger_json_find(la, NAME_C, uetr, NULL);
             assert_string_equal(json_string_value(json_object_get(e, "status")), "pending");
             json_decref(la);
         }
     }
-    assert_int_equal(send_one(c, a, cc, "5.00", "RUB", uetr, "30", &r), 0); /* settled */
+    assert_int_equal(node_send(c, a, cc, "5.00", "RUB", uetr, "30", &r), 0); /* settled */
     cmd_result_free(&r);
     book_add(0, NAME_C, uetr, "settled", NULL);
 
     /* re-bases asked of a healthy channel, with no proof: nothing changes, nothing is written */
-    int64_t rows = journal_rows(c, a);
+    int64_t rows = node_journal_rows(c, a);
     hostile_t *hb = hostile_open(b, b, a);
     Corridor__Repair repair = CORRIDOR__REPAIR__INIT;
     repair.rebase = true;
@@ -1831,9 +1616,10 @@ static void test_status_report_must_name_our_settlement(void **state)
     }
     hostile_sync(hb, a);
     hostile_close_all();
-    assert_int_equal(journal_rows(c, a), rows);
+    assert_int_equal(node_journal_rows(c, a), rows);
     assert_false(node_log_contains(a, "channel re-based"));
-    assert_int_equal(peer_field(c, a, NAME_B, "acked_seq"), peer_field(c, a, NAME_B, "sent_seq"));
+    assert_int_equal(node_peer_field(c, a, NAME_B, "acked_seq"),
+                     node_peer_field(c, a, NAME_B, "sent_seq"));
     settles_both_ways(c, a, b);
     book_check(c);
     assert_int_equal(node_stop(c, a), 0);
@@ -1906,8 +1692,8 @@ static void test_hold_window_bounded_in_bytes(void **state)
     hostile_close_all();
     free(body);
     int64_t peak_kib = peak_rss_kib(b->pid);
-    int64_t held = peer_field(c, b, NAME_C, "held_bytes");
-    int64_t full = peer_field(c, b, NAME_C, "hold_full");
+    int64_t held = node_peer_field(c, b, NAME_C, "held_bytes");
+    int64_t full = node_peer_field(c, b, NAME_C, "hold_full");
     printf("# %d held messages of %zu bytes in %lld ms: B's peak RSS %lld KiB (before %lld), "
            "held %lld bytes, %lld dropped as over the byte budget\n",
            FLOOD_HELD, body_len, (long long)flood_ms, (long long)peak_kib, (long long)before_kib,
@@ -1953,13 +1739,13 @@ static void test_rejected_flood_slowed(void **state)
     hostile_close_all();
     free(text);
     int64_t deadline = mono_ms() + WAIT_MS; /* the positive signal: B held some back */
-    while (peer_field(c, b, NAME_C, "backpressure") == 0 && mono_ms() < deadline) {
+    while (node_peer_field(c, b, NAME_C, "backpressure") == 0 && mono_ms() < deadline) {
         sleep_ms(50);
     }
-    assert_true(peer_field(c, b, NAME_C, "backpressure") > 0);
+    assert_true(node_peer_field(c, b, NAME_C, "backpressure") > 0);
     assert_true(node_log_contains(b, "applying the peer's messages slowed"));
     settles_both_ways(c, a, b); /* the other peer is not slowed */
-    int64_t applied = peer_field(c, b, NAME_C, "received_seq");
+    int64_t applied = node_peer_field(c, b, NAME_C, "received_seq");
     int64_t elapsed_ms = mono_ms() - started;
     /* each stored twice (body and evidence): the allowance bounds how many got in */
     int64_t allowance =
@@ -2015,7 +1801,7 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     cmd_result_t r;
     assert_int_equal(cluster_cmd(c, SEND_TIMEOUT_MS, &r, "reconcile", "--home", b->home, "--peer",
@@ -2045,7 +1831,7 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
     free(path);
 
     hostile_t *h = hostile_open(b, b, a);
-    size_t refused = log_count(a, "does not advance past the last one");
+    size_t refused = node_log_count(a, "does not advance past the last one");
     for (int i = 0; i < CHECKPOINT_FLOOD; i++) {
         Corridor__StatementRequest req = CORRIDOR__STATEMENT_REQUEST__INIT;
         char id[32];
@@ -2063,8 +1849,8 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
     }
     hostile_close_all();
     free(body);
-    size_t refusals = log_count(a, "does not advance past the last one") - refused;
-    int64_t limited = peer_field(c, a, NAME_B, "statement_requests_refused");
+    size_t refusals = node_log_count(a, "does not advance past the last one") - refused;
+    int64_t limited = node_peer_field(c, a, NAME_B, "statement_requests_refused");
     int64_t stored = table_rows(a, "checkpoints");
     assert_int_equal(node_stop(c, a), 0);
     int64_t started = mono_ms();
@@ -2172,7 +1958,7 @@ static size_t measure(cluster_t *c, tnode_t *b, tnode_t *cc, int64_t ms, int64_t
         uetr_generate(uetr);
         cmd_result_t r;
         t0 = mono_ms();
-        int rc = send_one(c, cc, b, "1.00", "RUB", uetr, "30", &r);
+        int rc = node_send(c, cc, b, "1.00", "RUB", uetr, "30", &r);
         settle_ms[n] = mono_ms() - t0;
         if (rc != 0) {
             fail_msg("send C -> B during the flood exited %d: %s", rc, r.err);
@@ -2211,7 +1997,7 @@ static void test_statement_requests_bounded(void **state)
     assert_int_equal(rc, 0);
     cmd_result_free(&r);
     free(batch);
-    wait_peer_field(c, b, NAME_A, "received_seq", loaded, WAIT_MS);
+    node_wait_peer_field(c, b, NAME_A, "received_seq", loaded, WAIT_MS);
     int64_t before_kib = peak_rss_kib(b->pid);
 
     int64_t quiet_settle[SAMPLES_MAX], quiet_status[SAMPLES_MAX];
@@ -2228,7 +2014,7 @@ static void test_statement_requests_bounded(void **state)
     int wstatus = 0;
     assert_int_equal(waitpid(child, &wstatus, 0), child);
     assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
-    int64_t refused = peer_field(c, b, NAME_A, "statement_requests_refused");
+    int64_t refused = node_peer_field(c, b, NAME_A, "statement_requests_refused");
     int64_t peak_kib = peak_rss_kib(b->pid);
     int64_t qs_med, qs_max, qt_med, qt_max, fs_med, fs_max, ft_med, ft_max;
     summarize(quiet_settle, quiet, &qs_med, &qs_max);
@@ -2292,33 +2078,6 @@ static void hostile_retarget(hostile_t *h, const char *endpoint)
     hostile_connect(h);
 }
 
-/* Waits until the monitored socket sees its connection closed by the other side. */
-static void wait_disconnected(void *monitor)
-{
-    int timeout = WAIT_MS;
-    assert_int_equal(zmq_setsockopt(monitor, ZMQ_RCVTIMEO, &timeout, sizeof timeout), 0);
-    for (;;) {
-        zmq_msg_t event;
-        zmq_msg_init(&event);
-        int rc = zmq_msg_recv(&event, monitor, 0);
-        uint16_t id = 0;
-        if (rc >= 2) {
-            memcpy(&id, zmq_msg_data(&event), sizeof id);
-        }
-        bool more = zmq_msg_more(&event);
-        zmq_msg_close(&event);
-        if (more) { /* the event's second frame: the endpoint */
-            zmq_msg_init(&event);
-            (void)zmq_msg_recv(&event, monitor, 0);
-            zmq_msg_close(&event);
-        }
-        assert_true(rc >= 0); /* else no disconnection within WAIT_MS */
-        if (id == ZMQ_EVENT_DISCONNECTED) {
-            return;
-        }
-    }
-}
-
 /* The client with C's keys floods B: 8,000 copies of a frame of the largest size on B's
  * endpoint, then 40,000 of the largest stream frame on its stream endpoint, as fast as libzmq
  * takes them. libzmq queues at most TRANSPORT_CONNECTION_BYTES for one connection on either
@@ -2343,13 +2102,9 @@ static void test_frame_flood_memory(void **state)
     hostile_sync(h, b);
     int64_t stream_ms = mono_ms() - started;
     /* one frame over the stream's limit there: B's libzmq closes that connection */
-    assert_int_equal(zmq_socket_monitor(h->sock, "inproc://flood-monitor", ZMQ_EVENT_DISCONNECTED),
-                     0);
-    void *monitor = zmq_socket(zctx(), ZMQ_PAIR);
-    assert_non_null(monitor);
-    assert_int_equal(zmq_connect(monitor, "inproc://flood-monitor"), 0);
+    void *monitor = nodes_monitor(zctx(), h->sock, ZMQ_EVENT_DISCONNECTED);
     (void)flood_frames(h, CORRIDOR_STREAM_WIRE_BYTES_MAX, 1);
-    wait_disconnected(monitor);
+    nodes_wait_event(monitor, ZMQ_EVENT_DISCONNECTED, WAIT_MS);
     zmq_close(monitor);
     hostile_close_all();
     int64_t peak_kib = peak_rss_kib(b->pid);
@@ -2363,8 +2118,8 @@ static void test_frame_flood_memory(void **state)
            (double)STREAM_FLOOD * (double)stream_len / 1048576.0 /
                ((double)(stream_ms > 0 ? stream_ms : 1) / 1000.0),
            (long long)peak_kib, (long long)before_kib,
-           (long long)peer_field(c, b, NAME_C, "dropped"));
-    assert_true(peer_field(c, b, NAME_C, "received_seq") == 1);
+           (long long)node_peer_field(c, b, NAME_C, "dropped"));
+    assert_true(node_peer_field(c, b, NAME_C, "received_seq") == 1);
     assert_true(peak_kib < RSS_LIMIT_KIB);
     ends_settling_and_clean(c, a, b);
 }
@@ -2382,7 +2137,7 @@ static void test_unread_answers_bounded(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     char *batch = batch_of_ones(c, "load.csv", b, UNREAD_LOAD);
     cmd_result_t r;
     assert_int_equal(cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", a->home, "--batch",
@@ -2408,7 +2163,7 @@ static void test_unread_answers_bounded(void **state)
     flood_requests(a, b); /* 64 a second for REQUEST_FLOOD_MS, in this process */
     hostile_sync(hostile_open(a, a, b), b);
     int64_t elapsed_ms = mono_ms() - started;
-    int64_t dropped = transport_counter(c, b, "statements_dropped");
+    int64_t dropped = node_transport_counter(c, b, "statements_dropped");
     int64_t peak_kib = peak_rss_kib(b->pid);
     zmq_close(sink);
     hostile_close_all();
@@ -2435,9 +2190,9 @@ static void test_handshakes_per_key_bounded(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
-    int64_t admitted = transport_counter(c, b, "admitted");
+    int64_t admitted = node_transport_counter(c, b, "admitted");
     int64_t started = mono_ms();
     identity_t *keys = load_keys(a);
     peer_card_t card;
@@ -2467,13 +2222,14 @@ static void test_handshakes_per_key_bounded(void **state)
     hostile_close_all(); /* ends the client's ZeroMQ context */
     int64_t elapsed_ms = mono_ms() - started;
     int64_t deadline = mono_ms() + WAIT_MS; /* B answers every handshake it was sent */
-    while (transport_counter(c, b, "admitted") - admitted + transport_counter(c, b, "throttled") <
+    while (node_transport_counter(c, b, "admitted") - admitted +
+                   node_transport_counter(c, b, "throttled") <
                HANDSHAKE_FLOOD &&
            mono_ms() < deadline) {
         sleep_ms(50);
     }
-    int64_t taken = transport_counter(c, b, "admitted") - admitted;
-    int64_t throttled = transport_counter(c, b, "throttled");
+    int64_t taken = node_transport_counter(c, b, "admitted") - admitted;
+    int64_t throttled = node_transport_counter(c, b, "throttled");
     int64_t bound = TRANSPORT_HANDSHAKES_BURST +
                     TRANSPORT_HANDSHAKES_PER_S * ((mono_ms() - started) / 1000 + 1);
     printf("# %d connections with A's key in %lld ms: %lld admitted (bound %lld), %lld refused; "
@@ -2508,7 +2264,7 @@ static void test_full_retransmissions_bounded(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles_both_ways(c, a, b);
     assert_int_equal(node_stop(c, a), 0);
     char *batch = batch_of_ones(c, "to-a.csv", a, QUEUED_FOR_A);
@@ -2517,9 +2273,9 @@ static void test_full_retransmissions_bounded(void **state)
         cluster_cmd(c, SEND_TIMEOUT_MS, &r, "send", "--home", b->home, "--batch", batch, NULL), 0);
     cmd_result_free(&r);
     free(batch);
-    int64_t acked = peer_field(c, b, NAME_A, "acked_seq");
-    int64_t received = peer_field(c, b, NAME_A, "received_seq");
-    int64_t in_flight = peer_field(c, b, NAME_A, "sent_seq") - acked;
+    int64_t acked = node_peer_field(c, b, NAME_A, "acked_seq");
+    int64_t received = node_peer_field(c, b, NAME_A, "received_seq");
+    int64_t in_flight = node_peer_field(c, b, NAME_A, "sent_seq") - acked;
 
     identity_t *keys = load_keys(a);
     void *sink = zmq_socket(zctx(), ZMQ_PULL);
@@ -2564,8 +2320,8 @@ static void test_full_retransmissions_bounded(void **state)
     frames += drain_sink(sink);
     zmq_close(sink); /* before the client's context ends: it waits for every socket */
     hostile_close_all();
-    int64_t refused = peer_field(c, b, NAME_A, "rewinds_refused");
-    int64_t resent = peer_field(c, b, NAME_A, "retransmits");
+    int64_t refused = node_peer_field(c, b, NAME_A, "rewinds_refused");
+    int64_t resent = node_peer_field(c, b, NAME_A, "retransmits");
     printf("# %d Hellos asking for everything again, %lld messages in flight: the sink got %lld "
            "frames, B counts %lld sent again, %lld requests refused\n",
            REWIND_HELLOS, (long long)in_flight, (long long)frames, (long long)resent,
@@ -2575,7 +2331,7 @@ static void test_full_retransmissions_bounded(void **state)
     assert_true(resent <= (int64_t)(CHANNEL_REWINDS_BURST + 4) * in_flight);
     /* A comes back: everything queued for it settles once */
     node_start(c, a);
-    wait_peer_field(c, b, NAME_A, "outbox", 0, 60000);
+    node_wait_peer_field(c, b, NAME_A, "outbox", 0, 60000);
     settles_both_ways(c, a, b);
     json_t *la = node_ledger(c, a);
     json_t *lb = node_ledger(c, b);
@@ -2595,11 +2351,11 @@ static void test_connection_flood(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles(c, a, b);
     peer_card_t card;
     node_card(b, &card);
-    int64_t refused = transport_counter(c, b, "refused");
+    int64_t refused = node_transport_counter(c, b, "refused");
     void *batch[FLOOD_BATCH];
     int64_t t0 = mono_ms(), slowest_ms = 0;
     for (size_t done = 0; done < FLOOD_CLIENTS; done += FLOOD_BATCH) {
@@ -2639,11 +2395,11 @@ static void test_connection_flood(void **state)
     assert_true(slowest_ms < 3000);
     assert_true(answered_ms < 3000);
     int64_t deadline = mono_ms() + WAIT_MS;
-    while (transport_counter(c, b, "refused") - refused < FLOOD_CLIENTS / 2 &&
+    while (node_transport_counter(c, b, "refused") - refused < FLOOD_CLIENTS / 2 &&
            mono_ms() < deadline) {
         sleep_ms(100);
     }
-    int64_t counted = transport_counter(c, b, "refused") - refused;
+    int64_t counted = node_transport_counter(c, b, "refused") - refused;
     printf("# transport.refused counted %lld\n", (long long)counted);
     assert_true(counted >= FLOOD_CLIENTS / 2);
     assert_true(node_alive(b));
@@ -2690,7 +2446,7 @@ static void test_local_config_and_keys(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    started_pair(c, &a, &b);
+    cluster_started_pair(c, &a, &b);
     settles(c, a, b);
     assert_int_equal(node_stop(c, b), 0);
     char *conf = test_path(b->home, "corridor.conf");
@@ -2843,7 +2599,7 @@ static void test_local_access_and_operations(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     cmd_result_t r;
     const char *home_needles[] = {"chmod 700", NULL};
     assert_int_equal(chmod(b->home, 0755), 0);
@@ -2893,7 +2649,7 @@ static void test_local_access_and_operations(void **state)
         assert_int_equal(chmod(b->home, 0700), 0);
         assert_int_equal(chmod(c->dir, st.st_mode & 07777), 0);
         free(socket_path);
-        assert_true(transport_counter(c, b, "control_refused") >= 1);
+        assert_true(node_transport_counter(c, b, "control_refused") >= 1);
         assert_true(node_log_contains(b, "refused a control connection from uid"));
     }
 
@@ -2965,7 +2721,7 @@ static void test_disk_full(void **state)
     }
     mounted_dir = dir;
     tnode_t *a, *b;
-    two_nodes(c, &a, &b);
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
     assert_string_equal(b->home, dir);
     node_start(c, a);
     node_start(c, b);
@@ -3006,7 +2762,7 @@ static void test_disk_full(void **state)
             stopped = json_is_true(json_object_get(st, "ledger_stopped"));
             json_t *pa = status_peer(st, NAME_A);
             bool caught_up = pa != NULL && json_integer_value(json_object_get(pa, "held")) == 0 &&
-                             peer_field(c, a, NAME_B, "outbox") == 0;
+                             node_peer_field(c, a, NAME_B, "outbox") == 0;
             json_decref(st);
             if (caught_up) {
                 break;
@@ -3024,15 +2780,26 @@ static void test_disk_full(void **state)
         fail_msg("B's ledger never stopped on a full disk after %d settlements",
                  DISK_FULL_ROUNDS * DISK_FULL_BATCH);
     }
-    wait_log(b, "LEDGER STOPPED", 1, WAIT_MS);
+    node_wait_log(b, "LEDGER STOPPED", 1, WAIT_MS);
     /* B refuses new work with a clear error, and does not crash */
     cmd_result_t r;
-    int rc = send_one(c, b, a, "1.00", "RUB", NULL, NULL, &r);
+    int rc = node_send(c, b, a, "1.00", "RUB", NULL, NULL, &r);
     assert_int_equal(rc, 5);
     const char *needles[] = {"refused", NULL};
     expect_one_line("send at B with its ledger stopped", &r, needles);
     cmd_result_free(&r);
-    sleep_ms(1000); /* A keeps retransmitting meanwhile */
+    /* A keeps retransmitting meanwhile: B takes a retransmission (it holds the message, or
+     * drops it as one it holds already) and survives it */
+    int64_t taken =
+        node_peer_field(c, b, NAME_A, "dropped") + node_peer_field(c, b, NAME_A, "held");
+    int64_t deadline = mono_ms() + 2 * CHANNEL_RTO_MAX_MS;
+    while (node_peer_field(c, b, NAME_A, "dropped") + node_peer_field(c, b, NAME_A, "held") <=
+           taken) {
+        if (mono_ms() >= deadline) {
+            fail_msg("B took no message from A again within %d ms", 2 * CHANNEL_RTO_MAX_MS);
+        }
+        sleep_ms(100);
+    }
     assert_true(node_alive(b));
     json_t *st = node_status(c, b);
     assert_true(json_is_true(json_object_get(st, "ledger_stopped")));
@@ -3055,14 +2822,8 @@ static void test_disk_full(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    if (sodium_init() < 0) {
+    if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_disk* runs only the matching tests */
         return 1;
-    }
-    /* CORRIDOR_TEST_FILTER=test_disk* runs only the matching tests */
-    const char *filter = getenv("CORRIDOR_TEST_FILTER");
-    if (filter != NULL && filter[0] != '\0') {
-        cmocka_set_test_filter(filter);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_captured_settlement, setup, teardown),

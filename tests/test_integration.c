@@ -1037,14 +1037,8 @@ static void test_lifecycle(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    if (sodium_init() < 0) {
+    if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_rollback* runs only the matching tests */
         return 1;
-    }
-    /* CORRIDOR_TEST_FILTER=test_rollback* runs only the matching tests */
-    const char *filter = getenv("CORRIDOR_TEST_FILTER");
-    if (filter != NULL && filter[0] != '\0') {
-        cmocka_set_test_filter(filter);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),

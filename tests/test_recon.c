@@ -18,14 +18,10 @@
  */
 #include "support.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -241,67 +237,6 @@ static int64_t reconcile_clean(cluster_t *c, tnode_t *self, const tnode_t *peer,
 }
 
 /* ---- nodes ----------------------------------------------------------------------------------- */
-
-extern char **environ;
-
-/* Starts `corridor run` for the node with CORRIDOR_FAULTS set (nodes.c strips it from every
- * child it starts), its log appended to the node's, and waits until `status` answers. */
-static void node_start_faults(cluster_t *c, tnode_t *n, const char *faults)
-{
-    assert_int_equal(n->pid, 0);
-    size_t env_count = 0;
-    while (environ[env_count] != NULL) {
-        env_count++;
-    }
-    char **envp = calloc(env_count + 2, sizeof *envp);
-    assert_non_null(envp);
-    size_t e = 0;
-    for (size_t i = 0; i < env_count; i++) {
-        if (strncmp(environ[i], "CORRIDOR_FAULTS=", 16) != 0) {
-            envp[e++] = environ[i];
-        }
-    }
-    char faults_var[256];
-    snprintf(faults_var, sizeof faults_var, "CORRIDOR_FAULTS=%s", faults);
-    envp[e++] = faults_var;
-    envp[e] = NULL;
-    const char *argv[] = {CORRIDOR_BIN, "run", "--home", n->home, NULL};
-    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int log = open(n->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    assert_true(in >= 0 && log >= 0);
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) {
-            _exit(126);
-        }
-        execve(CORRIDOR_BIN, (char *const *)argv, envp);
-        _exit(127);
-    }
-    free(envp);
-    close(in);
-    close(log);
-    assert_true(pid > 0);
-    n->pid = pid; /* from here on node_stop / cluster_destroy reap it */
-    int64_t deadline = mono_ms() + NODE_READY_MS;
-    for (;;) {
-        if (!node_alive(n)) {
-            node_print_log_tail(n, 10);
-            fail_msg("node %s (faults %s) exited at start with %d", n->name, faults, n->last_exit);
-        }
-        cmd_result_t r;
-        int rc = cluster_cmd(c, 5000, &r, "status", "--home", n->home, "--json", NULL);
-        cmd_result_free(&r);
-        if (rc == 0) {
-            return;
-        }
-        assert_true(mono_ms() < deadline);
-        sleep_ms(100);
-    }
-}
 
 static void audit_pair(cluster_t *c, tnode_t *a, tnode_t *b, int64_t entries_min)
 {
@@ -1358,14 +1293,8 @@ static void test_bad_input_and_peer_down(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    if (sodium_init() < 0) {
+    if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
         return 1;
-    }
-    /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
-    const char *filter = getenv("CORRIDOR_TEST_FILTER");
-    if (filter != NULL && filter[0] != '\0') {
-        cmocka_set_test_filter(filter);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_input_and_peer_down, setup, teardown),
