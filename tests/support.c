@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "ledger.h"
@@ -39,6 +40,26 @@ void test_rmtree(const char *path)
     if (path != NULL) {
         nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
+}
+
+int test_dir_setup(void **state)
+{
+    *state = test_tmpdir();
+    return 0;
+}
+
+int test_dir_teardown(void **state)
+{
+    test_rmtree(*state);
+    free(*state);
+    *state = NULL;
+    return 0;
+}
+
+int test_sodium_setup(void **state)
+{
+    (void)state;
+    return sodium_init() < 0 ? -1 : 0;
 }
 
 void test_write_file(const char *path, const void *data, size_t len, unsigned mode)

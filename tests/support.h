@@ -28,6 +28,13 @@ char *test_read_file(const char *path, size_t *len);
 /* Joins dir and name into a malloc'd path. */
 char *test_path(const char *dir, const char *name);
 
+/* cmocka fixtures: a fresh scratch directory (test_tmpdir) in *state, and its removal. */
+int test_dir_setup(void **state);
+int test_dir_teardown(void **state);
+
+/* cmocka group setup of a program that needs libsodium: sodium_init, -1 when it fails. */
+int test_sodium_setup(void **state);
+
 /* Recomputes journal.hash of row `from_seq` and every later one, as an attacker with the
  * source code can: the chain then links whatever the rows now say. Returns the rows
  * rewritten. */

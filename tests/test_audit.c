@@ -376,12 +376,6 @@ static void make_traffic(world_t *w)
 
 /* ---- fixtures ----------------------------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return sodium_init() < 0 ? -1 : 0;
-}
-
 static int world_setup(void **state)
 {
     world_t *w = calloc(1, sizeof *w);
@@ -2205,5 +2199,5 @@ int main(void)
         cmocka_unit_test(test_report_free_twice),
     };
 #undef T
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    return cmocka_run_group_tests(tests, test_sodium_setup, NULL);
 }

@@ -61,19 +61,6 @@ static int group_setup(void **state)
     return 0;
 }
 
-static int dir_setup(void **state)
-{
-    *state = test_tmpdir();
-    return 0;
-}
-
-static int dir_teardown(void **state)
-{
-    test_rmtree(*state);
-    free(*state);
-    return 0;
-}
-
 /* ---- helpers ---- */
 
 /* Appends formatted text to a NUL-terminated buffer of TEXT_SIZE bytes. */
@@ -988,7 +975,7 @@ static void test_accepts(void **state)
 int main(void)
 {
 #define T(f)  cmocka_unit_test(f)
-#define TD(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define TD(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
     const struct CMUnitTest tests[] = {
         T(test_format_parse_round_trip),
         T(test_format_is_stable),

@@ -25,12 +25,6 @@ typedef struct {
     mode_t saved_umask;
 } fixture_t;
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return sodium_init() < 0 ? -1 : 0;
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
@@ -575,5 +569,5 @@ int main(void)
         T(test_home_create_missing_parent),
     };
 #undef T
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    return cmocka_run_group_tests(tests, test_sodium_setup, NULL);
 }

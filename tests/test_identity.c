@@ -43,20 +43,6 @@ static int group_setup(void **state)
     return 0;
 }
 
-/* Per-test scratch directory. */
-static int dir_setup(void **state)
-{
-    *state = test_tmpdir();
-    return 0;
-}
-
-static int dir_teardown(void **state)
-{
-    test_rmtree(*state);
-    free(*state);
-    return 0;
-}
-
 /* ---- helpers ---- */
 
 /* Writes a card line from its parts; a NULL part is left out. */
@@ -1003,7 +989,7 @@ static void test_endpoint_length_limit(void **state)
 int main(void)
 {
 #define T(f)  cmocka_unit_test(f)
-#define TD(f) cmocka_unit_test_setup_teardown(f, dir_setup, dir_teardown)
+#define TD(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
     const struct CMUnitTest tests[] = {
         T(test_generate_valid_keys),
         T(test_generate_distinct_keys),
