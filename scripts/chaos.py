@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""Chaos run: three nodes on loopback with faults injected on every message they send (drop,
+duplicate, reorder, delay), a load generator sending settlements in all six directions (some
+deliberately over the caps), and a killer that SIGKILLs a random node every 1-3 s and starts
+it again. Then it waits for quiescence and checks that nothing was lost or applied twice:
+  - audit of the three homes (I1-I5, and I2 between every pair) is clean;
+  - reconcile between every pair finds no breaks (I6);
+  - every settlement submitted has exactly one final outcome, the same on both sides, and
+    the over-cap ones are rejected AM02.
+The same --seed gives the same fault and kill schedule.
+
+  scripts/chaos.sh [--settlements N] [--seconds S] [--seed K] [--rate R] [--hosts]
+--rate paces the load (settlements/s, default 300) so that kills land in the middle of it.
+Exits non-zero on any violation; prints a summary.
+--hosts: each node in its own network namespace (veth pairs on a bridge in a namespace of its
+own, addresses from 198.18.0.0/15 that exist only there), with tc netem loss, delay and
+reordering on every link, and timed link cuts that partition one node and heal again.
+Needs root and `ip netns`; where the machine does not allow it, says so and skips.
+The program is $CORRIDOR, else build/corridor. On a failure the homes and logs are kept
+(schedule.log there lists each kill and cut as planned).
+"""
+import argparse
+import glob
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corridor_harness as h  # noqa: E402
+
+NODES = ["BKRURUMM", "BMJIIRTH", "KZKZKZKA"]
+PAIRS = [("BKRURUMM", "BMJIIRTH"), ("BKRURUMM", "KZKZKZKA"), ("BMJIIRTH", "KZKZKZKA")]
+# The fault injector of node i (0, 1, 2) for --seed K: seed K*10+i, the same at every start.
+FAULTS = "drop=0.05,dup=0.05,reorder=0.05,delay_ms=20,seed={}"
+NETEM = ["loss", "2%", "delay", "5ms", "2ms", "reorder", "10%", "50%"]
+NETEM_TEXT = "netem loss 2% delay 5+-2 ms reorder 10%"
+
+
+def faults_of(seed, i):
+    return FAULTS.format(seed * 10 + i)
+
+
+def kill_schedule(seed):
+    """The killer's plan for --seed SEED, one (pause in s, index of the node to kill) a kill:
+    a pause of 1.0-3.9 s, then SIGKILL and a start again 0.3 s later."""
+    rng = random.Random(f"chaos kills {seed}")
+    while True:
+        pause = 1 + rng.randrange(3) + rng.randrange(10) / 10
+        yield pause, rng.randrange(3)
+
+
+def cut_schedule(seed):
+    """--hosts: the link cutter's plan, one (pause in s, index of the host) a cut: after a
+    pause of 3-6 s that host's link goes down for 2 s and heals."""
+    rng = random.Random(f"chaos cuts {seed}")
+    while True:
+        pause = 3 + rng.randrange(4)
+        yield pause, rng.randrange(3)
+
+
+def write_plan(work, n, seed):
+    """N settlements over the six directions; about 1 in 50 over the cap (rejected AM02).
+    plan.tsv has one line a settlement; load-NODE-K.csv the batches of 250 each node sends."""
+    rng = random.Random(seed)
+    chunks = {}
+    with open(f"{work}/plan.tsv", "w") as plan:
+        for _ in range(n):
+            a, b = rng.sample(NODES, 2)
+            ccy = rng.choice(["RUB", "USD"])
+            if rng.random() < 0.02:
+                # over the cap whatever the position: more than the caps both ways put together
+                minor, want = (2 * 100000000 + 1) * 100, "rejected"
+            else:
+                minor, want = rng.randint(100, 100000), "settled"
+            u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            plan.write(f"{u} {a} {b} {ccy} {minor} {want}\n")
+            chunks.setdefault(a, []).append(f"{b},{minor // 100}.{minor % 100:02d},{ccy},{u}")
+    for a, rows in chunks.items():
+        for k in range(0, len(rows), 250):
+            with open(f"{work}/load-{a}-{k // 250:05d}.csv", "w") as f:
+                f.write("to,amount,currency,uetr\n" + "\n".join(rows[k:k + 250]) + "\n")
+
+
+def check_outcomes(work):
+    """Exactly one final outcome per settlement, the same on both sides; the audit clean.
+    Returns (errors, settled, rejected)."""
+    books = {}
+    for n in NODES:
+        with open(f"{work}/{n}.json") as f:
+            books[n] = json.load(f)
+    errors = []
+    try:
+        with open(f"{work}/audit.json") as f:
+            audit = json.load(f)
+    except (OSError, ValueError):
+        audit = {"ok": False, "violations": ["audit printed no JSON (see its exit above)"]}
+    if not audit.get("ok"):
+        errors.append(f"audit: {audit.get('violations', [])[:3]}")
+    index = {}
+    for n, book in books.items():
+        for s in book["settlements"]:
+            index.setdefault((n, s["uetr"]), []).append(s)
+    settled = rejected = planned = 0
+    with open(f"{work}/plan.tsv") as plan:
+        for line in plan:
+            planned += 1
+            u, a, b, ccy, minor, want = line.split()
+            sa, sb = index.get((a, u), []), index.get((b, u), [])
+            if len(sa) != 1 or len(sb) != 1:
+                errors.append(f"{u}: {len(sa)} entries at {a}, {len(sb)} at {b} (want exactly one each)")
+                continue
+            sa, sb = sa[0], sb[0]
+            if sa["status"] != sb["status"] or sa["status"] not in ("settled", "rejected"):
+                errors.append(f"{u}: {a} says {sa['status']}, {b} says {sb['status']}")
+            elif int(sa["amount_minor"]) != int(minor) or int(sb["amount_minor"]) != int(minor):
+                errors.append(f"{u}: amounts differ from what was sent")
+            elif want == "rejected" and (sa["status"] != "rejected" or sa["reason"] != "AM02"):
+                errors.append(f"{u}: over the cap but {sa['status']} {sa['reason']}")
+            settled += sa["status"] == "settled"
+            rejected += sa["status"] == "rejected"
+    extra = sum(1 for _ in index) - 2 * planned
+    if extra != 0:
+        errors.append(f"{extra} entries that were never submitted")
+    return errors, settled, rejected
+
+
+class Chaos:
+    def __init__(self, args, c, work):
+        self.args, self.c, self.work = args, c, work
+        self.home = {n: f"{work}/{n}" for n in NODES}
+        self.port = {}
+        self.procs = {}            # name -> Popen of its `corridor run`
+        self.lock = threading.Lock()
+        self.closing = False       # no node is started once the cleanup began
+        self.stop = threading.Event()
+        self.threads = []
+        self.thread_errors = []
+        self.kills = self.cuts = 0
+        self.netem = True
+        self.keep = False
+        self.pid = os.getpid()
+        self.ns_prefix = f"corridor-chaos-{self.pid}"
+        self.namespaces = []
+        self.progress = h.Progress()
+        self.schedule_log = open(f"{work}/schedule.log", "w")
+        self.start = time.monotonic()
+
+    # --- hosts: three hosts on a bridge in a namespace of its own; nothing is routed out
+
+    def ns(self, i):
+        return f"{self.ns_prefix}-{i}"
+
+    def veth(self, side, i):
+        return f"cc{self.pid}{side}{i}"
+
+    def ip(self, *args, check=True):
+        r = subprocess.run(["ip", *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise h.Failed(f"ip {' '.join(args)}: {r.stderr.strip()}")
+        return r.returncode
+
+    def make_hosts(self):
+        br = self.ns("b")
+        self.namespaces.append(br)
+        self.ip("netns", "add", br)
+        self.ip("-n", br, "link", "add", "br0", "type", "bridge")
+        self.ip("-n", br, "link", "set", "br0", "up")
+        for i in range(3):
+            self.namespaces.append(self.ns(i))
+            self.ip("netns", "add", self.ns(i))
+            self.ip("link", "add", self.veth("h", i), "netns", self.ns(i), "type", "veth",
+                    "peer", "name", self.veth("b", i), "netns", br)
+            self.ip("-n", br, "link", "set", self.veth("b", i), "master", "br0", "up")
+            self.ip("-n", self.ns(i), "addr", "add", f"198.18.0.{i + 1}/24", "dev", self.veth("h", i))
+            self.ip("-n", self.ns(i), "link", "set", self.veth("h", i), "up")
+            self.ip("-n", self.ns(i), "link", "set", "lo", "up")
+            # loss, delay with jitter and reordering on every host's link (when the kernel has netem)
+            if h.run(["ip", "netns", "exec", self.ns(i), "tc", "qdisc", "add", "dev",
+                      self.veth("h", i), "root", "netem", *NETEM],
+                     timeout=30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL) != 0:
+                self.netem = False
+
+    def link(self, i, state):
+        self.ip("-n", self.ns(i), "link", "set", self.veth("h", i), state, check=False)
+
+    def addr(self, n):
+        return f"198.18.0.{NODES.index(n) + 1}" if self.args.hosts else "127.0.0.1"
+
+    # --- nodes
+
+    def node_start(self, n):
+        """Runs node N with its faults (appending to N.log); False once the cleanup began."""
+        i = NODES.index(n)
+        cmd = [self.c, "run", "--home", self.home[n]]
+        if self.args.hosts:
+            cmd = ["ip", "netns", "exec", self.ns(i), *cmd]
+        env = dict(os.environ, CORRIDOR_FAULTS=faults_of(self.args.seed, i))
+        with self.lock:
+            if self.closing:
+                return False
+            h.stop_process(self.procs.get(n))
+            self.procs[n] = h.start_node(cmd, f"{self.work}/{n}.log", env=env, append=True)
+            return True
+
+    def node_kill(self, n):
+        with self.lock:
+            h.stop_process(self.procs.get(n))
+
+    def node_wait(self, n):
+        return h.wait_running(self.c, self.home[n])
+
+    def elapsed(self):
+        return time.monotonic() - self.start
+
+    def fail(self, text):
+        raise h.Failed(text)
+
+    # --- the killer and the cutter: threads that stop when self.stop is set
+
+    def note(self, text):
+        with self.lock:
+            self.schedule_log.write(f"{self.elapsed():8.1f} {text}\n")
+            self.schedule_log.flush()
+
+    def killer(self):
+        try:
+            for k, (pause, i) in enumerate(kill_schedule(self.args.seed)):
+                if self.stop.wait(pause) or self.elapsed() > self.args.seconds:
+                    return
+                n = NODES[i]
+                self.note(f"kill {k + 1}: {n} after {pause:.1f} s")
+                self.node_kill(n)
+                time.sleep(0.3)
+                if not self.node_start(n):
+                    return
+                self.kills += 1
+        except Exception as e:  # reported by the main thread
+            self.thread_errors.append(f"the killer: {e!r}")
+
+    def cutter(self):
+        try:
+            for k, (pause, i) in enumerate(cut_schedule(self.args.seed)):
+                if self.stop.wait(pause) or self.elapsed() > self.args.seconds:
+                    return
+                self.note(f"cut {k + 1}: host {i} ({NODES[i]}) after {pause} s")
+                self.link(i, "down")
+                self.stop.wait(2)
+                self.link(i, "up")
+                self.cuts += 1
+        except Exception as e:
+            self.thread_errors.append(f"the link cutter: {e!r}")
+
+    def spawn(self, target):
+        t = threading.Thread(target=target, daemon=True)
+        self.threads.append(t)
+        t.start()
+
+    def stop_threads(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+        self.threads = []
+
+    # --- the run
+
+    def go(self):
+        a = self.args
+        c = self.c
+        if a.hosts:
+            self.make_hosts()
+            if not self.netem:
+                h.say("chaos.sh --hosts: this kernel has no tc netem (sch_netem); link loss, "
+                      "delay and reordering come from the fault knob alone")
+        for n in NODES:
+            self.port[n] = h.free_port(*self.port.values())
+            with open(f"{self.work}/{n}.card", "w") as card:
+                if h.run([c, "init", "--home", self.home[n], "--name", n, "--listen",
+                          f"tcp://{self.addr(n)}:{self.port[n]}", "--currencies", "RUB,USD"],
+                         timeout=60, stdin=subprocess.DEVNULL, stdout=card) != 0:
+                    self.fail(f"corridor init of {n} failed")
+        for x in NODES:
+            for y in NODES:
+                if x == y:
+                    continue
+                with open(f"{self.work}/{y}.card") as f:
+                    card = f.read().strip()
+                if h.run([c, "peer", "add", "--home", self.home[x], card, "--limit", "RUB=100000000",
+                          "--limit", "USD=10000000"], timeout=60, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL) != 0:
+                    self.fail(f"corridor peer add {y} at {x} failed")
+
+        for n in NODES:
+            self.node_start(n)
+        for n in NODES:
+            if not self.node_wait(n):
+                self.fail(f"{n} did not start: {h.tail(f'{self.work}/{n}.log')}")
+
+        write_plan(self.work, a.settlements, a.seed)
+
+        self.spawn(self.killer)
+        if a.hosts:
+            self.spawn(self.cutter)
+
+        # The load: each chunk is sent until its node takes it (sends are idempotent by UETR).
+        sent = 0
+        load_t0 = time.monotonic()
+        with open(f"{self.work}/load.err", "ab") as load_err:
+            for f in sorted(glob.glob(f"{self.work}/load-*.csv")):
+                sender = os.path.basename(f).split("-")[1]
+                for _ in range(200):
+                    if h.run([c, "send", "--home", self.home[sender], "--batch", f], timeout=60,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=load_err) == 0:
+                        break
+                    time.sleep(0.2)
+                    if self.elapsed() >= a.seconds:
+                        self.fail(f"the load did not go through within {a.seconds} s")
+                with open(f) as rows:
+                    sent += sum(1 for _ in rows) - 1
+                due = sent / a.rate
+                time.sleep(max(0.0, due - (time.monotonic() - load_t0)))
+                self.progress.show(f"submitted {sent} of {a.settlements}, kills {self.kills}")
+                if self.thread_errors:
+                    self.fail("; ".join(self.thread_errors))
+        self.progress.done()
+        self.stop_threads()
+        if self.thread_errors:
+            self.fail("; ".join(self.thread_errors))
+        if a.hosts:
+            for i in range(3):
+                self.link(i, "up")
+        load_done = time.monotonic()
+
+        # Every node up again (the killer may have left one starting), then quiescence.
+        for n in NODES:
+            if not self.node_wait(n):
+                self.node_start(n)
+                if not self.node_wait(n):
+                    self.fail(f"{n} does not start again")
+        while True:
+            pending = 0
+            for n in NODES:
+                rc, book = h.corridor_json(c, "ledger", "--home", self.home[n], timeout=120)
+                counts = book.get("counts") if rc == 0 and isinstance(book, dict) else None
+                p = counts.get("pending") if isinstance(counts, dict) else None
+                pending += p if isinstance(p, int) else 1
+            if pending == 0:
+                break
+            if self.elapsed() >= a.seconds:
+                self.fail(f"settlements still pending after {a.seconds} s")
+            self.progress.show(f"waiting for quiescence: {pending} pending")
+            time.sleep(0.5)
+        self.progress.done()
+        quiet = int(time.monotonic() - load_done)
+
+        # Faults injected, from each node's status (counts since its last start).
+        faults = 0
+        for n in NODES:
+            st = h.status(c, self.home[n])
+            if st is None:
+                self.fail(f"{n} gave no status")
+            faults += sum(st.get("faults", {}).values())
+
+        # I6: reconcile every pair (no breaks).
+        breaks = 0
+        with open(f"{self.work}/load.err", "ab") as load_err:
+            for x, y in PAIRS:
+                out = f"{self.work}/recon-{x}-{y}.json"
+                with open(out, "wb") as f:
+                    h.run([c, "reconcile", "--home", self.home[x], "--peer", y, "--json",
+                           "--timeout", "120"], timeout=300, stdin=subprocess.DEVNULL,
+                          stdout=f, stderr=load_err)
+                try:
+                    with open(out) as f:
+                        breaks += len(json.load(f)["breaks"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    breaks += 999
+
+        for n in NODES:
+            with self.lock:
+                p = self.procs.pop(n)
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.procs[n] = p  # the cleanup kills it
+                self.fail(f"{n} did not stop within 20 s of SIGTERM")
+            with open(f"{self.work}/{n}.json", "wb") as f:
+                if h.run([c, "ledger", "--home", self.home[n], "--json"], timeout=300,
+                         stdin=subprocess.DEVNULL, stdout=f) != 0:
+                    self.fail(f"ledger --json of {n} failed")
+
+        # I1-I5 and I2: audit of the three homes, with the peers' keys from the cards printed at
+        # init, not from the homes themselves.
+        cmd = [c, "audit"]
+        for n in NODES:
+            cmd += ["--home", self.home[n]]
+        for n in NODES:
+            cmd += ["--peer-card", f"{self.work}/{n}.card"]
+        with open(f"{self.work}/audit.json", "wb") as f:
+            h.run(cmd + ["--json"], timeout=600, stdin=subprocess.DEVNULL, stdout=f)
+
+        errors, settled, rejected = check_outcomes(self.work)
+        for e in errors[:10]:
+            h.say("  " + e)
+        if errors:
+            self.fail(f"{len(errors)} wrong outcomes or audit findings" +
+                      (f"; reconcile found {breaks} breaks" if breaks else ""))
+        if breaks != 0:
+            self.fail(f"reconcile found {breaks} breaks")
+
+        hosts = ""
+        if a.hosts:
+            hosts = f"{self.cuts} link cuts, {NETEM_TEXT if self.netem else 'no netem'}, "
+        print(f"chaos{' --hosts' if a.hosts else ''}: seed {a.seed}, {a.settlements} submitted, "
+              f"{settled} settled, {rejected} rejected, {self.kills} kills, {hosts}{faults} faults "
+              f"injected (since last starts), {breaks} breaks, quiescent {quiet} s after the "
+              f"load, {int(self.elapsed())} s in all: nothing lost, nothing applied twice",
+              flush=True)
+        return 0
+
+    def cleanup(self):
+        h.ignore_signals()
+        self.progress.done()
+        self.stop.set()
+        with self.lock:
+            self.closing = True
+        self.stop_threads()
+        with self.lock:
+            for p in self.procs.values():
+                h.stop_process(p)
+            self.procs = {}
+        for n in reversed(self.namespaces):
+            self.ip("netns", "del", n, check=False)
+        self.schedule_log.close()
+        if self.keep:
+            h.say(f"(homes and logs kept in {self.work})")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def hosts_allowed(prefix):
+    """Root, `ip` and `tc`, and a network namespace can be made (the probe is removed)."""
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("tc"):
+        return False
+    probe = f"{prefix}-probe"
+    try:
+        return h.run(["ip", "netns", "add", probe], timeout=30, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL) == 0
+    finally:
+        h.run(["ip", "netns", "del", probe], timeout=30, stdout=subprocess.DEVNULL,
+              stderr=subprocess.DEVNULL)
+
+
+def positive(kind):
+    def parse(text):
+        v = kind(text)
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
+        return v
+    return parse
+
+
+def main():
+    p = argparse.ArgumentParser(prog="chaos.sh", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                usage=argparse.SUPPRESS)
+    p.add_argument("--settlements", type=positive(int), default=5000)
+    p.add_argument("--seconds", type=positive(int), default=300)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rate", type=positive(float), default=300)
+    p.add_argument("--hosts", action="store_true")
+    args = p.parse_args()
+
+    h.catch_signals()
+    if args.hosts and not hosts_allowed(f"corridor-chaos-{os.getpid()}"):
+        h.say("chaos.sh --hosts: this machine does not allow network namespaces (root, ip, tc); skipped")
+        return 0
+    c = os.environ.get("CORRIDOR") or f"{h.ROOT}/build/corridor"
+    if not (os.path.isfile(c) and os.access(c, os.X_OK)):
+        h.say(f"chaos.sh: {c} not built (run scripts/test.sh or cmake first)")
+        return 2
+    run = Chaos(args, c, tempfile.mkdtemp(prefix="corridor-chaos.", dir="/tmp"))
+    try:
+        return run.go()
+    except h.Failed as e:
+        run.keep = True
+        run.progress.done()
+        h.say(f"CHAOS FAILED: {e}")
+        return 1
+    except KeyboardInterrupt:
+        run.progress.done()
+        h.say("chaos.sh: interrupted; stopping the nodes")
+        return 130
+    except h.Stopped as e:
+        run.progress.done()
+        h.say(f"chaos.sh: signal {e.signum}; stopping the nodes")
+        return 128 + e.signum
+    finally:
+        run.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
