@@ -6,7 +6,8 @@
 #      (unit, smoke, integration);
 #   4. `cmake --install` into a temporary prefix: the program (PIE, full RELRO) and its
 #      manual page, which groff renders without a warning;
-#   5. a second build with ASan+UBSan running the unit tests and the short smoke tests;
+#   5. a second build with ASan+UBSan running every ctest again but compat (which builds an old
+#      commit and checks the wire format, not memory);
 #   6. a short chaos run (scripts/chaos.sh, CHAOS_SETTLEMENTS default 5000);
 #   7. each libFuzzer harness for FUZZ_SECONDS (default 10) when clang is there.
 # Stops at the first failure with a non-zero exit. Keep the whole run under 20 minutes.
@@ -60,10 +61,10 @@ step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCORRIDOR_SANITIZE=ON -DCORRIDOR_WERROR=ON >/dev/null
 cmake --build build-asan -j"$JOBS"
 
-step "unit and smoke tests under sanitizers"
+step "unit, smoke and integration tests under sanitizers"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-   ctest --output-on-failure -j"$JOBS" -L 'unit|smoke')
+   ctest --output-on-failure -j"$JOBS" -E '^compat$')
 
 step "chaos: three nodes, faults on every message, random SIGKILLs (short run)"
 scripts/chaos.sh --settlements "${CHAOS_SETTLEMENTS:-5000}" --seed "${CHAOS_SEED:-1}"

@@ -1647,6 +1647,14 @@ static int64_t peak_rss_kib(pid_t pid)
 
 #define FLOOD_HELD    (CHANNEL_HOLD_MAX - 1) /* a gap at the next sequence, the window behind it */
 #define RSS_LIMIT_KIB (256 * 1024)
+/* A node's peak RSS means nothing under AddressSanitizer (shadow memory, the quarantine of
+ * freed blocks: 420 MiB where the normal build peaks at 79): memory bounds are asserted in
+ * normal builds, and the sanitizer build checks the same floods for memory errors. */
+#ifdef CORRIDOR_TEST_SANITIZED
+#define RSS_MEANINGFUL false
+#else
+#define RSS_MEANINGFUL true
+#endif
 
 /* A and B running and settling, C's process down (a client holds its keys): the start of
  * every flood from C. Returns B's peak RSS so far, in KiB. */
@@ -1700,7 +1708,7 @@ static void test_hold_window_bounded_in_bytes(void **state)
            (long long)held, (long long)full);
     assert_true(held <= (int64_t)CHANNEL_HOLD_BYTES_MAX);
     assert_true(full > 0);
-    assert_true(peak_kib < RSS_LIMIT_KIB);
+    assert_true(!RSS_MEANINGFUL || peak_kib < RSS_LIMIT_KIB);
     assert_true(node_log_contains(b, "bytes already held after a gap"));
     ends_settling_and_clean(c, a, b);
 }
@@ -1758,7 +1766,7 @@ static void test_rejected_flood_slowed(void **state)
     assert_true(applied > 0);
     assert_true(applied <= bound);
     assert_true(applied < REJECTED_FLOOD);
-    assert_true(peak_rss_kib(b->pid) < RSS_LIMIT_KIB);
+    assert_true(!RSS_MEANINGFUL || peak_rss_kib(b->pid) < RSS_LIMIT_KIB);
     /* B applies the rest at its pace while it runs; stopped, it keeps what it applied (the
      * client is gone: nobody sends the rest again) */
     assert_int_equal(node_stop(c, b), 0);
@@ -2028,7 +2036,7 @@ static void test_statement_requests_bounded(void **state)
            (long long)fs_max, flooded, (long long)qt_med, (long long)qt_max, (long long)ft_med,
            (long long)ft_max, (long long)refused, (long long)peak_kib, (long long)before_kib);
     assert_true(ft_max < 1000);
-    assert_true(peak_kib < RSS_LIMIT_KIB);
+    assert_true(!RSS_MEANINGFUL || peak_kib < RSS_LIMIT_KIB);
     assert_true(refused > 0);
     /* nothing lost: every settlement is on both sides (counted; the load is too big to book) */
     settles_both_ways(c, a, b);
@@ -2120,7 +2128,7 @@ static void test_frame_flood_memory(void **state)
            (long long)peak_kib, (long long)before_kib,
            (long long)node_peer_field(c, b, NAME_C, "dropped"));
     assert_true(node_peer_field(c, b, NAME_C, "received_seq") == 1);
-    assert_true(peak_kib < RSS_LIMIT_KIB);
+    assert_true(!RSS_MEANINGFUL || peak_kib < RSS_LIMIT_KIB);
     ends_settling_and_clean(c, a, b);
 }
 
@@ -2171,7 +2179,7 @@ static void test_unread_answers_bounded(void **state)
            "before), %lld answers dropped as its statements lane was full\n",
            (long long)elapsed_ms, (long long)peak_kib, (long long)before_kib, (long long)dropped);
     assert_true(dropped > 0);
-    assert_true(peak_kib - before_kib < RSS_GROWTH_KIB);
+    assert_true(!RSS_MEANINGFUL || peak_kib - before_kib < RSS_GROWTH_KIB);
     node_start(c, a); /* the real A: nothing lost */
     settles_both_ways(c, a, b);
     json_t *lb = node_ledger(c, b);
