@@ -180,6 +180,16 @@ int cli_load_identity(const home_t *home, identity_t **identity)
     }
 }
 
+int cli_open_home(const char *home_opt, home_t *home, config_t **config, identity_t **identity)
+{
+    int rc;
+    if ((rc = cli_home(home, home_opt)) != EXIT_OK ||
+        (rc = cli_load_config(home, config)) != EXIT_OK) {
+        return rc;
+    }
+    return cli_load_identity(home, identity);
+}
+
 int cli_open_books(const char *home_opt, config_t **config, ledger_t **ledger)
 {
     home_t home;

@@ -72,6 +72,9 @@ int cli_home(home_t *home, const char *option);
 int cli_require_home(const home_t *home);
 int cli_load_config(const home_t *home, config_t **config);
 int cli_load_identity(const home_t *home, identity_t **identity);
+/* The home named by --home (or the default), its config and its keys. On failure the caller
+ * still destroys both. */
+int cli_open_home(const char *home_opt, home_t *home, config_t **config, identity_t **identity);
 /* The home named by --home, its config and its ledger read-only (the node may be running).
  * On failure the caller still closes both. */
 int cli_open_books(const char *home_opt, config_t **config, ledger_t **ledger);

@@ -169,9 +169,7 @@ int cmd_card(int argc, char **argv)
     home_t home;
     config_t *config = NULL;
     identity_t *identity = NULL;
-    if ((rc = cli_home(&home, args.home)) != EXIT_OK ||
-        (rc = cli_load_config(&home, &config)) != EXIT_OK ||
-        (rc = cli_load_identity(&home, &identity)) != EXIT_OK) {
+    if ((rc = cli_open_home(args.home, &home, &config, &identity)) != EXIT_OK) {
         goto cleanup;
     }
     peer_card_t card;
@@ -236,9 +234,7 @@ static int cmd_peer_add(int argc, char **argv)
     home_t home;
     config_t *config = NULL;
     identity_t *identity = NULL;
-    if ((rc = cli_home(&home, args.home)) != EXIT_OK ||
-        (rc = cli_load_config(&home, &config)) != EXIT_OK ||
-        (rc = cli_load_identity(&home, &identity)) != EXIT_OK) {
+    if ((rc = cli_open_home(args.home, &home, &config, &identity)) != EXIT_OK) {
         goto cleanup;
     }
     rc = EXIT_USAGE;
