@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -680,10 +681,16 @@ static int testnet_up(int argc, char **argv)
             (rc = plan_edges(&t, a.topology)) != EXIT_OK) {
             return rc;
         }
-        if (fs_make_private_dir(a.dir, &mode) != 0) {
+        char absolute[PATH_MAX];
+        if (fs_make_private_dir(a.dir, &mode) != 0 || realpath(a.dir, absolute) == NULL) {
             complain("%s: %s", a.dir, strerror(errno));
             return EXIT_USAGE;
         }
+        if (strlen(absolute) + 2 * CORRIDOR_NAME_LEN_MAX + 16 >= sizeof t.dir) {
+            complain("%s: path too long", absolute);
+            return EXIT_USAGE;
+        }
+        snprintf(t.dir, sizeof t.dir, "%s", absolute); /* homes usable from anywhere */
         if ((rc = create_network(&t, &a)) != EXIT_OK) {
             return rc;
         }

@@ -495,7 +495,9 @@ void statement_release(Corridor__Statement *st)
     if (st == NULL) {
         return;
     }
-    free(st->request_id);
+    if (st->request_id != protobuf_c_empty_string) { /* released before: re-initialised */
+        free(st->request_id);
+    }
     statement_free_positions(st->positions, st->n_positions);
     for (size_t i = 0; i < st->n_ranges; i++) {
         free(st->ranges[i]->prefix);

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,9 @@ bool control_node_running(const char *home)
 #define CONTROL_MONITOR "inproc://corridor-control-monitor"
 
 struct control_client {
-    const char *home; /* the caller's; must outlive the client */
+    char home[CORRIDOR_PATH_LEN_MAX]; /* absolute: the working directory may be the home's */
+    int cwd_fd; /* the working directory before a chdir into the home (-1: none), restored at
+                 * disconnect: libzmq resolves a relative ipc path whenever it (re)connects */
     void *ctx;
     void *sock;    /* REQ: one request, one reply, in turn */
     void *monitor; /* PAIR: the REQ socket's failed handshakes (a refused user) */
@@ -93,17 +96,22 @@ control_err_t control_connect(const char *home, control_client_t **out, char *er
     }
     char endpoint[CORRIDOR_PATH_LEN_MAX + 16];
     bool needs_chdir = false;
-    if (control_endpoint(home, endpoint, sizeof endpoint, &needs_chdir) != 0 ||
-        (needs_chdir && chdir(home) != 0)) {
-        snprintf(err, err_size, "cannot reach %s: %s", home, strerror(errno));
-        return CONTROL_E_INTERNAL;
-    }
     control_client_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
         snprintf(err, err_size, "out of memory");
         return CONTROL_E_INTERNAL;
     }
-    c->home = home;
+    c->cwd_fd = -1;
+    char absolute[PATH_MAX];
+    bool resolved = realpath(home, absolute) != NULL && strlen(absolute) < sizeof c->home;
+    snprintf(c->home, sizeof c->home, "%s", resolved ? absolute : home);
+    if (control_endpoint(c->home, endpoint, sizeof endpoint, &needs_chdir) != 0 ||
+        (needs_chdir && ((c->cwd_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+                         chdir(c->home) != 0))) {
+        snprintf(err, err_size, "cannot reach %s: %s", home, strerror(errno));
+        control_disconnect(&c);
+        return CONTROL_E_INTERNAL;
+    }
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx != NULL ? zmq_socket(c->ctx, ZMQ_REQ) : NULL;
     int linger = 0;
@@ -135,6 +143,12 @@ void control_disconnect(control_client_t **self_p)
     }
     if (c->ctx != NULL) {
         zmq_ctx_term(c->ctx);
+    }
+    if (c->cwd_fd >= 0) {
+        if (fchdir(c->cwd_fd) != 0) {
+            /* the directory we came from is gone: nothing relative is left to resolve */
+        }
+        close(c->cwd_fd);
     }
     free(c);
     *self_p = NULL;

@@ -57,7 +57,8 @@ const char *control_strerror(control_err_t err);
  * batch goes out in chunks: one ZeroMQ context for all of them, not one per chunk). */
 typedef struct control_client control_client_t;
 
-/* Connects to the node of `home` (which must outlive the client). */
+/* Connects to the node of `home`. A home whose socket path is too long for ipc is entered
+ * (chdir) until the client disconnects. */
 control_err_t control_connect(const char *home, control_client_t **out, char *err, size_t err_size);
 void control_disconnect(control_client_t **self_p);
 
