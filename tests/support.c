@@ -11,7 +11,9 @@
 
 #include <sodium.h>
 #include <sqlite3.h>
+#include <zmq.h>
 
+#include "identity.h"
 #include "ledger.h"
 
 char *test_tmpdir(void)
@@ -175,4 +177,17 @@ int64_t test_rechain(sqlite3 *db, int64_t from_seq)
     sqlite3_finalize(set);
     free(out);
     return rewritten;
+}
+
+identity_t *test_fixed_identity(uint8_t tag)
+{
+    uint8_t seed[32], box[32], curve_raw[32];
+    char curve[41];
+    memset(seed, tag, sizeof seed);
+    memset(box, (uint8_t)(tag + 0x40), sizeof box);
+    memset(curve_raw, (uint8_t)(tag + 0x80), sizeof curve_raw);
+    assert_non_null(zmq_z85_encode(curve, curve_raw, sizeof curve_raw));
+    identity_t *id = identity_from_secrets(seed, box, curve);
+    assert_non_null(id);
+    return id;
 }

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "identity.h"
+
 /* Makes a fresh directory under $TMPDIR (or /tmp); the caller frees the path. */
 char *test_tmpdir(void);
 
@@ -31,6 +33,10 @@ char *test_path(const char *dir, const char *name);
 /* cmocka fixtures: a fresh scratch directory (test_tmpdir) in *state, and its removal. */
 int test_dir_setup(void **state);
 int test_dir_teardown(void **state);
+
+/* Keys made from `tag` alone (every byte of the seeds), the same in every run: for tests that
+ * need several nodes' keys without generating them. */
+identity_t *test_fixed_identity(uint8_t tag);
 
 /* cmocka group setup of a program that needs libsodium: sodium_init, -1 when it fails. */
 int test_sodium_setup(void **state);

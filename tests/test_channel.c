@@ -118,19 +118,6 @@ static void on_final(void *arg, const char *peer, const char *uetr, const ledger
     n->last_final = *o;
 }
 
-static identity_t *fixed_identity(uint8_t tag)
-{
-    uint8_t seed[32], box[32], curve_raw[32];
-    char curve[41];
-    memset(seed, tag, sizeof seed);
-    memset(box, (uint8_t)(tag + 0x40), sizeof box);
-    memset(curve_raw, (uint8_t)(tag + 0x80), sizeof curve_raw);
-    assert_non_null(zmq_z85_encode(curve, curve_raw, sizeof curve_raw));
-    identity_t *id = identity_from_secrets(seed, box, curve);
-    assert_non_null(id);
-    return id;
-}
-
 static void open_channel(node_t *n)
 {
     channel_ctx_t ctx = {
@@ -160,7 +147,7 @@ static net_t *net_new(void)
         n->net = net;
         n->who = i;
         snprintf(n->name, sizeof n->name, "%s", names[i]);
-        n->id = fixed_identity((uint8_t)(i + 1));
+        n->id = test_fixed_identity((uint8_t)(i + 1));
         n->incarnation = 1000000 + (uint64_t)i;
     }
     for (int i = 0; i < 2; i++) {

@@ -24,19 +24,6 @@ typedef struct {
 
 enum { A = 0, B = 1, C = 2, D = 3 };
 
-static identity_t *fixed_identity(uint8_t tag)
-{
-    uint8_t seed[32], box[32], curve_raw[32];
-    char curve[41];
-    memset(seed, tag, sizeof seed);
-    memset(box, (uint8_t)(tag + 0x40), sizeof box);
-    memset(curve_raw, (uint8_t)(tag + 0x80), sizeof curve_raw);
-    assert_non_null(zmq_z85_encode(curve, curve_raw, sizeof curve_raw));
-    identity_t *id = identity_from_secrets(seed, box, curve);
-    assert_non_null(id);
-    return id;
-}
-
 static void trust(net_t *net, int who, int whom)
 {
     size_t i = net->peers_count[who]++;
@@ -51,7 +38,7 @@ static int net_setup(void **state)
     assert_non_null(net);
     static const char *const names[] = {"BKRURUMM", "BMJIIRTH", "KZKZKZKA", "AMARAM22"};
     for (int i = 0; i < 4; i++) {
-        net->id[i] = fixed_identity((uint8_t)(i + 1));
+        net->id[i] = test_fixed_identity((uint8_t)(i + 1));
         identity_card(net->id[i], names[i], "tcp://127.0.0.1:7000", &net->card[i]);
         net->peers_of[i] = sodium_malloc(3 * sizeof(envelope_peer_t));
         assert_non_null(net->peers_of[i]);
