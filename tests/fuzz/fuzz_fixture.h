@@ -1,8 +1,9 @@
 /*
- * The temporary directory of a harness's ledger fixture, shared by fuzz_statement.c and
- * fuzz_hello.c (static inline helpers only, like fuzz_keys.h). The directory is named
- * PREFIX + pid + "." + mkdtemp's suffix and holds SQLite files "<node>.db" (with -wal and -shm):
- * a harness removes its own at exit, and at start those that crashed processes left behind.
+ * The temporary directory of a harness's ledger fixture, and the channel callbacks it ignores,
+ * shared by fuzz_statement.c and fuzz_hello.c (static inline helpers only, like fuzz_keys.h). The
+ * directory is named PREFIX + pid + "." + mkdtemp's suffix and holds SQLite files "<node>.db" (with
+ * -wal and -shm): a harness removes its own at exit, and at start those that crashed processes left
+ * behind.
  */
 #ifndef CORRIDOR_FUZZ_FIXTURE_H
 #define CORRIDOR_FUZZ_FIXTURE_H
@@ -14,6 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "envelope.h"
+#include "ledger.h"
+
+/* Channel callbacks a harness has no use for: a final outcome, a statement (freed). */
+static inline void fixture_ignore_final(void *arg, const char *peer, const char *uetr,
+                                        const ledger_outcome_t *outcome)
+{
+    (void)arg;
+    (void)peer;
+    (void)uetr;
+    (void)outcome;
+}
+
+static inline void fixture_ignore_statement(void *arg, size_t peer_index, envelope_message_t *msg)
+{
+    (void)arg;
+    (void)peer_index;
+    envelope_message_clear(msg);
+}
 
 /* Removes the ledger files of `nodes` (count of them) in dir, then dir. */
 static inline void fixture_remove_dir(const char *dir, const char *const *nodes, size_t count)

@@ -239,22 +239,6 @@ static int capture(void *arg, size_t peer_index, msg_type_t type, const uint8_t 
     return 0;
 }
 
-static void ignore_final(void *arg, const char *peer, const char *uetr,
-                         const ledger_outcome_t *outcome)
-{
-    (void)arg;
-    (void)peer;
-    (void)uetr;
-    (void)outcome;
-}
-
-static void ignore_statement(void *arg, size_t peer_index, envelope_message_t *msg)
-{
-    (void)arg;
-    (void)peer_index;
-    envelope_message_clear(msg);
-}
-
 /* Hands the channel an unsequenced control message (Hello, Ack) with body `body`. */
 static void deliver_control(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len,
                             int64_t now)
@@ -366,8 +350,8 @@ static void build_fixture(void)
         .config = config,
         .ledger = ledger,
         .send = capture,
-        .on_final = ignore_final,
-        .on_statement = ignore_statement,
+        .on_final = fixture_ignore_final,
+        .on_statement = fixture_ignore_statement,
         .arg = NULL,
         .node_name = SELF_NAME,
         .incarnation = 1,

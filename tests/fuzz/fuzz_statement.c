@@ -270,22 +270,6 @@ static int keep_request(void *arg, size_t peer_index, msg_type_t type, const uin
     return 0;
 }
 
-static void ignore_final(void *arg, const char *peer, const char *uetr,
-                         const ledger_outcome_t *outcome)
-{
-    (void)arg;
-    (void)peer;
-    (void)uetr;
-    (void)outcome;
-}
-
-static void ignore_statement(void *arg, size_t peer_index, envelope_message_t *msg)
-{
-    (void)arg;
-    (void)peer_index;
-    envelope_message_clear(msg);
-}
-
 static void forget_request(node_t *n)
 {
     free(n->request);
@@ -338,8 +322,8 @@ static void node_start_channel(node_t *n)
         .config = n->config,
         .ledger = n->ledger,
         .send = keep_request,
-        .on_final = ignore_final,
-        .on_statement = ignore_statement,
+        .on_final = fixture_ignore_final,
+        .on_statement = fixture_ignore_statement,
         .arg = n,
         .node_name = n->name,
         .incarnation = 1,
