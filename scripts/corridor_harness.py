@@ -75,7 +75,7 @@ _port_rng = random.Random()
 
 def free_port(*taken):
     """A loopback TCP port P with P and P+1 free (a node takes its stream on P+1), away from
-    the ports given and the one after each; as scripts/free_port.py."""
+    the ports given and the one after each (scripts/free_port.py prints one)."""
     blocked = {int(t) + d for t in taken for d in (-1, 0, 1)}
     for _ in range(400):
         p = _port_rng.randint(15000, 30000)

@@ -5,27 +5,15 @@ with the one after each. Exit 1 if none is found in 400 tries.
 
 usage: scripts/free_port.py [TAKEN_PORT]...
 """
-import random
-import socket
+import os
 import sys
 
-taken = {int(a) for a in sys.argv[1:]}
-blocked = {t + d for t in taken for d in (-1, 0, 1)}
-for _ in range(400):
-    p = random.randint(15000, 30000)
-    if p in blocked:
-        continue
-    sockets = []
-    try:
-        for port in (p, p + 1):
-            s = socket.socket()
-            sockets.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in sockets:
-            s.close()
-    print(p)
-    sys.exit(0)
-sys.exit(1)
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corridor_harness  # noqa: E402  (the one implementation, shared with chaos.py and bench.py)
+
+try:
+    print(corridor_harness.free_port(*sys.argv[1:]))
+except corridor_harness.Failed as e:
+    print(f"free_port.py: {e}", file=sys.stderr)
+    sys.exit(1)
