@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Smoke test of the command line over real homes: two nodes are created, exchange cards and
-# trust each other; the contract's exit codes and refusals are checked along the way.
+# trust each other; batch files are refused line by line; a testnet comes up, loses a node,
+# is restarted and stopped; the contract's exit codes and refusals are checked along the way.
 # usage: smoke_cli.sh path/to/corridor
 set -euo pipefail
 CORRIDOR=${1:?usage: smoke_cli.sh path/to/corridor}
 WORK=$(mktemp -d /tmp/corridor-smoke.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+trap '"$CORRIDOR" testnet down --dir "$WORK/net" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 expect_rc() { # expect_rc CODE command...
   local want=$1; shift
@@ -61,4 +62,47 @@ chmod 600 "$A/node.key"
 
 # no home: a clear error
 expect_rc 2 "$CORRIDOR" card --home "$WORK/none"
+
+# --version names the wire formats
+expect_rc 0 "$CORRIDOR" --version
+grep -q 'wire format versions 1 to 2' "$WORK/out" || fail "--version does not name the wire formats"
+
+# a batch is read whole first: a malformed line is refused with its number before anything is
+# sent (the node is not running: a file that parses gets as far as the connection, exit 3)
+printf 'to,amount,currency,remittance\nBMJIIRTH,1.00,RUB,"Invoice 7, ""urgent"""\nBMJIIRTH,2.00,RUB\n' >"$WORK/bad.csv"
+expect_rc 2 "$CORRIDOR" send --home "$A" --batch "$WORK/bad.csv"
+grep -q 'bad.csv: line 3: 3 fields, the header has 4' "$WORK/err" || fail "batch refusal does not name line 3"
+printf 'to,amount,currency,remittance\nBMJIIRTH,1.00,RUB,"Invoice 7, ""urgent"""\n' >"$WORK/good.csv"
+expect_rc 3 "$CORRIDOR" send --home "$A" --batch "$WORK/good.csv"
+printf '{"to": "BMJIIRTH", "amount": 1.5, "currency": "RUB"}\n' >"$WORK/bad.jsonl"
+expect_rc 2 "$CORRIDOR" send --home "$A" --batch "$WORK/bad.jsonl"
+grep -q "bad.jsonl: line 1: 'amount' must be a string" "$WORK/err" || fail "JSON Lines refusal unclear"
+
+# testnet: usage errors, up, a node killed is reported down, up starts it again, a second up
+# on a running network is refused, down stops every node
+NET=$WORK/net
+expect_rc 2 "$CORRIDOR" testnet up --dir "$NET"
+expect_rc 2 "$CORRIDOR" testnet up --dir "$NET" --nodes BKRURUMM,BMJIIRTH --topology tree
+expect_rc 2 "$CORRIDOR" testnet status --dir "$NET"
+expect_rc 0 "$CORRIDOR" testnet up --dir "$NET" --nodes BKRURUMM,BMJIIRTH,KZKZKZKA --topology star --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["channels"]==2 and [n["name"] for n in d["nodes"]]==["BKRURUMM","BMJIIRTH","KZKZKZKA"], d' "$WORK/out" \
+  || fail "testnet up --json: not the network asked for"
+expect_rc 0 "$CORRIDOR" testnet status --dir "$NET"
+kill -KILL "$(cat "$NET/KZKZKZKA.pid")"
+rc=0
+for _ in $(seq 1 100); do
+  rc=0; "$CORRIDOR" testnet status --dir "$NET" --json >"$WORK/out" 2>"$WORK/err" || rc=$?
+  [ "$rc" = 1 ] && break
+  sleep 0.1
+done
+[ "$rc" = 1 ] || fail "a killed node is not reported by testnet status"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [n["running"] for n in d["nodes"]]==[True,True,False], d' "$WORK/out" \
+  || fail "testnet status --json does not say which node is down"
+expect_rc 0 "$CORRIDOR" testnet up --dir "$NET"
+expect_rc 2 "$CORRIDOR" testnet up --dir "$NET"
+grep -q 'already up' "$WORK/err" || fail "a second up is not explained"
+expect_rc 0 "$CORRIDOR" testnet audit --dir "$NET"
+expect_rc 0 "$CORRIDOR" testnet down --dir "$NET"
+grep -q '3 nodes stopped' "$WORK/out" || fail "testnet down did not stop every node"
+expect_rc 1 "$CORRIDOR" testnet status --dir "$NET"
 echo "smoke_cli: ok"

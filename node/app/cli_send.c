@@ -185,7 +185,7 @@ static int batch_row(void *arg, size_t line, const batch_row_t *row)
 {
     batch_ctx_t *b = arg;
     char where[CORRIDOR_PATH_LEN_MAX + 32];
-    snprintf(where, sizeof where, "--batch %s:%zu: ", b->path, line);
+    snprintf(where, sizeof where, "--batch %s: line %zu: ", b->path, line); /* as batch.c says */
     json_t *item = NULL;
     int rc = build_item(b->config, row, where, &item);
     if (rc == EXIT_OK) {
