@@ -73,21 +73,55 @@ const char *channel_state_name(channel_state_t state)
 
 /* Takes the counters from the ledger; false (nothing changed) when they cannot be read or
  * are out of range: a channel never restarts its numbers from 0 on its own. */
-/* What holds between calls whatever a peer sends (its counters are checked before they are
- * taken, and the ledger refuses stored counters out of range): kept in every build. */
-static void assert_channel(const channel_t *ch)
+/* What a held message costs: its body and its evidence (which holds the body again). */
+static uint64_t held_size(const envelope_message_t *msg)
 {
+    return (uint64_t)msg->body_len + msg->evidence_len + sizeof *msg;
+}
+
+/* The largest a held message can be (its body, and its evidence holding the body again). */
+#define HELD_MESSAGE_MAX (2 * (uint64_t)CORRIDOR_WIRE_BYTES_MAX + sizeof(envelope_message_t))
+
+void channel_check_invariants(const channel_t *ch)
+{
+    assert(ch != NULL);
     assert(ch->state == CHANNEL_DOWN || ch->state == CHANNEL_UP || ch->state == CHANNEL_DIVERGED);
     assert(ch->acked_seq <= ch->sent_seq && ch->sent_seq <= CORRIDOR_SEQUENCE_MAX);
     assert(ch->applied_seq <= CORRIDOR_SEQUENCE_MAX);
     assert(ch->acked_persisted <= ch->acked_seq && ch->applied_persisted <= ch->applied_seq);
-    assert(ch->transmit_next > ch->acked_seq); /* never re-send what the peer committed */
+    /* never re-send what the peer committed, never past what we queued */
+    assert(ch->transmit_next > ch->acked_seq && ch->transmit_next <= ch->sent_seq + 1);
     assert(ch->wire_version_persisted <= ch->wire_version); /* never downgraded */
     assert(ch->wire_version >= INNER_VERSION_MIN && ch->wire_version <= INNER_VERSION_MAX);
     assert(ch->rto_ms >= CHANNEL_RTO_MIN_MS && ch->rto_ms <= CHANNEL_RTO_MAX_MS);
     assert(ch->stats.held <= CHANNEL_HOLD_MAX &&
            (ch->stats.held == 0) == (ch->stats.held_bytes == 0));
+    /* the byte budget, but for the one message next in order, which is always taken */
+    assert(ch->stats.held_bytes <= CHANNEL_HOLD_BYTES_MAX + HELD_MESSAGE_MAX);
     assert(ch->state != CHANNEL_DIVERGED || ch->stats.held == 0); /* nothing waits to apply */
+#ifdef CORRIDOR_DEEP_CHECKS
+    /* every held message in its slot, inside the window: O(window), in checking builds */
+    uint64_t held = 0, bytes = 0;
+    for (size_t i = 0; i < CHANNEL_HOLD_MAX; i++) {
+        const envelope_message_t *m = ch->hold[i];
+        if (m != NULL) {
+            assert(m->sequence % CHANNEL_HOLD_MAX == i);
+            assert(m->sequence > ch->applied_seq &&
+                   m->sequence <= ch->applied_seq + CHANNEL_HOLD_MAX);
+            held++;
+            bytes += held_size(m);
+        }
+    }
+    assert(held == ch->stats.held && bytes == ch->stats.held_bytes);
+#endif
+}
+
+/* The only move a peer can never cause is out of DIVERGED into UP: that takes a repair
+ * (channel_reload, which goes to DOWN). */
+static void set_state(channel_t *ch, channel_state_t to)
+{
+    assert(!(ch->state == CHANNEL_DIVERGED && to == CHANNEL_UP));
+    ch->state = to;
 }
 
 static bool load_counters(channel_t *ch)
@@ -107,9 +141,9 @@ static bool load_counters(channel_t *ch)
             ? saved.wire_version
             : INNER_VERSION_MIN;
     if (saved.diverged) {
-        ch->state = CHANNEL_DIVERGED;
+        set_state(ch, CHANNEL_DIVERGED);
     } else if (ch->state == CHANNEL_DIVERGED) {
-        ch->state = CHANNEL_DOWN;
+        set_state(ch, CHANNEL_DOWN); /* repaired */
     }
     ch->transmit_next = ch->acked_seq + 1;
     return true;
@@ -143,7 +177,7 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
         log_event(ctx->node_name, ch->peer->card.name, NULL,
                   "channel is DIVERGED (recorded): held until `corridor reconcile --repair`");
     }
-    assert_channel(ch);
+    channel_check_invariants(ch);
     return ch;
 }
 
@@ -166,12 +200,6 @@ static void clear_hold(channel_t *ch)
     }
     ch->stats.held = 0;
     ch->stats.held_bytes = 0;
-}
-
-/* What a held message costs: its body and its evidence (which holds the body again). */
-static uint64_t held_size(const envelope_message_t *msg)
-{
-    return (uint64_t)msg->body_len + msg->evidence_len + sizeof *msg;
 }
 
 void channel_destroy(channel_t **self_p)
@@ -197,9 +225,10 @@ uint64_t channel_applied_seq(const channel_t *ch)
 
 void channel_reload(channel_t *ch)
 {
+    channel_check_invariants(ch);
     clear_hold(ch);
     (void)load_counters(ch); /* unreadable: the ledger has stopped, and refuses every write */
-    assert_channel(ch);
+    channel_check_invariants(ch);
 }
 
 const char *channel_peer_name(const channel_t *ch)
@@ -278,7 +307,7 @@ static void enter_diverged(channel_t *ch, const char *why)
                   "`corridor reconcile --peer %s --repair`",
                   why, ch->peer->card.name);
     }
-    ch->state = CHANNEL_DIVERGED;
+    set_state(ch, CHANNEL_DIVERGED);
     clear_hold(ch);
 }
 
@@ -419,7 +448,7 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
     }
     (void)advance_acked(ch, h->applied_sequence, now_ms); /* what it applied, it committed */
     bool was_down = ch->state == CHANNEL_DOWN;
-    ch->state = CHANNEL_UP;
+    set_state(ch, CHANNEL_UP);
     if (was_down || h->reply_wanted) {
         /* resume from the gap: whatever was in flight may be lost. A peer that asks for it in
          * every Hello gets the window again at most CHANNEL_REWINDS_PER_S times a second (our
@@ -510,7 +539,8 @@ static bool fresh_control(channel_t *ch, uint64_t incarnation, uint64_t counter)
 
 void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
 {
-    assert(ch != NULL && msg != NULL);
+    assert(msg != NULL);
+    channel_check_invariants(ch);
     ch->last_rx_ms = now_ms;
     switch (msg->type) {
     case MSG_ACK: {
@@ -555,7 +585,7 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
         break;
     }
     envelope_message_clear(msg); /* what was not taken */
-    assert_channel(ch);
+    channel_check_invariants(ch);
 }
 
 /* ---- applying, inside the transaction -------------------------------------------------- */
@@ -805,7 +835,8 @@ static int64_t allowance_back_ms(const channel_t *ch)
 
 ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
 {
-    assert(ch != NULL && ledger_in_transaction(ch->ctx.ledger));
+    channel_check_invariants(ch);
+    assert(ledger_in_transaction(ch->ctx.ledger));
     ledger_t *l = ch->ctx.ledger;
     const char *peer = ch->peer->card.name;
     ledger_err_t rc = LEDGER_OK;
@@ -877,7 +908,7 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
 done:
     free_message(last);
     assert(rc != LEDGER_OK || ch->applied_persisted == ch->applied_seq);
-    assert_channel(ch);
+    channel_check_invariants(ch);
     return rc;
 }
 
@@ -892,7 +923,8 @@ bool channel_has_work(const channel_t *ch, int64_t now_ms)
 ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
                                      ledger_outcome_t *outcome)
 {
-    assert(ch != NULL && s != NULL && outcome != NULL && s->direction == DIRECTION_OUT);
+    channel_check_invariants(ch);
+    assert(s != NULL && outcome != NULL && s->direction == DIRECTION_OUT);
     assert(strcmp(s->peer, ch->peer->card.name) == 0);
     uint8_t *body = NULL, *signed_msg = NULL;
     size_t body_len = 0, signed_len = 0;
@@ -917,7 +949,7 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
 cleanup:
     free(body);
     free(signed_msg);
-    assert_channel(ch);
+    channel_check_invariants(ch);
     return rc;
 }
 
@@ -934,6 +966,10 @@ static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size
 {
     transmit_state_t *ts = arg;
     channel_t *ch = ts->ch;
+    if (seq > ch->sent_seq) { /* an outbox row past our counter: the ledger was edited */
+        ts->blocked = true;
+        return false;
+    }
     bool again = seq <= ch->transmitted_max;
     uint8_t *wire = NULL;
     size_t wire_len = 0;
@@ -988,9 +1024,9 @@ static void transmit(channel_t *ch, int64_t now_ms)
 
 void channel_after_commit(channel_t *ch, int64_t now_ms)
 {
-    assert(ch != NULL);
+    channel_check_invariants(ch);
     if (ch->state == CHANNEL_UP && now_ms - ch->last_rx_ms > CHANNEL_LIVENESS_MS) {
-        ch->state = CHANNEL_DOWN;
+        set_state(ch, CHANNEL_DOWN);
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
                   "peer down: nothing heard for %d ms", CHANNEL_LIVENESS_MS);
     }
@@ -1027,7 +1063,7 @@ void channel_after_commit(channel_t *ch, int64_t now_ms)
     }
     ch->resend_first = false;
     transmit(ch, now_ms);
-    assert_channel(ch);
+    channel_check_invariants(ch);
 }
 
 int64_t channel_next_deadline(const channel_t *ch)
@@ -1065,9 +1101,12 @@ void channel_send_unsequenced(channel_t *ch, msg_type_t type, const uint8_t *bod
 
 ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
 {
-    assert(ch != NULL && msg != NULL && ledger_in_transaction(ch->ctx.ledger));
+    channel_check_invariants(ch);
+    assert(msg != NULL && ledger_in_transaction(ch->ctx.ledger));
     bool moved = false; /* a repair's own limits apply (the responder's), not the stream's */
-    return apply_one(ch, msg, &moved);
+    ledger_err_t rc = apply_one(ch, msg, &moved);
+    channel_check_invariants(ch);
+    return rc;
 }
 
 bool channel_is_diverged(const channel_t *ch)

@@ -119,6 +119,13 @@ ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
     __attribute__((warn_unused_result));
 
 bool channel_is_diverged(const channel_t *ch);
+
+/* Asserts what holds between calls whatever a peer sends (checked on entry and exit of the
+ * functions above, in every build): acked <= sent, the next transmission between acked and
+ * sent + 1, counters at most 2^62, no version downgrade, the held messages within the window
+ * and the byte budget, nothing held while DIVERGED. Builds with CORRIDOR_DEEP_CHECKS (Debug,
+ * so the sanitizer build) also walk the window: every held message in its slot. */
+void channel_check_invariants(const channel_t *ch);
 uint64_t channel_sent_seq(const channel_t *ch);
 
 /* The Inner format this channel signs with (the highest both sides' Hellos list). */
