@@ -708,6 +708,119 @@ static int64_t rewrite_entry(tnode_t *a, const char *peer, const char *uetr, int
 #define REWRITE_EACH_WAY 10
 #define REWRITE_DELTA    100
 
+/* Removes an entry from a stopped node's books as if it never arrived (its row, and its hash
+ * from the channel's digest and count), so that the peer sees it missing_at_peer. */
+static void forget_entry(tnode_t *n, const char *peer, const char *uetr)
+{
+    sqlite3 *db = open_db(n, true);
+    exec_sql(db, "BEGIN IMMEDIATE");
+    sqlite3_stmt *st =
+        prepare(db, "SELECT canon_hash FROM settlements WHERE peer = ?1 AND uetr = ?2");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uetr, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(st, 0), DIGEST_BYTES);
+    uint8_t hash[DIGEST_BYTES];
+    memcpy(hash, sqlite3_column_blob(st, 0), DIGEST_BYTES);
+    sqlite3_finalize(st);
+    st = prepare(db, "SELECT digest FROM channels WHERE peer = ?1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    uint8_t digest[DIGEST_BYTES];
+    memcpy(digest, sqlite3_column_blob(st, 0), DIGEST_BYTES);
+    sqlite3_finalize(st);
+    digest_sub(digest, hash);
+    st = prepare(db, "UPDATE channels SET digest = ?2, entries = entries - 1 WHERE peer = ?1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, digest, DIGEST_BYTES, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    st = prepare(db, "DELETE FROM settlements WHERE peer = ?1 AND uetr = ?2");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uetr, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_finalize(st);
+    exec_sql(db, "COMMIT");
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* Flips one byte of the signature of the Settlement a stopped node keeps as its evidence. */
+static void spoil_settlement_evidence(tnode_t *n, const char *peer, const char *uetr)
+{
+    sqlite3 *db = open_db(n, true);
+    sqlite3_stmt *st = prepare(db, "SELECT seq, evidence FROM journal WHERE peer = ?1 AND uetr = ?2"
+                                   " AND kind IN (1, 4, 5) ORDER BY seq LIMIT 1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uetr, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t seq = sqlite3_column_int64(st, 0);
+    int len = sqlite3_column_bytes(st, 1);
+    assert_true(len > 64);
+    uint8_t *evidence = malloc((size_t)len);
+    assert_non_null(evidence);
+    memcpy(evidence, sqlite3_column_blob(st, 1), (size_t)len);
+    sqlite3_finalize(st);
+    evidence[len - 1] ^= 0x01; /* the signature ends the SignedMessage */
+    st = prepare(db, "UPDATE journal SET evidence = ?2 WHERE seq = ?1");
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_blob(st, 2, evidence, len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    free(evidence);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* An import the peer refuses is not reported healed: B lost a payment from A, and the
+ * evidence A keeps of it no longer verifies; A's repair offers it, B refuses it and says so
+ * in its Statement, and A's report keeps the break (before, it said "healed at the peer").
+ * The other lost payment, with good evidence, is healed. */
+static void test_refused_import_not_healed(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(6);
+    plan_add(p, 0, 1, 3);
+    settle_range(c, p, 0, p->count);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    const char *spoiled = p->items[0].uetr, *good = p->items[1].uetr;
+    forget_entry(b, NAME_A, spoiled);
+    forget_entry(b, NAME_A, good);
+    spoil_settlement_evidence(a, NAME_B, spoiled);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, true, &rep);
+    if (rc != 1 || report_int(rep, "breaks_remaining") != 1) {
+        print_report("reconcile --repair with a refused import", rep);
+    }
+    assert_int_equal(rc, 1);
+    expect_break(rep, spoiled, "missing_at_peer");
+    expect_break(rep, good, "missing_at_peer");
+    json_t *br = break_of(rep, spoiled);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(br, "action")), "refused by the peer"));
+    assert_true(json_is_true(json_object_get(break_of(rep, good), "healed")));
+    assert_int_equal(report_int(rep, "healed"), 1);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 1);
+    json_decref(rep);
+
+    /* B has the good one and still lacks the other */
+    json_t *lb = node_ledger(c, b);
+    assert_non_null(ledger_json_find(lb, NAME_A, good, NULL));
+    assert_null(ledger_json_find(lb, NAME_A, spoiled, NULL));
+    json_decref(lb);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 static void test_amount_rewritten(void **state)
 {
     cluster_t *c = *state;
@@ -1303,6 +1416,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peer_restored_from_old_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_amount_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_currency_rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_import_not_healed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_complete_under_load, setup, teardown),

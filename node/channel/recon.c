@@ -1150,14 +1150,33 @@ static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
     return LEDGER_OK;
 }
 
+/* Whether the peer says it refused the import of `uetr` (its reason is logged here). */
+static bool import_refused(recon_t *r, const Corridor__Statement *st, const char *uetr)
+{
+    for (size_t i = 0; i < st->n_refused_imports && i < REPAIR_CHUNK_MAX; i++) {
+        const Corridor__RefusedImport *ri = st->refused_imports[i];
+        if (ri->uetr != NULL && strcmp(ri->uetr, uetr) == 0) {
+            log_event(ledger_node(r->ctx.ledger), r->ctx.peer->card.name, uetr,
+                      "the peer refused our repair's import: %.120s",
+                      ri->reason != NULL ? ri->reason : "");
+            return true;
+        }
+    }
+    return false;
+}
+
 static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
 {
     bool refused = peer_refused(r, st);
     bool first_chunk = r->remote_next == 0;
     import_t *items = r->remote_imports.items;
     for (size_t i = r->remote_next; i < r->remote_next + r->remote_chunk; i++) {
-        mark_import_result(r, &items[i], refused ? r->peer_error : NULL,
-                           "healed at the peer from our signed messages");
+        const char *problem = refused ? r->peer_error
+                              : import_refused(r, st, items[i].entry.uetr)
+                                  ? "refused by the peer: our evidence did not prove the entry "
+                                    "to it (both logs say why)"
+                                  : NULL;
+        mark_import_result(r, &items[i], problem, "healed at the peer from our signed messages");
     }
     r->remote_next += r->remote_chunk;
     ledger_err_t rc = LEDGER_OK;
@@ -1429,6 +1448,11 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     ledger_channel_t before;
     bool have_before = false;
     ledger_err_t rc = LEDGER_OK;
+    struct {
+        char uetr[CORRIDOR_UETR_LEN + 1];
+        const char *why; /* a static text of verify_import's */
+    } refused[REPAIR_CHUNK_MAX];
+    size_t refused_count = 0;
     if (req->repair != NULL) {
         if (req->repair->sender_sent > CORRIDOR_SEQUENCE_MAX ||
             req->repair->sender_applied > CORRIDOR_SEQUENCE_MAX) {
@@ -1452,6 +1476,13 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
             if (why != NULL) {
                 log_event(ledger_node(ctx->ledger), ctx->peer->card.name, e.uetr,
                           "repair import refused: %s", why);
+            }
+            /* said back to the requester (a valid UETR only: it names its own import), so its
+             * report does not call the entry healed; beyond a chunk's worth, only logged */
+            if (why != NULL && refused_count < REPAIR_CHUNK_MAX &&
+                uetr_check(p->uetr) == VALID_OK) {
+                snprintf(refused[refused_count].uetr, sizeof refused[0].uetr, "%s", p->uetr);
+                refused[refused_count++].why = why;
             }
         }
     }
@@ -1492,6 +1523,22 @@ ledger_err_t recon_answer(const recon_ctx_t *ctx, const Corridor__StatementReque
     if (problem != NULL) {
         st.error = strdup(problem);
         st.cut_ahead = cut_ahead;
+    }
+    if (refused_count > 0 &&
+        (st.refused_imports = calloc(refused_count, sizeof *st.refused_imports)) != NULL) {
+        for (size_t i = 0; i < refused_count; i++) {
+            Corridor__RefusedImport *ri = malloc(sizeof *ri);
+            if (ri == NULL) {
+                break; /* what was not said stays in our log */
+            }
+            corridor__refused_import__init(ri);
+            ri->uetr = strdup(refused[i].uetr);
+            ri->reason = strdup(refused[i].why);
+            st.refused_imports[st.n_refused_imports++] = ri;
+            if (ri->uetr == NULL || ri->reason == NULL) {
+                break;
+            }
+        }
     }
     if (signed_checkpoint) {
         st.checkpoint_signature.data = malloc(sizeof sig);

@@ -528,5 +528,11 @@ void statement_release(Corridor__Statement *st)
     if (st->error != NULL && st->error != protobuf_c_empty_string) {
         free(st->error);
     }
+    for (size_t i = 0; i < st->n_refused_imports; i++) {
+        free(st->refused_imports[i]->uetr);
+        free(st->refused_imports[i]->reason);
+        free(st->refused_imports[i]);
+    }
+    free(st->refused_imports);
     corridor__statement__init(st);
 }
