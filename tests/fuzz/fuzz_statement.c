@@ -89,6 +89,7 @@
 #include "recon.h"
 #include "settlement.h"
 #include "statement.h"
+#include "validate.h"
 #include "wire.h"
 
 #define SELF_NAME  "BKRURUMM"
@@ -688,6 +689,18 @@ static void check_answer(node_t *n, const Corridor__StatementRequest *req, const
     }
     assert(st->sent_sequence <= CORRIDOR_SEQUENCE_MAX &&
            st->applied_sequence <= CORRIDOR_SEQUENCE_MAX);
+    /* refused imports: bounded, each a valid UETR the repair offered, with a reason */
+    assert(st->n_refused_imports <= REPAIR_CHUNK_MAX);
+    for (size_t i = 0; i < st->n_refused_imports; i++) {
+        const Corridor__RefusedImport *ri = st->refused_imports[i];
+        assert(uetr_check(ri->uetr) == VALID_OK && ri->reason[0] != '\0');
+        bool offered = false;
+        for (size_t k = 0; req->repair != NULL && k < req->repair->n_imports && !offered; k++) {
+            offered = req->repair->imports[k]->uetr != NULL &&
+                      strcmp(req->repair->imports[k]->uetr, ri->uetr) == 0;
+        }
+        assert(offered);
+    }
     corridor__statement__free_unpacked(st, NULL);
 }
 
