@@ -638,6 +638,32 @@ static void test_peer_restored_from_old_copy(void **state)
 /* Changes the amount of A's settled incoming settlement `uetr` from B by `delta` (and its
  * currency to `new_currency` unless NULL), keeping the statement machinery consistent: the
  * canonical hash and the channel digest follow. Returns the old amount. */
+/* Moves a channel's kept digest and entry count as the node would: `removed` (if not NULL)
+ * taken out, `added` (if not NULL) put in. */
+static void move_channel_digest(sqlite3 *db, const char *peer, const uint8_t *removed,
+                                const uint8_t *added)
+{
+    sqlite3_stmt *st = prepare(db, "SELECT digest FROM channels WHERE peer = ?1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(st, 0), DIGEST_BYTES);
+    uint8_t digest[DIGEST_BYTES];
+    memcpy(digest, sqlite3_column_blob(st, 0), DIGEST_BYTES);
+    sqlite3_finalize(st);
+    if (removed != NULL) {
+        digest_sub(digest, removed);
+    }
+    if (added != NULL) {
+        digest_add(digest, added);
+    }
+    st = prepare(db, "UPDATE channels SET digest = ?2, entries = entries + ?3 WHERE peer = ?1");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, digest, DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (added != NULL) - (removed != NULL));
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
 static int64_t rewrite_entry(tnode_t *a, const char *peer, const char *uetr, int64_t delta,
                              const char *new_currency)
 {
@@ -675,22 +701,15 @@ static int64_t rewrite_entry(tnode_t *a, const char *peer, const char *uetr, int
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
 
+    move_channel_digest(db, peer, old_hash, new_hash);
+
+    /* the kept digest is still the sum over the rows (what the node would compute) */
     st = prepare(db, "SELECT digest FROM channels WHERE peer = ?1");
     sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_bytes(st, 0), DIGEST_BYTES);
     uint8_t digest[DIGEST_BYTES];
     memcpy(digest, sqlite3_column_blob(st, 0), DIGEST_BYTES);
     sqlite3_finalize(st);
-    digest_sub(digest, old_hash);
-    digest_add(digest, new_hash);
-    st = prepare(db, "UPDATE channels SET digest = ?2 WHERE peer = ?1");
-    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, digest, DIGEST_BYTES, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
-
-    /* the kept digest is still the sum over the rows (what the node would compute) */
     st = prepare(db, "SELECT canon_hash FROM settlements WHERE peer = ?1");
     sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
     uint8_t sum[DIGEST_BYTES] = {0};
@@ -723,18 +742,7 @@ static void forget_entry(tnode_t *n, const char *peer, const char *uetr)
     uint8_t hash[DIGEST_BYTES];
     memcpy(hash, sqlite3_column_blob(st, 0), DIGEST_BYTES);
     sqlite3_finalize(st);
-    st = prepare(db, "SELECT digest FROM channels WHERE peer = ?1");
-    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    uint8_t digest[DIGEST_BYTES];
-    memcpy(digest, sqlite3_column_blob(st, 0), DIGEST_BYTES);
-    sqlite3_finalize(st);
-    digest_sub(digest, hash);
-    st = prepare(db, "UPDATE channels SET digest = ?2, entries = entries - 1 WHERE peer = ?1");
-    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, digest, DIGEST_BYTES, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
+    move_channel_digest(db, peer, hash, NULL);
     st = prepare(db, "DELETE FROM settlements WHERE peer = ?1 AND uetr = ?2");
     sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, uetr, -1, SQLITE_STATIC);
