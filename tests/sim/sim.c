@@ -200,7 +200,9 @@ struct world {
     /* network */
     unsigned loss, dup, refuse, spike; /* per mille */
     int64_t delay_min, delay_jitter;
-    frame_t *flight; /* a binary heap by (at, order) */
+    bool fifo; /* each lane delivers in order, as a TCP connection does (else frames overtake) */
+    int64_t lane_last[NODES_MAX][NODES_MAX][2]; /* fifo: the last delivery time of each lane */
+    frame_t *flight;                            /* a binary heap by (at, order) */
     size_t flight_count, flight_cap;
     uint64_t order;
     partition_t partitions[64];
@@ -374,7 +376,14 @@ static int net_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t
         if (faulty && rng_chance(&w->rng, w->spike)) {
             delay += rng_range(&w->rng, 100, 3000);
         }
-        frame_t f = {.at = w->now + delay,
+        int64_t at = w->now + delay;
+        if (w->fifo) { /* statements go on a lane of their own (daemon.c send_to_socket) */
+            int64_t *last =
+                &w->lane_last[n->idx][to][type == MSG_STATEMENT || type == MSG_STATEMENT_REQUEST];
+            at = at > *last ? at : *last;
+            *last = at;
+        }
+        frame_t f = {.at = at,
                      .order = w->order++,
                      .from = n->idx,
                      .to = to,
@@ -813,6 +822,8 @@ typedef struct {
     int nodes; /* 0: from the seed */
     size_t settlements;
     bool trace;
+    bool fifo;            /* every world's lanes deliver in order */
+    bool no_lost_commits; /* no crash inside a commit */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -840,6 +851,7 @@ static bool world_build(world_t *w, const options_t *opt)
     w->spike = (unsigned)rng_below(r, 3) * 20;
     w->delay_min = rng_range(r, 0, 30);
     w->delay_jitter = rng_range(r, 0, 1) ? rng_range(r, 0, 200) : 0;
+    w->fifo = rng_chance(r, 500) || opt->fifo;
     int64_t span = rng_range(r, 2000, 30000); /* the workload's length */
     w->faults_end = span + rng_range(r, 0, 10000);
     /* nodes */
@@ -1004,6 +1016,9 @@ static bool world_build(world_t *w, const options_t *opt)
         c->at = rng_range(r, 0, w->faults_end);
         c->node = (int)rng_below(r, (uint64_t)w->n);
         c->kind = (crash_kind_t)rng_range(r, CRASH_BETWEEN, CRASH_LOST_COMMIT);
+        if (c->kind == CRASH_LOST_COMMIT && opt->no_lost_commits) {
+            c->kind = CRASH_AFTER_COMMIT;
+        }
         c->down_ms = rng_range(r, 10, 5000);
     }
     /* crashes in time order */
@@ -1016,10 +1031,11 @@ static bool world_build(world_t *w, const options_t *opt)
     }
     trace(w,
           "world seed %" PRIu64 ": %d nodes, %zu items, loss %u dup %u refuse %u spike %u per "
-          "mille, delay %" PRId64 "+%" PRId64 " ms, %zu partitions, %zu crashes, faults until "
+          "mille, delay %" PRId64 "+%" PRId64 " ms%s, %zu partitions, %zu crashes, faults until "
           "t=%" PRId64,
           w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->delay_min,
-          w->delay_jitter, w->partitions_count, w->crashes_count, w->faults_end);
+          w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count, w->crashes_count,
+          w->faults_end);
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
         char peers[128] = "";
@@ -1392,12 +1408,14 @@ static int world_run(uint64_t seed, const options_t *opt)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--seeds N] [--from S] [--nodes K] [--settlements M] [--jobs J] "
-               "[--trace]\n"
+               "[--fifo] [--no-lost-commits] [--trace]\n"
                "  runs N worlds, seeds S..S+N-1 (default 1 from 1); K nodes (2-5; default from "
                "the seed);\n"
                "  M settlements each (default 200); J worlds at a time (default 1); --trace "
                "writes every\n"
                "  event and log line of the world on stderr. Ends with 'N passed, N failed'.\n"
+               "  --fifo: every lane delivers in order (as TCP; else half the worlds reorder);\n"
+               "  --no-lost-commits: crashes happen between turns or after a commit only.\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -1422,6 +1440,8 @@ typedef struct {
 static void replay_line(uint64_t seed, const options_t *opt)
 {
     char nodes[32] = "", settlements[40] = "";
+    const char *fifo = opt->fifo ? " --fifo" : "";
+    const char *lost = opt->no_lost_commits ? " --no-lost-commits" : "";
     if (opt->nodes > 0) {
         snprintf(nodes, sizeof nodes, " --nodes %d", opt->nodes);
     }
@@ -1429,8 +1449,8 @@ static void replay_line(uint64_t seed, const options_t *opt)
         snprintf(settlements, sizeof settlements, " --settlements %zu", opt->settlements);
     }
     printf("FAILED seed %" PRIu64 "; replay: scripts/sim.sh --seeds 1 --from %" PRIu64
-           "%s%s --trace\n",
-           seed, seed, nodes, settlements);
+           "%s%s%s%s --trace\n",
+           seed, seed, nodes, settlements, fifo, lost);
 }
 
 static bool job_done(job_t *j, int status, const options_t *opt)
@@ -1457,6 +1477,10 @@ int main(int argc, char **argv)
         bool value = i + 1 < argc;
         if (strcmp(a, "--trace") == 0) {
             opt.trace = true;
+        } else if (strcmp(a, "--fifo") == 0) {
+            opt.fifo = true;
+        } else if (strcmp(a, "--no-lost-commits") == 0) {
+            opt.no_lost_commits = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
