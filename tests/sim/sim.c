@@ -726,8 +726,10 @@ static void node_turn(world_t *w, node_t *n)
     for (size_t i = 0; i < count; i++) {
         free(n->inbox[i].data);
     }
-    memmove(n->inbox, n->inbox + count, (n->inbox_count - count) * sizeof *n->inbox);
-    n->inbox_count -= count;
+    if (count > 0) {
+        memmove(n->inbox, n->inbox + count, (n->inbox_count - count) * sizeof *n->inbox);
+        n->inbox_count -= count;
+    }
 
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true, transaction = false;
@@ -1315,7 +1317,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 /* Runs one world; 0 passed, 1 failed (the reason on stdout). */
-static int world_run(uint64_t seed, const options_t *opt)
+static int world_run(uint64_t seed, const options_t *opt, const char *dir)
 {
     static world_t world;
     world_t *w = &world;
@@ -1327,16 +1329,7 @@ static int world_run(uint64_t seed, const options_t *opt)
     current = w;
     log_set_clock(sim_clock);
     entropy_seed(seed);
-    const char *base = getenv("CORRIDOR_SIM_DIR");
-    if (base == NULL || *base == '\0') {
-        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    }
-    snprintf(w->dir, sizeof w->dir, "%s/corridor-sim.XXXXXX", base);
-    if (mkdtemp(w->dir) == NULL) {
-        printf("seed %" PRIu64 ": cannot make a directory under %s: %s\n", seed, base,
-               strerror(errno));
-        return 1;
-    }
+    snprintf(w->dir, sizeof w->dir, "%s", dir);
     w->opener = opener_new(0);
     bool ok = w->opener != NULL && world_build(w, opt);
     int64_t final_check = 0;
@@ -1393,11 +1386,6 @@ static int world_run(uint64_t seed, const options_t *opt)
     fflush(stderr);
     bool failed = w->failed || !ok;
     world_free(w);
-    if (!failed || getenv("CORRIDOR_SIM_KEEP") == NULL) {
-        nftw(w->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    } else {
-        printf("seed %" PRIu64 ": homes kept in %s\n", seed, w->dir);
-    }
     current = NULL;
     return failed ? 1 : 0;
 }
@@ -1432,10 +1420,43 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* SIGABRT in a world (an assert, a sanitizer): its buffered log and message first. */
+static void flush_and_abort(int sig)
+{
+    fflush(stderr);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 typedef struct {
     pid_t pid;
     uint64_t seed;
+    char dir[256]; /* the world's homes, and its stderr (stderr.log) when not traced */
 } job_t;
+
+/* The last lines of a failed world's stderr that are not log lines (what a sanitizer, an
+ * assert or abort said). */
+static void show_errors(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+    char lines[8][512];
+    size_t count = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f) != NULL) {
+        bool log_line = strlen(line) > 24 && line[4] == '-' && line[10] == 'T' && line[23] == 'Z';
+        if (!log_line) {
+            snprintf(lines[count % 8], sizeof lines[0], "%s", line);
+            count++;
+        }
+    }
+    fclose(f);
+    for (size_t i = count > 8 ? count - 8 : 0; i < count; i++) {
+        printf("  | %s", lines[i % 8]);
+    }
+}
 
 static void replay_line(uint64_t seed, const options_t *opt)
 {
@@ -1461,9 +1482,17 @@ static bool job_done(job_t *j, int status, const options_t *opt)
             printf("seed %" PRIu64 ": the world died of signal %d (%s)\n", j->seed,
                    WTERMSIG(status), strsignal(WTERMSIG(status)));
         }
+        char err[300];
+        snprintf(err, sizeof err, "%s/stderr.log", j->dir);
+        show_errors(err);
         replay_line(j->seed, opt);
-        fflush(stdout);
     }
+    if (!passed && getenv("CORRIDOR_SIM_KEEP") != NULL) {
+        printf("seed %" PRIu64 ": homes kept in %s\n", j->seed, j->dir);
+    } else {
+        nftw(j->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    fflush(stdout);
     return passed;
 }
 
@@ -1506,6 +1535,10 @@ int main(int argc, char **argv)
     if (opt.trace) {
         jobs = 1;
     }
+    const char *base = getenv("CORRIDOR_SIM_DIR");
+    if (base == NULL || *base == '\0') {
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    }
     /* every random byte of the node code from the world's seed (re-seeded in each world) */
     entropy_seed(0);
     if (sodium_init() < 0) {
@@ -1520,6 +1553,16 @@ int main(int argc, char **argv)
     while (next < seeds || active > 0) {
         while (next < seeds && active < jobs) {
             uint64_t seed = from + next++;
+            job_t *j = &running[active];
+            j->seed = seed;
+            snprintf(j->dir, sizeof j->dir, "%s/corridor-sim.XXXXXX", base);
+            if (mkdtemp(j->dir) == NULL) {
+                fprintf(stderr, "sim: cannot make a directory under %s: %s\n", base,
+                        strerror(errno));
+                return 2;
+            }
+            char err[300];
+            snprintf(err, sizeof err, "%s/stderr.log", j->dir);
             fflush(stdout);
             fflush(stderr);
             pid_t pid = fork();
@@ -1528,15 +1571,19 @@ int main(int argc, char **argv)
                 return 2;
             }
             if (pid == 0) {
-                if (!opt.trace && freopen("/dev/null", "w", stderr) == NULL) {
+                if (!opt.trace && freopen(err, "w", stderr) == NULL) {
                     _exit(2);
                 }
+                static char buffer[1 << 16];
+                setvbuf(stderr, buffer, _IOFBF, sizeof buffer);
+                signal(SIGABRT, flush_and_abort); /* what an assert said reaches the file */
                 alarm(600); /* a safety net only: worlds end on simulated time */
-                int rc = world_run(seed, &opt);
+                int rc = world_run(seed, &opt, j->dir);
                 fflush(stdout);
                 _exit(rc);
             }
-            running[active++] = (job_t){pid, seed};
+            j->pid = pid;
+            active++;
         }
         int status = 0;
         pid_t pid = wait(&status);
