@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 #include <zmq.h>
 
@@ -67,7 +68,8 @@
 #define CAP_MINOR       INT64_C(1000000000000) /* the caps every channel grants, both ways */
 #define AMOUNT_MAX      INT64_C(1000000)       /* normal payments: 1 to this, minor units */
 #define OVER_CAP_MINOR  (CAP_MINOR + INT64_C(10000000000)) /* over whatever the position is */
-#define FINAL_CHECK_MS  30000 /* after faults stop, books checked this often at least */
+#define FINAL_CHECK_MS  30000           /* after faults stop, books checked this often at least */
+#define RECONCILE_MS    (5 * 60 * 1000) /* the final reconciliations report by then */
 
 static const char *const NAMES[NODES_MAX] = {"BKRURUMM", "BMJIIRTH", "KZKZKZKA", "CNBJCNBJ",
                                              "INDLINBB"};
@@ -166,6 +168,8 @@ typedef struct {
     size_t *items; /* its items (indices), by due time */
     size_t items_count, items_first_open;
     int crash_armed; /* 0, or a crash kind waiting for the node's next transaction */
+    bool reconcile_wanted[NODES_MAX]; /* per configured peer: start a reconciliation */
+    json_t *reports[NODES_MAX];       /* per configured peer: its report, when it ended */
     uint64_t turns, commits, crashes;
 } node_t;
 
@@ -220,6 +224,7 @@ struct world {
     char failure[1024];
     uint64_t steps, frames_sent, frames_lost, frames_dup, frames_refused;
     uint64_t requests_in_transaction;
+    size_t reconciles; /* reconciliations started at the end */
 };
 
 static world_t *current; /* for log_set_clock */
@@ -419,6 +424,17 @@ static void on_final(void *arg, const char *peer, const char *uetr, const ledger
     trace(n->w, "%s final %s: %s %s", n->name, uetr, status_name(o->status), o->reason);
 }
 
+/* engine_ctx_t.on_report: a reconciliation the simulator started ended. */
+static void on_report(void *arg, size_t peer_index, json_t *doc)
+{
+    node_t *n = arg;
+    json_decref(n->reports[peer_index]);
+    n->reports[peer_index] = json_incref(json_object_get(doc, "report"));
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    trace(n->w, "%s reconcile report: %s", n->name, text != NULL ? text : "?");
+    free(text);
+}
+
 /* ---- nodes: start, crash, restart -------------------------------------------------------------
  */
 
@@ -452,7 +468,7 @@ static bool node_open(world_t *w, node_t *n)
         .keys = n->keys,
         .send = net_send,
         .on_final = on_final,
-        .on_report = NULL,
+        .on_report = on_report,
         .arg = n,
         .incarnation = (uint64_t)wall_of(w->now) * 1000 + (uint64_t)n->idx,
     };
@@ -489,6 +505,10 @@ static void node_close(node_t *n)
     }
     inbox_clear(n);
     n->up = false;
+    for (int i = 0; i < NODES_MAX; i++) {
+        json_decref(n->reports[i]);
+        n->reports[i] = NULL;
+    }
 }
 
 static void node_crash(world_t *w, node_t *n, int64_t down_ms, const char *how)
@@ -664,6 +684,31 @@ static void submit_due(void *arg)
     while (n->items_first_open < n->items_count && w->items[n->items[n->items_first_open]].done) {
         n->items_first_open++;
     }
+    /* an operator's `corridor reconcile` (daemon.c handle_reconcile, without --repair) */
+    for (size_t p = 0; p < n->config->peers_count; p++) {
+        if (!n->reconcile_wanted[p]) {
+            continue;
+        }
+        n->reconcile_wanted[p] = false;
+        int rc = engine_session_start(n->engine, p, false, w->now + RECONCILE_MS);
+        if (rc != 0) {
+            fail(w, "%s: a reconciliation with %s could not start (%d)", n->name,
+                 n->config->peers[p].card.name, rc);
+            return;
+        }
+        trace(w, "%s reconciles with %s", n->name, n->config->peers[p].card.name);
+        engine_session_go(n->engine, p);
+    }
+}
+
+static bool reconcile_wanted(const node_t *n)
+{
+    for (size_t p = 0; p < n->config->peers_count; p++) {
+        if (n->reconcile_wanted[p]) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static int64_t next_due(const world_t *w, const node_t *n)
@@ -733,9 +778,10 @@ static void node_turn(world_t *w, node_t *n)
 
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true, transaction = false;
-    if (!stopped && (engine_has_work(n->engine) || next_due(w, n) <= now)) {
+    if (!stopped && (engine_has_work(n->engine) || next_due(w, n) <= now || reconcile_wanted(n))) {
         transaction = true;
-        crash_kind_t crash = (crash_kind_t)n->crash_armed;
+        crash_kind_t crash = now < w->faults_end ? (crash_kind_t)n->crash_armed : 0;
+        n->crash_armed = (int)crash;
         bool present[2];
         if (crash == CRASH_LOST_COMMIT && !ledger_keep(w, n, present)) {
             return;
@@ -1200,9 +1246,76 @@ static void check_books(world_t *w)
             }
         }
     }
-    if (w->failed) {
-        return;
+}
+
+/* Every channel reconciled once from one side, as an operator would: no breaks. */
+static void start_reconciles(world_t *w)
+{
+    for (int i = 0; i < w->n; i++) {
+        for (int j = i + 1; j < w->n; j++) {
+            if (!w->channel[i][j]) {
+                continue;
+            }
+            node_t *n = &w->node[rng_chance(&w->rng, 500) ? i : j];
+            int other = n->idx == i ? j : i;
+            for (size_t p = 0; p < n->config->peers_count; p++) {
+                if (n->peer_node[p] == other) {
+                    n->reconcile_wanted[p] = true;
+                    n->reports[p] = NULL;
+                    w->reconciles++;
+                }
+            }
+            n->wake_ms = w->now > n->busy_until ? w->now : n->busy_until;
+        }
     }
+}
+
+/* Whether every reconciliation reported; `strict`: each must have found nothing. */
+static bool reconciles_done(world_t *w, bool strict)
+{
+    size_t reported = 0;
+    for (int i = 0; i < w->n; i++) {
+        node_t *n = &w->node[i];
+        for (size_t p = 0; p < n->config->peers_count; p++) {
+            json_t *r = n->reports[p];
+            if (r == NULL) {
+                continue;
+            }
+            reported++;
+            if (!strict) {
+                continue;
+            }
+            const char *peer = n->config->peers[p].card.name;
+            const char *error = json_string_value(json_object_get(r, "error"));
+            json_int_t entries = 0; /* the channel's settlements */
+            for (size_t k = 0; k < w->items_count; k++) {
+                const item_t *it = &w->items[k];
+                entries += it->kind != ITEM_DUP_SAME && it->kind != ITEM_DUP_OTHER &&
+                           ((it->payer == i && it->payee == n->peer_node[p]) ||
+                            (it->payee == i && it->payer == n->peer_node[p]));
+            }
+            json_int_t matched = json_integer_value(json_object_get(r, "matched"));
+            if (error != NULL) {
+                fail(w, "I6: %s's reconciliation with %s: %s", n->name, peer, error);
+            } else if (json_array_size(json_object_get(r, "breaks")) != 0 ||
+                       json_integer_value(json_object_get(r, "breaks_remaining")) != 0 ||
+                       !json_is_true(json_object_get(r, "positions_agree"))) {
+                char *text = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+                fail(w, "I6: %s's reconciliation with %s found differences: %.600s", n->name, peer,
+                     text != NULL ? text : "?");
+                free(text);
+            } else if (matched != entries) {
+                fail(w, "I6: %s's reconciliation with %s matched %lld entries of %lld", n->name,
+                     peer, (long long)matched, (long long)entries);
+            }
+        }
+    }
+    return reported == w->reconciles;
+}
+
+/* I1-I5 in every home and I2 between every pair, by `corridor audit`'s code. */
+static void audit_all(world_t *w)
+{
     const char *homes[NODES_MAX];
     for (int i = 0; i < w->n; i++) {
         homes[i] = w->node[i].home;
@@ -1332,26 +1445,43 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     w->opener = opener_new(0);
     bool ok = w->opener != NULL && world_build(w, opt);
-    int64_t final_check = 0;
-    bool done = false;
+    int64_t final_check = 0, reconcile_end = 0;
+    bool done = false, reconciling = false;
     while (ok && !w->failed && !done) {
         if (++w->steps > STEPS_MAX) {
             fail(w, "stuck: %d steps by t=%" PRId64 " ms", STEPS_MAX, w->now);
             break;
         }
         world_step(w);
-        if (w->now >= w->faults_end) {
+        if (reconciling) {
+            if (reconciles_done(w, false)) {
+                reconciles_done(w, true);
+                done = true;
+            } else if (w->now > reconcile_end) {
+                fail(w, "I6: not every reconciliation reported within %d s", RECONCILE_MS / 1000);
+            }
+        } else if (w->now >= w->faults_end) {
             bool all_seen = true;
             for (size_t k = 0; k < w->items_count && all_seen; k++) {
                 const item_t *it = &w->items[k];
                 all_seen = it->kind == ITEM_DUP_SAME || it->kind == ITEM_DUP_OTHER ? it->done
                                                                                    : it->final_seen;
             }
+            bool final = false;
             if ((all_seen || w->now >= final_check) && !w->failed) {
                 final_check = w->now + FINAL_CHECK_MS;
-                done = books_final(w, false);
+                final = books_final(w, false);
             }
-            if (!done && w->now > w->faults_end + LIVENESS_MS) {
+            if (final) {
+                trace(w, "all final; checking the books, then reconciling every channel");
+                books_final(w, true);
+                if (!w->failed) {
+                    check_books(w);
+                }
+                start_reconciles(w);
+                reconciling = true;
+                reconcile_end = w->now + RECONCILE_MS;
+            } else if (w->now > w->faults_end + LIVENESS_MS) {
                 books_final(w, true);
                 if (!w->failed) {
                     fail(w, "liveness: not done %d s after faults stopped", LIVENESS_MS / 1000);
@@ -1360,11 +1490,8 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
         }
     }
     if (done && !w->failed) {
-        trace(w, "all final; checking the books");
-        books_final(w, true);
-        if (!w->failed) {
-            check_books(w);
-        }
+        trace(w, "reconciled; auditing every home");
+        audit_all(w);
     }
     uint64_t turns = 0, commits = 0, crashes = 0;
     for (int i = 0; i < w->n; i++) {
