@@ -203,6 +203,9 @@ struct world {
     opener_t *opener;
     /* network */
     unsigned loss, dup, refuse, spike; /* per mille */
+    unsigned hostile;  /* per mille: a copy re-sent much later, or to a peer it is not for */
+    rng_t hostile_rng; /* its own stream: worlds without hostile copies run as they did */
+    uint64_t frames_hostile;
     int64_t delay_min, delay_jitter;
     bool fifo; /* each lane delivers in order, as a TCP connection does (else frames overtake) */
     int64_t lane_last[NODES_MAX][NODES_MAX][2]; /* fifo: the last delivery time of each lane */
@@ -340,6 +343,41 @@ static bool partitioned(const world_t *w, int a, int b, int64_t at)
     return false;
 }
 
+/* A hostile copy of a frame n sends to `to`: the same bytes again 1 to 20 s later (an old
+ * message re-sent), or to another peer on n's connection, or forwarded by `to` to one of its
+ * peers. Each is for the receiver to drop; none may change the books. */
+static void hostile_copy(world_t *w, node_t *n, int to, msg_type_t type, const uint8_t *wire,
+                         size_t len)
+{
+    rng_t *r = &w->hostile_rng;
+    frame_t f = {.at = w->now + rng_range(r, 1, 20) * 1000,
+                 .order = w->order++,
+                 .from = n->idx,
+                 .to = to,
+                 .type = type,
+                 .len = len};
+    const char *what = "re-sent late";
+    unsigned how = (unsigned)rng_below(r, 3);
+    const node_t *relay = how == 1 ? n : &w->node[to];
+    if (how > 0 && relay->config->peers_count > 1) {
+        int other = relay->peer_node[rng_below(r, relay->config->peers_count)];
+        if (other != to && other != n->idx) {
+            f.from = relay->idx;
+            f.to = other;
+            f.at = w->now + rng_range(r, 1, 300);
+            what = how == 1 ? "sent to a peer it is not for" : "forwarded by its recipient";
+        }
+    }
+    if ((f.data = malloc(len)) == NULL) {
+        abort();
+    }
+    memcpy(f.data, wire, len);
+    w->frames_hostile++;
+    trace(w, "%s->%s %s %zu bytes: hostile copy (%s) from %s, arrives t=%" PRId64, n->name,
+          w->node[to].name, type_name(type), len, what, w->node[f.from].name, f.at);
+    flight_push(w, f);
+}
+
 /* engine_ctx_t.send: the frame goes into flight (or not), as the seed says. */
 static int net_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len)
 {
@@ -405,6 +443,9 @@ static int net_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t
     }
     if (copies == 0) {
         trace(w, "%s->%s %s %zu bytes: lost", n->name, w->node[to].name, type_name(type), len);
+    }
+    if (faulty && w->hostile > 0 && rng_chance(&w->hostile_rng, w->hostile)) {
+        hostile_copy(w, n, to, type, wire, len);
     }
     return 0;
 }
@@ -897,6 +938,8 @@ static bool world_build(world_t *w, const options_t *opt)
     w->dup = (unsigned)rng_below(r, 4) * 30;
     w->refuse = (unsigned)rng_below(r, 3) * 10;
     w->spike = (unsigned)rng_below(r, 3) * 20;
+    w->hostile_rng.s = w->seed ^ UINT64_C(0x686f7374696c6521);
+    w->hostile = (unsigned)rng_below(&w->hostile_rng, 3) * 10;
     w->delay_min = rng_range(r, 0, 30);
     w->delay_jitter = rng_range(r, 0, 1) ? rng_range(r, 0, 200) : 0;
     w->fifo = rng_chance(r, 500) || opt->fifo;
@@ -1079,11 +1122,11 @@ static bool world_build(world_t *w, const options_t *opt)
     }
     trace(w,
           "world seed %" PRIu64 ": %d nodes, %zu items, loss %u dup %u refuse %u spike %u per "
-          "mille, delay %" PRId64 "+%" PRId64 " ms%s, %zu partitions, %zu crashes, faults until "
-          "t=%" PRId64,
-          w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->delay_min,
-          w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count, w->crashes_count,
-          w->faults_end);
+          "mille, hostile %u, delay %" PRId64 "+%" PRId64 " ms%s, %zu partitions, %zu crashes, "
+          "faults until t=%" PRId64,
+          w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->hostile,
+          w->delay_min, w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count,
+          w->crashes_count, w->faults_end);
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
         char peers[128] = "";
@@ -1505,9 +1548,11 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
         fprintf(stderr,
                 "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
                 " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
-                " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused)\n",
+                " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
+                " hostile copies)\n",
                 seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
-                w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused);
+                w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused,
+                w->frames_hostile);
     }
     fflush(stdout);
     fflush(stderr);
