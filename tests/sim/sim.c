@@ -42,6 +42,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <zmq.h>
 
 #include "audit.h"
@@ -167,9 +168,13 @@ typedef struct {
     size_t inbox_count, inbox_cap;
     size_t *items; /* its items (indices), by due time */
     size_t items_count, items_first_open;
-    int crash_armed; /* 0, or a crash kind waiting for the node's next transaction */
-    bool reconcile_wanted[NODES_MAX]; /* per configured peer: start a reconciliation */
-    json_t *reports[NODES_MAX];       /* per configured peer: its report, when it ended */
+    int crash_armed;            /* 0, or a crash kind waiting for the node's next transaction */
+    sqlite3 *db;                /* a read-only connection of the checker's own */
+    sqlite3_stmt *journal_from; /* the journal's rows after a given one */
+    int64_t chain_rows;         /* I5: rows checked so far, */
+    uint8_t chain_head[LEDGER_HASH_BYTES]; /* and the hash of the last */
+    bool reconcile_wanted[NODES_MAX];      /* per configured peer: start a reconciliation */
+    json_t *reports[NODES_MAX];            /* per configured peer: its report, when it ended */
     uint64_t turns, commits, crashes;
 } node_t;
 
@@ -517,6 +522,17 @@ static bool node_open(world_t *w, node_t *n)
         fail(w, "%s: engine_new: %s", n->name, ledger_last_error(n->ledger));
         return false;
     }
+    if (sqlite3_open_v2(path, &n->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(n->db,
+                           "SELECT seq, kind, peer, uetr, currency, amount_minor, reason,"
+                           " content_hash, evidence, created_ms, reply, hash FROM journal"
+                           " WHERE seq > ?1 ORDER BY seq",
+                           -1, &n->journal_from, NULL) != SQLITE_OK) {
+        fail(w, "%s: cannot read its journal: %s", n->name, sqlite3_errmsg(n->db));
+        return false;
+    }
+    n->chain_rows = 0; /* after a restart the whole chain is checked again */
+    memset(n->chain_head, 0, sizeof n->chain_head);
     n->up = true;
     n->wake_ms = w->now;
     n->busy_until = w->now;
@@ -534,6 +550,10 @@ static void inbox_clear(node_t *n)
 /* Everything in memory is dropped: only what the ledger committed survives. */
 static void node_close(node_t *n)
 {
+    sqlite3_finalize(n->journal_from);
+    n->journal_from = NULL;
+    sqlite3_close(n->db);
+    n->db = NULL;
     engine_free(&n->engine);
     ledger_close(&n->reader);
     ledger_close(&n->ledger);
@@ -624,6 +644,61 @@ static void ledger_put_back(world_t *w, node_t *n, const bool present[2])
 
 /* ---- checks -----------------------------------------------------------------------------------
  */
+
+/* I5, incrementally: the journal rows written since the last check continue the hash chain
+ * (each row's hash recomputed over the row and its predecessor's), and the head the writer
+ * keeps in memory (the next row chains to it) is the last of them. */
+static void check_chain(world_t *w, node_t *n)
+{
+    sqlite3_stmt *st = n->journal_from;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, n->chain_rows);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ledger_row_t row = {
+            .seq = sqlite3_column_int64(st, 0),
+            .kind = (entry_kind_t)sqlite3_column_int(st, 1),
+            .peer = (const char *)sqlite3_column_text(st, 2),
+            .uetr = (const char *)sqlite3_column_text(st, 3),
+            .currency = (const char *)sqlite3_column_text(st, 4),
+            .amount_minor = sqlite3_column_int64(st, 5),
+            .reason = (const char *)sqlite3_column_text(st, 6),
+            .content_hash = sqlite3_column_blob(st, 7),
+            .evidence = sqlite3_column_blob(st, 8),
+            .evidence_len = (size_t)sqlite3_column_bytes(st, 8),
+            .created_unix_ms = sqlite3_column_int64(st, 9),
+            .reply = sqlite3_column_blob(st, 10),
+            .reply_len = (size_t)sqlite3_column_bytes(st, 10),
+        };
+        uint8_t hash[LEDGER_HASH_BYTES];
+        if (row.seq != n->chain_rows + 1 || sqlite3_column_bytes(st, 7) != SETTLEMENT_HASH_BYTES ||
+            sqlite3_column_bytes(st, 11) != LEDGER_HASH_BYTES) {
+            fail(w, "I5: %s's journal row %lld follows row %lld or is malformed", n->name,
+                 (long long)row.seq, (long long)n->chain_rows);
+            break;
+        }
+        ledger_row_hash(n->chain_head, &row, hash);
+        if (memcmp(hash, sqlite3_column_blob(st, 11), LEDGER_HASH_BYTES) != 0) {
+            fail(w, "I5: %s's journal row %lld does not hash to what is stored", n->name,
+                 (long long)row.seq);
+            break;
+        }
+        memcpy(n->chain_head, hash, sizeof hash);
+        n->chain_rows = row.seq;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        fail(w, "%s: cannot read its journal: %s", n->name, sqlite3_errmsg(n->db));
+    }
+    sqlite3_reset(st);
+    uint8_t head[LEDGER_HASH_BYTES];
+    uint64_t rows = 0;
+    if (!w->failed &&
+        (ledger_head(n->ledger, head, &rows) != LEDGER_OK || rows != (uint64_t)n->chain_rows ||
+         memcmp(head, n->chain_head, sizeof head) != 0)) {
+        fail(w, "I5: %s's ledger names a head of %llu rows other than its journal's %lld", n->name,
+             (unsigned long long)rows, (long long)n->chain_rows);
+    }
+}
 
 /* I1: every currency sums to zero over the node's accounts, posted and pending. */
 static void check_balances(world_t *w, node_t *n)
@@ -856,6 +931,7 @@ static void node_turn(world_t *w, node_t *n)
     engine_after(n->engine, committed && !stopped);
     if (transaction && committed) {
         check_balances(w, n);
+        check_chain(w, n);
     }
     int64_t wake = engine_next_deadline(n->engine, now + POLL_MAX_MS);
     int64_t due = next_due(w, n);
