@@ -46,6 +46,7 @@
 #include <zmq.h>
 
 #include "audit.h"
+#include "disk.h"
 #include "books.h"
 #include "channel.h"
 #include "config.h"
@@ -191,6 +192,13 @@ typedef struct {
     int64_t down_ms;
 } crash_t;
 
+/* A node's disk full (writes fail) or failing (syncs fail) for a while. */
+typedef struct {
+    int node;
+    disk_fault_t fault;
+    int64_t from_ms, to_ms;
+} disk_event_t;
+
 typedef struct {
     int a, b; /* the pair */
     int64_t from_ms, to_ms;
@@ -220,6 +228,10 @@ struct world {
     partition_t partitions[64];
     size_t partitions_count;
     crash_t crashes[16];
+    disk_event_t disks[4];
+    size_t disks_count;
+    rng_t disk_rng; /* its own stream: worlds without disk faults run as they did */
+    uint64_t ledger_stops;
     size_t crashes_count, crashes_next;
     int64_t faults_end;
     /* workload */
@@ -455,6 +467,18 @@ static int net_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t
     return 0;
 }
 
+/* The fault of node i's disk now (faults stop at faults_end). */
+static disk_fault_t disk_fault_at(const world_t *w, int node, int64_t at)
+{
+    for (size_t k = 0; k < w->disks_count && at < w->faults_end; k++) {
+        const disk_event_t *d = &w->disks[k];
+        if (d->node == node && at >= d->from_ms && at < d->to_ms) {
+            return d->fault;
+        }
+    }
+    return DISK_OK;
+}
+
 /* engine_ctx_t.on_final: a hint that the payer's books may be final for this UETR. */
 static void on_final(void *arg, const char *peer, const char *uetr, const ledger_outcome_t *o)
 {
@@ -488,9 +512,10 @@ static bool node_open(world_t *w, node_t *n)
 {
     char path[600], err[512];
     snprintf(path, sizeof path, "%s/%s", n->home, LEDGER_FILE);
-    if (ledger_open(path, n->name, LEDGER_READ_WRITE, NULL, &n->ledger, err, sizeof err) !=
+    disk_set_fault(n->idx, DISK_OK); /* an operator starts it once the disk is fine */
+    if (ledger_open(path, n->name, LEDGER_READ_WRITE, DISK_VFS, &n->ledger, err, sizeof err) !=
             LEDGER_OK ||
-        ledger_open(path, n->name, LEDGER_READ_ONLY, NULL, &n->reader, err, sizeof err) !=
+        ledger_open(path, n->name, LEDGER_READ_ONLY, DISK_VFS, &n->reader, err, sizeof err) !=
             LEDGER_OK) {
         fail(w, "%s: cannot open its ledger: %s", n->name, err);
         return false;
@@ -785,6 +810,10 @@ static void submit_due(void *arg)
               rc == LEDGER_OK && out.repeated ? " (repeated)" : "");
         it->done = true;
         it->in_turn = true;
+        if ((rc == LEDGER_E_STORAGE || rc == LEDGER_E_STOPPED) &&
+            disk_fault_at(w, n->idx, w->now) != DISK_OK) {
+            continue; /* the disk: the transaction fails, the client sends it again */
+        }
         if (it->kind == ITEM_DUP_OTHER) {
             if (rc != LEDGER_E_CONFLICT) {
                 fail(w, "%s: a send of UETR %s with other content answered %s, not DUPL", n->name,
@@ -861,6 +890,15 @@ static void items_settle(world_t *w, node_t *n, bool committed)
 static void node_turn(world_t *w, node_t *n)
 {
     int64_t now = w->now;
+    disk_fault_t disk = disk_fault_at(w, n->idx, now);
+    disk_set_fault(n->idx, disk);
+    if (ledger_stopped(n->ledger) && disk == DISK_OK) {
+        /* an operator freed the disk and starts the node again */
+        node_close(n);
+        trace(w, "%s RESTART (its disk is fine again)", n->name);
+        node_open(w, n);
+        return;
+    }
     n->turns++;
     w->turn_node = n->idx;
     engine_begin(n->engine, now, wall_of(now));
@@ -906,7 +944,12 @@ static void node_turn(world_t *w, node_t *n)
         ledger_err_t rc = engine_transaction(n->engine, submit_due, n);
         w->in_transaction = false;
         committed = rc == LEDGER_OK;
-        if (!committed) {
+        if (!committed && disk != DISK_OK) {
+            w->ledger_stops++;
+            trace(w, "%s: the transaction failed on its %s disk: %s (%s)", n->name,
+                  disk == DISK_FULL ? "full" : "failing", ledger_strerror(rc),
+                  ledger_last_error(n->ledger));
+        } else if (!committed) {
             fail(w, "%s: the transaction failed: %s (%s)", n->name, ledger_strerror(rc),
                  ledger_last_error(n->ledger));
         }
@@ -925,8 +968,6 @@ static void node_turn(world_t *w, node_t *n)
             return;
         }
         items_settle(w, n, committed);
-    } else if (stopped) {
-        fail(w, "%s: the ledger stopped: %s", n->name, ledger_last_error(n->ledger));
     }
     engine_after(n->engine, committed && !stopped);
     if (transaction && committed) {
@@ -934,7 +975,7 @@ static void node_turn(world_t *w, node_t *n)
         check_chain(w, n);
     }
     int64_t wake = engine_next_deadline(n->engine, now + POLL_MAX_MS);
-    int64_t due = next_due(w, n);
+    int64_t due = ledger_stopped(n->ledger) ? INT64_MAX : next_due(w, n); /* sends refused */
     wake = due < wake ? due : wake;
     n->busy_until = now + 1 + (int64_t)(count / 256);
     n->wake_ms = wake > n->busy_until ? wake : n->busy_until;
@@ -988,7 +1029,7 @@ typedef struct {
     size_t settlements;
     bool trace;
     bool fifo;            /* every world's lanes deliver in order */
-    bool no_lost_commits; /* no crash inside a commit */
+    bool no_lost_commits; /* every transaction commits: no crash inside one, no disk faults */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -1029,6 +1070,7 @@ static bool world_build(world_t *w, const options_t *opt)
         n->idx = i;
         n->name = NAMES[i];
         snprintf(n->home, sizeof n->home, "%s/%s", w->dir, n->name);
+        disk_set_home(i, n->home);
         if (mkdir(n->home, 0700) != 0) {
             fail(w, "mkdir %s: %s", n->home, strerror(errno));
             return false;
@@ -1177,6 +1219,17 @@ static bool world_build(world_t *w, const options_t *opt)
         p->from_ms = rng_range(r, 0, w->faults_end);
         p->to_ms = p->from_ms + rng_range(r, 200, 15000);
     }
+    /* full and failing disks, from a stream of their own */
+    w->disk_rng.s = w->seed ^ UINT64_C(0x6469736b66756c6c);
+    size_t disks = rng_chance(&w->disk_rng, 333) ? (size_t)rng_range(&w->disk_rng, 1, 3) : 0;
+    disks = opt->no_lost_commits ? 0 : disks;
+    for (size_t k = 0; k < disks; k++) {
+        disk_event_t *d = &w->disks[w->disks_count++];
+        d->node = (int)rng_below(&w->disk_rng, (uint64_t)w->n);
+        d->fault = rng_chance(&w->disk_rng, 500) ? DISK_FULL : DISK_SYNC_FAILS;
+        d->from_ms = rng_range(&w->disk_rng, 0, w->faults_end);
+        d->to_ms = d->from_ms + rng_range(&w->disk_rng, 100, 8000);
+    }
     size_t crashes = (size_t)rng_below(r, 5);
     for (size_t k = 0; k < crashes; k++) {
         crash_t *c = &w->crashes[w->crashes_count++];
@@ -1199,10 +1252,10 @@ static bool world_build(world_t *w, const options_t *opt)
     trace(w,
           "world seed %" PRIu64 ": %d nodes, %zu items, loss %u dup %u refuse %u spike %u per "
           "mille, hostile %u, delay %" PRId64 "+%" PRId64 " ms%s, %zu partitions, %zu crashes, "
-          "faults until t=%" PRId64,
+          "%zu disk faults, faults until t=%" PRId64,
           w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->hostile,
           w->delay_min, w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count,
-          w->crashes_count, w->faults_end);
+          w->crashes_count, w->disks_count, w->faults_end);
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
         char peers[128] = "";
@@ -1651,7 +1704,8 @@ static void usage(FILE *f)
                "writes every\n"
                "  event and log line of the world on stderr. Ends with 'N passed, N failed'.\n"
                "  --fifo: every lane delivers in order (as TCP; else half the worlds reorder);\n"
-               "  --no-lost-commits: crashes happen between turns or after a commit only.\n"
+               "  --no-lost-commits: every transaction commits (crashes between turns or after a\n"
+               "  commit only; no full or failing disk).\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -1789,6 +1843,10 @@ int main(int argc, char **argv)
     }
     /* every random byte of the node code from the world's seed (re-seeded in each world) */
     entropy_seed(0);
+    if (disk_install() != 0) {
+        fprintf(stderr, "sim: cannot register the simulated disk with SQLite\n");
+        return 2;
+    }
     if (sodium_init() < 0) {
         fprintf(stderr, "sim: sodium_init failed\n");
         return 2;

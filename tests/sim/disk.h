@@ -1,0 +1,24 @@
+/* The simulator's disk (disk.c): one node's ledger files can be made to fail writes or syncs. */
+#ifndef CORRIDOR_SIM_DISK_H
+#define CORRIDOR_SIM_DISK_H
+
+#include <sqlite3.h>
+
+#define DISK_VFS       "corridor-sim-disk"
+#define DISK_NODES_MAX 8
+
+typedef enum {
+    DISK_OK = 0,
+    DISK_FULL,       /* every write fails SQLITE_FULL */
+    DISK_SYNC_FAILS, /* every sync fails SQLITE_IOERR_FSYNC */
+} disk_fault_t;
+
+/* Registers the VFS (not as the default); 0, or -1 when SQLite refuses. */
+int disk_install(void);
+
+/* The files under `home` (kept by the caller) belong to `node`; its disk is fine. */
+void disk_set_home(int node, const char *home);
+
+void disk_set_fault(int node, disk_fault_t fault);
+
+#endif
