@@ -54,6 +54,7 @@ struct recon {
     uint8_t *request_body; /* its encoding, for retries */
     size_t request_len;
     int64_t request_sent_ms;
+    bool request_due; /* request_body waits for the end of the transaction to leave */
     int64_t started_ms;
     unsigned rounds;
     uint64_t bytes_out, bytes_in;
@@ -217,6 +218,22 @@ static void finish(recon_t *r, const char *error)
     assert_session(r);
 }
 
+/* Sends the request waiting in request_body, once no transaction is open: a request may carry
+ * our signature over the journal's head (a checkpoint proposal), which must not leave before
+ * the rows under it are committed (PROTOCOL.md 2.8); after the commit, the engine ticks the
+ * session (engine_after), and a transaction that fails ends the session unsent. */
+static void flush_request(recon_t *r, int64_t now_ms)
+{
+    if (!r->request_due || ledger_in_transaction(r->ctx.ledger)) {
+        return;
+    }
+    r->request_due = false;
+    r->request_sent_ms = now_ms;
+    r->bytes_out += r->request_len;
+    channel_send_unsequenced(r->ctx.channel, MSG_STATEMENT_REQUEST, r->request_body,
+                             r->request_len);
+}
+
 /* Encodes and sends a request; keeps it for retries. */
 static void send_request(recon_t *r, Corridor__StatementRequest *req, int64_t now_ms)
 {
@@ -235,10 +252,8 @@ static void send_request(recon_t *r, Corridor__StatementRequest *req, int64_t no
         return;
     }
     corridor__statement_request__pack(req, r->request_body);
-    r->request_sent_ms = now_ms;
-    r->bytes_out += r->request_len;
-    channel_send_unsequenced(r->ctx.channel, MSG_STATEMENT_REQUEST, r->request_body,
-                             r->request_len);
+    r->request_due = true;
+    flush_request(r, now_ms);
 }
 
 /* The next comparison round: up to STATEMENT_RANGES_MAX queued ranges. */
@@ -276,12 +291,10 @@ void recon_tick(recon_t *r, int64_t now_ms)
         return;
     }
     if (r->request_id[0] != '\0') {
-        if (now_ms - r->request_sent_ms >= RECON_RETRY_MS) { /* lost: ask again */
-            r->request_sent_ms = now_ms;
-            r->bytes_out += r->request_len;
-            channel_send_unsequenced(r->ctx.channel, MSG_STATEMENT_REQUEST, r->request_body,
-                                     r->request_len);
+        if (!r->request_due && now_ms - r->request_sent_ms >= RECON_RETRY_MS) { /* lost */
+            r->request_due = true;
         }
+        flush_request(r, now_ms);
         return;
     }
     if ((r->phase == PHASE_COMPARE && r->queue.count > 0) ||
