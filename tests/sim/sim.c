@@ -174,10 +174,22 @@ typedef struct {
     sqlite3_stmt *journal_from; /* the journal's rows after a given one */
     int64_t chain_rows;         /* I5: rows checked so far, */
     uint8_t chain_head[LEDGER_HASH_BYTES]; /* and the hash of the last */
-    bool reconcile_wanted[NODES_MAX];      /* per configured peer: start a reconciliation */
-    json_t *reports[NODES_MAX];            /* per configured peer: its report, when it ended */
+    int reconcile_wanted[NODES_MAX]; /* per configured peer: start a reconciliation (RECON_*) */
+    int64_t reconcile_retry_ms;      /* a final one could not start yet: try again then */
+    bool final_reconcile[NODES_MAX]; /* per configured peer: the final one runs */
+    json_t *reports[NODES_MAX];      /* per configured peer: the final one's report */
     uint64_t turns, commits, crashes;
 } node_t;
+
+enum { RECON_NONE, RECON_DURING, RECON_FINAL }; /* while faults go on / at the end */
+
+/* An operator's reconciliation while faults go on: it must end, whatever it reports. */
+typedef struct {
+    int64_t at;
+    int node;
+    size_t peer_index;
+    bool fired;
+} recon_event_t;
 
 typedef enum {
     CRASH_BETWEEN = 1,  /* between turns */
@@ -229,6 +241,9 @@ struct world {
     size_t partitions_count;
     crash_t crashes[16];
     disk_event_t disks[4];
+    recon_event_t recons[4];
+    size_t recons_count;
+    rng_t recon_rng; /* its own stream: worlds without them run as they did */
     size_t disks_count;
     rng_t disk_rng; /* its own stream: worlds without disk faults run as they did */
     uint64_t ledger_stops;
@@ -498,8 +513,10 @@ static void on_final(void *arg, const char *peer, const char *uetr, const ledger
 static void on_report(void *arg, size_t peer_index, json_t *doc)
 {
     node_t *n = arg;
-    json_decref(n->reports[peer_index]);
-    n->reports[peer_index] = json_incref(json_object_get(doc, "report"));
+    if (n->final_reconcile[peer_index]) {
+        json_decref(n->reports[peer_index]);
+        n->reports[peer_index] = json_incref(json_object_get(doc, "report"));
+    }
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     trace(n->w, "%s reconcile report: %s", n->name, text != NULL ? text : "?");
     free(text);
@@ -830,18 +847,29 @@ static void submit_due(void *arg)
         n->items_first_open++;
     }
     /* an operator's `corridor reconcile` (daemon.c handle_reconcile, without --repair) */
-    for (size_t p = 0; p < n->config->peers_count; p++) {
-        if (!n->reconcile_wanted[p]) {
+    for (size_t p = 0; p < n->config->peers_count && w->now >= n->reconcile_retry_ms; p++) {
+        int kind = n->reconcile_wanted[p];
+        if (kind == RECON_NONE) {
             continue;
         }
-        n->reconcile_wanted[p] = false;
-        int rc = engine_session_start(n->engine, p, false, w->now + RECONCILE_MS);
+        int64_t deadline = w->now + (kind == RECON_FINAL ? RECONCILE_MS : 30000);
+        int rc = engine_session_start(n->engine, p, false, deadline);
+        if (rc == -1 && kind == RECON_FINAL) { /* one of those during the faults still runs */
+            n->reconcile_retry_ms = w->now + 1000;
+            continue;
+        }
+        n->reconcile_wanted[p] = RECON_NONE;
+        if (rc == -1) {
+            continue; /* the operator finds one running and leaves it */
+        }
         if (rc != 0) {
             fail(w, "%s: a reconciliation with %s could not start (%d)", n->name,
                  n->config->peers[p].card.name, rc);
             return;
         }
-        trace(w, "%s reconciles with %s", n->name, n->config->peers[p].card.name);
+        n->final_reconcile[p] = kind == RECON_FINAL;
+        trace(w, "%s reconciles with %s%s", n->name, n->config->peers[p].card.name,
+              kind == RECON_FINAL ? "" : " (while faults go on)");
         engine_session_go(n->engine, p);
     }
 }
@@ -849,7 +877,7 @@ static void submit_due(void *arg)
 static bool reconcile_wanted(const node_t *n)
 {
     for (size_t p = 0; p < n->config->peers_count; p++) {
-        if (n->reconcile_wanted[p]) {
+        if (n->reconcile_wanted[p] != RECON_NONE && n->w->now >= n->reconcile_retry_ms) {
             return true;
         }
     }
@@ -930,6 +958,13 @@ static void node_turn(world_t *w, node_t *n)
         n->inbox_count -= count;
     }
 
+    for (size_t k = 0; k < w->recons_count; k++) {
+        recon_event_t *r = &w->recons[k];
+        if (!r->fired && r->node == n->idx && r->at <= now && now < w->faults_end) {
+            r->fired = true;
+            n->reconcile_wanted[r->peer_index] = RECON_DURING;
+        }
+    }
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true, transaction = false;
     if (!stopped && (engine_has_work(n->engine) || next_due(w, n) <= now || reconcile_wanted(n))) {
@@ -1230,6 +1265,19 @@ static bool world_build(world_t *w, const options_t *opt)
         d->from_ms = rng_range(&w->disk_rng, 0, w->faults_end);
         d->to_ms = d->from_ms + rng_range(&w->disk_rng, 100, 8000);
     }
+    /* reconciliations while faults go on, from a stream of their own */
+    w->recon_rng.s = w->seed ^ UINT64_C(0x7265636f6e63696c);
+    size_t recons = rng_chance(&w->recon_rng, 500) ? (size_t)rng_range(&w->recon_rng, 1, 4) : 0;
+    for (size_t k = 0; k < recons; k++) {
+        recon_event_t *e = &w->recons[w->recons_count];
+        e->node = (int)rng_below(&w->recon_rng, (uint64_t)w->n);
+        e->at = rng_range(&w->recon_rng, 0, w->faults_end);
+        size_t peers = w->node[e->node].config->peers_count;
+        if (peers > 0) {
+            e->peer_index = (size_t)rng_below(&w->recon_rng, peers);
+            w->recons_count++;
+        }
+    }
     size_t crashes = (size_t)rng_below(r, 5);
     for (size_t k = 0; k < crashes; k++) {
         crash_t *c = &w->crashes[w->crashes_count++];
@@ -1252,10 +1300,10 @@ static bool world_build(world_t *w, const options_t *opt)
     trace(w,
           "world seed %" PRIu64 ": %d nodes, %zu items, loss %u dup %u refuse %u spike %u per "
           "mille, hostile %u, delay %" PRId64 "+%" PRId64 " ms%s, %zu partitions, %zu crashes, "
-          "%zu disk faults, faults until t=%" PRId64,
+          "%zu disk faults, %zu reconciliations, faults until t=%" PRId64,
           w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->hostile,
           w->delay_min, w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count,
-          w->crashes_count, w->disks_count, w->faults_end);
+          w->crashes_count, w->disks_count, w->recons_count, w->faults_end);
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
         char peers[128] = "";
@@ -1432,7 +1480,8 @@ static void start_reconciles(world_t *w)
             int other = n->idx == i ? j : i;
             for (size_t p = 0; p < n->config->peers_count; p++) {
                 if (n->peer_node[p] == other) {
-                    n->reconcile_wanted[p] = true;
+                    n->reconcile_wanted[p] = RECON_FINAL;
+                    json_decref(n->reports[p]);
                     n->reports[p] = NULL;
                     w->reconciles++;
                 }
