@@ -395,7 +395,9 @@ static void after_statements(engine_t *e, bool committed)
         if (s->recon == NULL) {
             continue;
         }
-        recon_tick(s->recon, now);
+        if (committed) { /* what a failed transaction prepared never leaves */
+            recon_tick(s->recon, now);
+        }
         bool timed_out = now >= s->deadline_ms;
         if (recon_done(s->recon) || timed_out || !committed) {
             json_t *report = recon_report(s->recon);
