@@ -54,7 +54,8 @@ struct recon {
     uint8_t *request_body; /* its encoding, for retries */
     size_t request_len;
     int64_t request_sent_ms;
-    bool request_due; /* request_body waits for the end of the transaction to leave */
+    bool request_due; /* request_body waits to leave */
+    bool sends_held;  /* while the engine's transaction is open (recon_hold_sends) */
     int64_t started_ms;
     unsigned rounds;
     uint64_t bytes_out, bytes_in;
@@ -218,13 +219,14 @@ static void finish(recon_t *r, const char *error)
     assert_session(r);
 }
 
-/* Sends the request waiting in request_body, once no transaction is open: a request may carry
- * our signature over the journal's head (a checkpoint proposal), which must not leave before
- * the rows under it are committed (PROTOCOL.md 2.8); after the commit, the engine ticks the
- * session (engine_after), and a transaction that fails ends the session unsent. */
+/* Sends the request waiting in request_body unless sends are held: a request may carry our
+ * signature over the journal's head (a checkpoint proposal), which must not leave before the
+ * rows under it are committed (PROTOCOL.md 2.8). The engine holds a session's sends while its
+ * transaction is open and ticks the session after the commit; a failed transaction ends the
+ * session unsent. */
 static void flush_request(recon_t *r, int64_t now_ms)
 {
-    if (!r->request_due || ledger_in_transaction(r->ctx.ledger)) {
+    if (!r->request_due || r->sends_held) {
         return;
     }
     r->request_due = false;
@@ -283,6 +285,12 @@ static void send_compare(recon_t *r, int64_t now_ms)
 }
 
 static void send_checkpoint(recon_t *r, int64_t now_ms);
+
+void recon_hold_sends(recon_t *r, bool held)
+{
+    assert(r != NULL);
+    r->sends_held = held;
+}
 
 void recon_tick(recon_t *r, int64_t now_ms)
 {

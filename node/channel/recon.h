@@ -68,6 +68,11 @@ void recon_destroy(recon_t **self_p);
  * behind the cut, the proposal again). recon_deadline: when it next needs a tick (0: none). */
 void recon_tick(recon_t *r, int64_t now_ms);
 
+/* While held, the session prepares its requests but sends none: the engine holds sends for
+ * the length of its transaction (a request may carry a signature over rows not yet
+ * committed) and releases them after the commit, then ticks the session, which sends. */
+void recon_hold_sends(recon_t *r, bool held);
+
 /* Inside the node's transaction: takes the peer's Statement. Repairs and checkpoints write. */
 ledger_err_t recon_on_statement(recon_t *r, const Corridor__Statement *st, int64_t now_ms)
     __attribute__((warn_unused_result));

@@ -324,6 +324,11 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
 {
     assert(e != NULL && !ledger_stopped(e->ctx.ledger));
     ledger_err_t rc = ledger_begin(e->ctx.ledger);
+    for (size_t i = 0; i < e->peers; i++) { /* nothing of a session leaves before the commit */
+        if (e->sessions[i].recon != NULL) {
+            recon_hold_sends(e->sessions[i].recon, true);
+        }
+    }
     if (rc == LEDGER_OK && work != NULL) {
         work(arg);
     }
@@ -396,6 +401,7 @@ static void after_statements(engine_t *e, bool committed)
             continue;
         }
         if (committed) { /* what a failed transaction prepared never leaves */
+            recon_hold_sends(s->recon, false);
             recon_tick(s->recon, now);
         }
         bool timed_out = now >= s->deadline_ms;
@@ -552,6 +558,7 @@ int engine_session_start(engine_t *e, size_t peer_index, bool repair, int64_t de
     if ((s->recon = recon_new(&ctx, repair, e->now_ms)) == NULL) {
         return -2;
     }
+    recon_hold_sends(s->recon, ledger_in_transaction(e->ctx.ledger)); /* started by the work */
     int64_t latest = e->now_ms + ENGINE_SESSION_MS_MAX;
     s->deadline_ms = deadline_ms > latest ? latest : deadline_ms;
     return 0;
