@@ -52,6 +52,7 @@ struct channel {
     bool resend_first;               /* the peer lacks acked + 1: send it again */
     uint64_t control_counter;        /* Acks and Hellos we sent to the peer */
     bool hello_contradicted;         /* the last fresh Hello contradicted our counters */
+    bool outbox_ahead_logged;        /* an outbox row past sent_seq was reported */
     uint64_t peer_incarnation;       /* stamp of the newest control message from the peer */
     uint64_t peer_counter;
     envelope_message_t *hold[CHANNEL_HOLD_MAX]; /* held business messages by seq % MAX */
@@ -967,6 +968,13 @@ static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size
     transmit_state_t *ts = arg;
     channel_t *ch = ts->ch;
     if (seq > ch->sent_seq) { /* an outbox row past our counter: the ledger was edited */
+        if (!ch->outbox_ahead_logged) {
+            log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                      "outbox holds message %llu but the channel sent only %llu (the ledger was "
+                      "edited?): transmission stops there; audit the home",
+                      (unsigned long long)seq, (unsigned long long)ch->sent_seq);
+            ch->outbox_ahead_logged = true;
+        }
         ts->blocked = true;
         return false;
     }
