@@ -77,8 +77,11 @@ struct net {
     int64_t now_ms;
     policy_fn policy;
     void *policy_arg;
-    bool reverse_inbox; /* deliver each turn's frames last first */
-    bool cut;           /* the link drops everything */
+    bool reverse_inbox;   /* deliver each turn's frames last first */
+    bool cut;             /* the link drops everything */
+    bool stash_a_control; /* A's Acks and Hellos wait in `stash`, in order */
+    frame_t stash[64];
+    size_t stash_count;
 };
 
 static node_t *other(node_t *n)
@@ -97,6 +100,16 @@ static int link_send(void *arg, size_t peer_index, msg_type_t type, const uint8_
                  : net->policy != NULL ? net->policy(net->policy_arg, n->who, type, nth)
                                        : 1;
     node_t *to = other(n);
+    if (net->stash_a_control && n->who == A && (type == MSG_ACK || type == MSG_HELLO)) {
+        assert_true(net->stash_count < sizeof net->stash / sizeof net->stash[0]);
+        frame_t *f = &net->stash[net->stash_count++];
+        f->data = malloc(len);
+        assert_non_null(f->data);
+        memcpy(f->data, wire, len);
+        f->len = len;
+        f->type = type;
+        return 0;
+    }
     for (int i = 0; i < copies; i++) {
         assert_true(to->inbox_count < FRAMES_MAX);
         frame_t *f = &to->inbox[to->inbox_count++];
@@ -270,6 +283,12 @@ static bool both_up(net_t *net, void *arg)
     (void)arg;
     return channel_stats(net->node[A].ch).state == CHANNEL_UP &&
            channel_stats(net->node[B].ch).state == CHANNEL_UP;
+}
+
+static bool channel_is_up_at_a(net_t *net, void *arg)
+{
+    (void)arg;
+    return channel_stats(net->node[A].ch).state == CHANNEL_UP;
 }
 
 static void bring_up(net_t *net)
@@ -785,6 +804,42 @@ static bool both_diverged(net_t *net, void *arg)
     return channel_is_diverged(net->node[A].ch) && channel_is_diverged(net->node[B].ch);
 }
 
+static bool settled_at_b(net_t *net, void *arg)
+{
+    return status_at(&net->node[B], ((const settlement_t *)arg)->uetr) == STATUS_SETTLED;
+}
+
+/* A's first two Hellos, both saying it sent nothing, reach B only after A's payment, which
+ * B applied: a network that reorders, not a rollback (each Hello echoes what it took from B,
+ * and neither had taken B's Hello sent after the payment). Before Hellos echoed, B counted the
+ * two contradictions in a row and diverged a healthy channel for good (simulator seed 1386). */
+static void test_overtaken_hellos_do_not_diverge(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    node_t *a = &net->node[A], *b = &net->node[B];
+    net->stash_a_control = true;
+    if (!run_until(net, channel_is_up_at_a, NULL, 1000)) {
+        fail_msg("A not up");
+    }
+    settlement_t s = make_payment(a, "RUB", 700);
+    pay(net, A, &s, 1);
+    if (!run_until(net, settled_at_b, &s, 900)) {
+        fail_msg("B did not apply the payment");
+    }
+    assert_int_equal(net->stash_count, 2); /* both written before the payment */
+    assert_int_equal(channel_stats(b->ch).applied_seq, 1);
+    net->stash_a_control = false;
+    memcpy(b->inbox + b->inbox_count, net->stash, net->stash_count * sizeof net->stash[0]);
+    b->inbox_count += net->stash_count;
+    net->stash_count = 0;
+    settle(net, A, &s, 1, 5000);
+    assert_false(channel_is_diverged(a->ch));
+    assert_false(channel_is_diverged(b->ch));
+    assert_int_equal(status_at(a, s.uetr), STATUS_SETTLED);
+    net_free(net);
+}
+
 static void test_payee_restored_from_old_copy_diverges(void **state)
 {
     (void)state;
@@ -847,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_payee_restart_after_apply),
         cmocka_unit_test(test_lossy_link_both_ways),
         cmocka_unit_test(test_refused_payment_answered_once),
+        cmocka_unit_test(test_overtaken_hellos_do_not_diverge),
         cmocka_unit_test(test_payee_restored_from_old_copy_diverges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

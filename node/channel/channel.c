@@ -52,6 +52,8 @@ struct channel {
     bool resend_first;               /* the peer lacks acked + 1: send it again */
     uint64_t control_counter;        /* Acks and Hellos we sent to the peer */
     bool hello_contradicted;         /* the last fresh Hello contradicted our counters */
+    uint64_t probe_counter;          /* a Hello of ours whose echo judges the peer; 0 = none */
+    uint64_t probe_applied;          /* our applied when that Hello left */
     bool outbox_ahead_logged;        /* an outbox row past sent_seq was reported */
     uint64_t peer_incarnation;       /* stamp of the newest control message from the peer */
     uint64_t peer_counter;
@@ -228,6 +230,7 @@ void channel_reload(channel_t *ch)
 {
     channel_check_invariants(ch);
     clear_hold(ch);
+    ch->probe_counter = 0;   /* a re-base may lower what the probe remembers */
     (void)load_counters(ch); /* unreadable: the ledger has stopped, and refuses every write */
     channel_check_invariants(ch);
 }
@@ -290,7 +293,13 @@ static void send_hello(channel_t *ch, int64_t now_ms)
     hello.n_versions = sizeof versions / sizeof versions[0];
     hello.versions = versions;
     hello.features = CHANNEL_FEATURES;
-    uint8_t buf[96];
+    hello.echo_incarnation = ch->peer_incarnation;
+    hello.echo_counter = ch->peer_counter;
+    if (ch->probe_counter == 0) { /* a peer's Hello that echoes this one was written after it */
+        ch->probe_counter = hello.counter;
+        ch->probe_applied = ch->applied_seq;
+    }
+    uint8_t buf[128];
     assert(corridor__hello__get_packed_size(&hello) <= sizeof buf);
     size_t len = corridor__hello__pack(&hello, buf);
     send_control(ch, MSG_HELLO, buf, len);
@@ -403,17 +412,43 @@ static bool negotiate(channel_t *ch, const Corridor__Hello *h)
     return true;
 }
 
+/* Whether the peer says it sent fewer messages than we applied. An Ack or Hello stamped after
+ * another is written after it, so the other checks compare with our current counters; but our
+ * applied moves with sequenced messages, which carry no stamp, and a Hello they overtook
+ * understates the peer's sent. A peer that echoes (CHANNEL_FEATURE_ECHO) took our probe Hello
+ * before writing this one, and we had applied probe_applied of its messages before the probe
+ * left: a sent below that is a rollback, whatever the network reordered. An older peer is
+ * judged by our counters now, the two Hellos in a row absorbing one overtaken Hello. */
+static bool sent_below_applied(channel_t *ch, const Corridor__Hello *h)
+{
+    if ((h->features & CHANNEL_FEATURE_ECHO) == 0) {
+        return h->sent_sequence < ch->applied_seq;
+    }
+    bool echoes_probe = ch->probe_counter != 0 && h->echo_incarnation == ch->ctx.incarnation &&
+                        h->echo_counter >= ch->probe_counter &&
+                        h->echo_counter <= ch->control_counter;
+    if (!echoes_probe) {
+        return false; /* written before it took our probe: it proves nothing yet */
+    }
+    if (h->sent_sequence < ch->probe_applied) {
+        return true; /* keep the probe: the next Hello is judged by it too */
+    }
+    ch->probe_counter = 0; /* consistent: the next Hello we send probes our counters then */
+    return false;
+}
+
 static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
 {
     char why[200];
     if (!negotiate(ch, h)) {
         return;
     }
-    /* A Hello written before the messages that overtook it (a reconnect, or a fault injector
-     * that reorders) contradicts our counters once; a peer put back from an old copy does in
-     * every Hello. So the first contradiction only asks for the next Hello (heartbeats come
-     * every CHANNEL_HEARTBEAT_MS), and the second in a row diverges the channel. */
-    bool behind = h->applied_sequence < ch->acked_seq || h->sent_sequence < ch->applied_seq;
+    /* A peer put back from an old copy contradicts our counters in every Hello; a Hello
+     * written before the messages that overtook it (a reconnect, or a network that reorders)
+     * contradicts them too, and only its echo tells the two apart (sent_below_applied). The
+     * first contradiction only asks for the next Hello (heartbeats come every
+     * CHANNEL_HEARTBEAT_MS), and the second in a row diverges the channel. */
+    bool behind = h->applied_sequence < ch->acked_seq || sent_below_applied(ch, h);
     bool ahead = h->applied_sequence > ch->sent_seq || h->acked_sequence > ch->applied_seq;
     if ((behind || ahead) && !ch->hello_contradicted && ch->state != CHANNEL_DIVERGED) {
         ch->hello_contradicted = true;

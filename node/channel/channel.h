@@ -44,7 +44,8 @@
 #define CHANNEL_RTO_MIN_MS   1000  /* retransmission timeout: at least this (as RFC 6298) */
 #define CHANNEL_RTO_INIT_MS  1000  /* before any round trip was measured */
 #define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
-#define CHANNEL_FEATURES     0     /* feature flags our Hello offers (none defined yet) */
+#define CHANNEL_FEATURE_ECHO 1u    /* our Hellos echo the newest stamp taken from the peer */
+#define CHANNEL_FEATURES     CHANNEL_FEATURE_ECHO /* feature flags our Hello offers */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 

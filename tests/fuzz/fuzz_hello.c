@@ -648,6 +648,29 @@ static void seed_hello(buf_t *b, uint64_t sent, uint64_t applied, uint64_t acked
     free(body);
 }
 
+/* A Hello of a peer that echoes (CHANNEL_FEATURE_ECHO): it took our control message numbered
+ * `echo_counter` (0: none yet) before writing this one. Our channel's incarnation is 1. */
+static void seed_hello_echo(buf_t *b, uint64_t sent, uint64_t applied, uint64_t acked,
+                            uint64_t counter, uint64_t echo_counter)
+{
+    static const uint32_t both[] = {1, 2};
+    Corridor__Hello h = CORRIDOR__HELLO__INIT;
+    h.sent_sequence = sent;
+    h.applied_sequence = applied;
+    h.acked_sequence = acked;
+    h.incarnation = 5;
+    h.counter = counter;
+    h.n_versions = 2;
+    h.versions = (uint32_t *)both;
+    h.features = CHANNEL_FEATURE_ECHO;
+    h.echo_incarnation = echo_counter != 0 ? 1 : 0;
+    h.echo_counter = echo_counter;
+    uint8_t body[128];
+    assert(corridor__hello__get_packed_size(&h) <= sizeof body);
+    size_t len = corridor__hello__pack(&h, body);
+    seed_op(b, OP_HELLO, body, len);
+}
+
 static void seed_ack(buf_t *b, uint64_t sequence, uint64_t counter)
 {
     Corridor__Ack a = CORRIDOR__ACK__INIT;
@@ -764,6 +787,27 @@ static void write_seeds(const char *dir)
     seed_op(&b, OP_SEND, (const uint8_t *)"\0", 1);
     seed_hello(&b, applied, sent + 5, applied, 2, both, 2, true);
     write_seed(dir, "hello-diverged-rebase-max", 0, &b);
+
+    /* two Hellos overtaken by the peer's messages (they say it sent none) that echo nothing
+     * of ours: not judged, no divergence; then one echoing our first Hello, consistent */
+    seed_hello_echo(&b, 0, acked, applied, 1, 0);
+    seed_hello_echo(&b, 0, acked, applied, 2, 0);
+    seed_tick(&b, 100);
+    seed_hello_echo(&b, applied, acked, applied, 3, 1);
+    write_seed(dir, "hello-echo-overtaken", 0, &b);
+
+    /* a peer restored from an old copy (it sent one of the three we applied), echoing our
+     * first Hello (the probe, sent after the first turn): DIVERGED at the second */
+    seed_tick(&b, 1);
+    seed_hello_echo(&b, 1, acked, 1, 1, 1);
+    seed_hello_echo(&b, 1, acked, 1, 2, 2);
+    write_seed(dir, "hello-echo-restored", 0, &b);
+
+    /* echoes of control messages we never sent (another incarnation, a counter ahead) */
+    seed_tick(&b, 1);
+    seed_hello_echo(&b, 0, acked, applied, 1, UINT64_MAX);
+    seed_hello_echo(&b, 0, acked, applied, 2, 1000);
+    write_seed(dir, "hello-echo-forged", 0, &b);
 
     /* counters just above 2^62, each in turn, then the boundary itself (accepted: DIVERGED) */
     seed_hello(&b, max + 1, acked, applied, 1, both, 2, false);
