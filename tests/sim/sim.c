@@ -47,6 +47,7 @@
 
 #include "audit.h"
 #include "disk.h"
+#include "sigmemo.h"
 #include "books.h"
 #include "channel.h"
 #include "config.h"
@@ -1720,10 +1721,10 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
                 " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
                 " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
-                " hostile copies)\n",
+                " hostile copies; %lu signatures verified, %lu remembered)\n",
                 seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
-                w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused,
-                w->frames_hostile);
+                w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile,
+                sigmemo_verified, sigmemo_remembered);
     }
     fflush(stdout);
     fflush(stderr);
