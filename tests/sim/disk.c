@@ -5,7 +5,15 @@
 #include "disk.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "ledger.h"
 
 typedef struct {
     sqlite3_file base;  /* pMethods points to disk.methods */
@@ -204,4 +212,123 @@ void disk_set_fault(int node, disk_fault_t fault)
 {
     assert(node >= 0 && node < DISK_NODES_MAX);
     disk.fault[node] = fault;
+}
+
+/* ---- images ---------------------------------------------------------------------------------- */
+
+static const char *const IMAGE_FILES[] = {LEDGER_FILE, LEDGER_FILE "-wal"};
+#define IMAGE_FILES_COUNT (sizeof IMAGE_FILES / sizeof IMAGE_FILES[0])
+
+struct disk_image {
+    bool present[IMAGE_FILES_COUNT];
+    uint8_t *data[IMAGE_FILES_COUNT];
+    size_t len[IMAGE_FILES_COUNT];
+};
+
+static int image_path(char *out, size_t size, int node, const char *file)
+{
+    assert(node >= 0 && node < DISK_NODES_MAX && disk.homes[node] != NULL);
+    int n = snprintf(out, size, "%s/%s", disk.homes[node], file);
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads a whole file; 1 when it does not exist. */
+static int read_whole(const char *path, uint8_t **data, size_t *len)
+{
+    FILE *in = fopen(path, "rb");
+    if (in == NULL) {
+        return errno == ENOENT ? 1 : -1;
+    }
+    size_t cap = 1 << 16, used = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf != NULL) {
+        used += fread(buf + used, 1, cap - used, in);
+        if (used < cap) {
+            break;
+        }
+        uint8_t *bigger = realloc(buf, cap * 2);
+        if (bigger == NULL) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    int rc = buf != NULL && !ferror(in) ? 0 : -1;
+    fclose(in);
+    if (rc != 0) {
+        free(buf);
+        errno = EIO;
+        return -1;
+    }
+    *data = buf;
+    *len = used;
+    return 0;
+}
+
+disk_image_t *disk_image_take(int node)
+{
+    disk_image_t *img = calloc(1, sizeof *img);
+    if (img == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < IMAGE_FILES_COUNT; i++) {
+        char path[1024];
+        int rc = image_path(path, sizeof path, node, IMAGE_FILES[i]);
+        if (rc == 0) {
+            rc = read_whole(path, &img->data[i], &img->len[i]);
+        }
+        if (rc < 0) {
+            disk_image_free(&img);
+            return NULL;
+        }
+        img->present[i] = rc == 0;
+    }
+    return img;
+}
+
+int disk_image_put(int node, const disk_image_t *img)
+{
+    char path[1024];
+    if (image_path(path, sizeof path, node, LEDGER_FILE "-shm") != 0 ||
+        (unlink(path) != 0 && errno != ENOENT)) {
+        return -1;
+    }
+    for (size_t i = 0; i < IMAGE_FILES_COUNT; i++) {
+        if (image_path(path, sizeof path, node, IMAGE_FILES[i]) != 0) {
+            return -1;
+        }
+        if (!img->present[i]) {
+            if (unlink(path) != 0 && errno != ENOENT) {
+                return -1;
+            }
+            continue;
+        }
+        FILE *out = fopen(path, "wb");
+        if (out == NULL) {
+            return -1;
+        }
+        size_t put = fwrite(img->data[i], 1, img->len[i], out);
+        if (fclose(out) != 0 || put != img->len[i]) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void disk_image_free(disk_image_t **img)
+{
+    if (*img == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < IMAGE_FILES_COUNT; i++) {
+        free((*img)->data[i]);
+    }
+    free(*img);
+    *img = NULL;
 }

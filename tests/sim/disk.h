@@ -21,4 +21,17 @@ void disk_set_home(int node, const char *home);
 
 void disk_set_fault(int node, disk_fault_t fault);
 
+/* A node's ledger files (database and write-ahead log) as they were at one moment. */
+typedef struct disk_image disk_image_t;
+
+/* Takes the image of `node`'s ledger files now; NULL with errno when it cannot. */
+disk_image_t *disk_image_take(int node);
+
+/* Puts `img` back as `node`'s ledger files, the shared-memory index dropped (SQLite rebuilds
+ * it), as a restore from a copy does; every connection to them must be closed. 0, or -1 with
+ * errno. The image stays the caller's. */
+int disk_image_put(int node, const disk_image_t *img);
+
+void disk_image_free(disk_image_t **img);
+
 #endif

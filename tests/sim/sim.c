@@ -616,68 +616,6 @@ static void node_crash(world_t *w, node_t *n, int64_t down_ms, const char *how)
     trace(w, "%s CRASH (%s), back at t=%" PRId64, n->name, how, n->restart_ms);
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb");
-    if (in == NULL) {
-        return errno == ENOENT ? 1 : -1;
-    }
-    FILE *out = fopen(to, "wb");
-    if (out == NULL) {
-        fclose(in);
-        return -1;
-    }
-    char buf[1 << 16];
-    size_t got;
-    int rc = 0;
-    while ((got = fread(buf, 1, sizeof buf, in)) > 0) {
-        if (fwrite(buf, 1, got, out) != got) {
-            rc = -1;
-            break;
-        }
-    }
-    fclose(in);
-    if (fclose(out) != 0) {
-        rc = -1;
-    }
-    return rc;
-}
-
-static const char *const LEDGER_FILES[] = {LEDGER_FILE, LEDGER_FILE "-wal"};
-
-/* The ledger's files as they are, kept aside (before a transaction that will be lost). */
-static bool ledger_keep(world_t *w, node_t *n, bool present[2])
-{
-    for (int i = 0; i < 2; i++) {
-        char from[600], to[620];
-        snprintf(from, sizeof from, "%s/%s", n->home, LEDGER_FILES[i]);
-        snprintf(to, sizeof to, "%s.kept", from);
-        int rc = copy_file(from, to);
-        if (rc < 0) {
-            fail(w, "%s: cannot copy %s: %s", n->name, from, strerror(errno));
-            return false;
-        }
-        present[i] = rc == 0;
-    }
-    return true;
-}
-
-/* Puts the kept files back (every connection is closed): the commit never happened. */
-static void ledger_put_back(world_t *w, node_t *n, const bool present[2])
-{
-    char shm[600];
-    snprintf(shm, sizeof shm, "%s/%s-shm", n->home, LEDGER_FILE);
-    unlink(shm);
-    for (int i = 0; i < 2; i++) {
-        char file[600], kept[620];
-        snprintf(file, sizeof file, "%s/%s", n->home, LEDGER_FILES[i]);
-        snprintf(kept, sizeof kept, "%s.kept", file);
-        if (present[i] ? rename(kept, file) != 0 : unlink(file) != 0 && errno != ENOENT) {
-            fail(w, "%s: cannot put back %s: %s", n->name, file, strerror(errno));
-        }
-    }
-}
-
 /* ---- checks -----------------------------------------------------------------------------------
  */
 
@@ -965,8 +903,9 @@ static void node_turn(world_t *w, node_t *n)
         transaction = true;
         crash_kind_t crash = now < w->faults_end ? (crash_kind_t)n->crash_armed : 0;
         n->crash_armed = (int)crash;
-        bool present[2];
-        if (crash == CRASH_LOST_COMMIT && !ledger_keep(w, n, present)) {
+        disk_image_t *before = NULL; /* the files to put back when the commit is lost */
+        if (crash == CRASH_LOST_COMMIT && (before = disk_image_take(n->idx)) == NULL) {
+            fail(w, "%s: cannot keep its ledger files: %s", n->name, strerror(errno));
             return;
         }
         w->in_transaction = true;
@@ -989,7 +928,10 @@ static void node_turn(world_t *w, node_t *n)
             if (crash == CRASH_LOST_COMMIT) {
                 items_settle(w, n, false);
                 node_crash(w, n, down, "inside a commit: the transaction is lost");
-                ledger_put_back(w, n, present);
+                if (disk_image_put(n->idx, before) != 0) {
+                    fail(w, "%s: cannot put its ledger files back: %s", n->name, strerror(errno));
+                }
+                disk_image_free(&before);
             } else {
                 items_settle(w, n, committed);
                 node_crash(w, n, down, "after a commit, before anything was sent");
