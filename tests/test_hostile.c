@@ -267,7 +267,9 @@ typedef struct {
     char server_key[KEY_CHARS + 1];
     char endpoint[CORRIDOR_ENDPOINT_LEN_MAX + 1];
     void *sock;
-    uint64_t probes; /* sync probes sent */
+    uint64_t probes;      /* sync probes sent */
+    char author_name[16]; /* the author's node code */
+    uint64_t hellos;      /* Hellos sent by hostile_sync */
 } hostile_t;
 
 #define HOSTILE_MAX 4
@@ -348,6 +350,7 @@ static hostile_t *hostile_open(const tnode_t *transport_as, const tnode_t *autho
     h->used = true;
     h->transport = load_keys(transport_as);
     h->author = load_keys(author_as);
+    snprintf(h->author_name, sizeof h->author_name, "%s", author_as->name);
     peer_card_t card;
     node_card(target, &card);
     assert_int_equal(envelope_peer_init(&h->target, h->author, &card), ENV_OK);
@@ -533,8 +536,35 @@ static void send_settlement(const hostile_t *h, uint64_t seq, const body_spec_t 
 /* A fence: sends a Settlement so far ahead that the target drops it with a log line, and waits
  * for that line. Frames on one connection are handled in order, so everything the client sent
  * before has been handled (and logged) once this returns. */
-static void hostile_sync(hostile_t *h, const tnode_t *target)
+/* A Hello as the author, consistent with the target's counters, when the target's channel with
+ * it is not up: the target applies the author's messages only while up (PROTOCOL.md 2.3), and
+ * the real author may be stopped. Nothing when the author is not the target's peer. */
+static void hostile_hello_if_down(cluster_t *c, hostile_t *h, tnode_t *target)
 {
+    json_t *st = node_status(c, target);
+    json_t *p = status_peer(st, h->author_name);
+    const char *state = json_string_value(json_object_get(p, "state"));
+    if (p != NULL && state != NULL && strcmp(state, "up") != 0) {
+        uint32_t versions[] = {1, 2};
+        Corridor__Hello hello = CORRIDOR__HELLO__INIT;
+        hello.sent_sequence = (uint64_t)json_integer_value(json_object_get(p, "received_seq"));
+        hello.applied_sequence = (uint64_t)json_integer_value(json_object_get(p, "acked_seq"));
+        hello.acked_sequence = hello.sent_sequence;
+        hello.incarnation = (uint64_t)wall_ms() * 1000;
+        hello.counter = ++h->hellos;
+        hello.n_versions = 2;
+        hello.versions = versions;
+        uint8_t buf[128];
+        assert_true(corridor__hello__get_packed_size(&hello) <= sizeof buf);
+        size_t len = corridor__hello__pack(&hello, buf);
+        hostile_seal_send(h, NULL, MSG_HELLO, 0, buf, len);
+    }
+    json_decref(st);
+}
+
+static void hostile_sync(cluster_t *c, hostile_t *h, tnode_t *target)
+{
+    hostile_hello_if_down(c, h, target);
     size_t before = node_log_count(target, "too far ahead");
     char uetr[UETR_SIZE];
     uetr_generate(uetr);
@@ -704,7 +734,7 @@ static void test_replay_captured_settlement(void **state)
     /* (1) twice on the same connection */
     hostile_send(h, wire, wire_len);
     hostile_send(h, wire, wire_len);
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     node_wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)seq, WAIT_MS);
     assert_true(log_line_has(b, uetr, "incoming 700 USD settled"));
     json_t *lb = node_ledger(c, b);
@@ -723,7 +753,7 @@ static void test_replay_captured_settlement(void **state)
     size_t rewrapped_len = 0;
     uint8_t *rewrapped = hostile_wrap(h, captured, signed_len, true, &rewrapped_len);
     hostile_send(h, rewrapped, rewrapped_len);
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     assert_int_equal(node_journal_rows(c, b), rows);
     assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
 
@@ -734,7 +764,7 @@ static void test_replay_captured_settlement(void **state)
     hostile_connect(h);
     hostile_send(h, wire, wire_len);
     hostile_send(h, rewrapped, rewrapped_len);
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     assert_int_equal(node_journal_rows(c, b), rows);
     assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq);
     assert_int_equal(node_log_count(b, "incoming"), incoming); /* nothing applied again */
@@ -818,8 +848,8 @@ static void test_forwarded_and_misaddressed(void **state)
     before = node_log_count(b, "sealed by " NAME_C " on " NAME_A "'s connection");
     send_settlement(mixed, (uint64_t)applied_c + 1, &spec);
     node_wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
-    hostile_sync(as_a, b);
-    hostile_sync(as_c, b);
+    hostile_sync(c, as_a, b);
+    hostile_sync(c, as_c, b);
     hostile_close_all();
 
     /* nothing was applied or consumed */
@@ -885,7 +915,7 @@ static void test_body_of_another_type(void **state)
     spec.amount_minor = 250;
     send_settlement(h, next, &spec);
     book_add(1, NAME_C, u_valid, "settled", NULL);
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
 
     node_wait_log(b, "dropped malformed Settlement", malformed_settlements + 2, WAIT_MS);
     node_wait_log(b, "dropped malformed StatusReport", malformed_reports + 1, WAIT_MS);
@@ -1021,7 +1051,7 @@ static void test_forged_acknowledgements(void **state)
     hostile_seal_send(mixed, NULL, MSG_ACK, 0, body, len);
     free(body);
     node_wait_log(b, "sealed by " NAME_C " on " NAME_A "'s connection", before + 1, WAIT_MS);
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     hostile_close_all();
 
     /* nothing B holds for A was given up (every forged Ack was handled: each one's log line
@@ -1067,7 +1097,7 @@ static size_t send_content_cases(cluster_t *c, tnode_t *b, tnode_t *cc, const co
     for (size_t i = 0; i < count; i++) {
         send_settlement(h, first + i, &cases[i].spec);
     }
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     hostile_close_all();
     node_wait_peer_field(c, b, NAME_C, "received_seq", (int64_t)(first + count - 1), WAIT_MS);
     size_t dropped = 0, reports = 0, missing = 0;
@@ -1192,7 +1222,7 @@ static void test_hostile_sequence_desync(void **state)
     uetr_generate(uetr);
     body_spec_t spec = {uetr, 0, "RUB", NULL, NULL};
     send_settlement(h, applied + 1, &spec);
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     hostile_close_all();
     node_wait_peer_field(c, b, NAME_A, "received_seq", (int64_t)applied + 1, WAIT_MS);
     assert_true(log_line_has(b, uetr, "rejected AM01"));
@@ -1575,6 +1605,7 @@ static void test_status_report_must_name_our_settlement(void **state)
     free(signed_msg);
 
     hostile_t *h = hostile_open(cc, cc, a);
+    hostile_hello_if_down(c, h, a); /* C itself is not running */
     const uint8_t *hashes[] = {wrong, right};
     for (uint64_t i = 0; i < 2; i++) {
         Corridor__StatusReport m = CORRIDOR__STATUS_REPORT__INIT;
@@ -1614,7 +1645,7 @@ static void test_status_report_must_name_our_settlement(void **state)
     for (int i = 0; i < 50; i++) {
         send_repair_request(hb, &repair);
     }
-    hostile_sync(hb, a);
+    hostile_sync(c, hb, a);
     hostile_close_all();
     assert_int_equal(node_journal_rows(c, a), rows);
     assert_false(node_log_contains(a, "channel re-based"));
@@ -1695,7 +1726,7 @@ static void test_hold_window_bounded_in_bytes(void **state)
         body[0] = (uint8_t)seq; /* no two alike */
         hostile_seal_send(h, NULL, MSG_SETTLEMENT, seq, body, body_len);
     }
-    hostile_sync(h, b); /* B has handled every one */
+    hostile_sync(c, h, b); /* B has handled every one */
     int64_t flood_ms = mono_ms() - started;
     hostile_close_all();
     free(body);
@@ -1743,7 +1774,7 @@ static void test_rejected_flood_slowed(void **state)
         hostile_seal_send(h, NULL, MSG_SETTLEMENT, seq, body, message_bytes);
         free(body);
     }
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     hostile_close_all();
     free(text);
     int64_t deadline = mono_ms() + WAIT_MS; /* the positive signal: B held some back */
@@ -1852,7 +1883,7 @@ static void test_checkpoint_proposals_do_not_pile_up(void **state)
         size_t len = corridor__statement_request__pack(&req, packed);
         hostile_seal_send(h, NULL, MSG_STATEMENT_REQUEST, 0, packed, len);
         if (i % 50 == 49) {
-            hostile_sync(h, a); /* under the 64 statements a turn takes: each one is handled */
+            hostile_sync(c, h, a); /* under the 64 statements a turn takes: each one is handled */
         }
     }
     hostile_close_all();
@@ -2100,14 +2131,14 @@ static void test_frame_flood_memory(void **state)
     hostile_t *h = hostile_open(cc, cc, b);
     int64_t started = mono_ms();
     size_t wire_len = flood_frames(h, CORRIDOR_BODY_BYTES_MAX, FRAME_FLOOD);
-    hostile_sync(h, b); /* B has read every copy */
+    hostile_sync(c, h, b); /* B has read every copy */
     int64_t elapsed_ms = mono_ms() - started;
 
     hostile_retarget(h, b->stream);
     started = mono_ms();
     size_t stream_len = flood_frames(h, CORRIDOR_STREAM_WIRE_BYTES_MAX - 1024, STREAM_FLOOD);
     assert_true(stream_len <= CORRIDOR_STREAM_WIRE_BYTES_MAX);
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     int64_t stream_ms = mono_ms() - started;
     /* one frame over the stream's limit there: B's libzmq closes that connection */
     void *monitor = nodes_monitor(zctx(), h->sock, ZMQ_EVENT_DISCONNECTED);
@@ -2169,7 +2200,7 @@ static void test_unread_answers_bounded(void **state)
     int64_t before_kib = peak_rss_kib(b->pid);
     int64_t started = mono_ms();
     flood_requests(a, b); /* 64 a second for REQUEST_FLOOD_MS, in this process */
-    hostile_sync(hostile_open(a, a, b), b);
+    hostile_sync(c, hostile_open(a, a, b), b);
     int64_t elapsed_ms = mono_ms() - started;
     int64_t dropped = node_transport_counter(c, b, "statements_dropped");
     int64_t peak_kib = peak_rss_kib(b->pid);
@@ -2324,7 +2355,7 @@ static void test_full_retransmissions_bounded(void **state)
         sleep_ms(20);
         frames += drain_sink(sink);
     }
-    hostile_sync(h, b);
+    hostile_sync(c, h, b);
     frames += drain_sink(sink);
     zmq_close(sink); /* before the client's context ends: it waits for every socket */
     hostile_close_all();

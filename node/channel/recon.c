@@ -747,8 +747,19 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
     if (problem == NULL) {
         bool known = ledger_find(l, s.peer, s.uetr, NULL, &out) == LEDGER_OK;
         if (s.direction == DIRECTION_OUT && known && has_status) {
-            rc = ledger_resolve(l, s.peer, s.uetr, status == STATUS_SETTLED, reason, tev, tev_len,
-                                status_seq, &out);
+            /* a bound report resolves only the Settlement it answers: ours may be another one
+             * of the same UETR (sent again after a restore from a backup), which the peer will
+             * answer on the stream */
+            uint8_t answers[SETTLEMENT_HASH_BYTES];
+            settlement_body_hash(msg.body, msg.body_len, answers);
+            rc = ledger_resolve_answering(l, s.peer, s.uetr, bound ? answers : NULL,
+                                          status == STATUS_SETTLED, reason, tev, tev_len,
+                                          status_seq, &out);
+            if (rc == LEDGER_E_CONFLICT) {
+                problem = "the peer's answer is to another Settlement of ours with this UETR, or "
+                          "decides otherwise: left to the stream or a person";
+                rc = LEDGER_OK;
+            }
         } else if (!known && has_status && !bound) {
             problem = "a version-1 StatusReport names no Settlement contents: no evidence for an "
                       "import, left for a person";
@@ -1145,7 +1156,10 @@ static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st, 
 static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
 {
     check_positions(r);
-    if (r->breaks.count == 0 && r->breaks_dropped == 0) {
+    /* a DIVERGED channel is re-based by a repair even when the books agree: the re-base
+     * travels in the first Repair, with no imports */
+    bool rebase_due = r->repair && r->diverged_at_start;
+    if (r->breaks.count == 0 && r->breaks_dropped == 0 && !rebase_due) {
         if (r->positions_agree && !r->diverged_at_start) {
             propose_checkpoint(r, now_ms);
         } else {
