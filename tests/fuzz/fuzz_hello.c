@@ -19,6 +19,9 @@
  *         0x02  the channel starts with wire version 2 negotiated (persisted)
  *         0x04  the socket refuses every other business frame (send returns -1)
  *         0x08  the channel keeps no proof of what it applied (a ledger upgraded from schema 2)
+ *         0x10  the channel stays DOWN until the input's own Hello; without it the harness
+ *               first hands it a Hello consistent with the fixture (stamp (1, 1), versions [1],
+ *               or [1, 2] with 0x02), so that the peer's messages are applied (only while UP)
  *   op % 6:
  *     0 HELLO    payload: a Hello body, to channel_receive as MSG_HELLO
  *     1 ACK      payload: an Ack body, as MSG_ACK
@@ -94,6 +97,7 @@
 #define START_V2       0x02u
 #define BLOCK_SOCKET   0x04u
 #define START_NO_PROOF 0x08u
+#define START_DOWN     0x10u
 
 enum { OP_HELLO, OP_ACK, OP_MESSAGE, OP_REQUEST, OP_TICK, OP_SEND, OP_COUNT };
 
@@ -369,7 +373,18 @@ static void build_fixture(void)
     }
     must(ledger_commit(ledger), "commit");
 
-    /* the peer's, applied in order (each answered with our StatusReport) */
+    /* the peer's Hello (it sent three; messages are applied only while UP), then its
+     * settlements, applied in order (each answered with our StatusReport) */
+    static const uint32_t v1[] = {1};
+    Corridor__Hello hello = CORRIDOR__HELLO__INIT;
+    hello.sent_sequence = PEER_SETTLEMENTS;
+    hello.incarnation = 1;
+    hello.counter = 1;
+    hello.n_versions = 1;
+    hello.versions = (uint32_t *)v1;
+    uint8_t hello_body[64];
+    size_t hello_len = corridor__hello__pack(&hello, hello_body);
+    deliver_control(ch, MSG_HELLO, hello_body, hello_len, now);
     for (unsigned i = 0; i < PEER_SETTLEMENTS; i++) {
         settlement_t s;
         settlement_of(PEER_FIRST + i, DIRECTION_IN, "RUB", &s);
@@ -390,7 +405,7 @@ static void build_fixture(void)
     Corridor__Ack ack = CORRIDOR__ACK__INIT;
     ack.sequence = st.sent_seq - 2;
     ack.incarnation = 1;
-    ack.counter = 1;
+    ack.counter = 2;
     uint8_t buf[64];
     size_t alen = corridor__ack__pack(&ack, buf);
     deliver_control(ch, MSG_ACK, buf, alen, now);
@@ -998,6 +1013,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              "set applied");
     }
     in.ch = new_channel(now);
+    if ((flags & START_DOWN) == 0) {
+        static const uint32_t one[] = {1}, both[] = {1, 2};
+        Corridor__Hello h = CORRIDOR__HELLO__INIT;
+        h.sent_sequence = fixture.applied_seq; /* the peer sent what we applied */
+        h.applied_sequence = fixture.acked_seq;
+        h.acked_sequence = fixture.applied_seq;
+        h.incarnation = 1;
+        h.counter = 1;
+        h.n_versions = flags & START_V2 ? 2 : 1;
+        h.versions = (uint32_t *)(flags & START_V2 ? both : one);
+        uint8_t body[64];
+        size_t len = corridor__hello__pack(&h, body);
+        deliver_control(in.ch, MSG_HELLO, body, len, now);
+    }
     in.version_floor = channel_wire_version(in.ch);
     in.sent_floor = fixture.sent_seq;
     in.applied_floor = fixture.applied_seq;
