@@ -522,6 +522,11 @@ static void test_strerror_distinct(void **state)
 
 /* ---- known-answer vectors: fixed keys, nonce and body give exactly these bytes ---------- */
 
+/* A real Hello body (PROTOCOL.md 2.7): sent 3, applied 2, acked 1, incarnation 1000, counter 7,
+ * versions [1, 2], features 1 (echo), echo (2000, 5). It has no zero byte. */
+#define HELLO_ECHO_BODY                                                                            \
+    "\x08\x03\x10\x02\x18\x01\x30\xe8\x07\x38\x07\x42\x02\x01\x02\x48\x01\x50\xd0\x0f\x58\x05"
+
 typedef struct {
     const char *name;
     uint32_t version; /* Inner format */
@@ -540,6 +545,7 @@ static const kat_case_t kat_cases[] = {
     {"settlement_v2", 2, MSG_SETTLEMENT, 3, "KAT settlement body", false},
     {"status_report_v2", 2, MSG_STATUS_REPORT, 4, "KAT status v2", false},
     {"hello_v2", 2, MSG_HELLO, 0, "hello v2", false},
+    {"hello_echo_v2", 2, MSG_HELLO, 0, HELLO_ECHO_BODY, false},
 };
 
 static char *kat_hex(net_t *net, const kat_case_t *k)
@@ -567,6 +573,23 @@ static char *kat_hex(net_t *net, const kat_case_t *k)
 static void test_known_answer_vectors(void **state)
 {
     net_t *net = *state;
+    /* the Hello of hello_echo_v2 is what protobuf-c encodes */
+    uint32_t versions[] = {1, 2};
+    Corridor__Hello hello = CORRIDOR__HELLO__INIT;
+    hello.sent_sequence = 3;
+    hello.applied_sequence = 2;
+    hello.acked_sequence = 1;
+    hello.incarnation = 1000;
+    hello.counter = 7;
+    hello.n_versions = 2;
+    hello.versions = versions;
+    hello.features = 1;
+    hello.echo_incarnation = 2000;
+    hello.echo_counter = 5;
+    uint8_t hello_buf[64];
+    size_t hello_len = corridor__hello__pack(&hello, hello_buf);
+    assert_int_equal(hello_len, strlen(HELLO_ECHO_BODY));
+    assert_memory_equal(hello_buf, HELLO_ECHO_BODY, hello_len);
     size_t n_cases = sizeof kat_cases / sizeof kat_cases[0];
     if (getenv("CORRIDOR_KAT_WRITE") != NULL) { /* regenerate after a deliberate format change */
         FILE *f = fopen(KAT_FILE, "w");
