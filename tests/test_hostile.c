@@ -269,8 +269,11 @@ typedef struct {
     void *sock;
     uint64_t probes;      /* sync probes sent */
     char author_name[16]; /* the author's node code */
-    uint64_t hellos;      /* Hellos sent by hostile_sync */
+    uint64_t incarnation; /* the stamp of its Hellos (hostile_hello_if_down): one process */
+    uint64_t hellos;
 } hostile_t;
+
+static int64_t wall_ms(void);
 
 #define HOSTILE_MAX 4
 static hostile_t hostiles[HOSTILE_MAX];
@@ -351,6 +354,7 @@ static hostile_t *hostile_open(const tnode_t *transport_as, const tnode_t *autho
     h->transport = load_keys(transport_as);
     h->author = load_keys(author_as);
     snprintf(h->author_name, sizeof h->author_name, "%s", author_as->name);
+    h->incarnation = (uint64_t)wall_ms() * 1000;
     peer_card_t card;
     node_card(target, &card);
     assert_int_equal(envelope_peer_init(&h->target, h->author, &card), ENV_OK);
@@ -538,7 +542,8 @@ static void send_settlement(const hostile_t *h, uint64_t seq, const body_spec_t 
  * before has been handled (and logged) once this returns. */
 /* A Hello as the author, consistent with the target's counters, when the target's channel with
  * it is not up: the target applies the author's messages only while up (PROTOCOL.md 2.3), and
- * the real author may be stopped. Nothing when the author is not the target's peer. */
+ * the real author may be stopped. Send it before the messages: the first Hello of a new
+ * incarnation drops what the target held. Nothing when the author is not the target's peer. */
 static void hostile_hello_if_down(cluster_t *c, hostile_t *h, tnode_t *target)
 {
     json_t *st = node_status(c, target);
@@ -550,7 +555,7 @@ static void hostile_hello_if_down(cluster_t *c, hostile_t *h, tnode_t *target)
         hello.sent_sequence = (uint64_t)json_integer_value(json_object_get(p, "received_seq"));
         hello.applied_sequence = (uint64_t)json_integer_value(json_object_get(p, "acked_seq"));
         hello.acked_sequence = hello.sent_sequence;
-        hello.incarnation = (uint64_t)wall_ms() * 1000;
+        hello.incarnation = h->incarnation;
         hello.counter = ++h->hellos;
         hello.n_versions = 2;
         hello.versions = versions;
@@ -728,6 +733,7 @@ static void test_replay_captured_settlement(void **state)
     node_start(c, b);
     assert_int_equal(node_peer_field(c, b, NAME_A, "received_seq"), (int64_t)seq - 1);
     hostile_t *h = hostile_open(a, a, b);
+    hostile_hello_if_down(c, h, b); /* the target applies only while up */
     size_t wire_len = 0;
     uint8_t *wire = hostile_wrap(h, captured, signed_len, false, &wire_len);
 
@@ -876,6 +882,7 @@ static void test_body_of_another_type(void **state)
     node_start(c, b);
     settles(c, a, b);
     hostile_t *h = hostile_open(cc, cc, b);
+    hostile_hello_if_down(c, h, b); /* the target applies only while up */
     uint64_t next = (uint64_t)node_peer_field(c, b, NAME_C, "received_seq") + 1;
     int64_t rows = node_journal_rows(c, b);
 
@@ -1091,6 +1098,7 @@ static size_t send_content_cases(cluster_t *c, tnode_t *b, tnode_t *cc, const co
                                  size_t count)
 {
     hostile_t *h = hostile_open(cc, cc, b);
+    hostile_hello_if_down(c, h, b); /* the target applies only while up */
     uint64_t first = (uint64_t)node_peer_field(c, b, NAME_C, "received_seq") + 1;
     int64_t outbox = node_peer_field(c, b, NAME_C, "outbox");
     size_t drops = node_log_count(b, "dropped malformed Settlement");
@@ -1763,6 +1771,7 @@ static void test_rejected_flood_slowed(void **state)
     memset(text, 'x', REJECTED_TEXT);
     text[REJECTED_TEXT] = '\0';
     hostile_t *h = hostile_open(cc, cc, b);
+    hostile_hello_if_down(c, h, b); /* the target applies only while up */
     int64_t started = mono_ms();
     size_t message_bytes = 0;
     static char uetrs[REJECTED_FLOOD][UETR_SIZE];

@@ -568,6 +568,13 @@ static bool fresh_control(channel_t *ch, uint64_t incarnation, uint64_t counter)
         (incarnation == ch->peer_incarnation && counter <= ch->peer_counter)) {
         return false;
     }
+    if (incarnation != ch->peer_incarnation) {
+        /* the peer restarted (or we did, and this is its first word to us): what we hold of
+         * its stream may be of a history it lost in a restore from a backup, and would fill
+         * numbers it now uses again. Nothing held was acknowledged, and a reconnect resends
+         * everything above what we applied, so nothing is lost. */
+        clear_hold(ch);
+    }
     ch->peer_incarnation = incarnation;
     ch->peer_counter = counter;
     return true;

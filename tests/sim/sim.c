@@ -51,6 +51,7 @@
 #include "books.h"
 #include "channel.h"
 #include "config.h"
+#include "corridor.pb-c.h"
 #include "engine.h"
 #include "entropy.h"
 #include "envelope.h"
@@ -59,6 +60,7 @@
 #include "log.h"
 #include "opener.h"
 #include "reason.h"
+#include "wire.h"
 #include "settlement.h"
 #include "validate.h"
 
@@ -248,6 +250,9 @@ struct world {
     unsigned hostile;  /* per mille: a copy re-sent much later, or to a peer it is not for */
     rng_t hostile_rng; /* its own stream: worlds without hostile copies run as they did */
     uint64_t frames_hostile;
+    int attacker;     /* a compromised node (valid keys, hostile content), or -1 */
+    rng_t attack_rng; /* its own stream */
+    uint64_t forged;  /* control messages it forged */
     int64_t delay_min, delay_jitter;
     bool fifo; /* each lane delivers in order, as a TCP connection does (else frames overtake) */
     int64_t lane_last[NODES_MAX][NODES_MAX][2]; /* fifo: the last delivery time of each lane */
@@ -428,6 +433,95 @@ static void hostile_copy(world_t *w, node_t *n, int to, msg_type_t type, const u
     flight_push(w, f);
 }
 
+/* The compromised node's control messages, forged after a real one it sends `to` (opened with
+ * the receiver's keys to learn its stamp, so that the forgery is fresh): an Ack claiming more
+ * than the receiver sent, or a malformed one; a Hello asking for everything again; or two
+ * Hellos in a row claiming the receiver was rolled back (it diverges, and its operator
+ * repairs on proofs). Nothing of it may change the books. */
+static void attack(world_t *w, node_t *x, int to, const uint8_t *wire, size_t len, int64_t at)
+{
+    node_t *y = &w->node[to];
+    if (!y->up) {
+        return;
+    }
+    envelope_message_t real;
+    if (envelope_open(wire, len, y->id, y->keys, y->config->peers_count, &real) != ENV_OK) {
+        return;
+    }
+    uint64_t incarnation = 0, counter = 0;
+    Corridor__Hello *hello = NULL;
+    if (real.type == MSG_ACK) {
+        Corridor__Ack *a =
+            (Corridor__Ack *)wire_unpack(&corridor__ack__descriptor, real.body_len, real.body);
+        if (a != NULL) {
+            incarnation = a->incarnation;
+            counter = a->counter;
+        }
+        corridor__ack__free_unpacked(a, NULL);
+    } else if (real.type == MSG_HELLO) {
+        hello =
+            (Corridor__Hello *)wire_unpack(&corridor__hello__descriptor, real.body_len, real.body);
+        if (hello != NULL) {
+            incarnation = hello->incarnation;
+            counter = hello->counter;
+        }
+    }
+    size_t p = 0;
+    while (p < x->config->peers_count && x->peer_node[p] != to) {
+        p++;
+    }
+    channel_stats_t ys = channel_stats(engine_channel(y->engine, real.peer_index));
+    unsigned kind = (unsigned)rng_below(&w->attack_rng, 4);
+    int copies = kind == 3 ? 2 : 1;
+    static const char *const kinds[] = {"an Ack beyond what it sent", "a malformed Ack",
+                                        "a Hello asking for everything again",
+                                        "two Hellos claiming it was rolled back"};
+    for (int c = 0; c < copies && incarnation != 0 && p < x->config->peers_count; c++) {
+        uint8_t body[256];
+        size_t body_len = 0;
+        msg_type_t type = MSG_ACK;
+        if (kind < 2) {
+            Corridor__Ack a = CORRIDOR__ACK__INIT;
+            a.sequence = kind == 0 ? ys.sent_seq + 1 + rng_below(&w->attack_rng, 1000)
+                                   : CORRIDOR_SEQUENCE_MAX + 1;
+            a.incarnation = incarnation;
+            a.counter = counter + 1 + (uint64_t)c;
+            body_len = corridor__ack__pack(&a, body);
+        } else if (hello != NULL) {
+            Corridor__Hello h = *hello;
+            h.incarnation = incarnation;
+            h.counter = counter + 1 + (uint64_t)c;
+            h.reply_wanted = kind == 2;
+            if (kind == 3) {
+                h.applied_sequence = ys.sent_seq + 1000;
+            }
+            body_len = corridor__hello__pack(&h, body);
+            type = MSG_HELLO;
+        } else {
+            break; /* a Hello is forged after a real Hello only */
+        }
+        uint8_t *forged = NULL;
+        size_t forged_len = 0;
+        if (envelope_seal_version(x->id, &x->keys[p], real.version, type, 0, body, body_len,
+                                  &forged, &forged_len) != ENV_OK) {
+            break;
+        }
+        frame_t f = {.at = at + 1 + c,
+                     .order = w->order++,
+                     .from = x->idx,
+                     .to = to,
+                     .type = type,
+                     .data = forged,
+                     .len = forged_len};
+        flight_push(w, f);
+        w->forged++;
+        trace(w, "%s->%s %s: forged by the compromised %s (%s), arrives t=%" PRId64, x->name,
+              y->name, type_name(type), x->name, kinds[kind], f.at);
+    }
+    corridor__hello__free_unpacked(hello, NULL);
+    envelope_message_clear(&real);
+}
+
 /* engine_ctx_t.send: the frame goes into flight (or not), as the seed says. */
 static int net_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len)
 {
@@ -484,6 +578,10 @@ static int net_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t
         flight_push(w, f);
         trace(w, "%s->%s %s %zu bytes: arrives t=%" PRId64 "%s", n->name, w->node[to].name,
               type_name(type), len, f.at, copies == 2 ? " (duplicated)" : "");
+        if (faulty && n->idx == w->attacker && c == 0 && (type == MSG_ACK || type == MSG_HELLO) &&
+            rng_chance(&w->attack_rng, 100)) {
+            attack(w, n, to, wire, len, f.at);
+        }
     }
     if (copies == 0) {
         trace(w, "%s->%s %s %zu bytes: lost", n->name, w->node[to].name, type_name(type), len);
@@ -1124,6 +1222,10 @@ static bool world_build(world_t *w, const options_t *opt)
     w->spike = (unsigned)rng_below(r, 3) * 20;
     w->hostile_rng.s = w->seed ^ UINT64_C(0x686f7374696c6521);
     w->hostile = (unsigned)rng_below(&w->hostile_rng, 3) * 10;
+    /* one world in four has a compromised node, from a stream of its own */
+    w->attack_rng.s = w->seed ^ UINT64_C(0x61747461636b2121);
+    w->attacker =
+        rng_chance(&w->attack_rng, 250) ? (int)rng_below(&w->attack_rng, (uint64_t)w->n) : -1;
     w->delay_min = rng_range(r, 0, 30);
     w->delay_jitter = rng_range(r, 0, 1) ? rng_range(r, 0, 200) : 0;
     w->fifo = rng_chance(r, 500) || opt->fifo;
@@ -1305,7 +1407,10 @@ static bool world_build(world_t *w, const options_t *opt)
         rs->node = (int)rng_below(&w->restore_rng, (uint64_t)w->n);
         rs->image_ms = rng_range(&w->restore_rng, 0, w->faults_end / 2);
         rs->restore_ms = rng_range(&w->restore_rng, rs->image_ms + 1, w->faults_end);
-        rs->down_ms = rng_range(&w->restore_rng, 10, 5000);
+        /* a restore takes longer than any frame stays in flight (hostile copies: 20 s), so no
+         * frame of the lost history reaches a peer after the restored node is back (a
+         * replay of a captured one then could fill a number it reuses: PROTOCOL.md 6) */
+        rs->down_ms = rng_range(&w->restore_rng, 21000, 30000);
     }
     /* reconciliations while faults go on, from a stream of their own */
     w->recon_rng.s = w->seed ^ UINT64_C(0x7265636f6e63696c);
@@ -1346,6 +1451,9 @@ static bool world_build(world_t *w, const options_t *opt)
           w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->hostile,
           w->delay_min, w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count,
           w->crashes_count, w->disks_count, w->recons_count, w->faults_end);
+    if (w->attacker >= 0) {
+        trace(w, "%s is compromised: it forges control messages", w->node[w->attacker].name);
+    }
     if (w->restore.node >= 0) {
         trace(w, "%s backed up at t=%" PRId64 ", restored from it at t=%" PRId64,
               w->node[w->restore.node].name, w->restore.image_ms, w->restore.restore_ms);
@@ -1748,7 +1856,8 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                                                                                    : it->final_seen;
             }
             bool final = false;
-            if ((all_seen || w->now >= final_check) && !w->failed) {
+            bool restore_due = w->restore.node >= 0 && !w->restore.restored;
+            if ((all_seen || w->now >= final_check) && !w->failed && !restore_due) {
                 final_check = w->now + FINAL_CHECK_MS;
                 final = books_final(w, false);
             }
@@ -1786,10 +1895,10 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
                 " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
                 " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
-                " hostile copies; %lu signatures verified, %lu remembered)\n",
+                " hostile copies, %" PRIu64 " forged; %lu signatures verified, %lu remembered)\n",
                 seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
                 w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile,
-                sigmemo_verified, sigmemo_remembered);
+                w->forged, sigmemo_verified, sigmemo_remembered);
     }
     fflush(stdout);
     fflush(stderr);
