@@ -20,8 +20,10 @@
  *         0x04  the socket refuses every other business frame (send returns -1)
  *         0x08  the channel keeps no proof of what it applied (a ledger upgraded from schema 2)
  *         0x10  the channel stays DOWN until the input's own Hello; without it the harness
- *               first hands it a Hello consistent with the fixture (stamp (1, 1), versions [1],
- *               or [1, 2] with 0x02), so that the peer's messages are applied (only while UP)
+ *               first hands it a Hello consistent with the fixture (stamp (5, 0): the seeds'
+ *               control messages continue that incarnation, so they keep what is held;
+ *               versions [1], or [1, 2] with 0x02), so that the peer's messages are applied
+ *               (only while UP)
  *   op % 6:
  *     0 HELLO    payload: a Hello body, to channel_receive as MSG_HELLO
  *     1 ACK      payload: an Ack body, as MSG_ACK
@@ -1019,8 +1021,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         h.sent_sequence = fixture.applied_seq; /* the peer sent what we applied */
         h.applied_sequence = fixture.acked_seq;
         h.acked_sequence = fixture.applied_seq;
-        h.incarnation = 1;
-        h.counter = 1;
+        h.incarnation = 5;
+        h.counter = 0;
         h.n_versions = flags & START_V2 ? 2 : 1;
         h.versions = (uint32_t *)(flags & START_V2 ? both : one);
         uint8_t body[64];
