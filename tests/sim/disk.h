@@ -1,4 +1,5 @@
-/* The simulator's disk (disk.c): one node's ledger files can be made to fail writes or syncs. */
+/* The simulator's disk (disk.c): SQLite's files in memory; one node's can be made to fail writes or
+ * syncs. */
 #ifndef CORRIDOR_SIM_DISK_H
 #define CORRIDOR_SIM_DISK_H
 
@@ -13,7 +14,8 @@ typedef enum {
     DISK_SYNC_FAILS, /* every sync fails SQLITE_IOERR_FSYNC */
 } disk_fault_t;
 
-/* Registers the VFS (not as the default); 0, or -1 when SQLite refuses. */
+/* Registers the in-memory VFS as SQLite's default (also by the name DISK_VFS); 0, or -1 when
+ * SQLite refuses. */
 int disk_install(void);
 
 /* The files under `home` (kept by the caller) belong to `node`; its disk is fine. */
@@ -29,7 +31,7 @@ disk_image_t *disk_image_take(int node);
 
 /* Puts `img` back as `node`'s ledger files, the shared-memory index dropped (SQLite rebuilds
  * it), as a restore from a copy does; every connection to them must be closed. 0, or -1 with
- * errno. The image stays the caller's. */
+ * errno (EBUSY: a connection is still open). The image stays the caller's. */
 int disk_image_put(int node, const disk_image_t *img);
 
 void disk_image_free(disk_image_t **img);
