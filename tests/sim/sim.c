@@ -47,7 +47,6 @@
 
 #include "audit.h"
 #include "disk.h"
-#include "sigmemo.h"
 #include "books.h"
 #include "channel.h"
 #include "config.h"
@@ -1895,10 +1894,10 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
                 " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
                 " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
-                " hostile copies, %" PRIu64 " forged; %lu signatures verified, %lu remembered)\n",
+                " hostile copies, %" PRIu64 " forged)\n",
                 seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
                 w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile,
-                w->forged, sigmemo_verified, sigmemo_remembered);
+                w->forged);
     }
     fflush(stdout);
     fflush(stderr);
