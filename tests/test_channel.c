@@ -89,6 +89,15 @@ static node_t *other(node_t *n)
     return &n->net->node[1 - n->who];
 }
 
+static void frame_copy(frame_t *f, msg_type_t type, const uint8_t *wire, size_t len)
+{
+    f->data = malloc(len);
+    assert_non_null(f->data);
+    memcpy(f->data, wire, len);
+    f->len = len;
+    f->type = type;
+}
+
 static int link_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len)
 {
     node_t *n = arg;
@@ -102,22 +111,12 @@ static int link_send(void *arg, size_t peer_index, msg_type_t type, const uint8_
     node_t *to = other(n);
     if (net->stash_a_control && n->who == A && (type == MSG_ACK || type == MSG_HELLO)) {
         assert_true(net->stash_count < sizeof net->stash / sizeof net->stash[0]);
-        frame_t *f = &net->stash[net->stash_count++];
-        f->data = malloc(len);
-        assert_non_null(f->data);
-        memcpy(f->data, wire, len);
-        f->len = len;
-        f->type = type;
+        frame_copy(&net->stash[net->stash_count++], type, wire, len);
         return 0;
     }
     for (int i = 0; i < copies; i++) {
         assert_true(to->inbox_count < FRAMES_MAX);
-        frame_t *f = &to->inbox[to->inbox_count++];
-        f->data = malloc(len);
-        assert_non_null(f->data);
-        memcpy(f->data, wire, len);
-        f->len = len;
-        f->type = type;
+        frame_copy(&to->inbox[to->inbox_count++], type, wire, len);
     }
     return 0;
 }
