@@ -95,8 +95,8 @@ static void book_add(size_t node, const char *peer, const char *uetr, const char
     assert_true(book.count < BOOK_MAX);
     expect_t *e = &book.items[book.count++];
     e->node = node;
-    snprintf(e->peer, sizeof e->peer, "%s", peer);
-    snprintf(e->uetr, sizeof e->uetr, "%s", uetr);
+    snprintf(e->peer, sizeof e->peer, "%.*s", (int)sizeof e->peer - 1, peer);
+    snprintf(e->uetr, sizeof e->uetr, "%.*s", (int)sizeof e->uetr - 1, uetr);
     e->status = status;
     e->reason = reason;
 }
