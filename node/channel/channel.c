@@ -861,7 +861,6 @@ static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool
     }
 }
 
-/* The held message next in order, or NULL. */
 /* The peer's next message to apply; none until a Hello that passed the rollback checks has
  * brought the channel UP: a node restored from a backup must not answer under numbers its peer
  * applied from the lost history before the Hellos have shown the rollback (PROTOCOL.md 2.3). */

@@ -751,7 +751,9 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
              * of the same UETR (sent again after a restore from a backup), which the peer will
              * answer on the stream */
             uint8_t answers[SETTLEMENT_HASH_BYTES];
-            settlement_body_hash(msg.body, msg.body_len, answers);
+            if (bound) {
+                settlement_body_hash(msg.body, msg.body_len, answers);
+            }
             rc = ledger_resolve_answering(l, s.peer, s.uetr, bound ? answers : NULL,
                                           status == STATUS_SETTLED, reason, tev, tev_len,
                                           status_seq, &out);
