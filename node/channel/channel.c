@@ -1001,6 +1001,15 @@ cleanup:
     return rc;
 }
 
+ledger_err_t channel_send_body(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
+{
+    channel_check_invariants(ch);
+    assert(type == MSG_SETTLEMENT || type == MSG_STATUS_REPORT || type == MSG_RETURN);
+    ledger_err_t rc = queue_message(ch, ch->wire_version, type, body, len, NULL, NULL);
+    channel_check_invariants(ch);
+    return rc;
+}
+
 /* ---- after the commit: the wire -------------------------------------------------------- */
 
 typedef struct {

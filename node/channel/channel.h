@@ -90,6 +90,13 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms) __attribute__((warn_un
 ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
                                      ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
+/* Inside the node's transaction: signs `body` as the next sequenced message of `type` (a
+ * Settlement, StatusReport or Return) and queues it, booking nothing. The honest paths book
+ * what they send (channel_send_settlement, the answers channel_apply queues); the simulator's
+ * compromised node sends through this whatever a peer holding valid keys could sign. */
+ledger_err_t channel_send_body(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
+    __attribute__((warn_unused_result));
+
 /* After the commit: acknowledges what was applied, transmits and retransmits from the
  * outbox, sends Hellos, notices silence. Never writes the ledger. */
 void channel_after_commit(channel_t *ch, int64_t now_ms);

@@ -252,6 +252,10 @@ struct world {
     int attacker;     /* a compromised node (valid keys, hostile content), or -1 */
     rng_t attack_rng; /* its own stream */
     uint64_t forged;  /* control messages it forged */
+    bool forging;     /* it also signs sequenced messages of hostile content (forge_sequenced) */
+    rng_t forge_rng;  /* their own stream */
+    int64_t forge_due_ms;
+    uint64_t forged_sequenced;
     int64_t delay_min, delay_jitter;
     bool fifo; /* each lane delivers in order, as a TCP connection does (else frames overtake) */
     int64_t lane_last[NODES_MAX][NODES_MAX][2]; /* fifo: the last delivery time of each lane */
@@ -844,6 +848,131 @@ static void item_settlement(const world_t *w, const item_t *it, settlement_t *s)
     strftime(s->value_date, sizeof s->value_date, "%Y-%m-%d", &tm);
 }
 
+static void make_uetr(rng_t *r, char out[static CORRIDOR_UETR_LEN + 1]);
+
+/* The compromised node's sequenced messages: contents an honest node never sends, signed with
+ * its valid keys at its next sequence number on its real channel (channel_send_body), so its
+ * own numbering stays whole and the receiver must apply each as nothing (PROTOCOL.md 3.3). Its
+ * own books know none of them: any effect on the receiver's books breaks a count, a mirror, a
+ * reconciliation or the audit at the end. A UETR is named only once the item holding it has
+ * committed where the forgery collides with it, and there is no forging in a world with a
+ * restore (a rolled-back node may honestly see a lost UETR taken). */
+typedef enum {
+    FORGE_REPORT_ELSEWHERE,  /* an answer to the receiver's payment to a third node, or to none */
+    FORGE_REPORT_OTHER_BODY, /* an answer to the receiver's payment to it, naming other contents */
+    FORGE_SETTLEMENT_THEIR_UETR, /* a payment under the UETR of the receiver's payment to it */
+    FORGE_SETTLEMENT_CONFLICT,   /* the UETR of its own earlier payment, another amount */
+    FORGE_RETURN_NOT_OURS, /* a Return of its own payment, of one short of the amount, or none */
+    FORGE_KINDS
+} forge_kind_t;
+
+static const char *const FORGE_NAMES[] = {
+    "an answer to a payment made elsewhere", "an answer naming other contents",
+    "a Settlement under the receiver's own UETR", "a Settlement reusing its UETR, other amount",
+    "a Return of no payment of the receiver's"};
+
+/* An item between `payer` and `payee` (-1: any node but `not`) that committed at `at`, from a
+ * random start; -1 if none. */
+static int forge_pick(world_t *w, int payer, int payee, int not, int at)
+{
+    if (w->items_count == 0) {
+        return -1;
+    }
+    size_t start = (size_t)rng_below(&w->forge_rng, w->items_count);
+    for (size_t i = 0; i < w->items_count; i++) {
+        const item_t *it = &w->items[(start + i) % w->items_count];
+        bool dup = it->kind == ITEM_DUP_SAME || it->kind == ITEM_DUP_OTHER;
+        if (!dup && it->payer == payer && (payee < 0 ? it->payee != not : it->payee == payee) &&
+            it->committed && it->payer == at) {
+            return (int)((start + i) % w->items_count);
+        }
+    }
+    return -1;
+}
+
+/* Inside the compromised node x's transaction: one forged message to a random peer. */
+static void forge_sequenced(world_t *w, node_t *x)
+{
+    w->forge_due_ms = w->now + rng_range(&w->forge_rng, 200, 2000);
+    size_t p = (size_t)rng_below(&w->forge_rng, x->config->peers_count);
+    int y = x->peer_node[p];
+    channel_t *ch = engine_channel(x->engine, p);
+    forge_kind_t kind = (forge_kind_t)rng_below(&w->forge_rng, FORGE_KINDS);
+    uint8_t hash[32];
+    for (size_t i = 0; i < sizeof hash; i++) {
+        hash[i] = (uint8_t)rng_next(&w->forge_rng);
+    }
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    make_uetr(&w->forge_rng, uetr);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    msg_type_t type = MSG_STATUS_REPORT;
+    int k = -1;
+    if (kind == FORGE_REPORT_ELSEWHERE || kind == FORGE_REPORT_OTHER_BODY) {
+        k = kind == FORGE_REPORT_ELSEWHERE ? forge_pick(w, y, -1, x->idx, y)
+                                           : forge_pick(w, y, x->idx, -1, y);
+        if (kind == FORGE_REPORT_OTHER_BODY && (k < 0 || channel_wire_version(ch) < 2)) {
+            return; /* a version-1 answer names no contents: it would be an honest one */
+        }
+        Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+        bool settled = rng_chance(&w->forge_rng, 500);
+        sr.uetr = k >= 0 ? w->items[k].uetr : uetr;
+        sr.status = settled ? "ACSC" : "RJCT";
+        sr.reason = settled ? "" : "AM04";
+        sr.currency = k >= 0 ? w->items[k].currency : "RUB";
+        sr.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+        len = corridor__status_report__get_packed_size(&sr);
+        if ((body = malloc(len)) == NULL) {
+            abort();
+        }
+        corridor__status_report__pack(&sr, body);
+    } else if (kind == FORGE_SETTLEMENT_THEIR_UETR || kind == FORGE_SETTLEMENT_CONFLICT) {
+        k = kind == FORGE_SETTLEMENT_THEIR_UETR ? forge_pick(w, y, x->idx, -1, y)
+                                                : forge_pick(w, x->idx, y, -1, x->idx);
+        if (k < 0) {
+            return;
+        }
+        item_t it = w->items[k];
+        it.payer = x->idx;
+        it.payee = y;
+        it.amount += 1 + (int64_t)rng_below(&w->forge_rng, 100);
+        settlement_t st;
+        item_settlement(w, &it, &st);
+        type = MSG_SETTLEMENT;
+        if (settlement_encode(&st, &body, &len) != 0) {
+            abort();
+        }
+    } else {
+        int choice = (int)rng_below(&w->forge_rng, 3);
+        k = choice == 0   ? forge_pick(w, x->idx, y, -1, x->idx)
+            : choice == 1 ? forge_pick(w, y, x->idx, -1, y)
+                          : -1;
+        Corridor__Return r = CORRIDOR__RETURN__INIT;
+        r.return_id = uetr;
+        r.original_uetr = k >= 0 ? w->items[k].uetr : uetr;
+        r.amount_minor = k >= 0 ? w->items[k].amount - (choice == 1) : 100;
+        r.currency = k >= 0 ? w->items[k].currency : "RUB";
+        r.reason = "AC04";
+        type = MSG_RETURN;
+        len = corridor__return__get_packed_size(&r);
+        if ((body = malloc(len)) == NULL) {
+            abort();
+        }
+        corridor__return__pack(&r, body);
+    }
+    ledger_err_t rc = channel_send_body(ch, type, body, len);
+    free(body);
+    if (rc != LEDGER_OK && disk_fault_at(w, x->idx, w->now) == DISK_OK) {
+        fail(w, "%s: queueing a forged %s failed: %s", x->name, type_name(type),
+             ledger_strerror(rc));
+        return;
+    }
+    w->forged_sequenced++;
+    trace(w, "%s->%s %s: forged by the compromised %s (%s%s%s)", x->name, w->node[y].name,
+          type_name(type), x->name, FORGE_NAMES[kind], k >= 0 ? ", UETR " : "",
+          k >= 0 ? w->items[k].uetr : "");
+}
+
 /* engine_transaction's work: the node's items that are due, as daemon.c's handle_send. */
 static void submit_due(void *arg)
 {
@@ -901,6 +1030,10 @@ static void submit_due(void *arg)
     while (n->items_first_open < n->items_count && w->items[n->items[n->items_first_open]].done) {
         n->items_first_open++;
     }
+    if (n->idx == w->attacker && w->forging && w->forge_due_ms <= w->now &&
+        w->now < w->faults_end) {
+        forge_sequenced(w, n);
+    }
     /* an operator's `corridor reconcile` (daemon.c handle_reconcile; --repair for RECON_REPAIR) */
     for (size_t p = 0; p < n->config->peers_count && w->now >= n->reconcile_retry_ms; p++) {
         int kind = n->reconcile_wanted[p];
@@ -949,6 +1082,10 @@ static int64_t next_due(const world_t *w, const node_t *n)
         if (!it->done && it->due_ms < next) {
             next = it->due_ms;
         }
+    }
+    if (n->idx == w->attacker && w->forging && w->forge_due_ms < w->faults_end &&
+        w->forge_due_ms < next) {
+        next = w->forge_due_ms;
     }
     return next;
 }
@@ -1411,6 +1548,10 @@ static bool world_build(world_t *w, const options_t *opt)
          * replay of a captured one then could fill a number it reuses: PROTOCOL.md 6) */
         rs->down_ms = rng_range(&w->restore_rng, 21000, 30000);
     }
+    /* the compromised node of a world without a restore also forges sequenced messages */
+    w->forge_rng.s = w->seed ^ UINT64_C(0x666f72676572792e);
+    w->forging = w->attacker >= 0 && w->restore.node < 0;
+    w->forge_due_ms = rng_range(&w->forge_rng, 0, 2000);
     /* reconciliations while faults go on, from a stream of their own */
     w->recon_rng.s = w->seed ^ UINT64_C(0x7265636f6e63696c);
     size_t recons = rng_chance(&w->recon_rng, 500) ? (size_t)rng_range(&w->recon_rng, 1, 4) : 0;
@@ -1451,7 +1592,8 @@ static bool world_build(world_t *w, const options_t *opt)
           w->delay_min, w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count,
           w->crashes_count, w->disks_count, w->recons_count, w->faults_end);
     if (w->attacker >= 0) {
-        trace(w, "%s is compromised: it forges control messages", w->node[w->attacker].name);
+        trace(w, "%s is compromised: it forges control messages%s", w->node[w->attacker].name,
+              w->forging ? " and sequenced ones" : "");
     }
     if (w->restore.node >= 0) {
         trace(w, "%s backed up at t=%" PRId64 ", restored from it at t=%" PRId64,
@@ -1894,10 +2036,10 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
                 " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
                 " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
-                " hostile copies, %" PRIu64 " forged)\n",
+                " hostile copies, %" PRIu64 " forged, %" PRIu64 " sequenced)\n",
                 seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
                 w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile,
-                w->forged);
+                w->forged, w->forged_sequenced);
     }
     fflush(stdout);
     fflush(stderr);
