@@ -733,6 +733,7 @@ static void test_open_upgrades_schema_1(void **state)
                      "ALTER TABLE journal DROP COLUMN reply;"
                      "ALTER TABLE checkpoints DROP COLUMN messages;"
                      "DELETE FROM meta WHERE key = 'replies_from';"
+                     "DROP TABLE keys;"
                      "PRAGMA user_version = 1; COMMIT;");
     const char *autoindex =
         "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_settlements%'";
@@ -755,6 +756,8 @@ static void test_open_upgrades_schema_1(void **state)
                                 " decided_seq IS NULL AND our_seq = 0"),
                      1);
     assert_int_equal(sql_int(l, "SELECT id FROM settlements"), id);
+    /* schema 6: an empty key history (the cards' keys sign everything) */
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM keys"), 0);
     assert_int_equal(
         sql_int(l, "SELECT count(*) FROM sqlite_master WHERE name = 'settlements_channel'"), 1);
     assert_int_equal(send1(l, &s, &o), LEDGER_OK); /* the same UETR is still the same payment */
@@ -819,6 +822,10 @@ static void test_readonly_refuses_writes(void **state)
     assert_int_equal(ledger_outbox_put(l, PEER, 1, 1, evidence, EVIDENCE_LEN), LEDGER_E_READONLY);
     assert_int_equal(ledger_channel_set_acked(l, PEER, 1), LEDGER_E_READONLY);
     assert_int_equal(ledger_channel_set_applied(l, PEER, 1, NULL, 0), LEDGER_E_READONLY);
+    key_record_t k;
+    memset(&k, 0, sizeof k);
+    assert_int_equal(ledger_key_add(l, &k), LEDGER_E_READONLY);
+    assert_int_equal(ledger_key_revoke(l, PEER, KEY_SIDE_THEIRS, 1, NULL), LEDGER_E_READONLY);
     /* Reads work, and nothing changed. */
     assert_position(l, PEER, "RUB", 0, -100);
     snapshot_t after = snapshot_of(l);
@@ -3328,6 +3335,464 @@ static void test_receive_overflow_refused_am02(void **state)
     ledger_close(&l);
 }
 
+/* ---- key history (schema 6) ----------------------------------------------------------------- */
+
+/* The signed announcement of a key: opaque to the ledger, as all evidence. */
+static uint8_t announcement[] = "signed KeyAnnouncement bytes (opaque to the ledger)";
+#define ANNOUNCEMENT_LEN (sizeof announcement - 1)
+
+/* A key of `peer`/`side` from `first_seq` whose public keys are derived from `seed`; an
+ * "announced" key carries the announcement as evidence. */
+static key_record_t make_key(const char *peer, key_side_t side, uint8_t seed, uint64_t first_seq,
+                             const char *source)
+{
+    key_record_t k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.peer, sizeof k.peer, "%s", peer);
+    k.side = side;
+    memset(k.sign_public, seed, sizeof k.sign_public);
+    identity_key_id(k.sign_public, k.key_id);
+    memset(k.box_public, seed ^ 0x5a, sizeof k.box_public);
+    static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (size_t i = 0; i < IDENTITY_CURVE_KEY_CHARS; i++) {
+        k.curve_public[i] = z85[(seed + i) % (sizeof z85 - 1)];
+    }
+    k.first_seq = first_seq;
+    snprintf(k.source, sizeof k.source, "%s", source);
+    if (strcmp(source, "announced") == 0) {
+        k.evidence = announcement;
+        k.evidence_len = ANNOUNCEMENT_LEN;
+    }
+    return k;
+}
+
+#define KEYS_SEEN_MAX 8
+
+/* What ledger_keys showed: copies of the records, their evidence kept alongside. */
+typedef struct {
+    size_t n;
+    key_record_t keys[KEYS_SEEN_MAX];
+    uint8_t evidence[KEYS_SEEN_MAX][ANNOUNCEMENT_LEN];
+} keys_seen_t;
+
+static void collect_key(const key_record_t *k, void *arg)
+{
+    keys_seen_t *seen = arg;
+    assert_true(seen->n < KEYS_SEEN_MAX);
+    assert_true(k->evidence_len <= ANNOUNCEMENT_LEN);
+    key_record_t *copy = &seen->keys[seen->n];
+    *copy = *k;
+    if (k->evidence_len > 0) {
+        memcpy(seen->evidence[seen->n], k->evidence, k->evidence_len);
+        copy->evidence = seen->evidence[seen->n];
+    }
+    seen->n++;
+}
+
+static keys_seen_t keys_of(ledger_t *l, const char *peer)
+{
+    keys_seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(ledger_keys(l, peer, collect_key, &seen), LEDGER_OK);
+    return seen;
+}
+
+/* One ledger_key_add in a transaction of its own; a refusal commits nothing. */
+static ledger_err_t key_add1(ledger_t *l, const key_record_t *k)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = ledger_key_add(l, k);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+static ledger_err_t key_revoke1(ledger_t *l, const char *peer, key_side_t side, uint64_t from_seq,
+                                const uint8_t *keep)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = ledger_key_revoke(l, peer, side, from_seq, keep);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+/* The stored key equals the one given in what the caller gives, and has the given range. */
+static void assert_key(const key_record_t *got, const key_record_t *want, uint64_t last_seq,
+                       uint64_t revoked_from)
+{
+    assert_string_equal(got->peer, want->peer);
+    assert_int_equal(got->side, want->side);
+    assert_memory_equal(got->key_id, want->key_id, sizeof got->key_id);
+    assert_memory_equal(got->sign_public, want->sign_public, sizeof got->sign_public);
+    assert_memory_equal(got->box_public, want->box_public, sizeof got->box_public);
+    assert_string_equal(got->curve_public, want->curve_public);
+    assert_int_equal(got->first_seq, want->first_seq);
+    assert_int_equal(got->last_seq, last_seq);
+    assert_int_equal(got->revoked_from, revoked_from);
+    assert_string_equal(got->source, want->source);
+    assert_int_equal(got->evidence_len, want->evidence_len);
+    if (want->evidence_len > 0) {
+        assert_memory_equal(got->evidence, want->evidence, want->evidence_len);
+    } else {
+        assert_null(got->evidence);
+    }
+}
+
+static void test_keys_add_and_read_back(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    keys_seen_t seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 0); /* a new ledger: the cards' keys sign everything */
+    ledger_set_clock(l, CREATED_MS);
+    key_record_t theirs = make_key(PEER, KEY_SIDE_THEIRS, 1, 1, "announced");
+    key_record_t ours = make_key(PEER, KEY_SIDE_OURS, 2, 1, "card");
+    key_record_t other = make_key(PEER_OTHER, KEY_SIDE_THEIRS, 3, 7, "replaced");
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &other), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &theirs), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &ours), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    ledger_close(&l);
+
+    /* ordered by peer, side, first_seq; read back by a writer and by a reader alike */
+    for (int reader = 0; reader < 2; reader++) {
+        char err[256] = "";
+        if (reader) {
+            assert_int_equal(
+                ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err), LEDGER_OK);
+        } else {
+            l = open_ledger(f->path);
+        }
+        seen = keys_of(l, NULL);
+        assert_int_equal(seen.n, 3);
+        assert_key(&seen.keys[0], &ours, 0, 0);
+        assert_key(&seen.keys[1], &theirs, 0, 0);
+        assert_key(&seen.keys[2], &other, 0, 0);
+        for (size_t i = 0; i < seen.n; i++) {
+            assert_int_equal(seen.keys[i].created_ms, CREATED_MS); /* the ledger's clock */
+        }
+        seen = keys_of(l, PEER_OTHER);
+        assert_int_equal(seen.n, 1);
+        assert_key(&seen.keys[0], &other, 0, 0);
+        seen = keys_of(l, "BNOBODY1");
+        assert_int_equal(seen.n, 0);
+        ledger_close(&l);
+    }
+}
+
+static void test_keys_add_closes_open_key(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    key_record_t a = make_key(PEER, KEY_SIDE_OURS, 1, 1, "card");
+    key_record_t b = make_key(PEER, KEY_SIDE_OURS, 2, 10, "announced");
+    key_record_t c = make_key(PEER, KEY_SIDE_OURS, 3, 25, "announced");
+    key_record_t theirs = make_key(PEER, KEY_SIDE_THEIRS, 4, 1, "card");
+    assert_int_equal(key_add1(l, &a), LEDGER_OK);
+    assert_int_equal(key_add1(l, &theirs), LEDGER_OK);
+    assert_int_equal(key_add1(l, &b), LEDGER_OK);
+    keys_seen_t seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 3);
+    assert_key(&seen.keys[0], &a, 9, 0);
+    assert_key(&seen.keys[1], &b, 0, 0);
+    assert_key(&seen.keys[2], &theirs, 0, 0); /* the other side keeps its key */
+
+    /* a key from at or below the open one's first sequence is refused, nothing changes */
+    key_record_t early = make_key(PEER, KEY_SIDE_OURS, 5, 10, "announced");
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early.first_seq = 5;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    /* not a record: no first sequence, a range or revocation given, a foreign key id, a
+     * CURVE key too short, evidence where none belongs or none where it does */
+    early.first_seq = 0;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early.first_seq = CORRIDOR_SEQUENCE_MAX + 1;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early.first_seq = 30;
+    early.last_seq = 40;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early.last_seq = 0;
+    early.revoked_from = 35;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early.revoked_from = 0;
+    early.key_id[0] ^= 1;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early.key_id[0] ^= 1;
+    early.curve_public[IDENTITY_CURVE_KEY_CHARS - 1] = '\0';
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early = make_key(PEER, KEY_SIDE_OURS, 5, 30, "card");
+    early.evidence = announcement;
+    early.evidence_len = ANNOUNCEMENT_LEN;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early = make_key(PEER, KEY_SIDE_OURS, 5, 30, "announced");
+    early.evidence = NULL;
+    early.evidence_len = 0;
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    snprintf(early.source, sizeof early.source, "guessed");
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    early = make_key("bad peer", KEY_SIDE_OURS, 5, 30, "card");
+    assert_int_equal(key_add1(l, &early), LEDGER_E_STATE);
+    assert_false(ledger_stopped(l));
+    seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 3);
+
+    /* the next one closes b where it begins; a rolled-back one closes nothing */
+    assert_int_equal(key_add1(l, &c), LEDGER_OK);
+    key_record_t d = make_key(PEER, KEY_SIDE_OURS, 6, 40, "announced");
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &d), LEDGER_OK);
+    ledger_rollback(l);
+    seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 4);
+    assert_key(&seen.keys[0], &a, 9, 0);
+    assert_key(&seen.keys[1], &b, 24, 0);
+    assert_key(&seen.keys[2], &c, 0, 0);
+    assert_key(&seen.keys[3], &theirs, 0, 0);
+    ledger_close(&l);
+}
+
+static void test_keys_add_repeat_is_noop(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_set_clock(l, CREATED_MS);
+    key_record_t a = make_key(PEER, KEY_SIDE_THEIRS, 1, 1, "announced");
+    key_record_t b = make_key(PEER, KEY_SIDE_THEIRS, 2, 10, "announced");
+    assert_int_equal(key_add1(l, &a), LEDGER_OK);
+    ledger_set_clock(l, CREATED_MS + 1000); /* a repeat later is still the same key */
+    assert_int_equal(key_add1(l, &a), LEDGER_OK);
+    keys_seen_t seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 1);
+    assert_key(&seen.keys[0], &a, 0, 0);
+    assert_int_equal(seen.keys[0].created_ms, CREATED_MS);
+
+    /* also once the next key closed it: the range is the ledger's, not the caller's */
+    assert_int_equal(key_add1(l, &b), LEDGER_OK);
+    assert_int_equal(key_add1(l, &a), LEDGER_OK);
+    assert_int_equal(key_add1(l, &b), LEDGER_OK);
+    seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 2);
+    assert_key(&seen.keys[0], &a, 9, 0);
+    assert_key(&seen.keys[1], &b, 0, 0);
+    assert_int_equal(seen.keys[1].created_ms, CREATED_MS + 1000);
+    ledger_close(&l);
+}
+
+static void test_keys_add_conflict(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    key_record_t a = make_key(PEER, KEY_SIDE_THEIRS, 1, 1, "announced");
+    key_record_t b = make_key(PEER, KEY_SIDE_THEIRS, 2, 10, "announced");
+    assert_int_equal(key_add1(l, &a), LEDGER_OK);
+    assert_int_equal(key_add1(l, &b), LEDGER_OK);
+
+    key_record_t other = a; /* the same key id, saying something else */
+    other.first_seq = 2;
+    assert_int_equal(key_add1(l, &other), LEDGER_E_CONFLICT);
+    other = a;
+    other.box_public[0] ^= 1;
+    assert_int_equal(key_add1(l, &other), LEDGER_E_CONFLICT);
+    other = a;
+    other.curve_public[0] = other.curve_public[0] == 'x' ? 'y' : 'x';
+    assert_int_equal(key_add1(l, &other), LEDGER_E_CONFLICT);
+    other = make_key(PEER, KEY_SIDE_THEIRS, 1, 1, "replaced");
+    assert_int_equal(key_add1(l, &other), LEDGER_E_CONFLICT);
+    uint8_t forged[ANNOUNCEMENT_LEN];
+    memcpy(forged, announcement, sizeof forged);
+    forged[0] ^= 1;
+    other = a;
+    other.evidence = forged;
+    assert_int_equal(key_add1(l, &other), LEDGER_E_CONFLICT);
+    /* going back to the old key later is the same key id again: a conflict */
+    other = make_key(PEER, KEY_SIDE_THEIRS, 1, 20, "announced");
+    assert_int_equal(key_add1(l, &other), LEDGER_E_CONFLICT);
+    assert_non_null(strstr(ledger_last_error(l), "other content"));
+    assert_false(ledger_stopped(l));
+
+    /* the same key on the other side, or of another channel, is another record */
+    other = make_key(PEER, KEY_SIDE_OURS, 1, 1, "announced");
+    assert_int_equal(key_add1(l, &other), LEDGER_OK);
+    other.side = KEY_SIDE_THEIRS;
+    snprintf(other.peer, sizeof other.peer, "%s", PEER_OTHER);
+    assert_int_equal(key_add1(l, &other), LEDGER_OK);
+    keys_seen_t seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 3);
+    assert_key(&seen.keys[1], &a, 9, 0);
+    assert_key(&seen.keys[2], &b, 0, 0);
+    ledger_close(&l);
+}
+
+static void test_keys_revoke(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    key_record_t a = make_key(PEER, KEY_SIDE_THEIRS, 1, 1, "card");
+    key_record_t b = make_key(PEER, KEY_SIDE_THEIRS, 2, 10, "announced");
+    key_record_t c = make_key(PEER, KEY_SIDE_THEIRS, 3, 25, "replaced");
+    key_record_t ours = make_key(PEER, KEY_SIDE_OURS, 4, 1, "card");
+    key_record_t other = make_key(PEER_OTHER, KEY_SIDE_THEIRS, 2, 10, "announced");
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &a), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &b), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &c), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &ours), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &other), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+
+    /* b (10..24) reaches 20, a (1..9) does not, c is kept (the operator's replacement) */
+    assert_int_equal(key_revoke1(l, PEER, KEY_SIDE_THEIRS, 20, c.key_id), LEDGER_OK);
+    keys_seen_t seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 4);
+    assert_key(&seen.keys[0], &ours, 0, 0);
+    assert_key(&seen.keys[1], &a, 9, 0);
+    assert_key(&seen.keys[2], &b, 24, 20);
+    assert_key(&seen.keys[3], &c, 0, 0);
+
+    /* a later revocation keeps the lower one; an earlier one lowers it */
+    assert_int_equal(key_revoke1(l, PEER, KEY_SIDE_THEIRS, 30, NULL), LEDGER_OK);
+    seen = keys_of(l, PEER);
+    assert_key(&seen.keys[2], &b, 24, 20);
+    assert_key(&seen.keys[3], &c, 0, 30);
+    assert_int_equal(key_revoke1(l, PEER, KEY_SIDE_THEIRS, 15, NULL), LEDGER_OK);
+    seen = keys_of(l, PEER);
+    assert_key(&seen.keys[1], &a, 9, 0);
+    assert_key(&seen.keys[2], &b, 24, 15);
+    assert_key(&seen.keys[3], &c, 0, 15);
+    /* from the start: every key, those of the other side and channel untouched */
+    assert_int_equal(key_revoke1(l, PEER, KEY_SIDE_THEIRS, 1, b.key_id), LEDGER_OK);
+    seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 5);
+    assert_key(&seen.keys[0], &ours, 0, 0);
+    assert_key(&seen.keys[1], &a, 9, 1);
+    assert_key(&seen.keys[2], &b, 24, 15);
+    assert_key(&seen.keys[3], &c, 0, 1);
+    assert_key(&seen.keys[4], &other, 0, 0);
+
+    /* no key to revoke is no error; no sequence number is */
+    assert_int_equal(key_revoke1(l, "BNOBODY1", KEY_SIDE_OURS, 5, NULL), LEDGER_OK);
+    assert_int_equal(key_revoke1(l, PEER, KEY_SIDE_OURS, 0, NULL), LEDGER_E_STATE);
+    assert_int_equal(key_revoke1(l, PEER, KEY_SIDE_OURS, CORRIDOR_SEQUENCE_MAX + 1, NULL),
+                     LEDGER_E_STATE);
+    assert_false(ledger_stopped(l));
+    ledger_close(&l);
+}
+
+/* A ledger of schema 5 (no keys table) is read as it is, with no key, and gains an empty key
+ * history when opened for writing. */
+static void test_keys_upgrade_from_schema_5(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 1234);
+    ledger_outcome_t o;
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    uint8_t head[LEDGER_HASH_BYTES], head_after[LEDGER_HASH_BYTES];
+    assert_int_equal(ledger_head(l, head, NULL), LEDGER_OK);
+    ledger_close(&l);
+    make_sqlite_file(f->path, "BEGIN; DROP TABLE keys; PRAGMA user_version = 5; COMMIT;");
+    const char *keys_table = "SELECT count(*) FROM sqlite_master WHERE name = 'keys'";
+
+    char err[256] = "";
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 5);
+    assert_int_equal(sql_int(l, keys_table), 0);
+    keys_seen_t seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 0);
+    seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(ledger_key_add(l, &(key_record_t){.first_seq = 1}), LEDGER_E_READONLY);
+    ledger_close(&l);
+
+    l = open_ledger(f->path);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
+    assert_int_equal(sql_int(l, keys_table), 1);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM keys"), 0);
+    seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(ledger_head(l, head_after, NULL), LEDGER_OK); /* no row changed */
+    assert_memory_equal(head, head_after, sizeof head);
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    assert_true(o.repeated);
+    key_record_t k = make_key(PEER, KEY_SIDE_THEIRS, 1, 5, "announced");
+    assert_int_equal(key_add1(l, &k), LEDGER_OK);
+    ledger_close(&l);
+
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 1);
+    assert_key(&seen.keys[0], &k, 0, 0);
+    ledger_close(&l);
+}
+
+/* A key row edited outside the program (sizes, types, values no writer stores) is
+ * LEDGER_E_CORRUPT, said in words, and stops nothing. */
+static void test_keys_damaged_row_corrupt(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const damages[] = {
+        "UPDATE keys SET sign_public = x'00' WHERE side = 1",
+        "UPDATE keys SET box_public = zeroblob(33) WHERE side = 1",
+        "UPDATE keys SET key_id = zeroblob(16) WHERE side = 1",
+        "UPDATE keys SET key_id = x'0102' WHERE side = 1",
+        "UPDATE keys SET curve_public = substr(curve_public, 2) WHERE side = 1",
+        "UPDATE keys SET curve_public = curve_public || 'x' WHERE side = 1",
+        "UPDATE keys SET source = 'stolen' WHERE side = 1",
+        "UPDATE keys SET source = 'card' WHERE side = 1", /* a card key has no evidence */
+        "UPDATE keys SET evidence = NULL WHERE side = 1",
+        "UPDATE keys SET first_seq = 'one' WHERE side = 1",
+        "UPDATE keys SET first_seq = 0 WHERE side = 1",
+        "UPDATE keys SET last_seq = 3 WHERE side = 1", /* below first_seq */
+        "UPDATE keys SET revoked_from = -1 WHERE side = 1",
+        "UPDATE keys SET peer = 'not a peer' WHERE side = 1",
+    };
+    key_record_t ours = make_key(PEER, KEY_SIDE_OURS, 1, 1, "card");
+    key_record_t theirs = make_key(PEER, KEY_SIDE_THEIRS, 2, 5, "announced");
+    for (size_t i = 0; i < sizeof damages / sizeof damages[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "damaged-%zu.db", i);
+        char *path = test_path(f->dir, name);
+        ledger_t *l = open_as(f->dir, name, NODE);
+        assert_int_equal(key_add1(l, &ours), LEDGER_OK);
+        assert_int_equal(key_add1(l, &theirs), LEDGER_OK);
+        ledger_close(&l);
+        make_sqlite_file(path, damages[i]);
+
+        l = open_as(f->dir, name, NODE);
+        keys_seen_t seen;
+        memset(&seen, 0, sizeof seen);
+        if (ledger_keys(l, NULL, collect_key, &seen) != LEDGER_E_CORRUPT) {
+            fail_msg("%s: not found damaged", damages[i]);
+        }
+        assert_non_null(strstr(ledger_last_error(l), "damaged key row"));
+        assert_true(seen.n <= 1); /* at most our key, which is whole */
+        seen.n = 0;
+        bool moved = strstr(damages[i], "SET peer") != NULL; /* no longer the peer's row */
+        assert_int_equal(ledger_keys(l, PEER, collect_key, &seen),
+                         moved ? LEDGER_OK : LEDGER_E_CORRUPT);
+        assert_false(ledger_stopped(l));
+        ledger_close(&l);
+
+        char err[256] = "";
+        assert_int_equal(ledger_open(path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                         LEDGER_OK);
+        memset(&seen, 0, sizeof seen);
+        assert_int_equal(ledger_keys(l, NULL, collect_key, &seen), LEDGER_E_CORRUPT);
+        ledger_close(&l);
+        free(path);
+    }
+
+    /* a writer that meets the damaged row adding the same key refuses, and goes on */
+    ledger_t *l = open_as(f->dir, "damaged-0.db", NODE);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &theirs), LEDGER_E_CORRUPT);
+    ledger_rollback(l);
+    assert_false(ledger_stopped(l));
+    ledger_close(&l);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 int main(void)
@@ -3353,6 +3818,14 @@ int main(void)
         T(test_open_readonly_missing_fails),
         T(test_readonly_refuses_writes),
         T(test_close_in_transaction_rolls_back),
+        /* key history */
+        T(test_keys_add_and_read_back),
+        T(test_keys_add_closes_open_key),
+        T(test_keys_add_repeat_is_noop),
+        T(test_keys_add_conflict),
+        T(test_keys_revoke),
+        T(test_keys_upgrade_from_schema_5),
+        T(test_keys_damaged_row_corrupt),
         /* 2. lifecycle */
         T(test_send_is_pending),
         T(test_resolve_settled_posts),

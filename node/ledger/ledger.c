@@ -75,9 +75,30 @@
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
 
-/* Statements on columns a reader may not find in an older ledger (a reader does not upgrade):
- * prepared only when the ledger is opened for writing, which upgrades it first. */
+/* The columns of a key row (schema 6), as key_read takes them. */
+#define KEY_COLUMNS                                                                                \
+    "peer, side, key_id, sign_public, box_public, curve_public, first_seq, last_seq,"              \
+    " revoked_from, source, created_ms, evidence"
+
+/* Statements on the tables of schema 6, which a reader of an older ledger does not find:
+ * prepared when the ledger is (or, opened for writing, has been upgraded to) schema 6. */
+#define KEY_STATEMENTS(X)                                                                          \
+    X(keys_list, "SELECT " KEY_COLUMNS " FROM keys WHERE ?1 IS NULL OR peer = ?1"                  \
+                 " ORDER BY peer, side, first_seq")
+
+/* Statements on columns a reader may not find in an older ledger (a reader does not upgrade),
+ * and the key history's writes: prepared only when the ledger is opened for writing, which
+ * upgrades it first. */
 #define WRITER_STATEMENTS(X)                                                                       \
+    X(key_find, "SELECT " KEY_COLUMNS " FROM keys WHERE peer = ?1 AND side = ?2 AND key_id = ?3")  \
+    X(key_latest, "SELECT key_id, first_seq, last_seq FROM keys WHERE peer = ?1 AND side = ?2"     \
+                  " ORDER BY first_seq DESC LIMIT 1")                                              \
+    X(key_close, "UPDATE keys SET last_seq = ?4 WHERE peer = ?1 AND side = ?2 AND key_id = ?3")    \
+    X(key_insert, "INSERT INTO keys(" KEY_COLUMNS ") VALUES(?1,?2,?3,?4,?5,?6,?7,0,0,?8,?9,?10)")  \
+    X(key_revoke,                                                                                  \
+      "UPDATE keys SET revoked_from = ?3 WHERE peer = ?1 AND side = ?2"                            \
+      " AND (last_seq = 0 OR last_seq >= ?3) AND (revoked_from = 0 OR revoked_from > ?3)"          \
+      " AND (?4 IS NULL OR key_id <> ?4)")                                                         \
     X(channel_extra, "SELECT wire_version, applied_proof FROM channels WHERE peer = ?1")           \
     X(channel_applied, "UPDATE channels SET applied_seq = ?2, applied_proof = ?3 WHERE peer = ?1") \
     X(channel_version, "UPDATE channels SET wire_version = ?2 WHERE peer = ?1")                    \
@@ -114,19 +135,25 @@
 
 typedef struct {
     STATEMENTS(DECLARE_STMT)
+    KEY_STATEMENTS(DECLARE_STMT)
     WRITER_STATEMENTS(DECLARE_STMT)
 } statements_t;
 
-static const char *const statement_sql[] = {STATEMENTS(STMT_SQL) WRITER_STATEMENTS(STMT_SQL)};
-static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT) WRITER_STATEMENTS(STMT_SLOT)};
+/* In this order: a reader prepares the first group, and the second from schema 6 on. */
+static const char *const statement_sql[] = {STATEMENTS(STMT_SQL) KEY_STATEMENTS(STMT_SQL)
+                                                WRITER_STATEMENTS(STMT_SQL)};
+static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT) KEY_STATEMENTS(STMT_SLOT)
+                                              WRITER_STATEMENTS(STMT_SLOT)};
 #define STMT_ONE(name, sql)    +1
 #define STATEMENT_COUNT        (sizeof statement_sql / sizeof statement_sql[0])
 #define READER_STATEMENT_COUNT ((size_t)(0 STATEMENTS(STMT_ONE)))
+#define KEY_STATEMENT_COUNT    ((size_t)(0 KEY_STATEMENTS(STMT_ONE)))
 
 struct ledger {
     sqlite3 *db;                            /* the connection */
     statements_t st;                        /* prepared statements */
     ledger_mode_t mode;                     /* read-write or read-only */
+    int schema;                             /* the file's schema version, once migrated */
     bool in_txn;                            /* between ledger_begin and commit/rollback */
     bool stopped;                           /* a storage error happened: refuse writes */
     int64_t clock_ms;                       /* the caller's wall clock (ledger_set_clock) */
@@ -175,6 +202,17 @@ struct ledger {
     "CREATE INDEX settlements_ours ON settlements(peer, our_seq);"                                 \
     "CREATE INDEX settlements_theirs ON settlements(peer, their_seq);"
 
+/* Schema 6: the key history (ledger_key_add), one row per (peer, side, key id); side 0 is our
+ * key towards the peer, 1 the peer's. last_seq 0: open; revoked_from 0: not revoked. Public
+ * keys only. */
+#define KEYS_TABLE                                                                                 \
+    "CREATE TABLE keys(peer TEXT NOT NULL, side INTEGER NOT NULL CHECK(side IN (0,1)),"            \
+    "  key_id BLOB NOT NULL, sign_public BLOB NOT NULL, box_public BLOB NOT NULL,"                 \
+    "  curve_public TEXT NOT NULL, first_seq INTEGER NOT NULL,"                                    \
+    "  last_seq INTEGER NOT NULL DEFAULT 0, revoked_from INTEGER NOT NULL DEFAULT 0,"              \
+    "  source TEXT NOT NULL, created_ms INTEGER NOT NULL, evidence BLOB,"                          \
+    "  PRIMARY KEY(peer, side, key_id)) WITHOUT ROWID;"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -209,7 +247,7 @@ static const char *const schema =
                        "  own_signature BLOB NOT NULL, peer_signature BLOB NOT NULL, own_rows "
                        "INTEGER NOT NULL,"
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
-                       "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES;
+                       "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -462,6 +500,11 @@ static const char *const migrate_4_to_5 =
     "BEGIN IMMEDIATE;" SETTLEMENTS_SEQUENCES "PRAGMA user_version = 5;"
     "COMMIT;";
 
+/* Version 5 -> 6: the key history (KEYS_TABLE), empty: a channel side with no key recorded is
+ * signed throughout by the key of the configured card. */
+static const char *const migrate_5_to_6 = "BEGIN IMMEDIATE;" KEYS_TABLE "PRAGMA user_version = 6;"
+                                          "COMMIT;";
+
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
     "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
@@ -526,11 +569,13 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
                   LEDGER_SCHEMA_VERSION);
         return LEDGER_E_VERSION;
     }
+    l->schema = version;
     if (version == 0 && tables == 0) {
         if (l->mode == LEDGER_READ_ONLY) {
             set_error(l, "empty ledger file");
             return LEDGER_E_CORRUPT;
         }
+        l->schema = LEDGER_SCHEMA_VERSION;
         return create_schema(l, node);
     }
     if (version == 0) {
@@ -552,6 +597,12 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     }
     if (rc == LEDGER_OK && version <= 4) {
         rc = run_script(l, migrate_4_to_5, "upgrade the ledger from schema 4 to 5");
+    }
+    if (rc == LEDGER_OK && version <= 5) {
+        rc = run_script(l, migrate_5_to_6, "upgrade the ledger from schema 5 to 6");
+    }
+    if (rc == LEDGER_OK) {
+        l->schema = LEDGER_SCHEMA_VERSION;
     }
     return rc;
 }
@@ -608,7 +659,11 @@ static ledger_err_t load_head(ledger_t *l)
 
 static ledger_err_t prepare_all(ledger_t *l)
 {
-    size_t count = l->mode == LEDGER_READ_WRITE ? STATEMENT_COUNT : READER_STATEMENT_COUNT;
+    size_t count = READER_STATEMENT_COUNT + (l->schema >= 6 ? KEY_STATEMENT_COUNT : 0);
+    if (l->mode == LEDGER_READ_WRITE) {
+        assert(l->schema == LEDGER_SCHEMA_VERSION); /* migrate upgraded it */
+        count = STATEMENT_COUNT;
+    }
     for (size_t i = 0; i < count; i++) {
         sqlite3_stmt **slot = (sqlite3_stmt **)((char *)&l->st + statement_offset[i]);
         if (sqlite3_prepare_v3(l->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, slot,
@@ -2201,4 +2256,299 @@ void ledger_cut_release(ledger_cut_t *cut)
 {
     free(cut->positions);
     memset(cut, 0, sizeof *cut);
+}
+
+/* ---- key history (schema 6) ------------------------------------------------------------------ */
+
+/* A read failed: a writer inside its transaction stops, as on any storage error; a reader (or
+ * a writer between transactions) only reports it. */
+static ledger_err_t read_failure(ledger_t *l, const char *what)
+{
+    if (l->in_txn && l->mode == LEDGER_READ_WRITE) {
+        return storage_failure(l, what);
+    }
+    return ledger_read_failed(l, what);
+}
+
+static ledger_err_t out_of_memory(ledger_t *l, const char *what)
+{
+    ledger_err_t rc = read_failure(l, what);
+    set_error(l, "%s: out of memory", what);
+    return rc;
+}
+
+static bool key_source_known(const char *source)
+{
+    return strcmp(source, "card") == 0 || strcmp(source, "announced") == 0 ||
+           strcmp(source, "replaced") == 0;
+}
+
+/* What is wrong with a key record that ledger_key_add could not store (NULL: nothing); the
+ * same rules bound what is read back. */
+static const char *key_wrong(const key_record_t *k)
+{
+    if (memchr(k->peer, '\0', sizeof k->peer) == NULL || node_code_check(k->peer) != VALID_OK) {
+        return "the peer is not a node code";
+    }
+    if (k->side != KEY_SIDE_OURS && k->side != KEY_SIDE_THEIRS) {
+        return "the side is neither ours nor theirs";
+    }
+    if (strnlen(k->curve_public, sizeof k->curve_public) != IDENTITY_CURVE_KEY_CHARS) {
+        return "the CURVE key is not 40 characters";
+    }
+    if (k->first_seq < 1 || k->first_seq > CORRIDOR_SEQUENCE_MAX) {
+        return "first_seq is not 1 to 2^62";
+    }
+    if (k->last_seq != 0 && (k->last_seq < k->first_seq || k->last_seq > CORRIDOR_SEQUENCE_MAX)) {
+        return "last_seq is neither 0 nor first_seq to 2^62";
+    }
+    if (k->revoked_from > CORRIDOR_SEQUENCE_MAX) {
+        return "revoked_from is above 2^62";
+    }
+    if (memchr(k->source, '\0', sizeof k->source) == NULL || !key_source_known(k->source)) {
+        return "the source is not card, announced or replaced";
+    }
+    bool announced = strcmp(k->source, "announced") == 0;
+    if (announced != (k->evidence_len > 0) || (k->evidence_len > 0 && k->evidence == NULL)) {
+        return "an announced key has evidence, and only an announced key";
+    }
+    if (k->evidence_len > CORRIDOR_WIRE_BYTES_MAX) {
+        return "the evidence is larger than a message";
+    }
+    uint8_t key_id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(k->sign_public, key_id);
+    if (memcmp(key_id, k->key_id, sizeof key_id) != 0) {
+        return "key_id is not the key id of sign_public";
+    }
+    return NULL;
+}
+
+/* An integer column that must be an integer (an edited file may hold anything). */
+static bool column_integer(sqlite3_stmt *stmt, int col, int64_t *v)
+{
+    *v = sqlite3_column_int64(stmt, col);
+    return sqlite3_column_type(stmt, col) == SQLITE_INTEGER;
+}
+
+/* Copies blob column `col` into `out` if it is exactly `size` bytes. */
+static bool column_exact(sqlite3_stmt *stmt, int col, void *out, size_t size)
+{
+    const void *blob = sqlite3_column_blob(stmt, col);
+    if (blob == NULL || (size_t)sqlite3_column_bytes(stmt, col) != size) {
+        return false;
+    }
+    memcpy(out, blob, size);
+    return true;
+}
+
+/* Reads a row of KEY_COLUMNS into *k, its evidence a malloc'd copy (the caller frees it, also
+ * on error). A row that ledger_key_add cannot have written is LEDGER_E_CORRUPT. */
+static ledger_err_t key_read(ledger_t *l, sqlite3_stmt *stmt, key_record_t *k)
+{
+    memset(k, 0, sizeof *k);
+    const char *peer = ledger_column_text(stmt, 0);
+    const char *curve = ledger_column_text(stmt, 5);
+    size_t curve_len = (size_t)sqlite3_column_bytes(stmt, 5);
+    const char *source = ledger_column_text(stmt, 9);
+    int64_t side = -1, first = 0, last = 0, revoked = 0;
+    bool ok = strlen(peer) < sizeof k->peer && curve_len == strlen(curve) &&
+              curve_len < sizeof k->curve_public && strlen(source) < sizeof k->source &&
+              column_integer(stmt, 1, &side) &&
+              (side == KEY_SIDE_OURS || side == KEY_SIDE_THEIRS) &&
+              column_integer(stmt, 6, &first) && first >= 0 && column_integer(stmt, 7, &last) &&
+              last >= 0 && column_integer(stmt, 8, &revoked) && revoked >= 0 &&
+              column_exact(stmt, 2, k->key_id, sizeof k->key_id) &&
+              column_exact(stmt, 3, k->sign_public, sizeof k->sign_public) &&
+              column_exact(stmt, 4, k->box_public, sizeof k->box_public) &&
+              (size_t)sqlite3_column_bytes(stmt, 11) <= CORRIDOR_WIRE_BYTES_MAX;
+    if (!ok) {
+        set_error(l, "damaged key row of %.*s (a field of the wrong type or size)",
+                  CORRIDOR_NAME_LEN_MAX, peer);
+        return LEDGER_E_CORRUPT;
+    }
+    memcpy(k->peer, peer, strlen(peer) + 1);
+    k->side = side == KEY_SIDE_OURS ? KEY_SIDE_OURS : KEY_SIDE_THEIRS;
+    memcpy(k->curve_public, curve, curve_len + 1);
+    k->first_seq = (uint64_t)first;
+    k->last_seq = (uint64_t)last;
+    k->revoked_from = (uint64_t)revoked;
+    memcpy(k->source, source, strlen(source) + 1);
+    k->created_ms = sqlite3_column_int64(stmt, 10);
+    k->evidence = ledger_copy_blob(stmt, 11, &k->evidence_len);
+    if (k->evidence == NULL && sqlite3_column_bytes(stmt, 11) > 0) {
+        return out_of_memory(l, "read a key's evidence");
+    }
+    const char *wrong = key_wrong(k);
+    if (wrong != NULL) {
+        set_error(l, "damaged key row of %s: %s", k->peer, wrong);
+        return LEDGER_E_CORRUPT;
+    }
+    return LEDGER_OK;
+}
+
+/* The key the caller gives equals the stored one in what the caller gives (ledger_key_add). */
+static bool key_same(const key_record_t *a, const key_record_t *b)
+{
+    return memcmp(a->sign_public, b->sign_public, sizeof a->sign_public) == 0 &&
+           memcmp(a->box_public, b->box_public, sizeof a->box_public) == 0 &&
+           strcmp(a->curve_public, b->curve_public) == 0 && a->first_seq == b->first_seq &&
+           strcmp(a->source, b->source) == 0 && a->evidence_len == b->evidence_len &&
+           (a->evidence_len == 0 || memcmp(a->evidence, b->evidence, a->evidence_len) == 0);
+}
+
+static const char *key_side_name(key_side_t side)
+{
+    return side == KEY_SIDE_OURS ? "our" : "the peer's";
+}
+
+ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k)
+{
+    assert(l != NULL && k != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    const char *wrong = key_wrong(k);
+    if (wrong == NULL && (k->last_seq != 0 || k->revoked_from != 0)) {
+        wrong = "a key is recorded open and not revoked (last_seq and revoked_from 0)";
+    }
+    if (wrong != NULL) {
+        set_error(l, "key of %.*s: %s", CORRIDOR_NAME_LEN_MAX, k->peer, wrong);
+        return LEDGER_E_STATE;
+    }
+    /* the same key again: nothing if it says the same, else a conflict */
+    sqlite3_stmt *stmt = l->st.key_find;
+    bind_text(stmt, 1, k->peer);
+    sqlite3_bind_int(stmt, 2, (int)k->side);
+    sqlite3_bind_blob(stmt, 3, k->key_id, sizeof k->key_id, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    key_record_t stored;
+    memset(&stored, 0, sizeof stored);
+    if (step == SQLITE_ROW) {
+        rc = key_read(l, stmt, &stored);
+    }
+    finish(stmt);
+    bool same = rc == LEDGER_OK && step == SQLITE_ROW && key_same(k, &stored);
+    free(stored.evidence);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return storage_failure(l, "find the key");
+    }
+    if (step == SQLITE_ROW) {
+        if (!same) {
+            set_error(l, "%s key of %s from %llu is recorded with other content",
+                      key_side_name(k->side), k->peer, (unsigned long long)k->first_seq);
+            return LEDGER_E_CONFLICT;
+        }
+        return LEDGER_OK;
+    }
+    /* the side's newest key: the new one begins after it, and closes it */
+    stmt = l->st.key_latest;
+    bind_text(stmt, 1, k->peer);
+    sqlite3_bind_int(stmt, 2, (int)k->side);
+    step = sqlite3_step(stmt);
+    uint8_t latest_id[IDENTITY_KEY_ID_BYTES];
+    int64_t latest_first = 0, latest_last = 0;
+    bool latest_ok = step == SQLITE_ROW && column_exact(stmt, 0, latest_id, sizeof latest_id) &&
+                     column_integer(stmt, 1, &latest_first) && latest_first >= 1 &&
+                     column_integer(stmt, 2, &latest_last) && latest_last == 0;
+    finish(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return storage_failure(l, "find the open key");
+    }
+    if (step == SQLITE_DONE) {
+        latest_first = 0; /* the side's first key */
+    } else if (!latest_ok) {
+        set_error(l, "%s newest key of %s is damaged or closed", key_side_name(k->side), k->peer);
+        return LEDGER_E_CORRUPT;
+    } else if (k->first_seq <= (uint64_t)latest_first) {
+        set_error(l, "%s key of %s from %llu: the open key signs from %llu", key_side_name(k->side),
+                  k->peer, (unsigned long long)k->first_seq, (unsigned long long)latest_first);
+        return LEDGER_E_STATE;
+    }
+    if (latest_first > 0) {
+        stmt = l->st.key_close;
+        bind_text(stmt, 1, k->peer);
+        sqlite3_bind_int(stmt, 2, (int)k->side);
+        sqlite3_bind_blob(stmt, 3, latest_id, sizeof latest_id, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, (int64_t)(k->first_seq - 1));
+        if ((rc = update_row(l, stmt, "close the key", ROW_MUST_EXIST, k->peer, NULL)) !=
+            LEDGER_OK) {
+            return rc;
+        }
+    }
+    stmt = l->st.key_insert;
+    bind_text(stmt, 1, k->peer);
+    sqlite3_bind_int(stmt, 2, (int)k->side);
+    sqlite3_bind_blob(stmt, 3, k->key_id, sizeof k->key_id, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 4, k->sign_public, sizeof k->sign_public, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 5, k->box_public, sizeof k->box_public, SQLITE_STATIC);
+    bind_text(stmt, 6, k->curve_public);
+    sqlite3_bind_int64(stmt, 7, (int64_t)k->first_seq);
+    bind_text(stmt, 8, k->source);
+    sqlite3_bind_int64(stmt, 9, l->clock_ms);
+    if (k->evidence_len > 0) {
+        sqlite3_bind_blob(stmt, 10, k->evidence, (int)k->evidence_len, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(stmt, 10);
+    }
+    return step_done(stmt) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "record the key");
+}
+
+ledger_err_t ledger_key_revoke(ledger_t *l, const char *peer, key_side_t side, uint64_t from_seq,
+                               const uint8_t *keep)
+{
+    assert(l != NULL && peer != NULL);
+    assert(side == KEY_SIDE_OURS || side == KEY_SIDE_THEIRS);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (from_seq < 1 || from_seq > CORRIDOR_SEQUENCE_MAX) {
+        set_error(l, "revoke %s keys of %s from %llu: not a sequence number", key_side_name(side),
+                  peer, (unsigned long long)from_seq);
+        return LEDGER_E_STATE;
+    }
+    sqlite3_stmt *stmt = l->st.key_revoke;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int(stmt, 2, (int)side);
+    sqlite3_bind_int64(stmt, 3, (int64_t)from_seq);
+    if (keep != NULL) {
+        sqlite3_bind_blob(stmt, 4, keep, IDENTITY_KEY_ID_BYTES, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(stmt, 4);
+    }
+    return step_done(stmt) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "revoke keys");
+}
+
+ledger_err_t ledger_keys(ledger_t *l, const char *peer,
+                         void (*each)(const key_record_t *k, void *arg), void *arg)
+{
+    assert(l != NULL && each != NULL);
+    sqlite3_stmt *stmt = l->st.keys_list;
+    if (stmt == NULL) {
+        return LEDGER_OK; /* a reader of a ledger before schema 6: no key recorded */
+    }
+    if (peer != NULL) {
+        bind_text(stmt, 1, peer);
+    } else {
+        sqlite3_bind_null(stmt, 1);
+    }
+    ledger_err_t rc = LEDGER_OK;
+    int step = SQLITE_DONE;
+    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        key_record_t k;
+        rc = key_read(l, stmt, &k);
+        if (rc == LEDGER_OK) {
+            each(&k, arg);
+        }
+        free(k.evidence);
+    }
+    finish(stmt);
+    if (rc == LEDGER_OK && step != SQLITE_DONE) {
+        rc = read_failure(l, "read the keys");
+    }
+    return rc;
 }

@@ -31,11 +31,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "identity.h"
 #include "settlement.h"
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 5
+#define LEDGER_SCHEMA_VERSION 6
 
 typedef struct ledger ledger_t;
 
@@ -341,6 +342,63 @@ ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_
  * sequenced messages both ways then (*messages). */
 ledger_err_t ledger_checkpoint_when(ledger_t *l, const char *peer, uint64_t *messages,
                                     int64_t *at_ms) __attribute__((warn_unused_result));
+
+/* ---- key history (schema 6) ------------------------------------------------------------------ */
+
+/* Key history (schema 6): which signing key signs which of a channel's sequenced messages,
+ * ours (towards `peer`) and the peer's (towards us). The keys of one side of a channel cover
+ * consecutive ranges of its sequence numbers, each closed where the next one begins; a side
+ * with no key recorded (every side of a ledger upgraded from schema 5) is signed throughout by
+ * the key of the configured card, and the callers take it so. Everything here is public. */
+typedef enum { KEY_SIDE_OURS = 0, KEY_SIDE_THEIRS = 1 } key_side_t;
+
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    key_side_t side;
+    uint8_t key_id[IDENTITY_KEY_ID_BYTES];           /* identity_key_id of sign_public */
+    uint8_t sign_public[crypto_sign_PUBLICKEYBYTES]; /* Ed25519 */
+    uint8_t box_public[crypto_box_PUBLICKEYBYTES];   /* X25519 */
+    char curve_public[IDENTITY_CURVE_KEY_CHARS + 1]; /* Z85, 40 chars + NUL */
+    uint64_t first_seq;    /* the first of that side's sequence numbers it signs (1: from the
+                              start) */
+    uint64_t last_seq;     /* the last it signs; 0: open (the side's current key) */
+    uint64_t revoked_from; /* 0: not revoked; else messages from this sequence on are refused */
+    char source[16];       /* "card" (the configured card), "announced" (a sequenced
+                              announcement), "replaced" (an operator's peer add --replace) */
+    int64_t created_ms;    /* wall clock when recorded (the ledger's, ledger_set_clock) */
+    uint8_t *evidence;     /* the SignedMessage that announced it (malloc'd, owned by the record
+                              when read back; NULL for "card"/"replaced") */
+    size_t evidence_len;
+} key_record_t;
+
+/* Inside a transaction: records a key of `k->peer`/`k->side` from k->first_seq (>= 1). The key
+ * before it on that side of that channel, if open, is closed at first_seq - 1 (its last_seq).
+ * The same (peer, side, key_id) twice: LEDGER_E_CONFLICT unless every field is equal (then a
+ * no-op, LEDGER_OK). A first_seq at or below the open key's first_seq: LEDGER_E_STATE.
+ * A key is recorded open and not revoked, stamped with the ledger's clock: k->last_seq and
+ * k->revoked_from must be 0 and k->created_ms is not read. The fields a repeat compares are
+ * those the caller gives (the keys, first_seq, source, evidence), not what the ledger changed
+ * since (last_seq, revoked_from) nor when it was recorded. LEDGER_E_STATE also for a record
+ * that cannot be one: peer not a node code, key_id not identity_key_id(sign_public),
+ * curve_public not 40 characters, first_seq above CORRIDOR_SEQUENCE_MAX, evidence missing for
+ * "announced", present for another source, or above CORRIDOR_WIRE_BYTES_MAX. Another key
+ * with the same key_id on the same side (going back to an old key) is a conflict. */
+ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k) __attribute__((warn_unused_result));
+
+/* Inside a transaction: every key of (peer, side) whose range reaches `from_seq` or beyond is
+ * revoked from from_seq (revoked_from = from_seq, or kept if already lower), except key_id
+ * `keep` (may be NULL). from_seq is 1 to CORRIDOR_SEQUENCE_MAX (else LEDGER_E_STATE); no key
+ * to revoke is no error. */
+ledger_err_t ledger_key_revoke(ledger_t *l, const char *peer, key_side_t side, uint64_t from_seq,
+                               const uint8_t *keep) __attribute__((warn_unused_result));
+
+/* Calls each() for every key recorded for `peer` (NULL: every peer), ordered by peer, side,
+ * first_seq. The record (and its evidence) is valid only during the call. A reader of a ledger
+ * older than schema 6 finds no key (LEDGER_OK); a row that ledger_key_add cannot have written
+ * (an edited file) is LEDGER_E_CORRUPT, each() having seen the rows before it. */
+ledger_err_t ledger_keys(ledger_t *l, const char *peer,
+                         void (*each)(const key_record_t *k, void *arg), void *arg)
+    __attribute__((warn_unused_result));
 
 /* ---- the channel at a sequence cut --------------------------------------------------------- */
 
