@@ -25,6 +25,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "identity.h"
+#include "keyannounce.h"
 #include "ledger.h"
 #include "settlement.h"
 #include "validate.h"
@@ -57,6 +58,7 @@ struct node {
     int who;
     char name[CORRIDOR_NAME_LEN_MAX + 1];
     identity_t *id;
+    identity_t *id_previous; /* its keys before a rotation, or NULL */
     config_t *config;
     envelope_peer_t *keys; /* one: the other node, in sodium memory */
     ledger_t *ledger;
@@ -134,6 +136,7 @@ static void open_channel(node_t *n)
 {
     channel_ctx_t ctx = {
         .self = n->id,
+        .self_previous = n->id_previous,
         .config = n->config,
         .ledger = n->ledger,
         .send = link_send,
@@ -209,6 +212,7 @@ static void net_free(net_t *net)
         sodium_free(n->keys);
         config_destroy(&n->config);
         identity_destroy(&n->id);
+        identity_destroy(&n->id_previous);
         clear_inbox(n);
         test_rmtree(n->dir);
         free(n->dir);
@@ -232,15 +236,17 @@ static void node_turn(node_t *n, work_fn work, void *arg)
         frame_t *f = &frames[n->net->reverse_inbox ? count - 1 - k : k];
         envelope_message_t msg;
         env_err_t rc = envelope_open(f->data, f->len, n->id, n->keys, 1, &msg);
-        free(f->data);
         if (rc == ENV_E_DUPLICATE && msg.peer_index == 0) {
             n->duplicates_dropped++;
             channel_note_duplicate(n->ch);
+            free(f->data);
             continue;
         }
         if (rc != ENV_OK) {
-            fail_msg("%s could not open a frame: %s", n->name, env_strerror(rc));
+            fail_msg("%s could not open a %s frame: %s", n->name, msg_type_name((int)f->type),
+                     env_strerror(rc));
         }
+        free(f->data);
         n->opened_of_type[msg.type]++;
         channel_receive(n->ch, &msg, now);
     }
@@ -836,6 +842,256 @@ static void test_overtaken_hellos_do_not_diverge(void **state)
     net_free(net);
 }
 
+/* ---- key rotation (PROTOCOL.md 2.14) ------------------------------------------------------ */
+
+/* New signing keys for `n`; its box and CURVE keys stay (they change at the key switch). */
+static identity_t *next_keys(const node_t *n, uint8_t seed_byte)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    memset(seed, seed_byte, sizeof seed);
+    identity_t *next = identity_from_secrets(seed, n->id->box_secret, n->id->curve_secret);
+    assert_non_null(next);
+    return next;
+}
+
+static void rotate_work(node_t *n, void *arg)
+{
+    assert_int_equal(channel_rotate(n->ch, arg), LEDGER_OK);
+}
+
+/* `n` announces `next` in a turn of its own; once committed, the keys are its own. */
+static void rotate(net_t *net, int who, identity_t *next)
+{
+    node_t *n = &net->node[who];
+    assert_true(channel_rotation_ready(n->ch));
+    node_turn(n, rotate_work, next);
+    identity_destroy(&n->id_previous);
+    n->id_previous = n->id;
+    n->id = next;
+    channel_set_self(n->ch, n->id, n->id_previous);
+}
+
+typedef struct {
+    key_record_t k[4];
+    uint8_t *evidence[4];
+    size_t count;
+} keys_seen_t;
+
+static void see_key(const key_record_t *k, void *arg)
+{
+    keys_seen_t *seen = arg;
+    assert_true(seen->count < 4);
+    seen->k[seen->count] = *k;
+    seen->evidence[seen->count] = NULL;
+    if (k->evidence_len > 0) {
+        seen->evidence[seen->count] = malloc(k->evidence_len);
+        assert_non_null(seen->evidence[seen->count]);
+        memcpy(seen->evidence[seen->count], k->evidence, k->evidence_len);
+    }
+    seen->k[seen->count].evidence = seen->evidence[seen->count];
+    seen->count++;
+}
+
+static void keys_seen_free(keys_seen_t *seen)
+{
+    for (size_t i = 0; i < seen->count; i++) {
+        free(seen->evidence[i]);
+    }
+}
+
+/* The key history of `n`'s channel: on `side`, `old` through `through`, then `next`. */
+static void assert_history(node_t *n, key_side_t side, const identity_t *old,
+                           const identity_t *next, uint64_t through)
+{
+    keys_seen_t seen = {0};
+    assert_int_equal(ledger_keys(n->ledger, NULL, see_key, &seen), LEDGER_OK);
+    size_t found = 0;
+    for (size_t i = 0; i < seen.count; i++) {
+        const key_record_t *k = &seen.k[i];
+        if (k->side != side) {
+            continue;
+        }
+        if (memcmp(k->key_id, old->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            assert_int_equal(k->first_seq, 1);
+            assert_int_equal(k->last_seq, through);
+            assert_string_equal(k->source, "card");
+            found++;
+        } else {
+            assert_memory_equal(k->key_id, next->key_id, IDENTITY_KEY_ID_BYTES);
+            assert_int_equal(k->first_seq, through + 1);
+            assert_int_equal(k->last_seq, 0);
+            assert_string_equal(k->source, "announced");
+            /* the announcement itself: signed by the old key, naming the new one */
+            envelope_message_t msg;
+            assert_int_equal(evidence_verify(k->evidence, k->evidence_len, old->sign_public, &msg),
+                             ENV_OK);
+            assert_int_equal(msg.type, MSG_KEY_ANNOUNCE);
+            assert_int_equal(msg.sequence, through);
+            key_announce_t ka;
+            assert_int_equal(key_announce_decode(msg.body, msg.body_len, old->key_id, &ka), 0);
+            assert_memory_equal(ka.sign_public, next->sign_public, crypto_sign_PUBLICKEYBYTES);
+            envelope_message_clear(&msg);
+            found++;
+        }
+    }
+    assert_int_equal(found, 2);
+    keys_seen_free(&seen);
+}
+
+/* The author of the last message `n` applied from its peer. */
+static void assert_last_applied_by(node_t *n, const identity_t *author)
+{
+    uint8_t *proof = NULL;
+    size_t len = 0;
+    assert_int_equal(ledger_channel_proof(n->ledger, n->config->peers[0].card.name, &proof, &len),
+                     LEDGER_OK);
+    envelope_message_t msg;
+    assert_int_equal(evidence_verify(proof, len, author->sign_public, &msg), ENV_OK);
+    envelope_message_clear(&msg);
+    free(proof);
+}
+
+/* One node rotates its signing key while payments flow both ways (and are lost and repeated
+ * on the way), then restarts; then the other does: every payment is booked once at both ends,
+ * the key history on both sides says which key signed which numbers, and each key signs only
+ * its own (the previous key's copies of older messages still open). */
+static void test_rotation_under_load(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    lossy_t l = {.state = 0x7e57, .drop_pct = 15, .dup_pct = 15};
+    net->policy = lossy;
+    net->policy_arg = &l;
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    enum { N = 12 };
+    settlement_t from_a[2 * N], from_b[2 * N];
+    int64_t total_a = 0, total_b = 0;
+    for (int i = 0; i < 2 * N; i++) {
+        from_a[i] = make_payment(a, "RUB", 100 + i);
+        from_b[i] = make_payment(b, "IRR", 5000 + i);
+        total_a += 100 + i;
+        total_b += 5000 + i;
+    }
+    for (int round = 0; round < 2; round++) {
+        int who = round == 0 ? A : B;
+        node_t *r = &net->node[who], *peer = &net->node[1 - who];
+        const settlement_t *pa = &from_a[round * N], *pb = &from_b[round * N];
+        pay(net, A, pa, 3);
+        pay(net, B, pb, 3);
+        net_turn(net);
+        identity_t *next = next_keys(r, (uint8_t)(0x40 + round));
+        identity_t *old = r->id;
+        rotate(net, who, next);
+        uint64_t through = channel_sent_seq(r->ch);
+        /* while the announcement is on its way, and after */
+        for (int k = 1; k < 4; k++) {
+            pay(net, A, &pa[k * 3], 3);
+            net_turn(net);
+            pay(net, B, &pb[k * 3], 3);
+            net_turn(net);
+        }
+        settle(net, A, pa, N, 120000);
+        settle(net, B, pb, N, 120000);
+        assert_true(channel_rotation_acked(r->ch));
+        assert_history(r, KEY_SIDE_OURS, old, next, through);
+        assert_history(peer, KEY_SIDE_THEIRS, old, next, through);
+        assert_memory_equal(peer->keys->key_id, next->key_id, IDENTITY_KEY_ID_BYTES);
+        assert_int_equal(peer->keys->previous_through, through);
+        assert_last_applied_by(peer, next); /* the payments after it: the new key */
+        /* a restart of the rotated node finds its keys in the history */
+        channel_destroy(&r->ch);
+        open_channel(r);
+        assert_true(channel_rotation_acked(r->ch));
+    }
+    net->policy = NULL;
+    bring_up(net);
+    for (int i = 0; i < 2 * N; i++) {
+        assert_int_equal(status_at(a, from_a[i].uetr), STATUS_SETTLED);
+        assert_int_equal(status_at(b, from_a[i].uetr), STATUS_SETTLED);
+        assert_int_equal(status_at(a, from_b[i].uetr), STATUS_SETTLED);
+        assert_int_equal(status_at(b, from_b[i].uetr), STATUS_SETTLED);
+    }
+    assert_int_equal(net_of(a, "RUB"), -total_a);
+    assert_int_equal(net_of(b, "RUB"), total_a);
+    assert_int_equal(net_of(a, "IRR"), total_b);
+    assert_int_equal(net_of(b, "IRR"), -total_b);
+    assert_int_equal(rows_of(a), 3 * 2 * N); /* nothing booked twice */
+    assert_int_equal(rows_of(b), 3 * 2 * N);
+    assert_int_equal(channel_applied_seq(b->ch), channel_sent_seq(a->ch));
+    assert_int_equal(channel_applied_seq(a->ch), channel_sent_seq(b->ch));
+    net_free(net);
+}
+
+/* A message that claims a number on the wrong side of the announcement is refused: the old
+ * key (which may have leaked) cannot sign after it, the new one cannot sign before it; an
+ * announcement without proof of possession changes nothing and is applied as nothing. */
+static void test_rotation_keys_sign_only_their_numbers(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    settlement_t s = make_payment(a, "RUB", 700);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    identity_t *next = next_keys(a, 0x51);
+    identity_t *old = a->id;
+    rotate(net, A, next);
+    uint64_t through = channel_sent_seq(a->ch);
+    settlement_t t = make_payment(a, "RUB", 800);
+    pay(net, A, &t, 1);
+    settle(net, A, &t, 1, 10000);
+    uint8_t body[8] = {0};
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    envelope_message_t msg;
+    /* the old key after the announcement */
+    assert_int_equal(envelope_seal_version(old, a->keys, 2, MSG_SETTLEMENT, through + 2, body,
+                                           sizeof body, &wire, &wire_len),
+                     ENV_OK);
+    assert_int_equal(envelope_open(wire, wire_len, b->id, b->keys, 1, &msg), ENV_E_STALE_KEY);
+    free(wire);
+    /* the new key before it (above what was applied, so the signature is checked) */
+    b->keys->applied_through = 0;
+    assert_int_equal(envelope_seal_version(next, a->keys, 2, MSG_SETTLEMENT, through, body,
+                                           sizeof body, &wire, &wire_len),
+                     ENV_OK);
+    assert_int_equal(envelope_open(wire, wire_len, b->id, b->keys, 1, &msg), ENV_E_STALE_KEY);
+    free(wire);
+    b->keys->applied_through = channel_applied_seq(b->ch);
+    /* the old key's control messages stop once one came under the new key */
+    net_turn(net);
+    net_turn(net);
+    assert_false(b->keys->previous_control);
+    assert_int_equal(
+        envelope_seal_version(old, a->keys, 2, MSG_HELLO, 0, NULL, 0, &wire, &wire_len), ENV_OK);
+    assert_int_equal(envelope_open(wire, wire_len, b->id, b->keys, 1, &msg), ENV_E_STALE_KEY);
+    free(wire);
+    /* an announcement whose possession is signed by another key: consumed, nothing changes */
+    identity_t *other_key = next_keys(a, 0x52);
+    uint8_t *ka_body = NULL;
+    size_t ka_len = 0;
+    assert_int_equal(key_announce_encode(other_key, next->key_id, &ka_body, &ka_len), 0);
+    key_announce_t decoded;
+    assert_int_equal(key_announce_decode(ka_body, ka_len, old->key_id, &decoded), -1);
+    ka_body[ka_len - 1] ^= 1; /* the last byte of the possession signature */
+    assert_int_equal(key_announce_decode(ka_body, ka_len, next->key_id, &decoded), -1);
+    node_turn(a, NULL, NULL);
+    assert_int_equal(ledger_begin(a->ledger), LEDGER_OK);
+    assert_int_equal(channel_send_body(a->ch, MSG_KEY_ANNOUNCE, ka_body, ka_len), LEDGER_OK);
+    assert_int_equal(ledger_commit(a->ledger), LEDGER_OK);
+    free(ka_body);
+    bring_up(net);
+    for (int i = 0; i < 40 && channel_applied_seq(b->ch) < channel_sent_seq(a->ch); i++) {
+        net_turn(net);
+    }
+    assert_int_equal(channel_applied_seq(b->ch), channel_sent_seq(a->ch));
+    assert_memory_equal(b->keys->key_id, next->key_id, IDENTITY_KEY_ID_BYTES);
+    identity_destroy(&other_key);
+    net_free(net);
+}
+
 static void test_payee_restored_from_old_copy_diverges(void **state)
 {
     (void)state;
@@ -900,6 +1156,8 @@ int main(void)
         cmocka_unit_test(test_refused_payment_answered_once),
         cmocka_unit_test(test_overtaken_hellos_do_not_diverge),
         cmocka_unit_test(test_payee_restored_from_old_copy_diverges),
+        cmocka_unit_test(test_rotation_under_load),
+        cmocka_unit_test(test_rotation_keys_sign_only_their_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

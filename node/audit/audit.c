@@ -26,6 +26,7 @@
 #include "fsutil.h"
 #include "home.h"
 #include "identity.h"
+#include "keyannounce.h"
 #include "ledger.h"
 #include "books.h"
 #include "checkpoint.h"
@@ -44,9 +45,10 @@ typedef struct {
     bool own_known; /* its own public key is known: from the auditor's card of it, else
                        from its key file; without either, own signatures go unchecked */
     uint8_t own_public[crypto_sign_PUBLICKEYBYTES];
-    uint8_t own_key_id[IDENTITY_KEY_ID_BYTES];
-    ledger_t *ledger;     /* read-only */
-    trust_t *trust;       /* the keys trusted for its peers (the auditor's cards first) */
+    ledger_t *ledger;   /* read-only */
+    trust_t *trust;     /* the keys trusted for its peers (the auditor's cards first) */
+    trust_t *own_trust; /* its own keys, per channel: own_public, and the key history's */
+    bool mismatched[CORRIDOR_PEERS_MAX]; /* per peer: the config's key is on none of its cards */
     int64_t replies_from; /* booking rows from here on carry our reply (0: before schema 4) */
 } audited_home_t;
 
@@ -300,7 +302,7 @@ static const char *reply_problem(const audited_home_t *h, const audit_row_t *row
         return NULL;
     }
     envelope_message_t msg;
-    if (evidence_verify(row->reply, row->reply_len, h->own_public, &msg) != ENV_OK) {
+    if (trust_verify(h->own_trust, row->peer, row->reply, row->reply_len, &msg) != ENV_OK) {
         return "our reply kept in the row does not verify with this node's key";
     }
     Corridor__StatusReport *sr =
@@ -332,7 +334,7 @@ static const char *reply_problem(const audited_home_t *h, const audit_row_t *row
  * row states (or nothing, for a re-base on nothing proven: sequence 0). */
 static const char *rebase_matches(const audit_row_t *row, const envelope_message_t *msg)
 {
-    if (msg->type < MSG_SETTLEMENT || msg->type > MSG_RETURN) {
+    if (!msg_type_sequenced((int)msg->type)) {
         return "a re-base proven by a message that is not sequenced";
     }
     return msg->sequence == (uint64_t)row->amount_minor
@@ -423,8 +425,8 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h, books_cur
         return; /* no key file here (an audited copy): own signatures cannot be checked */
     }
     envelope_message_t msg;
-    env_err_t rc = own ? evidence_verify(row->evidence, row->evidence_len, h->own_public, &msg)
-                       : trust_verify(h->trust, row->peer, row->evidence, row->evidence_len, &msg);
+    env_err_t rc = trust_verify(own ? h->own_trust : h->trust, row->peer, row->evidence,
+                                row->evidence_len, &msg);
     if (rc != ENV_OK) {
         violation(r, h->dir, "evidence", "row %lld (UETR %s): %s with %s's key%s",
                   (long long)row->seq, row->uetr, env_strerror(rc), own ? "this node" : row->peer,
@@ -434,7 +436,7 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h, books_cur
     const char *problem = NULL;
     if (own ? trust_find(h->trust, row->peer, key_id_is, msg.recipient_key_id) == NULL
             : h->own_known &&
-                  sodium_memcmp(msg.recipient_key_id, h->own_key_id, IDENTITY_KEY_ID_BYTES) != 0) {
+                  trust_find(h->own_trust, row->peer, key_id_is, msg.recipient_key_id) == NULL) {
         problem = "evidence was signed for another recipient";
     } else if (row->kind == ENTRY_REBASED) {
         problem = rebase_matches(row, &msg);
@@ -517,6 +519,7 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
                                               : cp->second_head;
         uint64_t rows = cp == NULL ? 0 : first ? cp->first_rows : cp->second_rows;
         signed_checkpoint_t by_peer = {body, body_len, stored.peer_signature};
+        signed_checkpoint_t by_us = {body, body_len, stored.own_signature};
         if (!trust_knows(h->trust, peer) || cp == NULL) {
             problem = "a checkpoint with an unknown peer or an unreadable body";
         } else if (stored.peer_signature_len != crypto_sign_BYTES ||
@@ -524,7 +527,7 @@ static void load_checkpoints(audit_report_t *r, const audited_home_t *h, anchors
             problem = "the peer's signature on a checkpoint does not verify";
         } else if (h->own_known &&
                    (stored.own_signature_len != crypto_sign_BYTES ||
-                    !checkpoint_verify(body, body_len, stored.own_signature, h->own_public))) {
+                    trust_find(h->own_trust, peer, signed_checkpoint, &by_us) == NULL)) {
             problem = "this node's own signature on a checkpoint does not verify";
         } else if (head.len != LEDGER_HASH_BYTES ||
                    (stored.in_table && /* a journal row stores none */
@@ -1053,18 +1056,166 @@ static void report_own_unchecked(audit_report_t *r, const char *dir)
     }
 }
 
-typedef struct {
-    audit_report_t *report;
-    const char *dir;
-} mismatch_ctx_t;
-
+/* trust_build's report of a peer whose config key is on none of its cards: decided once the
+ * key history is read (the config keeps the card a peer had before it rotated its keys). */
 static void key_mismatch(void *arg, const char *peer)
 {
-    mismatch_ctx_t *m = arg;
-    violation(m->report, m->dir, "key",
-              "corridor.conf trusts a key for %s that none of the cards given for it holds "
-              "(swapped, or a card is missing)",
-              peer);
+    audited_home_t *h = arg;
+    for (size_t p = 0; p < h->config->peers_count; p++) {
+        if (strcmp(h->config->peers[p].card.name, peer) == 0) {
+            h->mismatched[p] = true;
+        }
+    }
+}
+
+static void report_mismatches(audit_report_t *r, audited_home_t *h)
+{
+    for (size_t p = 0; p < h->config->peers_count; p++) {
+        const peer_card_t *card = &h->config->peers[p].card;
+        uint8_t id[IDENTITY_KEY_ID_BYTES];
+        identity_key_id(card->sign_public, id);
+        if (h->mismatched[p] && trust_find(h->trust, card->name, key_id_is, id) == NULL) {
+            violation(r, h->dir, "key",
+                      "corridor.conf trusts a key for %s that none of the cards given for it "
+                      "holds, nor its key history (swapped, or a card is missing)",
+                      card->name);
+        }
+    }
+}
+
+/* ---- the key history (PROTOCOL.md 2.14) ---------------------------------------------------- */
+
+typedef struct {
+    key_record_t *items;
+    size_t count, capacity;
+    bool failed; /* out of memory */
+} key_list_t;
+
+static void keep_key(const key_record_t *k, void *arg)
+{
+    key_list_t *l = arg;
+    if (l->failed) {
+        return;
+    }
+    if (l->count == l->capacity) {
+        size_t cap = l->capacity == 0 ? 8 : 2 * l->capacity;
+        key_record_t *items = realloc(l->items, cap * sizeof *items);
+        if (items == NULL) {
+            l->failed = true;
+            return;
+        }
+        l->items = items;
+        l->capacity = cap;
+    }
+    key_record_t *out = &l->items[l->count];
+    *out = *k;
+    out->evidence = NULL;
+    if (k->evidence_len > 0 && (out->evidence = malloc(k->evidence_len)) == NULL) {
+        l->failed = true;
+        return;
+    }
+    if (k->evidence_len > 0) {
+        memcpy(out->evidence, k->evidence, k->evidence_len);
+    }
+    l->count++;
+}
+
+/* Whether `next` follows `prev` in a key history: its announcement, signed by `prev` at the
+ * number before `next`'s first, names exactly `next`'s keys with their proof of possession.
+ * NULL, or what is wrong. */
+static const char *link_problem(const key_record_t *prev, const key_record_t *next)
+{
+    if (prev->last_seq == 0 || prev->last_seq + 1 != next->first_seq) {
+        return "the ranges of two keys in a row do not meet";
+    }
+    if (strcmp(next->source, "announced") != 0 || next->evidence_len == 0) {
+        return "a key that is not introduced by its announcement";
+    }
+    envelope_message_t msg;
+    if (evidence_verify(next->evidence, next->evidence_len, prev->sign_public, &msg) != ENV_OK) {
+        return "an announcement that the key before does not sign";
+    }
+    key_announce_t ka;
+    const char *problem = NULL;
+    if (msg.type != MSG_KEY_ANNOUNCE || msg.sequence != prev->last_seq) {
+        problem = "an announcement of another type or number than the key's range says";
+    } else if (key_announce_decode(msg.body, msg.body_len, prev->key_id, &ka) != 0) {
+        problem = "an announcement without a valid proof of possession";
+    } else if (memcmp(ka.sign_public, next->sign_public, sizeof ka.sign_public) != 0 ||
+               memcmp(ka.box_public, next->box_public, sizeof ka.box_public) != 0 ||
+               strcmp(ka.curve_public, next->curve_public) != 0) {
+        problem = "an announcement that names other keys than the history holds";
+    }
+    envelope_message_clear(&msg);
+    return problem;
+}
+
+/* One side of one channel's history, items[from..to): checked, then each key trusted for its
+ * range if one of them was trusted already (from a card, the config or the key file). */
+static void verify_keys(audit_report_t *r, audited_home_t *h, const key_record_t *items,
+                        size_t count)
+{
+    const key_record_t *first = &items[0];
+    bool ours = first->side == KEY_SIDE_OURS;
+    trust_t *set = ours ? h->own_trust : h->trust;
+    const char *whose = ours ? "our" : first->peer;
+    if (!trust_knows(set, first->peer)) {
+        violation(r, h->dir, "keys", "a key history for %s, which is not a configured peer",
+                  first->peer);
+        return;
+    }
+    const char *problem = first->first_seq == 1 ? NULL : "the first key does not sign from 1";
+    bool anchored = false;
+    for (size_t i = 0; i < count && problem == NULL; i++) {
+        if (i > 0) {
+            problem = link_problem(&items[i - 1], &items[i]);
+        }
+        anchored |= trust_find(set, first->peer, key_id_is, (void *)items[i].key_id) != NULL;
+    }
+    if (problem == NULL && items[count - 1].last_seq != 0) {
+        problem = "the newest key is closed";
+    }
+    if (problem == NULL && !anchored && (!ours || h->own_known)) {
+        problem = "none of its keys is trusted (by a card, the config or the key file)";
+    }
+    if (problem != NULL) {
+        violation(r, h->dir, "keys", "key history of %s keys on the channel with %s: %s", whose,
+                  first->peer, problem);
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        uint64_t through = items[i].last_seq;
+        if (items[i].revoked_from != 0 && (through == 0 || items[i].revoked_from <= through)) {
+            through = items[i].revoked_from - 1; /* revoked: nothing from there on */
+        }
+        if (trust_bound(set, first->peer, items[i].sign_public, items[i].first_seq, through) != 0) {
+            violation(r, h->dir, "unreadable", "out of memory");
+            return;
+        }
+    }
+}
+
+/* Reads the home's key history and trusts each verified key for its range. */
+static void load_key_history(audit_report_t *r, audited_home_t *h)
+{
+    key_list_t l = {0};
+    if (ledger_keys(h->ledger, NULL, keep_key, &l) != LEDGER_OK || l.failed) {
+        violation(r, h->dir, "keys", "the key history cannot be read: %s",
+                  l.failed ? "out of memory" : ledger_last_error(h->ledger));
+    } else {
+        size_t from = 0;
+        for (size_t i = 1; i <= l.count; i++) { /* ordered by peer, side, first_seq */
+            if (i == l.count || strcmp(l.items[i].peer, l.items[from].peer) != 0 ||
+                l.items[i].side != l.items[from].side) {
+                verify_keys(r, h, &l.items[from], i - from);
+                from = i;
+            }
+        }
+    }
+    for (size_t i = 0; i < l.count; i++) {
+        free(l.items[i].evidence);
+    }
+    free(l.items);
 }
 
 static int open_home(audit_report_t *r, const char *dir, const peer_card_t *cards,
@@ -1096,15 +1247,21 @@ static int open_home(audit_report_t *r, const char *dir, const peer_card_t *card
         h->own_known = true;
     }
     identity_destroy(&identity);
-    identity_key_id(h->own_public, h->own_key_id);
     if (!h->own_known) {
         report_own_unchecked(r, dir);
     }
-    mismatch_ctx_t m = {r, dir};
     if ((h->trust = calloc(1, sizeof *h->trust)) == NULL ||
-        trust_build(h->trust, h->config, cards, cards_count, key_mismatch, &m) != 0) {
+        (h->own_trust = calloc(1, sizeof *h->own_trust)) == NULL ||
+        trust_build(h->trust, h->config, cards, cards_count, key_mismatch, h) != 0 ||
+        trust_build(h->own_trust, h->config, NULL, 0, NULL, NULL) != 0) {
         violation(r, dir, "unreadable", "out of memory");
         return -1;
+    }
+    /* our own keys per channel: the key from the card or key file, then the history's */
+    for (size_t p = 0; p < h->own_trust->count; p++) {
+        trusted_key_t *k = &h->own_trust->keys[p];
+        memcpy(k->sign_public, h->own_public, sizeof k->sign_public);
+        identity_key_id(k->sign_public, k->key_id);
     }
     if (fs_join(h->ledger_path, sizeof h->ledger_path, dir, LEDGER_FILE) != 0 ||
         ledger_open(h->ledger_path, h->config->name, LEDGER_READ_ONLY, NULL, &h->ledger, err,
@@ -1116,6 +1273,8 @@ static int open_home(audit_report_t *r, const char *dir, const peer_card_t *card
         violation(r, dir, "unreadable", "%s", ledger_last_error(h->ledger));
         return -1;
     }
+    load_key_history(r, h);
+    report_mismatches(r, h);
     return 0;
 }
 
@@ -1146,10 +1305,13 @@ static void report_keys(audit_report_t *r, const audited_home_t *h)
 
 static void close_home(audited_home_t *h)
 {
-    if (h->trust != NULL) {
-        trust_free(h->trust);
-        free(h->trust);
-        h->trust = NULL;
+    trust_t **sets[] = {&h->trust, &h->own_trust};
+    for (size_t i = 0; i < 2; i++) {
+        if (*sets[i] != NULL) {
+            trust_free(*sets[i]);
+            free(*sets[i]);
+            *sets[i] = NULL;
+        }
     }
     ledger_close(&h->ledger);
 

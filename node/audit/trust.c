@@ -5,13 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int add_key(trust_t *t, const char *peer, const uint8_t *sign_public, trust_source_t source)
+static trusted_key_t *find_key(trust_t *t, const char *peer, const uint8_t *sign_public)
 {
-    for (size_t i = 0; i < t->count; i++) { /* the same card given twice is one key */
+    for (size_t i = 0; i < t->count; i++) {
         if (strcmp(t->keys[i].peer, peer) == 0 &&
             memcmp(t->keys[i].sign_public, sign_public, crypto_sign_PUBLICKEYBYTES) == 0) {
-            return 0;
+            return &t->keys[i];
         }
+    }
+    return NULL;
+}
+
+int trust_add(trust_t *t, const char *peer, const uint8_t *sign_public, trust_source_t source)
+{
+    if (find_key(t, peer, sign_public) != NULL) { /* the same card given twice is one key */
+        return 0;
     }
     trusted_key_t *keys = realloc(t->keys, (t->count + 1) * sizeof *keys);
     if (keys == NULL) {
@@ -44,17 +52,32 @@ int trust_build(trust_t *t, const config_t *config, const peer_card_t *cards, si
             }
             carded = true;
             matched |= memcmp(cards[c].sign_public, own->sign_public, sizeof own->sign_public) == 0;
-            if (add_key(t, own->name, cards[c].sign_public, TRUST_FROM_CARD) != 0) {
+            if (trust_add(t, own->name, cards[c].sign_public, TRUST_FROM_CARD) != 0) {
                 return -1;
             }
         }
-        if (!carded && add_key(t, own->name, own->sign_public, TRUST_FROM_HOME) != 0) {
+        if (!carded && trust_add(t, own->name, own->sign_public, TRUST_FROM_HOME) != 0) {
             return -1;
         }
         if (carded && !matched && mismatch != NULL) {
             mismatch(arg, own->name);
         }
     }
+    return 0;
+}
+
+int trust_bound(trust_t *t, const char *peer, const uint8_t *sign_public, uint64_t from,
+                uint64_t through)
+{
+    trusted_key_t *k = find_key(t, peer, sign_public);
+    if (k == NULL) {
+        if (trust_add(t, peer, sign_public, TRUST_FROM_HISTORY) != 0) {
+            return -1;
+        }
+        k = &t->keys[t->count - 1];
+    }
+    k->valid_from = from;
+    k->valid_through = through;
     return 0;
 }
 
@@ -92,24 +115,33 @@ env_err_t trust_verify(trust_t *t, const char *peer, const uint8_t *evidence, si
                        envelope_message_t *msg)
 {
     assert(t != NULL && peer != NULL && msg != NULL);
-    env_err_t first_error = ENV_E_UNKNOWN_SENDER; /* no key at all */
-    bool tried = false;
+    memset(msg, 0, sizeof *msg);
+    if (!trust_knows(t, peer)) {
+        return ENV_E_UNKNOWN_SENDER;
+    }
+    uint8_t author[IDENTITY_KEY_ID_BYTES];
+    env_err_t rc = evidence_author(evidence, evidence_len, author);
+    if (rc != ENV_OK) {
+        return rc;
+    }
     for (size_t i = 0; i < t->count; i++) {
         trusted_key_t *k = &t->keys[i];
-        if (strcmp(k->peer, peer) != 0) {
+        if (strcmp(k->peer, peer) != 0 || memcmp(k->key_id, author, IDENTITY_KEY_ID_BYTES) != 0) {
             continue;
         }
-        env_err_t rc = evidence_verify(evidence, evidence_len, k->sign_public, msg);
-        if (rc == ENV_OK) {
-            record_use(t, k, msg->sequence);
-            return ENV_OK;
+        if ((rc = evidence_verify(evidence, evidence_len, k->sign_public, msg)) != ENV_OK) {
+            return rc;
         }
-        if (!tried) {
-            first_error = rc;
-            tried = true;
+        bool bounded = msg_type_sequenced((int)msg->type) && msg->sequence != 0;
+        if (bounded && (msg->sequence < k->valid_from ||
+                        (k->valid_through != 0 && msg->sequence > k->valid_through))) {
+            envelope_message_clear(msg);
+            return ENV_E_STALE_KEY;
         }
+        record_use(t, k, msg->sequence);
+        return ENV_OK;
     }
-    return first_error;
+    return ENV_E_BAD_SIGNATURE; /* signed by no key trusted for the peer */
 }
 
 const trusted_key_t *trust_find(const trust_t *t, const char *peer,

@@ -22,7 +22,9 @@
 #include "envelope.h"
 #include "identity.h"
 
-typedef enum { TRUST_FROM_CARD = 0, TRUST_FROM_HOME = 1 } trust_source_t;
+/* Where a key's trust comes from: a card the auditor gave, the audited home's config (or key
+ * file), or a key history that verified back to one of those (PROTOCOL.md 2.14). */
+typedef enum { TRUST_FROM_CARD = 0, TRUST_FROM_HOME = 1, TRUST_FROM_HISTORY = 2 } trust_source_t;
 
 /* One key trusted for one peer, and its use so far. */
 typedef struct {
@@ -33,6 +35,10 @@ typedef struct {
     uint64_t rows;      /* evidence rows it verified */
     uint64_t first_seq; /* the lowest and highest sequence numbers among them (0: none) */
     uint64_t last_seq;
+    /* the sequenced messages it may sign, by the key history: valid_from..valid_through
+     * (0: no bound); a message outside is ENV_E_STALE_KEY */
+    uint64_t valid_from;
+    uint64_t valid_through;
 } trusted_key_t;
 
 typedef struct {
@@ -50,11 +56,23 @@ int trust_build(trust_t *t, const config_t *config, const peer_card_t *cards, si
     __attribute__((warn_unused_result));
 void trust_free(trust_t *t);
 
+/* Trusts `sign_public` for `peer` (once: the same key again is the same entry). 0, or -1 when
+ * out of memory. */
+int trust_add(trust_t *t, const char *peer, const uint8_t *sign_public, trust_source_t source)
+    __attribute__((warn_unused_result));
+
+/* Bounds a key of `peer` to the sequenced messages from..through (0: open) that its verified
+ * key history gives it, adding it (TRUST_FROM_HISTORY) if it is not trusted yet. 0, or -1. */
+int trust_bound(trust_t *t, const char *peer, const uint8_t *sign_public, uint64_t from,
+                uint64_t through) __attribute__((warn_unused_result));
+
 /* Whether `peer` has at least one trusted key. */
 bool trust_knows(const trust_t *t, const char *peer);
 
-/* Verifies evidence authored by `peer` with one of its trusted keys and records the use. On
- * failure returns the error the first of its keys gave (ENV_E_UNKNOWN_SENDER: it has none). */
+/* Verifies evidence authored by `peer` with its trusted key of the evidence's author key id,
+ * within that key's range, and records the use. ENV_E_UNKNOWN_SENDER: the peer has no key;
+ * ENV_E_BAD_SIGNATURE: none with that id, or it does not verify; ENV_E_STALE_KEY: a sequenced
+ * message outside the key's range. */
 env_err_t trust_verify(trust_t *t, const char *peer, const uint8_t *evidence, size_t evidence_len,
                        envelope_message_t *msg) __attribute__((warn_unused_result));
 

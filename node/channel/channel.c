@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "corridor.pb-c.h"
+#include "keyannounce.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "validate.h"
@@ -17,10 +18,16 @@
 #define BLOCKED_RETRY_MS    20  /* after the socket refused a frame */
 
 struct channel {
-    channel_ctx_t ctx;               /* the node around us */
-    size_t index;                    /* our peer's index in the config and transport */
-    const config_peer_t *peer;       /* its name and the caps we grant it */
-    const envelope_peer_t *keys;     /* its public keys and our shared box key */
+    channel_ctx_t ctx;         /* the node around us */
+    size_t index;              /* our peer's index in the config and transport */
+    const config_peer_t *peer; /* its name and the caps we grant it */
+    envelope_peer_t *keys;     /* its public keys and our shared box key */
+    /* Our keys on this stream (PROTOCOL.md 2.14): `own` signs our sequenced messages after
+     * `own_rotated_at` (0: no rotation on record), `own_previous` (NULL: not held) those
+     * through it, and our control messages until the peer acknowledged the announcement. */
+    const identity_t *own;
+    const identity_t *own_previous;
+    uint64_t own_rotated_at;
     channel_state_t state;           /* see the diagram in channel.h */
     uint64_t sent_seq;               /* highest of ours queued (committed or in this txn) */
     uint64_t acked_seq;              /* highest of ours the peer acknowledged */
@@ -152,8 +159,81 @@ static bool load_counters(channel_t *ch)
     return true;
 }
 
+/* The last two keys of each side of the channel in the key history. */
+typedef struct {
+    key_record_t last[2][2]; /* [side][0: the one before, 1: the open one] */
+    size_t count[2];
+    envelope_peer_t *keys; /* collects our closed keys' ids */
+} key_tail_t;
+
+static void keep_tail(const key_record_t *k, void *arg)
+{
+    key_tail_t *t = arg;
+    if (k->side == KEY_SIDE_OURS && k->last_seq != 0) {
+        envelope_peer_add_our_key(t->keys, k->key_id);
+    }
+    key_record_t *slots = t->last[k->side == KEY_SIDE_THEIRS];
+    slots[0] = slots[1];
+    slots[1] = *k;
+    slots[1].evidence = NULL; /* valid only during the call, and not needed here */
+    slots[1].evidence_len = 0;
+    t->count[k->side == KEY_SIDE_THEIRS]++;
+}
+
+/* Which of the identities this process holds has key id `key_id`; NULL if none. */
+static const identity_t *held_identity(const channel_t *ch, const uint8_t *key_id)
+{
+    const identity_t *held[] = {ch->ctx.self, ch->ctx.self_previous};
+    for (size_t i = 0; i < 2; i++) {
+        if (held[i] != NULL && sodium_memcmp(held[i]->key_id, key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            return held[i];
+        }
+    }
+    return NULL;
+}
+
+/* Both sides' keys on this channel from the key history (PROTOCOL.md 2.14); with no history,
+ * the peer's card and our current keys. false when the history cannot be read or names, as
+ * our open key, one this process does not hold. */
+static bool load_keys(channel_t *ch)
+{
+    key_tail_t tail;
+    memset(&tail, 0, sizeof tail);
+    tail.keys = ch->keys;
+    ch->keys->our_key_ids_count = 0;
+    if (ledger_keys(ch->ctx.ledger, ch->peer->card.name, keep_tail, &tail) != LEDGER_OK) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL, "cannot read the key history: %s",
+                  ledger_last_error(ch->ctx.ledger));
+        return false;
+    }
+    const key_record_t *theirs = tail.last[KEY_SIDE_THEIRS];
+    size_t n = tail.count[KEY_SIDE_THEIRS];
+    envelope_peer_set_key(ch->keys, n == 0   ? ch->peer->card.sign_public
+                                    : n == 1 ? theirs[1].sign_public
+                                             : theirs[0].sign_public);
+    if (n >= 2) {
+        envelope_peer_rotate(ch->keys, theirs[1].sign_public, theirs[1].first_seq - 1);
+    }
+    const key_record_t *ours = tail.last[KEY_SIDE_OURS];
+    n = tail.count[KEY_SIDE_OURS];
+    ch->own = ch->ctx.self;
+    ch->own_previous = NULL;
+    ch->own_rotated_at = 0;
+    if (n >= 1 && (ch->own = held_identity(ch, ours[1].key_id)) == NULL) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "the key history names a key of ours this process does not hold");
+        ch->own = ch->ctx.self;
+        return false;
+    }
+    if (n >= 2) {
+        ch->own_rotated_at = ours[1].first_seq - 1;
+        ch->own_previous = held_identity(ch, ours[0].key_id);
+    }
+    return true;
+}
+
 channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config_peer_t *peer,
-                       const envelope_peer_t *keys, int64_t now_ms)
+                       envelope_peer_t *keys, int64_t now_ms)
 {
     assert(ctx != NULL && peer != NULL && keys != NULL && ctx->send != NULL);
     channel_t *ch = calloc(1, sizeof *ch);
@@ -172,7 +252,7 @@ channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config
     costlimit_init(&ch->applied_bytes, CHANNEL_APPLIED_UNIT, CHANNEL_APPLIED_PER_S,
                    CHANNEL_APPLIED_BURST);
     costlimit_init(&ch->idle_bytes, CHANNEL_IDLE_UNIT, CHANNEL_IDLE_PER_S, CHANNEL_IDLE_BURST);
-    if (!load_counters(ch)) {
+    if (!load_counters(ch) || !load_keys(ch)) {
         free(ch);
         return NULL;
     }
@@ -232,6 +312,7 @@ void channel_reload(channel_t *ch)
     clear_hold(ch);
     ch->probe_counter = 0;   /* a re-base may lower what the probe remembers */
     (void)load_counters(ch); /* unreadable: the ledger has stopped, and refuses every write */
+    (void)load_keys(ch);
     channel_check_invariants(ch);
 }
 
@@ -253,13 +334,31 @@ channel_stats_t channel_stats(const channel_t *ch)
 
 /* ---- sending sealed frames ----------------------------------------------------------------- */
 
+bool channel_rotation_acked(const channel_t *ch)
+{
+    return ch->acked_seq >= ch->own_rotated_at;
+}
+
+/* Who signs our control messages: the key before our last announcement until the peer
+ * acknowledged it (it cannot check the new one before), then the new one. */
+static const identity_t *control_signer(const channel_t *ch)
+{
+    return ch->own_previous != NULL && !channel_rotation_acked(ch) ? ch->own_previous : ch->own;
+}
+
+/* Who signed our sequenced message `seq` (its key id goes on the Envelope). */
+static const identity_t *author_of(const channel_t *ch, uint64_t seq)
+{
+    return ch->own_previous != NULL && seq <= ch->own_rotated_at ? ch->own_previous : ch->own;
+}
+
 /* Seals and sends an unsequenced message (Ack, Hello); they are cheap to lose. */
 static void send_control(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
 {
     uint8_t *wire = NULL;
     size_t wire_len = 0;
-    if (envelope_seal_version(ch->ctx.self, ch->keys, ch->wire_version, type, 0, body, len, &wire,
-                              &wire_len) == ENV_OK) {
+    if (envelope_seal_version(control_signer(ch), ch->keys, ch->wire_version, type, 0, body, len,
+                              &wire, &wire_len) == ENV_OK) {
         (void)ch->ctx.send(ch->ctx.arg, ch->index, type, wire, wire_len);
     }
     free(wire);
@@ -585,6 +684,10 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     assert(msg != NULL);
     channel_check_invariants(ch);
     ch->last_rx_ms = now_ms;
+    if (!msg_type_sequenced((int)msg->type) && ch->keys->previous_control &&
+        envelope_peer_is_current(ch->keys, msg->author_key_id)) {
+        envelope_peer_close_previous(ch->keys); /* the peer signs with its new key now */
+    }
     switch (msg->type) {
     case MSG_ACK: {
         Corridor__Ack *ack =
@@ -616,6 +719,7 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_SETTLEMENT:
     case MSG_STATUS_REPORT:
     case MSG_RETURN:
+    case MSG_KEY_ANNOUNCE:
         hold_message(ch, msg);
         break;
     case MSG_STATEMENT_REQUEST:
@@ -644,8 +748,8 @@ static ledger_err_t queue_message(channel_t *ch, uint32_t version, msg_type_t ty
     uint8_t *signed_msg = NULL;
     size_t n = 0;
     uint64_t seq = ch->sent_seq + 1;
-    if (envelope_sign_version(ch->ctx.self, version, ch->keys->key_id, type, seq, body, len,
-                              &signed_msg, &n) != ENV_OK) {
+    if (envelope_sign_version(ch->own, version, ch->keys->key_id, type, seq, body, len, &signed_msg,
+                              &n) != ENV_OK) {
         return LEDGER_E_STORAGE; /* out of memory: treat as a failed batch */
     }
     ledger_err_t rc =
@@ -846,6 +950,129 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, b
     return rc;
 }
 
+/* Records one key of the channel's history (see ledger_key_add). */
+static ledger_err_t record_key(channel_t *ch, key_side_t side, const uint8_t *sign_public,
+                               const uint8_t *box_public, const char *curve_public,
+                               uint64_t first_seq, const char *source,
+                               const envelope_message_t *evidence)
+{
+    key_record_t k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.peer, sizeof k.peer, "%s", ch->peer->card.name);
+    k.side = side;
+    identity_key_id(sign_public, k.key_id);
+    memcpy(k.sign_public, sign_public, sizeof k.sign_public);
+    memcpy(k.box_public, box_public, sizeof k.box_public);
+    snprintf(k.curve_public, sizeof k.curve_public, "%s", curve_public);
+    k.first_seq = first_seq;
+    snprintf(k.source, sizeof k.source, "%s", source);
+    /* created_ms 0: the ledger stamps it with its clock */
+    if (evidence != NULL) {
+        k.evidence = evidence->evidence;
+        k.evidence_len = evidence->evidence_len;
+    }
+    return ledger_key_add(ch->ctx.ledger, &k);
+}
+
+/* Whether the key history holds any key of `side` on this channel. */
+static void count_side(const key_record_t *k, void *arg)
+{
+    size_t *counts = arg;
+    counts[k->side == KEY_SIDE_THEIRS]++;
+}
+
+static ledger_err_t history_counts(channel_t *ch, size_t counts[2])
+{
+    counts[0] = counts[1] = 0;
+    return ledger_keys(ch->ctx.ledger, ch->peer->card.name, count_side, counts);
+}
+
+/* The peer's KeyAnnounce (PROTOCOL.md 2.14): its current key names the next one, which signs
+ * the peer's sequenced messages after this one. */
+static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *msg)
+{
+    const char *peer = ch->peer->card.name;
+    key_announce_t next;
+    if (!envelope_peer_is_current(ch->keys, msg->author_key_id) ||
+        key_announce_decode(msg->body, msg->body_len, msg->author_key_id, &next) != 0) {
+        log_event(ch->ctx.node_name, peer, NULL,
+                  "dropped KeyAnnounce (sequence %llu): malformed, or no proof of possession",
+                  (unsigned long long)msg->sequence);
+        return LEDGER_OK;
+    }
+    size_t counts[2];
+    ledger_err_t rc = history_counts(ch, counts);
+    if (rc == LEDGER_OK && counts[KEY_SIDE_THEIRS] == 0) { /* the card's key signed until now */
+        rc = record_key(ch, KEY_SIDE_THEIRS, ch->keys->sign_public, ch->peer->card.box_public,
+                        ch->peer->card.curve_public, 1, "card", NULL);
+    }
+    if (rc == LEDGER_OK) {
+        rc = record_key(ch, KEY_SIDE_THEIRS, next.sign_public, next.box_public, next.curve_public,
+                        msg->sequence + 1, "announced", msg);
+    }
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    envelope_peer_rotate(ch->keys, next.sign_public, msg->sequence);
+    char hex[2 * IDENTITY_KEY_ID_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, next.key_id, sizeof next.key_id);
+    log_event(ch->ctx.node_name, peer, NULL, "peer's new signing key %s signs from sequence %llu",
+              hex, (unsigned long long)msg->sequence + 1);
+    return LEDGER_OK;
+}
+
+void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *self_previous)
+{
+    assert(self != NULL);
+    ch->ctx.self = self;
+    ch->ctx.self_previous = self_previous;
+}
+
+bool channel_rotation_ready(const channel_t *ch)
+{
+    return (ch->peer_features & CHANNEL_FEATURE_KEYS) != 0 && channel_rotation_acked(ch);
+}
+
+ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
+{
+    channel_check_invariants(ch);
+    assert(next != NULL && next != ch->own);
+    if (!channel_rotation_ready(ch)) {
+        return LEDGER_E_STATE;
+    }
+    const identity_t *current = ch->own;
+    uint8_t *body = NULL, *signed_msg = NULL;
+    size_t body_len = 0, signed_len = 0;
+    if (key_announce_encode(next, current->key_id, &body, &body_len) != 0) {
+        return LEDGER_E_STORAGE; /* out of memory: treat as a failed batch */
+    }
+    size_t counts[2];
+    ledger_err_t rc = history_counts(ch, counts);
+    if (rc == LEDGER_OK && counts[KEY_SIDE_OURS] == 0) {
+        rc = record_key(ch, KEY_SIDE_OURS, current->sign_public, current->box_public,
+                        current->curve_public, 1, "card", NULL);
+    }
+    if (rc == LEDGER_OK) {
+        rc = queue_message(ch, ch->wire_version, MSG_KEY_ANNOUNCE, body, body_len, &signed_msg,
+                           &signed_len);
+    }
+    if (rc == LEDGER_OK) {
+        envelope_message_t evidence = {.evidence = signed_msg, .evidence_len = signed_len};
+        rc = record_key(ch, KEY_SIDE_OURS, next->sign_public, next->box_public, next->curve_public,
+                        ch->sent_seq + 1, "announced", &evidence);
+    }
+    free(body);
+    free(signed_msg);
+    if (rc == LEDGER_OK) { /* a failed transaction reloads all of this (channel_reload) */
+        ch->own_previous = current;
+        ch->own = next;
+        ch->own_rotated_at = ch->sent_seq;
+        envelope_peer_add_our_key(ch->keys, current->key_id);
+    }
+    channel_check_invariants(ch);
+    return rc;
+}
+
 static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     *moved = false;
@@ -856,6 +1083,8 @@ static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool
         return apply_status_report(ch, msg, moved);
     case MSG_RETURN:
         return apply_return(ch, msg, moved);
+    case MSG_KEY_ANNOUNCE:
+        return apply_key_announce(ch, msg);
     default:
         return LEDGER_OK;
     }
@@ -981,7 +1210,7 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
     }
     uint64_t seq = ch->sent_seq + 1;
     ledger_err_t rc = LEDGER_E_STORAGE;
-    if (envelope_sign_version(ch->ctx.self, ch->wire_version, ch->keys->key_id, MSG_SETTLEMENT, seq,
+    if (envelope_sign_version(ch->own, ch->wire_version, ch->keys->key_id, MSG_SETTLEMENT, seq,
                               body, body_len, &signed_msg, &signed_len) != ENV_OK) {
         goto cleanup;
     }
@@ -1004,7 +1233,7 @@ cleanup:
 ledger_err_t channel_send_body(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
 {
     channel_check_invariants(ch);
-    assert(type == MSG_SETTLEMENT || type == MSG_STATUS_REPORT || type == MSG_RETURN);
+    assert(msg_type_sequenced((int)type));
     ledger_err_t rc = queue_message(ch, ch->wire_version, type, body, len, NULL, NULL);
     channel_check_invariants(ch);
     return rc;
@@ -1037,8 +1266,8 @@ static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size
     bool again = seq <= ch->transmitted_max;
     uint8_t *wire = NULL;
     size_t wire_len = 0;
-    if (envelope_wrap(ch->ctx.self, ch->keys, signed_msg, signed_len, again, &wire, &wire_len) !=
-        ENV_OK) {
+    if (envelope_wrap(author_of(ch, seq), ch->keys, signed_msg, signed_len, again, &wire,
+                      &wire_len) != ENV_OK) {
         ts->blocked = true;
         return false;
     }
@@ -1067,10 +1296,15 @@ static void transmit(channel_t *ch, int64_t now_ms)
         return;
     }
     transmit_state_t ts = {ch, false, now_ms};
-    while (!ts.blocked && ch->transmit_next <= ch->sent_seq &&
-           ch->transmit_next <= ch->acked_seq + CHANNEL_WINDOW) {
+    /* after our announcement of new keys, nothing signed by them leaves before the peer
+     * acknowledged it: it could not check them yet */
+    uint64_t last = channel_rotation_acked(ch) ? ch->sent_seq : ch->own_rotated_at;
+    if (last > ch->acked_seq + CHANNEL_WINDOW) {
+        last = ch->acked_seq + CHANNEL_WINDOW;
+    }
+    while (!ts.blocked && ch->transmit_next <= last) {
         uint64_t before = ch->transmit_next;
-        uint64_t room = ch->acked_seq + CHANNEL_WINDOW - ch->transmit_next + 1;
+        uint64_t room = last - ch->transmit_next + 1;
         size_t limit = room < TRANSMIT_SCAN_BATCH ? (size_t)room : TRANSMIT_SCAN_BATCH;
         if (ledger_outbox_scan(ch->ctx.ledger, ch->peer->card.name, ch->transmit_next, limit,
                                transmit_one, &ts) != LEDGER_OK ||

@@ -12,7 +12,8 @@
  *                                      | DIVERGED |  persisted; nothing sent or applied;
  *                                      +----------+  left only by `reconcile --repair`
  *
- * Per direction, business messages (Settlement, StatusReport, Return) carry a sequence number
+ * Per direction, sequenced messages (Settlement, StatusReport, Return, KeyAnnounce) carry a
+ * sequence number
  * from 1, assigned when the message is queued in the ledger's outbox in the transaction that
  * caused it. The receiver applies them strictly in order inside its group-commit transaction
  * (out-of-order arrivals wait in a bounded hold-back window), drops what it already applied,
@@ -45,7 +46,8 @@
 #define CHANNEL_RTO_INIT_MS  1000  /* before any round trip was measured */
 #define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
 #define CHANNEL_FEATURE_ECHO 1u    /* our Hellos echo the newest stamp taken from the peer */
-#define CHANNEL_FEATURES     CHANNEL_FEATURE_ECHO /* feature flags our Hello offers */
+#define CHANNEL_FEATURE_KEYS 2u    /* we apply KeyAnnounce (PROTOCOL.md 2.14) */
+#define CHANNEL_FEATURES     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS) /* our Hello offers */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -53,9 +55,10 @@ const char *channel_state_name(channel_state_t state);
 
 /* What the channel needs from the node around it. */
 typedef struct {
-    const identity_t *self; /* this node's keys */
-    const config_t *config; /* currencies accepted, caps granted */
-    ledger_t *ledger;       /* the books (writes only inside the node's transaction) */
+    const identity_t *self;          /* this node's keys */
+    const identity_t *self_previous; /* its keys before its last rotation, or NULL */
+    const config_t *config;          /* currencies accepted, caps granted */
+    ledger_t *ledger;                /* the books (writes only inside the node's transaction) */
     /* Sends one sealed frame to peer `peer_index`; 0 sent, -1 not now. */
     int (*send)(void *arg, size_t peer_index, msg_type_t type, const uint8_t *wire, size_t len);
     /* Told when one of our settlements reaches its final status (for `send --wait`). */
@@ -74,7 +77,7 @@ typedef struct channel channel_t;
  * its counters from the ledger. NULL when out of memory or the ledger cannot be read (or holds
  * counters out of range: ledger_last_error says which). */
 channel_t *channel_new(const channel_ctx_t *ctx, size_t peer_index, const config_peer_t *peer,
-                       const envelope_peer_t *keys, int64_t now_ms);
+                       envelope_peer_t *keys, int64_t now_ms);
 void channel_destroy(channel_t **self_p);
 
 /* Takes one opened message from this peer (ownership of msg's buffers passes to the channel).
@@ -91,11 +94,31 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
                                      ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
 /* Inside the node's transaction: signs `body` as the next sequenced message of `type` (a
- * Settlement, StatusReport or Return) and queues it, booking nothing. The honest paths book
- * what they send (channel_send_settlement, the answers channel_apply queues); the simulator's
+ * Settlement, StatusReport, Return or KeyAnnounce) and queues it, booking nothing. The honest paths
+ * book what they send (channel_send_settlement, the answers channel_apply queues); the simulator's
  * compromised node sends through this whatever a peer holding valid keys could sign. */
 ledger_err_t channel_send_body(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
     __attribute__((warn_unused_result));
+
+/* Inside the node's transaction: announces `next` (our new keys; the caller keeps them, and
+ * our current ones, alive) at our next sequence number, signed by our current key, and
+ * records both in the key history; our later sequenced messages are signed by `next`, our
+ * control messages too once the peer acknowledged the announcement (PROTOCOL.md 2.14).
+ * LEDGER_E_STATE (nothing done) when the peer has not shown in a Hello that it applies
+ * announcements, or our last announcement is not yet acknowledged. */
+ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
+    __attribute__((warn_unused_result));
+
+/* The node's keys after its transaction with channel_rotate committed (the channel reads its
+ * own from the key history, among these two, whenever it reloads). */
+void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *self_previous);
+
+/* Whether our last announcement of new keys is acknowledged (true when there is none). */
+bool channel_rotation_acked(const channel_t *ch);
+
+/* Whether channel_rotate may announce new keys now: the peer's Hello offered
+ * CHANNEL_FEATURE_KEYS and our last announcement is acknowledged. */
+bool channel_rotation_ready(const channel_t *ch);
 
 /* After the commit: acknowledges what was applied, transmits and retransmits from the
  * outbox, sends Hellos, notices silence. Never writes the ledger. */

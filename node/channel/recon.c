@@ -175,6 +175,13 @@ recon_t *recon_new_checkpoint(const recon_ctx_t *ctx, int64_t now_ms)
     return r;
 }
 
+void recon_set_self(recon_t *r, const identity_t *self, const identity_t *self_previous)
+{
+    assert(r != NULL && self != NULL);
+    r->ctx.self = self;
+    r->ctx.self_previous = self_previous;
+}
+
 void recon_destroy(recon_t **self_p)
 {
     recon_t *r = *self_p;
@@ -620,15 +627,86 @@ static bool answers_body(const Corridor__StatusReport *sr, const envelope_messag
            sodium_memcmp(sr->settlement_hash.data, hash, sizeof hash) == 0;
 }
 
-static const uint8_t *sign_key_of(const recon_ctx_t *ctx, const char *node)
+/* The signing keys one end of the channel has used, as this node knows them: ours now and
+ * before our last rotation, or the peer's now, before its last rotation, and on its card
+ * (PROTOCOL.md 2.14). Evidence names its author's key id; the live checks of which key may
+ * sign which number are the envelope's, and the audit's over the whole key history. */
+typedef struct {
+    const uint8_t *keys[3];
+    size_t count;
+} keyset_t;
+
+static void keyset_add(keyset_t *ks, const uint8_t *sign_public)
 {
+    for (size_t i = 0; i < ks->count; i++) {
+        if (memcmp(ks->keys[i], sign_public, crypto_sign_PUBLICKEYBYTES) == 0) {
+            return;
+        }
+    }
+    assert(ks->count < sizeof ks->keys / sizeof ks->keys[0]);
+    ks->keys[ks->count++] = sign_public;
+}
+
+/* The keys of `node` (this node or the peer); count 0 for another node. */
+static keyset_t keys_of(const recon_ctx_t *ctx, const char *node)
+{
+    keyset_t ks = {{NULL}, 0};
     if (strcmp(node, ledger_node(ctx->ledger)) == 0) {
-        return ctx->self->sign_public;
+        keyset_add(&ks, ctx->self->sign_public);
+        if (ctx->self_previous != NULL) {
+            keyset_add(&ks, ctx->self_previous->sign_public);
+        }
+    } else if (strcmp(node, ctx->peer->card.name) == 0) {
+        if (ctx->keys != NULL) {
+            keyset_add(&ks, ctx->keys->sign_public);
+            if (ctx->keys->previous_through != 0) {
+                keyset_add(&ks, ctx->keys->previous_sign_public);
+            }
+        }
+        keyset_add(&ks, ctx->peer->card.sign_public);
     }
-    if (strcmp(node, ctx->peer->card.name) == 0) {
-        return ctx->peer->card.sign_public;
+    return ks;
+}
+
+static bool keyset_has_id(const keyset_t *ks, const uint8_t *key_id)
+{
+    for (size_t i = 0; i < ks->count; i++) {
+        uint8_t id[IDENTITY_KEY_ID_BYTES];
+        identity_key_id(ks->keys[i], id);
+        if (sodium_memcmp(id, key_id, sizeof id) == 0) {
+            return true;
+        }
     }
-    return NULL;
+    return false;
+}
+
+/* Verifies evidence with the key of the set its author key id names. */
+static env_err_t keyset_verify(const keyset_t *ks, const uint8_t *evidence, size_t len,
+                               envelope_message_t *msg)
+{
+    memset(msg, 0, sizeof *msg);
+    uint8_t author[IDENTITY_KEY_ID_BYTES];
+    env_err_t rc = evidence_author(evidence, len, author);
+    for (size_t i = 0; rc == ENV_OK && i < ks->count; i++) {
+        uint8_t id[IDENTITY_KEY_ID_BYTES];
+        identity_key_id(ks->keys[i], id);
+        if (sodium_memcmp(id, author, sizeof id) == 0) {
+            return evidence_verify(evidence, len, ks->keys[i], msg);
+        }
+    }
+    return rc == ENV_OK ? ENV_E_BAD_SIGNATURE : rc;
+}
+
+/* Whether one of the keys of `node` signed a checkpoint (which names no key id). */
+static bool keyset_signed_checkpoint(const keyset_t *ks, const uint8_t *body, size_t body_len,
+                                     const uint8_t *signature)
+{
+    for (size_t i = 0; i < ks->count; i++) {
+        if (checkpoint_verify(body, body_len, signature, ks->keys[i])) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Verifies an entry's evidence and derives what to record. NULL or why it cannot. *bound
@@ -644,22 +722,19 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     *bound = false;
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
-    const uint8_t *payer_key = sign_key_of(ctx, e->payer);
-    const uint8_t *payee_key = sign_key_of(ctx, e->payee);
-    if (payer_key == NULL || payee_key == NULL || strcmp(e->payer, e->payee) == 0) {
+    keyset_t payer_keys = keys_of(ctx, e->payer), payee_keys = keys_of(ctx, e->payee);
+    if (payer_keys.count == 0 || payee_keys.count == 0 || strcmp(e->payer, e->payee) == 0) {
         return "the entry is not between this node and the peer";
     }
-    if (evidence_verify(sev, sev_len, payer_key, settlement_msg) != ENV_OK ||
+    if (keyset_verify(&payer_keys, sev, sev_len, settlement_msg) != ENV_OK ||
         settlement_msg->type != MSG_SETTLEMENT) {
         return "the Settlement evidence does not verify with the payer's key";
     }
-    uint8_t payee_id[IDENTITY_KEY_ID_BYTES];
-    identity_key_id(payee_key, payee_id);
     direction_t dir = strcmp(e->payer, self) == 0 ? DIRECTION_OUT : DIRECTION_IN;
     /* a Settlement its payee rejected for its content (FF01, AM12...) decodes only in part */
     bool decoded = settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir,
                                      s) == REASON_NONE;
-    if (sodium_memcmp(settlement_msg->recipient_key_id, payee_id, sizeof payee_id) != 0 ||
+    if (!keyset_has_id(&payee_keys, settlement_msg->recipient_key_id) ||
         uetr_check(s->uetr) != VALID_OK || strcmp(s->uetr, e->uetr) != 0 ||
         s->amount_minor != e->amount_minor || strcmp(s->currency, e->currency) != 0) {
         return "the Settlement evidence does not say what the entry says";
@@ -673,16 +748,13 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
         return NULL;
     }
     envelope_message_t sr_msg;
-    if (evidence_verify(tev, tev_len, payee_key, &sr_msg) != ENV_OK) {
+    if (keyset_verify(&payee_keys, tev, tev_len, &sr_msg) != ENV_OK) {
         return "the StatusReport evidence does not verify with the payee's key";
     }
     *status_seq = sr_msg.sequence;
-    uint8_t payer_id[IDENTITY_KEY_ID_BYTES];
-    identity_key_id(payer_key, payer_id);
     Corridor__StatusReport *sr = NULL;
     const char *problem = NULL;
-    if (sr_msg.type != MSG_STATUS_REPORT ||
-        sodium_memcmp(sr_msg.recipient_key_id, payer_id, sizeof payer_id) != 0 ||
+    if (sr_msg.type != MSG_STATUS_REPORT || !keyset_has_id(&payer_keys, sr_msg.recipient_key_id) ||
         (sr = (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
                                                     sr_msg.body_len, sr_msg.body)) == NULL ||
         strcmp(sr->uetr, e->uetr) != 0) {
@@ -794,13 +866,13 @@ static uint64_t proven_applied(const recon_ctx_t *ctx, const uint8_t *proof, siz
         return 0;
     }
     envelope_message_t msg;
-    uint8_t peer_id[IDENTITY_KEY_ID_BYTES];
-    identity_key_id(ctx->peer->card.sign_public, peer_id);
+    keyset_t ours = keys_of(ctx, ledger_node(ctx->ledger));
+    keyset_t theirs = keys_of(ctx, ctx->peer->card.name);
     uint64_t proven = 0;
-    if (evidence_verify(proof, proof_len, ctx->self->sign_public, &msg) != ENV_OK) {
+    if (keyset_verify(&ours, proof, proof_len, &msg) != ENV_OK) {
         *problem = "the proof of what was applied is not a message this node signed";
-    } else if (sodium_memcmp(msg.recipient_key_id, peer_id, sizeof peer_id) != 0 ||
-               msg.type < MSG_SETTLEMENT || msg.type > MSG_RETURN || msg.sequence == 0) {
+    } else if (!keyset_has_id(&theirs, msg.recipient_key_id) ||
+               !msg_type_sequenced((int)msg.type) || msg.sequence == 0) {
         *problem = "the proof of what was applied is not a sequenced message to the peer";
     } else {
         proven = msg.sequence;
@@ -815,8 +887,8 @@ static uint64_t own_proven(const recon_ctx_t *ctx, const uint8_t *proof, size_t 
 {
     envelope_message_t msg;
     uint64_t seq = 0;
-    if (proof_len > 0 &&
-        evidence_verify(proof, proof_len, ctx->peer->card.sign_public, &msg) == ENV_OK) {
+    keyset_t theirs = keys_of(ctx, ctx->peer->card.name);
+    if (proof_len > 0 && keyset_verify(&theirs, proof, proof_len, &msg) == ENV_OK) {
         seq = msg.sequence;
         envelope_message_clear(&msg);
     }
@@ -1130,9 +1202,10 @@ static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st, 
         finish(r, NULL);
         return LEDGER_OK;
     }
+    keyset_t theirs = keys_of(&r->ctx, r->ctx.peer->card.name);
     if (st->checkpoint_signature.len != crypto_sign_BYTES ||
-        !checkpoint_verify(r->checkpoint, r->checkpoint_len, st->checkpoint_signature.data,
-                           r->ctx.peer->card.sign_public)) {
+        !keyset_signed_checkpoint(&theirs, r->checkpoint, r->checkpoint_len,
+                                  st->checkpoint_signature.data)) {
         r->checkpoint_report =
             json_pack("{s:b, s:s}", "signed", 0, "refused", "the countersignature does not verify");
         finish(r, NULL);
@@ -1425,9 +1498,10 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
     assert(ctx != NULL && req != NULL && req->checkpoint.len > 0 && ahead != NULL && work != NULL);
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
+    keyset_t theirs = keys_of(ctx, peer);
     if (req->checkpoint_signature.len != crypto_sign_BYTES ||
-        !checkpoint_verify(req->checkpoint.data, req->checkpoint.len,
-                           req->checkpoint_signature.data, ctx->peer->card.sign_public)) {
+        !keyset_signed_checkpoint(&theirs, req->checkpoint.data, req->checkpoint.len,
+                                  req->checkpoint_signature.data)) {
         return "the proposer's signature does not verify";
     }
     Corridor__Checkpoint *cp = (Corridor__Checkpoint *)wire_unpack(

@@ -44,7 +44,9 @@
 /* What reconciliation needs of the node. */
 typedef struct {
     const identity_t *self;
-    const config_peer_t *peer; /* its name and public keys */
+    const identity_t *self_previous; /* our keys before the last rotation, or NULL */
+    const config_peer_t *peer;       /* its name and public keys (its card) */
+    const envelope_peer_t *keys;     /* its keys now and before its rotation, or NULL: the card's */
     ledger_t *ledger;
     channel_t *channel;
     /* Checkpoint spacing (this node's checkpoint_every and checkpoint_interval_s): one is
@@ -63,6 +65,10 @@ recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms);
 /* A checkpoint session: no comparison, a checkpoint at this node's cut. */
 recon_t *recon_new_checkpoint(const recon_ctx_t *ctx, int64_t now_ms);
 void recon_destroy(recon_t **self_p);
+
+/* The node's keys after a rotation committed (a session outlives turns and must not sign with,
+ * or point at, keys its owner may free). */
+void recon_set_self(recon_t *r, const identity_t *self, const identity_t *self_previous);
 
 /* Sends the next request, or sends the last one again if it went unanswered (or, to a peer
  * behind the cut, the proposal again). recon_deadline: when it next needs a tick (0: none). */

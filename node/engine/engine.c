@@ -41,13 +41,15 @@ typedef struct {
 struct engine {
     engine_ctx_t ctx;
     size_t peers;
-    channel_t **channels;        /* per configured peer */
-    session_t *sessions;         /* per configured peer; recon NULL when idle */
-    bool *reload;                /* per peer: reload the channel after the commit (re-based) */
-    int64_t *checkpoint_next_ms; /* per peer: when to look again whether a checkpoint is due */
-    int64_t started_wall_ms;     /* when the engine started (the first checkpoint's interval) */
-    responder_t *responder;      /* what peers' StatementRequests may make us do */
-    int64_t now_ms, wall_ms;     /* this turn's clocks */
+    channel_t **channels;         /* per configured peer */
+    session_t *sessions;          /* per configured peer; recon NULL when idle */
+    bool *reload;                 /* per peer: reload the channel after the commit (re-based) */
+    int64_t *checkpoint_next_ms;  /* per peer: when to look again whether a checkpoint is due */
+    int64_t started_wall_ms;      /* when the engine started (the first checkpoint's interval) */
+    responder_t *responder;       /* what peers' StatementRequests may make us do */
+    int64_t now_ms, wall_ms;      /* this turn's clocks */
+    const identity_t *rotated_to; /* engine_rotate's keys, ours once the transaction commits */
+    bool rotation_failed;         /* engine_rotate failed: the transaction rolls back */
     inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's writing ones */
     size_t statements_in_count;
     inbound_statement_t reads_in[STATEMENTS_PER_TURN]; /* this turn's pure-read requests */
@@ -155,6 +157,7 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
     }
     channel_ctx_t channel_ctx = {
         .self = ctx->self,
+        .self_previous = ctx->self_previous,
         .config = ctx->config,
         .ledger = ctx->ledger,
         .send = send_frame,
@@ -274,7 +277,9 @@ bool engine_has_work(const engine_t *e)
 static recon_ctx_t recon_ctx_of(const engine_t *e, size_t peer_index)
 {
     return (recon_ctx_t){.self = e->ctx.self,
+                         .self_previous = e->ctx.self_previous,
                          .peer = &e->ctx.config->peers[peer_index],
+                         .keys = &e->ctx.keys[peer_index],
                          .ledger = e->ctx.ledger,
                          .channel = e->channels[peer_index],
                          .checkpoint_every = config_checkpoint_every(e->ctx.config),
@@ -320,6 +325,28 @@ static ledger_err_t handle_statements(engine_t *e)
     return rc;
 }
 
+ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_ready)
+{
+    assert(e != NULL && next != NULL && ledger_in_transaction(e->ctx.ledger));
+    for (size_t i = 0; i < e->peers; i++) {
+        if (!channel_rotation_ready(e->channels[i])) {
+            if (not_ready != NULL) {
+                *not_ready = i;
+            }
+            return LEDGER_E_STATE;
+        }
+    }
+    ledger_err_t rc = LEDGER_OK;
+    for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
+        rc = channel_rotate(e->channels[i], next);
+    }
+    e->rotated_to = rc == LEDGER_OK ? next : NULL;
+    if (rc != LEDGER_OK) {
+        e->rotation_failed = true; /* the transaction must not commit half of it */
+    }
+    return rc;
+}
+
 ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
 {
     assert(e != NULL && !ledger_stopped(e->ctx.ledger));
@@ -329,8 +356,13 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
             recon_hold_sends(e->sessions[i].recon, true);
         }
     }
+    e->rotated_to = NULL;
+    e->rotation_failed = false;
     if (rc == LEDGER_OK && work != NULL) {
         work(arg);
+    }
+    if (rc == LEDGER_OK && e->rotation_failed) {
+        rc = LEDGER_E_STORAGE;
     }
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         rc = channel_apply(e->channels[i], e->now_ms);
@@ -341,9 +373,21 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
     if (rc == LEDGER_OK && ledger_in_transaction(e->ctx.ledger)) {
         rc = ledger_commit(e->ctx.ledger);
     }
+    if (rc == LEDGER_OK && e->rotated_to != NULL) { /* the announcements are on record */
+        e->ctx.self_previous = e->ctx.self;
+        e->ctx.self = e->rotated_to;
+        e->rotated_to = NULL;
+        for (size_t i = 0; i < e->peers; i++) {
+            channel_set_self(e->channels[i], e->ctx.self, e->ctx.self_previous);
+            if (e->sessions[i].recon != NULL) {
+                recon_set_self(e->sessions[i].recon, e->ctx.self, e->ctx.self_previous);
+            }
+        }
+    }
     if (rc != LEDGER_OK) {
         log_event(e->ctx.config->name, NULL, NULL, "LEDGER STOPPED: %s: %s", ledger_strerror(rc),
                   ledger_last_error(e->ctx.ledger));
+        e->rotated_to = NULL;
         ledger_rollback(e->ctx.ledger);
         for (size_t i = 0; i < e->peers; i++) {
             channel_reload(e->channels[i]);

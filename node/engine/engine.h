@@ -34,6 +34,7 @@
 
 typedef struct {
     const identity_t *self;
+    const identity_t *self_previous; /* our keys before the last rotation, or NULL */
     const config_t *config;
     ledger_t *ledger;      /* the books: written only inside engine_transaction */
     ledger_t *reader;      /* a read-only connection to them, for pure reads */
@@ -87,6 +88,14 @@ void engine_after(engine_t *e, bool committed);
 
 /* The earliest of `next` and every deadline the engine has (monotonic ms). */
 int64_t engine_next_deadline(const engine_t *e, int64_t next);
+
+/* Inside engine_transaction's work: announces `next` (our new keys; the caller keeps them,
+ * and the current ones, alive) on every channel (channel_rotate). Once the transaction
+ * commits, `next` is the engine's key and the current one its previous. LEDGER_E_STATE with
+ * nothing done, and *not_ready (if not NULL) the first peer's index, when a channel is not
+ * ready (channel_rotation_ready); another error fails the transaction. */
+ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_ready)
+    __attribute__((warn_unused_result));
 
 /* Starts an operator's reconciliation with a peer (its report goes to on_report), in place
  * of an automatic checkpoint session. 0 started; -1 one is already running; -2 it cannot start

@@ -9,6 +9,8 @@
 #include "wire.h"
 
 _Static_assert(ENVELOPE_NONCE_BYTES == 24, "crypto_box nonces are 24 bytes");
+_Static_assert((int)MSG_KEY_ANNOUNCE == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_KEY_ANNOUNCE,
+               "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
                "msg_type_t follows the proto");
 _Static_assert((int)MSG_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT,
@@ -22,11 +24,17 @@ _Static_assert(CORRIDOR_BODY_BYTES_MAX + ENVELOPE_OVERHEAD_BYTES <= CORRIDOR_WIR
 const char *msg_type_name(int type)
 {
     static const char *const names[] = {"unspecified",      "Settlement", "StatusReport", "Return",
-                                        "StatementRequest", "Statement",  "Ack",          "Hello"};
+                                        "StatementRequest", "Statement",  "Ack",          "Hello",
+                                        "KeyAnnounce"};
     if (type < 0 || type > MSG_TYPE_MAX) {
         return "unknown";
     }
     return names[type];
+}
+
+bool msg_type_sequenced(int type)
+{
+    return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) || type == MSG_KEY_ANNOUNCE;
 }
 
 const char *env_strerror(env_err_t err)
@@ -58,6 +66,8 @@ const char *env_strerror(env_err_t err)
         return "out of memory";
     case ENV_E_DUPLICATE:
         return "message already applied";
+    case ENV_E_STALE_KEY:
+        return "signed with a key of the peer not valid for that message";
     }
     return "unknown error";
 }
@@ -87,6 +97,56 @@ void envelope_peer_wipe(envelope_peer_t *peer)
 {
     assert(peer != NULL);
     sodium_memzero(peer, sizeof *peer);
+}
+
+void envelope_peer_set_key(envelope_peer_t *peer,
+                           const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES])
+{
+    assert(peer != NULL && sign_public != NULL);
+    memcpy(peer->sign_public, sign_public, sizeof peer->sign_public);
+    identity_key_id(sign_public, peer->key_id);
+    sodium_memzero(peer->previous_key_id, sizeof peer->previous_key_id);
+    sodium_memzero(peer->previous_sign_public, sizeof peer->previous_sign_public);
+    peer->previous_through = 0;
+    peer->previous_control = false;
+}
+
+void envelope_peer_add_our_key(envelope_peer_t *peer,
+                               const uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
+{
+    assert(peer != NULL && key_id != NULL);
+    assert(peer->our_key_ids_count <= ENVELOPE_OUR_KEYS_MAX);
+    if (peer->our_key_ids_count == ENVELOPE_OUR_KEYS_MAX) {
+        memmove(peer->our_key_ids[0], peer->our_key_ids[1],
+                (ENVELOPE_OUR_KEYS_MAX - 1) * IDENTITY_KEY_ID_BYTES);
+        peer->our_key_ids_count--;
+    }
+    memcpy(peer->our_key_ids[peer->our_key_ids_count++], key_id, IDENTITY_KEY_ID_BYTES);
+}
+
+void envelope_peer_rotate(envelope_peer_t *peer,
+                          const uint8_t next_sign_public[static crypto_sign_PUBLICKEYBYTES],
+                          uint64_t through)
+{
+    assert(peer != NULL && next_sign_public != NULL && through >= 1);
+    memcpy(peer->previous_key_id, peer->key_id, sizeof peer->previous_key_id);
+    memcpy(peer->previous_sign_public, peer->sign_public, sizeof peer->previous_sign_public);
+    peer->previous_through = through;
+    peer->previous_control = true;
+    memcpy(peer->sign_public, next_sign_public, sizeof peer->sign_public);
+    identity_key_id(next_sign_public, peer->key_id);
+}
+
+void envelope_peer_close_previous(envelope_peer_t *peer)
+{
+    assert(peer != NULL);
+    peer->previous_control = false;
+}
+
+bool envelope_peer_is_current(const envelope_peer_t *peer,
+                              const uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
+{
+    return sodium_memcmp(peer->key_id, key_id, IDENTITY_KEY_ID_BYTES) == 0;
 }
 
 /* Ed25519 over DOMAIN || inner; verify == false signs into sig, true checks sig. */
@@ -296,7 +356,7 @@ static env_err_t verify_signed(const uint8_t *bytes, size_t len, const uint8_t *
     /* A retransmission of what was applied needs no signature check: it is only dropped and
      * acknowledged again, and the box already showed that the peer (or we) sealed it. */
     if (inner->sequence != 0 && inner->sequence <= applied_through &&
-        (int)inner->type >= MSG_SETTLEMENT && (int)inner->type <= MSG_RETURN) {
+        msg_type_sequenced((int)inner->type)) {
         msg->type = (msg_type_t)inner->type;
         msg->sequence = inner->sequence;
         rc = ENV_E_DUPLICATE;
@@ -360,15 +420,50 @@ static env_err_t keep_evidence(envelope_message_t *msg, const uint8_t *bytes, si
     return ENV_OK;
 }
 
-/* The trusted peer whose key id is `key_id`, or SIZE_MAX. */
-static size_t find_peer(const envelope_peer_t *peers, size_t count, const uint8_t *key_id)
+/* The trusted peer with key id `key_id`, current or (*previous) the one before; SIZE_MAX if
+ * none. */
+static size_t find_peer(const envelope_peer_t *peers, size_t count, const uint8_t *key_id,
+                        bool *previous)
 {
     for (size_t i = 0; i < count; i++) {
         if (sodium_memcmp(peers[i].key_id, key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            *previous = false;
+            return i;
+        }
+        if (peers[i].previous_through != 0 &&
+            sodium_memcmp(peers[i].previous_key_id, key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            *previous = true;
             return i;
         }
     }
     return SIZE_MAX;
+}
+
+/* Whether the peer's key (its previous one if `previous`) may sign `msg` (PROTOCOL.md 2.14):
+ * the previous key its sequenced messages through the announcement and, until closed, its
+ * control messages; the current key everything else. */
+static bool key_valid_for(const envelope_peer_t *peer, bool previous, const envelope_message_t *msg)
+{
+    bool sequenced = msg_type_sequenced((int)msg->type);
+    if (previous) {
+        return sequenced ? msg->sequence <= peer->previous_through : peer->previous_control;
+    }
+    return !sequenced || msg->sequence > peer->previous_through;
+}
+
+/* Whether `key_id` names us for this peer: our key, or one before our announcements to it. */
+static bool addressed_to_us(const envelope_peer_t *peer, const identity_t *self,
+                            const uint8_t *key_id)
+{
+    if (sodium_memcmp(key_id, self->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+        return true;
+    }
+    for (size_t i = 0; i < peer->our_key_ids_count; i++) {
+        if (sodium_memcmp(key_id, peer->our_key_ids[i], IDENTITY_KEY_ID_BYTES) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *self,
@@ -399,7 +494,8 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
         env->ciphertext.len < crypto_box_MACBYTES) {
         goto cleanup;
     }
-    size_t index = find_peer(peers, peers_count, env->sender_key_id.data);
+    bool previous = false;
+    size_t index = find_peer(peers, peers_count, env->sender_key_id.data, &previous);
     if (index == SIZE_MAX) {
         rc = ENV_E_UNKNOWN_SENDER;
         goto cleanup;
@@ -420,13 +516,19 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
     if (transit == NULL) {
         goto cleanup;
     }
-    rc = verify_signed(transit->signed_message.data, transit->signed_message.len, peer->sign_public,
-                       peer->key_id, ENV_E_FORWARDED, peer->applied_through, msg);
+    rc = verify_signed(transit->signed_message.data, transit->signed_message.len,
+                       previous ? peer->previous_sign_public : peer->sign_public,
+                       previous ? peer->previous_key_id : peer->key_id, ENV_E_FORWARDED,
+                       peer->applied_through, msg);
     msg->peer_index = index; /* also for ENV_E_DUPLICATE: the caller acknowledges again */
     if (rc != ENV_OK) {
         goto cleanup;
     }
-    if (sodium_memcmp(msg->recipient_key_id, self->key_id, IDENTITY_KEY_ID_BYTES) != 0) {
+    if (!key_valid_for(peer, previous, msg)) {
+        rc = ENV_E_STALE_KEY;
+        goto cleanup;
+    }
+    if (!addressed_to_us(peer, self, msg->recipient_key_id)) {
         rc = ENV_E_WRONG_RECIPIENT;
         goto cleanup;
     }
@@ -451,6 +553,37 @@ cleanup:
     }
     if (env != NULL) {
         corridor__envelope__free_unpacked(env, NULL);
+    }
+    return rc;
+}
+
+env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
+                          uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
+{
+    assert(key_id != NULL);
+    if (evidence_len > CORRIDOR_WIRE_BYTES_MAX) {
+        return ENV_E_TOO_LARGE;
+    }
+    if (evidence == NULL || evidence_len == 0) {
+        return ENV_E_MALFORMED;
+    }
+    env_err_t rc = ENV_E_MALFORMED;
+    Corridor__Inner *inner = NULL;
+    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)wire_unpack(
+        &corridor__signed_message__descriptor, evidence_len, evidence);
+    if (sm != NULL) {
+        inner = (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor, sm->inner.len,
+                                               sm->inner.data);
+    }
+    if (inner != NULL && is_key_id(&inner->author_key_id)) {
+        memcpy(key_id, inner->author_key_id.data, IDENTITY_KEY_ID_BYTES);
+        rc = ENV_OK;
+    }
+    if (inner != NULL) {
+        corridor__inner__free_unpacked(inner, NULL);
+    }
+    if (sm != NULL) {
+        corridor__signed_message__free_unpacked(sm, NULL);
     }
     return rc;
 }

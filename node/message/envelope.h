@@ -43,10 +43,15 @@ typedef enum {
     MSG_STATEMENT = 5,
     MSG_ACK = 6,
     MSG_HELLO = 7,
+    MSG_KEY_ANNOUNCE = 8,
 } msg_type_t;
 
 #define MSG_TYPE_MIN MSG_SETTLEMENT
-#define MSG_TYPE_MAX MSG_HELLO
+#define MSG_TYPE_MAX MSG_KEY_ANNOUNCE
+
+/* Whether messages of `type` are sequenced (numbered from 1, applied in order, exactly once):
+ * Settlement, StatusReport, Return and KeyAnnounce. The others carry sequence 0. */
+bool msg_type_sequenced(int type);
 
 /* The name of a message type ("Settlement", "Ack"...), or "unknown". */
 const char *msg_type_name(int type);
@@ -57,6 +62,10 @@ const char *msg_type_name(int type);
 int envelope_domain_sign(bool verify, const char *domain, const uint8_t *msg, size_t msg_len,
                          const uint8_t *key, uint8_t sig[static crypto_sign_BYTES]);
 
+/* Our earlier keys a peer's messages may still be addressed to: a message signed for one
+ * rotated out more than this many rotations ago is refused (ENV_E_WRONG_RECIPIENT). */
+#define ENVELOPE_OUR_KEYS_MAX 16
+
 /* A trusted peer as the envelope sees it: its public keys and the precomputed box key.
  * The box key is secret: keep peers in sodium_malloc'd memory and envelope_peer_wipe them. */
 typedef struct {
@@ -65,6 +74,18 @@ typedef struct {
     uint8_t shared_key[crypto_box_BEFORENMBYTES];    /* crypto_box_beforenm(peer, self) */
     uint64_t applied_through; /* business messages up to this sequence were applied: a copy is
                                  answered ENV_E_DUPLICATE without checking its signature */
+    /* Once the peer announced new keys (PROTOCOL.md 2.14): its key before, which signs its
+     * sequenced messages through `previous_through` (0: no key before) and, while
+     * `previous_control`, its control messages; sign_public then signs only those after. */
+    uint8_t previous_key_id[IDENTITY_KEY_ID_BYTES];
+    uint8_t previous_sign_public[crypto_sign_PUBLICKEYBYTES];
+    uint64_t previous_through;
+    bool previous_control;
+    /* Our keys before our current one, newest last: the peer's messages signed before it
+     * applied our announcements name them, and are never signed again (see
+     * ENVELOPE_OUR_KEYS_MAX). */
+    uint8_t our_key_ids[ENVELOPE_OUR_KEYS_MAX][IDENTITY_KEY_ID_BYTES];
+    size_t our_key_ids_count;
 } envelope_peer_t;
 
 typedef enum {
@@ -81,6 +102,7 @@ typedef enum {
     ENV_E_WEAK_KEY,        /* a peer's box key is a low-order point */
     ENV_E_NOMEM,           /* out of memory */
     ENV_E_DUPLICATE,       /* a business message already applied (see applied_through) */
+    ENV_E_STALE_KEY,       /* signed by a key of the peer not valid for that message (2.14) */
 } env_err_t;
 
 const char *env_strerror(env_err_t err);
@@ -106,6 +128,31 @@ void envelope_message_clear(envelope_message_t *msg);
 env_err_t envelope_peer_init(envelope_peer_t *peer, const identity_t *self, const peer_card_t *card)
     __attribute__((warn_unused_result));
 void envelope_peer_wipe(envelope_peer_t *peer);
+
+/* Sets the peer's current signing key (as its card or key history says) and forgets any key
+ * before it. */
+void envelope_peer_set_key(envelope_peer_t *peer,
+                           const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES]);
+
+/* We announced new keys to the peer: `key_id`, ours until now, stays ours for its messages
+ * (the oldest is forgotten beyond ENVELOPE_OUR_KEYS_MAX). */
+void envelope_peer_add_our_key(envelope_peer_t *peer,
+                               const uint8_t key_id[static IDENTITY_KEY_ID_BYTES]);
+
+/* The peer announced `next_sign_public` in its sequenced message `through`: its current key
+ * becomes the previous one (valid through `through`, and for control messages until
+ * envelope_peer_close_previous), the new one signs what follows. */
+void envelope_peer_rotate(envelope_peer_t *peer,
+                          const uint8_t next_sign_public[static crypto_sign_PUBLICKEYBYTES],
+                          uint64_t through);
+
+/* The peer's previous key no longer signs control messages (one of its control messages
+ * arrived under the new key). */
+void envelope_peer_close_previous(envelope_peer_t *peer);
+
+/* Whether `key_id` is the peer's current key (true) or its previous one (false). */
+bool envelope_peer_is_current(const envelope_peer_t *peer,
+                              const uint8_t key_id[static IDENTITY_KEY_ID_BYTES]);
 
 /* Signs a message for `recipient_key_id` in Inner format `version` (INNER_VERSION_MIN..MAX).
  * *signed_out is malloc'd (the caller frees it). */
@@ -146,6 +193,12 @@ env_err_t envelope_seal_version(const identity_t *self, const envelope_peer_t *p
  * zeroed. Never asserts on anything in `wire`. */
 env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *self,
                         const envelope_peer_t *peers, size_t peers_count, envelope_message_t *msg)
+    __attribute__((warn_unused_result));
+
+/* The author key id named inside stored evidence (SignedMessage bytes), unverified: which of
+ * several keys to verify it with. ENV_OK, or ENV_E_MALFORMED / ENV_E_TOO_LARGE. */
+env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
+                          uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
     __attribute__((warn_unused_result));
 
 /* Verifies stored evidence (SignedMessage bytes) with the author's signing key alone. On

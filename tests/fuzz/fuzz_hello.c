@@ -27,7 +27,8 @@
  *   op % 6:
  *     0 HELLO    payload: a Hello body, to channel_receive as MSG_HELLO
  *     1 ACK      payload: an Ack body, as MSG_ACK
- *     2 MESSAGE  payload: [type: 1 + b % 3][bit 0: Inner version 2][sequence: 8 bytes LE][body];
+ *     2 MESSAGE  payload: [type: b % 4 = 0..2 Settlement, StatusReport, Return; 3 KeyAnnounce]
+ *                [bit 0: Inner version 2][sequence: 8 bytes LE][body];
  *                signed by the peer (skipped when envelope_sign_version refuses, as the envelope
  *                would refuse it); a sequence the channel already applied is a duplicate
  *                (channel_note_duplicate), as the daemon's opener reports it
@@ -75,6 +76,7 @@
 #include "corridor.pb-c.h"
 #include "corridor/limits.h"
 #include "envelope.h"
+#include "keyannounce.h"
 #include "fuzz_fixture.h"
 #include "fuzz_keys.h"
 #include "fuzz_proof.h"
@@ -218,6 +220,14 @@ static int capture(void *arg, size_t peer_index, msg_type_t type, const uint8_t 
         return in.block_socket && (in.business_frames & 1u) ? -1 : 0;
     }
     envelope_message_t m;
+    bool known = keys[0].previous_through == 0;
+    for (size_t i = 0; i < keys[1].our_key_ids_count && !known; i++) {
+        known = memcmp(keys[1].our_key_ids[i], keys[0].key_id, IDENTITY_KEY_ID_BYTES) == 0;
+    }
+    if (!known) { /* the peer announced a new key (the input's KeyAnnounce): the channel now
+                     addresses that one, which the peer holds */
+        envelope_peer_add_our_key(&keys[1], keys[0].key_id);
+    }
     env_err_t rc = envelope_open(wire, len, peer_id, &keys[1], 1, &m);
     if (rc != ENV_OK) {
         fprintf(stderr, "fuzz_hello: a %s the channel sent does not open at the peer: %s\n",
@@ -584,7 +594,8 @@ static bool turn(unsigned op, const uint8_t *p, size_t n, int64_t *now)
         break;
     case OP_MESSAGE:
         if (n >= 10) {
-            msg_type_t type = (msg_type_t)(MSG_SETTLEMENT + p[0] % 3);
+            msg_type_t type =
+                p[0] % 4 == 3 ? MSG_KEY_ANNOUNCE : (msg_type_t)(MSG_SETTLEMENT + p[0] % 4);
             uint32_t version = (p[1] & 1) ? INNER_VERSION_MIN + 1 : INNER_VERSION_MIN;
             (void)deliver_signed(ch, type, version, le64(p + 2), p + 10, n - 10, *now);
         }
@@ -703,7 +714,7 @@ static void seed_message(buf_t *b, msg_type_t type, bool v2, uint64_t seq, const
                          size_t len)
 {
     uint8_t *p = xmalloc(10 + len);
-    p[0] = (uint8_t)(type - MSG_SETTLEMENT);
+    p[0] = (uint8_t)(type == MSG_KEY_ANNOUNCE ? 3 : type - MSG_SETTLEMENT);
     p[1] = v2 ? 1 : 0;
     for (size_t i = 0; i < 8; i++) {
         p[2 + i] = (uint8_t)(seq >> (8 * i));
@@ -922,6 +933,27 @@ static void write_seeds(const char *dir)
     seed_settlement(&b, PEER_FIRST + 6, applied + CHANNEL_HOLD_MAX + 3);
     seed_settlement(&b, PEER_FIRST + 7, max);
     write_seed(dir, "messages-order", 0, &b);
+
+    /* the peer announces a new signing key (PROTOCOL.md 2.14), then a second announcement
+     * signed by the retired key (consumed as nothing), then one whose proof of possession is
+     * broken, then a payment */
+    uint8_t seed_bytes[crypto_sign_SEEDBYTES];
+    memset(seed_bytes, 0x77, sizeof seed_bytes);
+    identity_t *next =
+        identity_from_secrets(seed_bytes, peer_id->box_secret, peer_id->curve_secret);
+    uint8_t *announce = NULL;
+    size_t announce_len = 0;
+    if (next == NULL || key_announce_encode(next, peer_id->key_id, &announce, &announce_len) != 0) {
+        fail("cannot encode a KeyAnnounce");
+    }
+    seed_message(&b, MSG_KEY_ANNOUNCE, true, applied + 1, announce, announce_len);
+    seed_message(&b, MSG_KEY_ANNOUNCE, true, applied + 2, announce, announce_len);
+    announce[announce_len - 1] ^= 1;
+    seed_message(&b, MSG_KEY_ANNOUNCE, true, applied + 3, announce, announce_len);
+    seed_settlement(&b, PEER_FIRST + 8, applied + 4);
+    write_seed(dir, "key-announce", 0, &b);
+    free(announce);
+    identity_destroy(&next);
 
     /* restarted DIVERGED: a consistent Hello keeps it so; a re-base proving what the peer
      * acknowledged reopens it; the peer resumes */

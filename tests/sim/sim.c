@@ -160,6 +160,8 @@ typedef struct {
     const char *name;
     char home[512];
     identity_t *id;
+    identity_t *id_previous; /* its keys before its last rotation, or NULL */
+    identity_t *id_next;     /* announced in the open transaction: its keys once it commits */
     config_t *config;
     int peer_node[NODES_MAX]; /* the node of each configured peer */
     envelope_peer_t *keys;    /* per configured peer (sodium memory) */
@@ -256,6 +258,10 @@ struct world {
     rng_t forge_rng;  /* their own stream */
     int64_t forge_due_ms;
     uint64_t forged_sequenced;
+    int rotator;      /* a node that rotates its signing key (PROTOCOL.md 2.14), or -1 */
+    rng_t rotate_rng; /* its own stream */
+    int64_t rotate_at;
+    int rotations_wanted, rotations_done;
     int64_t delay_min, delay_jitter;
     bool fifo; /* each lane delivers in order, as a TCP connection does (else frames overtake) */
     int64_t lane_last[NODES_MAX][NODES_MAX][2]; /* fifo: the last delivery time of each lane */
@@ -663,6 +669,7 @@ static bool node_open(world_t *w, node_t *n)
     }
     engine_ctx_t ctx = {
         .self = n->id,
+        .self_previous = n->id_previous,
         .config = n->config,
         .ledger = n->ledger,
         .reader = n->reader,
@@ -973,6 +980,60 @@ static void forge_sequenced(world_t *w, node_t *x)
           k >= 0 ? w->items[k].uetr : "");
 }
 
+/* Inside the rotating node's transaction: new signing keys announced on every channel, as
+ * `corridor key rotate` does (the box and CURVE keys stay); not ready (a peer not heard since
+ * the start, or the last announcement unacknowledged): again a second later. */
+static void rotate_keys(world_t *w, node_t *n)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    for (size_t i = 0; i < sizeof seed; i++) {
+        seed[i] = (uint8_t)rng_next(&w->rotate_rng);
+    }
+    identity_t *next = identity_from_secrets(seed, n->id->box_secret, n->id->curve_secret);
+    if (next == NULL) {
+        abort();
+    }
+    size_t not_ready = 0;
+    ledger_err_t rc = engine_rotate(n->engine, next, &not_ready);
+    if (rc == LEDGER_OK) {
+        n->id_next = next;
+        trace(w, "%s rotates its signing key (announced on every channel)", n->name);
+        return;
+    }
+    identity_destroy(&next);
+    if (rc == LEDGER_E_STATE) {
+        trace(w, "%s cannot rotate yet: %s not ready", n->name,
+              n->config->peers[not_ready].card.name);
+        w->rotate_at = w->now + 1000;
+    } else if (disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+        fail(w, "%s: rotating its key failed: %s (%s)", n->name, ledger_strerror(rc),
+             ledger_last_error(n->ledger));
+    }
+}
+
+/* After the rotating node's transaction: its new keys are its own if the commit stands. */
+static void rotation_settle(world_t *w, node_t *n, bool committed)
+{
+    if (n->id_next == NULL) {
+        return;
+    }
+    if (!committed) {
+        identity_destroy(&n->id_next);
+        return;
+    }
+    identity_destroy(&n->id_previous);
+    n->id_previous = n->id;
+    n->id = n->id_next;
+    n->id_next = NULL;
+    w->rotations_done++;
+    w->rotate_at = w->now + rng_range(&w->rotate_rng, 2000, 10000);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", n->home, IDENTITY_KEY_FILE);
+    if (identity_save(n->id, path) != ID_OK) {
+        fail(w, "identity_save %s", path);
+    }
+}
+
 /* engine_transaction's work: the node's items that are due, as daemon.c's handle_send. */
 static void submit_due(void *arg)
 {
@@ -1034,6 +1095,10 @@ static void submit_due(void *arg)
         w->now < w->faults_end) {
         forge_sequenced(w, n);
     }
+    if (n->idx == w->rotator && w->rotations_done < w->rotations_wanted && w->rotate_at <= w->now &&
+        w->now < w->faults_end) {
+        rotate_keys(w, n);
+    }
     /* an operator's `corridor reconcile` (daemon.c handle_reconcile; --repair for RECON_REPAIR) */
     for (size_t p = 0; p < n->config->peers_count && w->now >= n->reconcile_retry_ms; p++) {
         int kind = n->reconcile_wanted[p];
@@ -1086,6 +1151,10 @@ static int64_t next_due(const world_t *w, const node_t *n)
     if (n->idx == w->attacker && w->forging && w->forge_due_ms < w->faults_end &&
         w->forge_due_ms < next) {
         next = w->forge_due_ms;
+    }
+    if (n->idx == w->rotator && w->rotations_done < w->rotations_wanted &&
+        w->rotate_at < w->faults_end && w->rotate_at < next) {
+        next = w->rotate_at;
     }
     return next;
 }
@@ -1257,6 +1326,7 @@ static void node_turn(world_t *w, node_t *n)
             int64_t down = rng_range(&w->rng, 10, 5000);
             if (crash == CRASH_LOST_COMMIT) {
                 items_settle(w, n, false);
+                rotation_settle(w, n, false);
                 node_crash(w, n, down, "inside a commit: the transaction is lost");
                 if (disk_image_put(n->idx, before) != 0) {
                     fail(w, "%s: cannot put its ledger files back: %s", n->name, strerror(errno));
@@ -1264,11 +1334,13 @@ static void node_turn(world_t *w, node_t *n)
                 disk_image_free(&before);
             } else {
                 items_settle(w, n, committed);
+                rotation_settle(w, n, committed);
                 node_crash(w, n, down, "after a commit, before anything was sent");
             }
             return;
         }
         items_settle(w, n, committed);
+        rotation_settle(w, n, committed);
     }
     engine_after(n->engine, committed && !stopped);
     if (transaction && committed) {
@@ -1548,6 +1620,13 @@ static bool world_build(world_t *w, const options_t *opt)
          * replay of a captured one then could fill a number it reuses: PROTOCOL.md 6) */
         rs->down_ms = rng_range(&w->restore_rng, 21000, 30000);
     }
+    /* one world in three without a restore: a node rotates its signing key once or twice */
+    w->rotate_rng.s = w->seed ^ UINT64_C(0x726f746174652121);
+    w->rotator = w->restore.node < 0 && rng_chance(&w->rotate_rng, 333)
+                     ? (int)rng_below(&w->rotate_rng, (uint64_t)w->n)
+                     : -1;
+    w->rotations_wanted = 1 + (int)rng_below(&w->rotate_rng, 2);
+    w->rotate_at = rng_range(&w->rotate_rng, 0, w->faults_end / 2);
     /* the compromised node of a world without a restore also forges sequenced messages */
     w->forge_rng.s = w->seed ^ UINT64_C(0x666f72676572792e);
     w->forging = w->attacker >= 0 && w->restore.node < 0;
@@ -1591,6 +1670,10 @@ static bool world_build(world_t *w, const options_t *opt)
           w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->hostile,
           w->delay_min, w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count,
           w->crashes_count, w->disks_count, w->recons_count, w->faults_end);
+    if (w->rotator >= 0) {
+        trace(w, "%s rotates its signing key %d times", w->node[w->rotator].name,
+              w->rotations_wanted);
+    }
     if (w->attacker >= 0) {
         trace(w, "%s is compromised: it forges control messages%s", w->node[w->attacker].name,
               w->forging ? " and sequenced ones" : "");
@@ -1939,6 +2022,8 @@ static void world_free(world_t *w)
         free(n->inbox);
         free(n->items);
         identity_destroy(&n->id);
+        identity_destroy(&n->id_previous);
+        identity_destroy(&n->id_next);
         config_destroy(&n->config);
     }
     for (size_t i = 0; i < w->flight_count; i++) {

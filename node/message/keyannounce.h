@@ -1,0 +1,42 @@
+/*
+ * A node's next keys, as it announces them to a peer (proto/PROTOCOL.md 2.14).
+ *
+ * A rotation must not let anyone but the key's holder name its successor, and must not let
+ * the holder of a stolen new key claim the old one's history. So the announcement travels as
+ * a sequenced message signed by the current key (the Inner around the body), and carries a
+ * proof of possession: the new key's signature over the old key id and the new public keys,
+ * under a domain of its own, so that no other signed bytes can be taken for it. Pure
+ * functions: no ledger, no clock.
+ */
+#ifndef CORRIDOR_KEYANNOUNCE_H
+#define CORRIDOR_KEYANNOUNCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+
+#define KEY_ANNOUNCE_DOMAIN "corridor.key-announce.v1" /* signed with its NUL */
+
+/* The public keys an announcement names. */
+typedef struct {
+    uint8_t sign_public[crypto_sign_PUBLICKEYBYTES];
+    uint8_t box_public[crypto_box_PUBLICKEYBYTES];
+    char curve_public[IDENTITY_CURVE_KEY_CHARS + 1];
+    uint8_t key_id[IDENTITY_KEY_ID_BYTES]; /* of sign_public */
+} key_announce_t;
+
+/* The KeyAnnounce body by which the node whose current key id is `old_key_id` names `next`'s
+ * keys, with `next`'s proof of possession. *body is malloc'd. 0, or -1 when out of memory. */
+int key_announce_encode(const identity_t *next,
+                        const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES], uint8_t **body,
+                        size_t *body_len) __attribute__((warn_unused_result));
+
+/* Decodes a received KeyAnnounce from the peer whose current key id is `old_key_id` and checks
+ * it: exact sizes, a valid Ed25519 point, 40 Z85 characters, a key other than the old one, and
+ * the proof of possession. 0 and *out filled, or -1 (out zeroed). Never asserts on `body`. */
+int key_announce_decode(const uint8_t *body, size_t body_len,
+                        const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES], key_announce_t *out)
+    __attribute__((warn_unused_result));
+
+#endif
