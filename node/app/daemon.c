@@ -74,10 +74,25 @@ typedef struct waiter {
     bool failed;         /* the transaction failed: reply with an error */
 } waiter_t;
 
+/* This turn's `key rotate`: announced inside the transaction, answered after its commit. */
+typedef struct {
+    bool pending;      /* engine_rotate announced `next` in this turn's transaction */
+    zmq_msg_t route;   /* the client waiting for the reply */
+    identity_t *next;  /* the keys announced (in node.key.next until the renames) */
+    json_t *announced; /* [{peer, sequence}]: where each channel's announcement stands */
+} rotation_t;
+
 typedef struct {
     const char *home;
     config_t *config;
-    identity_t *identity;
+    identity_t *identity;  /* our keys: the engine's self (node.key) */
+    identity_t *previous;  /* our keys before the last rotation: the engine's self_previous */
+    bool previous_on_disk; /* node.key.previous is there: removed once every peer has
+                            * acknowledged the new key (the memory copy stays until exit or
+                            * the next rotation) */
+    identity_t *abandoned; /* the keys of a rotation whose transaction failed: channels may
+                            * point at them until they reload, so they live until exit */
+    rotation_t rotation;   /* this turn's `key rotate` */
     ledger_t *ledger;
     envelope_peer_t *keys; /* per configured peer, in sodium_malloc'd memory */
     engine_t *engine;      /* channels, statements, sessions: the turn without sockets */
@@ -317,6 +332,211 @@ static void on_report(void *arg, size_t peer_index, json_t *doc)
     }
 }
 
+/* ---- signing-key rotation (`corridor key rotate`) ------------------------------------------ */
+
+#define KEY_ID_HEX_SIZE (2 * IDENTITY_KEY_ID_BYTES + 1)
+
+static void key_id_hex(const uint8_t key_id[static IDENTITY_KEY_ID_BYTES],
+                       char out[static KEY_ID_HEX_SIZE])
+{
+    sodium_bin2hex(out, KEY_ID_HEX_SIZE, key_id, IDENTITY_KEY_ID_BYTES);
+}
+
+/* Removes node.key.next (a rotation that did not happen), durably. */
+static void drop_next_file(node_t *n)
+{
+    if ((unlink(IDENTITY_KEY_FILE_NEXT) != 0 && errno != ENOENT) || fs_sync_dir(".") != 0) {
+        log_event(n->config->name, NULL, NULL, "cannot remove %s: %s", IDENTITY_KEY_FILE_NEXT,
+                  strerror(errno));
+    }
+}
+
+/* After the commit of a rotation to the keys in node.key.next: `current` (the keys before)
+ * goes to node.key.previous, written whole first so that node.key is never missing, then
+ * node.key.next replaces node.key and the directory is synced. Also what start-up does with
+ * a rotation that stopped between its commit and these renames. false (err says why) when a
+ * step failed: the next start finishes them. */
+static bool promote_key_files(const identity_t *current, char *err, size_t err_size)
+{
+    id_err_t rc = identity_save(current, IDENTITY_KEY_FILE_PREV);
+    if (rc != ID_OK) {
+        snprintf(err, err_size, "cannot write %s: %s: %s", IDENTITY_KEY_FILE_PREV, id_strerror(rc),
+                 strerror(errno));
+        return false;
+    }
+    if (rename(IDENTITY_KEY_FILE_NEXT, IDENTITY_KEY_FILE) != 0 || fs_sync_dir(".") != 0) {
+        snprintf(err, err_size, "cannot move %s to %s: %s", IDENTITY_KEY_FILE_NEXT,
+                 IDENTITY_KEY_FILE, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static void reply_not_ready(node_t *n, zmq_msg_t *route, size_t peer_index)
+{
+    char error[256];
+    snprintf(error, sizeof error,
+             "peer %s has not shown that it applies key announcements (not up since this node "
+             "started, or an older program), or our last announcement to it is not yet "
+             "acknowledged; nothing changed",
+             n->config->peers[peer_index].card.name);
+    reply_error(n, route, EXIT_NEGATIVE, error);
+}
+
+/* Inside the transaction: new signing keys (the box and CURVE secrets stay), kept in
+ * node.key.next, announced on every channel; the reply waits for the commit
+ * (finish_rotation). Refused, with nothing changed, unless every peer is ready for it. */
+static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
+{
+    if (n->rotation.pending) {
+        reply_error(n, route, EXIT_NEGATIVE,
+                    "another rotation is being committed; nothing changed (try again)");
+        return;
+    }
+    if (n->abandoned != NULL) {
+        reply_error(n, route, EXIT_INTERNAL,
+                    "an earlier rotation failed with the ledger; restart the node");
+        return;
+    }
+    /* engine_rotate checks the same, but by then the operation would be on record */
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (!channel_rotation_ready(engine_channel(n->engine, i))) {
+            reply_not_ready(n, route, i);
+            return;
+        }
+    }
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    randombytes_buf(seed, sizeof seed);
+    identity_t *next =
+        identity_from_secrets(seed, n->identity->box_secret, n->identity->curve_secret);
+    sodium_memzero(seed, sizeof seed);
+    if (next == NULL) {
+        reply_error(n, route, EXIT_INTERNAL, "cannot make new keys (out of secure memory)");
+        return;
+    }
+    id_err_t saved = identity_save(next, IDENTITY_KEY_FILE_NEXT);
+    if (saved != ID_OK) {
+        char error[256];
+        snprintf(error, sizeof error, "cannot write %s: %s: %s; nothing changed",
+                 IDENTITY_KEY_FILE_NEXT, id_strerror(saved), strerror(errno));
+        identity_destroy(&next);
+        drop_next_file(n);
+        reply_error(n, route, EXIT_INTERNAL, error);
+        return;
+    }
+    char next_hex[KEY_ID_HEX_SIZE], current_hex[KEY_ID_HEX_SIZE];
+    key_id_hex(next->key_id, next_hex);
+    key_id_hex(n->identity->key_id, current_hex);
+    if (!record_operation(
+            n, uid, "rotate", "",
+            json_pack("{s:s, s:s}", "key_id", next_hex, "previous_key_id", current_hex))) {
+        identity_destroy(&next);
+        drop_next_file(n);
+        reply_error(n, route, EXIT_INTERNAL,
+                    "cannot record the rotation in the journal; nothing changed");
+        return;
+    }
+    size_t not_ready = 0;
+    ledger_err_t rc = engine_rotate(n->engine, next, &not_ready);
+    if (rc == LEDGER_E_STATE) { /* nothing done */
+        identity_destroy(&next);
+        drop_next_file(n);
+        reply_not_ready(n, route, not_ready);
+        return;
+    }
+    if (rc != LEDGER_OK) { /* the transaction fails; channels may hold `next` until reloaded */
+        n->abandoned = next;
+        drop_next_file(n);
+        reply_error(n, route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+        return;
+    }
+    /* each announcement's number: its channel's last, before anything else this turn sends */
+    json_t *announced = json_array();
+    for (size_t i = 0; announced != NULL && i < n->config->peers_count; i++) {
+        json_array_append_new(
+            announced, json_pack("{s:s, s:I}", "peer", n->config->peers[i].card.name, "sequence",
+                                 (json_int_t)channel_sent_seq(engine_channel(n->engine, i))));
+    }
+    n->rotation.pending = true;
+    zmq_msg_init(&n->rotation.route);
+    zmq_msg_copy(&n->rotation.route, route);
+    n->rotation.next = next;
+    n->rotation.announced = announced;
+}
+
+/* After this turn's transaction: a rotation it held is ours once committed (the engine
+ * switched to the new keys), and the key files follow; the client gets its answer. */
+static void finish_rotation(node_t *n, bool committed)
+{
+    rotation_t *r = &n->rotation;
+    if (!r->pending) {
+        return;
+    }
+    if (!committed) {
+        n->abandoned = r->next; /* the channels reloaded, but keep them to be sure */
+        drop_next_file(n);
+        reply_error(n, &r->route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+    } else {
+        char err[512] = "";
+        bool moved = promote_key_files(n->identity, err, sizeof err);
+        identity_destroy(&n->previous); /* two rotations back: nothing points at it now */
+        n->previous = n->identity;
+        n->identity = r->next;
+        n->previous_on_disk = access(IDENTITY_KEY_FILE_PREV, F_OK) == 0;
+        char next_hex[KEY_ID_HEX_SIZE], previous_hex[KEY_ID_HEX_SIZE];
+        key_id_hex(n->identity->key_id, next_hex);
+        key_id_hex(n->previous->key_id, previous_hex);
+        log_event(n->config->name, NULL, NULL,
+                  "signing key rotated: %s (was %s), announced to %zu peer%s%s%s", next_hex,
+                  previous_hex, json_array_size(r->announced),
+                  json_array_size(r->announced) == 1 ? "" : "s", moved ? "" : "; but ",
+                  moved ? "" : err);
+        json_t *doc =
+            json_pack("{s:b, s:b, s:s, s:s, s:O}", "ok", 1, "rotated", 1, "key_id", next_hex,
+                      "previous_key_id", previous_hex, "announced", r->announced);
+        if (!moved && doc != NULL) {
+            char warning[640];
+            snprintf(warning, sizeof warning,
+                     "%s; the node runs with the new key, and its next start finishes the "
+                     "key files",
+                     err);
+            json_object_set_new(doc, "warning", json_string(warning));
+        }
+        if (doc != NULL) {
+            reply_json(n, &r->route, doc);
+        } else {
+            reply_error(n, &r->route, EXIT_INTERNAL, "out of memory (the rotation committed)");
+        }
+        json_decref(doc);
+    }
+    zmq_msg_close(&r->route);
+    json_decref(r->announced);
+    memset(r, 0, sizeof *r);
+}
+
+/* Once every channel has acknowledged our last announcement, nothing is signed with the keys
+ * before it any more: their file goes (the memory copy stays until exit or the next
+ * rotation). */
+static void forget_previous_file(node_t *n)
+{
+    if (!n->previous_on_disk) {
+        return;
+    }
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        if (!channel_rotation_acked(engine_channel(n->engine, i))) {
+            return;
+        }
+    }
+    n->previous_on_disk = false; /* said once, whatever happens */
+    if ((unlink(IDENTITY_KEY_FILE_PREV) != 0 && errno != ENOENT) || fs_sync_dir(".") != 0) {
+        log_event(n->config->name, NULL, NULL, "cannot remove %s: %s", IDENTITY_KEY_FILE_PREV,
+                  strerror(errno));
+        return;
+    }
+    log_event(n->config->name, NULL, NULL,
+              "previous signing key removed: every peer acknowledged the new one");
+}
+
 /* ---- control requests ----------------------------------------------------------------------- */
 
 static channel_t *channel_of(node_t *n, const char *peer)
@@ -458,6 +678,7 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
 static void handle_status(node_t *n, zmq_msg_t *route)
 {
     json_t *peers = json_array();
+    bool rotation_pending = false; /* a channel has not acknowledged our last new key */
     for (size_t i = 0; i < n->config->peers_count; i++) {
         channel_stats_t st = channel_stats(engine_channel(n->engine, i));
         json_array_append_new(
@@ -485,6 +706,9 @@ static void handle_status(node_t *n, zmq_msg_t *route)
             json_object_set_new(peer, counters[k].name,
                                 json_integer((json_int_t)counters[k].value));
         }
+        bool acked = channel_rotation_acked(engine_channel(n->engine, i));
+        rotation_pending = rotation_pending || !acked;
+        json_object_set_new(peer, "rotation_acked", json_boolean(acked));
         /* how much history is not anchored yet by a checkpoint with this peer */
         uint64_t last_messages = 0;
         int64_t last_at = 0;
@@ -510,6 +734,10 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                         json_integer((json_int_t)ts.zap_throttled));
     json_object_set_new(json_object_get(doc, "transport"), "control_refused",
                         json_integer((json_int_t)ts.control_refused));
+    char key_hex[KEY_ID_HEX_SIZE];
+    key_id_hex(n->identity->key_id, key_hex);
+    json_object_set_new(doc, "key_id", json_string(key_hex));
+    json_object_set_new(doc, "rotation_pending", json_boolean(rotation_pending));
     if (n->faults != NULL) {
         faults_stats_t fs = faults_stats(n->faults);
         json_object_set_new(doc, "faults",
@@ -579,6 +807,12 @@ static void read_control(node_t *n, int64_t now)
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
             } else {
                 handle_send(n, &route, req, now);
+            }
+        } else if (strcmp(cmd, "rotate") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else {
+                handle_rotate(n, &route, uid);
             }
         } else {
             reply_error(n, &route, EXIT_USAGE, "unknown command");
@@ -690,6 +924,7 @@ static void turn(node_t *n)
     if (!stopped && (engine_has_work(n->engine) || control_pending(n))) {
         ledger_err_t rc = engine_transaction(n->engine, take_control, n);
         committed = rc == LEDGER_OK;
+        finish_rotation(n, committed);
         for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
             w->committed = true;
             w->failed = w->failed || rc != LEDGER_OK;
@@ -702,6 +937,7 @@ static void turn(node_t *n)
         faults_flush(n->faults, now, send_to_socket, n);
     }
     flush_waiters(n, now);
+    forget_previous_file(n);
     fflush(stderr); /* log lines leave once per turn, whole */
 }
 
@@ -786,6 +1022,82 @@ static int open_faults(node_t *n)
     return EXIT_OK;
 }
 
+static int load_key_file(node_t *n, const char *file, identity_t **out)
+{
+    id_err_t id_rc = identity_load(file, out);
+    if (id_rc != ID_OK) {
+        fprintf(stderr, "corridor run: %s/%s: %s%s%s%s\n", n->home, file, id_strerror(id_rc),
+                id_rc == ID_E_PERMISSIONS ? " (fix with: chmod 600 " : "",
+                id_rc == ID_E_PERMISSIONS ? file : "", id_rc == ID_E_PERMISSIONS ? ")" : "");
+        return id_rc == ID_E_PERMISSIONS ? EXIT_USAGE : EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
+typedef struct {
+    const uint8_t *key_id;
+    bool found;
+} open_key_probe_t;
+
+/* ledger_keys' callback: whether `key_id` is our open (current) key on some channel. */
+static void find_open_ours(const key_record_t *k, void *arg)
+{
+    open_key_probe_t *probe = arg;
+    if (k->side == KEY_SIDE_OURS && k->last_seq == 0 &&
+        sodium_memcmp(k->key_id, probe->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+        probe->found = true;
+    }
+}
+
+/* A node.key.next at start: a `key rotate` stopped between its commit and its renames (the
+ * ledger records that key as our open one: the renames are finished), or before its commit
+ * (the file is removed). */
+static int settle_key_files(node_t *n)
+{
+    if (access(IDENTITY_KEY_FILE_NEXT, F_OK) != 0) {
+        return EXIT_OK;
+    }
+    identity_t *next = NULL, *current = NULL;
+    int rc = load_key_file(n, IDENTITY_KEY_FILE_NEXT, &next);
+    if (rc == EXIT_OK) {
+        rc = load_key_file(n, IDENTITY_KEY_FILE, &current);
+    }
+    if (rc != EXIT_OK) {
+        identity_destroy(&next);
+        return rc;
+    }
+    char hex[KEY_ID_HEX_SIZE], err[512];
+    key_id_hex(next->key_id, hex);
+    bool same_key = sodium_memcmp(current->key_id, next->key_id, IDENTITY_KEY_ID_BYTES) == 0;
+    open_key_probe_t probe = {next->key_id, false};
+    if (ledger_keys(n->ledger, NULL, find_open_ours, &probe) != LEDGER_OK) {
+        fprintf(stderr, "corridor run: %s/%s: cannot read the key history: %s\n", n->home,
+                LEDGER_FILE, ledger_last_error(n->ledger));
+        rc = EXIT_INTERNAL;
+    } else if (!probe.found || same_key) {
+        if ((unlink(IDENTITY_KEY_FILE_NEXT) != 0 && errno != ENOENT) || fs_sync_dir(".") != 0) {
+            fprintf(stderr, "corridor run: %s/%s: cannot remove it: %s\n", n->home,
+                    IDENTITY_KEY_FILE_NEXT, strerror(errno));
+            rc = EXIT_INTERNAL;
+        } else {
+            log_event(n->config->name, NULL, NULL, "removed %s (key %s): %s",
+                      IDENTITY_KEY_FILE_NEXT, hex,
+                      same_key ? "a copy of node.key" : "its rotation never committed");
+        }
+    } else if (!promote_key_files(current, err, sizeof err)) {
+        fprintf(stderr, "corridor run: %s: %s\n", n->home, err);
+        rc = EXIT_INTERNAL;
+    } else {
+        log_event(n->config->name, NULL, NULL,
+                  "finished an interrupted key rotation: %s (key %s, the ledger's) is now %s, "
+                  "the key before it %s",
+                  IDENTITY_KEY_FILE_NEXT, hex, IDENTITY_KEY_FILE, IDENTITY_KEY_FILE_PREV);
+    }
+    identity_destroy(&next);
+    identity_destroy(&current);
+    return rc;
+}
+
 static int open_books(node_t *n)
 {
     char err[512];
@@ -793,19 +1105,25 @@ static int open_books(node_t *n)
         fprintf(stderr, "corridor run: %s/%s\n", n->home, err);
         return EXIT_USAGE; /* a malformed config is bad input */
     }
-    id_err_t id_rc = identity_load(IDENTITY_KEY_FILE, &n->identity);
-    if (id_rc != ID_OK) {
-        fprintf(stderr, "corridor run: %s/%s: %s%s\n", n->home, IDENTITY_KEY_FILE,
-                id_strerror(id_rc),
-                id_rc == ID_E_PERMISSIONS ? " (fix with: chmod 600 node.key)" : "");
-        return id_rc == ID_E_PERMISSIONS ? EXIT_USAGE : EXIT_INTERNAL;
-    }
     if (ledger_open(LEDGER_FILE, n->config->name, LEDGER_READ_WRITE, NULL, &n->ledger, err,
                     sizeof err) != LEDGER_OK ||
         ledger_open(LEDGER_FILE, n->config->name, LEDGER_READ_ONLY, NULL, &n->reader, err,
                     sizeof err) != LEDGER_OK) {
         fprintf(stderr, "corridor run: %s/%s: %s\n", n->home, LEDGER_FILE, err);
         return EXIT_INTERNAL;
+    }
+    int rc = settle_key_files(n);
+    if (rc != EXIT_OK || (rc = load_key_file(n, IDENTITY_KEY_FILE, &n->identity)) != EXIT_OK) {
+        return rc;
+    }
+    if (access(IDENTITY_KEY_FILE_PREV, F_OK) == 0) { /* a rotation not acknowledged everywhere */
+        if ((rc = load_key_file(n, IDENTITY_KEY_FILE_PREV, &n->previous)) != EXIT_OK) {
+            return rc;
+        }
+        n->previous_on_disk = true;
+        if (sodium_memcmp(n->previous->key_id, n->identity->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            identity_destroy(&n->previous); /* a copy of node.key: nothing before it */
+        }
     }
     return EXIT_OK;
 }
@@ -863,6 +1181,7 @@ static int open_network(node_t *n)
     }
     engine_ctx_t ctx = {
         .self = n->identity,
+        .self_previous = n->previous,
         .config = n->config,
         .ledger = n->ledger,
         .reader = n->reader,
@@ -937,7 +1256,14 @@ static void close_node(node_t *n)
     }
     ledger_close(&n->reader);
     ledger_close(&n->ledger);
+    if (n->rotation.pending) { /* cannot be: a turn answers its rotation */
+        zmq_msg_close(&n->rotation.route);
+        json_decref(n->rotation.announced);
+        identity_destroy(&n->rotation.next);
+    }
     identity_destroy(&n->identity);
+    identity_destroy(&n->previous);
+    identity_destroy(&n->abandoned);
     config_destroy(&n->config);
     if (n->lock_fd >= 0) {
         close(n->lock_fd);

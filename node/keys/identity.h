@@ -30,6 +30,8 @@
 #define IDENTITY_KEY_ID_BYTES    16 /* BLAKE2b of the signing public key */
 #define IDENTITY_CURVE_KEY_CHARS 40 /* a CURVE key in Z85, as ZeroMQ writes it */
 #define IDENTITY_KEY_FILE        "node.key"
+#define IDENTITY_KEY_FILE_NEXT   "node.key.next"     /* `key rotate`: until its commit */
+#define IDENTITY_KEY_FILE_PREV   "node.key.previous" /* until every peer acknowledged */
 #define IDENTITY_KEY_FILE_MODE   0600
 #define IDENTITY_CARD_PREFIX     "corridor-card-v1"
 
