@@ -24,7 +24,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"init", "corridor init", cmd_init, "create a node's home, keys and config; print its card"},
-    {"card", "corridor card", cmd_card, "print this node's peer card"},
+    {"card", "corridor card", cmd_card, "print this node's peer card (--history: its keys)"},
     {"peer", "corridor peer", cmd_peer, "peer add CARD [--limit CCY=AMOUNT]: trust a peer"},
     {"run", "corridor run", cmd_run, "run the node in the foreground until SIGTERM"},
     {"send", "corridor send", cmd_send, "submit a settlement (or --batch FILE); --wait for it"},
@@ -35,6 +35,8 @@ static const command_t commands[] = {
     {"audit", "corridor audit", cmd_audit, "offline checks of one or more homes' books"},
     {"operations", "corridor operations", cmd_operations,
      "every action a person took on the books, with who and when (--json)"},
+    {"key", "corridor key", cmd_key,
+     "key rotate: the running node announces a new signing key to every peer"},
     {"testnet", "corridor testnet", cmd_testnet,
      "up|status|down|audit: a network of nodes on this machine in one command"},
 };

@@ -1,5 +1,6 @@
 /*
- * `corridor init`, `card` and `peer add`: a node's home and whom it trusts.
+ * `corridor init`, `card` (and its key history) and `peer add`: a node's home and whom it
+ * trusts.
  */
 #include <assert.h>
 #include <errno.h>
@@ -8,7 +9,9 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "fsutil.h"
 #include "home_init.h"
+#include "render.h"
 #include "validate.h"
 
 /* ---- corridor init ------------------------------------------------------------------- */
@@ -17,7 +20,7 @@ typedef struct {
     const char *name, *listen, *listen_stream, *currencies;
 } init_args_t;
 
-enum { OPT_NAME = 1, OPT_LISTEN, OPT_LISTEN_STREAM, OPT_CURRENCIES, OPT_LIMIT };
+enum { OPT_NAME = 1, OPT_LISTEN, OPT_LISTEN_STREAM, OPT_CURRENCIES, OPT_LIMIT, OPT_HISTORY };
 
 static int init_option(void *ctx, int key, const char *value)
 {
@@ -154,15 +157,51 @@ static int print_card_json(const peer_card_t *card)
     return cli_print_document(doc);
 }
 
-static const cli_spec_t card_spec = {.usage = "corridor card --home DIR [--json]",
-                                     .help = "Prints this node's peer card (give it to peers).\n"
-                                             "Example: corridor card --home bank-a > bank-a.card\n",
-                                     .json = true};
+static int card_option(void *ctx, int key, const char *value)
+{
+    (void)value;
+    assert(key == OPT_HISTORY);
+    *(bool *)ctx = true;
+    return EXIT_OK;
+}
+
+static const struct option card_options[] = {{"history", no_argument, NULL, OPT_HISTORY},
+                                             {NULL, 0, NULL, 0}};
+
+static const cli_spec_t card_spec = {
+    .usage = "corridor card --home DIR [--history] [--json]",
+    .help = "Prints this node's peer card (give it to peers).\n"
+            "--history: the signing keys the ledger records instead (node running or not): ours\n"
+            "on each channel and each peer's, with the sequence numbers each signs.\n"
+            "Example: corridor card --home bank-a > bank-a.card\n",
+    .json = true,
+    .options = card_options};
+
+/* `card --history`: the key history of the home's ledger, read-only. */
+static int print_history(const home_t *home, const config_t *config, const identity_t *identity,
+                         bool json)
+{
+    char path[CORRIDOR_PATH_LEN_MAX], err[512];
+    ledger_t *ledger = NULL;
+    if (fs_join(path, sizeof path, home->dir, LEDGER_FILE) != 0) {
+        complain("home path is too long");
+        return EXIT_USAGE;
+    }
+    if (ledger_open(path, config->name, LEDGER_READ_ONLY, NULL, &ledger, err, sizeof err) !=
+        LEDGER_OK) {
+        complain("%s: %s", path, err);
+        return EXIT_INTERNAL;
+    }
+    int rc = render_key_history(ledger, config->name, identity, json);
+    ledger_close(&ledger);
+    return rc;
+}
 
 int cmd_card(int argc, char **argv)
 {
     cli_args_t args;
-    int rc = cli_parse(argc, argv, &card_spec, NULL, NULL, &args);
+    bool history = false;
+    int rc = cli_parse(argc, argv, &card_spec, card_option, &history, &args);
     if (rc != EXIT_OK || args.help) {
         return rc;
     }
@@ -170,6 +209,10 @@ int cmd_card(int argc, char **argv)
     config_t *config = NULL;
     identity_t *identity = NULL;
     if ((rc = cli_open_home(args.home, &home, &config, &identity)) != EXIT_OK) {
+        goto cleanup;
+    }
+    if (history) {
+        rc = print_history(&home, config, identity, args.json);
         goto cleanup;
     }
     peer_card_t card;

@@ -1,6 +1,6 @@
 /*
- * `corridor run`, `status` and `reconcile`: the node itself, and what it is asked over its
- * control socket.
+ * `corridor run`, `status`, `reconcile` and `key rotate`: the node itself, and what it is asked
+ * over its control socket.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -161,4 +161,72 @@ int cmd_reconcile(int argc, char **argv)
         return rc;
     }
     return cli_reconcile(&home, a.peer, a.repair, a.timeout_ms, args.json, NULL);
+}
+
+/* ---- corridor key rotate -------------------------------------------------------------- */
+
+static const cli_spec_t key_rotate_spec = {
+    .usage = "corridor key rotate --home DIR [--json]",
+    .help = "Asks the running node to rotate its signing key. The new key is announced on every\n"
+            "channel in a sequenced message signed by the current key (with proof that the new\n"
+            "one is held); later messages are signed by the new key. The box and CURVE keys stay\n"
+            "(this version rotates the signing key only). The key before is kept in\n"
+            "node.key.previous until every peer has acknowledged the new one.\n"
+            "Refused (exit 1, nothing changed) while a peer has not shown, since the node\n"
+            "started, that it applies key announcements, or has not acknowledged the last one.\n"
+            "Example: corridor key rotate --home bank-a --json\n",
+    .json = true};
+
+static void print_rotation_text(json_t *reply)
+{
+    printf("signing key rotated: %s (was %s)\n",
+           json_string_value(json_object_get(reply, "key_id")),
+           json_string_value(json_object_get(reply, "previous_key_id")));
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(reply, "announced"), i, a)
+    {
+        printf("  announced to %-11s at sequence %lld\n",
+               json_string_value(json_object_get(a, "peer")),
+               (long long)json_integer_value(json_object_get(a, "sequence")));
+    }
+}
+
+static int cmd_key_rotate(int argc, char **argv)
+{
+    cli_args_t args;
+    home_t home;
+    json_t *reply = NULL;
+    int rc = cli_parse(argc, argv, &key_rotate_spec, NULL, NULL, &args);
+    if (rc != EXIT_OK || args.help || (rc = cli_home(&home, args.home)) != EXIT_OK ||
+        (rc = cli_require_home(&home)) != EXIT_OK) {
+        return rc;
+    }
+    json_t *req = json_pack("{s:s}", "cmd", "rotate");
+    rc = cli_call_node(&home, req, 30000, &reply);
+    json_decref(req);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    json_object_del(reply, "ok");
+    const char *warning = json_string_value(json_object_get(reply, "warning"));
+    if (warning != NULL) {
+        complain("warning: %s", warning);
+    }
+    if (args.json) {
+        return cli_print_document(reply);
+    }
+    print_rotation_text(reply);
+    json_decref(reply);
+    return EXIT_OK;
+}
+
+int cmd_key(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "rotate") == 0) {
+        cli_set_command("corridor key rotate");
+        return cmd_key_rotate(argc - 1, argv + 1);
+    }
+    complain("expected a subcommand: %s", key_rotate_spec.usage);
+    return EXIT_USAGE;
 }

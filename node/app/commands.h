@@ -21,6 +21,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_reconcile(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 /* cli_send.c: submitting settlements */
 int cmd_send(int argc, char **argv);

@@ -230,11 +230,112 @@ int render_audit(const audit_report_t *r, size_t homes, bool json)
     return ok ? EXIT_OK : EXIT_NEGATIVE;
 }
 
+/* ---- key history -------------------------------------------------------------------------- */
+
+#define HEX_OF(bytes) (2 * (bytes) + 1)
+
+typedef struct {
+    json_t *keys; /* the records as JSON, in ledger order */
+    bool ours;    /* the ledger records a key of ours */
+} key_history_t;
+
+static void collect_key(const key_record_t *k, void *arg)
+{
+    key_history_t *h = arg;
+    char id_hex[HEX_OF(IDENTITY_KEY_ID_BYTES)], sign_hex[HEX_OF(crypto_sign_PUBLICKEYBYTES)];
+    sodium_bin2hex(id_hex, sizeof id_hex, k->key_id, sizeof k->key_id);
+    sodium_bin2hex(sign_hex, sizeof sign_hex, k->sign_public, sizeof k->sign_public);
+    h->ours = h->ours || k->side == KEY_SIDE_OURS;
+    json_array_append_new(
+        h->keys,
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:s, s:I}", "peer", k->peer, "side",
+                  k->side == KEY_SIDE_OURS ? "ours" : "theirs", "key_id", id_hex, "sign", sign_hex,
+                  "first_seq", (json_int_t)k->first_seq, "last_seq",
+                  k->last_seq != 0 ? json_integer((json_int_t)k->last_seq) : json_null(),
+                  "revoked_from",
+                  k->revoked_from != 0 ? json_integer((json_int_t)k->revoked_from) : json_null(),
+                  "source", k->source, "created_ms", (json_int_t)k->created_ms));
+}
+
+static void print_key_text(json_t *k)
+{
+    char range[64], revoked[32] = "-", created[32] = "-";
+    json_t *last = json_object_get(k, "last_seq"), *from = json_object_get(k, "revoked_from");
+    json_t *at = json_object_get(k, "created_ms");
+    if (json_is_integer(last)) {
+        snprintf(range, sizeof range, "%lld..%lld",
+                 (long long)json_integer_value(json_object_get(k, "first_seq")),
+                 (long long)json_integer_value(last));
+    } else {
+        snprintf(range, sizeof range, "%lld..open",
+                 (long long)json_integer_value(json_object_get(k, "first_seq")));
+    }
+    if (json_is_integer(from)) {
+        snprintf(revoked, sizeof revoked, "from %lld", (long long)json_integer_value(from));
+    }
+    time_t secs = json_is_integer(at) ? (time_t)(json_integer_value(at) / 1000) : 0;
+    struct tm tm;
+    if (json_is_integer(at) && gmtime_r(&secs, &tm) != NULL) {
+        strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    const char *peer = json_string_value(json_object_get(k, "peer"));
+    printf("  %-11s %-6s %-32s %-23s %-9s %-12s %s\n", peer != NULL ? peer : "(all peers)",
+           json_string_value(json_object_get(k, "side")),
+           json_string_value(json_object_get(k, "key_id")), range,
+           json_string_value(json_object_get(k, "source")), revoked, created);
+}
+
+int render_key_history(ledger_t *ledger, const char *node, const identity_t *self, bool json)
+{
+    key_history_t h = {json_array(), false};
+    if (h.keys == NULL) {
+        complain("out of memory");
+        return EXIT_INTERNAL;
+    }
+    if (ledger_keys(ledger, NULL, collect_key, &h) != LEDGER_OK) {
+        json_decref(h.keys);
+        complain("cannot read the key history: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    char id_hex[HEX_OF(IDENTITY_KEY_ID_BYTES)], sign_hex[HEX_OF(crypto_sign_PUBLICKEYBYTES)];
+    sodium_bin2hex(id_hex, sizeof id_hex, self->key_id, sizeof self->key_id);
+    sodium_bin2hex(sign_hex, sizeof sign_hex, self->sign_public, sizeof self->sign_public);
+    if (!h.ours) { /* no rotation yet: the key file's key signs every channel from the start */
+        json_array_insert_new(h.keys, 0,
+                              json_pack("{s:n, s:s, s:s, s:s, s:i, s:n, s:n, s:s, s:n}", "peer",
+                                        "side", "ours", "key_id", id_hex, "sign", sign_hex,
+                                        "first_seq", 1, "last_seq", "revoked_from", "source",
+                                        "card", "created_ms"));
+    }
+    if (json) {
+        return cli_print_document(
+            json_pack("{s:s, s:s, s:o}", "node", node, "key_id", id_hex, "keys", h.keys));
+    }
+    printf("node %s: signing key %s\n", node, id_hex);
+    printf("  %-11s %-6s %-32s %-23s %-9s %-12s %s\n", "peer", "side", "key_id", "sequences",
+           "source", "revoked", "created");
+    size_t i;
+    json_t *k;
+    json_array_foreach(h.keys, i, k)
+    {
+        print_key_text(k);
+    }
+    json_decref(h.keys);
+    return EXIT_OK;
+}
+
 void render_status_text(json_t *reply)
 {
     printf("node %s listening on %s%s\n", json_string_value(json_object_get(reply, "node")),
            json_string_value(json_object_get(reply, "listen")),
            json_is_true(json_object_get(reply, "ledger_stopped")) ? " (LEDGER STOPPED)" : "");
+    const char *key_id = json_string_value(json_object_get(reply, "key_id"));
+    if (key_id != NULL) {
+        printf("signing key %s%s\n", key_id,
+               json_is_true(json_object_get(reply, "rotation_pending"))
+                   ? " (a peer has not yet acknowledged it)"
+                   : "");
+    }
     printf("  %-11s %-9s %10s %10s %12s\n", "peer", "state", "outbox", "sent_seq", "received_seq");
     size_t i;
     json_t *p;

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "identity.h"
 #include "ledger.h"
 
 /* The books: positions, counts and (JSON) every settlement, streamed. */
@@ -29,6 +30,11 @@ void render_operation(const ledger_operation_t *op, void *arg);
 int render_audit(const audit_report_t *r, size_t homes, bool json);
 /* The audit's JSON document (as `audit --json` prints it); NULL when out of memory. */
 json_t *render_audit_json(const audit_report_t *r);
+
+/* The key history of a home's ledger (read-only) as `card --history` prints it: our keys per
+ * channel and each peer's, with the ranges of sequence numbers they sign; our current key
+ * (`self`) alone when the ledger records none of ours. The exit code. */
+int render_key_history(ledger_t *ledger, const char *node, const identity_t *self, bool json);
 
 /* A running node's status reply, as text. */
 void render_status_text(json_t *reply);
