@@ -43,6 +43,19 @@ expect_rc 0 "$CORRIDOR" card --home "$A" --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["name"]=="BKRURUMM" and len(d["sign_public"])==64 and len(d["box_public"])==64 and len(d["curve_public"])==40, d' "$WORK/out" \
   || fail "card --json lacks the contract's fields"
 
+# card --history: a home that never rotated lists its current key alone; key rotate needs the
+# running node (exit 3), a subcommand (exit 2), and has --help with an example
+expect_rc 0 "$CORRIDOR" card --home "$A" --history --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=d["keys"]; assert d["node"]=="BKRURUMM" and len(k)==1 and k[0]["peer"] is None and k[0]["side"]=="ours" and k[0]["key_id"]==d["key_id"] and k[0]["last_seq"] is None, d' "$WORK/out" \
+  || fail "card --history --json of a fresh home is not its current key alone"
+expect_rc 0 "$CORRIDOR" card --home "$A" --history
+grep -q '1\.\.open' "$WORK/out" || fail "card --history text does not show the open key"
+expect_rc 0 "$CORRIDOR" key rotate --help
+grep -q '^Example: corridor key rotate' "$WORK/out" || fail "key rotate --help has no example"
+expect_rc 2 "$CORRIDOR" key
+expect_rc 2 "$CORRIDOR" key rotate --home "$A" extra
+expect_rc 3 "$CORRIDOR" key rotate --home "$A"
+
 # peer add both ways; duplicate, self, malformed and bad limits are refused
 expect_rc 0 "$CORRIDOR" peer add --home "$A" "$(cat "$WORK/b.card")" --limit RUB=1000000 --limit IRR=0
 expect_rc 0 "$CORRIDOR" peer add --home "$B" "$(cat "$WORK/a.card")" --limit RUB=1000000.50
@@ -102,6 +115,19 @@ expect_rc 0 "$CORRIDOR" testnet up --dir "$NET"
 expect_rc 2 "$CORRIDOR" testnet up --dir "$NET"
 grep -q 'already up' "$WORK/err" || fail "a second up is not explained"
 expect_rc 0 "$CORRIDOR" testnet audit --dir "$NET"
+# the star's centre rotates its signing key: announced to both peers, the card changes its
+# sign= only, and the key history shows the old and the new key on each channel
+"$CORRIDOR" card --home "$NET/BKRURUMM" >"$WORK/old.card"
+expect_rc 0 "$CORRIDOR" key rotate --home "$NET/BKRURUMM" --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["rotated"] and d["key_id"]!=d["previous_key_id"] and sorted(a["peer"] for a in d["announced"])==["BMJIIRTH","KZKZKZKA"], d' "$WORK/out" \
+  || fail "key rotate --json: not a rotation announced to both peers"
+expect_rc 0 "$CORRIDOR" card --home "$NET/BKRURUMM"
+[ "$(sed 's/ sign=[0-9a-f]*//' "$WORK/out")" = "$(sed 's/ sign=[0-9a-f]*//' "$WORK/old.card")" ] \
+  || fail "key rotate changed more of the card than sign="
+! cmp -s "$WORK/out" "$WORK/old.card" || fail "key rotate did not change the card's sign="
+expect_rc 0 "$CORRIDOR" card --home "$NET/BKRURUMM" --history --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=[x for x in d["keys"] if x["side"]=="ours"]; assert len(k)==4 and [x["source"] for x in k]==["card","announced"]*2 and k[1]["key_id"]==d["key_id"], d' "$WORK/out" \
+  || fail "card --history --json after a rotation: not the old and new key on each channel"
 expect_rc 0 "$CORRIDOR" testnet down --dir "$NET"
 grep -q '3 nodes stopped' "$WORK/out" || fail "testnet down did not stop every node"
 expect_rc 1 "$CORRIDOR" testnet status --dir "$NET"
