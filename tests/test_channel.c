@@ -844,12 +844,13 @@ static void test_overtaken_hellos_do_not_diverge(void **state)
 
 /* ---- key rotation (PROTOCOL.md 2.14) ------------------------------------------------------ */
 
-/* New signing keys for `n`; its box and CURVE keys stay (they change at the key switch). */
+/* New signing and box keys for `n`; its CURVE key stays (it changes at the key switch). */
 static identity_t *next_keys(const node_t *n, uint8_t seed_byte)
 {
-    uint8_t seed[crypto_sign_SEEDBYTES];
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
     memset(seed, seed_byte, sizeof seed);
-    identity_t *next = identity_from_secrets(seed, n->id->box_secret, n->id->curve_secret);
+    memset(box, seed_byte ^ 0xff, sizeof box);
+    identity_t *next = identity_from_secrets(seed, box, n->id->curve_secret);
     assert_non_null(next);
     return next;
 }
@@ -999,6 +1000,11 @@ static void test_rotation_under_load(void **state)
         assert_memory_equal(peer->keys->key_id, next->key_id, IDENTITY_KEY_ID_BYTES);
         assert_int_equal(peer->keys->previous_through, through);
         assert_last_applied_by(peer, next); /* the payments after it: the new key */
+        /* both seal with the rotated node's new box key now (its announcement acknowledged) */
+        uint8_t shared[crypto_box_BEFORENMBYTES];
+        assert_int_equal(crypto_box_beforenm(shared, peer->id->box_public, next->box_secret), 0);
+        assert_memory_equal(r->keys->shared_key, shared, sizeof shared);
+        assert_memory_equal(peer->keys->shared_key, shared, sizeof shared);
         /* a restart of the rotated node finds its keys in the history */
         channel_destroy(&r->ch);
         open_channel(r);

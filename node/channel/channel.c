@@ -28,14 +28,18 @@ struct channel {
     const identity_t *own;
     const identity_t *own_previous;
     uint64_t own_rotated_at;
-    channel_state_t state;           /* see the diagram in channel.h */
-    uint64_t sent_seq;               /* highest of ours queued (committed or in this txn) */
-    uint64_t acked_seq;              /* highest of ours the peer acknowledged */
-    uint64_t applied_seq;            /* highest of the peer's applied */
-    uint64_t acked_persisted;        /* acked_seq as last written to the ledger */
-    uint64_t applied_persisted;      /* applied_seq as last written to the ledger */
-    bool diverged_persisted;         /* DIVERGED as last written to the ledger */
-    uint32_t wire_version;           /* the Inner format we sign with: the highest both speak */
+    uint8_t peer_box[crypto_box_PUBLICKEYBYTES];          /* the peer's box key, */
+    uint8_t peer_box_previous[crypto_box_PUBLICKEYBYTES]; /* and the one before its rotation, */
+    bool has_peer_box_previous;                           /* if there was one */
+    bool sealing_previous;      /* we seal with our previous box key: the peer has not taken ours */
+    channel_state_t state;      /* see the diagram in channel.h */
+    uint64_t sent_seq;          /* highest of ours queued (committed or in this txn) */
+    uint64_t acked_seq;         /* highest of ours the peer acknowledged */
+    uint64_t applied_seq;       /* highest of the peer's applied */
+    uint64_t acked_persisted;   /* acked_seq as last written to the ledger */
+    uint64_t applied_persisted; /* applied_seq as last written to the ledger */
+    bool diverged_persisted;    /* DIVERGED as last written to the ledger */
+    uint32_t wire_version;      /* the Inner format we sign with: the highest both speak */
     uint32_t wire_version_persisted; /* as last written to the ledger (never lowered) */
     uint64_t peer_features;          /* feature flags of the peer's latest Hello */
     uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
@@ -192,6 +196,23 @@ static const identity_t *held_identity(const channel_t *ch, const uint8_t *key_i
     return NULL;
 }
 
+/* The box keys of this channel (PROTOCOL.md 2.14): we seal with what the peer can open (our
+ * previous box key until it acknowledged our announcement), and open with any pair of the
+ * peer's and ours. false on a weak key (nothing changed). */
+static bool refresh_box(channel_t *ch)
+{
+    bool previous = ch->own_previous != NULL && ch->acked_seq < ch->own_rotated_at;
+    const identity_t *seal = previous ? ch->own_previous : ch->own;
+    const identity_t *other = previous ? ch->own : ch->own_previous;
+    if (envelope_peer_set_box(ch->keys, ch->peer_box,
+                              ch->has_peer_box_previous ? ch->peer_box_previous : NULL, seal,
+                              other) != ENV_OK) {
+        return false;
+    }
+    ch->sealing_previous = previous;
+    return true;
+}
+
 /* Both sides' keys on this channel from the key history (PROTOCOL.md 2.14); with no history,
  * the peer's card and our current keys. false when the history cannot be read or names, as
  * our open key, one this process does not hold. */
@@ -211,8 +232,12 @@ static bool load_keys(channel_t *ch)
     envelope_peer_set_key(ch->keys, n == 0   ? ch->peer->card.sign_public
                                     : n == 1 ? theirs[1].sign_public
                                              : theirs[0].sign_public);
+    memcpy(ch->peer_box, n == 0 ? ch->peer->card.box_public : theirs[1].box_public,
+           sizeof ch->peer_box);
+    ch->has_peer_box_previous = n >= 2;
     if (n >= 2) {
         envelope_peer_rotate(ch->keys, theirs[1].sign_public, theirs[1].first_seq - 1);
+        memcpy(ch->peer_box_previous, theirs[0].box_public, sizeof ch->peer_box_previous);
     }
     const key_record_t *ours = tail.last[KEY_SIDE_OURS];
     n = tail.count[KEY_SIDE_OURS];
@@ -228,6 +253,11 @@ static bool load_keys(channel_t *ch)
     if (n >= 2) {
         ch->own_rotated_at = ours[1].first_seq - 1;
         ch->own_previous = held_identity(ch, ours[0].key_id);
+    }
+    if (!refresh_box(ch)) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "a box key of the peer's in the key history is weak");
+        return false;
     }
     return true;
 }
@@ -459,6 +489,9 @@ static bool advance_acked(channel_t *ch, uint64_t n, int64_t now_ms)
     ch->rto_deadline_ms = ch->transmit_next - 1 > n ? now_ms + ch->rto_ms : 0;
     if (ch->transmit_next <= n) {
         ch->transmit_next = n + 1;
+    }
+    if (ch->sealing_previous && channel_rotation_acked(ch)) {
+        (void)refresh_box(ch); /* the peer took our new box key: seal with it (weak: never) */
     }
     return true;
 }
@@ -993,10 +1026,14 @@ static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *
 {
     const char *peer = ch->peer->card.name;
     key_announce_t next;
-    if (!envelope_peer_is_current(ch->keys, msg->author_key_id) ||
-        key_announce_decode(msg->body, msg->body_len, msg->author_key_id, &next) != 0) {
+    uint8_t shared[crypto_box_BEFORENMBYTES]; /* a weak box key is refused too */
+    bool valid = envelope_peer_is_current(ch->keys, msg->author_key_id) &&
+                 key_announce_decode(msg->body, msg->body_len, msg->author_key_id, &next) == 0 &&
+                 crypto_box_beforenm(shared, next.box_public, ch->own->box_secret) == 0;
+    sodium_memzero(shared, sizeof shared);
+    if (!valid) {
         log_event(ch->ctx.node_name, peer, NULL,
-                  "dropped KeyAnnounce (sequence %llu): malformed, or no proof of possession",
+                  "dropped KeyAnnounce (sequence %llu): malformed, weak, or no proof of possession",
                   (unsigned long long)msg->sequence);
         return LEDGER_OK;
     }
@@ -1014,6 +1051,12 @@ static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *
         return rc;
     }
     envelope_peer_rotate(ch->keys, next.sign_public, msg->sequence);
+    memcpy(ch->peer_box_previous, ch->peer_box, sizeof ch->peer_box_previous);
+    memcpy(ch->peer_box, next.box_public, sizeof ch->peer_box);
+    ch->has_peer_box_previous = true;
+    if (!refresh_box(ch)) {
+        return LEDGER_E_STORAGE; /* checked above: cannot happen; the batch is rolled back */
+    }
     char hex[2 * IDENTITY_KEY_ID_BYTES + 1];
     sodium_bin2hex(hex, sizeof hex, next.key_id, sizeof next.key_id);
     log_event(ch->ctx.node_name, peer, NULL, "peer's new signing key %s signs from sequence %llu",
@@ -1068,6 +1111,9 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
         ch->own = next;
         ch->own_rotated_at = ch->sent_seq;
         envelope_peer_add_our_key(ch->keys, current->key_id);
+        if (!refresh_box(ch)) {
+            rc = LEDGER_E_STORAGE; /* a weak key of our own: never; the batch rolls back */
+        }
     }
     channel_check_invariants(ch);
     return rc;

@@ -90,7 +90,45 @@ env_err_t envelope_peer_init(envelope_peer_t *peer, const identity_t *self, cons
         envelope_peer_wipe(peer);
         return ENV_E_WEAK_KEY;
     }
+    memcpy(peer->open_keys[0], peer->shared_key, sizeof peer->shared_key);
+    peer->open_keys_count = 1;
     return ENV_OK;
+}
+
+env_err_t envelope_peer_set_box(envelope_peer_t *peer,
+                                const uint8_t peer_box[static crypto_box_PUBLICKEYBYTES],
+                                const uint8_t *peer_box_previous, const identity_t *ours_seal,
+                                const identity_t *ours_other)
+{
+    assert(peer != NULL && peer_box != NULL && ours_seal != NULL);
+    const uint8_t *theirs[2] = {peer_box, peer_box_previous};
+    const identity_t *ours[2] = {ours_seal, ours_other};
+    uint8_t keys[ENVELOPE_OPEN_KEYS_MAX][crypto_box_BEFORENMBYTES];
+    size_t count = 0;
+    env_err_t rc = ENV_OK;
+    for (size_t o = 0; o < 2 && rc == ENV_OK; o++) {
+        for (size_t t = 0; t < 2 && rc == ENV_OK; t++) {
+            if (ours[o] == NULL || theirs[t] == NULL) {
+                continue;
+            }
+            if (crypto_box_beforenm(keys[count], theirs[t], ours[o]->box_secret) != 0) {
+                rc = ENV_E_WEAK_KEY;
+                break;
+            }
+            bool seen = false;
+            for (size_t i = 0; i < count && !seen; i++) {
+                seen = sodium_memcmp(keys[i], keys[count], sizeof keys[i]) == 0;
+            }
+            count += seen ? 0 : 1;
+        }
+    }
+    if (rc == ENV_OK) {
+        memcpy(peer->shared_key, keys[0], sizeof peer->shared_key);
+        memcpy(peer->open_keys, keys, count * sizeof keys[0]);
+        peer->open_keys_count = count;
+    }
+    sodium_memzero(keys, sizeof keys);
+    return rc;
 }
 
 void envelope_peer_wipe(envelope_peer_t *peer)
@@ -507,8 +545,12 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
         rc = ENV_E_NOMEM;
         goto cleanup;
     }
-    if (crypto_box_open_easy_afternm(plain, env->ciphertext.data, env->ciphertext.len,
-                                     env->nonce.data, peer->shared_key) != 0) {
+    bool opened = false;
+    for (size_t i = 0; i < peer->open_keys_count && !opened; i++) {
+        opened = crypto_box_open_easy_afternm(plain, env->ciphertext.data, env->ciphertext.len,
+                                              env->nonce.data, peer->open_keys[i]) == 0;
+    }
+    if (!opened) {
         rc = ENV_E_DECRYPT;
         goto cleanup;
     }

@@ -62,6 +62,10 @@ const char *msg_type_name(int type);
 int envelope_domain_sign(bool verify, const char *domain, const uint8_t *msg, size_t msg_len,
                          const uint8_t *key, uint8_t sig[static crypto_sign_BYTES]);
 
+/* Box keys a peer's frames may be sealed with: its current and previous box key, each with
+ * our current and previous one. */
+#define ENVELOPE_OPEN_KEYS_MAX 4
+
 /* Our earlier keys a peer's messages may still be addressed to: a message signed for one
  * rotated out more than this many rotations ago is refused (ENV_E_WRONG_RECIPIENT). */
 #define ENVELOPE_OUR_KEYS_MAX 16
@@ -71,7 +75,12 @@ int envelope_domain_sign(bool verify, const char *domain, const uint8_t *msg, si
 typedef struct {
     uint8_t key_id[IDENTITY_KEY_ID_BYTES];           /* key id of sign_public */
     uint8_t sign_public[crypto_sign_PUBLICKEYBYTES]; /* verifies what the peer signs */
-    uint8_t shared_key[crypto_box_BEFORENMBYTES];    /* crypto_box_beforenm(peer, self) */
+    uint8_t shared_key[crypto_box_BEFORENMBYTES];    /* crypto_box_beforenm(peer, self): what
+                                                        we seal with, which the peer opens */
+    /* What the peer's frames may be sealed with, tried in order (the first is shared_key):
+     * more than one while a rotation of either side's box key settles (PROTOCOL.md 2.14). */
+    uint8_t open_keys[ENVELOPE_OPEN_KEYS_MAX][crypto_box_BEFORENMBYTES];
+    size_t open_keys_count;
     uint64_t applied_through; /* business messages up to this sequence were applied: a copy is
                                  answered ENV_E_DUPLICATE without checking its signature */
     /* Once the peer announced new keys (PROTOCOL.md 2.14): its key before, which signs its
@@ -128,6 +137,14 @@ void envelope_message_clear(envelope_message_t *msg);
 env_err_t envelope_peer_init(envelope_peer_t *peer, const identity_t *self, const peer_card_t *card)
     __attribute__((warn_unused_result));
 void envelope_peer_wipe(envelope_peer_t *peer);
+
+/* Sets the box keys of a peer whose box keys are `peer_box` (current) and `peer_box_previous`
+ * (or NULL): we seal with `ours_seal`'s (the one the peer can open now), and open with both
+ * of ours (`ours_other` may be NULL). ENV_E_WEAK_KEY (nothing changed) on a weak key. */
+env_err_t envelope_peer_set_box(envelope_peer_t *peer,
+                                const uint8_t peer_box[static crypto_box_PUBLICKEYBYTES],
+                                const uint8_t *peer_box_previous, const identity_t *ours_seal,
+                                const identity_t *ours_other) __attribute__((warn_unused_result));
 
 /* Sets the peer's current signing key (as its card or key history says) and forgets any key
  * before it. */

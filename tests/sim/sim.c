@@ -980,16 +980,18 @@ static void forge_sequenced(world_t *w, node_t *x)
           k >= 0 ? w->items[k].uetr : "");
 }
 
-/* Inside the rotating node's transaction: new signing keys announced on every channel, as
- * `corridor key rotate` does (the box and CURVE keys stay); not ready (a peer not heard since
- * the start, or the last announcement unacknowledged): again a second later. */
+/* Inside the rotating node's transaction: new signing and box keys announced on every
+ * channel, as `corridor key rotate` does (the CURVE key stays: no transport here); not ready (a
+ * peer not heard since the start, or the last announcement unacknowledged): again a second later.
+ */
 static void rotate_keys(world_t *w, node_t *n)
 {
-    uint8_t seed[crypto_sign_SEEDBYTES];
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
     for (size_t i = 0; i < sizeof seed; i++) {
         seed[i] = (uint8_t)rng_next(&w->rotate_rng);
+        box[i] = (uint8_t)rng_next(&w->rotate_rng);
     }
-    identity_t *next = identity_from_secrets(seed, n->id->box_secret, n->id->curve_secret);
+    identity_t *next = identity_from_secrets(seed, box, n->id->curve_secret);
     if (next == NULL) {
         abort();
     }
