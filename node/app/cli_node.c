@@ -167,11 +167,11 @@ int cmd_reconcile(int argc, char **argv)
 
 static const cli_spec_t key_rotate_spec = {
     .usage = "corridor key rotate --home DIR [--json]",
-    .help = "Asks the running node to rotate its signing key. The new key is announced on every\n"
-            "channel in a sequenced message signed by the current key (with proof that the new\n"
-            "one is held); later messages are signed by the new key. The box and CURVE keys stay\n"
-            "(this version rotates the signing key only). The key before is kept in\n"
-            "node.key.previous until every peer has acknowledged the new one.\n"
+    .help = "Asks the running node to rotate its signing and box keys. The new keys are\n"
+            "announced on every channel in a sequenced message signed by the current key (with\n"
+            "proof that the new one is held); later messages are signed by the new key. The\n"
+            "CURVE key stays in this version. The keys before are kept in node.key.previous\n"
+            "until every peer has acknowledged the new ones.\n"
             "Refused (exit 1, nothing changed) while a peer has not shown, since the node\n"
             "started, that it applies key announcements, or has not acknowledged the last one.\n"
             "Example: corridor key rotate --home bank-a --json\n",

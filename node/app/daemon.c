@@ -383,7 +383,7 @@ static void reply_not_ready(node_t *n, zmq_msg_t *route, size_t peer_index)
     reply_error(n, route, EXIT_NEGATIVE, error);
 }
 
-/* Inside the transaction: new signing keys (the box and CURVE secrets stay), kept in
+/* Inside the transaction: new signing and box keys (the CURVE secret stays), kept in
  * node.key.next, announced on every channel; the reply waits for the commit
  * (finish_rotation). Refused, with nothing changed, unless every peer is ready for it. */
 static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
@@ -405,11 +405,14 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
             return;
         }
     }
-    uint8_t seed[crypto_sign_SEEDBYTES];
+    /* new signing and box keys; the CURVE key stays (the transport's key switch is not
+     * built yet: PROTOCOL.md 2.14) */
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
     randombytes_buf(seed, sizeof seed);
-    identity_t *next =
-        identity_from_secrets(seed, n->identity->box_secret, n->identity->curve_secret);
+    randombytes_buf(box, sizeof box);
+    identity_t *next = identity_from_secrets(seed, box, n->identity->curve_secret);
     sodium_memzero(seed, sizeof seed);
+    sodium_memzero(box, sizeof box);
     if (next == NULL) {
         reply_error(n, route, EXIT_INTERNAL, "cannot make new keys (out of secure memory)");
         return;
