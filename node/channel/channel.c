@@ -28,6 +28,7 @@ struct channel {
     const identity_t *own;
     const identity_t *own_previous;
     uint64_t own_rotated_at;
+    uint8_t own_previous_key_id[IDENTITY_KEY_ID_BYTES];   /* signed ours through own_rotated_at */
     uint8_t peer_box[crypto_box_PUBLICKEYBYTES];          /* the peer's box key, */
     uint8_t peer_box_previous[crypto_box_PUBLICKEYBYTES]; /* and the one before its rotation, */
     bool has_peer_box_previous;                           /* if there was one */
@@ -253,6 +254,7 @@ static bool load_keys(channel_t *ch)
     if (n >= 2) {
         ch->own_rotated_at = ours[1].first_seq - 1;
         ch->own_previous = held_identity(ch, ours[0].key_id);
+        memcpy(ch->own_previous_key_id, ours[0].key_id, IDENTITY_KEY_ID_BYTES);
     }
     if (!refresh_box(ch)) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
@@ -376,10 +378,11 @@ static const identity_t *control_signer(const channel_t *ch)
     return ch->own_previous != NULL && !channel_rotation_acked(ch) ? ch->own_previous : ch->own;
 }
 
-/* Who signed our sequenced message `seq` (its key id goes on the Envelope). */
-static const identity_t *author_of(const channel_t *ch, uint64_t seq)
+/* The key id of whoever signed our sequenced message `seq`: it goes on the Envelope, and a
+ * re-send needs no secret key, so this holds after the previous key file is gone too. */
+static const uint8_t *author_of(const channel_t *ch, uint64_t seq)
 {
-    return ch->own_previous != NULL && seq <= ch->own_rotated_at ? ch->own_previous : ch->own;
+    return seq <= ch->own_rotated_at ? ch->own_previous_key_id : ch->own->key_id;
 }
 
 /* Seals and sends an unsequenced message (Ack, Hello); they are cheap to lose. */
@@ -1110,6 +1113,7 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
         ch->own_previous = current;
         ch->own = next;
         ch->own_rotated_at = ch->sent_seq;
+        memcpy(ch->own_previous_key_id, current->key_id, IDENTITY_KEY_ID_BYTES);
         envelope_peer_add_our_key(ch->keys, current->key_id);
         if (!refresh_box(ch)) {
             rc = LEDGER_E_STORAGE; /* a weak key of our own: never; the batch rolls back */
@@ -1312,8 +1316,8 @@ static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size
     bool again = seq <= ch->transmitted_max;
     uint8_t *wire = NULL;
     size_t wire_len = 0;
-    if (envelope_wrap(author_of(ch, seq), ch->keys, signed_msg, signed_len, again, &wire,
-                      &wire_len) != ENV_OK) {
+    if (envelope_wrap_as(author_of(ch, seq), ch->keys, signed_msg, signed_len, again, &wire,
+                         &wire_len) != ENV_OK) {
         ts->blocked = true;
         return false;
     }

@@ -278,12 +278,12 @@ env_err_t envelope_sign(const identity_t *self,
                                  body_len, signed_out, signed_len);
 }
 
-env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *peer,
-                              const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
-                              const uint8_t nonce[static ENVELOPE_NONCE_BYTES], uint8_t **wire_out,
-                              size_t *wire_len)
+/* Boxes signed bytes to `peer` under `nonce`, naming `sender_key_id` on the Envelope. */
+static env_err_t wrap(const uint8_t *sender_key_id, const envelope_peer_t *peer,
+                      const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
+                      const uint8_t *nonce, uint8_t **wire_out, size_t *wire_len)
 {
-    assert(self != NULL && peer != NULL && signed_msg != NULL && wire_out != NULL &&
+    assert(sender_key_id != NULL && peer != NULL && signed_msg != NULL && wire_out != NULL &&
            wire_len != NULL);
     *wire_out = NULL;
     *wire_len = 0;
@@ -309,7 +309,7 @@ env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *pee
     assert(boxed == 0);
     Corridor__Envelope env = CORRIDOR__ENVELOPE__INIT;
     env.version = ENVELOPE_VERSION;
-    env.sender_key_id = (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)self->key_id};
+    env.sender_key_id = (ProtobufCBinaryData){IDENTITY_KEY_ID_BYTES, (uint8_t *)sender_key_id};
     env.nonce = (ProtobufCBinaryData){ENVELOPE_NONCE_BYTES, (uint8_t *)nonce};
     env.ciphertext = (ProtobufCBinaryData){cipher_len, cipher};
     size_t out_len = corridor__envelope__get_packed_size(&env);
@@ -329,14 +329,34 @@ cleanup:
     return rc;
 }
 
+env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *peer,
+                              const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
+                              const uint8_t nonce[static ENVELOPE_NONCE_BYTES], uint8_t **wire_out,
+                              size_t *wire_len)
+{
+    assert(self != NULL);
+    return wrap(self->key_id, peer, signed_msg, signed_len, possible_duplicate, nonce, wire_out,
+                wire_len);
+}
+
+env_err_t envelope_wrap_as(const uint8_t sender_key_id[static IDENTITY_KEY_ID_BYTES],
+                           const envelope_peer_t *peer, const uint8_t *signed_msg,
+                           size_t signed_len, bool possible_duplicate, uint8_t **wire_out,
+                           size_t *wire_len)
+{
+    uint8_t nonce[ENVELOPE_NONCE_BYTES];
+    randombytes_buf(nonce, sizeof nonce);
+    return wrap(sender_key_id, peer, signed_msg, signed_len, possible_duplicate, nonce, wire_out,
+                wire_len);
+}
+
 env_err_t envelope_wrap(const identity_t *self, const envelope_peer_t *peer,
                         const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
                         uint8_t **wire_out, size_t *wire_len)
 {
-    uint8_t nonce[ENVELOPE_NONCE_BYTES];
-    randombytes_buf(nonce, sizeof nonce);
-    return envelope_wrap_nonce(self, peer, signed_msg, signed_len, possible_duplicate, nonce,
-                               wire_out, wire_len);
+    assert(self != NULL);
+    return envelope_wrap_as(self->key_id, peer, signed_msg, signed_len, possible_duplicate,
+                            wire_out, wire_len);
 }
 
 env_err_t envelope_seal_version(const identity_t *self, const envelope_peer_t *peer,

@@ -191,6 +191,13 @@ env_err_t envelope_wrap(const identity_t *self, const envelope_peer_t *peer,
                         const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
                         uint8_t **wire_out, size_t *wire_len) __attribute__((warn_unused_result));
 
+/* As envelope_wrap, naming `sender_key_id` on the Envelope: the key id of the author of
+ * `signed_msg`, which a message signed before a rotation keeps (no secret key needed). */
+env_err_t envelope_wrap_as(const uint8_t sender_key_id[static IDENTITY_KEY_ID_BYTES],
+                           const envelope_peer_t *peer, const uint8_t *signed_msg,
+                           size_t signed_len, bool possible_duplicate, uint8_t **wire_out,
+                           size_t *wire_len) __attribute__((warn_unused_result));
+
 /* As envelope_wrap with a given nonce: for known-answer tests only. */
 env_err_t envelope_wrap_nonce(const identity_t *self, const envelope_peer_t *peer,
                               const uint8_t *signed_msg, size_t signed_len, bool possible_duplicate,
