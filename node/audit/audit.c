@@ -1158,7 +1158,7 @@ static void verify_keys(audit_report_t *r, audited_home_t *h, const key_record_t
     const key_record_t *first = &items[0];
     bool ours = first->side == KEY_SIDE_OURS;
     trust_t *set = ours ? h->own_trust : h->trust;
-    const char *whose = ours ? "our" : first->peer;
+    const char *whose = ours ? "our keys" : "the peer's keys";
     if (!trust_knows(set, first->peer)) {
         violation(r, h->dir, "keys", "a key history for %s, which is not a configured peer",
                   first->peer);
@@ -1179,16 +1179,20 @@ static void verify_keys(audit_report_t *r, audited_home_t *h, const key_record_t
         problem = "none of its keys is trusted (by a card, the config or the key file)";
     }
     if (problem != NULL) {
-        violation(r, h->dir, "keys", "key history of %s keys on the channel with %s: %s", whose,
+        violation(r, h->dir, "keys", "key history of %s on the channel with %s: %s", whose,
                   first->peer, problem);
         return;
     }
     for (size_t i = 0; i < count; i++) {
-        uint64_t through = items[i].last_seq;
+        uint64_t from = items[i].first_seq, through = items[i].last_seq;
         if (items[i].revoked_from != 0 && (through == 0 || items[i].revoked_from <= through)) {
             through = items[i].revoked_from - 1; /* revoked: nothing from there on */
+            if (through < from) {
+                from = UINT64_MAX; /* revoked from its first number: it signs none */
+                through = UINT64_MAX;
+            }
         }
-        if (trust_bound(set, first->peer, items[i].sign_public, items[i].first_seq, through) != 0) {
+        if (trust_bound(set, first->peer, items[i].sign_public, from, through) != 0) {
             violation(r, h->dir, "unreadable", "out of memory");
             return;
         }
