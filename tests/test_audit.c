@@ -2691,13 +2691,10 @@ static void test_rotation_own_history_evidence_flipped(void **state)
     audit_report_free(&r);
 }
 
-/* BUG (node/audit/audit.c, verify_keys): B revokes A's OLD key from sequence 1 (the whole of
- * its range; ledger_key_revoke accepts from_seq 1), keeping the new one. Every row at B that
- * A's old key signed must then be reported as signed outside its key's range (2.14,
- * 3.5.7: "the side's messages from that sequence on are refused"). verify_keys computes the
- * key's last number as revoked_from - 1 = 0, and 0 is trust_bound's and trust_verify's
- * "open, no end": the key revoked from 1 is trusted for every number instead of none, and
- * the audit is clean. This test fails until that is fixed. */
+/* B revokes A's OLD key from sequence 1 (the whole of its range; ledger_key_revoke accepts
+ * from_seq 1), keeping the new one: every row at B that A's old key signed is reported as
+ * signed outside its key's range (2.14). It found verify_keys reading "revoked from 1" as the
+ * key's last number 0, which trust_verify took for "no end": a clean audit. */
 static void test_rotation_old_key_revoked_from_one(void **state)
 {
     world_t *w = *state;
@@ -2797,7 +2794,7 @@ int main(void)
         T(test_rotation_new_key_signs_before_its_range),
         T(test_rotation_new_key_revoked),
         T(test_rotation_own_history_evidence_flipped),
-        T(test_rotation_old_key_revoked_from_one), /* BUG: fails, see the test */
+        T(test_rotation_old_key_revoked_from_one),
         cmocka_unit_test(test_report_free_twice),
     };
 #undef T
