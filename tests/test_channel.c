@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "channel.h"
+#include "corridor.pb-c.h"
 #include "config.h"
 #include "envelope.h"
 #include "identity.h"
@@ -1098,6 +1099,112 @@ static void test_rotation_keys_sign_only_their_numbers(void **state)
     net_free(net);
 }
 
+static void body_work(node_t *n, void *arg)
+{
+    const batch_t *b = arg; /* one body: items is the body, count its length */
+    assert_int_equal(
+        channel_send_body(n->ch, MSG_KEY_ANNOUNCE, (const uint8_t *)b->items, b->count), LEDGER_OK);
+}
+
+/* A compromised peer announces one of its earlier keys again (its possession is genuine):
+ * the announcement is consumed as nothing, and no transaction of ours fails over it (before,
+ * the key history's conflict rolled back every turn for ever). */
+static void test_reannounced_old_key_consumed(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    identity_t *k1 = next_keys(a, 0x61);
+    identity_t *k0 = a->id;
+    rotate(net, A, k1);
+    bring_up(net);
+    settlement_t s = make_payment(a, "RUB", 300);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(key_announce_encode(k0, k1->key_id, &body, &len), 0);
+    batch_t announce = {(const settlement_t *)(const void *)body, len};
+    node_turn(a, body_work, &announce); /* node_turn asserts every transaction commits */
+    free(body);
+    settlement_t t = make_payment(b, "IRR", 42);
+    pay(net, B, &t, 1);
+    settle(net, B, &t, 1, 10000);
+    assert_int_equal(channel_applied_seq(b->ch), channel_sent_seq(a->ch));
+    assert_memory_equal(b->keys->key_id, k1->key_id, IDENTITY_KEY_ID_BYTES);
+    net_free(net);
+}
+
+/* Messages held before an announcement took effect, numbered after it but signed by the key
+ * it retires, are not applied (nor acknowledged): a thief of that key cannot place them. */
+static void test_old_key_message_after_announcement_dropped(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    identity_t *k1 = next_keys(a, 0x62);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(key_announce_encode(k1, a->id->key_id, &body, &len), 0);
+    /* the announcement and, behind it, a payment the old key signs, in one transaction */
+    settlement_t s = make_payment(a, "RUB", 999);
+    assert_int_equal(ledger_begin(a->ledger), LEDGER_OK);
+    assert_int_equal(channel_send_body(a->ch, MSG_KEY_ANNOUNCE, body, len), LEDGER_OK);
+    ledger_outcome_t o;
+    assert_int_equal(channel_send_settlement(a->ch, &s, &o), LEDGER_OK);
+    assert_int_equal(ledger_commit(a->ledger), LEDGER_OK);
+    channel_after_commit(a->ch, net->now_ms);
+    free(body);
+    node_turn(b, NULL, NULL);
+    assert_memory_equal(b->keys->key_id, k1->key_id, IDENTITY_KEY_ID_BYTES);
+    assert_int_equal(channel_applied_seq(b->ch), channel_sent_seq(a->ch) - 1);
+    assert_int_equal((int)status_at(b, s.uetr), -1); /* never booked */
+    identity_destroy(&k1);
+    net_free(net);
+}
+
+/* Once the peer signs with its new key, the key before it signs no control message again,
+ * not even after a reload of the channel (a restart, a failed transaction): a thief of the
+ * old key cannot forge an Ack of everything we sent. */
+static void test_old_key_control_refused_after_reload(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    identity_t *k1 = next_keys(a, 0x63);
+    identity_t *k0 = a->id;
+    rotate(net, A, k1);
+    settlement_t s = make_payment(a, "RUB", 77);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    assert_false(b->keys->previous_control);
+    channel_destroy(&b->ch);
+    open_channel(b);
+    assert_false(b->keys->previous_control);
+    Corridor__Ack ack = CORRIDOR__ACK__INIT;
+    ack.sequence = channel_sent_seq(b->ch);
+    ack.incarnation = UINT64_MAX / 2;
+    ack.counter = 1;
+    uint8_t buf[64];
+    size_t blen = corridor__ack__pack(&ack, buf);
+    envelope_peer_t *thief = sodium_malloc(sizeof *thief); /* k0's keys towards B */
+    assert_non_null(thief);
+    assert_int_equal(envelope_peer_init(thief, k0, &a->config->peers[0].card), ENV_OK);
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    assert_int_equal(envelope_seal_version(k0, thief, 2, MSG_ACK, 0, buf, blen, &wire, &wire_len),
+                     ENV_OK);
+    envelope_peer_wipe(thief);
+    sodium_free(thief);
+    envelope_message_t msg;
+    assert_int_not_equal(envelope_open(wire, wire_len, b->id, b->keys, 1, &msg), ENV_OK);
+    free(wire);
+    net_free(net);
+}
+
 static void test_payee_restored_from_old_copy_diverges(void **state)
 {
     (void)state;
@@ -1164,6 +1271,9 @@ int main(void)
         cmocka_unit_test(test_payee_restored_from_old_copy_diverges),
         cmocka_unit_test(test_rotation_under_load),
         cmocka_unit_test(test_rotation_keys_sign_only_their_numbers),
+        cmocka_unit_test(test_reannounced_old_key_consumed),
+        cmocka_unit_test(test_old_key_message_after_announcement_dropped),
+        cmocka_unit_test(test_old_key_control_refused_after_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

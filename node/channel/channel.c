@@ -214,6 +214,31 @@ static bool refresh_box(channel_t *ch)
     return true;
 }
 
+/* The peer's key before its announcement signs nothing more: it has our Ack of the
+ * announcement (its control messages come under the new key, and its frames are sealed with
+ * its new box key), so neither is taken any more (a thief of the old key gets nowhere). */
+static void close_peer_previous(channel_t *ch)
+{
+    envelope_peer_close_previous(ch->keys);
+    if (ch->has_peer_box_previous) {
+        ch->has_peer_box_previous = false;
+        (void)refresh_box(ch); /* fewer keys than before: never weak */
+    }
+}
+
+/* Whether the key that signed the held message `msg` may sign its number (PROTOCOL.md 2.14):
+ * it was checked when it arrived, but a KeyAnnounce applied since may have ended that key's
+ * range. */
+static bool signer_in_range(const channel_t *ch, const envelope_message_t *msg)
+{
+    const envelope_peer_t *k = ch->keys;
+    if (envelope_peer_is_current(k, msg->author_key_id)) {
+        return msg->sequence > k->previous_through;
+    }
+    return k->previous_through != 0 && msg->sequence <= k->previous_through &&
+           sodium_memcmp(k->previous_key_id, msg->author_key_id, IDENTITY_KEY_ID_BYTES) == 0;
+}
+
 /* Both sides' keys on this channel from the key history (PROTOCOL.md 2.14); with no history,
  * the peer's card and our current keys. false when the history cannot be read or names, as
  * our open key, one this process does not hold. */
@@ -239,6 +264,12 @@ static bool load_keys(channel_t *ch)
     if (n >= 2) {
         envelope_peer_rotate(ch->keys, theirs[1].sign_public, theirs[1].first_seq - 1);
         memcpy(ch->peer_box_previous, theirs[0].box_public, sizeof ch->peer_box_previous);
+        if (ch->applied_seq > ch->keys->previous_through) {
+            /* we applied a message the new key signed: the peer had our Ack of its
+             * announcement, and its control messages and frames use its new keys */
+            envelope_peer_close_previous(ch->keys);
+            ch->has_peer_box_previous = false;
+        }
     }
     const key_record_t *ours = tail.last[KEY_SIDE_OURS];
     n = tail.count[KEY_SIDE_OURS];
@@ -722,7 +753,7 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     ch->last_rx_ms = now_ms;
     if (!msg_type_sequenced((int)msg->type) && ch->keys->previous_control &&
         envelope_peer_is_current(ch->keys, msg->author_key_id)) {
-        envelope_peer_close_previous(ch->keys); /* the peer signs with its new key now */
+        close_peer_previous(ch); /* the peer signs with its new key now */
     }
     switch (msg->type) {
     case MSG_ACK: {
@@ -1010,17 +1041,25 @@ static ledger_err_t record_key(channel_t *ch, key_side_t side, const uint8_t *si
     return ledger_key_add(ch->ctx.ledger, &k);
 }
 
-/* Whether the key history holds any key of `side` on this channel. */
-static void count_side(const key_record_t *k, void *arg)
+/* How many keys of each side the channel's history holds, and whether it holds `find`. */
+typedef struct {
+    size_t counts[2];
+    const uint8_t *find; /* a key id, or NULL */
+    bool found;
+} history_scan_t;
+
+static void scan_key(const key_record_t *k, void *arg)
 {
-    size_t *counts = arg;
-    counts[k->side == KEY_SIDE_THEIRS]++;
+    history_scan_t *h = arg;
+    h->counts[k->side == KEY_SIDE_THEIRS]++;
+    h->found |= h->find != NULL && sodium_memcmp(k->key_id, h->find, IDENTITY_KEY_ID_BYTES) == 0;
 }
 
-static ledger_err_t history_counts(channel_t *ch, size_t counts[2])
+static ledger_err_t history_scan(channel_t *ch, const uint8_t *find, history_scan_t *h)
 {
-    counts[0] = counts[1] = 0;
-    return ledger_keys(ch->ctx.ledger, ch->peer->card.name, count_side, counts);
+    memset(h, 0, sizeof *h);
+    h->find = find;
+    return ledger_keys(ch->ctx.ledger, ch->peer->card.name, scan_key, h);
 }
 
 /* The peer's KeyAnnounce (PROTOCOL.md 2.14): its current key names the next one, which signs
@@ -1040,15 +1079,29 @@ static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *
                   (unsigned long long)msg->sequence);
         return LEDGER_OK;
     }
-    size_t counts[2];
-    ledger_err_t rc = history_counts(ch, counts);
-    if (rc == LEDGER_OK && counts[KEY_SIDE_THEIRS] == 0) { /* the card's key signed until now */
+    history_scan_t h;
+    ledger_err_t rc = history_scan(ch, next.key_id, &h);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (h.found || h.counts[KEY_SIDE_THEIRS] >= CHANNEL_KEYS_MAX) {
+        log_event(ch->ctx.node_name, peer, NULL, "dropped KeyAnnounce (sequence %llu): %s",
+                  (unsigned long long)msg->sequence,
+                  h.found ? "a key the peer had before" : "the peer has announced too many keys");
+        return LEDGER_OK;
+    }
+    if (h.counts[KEY_SIDE_THEIRS] == 0) { /* the card's key signed until now */
         rc = record_key(ch, KEY_SIDE_THEIRS, ch->keys->sign_public, ch->peer->card.box_public,
                         ch->peer->card.curve_public, 1, "card", NULL);
     }
     if (rc == LEDGER_OK) {
         rc = record_key(ch, KEY_SIDE_THEIRS, next.sign_public, next.box_public, next.curve_public,
                         msg->sequence + 1, "announced", msg);
+    }
+    if (rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE) { /* the peer's doing: nothing more */
+        log_event(ch->ctx.node_name, peer, NULL, "dropped KeyAnnounce (sequence %llu): %s",
+                  (unsigned long long)msg->sequence, ledger_last_error(ch->ctx.ledger));
+        return LEDGER_OK;
     }
     if (rc != LEDGER_OK) {
         return rc;
@@ -1092,9 +1145,9 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
     if (key_announce_encode(next, current->key_id, &body, &body_len) != 0) {
         return LEDGER_E_STORAGE; /* out of memory: treat as a failed batch */
     }
-    size_t counts[2];
-    ledger_err_t rc = history_counts(ch, counts);
-    if (rc == LEDGER_OK && counts[KEY_SIDE_OURS] == 0) {
+    history_scan_t h;
+    ledger_err_t rc = history_scan(ch, NULL, &h);
+    if (rc == LEDGER_OK && h.counts[KEY_SIDE_OURS] == 0) {
         rc = record_key(ch, KEY_SIDE_OURS, current->sign_public, current->box_public,
                         current->curve_public, 1, "card", NULL);
     }
@@ -1186,6 +1239,17 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
         ch->stats.held--;
         uint64_t size = held_size(msg);
         ch->stats.held_bytes -= size;
+        if (!signer_in_range(ch, msg)) { /* not applied nor acknowledged: the peer resends */
+            log_event(ch->ctx.node_name, peer, NULL,
+                      "dropped message %llu: signed by a key whose range an announcement ended",
+                      (unsigned long long)msg->sequence);
+            free_message(msg);
+            msg = NULL;
+            break;
+        }
+        if (ch->keys->previous_control && msg->sequence > ch->keys->previous_through) {
+            close_peer_previous(ch); /* signed by the new key: the peer had our Ack */
+        }
         free_message(last);
         last = msg;
         bool moved = false;

@@ -48,6 +48,7 @@
 #define CHANNEL_FEATURE_ECHO 1u    /* our Hellos echo the newest stamp taken from the peer */
 #define CHANNEL_FEATURE_KEYS 2u    /* we apply KeyAnnounce (PROTOCOL.md 2.14) */
 #define CHANNEL_FEATURES     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS) /* our Hello offers */
+#define CHANNEL_KEYS_MAX     64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 

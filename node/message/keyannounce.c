@@ -65,8 +65,10 @@ int key_announce_decode(const uint8_t *body, size_t body_len,
     memset(out, 0, sizeof *out);
     int rc = -1;
     uint8_t curve_raw[32];
-    Corridor__KeyAnnounce *ka =
-        (Corridor__KeyAnnounce *)wire_unpack(&corridor__key_announce__descriptor, body_len, body);
+    Corridor__KeyAnnounce *ka = body_len <= KEY_ANNOUNCE_BODY_MAX
+                                    ? (Corridor__KeyAnnounce *)wire_unpack(
+                                          &corridor__key_announce__descriptor, body_len, body)
+                                    : NULL;
     if (ka == NULL || ka->sign_public.len != crypto_sign_PUBLICKEYBYTES ||
         ka->box_public.len != crypto_box_PUBLICKEYBYTES ||
         ka->possession.len != crypto_sign_BYTES || ka->curve_public == NULL ||

@@ -16,7 +16,8 @@
 
 #include "identity.h"
 
-#define KEY_ANNOUNCE_DOMAIN "corridor.key-announce.v1" /* signed with its NUL */
+#define KEY_ANNOUNCE_DOMAIN   "corridor.key-announce.v1" /* signed with its NUL */
+#define KEY_ANNOUNCE_BODY_MAX 256 /* the body is 172 bytes as we encode it; padding is refused */
 
 /* The public keys an announcement names. */
 typedef struct {
