@@ -627,13 +627,17 @@ static bool answers_body(const Corridor__StatusReport *sr, const envelope_messag
            sodium_memcmp(sr->settlement_hash.data, hash, sizeof hash) == 0;
 }
 
-/* The signing keys one end of the channel has used, as this node knows them: ours now and
- * before our last rotation, or the peer's now, before its last rotation, and on its card
- * (PROTOCOL.md 2.14). Evidence names its author's key id; the live checks of which key may
- * sign which number are the envelope's, and the audit's over the whole key history. */
+/* The signing keys one end of the channel has used, as this node knows them: those of the
+ * channel's key history, ours now and before our last rotation, or the peer's now, before its
+ * last rotation, and on its card (PROTOCOL.md 2.14). Evidence names its author's key id; the
+ * live checks of which key may sign which number are the envelope's, and the audit's over the
+ * whole key history. */
+#define KEYSET_MAX (CHANNEL_KEYS_MAX + 4)
+
 typedef struct {
-    const uint8_t *keys[3];
+    uint8_t keys[KEYSET_MAX][crypto_sign_PUBLICKEYBYTES];
     size_t count;
+    key_side_t side; /* while reading the history: the side collected */
 } keyset_t;
 
 static void keyset_add(keyset_t *ks, const uint8_t *sign_public)
@@ -643,29 +647,44 @@ static void keyset_add(keyset_t *ks, const uint8_t *sign_public)
             return;
         }
     }
-    assert(ks->count < sizeof ks->keys / sizeof ks->keys[0]);
-    ks->keys[ks->count++] = sign_public;
+    if (ks->count < KEYSET_MAX) { /* a longer history than announcements can make: ignored */
+        memcpy(ks->keys[ks->count++], sign_public, crypto_sign_PUBLICKEYBYTES);
+    }
+}
+
+static void keyset_add_recorded(const key_record_t *k, void *arg)
+{
+    keyset_t *ks = arg;
+    if (k->side == ks->side) {
+        keyset_add(ks, k->sign_public);
+    }
 }
 
 /* The keys of `node` (this node or the peer); count 0 for another node. */
-static keyset_t keys_of(const recon_ctx_t *ctx, const char *node)
+static void keys_of(const recon_ctx_t *ctx, const char *node, keyset_t *ks)
 {
-    keyset_t ks = {{NULL}, 0};
-    if (strcmp(node, ledger_node(ctx->ledger)) == 0) {
-        keyset_add(&ks, ctx->self->sign_public);
+    ks->count = 0;
+    bool ours = strcmp(node, ledger_node(ctx->ledger)) == 0;
+    if (ours || strcmp(node, ctx->peer->card.name) == 0) {
+        ks->side = ours ? KEY_SIDE_OURS : KEY_SIDE_THEIRS;
+        if (ledger_keys(ctx->ledger, ctx->peer->card.name, keyset_add_recorded, ks) != LEDGER_OK) {
+            ks->count = 0; /* unreadable: only the keys held in memory below */
+        }
+    }
+    if (ours) {
+        keyset_add(ks, ctx->self->sign_public);
         if (ctx->self_previous != NULL) {
-            keyset_add(&ks, ctx->self_previous->sign_public);
+            keyset_add(ks, ctx->self_previous->sign_public);
         }
     } else if (strcmp(node, ctx->peer->card.name) == 0) {
         if (ctx->keys != NULL) {
-            keyset_add(&ks, ctx->keys->sign_public);
+            keyset_add(ks, ctx->keys->sign_public);
             if (ctx->keys->previous_through != 0) {
-                keyset_add(&ks, ctx->keys->previous_sign_public);
+                keyset_add(ks, ctx->keys->previous_sign_public);
             }
         }
-        keyset_add(&ks, ctx->peer->card.sign_public);
+        keyset_add(ks, ctx->peer->card.sign_public);
     }
-    return ks;
 }
 
 static bool keyset_has_id(const keyset_t *ks, const uint8_t *key_id)
@@ -722,7 +741,9 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     *bound = false;
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
-    keyset_t payer_keys = keys_of(ctx, e->payer), payee_keys = keys_of(ctx, e->payee);
+    keyset_t payer_keys, payee_keys;
+    keys_of(ctx, e->payer, &payer_keys);
+    keys_of(ctx, e->payee, &payee_keys);
     if (payer_keys.count == 0 || payee_keys.count == 0 || strcmp(e->payer, e->payee) == 0) {
         return "the entry is not between this node and the peer";
     }
@@ -866,8 +887,9 @@ static uint64_t proven_applied(const recon_ctx_t *ctx, const uint8_t *proof, siz
         return 0;
     }
     envelope_message_t msg;
-    keyset_t ours = keys_of(ctx, ledger_node(ctx->ledger));
-    keyset_t theirs = keys_of(ctx, ctx->peer->card.name);
+    keyset_t ours, theirs;
+    keys_of(ctx, ledger_node(ctx->ledger), &ours);
+    keys_of(ctx, ctx->peer->card.name, &theirs);
     uint64_t proven = 0;
     if (keyset_verify(&ours, proof, proof_len, &msg) != ENV_OK) {
         *problem = "the proof of what was applied is not a message this node signed";
@@ -887,7 +909,8 @@ static uint64_t own_proven(const recon_ctx_t *ctx, const uint8_t *proof, size_t 
 {
     envelope_message_t msg;
     uint64_t seq = 0;
-    keyset_t theirs = keys_of(ctx, ctx->peer->card.name);
+    keyset_t theirs;
+    keys_of(ctx, ctx->peer->card.name, &theirs);
     if (proof_len > 0 && keyset_verify(&theirs, proof, proof_len, &msg) == ENV_OK) {
         seq = msg.sequence;
         envelope_message_clear(&msg);
@@ -1202,7 +1225,8 @@ static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st, 
         finish(r, NULL);
         return LEDGER_OK;
     }
-    keyset_t theirs = keys_of(&r->ctx, r->ctx.peer->card.name);
+    keyset_t theirs;
+    keys_of(&r->ctx, r->ctx.peer->card.name, &theirs);
     if (st->checkpoint_signature.len != crypto_sign_BYTES ||
         !keyset_signed_checkpoint(&theirs, r->checkpoint, r->checkpoint_len,
                                   st->checkpoint_signature.data)) {
@@ -1498,7 +1522,8 @@ static const char *countersign(const recon_ctx_t *ctx, const Corridor__Statement
     assert(ctx != NULL && req != NULL && req->checkpoint.len > 0 && ahead != NULL && work != NULL);
     const char *self = ledger_node(ctx->ledger);
     const char *peer = ctx->peer->card.name;
-    keyset_t theirs = keys_of(ctx, peer);
+    keyset_t theirs;
+    keys_of(ctx, peer, &theirs);
     if (req->checkpoint_signature.len != crypto_sign_BYTES ||
         !keyset_signed_checkpoint(&theirs, req->checkpoint.data, req->checkpoint.len,
                                   req->checkpoint_signature.data)) {

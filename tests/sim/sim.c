@@ -162,6 +162,8 @@ typedef struct {
     identity_t *id;
     identity_t *id_previous; /* its keys before its last rotation, or NULL */
     identity_t *id_next;     /* announced in the open transaction: its keys once it commits */
+    bool previous_gone;      /* every peer took its new keys: the node no longer holds the
+                                previous ones after a restart (daemon.c removes the file) */
     config_t *config;
     int peer_node[NODES_MAX]; /* the node of each configured peer */
     envelope_peer_t *keys;    /* per configured peer (sodium memory) */
@@ -669,7 +671,7 @@ static bool node_open(world_t *w, node_t *n)
     }
     engine_ctx_t ctx = {
         .self = n->id,
-        .self_previous = n->id_previous,
+        .self_previous = n->previous_gone ? NULL : n->id_previous,
         .config = n->config,
         .ledger = n->ledger,
         .reader = n->reader,
@@ -1027,6 +1029,7 @@ static void rotation_settle(world_t *w, node_t *n, bool committed)
     n->id_previous = n->id;
     n->id = n->id_next;
     n->id_next = NULL;
+    n->previous_gone = false;
     w->rotations_done++;
     w->rotate_at = w->now + rng_range(&w->rotate_rng, 2000, 10000);
     char path[600];
@@ -1345,6 +1348,19 @@ static void node_turn(world_t *w, node_t *n)
         rotation_settle(w, n, committed);
     }
     engine_after(n->engine, committed && !stopped);
+    if (n->id_previous != NULL && !n->previous_gone) {
+        bool all = true;
+        for (size_t p = 0; p < n->config->peers_count && all; p++) {
+            all = channel_rotation_acked(engine_channel(n->engine, p));
+        }
+        if (all) {
+            n->previous_gone = true;
+            trace(w,
+                  "%s: every peer took its new keys; the previous ones are gone at its next "
+                  "start",
+                  n->name);
+        }
+    }
     if (transaction && committed) {
         check_balances(w, n);
         check_chain(w, n);
