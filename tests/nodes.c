@@ -409,6 +409,20 @@ void cluster_destroy(cluster_t **self_p)
     *self_p = NULL;
 }
 
+int cluster_setup(void **state)
+{
+    *state = cluster_new();
+    return 0;
+}
+
+int cluster_teardown(void **state)
+{
+    cluster_t *c = *state;
+    cluster_destroy(&c);
+    *state = NULL;
+    return 0;
+}
+
 static bool port_taken(const cluster_t *c, int port)
 {
     for (size_t i = 0; i < c->count; i++) {

@@ -80,6 +80,10 @@ cluster_t *cluster_new(void);
  * Sets *self_p to NULL; NULL is fine. */
 void cluster_destroy(cluster_t **self_p);
 
+/* cmocka's group fixtures for a test file whose tests each get a fresh cluster as *state. */
+int cluster_setup(void **state);
+int cluster_teardown(void **state);
+
 /* A free TCP port on 127.0.0.1 outside the kernel's ephemeral range (a node that is down
  * would otherwise see a peer's reconnect attempts take its port, or connect to itself),
  * reserved for the cluster's life: test programs that ctest runs side by side take a lock

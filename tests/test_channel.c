@@ -693,6 +693,32 @@ static void test_payee_restart_after_apply(void **state)
     net_free(net);
 }
 
+/* Payments both ways, n each (A's in RUB totalling total_a, B's in IRR totalling total_b),
+ * each settled once at both ends: statuses, mirrored positions, one booking each, and the
+ * peer applied exactly what the other sent. */
+static void assert_both_ways_once(net_t *net, const settlement_t *from_a,
+                                  const settlement_t *from_b, size_t n, int64_t total_a,
+                                  int64_t total_b)
+{
+    node_t *a = &net->node[A], *b = &net->node[B];
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(status_at(a, from_a[i].uetr), STATUS_SETTLED);
+        assert_int_equal(status_at(b, from_a[i].uetr), STATUS_SETTLED);
+        assert_int_equal(status_at(a, from_b[i].uetr), STATUS_SETTLED);
+        assert_int_equal(status_at(b, from_b[i].uetr), STATUS_SETTLED);
+    }
+    assert_int_equal(net_of(a, "RUB"), -total_a);
+    assert_int_equal(net_of(b, "RUB"), total_a);
+    assert_int_equal(net_of(a, "IRR"), total_b);
+    assert_int_equal(net_of(b, "IRR"), -total_b);
+    assert_int_equal(counts_at(a).settled, 2 * n);
+    assert_int_equal(counts_at(b).settled, 2 * n);
+    assert_int_equal(rows_of(a), 3 * n); /* its own: pending, posted; the peer's: booked */
+    assert_int_equal(rows_of(b), 3 * n);
+    assert_int_equal(channel_applied_seq(b->ch), channel_sent_seq(a->ch));
+    assert_int_equal(channel_applied_seq(a->ch), channel_sent_seq(b->ch));
+}
+
 static void test_lossy_link_both_ways(void **state)
 {
     (void)state;
@@ -719,21 +745,8 @@ static void test_lossy_link_both_ways(void **state)
     }
     settle(net, A, from_a, N, 120000);
     settle(net, B, from_b, N, 120000);
+    assert_both_ways_once(net, from_a, from_b, N, total_a, total_b);
     node_t *a = &net->node[A], *b = &net->node[B];
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(status_at(a, from_a[i].uetr), STATUS_SETTLED);
-        assert_int_equal(status_at(b, from_a[i].uetr), STATUS_SETTLED);
-        assert_int_equal(status_at(a, from_b[i].uetr), STATUS_SETTLED);
-        assert_int_equal(status_at(b, from_b[i].uetr), STATUS_SETTLED);
-    }
-    assert_int_equal(net_of(a, "RUB"), -total_a);
-    assert_int_equal(net_of(b, "RUB"), total_a);
-    assert_int_equal(net_of(a, "IRR"), total_b);
-    assert_int_equal(net_of(b, "IRR"), -total_b);
-    assert_int_equal(counts_at(a).settled, 2 * N);
-    assert_int_equal(counts_at(b).settled, 2 * N);
-    assert_int_equal(rows_of(a), 3 * N); /* its own: pending, posted; the peer's: booked */
-    assert_int_equal(rows_of(b), 3 * N);
     assert_int_equal(a->finals, N);
     assert_int_equal(b->finals, N);
     /* the link did lose and repeat frames */
@@ -1013,20 +1026,7 @@ static void test_rotation_under_load(void **state)
     }
     net->policy = NULL;
     bring_up(net);
-    for (int i = 0; i < 2 * N; i++) {
-        assert_int_equal(status_at(a, from_a[i].uetr), STATUS_SETTLED);
-        assert_int_equal(status_at(b, from_a[i].uetr), STATUS_SETTLED);
-        assert_int_equal(status_at(a, from_b[i].uetr), STATUS_SETTLED);
-        assert_int_equal(status_at(b, from_b[i].uetr), STATUS_SETTLED);
-    }
-    assert_int_equal(net_of(a, "RUB"), -total_a);
-    assert_int_equal(net_of(b, "RUB"), total_a);
-    assert_int_equal(net_of(a, "IRR"), total_b);
-    assert_int_equal(net_of(b, "IRR"), -total_b);
-    assert_int_equal(rows_of(a), 3 * 2 * N); /* nothing booked twice */
-    assert_int_equal(rows_of(b), 3 * 2 * N);
-    assert_int_equal(channel_applied_seq(b->ch), channel_sent_seq(a->ch));
-    assert_int_equal(channel_applied_seq(a->ch), channel_sent_seq(b->ch));
+    assert_both_ways_once(net, from_a, from_b, 2 * N, total_a, total_b);
     net_free(net);
 }
 

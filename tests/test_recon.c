@@ -334,20 +334,6 @@ static int64_t checkpoint_count(const tnode_t *n)
 
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
-static int setup(void **state)
-{
-    *state = cluster_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    cluster_t *c = *state;
-    cluster_destroy(&c);
-    *state = NULL;
-    return 0;
-}
-
 /* ---- 1. books that agree --------------------------------------------------------------------- */
 
 #define AGREE_EACH_WAY 150
@@ -1418,17 +1404,25 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_input_and_peer_down, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_breaks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_status_report_dropped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer_restored_from_old_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_amount_rewritten, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_currency_rewritten, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_import_not_healed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history_needs_both_homes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_checkpoints_complete_under_load, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hundred_thousand_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_and_peer_down, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_no_breaks, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_status_report_dropped, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_peer_restored_from_old_copy, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_amount_rewritten, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_currency_rewritten, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_import_not_healed, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_history_needs_both_homes, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_complete_under_load, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_hundred_thousand_identical, cluster_setup,
+                                        cluster_teardown),
     };
     return cmocka_run_group_tests_name("recon", tests, NULL, NULL);
 }

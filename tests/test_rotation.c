@@ -36,20 +36,6 @@
 #define KEY_FILE_NEXT   "node.key.next"
 #define KEY_FILE_PREV   "node.key.previous"
 
-static int setup(void **state)
-{
-    *state = cluster_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    cluster_t *c = *state;
-    cluster_destroy(&c);
-    *state = NULL;
-    return 0;
-}
-
 /* ---- what the command line says ---------------------------------------------------------- */
 
 static char *home_file(const tnode_t *n, const char *name)
@@ -549,8 +535,8 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rotation_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotation_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_refused, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_under_load, cluster_setup, cluster_teardown),
     };
     return cmocka_run_group_tests_name("rotation", tests, NULL, NULL);
 }
