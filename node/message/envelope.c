@@ -506,7 +506,7 @@ static bool key_valid_for(const envelope_peer_t *peer, bool previous, const enve
     if (previous) {
         return sequenced ? msg->sequence <= peer->previous_through : peer->previous_control;
     }
-    return !sequenced || msg->sequence > peer->previous_through;
+    return !sequenced || peer->previous_through == 0 || msg->sequence > peer->previous_through;
 }
 
 /* Whether `key_id` names us for this peer: our key, or one before our announcements to it. */

@@ -52,6 +52,7 @@ static const ProtobufCMessageDescriptor *const body_descriptors[MSG_TYPE_MAX + 1
     [MSG_STATEMENT] = &corridor__statement__descriptor,
     [MSG_ACK] = &corridor__ack__descriptor,
     [MSG_HELLO] = &corridor__hello__descriptor,
+    [MSG_KEY_ANNOUNCE] = &corridor__key_announce__descriptor,
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

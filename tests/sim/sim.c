@@ -342,8 +342,10 @@ static void trace(world_t *w, const char *fmt, ...)
 
 static const char *type_name(msg_type_t t)
 {
-    static const char *const names[] = {"?",           "Settlement", "StatusReport", "Return",
-                                        "StmtRequest", "Statement",  "Ack",          "Hello"};
+    static const char *const names[] = {"?",      "Settlement",  "StatusReport",
+                                        "Return", "StmtRequest", "Statement",
+                                        "Ack",    "Hello",       "KeyAnnounce"};
+    _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
     return t >= MSG_TYPE_MIN && t <= MSG_TYPE_MAX ? names[t] : "?";
 }
 
