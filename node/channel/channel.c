@@ -168,7 +168,9 @@ static bool load_counters(channel_t *ch)
 typedef struct {
     key_record_t last[2][2]; /* [side][0: the one before, 1: the open one] */
     size_t count[2];
-    envelope_peer_t *keys; /* collects our closed keys' ids */
+    envelope_peer_t *keys;      /* collects our closed keys' ids */
+    const uint8_t *card_key_id; /* the configured card's key, */
+    bool card_seen;             /* among the peer's keys of the history */
 } key_tail_t;
 
 static void keep_tail(const key_record_t *k, void *arg)
@@ -177,6 +179,8 @@ static void keep_tail(const key_record_t *k, void *arg)
     if (k->side == KEY_SIDE_OURS && k->last_seq != 0) {
         envelope_peer_add_our_key(t->keys, k->key_id);
     }
+    t->card_seen |= k->side == KEY_SIDE_THEIRS &&
+                    sodium_memcmp(k->key_id, t->card_key_id, IDENTITY_KEY_ID_BYTES) == 0;
     key_record_t *slots = t->last[k->side == KEY_SIDE_THEIRS];
     slots[0] = slots[1];
     slots[1] = *k;
@@ -246,7 +250,10 @@ static bool load_keys(channel_t *ch)
 {
     key_tail_t tail;
     memset(&tail, 0, sizeof tail);
+    uint8_t card_key_id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(ch->peer->card.sign_public, card_key_id);
     tail.keys = ch->keys;
+    tail.card_key_id = card_key_id;
     ch->keys->our_key_ids_count = 0;
     if (ledger_keys(ch->ctx.ledger, ch->peer->card.name, keep_tail, &tail) != LEDGER_OK) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL, "cannot read the key history: %s",
@@ -255,6 +262,12 @@ static bool load_keys(channel_t *ch)
     }
     const key_record_t *theirs = tail.last[KEY_SIDE_THEIRS];
     size_t n = tail.count[KEY_SIDE_THEIRS];
+    if (n > 0 && !tail.card_seen) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "corridor.conf names a key for this peer that its key history does not hold: "
+                  "the history's keys are used (replacing a peer's key by its card is not "
+                  "supported yet)");
+    }
     envelope_peer_set_key(ch->keys, n == 0   ? ch->peer->card.sign_public
                                     : n == 1 ? theirs[1].sign_public
                                              : theirs[0].sign_public);
