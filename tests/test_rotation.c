@@ -3,8 +3,9 @@
  * through the command line only: `key rotate`, `card --history --json`, `status --json`,
  * `ledger --json` and `audit --json`.
  *
- * test_rotation_refused: a node whose peer has not shown (in a Hello since the node started)
- * that it applies key announcements refuses to rotate, exit 1, and nothing changes.
+ * test_rotation_waits_for_peer: a node whose peer has not been heard from since the node
+ * started rotates anyway; the announcement waits (through a restart) and goes out once the
+ * peer is up, and a second rotation is refused meanwhile (exit 1, nothing changed).
  *
  * test_rotation_under_load: settlements flow both ways, paced, while one node rotates; every
  * settlement is then on both sides exactly once, settled, the positions mirror, the node forgets
@@ -323,9 +324,9 @@ static void expect_same_key(json_t *x, json_t *y)
     }
 }
 
-/* ---- 1. refused while the peer has not shown it applies announcements ---------------------- */
+/* ---- 1. a peer not heard from gets the announcement once it is up ------------------------- */
 
-static void test_rotation_refused(void **state)
+static void test_rotation_waits_for_peer(void **state)
 {
     cluster_t *c = *state;
     tnode_t *a, *b;
@@ -350,28 +351,33 @@ static void test_rotation_refused(void **state)
     json_t *doc = NULL;
     assert_int_equal(rotate(c, a, &doc, NULL), 3);
 
-    /* running, its peer never up: refused (1), naming the peer; nothing changed */
+    /* running, its peer never up: the rotation is taken, its announcement waits for the peer
+     * (sequence null), and the keys before stay in node.key.previous */
     node_start(c, a);
+    assert_int_equal(rotate(c, a, &doc, NULL), 0);
+    json_t *waiting = json_array_get(json_object_get(doc, "announced"), 0);
+    assert_string_equal(json_string_value(json_object_get(waiting, "peer")), NAME_B);
+    assert_true(json_is_null(json_object_get(waiting, "sequence")));
+    json_decref(doc);
+    assert_true(home_has(a, KEY_FILE_PREV));
+    json_t *st = node_status(c, a);
+    assert_true(json_is_true(json_object_get(st, "rotation_pending")));
+    json_decref(st);
+    /* a second rotation before the first reached the peer: refused, naming it */
     char *err = NULL;
     assert_int_equal(rotate(c, a, &doc, &err), 1);
     assert_null(doc);
-    assert_non_null(strstr(err, "peer " NAME_B " has not shown that it applies key announcements"));
+    assert_non_null(strstr(err, "not yet announced to peer " NAME_B));
     assert_non_null(strstr(err, "nothing changed"));
     free(err);
-    assert_false(home_has(a, KEY_FILE_NEXT));
-    assert_false(home_has(a, KEY_FILE_PREV));
-    json_t *after = card_json(c, a, false);
-    assert_true(json_equal(after, card));
-    json_t *st = node_status(c, a);
-    assert_string_equal(json_string_value(json_object_get(st, "key_id")),
-                        json_string_value(json_object_get(history, "key_id")));
-    assert_true(json_is_false(json_object_get(st, "rotation_pending")));
-    json_decref(st);
+    /* a restart in between: the channel still signs with the keys the peer knows */
+    assert_int_equal(node_stop(c, a), 0);
+    node_start(c, a);
 
-    /* once the peer is up, the same request succeeds */
+    /* once the peer is up, the announcement goes out and is acknowledged */
     node_start(c, b);
     pair_wait_state(c, a, b, "up", UP_MS);
-    doc = rotate_ok(c, a, NAME_B);
+    wait_rotation_acked(c, a);
     json_t *rotated = card_json(c, a, false);
     assert_string_not_equal(json_string_value(json_object_get(rotated, "sign_public")),
                             json_string_value(json_object_get(card, "sign_public")));
@@ -379,10 +385,11 @@ static void test_rotation_refused(void **state)
                             json_string_value(json_object_get(card, "box_public")));
     assert_string_equal(json_string_value(json_object_get(rotated, "curve_public")),
                         json_string_value(json_object_get(card, "curve_public")));
+    /* and the next rotation goes out at once */
+    doc = rotate_ok(c, a, NAME_B);
     wait_rotation_acked(c, a);
     json_decref(rotated);
     json_decref(doc);
-    json_decref(after);
     json_decref(history);
     json_decref(card);
     assert_int_equal(node_stop(c, a), 0);
@@ -535,7 +542,8 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rotation_refused, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_waits_for_peer, cluster_setup,
+                                        cluster_teardown),
         cmocka_unit_test_setup_teardown(test_rotation_under_load, cluster_setup, cluster_teardown),
     };
     return cmocka_run_group_tests_name("rotation", tests, NULL, NULL);

@@ -172,8 +172,9 @@ static const cli_spec_t key_rotate_spec = {
             "proof that the new one is held); later messages are signed by the new key. The\n"
             "CURVE key stays in this version. The keys before are kept in node.key.previous\n"
             "until every peer has acknowledged the new ones.\n"
-            "Refused (exit 1, nothing changed) while a peer has not shown, since the node\n"
-            "started, that it applies key announcements, or has not acknowledged the last one.\n"
+            "A peer not heard from since the node started (down, or an older program) gets\n"
+            "the announcement once it is. Refused (exit 1, nothing changed) while the last\n"
+            "rotation is not yet announced to, or acknowledged by, every peer.\n"
             "Example: corridor key rotate --home bank-a --json\n",
     .json = true};
 

@@ -376,9 +376,8 @@ static void reply_not_ready(node_t *n, zmq_msg_t *route, size_t peer_index)
 {
     char error[256];
     snprintf(error, sizeof error,
-             "peer %s has not shown that it applies key announcements (not up since this node "
-             "started, or an older program), or our last announcement to it is not yet "
-             "acknowledged; nothing changed",
+             "our last rotation is not yet announced to peer %s (not up since this node started, "
+             "or an older program) or not yet acknowledged by it; nothing changed",
              n->config->peers[peer_index].card.name);
     reply_error(n, route, EXIT_NEGATIVE, error);
 }
@@ -400,7 +399,7 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
     }
     /* engine_rotate checks the same, but by then the operation would be on record */
     for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (!channel_rotation_ready(engine_channel(n->engine, i))) {
+        if (!channel_rotation_acked(engine_channel(n->engine, i))) {
             reply_not_ready(n, route, i);
             return;
         }
@@ -454,11 +453,14 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
         return;
     }
     /* each announcement's number: its channel's last, before anything else this turn sends */
+    /* a peer not yet heard from since the start gets the announcement once it is: null */
     json_t *announced = json_array();
     for (size_t i = 0; announced != NULL && i < n->config->peers_count; i++) {
-        json_array_append_new(
-            announced, json_pack("{s:s, s:I}", "peer", n->config->peers[i].card.name, "sequence",
-                                 (json_int_t)channel_sent_seq(engine_channel(n->engine, i))));
+        const channel_t *ch = engine_channel(n->engine, i);
+        json_t *seq =
+            channel_own(ch) == next ? json_integer((json_int_t)channel_sent_seq(ch)) : json_null();
+        json_array_append_new(announced, json_pack("{s:s, s:o}", "peer",
+                                                   n->config->peers[i].card.name, "sequence", seq));
     }
     n->rotation.pending = true;
     zmq_msg_init(&n->rotation.route);

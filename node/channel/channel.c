@@ -28,7 +28,9 @@ struct channel {
     const identity_t *own;
     const identity_t *own_previous;
     uint64_t own_rotated_at;
-    uint8_t own_previous_key_id[IDENTITY_KEY_ID_BYTES];   /* signed ours through own_rotated_at */
+    uint8_t own_previous_key_id[IDENTITY_KEY_ID_BYTES]; /* signed ours through own_rotated_at */
+    const identity_t *rotate_to; /* the node rotated, but the peer has not shown it takes
+                                    announcements: announced once it does (NULL: none) */
     uint8_t peer_box[crypto_box_PUBLICKEYBYTES];          /* the peer's box key, */
     uint8_t peer_box_previous[crypto_box_PUBLICKEYBYTES]; /* and the one before its rotation, */
     bool has_peer_box_previous;                           /* if there was one */
@@ -300,6 +302,12 @@ static bool load_keys(channel_t *ch)
         ch->own_previous = held_identity(ch, ours[0].key_id);
         memcpy(ch->own_previous_key_id, ours[0].key_id, IDENTITY_KEY_ID_BYTES);
     }
+    /* the node's keys are newer than this channel's: its announcement waits for the peer,
+     * which addresses the keys it knows (the node opens frames as its newest keys) */
+    ch->rotate_to = ch->own != ch->ctx.self ? ch->ctx.self : NULL;
+    if (ch->rotate_to != NULL) {
+        envelope_peer_add_our_key(ch->keys, ch->own->key_id);
+    }
     if (!refresh_box(ch)) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
                   "a box key of the peer's in the key history is weak");
@@ -412,14 +420,20 @@ channel_stats_t channel_stats(const channel_t *ch)
 
 bool channel_rotation_acked(const channel_t *ch)
 {
-    return ch->acked_seq >= ch->own_rotated_at;
+    return ch->rotate_to == NULL && ch->acked_seq >= ch->own_rotated_at;
+}
+
+const identity_t *channel_own(const channel_t *ch)
+{
+    return ch->own;
 }
 
 /* Who signs our control messages: the key before our last announcement until the peer
  * acknowledged it (it cannot check the new one before), then the new one. */
 static const identity_t *control_signer(const channel_t *ch)
 {
-    return ch->own_previous != NULL && !channel_rotation_acked(ch) ? ch->own_previous : ch->own;
+    return ch->own_previous != NULL && ch->acked_seq < ch->own_rotated_at ? ch->own_previous
+                                                                          : ch->own;
 }
 
 /* The key id of whoever signed our sequenced message `seq`: it goes on the Envelope, and a
@@ -537,7 +551,7 @@ static bool advance_acked(channel_t *ch, uint64_t n, int64_t now_ms)
     if (ch->transmit_next <= n) {
         ch->transmit_next = n + 1;
     }
-    if (ch->sealing_previous && channel_rotation_acked(ch)) {
+    if (ch->sealing_previous && ch->acked_seq >= ch->own_rotated_at) {
         (void)refresh_box(ch); /* the peer took our new box key: seal with it (weak: never) */
     }
     return true;
@@ -1142,7 +1156,25 @@ void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *s
 
 bool channel_rotation_ready(const channel_t *ch)
 {
-    return (ch->peer_features & CHANNEL_FEATURE_KEYS) != 0 && channel_rotation_acked(ch);
+    return (ch->peer_features & CHANNEL_FEATURE_KEYS) != 0 && ch->acked_seq >= ch->own_rotated_at;
+}
+
+ledger_err_t channel_rotate_later(channel_t *ch, const identity_t *next)
+{
+    assert(next != NULL && next != ch->own);
+    /* the key history names the key the channel keeps, so that after a restart (when the
+     * node's key is `next`) it still signs with it until the announcement */
+    history_scan_t h;
+    ledger_err_t rc = history_scan(ch, NULL, &h);
+    if (rc == LEDGER_OK && h.counts[KEY_SIDE_OURS] == 0) {
+        rc = record_key(ch, KEY_SIDE_OURS, ch->own->sign_public, ch->own->box_public,
+                        ch->own->curve_public, 1, "card", NULL);
+    }
+    if (rc == LEDGER_OK) {
+        ch->rotate_to = next; /* a failed transaction reloads it from the key history */
+        envelope_peer_add_our_key(ch->keys, ch->own->key_id); /* the peer addresses it */
+    }
+    return rc;
 }
 
 ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
@@ -1153,6 +1185,7 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
         return LEDGER_E_STATE;
     }
     const identity_t *current = ch->own;
+    ch->rotate_to = NULL;
     uint8_t *body = NULL, *signed_msg = NULL;
     size_t body_len = 0, signed_len = 0;
     if (key_announce_encode(next, current->key_id, &body, &body_len) != 0) {
@@ -1235,6 +1268,10 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
     ledger_err_t rc = LEDGER_OK;
     envelope_message_t *last = NULL; /* the last applied: its signed bytes prove how far */
     envelope_message_t *msg;
+    if (ch->rotate_to != NULL && channel_rotation_ready(ch) &&
+        (rc = channel_rotate(ch, ch->rotate_to)) != LEDGER_OK) {
+        return rc; /* the node's rotation, announced now that the peer takes announcements */
+    }
     while ((msg = next_in_order(ch)) != NULL) {
         if (allowance_back_ms(ch) > now_ms) { /* backpressure: it waits, unacknowledged */
             ch->stats.backpressure++;
@@ -1319,7 +1356,8 @@ done:
 bool channel_has_work(const channel_t *ch, int64_t now_ms)
 {
     bool ready = next_in_order(ch) != NULL && allowance_back_ms(ch) <= now_ms;
-    return ready || ch->acked_seq != ch->acked_persisted ||
+    return ready || (ch->rotate_to != NULL && channel_rotation_ready(ch)) ||
+           ch->acked_seq != ch->acked_persisted ||
            (ch->state == CHANNEL_DIVERGED) != ch->diverged_persisted ||
            ch->wire_version != ch->wire_version_persisted;
 }
@@ -1425,7 +1463,7 @@ static void transmit(channel_t *ch, int64_t now_ms)
     transmit_state_t ts = {ch, false, now_ms};
     /* after our announcement of new keys, nothing signed by them leaves before the peer
      * acknowledged it: it could not check them yet */
-    uint64_t last = channel_rotation_acked(ch) ? ch->sent_seq : ch->own_rotated_at;
+    uint64_t last = ch->acked_seq >= ch->own_rotated_at ? ch->sent_seq : ch->own_rotated_at;
     if (last > ch->acked_seq + CHANNEL_WINDOW) {
         last = ch->acked_seq + CHANNEL_WINDOW;
     }

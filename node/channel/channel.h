@@ -114,8 +114,18 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
  * own from the key history, among these two, whenever it reloads). */
 void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *self_previous);
 
-/* Whether our last announcement of new keys is acknowledged (true when there is none). */
+/* Whether our last rotation is done on this channel: announced and acknowledged (true when
+ * there is none). */
 bool channel_rotation_acked(const channel_t *ch);
+
+/* Inside the node's transaction: the node rotates to `next` while the peer has not shown it
+ * takes announcements (no Hello with CHANNEL_FEATURE_KEYS since the start): the channel goes
+ * on with its keys, and announces `next` in the first transaction after such a Hello. */
+ledger_err_t channel_rotate_later(channel_t *ch, const identity_t *next)
+    __attribute__((warn_unused_result));
+
+/* The keys this channel signs its sequenced messages with. */
+const identity_t *channel_own(const channel_t *ch);
 
 /* Whether channel_rotate may announce new keys now: the peer's Hello offered
  * CHANNEL_FEATURE_KEYS and our last announcement is acknowledged. */

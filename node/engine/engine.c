@@ -276,8 +276,10 @@ bool engine_has_work(const engine_t *e)
 
 static recon_ctx_t recon_ctx_of(const engine_t *e, size_t peer_index)
 {
-    return (recon_ctx_t){.self = e->ctx.self,
-                         .self_previous = e->ctx.self_previous,
+    /* a channel whose announcement waits for the peer signs with the keys before */
+    const identity_t *own = channel_own(e->channels[peer_index]);
+    return (recon_ctx_t){.self = own,
+                         .self_previous = own == e->ctx.self ? e->ctx.self_previous : e->ctx.self,
                          .peer = &e->ctx.config->peers[peer_index],
                          .keys = &e->ctx.keys[peer_index],
                          .ledger = e->ctx.ledger,
@@ -329,7 +331,7 @@ ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_read
 {
     assert(e != NULL && next != NULL && ledger_in_transaction(e->ctx.ledger));
     for (size_t i = 0; i < e->peers; i++) {
-        if (!channel_rotation_ready(e->channels[i])) {
+        if (!channel_rotation_acked(e->channels[i])) {
             if (not_ready != NULL) {
                 *not_ready = i;
             }
@@ -338,7 +340,11 @@ ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_read
     }
     ledger_err_t rc = LEDGER_OK;
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
-        rc = channel_rotate(e->channels[i], next);
+        if (channel_rotation_ready(e->channels[i])) {
+            rc = channel_rotate(e->channels[i], next);
+        } else {
+            rc = channel_rotate_later(e->channels[i], next);
+        }
     }
     e->rotated_to = rc == LEDGER_OK ? next : NULL;
     if (rc != LEDGER_OK) {
@@ -380,7 +386,8 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
         for (size_t i = 0; i < e->peers; i++) {
             channel_set_self(e->channels[i], e->ctx.self, e->ctx.self_previous);
             if (e->sessions[i].recon != NULL) {
-                recon_set_self(e->sessions[i].recon, e->ctx.self, e->ctx.self_previous);
+                recon_ctx_t now = recon_ctx_of(e, i);
+                recon_set_self(e->sessions[i].recon, now.self, now.self_previous);
             }
         }
     }
