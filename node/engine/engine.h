@@ -90,10 +90,12 @@ void engine_after(engine_t *e, bool committed);
 int64_t engine_next_deadline(const engine_t *e, int64_t next);
 
 /* Inside engine_transaction's work: announces `next` (our new keys; the caller keeps them,
- * and the current ones, alive) on every channel (channel_rotate). Once the transaction
- * commits, `next` is the engine's key and the current one its previous. LEDGER_E_STATE with
- * nothing done, and *not_ready (if not NULL) the first peer's index, when a channel is not
- * ready (channel_rotation_ready); another error fails the transaction. */
+ * and the current ones, alive) on every channel whose peer takes announcements
+ * (channel_rotate), and on the others once it does (channel_rotate_later). Once the
+ * transaction commits, `next` is the engine's key and the current one its previous.
+ * LEDGER_E_STATE with nothing done, and *not_ready (if not NULL) the first such peer's index,
+ * while the last rotation is not done on some channel (channel_rotation_acked); another error
+ * fails the transaction. */
 ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_ready)
     __attribute__((warn_unused_result));
 

@@ -12,8 +12,10 @@
  * decryption), that the inner author is the sender (a message re-wrapped by a third node is
  * refused), a copy of a business message already applied (answered as a duplicate without
  * checking its signature again), the signature, the inner version, the sequence bound, the
- * type, the body size, and last the recipient (this node). The SignedMessage bytes are kept as
- * evidence: evidence_verify() checks them later with the author's public key alone.
+ * type, the body size, that the key may sign that message (after a rotation each key signs
+ * only its own numbers, PROTOCOL.md 2.14), and last the recipient (this node, under any of its
+ * keys the peer may address). The SignedMessage bytes are kept as evidence: evidence_verify()
+ * checks them later with the author's public key alone.
  */
 #ifndef CORRIDOR_ENVELOPE_H
 #define CORRIDOR_ENVELOPE_H
