@@ -1173,6 +1173,8 @@ ledger_err_t channel_rotate_later(channel_t *ch, const identity_t *next)
     if (rc == LEDGER_OK) {
         ch->rotate_to = next; /* a failed transaction reloads it from the key history */
         envelope_peer_add_our_key(ch->keys, ch->own->key_id); /* the peer addresses it */
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "our new keys are announced to this peer once it is heard from");
     }
     return rc;
 }
