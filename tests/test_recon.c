@@ -492,6 +492,30 @@ static void test_status_report_dropped(void **state)
 #define HELD_BA     3
 #define ROUND_TOTAL (ROUND_AB + ROUND_BA)
 
+/* `corridor key rotate` at n, then until its peer acknowledged the announcement. */
+static void rotate_and_wait(cluster_t *c, tnode_t *n)
+{
+    cmd_result_t r;
+    int rc = cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "key", "rotate", "--home", n->home, NULL);
+    if (rc != 0) {
+        fail_msg("key rotate at %s exited %d: %s", n->name, rc, r.err);
+    }
+    cmd_result_free(&r);
+    int64_t deadline = mono_ms() + STATE_WAIT_MS;
+    for (;;) {
+        json_t *st = node_status(c, n);
+        bool pending = json_is_true(json_object_get(st, "rotation_pending"));
+        json_decref(st);
+        if (!pending) {
+            return;
+        }
+        if (mono_ms() >= deadline) {
+            fail_msg("%s: its rotation is not acknowledged after %d ms", n->name, STATE_WAIT_MS);
+        }
+        sleep_ms(50);
+    }
+}
+
 static void test_peer_restored_from_old_copy(void **state)
 {
     cluster_t *c = *state;
@@ -502,6 +526,9 @@ static void test_peer_restored_from_old_copy(void **state)
     plan_add(p, 1, 0, ROUND_BA);
     settle_range(c, p, 0, ROUND_TOTAL);
     quiesce_pair(c, a, b);
+    /* A has rotated its keys before the copy: the repair below proves with, and imports,
+     * evidence of both its keys, each within its range (PROTOCOL.md 2.14) */
+    rotate_and_wait(c, a);
     assert_int_equal(node_stop(c, b), 0);
     char *backup = test_path(c->dir, "B.old");
     const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};

@@ -628,36 +628,55 @@ static bool answers_body(const Corridor__StatusReport *sr, const envelope_messag
 }
 
 /* The signing keys one end of the channel has used, as this node knows them: those of the
- * channel's key history, ours now and before our last rotation, or the peer's now, before its
- * last rotation, and on its card (PROTOCOL.md 2.14). Evidence names its author's key id; the
- * live checks of which key may sign which number are the envelope's, and the audit's over the
- * whole key history. */
+ * channel's key history, each for the numbers of its range (PROTOCOL.md 2.14), and, for any
+ * number, those it holds without a history: ours now and before our last rotation, or the
+ * peer's now, before its last rotation, and on its card. Evidence names its author's key id,
+ * and a sequenced message signed outside its key's range proves nothing here (a thief of a
+ * retired key cannot have it imported), as in the envelope and the audit. */
 #define KEYSET_MAX (CHANNEL_KEYS_MAX + 4)
 
 typedef struct {
     uint8_t keys[KEYSET_MAX][crypto_sign_PUBLICKEYBYTES];
+    uint64_t from[KEYSET_MAX], through[KEYSET_MAX]; /* the range; through 0: open */
     size_t count;
     key_side_t side; /* while reading the history: the side collected */
 } keyset_t;
 
-static void keyset_add(keyset_t *ks, const uint8_t *sign_public)
+static void keyset_add_range(keyset_t *ks, const uint8_t *sign_public, uint64_t from,
+                             uint64_t through)
 {
     for (size_t i = 0; i < ks->count; i++) {
         if (memcmp(ks->keys[i], sign_public, crypto_sign_PUBLICKEYBYTES) == 0) {
-            return;
+            return; /* the history's range, read first, stands */
         }
     }
     if (ks->count < KEYSET_MAX) { /* a longer history than announcements can make: ignored */
-        memcpy(ks->keys[ks->count++], sign_public, crypto_sign_PUBLICKEYBYTES);
+        memcpy(ks->keys[ks->count], sign_public, crypto_sign_PUBLICKEYBYTES);
+        ks->from[ks->count] = from;
+        ks->through[ks->count] = through;
+        ks->count++;
     }
+}
+
+static void keyset_add(keyset_t *ks, const uint8_t *sign_public)
+{
+    keyset_add_range(ks, sign_public, 0, 0);
 }
 
 static void keyset_add_recorded(const key_record_t *k, void *arg)
 {
     keyset_t *ks = arg;
-    if (k->side == ks->side) {
-        keyset_add(ks, k->sign_public);
+    if (k->side != ks->side) {
+        return;
     }
+    uint64_t from = k->first_seq, through = k->last_seq;
+    if (k->revoked_from != 0 && (through == 0 || k->revoked_from <= through)) {
+        through = k->revoked_from - 1;
+        if (through < from) {
+            from = through = UINT64_MAX; /* revoked from its first number: it signs none */
+        }
+    }
+    keyset_add_range(ks, k->sign_public, from, through);
 }
 
 /* The keys of `node` (this node or the peer); count 0 for another node. */
@@ -709,9 +728,19 @@ static env_err_t keyset_verify(const keyset_t *ks, const uint8_t *evidence, size
     for (size_t i = 0; rc == ENV_OK && i < ks->count; i++) {
         uint8_t id[IDENTITY_KEY_ID_BYTES];
         identity_key_id(ks->keys[i], id);
-        if (sodium_memcmp(id, author, sizeof id) == 0) {
-            return evidence_verify(evidence, len, ks->keys[i], msg);
+        if (sodium_memcmp(id, author, sizeof id) != 0) {
+            continue;
         }
+        if ((rc = evidence_verify(evidence, len, ks->keys[i], msg)) != ENV_OK) {
+            return rc;
+        }
+        if (msg_type_sequenced((int)msg->type) && msg->sequence != 0 &&
+            (msg->sequence < ks->from[i] ||
+             (ks->through[i] != 0 && msg->sequence > ks->through[i]))) {
+            envelope_message_clear(msg);
+            return ENV_E_STALE_KEY;
+        }
+        return ENV_OK;
     }
     return rc == ENV_OK ? ENV_E_BAD_SIGNATURE : rc;
 }
