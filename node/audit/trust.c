@@ -116,17 +116,25 @@ env_err_t trust_verify(trust_t *t, const char *peer, const uint8_t *evidence, si
 {
     assert(t != NULL && peer != NULL && msg != NULL);
     memset(msg, 0, sizeof *msg);
-    if (!trust_knows(t, peer)) {
+    size_t keys = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        keys += strcmp(t->keys[i].peer, peer) == 0;
+    }
+    if (keys == 0) {
         return ENV_E_UNKNOWN_SENDER;
     }
+    /* with several keys (a history, several cards), the evidence's author id picks one; with
+     * one, evidence_verify compares the author id itself (the audit's common case: one
+     * decode of the evidence, not two) */
     uint8_t author[IDENTITY_KEY_ID_BYTES];
-    env_err_t rc = evidence_author(evidence, evidence_len, author);
+    env_err_t rc = keys > 1 ? evidence_author(evidence, evidence_len, author) : ENV_OK;
     if (rc != ENV_OK) {
         return rc;
     }
     for (size_t i = 0; i < t->count; i++) {
         trusted_key_t *k = &t->keys[i];
-        if (strcmp(k->peer, peer) != 0 || memcmp(k->key_id, author, IDENTITY_KEY_ID_BYTES) != 0) {
+        if (strcmp(k->peer, peer) != 0 ||
+            (keys > 1 && memcmp(k->key_id, author, IDENTITY_KEY_ID_BYTES) != 0)) {
             continue;
         }
         if ((rc = evidence_verify(evidence, evidence_len, k->sign_public, msg)) != ENV_OK) {

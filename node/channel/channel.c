@@ -34,15 +34,14 @@ struct channel {
     uint8_t peer_box[crypto_box_PUBLICKEYBYTES];          /* the peer's box key, */
     uint8_t peer_box_previous[crypto_box_PUBLICKEYBYTES]; /* and the one before its rotation, */
     bool has_peer_box_previous;                           /* if there was one */
-    bool sealing_previous;      /* we seal with our previous box key: the peer has not taken ours */
-    channel_state_t state;      /* see the diagram in channel.h */
-    uint64_t sent_seq;          /* highest of ours queued (committed or in this txn) */
-    uint64_t acked_seq;         /* highest of ours the peer acknowledged */
-    uint64_t applied_seq;       /* highest of the peer's applied */
-    uint64_t acked_persisted;   /* acked_seq as last written to the ledger */
-    uint64_t applied_persisted; /* applied_seq as last written to the ledger */
-    bool diverged_persisted;    /* DIVERGED as last written to the ledger */
-    uint32_t wire_version;      /* the Inner format we sign with: the highest both speak */
+    channel_state_t state;                                /* see the diagram in channel.h */
+    uint64_t sent_seq;               /* highest of ours queued (committed or in this txn) */
+    uint64_t acked_seq;              /* highest of ours the peer acknowledged */
+    uint64_t applied_seq;            /* highest of the peer's applied */
+    uint64_t acked_persisted;        /* acked_seq as last written to the ledger */
+    uint64_t applied_persisted;      /* applied_seq as last written to the ledger */
+    bool diverged_persisted;         /* DIVERGED as last written to the ledger */
+    uint32_t wire_version;           /* the Inner format we sign with: the highest both speak */
     uint32_t wire_version_persisted; /* as last written to the ledger (never lowered) */
     uint64_t peer_features;          /* feature flags of the peer's latest Hello */
     uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
@@ -216,7 +215,6 @@ static bool refresh_box(channel_t *ch)
                               other) != ENV_OK) {
         return false;
     }
-    ch->sealing_previous = previous;
     return true;
 }
 
@@ -276,6 +274,11 @@ static bool load_keys(channel_t *ch)
     memcpy(ch->peer_box, n == 0 ? ch->peer->card.box_public : theirs[1].box_public,
            sizeof ch->peer_box);
     ch->has_peer_box_previous = n >= 2;
+    if (n >= 2 && theirs[1].first_seq <= theirs[0].first_seq) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "the key history's ranges of the peer's keys overlap (the ledger was edited?)");
+        return false;
+    }
     if (n >= 2) {
         envelope_peer_rotate(ch->keys, theirs[1].sign_public, theirs[1].first_seq - 1);
         memcpy(ch->peer_box_previous, theirs[0].box_public, sizeof ch->peer_box_previous);
@@ -542,6 +545,7 @@ static bool advance_acked(channel_t *ch, uint64_t n, int64_t now_ms)
     if (n <= ch->acked_seq) {
         return false;
     }
+    bool took_our_keys = ch->acked_seq < ch->own_rotated_at && n >= ch->own_rotated_at;
     ch->acked_seq = n;
     if (ch->rtt_probe_seq != 0 && n >= ch->rtt_probe_seq) {
         update_rto(ch, now_ms - ch->rtt_probe_sent_ms);
@@ -551,7 +555,7 @@ static bool advance_acked(channel_t *ch, uint64_t n, int64_t now_ms)
     if (ch->transmit_next <= n) {
         ch->transmit_next = n + 1;
     }
-    if (ch->sealing_previous && ch->acked_seq >= ch->own_rotated_at) {
+    if (took_our_keys) {
         (void)refresh_box(ch); /* the peer took our new box key: seal with it (weak: never) */
     }
     return true;
@@ -1152,6 +1156,12 @@ void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *s
     assert(self != NULL);
     ch->ctx.self = self;
     ch->ctx.self_previous = self_previous;
+    /* the node may free keys it no longer holds: two rotations back (a channel waiting for
+     * its announcement still kept them as the ones before its own) */
+    if (ch->own_previous != self && ch->own_previous != self_previous) {
+        ch->own_previous = NULL;
+    }
+    assert(ch->own == self || ch->own == self_previous);
 }
 
 bool channel_rotation_ready(const channel_t *ch)
