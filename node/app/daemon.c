@@ -8,13 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
-#include <pwd.h>
 #include <sodium.h>
 #include <zmq.h>
 
@@ -31,6 +29,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "opener.h"
+#include "operation.h"
 #include "transport.h"
 #include "validate.h"
 #include "wire.h"
@@ -40,8 +39,6 @@
 #define CONTROL_PER_TURN   64          /* control requests read per loop turn */
 #define POLL_MAX_MS        250         /* longest sleep, so signals and timers stay prompt */
 #define WAIT_MAX_MS        (24 * 3600 * 1000)
-#define LOCK_ATTEMPTS      50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
-#define LOCK_PAUSE_MS      10
 
 _Static_assert(CORRIDOR_WIRE_BYTES_MAX <= INBOUND_TURN_BYTES, "a turn must take the largest frame");
 
@@ -123,13 +120,6 @@ static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -260,25 +250,14 @@ static const char *json_str(json_t *obj, const char *key, const char *fallback)
 static bool record_operation(node_t *n, long long uid, const char *action, const char *peer,
                              json_t *args)
 {
-    char name[64] = "";
-    struct passwd pw, *found = NULL;
-    char buf[1024];
-    if (getpwuid_r((uid_t)uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL) {
-        snprintf(name, sizeof name, "%s", pw.pw_name);
-    }
-    json_t *record = json_pack("{s:I, s:s, s:I, s:s, s:o}", "uid", (json_int_t)uid, "user", name,
-                               "at_ms", (json_int_t)wall_ms(), "action", action, "args", args);
-    char *text = record != NULL ? json_dumps(record, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(record);
-    ledger_err_t rc = text != NULL && ledger_in_transaction(n->ledger)
-                          ? ledger_record_operation(n->ledger, peer, text)
-                          : LEDGER_E_STORAGE;
-    if (rc == LEDGER_OK) {
-        log_event(n->config->name, peer[0] ? peer : NULL, NULL, "operator %s (uid %lld %s): %s",
-                  action, uid, name, text);
+    char *text = args != NULL ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    bool recorded = operation_record(n->ledger, uid, action, peer, args) == LEDGER_OK;
+    if (recorded) {
+        log_event(n->config->name, peer[0] ? peer : NULL, NULL, "operator %s (uid %lld): %s",
+                  action, uid, text != NULL ? text : "");
     }
     free(text);
-    return rc == LEDGER_OK;
+    return recorded;
 }
 
 static void handle_reconcile(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
@@ -601,7 +580,7 @@ static const char *item_settlement(node_t *n, json_t *item, settlement_t *s)
     snprintf(s->currency, sizeof s->currency, "%s", currency);
     s->direction = DIRECTION_OUT;
     s->amount_minor = json_integer_value(amount);
-    s->created_unix_ms = wall_ms();
+    s->created_unix_ms = operation_wall_ms();
     today(s->value_date);
     reason_t bad = settlement_check(s);
     return bad == REASON_NONE ? NULL : reason_text(bad);
@@ -921,7 +900,7 @@ static void turn(node_t *n)
 {
     int64_t now = now_ms();
     n->turn_ms = now;
-    engine_begin(n->engine, now, wall_ms());
+    engine_begin(n->engine, now, operation_wall_ms());
     transport_handle_zap(n->transport, now);
     receive_frames(n);
     bool stopped = ledger_stopped(n->ledger);
@@ -992,21 +971,15 @@ static int send_frame(void *arg, size_t peer_index, msg_type_t type, const uint8
 
 static int take_lock(node_t *n)
 {
-    n->lock_fd = open(CONTROL_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    n->lock_fd = control_lock_home(CONTROL_LOCK_FILE);
+    if (n->lock_fd < 0 && errno == EWOULDBLOCK) {
+        fprintf(stderr, "corridor run: another node is already running in %s\n", n->home);
+        return EXIT_USAGE;
+    }
     if (n->lock_fd < 0) {
-        fprintf(stderr, "corridor run: cannot open %s/%s: %s\n", n->home, CONTROL_LOCK_FILE,
+        fprintf(stderr, "corridor run: cannot lock %s/%s: %s\n", n->home, CONTROL_LOCK_FILE,
                 strerror(errno));
         return EXIT_INTERNAL;
-    }
-    /* A client checking whether a node runs here holds a shared lock for an instant
-     * (control_node_running): wait that out; a running node holds its lock for good. */
-    for (int attempt = 0; flock(n->lock_fd, LOCK_EX | LOCK_NB) != 0; attempt++) {
-        if (errno != EWOULDBLOCK || attempt == LOCK_ATTEMPTS) {
-            fprintf(stderr, "corridor run: another node is already running in %s\n", n->home);
-            return EXIT_USAGE;
-        }
-        struct timespec pause = {0, LOCK_PAUSE_MS * 1000000L};
-        nanosleep(&pause, NULL);
     }
     return EXIT_OK;
 }
@@ -1195,9 +1168,9 @@ static int open_network(node_t *n)
         .on_final = on_final,
         .on_report = on_report,
         .arg = n,
-        .incarnation = (uint64_t)wall_ms() * 1000,
+        .incarnation = (uint64_t)operation_wall_ms() * 1000,
     };
-    if ((n->engine = engine_new(&ctx, now_ms(), wall_ms())) == NULL) {
+    if ((n->engine = engine_new(&ctx, now_ms(), operation_wall_ms())) == NULL) {
         fprintf(stderr, "corridor run: cannot open the channels: %s\n",
                 ledger_last_error(n->ledger));
         goto cleanup;

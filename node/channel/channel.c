@@ -29,6 +29,10 @@ struct channel {
     const identity_t *own_previous;
     uint64_t own_rotated_at;
     uint8_t own_previous_key_id[IDENTITY_KEY_ID_BYTES]; /* signed ours through own_rotated_at */
+    /* Our operator replaced our keys (`key replace`, PROTOCOL.md 2.15) from this sequence on
+     * (0: never): the peer takes nothing the replaced key signs, so a stored message before
+     * it is signed again by `own` whenever it is sent. */
+    uint64_t own_replaced_from;
     const identity_t *rotate_to; /* the node rotated, but the peer has not shown it takes
                                     announcements: announced once it does (NULL: none) */
     uint8_t peer_box[crypto_box_PUBLICKEYBYTES];          /* the peer's box key, */
@@ -268,18 +272,25 @@ static bool load_keys(channel_t *ch)
                   "the history's keys are used (replacing a peer's key by its card is not "
                   "supported yet)");
     }
-    envelope_peer_set_key(ch->keys, n == 0   ? ch->peer->card.sign_public
-                                    : n == 1 ? theirs[1].sign_public
-                                             : theirs[0].sign_public);
+    /* a key our operator put in place of the peer's (peer add --replace): nothing before it
+     * signs any more, and the one it replaced is named in the log if it still tries */
+    bool replaced = n >= 1 && strcmp(theirs[1].source, "replaced") == 0;
+    envelope_peer_set_key(ch->keys, n == 0                 ? ch->peer->card.sign_public
+                                    : n == 1 || replaced ? theirs[1].sign_public
+                                                         : theirs[0].sign_public);
+    if (replaced && n >= 2) {
+        memcpy(ch->keys->revoked_key_id, theirs[0].key_id, IDENTITY_KEY_ID_BYTES);
+        ch->keys->has_revoked = true;
+    }
     memcpy(ch->peer_box, n == 0 ? ch->peer->card.box_public : theirs[1].box_public,
            sizeof ch->peer_box);
-    ch->has_peer_box_previous = n >= 2;
-    if (n >= 2 && theirs[1].first_seq <= theirs[0].first_seq) {
+    ch->has_peer_box_previous = n >= 2 && !replaced;
+    if (n >= 2 && !replaced && theirs[1].first_seq <= theirs[0].first_seq) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
                   "the key history's ranges of the peer's keys overlap (the ledger was edited?)");
         return false;
     }
-    if (n >= 2) {
+    if (n >= 2 && !replaced) {
         envelope_peer_rotate(ch->keys, theirs[1].sign_public, theirs[1].first_seq - 1);
         memcpy(ch->peer_box_previous, theirs[0].box_public, sizeof ch->peer_box_previous);
         if (ch->applied_seq > ch->keys->previous_through) {
@@ -294,13 +305,16 @@ static bool load_keys(channel_t *ch)
     ch->own = ch->ctx.self;
     ch->own_previous = NULL;
     ch->own_rotated_at = 0;
+    ch->own_replaced_from = 0;
     if (n >= 1 && (ch->own = held_identity(ch, ours[1].key_id)) == NULL) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
                   "the key history names a key of ours this process does not hold");
         ch->own = ch->ctx.self;
         return false;
     }
-    if (n >= 2) {
+    if (n >= 1 && strcmp(ours[1].source, "replaced") == 0) {
+        ch->own_replaced_from = ours[1].first_seq;
+    } else if (n >= 2) {
         ch->own_rotated_at = ours[1].first_seq - 1;
         ch->own_previous = held_identity(ch, ours[0].key_id);
         memcpy(ch->own_previous_key_id, ours[0].key_id, IDENTITY_KEY_ID_BYTES);
@@ -1441,10 +1455,27 @@ static bool transmit_one(uint64_t seq, int type, const uint8_t *signed_msg, size
         return false;
     }
     bool again = seq <= ch->transmitted_max;
-    uint8_t *wire = NULL;
-    size_t wire_len = 0;
-    if (envelope_wrap_as(author_of(ch, seq), ch->keys, signed_msg, signed_len, again, &wire,
-                         &wire_len) != ENV_OK) {
+    uint8_t *wire = NULL, *resigned = NULL;
+    size_t wire_len = 0, resigned_len = 0;
+    if (seq < ch->own_replaced_from) { /* signed by the key our operator replaced */
+        if (envelope_resign(ch->own, signed_msg, signed_len, &resigned, &resigned_len) != ENV_OK) {
+            if (!ch->outbox_ahead_logged) {
+                log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                          "outbox message %llu cannot be signed again (the ledger was edited?): "
+                          "transmission stops there; audit the home",
+                          (unsigned long long)seq);
+                ch->outbox_ahead_logged = true;
+            }
+            ts->blocked = true;
+            return false;
+        }
+        signed_msg = resigned;
+        signed_len = resigned_len;
+    }
+    env_err_t wrapped = envelope_wrap_as(author_of(ch, seq), ch->keys, signed_msg, signed_len,
+                                         again, &wire, &wire_len);
+    free(resigned);
+    if (wrapped != ENV_OK) {
         ts->blocked = true;
         return false;
     }

@@ -84,15 +84,17 @@
  * prepared when the ledger is (or, opened for writing, has been upgraded to) schema 6. */
 #define KEY_STATEMENTS(X)                                                                          \
     X(keys_list, "SELECT " KEY_COLUMNS " FROM keys WHERE ?1 IS NULL OR peer = ?1"                  \
-                 " ORDER BY peer, side, first_seq")
+                 " ORDER BY peer, side, first_seq,"                                            \
+                 " CASE last_seq WHEN 0 THEN 9223372036854775807 ELSE last_seq END")
 
 /* Statements on columns a reader may not find in an older ledger (a reader does not upgrade),
  * and the key history's writes: prepared only when the ledger is opened for writing, which
  * upgrades it first. */
 #define WRITER_STATEMENTS(X)                                                                       \
     X(key_find, "SELECT " KEY_COLUMNS " FROM keys WHERE peer = ?1 AND side = ?2 AND key_id = ?3")  \
-    X(key_latest, "SELECT key_id, first_seq, last_seq FROM keys WHERE peer = ?1 AND side = ?2"     \
-                  " ORDER BY first_seq DESC LIMIT 1")                                              \
+    X(key_latest,                                                                                  \
+      "SELECT key_id, first_seq, last_seq, revoked_from FROM keys WHERE peer = ?1 AND side = ?2"   \
+      " ORDER BY first_seq DESC, last_seq = 0 DESC LIMIT 1")                                       \
     X(key_close, "UPDATE keys SET last_seq = ?4 WHERE peer = ?1 AND side = ?2 AND key_id = ?3")    \
     X(key_insert, "INSERT INTO keys(" KEY_COLUMNS ") VALUES(?1,?2,?3,?4,?5,?6,?7,0,0,?8,?9,?10)")  \
     X(key_revoke,                                                                                  \
@@ -2299,8 +2301,12 @@ static const char *key_wrong(const key_record_t *k)
     if (k->first_seq < 1 || k->first_seq > CORRIDOR_SEQUENCE_MAX) {
         return "first_seq is not 1 to 2^62";
     }
-    if (k->last_seq != 0 && (k->last_seq < k->first_seq || k->last_seq > CORRIDOR_SEQUENCE_MAX)) {
-        return "last_seq is neither 0 nor first_seq to 2^62";
+    /* a key revoked from its first sequence or before signs nothing: last_seq = first_seq - 1 */
+    bool empty = k->first_seq >= 2 && k->last_seq == k->first_seq - 1 && k->revoked_from >= 1 &&
+                 k->revoked_from <= k->first_seq;
+    if (k->last_seq != 0 && !empty &&
+        (k->last_seq < k->first_seq || k->last_seq > CORRIDOR_SEQUENCE_MAX)) {
+        return "last_seq is neither 0 nor first_seq to 2^62 (nor first_seq - 1, revoked there)";
     }
     if (k->revoked_from > CORRIDOR_SEQUENCE_MAX) {
         return "revoked_from is above 2^62";
@@ -2450,10 +2456,16 @@ ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k)
     sqlite3_bind_int(stmt, 2, (int)k->side);
     step = sqlite3_step(stmt);
     uint8_t latest_id[IDENTITY_KEY_ID_BYTES];
-    int64_t latest_first = 0, latest_last = 0;
+    int64_t latest_first = 0, latest_last = 0, latest_revoked = 0;
     bool latest_ok = step == SQLITE_ROW && column_exact(stmt, 0, latest_id, sizeof latest_id) &&
                      column_integer(stmt, 1, &latest_first) && latest_first >= 1 &&
-                     column_integer(stmt, 2, &latest_last) && latest_last == 0;
+                     column_integer(stmt, 2, &latest_last) && latest_last == 0 &&
+                     column_integer(stmt, 3, &latest_revoked) && latest_revoked >= 0;
+    /* an operator's replacement from the open key's first sequence: that key, revoked there
+     * already (ledger_key_revoke), is closed with an empty range */
+    bool replaces_unused = latest_ok && strcmp(k->source, "replaced") == 0 && latest_first >= 2 &&
+                           k->first_seq == (uint64_t)latest_first && latest_revoked > 0 &&
+                           latest_revoked <= latest_first;
     finish(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
         return storage_failure(l, "find the open key");
@@ -2463,7 +2475,7 @@ ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k)
     } else if (!latest_ok) {
         set_error(l, "%s newest key of %s is damaged or closed", key_side_name(k->side), k->peer);
         return LEDGER_E_CORRUPT;
-    } else if (k->first_seq <= (uint64_t)latest_first) {
+    } else if (k->first_seq <= (uint64_t)latest_first && !replaces_unused) {
         set_error(l, "%s key of %s from %llu: the open key signs from %llu", key_side_name(k->side),
                   k->peer, (unsigned long long)k->first_seq, (unsigned long long)latest_first);
         return LEDGER_E_STATE;

@@ -374,7 +374,9 @@ typedef struct {
 /* Inside a transaction: records a key of `k->peer`/`k->side` from k->first_seq (>= 1). The key
  * before it on that side of that channel, if open, is closed at first_seq - 1 (its last_seq).
  * The same (peer, side, key_id) twice: LEDGER_E_CONFLICT unless every field is equal (then a
- * no-op, LEDGER_OK). A first_seq at or below the open key's first_seq: LEDGER_E_STATE.
+ * no-op, LEDGER_OK). A first_seq at or below the open key's first_seq: LEDGER_E_STATE, except
+ * a "replaced" key from the open key's first_seq (2 or more) when ledger_key_revoke revoked
+ * that key there or before: it is closed at first_seq - 1, a key that signs nothing.
  * A key is recorded open and not revoked, stamped with the ledger's clock: k->last_seq and
  * k->revoked_from must be 0 and k->created_ms is not read. The fields a repeat compares are
  * those the caller gives (the keys, first_seq, source, evidence), not what the ledger changed

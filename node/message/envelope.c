@@ -68,6 +68,8 @@ const char *env_strerror(env_err_t err)
         return "message already applied";
     case ENV_E_STALE_KEY:
         return "signed with a key of the peer not valid for that message";
+    case ENV_E_REVOKED:
+        return "under a key of the peer that its replacement card revoked (stolen?)";
     }
     return "unknown error";
 }
@@ -147,6 +149,8 @@ void envelope_peer_set_key(envelope_peer_t *peer,
     sodium_memzero(peer->previous_sign_public, sizeof peer->previous_sign_public);
     peer->previous_through = 0;
     peer->previous_control = false;
+    sodium_memzero(peer->revoked_key_id, sizeof peer->revoked_key_id);
+    peer->has_revoked = false;
 }
 
 void envelope_peer_add_our_key(envelope_peer_t *peer,
@@ -556,6 +560,13 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
     size_t index = find_peer(peers, peers_count, env->sender_key_id.data, &previous);
     if (index == SIZE_MAX) {
         rc = ENV_E_UNKNOWN_SENDER;
+        for (size_t i = 0; i < peers_count; i++) {
+            if (peers[i].has_revoked && sodium_memcmp(peers[i].revoked_key_id,
+                                                      env->sender_key_id.data,
+                                                      IDENTITY_KEY_ID_BYTES) == 0) {
+                rc = ENV_E_REVOKED;
+            }
+        }
         goto cleanup;
     }
     const envelope_peer_t *peer = &peers[index];
@@ -640,6 +651,44 @@ env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
     if (inner != NULL && is_key_id(&inner->author_key_id)) {
         memcpy(key_id, inner->author_key_id.data, IDENTITY_KEY_ID_BYTES);
         rc = ENV_OK;
+    }
+    if (inner != NULL) {
+        corridor__inner__free_unpacked(inner, NULL);
+    }
+    if (sm != NULL) {
+        corridor__signed_message__free_unpacked(sm, NULL);
+    }
+    return rc;
+}
+
+env_err_t envelope_resign(const identity_t *self, const uint8_t *signed_msg, size_t signed_len,
+                          uint8_t **signed_out, size_t *out_len)
+{
+    assert(self != NULL && signed_out != NULL && out_len != NULL);
+    *signed_out = NULL;
+    *out_len = 0;
+    if (signed_len > CORRIDOR_WIRE_BYTES_MAX) {
+        return ENV_E_TOO_LARGE;
+    }
+    if (signed_msg == NULL || signed_len == 0) {
+        return ENV_E_MALFORMED;
+    }
+    env_err_t rc = ENV_E_MALFORMED;
+    Corridor__Inner *inner = NULL;
+    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)wire_unpack(
+        &corridor__signed_message__descriptor, signed_len, signed_msg);
+    if (sm != NULL) {
+        inner = (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor, sm->inner.len,
+                                               sm->inner.data);
+    }
+    /* our own stored message, but an edited file may hold anything */
+    if (inner != NULL && is_key_id(&inner->recipient_key_id) &&
+        inner->version >= INNER_VERSION_MIN && inner->version <= INNER_VERSION_MAX &&
+        (int)inner->type >= MSG_TYPE_MIN && (int)inner->type <= MSG_TYPE_MAX &&
+        inner->body.len <= CORRIDOR_BODY_BYTES_MAX) {
+        rc = envelope_sign_version(self, inner->version, inner->recipient_key_id.data,
+                                   (msg_type_t)inner->type, inner->sequence, inner->body.data,
+                                   inner->body.len, signed_out, out_len);
     }
     if (inner != NULL) {
         corridor__inner__free_unpacked(inner, NULL);

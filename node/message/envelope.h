@@ -97,6 +97,10 @@ typedef struct {
      * ENVELOPE_OUR_KEYS_MAX). */
     uint8_t our_key_ids[ENVELOPE_OUR_KEYS_MAX][IDENTITY_KEY_ID_BYTES];
     size_t our_key_ids_count;
+    /* The key our operator replaced (PROTOCOL.md 2.15): a frame under it is refused as
+     * ENV_E_REVOKED, so the log names the likely thief; nothing it signs is taken. */
+    uint8_t revoked_key_id[IDENTITY_KEY_ID_BYTES];
+    bool has_revoked;
 } envelope_peer_t;
 
 typedef enum {
@@ -114,6 +118,7 @@ typedef enum {
     ENV_E_NOMEM,           /* out of memory */
     ENV_E_DUPLICATE,       /* a business message already applied (see applied_through) */
     ENV_E_STALE_KEY,       /* signed by a key of the peer not valid for that message (2.14) */
+    ENV_E_REVOKED,         /* under a key of the peer our operator replaced (2.15) */
 } env_err_t;
 
 const char *env_strerror(env_err_t err);
@@ -226,6 +231,13 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
 env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
                           uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
     __attribute__((warn_unused_result));
+
+/* Signs again, with `self`, the Inner of our stored message `signed_msg` (same version,
+ * recipient, type, sequence and body): after an operator replaced our keys (PROTOCOL.md 2.15)
+ * the peer refuses what the replaced key signs. *signed_out is malloc'd. ENV_E_MALFORMED
+ * for bytes that are not such a message. */
+env_err_t envelope_resign(const identity_t *self, const uint8_t *signed_msg, size_t signed_len,
+                          uint8_t **signed_out, size_t *out_len) __attribute__((warn_unused_result));
 
 /* Verifies stored evidence (SignedMessage bytes) with the author's signing key alone. On
  * success *msg holds the decoded fields (peer_index is SIZE_MAX, possible_duplicate false). */

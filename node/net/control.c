@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -41,6 +42,28 @@ bool control_node_running(const char *home)
     bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     close(fd); /* releases the shared lock if we got it */
     return held;
+}
+
+#define LOCK_ATTEMPTS 50 /* x LOCK_PAUSE_MS: how long a probe's shared lock may last */
+#define LOCK_PAUSE_MS 10
+
+int control_lock_home(const char *lock_path)
+{
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -1;
+    }
+    for (int attempt = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; attempt++) {
+        if (errno != EWOULDBLOCK || attempt == LOCK_ATTEMPTS) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        struct timespec pause = {0, LOCK_PAUSE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    return fd;
 }
 
 #define CONTROL_MONITOR "inproc://corridor-control-monitor"

@@ -42,6 +42,11 @@ int control_endpoint(const char *home, char *out, size_t out_size, bool *needs_c
 /* Whether a node process holds the home's lock (a running node). */
 bool control_node_running(const char *home);
 
+/* Takes the home's lock for good, as `corridor run` does (`lock_path`: its CONTROL_LOCK_FILE),
+ * waiting out a client's instant shared lock (control_node_running). Returns the descriptor
+ * that holds it until closed, or -1 with errno (EWOULDBLOCK: a node runs there). */
+int control_lock_home(const char *lock_path);
+
 typedef enum {
     CONTROL_OK = 0,
     CONTROL_E_NOT_RUNNING, /* no node holds the home */
