@@ -14,6 +14,13 @@
  * node with its rotation committed, the other with a node.key.next that never committed).
  * Then the other node rotates under load, and the first one a second time, and the same checks
  * hold; the key histories of both homes (card --history --json) mirror each other.
+ *
+ * test_replacement: B's keys leak. With both nodes stopped and B holding settlements A has not
+ * acknowledged, B's operator runs `key replace` and A's runs `peer add --replace` with B's new
+ * card. A thief holding B's old home (the stolen keys) then starts in B's place and sends: A
+ * refuses its frames as under a revoked key and books nothing of it. The real B starts: its
+ * queued settlements, signed again by the new key, settle, traffic flows both ways, and the
+ * homes audit clean with both replacements on record.
  */
 #include "support.h"
 
@@ -536,6 +543,143 @@ static void test_rotation_under_load(void **state)
     c->passed = true;
 }
 
+/* ---- 3. a stolen key, replaced by both operators --------------------------------------------- */
+
+static void no_traffic(cluster_t *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+}
+
+static json_t *command_json(cluster_t *c, tnode_t *n, const char *const *argv)
+{
+    cmd_result_t r;
+    int rc = cluster_cmdv(c, NODE_CMD_TIMEOUT_MS, &r, argv);
+    if (rc != 0) {
+        printf("# %s %s at %s exited %d: %s\n", argv[0], argv[1], n->name, rc, r.err);
+    }
+    assert_int_equal(rc, 0);
+    json_t *doc = parse(argv[0], n, &r);
+    cmd_result_free(&r);
+    return doc;
+}
+
+static void test_replacement(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", UP_MS);
+    plan_t *p = plan_new(23);
+    plan_add(p, 0, 1, 50);
+    plan_add(p, 1, 0, 50);
+    traffic(c, p, 0, no_traffic, NULL);
+
+    /* B queues settlements A never acknowledges, then both stop; the thief copies B's home */
+    assert_int_equal(node_stop(c, a), 0);
+    size_t queued_from = p->count;
+    plan_add(p, 1, 0, 5);
+    char *batch = plan_write_batch(c, p, 1, queued_from, p->count);
+    cmd_result_t r;
+    assert_int_equal(
+        cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "send", "--home", b->home, "--batch", batch, NULL),
+        0);
+    cmd_result_free(&r);
+    int64_t b_sent = node_peer_field(c, b, NAME_A, "sent_seq");
+    int64_t a_applied = node_peer_field(c, b, NAME_A, "acked_seq");
+    assert_true(b_sent > a_applied);
+    assert_int_equal(node_stop(c, b), 0);
+    assert_true(c->count < CLUSTER_NODES_MAX);
+    tnode_t *thief = &c->nodes[c->count++];
+    *thief = *b;
+    thief->home = test_path(c->dir, "thief");
+    thief->log = test_path(c->dir, "thief.log");
+    thief->pid = 0;
+    const char *copy[] = {"/bin/cp", "-a", b->home, thief->home, NULL};
+    assert_int_equal(nodes_run_program(copy, NODE_CMD_TIMEOUT_MS), 0);
+
+    /* B's operator replaces its keys; A's operator puts B's new card in place of the old */
+    const char *replace_b[] = {"key", "replace", "--home", b->home, "--json", NULL};
+    json_t *rb = command_json(c, b, replace_b);
+    const char *card = json_string_value(json_object_get(rb, "card"));
+    const char *b_new = json_string_value(json_object_get(rb, "key_id"));
+    const char *b_old = json_string_value(json_object_get(rb, "replaced_key_id"));
+    assert_true(card != NULL && b_new != NULL && b_old != NULL);
+    assert_string_not_equal(b_new, b_old);
+    json_t *ch = json_array_get(json_object_get(rb, "channels"), 0);
+    assert_int_equal(json_integer_value(json_object_get(ch, "first_seq")), b_sent + 1);
+    assert_false(home_has(b, KEY_FILE_NEXT));
+    assert_false(home_has(b, KEY_FILE_PREV));
+    const char *replace_a[] = {"peer", "add", "--home", a->home, "--replace", card, "--json", NULL};
+    json_t *ra = command_json(c, a, replace_a);
+    int64_t from = json_integer_value(json_object_get(ra, "first_seq"));
+    assert_true(from >= a_applied + 1 && from <= b_sent);
+    assert_int_equal(json_integer_value(json_object_get(ra, "revoked_from")), from);
+    assert_string_equal(json_string_value(json_object_get(ra, "key_id")), b_new);
+    assert_string_equal(json_string_value(json_object_get(ra, "replaced_key_id")), b_old);
+    /* a second time is refused: the key is the trusted one already */
+    assert_int_equal(cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "peer", "add", "--home", a->home,
+                                 "--replace", card, NULL),
+                     2);
+    cmd_result_free(&r);
+
+    /* the thief starts in B's place with the stolen keys and pays itself */
+    node_start(c, a);
+    node_start(c, thief);
+    const char *stolen = "7d2c1e4a-95f3-4b8e-a6d1-0c9e8b7a6f50";
+    assert_int_equal(node_send(c, thief, a, "999.00", "RUB", stolen, NULL, &r), 0);
+    cmd_result_free(&r);
+    node_wait_log(a, "under a key of the peer that its replacement card revoked", 1, UP_MS);
+    assert_int_equal(node_stop(c, thief), 0);
+    json_t *la = node_ledger(c, a);
+    assert_null(ledger_json_find(la, NAME_B, stolen, NULL));
+    json_decref(la);
+
+    /* the real B: its queued settlements, signed again, settle; then traffic both ways */
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", UP_MS);
+    size_t start = p->count;
+    plan_add(p, 0, 1, 100);
+    plan_add(p, 1, 0, 100);
+    traffic(c, p, start, no_traffic, NULL);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    cluster_audit_clean(c, both, 2, 2 * (int64_t)p->count);
+
+    /* the key histories and the operators' actions on record */
+    json_t *ha = card_json(c, a, true), *hb = card_json(c, b, true);
+    json_t *theirs[4], *ours[4];
+    assert_int_equal(history_side(ha, "theirs", theirs, 4), 2);
+    assert_int_equal(history_side(hb, "ours", ours, 4), 2);
+    assert_string_equal(json_string_value(json_object_get(theirs[0], "key_id")), b_old);
+    assert_int_equal(json_integer_value(json_object_get(theirs[0], "revoked_from")), from);
+    assert_int_equal(json_integer_value(json_object_get(theirs[0], "last_seq")), from - 1);
+    assert_string_equal(json_string_value(json_object_get(theirs[1], "source")), "replaced");
+    assert_int_equal(json_integer_value(json_object_get(theirs[1], "first_seq")), from);
+    assert_string_equal(json_string_value(json_object_get(ours[0], "key_id")), b_old);
+    assert_int_equal(json_integer_value(json_object_get(ours[0], "last_seq")), b_sent);
+    assert_string_equal(json_string_value(json_object_get(ours[1], "key_id")), b_new);
+    assert_string_equal(json_string_value(json_object_get(ours[1], "source")), "replaced");
+    for (size_t i = 0; i < 2; i++) {
+        const char *ops[] = {"operations", "--home", both[i]->home, "--json", NULL};
+        json_t *doc = command_json(c, both[i], ops);
+        json_t *op = json_array_get(json_object_get(doc, "operations"), 0);
+        assert_non_null(op);
+        json_t *record = json_object_get(op, "record");
+        assert_string_equal(json_string_value(json_object_get(record, "action")), "replace");
+        json_decref(doc);
+    }
+    json_decref(ha);
+    json_decref(hb);
+    json_decref(ra);
+    json_decref(rb);
+    free(batch);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) {
@@ -545,6 +689,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_waits_for_peer, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_rotation_under_load, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_replacement, cluster_setup, cluster_teardown),
     };
     return cmocka_run_group_tests_name("rotation", tests, NULL, NULL);
 }

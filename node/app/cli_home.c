@@ -5,9 +5,11 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_replace.h"
 #include "commands.h"
 #include "fsutil.h"
 #include "home_init.h"
@@ -20,7 +22,16 @@ typedef struct {
     const char *name, *listen, *listen_stream, *currencies;
 } init_args_t;
 
-enum { OPT_NAME = 1, OPT_LISTEN, OPT_LISTEN_STREAM, OPT_CURRENCIES, OPT_LIMIT, OPT_HISTORY };
+enum {
+    OPT_NAME = 1,
+    OPT_LISTEN,
+    OPT_LISTEN_STREAM,
+    OPT_CURRENCIES,
+    OPT_LIMIT,
+    OPT_HISTORY,
+    OPT_REPLACE,
+    OPT_FROM
+};
 
 static int init_option(void *ctx, int key, const char *value)
 {
@@ -234,11 +245,29 @@ cleanup:
 typedef struct {
     const char *limits[CORRIDOR_CURRENCIES_MAX];
     size_t limits_count;
+    const char *replace; /* --replace CARD */
+    uint64_t from;       /* --from SEQ (0: not given) */
 } peer_add_args_t;
 
 static int peer_add_option(void *ctx, int key, const char *value)
 {
     peer_add_args_t *a = ctx;
+    if (key == OPT_REPLACE) {
+        a->replace = value;
+        return EXIT_OK;
+    }
+    if (key == OPT_FROM) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (value[0] < '1' || value[0] > '9' || *end != '\0' || errno != 0 ||
+            v > CORRIDOR_SEQUENCE_MAX) {
+            complain("--from %s: expected a sequence number from 1", value);
+            return EXIT_USAGE;
+        }
+        a->from = v;
+        return EXIT_OK;
+    }
     assert(key == OPT_LIMIT);
     if (a->limits_count == CORRIDOR_CURRENCIES_MAX) {
         complain("more than %d --limit options", CORRIDOR_CURRENCIES_MAX);
@@ -249,14 +278,24 @@ static int peer_add_option(void *ctx, int key, const char *value)
 }
 
 static const struct option peer_add_options[] = {{"limit", required_argument, NULL, OPT_LIMIT},
+                                                 {"replace", required_argument, NULL, OPT_REPLACE},
+                                                 {"from", required_argument, NULL, OPT_FROM},
                                                  {NULL, 0, NULL, 0}};
 
 static const cli_spec_t peer_add_spec = {
-    .usage = "corridor peer add --home DIR \"CARD\" [--limit CCY=AMOUNT]...",
+    .usage = "corridor peer add --home DIR \"CARD\" [--limit CCY=AMOUNT]...\n"
+             "       corridor peer add --home DIR --replace \"CARD\" [--from SEQ] [--json]",
     .help = "Trusts a peer from its card (one argument); --limit is the net debit cap granted\n"
             "to it, in currency units (none: 0, no credit).\n"
-            "Example: corridor peer add --home bank-a \"$(cat bank-b.card)\" --limit RUB=1000000\n",
-    .args_min = 1,
+            "--replace: the new card of a trusted peer whose key leaked (its operator ran\n"
+            "`corridor key replace`), with this node stopped. The new key signs the peer's\n"
+            "messages from the first this node has not applied; every key before it is revoked\n"
+            "from there, or from --from SEQ (then audit reports what a revoked key signed\n"
+            "since). An operator action on record.\n"
+            "Example: corridor peer add --home bank-a \"$(cat bank-b.card)\" --limit RUB=1000000\n"
+            "Example: corridor peer add --home bank-a --replace \"$(cat bank-b.new.card)\"\n",
+    .json = true,
+    .args_min = 0,
     .args_max = 1,
     .options = peer_add_options};
 
@@ -268,8 +307,14 @@ static int cmd_peer_add(int argc, char **argv)
     if (rc != EXIT_OK || args.help) {
         return rc;
     }
+    if ((a.replace != NULL) == (args.argc == 1) || (a.replace != NULL && a.limits_count > 0) ||
+        (a.replace == NULL && (a.from != 0 || args.json))) {
+        complain("expected a card, or --replace CARD (with --from, --json; without --limit): %s",
+                 peer_add_spec.usage);
+        return EXIT_USAGE;
+    }
     peer_card_t card;
-    card_err_t cerr = card_parse(args.argv[0], &card);
+    card_err_t cerr = card_parse(a.replace != NULL ? a.replace : args.argv[0], &card);
     if (cerr != CARD_OK) {
         complain("%s", card_strerror(cerr));
         return EXIT_USAGE;
@@ -278,6 +323,10 @@ static int cmd_peer_add(int argc, char **argv)
     config_t *config = NULL;
     identity_t *identity = NULL;
     if ((rc = cli_open_home(args.home, &home, &config, &identity)) != EXIT_OK) {
+        goto cleanup;
+    }
+    if (a.replace != NULL) {
+        rc = peer_replace(&home, config, &card, a.from, args.json);
         goto cleanup;
     }
     rc = EXIT_USAGE;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_replace.h"
 #include "commands.h"
 #include "daemon.h"
 #include "render.h"
@@ -228,6 +229,11 @@ int cmd_key(int argc, char **argv)
         cli_set_command("corridor key rotate");
         return cmd_key_rotate(argc - 1, argv + 1);
     }
-    complain("expected a subcommand: %s", key_rotate_spec.usage);
+    if (argc >= 2 && strcmp(argv[1], "replace") == 0) {
+        cli_set_command("corridor key replace");
+        return cmd_key_replace(argc - 1, argv + 1);
+    }
+    complain("expected a subcommand: %s, or corridor key replace --home DIR [--json]",
+             key_rotate_spec.usage);
     return EXIT_USAGE;
 }

@@ -16,8 +16,8 @@ int64_t operation_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-ledger_err_t operation_record(ledger_t *ledger, long long uid, const char *action,
-                              const char *peer, json_t *args)
+ledger_err_t operation_record(ledger_t *ledger, long long uid, const char *action, const char *peer,
+                              json_t *args)
 {
     char name[64] = "";
     struct passwd pw, *found = NULL;

@@ -18,7 +18,7 @@ int64_t operation_wall_ms(void);
 
 /* Inside a transaction: appends the row for `action` by `uid` (its user name looked up here),
  * concerning channel `peer` ("" for none), with `args` (stolen, also on failure). */
-ledger_err_t operation_record(ledger_t *ledger, long long uid, const char *action,
-                              const char *peer, json_t *args) __attribute__((warn_unused_result));
+ledger_err_t operation_record(ledger_t *ledger, long long uid, const char *action, const char *peer,
+                              json_t *args) __attribute__((warn_unused_result));
 
 #endif

@@ -50,7 +50,20 @@ typedef struct {
     trust_t *own_trust; /* its own keys, per channel: own_public, and the key history's */
     bool mismatched[CORRIDOR_PEERS_MAX]; /* per peer: the config's key is on none of its cards */
     int64_t replies_from; /* booking rows from here on carry our reply (0: before schema 4) */
+    struct replacement *replacements; /* the operators' key replacements on record */
+    size_t replacements_count;
 } audited_home_t;
+
+/* A key replacement the journal records (`key replace`, `peer add --replace`: an operator
+ * row with action "replace"): on `peer`'s channel, side `side`, key `key_id` took the place
+ * of `replaced_key_id`. The hash-chained row vouches for both: the key history's rows alone
+ * (outside the chain) are not believed. */
+struct replacement {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    key_side_t side;
+    uint8_t key_id[IDENTITY_KEY_ID_BYTES];
+    uint8_t replaced_key_id[IDENTITY_KEY_ID_BYTES];
+};
 
 /* Running balance of one (peer, currency) recomputed from the journal. */
 typedef struct {
@@ -1150,8 +1163,25 @@ static const char *link_problem(const key_record_t *prev, const key_record_t *ne
     return problem;
 }
 
+/* Whether the journal records that `next` took the place of `prev` (struct replacement). */
+static bool replacement_recorded(const audited_home_t *h, const key_record_t *prev,
+                                 const key_record_t *next)
+{
+    for (size_t i = 0; i < h->replacements_count; i++) {
+        const struct replacement *rp = &h->replacements[i];
+        if (strcmp(rp->peer, next->peer) == 0 && rp->side == next->side &&
+            memcmp(rp->key_id, next->key_id, IDENTITY_KEY_ID_BYTES) == 0 &&
+            memcmp(rp->replaced_key_id, prev->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* One side of one channel's history, items[from..to): checked, then each key trusted for its
- * range if one of them was trusted already (from a card, the config or the key file). */
+ * range. The history is a chain of announcements, cut where an operator replaced a key
+ * (PROTOCOL.md 2.15): each piece must hold a key trusted already (a card, the config or the
+ * key file), or end with the key a replacement on record names. */
 static void verify_keys(audit_report_t *r, audited_home_t *h, const key_record_t *items,
                         size_t count)
 {
@@ -1165,11 +1195,20 @@ static void verify_keys(audit_report_t *r, audited_home_t *h, const key_record_t
         return;
     }
     const char *problem = first->first_seq == 1 ? NULL : "the first key does not sign from 1";
-    bool anchored = false;
-    for (size_t i = 0; i < count && problem == NULL; i++) {
-        if (i > 0) {
+    size_t last_piece = 0; /* where the piece with the open key begins */
+    for (size_t i = 1; i < count && problem == NULL; i++) {
+        if (strcmp(items[i].source, "replaced") != 0) {
             problem = link_problem(&items[i - 1], &items[i]);
+        } else if (items[i - 1].last_seq + 1 != items[i].first_seq) {
+            problem = "the ranges of two keys in a row do not meet";
+        } else if (!replacement_recorded(h, &items[i - 1], &items[i])) {
+            problem = "a replaced key that no operator action on record names";
+        } else {
+            last_piece = i; /* the piece before: the recorded replacement vouches for it */
         }
+    }
+    bool anchored = false;
+    for (size_t i = last_piece; i < count; i++) {
         anchored |= trust_find(set, first->peer, key_id_is, (void *)items[i].key_id) != NULL;
     }
     if (problem == NULL && items[count - 1].last_seq != 0) {
@@ -1185,18 +1224,86 @@ static void verify_keys(audit_report_t *r, audited_home_t *h, const key_record_t
     }
     for (size_t i = 0; i < count; i++) {
         uint64_t from = items[i].first_seq, through = items[i].last_seq;
+        bool none = items[i].last_seq != 0 && items[i].last_seq < from; /* closed empty */
         if (items[i].revoked_from != 0 && (through == 0 || items[i].revoked_from <= through)) {
             through = items[i].revoked_from - 1; /* revoked: nothing from there on */
-            if (through < from) {
-                from = UINT64_MAX; /* revoked from its first number: it signs none */
-                through = UINT64_MAX;
-            }
+            none |= through < from;
+        }
+        if (none) { /* revoked from its first number: it signs none */
+            from = UINT64_MAX;
+            through = UINT64_MAX;
         }
         if (trust_bound(set, first->peer, items[i].sign_public, from, through) != 0) {
             violation(r, h->dir, "unreadable", "out of memory");
             return;
         }
     }
+}
+
+static bool hex_key_id(json_t *v, uint8_t out[static IDENTITY_KEY_ID_BYTES])
+{
+    const char *hex = json_string_value(v);
+    size_t len = 0;
+    return hex != NULL && strlen(hex) == 2 * IDENTITY_KEY_ID_BYTES &&
+           sodium_hex2bin(out, IDENTITY_KEY_ID_BYTES, hex, strlen(hex), NULL, &len, NULL) == 0 &&
+           len == IDENTITY_KEY_ID_BYTES;
+}
+
+typedef struct {
+    audited_home_t *h;
+    bool failed; /* out of memory */
+} replacements_t;
+
+static void add_replacement(replacements_t *out, const char *peer, key_side_t side, json_t *key_id,
+                            json_t *replaced)
+{
+    struct replacement rp;
+    memset(&rp, 0, sizeof rp);
+    if (strlen(peer) >= sizeof rp.peer || !hex_key_id(key_id, rp.key_id) ||
+        !hex_key_id(replaced, rp.replaced_key_id)) {
+        return; /* names nothing a history can hold: vouches for nothing */
+    }
+    snprintf(rp.peer, sizeof rp.peer, "%s", peer);
+    rp.side = side;
+    audited_home_t *h = out->h;
+    struct replacement *grown =
+        realloc(h->replacements, (h->replacements_count + 1) * sizeof *grown);
+    if (grown == NULL) {
+        out->failed = true;
+        return;
+    }
+    h->replacements = grown;
+    h->replacements[h->replacements_count++] = rp;
+}
+
+/* An operator row with action "replace": {"side":"theirs","key_id","replaced_key_id"} on the
+ * peer's channel (the row's peer), or {"side":"ours","key_id","channels":[{"peer",
+ * "replaced_key_id"}]} for our own keys on each channel (cli_replace.c). */
+static void collect_replacement(const ledger_operation_t *op, void *arg)
+{
+    json_t *record = json_loads(op->record, 0, NULL);
+    json_t *args = json_object_get(record, "args");
+    const char *action = json_string_value(json_object_get(record, "action"));
+    const char *side = json_string_value(json_object_get(args, "side"));
+    if (action != NULL && strcmp(action, "replace") == 0 && side != NULL) {
+        json_t *key_id = json_object_get(args, "key_id");
+        if (strcmp(side, "theirs") == 0) {
+            add_replacement(arg, op->peer, KEY_SIDE_THEIRS, key_id,
+                            json_object_get(args, "replaced_key_id"));
+        } else if (strcmp(side, "ours") == 0) {
+            size_t i;
+            json_t *ch;
+            json_array_foreach(json_object_get(args, "channels"), i, ch)
+            {
+                const char *peer = json_string_value(json_object_get(ch, "peer"));
+                if (peer != NULL) {
+                    add_replacement(arg, peer, KEY_SIDE_OURS, key_id,
+                                    json_object_get(ch, "replaced_key_id"));
+                }
+            }
+        }
+    }
+    json_decref(record);
 }
 
 /* Reads the home's key history and trusts each verified key for its range. */
@@ -1277,6 +1384,11 @@ static int open_home(audit_report_t *r, const char *dir, const peer_card_t *card
         violation(r, dir, "unreadable", "%s", ledger_last_error(h->ledger));
         return -1;
     }
+    replacements_t found = {h, false};
+    if (ledger_operations(h->ledger, collect_replacement, &found) != LEDGER_OK || found.failed) {
+        violation(r, dir, "unreadable", "the operator actions cannot be read: %s",
+                  found.failed ? "out of memory" : ledger_last_error(h->ledger));
+    }
     load_key_history(r, h);
     report_mismatches(r, h);
     return 0;
@@ -1318,7 +1430,8 @@ static void close_home(audited_home_t *h)
         }
     }
     ledger_close(&h->ledger);
-
+    free(h->replacements);
+    h->replacements = NULL;
     config_destroy(&h->config);
 }
 

@@ -275,7 +275,7 @@ static bool load_keys(channel_t *ch)
     /* a key our operator put in place of the peer's (peer add --replace): nothing before it
      * signs any more, and the one it replaced is named in the log if it still tries */
     bool replaced = n >= 1 && strcmp(theirs[1].source, "replaced") == 0;
-    envelope_peer_set_key(ch->keys, n == 0                 ? ch->peer->card.sign_public
+    envelope_peer_set_key(ch->keys, n == 0               ? ch->peer->card.sign_public
                                     : n == 1 || replaced ? theirs[1].sign_public
                                                          : theirs[0].sign_public);
     if (replaced && n >= 2) {

@@ -84,7 +84,7 @@
  * prepared when the ledger is (or, opened for writing, has been upgraded to) schema 6. */
 #define KEY_STATEMENTS(X)                                                                          \
     X(keys_list, "SELECT " KEY_COLUMNS " FROM keys WHERE ?1 IS NULL OR peer = ?1"                  \
-                 " ORDER BY peer, side, first_seq,"                                            \
+                 " ORDER BY peer, side, first_seq,"                                                \
                  " CASE last_seq WHEN 0 THEN 9223372036854775807 ELSE last_seq END")
 
 /* Statements on columns a reader may not find in an older ledger (a reader does not upgrade),

@@ -561,9 +561,9 @@ env_err_t envelope_open(const uint8_t *wire, size_t wire_len, const identity_t *
     if (index == SIZE_MAX) {
         rc = ENV_E_UNKNOWN_SENDER;
         for (size_t i = 0; i < peers_count; i++) {
-            if (peers[i].has_revoked && sodium_memcmp(peers[i].revoked_key_id,
-                                                      env->sender_key_id.data,
-                                                      IDENTITY_KEY_ID_BYTES) == 0) {
+            if (peers[i].has_revoked &&
+                sodium_memcmp(peers[i].revoked_key_id, env->sender_key_id.data,
+                              IDENTITY_KEY_ID_BYTES) == 0) {
                 rc = ENV_E_REVOKED;
             }
         }

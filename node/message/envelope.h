@@ -237,7 +237,8 @@ env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
  * the peer refuses what the replaced key signs. *signed_out is malloc'd. ENV_E_MALFORMED
  * for bytes that are not such a message. */
 env_err_t envelope_resign(const identity_t *self, const uint8_t *signed_msg, size_t signed_len,
-                          uint8_t **signed_out, size_t *out_len) __attribute__((warn_unused_result));
+                          uint8_t **signed_out, size_t *out_len)
+    __attribute__((warn_unused_result));
 
 /* Verifies stored evidence (SignedMessage bytes) with the author's signing key alone. On
  * success *msg holds the decoded fields (peer_index is SIZE_MAX, possible_duplicate false). */
