@@ -22,6 +22,7 @@
 #include "cli_common.h"
 #include "fsutil.h"
 #include "operation.h"
+#include "replace.h"
 
 #define HEX_KEY_ID (2 * IDENTITY_KEY_ID_BYTES + 1)
 
@@ -78,81 +79,6 @@ static void close_books(held_books_t *b)
     }
 }
 
-/* The open (newest) key of one side of a channel in the key history, if any. */
-typedef struct {
-    key_side_t side;
-    bool found;
-    uint8_t key_id[IDENTITY_KEY_ID_BYTES];
-    uint64_t first_seq;
-    bool seen_sign; /* `sign` (when given) is a key of that side already */
-    const uint8_t *sign;
-} open_key_t;
-
-static void find_open(const key_record_t *k, void *arg)
-{
-    open_key_t *o = arg;
-    if (k->side != o->side) {
-        return;
-    }
-    if (o->sign != NULL && sodium_memcmp(k->sign_public, o->sign, sizeof k->sign_public) == 0) {
-        o->seen_sign = true;
-    }
-    if (k->last_seq == 0) {
-        o->found = true;
-        memcpy(o->key_id, k->key_id, sizeof o->key_id);
-        o->first_seq = k->first_seq;
-    }
-}
-
-static ledger_err_t read_open(ledger_t *l, const char *peer, open_key_t *o)
-{
-    o->found = o->seen_sign = false;
-    return ledger_keys(l, peer, find_open, o);
-}
-
-/* Inside the transaction: key `k` (source "replaced") signs its side of the channel from
- * k->first_seq; every key before it is revoked from `revoked_from` (<= first_seq). A side with
- * no history first records `before` (the key that signed it until now) from 1, unless the new
- * key starts at 1 (nothing was signed). *replaced: the key id it takes the place of. */
-static ledger_err_t replace_side(ledger_t *l, key_record_t *k, const key_record_t *before,
-                                 uint64_t revoked_from, uint8_t replaced[IDENTITY_KEY_ID_BYTES],
-                                 bool *nothing_since)
-{
-    open_key_t open = {.side = k->side};
-    ledger_err_t rc = read_open(l, k->peer, &open);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
-    /* a key from 1 that signed nothing cannot be closed before it (its range would be 1..0) */
-    *nothing_since = open.found && open.first_seq == 1 && k->first_seq == 1;
-    if (*nothing_since) {
-        return LEDGER_E_STATE;
-    }
-    memcpy(replaced, open.found ? open.key_id : before->key_id, IDENTITY_KEY_ID_BYTES);
-    if (!open.found && k->first_seq > 1 && (rc = ledger_key_add(l, before)) != LEDGER_OK) {
-        return rc;
-    }
-    if ((open.found || k->first_seq > 1) &&
-        (rc = ledger_key_revoke(l, k->peer, k->side, revoked_from, NULL)) != LEDGER_OK) {
-        return rc;
-    }
-    return ledger_key_add(l, k);
-}
-
-static void fill_key(key_record_t *k, const char *peer, key_side_t side, const uint8_t *sign,
-                     const uint8_t *box, const char *curve, uint64_t first_seq, const char *source)
-{
-    memset(k, 0, sizeof *k);
-    snprintf(k->peer, sizeof k->peer, "%s", peer);
-    k->side = side;
-    memcpy(k->sign_public, sign, sizeof k->sign_public);
-    identity_key_id(sign, k->key_id);
-    memcpy(k->box_public, box, sizeof k->box_public);
-    snprintf(k->curve_public, sizeof k->curve_public, "%s", curve);
-    k->first_seq = first_seq;
-    snprintf(k->source, sizeof k->source, "%s", source);
-}
-
 static int storage_error(ledger_t *l, const char *doing)
 {
     complain("cannot %s: %s; nothing changed", doing, ledger_last_error(l));
@@ -160,11 +86,10 @@ static int storage_error(ledger_t *l, const char *doing)
     return EXIT_INTERNAL;
 }
 
-static int refuse_again(ledger_t *l, const char *peer)
+/* A replacement the key history refuses (nothing written). */
+static int refused(ledger_t *l, const char *peer, const key_replaced_t *done)
 {
-    complain("the key on the channel with %s was replaced already, and it carried no message "
-             "since: nothing to replace; nothing changed",
-             peer);
+    complain("the channel with %s: %s; nothing changed", peer, done->refused);
     ledger_rollback(l);
     return EXIT_USAGE;
 }
@@ -188,54 +113,26 @@ int peer_replace(const home_t *home, config_t *config, const peer_card_t *card,
     }
     held_books_t books;
     int rc = open_books(home, config, &books);
-    ledger_channel_t counters;
-    open_key_t open = {.side = KEY_SIDE_THEIRS, .sign = card->sign_public};
     if (rc != EXIT_OK) {
         goto cleanup;
     }
-    rc = EXIT_INTERNAL;
-    if (ledger_channel_get(books.ledger, card->name, &counters) != LEDGER_OK ||
-        read_open(books.ledger, card->name, &open) != LEDGER_OK) {
-        complain("cannot read the channel with %s: %s", card->name,
-                 ledger_last_error(books.ledger));
-        goto cleanup;
-    }
-    rc = EXIT_USAGE;
-    if (open.seen_sign ||
-        sodium_memcmp(card->sign_public, peer->card.sign_public, sizeof card->sign_public) == 0) {
-        complain("the card names a signing key %s already had: a replacement is a new key",
-                 card->name);
-        goto cleanup;
-    }
-    uint64_t first = counters.applied_seq + 1;
-    if (revoke_from == 0) {
-        revoke_from = first;
-    } else if (revoke_from > first) {
-        complain("--from %" PRIu64 ": this node applied %s's messages up to %" PRIu64
-                 " only; the replacement revokes from %" PRIu64 " at the latest",
-                 revoke_from, card->name, counters.applied_seq, first);
-        goto cleanup;
-    }
-    key_record_t k, before;
-    fill_key(&k, card->name, KEY_SIDE_THEIRS, card->sign_public, card->box_public,
-             card->curve_public, first, "replaced");
-    fill_key(&before, card->name, KEY_SIDE_THEIRS, peer->card.sign_public, peer->card.box_public,
-             peer->card.curve_public, 1, "card");
-    uint8_t replaced[IDENTITY_KEY_ID_BYTES];
-    char new_hex[HEX_KEY_ID], old_hex[HEX_KEY_ID];
-    hex_key_id(k.key_id, new_hex);
+    key_replaced_t done;
     if (ledger_begin(books.ledger) != LEDGER_OK) {
         rc = storage_error(books.ledger, "begin a transaction");
         goto cleanup;
     }
-    bool nothing_since = false;
-    if (replace_side(books.ledger, &k, &before, revoke_from, replaced, &nothing_since) !=
-        LEDGER_OK) {
-        rc = nothing_since ? refuse_again(books.ledger, card->name)
-                           : storage_error(books.ledger, "record the replacement");
+    if (replace_peer_key(books.ledger, &peer->card, card, revoke_from, &done) != LEDGER_OK) {
+        rc = done.refused != NULL ? refused(books.ledger, card->name, &done)
+                                  : storage_error(books.ledger, "record the replacement");
         goto cleanup;
     }
-    hex_key_id(replaced, old_hex);
+    uint64_t first = done.first_seq;
+    revoke_from = revoke_from == 0 ? first : revoke_from;
+    char new_hex[HEX_KEY_ID], old_hex[HEX_KEY_ID];
+    uint8_t new_id[IDENTITY_KEY_ID_BYTES];
+    identity_key_id(card->sign_public, new_id);
+    hex_key_id(new_id, new_hex);
+    hex_key_id(done.replaced_key_id, old_hex);
     json_t *args = json_pack("{s:s, s:s, s:s, s:I, s:I}", "side", "theirs", "key_id", new_hex,
                              "replaced_key_id", old_hex, "first_seq", (json_int_t)first,
                              "revoked_from", (json_int_t)revoke_from);
@@ -356,29 +253,17 @@ int cmd_key_replace(int argc, char **argv)
      * before, as far as the peer has not acknowledged them, are signed again when sent */
     for (size_t i = 0; i < config->peers_count; i++) {
         const char *peer = config->peers[i].card.name;
-        ledger_channel_t counters;
-        if (ledger_channel_get(books.ledger, peer, &counters) != LEDGER_OK) {
-            rc = storage_error(books.ledger, "read a channel");
-            goto cleanup;
-        }
-        key_record_t k, before;
-        uint64_t first = counters.sent_seq + 1;
-        fill_key(&k, peer, KEY_SIDE_OURS, next->sign_public, next->box_public, next->curve_public,
-                 first, "replaced");
-        fill_key(&before, peer, KEY_SIDE_OURS, current->sign_public, current->box_public,
-                 current->curve_public, 1, "card");
-        uint8_t replaced[IDENTITY_KEY_ID_BYTES];
-        bool nothing_since = false;
-        if (replace_side(books.ledger, &k, &before, first, replaced, &nothing_since) != LEDGER_OK) {
-            rc = nothing_since ? refuse_again(books.ledger, peer)
-                               : storage_error(books.ledger, "record the replacement");
+        key_replaced_t done;
+        if (replace_own_key(books.ledger, peer, current, next, &done) != LEDGER_OK) {
+            rc = done.refused != NULL ? refused(books.ledger, peer, &done)
+                                      : storage_error(books.ledger, "record the replacement");
             goto cleanup;
         }
         char replaced_hex[HEX_KEY_ID];
-        hex_key_id(replaced, replaced_hex);
+        hex_key_id(done.replaced_key_id, replaced_hex);
         json_array_append_new(channels,
                               json_pack("{s:s, s:s, s:I}", "peer", peer, "replaced_key_id",
-                                        replaced_hex, "first_seq", (json_int_t)first));
+                                        replaced_hex, "first_seq", (json_int_t)done.first_seq));
     }
     json_t *op_args = json_pack("{s:s, s:s, s:s, s:O}", "side", "ours", "key_id", new_hex,
                                 "replaced_key_id", old_hex, "channels", channels);
