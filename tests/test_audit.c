@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 #include <sqlite3.h>
 
@@ -31,6 +32,8 @@
 #include "identity.h"
 #include "keyannounce.h"
 #include "ledger.h"
+#include "operation.h"
+#include "replace.h"
 #include "settlement.h"
 #include "validate.h"
 
@@ -2717,6 +2720,275 @@ static void test_rotation_old_key_revoked_from_one(void **state)
     audit_report_free(&r);
 }
 
+/* ---- 8. key replacement after a leak (PROTOCOL.md 2.15) -------------------------------------- */
+
+/* New signing and box keys for `n`, its CURVE key kept, as `corridor key replace` makes them. */
+static identity_t *replacement_keys(const node_t *n)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
+    randombytes_buf(seed, sizeof seed);
+    randombytes_buf(box, sizeof box);
+    identity_t *next = identity_from_secrets(seed, box, n->identity->curve_secret);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(box, sizeof box);
+    assert_non_null(next);
+    assert_memory_not_equal(next->key_id, n->identity->key_id, IDENTITY_KEY_ID_BYTES);
+    return next;
+}
+
+/* The operator record `peer add --replace` writes with the replacement (cli_replace.c), in
+ * the caller's transaction: on `peer`'s channel, `key_id` took the place of `replaced`. */
+static void record_peer_replacement(ledger_t *l, const char *peer,
+                                    const uint8_t key_id[static IDENTITY_KEY_ID_BYTES],
+                                    const uint8_t replaced[static IDENTITY_KEY_ID_BYTES],
+                                    uint64_t first_seq, uint64_t revoked_from)
+{
+    char new_hex[2 * IDENTITY_KEY_ID_BYTES + 1], old_hex[2 * IDENTITY_KEY_ID_BYTES + 1];
+    json_t *args =
+        json_pack("{s:s, s:s, s:s, s:I, s:I}", "side", "theirs", "key_id", key_hex(key_id, new_hex),
+                  "replaced_key_id", key_hex(replaced, old_hex), "first_seq", (json_int_t)first_seq,
+                  "revoked_from", (json_int_t)revoked_from);
+    assert_non_null(args);
+    assert_int_equal(operation_record(l, (long long)getuid(), "replace", peer, args), LEDGER_OK);
+}
+
+/* B's operator puts A's new card (keys `next`) in place of A's key, as `peer add --replace
+ * CARD [--from revoke_from]` does on B's stopped node: B's channel applied A's messages through
+ * A's last one; replace_peer_key and the operator record naming `named` as the new key (NULL:
+ * no record) in one transaction; B's config then holds A's new card. */
+static key_replaced_t replace_a_at_b(world_t *w, const identity_t *next, uint64_t revoke_from,
+                                     const uint8_t *named)
+{
+    node_t *a = w->a, *b = w->b;
+    config_peer_t *p = config_find_peer(b->config, a->name);
+    assert_non_null(p);
+    peer_card_t card;
+    identity_card(next, a->name, a->config->listen, &card);
+    uint64_t applied = a->seq_to[b->index];
+    node_open(b);
+    begin(b->ledger);
+    assert_int_equal(ledger_channel_set_applied(b->ledger, a->name, applied, NULL, 0), LEDGER_OK);
+    key_replaced_t out;
+    assert_int_equal(replace_peer_key(b->ledger, &p->card, &card, revoke_from, &out), LEDGER_OK);
+    assert_null(out.refused);
+    assert_int_equal(out.first_seq, applied + 1);
+    if (named != NULL) {
+        record_peer_replacement(b->ledger, a->name, named, out.replaced_key_id, out.first_seq,
+                                revoke_from == 0 ? out.first_seq : revoke_from);
+    }
+    commit(b->ledger);
+    node_close(b);
+    p->card = card;
+    save_config(b);
+    return out;
+}
+
+/* From now on A signs with `next` (its old keys kept in w->a_old). */
+static void a_uses(world_t *w, identity_t *next)
+{
+    assert_null(w->a_old);
+    w->a_old = w->a->identity;
+    w->a->identity = next;
+}
+
+/* A's key replaced in B's books after A's six messages (applied 6, the new key from 7) with the
+ * operator's record: B audits clean, A's evidence of before the replacement verifying under the
+ * old key and a payment after it under the new one, each key used for its own numbers. */
+static void test_replaced_peer_key_audits_clean(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    assert_int_equal(a->seq_to[b->index], 6);
+    identity_t *next = replacement_keys(a);
+    key_replaced_t out = replace_a_at_b(w, next, 0, next->key_id);
+    assert_int_equal(out.first_seq, 7);
+    assert_memory_equal(out.replaced_key_id, a->identity->key_id, IDENTITY_KEY_ID_BYTES);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS + 1); /* and the operator's row */
+    const audit_key_t *old = report_key(&r, b->home, a->name, a->identity->key_id);
+    assert_non_null(old);
+    assert_int_equal(old->rows, 6);
+    assert_int_equal(old->first_seq, 1);
+    assert_int_equal(old->last_seq, 6);
+    audit_report_free(&r);
+
+    /* A pays B at 7 under its new key; B's report is addressed to it */
+    a_uses(w, next);
+    char uetr[UETR_SIZE];
+    node_open(a);
+    node_open(b);
+    assert_int_equal(pay(a, b, 1000, "RUB", uetr), STATUS_SETTLED);
+    assert_int_equal(a->seq_to[b->index], 7);
+    node_close(a);
+    node_close(b);
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS + 2);
+    assert_int_equal(report_keys_of(&r, b->home, a->name), 2);
+    old = report_key(&r, b->home, a->name, w->a_old->key_id);
+    const audit_key_t *now = report_key(&r, b->home, a->name, next->key_id);
+    assert_non_null(old);
+    assert_non_null(now);
+    assert_int_equal(old->rows, 6);
+    assert_int_equal(old->last_seq, 6);
+    assert_int_equal(now->rows, 1);
+    assert_int_equal(now->first_seq, 7);
+    assert_int_equal(now->last_seq, 7);
+    assert_false(now->from_card);
+    audit_report_free(&r);
+}
+
+/* The same replacement with no operator action on record: the key history is not believed
+ * ("keys", naming the missing record), nor when a record names another key; the record of the
+ * replacement makes it clean. */
+static void test_replaced_peer_key_without_record(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    identity_t *next = replacement_keys(a);
+    key_replaced_t out = replace_a_at_b(w, next, 0, NULL);
+    audit_report_t r;
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_violation(&r, "keys", b->home, a->name);
+    expect_violation(&r, "keys", b->home, "no operator action on record");
+    assert_int_equal(count_kind(&r, "keys"), 1);
+    audit_report_free(&r);
+
+    /* records that name another new key, or another replaced one */
+    identity_t *other = replacement_keys(a);
+    node_open(b);
+    begin(b->ledger);
+    record_peer_replacement(b->ledger, a->name, other->key_id, out.replaced_key_id, 7, 7);
+    record_peer_replacement(b->ledger, a->name, next->key_id, other->key_id, 7, 7);
+    commit(b->ledger);
+    node_close(b);
+    identity_destroy(&other);
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_violation(&r, "keys", b->home, "no operator action on record");
+    expect_none(&r, "chain");
+    expect_none(&r, "operator");
+    audit_report_free(&r);
+
+    node_open(b);
+    begin(b->ledger);
+    record_peer_replacement(b->ledger, a->name, next->key_id, out.replaced_key_id, 7, 7);
+    commit(b->ledger);
+    node_close(b);
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_clean(&r);
+    audit_report_free(&r);
+    identity_destroy(&next);
+}
+
+/* B revokes A's old key from 4 (--from 4) although it applied A's messages through 6: A's
+ * StatusReports at 4, 5 and 6 (B's payments' outcomes) are reported signed by a key not valid
+ * for them; A's Settlements at 1 to 3 verify. */
+static void test_replaced_peer_key_revoked_from_earlier(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    identity_t *next = replacement_keys(a);
+    (void)replace_a_at_b(w, next, 4, next->key_id);
+    sqlite3 *db = db_open(b->home);
+    assert_int_equal(db_int(db,
+                            "SELECT revoked_from FROM keys WHERE peer = '%s' AND side = %d"
+                            " AND source = 'card'",
+                            a->name, KEY_SIDE_THEIRS),
+                     4);
+    db_close(db);
+    int64_t revoked[] = {row_in(b, ENTRY_OUT_POSTED, w->ba_usd),
+                         row_in(b, ENTRY_OUT_VOIDED, w->ba_refused),
+                         row_in(b, ENTRY_OUT_POSTED, w->ba_rub)};
+    int64_t fine[] = {row_in(b, ENTRY_IN_BOOKED, w->ab_returned),
+                      row_in(b, ENTRY_IN_BOOKED, w->ab_settled),
+                      row_in(b, ENTRY_IN_REFUSED, w->ab_refused)};
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_only(&r, "evidence");
+    assert_int_equal(count_kind(&r, "evidence"), 3);
+    for (size_t i = 0; i < 3; i++) {
+        expect_violation(&r, "evidence", b->home, row_name(revoked[i], row));
+        assert_false(has_violation(&r, "evidence", b->home, row_name(fine[i], row)));
+    }
+    expect_violation(&r, "evidence", b->home, stale_text());
+    const audit_key_t *old = report_key(&r, b->home, a->name, a->identity->key_id);
+    assert_non_null(old);
+    assert_int_equal(old->rows, 3);
+    assert_int_equal(old->last_seq, 3);
+    audit_report_free(&r);
+    identity_destroy(&next);
+}
+
+/* A replaces its own keys (`key replace`) after its six messages to B: the key history of its
+ * side (the old key 1 to 6, the new one from 7) with the operator's record. With the old key
+ * still in A's key file nothing anchors the new one; with the new key file A audits clean, its
+ * evidence of before under the old key and a payment after under the new one. */
+static void test_replaced_own_key_audits_clean(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    identity_t *next = replacement_keys(a);
+    uint64_t sent = a->seq_to[b->index];
+    node_open(a);
+    begin(a->ledger);
+    for (uint64_t seq = 1; seq <= sent; seq++) { /* A's channel queued its six messages */
+        static const uint8_t queued[] = "a message A queued";
+        assert_int_equal(
+            ledger_outbox_put(a->ledger, b->name, seq, MSG_SETTLEMENT, queued, sizeof queued - 1),
+            LEDGER_OK);
+    }
+    key_replaced_t out;
+    assert_int_equal(replace_own_key(a->ledger, b->name, a->identity, next, &out), LEDGER_OK);
+    assert_null(out.refused);
+    assert_int_equal(out.first_seq, sent + 1);
+    assert_memory_equal(out.replaced_key_id, a->identity->key_id, IDENTITY_KEY_ID_BYTES);
+    char new_hex[2 * IDENTITY_KEY_ID_BYTES + 1], old_hex[2 * IDENTITY_KEY_ID_BYTES + 1],
+        replaced_hex[2 * IDENTITY_KEY_ID_BYTES + 1];
+    json_t *args = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:I}]}", "side", "ours", "key_id",
+                             key_hex(next->key_id, new_hex), "replaced_key_id",
+                             key_hex(a->identity->key_id, old_hex), "channels", "peer", b->name,
+                             "replaced_key_id", key_hex(out.replaced_key_id, replaced_hex),
+                             "first_seq", (json_int_t)out.first_seq);
+    assert_non_null(args);
+    assert_int_equal(operation_record(a->ledger, (long long)getuid(), "replace", "", args),
+                     LEDGER_OK);
+    commit(a->ledger);
+    node_close(a);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_violation(&r, "keys", a->home, b->name);
+    expect_violation(&r, "keys", a->home, "none of its keys is trusted");
+    audit_report_free(&r);
+
+    char *key = test_path(a->home, IDENTITY_KEY_FILE);
+    assert_int_equal(identity_save(next, key), ID_OK);
+    free(key);
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS + 1);
+    assert_int_equal(r.own_unchecked_count, 0);
+    audit_report_free(&r);
+
+    /* A pays B at 7 under the new key, B's report addressed to it */
+    a_uses(w, next);
+    char uetr[UETR_SIZE];
+    node_open(a);
+    node_open(b);
+    assert_int_equal(pay(a, b, 1000, "RUB", uetr), STATUS_SETTLED);
+    assert_int_equal(a->seq_to[b->index], sent + 1);
+    node_close(a);
+    node_close(b);
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS + 3);
+    audit_report_free(&r);
+}
+
 /* ---- bounds ------------------------------------------------------------------------------- */
 
 static void test_report_free_twice(void **state)
@@ -2795,6 +3067,10 @@ int main(void)
         T(test_rotation_new_key_revoked),
         T(test_rotation_own_history_evidence_flipped),
         T(test_rotation_old_key_revoked_from_one),
+        T(test_replaced_peer_key_audits_clean),
+        T(test_replaced_peer_key_without_record),
+        T(test_replaced_peer_key_revoked_from_earlier),
+        T(test_replaced_own_key_audits_clean),
         cmocka_unit_test(test_report_free_twice),
     };
 #undef T

@@ -28,6 +28,7 @@
 #include "identity.h"
 #include "keyannounce.h"
 #include "ledger.h"
+#include "replace.h"
 #include "settlement.h"
 #include "validate.h"
 
@@ -71,6 +72,7 @@ struct node {
     unsigned sent_of_type[MSG_TYPE_MAX + 1]; /* frames this node handed to the link */
     unsigned opened_of_type[MSG_TYPE_MAX + 1];
     unsigned duplicates_dropped; /* ENV_E_DUPLICATE: already applied, not even verified */
+    unsigned revoked_dropped;    /* ENV_E_REVOKED: under a key our operator replaced */
     unsigned finals;             /* on_final calls */
     ledger_outcome_t last_final;
 };
@@ -240,6 +242,11 @@ static void node_turn(node_t *n, work_fn work, void *arg)
         if (rc == ENV_E_DUPLICATE && msg.peer_index == 0) {
             n->duplicates_dropped++;
             channel_note_duplicate(n->ch);
+            free(f->data);
+            continue;
+        }
+        if (rc == ENV_E_REVOKED) { /* the engine logs it and drops it */
+            n->revoked_dropped++;
             free(f->data);
             continue;
         }
@@ -1205,6 +1212,236 @@ static void test_old_key_control_refused_after_reload(void **state)
     net_free(net);
 }
 
+/* ---- key replacement after a leak (PROTOCOL.md 2.15) ------------------------------------- */
+
+/* The books of stopped node `n`, opened as an operator's command opens them. */
+static ledger_t *ledger_of_stopped(const node_t *n)
+{
+    char *path = test_path(n->dir, LEDGER_FILE);
+    char err[200];
+    ledger_t *l = NULL;
+    ledger_err_t rc = ledger_open(path, n->name, LEDGER_READ_WRITE, NULL, &l, err, sizeof err);
+    free(path);
+    if (rc != LEDGER_OK) {
+        fail_msg("ledger_open: %s (%s)", ledger_strerror(rc), err);
+    }
+    ledger_set_clock(l, WALL_START);
+    return l;
+}
+
+/* `n` starts again as a process would, its envelope keys made afresh from its card of the
+ * peer. */
+static void node_restart_keys(node_t *n)
+{
+    envelope_peer_wipe(n->keys);
+    assert_int_equal(envelope_peer_init(n->keys, n->id, &n->config->peers[0].card), ENV_OK);
+    node_start(n);
+}
+
+/* `n`'s operator replaces its keys by `next` (`corridor key replace`, the node stopped): our
+ * side of the key history after the last message queued; the node then starts with `next`.
+ * Returns its keys before (the caller destroys them). */
+static identity_t *replace_own_keys(node_t *n, identity_t *next, key_replaced_t *out)
+{
+    node_stop(n);
+    ledger_t *l = ledger_of_stopped(n);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(replace_own_key(l, n->config->peers[0].card.name, n->id, next, out),
+                     LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    ledger_close(&l);
+    assert_null(out->refused);
+    identity_t *old = n->id;
+    n->id = next;
+    node_restart_keys(n);
+    return old;
+}
+
+/* `n`'s operator puts the peer's new card (keys `next`) in place of its key (`corridor peer
+ * add --replace`, the node stopped), revoking from the first number not applied; the config
+ * then names the new card, and the node starts again. */
+static void replace_peer_card(node_t *n, const identity_t *next, key_replaced_t *out)
+{
+    node_stop(n);
+    peer_card_t card;
+    identity_card(next, n->config->peers[0].card.name, "tcp://127.0.0.1:7000", &card);
+    ledger_t *l = ledger_of_stopped(n);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(replace_peer_key(l, &n->config->peers[0].card, &card, 0, out), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    ledger_close(&l);
+    assert_null(out->refused);
+    n->config->peers[0].card = card;
+    node_restart_keys(n);
+}
+
+/* A's keys leak after B applied its payment; both operators replace them (A's own, A's card at
+ * B). A thief holding A's old keys then sends B a payment at the number B expects next: B
+ * refuses the frame as under a revoked key (ENV_E_REVOKED) and applies nothing; A's payment at
+ * that number under its new key is applied. */
+static void test_replaced_peer_key_refuses_old_key(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    settlement_t s = make_payment(a, "RUB", 700);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    uint64_t applied = channel_applied_seq(b->ch);
+    assert_int_equal(applied, channel_sent_seq(a->ch));
+
+    identity_t *next = next_keys(a, 0x71);
+    key_replaced_t own, theirs;
+    identity_t *old = replace_own_keys(a, next, &own);
+    replace_peer_card(b, next, &theirs);
+    assert_int_equal(own.first_seq, applied + 1);
+    assert_int_equal(theirs.first_seq, applied + 1);
+    assert_memory_equal(theirs.replaced_key_id, old->key_id, IDENTITY_KEY_ID_BYTES);
+    assert_memory_equal(b->keys->key_id, next->key_id, IDENTITY_KEY_ID_BYTES);
+    assert_true(b->keys->has_revoked);
+    assert_memory_equal(b->keys->revoked_key_id, old->key_id, IDENTITY_KEY_ID_BYTES);
+
+    /* the thief: A's old keys towards B, a payment to B at applied + 1 */
+    settlement_t stolen = make_payment(a, "RUB", 5000);
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    assert_int_equal(settlement_encode(&stolen, &body, &body_len), 0);
+    envelope_peer_t *thief = sodium_malloc(sizeof *thief);
+    assert_non_null(thief);
+    assert_int_equal(envelope_peer_init(thief, old, &a->config->peers[0].card), ENV_OK);
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    assert_int_equal(envelope_seal_version(old, thief, 2, MSG_SETTLEMENT, applied + 1, body,
+                                           body_len, &wire, &wire_len),
+                     ENV_OK);
+    envelope_peer_wipe(thief);
+    sodium_free(thief);
+    free(body);
+    envelope_message_t msg;
+    assert_int_equal(envelope_open(wire, wire_len, b->id, b->keys, 1, &msg), ENV_E_REVOKED);
+    assert_null(msg.body);
+    assert_null(msg.evidence);
+    /* through B's loop: dropped, nothing applied or held */
+    frame_copy(&b->inbox[b->inbox_count++], MSG_SETTLEMENT, wire, wire_len);
+    free(wire);
+    uint64_t rows = rows_of(b);
+    node_turn(b, NULL, NULL);
+    assert_int_equal(b->revoked_dropped, 1);
+    assert_int_equal(channel_applied_seq(b->ch), applied);
+    assert_int_equal(channel_stats(b->ch).held, 0);
+    assert_int_equal(rows_of(b), rows);
+
+    /* A, under its new keys, pays B at that same number: applied */
+    bring_up(net);
+    settlement_t t = make_payment(a, "RUB", 800);
+    pay(net, A, &t, 1);
+    assert_int_equal(channel_sent_seq(a->ch), applied + 1);
+    settle(net, A, &t, 1, 10000);
+    assert_int_equal(channel_applied_seq(b->ch), applied + 1);
+    assert_int_equal(status_at(b, t.uetr), STATUS_SETTLED);
+    assert_int_equal((int)status_at(b, stolen.uetr), -1);
+    assert_last_applied_by(b, next);
+    assert_int_equal(b->revoked_dropped, 1);
+    identity_destroy(&old);
+    net_free(net);
+}
+
+typedef struct {
+    uint8_t *msg;
+    size_t len;
+} stored_t;
+
+static bool keep_stored(uint64_t seq, int type, const uint8_t *signed_msg, size_t signed_len,
+                        void *arg)
+{
+    (void)seq;
+    (void)type;
+    stored_t *st = arg;
+    st->msg = malloc(signed_len);
+    assert_non_null(st->msg);
+    memcpy(st->msg, signed_msg, signed_len);
+    st->len = signed_len;
+    return false;
+}
+
+/* A queued a payment that never reached B when its keys were replaced (after it: the new key
+ * signs from the next number): the stored message, signed by the old key, leaves signed again
+ * by the new key, the same Inner otherwise; B, with A's new card, opens it, its author the new
+ * key, and applies it. */
+static void test_own_replacement_resigns_queued_message(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    settlement_t s = make_payment(a, "RUB", 300);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    net->cut = true;
+    settlement_t q = make_payment(a, "RUB", 400);
+    pay(net, A, &q, 1);
+    uint64_t queued = channel_sent_seq(a->ch);
+    assert_int_equal(queued, 2);
+    assert_int_equal(channel_stats(a->ch).acked_seq, queued - 1);
+    assert_int_equal(channel_applied_seq(b->ch), queued - 1);
+
+    identity_t *next = next_keys(a, 0x72);
+    key_replaced_t own, theirs;
+    identity_t *old = replace_own_keys(a, next, &own);
+    assert_int_equal(own.first_seq, queued + 1); /* after the last message queued */
+    replace_peer_card(b, next, &theirs);
+    assert_int_equal(theirs.first_seq, queued); /* the first B has not applied */
+    stored_t stored = {0};
+    assert_int_equal(ledger_outbox_scan(a->ledger, NAME_B, queued, 1, keep_stored, &stored),
+                     LEDGER_OK);
+    assert_non_null(stored.msg);
+    envelope_message_t original;
+    assert_int_equal(evidence_verify(stored.msg, stored.len, old->sign_public, &original), ENV_OK);
+    free(stored.msg);
+
+    net->cut = false;
+    bool seen = false;
+    for (int i = 0; i < 200 && !seen; i++) {
+        node_turn(a, NULL, NULL);
+        for (size_t k = 0; k < b->inbox_count && !seen; k++) {
+            if (b->inbox[k].type != MSG_SETTLEMENT) {
+                continue;
+            }
+            envelope_message_t msg, check;
+            assert_int_equal(
+                envelope_open(b->inbox[k].data, b->inbox[k].len, b->id, b->keys, 1, &msg), ENV_OK);
+            assert_int_equal(msg.sequence, queued);
+            assert_memory_equal(msg.author_key_id, next->key_id, IDENTITY_KEY_ID_BYTES);
+            assert_int_equal(
+                evidence_verify(msg.evidence, msg.evidence_len, next->sign_public, &check), ENV_OK);
+            envelope_message_clear(&check);
+            assert_int_not_equal(
+                evidence_verify(msg.evidence, msg.evidence_len, old->sign_public, &check), ENV_OK);
+            /* the same message otherwise */
+            assert_int_equal(msg.type, original.type);
+            assert_int_equal(msg.version, original.version);
+            assert_memory_equal(msg.recipient_key_id, original.recipient_key_id,
+                                IDENTITY_KEY_ID_BYTES);
+            assert_int_equal(msg.body_len, original.body_len);
+            assert_memory_equal(msg.body, original.body, msg.body_len);
+            envelope_message_clear(&msg);
+            seen = true;
+        }
+        node_turn(b, NULL, NULL);
+        net->now_ms += TURN_MS;
+    }
+    assert_true(seen);
+    envelope_message_clear(&original);
+    settle(net, A, &q, 1, 10000);
+    assert_int_equal(status_at(b, q.uetr), STATUS_SETTLED);
+    assert_int_equal(status_at(a, q.uetr), STATUS_SETTLED);
+    assert_last_applied_by(b, next);
+    assert_int_equal(b->revoked_dropped, 0);
+    identity_destroy(&old);
+    net_free(net);
+}
+
 static void test_payee_restored_from_old_copy_diverges(void **state)
 {
     (void)state;
@@ -1274,6 +1511,8 @@ int main(void)
         cmocka_unit_test(test_reannounced_old_key_consumed),
         cmocka_unit_test(test_old_key_message_after_announcement_dropped),
         cmocka_unit_test(test_old_key_control_refused_after_reload),
+        cmocka_unit_test(test_replaced_peer_key_refuses_old_key),
+        cmocka_unit_test(test_own_replacement_resigns_queued_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

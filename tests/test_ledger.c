@@ -3,6 +3,7 @@
 #include "support.h"
 #include "ledger.h"
 #include "ledger_db.h"
+#include "replace.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -3793,6 +3794,358 @@ static void test_keys_damaged_row_corrupt(void **state)
     ledger_close(&l);
 }
 
+/* ---- key replacement (PROTOCOL.md 2.15) ------------------------------------------------------ */
+
+/* The card of the fixed keys `tag` (test_fixed_identity) under `name`. */
+static peer_card_t card_of(const char *name, uint8_t tag)
+{
+    identity_t *id = test_fixed_identity(tag);
+    peer_card_t card;
+    identity_card(id, name, "tcp://127.0.0.1:7000", &card);
+    identity_destroy(&id);
+    return card;
+}
+
+/* The record of a card's keys on `side` of its channel, as a replacement writes it; an
+ * "announced" one carries the announcement as evidence. */
+static key_record_t key_of_card(const peer_card_t *card, key_side_t side, uint64_t first_seq,
+                                const char *source)
+{
+    key_record_t k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.peer, sizeof k.peer, "%s", card->name);
+    k.side = side;
+    memcpy(k.sign_public, card->sign_public, sizeof k.sign_public);
+    identity_key_id(k.sign_public, k.key_id);
+    memcpy(k.box_public, card->box_public, sizeof k.box_public);
+    snprintf(k.curve_public, sizeof k.curve_public, "%s", card->curve_public);
+    k.first_seq = first_seq;
+    snprintf(k.source, sizeof k.source, "%s", source);
+    if (strcmp(source, "announced") == 0) {
+        k.evidence = announcement;
+        k.evidence_len = ANNOUNCEMENT_LEN;
+    }
+    return k;
+}
+
+/* The same record for our own keys `id` towards `peer`. */
+static key_record_t key_of_identity(const identity_t *id, const char *peer, uint64_t first_seq,
+                                    const char *source)
+{
+    peer_card_t card;
+    identity_card(id, peer, "tcp://127.0.0.1:7000", &card);
+    return key_of_card(&card, KEY_SIDE_OURS, first_seq, source);
+}
+
+/* The channel with `peer` has applied the peer's messages through `applied`. */
+static void set_applied(ledger_t *l, const char *peer, uint64_t applied)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_channel_set_applied(l, peer, applied, NULL, 0), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+}
+
+/* replace_peer_key in a transaction of its own, committed whatever it returns (a refusal
+ * must have written nothing). */
+static ledger_err_t replace_peer1(ledger_t *l, const peer_card_t *trusted, const peer_card_t *card,
+                                  uint64_t revoke_from, key_replaced_t *out)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = replace_peer_key(l, trusted, card, revoke_from, out);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+static ledger_err_t replace_own1(ledger_t *l, const char *peer, const identity_t *current,
+                                 const identity_t *next, key_replaced_t *out)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = replace_own_key(l, peer, current, next, out);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+/* Both rows as `want` says, read back by a writer and by a reader of the file. */
+static void assert_keys_reopened(ledger_t **l, const char *path, const char *peer,
+                                 const key_record_t *want, const uint64_t *last_seq,
+                                 const uint64_t *revoked_from, size_t n)
+{
+    ledger_close(l);
+    for (int reader = 0; reader < 2; reader++) {
+        char err[256] = "";
+        assert_int_equal(ledger_open(path, reader ? NULL : NODE,
+                                     reader ? LEDGER_READ_ONLY : LEDGER_READ_WRITE, NULL, l, err,
+                                     sizeof err),
+                         LEDGER_OK);
+        keys_seen_t seen = keys_of(*l, peer);
+        assert_int_equal(seen.n, n);
+        for (size_t i = 0; i < n; i++) {
+            assert_key(&seen.keys[i], &want[i], last_seq[i], revoked_from[i]);
+        }
+        if (reader) {
+            ledger_close(l);
+        }
+    }
+    *l = open_ledger(path);
+}
+
+/* A channel that applied the peer's messages 1 to 5 and holds no key history: the trusted
+ * card's key is recorded as signing 1 to 5 and revoked from 6 (or from --from), the new key
+ * from 6; the file reads back so, for a writer and a reader. */
+static void test_replace_peer_key_without_history(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    set_applied(l, PEER, 5);
+    set_applied(l, PEER_OTHER, 5);
+    peer_card_t trusted = card_of(PEER, 1), card = card_of(PEER, 2);
+    key_replaced_t out;
+    assert_int_equal(replace_peer1(l, &trusted, &card, 0, &out), LEDGER_OK);
+    assert_null(out.refused);
+    assert_int_equal(out.first_seq, 6);
+    key_record_t want[2] = {key_of_card(&trusted, KEY_SIDE_THEIRS, 1, "card"),
+                            key_of_card(&card, KEY_SIDE_THEIRS, 6, "replaced")};
+    assert_memory_equal(out.replaced_key_id, want[0].key_id, IDENTITY_KEY_ID_BYTES);
+    keys_seen_t seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 2);
+    assert_key(&seen.keys[0], &want[0], 5, 6);
+    assert_key(&seen.keys[1], &want[1], 0, 0);
+
+    /* revoked from an earlier number (--from 3): the old key's range stays 1 to 5 */
+    peer_card_t trusted_other = card_of(PEER_OTHER, 1), card_other = card_of(PEER_OTHER, 2);
+    assert_int_equal(replace_peer1(l, &trusted_other, &card_other, 3, &out), LEDGER_OK);
+    assert_null(out.refused);
+    assert_int_equal(out.first_seq, 6);
+    key_record_t want_other[2] = {key_of_card(&trusted_other, KEY_SIDE_THEIRS, 1, "card"),
+                                  key_of_card(&card_other, KEY_SIDE_THEIRS, 6, "replaced")};
+    seen = keys_of(l, PEER_OTHER);
+    assert_int_equal(seen.n, 2);
+    assert_key(&seen.keys[0], &want_other[0], 5, 3);
+    assert_key(&seen.keys[1], &want_other[1], 0, 0);
+    /* our own side of either channel is untouched */
+    for (size_t i = 0; i < seen.n; i++) {
+        assert_int_equal(seen.keys[i].side, KEY_SIDE_THEIRS);
+    }
+
+    assert_keys_reopened(&l, f->path, PEER, want, (uint64_t[]){5, 0}, (uint64_t[]){6, 0}, 2);
+    assert_keys_reopened(&l, f->path, PEER_OTHER, want_other, (uint64_t[]){5, 0},
+                         (uint64_t[]){3, 0}, 2);
+    ledger_close(&l);
+}
+
+/* The peer announced K2 from 6 and nothing of K2's was applied (applied 5) when its operator
+ * replaces it: K2 signs nothing, closed with the empty range 6..5 and revoked from 6, before
+ * the new key from 6, and reads back in that order, also from a reader. A second replacement
+ * at the same number closes the first one the same way (the order of the two empty keys,
+ * which ledger_keys does not define, is not asserted here). */
+static void test_replace_peer_key_unused_key_empty(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    peer_card_t trusted = card_of(PEER, 1), k2 = card_of(PEER, 2), card = card_of(PEER, 3);
+    key_record_t want[4] = {key_of_card(&trusted, KEY_SIDE_THEIRS, 1, "card"),
+                            key_of_card(&k2, KEY_SIDE_THEIRS, 6, "announced"),
+                            key_of_card(&card, KEY_SIDE_THEIRS, 6, "replaced")};
+    assert_int_equal(ledger_begin(l), LEDGER_OK); /* as the channel records an announcement */
+    assert_int_equal(ledger_key_add(l, &want[0]), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &want[1]), LEDGER_OK);
+    assert_int_equal(ledger_channel_set_applied(l, PEER, 5, NULL, 0), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+
+    key_replaced_t out;
+    assert_int_equal(replace_peer1(l, &trusted, &card, 0, &out), LEDGER_OK);
+    assert_null(out.refused);
+    assert_int_equal(out.first_seq, 6);
+    assert_memory_equal(out.replaced_key_id, want[1].key_id, IDENTITY_KEY_ID_BYTES);
+    keys_seen_t seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 3);
+    assert_key(&seen.keys[0], &want[0], 5, 0); /* signed 1 to 5, not revoked from 6 */
+    assert_key(&seen.keys[1], &want[1], 5, 6); /* 6..5: signs nothing */
+    assert_key(&seen.keys[2], &want[2], 0, 0);
+    assert_keys_reopened(&l, f->path, PEER, want, (uint64_t[]){5, 5, 0}, (uint64_t[]){0, 6, 0}, 3);
+
+    /* replaced again before anything was applied: the first replacement signs nothing */
+    peer_card_t again = card_of(PEER, 4);
+    want[3] = key_of_card(&again, KEY_SIDE_THEIRS, 6, "replaced");
+    assert_int_equal(replace_peer1(l, &trusted, &again, 0, &out), LEDGER_OK);
+    assert_null(out.refused);
+    assert_memory_equal(out.replaced_key_id, want[2].key_id, IDENTITY_KEY_ID_BYTES);
+    seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 4);
+    assert_key(&seen.keys[0], &want[0], 5, 0);
+    assert_key(&seen.keys[3], &want[3], 0, 0);
+    for (size_t i = 1; i < 3; i++) { /* both empty and revoked, in either order */
+        assert_int_equal(seen.keys[i].first_seq, 6);
+        assert_int_equal(seen.keys[i].last_seq, 5);
+        assert_int_equal(seen.keys[i].revoked_from, 6);
+    }
+    ledger_close(&l);
+}
+
+/* What replace_peer_key refuses (LEDGER_E_STATE, saying why), writing nothing: a revocation
+ * from past the first number not applied, a card whose key the history holds already (or the
+ * trusted card itself), a second replacement from 1 with nothing applied since. */
+static void test_replace_peer_key_refusals(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    set_applied(l, PEER, 5);
+    peer_card_t trusted = card_of(PEER, 1), card = card_of(PEER, 2), k2 = card_of(PEER, 3);
+    key_replaced_t out;
+    assert_int_equal(replace_peer1(l, &trusted, &card, 7, &out), LEDGER_E_STATE);
+    assert_non_null(out.refused);
+    assert_non_null(strstr(out.refused, "revocation"));
+    assert_int_equal(keys_of(l, PEER).n, 0);
+    assert_int_equal(replace_peer1(l, &trusted, &trusted, 0, &out), LEDGER_E_STATE);
+    assert_non_null(out.refused);
+    assert_int_equal(keys_of(l, PEER).n, 0);
+
+    /* a key of the peer's history: the announced one, and the card's */
+    key_record_t history[2] = {key_of_card(&trusted, KEY_SIDE_THEIRS, 1, "card"),
+                               key_of_card(&k2, KEY_SIDE_THEIRS, 4, "announced")};
+    assert_int_equal(key_add1(l, &history[0]), LEDGER_OK);
+    assert_int_equal(key_add1(l, &history[1]), LEDGER_OK);
+    const peer_card_t *known[] = {&k2, &trusted};
+    for (size_t i = 0; i < 2; i++) {
+        out.refused = NULL;
+        assert_int_equal(replace_peer1(l, &trusted, known[i], 0, &out), LEDGER_E_STATE);
+        assert_non_null(out.refused);
+        assert_non_null(strstr(out.refused, "already"));
+        keys_seen_t seen = keys_of(l, PEER);
+        assert_int_equal(seen.n, 2);
+        assert_key(&seen.keys[0], &history[0], 3, 0);
+        assert_key(&seen.keys[1], &history[1], 0, 0);
+    }
+    /* the refusals changed nothing the real one then does */
+    assert_int_equal(replace_peer1(l, &trusted, &card, 0, &out), LEDGER_OK);
+    assert_int_equal(keys_of(l, PEER).n, 3);
+
+    /* nothing applied: the first replacement signs from 1; a second one there is refused */
+    peer_card_t other_trusted = card_of(PEER_OTHER, 1), first = card_of(PEER_OTHER, 2),
+                second = card_of(PEER_OTHER, 3);
+    assert_int_equal(replace_peer1(l, &other_trusted, &first, 0, &out), LEDGER_OK);
+    assert_null(out.refused);
+    assert_int_equal(out.first_seq, 1);
+    key_record_t first_key = key_of_card(&first, KEY_SIDE_THEIRS, 1, "replaced");
+    keys_seen_t seen = keys_of(l, PEER_OTHER);
+    assert_int_equal(seen.n, 1);
+    assert_key(&seen.keys[0], &first_key, 0, 0);
+    assert_int_equal(replace_peer1(l, &other_trusted, &second, 0, &out), LEDGER_E_STATE);
+    assert_non_null(out.refused);
+    assert_non_null(strstr(out.refused, "replaced already"));
+    seen = keys_of(l, PEER_OTHER);
+    assert_int_equal(seen.n, 1);
+    assert_key(&seen.keys[0], &first_key, 0, 0);
+    assert_false(ledger_stopped(l));
+    ledger_close(&l);
+}
+
+/* Our own keys replaced after message 7 queued: the old key signs 1 to 7 (revoked from 8),
+ * the new one from 8. An empty range on a row that is not revoked there is no row
+ * ledger_key_add writes: an edited file, LEDGER_E_CORRUPT. */
+static void test_replace_own_key_and_damaged_empty_range(void **state)
+{
+    fixture_t *f = *state;
+    identity_t *current = test_fixed_identity(1), *next = test_fixed_identity(2);
+    /* each edit, and whether it leaves a row ledger_key_add could have written */
+    static const struct {
+        const char *sql;
+        bool corrupt;
+    } damages[] = {
+        /* the open key closed before its first number, not revoked */
+        {"UPDATE keys SET last_seq = first_seq - 1 WHERE side = 0 AND source = 'replaced'", true},
+        /* the empty key, its revocation taken away or moved past its first number */
+        {"UPDATE keys SET revoked_from = 0 WHERE side = 1 AND source = 'announced'", true},
+        {"UPDATE keys SET revoked_from = first_seq + 1 WHERE side = 1 AND source = 'announced'",
+         true},
+        /* revoked before its first number: still a key that signs nothing */
+        {"UPDATE keys SET revoked_from = 2 WHERE side = 1 AND source = 'announced'", false},
+        /* the open key, closed empty and revoked there: a row a replacement writes */
+        {"UPDATE keys SET last_seq = 7, revoked_from = 8 WHERE side = 0 AND source = 'replaced'",
+         false},
+    };
+    for (size_t d = 0; d <= sizeof damages / sizeof damages[0]; d++) {
+        char name[32];
+        snprintf(name, sizeof name, "own-%zu.db", d);
+        char *path = test_path(f->dir, name);
+        ledger_t *l = open_as(f->dir, name, NODE);
+        put_outbox(l, PEER, 1, 7);
+        key_replaced_t out;
+        assert_int_equal(replace_own1(l, PEER, current, next, &out), LEDGER_OK);
+        assert_null(out.refused);
+        assert_int_equal(out.first_seq, 8);
+        assert_memory_equal(out.replaced_key_id, current->key_id, IDENTITY_KEY_ID_BYTES);
+        key_record_t ours[2] = {key_of_identity(current, PEER, 1, "card"),
+                                key_of_identity(next, PEER, 8, "replaced")};
+        keys_seen_t seen = keys_of(l, PEER);
+        assert_int_equal(seen.n, 2);
+        assert_key(&seen.keys[0], &ours[0], 7, 8);
+        assert_key(&seen.keys[1], &ours[1], 0, 0);
+        /* the peer's side: an announced key that signed nothing, replaced (6..5) */
+        peer_card_t trusted = card_of(PEER, 3), k2 = card_of(PEER, 4), card = card_of(PEER, 5);
+        key_record_t theirs[2] = {key_of_card(&trusted, KEY_SIDE_THEIRS, 1, "card"),
+                                  key_of_card(&k2, KEY_SIDE_THEIRS, 6, "announced")};
+        assert_int_equal(key_add1(l, &theirs[0]), LEDGER_OK);
+        assert_int_equal(key_add1(l, &theirs[1]), LEDGER_OK);
+        set_applied(l, PEER, 5);
+        assert_int_equal(replace_peer1(l, &trusted, &card, 0, &out), LEDGER_OK);
+        assert_int_equal(keys_of(l, PEER).n, 5);
+        ledger_close(&l);
+        if (d == sizeof damages / sizeof damages[0]) { /* undamaged: it reads back */
+            char err[256] = "";
+            assert_int_equal(ledger_open(path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                             LEDGER_OK);
+            seen = keys_of(l, PEER);
+            assert_int_equal(seen.n, 5);
+            assert_key(&seen.keys[0], &ours[0], 7, 8);
+            assert_key(&seen.keys[1], &ours[1], 0, 0);
+            assert_key(&seen.keys[3], &theirs[1], 5, 6);
+            ledger_close(&l);
+            free(path);
+            continue;
+        }
+        make_sqlite_file(path, damages[d].sql);
+        l = open_as(f->dir, name, NODE);
+        memset(&seen, 0, sizeof seen);
+        ledger_err_t want_rc = damages[d].corrupt ? LEDGER_E_CORRUPT : LEDGER_OK;
+        if (ledger_keys(l, PEER, collect_key, &seen) != want_rc) {
+            fail_msg("%s: %s", damages[d].sql,
+                     damages[d].corrupt ? "not found damaged" : "refused");
+        }
+        if (damages[d].corrupt) {
+            assert_non_null(strstr(ledger_last_error(l), "damaged key row"));
+        } else {
+            assert_int_equal(seen.n, 5);
+        }
+        assert_false(ledger_stopped(l));
+        ledger_close(&l);
+        char err[256] = "";
+        assert_int_equal(ledger_open(path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                         LEDGER_OK);
+        memset(&seen, 0, sizeof seen);
+        assert_int_equal(ledger_keys(l, NULL, collect_key, &seen), want_rc);
+        ledger_close(&l);
+        free(path);
+    }
+
+    /* replaced from 1 with nothing queued, then again: refused, nothing written */
+    ledger_t *l = open_as(f->dir, "own-twice.db", NODE);
+    identity_t *third = test_fixed_identity(3);
+    key_replaced_t out;
+    assert_int_equal(replace_own1(l, PEER, current, next, &out), LEDGER_OK);
+    assert_int_equal(out.first_seq, 1);
+    assert_int_equal(replace_own1(l, PEER, next, third, &out), LEDGER_E_STATE);
+    assert_non_null(out.refused);
+    keys_seen_t seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 1);
+    key_record_t only = key_of_identity(next, PEER, 1, "replaced");
+    assert_key(&seen.keys[0], &only, 0, 0);
+    ledger_close(&l);
+    identity_destroy(&third);
+    identity_destroy(&current);
+    identity_destroy(&next);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 int main(void)
@@ -3826,6 +4179,11 @@ int main(void)
         T(test_keys_revoke),
         T(test_keys_upgrade_from_schema_5),
         T(test_keys_damaged_row_corrupt),
+        /* key replacement */
+        T(test_replace_peer_key_without_history),
+        T(test_replace_peer_key_unused_key_empty),
+        T(test_replace_peer_key_refusals),
+        T(test_replace_own_key_and_damaged_empty_range),
         /* 2. lifecycle */
         T(test_send_is_pending),
         T(test_resolve_settled_posts),
