@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -32,16 +33,34 @@
 #define SNDHWM_MESSAGES          20000
 #define TRANSPORT_CURVE_OVERHEAD 64 /* at least the 33 bytes CURVE adds to a message */
 
+#define REBIND_PAUSE_MS   10 /* between binds of a port libzmq has not released yet */
+#define LAST_ENDPOINT_MAX 256
+
+typedef char curve_key_t[IDENTITY_CURVE_KEY_CHARS + 1]; /* Z85; "" for none */
+
 typedef struct {
     char name[CORRIDOR_NAME_LEN_MAX + 1];
-    char curve_public[IDENTITY_CURVE_KEY_CHARS + 1];
-    void *outbound[2];      /* PUSH, CURVE clients pinned to the peer's server key, by lane */
-    ratelimit_t handshakes; /* connections admitted with its key */
+    curve_key_t client_key;   /* the client key the ZAP handler admits for it */
+    curve_key_t previous_key; /* and this one ("": none) while before previous_until */
+    int64_t previous_until;   /* on transport_handle_zap's clock; 0: no limit */
+    char *endpoints[2];       /* where the outbound sockets connect, by lane */
+    void *outbound[2];        /* PUSH, CURVE clients pinned to its server key, by lane */
+    ratelimit_t handshakes;   /* connections admitted with its keys */
 } peer_socket_t;
 
+/* One endpoint of the inbound socket and the limits of its listener. */
+typedef struct {
+    char *endpoint; /* as bound (ZMQ_LAST_ENDPOINT): a rebind takes the same port */
+    int64_t frame_max;
+    int queued;
+} listener_t;
+
 struct transport {
-    void *zap;            /* REP on inproc://zeromq.zap.01 */
-    void *inbound;        /* PULL, CURVE server, on the stream endpoint and the other */
+    void *ctx;
+    void *zap;               /* REP on inproc://zeromq.zap.01 */
+    void *inbound;           /* PULL, CURVE server, on the stream endpoint and the other */
+    listener_t listeners[2]; /* the stream endpoint (if any) first, then the other */
+    size_t listeners_count;
     peer_socket_t *peers; /* one per configured peer */
     size_t peers_count;
     transport_stats_t stats;
@@ -61,10 +80,53 @@ static int common_options(void *socket)
            set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TTL_MS);
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Whether `z85` is a CURVE key as ZeroMQ writes it: 40 characters that decode to 32 bytes.
+ * zmq_setsockopt would refuse a bad one too, but the ZAP handler only compares strings. */
+static bool curve_key_valid(const char *z85)
+{
+    uint8_t key[32];
+    return z85 != NULL && strnlen(z85, IDENTITY_CURVE_KEY_CHARS + 1) == IDENTITY_CURVE_KEY_CHARS &&
+           zmq_z85_decode(key, z85) != NULL;
+}
+
+/* A new inbound socket (PULL, CURVE server with `self`'s key, under the ZAP domain), not yet
+ * bound; NULL on failure (zmq_errno says why). */
+static void *inbound_socket(void *ctx, const identity_t *self)
+{
+    void *s = zmq_socket(ctx, ZMQ_PULL);
+    if (s != NULL && (common_options(s) != 0 || set_int(s, ZMQ_CURVE_SERVER, 1) != 0 ||
+                      zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->curve_secret,
+                                     IDENTITY_CURVE_KEY_CHARS) != 0 ||
+                      zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0)) {
+        int saved = zmq_errno();
+        zmq_close(s);
+        errno = saved;
+        return NULL;
+    }
+    return s;
+}
+
 /* Binds the inbound socket on `endpoint` taking frames up to `frame_max` bytes, `queued` of
  * them per connection: libzmq gives each listener (and the connections it accepts) the options
- * set when it was bound. 0, or -1 with zmq_errno set. */
-static int listen_on(void *inbound, const char *endpoint, int64_t frame_max, int queued)
+ * set when it was bound. A bind that finds the address in use is tried again until `wait_ms`
+ * have passed (a port closed a moment ago is released by libzmq's I/O thread, later). 0, or
+ * -1 with zmq_errno set. */
+static int listen_on(void *inbound, const char *endpoint, int64_t frame_max, int queued,
+                     int wait_ms)
 {
     /* libzmq checks the size of the frame as CURVE carries it (the MESSAGE command: name,
      * nonce, MAC and flags around the frame), before it decrypts it */
@@ -73,12 +135,61 @@ static int listen_on(void *inbound, const char *endpoint, int64_t frame_max, int
         set_int(inbound, ZMQ_RCVHWM, queued) != 0) {
         return -1;
     }
-    return zmq_bind(inbound, endpoint);
+    int64_t deadline = monotonic_ms() + wait_ms;
+    while (zmq_bind(inbound, endpoint) != 0) {
+        if (zmq_errno() != EADDRINUSE || monotonic_ms() >= deadline) {
+            return -1;
+        }
+        pause_ms(REBIND_PAUSE_MS);
+    }
+    return 0;
 }
 
-/* A PUSH socket to `endpoint` of `peer`, CURVE client pinned to its server key, queueing at
+/* Binds the inbound socket on every listener, the stream's first. wait_ms as for listen_on. On
+ * failure writes one line into err. */
+static transport_err_t listen_all(transport_t *t, int wait_ms, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < t->listeners_count; i++) {
+        listener_t *l = &t->listeners[i];
+        if (listen_on(t->inbound, l->endpoint, l->frame_max, l->queued, wait_ms) != 0) {
+            snprintf(err, err_size, "cannot listen on %s: %s", l->endpoint,
+                     zmq_strerror(zmq_errno()));
+            return TRANSPORT_E_LISTEN;
+        }
+    }
+    return TRANSPORT_OK;
+}
+
+/* Adds a listener and binds it (transport_new): it keeps the address libzmq reports, so that a
+ * rebind after `tcp://HOST:*` takes the port it got. */
+static transport_err_t add_listener(transport_t *t, const char *endpoint, int64_t frame_max,
+                                    int queued, char *err, size_t err_size)
+{
+    assert(t->listeners_count < 2);
+    if (listen_on(t->inbound, endpoint, frame_max, queued, 0) != 0) {
+        snprintf(err, err_size, "cannot listen on %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return TRANSPORT_E_LISTEN;
+    }
+    char bound[LAST_ENDPOINT_MAX];
+    size_t bound_len = sizeof bound;
+    listener_t *l = &t->listeners[t->listeners_count];
+    l->endpoint = strdup(zmq_getsockopt(t->inbound, ZMQ_LAST_ENDPOINT, bound, &bound_len) == 0 &&
+                                 bound_len > 1 && bound[0] != '\0'
+                             ? bound
+                             : endpoint);
+    if (l->endpoint == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return TRANSPORT_E_NOMEM;
+    }
+    l->frame_max = frame_max;
+    l->queued = queued;
+    t->listeners_count++;
+    return TRANSPORT_OK;
+}
+
+/* A PUSH socket to `endpoint`, CURVE client as `client` pinned to `server_key`, queueing at
  * most `hwm` frames; NULL on failure (zmq_errno says why). */
-static void *connect_outbound(void *ctx, const identity_t *self, const transport_peer_t *peer,
+static void *connect_outbound(void *ctx, const identity_t *client, const char *server_key,
                               const char *endpoint, int hwm)
 {
     void *s = zmq_socket(ctx, ZMQ_PUSH);
@@ -86,11 +197,10 @@ static void *connect_outbound(void *ctx, const identity_t *self, const transport
         (common_options(s) != 0 || set_int(s, ZMQ_IMMEDIATE, 1) != 0 ||
          set_int(s, ZMQ_SNDHWM, hwm) != 0 || set_int(s, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
          set_int(s, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS) != 0 ||
-         zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, peer->curve_public, IDENTITY_CURVE_KEY_CHARS) !=
+         zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key, IDENTITY_CURVE_KEY_CHARS) != 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, client->curve_public, IDENTITY_CURVE_KEY_CHARS) !=
              0 ||
-         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, self->curve_public, IDENTITY_CURVE_KEY_CHARS) !=
-             0 ||
-         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->curve_secret, IDENTITY_CURVE_KEY_CHARS) !=
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, client->curve_secret, IDENTITY_CURVE_KEY_CHARS) !=
              0 ||
          zmq_connect(s, endpoint) != 0)) {
         int saved = zmq_errno();
@@ -99,6 +209,28 @@ static void *connect_outbound(void *ctx, const identity_t *self, const transport
         return NULL;
     }
     return s;
+}
+
+/* Both outbound sockets of `p` into sockets[], as `client` pinned to `server_key`; on failure
+ * closes those it made, leaves sockets[] NULL and writes one line into err. */
+static transport_err_t connect_peer(void *ctx, const peer_socket_t *p, const identity_t *client,
+                                    const char *server_key, void *sockets[2], char *err,
+                                    size_t err_size)
+{
+    for (size_t lane = 0; lane < 2; lane++) {
+        int hwm = lane == TRANSPORT_STREAM ? SNDHWM_MESSAGES : TRANSPORT_STATEMENTS_QUEUED;
+        sockets[lane] = connect_outbound(ctx, client, server_key, p->endpoints[lane], hwm);
+        if (sockets[lane] == NULL) {
+            snprintf(err, err_size, "cannot connect to %s at %s: %s", p->name, p->endpoints[lane],
+                     zmq_strerror(zmq_errno()));
+            if (lane > 0) {
+                zmq_close(sockets[0]);
+                sockets[0] = NULL;
+            }
+            return TRANSPORT_E_SOCKET;
+        }
+    }
+    return TRANSPORT_OK;
 }
 
 transport_err_t transport_new(void *ctx, const identity_t *self, const char *listen,
@@ -115,6 +247,7 @@ transport_err_t transport_new(void *ctx, const identity_t *self, const char *lis
         return TRANSPORT_E_NOMEM;
     }
     transport_err_t rc = TRANSPORT_E_ZAP;
+    t->ctx = ctx;
     t->peers_count = peers_count;
     /* 1. The ZAP handler first: without it a CURVE server admits anyone. */
     t->zap = zmq_socket(ctx, ZMQ_REP);
@@ -125,46 +258,36 @@ transport_err_t transport_new(void *ctx, const identity_t *self, const char *lis
         goto fail;
     }
     /* 2. The inbound socket, CURVE server, bounded frames and queues on each endpoint. */
-    t->inbound = zmq_socket(ctx, ZMQ_PULL);
-    if (t->inbound == NULL || common_options(t->inbound) != 0 ||
-        set_int(t->inbound, ZMQ_CURVE_SERVER, 1) != 0 ||
-        zmq_setsockopt(t->inbound, ZMQ_CURVE_SECRETKEY, self->curve_secret,
-                       IDENTITY_CURVE_KEY_CHARS) != 0 ||
-        zmq_setsockopt(t->inbound, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
+    if ((t->inbound = inbound_socket(ctx, self)) == NULL) {
         snprintf(err, err_size, "cannot set up the inbound socket: %s", zmq_strerror(zmq_errno()));
         rc = TRANSPORT_E_SOCKET;
         goto fail;
     }
-    if (listen_stream[0] != '\0' &&
-        listen_on(t->inbound, listen_stream, CORRIDOR_STREAM_WIRE_BYTES_MAX,
-                  TRANSPORT_STREAM_QUEUED) != 0) {
-        snprintf(err, err_size, "cannot listen on %s: %s", listen_stream,
-                 zmq_strerror(zmq_errno()));
-        rc = TRANSPORT_E_LISTEN;
-        goto fail;
-    }
-    if (listen_on(t->inbound, listen, CORRIDOR_WIRE_BYTES_MAX, TRANSPORT_LISTEN_QUEUED) != 0) {
-        snprintf(err, err_size, "cannot listen on %s: %s", listen, zmq_strerror(zmq_errno()));
-        rc = TRANSPORT_E_LISTEN;
+    if ((listen_stream[0] != '\0' &&
+         (rc = add_listener(t, listen_stream, CORRIDOR_STREAM_WIRE_BYTES_MAX,
+                            TRANSPORT_STREAM_QUEUED, err, err_size)) != TRANSPORT_OK) ||
+        (rc = add_listener(t, listen, CORRIDOR_WIRE_BYTES_MAX, TRANSPORT_LISTEN_QUEUED, err,
+                           err_size)) != TRANSPORT_OK) {
         goto fail;
     }
     /* 3. Two outbound sockets per peer, one per lane. */
     for (size_t i = 0; i < peers_count; i++) {
         peer_socket_t *p = &t->peers[i];
         snprintf(p->name, sizeof p->name, "%s", peers[i].name);
-        snprintf(p->curve_public, sizeof p->curve_public, "%s", peers[i].curve_public);
+        snprintf(p->client_key, sizeof p->client_key, "%s", peers[i].curve_public);
         ratelimit_init(&p->handshakes, TRANSPORT_HANDSHAKES_PER_S, TRANSPORT_HANDSHAKES_BURST);
-        for (size_t lane = 0; lane < 2; lane++) {
-            bool stream = lane == TRANSPORT_STREAM;
-            const char *endpoint = stream ? peers[i].stream : peers[i].endpoint;
-            int hwm = stream ? SNDHWM_MESSAGES : TRANSPORT_STATEMENTS_QUEUED;
-            if ((p->outbound[lane] = connect_outbound(ctx, self, &peers[i], endpoint, hwm)) ==
-                NULL) {
-                snprintf(err, err_size, "cannot connect to %s at %s: %s", peers[i].name, endpoint,
-                         zmq_strerror(zmq_errno()));
-                rc = TRANSPORT_E_SOCKET;
-                goto fail;
-            }
+        const char *stream = peers[i].stream != NULL && peers[i].stream[0] != '\0'
+                                 ? peers[i].stream
+                                 : peers[i].endpoint;
+        if ((p->endpoints[TRANSPORT_STREAM] = strdup(stream)) == NULL ||
+            (p->endpoints[TRANSPORT_STATEMENTS] = strdup(peers[i].endpoint)) == NULL) {
+            snprintf(err, err_size, "out of memory");
+            rc = TRANSPORT_E_NOMEM;
+            goto fail;
+        }
+        if ((rc = connect_peer(ctx, p, self, peers[i].curve_public, p->outbound, err, err_size)) !=
+            TRANSPORT_OK) {
+            goto fail;
         }
     }
     *out = t;
@@ -188,6 +311,8 @@ const char *transport_strerror(transport_err_t err)
         return "a socket cannot be set up";
     case TRANSPORT_E_LISTEN:
         return "an endpoint cannot be bound";
+    case TRANSPORT_E_KEY:
+        return "a CURVE key is malformed or another peer's";
     }
     return "unknown error";
 }
@@ -204,6 +329,7 @@ void transport_destroy(transport_t **self_p)
             if (t->peers[i].outbound[lane] != NULL) {
                 zmq_close(t->peers[i].outbound[lane]);
             }
+            free(t->peers[i].endpoints[lane]);
         }
     }
     if (t->inbound != NULL) {
@@ -211,6 +337,9 @@ void transport_destroy(transport_t **self_p)
     }
     if (t->zap != NULL) {
         zmq_close(t->zap);
+    }
+    for (size_t i = 0; i < t->listeners_count; i++) {
+        free(t->listeners[i].endpoint);
     }
     free(t->peers);
     free(t);
@@ -230,6 +359,79 @@ void *transport_zap_socket(transport_t *t)
 transport_stats_t transport_stats(const transport_t *t)
 {
     return t->stats;
+}
+
+/* Whether `z85` is a key the ZAP handler admits for a peer other than `self`. */
+static bool key_of_another_peer(const transport_t *t, const peer_socket_t *self, const char *z85)
+{
+    for (size_t i = 0; i < t->peers_count; i++) {
+        const peer_socket_t *p = &t->peers[i];
+        if (p != self && (strcmp(p->client_key, z85) == 0 ||
+                          (p->previous_key[0] != '\0' && strcmp(p->previous_key, z85) == 0))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+transport_err_t transport_peer_admit(transport_t *t, size_t peer_index, const char *current_z85,
+                                     const char *previous_z85, int64_t previous_until_ms)
+{
+    assert(t != NULL && peer_index < t->peers_count);
+    peer_socket_t *p = &t->peers[peer_index];
+    if (!curve_key_valid(current_z85) || key_of_another_peer(t, p, current_z85) ||
+        (previous_z85 != NULL &&
+         (!curve_key_valid(previous_z85) || key_of_another_peer(t, p, previous_z85)))) {
+        return TRANSPORT_E_KEY;
+    }
+    snprintf(p->client_key, sizeof p->client_key, "%s", current_z85);
+    snprintf(p->previous_key, sizeof p->previous_key, "%s",
+             previous_z85 != NULL ? previous_z85 : "");
+    p->previous_until = previous_z85 != NULL ? previous_until_ms : 0;
+    return TRANSPORT_OK;
+}
+
+transport_err_t transport_peer_reconnect(transport_t *t, size_t peer_index,
+                                         const identity_t *client, const char *server_z85,
+                                         char *err, size_t err_size)
+{
+    assert(t != NULL && peer_index < t->peers_count && client != NULL);
+    peer_socket_t *p = &t->peers[peer_index];
+    if (!curve_key_valid(server_z85)) {
+        snprintf(err, err_size, "%s's server key is not a CURVE key in Z85", p->name);
+        return TRANSPORT_E_KEY;
+    }
+    void *sockets[2] = {NULL, NULL};
+    transport_err_t rc = connect_peer(t->ctx, p, client, server_z85, sockets, err, err_size);
+    if (rc != TRANSPORT_OK) {
+        return rc; /* the old sockets stay */
+    }
+    for (size_t lane = 0; lane < 2; lane++) {
+        zmq_close(p->outbound[lane]); /* no linger: what it queued is the outbox's to resend */
+        p->outbound[lane] = sockets[lane];
+    }
+    t->stats.reconnects++;
+    return TRANSPORT_OK;
+}
+
+transport_err_t transport_rebind(transport_t *t, const identity_t *self, char *err, size_t err_size)
+{
+    assert(t != NULL && self != NULL);
+    /* Everything that can fail without the ports first: until then the old socket serves. */
+    void *fresh = inbound_socket(t->ctx, self);
+    if (fresh == NULL) {
+        snprintf(err, err_size, "cannot set up the inbound socket: %s", zmq_strerror(zmq_errno()));
+        return TRANSPORT_E_SOCKET;
+    }
+    /* One CURVE server key per socket, and the ports are the old socket's until it is closed:
+     * from here on the old key is not served again, whatever happens. */
+    zmq_close(t->inbound);
+    t->inbound = fresh;
+    transport_err_t rc = listen_all(t, TRANSPORT_REBIND_WAIT_MS, err, err_size);
+    if (rc == TRANSPORT_OK) {
+        t->stats.rebinds++;
+    }
+    return rc;
 }
 
 /* Reads one whole ZAP request (at most ZAP_FRAMES_MAX frames); returns the frame count or -1. */
@@ -271,15 +473,41 @@ static void zap_reply(void *zap, zmq_msg_t *request_id, const char *code, const 
     zmq_send(zap, "", 0, 0);
 }
 
-/* The peer whose CURVE key is the 32-byte `key`, or NULL. */
-static peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_t *key)
+/* The peer admitted with the 32-byte CURVE client key `key` at now_ms, or NULL; *previous
+ * tells whether it is the peer's previous key. */
+static peer_socket_t *peer_by_curve_key(const transport_t *t, const uint8_t *key, int64_t now_ms,
+                                        bool *previous)
+{
+    char z85[IDENTITY_CURVE_KEY_CHARS + 1];
+    *previous = false;
+    if (zmq_z85_encode(z85, key, 32) == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < t->peers_count; i++) {
+        if (strcmp(t->peers[i].client_key, z85) == 0) {
+            return &t->peers[i];
+        }
+    }
+    for (size_t i = 0; i < t->peers_count; i++) {
+        const peer_socket_t *p = &t->peers[i];
+        if (p->previous_key[0] != '\0' && strcmp(p->previous_key, z85) == 0 &&
+            (p->previous_until == 0 || now_ms < p->previous_until)) {
+            *previous = true;
+            return &t->peers[i];
+        }
+    }
+    return NULL;
+}
+
+/* The peer whose previous key, no longer admitted, is the 32-byte `key`, or NULL: for the log. */
+static const peer_socket_t *peer_by_expired_key(const transport_t *t, const uint8_t *key)
 {
     char z85[IDENTITY_CURVE_KEY_CHARS + 1];
     if (zmq_z85_encode(z85, key, 32) == NULL) {
         return NULL;
     }
     for (size_t i = 0; i < t->peers_count; i++) {
-        if (strcmp(t->peers[i].curve_public, z85) == 0) {
+        if (t->peers[i].previous_key[0] != '\0' && strcmp(t->peers[i].previous_key, z85) == 0) {
             return &t->peers[i];
         }
     }
@@ -360,9 +588,10 @@ void transport_handle_zap(transport_t *t, int64_t now_ms)
             continue;
         }
         peer_socket_t *peer = NULL;
+        bool previous = false;
         if (kept == 7 && frame_is(&frames[0], "1.0") && frame_is(&frames[2], ZAP_DOMAIN) &&
             frame_is(&frames[5], "CURVE") && zmq_msg_size(&frames[6]) == 32) {
-            peer = peer_by_curve_key(t, zmq_msg_data(&frames[6]));
+            peer = peer_by_curve_key(t, zmq_msg_data(&frames[6]), now_ms, &previous);
         }
         if (kept >= 2) {
             if (peer != NULL && !ratelimit_take(&peer->handshakes, now_ms)) {
@@ -377,11 +606,23 @@ void transport_handle_zap(transport_t *t, int64_t now_ms)
                 }
             } else if (peer != NULL) {
                 t->stats.zap_admitted++;
+                t->stats.zap_previous += previous;
                 zap_reply(t->zap, &frames[1], "200", "OK", peer->name);
             } else {
                 t->stats.zap_refused++;
                 zap_reply(t->zap, &frames[1], "400", "not a configured peer", "");
-                fprintf(stderr, "corridor: refused a connection: not a configured peer's key\n");
+                const peer_socket_t *old = kept == 7 && zmq_msg_size(&frames[6]) == 32
+                                               ? peer_by_expired_key(t, zmq_msg_data(&frames[6]))
+                                               : NULL;
+                if (old != NULL) {
+                    fprintf(stderr,
+                            "corridor: refused a connection with %s's previous key: its overlap "
+                            "has ended\n",
+                            old->name);
+                } else {
+                    fprintf(stderr,
+                            "corridor: refused a connection: not a configured peer's key\n");
+                }
             }
         } else {
             /* too short to answer: REP still needs a reply to stay usable */
