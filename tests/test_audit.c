@@ -2794,6 +2794,45 @@ static void a_uses(world_t *w, identity_t *next)
 /* A's key replaced in B's books after A's six messages (applied 6, the new key from 7) with the
  * operator's record: B audits clean, A's evidence of before the replacement verifying under the
  * old key and a payment after it under the new one, each key used for its own numbers. */
+/* Three replacements of A's key at B before B applies anything more leave two keys closed
+ * empty at the same number: the history gives them in the order they were recorded, whatever
+ * their key ids, and the audit follows the recorded replacements (both orders of ids). */
+static void replace_thrice(void **state, bool descending)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    identity_t *k[3];
+    k[0] = replacement_keys(a);
+    for (;;) {
+        k[1] = replacement_keys(a);
+        if ((memcmp(k[1]->key_id, k[0]->key_id, IDENTITY_KEY_ID_BYTES) < 0) == descending) {
+            break;
+        }
+        identity_destroy(&k[1]);
+    }
+    k[2] = replacement_keys(a);
+    for (int i = 0; i < 3; i++) {
+        (void)replace_a_at_b(w, k[i], 0, k[i]->key_id);
+    }
+    audit_report_t r;
+    assert_int_equal(audit_one(b, &r), 0);
+    for (int i = 0; i < 3; i++) {
+        identity_destroy(&k[i]);
+    }
+    expect_clean(&r);
+    audit_report_free(&r);
+}
+
+static void test_replaced_thrice_ids_ascending(void **state)
+{
+    replace_thrice(state, false);
+}
+
+static void test_replaced_thrice_ids_descending(void **state)
+{
+    replace_thrice(state, true);
+}
+
 static void test_replaced_peer_key_audits_clean(void **state)
 {
     world_t *w = *state;
@@ -2919,6 +2958,44 @@ static void test_replaced_peer_key_revoked_from_earlier(void **state)
     assert_non_null(old);
     assert_int_equal(old->rows, 3);
     assert_int_equal(old->last_seq, 3);
+    audit_report_free(&r);
+    identity_destroy(&next);
+}
+
+/* An insider undoes a revocation the journal records (revoked_from set back to 0 on the old
+ * key) or moves the replacement's first number: the key history no longer agrees with the
+ * operator's row, and the audit says so instead of trusting the stolen key again. */
+static void test_replaced_peer_key_history_edited(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    identity_t *next = replacement_keys(a);
+    (void)replace_a_at_b(w, next, 4, next->key_id);
+    sqlite3 *db = db_open(b->home);
+    assert_int_equal(db_exec(db,
+                             "UPDATE keys SET revoked_from = 0 WHERE peer = '%s' AND side = %d"
+                             " AND source = 'card'",
+                             a->name, KEY_SIDE_THEIRS),
+                     1);
+    db_close(db);
+    audit_report_t r;
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_violation(&r, "keys", b->home, "not revoked where its operator action says");
+    audit_report_free(&r);
+    db = db_open(b->home); /* the revocation back; the split moved one number later */
+    assert_int_equal(db_exec(db,
+                             "UPDATE keys SET revoked_from = 4, last_seq = last_seq + 1"
+                             " WHERE peer = '%s' AND side = %d AND source = 'card'",
+                             a->name, KEY_SIDE_THEIRS),
+                     1);
+    assert_int_equal(db_exec(db,
+                             "UPDATE keys SET first_seq = first_seq + 1 WHERE peer = '%s'"
+                             " AND side = %d AND source = 'replaced'",
+                             a->name, KEY_SIDE_THEIRS),
+                     1);
+    db_close(db);
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_violation(&r, "keys", b->home, "begins elsewhere than its operator action says");
     audit_report_free(&r);
     identity_destroy(&next);
 }
@@ -3068,6 +3145,9 @@ int main(void)
         T(test_rotation_own_history_evidence_flipped),
         T(test_rotation_old_key_revoked_from_one),
         T(test_replaced_peer_key_audits_clean),
+        T(test_replaced_thrice_ids_ascending),
+        T(test_replaced_thrice_ids_descending),
+        T(test_replaced_peer_key_history_edited),
         T(test_replaced_peer_key_without_record),
         T(test_replaced_peer_key_revoked_from_earlier),
         T(test_replaced_own_key_audits_clean),

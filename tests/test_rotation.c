@@ -18,9 +18,10 @@
  * test_replacement: B's keys leak. With both nodes stopped and B holding settlements A has not
  * acknowledged, B's operator runs `key replace` and A's runs `peer add --replace` with B's new
  * card. A thief holding B's old home (the stolen keys) then starts in B's place and sends: A
- * refuses its frames as under a revoked key and books nothing of it. The real B starts: its
- * queued settlements, signed again by the new key, settle, traffic flows both ways, and the
- * homes audit clean with both replacements on record.
+ * refuses its frames as under a revoked key and books nothing of it. The real B starts, from
+ * key files as a crash between its replacement's commit and renames leaves them: its queued
+ * settlements, signed again by the new key, settle, traffic flows both ways, and the homes
+ * audit clean with both replacements on record.
  */
 #include "support.h"
 
@@ -637,8 +638,21 @@ static void test_replacement(void **state)
     assert_null(ledger_json_find(la, NAME_B, stolen, NULL));
     json_decref(la);
 
-    /* the real B: its queued settlements, signed again, settle; then traffic both ways */
+    /* the real B, started as a crash between the commit and the renames leaves it (the new
+     * key still in node.key.next, the stolen one in node.key and node.key.previous); its
+     * queued settlements, signed again, settle; then traffic both ways */
+    char *b_key = home_file(b, KEY_FILE), *b_next = home_file(b, KEY_FILE_NEXT);
+    char *b_prev = home_file(b, KEY_FILE_PREV), *stolen_key = home_file(thief, KEY_FILE);
+    assert_int_equal(rename(b_key, b_next), 0);
+    copy_file(stolen_key, b_key);
+    copy_file(stolen_key, b_prev);
     node_start(c, b);
+    assert_true(node_log_contains(b, "finished an interrupted key replacement"));
+    assert_false(home_has(b, KEY_FILE_NEXT));
+    assert_false(home_has(b, KEY_FILE_PREV));
+    char *now = status_key_id(c, b);
+    assert_string_equal(now, b_new);
+    free(now);
     pair_wait_state(c, a, b, "up", UP_MS);
     size_t start = p->count;
     plan_add(p, 0, 1, 100);
@@ -677,6 +691,10 @@ static void test_replacement(void **state)
     json_decref(ra);
     json_decref(rb);
     free(batch);
+    free(b_key);
+    free(b_next);
+    free(b_prev);
+    free(stolen_key);
     c->passed = true;
 }
 

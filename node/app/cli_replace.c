@@ -180,23 +180,6 @@ static const cli_spec_t key_replace_spec = {
             "Example: corridor key replace --home bank-a > bank-a.card\n",
     .json = true};
 
-/* After the commit: node.key.next becomes node.key; the old keys go. */
-static int promote_replacement(const home_t *home, char *err, size_t err_size)
-{
-    char next[CORRIDOR_PATH_LEN_MAX], previous[CORRIDOR_PATH_LEN_MAX];
-    if (fs_join(next, sizeof next, home->dir, IDENTITY_KEY_FILE_NEXT) != 0 ||
-        fs_join(previous, sizeof previous, home->dir, IDENTITY_KEY_FILE_PREV) != 0) {
-        snprintf(err, err_size, "home path is too long");
-        return -1;
-    }
-    if (rename(next, home->key_path) != 0 || (unlink(previous) != 0 && errno != ENOENT) ||
-        fs_sync_dir(home->dir) != 0) {
-        snprintf(err, err_size, "%s", strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_key_replace(int argc, char **argv)
 {
     cli_args_t args;
@@ -272,11 +255,10 @@ int cmd_key_replace(int argc, char **argv)
         rc = storage_error(books.ledger, "record the replacement");
         goto cleanup;
     }
-    char err[256];
-    if (promote_replacement(&home, err, sizeof err) != 0) {
+    if (identity_files_replace(home.dir) != ID_OK) {
         complain("the replacement is recorded, but the key files could not follow: %s (the "
                  "next start finishes them)",
-                 err);
+                 strerror(errno));
         next_written = false; /* the ledger names it: `corridor run` promotes it */
         goto cleanup;
     }

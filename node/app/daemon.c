@@ -1015,6 +1015,7 @@ static int load_key_file(node_t *n, const char *file, identity_t **out)
 typedef struct {
     const uint8_t *key_id;
     bool found;
+    bool replaced; /* it is an operator's replacement (`key replace`), not a rotation */
 } open_key_probe_t;
 
 /* ledger_keys' callback: whether `key_id` is our open (current) key on some channel. */
@@ -1024,12 +1025,13 @@ static void find_open_ours(const key_record_t *k, void *arg)
     if (k->side == KEY_SIDE_OURS && k->last_seq == 0 &&
         sodium_memcmp(k->key_id, probe->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
         probe->found = true;
+        probe->replaced |= strcmp(k->source, "replaced") == 0;
     }
 }
 
-/* A node.key.next at start: a `key rotate` stopped between its commit and its renames (the
- * ledger records that key as our open one: the renames are finished), or before its commit
- * (the file is removed). */
+/* A node.key.next at start: a `key rotate` or `key replace` stopped between its commit and
+ * its renames (the ledger records that key as our open one: the renames are finished), or
+ * before its commit (the file is removed). */
 static int settle_key_files(node_t *n)
 {
     if (access(IDENTITY_KEY_FILE_NEXT, F_OK) != 0) {
@@ -1047,7 +1049,7 @@ static int settle_key_files(node_t *n)
     char hex[KEY_ID_HEX_SIZE], err[512];
     key_id_hex(next->key_id, hex);
     bool same_key = sodium_memcmp(current->key_id, next->key_id, IDENTITY_KEY_ID_BYTES) == 0;
-    open_key_probe_t probe = {next->key_id, false};
+    open_key_probe_t probe = {next->key_id, false, false};
     if (ledger_keys(n->ledger, NULL, find_open_ours, &probe) != LEDGER_OK) {
         fprintf(stderr, "corridor run: %s/%s: cannot read the key history: %s\n", n->home,
                 LEDGER_FILE, ledger_last_error(n->ledger));
@@ -1061,6 +1063,17 @@ static int settle_key_files(node_t *n)
             log_event(n->config->name, NULL, NULL, "removed %s (key %s): %s",
                       IDENTITY_KEY_FILE_NEXT, hex,
                       same_key ? "a copy of node.key" : "its rotation never committed");
+        }
+    } else if (probe.replaced) { /* the old keys are stolen: none of them is kept */
+        if (identity_files_replace(".") != ID_OK) {
+            fprintf(stderr, "corridor run: %s: cannot move %s to %s: %s\n", n->home,
+                    IDENTITY_KEY_FILE_NEXT, IDENTITY_KEY_FILE, strerror(errno));
+            rc = EXIT_INTERNAL;
+        } else {
+            log_event(n->config->name, NULL, NULL,
+                      "finished an interrupted key replacement: %s (key %s, the ledger's) is "
+                      "now %s; the keys before it are deleted",
+                      IDENTITY_KEY_FILE_NEXT, hex, IDENTITY_KEY_FILE);
         }
     } else if (!promote_key_files(current, err, sizeof err)) {
         fprintf(stderr, "corridor run: %s: %s\n", n->home, err);

@@ -63,6 +63,8 @@ struct replacement {
     key_side_t side;
     uint8_t key_id[IDENTITY_KEY_ID_BYTES];
     uint8_t replaced_key_id[IDENTITY_KEY_ID_BYTES];
+    uint64_t first_seq;    /* where `key_id` begins */
+    uint64_t revoked_from; /* every key before it signs nothing from here on */
 };
 
 /* Running balance of one (peer, currency) recomputed from the journal. */
@@ -1163,19 +1165,37 @@ static const char *link_problem(const key_record_t *prev, const key_record_t *ne
     return problem;
 }
 
-/* Whether the journal records that `next` took the place of `prev` (struct replacement). */
-static bool replacement_recorded(const audited_home_t *h, const key_record_t *prev,
-                                 const key_record_t *next)
+/* What is wrong with items[i], a replaced key, against the replacement the journal records
+ * (struct replacement): NULL if a row names it in place of items[i - 1], from the same number,
+ * and every key before it that reaches the row's revocation point is revoked there. */
+static const char *replacement_problem(const audited_home_t *h, const key_record_t *items, size_t i)
 {
-    for (size_t i = 0; i < h->replacements_count; i++) {
-        const struct replacement *rp = &h->replacements[i];
-        if (strcmp(rp->peer, next->peer) == 0 && rp->side == next->side &&
-            memcmp(rp->key_id, next->key_id, IDENTITY_KEY_ID_BYTES) == 0 &&
-            memcmp(rp->replaced_key_id, prev->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
-            return true;
+    const key_record_t *prev = &items[i - 1], *next = &items[i];
+    if (prev->last_seq + 1 != next->first_seq) {
+        return "the ranges of two keys in a row do not meet";
+    }
+    const struct replacement *rp = NULL;
+    for (size_t r = 0; r < h->replacements_count && rp == NULL; r++) {
+        const struct replacement *c = &h->replacements[r];
+        if (strcmp(c->peer, next->peer) == 0 && c->side == next->side &&
+            memcmp(c->key_id, next->key_id, IDENTITY_KEY_ID_BYTES) == 0 &&
+            memcmp(c->replaced_key_id, prev->key_id, IDENTITY_KEY_ID_BYTES) == 0) {
+            rp = c;
         }
     }
-    return false;
+    if (rp == NULL) {
+        return "a replaced key that no operator action on record names";
+    }
+    if (rp->first_seq != next->first_seq) {
+        return "a replaced key whose range begins elsewhere than its operator action says";
+    }
+    for (size_t j = 0; j < i; j++) {
+        bool reaches = items[j].last_seq >= rp->revoked_from;
+        if (reaches && (items[j].revoked_from == 0 || items[j].revoked_from > rp->revoked_from)) {
+            return "a key before a replacement not revoked where its operator action says";
+        }
+    }
+    return NULL;
 }
 
 /* One side of one channel's history, items[from..to): checked, then each key trusted for its
@@ -1199,11 +1219,7 @@ static void verify_keys(audit_report_t *r, audited_home_t *h, const key_record_t
     for (size_t i = 1; i < count && problem == NULL; i++) {
         if (strcmp(items[i].source, "replaced") != 0) {
             problem = link_problem(&items[i - 1], &items[i]);
-        } else if (items[i - 1].last_seq + 1 != items[i].first_seq) {
-            problem = "the ranges of two keys in a row do not meet";
-        } else if (!replacement_recorded(h, &items[i - 1], &items[i])) {
-            problem = "a replaced key that no operator action on record names";
-        } else {
+        } else if ((problem = replacement_problem(h, items, i)) == NULL) {
             last_piece = i; /* the piece before: the recorded replacement vouches for it */
         }
     }
@@ -1255,14 +1271,18 @@ typedef struct {
 } replacements_t;
 
 static void add_replacement(replacements_t *out, const char *peer, key_side_t side, json_t *key_id,
-                            json_t *replaced)
+                            json_t *replaced, json_t *first_seq, json_t *revoked_from)
 {
     struct replacement rp;
     memset(&rp, 0, sizeof rp);
     if (strlen(peer) >= sizeof rp.peer || !hex_key_id(key_id, rp.key_id) ||
-        !hex_key_id(replaced, rp.replaced_key_id)) {
+        !hex_key_id(replaced, rp.replaced_key_id) || !json_is_integer(first_seq) ||
+        json_integer_value(first_seq) < 1 || !json_is_integer(revoked_from) ||
+        json_integer_value(revoked_from) < 1) {
         return; /* names nothing a history can hold: vouches for nothing */
     }
+    rp.first_seq = (uint64_t)json_integer_value(first_seq);
+    rp.revoked_from = (uint64_t)json_integer_value(revoked_from);
     snprintf(rp.peer, sizeof rp.peer, "%s", peer);
     rp.side = side;
     audited_home_t *h = out->h;
@@ -1276,9 +1296,10 @@ static void add_replacement(replacements_t *out, const char *peer, key_side_t si
     h->replacements[h->replacements_count++] = rp;
 }
 
-/* An operator row with action "replace": {"side":"theirs","key_id","replaced_key_id"} on the
- * peer's channel (the row's peer), or {"side":"ours","key_id","channels":[{"peer",
- * "replaced_key_id"}]} for our own keys on each channel (cli_replace.c). */
+/* An operator row with action "replace": {"side":"theirs","key_id","replaced_key_id",
+ * "first_seq","revoked_from"} on the peer's channel (the row's peer), or {"side":"ours",
+ * "key_id","channels":[{"peer","replaced_key_id","first_seq"}]} for our own keys on each
+ * channel, revoked from first_seq (cli_replace.c). */
 static void collect_replacement(const ledger_operation_t *op, void *arg)
 {
     json_t *record = json_loads(op->record, 0, NULL);
@@ -1288,8 +1309,9 @@ static void collect_replacement(const ledger_operation_t *op, void *arg)
     if (action != NULL && strcmp(action, "replace") == 0 && side != NULL) {
         json_t *key_id = json_object_get(args, "key_id");
         if (strcmp(side, "theirs") == 0) {
-            add_replacement(arg, op->peer, KEY_SIDE_THEIRS, key_id,
-                            json_object_get(args, "replaced_key_id"));
+            add_replacement(
+                arg, op->peer, KEY_SIDE_THEIRS, key_id, json_object_get(args, "replaced_key_id"),
+                json_object_get(args, "first_seq"), json_object_get(args, "revoked_from"));
         } else if (strcmp(side, "ours") == 0) {
             size_t i;
             json_t *ch;
@@ -1297,8 +1319,9 @@ static void collect_replacement(const ledger_operation_t *op, void *arg)
             {
                 const char *peer = json_string_value(json_object_get(ch, "peer"));
                 if (peer != NULL) {
+                    json_t *first = json_object_get(ch, "first_seq");
                     add_replacement(arg, peer, KEY_SIDE_OURS, key_id,
-                                    json_object_get(ch, "replaced_key_id"));
+                                    json_object_get(ch, "replaced_key_id"), first, first);
                 }
             }
         }

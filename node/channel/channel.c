@@ -435,9 +435,17 @@ channel_stats_t channel_stats(const channel_t *ch)
 
 /* ---- sending sealed frames ----------------------------------------------------------------- */
 
+/* The peer acknowledged what our keys before the current one signed: since our last
+ * announcement, or since our operator's replacement (the messages signed again are then all
+ * acknowledged, so a rotation after it never has to sign them a third way). */
+static bool own_keys_acked(const channel_t *ch)
+{
+    return ch->acked_seq >= ch->own_rotated_at && ch->acked_seq + 1 >= ch->own_replaced_from;
+}
+
 bool channel_rotation_acked(const channel_t *ch)
 {
-    return ch->rotate_to == NULL && ch->acked_seq >= ch->own_rotated_at;
+    return ch->rotate_to == NULL && own_keys_acked(ch);
 }
 
 const identity_t *channel_own(const channel_t *ch)
@@ -1096,6 +1104,11 @@ typedef struct {
 static void scan_key(const key_record_t *k, void *arg)
 {
     history_scan_t *h = arg;
+    if (strcmp(k->source, "replaced") == 0) { /* CHANNEL_KEYS_MAX counts from an operator's
+                                                 replacement: a thief's announcements before it
+                                                 do not use up the peer's */
+        h->counts[k->side == KEY_SIDE_THEIRS] = 0;
+    }
     h->counts[k->side == KEY_SIDE_THEIRS]++;
     h->found |= h->find != NULL && sodium_memcmp(k->key_id, h->find, IDENTITY_KEY_ID_BYTES) == 0;
 }
@@ -1180,7 +1193,7 @@ void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *s
 
 bool channel_rotation_ready(const channel_t *ch)
 {
-    return (ch->peer_features & CHANNEL_FEATURE_KEYS) != 0 && ch->acked_seq >= ch->own_rotated_at;
+    return (ch->peer_features & CHANNEL_FEATURE_KEYS) != 0 && own_keys_acked(ch);
 }
 
 ledger_err_t channel_rotate_later(channel_t *ch, const identity_t *next)

@@ -168,6 +168,22 @@ cleanup:
     return rc;
 }
 
+id_err_t identity_files_replace(const char *dir)
+{
+    char next[CORRIDOR_PATH_LEN_MAX], key[CORRIDOR_PATH_LEN_MAX], previous[CORRIDOR_PATH_LEN_MAX];
+    if (fs_join(next, sizeof next, dir, IDENTITY_KEY_FILE_NEXT) != 0 ||
+        fs_join(key, sizeof key, dir, IDENTITY_KEY_FILE) != 0 ||
+        fs_join(previous, sizeof previous, dir, IDENTITY_KEY_FILE_PREV) != 0) {
+        errno = ENAMETOOLONG;
+        return ID_E_IO;
+    }
+    if (rename(next, key) != 0 || (unlink(previous) != 0 && errno != ENOENT) ||
+        fs_sync_dir(dir) != 0) {
+        return ID_E_IO;
+    }
+    return ID_OK;
+}
+
 /* Copies the value of "key=value" at the start of *cursor into out (exactly len chars) and
  * advances past the line. Returns false if the line is not exactly that. */
 static bool take_line(char **cursor, const char *key, char *out, size_t len)

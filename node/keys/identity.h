@@ -84,6 +84,11 @@ void identity_destroy(identity_t **self_p);
 id_err_t identity_save(const identity_t *self, const char *path)
     __attribute__((warn_unused_result));
 
+/* After an operator's key replacement committed (PROTOCOL.md 2.15): in directory `dir`,
+ * node.key.next becomes node.key and node.key.previous (a rotation's keys before, as
+ * compromised as the rest) is removed, durably. ID_E_IO (errno) when a step failed. */
+id_err_t identity_files_replace(const char *dir) __attribute__((warn_unused_result));
+
 /* Loads keys from `path`, refusing a file readable by group or others or owned by someone
  * else. On success *out is a new identity the caller destroys. */
 id_err_t identity_load(const char *path, identity_t **out) __attribute__((warn_unused_result));

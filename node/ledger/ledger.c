@@ -84,7 +84,7 @@
  * prepared when the ledger is (or, opened for writing, has been upgraded to) schema 6. */
 #define KEY_STATEMENTS(X)                                                                          \
     X(keys_list, "SELECT " KEY_COLUMNS " FROM keys WHERE ?1 IS NULL OR peer = ?1"                  \
-                 " ORDER BY peer, side, first_seq,"                                                \
+                 " ORDER BY peer, side, first_seq, created_ms,"                                    \
                  " CASE last_seq WHEN 0 THEN 9223372036854775807 ELSE last_seq END")
 
 /* Statements on columns a reader may not find in an older ledger (a reader does not upgrade),
@@ -96,7 +96,9 @@
       "SELECT key_id, first_seq, last_seq, revoked_from FROM keys WHERE peer = ?1 AND side = ?2"   \
       " ORDER BY first_seq DESC, last_seq = 0 DESC LIMIT 1")                                       \
     X(key_close, "UPDATE keys SET last_seq = ?4 WHERE peer = ?1 AND side = ?2 AND key_id = ?3")    \
-    X(key_insert, "INSERT INTO keys(" KEY_COLUMNS ") VALUES(?1,?2,?3,?4,?5,?6,?7,0,0,?8,?9,?10)")  \
+    X(key_insert, "INSERT INTO keys(" KEY_COLUMNS ") VALUES(?1,?2,?3,?4,?5,?6,?7,0,0,?8,"         \
+                  " MAX(?9, COALESCE((SELECT MAX(created_ms) + 1 FROM keys"                        \
+                  "  WHERE peer = ?1 AND side = ?2), 0)), ?10)")                                   \
     X(key_revoke,                                                                                  \
       "UPDATE keys SET revoked_from = ?3 WHERE peer = ?1 AND side = ?2"                            \
       " AND (last_seq = 0 OR last_seq >= ?3) AND (revoked_from = 0 OR revoked_from > ?3)"          \

@@ -377,7 +377,9 @@ typedef struct {
  * no-op, LEDGER_OK). A first_seq at or below the open key's first_seq: LEDGER_E_STATE, except
  * a "replaced" key from the open key's first_seq (2 or more) when ledger_key_revoke revoked
  * that key there or before: it is closed at first_seq - 1, a key that signs nothing.
- * A key is recorded open and not revoked, stamped with the ledger's clock: k->last_seq and
+ * A key is recorded open and not revoked, stamped with the ledger's clock (or 1 ms after the
+ * side's newest stamp, if that is not earlier: keys of a side are stamped in the order they
+ * were recorded, which orders keys closed empty at the same number): k->last_seq and
  * k->revoked_from must be 0 and k->created_ms is not read. The fields a repeat compares are
  * those the caller gives (the keys, first_seq, source, evidence), not what the ledger changed
  * since (last_seq, revoked_from) nor when it was recorded. LEDGER_E_STATE also for a record
@@ -395,7 +397,7 @@ ledger_err_t ledger_key_revoke(ledger_t *l, const char *peer, key_side_t side, u
                                const uint8_t *keep) __attribute__((warn_unused_result));
 
 /* Calls each() for every key recorded for `peer` (NULL: every peer), ordered by peer, side,
- * first_seq. The record (and its evidence) is valid only during the call. A reader of a ledger
+ * first_seq, then as recorded (created_ms). The record (and its evidence) is valid only during the call. A reader of a ledger
  * older than schema 6 finds no key (LEDGER_OK); a row that ledger_key_add cannot have written
  * (an edited file) is LEDGER_E_CORRUPT, each() having seen the rows before it. */
 ledger_err_t ledger_keys(ledger_t *l, const char *peer,

@@ -18,7 +18,8 @@ typedef struct {
     uint8_t key_id[IDENTITY_KEY_ID_BYTES];
     uint64_t first_seq;
     const uint8_t *sign; /* a key to look for among the side's */
-    bool seen_sign;
+    const uint8_t *box;  /* and a box key */
+    bool seen_sign, seen_box;
 } open_key_t;
 
 static void find_open(const key_record_t *k, void *arg)
@@ -29,6 +30,9 @@ static void find_open(const key_record_t *k, void *arg)
     }
     if (o->sign != NULL && sodium_memcmp(k->sign_public, o->sign, sizeof k->sign_public) == 0) {
         o->seen_sign = true;
+    }
+    if (o->box != NULL && sodium_memcmp(k->box_public, o->box, sizeof k->box_public) == 0) {
+        o->seen_box = true;
     }
     if (k->last_seq == 0) {
         o->found = true;
@@ -83,17 +87,18 @@ ledger_err_t replace_peer_key(ledger_t *l, const peer_card_t *trusted, const pee
     assert(strcmp(trusted->name, card->name) == 0);
     memset(out, 0, sizeof *out);
     ledger_channel_t counters;
-    open_key_t open = {.side = KEY_SIDE_THEIRS, .sign = card->sign_public};
+    open_key_t open = {.side = KEY_SIDE_THEIRS, .sign = card->sign_public, .box = card->box_public};
     ledger_err_t rc = ledger_channel_get(l, card->name, &counters);
     if (rc != LEDGER_OK || (rc = ledger_keys(l, card->name, find_open, &open)) != LEDGER_OK) {
         return rc;
     }
     uint64_t first = counters.applied_seq + 1;
     out->first_seq = first;
-    if (open.seen_sign ||
-        sodium_memcmp(card->sign_public, trusted->sign_public, sizeof card->sign_public) == 0) {
-        out->refused = "the card names a signing key the peer had already: a replacement is a "
-                       "new key";
+    if (open.seen_sign || open.seen_box ||
+        sodium_memcmp(card->sign_public, trusted->sign_public, sizeof card->sign_public) == 0 ||
+        sodium_memcmp(card->box_public, trusted->box_public, sizeof card->box_public) == 0) {
+        out->refused = "the card names a signing or box key the peer had already: a "
+                       "replacement is made of new keys";
         return LEDGER_E_STATE;
     }
     if (revoke_from > first) {
