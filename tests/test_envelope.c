@@ -521,6 +521,157 @@ static void test_strerror_distinct(void **state)
     }
 }
 
+/* ---- KeySwitch bodies (PROTOCOL.md 2.14) ----------------------------------------------- */
+
+/* A KeySwitch body as protobuf-c packs these fields, even ones key_switch_encode refuses. */
+static size_t pack_key_switch(const char *curve_public, uint32_t overlap_s, uint8_t *out)
+{
+    Corridor__KeySwitch ks = CORRIDOR__KEY_SWITCH__INIT;
+    ks.curve_public = (char *)curve_public;
+    ks.overlap_s = overlap_s;
+    assert_true(corridor__key_switch__get_packed_size(&ks) <= 256);
+    return corridor__key_switch__pack(&ks, out);
+}
+
+/* key_switch_decode refuses body[0..len) and leaves *out zeroed. */
+static void assert_key_switch_refused(const uint8_t *body, size_t len)
+{
+    key_switch_t out, zero;
+    memset(&out, 0xa5, sizeof out);
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(key_switch_decode(body, len, &out), -1);
+    assert_memory_equal(&out, &zero, sizeof out);
+}
+
+static void test_key_switch_round_trip(void **state)
+{
+    net_t *net = *state;
+    static const uint32_t overlaps[] = {0, 1, 3600, KEY_SWITCH_OVERLAP_MAX_S - 1,
+                                        KEY_SWITCH_OVERLAP_MAX_S};
+    for (size_t i = 0; i < sizeof overlaps / sizeof overlaps[0]; i++) {
+        key_switch_t ks = {.overlap_s = overlaps[i]};
+        memcpy(ks.curve_public, net->id[A]->curve_public, sizeof ks.curve_public);
+        uint8_t body[KEY_SWITCH_BODY_MAX];
+        size_t len = 0;
+        assert_int_equal(key_switch_encode(&ks, body, sizeof body, &len), 0);
+        assert_in_range(len, 42, 47); /* 2 + 40, and the overlap as a varint of at most 4 */
+        key_switch_t out;
+        memset(&out, 0xa5, sizeof out);
+        assert_int_equal(key_switch_decode(body, len, &out), 0);
+        assert_string_equal(out.curve_public, ks.curve_public);
+        assert_int_equal(out.overlap_s, overlaps[i]);
+        /* the encoding is protobuf-c's own */
+        uint8_t packed[256];
+        assert_int_equal(pack_key_switch(ks.curve_public, ks.overlap_s, packed), len);
+        assert_memory_equal(packed, body, len);
+        /* a buffer one byte short is refused, and one of exactly the size is enough */
+        assert_int_equal(key_switch_encode(&ks, body, len - 1, &len), -1);
+        assert_int_equal(len, 0);
+        assert_int_equal(key_switch_encode(&ks, body, 47, &len), 0);
+    }
+}
+
+static void test_key_switch_overlap_bounds(void **state)
+{
+    net_t *net = *state;
+    const char *curve = net->id[B]->curve_public;
+    uint8_t body[256];
+    key_switch_t out;
+    size_t len = pack_key_switch(curve, KEY_SWITCH_OVERLAP_MAX_S, body);
+    assert_int_equal(key_switch_decode(body, len, &out), 0);
+    assert_int_equal(out.overlap_s, 30u * 24 * 3600);
+    len = pack_key_switch(curve, KEY_SWITCH_OVERLAP_MAX_S + 1, body);
+    assert_key_switch_refused(body, len);
+    len = pack_key_switch(curve, UINT32_MAX, body);
+    assert_key_switch_refused(body, len);
+    /* no overlap at all: the field is absent, 0 */
+    len = pack_key_switch(curve, 0, body);
+    assert_int_equal(len, 42);
+    assert_int_equal(key_switch_decode(body, len, &out), 0);
+    assert_int_equal(out.overlap_s, 0);
+    /* 2^32 + 3600 as a varint: protobuf-c would keep the low 32 bits (3600); refused */
+    uint8_t wide[64];
+    memcpy(wide, body, 42);
+    static const uint8_t overlap_2p32_plus_3600[] = {0x10, 0x90, 0x9c, 0x80, 0x80, 0x10};
+    memcpy(wide + 42, overlap_2p32_plus_3600, sizeof overlap_2p32_plus_3600);
+    assert_key_switch_refused(wide, 42 + sizeof overlap_2p32_plus_3600);
+    /* 3600 as an overlong varint (5 bytes for 2), and 0 written out: not as they encode */
+    static const uint8_t overlap_3600_overlong[] = {0x10, 0x90, 0x9c, 0x80, 0x80, 0x00};
+    memcpy(wide + 42, overlap_3600_overlong, sizeof overlap_3600_overlong);
+    assert_key_switch_refused(wide, 42 + sizeof overlap_3600_overlong);
+    memcpy(wide + 42, "\x10\x00", 2);
+    assert_key_switch_refused(wide, 44);
+}
+
+static void test_key_switch_malformed_refused(void **state)
+{
+    net_t *net = *state;
+    const char *curve = net->id[A]->curve_public;
+    uint8_t body[256];
+    size_t len = pack_key_switch(curve, 3600, body);
+    assert_int_equal(len, 45);
+
+    /* not decodable: nothing, garbage, every truncation that cuts a field */
+    assert_key_switch_refused(NULL, 0);
+    assert_key_switch_refused(NULL, 5);
+    assert_key_switch_refused((const uint8_t *)"", 0);
+    assert_key_switch_refused((const uint8_t *)"\xff\xff\xff\xff", 4);
+    for (size_t cut = 1; cut < len; cut++) {
+        if (cut != 42) { /* 42: the whole key and no overlap, which is well-formed */
+            assert_key_switch_refused(body, cut);
+        }
+    }
+    /* curve_public sent with the wrong wire type (a varint) */
+    assert_key_switch_refused((const uint8_t *)"\x08\x05", 2);
+
+    /* over KEY_SWITCH_BODY_MAX: a well-formed body padded with an unknown field. Up to the
+     * limit the padding is skipped, as in every message; one byte more is refused unread. */
+    uint8_t padded[KEY_SWITCH_BODY_MAX + 1];
+    memcpy(padded, body, len);
+    padded[len] = 0x1a; /* field 3, length-delimited */
+    padded[len + 1] = (uint8_t)(KEY_SWITCH_BODY_MAX - len - 2);
+    memset(padded + len + 2, 'p', KEY_SWITCH_BODY_MAX - len - 2);
+    key_switch_t out;
+    assert_int_equal(key_switch_decode(padded, KEY_SWITCH_BODY_MAX, &out), 0);
+    assert_int_equal(out.overlap_s, 3600);
+    padded[len + 1]++;
+    padded[KEY_SWITCH_BODY_MAX] = 'p';
+    assert_key_switch_refused(padded, KEY_SWITCH_BODY_MAX + 1);
+
+    /* curve_public not exactly 40 characters the Z85 decoder takes */
+    char key[2 * IDENTITY_CURVE_KEY_CHARS + 1];
+    assert_key_switch_refused(body, pack_key_switch("", 3600, body));
+    snprintf(key, sizeof key, "%.39s", curve);
+    assert_key_switch_refused(body, pack_key_switch(key, 3600, body));
+    snprintf(key, sizeof key, "%sA", curve);
+    assert_key_switch_refused(body, pack_key_switch(key, 3600, body));
+    snprintf(key, sizeof key, "%s%s", curve, curve);
+    assert_key_switch_refused(body, pack_key_switch(key, 3600, body));
+    static const char not_z85[] = {' ', '"', '\'', ',', ';', '\\', '_', '`', '|', '~', '\x7f'};
+    for (size_t i = 0; i < sizeof not_z85; i++) {
+        snprintf(key, sizeof key, "%s", curve);
+        key[17] = not_z85[i];
+        uint8_t raw[32];
+        assert_null(zmq_z85_decode(raw, key)); /* what KeyAnnounce's check refuses too */
+        assert_key_switch_refused(body, pack_key_switch(key, 3600, body));
+    }
+    /* a NUL inside the key's 40 bytes */
+    len = pack_key_switch(curve, 3600, body);
+    body[2 + 20] = '\0';
+    assert_key_switch_refused(body, len);
+    /* the 40 characters, a NUL and more (which the decoded C string would not show) */
+    snprintf(key, sizeof key, "%sA", curve);
+    len = pack_key_switch(key, 3600, body);
+    body[2 + 40] = '\0';
+    assert_key_switch_refused(body, len);
+    /* a field twice (protobuf-c keeps the last): another key, or another overlap, after it */
+    len = pack_key_switch(curve, 3600, body);
+    size_t more = pack_key_switch(net->id[B]->curve_public, 0, body + len);
+    assert_key_switch_refused(body, len + more);
+    more = pack_key_switch("", 60, body + len);
+    assert_key_switch_refused(body, len + more);
+}
+
 /* ---- known-answer vectors: fixed keys, nonce and body give exactly these bytes ---------- */
 
 /* A real Hello body (PROTOCOL.md 2.7): sent 3, applied 2, acked 1, incarnation 1000, counter 7,
@@ -549,22 +700,48 @@ static const kat_case_t kat_cases[] = {
     {"hello_echo_v2", 2, MSG_HELLO, 0, HELLO_ECHO_BODY, false},
     /* body NULL: A's KeyAnnounce of the keys from seed 0x5a (its box and CURVE keys kept) */
     {"key_announce_v2", 2, MSG_KEY_ANNOUNCE, 5, NULL, false},
+    /* body NULL: A's KeySwitch to the CURVE key of key_announce_v2, with an hour's overlap */
+    {"key_switch_v2", 2, MSG_KEY_SWITCH, 6, NULL, false},
 };
 
-/* The KeyAnnounce body of key_announce_v2 (PROTOCOL.md 2.14); *len set. Deterministic:
- * Ed25519 signatures are. */
-static uint8_t *kat_key_announce(const identity_t *old, size_t *len)
+/* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 and CURVE keys. */
+static identity_t *kat_next_keys(const identity_t *old)
 {
     uint8_t seed[crypto_sign_SEEDBYTES];
     memset(seed, 0x5a, sizeof seed);
     identity_t *next = identity_from_secrets(seed, old->box_secret, old->curve_secret);
     assert_non_null(next);
+    return next;
+}
+
+/* The KeyAnnounce body of key_announce_v2 (PROTOCOL.md 2.14); *len set. Deterministic:
+ * Ed25519 signatures are. */
+static uint8_t *kat_key_announce(const identity_t *old, size_t *len)
+{
+    identity_t *next = kat_next_keys(old);
     uint8_t *body = NULL;
     assert_int_equal(key_announce_encode(next, old->key_id, &body, len), 0);
     key_announce_t decoded;
     assert_int_equal(key_announce_decode(body, *len, old->key_id, &decoded), 0);
     assert_memory_equal(decoded.sign_public, next->sign_public, crypto_sign_PUBLICKEYBYTES);
     identity_destroy(&next);
+    return body;
+}
+
+/* The KeySwitch body of key_switch_v2 (PROTOCOL.md 2.14), malloc'd; *len set. */
+static uint8_t *kat_key_switch(const identity_t *old, size_t *len)
+{
+    identity_t *next = kat_next_keys(old);
+    key_switch_t ks = {.overlap_s = 3600};
+    memcpy(ks.curve_public, next->curve_public, sizeof ks.curve_public);
+    identity_destroy(&next);
+    uint8_t *body = malloc(KEY_SWITCH_BODY_MAX);
+    assert_non_null(body);
+    assert_int_equal(key_switch_encode(&ks, body, KEY_SWITCH_BODY_MAX, len), 0);
+    key_switch_t decoded;
+    assert_int_equal(key_switch_decode(body, *len, &decoded), 0);
+    assert_string_equal(decoded.curve_public, ks.curve_public);
+    assert_int_equal(decoded.overlap_s, ks.overlap_s);
     return body;
 }
 
@@ -578,7 +755,8 @@ static char *kat_hex(net_t *net, const kat_case_t *k)
     size_t signed_len = 0, len = 0, body_len = k->body != NULL ? strlen(k->body) : 0;
     const uint8_t *body = (const uint8_t *)k->body;
     if (body == NULL) {
-        body = announce = kat_key_announce(net->id[A], &body_len);
+        body = announce = k->type == MSG_KEY_SWITCH ? kat_key_switch(net->id[A], &body_len)
+                                                    : kat_key_announce(net->id[A], &body_len);
     }
     assert_int_equal(envelope_sign_version(net->id[A], k->version, net->id[B]->key_id, k->type,
                                            k->sequence, body, body_len, &signed_msg, &signed_len),
@@ -646,6 +824,8 @@ static void test_known_answer_vectors(void **state)
         assert_int_equal(open_at(net, B, wire, len, &msg), ENV_OK);
         assert_int_equal(msg.possible_duplicate, kat_cases[i].possible_duplicate);
         assert_int_equal(msg.version, kat_cases[i].version);
+        assert_int_equal(msg.type, kat_cases[i].type);
+        assert_int_equal(msg.sequence, kat_cases[i].sequence);
         envelope_message_clear(&msg);
         free(wire);
         free(hex);
@@ -681,6 +861,9 @@ int main(void)
         cmocka_unit_test(test_weak_box_key_refused),
         cmocka_unit_test(test_applied_copy_reported_before_signature_check),
         cmocka_unit_test(test_strerror_distinct),
+        cmocka_unit_test(test_key_switch_round_trip),
+        cmocka_unit_test(test_key_switch_overlap_bounds),
+        cmocka_unit_test(test_key_switch_malformed_refused),
         cmocka_unit_test(test_known_answer_vectors),
     };
     return cmocka_run_group_tests(tests, net_setup, net_teardown);

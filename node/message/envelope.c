@@ -11,6 +11,8 @@
 _Static_assert(ENVELOPE_NONCE_BYTES == 24, "crypto_box nonces are 24 bytes");
 _Static_assert((int)MSG_KEY_ANNOUNCE == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_KEY_ANNOUNCE,
                "message type numbers follow corridor.proto");
+_Static_assert((int)MSG_KEY_SWITCH == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_KEY_SWITCH,
+               "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
                "msg_type_t follows the proto");
 _Static_assert((int)MSG_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT,
@@ -25,7 +27,8 @@ const char *msg_type_name(int type)
 {
     static const char *const names[] = {"unspecified",      "Settlement", "StatusReport", "Return",
                                         "StatementRequest", "Statement",  "Ack",          "Hello",
-                                        "KeyAnnounce"};
+                                        "KeyAnnounce",      "KeySwitch"};
+    _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
     if (type < 0 || type > MSG_TYPE_MAX) {
         return "unknown";
     }
@@ -34,7 +37,8 @@ const char *msg_type_name(int type)
 
 bool msg_type_sequenced(int type)
 {
-    return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) || type == MSG_KEY_ANNOUNCE;
+    return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) || type == MSG_KEY_ANNOUNCE ||
+           type == MSG_KEY_SWITCH;
 }
 
 const char *env_strerror(env_err_t err)

@@ -46,13 +46,14 @@ typedef enum {
     MSG_ACK = 6,
     MSG_HELLO = 7,
     MSG_KEY_ANNOUNCE = 8,
+    MSG_KEY_SWITCH = 9,
 } msg_type_t;
 
 #define MSG_TYPE_MIN MSG_SETTLEMENT
-#define MSG_TYPE_MAX MSG_KEY_ANNOUNCE
+#define MSG_TYPE_MAX MSG_KEY_SWITCH
 
 /* Whether messages of `type` are sequenced (numbered from 1, applied in order, exactly once):
- * Settlement, StatusReport, Return and KeyAnnounce. The others carry sequence 0. */
+ * Settlement, StatusReport, Return, KeyAnnounce and KeySwitch. The others carry sequence 0. */
 bool msg_type_sequenced(int type);
 
 /* The name of a message type ("Settlement", "Ack"...), or "unknown". */

@@ -1,7 +1,8 @@
-/* A node's next keys, as it announces them (see keyannounce.h). */
+/* The key messages of a rotation: KeyAnnounce and KeySwitch (see keyannounce.h). */
 #include "keyannounce.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,15 @@
 #define POSSESSION_LEN                                                                             \
     (IDENTITY_KEY_ID_BYTES + crypto_sign_PUBLICKEYBYTES + crypto_box_PUBLICKEYBYTES +              \
      IDENTITY_CURVE_KEY_CHARS)
+
+/* Whether `z85` is a CURVE public key as a peer may name it: exactly 40 characters that
+ * ZeroMQ's Z85 decoder accepts. */
+static bool curve_key_valid(const char *z85)
+{
+    uint8_t raw[32];
+    return z85 != NULL && strlen(z85) == IDENTITY_CURVE_KEY_CHARS &&
+           zmq_z85_decode(raw, z85) != NULL;
+}
 
 /* What the new key signs: old key id || sign || box || curve (the 40 Z85 characters). */
 static void possession_input(const uint8_t *old_key_id, const uint8_t *sign_public,
@@ -35,7 +45,7 @@ int key_announce_encode(const identity_t *next,
                         size_t *body_len)
 {
     assert(next != NULL && old_key_id != NULL && body != NULL && body_len != NULL);
-    assert(strlen(next->curve_public) == IDENTITY_CURVE_KEY_CHARS);
+    assert(curve_key_valid(next->curve_public));
     *body = NULL;
     *body_len = 0;
     uint8_t input[POSSESSION_LEN], possession[crypto_sign_BYTES];
@@ -64,16 +74,13 @@ int key_announce_decode(const uint8_t *body, size_t body_len,
     assert(old_key_id != NULL && out != NULL);
     memset(out, 0, sizeof *out);
     int rc = -1;
-    uint8_t curve_raw[32];
     Corridor__KeyAnnounce *ka = body_len <= KEY_ANNOUNCE_BODY_MAX
                                     ? (Corridor__KeyAnnounce *)wire_unpack(
                                           &corridor__key_announce__descriptor, body_len, body)
                                     : NULL;
     if (ka == NULL || ka->sign_public.len != crypto_sign_PUBLICKEYBYTES ||
         ka->box_public.len != crypto_box_PUBLICKEYBYTES ||
-        ka->possession.len != crypto_sign_BYTES || ka->curve_public == NULL ||
-        strlen(ka->curve_public) != IDENTITY_CURVE_KEY_CHARS ||
-        zmq_z85_decode(curve_raw, ka->curve_public) == NULL ||
+        ka->possession.len != crypto_sign_BYTES || !curve_key_valid(ka->curve_public) ||
         crypto_core_ed25519_is_valid_point(ka->sign_public.data) != 1) {
         goto cleanup;
     }
@@ -98,6 +105,47 @@ int key_announce_decode(const uint8_t *body, size_t body_len,
 cleanup:
     if (ka != NULL) {
         corridor__key_announce__free_unpacked(ka, NULL);
+    }
+    return rc;
+}
+
+int key_switch_encode(const key_switch_t *ks, uint8_t *out, size_t out_size, size_t *len)
+{
+    assert(ks != NULL && out != NULL && len != NULL);
+    assert(curve_key_valid(ks->curve_public) && ks->overlap_s <= KEY_SWITCH_OVERLAP_MAX_S);
+    *len = 0;
+    Corridor__KeySwitch msg = CORRIDOR__KEY_SWITCH__INIT;
+    msg.curve_public = (char *)ks->curve_public;
+    msg.overlap_s = ks->overlap_s;
+    size_t packed = corridor__key_switch__get_packed_size(&msg);
+    assert(packed <= KEY_SWITCH_BODY_MAX);
+    if (packed > out_size) {
+        return -1;
+    }
+    *len = corridor__key_switch__pack(&msg, out);
+    return 0;
+}
+
+int key_switch_decode(const uint8_t *body, size_t len, key_switch_t *out)
+{
+    assert(out != NULL);
+    memset(out, 0, sizeof *out);
+    Corridor__KeySwitch *ks =
+        len <= KEY_SWITCH_BODY_MAX
+            ? (Corridor__KeySwitch *)wire_unpack(&corridor__key_switch__descriptor, len, body)
+            : NULL;
+    int rc = -1;
+    /* The size check refuses what protobuf-c reads but would not encode back to as many bytes
+     * (unknown fields are kept and count): a NUL inside curve_public, which its C string would
+     * cut, an overlap varint past 32 bits, which protobuf-c would truncate, a repeated field. */
+    if (ks != NULL && corridor__key_switch__get_packed_size(ks) == len &&
+        curve_key_valid(ks->curve_public) && ks->overlap_s <= KEY_SWITCH_OVERLAP_MAX_S) {
+        memcpy(out->curve_public, ks->curve_public, IDENTITY_CURVE_KEY_CHARS + 1);
+        out->overlap_s = ks->overlap_s;
+        rc = 0;
+    }
+    if (ks != NULL) {
+        corridor__key_switch__free_unpacked(ks, NULL);
     }
     return rc;
 }

@@ -1,12 +1,20 @@
 /*
- * A node's next keys, as it announces them to a peer (proto/PROTOCOL.md 2.14).
+ * The key messages of a rotation (proto/PROTOCOL.md 2.14): KeyAnnounce, a node's next keys as
+ * it announces them to a peer, and KeySwitch, the later switch of its CURVE transport key.
  *
  * A rotation must not let anyone but the key's holder name its successor, and must not let
  * the holder of a stolen new key claim the old one's history. So the announcement travels as
  * a sequenced message signed by the current key (the Inner around the body), and carries a
  * proof of possession: the new key's signature over the old key id and the new public keys,
- * under a domain of its own, so that no other signed bytes can be taken for it. Pure
- * functions: no ledger, no clock.
+ * under a domain of its own, so that no other signed bytes can be taken for it.
+ *
+ * Once every peer has acknowledged its KeyAnnounce, the node sends a KeySwitch on each channel,
+ * sequenced too: from it on, its inbound socket serves the CURVE server key it announced, and
+ * the peer reconnects pinned to that key; the peer still admits the node's old CURVE client key
+ * for `overlap_s` more seconds. It needs no proof of its own: the Inner around it is signed,
+ * and the key it names is the one the announcement proved.
+ *
+ * Pure functions: no ledger, no clock.
  */
 #ifndef CORRIDOR_KEYANNOUNCE_H
 #define CORRIDOR_KEYANNOUNCE_H
@@ -38,6 +46,28 @@ int key_announce_encode(const identity_t *next,
  * the proof of possession. 0 and *out filled, or -1 (out zeroed). Never asserts on `body`. */
 int key_announce_decode(const uint8_t *body, size_t body_len,
                         const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES], key_announce_t *out)
+    __attribute__((warn_unused_result));
+
+/* A KeySwitch (the body is 47 bytes at most as we encode it). */
+#define KEY_SWITCH_BODY_MAX      64
+#define KEY_SWITCH_OVERLAP_MAX_S (30u * 24 * 3600) /* 30 days */
+
+typedef struct {
+    char curve_public[IDENTITY_CURVE_KEY_CHARS + 1]; /* 40 Z85 characters: the new CURVE key */
+    uint32_t overlap_s; /* seconds the old CURVE client key stays admitted */
+} key_switch_t;
+
+/* Encodes `ks` into out[0..out_size): 0 and *len set, or -1 when out_size is too small.
+ * Asserts that `ks` is well-formed (a CURVE key, an overlap of at most KEY_SWITCH_OVERLAP_MAX_S):
+ * it is ours. */
+int key_switch_encode(const key_switch_t *ks, uint8_t *out, size_t out_size, size_t *len)
+    __attribute__((warn_unused_result));
+
+/* Decodes a received KeySwitch: at most KEY_SWITCH_BODY_MAX bytes, decodable and as long as
+ * its fields encode to (no NUL inside curve_public, no overlap past 32 bits, no repeated
+ * field), 40 Z85 characters (checked as KeyAnnounce's are), an overlap of at most
+ * KEY_SWITCH_OVERLAP_MAX_S. 0 and *out filled, or -1 (out zeroed). Never asserts on `body`. */
+int key_switch_decode(const uint8_t *body, size_t len, key_switch_t *out)
     __attribute__((warn_unused_result));
 
 #endif

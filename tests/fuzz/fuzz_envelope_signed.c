@@ -7,9 +7,11 @@
  *   - envelope_open accepts it and returns exactly that peer, type, sequence, flag and body;
  *   - the evidence it keeps verifies with the author's key and is the signed bytes verbatim;
  *   - the body decodes, or is refused, as the protobuf message of its type without a crash
- *     or a leak (a peer is trusted, not infallible).
+ *     or a leak (a peer is trusted, not infallible); a KeySwitch body also through
+ *     key_switch_decode, whose result must be a valid switch that encodes and decodes back
+ *     to itself, or a refusal with its output zeroed.
  *
- * Input layout: byte 0 selects the type (1 + b % 7), byte 1 bit 0 the possible-duplicate
+ * Input layout: byte 0 selects the type (1 + b % 9), byte 1 bit 0 the possible-duplicate
  * flag, bit 1 which of the two peers sends and bit 2 the Inner version (2 instead of 1),
  * bytes 2..9 the sequence (little endian), and the rest is the body.
  *
@@ -25,12 +27,14 @@
 
 #include <protobuf-c/protobuf-c.h>
 #include <sodium.h>
+#include <zmq.h>
 
 #include "corridor.pb-c.h"
 #include "corridor/limits.h"
 #include "envelope.h"
 #include "fuzz_keys.h"
 #include "identity.h"
+#include "keyannounce.h"
 
 #define PEERS_COUNT  2
 #define HEADER_BYTES 10
@@ -53,6 +57,7 @@ static const ProtobufCMessageDescriptor *const body_descriptors[MSG_TYPE_MAX + 1
     [MSG_ACK] = &corridor__ack__descriptor,
     [MSG_HELLO] = &corridor__hello__descriptor,
     [MSG_KEY_ANNOUNCE] = &corridor__key_announce__descriptor,
+    [MSG_KEY_SWITCH] = &corridor__key_switch__descriptor,
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -89,6 +94,30 @@ static void decode_body(msg_type_t type, const uint8_t *body, size_t body_len)
     assert(m->descriptor == desc);
     assert(protobuf_c_message_check(m));
     protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* key_switch_decode on a body: accepted only as a switch it encodes back to (no larger than
+ * the body, which may carry unknown fields), refused with nothing left in its output. */
+static void decode_key_switch(const uint8_t *body, size_t body_len)
+{
+    key_switch_t ks;
+    memset(&ks, 0xa5, sizeof ks);
+    if (key_switch_decode(body, body_len, &ks) != 0) {
+        static const key_switch_t zero;
+        assert(memcmp(&ks, &zero, sizeof ks) == 0);
+        return;
+    }
+    uint8_t raw[32];
+    assert(body_len <= KEY_SWITCH_BODY_MAX);
+    assert(strlen(ks.curve_public) == IDENTITY_CURVE_KEY_CHARS);
+    assert(zmq_z85_decode(raw, ks.curve_public) != NULL);
+    assert(ks.overlap_s <= KEY_SWITCH_OVERLAP_MAX_S);
+    uint8_t again[KEY_SWITCH_BODY_MAX];
+    size_t len = 0;
+    assert(key_switch_encode(&ks, again, sizeof again, &len) == 0 && len <= body_len);
+    key_switch_t back;
+    assert(key_switch_decode(again, len, &back) == 0);
+    assert(strcmp(back.curve_public, ks.curve_public) == 0 && back.overlap_s == ks.overlap_s);
 }
 
 /* A peer's genuinely signed message with a sequence above 2^62 (signed here directly, as
@@ -193,6 +222,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     envelope_message_clear(&ev);
 
     decode_body(msg.type, msg.body, msg.body_len);
+    if (msg.type == MSG_KEY_SWITCH) {
+        decode_key_switch(msg.body, msg.body_len);
+    }
 
     envelope_message_clear(&msg);
     free(wire);

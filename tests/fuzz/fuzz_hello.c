@@ -27,11 +27,14 @@
  *   op % 6:
  *     0 HELLO    payload: a Hello body, to channel_receive as MSG_HELLO
  *     1 ACK      payload: an Ack body, as MSG_ACK
- *     2 MESSAGE  payload: [type: b % 4 = 0..2 Settlement, StatusReport, Return; 3 KeyAnnounce]
- *                [bit 0: Inner version 2][sequence: 8 bytes LE][body];
+ *     2 MESSAGE  payload: [type: b % 5 = 0..2 Settlement, StatusReport, Return; 3 KeyAnnounce;
+ *                4 KeySwitch][bit 0: Inner version 2, bit 1: signed by the peer's next key]
+ *                [sequence: 8 bytes LE][body];
  *                signed by the peer (skipped when envelope_sign_version refuses, as the envelope
- *                would refuse it); a sequence the channel already applied is a duplicate
- *                (channel_note_duplicate), as the daemon's opener reports it
+ *                would refuse it), with its key or (bit 1) with the next key the key-switch
+ *                seed announces (identity 3's signing and CURVE keys, the peer's box key); a
+ *                sequence the channel already applied is a duplicate (channel_note_duplicate),
+ *                as the daemon's opener reports it
  *     3 REQUEST  payload: a StatementRequest body, answered by recon_answer; its
  *                repair.applied_proof is signed by the harness when it is a fuzz_proof.h
  *                template (a genuine proof: this node's own message to the peer, at any
@@ -119,6 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char tmp_dir[256];
 static identity_t *self_id, *peer_id, *third_id;
+static identity_t *peer_next; /* the peer's next keys (MESSAGE bit 1, the key-switch seed) */
 static config_t *config;
 static envelope_peer_t *keys; /* [0] how the node sees the peer; [1] how the peer sees it */
 static ledger_t *ledger;
@@ -169,6 +173,21 @@ static uint64_t le64(const uint8_t *p)
         v |= (uint64_t)p[i] << (8 * i);
     }
     return v;
+}
+
+/* evidence_verify with whichever of the peer's keys, its first or its next, the evidence names
+ * as author: what the channel applied may be signed by either. */
+static env_err_t peer_verify(const uint8_t *evidence, size_t len, envelope_message_t *m)
+{
+    uint8_t author[IDENTITY_KEY_ID_BYTES];
+    env_err_t rc = evidence_author(evidence, len, author);
+    if (rc != ENV_OK) {
+        memset(m, 0, sizeof *m);
+        return rc;
+    }
+    const identity_t *key =
+        memcmp(author, peer_next->key_id, IDENTITY_KEY_ID_BYTES) == 0 ? peer_next : peer_id;
+    return evidence_verify(evidence, len, key->sign_public, m);
 }
 
 /* The UETR of settlement i: fixed, a valid UUIDv4. */
@@ -274,14 +293,16 @@ static void deliver_control(channel_t *ch, msg_type_t type, const uint8_t *body,
     channel_receive(ch, &m, now);
 }
 
-/* Hands the channel a business message the peer signed, as the opener would: a duplicate of
- * what was applied only as channel_note_duplicate. False when it cannot be signed. */
-static bool deliver_signed(channel_t *ch, msg_type_t type, uint32_t version, uint64_t seq,
-                           const uint8_t *body, size_t len, int64_t now)
+/* Hands the channel a business message the peer signed (with `author`, its first or its next
+ * key), as the opener would: a duplicate of what was applied only as channel_note_duplicate.
+ * False when it cannot be signed. */
+static bool deliver_signed(channel_t *ch, const identity_t *author, msg_type_t type,
+                           uint32_t version, uint64_t seq, const uint8_t *body, size_t len,
+                           int64_t now)
 {
     uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
-    if (envelope_sign_version(peer_id, version, self_id->key_id, type, seq, body, len, &signed_msg,
+    if (envelope_sign_version(author, version, self_id->key_id, type, seq, body, len, &signed_msg,
                               &signed_len) != ENV_OK) {
         return false; /* above 2^62 or too large: the envelope would refuse it */
     }
@@ -303,7 +324,7 @@ static bool deliver_signed(channel_t *ch, msg_type_t type, uint32_t version, uin
     m.body_len = len;
     m.evidence = signed_msg;
     m.evidence_len = signed_len;
-    memcpy(m.author_key_id, peer_id->key_id, IDENTITY_KEY_ID_BYTES);
+    memcpy(m.author_key_id, author->key_id, IDENTITY_KEY_ID_BYTES);
     memcpy(m.recipient_key_id, self_id->key_id, IDENTITY_KEY_ID_BYTES);
     channel_receive(ch, &m, now);
     return true;
@@ -403,7 +424,8 @@ static void build_fixture(void)
         uint8_t *body = NULL;
         size_t len = 0;
         if (settlement_encode(&s, &body, &len) != 0 ||
-            !deliver_signed(ch, MSG_SETTLEMENT, INNER_VERSION_MIN, i + 1, body, len, now)) {
+            !deliver_signed(ch, peer_id, MSG_SETTLEMENT, INNER_VERSION_MIN, i + 1, body, len,
+                            now)) {
             fail("cannot deliver a fixture settlement");
         }
         free(body);
@@ -486,7 +508,7 @@ static uint64_t own_proof_seq(void)
     must(ledger_channel_proof(ledger, PEER_NAME, &own, &own_len), "ledger_channel_proof");
     uint64_t seq = 0;
     envelope_message_t m;
-    if (own_len > 0 && evidence_verify(own, own_len, peer_id->sign_public, &m) == ENV_OK) {
+    if (own_len > 0 && peer_verify(own, own_len, &m) == ENV_OK) {
         seq = m.sequence;
         envelope_message_clear(&m);
     }
@@ -544,8 +566,7 @@ static bool answer(channel_t *ch, const uint8_t *data, size_t size)
         assert(strcmp(st->request_id, req->request_id != NULL ? req->request_id : "") == 0);
         if (st->applied_proof.len > 0) { /* ours: the peer's message of what we applied */
             envelope_message_t m;
-            assert(evidence_verify(st->applied_proof.data, st->applied_proof.len,
-                                   peer_id->sign_public, &m) == ENV_OK);
+            assert(peer_verify(st->applied_proof.data, st->applied_proof.len, &m) == ENV_OK);
             assert(m.sequence == st->applied_sequence);
             assert(memcmp(m.recipient_key_id, self_id->key_id, IDENTITY_KEY_ID_BYTES) == 0);
             envelope_message_clear(&m);
@@ -594,10 +615,12 @@ static bool turn(unsigned op, const uint8_t *p, size_t n, int64_t *now)
         break;
     case OP_MESSAGE:
         if (n >= 10) {
-            msg_type_t type =
-                p[0] % 4 == 3 ? MSG_KEY_ANNOUNCE : (msg_type_t)(MSG_SETTLEMENT + p[0] % 4);
+            static const msg_type_t types[] = {MSG_SETTLEMENT, MSG_STATUS_REPORT, MSG_RETURN,
+                                               MSG_KEY_ANNOUNCE, MSG_KEY_SWITCH};
+            msg_type_t type = types[p[0] % (sizeof types / sizeof types[0])];
             uint32_t version = (p[1] & 1) ? INNER_VERSION_MIN + 1 : INNER_VERSION_MIN;
-            (void)deliver_signed(ch, type, version, le64(p + 2), p + 10, n - 10, *now);
+            const identity_t *author = (p[1] & 2) ? peer_next : peer_id;
+            (void)deliver_signed(ch, author, type, version, le64(p + 2), p + 10, n - 10, *now);
         }
         break;
     case OP_TICK:
@@ -710,12 +733,15 @@ static void seed_ack(buf_t *b, uint64_t sequence, uint64_t counter)
     seed_op(b, OP_ACK, body, len);
 }
 
-static void seed_message(buf_t *b, msg_type_t type, bool v2, uint64_t seq, const uint8_t *body,
-                         size_t len)
+/* A MESSAGE record; `next`: signed by the peer's next key (peer_next). */
+static void seed_message_by(buf_t *b, msg_type_t type, bool v2, bool next, uint64_t seq,
+                            const uint8_t *body, size_t len)
 {
     uint8_t *p = xmalloc(10 + len);
-    p[0] = (uint8_t)(type == MSG_KEY_ANNOUNCE ? 3 : type - MSG_SETTLEMENT);
-    p[1] = v2 ? 1 : 0;
+    p[0] = (uint8_t)(type == MSG_KEY_SWITCH     ? 4
+                     : type == MSG_KEY_ANNOUNCE ? 3
+                                                : type - MSG_SETTLEMENT);
+    p[1] = (uint8_t)((v2 ? 1 : 0) | (next ? 2 : 0));
     for (size_t i = 0; i < 8; i++) {
         p[2 + i] = (uint8_t)(seq >> (8 * i));
     }
@@ -724,6 +750,27 @@ static void seed_message(buf_t *b, msg_type_t type, bool v2, uint64_t seq, const
     }
     seed_op(b, OP_MESSAGE, p, 10 + len);
     free(p);
+}
+
+static void seed_message(buf_t *b, msg_type_t type, bool v2, uint64_t seq, const uint8_t *body,
+                         size_t len)
+{
+    seed_message_by(b, type, v2, false, seq, body, len);
+}
+
+/* A KeySwitch record signed by the peer's next key; a body key_switch_encode would refuse
+ * (overlap past the limit) is packed directly. */
+static void seed_key_switch(buf_t *b, uint64_t seq, const char *curve_public, uint32_t overlap_s)
+{
+    Corridor__KeySwitch ks = CORRIDOR__KEY_SWITCH__INIT;
+    ks.curve_public = (char *)curve_public;
+    ks.overlap_s = overlap_s;
+    uint8_t body[128];
+    if (corridor__key_switch__get_packed_size(&ks) > sizeof body) {
+        fail("a KeySwitch seed is too long");
+    }
+    size_t len = corridor__key_switch__pack(&ks, body);
+    seed_message_by(b, MSG_KEY_SWITCH, true, true, seq, body, len);
 }
 
 static void seed_settlement(buf_t *b, unsigned i, uint64_t seq)
@@ -955,6 +1002,43 @@ static void write_seeds(const char *dir)
     free(announce);
     identity_destroy(&next);
 
+    /* the CURVE key switch (PROTOCOL.md 2.14): the peer announces peer_next (a new CURVE key),
+     * switches to it (signed by the new key, an hour's overlap), switches again at the longest
+     * overlap, then sends a switch to a key it never announced, one over the longest overlap,
+     * one whose key is not Z85, and a payment under the new key */
+    if (key_announce_encode(peer_next, peer_id->key_id, &announce, &announce_len) != 0) {
+        fail("cannot encode a KeyAnnounce");
+    }
+    seed_message(&b, MSG_KEY_ANNOUNCE, true, applied + 1, announce, announce_len);
+    free(announce);
+    seed_key_switch(&b, applied + 2, peer_next->curve_public, 3600);
+    seed_key_switch(&b, applied + 3, peer_next->curve_public, KEY_SWITCH_OVERLAP_MAX_S);
+    seed_key_switch(&b, applied + 4, third_id->curve_public, 60);
+    seed_key_switch(&b, applied + 5, peer_next->curve_public, KEY_SWITCH_OVERLAP_MAX_S + 1);
+    char not_z85[IDENTITY_CURVE_KEY_CHARS + 1];
+    snprintf(not_z85, sizeof not_z85, "%s", peer_next->curve_public);
+    not_z85[7] = '~';
+    seed_key_switch(&b, applied + 6, not_z85, 60);
+    settlement_t s;
+    settlement_of(PEER_FIRST + 9, DIRECTION_IN, "RUB", &s);
+    uint8_t *pay = NULL;
+    size_t pay_len = 0;
+    if (settlement_encode(&s, &pay, &pay_len) != 0) {
+        fail("cannot encode");
+    }
+    seed_message_by(&b, MSG_SETTLEMENT, true, true, applied + 7, pay, pay_len);
+    free(pay);
+    write_seed(dir, "key-switch", 0, &b);
+
+    /* a KeySwitch with no announcement before it, under the peer's first key */
+    Corridor__KeySwitch early = CORRIDOR__KEY_SWITCH__INIT;
+    early.curve_public = (char *)peer_next->curve_public;
+    early.overlap_s = 3600;
+    uint8_t early_body[128];
+    seed_message(&b, MSG_KEY_SWITCH, true, applied + 1, early_body,
+                 corridor__key_switch__pack(&early, early_body));
+    write_seed(dir, "key-switch-unannounced", 0, &b);
+
     /* restarted DIVERGED: a consistent Hello keeps it so; a re-base proving what the peer
      * acknowledged reopens it; the peer resumes */
     seed_hello(&b, applied, acked, applied, 1, both, 2, true);
@@ -1013,6 +1097,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     self_id = fuzz_identity(0);
     peer_id = fuzz_identity(1);
     third_id = fuzz_identity(2);
+    /* the peer's next keys: identity 3's signing and CURVE keys with the peer's box key, so
+     * that what the channel seals to the peer still opens with keys[1] */
+    identity_t *three = fuzz_identity(3);
+    uint8_t next_seed[crypto_sign_SEEDBYTES];
+    fuzz_key_bytes(3, "sign", next_seed);
+    peer_next = identity_from_secrets(next_seed, peer_id->box_secret, three->curve_secret);
+    sodium_free(three);
+    if (peer_next == NULL) {
+        fail("cannot derive the peer's next keys");
+    }
     build_fixture();
     const char *seeds = getenv("FUZZ_HELLO_SEEDS");
     if (seeds != NULL) {

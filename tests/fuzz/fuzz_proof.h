@@ -7,7 +7,8 @@
  * only passed them through would never reach a re-base. The harness therefore signs some of
  * them. Proof bytes whose first byte has bit 0x80 set are a template:
  *
- *   [0]     0x80 | type selector: Inner type 1 + (b & 0x7f) % 7 (Settlement .. Hello)
+ *   [0]     0x80 | type selector: Inner type 1 + (b & 0x7f) % MSG_TYPE_MAX (Settlement ..
+ *           KeySwitch)
  *   [1]     bits 0-1 the recipient: 1 the node itself, 2 a third node, otherwise the peer;
  *           bit 2 Inner version 2 instead of 1; bit 3 signed by the peer instead of the node
  *   [2..9]  the sequence, little endian (any value: above 2^62 signing is refused)
@@ -51,8 +52,9 @@ static inline void fuzz_proof_template(uint8_t out[static FUZZ_PROOF_HEADER], ms
 
 /* Replaces a template in *proof (malloc'd data, as wire_unpack leaves it) by the message it
  * describes, signed by `self` (or `peer`, bit 3) for the recipient it names. Returns whether
- * it signed; the sequence it signed goes to *sequence, the recipient to *to_peer (signed by
- * self for the peer: the only kind of proof the node may believe). */
+ * it signed; the sequence it signed goes to *sequence, and *genuine says whether it is a
+ * sequenced message (of any sequenced type, as recon.c's proven_applied takes it) signed by
+ * self for the peer: the only kind of proof the node may believe. */
 static inline bool fuzz_sign_proof(const identity_t *self, const identity_t *peer,
                                    const identity_t *third, ProtobufCBinaryData *proof,
                                    uint64_t *sequence, bool *genuine)
@@ -85,8 +87,7 @@ static inline bool fuzz_sign_proof(const identity_t *self, const identity_t *pee
     proof->data = signed_msg;
     proof->len = signed_len;
     *sequence = seq;
-    *genuine = author == self && recipient == peer && type >= MSG_SETTLEMENT &&
-               type <= MSG_RETURN && seq != 0;
+    *genuine = author == self && recipient == peer && msg_type_sequenced((int)type) && seq != 0;
     return true;
 }
 
