@@ -757,8 +757,11 @@ static void test_open_upgrades_schema_1(void **state)
                                 " decided_seq IS NULL AND our_seq = 0"),
                      1);
     assert_int_equal(sql_int(l, "SELECT id FROM settlements"), id);
-    /* schema 6: an empty key history (the cards' keys sign everything) */
+    /* schema 6: an empty key history (the cards' keys sign everything); 7: with the switch */
     assert_int_equal(sql_int(l, "SELECT count(*) FROM keys"), 0);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM pragma_table_info('keys')"
+                                " WHERE name IN ('switch_seq', 'switch_ms')"),
+                     2);
     assert_int_equal(
         sql_int(l, "SELECT count(*) FROM sqlite_master WHERE name = 'settlements_channel'"), 1);
     assert_int_equal(send1(l, &s, &o), LEDGER_OK); /* the same UETR is still the same payment */
@@ -3710,6 +3713,9 @@ static void test_keys_upgrade_from_schema_5(void **state)
     assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
     assert_int_equal(sql_int(l, keys_table), 1);
     assert_int_equal(sql_int(l, "SELECT count(*) FROM keys"), 0);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM pragma_table_info('keys')"
+                                " WHERE name IN ('switch_seq', 'switch_ms')"),
+                     2); /* and schema 7's switch */
     seen = keys_of(l, NULL);
     assert_int_equal(seen.n, 0);
     assert_int_equal(ledger_head(l, head_after, NULL), LEDGER_OK); /* no row changed */
@@ -3748,6 +3754,14 @@ static void test_keys_damaged_row_corrupt(void **state)
         "UPDATE keys SET last_seq = 3 WHERE side = 1", /* below first_seq */
         "UPDATE keys SET revoked_from = -1 WHERE side = 1",
         "UPDATE keys SET peer = 'not a peer' WHERE side = 1",
+        /* the switch (schema 7) */
+        "UPDATE keys SET switch_seq = 4 WHERE side = 1",                   /* below first_seq */
+        "UPDATE keys SET switch_seq = 4611686018427387905 WHERE side = 1", /* above 2^62 */
+        "UPDATE keys SET switch_seq = -1 WHERE side = 1",
+        "UPDATE keys SET switch_seq = 'seven' WHERE side = 1",
+        "UPDATE keys SET last_seq = 9, switch_seq = 10 WHERE side = 1", /* after its range */
+        "UPDATE keys SET switch_ms = -1 WHERE side = 1",
+        "UPDATE keys SET switch_ms = 1.5 WHERE side = 1",
     };
     key_record_t ours = make_key(PEER, KEY_SIDE_OURS, 1, 1, "card");
     key_record_t theirs = make_key(PEER, KEY_SIDE_THEIRS, 2, 5, "announced");
@@ -3791,6 +3805,362 @@ static void test_keys_damaged_row_corrupt(void **state)
     assert_int_equal(ledger_key_add(l, &theirs), LEDGER_E_CORRUPT);
     ledger_rollback(l);
     assert_false(ledger_stopped(l));
+    ledger_close(&l);
+}
+
+/* ---- the CURVE key switch (schema 7) --------------------------------------------------------- */
+
+/* One ledger_key_set_switch in a transaction of its own; a refusal commits nothing. */
+static ledger_err_t key_switch1(ledger_t *l, const char *peer, key_side_t side,
+                                const uint8_t *key_id, uint64_t switch_seq, int64_t switch_ms)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = ledger_key_set_switch(l, peer, side, key_id, switch_seq, switch_ms);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+static void assert_switch(const key_record_t *k, uint64_t switch_seq, int64_t switch_ms)
+{
+    assert_int_equal(k->switch_seq, switch_seq);
+    assert_int_equal(k->switch_ms, switch_ms);
+}
+
+/* A text column of the first row (malloc'd). */
+static char *sql_text(ledger_t *l, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    char *text = strdup(ledger_column_text(stmt, 0));
+    assert_non_null(text);
+    sqlite3_finalize(stmt);
+    return text;
+}
+
+/* The keys table as declared: every column's name, type, NOT NULL and default. */
+#define KEYS_LAYOUT                                                                                \
+    "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' ||"                      \
+    " ifnull(dflt_value, '-'), ', ') FROM pragma_table_info('keys')"
+#define KEYS_SWITCH_COLUMNS                                                                        \
+    "SELECT count(*) FROM pragma_table_info('keys') WHERE name IN ('switch_seq', 'switch_ms')"
+
+/* Ours: the overlap asked for at the rotation first (switch_seq 0, may change), then the
+ * KeySwitch's sequence; theirs: the KeySwitch applied and the deadline of the old CURVE key.
+ * Read back by a writer and a reader, kept when the key is closed. */
+static void test_keys_switch_set_and_read_back(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    key_record_t a = make_key(PEER, KEY_SIDE_OURS, 1, 1, "card");
+    key_record_t b = make_key(PEER, KEY_SIDE_OURS, 2, 10, "announced");
+    key_record_t ta = make_key(PEER, KEY_SIDE_THEIRS, 3, 1, "card");
+    key_record_t tb = make_key(PEER, KEY_SIDE_THEIRS, 4, 8, "announced");
+    key_record_t other = make_key(PEER_OTHER, KEY_SIDE_OURS, 2, 1, "card");
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &a), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &b), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &ta), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &tb), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &other), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    keys_seen_t seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 5);
+    for (size_t i = 0; i < seen.n; i++) {
+        assert_switch(&seen.keys[i], 0, 0); /* recorded before any switch */
+    }
+
+    /* ours: the overlap before the switch, changed while switch_seq is 0 */
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_OURS, b.key_id, 0, 30000), LEDGER_OK);
+    seen = keys_of(l, PEER);
+    assert_key(&seen.keys[1], &b, 0, 0);
+    assert_switch(&seen.keys[1], 0, 30000);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_OURS, b.key_id, 0, 45000), LEDGER_OK);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_OURS, b.key_id, 12, 45000), LEDGER_OK);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_OURS, b.key_id, 12, 45000), LEDGER_OK);
+    /* theirs: at the peer's KeySwitch, its old CURVE key admitted until a wall-clock time;
+     * a switch at the key's first sequence is one */
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_THEIRS, tb.key_id, 8, CREATED_MS + 60000),
+                     LEDGER_OK);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_THEIRS, tb.key_id, 8, CREATED_MS + 60000),
+                     LEDGER_OK);
+    /* a rolled-back switch is none */
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_set_switch(l, PEER_OTHER, KEY_SIDE_OURS, other.key_id, 3, 1),
+                     LEDGER_OK);
+    ledger_rollback(l);
+
+    ledger_close(&l);
+    for (int reader = 0; reader < 2; reader++) {
+        char err[256] = "";
+        assert_int_equal(ledger_open(f->path, reader ? NULL : NODE,
+                                     reader ? LEDGER_READ_ONLY : LEDGER_READ_WRITE, NULL, &l, err,
+                                     sizeof err),
+                         LEDGER_OK);
+        seen = keys_of(l, NULL);
+        assert_int_equal(seen.n, 5);
+        assert_key(&seen.keys[0], &a, 9, 0);
+        assert_switch(&seen.keys[0], 0, 0);
+        assert_key(&seen.keys[1], &b, 0, 0);
+        assert_switch(&seen.keys[1], 12, 45000);
+        assert_key(&seen.keys[2], &ta, 7, 0);
+        assert_switch(&seen.keys[2], 0, 0);
+        assert_key(&seen.keys[3], &tb, 0, 0);
+        assert_switch(&seen.keys[3], 8, CREATED_MS + 60000);
+        assert_key(&seen.keys[4], &other, 0, 0);
+        assert_switch(&seen.keys[4], 0, 0);
+        if (reader) {
+            assert_int_equal(ledger_key_set_switch(l, PEER, KEY_SIDE_OURS, b.key_id, 12, 45000),
+                             LEDGER_E_READONLY);
+            ledger_close(&l);
+        }
+    }
+    l = open_ledger(f->path);
+
+    /* a key recorded with a switch is not a record; nothing is written */
+    key_record_t c = make_key(PEER, KEY_SIDE_OURS, 5, 13, "announced");
+    c.switch_seq = 13;
+    assert_int_equal(key_add1(l, &c), LEDGER_E_STATE);
+    assert_non_null(strstr(ledger_last_error(l), "switch"));
+    c.switch_seq = 0;
+    c.switch_ms = 1000;
+    assert_int_equal(key_add1(l, &c), LEDGER_E_STATE);
+    /* nor a key that would close the open one before its switch: its range keeps it */
+    c = make_key(PEER, KEY_SIDE_OURS, 5, 12, "announced");
+    assert_int_equal(key_add1(l, &c), LEDGER_E_STATE); /* 12 would close b at 11 */
+    assert_non_null(strstr(ledger_last_error(l), "switched its CURVE key at 12"));
+    c.first_seq = 11;
+    assert_int_equal(key_add1(l, &c), LEDGER_E_STATE);
+    assert_false(ledger_stopped(l));
+    seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 4);
+    assert_key(&seen.keys[1], &b, 0, 0);
+    assert_switch(&seen.keys[1], 12, 45000);
+
+    /* the next keys close them at their switch or after: each keeps its switch */
+    c = make_key(PEER, KEY_SIDE_OURS, 5, 13, "announced");
+    key_record_t tc = make_key(PEER, KEY_SIDE_THEIRS, 6, 9, "announced");
+    assert_int_equal(key_add1(l, &c), LEDGER_OK);
+    assert_int_equal(key_add1(l, &tc), LEDGER_OK);
+    ledger_close(&l);
+    for (int reader = 0; reader < 2; reader++) {
+        char err[256] = "";
+        assert_int_equal(ledger_open(f->path, reader ? NULL : NODE,
+                                     reader ? LEDGER_READ_ONLY : LEDGER_READ_WRITE, NULL, &l, err,
+                                     sizeof err),
+                         LEDGER_OK);
+        seen = keys_of(l, PEER);
+        assert_int_equal(seen.n, 6);
+        assert_key(&seen.keys[1], &b, 12, 0);
+        assert_switch(&seen.keys[1], 12, 45000);
+        assert_key(&seen.keys[2], &c, 0, 0);
+        assert_switch(&seen.keys[2], 0, 0);
+        assert_key(&seen.keys[4], &tb, 8, 0);
+        assert_switch(&seen.keys[4], 8, CREATED_MS + 60000);
+        assert_key(&seen.keys[5], &tc, 0, 0);
+        assert_switch(&seen.keys[5], 0, 0);
+        ledger_close(&l);
+    }
+}
+
+/* Every refusal is LEDGER_E_STATE, says why, changes no row and stops nothing; the transaction
+ * goes on. */
+static void test_keys_switch_refusals(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    key_record_t a = make_key(PEER, KEY_SIDE_OURS, 1, 1, "card");
+    key_record_t b = make_key(PEER, KEY_SIDE_OURS, 2, 10, "announced");
+    key_record_t t = make_key(PEER, KEY_SIDE_THEIRS, 3, 5, "announced");
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &a), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &b), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &t), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_OURS, b.key_id, 12, 1000), LEDGER_OK);
+
+    key_record_t unknown = make_key(PEER, KEY_SIDE_OURS, 9, 1, "card");
+    static const struct {
+        const char *peer;
+        key_side_t side;
+        char key; /* 'a', 'b', 't' or 'u' (unknown) */
+        uint64_t seq;
+        int64_t ms;
+        const char *why;
+    } refused[] = {
+        {PEER, KEY_SIDE_OURS, 'u', 12, 0, "no such key"},
+        {PEER, KEY_SIDE_THEIRS, 'b', 12, 0, "no such key"}, /* b is ours */
+        {PEER_OTHER, KEY_SIDE_OURS, 'b', 12, 0, "no such key"},
+        {"bad peer", KEY_SIDE_OURS, 'b', 12, 0, "no such key"},
+        {PEER, KEY_SIDE_OURS, 'a', 5, 0, "not open"},
+        {PEER, KEY_SIDE_OURS, 'a', 0, 100, "not open"},
+        {PEER, KEY_SIDE_THEIRS, 't', 4, 0, "first_seq"}, /* below t's first sequence */
+        {PEER, KEY_SIDE_THEIRS, 't', 1, 0, "first_seq"},
+        {PEER, KEY_SIDE_THEIRS, 't', CORRIDOR_SEQUENCE_MAX + 1, 0, "2^62"},
+        {PEER, KEY_SIDE_THEIRS, 't', UINT64_MAX, 0, "2^62"},
+        {PEER, KEY_SIDE_THEIRS, 't', 6, -1, "negative"},
+        {PEER, KEY_SIDE_THEIRS, 't', 0, INT64_MIN, "negative"},
+        {PEER, KEY_SIDE_OURS, 'b', 13, 1000, "switched already"}, /* a switch happens once */
+        {PEER, KEY_SIDE_OURS, 'b', 11, 1000, "switched already"},
+        {PEER, KEY_SIDE_OURS, 'b', 0, 1000, "switched already"},
+        {PEER, KEY_SIDE_OURS, 'b', 12, 2000, "switched already"},
+        {PEER, KEY_SIDE_OURS, 'b', 12, 0, "switched already"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const uint8_t *id = refused[i].key == 'a'   ? a.key_id
+                            : refused[i].key == 'b' ? b.key_id
+                            : refused[i].key == 't' ? t.key_id
+                                                    : unknown.key_id;
+        if (key_switch1(l, refused[i].peer, refused[i].side, id, refused[i].seq, refused[i].ms) !=
+            LEDGER_E_STATE) {
+            fail_msg("refusal %zu was accepted", i);
+        }
+        if (strstr(ledger_last_error(l), refused[i].why) == NULL) {
+            fail_msg("refusal %zu: '%s' does not say '%s'", i, ledger_last_error(l),
+                     refused[i].why);
+        }
+    }
+    assert_false(ledger_stopped(l));
+    keys_seen_t seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 3);
+    assert_key(&seen.keys[0], &a, 9, 0);
+    assert_switch(&seen.keys[0], 0, 0);
+    assert_key(&seen.keys[1], &b, 0, 0);
+    assert_switch(&seen.keys[1], 12, 1000);
+    assert_key(&seen.keys[2], &t, 0, 0);
+    assert_switch(&seen.keys[2], 0, 0);
+
+    /* in one transaction: a refusal between two writes leaves both */
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_set_switch(l, PEER, KEY_SIDE_THEIRS, t.key_id, 0, 7),
+                     LEDGER_OK); /* allowed (ours would be the overlap), changed below */
+    assert_int_equal(ledger_key_set_switch(l, PEER, KEY_SIDE_OURS, b.key_id, 13, 1000),
+                     LEDGER_E_STATE);
+    assert_int_equal(
+        ledger_key_set_switch(l, PEER, KEY_SIDE_THEIRS, t.key_id, CORRIDOR_SEQUENCE_MAX, INT64_MAX),
+        LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    seen = keys_of(l, PEER);
+    assert_switch(&seen.keys[1], 12, 1000);
+    assert_switch(&seen.keys[2], CORRIDOR_SEQUENCE_MAX, INT64_MAX);
+    assert_false(ledger_stopped(l));
+    ledger_close(&l);
+}
+
+/* An open key that switched, revoked from its first sequence and replaced there, is closed
+ * empty: the empty range bounds no switch, and the row reads back with it. */
+static void test_keys_switch_closed_empty(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    key_record_t a = make_key(PEER, KEY_SIDE_THEIRS, 1, 1, "card");
+    key_record_t b = make_key(PEER, KEY_SIDE_THEIRS, 2, 5, "announced");
+    key_record_t c = make_key(PEER, KEY_SIDE_THEIRS, 3, 5, "replaced");
+    assert_int_equal(key_add1(l, &a), LEDGER_OK);
+    assert_int_equal(key_add1(l, &b), LEDGER_OK);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_THEIRS, b.key_id, 6, CREATED_MS), LEDGER_OK);
+    assert_int_equal(key_add1(l, &c), LEDGER_E_STATE); /* not revoked there: refused */
+    assert_int_equal(key_revoke1(l, PEER, KEY_SIDE_THEIRS, 5, NULL), LEDGER_OK);
+    assert_int_equal(key_add1(l, &c), LEDGER_OK);
+    ledger_close(&l);
+    for (int reader = 0; reader < 2; reader++) {
+        char err[256] = "";
+        assert_int_equal(ledger_open(f->path, reader ? NULL : NODE,
+                                     reader ? LEDGER_READ_ONLY : LEDGER_READ_WRITE, NULL, &l, err,
+                                     sizeof err),
+                         LEDGER_OK);
+        keys_seen_t seen = keys_of(l, PEER);
+        assert_int_equal(seen.n, 3);
+        assert_key(&seen.keys[0], &a, 4, 0);
+        assert_key(&seen.keys[1], &b, 4, 5);
+        assert_switch(&seen.keys[1], 6, CREATED_MS);
+        assert_key(&seen.keys[2], &c, 0, 0);
+        assert_switch(&seen.keys[2], 0, 0);
+        if (!reader) { /* closed now: it switches no more */
+            assert_int_equal(key_switch1(l, PEER, KEY_SIDE_THEIRS, b.key_id, 6, CREATED_MS),
+                             LEDGER_E_STATE);
+        }
+        ledger_close(&l);
+    }
+}
+
+/* A ledger of schema 6 (keys without the switch) is read as it is, every key with no switch,
+ * and gains the two columns, 0 in every row, when opened for writing: the same table as a new
+ * ledger's, no journal row changed. */
+static void test_keys_upgrade_from_schema_6(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 1234);
+    ledger_outcome_t o;
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    key_record_t a = make_key(PEER, KEY_SIDE_OURS, 1, 1, "card");
+    key_record_t b = make_key(PEER, KEY_SIDE_OURS, 2, 10, "announced");
+    key_record_t t = make_key(PEER, KEY_SIDE_THEIRS, 3, 5, "announced");
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &a), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &b), LEDGER_OK);
+    assert_int_equal(ledger_key_add(l, &t), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    uint8_t head[LEDGER_HASH_BYTES], head_after[LEDGER_HASH_BYTES];
+    assert_int_equal(ledger_head(l, head, NULL), LEDGER_OK);
+    char *fresh = sql_text(l, KEYS_LAYOUT);
+    assert_int_equal(sql_int(l, KEYS_SWITCH_COLUMNS), 2);
+    ledger_close(&l);
+    make_sqlite_file(f->path, "BEGIN; ALTER TABLE keys DROP COLUMN switch_seq;"
+                              " ALTER TABLE keys DROP COLUMN switch_ms;"
+                              " PRAGMA user_version = 6; COMMIT;");
+
+    char err[256] = "";
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 6); /* a reader changes nothing */
+    assert_int_equal(sql_int(l, KEYS_SWITCH_COLUMNS), 0);
+    for (int whose = 0; whose < 2; whose++) {
+        keys_seen_t seen = keys_of(l, whose ? PEER : NULL);
+        assert_int_equal(seen.n, 3);
+        assert_key(&seen.keys[0], &a, 9, 0);
+        assert_key(&seen.keys[1], &b, 0, 0);
+        assert_key(&seen.keys[2], &t, 0, 0);
+        for (size_t i = 0; i < seen.n; i++) {
+            assert_switch(&seen.keys[i], 0, 0);
+        }
+    }
+    assert_int_equal(ledger_key_set_switch(l, PEER, KEY_SIDE_OURS, b.key_id, 12, 0),
+                     LEDGER_E_READONLY);
+    assert_int_equal(ledger_find(l, PEER, s.uetr, &(settlement_t){0}, &o), LEDGER_OK);
+    ledger_close(&l);
+
+    l = open_ledger(f->path);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
+    assert_int_equal(LEDGER_SCHEMA_VERSION, 7);
+    char *upgraded = sql_text(l, KEYS_LAYOUT);
+    assert_string_equal(upgraded, fresh);
+    free(upgraded);
+    free(fresh);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM keys WHERE switch_seq = 0 AND"
+                                " switch_ms = 0"),
+                     3);
+    assert_int_equal(ledger_head(l, head_after, NULL), LEDGER_OK); /* no row changed */
+    assert_memory_equal(head, head_after, sizeof head);
+    keys_seen_t seen = keys_of(l, NULL);
+    assert_int_equal(seen.n, 3);
+    assert_key(&seen.keys[1], &b, 0, 0);
+    assert_switch(&seen.keys[1], 0, 0);
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    assert_true(o.repeated);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_OURS, b.key_id, 12, 5000), LEDGER_OK);
+    assert_int_equal(key_switch1(l, PEER, KEY_SIDE_THEIRS, t.key_id, 7, CREATED_MS), LEDGER_OK);
+    ledger_close(&l);
+
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 7);
+    seen = keys_of(l, PEER);
+    assert_int_equal(seen.n, 3);
+    assert_switch(&seen.keys[0], 0, 0);
+    assert_switch(&seen.keys[1], 12, 5000);
+    assert_switch(&seen.keys[2], 7, CREATED_MS);
     ledger_close(&l);
 }
 
@@ -4179,6 +4549,11 @@ int main(void)
         T(test_keys_revoke),
         T(test_keys_upgrade_from_schema_5),
         T(test_keys_damaged_row_corrupt),
+        /* the CURVE key switch */
+        T(test_keys_switch_set_and_read_back),
+        T(test_keys_switch_refusals),
+        T(test_keys_switch_closed_empty),
+        T(test_keys_upgrade_from_schema_6),
         /* key replacement */
         T(test_replace_peer_key_without_history),
         T(test_replace_peer_key_unused_key_empty),

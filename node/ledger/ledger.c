@@ -75,15 +75,21 @@
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
 
-/* The columns of a key row (schema 6), as key_read takes them. */
-#define KEY_COLUMNS                                                                                \
+/* The columns of a key row as key_read takes them: those of schema 6, then the switch (7). */
+#define KEY_COLUMNS_6                                                                              \
     "peer, side, key_id, sign_public, box_public, curve_public, first_seq, last_seq,"              \
     " revoked_from, source, created_ms, evidence"
+#define KEY_COLUMNS KEY_COLUMNS_6 ", switch_seq, switch_ms"
+
+/* What a reader of a schema-6 ledger (which it does not upgrade) selects for KEY_COLUMNS: no
+ * key has switched its CURVE key. */
+#define KEY_COLUMNS_READ_6 KEY_COLUMNS_6 ", 0, 0"
 
 /* Statements on the tables of schema 6, which a reader of an older ledger does not find:
- * prepared when the ledger is (or, opened for writing, has been upgraded to) schema 6. */
-#define KEY_STATEMENTS(X)                                                                          \
-    X(keys_list, "SELECT " KEY_COLUMNS " FROM keys WHERE ?1 IS NULL OR peer = ?1"                  \
+ * prepared when the ledger is (or, opened for writing, has been upgraded to) schema 6 or later,
+ * selecting `COLUMNS` (KEY_COLUMNS, or KEY_COLUMNS_READ_6 for a reader of schema 6). */
+#define KEY_STATEMENTS(X, COLUMNS)                                                                 \
+    X(keys_list, "SELECT " COLUMNS " FROM keys WHERE ?1 IS NULL OR peer = ?1"                      \
                  " ORDER BY peer, side, first_seq, created_ms,"                                    \
                  " CASE last_seq WHEN 0 THEN 9223372036854775807 ELSE last_seq END")
 
@@ -92,13 +98,15 @@
  * upgrades it first. */
 #define WRITER_STATEMENTS(X)                                                                       \
     X(key_find, "SELECT " KEY_COLUMNS " FROM keys WHERE peer = ?1 AND side = ?2 AND key_id = ?3")  \
-    X(key_latest,                                                                                  \
-      "SELECT key_id, first_seq, last_seq, revoked_from FROM keys WHERE peer = ?1 AND side = ?2"   \
-      " ORDER BY first_seq DESC, last_seq = 0 DESC LIMIT 1")                                       \
+    X(key_latest, "SELECT key_id, first_seq, last_seq, revoked_from, switch_seq FROM keys"         \
+                  " WHERE peer = ?1 AND side = ?2"                                                 \
+                  " ORDER BY first_seq DESC, last_seq = 0 DESC LIMIT 1")                           \
     X(key_close, "UPDATE keys SET last_seq = ?4 WHERE peer = ?1 AND side = ?2 AND key_id = ?3")    \
-    X(key_insert, "INSERT INTO keys(" KEY_COLUMNS ") VALUES(?1,?2,?3,?4,?5,?6,?7,0,0,?8,"         \
+    X(key_insert, "INSERT INTO keys(" KEY_COLUMNS ") VALUES(?1,?2,?3,?4,?5,?6,?7,0,0,?8,"          \
                   " MAX(?9, COALESCE((SELECT MAX(created_ms) + 1 FROM keys"                        \
-                  "  WHERE peer = ?1 AND side = ?2), 0)), ?10)")                                   \
+                  "  WHERE peer = ?1 AND side = ?2), 0)), ?10, 0, 0)")                             \
+    X(key_switch, "UPDATE keys SET switch_seq = ?4, switch_ms = ?5"                                \
+                  " WHERE peer = ?1 AND side = ?2 AND key_id = ?3")                                \
     X(key_revoke,                                                                                  \
       "UPDATE keys SET revoked_from = ?3 WHERE peer = ?1 AND side = ?2"                            \
       " AND (last_seq = 0 OR last_seq >= ?3) AND (revoked_from = 0 OR revoked_from > ?3)"          \
@@ -139,19 +147,21 @@
 
 typedef struct {
     STATEMENTS(DECLARE_STMT)
-    KEY_STATEMENTS(DECLARE_STMT)
+    KEY_STATEMENTS(DECLARE_STMT, KEY_COLUMNS)
     WRITER_STATEMENTS(DECLARE_STMT)
 } statements_t;
 
-/* In this order: a reader prepares the first group, and the second from schema 6 on. */
-static const char *const statement_sql[] = {STATEMENTS(STMT_SQL) KEY_STATEMENTS(STMT_SQL)
-                                                WRITER_STATEMENTS(STMT_SQL)};
-static const size_t statement_offset[] = {STATEMENTS(STMT_SLOT) KEY_STATEMENTS(STMT_SLOT)
-                                              WRITER_STATEMENTS(STMT_SLOT)};
+/* In this order: a reader prepares the first group, and the second from schema 6 on (as
+ * key_statement_sql_6 says on schema 6). */
+static const char *const statement_sql[] = {
+    STATEMENTS(STMT_SQL) KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SQL)};
+static const size_t statement_offset[] = {
+    STATEMENTS(STMT_SLOT) KEY_STATEMENTS(STMT_SLOT, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SLOT)};
+static const char *const key_statement_sql_6[] = {KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS_READ_6)};
 #define STMT_ONE(name, sql)    +1
 #define STATEMENT_COUNT        (sizeof statement_sql / sizeof statement_sql[0])
 #define READER_STATEMENT_COUNT ((size_t)(0 STATEMENTS(STMT_ONE)))
-#define KEY_STATEMENT_COUNT    ((size_t)(0 KEY_STATEMENTS(STMT_ONE)))
+#define KEY_STATEMENT_COUNT    ((size_t)(0 KEY_STATEMENTS(STMT_ONE, KEY_COLUMNS)))
 
 struct ledger {
     sqlite3 *db;                            /* the connection */
@@ -217,6 +227,14 @@ struct ledger {
     "  source TEXT NOT NULL, created_ms INTEGER NOT NULL, evidence BLOB,"                          \
     "  PRIMARY KEY(peer, side, key_id)) WITHOUT ROWID;"
 
+/* Schema 7: the CURVE key switch of each key (ledger_key_set_switch). switch_seq 0: the
+ * transport has not switched to the key's CURVE key; else the KeySwitch after which it has.
+ * switch_ms: ours, the overlap asked for at the rotation; theirs, the wall clock until which
+ * the previous CURVE key is admitted. Both 0 in every row of an upgraded ledger. */
+#define KEYS_SWITCH                                                                                \
+    "ALTER TABLE keys ADD COLUMN switch_seq INTEGER NOT NULL DEFAULT 0;"                           \
+    "ALTER TABLE keys ADD COLUMN switch_ms INTEGER NOT NULL DEFAULT 0;"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -251,7 +269,8 @@ static const char *const schema =
                        "  own_signature BLOB NOT NULL, peer_signature BLOB NOT NULL, own_rows "
                        "INTEGER NOT NULL,"
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
-                       "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE;
+                       "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE
+                           KEYS_SWITCH;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -509,6 +528,11 @@ static const char *const migrate_4_to_5 =
 static const char *const migrate_5_to_6 = "BEGIN IMMEDIATE;" KEYS_TABLE "PRAGMA user_version = 6;"
                                           "COMMIT;";
 
+/* Version 6 -> 7: each key says whether the transport switched to its CURVE key (KEYS_SWITCH);
+ * no recorded key has. */
+static const char *const migrate_6_to_7 = "BEGIN IMMEDIATE;" KEYS_SWITCH "PRAGMA user_version = 7;"
+                                          "COMMIT;";
+
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
     "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
@@ -605,6 +629,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     if (rc == LEDGER_OK && version <= 5) {
         rc = run_script(l, migrate_5_to_6, "upgrade the ledger from schema 5 to 6");
     }
+    if (rc == LEDGER_OK && version <= 6) {
+        rc = run_script(l, migrate_6_to_7, "upgrade the ledger from schema 6 to 7");
+    }
     if (rc == LEDGER_OK) {
         l->schema = LEDGER_SCHEMA_VERSION;
     }
@@ -670,8 +697,13 @@ static ledger_err_t prepare_all(ledger_t *l)
     }
     for (size_t i = 0; i < count; i++) {
         sqlite3_stmt **slot = (sqlite3_stmt **)((char *)&l->st + statement_offset[i]);
-        if (sqlite3_prepare_v3(l->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, slot,
-                               NULL) != SQLITE_OK) {
+        const char *sql = statement_sql[i];
+        if (l->schema == 6 && i >= READER_STATEMENT_COUNT &&
+            i < READER_STATEMENT_COUNT + KEY_STATEMENT_COUNT) {
+            sql = key_statement_sql_6[i - READER_STATEMENT_COUNT]; /* a reader: no switch yet */
+        }
+        if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
+            SQLITE_OK) {
             set_error(l, "not a Corridor ledger: %s", sqlite3_errmsg(l->db));
             return LEDGER_E_CORRUPT;
         }
@@ -2262,7 +2294,7 @@ void ledger_cut_release(ledger_cut_t *cut)
     memset(cut, 0, sizeof *cut);
 }
 
-/* ---- key history (schema 6) ------------------------------------------------------------------ */
+/* ---- key history (schema 6; the CURVE key switch, schema 7) ---------------------------------- */
 
 /* A read failed: a writer inside its transaction stops, as on any storage error; a reader (or
  * a writer between transactions) only reports it. */
@@ -2313,6 +2345,14 @@ static const char *key_wrong(const key_record_t *k)
     if (k->revoked_from > CORRIDOR_SEQUENCE_MAX) {
         return "revoked_from is above 2^62";
     }
+    if (k->switch_seq != 0 &&
+        (k->switch_seq < k->first_seq || k->switch_seq > CORRIDOR_SEQUENCE_MAX ||
+         (k->last_seq != 0 && !empty && k->switch_seq > k->last_seq))) {
+        return "switch_seq is neither 0 nor in the key's range (first_seq to last_seq, or 2^62)";
+    }
+    if (k->switch_ms < 0) {
+        return "switch_ms is negative";
+    }
     if (memchr(k->source, '\0', sizeof k->source) == NULL || !key_source_known(k->source)) {
         return "the source is not card, announced or replaced";
     }
@@ -2358,13 +2398,15 @@ static ledger_err_t key_read(ledger_t *l, sqlite3_stmt *stmt, key_record_t *k)
     const char *curve = ledger_column_text(stmt, 5);
     size_t curve_len = (size_t)sqlite3_column_bytes(stmt, 5);
     const char *source = ledger_column_text(stmt, 9);
-    int64_t side = -1, first = 0, last = 0, revoked = 0;
+    int64_t side = -1, first = 0, last = 0, revoked = 0, switch_seq = 0, switch_ms = 0;
     bool ok = strlen(peer) < sizeof k->peer && curve_len == strlen(curve) &&
               curve_len < sizeof k->curve_public && strlen(source) < sizeof k->source &&
               column_integer(stmt, 1, &side) &&
               (side == KEY_SIDE_OURS || side == KEY_SIDE_THEIRS) &&
               column_integer(stmt, 6, &first) && first >= 0 && column_integer(stmt, 7, &last) &&
               last >= 0 && column_integer(stmt, 8, &revoked) && revoked >= 0 &&
+              column_integer(stmt, 12, &switch_seq) && switch_seq >= 0 &&
+              column_integer(stmt, 13, &switch_ms) &&
               column_exact(stmt, 2, k->key_id, sizeof k->key_id) &&
               column_exact(stmt, 3, k->sign_public, sizeof k->sign_public) &&
               column_exact(stmt, 4, k->box_public, sizeof k->box_public) &&
@@ -2380,6 +2422,8 @@ static ledger_err_t key_read(ledger_t *l, sqlite3_stmt *stmt, key_record_t *k)
     k->first_seq = (uint64_t)first;
     k->last_seq = (uint64_t)last;
     k->revoked_from = (uint64_t)revoked;
+    k->switch_seq = (uint64_t)switch_seq;
+    k->switch_ms = switch_ms; /* key_wrong refuses a negative one */
     memcpy(k->source, source, strlen(source) + 1);
     k->created_ms = sqlite3_column_int64(stmt, 10);
     k->evidence = ledger_copy_blob(stmt, 11, &k->evidence_len);
@@ -2394,7 +2438,8 @@ static ledger_err_t key_read(ledger_t *l, sqlite3_stmt *stmt, key_record_t *k)
     return LEDGER_OK;
 }
 
-/* The key the caller gives equals the stored one in what the caller gives (ledger_key_add). */
+/* The key the caller gives equals the stored one in what the caller gives (ledger_key_add): not
+ * its range, revocation or switch, which the ledger sets later. */
 static bool key_same(const key_record_t *a, const key_record_t *b)
 {
     return memcmp(a->sign_public, b->sign_public, sizeof a->sign_public) == 0 &&
@@ -2419,6 +2464,9 @@ ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k)
     const char *wrong = key_wrong(k);
     if (wrong == NULL && (k->last_seq != 0 || k->revoked_from != 0)) {
         wrong = "a key is recorded open and not revoked (last_seq and revoked_from 0)";
+    }
+    if (wrong == NULL && (k->switch_seq != 0 || k->switch_ms != 0)) {
+        wrong = "a key is recorded before its switch (switch_seq and switch_ms 0)";
     }
     if (wrong != NULL) {
         set_error(l, "key of %.*s: %s", CORRIDOR_NAME_LEN_MAX, k->peer, wrong);
@@ -2458,11 +2506,12 @@ ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k)
     sqlite3_bind_int(stmt, 2, (int)k->side);
     step = sqlite3_step(stmt);
     uint8_t latest_id[IDENTITY_KEY_ID_BYTES];
-    int64_t latest_first = 0, latest_last = 0, latest_revoked = 0;
+    int64_t latest_first = 0, latest_last = 0, latest_revoked = 0, latest_switch = 0;
     bool latest_ok = step == SQLITE_ROW && column_exact(stmt, 0, latest_id, sizeof latest_id) &&
                      column_integer(stmt, 1, &latest_first) && latest_first >= 1 &&
                      column_integer(stmt, 2, &latest_last) && latest_last == 0 &&
-                     column_integer(stmt, 3, &latest_revoked) && latest_revoked >= 0;
+                     column_integer(stmt, 3, &latest_revoked) && latest_revoked >= 0 &&
+                     column_integer(stmt, 4, &latest_switch) && latest_switch >= 0;
     /* an operator's replacement from the open key's first sequence: that key, revoked there
      * already (ledger_key_revoke), is closed with an empty range */
     bool replaces_unused = latest_ok && strcmp(k->source, "replaced") == 0 && latest_first >= 2 &&
@@ -2480,6 +2529,12 @@ ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k)
     } else if (k->first_seq <= (uint64_t)latest_first && !replaces_unused) {
         set_error(l, "%s key of %s from %llu: the open key signs from %llu", key_side_name(k->side),
                   k->peer, (unsigned long long)k->first_seq, (unsigned long long)latest_first);
+        return LEDGER_E_STATE;
+    } else if (!replaces_unused && k->first_seq <= (uint64_t)latest_switch) {
+        /* the open key's range keeps its switch: closed below it, the row would read damaged */
+        set_error(l, "%s key of %s from %llu: the open key switched its CURVE key at %llu",
+                  key_side_name(k->side), k->peer, (unsigned long long)k->first_seq,
+                  (unsigned long long)latest_switch);
         return LEDGER_E_STATE;
     }
     if (latest_first > 0) {
@@ -2535,6 +2590,65 @@ ledger_err_t ledger_key_revoke(ledger_t *l, const char *peer, key_side_t side, u
         sqlite3_bind_null(stmt, 4);
     }
     return step_done(stmt) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "revoke keys");
+}
+
+ledger_err_t ledger_key_set_switch(ledger_t *l, const char *peer, key_side_t side,
+                                   const uint8_t key_id[static IDENTITY_KEY_ID_BYTES],
+                                   uint64_t switch_seq, int64_t switch_ms)
+{
+    assert(l != NULL && peer != NULL && key_id != NULL);
+    assert(side == KEY_SIDE_OURS || side == KEY_SIDE_THEIRS);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *stmt = l->st.key_find;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int(stmt, 2, (int)side);
+    sqlite3_bind_blob(stmt, 3, key_id, IDENTITY_KEY_ID_BYTES, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    key_record_t k;
+    memset(&k, 0, sizeof k);
+    if (step == SQLITE_ROW) {
+        rc = key_read(l, stmt, &k);
+    }
+    finish(stmt);
+    free(k.evidence);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return storage_failure(l, "find the key");
+    }
+    const char *wrong = NULL;
+    if (step == SQLITE_DONE) {
+        wrong = "no such key";
+    } else if (k.last_seq != 0) {
+        wrong = "the key is not open (a closed key does not switch)";
+    } else if (switch_seq != 0 &&
+               (switch_seq < k.first_seq || switch_seq > CORRIDOR_SEQUENCE_MAX)) {
+        wrong = "switch_seq is neither 0 nor from the key's first_seq to 2^62";
+    } else if (switch_ms < 0) {
+        wrong = "switch_ms is negative";
+    } else if (k.switch_seq != 0 && (switch_seq != k.switch_seq || switch_ms != k.switch_ms)) {
+        wrong = "the key switched already, at another sequence or with another switch_ms";
+    }
+    if (wrong != NULL) {
+        set_error(l, "switch of %s key of %.*s to sequence %llu, %lld ms: %s", key_side_name(side),
+                  CORRIDOR_NAME_LEN_MAX, peer, (unsigned long long)switch_seq, (long long)switch_ms,
+                  wrong);
+        return LEDGER_E_STATE;
+    }
+    if (k.switch_seq == switch_seq && k.switch_ms == switch_ms) {
+        return LEDGER_OK; /* the same again */
+    }
+    stmt = l->st.key_switch;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int(stmt, 2, (int)side);
+    sqlite3_bind_blob(stmt, 3, key_id, IDENTITY_KEY_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, (int64_t)switch_seq);
+    sqlite3_bind_int64(stmt, 5, switch_ms);
+    return update_row(l, stmt, "record the key's switch", ROW_MUST_EXIST, peer, NULL);
 }
 
 ledger_err_t ledger_keys(ledger_t *l, const char *peer,

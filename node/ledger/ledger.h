@@ -36,7 +36,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 6
+#define LEDGER_SCHEMA_VERSION 7
 
 typedef struct ledger ledger_t;
 
@@ -343,13 +343,15 @@ ledger_err_t ledger_checkpoint_store(ledger_t *l, const char *peer, const uint8_
 ledger_err_t ledger_checkpoint_when(ledger_t *l, const char *peer, uint64_t *messages,
                                     int64_t *at_ms) __attribute__((warn_unused_result));
 
-/* ---- key history (schema 6) ------------------------------------------------------------------ */
+/* ---- key history (schema 6; the CURVE key switch, schema 7) ---------------------------------- */
 
 /* Key history (schema 6): which signing key signs which of a channel's sequenced messages,
  * ours (towards `peer`) and the peer's (towards us). The keys of one side of a channel cover
  * consecutive ranges of its sequence numbers, each closed where the next one begins; a side
  * with no key recorded (every side of a ledger upgraded from schema 5) is signed throughout by
- * the key of the configured card, and the callers take it so. Everything here is public. */
+ * the key of the configured card, and the callers take it so. From schema 7 each key also
+ * says whether, and after which message, the transport switched to its CURVE key (the
+ * KeySwitch, ledger_key_set_switch). Everything here is public. */
 typedef enum { KEY_SIDE_OURS = 0, KEY_SIDE_THEIRS = 1 } key_side_t;
 
 typedef struct {
@@ -369,20 +371,33 @@ typedef struct {
     uint8_t *evidence;     /* the SignedMessage that announced it (malloc'd, owned by the record
                               when read back; NULL for "card"/"replaced") */
     size_t evidence_len;
+    uint64_t switch_seq; /* schema 7. 0: the transport has not switched to this key's CURVE key;
+                            else the sequence number, in this side's stream, of the KeySwitch
+                            after which it has (ours: the KeySwitch we queued; theirs: the
+                            peer's KeySwitch we applied). first_seq to 2^62, and at most last_seq
+                            once the key is closed (unless closed empty). Set on the open key
+                            only (ledger_key_set_switch), kept when it is closed later. */
+    int64_t switch_ms;   /* schema 7. Ours: the overlap the operator asked for at the rotation,
+                            in ms (may be set while switch_seq is still 0); theirs: the wall
+                            clock (ms) until which the previous key's CURVE client key stays
+                            admitted (set with switch_seq). 0: none; never negative */
 } key_record_t;
 
 /* Inside a transaction: records a key of `k->peer`/`k->side` from k->first_seq (>= 1). The key
- * before it on that side of that channel, if open, is closed at first_seq - 1 (its last_seq).
+ * before it on that side of that channel, if open, is closed at first_seq - 1 (its last_seq);
+ * LEDGER_E_STATE if that is below the open key's switch_seq (the switch belongs to its range),
+ * unless the open key is closed empty (below).
  * The same (peer, side, key_id) twice: LEDGER_E_CONFLICT unless every field is equal (then a
  * no-op, LEDGER_OK). A first_seq at or below the open key's first_seq: LEDGER_E_STATE, except
  * a "replaced" key from the open key's first_seq (2 or more) when ledger_key_revoke revoked
  * that key there or before: it is closed at first_seq - 1, a key that signs nothing.
  * A key is recorded open and not revoked, stamped with the ledger's clock (or 1 ms after the
  * side's newest stamp, if that is not earlier: keys of a side are stamped in the order they
- * were recorded, which orders keys closed empty at the same number): k->last_seq and
- * k->revoked_from must be 0 and k->created_ms is not read. The fields a repeat compares are
- * those the caller gives (the keys, first_seq, source, evidence), not what the ledger changed
- * since (last_seq, revoked_from) nor when it was recorded. LEDGER_E_STATE also for a record
+ * were recorded, which orders keys closed empty at the same number): k->last_seq,
+ * k->revoked_from, k->switch_seq and k->switch_ms must be 0 and k->created_ms is not read. The
+ * fields a repeat compares are those the caller gives (the keys, first_seq, source, evidence),
+ * not what the ledger changed since (last_seq, revoked_from, the switch) nor when it was
+ * recorded. LEDGER_E_STATE also for a record
  * that cannot be one: peer not a node code, key_id not identity_key_id(sign_public),
  * curve_public not 40 characters, first_seq above CORRIDOR_SEQUENCE_MAX, evidence missing for
  * "announced", present for another source, or above CORRIDOR_WIRE_BYTES_MAX. Another key
@@ -396,10 +411,26 @@ ledger_err_t ledger_key_add(ledger_t *l, const key_record_t *k) __attribute__((w
 ledger_err_t ledger_key_revoke(ledger_t *l, const char *peer, key_side_t side, uint64_t from_seq,
                                const uint8_t *keep) __attribute__((warn_unused_result));
 
+/* Inside a transaction: the CURVE key switch of the open key `key_id` of (peer, side): sets its
+ * switch_seq and switch_ms (see key_record_t). Ours: switch_seq 0 and the overlap asked for at
+ * the rotation, then the KeySwitch's sequence with the same overlap; theirs: the KeySwitch's
+ * sequence and the wall clock until which the previous CURVE key is admitted. A switch happens
+ * once: the same values again are a no-op (LEDGER_OK). LEDGER_E_STATE, nothing changed and
+ * ledger_last_error saying why, when there is no such key, it is not open (last_seq 0),
+ * switch_seq is neither 0 nor first_seq to CORRIDOR_SEQUENCE_MAX, switch_ms is negative, or
+ * the key's switch_seq is set already and other values are given (another sequence, 0, or
+ * another switch_ms). */
+ledger_err_t ledger_key_set_switch(ledger_t *l, const char *peer, key_side_t side,
+                                   const uint8_t key_id[static IDENTITY_KEY_ID_BYTES],
+                                   uint64_t switch_seq, int64_t switch_ms)
+    __attribute__((warn_unused_result));
+
 /* Calls each() for every key recorded for `peer` (NULL: every peer), ordered by peer, side,
- * first_seq, then as recorded (created_ms). The record (and its evidence) is valid only during the call. A reader of a ledger
- * older than schema 6 finds no key (LEDGER_OK); a row that ledger_key_add cannot have written
- * (an edited file) is LEDGER_E_CORRUPT, each() having seen the rows before it. */
+ * first_seq, then as recorded (created_ms). The record (and its evidence) is valid only during
+ * the call. A reader of a ledger older than schema 6 finds no key (LEDGER_OK); of schema 6, no
+ * switch (switch_seq and switch_ms 0). A row that ledger_key_add and ledger_key_set_switch
+ * cannot have written (an edited file) is LEDGER_E_CORRUPT, each() having seen the rows before
+ * it. */
 ledger_err_t ledger_keys(ledger_t *l, const char *peer,
                          void (*each)(const key_record_t *k, void *arg), void *arg)
     __attribute__((warn_unused_result));
