@@ -878,7 +878,7 @@ static identity_t *next_keys(const node_t *n, uint8_t seed_byte)
 
 static void rotate_work(node_t *n, void *arg)
 {
-    assert_int_equal(channel_rotate(n->ch, arg), LEDGER_OK);
+    assert_int_equal(channel_rotate(n->ch, arg, 0), LEDGER_OK);
 }
 
 /* `n` announces `next` in a turn of its own; once committed, the keys are its own. */
@@ -1488,6 +1488,113 @@ static void test_payee_restored_from_old_copy_diverges(void **state)
     net_free(net);
 }
 
+/* ---- the CURVE key switch (PROTOCOL.md 2.16) ----------------------------------------------- */
+
+static bool a_rotation_acked(net_t *net, void *arg)
+{
+    (void)arg;
+    return channel_rotation_acked(net->node[A].ch);
+}
+
+static bool b_pins(net_t *net, void *arg)
+{
+    channel_transport_t t;
+    channel_transport(net->node[B].ch, &t);
+    return strcmp(t.pin, arg) == 0;
+}
+
+static void rotate_with_overlap(node_t *n, void *arg)
+{
+    assert_int_equal(channel_rotate(n->ch, arg, 5000), LEDGER_OK);
+}
+
+static void switch_work(node_t *n, void *arg)
+{
+    (void)arg;
+    assert_int_equal(channel_curve_switch(n->ch), LEDGER_OK);
+}
+
+static void send_key_switch(node_t *n, void *arg)
+{
+    const key_switch_t *ks = arg;
+    uint8_t body[KEY_SWITCH_BODY_MAX];
+    size_t len = 0;
+    assert_int_equal(key_switch_encode(ks, body, sizeof body, &len), 0);
+    assert_int_equal(channel_send_body(n->ch, MSG_KEY_SWITCH, body, len), LEDGER_OK);
+}
+
+/* A rotates to keys with a new CURVE key: B admits both client keys and goes on pinning the
+ * old server key until A's KeySwitch, then pins the new one and admits the old client key for
+ * the overlap A asked; A connects with its new key once B acknowledged. A KeySwitch naming
+ * another key, or a second one, is consumed as nothing. The key history keeps it all across a
+ * restart of B. */
+static void test_curve_switch(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    char old_curve[IDENTITY_CURVE_KEY_CHARS + 1], new_curve[IDENTITY_CURVE_KEY_CHARS + 1];
+    char new_secret[IDENTITY_CURVE_KEY_CHARS + 1];
+    snprintf(old_curve, sizeof old_curve, "%s", a->id->curve_public);
+    assert_int_equal(zmq_curve_keypair(new_curve, new_secret), 0);
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
+    memset(seed, 0x81, sizeof seed);
+    memset(box, 0x7e, sizeof box);
+    identity_t *next = identity_from_secrets(seed, box, new_secret);
+    assert_non_null(next);
+    channel_set_wall(b->ch, WALL_START);
+
+    node_turn(a, rotate_with_overlap, next);
+    identity_destroy(&a->id_previous);
+    a->id_previous = a->id;
+    a->id = next;
+    channel_set_self(a->ch, a->id, a->id_previous);
+    assert_true(channel_curve_pending(a->ch));
+    channel_transport_t t;
+    channel_transport(a->ch, &t);
+    assert_ptr_equal(t.client, a->id_previous); /* B does not admit the new key yet */
+    assert_true(run_until(net, a_rotation_acked, NULL, 20000));
+    channel_transport(a->ch, &t);
+    assert_ptr_equal(t.client, a->id);
+    channel_transport(b->ch, &t);
+    assert_string_equal(t.admit_current, new_curve);
+    assert_string_equal(t.admit_previous, old_curve);
+    assert_int_equal(t.previous_until_wall_ms, 0);
+    assert_string_equal(t.pin, old_curve);
+
+    /* a KeySwitch naming another CURVE key: nothing changes */
+    key_switch_t wrong = {.overlap_s = 60};
+    snprintf(wrong.curve_public, sizeof wrong.curve_public, "%s", old_curve);
+    node_turn(a, send_key_switch, &wrong);
+    node_turn(a, switch_work, NULL);
+    assert_false(channel_curve_pending(a->ch));
+    assert_true(run_until(net, b_pins, new_curve, 20000));
+    channel_transport(b->ch, &t);
+    assert_string_equal(t.admit_previous, old_curve);
+    assert_int_equal(t.previous_until_wall_ms, WALL_START + 5000);
+
+    /* a second one (even well formed): consumed as nothing */
+    key_switch_t again = {.overlap_s = 600};
+    snprintf(again.curve_public, sizeof again.curve_public, "%s", new_curve);
+    node_turn(a, send_key_switch, &again);
+    settlement_t s = make_payment(a, "RUB", 77);
+    settle(net, A, &s, 1, 20000);
+    channel_transport(b->ch, &t);
+    assert_int_equal(t.previous_until_wall_ms, WALL_START + 5000);
+
+    /* B restarts: the key history says what to pin and admit */
+    node_stop(b);
+    node_restart_keys(b);
+    channel_transport(b->ch, &t);
+    assert_string_equal(t.pin, new_curve);
+    assert_string_equal(t.admit_current, new_curve);
+    assert_string_equal(t.admit_previous, old_curve);
+    assert_int_equal(t.previous_until_wall_ms, WALL_START + 5000);
+    sodium_memzero(new_secret, sizeof new_secret);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -1513,6 +1620,7 @@ int main(void)
         cmocka_unit_test(test_old_key_control_refused_after_reload),
         cmocka_unit_test(test_replaced_peer_key_refuses_old_key),
         cmocka_unit_test(test_own_replacement_resigns_queued_message),
+        cmocka_unit_test(test_curve_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

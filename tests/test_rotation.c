@@ -4,8 +4,10 @@
  * `ledger --json` and `audit --json`.
  *
  * test_rotation_waits_for_peer: a node whose peer has not been heard from since the node
- * started rotates anyway; the announcement waits (through a restart) and goes out once the
- * peer is up, and a second rotation is refused meanwhile (exit 1, nothing changed).
+ * started rotates anyway, keeping its CURVE key; the announcement waits (through a restart)
+ * and goes out once the peer is up, and a second rotation is refused meanwhile (exit 1,
+ * nothing changed). The next rotation changes the CURVE key too: the node switches its
+ * transport (KeySwitch), payments flow both ways, also after both restart.
  *
  * test_rotation_under_load: settlements flow both ways, paced, while one node rotates; every
  * settlement is then on both sides exactly once, settled, the positions mirror, the node forgets
@@ -18,8 +20,8 @@
  * test_replacement: B's keys leak. With both nodes stopped and B holding settlements A has not
  * acknowledged, B's operator runs `key replace` and A's runs `peer add --replace` with B's new
  * card. A thief holding B's old home (the stolen keys) then starts in B's place and sends: A
- * refuses its frames as under a revoked key and books nothing of it. The real B starts, from
- * key files as a crash between its replacement's commit and renames leaves them: its queued
+ * refuses its connection (B's CURVE key is new too) and books nothing of it. The real B starts,
+ * from key files as a crash between its replacement's commit and renames leaves them: its queued
  * settlements, signed again by the new key, settle, traffic flows both ways, and the homes
  * audit clean with both replacements on record.
  */
@@ -365,6 +367,8 @@ static void test_rotation_waits_for_peer(void **state)
     assert_int_equal(rotate(c, a, &doc, NULL), 0);
     json_t *waiting = json_array_get(json_object_get(doc, "announced"), 0);
     assert_string_equal(json_string_value(json_object_get(waiting, "peer")), NAME_B);
+    /* a peer not heard from has not shown it can switch transports: the CURVE key stays */
+    assert_true(json_is_false(json_object_get(doc, "curve_switch")));
     assert_true(json_is_null(json_object_get(waiting, "sequence")));
     json_decref(doc);
     assert_true(home_has(a, KEY_FILE_PREV));
@@ -393,9 +397,31 @@ static void test_rotation_waits_for_peer(void **state)
                             json_string_value(json_object_get(card, "box_public")));
     assert_string_equal(json_string_value(json_object_get(rotated, "curve_public")),
                         json_string_value(json_object_get(card, "curve_public")));
-    /* and the next rotation goes out at once */
+    /* and the next rotation goes out at once, with a new CURVE key: once B acknowledged it,
+     * A serves it (KeySwitch), B reconnects pinned to it, and payments flow both ways */
     doc = rotate_ok(c, a, NAME_B);
+    assert_true(json_is_true(json_object_get(doc, "curve_switch")));
     wait_rotation_acked(c, a);
+    node_wait_log(b, "peer's inbound socket serves its new CURVE key", 1, ROTATED_MS);
+    node_wait_log(a, "inbound socket serves CURVE key", 1, ROTATED_MS);
+    json_t *switched = card_json(c, a, false);
+    assert_string_not_equal(json_string_value(json_object_get(switched, "curve_public")),
+                            json_string_value(json_object_get(card, "curve_public")));
+    json_decref(switched);
+    cmd_result_t r;
+    assert_int_equal(node_send(c, a, b, "10.00", "RUB", NULL, "20", &r), 0);
+    cmd_result_free(&r);
+    assert_int_equal(node_send(c, b, a, "11.00", "RUB", NULL, "20", &r), 0);
+    cmd_result_free(&r);
+    /* both restart: each finds from its key history which CURVE keys to serve and pin */
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    assert_false(home_has(a, KEY_FILE_PREV));
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", UP_MS);
+    assert_int_equal(node_send(c, b, a, "12.00", "RUB", NULL, "20", &r), 0);
+    cmd_result_free(&r);
     json_decref(rotated);
     json_decref(doc);
     json_decref(history);
@@ -451,7 +477,10 @@ static void test_rotation_under_load(void **state)
     assert_string_equal(now, a1);
     free(now);
     wait_rotation_acked(c, a);
-    assert_true(node_log_contains(a, "previous signing key removed: every peer acknowledged"));
+    /* the transport switched to A's new CURVE key while the settlements flowed */
+    node_wait_log(a, "inbound socket serves CURVE key", 1, ROTATED_MS);
+    node_wait_log(b, "peer's inbound socket serves its new CURVE key", 1, ROTATED_MS);
+    node_wait_log(a, "previous signing key removed: every peer acknowledged", 1, ROTATED_MS);
     char line[160];
     snprintf(line, sizeof line, "peer's new signing key %s signs from sequence %lld", a1,
              (long long)a1_at + 1);
@@ -501,6 +530,9 @@ static void test_rotation_under_load(void **state)
     assert_true(node_peer_field(c, a, NAME_B, "received_seq") > b1_at);
     wait_rotation_acked(c, a);
     wait_rotation_acked(c, b);
+    /* B's switch, and A's second (the log is of every run of the home) */
+    node_wait_log(a, "peer's inbound socket serves its new CURVE key", 1, ROTATED_MS);
+    node_wait_log(b, "peer's inbound socket serves its new CURVE key", 2, ROTATED_MS);
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
     cluster_audit_clean(c, both, 2, 4 * EACH_WAY);
@@ -632,7 +664,14 @@ static void test_replacement(void **state)
     const char *stolen = "7d2c1e4a-95f3-4b8e-a6d1-0c9e8b7a6f50";
     assert_int_equal(node_send(c, thief, a, "999.00", "RUB", stolen, NULL, &r), 0);
     cmd_result_free(&r);
-    node_wait_log(a, "under a key of the peer that its replacement card revoked", 1, UP_MS);
+    /* its CURVE key is B's old one, which A no longer admits: refused before any frame */
+    int64_t deadline = mono_ms() + UP_MS;
+    while (node_transport_counter(c, a, "refused") == 0) {
+        if (mono_ms() >= deadline) {
+            fail_msg("A did not refuse the thief's connection within %d ms", UP_MS);
+        }
+        sleep_ms(50);
+    }
     assert_int_equal(node_stop(c, thief), 0);
     json_t *la = node_ledger(c, a);
     assert_null(ledger_json_find(la, NAME_B, stolen, NULL));

@@ -8,6 +8,7 @@
 
 #include "cli_common.h"
 #include "cli_replace.h"
+#include "keyannounce.h"
 #include "commands.h"
 #include "daemon.h"
 #include "render.h"
@@ -166,18 +167,39 @@ int cmd_reconcile(int argc, char **argv)
 
 /* ---- corridor key rotate -------------------------------------------------------------- */
 
+typedef struct {
+    int64_t overlap_ms; /* -1: not given */
+} key_rotate_args_t;
+
+static int key_rotate_option(void *ctx, int key, const char *value)
+{
+    key_rotate_args_t *a = ctx;
+    (void)key;
+    if (strcmp(value, "0") == 0) { /* the old CURVE key goes at the switch */
+        a->overlap_ms = 0;
+        return EXIT_OK;
+    }
+    return cli_seconds("--overlap", value, KEY_SWITCH_OVERLAP_MAX_S, &a->overlap_ms);
+}
+
+static const struct option key_rotate_options[] = {{"overlap", required_argument, NULL, 1},
+                                                   {NULL, 0, NULL, 0}};
+
 static const cli_spec_t key_rotate_spec = {
-    .usage = "corridor key rotate --home DIR [--json]",
-    .help = "Asks the running node to rotate its signing and box keys. The new keys are\n"
+    .usage = "corridor key rotate --home DIR [--overlap SECONDS] [--json]",
+    .help = "Asks the running node to rotate its signing, box and CURVE keys. The new keys are\n"
             "announced on every channel in a sequenced message signed by the current key (with\n"
-            "proof that the new one is held); later messages are signed by the new key. The\n"
-            "CURVE key stays in this version. The keys before are kept in node.key.previous\n"
-            "until every peer has acknowledged the new ones.\n"
+            "proof that the new one is held); later messages are signed by the new key. Once\n"
+            "every peer acknowledged, the node serves its new CURVE key and says so on each\n"
+            "channel (KeySwitch); peers reconnect to it, and admit the old CURVE key for\n"
+            "--overlap more seconds (default 3600). The CURVE key stays if a peer has not shown\n"
+            "it can switch. The keys before are kept in node.key.previous until then.\n"
             "A peer not heard from since the node started (down, or an older program) gets\n"
             "the announcement once it is. Refused (exit 1, nothing changed) while the last\n"
             "rotation is not yet announced to, or acknowledged by, every peer.\n"
             "Example: corridor key rotate --home bank-a --json\n",
-    .json = true};
+    .json = true,
+    .options = key_rotate_options};
 
 static void print_rotation_text(json_t *reply)
 {
@@ -199,12 +221,16 @@ static int cmd_key_rotate(int argc, char **argv)
     cli_args_t args;
     home_t home;
     json_t *reply = NULL;
-    int rc = cli_parse(argc, argv, &key_rotate_spec, NULL, NULL, &args);
+    key_rotate_args_t a = {.overlap_ms = -1};
+    int rc = cli_parse(argc, argv, &key_rotate_spec, key_rotate_option, &a, &args);
     if (rc != EXIT_OK || args.help || (rc = cli_home(&home, args.home)) != EXIT_OK ||
         (rc = cli_require_home(&home)) != EXIT_OK) {
         return rc;
     }
     json_t *req = json_pack("{s:s}", "cmd", "rotate");
+    if (req != NULL && a.overlap_ms >= 0) {
+        json_object_set_new(req, "overlap_s", json_integer(a.overlap_ms / 1000));
+    }
     rc = cli_call_node(&home, req, 30000, &reply);
     json_decref(req);
     if (rc != EXIT_OK) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <zmq.h>
 
 #include "cli_common.h"
 #include "fsutil.h"
@@ -176,7 +177,7 @@ static const cli_spec_t key_replace_spec = {
             "printed, to hand to each peer's operator out of band, who runs\n"
             "`corridor peer add --replace \"CARD\"`. Each channel's messages after the last\n"
             "one queued are signed by the new key, and so is every message sent again;\n"
-            "the old secret keys are deleted. The CURVE key stays.\n"
+            "the old secret keys are deleted. The CURVE key is new too.\n"
             "Example: corridor key replace --home bank-a > bank-a.card\n",
     .json = true};
 
@@ -210,12 +211,17 @@ int cmd_key_replace(int argc, char **argv)
         goto cleanup;
     }
     rc = EXIT_INTERNAL;
+    /* all new: the thief holds the CURVE secret too, and must not even connect */
     uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
+    char curve_public[IDENTITY_CURVE_KEY_CHARS + 1], curve_secret[IDENTITY_CURVE_KEY_CHARS + 1];
     randombytes_buf(seed, sizeof seed);
     randombytes_buf(box, sizeof box);
-    next = identity_from_secrets(seed, box, current->curve_secret);
+    next = zmq_curve_keypair(curve_public, curve_secret) == 0
+               ? identity_from_secrets(seed, box, curve_secret)
+               : NULL;
     sodium_memzero(seed, sizeof seed);
     sodium_memzero(box, sizeof box);
+    sodium_memzero(curve_secret, sizeof curve_secret);
     if (next == NULL) {
         complain("cannot make new keys (out of secure memory)");
         goto cleanup;

@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "envelope.h"
 #include "faults.h"
+#include "keyannounce.h"
 #include "fsutil.h"
 #include "identity.h"
 #include "ledger.h"
@@ -77,7 +78,18 @@ typedef struct {
     zmq_msg_t route;   /* the client waiting for the reply */
     identity_t *next;  /* the keys announced (in node.key.next until the renames) */
     json_t *announced; /* [{peer, sequence}]: where each channel's announcement stands */
+    bool new_curve;    /* the CURVE key changes too (the KeySwitch follows the Acks) */
+    json_int_t overlap_s;
 } rotation_t;
+
+/* What the transport was last told about one peer's CURVE keys (PROTOCOL.md 2.16). */
+typedef struct {
+    char admit_current[IDENTITY_CURVE_KEY_CHARS + 1];
+    char admit_previous[IDENTITY_CURVE_KEY_CHARS + 1]; /* "": none */
+    int64_t previous_until_wall_ms;
+    char pin[IDENTITY_CURVE_KEY_CHARS + 1];
+    char client[IDENTITY_CURVE_KEY_CHARS + 1]; /* our CURVE public key it connects with */
+} steered_t;
 
 typedef struct {
     const char *home;
@@ -106,6 +118,9 @@ typedef struct {
     bool *routed;               /* per peer: routes[i] holds one */
     int64_t turn_ms;            /* when this loop turn began */
     int64_t oversize_logged_ms; /* when a frame too large for the stream was last logged */
+    steered_t *steered;         /* per peer: what the transport was last told (steer) */
+    uint8_t serving[IDENTITY_KEY_ID_BYTES]; /* whose CURVE key the inbound socket serves */
+    bool rebind_failed;                     /* the last rebind failed: try again next turn */
 } node_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -364,8 +379,15 @@ static void reply_not_ready(node_t *n, zmq_msg_t *route, size_t peer_index)
 /* Inside the transaction: new signing and box keys (the CURVE secret stays), kept in
  * node.key.next, announced on every channel; the reply waits for the commit
  * (finish_rotation). Refused, with nothing changed, unless every peer is ready for it. */
-static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
+static void handle_rotate(node_t *n, zmq_msg_t *route, json_t *req, long long uid)
 {
+    json_t *overlap = json_object_get(req, "overlap_s");
+    json_int_t overlap_s =
+        json_is_integer(overlap) ? json_integer_value(overlap) : ENGINE_CURVE_OVERLAP_MS / 1000;
+    if (overlap_s < 0 || overlap_s > KEY_SWITCH_OVERLAP_MAX_S) {
+        reply_error(n, route, EXIT_USAGE, "overlap_s is not 0 to 30 days in seconds");
+        return;
+    }
     if (n->rotation.pending) {
         reply_error(n, route, EXIT_NEGATIVE,
                     "another rotation is being committed; nothing changed (try again)");
@@ -383,14 +405,24 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
             return;
         }
     }
-    /* new signing and box keys; the CURVE key stays (the transport's key switch is not
-     * built yet: PROTOCOL.md 2.14) */
+    /* new signing and box keys, and a new CURVE key if every peer switches transports
+     * (PROTOCOL.md 2.16): a server has one CURVE key, which every peer must pin */
+    bool new_curve = true;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        new_curve &= channel_peer_offers(engine_channel(n->engine, i), CHANNEL_FEATURE_CURVE);
+    }
     uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
+    char curve_public[IDENTITY_CURVE_KEY_CHARS + 1], curve_secret[IDENTITY_CURVE_KEY_CHARS + 1];
     randombytes_buf(seed, sizeof seed);
     randombytes_buf(box, sizeof box);
-    identity_t *next = identity_from_secrets(seed, box, n->identity->curve_secret);
+    if (new_curve && zmq_curve_keypair(curve_public, curve_secret) != 0) {
+        new_curve = false; /* libzmq without CURVE cannot have got this far */
+    }
+    identity_t *next =
+        identity_from_secrets(seed, box, new_curve ? curve_secret : n->identity->curve_secret);
     sodium_memzero(seed, sizeof seed);
     sodium_memzero(box, sizeof box);
+    sodium_memzero(curve_secret, sizeof curve_secret);
     if (next == NULL) {
         reply_error(n, route, EXIT_INTERNAL, "cannot make new keys (out of secure memory)");
         return;
@@ -408,9 +440,10 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
     char next_hex[KEY_ID_HEX_SIZE], current_hex[KEY_ID_HEX_SIZE];
     key_id_hex(next->key_id, next_hex);
     key_id_hex(n->identity->key_id, current_hex);
-    if (!record_operation(
-            n, uid, "rotate", "",
-            json_pack("{s:s, s:s}", "key_id", next_hex, "previous_key_id", current_hex))) {
+    if (!record_operation(n, uid, "rotate", "",
+                          json_pack("{s:s, s:s, s:b, s:I}", "key_id", next_hex, "previous_key_id",
+                                    current_hex, "curve_switch", new_curve, "overlap_s",
+                                    overlap_s))) {
         identity_destroy(&next);
         drop_next_file(n);
         reply_error(n, route, EXIT_INTERNAL,
@@ -418,6 +451,7 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
         return;
     }
     size_t not_ready = 0;
+    engine_set_curve_overlap(n->engine, (int64_t)overlap_s * 1000);
     ledger_err_t rc = engine_rotate(n->engine, next, &not_ready);
     if (rc == LEDGER_E_STATE) { /* nothing done */
         identity_destroy(&next);
@@ -446,6 +480,8 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, long long uid)
     zmq_msg_copy(&n->rotation.route, route);
     n->rotation.next = next;
     n->rotation.announced = announced;
+    n->rotation.new_curve = new_curve;
+    n->rotation.overlap_s = overlap_s;
 }
 
 /* After this turn's transaction: a rotation it held is ours once committed (the engine
@@ -476,8 +512,9 @@ static void finish_rotation(node_t *n, bool committed)
                   json_array_size(r->announced) == 1 ? "" : "s", moved ? "" : "; but ",
                   moved ? "" : err);
         json_t *doc =
-            json_pack("{s:b, s:b, s:s, s:s, s:O}", "ok", 1, "rotated", 1, "key_id", next_hex,
-                      "previous_key_id", previous_hex, "announced", r->announced);
+            json_pack("{s:b, s:b, s:s, s:s, s:O, s:b, s:I}", "ok", 1, "rotated", 1, "key_id",
+                      next_hex, "previous_key_id", previous_hex, "announced", r->announced,
+                      "curve_switch", r->new_curve, "overlap_s", r->new_curve ? r->overlap_s : 0);
         if (!moved && doc != NULL) {
             char warning[640];
             snprintf(warning, sizeof warning,
@@ -510,6 +547,9 @@ static void forget_previous_file(node_t *n)
         if (!channel_rotation_acked(engine_channel(n->engine, i))) {
             return;
         }
+    }
+    if (engine_curve_pending(n->engine)) { /* its CURVE key serves until our KeySwitch */
+        return;
     }
     n->previous_on_disk = false; /* said once, whatever happens */
     if ((unlink(IDENTITY_KEY_FILE_PREV) != 0 && errno != ENOENT) || fs_sync_dir(".") != 0) {
@@ -718,6 +758,10 @@ static void handle_status(node_t *n, zmq_msg_t *route)
                         json_integer((json_int_t)ts.zap_throttled));
     json_object_set_new(json_object_get(doc, "transport"), "control_refused",
                         json_integer((json_int_t)ts.control_refused));
+    json_t *transport = json_object_get(doc, "transport");
+    json_object_set_new(transport, "zap_previous", json_integer((json_int_t)ts.zap_previous));
+    json_object_set_new(transport, "reconnects", json_integer((json_int_t)ts.reconnects));
+    json_object_set_new(transport, "rebinds", json_integer((json_int_t)ts.rebinds));
     char key_hex[KEY_ID_HEX_SIZE];
     key_id_hex(n->identity->key_id, key_hex);
     json_object_set_new(doc, "key_id", json_string(key_hex));
@@ -796,7 +840,7 @@ static void read_control(node_t *n, int64_t now)
             if (ledger_stopped(n->ledger)) {
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
             } else {
-                handle_rotate(n, &route, uid);
+                handle_rotate(n, &route, req, uid);
             }
         } else {
             reply_error(n, &route, EXIT_USAGE, "unknown command");
@@ -896,6 +940,72 @@ static void take_control(void *arg)
     read_control(n, n->turn_ms);
 }
 
+/* ---- the CURVE transport keys (PROTOCOL.md 2.16) --------------------------------------------- */
+
+/* Tells the transport what the channels and the engine want of it now: which of each peer's
+ * CURVE keys to admit (the old one until its overlap ends, on the ZAP's monotonic clock), whom
+ * our outbound sockets connect as and which server key they pin, and which key our inbound
+ * socket serves. Only what changed is redone: each change is a reconnect. */
+static void steer_transport(node_t *n)
+{
+    int64_t now = now_ms(), wall = operation_wall_ms();
+    char err[256];
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        const char *peer = n->config->peers[i].card.name;
+        steered_t *was = &n->steered[i];
+        channel_transport_t want;
+        channel_transport(engine_channel(n->engine, i), &want);
+        const char *previous = want.admit_previous != NULL ? want.admit_previous : "";
+        if (strcmp(was->admit_current, want.admit_current) != 0 ||
+            strcmp(was->admit_previous, previous) != 0 ||
+            was->previous_until_wall_ms != want.previous_until_wall_ms) {
+            int64_t until =
+                want.previous_until_wall_ms == 0 ? 0 : now + (want.previous_until_wall_ms - wall);
+            transport_err_t rc = transport_peer_admit(n->transport, i, want.admit_current,
+                                                      want.admit_previous, until > 0 ? until : 1);
+            if (rc != TRANSPORT_OK) {
+                log_event(n->config->name, peer, NULL, "cannot admit its CURVE keys: %s",
+                          transport_strerror(rc));
+            } else {
+                snprintf(was->admit_current, sizeof was->admit_current, "%s", want.admit_current);
+                snprintf(was->admit_previous, sizeof was->admit_previous, "%s", previous);
+                was->previous_until_wall_ms = want.previous_until_wall_ms;
+            }
+        }
+        if (strcmp(was->pin, want.pin) != 0 ||
+            strcmp(was->client, want.client->curve_public) != 0) {
+            transport_err_t rc =
+                transport_peer_reconnect(n->transport, i, want.client, want.pin, err, sizeof err);
+            if (rc != TRANSPORT_OK) {
+                log_event(n->config->name, peer, NULL, "cannot reconnect: %s: %s",
+                          transport_strerror(rc), err);
+            } else {
+                log_event(n->config->name, peer, NULL,
+                          "reconnected: as CURVE key %.8s..., to its key %.8s...",
+                          want.client->curve_public, want.pin);
+                snprintf(was->pin, sizeof was->pin, "%s", want.pin);
+                snprintf(was->client, sizeof was->client, "%s", want.client->curve_public);
+            }
+        }
+    }
+    const identity_t *server = engine_curve_server(n->engine);
+    if (n->rebind_failed || sodium_memcmp(n->serving, server->key_id, sizeof n->serving) != 0) {
+        /* frames still queued on the old socket are lost: their senders send them again */
+        transport_err_t rc = transport_rebind(n->transport, server, err, sizeof err);
+        n->rebind_failed = rc == TRANSPORT_E_LISTEN;
+        if (rc != TRANSPORT_OK) {
+            log_event(n->config->name, NULL, NULL, "cannot serve our new CURVE key: %s: %s",
+                      transport_strerror(rc), err);
+        } else {
+            memcpy(n->serving, server->key_id, sizeof n->serving);
+            log_event(n->config->name, NULL, NULL,
+                      "inbound socket serves CURVE key %.8s... (our KeySwitch is queued to every "
+                      "peer)",
+                      server->curve_public);
+        }
+    }
+}
+
 static void turn(node_t *n)
 {
     int64_t now = now_ms();
@@ -917,6 +1027,7 @@ static void turn(node_t *n)
         read_control(n, now); /* status answers; sends are refused while stopped */
     }
     engine_after(n->engine, committed && !stopped);
+    steer_transport(n);
     if (n->faults != NULL) {
         faults_flush(n->faults, now, send_to_socket, n);
     }
@@ -1125,9 +1236,11 @@ static int open_network(node_t *n)
     n->keys = sodium_malloc((count + 1) * sizeof *n->keys);
     n->routes = calloc(count + 1, sizeof *n->routes);
     n->routed = calloc(count + 1, sizeof *n->routed);
+    n->steered = calloc(count + 1, sizeof *n->steered);
     transport_peer_t *peers = calloc(count + 1, sizeof *peers);
     int rc = EXIT_INTERNAL;
-    if (n->keys == NULL || n->routes == NULL || n->routed == NULL || peers == NULL) {
+    if (n->keys == NULL || n->routes == NULL || n->routed == NULL || n->steered == NULL ||
+        peers == NULL) {
         fprintf(stderr, "corridor run: out of (locked) memory\n");
         goto cleanup;
     }
@@ -1139,7 +1252,12 @@ static int open_network(node_t *n)
         }
         peers[i] = (transport_peer_t){card->name, card->endpoint, card_stream_endpoint(card),
                                       card->curve_public};
+        steered_t *st = &n->steered[i]; /* what transport_new does; steer_transport goes on */
+        snprintf(st->admit_current, sizeof st->admit_current, "%s", card->curve_public);
+        snprintf(st->pin, sizeof st->pin, "%s", card->curve_public);
+        snprintf(st->client, sizeof st->client, "%s", n->identity->curve_public);
     }
+    memcpy(n->serving, n->identity->key_id, sizeof n->serving);
     char err[512];
     n->zmq = zmq_ctx_new();
     if (n->zmq == NULL) {
@@ -1188,6 +1306,7 @@ static int open_network(node_t *n)
                 ledger_last_error(n->ledger));
         goto cleanup;
     }
+    steer_transport(n); /* the key history's CURVE keys: mid-rotation, not the cards' */
     rc = EXIT_OK;
 
 cleanup:
@@ -1219,6 +1338,8 @@ static void close_node(node_t *n)
         waiter_free(w);
     }
     engine_free(&n->engine);
+    free(n->steered);
+    n->steered = NULL;
     for (size_t i = 0; n->routed != NULL && i < n->config->peers_count; i++) {
         if (n->routed[i]) {
             zmq_msg_close(&n->routes[i]);
@@ -1312,6 +1433,7 @@ int daemon_run(const char *home)
         {n.control, 0, ZMQ_POLLIN, 0},
     };
     while (!stop_requested) {
+        items[0].socket = transport_inbound_socket(n.transport); /* another after a rebind */
         int ready = zmq_poll(items, 3, poll_timeout(&n));
         if (ready < 0 && zmq_errno() != EINTR) {
             log_event(n.config->name, NULL, NULL, "poll failed: %s", zmq_strerror(zmq_errno()));

@@ -33,6 +33,19 @@ struct channel {
      * (0: never): the peer takes nothing the replaced key signs, so a stored message before
      * it is signed again by `own` whenever it is sent. */
     uint64_t own_replaced_from;
+    /* The CURVE transport keys (PROTOCOL.md 2.16). The peer's: of its current key, of the key
+     * before it when that one differs (""), the number of its KeySwitch we applied (0: not
+     * yet: its inbound socket still serves the old one) and until when (wall ms) we admit
+     * the old one after it. Ours: the CURVE key of our key before the open one when it
+     * differs (""), the number of our KeySwitch (0: not sent) and the overlap asked for. */
+    char peer_curve[IDENTITY_CURVE_KEY_CHARS + 1];
+    char peer_curve_previous[IDENTITY_CURVE_KEY_CHARS + 1];
+    uint64_t peer_switch_seq;
+    int64_t peer_switch_until_ms;
+    char own_curve_previous[IDENTITY_CURVE_KEY_CHARS + 1];
+    uint64_t own_switch_seq;
+    int64_t own_overlap_ms;
+    int64_t wall_ms;             /* the turn's wall clock (channel_set_wall) */
     const identity_t *rotate_to; /* the node rotated, but the peer has not shown it takes
                                     announcements: announced once it does (NULL: none) */
     uint8_t peer_box[crypto_box_PUBLICKEYBYTES];          /* the peer's box key, */
@@ -282,6 +295,15 @@ static bool load_keys(channel_t *ch)
         memcpy(ch->keys->revoked_key_id, theirs[0].key_id, IDENTITY_KEY_ID_BYTES);
         ch->keys->has_revoked = true;
     }
+    snprintf(ch->peer_curve, sizeof ch->peer_curve, "%s",
+             n == 0 ? ch->peer->card.curve_public : theirs[1].curve_public);
+    ch->peer_curve_previous[0] = '\0';
+    if (n >= 2 && !replaced && strcmp(theirs[0].curve_public, theirs[1].curve_public) != 0) {
+        snprintf(ch->peer_curve_previous, sizeof ch->peer_curve_previous, "%s",
+                 theirs[0].curve_public);
+    }
+    ch->peer_switch_seq = n >= 1 ? theirs[1].switch_seq : 0;
+    ch->peer_switch_until_ms = n >= 1 ? theirs[1].switch_ms : 0;
     memcpy(ch->peer_box, n == 0 ? ch->peer->card.box_public : theirs[1].box_public,
            sizeof ch->peer_box);
     ch->has_peer_box_previous = n >= 2 && !replaced;
@@ -311,6 +333,13 @@ static bool load_keys(channel_t *ch)
                   "the key history names a key of ours this process does not hold");
         ch->own = ch->ctx.self;
         return false;
+    }
+    ch->own_curve_previous[0] = '\0';
+    ch->own_switch_seq = n >= 1 ? ours[1].switch_seq : 0;
+    ch->own_overlap_ms = n >= 1 ? ours[1].switch_ms : 0;
+    if (n >= 2 && strcmp(ours[1].source, "replaced") != 0 &&
+        strcmp(ours[0].curve_public, ours[1].curve_public) != 0) {
+        snprintf(ch->own_curve_previous, sizeof ch->own_curve_previous, "%s", ours[0].curve_public);
     }
     if (n >= 1 && strcmp(ours[1].source, "replaced") == 0) {
         ch->own_replaced_from = ours[1].first_seq;
@@ -451,6 +480,11 @@ bool channel_rotation_acked(const channel_t *ch)
 const identity_t *channel_own(const channel_t *ch)
 {
     return ch->own;
+}
+
+bool channel_peer_offers(const channel_t *ch, unsigned features)
+{
+    return (ch->peer_features & features) == features;
 }
 
 /* Who signs our control messages: the key before our last announcement until the peer
@@ -840,6 +874,7 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_STATUS_REPORT:
     case MSG_RETURN:
     case MSG_KEY_ANNOUNCE:
+    case MSG_KEY_SWITCH:
         hold_message(ch, msg);
         break;
     case MSG_STATEMENT_REQUEST:
@@ -1165,6 +1200,14 @@ static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *
         return rc;
     }
     envelope_peer_rotate(ch->keys, next.sign_public, msg->sequence);
+    if (strcmp(next.curve_public, ch->peer_curve) != 0) { /* admitted too from now on */
+        memcpy(ch->peer_curve_previous, ch->peer_curve, sizeof ch->peer_curve_previous);
+        memcpy(ch->peer_curve, next.curve_public, sizeof ch->peer_curve);
+    } else {
+        ch->peer_curve_previous[0] = '\0';
+    }
+    ch->peer_switch_seq = 0;
+    ch->peer_switch_until_ms = 0;
     memcpy(ch->peer_box_previous, ch->peer_box, sizeof ch->peer_box_previous);
     memcpy(ch->peer_box, next.box_public, sizeof ch->peer_box);
     ch->has_peer_box_previous = true;
@@ -1176,6 +1219,101 @@ static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *
     log_event(ch->ctx.node_name, peer, NULL, "peer's new signing key %s signs from sequence %llu",
               hex, (unsigned long long)msg->sequence + 1);
     return LEDGER_OK;
+}
+
+/* The peer's KeySwitch (PROTOCOL.md 2.16): its inbound socket serves the CURVE key it
+ * announced last; our outbound sockets pin it from now on, and its old client key is admitted
+ * for the overlap it asks (at most KEY_SWITCH_OVERLAP_MAX_S). */
+static ledger_err_t apply_key_switch(channel_t *ch, const envelope_message_t *msg)
+{
+    const char *peer = ch->peer->card.name;
+    key_switch_t ks;
+    const char *why = NULL;
+    if (!envelope_peer_is_current(ch->keys, msg->author_key_id)) {
+        why = "not signed by the peer's current key";
+    } else if (key_switch_decode(msg->body, msg->body_len, &ks) != 0) {
+        why = "malformed";
+    } else if (ch->peer_curve_previous[0] == '\0' || strcmp(ks.curve_public, ch->peer_curve) != 0) {
+        why = "it names no CURVE key the peer announced in place of another";
+    } else if (ch->peer_switch_seq != 0) {
+        why = "the peer switched to that key already";
+    }
+    if (why != NULL) {
+        log_event(ch->ctx.node_name, peer, NULL, "dropped KeySwitch (sequence %llu): %s",
+                  (unsigned long long)msg->sequence, why);
+        return LEDGER_OK;
+    }
+    int64_t until = ch->wall_ms + (int64_t)ks.overlap_s * 1000;
+    ledger_err_t rc = ledger_key_set_switch(ch->ctx.ledger, peer, KEY_SIDE_THEIRS, ch->keys->key_id,
+                                            msg->sequence, until);
+    if (rc == LEDGER_E_STATE) { /* the history does not take it: the peer's doing */
+        log_event(ch->ctx.node_name, peer, NULL, "dropped KeySwitch (sequence %llu): %s",
+                  (unsigned long long)msg->sequence, ledger_last_error(ch->ctx.ledger));
+        return LEDGER_OK;
+    }
+    if (rc == LEDGER_OK) {
+        ch->peer_switch_seq = msg->sequence;
+        ch->peer_switch_until_ms = until;
+        log_event(ch->ctx.node_name, peer, NULL,
+                  "peer's inbound socket serves its new CURVE key from sequence %llu; its old "
+                  "one is admitted for %u s more",
+                  (unsigned long long)msg->sequence, ks.overlap_s);
+    }
+    return rc;
+}
+
+void channel_set_wall(channel_t *ch, int64_t wall_ms)
+{
+    ch->wall_ms = wall_ms;
+}
+
+bool channel_curve_pending(const channel_t *ch)
+{
+    return ch->own_curve_previous[0] != '\0' && ch->own_switch_seq == 0;
+}
+
+ledger_err_t channel_curve_switch(channel_t *ch)
+{
+    channel_check_invariants(ch);
+    assert(channel_curve_pending(ch) && channel_rotation_acked(ch));
+    int64_t overlap_ms = ch->own_overlap_ms;
+    key_switch_t ks = {.overlap_s = overlap_ms / 1000 > KEY_SWITCH_OVERLAP_MAX_S
+                                        ? KEY_SWITCH_OVERLAP_MAX_S
+                                        : (uint32_t)(overlap_ms / 1000)};
+    snprintf(ks.curve_public, sizeof ks.curve_public, "%s", ch->own->curve_public);
+    uint8_t body[KEY_SWITCH_BODY_MAX];
+    size_t body_len = 0;
+    uint8_t *signed_msg = NULL;
+    size_t signed_len = 0;
+    ledger_err_t rc = key_switch_encode(&ks, body, sizeof body, &body_len) == 0
+                          ? queue_message(ch, ch->wire_version, MSG_KEY_SWITCH, body, body_len,
+                                          &signed_msg, &signed_len)
+                          : LEDGER_E_STORAGE;
+    free(signed_msg);
+    if (rc == LEDGER_OK) {
+        rc = ledger_key_set_switch(ch->ctx.ledger, ch->peer->card.name, KEY_SIDE_OURS,
+                                   ch->own->key_id, ch->sent_seq, overlap_ms);
+    }
+    if (rc == LEDGER_OK) { /* a failed transaction reloads it (channel_reload) */
+        ch->own_switch_seq = ch->sent_seq;
+    }
+    channel_check_invariants(ch);
+    return rc;
+}
+
+void channel_transport(const channel_t *ch, channel_transport_t *out)
+{
+    bool previous = ch->peer_curve_previous[0] != '\0';
+    bool switched = ch->peer_switch_seq != 0;
+    out->admit_current = ch->peer_curve;
+    /* after its switch, the old key only until the overlap ends (0 s: not at all) */
+    out->admit_previous =
+        previous && (!switched || ch->peer_switch_until_ms > 0) ? ch->peer_curve_previous : NULL;
+    out->previous_until_wall_ms = switched ? ch->peer_switch_until_ms : 0;
+    out->pin = previous && !switched ? ch->peer_curve_previous : ch->peer_curve;
+    /* the peer admits our new client key once it applied our announcement */
+    out->client =
+        ch->own_previous != NULL && ch->acked_seq < ch->own_rotated_at ? ch->own_previous : ch->own;
 }
 
 void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *self_previous)
@@ -1216,7 +1354,7 @@ ledger_err_t channel_rotate_later(channel_t *ch, const identity_t *next)
     return rc;
 }
 
-ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
+ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overlap_ms)
 {
     channel_check_invariants(ch);
     assert(next != NULL && next != ch->own);
@@ -1245,6 +1383,11 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
         rc = record_key(ch, KEY_SIDE_OURS, next->sign_public, next->box_public, next->curve_public,
                         ch->sent_seq + 1, "announced", &evidence);
     }
+    bool new_curve = strcmp(next->curve_public, current->curve_public) != 0;
+    if (rc == LEDGER_OK && new_curve) { /* the KeySwitch's overlap, asked for now */
+        rc = ledger_key_set_switch(ch->ctx.ledger, ch->peer->card.name, KEY_SIDE_OURS, next->key_id,
+                                   0, overlap_ms);
+    }
     free(body);
     free(signed_msg);
     if (rc == LEDGER_OK) { /* a failed transaction reloads all of this (channel_reload) */
@@ -1252,6 +1395,10 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
         ch->own = next;
         ch->own_rotated_at = ch->sent_seq;
         memcpy(ch->own_previous_key_id, current->key_id, IDENTITY_KEY_ID_BYTES);
+        snprintf(ch->own_curve_previous, sizeof ch->own_curve_previous, "%s",
+                 new_curve ? current->curve_public : "");
+        ch->own_switch_seq = 0;
+        ch->own_overlap_ms = overlap_ms;
         envelope_peer_add_our_key(ch->keys, current->key_id);
         if (!refresh_box(ch)) {
             rc = LEDGER_E_STORAGE; /* a weak key of our own: never; the batch rolls back */
@@ -1273,6 +1420,8 @@ static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool
         return apply_return(ch, msg, moved);
     case MSG_KEY_ANNOUNCE:
         return apply_key_announce(ch, msg);
+    case MSG_KEY_SWITCH:
+        return apply_key_switch(ch, msg);
     default:
         return LEDGER_OK;
     }
@@ -1308,7 +1457,7 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
     envelope_message_t *last = NULL; /* the last applied: its signed bytes prove how far */
     envelope_message_t *msg;
     if (ch->rotate_to != NULL && channel_rotation_ready(ch) &&
-        (rc = channel_rotate(ch, ch->rotate_to)) != LEDGER_OK) {
+        (rc = channel_rotate(ch, ch->rotate_to, 0)) != LEDGER_OK) {
         return rc; /* the node's rotation, announced now that the peer takes announcements */
     }
     while ((msg = next_in_order(ch)) != NULL) {

@@ -39,16 +39,18 @@
 #include "ledger.h"
 #include "settlement.h"
 
-#define CHANNEL_LIVENESS_MS  6000  /* silence after which a peer is down */
-#define CHANNEL_HELLO_MS     1000  /* Hello interval while down */
-#define CHANNEL_HEARTBEAT_MS 2000  /* Hello interval while up */
-#define CHANNEL_RTO_MIN_MS   1000  /* retransmission timeout: at least this (as RFC 6298) */
-#define CHANNEL_RTO_INIT_MS  1000  /* before any round trip was measured */
-#define CHANNEL_RTO_MAX_MS   30000 /* backoff cap */
-#define CHANNEL_FEATURE_ECHO 1u    /* our Hellos echo the newest stamp taken from the peer */
-#define CHANNEL_FEATURE_KEYS 2u    /* we apply KeyAnnounce (PROTOCOL.md 2.14) */
-#define CHANNEL_FEATURES     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS) /* our Hello offers */
-#define CHANNEL_KEYS_MAX     64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
+#define CHANNEL_LIVENESS_MS   6000  /* silence after which a peer is down */
+#define CHANNEL_HELLO_MS      1000  /* Hello interval while down */
+#define CHANNEL_HEARTBEAT_MS  2000  /* Hello interval while up */
+#define CHANNEL_RTO_MIN_MS    1000  /* retransmission timeout: at least this (as RFC 6298) */
+#define CHANNEL_RTO_INIT_MS   1000  /* before any round trip was measured */
+#define CHANNEL_RTO_MAX_MS    30000 /* backoff cap */
+#define CHANNEL_FEATURE_ECHO  1u    /* our Hellos echo the newest stamp taken from the peer */
+#define CHANNEL_FEATURE_KEYS  2u    /* we apply KeyAnnounce (PROTOCOL.md 2.14) */
+#define CHANNEL_FEATURE_CURVE 4u    /* we apply KeySwitch and switch our transport (2.16) */
+#define CHANNEL_FEATURES                                                                           \
+    (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE) /* our Hello offers */
+#define CHANNEL_KEYS_MAX 64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -107,7 +109,7 @@ ledger_err_t channel_send_body(channel_t *ch, msg_type_t type, const uint8_t *bo
  * control messages too once the peer acknowledged the announcement (PROTOCOL.md 2.14).
  * LEDGER_E_STATE (nothing done) when the peer has not shown in a Hello that it applies
  * announcements, or our last announcement is not yet acknowledged. */
-ledger_err_t channel_rotate(channel_t *ch, const identity_t *next)
+ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overlap_ms)
     __attribute__((warn_unused_result));
 
 /* The node's keys after its transaction with channel_rotate committed (the channel reads its
@@ -126,6 +128,34 @@ ledger_err_t channel_rotate_later(channel_t *ch, const identity_t *next)
 
 /* The keys this channel signs its sequenced messages with. */
 const identity_t *channel_own(const channel_t *ch);
+
+/* Whether the peer's Hellos since the start offered all of `features` (CHANNEL_FEATURE_*). */
+bool channel_peer_offers(const channel_t *ch, unsigned features);
+
+/* ---- the CURVE transport key switch (PROTOCOL.md 2.16) ------------------------------------ */
+
+/* The wall clock of the turn (ms since the epoch): when an overlap ends is kept in it. */
+void channel_set_wall(channel_t *ch, int64_t wall_ms);
+
+/* Whether our last rotation changed our CURVE key and our KeySwitch is not queued yet. */
+bool channel_curve_pending(const channel_t *ch);
+
+/* Inside the node's transaction, when every channel acknowledged our announcement
+ * (engine.c): queues our KeySwitch (the inbound socket serves the new CURVE key from the
+ * commit on) and records it in the key history. */
+ledger_err_t channel_curve_switch(channel_t *ch) __attribute__((warn_unused_result));
+
+/* What the transport should do for this channel now. The strings and keys are the channel's:
+ * valid until its next call. */
+typedef struct {
+    const char *admit_current;      /* the peer's CURVE client key, admitted always */
+    const char *admit_previous;     /* its old one, admitted too (NULL: not) */
+    int64_t previous_until_wall_ms; /* until then (wall ms; 0: no limit) */
+    const char *pin;                /* the peer's server key our outbound sockets pin */
+    const identity_t *client;       /* whose CURVE keys our outbound sockets connect with */
+} channel_transport_t;
+
+void channel_transport(const channel_t *ch, channel_transport_t *out);
 
 /* Whether channel_rotate may announce new keys now: the peer's Hello offered
  * CHANNEL_FEATURE_KEYS and our last announcement is acknowledged. */

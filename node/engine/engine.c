@@ -50,6 +50,7 @@ struct engine {
     int64_t now_ms, wall_ms;      /* this turn's clocks */
     const identity_t *rotated_to; /* engine_rotate's keys, ours once the transaction commits */
     bool rotation_failed;         /* engine_rotate failed: the transaction rolls back */
+    int64_t curve_overlap_ms;     /* how long peers admit our old CURVE key after our switch */
     inbound_statement_t statements_in[STATEMENTS_PER_TURN]; /* this turn's writing ones */
     size_t statements_in_count;
     inbound_statement_t reads_in[STATEMENTS_PER_TURN]; /* this turn's pure-read requests */
@@ -145,6 +146,7 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
     e->now_ms = now_ms;
     e->wall_ms = wall_ms;
     e->started_wall_ms = wall_ms;
+    e->curve_overlap_ms = ENGINE_CURVE_OVERLAP_MS;
     e->channels = calloc(e->peers + 1, sizeof *e->channels);
     e->sessions = calloc(e->peers + 1, sizeof *e->sessions);
     e->reload = calloc(e->peers + 1, sizeof *e->reload);
@@ -174,6 +176,7 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
             engine_free(&e);
             return NULL;
         }
+        channel_set_wall(e->channels[i], wall_ms);
     }
     return e;
 }
@@ -228,6 +231,9 @@ void engine_begin(engine_t *e, int64_t now_ms, int64_t wall_ms)
     e->now_ms = now_ms;
     e->wall_ms = wall_ms;
     ledger_set_clock(e->ctx.ledger, wall_ms);
+    for (size_t i = 0; i < e->peers; i++) {
+        channel_set_wall(e->channels[i], wall_ms);
+    }
     /* before this turn's frames can fill the statement slots */
     for (size_t i = 0; i < e->peers; i++) {
         Corridor__StatementRequest *req = responder_release(e->responder, i, now_ms);
@@ -260,10 +266,12 @@ void engine_deliver(engine_t *e, opener_frame_t *f)
     channel_receive(e->channels[f->peer_index], &f->msg, e->now_ms);
 }
 
+static bool curve_switch_due(const engine_t *e);
+
 bool engine_has_work(const engine_t *e)
 {
     assert(e != NULL);
-    if (e->statements_in_count > 0) {
+    if (e->statements_in_count > 0 || curve_switch_due(e)) {
         return true;
     }
     for (size_t i = 0; i < e->peers; i++) {
@@ -327,6 +335,44 @@ static ledger_err_t handle_statements(engine_t *e)
     return rc;
 }
 
+/* Our CURVE key changed with our last rotation, and every peer acknowledged it: our KeySwitch
+ * goes on each channel (PROTOCOL.md 2.16). */
+static bool curve_switch_due(const engine_t *e)
+{
+    bool pending = false;
+    for (size_t i = 0; i < e->peers; i++) {
+        if (!channel_rotation_acked(e->channels[i])) {
+            return false;
+        }
+        pending |= channel_curve_pending(e->channels[i]);
+    }
+    return pending;
+}
+
+bool engine_curve_pending(const engine_t *e)
+{
+    assert(e != NULL);
+    for (size_t i = 0; i < e->peers; i++) {
+        if (channel_curve_pending(e->channels[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const identity_t *engine_curve_server(const engine_t *e)
+{
+    assert(e != NULL);
+    return engine_curve_pending(e) && e->ctx.self_previous != NULL ? e->ctx.self_previous
+                                                                   : e->ctx.self;
+}
+
+void engine_set_curve_overlap(engine_t *e, int64_t overlap_ms)
+{
+    assert(e != NULL && overlap_ms >= 0);
+    e->curve_overlap_ms = overlap_ms;
+}
+
 ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_ready)
 {
     assert(e != NULL && next != NULL && ledger_in_transaction(e->ctx.ledger));
@@ -341,7 +387,7 @@ ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_read
     ledger_err_t rc = LEDGER_OK;
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         if (channel_rotation_ready(e->channels[i])) {
-            rc = channel_rotate(e->channels[i], next);
+            rc = channel_rotate(e->channels[i], next, e->curve_overlap_ms);
         } else {
             rc = channel_rotate_later(e->channels[i], next);
         }
@@ -372,6 +418,13 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
     }
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         rc = channel_apply(e->channels[i], e->now_ms);
+    }
+    if (rc == LEDGER_OK && curve_switch_due(e)) { /* every peer admits our new CURVE key */
+        for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
+            if (channel_curve_pending(e->channels[i])) {
+                rc = channel_curve_switch(e->channels[i]);
+            }
+        }
     }
     if (rc == LEDGER_OK) {
         rc = handle_statements(e);

@@ -99,6 +99,18 @@ int64_t engine_next_deadline(const engine_t *e, int64_t next);
 ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_ready)
     __attribute__((warn_unused_result));
 
+/* The CURVE transport key switch (PROTOCOL.md 2.16): once every peer acknowledged a rotation
+ * that changed our CURVE key, the engine's transaction queues our KeySwitch on each channel.
+ * engine_curve_pending: it is not queued yet (then our inbound socket keeps serving the old
+ * key); engine_curve_server: whose CURVE key the inbound socket serves now (the keys before
+ * the rotation until the switch, if the engine still has them); engine_set_curve_overlap:
+ * how long peers admit our old client key after the switch, for the rotations that follow
+ * (ENGINE_CURVE_OVERLAP_MS until set). */
+#define ENGINE_CURVE_OVERLAP_MS (3600 * 1000)
+bool engine_curve_pending(const engine_t *e);
+const identity_t *engine_curve_server(const engine_t *e);
+void engine_set_curve_overlap(engine_t *e, int64_t overlap_ms);
+
 /* Starts an operator's reconciliation with a peer (its report goes to on_report), in place
  * of an automatic checkpoint session. 0 started; -1 one is already running; -2 it cannot start
  * (out of memory, ledger unreadable). */
