@@ -16,14 +16,32 @@
  *   faults    crashes between turns, after a commit before anything left, and inside a commit
  *             (the ledger's files as they were before the transaction put back); the node
  *             restarts from its files after a while.
+ *   stolen    in one world in four without a key rotation or a restore, a node's signing and box
+ *   key       keys leak (PROTOCOL.md 2.15): a thief copies its home (keys, outbox) and, connecting
+ *             as that node (the CURVE key stays), keeps sending under the stolen keys: the
+ *             node's own stored messages wrapped again, and once a peer replaced them forged
+ *             Settlements at the numbers the new key signs and forged Acks. Each operator (the
+ *             node's, and each peer's, at times of their own, in either order) stops their
+ *             node, records the replacement in its books as `corridor key replace` and
+ *             `corridor peer add --replace` do (node/ledger/replace.c, an operator row of uid
+ *             0), gives it its new keys or card, and starts it again; the channel waits in
+ *             between. Two known gaps of replace.c are steered clear of (gaps_block;
+ *             --replace-anytime shows them).
  *   checks    after every commit I1 (each currency sums to zero over the node's accounts); no
  *             frame leaves inside a transaction; sends answer as idempotency says; at the end,
  *             after faults stop: liveness (every settlement final at both ends within 10
  *             simulated minutes), the expected outcome of each (settled, AM02, AM03), mirrored
- *             positions, each UETR once per side, and the audit of every home (I1-I5, I2).
+ *             positions, each UETR once per side, and the audit of every home (I1-I5, I2). With a
+ *             stolen key: every frame of the thief a peer opens after its replacement is refused
+ *             (ENV_E_REVOKED; ENV_E_UNKNOWN_SENDER for a replacement from 1), each peer refuses
+ *             at least one, and no peer holds (journal evidence, or the proof of what it applied)
+ *             a message the stolen key signed at or above the number its replacement begins at.
+ *             The run's summary counts the worlds that replaced a key and the thief's frames
+ *             refused.
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
- * failed run). `sim --seeds N [--from S] [--nodes K] [--trace]`; see scripts/sim.sh.
+ * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--trace]`; see
+ * scripts/sim.sh.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,7 +76,9 @@
 #include "ledger.h"
 #include "log.h"
 #include "opener.h"
+#include "operation.h"
 #include "reason.h"
+#include "replace.h"
 #include "wire.h"
 #include "settlement.h"
 #include "validate.h"
@@ -120,7 +140,16 @@ typedef struct {
     msg_type_t type;
     uint8_t *data;
     size_t len;
+    bool thief; /* sent by the thief of a stolen key (struct world: stolen) */
 } frame_t;
+
+/* A message the thief of a node's keys found in the copy of its home: signed with those keys. */
+typedef struct {
+    int to; /* the peer's node */
+    msg_type_t type;
+    uint8_t *signed_msg;
+    size_t len;
+} loot_t;
 
 typedef enum {
     ITEM_NORMAL,    /* settles */
@@ -264,6 +293,30 @@ struct world {
     rng_t rotate_rng; /* its own stream */
     int64_t rotate_at;
     int rotations_wanted, rotations_done;
+    /* a node whose signing and box keys are stolen, then replaced by the operators of both
+     * ends of each of its channels (PROTOCOL.md 2.15), from a stream of its own */
+    int stolen;             /* that node, or -1 */
+    rng_t replace_rng;      /* its own stream */
+    int64_t steal_ms;       /* the thief copies its home: keys and outbox */
+    int64_t own_replace_ms; /* its operator's `key replace` (node stopped) */
+    bool own_replaced;
+    int64_t peer_replace_ms[NODES_MAX]; /* by node: each peer's `peer add --replace` (stopped) */
+    bool peer_replaced[NODES_MAX];
+    uint64_t peer_first_seq[NODES_MAX]; /* by node: R, the new key signs from there */
+    identity_t *replacement;            /* the new keys (same CURVE key) */
+    identity_t *thief;                  /* the keys as stolen */
+    envelope_peer_t *thief_keys;        /* per configured peer of the stolen node */
+    loot_t *loot;                       /* its outbox as copied */
+    size_t loot_count;
+    int64_t thief_due_ms, thief_end_ms; /* the thief's next frame; it stops then, once each
+                                           peer refused one after its replacement (else a
+                                           minute later) */
+    uint64_t refused_by[NODES_MAX];     /* by node: the thief's frames it refused since */
+    uint64_t thief_sent, thief_after;   /* its frames; those sent after the peer replaced */
+    bool replace_anytime; /* the operators act as drawn, whatever the known gaps (see gaps_block) */
+    uint64_t thief_revoked, thief_unknown; /* refused after the replacement: ENV_E_REVOKED, or
+                                              ENV_E_UNKNOWN_SENDER (replaced from 1: no
+                                              revoked key on record) */
     int64_t delay_min, delay_jitter;
     bool fifo; /* each lane delivers in order, as a TCP connection does (else frames overtake) */
     int64_t lane_last[NODES_MAX][NODES_MAX][2]; /* fifo: the last delivery time of each lane */
@@ -345,8 +398,9 @@ static const char *type_name(msg_type_t t)
     static const char *const names[] = {"?",      "Settlement",  "StatusReport",
                                         "Return", "StmtRequest", "Statement",
                                         "Ack",    "Hello",       "KeyAnnounce"};
-    _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
-    return t >= MSG_TYPE_MIN && t <= MSG_TYPE_MAX ? names[t] : "?";
+    /* a type newer than this table by the envelope's own name */
+    return t >= MSG_TYPE_MIN && (size_t)t < sizeof names / sizeof names[0] ? names[t]
+                                                                           : msg_type_name(t);
 }
 
 /* ---- frames in flight: a binary heap ----------------------------------------------------------
@@ -1183,6 +1237,604 @@ static void items_settle(world_t *w, node_t *n, bool committed)
     }
 }
 
+/* ---- a stolen key, replaced by the operators (PROTOCOL.md 2.15) -------------------------------
+ *
+ * The stolen node X's keys leak at steal_ms: the thief copies its home (keys, and its outbox:
+ * messages signed with them). X's operator makes new keys (same CURVE key) and hands the new
+ * card to each peer's operator out of band. Each operator, a different person, stops their node
+ * when they get to it, records the replacement in its books exactly as `corridor key replace`
+ * (X) and `corridor peer add --replace` (each peer Y) do, and starts it again: in either order,
+ * and the channel waits in between. The thief, connecting as X (the CURVE key stays), keeps
+ * sending under the stolen keys: before Y's replacement only X's own messages again (the stolen
+ * keys are still X's there: a forgery would be taken, which no replacement can undo), after it
+ * also forged Settlements at the numbers the new key signs and forged Acks. Every one of its
+ * frames Y opens after its replacement must be refused. (`corridor key replace` makes the new
+ * keys in the same run that records them; a peer here that replaces before X stands for a card
+ * made and handed out before X's books were changed; the channel waits as in the other order.) */
+
+static void hex_key_id(const uint8_t *key_id, char out[static 2 * IDENTITY_KEY_ID_BYTES + 1])
+{
+    sodium_bin2hex(out, 2 * IDENTITY_KEY_ID_BYTES + 1, key_id, IDENTITY_KEY_ID_BYTES);
+}
+
+static identity_t *identity_copy(const identity_t *id)
+{
+    identity_t *copy = identity_from_secrets(id->sign_secret, id->box_secret, id->curve_secret);
+    if (copy == NULL) {
+        abort();
+    }
+    return copy;
+}
+
+/* Whether the thief sends again: until thief_end_ms, and a minute more while a peer of the
+ * stolen node refused none of its frames since its replacement. */
+static bool thief_busy(const world_t *w)
+{
+    if (w->stolen < 0 || w->thief == NULL) {
+        return false;
+    }
+    bool unrefused = false;
+    for (int y = 0; y < w->n; y++) {
+        unrefused |= w->channel[w->stolen][y] && w->refused_by[y] == 0;
+    }
+    return w->thief_due_ms < w->thief_end_ms + (unrefused ? 60000 : 0);
+}
+
+/* The earliest of the thief's copy, the operators' replacements and its next frame. */
+static int64_t replace_next(const world_t *w)
+{
+    if (w->stolen < 0) {
+        return INT64_MAX;
+    }
+    if (w->thief == NULL) {
+        return w->steal_ms;
+    }
+    int64_t t = thief_busy(w) ? w->thief_due_ms : INT64_MAX;
+    if (!w->own_replaced && w->own_replace_ms < t) {
+        t = w->own_replace_ms;
+    }
+    for (int y = 0; y < w->n; y++) {
+        if (w->channel[w->stolen][y] && !w->peer_replaced[y] && w->peer_replace_ms[y] < t) {
+            t = w->peer_replace_ms[y];
+        }
+    }
+    return t;
+}
+
+static bool replacements_pending(const world_t *w)
+{
+    bool pending = w->stolen >= 0 && !w->own_replaced;
+    for (int y = 0; y < w->n && w->stolen >= 0; y++) {
+        pending |= w->channel[w->stolen][y] && !w->peer_replaced[y];
+    }
+    return pending;
+}
+
+static bool keep_loot(uint64_t seq, int type, const uint8_t *signed_msg, size_t signed_len,
+                      void *arg)
+{
+    (void)seq;
+    world_t *w = ((node_t *)arg)->w;
+    loot_t *l = &w->loot[w->loot_count++];
+    l->to = ((node_t *)arg)->idx; /* the peer, not the stolen node: see steal_keys */
+    l->type = (msg_type_t)type;
+    l->len = signed_len;
+    if ((l->signed_msg = malloc(signed_len)) == NULL) {
+        abort();
+    }
+    memcpy(l->signed_msg, signed_msg, signed_len);
+    return true;
+}
+
+#define LOOT_PER_PEER 32 /* the newest messages of each channel's outbox the thief keeps */
+
+/* The thief copies the stolen node's home: its keys, and the newest messages of its outbox. */
+static void steal_keys(world_t *w)
+{
+    node_t *x = &w->node[w->stolen];
+    w->thief = identity_copy(x->id);
+    size_t count = x->config->peers_count;
+    w->thief_keys = sodium_malloc((count + 1) * sizeof *w->thief_keys);
+    w->loot = calloc(count * LOOT_PER_PEER + 1, sizeof *w->loot);
+    if (w->thief_keys == NULL || w->loot == NULL) {
+        abort();
+    }
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/%s", x->home, LEDGER_FILE);
+    ledger_t *l = NULL;
+    if (ledger_open(path, x->name, LEDGER_READ_ONLY, DISK_VFS, &l, err, sizeof err) != LEDGER_OK) {
+        fail(w, "the thief cannot read %s's ledger: %s", x->name, err);
+        return;
+    }
+    for (size_t p = 0; p < count; p++) {
+        if (envelope_peer_init(&w->thief_keys[p], w->thief, &x->config->peers[p].card) != ENV_OK) {
+            fail(w, "envelope_peer_init for the thief");
+            break;
+        }
+        ledger_channel_t ch;
+        const char *peer = x->config->peers[p].card.name;
+        if (ledger_channel_get(l, peer, &ch) != LEDGER_OK ||
+            ledger_outbox_scan(l, peer,
+                               ch.sent_seq > LOOT_PER_PEER ? ch.sent_seq - LOOT_PER_PEER + 1 : 1,
+                               LOOT_PER_PEER, keep_loot, &w->node[x->peer_node[p]]) != LEDGER_OK) {
+            fail(w, "the thief cannot read %s's outbox: %s", x->name, ledger_last_error(l));
+            break;
+        }
+    }
+    ledger_close(&l);
+    /* found later than drawn (gap 1): the operators act as much later */
+    int64_t late = w->now - w->steal_ms;
+    w->own_replace_ms += late;
+    for (int y = 0; y < w->n; y++) {
+        w->peer_replace_ms[y] += w->channel[x->idx][y] ? late : 0;
+    }
+    w->thief_end_ms += late;
+    w->thief_due_ms = w->now + rng_range(&w->replace_rng, 10, 300);
+    trace(w, "%s's signing and box keys are STOLEN, with a copy of its outbox (%zu messages)",
+          x->name, w->loot_count);
+}
+
+/* An operator stops the node for its replacement (a node already down stays down as it was),
+ * and starts it again a little later. */
+static void operator_stop(world_t *w, node_t *n)
+{
+    if (n->up) {
+        node_close(n);
+        n->restart_ms = w->now + rng_range(&w->replace_rng, 200, 3000);
+        trace(w, "%s STOPPED by its operator, back at t=%" PRId64, n->name, n->restart_ms);
+    }
+}
+
+/* The stopped node's books, for an operator's command (its disk is fine by then). */
+static ledger_t *operator_books(world_t *w, node_t *n)
+{
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/%s", n->home, LEDGER_FILE);
+    disk_set_fault(n->idx, DISK_OK);
+    ledger_t *l = NULL;
+    if (ledger_open(path, n->name, LEDGER_READ_WRITE, DISK_VFS, &l, err, sizeof err) != LEDGER_OK) {
+        fail(w, "%s: its operator cannot open its ledger: %s", n->name, err);
+        return NULL;
+    }
+    ledger_set_clock(l, wall_of(w->now));
+    if (ledger_begin(l) != LEDGER_OK) {
+        fail(w, "%s: its operator cannot begin a transaction: %s", n->name, ledger_last_error(l));
+        ledger_close(&l);
+    }
+    return l;
+}
+
+static void operator_commit(world_t *w, node_t *n, ledger_t *l, json_t *args, const char *peer)
+{
+    if (operation_record(l, 0, "replace", peer, args) != LEDGER_OK ||
+        ledger_commit(l) != LEDGER_OK) {
+        fail(w, "%s: its operator cannot record the replacement: %s", n->name,
+             ledger_last_error(l));
+        ledger_rollback(l);
+    }
+}
+
+/* `corridor key replace` on the stolen node (cli_replace.c cmd_key_replace): on each channel
+ * the new key signs from the message after the last one queued. */
+static void replace_own(world_t *w)
+{
+    node_t *x = &w->node[w->stolen];
+    w->own_replaced = true;
+    operator_stop(w, x);
+    ledger_t *l = operator_books(w, x);
+    if (l == NULL) {
+        return;
+    }
+    char new_hex[2 * IDENTITY_KEY_ID_BYTES + 1], old_hex[2 * IDENTITY_KEY_ID_BYTES + 1];
+    hex_key_id(w->replacement->key_id, new_hex);
+    hex_key_id(x->id->key_id, old_hex);
+    json_t *channels = json_array();
+    for (size_t p = 0; p < x->config->peers_count && !w->failed; p++) {
+        const char *peer = x->config->peers[p].card.name;
+        key_replaced_t done;
+        if (replace_own_key(l, peer, x->id, w->replacement, &done) != LEDGER_OK) {
+            fail(w, "%s: key replace on the channel with %s: %s", x->name, peer,
+                 done.refused != NULL ? done.refused : ledger_last_error(l));
+            break;
+        }
+        char replaced_hex[2 * IDENTITY_KEY_ID_BYTES + 1];
+        hex_key_id(done.replaced_key_id, replaced_hex);
+        json_array_append_new(channels,
+                              json_pack("{s:s, s:s, s:I}", "peer", peer, "replaced_key_id",
+                                        replaced_hex, "first_seq", (json_int_t)done.first_seq));
+        trace(w, "%s's operator: its new key signs to %s from %" PRIu64, x->name, peer,
+              done.first_seq);
+    }
+    if (w->failed) {
+        ledger_rollback(l);
+    } else {
+        operator_commit(w, x, l,
+                        json_pack("{s:s, s:s, s:s, s:O}", "side", "ours", "key_id", new_hex,
+                                  "replaced_key_id", old_hex, "channels", channels),
+                        "");
+    }
+    json_decref(channels);
+    ledger_close(&l);
+    identity_destroy(&x->id);
+    x->id = identity_copy(w->replacement);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", x->home, IDENTITY_KEY_FILE);
+    if (identity_save(x->id, path) != ID_OK) {
+        fail(w, "identity_save %s", path);
+    }
+}
+
+/* `corridor peer add --replace CARD` on a peer of the stolen node (cli_replace.c peer_replace):
+ * the new key signs from the first message not applied; the keys before it are revoked. */
+static void replace_peer(world_t *w, int yi)
+{
+    node_t *y = &w->node[yi], *x = &w->node[w->stolen];
+    w->peer_replaced[yi] = true;
+    size_t q = 0;
+    while (q < y->config->peers_count && y->peer_node[q] != x->idx) {
+        q++;
+    }
+    operator_stop(w, y);
+    ledger_t *l = operator_books(w, y);
+    if (l == NULL) {
+        return;
+    }
+    config_peer_t *peer = &y->config->peers[q];
+    peer_card_t card;
+    identity_card(w->replacement, x->name, peer->card.endpoint, &card);
+    key_replaced_t done;
+    if (replace_peer_key(l, &peer->card, &card, 0, &done) != LEDGER_OK) {
+        fail(w, "%s: peer add --replace of %s: %s", y->name, x->name,
+             done.refused != NULL ? done.refused : ledger_last_error(l));
+        ledger_rollback(l);
+        ledger_close(&l);
+        return;
+    }
+    char new_hex[2 * IDENTITY_KEY_ID_BYTES + 1], old_hex[2 * IDENTITY_KEY_ID_BYTES + 1];
+    hex_key_id(w->replacement->key_id, new_hex);
+    hex_key_id(done.replaced_key_id, old_hex);
+    operator_commit(w, y, l,
+                    json_pack("{s:s, s:s, s:s, s:I, s:I}", "side", "theirs", "key_id", new_hex,
+                              "replaced_key_id", old_hex, "first_seq", (json_int_t)done.first_seq,
+                              "revoked_from", (json_int_t)done.first_seq),
+                    x->name);
+    ledger_close(&l);
+    w->peer_first_seq[yi] = done.first_seq;
+    peer->card = card;
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", y->home, CONFIG_FILE);
+    if (config_save(y->config, path) != CONFIG_OK) {
+        fail(w, "config_save %s: %s", path, strerror(errno));
+    }
+    trace(w,
+          "%s's operator: %s's new key signs its messages from %" PRIu64
+          ", every key before it revoked",
+          y->name, x->name, done.first_seq);
+}
+
+/* One frame of the thief to a peer of the stolen node, under the stolen keys. */
+static void thief_send(world_t *w)
+{
+    rng_t *r = &w->replace_rng;
+    w->thief_due_ms = w->now + rng_range(r, 50, 1000);
+    node_t *x = &w->node[w->stolen];
+    size_t p = (size_t)rng_below(r, x->config->peers_count);
+    int to = x->peer_node[p];
+    bool after = w->peer_replaced[to];
+    size_t mine = 0;
+    for (size_t k = 0; k < w->loot_count; k++) {
+        mine += w->loot[k].to == to;
+    }
+    unsigned kind = after ? (unsigned)rng_below(r, 3) : 0;
+    if (kind == 0 && mine == 0) {
+        if (!after) {
+            return; /* nothing of X's own to send again; a forgery would be taken */
+        }
+        kind = 1 + (unsigned)rng_below(r, 2);
+    }
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    msg_type_t type = MSG_ACK;
+    env_err_t rc = ENV_OK;
+    const char *what = "";
+    if (kind == 0) {
+        size_t pick = (size_t)rng_below(r, mine);
+        const loot_t *l = NULL;
+        for (size_t k = 0; l == NULL; k++) {
+            if (w->loot[k].to == to && pick-- == 0) {
+                l = &w->loot[k];
+            }
+        }
+        type = l->type;
+        what = "a message of the stolen outbox, wrapped again";
+        rc = envelope_wrap(w->thief, &w->thief_keys[p], l->signed_msg, l->len, true, &wire, &len);
+    } else if (kind == 1) {
+        item_t it = {.payer = x->idx, .payee = to, .amount = rng_range(r, 1, AMOUNT_MAX)};
+        it.tag = 1000000 + (unsigned)w->thief_sent;
+        snprintf(it.currency, sizeof it.currency, "RUB");
+        make_uetr(r, it.uetr);
+        settlement_t s;
+        item_settlement(w, &it, &s);
+        uint8_t *body = NULL;
+        size_t body_len = 0;
+        if (settlement_encode(&s, &body, &body_len) != 0) {
+            abort();
+        }
+        type = MSG_SETTLEMENT;
+        what = "a forged Settlement at the numbers the new key signs";
+        rc = envelope_seal_version(w->thief, &w->thief_keys[p], INNER_VERSION_MIN, type,
+                                   w->peer_first_seq[to] + rng_below(r, 3), body, body_len, &wire,
+                                   &len);
+        free(body);
+    } else {
+        Corridor__Ack a = CORRIDOR__ACK__INIT;
+        a.sequence = rng_below(r, 1000);
+        a.incarnation = (uint64_t)wall_of(w->now) * 1000;
+        a.counter = 1 + rng_below(r, 1000);
+        uint8_t body[64];
+        size_t body_len = corridor__ack__pack(&a, body);
+        what = "a forged Ack";
+        rc = envelope_seal_version(w->thief, &w->thief_keys[p], INNER_VERSION_MIN, type, 0, body,
+                                   body_len, &wire, &len);
+    }
+    if (rc != ENV_OK) {
+        fail(w, "the thief cannot seal a frame: %s", env_strerror(rc));
+        return;
+    }
+    frame_t f = {.at = w->now + w->delay_min + (int64_t)rng_below(r, (uint64_t)w->delay_jitter + 1),
+                 .order = w->order++,
+                 .from = x->idx,
+                 .to = to,
+                 .type = type,
+                 .data = wire,
+                 .len = len,
+                 .thief = true};
+    flight_push(w, f);
+    w->thief_sent++;
+    w->thief_after += after;
+    trace(w, "%s->%s %s %zu bytes: by the thief of %s's old keys (%s%s), arrives t=%" PRId64,
+          x->name, w->node[to].name, type_name(type), len, x->name, what,
+          after ? "; the peer replaced them" : "", f.at);
+}
+
+/* ---- two known gaps of the replacement (node/ledger/replace.c), which this world steers clear
+ * of unless --replace-anytime:
+ *  1. A replacement from 1 (our side: nothing queued to that peer, S = 0; the peer's side:
+ *     nothing of it applied, R = 1) on a channel with no key history records only the new key:
+ *     the key it replaced is in no history. A stolen node replaced from 1 then refuses for ever
+ *     the messages its peer signed for its old key (ENV_E_WRONG_RECIPIENT: they are never
+ *     signed again), and the audit reports the evidence a node holds addressed to that key
+ *     ("signed for another recipient"). So the leak is found (steal_keys) only once, on every
+ *     channel of the stolen node, it queued a message (S >= 1) and the peer applied one
+ *     (R >= 2); not found by a minute after faults stop: no leak in that world.
+ *  2. R is what the peer applied, plus one; a reconciliation can heal the stolen node's
+ *     messages above that (recorded from their signed evidence), which the replacement then
+ *     revokes: the audit reports them ("a key of the peer not valid for that message"). So an
+ *     operator waits while a peer not yet replaced holds such a message (the stream brings
+ *     it, under the old key, before long).
+ * With --replace-anytime every world acts as drawn (the same draws), and the gaps show. */
+
+/* A channel's counters in `n`'s books (a node down too: a read-only connection of our own). */
+static bool counters_of(world_t *w, node_t *n, const char *peer, ledger_channel_t *out)
+{
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/%s", n->home, LEDGER_FILE);
+    ledger_t *l = NULL;
+    bool ok =
+        ledger_open(path, n->name, LEDGER_READ_ONLY, DISK_VFS, &l, err, sizeof err) == LEDGER_OK &&
+        ledger_channel_get(l, peer, out) == LEDGER_OK;
+    if (!ok) {
+        fail(w, "%s: cannot read its channel with %s: %s", n->name, peer,
+             l != NULL ? ledger_last_error(l) : err);
+    }
+    ledger_close(&l);
+    return ok;
+}
+
+/* Gap 1: whether on every channel of the stolen node it queued a message and the peer applied
+ * one. */
+static bool leak_findable(world_t *w)
+{
+    node_t *x = &w->node[w->stolen];
+    for (size_t p = 0; p < x->config->peers_count && !w->failed; p++) {
+        node_t *y = &w->node[x->peer_node[p]];
+        ledger_channel_t xc, yc;
+        if (!counters_of(w, x, y->name, &xc) || !counters_of(w, y, x->name, &yc) ||
+            xc.sent_seq == 0 || yc.applied_seq == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Gap 2: whether peer y, not yet replaced, holds a message the stolen key signed above what it
+ * applied of the stolen node's. */
+static bool holds_ahead(world_t *w, node_t *y)
+{
+    node_t *x = &w->node[w->stolen];
+    ledger_channel_t yc;
+    if (w->peer_replaced[y->idx] || !counters_of(w, y, x->name, &yc)) {
+        return false;
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", y->home, LEDGER_FILE);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT evidence FROM journal WHERE peer = ?1 AND kind BETWEEN 2 AND 7"
+                           " AND length(evidence) > 0",
+                           -1, &st, NULL) != SQLITE_OK) {
+        fail(w, "%s: cannot read its journal: %s", y->name, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return false;
+    }
+    sqlite3_bind_text(st, 1, x->name, -1, SQLITE_STATIC);
+    bool ahead = false;
+    while (!ahead && sqlite3_step(st) == SQLITE_ROW) {
+        const uint8_t *ev = sqlite3_column_blob(st, 0);
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        uint8_t author[IDENTITY_KEY_ID_BYTES];
+        envelope_message_t m;
+        if (evidence_author(ev, len, author) == ENV_OK &&
+            sodium_memcmp(author, w->thief->key_id, sizeof author) == 0 &&
+            evidence_verify(ev, len, w->thief->sign_public, &m) == ENV_OK) {
+            ahead = m.sequence > yc.applied_seq;
+            envelope_message_clear(&m);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ahead;
+}
+
+/* Whether an operator's replacement (of the stolen node's own keys: y < 0; else of peer y's)
+ * waits: gap 2. */
+static bool gaps_block(world_t *w, int y)
+{
+    if (w->replace_anytime) {
+        return false;
+    }
+    for (int i = 0; i < w->n; i++) {
+        if ((y < 0 ? w->channel[w->stolen][i] : i == y) && holds_ahead(w, &w->node[i])) {
+            trace(w, "%s holds a message of %s's above what it applied: %s's operator waits",
+                  w->node[i].name, w->node[w->stolen].name, w->node[y < 0 ? w->stolen : y].name);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* What is due now of the stolen key's events (replace_next). */
+static void replace_step(world_t *w)
+{
+    if (w->thief == NULL) {
+        if (!w->replace_anytime && !leak_findable(w)) { /* gap 1 */
+            if (w->now >= w->faults_end + 60000) {
+                trace(w, "a channel of %s never carried a message of its: no leak",
+                      w->node[w->stolen].name);
+                w->stolen = -1;
+            } else {
+                w->steal_ms = w->now + 500;
+            }
+            return;
+        }
+        steal_keys(w);
+        return;
+    }
+    if (!w->own_replaced && w->own_replace_ms <= w->now) {
+        if (gaps_block(w, -1)) {
+            w->own_replace_ms = w->now + 500;
+            return;
+        }
+        replace_own(w);
+        return;
+    }
+    for (int y = 0; y < w->n; y++) {
+        if (w->channel[w->stolen][y] && !w->peer_replaced[y] && w->peer_replace_ms[y] <= w->now) {
+            if (gaps_block(w, y)) {
+                w->peer_replace_ms[y] = w->now + 500;
+                return;
+            }
+            replace_peer(w, y);
+            return;
+        }
+    }
+    thief_send(w);
+}
+
+/* A thief's frame as the peer opened it: once that peer replaced the stolen keys, refused. */
+static void thief_frame_opened(world_t *w, const node_t *y, const opener_frame_t *f)
+{
+    if (w->stolen < 0 || !w->peer_replaced[y->idx]) {
+        return; /* the stolen keys are still the stolen node's there */
+    }
+    if (f->rc == ENV_E_REVOKED) {
+        w->thief_revoked++;
+        w->refused_by[y->idx]++;
+    } else if (f->rc == ENV_E_UNKNOWN_SENDER && w->peer_first_seq[y->idx] == 1) {
+        w->thief_unknown++; /* replaced from 1: the history holds no key to name as revoked */
+        w->refused_by[y->idx]++;
+    } else {
+        fail(w, "%s opened a frame under %s's stolen keys after replacing them: %s", y->name,
+             w->node[w->stolen].name, f->rc == ENV_OK ? "accepted" : env_strerror(f->rc));
+    }
+}
+
+/* One message a peer keeps of the stolen node's (`where`): if the stolen key signed it, its
+ * number is below R. */
+static void check_stolen_message(world_t *w, const node_t *y, const uint8_t *ev, size_t ev_len,
+                                 const char *where)
+{
+    uint8_t author[IDENTITY_KEY_ID_BYTES];
+    if (evidence_author(ev, ev_len, author) != ENV_OK ||
+        sodium_memcmp(author, w->thief->key_id, sizeof author) != 0) {
+        return;
+    }
+    envelope_message_t m;
+    env_err_t rc = evidence_verify(ev, ev_len, w->thief->sign_public, &m);
+    if (rc != ENV_OK || m.sequence >= w->peer_first_seq[y->idx]) {
+        fail(w,
+             "%s's %s is a message of %s under its stolen key, number %" PRIu64
+             " (its replacement signs from %" PRIu64 ")%s",
+             y->name, where, w->node[w->stolen].name, m.sequence, w->peer_first_seq[y->idx],
+             rc != ENV_OK ? ", and it does not verify" : "");
+    }
+    envelope_message_clear(&m);
+}
+
+/* At the end: every operator replaced the stolen keys, and no peer applied, imported or keeps
+ * as proof a message the stolen key signed at or after the number its replacement begins at
+ * (R). */
+static void check_stolen_evidence(world_t *w)
+{
+    if (w->stolen < 0) {
+        return;
+    }
+    node_t *x = &w->node[w->stolen];
+    if (replacements_pending(w) || w->thief == NULL) {
+        fail(w, "the replacement of %s's stolen keys did not happen on every node", x->name);
+        return;
+    }
+    for (int yi = 0; yi < w->n && !w->failed; yi++) {
+        node_t *y = &w->node[yi];
+        if (!w->channel[x->idx][yi]) {
+            continue;
+        }
+        if (w->refused_by[yi] == 0) {
+            fail(w, "%s refused none of the frames of the thief of %s's keys after replacing them",
+                 y->name, x->name);
+            return;
+        }
+        uint8_t *proof = NULL;
+        size_t proof_len = 0;
+        if (ledger_channel_proof(y->ledger, x->name, &proof, &proof_len) != LEDGER_OK) {
+            fail(w, "%s: cannot read its proof of the channel with %s", y->name, x->name);
+        } else if (proof != NULL) {
+            check_stolen_message(w, y, proof, proof_len, "proof of the channel");
+        }
+        free(proof);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(y->db,
+                               "SELECT seq, evidence, kind, uetr FROM journal WHERE peer = ?1 AND"
+                               " kind BETWEEN 2 AND 7 AND length(evidence) > 0",
+                               -1, &st, NULL) != SQLITE_OK) {
+            fail(w, "%s: cannot read its journal: %s", y->name, sqlite3_errmsg(y->db));
+            return;
+        }
+        sqlite3_bind_text(st, 1, x->name, -1, SQLITE_STATIC);
+        while (!w->failed && sqlite3_step(st) == SQLITE_ROW) {
+            char where[128];
+            snprintf(where, sizeof where, "journal row %lld (kind %d, UETR %s)",
+                     (long long)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 2),
+                     (const char *)sqlite3_column_text(st, 3));
+            check_stolen_message(w, y, sqlite3_column_blob(st, 1),
+                                 (size_t)sqlite3_column_bytes(st, 1), where);
+        }
+        sqlite3_finalize(st);
+    }
+}
+
 /* ---- one turn ---------------------------------------------------------------------------------
  */
 
@@ -1285,6 +1937,9 @@ static void node_turn(world_t *w, node_t *n)
     }
     opener_run(w->opener, frames, count, n->id, n->keys, n->config->peers_count);
     for (size_t i = 0; i < count; i++) {
+        if (n->inbox[i].thief) {
+            thief_frame_opened(w, n, &frames[i]);
+        }
         engine_deliver(n->engine, &frames[i]); /* takes the message */
     }
     free(frames);
@@ -1423,6 +2078,7 @@ typedef struct {
     bool trace;
     bool fifo;            /* every world's lanes deliver in order */
     bool no_lost_commits; /* every transaction commits: no crash inside one, no disk faults */
+    bool replace_anytime; /* key replacements as drawn, whatever the known gaps (gaps_block) */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -1647,6 +2303,37 @@ static bool world_build(world_t *w, const options_t *opt)
                      : -1;
     w->rotations_wanted = 1 + (int)rng_below(&w->rotate_rng, 2);
     w->rotate_at = rng_range(&w->rotate_rng, 0, w->faults_end / 2);
+    /* one world in four without a rotation or a restore: a node's keys are stolen, and the
+     * operators of both ends of its channels replace them (a restore could put back books from
+     * before the replacement, under keys deleted since) */
+    w->replace_rng.s = w->seed ^ UINT64_C(0x7265706c61636521);
+    w->stolen = -1;
+    if (w->rotator < 0 && w->restore.node < 0 && rng_chance(&w->replace_rng, 250)) {
+        rng_t *rr = &w->replace_rng;
+        w->stolen = (int)rng_below(rr, (uint64_t)w->n);
+        w->steal_ms = rng_range(rr, 0, w->faults_end / 2);
+        /* as drawn, every operator acts before faults stop, in any order (each is another
+         * person); as much later as the leak is found later (gap 1, replace_step) */
+        w->own_replace_ms = rng_range(rr, w->steal_ms + 100, w->faults_end - 1);
+        int64_t last = w->own_replace_ms;
+        for (int y = 0; y < w->n; y++) {
+            if (w->channel[w->stolen][y]) {
+                w->peer_replace_ms[y] = rng_range(rr, w->steal_ms + 100, w->faults_end - 1);
+                last = w->peer_replace_ms[y] > last ? w->peer_replace_ms[y] : last;
+            }
+        }
+        w->thief_end_ms = last + rng_range(rr, 5000, 15000);
+        uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
+        for (size_t i = 0; i < sizeof seed; i++) {
+            seed[i] = (uint8_t)rng_next(rr);
+            box[i] = (uint8_t)rng_next(rr);
+        }
+        node_t *x = &w->node[w->stolen];
+        if ((w->replacement = identity_from_secrets(seed, box, x->id->curve_secret)) == NULL) {
+            fail(w, "out of memory");
+            return false;
+        }
+    }
     /* the compromised node of a world without a restore also forges sequenced messages */
     w->forge_rng.s = w->seed ^ UINT64_C(0x666f72676572792e);
     w->forging = w->attacker >= 0 && w->restore.node < 0;
@@ -1693,6 +2380,17 @@ static bool world_build(world_t *w, const options_t *opt)
     if (w->rotator >= 0) {
         trace(w, "%s rotates its signing key %d times", w->node[w->rotator].name,
               w->rotations_wanted);
+    }
+    if (w->stolen >= 0) {
+        trace(w,
+              "%s's keys are stolen at t=%" PRId64 "; its operator replaces them at t=%" PRId64
+              ", its peers' operators theirs:",
+              w->node[w->stolen].name, w->steal_ms, w->own_replace_ms);
+        for (int y = 0; y < w->n; y++) {
+            if (w->channel[w->stolen][y]) {
+                trace(w, "  %s at t=%" PRId64, w->node[y].name, w->peer_replace_ms[y]);
+            }
+        }
     }
     if (w->attacker >= 0) {
         trace(w, "%s is compromised: it forges control messages%s", w->node[w->attacker].name,
@@ -1973,6 +2671,7 @@ static void world_step(world_t *w)
     int64_t t_frame = w->flight_count > 0 ? w->flight[0].at : INT64_MAX;
     int64_t t_crash =
         w->crashes_next < w->crashes_count ? w->crashes[w->crashes_next].at : INT64_MAX;
+    int64_t t_replace = replace_next(w); /* the stolen key's events */
     int64_t t_node = INT64_MAX;
     int who = -1;
     for (int i = 0; i < w->n; i++) {
@@ -1983,7 +2682,7 @@ static void world_step(world_t *w)
             who = i;
         }
     }
-    if (t_frame <= t_crash && t_frame <= t_node && t_frame != INT64_MAX) {
+    if (t_frame <= t_crash && t_frame <= t_node && t_frame <= t_replace && t_frame != INT64_MAX) {
         frame_t f = flight_pop(w);
         w->now = f.at > w->now ? f.at : w->now;
         node_t *to = &w->node[f.to];
@@ -2006,7 +2705,7 @@ static void world_step(world_t *w)
         to->wake_ms = wake < to->wake_ms ? wake : to->wake_ms;
         return;
     }
-    if (t_crash <= t_node && t_crash != INT64_MAX) {
+    if (t_crash <= t_node && t_crash <= t_replace && t_crash != INT64_MAX) {
         crash_t *c = &w->crashes[w->crashes_next++];
         w->now = c->at > w->now ? c->at : w->now;
         node_t *n = &w->node[c->node];
@@ -2018,6 +2717,11 @@ static void world_step(world_t *w)
         } else {
             n->crash_armed = (int)c->kind; /* at its next transaction */
         }
+        return;
+    }
+    if (t_replace <= t_node && t_replace != INT64_MAX) {
+        w->now = t_replace > w->now ? t_replace : w->now;
+        replace_step(w);
         return;
     }
     if (who < 0) {
@@ -2036,6 +2740,13 @@ static void world_step(world_t *w)
 
 static void world_free(world_t *w)
 {
+    if (w->thief_keys != NULL) { /* before the configs that count them go */
+        for (size_t p = 0; p < w->node[w->stolen].config->peers_count; p++) {
+            envelope_peer_wipe(&w->thief_keys[p]);
+        }
+        sodium_free(w->thief_keys);
+        w->thief_keys = NULL;
+    }
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
         node_close(n);
@@ -2050,6 +2761,12 @@ static void world_free(world_t *w)
         free(w->flight[i].data);
     }
     disk_image_free(&w->restore.image);
+    for (size_t k = 0; k < w->loot_count; k++) {
+        free(w->loot[k].signed_msg);
+    }
+    free(w->loot);
+    identity_destroy(&w->thief);
+    identity_destroy(&w->replacement);
     free(w->flight);
     free(w->items);
     opener_free(&w->opener);
@@ -2073,6 +2790,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     w->rng.s = seed;
     (void)rng_next(&w->rng);
     w->trace = opt->trace;
+    w->replace_anytime = opt->replace_anytime;
     current = w;
     log_set_clock(sim_clock);
     entropy_seed(seed);
@@ -2102,7 +2820,9 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                                                                                    : it->final_seen;
             }
             bool final = false;
-            bool restore_due = w->restore.node >= 0 && !w->restore.restored;
+            /* a restore, a replacement or the thief still to come */
+            bool restore_due = (w->restore.node >= 0 && !w->restore.restored) ||
+                               replacements_pending(w) || thief_busy(w);
             if ((all_seen || w->now >= final_check) && !w->failed && !restore_due) {
                 final_check = w->now + FINAL_CHECK_MS;
                 final = books_final(w, false);
@@ -2125,6 +2845,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
         }
     }
     if (done && !w->failed) {
+        check_stolen_evidence(w);
         trace(w, "reconciled; auditing every home");
         audit_all(w);
     }
@@ -2141,10 +2862,23 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
                 " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
                 " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
-                " hostile copies, %" PRIu64 " forged, %" PRIu64 " sequenced)\n",
+                " hostile copies, %" PRIu64 " forged, %" PRIu64 " sequenced, %" PRIu64
+                " by a thief of %s's keys, %" PRIu64 " after a replacement, %" PRIu64
+                " refused as revoked, %" PRIu64 " as unknown)\n",
                 seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
                 w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile,
-                w->forged, w->forged_sequenced);
+                w->forged, w->forged_sequenced, w->thief_sent,
+                w->stolen >= 0 ? w->node[w->stolen].name : "no node", w->thief_after,
+                w->thief_revoked, w->thief_unknown);
+    }
+    /* for the run's summary (job_done) */
+    char path[300];
+    snprintf(path, sizeof path, "%s/stats", dir);
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fprintf(f, "%d %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", w->stolen >= 0 && w->own_replaced,
+                w->thief_after, w->thief_revoked, w->thief_unknown);
+        fclose(f);
     }
     fflush(stdout);
     fflush(stderr);
@@ -2160,7 +2894,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--seeds N] [--from S] [--nodes K] [--settlements M] [--jobs J] "
-               "[--fifo] [--no-lost-commits] [--trace]\n"
+               "[--fifo] [--no-lost-commits] [--replace-anytime] [--trace]\n"
                "  runs N worlds, seeds S..S+N-1 (default 1 from 1); K nodes (2-5; default from "
                "the seed);\n"
                "  M settlements each (default 200); J worlds at a time (default 1); --trace "
@@ -2169,6 +2903,8 @@ static void usage(FILE *f)
                "  --fifo: every lane delivers in order (as TCP; else half the worlds reorder);\n"
                "  --no-lost-commits: every transaction commits (crashes between turns or after a\n"
                "  commit only; no full or failing disk).\n"
+               "  --replace-anytime: the operators replace a stolen key as drawn, also where\n"
+               "  node/ledger/replace.c has known gaps (sim.c: gaps_block).\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -2228,6 +2964,7 @@ static void replay_line(uint64_t seed, const options_t *opt)
     char nodes[32] = "", settlements[40] = "";
     const char *fifo = opt->fifo ? " --fifo" : "";
     const char *lost = opt->no_lost_commits ? " --no-lost-commits" : "";
+    const char *anytime = opt->replace_anytime ? " --replace-anytime" : "";
     if (opt->nodes > 0) {
         snprintf(nodes, sizeof nodes, " --nodes %d", opt->nodes);
     }
@@ -2235,13 +2972,34 @@ static void replay_line(uint64_t seed, const options_t *opt)
         snprintf(settlements, sizeof settlements, " --settlements %zu", opt->settlements);
     }
     printf("FAILED seed %" PRIu64 "; replay: scripts/sim.sh --seeds 1 --from %" PRIu64
-           "%s%s%s%s --trace\n",
-           seed, seed, nodes, settlements, fifo, lost);
+           "%s%s%s%s%s --trace\n",
+           seed, seed, nodes, settlements, fifo, lost, anytime);
 }
 
-static bool job_done(job_t *j, int status, const options_t *opt)
+/* What the worlds of a run did with stolen keys (world_run writes each world's). */
+typedef struct {
+    uint64_t replaced;      /* worlds whose operators replaced a stolen key */
+    uint64_t thief_after;   /* the thief's frames sent after the peer replaced its keys */
+    uint64_t thief_revoked; /* refused as under a revoked key (ENV_E_REVOKED) */
+    uint64_t thief_unknown; /* refused as an unknown sender (a replacement from 1) */
+} run_stats_t;
+
+static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
 {
     bool passed = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    char path[300];
+    snprintf(path, sizeof path, "%s/stats", j->dir);
+    FILE *f = fopen(path, "r");
+    unsigned long long v[4] = {0, 0, 0, 0};
+    if (f != NULL && fscanf(f, "%llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3]) == 4) {
+        stats->replaced += v[0];
+        stats->thief_after += v[1];
+        stats->thief_revoked += v[2];
+        stats->thief_unknown += v[3];
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
     if (!passed) {
         if (WIFSIGNALED(status)) {
             printf("seed %" PRIu64 ": the world died of signal %d (%s)\n", j->seed,
@@ -2275,6 +3033,8 @@ int main(int argc, char **argv)
             opt.fifo = true;
         } else if (strcmp(a, "--no-lost-commits") == 0) {
             opt.no_lost_commits = true;
+        } else if (strcmp(a, "--replace-anytime") == 0) {
+            opt.replace_anytime = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -2315,6 +3075,8 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t passed = 0, failed = 0, next = 0;
+    run_stats_t stats = {0, 0, 0, 0};
+    bool unrefused = false; /* the thief's frames after replacements, none refused */
     job_t running[64];
     size_t active = 0;
     struct timespec t0, t1;
@@ -2362,7 +3124,7 @@ int main(int argc, char **argv)
         }
         for (size_t k = 0; k < active; k++) {
             if (running[k].pid == pid) {
-                if (job_done(&running[k], status, &opt)) {
+                if (job_done(&running[k], status, &opt, &stats)) {
                     passed++;
                 } else {
                     failed++;
@@ -2374,8 +3136,18 @@ int main(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("%" PRIu64 " worlds in %.1f s (%.0f a minute)\n", seeds, s,
-           s > 0 ? (double)seeds * 60.0 / s : 0.0);
+    printf("%" PRIu64 " worlds in %.1f s (%.0f a minute); %" PRIu64
+           " replaced a stolen key, %" PRIu64 " of the thief's frames refused (%" PRIu64
+           " as revoked, %" PRIu64 " as unknown; %" PRIu64 " sent after a replacement)\n",
+           seeds, s, s > 0 ? (double)seeds * 60.0 / s : 0.0, stats.replaced,
+           stats.thief_revoked + stats.thief_unknown, stats.thief_revoked, stats.thief_unknown,
+           stats.thief_after);
+    if (stats.thief_after > 0 && stats.thief_revoked + stats.thief_unknown == 0) {
+        printf("FAILED: the thief sent %" PRIu64
+               " frames after replacements and none was refused\n",
+               stats.thief_after);
+        unrefused = true;
+    }
     printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return failed == 0 && !unrefused ? 0 : 1;
 }
