@@ -24,6 +24,9 @@
  * from key files as a crash between its replacement's commit and renames leaves them: its queued
  * settlements, signed again by the new key, settle, traffic flows both ways, and the homes
  * audit clean with both replacements on record.
+ *
+ * test_rotation_both_at_once: both nodes rotate at the same moment, three times; each time both
+ * CURVE keys switch and payments flow both ways.
  */
 #include "support.h"
 
@@ -737,6 +740,43 @@ static void test_replacement(void **state)
     c->passed = true;
 }
 
+/* ---- 4. both ends rotate at once --------------------------------------------------------------
+ */
+
+/* A and B rotate at the same moment, both with new CURVE keys: the node with the higher code
+ * waits to switch until it applied the other's KeySwitch (each pinning the other's old key
+ * would leave no way for either KeySwitch), and payments flow both ways after. */
+static void test_rotation_both_at_once(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", UP_MS);
+    for (int round = 0; round < 3; round++) {
+        pid_t pa = cluster_spawn(c, "key", "rotate", "--home", a->home, NULL);
+        pid_t pb = cluster_spawn(c, "key", "rotate", "--home", b->home, NULL);
+        assert_int_equal(cluster_wait_spawned(c, pa, NODE_CMD_TIMEOUT_MS, NULL), 0);
+        assert_int_equal(cluster_wait_spawned(c, pb, NODE_CMD_TIMEOUT_MS, NULL), 0);
+        wait_rotation_acked(c, a);
+        wait_rotation_acked(c, b);
+        size_t switches = (size_t)round + 1;
+        node_wait_log(a, "peer's inbound socket serves its new CURVE key", switches, ROTATED_MS);
+        node_wait_log(b, "peer's inbound socket serves its new CURVE key", switches, ROTATED_MS);
+        cmd_result_t r;
+        assert_int_equal(node_send(c, a, b, "10.00", "RUB", NULL, "20", &r), 0);
+        cmd_result_free(&r);
+        assert_int_equal(node_send(c, b, a, "11.00", "RUB", NULL, "20", &r), 0);
+        cmd_result_free(&r);
+    }
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    tnode_t *both[] = {a, b};
+    cluster_audit_clean(c, both, 2, 6);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) {
@@ -747,6 +787,8 @@ int main(void)
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_rotation_under_load, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_replacement, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_both_at_once, cluster_setup,
+                                        cluster_teardown),
     };
     return cmocka_run_group_tests_name("rotation", tests, NULL, NULL);
 }

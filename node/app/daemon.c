@@ -120,8 +120,13 @@ typedef struct {
     int64_t oversize_logged_ms; /* when a frame too large for the stream was last logged */
     steered_t *steered;         /* per peer: what the transport was last told (steer) */
     uint8_t serving[IDENTITY_KEY_ID_BYTES]; /* whose CURVE key the inbound socket serves */
-    bool rebind_failed;                     /* the last rebind failed: try again next turn */
+    bool rebind_failed;                     /* the last rebind failed: tried again at */
+    int64_t rebind_retry_ms;                /* this time (monotonic), after */
+    int64_t rebind_backoff_ms;              /* this pause, doubling up to a limit */
 } node_t;
+
+#define REBIND_BACKOFF_MIN_MS 1000 /* a failed rebind of the inbound socket: next try after */
+#define REBIND_BACKOFF_MAX_MS 30000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -404,6 +409,12 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, json_t *req, long long ui
             reply_not_ready(n, route, i);
             return;
         }
+    }
+    if (engine_curve_pending(n->engine)) {
+        reply_error(n, route, EXIT_NEGATIVE,
+                    "our last rotation's CURVE key switch is not done (a peer with a lower node "
+                    "code is switching its own first); nothing changed");
+        return;
     }
     /* new signing and box keys, and a new CURVE key if every peer switches transports
      * (PROTOCOL.md 2.16): a server has one CURVE key, which every peer must pin */
@@ -963,45 +974,53 @@ static void steer_transport(node_t *n)
                 want.previous_until_wall_ms == 0 ? 0 : now + (want.previous_until_wall_ms - wall);
             transport_err_t rc = transport_peer_admit(n->transport, i, want.admit_current,
                                                       want.admit_previous, until > 0 ? until : 1);
-            if (rc != TRANSPORT_OK) {
-                log_event(n->config->name, peer, NULL, "cannot admit its CURVE keys: %s",
-                          transport_strerror(rc));
-            } else {
-                snprintf(was->admit_current, sizeof was->admit_current, "%s", want.admit_current);
-                snprintf(was->admit_previous, sizeof was->admit_previous, "%s", previous);
-                was->previous_until_wall_ms = want.previous_until_wall_ms;
+            if (rc != TRANSPORT_OK) { /* said once: tried again when the wish changes */
+                log_event(n->config->name, peer, NULL,
+                          "cannot admit its CURVE keys (%.8s..., %.8s...): %s", want.admit_current,
+                          previous, transport_strerror(rc));
             }
+            snprintf(was->admit_current, sizeof was->admit_current, "%s", want.admit_current);
+            snprintf(was->admit_previous, sizeof was->admit_previous, "%s", previous);
+            was->previous_until_wall_ms = want.previous_until_wall_ms;
         }
         if (strcmp(was->pin, want.pin) != 0 ||
             strcmp(was->client, want.client->curve_public) != 0) {
             transport_err_t rc =
                 transport_peer_reconnect(n->transport, i, want.client, want.pin, err, sizeof err);
-            if (rc != TRANSPORT_OK) {
+            if (rc != TRANSPORT_OK) { /* said once: tried again when the wish changes */
                 log_event(n->config->name, peer, NULL, "cannot reconnect: %s: %s",
                           transport_strerror(rc), err);
             } else {
                 log_event(n->config->name, peer, NULL,
                           "reconnected: as CURVE key %.8s..., to its key %.8s...",
                           want.client->curve_public, want.pin);
-                snprintf(was->pin, sizeof was->pin, "%s", want.pin);
-                snprintf(was->client, sizeof was->client, "%s", want.client->curve_public);
             }
+            snprintf(was->pin, sizeof was->pin, "%s", want.pin);
+            snprintf(was->client, sizeof was->client, "%s", want.client->curve_public);
         }
     }
     const identity_t *server = engine_curve_server(n->engine);
-    if (n->rebind_failed || sodium_memcmp(n->serving, server->key_id, sizeof n->serving) != 0) {
+    bool change = sodium_memcmp(n->serving, server->key_id, sizeof n->serving) != 0;
+    if ((change && !n->rebind_failed) || (n->rebind_failed && now >= n->rebind_retry_ms)) {
         /* frames still queued on the old socket are lost: their senders send them again */
         transport_err_t rc = transport_rebind(n->transport, server, err, sizeof err);
-        n->rebind_failed = rc == TRANSPORT_E_LISTEN;
-        if (rc != TRANSPORT_OK) {
-            log_event(n->config->name, NULL, NULL, "cannot serve our new CURVE key: %s: %s",
-                      transport_strerror(rc), err);
-        } else {
-            memcpy(n->serving, server->key_id, sizeof n->serving);
+        n->rebind_failed = rc != TRANSPORT_OK;
+        if (rc != TRANSPORT_OK) { /* a rebind may wait seconds: tried again after a pause */
+            n->rebind_backoff_ms = n->rebind_backoff_ms == 0 ? REBIND_BACKOFF_MIN_MS
+                                   : n->rebind_backoff_ms * 2 > REBIND_BACKOFF_MAX_MS
+                                       ? REBIND_BACKOFF_MAX_MS
+                                       : n->rebind_backoff_ms * 2;
+            n->rebind_retry_ms = now + n->rebind_backoff_ms;
             log_event(n->config->name, NULL, NULL,
-                      "inbound socket serves CURVE key %.8s... (our KeySwitch is queued to every "
-                      "peer)",
-                      server->curve_public);
+                      "cannot serve CURVE key %.8s...: %s: %s (tried again in %lld s)",
+                      server->curve_public, transport_strerror(rc), err,
+                      (long long)n->rebind_backoff_ms / 1000);
+        } else {
+            n->rebind_backoff_ms = 0;
+            memcpy(n->serving, server->key_id, sizeof n->serving);
+            log_event(n->config->name, NULL, NULL, "inbound socket serves CURVE key %.8s...%s",
+                      server->curve_public,
+                      server == n->identity ? "" : " (of our keys before the last rotation)");
         }
     }
 }

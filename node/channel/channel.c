@@ -1272,6 +1272,11 @@ bool channel_curve_pending(const channel_t *ch)
     return ch->own_curve_previous[0] != '\0' && ch->own_switch_seq == 0;
 }
 
+bool channel_peer_curve_pending(const channel_t *ch)
+{
+    return ch->peer_curve_previous[0] != '\0' && ch->peer_switch_seq == 0;
+}
+
 ledger_err_t channel_curve_switch(channel_t *ch)
 {
     channel_check_invariants(ch);

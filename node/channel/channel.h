@@ -140,6 +140,9 @@ void channel_set_wall(channel_t *ch, int64_t wall_ms);
 /* Whether our last rotation changed our CURVE key and our KeySwitch is not queued yet. */
 bool channel_curve_pending(const channel_t *ch);
 
+/* Whether the peer announced a new CURVE key and we have not applied its KeySwitch yet. */
+bool channel_peer_curve_pending(const channel_t *ch);
+
 /* Inside the node's transaction, when every channel acknowledged our announcement
  * (engine.c): queues our KeySwitch (the inbound socket serves the new CURVE key from the
  * commit on) and records it in the key history. */

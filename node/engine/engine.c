@@ -336,15 +336,19 @@ static ledger_err_t handle_statements(engine_t *e)
 }
 
 /* Our CURVE key changed with our last rotation, and every peer acknowledged it: our KeySwitch
- * goes on each channel (PROTOCOL.md 2.16). */
+ * goes on each channel (PROTOCOL.md 2.16). Not while a peer with a lower node code has
+ * switched to a CURVE key we have not applied its KeySwitch for: two nodes switching at once
+ * would each pin the other's old key, and no KeySwitch could reach either. */
 static bool curve_switch_due(const engine_t *e)
 {
     bool pending = false;
     for (size_t i = 0; i < e->peers; i++) {
-        if (!channel_rotation_acked(e->channels[i])) {
+        const channel_t *ch = e->channels[i];
+        if (!channel_rotation_acked(ch) ||
+            (channel_peer_curve_pending(ch) && strcmp(peer_name(e, i), e->ctx.config->name) < 0)) {
             return false;
         }
-        pending |= channel_curve_pending(e->channels[i]);
+        pending |= channel_curve_pending(ch);
     }
     return pending;
 }
@@ -377,7 +381,8 @@ ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_read
 {
     assert(e != NULL && next != NULL && ledger_in_transaction(e->ctx.ledger));
     for (size_t i = 0; i < e->peers; i++) {
-        if (!channel_rotation_acked(e->channels[i])) {
+        /* the last rotation's CURVE switch first: its KeySwitch would never go out */
+        if (!channel_rotation_acked(e->channels[i]) || channel_curve_pending(e->channels[i])) {
             if (not_ready != NULL) {
                 *not_ready = i;
             }
