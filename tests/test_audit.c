@@ -2194,7 +2194,7 @@ static void rotate_a(world_t *w)
 
     uint8_t *body = NULL, *announce = NULL;
     size_t body_len = 0, announce_len = 0;
-    assert_int_equal(key_announce_encode(next, a->identity->key_id, &body, &body_len), 0);
+    assert_int_equal(key_announce_encode(next, a->identity->key_id, NULL, &body, &body_len), 0);
     key_announce_t decoded; /* what B's channel checks before it applies it */
     assert_int_equal(key_announce_decode(body, body_len, a->identity->key_id, &decoded), 0);
     assert_memory_equal(decoded.sign_public, next->sign_public, sizeof decoded.sign_public);

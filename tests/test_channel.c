@@ -1086,7 +1086,7 @@ static void test_rotation_keys_sign_only_their_numbers(void **state)
     identity_t *other_key = next_keys(a, 0x52);
     uint8_t *ka_body = NULL;
     size_t ka_len = 0;
-    assert_int_equal(key_announce_encode(other_key, next->key_id, &ka_body, &ka_len), 0);
+    assert_int_equal(key_announce_encode(other_key, next->key_id, NULL, &ka_body, &ka_len), 0);
     key_announce_t decoded;
     assert_int_equal(key_announce_decode(ka_body, ka_len, old->key_id, &decoded), -1);
     ka_body[ka_len - 1] ^= 1; /* the last byte of the possession signature */
@@ -1131,7 +1131,7 @@ static void test_reannounced_old_key_consumed(void **state)
     settle(net, A, &s, 1, 10000);
     uint8_t *body = NULL;
     size_t len = 0;
-    assert_int_equal(key_announce_encode(k0, k1->key_id, &body, &len), 0);
+    assert_int_equal(key_announce_encode(k0, k1->key_id, NULL, &body, &len), 0);
     batch_t announce = {(const settlement_t *)(const void *)body, len};
     node_turn(a, body_work, &announce); /* node_turn asserts every transaction commits */
     free(body);
@@ -1154,7 +1154,7 @@ static void test_old_key_message_after_announcement_dropped(void **state)
     identity_t *k1 = next_keys(a, 0x62);
     uint8_t *body = NULL;
     size_t len = 0;
-    assert_int_equal(key_announce_encode(k1, a->id->key_id, &body, &len), 0);
+    assert_int_equal(key_announce_encode(k1, a->id->key_id, NULL, &body, &len), 0);
     /* the announcement and, behind it, a payment the old key signs, in one transaction */
     settlement_t s = make_payment(a, "RUB", 999);
     assert_int_equal(ledger_begin(a->ledger), LEDGER_OK);
@@ -1595,6 +1595,53 @@ static void test_curve_switch(void **state)
     net_free(net);
 }
 
+/* A peer announcing a CURVE key it cannot prove it holds (another node's: here B's own, or
+ * one proved to someone else) has it consumed as nothing: B goes on admitting and pinning the
+ * key it had. */
+static void send_announce(node_t *n, void *arg)
+{
+    const uint8_t *const *body = arg;
+    size_t len = (size_t)(uintptr_t)body[1];
+    assert_int_equal(channel_send_body(n->ch, MSG_KEY_ANNOUNCE, body[0], len), LEDGER_OK);
+}
+
+static void test_curve_key_needs_proof(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    char old_curve[IDENTITY_CURVE_KEY_CHARS + 1];
+    snprintf(old_curve, sizeof old_curve, "%s", a->id->curve_public);
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
+    memset(seed, 0x91, sizeof seed);
+    memset(box, 0x6e, sizeof box);
+    identity_t *squat = identity_from_secrets(seed, box, b->id->curve_secret); /* B's CURVE key */
+    assert_non_null(squat);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    /* no proof */
+    assert_int_equal(key_announce_encode(squat, a->id->key_id, NULL, &body, &len), 0);
+    const void *args[2] = {body, (const void *)(uintptr_t)len};
+    node_turn(a, send_announce, (void *)args);
+    free(body);
+    /* a proof, but to A itself rather than to B */
+    assert_int_equal(key_announce_encode(squat, a->id->key_id, a->id->box_public, &body, &len), 0);
+    args[0] = body;
+    args[1] = (const void *)(uintptr_t)len;
+    node_turn(a, send_announce, (void *)args);
+    free(body);
+    settlement_t s = make_payment(a, "RUB", 5);
+    settle(net, A, &s, 1, 20000); /* both announcements were applied before it, as nothing */
+    channel_transport_t t;
+    channel_transport(b->ch, &t);
+    assert_string_equal(t.admit_current, old_curve);
+    assert_null(t.admit_previous);
+    assert_string_equal(t.pin, old_curve);
+    identity_destroy(&squat);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -1621,6 +1668,7 @@ int main(void)
         cmocka_unit_test(test_replaced_peer_key_refuses_old_key),
         cmocka_unit_test(test_own_replacement_resigns_queued_message),
         cmocka_unit_test(test_curve_switch),
+        cmocka_unit_test(test_curve_key_needs_proof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -698,32 +698,39 @@ static const kat_case_t kat_cases[] = {
     {"status_report_v2", 2, MSG_STATUS_REPORT, 4, "KAT status v2", false},
     {"hello_v2", 2, MSG_HELLO, 0, "hello v2", false},
     {"hello_echo_v2", 2, MSG_HELLO, 0, HELLO_ECHO_BODY, false},
-    /* body NULL: A's KeyAnnounce of the keys from seed 0x5a (its box and CURVE keys kept) */
+    /* body NULL: A's KeyAnnounce of the keys from seed 0x5a (its box key kept, CURVE secret
+     * 32 x 0x5b, proved to B) */
     {"key_announce_v2", 2, MSG_KEY_ANNOUNCE, 5, NULL, false},
     /* body NULL: A's KeySwitch to the CURVE key of key_announce_v2, with an hour's overlap */
     {"key_switch_v2", 2, MSG_KEY_SWITCH, 6, NULL, false},
 };
 
-/* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 and CURVE keys. */
+/* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 key, and the CURVE
+ * key whose secret is 32 bytes 0x5b (PROTOCOL.md 2.16). */
 static identity_t *kat_next_keys(const identity_t *old)
 {
-    uint8_t seed[crypto_sign_SEEDBYTES];
+    uint8_t seed[crypto_sign_SEEDBYTES], curve_raw[32];
+    char curve_secret[IDENTITY_CURVE_KEY_CHARS + 1];
     memset(seed, 0x5a, sizeof seed);
-    identity_t *next = identity_from_secrets(seed, old->box_secret, old->curve_secret);
+    memset(curve_raw, 0x5b, sizeof curve_raw);
+    assert_non_null(zmq_z85_encode(curve_secret, curve_raw, sizeof curve_raw));
+    identity_t *next = identity_from_secrets(seed, old->box_secret, curve_secret);
     assert_non_null(next);
     return next;
 }
 
-/* The KeyAnnounce body of key_announce_v2 (PROTOCOL.md 2.14); *len set. Deterministic:
- * Ed25519 signatures are. */
-static uint8_t *kat_key_announce(const identity_t *old, size_t *len)
+/* The KeyAnnounce body of key_announce_v2 (PROTOCOL.md 2.14), with its CURVE possession
+ * proof to `to` (2.16); *len set. Deterministic: Ed25519 signatures, X25519 and BLAKE2b are. */
+static uint8_t *kat_key_announce(const identity_t *old, const identity_t *to, size_t *len)
 {
     identity_t *next = kat_next_keys(old);
     uint8_t *body = NULL;
-    assert_int_equal(key_announce_encode(next, old->key_id, &body, len), 0);
+    assert_int_equal(key_announce_encode(next, old->key_id, to->box_public, &body, len), 0);
     key_announce_t decoded;
     assert_int_equal(key_announce_decode(body, *len, old->key_id, &decoded), 0);
     assert_memory_equal(decoded.sign_public, next->sign_public, crypto_sign_PUBLICKEYBYTES);
+    assert_true(key_announce_curve_proved(&decoded, old->key_id, to->box_secret));
+    assert_false(key_announce_curve_proved(&decoded, old->key_id, old->box_secret));
     identity_destroy(&next);
     return body;
 }
@@ -755,8 +762,9 @@ static char *kat_hex(net_t *net, const kat_case_t *k)
     size_t signed_len = 0, len = 0, body_len = k->body != NULL ? strlen(k->body) : 0;
     const uint8_t *body = (const uint8_t *)k->body;
     if (body == NULL) {
-        body = announce = k->type == MSG_KEY_SWITCH ? kat_key_switch(net->id[A], &body_len)
-                                                    : kat_key_announce(net->id[A], &body_len);
+        body = announce = k->type == MSG_KEY_SWITCH
+                              ? kat_key_switch(net->id[A], &body_len)
+                              : kat_key_announce(net->id[A], net->id[B], &body_len);
     }
     assert_int_equal(envelope_sign_version(net->id[A], k->version, net->id[B]->key_id, k->type,
                                            k->sequence, body, body_len, &signed_msg, &signed_len),

@@ -1166,6 +1166,13 @@ static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *
                  key_announce_decode(msg->body, msg->body_len, msg->author_key_id, &next) == 0 &&
                  crypto_box_beforenm(shared, next.box_public, ch->own->box_secret) == 0;
     sodium_memzero(shared, sizeof shared);
+    /* a new CURVE key must come with proof of its secret, to our box key of now or before
+     * (another peer's CURVE key would make us admit that peer under this one's name) */
+    valid = valid &&
+            (strcmp(next.curve_public, ch->peer_curve) == 0 ||
+             key_announce_curve_proved(&next, msg->author_key_id, ch->own->box_secret) ||
+             (ch->own_previous != NULL &&
+              key_announce_curve_proved(&next, msg->author_key_id, ch->own_previous->box_secret)));
     if (!valid) {
         log_event(ch->ctx.node_name, peer, NULL,
                   "dropped KeyAnnounce (sequence %llu): malformed, weak, or no proof of possession",
@@ -1370,7 +1377,9 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overl
     ch->rotate_to = NULL;
     uint8_t *body = NULL, *signed_msg = NULL;
     size_t body_len = 0, signed_len = 0;
-    if (key_announce_encode(next, current->key_id, &body, &body_len) != 0) {
+    bool new_curve = strcmp(next->curve_public, current->curve_public) != 0;
+    if (key_announce_encode(next, current->key_id, new_curve ? ch->peer_box : NULL, &body,
+                            &body_len) != 0) {
         return LEDGER_E_STORAGE; /* out of memory: treat as a failed batch */
     }
     history_scan_t h;
@@ -1388,7 +1397,6 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overl
         rc = record_key(ch, KEY_SIDE_OURS, next->sign_public, next->box_public, next->curve_public,
                         ch->sent_seq + 1, "announced", &evidence);
     }
-    bool new_curve = strcmp(next->curve_public, current->curve_public) != 0;
     if (rc == LEDGER_OK && new_curve) { /* the KeySwitch's overlap, asked for now */
         rc = ledger_key_set_switch(ch->ctx.ledger, ch->peer->card.name, KEY_SIDE_OURS, next->key_id,
                                    0, overlap_ms);

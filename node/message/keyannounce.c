@@ -40,9 +40,46 @@ static void possession_input(const uint8_t *old_key_id, const uint8_t *sign_publ
     memcpy(out + at, curve_public, IDENTITY_CURVE_KEY_CHARS);
 }
 
+/* The CURVE possession proof (PROTOCOL.md 2.16): BLAKE2b-256 keyed with X25519(scalar, point)
+ * over domain || old key id || sign_public || curve_public. The announcer computes it with its
+ * new CURVE secret and the recipient's box key, the recipient with its box secret and the
+ * announced CURVE key: only the holder of either secret can. -1 for a point X25519 refuses. */
+static int curve_proof(const uint8_t *scalar, const uint8_t *point, const uint8_t *old_key_id,
+                       const uint8_t *sign_public, const char *curve_public,
+                       uint8_t out[static KEY_ANNOUNCE_CURVE_PROOF])
+{
+    uint8_t shared[crypto_scalarmult_BYTES];
+    if (crypto_scalarmult(shared, scalar, point) != 0) {
+        return -1;
+    }
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, shared, sizeof shared, KEY_ANNOUNCE_CURVE_PROOF);
+    crypto_generichash_update(&st, (const uint8_t *)KEY_ANNOUNCE_CURVE_DOMAIN,
+                              sizeof KEY_ANNOUNCE_CURVE_DOMAIN);
+    crypto_generichash_update(&st, old_key_id, IDENTITY_KEY_ID_BYTES);
+    crypto_generichash_update(&st, sign_public, crypto_sign_PUBLICKEYBYTES);
+    crypto_generichash_update(&st, (const uint8_t *)curve_public, IDENTITY_CURVE_KEY_CHARS);
+    crypto_generichash_final(&st, out, KEY_ANNOUNCE_CURVE_PROOF);
+    sodium_memzero(shared, sizeof shared);
+    sodium_memzero(&st, sizeof st);
+    return 0;
+}
+
+bool key_announce_curve_proved(const key_announce_t *ka,
+                               const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES],
+                               const uint8_t box_secret[static crypto_box_SECRETKEYBYTES])
+{
+    assert(ka != NULL && old_key_id != NULL && box_secret != NULL);
+    uint8_t curve[32], expected[KEY_ANNOUNCE_CURVE_PROOF];
+    return ka->has_curve_proof && zmq_z85_decode(curve, ka->curve_public) != NULL &&
+           curve_proof(box_secret, curve, old_key_id, ka->sign_public, ka->curve_public,
+                       expected) == 0 &&
+           sodium_memcmp(expected, ka->curve_proof, sizeof expected) == 0;
+}
+
 int key_announce_encode(const identity_t *next,
-                        const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES], uint8_t **body,
-                        size_t *body_len)
+                        const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES],
+                        const uint8_t *recipient_box, uint8_t **body, size_t *body_len)
 {
     assert(next != NULL && old_key_id != NULL && body != NULL && body_len != NULL);
     assert(curve_key_valid(next->curve_public));
@@ -60,6 +97,18 @@ int key_announce_encode(const identity_t *next,
     ka.box_public = (ProtobufCBinaryData){crypto_box_PUBLICKEYBYTES, (uint8_t *)next->box_public};
     ka.curve_public = (char *)next->curve_public;
     ka.possession = (ProtobufCBinaryData){sizeof possession, possession};
+    uint8_t curve_secret[32], proof[KEY_ANNOUNCE_CURVE_PROOF];
+    if (recipient_box != NULL) {
+        bool decoded = zmq_z85_decode(curve_secret, next->curve_secret) != NULL;
+        assert(decoded); /* our own key */
+        int proved = curve_proof(curve_secret, recipient_box, old_key_id, next->sign_public,
+                                 next->curve_public, proof);
+        sodium_memzero(curve_secret, sizeof curve_secret);
+        if (proved != 0) {
+            return -1; /* a weak box key of the peer's: refused when it announced it */
+        }
+        ka.curve_possession = (ProtobufCBinaryData){sizeof proof, proof};
+    }
     size_t len = corridor__key_announce__get_packed_size(&ka);
     if ((*body = malloc(len)) == NULL) {
         return -1;
@@ -81,6 +130,7 @@ int key_announce_decode(const uint8_t *body, size_t body_len,
     if (ka == NULL || ka->sign_public.len != crypto_sign_PUBLICKEYBYTES ||
         ka->box_public.len != crypto_box_PUBLICKEYBYTES ||
         ka->possession.len != crypto_sign_BYTES || !curve_key_valid(ka->curve_public) ||
+        (ka->curve_possession.len != 0 && ka->curve_possession.len != KEY_ANNOUNCE_CURVE_PROOF) ||
         crypto_core_ed25519_is_valid_point(ka->sign_public.data) != 1) {
         goto cleanup;
     }
@@ -100,6 +150,10 @@ int key_announce_decode(const uint8_t *body, size_t body_len,
     memcpy(out->box_public, ka->box_public.data, sizeof out->box_public);
     memcpy(out->curve_public, ka->curve_public, IDENTITY_CURVE_KEY_CHARS + 1);
     memcpy(out->key_id, key_id, sizeof key_id);
+    out->has_curve_proof = ka->curve_possession.len == KEY_ANNOUNCE_CURVE_PROOF;
+    if (out->has_curve_proof) {
+        memcpy(out->curve_proof, ka->curve_possession.data, sizeof out->curve_proof);
+    }
     rc = 0;
 
 cleanup:

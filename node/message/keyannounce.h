@@ -19,13 +19,16 @@
 #ifndef CORRIDOR_KEYANNOUNCE_H
 #define CORRIDOR_KEYANNOUNCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "identity.h"
 
 #define KEY_ANNOUNCE_DOMAIN   "corridor.key-announce.v1" /* signed with its NUL */
-#define KEY_ANNOUNCE_BODY_MAX 256 /* the body is 172 bytes as we encode it; padding is refused */
+#define KEY_ANNOUNCE_BODY_MAX 256 /* the body is 206 bytes at most as we encode it */
+#define KEY_ANNOUNCE_CURVE_DOMAIN "corridor.curve-possession.v1" /* hashed with its NUL */
+#define KEY_ANNOUNCE_CURVE_PROOF  32
 
 /* The public keys an announcement names. */
 typedef struct {
@@ -33,13 +36,26 @@ typedef struct {
     uint8_t box_public[crypto_box_PUBLICKEYBYTES];
     char curve_public[IDENTITY_CURVE_KEY_CHARS + 1];
     uint8_t key_id[IDENTITY_KEY_ID_BYTES]; /* of sign_public */
+    bool has_curve_proof;                  /* curve_proof holds the announcer's */
+    uint8_t curve_proof[KEY_ANNOUNCE_CURVE_PROOF];
 } key_announce_t;
 
 /* The KeyAnnounce body by which the node whose current key id is `old_key_id` names `next`'s
- * keys, with `next`'s proof of possession. *body is malloc'd. 0, or -1 when out of memory. */
+ * keys, with `next`'s proof of possession. With `recipient_box` (the recipient's X25519 key
+ * the announcer seals to), it also proves to that recipient that it holds `next`'s CURVE
+ * secret, for a CURVE key that changes: a CURVE key says who connects, and a peer must not
+ * name another's (PROTOCOL.md 2.16); NULL when the CURVE key stays. *body is malloc'd. 0, or
+ * -1 when out of memory. */
 int key_announce_encode(const identity_t *next,
-                        const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES], uint8_t **body,
-                        size_t *body_len) __attribute__((warn_unused_result));
+                        const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES],
+                        const uint8_t *recipient_box, uint8_t **body, size_t *body_len)
+    __attribute__((warn_unused_result));
+
+/* Whether a decoded announcement proves, to the holder of `box_secret` (one of ours), that its
+ * author holds the secret of the CURVE key it names. */
+bool key_announce_curve_proved(const key_announce_t *ka,
+                               const uint8_t old_key_id[static IDENTITY_KEY_ID_BYTES],
+                               const uint8_t box_secret[static crypto_box_SECRETKEYBYTES]);
 
 /* Decodes a received KeyAnnounce from the peer whose current key id is `old_key_id` and checks
  * it: exact sizes, a valid Ed25519 point, 40 Z85 characters, a key other than the old one, and

@@ -990,7 +990,8 @@ static void write_seeds(const char *dir)
         identity_from_secrets(seed_bytes, peer_id->box_secret, peer_id->curve_secret);
     uint8_t *announce = NULL;
     size_t announce_len = 0;
-    if (next == NULL || key_announce_encode(next, peer_id->key_id, &announce, &announce_len) != 0) {
+    if (next == NULL ||
+        key_announce_encode(next, peer_id->key_id, NULL, &announce, &announce_len) != 0) {
         fail("cannot encode a KeyAnnounce");
     }
     seed_message(&b, MSG_KEY_ANNOUNCE, true, applied + 1, announce, announce_len);
@@ -1006,7 +1007,8 @@ static void write_seeds(const char *dir)
      * switches to it (signed by the new key, an hour's overlap), switches again at the longest
      * overlap, then sends a switch to a key it never announced, one over the longest overlap,
      * one whose key is not Z85, and a payment under the new key */
-    if (key_announce_encode(peer_next, peer_id->key_id, &announce, &announce_len) != 0) {
+    if (key_announce_encode(peer_next, peer_id->key_id, self_id->box_public, &announce,
+                            &announce_len) != 0) {
         fail("cannot encode a KeyAnnounce");
     }
     seed_message(&b, MSG_KEY_ANNOUNCE, true, applied + 1, announce, announce_len);
