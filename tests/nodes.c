@@ -438,14 +438,8 @@ static bool port_taken(const cluster_t *c, int port)
 static bool reserve_port(cluster_t *c, int port)
 {
     assert_true(c->port_locks_count < sizeof c->port_locks / sizeof c->port_locks[0]);
-    const char *base = getenv("TMPDIR");
-    char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/corridor-test-ports", base != NULL && base[0] ? base : "/tmp");
-    (void)mkdir(dir, 0700);
-    snprintf(path, sizeof path, "%s/%d", dir, port);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
+    int fd = test_port_lock(port);
+    if (fd == -2) {
         return false;
     }
     c->port_locks[c->port_locks_count++] = fd; /* -1: no lock to be had, the bind probe decides */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,4 +191,19 @@ identity_t *test_fixed_identity(uint8_t tag)
     identity_t *id = identity_from_secrets(seed, box, curve);
     assert_non_null(id);
     return id;
+}
+
+int test_port_lock(int port)
+{
+    const char *base = getenv("TMPDIR");
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/corridor-test-ports", base != NULL && base[0] ? base : "/tmp");
+    (void)mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/%d", dir, port);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -2;
+    }
+    return fd;
 }

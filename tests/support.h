@@ -41,6 +41,12 @@ identity_t *test_fixed_identity(uint8_t tag);
 /* cmocka group setup of a program that needs libsodium: sodium_init, -1 when it fails. */
 int test_sodium_setup(void **state);
 
+/* Reserves TCP `port` against the other test programs running at once: an exclusive lock on
+ * its file in $TMPDIR/corridor-test-ports (a port a test binds, or rebinds, may be free for a
+ * moment). The descriptor holding it (close it to release), -1 when no lock file can be had
+ * (the caller's bind probe decides), or -2 when another program holds the port. */
+int test_port_lock(int port);
+
 /* Recomputes journal.hash of row `from_seq` and every later one, as an attacker with the
  * source code can: the chain then links whatever the rows now say. Returns the rows
  * rewritten. */
