@@ -337,6 +337,16 @@ static void expect_same_key(json_t *x, json_t *y)
     }
 }
 
+/* A payment each way, each settled within 20 s: the channel carries both directions. */
+static void pay_both_ways(cluster_t *c, tnode_t *a, tnode_t *b)
+{
+    cmd_result_t r;
+    assert_int_equal(node_send(c, a, b, "10.00", "RUB", NULL, "20", &r), 0);
+    cmd_result_free(&r);
+    assert_int_equal(node_send(c, b, a, "11.00", "RUB", NULL, "20", &r), 0);
+    cmd_result_free(&r);
+}
+
 /* ---- 1. a peer not heard from gets the announcement once it is up ------------------------- */
 
 static void test_rotation_waits_for_peer(void **state)
@@ -411,11 +421,7 @@ static void test_rotation_waits_for_peer(void **state)
     assert_string_not_equal(json_string_value(json_object_get(switched, "curve_public")),
                             json_string_value(json_object_get(card, "curve_public")));
     json_decref(switched);
-    cmd_result_t r;
-    assert_int_equal(node_send(c, a, b, "10.00", "RUB", NULL, "20", &r), 0);
-    cmd_result_free(&r);
-    assert_int_equal(node_send(c, b, a, "11.00", "RUB", NULL, "20", &r), 0);
-    cmd_result_free(&r);
+    pay_both_ways(c, a, b);
     /* both restart: each finds from its key history which CURVE keys to serve and pin */
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
@@ -423,8 +429,7 @@ static void test_rotation_waits_for_peer(void **state)
     node_start(c, a);
     node_start(c, b);
     pair_wait_state(c, a, b, "up", UP_MS);
-    assert_int_equal(node_send(c, b, a, "12.00", "RUB", NULL, "20", &r), 0);
-    cmd_result_free(&r);
+    pay_both_ways(c, a, b);
     json_decref(rotated);
     json_decref(doc);
     json_decref(history);
@@ -764,11 +769,7 @@ static void test_rotation_both_at_once(void **state)
         size_t switches = (size_t)round + 1;
         node_wait_log(a, "peer's inbound socket serves its new CURVE key", switches, ROTATED_MS);
         node_wait_log(b, "peer's inbound socket serves its new CURVE key", switches, ROTATED_MS);
-        cmd_result_t r;
-        assert_int_equal(node_send(c, a, b, "10.00", "RUB", NULL, "20", &r), 0);
-        cmd_result_free(&r);
-        assert_int_equal(node_send(c, b, a, "11.00", "RUB", NULL, "20", &r), 0);
-        cmd_result_free(&r);
+        pay_both_ways(c, a, b);
     }
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
