@@ -25,8 +25,8 @@
 
 #include "identity.h"
 
-#define KEY_ANNOUNCE_DOMAIN   "corridor.key-announce.v1" /* signed with its NUL */
-#define KEY_ANNOUNCE_BODY_MAX 256 /* the body is 206 bytes at most as we encode it */
+#define KEY_ANNOUNCE_DOMAIN       "corridor.key-announce.v1" /* signed with its NUL */
+#define KEY_ANNOUNCE_BODY_MAX     256 /* the body is 206 bytes at most as we encode it */
 #define KEY_ANNOUNCE_CURVE_DOMAIN "corridor.curve-possession.v1" /* hashed with its NUL */
 #define KEY_ANNOUNCE_CURVE_PROOF  32
 
