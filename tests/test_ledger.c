@@ -3912,8 +3912,8 @@ static void test_keys_switch_set_and_read_back(void **state)
         if (reader) {
             assert_int_equal(ledger_key_set_switch(l, PEER, KEY_SIDE_OURS, b.key_id, 12, 45000),
                              LEDGER_E_READONLY);
-            ledger_close(&l);
         }
+        ledger_close(&l);
     }
     l = open_ledger(f->path);
 
@@ -4252,9 +4252,7 @@ static void assert_keys_reopened(ledger_t **l, const char *path, const char *pee
         for (size_t i = 0; i < n; i++) {
             assert_key(&seen.keys[i], &want[i], last_seq[i], revoked_from[i]);
         }
-        if (reader) {
-            ledger_close(l);
-        }
+        ledger_close(l);
     }
     *l = open_ledger(path);
 }
