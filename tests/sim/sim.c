@@ -16,17 +16,55 @@
  *   faults    crashes between turns, after a commit before anything left, and inside a commit
  *             (the ledger's files as they were before the transaction put back); the node
  *             restarts from its files after a while.
+ *   rotation  in one world in three without a restore a node rotates its keys once or twice
+ *             (PROTOCOL.md 2.14), and in half of those one of its peers too, a moment later (two
+ *             CURVE switches at once: the tie-break of engine.c curve_switch_due). As daemon.c
+ *             handle_rotate: a new CURVE key (its secret from the world's seed) when every
+ *             channel's peer offered CHANNEL_FEATURE_CURVE since the start, an overlap of 0 to
+ *             180 s (engine_set_curve_overlap), then engine_rotate; the node keeps its previous
+ *             keys (node.key.previous) until every peer acknowledged and its KeySwitch is queued.
+ *   CURVE     the transport (ZeroMQ CURVE + ZAP, PROTOCOL.md 1.11, 2.16) is not here; a model of
+ *   model     its admission and pinning decides, when node X sends to node Y (net_send; Y up),
+ *             whether there is a connection: (a) the server key X's channel to Y pins
+ *             (channel_transport(X's channel).pin) is the one Y's inbound socket serves
+ *             (engine_curve_server(Y)->curve_public), and (b) the client key X connects with
+ *             (.client->curve_public) is one Y admits for X (channel_transport(Y's channel to X):
+ *             admit_current, or admit_previous while Y's wall clock is before
+ *             previous_until_wall_ms, or for ever when that is 0). Else the send fails as with no
+ *             connection (ZMQ_IMMEDIATE: -1), counted as refused by CURVE. It is computed from
+ *             the engines of the moment (rotations, KeySwitches, restarts reloading the key
+ *             history); a connection made before lasts (frames in flight arrive), except that a
+ *             node whose served key changes binds its inbound socket again: what was in flight
+ *             to it is lost (serve_epoch). Hostile copies and forged control messages are not
+ *             checked (the receiver drops them anyway).
+ *             A known gap of node/channel/channel.c is stood in for unless --curve-strict
+ *             (curve_gap): a node that switched declares a peer DOWN once it hears nothing for
+ *             6 s, and a DOWN channel sends no sequenced message again, so a peer that missed
+ *             the KeySwitch (lost, its node down or its disk failing) pins the old key for ever
+ *             and is never heard again. The simulator then sends the switched node's stored
+ *             messages the peer lacks up to it again, once a second, through the model.
+ *             A second known gap, of apply_key_announce, is steered clear of unless
+ *             --curve-strict (proof_at_risk): a node neither rotates nor forgets its previous
+ *             keys while a peer's announcement to it, proved to an older key of its, waits.
+ *             A third: a channel DIVERGED when its peer switches never applies the KeySwitch
+ *             (nothing is applied while DIVERGED) nor repairs (its StatementRequests pin the old
+ *             key): a compromised node that rotates forges no rollback Hellos (attack), unless
+ *             --curve-strict.
  *   stolen    in one world in four without a key rotation or a restore, a node's signing and box
- *   key       keys leak (PROTOCOL.md 2.15): a thief copies its home (keys, outbox) and, connecting
- *             as that node (the CURVE key stays), keeps sending under the stolen keys: the
- *             node's own stored messages wrapped again, and once a peer replaced them forged
- *             Settlements at the numbers the new key signs and forged Acks. Each operator (the
- *             node's, and each peer's, at times of their own, in either order) stops their
- *             node, records the replacement in its books as `corridor key replace` and
- *             `corridor peer add --replace` do (node/ledger/replace.c, an operator row of uid
- *             0), gives it its new keys or card, and starts it again; the channel waits in
- *             between. Two known gaps of replace.c are steered clear of (gaps_block;
- *             --replace-anytime shows them).
+ *   key       keys leak (PROTOCOL.md 2.15): a thief copies its home (keys, CURVE key, outbox)
+ *             and, connecting as that node, keeps sending under the stolen keys: the node's own
+ *             stored messages wrapped again, and once a peer replaced them forged Settlements at
+ *             the numbers the new key signs and forged Acks. Each operator (the node's, and each
+ *             peer's, at times of their own, in either order) stops their node, records the
+ *             replacement in its books as `corridor key replace` and `corridor peer add
+ *             --replace` do (node/ledger/replace.c, an operator row of uid 0), gives it its new
+ *             keys (a new CURVE key too) or card, and starts it again; the channel waits in
+ *             between (each side pins or admits a CURVE key the other no longer has). The
+ *             thief's frames pass the CURVE model with the stolen CURVE key (pinning what the
+ *             peer serves): a peer that replaced it refuses them there; in half these worlds
+ *             (thief_past_curve) they skip the model, and the envelope must refuse them alone.
+ *             Two known gaps of replace.c are steered clear of (gaps_block; --replace-anytime
+ *             shows them).
  *   checks    after every commit I1 (each currency sums to zero over the node's accounts); no
  *             frame leaves inside a transaction; sends answer as idempotency says; at the end,
  *             after faults stop: liveness (every settlement final at both ends within 10
@@ -37,11 +75,16 @@
  *             at least one, and no peer holds (journal evidence, or the proof of what it applied)
  *             a message the stolen key signed at or above the number its replacement begins at.
  *             The run's summary counts the worlds that replaced a key and the thief's frames
- *             refused.
+ *             refused. Once quiet, every node serves its newest CURVE key (engine_curve_pending
+ *             false), every peer pins it and admits its client key, and the peers applied one
+ *             KeySwitch per channel for each rotation that made a new CURVE key (their key
+ *             history: switch_seq of that key). The summary counts the worlds with a CURVE
+ *             switch, the KeySwitches applied, the frames the CURVE model refused, and the
+ *             worlds where two nodes' switches overlapped (and where the tie-break held one).
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
- * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--trace]`; see
- * scripts/sim.sh.
+ * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--curve-strict]
+ * [--trace]`; see scripts/sim.sh.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -140,7 +183,8 @@ typedef struct {
     msg_type_t type;
     uint8_t *data;
     size_t len;
-    bool thief; /* sent by the thief of a stolen key (struct world: stolen) */
+    bool thief;     /* sent by the thief of a stolen key (struct world: stolen) */
+    uint32_t epoch; /* the recipient's serve_epoch when it was sent */
 } frame_t;
 
 /* A message the thief of a node's keys found in the copy of its home: signed with those keys. */
@@ -191,11 +235,24 @@ typedef struct {
     identity_t *id;
     identity_t *id_previous; /* its keys before its last rotation, or NULL */
     identity_t *id_next;     /* announced in the open transaction: its keys once it commits */
-    bool previous_gone;      /* every peer took its new keys: the node no longer holds the
-                                previous ones after a restart (daemon.c removes the file) */
+    bool previous_gone;      /* every peer took its new keys and its KeySwitch is queued: the
+                                node no longer holds the previous ones after a restart
+                                (daemon.c forget_previous_file removes the file) */
+    int rotations_wanted, rotations_done;       /* its key rotations (0 wanted: none) */
+    int64_t rotate_at;                          /* its next one, or a try again */
+    bool next_new_curve;                        /* the rotation of the open transaction makes a new
+                                                   CURVE key */
+    char serving[IDENTITY_CURVE_KEY_CHARS + 1]; /* the CURVE key its inbound socket serves */
+    uint32_t serve_epoch;                       /* bumped each time that changes (a rebind) */
+    bool curve_pending;                         /* engine_curve_pending after its last turn */
+    int64_t resend_at[NODES_MAX]; /* by node: the stand-in's next re-send to it (curve_gap) */
+    uint8_t proved_to[NODES_MAX][IDENTITY_KEY_ID_BYTES]; /* by node: the key of it this node's
+                                                            last announcement proves its CURVE
+                                                            key to (proof_at_risk) */
     config_t *config;
-    int peer_node[NODES_MAX]; /* the node of each configured peer */
-    envelope_peer_t *keys;    /* per configured peer (sodium memory) */
+    int peer_node[NODES_MAX];   /* the node of each configured peer */
+    size_t index_of[NODES_MAX]; /* by node: its index among the configured peers, or SIZE_MAX */
+    envelope_peer_t *keys;      /* per configured peer (sodium memory) */
     ledger_t *ledger, *reader;
     engine_t *engine;
     bool up;
@@ -289,10 +346,23 @@ struct world {
     rng_t forge_rng;  /* their own stream */
     int64_t forge_due_ms;
     uint64_t forged_sequenced;
-    int rotator;      /* a node that rotates its signing key (PROTOCOL.md 2.14), or -1 */
-    rng_t rotate_rng; /* its own stream */
-    int64_t rotate_at;
-    int rotations_wanted, rotations_done;
+    int rotator;      /* a node that rotates its keys (PROTOCOL.md 2.14), or -1 */
+    int rotator2;     /* a peer of it that rotates at about the same time, or -1 */
+    rng_t rotate_rng; /* their own stream */
+    /* the CURVE model and switch (the header) */
+    uint64_t frames_curve;       /* sends refused by the CURVE model (thief's not counted) */
+    uint64_t frames_rebound;     /* frames in flight lost to a rebind of their recipient */
+    uint64_t thief_curve;        /* the thief's frames refused by it after the replacement */
+    bool thief_past_curve;       /* the thief's frames skip the model (the envelope alone) */
+    int curve_rotations;         /* committed rotations that made a new CURVE key */
+    uint64_t keyswitches_wanted; /* one per channel of each of those */
+    uint64_t keyswitches;        /* applied, as the peers' key histories say at the end */
+    bool curve_overlap;          /* two peers' CURVE switches pending at once */
+    bool curve_held;             /* the tie-break held a node's switch back */
+    bool curve_strict;           /* no stand-in for the known gap (curve_gap) */
+    uint64_t gap_resent;         /* frames the stand-in re-sent */
+    uint64_t proof_waits;        /* rotations and key removals that waited (proof_at_risk) */
+    bool gap_used;               /* it re-sent some */
     /* a node whose signing and box keys are stolen, then replaced by the operators of both
      * ends of each of its channels (PROTOCOL.md 2.15), from a stream of its own */
     int stolen;             /* that node, or -1 */
@@ -303,7 +373,7 @@ struct world {
     int64_t peer_replace_ms[NODES_MAX]; /* by node: each peer's `peer add --replace` (stopped) */
     bool peer_replaced[NODES_MAX];
     uint64_t peer_first_seq[NODES_MAX]; /* by node: R, the new key signs from there */
-    identity_t *replacement;            /* the new keys (same CURVE key) */
+    identity_t *replacement;            /* the new keys (a new CURVE key too) */
     identity_t *thief;                  /* the keys as stolen */
     envelope_peer_t *thief_keys;        /* per configured peer of the stolen node */
     loot_t *loot;                       /* its outbox as copied */
@@ -420,6 +490,7 @@ static void flight_push(world_t *w, frame_t f)
             abort();
         }
     }
+    f.epoch = w->node[f.to].serve_epoch;
     size_t i = w->flight_count++;
     while (i > 0 && frame_before(&f, &w->flight[(i - 1) / 2])) {
         w->flight[i] = w->flight[(i - 1) / 2];
@@ -463,6 +534,46 @@ static bool partitioned(const world_t *w, int a, int b, int64_t at)
         }
     }
     return false;
+}
+
+/* ---- the CURVE model (the header) -------------------------------------------------------------
+ */
+
+/* The CURVE key node n's inbound socket serves now; a change is a rebind (daemon.c
+ * steer_transport), which loses what was in flight to it. */
+static void curve_serve(world_t *w, node_t *n)
+{
+    const char *key = engine_curve_server(n->engine)->curve_public;
+    if (strcmp(n->serving, key) != 0) {
+        if (n->serving[0] != '\0') {
+            n->serve_epoch++;
+            trace(w, "%s's inbound socket serves CURVE key %.8s... (was %.8s...)", n->name, key,
+                  n->serving);
+        }
+        snprintf(n->serving, sizeof n->serving, "%s", key);
+    }
+}
+
+/* Whether a connection to node y (up) that pins `pin` as y's server key and connects with the
+ * CURVE client key `client` as node `from` gets through: NULL, or why not. */
+static const char *curve_refusal(const world_t *w, const node_t *y, int from, const char *pin,
+                                 const char *client)
+{
+    if (strcmp(pin, engine_curve_server(y->engine)->curve_public) != 0) {
+        return "pins a server key the peer does not serve";
+    }
+    size_t q = y->index_of[from];
+    if (q == SIZE_MAX) {
+        return "not a configured peer";
+    }
+    channel_transport_t t;
+    channel_transport(engine_channel(y->engine, q), &t);
+    if (strcmp(client, t.admit_current) == 0 ||
+        (t.admit_previous != NULL && strcmp(client, t.admit_previous) == 0 &&
+         (t.previous_until_wall_ms == 0 || wall_of(w->now) < t.previous_until_wall_ms))) {
+        return NULL;
+    }
+    return "connects with a client key the peer does not admit";
 }
 
 /* A hostile copy of a frame n sends to `to`: the same bytes again 1 to 20 s later (an old
@@ -539,6 +650,9 @@ static void attack(world_t *w, node_t *x, int to, const uint8_t *wire, size_t le
     }
     channel_stats_t ys = channel_stats(engine_channel(y->engine, real.peer_index));
     unsigned kind = (unsigned)rng_below(&w->attack_rng, 4);
+    if (kind == 3 && x->rotations_wanted > 0 && !w->curve_strict) {
+        kind = 2; /* a known gap steered clear of (the header: a DIVERGED channel's KeySwitch) */
+    }
     int copies = kind == 3 ? 2 : 1;
     static const char *const kinds[] = {"an Ack beyond what it sent", "a malformed Ack",
                                         "a Hello asking for everything again",
@@ -604,6 +718,18 @@ static int net_send(void *arg, size_t peer_index, msg_type_t type, const uint8_t
     }
     int to = n->peer_node[peer_index];
     w->frames_sent++;
+    if (n->engine != NULL && w->node[to].up) { /* the CURVE model: a connection, or none */
+        channel_transport_t t;
+        channel_transport(engine_channel(n->engine, peer_index), &t);
+        const char *why = curve_refusal(w, &w->node[to], n->idx, t.pin, t.client->curve_public);
+        if (why != NULL) {
+            w->frames_curve++;
+            trace(w, "%s->%s %s %zu bytes: refused by CURVE (%s %.8s..., %s %.8s...): %s", n->name,
+                  w->node[to].name, type_name(type), len, "pinning", t.pin, "as",
+                  t.client->curve_public, why);
+            return -1; /* ZMQ_IMMEDIATE: no connection, the send fails */
+        }
+    }
     bool faulty = w->now < w->faults_end;
     if (faulty && rng_chance(&w->rng, w->refuse)) {
         w->frames_refused++;
@@ -742,6 +868,7 @@ static bool node_open(world_t *w, node_t *n)
         fail(w, "%s: engine_new: %s", n->name, ledger_last_error(n->ledger));
         return false;
     }
+    curve_serve(w, n); /* the key history's: mid-rotation, the previous keys' */
     if (sqlite3_open_v2(path, &n->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(n->db,
                            "SELECT seq, kind, peer, uetr, currency, amount_minor, reason,"
@@ -786,6 +913,7 @@ static void node_close(node_t *n)
     }
     inbox_clear(n);
     n->up = false;
+    n->curve_pending = false;
     for (int i = 0; i < NODES_MAX; i++) {
         json_decref(n->reports[i]);
         n->reports[i] = NULL;
@@ -1038,33 +1166,96 @@ static void forge_sequenced(world_t *w, node_t *x)
           k >= 0 ? w->items[k].uetr : "");
 }
 
+/* A known gap of node/channel/channel.c apply_key_announce, steered clear of unless
+ * --curve-strict: a KeyAnnounce's CURVE proof is checked with the recipient's box secret of now
+ * or before its own last rotation only (and after a restart without node.key.previous, of now
+ * only). A peer's announcement the recipient applies after rotating twice since the key it was
+ * proved to (or after a restart that dropped that key) is dropped as having no proof, though
+ * acknowledged: the peer signs from then on under keys the recipient never learns, and the
+ * channel is dead for good. So node n neither rotates nor forgets its previous keys while a
+ * peer's announcement to it is unacknowledged and proved to a key of n's other than its current
+ * one (or the peer is down and has rotated: unknown). true when n waits (traced for `what`). */
+static bool proof_at_risk(world_t *w, node_t *n, const char *what)
+{
+    if (w->curve_strict) {
+        return false;
+    }
+    for (size_t p = 0; p < n->config->peers_count; p++) {
+        node_t *y = &w->node[n->peer_node[p]];
+        if (y->rotations_done == 0) {
+            continue;
+        }
+        if (y->up &&
+            (channel_rotation_acked(engine_channel(y->engine, y->index_of[n->idx])) ||
+             sodium_memcmp(y->proved_to[n->idx], n->id->key_id, IDENTITY_KEY_ID_BYTES) == 0)) {
+            continue;
+        }
+        w->proof_waits++;
+        if (what == NULL) {
+            return true; /* asked every turn: not traced */
+        }
+        trace(w,
+              "%s: %s waits (STEERED CLEAR of channel.c): %s's announcement to it is %s, its "
+              "CURVE proof for a key of its other than the current one",
+              n->name, what, y->name, y->up ? "not acknowledged yet" : "of a node down");
+        return true;
+    }
+    return false;
+}
+
 /* Inside the rotating node's transaction: new signing and box keys announced on every
- * channel, as `corridor key rotate` does (the CURVE key stays: no transport here); not ready (a
- * peer not heard since the start, or the last announcement unacknowledged): again a second later.
- */
+ * channel, as `corridor key rotate --overlap` does (daemon.c handle_rotate): a new CURVE key too
+ * when every channel's peer offered CHANNEL_FEATURE_CURVE since the start; not ready (a peer
+ * not heard since the start, the last announcement unacknowledged, or its CURVE switch not
+ * queued): again a second later. */
 static void rotate_keys(world_t *w, node_t *n)
 {
-    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
-    for (size_t i = 0; i < sizeof seed; i++) {
-        seed[i] = (uint8_t)rng_next(&w->rotate_rng);
-        box[i] = (uint8_t)rng_next(&w->rotate_rng);
+    rng_t *r = &w->rotate_rng;
+    if (engine_curve_pending(n->engine)) {
+        trace(w, "%s cannot rotate yet: its last CURVE switch is not done", n->name);
+        n->rotate_at = w->now + 1000;
+        return;
     }
-    identity_t *next = identity_from_secrets(seed, box, n->id->curve_secret);
+    if (proof_at_risk(w, n, "its rotation")) {
+        n->rotate_at = w->now + 1000;
+        return;
+    }
+    bool new_curve = true;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        new_curve &= channel_peer_offers(engine_channel(n->engine, i), CHANNEL_FEATURE_CURVE);
+    }
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES], curve_raw[32];
+    char curve_secret[IDENTITY_CURVE_KEY_CHARS + 1];
+    for (size_t i = 0; i < sizeof seed; i++) {
+        seed[i] = (uint8_t)rng_next(r);
+        box[i] = (uint8_t)rng_next(r);
+        curve_raw[i] = (uint8_t)rng_next(r);
+    }
+    if (zmq_z85_encode(curve_secret, curve_raw, sizeof curve_raw) == NULL) {
+        abort();
+    }
+    int64_t overlap_ms = rng_chance(r, 250) ? 0 : rng_range(r, 1, 180) * 1000;
+    identity_t *next =
+        identity_from_secrets(seed, box, new_curve ? curve_secret : n->id->curve_secret);
     if (next == NULL) {
         abort();
     }
     size_t not_ready = 0;
+    engine_set_curve_overlap(n->engine, overlap_ms);
     ledger_err_t rc = engine_rotate(n->engine, next, &not_ready);
     if (rc == LEDGER_OK) {
         n->id_next = next;
-        trace(w, "%s rotates its signing key (announced on every channel)", n->name);
+        n->next_new_curve = new_curve;
+        trace(w, "%s rotates its keys (announced on every channel)%s, overlap %" PRId64 " s",
+              n->name, new_curve ? " with a new CURVE key" : ", keeping its CURVE key",
+              overlap_ms / 1000);
         return;
     }
     identity_destroy(&next);
     if (rc == LEDGER_E_STATE) {
         trace(w, "%s cannot rotate yet: %s not ready", n->name,
               n->config->peers[not_ready].card.name);
-        w->rotate_at = w->now + 1000;
+        n->rotate_at = w->now + 1000;
     } else if (disk_fault_at(w, n->idx, w->now) == DISK_OK) {
         fail(w, "%s: rotating its key failed: %s (%s)", n->name, ledger_strerror(rc),
              ledger_last_error(n->ledger));
@@ -1086,8 +1277,15 @@ static void rotation_settle(world_t *w, node_t *n, bool committed)
     n->id = n->id_next;
     n->id_next = NULL;
     n->previous_gone = false;
-    w->rotations_done++;
-    w->rotate_at = w->now + rng_range(&w->rotate_rng, 2000, 10000);
+    for (size_t p = 0; p < n->config->peers_count; p++) { /* the box key the proof is for */
+        memcpy(n->proved_to[n->peer_node[p]], n->keys[p].key_id, IDENTITY_KEY_ID_BYTES);
+    }
+    n->rotations_done++;
+    n->rotate_at = w->now + rng_range(&w->rotate_rng, 2000, 10000);
+    if (n->next_new_curve) {
+        w->curve_rotations++;
+        w->keyswitches_wanted += n->config->peers_count;
+    }
     char path[600];
     snprintf(path, sizeof path, "%s/%s", n->home, IDENTITY_KEY_FILE);
     if (identity_save(n->id, path) != ID_OK) {
@@ -1156,7 +1354,7 @@ static void submit_due(void *arg)
         w->now < w->faults_end) {
         forge_sequenced(w, n);
     }
-    if (n->idx == w->rotator && w->rotations_done < w->rotations_wanted && w->rotate_at <= w->now &&
+    if (n->rotations_done < n->rotations_wanted && n->rotate_at <= w->now &&
         w->now < w->faults_end) {
         rotate_keys(w, n);
     }
@@ -1213,9 +1411,9 @@ static int64_t next_due(const world_t *w, const node_t *n)
         w->forge_due_ms < next) {
         next = w->forge_due_ms;
     }
-    if (n->idx == w->rotator && w->rotations_done < w->rotations_wanted &&
-        w->rotate_at < w->faults_end && w->rotate_at < next) {
-        next = w->rotate_at;
+    if (n->rotations_done < n->rotations_wanted && n->rotate_at < w->faults_end &&
+        n->rotate_at < next) {
+        next = n->rotate_at;
     }
     return next;
 }
@@ -1240,15 +1438,17 @@ static void items_settle(world_t *w, node_t *n, bool committed)
 /* ---- a stolen key, replaced by the operators (PROTOCOL.md 2.15) -------------------------------
  *
  * The stolen node X's keys leak at steal_ms: the thief copies its home (keys, and its outbox:
- * messages signed with them). X's operator makes new keys (same CURVE key) and hands the new
- * card to each peer's operator out of band. Each operator, a different person, stops their node
- * when they get to it, records the replacement in its books exactly as `corridor key replace`
- * (X) and `corridor peer add --replace` (each peer Y) do, and starts it again: in either order,
- * and the channel waits in between. The thief, connecting as X (the CURVE key stays), keeps
- * sending under the stolen keys: before Y's replacement only X's own messages again (the stolen
- * keys are still X's there: a forgery would be taken, which no replacement can undo), after it
- * also forged Settlements at the numbers the new key signs and forged Acks. Every one of its
- * frames Y opens after its replacement must be refused. (`corridor key replace` makes the new
+ * messages signed with them). X's operator makes new keys (a new CURVE key too) and hands the
+ * new card to each peer's operator out of band. Each operator, a different person, stops their
+ * node when they get to it, records the replacement in its books exactly as `corridor key
+ * replace` (X) and `corridor peer add --replace` (each peer Y) do, and starts it again: in
+ * either order, and the channel waits in between (Y pins and admits X's old CURVE key until its
+ * replacement). The thief, connecting as X with the stolen CURVE key, keeps sending under the
+ * stolen keys: before Y's replacement only X's own messages again (the stolen keys are still
+ * X's there: a forgery would be taken, which no replacement can undo), after it also forged
+ * Settlements at the numbers the new key signs and forged Acks. After Y's replacement the CURVE
+ * model refuses every one of its frames (unless thief_past_curve), and every one Y opens must be
+ * refused. (`corridor key replace` makes the new
  * keys in the same run that records them; a peer here that replaces before X stands for a card
  * made and handed out before X's books were changed; the channel waits as in the other order.) */
 
@@ -1581,6 +1781,27 @@ static void thief_send(world_t *w)
         fail(w, "the thief cannot seal a frame: %s", env_strerror(rc));
         return;
     }
+    node_t *y = &w->node[to];
+    if (!w->thief_past_curve && y->up) { /* it connects with the stolen CURVE key */
+        const char *why = curve_refusal(w, y, x->idx, engine_curve_server(y->engine)->curve_public,
+                                        w->thief->curve_public);
+        if (after != (why != NULL)) {
+            fail(w, "%s %s the stolen CURVE key of %s %s replacing its keys%s%s", y->name,
+                 why != NULL ? "refused" : "admitted", x->name, after ? "after" : "before",
+                 why != NULL ? ": " : "", why != NULL ? why : "");
+        }
+        if (why != NULL) {
+            w->thief_sent++;
+            w->thief_after += after;
+            w->thief_curve++;
+            w->refused_by[to]++;
+            trace(w,
+                  "%s->%s %s %zu bytes: by the thief of %s's old keys (%s): refused by CURVE: %s",
+                  x->name, y->name, type_name(type), len, x->name, what, why);
+            free(wire);
+            return;
+        }
+    }
     frame_t f = {.at = w->now + w->delay_min + (int64_t)rng_below(r, (uint64_t)w->delay_jitter + 1),
                  .order = w->order++,
                  .from = x->idx,
@@ -1901,6 +2122,99 @@ static void operator_repairs(world_t *w, node_t *n)
     }
 }
 
+/* The stand-in for a known gap (the header; --curve-strict shows it): node x switched its CURVE
+ * key, its channel to peer y is not UP (it heard nothing from y, whose outbound sockets pin
+ * x's old key), and y has not applied x's KeySwitch. channel_after_commit sends nothing
+ * sequenced on a DOWN channel, so y would wait for ever: x's stored messages y has not applied
+ * (at most 32, the KeySwitch among them) go to y again once a second, wrapped as the channel
+ * wraps them (under their author's key id), through net_send and the CURVE model. */
+static bool resend_one(uint64_t seq, int type, const uint8_t *signed_msg, size_t signed_len,
+                       void *arg)
+{
+    (void)seq;
+    void **ctx = arg;
+    node_t *x = ctx[0];
+    size_t p = *(size_t *)ctx[1];
+    uint8_t author[IDENTITY_KEY_ID_BYTES];
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    if (evidence_author(signed_msg, signed_len, author) != ENV_OK ||
+        envelope_wrap_as(author, &x->keys[p], signed_msg, signed_len, true, &wire, &len) !=
+            ENV_OK) {
+        fail(x->w, "%s: the stand-in cannot wrap its message %" PRIu64, x->name, seq);
+        return false;
+    }
+    x->w->gap_resent++;
+    int rc = net_send(x, p, (msg_type_t)type, wire, len);
+    free(wire);
+    return rc == 0;
+}
+
+static void curve_gap(world_t *w, node_t *x)
+{
+    if (w->curve_strict) {
+        return;
+    }
+    for (size_t p = 0; p < x->config->peers_count; p++) {
+        node_t *y = &w->node[x->peer_node[p]];
+        channel_t *ch = engine_channel(x->engine, p);
+        if (!y->up || w->now < x->resend_at[y->idx] || channel_stats(ch).state != CHANNEL_DOWN) {
+            continue;
+        }
+        const channel_t *back = engine_channel(y->engine, y->index_of[x->idx]);
+        channel_transport_t u;
+        channel_transport(back, &u);
+        if (!channel_peer_curve_pending(back) ||
+            curve_refusal(w, x, y->idx, u.pin, u.client->curve_public) == NULL) {
+            continue;
+        }
+        x->resend_at[y->idx] = w->now + 1000;
+        uint64_t from = channel_applied_seq(back) + 1;
+        if (from > channel_sent_seq(ch)) {
+            continue;
+        }
+        w->gap_used = true;
+        trace(w,
+              "%s->%s: STAND-IN for channel.c: its messages from %" PRIu64
+              " again (the channel is DOWN, the peer missed the KeySwitch)",
+              x->name, y->name, from);
+        void *ctx[2] = {x, &p};
+        if (ledger_outbox_scan(x->ledger, y->name, from, 32, resend_one, ctx) != LEDGER_OK) {
+            fail(w, "%s: the stand-in cannot read its outbox: %s", x->name,
+                 ledger_last_error(x->ledger));
+        }
+    }
+}
+
+/* After node n's turn in a world with rotations: whether its CURVE switch is pending while a
+ * peer's is too (two switches at once), and whether the tie-break (engine.c curve_switch_due)
+ * holds it back: every peer acknowledged its announcement, but a peer with a lower node code
+ * has announced a CURVE key whose KeySwitch n has not applied. */
+static void curve_watch(world_t *w, node_t *n)
+{
+    n->curve_pending = engine_curve_pending(n->engine);
+    if (!n->curve_pending) {
+        return;
+    }
+    bool acked = true, held = false;
+    for (size_t p = 0; p < n->config->peers_count; p++) {
+        const channel_t *ch = engine_channel(n->engine, p);
+        acked &= channel_rotation_acked(ch);
+        held |=
+            channel_peer_curve_pending(ch) && strcmp(n->config->peers[p].card.name, n->name) < 0;
+        if (w->node[n->peer_node[p]].curve_pending && !w->curve_overlap) {
+            w->curve_overlap = true;
+            trace(w, "%s and %s both have a CURVE switch pending", n->name,
+                  n->config->peers[p].card.name);
+        }
+    }
+    if (acked && held && !w->curve_held) {
+        w->curve_held = true;
+        trace(w, "%s's CURVE switch waits for the KeySwitch of a peer with a lower node code",
+              n->name);
+    }
+}
+
 static void node_turn(world_t *w, node_t *n)
 {
     int64_t now = w->now;
@@ -2005,10 +2319,20 @@ static void node_turn(world_t *w, node_t *n)
         rotation_settle(w, n, committed);
     }
     engine_after(n->engine, committed && !stopped);
+    curve_serve(w, n);
+    if (w->rotator >= 0) {
+        curve_watch(w, n);
+        if (!ledger_stopped(n->ledger)) {
+            curve_gap(w, n);
+        }
+    }
     if (n->id_previous != NULL && !n->previous_gone) {
-        bool all = true;
+        bool all = !engine_curve_pending(n->engine); /* daemon.c forget_previous_file */
         for (size_t p = 0; p < n->config->peers_count && all; p++) {
             all = channel_rotation_acked(engine_channel(n->engine, p));
+        }
+        if (all && proof_at_risk(w, n, NULL)) {
+            all = false;
         }
         if (all) {
             n->previous_gone = true;
@@ -2079,6 +2403,8 @@ typedef struct {
     bool fifo;            /* every world's lanes deliver in order */
     bool no_lost_commits; /* every transaction commits: no crash inside one, no disk faults */
     bool replace_anytime; /* key replacements as drawn, whatever the known gaps (gaps_block) */
+    bool curve_strict;    /* the known gaps of the CURVE switch as they are (curve_gap,
+                             proof_at_risk) */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -2156,11 +2482,15 @@ static bool world_build(world_t *w, const options_t *opt)
     (void)ccy_count;
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
+        for (int j = 0; j < NODES_MAX; j++) {
+            n->index_of[j] = SIZE_MAX;
+        }
         for (int j = 0; j < w->n; j++) {
             if (!w->channel[i][j]) {
                 continue;
             }
             config_peer_t *p = &n->config->peers[n->config->peers_count];
+            n->index_of[j] = n->config->peers_count;
             n->peer_node[n->config->peers_count++] = j;
             char endpoint[64];
             snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", 7001 + 2 * j);
@@ -2301,8 +2631,20 @@ static bool world_build(world_t *w, const options_t *opt)
     w->rotator = w->restore.node < 0 && rng_chance(&w->rotate_rng, 333)
                      ? (int)rng_below(&w->rotate_rng, (uint64_t)w->n)
                      : -1;
-    w->rotations_wanted = 1 + (int)rng_below(&w->rotate_rng, 2);
-    w->rotate_at = rng_range(&w->rotate_rng, 0, w->faults_end / 2);
+    w->rotator2 = -1;
+    if (w->rotator >= 0) {
+        rng_t *rr = &w->rotate_rng;
+        node_t *a = &w->node[w->rotator];
+        a->rotations_wanted = 1 + (int)rng_below(rr, 2);
+        a->rotate_at = rng_range(rr, 0, w->faults_end / 2);
+        /* in half these worlds a peer of it rotates too, a moment later: both switch at once */
+        if (rng_chance(rr, 500) && a->config->peers_count > 0) {
+            node_t *b = &w->node[a->peer_node[rng_below(rr, a->config->peers_count)]];
+            w->rotator2 = b->idx;
+            b->rotations_wanted = 1 + (int)rng_below(rr, 2);
+            b->rotate_at = a->rotate_at + rng_range(rr, 0, 300);
+        }
+    }
     /* one world in four without a rotation or a restore: a node's keys are stolen, and the
      * operators of both ends of its channels replace them (a restore could put back books from
      * before the replacement, under keys deleted since) */
@@ -2328,8 +2670,18 @@ static bool world_build(world_t *w, const options_t *opt)
             seed[i] = (uint8_t)rng_next(rr);
             box[i] = (uint8_t)rng_next(rr);
         }
-        node_t *x = &w->node[w->stolen];
-        if ((w->replacement = identity_from_secrets(seed, box, x->id->curve_secret)) == NULL) {
+        uint8_t curve_raw[32]; /* `corridor key replace` makes a new CURVE key too */
+        char curve[IDENTITY_CURVE_KEY_CHARS + 1];
+        for (size_t i = 0; i < sizeof curve_raw; i++) {
+            curve_raw[i] = (uint8_t)rng_next(rr);
+        }
+        if (zmq_z85_encode(curve, curve_raw, sizeof curve_raw) == NULL) {
+            abort();
+        }
+        /* the thief's frames skip the CURVE model in half these worlds (their own stream) */
+        rng_t past = {w->seed ^ UINT64_C(0x6375727665707373)};
+        w->thief_past_curve = rng_chance(&past, 500);
+        if ((w->replacement = identity_from_secrets(seed, box, curve)) == NULL) {
             fail(w, "out of memory");
             return false;
         }
@@ -2377,9 +2729,11 @@ static bool world_build(world_t *w, const options_t *opt)
           w->seed, w->n, w->items_count, w->loss, w->dup, w->refuse, w->spike, w->hostile,
           w->delay_min, w->delay_jitter, w->fifo ? " in order" : "", w->partitions_count,
           w->crashes_count, w->disks_count, w->recons_count, w->faults_end);
-    if (w->rotator >= 0) {
-        trace(w, "%s rotates its signing key %d times", w->node[w->rotator].name,
-              w->rotations_wanted);
+    for (int i = 0; i < w->n; i++) {
+        if (w->node[i].rotations_wanted > 0) {
+            trace(w, "%s rotates its keys %d times, first at t=%" PRId64, w->node[i].name,
+                  w->node[i].rotations_wanted, w->node[i].rotate_at);
+        }
     }
     if (w->stolen >= 0) {
         trace(w,
@@ -2630,6 +2984,79 @@ static bool reconciles_done(world_t *w, bool strict)
     return reported == w->reconciles;
 }
 
+/* Once quiet, the CURVE keys (PROTOCOL.md 2.16): every node serves its newest CURVE key (no
+ * switch pending), connects with it, and every peer pins it and admits it; `strict` reports
+ * what is not. */
+static bool curve_quiet(world_t *w, bool strict)
+{
+    for (int i = 0; i < w->n; i++) {
+        node_t *x = &w->node[i];
+        if (!x->up) {
+            return false; /* books_final says so */
+        }
+        const char *newest = x->id->curve_public, *why = NULL;
+        int other = -1;
+        if (engine_curve_pending(x->engine)) {
+            why = "its CURVE switch is still pending";
+        } else if (strcmp(engine_curve_server(x->engine)->curve_public, newest) != 0) {
+            why = "it serves a CURVE key other than its newest";
+        }
+        for (size_t p = 0; p < x->config->peers_count && why == NULL; p++) {
+            node_t *y = &w->node[x->peer_node[p]];
+            channel_transport_t t, u;
+            channel_transport(engine_channel(x->engine, p), &t);
+            channel_transport(engine_channel(y->engine, y->index_of[i]), &u);
+            other = y->idx;
+            why = strcmp(t.client->curve_public, newest) != 0 ? "it connects with an old key"
+                  : strcmp(u.pin, newest) != 0                ? "the peer pins an old key of its"
+                  : strcmp(u.admit_current, newest) != 0 ? "the peer does not admit its newest key"
+                                                         : NULL;
+        }
+        if (why != NULL) {
+            if (strict) {
+                fail(w, "CURVE: %s%s%s, %d s after faults stopped: %s", x->name,
+                     other >= 0 ? ", with " : "", other >= 0 ? w->node[other].name : "",
+                     LIVENESS_MS / 1000, why);
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+typedef struct {
+    uint64_t ours, theirs; /* keys with a switch_seq */
+} switch_count_t;
+
+static void count_switch(const key_record_t *k, void *arg)
+{
+    switch_count_t *c = arg;
+    if (k->switch_seq != 0) {
+        *(k->side == KEY_SIDE_OURS ? &c->ours : &c->theirs) += 1;
+    }
+}
+
+/* At the end: one KeySwitch queued (our key history) and applied (the peer's) per channel of
+ * every rotation that made a new CURVE key. */
+static void check_keyswitches(world_t *w)
+{
+    switch_count_t c = {0, 0};
+    for (int i = 0; i < w->n; i++) {
+        if (ledger_keys(w->node[i].reader, NULL, count_switch, &c) != LEDGER_OK) {
+            fail(w, "%s: cannot read its key history: %s", w->node[i].name,
+                 ledger_last_error(w->node[i].reader));
+            return;
+        }
+    }
+    w->keyswitches = c.theirs;
+    if (c.ours != w->keyswitches_wanted || c.theirs != w->keyswitches_wanted) {
+        fail(w,
+             "CURVE: %d rotations with a new CURVE key on %" PRIu64 " channels in all: %" PRIu64
+             " KeySwitches queued, %" PRIu64 " applied",
+             w->curve_rotations, w->keyswitches_wanted, c.ours, c.theirs);
+    }
+}
+
 /* I1-I5 in every home and I2 between every pair, by `corridor audit`'s code. */
 static void audit_all(world_t *w)
 {
@@ -2687,9 +3114,13 @@ static void world_step(world_t *w)
         w->now = f.at > w->now ? f.at : w->now;
         node_t *to = &w->node[f.to];
         bool cut = w->now < w->faults_end && partitioned(w, f.from, f.to, w->now);
-        if (!to->up || cut) {
+        bool rebound = to->up && f.epoch != to->serve_epoch;
+        if (!to->up || cut || rebound) {
             trace(w, "%s->%s %s dropped: %s", w->node[f.from].name, to->name, type_name(f.type),
-                  cut ? "partitioned" : "node down");
+                  cut       ? "partitioned"
+                  : rebound ? "its inbound socket was bound again since (a CURVE switch)"
+                            : "node down");
+            w->frames_rebound += rebound && !cut;
             free(f.data);
             return;
         }
@@ -2791,6 +3222,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     (void)rng_next(&w->rng);
     w->trace = opt->trace;
     w->replace_anytime = opt->replace_anytime;
+    w->curve_strict = opt->curve_strict;
     current = w;
     log_set_clock(sim_clock);
     entropy_seed(seed);
@@ -2825,11 +3257,12 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                                replacements_pending(w) || thief_busy(w);
             if ((all_seen || w->now >= final_check) && !w->failed && !restore_due) {
                 final_check = w->now + FINAL_CHECK_MS;
-                final = books_final(w, false);
+                final = books_final(w, false) && curve_quiet(w, false);
             }
             if (final) {
                 trace(w, "all final; checking the books, then reconciling every channel");
                 books_final(w, true);
+                curve_quiet(w, true);
                 if (!w->failed) {
                     check_books(w);
                 }
@@ -2837,12 +3270,22 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 reconciling = true;
                 reconcile_end = w->now + RECONCILE_MS;
             } else if (w->now > w->faults_end + LIVENESS_MS) {
+                bool up = true;
+                for (int i = 0; i < w->n; i++) {
+                    up &= w->node[i].up;
+                }
+                if (up) { /* a transport stuck on old CURVE keys first: what blocks the rest */
+                    curve_quiet(w, true);
+                }
                 books_final(w, true);
                 if (!w->failed) {
                     fail(w, "liveness: not done %d s after faults stopped", LIVENESS_MS / 1000);
                 }
             }
         }
+    }
+    if (done && !w->failed) {
+        check_keyswitches(w);
     }
     if (done && !w->failed) {
         check_stolen_evidence(w);
@@ -2864,20 +3307,31 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
                 " hostile copies, %" PRIu64 " forged, %" PRIu64 " sequenced, %" PRIu64
                 " by a thief of %s's keys, %" PRIu64 " after a replacement, %" PRIu64
-                " refused as revoked, %" PRIu64 " as unknown)\n",
+                " refused as revoked, %" PRIu64 " as unknown, %" PRIu64
+                " by CURVE); CURVE: %d rotations with a new key, %" PRIu64
+                " KeySwitches applied, %" PRIu64 " sends refused, %" PRIu64
+                " frames lost to a rebind%s%s\n",
                 seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
                 w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile,
                 w->forged, w->forged_sequenced, w->thief_sent,
                 w->stolen >= 0 ? w->node[w->stolen].name : "no node", w->thief_after,
-                w->thief_revoked, w->thief_unknown);
+                w->thief_revoked, w->thief_unknown, w->thief_curve, w->curve_rotations,
+                w->keyswitches, w->frames_curve, w->frames_rebound,
+                w->curve_overlap ? ", two switches at once" : "",
+                w->curve_held ? ", the tie-break held one" : "");
     }
     /* for the run's summary (job_done) */
     char path[300];
     snprintf(path, sizeof path, "%s/stats", dir);
     FILE *f = fopen(path, "w");
     if (f != NULL) {
-        fprintf(f, "%d %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", w->stolen >= 0 && w->own_replaced,
-                w->thief_after, w->thief_revoked, w->thief_unknown);
+        fprintf(f,
+                "%d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d %" PRIu64 " %" PRIu64
+                " %" PRIu64 " %d %d %d %" PRIu64 " %d\n",
+                w->stolen >= 0 && w->own_replaced, w->thief_after, w->thief_revoked,
+                w->thief_unknown, w->thief_curve, w->curve_rotations > 0, w->keyswitches,
+                w->frames_curve, w->frames_rebound, w->curve_overlap, w->curve_held, w->gap_used,
+                w->gap_resent, w->proof_waits > 0);
         fclose(f);
     }
     fflush(stdout);
@@ -2894,7 +3348,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--seeds N] [--from S] [--nodes K] [--settlements M] [--jobs J] "
-               "[--fifo] [--no-lost-commits] [--replace-anytime] [--trace]\n"
+               "[--fifo] [--no-lost-commits] [--replace-anytime] [--curve-strict] [--trace]\n"
                "  runs N worlds, seeds S..S+N-1 (default 1 from 1); K nodes (2-5; default from "
                "the seed);\n"
                "  M settlements each (default 200); J worlds at a time (default 1); --trace "
@@ -2905,6 +3359,10 @@ static void usage(FILE *f)
                "  commit only; no full or failing disk).\n"
                "  --replace-anytime: the operators replace a stolen key as drawn, also where\n"
                "  node/ledger/replace.c has known gaps (sim.c: gaps_block).\n"
+               "  --curve-strict: no stand-in for a KeySwitch a DOWN channel never sends again,\n"
+               "  nor steering clear of a CURVE proof to a key the recipient no longer holds\n"
+               "  or of a KeySwitch to a DIVERGED channel (known gaps of node/channel/channel.c;\n"
+               "  sim.c: curve_gap, proof_at_risk, attack).\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -2965,6 +3423,7 @@ static void replay_line(uint64_t seed, const options_t *opt)
     const char *fifo = opt->fifo ? " --fifo" : "";
     const char *lost = opt->no_lost_commits ? " --no-lost-commits" : "";
     const char *anytime = opt->replace_anytime ? " --replace-anytime" : "";
+    const char *strict = opt->curve_strict ? " --curve-strict" : "";
     if (opt->nodes > 0) {
         snprintf(nodes, sizeof nodes, " --nodes %d", opt->nodes);
     }
@@ -2972,8 +3431,8 @@ static void replay_line(uint64_t seed, const options_t *opt)
         snprintf(settlements, sizeof settlements, " --settlements %zu", opt->settlements);
     }
     printf("FAILED seed %" PRIu64 "; replay: scripts/sim.sh --seeds 1 --from %" PRIu64
-           "%s%s%s%s%s --trace\n",
-           seed, seed, nodes, settlements, fifo, lost, anytime);
+           "%s%s%s%s%s%s --trace\n",
+           seed, seed, nodes, settlements, fifo, lost, anytime, strict);
 }
 
 /* What the worlds of a run did with stolen keys (world_run writes each world's). */
@@ -2982,6 +3441,16 @@ typedef struct {
     uint64_t thief_after;   /* the thief's frames sent after the peer replaced its keys */
     uint64_t thief_revoked; /* refused as under a revoked key (ENV_E_REVOKED) */
     uint64_t thief_unknown; /* refused as an unknown sender (a replacement from 1) */
+    uint64_t thief_curve;   /* refused by the CURVE model */
+    uint64_t curve_worlds;  /* worlds with a rotation that made a new CURVE key */
+    uint64_t keyswitches;   /* KeySwitches applied */
+    uint64_t frames_curve;  /* sends the CURVE model refused */
+    uint64_t rebound;       /* frames lost to a rebind */
+    uint64_t overlap;       /* worlds where two nodes' CURVE switches were pending at once */
+    uint64_t held;          /* worlds where the tie-break held a switch back */
+    uint64_t gap_worlds;    /* worlds where the stand-in for channel.c re-sent (curve_gap) */
+    uint64_t gap_resent;    /* the frames it re-sent */
+    uint64_t proof_worlds;  /* worlds steered clear of the CURVE proof gap (proof_at_risk) */
 } run_stats_t;
 
 static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
@@ -2990,12 +3459,25 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
     char path[300];
     snprintf(path, sizeof path, "%s/stats", j->dir);
     FILE *f = fopen(path, "r");
-    unsigned long long v[4] = {0, 0, 0, 0};
-    if (f != NULL && fscanf(f, "%llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3]) == 4) {
+    unsigned long long v[14] = {0};
+    if (f != NULL &&
+        fscanf(f, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+               &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11],
+               &v[12], &v[13]) == 14) {
         stats->replaced += v[0];
         stats->thief_after += v[1];
         stats->thief_revoked += v[2];
         stats->thief_unknown += v[3];
+        stats->thief_curve += v[4];
+        stats->curve_worlds += v[5];
+        stats->keyswitches += v[6];
+        stats->frames_curve += v[7];
+        stats->rebound += v[8];
+        stats->overlap += v[9];
+        stats->held += v[10];
+        stats->gap_worlds += v[11];
+        stats->gap_resent += v[12];
+        stats->proof_worlds += v[13];
     }
     if (f != NULL) {
         fclose(f);
@@ -3035,6 +3517,8 @@ int main(int argc, char **argv)
             opt.no_lost_commits = true;
         } else if (strcmp(a, "--replace-anytime") == 0) {
             opt.replace_anytime = true;
+        } else if (strcmp(a, "--curve-strict") == 0) {
+            opt.curve_strict = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -3075,7 +3559,7 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t passed = 0, failed = 0, next = 0;
-    run_stats_t stats = {0, 0, 0, 0};
+    run_stats_t stats = {0};
     bool unrefused = false; /* the thief's frames after replacements, none refused */
     job_t running[64];
     size_t active = 0;
@@ -3136,13 +3620,25 @@ int main(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    uint64_t thief_refused = stats.thief_revoked + stats.thief_unknown + stats.thief_curve;
     printf("%" PRIu64 " worlds in %.1f s (%.0f a minute); %" PRIu64
            " replaced a stolen key, %" PRIu64 " of the thief's frames refused (%" PRIu64
-           " as revoked, %" PRIu64 " as unknown; %" PRIu64 " sent after a replacement)\n",
-           seeds, s, s > 0 ? (double)seeds * 60.0 / s : 0.0, stats.replaced,
-           stats.thief_revoked + stats.thief_unknown, stats.thief_revoked, stats.thief_unknown,
-           stats.thief_after);
-    if (stats.thief_after > 0 && stats.thief_revoked + stats.thief_unknown == 0) {
+           " as revoked, %" PRIu64 " as unknown, %" PRIu64 " by CURVE; %" PRIu64
+           " sent after a replacement)\n",
+           seeds, s, s > 0 ? (double)seeds * 60.0 / s : 0.0, stats.replaced, thief_refused,
+           stats.thief_revoked, stats.thief_unknown, stats.thief_curve, stats.thief_after);
+    printf("%" PRIu64 " worlds with a CURVE switch (%" PRIu64
+           " with two nodes' switches pending at once, %" PRIu64
+           " where the tie-break held one back); %" PRIu64 " KeySwitches applied; %" PRIu64
+           " frames refused by the CURVE model, %" PRIu64 " lost to a rebind\n",
+           stats.curve_worlds, stats.overlap, stats.held, stats.keyswitches, stats.frames_curve,
+           stats.rebound);
+    printf("known gaps of channel.c (none with --curve-strict): %" PRIu64
+           " worlds where a missed KeySwitch was sent again by the stand-in (%" PRIu64
+           " frames), %" PRIu64
+           " where a rotation or key removal waited for a peer's CURVE proof\n",
+           stats.gap_worlds, stats.gap_resent, stats.proof_worlds);
+    if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
                stats.thief_after);
