@@ -1642,6 +1642,146 @@ static void test_curve_key_needs_proof(void **state)
     net_free(net);
 }
 
+/* Keys with a new CURVE keypair; its public key in `curve`. */
+static identity_t *next_keys_new_curve(uint8_t seed_byte,
+                                       char curve[static IDENTITY_CURVE_KEY_CHARS + 1])
+{
+    char secret[IDENTITY_CURVE_KEY_CHARS + 1];
+    assert_int_equal(zmq_curve_keypair(curve, secret), 0);
+    uint8_t seed[crypto_sign_SEEDBYTES], box[crypto_box_SECRETKEYBYTES];
+    memset(seed, seed_byte, sizeof seed);
+    memset(box, seed_byte ^ 0xff, sizeof box);
+    identity_t *next = identity_from_secrets(seed, box, secret);
+    sodium_memzero(secret, sizeof secret);
+    assert_non_null(next);
+    return next;
+}
+
+/* The CURVE transport as the link sees it after A's switch: B's frames reach A only once B
+ * pins A's new server key, and A's KeySwitch frames are lost until `lost_until_ms`. */
+typedef struct {
+    net_t *net;
+    const char *served; /* A's server key */
+    int64_t lost_until_ms;
+} switched_link_t;
+
+static int switched_link(void *arg, int from, msg_type_t type, unsigned nth)
+{
+    (void)nth;
+    const switched_link_t *l = arg;
+    if (from == B) {
+        channel_transport_t t;
+        channel_transport(l->net->node[B].ch, &t);
+        return strcmp(t.pin, l->served) == 0;
+    }
+    return type == MSG_KEY_SWITCH && l->net->now_ms < l->lost_until_ms ? 0 : 1;
+}
+
+static bool a_down(net_t *net, void *arg)
+{
+    (void)arg;
+    return channel_stats(net->node[A].ch).state == CHANNEL_DOWN;
+}
+
+/* A's KeySwitch is lost for longer than A waits before it calls B down (B, pinning A's old
+ * key, cannot reach A). A DOWN channel sends nothing sequenced, but for a KeySwitch the peer
+ * has not acknowledged: A sends it again on its retransmission timer, and B, once it applied
+ * it, reaches A with the new key. */
+static void test_missed_key_switch_sent_again_while_down(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    char new_curve[IDENTITY_CURVE_KEY_CHARS + 1];
+    identity_t *next = next_keys_new_curve(0x83, new_curve);
+    node_turn(a, rotate_with_overlap, next);
+    identity_destroy(&a->id_previous);
+    a->id_previous = a->id;
+    a->id = next;
+    channel_set_self(a->ch, a->id, a->id_previous);
+    assert_true(run_until(net, a_rotation_acked, NULL, 20000));
+
+    switched_link_t link = {net, new_curve, net->now_ms + 2 * CHANNEL_LIVENESS_MS};
+    net->policy = switched_link;
+    net->policy_arg = &link;
+    node_turn(a, switch_work, NULL);
+    assert_true(run_until(net, a_down, NULL, 2 * CHANNEL_LIVENESS_MS));
+    assert_false(b_pins(net, new_curve));
+    assert_true(run_until(net, b_pins, new_curve, 4 * CHANNEL_RTO_MAX_MS));
+    assert_true(run_until(net, both_up, NULL, 10000));
+    settlement_t s = make_payment(b, "RUB", 31);
+    pay(net, B, &s, 1);
+    settle(net, B, &s, 1, 20000);
+    assert_int_equal(status_at(b, s.uetr), STATUS_SETTLED); /* A's answer reached B */
+    net_free(net);
+}
+
+/* Holds A's KeyAnnounce frames back while `*hold`. */
+static int hold_announce(void *arg, int from, msg_type_t type, unsigned nth)
+{
+    (void)nth;
+    const bool *hold = arg;
+    return *hold && from == A && type == MSG_KEY_ANNOUNCE ? 0 : 1;
+}
+
+static bool b_rotation_acked(net_t *net, void *arg)
+{
+    (void)arg;
+    return channel_rotation_acked(net->node[B].ch);
+}
+
+static bool b_may_forget(net_t *net, void *arg)
+{
+    (void)arg;
+    return !channel_previous_keys_needed(net->node[B].ch);
+}
+
+/* A announces a new CURVE key, proved to B's box key of then, and B rotates before it applies
+ * the announcement. B must keep that box key, and so not rotate again, until it applied what
+ * A sent before A took B's announcement: then A's proof opens with B's previous key and B
+ * admits A's new CURVE key. */
+static void test_rotation_waits_for_peer_proof_to_old_key(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    bool hold = true;
+    net->policy = hold_announce;
+    net->policy_arg = &hold;
+    char new_curve[IDENTITY_CURVE_KEY_CHARS + 1];
+    identity_t *next = next_keys_new_curve(0x85, new_curve);
+    node_turn(a, rotate_with_overlap, next);
+    identity_destroy(&a->id_previous);
+    a->id_previous = a->id;
+    a->id = next;
+    channel_set_self(a->ch, a->id, a->id_previous);
+    assert_false(channel_previous_keys_needed(b->ch)); /* B never rotated */
+
+    rotate(net, B, next_keys(b, 0x86));
+    assert_true(channel_previous_keys_needed(b->ch));
+    assert_true(run_until(net, b_rotation_acked, NULL, 20000));
+    net_turn(net);
+    net_turn(net); /* A's Hellos after it applied B's announcement */
+    assert_true(channel_previous_keys_needed(b->ch)); /* A's announcement is not applied */
+    channel_transport_t t;
+    channel_transport(b->ch, &t);
+    assert_string_not_equal(t.admit_current, new_curve);
+
+    hold = false;
+    assert_true(run_until(net, b_may_forget, NULL, 20000));
+    channel_transport(b->ch, &t);
+    assert_string_equal(t.admit_current, new_curve); /* proved to B's previous box key */
+    rotate(net, B, next_keys(b, 0x87));
+    assert_true(run_until(net, b_rotation_acked, NULL, 20000));
+    assert_true(run_until(net, a_rotation_acked, NULL, 20000));
+    settlement_t s = make_payment(a, "RUB", 41);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 20000);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -1669,6 +1809,8 @@ int main(void)
         cmocka_unit_test(test_own_replacement_resigns_queued_message),
         cmocka_unit_test(test_curve_switch),
         cmocka_unit_test(test_curve_key_needs_proof),
+        cmocka_unit_test(test_missed_key_switch_sent_again_while_down),
+        cmocka_unit_test(test_rotation_waits_for_peer_proof_to_old_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

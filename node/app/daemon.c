@@ -409,6 +409,16 @@ static void handle_rotate(node_t *n, zmq_msg_t *route, json_t *req, long long ui
             reply_not_ready(n, route, i);
             return;
         }
+        if (channel_previous_keys_needed(engine_channel(n->engine, i))) {
+            char error[256];
+            snprintf(error, sizeof error,
+                     "peer %s may still send what it made for our keys before the current ones "
+                     "(not heard since it applied our last announcement, or we have not applied "
+                     "all it had sent by then); nothing changed",
+                     n->config->peers[i].card.name);
+            reply_error(n, route, EXIT_NEGATIVE, error);
+            return;
+        }
     }
     if (engine_curve_pending(n->engine)) {
         reply_error(n, route, EXIT_NEGATIVE,
@@ -547,15 +557,17 @@ static void finish_rotation(node_t *n, bool committed)
 }
 
 /* Once every channel has acknowledged our last announcement, nothing is signed with the keys
- * before it any more: their file goes (the memory copy stays until exit or the next
- * rotation). */
+ * before it any more, and once we applied what each peer made for them before it took the
+ * announcement (channel_previous_keys_needed), nothing needs them: their file goes (the memory copy
+ * stays until exit or the next rotation). */
 static void forget_previous_file(node_t *n)
 {
     if (!n->previous_on_disk) {
         return;
     }
     for (size_t i = 0; i < n->config->peers_count; i++) {
-        if (!channel_rotation_acked(engine_channel(n->engine, i))) {
+        const channel_t *ch = engine_channel(n->engine, i);
+        if (!channel_rotation_acked(ch) || channel_previous_keys_needed(ch)) {
             return;
         }
     }

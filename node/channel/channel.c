@@ -33,6 +33,11 @@ struct channel {
      * (0: never): the peer takes nothing the replaced key signs, so a stored message before
      * it is signed again by `own` whenever it is sent. */
     uint64_t own_replaced_from;
+    /* The peer's sent counter in its first Hello showing it applied our last announcement:
+     * what it signed before then may prove its CURVE key to our box key before the current
+     * one (PROTOCOL.md 2.16), so we keep that key until we applied up to here. */
+    uint64_t peer_sent_at_ack;
+    bool peer_sent_at_ack_known;
     /* The CURVE transport keys (PROTOCOL.md 2.16). The peer's: of its current key, of the key
      * before it when that one differs (""), the number of its KeySwitch we applied (0: not
      * yet: its inbound socket still serves the old one) and until when (wall ms) we admit
@@ -328,6 +333,7 @@ static bool load_keys(channel_t *ch)
     ch->own_previous = NULL;
     ch->own_rotated_at = 0;
     ch->own_replaced_from = 0;
+    ch->peer_sent_at_ack_known = false; /* the next Hello tells */
     if (n >= 1 && (ch->own = held_identity(ch, ours[1].key_id)) == NULL) {
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
                   "the key history names a key of ours this process does not hold");
@@ -475,6 +481,19 @@ static bool own_keys_acked(const channel_t *ch)
 bool channel_rotation_acked(const channel_t *ch)
 {
     return ch->rotate_to == NULL && own_keys_acked(ch);
+}
+
+bool channel_previous_keys_needed(const channel_t *ch)
+{
+    return ch->own_rotated_at != 0 &&
+           (!ch->peer_sent_at_ack_known || ch->applied_seq < ch->peer_sent_at_ack);
+}
+
+/* Our KeySwitch is not acknowledged yet: the peer pins our old server key, which we no longer
+ * serve, so it cannot answer before it applies it; it is sent again even while DOWN. */
+static bool switch_unacked(const channel_t *ch)
+{
+    return ch->own_switch_seq != 0 && ch->acked_seq < ch->own_switch_seq;
 }
 
 const identity_t *channel_own(const channel_t *ch)
@@ -736,6 +755,11 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
         return; /* only a repair leaves DIVERGED */
     }
     (void)advance_acked(ch, h->applied_sequence, now_ms); /* what it applied, it committed */
+    if (!ch->peer_sent_at_ack_known && ch->own_rotated_at != 0 &&
+        h->applied_sequence >= ch->own_rotated_at) {
+        ch->peer_sent_at_ack = h->sent_sequence; /* written after it took our announcement */
+        ch->peer_sent_at_ack_known = true;
+    }
     bool was_down = ch->state == CHANNEL_DOWN;
     set_state(ch, CHANNEL_UP);
     if (was_down || h->reply_wanted) {
@@ -1407,6 +1431,7 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overl
         ch->own_previous = current;
         ch->own = next;
         ch->own_rotated_at = ch->sent_seq;
+        ch->peer_sent_at_ack_known = false;
         memcpy(ch->own_previous_key_id, current->key_id, IDENTITY_KEY_ID_BYTES);
         snprintf(ch->own_curve_previous, sizeof ch->own_curve_previous, "%s",
                  new_curve ? current->curve_public : "");
@@ -1722,7 +1747,7 @@ void channel_after_commit(channel_t *ch, int64_t now_ms)
         send_ack(ch);
         ch->ack_due = false;
     }
-    if (ch->state != CHANNEL_UP) {
+    if (ch->state != CHANNEL_UP && !switch_unacked(ch)) {
         return;
     }
     if (ch->rto_deadline_ms != 0 && now_ms >= ch->rto_deadline_ms &&
@@ -1758,6 +1783,8 @@ int64_t channel_next_deadline(const channel_t *ch)
     if (ch->state == CHANNEL_UP) {
         int64_t silent = ch->last_rx_ms + CHANNEL_LIVENESS_MS + 1;
         next = silent < next ? silent : next;
+    }
+    if (ch->state == CHANNEL_UP || switch_unacked(ch)) {
         if (ch->rto_deadline_ms != 0 && ch->rto_deadline_ms < next) {
             next = ch->rto_deadline_ms;
         }

@@ -119,6 +119,11 @@ void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *s
 /* Whether our last rotation is done on this channel: announced and acknowledged (true when
  * there is none). */
 bool channel_rotation_acked(const channel_t *ch);
+/* Whether the peer may still send what needs our keys before the current ones: a KeyAnnounce
+ * it signed before it applied our last one proves its CURVE key to our box key of then
+ * (PROTOCOL.md 2.16). False once we applied all the peer had sent when a Hello of its showed
+ * it had applied our announcement; until then we neither rotate again nor forget those keys. */
+bool channel_previous_keys_needed(const channel_t *ch);
 
 /* Inside the node's transaction: the node rotates to `next` while the peer has not shown it
  * takes announcements (no Hello with CHANNEL_FEATURE_KEYS since the start): the channel goes

@@ -382,7 +382,8 @@ ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_read
     assert(e != NULL && next != NULL && ledger_in_transaction(e->ctx.ledger));
     for (size_t i = 0; i < e->peers; i++) {
         /* the last rotation's CURVE switch first: its KeySwitch would never go out */
-        if (!channel_rotation_acked(e->channels[i]) || channel_curve_pending(e->channels[i])) {
+        if (!channel_rotation_acked(e->channels[i]) || channel_curve_pending(e->channels[i]) ||
+            channel_previous_keys_needed(e->channels[i])) {
             if (not_ready != NULL) {
                 *not_ready = i;
             }

@@ -94,8 +94,10 @@ int64_t engine_next_deadline(const engine_t *e, int64_t next);
  * (channel_rotate), and on the others once it does (channel_rotate_later). Once the
  * transaction commits, `next` is the engine's key and the current one its previous.
  * LEDGER_E_STATE with nothing done, and *not_ready (if not NULL) the first such peer's index,
- * while the last rotation is not done on some channel (channel_rotation_acked); another error
- * fails the transaction. */
+ * while the last rotation is not done on some channel: not acknowledged
+ * (channel_rotation_acked), its KeySwitch not queued (channel_curve_pending), or the peer may
+ * still send what needs our keys before it (channel_previous_keys_needed). Another error fails
+ * the transaction. */
 ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_ready)
     __attribute__((warn_unused_result));
 
