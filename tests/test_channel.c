@@ -1782,6 +1782,72 @@ static void test_rotation_waits_for_peer_proof_to_old_key(void **state)
     net_free(net);
 }
 
+/* B applied A's announcement of a new CURVE key, then was put back from a copy taken after
+ * it: both channels are DIVERGED. A's KeySwitch (here taken from A's outbox and delivered by
+ * hand: a DIVERGED channel sends nothing sequenced) is not applied by B, but B pins A's new
+ * server key, so that the repair's requests reach A; a KeySwitch naming another key does not
+ * move the pin. */
+static void test_key_switch_pinned_while_diverged(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    char old_curve[IDENTITY_CURVE_KEY_CHARS + 1], new_curve[IDENTITY_CURVE_KEY_CHARS + 1];
+    snprintf(old_curve, sizeof old_curve, "%s", a->id->curve_public);
+    identity_t *next = next_keys_new_curve(0x89, new_curve);
+    node_turn(a, rotate_with_overlap, next);
+    identity_destroy(&a->id_previous);
+    a->id_previous = a->id;
+    a->id = next;
+    channel_set_self(a->ch, a->id, a->id_previous);
+    assert_true(run_until(net, a_rotation_acked, NULL, 20000));
+    node_stop(b);
+    char *backup = test_tmpdir();
+    copy_ledger(b->dir, backup);
+    node_start(b);
+    bring_up(net);
+    settlement_t s = make_payment(a, "RUB", 700);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    node_stop(b);
+    char *wal = test_path(b->dir, LEDGER_FILE "-wal");
+    unlink(wal);
+    free(wal);
+    copy_ledger(backup, b->dir);
+    node_start(b);
+    assert_true(run_until(net, both_diverged, NULL, 10000));
+    channel_transport_t t;
+    channel_transport(b->ch, &t);
+    assert_string_equal(t.pin, old_curve);
+
+    key_switch_t wrong = {.overlap_s = 60};
+    snprintf(wrong.curve_public, sizeof wrong.curve_public, "%s", old_curve);
+    node_turn(a, send_key_switch, &wrong);
+    node_turn(a, switch_work, NULL);
+    uint64_t sent = channel_sent_seq(a->ch);
+    for (uint64_t seq = sent - 1; seq <= sent; seq++) {
+        stored_t st = {0};
+        assert_int_equal(ledger_outbox_scan(a->ledger, NAME_B, seq, 1, keep_stored, &st),
+                         LEDGER_OK);
+        assert_non_null(st.msg);
+        uint8_t *wire = NULL;
+        size_t len = 0;
+        assert_int_equal(
+            envelope_wrap_as(a->id->key_id, a->keys, st.msg, st.len, false, &wire, &len), ENV_OK);
+        frame_copy(&b->inbox[b->inbox_count++], MSG_KEY_SWITCH, wire, len);
+        free(wire);
+        free(st.msg);
+        node_turn(b, NULL, NULL);
+        channel_transport(b->ch, &t);
+        assert_string_equal(t.pin, seq == sent ? new_curve : old_curve);
+    }
+    assert_int_equal(channel_stats(b->ch).state, CHANNEL_DIVERGED);
+    test_rmtree(backup);
+    free(backup);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -1811,6 +1877,7 @@ int main(void)
         cmocka_unit_test(test_curve_key_needs_proof),
         cmocka_unit_test(test_missed_key_switch_sent_again_while_down),
         cmocka_unit_test(test_rotation_waits_for_peer_proof_to_old_key),
+        cmocka_unit_test(test_key_switch_pinned_while_diverged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

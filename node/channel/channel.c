@@ -47,6 +47,7 @@ struct channel {
     char peer_curve_previous[IDENTITY_CURVE_KEY_CHARS + 1];
     uint64_t peer_switch_seq;
     int64_t peer_switch_until_ms;
+    bool peer_switch_heard; /* its KeySwitch reached us DIVERGED: pinned, applied after repair */
     char own_curve_previous[IDENTITY_CURVE_KEY_CHARS + 1];
     uint64_t own_switch_seq;
     int64_t own_overlap_ms;
@@ -309,6 +310,7 @@ static bool load_keys(channel_t *ch)
     }
     ch->peer_switch_seq = n >= 1 ? theirs[1].switch_seq : 0;
     ch->peer_switch_until_ms = n >= 1 ? theirs[1].switch_ms : 0;
+    ch->peer_switch_heard = false;
     memcpy(ch->peer_box, n == 0 ? ch->peer->card.box_public : theirs[1].box_public,
            sizeof ch->peer_box);
     ch->has_peer_box_previous = n >= 2 && !replaced;
@@ -780,6 +782,26 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
     }
 }
 
+/* A KeySwitch reaching a DIVERGED channel is not applied (nothing is before a repair), but
+ * the peer, by its current key, says its inbound socket serves the CURVE key it announced:
+ * we pin that key (in memory) so that the repair's requests reach it. After the repair the
+ * stream applies the KeySwitch, which the peer sends until we acknowledge it. */
+static void pin_switch_while_diverged(channel_t *ch, const envelope_message_t *msg)
+{
+    key_switch_t ks;
+    if (ch->peer_switch_seq != 0 || ch->peer_switch_heard || ch->peer_curve_previous[0] == '\0' ||
+        !envelope_peer_is_current(ch->keys, msg->author_key_id) ||
+        key_switch_decode(msg->body, msg->body_len, &ks) != 0 ||
+        strcmp(ks.curve_public, ch->peer_curve) != 0) {
+        return;
+    }
+    ch->peer_switch_heard = true;
+    log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+              "peer's KeySwitch (sequence %llu) reached the diverged channel: its new CURVE "
+              "key is pinned now, the switch applied after a repair",
+              (unsigned long long)msg->sequence);
+}
+
 /* Holds a business message until it is next in order. Takes ownership of *msg. */
 static void hold_message(channel_t *ch, envelope_message_t *msg)
 {
@@ -899,6 +921,9 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_RETURN:
     case MSG_KEY_ANNOUNCE:
     case MSG_KEY_SWITCH:
+        if (msg->type == MSG_KEY_SWITCH && ch->state == CHANNEL_DIVERGED) {
+            pin_switch_while_diverged(ch, msg);
+        }
         hold_message(ch, msg);
         break;
     case MSG_STATEMENT_REQUEST:
@@ -1239,6 +1264,7 @@ static ledger_err_t apply_key_announce(channel_t *ch, const envelope_message_t *
     }
     ch->peer_switch_seq = 0;
     ch->peer_switch_until_ms = 0;
+    ch->peer_switch_heard = false;
     memcpy(ch->peer_box_previous, ch->peer_box, sizeof ch->peer_box_previous);
     memcpy(ch->peer_box, next.box_public, sizeof ch->peer_box);
     ch->has_peer_box_previous = true;
@@ -1346,7 +1372,8 @@ void channel_transport(const channel_t *ch, channel_transport_t *out)
     out->admit_previous =
         previous && (!switched || ch->peer_switch_until_ms > 0) ? ch->peer_curve_previous : NULL;
     out->previous_until_wall_ms = switched ? ch->peer_switch_until_ms : 0;
-    out->pin = previous && !switched ? ch->peer_curve_previous : ch->peer_curve;
+    out->pin =
+        previous && !switched && !ch->peer_switch_heard ? ch->peer_curve_previous : ch->peer_curve;
     /* the peer admits our new client key once it applied our announcement */
     out->client =
         ch->own_previous != NULL && ch->acked_seq < ch->own_rotated_at ? ch->own_previous : ch->own;

@@ -338,13 +338,14 @@ static ledger_err_t handle_statements(engine_t *e)
 /* Our CURVE key changed with our last rotation, and every peer acknowledged it: our KeySwitch
  * goes on each channel (PROTOCOL.md 2.16). Not while a peer with a lower node code has
  * switched to a CURVE key we have not applied its KeySwitch for: two nodes switching at once
- * would each pin the other's old key, and no KeySwitch could reach either. */
+ * would each pin the other's old key, and no KeySwitch could reach either. Nor while a channel
+ * is DIVERGED: it sends nothing sequenced, and its repair needs the peer to reach us. */
 static bool curve_switch_due(const engine_t *e)
 {
     bool pending = false;
     for (size_t i = 0; i < e->peers; i++) {
         const channel_t *ch = e->channels[i];
-        if (!channel_rotation_acked(ch) ||
+        if (!channel_rotation_acked(ch) || channel_is_diverged(ch) ||
             (channel_peer_curve_pending(ch) && strcmp(peer_name(e, i), e->ctx.config->name) < 0)) {
             return false;
         }
