@@ -482,7 +482,10 @@ static bool own_keys_acked(const channel_t *ch)
 
 bool channel_rotation_acked(const channel_t *ch)
 {
-    return ch->rotate_to == NULL && own_keys_acked(ch);
+    /* and its KeySwitch, if any: a rotation forgets it (own_switch_seq), and a peer that missed
+     * it pins our old server key for ever (PROTOCOL.md 2.16) */
+    return ch->rotate_to == NULL && own_keys_acked(ch) &&
+           (ch->own_switch_seq == 0 || ch->acked_seq >= ch->own_switch_seq);
 }
 
 bool channel_previous_keys_needed(const channel_t *ch)

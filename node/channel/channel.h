@@ -116,8 +116,8 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overl
  * own from the key history, among these two, whenever it reloads). */
 void channel_set_self(channel_t *ch, const identity_t *self, const identity_t *self_previous);
 
-/* Whether our last rotation is done on this channel: announced and acknowledged (true when
- * there is none). */
+/* Whether our last rotation is done on this channel: announced and acknowledged, and its
+ * KeySwitch too if it made one (true when there is none). */
 bool channel_rotation_acked(const channel_t *ch);
 /* Whether the peer may still send what needs our keys before the current ones: a KeyAnnounce
  * it signed before it applied our last one proves its CURVE key to our box key of then
