@@ -1,0 +1,4 @@
+#!/bin/sh
+# Screening test program: reads the payment and accepts it.
+cat >/dev/null
+echo accept

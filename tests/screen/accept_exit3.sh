@@ -1,0 +1,5 @@
+#!/bin/sh
+# Screening test program: answers accept, then fails.
+cat >/dev/null
+echo accept
+exit 3

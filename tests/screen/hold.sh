@@ -1,0 +1,4 @@
+#!/bin/sh
+# Screening test program: asks for a person's review.
+cat >/dev/null
+echo hold
