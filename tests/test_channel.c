@@ -75,6 +75,8 @@ struct node {
     unsigned revoked_dropped;    /* ENV_E_REVOKED: under a key our operator replaced */
     unsigned finals;             /* on_final calls */
     ledger_outcome_t last_final;
+    channel_screen_t screen; /* what this node's screening says of every payment */
+    unsigned held_calls;     /* on_held calls */
 };
 
 struct net {
@@ -135,6 +137,19 @@ static void on_final(void *arg, const char *peer, const char *uetr, const ledger
     n->last_final = *o;
 }
 
+static channel_screen_t node_screen(void *arg, const settlement_t *s)
+{
+    (void)s;
+    return ((node_t *)arg)->screen;
+}
+
+static void node_on_held(void *arg, const char *peer, const char *uetr)
+{
+    (void)peer;
+    (void)uetr;
+    ((node_t *)arg)->held_calls++;
+}
+
 static void open_channel(node_t *n)
 {
     channel_ctx_t ctx = {
@@ -145,6 +160,8 @@ static void open_channel(node_t *n)
         .send = link_send,
         .on_final = on_final,
         .on_statement = NULL,
+        .screen = node_screen,
+        .on_held = node_on_held,
         .arg = n,
         .node_name = n->name,
         .incarnation = n->incarnation,
@@ -1848,6 +1865,102 @@ static void test_key_switch_pinned_while_diverged(void **state)
     net_free(net);
 }
 
+/* ---- holds and expiry (PROTOCOL.md 3.8) ---------------------------------------------------- */
+
+typedef struct {
+    const char *uetr;
+    const char *reason;
+    ledger_err_t want;
+} decide_t;
+
+static void decide_work(node_t *n, void *arg)
+{
+    decide_t *d = arg;
+    ledger_outcome_t o;
+    assert_int_equal(channel_decide_held(n->ch, d->uetr, d->reason, &o), d->want);
+}
+
+static void expire_work(node_t *n, void *arg)
+{
+    (void)arg;
+    assert_int_equal(channel_expire_held(n->ch), LEDGER_OK);
+}
+
+static bool a_sees_held(net_t *net, void *arg)
+{
+    bool held = false;
+    return ledger_at_peer(net->node[A].ledger, NAME_B, arg, &held) == LEDGER_OK && held;
+}
+
+/* B holds A's payments for its screening program: each is booked held at B (counted against
+ * the cap A is granted, not in the position), answered PDNG, which A notes while its payment
+ * stays pending; B's decisions (release, decline, expiry) reach A as the final answer. A payment
+ * that arrives after its expiry, or names a listed party, is refused at once. */
+static void test_held_payments_decided_later(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    channel_set_wall(b->ch, WALL_START);
+    b->screen = CHANNEL_SCREEN_PROGRAM;
+    settlement_t s[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = make_payment(a, "RUB", 100 + i);
+    }
+    s[2].expires_unix_ms = WALL_START + 10000;
+    pay(net, A, s, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(run_until(net, a_sees_held, s[i].uetr, 10000));
+        assert_int_equal(status_at(b, s[i].uetr), STATUS_HELD);
+        assert_int_equal(status_at(a, s[i].uetr), STATUS_PENDING);
+    }
+    assert_int_equal(b->held_calls, 3);
+    int64_t b_net = -1, pending = -1;
+    assert_int_equal(ledger_position(b->ledger, NAME_A, "RUB", &b_net, &pending), LEDGER_OK);
+    assert_int_equal(b_net, 0);
+    assert_int_equal(pending, 303); /* held: pending at both ends */
+
+    decide_t release = {s[0].uetr, NULL, LEDGER_OK}, decline = {s[1].uetr, "RR04", LEDGER_OK};
+    node_turn(b, decide_work, &release);
+    node_turn(b, decide_work, &decline);
+    decide_t again = {s[0].uetr, "RR04", LEDGER_E_STATE};
+    node_turn(b, decide_work, &again);
+    node_turn(b, expire_work, NULL); /* not due yet */
+    settle(net, A, s, 2, 10000);
+    assert_int_equal(status_at(a, s[0].uetr), STATUS_SETTLED);
+    assert_int_equal(status_at(b, s[0].uetr), STATUS_SETTLED);
+    assert_int_equal(status_at(a, s[1].uetr), STATUS_REJECTED);
+    assert_int_equal(status_at(b, s[2].uetr), STATUS_HELD);
+
+    channel_set_wall(b->ch, WALL_START + 10000);
+    node_turn(b, expire_work, NULL);
+    settle(net, A, &s[2], 1, 10000);
+    assert_int_equal(status_at(a, s[2].uetr), STATUS_REJECTED);
+    settlement_t got;
+    ledger_outcome_t o;
+    assert_int_equal(ledger_find(a->ledger, NAME_B, s[2].uetr, &got, &o), LEDGER_OK);
+    assert_string_equal(o.reason, "AB05");
+    assert_int_equal(net_of(a, "RUB"), -100);
+    assert_int_equal(net_of(b, "RUB"), 100);
+
+    /* too late on arrival, and a listed party */
+    settlement_t late = make_payment(a, "RUB", 7);
+    late.expires_unix_ms = WALL_START + 10000;
+    pay(net, A, &late, 1);
+    settle(net, A, &late, 1, 10000);
+    assert_int_equal(ledger_find(a->ledger, NAME_B, late.uetr, &got, &o), LEDGER_OK);
+    assert_string_equal(o.reason, "AB05");
+    b->screen = CHANNEL_SCREEN_LISTED;
+    settlement_t listed = make_payment(a, "RUB", 8);
+    pay(net, A, &listed, 1);
+    settle(net, A, &listed, 1, 10000);
+    assert_int_equal(ledger_find(a->ledger, NAME_B, listed.uetr, &got, &o), LEDGER_OK);
+    assert_string_equal(o.reason, "RR04");
+    assert_int_equal(b->held_calls, 3);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -1878,6 +1991,7 @@ int main(void)
         cmocka_unit_test(test_missed_key_switch_sent_again_while_down),
         cmocka_unit_test(test_rotation_waits_for_peer_proof_to_old_key),
         cmocka_unit_test(test_key_switch_pinned_while_diverged),
+        cmocka_unit_test(test_held_payments_decided_later),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -649,6 +649,12 @@ static void test_open_text_file_refused(void **state)
 }
 
 /* Creates an SQLite file with the given SQL (not a ledger). */
+/* Takes a fresh ledger back from schema 8 to 7 (to build an older one). */
+#define UNDO_SCHEMA_8                                                                              \
+    "DROP INDEX settlements_held; ALTER TABLE settlements DROP COLUMN expires_ms;"                 \
+    " ALTER TABLE settlements DROP COLUMN hold; ALTER TABLE settlements DROP COLUMN at_peer;"      \
+    " ALTER TABLE settlements DROP COLUMN cancel_id;"
+
 static void make_sqlite_file(const char *path, const char *sql)
 {
     sqlite3 *db = NULL;
@@ -931,6 +937,180 @@ static void test_receive_books(void **state)
     assert_position(l, PEER, "RUB", 700, 0);
     assert_counts(l, 0, 1, 0, 0);
     assert_balanced(l);
+    ledger_close(&l);
+}
+
+/* ---- holds and expiry (PROTOCOL.md 3.8) ---------------------------------------------------- */
+
+static ledger_err_t hold1(ledger_t *l, const settlement_t *s, int64_t cap_minor,
+                          ledger_outcome_t *o)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = ledger_receive_holding(l, s, cap_minor, NULL, LEDGER_HOLD_SCREENING, evidence,
+                                             EVIDENCE_LEN, 3, o);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+static ledger_err_t decide1(ledger_t *l, const settlement_t *s, const char *reason,
+                            ledger_outcome_t *o)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc =
+        ledger_decide_held(l, s->peer, s->uetr, reason, evidence, EVIDENCE_LEN, false, 9, o);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+typedef struct {
+    ledger_held_t h[4];
+    size_t n;
+} held_seen_t;
+
+static void see_held(const ledger_held_t *h, void *arg)
+{
+    held_seen_t *seen = arg;
+    assert_true(seen->n < 4);
+    seen->h[seen->n++] = *h;
+}
+
+/* A held payment is pending at both ends of the books: its amount counts against the cap (a
+ * second one over it is refused AM02) but not in the posted position; released it is settled,
+ * declined it is rejected with the reason; each decision is a row, and a second decision is
+ * refused. The digest sees a held payment as pending. */
+static void test_hold_release_and_decline(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t a = make_settlement(DIRECTION_IN, PEER, "RUB", 700);
+    settlement_t b = make_settlement(DIRECTION_IN, PEER, "RUB", 400);
+    settlement_t c = make_settlement(DIRECTION_IN, PEER, "RUB", 300);
+    a.expires_unix_ms = CREATED_MS + 5000;
+    ledger_outcome_t o;
+    assert_int_equal(hold1(l, &a, 1000, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_HELD);
+    assert_string_equal(o.hold, LEDGER_HOLD_SCREENING);
+    assert_position(l, PEER, "RUB", 0, 700);
+    assert_int_equal(hold1(l, &b, 1000, &o), LEDGER_OK); /* 700 held + 400 > 1000 */
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, "AM02");
+    assert_int_equal(receive1(l, &b, 1000, NULL, &o), LEDGER_OK); /* a repeat: the same */
+    assert_true(o.repeated);
+    assert_int_equal(hold1(l, &c, 1000, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_HELD);
+    assert_position(l, PEER, "RUB", 0, 1000);
+    ledger_counts_t counts = counts_of(l);
+    assert_int_equal(counts.held, 2);
+
+    held_seen_t seen = {0};
+    assert_int_equal(ledger_held(l, see_held, &seen), LEDGER_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.h[0].s.uetr, a.uetr);
+    assert_int_equal(seen.h[0].s.expires_unix_ms, a.expires_unix_ms);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_hold_for_review(l, PEER, c.uetr), LEDGER_OK);
+    assert_int_equal(ledger_hold_for_review(l, PEER, c.uetr), LEDGER_E_STATE); /* not twice */
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+
+    uint64_t rows = rows_of(l);
+    assert_int_equal(decide1(l, &a, NULL, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    assert_string_equal(o.hold, "");
+    assert_position(l, PEER, "RUB", 700, 300);
+    assert_int_equal(decide1(l, &c, "RR04", &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, "RR04");
+    assert_position(l, PEER, "RUB", 700, 0);
+    assert_int_equal(rows_of(l), rows + 2);
+    assert_int_equal(decide1(l, &a, "AB05", &o), LEDGER_E_STATE); /* decided already */
+    assert_int_equal(decide1(l, &b, NULL, &o), LEDGER_E_STATE);
+    settlement_t unknown = make_settlement(DIRECTION_IN, PEER, "RUB", 1);
+    assert_int_equal(decide1(l, &unknown, NULL, &o), LEDGER_E_NOT_FOUND);
+    assert_int_equal(rows_of(l), rows + 2);
+    seen.n = 0;
+    assert_int_equal(ledger_held(l, see_held, &seen), LEDGER_OK);
+    assert_int_equal(seen.n, 0);
+    settlement_t got;
+    assert_int_equal(ledger_find(l, PEER, a.uetr, &got, &o), LEDGER_OK);
+    assert_int_equal(got.expires_unix_ms, a.expires_unix_ms); /* kept: the body re-encodes */
+    assert_balanced(l);
+    ledger_close(&l);
+}
+
+/* At the payer, the payee's PDNG marks our pending payment held at the peer (once: a repeat
+ * writes nothing); a PDNG for a payment that is final, or not ours, changes nothing. */
+static void test_held_at_peer(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 500);
+    s.expires_unix_ms = CREATED_MS + 1000;
+    ledger_outcome_t o;
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(settlement_encode(&s, &body, &len), 0);
+    uint8_t hash[SETTLEMENT_HASH_BYTES], other[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, len, hash);
+    free(body);
+    memset(other, 7, sizeof other);
+    uint64_t rows = rows_of(l);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_note_held_at_peer(l, PEER, s.uetr, other, evidence, EVIDENCE_LEN, 4),
+                     LEDGER_E_CONFLICT);
+    assert_int_equal(ledger_note_held_at_peer(l, PEER, s.uetr, hash, evidence, EVIDENCE_LEN, 4),
+                     LEDGER_OK);
+    assert_int_equal(ledger_note_held_at_peer(l, PEER, s.uetr, hash, evidence, EVIDENCE_LEN, 5),
+                     LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    assert_int_equal(rows_of(l), rows + 1);
+    bool held = false;
+    assert_int_equal(ledger_at_peer(l, PEER, s.uetr, &held), LEDGER_OK);
+    assert_true(held);
+    assert_int_equal(ledger_find(l, PEER, s.uetr, &(settlement_t){0}, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_PENDING);
+    assert_string_equal(o.at_peer, "held");
+    assert_int_equal(resolve1(l, &s, true, NULL, &o), LEDGER_OK);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_note_held_at_peer(l, PEER, s.uetr, NULL, evidence, EVIDENCE_LEN, 6),
+                     LEDGER_E_STATE); /* after the final answer */
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 5);
+    assert_int_equal(ledger_receive(l, &in, 100, NULL, evidence, EVIDENCE_LEN, 7, &o), LEDGER_OK);
+    assert_int_equal(ledger_note_held_at_peer(l, PEER, in.uetr, NULL, evidence, EVIDENCE_LEN, 8),
+                     LEDGER_E_STATE); /* not ours */
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    assert_balanced(l);
+    ledger_close(&l);
+}
+
+/* A ledger of schema 7 opens for reading as it is (nothing held, no expiry), and upgrades to 8
+ * for writing with every row and hash kept. */
+static void test_holds_upgrade_from_schema_7(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t s = make_settlement(DIRECTION_OUT, PEER, "RUB", 1234);
+    ledger_outcome_t o;
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    uint8_t head[LEDGER_HASH_BYTES], head_after[LEDGER_HASH_BYTES];
+    assert_int_equal(ledger_head(l, head, NULL), LEDGER_OK);
+    ledger_close(&l);
+    make_sqlite_file(f->path, "BEGIN; " UNDO_SCHEMA_8 " PRAGMA user_version = 7; COMMIT;");
+    char err[256] = "";
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 7);
+    settlement_t got;
+    assert_int_equal(ledger_find(l, PEER, s.uetr, &got, &o), LEDGER_OK);
+    assert_int_equal(got.expires_unix_ms, 0);
+    assert_string_equal(o.hold, "");
+    ledger_close(&l);
+    l = open_ledger(f->path);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
+    assert_int_equal(ledger_head(l, head_after, NULL), LEDGER_OK);
+    assert_memory_equal(head, head_after, sizeof head);
+    assert_int_equal(send1(l, &s, &o), LEDGER_OK);
+    assert_true(o.repeated);
     ledger_close(&l);
 }
 
@@ -2290,6 +2470,9 @@ static void op_resolve(model_t *m)
     case STATUS_REJECTED:
         PROP_EQ(m, rc, !settled && strcmp(reason, it->reason) == 0 ? LEDGER_OK : LEDGER_E_CONFLICT);
         break;
+    case STATUS_HELD: /* the model holds nothing */
+        fail_msg("held in the model");
+        break;
     }
     if (rc == LEDGER_OK) {
         model_check_outcome(m, it, &o, true);
@@ -2436,7 +2619,7 @@ static void model_count_account(const ledger_position_t *p, void *arg)
 /* Compares everything the ledger reports with the model. */
 static void model_compare(model_t *m)
 {
-    ledger_counts_t want = {0, 0, 0, 0};
+    ledger_counts_t want = {0, 0, 0, 0, 0};
     for (size_t i = 0; i < m->books.n; i++) {
         switch (m->items[i].status) {
         case STATUS_PENDING:
@@ -2451,6 +2634,9 @@ static void model_compare(model_t *m)
         case STATUS_RETURNED:
             want.returned++;
             break;
+        case STATUS_HELD:
+            want.held++;
+            break;
         }
     }
     m->what = "compare";
@@ -2459,6 +2645,7 @@ static void model_compare(model_t *m)
     PROP_EQ(m, c.settled, want.settled);
     PROP_EQ(m, c.rejected, want.rejected);
     PROP_EQ(m, c.returned, want.returned);
+    PROP_EQ(m, c.held, want.held);
     PROP_EQ(m, rows_of(m->l), m->books.rows);
     int accounts = 0;
     for (int p = 0; p < PROP_PEERS; p++) {
@@ -3694,7 +3881,8 @@ static void test_keys_upgrade_from_schema_5(void **state)
     uint8_t head[LEDGER_HASH_BYTES], head_after[LEDGER_HASH_BYTES];
     assert_int_equal(ledger_head(l, head, NULL), LEDGER_OK);
     ledger_close(&l);
-    make_sqlite_file(f->path, "BEGIN; DROP TABLE keys; PRAGMA user_version = 5; COMMIT;");
+    make_sqlite_file(f->path,
+                     "BEGIN; " UNDO_SCHEMA_8 " DROP TABLE keys; PRAGMA user_version = 5; COMMIT;");
     const char *keys_table = "SELECT count(*) FROM sqlite_master WHERE name = 'keys'";
 
     char err[256] = "";
@@ -4107,7 +4295,7 @@ static void test_keys_upgrade_from_schema_6(void **state)
     char *fresh = sql_text(l, KEYS_LAYOUT);
     assert_int_equal(sql_int(l, KEYS_SWITCH_COLUMNS), 2);
     ledger_close(&l);
-    make_sqlite_file(f->path, "BEGIN; ALTER TABLE keys DROP COLUMN switch_seq;"
+    make_sqlite_file(f->path, "BEGIN; " UNDO_SCHEMA_8 " ALTER TABLE keys DROP COLUMN switch_seq;"
                               " ALTER TABLE keys DROP COLUMN switch_ms;"
                               " PRAGMA user_version = 6; COMMIT;");
 
@@ -4133,7 +4321,6 @@ static void test_keys_upgrade_from_schema_6(void **state)
 
     l = open_ledger(f->path);
     assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
-    assert_int_equal(LEDGER_SCHEMA_VERSION, 7);
     char *upgraded = sql_text(l, KEYS_LAYOUT);
     assert_string_equal(upgraded, fresh);
     free(upgraded);
@@ -4155,7 +4342,7 @@ static void test_keys_upgrade_from_schema_6(void **state)
 
     assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
                      LEDGER_OK);
-    assert_int_equal(sql_int(l, "PRAGMA user_version"), 7);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
     seen = keys_of(l, PEER);
     assert_int_equal(seen.n, 3);
     assert_switch(&seen.keys[0], 0, 0);
@@ -4563,6 +4750,9 @@ int main(void)
         T(test_resolve_rejected_voids),
         T(test_receive_books),
         T(test_receive_over_cap_rejected),
+        T(test_hold_release_and_decline),
+        T(test_held_at_peer),
+        T(test_holds_upgrade_from_schema_7),
         T(test_receive_caller_reason_rejected),
         T(test_return_settled_incoming),
         T(test_return_settled_outgoing),

@@ -48,6 +48,8 @@ struct channel {
     uint64_t peer_switch_seq;
     int64_t peer_switch_until_ms;
     bool peer_switch_heard; /* its KeySwitch reached us DIVERGED: pinned, applied after repair */
+    int64_t next_expiry_ms; /* the earliest expiry of a payment of the peer's we hold (wall ms);
+                               0: unknown (look), INT64_MAX: none */
     char own_curve_previous[IDENTITY_CURVE_KEY_CHARS + 1];
     uint64_t own_switch_seq;
     int64_t own_overlap_ms;
@@ -451,6 +453,7 @@ void channel_reload(channel_t *ch)
     ch->probe_counter = 0;   /* a re-base may lower what the probe remembers */
     (void)load_counters(ch); /* unreadable: the ledger has stopped, and refuses every write */
     (void)load_keys(ch);
+    ch->next_expiry_ms = 0; /* a held payment's expiry may have been rolled back: look again */
     channel_check_invariants(ch);
 }
 
@@ -973,27 +976,36 @@ static ledger_err_t queue_message(channel_t *ch, uint32_t version, msg_type_t ty
     return rc;
 }
 
-/* Queues our pacs.002 for the Settlement `answered` (version 2 names its body's hash). It is
- * signed in the channel's format, or the Settlement's if that is newer: a payer that signed
- * with version 2 speaks it, even when its Hello has not reached us yet, and a version-1 answer
- * would not name the body it answers. */
-static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t *answered,
-                                        const char *uetr, bool settled, const char *reason,
-                                        const char *currency, int64_t position, bool keep_reply)
+/* How our pacs.002 is kept with the settlement it answers. */
+typedef enum {
+    REPLY_NONE,       /* not kept (a repeat, a DUPL) */
+    REPLY_SETTLEMENT, /* the decision on arrival: the booking row's and the record's reply */
+    REPLY_ROW,        /* a PDNG: the held row's reply only (nothing is decided) */
+} reply_keep_t;
+
+/* Queues our pacs.002 `status` (ACSC, RJCT or PDNG) for the Settlement whose Inner was of
+ * `answered_version` with body `body` (version 2 names its hash). It is signed in the channel's
+ * format, or the Settlement's if that is newer: a payer that signed with version 2 speaks it,
+ * even when its Hello has not reached us yet, and a version-1 answer would not name the body it
+ * answers. With `signed_out`, the signed message is handed back (malloc'd). */
+static ledger_err_t queue_status_report(channel_t *ch, uint32_t answered_version,
+                                        const uint8_t *body, size_t body_len, const char *uetr,
+                                        const char *status, const char *reason,
+                                        const char *currency, int64_t position, reply_keep_t keep,
+                                        uint8_t **signed_out, size_t *signed_out_len)
 {
     Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
     sr.uetr = (char *)uetr;
-    sr.status = settled ? "ACSC" : "RJCT";
-    sr.reason = (char *)(settled ? "" : reason);
+    sr.status = (char *)status;
+    sr.reason = (char *)(strcmp(status, "RJCT") == 0 ? reason : "");
     sr.currency = (char *)currency;
     sr.position_minor = position;
-    uint32_t version =
-        answered->version > ch->wire_version && answered->version <= INNER_VERSION_MAX
-            ? answered->version
-            : ch->wire_version;
+    uint32_t version = answered_version > ch->wire_version && answered_version <= INNER_VERSION_MAX
+                           ? answered_version
+                           : ch->wire_version;
     uint8_t body_hash[SETTLEMENT_HASH_BYTES];
     if (version >= 2) {
-        settlement_body_hash(answered->body, answered->body_len, body_hash);
+        settlement_body_hash(body, body_len, body_hash);
         sr.settlement_hash = (ProtobufCBinaryData){sizeof body_hash, body_hash};
     }
     uint8_t buf[320];
@@ -1003,13 +1015,33 @@ static ledger_err_t queue_status_report(channel_t *ch, const envelope_message_t 
     size_t signed_len = 0;
     ledger_err_t rc =
         queue_message(ch, version, MSG_STATUS_REPORT, buf, len, &signed_msg, &signed_len);
-    if (rc == LEDGER_OK && keep_reply) {
+    if (rc == LEDGER_OK && keep == REPLY_SETTLEMENT) {
         /* our signed answer stays with the settlement: a repair can hand it back */
         rc = ledger_set_reply(ch->ctx.ledger, ch->peer->card.name, uetr, signed_msg, signed_len,
                               ch->sent_seq);
+    } else if (rc == LEDGER_OK && keep == REPLY_ROW) {
+        rc = ledger_attach_reply(ch->ctx.ledger, ch->peer->card.name, uetr, signed_msg, signed_len);
     }
-    free(signed_msg);
+    if (rc == LEDGER_OK && signed_out != NULL) {
+        *signed_out = signed_msg;
+        *signed_out_len = signed_len;
+    } else {
+        free(signed_msg);
+    }
     return rc;
+}
+
+/* Queues our answer to the Settlement `msg` in its status now; a held one's PDNG goes with the
+ * held row (nothing is decided). */
+static ledger_err_t answer_settlement(channel_t *ch, const envelope_message_t *msg,
+                                      const char *uetr, const ledger_outcome_t *out,
+                                      const char *currency, reply_keep_t keep)
+{
+    bool held = out->status == STATUS_HELD;
+    const char *status = out->status == STATUS_SETTLED ? "ACSC" : held ? "PDNG" : "RJCT";
+    return queue_status_report(ch, msg->version, msg->body, msg->body_len, uetr, status,
+                               out->reason, currency, out->position_minor,
+                               held && keep != REPLY_NONE ? REPLY_ROW : keep, NULL, NULL);
 }
 
 /* The apply_* functions set *moved when the message moved money (booked, resolved, returned):
@@ -1033,14 +1065,25 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
     if (reason == REASON_NONE && !config_accepts(ch->ctx.config, s.currency)) {
         reason = REASON_CURRENCY; /* a currency this node does not deal in */
     }
+    if (reason == REASON_NONE && s.expires_unix_ms != 0 && ch->wall_ms >= s.expires_unix_ms) {
+        reason = REASON_EXPIRED; /* 3.8.1: it arrived too late */
+    }
+    channel_screen_t screen = CHANNEL_SCREEN_PASS;
+    if (reason == REASON_NONE && ch->ctx.screen != NULL) {
+        screen = ch->ctx.screen(ch->ctx.arg, &s);
+        reason = screen == CHANNEL_SCREEN_LISTED ? REASON_REGULATORY : reason;
+    }
+    const char *hold =
+        reason == REASON_NONE && screen == CHANNEL_SCREEN_PROGRAM ? LEDGER_HOLD_SCREENING : NULL;
     int64_t cap = config_peer_limit(ch->peer, s.currency);
     ledger_outcome_t out;
-    ledger_err_t rc = ledger_receive(ch->ctx.ledger, &s, cap, reason_code(reason), msg->evidence,
-                                     msg->evidence_len, msg->sequence, &out);
+    ledger_err_t rc = ledger_receive_holding(ch->ctx.ledger, &s, cap, reason_code(reason), hold,
+                                             msg->evidence, msg->evidence_len, msg->sequence, &out);
     if (rc == LEDGER_E_CONFLICT) {
         log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
-        return queue_status_report(ch, msg, s.uetr, false, reason_code(REASON_DUPLICATE),
-                                   s.currency, 0, false);
+        return queue_status_report(ch, msg->version, msg->body, msg->body_len, s.uetr, "RJCT",
+                                   reason_code(REASON_DUPLICATE), s.currency, 0, REPLY_NONE, NULL,
+                                   NULL);
     }
     if (rc != LEDGER_OK) {
         return rc;
@@ -1051,8 +1094,17 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
                   (long long)s.amount_minor, s.currency, status_name(out.status),
                   out.reason[0] ? " " : "", out.reason);
     }
-    return queue_status_report(ch, msg, s.uetr, out.status == STATUS_SETTLED, out.reason,
-                               s.currency, out.position_minor, !out.repeated);
+    if (out.status == STATUS_HELD && !out.repeated) {
+        if (s.expires_unix_ms != 0 &&
+            (ch->next_expiry_ms == 0 || s.expires_unix_ms < ch->next_expiry_ms)) {
+            ch->next_expiry_ms = s.expires_unix_ms;
+        }
+        if (ch->ctx.on_held != NULL) {
+            ch->ctx.on_held(ch->ctx.arg, peer, s.uetr);
+        }
+    }
+    return answer_settlement(ch, msg, s.uetr, &out, s.currency,
+                             out.repeated ? REPLY_NONE : REPLY_SETTLEMENT);
 }
 
 /* The continuous check: the peer's StatusReport carries its resulting position; ours must be
@@ -1076,6 +1128,32 @@ static void check_reported_position(channel_t *ch, const Corridor__StatusReport 
     }
 }
 
+/* The payee holds our payment (a StatusReport PDNG, 3.8.2): noted, the payment stays pending. A
+ * PDNG for what is not our pending payment, or naming another body, changes nothing. */
+static ledger_err_t apply_pending_report(channel_t *ch, const envelope_message_t *msg,
+                                         const Corridor__StatusReport *sr)
+{
+    const char *peer = ch->peer->card.name;
+    if (msg->version >= 2 && sr->settlement_hash.len != SETTLEMENT_HASH_BYTES) {
+        log_event(ch->ctx.node_name, peer, sr->uetr,
+                  "dropped StatusReport PDNG of wire version 2 that names no Settlement");
+        return LEDGER_OK;
+    }
+    ledger_err_t rc = ledger_note_held_at_peer(ch->ctx.ledger, peer, sr->uetr,
+                                               msg->version >= 2 ? sr->settlement_hash.data : NULL,
+                                               msg->evidence, msg->evidence_len, msg->sequence);
+    if (rc == LEDGER_E_NOT_FOUND || rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, sr->uetr, "StatusReport PDNG refused: %s",
+                  ledger_last_error(ch->ctx.ledger));
+        return LEDGER_OK;
+    }
+    if (rc == LEDGER_OK) {
+        log_event(ch->ctx.node_name, peer, sr->uetr, "outgoing held by the peer");
+    }
+    return rc;
+}
+
 static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     const char *peer = ch->peer->card.name;
@@ -1084,6 +1162,10 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
     ledger_err_t rc = LEDGER_OK;
     if (sr == NULL || uetr_check(sr->uetr) != VALID_OK) {
         log_event(ch->ctx.node_name, peer, NULL, "dropped malformed StatusReport");
+        goto done;
+    }
+    if (strcmp(sr->status, "PDNG") == 0) {
+        rc = apply_pending_report(ch, msg, sr);
         goto done;
     }
     bool settled = strcmp(sr->status, "ACSC") == 0;
@@ -1860,4 +1942,145 @@ uint64_t channel_sent_seq(const channel_t *ch)
 uint32_t channel_wire_version(const channel_t *ch)
 {
     return ch->wire_version;
+}
+
+/* ---- holds and expiry (PROTOCOL.md 3.8) ------------------------------------------------------ */
+
+/* The Inner version and body of the peer's Settlement that opened `uetr`, from our journal (its
+ * evidence as we applied it): what our late answer must name. *body is malloc'd. */
+static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t *version,
+                                       uint8_t **body, size_t *body_len)
+{
+    uint8_t *evidence = NULL;
+    size_t evidence_len = 0;
+    ledger_err_t rc = ledger_opening_evidence(ch->ctx.ledger, ch->peer->card.name, uetr, &evidence,
+                                              &evidence_len);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)wire_unpack(
+        &corridor__signed_message__descriptor, evidence_len, evidence);
+    Corridor__Inner *inner = sm != NULL
+                                 ? (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor,
+                                                                  sm->inner.len, sm->inner.data)
+                                 : NULL;
+    *body = NULL;
+    if (inner != NULL && inner->type == CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT) {
+        *version = inner->version;
+        *body_len = inner->body.len;
+        *body = malloc(inner->body.len > 0 ? inner->body.len : 1);
+        if (*body != NULL) {
+            memcpy(*body, inner->body.data, inner->body.len);
+        }
+    }
+    rc = *body != NULL ? LEDGER_OK : LEDGER_E_STORAGE; /* our own journal, as we wrote it */
+    if (inner != NULL) {
+        corridor__inner__free_unpacked(inner, NULL);
+    }
+    if (sm != NULL) {
+        corridor__signed_message__free_unpacked(sm, NULL);
+    }
+    free(evidence);
+    return rc;
+}
+
+ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *reason,
+                                 ledger_outcome_t *outcome)
+{
+    channel_check_invariants(ch);
+    assert(uetr != NULL && outcome != NULL && ledger_in_transaction(ch->ctx.ledger));
+    assert(reason == NULL || reason_code_check(reason) == VALID_OK);
+    const char *peer = ch->peer->card.name;
+    settlement_t s;
+    ledger_outcome_t now;
+    ledger_err_t rc = ledger_find(ch->ctx.ledger, peer, uetr, &s, &now);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (s.direction != DIRECTION_IN || now.status != STATUS_HELD) {
+        *outcome = now;
+        return LEDGER_E_STATE; /* decided meanwhile (or ours): nothing to do */
+    }
+    uint32_t version = 0;
+    uint8_t *body = NULL, *signed_msg = NULL;
+    size_t body_len = 0, signed_len = 0;
+    if ((rc = opening_settlement(ch, uetr, &version, &body, &body_len)) != LEDGER_OK) {
+        return rc;
+    }
+    int64_t position = now.position_minor;
+    if (reason == NULL && __builtin_add_overflow(now.position_minor, s.amount_minor, &position)) {
+        position = now.position_minor; /* ledger_decide_held refuses it below */
+    }
+    rc = queue_status_report(ch, version, body, body_len, uetr, reason == NULL ? "ACSC" : "RJCT",
+                             reason, s.currency, position, REPLY_NONE, &signed_msg, &signed_len);
+    if (rc == LEDGER_OK) {
+        rc = ledger_decide_held(ch->ctx.ledger, peer, uetr, reason, signed_msg, signed_len, false,
+                                ch->sent_seq, outcome);
+    }
+    if (rc == LEDGER_OK) {
+        log_event(ch->ctx.node_name, peer, uetr, "incoming %lld %s was held, now %s%s%s",
+                  (long long)s.amount_minor, s.currency, status_name(outcome->status),
+                  reason != NULL ? " " : "", reason != NULL ? reason : "");
+    }
+    free(body);
+    free(signed_msg);
+    channel_check_invariants(ch);
+    return rc;
+}
+
+/* The held payments of one peer whose expiry is due, and the earliest one that is not. */
+typedef struct {
+    const char *peer;
+    int64_t wall_ms;
+    char (*due)[CORRIDOR_UETR_LEN + 1];
+    size_t count, room;
+    int64_t next_ms;
+    bool out_of_memory;
+} expiry_scan_t;
+
+static void collect_due(const ledger_held_t *h, void *arg)
+{
+    expiry_scan_t *x = arg;
+    if (strcmp(h->s.peer, x->peer) != 0 || h->s.expires_unix_ms == 0) {
+        return;
+    }
+    if (h->s.expires_unix_ms > x->wall_ms) {
+        x->next_ms = h->s.expires_unix_ms < x->next_ms ? h->s.expires_unix_ms : x->next_ms;
+        return;
+    }
+    if (x->count == x->room) {
+        size_t more = x->room == 0 ? 8 : x->room * 2;
+        char(*grown)[CORRIDOR_UETR_LEN + 1] = realloc(x->due, more * sizeof *x->due);
+        if (grown == NULL) {
+            x->out_of_memory = true;
+            return;
+        }
+        x->due = grown;
+        x->room = more;
+    }
+    snprintf(x->due[x->count++], sizeof x->due[0], "%s", h->s.uetr);
+}
+
+int64_t channel_next_expiry_ms(const channel_t *ch)
+{
+    return ch->next_expiry_ms;
+}
+
+ledger_err_t channel_expire_held(channel_t *ch)
+{
+    assert(ledger_in_transaction(ch->ctx.ledger));
+    if (ch->wall_ms == 0 || (ch->next_expiry_ms != 0 && ch->wall_ms < ch->next_expiry_ms)) {
+        return LEDGER_OK;
+    }
+    expiry_scan_t x = {.peer = ch->peer->card.name, .wall_ms = ch->wall_ms, .next_ms = INT64_MAX};
+    ledger_err_t rc = ledger_held(ch->ctx.ledger, collect_due, &x);
+    for (size_t i = 0; rc == LEDGER_OK && i < x.count; i++) {
+        ledger_outcome_t out;
+        rc = channel_decide_held(ch, x.due[i], reason_code(REASON_EXPIRED), &out);
+        rc = rc == LEDGER_E_STATE ? LEDGER_OK : rc;
+    }
+    /* out of memory: look again next turn */
+    ch->next_expiry_ms = rc == LEDGER_OK && !x.out_of_memory ? x.next_ms : 0;
+    free(x.due);
+    return rc;
 }

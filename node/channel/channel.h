@@ -56,6 +56,13 @@ typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_
 
 const char *channel_state_name(channel_state_t state);
 
+/* How the node screens an incoming payment that passed every other check (PROTOCOL.md 3.8.2). */
+typedef enum {
+    CHANNEL_SCREEN_PASS = 0,    /* book it */
+    CHANNEL_SCREEN_LISTED = 1,  /* a party is on the screening list: refuse it RR04 */
+    CHANNEL_SCREEN_PROGRAM = 2, /* hold it for the screening program */
+} channel_screen_t;
+
 /* What the channel needs from the node around it. */
 typedef struct {
     const identity_t *self;          /* this node's keys */
@@ -69,7 +76,12 @@ typedef struct {
                      const ledger_outcome_t *outcome);
     /* Told of a StatementRequest or Statement from the peer; takes msg's buffers. */
     void (*on_statement)(void *arg, size_t peer_index, envelope_message_t *msg);
-    void *arg;             /* passed to send, on_final and on_statement */
+    /* Screens an incoming payment (NULL: every one passes). */
+    channel_screen_t (*screen)(void *arg, const settlement_t *s);
+    /* Told, inside the transaction, of a payment held for the screening program: the node
+     * starts it once the transaction commits (a verdict for a payment not held is dropped). */
+    void (*on_held)(void *arg, const char *peer, const char *uetr);
+    void *arg;             /* passed to send, on_final, on_statement, screen and on_held */
     const char *node_name; /* for log lines */
     uint64_t incarnation;  /* this process's start, Unix microseconds: stamps Acks/Hellos */
 } channel_ctx_t;
@@ -200,6 +212,22 @@ ledger_err_t channel_apply_message(channel_t *ch, const envelope_message_t *msg)
 
 bool channel_is_diverged(const channel_t *ch);
 
+/* ---- holds and expiry (PROTOCOL.md 3.8) ------------------------------------------------------ */
+
+/* Inside the node's transaction: decides the peer's payment we hold, released (settled) when
+ * `reason` is NULL, else declined with `reason`; queues our StatusReport. LEDGER_E_STATE when it
+ * is not held (decided meanwhile), LEDGER_E_NOT_FOUND when the channel has no such payment. */
+ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *reason,
+                                 ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Inside the node's transaction: declines AB05 every payment we hold whose expiry is at or
+ * before the turn's wall clock (channel_set_wall). Cheap when none is due. */
+ledger_err_t channel_expire_held(channel_t *ch) __attribute__((warn_unused_result));
+
+/* The wall clock (ms) at which a held payment of the peer's expires next: 0 when not known yet
+ * (channel_expire_held looks), INT64_MAX when none will. */
+int64_t channel_next_expiry_ms(const channel_t *ch);
+
 /* Asserts what holds between calls whatever a peer sends (checked on entry and exit of the
  * functions above, in every build): acked <= sent, the next transmission between acked and
  * sent + 1, counters at most 2^62, no version downgrade, the held messages within the window
@@ -227,6 +255,8 @@ typedef struct {
     uint64_t dropped;             /* received messages dropped (duplicates, far future, diverged) */
     uint64_t backpressure;        /* times the peer's messages waited for its allowance */
     uint64_t position_mismatches; /* StatusReports whose position did not mirror ours */
+    uint64_t unentitled;          /* messages the peer had no right to send (a PDNG after the
+                                     final status, an answer to a request we never made) */
 } channel_stats_t;
 
 channel_stats_t channel_stats(const channel_t *ch);

@@ -123,6 +123,28 @@ static int send_frame(void *arg, size_t peer_index, msg_type_t type, const uint8
     return e->ctx.send(e->ctx.arg, peer_index, type, wire, len);
 }
 
+/* channel_ctx_t.screen and on_held: passed on to the caller. */
+static channel_screen_t screen(void *arg, const settlement_t *s)
+{
+    engine_t *e = arg;
+    return e->ctx.screen != NULL ? e->ctx.screen(e->ctx.arg, s) : CHANNEL_SCREEN_PASS;
+}
+
+static void on_held(void *arg, const char *peer, const char *uetr)
+{
+    engine_t *e = arg;
+    if (e->ctx.on_held != NULL) {
+        e->ctx.on_held(e->ctx.arg, peer, uetr);
+    }
+}
+
+/* Whether a held payment's expiry is due on a channel (or not known yet). */
+static bool expiry_due(const engine_t *e, size_t i)
+{
+    int64_t next = channel_next_expiry_ms(e->channels[i]);
+    return e->wall_ms != 0 && (next == 0 || e->wall_ms >= next);
+}
+
 /* channel_ctx_t.on_final: passed on to the caller. */
 static void on_final(void *arg, const char *peer, const char *uetr, const ledger_outcome_t *o)
 {
@@ -165,6 +187,8 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
         .send = send_frame,
         .on_final = on_final,
         .on_statement = on_statement,
+        .screen = screen,
+        .on_held = on_held,
         .arg = e,
         .node_name = ctx->config->name,
         .incarnation = ctx->incarnation,
@@ -275,7 +299,7 @@ bool engine_has_work(const engine_t *e)
         return true;
     }
     for (size_t i = 0; i < e->peers; i++) {
-        if (channel_has_work(e->channels[i], e->now_ms)) {
+        if (channel_has_work(e->channels[i], e->now_ms) || expiry_due(e, i)) {
             return true;
         }
     }
@@ -425,6 +449,9 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
     }
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         rc = channel_apply(e->channels[i], e->now_ms);
+    }
+    for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
+        rc = expiry_due(e, i) ? channel_expire_held(e->channels[i]) : LEDGER_OK;
     }
     if (rc == LEDGER_OK && curve_switch_due(e)) { /* every peer admits our new CURVE key */
         for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
@@ -648,6 +675,16 @@ int64_t engine_next_deadline(const engine_t *e, int64_t next)
         if (!ledger_stopped(e->ctx.ledger)) {
             d = channel_apply_after_ms(e->channels[i]);
             next = d < next ? d : next;
+            int64_t expiry = channel_next_expiry_ms(e->channels[i]);
+            if (expiry != INT64_MAX && e->wall_ms != 0) { /* wall to monotonic */
+                int64_t wait = 0; /* a peer's expiry may be anything: no overflow */
+                if (expiry <= e->wall_ms) {
+                    next = e->now_ms < next ? e->now_ms : next;
+                } else if (!__builtin_sub_overflow(expiry, e->wall_ms, &wait) &&
+                           !__builtin_add_overflow(e->now_ms, wait, &d)) {
+                    next = d < next ? d : next;
+                }
+            }
         }
     }
     int64_t deferred = responder_next_ms(e->responder);

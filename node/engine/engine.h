@@ -47,7 +47,11 @@ typedef struct {
     /* A session the caller started (engine_session_start) ended: {"ok": true, "report": ...}
      * (borrowed). */
     void (*on_report)(void *arg, size_t peer_index, json_t *doc);
-    void *arg;            /* passed to send, on_final and on_report */
+    /* Screens an incoming payment (NULL: every one passes; PROTOCOL.md 3.8.2). */
+    channel_screen_t (*screen)(void *arg, const settlement_t *s);
+    /* A payment was held for the screening program, in the transaction now open. */
+    void (*on_held)(void *arg, const char *peer, const char *uetr);
+    void *arg;            /* passed to send, on_final, on_report, screen and on_held */
     uint64_t incarnation; /* this process's start, Unix microseconds: stamps Acks and Hellos */
 } engine_ctx_t;
 

@@ -30,10 +30,6 @@
     X(begin, "BEGIN IMMEDIATE")                                                                    \
     X(commit, "COMMIT")                                                                            \
     X(rollback, "ROLLBACK")                                                                        \
-    X(find, "SELECT id, direction, amount_minor, currency, content_hash, status, reason,"          \
-            " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
-            " creditor_account, remittance, created_ms FROM settlements"                           \
-            " WHERE peer = ?1 AND uetr = ?2")                                                      \
     X(digest_update, "UPDATE channels SET digest = corridor_digest_update(digest, ?2, ?3),"        \
                      " entries = entries + ?4 WHERE peer = ?1")                                    \
     X(insert_journal,                                                                              \
@@ -52,9 +48,6 @@
                  " FROM accounts WHERE kind = 'peer'"                                              \
                  " ORDER BY peer, currency")                                                       \
     X(counts, "SELECT status, count(*) FROM settlements GROUP BY status")                          \
-    X(list, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"                \
-            " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
-            " creditor_account, remittance, created_ms FROM settlements ORDER BY id")              \
     X(channel_get, "SELECT sent_seq, acked_seq, applied_seq, diverged FROM channels"               \
                    " WHERE peer = ?1")                                                             \
     X(channel_ensure, "INSERT OR IGNORE INTO channels(peer) VALUES(?1)")                           \
@@ -74,6 +67,22 @@
     X(outbox_put, "INSERT INTO outbox(peer, seq, type, signed) VALUES(?1,?2,?3,?4)")               \
     X(outbox_scan, "SELECT seq, type, signed FROM outbox WHERE peer = ?1 AND seq >= ?2"            \
                    " ORDER BY seq LIMIT ?3")
+
+/* The columns of schema 8 that find and list read (3.8.5), and what a reader of an older ledger
+ * (which it does not upgrade) selects instead: no expiry, nothing held. */
+#define HOLD_COLUMNS        "expires_ms, hold, at_peer"
+#define HOLD_COLUMNS_READ_7 "0, '', ''"
+
+/* Reads of settlements, prepared first, with HOLD_COLUMNS or HOLD_COLUMNS_READ_7. Columns 7 to
+ * 15 are the details (read_details), 16 and 17 the hold and at_peer. */
+#define SETTLEMENT_READS(X, HOLD)                                                                  \
+    X(find, "SELECT id, direction, amount_minor, currency, content_hash, status, reason,"          \
+            " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
+            " creditor_account, remittance, created_ms, " HOLD " FROM settlements"                 \
+            " WHERE peer = ?1 AND uetr = ?2")                                                      \
+    X(list, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"                \
+            " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
+            " creditor_account, remittance, created_ms, " HOLD " FROM settlements ORDER BY id")
 
 /* The columns of a key row as key_read takes them: those of schema 6, then the switch (7). */
 #define KEY_COLUMNS_6                                                                              \
@@ -123,8 +132,18 @@
     X(insert_settlement,                                                                           \
       "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
       " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
-      " creditor_account, remittance, created_ms, canon_hash, open_seq, our_seq, their_seq)"       \
-      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)")           \
+      " creditor_account, remittance, created_ms, canon_hash, open_seq, our_seq, their_seq,"       \
+      " expires_ms, hold) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,"  \
+      "?19,?20,?21,?22)")                                                                          \
+    X(held_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1 AND currency = ?2"      \
+                " AND status = 4")                                                                 \
+    X(held_list, "SELECT peer, uetr FROM settlements WHERE status = 4 ORDER BY id")                \
+    X(set_hold, "UPDATE settlements SET hold = ?2 WHERE id = ?1")                                  \
+    X(set_at_peer, "UPDATE settlements SET at_peer = ?2, their_seq = max(their_seq, ?3)"           \
+                   " WHERE id = ?1")                                                               \
+    X(set_decided_reply, "UPDATE settlements SET reply = ?2 WHERE id = ?1")                        \
+    X(opening_evidence, "SELECT evidence FROM journal WHERE settlement_id = ?1"                    \
+                        " ORDER BY seq LIMIT 1")                                                   \
     X(set_status, "UPDATE settlements SET status = ?2, reason = ?3, canon_hash = ?4,"              \
                   " decided_seq = CASE WHEN ?2 = 3 THEN decided_seq ELSE ?5 END,"                  \
                   " returned_seq = CASE WHEN ?2 = 3 THEN ?5 ELSE returned_seq END,"                \
@@ -146,21 +165,26 @@
 #define STMT_SLOT(name, sql)    offsetof(statements_t, name),
 
 typedef struct {
+    SETTLEMENT_READS(DECLARE_STMT, HOLD_COLUMNS)
     STATEMENTS(DECLARE_STMT)
     KEY_STATEMENTS(DECLARE_STMT, KEY_COLUMNS)
     WRITER_STATEMENTS(DECLARE_STMT)
 } statements_t;
 
-/* In this order: a reader prepares the first group, and the second from schema 6 on (as
+/* In this order: a reader prepares the first two groups (the settlement reads as
+ * settlement_read_sql_7 says below schema 8), and the third from schema 6 on (as
  * key_statement_sql_6 says on schema 6). */
-static const char *const statement_sql[] = {
-    STATEMENTS(STMT_SQL) KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SQL)};
-static const size_t statement_offset[] = {
-    STATEMENTS(STMT_SLOT) KEY_STATEMENTS(STMT_SLOT, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SLOT)};
+static const char *const statement_sql[] = {SETTLEMENT_READS(STMT_SQL, HOLD_COLUMNS) STATEMENTS(
+    STMT_SQL) KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SQL)};
+static const size_t statement_offset[] = {SETTLEMENT_READS(STMT_SLOT, HOLD_COLUMNS) STATEMENTS(
+    STMT_SLOT) KEY_STATEMENTS(STMT_SLOT, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SLOT)};
 static const char *const key_statement_sql_6[] = {KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS_READ_6)};
+static const char *const settlement_read_sql_7[] = {
+    SETTLEMENT_READS(STMT_SQL, HOLD_COLUMNS_READ_7)};
 #define STMT_ONE(name, sql)    +1
 #define STATEMENT_COUNT        (sizeof statement_sql / sizeof statement_sql[0])
-#define READER_STATEMENT_COUNT ((size_t)(0 STATEMENTS(STMT_ONE)))
+#define SETTLEMENT_READ_COUNT  ((size_t)(0 SETTLEMENT_READS(STMT_ONE, HOLD_COLUMNS)))
+#define READER_STATEMENT_COUNT (SETTLEMENT_READ_COUNT + (size_t)(0 STATEMENTS(STMT_ONE)))
 #define KEY_STATEMENT_COUNT    ((size_t)(0 KEY_STATEMENTS(STMT_ONE, KEY_COLUMNS)))
 
 struct ledger {
@@ -235,6 +259,17 @@ struct ledger {
     "ALTER TABLE keys ADD COLUMN switch_seq INTEGER NOT NULL DEFAULT 0;"                           \
     "ALTER TABLE keys ADD COLUMN switch_ms INTEGER NOT NULL DEFAULT 0;"
 
+/* Schema 8: holds, expiry and cancellation (PROTOCOL.md 3.8.5). expires_ms: the Settlement's
+ * expiry (0: none), which the payer re-encodes its body with; hold: why a held payment waits;
+ * at_peer: "held" when the payee said it holds our payment; cancel_id: our open CancelRequest.
+ * The partial index serves the cap's sum of held payments and the list of them. */
+#define SETTLEMENTS_HOLDS                                                                          \
+    "ALTER TABLE settlements ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;"                    \
+    "ALTER TABLE settlements ADD COLUMN hold TEXT NOT NULL DEFAULT '';"                            \
+    "ALTER TABLE settlements ADD COLUMN at_peer TEXT NOT NULL DEFAULT '';"                         \
+    "ALTER TABLE settlements ADD COLUMN cancel_id TEXT NOT NULL DEFAULT '';"                       \
+    "CREATE INDEX settlements_held ON settlements(peer, currency) WHERE status = 4;"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -270,7 +305,7 @@ static const char *const schema =
                        "INTEGER NOT NULL,"
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
                        "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE
-                           KEYS_SWITCH;
+                           KEYS_SWITCH SETTLEMENTS_HOLDS;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -306,16 +341,24 @@ const char *ledger_last_error(const ledger_t *l)
 
 const char *status_name(status_t status)
 {
-    static const char *const names[] = {"pending", "settled", "rejected", "returned"};
-    assert(status >= STATUS_PENDING && status <= STATUS_RETURNED);
+    static const char *const names[] = {"pending", "settled", "rejected", "returned", "held"};
+    _Static_assert(sizeof names / sizeof names[0] == STATUS_MAX + 1, "a name per status");
+    assert(status >= STATUS_PENDING && status <= STATUS_MAX);
     return names[status];
+}
+
+status_t status_canonical(status_t status)
+{
+    return status == STATUS_HELD ? STATUS_PENDING : status;
 }
 
 const char *entry_kind_name(entry_kind_t kind)
 {
-    static const char *const names[] = {"?",       "pending",  "posted",    "voided",
-                                        "booked",  "refused",  "returned",  "imported",
-                                        "rebased", "operator", "checkpoint"};
+    static const char *const names[] = {
+        "?",        "pending",  "posted",       "voided",           "booked",        "refused",
+        "returned", "imported", "rebased",      "operator",         "checkpoint",    "held",
+        "released", "declined", "held_at_peer", "cancel_requested", "cancel_refused"};
+    _Static_assert(sizeof names / sizeof names[0] == ENTRY_KIND_MAX + 1, "a name per kind");
     return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_KIND_MAX ? names[kind] : "unknown";
 }
 
@@ -455,10 +498,23 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
     case ENTRY_RETURNED: /* the reverse of the original posting */
         e.posted = original == DIRECTION_OUT ? m : -m;
         break;
+    case ENTRY_HELD: /* the peer will owe us m once released: debit its account, pending */
+        e.pending = m;
+        break;
+    case ENTRY_RELEASED: /* the pending debit becomes posted */
+        e.pending = -m;
+        e.posted = m;
+        break;
+    case ENTRY_DECLINED: /* the pending debit is released */
+        e.pending = -m;
+        break;
     case ENTRY_IMPORTED: /* evidence only */
     case ENTRY_REBASED:
     case ENTRY_OPERATOR:
     case ENTRY_CHECKPOINT:
+    case ENTRY_HELD_AT_PEER:
+    case ENTRY_CANCEL_REQUESTED:
+    case ENTRY_CANCEL_REFUSED:
         break;
     }
     return e;
@@ -532,6 +588,11 @@ static const char *const migrate_5_to_6 = "BEGIN IMMEDIATE;" KEYS_TABLE "PRAGMA 
  * no recorded key has. */
 static const char *const migrate_6_to_7 = "BEGIN IMMEDIATE;" KEYS_SWITCH "PRAGMA user_version = 7;"
                                           "COMMIT;";
+
+/* Version 7 -> 8: holds, expiry and cancellation (SETTLEMENTS_HOLDS); nothing is held. */
+static const char *const migrate_7_to_8 =
+    "BEGIN IMMEDIATE;" SETTLEMENTS_HOLDS "PRAGMA user_version = 8;"
+    "COMMIT;";
 
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
@@ -632,6 +693,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     if (rc == LEDGER_OK && version <= 6) {
         rc = run_script(l, migrate_6_to_7, "upgrade the ledger from schema 6 to 7");
     }
+    if (rc == LEDGER_OK && version <= 7) {
+        rc = run_script(l, migrate_7_to_8, "upgrade the ledger from schema 7 to 8");
+    }
     if (rc == LEDGER_OK) {
         l->schema = LEDGER_SCHEMA_VERSION;
     }
@@ -701,6 +765,9 @@ static ledger_err_t prepare_all(ledger_t *l)
         if (l->schema == 6 && i >= READER_STATEMENT_COUNT &&
             i < READER_STATEMENT_COUNT + KEY_STATEMENT_COUNT) {
             sql = key_statement_sql_6[i - READER_STATEMENT_COUNT]; /* a reader: no switch yet */
+        }
+        if (l->schema < 8 && i < SETTLEMENT_READ_COUNT) {
+            sql = settlement_read_sql_7[i]; /* a reader: nothing held, no expiry */
         }
         if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
             SQLITE_OK) {
@@ -893,6 +960,8 @@ typedef struct {
     uint8_t content_hash[SETTLEMENT_HASH_BYTES];
     status_t status;
     char reason[CORRIDOR_REASON_LEN_MAX + 1];
+    char hold[16];   /* held: why it waits (LEDGER_HOLD_*) */
+    char at_peer[8]; /* ours, pending: "held" once the payee said so */
 } stored_t;
 
 /* Reads columns 7.. of find/list (the descriptive fields) into s. */
@@ -906,6 +975,7 @@ static void read_details(sqlite3_stmt *stmt, int first, settlement_t *s)
     copy_column(s->creditor_account, sizeof s->creditor_account, stmt, first + 5);
     copy_column(s->remittance, sizeof s->remittance, stmt, first + 6);
     s->created_unix_ms = sqlite3_column_int64(stmt, first + 7);
+    s->expires_unix_ms = sqlite3_column_int64(stmt, first + 8);
 }
 
 /* LEDGER_OK and *found = true/false, or a storage error. */
@@ -930,10 +1000,12 @@ static ledger_err_t find_stored(ledger_t *l, const char *peer, const char *uetr,
             memcpy(out->content_hash, sqlite3_column_blob(stmt, 4), SETTLEMENT_HASH_BYTES);
         }
         int status = sqlite3_column_int(stmt, 5);
-        out->status = status >= STATUS_PENDING && status <= STATUS_RETURNED ? (status_t)status
-                                                                            : STATUS_PENDING;
+        out->status =
+            status >= STATUS_PENDING && status <= STATUS_MAX ? (status_t)status : STATUS_PENDING;
         copy_column(out->reason, sizeof out->reason, stmt, 6);
         read_details(stmt, 7, &out->s);
+        copy_column(out->hold, sizeof out->hold, stmt, 16);
+        copy_column(out->at_peer, sizeof out->at_peer, stmt, 17);
     }
     finish(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
@@ -967,6 +1039,8 @@ static void fill_outcome(ledger_t *l, const stored_t *st, bool repeated, ledger_
     o->status = st->status;
     snprintf(o->reason, sizeof o->reason, "%s", st->reason);
     o->repeated = repeated;
+    memcpy(o->hold, st->hold, sizeof o->hold);
+    memcpy(o->at_peer, st->at_peer, sizeof o->at_peer);
     int64_t pending = 0;
     if (ledger_position(l, st->s.peer, st->s.currency, &o->position_minor, &pending) != LEDGER_OK) {
         o->position_minor = 0;
@@ -1046,6 +1120,9 @@ ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)
         case STATUS_RETURNED:
             counts->returned = n;
             break;
+        case STATUS_HELD:
+            counts->held = n;
+            break;
         default:
             break;
         }
@@ -1071,10 +1148,12 @@ ledger_err_t ledger_settlements(
         s.amount_minor = sqlite3_column_int64(stmt, 3);
         copy_column(s.currency, sizeof s.currency, stmt, 4);
         int status = sqlite3_column_int(stmt, 5);
-        o.status = status >= STATUS_PENDING && status <= STATUS_RETURNED ? (status_t)status
-                                                                         : STATUS_PENDING;
+        o.status =
+            status >= STATUS_PENDING && status <= STATUS_MAX ? (status_t)status : STATUS_PENDING;
         copy_column(o.reason, sizeof o.reason, stmt, 6);
         read_details(stmt, 7, &s);
+        copy_column(o.hold, sizeof o.hold, stmt, 16);
+        copy_column(o.at_peer, sizeof o.at_peer, stmt, 17);
         fn(&s, &o, arg);
     }
     finish(stmt);
@@ -1293,7 +1372,8 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
             return rc;
         }
     }
-    bool replyable = kind == ENTRY_IN_BOOKED || kind == ENTRY_IN_REFUSED;
+    bool replyable = kind == ENTRY_IN_BOOKED || kind == ENTRY_IN_REFUSED || kind == ENTRY_HELD ||
+                     kind == ENTRY_DECLINED || kind == ENTRY_CANCEL_REFUSED;
     l->replyable_seq = replyable ? row.seq : 0;
     if (replyable) {
         memcpy(l->replyable_peer, st->s.peer, sizeof l->replyable_peer);
@@ -1352,7 +1432,8 @@ static void canon_hash(const ledger_t *l, const settlement_t *s, status_t status
 {
     bool out_dir = s->direction == DIRECTION_OUT;
     digest_entry(out_dir ? l->node : s->peer, out_dir ? s->peer : l->node, s->uetr, s->amount_minor,
-                 s->currency, status_name(status), reason != NULL ? reason : "", out);
+                 s->currency, status_name(status_canonical(status)), reason != NULL ? reason : "",
+                 out);
 }
 
 /* Moves the channel digest from one entry hash to another (old NULL: a new entry). */
@@ -1404,7 +1485,8 @@ static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const
  * `sequence`; fills st. */
 static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
                                       const uint8_t *content_hash, status_t status,
-                                      const char *reason, uint64_t sequence, stored_t *st)
+                                      const char *reason, const char *hold, uint64_t sequence,
+                                      stored_t *st)
 {
     uint8_t entry_hash[DIGEST_BYTES];
     canon_hash(l, s, status, reason, entry_hash);
@@ -1430,6 +1512,8 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     sqlite3_bind_int64(stmt, 18, (int64_t)sequence);
     sqlite3_bind_int64(stmt, 19, ours ? (int64_t)sequence : 0);
     sqlite3_bind_int64(stmt, 20, ours ? 0 : (int64_t)sequence);
+    sqlite3_bind_int64(stmt, 21, s->expires_unix_ms);
+    bind_text(stmt, 22, hold != NULL ? hold : "");
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "insert settlement");
     }
@@ -1443,6 +1527,7 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     memcpy(st->content_hash, content_hash, SETTLEMENT_HASH_BYTES);
     st->status = status;
     snprintf(st->reason, sizeof st->reason, "%s", reason != NULL ? reason : "");
+    snprintf(st->hold, sizeof st->hold, "%s", hold != NULL ? hold : "");
     /* Accounts open with their first movement (move_amount): a refused settlement moves
      * nothing and opens none (its currency may be one this node does not keep at all). */
     return LEDGER_OK;
@@ -1500,7 +1585,8 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
         return rc;
     }
     stored_t st;
-    if ((rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, sequence, &st)) != LEDGER_OK ||
+    if ((rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, NULL, sequence, &st)) !=
+            LEDGER_OK ||
         (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, evidence, evidence_len)) != LEDGER_OK) {
         return rc;
     }
@@ -1508,13 +1594,44 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
     return LEDGER_OK;
 }
 
+static bool answers_settlement(const stored_t *st, const uint8_t *answers);
+
+/* The sum of the peer's payments to us held in `currency`; *over true when it does not fit. */
+static ledger_err_t held_sum(ledger_t *l, const char *peer, const char *currency, int64_t *sum,
+                             bool *over)
+{
+    sqlite3_stmt *stmt = l->st.held_sum;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, currency);
+    int step = sqlite3_step(stmt);
+    *sum = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    /* SQLite's sum() fails on an integer overflow: more than any cap can admit */
+    *over = step == SQLITE_ERROR && sqlite3_errcode(l->db) == SQLITE_ERROR;
+    finish(stmt);
+    if (step != SQLITE_ROW && !*over) {
+        return storage_failure(l, "sum held payments");
+    }
+    return LEDGER_OK;
+}
+
 ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_minor,
                             const char *reject_reason, const uint8_t *evidence, size_t evidence_len,
                             uint64_t sequence, ledger_outcome_t *outcome)
 {
+    return ledger_receive_holding(l, s, cap_minor, reject_reason, NULL, evidence, evidence_len,
+                                  sequence, outcome);
+}
+
+ledger_err_t ledger_receive_holding(ledger_t *l, const settlement_t *s, int64_t cap_minor,
+                                    const char *reject_reason, const char *hold,
+                                    const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                                    ledger_outcome_t *outcome)
+{
     assert(s != NULL && outcome != NULL && s->direction == DIRECTION_IN && cap_minor >= 0);
     assert(reject_reason != NULL || settlement_check(s) == REASON_NONE);
     assert(uetr_check(s->uetr) == VALID_OK && node_code_check(s->peer) == VALID_OK);
+    assert(hold == NULL || strcmp(hold, LEDGER_HOLD_SCREENING) == 0 ||
+           strcmp(hold, LEDGER_HOLD_REVIEW) == 0);
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
         return rc;
@@ -1527,18 +1644,24 @@ ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_mino
     }
     const char *reason = reject_reason;
     if (reason == NULL) {
-        int64_t net = 0, pending = 0, after = 0;
+        int64_t net = 0, pending = 0, held = 0, after = 0;
+        bool over = false;
         if ((rc = ledger_position(l, s->peer, s->currency, &net, &pending)) != LEDGER_OK) {
             return storage_failure(l, "read position");
         }
-        if (__builtin_add_overflow(net, s->amount_minor, &after) || after > cap_minor) {
-            reason = reason_code(
-                REASON_OVER_CAP); /* the peer's debt to us would exceed the cap we grant it */
+        if ((rc = held_sum(l, s->peer, s->currency, &held, &over)) != LEDGER_OK) {
+            return rc;
+        }
+        /* the peer's debt to us, with what we hold of its, would exceed the cap we grant it */
+        if (over || __builtin_add_overflow(net, held, &after) ||
+            __builtin_add_overflow(after, s->amount_minor, &after) || after > cap_minor) {
+            reason = reason_code(REASON_OVER_CAP);
         }
     }
+    entry_kind_t kind = hold != NULL ? ENTRY_HELD : ENTRY_IN_BOOKED;
     if (reason == NULL) {
         rc = check_effect(l, s->peer, s->currency,
-                          ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, s->amount_minor));
+                          ledger_row_effect(kind, DIRECTION_IN, s->amount_minor));
         if (rc == LEDGER_E_OVERFLOW) {
             reason =
                 reason_code(REASON_OVER_CAP); /* our books cannot hold it: refuse, as over a cap */
@@ -1547,14 +1670,225 @@ ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_mino
         }
     }
     stored_t st;
-    status_t status = reason == NULL ? STATUS_SETTLED : STATUS_REJECTED;
-    entry_kind_t kind = reason == NULL ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
-    if ((rc = insert_settlement(l, s, hash, status, reason, sequence, &st)) != LEDGER_OK ||
+    status_t status = reason != NULL ? STATUS_REJECTED
+                      : hold != NULL ? STATUS_HELD
+                                     : STATUS_SETTLED;
+    if (reason != NULL) {
+        kind = ENTRY_IN_REFUSED;
+    }
+    if ((rc = insert_settlement(l, s, hash, status, reason, reason == NULL ? hold : NULL, sequence,
+                                &st)) != LEDGER_OK ||
         (rc = append_row(l, &st, kind, reason, evidence, evidence_len)) != LEDGER_OK) {
         return rc;
     }
     fill_outcome(l, &st, false, outcome);
     return LEDGER_OK;
+}
+
+ledger_err_t ledger_attach_reply(ledger_t *l, const char *peer, const char *uetr,
+                                 const uint8_t *signed_msg, size_t signed_len)
+{
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (l->replyable_seq != 0 && l->replyable_seq == l->last_seq && signed_len > 0 &&
+        strcmp(l->replyable_peer, peer) == 0 && strcmp(l->replyable_uetr, uetr) == 0) {
+        return attach_reply(l, signed_msg, signed_len);
+    }
+    set_error(l, "the last row is not one for %s with %s that takes a reply", uetr, peer);
+    return LEDGER_E_STATE;
+}
+
+ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr, const char *reason,
+                                const uint8_t *evidence, size_t evidence_len, bool by_peer,
+                                uint64_t sequence, ledger_outcome_t *outcome)
+{
+    assert(peer != NULL && uetr != NULL && evidence != NULL && outcome != NULL);
+    assert(!by_peer || reason != NULL); /* a peer's message only cancels */
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+        return rc;
+    }
+    if (st.status != STATUS_HELD) {
+        set_error(l, "settlement %s from %s is %s, not held", uetr, peer, status_name(st.status));
+        return LEDGER_E_STATE;
+    }
+    entry_kind_t kind = reason == NULL ? ENTRY_RELEASED : ENTRY_DECLINED;
+    if ((rc = check_effect(l, peer, st.s.currency,
+                           ledger_row_effect(kind, DIRECTION_IN, st.s.amount_minor))) !=
+        LEDGER_OK) {
+        return rc;
+    }
+    /* the payee decides: by our StatusReport, or by the peer's CancelRequest (its number) */
+    if ((rc = set_status(l, &st, reason == NULL ? STATUS_SETTLED : STATUS_REJECTED, reason,
+                         sequence)) != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *stmt = l->st.set_hold;
+    sqlite3_bind_int64(stmt, 1, st.id);
+    bind_text(stmt, 2, "");
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "clear hold");
+    }
+    st.hold[0] = '\0';
+    if (!by_peer) { /* our answer stays with the settlement: a repair can hand it back */
+        stmt = l->st.set_decided_reply;
+        sqlite3_bind_int64(stmt, 1, st.id);
+        sqlite3_bind_blob(stmt, 2, evidence, (int)evidence_len, SQLITE_STATIC);
+        if (step_done(stmt) != SQLITE_OK) {
+            return storage_failure(l, "store reply");
+        }
+    }
+    if ((rc = append_row(l, &st, kind, reason, evidence, evidence_len)) != LEDGER_OK) {
+        return rc;
+    }
+    fill_outcome(l, &st, false, outcome);
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_hold_for_review(ledger_t *l, const char *peer, const char *uetr)
+{
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+        return rc;
+    }
+    if (st.status != STATUS_HELD || strcmp(st.hold, LEDGER_HOLD_SCREENING) != 0) {
+        set_error(l, "settlement %s from %s does not wait for screening", uetr, peer);
+        return LEDGER_E_STATE;
+    }
+    sqlite3_stmt *stmt = l->st.set_hold;
+    sqlite3_bind_int64(stmt, 1, st.id);
+    bind_text(stmt, 2, LEDGER_HOLD_REVIEW);
+    return step_done(stmt) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "set hold");
+}
+
+ledger_err_t ledger_held(ledger_t *l, void (*fn)(const ledger_held_t *h, void *arg), void *arg)
+{
+    assert(l != NULL && fn != NULL);
+    /* the keys first, then each record: fn may write (a transaction of the caller's) */
+    sqlite3_stmt *stmt = l->st.held_list;
+    size_t count = 0, room = 0;
+    struct key {
+        char peer[CORRIDOR_NAME_LEN_MAX + 1];
+        char uetr[CORRIDOR_UETR_LEN + 1];
+    } *keys = NULL;
+    int step;
+    ledger_err_t rc = LEDGER_OK;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (count == room) {
+            size_t more = room == 0 ? 16 : room * 2;
+            struct key *grown = realloc(keys, more * sizeof *keys);
+            if (grown == NULL) {
+                set_error(l, "out of memory listing held payments");
+                rc = LEDGER_E_STORAGE;
+                break;
+            }
+            keys = grown;
+            room = more;
+        }
+        copy_column(keys[count].peer, sizeof keys[count].peer, stmt, 0);
+        copy_column(keys[count].uetr, sizeof keys[count].uetr, stmt, 1);
+        count++;
+    }
+    finish(stmt);
+    if (rc == LEDGER_OK && step != SQLITE_DONE) {
+        set_error(l, "list held payments: %s", sqlite3_errmsg(l->db));
+        rc = LEDGER_E_STORAGE;
+    }
+    for (size_t i = 0; rc == LEDGER_OK && i < count; i++) {
+        stored_t st;
+        bool found = false;
+        if ((rc = find_stored(l, keys[i].peer, keys[i].uetr, &st, &found)) == LEDGER_OK && found &&
+            st.status == STATUS_HELD) {
+            ledger_held_t h = {.s = st.s};
+            memcpy(h.hold, st.hold, sizeof h.hold);
+            fn(&h, arg);
+        }
+    }
+    free(keys);
+    return rc;
+}
+
+ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char *uetr,
+                                      const uint8_t *answers, const uint8_t *evidence,
+                                      size_t evidence_len, uint64_t sequence)
+{
+    assert(peer != NULL && uetr != NULL && evidence != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+        return rc;
+    }
+    if (st.s.direction != DIRECTION_OUT || st.status != STATUS_PENDING) {
+        set_error(l, "settlement %s with %s is not our pending one (%s)", uetr, peer,
+                  status_name(st.status));
+        return LEDGER_E_STATE;
+    }
+    if (answers != NULL && !answers_settlement(&st, answers)) {
+        set_error(l, "the report names another Settlement than ours for %s", uetr);
+        return LEDGER_E_CONFLICT;
+    }
+    if (strcmp(st.at_peer, "held") == 0) {
+        return LEDGER_OK; /* said before */
+    }
+    sqlite3_stmt *stmt = l->st.set_at_peer;
+    sqlite3_bind_int64(stmt, 1, st.id);
+    bind_text(stmt, 2, "held");
+    sqlite3_bind_int64(stmt, 3, (int64_t)sequence);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "set at_peer");
+    }
+    return append_row(l, &st, ENTRY_HELD_AT_PEER, NULL, evidence, evidence_len);
+}
+
+ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *uetr,
+                                     uint8_t **evidence, size_t *evidence_len)
+{
+    assert(evidence != NULL && evidence_len != NULL);
+    *evidence = NULL;
+    *evidence_len = 0;
+    stored_t st;
+    ledger_err_t rc = find_required(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *stmt = l->st.opening_evidence;
+    sqlite3_bind_int64(stmt, 1, st.id);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        *evidence = ledger_copy_blob(stmt, 0, evidence_len);
+    }
+    finish(stmt);
+    if (*evidence == NULL) {
+        set_error(l, "no opening evidence for %s with %s", uetr, peer);
+        return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_E_NOT_FOUND : LEDGER_E_STORAGE;
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_at_peer(ledger_t *l, const char *peer, const char *uetr, bool *held)
+{
+    stored_t st;
+    bool found = false;
+    *held = false;
+    ledger_err_t rc = find_stored(l, peer, uetr, &st, &found);
+    if (rc == LEDGER_OK && !found) {
+        rc = LEDGER_E_NOT_FOUND;
+    }
+    *held = found && strcmp(st.at_peer, "held") == 0;
+    return rc;
 }
 
 /* Whether `answers` is the body hash of the Settlement we signed: its body is settlement_encode
@@ -1909,8 +2243,8 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
         ledger_effect_t f = ledger_row_effect(final, DIRECTION_OUT, s->amount_minor);
         ledger_effect_t both = {e.pending + f.pending, e.posted + f.posted};
         if ((rc = check_effect(l, s->peer, s->currency, both)) != LEDGER_OK ||
-            (rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, settlement_sequence, &st)) !=
-                LEDGER_OK ||
+            (rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, NULL, settlement_sequence,
+                                    &st)) != LEDGER_OK ||
             (rc = append_row(l, &st, ENTRY_OUT_PENDING, NULL, settlement_evidence,
                              settlement_len)) != LEDGER_OK ||
             (rc = append_row(l, &st, final, why, status_evidence, status_len)) != LEDGER_OK ||
@@ -1924,7 +2258,8 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     entry_kind_t kind = status == STATUS_SETTLED ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
     if ((rc = check_effect(l, s->peer, s->currency,
                            ledger_row_effect(kind, DIRECTION_IN, s->amount_minor))) != LEDGER_OK ||
-        (rc = insert_settlement(l, s, hash, status, why, settlement_sequence, &st)) != LEDGER_OK ||
+        (rc = insert_settlement(l, s, hash, status, why, NULL, settlement_sequence, &st)) !=
+            LEDGER_OK ||
         (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK ||
         (rc = ledger_set_reply(l, s->peer, s->uetr, status_evidence, status_len,
                                status_sequence)) != LEDGER_OK) {
@@ -2199,7 +2534,7 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
     int64_t open_seq = sqlite3_column_int64(row, 8), decided_seq = sqlite3_column_int64(row, 9),
             returned_seq = sqlite3_column_int64(row, 10);
     if (uetr == NULL || currency == NULL || reason == NULL || status < STATUS_PENDING ||
-        status > STATUS_RETURNED || sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 ||
+        status > STATUS_MAX || sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 ||
         decided_seq < 0 || returned_seq < 0 || cut->entries == 0) {
         set_error(l, "damaged settlement row with %s", peer);
         return LEDGER_E_CORRUPT;

@@ -36,7 +36,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 7
+#define LEDGER_SCHEMA_VERSION 8
 
 typedef struct ledger ledger_t;
 
@@ -64,9 +64,16 @@ typedef enum {
     STATUS_SETTLED = 1,
     STATUS_REJECTED = 2,
     STATUS_RETURNED = 3,
+    STATUS_HELD = 4, /* at the payee: stopped to look (screening, review; PROTOCOL.md 3.8) */
 } status_t;
 
+#define STATUS_MAX STATUS_HELD
+
 const char *status_name(status_t status);
+
+/* The status both sides of a channel agree on for digests and statements: a payment held at
+ * the payee is pending at the payer, so `held` counts as `pending` there. */
+status_t status_canonical(status_t status);
 
 /* Journal row kinds: what happened. */
 typedef enum {
@@ -90,9 +97,19 @@ typedef enum {
                               the encoded Checkpoint, then our and the peer's signatures (64
                               bytes each); amount is the channel's sequenced messages both ways
                               (sent + applied) when it was stored */
+    /* Holds, expiry and cancellation (PROTOCOL.md 3.8.5). */
+    ENTRY_HELD = 11,             /* we hold the peer's settlement: pending +m, reply our PDNG */
+    ENTRY_RELEASED = 12,         /* a held one is settled: evidence our StatusReport ACSC */
+    ENTRY_DECLINED = 13,         /* a held one is rejected: evidence our RJCT, or the peer's
+                                    CancelRequest with our CancelAnswer CNCL as reply */
+    ENTRY_HELD_AT_PEER = 14,     /* the payee holds our settlement: its StatusReport PDNG */
+    ENTRY_CANCEL_REQUESTED = 15, /* we asked our settlement back: our CancelRequest */
+    ENTRY_CANCEL_REFUSED = 16,   /* a cancellation was refused: the payee's CancelAnswer RJCR at
+                                    the payer; the payer's CancelRequest, reply our RJCR, at the
+                                    payee */
 } entry_kind_t;
 
-#define ENTRY_KIND_MAX ENTRY_CHECKPOINT
+#define ENTRY_KIND_MAX ENTRY_CANCEL_REFUSED
 
 const char *entry_kind_name(entry_kind_t kind);
 
@@ -102,6 +119,8 @@ typedef struct {
     char reason[CORRIDOR_REASON_LEN_MAX + 1]; /* ISO reason when rejected/returned, else "" */
     bool repeated;                            /* the same content was already recorded */
     int64_t position_minor;                   /* net(peer, currency) after the operation */
+    char hold[16];                            /* held: why it waits (LEDGER_HOLD_*), else "" */
+    char at_peer[8];                          /* our pending one: "held" once the payee said */
 } ledger_outcome_t;
 
 typedef enum { LEDGER_READ_WRITE, LEDGER_READ_ONLY } ledger_mode_t;
@@ -175,6 +194,70 @@ ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, cons
                            const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
+/* ---- holds, expiry and cancellation (PROTOCOL.md 3.8) ---------------------------------------- */
+
+/* Why a held payment waits (settlements.hold). */
+#define LEDGER_HOLD_SCREENING "screening" /* for the screening program's verdict */
+#define LEDGER_HOLD_REVIEW    "review"    /* for a person */
+
+/* As ledger_receive, but a settlement that passes every check is held (status held, row
+ * `held`) waiting as `hold` says (LEDGER_HOLD_*), or booked when `hold` is NULL. The cap
+ * counts the payments of the peer we hold in that currency, whichever way this one goes. */
+ledger_err_t ledger_receive_holding(ledger_t *l, const settlement_t *s, int64_t cap_minor,
+                                    const char *reject_reason, const char *hold,
+                                    const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                                    ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Attaches our signed message to the row just appended for (peer, uetr) (a held payment's
+ * PDNG, a CancelAnswer), in its hash, as ledger_set_reply does for a booking; nothing else. */
+ledger_err_t ledger_attach_reply(ledger_t *l, const char *peer, const char *uetr,
+                                 const uint8_t *signed_msg, size_t signed_len)
+    __attribute__((warn_unused_result));
+
+/* Decides a held payment of the peer's: released (settled) when `reason` is NULL, else declined
+ * with `reason`. `sequence` is our answer's number, the message that makes it final: our
+ * StatusReport, which is then `evidence` too (and kept as the settlement's reply), or with
+ * `by_peer` our CancelAnswer to the peer's CancelRequest, which is `evidence` (our answer
+ * follows as the row's reply: ledger_attach_reply). LEDGER_E_STATE when the payment is not held
+ * (decided meanwhile), NOT_FOUND when unknown. */
+ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr, const char *reason,
+                                const uint8_t *evidence, size_t evidence_len, bool by_peer,
+                                uint64_t sequence, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
+
+/* Moves a held payment from waiting for the program to waiting for a person. LEDGER_E_STATE
+ * when it is not held waiting for the program. */
+ledger_err_t ledger_hold_for_review(ledger_t *l, const char *peer, const char *uetr)
+    __attribute__((warn_unused_result));
+
+/* A held payment as ledger_held lists it. */
+typedef struct {
+    settlement_t s; /* the payment (incoming) */
+    char hold[16];  /* LEDGER_HOLD_* */
+} ledger_held_t;
+
+/* Calls fn for every payment held now, oldest first. */
+ledger_err_t ledger_held(ledger_t *l, void (*fn)(const ledger_held_t *h, void *arg), void *arg)
+    __attribute__((warn_unused_result));
+
+/* The payee holds our pending settlement (its StatusReport PDNG naming `answers`, the body hash
+ * of our Settlement, or NULL for none): a `held_at_peer` row, and at_peer `held`. LEDGER_E_STATE
+ * when it is not pending (a PDNG after the final answer), CONFLICT when `answers` names another
+ * body, NOT_FOUND when unknown; nothing changes then. Repeated: nothing written. */
+ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char *uetr,
+                                      const uint8_t *answers, const uint8_t *evidence,
+                                      size_t evidence_len, uint64_t sequence)
+    __attribute__((warn_unused_result));
+
+/* The evidence of the row that opened a settlement (the payer's Settlement), malloc'd. */
+ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *uetr,
+                                     uint8_t **evidence, size_t *evidence_len)
+    __attribute__((warn_unused_result));
+
+/* Whether the payee said it holds our settlement (at_peer `held`). */
+ledger_err_t ledger_at_peer(ledger_t *l, const char *peer, const char *uetr, bool *held)
+    __attribute__((warn_unused_result));
+
 /* Looks up a settlement and its status. LEDGER_E_NOT_FOUND if absent. */
 ledger_err_t ledger_find(ledger_t *l, const char *peer, const char *uetr, settlement_t *s,
                          ledger_outcome_t *outcome) __attribute__((warn_unused_result));
@@ -196,7 +279,7 @@ ledger_err_t ledger_positions(ledger_t *l, void (*fn)(const ledger_position_t *p
                               void *arg) __attribute__((warn_unused_result));
 
 typedef struct {
-    uint64_t pending, settled, rejected, returned;
+    uint64_t pending, settled, rejected, returned, held;
 } ledger_counts_t;
 
 ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)

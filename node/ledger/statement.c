@@ -146,8 +146,8 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
         snprintf(e.currency, sizeof e.currency, "%s", ledger_column_text(stmt, 3));
         int status = sqlite3_column_int(stmt, 4);
         snprintf(e.status, sizeof e.status, "%s",
-                 status >= STATUS_PENDING && status <= STATUS_RETURNED
-                     ? status_name((status_t)status)
+                 status >= STATUS_PENDING && status <= STATUS_MAX
+                     ? status_name(status_canonical((status_t)status))
                      : "unknown");
         snprintf(e.reason, sizeof e.reason, "%s", ledger_column_text(stmt, 5));
         if (!fn(&e, arg)) {

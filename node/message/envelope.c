@@ -13,6 +13,8 @@ _Static_assert((int)MSG_KEY_ANNOUNCE == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYP
                "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_KEY_SWITCH == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_KEY_SWITCH,
                "message type numbers follow corridor.proto");
+_Static_assert((int)MSG_CANCEL_ANSWER == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_CANCEL_ANSWER,
+               "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
                "msg_type_t follows the proto");
 _Static_assert((int)MSG_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT,
@@ -25,9 +27,10 @@ _Static_assert(CORRIDOR_BODY_BYTES_MAX + ENVELOPE_OVERHEAD_BYTES <= CORRIDOR_WIR
 
 const char *msg_type_name(int type)
 {
-    static const char *const names[] = {"unspecified",      "Settlement", "StatusReport", "Return",
-                                        "StatementRequest", "Statement",  "Ack",          "Hello",
-                                        "KeyAnnounce",      "KeySwitch"};
+    static const char *const names[] = {
+        "unspecified",      "Settlement", "StatusReport",  "Return",
+        "StatementRequest", "Statement",  "Ack",           "Hello",
+        "KeyAnnounce",      "KeySwitch",  "CancelRequest", "CancelAnswer"};
     _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
     if (type < 0 || type > MSG_TYPE_MAX) {
         return "unknown";
@@ -37,8 +40,8 @@ const char *msg_type_name(int type)
 
 bool msg_type_sequenced(int type)
 {
-    return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) || type == MSG_KEY_ANNOUNCE ||
-           type == MSG_KEY_SWITCH;
+    return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) ||
+           (type >= MSG_KEY_ANNOUNCE && type <= MSG_CANCEL_ANSWER);
 }
 
 const char *env_strerror(env_err_t err)

@@ -47,13 +47,16 @@ typedef enum {
     MSG_HELLO = 7,
     MSG_KEY_ANNOUNCE = 8,
     MSG_KEY_SWITCH = 9,
+    MSG_CANCEL_REQUEST = 10,
+    MSG_CANCEL_ANSWER = 11,
 } msg_type_t;
 
 #define MSG_TYPE_MIN MSG_SETTLEMENT
-#define MSG_TYPE_MAX MSG_KEY_SWITCH
+#define MSG_TYPE_MAX MSG_CANCEL_ANSWER
 
 /* Whether messages of `type` are sequenced (numbered from 1, applied in order, exactly once):
- * Settlement, StatusReport, Return, KeyAnnounce and KeySwitch. The others carry sequence 0. */
+ * Settlement, StatusReport, Return, KeyAnnounce, KeySwitch, CancelRequest and CancelAnswer.
+ * The others (statements, Ack, Hello) carry sequence 0. */
 bool msg_type_sequenced(int type);
 
 /* The name of a message type ("Settlement", "Ack"...), or "unknown". */

@@ -15,6 +15,8 @@ static const struct {
     [REASON_CURRENCY] = {"AM03", "currency not accepted"},
     [REASON_AMOUNT] = {"AM12", "invalid amount"},
     [REASON_DUPLICATE] = {"DUPL", "duplicate UETR with other content"},
+    [REASON_EXPIRED] = {"AB05", "expired before the payee decided"},
+    [REASON_REGULATORY] = {"RR04", "regulatory reason"},
 };
 
 const char *reason_code(reason_t r)

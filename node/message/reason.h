@@ -15,6 +15,8 @@ typedef enum {
     REASON_CURRENCY,    /* AM03: a currency this node does not deal in */
     REASON_AMOUNT,      /* AM12: the amount is negative or too large */
     REASON_DUPLICATE,   /* DUPL: the UETR was used before with other content */
+    REASON_EXPIRED,     /* AB05: its expiry passed before the payee decided (3.8.1) */
+    REASON_REGULATORY,  /* RR04: a party is on the screening list, or a person refused it */
 } reason_t;
 
 /* The ISO code ("AM02"), or NULL for REASON_NONE. */

@@ -129,6 +129,7 @@ int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len)
     msg.creditor = &creditor;
     msg.remittance = (char *)s->remittance;
     msg.created_unix_ms = s->created_unix_ms;
+    msg.expires_unix_ms = s->expires_unix_ms;
     size_t len = corridor__settlement__get_packed_size(&msg);
     *out = malloc(len > 0 ? len : 1);
     if (*out == NULL) {
@@ -180,6 +181,7 @@ reason_t settlement_decode(const uint8_t *body, size_t len, const char *peer, di
     }
     s->amount_minor = msg->amount_minor;
     s->created_unix_ms = msg->created_unix_ms;
+    s->expires_unix_ms = msg->expires_unix_ms;
     corridor__settlement__free_unpacked(msg, NULL);
     if (!ok) {
         /* a field over its limit: keep what identifies the payment, so that it can still be
@@ -193,6 +195,7 @@ reason_t settlement_decode(const uint8_t *body, size_t len, const char *peer, di
             memcpy(s->currency, kept.currency, sizeof s->currency);
             s->amount_minor = kept.amount_minor;
             s->created_unix_ms = kept.created_unix_ms;
+            s->expires_unix_ms = kept.expires_unix_ms;
         }
         return REASON_FORMAT;
     }

@@ -38,6 +38,7 @@ typedef struct {
     char creditor_account[CORRIDOR_ACCOUNT_LEN_MAX + 1]; /* CdtrAcct */
     char remittance[CORRIDOR_REMITTANCE_LEN_MAX + 1];    /* RmtInf/Ustrd */
     int64_t created_unix_ms;                             /* GrpHdr/CreDtTm */
+    int64_t expires_unix_ms; /* SttlmTmReq/RjctTm: refused AB05 from then on (3.8.1); 0 none */
 } settlement_t;
 
 /* Checks every field. REASON_NONE when valid, else the reason to reject with: FORMAT (UETR,
@@ -45,7 +46,8 @@ typedef struct {
 reason_t settlement_check(const settlement_t *s);
 
 /* BLAKE2b-256 over the content that idempotency compares: peer, direction, amount, currency,
- * parties, remittance and end-to-end id. Not the UETR (the key) nor the times. */
+ * parties, remittance and end-to-end id. Not the UETR (the key) nor the times (creation,
+ * expiry). */
 void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMENT_HASH_BYTES]);
 
 /* The hash a version-2 StatusReport names: BLAKE2b-256 of a domain tag and the Settlement body

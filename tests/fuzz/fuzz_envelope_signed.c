@@ -58,7 +58,10 @@ static const ProtobufCMessageDescriptor *const body_descriptors[MSG_TYPE_MAX + 1
     [MSG_HELLO] = &corridor__hello__descriptor,
     [MSG_KEY_ANNOUNCE] = &corridor__key_announce__descriptor,
     [MSG_KEY_SWITCH] = &corridor__key_switch__descriptor,
+    [MSG_CANCEL_REQUEST] = &corridor__cancel_request__descriptor,
+    [MSG_CANCEL_ANSWER] = &corridor__cancel_answer__descriptor,
 };
+_Static_assert(MSG_TYPE_MAX == MSG_CANCEL_ANSWER, "a body message per type");
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
