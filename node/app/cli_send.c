@@ -125,7 +125,7 @@ static int64_t monotonic_ms(void)
  * 1/RATE_CHUNKS_PER_S s: an open-loop load, close to a steady stream of arrivals. */
 #define RATE_CHUNKS_PER_S 200
 static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print, tally_t *t,
-                  long rate)
+                  long rate, int64_t expires_in_ms)
 {
     size_t total = json_array_size(items);
     int64_t deadline = wait_ms > 0 ? (int64_t)time(NULL) * 1000 + wait_ms : 0;
@@ -157,8 +157,8 @@ static int submit(const home_t *home, json_t *items, int64_t wait_ms, bool print
         if (wait_ms > 0 && left < 1) {
             left = 1;
         }
-        json_t *req = json_pack("{s:s, s:I, s:o}", "cmd", "send", "wait_ms", (json_int_t)left,
-                                "items", chunk);
+        json_t *req = json_pack("{s:s, s:I, s:I, s:o}", "cmd", "send", "wait_ms", (json_int_t)left,
+                                "expires_in_ms", (json_int_t)expires_in_ms, "items", chunk);
         json_t *reply = NULL;
         control_err_t sent =
             control_request(client, req, (int)(left + CLI_GRACE_MS), &reply, err, sizeof err);
@@ -232,7 +232,11 @@ typedef struct {
     const char *batch;
     int64_t wait_ms;
     long rate;
+    int64_t expires_in_ms; /* the payee refuses it AB05 from then on (PROTOCOL.md 3.8.1) */
 } send_args_t;
+
+#define SEND_EXPIRES_IN_S_DEFAULT 86400
+#define SEND_EXPIRES_IN_S_MAX     (366 * 86400)
 
 enum {
     OPT_TO = 1,
@@ -244,7 +248,8 @@ enum {
     OPT_REMITTANCE,
     OPT_WAIT,
     OPT_BATCH,
-    OPT_RATE
+    OPT_RATE,
+    OPT_EXPIRES_IN
 };
 
 static int send_option(void *ctx, int key, const char *value)
@@ -260,6 +265,14 @@ static int send_option(void *ctx, int key, const char *value)
                             [OPT_BATCH] = &a->batch};
     if (key == OPT_WAIT) {
         return cli_seconds("--wait", value, 86400, &a->wait_ms);
+    }
+    if (key == OPT_EXPIRES_IN) {
+        int rc = cli_seconds("--expires-in", value, SEND_EXPIRES_IN_S_MAX, &a->expires_in_ms);
+        if (rc == EXIT_OK && a->expires_in_ms == 0) {
+            complain("--expires-in 0: a payment must have at least a second to arrive");
+            return EXIT_USAGE;
+        }
+        return rc;
     }
     if (key == OPT_RATE) {
         char *end = NULL;
@@ -286,15 +299,21 @@ static const struct option send_options[] = {
     {"wait", required_argument, NULL, OPT_WAIT},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"rate", required_argument, NULL, OPT_RATE},
+    {"expires-in", required_argument, NULL, OPT_EXPIRES_IN},
     {NULL, 0, NULL, 0}};
 
 static const cli_spec_t send_spec = {
-    .usage = "corridor send --home DIR --to CODE --amount DEC --currency CCY [--uetr UUID] "
-             "[--debtor S]\n"
-             "              [--creditor S] [--remittance S] [--wait SECONDS]\n"
-             "       corridor send --home DIR --batch FILE [--wait SECONDS] [--rate N]",
+    .usage =
+        "corridor send --home DIR --to CODE --amount DEC --currency CCY [--uetr UUID] "
+        "[--debtor S]\n"
+        "              [--creditor S] [--remittance S] [--expires-in SECONDS] [--wait SECONDS]\n"
+        "       corridor send --home DIR --batch FILE [--expires-in SECONDS] [--wait SECONDS] "
+        "[--rate N]",
     .help = "Commits a settlement as pending and prints its UETR. --wait: waits for the final "
-            "status\n(0 settled, 1 rejected, 4 timed out).\n"
+            "status\n(0 settled, 1 rejected, 4 timed out). --expires-in (default 86400): the payee "
+            "refuses it\n(AB05) if it arrives, or is still held, that many seconds from now or "
+            "later; expiry is\n\"no earlier than\": the payer's entry stays pending until the "
+            "payee's signed answer.\n"
             "--batch FILE: CSV (RFC 4180: quote a field that holds commas or quotes, a quote "
             "written twice)\nwith a header naming to,amount,currency[,uetr,debtor,creditor,"
             "remittance], or JSON Lines\n(FILE ending .jsonl: one object per line with those "
@@ -323,7 +342,7 @@ static int send_outcome(const tally_t *t, int64_t wait_ms)
 
 int cmd_send(int argc, char **argv)
 {
-    send_args_t a = {0};
+    send_args_t a = {.expires_in_ms = (int64_t)SEND_EXPIRES_IN_S_DEFAULT * 1000};
     cli_args_t args;
     int rc = cli_parse(argc, argv, &send_spec, send_option, &a, &args);
     if (rc != EXIT_OK || args.help) {
@@ -358,10 +377,11 @@ int cmd_send(int argc, char **argv)
     tally_t t = {0};
     /* A batch goes out at full speed first; waiting re-sends it (sends are idempotent). */
     bool batch = a.batch != NULL;
-    rc = submit(&home, items, batch ? 0 : a.wait_ms, !batch || a.wait_ms == 0, &t, a.rate);
+    rc = submit(&home, items, batch ? 0 : a.wait_ms, !batch || a.wait_ms == 0, &t, a.rate,
+                a.expires_in_ms);
     if (rc == EXIT_OK && batch && a.wait_ms > 0) {
         memset(&t, 0, sizeof t);
-        rc = submit(&home, items, a.wait_ms, true, &t, 0);
+        rc = submit(&home, items, a.wait_ms, true, &t, 0, a.expires_in_ms);
     }
     if (rc != EXIT_OK) {
         goto cleanup;

@@ -35,11 +35,13 @@
 #include "validate.h"
 #include "wire.h"
 
-#define INBOUND_MIN_BYTES  (64u << 10) /* the frame buffer: its size at start, */
-#define INBOUND_KEEP_BYTES (4u << 20)  /* the most kept after a turn, */
-#define CONTROL_PER_TURN   64          /* control requests read per loop turn */
-#define POLL_MAX_MS        250         /* longest sleep, so signals and timers stay prompt */
-#define WAIT_MAX_MS        (24 * 3600 * 1000)
+#define INBOUND_MIN_BYTES          (64u << 10) /* the frame buffer: its size at start, */
+#define INBOUND_KEEP_BYTES         (4u << 20)  /* the most kept after a turn, */
+#define CONTROL_PER_TURN           64          /* control requests read per loop turn */
+#define POLL_MAX_MS                250 /* longest sleep, so signals and timers stay prompt */
+#define WAIT_MAX_MS                (24 * 3600 * 1000)
+#define SEND_EXPIRES_IN_MS_DEFAULT (INT64_C(86400) * 1000) /* a send that names none (3.8.1) */
+#define SEND_EXPIRES_IN_MS_MAX     (INT64_C(366) * 86400 * 1000)
 
 _Static_assert(CORRIDOR_WIRE_BYTES_MAX <= INBOUND_TURN_BYTES, "a turn must take the largest frame");
 
@@ -604,8 +606,9 @@ static void today(char out[static VALUE_DATE_LEN + 1])
     strftime(out, VALUE_DATE_LEN + 1, "%Y-%m-%d", &tm);
 }
 
-/* Builds a settlement from one request item; returns NULL or what is wrong. */
-static const char *item_settlement(node_t *n, json_t *item, settlement_t *s)
+/* Builds a settlement from one request item, to expire `expires_in_ms` after its creation (0:
+ * never); returns NULL or what is wrong. */
+static const char *item_settlement(node_t *n, json_t *item, int64_t expires_in_ms, settlement_t *s)
 {
     memset(s, 0, sizeof *s);
     const char *to = json_str(item, "to", "");
@@ -644,6 +647,7 @@ static const char *item_settlement(node_t *n, json_t *item, settlement_t *s)
     s->direction = DIRECTION_OUT;
     s->amount_minor = json_integer_value(amount);
     s->created_unix_ms = operation_wall_ms();
+    s->expires_unix_ms = expires_in_ms > 0 ? s->created_unix_ms + expires_in_ms : 0;
     today(s->value_date);
     reason_t bad = settlement_check(s);
     return bad == REASON_NONE ? NULL : reason_text(bad);
@@ -668,6 +672,14 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
     zmq_msg_init(&w->route);
     zmq_msg_copy(&w->route, route);
     json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    json_t *expires = json_object_get(req, "expires_in_ms");
+    json_int_t expires_in_ms =
+        json_is_integer(expires) ? json_integer_value(expires) : SEND_EXPIRES_IN_MS_DEFAULT;
+    if (expires_in_ms < 0 || expires_in_ms > SEND_EXPIRES_IN_MS_MAX) {
+        waiter_free(w);
+        reply_error(n, route, EXIT_USAGE, "expires_in_ms is not 0 to 366 days in ms");
+        return;
+    }
     if (wait_ms > 0 && (w->waiting = calloc(json_array_size(items), sizeof *w->waiting)) == NULL) {
         waiter_free(w);
         reply_error(n, route, EXIT_INTERNAL, "out of memory");
@@ -681,7 +693,8 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
         settlement_t s;
         json_t *result = json_object();
         json_array_append_new(w->results, result);
-        const char *problem = json_is_object(item) ? item_settlement(n, item, &s) : "not an object";
+        const char *problem =
+            json_is_object(item) ? item_settlement(n, item, expires_in_ms, &s) : "not an object";
         if (problem != NULL) {
             json_object_set_new(result, "error", json_string(problem));
             json_object_set_new(result, "exit", json_integer(EXIT_USAGE));
@@ -718,6 +731,64 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
     if (w->open > 1) {
         qsort(w->waiting, w->open, sizeof *w->waiting, waiting_cmp);
     }
+    w->next = n->waiters;
+    n->waiters = w;
+}
+
+/* Inside the transaction: a person decides a payment we hold (PROTOCOL.md 3.8.2). The operator
+ * row and the decision commit together; the reply, a waiter's, follows the commit. */
+static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
+{
+    const char *id = json_str(req, "id", "");
+    const char *decision = json_str(req, "decision", "");
+    const char *reason = json_str(req, "reason", NULL);
+    bool accept = strcmp(decision, "accept") == 0;
+    if ((!accept && strcmp(decision, "reject") != 0) || uetr_check(id) != VALID_OK ||
+        (reason != NULL && (accept || reason_code_check(reason) != VALID_OK))) {
+        reply_error(n, route, EXIT_USAGE,
+                    "review: decision accept or reject, id a UETR, reason an ISO code");
+        return;
+    }
+    reason = accept ? NULL : reason != NULL ? reason : reason_code(REASON_REGULATORY);
+    size_t index = SIZE_MAX;
+    settlement_t s;
+    ledger_outcome_t now_out;
+    for (size_t i = 0; i < n->config->peers_count && index == SIZE_MAX; i++) {
+        if (ledger_find(n->ledger, n->config->peers[i].card.name, id, &s, &now_out) == LEDGER_OK &&
+            s.direction == DIRECTION_IN) {
+            index = i;
+        }
+    }
+    char error[160];
+    if (index == SIZE_MAX || now_out.status != STATUS_HELD) {
+        snprintf(error, sizeof error, "%s: %s", id,
+                 index == SIZE_MAX ? "no incoming payment with this id"
+                                   : "not held (decided already)");
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    const char *peer = n->config->peers[index].card.name;
+    json_t *args = json_pack("{s:s, s:s, s:o}", "id", id, "decision", decision, "reason",
+                             reason != NULL ? json_string(reason) : json_null());
+    bool recorded = args != NULL && record_operation(n, uid, "review", peer, args);
+    json_decref(args);
+    ledger_outcome_t out;
+    ledger_err_t rc = recorded
+                          ? channel_decide_held(engine_channel(n->engine, index), id, reason, &out)
+                          : LEDGER_E_STORAGE;
+    waiter_t *w = rc == LEDGER_OK ? calloc(1, sizeof *w) : NULL;
+    if (w == NULL || (w->results = json_array()) == NULL) {
+        free(w);
+        reply_error(n, route, EXIT_INTERNAL,
+                    rc != LEDGER_OK ? ledger_last_error(n->ledger) : "out of memory");
+        return;
+    }
+    zmq_msg_init(&w->route);
+    zmq_msg_copy(&w->route, route);
+    w->deadline_ms = now;
+    json_t *result = json_pack("{s:s, s:s}", "id", id, "peer", peer);
+    fill_result(result, &out);
+    json_array_append_new(w->results, result);
     w->next = n->waiters;
     n->waiters = w;
 }
@@ -858,6 +929,12 @@ static void read_control(node_t *n, int64_t now)
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
             } else {
                 handle_send(n, &route, req, now);
+            }
+        } else if (strcmp(cmd, "review") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else {
+                handle_review(n, &route, req, uid, now);
             }
         } else if (strcmp(cmd, "rotate") == 0) {
             if (ledger_stopped(n->ledger)) {

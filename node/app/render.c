@@ -34,10 +34,19 @@ static void print_position_text(const ledger_position_t *p, void *arg)
     printf("  %-11s %-4s %22s %22s\n", p->peer, p->currency, net, pending);
 }
 
-/* Streams one settlement as a JSON array element (the list may hold millions). */
+typedef struct {
+    bool first;     /* no element printed yet */
+    int64_t now_ms; /* the wall clock, for `expired` */
+} settlement_list_t;
+
+/* Streams one settlement as a JSON array element (the list may hold millions). Holds and expiry
+ * (PROTOCOL.md 3.8) add fields only where they say something: `expires_unix_ms` and `expired`
+ * on an undecided payment with an expiry, `at_peer` on our pending one the payee holds, `hold`
+ * on one we hold. */
 static void print_settlement_json(const settlement_t *s, const ledger_outcome_t *o, void *arg)
 {
-    bool *first = arg;
+    settlement_list_t *list = arg;
+    bool *first = &list->first;
     json_t *item =
         json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "uetr", s->uetr, "peer", s->peer,
                   "direction", direction_name(s->direction), "currency", s->currency,
@@ -45,6 +54,17 @@ static void print_settlement_json(const settlement_t *s, const ledger_outcome_t 
                   "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
     if (item == NULL) {
         return;
+    }
+    bool undecided = o->status == STATUS_PENDING || o->status == STATUS_HELD;
+    if (undecided && s->expires_unix_ms != 0) {
+        json_object_set_new(item, "expires_unix_ms", json_integer((json_int_t)s->expires_unix_ms));
+        json_object_set_new(item, "expired", json_boolean(list->now_ms >= s->expires_unix_ms));
+    }
+    if (o->status == STATUS_PENDING && o->at_peer[0] != '\0') {
+        json_object_set_new(item, "at_peer", json_string(o->at_peer));
+    }
+    if (o->status == STATUS_HELD) {
+        json_object_set_new(item, "hold", json_string(o->hold));
     }
     fputs(*first ? "\n    " : ",\n    ", stdout);
     *first = false;
@@ -68,10 +88,11 @@ int render_ledger_json(ledger_t *ledger, const char *node)
     }
     sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
     json_t *top =
-        json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}}", "node", node, "head", head_hex,
-                  "journal_rows", (json_int_t)rows, "positions", positions, "counts", "pending",
-                  (json_int_t)counts.pending, "settled", (json_int_t)counts.settled, "rejected",
-                  (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned);
+        json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "node", node, "head",
+                  head_hex, "journal_rows", (json_int_t)rows, "positions", positions, "counts",
+                  "pending", (json_int_t)counts.pending, "settled", (json_int_t)counts.settled,
+                  "rejected", (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned,
+                  "held", (json_int_t)counts.held);
     char *text = top != NULL ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(top);
     if (text == NULL) {
@@ -88,9 +109,11 @@ int render_ledger_json(ledger_t *ledger, const char *node)
     fputs(text, stdout);
     free(text);
     fputs(",\n  \"settlements\": [", stdout);
-    bool first = true;
-    ledger_err_t rc = ledger_settlements(ledger, print_settlement_json, &first);
-    fputs(first ? "]\n}\n" : "\n  ]\n}\n", stdout);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    settlement_list_t list = {true, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000};
+    ledger_err_t rc = ledger_settlements(ledger, print_settlement_json, &list);
+    fputs(list.first ? "]\n}\n" : "\n  ]\n}\n", stdout);
     if (rc != LEDGER_OK) {
         complain("cannot read the ledger: %s", ledger_last_error(ledger));
         return EXIT_INTERNAL;
@@ -111,9 +134,10 @@ int render_ledger_text(ledger_t *ledger, const char *node)
     }
     sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
     printf("node %s: %llu journal rows, head %.16s...\n", node, (unsigned long long)rows, head_hex);
-    printf("settlements: %llu pending, %llu settled, %llu rejected, %llu returned\n",
+    printf("settlements: %llu pending, %llu settled, %llu rejected, %llu returned, %llu held\n",
            (unsigned long long)counts.pending, (unsigned long long)counts.settled,
-           (unsigned long long)counts.rejected, (unsigned long long)counts.returned);
+           (unsigned long long)counts.rejected, (unsigned long long)counts.returned,
+           (unsigned long long)counts.held);
     printf("positions (net: what the peer owes us; pending: change once settled)\n"
            "  %-11s %-4s %22s %22s\n",
            "peer", "ccy", "net", "pending");

@@ -176,13 +176,37 @@ static audit_row_t row_of(const books_row_t *b)
     };
 }
 
-static msg_type_t expected_type(entry_kind_t kind)
+/* The message type of stored evidence, unverified (0 when it does not decode): which of two
+ * kinds of evidence a row holds, before its signature is checked with the right key. */
+static int evidence_type(const audit_row_t *row)
 {
-    switch (kind) {
+    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)wire_unpack(
+        &corridor__signed_message__descriptor, row->evidence_len, row->evidence);
+    Corridor__Inner *inner = sm != NULL
+                                 ? (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor,
+                                                                  sm->inner.len, sm->inner.data)
+                                 : NULL;
+    int type = inner != NULL ? (int)inner->type : 0;
+    if (inner != NULL) {
+        corridor__inner__free_unpacked(inner, NULL);
+    }
+    if (sm != NULL) {
+        corridor__signed_message__free_unpacked(sm, NULL);
+    }
+    return type;
+}
+
+static msg_type_t expected_type(const audit_row_t *row)
+{
+    switch (row->kind) {
     case ENTRY_OUT_POSTED:
     case ENTRY_OUT_VOIDED:
     case ENTRY_IMPORTED:
+    case ENTRY_RELEASED:
+    case ENTRY_HELD_AT_PEER:
         return MSG_STATUS_REPORT;
+    case ENTRY_DECLINED: /* our StatusReport, or the payer's CancelRequest (3.8.5) */
+        return evidence_type(row) == MSG_CANCEL_REQUEST ? MSG_CANCEL_REQUEST : MSG_STATUS_REPORT;
     case ENTRY_RETURNED:
         return MSG_RETURN;
     default:
@@ -194,8 +218,26 @@ static msg_type_t expected_type(entry_kind_t kind)
 static bool own_evidence(const audit_row_t *row)
 {
     return row->kind == ENTRY_OUT_PENDING || row->kind == ENTRY_REBASED ||
+           row->kind == ENTRY_RELEASED ||
+           (row->kind == ENTRY_DECLINED && expected_type(row) == MSG_STATUS_REPORT) ||
            ((row->kind == ENTRY_RETURNED || row->kind == ENTRY_IMPORTED) &&
             row->original == DIRECTION_IN);
+}
+
+/* The StatusReport status a row's evidence must say. */
+static const char *expected_report_status(const audit_row_t *row)
+{
+    switch (row->kind) {
+    case ENTRY_OUT_POSTED:
+    case ENTRY_RELEASED:
+        return "ACSC";
+    case ENTRY_IMPORTED:
+        return row->reason[0] == '\0' ? "ACSC" : "RJCT";
+    case ENTRY_HELD_AT_PEER:
+        return "PDNG";
+    default:
+        return "RJCT";
+    }
 }
 
 /* Checks that the decoded body says what the row says; returns NULL or what differs. */
@@ -223,12 +265,12 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         if (s == NULL) {
             return "evidence body is not a StatusReport";
         }
-        bool settled = row->kind == ENTRY_OUT_POSTED ||
-                       (row->kind == ENTRY_IMPORTED && row->reason[0] == '\0');
+        const char *status = expected_report_status(row);
+        bool rejected = strcmp(status, "RJCT") == 0;
         if (strcmp(s->uetr, row->uetr) != 0) {
             problem = "evidence is for another UETR";
-        } else if (strcmp(s->status, settled ? "ACSC" : "RJCT") != 0 ||
-                   (!settled && strcmp(s->reason, row->reason) != 0)) {
+        } else if (strcmp(s->status, status) != 0 ||
+                   (rejected && strcmp(s->reason, row->reason) != 0)) {
             problem = "evidence status or reason differs from the entry";
         }
         corridor__status_report__free_unpacked(s, NULL);
@@ -248,6 +290,20 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
             problem = "evidence amount or currency differs from the entry";
         }
         corridor__return__free_unpacked(s, NULL);
+        return problem;
+    }
+    case MSG_CANCEL_REQUEST: {
+        Corridor__CancelRequest *c = (Corridor__CancelRequest *)wire_unpack(
+            &corridor__cancel_request__descriptor, msg->body_len, msg->body);
+        if (c == NULL) {
+            return "evidence body is not a CancelRequest";
+        }
+        if (strcmp(c->uetr, row->uetr) != 0) {
+            problem = "evidence is for another UETR";
+        } else if (strcmp(c->reason, row->reason) != 0) {
+            problem = "evidence reason differs from the entry";
+        }
+        corridor__cancel_request__free_unpacked(c, NULL);
         return problem;
     }
     default:
@@ -325,7 +381,9 @@ static const char *reply_problem(const audited_home_t *h, const audit_row_t *row
             ? (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
                                                     msg.body_len, msg.body)
             : NULL;
-    bool settled = row->kind == ENTRY_IN_BOOKED;
+    const char *status = row->kind == ENTRY_IN_BOOKED ? "ACSC"
+                         : row->kind == ENTRY_HELD    ? "PDNG"
+                                                      : "RJCT";
     uint8_t hash[SETTLEMENT_HASH_BYTES];
     settlement_body_hash(settlement->body, settlement->body_len, hash);
     const char *problem = NULL;
@@ -333,8 +391,8 @@ static const char *reply_problem(const audited_home_t *h, const audit_row_t *row
         problem = "our reply kept in the row is not a StatusReport";
     } else if (strcmp(sr->uetr, row->uetr) != 0) {
         problem = "our reply kept in the row is for another UETR";
-    } else if (strcmp(sr->status, settled ? "ACSC" : "RJCT") != 0 ||
-               (!settled && strcmp(sr->reason, row->reason) != 0)) {
+    } else if (strcmp(sr->status, status) != 0 ||
+               (strcmp(status, "RJCT") == 0 && strcmp(sr->reason, row->reason) != 0)) {
         problem = "the row's status contradicts our own signed reply";
     } else if (msg.version >= 2 && (sr->settlement_hash.len != sizeof hash ||
                                     memcmp(sr->settlement_hash.data, hash, sizeof hash) != 0)) {
@@ -455,11 +513,12 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h, books_cur
         problem = "evidence was signed for another recipient";
     } else if (row->kind == ENTRY_REBASED) {
         problem = rebase_matches(row, &msg);
-    } else if (msg.type != expected_type(row->kind)) {
+    } else if (msg.type != expected_type(row)) {
         problem = "evidence is a message of the wrong type";
     } else if ((problem = body_matches(row, &msg)) == NULL && msg.type == MSG_STATUS_REPORT) {
         problem = report_binding(journal, row, &msg);
-    } else if (problem == NULL && (row->kind == ENTRY_IN_BOOKED || row->kind == ENTRY_IN_REFUSED)) {
+    } else if (problem == NULL && (row->kind == ENTRY_IN_BOOKED || row->kind == ENTRY_IN_REFUSED ||
+                                   row->kind == ENTRY_HELD)) {
         problem = reply_problem(h, row, &msg);
     }
     if (problem != NULL) {

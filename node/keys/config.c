@@ -27,6 +27,12 @@ uint32_t config_checkpoint_every(const config_t *config)
                                          : CONFIG_CHECKPOINT_EVERY_DEFAULT;
 }
 
+uint32_t config_screen_timeout_ms(const config_t *config)
+{
+    return config->screen_timeout_ms != 0 ? config->screen_timeout_ms
+                                          : CONFIG_SCREEN_TIMEOUT_MS_DEFAULT;
+}
+
 uint32_t config_checkpoint_interval_s(const config_t *config)
 {
     return config->checkpoint_interval_s != 0 ? config->checkpoint_interval_s
@@ -246,7 +252,10 @@ static const char *node_field(config_t *config, const char *key, const char *val
         (strcmp(key, "listen_stream") == 0 && config->listen_stream[0] != '\0') ||
         (strcmp(key, "currencies") == 0 && config->currencies_count > 0) ||
         (strcmp(key, "checkpoint_every") == 0 && config->checkpoint_every != 0) ||
-        (strcmp(key, "checkpoint_interval_s") == 0 && config->checkpoint_interval_s != 0)) {
+        (strcmp(key, "checkpoint_interval_s") == 0 && config->checkpoint_interval_s != 0) ||
+        (strcmp(key, "screen_list") == 0 && config->screen_list[0] != '\0') ||
+        (strcmp(key, "screen_program") == 0 && config->screen_program[0] != '\0') ||
+        (strcmp(key, "screen_timeout_ms") == 0 && config->screen_timeout_ms != 0)) {
         return "given twice";
     }
     if (strcmp(key, "name") == 0) {
@@ -275,6 +284,25 @@ static const char *node_field(config_t *config, const char *key, const char *val
             return err;
         }
         *(every ? &config->checkpoint_every : &config->checkpoint_interval_s) = (uint32_t)v;
+    } else if (strcmp(key, "screen_list") == 0 || strcmp(key, "screen_program") == 0) {
+        char *field =
+            strcmp(key, "screen_list") == 0 ? config->screen_list : config->screen_program;
+        if (value[0] == '\0' || strlen(value) > CORRIDOR_PATH_LEN_MAX ||
+            text_check(value, CORRIDOR_PATH_LEN_MAX) != VALID_OK) {
+            return "not a file path";
+        }
+        snprintf(field, sizeof config->screen_list, "%s", value);
+    } else if (strcmp(key, "screen_timeout_ms") == 0) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+        if (errno != 0 || end == NULL || *end != '\0' || v < 1 ||
+            v > CONFIG_SCREEN_TIMEOUT_MS_MAX) {
+            snprintf(err, err_size, "not a whole number from 1 to %u",
+                     CONFIG_SCREEN_TIMEOUT_MS_MAX);
+            return err;
+        }
+        config->screen_timeout_ms = (uint32_t)v;
     } else {
         return "unknown key";
     }
@@ -493,6 +521,15 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
     }
     if (config->checkpoint_interval_s != 0) {
         append(out, out_size, &used, "checkpoint_interval_s = %u\n", config->checkpoint_interval_s);
+    }
+    if (config->screen_list[0] != '\0') {
+        append(out, out_size, &used, "screen_list = %s\n", config->screen_list);
+    }
+    if (config->screen_program[0] != '\0') {
+        append(out, out_size, &used, "screen_program = %s\n", config->screen_program);
+    }
+    if (config->screen_timeout_ms != 0) {
+        append(out, out_size, &used, "screen_timeout_ms = %u\n", config->screen_timeout_ms);
     }
     for (size_t i = 0; i < config->peers_count; i++) {
         const config_peer_t *p = &config->peers[i];

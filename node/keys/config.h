@@ -13,6 +13,9 @@
  *   currencies = RUB,IRR
  *   checkpoint_every = 10000       (optional: a checkpoint after this many sequenced messages
  *   checkpoint_interval_s = 600     on a channel, both ways, or this long, if sooner)
+ *   screen_list = sanctions.txt     (optional, PROTOCOL.md 3.8.2: parties refused RR04)
+ *   screen_program = screen.sh      (optional: incoming payments held for its verdict,
+ *   screen_timeout_ms = 5000         given this long to answer)
  *   [peer BMJIIRTH]
  *   endpoint = tcp://127.0.0.1:7002
  *   sign = <hex>  box = <hex>  curve = <z85>      (one per line)
@@ -35,6 +38,8 @@
 #define CONFIG_CHECKPOINT_INTERVAL_DEFAULT 600
 #define CONFIG_CHECKPOINT_EVERY_MAX        1000000000
 #define CONFIG_CHECKPOINT_INTERVAL_MAX     (366 * 24 * 3600)
+#define CONFIG_SCREEN_TIMEOUT_MS_DEFAULT   5000
+#define CONFIG_SCREEN_TIMEOUT_MS_MAX       600000
 
 /* A net debit cap this node grants a peer in one currency. */
 typedef struct {
@@ -59,7 +64,14 @@ typedef struct {
     config_peer_t peers[CORRIDOR_PEERS_MAX]; /* trusted peers, in file order */
     uint32_t checkpoint_every;      /* sequenced messages between checkpoints; 0: the default */
     uint32_t checkpoint_interval_s; /* seconds between checkpoints, if sooner; 0: the default */
+    char screen_list[CORRIDOR_PATH_LEN_MAX + 1];    /* screening list file ("": none), relative
+                                                       paths from the home */
+    char screen_program[CORRIDOR_PATH_LEN_MAX + 1]; /* screening program ("": none) */
+    uint32_t screen_timeout_ms;                     /* its time to answer; 0: the default */
 } config_t;
+
+/* screen_timeout_ms with its default. */
+uint32_t config_screen_timeout_ms(const config_t *config);
 
 /* checkpoint_every and checkpoint_interval_s, with their defaults. */
 uint32_t config_checkpoint_every(const config_t *config);

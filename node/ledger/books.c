@@ -300,8 +300,9 @@ ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
 {
     assert(peer != NULL && count != NULL);
     books_cursor_t *c = NULL;
-    ledger_err_t rc = open_cursor(
-        l, "SELECT count(*) FROM settlements WHERE peer = ?1 AND status = 0", NULL, peer, &c);
+    ledger_err_t rc =
+        open_cursor(l, "SELECT count(*) FROM settlements WHERE peer = ?1 AND status IN (0, 4)",
+                    NULL, peer, &c); /* held (4) is pending at the payer: I2 waits for both */
     if (rc == LEDGER_OK) {
         rc = step(c) == 1 ? LEDGER_OK : LEDGER_E_STORAGE;
         *count = rc == LEDGER_OK ? sqlite3_column_int64(c->stmt, 0) : -1;
