@@ -31,6 +31,7 @@
 #include "log.h"
 #include "opener.h"
 #include "operation.h"
+#include "screening.h"
 #include "transport.h"
 #include "validate.h"
 #include "wire.h"
@@ -125,6 +126,7 @@ typedef struct {
     bool rebind_failed;                     /* the last rebind failed: tried again at */
     int64_t rebind_retry_ms;                /* this time (monotonic), after */
     int64_t rebind_backoff_ms;              /* this pause, doubling up to a limit */
+    screening_t *screening;                 /* the screening list and program (3.8.2) */
 } node_t;
 
 #define REBIND_BACKOFF_MIN_MS 1000 /* a failed rebind of the inbound socket: next try after */
@@ -1037,7 +1039,24 @@ static int send_to_socket(void *arg, size_t peer_index, msg_type_t type, const u
 static void take_control(void *arg)
 {
     node_t *n = arg;
+    if (screening_has_verdicts(n->screening) &&
+        screening_apply(n->screening, n->engine, n->config, n->ledger) != LEDGER_OK) {
+        return; /* the ledger stopped: the transaction rolls back */
+    }
     read_control(n, n->turn_ms);
+}
+
+/* engine_ctx_t.screen and on_held: the node's screening (screening.c). */
+static channel_screen_t screen_payment(void *arg, const settlement_t *s)
+{
+    node_t *n = arg;
+    return screening_check(n->screening, s);
+}
+
+static void payment_held(void *arg, const char *peer, const char *uetr)
+{
+    node_t *n = arg;
+    screening_on_held(n->screening, peer, uetr);
 }
 
 /* ---- the CURVE transport keys (PROTOCOL.md 2.16) --------------------------------------------- */
@@ -1121,11 +1140,14 @@ static void turn(node_t *n)
     engine_begin(n->engine, now, operation_wall_ms());
     transport_handle_zap(n->transport, now);
     receive_frames(n);
+    screening_collect(n->screening, now);
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true;
-    if (!stopped && (engine_has_work(n->engine) || control_pending(n))) {
+    if (!stopped && (engine_has_work(n->engine) || control_pending(n) ||
+                     screening_has_verdicts(n->screening))) {
         ledger_err_t rc = engine_transaction(n->engine, take_control, n);
         committed = rc == LEDGER_OK;
+        screening_after_commit(n->screening, committed, n->ledger, now);
         finish_rotation(n, committed);
         for (waiter_t *w = n->waiters; w != NULL; w = w->next) {
             w->committed = true;
@@ -1153,6 +1175,8 @@ static long poll_timeout(node_t *n)
     }
     int64_t held = faults_next_deadline(n->faults);
     next = held < next ? held : next;
+    int64_t screened = screening_next_deadline(n->screening);
+    next = screened < next ? screened : next;
     return next <= now ? 0 : (long)(next - now);
 }
 
@@ -1322,6 +1346,10 @@ static int open_books(node_t *n)
         fprintf(stderr, "corridor run: %s/%s: %s\n", n->home, LEDGER_FILE, err);
         return EXIT_INTERNAL;
     }
+    if (screening_open(n->config, &n->screening, err, sizeof err) != 0) {
+        fprintf(stderr, "corridor run: %s: %s\n", n->home, err);
+        return EXIT_USAGE; /* a list that cannot be read is bad input */
+    }
     int rc = settle_key_files(n);
     if (rc != EXIT_OK || (rc = load_key_file(n, IDENTITY_KEY_FILE, &n->identity)) != EXIT_OK) {
         return rc;
@@ -1406,6 +1434,8 @@ static int open_network(node_t *n)
         .send = send_frame,
         .on_final = on_final,
         .on_report = on_report,
+        .screen = screen_payment,
+        .on_held = payment_held,
         .arg = n,
         .incarnation = (uint64_t)operation_wall_ms() * 1000,
     };
@@ -1415,6 +1445,7 @@ static int open_network(node_t *n)
         goto cleanup;
     }
     steer_transport(n); /* the key history's CURVE keys: mid-rotation, not the cards' */
+    screening_resume(n->screening, n->ledger, now_ms());
     rc = EXIT_OK;
 
 cleanup:
@@ -1446,6 +1477,7 @@ static void close_node(node_t *n)
         waiter_free(w);
     }
     engine_free(&n->engine);
+    screening_close(&n->screening);
     free(n->steered);
     n->steered = NULL;
     for (size_t i = 0; n->routed != NULL && i < n->config->peers_count; i++) {
@@ -1535,14 +1567,16 @@ int daemon_run(const char *home)
                   n.config->listen);
     }
 
-    zmq_pollitem_t items[3] = {
+    zmq_pollitem_t items[3 + SCREENING_POLL_MAX] = {
         {transport_inbound_socket(n.transport), 0, ZMQ_POLLIN, 0},
         {transport_zap_socket(n.transport), 0, ZMQ_POLLIN, 0},
         {n.control, 0, ZMQ_POLLIN, 0},
     };
     while (!stop_requested) {
         items[0].socket = transport_inbound_socket(n.transport); /* another after a rebind */
-        int ready = zmq_poll(items, 3, poll_timeout(&n));
+        /* the screening programs' pipes: their verdicts wake the loop */
+        size_t count = 3 + screening_poll_items(n.screening, items + 3, SCREENING_POLL_MAX);
+        int ready = zmq_poll(items, (int)count, poll_timeout(&n));
         if (ready < 0 && zmq_errno() != EINTR) {
             log_event(n.config->name, NULL, NULL, "poll failed: %s", zmq_strerror(zmq_errno()));
             break;

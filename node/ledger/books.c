@@ -83,7 +83,7 @@ static int step(books_cursor_t *c)
 
 /* The row that opened a settlement: its evidence is the payer's signed Settlement. */
 #define OPENING_EVIDENCE_SQL                                                                       \
-    "SELECT evidence FROM journal WHERE settlement_id = ?1 AND kind IN (1, 4, 5)"                  \
+    "SELECT evidence FROM journal WHERE settlement_id = ?1 AND kind IN (1, 4, 5, 11)"              \
     " ORDER BY seq LIMIT 1"
 
 ledger_err_t books_journal(ledger_t *l, bool with_reply, unsigned stride, unsigned first,
@@ -316,13 +316,13 @@ ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
 /* Status as the last journal row of a settlement implies it. */
 #define STATUS_OF_KIND                                                                             \
     "CASE j.kind WHEN 1 THEN 0 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 1 WHEN 5 THEN 2"            \
-    " WHEN 6 THEN 3 ELSE -1 END"
+    " WHEN 6 THEN 3 WHEN 11 THEN 4 WHEN 12 THEN 1 WHEN 13 THEN 2 ELSE -1 END"
 
 /* Each query's columns: peer, uetr, count, seq, status, reason, journal_status,
  * journal_reason (NULL where the finding has none). */
 static const char *const findings_sql[] = {
     [BOOKS_DUPLICATE_OPENINGS] = "SELECT peer, uetr, count(*), NULL, NULL, NULL, NULL, NULL"
-                                 " FROM journal WHERE kind IN (1, 4, 5)"
+                                 " FROM journal WHERE kind IN (1, 4, 5, 11)"
                                  " GROUP BY peer, uetr HAVING count(*) > 1",
     /* no constraint keeps (peer, uetr) unique in settlements (see the ledger's schema) */
     [BOOKS_DUPLICATE_SETTLEMENTS] = "SELECT peer, uetr, count(*), NULL, NULL, NULL, NULL, NULL"
@@ -330,7 +330,8 @@ static const char *const findings_sql[] = {
     [BOOKS_STATUS_CACHE] =
         "SELECT s.peer, s.uetr, NULL, NULL, s.status, s.reason, " STATUS_OF_KIND ", j.reason"
         " FROM settlements s JOIN journal j ON j.seq ="
-        " (SELECT max(seq) FROM journal WHERE settlement_id = s.id AND kind <= 6)"
+        " (SELECT max(seq) FROM journal WHERE settlement_id = s.id"
+        "  AND (kind <= 6 OR kind BETWEEN 11 AND 13))"
         " WHERE s.status != " STATUS_OF_KIND " OR s.reason != j.reason",
     [BOOKS_ORPHANS] = "SELECT s.peer, s.uetr, NULL, NULL, NULL, NULL, NULL, NULL"
                       " FROM settlements s WHERE NOT EXISTS"

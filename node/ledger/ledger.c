@@ -48,6 +48,7 @@
                  " FROM accounts WHERE kind = 'peer'"                                              \
                  " ORDER BY peer, currency")                                                       \
     X(counts, "SELECT status, count(*) FROM settlements GROUP BY status")                          \
+    X(held_list, "SELECT peer, uetr FROM settlements WHERE status = 4 ORDER BY id")                \
     X(channel_get, "SELECT sent_seq, acked_seq, applied_seq, diverged FROM channels"               \
                    " WHERE peer = ?1")                                                             \
     X(channel_ensure, "INSERT OR IGNORE INTO channels(peer) VALUES(?1)")                           \
@@ -137,7 +138,6 @@
       "?19,?20,?21,?22)")                                                                          \
     X(held_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1 AND currency = ?2"      \
                 " AND status = 4")                                                                 \
-    X(held_list, "SELECT peer, uetr FROM settlements WHERE status = 4 ORDER BY id")                \
     X(set_hold, "UPDATE settlements SET hold = ?2 WHERE id = ?1")                                  \
     X(set_at_peer, "UPDATE settlements SET at_peer = ?2, their_seq = max(their_seq, ?3)"           \
                    " WHERE id = ?1")                                                               \

@@ -168,7 +168,7 @@ ledger_err_t statement_evidence(ledger_t *l, const char *peer, const char *uetr,
     *settlement_len = *status_len = 0;
     sqlite3_stmt *stmt = NULL;
     const char *sql =
-        "SELECT (SELECT evidence FROM journal WHERE settlement_id = s.id AND kind IN (1, 4, 5)"
+        "SELECT (SELECT evidence FROM journal WHERE settlement_id = s.id AND kind IN (1, 4, 5, 11)"
         "        ORDER BY seq LIMIT 1),"
         " CASE WHEN s.direction = 0 THEN (SELECT evidence FROM journal WHERE settlement_id = s.id"
         "        AND kind IN (2, 3) ORDER BY seq DESC LIMIT 1) ELSE s.reply END"
