@@ -1961,6 +1961,95 @@ static void test_held_payments_decided_later(void **state)
     net_free(net);
 }
 
+typedef struct {
+    const char *uetr;
+    const char *reason;
+    ledger_err_t want;
+    char id[CORRIDOR_UETR_LEN + 1];
+} cancel_t;
+
+static void cancel_work(node_t *n, void *arg)
+{
+    cancel_t *c = arg;
+    ledger_outcome_t o;
+    assert_int_equal(channel_cancel(n->ch, c->uetr, c->reason, c->id, &o), c->want);
+}
+
+static void send_cancel_answer(node_t *n, void *arg)
+{
+    const char *uetr = arg;
+    char id[CORRIDOR_UETR_LEN + 1];
+    uetr_generate(id);
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    memset(hash, 1, sizeof hash);
+    Corridor__CancelAnswer ans = CORRIDOR__CANCEL_ANSWER__INIT;
+    ans.cancellation_id = id;
+    ans.uetr = (char *)uetr;
+    ans.confirmation = "CNCL";
+    ans.reason = "DUPL";
+    ans.status = "RJCT";
+    ans.status_reason = "DUPL";
+    ans.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    uint8_t buf[256];
+    size_t len = corridor__cancel_answer__pack(&ans, buf);
+    assert_int_equal(channel_send_body(n->ch, MSG_CANCEL_ANSWER, buf, len), LEDGER_OK);
+}
+
+/* A asks back a payment B holds: cancelled (rejected with A's reason at both ends, B's hold
+ * released); one B decided before the request arrived: refused, the payment stays settled; a
+ * second request while one is open answers as the first. A CancelAnswer nobody asked for, from
+ * a peer holding valid keys, changes nothing. */
+static void test_cancellation(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    b->screen = CHANNEL_SCREEN_PROGRAM;
+    settlement_t s[2] = {make_payment(a, "RUB", 300), make_payment(a, "RUB", 400)};
+    pay(net, A, s, 2);
+    assert_true(run_until(net, a_sees_held, s[0].uetr, 10000));
+    assert_true(run_until(net, a_sees_held, s[1].uetr, 10000));
+
+    cancel_t first = {s[0].uetr, "DUPL", LEDGER_OK, ""};
+    node_turn(a, cancel_work, &first);
+    cancel_t again = {s[0].uetr, "FRAD", LEDGER_E_STATE, ""};
+    node_turn(a, cancel_work, &again);
+    assert_string_equal(again.id, first.id);
+    /* B decides the second before A's request for it arrives */
+    decide_t release = {s[1].uetr, NULL, LEDGER_OK};
+    node_turn(b, decide_work, &release);
+    cancel_t late = {s[1].uetr, "CUST", LEDGER_OK, ""};
+    node_turn(a, cancel_work, &late);
+    settle(net, A, s, 2, 10000);
+    settlement_t got;
+    ledger_outcome_t o;
+    assert_int_equal(ledger_find(a->ledger, NAME_B, s[0].uetr, &got, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, "DUPL");
+    assert_true(o.cancelled);
+    assert_int_equal(ledger_find(b->ledger, NAME_A, s[0].uetr, &got, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, "DUPL");
+    assert_true(o.cancelled);
+    assert_int_equal(status_at(a, s[1].uetr), STATUS_SETTLED);
+    assert_int_equal(ledger_find(a->ledger, NAME_B, s[1].uetr, &got, &o), LEDGER_OK);
+    assert_false(o.cancelled);
+    assert_string_equal(o.cancel_id, ""); /* the refusal closed the request */
+    assert_int_equal(net_of(a, "RUB"), -400);
+    assert_int_equal(net_of(b, "RUB"), 400); /* nothing held any more */
+
+    /* an answer to a request B never made, and one for a final payment of A's */
+    unsigned before = (unsigned)channel_stats(b->ch).unentitled;
+    node_turn(a, send_cancel_answer, s[1].uetr);
+    settlement_t probe = make_payment(a, "RUB", 1); /* in order after it: B applied it first */
+    b->screen = CHANNEL_SCREEN_PASS;
+    pay(net, A, &probe, 1);
+    settle(net, A, &probe, 1, 10000);
+    assert_int_equal(channel_stats(b->ch).unentitled, before + 1);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -1992,6 +2081,7 @@ int main(void)
         cmocka_unit_test(test_rotation_waits_for_peer_proof_to_old_key),
         cmocka_unit_test(test_key_switch_pinned_while_diverged),
         cmocka_unit_test(test_held_payments_decided_later),
+        cmocka_unit_test(test_cancellation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

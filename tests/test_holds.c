@@ -18,6 +18,7 @@
 
 #include "nodes.h"
 #include "support.h"
+#include "validate.h"
 
 /* The screening program: its verdict by the payment's amount in minor units. */
 static const char screen_script[] =
@@ -233,6 +234,94 @@ static void test_screening_and_review(void **state)
     c->passed = true;
 }
 
+static int cancel(cluster_t *c, tnode_t *n, const char *uetr, const char *reason, const char *wait)
+{
+    cmd_result_t r;
+    const char *args[] = {"cancel", "--home",   n->home, "--uetr",
+                          uetr,     "--reason", reason,  wait != NULL ? "--wait" : NULL,
+                          wait,     NULL};
+    int rc = cluster_cmdv(c, NODE_CMD_TIMEOUT_MS, &r, args);
+    cmd_result_free(&r);
+    return rc;
+}
+
+/* A asks back a payment B holds for review (cancelled), one B decided (refused locally: final),
+ * and races a cancellation against B's review decision: whichever B applies first wins, and
+ * both books say the same. Bad requests are refused with exit 2 and change nothing. */
+static void test_cancel_and_race(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    write_home_file(b, "screen.sh", screen_script, 0700);
+    configure_node(b, "screen_program = screen.sh\n");
+    node_start(c, a);
+    node_start(c, b);
+    char held[40], settled[40], raced[40];
+    assert_int_equal(send_payment(c, a, b, "3.03", NULL, NULL, NULL, held), 0);
+    assert_int_equal(send_payment(c, a, b, "1.01", NULL, NULL, "30", settled), 0);
+    wait_for_review(c, b, held);
+    assert_int_equal(cancel(c, a, held, "DUPL", "30"), 0);
+    assert_int_equal(cancel(c, a, held, "DUPL", "30"), 0); /* asked again: as it stands */
+    assert_int_equal(cancel(c, a, settled, "CUST", "30"), 1);
+    json_t *ledger = NULL;
+    assert_string_equal(status_at(c, b, NAME_A, held, &ledger), "rejected");
+    json_decref(ledger);
+    cmd_result_t r;
+    assert_int_equal(cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "review", "accept", "--home", b->home,
+                                 "--id", held, NULL),
+                     2); /* cancelled: nothing to decide */
+    cmd_result_free(&r);
+
+    /* bad input: exit 2, nothing written */
+    char *head = node_ledger_head(c, a);
+    char unknown[40];
+    uetr_generate(unknown);
+    assert_int_equal(cancel(c, a, unknown, "DUPL", NULL), 2);
+    assert_int_equal(cancel(c, a, held, "AC04", NULL), 2);
+    char incoming[40];
+    assert_int_equal(send_payment(c, b, a, "9.09", NULL, NULL, "30", incoming), 0);
+    char *head_before = node_ledger_head(c, a);
+    assert_int_equal(cancel(c, a, incoming, "DUPL", NULL), 2);
+    char *head_after = node_ledger_head(c, a);
+    assert_string_equal(head_before, head_after);
+    free(head);
+    free(head_before);
+    free(head_after);
+
+    /* the race: a cancellation and a review decision at once */
+    assert_int_equal(send_payment(c, a, b, "3.13", NULL, NULL, NULL, raced), 0);
+    wait_for_review(c, b, raced);
+    pid_t review = cluster_spawn(c, "review", "accept", "--home", b->home, "--id", raced, NULL);
+    int cancel_rc = cancel(c, a, raced, "TECH", "30");
+    cmd_result_t rr;
+    int review_rc = cluster_wait_spawned(c, review, NODE_CMD_TIMEOUT_MS, &rr);
+    cmd_result_free(&rr);
+    pair_wait_idle(c, a, b, 30000);
+    const char *at_a = status_at(c, a, NAME_B, raced, &ledger);
+    json_t *ledger_b = NULL;
+    const char *at_b = status_at(c, b, NAME_A, raced, &ledger_b);
+    assert_string_equal(at_a, at_b);
+    if (strcmp(at_a, "settled") == 0) { /* the review came first */
+        assert_int_equal(review_rc, 0);
+        assert_int_equal(cancel_rc, 1);
+    } else { /* the cancellation came first */
+        assert_string_equal(at_a, "rejected");
+        assert_int_equal(cancel_rc, 0);
+        assert_int_equal(review_rc, 2);
+    }
+    printf("# race: %s (review exit %d, cancel exit %d)\n", at_a, review_rc, cancel_rc);
+    json_decref(ledger);
+    json_decref(ledger_b);
+    assert_int_equal(cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "reconcile", "--home", a->home,
+                                 "--peer", NAME_B, NULL),
+                     0);
+    cmd_result_free(&r);
+    tnode_t *nodes[] = {a, b};
+    cluster_audit_clean(c, nodes, 2, 5);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) {
@@ -240,6 +329,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_screening_and_review, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_and_race, cluster_setup, cluster_teardown),
     };
     return cmocka_run_group_tests_name("holds", tests, NULL, NULL);
 }

@@ -957,7 +957,7 @@ static ledger_err_t decide1(ledger_t *l, const settlement_t *s, const char *reas
 {
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     ledger_err_t rc =
-        ledger_decide_held(l, s->peer, s->uetr, reason, evidence, EVIDENCE_LEN, false, 9, o);
+        ledger_decide_held(l, s->peer, s->uetr, reason, evidence, EVIDENCE_LEN, NULL, 9, o);
     assert_int_equal(ledger_commit(l), LEDGER_OK);
     return rc;
 }

@@ -217,6 +217,9 @@ static void fill_result(json_t *result, const ledger_outcome_t *o)
 {
     json_object_set_new(result, "status", json_string(status_name(o->status)));
     json_object_set_new(result, "reason", o->reason[0] ? json_string(o->reason) : json_null());
+    if (o->cancelled) {
+        json_object_set_new(result, "cancelled", json_true());
+    }
 }
 
 static void waiting_key(char out[static WAITING_KEY_SIZE], const char *peer, const char *uetr)
@@ -795,6 +798,86 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     n->waiters = w;
 }
 
+/* Inside the transaction: the payer asks a pending payment back (PROTOCOL.md 3.8.4), an operator
+ * action on record; the reply follows the commit, or with wait_ms the payment's final status. */
+static void handle_cancel(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
+{
+    const char *uetr = json_str(req, "uetr", "");
+    const char *reason = json_str(req, "reason", "");
+    json_t *wait = json_object_get(req, "wait_ms");
+    json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    if (uetr_check(uetr) != VALID_OK || !channel_cancel_reason_valid(reason)) {
+        reply_error(n, route, EXIT_USAGE,
+                    "cancel: uetr a UETR, reason one of CUST, DUPL, FRAD, TECH, UPAY, AM09, AC03");
+        return;
+    }
+    size_t index = SIZE_MAX;
+    settlement_t s;
+    ledger_outcome_t out;
+    bool incoming = false;
+    for (size_t i = 0; i < n->config->peers_count && index == SIZE_MAX; i++) {
+        if (ledger_find(n->ledger, n->config->peers[i].card.name, uetr, &s, &out) == LEDGER_OK) {
+            incoming |= s.direction == DIRECTION_IN;
+            index = s.direction == DIRECTION_OUT ? i : index;
+        }
+    }
+    char error[200];
+    if (index == SIZE_MAX) {
+        snprintf(error, sizeof error, "%s: %s", uetr,
+                 incoming ? "an incoming payment: only its payer asks it back"
+                          : "no payment of ours with this UETR");
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    const char *peer = n->config->peers[index].card.name;
+    channel_t *ch = engine_channel(n->engine, index);
+    if (out.status == STATUS_PENDING && out.cancel_id[0] == '\0' &&
+        !channel_peer_offers(ch, CHANNEL_FEATURE_HOLDS)) {
+        snprintf(error, sizeof error,
+                 "%s has not offered cancellations (an older program, or not heard from since "
+                 "this node started); nothing sent",
+                 peer);
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    char id[CORRIDOR_UETR_LEN + 1] = "";
+    ledger_err_t rc = LEDGER_E_STATE;
+    if (out.status == STATUS_PENDING && out.cancel_id[0] == '\0') {
+        json_t *args = json_pack("{s:s, s:s}", "uetr", uetr, "reason", reason);
+        bool recorded = args != NULL && record_operation(n, uid, "cancel", peer, args);
+        json_decref(args);
+        rc = recorded ? channel_cancel(ch, uetr, reason, id, &out) : LEDGER_E_STORAGE;
+    } else {
+        snprintf(id, sizeof id, "%s", out.cancel_id); /* asked already, or final: as it stands */
+        rc = LEDGER_OK;
+    }
+    waiter_t *w = rc == LEDGER_OK ? calloc(1, sizeof *w) : NULL;
+    if (w == NULL || (w->results = json_array()) == NULL ||
+        (wait_ms > 0 && (w->waiting = calloc(1, sizeof *w->waiting)) == NULL)) {
+        if (w != NULL) {
+            json_decref(w->results);
+        }
+        free(w);
+        reply_error(n, route, EXIT_INTERNAL,
+                    rc != LEDGER_OK ? ledger_last_error(n->ledger) : "out of memory");
+        return;
+    }
+    zmq_msg_init(&w->route);
+    zmq_msg_copy(&w->route, route);
+    w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+    json_t *result = json_pack("{s:s, s:s}", "uetr", uetr, "peer", peer);
+    json_object_set_new(result, "cancellation_id", id[0] ? json_string(id) : json_null());
+    fill_result(result, &out);
+    json_array_append_new(w->results, result);
+    if (wait_ms > 0 && !is_final(out.status)) {
+        json_object_set_new(result, "waiting", json_true());
+        waiting_key(w->waiting[0].key, peer, uetr);
+        w->waiting[w->open++].result = result;
+    }
+    w->next = n->waiters;
+    n->waiters = w;
+}
+
 static void handle_status(node_t *n, zmq_msg_t *route)
 {
     json_t *peers = json_array();
@@ -931,6 +1014,12 @@ static void read_control(node_t *n, int64_t now)
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
             } else {
                 handle_send(n, &route, req, now);
+            }
+        } else if (strcmp(cmd, "cancel") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else {
+                handle_cancel(n, &route, req, uid, now);
             }
         } else if (strcmp(cmd, "review") == 0) {
             if (ledger_stopped(n->ledger)) {

@@ -199,14 +199,19 @@ static int evidence_type(const audit_row_t *row)
 static msg_type_t expected_type(const audit_row_t *row)
 {
     switch (row->kind) {
+    case ENTRY_OUT_VOIDED: /* the payee's StatusReport RJCT, or its CancelAnswer CNCL */
+        return evidence_type(row) == MSG_CANCEL_ANSWER ? MSG_CANCEL_ANSWER : MSG_STATUS_REPORT;
     case ENTRY_OUT_POSTED:
-    case ENTRY_OUT_VOIDED:
     case ENTRY_IMPORTED:
     case ENTRY_RELEASED:
     case ENTRY_HELD_AT_PEER:
         return MSG_STATUS_REPORT;
     case ENTRY_DECLINED: /* our StatusReport, or the payer's CancelRequest (3.8.5) */
         return evidence_type(row) == MSG_CANCEL_REQUEST ? MSG_CANCEL_REQUEST : MSG_STATUS_REPORT;
+    case ENTRY_CANCEL_REQUESTED:
+        return MSG_CANCEL_REQUEST;
+    case ENTRY_CANCEL_REFUSED: /* the payee's answer at the payer, the payer's request there */
+        return row->original == DIRECTION_OUT ? MSG_CANCEL_ANSWER : MSG_CANCEL_REQUEST;
     case ENTRY_RETURNED:
         return MSG_RETURN;
     default:
@@ -218,7 +223,7 @@ static msg_type_t expected_type(const audit_row_t *row)
 static bool own_evidence(const audit_row_t *row)
 {
     return row->kind == ENTRY_OUT_PENDING || row->kind == ENTRY_REBASED ||
-           row->kind == ENTRY_RELEASED ||
+           row->kind == ENTRY_RELEASED || row->kind == ENTRY_CANCEL_REQUESTED ||
            (row->kind == ENTRY_DECLINED && expected_type(row) == MSG_STATUS_REPORT) ||
            ((row->kind == ENTRY_RETURNED || row->kind == ENTRY_IMPORTED) &&
             row->original == DIRECTION_IN);
@@ -300,10 +305,26 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         }
         if (strcmp(c->uetr, row->uetr) != 0) {
             problem = "evidence is for another UETR";
-        } else if (strcmp(c->reason, row->reason) != 0) {
-            problem = "evidence reason differs from the entry";
+        } else if (row->kind != ENTRY_CANCEL_REFUSED && strcmp(c->reason, row->reason) != 0) {
+            problem = "evidence reason differs from the entry"; /* refused: the reason is ours */
         }
         corridor__cancel_request__free_unpacked(c, NULL);
+        return problem;
+    }
+    case MSG_CANCEL_ANSWER: {
+        Corridor__CancelAnswer *c = (Corridor__CancelAnswer *)wire_unpack(
+            &corridor__cancel_answer__descriptor, msg->body_len, msg->body);
+        if (c == NULL) {
+            return "evidence body is not a CancelAnswer";
+        }
+        const char *confirmation = row->kind == ENTRY_OUT_VOIDED ? "CNCL" : "RJCR";
+        if (strcmp(c->uetr, row->uetr) != 0) {
+            problem = "evidence is for another UETR";
+        } else if (strcmp(c->confirmation, confirmation) != 0 ||
+                   strcmp(c->reason, row->reason) != 0) {
+            problem = "evidence confirmation or reason differs from the entry";
+        }
+        corridor__cancel_answer__free_unpacked(c, NULL);
         return problem;
     }
     default:

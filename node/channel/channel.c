@@ -927,6 +927,8 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_RETURN:
     case MSG_KEY_ANNOUNCE:
     case MSG_KEY_SWITCH:
+    case MSG_CANCEL_REQUEST:
+    case MSG_CANCEL_ANSWER:
         if (msg->type == MSG_KEY_SWITCH && ch->state == CHANNEL_DIVERGED) {
             pin_switch_while_diverged(ch, msg);
         }
@@ -1558,6 +1560,9 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overl
     return rc;
 }
 
+static ledger_err_t apply_cancel_request(channel_t *ch, const envelope_message_t *msg, bool *moved);
+static ledger_err_t apply_cancel_answer(channel_t *ch, const envelope_message_t *msg, bool *moved);
+
 static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     *moved = false;
@@ -1572,6 +1577,10 @@ static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool
         return apply_key_announce(ch, msg);
     case MSG_KEY_SWITCH:
         return apply_key_switch(ch, msg);
+    case MSG_CANCEL_REQUEST:
+        return apply_cancel_request(ch, msg, moved);
+    case MSG_CANCEL_ANSWER:
+        return apply_cancel_answer(ch, msg, moved);
     default:
         return LEDGER_OK;
     }
@@ -2014,7 +2023,7 @@ ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *re
     rc = queue_status_report(ch, version, body, body_len, uetr, reason == NULL ? "ACSC" : "RJCT",
                              reason, s.currency, position, REPLY_NONE, &signed_msg, &signed_len);
     if (rc == LEDGER_OK) {
-        rc = ledger_decide_held(ch->ctx.ledger, peer, uetr, reason, signed_msg, signed_len, false,
+        rc = ledger_decide_held(ch->ctx.ledger, peer, uetr, reason, signed_msg, signed_len, NULL,
                                 ch->sent_seq, outcome);
     }
     if (rc == LEDGER_OK) {
@@ -2082,5 +2091,238 @@ ledger_err_t channel_expire_held(channel_t *ch)
     /* out of memory: look again next turn */
     ch->next_expiry_ms = rc == LEDGER_OK && !x.out_of_memory ? x.next_ms : 0;
     free(x.due);
+    return rc;
+}
+
+/* ---- cancellation (PROTOCOL.md 3.8.4) ---------------------------------------------------------
+ */
+
+static const char *const CANCEL_REASONS[] = {"CUST", "DUPL", "FRAD", "TECH",
+                                             "UPAY", "AM09", "AC03"};
+
+bool channel_cancel_reason_valid(const char *code)
+{
+    for (size_t i = 0; i < sizeof CANCEL_REASONS / sizeof CANCEL_REASONS[0]; i++) {
+        if (strcmp(code, CANCEL_REASONS[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+ledger_err_t channel_cancel(channel_t *ch, const char *uetr, const char *reason,
+                            char cancellation_id[static CORRIDOR_UETR_LEN + 1],
+                            ledger_outcome_t *outcome)
+{
+    channel_check_invariants(ch);
+    assert(ledger_in_transaction(ch->ctx.ledger) && channel_cancel_reason_valid(reason));
+    const char *peer = ch->peer->card.name;
+    settlement_t s;
+    ledger_err_t rc = ledger_find(ch->ctx.ledger, peer, uetr, &s, outcome);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (s.direction != DIRECTION_OUT || outcome->status != STATUS_PENDING ||
+        outcome->cancel_id[0] != '\0') {
+        snprintf(cancellation_id, CORRIDOR_UETR_LEN + 1, "%s", outcome->cancel_id);
+        return LEDGER_E_STATE;
+    }
+    /* the request names the body of our Settlement, which the stored record re-encodes */
+    uint8_t *body = NULL, hash[SETTLEMENT_HASH_BYTES];
+    size_t body_len = 0;
+    if (settlement_encode(&s, &body, &body_len) != 0) {
+        return LEDGER_E_STORAGE;
+    }
+    settlement_body_hash(body, body_len, hash);
+    free(body);
+    uetr_generate(cancellation_id);
+    Corridor__CancelRequest req = CORRIDOR__CANCEL_REQUEST__INIT;
+    req.cancellation_id = cancellation_id;
+    req.uetr = (char *)uetr;
+    req.reason = (char *)reason;
+    req.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    uint8_t buf[160];
+    assert(corridor__cancel_request__get_packed_size(&req) <= sizeof buf);
+    size_t len = corridor__cancel_request__pack(&req, buf);
+    uint8_t *signed_msg = NULL;
+    size_t signed_len = 0;
+    rc =
+        queue_message(ch, ch->wire_version, MSG_CANCEL_REQUEST, buf, len, &signed_msg, &signed_len);
+    if (rc == LEDGER_OK) {
+        rc = ledger_cancel_request(ch->ctx.ledger, peer, uetr, cancellation_id, reason, signed_msg,
+                                   signed_len, ch->sent_seq);
+    }
+    if (rc == LEDGER_OK) {
+        log_event(ch->ctx.node_name, peer, uetr, "outgoing asked back (%s): cancellation %s",
+                  reason, cancellation_id);
+        rc = ledger_find(ch->ctx.ledger, peer, uetr, &s, outcome);
+    }
+    free(signed_msg);
+    channel_check_invariants(ch);
+    return rc;
+}
+
+/* Queues our CancelAnswer; the signed message is handed back (malloc'd) to be kept as a reply. */
+static ledger_err_t queue_cancel_answer(channel_t *ch, const Corridor__CancelRequest *req,
+                                        const char *confirmation, const char *reason,
+                                        const char *status, const char *status_reason,
+                                        uint8_t **signed_msg, size_t *signed_len)
+{
+    Corridor__CancelAnswer ans = CORRIDOR__CANCEL_ANSWER__INIT;
+    ans.cancellation_id = req->cancellation_id;
+    ans.uetr = req->uetr;
+    ans.confirmation = (char *)confirmation;
+    ans.reason = (char *)reason;
+    ans.status = (char *)status;
+    ans.status_reason = (char *)status_reason;
+    ans.settlement_hash = req->settlement_hash;
+    uint8_t buf[256];
+    assert(corridor__cancel_answer__get_packed_size(&ans) <= sizeof buf);
+    size_t len = corridor__cancel_answer__pack(&ans, buf);
+    return queue_message(ch, ch->wire_version, MSG_CANCEL_ANSWER, buf, len, signed_msg, signed_len);
+}
+
+/* The payer asks a payment back (3.8.4): held here, it is cancelled (declined with the request's
+ * reason); decided, the request is refused AGNT; unknown to us from this payer, refused NOOR
+ * with nothing booked. A request that is malformed, or names another body than the payer's
+ * Settlement we hold, is dropped. */
+static ledger_err_t apply_cancel_request(channel_t *ch, const envelope_message_t *msg, bool *moved)
+{
+    const char *peer = ch->peer->card.name;
+    Corridor__CancelRequest *req = (Corridor__CancelRequest *)wire_unpack(
+        &corridor__cancel_request__descriptor, msg->body_len, msg->body);
+    ledger_err_t rc = LEDGER_OK;
+    uint8_t *signed_msg = NULL, *body = NULL;
+    size_t signed_len = 0, body_len = 0;
+    if (req == NULL || uetr_check(req->uetr) != VALID_OK ||
+        uetr_check(req->cancellation_id) != VALID_OK || !channel_cancel_reason_valid(req->reason) ||
+        req->settlement_hash.len != SETTLEMENT_HASH_BYTES) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, NULL, "dropped malformed CancelRequest (sequence %llu)",
+                  (unsigned long long)msg->sequence);
+        goto done;
+    }
+    settlement_t s;
+    ledger_outcome_t now;
+    uint32_t version = 0;
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    bool known = ledger_find(ch->ctx.ledger, peer, req->uetr, &s, &now) == LEDGER_OK &&
+                 s.direction == DIRECTION_IN &&
+                 opening_settlement(ch, req->uetr, &version, &body, &body_len) == LEDGER_OK;
+    if (known) {
+        settlement_body_hash(body, body_len, hash);
+        known = sodium_memcmp(hash, req->settlement_hash.data, sizeof hash) == 0;
+    }
+    if (!known) { /* not a payment this payer sent us: refused, nothing booked */
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, req->uetr,
+                  "CancelRequest refused NOOR: no such payment from the peer");
+        rc = queue_cancel_answer(ch, req, "RJCR", "NOOR", "", "", NULL, NULL);
+        goto done;
+    }
+    if (now.status == STATUS_HELD) {
+        rc = queue_cancel_answer(ch, req, "CNCL", req->reason, "RJCT", req->reason, &signed_msg,
+                                 &signed_len);
+        ledger_outcome_t out;
+        if (rc == LEDGER_OK) {
+            rc = ledger_decide_held(ch->ctx.ledger, peer, req->uetr, req->reason, msg->evidence,
+                                    msg->evidence_len, req->cancellation_id, ch->sent_seq, &out);
+        }
+        if (rc == LEDGER_OK) {
+            rc = ledger_attach_reply(ch->ctx.ledger, peer, req->uetr, signed_msg, signed_len);
+        }
+        if (rc == LEDGER_OK) {
+            *moved = true;
+            log_event(ch->ctx.node_name, peer, req->uetr, "incoming %lld %s was held, cancelled %s",
+                      (long long)s.amount_minor, s.currency, req->reason);
+        }
+        goto done;
+    }
+    const char *status = now.status == STATUS_REJECTED ? "RJCT" : "ACSC";
+    rc = queue_cancel_answer(ch, req, "RJCR", "AGNT", status,
+                             now.status == STATUS_REJECTED ? now.reason : "", &signed_msg,
+                             &signed_len);
+    if (rc == LEDGER_OK) {
+        rc = ledger_cancel_refused_here(ch->ctx.ledger, peer, req->uetr, "AGNT", msg->evidence,
+                                        msg->evidence_len);
+    }
+    if (rc == LEDGER_OK) {
+        rc = ledger_attach_reply(ch->ctx.ledger, peer, req->uetr, signed_msg, signed_len);
+    }
+    if (rc == LEDGER_OK) {
+        log_event(ch->ctx.node_name, peer, req->uetr, "CancelRequest refused AGNT: it is %s",
+                  status_name(now.status));
+    }
+
+done:
+    free(body);
+    free(signed_msg);
+    corridor__cancel_request__free_unpacked(req, NULL);
+    return rc;
+}
+
+/* Whether `hash` is the body hash of our Settlement `uetr` (its stored record re-encodes it). */
+static bool names_our_settlement(channel_t *ch, const char *uetr, const uint8_t *hash)
+{
+    settlement_t s;
+    ledger_outcome_t o;
+    uint8_t *body = NULL, ours[SETTLEMENT_HASH_BYTES];
+    size_t body_len = 0;
+    if (ledger_find(ch->ctx.ledger, ch->peer->card.name, uetr, &s, &o) != LEDGER_OK ||
+        s.direction != DIRECTION_OUT || settlement_encode(&s, &body, &body_len) != 0) {
+        return false;
+    }
+    settlement_body_hash(body, body_len, ours);
+    free(body);
+    return sodium_memcmp(ours, hash, sizeof ours) == 0;
+}
+
+/* The payee's answer to our CancelRequest: CNCL voids our pending payment, RJCR closes the
+ * request. An answer we did not ask for changes nothing. */
+static ledger_err_t apply_cancel_answer(channel_t *ch, const envelope_message_t *msg, bool *moved)
+{
+    const char *peer = ch->peer->card.name;
+    Corridor__CancelAnswer *ans = (Corridor__CancelAnswer *)wire_unpack(
+        &corridor__cancel_answer__descriptor, msg->body_len, msg->body);
+    ledger_err_t rc = LEDGER_OK;
+    bool cancelled = ans != NULL && strcmp(ans->confirmation, "CNCL") == 0;
+    if (ans == NULL || uetr_check(ans->uetr) != VALID_OK ||
+        uetr_check(ans->cancellation_id) != VALID_OK ||
+        (!cancelled && strcmp(ans->confirmation, "RJCR") != 0) ||
+        reason_code_check(ans->reason) != VALID_OK ||
+        (cancelled && !channel_cancel_reason_valid(ans->reason)) ||
+        ans->settlement_hash.len != SETTLEMENT_HASH_BYTES) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, NULL, "dropped malformed CancelAnswer (sequence %llu)",
+                  (unsigned long long)msg->sequence);
+        goto done;
+    }
+    ledger_outcome_t out;
+    if (!names_our_settlement(ch, ans->uetr, ans->settlement_hash.data)) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, ans->uetr,
+                  "CancelAnswer refused: it names no Settlement of ours");
+        goto done;
+    }
+    rc = ledger_cancel_answered(ch->ctx.ledger, peer, ans->uetr, ans->cancellation_id, cancelled,
+                                ans->reason, msg->evidence, msg->evidence_len, msg->sequence, &out);
+    if (rc == LEDGER_E_NOT_FOUND || rc == LEDGER_E_STATE) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, ans->uetr, "CancelAnswer %s refused: %s",
+                  ans->confirmation, ledger_last_error(ch->ctx.ledger));
+        rc = LEDGER_OK;
+        goto done;
+    }
+    if (rc == LEDGER_OK) {
+        *moved = cancelled;
+        log_event(ch->ctx.node_name, peer, ans->uetr, "outgoing %s by the payee (%s)",
+                  cancelled ? "cancelled" : "not cancelled", ans->reason);
+        if (cancelled && ch->ctx.on_final != NULL) {
+            ch->ctx.on_final(ch->ctx.arg, peer, ans->uetr, &out);
+        }
+    }
+
+done:
+    corridor__cancel_answer__free_unpacked(ans, NULL);
     return rc;
 }

@@ -48,8 +48,10 @@
 #define CHANNEL_FEATURE_ECHO  1u    /* our Hellos echo the newest stamp taken from the peer */
 #define CHANNEL_FEATURE_KEYS  2u    /* we apply KeyAnnounce (PROTOCOL.md 2.14) */
 #define CHANNEL_FEATURE_CURVE 4u    /* we apply KeySwitch and switch our transport (2.16) */
+#define CHANNEL_FEATURE_HOLDS 8u    /* we apply PDNG, CancelRequest and CancelAnswer (3.8) */
 #define CHANNEL_FEATURES                                                                           \
-    (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE) /* our Hello offers */
+    (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE |                         \
+     CHANNEL_FEATURE_HOLDS) /* our Hello offers */
 #define CHANNEL_KEYS_MAX 64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
@@ -219,6 +221,18 @@ bool channel_is_diverged(const channel_t *ch);
  * is not held (decided meanwhile), LEDGER_E_NOT_FOUND when the channel has no such payment. */
 ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *reason,
                                  ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Inside the node's transaction: asks our pending settlement `uetr` back with `reason` (one of
+ * the cancellation codes, 3.8.4): queues a CancelRequest after everything queued and records
+ * it; its id in `cancellation_id`. LEDGER_E_STATE when the settlement is not our pending one
+ * (outcome: its status), or a request of ours is open already (its id given back). */
+ledger_err_t channel_cancel(channel_t *ch, const char *uetr, const char *reason,
+                            char cancellation_id[static CORRIDOR_UETR_LEN + 1],
+                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Whether `code` is a cancellation reason this node sends (ExternalCancellationReason1Code:
+ * CUST, DUPL, FRAD, TECH, UPAY, AM09, AC03). */
+bool channel_cancel_reason_valid(const char *code);
 
 /* Inside the node's transaction: declines AB05 every payment we hold whose expiry is at or
  * before the turn's wall clock (channel_set_wall). Cheap when none is due. */

@@ -71,11 +71,11 @@
 
 /* The columns of schema 8 that find and list read (3.8.5), and what a reader of an older ledger
  * (which it does not upgrade) selects instead: no expiry, nothing held. */
-#define HOLD_COLUMNS        "expires_ms, hold, at_peer"
-#define HOLD_COLUMNS_READ_7 "0, '', ''"
+#define HOLD_COLUMNS        "expires_ms, hold, at_peer, cancel_id"
+#define HOLD_COLUMNS_READ_7 "0, '', '', ''"
 
 /* Reads of settlements, prepared first, with HOLD_COLUMNS or HOLD_COLUMNS_READ_7. Columns 7 to
- * 15 are the details (read_details), 16 and 17 the hold and at_peer. */
+ * 15 are the details (read_details), 16 to 18 the hold, at_peer and cancel_id. */
 #define SETTLEMENT_READS(X, HOLD)                                                                  \
     X(find, "SELECT id, direction, amount_minor, currency, content_hash, status, reason,"          \
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
@@ -142,6 +142,8 @@
     X(set_at_peer, "UPDATE settlements SET at_peer = ?2, their_seq = max(their_seq, ?3)"           \
                    " WHERE id = ?1")                                                               \
     X(set_decided_reply, "UPDATE settlements SET reply = ?2 WHERE id = ?1")                        \
+    X(set_cancel, "UPDATE settlements SET cancel_id = ?2, our_seq = max(our_seq, ?3),"             \
+                  " their_seq = max(their_seq, ?4) WHERE id = ?1")                                 \
     X(opening_evidence, "SELECT evidence FROM journal WHERE settlement_id = ?1"                    \
                         " ORDER BY seq LIMIT 1")                                                   \
     X(set_status, "UPDATE settlements SET status = ?2, reason = ?3, canon_hash = ?4,"              \
@@ -960,8 +962,9 @@ typedef struct {
     uint8_t content_hash[SETTLEMENT_HASH_BYTES];
     status_t status;
     char reason[CORRIDOR_REASON_LEN_MAX + 1];
-    char hold[16];   /* held: why it waits (LEDGER_HOLD_*) */
-    char at_peer[8]; /* ours, pending: "held" once the payee said so */
+    char hold[16];                         /* held: why it waits (LEDGER_HOLD_*) */
+    char at_peer[8];                       /* ours, pending: "held" once the payee said so */
+    char cancel_id[CORRIDOR_UETR_LEN + 1]; /* a CancelRequest's: open, or that cancelled it */
 } stored_t;
 
 /* Reads columns 7.. of find/list (the descriptive fields) into s. */
@@ -1006,6 +1009,7 @@ static ledger_err_t find_stored(ledger_t *l, const char *peer, const char *uetr,
         read_details(stmt, 7, &out->s);
         copy_column(out->hold, sizeof out->hold, stmt, 16);
         copy_column(out->at_peer, sizeof out->at_peer, stmt, 17);
+        copy_column(out->cancel_id, sizeof out->cancel_id, stmt, 18);
     }
     finish(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
@@ -1041,6 +1045,8 @@ static void fill_outcome(ledger_t *l, const stored_t *st, bool repeated, ledger_
     o->repeated = repeated;
     memcpy(o->hold, st->hold, sizeof o->hold);
     memcpy(o->at_peer, st->at_peer, sizeof o->at_peer);
+    memcpy(o->cancel_id, st->cancel_id, sizeof o->cancel_id);
+    o->cancelled = st->status == STATUS_REJECTED && st->cancel_id[0] != '\0';
     int64_t pending = 0;
     if (ledger_position(l, st->s.peer, st->s.currency, &o->position_minor, &pending) != LEDGER_OK) {
         o->position_minor = 0;
@@ -1154,6 +1160,8 @@ ledger_err_t ledger_settlements(
         read_details(stmt, 7, &s);
         copy_column(o.hold, sizeof o.hold, stmt, 16);
         copy_column(o.at_peer, sizeof o.at_peer, stmt, 17);
+        copy_column(o.cancel_id, sizeof o.cancel_id, stmt, 18);
+        o.cancelled = o.status == STATUS_REJECTED && o.cancel_id[0] != '\0';
         fn(&s, &o, arg);
     }
     finish(stmt);
@@ -1700,11 +1708,30 @@ ledger_err_t ledger_attach_reply(ledger_t *l, const char *peer, const char *uetr
     return LEDGER_E_STATE;
 }
 
+/* Sets the settlement's cancellation id ("" closes it); the message of `sequence` is ours or the
+ * peer's as `ours` says. */
+static ledger_err_t set_cancel(ledger_t *l, stored_t *st, const char *id, bool ours,
+                               uint64_t sequence)
+{
+    sqlite3_stmt *stmt = l->st.set_cancel;
+    sqlite3_bind_int64(stmt, 1, st->id);
+    bind_text(stmt, 2, id);
+    sqlite3_bind_int64(stmt, 3, ours ? (int64_t)sequence : 0);
+    sqlite3_bind_int64(stmt, 4, ours ? 0 : (int64_t)sequence);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "set cancellation");
+    }
+    snprintf(st->cancel_id, sizeof st->cancel_id, "%s", id);
+    return LEDGER_OK;
+}
+
 ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr, const char *reason,
-                                const uint8_t *evidence, size_t evidence_len, bool by_peer,
-                                uint64_t sequence, ledger_outcome_t *outcome)
+                                const uint8_t *evidence, size_t evidence_len,
+                                const char *cancellation_id, uint64_t sequence,
+                                ledger_outcome_t *outcome)
 {
     assert(peer != NULL && uetr != NULL && evidence != NULL && outcome != NULL);
+    bool by_peer = cancellation_id != NULL;
     assert(!by_peer || reason != NULL); /* a peer's message only cancels */
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
@@ -1736,6 +1763,9 @@ ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr,
         return storage_failure(l, "clear hold");
     }
     st.hold[0] = '\0';
+    if (by_peer && (rc = set_cancel(l, &st, cancellation_id, true, sequence)) != LEDGER_OK) {
+        return rc;
+    }
     if (!by_peer) { /* our answer stays with the settlement: a repair can hand it back */
         stmt = l->st.set_decided_reply;
         sqlite3_bind_int64(stmt, 1, st.id);
@@ -1851,6 +1881,90 @@ ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char 
         return storage_failure(l, "set at_peer");
     }
     return append_row(l, &st, ENTRY_HELD_AT_PEER, NULL, evidence, evidence_len);
+}
+
+ledger_err_t ledger_cancel_request(ledger_t *l, const char *peer, const char *uetr,
+                                   const char *cancellation_id, const char *reason,
+                                   const uint8_t *evidence, size_t evidence_len, uint64_t sequence)
+{
+    assert(cancellation_id != NULL && reason != NULL && evidence != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+        return rc;
+    }
+    if (st.s.direction != DIRECTION_OUT || st.status != STATUS_PENDING || st.cancel_id[0] != '\0') {
+        set_error(l, "settlement %s with %s is not our pending one without a cancellation", uetr,
+                  peer);
+        return LEDGER_E_STATE;
+    }
+    if ((rc = set_cancel(l, &st, cancellation_id, true, sequence)) != LEDGER_OK) {
+        return rc;
+    }
+    return append_row(l, &st, ENTRY_CANCEL_REQUESTED, reason, evidence, evidence_len);
+}
+
+ledger_err_t ledger_cancel_answered(ledger_t *l, const char *peer, const char *uetr,
+                                    const char *cancellation_id, bool cancelled, const char *reason,
+                                    const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                                    ledger_outcome_t *outcome)
+{
+    assert(cancellation_id != NULL && reason != NULL && evidence != NULL && outcome != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+        return rc;
+    }
+    if (st.s.direction != DIRECTION_OUT || strcmp(st.cancel_id, cancellation_id) != 0 ||
+        (cancelled && st.status != STATUS_PENDING) ||
+        (st.status != STATUS_PENDING && st.status != STATUS_SETTLED &&
+         st.status != STATUS_REJECTED && st.status != STATUS_RETURNED)) {
+        set_error(l, "no open cancellation %s of our settlement %s with %s%s", cancellation_id,
+                  uetr, peer, cancelled && st.status != STATUS_PENDING ? " that is pending" : "");
+        return LEDGER_E_STATE;
+    }
+    if (cancelled) { /* the id stays: it says what rejected the payment */
+        if ((rc = check_effect(l, peer, st.s.currency,
+                               ledger_row_effect(ENTRY_OUT_VOIDED, DIRECTION_OUT,
+                                                 st.s.amount_minor))) != LEDGER_OK ||
+            (rc = set_status(l, &st, STATUS_REJECTED, reason, sequence)) != LEDGER_OK ||
+            (rc = append_row(l, &st, ENTRY_OUT_VOIDED, reason, evidence, evidence_len)) !=
+                LEDGER_OK) {
+            return rc;
+        }
+    } else if ((rc = set_cancel(l, &st, "", false, sequence)) != LEDGER_OK ||
+               (rc = append_row(l, &st, ENTRY_CANCEL_REFUSED, reason, evidence, evidence_len)) !=
+                   LEDGER_OK) {
+        return rc;
+    }
+    fill_outcome(l, &st, false, outcome);
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_cancel_refused_here(ledger_t *l, const char *peer, const char *uetr,
+                                        const char *reason, const uint8_t *evidence,
+                                        size_t evidence_len)
+{
+    assert(reason != NULL && evidence != NULL);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    stored_t st;
+    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+        return rc;
+    }
+    if (st.s.direction != DIRECTION_IN || st.status == STATUS_PENDING || st.status == STATUS_HELD) {
+        set_error(l, "settlement %s from %s is not decided here", uetr, peer);
+        return LEDGER_E_STATE;
+    }
+    return append_row(l, &st, ENTRY_CANCEL_REFUSED, reason, evidence, evidence_len);
 }
 
 ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *uetr,

@@ -121,6 +121,9 @@ typedef struct {
     int64_t position_minor;                   /* net(peer, currency) after the operation */
     char hold[16];                            /* held: why it waits (LEDGER_HOLD_*), else "" */
     char at_peer[8];                          /* our pending one: "held" once the payee said */
+    char cancel_id[CORRIDOR_UETR_LEN + 1];    /* a CancelRequest's id: open while pending, kept
+                                                 once it cancelled the payment, else "" */
+    bool cancelled;                           /* rejected by the payer's cancellation (3.8.4) */
 } ledger_outcome_t;
 
 typedef enum { LEDGER_READ_WRITE, LEDGER_READ_ONLY } ledger_mode_t;
@@ -216,14 +219,14 @@ ledger_err_t ledger_attach_reply(ledger_t *l, const char *peer, const char *uetr
 
 /* Decides a held payment of the peer's: released (settled) when `reason` is NULL, else declined
  * with `reason`. `sequence` is our answer's number, the message that makes it final: our
- * StatusReport, which is then `evidence` too (and kept as the settlement's reply), or with
- * `by_peer` our CancelAnswer to the peer's CancelRequest, which is `evidence` (our answer
- * follows as the row's reply: ledger_attach_reply). LEDGER_E_STATE when the payment is not held
- * (decided meanwhile), NOT_FOUND when unknown. */
+ * StatusReport, which is then `evidence` too (and kept as the settlement's reply), or, with a
+ * `cancellation_id`, our CancelAnswer to the peer's CancelRequest of that id, which is
+ * `evidence` (our answer follows as the row's reply: ledger_attach_reply). LEDGER_E_STATE when the
+ * payment is not held (decided meanwhile), NOT_FOUND when unknown. */
 ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr, const char *reason,
-                                const uint8_t *evidence, size_t evidence_len, bool by_peer,
-                                uint64_t sequence, ledger_outcome_t *outcome)
-    __attribute__((warn_unused_result));
+                                const uint8_t *evidence, size_t evidence_len,
+                                const char *cancellation_id, uint64_t sequence,
+                                ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
 /* Moves a held payment from waiting for the program to waiting for a person. LEDGER_E_STATE
  * when it is not held waiting for the program. */
@@ -253,6 +256,32 @@ ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char 
 ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *uetr,
                                      uint8_t **evidence, size_t *evidence_len)
     __attribute__((warn_unused_result));
+
+/* ---- cancellation (PROTOCOL.md 3.8.4) ---- */
+
+/* The payer asks its pending settlement back: a `cancel_requested` row (evidence our
+ * CancelRequest of `sequence`, reason its reason) and the request's id kept open.
+ * LEDGER_E_STATE when the settlement is not our pending one or a request is open already. */
+ledger_err_t ledger_cancel_request(ledger_t *l, const char *peer, const char *uetr,
+                                   const char *cancellation_id, const char *reason,
+                                   const uint8_t *evidence, size_t evidence_len, uint64_t sequence)
+    __attribute__((warn_unused_result));
+
+/* The payee's CancelAnswer to our open request `cancellation_id`: `cancelled` voids our pending
+ * settlement with `reason` (the request's), else a `cancel_refused` row with `reason`; either
+ * way the request is closed. LEDGER_E_STATE (nothing changes) when we have no such open
+ * request, or the settlement is final and the answer says cancelled. */
+ledger_err_t ledger_cancel_answered(ledger_t *l, const char *peer, const char *uetr,
+                                    const char *cancellation_id, bool cancelled, const char *reason,
+                                    const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                                    ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* At the payee, the payer's CancelRequest for a settlement decided already: a `cancel_refused`
+ * row (evidence the request, reason ours), to take our CancelAnswer as its reply
+ * (ledger_attach_reply). LEDGER_E_STATE when it is not a decided incoming settlement. */
+ledger_err_t ledger_cancel_refused_here(ledger_t *l, const char *peer, const char *uetr,
+                                        const char *reason, const uint8_t *evidence,
+                                        size_t evidence_len) __attribute__((warn_unused_result));
 
 /* Whether the payee said it holds our settlement (at_peer `held`). */
 ledger_err_t ledger_at_peer(ledger_t *l, const char *peer, const char *uetr, bool *held)
