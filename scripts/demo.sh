@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Corridor in one command, as a story you can follow in under a minute (after the build):
 # three banks (Russia, Iran, Kazakhstan) trade unevenly in their own currencies, a payment is
-# refused over a cap, a bank's node is killed mid-stream and restarted with nothing lost, each
-# pair reconciles, the books are audited, and a closing table says who owes whom.
+# refused over a cap, a bank's node is killed mid-stream and restarted with nothing lost, a
+# payment held by a bank's screening program is released by a person and another is cancelled
+# by its payer, each pair reconciles, the books are audited, and a closing table says who owes
+# whom.
 # Built on `corridor testnet`. Exits non-zero if anything is off.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -93,6 +95,92 @@ got=$(($(settled_at_kz) - before))
 [ "$got" = 300 ] || fail "Kazakhstan booked $got of the 300 payments"
 echo "   All 300 booked at Kazakhstan exactly once."
 
+# state CODE UETR...: each payment as CODE's books show it, a line each ("held review",
+# "pending held", "settled", "rejected DUPL": status, reason, and hold or at_peer)
+state() {
+  local code=$1
+  shift
+  corridor ledger --home "$NET/$code" --json | python3 -c '
+import json, sys
+found = {s["uetr"]: s for s in json.load(sys.stdin)["settlements"]}
+for uetr in sys.argv[1:]:
+    s = found.get(uetr, {})
+    print(" ".join(v for v in (s.get("status"), s.get("reason"), s.get("hold"), s.get("at_peer")) if v))
+' "$@"
+}
+# wait_state CODE UETR STATE: waits (5 s at most) until CODE's books show the payment so
+wait_state() {
+  for _ in $(seq 1 100); do
+    [ "$(state "$1" "$2")" = "$3" ] && return 0
+    sleep 0.05
+  done
+  fail "$2 is \"$(state "$1" "$2")\" at $1, expected \"$3\""
+}
+
+say "== Iran's bank starts screening incoming payments with a program of its own."
+cat >"$NET/$IR/screen.sh" <<'EOF'
+#!/bin/sh
+# One incoming payment as a JSON object on stdin; one answer on stdout: accept, reject CODE
+# or hold. Payments of IRR 5,000,000,000.00 or more wait for a person, the rest settle.
+read -r payment
+amount=${payment#*'"amount_minor":'}
+amount=${amount%%,*}
+case $payment in
+*'"currency":"IRR"'*) [ "$amount" -ge 500000000000 ] && { echo hold; exit 0; } ;;
+esac
+echo accept
+EOF
+chmod 700 "$NET/$IR/screen.sh"
+kill -TERM "$(cat "$NET/$IR.pid")" # stopped cleanly, as `systemctl restart` would
+for _ in $(seq 1 100); do
+  rc=0
+  corridor status --home "$NET/$IR" >/dev/null 2>&1 || rc=$?
+  [ "$rc" = 3 ] && break
+  sleep 0.05
+done
+[ "$rc" = 3 ] || fail "Iran's node did not stop"
+sed -i 's/^\[node\]$/[node]\nscreen_program = screen.sh\nscreen_timeout_ms = 2000/' "$NET/$IR/corridor.conf"
+corridor testnet up --dir "$NET" >/dev/null
+echo "   Its node was stopped, given two lines in [node] of its corridor.conf, and started again:"
+sed -n 's/^screen_/     screen_/p' "$NET/$IR/corridor.conf"
+echo "   screen.sh, in its home (the node runs it there for each incoming payment):"
+sed -e '/^#!/d' -e 's/^/     /' "$NET/$IR/screen.sh"
+
+say "== Russia pays IRR 6,000,000,000 for a gas turbine; Iran's program holds it for a person."
+held=$(cat /proc/sys/kernel/random/uuid)
+corridor send --home "$NET/$RU" --to "$IR" --amount 6000000000 --currency IRR --uetr "$held" \
+  --debtor "Volga Power Plant" --creditor "Tabriz Turbine Works" --remittance "gas turbine, contract 7" \
+  --expires-in 3600 --wait 30 >"$WORK/held.out" 2>"$WORK/held.err" &
+sender=$!
+wait_state "$IR" "$held" "held review"
+wait_state "$RU" "$held" "pending held"
+echo "   Russia's books: pending, \"at_peer\": \"held\"; its send --wait goes on waiting. Iran's review list:"
+corridor review list --home "$NET/$IR" | sed 's/^/     /'
+echo "   A compliance officer at Iran releases it (an operator action on record):"
+corridor review accept --home "$NET/$IR" --id "$held" | sed 's/^/     /'
+wait "$sender" || fail "the held payment's send exited non-zero: $(cat "$WORK/held.err")"
+echo "   and Russia's send --wait returns: $(cat "$WORK/held.out")"
+
+say "== Russia sends the turbine payment again by mistake; Iran holds it too, and Russia asks it back."
+dup=$(cat /proc/sys/kernel/random/uuid)
+corridor send --home "$NET/$RU" --to "$IR" --amount 6000000000 --currency IRR --uetr "$dup" \
+  --debtor "Volga Power Plant" --creditor "Tabriz Turbine Works" --remittance "gas turbine, contract 7" \
+  >/dev/null
+wait_state "$RU" "$dup" "pending held"
+echo "   Russia's books show it held at Iran; its operator cancels it as a duplicate (DUPL):"
+corridor cancel --home "$NET/$RU" --uetr "$dup" --reason DUPL --wait 10 \
+  >"$WORK/cancel.out" 2>"$WORK/cancel.err" || fail "not cancelled: $(cat "$WORK/cancel.err")"
+sed 's/^/     /' "$WORK/cancel.out"
+echo "   Both books, payer and payee:"
+mapfile -t at_ru < <(state "$RU" "$held" "$dup")
+mapfile -t at_ir < <(state "$IR" "$held" "$dup")
+printf '     %-36s  %-16s %s\n' "payment" "at Russia" "at Iran" \
+  "$held" "${at_ru[0]}" "${at_ir[0]}" "$dup" "${at_ru[1]}" "${at_ir[1]}"
+[ "${at_ru[*]}|${at_ir[*]}" = "settled rejected DUPL|settled rejected DUPL" ] \
+  || fail "the two books differ: Russia ${at_ru[*]}, Iran ${at_ir[*]}"
+echo "   The operator actions on record (corridor operations), at Iran and at Russia:"
+{ corridor operations --home "$NET/$IR"; corridor operations --home "$NET/$RU"; } | sed 's/^/     /'
+
 say "== Reconciliation of every pair (signed statements), and the audit of the three books."
 corridor testnet audit --dir "$NET" | sed 's/^/   /' || fail "the audit or a reconciliation found a break"
 
@@ -119,4 +207,4 @@ for debtor, creditor, ccy, minor in sorted(rows):
     print("   %-11s %-11s %-4s %22s" % (debtor, creditor, ccy, f"{minor / 10 ** exp[ccy]:,.{exp[ccy]}f}"))
 '
 corridor testnet down --dir "$NET" >/dev/null
-say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, books reconciled and audited"
+say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, a held payment released by review and another cancelled, books reconciled and audited"
