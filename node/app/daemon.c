@@ -897,6 +897,7 @@ static void handle_status(node_t *n, zmq_msg_t *route)
             uint64_t value;
         } counters[] = {
             {"position_mismatches", st.position_mismatches},
+            {"unentitled", st.unentitled},
             {"dropped", st.dropped},
             {"rewinds_refused", st.rewinds_refused},
             {"held_bytes", st.held_bytes},
