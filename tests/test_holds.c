@@ -211,8 +211,8 @@ static void test_screening_and_review(void **state)
         json_decref(ledger);
         sleep_ms(100);
     }
-    assert_string_equal(status_at(c, a, NAME_B, restarted, &ledger), "settled");
     json_decref(ledger);
+    assert_string_equal(status_at(c, a, NAME_B, restarted, &ledger), "settled");
     json_decref(ledger);
     assert_true(node_log_contains(b, "screening again 1 payments held"));
 

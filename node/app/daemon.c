@@ -272,8 +272,8 @@ static const char *json_str(json_t *obj, const char *key, const char *fallback)
 /* ---- statements and reconciliation ---------------------------------------------------------- */
 
 /* Records a person's action in the journal (inside the turn's transaction): who (uid and
- * name), when, what, with which arguments. False when it could not be recorded (the action
- * must then not happen). */
+ * name), when, what, with which arguments (the reference to `args` is taken). False when it
+ * could not be recorded (the action must then not happen). */
 static bool record_operation(node_t *n, long long uid, const char *action, const char *peer,
                              json_t *args)
 {
@@ -776,7 +776,6 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     json_t *args = json_pack("{s:s, s:s, s:o}", "id", id, "decision", decision, "reason",
                              reason != NULL ? json_string(reason) : json_null());
     bool recorded = args != NULL && record_operation(n, uid, "review", peer, args);
-    json_decref(args);
     ledger_outcome_t out;
     ledger_err_t rc = recorded
                           ? channel_decide_held(engine_channel(n->engine, index), id, reason, &out)
@@ -845,7 +844,6 @@ static void handle_cancel(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     if (out.status == STATUS_PENDING && out.cancel_id[0] == '\0') {
         json_t *args = json_pack("{s:s, s:s}", "uetr", uetr, "reason", reason);
         bool recorded = args != NULL && record_operation(n, uid, "cancel", peer, args);
-        json_decref(args);
         rc = recorded ? channel_cancel(ch, uetr, reason, id, &out) : LEDGER_E_STORAGE;
     } else {
         snprintf(id, sizeof id, "%s", out.cancel_id); /* asked already, or final: as it stands */
