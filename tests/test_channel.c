@@ -898,16 +898,21 @@ static void rotate_work(node_t *n, void *arg)
     assert_int_equal(channel_rotate(n->ch, arg, 0), LEDGER_OK);
 }
 
-/* `n` announces `next` in a turn of its own; once committed, the keys are its own. */
-static void rotate(net_t *net, int who, identity_t *next)
+/* `n` announces `next` in a turn of its own (by `work`); once committed, the keys are its own. */
+static void rotate_by(net_t *net, int who, identity_t *next, work_fn work)
 {
     node_t *n = &net->node[who];
     assert_true(channel_rotation_ready(n->ch));
-    node_turn(n, rotate_work, next);
+    node_turn(n, work, next);
     identity_destroy(&n->id_previous);
     n->id_previous = n->id;
     n->id = next;
     channel_set_self(n->ch, n->id, n->id_previous);
+}
+
+static void rotate(net_t *net, int who, identity_t *next)
+{
+    rotate_by(net, who, next, rotate_work);
 }
 
 typedef struct {
@@ -1562,11 +1567,7 @@ static void test_curve_switch(void **state)
     assert_non_null(next);
     channel_set_wall(b->ch, WALL_START);
 
-    node_turn(a, rotate_with_overlap, next);
-    identity_destroy(&a->id_previous);
-    a->id_previous = a->id;
-    a->id = next;
-    channel_set_self(a->ch, a->id, a->id_previous);
+    rotate_by(net, A, next, rotate_with_overlap);
     assert_true(channel_curve_pending(a->ch));
     channel_transport_t t;
     channel_transport(a->ch, &t);
@@ -1712,11 +1713,7 @@ static void test_missed_key_switch_sent_again_while_down(void **state)
     node_t *a = &net->node[A], *b = &net->node[B];
     char new_curve[IDENTITY_CURVE_KEY_CHARS + 1];
     identity_t *next = next_keys_new_curve(0x83, new_curve);
-    node_turn(a, rotate_with_overlap, next);
-    identity_destroy(&a->id_previous);
-    a->id_previous = a->id;
-    a->id = next;
-    channel_set_self(a->ch, a->id, a->id_previous);
+    rotate_by(net, A, next, rotate_with_overlap);
     assert_true(run_until(net, a_rotation_acked, NULL, 20000));
 
     switched_link_t link = {net, new_curve, net->now_ms + 2 * CHANNEL_LIVENESS_MS};
@@ -1769,11 +1766,7 @@ static void test_rotation_waits_for_peer_proof_to_old_key(void **state)
     net->policy_arg = &hold;
     char new_curve[IDENTITY_CURVE_KEY_CHARS + 1];
     identity_t *next = next_keys_new_curve(0x85, new_curve);
-    node_turn(a, rotate_with_overlap, next);
-    identity_destroy(&a->id_previous);
-    a->id_previous = a->id;
-    a->id = next;
-    channel_set_self(a->ch, a->id, a->id_previous);
+    rotate_by(net, A, next, rotate_with_overlap);
     assert_false(channel_previous_keys_needed(b->ch)); /* B never rotated */
 
     rotate(net, B, next_keys(b, 0x86));
@@ -1813,11 +1806,7 @@ static void test_key_switch_pinned_while_diverged(void **state)
     char old_curve[IDENTITY_CURVE_KEY_CHARS + 1], new_curve[IDENTITY_CURVE_KEY_CHARS + 1];
     snprintf(old_curve, sizeof old_curve, "%s", a->id->curve_public);
     identity_t *next = next_keys_new_curve(0x89, new_curve);
-    node_turn(a, rotate_with_overlap, next);
-    identity_destroy(&a->id_previous);
-    a->id_previous = a->id;
-    a->id = next;
-    channel_set_self(a->ch, a->id, a->id_previous);
+    rotate_by(net, A, next, rotate_with_overlap);
     assert_true(run_until(net, a_rotation_acked, NULL, 20000));
     node_stop(b);
     char *backup = test_tmpdir();

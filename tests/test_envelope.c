@@ -703,6 +703,13 @@ static const kat_case_t kat_cases[] = {
     {"key_announce_v2", 2, MSG_KEY_ANNOUNCE, 5, NULL, false},
     /* body NULL: A's KeySwitch to the CURVE key of key_announce_v2, with an hour's overlap */
     {"key_switch_v2", 2, MSG_KEY_SWITCH, 6, NULL, false},
+    /* body NULL, the holds and cancellation of PROTOCOL.md 3.8 (kat_settlement and after):
+     * a real Settlement with an expiry; the StatusReport PDNG that answers one of that body;
+     * the CancelRequest that asks it back; the CancelAnswer CNCL that grants the request */
+    {"settlement_expiry_v2", 2, MSG_SETTLEMENT, 7, NULL, false},
+    {"status_report_pdng_v2", 2, MSG_STATUS_REPORT, 8, NULL, false},
+    {"cancel_request_v2", 2, MSG_CANCEL_REQUEST, 9, NULL, false},
+    {"cancel_answer_v2", 2, MSG_CANCEL_ANSWER, 10, NULL, false},
 };
 
 /* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 key, and the CURVE
@@ -752,24 +759,171 @@ static uint8_t *kat_key_switch(const identity_t *old, size_t *len)
     return body;
 }
 
+/* The payment of settlement_expiry_v2 (PROTOCOL.md 3.2, 3.8.1): every field set, created
+ * 2026-01-01T00:00:00Z, expiring a day later. The three vectors after it name its body. */
+#define KAT_UETR          "0f8fad5b-d9cb-469f-a165-70867728950e"
+#define KAT_CANCEL_ID     "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+#define KAT_CREATED_MS    INT64_C(1767225600000)
+#define KAT_EXPIRES_MS    (KAT_CREATED_MS + INT64_C(86400000))
+#define KAT_CANCEL_REASON "CUST"
+
+static void kat_settlement(settlement_t *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->peer, sizeof s->peer, "BMJIIRTH");
+    s->direction = DIRECTION_OUT;
+    snprintf(s->uetr, sizeof s->uetr, KAT_UETR);
+    snprintf(s->end_to_end_id, sizeof s->end_to_end_id, "KAT-E2E-0001");
+    s->amount_minor = 125000;
+    snprintf(s->currency, sizeof s->currency, "RUB");
+    snprintf(s->value_date, sizeof s->value_date, "2026-01-01");
+    snprintf(s->debtor_name, sizeof s->debtor_name, "KAT Debtor");
+    snprintf(s->debtor_account, sizeof s->debtor_account, "40702810000000000001");
+    snprintf(s->creditor_name, sizeof s->creditor_name, "KAT Creditor");
+    snprintf(s->creditor_account, sizeof s->creditor_account, "40702810900000000002");
+    snprintf(s->remittance, sizeof s->remittance, "KAT expiry");
+    s->created_unix_ms = KAT_CREATED_MS;
+    s->expires_unix_ms = KAT_EXPIRES_MS;
+}
+
+/* The body of settlement_expiry_v2, malloc'd; *len set. It decodes back to every field, the
+ * expiry included. */
+static uint8_t *kat_settlement_body(size_t *len)
+{
+    settlement_t s, back;
+    kat_settlement(&s);
+    assert_int_equal(settlement_check(&s), REASON_NONE);
+    uint8_t *body = NULL;
+    assert_int_equal(settlement_encode(&s, &body, len), 0);
+    assert_int_equal(settlement_decode(body, *len, s.peer, s.direction, &back), REASON_NONE);
+    assert_memory_equal(&back, &s, sizeof s);
+    return body;
+}
+
+/* The body hash (H2) of settlement_expiry_v2's body: what the vectors after it name. */
+static void kat_settlement_hash(uint8_t hash[static SETTLEMENT_HASH_BYTES])
+{
+    size_t len = 0;
+    uint8_t *body = kat_settlement_body(&len);
+    settlement_body_hash(body, len, hash);
+    free(body);
+}
+
+/* A packed body, malloc'd (protobuf-c packs into a buffer of the announced size). */
+static uint8_t *kat_pack(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *body = malloc(*len);
+    assert_non_null(body);
+    assert_int_equal(protobuf_c_message_pack(m, body), *len);
+    return body;
+}
+
+/* The body of status_report_pdng_v2 (PROTOCOL.md 3.8.2): the payee holds the payment, its
+ * position unchanged (0, so omitted); version 2, so it names the Settlement's body. */
+static uint8_t *kat_pending_report(size_t *len)
+{
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    kat_settlement_hash(hash);
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = KAT_UETR;
+    sr.status = "PDNG";
+    sr.reason = "";
+    sr.currency = "RUB";
+    sr.position_minor = 0;
+    sr.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    uint8_t *body = kat_pack(&sr.base, len);
+    Corridor__StatusReport *back = corridor__status_report__unpack(NULL, *len, body);
+    assert_non_null(back);
+    assert_string_equal(back->status, "PDNG");
+    assert_int_equal(back->settlement_hash.len, sizeof hash);
+    assert_memory_equal(back->settlement_hash.data, hash, sizeof hash);
+    corridor__status_report__free_unpacked(back, NULL);
+    return body;
+}
+
+/* The body of cancel_request_v2 (PROTOCOL.md 3.8.4): the payer asks the payment back. */
+static uint8_t *kat_cancel_request(size_t *len)
+{
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    kat_settlement_hash(hash);
+    Corridor__CancelRequest req = CORRIDOR__CANCEL_REQUEST__INIT;
+    req.cancellation_id = KAT_CANCEL_ID;
+    req.uetr = KAT_UETR;
+    req.reason = KAT_CANCEL_REASON;
+    req.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    uint8_t *body = kat_pack(&req.base, len);
+    Corridor__CancelRequest *back = corridor__cancel_request__unpack(NULL, *len, body);
+    assert_non_null(back);
+    assert_string_equal(back->cancellation_id, KAT_CANCEL_ID);
+    assert_string_equal(back->reason, KAT_CANCEL_REASON);
+    assert_memory_equal(back->settlement_hash.data, hash, sizeof hash);
+    corridor__cancel_request__free_unpacked(back, NULL);
+    return body;
+}
+
+/* The body of cancel_answer_v2 (PROTOCOL.md 3.8.4): the payee held the payment and grants the
+ * request (CNCL): declined with the request's reason, the request's id and binding echoed. */
+static uint8_t *kat_cancel_answer(size_t *len)
+{
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    kat_settlement_hash(hash);
+    Corridor__CancelAnswer ans = CORRIDOR__CANCEL_ANSWER__INIT;
+    ans.cancellation_id = KAT_CANCEL_ID;
+    ans.uetr = KAT_UETR;
+    ans.confirmation = "CNCL";
+    ans.reason = KAT_CANCEL_REASON;
+    ans.status = "RJCT";
+    ans.status_reason = KAT_CANCEL_REASON;
+    ans.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    uint8_t *body = kat_pack(&ans.base, len);
+    Corridor__CancelAnswer *back = corridor__cancel_answer__unpack(NULL, *len, body);
+    assert_non_null(back);
+    assert_string_equal(back->confirmation, "CNCL");
+    assert_string_equal(back->status_reason, KAT_CANCEL_REASON);
+    assert_memory_equal(back->settlement_hash.data, hash, sizeof hash);
+    corridor__cancel_answer__free_unpacked(back, NULL);
+    return body;
+}
+
+/* The body of a vector kat_cases gives as NULL, by its type; malloc'd, *len set. */
+static uint8_t *kat_body(net_t *net, msg_type_t type, size_t *len)
+{
+    switch (type) {
+    case MSG_KEY_ANNOUNCE:
+        return kat_key_announce(net->id[A], net->id[B], len);
+    case MSG_KEY_SWITCH:
+        return kat_key_switch(net->id[A], len);
+    case MSG_SETTLEMENT:
+        return kat_settlement_body(len);
+    case MSG_STATUS_REPORT:
+        return kat_pending_report(len);
+    case MSG_CANCEL_REQUEST:
+        return kat_cancel_request(len);
+    case MSG_CANCEL_ANSWER:
+        return kat_cancel_answer(len);
+    default:
+        fail_msg("no made body for type %d", (int)type);
+        return NULL;
+    }
+}
+
 static char *kat_hex(net_t *net, const kat_case_t *k)
 {
     uint8_t nonce[ENVELOPE_NONCE_BYTES];
     for (size_t i = 0; i < sizeof nonce; i++) {
         nonce[i] = (uint8_t)i;
     }
-    uint8_t *signed_msg = NULL, *wire = NULL, *announce = NULL;
+    uint8_t *signed_msg = NULL, *wire = NULL, *made = NULL;
     size_t signed_len = 0, len = 0, body_len = k->body != NULL ? strlen(k->body) : 0;
     const uint8_t *body = (const uint8_t *)k->body;
     if (body == NULL) {
-        body = announce = k->type == MSG_KEY_SWITCH
-                              ? kat_key_switch(net->id[A], &body_len)
-                              : kat_key_announce(net->id[A], net->id[B], &body_len);
+        body = made = kat_body(net, k->type, &body_len);
     }
     assert_int_equal(envelope_sign_version(net->id[A], k->version, net->id[B]->key_id, k->type,
                                            k->sequence, body, body_len, &signed_msg, &signed_len),
                      ENV_OK);
-    free(announce);
+    free(made);
     assert_int_equal(envelope_wrap_nonce(net->id[A], peer_entry(net, A, B), signed_msg, signed_len,
                                          k->possible_duplicate, nonce, &wire, &len),
                      ENV_OK);

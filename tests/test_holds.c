@@ -206,14 +206,12 @@ static void test_screening_and_review(void **state)
     write_home_file(b, "slow", "0\n", 0600);
     node_start(c, b);
     pair_wait_idle(c, a, b, 30000);
-    for (int i = 0; i < 300; i++) {
-        bool settled = strcmp(status_at(c, a, NAME_B, restarted, &ledger), "settled") == 0;
+    for (int i = 0; i < 300 && strcmp(status_at(c, a, NAME_B, restarted, &ledger), "settled");
+         i++) {
         json_decref(ledger);
-        if (settled) {
-            break;
-        }
         sleep_ms(100);
     }
+    json_decref(ledger);
     assert_string_equal(status_at(c, a, NAME_B, restarted, &ledger), "settled");
     json_decref(ledger);
     assert_true(node_log_contains(b, "screening again 1 payments held"));
@@ -324,6 +322,46 @@ static void test_cancel_and_race(void **state)
     c->passed = true;
 }
 
+/* Expiry is "no earlier than": a payment to a payee that is down stays pending at the payer,
+ * shown expired once its time passed, until the payee's signed answer (AB05 on arrival). */
+static void test_expiry_waits_for_the_payee(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    node_start(c, a);
+    char late[40];
+    assert_int_equal(send_payment(c, a, b, "1.50", "--expires-in", "1", NULL, late), 0);
+    json_t *ledger = NULL;
+    json_t *e = NULL;
+    for (int i = 0; i < 100; i++) {
+        ledger = node_ledger(c, a);
+        e = ledger_json_find(ledger, NAME_B, late, NULL);
+        assert_non_null(e);
+        if (json_is_true(json_object_get(e, "expired"))) {
+            break;
+        }
+        json_decref(ledger);
+        ledger = NULL;
+        sleep_ms(100);
+    }
+    assert_non_null(ledger);
+    assert_string_equal(json_string_value(json_object_get(e, "status")), "pending");
+    json_decref(ledger);
+    node_start(c, b);
+    pair_wait_idle(c, a, b, 30000);
+    for (int i = 0; i < 300 && strcmp(status_at(c, a, NAME_B, late, &ledger), "rejected"); i++) {
+        json_decref(ledger);
+        sleep_ms(100);
+    }
+    e = ledger_json_find(ledger, NAME_B, late, NULL);
+    assert_string_equal(json_string_value(json_object_get(e, "status")), "rejected");
+    assert_string_equal(json_string_value(json_object_get(e, "reason")), "AB05");
+    assert_null(json_object_get(e, "expired")); /* decided: no longer said */
+    json_decref(ledger);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) {
@@ -332,6 +370,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_screening_and_review, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_race, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_waits_for_the_payee, cluster_setup,
+                                        cluster_teardown),
     };
     return cmocka_run_group_tests_name("holds", tests, NULL, NULL);
 }

@@ -76,17 +76,9 @@ int cmd_cancel(int argc, char **argv)
     }
     json_t *req = json_pack("{s:s, s:s, s:s, s:I}", "cmd", "cancel", "uetr", a.uetr, "reason",
                             a.reason, "wait_ms", (json_int_t)a.wait_ms);
-    json_t *reply = NULL;
-    rc = cli_call_node(&home, req, (int)a.wait_ms + 30000, &reply);
-    json_decref(req);
-    if (rc != EXIT_OK) {
+    json_t *result = NULL;
+    if ((rc = cli_call_node_result(&home, req, (int)a.wait_ms + 30000, &result)) != EXIT_OK) {
         return rc;
-    }
-    json_t *result = json_incref(json_array_get(json_object_get(reply, "results"), 0));
-    json_decref(reply);
-    if (result == NULL) {
-        complain("the node gave no result");
-        return EXIT_INTERNAL;
     }
     const char *status = json_string_value(json_object_get(result, "status"));
     const char *reason = json_string_value(json_object_get(result, "reason"));

@@ -275,6 +275,24 @@ int cli_call_node(const home_t *home, const json_t *request, int timeout_ms, jso
                            err, reply);
 }
 
+int cli_call_node_result(const home_t *home, json_t *request, int timeout_ms, json_t **result)
+{
+    *result = NULL;
+    json_t *reply = NULL;
+    int rc = request != NULL ? cli_call_node(home, request, timeout_ms, &reply) : EXIT_INTERNAL;
+    json_decref(request);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    *result = json_incref(json_array_get(json_object_get(reply, "results"), 0));
+    json_decref(reply);
+    if (*result == NULL) {
+        complain("the node gave no result");
+        return EXIT_INTERNAL;
+    }
+    return EXIT_OK;
+}
+
 int cli_apply_cap(const config_t *config, config_peer_t *peer, const char *option, const char *arg,
                   unsigned *given)
 {

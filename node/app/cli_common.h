@@ -106,5 +106,8 @@ int cli_reconcile(const home_t *home, const char *peer, bool repair, int64_t tim
 
 /* Calls the home's running node (connect, request, disconnect). */
 int cli_call_node(const home_t *home, const json_t *request, int timeout_ms, json_t **reply);
+/* Calls it with `request` (taken; NULL: out of memory) and hands over the first of the reply's
+ * results, for a command about one item (cancel, review). */
+int cli_call_node_result(const home_t *home, json_t *request, int timeout_ms, json_t **result);
 
 #endif

@@ -145,17 +145,9 @@ static int cmd_review_decide(int argc, char **argv, bool accept)
     if (req != NULL && a.reason != NULL) {
         json_object_set_new(req, "reason", json_string(a.reason));
     }
-    json_t *reply = NULL;
-    rc = cli_call_node(&home, req, 30000, &reply);
-    json_decref(req);
-    if (rc != EXIT_OK) {
+    json_t *result = NULL;
+    if ((rc = cli_call_node_result(&home, req, 30000, &result)) != EXIT_OK) {
         return rc;
-    }
-    json_t *result = json_incref(json_array_get(json_object_get(reply, "results"), 0));
-    json_decref(reply);
-    if (result == NULL) {
-        complain("the node gave no result");
-        return EXIT_INTERNAL;
     }
     if (args.json) {
         return cli_print_document(result);

@@ -272,9 +272,8 @@ static const char *json_str(json_t *obj, const char *key, const char *fallback)
 /* ---- statements and reconciliation ---------------------------------------------------------- */
 
 /* Records a person's action in the journal (inside the turn's transaction): who (uid and
- * name), when, what, with which arguments (args is stolen, also on failure, as
- * operation_record steals it). False when it could not be recorded (the action must then not
- * happen). */
+ * name), when, what, with which arguments (the reference to `args` is taken). False when it
+ * could not be recorded (the action must then not happen). */
 static bool record_operation(node_t *n, long long uid, const char *action, const char *peer,
                              json_t *args)
 {
@@ -896,6 +895,7 @@ static void handle_status(node_t *n, zmq_msg_t *route)
             uint64_t value;
         } counters[] = {
             {"position_mismatches", st.position_mismatches},
+            {"unentitled", st.unentitled},
             {"dropped", st.dropped},
             {"rewinds_refused", st.rewinds_refused},
             {"held_bytes", st.held_bytes},

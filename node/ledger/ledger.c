@@ -1572,6 +1572,14 @@ static ledger_err_t begin_write(ledger_t *l)
     return rc;
 }
 
+/* The start of a write on a recorded settlement: the transaction open, the settlement found
+ * (LEDGER_E_NOT_FOUND, with a message, if not). */
+static ledger_err_t begin_on(ledger_t *l, const char *peer, const char *uetr, stored_t *st)
+{
+    ledger_err_t rc = begin_write(l);
+    return rc == LEDGER_OK ? find_required(l, peer, uetr, st) : rc;
+}
+
 ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evidence,
                          size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
 {
@@ -1733,12 +1741,9 @@ ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr,
     assert(peer != NULL && uetr != NULL && evidence != NULL && outcome != NULL);
     bool by_peer = cancellation_id != NULL;
     assert(!by_peer || reason != NULL); /* a peer's message only cancels */
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.status != STATUS_HELD) {
@@ -1783,12 +1788,9 @@ ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr,
 
 ledger_err_t ledger_hold_for_review(ledger_t *l, const char *peer, const char *uetr)
 {
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.status != STATUS_HELD || strcmp(st.hold, LEDGER_HOLD_SCREENING) != 0) {
@@ -1853,12 +1855,9 @@ ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char 
                                       size_t evidence_len, uint64_t sequence)
 {
     assert(peer != NULL && uetr != NULL && evidence != NULL);
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.s.direction != DIRECTION_OUT || st.status != STATUS_PENDING) {
@@ -1888,12 +1887,9 @@ ledger_err_t ledger_cancel_request(ledger_t *l, const char *peer, const char *ue
                                    const uint8_t *evidence, size_t evidence_len, uint64_t sequence)
 {
     assert(cancellation_id != NULL && reason != NULL && evidence != NULL);
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.s.direction != DIRECTION_OUT || st.status != STATUS_PENDING || st.cancel_id[0] != '\0') {
@@ -1913,12 +1909,9 @@ ledger_err_t ledger_cancel_answered(ledger_t *l, const char *peer, const char *u
                                     ledger_outcome_t *outcome)
 {
     assert(cancellation_id != NULL && reason != NULL && evidence != NULL && outcome != NULL);
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.s.direction != DIRECTION_OUT || strcmp(st.cancel_id, cancellation_id) != 0 ||
@@ -1952,12 +1945,9 @@ ledger_err_t ledger_cancel_refused_here(ledger_t *l, const char *peer, const cha
                                         size_t evidence_len)
 {
     assert(reason != NULL && evidence != NULL);
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.s.direction != DIRECTION_IN || st.status == STATUS_PENDING || st.status == STATUS_HELD) {
@@ -2035,12 +2025,9 @@ ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char 
 {
     assert(peer != NULL && uetr != NULL && outcome != NULL);
     assert(settled || reason != NULL);
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.s.direction != DIRECTION_OUT) {
@@ -2079,12 +2066,9 @@ ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, cons
                            ledger_outcome_t *outcome)
 {
     assert(peer != NULL && uetr != NULL && reason != NULL && outcome != NULL);
-    ledger_err_t rc = begin_write(l);
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
     stored_t st;
-    if ((rc = find_required(l, peer, uetr, &st)) != LEDGER_OK) {
+    ledger_err_t rc = begin_on(l, peer, uetr, &st);
+    if (rc != LEDGER_OK) {
         return rc;
     }
     if (st.status == STATUS_RETURNED) {

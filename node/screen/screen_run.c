@@ -544,7 +544,7 @@ static void run_place(screen_runner_t *r, run_t *run, run_t ***failures_tail)
             return;
         }
     }
-    assert(!"a run spawned without a free slot");
+    assert(false && "a run spawned without a free slot");
 }
 
 /* ---- The runner ---------------------------------------------------------------------- */

@@ -11,9 +11,10 @@
  *     key_switch_decode, whose result must be a valid switch that encodes and decodes back
  *     to itself, or a refusal with its output zeroed.
  *
- * Input layout: byte 0 selects the type (1 + b % 9), byte 1 bit 0 the possible-duplicate
- * flag, bit 1 which of the two peers sends and bit 2 the Inner version (2 instead of 1),
- * bytes 2..9 the sequence (little endian), and the rest is the body.
+ * Input layout: byte 0 selects the type (1 + b % MSG_TYPE_MAX, Settlement 1 to CancelAnswer 11),
+ * byte 1 bit 0 the possible-duplicate flag, bit 1 which of the two peers sends and bit 2 the
+ * Inner version (2 instead of 1), bytes 2..9 the sequence (little endian), and the rest is the
+ * body.
  *
  * A sequence above CORRIDOR_SEQUENCE_MAX (2^62) is malformed: envelope_sign_version refuses
  * to sign it, and envelope_open must refuse it even when its author really signed it (the

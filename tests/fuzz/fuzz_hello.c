@@ -24,25 +24,39 @@
  *               control messages continue that incarnation, so they keep what is held;
  *               versions [1], or [1, 2] with 0x02), so that the peer's messages are applied
  *               (only while UP)
- *   op % 6:
+ *         0x20  the node screens the peer's payments (PROTOCOL.md 3.8.2): one whose amount is a
+ *               multiple of 1000 is on the screening list (RR04), every other one that passes
+ *               the checks before screening is held for the screening program (PDNG)
+ *   op % 8:
  *     0 HELLO    payload: a Hello body, to channel_receive as MSG_HELLO
  *     1 ACK      payload: an Ack body, as MSG_ACK
- *     2 MESSAGE  payload: [type: b % 5 = 0..2 Settlement, StatusReport, Return; 3 KeyAnnounce;
- *                4 KeySwitch][bit 0: Inner version 2, bit 1: signed by the peer's next key]
- *                [sequence: 8 bytes LE][body];
+ *     2 MESSAGE  payload: [type: b % 7 = 0..2 Settlement, StatusReport, Return; 3 KeyAnnounce;
+ *                4 KeySwitch; 5 CancelRequest; 6 CancelAnswer][bit 0: Inner version 2, bit 1:
+ *                signed by the peer's next key][sequence: 8 bytes LE][body];
  *                signed by the peer (skipped when envelope_sign_version refuses, as the envelope
  *                would refuse it), with its key or (bit 1) with the next key the key-switch
  *                seed announces (identity 3's signing and CURVE keys, the peer's box key); a
  *                sequence the channel already applied is a duplicate (channel_note_duplicate),
- *                as the daemon's opener reports it
+ *                as the daemon's opener reports it. A CancelAnswer whose cancellation_id is
+ *                CANCEL_ID_TEMPLATE answers our latest CancelRequest: the harness puts that
+ *                request's id (random, uetr_generate) in its place
  *     3 REQUEST  payload: a StatementRequest body, answered by recon_answer; its
  *                repair.applied_proof is signed by the harness when it is a fuzz_proof.h
  *                template (a genuine proof: this node's own message to the peer, at any
  *                sequence, type, version and recipient), else passed raw
- *     4 TICK     payload: 2 bytes LE, the clock moves on 8 ms per unit (liveness, retransmission)
+ *     4 TICK     payload: 2 bytes LE, the clock moves on 8 ms per unit before the turn runs
+ *                (liveness, retransmission, expiry: the wall clock moves with it)
  *     5 SEND     payload: [currency: b % 2 RUB/USD]; channel_send_settlement of a new settlement
- * Each record is one daemon turn: the receive step, then channel_apply (and recon_answer) inside
- * the transaction, then (as if committed) the re-based channel reloaded and channel_after_commit.
+ *     6 CANCEL   payload: [which: b % (OUR_SETTLEMENTS + sent so far)][reason: b % 7];
+ *                channel_cancel of that settlement of ours (the fixture's, then the SENDs'), as
+ *                `corridor cancel` does it: only once the peer offered CHANNEL_FEATURE_HOLDS
+ *     7 DECIDE   payload: [which: the peer's settlement number PEER_FIRST + b % 32][verdict: 0
+ *                accept, else reject with one of three reasons]; channel_decide_held, as a
+ *                review or the screening program's verdict
+ * Each record is one daemon turn: the receive step, then channel_apply and channel_expire_held
+ * (and recon_answer) inside the transaction, then (as if committed) the re-based channel reloaded
+ * and channel_after_commit. Every turn sets the wall clock first (ledger and channel), to
+ * WALL_START_MS plus the time since the input began.
  *
  * After every turn, whatever the peer sent: the channel's sent, acked and applied counters
  * (channel_stats, and as persisted) are at most CORRIDOR_SEQUENCE_MAX with acked <= sent; sent
@@ -53,8 +67,10 @@
  * proof is empty or genuine and it changes something, and sets the counters exactly as
  * recon.c's rebase describes (a proof moves acked to what it shows, or only forward outside
  * DIVERGED; sent to at least that; in DIVERGED applied back to what our own kept proof shows);
- * a re-base answer's proof is the peer's message of the sequence it states. No input may stop
- * the ledger.
+ * a re-base answer's proof is the peer's message of the sequence it states. A payment the
+ * channel says it held for the screening program is held in the books; a cancellation of ours
+ * that the channel accepts is recorded as open with the id it gave. No input may stop the
+ * ledger.
  *
  * With FUZZ_HELLO_SEEDS=DIR set, the harness writes its seed corpus to DIR and exits.
  */
@@ -88,6 +104,7 @@
 #include "ledger_db.h"
 #include "recon.h"
 #include "settlement.h"
+#include "validate.h"
 #include "wire.h"
 
 #define SELF_NAME  "BKRURUMM"
@@ -105,14 +122,26 @@
 #define BLOCK_SOCKET   0x04u
 #define START_NO_PROOF 0x08u
 #define START_DOWN     0x10u
+#define SCREEN         0x20u
 
-enum { OP_HELLO, OP_ACK, OP_MESSAGE, OP_REQUEST, OP_TICK, OP_SEND, OP_COUNT };
+enum { OP_HELLO, OP_ACK, OP_MESSAGE, OP_REQUEST, OP_TICK, OP_SEND, OP_CANCEL, OP_DECIDE, OP_COUNT };
+
+/* What a MESSAGE record's type byte selects (b % MESSAGE_TYPES_COUNT): every sequenced type. */
+static const msg_type_t message_types[] = {
+    MSG_SETTLEMENT, MSG_STATUS_REPORT,  MSG_RETURN,        MSG_KEY_ANNOUNCE,
+    MSG_KEY_SWITCH, MSG_CANCEL_REQUEST, MSG_CANCEL_ANSWER,
+};
+#define MESSAGE_TYPES_COUNT (sizeof message_types / sizeof message_types[0])
 
 #define OPS_MAX        64
 #define START_MS       INT64_C(1000000)
 #define ROUND_MS       10
 #define TICK_UNIT_MS   8
-#define SEED_FILES_MAX 24
+#define WALL_START_MS  INT64_C(1767225600000) /* the wall clock at START_MS: 2026-01-01 */
+#define SEED_FILES_MAX 32
+
+/* In a CancelAnswer the peer sends, this id stands for the id of our latest CancelRequest. */
+#define CANCEL_ID_TEMPLATE "00000000-0000-4000-8000-000000000000"
 
 #define FIXTURE_DIR_PREFIX "corridor-fuzz-hello."       /* + pid + "." + mkdtemp's suffix */
 static const char *const fixture_nodes[] = {SELF_NAME}; /* their ledgers in the fixture */
@@ -138,6 +167,8 @@ static struct {
     unsigned business_frames;
     bool block_socket;
     unsigned sends;
+    bool screen;                           /* SCREEN: the node screens the peer's payments */
+    char cancel_id[CORRIDOR_UETR_LEN + 1]; /* our latest CancelRequest's id, or "" */
 } in;
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -234,7 +265,7 @@ static int capture(void *arg, size_t peer_index, msg_type_t type, const uint8_t 
 {
     (void)arg;
     assert(peer_index == 0);
-    if (type >= MSG_SETTLEMENT && type <= MSG_RETURN) {
+    if (msg_type_sequenced((int)type)) {
         in.business_frames++;
         return in.block_socket && (in.business_frames & 1u) ? -1 : 0;
     }
@@ -272,6 +303,31 @@ static int capture(void *arg, size_t peer_index, msg_type_t type, const uint8_t 
     }
     envelope_message_clear(&m);
     return 0;
+}
+
+/* channel_ctx_t.screen (PROTOCOL.md 3.8.2): with SCREEN, the list names a payment whose amount is
+ * a multiple of 1000 and the program holds every other one; without it every payment passes. */
+static channel_screen_t screen_payment(void *arg, const settlement_t *s)
+{
+    (void)arg;
+    assert(s != NULL && s->direction == DIRECTION_IN && strcmp(s->peer, PEER_NAME) == 0);
+    if (!in.screen) {
+        return CHANNEL_SCREEN_PASS;
+    }
+    return s->amount_minor % 1000 == 0 ? CHANNEL_SCREEN_LISTED : CHANNEL_SCREEN_PROGRAM;
+}
+
+/* channel_ctx_t.on_held: told inside the transaction, so the books hold the payment already,
+ * waiting for the program. */
+static void payment_held(void *arg, const char *peer, const char *uetr)
+{
+    (void)arg;
+    assert(in.screen && strcmp(peer, PEER_NAME) == 0);
+    settlement_t s;
+    ledger_outcome_t o;
+    must(ledger_find(ledger, peer, uetr, &s, &o), "ledger_find (held)");
+    assert(s.direction == DIRECTION_IN && o.status == STATUS_HELD);
+    assert(strcmp(o.hold, LEDGER_HOLD_SCREENING) == 0);
 }
 
 /* Hands the channel an unsequenced control message (Hello, Ack) with body `body`. */
@@ -389,6 +445,8 @@ static void build_fixture(void)
         .send = capture,
         .on_final = fixture_ignore_final,
         .on_statement = fixture_ignore_statement,
+        .screen = screen_payment,
+        .on_held = payment_held,
         .arg = NULL,
         .node_name = SELF_NAME,
         .incarnation = 1,
@@ -599,11 +657,82 @@ static bool send_one(channel_t *ch, const uint8_t *data, size_t size)
     return rc != LEDGER_E_STORAGE && rc != LEDGER_E_STOPPED;
 }
 
+/* The operator asks one of our settlements back, as `corridor cancel` does (daemon.c): only once
+ * the peer offered cancellations. The request the channel accepts is open under the id given. */
+static bool cancel_one(channel_t *ch, const uint8_t *data, size_t size)
+{
+    static const char *const reasons[] = {"CUST", "DUPL", "FRAD", "TECH", "UPAY", "AM09", "AC03"};
+    if (size < 2 || !channel_peer_offers(ch, CHANNEL_FEATURE_HOLDS)) {
+        return true;
+    }
+    unsigned which = data[0] % (OUR_SETTLEMENTS + in.sends);
+    char uetr[CORRIDOR_UETR_LEN + 1], id[CORRIDOR_UETR_LEN + 1] = "";
+    uetr_of(which < OUR_SETTLEMENTS ? which : SEND_FIRST + which - OUR_SETTLEMENTS, uetr);
+    const char *reason = reasons[data[1] % (sizeof reasons / sizeof reasons[0])];
+    assert(channel_cancel_reason_valid(reason));
+    ledger_outcome_t out;
+    ledger_err_t rc = channel_cancel(ch, uetr, reason, id, &out);
+    if (rc == LEDGER_OK) {
+        assert(uetr_check(id) == VALID_OK && strcmp(out.cancel_id, id) == 0);
+        assert(out.status == STATUS_PENDING);
+        snprintf(in.cancel_id, sizeof in.cancel_id, "%s", id);
+    }
+    return rc == LEDGER_OK || rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND;
+}
+
+/* A review (or the screening program's verdict) decides one of the peer's payments we hold. */
+static bool decide_one(channel_t *ch, const uint8_t *data, size_t size)
+{
+    static const char *const reasons[] = {"RR04", "AM04", "AC01"};
+    if (size < 2) {
+        return true;
+    }
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    uetr_of(PEER_FIRST + data[0] % 32u, uetr);
+    const char *reason =
+        data[1] == 0 ? NULL : reasons[data[1] % (sizeof reasons / sizeof reasons[0])];
+    ledger_outcome_t out;
+    ledger_err_t rc = channel_decide_held(ch, uetr, reason, &out);
+    if (rc == LEDGER_OK) {
+        assert(out.status == (reason == NULL ? STATUS_SETTLED : STATUS_REJECTED));
+        assert(out.hold[0] == '\0');
+    }
+    return rc == LEDGER_OK || rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND;
+}
+
+/* A CancelAnswer whose id is CANCEL_ID_TEMPLATE answers our latest CancelRequest: the body again
+ * with that request's id (malloc'd, *out_len set); NULL to deliver the bytes as they are. */
+static uint8_t *answer_latest_cancel(const uint8_t *body, size_t len, size_t *out_len)
+{
+    if (in.cancel_id[0] == '\0') {
+        return NULL;
+    }
+    Corridor__CancelAnswer *ans =
+        (Corridor__CancelAnswer *)wire_unpack(&corridor__cancel_answer__descriptor, len, body);
+    uint8_t *out = NULL;
+    if (ans != NULL && strcmp(ans->cancellation_id, CANCEL_ID_TEMPLATE) == 0) {
+        char *given = ans->cancellation_id;
+        ans->cancellation_id = in.cancel_id;
+        *out_len = corridor__cancel_answer__get_packed_size(ans);
+        out = xmalloc(*out_len);
+        corridor__cancel_answer__pack(ans, out);
+        ans->cancellation_id = given;
+    }
+    corridor__cancel_answer__free_unpacked(ans, NULL);
+    return out;
+}
+
 /* One record: false ends the input (a turn the daemon would roll back). */
 static bool turn(unsigned op, const uint8_t *p, size_t n, int64_t *now)
 {
     channel_t *ch = in.ch;
     *now += ROUND_MS;
+    if (op % OP_COUNT == OP_TICK && n >= 2) { /* the turn runs once the time has passed */
+        *now += TICK_UNIT_MS * (int64_t)(p[0] | (unsigned)p[1] << 8);
+    }
+    int64_t wall = WALL_START_MS + (*now - START_MS); /* as engine_begin sets it */
+    ledger_set_clock(ledger, wall);
+    channel_set_wall(ch, wall);
     bool ok = true;
     switch (op % OP_COUNT) {
     case OP_HELLO:
@@ -615,27 +744,36 @@ static bool turn(unsigned op, const uint8_t *p, size_t n, int64_t *now)
         break;
     case OP_MESSAGE:
         if (n >= 10) {
-            static const msg_type_t types[] = {MSG_SETTLEMENT, MSG_STATUS_REPORT, MSG_RETURN,
-                                               MSG_KEY_ANNOUNCE, MSG_KEY_SWITCH};
-            msg_type_t type = types[p[0] % (sizeof types / sizeof types[0])];
+            msg_type_t type = message_types[p[0] % MESSAGE_TYPES_COUNT];
             uint32_t version = (p[1] & 1) ? INNER_VERSION_MIN + 1 : INNER_VERSION_MIN;
             const identity_t *author = (p[1] & 2) ? peer_next : peer_id;
-            (void)deliver_signed(ch, author, type, version, le64(p + 2), p + 10, n - 10, *now);
+            size_t body_len = n - 10;
+            uint8_t *answer =
+                type == MSG_CANCEL_ANSWER ? answer_latest_cancel(p + 10, n - 10, &body_len) : NULL;
+            (void)deliver_signed(ch, author, type, version, le64(p + 2),
+                                 answer != NULL ? answer : p + 10, body_len, *now);
+            free(answer);
         }
         break;
-    case OP_TICK:
-        if (n >= 2) {
-            *now += TICK_UNIT_MS * (int64_t)(p[0] | (unsigned)p[1] << 8);
-        }
+    case OP_TICK: /* the clock moved on above */
         break;
     case OP_SEND:
         ok = send_one(ch, p, n);
+        break;
+    case OP_CANCEL:
+        ok = cancel_one(ch, p, n);
+        break;
+    case OP_DECIDE:
+        ok = decide_one(ch, p, n);
         break;
     default: /* OP_REQUEST: answered after channel_apply, as in the daemon */
         break;
     }
     if (ok) {
         ok = channel_apply(ch, *now) == LEDGER_OK;
+    }
+    if (ok) { /* engine_transaction: held payments whose expiry passed are declined AB05 */
+        ok = channel_expire_held(ch) == LEDGER_OK;
     }
     if (ok && op % OP_COUNT == OP_REQUEST) {
         ok = answer(ch, p, n);
@@ -699,10 +837,11 @@ static void seed_hello(buf_t *b, uint64_t sent, uint64_t applied, uint64_t acked
     free(body);
 }
 
-/* A Hello of a peer that echoes (CHANNEL_FEATURE_ECHO): it took our control message numbered
- * `echo_counter` (0: none yet) before writing this one. Our channel's incarnation is 1. */
-static void seed_hello_echo(buf_t *b, uint64_t sent, uint64_t applied, uint64_t acked,
-                            uint64_t counter, uint64_t echo_counter)
+/* A Hello of a peer offering `features` (CHANNEL_FEATURE_ECHO among them): it took our control
+ * message numbered `echo_counter` (0: none yet) before writing this one. Our channel's
+ * incarnation is 1. */
+static void seed_hello_offering(buf_t *b, uint64_t sent, uint64_t applied, uint64_t acked,
+                                uint64_t counter, uint64_t echo_counter, uint64_t features)
 {
     static const uint32_t both[] = {1, 2};
     Corridor__Hello h = CORRIDOR__HELLO__INIT;
@@ -713,13 +852,20 @@ static void seed_hello_echo(buf_t *b, uint64_t sent, uint64_t applied, uint64_t 
     h.counter = counter;
     h.n_versions = 2;
     h.versions = (uint32_t *)both;
-    h.features = CHANNEL_FEATURE_ECHO;
+    h.features = features;
     h.echo_incarnation = echo_counter != 0 ? 1 : 0;
     h.echo_counter = echo_counter;
     uint8_t body[128];
     assert(corridor__hello__get_packed_size(&h) <= sizeof body);
     size_t len = corridor__hello__pack(&h, body);
     seed_op(b, OP_HELLO, body, len);
+}
+
+/* A Hello of a peer that echoes (CHANNEL_FEATURE_ECHO) and offers nothing else. */
+static void seed_hello_echo(buf_t *b, uint64_t sent, uint64_t applied, uint64_t acked,
+                            uint64_t counter, uint64_t echo_counter)
+{
+    seed_hello_offering(b, sent, applied, acked, counter, echo_counter, CHANNEL_FEATURE_ECHO);
 }
 
 static void seed_ack(buf_t *b, uint64_t sequence, uint64_t counter)
@@ -738,9 +884,12 @@ static void seed_message_by(buf_t *b, msg_type_t type, bool v2, bool next, uint6
                             const uint8_t *body, size_t len)
 {
     uint8_t *p = xmalloc(10 + len);
-    p[0] = (uint8_t)(type == MSG_KEY_SWITCH     ? 4
-                     : type == MSG_KEY_ANNOUNCE ? 3
-                                                : type - MSG_SETTLEMENT);
+    size_t k = 0;
+    while (k < MESSAGE_TYPES_COUNT && message_types[k] != type) {
+        k++;
+    }
+    assert(k < MESSAGE_TYPES_COUNT);
+    p[0] = (uint8_t)k;
     p[1] = (uint8_t)((v2 ? 1 : 0) | (next ? 2 : 0));
     for (size_t i = 0; i < 8; i++) {
         p[2 + i] = (uint8_t)(seq >> (8 * i));
@@ -810,6 +959,124 @@ static void seed_rebase(buf_t *b, const char *id, uint64_t sender_sent, uint64_t
     free(body);
 }
 
+/* The body of the peer's payment i (amount_minor: its own when 0) that expires at
+ * expires_unix_ms (0: never), malloc'd; its body hash (H2) in `hash` when not NULL. */
+static uint8_t *payment_body(unsigned i, int64_t amount_minor, int64_t expires_unix_ms, size_t *len,
+                             uint8_t hash[SETTLEMENT_HASH_BYTES])
+{
+    settlement_t s;
+    settlement_of(i, DIRECTION_IN, "RUB", &s);
+    s.amount_minor = amount_minor != 0 ? amount_minor : s.amount_minor;
+    s.expires_unix_ms = expires_unix_ms;
+    uint8_t *body = NULL;
+    if (settlement_encode(&s, &body, len) != 0) {
+        fail("cannot encode");
+    }
+    if (hash != NULL) {
+        settlement_body_hash(body, *len, hash);
+    }
+    return body;
+}
+
+/* A Settlement record of the peer's payment i, in version 2 (see payment_body). */
+static void seed_payment(buf_t *b, unsigned i, int64_t amount_minor, int64_t expires_unix_ms,
+                         uint64_t seq)
+{
+    size_t len = 0;
+    uint8_t *body = payment_body(i, amount_minor, expires_unix_ms, &len, NULL);
+    seed_message(b, MSG_SETTLEMENT, true, seq, body, len);
+    free(body);
+}
+
+/* The body hash (H2) of the peer's payment i (see payment_body). */
+static void payment_hash(unsigned i, int64_t amount_minor, int64_t expires_unix_ms,
+                         uint8_t hash[SETTLEMENT_HASH_BYTES])
+{
+    size_t len = 0;
+    free(payment_body(i, amount_minor, expires_unix_ms, &len, hash));
+}
+
+/* The body hash (H2) of our settlement i as the ledger keeps it (as fixture and SEND queue it). */
+static void our_hash(unsigned i, const char *currency, uint8_t hash[SETTLEMENT_HASH_BYTES])
+{
+    settlement_t s;
+    settlement_of(i, DIRECTION_OUT, currency, &s);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (settlement_encode(&s, &body, &len) != 0) {
+        fail("cannot encode");
+    }
+    settlement_body_hash(body, len, hash);
+    free(body);
+}
+
+/* A StatusReport record of the peer's about our settlement `uetr`: version 2 naming `hash`, or
+ * version 1 naming nothing when hash is NULL. */
+static void seed_status(buf_t *b, uint64_t seq, const char *uetr, const char *status,
+                        const char *reason, const char *currency, const uint8_t *hash)
+{
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = (char *)uetr;
+    sr.status = (char *)status;
+    sr.reason = (char *)reason;
+    sr.currency = (char *)currency;
+    if (hash != NULL) {
+        sr.settlement_hash = (ProtobufCBinaryData){SETTLEMENT_HASH_BYTES, (uint8_t *)hash};
+    }
+    uint8_t body[256];
+    assert(corridor__status_report__get_packed_size(&sr) <= sizeof body);
+    seed_message(b, MSG_STATUS_REPORT, hash != NULL, seq, body,
+                 corridor__status_report__pack(&sr, body));
+}
+
+/* A CancelRequest record of the peer's (PROTOCOL.md 3.8.4), version 2. */
+static void seed_cancel_request(buf_t *b, uint64_t seq, const char *id, const char *uetr,
+                                const char *reason, const uint8_t hash[SETTLEMENT_HASH_BYTES])
+{
+    Corridor__CancelRequest req = CORRIDOR__CANCEL_REQUEST__INIT;
+    req.cancellation_id = (char *)id;
+    req.uetr = (char *)uetr;
+    req.reason = (char *)reason;
+    req.settlement_hash = (ProtobufCBinaryData){SETTLEMENT_HASH_BYTES, (uint8_t *)hash};
+    uint8_t body[256];
+    assert(corridor__cancel_request__get_packed_size(&req) <= sizeof body);
+    seed_message(b, MSG_CANCEL_REQUEST, true, seq, body,
+                 corridor__cancel_request__pack(&req, body));
+}
+
+/* A CancelAnswer record of the peer's (PROTOCOL.md 3.8.4), version 2; id CANCEL_ID_TEMPLATE
+ * answers our latest CancelRequest. */
+static void seed_cancel_answer(buf_t *b, uint64_t seq, const char *id, const char *uetr,
+                               const char *confirmation, const char *reason, const char *status,
+                               const char *status_reason, const uint8_t hash[SETTLEMENT_HASH_BYTES])
+{
+    Corridor__CancelAnswer ans = CORRIDOR__CANCEL_ANSWER__INIT;
+    ans.cancellation_id = (char *)id;
+    ans.uetr = (char *)uetr;
+    ans.confirmation = (char *)confirmation;
+    ans.reason = (char *)reason;
+    ans.status = (char *)status;
+    ans.status_reason = (char *)status_reason;
+    ans.settlement_hash = (ProtobufCBinaryData){SETTLEMENT_HASH_BYTES, (uint8_t *)hash};
+    uint8_t body[256];
+    assert(corridor__cancel_answer__get_packed_size(&ans) <= sizeof body);
+    seed_message(b, MSG_CANCEL_ANSWER, true, seq, body, corridor__cancel_answer__pack(&ans, body));
+}
+
+/* A CANCEL record: our settlement `which` (0..5 the fixture's), reason index `reason` (0 CUST). */
+static void seed_cancel(buf_t *b, unsigned which, unsigned reason)
+{
+    uint8_t p[2] = {(uint8_t)which, (uint8_t)reason};
+    seed_op(b, OP_CANCEL, p, sizeof p);
+}
+
+/* A DECIDE record: the peer's payment PEER_FIRST + offset accepted (verdict 0) or rejected. */
+static void seed_decide(buf_t *b, unsigned offset, unsigned verdict)
+{
+    uint8_t p[2] = {(uint8_t)offset, (uint8_t)verdict};
+    seed_op(b, OP_DECIDE, p, sizeof p);
+}
+
 static void seed_tick(buf_t *b, int64_t ms)
 {
     uint64_t units = (uint64_t)ms / TICK_UNIT_MS;
@@ -836,6 +1103,138 @@ static void write_seed(const char *dir, const char *name, unsigned flags, buf_t 
     printf("  %-40s %zu bytes\n", name, b->len + 1);
     free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+/* The seeds of holds, expiry and cancellation (PROTOCOL.md 3.8). */
+static void write_hold_seeds(const char *dir)
+{
+    const uint64_t acked = fixture.acked_seq, applied = fixture.applied_seq;
+    buf_t b = {0};
+    char uetr[CORRIDOR_UETR_LEN + 1], other[CORRIDOR_UETR_LEN + 1];
+    uint8_t hash[SETTLEMENT_HASH_BYTES], hash_usd[SETTLEMENT_HASH_BYTES];
+    uint8_t hash_a[SETTLEMENT_HASH_BYTES], hash_b[SETTLEMENT_HASH_BYTES];
+
+    /* the payer's side of a hold: the peer holds our USD payment (PDNG naming its body), again,
+     * then PDNGs naming another body, in version 1 (naming none), in version 2 without a hash;
+     * then settles it, and sends a PDNG for it once it is final */
+    uetr_of(OUR_SETTLEMENTS - 1, uetr);
+    our_hash(OUR_SETTLEMENTS - 1, "USD", hash_usd);
+    seed_status(&b, applied + 1, uetr, "PDNG", "", "USD", hash_usd);
+    seed_status(&b, applied + 2, uetr, "PDNG", "", "USD", hash_usd);
+    uetr_of(0, other);
+    seed_status(&b, applied + 3, other, "PDNG", "", "RUB", hash_usd);
+    uetr_of(1, other);
+    seed_status(&b, applied + 4, other, "PDNG", "", "RUB", NULL);
+    Corridor__StatusReport bare = CORRIDOR__STATUS_REPORT__INIT;
+    uetr_of(2, other);
+    bare.uetr = other;
+    bare.status = "PDNG";
+    uint8_t body[256];
+    seed_message(&b, MSG_STATUS_REPORT, true, applied + 5, body,
+                 corridor__status_report__pack(&bare, body));
+    seed_status(&b, applied + 6, uetr, "ACSC", "", "USD", hash_usd);
+    seed_status(&b, applied + 7, uetr, "PDNG", "", "USD", hash_usd);
+    write_seed(dir, "hold-pdng", 0, &b);
+
+    /* the payer cancels (the peer offered cancellations first): RUB 0, answered CNCL (voided);
+     * RUB 0 again (final now: nothing sent); RUB 1, answered RJCR AGNT (the peer says it is
+     * settled); then an answer to a request we never made; RUB 2, answered with another
+     * payment's body, then with a confirmation that is neither; a StatusReport settling RUB 0,
+     * which was voided */
+    seed_hello_offering(&b, applied, acked, applied, 1, 0, CHANNEL_FEATURES);
+    uetr_of(0, uetr);
+    our_hash(0, "RUB", hash_a);
+    seed_cancel(&b, 0, 0);
+    seed_cancel_answer(&b, applied + 1, CANCEL_ID_TEMPLATE, uetr, "CNCL", "CUST", "RJCT", "CUST",
+                       hash_a);
+    seed_cancel(&b, 0, 2);
+    uetr_of(1, other);
+    our_hash(1, "RUB", hash_b);
+    seed_cancel(&b, 1, 2);
+    seed_cancel_answer(&b, applied + 2, CANCEL_ID_TEMPLATE, other, "RJCR", "AGNT", "ACSC", "",
+                       hash_b);
+    seed_cancel_answer(&b, applied + 3, "7c9e6679-7425-40de-944b-e07fc1f90ae7", other, "CNCL",
+                       "FRAD", "RJCT", "FRAD", hash_b);
+    uetr_of(2, other);
+    seed_cancel(&b, 2, 3);
+    seed_cancel_answer(&b, applied + 4, CANCEL_ID_TEMPLATE, other, "CNCL", "TECH", "RJCT", "TECH",
+                       hash_a);
+    seed_cancel_answer(&b, applied + 5, CANCEL_ID_TEMPLATE, other, "MAYB", "TECH", "RJCT", "TECH",
+                       hash_a);
+    seed_status(&b, applied + 6, uetr, "ACSC", "", "RUB", hash_a);
+    write_seed(dir, "cancel-answer", 0, &b);
+
+    /* the payee's side (screening on): a payment held (PDNG) and one on the list (RR04); the
+     * payer asks the held one back (CNCL), again (RJCR AGNT, now rejected), then a settled and
+     * a refused one (AGNT), one we never got, one naming another body (NOOR), one with a reason
+     * not of the list, and one for a payment of ours (NOOR) */
+    seed_payment(&b, PEER_FIRST + 3, 0, 0, applied + 1);
+    payment_hash(PEER_FIRST + 3, 0, 0, hash);
+    payment_hash(PEER_FIRST + 4, 2000, 0, hash_b);
+    seed_payment(&b, PEER_FIRST + 4, 2000, 0, applied + 2);
+    uetr_of(PEER_FIRST + 3, uetr);
+    seed_cancel_request(&b, applied + 3, "11111111-1111-4111-8111-111111111111", uetr, "CUST",
+                        hash);
+    seed_cancel_request(&b, applied + 4, "22222222-2222-4222-9222-222222222222", uetr, "DUPL",
+                        hash);
+    uetr_of(PEER_FIRST, other);
+    payment_hash(PEER_FIRST, 0, 0, hash_a);
+    seed_cancel_request(&b, applied + 5, "33333333-3333-4333-a333-333333333333", other, "FRAD",
+                        hash_a);
+    uetr_of(PEER_FIRST + 4, other);
+    seed_cancel_request(&b, applied + 6, "44444444-4444-4444-b444-444444444444", other, "TECH",
+                        hash_b);
+    uetr_of(PEER_FIRST + 20, other);
+    seed_cancel_request(&b, applied + 7, "55555555-5555-4555-8555-555555555555", other, "UPAY",
+                        hash_b);
+    seed_cancel_request(&b, applied + 8, "66666666-6666-4666-8666-666666666666", uetr, "AM09",
+                        hash_b);
+    seed_cancel_request(&b, applied + 9, "77777777-7777-4777-8777-777777777777", uetr, "RR04",
+                        hash);
+    uetr_of(0, other);
+    our_hash(0, "RUB", hash_a);
+    seed_cancel_request(&b, applied + 10, "88888888-8888-4888-8888-888888888888", other, "AC03",
+                        hash_a);
+    write_seed(dir, "cancel-request", SCREEN, &b);
+
+    /* expiry (screening on): a payment expired on arrival (AB05), one a second away and one
+     * without expiry (both held), one expiring at -1 ms (AB05); the clock passes the second
+     * (the first held one is declined AB05); the payer asks that one back (RJCR AGNT); a review
+     * accepts the other */
+    seed_payment(&b, PEER_FIRST + 5, 0, WALL_START_MS, applied + 1);
+    seed_payment(&b, PEER_FIRST + 6, 0, WALL_START_MS + 1000, applied + 2);
+    seed_payment(&b, PEER_FIRST + 7, 0, 0, applied + 3);
+    seed_payment(&b, PEER_FIRST + 8, 0, -1, applied + 4);
+    seed_tick(&b, 1200);
+    payment_hash(PEER_FIRST + 6, 0, WALL_START_MS + 1000, hash);
+    uetr_of(PEER_FIRST + 6, uetr);
+    seed_cancel_request(&b, applied + 5, "99999999-9999-4999-9999-999999999999", uetr, "CUST",
+                        hash);
+    seed_decide(&b, 7, 0);
+    write_seed(dir, "hold-expiry", SCREEN | START_V2, &b);
+
+    /* decisions (screening on): three held; accept one, reject it again (decided: nothing),
+     * reject the second, decide one never received and a settled one (nothing); the payer
+     * cancels the third (CNCL), a review accepts it after (nothing); the payer asks the
+     * accepted one back (RJCR AGNT) */
+    seed_payment(&b, PEER_FIRST + 3, 0, 0, applied + 1);
+    seed_payment(&b, PEER_FIRST + 4, 0, 0, applied + 2);
+    seed_payment(&b, PEER_FIRST + 5, 0, WALL_START_MS + 60000, applied + 3);
+    seed_decide(&b, 3, 0);
+    seed_decide(&b, 3, 1);
+    seed_decide(&b, 4, 2);
+    seed_decide(&b, 20, 0);
+    seed_decide(&b, 0, 0);
+    payment_hash(PEER_FIRST + 5, 0, WALL_START_MS + 60000, hash);
+    uetr_of(PEER_FIRST + 5, uetr);
+    seed_cancel_request(&b, applied + 4, "aaaaaaaa-aaaa-4aaa-aaaa-aaaaaaaaaaaa", uetr, "FRAD",
+                        hash);
+    seed_decide(&b, 5, 0);
+    payment_hash(PEER_FIRST + 3, 0, 0, hash);
+    uetr_of(PEER_FIRST + 3, uetr);
+    seed_cancel_request(&b, applied + 5, "bbbbbbbb-bbbb-4bbb-bbbb-bbbbbbbbbbbb", uetr, "CUST",
+                        hash);
+    write_seed(dir, "hold-decide", SCREEN, &b);
 }
 
 static void write_seeds(const char *dir)
@@ -1082,6 +1481,8 @@ static void write_seeds(const char *dir)
     seed_ack(&b, sent, 2);
     seed_settlement(&b, PEER_FIRST + 4, applied + 1);
     write_seed(dir, "hello-peer-restored", 0, &b);
+
+    write_hold_seeds(dir);
 }
 
 /* ---- libFuzzer ------------------------------------------------------------------------------ */
@@ -1129,6 +1530,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t now = START_MS;
     memset(&in, 0, sizeof in);
     in.block_socket = (flags & BLOCK_SOCKET) != 0;
+    in.screen = (flags & SCREEN) != 0;
     keys[0].applied_through = fixture.applied_seq;
     must(ledger_begin(ledger), "begin");
     if (flags & START_DIVERGED) {
@@ -1143,6 +1545,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              "set applied");
     }
     in.ch = new_channel(now);
+    ledger_set_clock(ledger, WALL_START_MS);
+    channel_set_wall(in.ch, WALL_START_MS);
     if ((flags & START_DOWN) == 0) {
         static const uint32_t one[] = {1}, both[] = {1, 2};
         Corridor__Hello h = CORRIDOR__HELLO__INIT;

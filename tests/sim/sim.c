@@ -40,13 +40,10 @@
  *             history); a connection made before lasts (frames in flight arrive), except that a
  *             node whose served key changes binds its inbound socket again: what was in flight
  *             to it is lost (serve_epoch). Hostile copies and forged control messages are not
- *             checked (the receiver drops them anyway).
- *             A known gap of node/channel/channel.c is steered clear of unless --curve-strict:
- *             a channel DIVERGED when its peer switches never applies the KeySwitch (nothing is
- *             applied while DIVERGED) nor repairs (its StatementRequests pin the old key): a
- *             compromised node that rotates forges no rollback Hellos (attack; counted in the
- *             summary). Commit 13a9106 pins such a KeySwitch (pin_switch_while_diverged); the
- *             steering stays until --curve-strict runs show the gap closed.
+ *             checked (the receiver drops them anyway). A compromised node that rotates
+ *             forges rollback Hellos too (attack), so a channel may be DIVERGED when its peer
+ *             switches: channel.c pins such a KeySwitch (pin_switch_while_diverged) and a node
+ *             does not switch while a channel of its is DIVERGED.
  *   stolen    in one world in four without a key rotation or a restore, a node's signing and box
  *   key       keys leak (PROTOCOL.md 2.15): a thief copies its home (keys, CURVE key, outbox)
  *             and, connecting as that node, keeps sending under the stolen keys: the node's own
@@ -80,8 +77,8 @@
  *             worlds where two nodes' switches overlapped (and where the tie-break held one).
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
- * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--curve-strict]
- * [--trace]`; see scripts/sim.sh.
+ * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--trace]`; see
+ * scripts/sim.sh.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -353,8 +350,6 @@ struct world {
     uint64_t keyswitches;        /* applied, as the peers' key histories say at the end */
     bool curve_overlap;          /* two peers' CURVE switches pending at once */
     bool curve_held;             /* the tie-break held a node's switch back */
-    bool curve_strict;           /* no steering clear of the known gap (attack) */
-    bool attack_steered;         /* a rollback Hello pair steered clear of it */
     /* a node whose signing and box keys are stolen, then replaced by the operators of both
      * ends of each of its channels (PROTOCOL.md 2.15), from a stream of its own */
     int stolen;             /* that node, or -1 */
@@ -642,10 +637,6 @@ static void attack(world_t *w, node_t *x, int to, const uint8_t *wire, size_t le
     }
     channel_stats_t ys = channel_stats(engine_channel(y->engine, real.peer_index));
     unsigned kind = (unsigned)rng_below(&w->attack_rng, 4);
-    if (kind == 3 && x->rotations_wanted > 0 && !w->curve_strict) {
-        kind = 2; /* a known gap steered clear of (the header: a DIVERGED channel's KeySwitch) */
-        w->attack_steered = true;
-    }
     int copies = kind == 3 ? 2 : 1;
     static const char *const kinds[] = {"an Ack beyond what it sent", "a malformed Ack",
                                         "a Hello asking for everything again",
@@ -2286,8 +2277,6 @@ typedef struct {
     bool fifo;            /* every world's lanes deliver in order */
     bool no_lost_commits; /* every transaction commits: no crash inside one, no disk faults */
     bool replace_anytime; /* key replacements as drawn, whatever the known gaps (gaps_block) */
-    bool curve_strict;    /* the known gap of the CURVE switch as it is (attack: a
-                             KeySwitch to a DIVERGED channel) */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -3105,7 +3094,6 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     (void)rng_next(&w->rng);
     w->trace = opt->trace;
     w->replace_anytime = opt->replace_anytime;
-    w->curve_strict = opt->curve_strict;
     current = w;
     log_set_clock(sim_clock);
     entropy_seed(seed);
@@ -3210,11 +3198,10 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     if (f != NULL) {
         fprintf(f,
                 "%d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d %" PRIu64 " %" PRIu64
-                " %" PRIu64 " %d %d %d\n",
+                " %" PRIu64 " %d %d\n",
                 w->stolen >= 0 && w->own_replaced, w->thief_after, w->thief_revoked,
                 w->thief_unknown, w->thief_curve, w->curve_rotations > 0, w->keyswitches,
-                w->frames_curve, w->frames_rebound, w->curve_overlap, w->curve_held,
-                w->attack_steered);
+                w->frames_curve, w->frames_rebound, w->curve_overlap, w->curve_held);
         fclose(f);
     }
     fflush(stdout);
@@ -3231,7 +3218,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--seeds N] [--from S] [--nodes K] [--settlements M] [--jobs J] "
-               "[--fifo] [--no-lost-commits] [--replace-anytime] [--curve-strict] [--trace]\n"
+               "[--fifo] [--no-lost-commits] [--replace-anytime] [--trace]\n"
                "  runs N worlds, seeds S..S+N-1 (default 1 from 1); K nodes (2-5; default from "
                "the seed);\n"
                "  M settlements each (default 200); J worlds at a time (default 1); --trace "
@@ -3242,9 +3229,6 @@ static void usage(FILE *f)
                "  commit only; no full or failing disk).\n"
                "  --replace-anytime: the operators replace a stolen key as drawn, also where\n"
                "  node/ledger/replace.c has known gaps (sim.c: gaps_block).\n"
-               "  --curve-strict: no steering clear of a KeySwitch to a DIVERGED channel (a known\n"
-               "  gap of node/channel/channel.c: a compromised node that rotates forges rollback\n"
-               "  Hellos too; sim.c: attack).\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -3305,7 +3289,6 @@ static void replay_line(uint64_t seed, const options_t *opt)
     const char *fifo = opt->fifo ? " --fifo" : "";
     const char *lost = opt->no_lost_commits ? " --no-lost-commits" : "";
     const char *anytime = opt->replace_anytime ? " --replace-anytime" : "";
-    const char *strict = opt->curve_strict ? " --curve-strict" : "";
     if (opt->nodes > 0) {
         snprintf(nodes, sizeof nodes, " --nodes %d", opt->nodes);
     }
@@ -3313,8 +3296,8 @@ static void replay_line(uint64_t seed, const options_t *opt)
         snprintf(settlements, sizeof settlements, " --settlements %zu", opt->settlements);
     }
     printf("FAILED seed %" PRIu64 "; replay: scripts/sim.sh --seeds 1 --from %" PRIu64
-           "%s%s%s%s%s%s --trace\n",
-           seed, seed, nodes, settlements, fifo, lost, anytime, strict);
+           "%s%s%s%s%s --trace\n",
+           seed, seed, nodes, settlements, fifo, lost, anytime);
 }
 
 /* What the worlds of a run did with stolen keys (world_run writes each world's). */
@@ -3330,7 +3313,6 @@ typedef struct {
     uint64_t rebound;       /* frames lost to a rebind */
     uint64_t overlap;       /* worlds where two nodes' CURVE switches were pending at once */
     uint64_t held;          /* worlds where the tie-break held a switch back */
-    uint64_t steered;       /* worlds steered clear of the DIVERGED KeySwitch gap (attack) */
 } run_stats_t;
 
 static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
@@ -3339,10 +3321,10 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
     char path[300];
     snprintf(path, sizeof path, "%s/stats", j->dir);
     FILE *f = fopen(path, "r");
-    unsigned long long v[12] = {0};
+    unsigned long long v[11] = {0};
     if (f != NULL &&
-        fscanf(f, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-               &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11]) == 12) {
+        fscanf(f, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]) == 11) {
         stats->replaced += v[0];
         stats->thief_after += v[1];
         stats->thief_revoked += v[2];
@@ -3354,7 +3336,6 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
         stats->rebound += v[8];
         stats->overlap += v[9];
         stats->held += v[10];
-        stats->steered += v[11];
     }
     if (f != NULL) {
         fclose(f);
@@ -3394,8 +3375,6 @@ int main(int argc, char **argv)
             opt.no_lost_commits = true;
         } else if (strcmp(a, "--replace-anytime") == 0) {
             opt.replace_anytime = true;
-        } else if (strcmp(a, "--curve-strict") == 0) {
-            opt.curve_strict = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -3510,10 +3489,6 @@ int main(int argc, char **argv)
            " frames refused by the CURVE model, %" PRIu64 " lost to a rebind\n",
            stats.curve_worlds, stats.overlap, stats.held, stats.keyswitches, stats.frames_curve,
            stats.rebound);
-    printf("a known gap of channel.c (none with --curve-strict): %" PRIu64
-           " worlds where a compromised node that rotates forged no rollback Hellos (a "
-           "KeySwitch to a DIVERGED channel)\n",
-           stats.steered);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",

@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
 """A second implementation of the BLAKE2b constructions of proto/PROTOCOL.md, written from the
 specification alone, checked against tests/vectors/hashes.kat: key id, settlement content and
-body hashes, channel entry hash, channel digest, journal row hash. (Ed25519 signatures need a
-library the standard one lacks; tests/test_vectors.c checks those.)
+body hashes, channel entry hash, channel digest, journal row hash. (Its Ed25519 signatures are
+checked by tests/test_vectors.c.)
 
-usage: tests/vectors/check.py [tests/vectors/hashes.kat]   exit 0 when every vector matches
+And a second sealer of the Envelopes of tests/vectors/envelope.kat (1.13): from the fixed keys
+alone it encodes every layer, signs (Ed25519, RFC 8032), boxes (X25519, RFC 7748, and the
+XSalsa20-Poly1305 crypto_box of NaCl) and must reproduce each vector byte for byte; the real
+bodies (the Hello, KeyAnnounce, KeySwitch, and the Settlement, StatusReport PDNG, CancelRequest
+and CancelAnswer of 3.8) are encoded here from their fields. The standard library only: the
+primitives are written out below, slow and not constant-time, for checking only.
+
+usage: tests/vectors/check.py [hashes.kat [envelope.kat]]   exit 0 when every vector matches
 """
 import hashlib
 import os
@@ -112,11 +119,295 @@ CONSTRUCTIONS = {
     "journal_row_hash_with_reply": row_hash,
 }
 
-path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "hashes.kat")
+# ---- primitives for the envelope vectors -------------------------------------------------------
+
+P25519 = 2**255 - 19
+
+
+def x25519(scalar, u):  # RFC 7748, section 5
+    k = bytearray(scalar)
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    k = int.from_bytes(k, "little")
+    x1 = int.from_bytes(u, "little") & (2**255 - 1)
+    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
+    for t in reversed(range(255)):
+        bit = (k >> t) & 1
+        if swap ^ bit:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a, b, c, d = x2 + z2, x2 - z2, x3 + z3, x3 - z3
+        aa, bb, da, cb = a * a, b * b, d * a, c * b
+        e = aa - bb
+        x3, z3 = (da + cb) ** 2 % P25519, x1 * (da - cb) ** 2 % P25519
+        x2, z2 = aa * bb % P25519, e * (aa + 121665 * e) % P25519
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, P25519 - 2, P25519) % P25519).to_bytes(32, "little")
+
+
+def x25519_base(scalar):
+    return x25519(scalar, (9).to_bytes(32, "little"))
+
+
+def salsa20_rounds(state):  # 20 rounds (Bernstein, "The Salsa20 family of stream ciphers")
+    x = list(state)
+
+    def quarter(a, b, c, d):
+        def rotl(v, n):
+            v &= 0xFFFFFFFF
+            return ((v << n) | (v >> (32 - n))) & 0xFFFFFFFF
+        x[b] ^= rotl(x[a] + x[d], 7)
+        x[c] ^= rotl(x[b] + x[a], 9)
+        x[d] ^= rotl(x[c] + x[b], 13)
+        x[a] ^= rotl(x[d] + x[c], 18)
+
+    for _ in range(10):
+        quarter(0, 4, 8, 12), quarter(5, 9, 13, 1), quarter(10, 14, 2, 6), quarter(15, 3, 7, 11)
+        quarter(0, 1, 2, 3), quarter(5, 6, 7, 4), quarter(10, 11, 8, 9), quarter(15, 12, 13, 14)
+    return x
+
+
+def salsa20_state(key, words16):
+    k = struct.unpack("<8I", key)
+    i = struct.unpack("<4I", words16)
+    c = struct.unpack("<4I", b"expand 32-byte k")
+    return [c[0], *k[:4], c[1], *i, c[2], *k[4:], c[3]]
+
+
+def hsalsa20(key, in16):
+    x = salsa20_rounds(salsa20_state(key, in16))
+    return struct.pack("<8I", *(x[i] for i in (0, 5, 10, 15, 6, 7, 8, 9)))
+
+
+def xsalsa20_stream(key, nonce, size):
+    sub = hsalsa20(key, nonce[:16])
+    out = b""
+    for block in range((size + 63) // 64):
+        state = salsa20_state(sub, nonce[16:] + struct.pack("<Q", block))
+        x = salsa20_rounds(state)
+        out += struct.pack("<16I", *((a + b) & 0xFFFFFFFF for a, b in zip(x, state)))
+    return out[:size]
+
+
+def poly1305(key, msg):  # RFC 8439, section 2.5
+    r = int.from_bytes(key[:16], "little") & 0x0FFFFFFC0FFFFFFC0FFFFFFC0FFFFFFF
+    acc = 0
+    for i in range(0, len(msg), 16):
+        acc = (acc + int.from_bytes(msg[i:i + 16] + b"\1", "little")) * r % (2**130 - 5)
+    return ((acc + int.from_bytes(key[16:], "little")) % 2**128).to_bytes(16, "little")
+
+
+def box_key(own_secret, peer_public):  # crypto_box_beforenm (1.7)
+    return hsalsa20(x25519(own_secret, peer_public), bytes(16))
+
+
+def secretbox(key, nonce, plain):  # crypto_box_easy_afternm: tag (16) || XSalsa20(plain)
+    stream = xsalsa20_stream(key, nonce, 32 + len(plain))
+    cipher = bytes(a ^ b for a, b in zip(plain, stream[32:]))
+    return poly1305(stream[:32], cipher) + cipher
+
+
+ED_Q = 2**252 + 27742317777372353535851937790883648493
+ED_D = -121665 * pow(121666, P25519 - 2, P25519) % P25519
+
+
+def ed_add(p, q):  # extended coordinates (RFC 8032, section 5.1.4)
+    a = (p[1] - p[0]) * (q[1] - q[0]) % P25519
+    b = (p[1] + p[0]) * (q[1] + q[0]) % P25519
+    c = 2 * p[3] * q[3] * ED_D % P25519
+    d = 2 * p[2] * q[2] % P25519
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % P25519, g * h % P25519, f * g % P25519, e * h % P25519)
+
+
+def ed_mul(s, p):
+    q = (0, 1, 1, 0)
+    while s:
+        if s & 1:
+            q = ed_add(q, p)
+        p, s = ed_add(p, p), s >> 1
+    return q
+
+
+def ed_encode(p):
+    zi = pow(p[2], P25519 - 2, P25519)
+    x, y = p[0] * zi % P25519, p[1] * zi % P25519
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+def ed_base():  # y = 4/5, x the even root (RFC 8032, sections 5.1 and 5.1.3)
+    y = 4 * pow(5, P25519 - 2, P25519) % P25519
+    xx = (y * y - 1) * pow(ED_D * y * y + 1, P25519 - 2, P25519) % P25519
+    x = pow(xx, (P25519 + 3) // 8, P25519)
+    if (x * x - xx) % P25519:
+        x = x * pow(2, (P25519 - 1) // 4, P25519) % P25519
+    assert (x * x - xx) % P25519 == 0
+    x = x if x % 2 == 0 else P25519 - x
+    return (x, y, 1, x * y % P25519)
+
+
+ED_B = ed_base()
+
+
+def ed_expand(seed):
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(h[:32], "little") & (2**254 - 8) | 2**254
+    return a, h[32:]
+
+
+def ed_public(seed):
+    return ed_encode(ed_mul(ed_expand(seed)[0], ED_B))
+
+
+def ed_sign(seed, msg):  # RFC 8032, section 5.1.6: deterministic
+    a, prefix = ed_expand(seed)
+    public = ed_encode(ed_mul(a, ED_B))
+    r = int.from_bytes(hashlib.sha512(prefix + msg).digest(), "little") % ED_Q
+    big_r = ed_encode(ed_mul(r, ED_B))
+    k = int.from_bytes(hashlib.sha512(big_r + public + msg).digest(), "little") % ED_Q
+    return big_r + ((r + k * a) % ED_Q).to_bytes(32, "little")
+
+
+Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+
+def z85(data):  # ZeroMQ RFC 32
+    out = ""
+    for i in range(0, len(data), 4):
+        v = int.from_bytes(data[i:i + 4], "big")
+        out += "".join(Z85[v // 85**k % 85] for k in range(4, -1, -1))
+    return out
+
+
+# ---- protobuf, as 1.5 and 3.2.2 say the reference encodes ---------------------------------------
+
+
+class Embedded(bytes):
+    """An embedded message: written even when empty (Settlement.debtor and creditor, 3.2.2)."""
+
+
+def varint(v):
+    v %= 2**64  # a negative int64 is a 10-byte varint
+    out = b""
+    while True:
+        out += bytes([v & 0x7F | (0x80 if v > 0x7F else 0)])
+        v >>= 7
+        if not v:
+            return out
+
+
+def encode(*fields):
+    """Fields in ascending number; 0, false and empty values left out (proto3)."""
+    out = b""
+    for number, value in fields:
+        if isinstance(value, (bool, int)):
+            if value:
+                out += varint(number << 3) + varint(int(value))
+        else:
+            value = value.encode() if isinstance(value, str) else value
+            if value or isinstance(value, Embedded):
+                out += varint(number << 3 | 2) + varint(len(value)) + value
+    return out
+
+
+# ---- the vectors of 1.13 -------------------------------------------------------------------------
+
+SEED_A, BOX_A, SEED_B, BOX_B = bytes([1] * 32), bytes([0x41] * 32), bytes([2] * 32), bytes([0x42] * 32)
+KEY_ID_A = blake2b(tag("corridor.key-id.v1") + ed_public(SEED_A), 16)
+KEY_ID_B = blake2b(tag("corridor.key-id.v1") + ed_public(SEED_B), 16)
+NONCE = bytes(range(24))
+
+
+def next_keys_curve():  # key_announce_v2's CURVE key: secret 32 x 5b, written in Z85
+    return z85(x25519_base(bytes([0x5B] * 32)))
+
+
+def key_announce_body():  # 2.14, with the CURVE proof of 2.16
+    sign_public, box_public, curve = ed_public(bytes([0x5A] * 32)), x25519_base(BOX_A), next_keys_curve()
+    possession = ed_sign(bytes([0x5A] * 32), tag("corridor.key-announce.v1") + KEY_ID_A + sign_public
+                         + box_public + curve.encode())
+    proof_key = x25519(bytes([0x5B] * 32), x25519_base(BOX_B))
+    curve_possession = hashlib.blake2b(tag("corridor.curve-possession.v1") + KEY_ID_A + sign_public
+                                       + curve.encode(), key=proof_key, digest_size=32).digest()
+    return encode((1, sign_public), (2, box_public), (3, curve), (4, possession), (5, curve_possession))
+
+
+UETR, CANCEL_ID = "0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+def settlement_body():  # 3.2, 3.8.1: the payment the three vectors after settlement_expiry_v2 name
+    return encode((1, UETR), (2, "KAT-E2E-0001"), (3, 125000), (4, "RUB"), (5, "2026-01-01"),
+                  (6, Embedded(encode((1, "KAT Debtor"), (2, "40702810000000000001")))),
+                  (7, Embedded(encode((1, "KAT Creditor"), (2, "40702810900000000002")))),
+                  (8, "KAT expiry"), (9, 1767225600000), (10, 1767225600000 + 86400000))
+
+
+def settlement_hash():  # H2 (1.14)
+    return blake2b(tag("corridor.settlement-body.v2") + settlement_body())
+
+
+ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
+    "settlement": (1, 1, 1, lambda: b"KAT settlement body", False),
+    "status_report": (1, 2, 2, lambda: b"KAT status", False),
+    "retransmission": (1, 1, 1, lambda: b"KAT settlement body", True),
+    "ack": (1, 6, 0, lambda: b"", False),
+    "hello": (1, 7, 0, lambda: b"hello", False),
+    "settlement_v2": (2, 1, 3, lambda: b"KAT settlement body", False),
+    "status_report_v2": (2, 2, 4, lambda: b"KAT status v2", False),
+    "hello_v2": (2, 7, 0, lambda: b"hello v2", False),
+    "hello_echo_v2": (2, 7, 0, lambda: encode((1, 3), (2, 2), (3, 1), (6, 1000), (7, 7),
+                                              (8, bytes([1, 2])), (9, 1), (10, 2000), (11, 5)), False),
+    "key_announce_v2": (2, 8, 5, key_announce_body, False),
+    "key_switch_v2": (2, 9, 6, lambda: encode((1, next_keys_curve()), (2, 3600)), False),
+    "settlement_expiry_v2": (2, 1, 7, settlement_body, False),
+    "status_report_pdng_v2": (2, 2, 8, lambda: encode((1, UETR), (2, "PDNG"), (3, ""), (4, "RUB"),
+                                                      (5, 0), (6, settlement_hash())), False),
+    "cancel_request_v2": (2, 10, 9, lambda: encode((1, CANCEL_ID), (2, UETR), (3, "CUST"),
+                                                   (4, settlement_hash())), False),
+    "cancel_answer_v2": (2, 11, 10, lambda: encode((1, CANCEL_ID), (2, UETR), (3, "CNCL"), (4, "CUST"),
+                                                   (5, "RJCT"), (6, "CUST"), (7, settlement_hash())),
+                         False),
+}
+
+
+def seal(version, msg_type, sequence, body, duplicate):  # A to B, as 1.5 to 1.7 describe
+    inner = encode((1, version), (2, KEY_ID_A), (3, KEY_ID_B), (4, msg_type), (5, sequence), (6, body))
+    signed = encode((1, inner), (2, ed_sign(SEED_A, tag("corridor.message.v1") + inner)))
+    transit = encode((1, signed), (2, duplicate))
+    box = secretbox(box_key(BOX_A, x25519_base(BOX_B)), NONCE, transit)
+    return encode((1, 1), (2, KEY_ID_A), (3, NONCE), (4, box))
+
+
+def read_envelopes(path):
+    out = {}
+    for line in open(path, encoding="utf-8"):
+        if line.strip() and not line.startswith("#"):
+            name, _, wire = line.strip().partition(" ")
+            out[name] = wire
+    return out
+
+
+here = os.path.dirname(__file__)
+path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "hashes.kat")
 vectors = read_vectors(path)
 failed = [name for name, fn in CONSTRUCTIONS.items() if fn(vectors[name]).hex() != vectors[name]["out"]]
 for name in failed:
     print(f"check.py: {name}: computed {CONSTRUCTIONS[name](vectors[name]).hex()}, "
           f"the file says {vectors[name]['out']}", file=sys.stderr)
 print(f"check.py: {len(CONSTRUCTIONS) - len(failed)} of {len(CONSTRUCTIONS)} vectors match")
-sys.exit(1 if failed else 0)
+
+envelopes = read_envelopes(sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "envelope.kat"))
+sealed_failed = []
+for name, (version, msg_type, sequence, body, duplicate) in ENVELOPES.items():
+    computed = seal(version, msg_type, sequence, body(), duplicate).hex()
+    if envelopes.get(name) != computed:
+        sealed_failed.append(name)
+        print(f"check.py: envelope {name}: computed {computed}, the file says "
+              f"{envelopes.get(name, '(nothing)')}", file=sys.stderr)
+for name in sorted(set(envelopes) - set(ENVELOPES)):
+    sealed_failed.append(name)
+    print(f"check.py: envelope {name}: in the file but not checked here", file=sys.stderr)
+every = set(ENVELOPES) | set(envelopes)
+print(f"check.py: {len(every) - len(sealed_failed)} of {len(every)} envelopes reproduced")
+sys.exit(1 if failed or sealed_failed else 0)
