@@ -2039,6 +2039,49 @@ static void test_cancellation(void **state)
     net_free(net);
 }
 
+/* An expiry is not masked: a payment held after a reload (which forgets the earliest expiry)
+ * does not hide an earlier one; a release that comes after the expiry declines AB05; and a
+ * rejection that reaches the payer while its cancellation is open is no cancellation. */
+static void test_expiry_not_masked(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    channel_set_wall(b->ch, WALL_START);
+    b->screen = CHANNEL_SCREEN_PROGRAM;
+    settlement_t s[3] = {make_payment(a, "RUB", 11), make_payment(a, "RUB", 12),
+                         make_payment(a, "RUB", 13)};
+    s[0].expires_unix_ms = WALL_START + 10000;
+    s[1].expires_unix_ms = WALL_START + 1000000000;
+    s[2].expires_unix_ms = WALL_START + 10000;
+    pay(net, A, &s[0], 1);
+    assert_true(run_until(net, a_sees_held, s[0].uetr, 10000));
+    pay(net, A, &s[2], 1);
+    assert_true(run_until(net, a_sees_held, s[2].uetr, 10000));
+    channel_reload(b->ch); /* forgets the earliest expiry */
+    pay(net, A, &s[1], 1); /* held with a far one */
+    assert_true(run_until(net, a_sees_held, s[1].uetr, 10000));
+    cancel_t asked = {s[2].uetr, "UPAY", LEDGER_OK, ""};
+    node_turn(a, cancel_work, &asked);
+    channel_set_wall(b->ch, WALL_START + 20000);
+    node_turn(b, expire_work, NULL); /* both expired ones, whatever was held since */
+    decide_t late = {s[1].uetr, NULL, LEDGER_OK};
+    channel_set_wall(b->ch, WALL_START + 1000000000);
+    node_turn(b, decide_work, &late); /* a release after the expiry */
+    settle(net, A, s, 3, 20000);
+    settlement_t got;
+    ledger_outcome_t o;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ledger_find(a->ledger, NAME_B, s[i].uetr, &got, &o), LEDGER_OK);
+        assert_int_equal(o.status, STATUS_REJECTED);
+        assert_string_equal(o.reason, "AB05");
+        assert_false(o.cancelled); /* s[2]: the expiry came first, then its RJCR */
+    }
+    assert_string_equal(o.cancel_id, ""); /* the refusal closed the request */
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -2071,6 +2114,7 @@ int main(void)
         cmocka_unit_test(test_key_switch_pinned_while_diverged),
         cmocka_unit_test(test_held_payments_decided_later),
         cmocka_unit_test(test_cancellation),
+        cmocka_unit_test(test_expiry_not_masked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

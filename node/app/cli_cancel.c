@@ -15,16 +15,25 @@
 typedef struct {
     const char *uetr;
     const char *reason;
+    const char *peer;
     int64_t wait_ms;
 } cancel_args_t;
 
-enum { OPT_UETR = 1, OPT_REASON, OPT_WAIT };
+enum { OPT_UETR = 1, OPT_REASON, OPT_WAIT, OPT_PEER };
 
 static int cancel_option(void *ctx, int key, const char *value)
 {
     cancel_args_t *a = ctx;
     if (key == OPT_WAIT) {
         return cli_seconds("--wait", value, 86400, &a->wait_ms);
+    }
+    if (key == OPT_PEER) {
+        if (node_code_check(value) != VALID_OK) {
+            complain("--peer %s: not a node code", value);
+            return EXIT_USAGE;
+        }
+        a->peer = value;
+        return EXIT_OK;
     }
     if (key == OPT_UETR && uetr_check(value) != VALID_OK) {
         complain("--uetr %s: not a UETR (a lower-case UUIDv4)", value);
@@ -41,10 +50,12 @@ static int cancel_option(void *ctx, int key, const char *value)
 static const struct option cancel_options[] = {{"uetr", required_argument, NULL, OPT_UETR},
                                                {"reason", required_argument, NULL, OPT_REASON},
                                                {"wait", required_argument, NULL, OPT_WAIT},
+                                               {"peer", required_argument, NULL, OPT_PEER},
                                                {NULL, 0, NULL, 0}};
 
 static const cli_spec_t cancel_spec = {
-    .usage = "corridor cancel --home DIR --uetr UETR --reason CODE [--wait SECONDS] [--json]",
+    .usage = "corridor cancel --home DIR --uetr UETR --reason CODE [--peer CODE] [--wait SECONDS] "
+             "[--json]",
     .help =
         "Asks a pending payment of this node back (camt.056), as an operator action on record.\n"
         "CODE (ISO ExternalCancellationReason1Code): CUST, DUPL, FRAD, TECH, UPAY, AM09, AC03.\n"
@@ -76,6 +87,9 @@ int cmd_cancel(int argc, char **argv)
     }
     json_t *req = json_pack("{s:s, s:s, s:s, s:I}", "cmd", "cancel", "uetr", a.uetr, "reason",
                             a.reason, "wait_ms", (json_int_t)a.wait_ms);
+    if (req != NULL && a.peer != NULL) {
+        json_object_set_new(req, "peer", json_string(a.peer));
+    }
     json_t *result = NULL;
     if ((rc = cli_call_node_result(&home, req, (int)a.wait_ms + 30000, &result)) != EXIT_OK) {
         return rc;

@@ -82,14 +82,21 @@ static int cmd_review_list(int argc, char **argv)
 typedef struct {
     const char *id;
     const char *reason;
+    const char *peer;
 } review_args_t;
 
-enum { OPT_ID = 1, OPT_REASON };
+enum { OPT_ID = 1, OPT_REASON, OPT_PEER };
 
 static int review_option(void *ctx, int key, const char *value)
 {
     review_args_t *a = ctx;
-    if (key == OPT_ID) {
+    if (key == OPT_PEER) {
+        if (node_code_check(value) != VALID_OK) {
+            complain("--peer %s: not a node code", value);
+            return EXIT_USAGE;
+        }
+        a->peer = value;
+    } else if (key == OPT_ID) {
         if (uetr_check(value) != VALID_OK) {
             complain("--id %s: not a UETR (a lower-case UUIDv4)", value);
             return EXIT_USAGE;
@@ -107,15 +114,18 @@ static int review_option(void *ctx, int key, const char *value)
 
 static const struct option review_options[] = {{"id", required_argument, NULL, OPT_ID},
                                                {"reason", required_argument, NULL, OPT_REASON},
+                                               {"peer", required_argument, NULL, OPT_PEER},
                                                {NULL, 0, NULL, 0}};
 
 static const cli_spec_t review_decide_spec = {
-    .usage = "corridor review accept|reject --home DIR --id UETR [--reason CODE] [--json]",
+    .usage = "corridor review accept|reject --home DIR --id UETR [--peer CODE] [--reason CODE] "
+             "[--json]",
     .help =
         "Decides a payment this node holds (see corridor review list), as an operator action\n"
         "on record: accept settles it, reject refuses it with --reason (an ISO code, default\n"
         "RR04). The payer gets the signed answer. Exit 2 when the payment is not held (decided\n"
-        "already, by the screening program, an expiry or the payer's cancellation).\n"
+        "already, by the screening program, an expiry or the payer's cancellation). --peer\n"
+        "names the payer when several peers sent a payment with that UETR (exit 2 otherwise).\n"
         "Example: corridor review accept --home bank-b --id 3f2a...-...\n",
     .json = true,
     .options = review_options};
@@ -144,6 +154,9 @@ static int cmd_review_decide(int argc, char **argv, bool accept)
                             accept ? "accept" : "reject", "id", a.id);
     if (req != NULL && a.reason != NULL) {
         json_object_set_new(req, "reason", json_string(a.reason));
+    }
+    if (req != NULL && a.peer != NULL) {
+        json_object_set_new(req, "peer", json_string(a.peer));
     }
     json_t *result = NULL;
     if ((rc = cli_call_node_result(&home, req, 30000, &result)) != EXIT_OK) {

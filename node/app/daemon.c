@@ -740,6 +740,50 @@ static void handle_send(node_t *n, zmq_msg_t *route, json_t *req, int64_t now)
     n->waiters = w;
 }
 
+/* The peer index of the payment `id` in `direction` (on `peer` when not NULL), or SIZE_MAX with
+ * what is wrong in `error`: none, or several peers hold the id (a UETR is unique per channel
+ * only: a hostile peer may reuse another's), so the person must name the peer. */
+static size_t find_payment(node_t *n, const char *peer, const char *id, direction_t direction,
+                           settlement_t *s, ledger_outcome_t *out, char *error, size_t error_size)
+{
+    size_t index = SIZE_MAX, found = 0;
+    bool other_direction = false;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        const char *name = n->config->peers[i].card.name;
+        settlement_t here;
+        ledger_outcome_t here_out;
+        if ((peer != NULL && strcmp(peer, name) != 0) ||
+            ledger_find(n->ledger, name, id, &here, &here_out) != LEDGER_OK) {
+            continue;
+        }
+        if (here.direction != direction) {
+            other_direction = true;
+            continue;
+        }
+        found++;
+        index = i;
+        *s = here;
+        *out = here_out;
+    }
+    if (found == 1) {
+        return index;
+    }
+    if (found > 1) {
+        snprintf(error, error_size, "%s: several peers have a payment with this id; give --peer",
+                 id);
+    } else if (peer != NULL && config_find_peer(n->config, peer) == NULL) {
+        snprintf(error, error_size, "%s: not a peer of this node", peer);
+    } else {
+        snprintf(error, error_size, "%s: %s", id,
+                 other_direction             ? direction == DIRECTION_IN
+                                                   ? "our own payment: only its payee decides it"
+                                                   : "an incoming payment: only its payer asks it back"
+                 : direction == DIRECTION_IN ? "no incoming payment with this id"
+                                             : "no payment of ours with this id");
+    }
+    return SIZE_MAX;
+}
+
 /* Inside the transaction: a person decides a payment we hold (PROTOCOL.md 3.8.2). The operator
  * row and the decision commit together; the reply, a waiter's, follows the commit. */
 static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
@@ -755,20 +799,15 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
         return;
     }
     reason = accept ? NULL : reason != NULL ? reason : reason_code(REASON_REGULATORY);
-    size_t index = SIZE_MAX;
     settlement_t s;
     ledger_outcome_t now_out;
-    for (size_t i = 0; i < n->config->peers_count && index == SIZE_MAX; i++) {
-        if (ledger_find(n->ledger, n->config->peers[i].card.name, id, &s, &now_out) == LEDGER_OK &&
-            s.direction == DIRECTION_IN) {
-            index = i;
-        }
-    }
-    char error[160];
+    char error[200];
+    size_t index = find_payment(n, json_str(req, "peer", NULL), id, DIRECTION_IN, &s, &now_out,
+                                error, sizeof error);
     if (index == SIZE_MAX || now_out.status != STATUS_HELD) {
-        snprintf(error, sizeof error, "%s: %s", id,
-                 index == SIZE_MAX ? "no incoming payment with this id"
-                                   : "not held (decided already)");
+        if (index != SIZE_MAX) {
+            snprintf(error, sizeof error, "%s: not held (decided already)", id);
+        }
         reply_error(n, route, EXIT_USAGE, error);
         return;
     }
@@ -810,21 +849,12 @@ static void handle_cancel(node_t *n, zmq_msg_t *route, json_t *req, long long ui
                     "cancel: uetr a UETR, reason one of CUST, DUPL, FRAD, TECH, UPAY, AM09, AC03");
         return;
     }
-    size_t index = SIZE_MAX;
     settlement_t s;
     ledger_outcome_t out;
-    bool incoming = false;
-    for (size_t i = 0; i < n->config->peers_count && index == SIZE_MAX; i++) {
-        if (ledger_find(n->ledger, n->config->peers[i].card.name, uetr, &s, &out) == LEDGER_OK) {
-            incoming |= s.direction == DIRECTION_IN;
-            index = s.direction == DIRECTION_OUT ? i : index;
-        }
-    }
     char error[200];
+    size_t index = find_payment(n, json_str(req, "peer", NULL), uetr, DIRECTION_OUT, &s, &out,
+                                error, sizeof error);
     if (index == SIZE_MAX) {
-        snprintf(error, sizeof error, "%s: %s", uetr,
-                 incoming ? "an incoming payment: only its payer asks it back"
-                          : "no payment of ours with this UETR");
         reply_error(n, route, EXIT_USAGE, error);
         return;
     }

@@ -246,7 +246,11 @@ ledger_err_t screening_apply(screening_t *sc, engine_t *engine, const config_t *
             }
             break;
         }
-        rc = rc == LEDGER_E_STATE ? LEDGER_OK : rc;
+        if (rc == LEDGER_E_OVERFLOW) { /* the books cannot take it: left for a person */
+            log_event(config->name, s->peer, s->uetr,
+                      "screening verdict not applied: a balance would overflow");
+        }
+        rc = rc == LEDGER_E_STATE || rc == LEDGER_E_OVERFLOW ? LEDGER_OK : rc;
     }
     if (rc == LEDGER_OK) {
         sc->verdict_count = 0;

@@ -1097,8 +1097,9 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
                   out.reason[0] ? " " : "", out.reason);
     }
     if (out.status == STATUS_HELD && !out.repeated) {
-        if (s.expires_unix_ms != 0 &&
-            (ch->next_expiry_ms == 0 || s.expires_unix_ms < ch->next_expiry_ms)) {
+        if (s.expires_unix_ms != 0 && ch->next_expiry_ms != 0 &&
+            s.expires_unix_ms < ch->next_expiry_ms) {
+            /* 0 stays: not known yet, channel_expire_held looks at every held payment */
             ch->next_expiry_ms = s.expires_unix_ms;
         }
         if (ch->ctx.on_held != NULL) {
@@ -2010,6 +2011,12 @@ ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *re
         *outcome = now;
         return LEDGER_E_STATE; /* decided meanwhile (or ours): nothing to do */
     }
+    if (reason == NULL && s.expires_unix_ms != 0 && ch->wall_ms >= s.expires_unix_ms) {
+        reason = reason_code(REASON_EXPIRED); /* a release comes too late: 3.8.1 */
+    }
+    if ((rc = ledger_decide_held_fits(ch->ctx.ledger, &s, reason == NULL)) != LEDGER_OK) {
+        return rc; /* before anything is queued: nothing answered the payer */
+    }
     uint32_t version = 0;
     uint8_t *body = NULL, *signed_msg = NULL;
     size_t body_len = 0, signed_len = 0;
@@ -2086,7 +2093,7 @@ ledger_err_t channel_expire_held(channel_t *ch)
     for (size_t i = 0; rc == LEDGER_OK && i < x.count; i++) {
         ledger_outcome_t out;
         rc = channel_decide_held(ch, x.due[i], reason_code(REASON_EXPIRED), &out);
-        rc = rc == LEDGER_E_STATE ? LEDGER_OK : rc;
+        rc = rc == LEDGER_E_STATE || rc == LEDGER_E_OVERFLOW ? LEDGER_OK : rc;
     }
     /* out of memory: look again next turn */
     ch->next_expiry_ms = rc == LEDGER_OK && !x.out_of_memory ? x.next_ms : 0;

@@ -962,8 +962,8 @@ typedef struct {
     uint8_t content_hash[SETTLEMENT_HASH_BYTES];
     status_t status;
     char reason[CORRIDOR_REASON_LEN_MAX + 1];
-    char hold[16];                         /* held: why it waits (LEDGER_HOLD_*) */
-    char at_peer[8];                       /* ours, pending: "held" once the payee said so */
+    char hold[16];    /* held: why it waits (LEDGER_HOLD_*) */
+    char at_peer[16]; /* ours: "held" (the payee said), "cancelled" (its CNCL voided it) */
     char cancel_id[CORRIDOR_UETR_LEN + 1]; /* a CancelRequest's: open, or that cancelled it */
 } stored_t;
 
@@ -1037,6 +1037,17 @@ ledger_err_t ledger_position(ledger_t *l, const char *peer, const char *currency
     return LEDGER_OK;
 }
 
+/* Whether the payer's cancellation rejected the settlement: at the payee, it declined the
+ * payment for the request it keeps the id of; at the payer, the payee's CNCL voided it
+ * (at_peer "cancelled": an RJCT that came first while a request was open is no cancellation). */
+static bool cancelled_by_payer(const settlement_t *s, status_t status, const char *cancel_id,
+                               const char *at_peer)
+{
+    return status == STATUS_REJECTED &&
+           (s->direction == DIRECTION_IN ? cancel_id[0] != '\0'
+                                         : strcmp(at_peer, "cancelled") == 0);
+}
+
 static void fill_outcome(ledger_t *l, const stored_t *st, bool repeated, ledger_outcome_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -1046,7 +1057,7 @@ static void fill_outcome(ledger_t *l, const stored_t *st, bool repeated, ledger_
     memcpy(o->hold, st->hold, sizeof o->hold);
     memcpy(o->at_peer, st->at_peer, sizeof o->at_peer);
     memcpy(o->cancel_id, st->cancel_id, sizeof o->cancel_id);
-    o->cancelled = st->status == STATUS_REJECTED && st->cancel_id[0] != '\0';
+    o->cancelled = cancelled_by_payer(&st->s, st->status, st->cancel_id, st->at_peer);
     int64_t pending = 0;
     if (ledger_position(l, st->s.peer, st->s.currency, &o->position_minor, &pending) != LEDGER_OK) {
         o->position_minor = 0;
@@ -1161,7 +1172,7 @@ ledger_err_t ledger_settlements(
         copy_column(o.hold, sizeof o.hold, stmt, 16);
         copy_column(o.at_peer, sizeof o.at_peer, stmt, 17);
         copy_column(o.cancel_id, sizeof o.cancel_id, stmt, 18);
-        o.cancelled = o.status == STATUS_REJECTED && o.cancel_id[0] != '\0';
+        o.cancelled = cancelled_by_payer(&s, o.status, o.cancel_id, o.at_peer);
         fn(&s, &o, arg);
     }
     finish(stmt);
@@ -1786,6 +1797,13 @@ ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr,
     return LEDGER_OK;
 }
 
+ledger_err_t ledger_decide_held_fits(ledger_t *l, const settlement_t *s, bool release)
+{
+    return check_effect(l, s->peer, s->currency,
+                        ledger_row_effect(release ? ENTRY_RELEASED : ENTRY_DECLINED, DIRECTION_IN,
+                                          s->amount_minor));
+}
+
 ledger_err_t ledger_hold_for_review(ledger_t *l, const char *peer, const char *uetr)
 {
     stored_t st;
@@ -1922,7 +1940,15 @@ ledger_err_t ledger_cancel_answered(ledger_t *l, const char *peer, const char *u
                   uetr, peer, cancelled && st.status != STATUS_PENDING ? " that is pending" : "");
         return LEDGER_E_STATE;
     }
-    if (cancelled) { /* the id stays: it says what rejected the payment */
+    if (cancelled) { /* the id stays, and at_peer says what rejected the payment */
+        sqlite3_stmt *stmt = l->st.set_at_peer;
+        sqlite3_bind_int64(stmt, 1, st.id);
+        bind_text(stmt, 2, "cancelled");
+        sqlite3_bind_int64(stmt, 3, (int64_t)sequence);
+        if (step_done(stmt) != SQLITE_OK) {
+            return storage_failure(l, "set at_peer");
+        }
+        snprintf(st.at_peer, sizeof st.at_peer, "cancelled");
         if ((rc = check_effect(l, peer, st.s.currency,
                                ledger_row_effect(ENTRY_OUT_VOIDED, DIRECTION_OUT,
                                                  st.s.amount_minor))) != LEDGER_OK ||

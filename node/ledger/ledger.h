@@ -120,10 +120,10 @@ typedef struct {
     bool repeated;                            /* the same content was already recorded */
     int64_t position_minor;                   /* net(peer, currency) after the operation */
     char hold[16];                            /* held: why it waits (LEDGER_HOLD_*), else "" */
-    char at_peer[8];                          /* our pending one: "held" once the payee said */
-    char cancel_id[CORRIDOR_UETR_LEN + 1];    /* a CancelRequest's id: open while pending, kept
-                                                 once it cancelled the payment, else "" */
-    bool cancelled;                           /* rejected by the payer's cancellation (3.8.4) */
+    char at_peer[16]; /* ours: "held" once the payee said, "cancelled" once its CNCL voided it */
+    char cancel_id[CORRIDOR_UETR_LEN + 1]; /* a CancelRequest's id: open while pending, kept
+                                              once it cancelled the payment, else "" */
+    bool cancelled;                        /* rejected by the payer's cancellation (3.8.4) */
 } ledger_outcome_t;
 
 typedef enum { LEDGER_READ_WRITE, LEDGER_READ_ONLY } ledger_mode_t;
@@ -227,6 +227,11 @@ ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr,
                                 const uint8_t *evidence, size_t evidence_len,
                                 const char *cancellation_id, uint64_t sequence,
                                 ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Whether the books can take that decision (LEDGER_E_OVERFLOW when a balance would leave
+ * int64): asked before the answer that carries it is queued. */
+ledger_err_t ledger_decide_held_fits(ledger_t *l, const settlement_t *s, bool release)
+    __attribute__((warn_unused_result));
 
 /* Moves a held payment from waiting for the program to waiting for a person. LEDGER_E_STATE
  * when it is not held waiting for the program. */
