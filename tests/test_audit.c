@@ -1516,6 +1516,41 @@ static void test_attacker_rechains_and_fixes_cache(void **state)
     audit_report_free(&r);
 }
 
+/* An insider holding no key appends a `released` row to a payment that was simply booked,
+ * its evidence the booking's own signed reply (an ACSC that verifies), re-chains the journal
+ * and moves the balances: every row checks on its own, but a release cannot follow a booking
+ * (PROTOCOL.md 3.6.2, node/audit/order.c). */
+static void test_attacker_appends_release_to_a_booking(void **state)
+{
+    world_t *w = *state;
+    node_t *b = w->b;
+    int64_t before = net_of(b, w->a->name, "RUB");
+    sqlite3 *db = db_open(b->home);
+    int64_t booked = row_of(db, ENTRY_IN_BOOKED, w->ab_settled);
+    int64_t last = db_int(db, "SELECT max(seq) FROM journal");
+    assert_int_equal(
+        db_exec(db,
+                "INSERT INTO journal(seq, settlement_id, kind, peer, uetr, currency, amount_minor,"
+                " reason, content_hash, evidence, created_ms, hash, reply)"
+                " SELECT %lld, settlement_id, %d, peer, uetr, currency, amount_minor, '',"
+                " content_hash, reply, created_ms + 1, hash, NULL FROM journal WHERE seq = %lld",
+                (long long)(last + 1), ENTRY_RELEASED, (long long)booked),
+        1);
+    rechain(db);
+    shift_accounts(db, w->a->name, "RUB",
+                   ledger_row_effect(ENTRY_RELEASED, DIRECTION_IN, AB_SETTLED_RUB));
+    db_close(db);
+    assert_int_equal(net_of(b, w->a->name, "RUB"), before + AB_SETTLED_RUB);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_none(&r, "chain");
+    expect_none(&r, "evidence"); /* the copied reply verifies */
+    expect_violation(&r, "order", b->home, row_name(last + 1, row));
+    audit_report_free(&r);
+}
+
 /* The same, thoroughly: the settlement row, its content hash and every journal row changed
  * together. Nothing but the evidence (and the peer's books) can tell. */
 static void test_attacker_rewrites_whole_payment(void **state)
@@ -3111,6 +3146,7 @@ int main(void)
         T(test_tamper_remittance),
         T(test_tamper_settlement_amount),
         T(test_attacker_rechains_and_fixes_cache),
+        T(test_attacker_appends_release_to_a_booking),
         T(test_attacker_rewrites_whole_payment),
         T(test_evidence_signed_by_third_node),
         T(test_evidence_for_another_recipient),

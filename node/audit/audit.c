@@ -30,6 +30,7 @@
 #include "ledger.h"
 #include "books.h"
 #include "checkpoint.h"
+#include "order.h"
 #include "trust.h"
 #include "validate.h"
 #include "wire.h"
@@ -685,6 +686,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
     uint8_t prev[LEDGER_HASH_BYTES] = {0};
     uint8_t recomputed[LEDGER_HASH_BYTES] = {0}; /* the chain as it must be, from row 1 */
     int64_t expected_seq = 1;
+    row_order_t *order = row_order_new(); /* NULL (out of memory): said at the first row */
     books_row_t b;
     int more;
     while ((more = books_journal_next(journal, &b)) == 1) {
@@ -740,6 +742,15 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
+        if (b.has_settlement && b.settlement_id > 0) {
+            const char *wrong = order != NULL
+                                    ? row_order_take(order, b.settlement_id, row.kind, row.original)
+                                    : "out of memory";
+            if (wrong != NULL) {
+                violation(r, h->dir, "order", "row %lld (UETR %s, %s): %s", (long long)row.seq,
+                          row.uetr, entry_kind_name(row.kind), wrong);
+            }
+        }
 
         ledger_effect_t e = ledger_row_effect(row.kind, row.original, row.amount_minor);
         if (e.pending != 0 || e.posted != 0) {
@@ -767,6 +778,7 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
     if (rc != 0) {
         violation(r, h->dir, "unreadable", "journal: %s", ledger_last_error(h->ledger));
     }
+    row_order_destroy(&order);
     books_close(&journal);
     return rc;
 }

@@ -1,0 +1,26 @@
+/*
+ * The order of each settlement's journal rows (PROTOCOL.md 3.6.2): every row is checked on its
+ * own by its evidence, but a row is only right after the rows its settlement had before it. An
+ * insider holding no key can copy evidence that verifies (a booking's own reply is a signed
+ * ACSC) into a row that should never follow: a second `released`, a `returned` of a payment
+ * never settled. This replays each settlement's states in journal order.
+ */
+#ifndef CORRIDOR_AUDIT_ORDER_H
+#define CORRIDOR_AUDIT_ORDER_H
+
+#include <stdint.h>
+
+#include "ledger.h"
+
+typedef struct row_order row_order_t;
+
+row_order_t *row_order_new(void);
+void row_order_destroy(row_order_t **self_p);
+
+/* Takes the next row of settlement `settlement_id` (> 0), of `kind`, for a settlement going
+ * `original`: NULL when it may follow that settlement's earlier rows, else what is wrong
+ * (a static string). Out of memory: "out of memory". */
+const char *row_order_take(row_order_t *o, int64_t settlement_id, entry_kind_t kind,
+                           direction_t original);
+
+#endif
