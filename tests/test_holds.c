@@ -362,6 +362,60 @@ static void test_expiry_waits_for_the_payee(void **state)
     c->passed = true;
 }
 
+/* B decided a payment it held, then was put back from a copy taken while it still held it: the
+ * channel diverges, and the repair books at B its own signed answer that A shows (3.8.3), so
+ * the payment is not decided a second time; the books agree and audit clean afterwards. */
+static void test_restored_payee_books_its_answer(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    write_home_file(b, "screen.sh", screen_script, 0700);
+    configure_node(b, "screen_program = screen.sh\n");
+    node_start(c, a);
+    node_start(c, b);
+    char x[40];
+    assert_int_equal(send_payment(c, a, b, "3.03", NULL, NULL, NULL, x), 0);
+    wait_for_review(c, b, x);
+    pair_wait_idle(c, a, b, 30000);
+    assert_int_equal(node_stop(c, b), 0);
+    char *backup = test_path(c->dir, "B.old");
+    const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};
+    assert_int_equal(nodes_run_program(cp, 60000), 0);
+    node_start(c, b);
+    cmd_result_t r;
+    assert_int_equal(cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "review", "accept", "--home", b->home,
+                                 "--id", x, NULL),
+                     0);
+    cmd_result_free(&r);
+    pair_wait_idle(c, a, b, 30000);
+    json_t *ledger = NULL;
+    assert_string_equal(status_at(c, a, NAME_B, x, &ledger), "settled");
+    json_decref(ledger);
+
+    assert_int_equal(node_stop(c, b), 0); /* put back from the copy: held again there */
+    test_rmtree(b->home);
+    assert_int_equal(rename(backup, b->home), 0);
+    free(backup);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "diverged", 15000);
+    assert_int_equal(cluster_cmd(c, 120000, &r, "reconcile", "--home", a->home, "--peer", NAME_B,
+                                 "--repair", NULL),
+                     0);
+    cmd_result_free(&r);
+    pair_wait_state(c, a, b, "up", 30000);
+    pair_wait_idle(c, a, b, 30000);
+    assert_string_equal(status_at(c, b, NAME_A, x, &ledger), "settled");
+    json_decref(ledger);
+    assert_int_equal(cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "reconcile", "--home", a->home,
+                                 "--peer", NAME_B, NULL),
+                     0);
+    cmd_result_free(&r);
+    tnode_t *nodes[] = {a, b};
+    cluster_audit_clean(c, nodes, 2, 2);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) {
@@ -371,6 +425,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_screening_and_review, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_race, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_expiry_waits_for_the_payee, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_restored_payee_books_its_answer, cluster_setup,
                                         cluster_teardown),
     };
     return cmocka_run_group_tests_name("holds", tests, NULL, NULL);

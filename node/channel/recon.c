@@ -884,6 +884,21 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
                           "decides otherwise: left to the stream or a person";
                 rc = LEDGER_OK;
             }
+        } else if (s.direction == DIRECTION_IN && known && has_status && bound &&
+                   out.status == STATUS_HELD) {
+            /* we hold it, but the peer shows our own signed answer deciding it: we were put
+             * back from a copy older than that decision (3.8.3), which is booked now */
+            rc = ledger_decide_held(l, s.peer, s.uetr, status == STATUS_SETTLED ? NULL : reason,
+                                    tev, tev_len, NULL, status_seq, &out);
+            if (rc == LEDGER_E_OVERFLOW) {
+                problem = "our answer cannot be booked: a balance would overflow";
+                rc = LEDGER_OK;
+            }
+        } else if (s.direction == DIRECTION_IN && known && has_status &&
+                   status_canonical(out.status) != status &&
+                   !(out.status == STATUS_RETURNED && status == STATUS_SETTLED)) {
+            problem = "we hold it with another status than our answer the peer shows: left for a "
+                      "person";
         } else if (!known && has_status && !bound) {
             problem = "a version-1 StatusReport names no Settlement contents: no evidence for an "
                       "import, left for a person";
