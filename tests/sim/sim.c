@@ -1949,11 +1949,14 @@ static int64_t next_due(const world_t *w, const node_t *n)
             next = it->due_ms;
         }
     }
-    if (n->idx == w->attacker && w->forging && w->forge_due_ms < w->faults_end &&
+    /* forgeries and rotations stop with the faults (submit_due): one left due then, its node
+     * down when the faults stopped, is no reason for a turn every millisecond */
+    bool faults = w->now < w->faults_end;
+    if (faults && n->idx == w->attacker && w->forging && w->forge_due_ms < w->faults_end &&
         w->forge_due_ms < next) {
         next = w->forge_due_ms;
     }
-    if (n->rotations_done < n->rotations_wanted && n->rotate_at < w->faults_end &&
+    if (faults && n->rotations_done < n->rotations_wanted && n->rotate_at < w->faults_end &&
         n->rotate_at < next) {
         next = n->rotate_at;
     }
