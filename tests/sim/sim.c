@@ -3967,7 +3967,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     w->opener = opener_new(0);
     bool ok = w->opener != NULL && world_build(w, opt);
-    int64_t final_check = 0, reconcile_end = 0;
+    int64_t final_check = 0, reconcile_end = 0, seen_check = 0;
     bool done = false, reconciling = false;
     while (ok && !w->failed && !done) {
         if (++w->steps > STEPS_MAX) {
@@ -3993,8 +3993,12 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
             /* a restore, a replacement or the thief still to come */
             bool restore_due = (w->restore.node >= 0 && !w->restore.restored) ||
                                replacements_pending(w) || thief_busy(w);
-            if ((all_seen || w->now >= final_check) && !w->failed && !restore_due) {
+            /* all seen final at the payers: the books are read again every 50 ms until they
+             * agree (an answer to a CancelRequest, a CURVE switch may still be on the way) */
+            if (((all_seen && w->now >= seen_check) || w->now >= final_check) && !w->failed &&
+                !restore_due) {
                 final_check = w->now + FINAL_CHECK_MS;
+                seen_check = w->now + 50;
                 final = books_final(w, false) && curve_quiet(w, false);
             }
             if (final) {
