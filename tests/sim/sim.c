@@ -1128,7 +1128,7 @@ static void review_one(const ledger_held_t *h, void *arg)
     review_t *r = &n->reviews[n->reviews_count++];
     memset(r, 0, sizeof *r);
     snprintf(r->uetr, sizeof r->uetr, "%s", h->s.uetr);
-    r->at = w->now + rng_range(&w->hold_rng, 200, 15000);
+    r->at = w->now + rng_range(&w->hold_rng, 200, 6000);
     int k = item_by_uetr(w, h->s.uetr, node_by_name(w, h->s.peer), n->idx);
     r->accept = k >= 0 && w->items[k].review_accept;
     snprintf(r->reason, sizeof r->reason, "%s", k >= 0 ? w->items[k].review_reason : "");
@@ -1142,7 +1142,7 @@ static void review_scan(world_t *w, node_t *n)
     if (!n->screens || w->now < n->review_scan_ms) {
         return;
     }
-    n->review_scan_ms = w->now + rng_range(&w->hold_rng, 1000, 4000);
+    n->review_scan_ms = w->now + rng_range(&w->hold_rng, 500, 2000);
     if (ledger_held(n->reader, review_one, n) != LEDGER_OK) {
         fail(w, "%s: cannot list its held payments: %s", n->name, ledger_last_error(n->reader));
     }
@@ -3021,7 +3021,7 @@ static bool world_build(world_t *w, const options_t *opt)
         snprintf(n->config->screen_list, sizeof n->config->screen_list, "%s", SCREEN_LIST_FILE);
         snprintf(n->config->screen_program, sizeof n->config->screen_program, "screen.sh");
         n->config->screen_timeout_ms = SCREEN_TIMEOUT;
-        n->review_scan_ms = rng_range(hr, 0, 4000);
+        n->review_scan_ms = rng_range(hr, 0, 2000);
     }
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
