@@ -2438,8 +2438,8 @@ static bool holds_ahead(world_t *w, node_t *y)
     sqlite3_stmt *st = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "SELECT evidence FROM journal WHERE peer = ?1 AND kind BETWEEN 2 AND 7"
-                           " AND length(evidence) > 0",
+                           "SELECT evidence FROM journal WHERE peer = ?1 AND (kind BETWEEN 2 AND 7"
+                           " OR kind BETWEEN 11 AND 16) AND length(evidence) > 0",
                            -1, &st, NULL) != SQLITE_OK) {
         fail(w, "%s: cannot read its journal: %s", y->name, sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -2593,7 +2593,8 @@ static void check_stolen_evidence(world_t *w)
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(y->db,
                                "SELECT seq, evidence, kind, uetr FROM journal WHERE peer = ?1 AND"
-                               " kind BETWEEN 2 AND 7 AND length(evidence) > 0",
+                               " (kind BETWEEN 2 AND 7 OR kind BETWEEN 11 AND 16) AND"
+                               " length(evidence) > 0",
                                -1, &st, NULL) != SQLITE_OK) {
             fail(w, "%s: cannot read its journal: %s", y->name, sqlite3_errmsg(y->db));
             return;
