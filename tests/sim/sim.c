@@ -3436,7 +3436,9 @@ static bool books_final(world_t *w, bool strict)
                      ITEM_KIND_NAMES[it->kind], it->uetr, payer->name, payee->name,
                      LIVENESS_MS / 1000,
                      prc == LEDGER_OK ? status_name(po.status) : ledger_strerror(prc),
-                     prc == LEDGER_OK && po.cancel_id[0] ? " (its CancelRequest open)" : "",
+                     prc == LEDGER_OK && po.cancel_id[0]
+                         ? " (asked back: no answer yet, or cancelled where the payee did not)"
+                         : "",
                      qrc == LEDGER_OK ? status_name(qo.status) : ledger_strerror(qrc));
             }
             return false;
