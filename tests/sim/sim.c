@@ -59,11 +59,48 @@
  *             (thief_past_curve) they skip the model, and the envelope must refuse them alone.
  *             Two known gaps of replace.c are steered clear of (gaps_block; --replace-anytime
  *             shows them).
+ *   holds     PROTOCOL.md 3.8, from a stream of its own. In two worlds in five some nodes screen:
+ *             the engine's screen callback is screening.c screening_check over a real screening
+ *             list (screen_list.c; a file in the home naming the creditor some payments carry:
+ *             CHANNEL_SCREEN_LISTED, refused RR04) and a program for every other payment
+ *             (CHANNEL_SCREEN_PROGRAM: held, PDNG). The program is a local event driven as
+ *             screening.c drives the real one: on_held notes the payment; once the transaction
+ *             commits the program starts (SCREEN_SLOTS at once, the others queued) if the payment
+ *             still waits for it; its verdict (the payment's own: accept, reject CODE or hold; or
+ *             a failure or a timeout: hold) comes after a random delay and a later transaction
+ *             applies it as screening_apply does (channel_decide_held, or ledger_hold_for_review;
+ *             dropped when the payment no longer waits for it). A restart loses the programs and
+ *             their verdicts; at start the payments held waiting for the program are screened
+ *             again (screening_resume). The node's operator looks at `review list` every few
+ *             seconds and decides each payment held for review a while later, as daemon.c
+ *             handle_review does (operation_record "review" and channel_decide_held in one
+ *             transaction; refused once it is decided). In two worlds in five payments expire
+ *             (Settlement.expires_unix_ms 50 ms to 60 s after they are made, the default day, or
+ *             none): some on arrival (AB05, after a partition or a downtime), some while held
+ *             (channel_expire_held through the engine, on the world's wall clock). In two worlds
+ *             in five the payer's operator asks some payments back, as daemon.c handle_cancel
+ *             (operation_record "cancel" and channel_cancel in one transaction; only to a peer
+ *             that offered CHANNEL_FEATURE_HOLDS, else again a second later), racing verdicts,
+ *             reviews and expiry; none to or from a node restored from a copy. The compromised
+ *             node also sends a CancelAnswer nobody asked for, a PDNG after its final answer and a
+ *             CancelRequest for a payment it did not send (forge_sequenced): each must be counted
+ *             by the receiver (channel_stats().unentitled) and book nothing. A node restored from
+ *             a copy does not screen unless --restore-holds: at start it re-decides what its copy
+ *             holds (expiry, program, review) before its channels show the rollback, against
+ *             what it signed after the copy (a known gap of node/).
  *   checks    after every commit I1 (each currency sums to zero over the node's accounts); no
  *             frame leaves inside a transaction; sends answer as idempotency says; at the end,
  *             after faults stop: liveness (every settlement final at both ends within 10
- *             simulated minutes), the expected outcome of each (settled, AM02, AM03), mirrored
- *             positions, each UETR once per side, and the audit of every home (I1-I5, I2). With a
+ *             simulated minutes), the same status and reason at both ends and one the payment's
+ *             model allows (settled, AM02, AM03; with holds RR04 for a listed creditor, the
+ *             program's verdict, the review's decision, AB05 when it expires, the cancellation's
+ *             reason when asked back: outcomes_allowed), cancelled at both ends or neither and
+ *             only when asked, no CancelRequest unanswered, nothing held at any node, mirrored
+ *             positions, each channel's digest the same at both ends, each UETR once per side,
+ *             every unentitled message of the compromised node counted by its receiver (unless
+ *             their channel was DIVERGED), and the audit of every home (I1-I5, I2). The summary
+ *             counts held, released and declined rows, payments expired (AB05) and listed (RR04),
+ *             cancelled, cancels refused, reviews and unentitled messages. With a
  *             stolen key: every frame of the thief a peer opens after its replacement is refused
  *             (ENV_E_REVOKED; ENV_E_UNKNOWN_SENDER for a replacement from 1), each peer refuses
  *             at least one, and no peer holds (journal evidence, or the proof of what it applied)
@@ -77,7 +114,8 @@
  *             worlds where two nodes' switches overlapped (and where the tie-break held one).
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
- * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--trace]`; see
+ * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
+ * [--trace]`; see
  * scripts/sim.sh.
  */
 #include <errno.h>
@@ -116,6 +154,9 @@
 #include "operation.h"
 #include "reason.h"
 #include "replace.h"
+#include "screen_list.h"
+#include "screen_run.h"
+#include "statement.h"
 #include "wire.h"
 #include "settlement.h"
 #include "validate.h"
@@ -217,9 +258,44 @@ typedef struct {
     bool final_seen; /* on_final named it (a hint: the books decide) */
     bool resubmit;   /* lost in a restore: the client sends it again once the channel is whole */
     uint64_t commit_turn; /* the payer's turn whose transaction committed it */
+    /* holds, expiry and cancellation (PROTOCOL.md 3.8; the header) */
+    int64_t expires_in;            /* its Settlement expires this long after it is made; 0 never */
+    bool listed;                   /* its creditor is the name on the screening lists */
+    screen_verdict_kind_t verdict; /* what a screening program answers for it */
+    bool verdict_fails;            /* the program fails (crash, garbage, timeout): hold */
+    char verdict_reason[5];        /* reject CODE */
+    bool review_accept;            /* what a person decides once it is held for review */
+    char review_reason[5];         /* their rejection's --reason ("": the default, RR04) */
+    int64_t cancel_ms;             /* its payer's operator asks it back then (0: never) */
+    char cancel_reason[5];         /* with this reason */
+    bool cancel_done, cancel_in_turn; /* asked (or final, nothing to ask); in this turn */
+    bool cancel_sent;                 /* a CancelRequest committed */
 } item_t;
 
 typedef struct world world_t;
+
+/* A payment a node screens (PROTOCOL.md 3.8.2): held in the open transaction, its program
+ * running (a verdict at `at`), or the verdict waiting for the next transaction. */
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    int64_t at;
+    screen_verdict_t verdict;
+} screened_t;
+
+/* A person's decision on a payment held for review (`corridor review accept|reject`). */
+typedef struct {
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    int64_t at;
+    bool accept;
+    char reason[5]; /* "": the default (RR04) */
+    bool in_turn;   /* decided in the open transaction */
+} review_t;
+
+typedef struct {
+    screened_t *v;
+    size_t count, cap;
+} screened_list_t;
 
 typedef struct {
     world_t *w;
@@ -266,6 +342,22 @@ typedef struct {
     bool final_reconcile[NODES_MAX];  /* per configured peer: the final one runs */
     json_t *reports[NODES_MAX];       /* per configured peer: the final one's report */
     uint64_t turns, commits, crashes;
+    /* screening (the header: holds): a list and a program, modelled as daemon.c and
+     * screening.c drive them; programs and their verdicts are lost with a restart */
+    bool screens;
+    screen_list_t *list;
+    screened_list_t held_now; /* held in the open transaction (on_held) */
+    screened_list_t running;  /* programs running: a verdict at `at` (at most SCREEN_SLOTS) */
+    screened_list_t queued;   /* waiting for a slot */
+    screened_list_t verdicts; /* for the next transaction (screening_apply) */
+    int64_t review_scan_ms;   /* its operator looks at `corridor review list` then */
+    review_t *reviews;        /* the operator's decisions to come */
+    size_t reviews_count, reviews_cap;
+    size_t *cancels; /* its items its operator asks back (indices) */
+    size_t cancels_count;
+    uint64_t unentitled_from[NODES_MAX]; /* by node: channel_stats().unentitled, every start */
+    uint64_t forged_in_turn[NODES_MAX];  /* by node: the compromised node's unentitled messages
+                                            queued in the open transaction */
 } node_t;
 
 /* while faults go on / at the end / an operator's --repair of a DIVERGED channel */
@@ -397,6 +489,15 @@ struct world {
     /* workload */
     item_t *items;
     size_t items_count;
+    /* holds, expiry and cancellation (PROTOCOL.md 3.8), from a stream of their own */
+    rng_t hold_rng;
+    bool screening, expiry, cancelling;       /* which of them this world has */
+    uint64_t reviews;                         /* review decisions committed */
+    uint64_t forged_holds_to[NODES_MAX];      /* by node: unentitled messages the compromised node
+                                                 queued to it (committed) */
+    bool diverged_ever[NODES_MAX][NODES_MAX]; /* [node][peer node]: its channel was DIVERGED */
+    uint64_t forged_holds;                    /* all of them */
+    uint64_t holds_stats[9]; /* at the end: HOLD_STAT_* (check_holds; HOLD_STATS) */
     /* checks */
     bool in_transaction; /* inside some node's engine_transaction */
     int turn_node;       /* whose turn it is */
@@ -809,6 +910,397 @@ static void on_report(void *arg, size_t peer_index, json_t *doc)
     free(text);
 }
 
+/* ---- holds: screening, review, cancellation (PROTOCOL.md 3.8; the header) ---------------------
+ */
+
+#define SCREEN_SLOTS     4             /* screening.c SCREENING_RUNNING_MAX: programs at once */
+#define SCREEN_TIMEOUT   2000          /* screen_timeout_ms of a screening node */
+#define SCREEN_LIST_FILE "screen.list" /* in its home */
+#define LISTED_NAME      "Listed Party Ltd" /* the creditor some payments name */
+
+static int item_by_uetr(const world_t *w, const char *uetr, int payer, int payee);
+
+static int node_by_name(const world_t *w, const char *name)
+{
+    for (int i = 0; i < w->n; i++) {
+        if (strcmp(w->node[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void screened_push(screened_list_t *l, const char *peer, const char *uetr, int64_t at,
+                          const screen_verdict_t *v)
+{
+    if (l->count == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        if ((l->v = realloc(l->v, l->cap * sizeof *l->v)) == NULL) {
+            abort();
+        }
+    }
+    screened_t *s = &l->v[l->count++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->peer, sizeof s->peer, "%s", peer);
+    snprintf(s->uetr, sizeof s->uetr, "%s", uetr);
+    s->at = at;
+    if (v != NULL) {
+        s->verdict = *v;
+    }
+}
+
+static screened_t screened_take(screened_list_t *l, size_t i)
+{
+    screened_t s = l->v[i];
+    memmove(&l->v[i], &l->v[i + 1], (l->count - i - 1) * sizeof *l->v);
+    l->count--;
+    return s;
+}
+
+/* engine_ctx_t.screen: screening.c screening_check with a list and a program. */
+static channel_screen_t sim_screen(void *arg, const settlement_t *s)
+{
+    node_t *n = arg;
+    const char *field = NULL;
+    if (screen_list_match(n->list, s, &field)) {
+        trace(n->w, "%s screens %s from %s: the %s is listed", n->name, s->uetr, s->peer, field);
+        return CHANNEL_SCREEN_LISTED;
+    }
+    return CHANNEL_SCREEN_PROGRAM;
+}
+
+/* engine_ctx_t.on_held: screening.c screening_on_held. */
+static void sim_on_held(void *arg, const char *peer, const char *uetr)
+{
+    node_t *n = arg;
+    screened_push(&n->held_now, peer, uetr, 0, NULL);
+}
+
+/* What the program answers for one held payment, and after how long (the payment's item
+ * decides the answer; a run may fail or time out: hold, as screen_run.c says). */
+static screen_verdict_t program_run(world_t *w, node_t *n, const char *peer, const char *uetr,
+                                    int64_t *delay)
+{
+    rng_t *r = &w->hold_rng;
+    screen_verdict_t v = {.kind = SCREEN_HOLD};
+    int k = item_by_uetr(w, uetr, node_by_name(w, peer), n->idx);
+    *delay = rng_chance(r, 80) ? rng_range(r, SCREEN_TIMEOUT / 2, 2 * SCREEN_TIMEOUT)
+                               : rng_range(r, 5, 1500);
+    if (*delay >= SCREEN_TIMEOUT) {
+        *delay = SCREEN_TIMEOUT;
+        snprintf(v.why, sizeof v.why, "timed out after %d ms", SCREEN_TIMEOUT);
+    } else if (k < 0 || w->items[k].verdict_fails || rng_chance(r, 50)) {
+        snprintf(v.why, sizeof v.why, "%s", k < 0 ? "exit status 3" : "garbage answer \"maybe\"");
+    } else {
+        v.kind = w->items[k].verdict;
+        snprintf(v.reason, sizeof v.reason, "%s",
+                 v.kind == SCREEN_REJECT ? w->items[k].verdict_reason : "");
+        snprintf(v.why, sizeof v.why, "answered %s%s%s",
+                 v.kind == SCREEN_ACCEPT   ? "accept"
+                 : v.kind == SCREEN_REJECT ? "reject"
+                                           : "hold",
+                 v.reason[0] ? " " : "", v.reason);
+    }
+    return v;
+}
+
+/* screening.c start: the program for one held payment, if it still waits for it (read back
+ * from the books); a free slot, else the queue. */
+static void program_start(world_t *w, node_t *n, const char *peer, const char *uetr)
+{
+    settlement_t s;
+    ledger_outcome_t o;
+    if (ledger_find(n->ledger, peer, uetr, &s, &o) != LEDGER_OK || o.status != STATUS_HELD ||
+        strcmp(o.hold, LEDGER_HOLD_SCREENING) != 0) {
+        return;
+    }
+    int64_t delay = 0;
+    screen_verdict_t v = program_run(w, n, peer, uetr, &delay);
+    if (n->running.count < SCREEN_SLOTS) {
+        screened_push(&n->running, peer, uetr, w->now + delay, &v);
+        trace(w, "%s screening program for %s from %s: %s at t=%" PRId64, n->name, uetr, peer,
+              v.why, w->now + delay);
+    } else {
+        screened_push(&n->queued, peer, uetr, delay, &v);
+    }
+}
+
+/* screening_after_commit: the programs for what the transaction held (if it committed). */
+static void screening_after(world_t *w, node_t *n, bool committed)
+{
+    for (size_t i = 0; committed && i < n->held_now.count; i++) {
+        program_start(w, n, n->held_now.v[i].peer, n->held_now.v[i].uetr);
+    }
+    n->held_now.count = 0;
+}
+
+static void resume_one(const ledger_held_t *h, void *arg)
+{
+    node_t *n = arg;
+    if (strcmp(h->hold, LEDGER_HOLD_SCREENING) == 0) {
+        screened_push(&n->held_now, h->s.peer, h->s.uetr, 0, NULL);
+    }
+}
+
+/* screening_resume, at start: the program again for every payment held waiting for it. */
+static void screening_restart(world_t *w, node_t *n)
+{
+    if (ledger_held(n->ledger, resume_one, n) != LEDGER_OK) {
+        fail(w, "%s: cannot list its held payments: %s", n->name, ledger_last_error(n->ledger));
+        return;
+    }
+    if (n->held_now.count > 0) {
+        trace(w, "%s screens again %zu payments held when it stopped", n->name, n->held_now.count);
+    }
+    screening_after(w, n, true);
+}
+
+/* screening_collect, at the start of a turn: the verdicts of programs that finished; queued
+ * payments take the slots they free. */
+static void screening_collect_sim(world_t *w, node_t *n)
+{
+    for (size_t i = 0; i < n->running.count;) {
+        if (n->running.v[i].at > w->now) {
+            i++;
+            continue;
+        }
+        screened_t s = screened_take(&n->running, i);
+        trace(w, "%s screening program for %s: %s", n->name, s.uetr, s.verdict.why);
+        screened_push(&n->verdicts, s.peer, s.uetr, 0, &s.verdict);
+    }
+    while (n->running.count < SCREEN_SLOTS && n->queued.count > 0) {
+        screened_t s = screened_take(&n->queued, 0);
+        screened_push(&n->running, s.peer, s.uetr, w->now + s.at, &s.verdict);
+    }
+}
+
+/* screening_apply, inside the transaction: each verdict for a payment still waiting for it. */
+static ledger_err_t screening_apply_sim(world_t *w, node_t *n)
+{
+    ledger_err_t rc = LEDGER_OK;
+    for (size_t i = 0; rc == LEDGER_OK && i < n->verdicts.count; i++) {
+        const screened_t *s = &n->verdicts.v[i];
+        size_t index = n->index_of[node_by_name(w, s->peer)];
+        settlement_t st;
+        ledger_outcome_t o;
+        if (ledger_find(n->ledger, s->peer, s->uetr, &st, &o) != LEDGER_OK ||
+            o.status != STATUS_HELD || strcmp(o.hold, LEDGER_HOLD_SCREENING) != 0) {
+            trace(w, "%s: the verdict for %s dropped: the payment no longer waits for it", n->name,
+                  s->uetr);
+            continue;
+        }
+        if (s->verdict.kind == SCREEN_HOLD) {
+            rc = ledger_hold_for_review(n->ledger, s->peer, s->uetr);
+        } else {
+            rc = channel_decide_held(engine_channel(n->engine, index), s->uetr,
+                                     s->verdict.kind == SCREEN_ACCEPT ? NULL : s->verdict.reason,
+                                     &o);
+        }
+        rc = rc == LEDGER_E_STATE ? LEDGER_OK : rc;
+    }
+    if (rc == LEDGER_OK) {
+        n->verdicts.count = 0;
+    } else if (disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+        fail(w, "%s: applying a screening verdict failed: %s (%s)", n->name, ledger_strerror(rc),
+             ledger_last_error(n->ledger));
+    }
+    return rc;
+}
+
+static void review_one(const ledger_held_t *h, void *arg)
+{
+    node_t *n = arg;
+    world_t *w = n->w;
+    if (strcmp(h->hold, LEDGER_HOLD_REVIEW) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < n->reviews_count; i++) {
+        if (strcmp(n->reviews[i].uetr, h->s.uetr) == 0) {
+            return; /* on the person's list already */
+        }
+    }
+    if (n->reviews_count == n->reviews_cap) {
+        n->reviews_cap = n->reviews_cap ? 2 * n->reviews_cap : 16;
+        if ((n->reviews = realloc(n->reviews, n->reviews_cap * sizeof *n->reviews)) == NULL) {
+            abort();
+        }
+    }
+    review_t *r = &n->reviews[n->reviews_count++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->uetr, sizeof r->uetr, "%s", h->s.uetr);
+    r->at = w->now + rng_range(&w->hold_rng, 200, 6000);
+    int k = item_by_uetr(w, h->s.uetr, node_by_name(w, h->s.peer), n->idx);
+    r->accept = k >= 0 && w->items[k].review_accept;
+    snprintf(r->reason, sizeof r->reason, "%s", k >= 0 ? w->items[k].review_reason : "");
+    trace(w, "%s's operator sees %s held for review: decides at t=%" PRId64, n->name, r->uetr,
+          r->at);
+}
+
+/* Its operator's `corridor review list` (a pure read), every few seconds. */
+static void review_scan(world_t *w, node_t *n)
+{
+    if (!n->screens || w->now < n->review_scan_ms) {
+        return;
+    }
+    n->review_scan_ms = w->now + rng_range(&w->hold_rng, 500, 2000);
+    if (ledger_held(n->reader, review_one, n) != LEDGER_OK) {
+        fail(w, "%s: cannot list its held payments: %s", n->name, ledger_last_error(n->reader));
+    }
+}
+
+/* Inside the transaction: the person's decisions that are due, as daemon.c handle_review (the
+ * operator row and the decision together). */
+static void reviews_due(world_t *w, node_t *n)
+{
+    for (size_t i = 0; i < n->reviews_count; i++) {
+        review_t *r = &n->reviews[i];
+        if (r->in_turn || r->at > w->now) {
+            continue;
+        }
+        size_t index = SIZE_MAX;
+        settlement_t s;
+        ledger_outcome_t now_out;
+        for (size_t p = 0; p < n->config->peers_count && index == SIZE_MAX; p++) {
+            if (ledger_find(n->ledger, n->config->peers[p].card.name, r->uetr, &s, &now_out) ==
+                    LEDGER_OK &&
+                s.direction == DIRECTION_IN) {
+                index = p;
+            }
+        }
+        if (index == SIZE_MAX || now_out.status != STATUS_HELD) {
+            trace(w, "%s: review %s refused: %s", n->name, r->uetr,
+                  index == SIZE_MAX ? "no incoming payment with this id"
+                                    : "not held (decided already)");
+            n->reviews[i--] = n->reviews[--n->reviews_count];
+            continue;
+        }
+        const char *reason = r->accept      ? NULL
+                             : r->reason[0] ? r->reason
+                                            : reason_code(REASON_REGULATORY);
+        const char *peer = n->config->peers[index].card.name;
+        json_t *args =
+            json_pack("{s:s, s:s, s:o}", "id", r->uetr, "decision", r->accept ? "accept" : "reject",
+                      "reason", reason != NULL ? json_string(reason) : json_null());
+        ledger_outcome_t out;
+        ledger_err_t rc = operation_record(n->ledger, 0, "review", peer, args);
+        if (rc == LEDGER_OK) {
+            rc = channel_decide_held(engine_channel(n->engine, index), r->uetr, reason, &out);
+        }
+        trace(w, "%s's operator reviews %s from %s: %s%s%s: %s", n->name, r->uetr, peer,
+              r->accept ? "accept" : "reject", reason ? " " : "", reason ? reason : "",
+              ledger_strerror(rc));
+        r->in_turn = true;
+        if (rc != LEDGER_OK && disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+            fail(w, "%s: a review of %s failed: %s (%s)", n->name, r->uetr, ledger_strerror(rc),
+                 ledger_last_error(n->ledger));
+        }
+    }
+}
+
+/* After the transaction: its reviews done, or to do again (the command failed). */
+static void reviews_settle(world_t *w, node_t *n, bool committed)
+{
+    for (size_t i = 0; i < n->reviews_count; i++) {
+        if (!n->reviews[i].in_turn) {
+            continue;
+        }
+        n->reviews[i].in_turn = false;
+        if (committed) {
+            w->reviews++;
+            n->reviews[i--] = n->reviews[--n->reviews_count];
+        }
+    }
+}
+
+/* Inside the transaction: its operator's cancellations that are due, as daemon.c handle_cancel
+ * (only to a peer that offered CHANNEL_FEATURE_HOLDS; else refused, and asked again later). */
+static void cancels_due(world_t *w, node_t *n)
+{
+    for (size_t c = 0; c < n->cancels_count; c++) {
+        item_t *it = &w->items[n->cancels[c]];
+        if (it->cancel_done || it->cancel_in_turn || it->cancel_ms > w->now) {
+            continue;
+        }
+        if (!it->committed) {
+            it->cancel_ms = w->now + 1000; /* the payment first */
+            continue;
+        }
+        const char *peer = w->node[it->payee].name;
+        channel_t *ch = engine_channel(n->engine, it->peer_index);
+        settlement_t s;
+        ledger_outcome_t out;
+        if (ledger_find(n->ledger, peer, it->uetr, &s, &out) != LEDGER_OK ||
+            s.direction != DIRECTION_OUT) {
+            fail(w, "%s: its payment %s to %s is not in its books", n->name, it->uetr, peer);
+            return;
+        }
+        bool open = out.status == STATUS_PENDING && out.cancel_id[0] == '\0';
+        if (open && !channel_peer_offers(ch, CHANNEL_FEATURE_HOLDS)) {
+            trace(w, "%s: cancel %s refused: %s has not offered cancellations", n->name, it->uetr,
+                  peer);
+            it->cancel_ms = w->now + 1000;
+            continue;
+        }
+        if (!open) { /* final, or asked already: the command answers as it stands */
+            trace(w, "%s: cancel %s: it is %s, nothing sent", n->name, it->uetr,
+                  status_name(out.status));
+            it->cancel_done = true;
+            continue;
+        }
+        json_t *args = json_pack("{s:s, s:s}", "uetr", it->uetr, "reason", it->cancel_reason);
+        char id[CORRIDOR_UETR_LEN + 1] = "";
+        ledger_err_t rc = operation_record(n->ledger, 0, "cancel", peer, args);
+        if (rc == LEDGER_OK) {
+            rc = channel_cancel(ch, it->uetr, it->cancel_reason, id, &out);
+        }
+        trace(w, "%s's operator cancels %s to %s (%s): %s, cancellation %s", n->name, it->uetr,
+              peer, it->cancel_reason, ledger_strerror(rc), id);
+        it->cancel_in_turn = true;
+        if (rc != LEDGER_OK && disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+            fail(w, "%s: cancelling %s failed: %s (%s)", n->name, it->uetr, ledger_strerror(rc),
+                 ledger_last_error(n->ledger));
+        }
+    }
+}
+
+/* The earliest of its programs' verdicts, its operator's next look and decisions, and its
+ * cancellations. */
+static int64_t holds_next(const world_t *w, const node_t *n)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < n->running.count; i++) {
+        next = n->running.v[i].at < next ? n->running.v[i].at : next;
+    }
+    for (size_t i = 0; i < n->reviews_count; i++) {
+        next = n->reviews[i].at < next ? n->reviews[i].at : next;
+    }
+    for (size_t c = 0; c < n->cancels_count; c++) {
+        const item_t *it = &w->items[n->cancels[c]];
+        next = !it->cancel_done && it->cancel_ms < next ? it->cancel_ms : next;
+    }
+    return next;
+}
+
+/* Whether its transaction has work of the holds: a verdict, a decision or a cancellation. */
+static bool holds_work(const world_t *w, const node_t *n)
+{
+    if (n->verdicts.count > 0) {
+        return true;
+    }
+    for (size_t i = 0; i < n->reviews_count; i++) {
+        if (n->reviews[i].at <= w->now) {
+            return true;
+        }
+    }
+    for (size_t c = 0; c < n->cancels_count; c++) {
+        const item_t *it = &w->items[n->cancels[c]];
+        if (!it->cancel_done && it->cancel_ms <= w->now) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- nodes: start, crash, restart -------------------------------------------------------------
  */
 
@@ -845,6 +1337,8 @@ static bool node_open(world_t *w, node_t *n)
         .send = net_send,
         .on_final = on_final,
         .on_report = on_report,
+        .screen = n->screens ? sim_screen : NULL,
+        .on_held = n->screens ? sim_on_held : NULL,
         .arg = n,
         .incarnation = (uint64_t)wall_of(w->now) * 1000 + (uint64_t)n->idx,
     };
@@ -853,6 +1347,9 @@ static bool node_open(world_t *w, node_t *n)
         return false;
     }
     curve_serve(w, n); /* the key history's: mid-rotation, the previous keys' */
+    if (n->screens) {
+        screening_restart(w, n);
+    }
     if (sqlite3_open_v2(path, &n->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(n->db,
                            "SELECT seq, kind, peer, uetr, currency, amount_minor, reason,"
@@ -885,7 +1382,13 @@ static void node_close(node_t *n)
     n->journal_from = NULL;
     sqlite3_close(n->db);
     n->db = NULL;
+    for (size_t p = 0; n->engine != NULL && p < n->config->peers_count; p++) {
+        n->unentitled_from[n->peer_node[p]] +=
+            channel_stats(engine_channel(n->engine, p)).unentitled;
+    }
     engine_free(&n->engine);
+    /* the programs running and their verdicts die with the process */
+    n->held_now.count = n->running.count = n->queued.count = n->verdicts.count = 0;
     ledger_close(&n->reader);
     ledger_close(&n->ledger);
     if (n->keys != NULL) {
@@ -1016,9 +1519,14 @@ static void item_settlement(const world_t *w, const item_t *it, settlement_t *s)
     s->amount_minor = it->amount;
     snprintf(s->currency, sizeof s->currency, "%s", it->currency);
     snprintf(s->debtor_name, sizeof s->debtor_name, "Debtor of %s", payer->name);
-    snprintf(s->creditor_name, sizeof s->creditor_name, "Creditor of %s", s->peer);
+    if (it->listed) {
+        snprintf(s->creditor_name, sizeof s->creditor_name, "%s", LISTED_NAME);
+    } else {
+        snprintf(s->creditor_name, sizeof s->creditor_name, "Creditor of %s", s->peer);
+    }
     snprintf(s->remittance, sizeof s->remittance, "sim %u", it->tag);
     s->created_unix_ms = wall_of(w->now);
+    s->expires_unix_ms = it->expires_in > 0 ? s->created_unix_ms + it->expires_in : 0;
     time_t t = (time_t)(wall_of(w->now) / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -1040,13 +1548,38 @@ typedef enum {
     FORGE_SETTLEMENT_THEIR_UETR, /* a payment under the UETR of the receiver's payment to it */
     FORGE_SETTLEMENT_CONFLICT,   /* the UETR of its own earlier payment, another amount */
     FORGE_RETURN_NOT_OURS, /* a Return of its own payment, of one short of the amount, or none */
+    /* unentitled (PROTOCOL.md 3.8.4): each must be counted by the receiver and change nothing */
+    FORGE_CANCEL_ANSWER,  /* a CancelAnswer to the receiver's payment to it, nobody asked */
+    FORGE_PDNG_AFTER,     /* a PDNG for the receiver's payment to it, after its final answer */
+    FORGE_CANCEL_REQUEST, /* a CancelRequest for the receiver's payment to it, or for none */
     FORGE_KINDS
 } forge_kind_t;
 
-static const char *const FORGE_NAMES[] = {
-    "an answer to a payment made elsewhere", "an answer naming other contents",
-    "a Settlement under the receiver's own UETR", "a Settlement reusing its UETR, other amount",
-    "a Return of no payment of the receiver's"};
+static const char *const FORGE_NAMES[] = {"an answer to a payment made elsewhere",
+                                          "an answer naming other contents",
+                                          "a Settlement under the receiver's own UETR",
+                                          "a Settlement reusing its UETR, other amount",
+                                          "a Return of no payment of the receiver's",
+                                          "a CancelAnswer nobody asked for",
+                                          "a PDNG after its final answer",
+                                          "a CancelRequest for a payment it did not send"};
+
+/* The body hash of y's payment to x as x holds it (the body x's record re-encodes: what y
+ * names too); false when x does not hold it. */
+static bool forge_body_hash(node_t *x, const char *y, const char *uetr, uint8_t hash[32],
+                            ledger_outcome_t *o)
+{
+    settlement_t s;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (ledger_find(x->reader, y, uetr, &s, o) != LEDGER_OK || s.direction != DIRECTION_IN ||
+        settlement_encode(&s, &body, &len) != 0) {
+        return false;
+    }
+    settlement_body_hash(body, len, hash);
+    free(body);
+    return true;
+}
 
 /* An item between `payer` and `payee` (-1: any node but `not`) that committed at `at`, from a
  * random start; -1 if none. */
@@ -1119,6 +1652,64 @@ static void forge_sequenced(world_t *w, node_t *x)
         if (settlement_encode(&st, &body, &len) != 0) {
             abort();
         }
+    } else if (kind == FORGE_CANCEL_ANSWER || kind == FORGE_PDNG_AFTER ||
+               kind == FORGE_CANCEL_REQUEST) {
+        k = forge_pick(w, y, x->idx, -1, y);
+        ledger_outcome_t o;
+        bool known = k >= 0 && forge_body_hash(x, w->node[y].name, w->items[k].uetr, hash, &o);
+        bool final = known && (o.status == STATUS_SETTLED || o.status == STATUS_REJECTED ||
+                               o.status == STATUS_RETURNED);
+        if ((kind == FORGE_PDNG_AFTER && !final) || (kind == FORGE_CANCEL_ANSWER && !known)) {
+            return; /* an answer after ours, to what we hold */
+        }
+        if (kind == FORGE_CANCEL_REQUEST && rng_chance(&w->forge_rng, 300)) {
+            k = -1; /* a payment nobody made */
+        }
+        const char *target = k >= 0 ? w->items[k].uetr : uetr;
+        char id[CORRIDOR_UETR_LEN + 1];
+        make_uetr(&w->forge_rng, id);
+        if (kind == FORGE_CANCEL_ANSWER) {
+            bool cncl = rng_chance(&w->forge_rng, 500);
+            Corridor__CancelAnswer a = CORRIDOR__CANCEL_ANSWER__INIT;
+            a.cancellation_id = id;
+            a.uetr = (char *)target;
+            a.confirmation = cncl ? "CNCL" : "RJCR";
+            a.reason = cncl ? "CUST" : "AGNT";
+            a.status = cncl || o.status == STATUS_REJECTED ? "RJCT" : "ACSC";
+            a.status_reason = cncl ? "CUST" : o.status == STATUS_REJECTED ? o.reason : "";
+            a.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+            type = MSG_CANCEL_ANSWER;
+            len = corridor__cancel_answer__get_packed_size(&a);
+            if ((body = malloc(len)) == NULL) {
+                abort();
+            }
+            corridor__cancel_answer__pack(&a, body);
+        } else if (kind == FORGE_PDNG_AFTER) {
+            Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+            sr.uetr = (char *)target;
+            sr.status = "PDNG";
+            sr.reason = "";
+            sr.currency = w->items[k].currency;
+            sr.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+            len = corridor__status_report__get_packed_size(&sr);
+            if ((body = malloc(len)) == NULL) {
+                abort();
+            }
+            corridor__status_report__pack(&sr, body);
+        } else {
+            Corridor__CancelRequest r = CORRIDOR__CANCEL_REQUEST__INIT;
+            r.cancellation_id = id;
+            r.uetr = (char *)target;
+            r.reason = "FRAD";
+            r.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+            type = MSG_CANCEL_REQUEST;
+            len = corridor__cancel_request__get_packed_size(&r);
+            if ((body = malloc(len)) == NULL) {
+                abort();
+            }
+            corridor__cancel_request__pack(&r, body);
+        }
+        x->forged_in_turn[y]++;
     } else {
         int choice = (int)rng_below(&w->forge_rng, 3);
         k = choice == 0   ? forge_pick(w, x->idx, y, -1, x->idx)
@@ -1139,6 +1730,9 @@ static void forge_sequenced(world_t *w, node_t *x)
     }
     ledger_err_t rc = channel_send_body(ch, type, body, len);
     free(body);
+    if (rc != LEDGER_OK && kind >= FORGE_CANCEL_ANSWER) {
+        x->forged_in_turn[y]--;
+    }
     if (rc != LEDGER_OK && disk_fault_at(w, x->idx, w->now) == DISK_OK) {
         fail(w, "%s: queueing a forged %s failed: %s", x->name, type_name(type),
              ledger_strerror(rc));
@@ -1241,6 +1835,9 @@ static void submit_due(void *arg)
 {
     node_t *n = arg;
     world_t *w = n->w;
+    if (n->verdicts.count > 0 && screening_apply_sim(w, n) != LEDGER_OK) {
+        return; /* the ledger stopped: the transaction rolls back (daemon.c take_control) */
+    }
     for (size_t k = n->items_first_open; k < n->items_count; k++) {
         item_t *it = &w->items[n->items[k]];
         if (it->done || it->due_ms > w->now) {
@@ -1293,6 +1890,8 @@ static void submit_due(void *arg)
     while (n->items_first_open < n->items_count && w->items[n->items[n->items_first_open]].done) {
         n->items_first_open++;
     }
+    reviews_due(w, n);
+    cancels_due(w, n);
     if (n->idx == w->attacker && w->forging && w->forge_due_ms <= w->now &&
         w->now < w->faults_end) {
         forge_sequenced(w, n);
@@ -1350,11 +1949,14 @@ static int64_t next_due(const world_t *w, const node_t *n)
             next = it->due_ms;
         }
     }
-    if (n->idx == w->attacker && w->forging && w->forge_due_ms < w->faults_end &&
+    /* forgeries and rotations stop with the faults (submit_due): one left due then, its node
+     * down when the faults stopped, is no reason for a turn every millisecond */
+    bool faults = w->now < w->faults_end;
+    if (faults && n->idx == w->attacker && w->forging && w->forge_due_ms < w->faults_end &&
         w->forge_due_ms < next) {
         next = w->forge_due_ms;
     }
-    if (n->rotations_done < n->rotations_wanted && n->rotate_at < w->faults_end &&
+    if (faults && n->rotations_done < n->rotations_wanted && n->rotate_at < w->faults_end &&
         n->rotate_at < next) {
         next = n->rotate_at;
     }
@@ -1375,6 +1977,16 @@ static void items_settle(world_t *w, node_t *n, bool committed)
                 n->items_first_open = k;
             }
         }
+        if (it->cancel_in_turn) {
+            it->cancel_in_turn = false;
+            it->cancel_done = it->cancel_sent = committed;
+        }
+    }
+    reviews_settle(w, n, committed);
+    for (int y = 0; y < w->n; y++) { /* the compromised node's unentitled messages */
+        w->forged_holds_to[y] += committed ? n->forged_in_turn[y] : 0;
+        w->forged_holds += committed ? n->forged_in_turn[y] : 0;
+        n->forged_in_turn[y] = 0;
     }
 }
 
@@ -1826,8 +2438,8 @@ static bool holds_ahead(world_t *w, node_t *y)
     sqlite3_stmt *st = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "SELECT evidence FROM journal WHERE peer = ?1 AND kind BETWEEN 2 AND 7"
-                           " AND length(evidence) > 0",
+                           "SELECT evidence FROM journal WHERE peer = ?1 AND (kind BETWEEN 2 AND 7"
+                           " OR kind BETWEEN 11 AND 16) AND length(evidence) > 0",
                            -1, &st, NULL) != SQLITE_OK) {
         fail(w, "%s: cannot read its journal: %s", y->name, sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -1981,7 +2593,8 @@ static void check_stolen_evidence(world_t *w)
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(y->db,
                                "SELECT seq, evidence, kind, uetr FROM journal WHERE peer = ?1 AND"
-                               " kind BETWEEN 2 AND 7 AND length(evidence) > 0",
+                               " (kind BETWEEN 2 AND 7 OR kind BETWEEN 11 AND 16) AND"
+                               " length(evidence) > 0",
                                -1, &st, NULL) != SQLITE_OK) {
             fail(w, "%s: cannot read its journal: %s", y->name, sqlite3_errmsg(y->db));
             return;
@@ -2054,6 +2667,9 @@ static void operator_repairs(world_t *w, node_t *n)
         if (channel_stats(engine_channel(n->engine, p)).state == CHANNEL_UP) {
             n->up_since_restore[p] = true;
         }
+        if (channel_is_diverged(engine_channel(n->engine, p))) {
+            w->diverged_ever[n->idx][n->peer_node[p]] = true;
+        }
         if (!channel_is_diverged(engine_channel(n->engine, p))) {
             n->repair_at[p] = 0;
         } else if (n->repair_at[p] == 0) {
@@ -2110,9 +2726,11 @@ static void node_turn(world_t *w, node_t *n)
         return;
     }
     operator_repairs(w, n);
+    review_scan(w, n);
     n->turns++;
     w->turn_node = n->idx;
     engine_begin(n->engine, now, wall_of(now));
+    screening_collect_sim(w, n);
     size_t count = n->inbox_count < FRAMES_PER_TURN ? n->inbox_count : FRAMES_PER_TURN;
     opener_frame_t *frames = calloc(count + 1, sizeof *frames);
     if (frames == NULL) {
@@ -2153,7 +2771,8 @@ static void node_turn(world_t *w, node_t *n)
     }
     bool stopped = ledger_stopped(n->ledger);
     bool committed = true, transaction = false;
-    if (!stopped && (engine_has_work(n->engine) || next_due(w, n) <= now || reconcile_wanted(n))) {
+    if (!stopped && (engine_has_work(n->engine) || next_due(w, n) <= now || reconcile_wanted(n) ||
+                     holds_work(w, n))) {
         transaction = true;
         crash_kind_t crash = now < w->faults_end ? (crash_kind_t)n->crash_armed : 0;
         n->crash_armed = (int)crash;
@@ -2196,6 +2815,7 @@ static void node_turn(world_t *w, node_t *n)
         }
         items_settle(w, n, committed);
         rotation_settle(w, n, committed);
+        screening_after(w, n, committed);
     }
     engine_after(n->engine, committed && !stopped);
     curve_serve(w, n);
@@ -2223,6 +2843,9 @@ static void node_turn(world_t *w, node_t *n)
     int64_t wake = engine_next_deadline(n->engine, now + POLL_MAX_MS);
     int64_t due = ledger_stopped(n->ledger) ? INT64_MAX : next_due(w, n); /* sends refused */
     wake = due < wake ? due : wake;
+    due = ledger_stopped(n->ledger) ? INT64_MAX : holds_next(w, n);
+    wake = due < wake ? due : wake;
+    wake = n->screens && n->review_scan_ms < wake ? n->review_scan_ms : wake;
     n->busy_until = now + 1 + (int64_t)(count / 256);
     n->wake_ms = wake > n->busy_until ? wake : n->busy_until;
 }
@@ -2277,6 +2900,7 @@ typedef struct {
     bool fifo;            /* every world's lanes deliver in order */
     bool no_lost_commits; /* every transaction commits: no crash inside one, no disk faults */
     bool replace_anytime; /* key replacements as drawn, whatever the known gaps (gaps_block) */
+    bool restore_holds;   /* a node restored from a copy screens too (the known gap) */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -2352,6 +2976,54 @@ static bool world_build(world_t *w, const options_t *opt)
         n->config->checkpoint_interval_s = interval[rng_below(r, 3)];
     }
     (void)ccy_count;
+    /* one node in five worlds restored from an older copy of its home, from its own stream */
+    w->restore_rng.s = w->seed ^ UINT64_C(0x726573746f726521);
+    w->restore.node = -1;
+    if (!opt->no_lost_commits && rng_chance(&w->restore_rng, 200)) {
+        restore_t *rs = &w->restore;
+        rs->node = (int)rng_below(&w->restore_rng, (uint64_t)w->n);
+        rs->image_ms = rng_range(&w->restore_rng, 0, w->faults_end / 2);
+        rs->restore_ms = rng_range(&w->restore_rng, rs->image_ms + 1, w->faults_end);
+        /* a restore takes longer than any frame stays in flight (hostile copies: 20 s), so no
+         * frame of the lost history reaches a peer after the restored node is back (a
+         * replay of a captured one then could fill a number it reuses: PROTOCOL.md 6) */
+        rs->down_ms = rng_range(&w->restore_rng, 21000, 30000);
+    }
+    /* holds, expiry and cancellation (PROTOCOL.md 3.8), from a stream of their own: in some
+     * worlds some nodes screen (a list and a program), some payments expire, some are asked
+     * back */
+    rng_t *hr = &w->hold_rng;
+    hr->s = w->seed ^ UINT64_C(0x686f6c6473213821);
+    w->screening = rng_chance(hr, 400);
+    w->expiry = rng_chance(hr, 400);
+    w->cancelling = rng_chance(hr, 400);
+    int first_screen = (int)rng_below(hr, (uint64_t)w->n);
+    for (int i = 0; i < w->n && w->screening; i++) {
+        node_t *n = &w->node[i];
+        n->screens = i == first_screen || rng_chance(hr, 500);
+        /* a restored node re-decides the payments its copy holds at start, before its
+         * channels show the rollback: steered clear of unless --restore-holds (the header) */
+        n->screens &= i != w->restore.node || opt->restore_holds;
+        if (!n->screens) {
+            continue;
+        }
+        char path[600], err[256];
+        snprintf(path, sizeof path, "%s/%s", n->home, SCREEN_LIST_FILE);
+        FILE *f = fopen(path, "w");
+        if (f == NULL || fputs("# the simulator's screening list\n  LISTED   party LTD\n", f) < 0 ||
+            fclose(f) != 0) {
+            fail(w, "cannot write %s: %s", path, strerror(errno));
+            return false;
+        }
+        if ((n->list = screen_list_load(path, err, sizeof err)) == NULL) {
+            fail(w, "%s: %s", path, err);
+            return false;
+        }
+        snprintf(n->config->screen_list, sizeof n->config->screen_list, "%s", SCREEN_LIST_FILE);
+        snprintf(n->config->screen_program, sizeof n->config->screen_program, "screen.sh");
+        n->config->screen_timeout_ms = SCREEN_TIMEOUT;
+        n->review_scan_ms = rng_range(hr, 0, 2000);
+    }
     for (int i = 0; i < w->n; i++) {
         node_t *n = &w->node[i];
         for (int j = 0; j < NODES_MAX; j++) {
@@ -2485,19 +3157,6 @@ static bool world_build(world_t *w, const options_t *opt)
         d->from_ms = rng_range(&w->disk_rng, 0, w->faults_end);
         d->to_ms = d->from_ms + rng_range(&w->disk_rng, 100, 8000);
     }
-    /* one node in five worlds restored from an older copy of its home, from its own stream */
-    w->restore_rng.s = w->seed ^ UINT64_C(0x726573746f726521);
-    w->restore.node = -1;
-    if (!opt->no_lost_commits && rng_chance(&w->restore_rng, 200)) {
-        restore_t *rs = &w->restore;
-        rs->node = (int)rng_below(&w->restore_rng, (uint64_t)w->n);
-        rs->image_ms = rng_range(&w->restore_rng, 0, w->faults_end / 2);
-        rs->restore_ms = rng_range(&w->restore_rng, rs->image_ms + 1, w->faults_end);
-        /* a restore takes longer than any frame stays in flight (hostile copies: 20 s), so no
-         * frame of the lost history reaches a peer after the restored node is back (a
-         * replay of a captured one then could fill a number it reuses: PROTOCOL.md 6) */
-        rs->down_ms = rng_range(&w->restore_rng, 21000, 30000);
-    }
     /* one world in three without a restore: a node rotates its signing key once or twice */
     w->rotate_rng.s = w->seed ^ UINT64_C(0x726f746174652121);
     w->rotator = w->restore.node < 0 && rng_chance(&w->rotate_rng, 333)
@@ -2556,6 +3215,55 @@ static bool world_build(world_t *w, const options_t *opt)
         if ((w->replacement = identity_from_secrets(seed, box, curve)) == NULL) {
             fail(w, "out of memory");
             return false;
+        }
+    }
+    /* each payment's expiry, listing, screening verdict, review and cancellation: with a
+     * restore, no cancellation to or from the restored node (its books lose what it asked or
+     * answered after the copy, while the payments are sent again) */
+    static const char *const verdict_reasons[] = {"RR01", "RR02", "RR03", "FF01"};
+    static const char *const review_reasons[] = {"", "", "RR05", "AG01"};
+    static const char *const cancel_reasons[] = {"CUST", "DUPL", "FRAD", "TECH",
+                                                 "UPAY", "AM09", "AC03"};
+    for (size_t k = 0; k < w->items_count; k++) {
+        item_t *it = &w->items[k];
+        if (it->kind == ITEM_DUP_SAME || it->kind == ITEM_DUP_OTHER) {
+            it->expires_in = w->items[it->orig].expires_in; /* another is a repeat too */
+            it->listed = w->items[it->orig].listed;
+            continue;
+        }
+        if (w->expiry) {
+            unsigned e = (unsigned)rng_below(hr, 10);
+            it->expires_in = e < 2   ? rng_range(hr, 50, 3000)    /* short */
+                             : e < 4 ? rng_range(hr, 3000, 60000) /* held a while */
+                             : e < 5 ? 0                          /* --expires-in 0 */
+                                     : INT64_C(86400000);         /* the default */
+        }
+        it->listed = w->screening && rng_chance(hr, 50);
+        unsigned v = (unsigned)rng_below(hr, 100);
+        it->verdict = v < 50 ? SCREEN_ACCEPT : v < 75 ? SCREEN_REJECT : SCREEN_HOLD;
+        it->verdict_fails = rng_chance(hr, 100);
+        snprintf(it->verdict_reason, sizeof it->verdict_reason, "%s",
+                 verdict_reasons[rng_below(hr, 4)]);
+        it->review_accept = rng_chance(hr, 600);
+        snprintf(it->review_reason, sizeof it->review_reason, "%s",
+                 review_reasons[rng_below(hr, 4)]);
+        bool restored = w->restore.node == it->payer || w->restore.node == it->payee;
+        if (w->cancelling && !restored && rng_chance(hr, 150)) {
+            it->cancel_ms = it->due_ms + rng_range(hr, 0, 6000);
+            snprintf(it->cancel_reason, sizeof it->cancel_reason, "%s",
+                     cancel_reasons[rng_below(hr, 7)]);
+        }
+    }
+    for (int i = 0; i < w->n; i++) {
+        node_t *n = &w->node[i];
+        n->cancels = calloc(n->items_count + 1, sizeof *n->cancels);
+        if (n->cancels == NULL) {
+            abort();
+        }
+        for (size_t k = 0; k < n->items_count; k++) {
+            if (w->items[n->items[k]].cancel_ms > 0) {
+                n->cancels[n->cancels_count++] = n->items[k];
+            }
         }
     }
     /* the compromised node of a world without a restore also forges sequenced messages */
@@ -2648,6 +3356,48 @@ static bool world_build(world_t *w, const options_t *opt)
 /* ---- the end of a world: liveness, then the books ----------------------------------------------
  */
 
+/* The outcomes an item may end in (PROTOCOL.md 3.2.4 with 3.8): the payee's checks in their
+ * order (currency AM03, expiry AB05, list RR04, cap AM02, program), then what decides a held
+ * payment: the program's verdict, a person's review (after hold, a failure or a timeout), its
+ * expiry, its cancellation. Up to 6, as "status reason" ("settled ", "rejected AM02"). */
+static size_t outcomes_allowed(const world_t *w, const item_t *it, char out[6][24])
+{
+    size_t count = 0;
+    const node_t *payee = &w->node[it->payee];
+#define ALLOW(st, why) snprintf(out[count++], sizeof out[0], "%s %s", status_name(st), (why))
+    if (it->kind == ITEM_BAD_CCY) {
+        ALLOW(STATUS_REJECTED, reason_code(REASON_CURRENCY));
+        return count;
+    }
+    if (it->expires_in > 0) {
+        ALLOW(STATUS_REJECTED, reason_code(REASON_EXPIRED));
+    }
+    if (payee->screens && it->listed) {
+        ALLOW(STATUS_REJECTED, reason_code(REASON_REGULATORY));
+    } else if (it->kind == ITEM_OVER_CAP) {
+        ALLOW(STATUS_REJECTED, reason_code(REASON_OVER_CAP));
+    } else if (!payee->screens) {
+        ALLOW(STATUS_SETTLED, "");
+    } else {
+        if (it->verdict == SCREEN_ACCEPT) {
+            ALLOW(STATUS_SETTLED, "");
+        } else if (it->verdict == SCREEN_REJECT) {
+            ALLOW(STATUS_REJECTED, it->verdict_reason);
+        }
+        if (it->review_accept) {
+            ALLOW(STATUS_SETTLED, "");
+        } else {
+            ALLOW(STATUS_REJECTED,
+                  it->review_reason[0] ? it->review_reason : reason_code(REASON_REGULATORY));
+        }
+        if (it->cancel_sent) {
+            ALLOW(STATUS_REJECTED, it->cancel_reason);
+        }
+    }
+#undef ALLOW
+    return count;
+}
+
 /* Whether every item is final at both ends, as expected; `strict` reports what is not. */
 static bool books_final(world_t *w, bool strict)
 {
@@ -2675,15 +3425,20 @@ static bool books_final(world_t *w, bool strict)
         ledger_outcome_t po, qo;
         ledger_err_t prc = ledger_find(payer->reader, payee->name, it->uetr, &s, &po);
         ledger_err_t qrc = ledger_find(payee->reader, payer->name, it->uetr, &s, &qo);
+        /* a CancelRequest not answered yet (the payment decided meanwhile) is pending too */
         if (prc != LEDGER_OK || qrc != LEDGER_OK || po.status == STATUS_PENDING ||
-            qo.status == STATUS_PENDING) {
+            qo.status == STATUS_PENDING || qo.status == STATUS_HELD ||
+            (po.cancel_id[0] != '\0' && !qo.cancelled)) {
             if (strict) {
                 fail(w,
                      "liveness: %s %s from %s to %s not final at both ends %d s after faults "
-                     "stopped: payer %s, payee %s",
+                     "stopped: payer %s%s, payee %s",
                      ITEM_KIND_NAMES[it->kind], it->uetr, payer->name, payee->name,
                      LIVENESS_MS / 1000,
                      prc == LEDGER_OK ? status_name(po.status) : ledger_strerror(prc),
+                     prc == LEDGER_OK && po.cancel_id[0]
+                         ? " (asked back: no answer yet, or cancelled where the payee did not)"
+                         : "",
                      qrc == LEDGER_OK ? status_name(qo.status) : ledger_strerror(qrc));
             }
             return false;
@@ -2691,16 +3446,26 @@ static bool books_final(world_t *w, bool strict)
         if (!strict) {
             continue;
         }
-        status_t want = it->kind == ITEM_NORMAL ? STATUS_SETTLED : STATUS_REJECTED;
-        const char *reason = it->kind == ITEM_OVER_CAP  ? reason_code(REASON_OVER_CAP)
-                             : it->kind == ITEM_BAD_CCY ? reason_code(REASON_CURRENCY)
-                                                        : "";
-        if (po.status != want || qo.status != want || strcmp(po.reason, reason) != 0 ||
-            strcmp(qo.reason, reason) != 0) {
-            fail(w, "%s %s from %s to %s: payer %s %s, payee %s %s; expected %s %s",
+        /* the same status and reason at both ends, one the model allows; cancelled at both
+         * ends or neither, and only by a CancelRequest its payer's operator sent */
+        char allowed[6][24], got[24], expected[6 * 24 + 8] = "";
+        size_t count = outcomes_allowed(w, it, allowed);
+        snprintf(got, sizeof got, "%s %s", status_name(qo.status), qo.reason);
+        bool ok = false;
+        for (size_t a = 0; a < count; a++) {
+            ok |= strcmp(got, allowed[a]) == 0;
+            strcat(expected, a > 0 ? " | " : "");
+            strcat(expected, allowed[a]);
+        }
+        bool cancel_ok = po.cancelled == qo.cancelled &&
+                         (!qo.cancelled || (it->cancel_sent && qo.status == STATUS_REJECTED &&
+                                            strcmp(qo.reason, it->cancel_reason) == 0));
+        if (po.status != qo.status || strcmp(po.reason, qo.reason) != 0 || !ok || !cancel_ok) {
+            fail(w, "%s %s from %s to %s: payer %s %s%s, payee %s %s%s; expected %s%s",
                  ITEM_KIND_NAMES[it->kind], it->uetr, payer->name, payee->name,
-                 status_name(po.status), po.reason, status_name(qo.status), qo.reason,
-                 status_name(want), reason);
+                 status_name(po.status), po.reason, po.cancelled ? " (cancelled)" : "",
+                 status_name(qo.status), qo.reason, qo.cancelled ? " (cancelled)" : "", expected,
+                 it->cancel_sent ? " (asked back)" : "");
         }
     }
     return true;
@@ -2788,6 +3553,104 @@ static void check_books(world_t *w)
             }
         }
     }
+}
+
+enum {
+    HOLD_STAT_HELD,       /* journal rows `held` */
+    HOLD_STAT_RELEASED,   /* `released` */
+    HOLD_STAT_DECLINED,   /* `declined` */
+    HOLD_STAT_EXPIRED,    /* payments final AB05 */
+    HOLD_STAT_LISTED,     /* refused RR04 by a screening list */
+    HOLD_STAT_CANCELLED,  /* cancelled at both ends */
+    HOLD_STAT_REFUSED,    /* asked back and not cancelled (RJCR) */
+    HOLD_STAT_REVIEWS,    /* review decisions committed */
+    HOLD_STAT_UNENTITLED, /* messages the receivers counted as unentitled */
+    HOLD_STATS
+};
+
+static void count_held(const ledger_held_t *h, void *arg)
+{
+    (void)h;
+    (*(size_t *)arg)++;
+}
+
+/* Once quiet: nothing held at any node (every review done), each channel's digest the same at
+ * both ends, every unentitled message of the compromised node counted by its receiver (unless
+ * the channel was DIVERGED: a repair may re-base past what it held); and the counts of the
+ * summary. */
+static void check_holds(world_t *w)
+{
+    uint64_t *st = w->holds_stats;
+    for (int i = 0; i < w->n && !w->failed; i++) {
+        node_t *n = &w->node[i];
+        size_t held = 0;
+        if (ledger_held(n->reader, count_held, &held) != LEDGER_OK || held != 0) {
+            fail(w, "%s still holds %zu payments once quiet (%s)", n->name, held,
+                 ledger_last_error(n->reader));
+            return;
+        }
+        for (size_t p = 0; p < n->config->peers_count; p++) {
+            int j = n->peer_node[p];
+            uint64_t unentitled =
+                n->unentitled_from[j] + channel_stats(engine_channel(n->engine, p)).unentitled;
+            st[HOLD_STAT_UNENTITLED] += unentitled;
+            bool caught_up =
+                channel_stats(engine_channel(n->engine, p)).applied_seq ==
+                channel_stats(engine_channel(w->node[j].engine, w->node[j].index_of[i]))
+                    .sent_seq; /* it applied all the attacker sent */
+            if (j == w->attacker && unentitled < w->forged_holds_to[i] && caught_up &&
+                !w->diverged_ever[i][j]) {
+                fail(w,
+                     "%s counted %" PRIu64 " unentitled messages of the compromised %s, which "
+                     "sent it %" PRIu64,
+                     n->name, unentitled, w->node[j].name, w->forged_holds_to[i]);
+            }
+            range_fp_t a, b;
+            if (j < i) {
+                continue;
+            }
+            if (statement_fingerprint(n->reader, w->node[j].name, "", &a) != LEDGER_OK ||
+                statement_fingerprint(w->node[j].reader, n->name, "", &b) != LEDGER_OK) {
+                fail(w, "cannot read the digests of %s-%s", n->name, w->node[j].name);
+            } else if (a.count != b.count || memcmp(a.sum, b.sum, sizeof a.sum) != 0) {
+                fail(w, "the channel digests of %s-%s differ: %" PRIu64 " entries, %" PRIu64,
+                     n->name, w->node[j].name, a.count, b.count);
+            }
+        }
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(n->db,
+                               "SELECT kind, count(*) FROM journal WHERE kind IN (11, 12, 13)"
+                               " GROUP BY kind",
+                               -1, &q, NULL) != SQLITE_OK) {
+            fail(w, "%s: cannot read its journal: %s", n->name, sqlite3_errmsg(n->db));
+            return;
+        }
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            int kind = sqlite3_column_int(q, 0);
+            st[kind == ENTRY_HELD       ? HOLD_STAT_HELD
+               : kind == ENTRY_RELEASED ? HOLD_STAT_RELEASED
+                                        : HOLD_STAT_DECLINED] +=
+                (uint64_t)sqlite3_column_int64(q, 1);
+        }
+        sqlite3_finalize(q);
+    }
+    for (size_t k = 0; k < w->items_count && !w->failed; k++) {
+        const item_t *it = &w->items[k];
+        settlement_t s;
+        ledger_outcome_t o;
+        if (it->kind == ITEM_DUP_SAME || it->kind == ITEM_DUP_OTHER ||
+            ledger_find(w->node[it->payee].reader, w->node[it->payer].name, it->uetr, &s, &o) !=
+                LEDGER_OK) {
+            continue;
+        }
+        bool rejected = o.status == STATUS_REJECTED;
+        st[HOLD_STAT_EXPIRED] += rejected && strcmp(o.reason, reason_code(REASON_EXPIRED)) == 0;
+        st[HOLD_STAT_LISTED] += rejected && it->listed && w->node[it->payee].screens &&
+                                strcmp(o.reason, reason_code(REASON_REGULATORY)) == 0;
+        st[HOLD_STAT_CANCELLED] += o.cancelled;
+        st[HOLD_STAT_REFUSED] += it->cancel_sent && !o.cancelled;
+    }
+    st[HOLD_STAT_REVIEWS] = w->reviews;
 }
 
 /* Every channel reconciled once from one side, as an operator would: no breaks. */
@@ -3059,6 +3922,13 @@ static void world_free(world_t *w)
         identity_destroy(&n->id_previous);
         identity_destroy(&n->id_next);
         config_destroy(&n->config);
+        screen_list_destroy(&n->list);
+        free(n->held_now.v);
+        free(n->running.v);
+        free(n->queued.v);
+        free(n->verdicts.v);
+        free(n->reviews);
+        free(n->cancels);
     }
     for (size_t i = 0; i < w->flight_count; i++) {
         free(w->flight[i].data);
@@ -3100,7 +3970,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     w->opener = opener_new(0);
     bool ok = w->opener != NULL && world_build(w, opt);
-    int64_t final_check = 0, reconcile_end = 0;
+    int64_t final_check = 0, reconcile_end = 0, seen_check = 0;
     bool done = false, reconciling = false;
     while (ok && !w->failed && !done) {
         if (++w->steps > STEPS_MAX) {
@@ -3126,8 +3996,12 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
             /* a restore, a replacement or the thief still to come */
             bool restore_due = (w->restore.node >= 0 && !w->restore.restored) ||
                                replacements_pending(w) || thief_busy(w);
-            if ((all_seen || w->now >= final_check) && !w->failed && !restore_due) {
+            /* all seen final at the payers: the books are read again every 50 ms until they
+             * agree (an answer to a CancelRequest, a CURVE switch may still be on the way) */
+            if (((all_seen && w->now >= seen_check) || w->now >= final_check) && !w->failed &&
+                !restore_due) {
                 final_check = w->now + FINAL_CHECK_MS;
+                seen_check = w->now + 50;
                 final = books_final(w, false) && curve_quiet(w, false);
             }
             if (final) {
@@ -3136,6 +4010,9 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 curve_quiet(w, true);
                 if (!w->failed) {
                     check_books(w);
+                }
+                if (!w->failed) {
+                    check_holds(w);
                 }
                 start_reconciles(w);
                 reconciling = true;
@@ -3172,24 +4049,28 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     if (w->failed) {
         printf("seed %" PRIu64 ": FAILED at t=%" PRId64 " ms: %s\n", seed, w->now, w->failure);
     } else if (opt->trace) {
-        fprintf(stderr,
-                "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
-                " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
-                " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
-                " hostile copies, %" PRIu64 " forged, %" PRIu64 " sequenced, %" PRIu64
-                " by a thief of %s's keys, %" PRIu64 " after a replacement, %" PRIu64
-                " refused as revoked, %" PRIu64 " as unknown, %" PRIu64
-                " by CURVE); CURVE: %d rotations with a new key, %" PRIu64
-                " KeySwitches applied, %" PRIu64 " sends refused, %" PRIu64
-                " frames lost to a rebind%s%s\n",
-                seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes,
-                w->frames_sent, w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile,
-                w->forged, w->forged_sequenced, w->thief_sent,
-                w->stolen >= 0 ? w->node[w->stolen].name : "no node", w->thief_after,
-                w->thief_revoked, w->thief_unknown, w->thief_curve, w->curve_rotations,
-                w->keyswitches, w->frames_curve, w->frames_rebound,
-                w->curve_overlap ? ", two switches at once" : "",
-                w->curve_held ? ", the tie-break held one" : "");
+        fprintf(
+            stderr,
+            "SIM seed %" PRIu64 " passed: %d nodes, %zu items, t=%" PRId64 " ms, %" PRIu64
+            " steps, %" PRIu64 " turns, %" PRIu64 " commits, %" PRIu64 " crashes, %" PRIu64
+            " frames (%" PRIu64 " lost, %" PRIu64 " duplicated, %" PRIu64 " refused, %" PRIu64
+            " hostile copies, %" PRIu64 " forged, %" PRIu64 " sequenced, %" PRIu64
+            " by a thief of %s's keys, %" PRIu64 " after a replacement, %" PRIu64
+            " refused as revoked, %" PRIu64 " as unknown, %" PRIu64
+            " by CURVE); CURVE: %d rotations with a new key, %" PRIu64
+            " KeySwitches applied, %" PRIu64 " sends refused, %" PRIu64
+            " frames lost to a rebind%s%s; holds: %" PRIu64 " held, %" PRIu64 " released, %" PRIu64
+            " declined, %" PRIu64 " expired, %" PRIu64 " listed, %" PRIu64 " cancelled, %" PRIu64
+            " cancels refused, %" PRIu64 " reviews, %" PRIu64 " unentitled\n",
+            seed, w->n, w->items_count, w->now, w->steps, turns, commits, crashes, w->frames_sent,
+            w->frames_lost, w->frames_dup, w->frames_refused, w->frames_hostile, w->forged,
+            w->forged_sequenced, w->thief_sent,
+            w->stolen >= 0 ? w->node[w->stolen].name : "no node", w->thief_after, w->thief_revoked,
+            w->thief_unknown, w->thief_curve, w->curve_rotations, w->keyswitches, w->frames_curve,
+            w->frames_rebound, w->curve_overlap ? ", two switches at once" : "",
+            w->curve_held ? ", the tie-break held one" : "", w->holds_stats[0], w->holds_stats[1],
+            w->holds_stats[2], w->holds_stats[3], w->holds_stats[4], w->holds_stats[5],
+            w->holds_stats[6], w->holds_stats[7], w->holds_stats[8]);
     }
     /* for the run's summary (job_done) */
     char path[300];
@@ -3198,10 +4079,15 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
     if (f != NULL) {
         fprintf(f,
                 "%d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d %" PRIu64 " %" PRIu64
-                " %" PRIu64 " %d %d\n",
+                " %" PRIu64 " %d %d",
                 w->stolen >= 0 && w->own_replaced, w->thief_after, w->thief_revoked,
                 w->thief_unknown, w->thief_curve, w->curve_rotations > 0, w->keyswitches,
                 w->frames_curve, w->frames_rebound, w->curve_overlap, w->curve_held);
+        for (size_t k = 0; k < HOLD_STATS; k++) {
+            fprintf(f, " %" PRIu64, w->holds_stats[k]);
+        }
+        fprintf(f, " %" PRIu64 " %d\n", w->forged_holds,
+                w->screening || w->expiry || w->cancelling);
         fclose(f);
     }
     fflush(stdout);
@@ -3218,7 +4104,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--seeds N] [--from S] [--nodes K] [--settlements M] [--jobs J] "
-               "[--fifo] [--no-lost-commits] [--replace-anytime] [--trace]\n"
+               "[--fifo] [--no-lost-commits] [--replace-anytime] [--restore-holds] [--trace]\n"
                "  runs N worlds, seeds S..S+N-1 (default 1 from 1); K nodes (2-5; default from "
                "the seed);\n"
                "  M settlements each (default 200); J worlds at a time (default 1); --trace "
@@ -3229,6 +4115,8 @@ static void usage(FILE *f)
                "  commit only; no full or failing disk).\n"
                "  --replace-anytime: the operators replace a stolen key as drawn, also where\n"
                "  node/ledger/replace.c has known gaps (sim.c: gaps_block).\n"
+               "  --restore-holds: a node restored from a copy screens too (it re-decides what\n"
+               "  its copy holds before its channels show the rollback: a known gap).\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -3289,6 +4177,7 @@ static void replay_line(uint64_t seed, const options_t *opt)
     const char *fifo = opt->fifo ? " --fifo" : "";
     const char *lost = opt->no_lost_commits ? " --no-lost-commits" : "";
     const char *anytime = opt->replace_anytime ? " --replace-anytime" : "";
+    const char *holds = opt->restore_holds ? " --restore-holds" : "";
     if (opt->nodes > 0) {
         snprintf(nodes, sizeof nodes, " --nodes %d", opt->nodes);
     }
@@ -3296,8 +4185,8 @@ static void replay_line(uint64_t seed, const options_t *opt)
         snprintf(settlements, sizeof settlements, " --settlements %zu", opt->settlements);
     }
     printf("FAILED seed %" PRIu64 "; replay: scripts/sim.sh --seeds 1 --from %" PRIu64
-           "%s%s%s%s%s --trace\n",
-           seed, seed, nodes, settlements, fifo, lost, anytime);
+           "%s%s%s%s%s%s --trace\n",
+           seed, seed, nodes, settlements, fifo, lost, anytime, holds);
 }
 
 /* What the worlds of a run did with stolen keys (world_run writes each world's). */
@@ -3313,6 +4202,9 @@ typedef struct {
     uint64_t rebound;       /* frames lost to a rebind */
     uint64_t overlap;       /* worlds where two nodes' CURVE switches were pending at once */
     uint64_t held;          /* worlds where the tie-break held a switch back */
+    uint64_t holds[9];      /* HOLD_STAT_*, summed */
+    uint64_t forged_holds;  /* unentitled messages the compromised nodes sent */
+    uint64_t holds_worlds;  /* worlds with screening, expiry or cancellation */
 } run_stats_t;
 
 static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
@@ -3321,10 +4213,17 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
     char path[300];
     snprintf(path, sizeof path, "%s/stats", j->dir);
     FILE *f = fopen(path, "r");
-    unsigned long long v[11] = {0};
-    if (f != NULL &&
-        fscanf(f, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-               &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]) == 11) {
+    unsigned long long v[22] = {0};
+    size_t got = 0;
+    while (f != NULL && got < 22 && fscanf(f, "%llu", &v[got]) == 1) {
+        got++;
+    }
+    if (got == 22) {
+        for (size_t k = 0; k < 9; k++) {
+            stats->holds[k] += v[11 + k];
+        }
+        stats->forged_holds += v[20];
+        stats->holds_worlds += v[21];
         stats->replaced += v[0];
         stats->thief_after += v[1];
         stats->thief_revoked += v[2];
@@ -3375,6 +4274,8 @@ int main(int argc, char **argv)
             opt.no_lost_commits = true;
         } else if (strcmp(a, "--replace-anytime") == 0) {
             opt.replace_anytime = true;
+        } else if (strcmp(a, "--restore-holds") == 0) {
+            opt.restore_holds = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -3489,6 +4390,13 @@ int main(int argc, char **argv)
            " frames refused by the CURVE model, %" PRIu64 " lost to a rebind\n",
            stats.curve_worlds, stats.overlap, stats.held, stats.keyswitches, stats.frames_curve,
            stats.rebound);
+    const uint64_t *h = stats.holds;
+    printf("%" PRIu64 " worlds with holds, expiry or cancellation: %" PRIu64 " held, %" PRIu64
+           " released, %" PRIu64 " declined; %" PRIu64 " expired (AB05), %" PRIu64
+           " listed (RR04), %" PRIu64 " cancelled, %" PRIu64 " cancels refused, %" PRIu64
+           " reviews; %" PRIu64 " unentitled messages (%" PRIu64 " sent by compromised nodes)\n",
+           stats.holds_worlds, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8],
+           stats.forged_holds);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
