@@ -383,6 +383,7 @@ static void test_restored_payee_books_its_answer(void **state)
     const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};
     assert_int_equal(nodes_run_program(cp, 60000), 0);
     node_start(c, b);
+    pair_wait_state(c, a, b, "up", 30000); /* decisions wait for it (channel_decide_held) */
     cmd_result_t r;
     assert_int_equal(cluster_cmd(c, NODE_CMD_TIMEOUT_MS, &r, "review", "accept", "--home", b->home,
                                  "--id", x, NULL),

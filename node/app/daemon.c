@@ -812,6 +812,14 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
         return;
     }
     const char *peer = n->config->peers[index].card.name;
+    channel_state_t state = channel_stats(engine_channel(n->engine, index)).state;
+    if (state != CHANNEL_UP) { /* a restore of ours would show first (channel_decide_held) */
+        snprintf(error, sizeof error,
+                 "the channel with %s is %s: decisions wait until it is up; nothing changed", peer,
+                 channel_state_name(state));
+        reply_error(n, route, EXIT_NEGATIVE, error);
+        return;
+    }
     json_t *args = json_pack("{s:s, s:s, s:o}", "id", id, "decision", decision, "reason",
                              reason != NULL ? json_string(reason) : json_null());
     bool recorded = args != NULL && record_operation(n, uid, "review", peer, args);

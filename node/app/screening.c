@@ -216,6 +216,7 @@ ledger_err_t screening_apply(screening_t *sc, engine_t *engine, const config_t *
                              ledger_t *ledger)
 {
     ledger_err_t rc = LEDGER_OK;
+    size_t kept = 0; /* verdicts for a channel not UP wait there (channel_decide_held) */
     for (size_t i = 0; rc == LEDGER_OK && i < sc->verdict_count; i++) {
         const screened_t *s = &sc->verdicts[i];
         size_t index = 0;
@@ -223,6 +224,11 @@ ledger_err_t screening_apply(screening_t *sc, engine_t *engine, const config_t *
             index++;
         }
         assert(index < config->peers_count); /* we held it from a configured peer */
+        if (s->verdict.kind != SCREEN_HOLD &&
+            channel_stats(engine_channel(engine, index)).state != CHANNEL_UP) {
+            sc->verdicts[kept++] = *s;
+            continue;
+        }
         settlement_t st;
         ledger_outcome_t o;
         if (ledger_find(ledger, s->peer, s->uetr, &st, &o) != LEDGER_OK ||
@@ -253,7 +259,7 @@ ledger_err_t screening_apply(screening_t *sc, engine_t *engine, const config_t *
         rc = rc == LEDGER_E_STATE || rc == LEDGER_E_OVERFLOW ? LEDGER_OK : rc;
     }
     if (rc == LEDGER_OK) {
-        sc->verdict_count = 0;
+        sc->verdict_count = kept;
     }
     return rc;
 }

@@ -2011,6 +2011,12 @@ ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *re
         *outcome = now;
         return LEDGER_E_STATE; /* decided meanwhile (or ours): nothing to do */
     }
+    if (ch->state != CHANNEL_UP) {
+        /* put back from a copy, we may hold what we decided since: a Hello of the peer shows
+         * it (DIVERGED) before anything is decided again, and the repair books our answer */
+        *outcome = now;
+        return LEDGER_E_STATE; /* callers wait for UP (channel_stats) before deciding */
+    }
     if (reason == NULL && s.expires_unix_ms != 0 && ch->wall_ms >= s.expires_unix_ms) {
         reason = reason_code(REASON_EXPIRED); /* a release comes too late: 3.8.1 */
     }
@@ -2085,8 +2091,9 @@ int64_t channel_next_expiry_ms(const channel_t *ch)
 ledger_err_t channel_expire_held(channel_t *ch)
 {
     assert(ledger_in_transaction(ch->ctx.ledger));
-    if (ch->wall_ms == 0 || (ch->next_expiry_ms != 0 && ch->wall_ms < ch->next_expiry_ms)) {
-        return LEDGER_OK;
+    if (ch->wall_ms == 0 || (ch->next_expiry_ms != 0 && ch->wall_ms < ch->next_expiry_ms) ||
+        ch->state != CHANNEL_UP) {
+        return LEDGER_OK; /* not UP: a restore of ours may not show yet (channel_decide_held) */
     }
     expiry_scan_t x = {.peer = ch->peer->card.name, .wall_ms = ch->wall_ms, .next_ms = INT64_MAX};
     ledger_err_t rc = ledger_held(ch->ctx.ledger, collect_due, &x);

@@ -218,7 +218,9 @@ bool channel_is_diverged(const channel_t *ch);
 
 /* Inside the node's transaction: decides the peer's payment we hold, released (settled) when
  * `reason` is NULL, else declined with `reason`; queues our StatusReport. LEDGER_E_STATE when it
- * is not held (decided meanwhile), LEDGER_E_NOT_FOUND when the channel has no such payment. */
+ * is not held (decided meanwhile) or the channel is not UP (put back from a copy, we may hold
+ * what we decided since: a peer's Hello shows it first), LEDGER_E_NOT_FOUND when the channel
+ * has no such payment. Expiries wait for UP as well (channel_expire_held). */
 ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *reason,
                                  ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 

@@ -1078,9 +1078,15 @@ static void screening_collect_sim(world_t *w, node_t *n)
 static ledger_err_t screening_apply_sim(world_t *w, node_t *n)
 {
     ledger_err_t rc = LEDGER_OK;
+    size_t kept = 0; /* as screening_apply: a verdict for a channel not UP waits */
     for (size_t i = 0; rc == LEDGER_OK && i < n->verdicts.count; i++) {
         const screened_t *s = &n->verdicts.v[i];
         size_t index = n->index_of[node_by_name(w, s->peer)];
+        if (s->verdict.kind != SCREEN_HOLD &&
+            channel_stats(engine_channel(n->engine, index)).state != CHANNEL_UP) {
+            n->verdicts.v[kept++] = *s;
+            continue;
+        }
         settlement_t st;
         ledger_outcome_t o;
         if (ledger_find(n->ledger, s->peer, s->uetr, &st, &o) != LEDGER_OK ||
@@ -1099,7 +1105,7 @@ static ledger_err_t screening_apply_sim(world_t *w, node_t *n)
         rc = rc == LEDGER_E_STATE ? LEDGER_OK : rc;
     }
     if (rc == LEDGER_OK) {
-        n->verdicts.count = 0;
+        n->verdicts.count = kept;
     } else if (disk_fault_at(w, n->idx, w->now) == DISK_OK) {
         fail(w, "%s: applying a screening verdict failed: %s (%s)", n->name, ledger_strerror(rc),
              ledger_last_error(n->ledger));
@@ -1172,6 +1178,12 @@ static void reviews_due(world_t *w, node_t *n)
                   index == SIZE_MAX ? "no incoming payment with this id"
                                     : "not held (decided already)");
             n->reviews[i--] = n->reviews[--n->reviews_count];
+            continue;
+        }
+        if (channel_stats(engine_channel(n->engine, index)).state != CHANNEL_UP) {
+            trace(w, "%s: review %s refused: the channel is not up (exit 1, tried again)", n->name,
+                  r->uetr);
+            r->at = w->now + 500; /* as handle_review: decisions wait until it is up */
             continue;
         }
         const char *reason = r->accept      ? NULL
