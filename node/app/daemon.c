@@ -812,11 +812,11 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
         return;
     }
     const char *peer = n->config->peers[index].card.name;
-    channel_state_t state = channel_stats(engine_channel(n->engine, index)).state;
-    if (state != CHANNEL_UP) { /* a restore of ours would show first (channel_decide_held) */
+    channel_t *ch = engine_channel(n->engine, index);
+    if (!channel_decides_held(ch)) { /* a restore of ours would show first */
         snprintf(error, sizeof error,
                  "the channel with %s is %s: decisions wait until it is up; nothing changed", peer,
-                 channel_state_name(state));
+                 channel_state_name(channel_stats(ch).state));
         reply_error(n, route, EXIT_NEGATIVE, error);
         return;
     }

@@ -225,7 +225,7 @@ ledger_err_t screening_apply(screening_t *sc, engine_t *engine, const config_t *
         }
         assert(index < config->peers_count); /* we held it from a configured peer */
         if (s->verdict.kind != SCREEN_HOLD &&
-            channel_stats(engine_channel(engine, index)).state != CHANNEL_UP) {
+            !channel_decides_held(engine_channel(engine, index))) {
             sc->verdicts[kept++] = *s;
             continue;
         }

@@ -48,6 +48,7 @@ struct channel {
     uint64_t peer_switch_seq;
     int64_t peer_switch_until_ms;
     bool peer_switch_heard; /* its KeySwitch reached us DIVERGED: pinned, applied after repair */
+    bool peer_restored;     /* DIVERGED because the peer was put back (our books are whole) */
     int64_t next_expiry_ms; /* the earliest expiry of a payment of the peer's we hold (wall ms);
                                0: unknown (look), INT64_MAX: none */
     char own_curve_previous[IDENTITY_CURVE_KEY_CHARS + 1];
@@ -585,9 +586,10 @@ static void send_hello(channel_t *ch, int64_t now_ms)
 
 /* ---- receiving --------------------------------------------------------------------------- */
 
-static void enter_diverged(channel_t *ch, const char *why)
+static void enter_diverged(channel_t *ch, const char *why, bool peer_restored)
 {
     if (ch->state != CHANNEL_DIVERGED) {
+        ch->peer_restored = peer_restored;
         log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
                   "ROLLBACK DETECTED: %s; channel DIVERGED, new settlements held until "
                   "`corridor reconcile --peer %s --repair`",
@@ -747,7 +749,7 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
                  "we applied %llu (peer restored from an old copy)",
                  (unsigned long long)h->applied_sequence, (unsigned long long)ch->acked_seq,
                  (unsigned long long)h->sent_sequence, (unsigned long long)ch->applied_seq);
-        enter_diverged(ch, why);
+        enter_diverged(ch, why, true);
         return;
     }
     if (ahead) {
@@ -756,7 +758,7 @@ static void on_hello(channel_t *ch, const Corridor__Hello *h, int64_t now_ms)
                  "%llu of its but we applied %llu (this node restored from an old copy)",
                  (unsigned long long)h->applied_sequence, (unsigned long long)ch->sent_seq,
                  (unsigned long long)h->acked_sequence, (unsigned long long)ch->applied_seq);
-        enter_diverged(ch, why);
+        enter_diverged(ch, why, false);
         return;
     }
     if (ch->state == CHANNEL_DIVERGED) {
@@ -1956,6 +1958,11 @@ uint32_t channel_wire_version(const channel_t *ch)
 
 /* ---- holds and expiry (PROTOCOL.md 3.8) ------------------------------------------------------ */
 
+bool channel_decides_held(const channel_t *ch)
+{
+    return ch->state == CHANNEL_UP || (ch->state == CHANNEL_DIVERGED && ch->peer_restored);
+}
+
 /* The Inner version and body of the peer's Settlement that opened `uetr`, from our journal (its
  * evidence as we applied it): what our late answer must name. *body is malloc'd. */
 static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t *version,
@@ -2011,7 +2018,7 @@ ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *re
         *outcome = now;
         return LEDGER_E_STATE; /* decided meanwhile (or ours): nothing to do */
     }
-    if (ch->state != CHANNEL_UP) {
+    if (!channel_decides_held(ch)) {
         /* put back from a copy, we may hold what we decided since: a Hello of the peer shows
          * it (DIVERGED) before anything is decided again, and the repair books our answer */
         *outcome = now;
@@ -2092,7 +2099,7 @@ ledger_err_t channel_expire_held(channel_t *ch)
 {
     assert(ledger_in_transaction(ch->ctx.ledger));
     if (ch->wall_ms == 0 || (ch->next_expiry_ms != 0 && ch->wall_ms < ch->next_expiry_ms) ||
-        ch->state != CHANNEL_UP) {
+        !channel_decides_held(ch)) {
         return LEDGER_OK; /* not UP: a restore of ours may not show yet (channel_decide_held) */
     }
     expiry_scan_t x = {.peer = ch->peer->card.name, .wall_ms = ch->wall_ms, .next_ms = INT64_MAX};

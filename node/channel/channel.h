@@ -216,11 +216,15 @@ bool channel_is_diverged(const channel_t *ch);
 
 /* ---- holds and expiry (PROTOCOL.md 3.8) ------------------------------------------------------ */
 
-/* Inside the node's transaction: decides the peer's payment we hold, released (settled) when
- * `reason` is NULL, else declined with `reason`; queues our StatusReport. LEDGER_E_STATE when it
- * is not held (decided meanwhile) or the channel is not UP (put back from a copy, we may hold
- * what we decided since: a peer's Hello shows it first), LEDGER_E_NOT_FOUND when the channel
- * has no such payment. Expiries wait for UP as well (channel_expire_held). */
+/* Whether payments of the peer's we hold may be decided now: the channel is UP, or DIVERGED
+ * because the peer was put back from a copy (our books are whole). Not while DOWN after a
+ * start, nor DIVERGED by a restore of ours: we may hold what we decided since.
+ * Inside the node's transaction, channel_decide_held decides the peer's payment we hold, released
+ * (settled) when `reason` is NULL, else declined with `reason`; queues our StatusReport.
+ * LEDGER_E_STATE when it is not held (decided meanwhile) or the channel is not UP (put back from a
+ * copy, we may hold what we decided since: a peer's Hello shows it first), LEDGER_E_NOT_FOUND when
+ * the channel has no such payment. Expiries wait for UP as well (channel_expire_held). */
+bool channel_decides_held(const channel_t *ch);
 ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *reason,
                                  ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 

@@ -1083,7 +1083,7 @@ static ledger_err_t screening_apply_sim(world_t *w, node_t *n)
         const screened_t *s = &n->verdicts.v[i];
         size_t index = n->index_of[node_by_name(w, s->peer)];
         if (s->verdict.kind != SCREEN_HOLD &&
-            channel_stats(engine_channel(n->engine, index)).state != CHANNEL_UP) {
+            !channel_decides_held(engine_channel(n->engine, index))) {
             n->verdicts.v[kept++] = *s;
             continue;
         }
@@ -1180,7 +1180,7 @@ static void reviews_due(world_t *w, node_t *n)
             n->reviews[i--] = n->reviews[--n->reviews_count];
             continue;
         }
-        if (channel_stats(engine_channel(n->engine, index)).state != CHANNEL_UP) {
+        if (!channel_decides_held(engine_channel(n->engine, index))) {
             trace(w, "%s: review %s refused: the channel is not up (exit 1, tried again)", n->name,
                   r->uetr);
             r->at = w->now + 500; /* as handle_review: decisions wait until it is up */
