@@ -49,6 +49,7 @@ struct channel {
     int64_t peer_switch_until_ms;
     bool peer_switch_heard; /* its KeySwitch reached us DIVERGED: pinned, applied after repair */
     bool peer_restored;     /* DIVERGED because the peer was put back (our books are whole) */
+    bool been_up;           /* a Hello of the peer's agreed with our books since the start */
     int64_t next_expiry_ms; /* the earliest expiry of a payment of the peer's we hold (wall ms);
                                0: unknown (look), INT64_MAX: none */
     char own_curve_previous[IDENTITY_CURVE_KEY_CHARS + 1];
@@ -164,6 +165,7 @@ static void set_state(channel_t *ch, channel_state_t to)
 {
     assert(!(ch->state == CHANNEL_DIVERGED && to == CHANNEL_UP));
     ch->state = to;
+    ch->been_up |= to == CHANNEL_UP;
 }
 
 static bool load_counters(channel_t *ch)
@@ -1960,7 +1962,8 @@ uint32_t channel_wire_version(const channel_t *ch)
 
 bool channel_decides_held(const channel_t *ch)
 {
-    return ch->state == CHANNEL_UP || (ch->state == CHANNEL_DIVERGED && ch->peer_restored);
+    return ch->state == CHANNEL_UP || (ch->state == CHANNEL_DOWN && ch->been_up) ||
+           (ch->state == CHANNEL_DIVERGED && ch->peer_restored);
 }
 
 /* The Inner version and body of the peer's Settlement that opened `uetr`, from our journal (its

@@ -216,9 +216,10 @@ bool channel_is_diverged(const channel_t *ch);
 
 /* ---- holds and expiry (PROTOCOL.md 3.8) ------------------------------------------------------ */
 
-/* Whether payments of the peer's we hold may be decided now: the channel is UP, or DIVERGED
- * because the peer was put back from a copy (our books are whole). Not while DOWN after a
- * start, nor DIVERGED by a restore of ours: we may hold what we decided since.
+/* Whether payments of the peer's we hold may be decided now: the channel is UP, DOWN after it
+ * was UP in this process, or DIVERGED because the peer was put back from a copy (our books are
+ * whole). Not while DOWN after a start (no Hello yet), nor DIVERGED by a restore of ours: we may
+ * hold what we decided since.
  * Inside the node's transaction, channel_decide_held decides the peer's payment we hold, released
  * (settled) when `reason` is NULL, else declined with `reason`; queues our StatusReport.
  * LEDGER_E_STATE when it is not held (decided meanwhile) or the channel is not UP (put back from a
