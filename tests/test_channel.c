@@ -2082,6 +2082,28 @@ static void test_expiry_not_masked(void **state)
     net_free(net);
 }
 
+/* While our announcement waits for the peer's Ack, what we queued after it waits too: the
+ * channel has nothing to send before the retransmission timer, and says so (no busy turns). */
+static void test_announcement_unacked_waits_for_timer(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A];
+    drop_first_t drop = {A, MSG_KEY_ANNOUNCE, 1000};
+    net->policy = drop_first;
+    net->policy_arg = &drop;
+    rotate(net, A, next_keys(a, 0x8b));
+    settlement_t s = make_payment(a, "RUB", 21); /* queued after the announcement */
+    pay(net, A, &s, 1);
+    net_turn(net);
+    assert_true(channel_sent_seq(a->ch) > channel_stats(a->ch).acked_seq + 1);
+    assert_true(channel_next_deadline(a->ch) > net->now_ms);
+    net->policy = NULL;
+    settle(net, A, &s, 1, 60000);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -2115,6 +2137,7 @@ int main(void)
         cmocka_unit_test(test_held_payments_decided_later),
         cmocka_unit_test(test_cancellation),
         cmocka_unit_test(test_expiry_not_masked),
+        cmocka_unit_test(test_announcement_unacked_waits_for_timer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1914,8 +1914,9 @@ int64_t channel_next_deadline(const channel_t *ch)
         if (ch->rto_deadline_ms != 0 && ch->rto_deadline_ms < next) {
             next = ch->rto_deadline_ms;
         }
-        if (ch->transmit_next <= ch->sent_seq &&
-            ch->transmit_next <= ch->acked_seq + CHANNEL_WINDOW) {
+        /* as transmit: after our announcement, nothing past it until the peer acknowledged */
+        uint64_t last = ch->acked_seq >= ch->own_rotated_at ? ch->sent_seq : ch->own_rotated_at;
+        if (ch->transmit_next <= last && ch->transmit_next <= ch->acked_seq + CHANNEL_WINDOW) {
             next = ch->blocked_until_ms < next ? ch->blocked_until_ms : next;
         }
     }
