@@ -146,6 +146,13 @@ void screening_after_commit(screening_t *sc, bool committed, ledger_t *ledger, i
         start(sc, ledger, sc->held[i].peer, sc->held[i].uetr, now_ms);
     }
     sc->held_count = 0;
+    if (sc->overflowed) { /* said once per turn that overflowed */
+        log_event(sc->node, NULL, NULL,
+                  "more than %d payments held or screened in one turn: the rest wait for the "
+                  "screening program until the node starts again",
+                  SCREENING_PENDING_MAX);
+        sc->overflowed = false;
+    }
 }
 
 typedef struct {

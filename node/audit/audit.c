@@ -181,20 +181,11 @@ static audit_row_t row_of(const books_row_t *b)
  * kinds of evidence a row holds, before its signature is checked with the right key. */
 static int evidence_type(const audit_row_t *row)
 {
-    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)wire_unpack(
-        &corridor__signed_message__descriptor, row->evidence_len, row->evidence);
-    Corridor__Inner *inner = sm != NULL
-                                 ? (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor,
-                                                                  sm->inner.len, sm->inner.data)
-                                 : NULL;
-    int type = inner != NULL ? (int)inner->type : 0;
-    if (inner != NULL) {
-        corridor__inner__free_unpacked(inner, NULL);
-    }
-    if (sm != NULL) {
-        corridor__signed_message__free_unpacked(sm, NULL);
-    }
-    return type;
+    int type = 0;
+    uint32_t version = 0;
+    return evidence_body(row->evidence, row->evidence_len, &type, &version, NULL, NULL) == ENV_OK
+               ? type
+               : 0;
 }
 
 static msg_type_t expected_type(const audit_row_t *row)

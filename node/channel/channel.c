@@ -1979,27 +1979,15 @@ static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t
     if (rc != LEDGER_OK) {
         return rc;
     }
-    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)wire_unpack(
-        &corridor__signed_message__descriptor, evidence_len, evidence);
-    Corridor__Inner *inner = sm != NULL
-                                 ? (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor,
-                                                                  sm->inner.len, sm->inner.data)
-                                 : NULL;
+    int type = 0;
     *body = NULL;
-    if (inner != NULL && inner->type == CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT) {
-        *version = inner->version;
-        *body_len = inner->body.len;
-        *body = malloc(inner->body.len > 0 ? inner->body.len : 1);
-        if (*body != NULL) {
-            memcpy(*body, inner->body.data, inner->body.len);
-        }
-    }
-    rc = *body != NULL ? LEDGER_OK : LEDGER_E_STORAGE; /* our own journal, as we wrote it */
-    if (inner != NULL) {
-        corridor__inner__free_unpacked(inner, NULL);
-    }
-    if (sm != NULL) {
-        corridor__signed_message__free_unpacked(sm, NULL);
+    rc = evidence_body(evidence, evidence_len, &type, version, body, body_len) == ENV_OK &&
+                 type == MSG_SETTLEMENT
+             ? LEDGER_OK
+             : LEDGER_E_STORAGE; /* our own journal, as we wrote it */
+    if (rc != LEDGER_OK) {
+        free(*body);
+        *body = NULL;
     }
     free(evidence);
     return rc;

@@ -637,34 +637,69 @@ cleanup:
     return rc;
 }
 
-env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
-                          uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
+/* The Inner of stored evidence, unverified; NULL when it does not decode (*rc says why). The
+ * caller frees both with free_evidence. */
+static Corridor__Inner *unpack_evidence(const uint8_t *evidence, size_t evidence_len,
+                                        Corridor__SignedMessage **sm, env_err_t *rc)
 {
-    assert(key_id != NULL);
-    if (evidence_len > CORRIDOR_WIRE_BYTES_MAX) {
-        return ENV_E_TOO_LARGE;
+    *sm = NULL;
+    *rc = evidence_len > CORRIDOR_WIRE_BYTES_MAX ? ENV_E_TOO_LARGE : ENV_E_MALFORMED;
+    if (evidence == NULL || evidence_len == 0 || evidence_len > CORRIDOR_WIRE_BYTES_MAX) {
+        return NULL;
     }
-    if (evidence == NULL || evidence_len == 0) {
-        return ENV_E_MALFORMED;
-    }
-    env_err_t rc = ENV_E_MALFORMED;
-    Corridor__Inner *inner = NULL;
-    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)wire_unpack(
-        &corridor__signed_message__descriptor, evidence_len, evidence);
-    if (sm != NULL) {
-        inner = (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor, sm->inner.len,
-                                               sm->inner.data);
-    }
-    if (inner != NULL && is_key_id(&inner->author_key_id)) {
-        memcpy(key_id, inner->author_key_id.data, IDENTITY_KEY_ID_BYTES);
-        rc = ENV_OK;
-    }
+    *sm = (Corridor__SignedMessage *)wire_unpack(&corridor__signed_message__descriptor,
+                                                 evidence_len, evidence);
+    return *sm != NULL ? (Corridor__Inner *)wire_unpack(&corridor__inner__descriptor,
+                                                        (*sm)->inner.len, (*sm)->inner.data)
+                       : NULL;
+}
+
+static void free_evidence(Corridor__SignedMessage *sm, Corridor__Inner *inner)
+{
     if (inner != NULL) {
         corridor__inner__free_unpacked(inner, NULL);
     }
     if (sm != NULL) {
         corridor__signed_message__free_unpacked(sm, NULL);
     }
+}
+
+env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
+                          uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
+{
+    assert(key_id != NULL);
+    Corridor__SignedMessage *sm = NULL;
+    env_err_t rc = ENV_E_MALFORMED;
+    Corridor__Inner *inner = unpack_evidence(evidence, evidence_len, &sm, &rc);
+    rc = inner == NULL ? rc : is_key_id(&inner->author_key_id) ? ENV_OK : ENV_E_MALFORMED;
+    if (rc == ENV_OK) {
+        memcpy(key_id, inner->author_key_id.data, IDENTITY_KEY_ID_BYTES);
+    }
+    free_evidence(sm, inner);
+    return rc;
+}
+
+env_err_t evidence_body(const uint8_t *evidence, size_t evidence_len, int *type, uint32_t *version,
+                        uint8_t **body, size_t *body_len)
+{
+    assert(type != NULL && version != NULL);
+    Corridor__SignedMessage *sm = NULL;
+    env_err_t rc = ENV_E_MALFORMED;
+    Corridor__Inner *inner = unpack_evidence(evidence, evidence_len, &sm, &rc);
+    if (inner != NULL) {
+        rc = ENV_OK;
+        *type = (int)inner->type;
+        *version = inner->version;
+        if (body != NULL) {
+            *body_len = inner->body.len;
+            *body = malloc(inner->body.len > 0 ? inner->body.len : 1);
+            rc = *body != NULL ? ENV_OK : ENV_E_NOMEM;
+            if (*body != NULL && inner->body.len > 0) {
+                memcpy(*body, inner->body.data, inner->body.len);
+            }
+        }
+    }
+    free_evidence(sm, inner);
     return rc;
 }
 

@@ -236,6 +236,12 @@ env_err_t evidence_author(const uint8_t *evidence, size_t evidence_len,
                           uint8_t key_id[static IDENTITY_KEY_ID_BYTES])
     __attribute__((warn_unused_result));
 
+/* The type, Inner version and (when `body` is not NULL, malloc'd) body of stored evidence,
+ * unverified: evidence this node keeps, read back. ENV_OK, or ENV_E_MALFORMED / TOO_LARGE /
+ * NOMEM. */
+env_err_t evidence_body(const uint8_t *evidence, size_t evidence_len, int *type, uint32_t *version,
+                        uint8_t **body, size_t *body_len) __attribute__((warn_unused_result));
+
 /* Signs again, with `self`, the Inner of our stored message `signed_msg` (same version,
  * recipient, type, sequence and body): after an operator replaced our keys (PROTOCOL.md 2.15)
  * the peer refuses what the replaced key signs. *signed_out is malloc'd. ENV_E_MALFORMED
