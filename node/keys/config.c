@@ -287,9 +287,11 @@ static const char *node_field(config_t *config, const char *key, const char *val
     } else if (strcmp(key, "screen_list") == 0 || strcmp(key, "screen_program") == 0) {
         char *field =
             strcmp(key, "screen_list") == 0 ? config->screen_list : config->screen_program;
-        if (value[0] == '\0' || strlen(value) > CORRIDOR_PATH_LEN_MAX ||
-            text_check(value, CORRIDOR_PATH_LEN_MAX) != VALID_OK) {
-            return "not a file path";
+        /* config_format writes `key = value`: the line must fit when the file is written again */
+        size_t most = CORRIDOR_CONFIG_LINE_LEN_MAX - strlen(key) - strlen(" = ");
+        if (value[0] == '\0' || strlen(value) > most || text_check(value, most) != VALID_OK) {
+            snprintf(err, err_size, "not a file path of at most %zu bytes", most);
+            return err;
         }
         snprintf(field, sizeof config->screen_list, "%s", value);
     } else if (strcmp(key, "screen_timeout_ms") == 0) {
