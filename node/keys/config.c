@@ -289,8 +289,9 @@ static const char *node_field(config_t *config, const char *key, const char *val
             strcmp(key, "screen_list") == 0 ? config->screen_list : config->screen_program;
         /* config_format writes `key = value`: the line must fit when the file is written again */
         size_t most = CORRIDOR_CONFIG_LINE_LEN_MAX - strlen(key) - strlen(" = ");
-        if (value[0] == '\0' || strlen(value) > most || text_check(value, most) != VALID_OK) {
-            snprintf(err, err_size, "not a file path of at most %zu bytes", most);
+        if (value[0] == '\0' || strlen(value) > most || text_check(value, most) != VALID_OK ||
+            strpbrk(value, ";#") != NULL) { /* written again, `= ;` would read as a comment */
+            snprintf(err, err_size, "not a file path of at most %zu bytes without ; or #", most);
             return err;
         }
         snprintf(field, sizeof config->screen_list, "%s", value);
