@@ -649,9 +649,16 @@ static void test_open_text_file_refused(void **state)
 }
 
 /* Creates an SQLite file with the given SQL (not a ledger). */
-/* Takes a fresh ledger back from schema 8 to 7 (to build an older one). */
+/* Takes a fresh ledger back from schema 9 to 8 (to build an older one). */
+#define UNDO_SCHEMA_9                                                                              \
+    "DROP INDEX settlements_returns; ALTER TABLE settlements DROP COLUMN original_uetr;"           \
+    " ALTER TABLE settlements DROP COLUMN return_reason;"                                          \
+    " ALTER TABLE settlements DROP COLUMN original_hash;"
+
+/* Takes a fresh ledger back from schema 9 to 7 (to build an older one). */
 #define UNDO_SCHEMA_8                                                                              \
-    "DROP INDEX settlements_held; ALTER TABLE settlements DROP COLUMN expires_ms;"                 \
+    UNDO_SCHEMA_9                                                                                  \
+    " DROP INDEX settlements_held; ALTER TABLE settlements DROP COLUMN expires_ms;"                \
     " ALTER TABLE settlements DROP COLUMN hold; ALTER TABLE settlements DROP COLUMN at_peer;"      \
     " ALTER TABLE settlements DROP COLUMN cancel_id;"
 
@@ -2619,7 +2626,7 @@ static void model_count_account(const ledger_position_t *p, void *arg)
 /* Compares everything the ledger reports with the model. */
 static void model_compare(model_t *m)
 {
-    ledger_counts_t want = {0, 0, 0, 0, 0};
+    ledger_counts_t want = {0};
     for (size_t i = 0; i < m->books.n; i++) {
         switch (m->items[i].status) {
         case STATUS_PENDING:

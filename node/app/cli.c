@@ -35,6 +35,8 @@ static const command_t commands[] = {
     {"audit", "corridor audit", cmd_audit, "offline checks of one or more homes' books"},
     {"operations", "corridor operations", cmd_operations,
      "every action a person took on the books, with who and when (--json)"},
+    {"return", "corridor return", cmd_return,
+     "give back all or part of a settled payment (pacs.004); the payer accepts or refuses"},
     {"cancel", "corridor cancel", cmd_cancel,
      "ask a pending payment back (camt.056); the payee cancels it if it still holds it"},
     {"review", "corridor review", cmd_review,

@@ -26,6 +26,9 @@ int cmd_key(int argc, char **argv);
 /* cli_send.c: submitting settlements */
 int cmd_send(int argc, char **argv);
 
+/* cli_return.c: returning a settled payment */
+int cmd_return(int argc, char **argv);
+
 /* cli_cancel.c: asking a payment back */
 int cmd_cancel(int argc, char **argv);
 

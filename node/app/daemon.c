@@ -756,6 +756,9 @@ static size_t find_payment(node_t *n, const char *peer, const char *id, directio
             ledger_find(n->ledger, name, id, &here, &here_out) != LEDGER_OK) {
             continue;
         }
+        if (settlement_is_return(&here)) {
+            continue; /* a return is found by its payment (3.9) */
+        }
         if (here.direction != direction) {
             other_direction = true;
             continue;
@@ -840,6 +843,97 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     json_t *result = json_pack("{s:s, s:s}", "id", id, "peer", peer);
     fill_result(result, &out);
     json_array_append_new(w->results, result);
+    w->next = n->waiters;
+    n->waiters = w;
+}
+
+/* Inside the transaction: the payee of a settled payment returns all or part of it (PROTOCOL.md
+ * 3.9), an operator action on record; the reply follows the commit, or with wait_ms the
+ * return's final status (accepted: settled, refused: rejected). */
+static void handle_return(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
+{
+    const char *uetr = json_str(req, "uetr", "");
+    const char *reason = json_str(req, "reason", "");
+    const char *amount_text = json_str(req, "amount", NULL);
+    json_t *wait = json_object_get(req, "wait_ms");
+    json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    if (uetr_check(uetr) != VALID_OK || reason_code_check(reason) != VALID_OK) {
+        reply_error(n, route, EXIT_USAGE, "return: uetr a UETR, reason an ISO return reason code");
+        return;
+    }
+    settlement_t s;
+    ledger_outcome_t out;
+    char error[300];
+    size_t index = find_payment(n, json_str(req, "peer", NULL), uetr, DIRECTION_IN, &s, &out, error,
+                                sizeof error);
+    if (index == SIZE_MAX) {
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    int64_t amount = 0; /* all that is left */
+    const currency_t *currency = currency_find(s.currency);
+    valid_err_t bad = VALID_OK;
+    if (amount_text != NULL && currency != NULL &&
+        (bad = amount_parse(amount_text, currency, false, &amount)) != VALID_OK) {
+        snprintf(error, sizeof error, "--amount %s: %s", amount_text, valid_strerror(bad));
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    const char *peer = n->config->peers[index].card.name;
+    channel_t *ch = engine_channel(n->engine, index);
+    if (!channel_peer_offers(ch, CHANNEL_FEATURE_RETURNS)) {
+        snprintf(error, sizeof error,
+                 "%s has not offered two-phase returns (an older program, or not heard from "
+                 "since this node started); nothing sent",
+                 peer);
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    settlement_t r;
+    ledger_err_t rc = channel_prepare_return(ch, uetr, amount, reason, &r);
+    if (rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND) {
+        snprintf(error, sizeof error, "%s: %s; nothing sent", uetr, ledger_last_error(n->ledger));
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    json_t *args = rc != LEDGER_OK
+                       ? NULL
+                       : json_pack("{s:s, s:s, s:s, s:I}", "uetr", uetr, "return_id", r.uetr,
+                                   "reason", reason, "amount_minor", (json_int_t)r.amount_minor);
+    bool recorded =
+        rc == LEDGER_OK && args != NULL && record_operation(n, uid, "return", peer, args);
+    if (rc == LEDGER_OK && !recorded) {
+        rc = LEDGER_E_STORAGE;
+    }
+    if (rc == LEDGER_OK && (rc = channel_send_settlement(ch, &r, &out)) == LEDGER_OK) {
+        log_event(n->config->name, peer, r.uetr, "outgoing return %lld %s of %s (%s) pending",
+                  (long long)r.amount_minor, r.currency, uetr, reason);
+    }
+    const char *id = r.uetr;
+    waiter_t *w = rc == LEDGER_OK ? calloc(1, sizeof *w) : NULL;
+    if (w == NULL || (w->results = json_array()) == NULL ||
+        (wait_ms > 0 && (w->waiting = calloc(1, sizeof *w->waiting)) == NULL)) {
+        if (w != NULL) {
+            json_decref(w->results);
+        }
+        free(w);
+        reply_error(n, route, EXIT_INTERNAL,
+                    rc != LEDGER_OK ? ledger_last_error(n->ledger) : "out of memory");
+        return;
+    }
+    zmq_msg_init(&w->route);
+    zmq_msg_copy(&w->route, route);
+    w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+    json_t *result = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "return_id", id, "uetr", uetr,
+                               "peer", peer, "amount_minor", (json_int_t)r.amount_minor, "currency",
+                               s.currency, "return_reason", reason);
+    fill_result(result, &out);
+    json_array_append_new(w->results, result);
+    if (wait_ms > 0 && !is_final(out.status)) {
+        json_object_set_new(result, "waiting", json_true());
+        waiting_key(w->waiting[0].key, peer, id);
+        w->waiting[w->open++].result = result;
+    }
     w->next = n->waiters;
     n->waiters = w;
 }
@@ -1057,6 +1151,12 @@ static void read_control(node_t *n, int64_t now)
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
             } else {
                 handle_cancel(n, &route, req, uid, now);
+            }
+        } else if (strcmp(cmd, "return") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else {
+                handle_return(n, &route, req, uid, now);
             }
         } else if (strcmp(cmd, "review") == 0) {
             if (ledger_stopped(n->ledger)) {

@@ -37,7 +37,29 @@ static void print_position_text(const ledger_position_t *p, void *arg)
 typedef struct {
     bool first;     /* no element printed yet */
     int64_t now_ms; /* the wall clock, for `expired` */
+    bool returns;   /* listing the returns (3.9), not the payments */
 } settlement_list_t;
+
+/* The status `ledger` shows: a payment its accepted returns took back whole is `returned`. */
+static const char *shown_status(const settlement_t *s, const ledger_outcome_t *o)
+{
+    return o->status == STATUS_SETTLED && !settlement_is_return(s) && o->returned_minor > 0 &&
+                   o->returned_minor == s->amount_minor
+               ? status_name(STATUS_RETURNED)
+               : status_name(o->status);
+}
+
+/* One return as a JSON object: its own id, the payment it returns and why, and its status
+ * (pending until the payer answers; settled once accepted, rejected with the payer's reason). */
+static json_t *return_json(const settlement_t *s, const ledger_outcome_t *o)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "return_id", s->uetr,
+                     "original_uetr", s->original_uetr, "peer", s->peer, "direction",
+                     direction_name(s->direction), "currency", s->currency, "amount_minor",
+                     (json_int_t)s->amount_minor, "return_reason", s->return_reason, "status",
+                     status_name(o->status), "reason",
+                     o->reason[0] != '\0' ? json_string(o->reason) : json_null());
+}
 
 /* Streams one settlement as a JSON array element (the list may hold millions). Holds and expiry
  * (PROTOCOL.md 3.8) add fields only where they say something: `expires_unix_ms` and `expired`
@@ -47,13 +69,21 @@ static void print_settlement_json(const settlement_t *s, const ledger_outcome_t 
 {
     settlement_list_t *list = arg;
     bool *first = &list->first;
+    if (settlement_is_return(s) != list->returns) {
+        return;
+    }
     json_t *item =
-        json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "uetr", s->uetr, "peer", s->peer,
-                  "direction", direction_name(s->direction), "currency", s->currency,
-                  "amount_minor", (json_int_t)s->amount_minor, "status", status_name(o->status),
-                  "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
+        list->returns
+            ? return_json(s, o)
+            : json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "uetr", s->uetr, "peer", s->peer,
+                        "direction", direction_name(s->direction), "currency", s->currency,
+                        "amount_minor", (json_int_t)s->amount_minor, "status", shown_status(s, o),
+                        "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
     if (item == NULL) {
         return;
+    }
+    if (o->returned_minor > 0) {
+        json_object_set_new(item, "returned_minor", json_integer((json_int_t)o->returned_minor));
     }
     bool undecided = o->status == STATUS_PENDING || o->status == STATUS_HELD;
     if (undecided && s->expires_unix_ms != 0) {
@@ -87,12 +117,14 @@ int render_ledger_json(ledger_t *ledger, const char *node)
         return EXIT_INTERNAL;
     }
     sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
-    json_t *top =
-        json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "node", node, "head",
-                  head_hex, "journal_rows", (json_int_t)rows, "positions", positions, "counts",
-                  "pending", (json_int_t)counts.pending, "settled", (json_int_t)counts.settled,
-                  "rejected", (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned,
-                  "held", (json_int_t)counts.held);
+    json_t *top = json_pack(
+        "{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "node", node,
+        "head", head_hex, "journal_rows", (json_int_t)rows, "positions", positions, "counts",
+        "pending", (json_int_t)counts.pending, "settled", (json_int_t)counts.settled, "rejected",
+        (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned, "held",
+        (json_int_t)counts.held, "return_counts", "pending", (json_int_t)counts.returns_pending,
+        "settled", (json_int_t)counts.returns_accepted, "rejected",
+        (json_int_t)counts.returns_rejected);
     char *text = top != NULL ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(top);
     if (text == NULL) {
@@ -111,8 +143,14 @@ int render_ledger_json(ledger_t *ledger, const char *node)
     fputs(",\n  \"settlements\": [", stdout);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    settlement_list_t list = {true, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000};
+    settlement_list_t list = {true, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, false};
     ledger_err_t rc = ledger_settlements(ledger, print_settlement_json, &list);
+    fputs(list.first ? "],\n  \"returns\": [" : "\n  ],\n  \"returns\": [", stdout);
+    list.first = true;
+    list.returns = true;
+    if (rc == LEDGER_OK) {
+        rc = ledger_settlements(ledger, print_settlement_json, &list);
+    }
     fputs(list.first ? "]\n}\n" : "\n  ]\n}\n", stdout);
     if (rc != LEDGER_OK) {
         complain("cannot read the ledger: %s", ledger_last_error(ledger));
@@ -138,6 +176,12 @@ int render_ledger_text(ledger_t *ledger, const char *node)
            (unsigned long long)counts.pending, (unsigned long long)counts.settled,
            (unsigned long long)counts.rejected, (unsigned long long)counts.returned,
            (unsigned long long)counts.held);
+    if (counts.returns_pending + counts.returns_accepted + counts.returns_rejected > 0) {
+        printf("returns: %llu pending, %llu accepted, %llu refused\n",
+               (unsigned long long)counts.returns_pending,
+               (unsigned long long)counts.returns_accepted,
+               (unsigned long long)counts.returns_rejected);
+    }
     printf("positions (net: what the peer owes us; pending: change once settled)\n"
            "  %-11s %-4s %22s %22s\n",
            "peer", "ccy", "net", "pending");

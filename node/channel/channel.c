@@ -1050,6 +1050,37 @@ static ledger_err_t answer_settlement(channel_t *ch, const envelope_message_t *m
                                held && keep != REPLY_NONE ? REPLY_ROW : keep, NULL, NULL);
 }
 
+/* Books a payment or return of the peer's that passed our own checks (`reason` NULL) or failed
+ * one, as the ledger decides, and answers it with our pacs.002: DUPL for an id the channel
+ * holds with other content. The Settlement's hold, when the screening program takes it. */
+static ledger_err_t receive_and_answer(channel_t *ch, const envelope_message_t *msg,
+                                       const settlement_t *s, reason_t reason, const char *hold,
+                                       int64_t cap, bool *moved, ledger_outcome_t *out)
+{
+    const char *peer = ch->peer->card.name;
+    ledger_err_t rc = ledger_receive_holding(ch->ctx.ledger, s, cap, reason_code(reason), hold,
+                                             msg->evidence, msg->evidence_len, msg->sequence, out);
+    if (rc == LEDGER_E_CONFLICT) {
+        log_event(ch->ctx.node_name, peer, s->uetr, "rejected DUPL: id reused with other content");
+        memset(out, 0, sizeof *out);
+        out->repeated = true;
+        return queue_status_report(ch, msg->version, msg->body, msg->body_len, s->uetr, "RJCT",
+                                   reason_code(REASON_DUPLICATE), s->currency, 0, REPLY_NONE, NULL,
+                                   NULL);
+    }
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    *moved = out->status == STATUS_SETTLED && !out->repeated;
+    if (!out->repeated) {
+        log_event(ch->ctx.node_name, peer, s->uetr, "incoming %s%lld %s %s%s%s",
+                  settlement_is_return(s) ? "return " : "", (long long)s->amount_minor, s->currency,
+                  status_name(out->status), out->reason[0] ? " " : "", out->reason);
+    }
+    return answer_settlement(ch, msg, s->uetr, out, s->currency,
+                             out->repeated ? REPLY_NONE : REPLY_SETTLEMENT);
+}
+
 /* The apply_* functions set *moved when the message moved money (booked, resolved, returned):
  * every other one (rejected, repeated, malformed, ignored) pays from the peer's tighter
  * allowance. */
@@ -1083,24 +1114,8 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
         reason == REASON_NONE && screen == CHANNEL_SCREEN_PROGRAM ? LEDGER_HOLD_SCREENING : NULL;
     int64_t cap = config_peer_limit(ch->peer, s.currency);
     ledger_outcome_t out;
-    ledger_err_t rc = ledger_receive_holding(ch->ctx.ledger, &s, cap, reason_code(reason), hold,
-                                             msg->evidence, msg->evidence_len, msg->sequence, &out);
-    if (rc == LEDGER_E_CONFLICT) {
-        log_event(ch->ctx.node_name, peer, s.uetr, "rejected DUPL: UETR reused with other content");
-        return queue_status_report(ch, msg->version, msg->body, msg->body_len, s.uetr, "RJCT",
-                                   reason_code(REASON_DUPLICATE), s.currency, 0, REPLY_NONE, NULL,
-                                   NULL);
-    }
-    if (rc != LEDGER_OK) {
-        return rc;
-    }
-    *moved = out.status == STATUS_SETTLED && !out.repeated;
-    if (!out.repeated) {
-        log_event(ch->ctx.node_name, peer, s.uetr, "incoming %lld %s %s%s%s",
-                  (long long)s.amount_minor, s.currency, status_name(out.status),
-                  out.reason[0] ? " " : "", out.reason);
-    }
-    if (out.status == STATUS_HELD && !out.repeated) {
+    ledger_err_t rc = receive_and_answer(ch, msg, &s, reason, hold, cap, moved, &out);
+    if (rc == LEDGER_OK && out.status == STATUS_HELD && !out.repeated) {
         if (s.expires_unix_ms != 0 && ch->next_expiry_ms != 0 &&
             s.expires_unix_ms < ch->next_expiry_ms) {
             /* 0 stays: not known yet, channel_expire_held looks at every held payment */
@@ -1110,8 +1125,7 @@ static ledger_err_t apply_settlement(channel_t *ch, const envelope_message_t *ms
             ch->ctx.on_held(ch->ctx.arg, peer, s.uetr);
         }
     }
-    return answer_settlement(ch, msg, s.uetr, &out, s.currency,
-                             out.repeated ? REPLY_NONE : REPLY_SETTLEMENT);
+    return rc;
 }
 
 /* The continuous check: the peer's StatusReport carries its resulting position; ours must be
@@ -1214,36 +1228,83 @@ done:
     return rc;
 }
 
+static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t *version,
+                                       uint8_t **body, size_t *body_len);
+
+/* The body hash (3.7.2) of the Settlement that opened `uetr` on this channel, as its payer
+ * signed it (our journal's evidence). */
+static ledger_err_t original_body_hash(channel_t *ch, const char *uetr,
+                                       uint8_t hash[static SETTLEMENT_HASH_BYTES])
+{
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    uint32_t version = 0;
+    ledger_err_t rc = opening_settlement(ch, uetr, &version, &body, &body_len);
+    if (rc == LEDGER_OK) {
+        settlement_body_hash(body, body_len, hash);
+    }
+    free(body);
+    return rc;
+}
+
+/* A Return (pacs.004, PROTOCOL.md 3.9.2): the payee gives back (part of) a payment of ours. We
+ * accept it only for a settled payment we made to this peer, named by the body we signed, and
+ * within what is left of it; either way it is booked and answered like a Settlement. */
 static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     const char *peer = ch->peer->card.name;
-    Corridor__Return *ret =
-        (Corridor__Return *)wire_unpack(&corridor__return__descriptor, msg->body_len, msg->body);
-    ledger_err_t rc = LEDGER_OK;
-    settlement_t original;
-    if (ret == NULL || uetr_check(ret->original_uetr) != VALID_OK ||
-        reason_code_check(ret->reason) != VALID_OK) {
-        log_event(ch->ctx.node_name, peer, NULL, "dropped malformed Return");
-    } else if (ledger_find(ch->ctx.ledger, peer, ret->original_uetr, &original, NULL) !=
-                   LEDGER_OK ||
-               original.direction != DIRECTION_OUT || original.amount_minor != ret->amount_minor ||
-               strcmp(original.currency, ret->currency) != 0) {
-        log_event(ch->ctx.node_name, peer, ret->original_uetr,
-                  "Return ignored: not a settlement of ours for that amount");
-    } else {
-        ledger_outcome_t out;
-        rc = ledger_return(ch->ctx.ledger, peer, ret->original_uetr, ret->reason, msg->evidence,
-                           msg->evidence_len, msg->sequence, &out);
-        if (rc == LEDGER_E_STATE) {
-            log_event(ch->ctx.node_name, peer, ret->original_uetr, "Return ignored: %s",
-                      ledger_last_error(ch->ctx.ledger));
-            rc = LEDGER_OK;
-        } else {
-            *moved = rc == LEDGER_OK && !out.repeated;
+    settlement_t r;
+    reason_t reason = return_decode(msg->body, msg->body_len, peer, DIRECTION_IN, &r);
+    if (uetr_check(r.uetr) != VALID_OK) {
+        log_event(ch->ctx.node_name, peer, NULL,
+                  "dropped malformed Return (sequence %llu): no valid return id",
+                  (unsigned long long)msg->sequence);
+        return LEDGER_OK;
+    }
+    if (reason == REASON_NONE) {
+        reason = return_check(&r);
+    }
+    if (reason != REASON_NONE) {
+        /* refused FF01 and the like, but kept as a return, so that a repeat of it is no payment;
+         * what is malformed is not stored (3.9.2) */
+        if (uetr_check(r.original_uetr) != VALID_OK) {
+            snprintf(r.original_uetr, sizeof r.original_uetr, "-");
+        }
+        if (reason_code_check(r.return_reason) != VALID_OK) {
+            r.return_reason[0] = '\0';
         }
     }
-    corridor__return__free_unpacked(ret, NULL);
-    return rc;
+    ledger_err_t rc = LEDGER_OK;
+    ledger_outcome_t out;
+    if (reason == REASON_NONE) {
+        /* a repeat answers as it did: the checks below would count the return itself */
+        bool found = ledger_find(ch->ctx.ledger, peer, r.uetr, NULL, NULL) == LEDGER_OK;
+        const char *why = NULL;
+        uint8_t ours[SETTLEMENT_HASH_BYTES];
+        if (!found && (rc = ledger_return_check(ch->ctx.ledger, &r, &why)) != LEDGER_OK) {
+            return rc;
+        }
+        if (!found && why == NULL) {
+            rc = original_body_hash(ch, r.original_uetr, ours);
+            if (rc != LEDGER_OK && rc != LEDGER_E_NOT_FOUND) {
+                return rc;
+            }
+            if (rc != LEDGER_OK || sodium_memcmp(ours, r.original_hash, sizeof ours) != 0) {
+                why = "NOOR";
+            }
+        }
+        if (why != NULL) {
+            ch->stats.unentitled++;
+            log_event(ch->ctx.node_name, peer, r.uetr, "Return of %s refused %s: %s",
+                      r.original_uetr, why,
+                      strcmp(why, "NOOR") == 0 && rc != LEDGER_OK
+                          ? "no opening evidence"
+                          : ledger_last_error(ch->ctx.ledger));
+            reason = strcmp(why, "AM09") == 0 ? REASON_RETURN_EXCEEDS : REASON_NO_ORIGINAL;
+        }
+    }
+    /* no cap: a return gives back at most what the payment moved */
+    return receive_and_answer(ch, msg, &r, reason, NULL, INT64_MAX, moved, &out);
 }
 
 /* Records one key of the channel's history (see ledger_key_add). */
@@ -1726,16 +1787,17 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
         return LEDGER_E_STORAGE;
     }
     uint64_t seq = ch->sent_seq + 1;
+    msg_type_t type = settlement_is_return(s) ? MSG_RETURN : MSG_SETTLEMENT;
     ledger_err_t rc = LEDGER_E_STORAGE;
-    if (envelope_sign_version(ch->own, ch->wire_version, ch->keys->key_id, MSG_SETTLEMENT, seq,
-                              body, body_len, &signed_msg, &signed_len) != ENV_OK) {
+    if (envelope_sign_version(ch->own, ch->wire_version, ch->keys->key_id, type, seq, body,
+                              body_len, &signed_msg, &signed_len) != ENV_OK) {
         goto cleanup;
     }
     rc = ledger_send(ch->ctx.ledger, s, signed_msg, signed_len, seq, outcome);
     if (rc != LEDGER_OK || outcome->repeated) {
         goto cleanup; /* a repeat keeps its first message; a conflict queues nothing */
     }
-    rc = ledger_outbox_put(ch->ctx.ledger, s->peer, seq, MSG_SETTLEMENT, signed_msg, signed_len);
+    rc = ledger_outbox_put(ch->ctx.ledger, s->peer, seq, type, signed_msg, signed_len);
     if (rc == LEDGER_OK) {
         ch->sent_seq = seq;
     }
@@ -1745,6 +1807,47 @@ cleanup:
     free(signed_msg);
     channel_check_invariants(ch);
     return rc;
+}
+
+ledger_err_t channel_prepare_return(channel_t *ch, const char *original_uetr, int64_t amount_minor,
+                                    const char *reason, settlement_t *r)
+{
+    channel_check_invariants(ch);
+    assert(ledger_in_transaction(ch->ctx.ledger) && reason_code_check(reason) == VALID_OK);
+    assert(amount_minor >= 0 && r != NULL);
+    const char *peer = ch->peer->card.name;
+    settlement_t original;
+    memset(r, 0, sizeof *r);
+    ledger_err_t rc = ledger_find(ch->ctx.ledger, peer, original_uetr, &original, NULL);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    snprintf(r->peer, sizeof r->peer, "%s", peer);
+    r->direction = DIRECTION_OUT;
+    snprintf(r->currency, sizeof r->currency, "%s", original.currency);
+    snprintf(r->original_uetr, sizeof r->original_uetr, "%s", original_uetr);
+    snprintf(r->return_reason, sizeof r->return_reason, "%s", reason);
+    r->amount_minor = amount_minor;
+    if (amount_minor == 0) { /* the rest */
+        int64_t accepted = 0, pending = 0;
+        if ((rc = ledger_returns_of(ch->ctx.ledger, peer, original_uetr, DIRECTION_OUT, &accepted,
+                                    &pending)) != LEDGER_OK) {
+            return rc;
+        }
+        r->amount_minor = original.amount_minor - accepted - pending;
+    }
+    const char *why = NULL;
+    if ((rc = ledger_return_check(ch->ctx.ledger, r, &why)) != LEDGER_OK) {
+        return rc;
+    }
+    if (why != NULL) {
+        return LEDGER_E_STATE; /* ledger_last_error says why */
+    }
+    if ((rc = original_body_hash(ch, original_uetr, r->original_hash)) != LEDGER_OK) {
+        return rc;
+    }
+    uetr_generate(r->uetr);
+    return LEDGER_OK;
 }
 
 ledger_err_t channel_send_body(channel_t *ch, msg_type_t type, const uint8_t *body, size_t len)
@@ -2136,7 +2239,7 @@ ledger_err_t channel_cancel(channel_t *ch, const char *uetr, const char *reason,
         return rc;
     }
     if (s.direction != DIRECTION_OUT || outcome->status != STATUS_PENDING ||
-        outcome->cancel_id[0] != '\0') {
+        outcome->cancel_id[0] != '\0' || settlement_is_return(&s)) {
         snprintf(cancellation_id, CORRIDOR_UETR_LEN + 1, "%s", outcome->cancel_id);
         return LEDGER_E_STATE;
     }

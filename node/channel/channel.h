@@ -39,20 +39,21 @@
 #include "ledger.h"
 #include "settlement.h"
 
-#define CHANNEL_LIVENESS_MS   6000  /* silence after which a peer is down */
-#define CHANNEL_HELLO_MS      1000  /* Hello interval while down */
-#define CHANNEL_HEARTBEAT_MS  2000  /* Hello interval while up */
-#define CHANNEL_RTO_MIN_MS    1000  /* retransmission timeout: at least this (as RFC 6298) */
-#define CHANNEL_RTO_INIT_MS   1000  /* before any round trip was measured */
-#define CHANNEL_RTO_MAX_MS    30000 /* backoff cap */
-#define CHANNEL_FEATURE_ECHO  1u    /* our Hellos echo the newest stamp taken from the peer */
-#define CHANNEL_FEATURE_KEYS  2u    /* we apply KeyAnnounce (PROTOCOL.md 2.14) */
-#define CHANNEL_FEATURE_CURVE 4u    /* we apply KeySwitch and switch our transport (2.16) */
-#define CHANNEL_FEATURE_HOLDS 8u    /* we apply PDNG, CancelRequest and CancelAnswer (3.8) */
+#define CHANNEL_LIVENESS_MS     6000  /* silence after which a peer is down */
+#define CHANNEL_HELLO_MS        1000  /* Hello interval while down */
+#define CHANNEL_HEARTBEAT_MS    2000  /* Hello interval while up */
+#define CHANNEL_RTO_MIN_MS      1000  /* retransmission timeout: at least this (as RFC 6298) */
+#define CHANNEL_RTO_INIT_MS     1000  /* before any round trip was measured */
+#define CHANNEL_RTO_MAX_MS      30000 /* backoff cap */
+#define CHANNEL_FEATURE_ECHO    1u    /* our Hellos echo the newest stamp taken from the peer */
+#define CHANNEL_FEATURE_KEYS    2u    /* we apply KeyAnnounce (PROTOCOL.md 2.14) */
+#define CHANNEL_FEATURE_CURVE   4u    /* we apply KeySwitch and switch our transport (2.16) */
+#define CHANNEL_FEATURE_HOLDS   8u    /* we apply PDNG, CancelRequest and CancelAnswer (3.8) */
+#define CHANNEL_FEATURE_RETURNS 16u   /* we decide two-phase Returns and answer them (3.9) */
 #define CHANNEL_FEATURES                                                                           \
-    (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE |                         \
-     CHANNEL_FEATURE_HOLDS) /* our Hello offers */
-#define CHANNEL_KEYS_MAX 64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
+    (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE | CHANNEL_FEATURE_HOLDS | \
+     CHANNEL_FEATURE_RETURNS) /* our Hello offers */
+#define CHANNEL_KEYS_MAX 64   /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -228,6 +229,15 @@ bool channel_is_diverged(const channel_t *ch);
 bool channel_decides_held(const channel_t *ch);
 ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *reason,
                                  ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Inside the open transaction, writing nothing: the return (PROTOCOL.md 3.9) of `amount_minor`
+ * (0: all that is left) of the settled payment `original_uetr` the peer paid us, for `reason`,
+ * under a new id, in r, for channel_send_settlement to book pending and queue like a Settlement.
+ * LEDGER_E_STATE when the payment is not an incoming settled one or the returns would pass its
+ * amount (ledger_last_error says which); NOT_FOUND when the channel has no such payment. Whether
+ * the peer offers CHANNEL_FEATURE_RETURNS is the caller's to check. */
+ledger_err_t channel_prepare_return(channel_t *ch, const char *original_uetr, int64_t amount_minor,
+                                    const char *reason, settlement_t *r);
 
 /* Inside the node's transaction: asks our pending settlement `uetr` back with `reason` (one of
  * the cancellation codes, 3.8.4): queues a CancelRequest after everything queued and records

@@ -47,7 +47,6 @@
     X(positions, "SELECT peer, currency, posted_net, pending_net"                                  \
                  " FROM accounts WHERE kind = 'peer'"                                              \
                  " ORDER BY peer, currency")                                                       \
-    X(counts, "SELECT status, count(*) FROM settlements GROUP BY status")                          \
     X(held_list, "SELECT peer, uetr FROM settlements WHERE status = 4 ORDER BY id")                \
     X(channel_get, "SELECT sent_seq, acked_seq, applied_seq, diverged FROM channels"               \
                    " WHERE peer = ?1")                                                             \
@@ -74,16 +73,40 @@
 #define HOLD_COLUMNS        "expires_ms, hold, at_peer, cancel_id"
 #define HOLD_COLUMNS_READ_7 "0, '', '', ''"
 
-/* Reads of settlements, prepared first, with HOLD_COLUMNS or HOLD_COLUMNS_READ_7. Columns 7 to
- * 15 are the details (read_details), 16 to 18 the hold, at_peer and cancel_id. */
-#define SETTLEMENT_READS(X, HOLD)                                                                  \
+/* The columns of schema 9 (returns, 3.9): what a record returns, and for a payment the sum of
+ * its accepted returns; what a reader of schema 8 or older selects instead: no returns. */
+#define RETURN_COLUMNS                                                                             \
+    "original_uetr, return_reason, original_hash, (SELECT coalesce(sum(r.amount_minor), 0)"        \
+    " FROM settlements r WHERE r.peer = settlements.peer AND r.original_uetr = settlements.uetr"   \
+    " AND r.original_uetr <> '' AND r.status = 1)"
+#define RETURN_COLUMNS_READ_8 "'', '', NULL, 0"
+
+/* How many payments are wholly returned by their accepted returns (shown `returned`). */
+#define FULLY_RETURNED                                                                             \
+    "SELECT count(*) FROM (SELECT peer, original_uetr, sum(amount_minor) AS total"                 \
+    " FROM settlements WHERE original_uetr <> '' AND status = 1 GROUP BY peer, original_uetr) t"   \
+    " JOIN settlements o ON o.peer = t.peer AND o.uetr = t.original_uetr"                          \
+    " WHERE o.status = 1 AND o.amount_minor = t.total"
+
+/* Reads of settlements, prepared first, with the columns of the schema (EXTRA: the hold columns
+ * then the return columns; IS_RETURN: whether a row is a return; RETURNED: FULLY_RETURNED) or
+ * what a reader of an older one selects. Columns 7 to 15 are the details (read_details), 16 to
+ * 18 the hold, at_peer and cancel_id, 19 to 22 the return columns (read_return). */
+#define SETTLEMENT_READS(X, EXTRA, IS_RETURN, RETURNED)                                            \
     X(find, "SELECT id, direction, amount_minor, currency, content_hash, status, reason,"          \
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
-            " creditor_account, remittance, created_ms, " HOLD " FROM settlements"                 \
+            " creditor_account, remittance, created_ms, " EXTRA " FROM settlements"                \
             " WHERE peer = ?1 AND uetr = ?2")                                                      \
     X(list, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"                \
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
-            " creditor_account, remittance, created_ms, " HOLD " FROM settlements ORDER BY id")
+            " creditor_account, remittance, created_ms, " EXTRA " FROM settlements ORDER BY id")   \
+    X(counts, "SELECT status, " IS_RETURN ", count(*) FROM settlements GROUP BY 1, 2")             \
+    X(fully_returned, RETURNED)
+#define READS_9                       HOLD_COLUMNS ", " RETURN_COLUMNS, "original_uetr <> ''", FULLY_RETURNED
+#define READS_8                       HOLD_COLUMNS ", " RETURN_COLUMNS_READ_8, "0", "SELECT 0"
+#define READS_7                       HOLD_COLUMNS_READ_7 ", " RETURN_COLUMNS_READ_8, "0", "SELECT 0"
+#define SETTLEMENT_READS_OF(X, READS) SETTLEMENT_READS_(X, READS)
+#define SETTLEMENT_READS_(X, ...)     SETTLEMENT_READS(X, __VA_ARGS__)
 
 /* The columns of a key row as key_read takes them: those of schema 6, then the switch (7). */
 #define KEY_COLUMNS_6                                                                              \
@@ -134,8 +157,11 @@
       "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
       " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
       " creditor_account, remittance, created_ms, canon_hash, open_seq, our_seq, their_seq,"       \
-      " expires_ms, hold) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,"  \
-      "?19,?20,?21,?22)")                                                                          \
+      " expires_ms, hold, original_uetr, return_reason, original_hash) VALUES(?1,?2,?3,?4,?5,?6,"  \
+      "?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)")                 \
+    X(returned_sum, "SELECT coalesce(sum(CASE WHEN status = 1 THEN amount_minor END), 0),"         \
+                    " coalesce(sum(CASE WHEN status = 0 THEN amount_minor END), 0)"                \
+                    " FROM settlements WHERE peer = ?1 AND original_uetr = ?2 AND direction = ?3") \
     X(held_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1 AND currency = ?2"      \
                 " AND status = 4")                                                                 \
     X(set_hold, "UPDATE settlements SET hold = ?2 WHERE id = ?1")                                  \
@@ -156,10 +182,11 @@
     X(cut_positions, "SELECT currency, posted_net FROM accounts WHERE kind = 'peer'"               \
                      " AND peer = ?1 ORDER BY currency")                                           \
     X(cut_touched, "SELECT id, direction, uetr, amount_minor, currency, status, reason,"           \
-                   " canon_hash, open_seq, decided_seq, returned_seq FROM settlements"             \
-                   " WHERE peer = ?1 AND our_seq > ?2"                                             \
+                   " canon_hash, open_seq, decided_seq, returned_seq, original_uetr,"              \
+                   " return_reason FROM settlements WHERE peer = ?1 AND our_seq > ?2"              \
                    " UNION ALL SELECT id, direction, uetr, amount_minor, currency, status,"        \
-                   " reason, canon_hash, open_seq, decided_seq, returned_seq FROM settlements"     \
+                   " reason, canon_hash, open_seq, decided_seq, returned_seq, original_uetr,"      \
+                   " return_reason FROM settlements"                                               \
                    " WHERE peer = ?1 AND their_seq > ?3 AND our_seq <= ?2 LIMIT ?4")
 
 #define DECLARE_STMT(name, sql) sqlite3_stmt *name;
@@ -167,25 +194,25 @@
 #define STMT_SLOT(name, sql)    offsetof(statements_t, name),
 
 typedef struct {
-    SETTLEMENT_READS(DECLARE_STMT, HOLD_COLUMNS)
+    SETTLEMENT_READS_OF(DECLARE_STMT, READS_9)
     STATEMENTS(DECLARE_STMT)
     KEY_STATEMENTS(DECLARE_STMT, KEY_COLUMNS)
     WRITER_STATEMENTS(DECLARE_STMT)
 } statements_t;
 
 /* In this order: a reader prepares the first two groups (the settlement reads as
- * settlement_read_sql_7 says below schema 8), and the third from schema 6 on (as
+ * settlement_read_sql_8 or _7 say below schema 9), and the third from schema 6 on (as
  * key_statement_sql_6 says on schema 6). */
-static const char *const statement_sql[] = {SETTLEMENT_READS(STMT_SQL, HOLD_COLUMNS) STATEMENTS(
+static const char *const statement_sql[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_9) STATEMENTS(
     STMT_SQL) KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SQL)};
-static const size_t statement_offset[] = {SETTLEMENT_READS(STMT_SLOT, HOLD_COLUMNS) STATEMENTS(
+static const size_t statement_offset[] = {SETTLEMENT_READS_OF(STMT_SLOT, READS_9) STATEMENTS(
     STMT_SLOT) KEY_STATEMENTS(STMT_SLOT, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SLOT)};
 static const char *const key_statement_sql_6[] = {KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS_READ_6)};
-static const char *const settlement_read_sql_7[] = {
-    SETTLEMENT_READS(STMT_SQL, HOLD_COLUMNS_READ_7)};
+static const char *const settlement_read_sql_8[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_8)};
+static const char *const settlement_read_sql_7[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_7)};
 #define STMT_ONE(name, sql)    +1
 #define STATEMENT_COUNT        (sizeof statement_sql / sizeof statement_sql[0])
-#define SETTLEMENT_READ_COUNT  ((size_t)(0 SETTLEMENT_READS(STMT_ONE, HOLD_COLUMNS)))
+#define SETTLEMENT_READ_COUNT  ((size_t)(0 SETTLEMENT_READS_OF(STMT_ONE, READS_9)))
 #define READER_STATEMENT_COUNT (SETTLEMENT_READ_COUNT + (size_t)(0 STATEMENTS(STMT_ONE)))
 #define KEY_STATEMENT_COUNT    ((size_t)(0 KEY_STATEMENTS(STMT_ONE, KEY_COLUMNS)))
 
@@ -272,6 +299,15 @@ struct ledger {
     "ALTER TABLE settlements ADD COLUMN cancel_id TEXT NOT NULL DEFAULT '';"                       \
     "CREATE INDEX settlements_held ON settlements(peer, currency) WHERE status = 4;"
 
+/* Schema 9: returns (PROTOCOL.md 3.9) are records of their own, the other way; these say what
+ * each returns: empty for a payment. The partial index finds the returns of a payment. */
+#define SETTLEMENTS_RETURNS                                                                        \
+    "ALTER TABLE settlements ADD COLUMN original_uetr TEXT NOT NULL DEFAULT '';"                   \
+    "ALTER TABLE settlements ADD COLUMN return_reason TEXT NOT NULL DEFAULT '';"                   \
+    "ALTER TABLE settlements ADD COLUMN original_hash BLOB;"                                       \
+    "CREATE INDEX settlements_returns ON settlements(peer, original_uetr)"                         \
+    " WHERE original_uetr <> '';"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -307,7 +343,7 @@ static const char *const schema =
                        "INTEGER NOT NULL,"
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
                        "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE
-                           KEYS_SWITCH SETTLEMENTS_HOLDS;
+                           KEYS_SWITCH SETTLEMENTS_HOLDS SETTLEMENTS_RETURNS;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -596,6 +632,11 @@ static const char *const migrate_7_to_8 =
     "BEGIN IMMEDIATE;" SETTLEMENTS_HOLDS "PRAGMA user_version = 8;"
     "COMMIT;";
 
+/* Version 8 -> 9: returns (SETTLEMENTS_RETURNS); every record is a payment. */
+static const char *const migrate_8_to_9 =
+    "BEGIN IMMEDIATE;" SETTLEMENTS_RETURNS "PRAGMA user_version = 9;"
+    "COMMIT;";
+
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
     "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
@@ -698,6 +739,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     if (rc == LEDGER_OK && version <= 7) {
         rc = run_script(l, migrate_7_to_8, "upgrade the ledger from schema 7 to 8");
     }
+    if (rc == LEDGER_OK && version <= 8) {
+        rc = run_script(l, migrate_8_to_9, "upgrade the ledger from schema 8 to 9");
+    }
     if (rc == LEDGER_OK) {
         l->schema = LEDGER_SCHEMA_VERSION;
     }
@@ -768,8 +812,9 @@ static ledger_err_t prepare_all(ledger_t *l)
             i < READER_STATEMENT_COUNT + KEY_STATEMENT_COUNT) {
             sql = key_statement_sql_6[i - READER_STATEMENT_COUNT]; /* a reader: no switch yet */
         }
-        if (l->schema < 8 && i < SETTLEMENT_READ_COUNT) {
-            sql = settlement_read_sql_7[i]; /* a reader: nothing held, no expiry */
+        if (l->schema < 9 && i < SETTLEMENT_READ_COUNT) {
+            sql = l->schema < 8 ? settlement_read_sql_7[i]  /* a reader: nothing held, no expiry */
+                                : settlement_read_sql_8[i]; /* a reader: no returns */
         }
         if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
             SQLITE_OK) {
@@ -965,6 +1010,7 @@ typedef struct {
     char hold[16];    /* held: why it waits (LEDGER_HOLD_*) */
     char at_peer[16]; /* ours: "held" (the payee said), "cancelled" (its CNCL voided it) */
     char cancel_id[CORRIDOR_UETR_LEN + 1]; /* a CancelRequest's: open, or that cancelled it */
+    int64_t returned_minor;                /* a payment: the sum of its accepted returns */
 } stored_t;
 
 /* Reads columns 7.. of find/list (the descriptive fields) into s. */
@@ -979,6 +1025,17 @@ static void read_details(sqlite3_stmt *stmt, int first, settlement_t *s)
     copy_column(s->remittance, sizeof s->remittance, stmt, first + 6);
     s->created_unix_ms = sqlite3_column_int64(stmt, first + 7);
     s->expires_unix_ms = sqlite3_column_int64(stmt, first + 8);
+}
+
+/* Reads the return columns from `first` into s; returns the payment's accepted returns. */
+static int64_t read_return(sqlite3_stmt *stmt, int first, settlement_t *s)
+{
+    copy_column(s->original_uetr, sizeof s->original_uetr, stmt, first);
+    copy_column(s->return_reason, sizeof s->return_reason, stmt, first + 1);
+    if (sqlite3_column_bytes(stmt, first + 2) == (int)sizeof s->original_hash) {
+        memcpy(s->original_hash, sqlite3_column_blob(stmt, first + 2), sizeof s->original_hash);
+    }
+    return sqlite3_column_int64(stmt, first + 3);
 }
 
 /* LEDGER_OK and *found = true/false, or a storage error. */
@@ -1010,6 +1067,7 @@ static ledger_err_t find_stored(ledger_t *l, const char *peer, const char *uetr,
         copy_column(out->hold, sizeof out->hold, stmt, 16);
         copy_column(out->at_peer, sizeof out->at_peer, stmt, 17);
         copy_column(out->cancel_id, sizeof out->cancel_id, stmt, 18);
+        out->returned_minor = read_return(stmt, 19, &out->s);
     }
     finish(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
@@ -1058,6 +1116,7 @@ static void fill_outcome(ledger_t *l, const stored_t *st, bool repeated, ledger_
     memcpy(o->at_peer, st->at_peer, sizeof o->at_peer);
     memcpy(o->cancel_id, st->cancel_id, sizeof o->cancel_id);
     o->cancelled = cancelled_by_payer(&st->s, st->status, st->cancel_id, st->at_peer);
+    o->returned_minor = st->returned_minor;
     int64_t pending = 0;
     if (ledger_position(l, st->s.peer, st->s.currency, &o->position_minor, &pending) != LEDGER_OK) {
         o->position_minor = 0;
@@ -1123,16 +1182,17 @@ ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)
     sqlite3_stmt *stmt = l->st.counts;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        uint64_t n = (uint64_t)sqlite3_column_int64(stmt, 1);
+        uint64_t n = (uint64_t)sqlite3_column_int64(stmt, 2);
+        bool is_return = sqlite3_column_int(stmt, 1) != 0;
         switch (sqlite3_column_int(stmt, 0)) {
         case STATUS_PENDING:
-            counts->pending = n;
+            *(is_return ? &counts->returns_pending : &counts->pending) = n;
             break;
         case STATUS_SETTLED:
-            counts->settled = n;
+            *(is_return ? &counts->returns_accepted : &counts->settled) = n;
             break;
         case STATUS_REJECTED:
-            counts->rejected = n;
+            *(is_return ? &counts->returns_rejected : &counts->rejected) = n;
             break;
         case STATUS_RETURNED:
             counts->returned = n;
@@ -1145,7 +1205,19 @@ ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)
         }
     }
     finish(stmt);
-    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+    if (step != SQLITE_DONE) {
+        return LEDGER_E_STORAGE;
+    }
+    stmt = l->st.fully_returned;
+    step = sqlite3_step(stmt);
+    uint64_t whole = step == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(stmt, 0) : 0;
+    finish(stmt);
+    if (step != SQLITE_ROW || whole > counts->settled) {
+        return LEDGER_E_STORAGE;
+    }
+    counts->settled -= whole; /* shown `returned` (3.9) */
+    counts->returned += whole;
+    return LEDGER_OK;
 }
 
 ledger_err_t ledger_settlements(
@@ -1172,6 +1244,7 @@ ledger_err_t ledger_settlements(
         copy_column(o.hold, sizeof o.hold, stmt, 16);
         copy_column(o.at_peer, sizeof o.at_peer, stmt, 17);
         copy_column(o.cancel_id, sizeof o.cancel_id, stmt, 18);
+        o.returned_minor = read_return(stmt, 19, &s);
         o.cancelled = cancelled_by_payer(&s, o.status, o.cancel_id, o.at_peer);
         fn(&s, &o, arg);
     }
@@ -1445,14 +1518,30 @@ static ledger_err_t attach_reply(ledger_t *l, const uint8_t *reply, size_t reply
     return LEDGER_OK;
 }
 
-/* The canonical entry hash of a settlement in a given status (see digest.h). */
+/* The canonical entry hash of a payment, or of a return when original_uetr is not empty, in a
+ * status as the JSON names it (see digest.h). */
+static void entry_hash(const ledger_t *l, const char *peer, direction_t direction, const char *uetr,
+                       const char *original_uetr, const char *return_reason, int64_t amount,
+                       const char *currency, const char *status, const char *reason,
+                       uint8_t out[static DIGEST_BYTES])
+{
+    bool out_dir = direction == DIRECTION_OUT;
+    const char *payer = out_dir ? l->node : peer, *payee = out_dir ? peer : l->node;
+    if (original_uetr[0] != '\0') {
+        digest_return_entry(payer, payee, uetr, original_uetr, amount, currency, status, reason,
+                            return_reason, out);
+    } else {
+        digest_entry(payer, payee, uetr, amount, currency, status, reason, out);
+    }
+}
+
+/* The canonical entry hash of a settlement or return in a given status. */
 static void canon_hash(const ledger_t *l, const settlement_t *s, status_t status,
                        const char *reason, uint8_t out[static DIGEST_BYTES])
 {
-    bool out_dir = s->direction == DIRECTION_OUT;
-    digest_entry(out_dir ? l->node : s->peer, out_dir ? s->peer : l->node, s->uetr, s->amount_minor,
-                 s->currency, status_name(status_canonical(status)), reason != NULL ? reason : "",
-                 out);
+    entry_hash(l, s->peer, s->direction, s->uetr, s->original_uetr, s->return_reason,
+               s->amount_minor, s->currency, status_name(status_canonical(status)),
+               reason != NULL ? reason : "", out);
 }
 
 /* Moves the channel digest from one entry hash to another (old NULL: a new entry). */
@@ -1533,6 +1622,13 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     sqlite3_bind_int64(stmt, 20, ours ? 0 : (int64_t)sequence);
     sqlite3_bind_int64(stmt, 21, s->expires_unix_ms);
     bind_text(stmt, 22, hold != NULL ? hold : "");
+    bind_text(stmt, 23, s->original_uetr);
+    bind_text(stmt, 24, s->return_reason);
+    if (settlement_is_return(s)) {
+        sqlite3_bind_blob(stmt, 25, s->original_hash, sizeof s->original_hash, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(stmt, 25);
+    }
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "insert settlement");
     }
@@ -1981,6 +2077,69 @@ ledger_err_t ledger_cancel_refused_here(ledger_t *l, const char *peer, const cha
         return LEDGER_E_STATE;
     }
     return append_row(l, &st, ENTRY_CANCEL_REFUSED, reason, evidence, evidence_len);
+}
+
+ledger_err_t ledger_returns_of(ledger_t *l, const char *peer, const char *original_uetr,
+                               direction_t direction, int64_t *accepted, int64_t *pending)
+{
+    assert(l != NULL && peer != NULL && original_uetr != NULL && accepted != NULL &&
+           pending != NULL);
+    *accepted = *pending = 0;
+    if (l->schema < 9) {
+        return LEDGER_OK; /* a reader of an older ledger: no returns */
+    }
+    sqlite3_stmt *stmt = l->st.returned_sum;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, original_uetr);
+    sqlite3_bind_int(stmt, 3, (int)direction);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        *accepted = sqlite3_column_int64(stmt, 0);
+        *pending = sqlite3_column_int64(stmt, 1);
+    }
+    finish(stmt);
+    if (step != SQLITE_ROW) { /* sum() fails on an overflow: no honest books reach it */
+        set_error(l, "cannot sum the returns of %s with %s: %s", original_uetr, peer,
+                  sqlite3_errmsg(l->db));
+        return LEDGER_E_STORAGE;
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_return_check(ledger_t *l, const settlement_t *r, const char **why)
+{
+    assert(l != NULL && r != NULL && why != NULL && settlement_is_return(r));
+    *why = "NOOR";
+    direction_t original_direction = r->direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT;
+    stored_t original;
+    bool found = false;
+    ledger_err_t rc = find_stored(l, r->peer, r->original_uetr, &original, &found);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (!found || settlement_is_return(&original.s) || original.s.direction != original_direction ||
+        original.status != STATUS_SETTLED || strcmp(original.s.currency, r->currency) != 0) {
+        set_error(l, "%s is no settled %s payment in %s with %s", r->original_uetr,
+                  original_direction == DIRECTION_IN ? "incoming" : "outgoing", r->currency,
+                  r->peer);
+        return LEDGER_OK;
+    }
+    int64_t accepted = 0, pending = 0;
+    if ((rc = ledger_returns_of(l, r->peer, r->original_uetr, r->direction, &accepted, &pending)) !=
+        LEDGER_OK) {
+        return rc;
+    }
+    /* each term is at most 10^17 (amount_check): no overflow */
+    if (r->amount_minor <= 0 || accepted + pending + r->amount_minor > original.s.amount_minor) {
+        *why = "AM09";
+        set_error(l, "returning %lld would take the returns of %s to %lld of %lld",
+                  (long long)r->amount_minor, r->original_uetr,
+                  (long long)(accepted + pending + r->amount_minor),
+                  (long long)original.s.amount_minor);
+        return LEDGER_OK;
+    }
+    *why = NULL;
+    return LEDGER_OK;
 }
 
 ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *uetr,
@@ -2672,9 +2831,11 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
     cut->entries--;
     if (exists) {
         uint8_t hash[DIGEST_BYTES];
-        bool out = direction == DIRECTION_OUT;
-        digest_entry(out ? l->node : peer, out ? peer : l->node, uetr, amount, currency,
-                     status_name(at), at == now ? reason : "", hash);
+        const char *original = (const char *)sqlite3_column_text(row, 11);
+        const char *return_reason = (const char *)sqlite3_column_text(row, 12);
+        entry_hash(l, peer, direction, uetr, original != NULL ? original : "",
+                   return_reason != NULL ? return_reason : "", amount, currency, status_name(at),
+                   at == now ? reason : "", hash);
         digest_add(cut->digest, hash);
         cut->entries++;
     }

@@ -36,7 +36,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 8
+#define LEDGER_SCHEMA_VERSION 9
 
 typedef struct ledger ledger_t;
 
@@ -124,6 +124,7 @@ typedef struct {
     char cancel_id[CORRIDOR_UETR_LEN + 1]; /* a CancelRequest's id: open while pending, kept
                                               once it cancelled the payment, else "" */
     bool cancelled;                        /* rejected by the payer's cancellation (3.8.4) */
+    int64_t returned_minor; /* a settled payment: the sum of its accepted returns (3.9) */
 } ledger_outcome_t;
 
 typedef enum { LEDGER_READ_WRITE, LEDGER_READ_ONLY } ledger_mode_t;
@@ -192,7 +193,8 @@ ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char 
                                       uint64_t sequence, ledger_outcome_t *outcome)
     __attribute__((warn_unused_result));
 
-/* Returns a settled payment in full (pacs.004) with reason; evidence is the signed Return. */
+/* The one-way full return of before schema 9 (a `returned` row, status returned): nothing but
+ * tests writes it now, to make the rows older ledgers hold (PROTOCOL.md 3.3.6). */
 ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, const char *reason,
                            const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
@@ -257,6 +259,22 @@ ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char 
                                       size_t evidence_len, uint64_t sequence)
     __attribute__((warn_unused_result));
 
+/* ---- returns (PROTOCOL.md 3.9) ---- */
+
+/* The sums of the returns of the payment `original_uetr` on the channel with `peer` that go in
+ * `direction` (out: ours, in: the peer's), accepted and pending. */
+ledger_err_t ledger_returns_of(ledger_t *l, const char *peer, const char *original_uetr,
+                               direction_t direction, int64_t *accepted, int64_t *pending)
+    __attribute__((warn_unused_result));
+
+/* Whether the return r (settlement_is_return) may be taken, in the open transaction: its original
+ * is a settled payment of the channel the other way, in r's currency, and r with the accepted
+ * and pending returns of it stays within it. *why: NULL when it may, else the reason it may not
+ * ("NOOR" no such payment, "AM09" over its amount), with ledger_last_error saying more. Whether
+ * r's binding names the original's body is the caller's to check. */
+ledger_err_t ledger_return_check(ledger_t *l, const settlement_t *r, const char **why)
+    __attribute__((warn_unused_result));
+
 /* The evidence of the row that opened a settlement (the payer's Settlement), malloc'd. */
 ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *uetr,
                                      uint8_t **evidence, size_t *evidence_len)
@@ -312,8 +330,11 @@ typedef struct {
 ledger_err_t ledger_positions(ledger_t *l, void (*fn)(const ledger_position_t *p, void *arg),
                               void *arg) __attribute__((warn_unused_result));
 
+/* Payments by the status `ledger` shows (a payment wholly returned by accepted returns counts as
+ * returned), and returns (3.9) by theirs. */
 typedef struct {
     uint64_t pending, settled, rejected, returned, held;
+    uint64_t returns_pending, returns_accepted, returns_rejected;
 } ledger_counts_t;
 
 ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)

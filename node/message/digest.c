@@ -6,7 +6,8 @@
 
 #include <sodium.h>
 
-#define ENTRY_DOMAIN "corridor.channel-entry.v1"
+#define ENTRY_DOMAIN  "corridor.channel-entry.v1"
+#define RETURN_DOMAIN "corridor.channel-return.v1"
 
 void digest_add(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES])
 {
@@ -54,6 +55,32 @@ void digest_entry(const char *payer, const char *payee, const char *uetr, int64_
     hash_text(&st, currency);
     hash_text(&st, status);
     hash_text(&st, reason);
+    crypto_generichash_final(&st, out, DIGEST_BYTES);
+}
+
+void digest_return_entry(const char *payer, const char *payee, const char *return_id,
+                         const char *original_uetr, int64_t amount_minor, const char *currency,
+                         const char *status, const char *reason, const char *return_reason,
+                         uint8_t out[static DIGEST_BYTES])
+{
+    assert(payer && payee && return_id && original_uetr && currency && status && reason &&
+           return_reason && out);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, DIGEST_BYTES);
+    crypto_generichash_update(&st, (const uint8_t *)RETURN_DOMAIN, sizeof RETURN_DOMAIN);
+    hash_text(&st, return_id);
+    hash_text(&st, original_uetr);
+    hash_text(&st, payer);
+    hash_text(&st, payee);
+    uint8_t amount[8];
+    for (int i = 0; i < 8; i++) {
+        amount[i] = (uint8_t)((uint64_t)amount_minor >> (8 * i));
+    }
+    crypto_generichash_update(&st, amount, sizeof amount);
+    hash_text(&st, currency);
+    hash_text(&st, status);
+    hash_text(&st, reason);
+    hash_text(&st, return_reason);
     crypto_generichash_final(&st, out, DIGEST_BYTES);
 }
 

@@ -30,6 +30,13 @@ void digest_entry(const char *payer, const char *payee, const char *uetr, int64_
                   const char *currency, const char *status, const char *reason,
                   uint8_t out[static DIGEST_BYTES]);
 
+/* The canonical hash of a return (PROTOCOL.md 3.7.9): as digest_entry, under its own tag, with
+ * the UETR of the payment it returns and its return reason. `payer` is the returner. */
+void digest_return_entry(const char *payer, const char *payee, const char *return_id,
+                         const char *original_uetr, int64_t amount_minor, const char *currency,
+                         const char *status, const char *reason, const char *return_reason,
+                         uint8_t out[static DIGEST_BYTES]);
+
 /* Registers the SQL functions the ledger uses on a connection:
  *   corridor_digest_update(digest, sub, add)  digest - sub + add (sub/add may be NULL)
  *   corridor_sum256(hash)                     aggregate: the sum of 32-byte hashes

@@ -17,6 +17,8 @@ static const struct {
     [REASON_DUPLICATE] = {"DUPL", "duplicate UETR with other content"},
     [REASON_EXPIRED] = {"AB05", "expired before the payee decided"},
     [REASON_REGULATORY] = {"RR04", "regulatory reason"},
+    [REASON_NO_ORIGINAL] = {"NOOR", "no such settled payment to return"},
+    [REASON_RETURN_EXCEEDS] = {"AM09", "returns would exceed the payment"},
 };
 
 const char *reason_code(reason_t r)

@@ -17,6 +17,8 @@ typedef enum {
     REASON_DUPLICATE,   /* DUPL: the UETR was used before with other content */
     REASON_EXPIRED,     /* AB05: its expiry passed before the payee decided (3.8.1) */
     REASON_REGULATORY,  /* RR04: a party is on the screening list, or a person refused it */
+    REASON_NO_ORIGINAL, /* NOOR: a return names no settled payment of ours to the returner (3.9) */
+    REASON_RETURN_EXCEEDS, /* AM09: a return would take its payment's returns past its amount */
 } reason_t;
 
 /* The ISO code ("AM02"), or NULL for REASON_NONE. */

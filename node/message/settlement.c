@@ -13,6 +13,7 @@
 
 #define CONTENT_HASH_DOMAIN "corridor.settlement-content.v1"
 #define BODY_HASH_DOMAIN    "corridor.settlement-body.v2" /* hashed with its NUL */
+#define RETURN_HASH_DOMAIN  "corridor.return-content.v1"
 
 const char *direction_name(direction_t d)
 {
@@ -75,10 +76,16 @@ static void hash_field(crypto_generichash_state *st, const char *text)
 void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMENT_HASH_BYTES])
 {
     assert(s != NULL && out != NULL);
+    bool is_return = settlement_is_return(s);
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, SETTLEMENT_HASH_BYTES);
-    crypto_generichash_update(&st, (const uint8_t *)CONTENT_HASH_DOMAIN,
-                              sizeof CONTENT_HASH_DOMAIN);
+    if (is_return) {
+        crypto_generichash_update(&st, (const uint8_t *)RETURN_HASH_DOMAIN,
+                                  sizeof RETURN_HASH_DOMAIN);
+    } else {
+        crypto_generichash_update(&st, (const uint8_t *)CONTENT_HASH_DOMAIN,
+                                  sizeof CONTENT_HASH_DOMAIN);
+    }
     uint8_t fixed[9];
     uint64_t amount = (uint64_t)s->amount_minor;
     for (int i = 0; i < 8; i++) {
@@ -88,6 +95,12 @@ void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMEN
     crypto_generichash_update(&st, fixed, sizeof fixed);
     hash_field(&st, s->peer);
     hash_field(&st, s->currency);
+    if (is_return) {
+        hash_field(&st, s->original_uetr);
+        hash_field(&st, s->return_reason);
+        crypto_generichash_final(&st, out, SETTLEMENT_HASH_BYTES);
+        return;
+    }
     hash_field(&st, s->end_to_end_id);
     hash_field(&st, s->debtor_name);
     hash_field(&st, s->debtor_account);
@@ -110,9 +123,32 @@ void settlement_body_hash(const uint8_t *body, size_t body_len,
     crypto_generichash_final(&st, out, SETTLEMENT_HASH_BYTES);
 }
 
+static int return_encode(const settlement_t *s, uint8_t **out, size_t *out_len)
+{
+    Corridor__Return msg = CORRIDOR__RETURN__INIT;
+    msg.return_id = (char *)s->uetr;
+    msg.original_uetr = (char *)s->original_uetr;
+    msg.amount_minor = s->amount_minor;
+    msg.currency = (char *)s->currency;
+    msg.reason = (char *)s->return_reason;
+    msg.settlement_hash =
+        (ProtobufCBinaryData){sizeof s->original_hash, (uint8_t *)s->original_hash};
+    size_t len = corridor__return__get_packed_size(&msg);
+    *out = malloc(len > 0 ? len : 1);
+    if (*out == NULL) {
+        return -1;
+    }
+    *out_len = corridor__return__pack(&msg, *out);
+    assert(*out_len == len);
+    return 0;
+}
+
 int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len)
 {
     assert(s != NULL && out != NULL && out_len != NULL);
+    if (settlement_is_return(s)) {
+        return return_encode(s, out, out_len);
+    }
     Corridor__Party debtor = CORRIDOR__PARTY__INIT;
     Corridor__Party creditor = CORRIDOR__PARTY__INIT;
     Corridor__Settlement msg = CORRIDOR__SETTLEMENT__INIT;
@@ -200,4 +236,45 @@ reason_t settlement_decode(const uint8_t *body, size_t len, const char *peer, di
         return REASON_FORMAT;
     }
     return REASON_NONE;
+}
+
+reason_t return_decode(const uint8_t *body, size_t len, const char *peer, direction_t direction,
+                       settlement_t *s)
+{
+    assert(peer != NULL && s != NULL);
+    memset(s, 0, sizeof *s);
+    bool ok = COPY(peer, peer);
+    s->direction = direction;
+    Corridor__Return *msg =
+        (Corridor__Return *)wire_unpack(&corridor__return__descriptor, len, body);
+    if (msg == NULL) {
+        return REASON_FORMAT;
+    }
+    bool keyed = COPY(uetr, msg->return_id) && COPY(currency, msg->currency);
+    if (!keyed) {
+        s->uetr[0] = '\0';
+    }
+    s->amount_minor = msg->amount_minor;
+    ok = ok && keyed && COPY(original_uetr, msg->original_uetr) &&
+         COPY(return_reason, msg->reason) && msg->settlement_hash.len == sizeof s->original_hash;
+    if (ok) {
+        memcpy(s->original_hash, msg->settlement_hash.data, sizeof s->original_hash);
+    } else {
+        s->original_uetr[0] = '\0';
+        s->return_reason[0] = '\0';
+    }
+    corridor__return__free_unpacked(msg, NULL);
+    return ok ? REASON_NONE : REASON_FORMAT;
+}
+
+reason_t return_check(const settlement_t *s)
+{
+    assert(s != NULL);
+    if (uetr_check(s->original_uetr) != VALID_OK ||
+        reason_code_check(s->return_reason) != VALID_OK || s->end_to_end_id[0] != '\0' ||
+        s->value_date[0] != '\0' || s->debtor_name[0] != '\0' || s->debtor_account[0] != '\0' ||
+        s->creditor_name[0] != '\0' || s->creditor_account[0] != '\0' || s->remittance[0] != '\0') {
+        return REASON_FORMAT;
+    }
+    return settlement_check(s);
 }

@@ -39,7 +39,19 @@ typedef struct {
     char remittance[CORRIDOR_REMITTANCE_LEN_MAX + 1];    /* RmtInf/Ustrd */
     int64_t created_unix_ms;                             /* GrpHdr/CreDtTm */
     int64_t expires_unix_ms; /* SttlmTmReq/RjctTm: refused AB05 from then on (3.8.1); 0 none */
+    /* A return (pacs.004, PROTOCOL.md 3.9) is kept as a payment of its own, the other way: its
+     * `uetr` is the return's id, the descriptive fields above are empty, and these say what it
+     * returns. All empty for a payment. */
+    char original_uetr[CORRIDOR_UETR_LEN + 1];       /* OrgnlUETR */
+    char return_reason[CORRIDOR_REASON_LEN_MAX + 1]; /* RtrRsnInf/Rsn/Cd */
+    uint8_t original_hash[32]; /* the original Settlement's body hash (3.7.2) */
 } settlement_t;
+
+/* Whether s is a return (pacs.004) rather than a payment. */
+static inline bool settlement_is_return(const settlement_t *s)
+{
+    return s->original_uetr[0] != '\0';
+}
 
 /* Checks every field. REASON_NONE when valid, else the reason to reject with: FORMAT (UETR,
  * text, date, peer code), ZERO_AMOUNT, AMOUNT (negative or too large), CURRENCY (unknown). */
@@ -47,7 +59,8 @@ reason_t settlement_check(const settlement_t *s);
 
 /* BLAKE2b-256 over the content that idempotency compares: peer, direction, amount, currency,
  * parties, remittance and end-to-end id. Not the UETR (the key) nor the times (creation,
- * expiry). */
+ * expiry). A return's is its own construction (PROTOCOL.md 3.7.9) over peer, direction,
+ * amount, currency, original UETR and reason, so a return never matches a payment. */
 void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMENT_HASH_BYTES]);
 
 /* The hash a version-2 StatusReport names: BLAKE2b-256 of a domain tag and the Settlement body
@@ -56,7 +69,8 @@ void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMEN
 void settlement_body_hash(const uint8_t *body, size_t body_len,
                           uint8_t out[static SETTLEMENT_HASH_BYTES]);
 
-/* Encodes the wire body (corridor.Settlement). *out is malloc'd. -1 when out of memory. */
+/* Encodes the wire body: corridor.Settlement, or corridor.Return for a return. *out is
+ * malloc'd. -1 when out of memory. */
 int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len);
 
 /* Decodes a wire body received from `peer` in `direction`. REASON_NONE on success, or
@@ -64,6 +78,17 @@ int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len);
  * zeroed but for peer and direction). Field values are not checked: call settlement_check. */
 reason_t settlement_decode(const uint8_t *body, size_t len, const char *peer, direction_t direction,
                            settlement_t *s);
+
+/* Decodes a Return body (corridor.Return) received from `peer` in `direction` into a return:
+ * uetr is its return_id. REASON_FORMAT when it is not a Return or a field overflows its limit
+ * (then the return_id is kept if it fit, and the amount and currency). Values are not checked:
+ * call return_check. */
+reason_t return_decode(const uint8_t *body, size_t len, const char *peer, direction_t direction,
+                       settlement_t *s);
+
+/* settlement_check for a return: the id, peer, amount and currency as a payment's, and FF01
+ * when the original UETR or the reason code is malformed, or a descriptive field is set. */
+reason_t return_check(const settlement_t *s);
 
 const char *direction_name(direction_t d);
 
