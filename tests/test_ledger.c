@@ -1121,6 +1121,158 @@ static void test_holds_upgrade_from_schema_7(void **state)
     ledger_close(&l);
 }
 
+/* A return of `amount` of the payment `of`, seen from the side whose direction is `dir`. */
+static settlement_t make_return(const settlement_t *of, direction_t dir, int64_t amount)
+{
+    settlement_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.peer, sizeof r.peer, "%s", of->peer);
+    r.direction = dir;
+    uetr_generate(r.uetr);
+    snprintf(r.currency, sizeof r.currency, "%s", of->currency);
+    r.amount_minor = amount;
+    snprintf(r.original_uetr, sizeof r.original_uetr, "%s", of->uetr);
+    snprintf(r.return_reason, sizeof r.return_reason, "AC04");
+    memset(r.original_hash, 0x5a, sizeof r.original_hash);
+    assert_int_equal(return_check(&r), REASON_NONE);
+    return r;
+}
+
+/* What ledger_return_check says of r, in a transaction of its own. */
+static const char *return_why(ledger_t *l, const settlement_t *r)
+{
+    const char *why = "unset";
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_return_check(l, r, &why), LEDGER_OK);
+    ledger_rollback(l);
+    return why;
+}
+
+/* The returner's side of PROTOCOL.md 3.9: returns of an incoming settled payment, partial and
+ * pending, stay within it; each is a record of its own, the payment's record keeps its status. */
+static void test_returns_stay_within_the_payment(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 1000);
+    ledger_outcome_t o;
+    assert_int_equal(receive1(l, &in, 1000000, NULL, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    settlement_t r1 = make_return(&in, DIRECTION_OUT, 400);
+    assert_null(return_why(l, &r1));
+    assert_int_equal(send1(l, &r1, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_PENDING);
+    assert_position(l, PEER, "RUB", 1000, -400);
+    int64_t accepted = -1, pending = -1;
+    assert_int_equal(ledger_returns_of(l, PEER, in.uetr, DIRECTION_OUT, &accepted, &pending),
+                     LEDGER_OK);
+    assert_int_equal(accepted, 0);
+    assert_int_equal(pending, 400);
+    settlement_t over = make_return(&in, DIRECTION_OUT, 601); /* 400 pending + 601 > 1000 */
+    assert_string_equal(return_why(l, &over), "AM09");
+    settlement_t rest = make_return(&in, DIRECTION_OUT, 600);
+    assert_null(return_why(l, &rest));
+    assert_int_equal(resolve1(l, &r1, true, NULL, &o), LEDGER_OK);
+    assert_position(l, PEER, "RUB", 600, 0);
+    settlement_t got;
+    assert_int_equal(ledger_find(l, PEER, in.uetr, &got, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    assert_int_equal(o.returned_minor, 400);
+    assert_int_equal(send1(l, &rest, &o), LEDGER_OK);
+    assert_int_equal(resolve1(l, &rest, true, NULL, &o), LEDGER_OK);
+    assert_position(l, PEER, "RUB", 0, 0);
+    ledger_counts_t counts;
+    assert_int_equal(ledger_counts(l, &counts), LEDGER_OK);
+    assert_int_equal(counts.settled, 0);
+    assert_int_equal(counts.returned, 1); /* wholly returned */
+    assert_int_equal(counts.returns_accepted, 2);
+    settlement_t more = make_return(&in, DIRECTION_OUT, 1);
+    assert_string_equal(return_why(l, &more), "AM09");
+    ledger_close(&l);
+}
+
+/* The payer's side: a return must name a settled payment of ours to that peer in its
+ * currency; a refused one counts for nothing. */
+static void test_return_names_a_settled_payment_of_ours(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t out = make_settlement(DIRECTION_OUT, PEER, "RUB", 500);
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 500);
+    ledger_outcome_t o;
+    assert_int_equal(send1(l, &out, &o), LEDGER_OK);
+    assert_int_equal(receive1(l, &in, 1000000, NULL, &o), LEDGER_OK);
+    settlement_t r = make_return(&out, DIRECTION_IN, 100);
+    assert_string_equal(return_why(l, &r), "NOOR"); /* still pending */
+    assert_int_equal(resolve1(l, &out, true, NULL, &o), LEDGER_OK);
+    assert_null(return_why(l, &r));
+    settlement_t wrong_way = make_return(&in, DIRECTION_IN, 100); /* the peer paid that one */
+    assert_string_equal(return_why(l, &wrong_way), "NOOR");
+    settlement_t other_ccy = make_return(&out, DIRECTION_IN, 100);
+    snprintf(other_ccy.currency, sizeof other_ccy.currency, "IRR");
+    assert_string_equal(return_why(l, &other_ccy), "NOOR");
+    settlement_t unknown = make_return(&out, DIRECTION_IN, 100);
+    uetr_generate(unknown.original_uetr);
+    assert_string_equal(return_why(l, &unknown), "NOOR");
+    settlement_t refused = make_return(&out, DIRECTION_IN, 400);
+    assert_int_equal(receive1(l, &refused, INT64_MAX, "AM09", &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_int_equal(receive1(l, &r, INT64_MAX, NULL, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    assert_position(l, PEER, "RUB", 100, 0); /* -500 paid, +500 received, +100 returned */
+    settlement_t rest = make_return(&out, DIRECTION_IN, 400);
+    assert_null(return_why(l, &rest)); /* the refused 400 counts for nothing */
+    settlement_t over = make_return(&out, DIRECTION_IN, 401);
+    assert_string_equal(return_why(l, &over), "AM09");
+    /* a return's id reused as a payment (or the other way) is other content */
+    settlement_t as_payment = make_settlement(DIRECTION_IN, PEER, "RUB", 100);
+    snprintf(as_payment.uetr, sizeof as_payment.uetr, "%s", r.uetr);
+    assert_int_equal(receive1(l, &as_payment, 1000000, NULL, &o), LEDGER_E_CONFLICT);
+    ledger_close(&l);
+}
+
+/* A ledger of schema 8 reads as it is (no returns) and upgrades to 9 for writing with every row
+ * and hash kept. */
+static void test_returns_upgrade_from_schema_8(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t s = make_settlement(DIRECTION_IN, PEER, "RUB", 1234);
+    ledger_outcome_t o;
+    assert_int_equal(receive1(l, &s, 1000000, NULL, &o), LEDGER_OK);
+    uint8_t head[LEDGER_HASH_BYTES], head_after[LEDGER_HASH_BYTES];
+    assert_int_equal(ledger_head(l, head, NULL), LEDGER_OK);
+    ledger_close(&l);
+    make_sqlite_file(f->path, "BEGIN; " UNDO_SCHEMA_9 " PRAGMA user_version = 8; COMMIT;");
+    char err[256] = "";
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 8);
+    settlement_t got;
+    assert_int_equal(ledger_find(l, PEER, s.uetr, &got, &o), LEDGER_OK);
+    assert_false(settlement_is_return(&got));
+    assert_int_equal(o.returned_minor, 0);
+    ledger_counts_t counts;
+    assert_int_equal(ledger_counts(l, &counts), LEDGER_OK);
+    assert_int_equal(counts.settled, 1);
+    int64_t accepted = -1, pending = -1;
+    assert_int_equal(ledger_returns_of(l, PEER, s.uetr, DIRECTION_OUT, &accepted, &pending),
+                     LEDGER_OK);
+    assert_int_equal(accepted + pending, 0);
+    ledger_close(&l);
+    l = open_ledger(f->path);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
+    assert_int_equal(ledger_head(l, head_after, NULL), LEDGER_OK);
+    assert_memory_equal(head, head_after, sizeof head);
+    settlement_t r = make_return(&s, DIRECTION_OUT, 34);
+    assert_int_equal(send1(l, &r, &o), LEDGER_OK);
+    assert_int_equal(ledger_find(l, PEER, r.uetr, &got, &o), LEDGER_OK);
+    assert_true(settlement_is_return(&got));
+    assert_string_equal(got.original_uetr, s.uetr);
+    assert_memory_equal(got.original_hash, r.original_hash, sizeof r.original_hash);
+    ledger_close(&l);
+}
+
 static void test_receive_over_cap_rejected(void **state)
 {
     fixture_t *f = *state;
@@ -4760,6 +4912,9 @@ int main(void)
         T(test_hold_release_and_decline),
         T(test_held_at_peer),
         T(test_holds_upgrade_from_schema_7),
+        T(test_returns_stay_within_the_payment),
+        T(test_return_names_a_settled_payment_of_ours),
+        T(test_returns_upgrade_from_schema_8),
         T(test_receive_caller_reason_rejected),
         T(test_return_settled_incoming),
         T(test_return_settled_outgoing),
