@@ -1163,6 +1163,10 @@ static void test_returns_stay_within_the_payment(void **state)
     assert_int_equal(send1(l, &r1, &o), LEDGER_OK);
     assert_int_equal(o.status, STATUS_PENDING);
     assert_position(l, PEER, "RUB", 1000, -400);
+    assert_int_equal(ledger_begin(l), LEDGER_OK); /* a return is never held: a PDNG is refused */
+    assert_int_equal(ledger_note_held_at_peer(l, PEER, r1.uetr, NULL, evidence, EVIDENCE_LEN, 0),
+                     LEDGER_E_STATE);
+    ledger_rollback(l);
     int64_t accepted = -1, pending = -1;
     assert_int_equal(ledger_returns_of(l, PEER, in.uetr, DIRECTION_OUT, &accepted, &pending),
                      LEDGER_OK);

@@ -2323,7 +2323,7 @@ static ledger_err_t apply_cancel_request(channel_t *ch, const envelope_message_t
     uint32_t version = 0;
     uint8_t hash[SETTLEMENT_HASH_BYTES];
     bool known = ledger_find(ch->ctx.ledger, peer, req->uetr, &s, &now) == LEDGER_OK &&
-                 s.direction == DIRECTION_IN &&
+                 s.direction == DIRECTION_IN && !settlement_is_return(&s) &&
                  opening_settlement(ch, req->uetr, &version, &body, &body_len) == LEDGER_OK;
     if (known) {
         settlement_body_hash(body, body_len, hash);

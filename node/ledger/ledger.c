@@ -1974,9 +1974,10 @@ ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char 
     if (rc != LEDGER_OK) {
         return rc;
     }
-    if (st.s.direction != DIRECTION_OUT || st.status != STATUS_PENDING) {
-        set_error(l, "settlement %s with %s is not our pending one (%s)", uetr, peer,
-                  status_name(st.status));
+    if (st.s.direction != DIRECTION_OUT || st.status != STATUS_PENDING ||
+        settlement_is_return(&st.s)) { /* a return is never held (3.9.5) */
+        set_error(l, "%s with %s is not our pending payment (%s)", uetr, peer,
+                  settlement_is_return(&st.s) ? "a return" : status_name(st.status));
         return LEDGER_E_STATE;
     }
     if (answers != NULL && !answers_settlement(&st, answers)) {
