@@ -55,6 +55,15 @@ typedef int (*policy_fn)(void *arg, int from, msg_type_t type, unsigned nth);
 typedef struct node node_t;
 typedef struct net net_t;
 
+/* A StatusReport as the node that received it opened it. */
+typedef struct {
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    char status[8];
+    char reason[8];
+    uint8_t settlement_hash[SETTLEMENT_HASH_BYTES];
+    bool hashed;
+} report_seen_t;
+
 struct node {
     net_t *net;
     int who;
@@ -75,8 +84,10 @@ struct node {
     unsigned revoked_dropped;    /* ENV_E_REVOKED: under a key our operator replaced */
     unsigned finals;             /* on_final calls */
     ledger_outcome_t last_final;
-    channel_screen_t screen; /* what this node's screening says of every payment */
-    unsigned held_calls;     /* on_held calls */
+    channel_screen_t screen;   /* what this node's screening says of every payment */
+    unsigned held_calls;       /* on_held calls */
+    report_seen_t reports[64]; /* the StatusReports this node opened, in order */
+    size_t reports_count;
 };
 
 struct net {
@@ -240,6 +251,26 @@ static void net_free(net_t *net)
     free(net);
 }
 
+static void note_report(node_t *n, const envelope_message_t *msg)
+{
+    if (msg->type != MSG_STATUS_REPORT ||
+        n->reports_count == sizeof n->reports / sizeof n->reports[0]) {
+        return;
+    }
+    Corridor__StatusReport *sr = corridor__status_report__unpack(NULL, msg->body_len, msg->body);
+    assert_non_null(sr);
+    report_seen_t *r = &n->reports[n->reports_count++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->uetr, sizeof r->uetr, "%s", sr->uetr);
+    snprintf(r->status, sizeof r->status, "%s", sr->status);
+    snprintf(r->reason, sizeof r->reason, "%s", sr->reason);
+    if (sr->settlement_hash.len == SETTLEMENT_HASH_BYTES) {
+        memcpy(r->settlement_hash, sr->settlement_hash.data, SETTLEMENT_HASH_BYTES);
+        r->hashed = true;
+    }
+    corridor__status_report__free_unpacked(sr, NULL);
+}
+
 /* One loop turn of one node, as engine.c runs it: the frames that arrived, in order (or
  * reversed), then a transaction when there is work (with `work` first), then after the
  * commit. */
@@ -273,6 +304,7 @@ static void node_turn(node_t *n, work_fn work, void *arg)
         }
         free(f->data);
         n->opened_of_type[msg.type]++;
+        note_report(n, &msg);
         channel_receive(n->ch, &msg, now);
     }
     if (work != NULL || channel_has_work(n->ch, now)) {
@@ -2104,6 +2136,351 @@ static void test_announcement_unacked_waits_for_timer(void **state)
     net_free(net);
 }
 
+/* ---- returns (pacs.004, PROTOCOL.md 3.9) ---------------------------------------------------- */
+
+typedef struct {
+    const char *uetr;  /* the original */
+    int64_t amount;    /* 0: all that is left */
+    ledger_err_t want; /* from channel_prepare_return */
+    bool send;         /* then book it pending and queue it */
+    settlement_t r;
+} return_work_t;
+
+static void return_work(node_t *n, void *arg)
+{
+    return_work_t *w = arg;
+    assert_int_equal(channel_prepare_return(n->ch, w->uetr, w->amount, "AC04", &w->r), w->want);
+    if (w->want == LEDGER_OK && w->send) {
+        ledger_outcome_t o;
+        assert_int_equal(channel_send_settlement(n->ch, &w->r, &o), LEDGER_OK);
+        assert_int_equal(o.status, STATUS_PENDING);
+    }
+}
+
+/* The payee prepares (and with `send`, sends) a return at its turn; what channel_prepare_return
+ * gave back in w->r. A refusal writes nothing. */
+static void return_at(node_t *n, return_work_t *w)
+{
+    uint64_t rows = rows_of(n);
+    node_turn(n, return_work, w);
+    if (w->want != LEDGER_OK || !w->send) {
+        assert_int_equal(rows_of(n), rows);
+    }
+}
+
+static void body_hash_of(const settlement_t *s, uint8_t hash[static SETTLEMENT_HASH_BYTES])
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(settlement_encode(s, &body, &len), 0);
+    settlement_body_hash(body, len, hash);
+    free(body);
+}
+
+static ledger_outcome_t outcome_at(node_t *n, const char *uetr)
+{
+    settlement_t s;
+    ledger_outcome_t o;
+    assert_int_equal(ledger_find(n->ledger, n->config->peers[0].card.name, uetr, &s, &o),
+                     LEDGER_OK);
+    return o;
+}
+
+/* The answers n received for `uetr`, the last in *last. */
+static size_t reports_for(const node_t *n, const char *uetr, report_seen_t *last)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n->reports_count; i++) {
+        if (strcmp(n->reports[i].uetr, uetr) == 0) {
+            count++;
+            if (last != NULL) {
+                *last = n->reports[i];
+            }
+        }
+    }
+    return count;
+}
+
+/* A pays B 1000 RUB; B gives 300 of it back: booked pending at B, accepted by A (ACSC naming
+ * the Return's body), both positions move back by 300, the payment stays settled with
+ * returned_minor 300 at both ends, the return is a record of its own. */
+static void test_return_accepted(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    settlement_t s = make_payment(a, "RUB", 1000);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    uint64_t rows_a = rows_of(a), rows_b = rows_of(b);
+
+    return_work_t w = {.uetr = s.uetr, .amount = 300, .want = LEDGER_OK, .send = true};
+    return_at(b, &w);
+    assert_true(settlement_is_return(&w.r));
+    assert_string_equal(w.r.original_uetr, s.uetr);
+    assert_string_equal(w.r.return_reason, "AC04");
+    assert_string_equal(w.r.currency, "RUB");
+    assert_int_equal(uetr_check(w.r.uetr), VALID_OK);
+    uint8_t bound[SETTLEMENT_HASH_BYTES];
+    body_hash_of(&s, bound); /* the body A signed */
+    assert_memory_equal(w.r.original_hash, bound, sizeof bound);
+    assert_int_equal(status_at(b, w.r.uetr), STATUS_PENDING);
+    settle(net, B, &w.r, 1, 10000);
+
+    assert_int_equal(status_at(a, w.r.uetr), STATUS_SETTLED);
+    assert_int_equal(status_at(b, w.r.uetr), STATUS_SETTLED);
+    report_seen_t rep;
+    assert_int_equal(reports_for(b, w.r.uetr, &rep), 1);
+    assert_string_equal(rep.status, "ACSC");
+    assert_string_equal(rep.reason, "");
+    uint8_t answered[SETTLEMENT_HASH_BYTES];
+    body_hash_of(&w.r, answered); /* the Return body */
+    assert_true(rep.hashed);
+    assert_memory_equal(rep.settlement_hash, answered, sizeof answered);
+
+    assert_int_equal(net_of(a, "RUB"), -700);
+    assert_int_equal(net_of(b, "RUB"), 700);
+    for (int i = 0; i < 2; i++) {
+        ledger_outcome_t o = outcome_at(&net->node[i], s.uetr);
+        assert_int_equal(o.status, STATUS_SETTLED);
+        assert_int_equal(o.returned_minor, 300);
+        settlement_t got;
+        assert_int_equal(ledger_find(net->node[i].ledger, net->node[i].config->peers[0].card.name,
+                                     w.r.uetr, &got, &o),
+                         LEDGER_OK);
+        assert_true(settlement_is_return(&got));
+        assert_string_equal(got.original_uetr, s.uetr);
+        assert_int_equal(got.amount_minor, 300);
+        assert_int_equal(got.direction, i == A ? DIRECTION_IN : DIRECTION_OUT);
+        ledger_counts_t c = counts_at(&net->node[i]);
+        assert_int_equal(c.settled, 1);
+        assert_int_equal(c.returned, 0);
+        assert_int_equal(c.returns_accepted, 1);
+        assert_int_equal(c.returns_pending, 0);
+        assert_int_equal(c.returns_rejected, 0);
+    }
+    assert_int_equal(rows_of(a), rows_a + 1); /* booked */
+    assert_int_equal(rows_of(b), rows_b + 2); /* pending, posted */
+    net_free(net);
+}
+
+/* Partial returns up to the payment: one pending counts against what is left, the second takes
+ * the rest (amount 0), a third is refused by channel_prepare_return with nothing written; so are
+ * a return of a payment that is B's own and one of a payment B never had. */
+static void test_returns_up_to_the_full_amount(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    settlement_t s = make_payment(a, "RUB", 1000);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    settlement_t own = make_payment(b, "RUB", 50);
+    pay(net, B, &own, 1);
+    settle(net, B, &own, 1, 10000);
+
+    return_work_t first = {.uetr = s.uetr, .amount = 600, .want = LEDGER_OK, .send = true};
+    return_at(b, &first);
+    return_work_t over = {
+        .uetr = s.uetr, .amount = 401, .want = LEDGER_E_STATE, .send = false}; /* 600 pending */
+    return_at(b, &over);
+    return_work_t rest = {.uetr = s.uetr, .amount = 0, .want = LEDGER_OK, .send = true};
+    return_at(b, &rest);
+    assert_int_equal(rest.r.amount_minor, 400);
+    settlement_t both[2] = {first.r, rest.r};
+    settle(net, B, both, 2, 10000);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(status_at(a, both[i].uetr), STATUS_SETTLED);
+        assert_int_equal(status_at(b, both[i].uetr), STATUS_SETTLED);
+    }
+    uint64_t rows_b = rows_of(b);
+    return_work_t third = {.uetr = s.uetr, .amount = 1, .want = LEDGER_E_STATE, .send = false};
+    return_at(b, &third);
+    return_work_t nothing_left = {
+        .uetr = s.uetr, .amount = 0, .want = LEDGER_E_STATE, .send = false};
+    return_at(b, &nothing_left);
+    return_work_t ours = {.uetr = own.uetr, .amount = 10, .want = LEDGER_E_STATE, .send = false};
+    return_at(b, &ours);
+    char unknown[CORRIDOR_UETR_LEN + 1];
+    uetr_generate(unknown);
+    return_work_t none = {.uetr = unknown, .amount = 10, .want = LEDGER_E_NOT_FOUND, .send = false};
+    return_at(b, &none);
+    assert_int_equal(rows_of(b), rows_b);
+
+    assert_int_equal(net_of(a, "RUB"), 50);
+    assert_int_equal(net_of(b, "RUB"), -50);
+    for (int i = 0; i < 2; i++) {
+        ledger_outcome_t o = outcome_at(&net->node[i], s.uetr);
+        assert_int_equal(o.status, STATUS_SETTLED); /* the record never changes */
+        assert_int_equal(o.returned_minor, 1000);
+        ledger_counts_t c = counts_at(&net->node[i]);
+        assert_int_equal(c.returned, 1); /* wholly returned */
+        assert_int_equal(c.settled, 1);  /* B's own payment */
+        assert_int_equal(c.returns_accepted, 2);
+    }
+    net_free(net);
+}
+
+typedef struct {
+    const char *return_id;
+    const char *original_uetr;
+    int64_t amount;
+    const char *currency;
+    const char *reason;
+    const uint8_t *hash;
+    size_t hash_len;
+} raw_return_t;
+
+static void raw_return_work(node_t *n, void *arg)
+{
+    const raw_return_t *r = arg;
+    Corridor__Return msg = CORRIDOR__RETURN__INIT;
+    msg.return_id = (char *)r->return_id;
+    msg.original_uetr = (char *)r->original_uetr;
+    msg.amount_minor = r->amount;
+    msg.currency = (char *)r->currency;
+    msg.reason = (char *)r->reason;
+    msg.settlement_hash = (ProtobufCBinaryData){r->hash_len, (uint8_t *)r->hash};
+    uint8_t buf[512];
+    assert_true(corridor__return__get_packed_size(&msg) <= sizeof buf);
+    size_t len = corridor__return__pack(&msg, buf);
+    assert_int_equal(channel_send_body(n->ch, MSG_RETURN, buf, len), LEDGER_OK);
+}
+
+typedef struct {
+    const node_t *n;
+    const char *uetr;
+    size_t count;
+} reports_wait_t;
+
+static bool reports_reached(net_t *net, void *arg)
+{
+    (void)net;
+    const reports_wait_t *w = arg;
+    return reports_for(w->n, w->uetr, NULL) >= w->count;
+}
+
+/* B sends r as it is (a hostile or buggy payee); A's answer, once B has it. */
+static report_seen_t send_raw_return(net_t *net, const raw_return_t *r)
+{
+    node_t *b = &net->node[B];
+    reports_wait_t w = {b, r->return_id, reports_for(b, r->return_id, NULL) + 1};
+    node_turn(b, raw_return_work, (void *)r);
+    if (!run_until(net, reports_reached, &w, 10000)) {
+        fail_msg("no answer to the Return %s", r->return_id);
+    }
+    report_seen_t rep;
+    reports_for(b, r->return_id, &rep);
+    return rep;
+}
+
+/* A refused return: answered RJCT `reason` naming the body sent, kept at A as a rejected return
+ * (one row), nothing moved. */
+static void assert_refused(net_t *net, const raw_return_t *r, const char *reason)
+{
+    node_t *a = &net->node[A];
+    uint64_t rows = rows_of(a);
+    int64_t position = net_of(a, "RUB");
+    report_seen_t rep = send_raw_return(net, r);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, reason);
+    assert_int_equal(rows_of(a), rows + 1);
+    assert_int_equal(net_of(a, "RUB"), position);
+    settlement_t got;
+    ledger_outcome_t o;
+    assert_int_equal(ledger_find(a->ledger, NAME_B, r->return_id, &got, &o), LEDGER_OK);
+    assert_true(settlement_is_return(&got));
+    assert_int_equal(got.direction, DIRECTION_IN);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, reason);
+}
+
+/* Returns A must refuse, each answered and booked as refused with nothing moved: of a payment A
+ * never made, of B's payment to A instead of A's, naming another body than the one A signed,
+ * in another currency, over what is left (AM09), malformed (FF01); an id that is a payment's
+ * UETR is DUPL and writes nothing; a Return sent again is answered as before and booked once. */
+static void test_hostile_returns(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    settlement_t s = make_payment(a, "RUB", 1000);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    settlement_t t = make_payment(b, "RUB", 500); /* B's payment to A */
+    pay(net, B, &t, 1);
+    settle(net, B, &t, 1, 10000);
+    uint8_t bound[SETTLEMENT_HASH_BYTES], t_bound[SETTLEMENT_HASH_BYTES],
+        wrong[SETTLEMENT_HASH_BYTES];
+    body_hash_of(&s, bound);
+    body_hash_of(&t, t_bound);
+    memcpy(wrong, bound, sizeof wrong);
+    wrong[0] ^= 1;
+    char id[10][CORRIDOR_UETR_LEN + 1], unknown[CORRIDOR_UETR_LEN + 1];
+    for (int i = 0; i < 10; i++) {
+        uetr_generate(id[i]);
+    }
+    uetr_generate(unknown);
+    uint64_t unentitled = channel_stats(a->ch).unentitled;
+
+    raw_return_t never = {id[0], unknown, 100, "RUB", "AC04", bound, sizeof bound};
+    assert_refused(net, &never, "NOOR");
+    raw_return_t theirs = {id[1], t.uetr, 100, "RUB", "AC04", t_bound, sizeof t_bound};
+    assert_refused(net, &theirs, "NOOR");
+    raw_return_t unbound = {id[2], s.uetr, 100, "RUB", "AC04", wrong, sizeof wrong};
+    assert_refused(net, &unbound, "NOOR");
+    raw_return_t other_currency = {id[3], s.uetr, 100, "IRR", "AC04", bound, sizeof bound};
+    assert_refused(net, &other_currency, "NOOR");
+    raw_return_t too_much = {id[4], s.uetr, 1001, "RUB", "AC04", bound, sizeof bound};
+    assert_refused(net, &too_much, "AM09");
+    raw_return_t short_hash = {id[5], s.uetr, 100, "RUB", "AC04", bound, 5};
+    assert_refused(net, &short_hash, "FF01");
+    raw_return_t bad_original = {id[6], "not-a-uetr", 100, "RUB", "AC04", bound, sizeof bound};
+    assert_refused(net, &bad_original, "FF01");
+    raw_return_t bad_reason = {id[7], s.uetr, 100, "RUB", "ac04", bound, sizeof bound};
+    assert_refused(net, &bad_reason, "FF01");
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 5);
+
+    /* a genuine partial return, then the same Return again under a new sequence */
+    return_work_t w = {.uetr = s.uetr, .amount = 400, .want = LEDGER_OK, .send = true};
+    return_at(b, &w);
+    settle(net, B, &w.r, 1, 10000);
+    assert_int_equal(status_at(a, w.r.uetr), STATUS_SETTLED);
+    uint64_t rows_a = rows_of(a);
+    raw_return_t again = {w.r.uetr, s.uetr, 400, "RUB", "AC04", bound, sizeof bound};
+    report_seen_t rep = send_raw_return(net, &again);
+    assert_string_equal(rep.status, "ACSC");
+    assert_int_equal(reports_for(b, w.r.uetr, NULL), 2);
+    assert_int_equal(rows_of(a), rows_a);
+    assert_int_equal(outcome_at(a, s.uetr).returned_minor, 400);
+
+    /* 600 left: 601 is over it */
+    raw_return_t over_rest = {id[8], s.uetr, 601, "RUB", "AC04", bound, sizeof bound};
+    assert_refused(net, &over_rest, "AM09");
+
+    /* the payment's UETR as a return id: other content */
+    raw_return_t reused = {s.uetr, s.uetr, 100, "RUB", "AC04", bound, sizeof bound};
+    rows_a = rows_of(a);
+    rep = send_raw_return(net, &reused);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "DUPL");
+    assert_int_equal(rows_of(a), rows_a);
+    ledger_outcome_t o = outcome_at(a, s.uetr);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    assert_int_equal(o.returned_minor, 400);
+
+    assert_int_equal(net_of(a, "RUB"), -1000 + 500 + 400);
+    assert_int_equal(net_of(b, "RUB"), 1000 - 500 - 400);
+    ledger_counts_t c = counts_at(a);
+    assert_int_equal(c.returns_accepted, 1);
+    assert_int_equal(c.returns_rejected, 9);
+    assert_int_equal(c.returns_pending, 0);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -2138,6 +2515,9 @@ int main(void)
         cmocka_unit_test(test_cancellation),
         cmocka_unit_test(test_expiry_not_masked),
         cmocka_unit_test(test_announcement_unacked_waits_for_timer),
+        cmocka_unit_test(test_return_accepted),
+        cmocka_unit_test(test_returns_up_to_the_full_amount),
+        cmocka_unit_test(test_hostile_returns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -710,6 +710,11 @@ static const kat_case_t kat_cases[] = {
     {"status_report_pdng_v2", 2, MSG_STATUS_REPORT, 8, NULL, false},
     {"cancel_request_v2", 2, MSG_CANCEL_REQUEST, 9, NULL, false},
     {"cancel_answer_v2", 2, MSG_CANCEL_ANSWER, 10, NULL, false},
+    /* body NULL, the two-phase return of PROTOCOL.md 3.9: a Return of 500.00 of that payment,
+     * bound to its body (field 6); the StatusReport ACSC that accepts it, naming the Return's
+     * body */
+    {"return_v2", 2, MSG_RETURN, 11, NULL, false},
+    {"status_report_return_v2", 2, MSG_STATUS_REPORT, 12, NULL, false},
 };
 
 /* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 key, and the CURVE
@@ -766,6 +771,7 @@ static uint8_t *kat_key_switch(const identity_t *old, size_t *len)
 #define KAT_CREATED_MS    INT64_C(1767225600000)
 #define KAT_EXPIRES_MS    (KAT_CREATED_MS + INT64_C(86400000))
 #define KAT_CANCEL_REASON "CUST"
+#define KAT_RETURN_ID     "16fd2706-8baf-433b-82eb-8c7fada847da"
 
 static void kat_settlement(settlement_t *s)
 {
@@ -886,10 +892,55 @@ static uint8_t *kat_cancel_answer(size_t *len)
     return body;
 }
 
-/* The body of a vector kat_cases gives as NULL, by its type; malloc'd, *len set. */
-static uint8_t *kat_body(net_t *net, msg_type_t type, size_t *len)
+/* The body of return_v2 (PROTOCOL.md 3.9): 500.00 of settlement_expiry_v2's payment given back
+ * for AC04 under its own id, bound to the payment's body hash (field 6). Encoded by
+ * settlement_encode, it decodes back to the same return. */
+static uint8_t *kat_return_body(size_t *len)
 {
-    switch (type) {
+    settlement_t r, back;
+    memset(&r, 0, sizeof r);
+    snprintf(r.peer, sizeof r.peer, "BMJIIRTH");
+    r.direction = DIRECTION_OUT;
+    snprintf(r.uetr, sizeof r.uetr, KAT_RETURN_ID);
+    snprintf(r.original_uetr, sizeof r.original_uetr, KAT_UETR);
+    snprintf(r.return_reason, sizeof r.return_reason, "AC04");
+    r.amount_minor = 50000;
+    snprintf(r.currency, sizeof r.currency, "RUB");
+    kat_settlement_hash(r.original_hash);
+    assert_int_equal(return_check(&r), REASON_NONE);
+    uint8_t *body = NULL;
+    assert_int_equal(settlement_encode(&r, &body, len), 0);
+    assert_int_equal(return_decode(body, *len, r.peer, r.direction, &back), REASON_NONE);
+    assert_memory_equal(&back, &r, sizeof r);
+    return body;
+}
+
+/* The body of status_report_return_v2: the payer accepts the return (ACSC), its position
+ * towards the returner now -750.00, naming the Return's body (3.7.2 over Inner.body). */
+static uint8_t *kat_return_report(size_t *len)
+{
+    size_t return_len = 0;
+    uint8_t *ret = kat_return_body(&return_len);
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(ret, return_len, hash);
+    free(ret);
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = KAT_RETURN_ID;
+    sr.status = "ACSC";
+    sr.reason = "";
+    sr.currency = "RUB";
+    sr.position_minor = -75000;
+    sr.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    return kat_pack(&sr.base, len);
+}
+
+/* The body of a vector kat_cases gives as NULL, by its type; malloc'd, *len set. */
+static uint8_t *kat_body(net_t *net, const kat_case_t *k, size_t *len)
+{
+    if (strcmp(k->name, "status_report_return_v2") == 0) {
+        return kat_return_report(len);
+    }
+    switch (k->type) {
     case MSG_KEY_ANNOUNCE:
         return kat_key_announce(net->id[A], net->id[B], len);
     case MSG_KEY_SWITCH:
@@ -902,8 +953,10 @@ static uint8_t *kat_body(net_t *net, msg_type_t type, size_t *len)
         return kat_cancel_request(len);
     case MSG_CANCEL_ANSWER:
         return kat_cancel_answer(len);
+    case MSG_RETURN:
+        return kat_return_body(len);
     default:
-        fail_msg("no made body for type %d", (int)type);
+        fail_msg("no made body for type %d", (int)k->type);
         return NULL;
     }
 }
@@ -918,7 +971,7 @@ static char *kat_hex(net_t *net, const kat_case_t *k)
     size_t signed_len = 0, len = 0, body_len = k->body != NULL ? strlen(k->body) : 0;
     const uint8_t *body = (const uint8_t *)k->body;
     if (body == NULL) {
-        body = made = kat_body(net, k->type, &body_len);
+        body = made = kat_body(net, k, &body_len);
     }
     assert_int_equal(envelope_sign_version(net->id[A], k->version, net->id[B]->key_id, k->type,
                                            k->sequence, body, body_len, &signed_msg, &signed_len),

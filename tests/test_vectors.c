@@ -1,7 +1,8 @@
 /*
  * Known-answer vectors for every hash and signature construction proto/PROTOCOL.md defines:
  * key id, message signature, settlement content and body hashes, channel entry hash, channel
- * digest, journal row hash, checkpoint signature. The inputs and outputs are written out in
+ * digest, journal row hash, checkpoint signature, and a return's content hash and channel entry
+ * hash (3.9). The inputs and outputs are written out in
  * tests/vectors/hashes.kat so that a second implementation can check itself against them; this
  * test renders the same file from the code and compares it byte for byte.
  *
@@ -221,6 +222,73 @@ static void journal_row(out_t *o, bool with_reply)
     put_hex(o, "out", out, sizeof out);
 }
 
+/* A return (PROTOCOL.md 3.9) of 500.00 of sample_settlement's payment, for AC04, under its own
+ * id; `direction` as the side that keeps it sees it (out: the returner). */
+static settlement_t sample_return(direction_t direction)
+{
+    settlement_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.peer, sizeof r.peer, "%s", direction == DIRECTION_OUT ? "BKRURUMM" : "BMJIIRTH");
+    r.direction = direction;
+    snprintf(r.uetr, sizeof r.uetr, "3d7e1b2c-5a4f-4e6d-8c9b-1a2b3c4d5e6f");
+    snprintf(r.original_uetr, sizeof r.original_uetr, "9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59");
+    snprintf(r.return_reason, sizeof r.return_reason, "AC04");
+    r.amount_minor = 50000;
+    snprintf(r.currency, sizeof r.currency, "RUB");
+    assert_int_equal(return_check(&r), REASON_NONE);
+    return r;
+}
+
+static void return_content_hash(out_t *o, direction_t direction)
+{
+    settlement_t r = sample_return(direction);
+    uint8_t h[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(&r, h);
+    put(o, "vector return_content_hash_%s\n", direction_name(direction));
+    put(o, "in amount_minor %lld\nin direction %d\nin peer %s\nin currency %s\n",
+        (long long)r.amount_minor, (int)r.direction, r.peer, r.currency);
+    put(o, "in original_uetr %s\nin return_reason %s\n", r.original_uetr, r.return_reason);
+    put_hex(o, "out", h, sizeof h);
+    /* never the content of a payment with those fields */
+    uint8_t payment[SETTLEMENT_HASH_BYTES];
+    settlement_t s = r;
+    s.original_uetr[0] = '\0';
+    settlement_content_hash(&s, payment);
+    assert_memory_not_equal(h, payment, sizeof h);
+}
+
+typedef struct {
+    const char *payer, *payee, *return_id, *original_uetr;
+    int64_t amount_minor;
+    const char *currency, *status, *reason, *return_reason;
+} return_entry_t;
+
+/* payer: the returner (the payee of the original) */
+static const return_entry_t return_entries[] = {
+    {"BMJIIRTH", "BKRURUMM", "3d7e1b2c-5a4f-4e6d-8c9b-1a2b3c4d5e6f",
+     "9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", 50000, "RUB", "settled", "", "AC04"},
+    {"BMJIIRTH", "BKRURUMM", "6e5d4c3b-2a19-4f08-9e7d-6c5b4a392817",
+     "9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", 100000, "RUB", "rejected", "AM09", "MD06"},
+};
+
+static void return_entry_hash(out_t *o, size_t i)
+{
+    const return_entry_t *e = &return_entries[i];
+    uint8_t out[DIGEST_BYTES], entry[DIGEST_BYTES];
+    digest_return_entry(e->payer, e->payee, e->return_id, e->original_uetr, e->amount_minor,
+                        e->currency, e->status, e->reason, e->return_reason, out);
+    digest_entry(e->payer, e->payee, e->return_id, e->amount_minor, e->currency, e->status,
+                 e->reason, entry);
+    assert_memory_not_equal(out, entry, sizeof out); /* its own tag */
+    put(o, "vector channel_return_entry_hash_%zu\n", i + 1);
+    put(o, "in return_id %s\nin original_uetr %s\nin payer %s\nin payee %s\n", e->return_id,
+        e->original_uetr, e->payer, e->payee);
+    put(o, "in amount_minor %lld\nin currency %s\nin status %s\nin reason %s\n",
+        (long long)e->amount_minor, e->currency, e->status, e->reason[0] != '\0' ? e->reason : "-");
+    put(o, "in return_reason %s\n", e->return_reason);
+    put_hex(o, "out", out, DIGEST_BYTES);
+}
+
 static void render(out_t *o)
 {
     put(o, "# Known answers for the hash and signature constructions of proto/PROTOCOL.md.\n"
@@ -247,6 +315,14 @@ static void render(out_t *o)
     journal_row(o, false);
     put(o, "\n");
     journal_row(o, true);
+    put(o, "\n");
+    return_content_hash(o, DIRECTION_OUT);
+    put(o, "\n");
+    return_content_hash(o, DIRECTION_IN);
+    for (size_t i = 0; i < sizeof return_entries / sizeof return_entries[0]; i++) {
+        put(o, "\n");
+        return_entry_hash(o, i);
+    }
 }
 
 static void test_known_answers(void **state)

@@ -1279,7 +1279,7 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, b
     if (reason == REASON_NONE) {
         /* a repeat answers as it did: the checks below would count the return itself */
         bool found = ledger_find(ch->ctx.ledger, peer, r.uetr, NULL, NULL) == LEDGER_OK;
-        const char *why = NULL;
+        const char *why = NULL, *unbound = NULL;
         uint8_t ours[SETTLEMENT_HASH_BYTES];
         if (!found && (rc = ledger_return_check(ch->ctx.ledger, &r, &why)) != LEDGER_OK) {
             return rc;
@@ -1291,15 +1291,15 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, b
             }
             if (rc != LEDGER_OK || sodium_memcmp(ours, r.original_hash, sizeof ours) != 0) {
                 why = "NOOR";
+                unbound = rc != LEDGER_OK ? "no opening evidence"
+                                          : "it names another body than the one we signed";
             }
         }
         if (why != NULL) {
             ch->stats.unentitled++;
             log_event(ch->ctx.node_name, peer, r.uetr, "Return of %s refused %s: %s",
                       r.original_uetr, why,
-                      strcmp(why, "NOOR") == 0 && rc != LEDGER_OK
-                          ? "no opening evidence"
-                          : ledger_last_error(ch->ctx.ledger));
+                      unbound != NULL ? unbound : ledger_last_error(ch->ctx.ledger));
             reason = strcmp(why, "AM09") == 0 ? REASON_RETURN_EXCEEDS : REASON_NO_ORIGINAL;
         }
     }
@@ -1797,7 +1797,7 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
     if (rc != LEDGER_OK || outcome->repeated) {
         goto cleanup; /* a repeat keeps its first message; a conflict queues nothing */
     }
-    rc = ledger_outbox_put(ch->ctx.ledger, s->peer, seq, type, signed_msg, signed_len);
+    rc = ledger_outbox_put(ch->ctx.ledger, s->peer, seq, (int)type, signed_msg, signed_len);
     if (rc == LEDGER_OK) {
         ch->sent_seq = seq;
     }

@@ -9,7 +9,8 @@
  *   - the body decodes, or is refused, as the protobuf message of its type without a crash
  *     or a leak (a peer is trusted, not infallible); a KeySwitch body also through
  *     key_switch_decode, whose result must be a valid switch that encodes and decodes back
- *     to itself, or a refusal with its output zeroed.
+ *     to itself, or a refusal with its output zeroed; a Return body also through return_decode
+ *     and return_check (a return that passes encodes and decodes back to itself).
  *
  * Input layout: byte 0 selects the type (1 + b % MSG_TYPE_MAX, Settlement 1 to CancelAnswer 11),
  * byte 1 bit 0 the possible-duplicate flag, bit 1 which of the two peers sends and bit 2 the
@@ -36,6 +37,8 @@
 #include "fuzz_keys.h"
 #include "identity.h"
 #include "keyannounce.h"
+#include "settlement.h"
+#include "validate.h"
 
 #define PEERS_COUNT  2
 #define HEADER_BYTES 10
@@ -122,6 +125,41 @@ static void decode_key_switch(const uint8_t *body, size_t body_len)
     key_switch_t back;
     assert(key_switch_decode(again, len, &back) == 0);
     assert(strcmp(back.curve_public, ks.curve_public) == 0 && back.overlap_s == ks.overlap_s);
+}
+
+/* return_decode on a Return body (PROTOCOL.md 3.9), as channel.c's apply_return runs it: a
+ * refusal is FF01 and leaves the binding unset; a decoded return that return_check accepts is a
+ * return (original UETR and reason set, no payment field) that encodes to a Return decoding
+ * back to exactly itself, and whose content hash is not a payment's. */
+static void decode_return(const uint8_t *body, size_t body_len)
+{
+    settlement_t r;
+    memset(&r, 0xa5, sizeof r);
+    reason_t reason = return_decode(body, body_len, "BMJIIRTH", DIRECTION_IN, &r);
+    assert(r.direction == DIRECTION_IN && strcmp(r.peer, "BMJIIRTH") == 0);
+    assert(strlen(r.uetr) < sizeof r.uetr && strlen(r.currency) < sizeof r.currency);
+    if (reason != REASON_NONE) {
+        assert(reason == REASON_FORMAT);
+        assert(r.original_uetr[0] == '\0' && r.return_reason[0] == '\0');
+        return;
+    }
+    if (return_check(&r) != REASON_NONE) {
+        return;
+    }
+    assert(settlement_is_return(&r) && uetr_check(r.uetr) == VALID_OK);
+    assert(r.end_to_end_id[0] == '\0' && r.debtor_name[0] == '\0' && r.remittance[0] == '\0');
+    uint8_t *again = NULL;
+    size_t len = 0;
+    assert(settlement_encode(&r, &again, &len) == 0 && len <= body_len);
+    settlement_t back;
+    assert(return_decode(again, len, "BMJIIRTH", DIRECTION_IN, &back) == REASON_NONE);
+    assert(memcmp(&back, &r, sizeof r) == 0);
+    free(again);
+    uint8_t h[SETTLEMENT_HASH_BYTES], payment[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(&r, h);
+    back.original_uetr[0] = '\0';
+    settlement_content_hash(&back, payment);
+    assert(memcmp(h, payment, sizeof h) != 0);
 }
 
 /* A peer's genuinely signed message with a sequence above 2^62 (signed here directly, as
@@ -228,6 +266,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     decode_body(msg.type, msg.body, msg.body_len);
     if (msg.type == MSG_KEY_SWITCH) {
         decode_key_switch(msg.body, msg.body_len);
+    }
+    if (msg.type == MSG_RETURN) {
+        decode_return(msg.body, msg.body_len);
     }
 
     envelope_message_clear(&msg);

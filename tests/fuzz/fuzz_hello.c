@@ -69,8 +69,9 @@
  * DIVERGED; sent to at least that; in DIVERGED applied back to what our own kept proof shows);
  * a re-base answer's proof is the peer's message of the sequence it states. A payment the
  * channel says it held for the screening program is held in the books; a cancellation of ours
- * that the channel accepts is recorded as open with the id it gave. No input may stop the
- * ledger.
+ * that the channel accepts is recorded as open with the id it gave. A return the node accepted
+ * (3.9) returns its settled payment to the peer, and the peer's returns of it stay within it. No
+ * input may stop the ledger.
  *
  * With FUZZ_HELLO_SEEDS=DIR set, the harness writes its seed corpus to DIR and exits.
  */
@@ -1237,6 +1238,67 @@ static void write_hold_seeds(const char *dir)
     write_seed(dir, "hold-decide", SCREEN, &b);
 }
 
+/* A Return record of the peer's (PROTOCOL.md 3.9), version 2: `hash_len` bytes of `hash` as
+ * its settlement_hash (field 6). */
+static void seed_return(buf_t *b, uint64_t seq, const char *id, const char *original,
+                        int64_t amount_minor, const char *currency, const char *reason,
+                        const uint8_t *hash, size_t hash_len)
+{
+    Corridor__Return ret = CORRIDOR__RETURN__INIT;
+    ret.return_id = (char *)id;
+    ret.original_uetr = (char *)original;
+    ret.amount_minor = amount_minor;
+    ret.currency = (char *)currency;
+    ret.reason = (char *)reason;
+    ret.settlement_hash = (ProtobufCBinaryData){hash_len, (uint8_t *)hash};
+    uint8_t body[256];
+    assert(corridor__return__get_packed_size(&ret) <= sizeof body);
+    seed_message(b, MSG_RETURN, true, seq, body, corridor__return__pack(&ret, body));
+}
+
+/* The seeds of two-phase returns (PROTOCOL.md 3.9), the node the original payer: the peer
+ * settles our USD payment, then returns part of it (accepted), sends that Return again (answered
+ * as before), returns more than is left (AM09), names another body, our pending RUB payment and
+ * its own payment to us (NOOR), reuses our payment's UETR as a return id (DUPL), sends one whose
+ * binding is not 32 bytes (FF01) and one with no return id (dropped), then returns the rest. */
+static void write_return_seeds(const char *dir)
+{
+    const uint64_t applied = fixture.applied_seq;
+    buf_t b = {0};
+    char usd[CORRIDOR_UETR_LEN + 1], rub[CORRIDOR_UETR_LEN + 1], theirs[CORRIDOR_UETR_LEN + 1];
+    char id[8][CORRIDOR_UETR_LEN + 1];
+    uint8_t hash_usd[SETTLEMENT_HASH_BYTES], hash_rub[SETTLEMENT_HASH_BYTES];
+    uint8_t hash_theirs[SETTLEMENT_HASH_BYTES];
+    uetr_of(OUR_SETTLEMENTS - 1, usd);
+    uetr_of(0, rub);
+    uetr_of(PEER_FIRST, theirs);
+    for (unsigned i = 0; i < 8; i++) {
+        uetr_of(2000 + i, id[i]);
+    }
+    our_hash(OUR_SETTLEMENTS - 1, "USD", hash_usd);
+    our_hash(0, "RUB", hash_rub);
+    payment_hash(PEER_FIRST, 0, 0, hash_theirs);
+    const int64_t amount = 1000 + 7 * (OUR_SETTLEMENTS - 1); /* settlement_of's */
+
+    seed_hello_offering(&b, applied, fixture.acked_seq, applied, 1, 0,
+                        CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_HOLDS | CHANNEL_FEATURE_RETURNS);
+    seed_status(&b, applied + 1, usd, "ACSC", "", "USD", hash_usd);
+    seed_return(&b, applied + 2, id[0], usd, 500, "USD", "AC04", hash_usd, sizeof hash_usd);
+    seed_return(&b, applied + 3, id[0], usd, 500, "USD", "AC04", hash_usd, sizeof hash_usd);
+    seed_return(&b, applied + 4, id[1], usd, amount - 499, "USD", "MD06", hash_usd,
+                sizeof hash_usd);
+    seed_return(&b, applied + 5, id[2], usd, 10, "USD", "AC04", hash_rub, sizeof hash_rub);
+    seed_return(&b, applied + 6, id[3], rub, 10, "RUB", "AC04", hash_rub, sizeof hash_rub);
+    seed_return(&b, applied + 7, id[4], theirs, 10, "RUB", "AC04", hash_theirs, sizeof hash_theirs);
+    seed_return(&b, applied + 8, rub, usd, 10, "USD", "AC04", hash_usd, sizeof hash_usd);
+    seed_return(&b, applied + 9, id[5], usd, 10, "USD", "AC04", hash_usd, 5);
+    seed_return(&b, applied + 10, "", usd, 10, "USD", "AC04", hash_usd, sizeof hash_usd);
+    seed_return(&b, applied + 11, id[6], usd, amount - 500, "USD", "CUST", hash_usd,
+                sizeof hash_usd);
+    seed_tick(&b, 100);
+    write_seed(dir, "return-partial-and-refused", START_V2, &b);
+}
+
 static void write_seeds(const char *dir)
 {
     printf("fuzz_hello: writing seeds to %s\n", dir);
@@ -1483,6 +1545,7 @@ static void write_seeds(const char *dir)
     write_seed(dir, "hello-peer-restored", 0, &b);
 
     write_hold_seeds(dir);
+    write_return_seeds(dir);
 }
 
 /* ---- libFuzzer ------------------------------------------------------------------------------ */
@@ -1517,6 +1580,47 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(0);
     }
     return 0;
+}
+
+/* ---- returns (PROTOCOL.md 3.9): what the peer returned never exceeds what we paid ---------- */
+
+#define RETURNS_CHECKED_MAX 64
+
+typedef struct {
+    settlement_t r[RETURNS_CHECKED_MAX];
+    size_t count;
+} returns_seen_t;
+
+static void see_return(const settlement_t *s, const ledger_outcome_t *o, void *arg)
+{
+    returns_seen_t *seen = arg;
+    if (settlement_is_return(s) && o->status == STATUS_SETTLED &&
+        seen->count < RETURNS_CHECKED_MAX) {
+        seen->r[seen->count++] = *s;
+    }
+}
+
+/* Every return we accepted returns our settled payment to the peer in its currency, and what
+ * the peer returned of it (accepted and pending) stays within it. */
+static void check_returns(void)
+{
+    static returns_seen_t seen;
+    seen.count = 0;
+    assert(ledger_settlements(ledger, see_return, &seen) == LEDGER_OK);
+    for (size_t i = 0; i < seen.count; i++) {
+        const settlement_t *r = &seen.r[i];
+        settlement_t original;
+        ledger_outcome_t o;
+        assert(r->direction == DIRECTION_IN);
+        assert(ledger_find(ledger, PEER_NAME, r->original_uetr, &original, &o) == LEDGER_OK);
+        assert(!settlement_is_return(&original) && original.direction == DIRECTION_OUT);
+        assert(o.status == STATUS_SETTLED && strcmp(original.currency, r->currency) == 0);
+        int64_t accepted = 0, pending = 0;
+        assert(ledger_returns_of(ledger, PEER_NAME, r->original_uetr, DIRECTION_IN, &accepted,
+                                 &pending) == LEDGER_OK);
+        assert(accepted >= r->amount_minor && accepted + pending <= original.amount_minor);
+        assert(o.returned_minor == accepted);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -1579,6 +1683,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
     }
+    check_returns();
     channel_destroy(&in.ch);
     ledger_rollback(ledger);
     assert(!ledger_stopped(ledger));

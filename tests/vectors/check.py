@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """A second implementation of the BLAKE2b constructions of proto/PROTOCOL.md, written from the
 specification alone, checked against tests/vectors/hashes.kat: key id, settlement content and
-body hashes, channel entry hash, channel digest, journal row hash. (Its Ed25519 signatures are
-checked by tests/test_vectors.c.)
+body hashes, channel entry hash, channel digest, journal row hash, a return's content and channel
+entry hashes (3.9). (Its Ed25519 signatures are checked by tests/test_vectors.c.)
 
 And a second sealer of the Envelopes of tests/vectors/envelope.kat (1.13): from the fixed keys
 alone it encodes every layer, signs (Ed25519, RFC 8032), boxes (X25519, RFC 7748, and the
 XSalsa20-Poly1305 crypto_box of NaCl) and must reproduce each vector byte for byte; the real
 bodies (the Hello, KeyAnnounce, KeySwitch, and the Settlement, StatusReport PDNG, CancelRequest
-and CancelAnswer of 3.8) are encoded here from their fields. The standard library only: the
-primitives are written out below, slow and not constant-time, for checking only.
+and CancelAnswer of 3.8, the Return of 3.9 and the StatusReport accepting it) are encoded here
+from their fields. The standard library only: the primitives are written out below, slow and not
+constant-time, for checking only.
 
 usage: tests/vectors/check.py [hashes.kat [envelope.kat]]   exit 0 when every vector matches
 """
@@ -72,6 +73,14 @@ def content_hash(v):
     return blake2b(data)
 
 
+def return_content_hash(v):  # 3.9: a sibling of 3.7.1 under its own tag
+    data = tag("corridor.return-content.v1")
+    data += struct.pack("<qB", int(field(v, "amount_minor")), int(field(v, "direction")))
+    for name in ("peer", "currency", "original_uetr", "return_reason"):
+        data += u32_text(field(v, name))
+    return blake2b(data)
+
+
 def body_hash(v):
     return blake2b(tag("corridor.settlement-body.v2") + bytes.fromhex(field(v, "body")))
 
@@ -81,6 +90,16 @@ def entry_hash(v):
     data += u8_text(field(v, "uetr")) + u8_text(field(v, "payer")) + u8_text(field(v, "payee"))
     data += struct.pack("<q", int(field(v, "amount_minor")))
     for name in ("currency", "status", "reason"):
+        data += u8_text(field(v, name))
+    return blake2b(data)
+
+
+def return_entry_hash(v):  # 3.9: a sibling of 4.1; payer is the returner
+    data = tag("corridor.channel-return.v1")
+    for name in ("return_id", "original_uetr", "payer", "payee"):
+        data += u8_text(field(v, name))
+    data += struct.pack("<q", int(field(v, "amount_minor")))
+    for name in ("currency", "status", "reason", "return_reason"):
         data += u8_text(field(v, name))
     return blake2b(data)
 
@@ -117,6 +136,10 @@ CONSTRUCTIONS = {
     "channel_digest_wraps": digest,
     "journal_row_hash": row_hash,
     "journal_row_hash_with_reply": row_hash,
+    "return_content_hash_out": return_content_hash,
+    "return_content_hash_in": return_content_hash,
+    "channel_return_entry_hash_1": return_entry_hash,
+    "channel_return_entry_hash_2": return_entry_hash,
 }
 
 # ---- primitives for the envelope vectors -------------------------------------------------------
@@ -334,6 +357,7 @@ def key_announce_body():  # 2.14, with the CURVE proof of 2.16
 
 
 UETR, CANCEL_ID = "0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+RETURN_ID = "16fd2706-8baf-433b-82eb-8c7fada847da"
 
 
 def settlement_body():  # 3.2, 3.8.1: the payment the three vectors after settlement_expiry_v2 name
@@ -345,6 +369,15 @@ def settlement_body():  # 3.2, 3.8.1: the payment the three vectors after settle
 
 def settlement_hash():  # H2 (1.14)
     return blake2b(tag("corridor.settlement-body.v2") + settlement_body())
+
+
+def return_body():  # 3.9: 500.00 of that payment back for AC04, bound to its body (field 6)
+    return encode((1, RETURN_ID), (2, UETR), (3, 50000), (4, "RUB"), (5, "AC04"), (6, settlement_hash()))
+
+
+def return_report_body():  # the payer accepts it; settlement_hash over the Return body
+    return encode((1, RETURN_ID), (2, "ACSC"), (3, ""), (4, "RUB"), (5, -75000),
+                  (6, blake2b(tag("corridor.settlement-body.v2") + return_body())))
 
 
 ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
@@ -368,6 +401,8 @@ ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
     "cancel_answer_v2": (2, 11, 10, lambda: encode((1, CANCEL_ID), (2, UETR), (3, "CNCL"), (4, "CUST"),
                                                    (5, "RJCT"), (6, "CUST"), (7, settlement_hash())),
                          False),
+    "return_v2": (2, 3, 11, return_body, False),
+    "status_report_return_v2": (2, 2, 12, return_report_body, False),
 }
 
 
