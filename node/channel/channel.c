@@ -1797,7 +1797,7 @@ ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,
     if (rc != LEDGER_OK || outcome->repeated) {
         goto cleanup; /* a repeat keeps its first message; a conflict queues nothing */
     }
-    rc = ledger_outbox_put(ch->ctx.ledger, s->peer, seq, type, signed_msg, signed_len);
+    rc = ledger_outbox_put(ch->ctx.ledger, s->peer, seq, (int)type, signed_msg, signed_len);
     if (rc == LEDGER_OK) {
         ch->sent_seq = seq;
     }
