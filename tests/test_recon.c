@@ -14,7 +14,8 @@
  *   6. 100,000 identical entries built through the ledger API: matched in one exchange;
  *   7. bad input and an unreachable peer: exit codes 2, 3 and 4, and the node keeps running;
  *   8. returns: a lost return (return_missing, imported by repair), one with another reason
- *      (return_mismatch, left for a person), listed under the payment with the return's id.
+ *      (return_mismatch, left for a person), listed under the payment with the return's id;
+ *      a lost return whose payment cannot be imported either stays for a person.
  * Tampering (4, 5) happens with the nodes stopped, directly in ledger.db with SQLite, using
  * the same hash definitions the node uses (digest.h, ledger.h).
  */
@@ -1609,6 +1610,68 @@ static void test_return_breaks_and_repair(void **state)
     c->passed = true;
 }
 
+/* A return is imported only beside its payment (4.9): B lost a payment from A and B's return of
+ * it, and A's evidence of the payment no longer verifies. B refuses the payment's import, so
+ * it refuses the return's too (its signed evidence is good, but it would return a payment B
+ * does not have): both breaks stay, for a person. */
+static void test_return_without_payment_left_for_a_person(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(23);
+    plan_add(p, 0, 1, 1);
+    settle_range(c, p, 0, p->count);
+    char id[UETR_SIZE];
+    return_payment(c, b, p->items[0].uetr, p->items[0].minor, "AC04", id);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    forget_entry(b, NAME_A, id);
+    forget_entry(b, NAME_A, p->items[0].uetr);
+    spoil_settlement_evidence(a, NAME_B, p->items[0].uetr);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, true, &rep);
+    if (rc != 1 || report_int(rep, "breaks_remaining") != 2) {
+        print_report("reconcile --repair of a return without its payment", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(report_int(rep, "healed"), 0);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 2);
+    assert_int_equal(json_array_size(report_breaks(rep)), 2);
+    /* both are listed under the payment's UETR: the payment's (id null) and the return's */
+    json_t *item;
+    size_t i, returns = 0;
+    json_array_foreach(report_breaks(rep), i, item)
+    {
+        assert_string_equal(json_string_value(json_object_get(item, "uetr")), p->items[0].uetr);
+        assert_false(json_is_true(json_object_get(item, "healed")));
+        assert_non_null(
+            strstr(json_string_value(json_object_get(item, "action")), "refused by the peer"));
+        const char *kind = json_string_value(json_object_get(item, "kind"));
+        if (strcmp(kind, "return_missing") == 0) {
+            assert_string_equal(json_string_value(json_object_get(item, "id")), id);
+            returns++;
+        } else {
+            assert_string_equal(kind, "missing_at_peer");
+            assert_true(json_is_null(json_object_get(item, "id")));
+        }
+    }
+    assert_int_equal(returns, 1);
+    json_decref(rep);
+    assert_true(node_log_contains(b, "the payment this return names is not in our books"));
+    json_t *lb = node_ledger(c, b);
+    assert_null(ledger_return_of(lb, id));
+    json_decref(lb);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -1628,6 +1691,8 @@ int main(void)
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_return_breaks_and_repair, cluster_setup,
                                         cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_return_without_payment_left_for_a_person,
+                                        cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, cluster_setup,
