@@ -12,7 +12,10 @@
  *   4. an entry rewritten locally (digest kept consistent): amount_mismatch, not repairable;
  *   5. a journal rewritten with its hash chain recomputed: caught by the co-signed checkpoint;
  *   6. 100,000 identical entries built through the ledger API: matched in one exchange;
- *   7. bad input and an unreachable peer: exit codes 2, 3 and 4, and the node keeps running.
+ *   7. bad input and an unreachable peer: exit codes 2, 3 and 4, and the node keeps running;
+ *   8. returns: a lost return (return_missing, imported by repair), one with another reason
+ *      (return_mismatch, left for a person), listed under the payment with the return's id;
+ *      a lost return whose payment cannot be imported either stays for a person.
  * Tampering (4, 5) happens with the nodes stopped, directly in ledger.db with SQLite, using
  * the same hash definitions the node uses (digest.h, ledger.h).
  */
@@ -1425,6 +1428,250 @@ static void test_bad_input_and_peer_down(void **state)
     c->passed = true;
 }
 
+/* ---- returns (PROTOCOL.md 3.9, 4.8, 4.9) ------------------------------------------------------
+ */
+
+/* `corridor return` at the returner of `minor` of payment `uetr`, waited for: accepted. The
+ * return's id in `id`. */
+static void return_payment(cluster_t *c, tnode_t *returner, const char *uetr, int64_t minor,
+                           const char *reason, char id[static UETR_SIZE])
+{
+    char amount[32];
+    format_amount(minor, amount);
+    cmd_result_t r;
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "return", "--home", returner->home, "--uetr", uetr,
+                         "--amount", amount, "--reason", reason, "--wait", "30", "--json", NULL);
+    if (rc != 0) {
+        printf("# return of %s at %s exited %d: %.500s %.500s\n", uetr, returner->name, rc, r.out,
+               r.err);
+    }
+    assert_int_equal(rc, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    json_t *result = json_is_array(doc) ? json_array_get(doc, 0) : doc;
+    const char *got = json_string_value(json_object_get(result, "return_id"));
+    if (got == NULL) {
+        json_t *results = json_object_get(doc, "results");
+        got = json_string_value(json_object_get(json_array_get(results, 0), "return_id"));
+    }
+    if (got == NULL || uetr_check(got) != VALID_OK) {
+        fail_msg("return at %s: no return_id in %.500s", returner->name, r.out);
+    }
+    snprintf(id, UETR_SIZE, "%s", got);
+    json_decref(doc);
+    cmd_result_free(&r);
+}
+
+/* Changes the return reason of a stopped node's settled incoming return `id` (the peer its
+ * returner), keeping the statement machinery consistent (canonical hash, channel digest). */
+static void rewrite_return_reason(tnode_t *n, const char *peer, const char *id,
+                                  const char *new_reason)
+{
+    sqlite3 *db = open_db(n, true);
+    exec_sql(db, "BEGIN IMMEDIATE");
+    sqlite3_stmt *st = prepare(db, "SELECT amount_minor, currency, canon_hash, original_uetr,"
+                                   " return_reason, status, direction FROM settlements"
+                                   " WHERE peer = ?1 AND uetr = ?2");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t amount = sqlite3_column_int64(st, 0);
+    char currency[8], original[UETR_SIZE], reason[8];
+    snprintf(currency, sizeof currency, "%s", (const char *)sqlite3_column_text(st, 1));
+    uint8_t stored[DIGEST_BYTES];
+    assert_int_equal(sqlite3_column_bytes(st, 2), DIGEST_BYTES);
+    memcpy(stored, sqlite3_column_blob(st, 2), DIGEST_BYTES);
+    snprintf(original, sizeof original, "%s", (const char *)sqlite3_column_text(st, 3));
+    snprintf(reason, sizeof reason, "%s", (const char *)sqlite3_column_text(st, 4));
+    assert_int_equal(sqlite3_column_int(st, 5), STATUS_SETTLED);
+    assert_int_equal(sqlite3_column_int(st, 6), DIRECTION_IN);
+    sqlite3_finalize(st);
+    uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
+    digest_return_entry(peer, n->name, id, original, amount, currency, "settled", "", reason,
+                        old_hash);
+    assert_memory_equal(old_hash, stored, DIGEST_BYTES); /* the node's definition */
+    digest_return_entry(peer, n->name, id, original, amount, currency, "settled", "", new_reason,
+                        new_hash);
+    st = prepare(db, "UPDATE settlements SET return_reason = ?3, canon_hash = ?4"
+                     " WHERE peer = ?1 AND uetr = ?2");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, new_reason, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    move_channel_digest(db, peer, old_hash, new_hash);
+    exec_sql(db, "COMMIT");
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* The return `id` in a ledger --json's returns list, or NULL. */
+static json_t *ledger_return_of(json_t *ledger, const char *id)
+{
+    json_t *item;
+    size_t i;
+    json_array_foreach(json_object_get(ledger, "returns"), i, item)
+    {
+        const char *got = json_string_value(json_object_get(item, "return_id"));
+        if (got != NULL && strcmp(got, id) == 0) {
+            return item;
+        }
+    }
+    return NULL;
+}
+
+static void expect_return_break(json_t *report, const char *original, const char *id,
+                                const char *kind)
+{
+    expect_break(report, original, kind);
+    json_t *b = break_of(report, original);
+    assert_string_equal(json_string_value(json_object_get(b, "id")), id);
+}
+
+/* Returns on the statement (4.3) and among the breaks (4.8): A paid B twice, B returned both
+ * in part. B then lost one return (return_missing, listed under the payment with the return's
+ * id) and A's books say another reason for the other (return_mismatch). The repair imports
+ * the lost return at B from the Return B signed and the StatusReport A signed on it (4.9); the
+ * other needs a person. A plain payment's break has id null. */
+static void test_return_breaks_and_repair(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(19);
+    plan_add(p, 0, 1, 3);
+    settle_range(c, p, 0, p->count);
+    char lost[UETR_SIZE], changed[UETR_SIZE];
+    return_payment(c, b, p->items[0].uetr, p->items[0].minor, "AC04", lost);
+    return_payment(c, b, p->items[1].uetr, 1, "MD06", changed);
+    quiesce_pair(c, a, b);
+    reconcile_clean(c, a, b, (int64_t)p->count + 2, CHECKPOINT_SIGNED);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    forget_entry(b, NAME_A, lost);
+    rewrite_return_reason(a, NAME_B, changed, "AC06");
+    forget_entry(b, NAME_A, p->items[2].uetr); /* a payment's break, for its null id */
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 1 || json_array_size(report_breaks(rep)) != 3) {
+        print_report("reconcile with broken returns", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 3);
+    expect_return_break(rep, p->items[0].uetr, lost, "return_missing");
+    json_t *br = break_of(rep, p->items[0].uetr);
+    assert_true(json_is_null(json_object_get(br, "peer")));
+    json_t *local = json_object_get(br, "local");
+    assert_string_equal(json_string_value(json_object_get(local, "original_uetr")),
+                        p->items[0].uetr);
+    assert_string_equal(json_string_value(json_object_get(local, "return_reason")), "AC04");
+    assert_string_equal(json_string_value(json_object_get(local, "payer")), NAME_B);
+    expect_return_break(rep, p->items[1].uetr, changed, "return_mismatch");
+    br = break_of(rep, p->items[1].uetr);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(br, "local"), "return_reason")), "AC06");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(br, "peer"), "return_reason")), "MD06");
+    expect_break(rep, p->items[2].uetr, "missing_at_peer");
+    br = break_of(rep, p->items[2].uetr);
+    assert_non_null(json_object_get(br, "id"));
+    assert_true(json_is_null(json_object_get(br, "id")));
+    json_decref(rep);
+
+    rc = reconcile(c, a, b, true, &rep);
+    if (report_int(rep, "healed") != 2) {
+        print_report("reconcile --repair of broken returns", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(report_int(rep, "healed"), 2);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 1);
+    assert_true(json_is_true(json_object_get(break_of(rep, p->items[0].uetr), "healed")));
+    assert_true(json_is_true(json_object_get(break_of(rep, p->items[2].uetr), "healed")));
+    br = break_of(rep, p->items[1].uetr);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_non_null(strstr(json_string_value(json_object_get(br, "action")), "needs a person"));
+    json_decref(rep);
+
+    /* B has its return back, accepted, as it was */
+    json_t *lb = node_ledger(c, b);
+    json_t *ret = ledger_return_of(lb, lost);
+    assert_non_null(ret);
+    assert_string_equal(json_string_value(json_object_get(ret, "status")), "settled");
+    assert_string_equal(json_string_value(json_object_get(ret, "original_uetr")), p->items[0].uetr);
+    assert_string_equal(json_string_value(json_object_get(ret, "direction")), "out");
+    assert_int_equal(json_integer_value(json_object_get(ret, "amount_minor")), p->items[0].minor);
+    json_decref(lb);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+/* A return is imported only beside its payment (4.9): B lost a payment from A and B's return of
+ * it, and A's evidence of the payment no longer verifies. B refuses the payment's import, so
+ * it refuses the return's too (its signed evidence is good, but it would return a payment B
+ * does not have): both breaks stay, for a person. */
+static void test_return_without_payment_left_for_a_person(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(23);
+    plan_add(p, 0, 1, 1);
+    settle_range(c, p, 0, p->count);
+    char id[UETR_SIZE];
+    return_payment(c, b, p->items[0].uetr, p->items[0].minor, "AC04", id);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    forget_entry(b, NAME_A, id);
+    forget_entry(b, NAME_A, p->items[0].uetr);
+    spoil_settlement_evidence(a, NAME_B, p->items[0].uetr);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, true, &rep);
+    if (rc != 1 || report_int(rep, "breaks_remaining") != 2) {
+        print_report("reconcile --repair of a return without its payment", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(report_int(rep, "healed"), 0);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 2);
+    assert_int_equal(json_array_size(report_breaks(rep)), 2);
+    /* both are listed under the payment's UETR: the payment's (id null) and the return's */
+    json_t *item;
+    size_t i, returns = 0;
+    json_array_foreach(report_breaks(rep), i, item)
+    {
+        assert_string_equal(json_string_value(json_object_get(item, "uetr")), p->items[0].uetr);
+        assert_false(json_is_true(json_object_get(item, "healed")));
+        assert_non_null(
+            strstr(json_string_value(json_object_get(item, "action")), "refused by the peer"));
+        const char *kind = json_string_value(json_object_get(item, "kind"));
+        if (strcmp(kind, "return_missing") == 0) {
+            assert_string_equal(json_string_value(json_object_get(item, "id")), id);
+            returns++;
+        } else {
+            assert_string_equal(kind, "missing_at_peer");
+            assert_true(json_is_null(json_object_get(item, "id")));
+        }
+    }
+    assert_int_equal(returns, 1);
+    json_decref(rep);
+    assert_true(node_log_contains(b, "the payment this return names is not in our books"));
+    json_t *lb = node_ledger(c, b);
+    assert_null(ledger_return_of(lb, id));
+    json_decref(lb);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -1442,6 +1689,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_currency_rewritten, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_refused_import_not_healed, cluster_setup,
                                         cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_return_breaks_and_repair, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_return_without_payment_left_for_a_person,
+                                        cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, cluster_setup,

@@ -625,6 +625,194 @@ static void test_entry_from_proto_accepts_what_spec_allows(void **state)
     }
 }
 
+/* ---- returns (3.9) in statements ------------------------------------------------------------ */
+
+/* A return of `original` (the other way), its id starting with `prefix`. */
+static settlement_t make_return(const settlement_t *original, const char *prefix, int64_t amount,
+                                const char *return_reason)
+{
+    settlement_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.peer, sizeof r.peer, "%s", original->peer);
+    r.direction = original->direction == DIRECTION_IN ? DIRECTION_OUT : DIRECTION_IN;
+    uetr_generate(r.uetr);
+    memcpy(r.uetr, prefix, strlen(prefix));
+    r.amount_minor = amount;
+    snprintf(r.currency, sizeof r.currency, "%s", original->currency);
+    snprintf(r.original_uetr, sizeof r.original_uetr, "%s", original->uetr);
+    snprintf(r.return_reason, sizeof r.return_reason, "%s", return_reason);
+    return r;
+}
+
+static const statement_entry_t *collected_find(const collected_t *c, const char *uetr)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->items[i].uetr, uetr) == 0) {
+            return &c->items[i];
+        }
+    }
+    return NULL;
+}
+
+/* A return travels in statements with the payment it returns and its reason, its returner as
+ * payer; a range's fingerprint is the sum of digest_return_entry over its returns and
+ * digest_entry over its payments (4.1), as statement_entry_hash computes them from a peer's
+ * entries; the wire form carries both fields and brings them back exactly. */
+static void test_return_entries_on_the_statement(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(ledger_begin(f->l), LEDGER_OK);
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "a1", "RUB", 1000);
+    receive(f->l, &in, NULL);
+    settlement_t out = make_settlement(DIRECTION_OUT, PEER, "b2", "IRR", 700);
+    send_pending(f->l, &out);
+    resolve(f->l, &out, true, NULL);
+    settlement_t ours = make_return(&in, "a1", 400, "AC04"); /* we return part of theirs */
+    send_pending(f->l, &ours);
+    resolve(f->l, &ours, true, NULL);
+    settlement_t theirs = make_return(&out, "a1", 700, "MD06"); /* they return all of ours */
+    receive(f->l, &theirs, NULL);
+    settlement_t malformed = make_return(&out, "a1", 5, "");
+    snprintf(malformed.original_uetr, sizeof malformed.original_uetr, "-");
+    receive(f->l, &malformed, "FF01"); /* refused, kept as a return */
+    assert_int_equal(ledger_commit(f->l), LEDGER_OK);
+
+    collected_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(statement_entries(f->l, PEER, "", collect, c), LEDGER_OK);
+    assert_int_equal(c->n, 5);
+    const statement_entry_t *e = collected_find(c, ours.uetr);
+    assert_non_null(e);
+    assert_string_equal(e->payer, NODE);
+    assert_string_equal(e->payee, PEER);
+    assert_string_equal(e->original_uetr, in.uetr);
+    assert_string_equal(e->return_reason, "AC04");
+    assert_string_equal(e->status, "settled");
+    assert_true(statement_entry_is_return(e));
+    e = collected_find(c, theirs.uetr);
+    assert_non_null(e);
+    assert_string_equal(e->payer, PEER);
+    assert_string_equal(e->payee, NODE);
+    assert_string_equal(e->original_uetr, out.uetr);
+    assert_string_equal(e->return_reason, "MD06");
+    e = collected_find(c, malformed.uetr);
+    assert_non_null(e);
+    assert_string_equal(e->original_uetr, "-");
+    assert_string_equal(e->return_reason, "");
+    assert_string_equal(e->status, "rejected");
+    assert_string_equal(e->reason, "FF01");
+    e = collected_find(c, in.uetr);
+    assert_non_null(e);
+    assert_false(statement_entry_is_return(e));
+    assert_string_equal(e->original_uetr, "");
+
+    /* the fingerprints, computed independently of the ledger and of statement.c */
+    const char *const prefixes[] = {"", "a1", "b2"};
+    for (size_t k = 0; k < 3; k++) {
+        uint8_t want[DIGEST_BYTES] = {0}, via_entries[DIGEST_BYTES] = {0};
+        uint64_t count = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            const statement_entry_t *x = &c->items[i];
+            if (!starts_with(x->uetr, prefixes[k])) {
+                continue;
+            }
+            uint8_t h[DIGEST_BYTES];
+            if (x->original_uetr[0] != '\0') {
+                digest_return_entry(x->payer, x->payee, x->uetr, x->original_uetr, x->amount_minor,
+                                    x->currency, x->status, x->reason, x->return_reason, h);
+            } else {
+                digest_entry(x->payer, x->payee, x->uetr, x->amount_minor, x->currency, x->status,
+                             x->reason, h);
+            }
+            digest_add(want, h);
+            statement_entry_hash(x, h);
+            digest_add(via_entries, h);
+            count++;
+        }
+        range_fp_t fp = fingerprint(f->l, PEER, prefixes[k]);
+        assert_int_equal(fp.count, count);
+        assert_memory_equal(fp.sum, want, DIGEST_BYTES);
+        assert_memory_equal(via_entries, want, DIGEST_BYTES);
+    }
+
+    /* the responder's leaf carries them; through real bytes they come back exactly */
+    Corridor__StatementRequest *req = make_request(1, "a1", 0, NULL);
+    Corridor__Statement st;
+    uint64_t work = 0;
+    assert_int_equal(statement_answer(f->l, PEER, req, &st, &work), LEDGER_OK);
+    assert_int_equal(st.n_entries, 4);
+    size_t len = corridor__statement__get_packed_size(&st);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    assert_int_equal(corridor__statement__pack(&st, buf), len);
+    Corridor__Statement *back = corridor__statement__unpack(NULL, len, buf);
+    assert_non_null(back);
+    for (size_t i = 0; i < back->n_entries; i++) {
+        statement_entry_t d;
+        memset(&d, 0xa5, sizeof d);
+        assert_true(statement_entry_from_proto(back->entries[i], &d));
+        const statement_entry_t *want = collected_find(c, d.uetr);
+        assert_non_null(want);
+        assert_memory_equal(&d, want, sizeof d);
+    }
+    corridor__statement__free_unpacked(back, NULL);
+    free(buf);
+    statement_release(&st);
+    free_request(req);
+    free(c);
+}
+
+/* A peer's return fields are checked like the others: a UETR or "-", a reason code or "". */
+static void test_return_entry_from_proto(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *original, *reason;
+        bool ok;
+    } cases[] = {
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "AC04", true},
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "", true},
+        {"-", "", true},
+        {"-", "AC04", true},
+        {"", "", true},      /* a payment */
+        {"", "AC04", false}, /* a reason without a payment returned */
+        {"9F3C2A1E-7B4D-4C8E-9A2F-0E1D2C3B4A59", "AC04", false},
+        {"9f3c2a1e-7b4d-1c8e-9a2f-0e1d2c3b4a59", "AC04", false},
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a590", "AC04", false}, /* longer than a UETR */
+        {"--", "", false},
+        {"x", "", false},
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "ac04", false},
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "AC04X", false},
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "AC-4", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        statement_entry_t e = valid_entry();
+        Corridor__StatementEntry p;
+        statement_entry_to_proto(&e, &p);
+        p.original_uetr = (char *)cases[i].original;
+        p.return_reason = (char *)cases[i].reason;
+        statement_entry_t d;
+        bool ok = statement_entry_from_proto(&p, &d);
+        if (ok != cases[i].ok) {
+            fail_msg("return fields '%s' '%s': %s", cases[i].original, cases[i].reason,
+                     ok ? "accepted" : "refused");
+        }
+        if (ok) {
+            assert_string_equal(d.original_uetr, cases[i].original);
+            assert_string_equal(d.return_reason, cases[i].reason);
+        }
+    }
+    /* an older peer's entry has neither field: a payment */
+    statement_entry_t e = valid_entry();
+    Corridor__StatementEntry p;
+    statement_entry_to_proto(&e, &p);
+    p.original_uetr = NULL;
+    p.return_reason = NULL;
+    statement_entry_t d;
+    assert_true(statement_entry_from_proto(&p, &d));
+    assert_false(statement_entry_is_return(&d));
+}
+
 /* ---- the responder -------------------------------------------------------------------------- */
 
 static void assert_answer_header(ledger_t *l, const Corridor__Statement *st)
@@ -949,6 +1137,8 @@ int main(void)
         cmocka_unit_test(test_entry_proto_round_trip),
         cmocka_unit_test(test_entry_from_proto_refuses_bad_fields),
         cmocka_unit_test(test_entry_from_proto_accepts_what_spec_allows),
+        cmocka_unit_test(test_return_entry_from_proto),
+        T(test_return_entries_on_the_statement),
         T(test_answer_equal_range_needs_nothing),
         T(test_answer_small_difference_is_a_leaf),
         T(test_answer_large_difference_gives_children),

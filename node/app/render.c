@@ -444,8 +444,10 @@ void render_reconcile_text(json_t *report)
     json_array_foreach(breaks, i, b)
     {
         const char *action = json_string_value(json_object_get(b, "action"));
-        printf("  %-16s %s%s\n", json_string_value(json_object_get(b, "kind")),
-               json_string_value(json_object_get(b, "uetr")),
+        const char *id = json_string_value(json_object_get(b, "id")); /* a return's */
+        printf("  %-16s %s%s%s%s\n", json_string_value(json_object_get(b, "kind")),
+               json_string_value(json_object_get(b, "uetr")), id != NULL ? " return " : "",
+               id != NULL ? id : "",
                json_is_true(json_object_get(b, "healed")) ? "  [healed]" : "");
         print_side("here", json_object_get(b, "local"));
         print_side("peer", json_object_get(b, "peer"));

@@ -23,7 +23,8 @@ typedef enum { PHASE_HEAD, PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_
 /* One break and what became of it. */
 typedef struct {
     char uetr[CORRIDOR_UETR_LEN + 1];
-    const char *kind; /* missing_at_peer ... status_mismatch */
+    const char *kind; /* missing_at_peer ... status_mismatch, return_missing, return_mismatch */
+    bool figures;     /* a return_mismatch in more than status and reason: needs a person */
     bool has_local, has_peer;
     statement_entry_t local, peer;
     const char *action; /* what the repair did or why it could not */
@@ -324,7 +325,7 @@ void recon_tick(recon_t *r, int64_t now_ms)
 
 /* ---- comparing -------------------------------------------------------------------------- */
 
-static bool add_break(recon_t *r, const char *kind, const statement_entry_t *local,
+static bool add_break(recon_t *r, const char *kind, bool figures, const statement_entry_t *local,
                       const statement_entry_t *peer)
 {
     assert(kind != NULL && (local != NULL || peer != NULL));
@@ -337,6 +338,7 @@ static bool add_break(recon_t *r, const char *kind, const statement_entry_t *loc
     memset(&b, 0, sizeof b);
     snprintf(b.uetr, sizeof b.uetr, "%s", local != NULL ? local->uetr : peer->uetr);
     b.kind = kind;
+    b.figures = figures;
     b.has_local = local != NULL;
     b.has_peer = peer != NULL;
     if (local != NULL) {
@@ -348,9 +350,22 @@ static bool add_break(recon_t *r, const char *kind, const statement_entry_t *loc
     return vec_push(&r->breaks, &b, sizeof b);
 }
 
-/* Compares one entry both sides have; NULL when equal, else the break kind. */
-static const char *compare_entries(const statement_entry_t *a, const statement_entry_t *b)
+/* Compares one entry both sides have; NULL when equal, else the break kind. A return on
+ * either side (3.9) differs as return_mismatch, in any field; *figures then says whether more
+ * than its status and reason differ (what the signed evidence cannot settle). */
+static const char *compare_entries(const statement_entry_t *a, const statement_entry_t *b,
+                                   bool *figures)
 {
+    *figures = false;
+    if (statement_entry_is_return(a) || statement_entry_is_return(b)) {
+        *figures = strcmp(a->payer, b->payer) != 0 || strcmp(a->payee, b->payee) != 0 ||
+                   a->amount_minor != b->amount_minor || strcmp(a->currency, b->currency) != 0 ||
+                   strcmp(a->original_uetr, b->original_uetr) != 0 ||
+                   strcmp(a->return_reason, b->return_reason) != 0;
+        return *figures || strcmp(a->status, b->status) != 0 || strcmp(a->reason, b->reason) != 0
+                   ? "return_mismatch"
+                   : NULL;
+    }
     if (strcmp(a->payer, b->payer) != 0 || strcmp(a->payee, b->payee) != 0 ||
         a->amount_minor != b->amount_minor) {
         return "amount_mismatch";
@@ -385,6 +400,10 @@ static void plan_repair(recon_t *r, size_t index, const Corridor__StatementEntry
     break_t *b = &((break_t *)r->breaks.items)[index];
     if (strcmp(b->kind, "amount_mismatch") == 0 || strcmp(b->kind, "currency_mismatch") == 0) {
         b->action = "needs a person: both sides hold signed but different figures";
+        return;
+    }
+    if (b->figures) {
+        b->action = "needs a person: both sides hold different figures for this return";
         return;
     }
     bool local_final = b->has_local && strcmp(b->local.status, "pending") != 0;
@@ -481,13 +500,19 @@ static ledger_err_t compare_leaf(recon_t *r, const char *prefix, const Corridor_
             int cmp = i == mine.count ? 1 : j == theirs.count ? -1 : strcmp(a[i].uetr, b[j].uetr);
             size_t before = r->breaks.count;
             if (cmp < 0) {
-                add_break(r, "missing_at_peer", &a[i++], NULL);
+                add_break(r,
+                          statement_entry_is_return(&a[i]) ? "return_missing" : "missing_at_peer",
+                          false, &a[i], NULL);
+                i++;
             } else if (cmp > 0) {
-                add_break(r, "missing_local", NULL, &b[j++]);
+                add_break(r, statement_entry_is_return(&b[j]) ? "return_missing" : "missing_local",
+                          false, NULL, &b[j]);
+                j++;
             } else {
-                const char *kind = compare_entries(&a[i], &b[j]);
+                bool figures = false;
+                const char *kind = compare_entries(&a[i], &b[j], &figures);
                 if (kind != NULL) {
-                    add_break(r, kind, &a[i], &b[j]);
+                    add_break(r, kind, figures, &a[i], &b[j]);
                 } else {
                     r->matched++;
                 }
@@ -776,23 +801,41 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     if (payer_keys.count == 0 || payee_keys.count == 0 || strcmp(e->payer, e->payee) == 0) {
         return "the entry is not between this node and the peer";
     }
+    /* a return (3.9) is opened by the returner's Return, a payment by its payer's Settlement */
+    bool is_return = statement_entry_is_return(e);
     if (keyset_verify(&payer_keys, sev, sev_len, settlement_msg) != ENV_OK ||
-        settlement_msg->type != MSG_SETTLEMENT) {
-        return "the Settlement evidence does not verify with the payer's key";
+        settlement_msg->type != (is_return ? MSG_RETURN : MSG_SETTLEMENT)) {
+        return is_return ? "the Return evidence does not verify with the returner's key"
+                         : "the Settlement evidence does not verify with the payer's key";
     }
     direction_t dir = strcmp(e->payer, self) == 0 ? DIRECTION_OUT : DIRECTION_IN;
     /* a Settlement its payee rejected for its content (FF01, AM12...) decodes only in part */
-    bool decoded = settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir,
-                                     s) == REASON_NONE;
+    bool decoded =
+        (is_return ? return_decode(settlement_msg->body, settlement_msg->body_len, peer, dir, s)
+                   : settlement_decode(settlement_msg->body, settlement_msg->body_len, peer, dir,
+                                       s)) == REASON_NONE;
+    bool valid = decoded && (is_return ? return_check(s) : settlement_check(s)) == REASON_NONE;
+    if (is_return && !valid) {
+        /* kept as the payer keeps a malformed return it refused (channel.c, apply_return) */
+        if (uetr_check(s->original_uetr) != VALID_OK) {
+            snprintf(s->original_uetr, sizeof s->original_uetr, "-");
+        }
+        if (reason_code_check(s->return_reason) != VALID_OK) {
+            s->return_reason[0] = '\0';
+        }
+    }
     if (!keyset_has_id(&payee_keys, settlement_msg->recipient_key_id) ||
         uetr_check(s->uetr) != VALID_OK || strcmp(s->uetr, e->uetr) != 0 ||
-        s->amount_minor != e->amount_minor || strcmp(s->currency, e->currency) != 0) {
-        return "the Settlement evidence does not say what the entry says";
+        s->amount_minor != e->amount_minor || strcmp(s->currency, e->currency) != 0 ||
+        strcmp(s->original_uetr, e->original_uetr) != 0 ||
+        strcmp(s->return_reason, e->return_reason) != 0) {
+        return is_return ? "the Return evidence does not say what the entry says"
+                         : "the Settlement evidence does not say what the entry says";
     }
-    bool valid = decoded && settlement_check(s) == REASON_NONE;
     *has_status = tev_len > 0;
     if (!valid && !(*has_status && strcmp(e->status, "rejected") == 0)) {
-        return "the Settlement is invalid and no rejection of it is shown";
+        return is_return ? "the Return is invalid and no rejection of it is shown"
+                         : "the Settlement is invalid and no rejection of it is shown";
     }
     if (!*has_status) {
         return NULL;
@@ -830,6 +873,31 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     return problem;
 }
 
+/* A return is imported only beside the payment it returns (3.9): a payment of ours to the peer
+ * when the peer returns it, one of the peer's to us when we do, in the same currency. NULL
+ * when it is here, else why the break is left for a person (*rc a storage error, if any). */
+static const char *return_original_problem(ledger_t *l, const settlement_t *r, ledger_err_t *rc)
+{
+    settlement_t original;
+    ledger_outcome_t out;
+    *rc = uetr_check(r->original_uetr) == VALID_OK
+              ? ledger_find(l, r->peer, r->original_uetr, &original, &out)
+              : LEDGER_E_NOT_FOUND;
+    if (*rc == LEDGER_E_NOT_FOUND) {
+        *rc = LEDGER_OK;
+        return "the payment this return names is not in our books: left for a person";
+    }
+    if (*rc != LEDGER_OK) {
+        return ledger_strerror(*rc);
+    }
+    if (settlement_is_return(&original) || original.direction == r->direction ||
+        strcmp(original.currency, r->currency) != 0) {
+        return "the payment this return names is not one the other way in its currency: left "
+               "for a person";
+    }
+    return NULL;
+}
+
 /* Applies one import here (inside the transaction). Returns NULL or why it could not. */
 static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t *e,
                                 const uint8_t *sev, size_t sev_len, const uint8_t *tev,
@@ -865,6 +933,9 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
     }
     if (s.direction == DIRECTION_OUT && status_seq > in_flight_max) {
         status_seq = in_flight_max;
+    }
+    if (problem == NULL && settlement_is_return(&s)) {
+        problem = return_original_problem(l, &s, &rc);
     }
     if (problem == NULL) {
         bool known = ledger_find(l, s.peer, s.uetr, NULL, &out) == LEDGER_OK;
@@ -1453,9 +1524,25 @@ static ledger_err_t on_statement(recon_t *r, const Corridor__Statement *st, int6
 
 static json_t *entry_json(const statement_entry_t *e)
 {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s?}", "payer", e->payer, "payee", e->payee,
-                     "amount_minor", (json_int_t)e->amount_minor, "currency", e->currency, "status",
-                     e->status, "reason", e->reason[0] ? e->reason : NULL);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s?}", "payer", e->payer, "payee", e->payee,
+                          "amount_minor", (json_int_t)e->amount_minor, "currency", e->currency,
+                          "status", e->status, "reason", e->reason[0] ? e->reason : NULL);
+    if (j != NULL && statement_entry_is_return(e)) {
+        json_object_set_new(j, "original_uetr", json_string(e->original_uetr));
+        json_object_set_new(j, "return_reason", json_string(e->return_reason));
+    }
+    return j;
+}
+
+/* A return's break names the payment returned (`uetr`, local side first) and the return
+ * (`id`); any other break its entry (`uetr`), with `id` null. */
+static const char *break_uetr(const break_t *b, const char **id)
+{
+    const statement_entry_t *e = b->has_local && statement_entry_is_return(&b->local) ? &b->local
+                                 : b->has_peer && statement_entry_is_return(&b->peer) ? &b->peer
+                                                                                      : NULL;
+    *id = e != NULL ? b->uetr : NULL;
+    return e != NULL ? e->original_uetr : b->uetr;
 }
 
 json_t *recon_report(const recon_t *r)
@@ -1466,11 +1553,14 @@ json_t *recon_report(const recon_t *r)
     for (size_t i = 0; breaks != NULL && i < r->breaks.count; i++) {
         const break_t *b = &items[i];
         healed += b->healed;
-        json_array_append_new(
-            breaks, json_pack("{s:s, s:s, s:o, s:o, s:b, s:s?}", "uetr", b->uetr, "kind", b->kind,
-                              "local", b->has_local ? entry_json(&b->local) : json_null(), "peer",
-                              b->has_peer ? entry_json(&b->peer) : json_null(), "healed", b->healed,
-                              "action", b->action));
+        const char *id = NULL;
+        const char *uetr = break_uetr(b, &id);
+        json_array_append_new(breaks,
+                              json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:s?}", "uetr", uetr, "id",
+                                        id != NULL ? json_string(id) : json_null(), "kind", b->kind,
+                                        "local", b->has_local ? entry_json(&b->local) : json_null(),
+                                        "peer", b->has_peer ? entry_json(&b->peer) : json_null(),
+                                        "healed", b->healed, "action", b->action));
     }
     size_t remaining = r->breaks.count - healed + r->breaks_dropped;
     json_t *doc =

@@ -899,6 +899,12 @@ sqlite3 *ledger_db(ledger_t *l)
     return l->db;
 }
 
+int ledger_schema_version(const ledger_t *l)
+{
+    assert(l != NULL);
+    return l->schema;
+}
+
 ledger_err_t ledger_read_failed(ledger_t *l, const char *what)
 {
     assert(l != NULL && what != NULL);

@@ -124,9 +124,15 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
     char lo[STATEMENT_PREFIX_MAX + 2], hi[STATEMENT_PREFIX_MAX + 2];
     prefix_bounds(prefix, lo, hi);
     sqlite3_stmt *stmt = NULL;
-    const char *sql = "SELECT uetr, direction, amount_minor, currency, status, reason"
-                      " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
-                      " ORDER BY uetr";
+    /* a ledger of schema 8 or older (a reader's) holds no returns */
+    const char *sql = ledger_schema_version(l) >= 9
+                          ? "SELECT uetr, direction, amount_minor, currency, status, reason,"
+                            " original_uetr, return_reason"
+                            " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
+                            " ORDER BY uetr"
+                          : "SELECT uetr, direction, amount_minor, currency, status, reason, '', ''"
+                            " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
+                            " ORDER BY uetr";
     if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK) {
         return LEDGER_E_STORAGE;
     }
@@ -150,6 +156,8 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
                      ? status_name(status_canonical((status_t)status))
                      : "unknown");
         snprintf(e.reason, sizeof e.reason, "%s", ledger_column_text(stmt, 5));
+        snprintf(e.original_uetr, sizeof e.original_uetr, "%s", ledger_column_text(stmt, 6));
+        snprintf(e.return_reason, sizeof e.return_reason, "%s", ledger_column_text(stmt, 7));
         if (!fn(&e, arg)) {
             step = SQLITE_DONE;
             break;
@@ -263,6 +271,20 @@ void statement_entry_to_proto(const statement_entry_t *e, Corridor__StatementEnt
     p->currency = (char *)e->currency;
     p->status = (char *)e->status;
     p->reason = (char *)e->reason;
+    p->original_uetr = (char *)e->original_uetr;
+    p->return_reason = (char *)e->return_reason;
+}
+
+void statement_entry_hash(const statement_entry_t *e, uint8_t out[static DIGEST_BYTES])
+{
+    assert(e != NULL && out != NULL);
+    if (statement_entry_is_return(e)) {
+        digest_return_entry(e->payer, e->payee, e->uetr, e->original_uetr, e->amount_minor,
+                            e->currency, e->status, e->reason, e->return_reason, out);
+    } else {
+        digest_entry(e->payer, e->payee, e->uetr, e->amount_minor, e->currency, e->status,
+                     e->reason, out);
+    }
 }
 
 static bool is_status_name(const char *s)
@@ -290,13 +312,24 @@ bool statement_entry_from_proto(const Corridor__StatementEntry *p, statement_ent
     bool copied = FIELD(e->uetr, p->uetr) && FIELD(e->payer, p->payer) &&
                   FIELD(e->payee, p->payee) && FIELD(e->currency, p->currency) &&
                   FIELD(e->status, p->status) && FIELD(e->reason, p->reason);
+    /* a return's fields: absent (NULL) from a hand-built message is a payment's "" */
+    copied = copied && (p->original_uetr == NULL || FIELD(e->original_uetr, p->original_uetr)) &&
+             (p->return_reason == NULL || FIELD(e->return_reason, p->return_reason));
 #undef FIELD
     e->amount_minor = p->amount_minor;
+    /* a return names its payment (or "-": malformed, kept refused) and a reason code, or ""
+     * when it was malformed; a payment has neither */
+    bool is_return = e->original_uetr[0] != '\0';
+    bool return_ok =
+        is_return
+            ? (strcmp(e->original_uetr, "-") == 0 || uetr_check(e->original_uetr) == VALID_OK) &&
+                  (e->return_reason[0] == '\0' || reason_code_check(e->return_reason) == VALID_OK)
+            : e->return_reason[0] == '\0';
     /* every field as the node itself would write it: what a peer states is shown to people */
     return copied && uetr_check(e->uetr) == VALID_OK && node_code_check(e->payer) == VALID_OK &&
            node_code_check(e->payee) == VALID_OK && is_printable(e->currency) &&
            is_status_name(e->status) &&
-           (e->reason[0] == '\0' || reason_code_check(e->reason) == VALID_OK);
+           (e->reason[0] == '\0' || reason_code_check(e->reason) == VALID_OK) && return_ok;
 }
 
 /* ---- the responder --------------------------------------------------------------------- */
@@ -374,11 +407,15 @@ static bool add_entry(const statement_entry_t *e, void *arg)
     p->currency = dup_or_empty(e->currency);
     p->status = dup_or_empty(e->status);
     p->reason = dup_or_empty(e->reason);
+    p->original_uetr = dup_or_empty(e->original_uetr);
+    p->return_reason = dup_or_empty(e->return_reason);
     p->amount_minor = e->amount_minor;
     st->entries[st->n_entries++] = p;
-    b->bytes += 80 + strlen(e->payer) + strlen(e->payee);
+    b->bytes += 80 + strlen(e->payer) + strlen(e->payee) + strlen(e->original_uetr) +
+                strlen(e->return_reason);
     if (p->uetr == NULL || p->payer == NULL || p->payee == NULL || p->currency == NULL ||
-        p->status == NULL || p->reason == NULL) {
+        p->status == NULL || p->reason == NULL || p->original_uetr == NULL ||
+        p->return_reason == NULL) {
         b->failed = true;
         return false;
     }
@@ -517,6 +554,8 @@ void statement_release(Corridor__Statement *st)
         free(e->currency);
         free(e->status);
         free(e->reason);
+        free(e->original_uetr);
+        free(e->return_reason);
         free(e->settlement_evidence.data);
         free(e->status_evidence.data);
         free(e);

@@ -38,7 +38,23 @@ typedef struct {
     char currency[CORRIDOR_CURRENCY_LEN + 1];
     char status[12];
     char reason[CORRIDOR_REASON_LEN_MAX + 1];
+    /* A return (PROTOCOL.md 3.9): `uetr` is its return id, `payer` the returner, and these
+     * name the payment it returns ("-" when the return was malformed and refused) and its
+     * return reason ("" then). Both "" for a payment. */
+    char original_uetr[CORRIDOR_UETR_LEN + 1];
+    char return_reason[CORRIDOR_REASON_LEN_MAX + 1];
 } statement_entry_t;
+
+/* Whether an entry is a return rather than a payment. */
+static inline bool statement_entry_is_return(const statement_entry_t *e)
+{
+    return e->original_uetr[0] != '\0';
+}
+
+/* The canonical hash of an entry (PROTOCOL.md 4.1), as the ledger's canon_hash computes it for
+ * its own: digest_return_entry for a return, else digest_entry. A range's fingerprint is the
+ * sum of these. */
+void statement_entry_hash(const statement_entry_t *e, uint8_t out[static DIGEST_BYTES]);
 
 /* Whether a prefix is valid: up to STATEMENT_PREFIX_MAX lower-case hex digits. */
 bool statement_prefix_valid(const char *prefix);

@@ -8,7 +8,8 @@
  * off, fuzzing only) holding 48 settlements with its peer BMJIIRTH, recorded through the
  * ledger API with real signed evidence (fuzz_keys.h identities 0 and 1): outgoing pending,
  * settled, rejected and returned, incoming booked and refused, in three currencies, spread
- * over every first UETR digit, plus a few with a third peer that no statement may show. A
+ * over every first UETR digit, a few two-phase returns (PROTOCOL.md 3.9) of half a settled
+ * payment either way, plus a few with a third peer that no statement may show. A
  * config, the envelope keys both ways and a channel (its frames are not sent anywhere; the
  * last StatementRequest is kept so that the harness can answer it as the peer would).
  *
@@ -97,15 +98,16 @@
 #define THIRD_NAME "BKTHIRDX" /* a channel no statement with PEER_NAME may show */
 #define CURRENCIES "RUB,USD,KZT"
 
-#define ENTRIES      48  /* settlements with the peer: over STATEMENT_LEAF_MAX, so "" splits */
-#define KINDS        6   /* see entry_kind(): how each settlement ended */
-#define EXTRA_FIRST  100 /* the seed generator's second node has two settlements ... */
-#define EXTRAS       2   /* ... that the fixture lacks */
-#define THIRD_FIRST  200
-#define THIRD_COUNT  4
-#define LACKED_INDEX 3   /* the settlement the second node lacks */
-#define KIND_UNSENT  100 /* the extras: pending at their payer, never seen by the payee */
-#define CAP_MINOR    INT64_C(1000000000000000)
+#define ENTRIES             48 /* settlements with the peer: over STATEMENT_LEAF_MAX, so "" splits */
+#define KINDS               6  /* see entry_kind(): how each settlement ended */
+#define EXTRA_FIRST         100 /* the seed generator's second node has two settlements ... */
+#define EXTRAS              2   /* ... that the fixture lacks */
+#define THIRD_FIRST         200
+#define THIRD_COUNT         4
+#define LACKED_INDEX        3   /* the settlement the second node lacks */
+#define RETURN_LACKED_INDEX 2   /* and the settlement whose return it lacks */
+#define KIND_UNSENT         100 /* the extras: pending at their payer, never seen by the payee */
+#define CAP_MINOR           INT64_C(1000000000000000)
 
 #define PATH_MASK       0x03u
 #define PATH_RESPONDER  0u
@@ -396,6 +398,79 @@ static void settlement_of(unsigned i, const char *peer, direction_t dir, settlem
     s->created_unix_ms = INT64_C(1767225600000) + i;
 }
 
+/* Whether settlement i (of `kind`) is returned in part by its payee, two-phase (3.9), in n's
+ * books: a few of either side's settled payments, but the seed generator's second node lacks
+ * the return of RETURN_LACKED_INDEX. */
+static bool returned_in_part(const node_t *n, unsigned i, unsigned kind)
+{
+    return (kind == 1 || kind == 3) && i % 20 < 3 && !(n == &peer_node && i == RETURN_LACKED_INDEX);
+}
+
+/* Records the accepted two-phase return of half of settlement `s` (i), whose body hash is
+ * `original_hash`, in n's books: `returner_here` n is its payee and returns it. */
+static void record_return(node_t *n, unsigned i, const settlement_t *s,
+                          const uint8_t original_hash[static SETTLEMENT_HASH_BYTES],
+                          bool returner_here, const char *other, const identity_t *other_id,
+                          uint64_t *sent)
+{
+    ledger_t *l = n->ledger;
+    const identity_t *returner = returner_here ? n->id : other_id;
+    const identity_t *payer = returner_here ? other_id : n->id;
+    settlement_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.peer, sizeof r.peer, "%s", other);
+    r.direction = returner_here ? DIRECTION_OUT : DIRECTION_IN;
+    uetr_of(i + 3000, r.uetr);
+    r.amount_minor = s->amount_minor / 2;
+    snprintf(r.currency, sizeof r.currency, "%s", s->currency);
+    snprintf(r.original_uetr, sizeof r.original_uetr, "%s", s->uetr);
+    snprintf(r.return_reason, sizeof r.return_reason, "MD06");
+    memcpy(r.original_hash, original_hash, SETTLEMENT_HASH_BYTES);
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    if (settlement_encode(&r, &body, &body_len) != 0) {
+        fail("cannot encode a Return");
+    }
+    size_t rev_len = 0, tev_len = 0;
+    uint8_t *rev = sign_body(returner, payer, MSG_RETURN, i + 2, body, body_len, &rev_len);
+    /* the payer's acceptance, bound to the Return's body (version 2): proof enough to import */
+    uint8_t return_hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, body_len, return_hash);
+    free(body);
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = r.uetr;
+    sr.status = "ACSC";
+    sr.reason = "";
+    sr.currency = r.currency;
+    sr.settlement_hash = (ProtobufCBinaryData){sizeof return_hash, return_hash};
+    uint8_t sr_body[256];
+    size_t sr_len = corridor__status_report__get_packed_size(&sr);
+    assert(sr_len <= sizeof sr_body);
+    corridor__status_report__pack(&sr, sr_body);
+    uint8_t *tev = NULL;
+    if (rev == NULL || envelope_sign_version(payer, 2, returner->key_id, MSG_STATUS_REPORT, i + 2,
+                                             sr_body, sr_len, &tev, &tev_len) != ENV_OK) {
+        fail("cannot sign a Return or its StatusReport");
+    }
+    ledger_outcome_t out;
+    if (returner_here) {
+        must(l, ledger_send(l, &r, rev, rev_len, i + 2, &out), "ledger_send (return)");
+        if (other_id == n->other_id) {
+            *sent += 1;
+            must(l, ledger_outbox_put(l, other, *sent, MSG_RETURN, rev, rev_len),
+                 "ledger_outbox_put");
+        }
+        must(l, ledger_resolve(l, other, r.uetr, true, "", tev, tev_len, i + 2, &out),
+             "ledger_resolve (return)");
+    } else {
+        must(l, ledger_receive(l, &r, CAP_MINOR, NULL, rev, rev_len, i + 2, &out),
+             "ledger_receive (return)");
+        must(l, ledger_set_reply(l, other, r.uetr, tev, tev_len, i + 2), "ledger_set_reply");
+    }
+    free(rev);
+    free(tev);
+}
+
 /* Records settlement i in n's books as it ended there. `payer_here`: n paid it; `kind` as
  * entry_kind(); `other` names the other side, `other_id` its keys. */
 static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const char *other,
@@ -413,6 +488,8 @@ static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const 
     }
     size_t sev_len = 0;
     uint8_t *sev = sign_body(payer, payee, MSG_SETTLEMENT, i + 1, body, body_len, &sev_len);
+    uint8_t original_hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, body_len, original_hash);
     free(body);
     if (sev == NULL) {
         fail("cannot sign a settlement");
@@ -461,6 +538,9 @@ static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const 
              "ledger_return");
         free(rev);
     }
+    if (returned_in_part(n, i, kind)) {
+        record_return(n, i, &s, original_hash, !payer_here, other, other_id, sent);
+    }
     free(sev);
     free(tev);
 }
@@ -482,6 +562,7 @@ static void populate(node_t *n, bool is_self)
         }
         bool payer_here = self_pays == is_self;
         received += !payer_here;
+        received += payer_here && returned_in_part(n, i, kind); /* the peer's Return */
         record(n, i, kind, payer_here, other, n->other_id, &sent);
     }
     if (is_self) {
@@ -582,7 +663,7 @@ static void check_evidence(node_t *n, const statement_entry_t *e)
     assert(payer != NULL && payee != NULL);
     assert(sev_len > 0);
     assert(evidence_verify(sev, sev_len, payer->sign_public, &msg) == ENV_OK);
-    assert(msg.type == MSG_SETTLEMENT);
+    assert(msg.type == (statement_entry_is_return(e) ? MSG_RETURN : MSG_SETTLEMENT));
     envelope_message_clear(&msg);
     if (strcmp(e->status, "pending") == 0) {
         assert(tev_len == 0);
@@ -610,8 +691,7 @@ static bool sum_entry(const statement_entry_t *e, void *arg)
     assert(statement_entry_from_proto(&proto, &back));
     assert(memcmp(&back, e, sizeof back) == 0);
     uint8_t h[DIGEST_BYTES];
-    digest_entry(e->payer, e->payee, e->uetr, e->amount_minor, e->currency, e->status, e->reason,
-                 h);
+    statement_entry_hash(e, h); /* digest_return_entry for a return, as canon_hash */
     digest_add(acc->sum, h);
     acc->count++;
     if (acc->evidence > 0) {
@@ -729,9 +809,11 @@ static void replace_bytes(ProtobufCBinaryData *field, uint8_t *data, size_t len)
     field->len = len;
 }
 
-/* Signs an entry's evidence bytes as the payer's Settlement and the payee's StatusReport. */
+/* Signs an entry's evidence bytes as the payer's Settlement (a return's: the returner's
+ * Return) and the payee's StatusReport. */
 static void sign_entry(node_t *n, Corridor__StatementEntry *p)
 {
+    bool is_return = p->original_uetr != NULL && p->original_uetr[0] != '\0';
     const identity_t *payer = p->payer != NULL ? key_of(n, p->payer) : NULL;
     if (payer == NULL) {
         payer = n->other_id;
@@ -739,8 +821,8 @@ static void sign_entry(node_t *n, Corridor__StatementEntry *p)
     const identity_t *payee = payer == n->id ? n->other_id : n->id;
     size_t len = 0;
     if (p->settlement_evidence.len > 0) {
-        uint8_t *s = sign_body(payer, payee, MSG_SETTLEMENT, 1, p->settlement_evidence.data,
-                               p->settlement_evidence.len, &len);
+        uint8_t *s = sign_body(payer, payee, is_return ? MSG_RETURN : MSG_SETTLEMENT, 1,
+                               p->settlement_evidence.data, p->settlement_evidence.len, &len);
         if (s != NULL) {
             replace_bytes(&p->settlement_evidence, s, len);
         }

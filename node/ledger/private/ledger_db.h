@@ -16,6 +16,9 @@
 /* The connection. */
 sqlite3 *ledger_db(ledger_t *l);
 
+/* The schema version of the ledger's file (a reader may hold an older one than it writes). */
+int ledger_schema_version(const ledger_t *l);
+
 /* Records SQLite's last error on the connection as the ledger's last error, prefixed with
  * `what`; returns LEDGER_E_STORAGE. */
 ledger_err_t ledger_read_failed(ledger_t *l, const char *what);
