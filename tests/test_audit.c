@@ -3300,8 +3300,9 @@ static void test_returns_over_the_original(void **state)
 }
 
 /* A accepts returns of B's that no honest payer would: of a payment it has no record of, in
- * another currency than the payment, of a return, and of a payment B refused. Each is signed and
- * booked as it says; the totals check names what is wrong with each. */
+ * another currency than the payment, of a return, of a payment B refused, and one whose Return
+ * names another body than the Settlement A signed. Each is signed and booked as it says; the
+ * returns check names what is wrong with each. */
 static void test_returns_of_no_settled_payment(void **state)
 {
     world_t *w = *state;
@@ -3319,9 +3320,10 @@ static void test_returns_of_no_settled_payment(void **state)
         {usd, "RUB", "another currency"},
         {back, "RUB", "is a return, not a payment"},
         {w->ab_refused, "RUB", "not settled"},
+        {paid, "RUB", "names another body"},
     };
-    char ids[4][UETR_SIZE];
-    for (size_t i = 0; i < 4; i++) {
+    char ids[5][UETR_SIZE];
+    for (size_t i = 0; i < 5; i++) {
         return_flight_t f;
         return_make(b, a, paid, 100, &f);
         if (cases[i].original != NULL) {
@@ -3330,6 +3332,9 @@ static void test_returns_of_no_settled_payment(void **state)
             uetr_generate(f.r.original_uetr);
         }
         snprintf(f.r.currency, sizeof f.r.currency, "%s", cases[i].currency);
+        if (i == 4) {
+            f.r.original_hash[0] ^= 1; /* a body B never received */
+        }
         return_send(b, a, false, &f);
         return_decide(b, a, NULL, NULL, &f);
         snprintf(ids[i], sizeof ids[i], "%s", f.r.uetr);
@@ -3341,7 +3346,7 @@ static void test_returns_of_no_settled_payment(void **state)
     audit_report_t r;
     assert_int_equal(audit_one(a, &r), 0);
     expect_only(&r, "returns");
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         bool found = false;
         for (size_t v = 0; v < r.violations_count; v++) {
             found |= strstr(r.violations[v].detail, ids[i]) != NULL &&
@@ -3352,7 +3357,7 @@ static void test_returns_of_no_settled_payment(void **state)
             fail_msg("no 'returns' violation for %s: %s", ids[i], cases[i].problem);
         }
     }
-    assert_int_equal(r.violations_count, 4);
+    assert_int_equal(r.violations_count, 5);
     audit_report_free(&r);
 }
 

@@ -1022,6 +1022,42 @@ static void returns_group_end(audit_report_t *r, const audited_home_t *h, const 
     }
 }
 
+/* Whether the return's Return names, by its settlement_hash, the body of the Settlement that
+ * opened its original (3.7.2): the payer accepts a return only for the payment it signed.
+ * Evidence that does not decode as the right type is the evidence pass's to report: true. */
+static bool names_original(const books_return_t *ret)
+{
+    uint8_t *body = NULL, *original = NULL;
+    size_t body_len = 0, original_len = 0;
+    int type = 0, original_type = 0;
+    uint32_t version = 0;
+    Corridor__Return *msg = NULL;
+    bool named = true;
+    if (ret->evidence == NULL || ret->original_evidence == NULL ||
+        evidence_body(ret->evidence, ret->evidence_len, &type, &version, &body, &body_len) !=
+            ENV_OK ||
+        type != MSG_RETURN ||
+        evidence_body(ret->original_evidence, ret->original_evidence_len, &original_type, &version,
+                      &original, &original_len) != ENV_OK ||
+        original_type != MSG_SETTLEMENT ||
+        (msg = (Corridor__Return *)wire_unpack(&corridor__return__descriptor, body_len, body)) ==
+            NULL) {
+        goto done;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(original, original_len, hash);
+    named = msg->settlement_hash.len == sizeof hash &&
+            memcmp(msg->settlement_hash.data, hash, sizeof hash) == 0;
+
+done:
+    if (msg != NULL) {
+        corridor__return__free_unpacked(msg, NULL);
+    }
+    free(body);
+    free(original);
+    return named;
+}
+
 static void returns_totals(audit_report_t *r, const audited_home_t *h)
 {
     books_cursor_t *c = NULL;
@@ -1058,6 +1094,8 @@ static void returns_totals(audit_report_t *r, const audited_home_t *h)
             problem = "it is in another currency than its original";
         } else if (ret.original_status != STATUS_SETTLED) {
             problem = "its original is not settled";
+        } else if (!names_original(&ret)) {
+            problem = "its Return names another body than its original's Settlement";
         }
         if (problem != NULL) {
             g.valid = false; /* no payment to hold the returns to */

@@ -322,6 +322,11 @@ int books_find(books_cursor_t *c, const char *uetr, direction_t *direction, int 
     return rc;
 }
 
+/* The evidence of the row that opened the record `alias` (as OPENING_EVIDENCE_SQL). */
+#define OPENING_OF(alias)                                                                          \
+    "SELECT evidence FROM journal WHERE settlement_id = " alias ".id AND kind IN (1, 4, 5, 11)"    \
+    " ORDER BY seq LIMIT 1"
+
 ledger_err_t books_returns(ledger_t *l, books_cursor_t **out)
 {
     return open_cursor(
@@ -329,11 +334,13 @@ ledger_err_t books_returns(ledger_t *l, books_cursor_t **out)
         schema_of(l) >= 9
             ? "SELECT r.peer, r.uetr, r.original_uetr, r.direction, r.currency, r.amount_minor,"
               " r.status, o.id IS NOT NULL, o.original_uetr <> '', o.direction, o.currency,"
-              " o.amount_minor, o.status FROM settlements r LEFT JOIN settlements o"
-              " ON o.peer = r.peer AND o.uetr = r.original_uetr"
-              " WHERE r.original_uetr <> '' AND r.status <> 2"
-              " ORDER BY r.peer, r.original_uetr, r.id"
-            : "SELECT '', '', '', 0, '', 0, 0, 0, 0, 0, '', 0, 0 WHERE 0",
+              " o.amount_minor, o.status, (" OPENING_OF("r") "), (" OPENING_OF(
+                  "o") ")"
+                       " FROM settlements r LEFT JOIN settlements o"
+                       " ON o.peer = r.peer AND o.uetr = r.original_uetr"
+                       " WHERE r.original_uetr <> '' AND r.status <> 2"
+                       " ORDER BY r.peer, r.original_uetr, r.id"
+            : "SELECT '', '', '', 0, '', 0, 0, 0, 0, 0, '', 0, 0, NULL, NULL WHERE 0",
         NULL, NULL, out);
 }
 
@@ -360,6 +367,10 @@ int books_returns_next(books_cursor_t *c, books_return_t *r)
         .original_currency = ledger_column_text(s, 10),
         .original_amount_minor = sqlite3_column_int64(s, 11),
         .original_status = sqlite3_column_int(s, 12),
+        .evidence = sqlite3_column_blob(s, 13),
+        .evidence_len = (size_t)sqlite3_column_bytes(s, 13),
+        .original_evidence = sqlite3_column_blob(s, 14),
+        .original_evidence_len = (size_t)sqlite3_column_bytes(s, 14),
     };
     return 1;
 }

@@ -121,6 +121,10 @@ typedef struct {
     const char *original_currency;
     int64_t original_amount_minor;
     int original_status;
+    const uint8_t *evidence; /* the return's opening evidence (its Return, signed), or NULL */
+    size_t evidence_len;
+    const uint8_t *original_evidence; /* the original's opening evidence (its Settlement) */
+    size_t original_evidence_len;
 } books_return_t;
 
 /* Every return record with a status other than rejected, ordered by peer and original UETR
