@@ -13,8 +13,7 @@
  *   caches: account balances and settlement statuses recomputed from the journal;
  *   returns (schema 9, PROTOCOL.md 3.9): each return not refused gives back part of a payment
  *       settled the other way in its currency, naming the body of that payment's Settlement,
- *       and a payment's returns settled or pending stay
- *       within its amount (violation kind "returns").
+ *       and a payment's returns settled or pending stay within its amount (kind "returns").
  * and between every pair of homes given, I2: A.net(B, c) == -B.net(A, c) when neither side
  * has a settlement of that channel pending.
  */
