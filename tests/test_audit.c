@@ -3101,6 +3101,435 @@ static void test_replaced_own_key_audits_clean(void **state)
     audit_report_free(&r);
 }
 
+/* ---- two-phase returns (pacs.004, PROTOCOL.md 3.9) ------------------------------------------ */
+
+/* A return on its way: as the returner records it (direction out), its signed Return, and the
+ * payer's version-2 StatusReport once decided. */
+typedef struct {
+    settlement_t r;
+    uint8_t *body; /* the Return body, as signed */
+    size_t body_len;
+    uint8_t *return_msg;
+    size_t return_len;
+    uint8_t *report_msg;
+    size_t report_len;
+    ledger_outcome_t outcome; /* the payer's */
+} return_flight_t;
+
+static void return_flight_free(return_flight_t *f)
+{
+    free(f->body);
+    free(f->return_msg);
+    free(f->report_msg);
+    memset(f, 0, sizeof *f);
+}
+
+/* The return the payee `returner` would make of `amount` of payment `uetr` from `payer`, as
+ * channel_prepare_return does: naming the body hash (3.7.2) of the Settlement it holds. */
+static void return_make(const node_t *returner, const node_t *payer, const char *uetr,
+                        int64_t amount, return_flight_t *f)
+{
+    memset(f, 0, sizeof *f);
+    settlement_t original;
+    assert_int_equal(ledger_find(returner->ledger, payer->name, uetr, &original, NULL), LEDGER_OK);
+    settlement_t *r = &f->r;
+    snprintf(r->peer, sizeof r->peer, "%s", payer->name);
+    r->direction = DIRECTION_OUT;
+    uetr_generate(r->uetr);
+    snprintf(r->currency, sizeof r->currency, "%s", original.currency);
+    snprintf(r->original_uetr, sizeof r->original_uetr, "%s", uetr);
+    snprintf(r->return_reason, sizeof r->return_reason, "%s", RETURN_REASON);
+    r->amount_minor = amount;
+    uint8_t *evidence = NULL, *body = NULL;
+    size_t evidence_len = 0, body_len = 0;
+    int type = 0;
+    uint32_t version = 0;
+    assert_int_equal(
+        ledger_opening_evidence(returner->ledger, payer->name, uetr, &evidence, &evidence_len),
+        LEDGER_OK);
+    assert_int_equal(evidence_body(evidence, evidence_len, &type, &version, &body, &body_len),
+                     ENV_OK);
+    settlement_body_hash(body, body_len, r->original_hash);
+    free(body);
+    free(evidence);
+}
+
+/* The returner signs its Return (the body of f->r as it stands) and, when `record`, records it
+ * pending as channel_send_settlement does. */
+static void return_send(node_t *returner, const node_t *payer, bool record, return_flight_t *f)
+{
+    assert_int_equal(settlement_encode(&f->r, &f->body, &f->body_len), 0);
+    sign_to(returner, payer, MSG_RETURN, f->body, f->body_len, &f->return_msg, &f->return_len);
+    if (record) {
+        ledger_outcome_t o;
+        begin(returner->ledger);
+        assert_int_equal(ledger_send(returner->ledger, &f->r, f->return_msg, f->return_len, 0, &o),
+                         LEDGER_OK);
+        commit(returner->ledger);
+        assert_int_equal(o.status, STATUS_PENDING);
+    }
+}
+
+/* The payer books the Return as `stored` says (f->r seen from its side when NULL), or refuses
+ * it with `reject`, and answers with its version-2 StatusReport naming the Return's body. */
+static void return_decide(const node_t *returner, node_t *payer, const settlement_t *stored,
+                          const char *reject, return_flight_t *f)
+{
+    settlement_t in = stored != NULL ? *stored : f->r;
+    snprintf(in.peer, sizeof in.peer, "%s", returner->name);
+    in.direction = DIRECTION_IN;
+    begin(payer->ledger);
+    assert_int_equal(ledger_receive(payer->ledger, &in, INT64_MAX, reject, f->return_msg,
+                                    f->return_len, 0, &f->outcome),
+                     LEDGER_OK);
+    bool settled = f->outcome.status == STATUS_SETTLED;
+    assert_true(settled == (reject == NULL));
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(f->body, f->body_len, hash);
+    Corridor__StatusReport report = CORRIDOR__STATUS_REPORT__INIT;
+    report.uetr = f->r.uetr;
+    report.status = settled ? "ACSC" : "RJCT";
+    report.reason = f->outcome.reason;
+    report.currency = f->r.currency;
+    report.position_minor = f->outcome.position_minor;
+    report.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    size_t len = corridor__status_report__get_packed_size(&report);
+    uint8_t *packed = malloc(len + 1);
+    assert_non_null(packed);
+    assert_int_equal(corridor__status_report__pack(&report, packed), len);
+    uint64_t seq = ++payer->seq_to[returner->index];
+    assert_int_equal(envelope_sign_version(payer->identity, 2, returner->identity->key_id,
+                                           MSG_STATUS_REPORT, seq, packed, len, &f->report_msg,
+                                           &f->report_len),
+                     ENV_OK);
+    free(packed);
+    assert_int_equal(
+        ledger_set_reply(payer->ledger, returner->name, f->r.uetr, f->report_msg, f->report_len, 0),
+        LEDGER_OK);
+    commit(payer->ledger);
+}
+
+/* The returner posts or voids its pending return on the payer's StatusReport. */
+static void return_resolve(node_t *returner, const node_t *payer, const return_flight_t *f)
+{
+    bool settled = f->outcome.status == STATUS_SETTLED;
+    ledger_outcome_t o;
+    begin(returner->ledger);
+    assert_int_equal(ledger_resolve(returner->ledger, payer->name, f->r.uetr, settled,
+                                    settled ? NULL : f->outcome.reason, f->report_msg,
+                                    f->report_len, 0, &o),
+                     LEDGER_OK);
+    commit(returner->ledger);
+    assert_int_equal(o.status, f->outcome.status);
+}
+
+/* The whole two-phase return of `amount` of `uetr` by `returner`: accepted, or refused with
+ * `reject`. Copies the return id out. */
+static void give_back_part(node_t *returner, node_t *payer, const char *uetr, int64_t amount,
+                           const char *reject, char return_id[static UETR_SIZE])
+{
+    return_flight_t f;
+    return_make(returner, payer, uetr, amount, &f);
+    return_send(returner, payer, true, &f);
+    return_decide(returner, payer, NULL, reject, &f);
+    return_resolve(returner, payer, &f);
+    snprintf(return_id, UETR_SIZE, "%s", f.r.uetr);
+    return_flight_free(&f);
+}
+
+/* A pays B 10000 RUB; B gives 4000 of it back (A accepts) and then tries 7000 more (A refuses
+ * AM09). Both homes audit clean, alone and as a pair (I2 holds: positions include returns). */
+static void test_partial_return_audits_clean(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char paid[UETR_SIZE], back[UETR_SIZE], refused[UETR_SIZE];
+    assert_int_equal(pay(a, b, 10000, "RUB", paid), STATUS_SETTLED);
+    give_back_part(b, a, paid, 4000, NULL, back);
+    give_back_part(b, a, paid, 7000, "AM09", refused);
+    node_close(a);
+    node_close(b);
+    assert_int_equal(net_of(a, b->name, "RUB"), A_NET_RUB - 10000 + 4000);
+    assert_int_equal(net_of(b, a->name, "RUB"), -(A_NET_RUB - 10000 + 4000));
+
+    audit_report_t r;
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS + 4);
+    audit_report_free(&r);
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, TRAFFIC_ROWS + 5);
+    audit_report_free(&r);
+    assert_int_equal(audit_two(a->home, b->home, &r), 0);
+    expect_clean(&r);
+    audit_report_free(&r);
+}
+
+/* B returns 6000 and 6000 of a 10000 payment, and "returns" 1000 of a payment B made itself;
+ * A (hostile, or broken) accepts all of it. Every row is signed and says what it should: only
+ * the totals show it, at both homes. */
+static void test_returns_over_the_original(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char paid[UETR_SIZE], first[UETR_SIZE], second[UETR_SIZE], backwards[UETR_SIZE];
+    assert_int_equal(pay(a, b, 10000, "RUB", paid), STATUS_SETTLED);
+    give_back_part(b, a, paid, 6000, NULL, first);
+    give_back_part(b, a, paid, 6000, NULL, second);
+    give_back_part(b, a, w->ba_rub, 1000, NULL, backwards);
+    node_close(a);
+    node_close(b);
+
+    audit_report_t r;
+    const node_t *homes[] = {a, b};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(audit_one(homes[i], &r), 0);
+        expect_only(&r, "returns");
+        expect_violation(&r, "returns", homes[i]->home, paid);
+        expect_violation(&r, "returns", homes[i]->home, "total 12000, over its 10000");
+        expect_violation(&r, "returns", homes[i]->home, backwards);
+        expect_violation(&r, "returns", homes[i]->home, "same way as its original");
+        assert_int_equal(r.violations_count, 2);
+        audit_report_free(&r);
+    }
+}
+
+/* A accepts returns of B's that no honest payer would: of a payment it has no record of, in
+ * another currency than the payment, of a return, of a payment B refused, and one whose Return
+ * names another body than the Settlement A signed. Each is signed and booked as it says; the
+ * returns check names what is wrong with each. */
+static void test_returns_of_no_settled_payment(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char paid[UETR_SIZE], usd[UETR_SIZE], back[UETR_SIZE];
+    assert_int_equal(pay(a, b, 10000, "RUB", paid), STATUS_SETTLED);
+    assert_int_equal(pay(a, b, 1000, "USD", usd), STATUS_SETTLED);
+    give_back_part(b, a, paid, 4000, NULL, back);
+    struct {
+        const char *original, *currency, *problem;
+    } cases[] = {
+        {NULL, "RUB", "not on record"},
+        {usd, "RUB", "another currency"},
+        {back, "RUB", "is a return, not a payment"},
+        {w->ab_refused, "RUB", "not settled"},
+        {paid, "RUB", "names another body"},
+    };
+    char ids[5][UETR_SIZE];
+    for (size_t i = 0; i < 5; i++) {
+        return_flight_t f;
+        return_make(b, a, paid, 100, &f);
+        if (cases[i].original != NULL) {
+            snprintf(f.r.original_uetr, sizeof f.r.original_uetr, "%s", cases[i].original);
+        } else {
+            uetr_generate(f.r.original_uetr);
+        }
+        snprintf(f.r.currency, sizeof f.r.currency, "%s", cases[i].currency);
+        if (i == 4) {
+            f.r.original_hash[0] ^= 1; /* a body B never received */
+        }
+        return_send(b, a, false, &f);
+        return_decide(b, a, NULL, NULL, &f);
+        snprintf(ids[i], sizeof ids[i], "%s", f.r.uetr);
+        return_flight_free(&f);
+    }
+    node_close(a);
+    node_close(b);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_only(&r, "returns");
+    for (size_t i = 0; i < 5; i++) {
+        bool found = false;
+        for (size_t v = 0; v < r.violations_count; v++) {
+            found |= strstr(r.violations[v].detail, ids[i]) != NULL &&
+                     strstr(r.violations[v].detail, cases[i].problem) != NULL;
+        }
+        if (!found) {
+            dump(&r);
+            fail_msg("no 'returns' violation for %s: %s", ids[i], cases[i].problem);
+        }
+    }
+    assert_int_equal(r.violations_count, 5);
+    audit_report_free(&r);
+}
+
+/* An insider at A lowers an accepted return from 4000 to 3000 throughout (record, content hash,
+ * rows, chain, balances): B's signed Return still says 4000. */
+static void test_return_amount_edited(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char paid[UETR_SIZE], back[UETR_SIZE];
+    assert_int_equal(pay(a, b, 10000, "RUB", paid), STATUS_SETTLED);
+    give_back_part(b, a, paid, 4000, NULL, back);
+    node_close(a);
+    node_close(b);
+    rewrite_amount(a, b->name, back, 3000);
+    sqlite3 *db = db_open(a->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, back);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", a->home, "amount or currency");
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
+/* An insider at B with B's keys puts a Settlement (same id, amount and currency, signed by B)
+ * in place of the Return that opened B's return: a return opens with a Return, and A's ACSC
+ * named the Return's body. */
+static void test_return_opened_by_a_settlement(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char paid[UETR_SIZE], back[UETR_SIZE];
+    assert_int_equal(pay(a, b, 10000, "RUB", paid), STATUS_SETTLED);
+    give_back_part(b, a, paid, 4000, NULL, back);
+    node_close(a);
+    node_close(b);
+    settlement_t s;
+    settlement_make(b, a, 4000, "RUB", &s);
+    snprintf(s.uetr, sizeof s.uetr, "%s", back);
+    uint8_t *body = NULL, *msg = NULL;
+    size_t body_len = 0, msg_len = 0;
+    assert_int_equal(settlement_encode(&s, &body, &body_len), 0);
+    sign_to(b, a, MSG_SETTLEMENT, body, body_len, &msg, &msg_len);
+    free(body);
+    sqlite3 *db = db_open(b->home);
+    int64_t seq = row_of(db, ENTRY_OUT_PENDING, back);
+    int64_t posted = row_of(db, ENTRY_OUT_POSTED, back);
+    db_set_blob(db, "journal", "evidence", "seq", seq, msg, msg_len);
+    rechain(db);
+    db_close(db);
+    free(msg);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", b->home, row_name(seq, row));
+    expect_violation(&r, "evidence", b->home, "wrong type");
+    expect_violation(&r, "evidence", b->home, row_name(posted, row));
+    expect_violation(&r, "evidence", b->home, "answers other contents");
+    audit_report_free(&r);
+}
+
+/* A holds a return of B's as a screening hold would a payment: a return is never held. */
+static void test_return_held_is_out_of_order(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char paid[UETR_SIZE];
+    assert_int_equal(pay(a, b, 10000, "RUB", paid), STATUS_SETTLED);
+    return_flight_t f;
+    return_make(b, a, paid, 4000, &f);
+    return_send(b, a, false, &f);
+    settlement_t in = f.r;
+    snprintf(in.peer, sizeof in.peer, "%s", b->name);
+    in.direction = DIRECTION_IN;
+    ledger_outcome_t o;
+    begin(a->ledger);
+    assert_int_equal(ledger_receive_holding(a->ledger, &in, INT64_MAX, NULL, LEDGER_HOLD_SCREENING,
+                                            f.return_msg, f.return_len, 0, &o),
+                     LEDGER_OK);
+    commit(a->ledger);
+    assert_int_equal(o.status, STATUS_HELD);
+    int64_t seq = last_row(a);
+    return_flight_free(&f);
+    node_close(a);
+    node_close(b);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_violation(&r, "order", a->home, row_name(seq, row));
+    expect_violation(&r, "order", a->home, "a return is never held");
+    audit_report_free(&r);
+}
+
+/* B sends a Return naming no valid payment; A refuses it FF01 and stores it as apply_return
+ * does, original UETR "-": that audits clean. A well-formed Return stored with "-" does not. */
+static void test_refused_malformed_return(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char paid[UETR_SIZE];
+    assert_int_equal(pay(a, b, 10000, "RUB", paid), STATUS_SETTLED);
+    return_flight_t bad, good;
+    return_make(b, a, paid, 1000, &bad);
+    snprintf(bad.r.original_uetr, sizeof bad.r.original_uetr, "no-such-payment");
+    return_send(b, a, false, &bad);
+    settlement_t stored = bad.r;
+    snprintf(stored.original_uetr, sizeof stored.original_uetr, "-");
+    return_decide(b, a, &stored, "FF01", &bad);
+    return_make(b, a, paid, 1000, &good);
+    return_send(b, a, false, &good);
+    stored = good.r;
+    snprintf(stored.original_uetr, sizeof stored.original_uetr, "-");
+    return_decide(b, a, &stored, "FF01", &good);
+    int64_t seq = last_row(a);
+    char bad_id[UETR_SIZE];
+    snprintf(bad_id, sizeof bad_id, "%s", bad.r.uetr);
+    return_flight_free(&bad);
+    return_flight_free(&good);
+    node_close(a);
+    node_close(b);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", a->home, "returns another payment");
+    assert_false(has_violation(&r, "evidence", NULL, bad_id));
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
+/* A ledger of schema 8 (no return columns; kind-6 `returned` rows and status 3) is read as it
+ * is: both homes, taken back to schema 8 after the standard traffic, audit clean. */
+static void test_schema_8_ledgers_audit(void **state)
+{
+    world_t *w = *state;
+    const node_t *homes[] = {w->a, w->b};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3 *db = db_open(homes[i]->home);
+        db_exec(db, "BEGIN; DROP INDEX settlements_returns;"
+                    " ALTER TABLE settlements DROP COLUMN original_uetr;"
+                    " ALTER TABLE settlements DROP COLUMN return_reason;"
+                    " ALTER TABLE settlements DROP COLUMN original_hash;"
+                    " PRAGMA user_version = 8; COMMIT;");
+        assert_int_equal(db_int(db, "PRAGMA user_version"), 8);
+        assert_int_equal(db_int(db, "SELECT count(*) FROM settlements WHERE status = 3"), 1);
+        db_close(db);
+    }
+    audit_report_t r;
+    assert_int_equal(audit_two(w->a->home, w->b->home, &r), 0);
+    expect_clean(&r);
+    assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS);
+    audit_report_free(&r);
+}
+
 /* ---- bounds ------------------------------------------------------------------------------- */
 
 static void test_report_free_twice(void **state)
@@ -3187,6 +3616,14 @@ int main(void)
         T(test_replaced_peer_key_without_record),
         T(test_replaced_peer_key_revoked_from_earlier),
         T(test_replaced_own_key_audits_clean),
+        T(test_partial_return_audits_clean),
+        T(test_returns_over_the_original),
+        T(test_returns_of_no_settled_payment),
+        T(test_return_amount_edited),
+        T(test_return_opened_by_a_settlement),
+        T(test_return_held_is_out_of_order),
+        T(test_refused_malformed_return),
+        T(test_schema_8_ledgers_audit),
         cmocka_unit_test(test_report_free_twice),
     };
 #undef T

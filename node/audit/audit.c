@@ -156,7 +156,15 @@ typedef struct {
     int64_t settlement_id; /* that settlement (0 for a channel's re-base row) */
     const uint8_t *reply;  /* our signed StatusReport in a booking row (schema 4), or NULL */
     size_t reply_len;
+    /* a return record's (schema 9, PROTOCOL.md 3.9): what it returns and why; "" for a payment */
+    const char *original_uetr, *return_reason;
 } audit_row_t;
+
+/* Whether the row belongs to a return record (3.9) rather than a payment. */
+static bool row_is_return(const audit_row_t *row)
+{
+    return row->original_uetr[0] != '\0';
+}
 
 static audit_row_t row_of(const books_row_t *b)
 {
@@ -174,6 +182,8 @@ static audit_row_t row_of(const books_row_t *b)
         .settlement_id = b->settlement_id,
         .reply = b->reply,
         .reply_len = b->reply_len,
+        .original_uetr = b->original_uetr != NULL ? b->original_uetr : "",
+        .return_reason = b->return_reason != NULL ? b->return_reason : "",
     };
 }
 
@@ -206,6 +216,10 @@ static msg_type_t expected_type(const audit_row_t *row)
         return row->original == DIRECTION_OUT ? MSG_CANCEL_ANSWER : MSG_CANCEL_REQUEST;
     case ENTRY_RETURNED:
         return MSG_RETURN;
+    case ENTRY_OUT_PENDING: /* a return record opens with the returner's Return (3.9) */
+    case ENTRY_IN_BOOKED:
+    case ENTRY_IN_REFUSED:
+        return row_is_return(row) ? MSG_RETURN : MSG_SETTLEMENT;
     default:
         return MSG_SETTLEMENT;
     }
@@ -235,6 +249,44 @@ static const char *expected_report_status(const audit_row_t *row)
     default:
         return "RJCT";
     }
+}
+
+/* The Return (pacs.004) that opens a return record (3.9): pending at the returner, booked or
+ * refused at the payer. It must name the row's return id, amount and currency, and the
+ * record's original UETR and return reason. A refused return may store "-" for the original
+ * UETR and "" for the reason (apply_return: what is malformed is not stored), but only when
+ * the Return is malformed: a well-formed one must match exactly. A refused return moves
+ * nothing and the totals check skips it, so that is all it needs. NULL or what differs. */
+static const char *return_matches(const audit_row_t *row, const envelope_message_t *msg)
+{
+    settlement_t r;
+    reason_t format = return_decode(msg->body, msg->body_len, row->peer, DIRECTION_IN, &r);
+    Corridor__Return *ret =
+        (Corridor__Return *)wire_unpack(&corridor__return__descriptor, msg->body_len, msg->body);
+    if (ret == NULL) {
+        return "evidence body is not a Return";
+    }
+    if (format == REASON_NONE) {
+        format = return_check(&r);
+    }
+    bool malformed = format != REASON_NONE;
+    bool refused = row->kind == ENTRY_IN_REFUSED;
+    const char *problem = NULL;
+    if (malformed && !refused) {
+        problem = "a malformed Return sent or booked as a return (only a refusal may answer it)";
+    } else if (strcmp(ret->return_id, row->uetr) != 0) {
+        problem = "evidence is for another return id";
+    } else if (ret->amount_minor != row->amount_minor || strcmp(ret->currency, row->currency)) {
+        problem = "evidence amount or currency differs from the entry";
+    } else if (strcmp(ret->original_uetr, row->original_uetr) != 0 &&
+               !(refused && malformed && strcmp(row->original_uetr, "-") == 0)) {
+        problem = "evidence returns another payment than the return record names";
+    } else if (strcmp(ret->reason, row->return_reason) != 0 &&
+               !(refused && malformed && row->return_reason[0] == '\0')) {
+        problem = "evidence return reason differs from the return record";
+    }
+    corridor__return__free_unpacked(ret, NULL);
+    return problem;
 }
 
 /* Checks that the decoded body says what the row says; returns NULL or what differs. */
@@ -274,6 +326,9 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         return problem;
     }
     case MSG_RETURN: {
+        if (row->kind != ENTRY_RETURNED) {
+            return return_matches(row, msg);
+        }
         Corridor__Return *s = (Corridor__Return *)wire_unpack(&corridor__return__descriptor,
                                                               msg->body_len, msg->body);
         if (s == NULL) {
@@ -734,9 +789,9 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
                       (long long)row.seq, row.uetr);
         }
         if (b.has_settlement && b.settlement_id > 0) {
-            const char *wrong = order != NULL
-                                    ? row_order_take(order, b.settlement_id, row.kind, row.original)
-                                    : "out of memory";
+            const char *wrong = order != NULL ? row_order_take(order, b.settlement_id, row.kind,
+                                                               row.original, row_is_return(&row))
+                                              : "out of memory";
             if (wrong != NULL) {
                 violation(r, h->dir, "order", "row %lld (UETR %s, %s): %s", (long long)row.seq,
                           row.uetr, entry_kind_name(row.kind), wrong);
@@ -941,6 +996,122 @@ static void content_hashes(audit_report_t *r, const audited_home_t *h)
             violation(r, h->dir, "content", "UETR %s with %s: fields do not match their hash",
                       s.uetr, s.peer);
         }
+    }
+    books_close(&c);
+}
+
+/* The return totals (PROTOCOL.md 3.9): each return not refused gives back part of a payment
+ * the channel settled the other way, in its currency, and the returns of one payment settled
+ * or pending stay within its amount. A refused return is exempt: the peer may send anything,
+ * and it moved nothing. */
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    char original_uetr[CORRIDOR_UETR_LEN + 1];
+    bool valid;         /* the original was found, a settled payment: its cap applies */
+    int64_t cap, total; /* its amount; the returns of it settled or pending so far */
+    bool overflowed;    /* the total does not fit */
+} return_group_t;
+
+static void returns_group_end(audit_report_t *r, const audited_home_t *h, const return_group_t *g)
+{
+    if (g->valid && (g->overflowed || g->total > g->cap)) {
+        violation(r, h->dir, "returns",
+                  "the returns of %s with %s settled or pending total %s%lld, over its %lld",
+                  g->original_uetr, g->peer, g->overflowed ? "more than " : "", (long long)g->total,
+                  (long long)g->cap);
+    }
+}
+
+/* Whether the return's Return names, by its settlement_hash, the body of the Settlement that
+ * opened its original (3.7.2): the payer accepts a return only for the payment it signed.
+ * Evidence that does not decode as the right type is the evidence pass's to report: true. */
+static bool names_original(const books_return_t *ret)
+{
+    uint8_t *body = NULL, *original = NULL;
+    size_t body_len = 0, original_len = 0;
+    int type = 0, original_type = 0;
+    uint32_t version = 0;
+    Corridor__Return *msg = NULL;
+    bool named = true;
+    if (ret->evidence == NULL || ret->original_evidence == NULL ||
+        evidence_body(ret->evidence, ret->evidence_len, &type, &version, &body, &body_len) !=
+            ENV_OK ||
+        type != MSG_RETURN ||
+        evidence_body(ret->original_evidence, ret->original_evidence_len, &original_type, &version,
+                      &original, &original_len) != ENV_OK ||
+        original_type != MSG_SETTLEMENT ||
+        (msg = (Corridor__Return *)wire_unpack(&corridor__return__descriptor, body_len, body)) ==
+            NULL) {
+        goto done;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(original, original_len, hash);
+    named = msg->settlement_hash.len == sizeof hash &&
+            memcmp(msg->settlement_hash.data, hash, sizeof hash) == 0;
+
+done:
+    if (msg != NULL) {
+        corridor__return__free_unpacked(msg, NULL);
+    }
+    free(body);
+    free(original);
+    return named;
+}
+
+static void returns_totals(audit_report_t *r, const audited_home_t *h)
+{
+    books_cursor_t *c = NULL;
+    if (books_returns(h->ledger, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "returns: %s", ledger_last_error(h->ledger));
+        return;
+    }
+    return_group_t g;
+    memset(&g, 0, sizeof g);
+    bool open = false;
+    books_return_t ret;
+    int more;
+    while ((more = books_returns_next(c, &ret)) == 1) {
+        if (!open || strcmp(g.peer, ret.peer) != 0 ||
+            strcmp(g.original_uetr, ret.original_uetr) != 0) {
+            if (open) {
+                returns_group_end(r, h, &g);
+            }
+            memset(&g, 0, sizeof g);
+            snprintf(g.peer, sizeof g.peer, "%s", ret.peer);
+            snprintf(g.original_uetr, sizeof g.original_uetr, "%s", ret.original_uetr);
+            g.cap = ret.original_amount_minor;
+            g.valid = true;
+            open = true;
+        }
+        const char *problem = NULL;
+        if (!ret.found) {
+            problem = "its original is not on record";
+        } else if (ret.original_is_return) {
+            problem = "its original is a return, not a payment";
+        } else if (ret.original_direction == ret.direction) {
+            problem = "it goes the same way as its original";
+        } else if (strcmp(ret.original_currency, ret.currency) != 0) {
+            problem = "it is in another currency than its original";
+        } else if (ret.original_status != STATUS_SETTLED) {
+            problem = "its original is not settled";
+        } else if (!names_original(&ret)) {
+            problem = "its Return names another body than its original's Settlement";
+        }
+        if (problem != NULL) {
+            g.valid = false; /* no payment to hold the returns to */
+            violation(r, h->dir, "returns", "return %s of %s with %s: %s", ret.uetr,
+                      ret.original_uetr, ret.peer, problem);
+        }
+        if ((ret.status == STATUS_SETTLED || ret.status == STATUS_PENDING) &&
+            __builtin_add_overflow(g.total, ret.amount_minor, &g.total)) {
+            g.overflowed = true;
+        }
+    }
+    if (open) {
+        returns_group_end(r, h, &g);
+    }
+    if (more < 0) {
+        violation(r, h->dir, "unreadable", "returns: %s", ledger_last_error(h->ledger));
     }
     books_close(&c);
 }
@@ -1572,6 +1743,7 @@ int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t 
         free(anchors.items);
         set_checks(report, &opened[i]);
         content_hashes(report, &opened[i]);
+        returns_totals(report, &opened[i]);
         report_keys(report, &opened[i]);
     }
     for (size_t i = 0; i < homes_count; i++) {

@@ -10,7 +10,10 @@
  *       file), signed for the right recipient, and says what the entry says (UETR, amount,
  *       currency, status);
  *   I5  the journal's hash chain: contiguous rows, each hash over the row and its predecessor;
- *   caches: account balances and settlement statuses recomputed from the journal.
+ *   caches: account balances and settlement statuses recomputed from the journal;
+ *   returns (schema 9, PROTOCOL.md 3.9): each return not refused gives back part of a payment
+ *       settled the other way in its currency, naming the body of that payment's Settlement,
+ *       and a payment's returns settled or pending stay within its amount (kind "returns").
  * and between every pair of homes given, I2: A.net(B, c) == -B.net(A, c) when neither side
  * has a settlement of that channel pending.
  */

@@ -85,10 +85,30 @@ static order_state_t next_state(order_state_t at, entry_kind_t kind, direction_t
     return ORDER_NONE;
 }
 
+/* Whether a row of `kind` may belong to a return record at all (3.9): the kinds of a payment
+ * that is sent, booked or refused, and an import's proof. */
+static bool return_kind(entry_kind_t kind)
+{
+    switch (kind) {
+    case ENTRY_OUT_PENDING:
+    case ENTRY_OUT_POSTED:
+    case ENTRY_OUT_VOIDED:
+    case ENTRY_IN_BOOKED:
+    case ENTRY_IN_REFUSED:
+    case ENTRY_IMPORTED:
+        return true;
+    default:
+        return false;
+    }
+}
+
 const char *row_order_take(row_order_t *o, int64_t settlement_id, entry_kind_t kind,
-                           direction_t original)
+                           direction_t original, bool is_return)
 {
     assert(o != NULL && settlement_id > 0);
+    if (is_return && !return_kind(kind)) {
+        return "a return is never held, released, declined, asked back or returned";
+    }
     if (settlement_id >= ORDER_IDS_MAX) {
         return NULL; /* the cache check reports a settlement id out of all reason */
     }

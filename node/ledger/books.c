@@ -73,12 +73,27 @@ static int step(books_cursor_t *c)
     return -1;
 }
 
+/* The ledger's schema (PRAGMA user_version); 0 when it cannot be read. */
+static int schema_of(ledger_t *l)
+{
+    sqlite3_stmt *stmt = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(ledger_db(l), "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        version = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return version;
+}
+
 /* ---- the journal ------------------------------------------------------------------------ */
 
-#define JOURNAL_SELECT(reply)                                                                      \
+#define JOURNAL_SELECT(reply, returns)                                                             \
     "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"                  \
     " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction, j.settlement_id, " reply      \
-    " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
+    ", " returns " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
+#define RETURNS_9     "s.original_uetr, s.return_reason"
+#define RETURNS_8     "'', ''" /* before schema 9: no returns */
 #define JOURNAL_ORDER " WHERE ?1 <= 1 OR j.seq % ?1 = ?2 ORDER BY j.seq"
 
 /* The row that opened a settlement: its evidence is the payer's signed Settlement. */
@@ -89,8 +104,10 @@ static int step(books_cursor_t *c)
 ledger_err_t books_journal(ledger_t *l, bool with_reply, unsigned stride, unsigned first,
                            books_cursor_t **out)
 {
-    const char *sql =
-        with_reply ? JOURNAL_SELECT("j.reply") JOURNAL_ORDER : JOURNAL_SELECT("NULL") JOURNAL_ORDER;
+    bool returns = schema_of(l) >= 9;
+    const char *sql = with_reply ? returns ? JOURNAL_SELECT("j.reply", RETURNS_9) JOURNAL_ORDER
+                                           : JOURNAL_SELECT("j.reply", RETURNS_8) JOURNAL_ORDER
+                                 : JOURNAL_SELECT("NULL", RETURNS_8) JOURNAL_ORDER;
     ledger_err_t rc = open_cursor(l, sql, OPENING_EVIDENCE_SQL, NULL, out);
     if (rc == LEDGER_OK) {
         sqlite3_bind_int64((*out)->stmt, 1, stride);
@@ -127,6 +144,8 @@ int books_journal_next(books_cursor_t *c, books_row_t *row)
         .settlement_id = sqlite3_column_int64(s, 12),
         .reply = sqlite3_column_blob(s, 13),
         .reply_len = (size_t)sqlite3_column_bytes(s, 13),
+        .original_uetr = ledger_column_text(s, 14),
+        .return_reason = ledger_column_text(s, 15),
     };
     return 1;
 }
@@ -196,9 +215,14 @@ int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp)
 ledger_err_t books_settlements(ledger_t *l, books_cursor_t **out)
 {
     return open_cursor(l,
-                       "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
-                       " end_to_end_id, debtor_name, debtor_account, creditor_name,"
-                       " creditor_account, remittance FROM settlements ORDER BY id",
+                       schema_of(l) >= 9
+                           ? "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
+                             " end_to_end_id, debtor_name, debtor_account, creditor_name,"
+                             " creditor_account, remittance, original_uetr, return_reason"
+                             " FROM settlements ORDER BY id"
+                           : "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
+                             " end_to_end_id, debtor_name, debtor_account, creditor_name,"
+                             " creditor_account, remittance, '', '' FROM settlements ORDER BY id",
                        NULL, NULL, out);
 }
 
@@ -223,6 +247,8 @@ int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **c
     snprintf(s->creditor_name, sizeof s->creditor_name, "%s", ledger_column_text(st, 9));
     snprintf(s->creditor_account, sizeof s->creditor_account, "%s", ledger_column_text(st, 10));
     snprintf(s->remittance, sizeof s->remittance, "%s", ledger_column_text(st, 11));
+    snprintf(s->original_uetr, sizeof s->original_uetr, "%s", ledger_column_text(st, 12));
+    snprintf(s->return_reason, sizeof s->return_reason, "%s", ledger_column_text(st, 13));
     *content_hash = sqlite3_column_blob(st, 5);
     *content_hash_len = (size_t)sqlite3_column_bytes(st, 5);
     return 1;
@@ -294,6 +320,59 @@ int books_find(books_cursor_t *c, const char *uetr, direction_t *direction, int 
         *status = sqlite3_column_int(c->stmt, 1);
     }
     return rc;
+}
+
+/* The evidence of the row that opened the record `alias` (as OPENING_EVIDENCE_SQL). */
+#define OPENING_OF(alias)                                                                          \
+    "SELECT evidence FROM journal WHERE settlement_id = " alias ".id AND kind IN (1, 4, 5, 11)"    \
+    " ORDER BY seq LIMIT 1"
+
+ledger_err_t books_returns(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(
+        l,
+        schema_of(l) >= 9
+            ? "SELECT r.peer, r.uetr, r.original_uetr, r.direction, r.currency, r.amount_minor,"
+              " r.status, o.id IS NOT NULL, o.original_uetr <> '', o.direction, o.currency,"
+              " o.amount_minor, o.status, (" OPENING_OF("r") "), (" OPENING_OF(
+                  "o") ")"
+                       " FROM settlements r LEFT JOIN settlements o"
+                       " ON o.peer = r.peer AND o.uetr = r.original_uetr"
+                       " WHERE r.original_uetr <> '' AND r.status <> 2"
+                       " ORDER BY r.peer, r.original_uetr, r.id"
+            : "SELECT '', '', '', 0, '', 0, 0, 0, 0, 0, '', 0, 0, NULL, NULL WHERE 0",
+        NULL, NULL, out);
+}
+
+int books_returns_next(books_cursor_t *c, books_return_t *r)
+{
+    assert(c != NULL && r != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *r = (books_return_t){
+        .peer = ledger_column_text(s, 0),
+        .uetr = ledger_column_text(s, 1),
+        .original_uetr = ledger_column_text(s, 2),
+        .direction = sqlite3_column_int(s, 3) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        .currency = ledger_column_text(s, 4),
+        .amount_minor = sqlite3_column_int64(s, 5),
+        .status = sqlite3_column_int(s, 6),
+        .found = sqlite3_column_int(s, 7) != 0,
+        .original_is_return = sqlite3_column_int(s, 8) != 0,
+        .original_direction =
+            sqlite3_column_int(s, 9) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        .original_currency = ledger_column_text(s, 10),
+        .original_amount_minor = sqlite3_column_int64(s, 11),
+        .original_status = sqlite3_column_int(s, 12),
+        .evidence = sqlite3_column_blob(s, 13),
+        .evidence_len = (size_t)sqlite3_column_bytes(s, 13),
+        .original_evidence = sqlite3_column_blob(s, 14),
+        .original_evidence_len = (size_t)sqlite3_column_bytes(s, 14),
+    };
+    return 1;
 }
 
 ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)

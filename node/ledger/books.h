@@ -41,6 +41,9 @@ typedef struct {
     int64_t settlement_id; /* 0 for a row of no settlement */
     const uint8_t *reply;  /* our StatusReport (schema 4 on), or NULL */
     size_t reply_len;
+    /* its settlement's return columns (schema 9, PROTOCOL.md 3.9): "" for a payment (and for
+     * every record of an older ledger) */
+    const char *original_uetr, *return_reason;
 } books_row_t;
 
 /* Journal rows in order of seq; with stride > 1 only those whose seq % stride == first.
@@ -76,7 +79,8 @@ int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp);
 
 /* ---- settlements and accounts ---- */
 
-/* Every settlement with its stored content hash. */
+/* Every settlement with its stored content hash; a return (schema 9) with its original UETR
+ * and return reason, which its content hash covers. */
 ledger_err_t books_settlements(ledger_t *l, books_cursor_t **out)
     __attribute__((warn_unused_result));
 int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **content_hash,
@@ -103,6 +107,30 @@ int books_decided_next(books_cursor_t *c, const char **uetr, direction_t *direct
 ledger_err_t books_finder(ledger_t *l, const char *peer, books_cursor_t **out)
     __attribute__((warn_unused_result));
 int books_find(books_cursor_t *c, const char *uetr, direction_t *direction, int *status);
+
+/* A return record (schema 9, PROTOCOL.md 3.9) that is not refused, with the record its
+ * original_uetr names on the same channel (found false when there is none). */
+typedef struct {
+    const char *peer, *uetr, *original_uetr, *currency;
+    direction_t direction;
+    int64_t amount_minor;
+    int status;
+    bool found;              /* the original exists */
+    bool original_is_return; /* it is a return itself */
+    direction_t original_direction;
+    const char *original_currency;
+    int64_t original_amount_minor;
+    int original_status;
+    const uint8_t *evidence; /* the return's opening evidence (its Return, signed), or NULL */
+    size_t evidence_len;
+    const uint8_t *original_evidence; /* the original's opening evidence (its Settlement) */
+    size_t original_evidence_len;
+} books_return_t;
+
+/* Every return record with a status other than rejected, ordered by peer and original UETR
+ * (then id): the returns of one payment come together. None before schema 9. */
+ledger_err_t books_returns(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
+int books_returns_next(books_cursor_t *c, books_return_t *r);
 
 /* Settlements with `peer` still pending. */
 ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
