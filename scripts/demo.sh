@@ -3,8 +3,8 @@
 # three banks (Russia, Iran, Kazakhstan) trade unevenly in their own currencies, a payment is
 # refused over a cap, a bank's node is killed mid-stream and restarted with nothing lost, a
 # payment held by a bank's screening program is released by a person and another is cancelled
-# by its payer, each pair reconciles, the books are audited, a payee returns part of a payment
-# (pacs.004) and its payer accepts, and a closing table says who owes whom.
+# by its payer, a payee returns part of a payment (pacs.004) and its payer accepts, each pair
+# reconciles, the books are audited, and a closing table says who owes whom.
 # Built on `corridor testnet`. Exits non-zero if anything is off.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
