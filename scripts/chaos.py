@@ -361,12 +361,12 @@ class Chaos:
 
     def returner(self, t0):
         """The payees' operators: each planned return once its payment was sent (the load's
-        pace from t0) and a moment later, again 0.5 s later while the command fails (at most 40
+        pace from t0) and 2 s later, again 1 s later while the command fails (at most 20
         times): the payment not settled yet, the node down or restarting (a failure after the
         commit makes a return whose answer was lost: later parts may then find too little
         left), or the peer not heard from since the node started."""
         try:
-            todo = [(n / self.args.rate + 0.5, 0, payee, u, minor)
+            todo = [(n / self.args.rate + 2, 0, payee, u, minor)
                     for n, payee, _payer, u, minor in return_plan(self.work, self.args.seed)]
             while todo and not self.returns_stop.is_set():
                 todo.sort()
@@ -382,8 +382,8 @@ class Chaos:
                     self.returns_made.append(rid)
                     continue
                 self.returns_unsure += rc not in (0, 2)
-                if tries + 1 < 40:
-                    todo.append((time.monotonic() - t0 + 0.5, tries + 1, payee, u, minor))
+                if tries + 1 < 20:
+                    todo.append((time.monotonic() - t0 + 1, tries + 1, payee, u, minor))
                 else:
                     self.returns_given_up += 1
         except Exception as e:
