@@ -1327,10 +1327,15 @@ static void returns_due(world_t *w, node_t *n)
             continue;
         }
         int64_t accepted = 0, pending = 0;
+        bool disk_ok = disk_fault_at(w, n->idx, w->now) == DISK_OK;
         if (ledger_returns_of(n->ledger, peer, it->uetr, DIRECTION_OUT, &accepted, &pending) !=
             LEDGER_OK) {
-            fail(w, "%s: cannot read the returns of %s", n->name, it->uetr);
-            return;
+            if (disk_ok) {
+                fail(w, "%s: cannot read the returns of %s", n->name, it->uetr);
+                return;
+            }
+            rt->due_ms = w->now + 1000; /* the disk: the command fails, the operator tries later */
+            continue;
         }
         int64_t rest = s.amount_minor - accepted - pending;
         const char *reason = reasons[rng_below(&w->ret_rng, 5)];
@@ -1340,14 +1345,16 @@ static void returns_due(world_t *w, node_t *n)
             ledger_counts_t before, after;
             uint64_t seq = channel_stats(ch).sent_seq;
             int64_t amount = rest + 1 + (int64_t)rng_below(&w->ret_rng, 100);
-            if (ledger_counts(n->ledger, &before) != LEDGER_OK) {
-                fail(w, "%s: cannot count its books", n->name);
-                return;
-            }
-            rc = channel_prepare_return(ch, it->uetr, amount, reason, &r);
-            if (ledger_counts(n->ledger, &after) != LEDGER_OK) {
-                fail(w, "%s: cannot count its books", n->name);
-                return;
+            if (ledger_counts(n->ledger, &before) != LEDGER_OK ||
+                (rc = channel_prepare_return(ch, it->uetr, amount, reason, &r)) ==
+                    LEDGER_E_STORAGE ||
+                ledger_counts(n->ledger, &after) != LEDGER_OK) {
+                if (disk_ok) {
+                    fail(w, "%s: cannot read its books", n->name);
+                    return;
+                }
+                rt->due_ms = w->now + 1000;
+                continue;
             }
             trace(w, "%s's operator returns %" PRId64 " of %s (rest %" PRId64 "): %s (%s)", n->name,
                   amount, it->uetr, rest, ledger_strerror(rc), ledger_last_error(n->ledger));
@@ -1370,6 +1377,10 @@ static void returns_due(world_t *w, node_t *n)
         int64_t amount =
             rt->kind == RET_FULL || rest == 1 ? 0 : rng_range(&w->ret_rng, 1, rest - 1);
         rc = channel_prepare_return(ch, it->uetr, amount, reason, &r);
+        if (rc != LEDGER_OK && !disk_ok) {
+            rt->due_ms = w->now + 1000;
+            continue;
+        }
         if (rc != LEDGER_OK) {
             fail(w, "%s: returning %" PRId64 " of %s (%" PRId64 " left): %s (%s)", n->name, amount,
                  it->uetr, rest, ledger_strerror(rc), ledger_last_error(n->ledger));
@@ -3701,9 +3712,32 @@ static size_t outcomes_allowed(const world_t *w, const item_t *it, char out[6][2
 
 static bool returns_final(world_t *w, bool strict);
 
+/* Whether no channel is DIVERGED (its operator's repair, operator_repairs, still to come: the
+ * compromised node's rollback Hellos diverge a channel late in some worlds, and a KeySwitch that
+ * reached it is applied only after the repair); `strict` reports one that is. */
+static bool channels_whole(world_t *w, bool strict)
+{
+    for (int i = 0; i < w->n; i++) {
+        node_t *n = &w->node[i];
+        for (size_t p = 0; n->up && p < n->config->peers_count; p++) {
+            if (channel_is_diverged(engine_channel(n->engine, p))) {
+                if (strict) {
+                    fail(w, "liveness: %s's channel with %s is still DIVERGED", n->name,
+                         n->config->peers[p].card.name);
+                }
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 /* Whether every item is final at both ends, as expected; `strict` reports what is not. */
 static bool books_final(world_t *w, bool strict)
 {
+    if (!channels_whole(w, strict)) {
+        return false;
+    }
     if (!returns_final(w, strict)) {
         return false;
     }
