@@ -1235,6 +1235,29 @@ static void test_return_names_a_settled_payment_of_ours(void **state)
     ledger_close(&l);
 }
 
+/* Books edited by hand (an insider's amount on an accepted return near INT64_MAX): the check
+ * of a further return must not wrap around and let it through (PROTOCOL.md 3.9). */
+static void test_return_check_edited_amount_does_not_wrap(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 1000);
+    ledger_outcome_t o;
+    assert_int_equal(receive1(l, &in, 1000000, NULL, &o), LEDGER_OK);
+    settlement_t r1 = make_return(&in, DIRECTION_OUT, 400);
+    assert_int_equal(send1(l, &r1, &o), LEDGER_OK);
+    assert_int_equal(resolve1(l, &r1, true, NULL, &o), LEDGER_OK);
+    char sql[200];
+    snprintf(sql, sizeof sql, "UPDATE settlements SET amount_minor = %lld WHERE uetr = '%s'",
+             (long long)(INT64_MAX - 5), r1.uetr);
+    assert_int_equal(sqlite3_exec(ledger_db(l), sql, NULL, NULL, NULL), SQLITE_OK);
+    settlement_t more = make_return(&in, DIRECTION_OUT, 10);
+    const char *why = return_why(l, &more);
+    assert_non_null(why); /* before: the sum wrapped negative and the return passed */
+    assert_string_equal(why, "AM09");
+    ledger_close(&l);
+}
+
 /* A ledger of schema 8 reads as it is (no returns) and upgrades to 9 for writing with every row
  * and hash kept. */
 static void test_returns_upgrade_from_schema_8(void **state)
@@ -4918,6 +4941,7 @@ int main(void)
         T(test_holds_upgrade_from_schema_7),
         T(test_returns_stay_within_the_payment),
         T(test_return_names_a_settled_payment_of_ours),
+        T(test_return_check_edited_amount_does_not_wrap),
         T(test_returns_upgrade_from_schema_8),
         T(test_receive_caller_reason_rejected),
         T(test_return_settled_incoming),

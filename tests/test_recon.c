@@ -1672,6 +1672,93 @@ static void test_return_without_payment_left_for_a_person(void **state)
     c->passed = true;
 }
 
+/* The break of the return `id` in a report, or NULL. */
+static json_t *return_break(json_t *report, const char *id)
+{
+    json_t *item;
+    size_t i;
+    json_array_foreach(report_breaks(report), i, item)
+    {
+        const char *got = json_string_value(json_object_get(item, "id"));
+        if (got != NULL && strcmp(got, id) == 0) {
+            return item;
+        }
+    }
+    return NULL;
+}
+
+/* An accepted return imported by repair counts against its payment (3.9): B returned all of
+ * A's payment (R1, accepted), then came back from a copy older than R1 and, not knowing, made
+ * R2 of all of it again (pending, held back by the diverged channel). B's repair must not
+ * import R1 beside R2: B would hold 2x the payment returned or pending, and a compromised A
+ * that accepts R2 too would get the payment back twice. R1 stays for a person until A's
+ * answer on R2 (AM09, over what is left) voids R2; the next repair imports it. */
+static void test_return_import_within_payment(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(29);
+    plan_add(p, 0, 1, 1);
+    settle_range(c, p, 0, p->count);
+    quiesce_pair(c, a, b);
+    const char *paid = p->items[0].uetr;
+    assert_int_equal(node_stop(c, b), 0);
+    char *backup = test_path(c->dir, "B.old");
+    const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};
+    assert_int_equal(nodes_run_program(cp, 60000), 0);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", STATE_WAIT_MS);
+    char first[UETR_SIZE];
+    return_payment(c, b, paid, p->items[0].minor, "AC04", first);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+    test_rmtree(b->home);
+    assert_int_equal(rename(backup, b->home), 0);
+    free(backup);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "diverged", STATE_WAIT_MS);
+
+    cmd_result_t r;
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "return", "--home", b->home, "--uetr", paid,
+                         "--reason", "MD06", "--json", NULL);
+    if (rc != 0) {
+        printf("# second return: exit %d: %.500s %.500s\n", rc, r.out, r.err);
+    }
+    assert_int_equal(rc, 0);
+    cmd_result_free(&r);
+
+    json_t *rep = NULL;
+    reconcile(c, b, a, true, &rep);
+    json_t *br = return_break(rep, first);
+    if (br == NULL || json_is_true(json_object_get(br, "healed"))) {
+        print_report("reconcile --repair at B with a second return pending", rep);
+    }
+    assert_non_null(br);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    json_decref(rep);
+    json_t *lb = node_ledger(c, b);
+    assert_null(ledger_return_of(lb, first));
+    json_decref(lb);
+
+    /* A refuses R2 (AM09); then R1 is imported */
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    quiesce_pair(c, a, b);
+    reconcile(c, b, a, true, &rep);
+    json_decref(rep);
+    quiesce_pair(c, a, b);
+    lb = node_ledger(c, b);
+    json_t *ret = ledger_return_of(lb, first);
+    assert_non_null(ret);
+    assert_string_equal(json_string_value(json_object_get(ret, "status")), "settled");
+    json_t *e = ledger_expect_entry(lb, NAME_A, paid, "returned");
+    assert_int_equal(json_integer_value(json_object_get(e, "returned_minor")), p->items[0].minor);
+    json_decref(lb);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -1693,6 +1780,8 @@ int main(void)
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_return_without_payment_left_for_a_person,
                                         cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_return_import_within_payment, cluster_setup,
+                                        cluster_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, cluster_setup,

@@ -974,8 +974,20 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
             problem = "a version-1 StatusReport names no Settlement contents: no evidence for an "
                       "import, left for a person";
         } else if (!known && has_status) {
-            rc = ledger_import(l, &s, status, reason, sev, sev_len, settlement_seq, tev, tev_len,
-                               status_seq);
+            /* an accepted return counts against its payment here as it did where it was
+             * decided: with what this side already holds accepted or pending of it (a return
+             * made after a restore from a backup, say) it must stay within the payment (3.9) */
+            const char *over = NULL;
+            if (settlement_is_return(&s) && status == STATUS_SETTLED) {
+                rc = ledger_return_check(l, &s, &over);
+            }
+            if (rc == LEDGER_OK && over != NULL) {
+                problem = "with the returns of its payment we hold accepted or pending, this "
+                          "accepted return would exceed the payment: left for a person";
+            } else if (rc == LEDGER_OK) {
+                rc = ledger_import(l, &s, status, reason, sev, sev_len, settlement_seq, tev,
+                                   tev_len, status_seq);
+            }
         } else if (!known && s.direction == DIRECTION_IN) {
             msg.sequence = settlement_seq; /* still pending at the payer */
             rc = channel_apply_message(ctx->channel, &msg);

@@ -2136,13 +2136,17 @@ ledger_err_t ledger_return_check(ledger_t *l, const settlement_t *r, const char 
         LEDGER_OK) {
         return rc;
     }
-    /* each term is at most 10^17 (amount_check): no overflow */
-    if (r->amount_minor <= 0 || accepted + pending + r->amount_minor > original.s.amount_minor) {
+    /* the sums come from the books, which an insider may have edited: a total that does not
+     * fit is over any payment */
+    int64_t total = 0;
+    if (r->amount_minor <= 0 || __builtin_add_overflow(accepted, pending, &total) ||
+        __builtin_add_overflow(total, r->amount_minor, &total) || total > original.s.amount_minor) {
         *why = "AM09";
-        set_error(l, "returning %lld would take the returns of %s to %lld of %lld",
-                  (long long)r->amount_minor, r->original_uetr,
-                  (long long)(accepted + pending + r->amount_minor),
-                  (long long)original.s.amount_minor);
+        set_error(l,
+                  "returning %lld would take the returns of %s (%lld accepted, %lld pending)"
+                  " over its %lld",
+                  (long long)r->amount_minor, r->original_uetr, (long long)accepted,
+                  (long long)pending, (long long)original.s.amount_minor);
         return LEDGER_OK;
     }
     *why = NULL;
