@@ -2401,6 +2401,32 @@ static void assert_refused(net_t *net, const raw_return_t *r, const char *reason
  * never made, of B's payment to A instead of A's, naming another body than the one A signed,
  * in another currency, over what is left (AM09), malformed (FF01); an id that is a payment's
  * UETR is DUPL and writes nothing; a Return sent again is answered as before and booked once. */
+/* The cap A grants B bounds returns as it bounds B's payments (3.9.3): B, which paid A up to
+ * that cap, cannot come to owe A more by returning A's payment: refused AM02, nothing moves. */
+static void test_return_within_the_cap(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    settlement_t s = make_payment(a, "RUB", 1000);
+    pay(net, A, &s, 1);
+    settle(net, A, &s, 1, 10000);
+    settlement_t t = make_payment(b, "RUB", CAP + 1000); /* A's net with B: exactly the cap */
+    pay(net, B, &t, 1);
+    settle(net, B, &t, 1, 10000);
+    assert_int_equal(status_at(a, t.uetr), STATUS_SETTLED);
+    return_work_t w = {.uetr = s.uetr, .amount = 300, .want = LEDGER_OK, .send = true};
+    return_at(b, &w);
+    settle(net, B, &w.r, 1, 10000);
+    assert_int_equal(status_at(a, w.r.uetr), STATUS_REJECTED);
+    assert_int_equal(status_at(b, w.r.uetr), STATUS_REJECTED);
+    assert_string_equal(outcome_at(a, w.r.uetr).reason, "AM02");
+    assert_int_equal(outcome_at(a, s.uetr).returned_minor, 0);
+    assert_int_equal(outcome_at(b, s.uetr).returned_minor, 0);
+    net_free(net);
+}
+
 static void test_hostile_returns(void **state)
 {
     (void)state;
@@ -2518,6 +2544,7 @@ int main(void)
         cmocka_unit_test(test_return_accepted),
         cmocka_unit_test(test_returns_up_to_the_full_amount),
         cmocka_unit_test(test_hostile_returns),
+        cmocka_unit_test(test_return_within_the_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

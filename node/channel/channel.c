@@ -1286,12 +1286,12 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, b
         }
         if (!found && why == NULL) {
             rc = original_body_hash(ch, r.original_uetr, ours);
-            if (rc != LEDGER_OK && rc != LEDGER_E_NOT_FOUND) {
-                return rc;
+            if (rc != LEDGER_OK && ledger_stopped(ch->ctx.ledger)) {
+                return rc; /* the disk failed: the turn is tried again */
             }
             if (rc != LEDGER_OK || sodium_memcmp(ours, r.original_hash, sizeof ours) != 0) {
                 why = "NOOR";
-                unbound = rc != LEDGER_OK ? "no opening evidence"
+                unbound = rc != LEDGER_OK ? "no Settlement opens it in our journal"
                                           : "it names another body than the one we signed";
             }
         }
@@ -1303,8 +1303,10 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, b
             reason = strcmp(why, "AM09") == 0 ? REASON_RETURN_EXCEEDS : REASON_NO_ORIGINAL;
         }
     }
-    /* no cap: a return gives back at most what the payment moved */
-    return receive_and_answer(ch, msg, &r, reason, NULL, INT64_MAX, moved, &out);
+    /* the cap as for a payment: what the returner owes us grows by the return, and a returner
+     * that paid us up to the cap could otherwise owe us more by returning our payments */
+    return receive_and_answer(ch, msg, &r, reason, NULL, config_peer_limit(ch->peer, r.currency),
+                              moved, &out);
 }
 
 /* Records one key of the channel's history (see ledger_key_add). */
@@ -1834,7 +1836,10 @@ ledger_err_t channel_prepare_return(channel_t *ch, const char *original_uetr, in
                                     &pending)) != LEDGER_OK) {
             return rc;
         }
-        r->amount_minor = original.amount_minor - accepted - pending;
+        if (__builtin_sub_overflow(original.amount_minor, accepted, &r->amount_minor) ||
+            __builtin_sub_overflow(r->amount_minor, pending, &r->amount_minor)) {
+            r->amount_minor = 0; /* edited books: ledger_return_check refuses it */
+        }
     }
     const char *why = NULL;
     if ((rc = ledger_return_check(ch->ctx.ledger, r, &why)) != LEDGER_OK) {

@@ -161,7 +161,8 @@
       "?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)")                 \
     X(returned_sum, "SELECT coalesce(sum(CASE WHEN status = 1 THEN amount_minor END), 0),"         \
                     " coalesce(sum(CASE WHEN status = 0 THEN amount_minor END), 0)"                \
-                    " FROM settlements WHERE peer = ?1 AND original_uetr = ?2 AND direction = ?3") \
+                    " FROM settlements WHERE peer = ?1 AND original_uetr = ?2"                     \
+                    " AND original_uetr <> '' AND status IN (0, 1) AND direction = ?3")            \
     X(held_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1 AND currency = ?2"      \
                 " AND status = 4")                                                                 \
     X(set_hold, "UPDATE settlements SET hold = ?2 WHERE id = ?1")                                  \
@@ -300,12 +301,14 @@ struct ledger {
     "CREATE INDEX settlements_held ON settlements(peer, currency) WHERE status = 4;"
 
 /* Schema 9: returns (PROTOCOL.md 3.9) are records of their own, the other way; these say what
- * each returns: empty for a payment. The partial index finds the returns of a payment. */
+ * each returns: empty for a payment. The partial index finds the returns of a payment by status,
+ * so that the refused ones a hostile peer piles up on one payment cost nothing to skip (every
+ * query that needs it says `original_uetr <> ''`, as SQLite requires to use a partial index). */
 #define SETTLEMENTS_RETURNS                                                                        \
     "ALTER TABLE settlements ADD COLUMN original_uetr TEXT NOT NULL DEFAULT '';"                   \
     "ALTER TABLE settlements ADD COLUMN return_reason TEXT NOT NULL DEFAULT '';"                   \
     "ALTER TABLE settlements ADD COLUMN original_hash BLOB;"                                       \
-    "CREATE INDEX settlements_returns ON settlements(peer, original_uetr)"                         \
+    "CREATE INDEX settlements_returns ON settlements(peer, original_uetr, status)"                 \
     " WHERE original_uetr <> '';"
 
 static const char *const schema =
