@@ -847,6 +847,39 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     n->waiters = w;
 }
 
+/* The answer to a request about one payment (return, cancel): `result` (taken; NULL when rc
+ * failed or out of memory) with the outcome `out`, after the commit, or with wait_ms once the
+ * payment `waited` with `peer` is final or the wait ends. A failure is answered at once. */
+static void answer_one(node_t *n, zmq_msg_t *route, ledger_err_t rc, json_t *result,
+                       const ledger_outcome_t *out, const char *peer, const char *waited,
+                       json_int_t wait_ms, int64_t now)
+{
+    waiter_t *w = rc == LEDGER_OK && result != NULL ? calloc(1, sizeof *w) : NULL;
+    if (w == NULL || (w->results = json_array()) == NULL ||
+        (wait_ms > 0 && (w->waiting = calloc(1, sizeof *w->waiting)) == NULL)) {
+        if (w != NULL) {
+            json_decref(w->results);
+        }
+        free(w);
+        json_decref(result);
+        reply_error(n, route, EXIT_INTERNAL,
+                    rc != LEDGER_OK ? ledger_last_error(n->ledger) : "out of memory");
+        return;
+    }
+    zmq_msg_init(&w->route);
+    zmq_msg_copy(&w->route, route);
+    w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+    fill_result(result, out);
+    json_array_append_new(w->results, result);
+    if (wait_ms > 0 && !is_final(out->status)) {
+        json_object_set_new(result, "waiting", json_true());
+        waiting_key(w->waiting[0].key, peer, waited);
+        w->waiting[w->open++].result = result;
+    }
+    w->next = n->waiters;
+    n->waiters = w;
+}
+
 /* Inside the transaction: the payee of a settled payment returns all or part of it (PROTOCOL.md
  * 3.9), an operator action on record; the reply follows the commit, or with wait_ms the
  * return's final status (accepted: settled, refused: rejected). */
@@ -910,32 +943,12 @@ static void handle_return(node_t *n, zmq_msg_t *route, json_t *req, long long ui
                   (long long)r.amount_minor, r.currency, uetr, reason);
     }
     const char *id = r.uetr;
-    waiter_t *w = rc == LEDGER_OK ? calloc(1, sizeof *w) : NULL;
-    if (w == NULL || (w->results = json_array()) == NULL ||
-        (wait_ms > 0 && (w->waiting = calloc(1, sizeof *w->waiting)) == NULL)) {
-        if (w != NULL) {
-            json_decref(w->results);
-        }
-        free(w);
-        reply_error(n, route, EXIT_INTERNAL,
-                    rc != LEDGER_OK ? ledger_last_error(n->ledger) : "out of memory");
-        return;
-    }
-    zmq_msg_init(&w->route);
-    zmq_msg_copy(&w->route, route);
-    w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
-    json_t *result = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "return_id", id, "uetr", uetr,
-                               "peer", peer, "amount_minor", (json_int_t)r.amount_minor, "currency",
-                               s.currency, "return_reason", reason);
-    fill_result(result, &out);
-    json_array_append_new(w->results, result);
-    if (wait_ms > 0 && !is_final(out.status)) {
-        json_object_set_new(result, "waiting", json_true());
-        waiting_key(w->waiting[0].key, peer, id);
-        w->waiting[w->open++].result = result;
-    }
-    w->next = n->waiters;
-    n->waiters = w;
+    json_t *result = rc != LEDGER_OK
+                         ? NULL
+                         : json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "return_id", id, "uetr",
+                                     uetr, "peer", peer, "amount_minor", (json_int_t)r.amount_minor,
+                                     "currency", s.currency, "return_reason", reason);
+    answer_one(n, route, rc, result, &out, peer, id, wait_ms, now);
 }
 
 /* Inside the transaction: the payer asks a pending payment back (PROTOCOL.md 3.8.4), an operator
@@ -981,31 +994,11 @@ static void handle_cancel(node_t *n, zmq_msg_t *route, json_t *req, long long ui
         snprintf(id, sizeof id, "%s", out.cancel_id); /* asked already, or final: as it stands */
         rc = LEDGER_OK;
     }
-    waiter_t *w = rc == LEDGER_OK ? calloc(1, sizeof *w) : NULL;
-    if (w == NULL || (w->results = json_array()) == NULL ||
-        (wait_ms > 0 && (w->waiting = calloc(1, sizeof *w->waiting)) == NULL)) {
-        if (w != NULL) {
-            json_decref(w->results);
-        }
-        free(w);
-        reply_error(n, route, EXIT_INTERNAL,
-                    rc != LEDGER_OK ? ledger_last_error(n->ledger) : "out of memory");
-        return;
-    }
-    zmq_msg_init(&w->route);
-    zmq_msg_copy(&w->route, route);
-    w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
-    json_t *result = json_pack("{s:s, s:s}", "uetr", uetr, "peer", peer);
-    json_object_set_new(result, "cancellation_id", id[0] ? json_string(id) : json_null());
-    fill_result(result, &out);
-    json_array_append_new(w->results, result);
-    if (wait_ms > 0 && !is_final(out.status)) {
-        json_object_set_new(result, "waiting", json_true());
-        waiting_key(w->waiting[0].key, peer, uetr);
-        w->waiting[w->open++].result = result;
-    }
-    w->next = n->waiters;
-    n->waiters = w;
+    json_t *result = rc != LEDGER_OK
+                         ? NULL
+                         : json_pack("{s:s, s:s, s:o}", "uetr", uetr, "peer", peer,
+                                     "cancellation_id", id[0] ? json_string(id) : json_null());
+    answer_one(n, route, rc, result, &out, peer, uetr, wait_ms, now);
 }
 
 static void handle_status(node_t *n, zmq_msg_t *route)

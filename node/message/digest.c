@@ -36,15 +36,22 @@ static void hash_text(crypto_generichash_state *st, const char *text)
     crypto_generichash_update(st, (const uint8_t *)text, len);
 }
 
-void digest_entry(const char *payer, const char *payee, const char *uetr, int64_t amount_minor,
-                  const char *currency, const char *status, const char *reason,
-                  uint8_t out[static DIGEST_BYTES])
+/* One canonical entry hash: under `domain`, the id, for a return the payment it returns, the
+ * parties, amount, currency, status, reason, and for a return its reason (3.7.4, 3.7.10). */
+static void entry_digest(const char *domain, size_t domain_size, const char *id,
+                         const char *original_uetr, const char *payer, const char *payee,
+                         int64_t amount_minor, const char *currency, const char *status,
+                         const char *reason, const char *return_reason,
+                         uint8_t out[static DIGEST_BYTES])
 {
-    assert(payer && payee && uetr && currency && status && reason && out);
+    assert(id && payer && payee && currency && status && reason && out);
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, DIGEST_BYTES);
-    crypto_generichash_update(&st, (const uint8_t *)ENTRY_DOMAIN, sizeof ENTRY_DOMAIN);
-    hash_text(&st, uetr);
+    crypto_generichash_update(&st, (const uint8_t *)domain, domain_size);
+    hash_text(&st, id);
+    if (original_uetr != NULL) {
+        hash_text(&st, original_uetr);
+    }
     hash_text(&st, payer);
     hash_text(&st, payee);
     uint8_t amount[8];
@@ -55,7 +62,18 @@ void digest_entry(const char *payer, const char *payee, const char *uetr, int64_
     hash_text(&st, currency);
     hash_text(&st, status);
     hash_text(&st, reason);
+    if (return_reason != NULL) {
+        hash_text(&st, return_reason);
+    }
     crypto_generichash_final(&st, out, DIGEST_BYTES);
+}
+
+void digest_entry(const char *payer, const char *payee, const char *uetr, int64_t amount_minor,
+                  const char *currency, const char *status, const char *reason,
+                  uint8_t out[static DIGEST_BYTES])
+{
+    entry_digest(ENTRY_DOMAIN, sizeof ENTRY_DOMAIN, uetr, NULL, payer, payee, amount_minor,
+                 currency, status, reason, NULL, out);
 }
 
 void digest_return_entry(const char *payer, const char *payee, const char *return_id,
@@ -63,25 +81,9 @@ void digest_return_entry(const char *payer, const char *payee, const char *retur
                          const char *status, const char *reason, const char *return_reason,
                          uint8_t out[static DIGEST_BYTES])
 {
-    assert(payer && payee && return_id && original_uetr && currency && status && reason &&
-           return_reason && out);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, DIGEST_BYTES);
-    crypto_generichash_update(&st, (const uint8_t *)RETURN_DOMAIN, sizeof RETURN_DOMAIN);
-    hash_text(&st, return_id);
-    hash_text(&st, original_uetr);
-    hash_text(&st, payer);
-    hash_text(&st, payee);
-    uint8_t amount[8];
-    for (int i = 0; i < 8; i++) {
-        amount[i] = (uint8_t)((uint64_t)amount_minor >> (8 * i));
-    }
-    crypto_generichash_update(&st, amount, sizeof amount);
-    hash_text(&st, currency);
-    hash_text(&st, status);
-    hash_text(&st, reason);
-    hash_text(&st, return_reason);
-    crypto_generichash_final(&st, out, DIGEST_BYTES);
+    assert(original_uetr != NULL && return_reason != NULL);
+    entry_digest(RETURN_DOMAIN, sizeof RETURN_DOMAIN, return_id, original_uetr, payer, payee,
+                 amount_minor, currency, status, reason, return_reason, out);
 }
 
 /* corridor_digest_update(digest, sub, add) */
