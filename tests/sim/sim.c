@@ -131,8 +131,7 @@
  *             status, every honest return accepted and every hostile one refused, none pending;
  *             per payment the accepted returns within its amount at both ends and equal to its
  *             returned_minor; the positions mirror (I2) and the reconciliations match the
- *             returns too. The audit does not know return rows yet: its content and evidence
- *             violations of them are passed over and counted (audit_return_gap). The summary
+ *             returns too, and the audit is clean on return rows as on any other. The summary
  *             counts returns sent, accepted, refused by reason and refused locally.
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
@@ -566,7 +565,6 @@ struct world {
     uint64_t rets_dupl, rets_local; /* hostile DUPLs queued; over-total attempts refused
                                        (committed turns) */
     uint64_t ret_stats[RETURN_STATS];
-    uint64_t audit_return_gaps; /* the audit's violations of return rows (audit_return_gap) */
     /* checks */
     bool in_transaction; /* inside some node's engine_transaction */
     int turn_node;       /* whose turn it is */
@@ -4357,25 +4355,6 @@ static void check_keyswitches(world_t *w)
 }
 
 /* I1-I5 in every home and I2 between every pair, by `corridor audit`'s code. */
-/* Whether the audit's violation is one of a return record (PROTOCOL.md 3.9): the audit does
- * not know them yet (issue 19: the opening evidence is a Return, the content hash its own), so
- * their rows' `content` and `evidence` are passed over and counted (the summary's audit gaps). */
-static bool audit_return_gap(const world_t *w, const audit_violation_t *v)
-{
-    const char *at = strstr(v->detail, "UETR ");
-    if (at == NULL || (strcmp(v->kind, "content") != 0 && strcmp(v->kind, "evidence") != 0)) {
-        return false;
-    }
-    at += strlen("UETR ");
-    for (size_t k = 0; k < w->rets_count; k++) {
-        const ret_t *rt = &w->rets[k];
-        if (rt->committed && rt->id[0] != '\0' && strncmp(at, rt->id, CORRIDOR_UETR_LEN) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void audit_all(world_t *w)
 {
     const char *homes[NODES_MAX];
@@ -4394,9 +4373,6 @@ static void audit_all(world_t *w)
         const audit_violation_t *v = &report.violations[i];
         if (restored != NULL && strcmp(v->kind, "history") == 0 && strcmp(v->home, restored) == 0) {
             trace(w, "audit, as expected after the restore: %s", v->detail);
-        } else if (audit_return_gap(w, v)) {
-            w->audit_return_gaps++;
-            trace(w, "audit, a return it does not know yet: %s %s", v->kind, v->detail);
         } else if (unexpected++ == 0) {
             first = v;
         }
@@ -4681,7 +4657,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
         for (size_t k = 0; k < RETURN_STATS; k++) {
             fprintf(f, " %" PRIu64, w->ret_stats[k]);
         }
-        fprintf(f, " %d %" PRIu64 "\n", w->returning, w->audit_return_gaps);
+        fprintf(f, " %d\n", w->returning);
         fclose(f);
     }
     fflush(stdout);
@@ -4801,7 +4777,6 @@ typedef struct {
     uint64_t holds_worlds;       /* worlds with screening, expiry or cancellation */
     uint64_t rets[RETURN_STATS]; /* RET_STAT_*, summed */
     uint64_t rets_worlds;        /* worlds with honest returns */
-    uint64_t audit_gaps;         /* the audit's violations of return rows passed over */
 } run_stats_t;
 
 static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
@@ -4810,17 +4785,16 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
     char path[300];
     snprintf(path, sizeof path, "%s/stats", j->dir);
     FILE *f = fopen(path, "r");
-    unsigned long long v[24 + RETURN_STATS] = {0};
+    unsigned long long v[23 + RETURN_STATS] = {0};
     size_t got = 0;
-    while (f != NULL && got < 24 + RETURN_STATS && fscanf(f, "%llu", &v[got]) == 1) {
+    while (f != NULL && got < 23 + RETURN_STATS && fscanf(f, "%llu", &v[got]) == 1) {
         got++;
     }
-    if (got == 24 + RETURN_STATS) {
+    if (got == 23 + RETURN_STATS) {
         for (size_t k = 0; k < RETURN_STATS; k++) {
             stats->rets[k] += v[22 + k];
         }
         stats->rets_worlds += v[22 + RETURN_STATS];
-        stats->audit_gaps += v[23 + RETURN_STATS];
         for (size_t k = 0; k < 9; k++) {
             stats->holds[k] += v[11 + k];
         }
@@ -5003,13 +4977,12 @@ int main(int argc, char **argv)
     printf("%" PRIu64 " worlds with returns: %" PRIu64 " returns sent, %" PRIu64
            " accepted (%" PRIu64 " payments returned in several parts), %" PRIu64
            " refused (NOOR %" PRIu64 ", AM09 %" PRIu64 ", DUPL %" PRIu64 ", other %" PRIu64
-           "), %" PRIu64 " refused locally; %" PRIu64
-           " audit violations of return rows passed over\n",
+           "), %" PRIu64 " refused locally\n",
            stats.rets_worlds, rs[RET_STAT_SENT] + rs[RET_STAT_DUPL], rs[RET_STAT_ACCEPTED],
            rs[RET_STAT_PARTIAL],
            rs[RET_STAT_NOOR] + rs[RET_STAT_AM09] + rs[RET_STAT_DUPL] + rs[RET_STAT_OTHER],
            rs[RET_STAT_NOOR], rs[RET_STAT_AM09], rs[RET_STAT_DUPL], rs[RET_STAT_OTHER],
-           rs[RET_STAT_LOCAL], stats.audit_gaps);
+           rs[RET_STAT_LOCAL]);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
