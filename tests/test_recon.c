@@ -1759,6 +1759,56 @@ static void test_return_import_within_payment(void **state)
     c->passed = true;
 }
 
+/* A repair imports a return after the payment it returns, whatever the order of their ids
+ * (4.9): A lost a payment to B and B's return of it, whose id sorts before the payment's UETR.
+ * Imported in UETR order, the return came first and A refused it ("the payment this return
+ * names is not in our books"); a return still pending was applied before its payment settled
+ * and refused NOOR for good (the simulator's seed 11). One repair by B heals both. */
+static void test_return_imported_after_its_payment(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(29);
+    plan_add(p, 0, 1, 1);
+    snprintf(p->items[0].uetr, sizeof p->items[0].uetr, "%s",
+             "ffffffff-ffff-4fff-bfff-ffffffffff01"); /* after any return id */
+    settle_range(c, p, 0, p->count);
+    char id[UETR_SIZE];
+    return_payment(c, b, p->items[0].uetr, p->items[0].minor, "AC04", id);
+    assert_true(strcmp(id, p->items[0].uetr) < 0);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    forget_entry(a, NAME_B, id);
+    forget_entry(a, NAME_B, p->items[0].uetr);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, b, a, true, &rep);
+    if (report_int(rep, "healed") != 2 || report_int(rep, "breaks_remaining") != 0) {
+        print_report("reconcile --repair of a payment and its return", rep);
+    }
+    assert_int_equal(report_int(rep, "healed"), 2);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 0);
+    assert_int_equal(rc, 0); /* all healed */
+    json_decref(rep);
+    json_t *la = node_ledger(c, a);
+    json_t *ret = ledger_return_of(la, id);
+    assert_non_null(ret);
+    assert_string_equal(json_string_value(json_object_get(ret, "status")), "settled");
+    assert_string_equal(json_string_value(json_object_get(ret, "direction")), "in");
+    json_decref(la);
+    assert_int_equal(reconcile(c, a, b, false, &rep), 0); /* the books agree again */
+    assert_int_equal(json_array_size(report_breaks(rep)), 0);
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -1781,6 +1831,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_return_without_payment_left_for_a_person,
                                         cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_return_import_within_payment, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_return_imported_after_its_payment, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
                                         cluster_teardown),

@@ -1379,6 +1379,29 @@ static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st, 
 
 /* ---- the initiator's state machine -------------------------------------------------------- */
 
+/* Puts an import list's returns after its payments, each in its order (UETR order): a return is
+ * imported only beside the payment it returns (return_original_problem), and a Return applied
+ * as it arrives needs that payment settled, so the payment's own import (missing, or pending
+ * here and settled at the peer) must come first, also across Repair chunks. */
+static void returns_last(vec_t *imports)
+{
+    import_t *items = imports->items;
+    import_t *sorted = imports->count > 1 ? malloc(imports->count * sizeof *sorted) : NULL;
+    if (sorted == NULL) {
+        return; /* out of memory: the order stays, such a return is left for the next repair */
+    }
+    size_t n = 0;
+    for (int returns = 0; returns < 2; returns++) {
+        for (size_t i = 0; i < imports->count; i++) {
+            if (statement_entry_is_return(&items[i].entry) == (returns == 1)) {
+                sorted[n++] = items[i];
+            }
+        }
+    }
+    memcpy(items, sorted, n * sizeof *sorted);
+    free(sorted);
+}
+
 static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
 {
     check_positions(r);
@@ -1397,6 +1420,8 @@ static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
         finish(r, NULL);
         return LEDGER_OK;
     }
+    returns_last(&r->local_imports);
+    returns_last(&r->remote_imports);
     if (!r->diverged_at_start) { /* imports here need no re-base: apply them now */
         ledger_err_t rc = apply_local_imports(r);
         if (rc != LEDGER_OK) {

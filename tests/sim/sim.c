@@ -112,17 +112,16 @@
  *             history: switch_seq of that key). The summary counts the worlds with a CURVE
  *             switch, the KeySwitches applied, the frames the CURVE model refused, and the
  *             worlds where two nodes' switches overlapped (and where the tie-break held one).
- *   returns   PROTOCOL.md 3.9, from a stream of their own, in half the worlds without a restore
- *             (reconciliation does not import returns yet: a return a restore left known to one
- *             side only would never heal). The payees (never the compromised node) of some
- *             payments return them a little after they were made, as daemon.c handle_return
- *             does (channel_prepare_return, the operator row "return", channel_send_settlement
- *             in one transaction; again a second later while the original is not settled or the
- *             peer has not offered CHANNEL_FEATURE_RETURNS): one to three returns each, a part
- *             of what is left or all of it, and now and then more than is left, which
- *             channel_prepare_return must refuse (LEDGER_E_STATE) writing nothing (the books'
- *             counts and the channel's number unchanged). A return lost with its transaction is
- *             made again under a new id. The compromised node books hostile Returns as its own
+ *   returns   PROTOCOL.md 3.9, from a stream of their own, in half the worlds (with a restore
+ *             too: the operator's repair imports a return the restore left known to one side
+ *             only, 4.9, after the payment it returns). The payees (never the compromised node) of
+ * some payments return them a little after they were made, as daemon.c handle_return does
+ * (channel_prepare_return, the operator row "return", channel_send_settlement in one transaction;
+ * again a second later while the original is not settled or the peer has not offered
+ * CHANNEL_FEATURE_RETURNS): one to three returns each, a part of what is left or all of it, and now
+ * and then more than is left, which channel_prepare_return must refuse (LEDGER_E_STATE) writing
+ * nothing (the books' counts and the channel's number unchanged). A return lost with its
+ * transaction is made again under a new id. The compromised node books hostile Returns as its own
  *             (channel_send_settlement past the checks: of its own payment or of none, over the
  *             amount, naming other contents), each to be refused NOOR or AM09, and sends one
  *             under the id of a payment the receiver holds unbooked (DUPL, stored nowhere). Once
@@ -131,9 +130,14 @@
  *             status, every honest return accepted and every hostile one refused, none pending;
  *             per payment the accepted returns within its amount at both ends and equal to its
  *             returned_minor; the positions mirror (I2) and the reconciliations match the
- *             returns too. The audit does not know return rows yet: its content and evidence
- *             violations of them are passed over and counted (audit_return_gap). The summary
- *             counts returns sent, accepted, refused by reason and refused locally.
+ *             returns too, and the audit is clean on return rows as on any other. A restore:
+ *             a return its restored returner made after the copy (restore_lost) is held by both
+ *             ends once repaired, or by neither when its Return never left (lost with the node,
+ *             as a payment is; not made again: the operator cannot tell, and the payer may hold
+ *             it); the restored returner's later return of the same payment, made from books
+ *             without that one, may be refused AM09 (stale_books: the payer's check of 3.9 at
+ *             work, both ends agree). The summary counts returns sent, accepted, refused by
+ *             reason and refused locally.
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
@@ -311,7 +315,12 @@ typedef struct {
     size_t peer_index; /* the payer in the returner's config */
     ret_kind_t kind;
     bool done, in_turn, committed;
-    bool abandoned; /* the original never settled, or nothing was left of it */
+    bool abandoned;       /* the original never settled, or nothing was left of it */
+    uint64_t commit_turn; /* the returner's turn whose transaction committed it */
+    /* the returner was restored from a copy that does not hold it: held by both ends once the
+     * operator's repair imported it, or by neither (its Return never reached the payer) */
+    bool restore_lost;
+    bool after_restore; /* made by a restored returner after its restore */
     char id[CORRIDOR_UETR_LEN + 1];
     int64_t amount;
 } ret_t;
@@ -326,6 +335,9 @@ enum {
     RET_STAT_OTHER,    /* refused with another reason */
     RET_STAT_LOCAL,    /* over-total attempts channel_prepare_return refused, nothing written */
     RET_STAT_PARTIAL,  /* originals with several accepted returns */
+    RET_STAT_RESTORE,  /* returns a restore lost at their returner (restore_lost) */
+    RET_STAT_GONE,     /* of them, held by neither end (their Return never left) */
+    RET_STAT_STALE,    /* honest returns refused AM09 for stale books (stale_books) */
     RETURN_STATS
 };
 
@@ -557,8 +569,7 @@ struct world {
     bool diverged_ever[NODES_MAX][NODES_MAX]; /* [node][peer node]: its channel was DIVERGED */
     uint64_t forged_holds;                    /* all of them */
     uint64_t holds_stats[9]; /* at the end: HOLD_STAT_* (check_holds; HOLD_STATS) */
-    /* returns (PROTOCOL.md 3.9), from a stream of their own; none in a world with a restore
-     * (reconciliation does not import returns yet: a return known to one side only would stay) */
+    /* returns (PROTOCOL.md 3.9), from a stream of their own */
     rng_t ret_rng;
     bool returning;
     ret_t *rets;
@@ -566,7 +577,6 @@ struct world {
     uint64_t rets_dupl, rets_local; /* hostile DUPLs queued; over-total attempts refused
                                        (committed turns) */
     uint64_t ret_stats[RETURN_STATS];
-    uint64_t audit_return_gaps; /* the audit's violations of return rows (audit_return_gap) */
     /* checks */
     bool in_transaction; /* inside some node's engine_transaction */
     int turn_node;       /* whose turn it is */
@@ -2256,6 +2266,8 @@ static void items_settle(world_t *w, node_t *n, bool committed)
         if (r->in_turn && r->returner == n->idx) {
             r->in_turn = false;
             r->committed = committed;
+            r->commit_turn = n->turns;
+            r->after_restore = w->restore.restored && w->restore.node == n->idx;
             if (!committed && r->kind != RET_HOSTILE) {
                 r->done = false; /* the operator runs `corridor return` again */
                 r->id[0] = '\0';
@@ -2938,6 +2950,15 @@ static bool restore_step(world_t *w, node_t *n)
     n->items_first_open = 0;
     trace(w, "%s lost %zu of its sends with the restore: its clients send them again", n->name,
           lost);
+    for (size_t k = 0; k < w->rets_count; k++) {
+        ret_t *rt = &w->rets[k];
+        if (rt->returner == n->idx && rt->committed && rt->id[0] != '\0' &&
+            rt->commit_turn >= r->image_turn) {
+            rt->restore_lost = true; /* not made again: the payer may hold it */
+            trace(w, "%s lost its return %s of %s with the restore", n->name, rt->id,
+                  w->items[rt->item].uetr);
+        }
+    }
     return true;
 }
 
@@ -3552,11 +3573,11 @@ static bool world_build(world_t *w, const options_t *opt)
     w->forge_rng.s = w->seed ^ UINT64_C(0x666f72676572792e);
     w->forging = w->attacker >= 0 && w->restore.node < 0;
     w->forge_due_ms = rng_range(&w->forge_rng, 0, 2000);
-    /* returns (PROTOCOL.md 3.9), from a stream of their own: in half the worlds without a
-     * restore, the payees of some payments return them, in one go or in parts, a little after
-     * they were made; now and then the operator asks more than is left (refused locally) */
+    /* returns (PROTOCOL.md 3.9), from a stream of their own: in half the worlds, the payees of
+     * some payments return them, in one go or in parts, a little after they were made; now and
+     * then the operator asks more than is left (refused locally) */
     w->ret_rng.s = w->seed ^ UINT64_C(0x72657475726e7321);
-    w->returning = w->restore.node < 0 && rng_chance(&w->ret_rng, 500);
+    w->returning = rng_chance(&w->ret_rng, 500);
     for (size_t k = 0; k < w->items_count && w->returning; k++) {
         const item_t *it = &w->items[k];
         if (it->kind != ITEM_NORMAL || it->payee == w->attacker || !rng_chance(&w->ret_rng, 200)) {
@@ -3920,6 +3941,9 @@ static bool returns_final(world_t *w, bool strict)
             x->up ? ledger_find(x->reader, y->name, rt->id, &s, &xo) : LEDGER_E_STATE;
         ledger_err_t yrc =
             y->up ? ledger_find(y->reader, x->name, rt->id, &s, &yo) : LEDGER_E_STATE;
+        if (rt->restore_lost && xrc == LEDGER_E_NOT_FOUND && yrc == LEDGER_E_NOT_FOUND) {
+            continue; /* lost with the restore before its Return left: it never happened */
+        }
         if (!x->up || !y->up || xrc != LEDGER_OK || yrc != LEDGER_OK ||
             xo.status == STATUS_PENDING || yo.status == STATUS_PENDING) {
             if (strict) {
@@ -3988,6 +4012,21 @@ static const ret_t *ret_by_id(const world_t *w, int returner, const char *id)
     return NULL;
 }
 
+/* Whether an honest return was made from books that lost another return of its payment: its
+ * returner, restored from a copy without that one, made it after the restore, before the
+ * repair brought the lost one back, so that together they may exceed the payment; the payer
+ * refuses it AM09 (3.9), as it must. */
+static bool stale_books(const world_t *w, const ret_t *rt)
+{
+    for (size_t k = 0; k < w->rets_count && rt->after_restore; k++) {
+        if (w->rets[k].item == rt->item && w->rets[k].returner == rt->returner &&
+            w->rets[k].restore_lost) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Once quiet, the returns (PROTOCOL.md 3.9): each return id once per node and channel; the
  * returner and the payer hold the same returns (amount, original, reason, status); each one
  * booked is one the workload made (an honest one accepted, a hostile one refused NOOR or AM09);
@@ -4043,7 +4082,8 @@ static void check_returns(world_t *w)
         bool am09 = strcmp(a->o.reason, reason_code(REASON_RETURN_EXCEEDS)) == 0;
         bool ok = rt->kind == RET_HOSTILE
                       ? a->o.status == STATUS_REJECTED && (noor || am09)
-                      : a->o.status == STATUS_SETTLED &&
+                      : (a->o.status == STATUS_SETTLED ||
+                         (a->o.status == STATUS_REJECTED && am09 && stale_books(w, rt))) &&
                             strcmp(a->s.original_uetr, w->items[rt->item].uetr) == 0;
         if (!ok || a->s.amount_minor != rt->amount) {
             fail(w, "%s return %s of %s by %s to %s of %" PRId64 ": %s %s",
@@ -4052,6 +4092,7 @@ static void check_returns(world_t *w)
             break;
         }
         st[RET_STAT_SENT]++;
+        st[RET_STAT_STALE] += rt->kind != RET_HOSTILE && a->o.status != STATUS_SETTLED;
         st[a->o.status == STATUS_SETTLED ? RET_STAT_ACCEPTED
            : noor                        ? RET_STAT_NOOR
            : am09                        ? RET_STAT_AM09
@@ -4060,8 +4101,11 @@ static void check_returns(world_t *w)
     /* every return booked is held by both ends (the rows above), and by its returner */
     for (size_t k = 0; k < w->rets_count && !w->failed; k++) {
         const ret_t *rt = &w->rets[k];
-        if (rt->committed && rt->id[0] != '\0' &&
-            ret_row_find(&c, rt->returner, w->node[rt->payer].name, rt->id) == NULL) {
+        bool held = rt->committed && rt->id[0] != '\0' &&
+                    ret_row_find(&c, rt->returner, w->node[rt->payer].name, rt->id) != NULL;
+        st[RET_STAT_RESTORE] += rt->restore_lost;
+        st[RET_STAT_GONE] += rt->restore_lost && !held;
+        if (rt->committed && rt->id[0] != '\0' && !rt->restore_lost && !held) {
             fail(w, "%s made return %s to %s, its books do not hold it", w->node[rt->returner].name,
                  rt->id, w->node[rt->payer].name);
         }
@@ -4357,25 +4401,6 @@ static void check_keyswitches(world_t *w)
 }
 
 /* I1-I5 in every home and I2 between every pair, by `corridor audit`'s code. */
-/* Whether the audit's violation is one of a return record (PROTOCOL.md 3.9): the audit does
- * not know them yet (issue 19: the opening evidence is a Return, the content hash its own), so
- * their rows' `content` and `evidence` are passed over and counted (the summary's audit gaps). */
-static bool audit_return_gap(const world_t *w, const audit_violation_t *v)
-{
-    const char *at = strstr(v->detail, "UETR ");
-    if (at == NULL || (strcmp(v->kind, "content") != 0 && strcmp(v->kind, "evidence") != 0)) {
-        return false;
-    }
-    at += strlen("UETR ");
-    for (size_t k = 0; k < w->rets_count; k++) {
-        const ret_t *rt = &w->rets[k];
-        if (rt->committed && rt->id[0] != '\0' && strncmp(at, rt->id, CORRIDOR_UETR_LEN) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void audit_all(world_t *w)
 {
     const char *homes[NODES_MAX];
@@ -4394,9 +4419,6 @@ static void audit_all(world_t *w)
         const audit_violation_t *v = &report.violations[i];
         if (restored != NULL && strcmp(v->kind, "history") == 0 && strcmp(v->home, restored) == 0) {
             trace(w, "audit, as expected after the restore: %s", v->detail);
-        } else if (audit_return_gap(w, v)) {
-            w->audit_return_gaps++;
-            trace(w, "audit, a return it does not know yet: %s %s", v->kind, v->detail);
         } else if (unexpected++ == 0) {
             first = v;
         }
@@ -4681,7 +4703,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
         for (size_t k = 0; k < RETURN_STATS; k++) {
             fprintf(f, " %" PRIu64, w->ret_stats[k]);
         }
-        fprintf(f, " %d %" PRIu64 "\n", w->returning, w->audit_return_gaps);
+        fprintf(f, " %d\n", w->returning);
         fclose(f);
     }
     fflush(stdout);
@@ -4801,7 +4823,6 @@ typedef struct {
     uint64_t holds_worlds;       /* worlds with screening, expiry or cancellation */
     uint64_t rets[RETURN_STATS]; /* RET_STAT_*, summed */
     uint64_t rets_worlds;        /* worlds with honest returns */
-    uint64_t audit_gaps;         /* the audit's violations of return rows passed over */
 } run_stats_t;
 
 static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
@@ -4810,17 +4831,16 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
     char path[300];
     snprintf(path, sizeof path, "%s/stats", j->dir);
     FILE *f = fopen(path, "r");
-    unsigned long long v[24 + RETURN_STATS] = {0};
+    unsigned long long v[23 + RETURN_STATS] = {0};
     size_t got = 0;
-    while (f != NULL && got < 24 + RETURN_STATS && fscanf(f, "%llu", &v[got]) == 1) {
+    while (f != NULL && got < 23 + RETURN_STATS && fscanf(f, "%llu", &v[got]) == 1) {
         got++;
     }
-    if (got == 24 + RETURN_STATS) {
+    if (got == 23 + RETURN_STATS) {
         for (size_t k = 0; k < RETURN_STATS; k++) {
             stats->rets[k] += v[22 + k];
         }
         stats->rets_worlds += v[22 + RETURN_STATS];
-        stats->audit_gaps += v[23 + RETURN_STATS];
         for (size_t k = 0; k < 9; k++) {
             stats->holds[k] += v[11 + k];
         }
@@ -5003,13 +5023,14 @@ int main(int argc, char **argv)
     printf("%" PRIu64 " worlds with returns: %" PRIu64 " returns sent, %" PRIu64
            " accepted (%" PRIu64 " payments returned in several parts), %" PRIu64
            " refused (NOOR %" PRIu64 ", AM09 %" PRIu64 ", DUPL %" PRIu64 ", other %" PRIu64
-           "), %" PRIu64 " refused locally; %" PRIu64
-           " audit violations of return rows passed over\n",
+           "), %" PRIu64 " refused locally; %" PRIu64 " lost by a restore at the returner (%" PRIu64
+           " held by neither end, the others repaired), %" PRIu64
+           " honest ones refused AM09 for books a restore left stale\n",
            stats.rets_worlds, rs[RET_STAT_SENT] + rs[RET_STAT_DUPL], rs[RET_STAT_ACCEPTED],
            rs[RET_STAT_PARTIAL],
            rs[RET_STAT_NOOR] + rs[RET_STAT_AM09] + rs[RET_STAT_DUPL] + rs[RET_STAT_OTHER],
            rs[RET_STAT_NOOR], rs[RET_STAT_AM09], rs[RET_STAT_DUPL], rs[RET_STAT_OTHER],
-           rs[RET_STAT_LOCAL], stats.audit_gaps);
+           rs[RET_STAT_LOCAL], rs[RET_STAT_RESTORE], rs[RET_STAT_GONE], rs[RET_STAT_STALE]);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
