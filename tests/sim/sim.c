@@ -132,12 +132,13 @@
  *             returned_minor; the positions mirror (I2) and the reconciliations match the
  *             returns too, and the audit is clean on return rows as on any other. A restore:
  *             a return its restored returner made after the copy (restore_lost) is held by both
- *             ends once repaired, or by neither when its Return never left (lost with the node,
- *             as a payment is; not made again: the operator cannot tell, and the payer may hold
- *             it); the restored returner's later return of the same payment, made from books
- *             without that one, may be refused AM09 (stale_books: the payer's check of 3.9 at
- *             work, both ends agree). The summary counts returns sent, accepted, refused by
- *             reason and refused locally.
+ *             ends once repaired (the operator repairs again while its last repair left breaks:
+ *             the import of a lost return waits for the payer's AM09 on one the restored
+ *             returner made since, 4.9), or by neither when its Return never left (lost with the
+ * node, as a payment is; not made again: the operator cannot tell, and the payer may hold it); the
+ * restored returner's later return of the same payment, made from books without that one, may be
+ * refused AM09 (stale_books: the payer's check of 3.9 at work, both ends agree). The summary counts
+ * returns sent, accepted, refused by reason and refused locally.
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
@@ -406,6 +407,9 @@ typedef struct {
     uint8_t chain_head[LEDGER_HASH_BYTES]; /* and the hash of the last */
     int reconcile_wanted[NODES_MAX];  /* per configured peer: start a reconciliation (RECON_*) */
     int64_t repair_at[NODES_MAX];     /* per configured peer: its operator repairs then; 0: no */
+    bool repairing[NODES_MAX];        /* per configured peer: the reconciliation running repairs */
+    bool repair_left[NODES_MAX];      /* its last repair left breaks: the operator tries again */
+    int repairs_again[NODES_MAX];     /* how often it did (REPAIRS_AGAIN_MAX at most) */
     bool up_since_restore[NODES_MAX]; /* per configured peer: the channel was up since */
     int64_t reconcile_retry_ms;       /* a final one could not start yet: try again then */
     bool final_reconcile[NODES_MAX];  /* per configured peer: the final one runs */
@@ -976,6 +980,8 @@ static void on_final(void *arg, const char *peer, const char *uetr, const ledger
     trace(n->w, "%s final %s: %s %s", n->name, uetr, status_name(o->status), o->reason);
 }
 
+#define REPAIRS_AGAIN_MAX 8 /* repairs an operator runs again on a channel that is not DIVERGED */
+
 /* engine_ctx_t.on_report: a reconciliation the simulator started ended. */
 static void on_report(void *arg, size_t peer_index, json_t *doc)
 {
@@ -983,6 +989,16 @@ static void on_report(void *arg, size_t peer_index, json_t *doc)
     if (n->final_reconcile[peer_index]) {
         json_decref(n->reports[peer_index]);
         n->reports[peer_index] = json_incref(json_object_get(doc, "report"));
+    }
+    /* a repair that left breaks (an import that must wait, PROTOCOL.md 4.9: a lost return
+     * beside one the restored returner made since, until the payer refuses that one) is run
+     * again later, as an operator reading its report would */
+    if (n->repairing[peer_index] &&
+        json_integer_value(json_object_get(json_object_get(doc, "report"), "breaks_remaining")) >
+            0 &&
+        n->repairs_again[peer_index] < REPAIRS_AGAIN_MAX) {
+        n->repair_left[peer_index] = true;
+        n->repairs_again[peer_index]++;
     }
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     trace(n->w, "%s reconcile report: %s", n->name, text != NULL ? text : "?");
@@ -2194,9 +2210,10 @@ static void submit_due(void *arg)
             return;
         }
         n->final_reconcile[p] = kind == RECON_FINAL;
+        n->repairing[p] = kind == RECON_REPAIR;
         trace(w, "%s reconciles with %s%s", n->name, n->config->peers[p].card.name,
               kind == RECON_FINAL    ? ""
-              : kind == RECON_REPAIR ? " --repair (the channel is DIVERGED)"
+              : kind == RECON_REPAIR ? " --repair (DIVERGED, or breaks left)"
                                      : " (while faults go on)");
         engine_session_go(n->engine, p);
     }
@@ -2963,7 +2980,7 @@ static bool restore_step(world_t *w, node_t *n)
 }
 
 /* An operator who sees a channel DIVERGED runs `corridor reconcile --repair` with that peer
- * after a while, and again while it stays so. */
+ * after a while, and again while it stays so, or while its last repair left breaks. */
 static void operator_repairs(world_t *w, node_t *n)
 {
     for (size_t p = 0; p < n->config->peers_count; p++) {
@@ -2973,13 +2990,14 @@ static void operator_repairs(world_t *w, node_t *n)
         if (channel_is_diverged(engine_channel(n->engine, p))) {
             w->diverged_ever[n->idx][n->peer_node[p]] = true;
         }
-        if (!channel_is_diverged(engine_channel(n->engine, p))) {
+        if (!channel_is_diverged(engine_channel(n->engine, p)) && !n->repair_left[p]) {
             n->repair_at[p] = 0;
         } else if (n->repair_at[p] == 0) {
             n->repair_at[p] = w->now + rng_range(&w->restore_rng, 1000, 10000);
         } else if (w->now >= n->repair_at[p] && n->reconcile_wanted[p] == RECON_NONE) {
             n->reconcile_wanted[p] = RECON_REPAIR;
             n->repair_at[p] = 0;
+            n->repair_left[p] = false;
         }
     }
 }
