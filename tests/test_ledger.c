@@ -1255,6 +1255,14 @@ static void test_return_check_edited_amount_does_not_wrap(void **state)
     const char *why = return_why(l, &more);
     assert_non_null(why); /* before: the sum wrapped negative and the return passed */
     assert_string_equal(why, "AM09");
+    /* two such returns: SQLite's sum() overflows; refused AM09, not a failed turn */
+    settlement_t r2 = make_return(&in, DIRECTION_OUT, 10);
+    assert_int_equal(send1(l, &r2, &o), LEDGER_OK);
+    assert_int_equal(resolve1(l, &r2, true, NULL, &o), LEDGER_OK);
+    snprintf(sql, sizeof sql, "UPDATE settlements SET amount_minor = %lld WHERE uetr = '%s'",
+             (long long)(INT64_MAX - 5), r2.uetr);
+    assert_int_equal(sqlite3_exec(ledger_db(l), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_string_equal(return_why(l, &more), "AM09");
     ledger_close(&l);
 }
 
