@@ -447,6 +447,7 @@ static void test_largest_settlement_fits_the_stream(void **state)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         fields[i][sizes[i] - 1] = '\0';
     }
+    s.original_uetr[0] = s.return_reason[0] = '\0'; /* a payment, not a return */
     s.direction = DIRECTION_OUT;
     s.amount_minor = INT64_MAX;
     s.created_unix_ms = INT64_MIN;
