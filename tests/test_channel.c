@@ -2482,6 +2482,12 @@ static void test_hostile_returns(void **state)
     assert_int_equal(reports_for(b, w.r.uetr, NULL), 2);
     assert_int_equal(rows_of(a), rows_a);
     assert_int_equal(outcome_at(a, s.uetr).returned_minor, 400);
+    /* the same Return naming another body: DUPL, not our ACSC naming that body */
+    raw_return_t again_unbound = {w.r.uetr, s.uetr, 400, "RUB", "AC04", wrong, sizeof wrong};
+    rep = send_raw_return(net, &again_unbound);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "DUPL");
+    assert_int_equal(rows_of(a), rows_a);
 
     /* 600 left: 601 is over it */
     raw_return_t over_rest = {id[8], s.uetr, 601, "RUB", "AC04", bound, sizeof bound};

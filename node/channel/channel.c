@@ -1277,8 +1277,20 @@ static ledger_err_t apply_return(channel_t *ch, const envelope_message_t *msg, b
     ledger_err_t rc = LEDGER_OK;
     ledger_outcome_t out;
     if (reason == REASON_NONE) {
-        /* a repeat answers as it did: the checks below would count the return itself */
-        bool found = ledger_find(ch->ctx.ledger, peer, r.uetr, NULL, NULL) == LEDGER_OK;
+        /* a repeat answers as it did: the checks below would count the return itself; but the
+         * binding is no content (3.7.9), and a copy naming another body must not get our answer
+         * naming that body (a repair could then import it from the peer): DUPL */
+        settlement_t held;
+        bool found = ledger_find(ch->ctx.ledger, peer, r.uetr, &held, NULL) == LEDGER_OK;
+        if (found && settlement_is_return(&held) &&
+            sodium_memcmp(held.original_hash, r.original_hash, sizeof held.original_hash) != 0) {
+            ch->stats.unentitled++;
+            log_event(ch->ctx.node_name, peer, r.uetr,
+                      "rejected DUPL: a Return of this id naming another body");
+            return queue_status_report(ch, msg->version, msg->body, msg->body_len, r.uetr, "RJCT",
+                                       reason_code(REASON_DUPLICATE), r.currency, 0, REPLY_NONE,
+                                       NULL, NULL);
+        }
         const char *why = NULL, *unbound = NULL;
         uint8_t ours[SETTLEMENT_HASH_BYTES];
         if (!found && (rc = ledger_return_check(ch->ctx.ledger, &r, &why)) != LEDGER_OK) {
