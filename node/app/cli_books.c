@@ -44,8 +44,9 @@ int cmd_ledger(int argc, char **argv)
 static const cli_spec_t operations_spec = {
     .usage = "corridor operations --home DIR [--json]",
     .help = "Every action a person took on the books or a channel (repairs, key rotations and "
-            "replacements,\nreviews, cancellations), with the local user, the time and the "
-            "arguments, as the journal\nrecords them; works with the node running or stopped.\n"
+            "replacements,\nreviews, cancellations, returns), with the local user, the time and "
+            "the arguments, as\nthe journal records them; works with the node running or "
+            "stopped.\n"
             "Example: corridor operations --home bank-a --json\n",
     .json = true};
 
