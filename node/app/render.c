@@ -149,7 +149,7 @@ int render_ledger_json(ledger_t *ledger, const char *node)
     list.first = true;
     list.returns = true;
     if (rc == LEDGER_OK) {
-        rc = ledger_settlements(ledger, print_settlement_json, &list);
+        rc = ledger_returns(ledger, print_settlement_json, &list);
     }
     fputs(list.first ? "]\n}\n" : "\n  ]\n}\n", stdout);
     if (rc != LEDGER_OK) {

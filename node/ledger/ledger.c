@@ -110,6 +110,10 @@
     X(list, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"                \
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
             " creditor_account, remittance, created_ms, " EXTRA " FROM settlements ORDER BY id")   \
+    X(list_returns, "SELECT peer, uetr, direction, amount_minor, currency, status, reason,"        \
+                    " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"      \
+                    " creditor_account, remittance, created_ms, " EXTRA " FROM settlements"        \
+                    " WHERE " IS_RETURN " ORDER BY id")                                            \
     X(counts, "SELECT status, " IS_RETURN ", count(*) FROM settlements GROUP BY 1, 2")             \
     X(fully_returned, RETURNED)                                                                    \
     X(returned_sum, RETURNED_SUM)
@@ -1252,11 +1256,11 @@ ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)
     return LEDGER_OK;
 }
 
-ledger_err_t ledger_settlements(
-    ledger_t *l, void (*fn)(const settlement_t *s, const ledger_outcome_t *o, void *arg), void *arg)
+/* Calls fn for each row of `stmt`, a list or list_returns. */
+static ledger_err_t
+list_rows(sqlite3_stmt *stmt,
+          void (*fn)(const settlement_t *s, const ledger_outcome_t *o, void *arg), void *arg)
 {
-    assert(l != NULL && fn != NULL);
-    sqlite3_stmt *stmt = l->st.list;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         settlement_t s;
@@ -1282,6 +1286,21 @@ ledger_err_t ledger_settlements(
     }
     finish(stmt);
     return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+}
+
+ledger_err_t ledger_settlements(
+    ledger_t *l, void (*fn)(const settlement_t *s, const ledger_outcome_t *o, void *arg), void *arg)
+{
+    assert(l != NULL && fn != NULL);
+    return list_rows(l->st.list, fn, arg);
+}
+
+ledger_err_t ledger_returns(ledger_t *l,
+                            void (*fn)(const settlement_t *s, const ledger_outcome_t *o, void *arg),
+                            void *arg)
+{
+    assert(l != NULL && fn != NULL);
+    return list_rows(l->st.list_returns, fn, arg);
 }
 
 ledger_err_t ledger_replies_from(ledger_t *l, int64_t *seq)

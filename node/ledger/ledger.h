@@ -346,6 +346,11 @@ ledger_err_t ledger_settlements(ledger_t *l,
                                            void *arg),
                                 void *arg) __attribute__((warn_unused_result));
 
+/* Calls fn for every return (3.9) only, in the order they were first recorded. */
+ledger_err_t ledger_returns(ledger_t *l,
+                            void (*fn)(const settlement_t *s, const ledger_outcome_t *o, void *arg),
+                            void *arg) __attribute__((warn_unused_result));
+
 /* The first journal row that must carry our reply if it books or refuses a peer's settlement
  * (rows before it were written before schema 4); 0 when the ledger predates schema 4. */
 ledger_err_t ledger_replies_from(ledger_t *l, int64_t *seq) __attribute__((warn_unused_result));
