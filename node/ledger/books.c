@@ -73,19 +73,6 @@ static int step(books_cursor_t *c)
     return -1;
 }
 
-/* The ledger's schema (PRAGMA user_version); 0 when it cannot be read. */
-static int schema_of(ledger_t *l)
-{
-    sqlite3_stmt *stmt = NULL;
-    int version = 0;
-    if (sqlite3_prepare_v2(ledger_db(l), "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-        version = sqlite3_column_int(stmt, 0);
-    }
-    sqlite3_finalize(stmt);
-    return version;
-}
-
 /* ---- the journal ------------------------------------------------------------------------ */
 
 #define JOURNAL_SELECT(reply, returns)                                                             \
@@ -104,7 +91,7 @@ static int schema_of(ledger_t *l)
 ledger_err_t books_journal(ledger_t *l, bool with_reply, unsigned stride, unsigned first,
                            books_cursor_t **out)
 {
-    bool returns = schema_of(l) >= 9;
+    bool returns = ledger_schema_version(l) >= 9;
     const char *sql = with_reply ? returns ? JOURNAL_SELECT("j.reply", RETURNS_9) JOURNAL_ORDER
                                            : JOURNAL_SELECT("j.reply", RETURNS_8) JOURNAL_ORDER
                                  : JOURNAL_SELECT("NULL", RETURNS_8) JOURNAL_ORDER;
@@ -215,7 +202,7 @@ int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp)
 ledger_err_t books_settlements(ledger_t *l, books_cursor_t **out)
 {
     return open_cursor(l,
-                       schema_of(l) >= 9
+                       ledger_schema_version(l) >= 9
                            ? "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
                              " end_to_end_id, debtor_name, debtor_account, creditor_name,"
                              " creditor_account, remittance, original_uetr, return_reason"
@@ -331,7 +318,7 @@ ledger_err_t books_returns(ledger_t *l, books_cursor_t **out)
 {
     return open_cursor(
         l,
-        schema_of(l) >= 9
+        ledger_schema_version(l) >= 9
             ? "SELECT r.peer, r.uetr, r.original_uetr, r.direction, r.currency, r.amount_minor,"
               " r.status, o.id IS NOT NULL, o.original_uetr <> '', o.direction, o.currency,"
               " o.amount_minor, o.status, (" OPENING_OF("r") "), (" OPENING_OF(
