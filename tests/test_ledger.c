@@ -649,9 +649,15 @@ static void test_open_text_file_refused(void **state)
 }
 
 /* Creates an SQLite file with the given SQL (not a ledger). */
-/* Takes a fresh ledger back from schema 9 to 8 (to build an older one). */
+/* Takes a fresh ledger back from schema 10 to 9 (to build an older one). */
+#define UNDO_SCHEMA_10                                                                             \
+    "DROP INDEX settlements_fx; DROP INDEX settlements_fx_reserved;"                               \
+    " ALTER TABLE settlements DROP COLUMN fx_id; ALTER TABLE settlements DROP COLUMN fx_leg;"
+
+/* Takes a fresh ledger back from schema 10 to 8 (to build an older one). */
 #define UNDO_SCHEMA_9                                                                              \
-    "DROP INDEX settlements_returns; ALTER TABLE settlements DROP COLUMN original_uetr;"           \
+    UNDO_SCHEMA_10                                                                                 \
+    " DROP INDEX settlements_returns; ALTER TABLE settlements DROP COLUMN original_uetr;"           \
     " ALTER TABLE settlements DROP COLUMN return_reason;"                                          \
     " ALTER TABLE settlements DROP COLUMN original_hash;"
 

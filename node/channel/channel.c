@@ -933,6 +933,7 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_KEY_SWITCH:
     case MSG_CANCEL_REQUEST:
     case MSG_CANCEL_ANSWER:
+    case MSG_FX_PROPOSAL:
         if (msg->type == MSG_KEY_SWITCH && ch->state == CHANNEL_DIVERGED) {
             pin_switch_while_diverged(ch, msg);
         }

@@ -98,11 +98,16 @@
     " JOIN settlements o ON o.peer = t.peer AND o.uetr = t.original_uetr"                          \
     " WHERE o.status = 1 AND o.amount_minor = t.total"
 
+/* The columns of schema 10 (FX legs, 3.10), and what a reader of schema 9 or older selects. */
+#define FX_COLUMNS        "fx_id, fx_leg"
+#define FX_COLUMNS_READ_9 "'', 0"
+
 /* Reads of settlements, prepared first, with the columns of the schema (EXTRA: the hold columns
- * then the return columns; IS_RETURN: whether a row is a return; RETURNED: FULLY_RETURNED) or
- * what a reader of an older one selects. Columns 7 to 15 are the details (read_details), 16 to
- * 18 the hold, at_peer and cancel_id, 19 to 22 the return columns (read_return). */
-#define SETTLEMENT_READS(X, FIND_EXTRA, EXTRA, IS_RETURN, RETURNED, RETURNED_SUM)                  \
+ * then the return columns then the FX columns; IS_RETURN: whether a row is a return; FX_LEG: its
+ * leg of a trade; RETURNED: FULLY_RETURNED) or what a reader of an older one selects. Columns 7
+ * to 15 are the details (read_details), 16 to 18 the hold, at_peer and cancel_id, 19 to 22 the
+ * return columns (read_return), 23 and 24 the FX columns (read_fx). */
+#define SETTLEMENT_READS(X, FIND_EXTRA, EXTRA, IS_RETURN, FX_LEG, RETURNED, RETURNED_SUM)          \
     X(find, "SELECT id, direction, amount_minor, currency, content_hash, status, reason,"          \
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
             " creditor_account, remittance, created_ms, " FIND_EXTRA " FROM settlements"           \
@@ -114,19 +119,28 @@
                     " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"      \
                     " creditor_account, remittance, created_ms, " EXTRA " FROM settlements"        \
                     " WHERE " IS_RETURN " ORDER BY id")                                            \
-    X(counts, "SELECT status, " IS_RETURN ", count(*) FROM settlements GROUP BY 1, 2")             \
+    X(counts, "SELECT status, (" IS_RETURN ") + 2 * " FX_LEG ", count(*) FROM settlements"          \
+              " GROUP BY 1, 2")                                                                    \
     X(fully_returned, RETURNED)                                                                    \
     X(returned_sum, RETURNED_SUM)
+#define READS_10                                                                                   \
+    HOLD_COLUMNS ", " RETURN_COLUMNS_FIND ", " FX_COLUMNS,                                         \
+        HOLD_COLUMNS ", " RETURN_COLUMNS ", " FX_COLUMNS, "original_uetr <> ''", "fx_leg",         \
+        FULLY_RETURNED, RETURNED_SUM
+/* schema 9: no trades */
 #define READS_9                                                                                    \
-    HOLD_COLUMNS ", " RETURN_COLUMNS_FIND, HOLD_COLUMNS ", " RETURN_COLUMNS,                       \
-        "original_uetr <> ''", FULLY_RETURNED, RETURNED_SUM
+    HOLD_COLUMNS ", " RETURN_COLUMNS_FIND ", " FX_COLUMNS_READ_9,                                  \
+        HOLD_COLUMNS ", " RETURN_COLUMNS ", " FX_COLUMNS_READ_9, "original_uetr <> ''", "0",       \
+        FULLY_RETURNED, RETURNED_SUM
 /* below schema 9: no returns (ledger_returns_of never runs returned_sum there) */
 #define READS_8                                                                                    \
-    HOLD_COLUMNS ", " RETURN_COLUMNS_READ_8, HOLD_COLUMNS ", " RETURN_COLUMNS_READ_8, "0",         \
-        "SELECT 0", "SELECT 0, 0"
+    HOLD_COLUMNS ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9,                                \
+        HOLD_COLUMNS ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9, "0", "0", "SELECT 0",      \
+        "SELECT 0, 0"
 #define READS_7                                                                                    \
-    HOLD_COLUMNS_READ_7 ", " RETURN_COLUMNS_READ_8,                                                \
-        HOLD_COLUMNS_READ_7 ", " RETURN_COLUMNS_READ_8, "0", "SELECT 0", "SELECT 0, 0"
+    HOLD_COLUMNS_READ_7 ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9,                         \
+        HOLD_COLUMNS_READ_7 ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9, "0", "0",           \
+        "SELECT 0", "SELECT 0, 0"
 #define SETTLEMENT_READS_OF(X, READS) SETTLEMENT_READS_(X, READS)
 #define SETTLEMENT_READS_(X, ...)     SETTLEMENT_READS(X, __VA_ARGS__)
 
@@ -179,10 +193,15 @@
       "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
       " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
       " creditor_account, remittance, created_ms, canon_hash, open_seq, our_seq, their_seq,"       \
-      " expires_ms, hold, original_uetr, return_reason, original_hash) VALUES(?1,?2,?3,?4,?5,?6,"  \
-      "?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)")                 \
-    X(held_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1 AND currency = ?2"      \
-                " AND status = 4")                                                                 \
+      " expires_ms, hold, original_uetr, return_reason, original_hash, fx_id, fx_leg)"             \
+      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,"    \
+      "?23,?24,?25,?26,?27)")                                                                      \
+    X(held_sum, "SELECT sum(a) FROM (SELECT amount_minor AS a FROM settlements"                    \
+                " WHERE peer = ?1 AND currency = ?2 AND status = 4 AND fx_leg <> 2"                \
+                " UNION ALL SELECT amount_minor FROM settlements WHERE peer = ?1"                  \
+                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg = 2)")             \
+    X(fx_find, "SELECT uetr FROM settlements WHERE peer = ?1 AND fx_id = ?2 AND fx_id <> ''"       \
+               " ORDER BY fx_leg LIMIT 3")                                                         \
     X(set_hold, "UPDATE settlements SET hold = ?2 WHERE id = ?1")                                  \
     X(set_at_peer, "UPDATE settlements SET at_peer = ?2, their_seq = max(their_seq, ?3)"           \
                    " WHERE id = ?1")                                                               \
@@ -202,10 +221,10 @@
                      " AND peer = ?1 ORDER BY currency")                                           \
     X(cut_touched, "SELECT id, direction, uetr, amount_minor, currency, status, reason,"           \
                    " canon_hash, open_seq, decided_seq, returned_seq, original_uetr,"              \
-                   " return_reason FROM settlements WHERE peer = ?1 AND our_seq > ?2"              \
-                   " UNION ALL SELECT id, direction, uetr, amount_minor, currency, status,"        \
-                   " reason, canon_hash, open_seq, decided_seq, returned_seq, original_uetr,"      \
-                   " return_reason FROM settlements"                                               \
+                   " return_reason, fx_id, fx_leg FROM settlements WHERE peer = ?1"                \
+                   " AND our_seq > ?2 UNION ALL SELECT id, direction, uetr, amount_minor,"         \
+                   " currency, status, reason, canon_hash, open_seq, decided_seq, returned_seq,"   \
+                   " original_uetr, return_reason, fx_id, fx_leg FROM settlements"                 \
                    " WHERE peer = ?1 AND their_seq > ?3 AND our_seq <= ?2 LIMIT ?4")
 
 #define DECLARE_STMT(name, sql) sqlite3_stmt *name;
@@ -213,7 +232,7 @@
 #define STMT_SLOT(name, sql)    offsetof(statements_t, name),
 
 typedef struct {
-    SETTLEMENT_READS_OF(DECLARE_STMT, READS_9)
+    SETTLEMENT_READS_OF(DECLARE_STMT, READS_10)
     STATEMENTS(DECLARE_STMT)
     KEY_STATEMENTS(DECLARE_STMT, KEY_COLUMNS)
     WRITER_STATEMENTS(DECLARE_STMT)
@@ -222,16 +241,17 @@ typedef struct {
 /* In this order: a reader prepares the first two groups (the settlement reads as
  * settlement_read_sql_8 or _7 say below schema 9), and the third from schema 6 on (as
  * key_statement_sql_6 says on schema 6). */
-static const char *const statement_sql[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_9) STATEMENTS(
+static const char *const statement_sql[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_10) STATEMENTS(
     STMT_SQL) KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SQL)};
-static const size_t statement_offset[] = {SETTLEMENT_READS_OF(STMT_SLOT, READS_9) STATEMENTS(
+static const size_t statement_offset[] = {SETTLEMENT_READS_OF(STMT_SLOT, READS_10) STATEMENTS(
     STMT_SLOT) KEY_STATEMENTS(STMT_SLOT, KEY_COLUMNS) WRITER_STATEMENTS(STMT_SLOT)};
 static const char *const key_statement_sql_6[] = {KEY_STATEMENTS(STMT_SQL, KEY_COLUMNS_READ_6)};
+static const char *const settlement_read_sql_9[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_9)};
 static const char *const settlement_read_sql_8[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_8)};
 static const char *const settlement_read_sql_7[] = {SETTLEMENT_READS_OF(STMT_SQL, READS_7)};
 #define STMT_ONE(name, sql)    +1
 #define STATEMENT_COUNT        (sizeof statement_sql / sizeof statement_sql[0])
-#define SETTLEMENT_READ_COUNT  ((size_t)(0 SETTLEMENT_READS_OF(STMT_ONE, READS_9)))
+#define SETTLEMENT_READ_COUNT  ((size_t)(0 SETTLEMENT_READS_OF(STMT_ONE, READS_10)))
 #define READER_STATEMENT_COUNT (SETTLEMENT_READ_COUNT + (size_t)(0 STATEMENTS(STMT_ONE)))
 #define KEY_STATEMENT_COUNT    ((size_t)(0 KEY_STATEMENTS(STMT_ONE, KEY_COLUMNS)))
 
@@ -329,6 +349,17 @@ struct ledger {
     "CREATE INDEX settlements_returns ON settlements(peer, original_uetr, status)"                 \
     " WHERE original_uetr <> '';"
 
+/* Schema 10: FX trades (PROTOCOL.md 3.10). Each leg is a record of its own: fx_id the trade's id,
+ * fx_leg which leg (FX_LEG_*; 0 for anything else), original_hash the FxProposal's body hash. The
+ * first index finds a trade's legs; the second serves the cap's sum of the legs our pending
+ * proposals would have the peer pay us (the headroom they reserve), tiny as it holds only those. */
+#define SETTLEMENTS_FX                                                                             \
+    "ALTER TABLE settlements ADD COLUMN fx_id TEXT NOT NULL DEFAULT '';"                           \
+    "ALTER TABLE settlements ADD COLUMN fx_leg INTEGER NOT NULL DEFAULT 0;"                        \
+    "CREATE INDEX settlements_fx ON settlements(peer, fx_id) WHERE fx_id <> '';"                   \
+    "CREATE INDEX settlements_fx_reserved ON settlements(peer, currency)"                          \
+    " WHERE status = 0 AND direction = 0 AND fx_leg = 2;"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -364,7 +395,7 @@ static const char *const schema =
                        "INTEGER NOT NULL,"
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
                        "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE
-                           KEYS_SWITCH SETTLEMENTS_HOLDS SETTLEMENTS_RETURNS;
+                           KEYS_SWITCH SETTLEMENTS_HOLDS SETTLEMENTS_RETURNS SETTLEMENTS_FX;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -658,6 +689,11 @@ static const char *const migrate_8_to_9 =
     "BEGIN IMMEDIATE;" SETTLEMENTS_RETURNS "PRAGMA user_version = 9;"
     "COMMIT;";
 
+/* Version 9 -> 10: FX trades (SETTLEMENTS_FX); no record is a leg. */
+static const char *const migrate_9_to_10 =
+    "BEGIN IMMEDIATE;" SETTLEMENTS_FX "PRAGMA user_version = 10;"
+    "COMMIT;";
+
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
     "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
@@ -763,6 +799,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     if (rc == LEDGER_OK && version <= 8) {
         rc = run_script(l, migrate_8_to_9, "upgrade the ledger from schema 8 to 9");
     }
+    if (rc == LEDGER_OK && version <= 9) {
+        rc = run_script(l, migrate_9_to_10, "upgrade the ledger from schema 9 to 10");
+    }
     if (rc == LEDGER_OK) {
         l->schema = LEDGER_SCHEMA_VERSION;
     }
@@ -833,9 +872,10 @@ static ledger_err_t prepare_all(ledger_t *l)
             i < READER_STATEMENT_COUNT + KEY_STATEMENT_COUNT) {
             sql = key_statement_sql_6[i - READER_STATEMENT_COUNT]; /* a reader: no switch yet */
         }
-        if (l->schema < 9 && i < SETTLEMENT_READ_COUNT) {
-            sql = l->schema < 8 ? settlement_read_sql_7[i]  /* a reader: nothing held, no expiry */
-                                : settlement_read_sql_8[i]; /* a reader: no returns */
+        if (l->schema < 10 && i < SETTLEMENT_READ_COUNT) {
+            sql = l->schema < 8   ? settlement_read_sql_7[i]  /* a reader: nothing held, no expiry */
+                  : l->schema < 9 ? settlement_read_sql_8[i]  /* a reader: no returns */
+                                  : settlement_read_sql_9[i]; /* a reader: no trades */
         }
         if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
             SQLITE_OK) {
@@ -1065,6 +1105,16 @@ static int64_t read_return(sqlite3_stmt *stmt, int first, settlement_t *s)
     return sqlite3_column_int64(stmt, first + 3);
 }
 
+/* Reads the FX columns from `first` into s (nothing but FX_LEG_* is a leg). */
+static void read_fx(sqlite3_stmt *stmt, int first, settlement_t *s)
+{
+    int leg = sqlite3_column_int(stmt, first + 1);
+    s->fx_leg = leg == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
+                : leg == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
+                                              : FX_LEG_NONE;
+    copy_column(s->fx_id, sizeof s->fx_id, stmt, first);
+}
+
 /* LEDGER_OK and *found = true/false, or a storage error. */
 static ledger_err_t find_stored(ledger_t *l, const char *peer, const char *uetr, stored_t *out,
                                 bool *found)
@@ -1095,6 +1145,7 @@ static ledger_err_t find_stored(ledger_t *l, const char *peer, const char *uetr,
         copy_column(out->at_peer, sizeof out->at_peer, stmt, 17);
         copy_column(out->cancel_id, sizeof out->cancel_id, stmt, 18);
         out->returned_minor = read_return(stmt, 19, &out->s);
+        read_fx(stmt, 23, &out->s);
     }
     finish(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
@@ -1219,7 +1270,18 @@ ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         uint64_t n = (uint64_t)sqlite3_column_int64(stmt, 2);
-        bool is_return = sqlite3_column_int(stmt, 1) != 0;
+        int kind = sqlite3_column_int(stmt, 1); /* 1 a return, 2 and 4 the legs of a trade */
+        bool is_return = kind == 1;
+        if (kind == 2 * FX_LEG_PROPOSER_PAYS) { /* a trade counts once, by its first leg */
+            int status = sqlite3_column_int(stmt, 0);
+            if (status >= STATUS_PENDING && status <= STATUS_MAX) {
+                counts->fx[status] += n;
+            }
+            continue;
+        }
+        if (kind != 0 && !is_return) {
+            continue;
+        }
         switch (sqlite3_column_int(stmt, 0)) {
         case STATUS_PENDING:
             *(is_return ? &counts->returns_pending : &counts->pending) = n;
@@ -1281,6 +1343,7 @@ list_rows(sqlite3_stmt *stmt,
         copy_column(o.at_peer, sizeof o.at_peer, stmt, 17);
         copy_column(o.cancel_id, sizeof o.cancel_id, stmt, 18);
         o.returned_minor = read_return(stmt, 19, &s);
+        read_fx(stmt, 23, &s);
         o.cancelled = cancelled_by_payer(&s, o.status, o.cancel_id, o.at_peer);
         fn(&s, &o, arg);
     }
@@ -1482,7 +1545,7 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
         .peer = st->s.peer,
         .uetr = st->s.uetr,
         .currency = st->s.currency,
-        .amount_minor = st->s.amount_minor,
+        .amount_minor = settlement_row_amount(&st->s), /* an acceptor's leg: negative */
         .reason = reason != NULL ? reason : "",
         .content_hash = st->content_hash,
         .evidence = evidence,
@@ -1508,7 +1571,7 @@ static ledger_err_t append_row(ledger_t *l, const stored_t *st, entry_kind_t kin
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "append journal row");
     }
-    ledger_effect_t effect = ledger_row_effect(kind, st->s.direction, st->s.amount_minor);
+    ledger_effect_t effect = ledger_row_effect(kind, st->s.direction, row.amount_minor);
     if (effect_moves(effect)) {
         ledger_err_t rc = move_amount(l, st->s.peer, st->s.currency, effect);
         if (rc != LEDGER_OK) {
@@ -1569,16 +1632,19 @@ static ledger_err_t attach_reply(ledger_t *l, const uint8_t *reply, size_t reply
     return LEDGER_OK;
 }
 
-/* The canonical entry hash of a payment, or of a return when original_uetr is not empty, in a
- * status as the JSON names it (see digest.h). */
+/* The canonical entry hash of a payment, of a return when original_uetr is not empty, or of an
+ * FX leg when fx_leg is one, in a status as the JSON names it (see digest.h). `direction` is the
+ * way the message that opened it went; the leg an acceptor pays goes the other way. */
 static void entry_hash(const ledger_t *l, const char *peer, direction_t direction, const char *uetr,
-                       const char *original_uetr, const char *return_reason, int64_t amount,
-                       const char *currency, const char *status, const char *reason,
-                       uint8_t out[static DIGEST_BYTES])
+                       const char *original_uetr, const char *return_reason, const char *fx_id,
+                       fx_leg_t fx_leg, int64_t amount, const char *currency, const char *status,
+                       const char *reason, uint8_t out[static DIGEST_BYTES])
 {
-    bool out_dir = direction == DIRECTION_OUT;
-    const char *payer = out_dir ? l->node : peer, *payee = out_dir ? peer : l->node;
-    if (original_uetr[0] != '\0') {
+    bool we_pay = (direction == DIRECTION_OUT) != (fx_leg == FX_LEG_ACCEPTOR_PAYS);
+    const char *payer = we_pay ? l->node : peer, *payee = we_pay ? peer : l->node;
+    if (fx_leg != FX_LEG_NONE) {
+        digest_fx_leg_entry(payer, payee, uetr, fx_id, amount, currency, status, reason, out);
+    } else if (original_uetr[0] != '\0') {
         digest_return_entry(payer, payee, uetr, original_uetr, amount, currency, status, reason,
                             return_reason, out);
     } else {
@@ -1590,8 +1656,8 @@ static void entry_hash(const ledger_t *l, const char *peer, direction_t directio
 static void canon_hash(const ledger_t *l, const settlement_t *s, status_t status,
                        const char *reason, uint8_t out[static DIGEST_BYTES])
 {
-    entry_hash(l, s->peer, s->direction, s->uetr, s->original_uetr, s->return_reason,
-               s->amount_minor, s->currency, status_name(status_canonical(status)),
+    entry_hash(l, s->peer, s->direction, s->uetr, s->original_uetr, s->return_reason, s->fx_id,
+               s->fx_leg, s->amount_minor, s->currency, status_name(status_canonical(status)),
                reason != NULL ? reason : "", out);
 }
 
@@ -1675,11 +1741,13 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     bind_text(stmt, 22, hold != NULL ? hold : "");
     bind_text(stmt, 23, s->original_uetr);
     bind_text(stmt, 24, s->return_reason);
-    if (settlement_is_return(s)) {
+    if (settlement_is_return(s) || settlement_is_fx_leg(s)) {
         sqlite3_bind_blob(stmt, 25, s->original_hash, sizeof s->original_hash, SQLITE_STATIC);
     } else {
         sqlite3_bind_null(stmt, 25);
     }
+    bind_text(stmt, 26, s->fx_id);
+    sqlite3_bind_int(stmt, 27, (int)s->fx_leg);
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "insert settlement");
     }
@@ -1754,7 +1822,7 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
         return rc;
     }
     if ((rc = check_effect(l, s->peer, s->currency,
-                           ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, s->amount_minor))) !=
+                           ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, settlement_row_amount(s)))) !=
         LEDGER_OK) {
         return rc;
     }
@@ -1770,7 +1838,9 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
 
 static bool answers_settlement(const stored_t *st, const uint8_t *answers);
 
-/* The sum of the peer's payments to us held in `currency`; *over true when it does not fit. */
+/* What counts against the cap we grant the peer in `currency` besides its net debt: its payments
+ * to us we hold, and the legs our pending FX proposals would have it pay us (the headroom they
+ * reserve, 3.10.3). *over true when the sum does not fit. */
 static ledger_err_t held_sum(ledger_t *l, const char *peer, const char *currency, int64_t *sum,
                              bool *over)
 {
@@ -1785,6 +1855,25 @@ static ledger_err_t held_sum(ledger_t *l, const char *peer, const char *currency
     if (step != SQLITE_ROW && !*over) {
         return storage_failure(l, "sum held payments");
     }
+    return LEDGER_OK;
+}
+
+/* Whether `amount` more of the peer's debt to us, with what it owes and what counts besides
+ * (held_sum), would exceed the cap we grant it in `currency` (or leave int64). */
+static ledger_err_t over_cap(ledger_t *l, const char *peer, const char *currency, int64_t amount,
+                             int64_t cap_minor, bool *over)
+{
+    int64_t net = 0, pending = 0, held = 0, after = 0;
+    bool too_many = false;
+    if (ledger_position(l, peer, currency, &net, &pending) != LEDGER_OK) {
+        return storage_failure(l, "read position");
+    }
+    ledger_err_t rc = held_sum(l, peer, currency, &held, &too_many);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    *over = too_many || __builtin_add_overflow(net, held, &after) ||
+            __builtin_add_overflow(after, amount, &after) || after > cap_minor;
     return LEDGER_OK;
 }
 
@@ -1817,25 +1906,18 @@ ledger_err_t ledger_receive_holding(ledger_t *l, const settlement_t *s, int64_t 
         return rc;
     }
     const char *reason = reject_reason;
-    if (reason == NULL) {
-        int64_t net = 0, pending = 0, held = 0, after = 0;
-        bool over = false;
-        if ((rc = ledger_position(l, s->peer, s->currency, &net, &pending)) != LEDGER_OK) {
-            return storage_failure(l, "read position");
-        }
-        if ((rc = held_sum(l, s->peer, s->currency, &held, &over)) != LEDGER_OK) {
-            return rc;
-        }
-        /* the peer's debt to us, with what we hold of its, would exceed the cap we grant it */
-        if (over || __builtin_add_overflow(net, held, &after) ||
-            __builtin_add_overflow(after, s->amount_minor, &after) || after > cap_minor) {
-            reason = reason_code(REASON_OVER_CAP);
-        }
+    bool over = false;
+    if (reason == NULL && (rc = over_cap(l, s->peer, s->currency, s->amount_minor, cap_minor,
+                                         &over)) != LEDGER_OK) {
+        return rc;
+    }
+    if (over) {
+        reason = reason_code(REASON_OVER_CAP);
     }
     entry_kind_t kind = hold != NULL ? ENTRY_HELD : ENTRY_IN_BOOKED;
     if (reason == NULL) {
         rc = check_effect(l, s->peer, s->currency,
-                          ledger_row_effect(kind, DIRECTION_IN, s->amount_minor));
+                          ledger_row_effect(kind, DIRECTION_IN, settlement_row_amount(s)));
         if (rc == LEDGER_E_OVERFLOW) {
             reason =
                 reason_code(REASON_OVER_CAP); /* our books cannot hold it: refuse, as over a cap */
@@ -1910,7 +1992,7 @@ ledger_err_t ledger_decide_held(ledger_t *l, const char *peer, const char *uetr,
     }
     entry_kind_t kind = reason == NULL ? ENTRY_RELEASED : ENTRY_DECLINED;
     if ((rc = check_effect(l, peer, st.s.currency,
-                           ledger_row_effect(kind, DIRECTION_IN, st.s.amount_minor))) !=
+                           ledger_row_effect(kind, DIRECTION_IN, settlement_row_amount(&st.s)))) !=
         LEDGER_OK) {
         return rc;
     }
@@ -1948,7 +2030,7 @@ ledger_err_t ledger_decide_held_fits(ledger_t *l, const settlement_t *s, bool re
 {
     return check_effect(l, s->peer, s->currency,
                         ledger_row_effect(release ? ENTRY_RELEASED : ENTRY_DECLINED, DIRECTION_IN,
-                                          s->amount_minor));
+                                          settlement_row_amount(s)));
 }
 
 ledger_err_t ledger_hold_for_review(ledger_t *l, const char *peer, const char *uetr)
@@ -2099,7 +2181,7 @@ ledger_err_t ledger_cancel_answered(ledger_t *l, const char *peer, const char *u
         snprintf(st.at_peer, sizeof st.at_peer, "cancelled");
         if ((rc = check_effect(l, peer, st.s.currency,
                                ledger_row_effect(ENTRY_OUT_VOIDED, DIRECTION_OUT,
-                                                 st.s.amount_minor))) != LEDGER_OK ||
+                                                 settlement_row_amount(&st.s)))) != LEDGER_OK ||
             (rc = set_status(l, &st, STATUS_REJECTED, reason, sequence)) != LEDGER_OK ||
             (rc = append_row(l, &st, ENTRY_OUT_VOIDED, reason, evidence, evidence_len)) !=
                 LEDGER_OK) {
@@ -2248,6 +2330,9 @@ ledger_err_t ledger_at_peer(ledger_t *l, const char *peer, const char *uetr, boo
  * of the row we keep (how the channel made it). */
 static bool answers_settlement(const stored_t *st, const uint8_t *answers)
 {
+    if (settlement_is_fx_leg(&st->s)) { /* its FxProposal's body hash, kept with the leg */
+        return sodium_memcmp(st->s.original_hash, answers, sizeof st->s.original_hash) == 0;
+    }
     uint8_t *body = NULL;
     size_t body_len = 0;
     if (settlement_encode(&st->s, &body, &body_len) != 0) {
@@ -2300,7 +2385,7 @@ ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char 
     }
     entry_kind_t kind = settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
     if ((rc = check_effect(l, peer, st.s.currency,
-                           ledger_row_effect(kind, DIRECTION_OUT, st.s.amount_minor))) !=
+                           ledger_row_effect(kind, DIRECTION_OUT, settlement_row_amount(&st.s)))) !=
             LEDGER_OK ||
         (rc = append_row(l, &st, kind, why, evidence, evidence_len)) != LEDGER_OK ||
         (rc = set_status(l, &st, want, why, sequence)) != LEDGER_OK) {
@@ -2341,6 +2426,234 @@ ledger_err_t ledger_return(ledger_t *l, const char *peer, const char *uetr, cons
 }
 
 /* ---- outbox and channel counters --------------------------------------------------------- */
+
+/* ---- FX trades (PROTOCOL.md 3.10) ------------------------------------------------------ */
+
+/* The legs of trade `fx_id` with `peer`, by leg: LEDGER_OK and *found, or an error (CORRUPT when
+ * the channel holds it other than as one leg of each kind). */
+static ledger_err_t fx_find_stored(ledger_t *l, const char *peer, const char *fx_id,
+                                   stored_t legs[2], bool *found)
+{
+    sqlite3_stmt *stmt = l->st.fx_find;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, fx_id);
+    char uetrs[3][CORRIDOR_UETR_LEN + 1];
+    size_t n = 0;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n < 3) {
+            copy_column(uetrs[n], sizeof uetrs[n], stmt, 0);
+        }
+        n++;
+    }
+    finish(stmt);
+    if (step != SQLITE_DONE) {
+        return l->in_txn ? storage_failure(l, "find a trade's legs") : LEDGER_E_STORAGE;
+    }
+    *found = n > 0;
+    if (n == 0) {
+        return LEDGER_OK;
+    }
+    bool ok = n == 2;
+    for (size_t i = 0; ok && i < 2; i++) {
+        bool there = false;
+        ledger_err_t rc = find_stored(l, peer, uetrs[i], &legs[i], &there);
+        if (rc != LEDGER_OK) {
+            return rc;
+        }
+        ok = there && legs[i].s.fx_leg == (i == 0 ? FX_LEG_PROPOSER_PAYS : FX_LEG_ACCEPTOR_PAYS);
+    }
+    if (!ok || legs[0].s.direction != legs[1].s.direction) {
+        set_error(l, "trade %s with %s is not held as its two legs", fx_id, peer);
+        return LEDGER_E_CORRUPT;
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_fx_find(ledger_t *l, const char *peer, const char *fx_id, settlement_t legs[2],
+                            ledger_outcome_t *outcome)
+{
+    assert(l != NULL && peer != NULL && fx_id != NULL && l->mode == LEDGER_READ_WRITE);
+    stored_t st[2];
+    bool found = false;
+    ledger_err_t rc = fx_find_stored(l, peer, fx_id, st, &found);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (!found) {
+        set_error(l, "no trade %s with %s", fx_id, peer);
+        return LEDGER_E_NOT_FOUND;
+    }
+    if (legs != NULL) {
+        legs[0] = st[0].s;
+        legs[1] = st[1].s;
+    }
+    if (outcome != NULL) {
+        fill_outcome(l, &st[0], true, outcome);
+    }
+    return LEDGER_OK;
+}
+
+/* Whether the channel holds anything keyed by `uetr`, or a trade of that id. */
+static ledger_err_t id_taken(ledger_t *l, const char *peer, const char *uetr, bool *taken)
+{
+    stored_t st, legs[2];
+    bool found = false;
+    ledger_err_t rc = find_stored(l, peer, uetr, &st, &found);
+    if (rc == LEDGER_OK && !found) {
+        rc = fx_find_stored(l, peer, uetr, legs, &found);
+        found = found || rc == LEDGER_E_CORRUPT;
+        rc = rc == LEDGER_E_CORRUPT ? LEDGER_OK : rc;
+    }
+    *taken = found;
+    return rc;
+}
+
+/* The checks both sides make before recording a new trade: its three ids are free. */
+static ledger_err_t fx_ids_free(ledger_t *l, const settlement_t legs[2])
+{
+    const char *ids[3] = {legs[0].fx_id, legs[0].uetr, legs[1].uetr};
+    for (int i = 0; i < 3; i++) {
+        bool taken = false;
+        ledger_err_t rc = id_taken(l, legs[0].peer, ids[i], &taken);
+        if (rc != LEDGER_OK) {
+            return rc;
+        }
+        if (taken) {
+            set_error(l, "%s is already used with %s", ids[i], legs[0].peer);
+            return LEDGER_E_CONFLICT;
+        }
+    }
+    return LEDGER_OK;
+}
+
+static void assert_trade(const settlement_t legs[2], direction_t direction)
+{
+    assert(legs[0].fx_leg == FX_LEG_PROPOSER_PAYS && legs[1].fx_leg == FX_LEG_ACCEPTOR_PAYS);
+    assert(legs[0].direction == direction && legs[1].direction == direction);
+    assert(strcmp(legs[0].fx_id, legs[1].fx_id) == 0 && strcmp(legs[0].peer, legs[1].peer) == 0);
+    (void)legs;
+    (void)direction;
+}
+
+ledger_err_t ledger_fx_propose(ledger_t *l, const settlement_t legs[2], int64_t cap_minor,
+                               const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                               const char **why, ledger_outcome_t *outcome)
+{
+    assert(why != NULL && outcome != NULL && cap_minor >= 0);
+    assert_trade(legs, DIRECTION_OUT);
+    *why = NULL;
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK || (rc = fx_ids_free(l, legs)) != LEDGER_OK) {
+        return rc;
+    }
+    const settlement_t *theirs = &legs[1];
+    bool over = false;
+    if ((rc = over_cap(l, theirs->peer, theirs->currency, theirs->amount_minor, cap_minor,
+                       &over)) != LEDGER_OK) {
+        return rc;
+    }
+    if (over) {
+        set_error(l, "the peer's leg of %lld %s would take its debt to us over the cap we grant it",
+                  (long long)theirs->amount_minor, theirs->currency);
+        *why = reason_code(REASON_OVER_CAP);
+        return LEDGER_OK;
+    }
+    for (int i = 0; i < 2; i++) {
+        rc = check_effect(l, legs[i].peer, legs[i].currency,
+                          ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT,
+                                            settlement_row_amount(&legs[i])));
+        if (rc != LEDGER_OK) {
+            return rc;
+        }
+    }
+    stored_t st[2];
+    for (int i = 0; i < 2; i++) {
+        uint8_t hash[SETTLEMENT_HASH_BYTES];
+        settlement_content_hash(&legs[i], hash);
+        if ((rc = insert_settlement(l, &legs[i], hash, STATUS_PENDING, NULL, NULL, sequence,
+                                    &st[i])) != LEDGER_OK ||
+            (rc = append_row(l, &st[i], ENTRY_OUT_PENDING, NULL, evidence, evidence_len)) !=
+                LEDGER_OK) {
+            return rc;
+        }
+    }
+    fill_outcome(l, &st[0], false, outcome);
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_fx_receive(ledger_t *l, const settlement_t legs[2], int64_t cap_minor,
+                               const char *reject_reason, const char *hold,
+                               const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                               ledger_outcome_t *outcome)
+{
+    assert(outcome != NULL && cap_minor >= 0);
+    assert_trade(legs, DIRECTION_IN);
+    assert(reject_reason != NULL ||
+           (settlement_check(&legs[0]) == REASON_NONE && settlement_check(&legs[1]) == REASON_NONE));
+    assert(hold == NULL || strcmp(hold, LEDGER_HOLD_REVIEW) == 0);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    uint8_t hash[2][SETTLEMENT_HASH_BYTES];
+    stored_t st[2];
+    bool found[2] = {false, false};
+    for (int i = 0; i < 2; i++) {
+        settlement_content_hash(&legs[i], hash[i]);
+        if ((rc = find_stored(l, legs[i].peer, legs[i].uetr, &st[i], &found[i])) != LEDGER_OK) {
+            return rc;
+        }
+    }
+    if (found[0] || found[1]) { /* a repeat holds both legs with this content, else DUPL */
+        if (!found[0] || !found[1] ||
+            sodium_memcmp(st[0].content_hash, hash[0], SETTLEMENT_HASH_BYTES) != 0 ||
+            sodium_memcmp(st[1].content_hash, hash[1], SETTLEMENT_HASH_BYTES) != 0) {
+            set_error(l, "a leg of trade %s reuses a UETR with other content", legs[0].fx_id);
+            return LEDGER_E_CONFLICT;
+        }
+        fill_outcome(l, &st[0], true, outcome);
+        return LEDGER_OK;
+    }
+    if ((rc = fx_ids_free(l, legs)) != LEDGER_OK) {
+        return rc;
+    }
+    const char *reason = reject_reason;
+    bool over = false;
+    if (reason == NULL && (rc = over_cap(l, legs[0].peer, legs[0].currency, legs[0].amount_minor,
+                                         cap_minor, &over)) != LEDGER_OK) {
+        return rc;
+    }
+    if (over) {
+        reason = reason_code(REASON_OVER_CAP);
+    }
+    entry_kind_t kind = hold != NULL ? ENTRY_HELD : ENTRY_IN_BOOKED;
+    for (int i = 0; reason == NULL && i < 2; i++) {
+        rc = check_effect(l, legs[i].peer, legs[i].currency,
+                          ledger_row_effect(kind, DIRECTION_IN, settlement_row_amount(&legs[i])));
+        if (rc == LEDGER_E_OVERFLOW) {
+            reason = reason_code(REASON_OVER_CAP); /* our books cannot hold it */
+        } else if (rc != LEDGER_OK) {
+            return rc;
+        }
+    }
+    status_t status = reason != NULL ? STATUS_REJECTED
+                      : hold != NULL ? STATUS_HELD
+                                     : STATUS_SETTLED;
+    if (reason != NULL) {
+        kind = ENTRY_IN_REFUSED;
+    }
+    for (int i = 0; i < 2; i++) {
+        if ((rc = insert_settlement(l, &legs[i], hash[i], status, reason,
+                                    reason == NULL ? hold : NULL, sequence, &st[i])) !=
+                LEDGER_OK ||
+            (rc = append_row(l, &st[i], kind, reason, evidence, evidence_len)) != LEDGER_OK) {
+            return rc;
+        }
+    }
+    fill_outcome(l, &st[0], false, outcome);
+    return LEDGER_OK;
+}
 
 ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t *ch)
 {
@@ -2586,8 +2899,8 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     stored_t st;
     if (s->direction == DIRECTION_OUT) {
         entry_kind_t final = status == STATUS_SETTLED ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
-        ledger_effect_t e = ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, s->amount_minor);
-        ledger_effect_t f = ledger_row_effect(final, DIRECTION_OUT, s->amount_minor);
+        ledger_effect_t e = ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, settlement_row_amount(s));
+        ledger_effect_t f = ledger_row_effect(final, DIRECTION_OUT, settlement_row_amount(s));
         ledger_effect_t both = {e.pending + f.pending, e.posted + f.posted};
         if ((rc = check_effect(l, s->peer, s->currency, both)) != LEDGER_OK ||
             (rc = insert_settlement(l, s, hash, STATUS_PENDING, NULL, NULL, settlement_sequence,
@@ -2604,7 +2917,7 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     }
     entry_kind_t kind = status == STATUS_SETTLED ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
     if ((rc = check_effect(l, s->peer, s->currency,
-                           ledger_row_effect(kind, DIRECTION_IN, s->amount_minor))) != LEDGER_OK ||
+                           ledger_row_effect(kind, DIRECTION_IN, settlement_row_amount(s)))) != LEDGER_OK ||
         (rc = insert_settlement(l, s, hash, status, why, NULL, settlement_sequence, &st)) !=
             LEDGER_OK ||
         (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK ||
@@ -2880,6 +3193,10 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
     const char *reason = (const char *)sqlite3_column_text(row, 6);
     int64_t open_seq = sqlite3_column_int64(row, 8), decided_seq = sqlite3_column_int64(row, 9),
             returned_seq = sqlite3_column_int64(row, 10);
+    int leg_column = sqlite3_column_int(row, 14);
+    fx_leg_t leg = leg_column == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
+                   : leg_column == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
+                                                        : FX_LEG_NONE;
     if (uetr == NULL || currency == NULL || reason == NULL || status < STATUS_PENDING ||
         status > STATUS_MAX || sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 ||
         decided_seq < 0 || returned_seq < 0 || cut->entries == 0) {
@@ -2897,14 +3214,19 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
         uint8_t hash[DIGEST_BYTES];
         const char *original = (const char *)sqlite3_column_text(row, 11);
         const char *return_reason = (const char *)sqlite3_column_text(row, 12);
+        const char *fx_id = (const char *)sqlite3_column_text(row, 13);
         entry_hash(l, peer, direction, uetr, original != NULL ? original : "",
-                   return_reason != NULL ? return_reason : "", amount, currency, status_name(at),
-                   at == now ? reason : "", hash);
+                   return_reason != NULL ? return_reason : "", fx_id != NULL ? fx_id : "", leg,
+                   amount, currency, status_name(at), at == now ? reason : "", hash);
         digest_add(cut->digest, hash);
         cut->entries++;
     }
-    __int128 delta = (__int128)(exists ? posted_of(direction, at, amount) : 0) -
-                     posted_of(direction, now, amount);
+    /* positions move the money's way: against the message for an acceptor's leg */
+    direction_t money = leg == FX_LEG_ACCEPTOR_PAYS
+                            ? (direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT)
+                            : direction;
+    __int128 delta = (__int128)(exists ? posted_of(money, at, amount) : 0) -
+                     posted_of(money, now, amount);
     if (delta == 0) {
         return LEDGER_OK;
     }

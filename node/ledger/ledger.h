@@ -36,7 +36,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 9
+#define LEDGER_SCHEMA_VERSION 10
 
 typedef struct ledger ledger_t;
 
@@ -280,6 +280,37 @@ ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *
                                      uint8_t **evidence, size_t *evidence_len)
     __attribute__((warn_unused_result));
 
+/* ---- FX trades (PROTOCOL.md 3.10) ---- */
+
+/* The legs of the trade `fx_id` on the channel with `peer` (legs[0] the leg its proposer pays,
+ * legs[1] the other; either may be NULL) and its outcome (both legs share their status).
+ * LEDGER_E_NOT_FOUND when the channel holds no such trade, CORRUPT when it holds it other than
+ * as two legs (edited books). A writer's call. */
+ledger_err_t ledger_fx_find(ledger_t *l, const char *peer, const char *fx_id, settlement_t legs[2],
+                            ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
+/* Records a trade we propose (legs as fx_trade_prepare made them) pending, with our signed
+ * FxProposal of `sequence` as the evidence of both rows: the leg we pay as an outgoing payment,
+ * the peer's leg reserving its amount in the cap we grant it in that currency (`cap_minor`).
+ * *why: NULL when recorded, "AM02" when the peer's leg would take it over that cap (nothing
+ * written). LEDGER_E_CONFLICT when an id is used on the channel; E_OVERFLOW when a balance
+ * would leave int64. */
+ledger_err_t ledger_fx_propose(ledger_t *l, const settlement_t legs[2], int64_t cap_minor,
+                               const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                               const char **why, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
+
+/* Applies the legs of the peer's FxProposal (fx_decode) as one: both booked, both held (`hold`,
+ * LEDGER_HOLD_REVIEW) or both refused (`reject_reason`, or AM02 when the leg the peer pays us
+ * takes its debt over `cap_minor`, the cap we grant it in that currency, counting what we hold
+ * and reserve), as ledger_receive_holding does for a payment; the rows carry the FxProposal.
+ * Both legs recorded with this content: the stored outcome, repeated. A leg's UETR or the
+ * trade's id used on the channel otherwise: LEDGER_E_CONFLICT, nothing recorded. */
+ledger_err_t ledger_fx_receive(ledger_t *l, const settlement_t legs[2], int64_t cap_minor,
+                               const char *reject_reason, const char *hold,
+                               const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
+                               ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+
 /* ---- cancellation (PROTOCOL.md 3.8.4) ---- */
 
 /* The payer asks its pending settlement back: a `cancel_requested` row (evidence our
@@ -331,10 +362,11 @@ ledger_err_t ledger_positions(ledger_t *l, void (*fn)(const ledger_position_t *p
                               void *arg) __attribute__((warn_unused_result));
 
 /* Payments by the status `ledger` shows (a payment wholly returned by accepted returns counts as
- * returned), and returns (3.9) by theirs. */
+ * returned), returns (3.9) and FX trades (3.10) by theirs. */
 typedef struct {
     uint64_t pending, settled, rejected, returned, held;
     uint64_t returns_pending, returns_accepted, returns_rejected;
+    uint64_t fx[STATUS_MAX + 1]; /* FX trades (3.10) by status */
 } ledger_counts_t;
 
 ledger_err_t ledger_counts(ledger_t *l, ledger_counts_t *counts)

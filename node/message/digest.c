@@ -8,6 +8,7 @@
 
 #define ENTRY_DOMAIN  "corridor.channel-entry.v1"
 #define RETURN_DOMAIN "corridor.channel-return.v1"
+#define FX_LEG_DOMAIN "corridor.channel-fx-leg.v1"
 
 void digest_add(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES])
 {
@@ -84,6 +85,16 @@ void digest_return_entry(const char *payer, const char *payee, const char *retur
     assert(original_uetr != NULL && return_reason != NULL);
     entry_digest(RETURN_DOMAIN, sizeof RETURN_DOMAIN, return_id, original_uetr, payer, payee,
                  amount_minor, currency, status, reason, return_reason, out);
+}
+
+void digest_fx_leg_entry(const char *payer, const char *payee, const char *uetr, const char *fx_id,
+                         int64_t amount_minor, const char *currency, const char *status,
+                         const char *reason, uint8_t out[static DIGEST_BYTES])
+{
+    assert(fx_id != NULL);
+    /* the trade's id where a return's entry hashes the payment it returns */
+    entry_digest(FX_LEG_DOMAIN, sizeof FX_LEG_DOMAIN, uetr, fx_id, payer, payee, amount_minor,
+                 currency, status, reason, NULL, out);
 }
 
 /* corridor_digest_update(digest, sub, add) */

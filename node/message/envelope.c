@@ -15,6 +15,8 @@ _Static_assert((int)MSG_KEY_SWITCH == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_
                "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_CANCEL_ANSWER == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_CANCEL_ANSWER,
                "message type numbers follow corridor.proto");
+_Static_assert((int)MSG_FX_PROPOSAL == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_FX_PROPOSAL,
+               "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
                "msg_type_t follows the proto");
 _Static_assert((int)MSG_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT,
@@ -30,7 +32,8 @@ const char *msg_type_name(int type)
     static const char *const names[] = {
         "unspecified",      "Settlement", "StatusReport",  "Return",
         "StatementRequest", "Statement",  "Ack",           "Hello",
-        "KeyAnnounce",      "KeySwitch",  "CancelRequest", "CancelAnswer"};
+        "KeyAnnounce",      "KeySwitch",  "CancelRequest", "CancelAnswer",
+        "FxProposal"};
     _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
     if (type < 0 || type > MSG_TYPE_MAX) {
         return "unknown";
@@ -41,7 +44,7 @@ const char *msg_type_name(int type)
 bool msg_type_sequenced(int type)
 {
     return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) ||
-           (type >= MSG_KEY_ANNOUNCE && type <= MSG_CANCEL_ANSWER);
+           (type >= MSG_KEY_ANNOUNCE && type <= MSG_FX_PROPOSAL);
 }
 
 const char *env_strerror(env_err_t err)

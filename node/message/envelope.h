@@ -49,10 +49,11 @@ typedef enum {
     MSG_KEY_SWITCH = 9,
     MSG_CANCEL_REQUEST = 10,
     MSG_CANCEL_ANSWER = 11,
+    MSG_FX_PROPOSAL = 12,
 } msg_type_t;
 
 #define MSG_TYPE_MIN MSG_SETTLEMENT
-#define MSG_TYPE_MAX MSG_CANCEL_ANSWER
+#define MSG_TYPE_MAX MSG_FX_PROPOSAL
 
 /* Whether messages of `type` are sequenced (numbered from 1, applied in order, exactly once):
  * Settlement, StatusReport, Return, KeyAnnounce, KeySwitch, CancelRequest and CancelAnswer.

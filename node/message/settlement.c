@@ -14,6 +14,7 @@
 #define CONTENT_HASH_DOMAIN "corridor.settlement-content.v1"
 #define BODY_HASH_DOMAIN    "corridor.settlement-body.v2" /* hashed with its NUL */
 #define RETURN_HASH_DOMAIN  "corridor.return-content.v1"
+#define FX_LEG_HASH_DOMAIN  "corridor.fx-leg-content.v1"
 
 const char *direction_name(direction_t d)
 {
@@ -79,7 +80,10 @@ void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMEN
     bool is_return = settlement_is_return(s);
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, SETTLEMENT_HASH_BYTES);
-    if (is_return) {
+    if (settlement_is_fx_leg(s)) {
+        crypto_generichash_update(&st, (const uint8_t *)FX_LEG_HASH_DOMAIN,
+                                  sizeof FX_LEG_HASH_DOMAIN);
+    } else if (is_return) {
         crypto_generichash_update(&st, (const uint8_t *)RETURN_HASH_DOMAIN,
                                   sizeof RETURN_HASH_DOMAIN);
     } else {
@@ -95,6 +99,13 @@ void settlement_content_hash(const settlement_t *s, uint8_t out[static SETTLEMEN
     crypto_generichash_update(&st, fixed, sizeof fixed);
     hash_field(&st, s->peer);
     hash_field(&st, s->currency);
+    if (settlement_is_fx_leg(s)) {
+        uint8_t leg = (uint8_t)s->fx_leg;
+        hash_field(&st, s->fx_id);
+        crypto_generichash_update(&st, &leg, 1);
+        crypto_generichash_final(&st, out, SETTLEMENT_HASH_BYTES);
+        return;
+    }
     if (is_return) {
         hash_field(&st, s->original_uetr);
         hash_field(&st, s->return_reason);
@@ -146,6 +157,7 @@ static int return_encode(const settlement_t *s, uint8_t **out, size_t *out_len)
 int settlement_encode(const settlement_t *s, uint8_t **out, size_t *out_len)
 {
     assert(s != NULL && out != NULL && out_len != NULL);
+    assert(!settlement_is_fx_leg(s) && "a leg travels in its trade's FxProposal (fx_encode)");
     if (settlement_is_return(s)) {
         return return_encode(s, out, out_len);
     }

@@ -24,6 +24,13 @@ typedef enum {
     DIRECTION_IN = 1,  /* the peer pays this node */
 } direction_t;
 
+/* Which leg of an FX trade a record is (PROTOCOL.md 3.10). */
+typedef enum {
+    FX_LEG_NONE = 0,          /* a payment or a return */
+    FX_LEG_PROPOSER_PAYS = 1, /* the proposer pays it: money goes the FxProposal's way */
+    FX_LEG_ACCEPTOR_PAYS = 2, /* the acceptor pays it: money goes against the FxProposal */
+} fx_leg_t;
+
 typedef struct {
     char peer[CORRIDOR_NAME_LEN_MAX + 1];                /* the other side of the channel */
     direction_t direction;                               /* out: we pay; in: peer pays */
@@ -44,7 +51,13 @@ typedef struct {
      * returns. All empty for a payment. */
     char original_uetr[CORRIDOR_UETR_LEN + 1];       /* OrgnlUETR */
     char return_reason[CORRIDOR_REASON_LEN_MAX + 1]; /* RtrRsnInf/Rsn/Cd */
-    uint8_t original_hash[32]; /* the original Settlement's body hash (3.7.2) */
+    uint8_t original_hash[32]; /* the original Settlement's body hash (3.7.2); for an FX leg,
+                                  the body hash of the FxProposal that opened it (3.10) */
+    /* A leg of an FX trade (PROTOCOL.md 3.10) is kept as a payment of its own, opened by the
+     * proposer's FxProposal: `direction` is the way that message went (out: we proposed), and
+     * the leg the acceptor pays moves money against it. Empty and FX_LEG_NONE otherwise. */
+    char fx_id[CORRIDOR_UETR_LEN + 1]; /* the trade's id */
+    fx_leg_t fx_leg;
 } settlement_t;
 
 /* Whether s is a return (pacs.004) rather than a payment. */
@@ -89,6 +102,29 @@ reason_t return_decode(const uint8_t *body, size_t len, const char *peer, direct
 /* settlement_check for a return: the id, peer, amount and currency as a payment's, and FF01
  * when the original UETR or the reason code is malformed, or a descriptive field is set. */
 reason_t return_check(const settlement_t *s);
+
+/* Whether s is a leg of an FX trade. */
+static inline bool settlement_is_fx_leg(const settlement_t *s)
+{
+    return s->fx_leg != FX_LEG_NONE;
+}
+
+/* The way the money of s goes, seen from this node: its direction, but for the leg an acceptor
+ * pays, which goes against the FxProposal that opened it. */
+static inline direction_t settlement_money_direction(const settlement_t *s)
+{
+    if (s->fx_leg != FX_LEG_ACCEPTOR_PAYS) {
+        return s->direction;
+    }
+    return s->direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT;
+}
+
+/* The amount as the rows of s move it: negative for the leg an acceptor pays, whose rows are
+ * those of the message's direction with the money the other way (PROTOCOL.md 3.10.5). */
+static inline int64_t settlement_row_amount(const settlement_t *s)
+{
+    return s->fx_leg == FX_LEG_ACCEPTOR_PAYS ? -s->amount_minor : s->amount_minor;
+}
 
 const char *direction_name(direction_t d);
 
