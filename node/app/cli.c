@@ -37,6 +37,8 @@ static const command_t commands[] = {
      "every action a person took on the books, with who and when (--json)"},
     {"return", "corridor return", cmd_return,
      "give back all or part of a settled payment (pacs.004); the payer accepts or refuses"},
+    {"fx", "corridor fx", cmd_fx,
+     "trade one currency for another with a peer, both legs or neither (PvP)"},
     {"cancel", "corridor cancel", cmd_cancel,
      "ask a pending payment back (camt.056); the payee cancels it if it still holds it"},
     {"review", "corridor review", cmd_review,

@@ -28,6 +28,7 @@ int cmd_send(int argc, char **argv);
 
 /* cli_return.c: returning a settled payment */
 int cmd_return(int argc, char **argv);
+int cmd_fx(int argc, char **argv);
 
 /* cli_cancel.c: asking a payment back */
 int cmd_cancel(int argc, char **argv);

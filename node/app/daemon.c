@@ -787,6 +787,26 @@ static size_t find_payment(node_t *n, const char *peer, const char *id, directio
     return SIZE_MAX;
 }
 
+/* The peer whose trade the peer proposed is `fx_id` (3.10), and its outcome; SIZE_MAX when no
+ * peer's, or several (then find_payment says so). */
+static size_t find_trade(node_t *n, const char *peer, const char *fx_id, ledger_outcome_t *out)
+{
+    size_t index = SIZE_MAX, found = 0;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        const char *name = n->config->peers[i].card.name;
+        settlement_t legs[2];
+        ledger_outcome_t here;
+        if ((peer == NULL || strcmp(peer, name) == 0) &&
+            ledger_fx_find(n->ledger, name, fx_id, legs, &here) == LEDGER_OK &&
+            legs[0].direction == DIRECTION_IN) {
+            found++;
+            index = i;
+            *out = here;
+        }
+    }
+    return found == 1 ? index : SIZE_MAX;
+}
+
 /* Inside the transaction: a person decides a payment we hold (PROTOCOL.md 3.8.2). The operator
  * row and the decision commit together; the reply, a waiter's, follows the commit. */
 static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
@@ -805,8 +825,11 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     settlement_t s;
     ledger_outcome_t now_out;
     char error[200];
-    size_t index = find_payment(n, json_str(req, "peer", NULL), id, DIRECTION_IN, &s, &now_out,
-                                error, sizeof error);
+    size_t index = find_trade(n, json_str(req, "peer", NULL), id, &now_out);
+    if (index == SIZE_MAX) {
+        index = find_payment(n, json_str(req, "peer", NULL), id, DIRECTION_IN, &s, &now_out,
+                             error, sizeof error);
+    }
     if (index == SIZE_MAX || now_out.status != STATUS_HELD) {
         if (index != SIZE_MAX) {
             snprintf(error, sizeof error, "%s: not held (decided already)", id);
@@ -949,6 +972,111 @@ static void handle_return(node_t *n, zmq_msg_t *route, json_t *req, long long ui
                                      uetr, "peer", peer, "amount_minor", (json_int_t)r.amount_minor,
                                      "currency", s.currency, "return_reason", reason);
     answer_one(n, route, rc, result, &out, peer, id, wait_ms, now);
+}
+
+/* Parses one leg of an `fx` request ("pay" or "receive": {currency, amount}) into leg. NULL, or
+ * what is wrong, in `error`. */
+static const char *fx_leg_of(const node_t *n, json_t *req, const char *key, settlement_t *leg,
+                             char *error, size_t error_size)
+{
+    json_t *o = json_object_get(req, key);
+    const char *code = json_str(o, "currency", ""), *amount = json_str(o, "amount", "");
+    const currency_t *c = currency_find(code);
+    valid_err_t bad = VALID_OK;
+    if (c == NULL) {
+        snprintf(error, error_size, "--%s %s: not a currency", key, code);
+    } else if (!config_accepts(n->config, c->code)) {
+        snprintf(error, error_size, "--%s: %s is not a currency this node accepts", key, c->code);
+    } else if ((bad = amount_parse(amount, c, false, &leg->amount_minor)) != VALID_OK) {
+        snprintf(error, error_size, "--%s %s=%s: %s", key, c->code, amount, valid_strerror(bad));
+    } else {
+        snprintf(leg->currency, sizeof leg->currency, "%s", c->code);
+        uetr_generate(leg->uetr);
+        return NULL;
+    }
+    return error;
+}
+
+/* Inside the transaction: a trade with the peer, both legs as one (PROTOCOL.md 3.10), an operator
+ * action on record; the reply follows the commit, or with wait_ms the trade's final status. */
+static void handle_fx(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
+{
+    const char *peer = json_str(req, "peer", "");
+    json_t *wait = json_object_get(req, "wait_ms"), *expires = json_object_get(req, "expires_in_ms");
+    json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    json_int_t expires_in_ms =
+        json_is_integer(expires) ? json_integer_value(expires) : SEND_EXPIRES_IN_MS_DEFAULT;
+    char error[300];
+    fx_trade_t t;
+    memset(&t, 0, sizeof t);
+    const config_peer_t *p = config_find_peer_const(n->config, peer);
+    if (p == NULL) {
+        snprintf(error, sizeof error, "--peer %s: not a peer of this node", peer);
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    if (expires_in_ms < 0 || expires_in_ms > SEND_EXPIRES_IN_MS_MAX) {
+        reply_error(n, route, EXIT_USAGE, "expires_in_ms is not 0 to 366 days in ms");
+        return;
+    }
+    if (fx_leg_of(n, req, "pay", &t.legs[FX_PAY], error, sizeof error) != NULL ||
+        fx_leg_of(n, req, "receive", &t.legs[FX_RECEIVE], error, sizeof error) != NULL) {
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    if (strcmp(t.legs[FX_PAY].currency, t.legs[FX_RECEIVE].currency) == 0) {
+        reply_error(n, route, EXIT_USAGE, "--pay and --receive name the same currency");
+        return;
+    }
+    size_t index = (size_t)(p - n->config->peers);
+    channel_t *ch = engine_channel(n->engine, index);
+    if (!channel_peer_offers(ch, CHANNEL_FEATURE_FX)) {
+        snprintf(error, sizeof error,
+                 "%s has not offered FX trades (an older program, or not heard from since this "
+                 "node started); nothing sent",
+                 peer);
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    uetr_generate(t.fx_id);
+    t.created_unix_ms = operation_wall_ms();
+    t.expires_unix_ms = expires_in_ms > 0 ? t.created_unix_ms + expires_in_ms : 0;
+    const char *why = NULL;
+    ledger_err_t rc = channel_prepare_fx(ch, &t, &why);
+    if (rc == LEDGER_OK && why != NULL) {
+        snprintf(error, sizeof error, "%s: %s; nothing sent", why,
+                 strcmp(why, "AM02") == 0
+                     ? "the peer's leg would take its debt to us over the cap we grant it"
+                     : "the trade is malformed");
+        reply_error(n, route, strcmp(why, "AM02") == 0 ? EXIT_NEGATIVE : EXIT_USAGE, error);
+        return;
+    }
+    const settlement_t *pay = &t.legs[FX_PAY], *receive = &t.legs[FX_RECEIVE];
+    json_t *args = rc != LEDGER_OK
+                       ? NULL
+                       : json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "fx_id", t.fx_id,
+                                   "pay_currency", pay->currency, "pay_minor",
+                                   (json_int_t)pay->amount_minor, "receive_currency",
+                                   receive->currency, "receive_minor",
+                                   (json_int_t)receive->amount_minor, "rate", t.rate);
+    bool recorded = rc == LEDGER_OK && args != NULL && record_operation(n, uid, "fx", peer, args);
+    if (rc == LEDGER_OK && !recorded) {
+        rc = LEDGER_E_STORAGE;
+    }
+    ledger_outcome_t out;
+    memset(&out, 0, sizeof out);
+    if (rc == LEDGER_OK) {
+        rc = channel_propose_fx(ch, &t, &why, &out);
+        rc = rc == LEDGER_OK && why != NULL ? LEDGER_E_STATE : rc; /* checked just above */
+    }
+    json_t *result =
+        rc != LEDGER_OK
+            ? NULL
+            : json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s}", "fx_id", t.fx_id, "peer", peer,
+                        "pay_currency", pay->currency, "pay_minor", (json_int_t)pay->amount_minor,
+                        "receive_currency", receive->currency, "receive_minor",
+                        (json_int_t)receive->amount_minor, "rate", t.rate);
+    answer_one(n, route, rc, result, &out, peer, t.fx_id, wait_ms, now);
 }
 
 /* Inside the transaction: the payer asks a pending payment back (PROTOCOL.md 3.8.4), an operator
@@ -1144,6 +1272,12 @@ static void read_control(node_t *n, int64_t now)
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
             } else {
                 handle_cancel(n, &route, req, uid, now);
+            }
+        } else if (strcmp(cmd, "fx") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else {
+                handle_fx(n, &route, req, uid, now);
             }
         } else if (strcmp(cmd, "return") == 0) {
             if (ledger_stopped(n->ledger)) {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli_common.h"
+#include "fx.h"
 #include "validate.h"
 
 static uint8_t currency_exponent(const char *code)
@@ -76,7 +77,8 @@ static void print_settlement_json(const settlement_t *s, const ledger_outcome_t 
         list->returns
             ? return_json(s, o)
             : json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "uetr", s->uetr, "peer", s->peer,
-                        "direction", direction_name(s->direction), "currency", s->currency,
+                        "direction", direction_name(settlement_money_direction(s)),
+                        "currency", s->currency,
                         "amount_minor", (json_int_t)s->amount_minor, "status", shown_status(s, o),
                         "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
     if (item == NULL) {
@@ -84,6 +86,9 @@ static void print_settlement_json(const settlement_t *s, const ledger_outcome_t 
     }
     if (o->returned_minor > 0) {
         json_object_set_new(item, "returned_minor", json_integer((json_int_t)o->returned_minor));
+    }
+    if (settlement_is_fx_leg(s)) { /* a leg of an FX trade: `fx_trades` shows the trade */
+        json_object_set_new(item, "fx_id", json_string(s->fx_id));
     }
     bool undecided = o->status == STATUS_PENDING || o->status == STATUS_HELD;
     if (undecided && s->expires_unix_ms != 0) {
@@ -98,6 +103,46 @@ static void print_settlement_json(const settlement_t *s, const ledger_outcome_t 
     }
     fputs(*first ? "\n    " : ",\n    ", stdout);
     *first = false;
+    json_dumpf(item, stdout, JSON_COMPACT);
+    json_decref(item);
+}
+
+/* One FX trade (PROTOCOL.md 3.10) as a JSON array element: what we pay and receive, the rate
+ * its proposer stated (units of the proposer's receive currency per unit of the one it pays),
+ * and the status both legs share. */
+static void print_trade_json(const settlement_t legs[2], const ledger_outcome_t *o, void *arg)
+{
+    settlement_list_t *list = arg;
+    bool ours = legs[0].direction == DIRECTION_OUT; /* we proposed it: we pay the first leg */
+    const settlement_t *pay = &legs[ours ? 0 : 1], *receive = &legs[ours ? 1 : 0];
+    char rate[FX_RATE_LEN_MAX + 1] = "";
+    (void)fx_rate_text(&legs[0], &legs[1], rate, sizeof rate);
+    char unit[16];
+    snprintf(unit, sizeof unit, "%s/%s", legs[1].currency, legs[0].currency);
+    json_t *item = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s, s:I}, s:{s:s, s:s, s:I}, s:s, s:s, s:s, s:o}", "fx_id",
+        legs[0].fx_id, "peer", legs[0].peer, "proposed_by", ours ? "us" : "peer", "pay", "uetr",
+        pay->uetr, "currency", pay->currency, "amount_minor", (json_int_t)pay->amount_minor,
+        "receive", "uetr", receive->uetr, "currency", receive->currency, "amount_minor",
+        (json_int_t)receive->amount_minor, "rate", rate, "rate_unit", unit, "status",
+        status_name(o->status), "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
+    if (item == NULL) {
+        return;
+    }
+    bool undecided = o->status == STATUS_PENDING || o->status == STATUS_HELD;
+    if (undecided && legs[0].expires_unix_ms != 0) {
+        json_object_set_new(item, "expires_unix_ms",
+                            json_integer((json_int_t)legs[0].expires_unix_ms));
+        json_object_set_new(item, "expired", json_boolean(list->now_ms >= legs[0].expires_unix_ms));
+    }
+    if (o->status == STATUS_PENDING && o->at_peer[0] != '\0') {
+        json_object_set_new(item, "at_peer", json_string(o->at_peer));
+    }
+    if (o->status == STATUS_HELD) {
+        json_object_set_new(item, "hold", json_string(o->hold));
+    }
+    fputs(list->first ? "\n    " : ",\n    ", stdout);
+    list->first = false;
     json_dumpf(item, stdout, JSON_COMPACT);
     json_decref(item);
 }
@@ -118,13 +163,18 @@ int render_ledger_json(ledger_t *ledger, const char *node)
     }
     sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
     json_t *top = json_pack(
-        "{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "node", node,
+        "{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I}}",
+        "node", node,
         "head", head_hex, "journal_rows", (json_int_t)rows, "positions", positions, "counts",
         "pending", (json_int_t)counts.pending, "settled", (json_int_t)counts.settled, "rejected",
         (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned, "held",
         (json_int_t)counts.held, "return_counts", "pending", (json_int_t)counts.returns_pending,
         "settled", (json_int_t)counts.returns_accepted, "rejected",
-        (json_int_t)counts.returns_rejected);
+        (json_int_t)counts.returns_rejected, "fx_counts", "pending",
+        (json_int_t)counts.fx[STATUS_PENDING], "settled", (json_int_t)counts.fx[STATUS_SETTLED],
+        "rejected", (json_int_t)counts.fx[STATUS_REJECTED], "held",
+        (json_int_t)counts.fx[STATUS_HELD]);
     char *text = top != NULL ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(top);
     if (text == NULL) {
@@ -150,6 +200,11 @@ int render_ledger_json(ledger_t *ledger, const char *node)
     list.returns = true;
     if (rc == LEDGER_OK) {
         rc = ledger_returns(ledger, print_settlement_json, &list);
+    }
+    fputs(list.first ? "],\n  \"fx_trades\": [" : "\n  ],\n  \"fx_trades\": [", stdout);
+    list.first = true;
+    if (rc == LEDGER_OK) {
+        rc = ledger_fx_trades(ledger, print_trade_json, &list);
     }
     fputs(list.first ? "]\n}\n" : "\n  ]\n}\n", stdout);
     if (rc != LEDGER_OK) {
@@ -181,6 +236,15 @@ int render_ledger_text(ledger_t *ledger, const char *node)
                (unsigned long long)counts.returns_pending,
                (unsigned long long)counts.returns_accepted,
                (unsigned long long)counts.returns_rejected);
+    }
+    uint64_t trades = counts.fx[STATUS_PENDING] + counts.fx[STATUS_SETTLED] +
+                      counts.fx[STATUS_REJECTED] + counts.fx[STATUS_HELD];
+    if (trades > 0) {
+        printf("fx trades: %llu pending, %llu settled, %llu refused, %llu held\n",
+               (unsigned long long)counts.fx[STATUS_PENDING],
+               (unsigned long long)counts.fx[STATUS_SETTLED],
+               (unsigned long long)counts.fx[STATUS_REJECTED],
+               (unsigned long long)counts.fx[STATUS_HELD]);
     }
     printf("positions (net: what the peer owes us; pending: change once settled)\n"
            "  %-11s %-4s %22s %22s\n",

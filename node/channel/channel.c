@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "corridor.pb-c.h"
+#include "fx.h"
 #include "keyannounce.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -1176,6 +1177,10 @@ static ledger_err_t apply_pending_report(channel_t *ch, const envelope_message_t
     return rc;
 }
 
+static ledger_err_t apply_fx_answer(channel_t *ch, const envelope_message_t *msg,
+                                    const Corridor__StatusReport *sr, const settlement_t legs[2],
+                                    const ledger_outcome_t *trade, bool *moved);
+
 static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
     const char *peer = ch->peer->card.name;
@@ -1186,6 +1191,17 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
         log_event(ch->ctx.node_name, peer, NULL, "dropped malformed StatusReport");
         goto done;
     }
+    settlement_t legs[2];
+    ledger_outcome_t trade;
+    rc = ledger_fx_find(ch->ctx.ledger, peer, sr->uetr, legs, &trade);
+    if (rc == LEDGER_OK) {
+        rc = apply_fx_answer(ch, msg, sr, legs, &trade, moved);
+        goto done;
+    }
+    if (rc != LEDGER_E_NOT_FOUND && rc != LEDGER_E_CORRUPT) {
+        goto done; /* the disk failed: the turn is tried again */
+    }
+    rc = LEDGER_OK;
     if (strcmp(sr->status, "PDNG") == 0) {
         rc = apply_pending_report(ch, msg, sr);
         goto done;
@@ -1643,6 +1659,7 @@ ledger_err_t channel_rotate(channel_t *ch, const identity_t *next, int64_t overl
 
 static ledger_err_t apply_cancel_request(channel_t *ch, const envelope_message_t *msg, bool *moved);
 static ledger_err_t apply_cancel_answer(channel_t *ch, const envelope_message_t *msg, bool *moved);
+static ledger_err_t apply_fx_proposal(channel_t *ch, const envelope_message_t *msg, bool *moved);
 
 static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool *moved)
 {
@@ -1662,6 +1679,8 @@ static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool
         return apply_cancel_request(ch, msg, moved);
     case MSG_CANCEL_ANSWER:
         return apply_cancel_answer(ch, msg, moved);
+    case MSG_FX_PROPOSAL:
+        return apply_fx_proposal(ch, msg, moved);
     default:
         return LEDGER_OK;
     }
@@ -2090,8 +2109,10 @@ bool channel_decides_held(const channel_t *ch)
 
 /* The Inner version and body of the peer's Settlement that opened `uetr`, from our journal (its
  * evidence as we applied it): what our late answer must name. *body is malloc'd. */
-static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t *version,
-                                       uint8_t **body, size_t *body_len)
+/* The body of the message that opened `uetr` on this channel, of `type` (a Settlement, or the
+ * FxProposal of a leg), as its author signed it (our journal's evidence). */
+static ledger_err_t opening_message(channel_t *ch, const char *uetr, msg_type_t expected,
+                                    uint32_t *version, uint8_t **body, size_t *body_len)
 {
     uint8_t *evidence = NULL;
     size_t evidence_len = 0;
@@ -2103,7 +2124,7 @@ static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t
     int type = 0;
     *body = NULL;
     rc = evidence_body(evidence, evidence_len, &type, version, body, body_len) == ENV_OK &&
-                 type == MSG_SETTLEMENT
+                 type == (int)expected
              ? LEDGER_OK
              : LEDGER_E_STORAGE; /* our own journal, as we wrote it */
     if (rc != LEDGER_OK) {
@@ -2113,6 +2134,15 @@ static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t
     free(evidence);
     return rc;
 }
+
+static ledger_err_t opening_settlement(channel_t *ch, const char *uetr, uint32_t *version,
+                                       uint8_t **body, size_t *body_len)
+{
+    return opening_message(ch, uetr, MSG_SETTLEMENT, version, body, body_len);
+}
+
+static ledger_err_t decide_held_trade(channel_t *ch, const char *fx_id, const char *reason,
+                                      ledger_outcome_t *outcome);
 
 ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *reason,
                                  ledger_outcome_t *outcome)
@@ -2124,6 +2154,10 @@ ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *re
     settlement_t s;
     ledger_outcome_t now;
     ledger_err_t rc = ledger_find(ch->ctx.ledger, peer, uetr, &s, &now);
+    if (rc == LEDGER_E_NOT_FOUND || (rc == LEDGER_OK && settlement_is_fx_leg(&s))) {
+        /* a trade, by its id or a leg's: both legs are decided as one (3.10.4) */
+        return decide_held_trade(ch, rc == LEDGER_OK ? s.fx_id : uetr, reason, outcome);
+    }
     if (rc != LEDGER_OK) {
         return rc;
     }
@@ -2458,5 +2492,291 @@ static ledger_err_t apply_cancel_answer(channel_t *ch, const envelope_message_t 
 
 done:
     corridor__cancel_answer__free_unpacked(ans, NULL);
+    return rc;
+}
+
+/* ---- FX trades (PROTOCOL.md 3.10) ------------------------------------------------------------
+ */
+
+/* Our pacs.002 on the peer's trade, naming the FxProposal `body`, kept with both legs as their
+ * reply (a PDNG with the held rows' last, nothing decided), as answer_settlement does. */
+static ledger_err_t answer_trade(channel_t *ch, const envelope_message_t *msg,
+                                 const fx_trade_t *t, const ledger_outcome_t *out)
+{
+    const char *peer = ch->peer->card.name;
+    bool held = out->status == STATUS_HELD;
+    const char *status = out->status == STATUS_SETTLED ? "ACSC" : held ? "PDNG" : "RJCT";
+    uint8_t *signed_msg = NULL;
+    size_t signed_len = 0;
+    ledger_err_t rc = queue_status_report(
+        ch, msg->version, msg->body, msg->body_len, t->fx_id, status, out->reason,
+        t->legs[FX_PAY].currency, out->position_minor, REPLY_NONE, &signed_msg, &signed_len);
+    if (rc == LEDGER_OK && !out->repeated && held) {
+        rc = ledger_attach_reply(ch->ctx.ledger, peer, t->legs[FX_RECEIVE].uetr, signed_msg,
+                                 signed_len);
+    }
+    for (int i = 0; rc == LEDGER_OK && !out->repeated && !held && i < 2; i++) {
+        /* the first leg keeps it as its record's reply; the second's row, the last, too */
+        rc = ledger_set_reply(ch->ctx.ledger, peer, t->legs[i].uetr, signed_msg, signed_len,
+                              ch->sent_seq);
+    }
+    free(signed_msg);
+    return rc;
+}
+
+/* The peer proposes a trade (3.10.4): both legs are booked, held for review or refused as one,
+ * and answered by one StatusReport naming the trade. A proposal we cannot key (no trade id, or
+ * leg UETRs that are missing, malformed or not distinct) is answered RJCT FF01 and recorded
+ * nowhere. */
+static ledger_err_t apply_fx_proposal(channel_t *ch, const envelope_message_t *msg, bool *moved)
+{
+    const char *peer = ch->peer->card.name;
+    fx_trade_t t;
+    reason_t reason = fx_decode(msg->body, msg->body_len, peer, DIRECTION_IN, &t);
+    if (uetr_check(t.fx_id) != VALID_OK) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, NULL,
+                  "dropped malformed FxProposal (sequence %llu): no valid trade id",
+                  (unsigned long long)msg->sequence);
+        return LEDGER_OK;
+    }
+    if (reason == REASON_NONE) {
+        reason = fx_check(&t);
+    }
+    const settlement_t *pay = &t.legs[FX_PAY], *receive = &t.legs[FX_RECEIVE];
+    bool keyed = uetr_check(pay->uetr) == VALID_OK && uetr_check(receive->uetr) == VALID_OK &&
+                 strcmp(pay->uetr, receive->uetr) != 0 && strcmp(pay->uetr, t.fx_id) != 0 &&
+                 strcmp(receive->uetr, t.fx_id) != 0;
+    if (reason != REASON_NONE) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, t.fx_id, "FxProposal refused %s: %s",
+                  reason_code(reason), reason_text(reason));
+    }
+    if (!keyed) {
+        return queue_status_report(ch, msg->version, msg->body, msg->body_len, t.fx_id, "RJCT",
+                                   reason_code(REASON_FORMAT), pay->currency, 0, REPLY_NONE, NULL,
+                                   NULL);
+    }
+    for (int i = 0; reason == REASON_NONE && i < 2; i++) {
+        if (!config_accepts(ch->ctx.config, t.legs[i].currency)) {
+            reason = REASON_CURRENCY;
+        }
+    }
+    if (reason == REASON_NONE && t.expires_unix_ms != 0 && ch->wall_ms >= t.expires_unix_ms) {
+        reason = REASON_EXPIRED; /* 3.8.1: it arrived too late */
+    }
+    const char *hold = NULL;
+    if (reason == REASON_NONE) {
+        const config_fx_band_t *band = fx_band_find(ch->peer, &t);
+        if (band == NULL) {
+            hold = LEDGER_HOLD_REVIEW; /* no band for the pair: a person decides */
+        } else if (!fx_band_holds(band, &t)) {
+            reason = REASON_FX_BAND;
+        }
+    }
+    ledger_outcome_t out;
+    /* the cap we grant the proposer, in the currency it pays us */
+    int64_t cap = config_peer_limit(ch->peer, pay->currency);
+    ledger_err_t rc = ledger_fx_receive(ch->ctx.ledger, t.legs, cap, reason_code(reason), hold,
+                                        msg->evidence, msg->evidence_len, msg->sequence, &out);
+    if (rc == LEDGER_E_CONFLICT) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, t.fx_id, "FxProposal rejected DUPL: %s",
+                  ledger_last_error(ch->ctx.ledger));
+        return queue_status_report(ch, msg->version, msg->body, msg->body_len, t.fx_id, "RJCT",
+                                   reason_code(REASON_DUPLICATE), pay->currency, 0, REPLY_NONE,
+                                   NULL, NULL);
+    }
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    *moved = out.status == STATUS_SETTLED && !out.repeated;
+    if (!out.repeated) {
+        log_event(ch->ctx.node_name, peer, t.fx_id, "incoming FX trade: %lld %s for %lld %s %s%s%s",
+                  (long long)pay->amount_minor, pay->currency, (long long)receive->amount_minor,
+                  receive->currency, status_name(out.status), out.reason[0] ? " " : "",
+                  out.reason);
+    }
+    if (!out.repeated && out.status == STATUS_HELD && t.expires_unix_ms != 0 &&
+        ch->next_expiry_ms != 0 && t.expires_unix_ms < ch->next_expiry_ms) {
+        ch->next_expiry_ms = t.expires_unix_ms;
+    }
+    return answer_trade(ch, msg, &t, &out);
+}
+
+/* The acceptor's answer to a trade (a StatusReport whose uetr is the trade's id): ACSC posts both
+ * legs, RJCT voids both, PDNG notes that it holds them. An answer for a trade the peer proposed,
+ * or naming another FxProposal than ours, changes nothing and is counted. */
+static ledger_err_t apply_fx_answer(channel_t *ch, const envelope_message_t *msg,
+                                    const Corridor__StatusReport *sr, const settlement_t legs[2],
+                                    const ledger_outcome_t *trade, bool *moved)
+{
+    const char *peer = ch->peer->card.name;
+    const char *why = NULL;
+    bool settled = strcmp(sr->status, "ACSC") == 0, pending = strcmp(sr->status, "PDNG") == 0;
+    if (legs[0].direction != DIRECTION_OUT) {
+        why = "a trade the peer proposed";
+    } else if (sr->settlement_hash.len != SETTLEMENT_HASH_BYTES ||
+               sodium_memcmp(sr->settlement_hash.data, legs[0].original_hash,
+                             SETTLEMENT_HASH_BYTES) != 0) {
+        why = "it names another FxProposal than ours";
+    } else if (!settled && !pending &&
+               (strcmp(sr->status, "RJCT") != 0 || reason_code_check(sr->reason) != VALID_OK)) {
+        why = "not ACSC, RJCT with a reason, or PDNG";
+    }
+    if (why != NULL) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, sr->uetr, "answer on trade refused: %s", why);
+        return LEDGER_OK;
+    }
+    ledger_err_t rc = LEDGER_OK;
+    ledger_outcome_t out = *trade;
+    for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
+        rc = pending ? ledger_note_held_at_peer(ch->ctx.ledger, peer, legs[i].uetr,
+                                                sr->settlement_hash.data, msg->evidence,
+                                                msg->evidence_len, msg->sequence)
+                     : ledger_resolve_answering(ch->ctx.ledger, peer, legs[i].uetr,
+                                                sr->settlement_hash.data, settled,
+                                                settled ? NULL : sr->reason, msg->evidence,
+                                                msg->evidence_len, msg->sequence, &out);
+    }
+    if (rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND) {
+        /* a PDNG or another answer after the final one: the first leg was refused as well (both
+         * share their status), so nothing was written */
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, sr->uetr, "answer %s on trade refused: %s", sr->status,
+                  ledger_last_error(ch->ctx.ledger));
+        return LEDGER_OK;
+    }
+    if (rc != LEDGER_OK || pending || out.repeated) {
+        return rc;
+    }
+    *moved = true;
+    log_event(ch->ctx.node_name, peer, sr->uetr, "outgoing FX trade %s%s%s",
+              status_name(out.status), out.reason[0] ? " " : "", out.reason);
+    if (ch->ctx.on_final != NULL) {
+        ch->ctx.on_final(ch->ctx.arg, peer, sr->uetr, &out);
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t channel_prepare_fx(channel_t *ch, fx_trade_t *t, const char **why)
+{
+    assert(t != NULL && why != NULL);
+    fx_trade_prepare(t, ch->peer->card.name);
+    reason_t reason = fx_check(t);
+    *why = reason != REASON_NONE ? reason_code(reason) : NULL;
+    if (*why != NULL) {
+        return LEDGER_OK;
+    }
+    const settlement_t *theirs = &t->legs[FX_RECEIVE];
+    bool over = false;
+    ledger_err_t rc =
+        ledger_cap_exceeded(ch->ctx.ledger, theirs->peer, theirs->currency, theirs->amount_minor,
+                            config_peer_limit(ch->peer, theirs->currency), &over);
+    *why = over ? reason_code(REASON_OVER_CAP) : NULL;
+    return rc;
+}
+
+ledger_err_t channel_propose_fx(channel_t *ch, fx_trade_t *t, const char **why,
+                                ledger_outcome_t *outcome)
+{
+    channel_check_invariants(ch);
+    assert(t != NULL && why != NULL && outcome != NULL && ledger_in_transaction(ch->ctx.ledger));
+    const char *peer = ch->peer->card.name;
+    ledger_err_t rc = channel_prepare_fx(ch, t, why);
+    if (rc != LEDGER_OK || *why != NULL) {
+        return rc;
+    }
+    uint8_t *body = NULL, *signed_msg = NULL;
+    size_t body_len = 0, signed_len = 0;
+    if (fx_encode(t, &body, &body_len) != 0) {
+        return LEDGER_E_STORAGE;
+    }
+    uint64_t seq = ch->sent_seq + 1;
+    rc = LEDGER_E_STORAGE;
+    /* the binding of the answer (a version-2 StatusReport) is what makes a trade: version 2 */
+    uint32_t version = ch->wire_version >= 2 ? ch->wire_version : 2;
+    if (envelope_sign_version(ch->own, version, ch->keys->key_id, MSG_FX_PROPOSAL, seq, body,
+                              body_len, &signed_msg, &signed_len) != ENV_OK) {
+        goto cleanup;
+    }
+    int64_t cap = config_peer_limit(ch->peer, t->legs[FX_RECEIVE].currency);
+    rc = ledger_fx_propose(ch->ctx.ledger, t->legs, cap, signed_msg, signed_len, seq, why,
+                           outcome);
+    if (rc != LEDGER_OK || *why != NULL) {
+        goto cleanup;
+    }
+    rc = ledger_outbox_put(ch->ctx.ledger, peer, seq, (int)MSG_FX_PROPOSAL, signed_msg,
+                           signed_len);
+    if (rc == LEDGER_OK) {
+        ch->sent_seq = seq;
+        log_event(ch->ctx.node_name, peer, t->fx_id, "outgoing FX trade: %lld %s for %lld %s",
+                  (long long)t->legs[FX_PAY].amount_minor, t->legs[FX_PAY].currency,
+                  (long long)t->legs[FX_RECEIVE].amount_minor, t->legs[FX_RECEIVE].currency);
+    }
+
+cleanup:
+    free(body);
+    free(signed_msg);
+    channel_check_invariants(ch);
+    return rc;
+}
+
+/* channel_decide_held for a trade the peer proposed and we hold: both legs released, or both
+ * declined, on one StatusReport naming the trade. */
+static ledger_err_t decide_held_trade(channel_t *ch, const char *fx_id, const char *reason,
+                                      ledger_outcome_t *outcome)
+{
+    const char *peer = ch->peer->card.name;
+    settlement_t legs[2];
+    ledger_outcome_t now;
+    ledger_err_t rc = ledger_fx_find(ch->ctx.ledger, peer, fx_id, legs, &now);
+    if (rc == LEDGER_E_CORRUPT) {
+        return LEDGER_E_NOT_FOUND; /* edited books: not a trade we can decide */
+    }
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    if (legs[0].direction != DIRECTION_IN || now.status != STATUS_HELD ||
+        !channel_decides_held(ch)) {
+        *outcome = now;
+        return LEDGER_E_STATE; /* decided meanwhile, ours, or not UP (channel_decide_held) */
+    }
+    if (reason == NULL && legs[0].expires_unix_ms != 0 && ch->wall_ms >= legs[0].expires_unix_ms) {
+        reason = reason_code(REASON_EXPIRED);
+    }
+    for (int i = 0; i < 2; i++) {
+        if ((rc = ledger_decide_held_fits(ch->ctx.ledger, &legs[i], reason == NULL)) !=
+            LEDGER_OK) {
+            return rc; /* before anything is queued */
+        }
+    }
+    uint32_t version = 0;
+    uint8_t *body = NULL, *signed_msg = NULL;
+    size_t body_len = 0, signed_len = 0;
+    rc = opening_message(ch, legs[0].uetr, MSG_FX_PROPOSAL, &version, &body, &body_len);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    int64_t position = now.position_minor;
+    if (reason == NULL &&
+        __builtin_add_overflow(now.position_minor, legs[0].amount_minor, &position)) {
+        position = now.position_minor;
+    }
+    rc = queue_status_report(ch, version, body, body_len, fx_id, reason == NULL ? "ACSC" : "RJCT",
+                             reason, legs[0].currency, position, REPLY_NONE, &signed_msg,
+                             &signed_len);
+    for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
+        rc = ledger_decide_held(ch->ctx.ledger, peer, legs[i].uetr, reason, signed_msg, signed_len,
+                                NULL, ch->sent_seq, outcome);
+    }
+    if (rc == LEDGER_OK) {
+        log_event(ch->ctx.node_name, peer, fx_id, "incoming FX trade was held, now %s%s%s",
+                  status_name(outcome->status), reason != NULL ? " " : "",
+                  reason != NULL ? reason : "");
+    }
+    free(body);
+    free(signed_msg);
     return rc;
 }

@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "envelope.h"
+#include "fx.h"
 #include "identity.h"
 #include "ledger.h"
 #include "settlement.h"
@@ -50,9 +51,10 @@
 #define CHANNEL_FEATURE_CURVE   4u    /* we apply KeySwitch and switch our transport (2.16) */
 #define CHANNEL_FEATURE_HOLDS   8u    /* we apply PDNG, CancelRequest and CancelAnswer (3.8) */
 #define CHANNEL_FEATURE_RETURNS 16u   /* we decide two-phase Returns and answer them (3.9) */
+#define CHANNEL_FEATURE_FX      32u   /* we decide FxProposals, both legs as one (3.10) */
 #define CHANNEL_FEATURES                                                                           \
     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE | CHANNEL_FEATURE_HOLDS | \
-     CHANNEL_FEATURE_RETURNS) /* our Hello offers */
+     CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX) /* our Hello offers */
 #define CHANNEL_KEYS_MAX 64   /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
@@ -238,6 +240,18 @@ ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *re
  * the peer offers CHANNEL_FEATURE_RETURNS is the caller's to check. */
 ledger_err_t channel_prepare_return(channel_t *ch, const char *original_uetr, int64_t amount_minor,
                                     const char *reason, settlement_t *r);
+
+/* Inside the node's transaction: proposes the trade `t` to the peer (PROTOCOL.md 3.10.3); the
+ * caller has set its fx_id, the legs' UETRs, amounts and currencies, and its times. Fills in
+ * the rest (fx_trade_prepare), books both legs pending and queues the FxProposal. *why: NULL
+ * when proposed; else the reason it was not, nothing written: FF01 and the like of fx_check,
+ * AM02 when the peer's leg would take its debt to us over the cap we grant it. Whether the peer
+ * offers CHANNEL_FEATURE_FX is the caller's to check. channel_prepare_fx makes the same checks
+ * and writes nothing (asked before the operator row is recorded). */
+ledger_err_t channel_prepare_fx(channel_t *ch, fx_trade_t *t, const char **why)
+    __attribute__((warn_unused_result));
+ledger_err_t channel_propose_fx(channel_t *ch, fx_trade_t *t, const char **why,
+                                ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
 /* Inside the node's transaction: asks our pending settlement `uetr` back with `reason` (one of
  * the cancellation codes, 3.8.4): queues a CancelRequest after everything queued and records

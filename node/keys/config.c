@@ -15,6 +15,7 @@
 
 #define PEER_SECTION_PREFIX "peer "
 #define LIMIT_KEY_PREFIX    "limit_minor."
+#define FX_BAND_KEY_PREFIX  "fx_band."
 
 config_t *config_new(void)
 {
@@ -203,10 +204,127 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* Parses one bound: whole digits (at most 9), then optionally '.' and 1 to 6 digits. */
+static bool parse_bound(const char *text, size_t len, int64_t *millionths)
+{
+    int64_t whole = 0, frac = 0;
+    size_t i = 0, whole_digits = 0, frac_digits = 0;
+    for (; i < len && text[i] >= '0' && text[i] <= '9'; i++, whole_digits++) {
+        whole = whole * 10 + (text[i] - '0');
+        if (whole_digits >= 9) {
+            return false;
+        }
+    }
+    if (whole_digits == 0) {
+        return false;
+    }
+    if (i < len && text[i] == '.') {
+        for (i++; i < len && text[i] >= '0' && text[i] <= '9'; i++, frac_digits++) {
+            if (frac_digits >= 6) {
+                return false;
+            }
+            frac = frac * 10 + (text[i] - '0');
+        }
+        if (frac_digits == 0) {
+            return false;
+        }
+    }
+    if (i != len) {
+        return false;
+    }
+    for (size_t d = frac_digits; d < 6; d++) {
+        frac *= 10;
+    }
+    *millionths = whole * CONFIG_FX_BAND_SCALE + frac;
+    return true;
+}
+
+const char *config_fx_band_parse(const char *text, config_fx_band_t *band)
+{
+    assert(text != NULL && band != NULL);
+    const char *dots = strstr(text, "..");
+    int64_t low = 0, high = 0;
+    if (dots == NULL || !parse_bound(text, (size_t)(dots - text), &low) ||
+        !parse_bound(dots + 2, strlen(dots + 2), &high)) {
+        return "not LOW..HIGH (decimals, up to 6 places, at most 9 whole digits)";
+    }
+    if (low <= 0 || high < low) {
+        return "not 0 < LOW <= HIGH";
+    }
+    band->low = low;
+    band->high = high;
+    return NULL;
+}
+
+/* Writes millionths as a decimal without trailing zeros ("440", "440.5"). */
+static void format_millionths(int64_t v, char *out, size_t out_size)
+{
+    int64_t whole = v / CONFIG_FX_BAND_SCALE, frac = v % CONFIG_FX_BAND_SCALE;
+    if (frac == 0) {
+        snprintf(out, out_size, "%lld", (long long)whole);
+        return;
+    }
+    char digits[8];
+    snprintf(digits, sizeof digits, "%06lld", (long long)frac);
+    for (size_t n = strlen(digits); n > 0 && digits[n - 1] == '0'; n--) {
+        digits[n - 1] = '\0';
+    }
+    snprintf(out, out_size, "%lld.%s", (long long)whole, digits);
+}
+
+void config_fx_band_format(const config_fx_band_t *band, char *out, size_t out_size)
+{
+    char low[32], high[32];
+    format_millionths(band->low, low, sizeof low);
+    format_millionths(band->high, high, sizeof high);
+    snprintf(out, out_size, "%s..%s", low, high);
+}
+
+/* Applies `fx_band.BASE_QUOTE = LOW..HIGH`: NULL, or what is wrong. */
+static const char *peer_fx_band(config_peer_t *peer, const char *pair, const char *value)
+{
+    char base[8] = "", quote[8] = "";
+    const char *sep = strchr(pair, '_');
+    if (sep == NULL || sep - pair != CORRIDOR_CURRENCY_LEN || strlen(sep + 1) != CORRIDOR_CURRENCY_LEN) {
+        return "not fx_band.CCY1_CCY2";
+    }
+    memcpy(base, pair, CORRIDOR_CURRENCY_LEN);
+    memcpy(quote, sep + 1, CORRIDOR_CURRENCY_LEN);
+    if (currency_find(base) == NULL || currency_find(quote) == NULL) {
+        return "unknown currency";
+    }
+    if (strcmp(base, quote) == 0) {
+        return "a pair of one currency";
+    }
+    for (size_t i = 0; i < peer->fx_bands_count; i++) {
+        const config_fx_band_t *b = &peer->fx_bands[i];
+        if ((strcmp(b->base, base) == 0 && strcmp(b->quote, quote) == 0) ||
+            (strcmp(b->base, quote) == 0 && strcmp(b->quote, base) == 0)) {
+            return "given twice (a band applies to its pair either way round)";
+        }
+    }
+    if (peer->fx_bands_count == CONFIG_FX_BANDS_MAX) {
+        return "too many bands";
+    }
+    config_fx_band_t band;
+    memset(&band, 0, sizeof band);
+    const char *wrong = config_fx_band_parse(value, &band);
+    if (wrong != NULL) {
+        return wrong;
+    }
+    memcpy(band.base, base, sizeof band.base);
+    memcpy(band.quote, quote, sizeof band.quote);
+    peer->fx_bands[peer->fx_bands_count++] = band;
+    return NULL;
+}
+
 /* Applies one key of a [peer X] section. Returns NULL, or what is wrong with the value. */
 static const char *peer_field(config_peer_t *peer, const char *key, const char *value,
                               unsigned *fields)
 {
+    if (strncmp(key, FX_BAND_KEY_PREFIX, strlen(FX_BAND_KEY_PREFIX)) == 0) {
+        return peer_fx_band(peer, key + strlen(FX_BAND_KEY_PREFIX), value);
+    }
     if (strncmp(key, LIMIT_KEY_PREFIX, strlen(LIMIT_KEY_PREFIX)) == 0) {
         const currency_t *c = currency_find(key + strlen(LIMIT_KEY_PREFIX));
         if (c == NULL) {
@@ -550,6 +668,12 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
         for (size_t j = 0; j < p->limits_count; j++) {
             append(out, out_size, &used, LIMIT_KEY_PREFIX "%s = %lld\n", p->limits[j].currency,
                    (long long)p->limits[j].minor);
+        }
+        for (size_t j = 0; j < p->fx_bands_count; j++) {
+            char band[80];
+            config_fx_band_format(&p->fx_bands[j], band, sizeof band);
+            append(out, out_size, &used, FX_BAND_KEY_PREFIX "%s_%s = %s\n", p->fx_bands[j].base,
+                   p->fx_bands[j].quote, band);
         }
     }
     return used < out_size ? used : 0;

@@ -20,6 +20,8 @@
  *   endpoint = tcp://127.0.0.1:7002
  *   sign = <hex>  box = <hex>  curve = <z85>      (one per line)
  *   limit_minor.RUB = 100000000                    (net debit cap granted, minor units)
+ *   fx_band.RUB_IRR = 440..460                     (FX trades of this peer's accepted inside:
+ *                                                   IRR per RUB, whichever side pays which)
  */
 #ifndef CORRIDOR_CONFIG_H
 #define CORRIDOR_CONFIG_H
@@ -47,11 +49,25 @@ typedef struct {
     int64_t minor;                            /* cap in minor units, >= 0 */
 } config_limit_t;
 
+#define CONFIG_FX_BANDS_MAX  16
+#define CONFIG_FX_BAND_SCALE 1000000LL /* band bounds are kept in millionths */
+
+/* The rates at which this node accepts a peer's FX trades in a pair (PROTOCOL.md 3.10.4): units
+ * of quote per unit of base, from low to high inclusive, in millionths. */
+typedef struct {
+    char base[CORRIDOR_CURRENCY_LEN + 1];
+    char quote[CORRIDOR_CURRENCY_LEN + 1];
+    int64_t low;  /* > 0 */
+    int64_t high; /* >= low */
+} config_fx_band_t;
+
 /* A trusted peer. */
 typedef struct {
     peer_card_t card;                               /* its name, endpoint and public keys */
     size_t limits_count;                            /* entries used in limits */
     config_limit_t limits[CORRIDOR_CURRENCIES_MAX]; /* caps granted; absent currency = 0 */
+    size_t fx_bands_count;                          /* entries used in fx_bands */
+    config_fx_band_t fx_bands[CONFIG_FX_BANDS_MAX]; /* no band for a pair: held for review */
 } config_peer_t;
 
 typedef struct {
@@ -124,6 +140,13 @@ bool config_accepts(const config_t *config, const char *currency);
 
 /* Sets (or replaces) the cap granted to a peer in one currency. */
 config_err_t config_peer_set_limit(config_peer_t *peer, const char *currency, int64_t minor);
+
+/* Parses a band's value "LOW..HIGH" (decimals up to 6 places, at most 9 whole digits,
+ * 0 < LOW <= HIGH) into band->low and high. NULL when valid, else what is wrong. */
+const char *config_fx_band_parse(const char *text, config_fx_band_t *band);
+
+/* Writes a band's value as config_fx_band_parse reads it ("440..460.5"). */
+void config_fx_band_format(const config_fx_band_t *band, char *out, size_t out_size);
 
 /* The cap granted to a peer in one currency; 0 if none is configured. */
 int64_t config_peer_limit(const config_peer_t *peer, const char *currency);

@@ -102,12 +102,20 @@
 #define FX_COLUMNS        "fx_id, fx_leg"
 #define FX_COLUMNS_READ_9 "'', 0"
 
+/* Every trade, as its first leg with the second's key, amount and currency (ledger_fx_trades). */
+#define FX_LIST                                                                                    \
+    "SELECT a.peer, a.uetr, a.direction, a.amount_minor, a.currency, a.status, a.reason,"          \
+    " a.fx_id, a.expires_ms, a.hold, a.at_peer, b.uetr, b.amount_minor, b.currency"                \
+    " FROM settlements a JOIN settlements b ON b.peer = a.peer AND b.fx_id = a.fx_id"              \
+    " AND b.fx_id <> '' AND b.fx_leg = 2 WHERE a.fx_id <> '' AND a.fx_leg = 1 ORDER BY a.id"
+#define FX_LIST_READ_9 "SELECT '', '', 0, 0, '', 0, '', '', 0, '', '', '', 0, '' WHERE 0"
+
 /* Reads of settlements, prepared first, with the columns of the schema (EXTRA: the hold columns
  * then the return columns then the FX columns; IS_RETURN: whether a row is a return; FX_LEG: its
  * leg of a trade; RETURNED: FULLY_RETURNED) or what a reader of an older one selects. Columns 7
  * to 15 are the details (read_details), 16 to 18 the hold, at_peer and cancel_id, 19 to 22 the
  * return columns (read_return), 23 and 24 the FX columns (read_fx). */
-#define SETTLEMENT_READS(X, FIND_EXTRA, EXTRA, IS_RETURN, FX_LEG, RETURNED, RETURNED_SUM)          \
+#define SETTLEMENT_READS(X, FIND_EXTRA, EXTRA, IS_RETURN, FX_LEG, RETURNED, RETURNED_SUM, FX_LIST) \
     X(find, "SELECT id, direction, amount_minor, currency, content_hash, status, reason,"          \
             " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"              \
             " creditor_account, remittance, created_ms, " FIND_EXTRA " FROM settlements"           \
@@ -122,25 +130,26 @@
     X(counts, "SELECT status, (" IS_RETURN ") + 2 * " FX_LEG ", count(*) FROM settlements"          \
               " GROUP BY 1, 2")                                                                    \
     X(fully_returned, RETURNED)                                                                    \
-    X(returned_sum, RETURNED_SUM)
+    X(returned_sum, RETURNED_SUM)                                                                  \
+    X(list_fx, FX_LIST)
 #define READS_10                                                                                   \
     HOLD_COLUMNS ", " RETURN_COLUMNS_FIND ", " FX_COLUMNS,                                         \
         HOLD_COLUMNS ", " RETURN_COLUMNS ", " FX_COLUMNS, "original_uetr <> ''", "fx_leg",         \
-        FULLY_RETURNED, RETURNED_SUM
+        FULLY_RETURNED, RETURNED_SUM, FX_LIST
 /* schema 9: no trades */
 #define READS_9                                                                                    \
     HOLD_COLUMNS ", " RETURN_COLUMNS_FIND ", " FX_COLUMNS_READ_9,                                  \
         HOLD_COLUMNS ", " RETURN_COLUMNS ", " FX_COLUMNS_READ_9, "original_uetr <> ''", "0",       \
-        FULLY_RETURNED, RETURNED_SUM
+        FULLY_RETURNED, RETURNED_SUM, FX_LIST_READ_9
 /* below schema 9: no returns (ledger_returns_of never runs returned_sum there) */
 #define READS_8                                                                                    \
     HOLD_COLUMNS ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9,                                \
         HOLD_COLUMNS ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9, "0", "0", "SELECT 0",      \
-        "SELECT 0, 0"
+        "SELECT 0, 0", FX_LIST_READ_9
 #define READS_7                                                                                    \
     HOLD_COLUMNS_READ_7 ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9,                         \
         HOLD_COLUMNS_READ_7 ", " RETURN_COLUMNS_READ_8 ", " FX_COLUMNS_READ_9, "0", "0",           \
-        "SELECT 0", "SELECT 0, 0"
+        "SELECT 0", "SELECT 0, 0", FX_LIST_READ_9
 #define SETTLEMENT_READS_OF(X, READS) SETTLEMENT_READS_(X, READS)
 #define SETTLEMENT_READS_(X, ...)     SETTLEMENT_READS(X, __VA_ARGS__)
 
@@ -1366,6 +1375,45 @@ ledger_err_t ledger_returns(ledger_t *l,
     return list_rows(l->st.list_returns, fn, arg);
 }
 
+ledger_err_t ledger_fx_trades(ledger_t *l,
+                              void (*fn)(const settlement_t legs[2], const ledger_outcome_t *o,
+                                         void *arg),
+                              void *arg)
+{
+    assert(l != NULL && fn != NULL);
+    sqlite3_stmt *stmt = l->st.list_fx;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        settlement_t legs[2];
+        ledger_outcome_t o;
+        memset(legs, 0, sizeof legs);
+        memset(&o, 0, sizeof o);
+        settlement_t *a = &legs[0], *b = &legs[1];
+        copy_column(a->peer, sizeof a->peer, stmt, 0);
+        copy_column(a->uetr, sizeof a->uetr, stmt, 1);
+        a->direction = sqlite3_column_int(stmt, 2) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
+        a->amount_minor = sqlite3_column_int64(stmt, 3);
+        copy_column(a->currency, sizeof a->currency, stmt, 4);
+        int status = sqlite3_column_int(stmt, 5);
+        o.status =
+            status >= STATUS_PENDING && status <= STATUS_MAX ? (status_t)status : STATUS_PENDING;
+        copy_column(o.reason, sizeof o.reason, stmt, 6);
+        copy_column(a->fx_id, sizeof a->fx_id, stmt, 7);
+        a->expires_unix_ms = sqlite3_column_int64(stmt, 8);
+        copy_column(o.hold, sizeof o.hold, stmt, 9);
+        copy_column(o.at_peer, sizeof o.at_peer, stmt, 10);
+        a->fx_leg = FX_LEG_PROPOSER_PAYS;
+        *b = *a;
+        b->fx_leg = FX_LEG_ACCEPTOR_PAYS;
+        copy_column(b->uetr, sizeof b->uetr, stmt, 11);
+        b->amount_minor = sqlite3_column_int64(stmt, 12);
+        copy_column(b->currency, sizeof b->currency, stmt, 13);
+        fn(legs, &o, arg);
+    }
+    finish(stmt);
+    return step == SQLITE_DONE ? LEDGER_OK : LEDGER_E_STORAGE;
+}
+
 ledger_err_t ledger_replies_from(ledger_t *l, int64_t *seq)
 {
     char value[32] = "";
@@ -1875,6 +1923,14 @@ static ledger_err_t over_cap(ledger_t *l, const char *peer, const char *currency
     *over = too_many || __builtin_add_overflow(net, held, &after) ||
             __builtin_add_overflow(after, amount, &after) || after > cap_minor;
     return LEDGER_OK;
+}
+
+ledger_err_t ledger_cap_exceeded(ledger_t *l, const char *peer, const char *currency,
+                                 int64_t amount_minor, int64_t cap_minor, bool *over)
+{
+    assert(l != NULL && peer != NULL && currency != NULL && over != NULL);
+    assert(l->mode == LEDGER_READ_WRITE); /* held_sum reads columns of the newest schema */
+    return over_cap(l, peer, currency, amount_minor, cap_minor, over);
 }
 
 ledger_err_t ledger_receive(ledger_t *l, const settlement_t *s, int64_t cap_minor,

@@ -289,6 +289,13 @@ ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *
 ledger_err_t ledger_fx_find(ledger_t *l, const char *peer, const char *fx_id, settlement_t legs[2],
                             ledger_outcome_t *outcome) __attribute__((warn_unused_result));
 
+/* Whether `amount_minor` more of the peer's debt to us would take it over `cap_minor`, the cap we
+ * grant it in `currency`: its net debt, the payments of its we hold and the legs our pending
+ * trades would have it pay us count (3.8.2, 3.10.3). A writer's read. */
+ledger_err_t ledger_cap_exceeded(ledger_t *l, const char *peer, const char *currency,
+                                 int64_t amount_minor, int64_t cap_minor, bool *over)
+    __attribute__((warn_unused_result));
+
 /* Records a trade we propose (legs as fx_trade_prepare made them) pending, with our signed
  * FxProposal of `sequence` as the evidence of both rows: the leg we pay as an outgoing payment,
  * the peer's leg reserving its amount in the cap we grant it in that currency (`cap_minor`).
@@ -382,6 +389,14 @@ ledger_err_t ledger_settlements(ledger_t *l,
 ledger_err_t ledger_returns(ledger_t *l,
                             void (*fn)(const settlement_t *s, const ledger_outcome_t *o, void *arg),
                             void *arg) __attribute__((warn_unused_result));
+
+/* Calls fn for every FX trade (3.10), in the order they were first recorded: legs[0] the leg its
+ * proposer pays, legs[1] the other (uetr, amount, currency, fx_id, direction, expiry), and the
+ * trade's status (its first leg's, with hold and at_peer). */
+ledger_err_t ledger_fx_trades(ledger_t *l,
+                              void (*fn)(const settlement_t legs[2], const ledger_outcome_t *o,
+                                         void *arg),
+                              void *arg) __attribute__((warn_unused_result));
 
 /* The first journal row that must carry our reply if it books or refuses a peer's settlement
  * (rows before it were written before schema 4); 0 when the ledger predates schema 4. */

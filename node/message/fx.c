@@ -197,76 +197,26 @@ bool fx_rate_text(const settlement_t *pay, const settlement_t *receive, char *ou
     return true;
 }
 
-/* Parses one bound: whole digits (at most 9), then optionally '.' and 1 to 6 digits. */
-static bool parse_bound(const char *text, size_t len, int64_t *millionths)
-{
-    int64_t whole = 0, frac = 0;
-    size_t i = 0, whole_digits = 0, frac_digits = 0;
-    for (; i < len && text[i] >= '0' && text[i] <= '9'; i++, whole_digits++) {
-        whole = whole * 10 + (text[i] - '0');
-        if (whole_digits >= 9) {
-            return false;
-        }
-    }
-    if (whole_digits == 0) {
-        return false;
-    }
-    if (i < len && text[i] == '.') {
-        for (i++; i < len && text[i] >= '0' && text[i] <= '9'; i++, frac_digits++) {
-            if (frac_digits >= FX_RATE_DECIMALS) {
-                return false;
-            }
-            frac = frac * 10 + (text[i] - '0');
-        }
-        if (frac_digits == 0) {
-            return false;
-        }
-    }
-    if (i != len) {
-        return false;
-    }
-    for (size_t d = frac_digits; d < FX_RATE_DECIMALS; d++) {
-        frac *= 10;
-    }
-    *millionths = whole * FX_BAND_SCALE + frac;
-    return true;
-}
-
-const char *fx_band_parse(const char *text, fx_band_t *band)
-{
-    assert(text != NULL && band != NULL);
-    const char *dots = strstr(text, "..");
-    int64_t low = 0, high = 0;
-    if (dots == NULL || !parse_bound(text, (size_t)(dots - text), &low) ||
-        !parse_bound(dots + 2, strlen(dots + 2), &high)) {
-        return "not LOW..HIGH (decimals, up to 6 places, at most 9 whole digits)";
-    }
-    if (low <= 0 || high < low) {
-        return "not 0 < LOW <= HIGH";
-    }
-    band->low = low;
-    band->high = high;
-    return NULL;
-}
-
-void fx_band_format(const fx_band_t *band, char *out, size_t out_size)
-{
-    char low[40], high[40];
-    format_scaled((u128)band->low, FX_RATE_DECIMALS, low, sizeof low);
-    format_scaled((u128)band->high, FX_RATE_DECIMALS, high, sizeof high);
-    snprintf(out, out_size, "%s..%s", low, high);
-}
-
-bool fx_band_applies(const fx_band_t *band, const fx_trade_t *t)
+static bool band_applies(const config_fx_band_t *band, const fx_trade_t *t)
 {
     const char *a = t->legs[FX_PAY].currency, *b = t->legs[FX_RECEIVE].currency;
     return (strcmp(a, band->base) == 0 && strcmp(b, band->quote) == 0) ||
            (strcmp(b, band->base) == 0 && strcmp(a, band->quote) == 0);
 }
 
-bool fx_band_holds(const fx_band_t *band, const fx_trade_t *t)
+const config_fx_band_t *fx_band_find(const config_peer_t *peer, const fx_trade_t *t)
 {
-    assert(fx_band_applies(band, t));
+    for (size_t i = 0; i < peer->fx_bands_count; i++) {
+        if (band_applies(&peer->fx_bands[i], t)) {
+            return &peer->fx_bands[i];
+        }
+    }
+    return NULL;
+}
+
+bool fx_band_holds(const config_fx_band_t *band, const fx_trade_t *t)
+{
+    assert(band_applies(band, t));
     bool base_first = strcmp(t->legs[FX_PAY].currency, band->base) == 0;
     const settlement_t *base = &t->legs[base_first ? FX_PAY : FX_RECEIVE];
     const settlement_t *quote = &t->legs[base_first ? FX_RECEIVE : FX_PAY];
@@ -276,7 +226,7 @@ bool fx_band_holds(const fx_band_t *band, const fx_trade_t *t)
     }
     /* rate = (quote / 10^eq) / (base / 10^eb); low / 10^6 <= rate <= high / 10^6, multiplied
      * out: at most 10^15 * 10^17 * 10^4 on the left, inside 128 bits */
-    u128 rate_side = (u128)quote->amount_minor * power_of_ten(cb->exponent) * FX_BAND_SCALE;
+    u128 rate_side = (u128)quote->amount_minor * power_of_ten(cb->exponent) * CONFIG_FX_BAND_SCALE;
     u128 base_side = (u128)base->amount_minor * power_of_ten(cq->exponent);
     return (u128)band->low * base_side <= rate_side && rate_side <= (u128)band->high * base_side;
 }

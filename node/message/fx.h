@@ -15,12 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "settlement.h"
 
 #define FX_RATE_LEN_MAX    40 /* the rate text, e.g. "450.123456" */
 #define FX_RATE_DECIMALS   6  /* digits after the point fx_rate_text writes at most */
-#define FX_BAND_SCALE      1000000LL /* band bounds are kept in millionths */
-#define FX_BAND_WHOLE_MAX  999999999LL /* a band bound's whole part is at most this */
 
 /* The two legs, in this order in fx_trade_t.legs. */
 #define FX_PAY     0 /* the proposer pays it (FX_LEG_PROPOSER_PAYS) */
@@ -61,27 +60,12 @@ reason_t fx_check(const fx_trade_t *t);
 bool fx_rate_text(const settlement_t *pay, const settlement_t *receive, char *out,
                   size_t out_size);
 
-/* A rate band for a currency pair (`fx_band.BASE_QUOTE = LO..HI` in a peer's section): units
- * of quote per unit of base, in millionths. */
-typedef struct {
-    char base[CORRIDOR_CURRENCY_LEN + 1];
-    char quote[CORRIDOR_CURRENCY_LEN + 1];
-    int64_t low;  /* millionths */
-    int64_t high; /* millionths, >= low */
-} fx_band_t;
+/* The band the peer's config sets for the trade's pair (`fx_band.BASE_QUOTE`, either way round),
+ * or NULL when none does. */
+const config_fx_band_t *fx_band_find(const config_peer_t *peer, const fx_trade_t *t);
 
-/* Parses "LO..HI" (decimals up to 6 places, whole part at most 9 digits, 0 < LO <= HI) into
- * band->low and high. NULL when valid, else what is wrong. */
-const char *fx_band_parse(const char *text, fx_band_t *band);
-
-/* Writes "LO..HI" as fx_band_parse reads it. */
-void fx_band_format(const fx_band_t *band, char *out, size_t out_size);
-
-/* Whether the trade's legs, in whichever roles, are the band's pair. */
-bool fx_band_applies(const fx_band_t *band, const fx_trade_t *t);
-
-/* Whether the rate the legs imply (quote per base, exactly, in integers) lies within the band.
- * The band must apply. */
-bool fx_band_holds(const fx_band_t *band, const fx_trade_t *t);
+/* Whether the rate the legs imply (quote per base, exactly, in integers) lies within the band,
+ * which must be for the trade's pair. */
+bool fx_band_holds(const config_fx_band_t *band, const fx_trade_t *t);
 
 #endif

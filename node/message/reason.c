@@ -19,6 +19,7 @@ static const struct {
     [REASON_REGULATORY] = {"RR04", "regulatory reason"},
     [REASON_NO_ORIGINAL] = {"NOOR", "no such settled payment to return"},
     [REASON_RETURN_EXCEEDS] = {"AM09", "returns would exceed the payment"},
+    [REASON_FX_BAND] = {"AG01", "the trade's rate is outside the band agreed with the peer"},
 };
 
 const char *reason_code(reason_t r)

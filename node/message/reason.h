@@ -19,6 +19,7 @@ typedef enum {
     REASON_REGULATORY,  /* RR04: a party is on the screening list, or a person refused it */
     REASON_NO_ORIGINAL, /* NOOR: a return names no settled payment of ours to the returner (3.9) */
     REASON_RETURN_EXCEEDS, /* AM09: a return would take its payment's returns past its amount */
+    REASON_FX_BAND,        /* AG01 (no agreement): an FX trade's rate outside our band (3.10) */
 } reason_t;
 
 /* The ISO code ("AM02"), or NULL for REASON_NONE. */
