@@ -448,6 +448,8 @@ static void test_largest_settlement_fits_the_stream(void **state)
         fields[i][sizes[i] - 1] = '\0';
     }
     s.original_uetr[0] = s.return_reason[0] = '\0'; /* a payment, not a return */
+    s.fx_id[0] = '\0';
+    s.fx_leg = FX_LEG_NONE; /* nor a leg of a trade */
     s.direction = DIRECTION_OUT;
     s.amount_minor = INT64_MAX;
     s.created_unix_ms = INT64_MIN;
