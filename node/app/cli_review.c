@@ -23,14 +23,22 @@ static void list_held(const ledger_held_t *h, void *arg)
     held_list_t *l = arg;
     const settlement_t *s = &h->s;
     l->count++;
+    /* a leg of an FX trade is decided with its trade, by the trade's id (PROTOCOL.md 3.10.4) */
+    bool leg = settlement_is_fx_leg(s);
+    const char *id = leg ? s->fx_id : s->uetr;
+    bool we_pay = settlement_money_direction(s) == DIRECTION_OUT;
     if (l->list != NULL) {
         json_t *item = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "id",
-                                 s->uetr, "uetr", s->uetr, "peer", s->peer, "amount_minor",
+                                 id, "uetr", s->uetr, "peer", s->peer, "amount_minor",
                                  (json_int_t)s->amount_minor, "currency", s->currency, "hold",
                                  h->hold, "debtor", s->debtor_name, "creditor", s->creditor_name,
                                  "remittance", s->remittance, "value_date", s->value_date);
         if (item != NULL && s->expires_unix_ms != 0) {
             json_object_set_new(item, "expires_unix_ms", json_integer(s->expires_unix_ms));
+        }
+        if (item != NULL && leg) {
+            json_object_set_new(item, "fx_id", json_string(s->fx_id));
+            json_object_set_new(item, "direction", json_string(we_pay ? "out" : "in"));
         }
         json_array_append_new(l->list, item);
         return;
@@ -38,6 +46,11 @@ static void list_held(const ledger_held_t *h, void *arg)
     char amount[32];
     const currency_t *c = currency_find(s->currency);
     amount_format(s->amount_minor, c != NULL ? c->exponent : 0, amount, sizeof amount);
+    if (leg) {
+        printf("%s  %s %-11s %18s %s  %-9s  FX leg %s\n", id, we_pay ? "to  " : "from", s->peer,
+               amount, s->currency, h->hold, s->uetr);
+        return;
+    }
     printf("%s  from %-11s %18s %s  %-9s  %s -> %s\n", s->uetr, s->peer, amount, s->currency,
            h->hold, s->debtor_name, s->creditor_name);
 }
@@ -46,7 +59,8 @@ static const cli_spec_t review_list_spec = {
     .usage = "corridor review list --home DIR [--json]",
     .help = "Lists the incoming payments this node holds: `screening` waits for the screening\n"
             "program, `review` for a person (corridor review accept|reject). The payer sees each\n"
-            "as pending, held at the peer.\n"
+            "as pending, held at the peer. The two legs of an FX trade held for a person are\n"
+            "listed under the trade's id, which decides both.\n"
             "Example: corridor review list --home bank-b --json\n",
     .json = true};
 
