@@ -3,7 +3,8 @@
 # three banks (Russia, Iran, Kazakhstan) trade unevenly in their own currencies, a payment is
 # refused over a cap, a bank's node is killed mid-stream and restarted with nothing lost, a
 # payment held by a bank's screening program is released by a person and another is cancelled
-# by its payer, a payee returns part of a payment (pacs.004) and its payer accepts, each pair
+# by its payer, a payee returns part of a payment (pacs.004) and its payer accepts, Russia and
+# Iran trade roubles for rials payment-versus-payment (both legs or neither), each pair
 # reconciles, the books are audited, and a closing table says who owes whom.
 # Built on `corridor testnet`. Exits non-zero if anything is off.
 set -euo pipefail
@@ -140,9 +141,12 @@ for _ in $(seq 1 100); do
 done
 [ "$rc" = 3 ] || fail "Iran's node did not stop"
 sed -i 's/^\[node\]$/[node]\nscreen_program = screen.sh\nscreen_timeout_ms = 2000/' "$NET/$IR/corridor.conf"
+sed -i "s/^\\[peer $RU\\]\$/[peer $RU]\\nfx_band.RUB_IRR = 440..460/" "$NET/$IR/corridor.conf"
 corridor testnet up --dir "$NET" >/dev/null
 echo "   Its node was stopped, given two lines in [node] of its corridor.conf, and started again:"
 sed -n 's/^screen_/     screen_/p' "$NET/$IR/corridor.conf"
+echo "   (and, in [peer $RU], the rouble-rial rates at which it trades with Russia, for later:"
+echo "    $(grep '^fx_band' "$NET/$IR/corridor.conf"), rials per rouble)"
 echo "   screen.sh, in its home (the node runs it there for each incoming payment):"
 sed -e '/^#!/d' -e 's/^/     /' "$NET/$IR/screen.sh"
 
@@ -206,7 +210,28 @@ read -r st_ir _ ret_ir <<<"$(returned "$IR")"
 echo "   The payment on both books: RUB $((amount / 100)), returned_minor $ret_ru at Russia and $ret_ir at Iran;"
 echo "   Iran now owes Russia RUB 150,000 less."
 
-say "== Reconciliation of every pair (signed statements), and the audit of the three books."
+say "== Russia buys rials with roubles: one trade, both legs or neither (payment versus payment)."
+echo "   Russia proposes RUB 1,000,000 against IRR 450,000,000 (450 rials a rouble), in one signed message;"
+echo "   Iran's band for Russia is 440..460, so its node books both legs in one transaction:"
+corridor fx --home "$NET/$RU" --peer "$IR" --pay RUB=1000000 --receive IRR=450000000 --wait 30 \
+  >"$WORK/fx.out" 2>"$WORK/fx.err" || fail "the trade was not accepted: $(cat "$WORK/fx.err")"
+sed 's/^/     /' "$WORK/fx.out"
+echo "   A second proposal at 500 rials a rouble is outside Iran's band: refused, neither leg booked:"
+rc=0
+corridor fx --home "$NET/$RU" --peer "$IR" --pay RUB=100000 --receive IRR=50000000 --wait 30 \
+  >"$WORK/fx2.out" 2>"$WORK/fx2.err" || rc=$?
+[ "$rc" = 1 ] || fail "the trade outside the band was not refused (exit $rc)"
+sed 's/^/     /' "$WORK/fx2.out"
+trades() {
+  corridor ledger --home "$NET/$1" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(" ".join(t["status"] + ("/" + t["reason"] if t["reason"] else "") for t in d["fx_trades"]))
+'
+}
+[ "$(trades "$RU")|$(trades "$IR")" = "settled rejected/AG01|settled rejected/AG01" ] \
+  || fail "the trades differ: Russia $(trades "$RU"), Iran $(trades "$IR")"
+echo "   Both books hold both trades alike (settled, rejected AG01); the accepted one moved RUB and IRR together."
 corridor testnet audit --dir "$NET" | sed 's/^/   /' || fail "the audit or a reconciliation found a break"
 
 say "== Who owes whom (each bank's books; the other side's mirror them)"
@@ -232,4 +257,4 @@ for debtor, creditor, ccy, minor in sorted(rows):
     print("   %-11s %-11s %-4s %22s" % (debtor, creditor, ccy, f"{minor / 10 ** exp[ccy]:,.{exp[ccy]}f}"))
 '
 corridor testnet down --dir "$NET" >/dev/null
-say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, a held payment released by review and another cancelled, books reconciled and audited, part of a payment returned"
+say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, a held payment released by review and another cancelled, part of a payment returned, roubles traded for rials both legs or neither, books reconciled and audited"

@@ -756,8 +756,8 @@ static size_t find_payment(node_t *n, const char *peer, const char *id, directio
             ledger_find(n->ledger, name, id, &here, &here_out) != LEDGER_OK) {
             continue;
         }
-        if (settlement_is_return(&here)) {
-            continue; /* a return is found by its payment (3.9) */
+        if (settlement_is_return(&here) || settlement_is_fx_leg(&here)) {
+            continue; /* a return is found by its payment (3.9), a leg by its trade (3.10) */
         }
         if (here.direction != direction) {
             other_direction = true;

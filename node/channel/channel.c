@@ -2376,6 +2376,7 @@ static ledger_err_t apply_cancel_request(channel_t *ch, const envelope_message_t
     uint8_t hash[SETTLEMENT_HASH_BYTES];
     bool known = ledger_find(ch->ctx.ledger, peer, req->uetr, &s, &now) == LEDGER_OK &&
                  s.direction == DIRECTION_IN && !settlement_is_return(&s) &&
+                 !settlement_is_fx_leg(&s) && /* a leg goes with its trade (3.10) */
                  opening_settlement(ch, req->uetr, &version, &body, &body_len) == LEDGER_OK;
     if (known) {
         settlement_body_hash(body, body_len, hash);

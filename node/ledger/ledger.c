@@ -2315,7 +2315,8 @@ ledger_err_t ledger_return_check(ledger_t *l, const settlement_t *r, const char 
     if (rc != LEDGER_OK) {
         return rc;
     }
-    if (!found || settlement_is_return(&original.s) || original.s.direction != original_direction ||
+    if (!found || settlement_is_return(&original.s) || settlement_is_fx_leg(&original.s) ||
+        original.s.direction != original_direction ||
         original.status != STATUS_SETTLED || strcmp(original.s.currency, r->currency) != 0) {
         set_error(l, "%s is no settled %s payment in %s with %s", r->original_uetr,
                   original_direction == DIRECTION_IN ? "incoming" : "outgoing", r->currency,
