@@ -28,6 +28,7 @@
 #include "audit.h"
 #include "config.h"
 #include "corridor.pb-c.h"
+#include "digest.h"
 #include "envelope.h"
 #include "fx.h"
 #include "identity.h"
@@ -3670,18 +3671,18 @@ static void fx_resolve(node_t *proposer, const node_t *acceptor, const fx_flight
     commit(proposer->ledger);
 }
 
-/* A whole trade: accepted, refused with `reject`, or held then released. Copies its id and
- * legs' UETRs out (legs may be NULL). */
-static void trade(node_t *proposer, node_t *acceptor, int64_t pay, const char *pay_ccy,
-                  int64_t receive, const char *receive_ccy, const char *reject, bool hold,
-                  char fx_id[static UETR_SIZE], char legs[2][UETR_SIZE])
+/* A whole trade: accepted, refused with `reject`, or held then released (or, with `decline`,
+ * declined for that reason). Copies its id and legs' UETRs out (legs may be NULL). */
+static void trade_as(node_t *proposer, node_t *acceptor, int64_t pay, const char *pay_ccy,
+                     int64_t receive, const char *receive_ccy, const char *reject, bool hold,
+                     const char *decline, char fx_id[static UETR_SIZE], char legs[2][UETR_SIZE])
 {
     fx_flight_t f;
     fx_send(proposer, acceptor, pay, pay_ccy, receive, receive_ccy, &f);
     fx_decide(proposer, acceptor, reject, hold, &f);
     fx_resolve(proposer, acceptor, &f);
     if (hold) {
-        fx_decide_held(proposer, acceptor, NULL, &f);
+        fx_decide_held(proposer, acceptor, decline, &f);
         fx_resolve(proposer, acceptor, &f);
     }
     snprintf(fx_id, UETR_SIZE, "%s", f.t.fx_id);
@@ -3691,9 +3692,18 @@ static void trade(node_t *proposer, node_t *acceptor, int64_t pay, const char *p
     fx_flight_free(&f);
 }
 
+static void trade(node_t *proposer, node_t *acceptor, int64_t pay, const char *pay_ccy,
+                  int64_t receive, const char *receive_ccy, const char *reject, bool hold,
+                  char fx_id[static UETR_SIZE], char legs[2][UETR_SIZE])
+{
+    trade_as(proposer, acceptor, pay, pay_ccy, receive, receive_ccy, reject, hold, NULL, fx_id,
+             legs);
+}
+
 /* B accepts A's trade (A pays 1000 RUB for 500 USD), refuses another AG01, and A
- * holds B's trade (B pays 300 USD for 600 RUB) for review, then releases it. Both homes audit
- * clean, alone and as a pair; positions moved in both currencies, and mirror. */
+ * holds B's trade (B pays 300 USD for 600 RUB) for review, then releases it; another held one
+ * it declines AB05. Both homes audit clean, alone and as a pair; positions moved in both
+ * currencies, and mirror. */
 static void test_fx_trades_audit_clean(void **state)
 {
     world_t *w = *state;
@@ -3704,6 +3714,7 @@ static void test_fx_trades_audit_clean(void **state)
     trade(a, b, 1000, "RUB", 500, "USD", NULL, false, accepted, NULL);
     trade(a, b, 2000, "RUB", 10, "USD", "AG01", false, refused, NULL);
     trade(b, a, 300, "USD", 600, "RUB", NULL, true, held, NULL);
+    trade_as(b, a, 100, "USD", 200, "RUB", NULL, true, "AB05", held, NULL);
     node_close(a);
     node_close(b);
 
@@ -3716,8 +3727,8 @@ static void test_fx_trades_audit_clean(void **state)
     audit_report_free(&r);
     assert_int_equal(audit_two(a->home, b->home, &r), 0);
     expect_clean(&r);
-    /* A: 4 rows of each trade it proposed, 4 of the one it held; B: 2, 2 and 6 */
-    assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS + 12 + 10);
+    /* A: 4 rows of each trade it proposed, 4 of each it held; B: 2, 2, 6 and 6 */
+    assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS + 16 + 16);
     audit_report_free(&r);
     assert_int_equal(net_of(a, b->name, "RUB"), A_NET_RUB - 1000 - 600);
     assert_int_equal(net_of(a, b->name, "USD"), A_NET_USD + 500 + 300);
@@ -3818,6 +3829,72 @@ static void test_fx_leg_id_changed(void **state)
     expect_violation(&r, "fx", a->home, "second leg only");
     expect_violation(&r, "fx", a->home, other);
     assert_false(has_violation(&r, "evidence", NULL, legs[FX_PAY]));
+    audit_report_free(&r);
+}
+
+/* An insider at B gives the first leg of a trade it refused AG01 another reason, AM02,
+ * throughout (record, row, chain, the leg's canonical entry hash redone): the row holds no
+ * reply (the second leg's does) and the FxProposal names no reason, but the legs of one trade
+ * no longer share their reason. */
+static void test_fx_legs_reasons_differ(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 2000, "RUB", 10, "USD", "AG01", false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    uint8_t canon[DIGEST_BYTES];
+    digest_fx_leg_entry(a->name, b->name, legs[FX_PAY], fx_id, 2000, "RUB", "rejected", "AM02",
+                        canon);
+    char hex[2 * DIGEST_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, canon, sizeof canon);
+    sqlite3 *db = db_open(b->home);
+    assert_int_equal(db_exec(db,
+                             "UPDATE settlements SET reason = 'AM02', canon_hash = X'%s'"
+                             " WHERE uetr = '%s'",
+                             hex, legs[FX_PAY]),
+                     1);
+    assert_int_equal(
+        db_exec(db, "UPDATE journal SET reason = 'AM02' WHERE uetr = '%s'", legs[FX_PAY]), 1);
+    rechain(db);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_only(&r, "fx");
+    expect_violation(&r, "fx", b->home, "status or reason");
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
+/* An insider at A turns the posted row of a leg into a `returned` row (rechained): a leg is
+ * never returned alone. */
+static void test_fx_leg_returned_is_out_of_order(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    sqlite3 *db = db_open(a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_POSTED, legs[FX_PAY]);
+    assert_int_equal(db_exec(db, "UPDATE journal SET kind = %d WHERE seq = %lld", ENTRY_RETURNED,
+                             (long long)seq),
+                     1);
+    rechain(db);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_violation(&r, "order", a->home, row_name(seq, row));
+    expect_violation(&r, "order", a->home, "never asked back or returned");
     audit_report_free(&r);
 }
 
@@ -3945,6 +4022,8 @@ int main(void)
         T(test_fx_leg_amount_edited),
         T(test_fx_leg_deleted),
         T(test_fx_leg_id_changed),
+        T(test_fx_legs_reasons_differ),
+        T(test_fx_leg_returned_is_out_of_order),
         T(test_schema_8_ledgers_audit),
         cmocka_unit_test(test_report_free_twice),
     };
