@@ -3898,6 +3898,48 @@ static void test_fx_leg_returned_is_out_of_order(void **state)
     audit_report_free(&r);
 }
 
+/* An insider at A puts a version-1 ACSC of B's for the trade (signed by B, naming no
+ * FxProposal) in place of the report that posted a leg: A's node never posts a leg on one. */
+static void test_fx_leg_posted_on_version_1_report(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    Corridor__StatusReport report = CORRIDOR__STATUS_REPORT__INIT;
+    report.uetr = fx_id;
+    report.status = "ACSC";
+    report.reason = "";
+    report.currency = "RUB";
+    size_t len = corridor__status_report__get_packed_size(&report);
+    uint8_t *packed = malloc(len + 1);
+    assert_non_null(packed);
+    assert_int_equal(corridor__status_report__pack(&report, packed), len);
+    uint8_t *msg = NULL;
+    size_t msg_len = 0;
+    sign_to(b, a, MSG_STATUS_REPORT, packed, len, &msg, &msg_len);
+    free(packed);
+    sqlite3 *db = db_open(a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_POSTED, legs[FX_PAY]);
+    db_set_blob(db, "journal", "evidence", "seq", seq, msg, msg_len);
+    rechain(db);
+    db_close(db);
+    free(msg);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", a->home, "version-1");
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
 /* A ledger of schema 8 (no return columns; kind-6 `returned` rows and status 3) is read as it
  * is: both homes, taken back to schema 8 after the standard traffic, audit clean. */
 static void test_schema_8_ledgers_audit(void **state)
@@ -4024,6 +4066,7 @@ int main(void)
         T(test_fx_leg_id_changed),
         T(test_fx_legs_reasons_differ),
         T(test_fx_leg_returned_is_out_of_order),
+        T(test_fx_leg_posted_on_version_1_report),
         T(test_schema_8_ledgers_audit),
         cmocka_unit_test(test_report_free_twice),
     };

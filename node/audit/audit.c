@@ -449,6 +449,11 @@ static const char *report_binding(books_cursor_t *journal, const audit_row_t *ro
     if (status->version < 2) {
         return row->kind == ENTRY_IMPORTED
                    ? "an import justified by a version-1 StatusReport (it names no Settlement)"
+               /* the proposer takes no answer that names no FxProposal (apply_fx_answer); the
+                * acceptor answers a version-1 proposal in kind, as it would a Settlement */
+               : row_is_fx_leg(row) && row->original == DIRECTION_OUT
+                   ? "a leg of an FX trade answered by a version-1 StatusReport (it names no "
+                     "FxProposal)"
                    : NULL;
     }
     Corridor__StatusReport *sr = (Corridor__StatusReport *)wire_unpack(
