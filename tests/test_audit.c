@@ -28,7 +28,9 @@
 #include "audit.h"
 #include "config.h"
 #include "corridor.pb-c.h"
+#include "digest.h"
 #include "envelope.h"
+#include "fx.h"
 #include "identity.h"
 #include "keyannounce.h"
 #include "ledger.h"
@@ -3506,6 +3508,438 @@ static void test_refused_malformed_return(void **state)
     audit_report_free(&r);
 }
 
+/* ---- FX trades (PROTOCOL.md 3.10) ----------------------------------------------------------- */
+
+/* A trade on its way: as the proposer records it (direction out), its FxProposal body and the
+ * signed message, and the acceptor's version-2 StatusReport naming the trade once answered. */
+typedef struct {
+    fx_trade_t t;
+    uint8_t *body; /* the FxProposal body, as signed */
+    size_t body_len;
+    uint8_t *proposal_msg;
+    size_t proposal_len;
+    uint8_t *report_msg;
+    size_t report_len;
+    ledger_outcome_t outcome; /* the acceptor's */
+} fx_flight_t;
+
+static void fx_flight_free(fx_flight_t *f)
+{
+    free(f->body);
+    free(f->proposal_msg);
+    free(f->report_msg);
+    memset(f, 0, sizeof *f);
+}
+
+/* The acceptor's StatusReport on trade f (uetr: the trade's id), naming the FxProposal's body;
+ * replaces any report kept before. */
+static void fx_sign_report(node_t *acceptor, const node_t *proposer, fx_flight_t *f,
+                           const char *status, const char *reason)
+{
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(f->body, f->body_len, hash);
+    Corridor__StatusReport report = CORRIDOR__STATUS_REPORT__INIT;
+    report.uetr = f->t.fx_id;
+    report.status = (char *)status;
+    report.reason = (char *)(reason != NULL ? reason : "");
+    report.currency = f->t.legs[FX_PAY].currency;
+    report.position_minor = f->outcome.position_minor;
+    report.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    size_t len = corridor__status_report__get_packed_size(&report);
+    uint8_t *packed = malloc(len + 1);
+    assert_non_null(packed);
+    assert_int_equal(corridor__status_report__pack(&report, packed), len);
+    free(f->report_msg);
+    uint64_t seq = ++acceptor->seq_to[proposer->index];
+    assert_int_equal(envelope_sign_version(acceptor->identity, 2, proposer->identity->key_id,
+                                           MSG_STATUS_REPORT, seq, packed, len, &f->report_msg,
+                                           &f->report_len),
+                     ENV_OK);
+    free(packed);
+}
+
+/* The proposer pays `pay` of `pay_ccy` for `receive` of `receive_ccy`: signs its FxProposal
+ * and records both legs pending, as channel_propose_fx does. */
+static void fx_send(node_t *proposer, const node_t *acceptor, int64_t pay, const char *pay_ccy,
+                    int64_t receive, const char *receive_ccy, fx_flight_t *f)
+{
+    memset(f, 0, sizeof *f);
+    fx_trade_t *t = &f->t;
+    uetr_generate(t->fx_id);
+    uetr_generate(t->legs[FX_PAY].uetr);
+    uetr_generate(t->legs[FX_RECEIVE].uetr);
+    t->legs[FX_PAY].amount_minor = pay;
+    snprintf(t->legs[FX_PAY].currency, sizeof t->legs[FX_PAY].currency, "%s", pay_ccy);
+    t->legs[FX_RECEIVE].amount_minor = receive;
+    snprintf(t->legs[FX_RECEIVE].currency, sizeof t->legs[FX_RECEIVE].currency, "%s", receive_ccy);
+    t->created_unix_ms = INT64_C(1741910400000);
+    fx_trade_prepare(t, acceptor->name);
+    assert_null(fx_check(t));
+    assert_int_equal(fx_encode(t, &f->body, &f->body_len), 0);
+    uint64_t seq = ++proposer->seq_to[acceptor->index];
+    assert_int_equal(envelope_sign_version(proposer->identity, 2, acceptor->identity->key_id,
+                                           MSG_FX_PROPOSAL, seq, f->body, f->body_len,
+                                           &f->proposal_msg, &f->proposal_len),
+                     ENV_OK);
+    const char *why = NULL;
+    ledger_outcome_t o;
+    begin(proposer->ledger);
+    assert_int_equal(ledger_fx_propose(proposer->ledger, t->legs,
+                                       cap_of(proposer, acceptor, receive_ccy), f->proposal_msg,
+                                       f->proposal_len, 0, &why, &o),
+                     LEDGER_OK);
+    commit(proposer->ledger);
+    assert_null(why);
+    assert_int_equal(o.status, STATUS_PENDING);
+}
+
+/* The acceptor books both legs, holds both (`hold`) or refuses both with `reject`, and answers
+ * as answer_trade does: the reply of the second leg's row (and of both records). */
+static void fx_decide(const node_t *proposer, node_t *acceptor, const char *reject, bool hold,
+                      fx_flight_t *f)
+{
+    fx_trade_t in;
+    assert_null(fx_decode(f->body, f->body_len, proposer->name, DIRECTION_IN, &in));
+    begin(acceptor->ledger);
+    assert_int_equal(ledger_fx_receive(acceptor->ledger, in.legs,
+                                       cap_of(acceptor, proposer, in.legs[FX_PAY].currency), reject,
+                                       hold ? LEDGER_HOLD_REVIEW : NULL, f->proposal_msg,
+                                       f->proposal_len, 0, &f->outcome),
+                     LEDGER_OK);
+    status_t want = reject != NULL ? STATUS_REJECTED : hold ? STATUS_HELD : STATUS_SETTLED;
+    assert_int_equal(f->outcome.status, want);
+    fx_sign_report(acceptor, proposer, f,
+                   want == STATUS_SETTLED ? "ACSC"
+                   : want == STATUS_HELD  ? "PDNG"
+                                          : "RJCT",
+                   reject);
+    if (hold) {
+        assert_int_equal(ledger_attach_reply(acceptor->ledger, proposer->name,
+                                             in.legs[FX_RECEIVE].uetr, f->report_msg,
+                                             f->report_len),
+                         LEDGER_OK);
+    }
+    for (int i = 0; !hold && i < 2; i++) {
+        assert_int_equal(ledger_set_reply(acceptor->ledger, proposer->name, in.legs[i].uetr,
+                                          f->report_msg, f->report_len, 0),
+                         LEDGER_OK);
+    }
+    commit(acceptor->ledger);
+}
+
+/* The acceptor releases (reason NULL) or declines both held legs on one StatusReport, as
+ * decide_held_trade does. */
+static void fx_decide_held(const node_t *proposer, node_t *acceptor, const char *reason,
+                           fx_flight_t *f)
+{
+    fx_sign_report(acceptor, proposer, f, reason == NULL ? "ACSC" : "RJCT", reason);
+    begin(acceptor->ledger);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ledger_decide_held(acceptor->ledger, proposer->name, f->t.legs[i].uetr,
+                                            reason, f->report_msg, f->report_len, NULL, 0,
+                                            &f->outcome),
+                         LEDGER_OK);
+    }
+    commit(acceptor->ledger);
+    assert_int_equal(f->outcome.status, reason == NULL ? STATUS_SETTLED : STATUS_REJECTED);
+}
+
+/* The proposer takes the acceptor's last report on both legs, as apply_fx_answer does: PDNG
+ * noted, ACSC posted, RJCT voided. */
+static void fx_resolve(node_t *proposer, const node_t *acceptor, const fx_flight_t *f)
+{
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(f->body, f->body_len, hash);
+    bool held = f->outcome.status == STATUS_HELD;
+    bool settled = f->outcome.status == STATUS_SETTLED;
+    ledger_outcome_t o;
+    begin(proposer->ledger);
+    for (int i = 0; i < 2; i++) {
+        const char *uetr = f->t.legs[i].uetr;
+        if (held) {
+            assert_int_equal(ledger_note_held_at_peer(proposer->ledger, acceptor->name, uetr, hash,
+                                                      f->report_msg, f->report_len, 0),
+                             LEDGER_OK);
+        } else {
+            assert_int_equal(ledger_resolve_answering(proposer->ledger, acceptor->name, uetr, hash,
+                                                      settled, settled ? NULL : f->outcome.reason,
+                                                      f->report_msg, f->report_len, 0, &o),
+                             LEDGER_OK);
+            assert_int_equal(o.status, f->outcome.status);
+        }
+    }
+    commit(proposer->ledger);
+}
+
+/* A whole trade: accepted, refused with `reject`, or held then released (or, with `decline`,
+ * declined for that reason). Copies its id and legs' UETRs out (legs may be NULL). */
+static void trade_as(node_t *proposer, node_t *acceptor, int64_t pay, const char *pay_ccy,
+                     int64_t receive, const char *receive_ccy, const char *reject, bool hold,
+                     const char *decline, char fx_id[static UETR_SIZE], char legs[2][UETR_SIZE])
+{
+    fx_flight_t f;
+    fx_send(proposer, acceptor, pay, pay_ccy, receive, receive_ccy, &f);
+    fx_decide(proposer, acceptor, reject, hold, &f);
+    fx_resolve(proposer, acceptor, &f);
+    if (hold) {
+        fx_decide_held(proposer, acceptor, decline, &f);
+        fx_resolve(proposer, acceptor, &f);
+    }
+    snprintf(fx_id, UETR_SIZE, "%s", f.t.fx_id);
+    for (int i = 0; legs != NULL && i < 2; i++) {
+        snprintf(legs[i], UETR_SIZE, "%s", f.t.legs[i].uetr);
+    }
+    fx_flight_free(&f);
+}
+
+static void trade(node_t *proposer, node_t *acceptor, int64_t pay, const char *pay_ccy,
+                  int64_t receive, const char *receive_ccy, const char *reject, bool hold,
+                  char fx_id[static UETR_SIZE], char legs[2][UETR_SIZE])
+{
+    trade_as(proposer, acceptor, pay, pay_ccy, receive, receive_ccy, reject, hold, NULL, fx_id,
+             legs);
+}
+
+/* B accepts A's trade (A pays 1000 RUB for 500 USD), refuses another AG01, and A
+ * holds B's trade (B pays 300 USD for 600 RUB) for review, then releases it; another held one
+ * it declines AB05. Both homes audit clean, alone and as a pair; positions moved in both
+ * currencies, and mirror. */
+static void test_fx_trades_audit_clean(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char accepted[UETR_SIZE], refused[UETR_SIZE], held[UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, accepted, NULL);
+    trade(a, b, 2000, "RUB", 10, "USD", "AG01", false, refused, NULL);
+    trade(b, a, 300, "USD", 600, "RUB", NULL, true, held, NULL);
+    trade_as(b, a, 100, "USD", 200, "RUB", NULL, true, "AB05", held, NULL);
+    node_close(a);
+    node_close(b);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_clean(&r);
+    audit_report_free(&r);
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_clean(&r);
+    audit_report_free(&r);
+    assert_int_equal(audit_two(a->home, b->home, &r), 0);
+    expect_clean(&r);
+    /* A: 4 rows of each trade it proposed, 4 of each it held; B: 2, 2, 6 and 6 */
+    assert_int_equal(r.entries_checked, 2 * TRAFFIC_ROWS + 16 + 16);
+    audit_report_free(&r);
+    assert_int_equal(net_of(a, b->name, "RUB"), A_NET_RUB - 1000 - 600);
+    assert_int_equal(net_of(a, b->name, "USD"), A_NET_USD + 500 + 300);
+    assert_int_equal(net_of(b, a->name, "RUB"), -(A_NET_RUB - 1000 - 600));
+    assert_int_equal(net_of(b, a->name, "USD"), -(A_NET_USD + 500 + 300));
+}
+
+/* An insider at B lowers the leg B received from 1000 to 900 throughout (record, content hash,
+ * rows, chain, balances): A's signed FxProposal still says 1000, and the leg's canonical entry
+ * hash was not redone. */
+static void test_fx_leg_amount_edited(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    rewrite_amount(b, a->name, legs[FX_PAY], 900);
+    sqlite3 *db = db_open(b->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, legs[FX_PAY]);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_violation(&r, "evidence", b->home, row_name(seq, row));
+    expect_violation(&r, "evidence", b->home, "amount or currency");
+    expect_violation(&r, "fx", b->home, "canonical entry hash");
+    assert_int_equal(count_kind(&r, "evidence") + count_kind(&r, "fx"), r.violations_count);
+    audit_report_free(&r);
+}
+
+/* An insider at B deletes the second leg of a trade it accepted (its record and its row, the
+ * last of the journal; the balances made to agree): B holds a one-legged trade. */
+static void test_fx_leg_deleted(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    sqlite3 *db = db_open(b->home);
+    int64_t seq = row_of(db, ENTRY_IN_BOOKED, legs[FX_RECEIVE]);
+    assert_int_equal(db_int(db, "SELECT max(seq) FROM journal"), seq);
+    assert_int_equal(
+        db_int(db, "SELECT amount_minor FROM journal WHERE seq = %lld", (long long)seq), -500);
+    assert_int_equal(db_exec(db, "DELETE FROM journal WHERE seq = %lld", (long long)seq), 1);
+    assert_int_equal(db_exec(db, "DELETE FROM settlements WHERE uetr = '%s'", legs[FX_RECEIVE]), 1);
+    ledger_effect_t e = ledger_row_effect(ENTRY_IN_BOOKED, DIRECTION_IN, -500);
+    shift_accounts(db, a->name, "USD", (ledger_effect_t){-e.pending, -e.posted});
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_only(&r, "fx");
+    expect_violation(&r, "fx", b->home, fx_id);
+    expect_violation(&r, "fx", b->home, "first leg only");
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
+/* An insider at A moves the second leg of an accepted trade to another trade id: its content
+ * hash, its canonical entry hash, its FxProposal and the StatusReport naming the trade all
+ * disagree, and each id holds one leg. */
+static void test_fx_leg_id_changed(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE], other[UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    uetr_generate(other);
+    sqlite3 *db = db_open(a->home);
+    int64_t pending = row_of(db, ENTRY_OUT_PENDING, legs[FX_RECEIVE]);
+    int64_t posted = row_of(db, ENTRY_OUT_POSTED, legs[FX_RECEIVE]);
+    assert_int_equal(db_exec(db, "UPDATE settlements SET fx_id = '%s' WHERE uetr = '%s'", other,
+                             legs[FX_RECEIVE]),
+                     1);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_violation(&r, "content", a->home, legs[FX_RECEIVE]);
+    expect_violation(&r, "evidence", a->home, row_name(pending, row));
+    expect_violation(&r, "evidence", a->home, "another FX trade");
+    expect_violation(&r, "evidence", a->home, row_name(posted, row));
+    expect_violation(&r, "fx", a->home, "first leg only");
+    expect_violation(&r, "fx", a->home, "second leg only");
+    expect_violation(&r, "fx", a->home, other);
+    assert_false(has_violation(&r, "evidence", NULL, legs[FX_PAY]));
+    audit_report_free(&r);
+}
+
+/* An insider at B gives the first leg of a trade it refused AG01 another reason, AM02,
+ * throughout (record, row, chain, the leg's canonical entry hash redone): the row holds no
+ * reply (the second leg's does) and the FxProposal names no reason, but the legs of one trade
+ * no longer share their reason. */
+static void test_fx_legs_reasons_differ(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 2000, "RUB", 10, "USD", "AG01", false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    uint8_t canon[DIGEST_BYTES];
+    digest_fx_leg_entry(a->name, b->name, legs[FX_PAY], fx_id, 2000, "RUB", "rejected", "AM02",
+                        canon);
+    char hex[2 * DIGEST_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, canon, sizeof canon);
+    sqlite3 *db = db_open(b->home);
+    assert_int_equal(db_exec(db,
+                             "UPDATE settlements SET reason = 'AM02', canon_hash = X'%s'"
+                             " WHERE uetr = '%s'",
+                             hex, legs[FX_PAY]),
+                     1);
+    assert_int_equal(
+        db_exec(db, "UPDATE journal SET reason = 'AM02' WHERE uetr = '%s'", legs[FX_PAY]), 1);
+    rechain(db);
+    db_close(db);
+
+    audit_report_t r;
+    assert_int_equal(audit_one(b, &r), 0);
+    expect_only(&r, "fx");
+    expect_violation(&r, "fx", b->home, "status or reason");
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
+/* An insider at A turns the posted row of a leg into a `returned` row (rechained): a leg is
+ * never returned alone. */
+static void test_fx_leg_returned_is_out_of_order(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    sqlite3 *db = db_open(a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_POSTED, legs[FX_PAY]);
+    assert_int_equal(db_exec(db, "UPDATE journal SET kind = %d WHERE seq = %lld", ENTRY_RETURNED,
+                             (long long)seq),
+                     1);
+    rechain(db);
+    db_close(db);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_violation(&r, "order", a->home, row_name(seq, row));
+    expect_violation(&r, "order", a->home, "never asked back or returned");
+    audit_report_free(&r);
+}
+
+/* An insider at A puts a version-1 ACSC of B's for the trade (signed by B, naming no
+ * FxProposal) in place of the report that posted a leg: A's node never posts a leg on one. */
+static void test_fx_leg_posted_on_version_1_report(void **state)
+{
+    world_t *w = *state;
+    node_t *a = w->a, *b = w->b;
+    node_open(a);
+    node_open(b);
+    char fx_id[UETR_SIZE], legs[2][UETR_SIZE];
+    trade(a, b, 1000, "RUB", 500, "USD", NULL, false, fx_id, legs);
+    node_close(a);
+    node_close(b);
+    Corridor__StatusReport report = CORRIDOR__STATUS_REPORT__INIT;
+    report.uetr = fx_id;
+    report.status = "ACSC";
+    report.reason = "";
+    report.currency = "RUB";
+    size_t len = corridor__status_report__get_packed_size(&report);
+    uint8_t *packed = malloc(len + 1);
+    assert_non_null(packed);
+    assert_int_equal(corridor__status_report__pack(&report, packed), len);
+    uint8_t *msg = NULL;
+    size_t msg_len = 0;
+    sign_to(b, a, MSG_STATUS_REPORT, packed, len, &msg, &msg_len);
+    free(packed);
+    sqlite3 *db = db_open(a->home);
+    int64_t seq = row_of(db, ENTRY_OUT_POSTED, legs[FX_PAY]);
+    db_set_blob(db, "journal", "evidence", "seq", seq, msg, msg_len);
+    rechain(db);
+    db_close(db);
+    free(msg);
+
+    audit_report_t r;
+    char row[32];
+    assert_int_equal(audit_one(a, &r), 0);
+    expect_only(&r, "evidence");
+    expect_violation(&r, "evidence", a->home, row_name(seq, row));
+    expect_violation(&r, "evidence", a->home, "version-1");
+    assert_int_equal(r.violations_count, 1);
+    audit_report_free(&r);
+}
+
 /* A ledger of schema 8 (no return columns; kind-6 `returned` rows and status 3) is read as it
  * is: both homes, taken back to schema 8 after the standard traffic, audit clean. */
 static void test_schema_8_ledgers_audit(void **state)
@@ -3626,6 +4060,13 @@ int main(void)
         T(test_return_opened_by_a_settlement),
         T(test_return_held_is_out_of_order),
         T(test_refused_malformed_return),
+        T(test_fx_trades_audit_clean),
+        T(test_fx_leg_amount_edited),
+        T(test_fx_leg_deleted),
+        T(test_fx_leg_id_changed),
+        T(test_fx_legs_reasons_differ),
+        T(test_fx_leg_returned_is_out_of_order),
+        T(test_fx_leg_posted_on_version_1_report),
         T(test_schema_8_ledgers_audit),
         cmocka_unit_test(test_report_free_twice),
     };

@@ -22,8 +22,10 @@
 
 #include "config.h"
 #include "corridor.pb-c.h"
+#include "digest.h"
 #include "envelope.h"
 #include "fsutil.h"
+#include "fx.h"
 #include "home.h"
 #include "identity.h"
 #include "keyannounce.h"
@@ -158,12 +160,28 @@ typedef struct {
     size_t reply_len;
     /* a return record's (schema 9, PROTOCOL.md 3.9): what it returns and why; "" for a payment */
     const char *original_uetr, *return_reason;
+    /* an FX leg's (schema 10, PROTOCOL.md 3.10): its trade and which leg; "" and 0 otherwise */
+    const char *fx_id;
+    int fx_leg;
 } audit_row_t;
 
 /* Whether the row belongs to a return record (3.9) rather than a payment. */
 static bool row_is_return(const audit_row_t *row)
 {
     return row->original_uetr[0] != '\0';
+}
+
+/* Whether the row belongs to a leg of an FX trade (3.10): opened by an FxProposal, answered by
+ * a StatusReport naming the trade. A record with either FX column set is checked as one. */
+static bool row_is_fx_leg(const audit_row_t *row)
+{
+    return row->fx_leg != FX_LEG_NONE || row->fx_id[0] != '\0';
+}
+
+/* The UETR a StatusReport about the row names: a leg's trade is answered as one, by its id. */
+static const char *row_answered_as(const audit_row_t *row)
+{
+    return row_is_fx_leg(row) ? row->fx_id : row->uetr;
 }
 
 static audit_row_t row_of(const books_row_t *b)
@@ -184,6 +202,8 @@ static audit_row_t row_of(const books_row_t *b)
         .reply_len = b->reply_len,
         .original_uetr = b->original_uetr != NULL ? b->original_uetr : "",
         .return_reason = b->return_reason != NULL ? b->return_reason : "",
+        .fx_id = b->fx_id != NULL ? b->fx_id : "",
+        .fx_leg = b->fx_leg,
     };
 }
 
@@ -217,9 +237,13 @@ static msg_type_t expected_type(const audit_row_t *row)
     case ENTRY_RETURNED:
         return MSG_RETURN;
     case ENTRY_OUT_PENDING: /* a return record opens with the returner's Return (3.9) */
-    case ENTRY_IN_BOOKED:
+    case ENTRY_IN_BOOKED:   /* a leg with the proposer's FxProposal (3.10) */
     case ENTRY_IN_REFUSED:
-        return row_is_return(row) ? MSG_RETURN : MSG_SETTLEMENT;
+        return row_is_fx_leg(row)   ? MSG_FX_PROPOSAL
+               : row_is_return(row) ? MSG_RETURN
+                                    : MSG_SETTLEMENT;
+    case ENTRY_HELD:
+        return row_is_fx_leg(row) ? MSG_FX_PROPOSAL : MSG_SETTLEMENT;
     default:
         return MSG_SETTLEMENT;
     }
@@ -289,6 +313,40 @@ static const char *return_matches(const audit_row_t *row, const envelope_message
     return problem;
 }
 
+/* The FxProposal that opens a leg of an FX trade (3.10): pending at the proposer; booked,
+ * refused or held at the acceptor, both legs on the same message. The row's record must be one
+ * of its legs by fx_leg: the trade's id, the leg's UETR and currency, and the amount as the leg's
+ * rows state it (settlement_row_amount: negated for the leg the acceptor pays). A malformed
+ * proposal (fx_decode or fx_check) may only be refused. NULL or what differs. */
+static const char *fx_leg_matches(const audit_row_t *row, const envelope_message_t *msg)
+{
+    fx_trade_t t;
+    reason_t format = fx_decode(msg->body, msg->body_len, row->peer, row->original, &t);
+    if (format != REASON_NONE && t.fx_id[0] == '\0') {
+        return "evidence body is not an FxProposal";
+    }
+    if (format == REASON_NONE) {
+        format = fx_check(&t);
+    }
+    if (format != REASON_NONE && row->kind != ENTRY_IN_REFUSED) {
+        return "a malformed FxProposal sent, booked or held (only a refusal may answer it)";
+    }
+    if (strcmp(t.fx_id, row->fx_id) != 0) {
+        return "evidence is for another FX trade than the leg's record names";
+    }
+    if (row->fx_leg != FX_LEG_PROPOSER_PAYS && row->fx_leg != FX_LEG_ACCEPTOR_PAYS) {
+        return "the record names no leg of its FX trade";
+    }
+    const settlement_t *leg = &t.legs[row->fx_leg == FX_LEG_PROPOSER_PAYS ? FX_PAY : FX_RECEIVE];
+    if (strcmp(leg->uetr, row->uetr) != 0) {
+        return "evidence is for another UETR";
+    }
+    if (settlement_row_amount(leg) != row->amount_minor || strcmp(leg->currency, row->currency)) {
+        return "evidence amount or currency differs from the entry";
+    }
+    return NULL;
+}
+
 /* Checks that the decoded body says what the row says; returns NULL or what differs. */
 static const char *body_matches(const audit_row_t *row, const envelope_message_t *msg)
 {
@@ -316,7 +374,7 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         }
         const char *status = expected_report_status(row);
         bool rejected = strcmp(status, "RJCT") == 0;
-        if (strcmp(s->uetr, row->uetr) != 0) {
+        if (strcmp(s->uetr, row_answered_as(row)) != 0) {
             problem = "evidence is for another UETR";
         } else if (strcmp(s->status, status) != 0 ||
                    (rejected && strcmp(s->reason, row->reason) != 0)) {
@@ -325,6 +383,8 @@ static const char *body_matches(const audit_row_t *row, const envelope_message_t
         corridor__status_report__free_unpacked(s, NULL);
         return problem;
     }
+    case MSG_FX_PROPOSAL:
+        return fx_leg_matches(row, msg);
     case MSG_RETURN: {
         if (row->kind != ENTRY_RETURNED) {
             return return_matches(row, msg);
@@ -389,6 +449,11 @@ static const char *report_binding(books_cursor_t *journal, const audit_row_t *ro
     if (status->version < 2) {
         return row->kind == ENTRY_IMPORTED
                    ? "an import justified by a version-1 StatusReport (it names no Settlement)"
+               /* the proposer takes no answer that names no FxProposal (apply_fx_answer); the
+                * acceptor answers a version-1 proposal in kind, as it would a Settlement */
+               : row_is_fx_leg(row) && row->original == DIRECTION_OUT
+                   ? "a leg of an FX trade answered by a version-1 StatusReport (it names no "
+                     "FxProposal)"
                    : NULL;
     }
     Corridor__StatusReport *sr = (Corridor__StatusReport *)wire_unpack(
@@ -433,7 +498,9 @@ static const char *reply_problem(const audited_home_t *h, const audit_row_t *row
                                  const envelope_message_t *settlement)
 {
     if (row->reply_len == 0) {
-        return h->replies_from > 0 && row->seq >= h->replies_from
+        /* a trade is answered once: on the row of its second leg (3.10) */
+        bool answered_elsewhere = row_is_fx_leg(row) && row->fx_leg == FX_LEG_PROPOSER_PAYS;
+        return h->replies_from > 0 && row->seq >= h->replies_from && !answered_elsewhere
                    ? "it books or refuses the peer's settlement without our signed answer"
                    : NULL;
     }
@@ -457,7 +524,7 @@ static const char *reply_problem(const audited_home_t *h, const audit_row_t *row
     const char *problem = NULL;
     if (sr == NULL) {
         problem = "our reply kept in the row is not a StatusReport";
-    } else if (strcmp(sr->uetr, row->uetr) != 0) {
+    } else if (strcmp(sr->uetr, row_answered_as(row)) != 0) {
         problem = "our reply kept in the row is for another UETR";
     } else if (strcmp(sr->status, status) != 0 ||
                (strcmp(status, "RJCT") == 0 && strcmp(sr->reason, row->reason) != 0)) {
@@ -789,9 +856,10 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
                       (long long)row.seq, row.uetr);
         }
         if (b.has_settlement && b.settlement_id > 0) {
-            const char *wrong = order != NULL ? row_order_take(order, b.settlement_id, row.kind,
-                                                               row.original, row_is_return(&row))
-                                              : "out of memory";
+            const char *wrong = order != NULL
+                                    ? row_order_take(order, b.settlement_id, row.kind, row.original,
+                                                     row_is_return(&row), row_is_fx_leg(&row))
+                                    : "out of memory";
             if (wrong != NULL) {
                 violation(r, h->dir, "order", "row %lld (UETR %s, %s): %s", (long long)row.seq,
                           row.uetr, entry_kind_name(row.kind), wrong);
@@ -1112,6 +1180,151 @@ static void returns_totals(audit_report_t *r, const audited_home_t *h)
     }
     if (more < 0) {
         violation(r, h->dir, "unreadable", "returns: %s", ledger_last_error(h->ledger));
+    }
+    books_close(&c);
+}
+
+/* The FX trades (PROTOCOL.md 3.10): every trade holds both legs or neither, one of each
+ * (fx_leg 1 and 2), on the same FxProposal (original_hash, the body hash of each leg's opening
+ * evidence), going the same way (so their money goes opposite ways), in different currencies,
+ * with one status and reason. Each leg's canonical entry hash (digest_fx_leg_entry, its payer
+ * the side that pays the leg) must be the one its fields give. Kind "fx". */
+typedef struct {
+    int fx_leg;
+    direction_t direction;
+    char uetr[CORRIDOR_UETR_LEN + 1];
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    char reason[32]; /* as stored, whatever its length */
+    int status;
+    size_t original_hash_len;
+    uint8_t original_hash[SETTLEMENT_HASH_BYTES];
+} fx_leg_seen_t;
+
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    char fx_id[CORRIDOR_UETR_LEN + 1];
+    size_t count;          /* records of the trade */
+    fx_leg_seen_t legs[2]; /* the first two */
+} fx_group_t;
+
+static void fx_group_end(audit_report_t *r, const audited_home_t *h, const fx_group_t *g)
+{
+    const fx_leg_seen_t *a = &g->legs[0], *b = &g->legs[1];
+    const char *problem = NULL;
+    if (g->count == 1) {
+        problem = a->fx_leg == FX_LEG_PROPOSER_PAYS   ? "it holds its first leg only"
+                  : a->fx_leg == FX_LEG_ACCEPTOR_PAYS ? "it holds its second leg only"
+                                                      : "it holds one record, which is no leg";
+    } else if (g->count > 2) {
+        problem = "it holds more than two legs";
+    } else if (a->fx_leg != FX_LEG_PROPOSER_PAYS || b->fx_leg != FX_LEG_ACCEPTOR_PAYS) {
+        problem = "its two records are not one leg of each kind";
+    } else if (a->direction != b->direction) {
+        problem = "its legs' money goes the same way";
+    } else if (strcmp(a->currency, b->currency) == 0) {
+        problem = "its legs are in the same currency";
+    } else if (a->status != b->status || strcmp(a->reason, b->reason) != 0) {
+        problem = "its legs differ in status or reason";
+    } else if (a->original_hash_len != SETTLEMENT_HASH_BYTES ||
+               b->original_hash_len != SETTLEMENT_HASH_BYTES ||
+               memcmp(a->original_hash, b->original_hash, SETTLEMENT_HASH_BYTES) != 0) {
+        problem = "its legs name different FxProposals";
+    }
+    if (problem != NULL) {
+        violation(r, h->dir, "fx", "trade %s with %s (UETR %s): %s", g->fx_id, g->peer, a->uetr,
+                  problem);
+    }
+}
+
+/* What is wrong with one leg on its own: its ids, its canonical entry hash, the FxProposal it
+ * names against its opening evidence. NULL or what. */
+static const char *fx_leg_problem(const audited_home_t *h, const books_fx_leg_t *leg)
+{
+    if (leg->fx_id[0] == '\0') {
+        return "a leg without its trade's id";
+    }
+    if (leg->fx_leg != FX_LEG_PROPOSER_PAYS && leg->fx_leg != FX_LEG_ACCEPTOR_PAYS) {
+        return "a record of a trade that is neither of its legs";
+    }
+    if (leg->status < STATUS_PENDING || leg->status > STATUS_MAX) {
+        return NULL; /* the cache check reports an unknown status */
+    }
+    bool we_pay = (leg->direction == DIRECTION_OUT) != (leg->fx_leg == FX_LEG_ACCEPTOR_PAYS);
+    const char *self = h->config->name;
+    uint8_t canon[DIGEST_BYTES];
+    digest_fx_leg_entry(we_pay ? self : leg->peer, we_pay ? leg->peer : self, leg->uetr, leg->fx_id,
+                        leg->amount_minor, leg->currency,
+                        status_name(status_canonical((status_t)leg->status)), leg->reason, canon);
+    if (leg->canon_hash_len != DIGEST_BYTES || memcmp(canon, leg->canon_hash, DIGEST_BYTES) != 0) {
+        return "its canonical entry hash does not match its fields";
+    }
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    int type = 0;
+    uint32_t version = 0;
+    const char *problem = NULL;
+    if (leg->evidence != NULL &&
+        evidence_body(leg->evidence, leg->evidence_len, &type, &version, &body, &body_len) ==
+            ENV_OK &&
+        type == MSG_FX_PROPOSAL) { /* other evidence: the evidence pass reports it */
+        uint8_t hash[SETTLEMENT_HASH_BYTES];
+        settlement_body_hash(body, body_len, hash);
+        if (leg->original_hash_len != sizeof hash ||
+            memcmp(leg->original_hash, hash, sizeof hash) != 0) {
+            problem = "it names another FxProposal than the one that opened it";
+        }
+    }
+    free(body);
+    return problem;
+}
+
+static void fx_trades(audit_report_t *r, const audited_home_t *h)
+{
+    books_cursor_t *c = NULL;
+    if (books_fx_legs(h->ledger, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "FX legs: %s", ledger_last_error(h->ledger));
+        return;
+    }
+    fx_group_t g;
+    memset(&g, 0, sizeof g);
+    bool open = false;
+    books_fx_leg_t leg;
+    int more;
+    while ((more = books_fx_legs_next(c, &leg)) == 1) {
+        if (!open || strcmp(g.peer, leg.peer) != 0 || strcmp(g.fx_id, leg.fx_id) != 0) {
+            if (open) {
+                fx_group_end(r, h, &g);
+            }
+            memset(&g, 0, sizeof g);
+            snprintf(g.peer, sizeof g.peer, "%s", leg.peer);
+            snprintf(g.fx_id, sizeof g.fx_id, "%s", leg.fx_id);
+            open = true;
+        }
+        if (g.count < 2) {
+            fx_leg_seen_t *seen = &g.legs[g.count];
+            seen->fx_leg = leg.fx_leg;
+            seen->direction = leg.direction;
+            snprintf(seen->uetr, sizeof seen->uetr, "%s", leg.uetr);
+            snprintf(seen->currency, sizeof seen->currency, "%s", leg.currency);
+            snprintf(seen->reason, sizeof seen->reason, "%s", leg.reason);
+            seen->status = leg.status;
+            seen->original_hash_len = leg.original_hash_len;
+            if (leg.original_hash_len == SETTLEMENT_HASH_BYTES) {
+                memcpy(seen->original_hash, leg.original_hash, SETTLEMENT_HASH_BYTES);
+            }
+        }
+        g.count++;
+        const char *problem = fx_leg_problem(h, &leg);
+        if (problem != NULL) {
+            violation(r, h->dir, "fx", "leg %s of trade %s with %s: %s", leg.uetr, leg.fx_id,
+                      leg.peer, problem);
+        }
+    }
+    if (open) {
+        fx_group_end(r, h, &g);
+    }
+    if (more < 0) {
+        violation(r, h->dir, "unreadable", "FX legs: %s", ledger_last_error(h->ledger));
     }
     books_close(&c);
 }
@@ -1744,6 +1957,7 @@ int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t 
         set_checks(report, &opened[i]);
         content_hashes(report, &opened[i]);
         returns_totals(report, &opened[i]);
+        fx_trades(report, &opened[i]);
         report_keys(report, &opened[i]);
     }
     for (size_t i = 0; i < homes_count; i++) {

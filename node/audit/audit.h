@@ -14,6 +14,9 @@
  *   returns (schema 9, PROTOCOL.md 3.9): each return not refused gives back part of a payment
  *       settled the other way in its currency, naming the body of that payment's Settlement,
  *       and a payment's returns settled or pending stay within its amount (kind "returns").
+ *   FX trades (schema 10, PROTOCOL.md 3.10): each leg opened by the proposer's FxProposal naming
+ *       it, answered by StatusReports naming the trade; every trade holds both legs or neither,
+ *       on one FxProposal, with one status, opposite money and two currencies (kind "fx").
  * and between every pair of homes given, I2: A.net(B, c) == -B.net(A, c) when neither side
  * has a settlement of that channel pending.
  */

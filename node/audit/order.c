@@ -102,12 +102,30 @@ static bool return_kind(entry_kind_t kind)
     }
 }
 
+/* Whether a row of `kind` may belong to a leg of an FX trade (3.10): the kinds of a payment
+ * sent, booked, refused or held and decided, answered PDNG, or imported. A trade is answered
+ * as one, so neither leg is asked back alone nor returned. */
+static bool fx_leg_kind(entry_kind_t kind)
+{
+    switch (kind) {
+    case ENTRY_RETURNED:
+    case ENTRY_CANCEL_REQUESTED:
+    case ENTRY_CANCEL_REFUSED:
+        return false;
+    default:
+        return true;
+    }
+}
+
 const char *row_order_take(row_order_t *o, int64_t settlement_id, entry_kind_t kind,
-                           direction_t original, bool is_return)
+                           direction_t original, bool is_return, bool is_fx_leg)
 {
     assert(o != NULL && settlement_id > 0);
     if (is_return && !return_kind(kind)) {
         return "a return is never held, released, declined, asked back or returned";
+    }
+    if (is_fx_leg && !fx_leg_kind(kind)) {
+        return "a leg of an FX trade is never asked back or returned";
     }
     if (settlement_id >= ORDER_IDS_MAX) {
         return NULL; /* the cache check reports a settlement id out of all reason */

@@ -19,12 +19,14 @@ row_order_t *row_order_new(void);
 void row_order_destroy(row_order_t **self_p);
 
 /* Takes the next row of settlement `settlement_id` (> 0), of `kind`, for a settlement going
- * `original`, a return record (PROTOCOL.md 3.9) when `is_return`: NULL when it may follow that
- * settlement's earlier rows, else what is wrong (a static string). A return's rows follow a
- * payment's state machine (pending then posted or voided; booked; refused), but it is never
- * held, released, declined, held at the peer, asked back or returned (kind 6). Out of memory:
- * "out of memory". */
+ * `original`, a return record (PROTOCOL.md 3.9) when `is_return`, a leg of an FX trade (3.10)
+ * when `is_fx_leg`: NULL when it may follow that settlement's earlier rows, else what is wrong
+ * (a static string). A return's rows follow a payment's state machine (pending then posted or
+ * voided; booked; refused), but it is never held, released, declined, held at the peer, asked
+ * back or returned (kind 6). A leg's follow a payment's, with `original` the way its FxProposal
+ * went (the proposer's rows are those of a payer, the acceptor's those of a payee), but it is
+ * never asked back or returned. Out of memory: "out of memory". */
 const char *row_order_take(row_order_t *o, int64_t settlement_id, entry_kind_t kind,
-                           direction_t original, bool is_return);
+                           direction_t original, bool is_return, bool is_fx_leg);
 
 #endif

@@ -75,12 +75,14 @@ static int step(books_cursor_t *c)
 
 /* ---- the journal ------------------------------------------------------------------------ */
 
-#define JOURNAL_SELECT(reply, returns)                                                             \
+#define JOURNAL_SELECT(reply, returns, fx)                                                         \
     "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"                  \
     " j.content_hash, j.evidence, j.created_ms, j.hash, s.direction, j.settlement_id, " reply      \
-    ", " returns " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
+    ", " returns ", " fx " FROM journal j LEFT JOIN settlements s ON s.id = j.settlement_id"
 #define RETURNS_9     "s.original_uetr, s.return_reason"
 #define RETURNS_8     "'', ''" /* before schema 9: no returns */
+#define FX_10         "s.fx_id, s.fx_leg"
+#define FX_9          "'', 0" /* before schema 10: no FX legs */
 #define JOURNAL_ORDER " WHERE ?1 <= 1 OR j.seq % ?1 = ?2 ORDER BY j.seq"
 
 /* The row that opened a settlement: its evidence is the payer's signed Settlement. */
@@ -91,10 +93,11 @@ static int step(books_cursor_t *c)
 ledger_err_t books_journal(ledger_t *l, bool with_reply, unsigned stride, unsigned first,
                            books_cursor_t **out)
 {
-    bool returns = ledger_schema_version(l) >= 9;
-    const char *sql = with_reply ? returns ? JOURNAL_SELECT("j.reply", RETURNS_9) JOURNAL_ORDER
-                                           : JOURNAL_SELECT("j.reply", RETURNS_8) JOURNAL_ORDER
-                                 : JOURNAL_SELECT("NULL", RETURNS_8) JOURNAL_ORDER;
+    int version = ledger_schema_version(l);
+    const char *sql = !with_reply     ? JOURNAL_SELECT("NULL", RETURNS_8, FX_9) JOURNAL_ORDER
+                      : version >= 10 ? JOURNAL_SELECT("j.reply", RETURNS_9, FX_10) JOURNAL_ORDER
+                      : version >= 9  ? JOURNAL_SELECT("j.reply", RETURNS_9, FX_9) JOURNAL_ORDER
+                                      : JOURNAL_SELECT("j.reply", RETURNS_8, FX_9) JOURNAL_ORDER;
     ledger_err_t rc = open_cursor(l, sql, OPENING_EVIDENCE_SQL, NULL, out);
     if (rc == LEDGER_OK) {
         sqlite3_bind_int64((*out)->stmt, 1, stride);
@@ -133,6 +136,8 @@ int books_journal_next(books_cursor_t *c, books_row_t *row)
         .reply_len = (size_t)sqlite3_column_bytes(s, 13),
         .original_uetr = ledger_column_text(s, 14),
         .return_reason = ledger_column_text(s, 15),
+        .fx_id = ledger_column_text(s, 16),
+        .fx_leg = sqlite3_column_int(s, 17),
     };
     return 1;
 }
@@ -201,16 +206,18 @@ int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp)
 
 ledger_err_t books_settlements(ledger_t *l, books_cursor_t **out)
 {
+#define SETTLEMENTS_SELECT(returns, fx)                                                            \
+    "SELECT peer, uetr, direction, amount_minor, currency, content_hash, end_to_end_id,"           \
+    " debtor_name, debtor_account, creditor_name, creditor_account, remittance, " returns ", " fx  \
+    " FROM settlements ORDER BY id"
+    int version = ledger_schema_version(l);
     return open_cursor(l,
-                       ledger_schema_version(l) >= 9
-                           ? "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
-                             " end_to_end_id, debtor_name, debtor_account, creditor_name,"
-                             " creditor_account, remittance, original_uetr, return_reason"
-                             " FROM settlements ORDER BY id"
-                           : "SELECT peer, uetr, direction, amount_minor, currency, content_hash,"
-                             " end_to_end_id, debtor_name, debtor_account, creditor_name,"
-                             " creditor_account, remittance, '', '' FROM settlements ORDER BY id",
+                       version >= 10
+                           ? SETTLEMENTS_SELECT("original_uetr, return_reason", "fx_id, fx_leg")
+                       : version >= 9 ? SETTLEMENTS_SELECT("original_uetr, return_reason", "'', 0")
+                                      : SETTLEMENTS_SELECT("'', ''", "'', 0"),
                        NULL, NULL, out);
+#undef SETTLEMENTS_SELECT
 }
 
 int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **content_hash,
@@ -236,6 +243,11 @@ int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **c
     snprintf(s->remittance, sizeof s->remittance, "%s", ledger_column_text(st, 11));
     snprintf(s->original_uetr, sizeof s->original_uetr, "%s", ledger_column_text(st, 12));
     snprintf(s->return_reason, sizeof s->return_reason, "%s", ledger_column_text(st, 13));
+    snprintf(s->fx_id, sizeof s->fx_id, "%s", ledger_column_text(st, 14));
+    int leg = sqlite3_column_int(st, 15);
+    s->fx_leg = leg == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
+                : leg == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
+                                              : FX_LEG_NONE;
     *content_hash = sqlite3_column_blob(st, 5);
     *content_hash_len = (size_t)sqlite3_column_bytes(st, 5);
     return 1;
@@ -362,6 +374,48 @@ int books_returns_next(books_cursor_t *c, books_return_t *r)
     return 1;
 }
 
+ledger_err_t books_fx_legs(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(
+        l,
+        ledger_schema_version(l) >= 10
+            ? "SELECT s.peer, s.fx_id, s.fx_leg, s.uetr, s.direction, s.amount_minor, s.currency,"
+              " s.status, s.reason, s.original_hash, s.canon_hash, (" OPENING_OF(
+                  "s") ")"
+                       " FROM settlements s WHERE s.fx_id <> '' OR s.fx_leg <> 0"
+                       " ORDER BY s.peer, s.fx_id, s.fx_leg, s.id"
+            : "SELECT '', '', 0, '', 0, 0, '', 0, '', NULL, NULL, NULL WHERE 0",
+        NULL, NULL, out);
+}
+
+int books_fx_legs_next(books_cursor_t *c, books_fx_leg_t *leg)
+{
+    assert(c != NULL && leg != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *leg = (books_fx_leg_t){
+        .peer = ledger_column_text(s, 0),
+        .fx_id = ledger_column_text(s, 1),
+        .fx_leg = sqlite3_column_int(s, 2),
+        .uetr = ledger_column_text(s, 3),
+        .direction = sqlite3_column_int(s, 4) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        .amount_minor = sqlite3_column_int64(s, 5),
+        .currency = ledger_column_text(s, 6),
+        .status = sqlite3_column_int(s, 7),
+        .reason = ledger_column_text(s, 8),
+        .original_hash = sqlite3_column_blob(s, 9),
+        .original_hash_len = (size_t)sqlite3_column_bytes(s, 9),
+        .canon_hash = sqlite3_column_blob(s, 10),
+        .canon_hash_len = (size_t)sqlite3_column_bytes(s, 10),
+        .evidence = sqlite3_column_blob(s, 11),
+        .evidence_len = (size_t)sqlite3_column_bytes(s, 11),
+    };
+    return 1;
+}
+
 ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
 {
     assert(peer != NULL && count != NULL);
@@ -409,10 +463,22 @@ static const char *const findings_sql[] = {
                       " OR j.uetr != s.uetr OR j.peer != s.peer",
 };
 
+/* BOOKS_CONTENT from schema 10: the rows of the leg an acceptor pays (fx_leg 2) state its amount
+ * negated (settlement_row_amount, PROTOCOL.md 3.10). */
+#define CONTENT_10_SQL                                                                             \
+    "SELECT j.peer, j.uetr, NULL, j.seq, NULL, NULL, NULL, NULL"                                   \
+    " FROM journal j JOIN settlements s"                                                           \
+    " ON s.id = j.settlement_id WHERE j.content_hash != s.content_hash"                            \
+    " OR j.amount_minor != CASE WHEN s.fx_leg = 2 THEN -s.amount_minor ELSE s.amount_minor END"    \
+    " OR j.currency != s.currency OR j.uetr != s.uetr OR j.peer != s.peer"
+
 ledger_err_t books_findings(ledger_t *l, books_check_t check, books_cursor_t **out)
 {
     assert((size_t)check < sizeof findings_sql / sizeof findings_sql[0]);
-    return open_cursor(l, findings_sql[check], NULL, NULL, out);
+    const char *sql = check == BOOKS_CONTENT && ledger_schema_version(l) >= 10
+                          ? CONTENT_10_SQL
+                          : findings_sql[check];
+    return open_cursor(l, sql, NULL, NULL, out);
 }
 
 int books_findings_next(books_cursor_t *c, books_finding_t *f)

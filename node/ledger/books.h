@@ -44,6 +44,9 @@ typedef struct {
     /* its settlement's return columns (schema 9, PROTOCOL.md 3.9): "" for a payment (and for
      * every record of an older ledger) */
     const char *original_uetr, *return_reason;
+    /* its settlement's FX columns (schema 10, PROTOCOL.md 3.10): "" and 0 but for a leg */
+    const char *fx_id;
+    int fx_leg;
 } books_row_t;
 
 /* Journal rows in order of seq; with stride > 1 only those whose seq % stride == first.
@@ -80,7 +83,8 @@ int books_checkpoints_next(books_cursor_t *c, books_checkpoint_t *cp);
 /* ---- settlements and accounts ---- */
 
 /* Every settlement with its stored content hash; a return (schema 9) with its original UETR
- * and return reason, which its content hash covers. */
+ * and return reason, an FX leg (schema 10) with its fx_id and fx_leg, which its content hash
+ * covers. */
 ledger_err_t books_settlements(ledger_t *l, books_cursor_t **out)
     __attribute__((warn_unused_result));
 int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **content_hash,
@@ -131,6 +135,26 @@ typedef struct {
  * (then id): the returns of one payment come together. None before schema 9. */
 ledger_err_t books_returns(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
 int books_returns_next(books_cursor_t *c, books_return_t *r);
+
+/* A record that is a leg of an FX trade (schema 10, PROTOCOL.md 3.10): fx_id or fx_leg set. */
+typedef struct {
+    const char *peer, *fx_id, *uetr, *currency, *reason;
+    int fx_leg;            /* as stored: FX_LEG_* or anything an editor wrote */
+    direction_t direction; /* the way its FxProposal went */
+    int64_t amount_minor;  /* as stored: positive for either leg */
+    int status;
+    const uint8_t *original_hash; /* the FxProposal's body hash, as stored */
+    size_t original_hash_len;
+    const uint8_t *canon_hash; /* its canonical entry hash, as stored */
+    size_t canon_hash_len;
+    const uint8_t *evidence; /* its opening evidence (the signed FxProposal), or NULL */
+    size_t evidence_len;
+} books_fx_leg_t;
+
+/* Every FX leg, ordered by peer, fx_id and leg (then id): the legs of one trade come together.
+ * None before schema 10. */
+ledger_err_t books_fx_legs(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
+int books_fx_legs_next(books_cursor_t *c, books_fx_leg_t *leg);
 
 /* Settlements with `peer` still pending. */
 ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
