@@ -37,7 +37,7 @@ void digest_return_entry(const char *payer, const char *payee, const char *retur
                          const char *status, const char *reason, const char *return_reason,
                          uint8_t out[static DIGEST_BYTES]);
 
-/* The canonical hash of a leg of an FX trade (PROTOCOL.md 3.7.11): as digest_entry, under its own
+/* The canonical hash of a leg of an FX trade (PROTOCOL.md 3.7.12): as digest_entry, under its own
  * tag, with the trade's id after the leg's UETR. `payer` is the node that pays the leg. */
 void digest_fx_leg_entry(const char *payer, const char *payee, const char *uetr, const char *fx_id,
                          int64_t amount_minor, const char *currency, const char *status,
