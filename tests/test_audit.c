@@ -3654,19 +3654,13 @@ static void fx_resolve(node_t *proposer, const node_t *acceptor, const fx_flight
     bool settled = f->outcome.status == STATUS_SETTLED;
     ledger_outcome_t o;
     begin(proposer->ledger);
-    for (int i = 0; i < 2; i++) {
-        const char *uetr = f->t.legs[i].uetr;
-        if (held) {
-            assert_int_equal(ledger_note_held_at_peer(proposer->ledger, acceptor->name, uetr, hash,
-                                                      f->report_msg, f->report_len, 0),
-                             LEDGER_OK);
-        } else {
-            assert_int_equal(ledger_resolve_answering(proposer->ledger, acceptor->name, uetr, hash,
-                                                      settled, settled ? NULL : f->outcome.reason,
-                                                      f->report_msg, f->report_len, 0, &o),
-                             LEDGER_OK);
-            assert_int_equal(o.status, f->outcome.status);
-        }
+    status_t answer = held ? STATUS_HELD : settled ? STATUS_SETTLED : STATUS_REJECTED;
+    assert_int_equal(ledger_fx_resolve(proposer->ledger, acceptor->name, f->t.fx_id, hash, answer,
+                                       held || settled ? NULL : f->outcome.reason, f->report_msg,
+                                       f->report_len, 0, &o),
+                     LEDGER_OK);
+    if (!held) {
+        assert_int_equal(o.status, f->outcome.status);
     }
     commit(proposer->ledger);
 }

@@ -787,15 +787,19 @@ static size_t find_payment(node_t *n, const char *peer, const char *id, directio
     return SIZE_MAX;
 }
 
-/* The peer whose trade the peer proposed is `fx_id` (3.10), and its outcome; SIZE_MAX when no
- * peer's, or several (then find_payment says so). */
-static size_t find_trade(node_t *n, const char *peer, const char *fx_id, ledger_outcome_t *out)
+/* The peer whose trade the peer proposed is `id` (3.10; its fx_id or a leg's UETR), and its
+ * outcome; SIZE_MAX when no peer's, or several (then find_payment says so). */
+static size_t find_trade(node_t *n, const char *peer, const char *id, ledger_outcome_t *out)
 {
     size_t index = SIZE_MAX, found = 0;
     for (size_t i = 0; i < n->config->peers_count; i++) {
         const char *name = n->config->peers[i].card.name;
-        settlement_t legs[2];
+        settlement_t legs[2], leg;
         ledger_outcome_t here;
+        const char *fx_id = id;
+        if (ledger_find(n->ledger, name, id, &leg, NULL) == LEDGER_OK && settlement_is_fx_leg(&leg)) {
+            fx_id = leg.fx_id;
+        }
         if ((peer == NULL || strcmp(peer, name) == 0) &&
             ledger_fx_find(n->ledger, name, fx_id, legs, &here) == LEDGER_OK &&
             legs[0].direction == DIRECTION_IN) {

@@ -2153,10 +2153,16 @@ ledger_err_t channel_decide_held(channel_t *ch, const char *uetr, const char *re
     const char *peer = ch->peer->card.name;
     settlement_t s;
     ledger_outcome_t now;
-    ledger_err_t rc = ledger_find(ch->ctx.ledger, peer, uetr, &s, &now);
-    if (rc == LEDGER_E_NOT_FOUND || (rc == LEDGER_OK && settlement_is_fx_leg(&s))) {
-        /* a trade, by its id or a leg's: both legs are decided as one (3.10.4) */
-        return decide_held_trade(ch, rc == LEDGER_OK ? s.fx_id : uetr, reason, outcome);
+    ledger_err_t rc = ledger_fx_find(ch->ctx.ledger, peer, uetr, NULL, NULL);
+    if (rc == LEDGER_OK) { /* a trade's id: both legs are decided as one (3.10.4) */
+        return decide_held_trade(ch, uetr, reason, outcome);
+    }
+    if (rc != LEDGER_E_NOT_FOUND && rc != LEDGER_E_CORRUPT) {
+        return rc;
+    }
+    rc = ledger_find(ch->ctx.ledger, peer, uetr, &s, &now);
+    if (rc == LEDGER_OK && settlement_is_fx_leg(&s)) { /* a leg's UETR: its trade */
+        return decide_held_trade(ch, s.fx_id, reason, outcome);
     }
     if (rc != LEDGER_OK) {
         return rc;
@@ -2291,7 +2297,7 @@ ledger_err_t channel_cancel(channel_t *ch, const char *uetr, const char *reason,
         return rc;
     }
     if (s.direction != DIRECTION_OUT || outcome->status != STATUS_PENDING ||
-        outcome->cancel_id[0] != '\0' || settlement_is_return(&s)) {
+        outcome->cancel_id[0] != '\0' || settlement_is_return(&s) || settlement_is_fx_leg(&s)) {
         snprintf(cancellation_id, CORRIDOR_UETR_LEN + 1, "%s", outcome->cancel_id);
         return LEDGER_E_STATE;
     }
@@ -2438,7 +2444,8 @@ static bool names_our_settlement(channel_t *ch, const char *uetr, const uint8_t 
     uint8_t *body = NULL, ours[SETTLEMENT_HASH_BYTES];
     size_t body_len = 0;
     if (ledger_find(ch->ctx.ledger, ch->peer->card.name, uetr, &s, &o) != LEDGER_OK ||
-        s.direction != DIRECTION_OUT || settlement_encode(&s, &body, &body_len) != 0) {
+        s.direction != DIRECTION_OUT || settlement_is_fx_leg(&s) || /* no CancelRequest names one */
+        settlement_encode(&s, &body, &body_len) != 0) {
         return false;
     }
     settlement_body_hash(body, body_len, ours);
@@ -2544,10 +2551,16 @@ static ledger_err_t apply_fx_proposal(channel_t *ch, const envelope_message_t *m
     if (reason == REASON_NONE) {
         reason = fx_check(&t);
     }
+    if (reason == REASON_NONE && msg->version < 2) {
+        reason = REASON_FORMAT; /* 3.10.1: our answer must name its body, which needs version 2 */
+    }
     const settlement_t *pay = &t.legs[FX_PAY], *receive = &t.legs[FX_RECEIVE];
+    /* what keys a record: valid, distinct ids; and amounts whose negation exists (leg 2's rows
+     * carry -m, 3.10.5) */
     bool keyed = uetr_check(pay->uetr) == VALID_OK && uetr_check(receive->uetr) == VALID_OK &&
                  strcmp(pay->uetr, receive->uetr) != 0 && strcmp(pay->uetr, t.fx_id) != 0 &&
-                 strcmp(receive->uetr, t.fx_id) != 0;
+                 strcmp(receive->uetr, t.fx_id) != 0 && msg->version >= 2 &&
+                 pay->amount_minor != INT64_MIN && receive->amount_minor != INT64_MIN;
     if (reason != REASON_NONE) {
         ch->stats.unentitled++;
         log_event(ch->ctx.node_name, peer, t.fx_id, "FxProposal refused %s: %s",
@@ -2605,6 +2618,33 @@ static ledger_err_t apply_fx_proposal(channel_t *ch, const envelope_message_t *m
     return answer_trade(ch, msg, &t, &out);
 }
 
+static ledger_err_t opening_message(channel_t *ch, const char *uetr, msg_type_t expected,
+                                    uint32_t *version, uint8_t **body, size_t *body_len);
+
+/* Whether our books hold the legs of our trade as the FxProposal we signed says (its opening
+ * evidence): an insider who swapped which leg is which, or edited an amount, must not have the
+ * peer's answer move money that way (PROTOCOL.md 3.10.3). */
+static bool legs_as_signed(channel_t *ch, const settlement_t legs[2])
+{
+    uint32_t version = 0;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    fx_trade_t signed_trade;
+    bool same = opening_message(ch, legs[0].uetr, MSG_FX_PROPOSAL, &version, &body, &body_len) ==
+                    LEDGER_OK &&
+                fx_decode(body, body_len, ch->peer->card.name, DIRECTION_OUT, &signed_trade) ==
+                    REASON_NONE &&
+                strcmp(signed_trade.fx_id, legs[0].fx_id) == 0;
+    for (int i = 0; same && i < 2; i++) {
+        const settlement_t *s = &signed_trade.legs[i];
+        same = strcmp(s->uetr, legs[i].uetr) == 0 && s->amount_minor == legs[i].amount_minor &&
+               strcmp(s->currency, legs[i].currency) == 0 && s->fx_leg == legs[i].fx_leg &&
+               sodium_memcmp(s->original_hash, legs[i].original_hash, SETTLEMENT_HASH_BYTES) == 0;
+    }
+    free(body);
+    return same;
+}
+
 /* The acceptor's answer to a trade (a StatusReport whose uetr is the trade's id): ACSC posts both
  * legs, RJCT voids both, PDNG notes that it holds them. An answer for a trade the peer proposed,
  * or naming another FxProposal than ours, changes nothing and is counted. */
@@ -2632,18 +2672,19 @@ static ledger_err_t apply_fx_answer(channel_t *ch, const envelope_message_t *msg
     }
     ledger_err_t rc = LEDGER_OK;
     ledger_outcome_t out = *trade;
-    for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
-        rc = pending ? ledger_note_held_at_peer(ch->ctx.ledger, peer, legs[i].uetr,
-                                                sr->settlement_hash.data, msg->evidence,
-                                                msg->evidence_len, msg->sequence)
-                     : ledger_resolve_answering(ch->ctx.ledger, peer, legs[i].uetr,
-                                                sr->settlement_hash.data, settled,
-                                                settled ? NULL : sr->reason, msg->evidence,
-                                                msg->evidence_len, msg->sequence, &out);
+    if (!legs_as_signed(ch, legs)) {
+        ch->stats.unentitled++;
+        log_event(ch->ctx.node_name, peer, sr->uetr,
+                  "answer on trade refused: our books hold its legs other than our FxProposal");
+        return LEDGER_OK;
     }
-    if (rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND) {
-        /* a PDNG or another answer after the final one: the first leg was refused as well (both
-         * share their status), so nothing was written */
+    status_t answer = settled ? STATUS_SETTLED : pending ? STATUS_HELD : STATUS_REJECTED;
+    rc = ledger_fx_resolve(ch->ctx.ledger, peer, sr->uetr, sr->settlement_hash.data, answer,
+                           settled || pending ? NULL : sr->reason, msg->evidence,
+                           msg->evidence_len, msg->sequence, &out);
+    if (rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND ||
+        rc == LEDGER_E_CORRUPT) {
+        /* a PDNG or another answer after the final one, or edited books: nothing was written */
         ch->stats.unentitled++;
         log_event(ch->ctx.node_name, peer, sr->uetr, "answer %s on trade refused: %s", sr->status,
                   ledger_last_error(ch->ctx.ledger));

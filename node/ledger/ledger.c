@@ -1854,6 +1854,27 @@ static ledger_err_t begin_on(ledger_t *l, const char *peer, const char *uetr, st
     return rc == LEDGER_OK ? find_required(l, peer, uetr, st) : rc;
 }
 
+static ledger_err_t fx_find_stored(ledger_t *l, const char *peer, const char *fx_id,
+                                   stored_t legs[2], bool *found);
+
+/* LEDGER_E_CONFLICT when the UETR of a new payment or return is a trade's id on its channel (ids
+ * are unique among trades, payments, returns and legs, 3.10.1: an answer naming it must name
+ * one thing). */
+static ledger_err_t refuse_trade_id(ledger_t *l, const settlement_t *s)
+{
+    stored_t legs[2];
+    bool trade = false;
+    ledger_err_t rc = fx_find_stored(l, s->peer, s->uetr, legs, &trade);
+    if (rc != LEDGER_OK && rc != LEDGER_E_CORRUPT) {
+        return rc;
+    }
+    if (trade || rc == LEDGER_E_CORRUPT) {
+        set_error(l, "%s is the id of a trade with %s", s->uetr, s->peer);
+        return LEDGER_E_CONFLICT;
+    }
+    return LEDGER_OK;
+}
+
 ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evidence,
                          size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
 {
@@ -1867,6 +1888,9 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
     settlement_content_hash(s, hash);
     bool done = false;
     if ((rc = check_repeat(l, s, hash, &done, outcome)) != LEDGER_OK || done) {
+        return rc;
+    }
+    if ((rc = refuse_trade_id(l, s)) != LEDGER_OK) {
         return rc;
     }
     if ((rc = check_effect(l, s->peer, s->currency,
@@ -1959,6 +1983,9 @@ ledger_err_t ledger_receive_holding(ledger_t *l, const settlement_t *s, int64_t 
     settlement_content_hash(s, hash);
     bool done = false;
     if ((rc = check_repeat(l, s, hash, &done, outcome)) != LEDGER_OK || done) {
+        return rc;
+    }
+    if ((rc = refuse_trade_id(l, s)) != LEDGER_OK) {
         return rc;
     }
     const char *reason = reject_reason;
@@ -2153,6 +2180,24 @@ ledger_err_t ledger_held(ledger_t *l, void (*fn)(const ledger_held_t *h, void *a
     return rc;
 }
 
+/* Notes that the payee holds our pending st (checked): a `held_at_peer` row, once. */
+static ledger_err_t note_held_stored(ledger_t *l, stored_t *st, const uint8_t *evidence,
+                                     size_t evidence_len, uint64_t sequence)
+{
+    if (strcmp(st->at_peer, "held") == 0) {
+        return LEDGER_OK; /* said before */
+    }
+    sqlite3_stmt *stmt = l->st.set_at_peer;
+    sqlite3_bind_int64(stmt, 1, st->id);
+    bind_text(stmt, 2, "held");
+    sqlite3_bind_int64(stmt, 3, (int64_t)sequence);
+    if (step_done(stmt) != SQLITE_OK) {
+        return storage_failure(l, "set at_peer");
+    }
+    snprintf(st->at_peer, sizeof st->at_peer, "held");
+    return append_row(l, st, ENTRY_HELD_AT_PEER, NULL, evidence, evidence_len);
+}
+
 ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char *uetr,
                                       const uint8_t *answers, const uint8_t *evidence,
                                       size_t evidence_len, uint64_t sequence)
@@ -2164,26 +2209,19 @@ ledger_err_t ledger_note_held_at_peer(ledger_t *l, const char *peer, const char 
         return rc;
     }
     if (st.s.direction != DIRECTION_OUT || st.status != STATUS_PENDING ||
-        settlement_is_return(&st.s)) { /* a return is never held (3.9.5) */
+        settlement_is_return(&st.s) || settlement_is_fx_leg(&st.s)) {
+        /* a return is never held (3.9.5); a leg is its trade's to answer (3.10.3) */
         set_error(l, "%s with %s is not our pending payment (%s)", uetr, peer,
-                  settlement_is_return(&st.s) ? "a return" : status_name(st.status));
+                  settlement_is_return(&st.s)   ? "a return"
+                  : settlement_is_fx_leg(&st.s) ? "a leg of a trade"
+                                                : status_name(st.status));
         return LEDGER_E_STATE;
     }
     if (answers != NULL && !answers_settlement(&st, answers)) {
         set_error(l, "the report names another Settlement than ours for %s", uetr);
         return LEDGER_E_CONFLICT;
     }
-    if (strcmp(st.at_peer, "held") == 0) {
-        return LEDGER_OK; /* said before */
-    }
-    sqlite3_stmt *stmt = l->st.set_at_peer;
-    sqlite3_bind_int64(stmt, 1, st.id);
-    bind_text(stmt, 2, "held");
-    sqlite3_bind_int64(stmt, 3, (int64_t)sequence);
-    if (step_done(stmt) != SQLITE_OK) {
-        return storage_failure(l, "set at_peer");
-    }
-    return append_row(l, &st, ENTRY_HELD_AT_PEER, NULL, evidence, evidence_len);
+    return note_held_stored(l, &st, evidence, evidence_len, sequence);
 }
 
 ledger_err_t ledger_cancel_request(ledger_t *l, const char *peer, const char *uetr,
@@ -2401,6 +2439,39 @@ static bool answers_settlement(const stored_t *st, const uint8_t *answers)
     return sodium_memcmp(hash, answers, sizeof hash) == 0;
 }
 
+/* Whether our st may take the payee's answer (`settled`, or rejected with `reason`): pending,
+ * or *repeated when it holds that answer already; LEDGER_E_CONFLICT for another. */
+static ledger_err_t resolve_check(ledger_t *l, const stored_t *st, bool settled,
+                                  const char *reason, bool *repeated)
+{
+    status_t want = settled ? STATUS_SETTLED : STATUS_REJECTED;
+    *repeated = false;
+    if (st->status == STATUS_PENDING) {
+        return check_effect(l, st->s.peer, st->s.currency,
+                            ledger_row_effect(settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED,
+                                              DIRECTION_OUT, settlement_row_amount(&st->s)));
+    }
+    bool same = st->status == want && (settled || strcmp(st->reason, reason) == 0);
+    if (!same && !(settled && st->status == STATUS_RETURNED)) {
+        set_error(l, "settlement %s is already %s", st->s.uetr, status_name(st->status));
+        return LEDGER_E_CONFLICT;
+    }
+    *repeated = true;
+    return LEDGER_OK;
+}
+
+/* Posts or voids our pending st (checked by resolve_check). */
+static ledger_err_t resolve_stored(ledger_t *l, stored_t *st, bool settled, const char *reason,
+                                   const uint8_t *evidence, size_t evidence_len, uint64_t sequence)
+{
+    const char *why = settled ? "" : reason;
+    entry_kind_t kind = settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
+    ledger_err_t rc = append_row(l, st, kind, why, evidence, evidence_len);
+    return rc == LEDGER_OK ? set_status(l, st, settled ? STATUS_SETTLED : STATUS_REJECTED, why,
+                                        sequence)
+                           : rc;
+}
+
 ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, bool settled,
                             const char *reason, const uint8_t *evidence, size_t evidence_len,
                             uint64_t sequence, ledger_outcome_t *outcome)
@@ -2425,30 +2496,24 @@ ledger_err_t ledger_resolve_answering(ledger_t *l, const char *peer, const char 
         set_error(l, "settlement %s from %s is incoming; only the payer resolves", uetr, peer);
         return LEDGER_E_STATE;
     }
+    if (settlement_is_fx_leg(&st.s)) { /* both legs or neither: ledger_fx_resolve */
+        set_error(l, "%s is a leg of trade %s: only an answer to the trade decides it", uetr,
+                  st.s.fx_id);
+        return LEDGER_E_STATE;
+    }
     if (answers != NULL && !answers_settlement(&st, answers)) {
         set_error(l, "it answers other contents than our Settlement %s", uetr);
         return LEDGER_E_CONFLICT;
     }
-    status_t want = settled ? STATUS_SETTLED : STATUS_REJECTED;
-    const char *why = settled ? "" : reason;
-    if (st.status != STATUS_PENDING) {
-        bool same = st.status == want && (settled || strcmp(st.reason, why) == 0);
-        if (!same && !(settled && st.status == STATUS_RETURNED)) {
-            set_error(l, "settlement %s is already %s", uetr, status_name(st.status));
-            return LEDGER_E_CONFLICT;
-        }
-        fill_outcome(l, &st, true, outcome);
-        return LEDGER_OK;
-    }
-    entry_kind_t kind = settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
-    if ((rc = check_effect(l, peer, st.s.currency,
-                           ledger_row_effect(kind, DIRECTION_OUT, settlement_row_amount(&st.s)))) !=
-            LEDGER_OK ||
-        (rc = append_row(l, &st, kind, why, evidence, evidence_len)) != LEDGER_OK ||
-        (rc = set_status(l, &st, want, why, sequence)) != LEDGER_OK) {
+    bool repeated = false;
+    if ((rc = resolve_check(l, &st, settled, reason, &repeated)) != LEDGER_OK) {
         return rc;
     }
-    fill_outcome(l, &st, false, outcome);
+    if (!repeated && (rc = resolve_stored(l, &st, settled, reason, evidence, evidence_len,
+                                          sequence)) != LEDGER_OK) {
+        return rc;
+    }
+    fill_outcome(l, &st, repeated, outcome);
     return LEDGER_OK;
 }
 
@@ -2639,6 +2704,64 @@ ledger_err_t ledger_fx_propose(ledger_t *l, const settlement_t legs[2], int64_t 
     return LEDGER_OK;
 }
 
+ledger_err_t ledger_fx_resolve(ledger_t *l, const char *peer, const char *fx_id,
+                               const uint8_t answers[static SETTLEMENT_HASH_BYTES], status_t answer,
+                               const char *reason, const uint8_t *evidence, size_t evidence_len,
+                               uint64_t sequence, ledger_outcome_t *outcome)
+{
+    assert(peer != NULL && fx_id != NULL && outcome != NULL);
+    assert(answer == STATUS_SETTLED || answer == STATUS_HELD ||
+           (answer == STATUS_REJECTED && reason != NULL));
+    ledger_err_t rc = begin_write(l);
+    stored_t st[2];
+    bool found = false;
+    if (rc != LEDGER_OK || (rc = fx_find_stored(l, peer, fx_id, st, &found)) != LEDGER_OK) {
+        return rc;
+    }
+    if (!found || st[0].s.direction != DIRECTION_OUT) {
+        set_error(l, "no trade %s of ours with %s", fx_id, peer);
+        return LEDGER_E_NOT_FOUND;
+    }
+    /* everything is checked on both legs before either is written: both or neither */
+    for (int i = 0; i < 2; i++) {
+        if (!answers_settlement(&st[i], answers)) {
+            set_error(l, "the answer names another FxProposal than ours for %s", fx_id);
+            return LEDGER_E_CONFLICT;
+        }
+    }
+    if (st[0].status != st[1].status || strcmp(st[0].reason, st[1].reason) != 0) {
+        set_error(l, "the legs of trade %s differ in status (edited books)", fx_id);
+        return LEDGER_E_CORRUPT;
+    }
+    if (answer == STATUS_HELD) {
+        if (st[0].status != STATUS_PENDING) {
+            set_error(l, "trade %s is already %s", fx_id, status_name(st[0].status));
+            return LEDGER_E_STATE;
+        }
+        for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
+            rc = note_held_stored(l, &st[i], evidence, evidence_len, sequence);
+        }
+        if (rc == LEDGER_OK) {
+            fill_outcome(l, &st[0], false, outcome);
+        }
+        return rc;
+    }
+    bool settled = answer == STATUS_SETTLED, repeated = false;
+    for (int i = 0; i < 2; i++) {
+        if ((rc = resolve_check(l, &st[i], settled, reason, &repeated)) != LEDGER_OK) {
+            return rc;
+        }
+    }
+    for (int i = 0; !repeated && i < 2; i++) {
+        if ((rc = resolve_stored(l, &st[i], settled, reason, evidence, evidence_len, sequence)) !=
+            LEDGER_OK) {
+            return rc;
+        }
+    }
+    fill_outcome(l, &st[0], repeated, outcome);
+    return LEDGER_OK;
+}
+
 ledger_err_t ledger_fx_receive(ledger_t *l, const settlement_t legs[2], int64_t cap_minor,
                                const char *reject_reason, const char *hold,
                                const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
@@ -2663,9 +2786,15 @@ ledger_err_t ledger_fx_receive(ledger_t *l, const settlement_t legs[2], int64_t 
         }
     }
     if (found[0] || found[1]) { /* a repeat holds both legs with this content, else DUPL */
+        /* the binding is no content: a copy naming another body must not get our answer
+         * naming that body (as for a Return, 3.9.3 step 4) */
         if (!found[0] || !found[1] ||
             sodium_memcmp(st[0].content_hash, hash[0], SETTLEMENT_HASH_BYTES) != 0 ||
-            sodium_memcmp(st[1].content_hash, hash[1], SETTLEMENT_HASH_BYTES) != 0) {
+            sodium_memcmp(st[1].content_hash, hash[1], SETTLEMENT_HASH_BYTES) != 0 ||
+            sodium_memcmp(st[0].s.original_hash, legs[0].original_hash, SETTLEMENT_HASH_BYTES) !=
+                0 ||
+            sodium_memcmp(st[1].s.original_hash, legs[1].original_hash, SETTLEMENT_HASH_BYTES) !=
+                0) {
             set_error(l, "a leg of trade %s reuses a UETR with other content", legs[0].fx_id);
             return LEDGER_E_CONFLICT;
         }

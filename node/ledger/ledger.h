@@ -307,6 +307,20 @@ ledger_err_t ledger_fx_propose(ledger_t *l, const settlement_t legs[2], int64_t 
                                const char **why, ledger_outcome_t *outcome)
     __attribute__((warn_unused_result));
 
+/* The acceptor's answer to our trade `fx_id`, naming `answers` (the body hash of our FxProposal):
+ * `answer` STATUS_SETTLED posts both legs, STATUS_REJECTED voids both with `reason`,
+ * STATUS_HELD notes that the acceptor holds them (held_at_peer rows); both legs or neither, every
+ * check made on both before either is written. The same final answer again: outcome->repeated.
+ * LEDGER_E_NOT_FOUND: no trade of ours of that id; CONFLICT: another body, or another final
+ * answer than the one held; STATE: a PDNG after the final answer; CORRUPT: legs that differ
+ * (edited books). Nothing is written then. Legs never resolve through ledger_resolve_answering
+ * or ledger_note_held_at_peer (LEDGER_E_STATE). */
+ledger_err_t ledger_fx_resolve(ledger_t *l, const char *peer, const char *fx_id,
+                               const uint8_t answers[static SETTLEMENT_HASH_BYTES], status_t answer,
+                               const char *reason, const uint8_t *evidence, size_t evidence_len,
+                               uint64_t sequence, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
+
 /* Applies the legs of the peer's FxProposal (fx_decode) as one: both booked, both held (`hold`,
  * LEDGER_HOLD_REVIEW) or both refused (`reject_reason`, or AM02 when the leg the peer pays us
  * takes its debt over `cap_minor`, the cap we grant it in that currency, counting what we hold
