@@ -17,7 +17,8 @@
  *      (return_mismatch, left for a person), listed under the payment with the return's id;
  *      a lost return whose payment cannot be imported either stays for a person;
  *   9. FX trades: lost trades (fx_leg_missing, both legs imported together on either side), a
- *      trade lost in part (left for a person), a changed leg (fx_mismatch), id = fx_id.
+ *      trade lost in part (left for a person), a changed leg (fx_mismatch), id = fx_id; trades
+ *      lost in a rollback, proposed by either side, imported with the re-base.
  * Tampering (4, 5) happens with the nodes stopped, directly in ledger.db with SQLite, using
  * the same hash definitions the node uses (digest.h, ledger.h).
  */
@@ -2037,6 +2038,67 @@ static void test_fx_breaks_and_repair(void **state)
     c->passed = true;
 }
 
+/* A trade lost in a rollback (2.9, 4.9): B comes back from a copy older than two trades, one A
+ * proposed and one B proposed, both accepted. The channel is DIVERGED; A's repair re-bases it
+ * and B imports each trade with both legs, as acceptor and as proposer, from the FxProposal and
+ * the acceptor's StatusReport (ledger_fx_import). Then the books agree: every leg matched,
+ * positions mirror, a checkpoint is signed. */
+static void test_fx_trade_restored_from_old_copy(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    pair_wait_state(c, a, b, "up", 10000);
+    trade_t kept, ours, theirs;
+    trade_accepted(c, a, b, &kept);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+    char *backup = test_path(c->dir, "B.old");
+    const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};
+    assert_int_equal(nodes_run_program(cp, 60000), 0);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+    trade_accepted(c, a, b, &ours);   /* B accepts */
+    trade_accepted(c, b, a, &theirs); /* A accepts */
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    trade_legs(a, NAME_B, &kept);
+    trade_legs(a, NAME_B, &ours);
+    trade_legs(a, NAME_B, &theirs);
+    test_rmtree(b->home);
+    assert_int_equal(rename(backup, b->home), 0);
+    free(backup);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "diverged", STATE_WAIT_MS);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, true, &rep);
+    if (rc != 0 || report_int(rep, "healed") != 4 || report_int(rep, "breaks_remaining") != 0) {
+        print_report("reconcile --repair of trades lost in a rollback", rep);
+    }
+    assert_int_equal(report_int(rep, "healed"), 4);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 0);
+    assert_true(json_is_true(json_object_get(rep, "repaired_channel")));
+    for (int i = 0; i < 2; i++) {
+        expect_fx_break(rep, ours.legs[i], ours.fx_id, "fx_leg_missing");
+        expect_fx_break(rep, theirs.legs[i], theirs.fx_id, "fx_leg_missing");
+    }
+    assert_int_equal(rc, 0);
+    json_decref(rep);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    quiesce_pair(c, a, b);
+    reconcile_clean(c, a, b, 6, CHECKPOINT_SIGNED);
+    for (int i = 0; i < 2; i++) {
+        expect_leg(c, b, a, &ours, i, "settled");
+        expect_leg(c, b, a, &theirs, i, "settled");
+    }
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -2063,6 +2125,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_return_imported_after_its_payment, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_fx_breaks_and_repair, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_fx_trade_restored_from_old_copy, cluster_setup,
+                                        cluster_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, cluster_setup,
