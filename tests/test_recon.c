@@ -18,7 +18,8 @@
  *      a lost return whose payment cannot be imported either stays for a person;
  *   9. FX trades: lost trades (fx_leg_missing, both legs imported together on either side), a
  *      trade lost in part (left for a person), a changed leg (fx_mismatch), id = fx_id; trades
- *      lost in a rollback, proposed by either side, imported with the re-base.
+ *      lost in a rollback, proposed by either side, imported with the re-base; an answer to a
+ *      trade never delivered (fx_mismatch), both pending legs resolved by the repair.
  * Tampering (4, 5) happens with the nodes stopped, directly in ledger.db with SQLite, using
  * the same hash definitions the node uses (digest.h, ledger.h).
  */
@@ -2099,6 +2100,84 @@ static void test_fx_trade_restored_from_old_copy(void **state)
     c->passed = true;
 }
 
+/* The legs of trade t in a node's ledger --json (in the order listed) and their status. */
+static size_t trade_legs_listed(cluster_t *c, tnode_t *n, const char *peer, trade_t *t,
+                                const char *status)
+{
+    json_t *l = node_ledger(c, n);
+    size_t found = 0, i;
+    json_t *s;
+    json_array_foreach(json_object_get(l, "settlements"), i, s)
+    {
+        const char *id = json_string_value(json_object_get(s, "fx_id"));
+        const char *p = json_string_value(json_object_get(s, "peer"));
+        const char *st = json_string_value(json_object_get(s, "status"));
+        if (id != NULL && p != NULL && st != NULL && strcmp(id, t->fx_id) == 0 &&
+            strcmp(p, peer) == 0 && strcmp(st, status) == 0 && found < 2) {
+            snprintf(t->legs[found++], UETR_SIZE, "%s",
+                     json_string_value(json_object_get(s, "uetr")));
+        }
+    }
+    json_decref(l);
+    return found;
+}
+
+/* The acceptor's answers never arrive (fault injection): B accepted the trade, A holds both legs
+ * pending. Reconciliation sees each leg's status differ (fx_mismatch); the repair resolves both
+ * legs at A on B's StatusReport naming the trade, once. */
+static void test_fx_answer_dropped(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    node_start(c, a);
+    node_start_faults(c, b, "drop=1,drop_type=StatusReport,seed=1");
+    pair_wait_state(c, a, b, "up", 10000);
+    trade_t t;
+    trade_accepted(c, a, b, &t);
+    int64_t deadline = mono_ms() + 30000;
+    while (trade_legs_listed(c, b, NAME_A, &t, "settled") < 2 ||
+           node_faults_counter(c, b, "dropped") < 2) { /* the PDNG and the ACSC */
+        if (mono_ms() >= deadline) {
+            fail_msg("B did not settle trade %s and drop its answers within 30 s", t.fx_id);
+        }
+        sleep_ms(100);
+    }
+    assert_int_equal(trade_legs_listed(c, a, NAME_B, &t, "pending"), 2);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 1 || json_array_size(report_breaks(rep)) != 2) {
+        print_report("reconcile with an undelivered answer to a trade", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 2);
+    for (int i = 0; i < 2; i++) {
+        expect_fx_break(rep, t.legs[i], t.fx_id, "fx_mismatch");
+        json_t *br = break_of(rep, t.legs[i]);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(br, "local"), "status")), "pending");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(br, "peer"), "status")), "settled");
+    }
+    json_decref(rep);
+
+    rc = reconcile(c, a, b, true, &rep);
+    if (rc != 0 || report_int(rep, "healed") != 2) {
+        print_report("reconcile --repair of an undelivered answer to a trade", rep);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(report_int(rep, "healed"), 2);
+    json_decref(rep);
+    assert_int_equal(trade_legs_listed(c, a, NAME_B, &t, "settled"), 2);
+    json_t *la = node_ledger(c, a);
+    assert_int_equal(ledger_count(la, "pending"), 0);
+    json_decref(la);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -2127,6 +2206,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fx_breaks_and_repair, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_fx_trade_restored_from_old_copy, cluster_setup,
                                         cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_fx_answer_dropped, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, cluster_setup,
