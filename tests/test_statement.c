@@ -946,6 +946,89 @@ static void test_fx_legs_on_the_statement(void **state)
     free(c);
 }
 
+typedef struct {
+    int64_t rub, irr;
+} nets_t;
+
+static void net_of(const ledger_position_t *p, void *arg)
+{
+    nets_t *n = arg;
+    if (strcmp(p->peer, PEER) == 0 && strcmp(p->currency, "RUB") == 0) {
+        n->rub = p->net_minor;
+    } else if (strcmp(p->peer, PEER) == 0 && strcmp(p->currency, "IRR") == 0) {
+        n->irr = p->net_minor;
+    }
+}
+
+/* ledger_fx_import (4.9) records a trade with both legs as the acceptor's answer decided it: at
+ * the proposer settled (positions move in both currencies), at the acceptor refused with the
+ * reason; the legs' statement entries hash to what the channel digest sums, their evidence is
+ * the FxProposal and the answer; a trade whose ids are taken is refused whole. */
+static void test_fx_import_records_both_legs(void **state)
+{
+    fixture_t *f = *state;
+    fx_trade_t ours = make_trade(DIRECTION_OUT, "e1", "e2");
+    fx_trade_t theirs = make_trade(DIRECTION_IN, "f1", "f2");
+    const char proposal[] = "fx-proposal", answer[] = "status-report";
+    assert_int_equal(ledger_begin(f->l), LEDGER_OK);
+    assert_int_equal(ledger_fx_import(f->l, ours.legs, STATUS_SETTLED, "",
+                                      (const uint8_t *)proposal, sizeof proposal, 3,
+                                      (const uint8_t *)answer, sizeof answer, 4),
+                     LEDGER_OK);
+    assert_int_equal(ledger_fx_import(f->l, theirs.legs, STATUS_REJECTED, "AG01",
+                                      (const uint8_t *)proposal, sizeof proposal, 5,
+                                      (const uint8_t *)answer, sizeof answer, 6),
+                     LEDGER_OK);
+    /* again, or another trade reusing a leg's UETR: nothing written */
+    assert_int_equal(ledger_fx_import(f->l, ours.legs, STATUS_SETTLED, "",
+                                      (const uint8_t *)proposal, sizeof proposal, 3,
+                                      (const uint8_t *)answer, sizeof answer, 4),
+                     LEDGER_E_CONFLICT);
+    assert_int_equal(ledger_commit(f->l), LEDGER_OK);
+
+    nets_t nets = {0, 0};
+    assert_int_equal(ledger_positions(f->l, net_of, &nets), LEDGER_OK);
+    assert_int_equal(nets.rub, -ours.legs[FX_PAY].amount_minor);
+    assert_int_equal(nets.irr, ours.legs[FX_RECEIVE].amount_minor);
+
+    collected_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(statement_entries(f->l, PEER, "", collect, c), LEDGER_OK);
+    assert_int_equal(c->n, 4);
+    uint8_t sum[DIGEST_BYTES] = {0};
+    for (size_t i = 0; i < c->n; i++) {
+        const statement_entry_t *e = &c->items[i];
+        bool settled = strcmp(e->fx_id, ours.fx_id) == 0;
+        assert_true(settled || strcmp(e->fx_id, theirs.fx_id) == 0);
+        assert_string_equal(e->status, settled ? "settled" : "rejected");
+        assert_string_equal(e->reason, settled ? "" : "AG01");
+        uint8_t h[DIGEST_BYTES];
+        statement_entry_hash(e, h);
+        digest_add(sum, h);
+        uint8_t *sev = NULL, *tev = NULL;
+        size_t sev_len = 0, tev_len = 0;
+        assert_int_equal(statement_evidence(f->l, PEER, e->uetr, &sev, &sev_len, &tev, &tev_len),
+                         LEDGER_OK);
+        assert_int_equal(sev_len, sizeof proposal);
+        assert_memory_equal(sev, proposal, sizeof proposal);
+        assert_int_equal(tev_len, sizeof answer);
+        assert_memory_equal(tev, answer, sizeof answer);
+        free(sev);
+        free(tev);
+    }
+    assert_string_equal(collected_find(c, theirs.legs[FX_RECEIVE].uetr)->payer, NODE);
+    assert_string_equal(collected_find(c, ours.legs[FX_RECEIVE].uetr)->payer, PEER);
+    range_fp_t fp = fingerprint(f->l, PEER, "");
+    assert_int_equal(fp.count, 4);
+    assert_memory_equal(fp.sum, sum, DIGEST_BYTES);
+    settlement_t legs[2];
+    ledger_outcome_t o;
+    assert_int_equal(ledger_fx_find(f->l, PEER, theirs.fx_id, legs, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(legs[1].uetr, theirs.legs[FX_RECEIVE].uetr);
+    free(c);
+}
+
 /* A peer's fx_id is a UUIDv4 other than the leg's own UETR, on an entry that is no return; an
  * older peer leaves it out (a payment). */
 static void test_fx_entry_from_proto(void **state)
@@ -1316,6 +1399,7 @@ int main(void)
         T(test_return_entries_on_the_statement),
         cmocka_unit_test(test_fx_entry_from_proto),
         T(test_fx_legs_on_the_statement),
+        T(test_fx_import_records_both_legs),
         T(test_answer_equal_range_needs_nothing),
         T(test_answer_small_difference_is_a_leaf),
         T(test_answer_large_difference_gives_children),
