@@ -15,7 +15,11 @@
  *   7. bad input and an unreachable peer: exit codes 2, 3 and 4, and the node keeps running;
  *   8. returns: a lost return (return_missing, imported by repair), one with another reason
  *      (return_mismatch, left for a person), listed under the payment with the return's id;
- *      a lost return whose payment cannot be imported either stays for a person.
+ *      a lost return whose payment cannot be imported either stays for a person;
+ *   9. FX trades: lost trades (fx_leg_missing, both legs imported together on either side), a
+ *      trade lost in part (left for a person), a changed leg (fx_mismatch), id = fx_id; trades
+ *      lost in a rollback, proposed by either side, imported with the re-base; an answer to a
+ *      trade never delivered (fx_mismatch), both pending legs resolved by the repair.
  * Tampering (4, 5) happens with the nodes stopped, directly in ledger.db with SQLite, using
  * the same hash definitions the node uses (digest.h, ledger.h).
  */
@@ -1809,6 +1813,371 @@ static void test_return_imported_after_its_payment(void **state)
     c->passed = true;
 }
 
+/* ---- FX trades (PROTOCOL.md 3.10, 4.8, 4.9) ------------------------------------------------
+ */
+
+typedef struct {
+    char fx_id[UETR_SIZE];
+    char legs[2][UETR_SIZE]; /* the leg the proposer pays, the other */
+} trade_t;
+
+/* `corridor fx` at `from` to `to` (RUB against KZT), held for review at `to` (no band), then
+ * `review accept` there: the trade's id in t->fx_id. */
+static void trade_accepted(cluster_t *c, tnode_t *from, tnode_t *to, trade_t *t)
+{
+    cmd_result_t r;
+    int rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "fx", "--home", from->home, "--peer", to->name,
+                         "--pay", "RUB=1000", "--receive", "KZT=5000", "--json", NULL);
+    if (rc != 0) {
+        printf("# fx at %s exited %d: %.500s %.500s\n", from->name, rc, r.out, r.err);
+    }
+    assert_int_equal(rc, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    const char *id = json_string_value(json_object_get(doc, "fx_id"));
+    if (id == NULL || uetr_check(id) != VALID_OK) {
+        fail_msg("fx at %s: no fx_id in %.500s", from->name, r.out);
+    }
+    snprintf(t->fx_id, sizeof t->fx_id, "%s", id);
+    json_decref(doc);
+    cmd_result_free(&r);
+    int64_t deadline = mono_ms() + SEND_TIMEOUT_MS;
+    do { /* held once the proposal arrived */
+        rc = cluster_cmd(c, SEND_TIMEOUT_MS, &r, "review", "accept", "--home", to->home, "--id",
+                         t->fx_id, NULL);
+        if (rc != 0) {
+            cmd_result_free(&r);
+            usleep(100000);
+        }
+    } while (rc != 0 && mono_ms() < deadline);
+    if (rc != 0) {
+        printf("# review accept %s at %s exited %d: %.500s\n", t->fx_id, to->name, rc, r.err);
+    }
+    assert_int_equal(rc, 0);
+    cmd_result_free(&r);
+}
+
+/* The legs' UETRs of trade t in a stopped node's books, by leg. */
+static void trade_legs(const tnode_t *n, const char *peer, trade_t *t)
+{
+    sqlite3 *db = open_db(n, false);
+    sqlite3_stmt *st = prepare(db, "SELECT uetr, fx_leg FROM settlements WHERE peer = ?1 AND"
+                                   " fx_id = ?2 ORDER BY fx_leg");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->fx_id, -1, SQLITE_STATIC);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 1), i + 1);
+        snprintf(t->legs[i], UETR_SIZE, "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* Adds `delta` to the amount of a stopped proposer's settled leg `uetr` that it pays (leg 1),
+ * keeping its canonical hash (digest_fx_leg_entry, which must be the node's) and the channel's
+ * digest consistent. */
+static void rewrite_fx_leg(tnode_t *n, const char *peer, const char *uetr, int64_t delta)
+{
+    sqlite3 *db = open_db(n, true);
+    exec_sql(db, "BEGIN IMMEDIATE");
+    sqlite3_stmt *st = prepare(db, "SELECT amount_minor, currency, canon_hash, fx_id, fx_leg,"
+                                   " direction, status FROM settlements"
+                                   " WHERE peer = ?1 AND uetr = ?2");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uetr, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t amount = sqlite3_column_int64(st, 0);
+    char currency[8], fx_id[UETR_SIZE];
+    snprintf(currency, sizeof currency, "%s", (const char *)sqlite3_column_text(st, 1));
+    uint8_t stored[DIGEST_BYTES];
+    assert_int_equal(sqlite3_column_bytes(st, 2), DIGEST_BYTES);
+    memcpy(stored, sqlite3_column_blob(st, 2), DIGEST_BYTES);
+    snprintf(fx_id, sizeof fx_id, "%s", (const char *)sqlite3_column_text(st, 3));
+    assert_int_equal(sqlite3_column_int(st, 4), FX_LEG_PROPOSER_PAYS);
+    assert_int_equal(sqlite3_column_int(st, 5), DIRECTION_OUT);
+    assert_int_equal(sqlite3_column_int(st, 6), STATUS_SETTLED);
+    sqlite3_finalize(st);
+    uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
+    digest_fx_leg_entry(n->name, peer, uetr, fx_id, amount, currency, "settled", "", old_hash);
+    assert_memory_equal(old_hash, stored, DIGEST_BYTES); /* the node's definition */
+    digest_fx_leg_entry(n->name, peer, uetr, fx_id, amount + delta, currency, "settled", "",
+                        new_hash);
+    st = prepare(db, "UPDATE settlements SET amount_minor = ?3, canon_hash = ?4"
+                     " WHERE peer = ?1 AND uetr = ?2");
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uetr, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, amount + delta);
+    sqlite3_bind_blob(st, 4, new_hash, DIGEST_BYTES, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    move_channel_digest(db, peer, old_hash, new_hash);
+    exec_sql(db, "COMMIT");
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static void expect_fx_break(json_t *report, const char *uetr, const char *fx_id, const char *kind)
+{
+    expect_break(report, uetr, kind);
+    assert_string_equal(json_string_value(json_object_get(break_of(report, uetr), "id")), fx_id);
+}
+
+/* The status of leg `uetr` in a node's ledger --json, with its fx_id checked. */
+static void expect_leg(cluster_t *c, tnode_t *n, const tnode_t *peer, const trade_t *t, int leg,
+                       const char *status)
+{
+    json_t *l = node_ledger(c, n);
+    json_t *e = ledger_json_find(l, peer->name, t->legs[leg], NULL);
+    if (e == NULL) {
+        fail_msg("%s lacks leg %s of trade %s", n->name, t->legs[leg], t->fx_id);
+    }
+    assert_string_equal(json_string_value(json_object_get(e, "status")), status);
+    assert_string_equal(json_string_value(json_object_get(e, "fx_id")), t->fx_id);
+    json_decref(l);
+}
+
+/* Trades among the breaks (4.8) and in a repair (4.9). A proposed four trades to B, B accepted
+ * them. Then B lost both legs of one (fx_leg_missing twice, id = fx_id), A lost both legs of
+ * another, B lost one leg of a third (fx_leg_missing), and A's books say another amount for a
+ * leg of the fourth (fx_mismatch). The repair imports the lost trades, both legs together, at
+ * B from A's FxProposal and B's own StatusReport, at A from its FxProposal and B's report; B
+ * refuses to complete the one-legged trade from one leg, and the changed leg needs a person. */
+static void test_fx_breaks_and_repair(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    trade_t lost_b, lost_a, half, changed;
+    trade_t *all[4] = {&lost_b, &lost_a, &half, &changed};
+    pair_wait_state(c, a, b, "up", 10000); /* each has heard the other offer FX */
+    for (int i = 0; i < 4; i++) {
+        trade_accepted(c, a, b, all[i]);
+    }
+    quiesce_pair(c, a, b);
+    reconcile_clean(c, a, b, 8, CHECKPOINT_SIGNED);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    for (int i = 0; i < 4; i++) {
+        trade_legs(a, NAME_B, all[i]);
+    }
+    forget_entry(b, NAME_A, lost_b.legs[0]);
+    forget_entry(b, NAME_A, lost_b.legs[1]);
+    forget_entry(a, NAME_B, lost_a.legs[0]);
+    forget_entry(a, NAME_B, lost_a.legs[1]);
+    forget_entry(b, NAME_A, half.legs[1]);
+    rewrite_fx_leg(a, NAME_B, changed.legs[0], 100);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 1 || json_array_size(report_breaks(rep)) != 6) {
+        print_report("reconcile with broken trades", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 6);
+    assert_int_equal(breaks_of_kind(rep, "fx_leg_missing"), 5);
+    assert_int_equal(breaks_of_kind(rep, "fx_mismatch"), 1);
+    for (int i = 0; i < 2; i++) {
+        expect_fx_break(rep, lost_b.legs[i], lost_b.fx_id, "fx_leg_missing");
+        assert_true(json_is_null(json_object_get(break_of(rep, lost_b.legs[i]), "peer")));
+        expect_fx_break(rep, lost_a.legs[i], lost_a.fx_id, "fx_leg_missing");
+        assert_true(json_is_null(json_object_get(break_of(rep, lost_a.legs[i]), "local")));
+    }
+    expect_fx_break(rep, half.legs[1], half.fx_id, "fx_leg_missing");
+    expect_fx_break(rep, changed.legs[0], changed.fx_id, "fx_mismatch");
+    json_t *br = break_of(rep, changed.legs[0]);
+    json_t *local = json_object_get(br, "local"), *peer = json_object_get(br, "peer");
+    assert_int_equal(json_integer_value(json_object_get(local, "amount_minor")),
+                     json_integer_value(json_object_get(peer, "amount_minor")) + 100);
+    assert_string_equal(json_string_value(json_object_get(local, "fx_id")), changed.fx_id);
+    assert_string_equal(json_string_value(json_object_get(local, "payer")), NAME_A);
+    /* the leg B pays: B is its payer */
+    br = break_of(rep, lost_b.legs[1]);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(br, "local"), "payer")),
+                        NAME_B);
+    json_decref(rep);
+
+    rc = reconcile(c, a, b, true, &rep);
+    if (report_int(rep, "healed") != 4 || report_int(rep, "breaks_remaining") != 2) {
+        print_report("reconcile --repair of broken trades", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(report_int(rep, "healed"), 4);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 2);
+    for (int i = 0; i < 2; i++) {
+        assert_true(json_is_true(json_object_get(break_of(rep, lost_b.legs[i]), "healed")));
+        assert_true(json_is_true(json_object_get(break_of(rep, lost_a.legs[i]), "healed")));
+    }
+    br = break_of(rep, half.legs[1]);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(br, "action")), "refused by the peer"));
+    br = break_of(rep, changed.legs[0]);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_non_null(strstr(json_string_value(json_object_get(br, "action")), "needs a person"));
+    json_decref(rep);
+
+    /* both legs back on both sides, settled, and the one-legged trade still one-legged */
+    for (int i = 0; i < 2; i++) {
+        expect_leg(c, b, a, &lost_b, i, "settled");
+        expect_leg(c, a, b, &lost_a, i, "settled");
+    }
+    json_t *lb = node_ledger(c, b);
+    assert_null(ledger_json_find(lb, NAME_A, half.legs[1], NULL));
+    json_decref(lb);
+
+    /* a second repair finds only what needs a person */
+    rc = reconcile(c, a, b, false, &rep);
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 2);
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+/* A trade lost in a rollback (2.9, 4.9): B comes back from a copy older than two trades, one A
+ * proposed and one B proposed, both accepted. The channel is DIVERGED; A's repair re-bases it
+ * and B imports each trade with both legs, as acceptor and as proposer, from the FxProposal and
+ * the acceptor's StatusReport (ledger_fx_import). Then the books agree: every leg matched,
+ * positions mirror, a checkpoint is signed. */
+static void test_fx_trade_restored_from_old_copy(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    pair_wait_state(c, a, b, "up", 10000);
+    trade_t kept, ours, theirs;
+    trade_accepted(c, a, b, &kept);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, b), 0);
+    char *backup = test_path(c->dir, "B.old");
+    const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};
+    assert_int_equal(nodes_run_program(cp, 60000), 0);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 10000);
+    trade_accepted(c, a, b, &ours);   /* B accepts */
+    trade_accepted(c, b, a, &theirs); /* A accepts */
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    trade_legs(a, NAME_B, &kept);
+    trade_legs(a, NAME_B, &ours);
+    trade_legs(a, NAME_B, &theirs);
+    test_rmtree(b->home);
+    assert_int_equal(rename(backup, b->home), 0);
+    free(backup);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "diverged", STATE_WAIT_MS);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, true, &rep);
+    if (rc != 0 || report_int(rep, "healed") != 4 || report_int(rep, "breaks_remaining") != 0) {
+        print_report("reconcile --repair of trades lost in a rollback", rep);
+    }
+    assert_int_equal(report_int(rep, "healed"), 4);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 0);
+    assert_true(json_is_true(json_object_get(rep, "repaired_channel")));
+    for (int i = 0; i < 2; i++) {
+        expect_fx_break(rep, ours.legs[i], ours.fx_id, "fx_leg_missing");
+        expect_fx_break(rep, theirs.legs[i], theirs.fx_id, "fx_leg_missing");
+    }
+    assert_int_equal(rc, 0);
+    json_decref(rep);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    quiesce_pair(c, a, b);
+    reconcile_clean(c, a, b, 6, CHECKPOINT_SIGNED);
+    for (int i = 0; i < 2; i++) {
+        expect_leg(c, b, a, &ours, i, "settled");
+        expect_leg(c, b, a, &theirs, i, "settled");
+    }
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+/* The legs of trade t in a node's ledger --json (in the order listed) and their status. */
+static size_t trade_legs_listed(cluster_t *c, tnode_t *n, const char *peer, trade_t *t,
+                                const char *status)
+{
+    json_t *l = node_ledger(c, n);
+    size_t found = 0, i;
+    json_t *s;
+    json_array_foreach(json_object_get(l, "settlements"), i, s)
+    {
+        const char *id = json_string_value(json_object_get(s, "fx_id"));
+        const char *p = json_string_value(json_object_get(s, "peer"));
+        const char *st = json_string_value(json_object_get(s, "status"));
+        if (id != NULL && p != NULL && st != NULL && strcmp(id, t->fx_id) == 0 &&
+            strcmp(p, peer) == 0 && strcmp(st, status) == 0 && found < 2) {
+            snprintf(t->legs[found++], UETR_SIZE, "%s",
+                     json_string_value(json_object_get(s, "uetr")));
+        }
+    }
+    json_decref(l);
+    return found;
+}
+
+/* The acceptor's answers never arrive (fault injection): B accepted the trade, A holds both legs
+ * pending. Reconciliation sees each leg's status differ (fx_mismatch); the repair resolves both
+ * legs at A on B's StatusReport naming the trade, once. */
+static void test_fx_answer_dropped(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    node_start(c, a);
+    node_start_faults(c, b, "drop=1,drop_type=StatusReport,seed=1");
+    pair_wait_state(c, a, b, "up", 10000);
+    trade_t t;
+    trade_accepted(c, a, b, &t);
+    int64_t deadline = mono_ms() + 30000;
+    while (trade_legs_listed(c, b, NAME_A, &t, "settled") < 2 ||
+           node_faults_counter(c, b, "dropped") < 2) { /* the PDNG and the ACSC */
+        if (mono_ms() >= deadline) {
+            fail_msg("B did not settle trade %s and drop its answers within 30 s", t.fx_id);
+        }
+        sleep_ms(100);
+    }
+    assert_int_equal(trade_legs_listed(c, a, NAME_B, &t, "pending"), 2);
+
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 1 || json_array_size(report_breaks(rep)) != 2) {
+        print_report("reconcile with an undelivered answer to a trade", rep);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 2);
+    for (int i = 0; i < 2; i++) {
+        expect_fx_break(rep, t.legs[i], t.fx_id, "fx_mismatch");
+        json_t *br = break_of(rep, t.legs[i]);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(br, "local"), "status")), "pending");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(br, "peer"), "status")), "settled");
+    }
+    json_decref(rep);
+
+    rc = reconcile(c, a, b, true, &rep);
+    if (rc != 0 || report_int(rep, "healed") != 2) {
+        print_report("reconcile --repair of an undelivered answer to a trade", rep);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(report_int(rep, "healed"), 2);
+    json_decref(rep);
+    assert_int_equal(trade_legs_listed(c, a, NAME_B, &t, "settled"), 2);
+    json_t *la = node_ledger(c, a);
+    assert_int_equal(ledger_count(la, "pending"), 0);
+    json_decref(la);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -1834,6 +2203,10 @@ int main(void)
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_return_imported_after_its_payment, cluster_setup,
                                         cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_fx_breaks_and_repair, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_fx_trade_restored_from_old_copy, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_fx_answer_dropped, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_recomputed_chain, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_history_needs_both_homes, cluster_setup,

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "digest.h"
+#include "fx.h"
 #include "ledger.h"
 #include "settlement.h"
 #include "validate.h"
@@ -813,6 +814,263 @@ static void test_return_entry_from_proto(void **state)
     assert_false(statement_entry_is_return(&d));
 }
 
+/* A trade `prefix` names: legs whose UETRs start with `pay_prefix` and `receive_prefix`, as
+ * fx_trade_prepare makes them for the proposer, going `dir` (the FxProposal's way). */
+static fx_trade_t make_trade(direction_t dir, const char *pay_prefix, const char *receive_prefix)
+{
+    fx_trade_t t;
+    memset(&t, 0, sizeof t);
+    uetr_generate(t.fx_id);
+    uetr_generate(t.legs[FX_PAY].uetr);
+    memcpy(t.legs[FX_PAY].uetr, pay_prefix, strlen(pay_prefix));
+    uetr_generate(t.legs[FX_RECEIVE].uetr);
+    memcpy(t.legs[FX_RECEIVE].uetr, receive_prefix, strlen(receive_prefix));
+    t.legs[FX_PAY].amount_minor = 100000000;
+    snprintf(t.legs[FX_PAY].currency, sizeof t.legs[FX_PAY].currency, "RUB");
+    t.legs[FX_RECEIVE].amount_minor = 45000000000;
+    snprintf(t.legs[FX_RECEIVE].currency, sizeof t.legs[FX_RECEIVE].currency, "IRR");
+    t.created_unix_ms = CREATED_MS;
+    fx_trade_prepare(&t, PEER);
+    assert_int_equal(fx_check(&t), REASON_NONE);
+    for (int i = 0; i < 2; i++) {
+        t.legs[i].direction = dir;
+    }
+    return t;
+}
+
+/* A trade's legs travel in statements as entries of their own: the leg's UETR, its payer the
+ * node that pays the leg (the leg the acceptor pays goes against the FxProposal), the trade's
+ * fx_id; their hashes are digest_fx_leg_entry, equal to what the ledger sums into the channel's
+ * digest (4.1), and the wire form brings them back exactly. */
+static void test_fx_legs_on_the_statement(void **state)
+{
+    fixture_t *f = *state;
+    fx_trade_t ours = make_trade(DIRECTION_OUT, "c1", "c2");  /* we propose it */
+    fx_trade_t theirs = make_trade(DIRECTION_IN, "c1", "d4"); /* the peer proposes it */
+    const char ev[] = "fx-proposal";
+    const char *why = NULL;
+    ledger_outcome_t o;
+    assert_int_equal(ledger_begin(f->l), LEDGER_OK);
+    settlement_t pay = make_settlement(DIRECTION_IN, PEER, "c1", "RUB", 5);
+    receive(f->l, &pay, NULL); /* a payment beside them */
+    assert_int_equal(ledger_fx_propose(f->l, ours.legs, INT64_C(1000000000000), (const uint8_t *)ev,
+                                       sizeof ev, 0, &why, &o),
+                     LEDGER_OK);
+    assert_null(why);
+    assert_int_equal(ledger_fx_receive(f->l, theirs.legs, INT64_C(1000000000000), NULL, NULL,
+                                       (const uint8_t *)ev, sizeof ev, 0, &o),
+                     LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    assert_int_equal(ledger_commit(f->l), LEDGER_OK);
+
+    collected_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(statement_entries(f->l, PEER, "", collect, c), LEDGER_OK);
+    assert_int_equal(c->n, 5);
+    const struct {
+        const settlement_t *leg;
+        const char *payer, *payee, *status;
+    } want[] = {
+        {&ours.legs[FX_PAY], NODE, PEER, "pending"},       /* we pay it */
+        {&ours.legs[FX_RECEIVE], PEER, NODE, "pending"},   /* the peer pays it us */
+        {&theirs.legs[FX_PAY], PEER, NODE, "settled"},     /* the proposer (peer) pays it */
+        {&theirs.legs[FX_RECEIVE], NODE, PEER, "settled"}, /* we, the acceptor, pay it */
+    };
+    for (size_t i = 0; i < 4; i++) {
+        const statement_entry_t *e = collected_find(c, want[i].leg->uetr);
+        assert_non_null(e);
+        assert_true(statement_entry_is_fx_leg(e));
+        assert_false(statement_entry_is_return(e));
+        assert_string_equal(e->fx_id, want[i].leg->fx_id);
+        assert_string_equal(e->payer, want[i].payer);
+        assert_string_equal(e->payee, want[i].payee);
+        assert_string_equal(e->status, want[i].status);
+        assert_int_equal(e->amount_minor, want[i].leg->amount_minor);
+        assert_string_equal(e->currency, want[i].leg->currency);
+    }
+    assert_false(statement_entry_is_fx_leg(collected_find(c, pay.uetr)));
+
+    /* the fingerprints, from digest_fx_leg_entry and digest_entry computed here */
+    const char *const prefixes[] = {"", "c", "c1", "c2", "d4"};
+    for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++) {
+        uint8_t sum[DIGEST_BYTES] = {0}, via_entries[DIGEST_BYTES] = {0};
+        uint64_t count = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            const statement_entry_t *x = &c->items[i];
+            if (!starts_with(x->uetr, prefixes[k])) {
+                continue;
+            }
+            uint8_t h[DIGEST_BYTES];
+            if (x->fx_id[0] != '\0') {
+                digest_fx_leg_entry(x->payer, x->payee, x->uetr, x->fx_id, x->amount_minor,
+                                    x->currency, x->status, x->reason, h);
+            } else {
+                digest_entry(x->payer, x->payee, x->uetr, x->amount_minor, x->currency, x->status,
+                             x->reason, h);
+            }
+            digest_add(sum, h);
+            statement_entry_hash(x, h);
+            digest_add(via_entries, h);
+            count++;
+        }
+        range_fp_t fp = fingerprint(f->l, PEER, prefixes[k]);
+        assert_int_equal(fp.count, count);
+        assert_memory_equal(fp.sum, sum, DIGEST_BYTES);
+        assert_memory_equal(via_entries, sum, DIGEST_BYTES);
+    }
+
+    /* a leaf carries them; through real bytes they come back exactly */
+    Corridor__StatementRequest *req = make_request(1, "c", 0, NULL);
+    Corridor__Statement st;
+    uint64_t work = 0;
+    assert_int_equal(statement_answer(f->l, PEER, req, &st, &work), LEDGER_OK);
+    assert_int_equal(st.n_entries, 4);
+    size_t len = corridor__statement__get_packed_size(&st);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    assert_int_equal(corridor__statement__pack(&st, buf), len);
+    Corridor__Statement *back = corridor__statement__unpack(NULL, len, buf);
+    assert_non_null(back);
+    for (size_t i = 0; i < back->n_entries; i++) {
+        statement_entry_t d;
+        memset(&d, 0xa5, sizeof d);
+        assert_true(statement_entry_from_proto(back->entries[i], &d));
+        const statement_entry_t *x = collected_find(c, d.uetr);
+        assert_non_null(x);
+        assert_memory_equal(&d, x, sizeof d);
+    }
+    corridor__statement__free_unpacked(back, NULL);
+    free(buf);
+    statement_release(&st);
+    free_request(req);
+    free(c);
+}
+
+typedef struct {
+    int64_t rub, irr;
+} nets_t;
+
+static void net_of(const ledger_position_t *p, void *arg)
+{
+    nets_t *n = arg;
+    if (strcmp(p->peer, PEER) == 0 && strcmp(p->currency, "RUB") == 0) {
+        n->rub = p->net_minor;
+    } else if (strcmp(p->peer, PEER) == 0 && strcmp(p->currency, "IRR") == 0) {
+        n->irr = p->net_minor;
+    }
+}
+
+/* ledger_fx_import (4.9) records a trade with both legs as the acceptor's answer decided it: at
+ * the proposer settled (positions move in both currencies), at the acceptor refused with the
+ * reason; the legs' statement entries hash to what the channel digest sums, their evidence is
+ * the FxProposal and the answer; a trade whose ids are taken is refused whole. */
+static void test_fx_import_records_both_legs(void **state)
+{
+    fixture_t *f = *state;
+    fx_trade_t ours = make_trade(DIRECTION_OUT, "e1", "e2");
+    fx_trade_t theirs = make_trade(DIRECTION_IN, "f1", "f2");
+    const char proposal[] = "fx-proposal", answer[] = "status-report";
+    assert_int_equal(ledger_begin(f->l), LEDGER_OK);
+    assert_int_equal(ledger_fx_import(f->l, ours.legs, STATUS_SETTLED, "",
+                                      (const uint8_t *)proposal, sizeof proposal, 3,
+                                      (const uint8_t *)answer, sizeof answer, 4),
+                     LEDGER_OK);
+    assert_int_equal(ledger_fx_import(f->l, theirs.legs, STATUS_REJECTED, "AG01",
+                                      (const uint8_t *)proposal, sizeof proposal, 5,
+                                      (const uint8_t *)answer, sizeof answer, 6),
+                     LEDGER_OK);
+    /* again, or another trade reusing a leg's UETR: nothing written */
+    assert_int_equal(ledger_fx_import(f->l, ours.legs, STATUS_SETTLED, "",
+                                      (const uint8_t *)proposal, sizeof proposal, 3,
+                                      (const uint8_t *)answer, sizeof answer, 4),
+                     LEDGER_E_CONFLICT);
+    assert_int_equal(ledger_commit(f->l), LEDGER_OK);
+
+    nets_t nets = {0, 0};
+    assert_int_equal(ledger_positions(f->l, net_of, &nets), LEDGER_OK);
+    assert_int_equal(nets.rub, -ours.legs[FX_PAY].amount_minor);
+    assert_int_equal(nets.irr, ours.legs[FX_RECEIVE].amount_minor);
+
+    collected_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(statement_entries(f->l, PEER, "", collect, c), LEDGER_OK);
+    assert_int_equal(c->n, 4);
+    uint8_t sum[DIGEST_BYTES] = {0};
+    for (size_t i = 0; i < c->n; i++) {
+        const statement_entry_t *e = &c->items[i];
+        bool settled = strcmp(e->fx_id, ours.fx_id) == 0;
+        assert_true(settled || strcmp(e->fx_id, theirs.fx_id) == 0);
+        assert_string_equal(e->status, settled ? "settled" : "rejected");
+        assert_string_equal(e->reason, settled ? "" : "AG01");
+        uint8_t h[DIGEST_BYTES];
+        statement_entry_hash(e, h);
+        digest_add(sum, h);
+        uint8_t *sev = NULL, *tev = NULL;
+        size_t sev_len = 0, tev_len = 0;
+        assert_int_equal(statement_evidence(f->l, PEER, e->uetr, &sev, &sev_len, &tev, &tev_len),
+                         LEDGER_OK);
+        assert_int_equal(sev_len, sizeof proposal);
+        assert_memory_equal(sev, proposal, sizeof proposal);
+        assert_int_equal(tev_len, sizeof answer);
+        assert_memory_equal(tev, answer, sizeof answer);
+        free(sev);
+        free(tev);
+    }
+    assert_string_equal(collected_find(c, theirs.legs[FX_RECEIVE].uetr)->payer, NODE);
+    assert_string_equal(collected_find(c, ours.legs[FX_RECEIVE].uetr)->payer, PEER);
+    range_fp_t fp = fingerprint(f->l, PEER, "");
+    assert_int_equal(fp.count, 4);
+    assert_memory_equal(fp.sum, sum, DIGEST_BYTES);
+    settlement_t legs[2];
+    ledger_outcome_t o;
+    assert_int_equal(ledger_fx_find(f->l, PEER, theirs.fx_id, legs, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(legs[1].uetr, theirs.legs[FX_RECEIVE].uetr);
+    free(c);
+}
+
+/* A peer's fx_id is a UUIDv4 other than the leg's own UETR, on an entry that is no return; an
+ * older peer leaves it out (a payment). */
+static void test_fx_entry_from_proto(void **state)
+{
+    (void)state;
+    statement_entry_t e = valid_entry();
+    static const struct {
+        const char *fx_id, *original;
+        bool ok;
+    } cases[] = {
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "", true},
+        {"", "", true},
+        {"9F3C2A1E-7B4D-4C8E-9A2F-0E1D2C3B4A59", "", false},
+        {"9f3c2a1e-7b4d-1c8e-9a2f-0e1d2c3b4a59", "", false},
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a590", "", false},
+        {"x", "", false},
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "-", false}, /* a leg is no return */
+        {NULL, "", true},                                     /* the leg's own UETR, below */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Corridor__StatementEntry p;
+        statement_entry_to_proto(&e, &p);
+        p.fx_id = (char *)(cases[i].fx_id != NULL ? cases[i].fx_id : e.uetr);
+        p.original_uetr = (char *)cases[i].original;
+        statement_entry_t d;
+        bool ok = statement_entry_from_proto(&p, &d);
+        bool want = cases[i].fx_id != NULL ? cases[i].ok : false;
+        if (ok != want) {
+            fail_msg("fx_id '%s': %s", p.fx_id, ok ? "accepted" : "refused");
+        }
+        if (ok) {
+            assert_string_equal(d.fx_id, p.fx_id);
+        }
+    }
+    Corridor__StatementEntry p;
+    statement_entry_to_proto(&e, &p);
+    p.fx_id = NULL;
+    statement_entry_t d;
+    assert_true(statement_entry_from_proto(&p, &d));
+    assert_false(statement_entry_is_fx_leg(&d));
+}
+
 /* ---- the responder -------------------------------------------------------------------------- */
 
 static void assert_answer_header(ledger_t *l, const Corridor__Statement *st)
@@ -1139,6 +1397,9 @@ int main(void)
         cmocka_unit_test(test_entry_from_proto_accepts_what_spec_allows),
         cmocka_unit_test(test_return_entry_from_proto),
         T(test_return_entries_on_the_statement),
+        cmocka_unit_test(test_fx_entry_from_proto),
+        T(test_fx_legs_on_the_statement),
+        T(test_fx_import_records_both_legs),
         T(test_answer_equal_range_needs_nothing),
         T(test_answer_small_difference_is_a_leaf),
         T(test_answer_large_difference_gives_children),

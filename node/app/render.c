@@ -508,9 +508,13 @@ void render_reconcile_text(json_t *report)
     json_array_foreach(breaks, i, b)
     {
         const char *action = json_string_value(json_object_get(b, "action"));
-        const char *id = json_string_value(json_object_get(b, "id")); /* a return's */
-        printf("  %-16s %s%s%s%s\n", json_string_value(json_object_get(b, "kind")),
-               json_string_value(json_object_get(b, "uetr")), id != NULL ? " return " : "",
+        const char *id = json_string_value(json_object_get(b, "id")); /* a return's, a trade's */
+        const char *kind = json_string_value(json_object_get(b, "kind"));
+        bool leg = kind != NULL && strncmp(kind, "fx_", 3) == 0;
+        printf("  %-16s %s%s%s%s\n", kind, json_string_value(json_object_get(b, "uetr")),
+               id == NULL ? ""
+               : leg      ? " trade "
+                          : " return ",
                id != NULL ? id : "",
                json_is_true(json_object_get(b, "healed")) ? "  [healed]" : "");
         print_side("here", json_object_get(b, "local"));

@@ -10,6 +10,7 @@
 
 #include "checkpoint.h"
 #include "envelope.h"
+#include "fx.h"
 #include "log.h"
 #include "statement.h"
 #include "validate.h"
@@ -23,8 +24,10 @@ typedef enum { PHASE_HEAD, PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_
 /* One break and what became of it. */
 typedef struct {
     char uetr[CORRIDOR_UETR_LEN + 1];
-    const char *kind; /* missing_at_peer ... status_mismatch, return_missing, return_mismatch */
-    bool figures;     /* a return_mismatch in more than status and reason: needs a person */
+    const char *kind; /* missing_at_peer ... status_mismatch, return_missing, return_mismatch,
+                         fx_leg_missing, fx_mismatch */
+    bool figures;     /* a return_mismatch or fx_mismatch in more than status and reason: needs
+                         a person */
     bool has_local, has_peer;
     statement_entry_t local, peer;
     const char *action; /* what the repair did or why it could not */
@@ -351,12 +354,23 @@ static bool add_break(recon_t *r, const char *kind, bool figures, const statemen
 }
 
 /* Compares one entry both sides have; NULL when equal, else the break kind. A return on
- * either side (3.9) differs as return_mismatch, in any field; *figures then says whether more
- * than its status and reason differ (what the signed evidence cannot settle). */
+ * either side (3.9) differs as return_mismatch, an FX leg on either side (3.10) as fx_mismatch,
+ * in any field; *figures then says whether more than its status and reason differ (what the
+ * signed evidence cannot settle). */
 static const char *compare_entries(const statement_entry_t *a, const statement_entry_t *b,
                                    bool *figures)
 {
     *figures = false;
+    if (statement_entry_is_fx_leg(a) || statement_entry_is_fx_leg(b)) {
+        *figures = strcmp(a->payer, b->payer) != 0 || strcmp(a->payee, b->payee) != 0 ||
+                   a->amount_minor != b->amount_minor || strcmp(a->currency, b->currency) != 0 ||
+                   strcmp(a->fx_id, b->fx_id) != 0 ||
+                   strcmp(a->original_uetr, b->original_uetr) != 0 ||
+                   strcmp(a->return_reason, b->return_reason) != 0;
+        return *figures || strcmp(a->status, b->status) != 0 || strcmp(a->reason, b->reason) != 0
+                   ? "fx_mismatch"
+                   : NULL;
+    }
     if (statement_entry_is_return(a) || statement_entry_is_return(b)) {
         *figures = strcmp(a->payer, b->payer) != 0 || strcmp(a->payee, b->payee) != 0 ||
                    a->amount_minor != b->amount_minor || strcmp(a->currency, b->currency) != 0 ||
@@ -377,6 +391,15 @@ static const char *compare_entries(const statement_entry_t *a, const statement_e
         return "status_mismatch";
     }
     return NULL;
+}
+
+/* The kind of break of an entry only one side has: a return's or a trade leg's, else the
+ * payment's `payment_kind`. */
+static const char *missing_kind(const statement_entry_t *e, const char *payment_kind)
+{
+    return statement_entry_is_fx_leg(e)   ? "fx_leg_missing"
+           : statement_entry_is_return(e) ? "return_missing"
+                                          : payment_kind;
 }
 
 static int by_uetr(const void *x, const void *y)
@@ -403,7 +426,9 @@ static void plan_repair(recon_t *r, size_t index, const Corridor__StatementEntry
         return;
     }
     if (b->figures) {
-        b->action = "needs a person: both sides hold different figures for this return";
+        b->action = strcmp(b->kind, "fx_mismatch") == 0
+                        ? "needs a person: both sides hold different figures for this trade leg"
+                        : "needs a person: both sides hold different figures for this return";
         return;
     }
     bool local_final = b->has_local && strcmp(b->local.status, "pending") != 0;
@@ -500,13 +525,10 @@ static ledger_err_t compare_leaf(recon_t *r, const char *prefix, const Corridor_
             int cmp = i == mine.count ? 1 : j == theirs.count ? -1 : strcmp(a[i].uetr, b[j].uetr);
             size_t before = r->breaks.count;
             if (cmp < 0) {
-                add_break(r,
-                          statement_entry_is_return(&a[i]) ? "return_missing" : "missing_at_peer",
-                          false, &a[i], NULL);
+                add_break(r, missing_kind(&a[i], "missing_at_peer"), false, &a[i], NULL);
                 i++;
             } else if (cmp > 0) {
-                add_break(r, statement_entry_is_return(&b[j]) ? "return_missing" : "missing_local",
-                          false, NULL, &b[j]);
+                add_break(r, missing_kind(&b[j], "missing_local"), false, NULL, &b[j]);
                 j++;
             } else {
                 bool figures = false;
@@ -898,6 +920,222 @@ static const char *return_original_problem(ledger_t *l, const settlement_t *r, l
     return NULL;
 }
 
+/* Verifies the evidence of an FX leg (3.10): its trade's FxProposal, signed by the proposer
+ * (either node, whoever pays the leg) to the other, and, if any, the acceptor's StatusReport
+ * naming the trade and, in version 2, the FxProposal's body hash (*bound). Fills the trade as
+ * this node would record it (legs going the FxProposal's way from here). NULL or why not. */
+static const char *verify_fx_import(const recon_ctx_t *ctx, const statement_entry_t *e,
+                                    const uint8_t *sev, size_t sev_len, const uint8_t *tev,
+                                    size_t tev_len, fx_trade_t *t, bool *has_status, bool *bound,
+                                    status_t *status,
+                                    char reason[static CORRIDOR_REASON_LEN_MAX + 1],
+                                    envelope_message_t *fx_msg, uint64_t *status_seq)
+{
+    *bound = *has_status = false;
+    memset(t, 0, sizeof *t);
+    const char *self = ledger_node(ctx->ledger);
+    const char *peer = ctx->peer->card.name;
+    keyset_t ours, theirs;
+    keys_of(ctx, self, &ours);
+    keys_of(ctx, peer, &theirs);
+    bool we_pay = strcmp(e->payer, self) == 0 && strcmp(e->payee, peer) == 0;
+    if (!we_pay && !(strcmp(e->payer, peer) == 0 && strcmp(e->payee, self) == 0)) {
+        return "the entry is not between this node and the peer";
+    }
+    /* the proposer signed it: the peer (it came in) or this node (it went out) */
+    direction_t dir = DIRECTION_IN;
+    const keyset_t *proposer = &theirs, *acceptor = &ours;
+    if (keyset_verify(&theirs, sev, sev_len, fx_msg) != ENV_OK) {
+        dir = DIRECTION_OUT;
+        proposer = &ours;
+        acceptor = &theirs;
+        if (keyset_verify(&ours, sev, sev_len, fx_msg) != ENV_OK) {
+            return "the FxProposal evidence does not verify with the key of either node";
+        }
+    }
+    if (fx_msg->type != MSG_FX_PROPOSAL) {
+        return "the evidence of a trade leg is not an FxProposal";
+    }
+    /* a proposal its acceptor refused for its content (FF01, AM12...) decodes only in part */
+    bool decoded = fx_decode(fx_msg->body, fx_msg->body_len, peer, dir, t) == REASON_NONE;
+    bool valid = decoded && fx_check(t) == REASON_NONE;
+    int k = strcmp(t->legs[FX_PAY].uetr, e->uetr) == 0       ? FX_PAY
+            : strcmp(t->legs[FX_RECEIVE].uetr, e->uetr) == 0 ? FX_RECEIVE
+                                                             : -1;
+    /* the trade as the acceptor keys it: three distinct valid ids */
+    bool keyed = uetr_check(t->fx_id) == VALID_OK && uetr_check(t->legs[0].uetr) == VALID_OK &&
+                 uetr_check(t->legs[1].uetr) == VALID_OK &&
+                 strcmp(t->legs[0].uetr, t->legs[1].uetr) != 0 &&
+                 strcmp(t->legs[0].uetr, t->fx_id) != 0 && strcmp(t->legs[1].uetr, t->fx_id) != 0;
+    if (!keyset_has_id(acceptor, fx_msg->recipient_key_id) || !keyed || k < 0 ||
+        strcmp(t->fx_id, e->fx_id) != 0 || t->legs[k].amount_minor != e->amount_minor ||
+        strcmp(t->legs[k].currency, e->currency) != 0 ||
+        (settlement_money_direction(&t->legs[k]) == DIRECTION_OUT) != we_pay) {
+        return "the FxProposal evidence does not say what the entry says";
+    }
+    *has_status = tev_len > 0;
+    if (!valid && !(*has_status && strcmp(e->status, "rejected") == 0)) {
+        return "the FxProposal is invalid and no rejection of it is shown";
+    }
+    if (!*has_status) {
+        return NULL;
+    }
+    envelope_message_t sr_msg;
+    if (keyset_verify(acceptor, tev, tev_len, &sr_msg) != ENV_OK) {
+        return "the StatusReport evidence does not verify with the acceptor's key";
+    }
+    *status_seq = sr_msg.sequence;
+    Corridor__StatusReport *sr = NULL;
+    const char *problem = NULL;
+    if (sr_msg.type != MSG_STATUS_REPORT || !keyset_has_id(proposer, sr_msg.recipient_key_id) ||
+        (sr = (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
+                                                    sr_msg.body_len, sr_msg.body)) == NULL ||
+        strcmp(sr->uetr, t->fx_id) != 0) {
+        problem = "the StatusReport evidence is not about this trade";
+    } else if (sr_msg.version >= 2 && !answers_body(sr, fx_msg)) {
+        problem = "the StatusReport evidence answers another FxProposal under this trade id";
+    } else if (strcmp(sr->status, "RJCT") == 0 &&
+               strcmp(sr->reason, reason_code(REASON_DUPLICATE)) == 0) {
+        problem = "a DUPL rejection answers a copy, not the trade: no evidence for an import";
+    } else if (strcmp(sr->status, "ACSC") == 0) {
+        *status = STATUS_SETTLED;
+        *bound = sr_msg.version >= 2;
+        reason[0] = '\0';
+    } else if (strcmp(sr->status, "RJCT") == 0 && reason_code_check(sr->reason) == VALID_OK) {
+        *status = STATUS_REJECTED;
+        *bound = sr_msg.version >= 2;
+        snprintf(reason, CORRIDOR_REASON_LEN_MAX + 1, "%s", sr->reason);
+    } else {
+        problem = "the StatusReport evidence has no final status";
+    }
+    corridor__status_report__free_unpacked(sr, NULL);
+    envelope_message_clear(&sr_msg);
+    return problem;
+}
+
+/* Whether the channel holds a leg's UETR as anything but a leg of trade `fx_id`. */
+static bool leg_taken(ledger_t *l, const char *peer, const char *uetr)
+{
+    settlement_t s;
+    ledger_outcome_t out;
+    return ledger_find(l, peer, uetr, &s, &out) == LEDGER_OK;
+}
+
+/* apply_import for an FX leg: the whole trade, both legs or neither (3.10, 4.9). A trade we
+ * lack is imported from its FxProposal and the acceptor's bound StatusReport
+ * (ledger_fx_import), or, proposed by the peer and undecided, applied as if it had just
+ * arrived; legs pending here that the report decides are resolved both; a trade held here as
+ * one leg, or as another trade, is left for a person. The other leg's import then finds the
+ * trade known and does nothing. */
+static const char *apply_fx_import(const recon_ctx_t *ctx, const statement_entry_t *e,
+                                   const uint8_t *sev, size_t sev_len, const uint8_t *tev,
+                                   size_t tev_len, ledger_err_t *storage)
+{
+    fx_trade_t t;
+    bool has_status = false, bound = false;
+    status_t status = STATUS_PENDING;
+    char reason[CORRIDOR_REASON_LEN_MAX + 1] = "";
+    envelope_message_t msg;
+    memset(&msg, 0, sizeof msg);
+    uint64_t status_seq = 0;
+    const char *problem = verify_fx_import(ctx, e, sev, sev_len, tev, tev_len, &t, &has_status,
+                                           &bound, &status, reason, &msg, &status_seq);
+    ledger_t *l = ctx->ledger;
+    const char *peer = ctx->peer->card.name;
+    ledger_channel_t ch;
+    memset(&ch, 0, sizeof ch);
+    ledger_err_t rc = LEDGER_OK;
+    if (problem == NULL && (rc = ledger_channel_get(l, peer, &ch)) != LEDGER_OK) {
+        problem = ledger_strerror(rc);
+    }
+    /* the sequence caps of apply_import: the peer's FxProposal, or its answer to ours */
+    uint64_t in_flight_max = ch.applied_seq + CHANNEL_WINDOW;
+    direction_t dir = t.legs[FX_PAY].direction;
+    uint64_t proposal_seq = msg.sequence;
+    if (dir == DIRECTION_IN && proposal_seq > in_flight_max) {
+        proposal_seq = in_flight_max;
+    }
+    if (dir == DIRECTION_OUT && status_seq > in_flight_max) {
+        status_seq = in_flight_max;
+    }
+    settlement_t legs[2];
+    ledger_outcome_t out;
+    memset(&out, 0, sizeof out);
+    bool known = false;
+    if (problem == NULL) {
+        rc = ledger_fx_find(l, peer, t.fx_id, legs, &out);
+        known = rc == LEDGER_OK;
+        if (rc == LEDGER_E_CORRUPT) {
+            problem = "this node holds the trade other than as its two legs: left for a person";
+            rc = LEDGER_OK;
+        } else if (rc == LEDGER_E_NOT_FOUND) {
+            rc = LEDGER_OK;
+            if (leg_taken(l, peer, t.legs[0].uetr) || leg_taken(l, peer, t.legs[1].uetr) ||
+                leg_taken(l, peer, t.fx_id)) {
+                problem = "a UETR of the trade is used here by something else: left for a person";
+            }
+        } else if (rc == LEDGER_OK &&
+                   (legs[0].direction != dir || strcmp(legs[0].uetr, t.legs[0].uetr) != 0 ||
+                    strcmp(legs[1].uetr, t.legs[1].uetr) != 0)) {
+            problem = "this node holds another trade under this id: left for a person";
+        }
+    }
+    if (problem == NULL && rc == LEDGER_OK) {
+        if (known && dir == DIRECTION_OUT && has_status) {
+            uint8_t answers[SETTLEMENT_HASH_BYTES];
+            if (bound) {
+                settlement_body_hash(msg.body, msg.body_len, answers);
+            }
+            for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
+                rc = ledger_resolve_answering(l, peer, legs[i].uetr, bound ? answers : NULL,
+                                              status == STATUS_SETTLED, reason, tev, tev_len,
+                                              status_seq, &out);
+            }
+            if (rc == LEDGER_E_CONFLICT) {
+                problem = "the peer's answer is to another FxProposal of ours with this id, or "
+                          "decides otherwise: left to the stream or a person";
+                rc = LEDGER_OK;
+            }
+        } else if (known && dir == DIRECTION_IN && has_status && bound &&
+                   out.status == STATUS_HELD) {
+            /* we hold the trade, the peer shows our own answer deciding it (3.8.3) */
+            const char *why = status == STATUS_SETTLED ? NULL : reason;
+            for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
+                rc = ledger_decide_held_fits(l, &legs[i], why == NULL);
+            }
+            for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
+                rc = ledger_decide_held(l, peer, legs[i].uetr, why, tev, tev_len, NULL, status_seq,
+                                        &out);
+            }
+            if (rc == LEDGER_E_OVERFLOW) {
+                problem = "our answer cannot be booked: a balance would overflow";
+                rc = LEDGER_OK;
+            }
+        } else if (known && dir == DIRECTION_IN && has_status &&
+                   status_canonical(out.status) != status) {
+            problem = "we hold the trade with another status than our answer the peer shows: "
+                      "left for a person";
+        } else if (!known && has_status && !bound) {
+            problem = "a version-1 StatusReport names no FxProposal: no evidence for an import, "
+                      "left for a person";
+        } else if (!known && has_status) {
+            rc = ledger_fx_import(l, t.legs, status, reason, sev, sev_len, proposal_seq, tev,
+                                  tev_len, status_seq);
+        } else if (!known && dir == DIRECTION_IN) {
+            msg.sequence = proposal_seq; /* still undecided at the proposer */
+            rc = channel_apply_message(ctx->channel, &msg);
+        } else if (!known) {
+            problem = "our own FxProposal without the peer's answer: nothing to import";
+        }
+    }
+    if (rc != LEDGER_OK && problem == NULL) {
+        problem = ledger_strerror(rc);
+    }
+    envelope_message_clear(&msg);
+    *storage = rc == LEDGER_E_STORAGE || rc == LEDGER_E_STOPPED ? rc : LEDGER_OK;
+    return problem;
+}
+
 /* Applies one import here (inside the transaction). Returns NULL or why it could not. */
 static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t *e,
                                 const uint8_t *sev, size_t sev_len, const uint8_t *tev,
@@ -905,6 +1143,9 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
 {
     assert(ctx != NULL && e != NULL && storage != NULL && (sev != NULL || sev_len == 0) &&
            (tev != NULL || tev_len == 0));
+    if (statement_entry_is_fx_leg(e)) {
+        return apply_fx_import(ctx, e, sev, sev_len, tev, tev_len, storage);
+    }
     settlement_t s;
     bool has_status = false, bound = false;
     status_t status = STATUS_PENDING;
@@ -1568,13 +1809,24 @@ static json_t *entry_json(const statement_entry_t *e)
         json_object_set_new(j, "original_uetr", json_string(e->original_uetr));
         json_object_set_new(j, "return_reason", json_string(e->return_reason));
     }
+    if (j != NULL && statement_entry_is_fx_leg(e)) {
+        json_object_set_new(j, "fx_id", json_string(e->fx_id));
+    }
     return j;
 }
 
 /* A return's break names the payment returned (`uetr`, local side first) and the return
- * (`id`); any other break its entry (`uetr`), with `id` null. */
+ * (`id`); a trade leg's the leg (`uetr`) and its trade (`id` = fx_id, local side first); any
+ * other break its entry (`uetr`), with `id` null. */
 static const char *break_uetr(const break_t *b, const char **id)
 {
+    const statement_entry_t *leg = b->has_local && statement_entry_is_fx_leg(&b->local) ? &b->local
+                                   : b->has_peer && statement_entry_is_fx_leg(&b->peer) ? &b->peer
+                                                                                        : NULL;
+    if (leg != NULL) {
+        *id = leg->fx_id;
+        return b->uetr;
+    }
     const statement_entry_t *e = b->has_local && statement_entry_is_return(&b->local) ? &b->local
                                  : b->has_peer && statement_entry_is_return(&b->peer) ? &b->peer
                                                                                       : NULL;

@@ -3114,6 +3114,73 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     return append_row(l, &st, ENTRY_IMPORTED, why, status_evidence, status_len);
 }
 
+ledger_err_t ledger_fx_import(ledger_t *l, const settlement_t legs[2], status_t status,
+                              const char *reason, const uint8_t *proposal_evidence,
+                              size_t proposal_len, uint64_t proposal_sequence,
+                              const uint8_t *status_evidence, size_t status_len,
+                              uint64_t status_sequence)
+{
+    assert(legs != NULL && proposal_evidence != NULL && status_evidence != NULL);
+    assert(status == STATUS_SETTLED || status == STATUS_REJECTED);
+    direction_t dir = legs[0].direction;
+    assert_trade(legs, dir);
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK || (rc = fx_ids_free(l, legs)) != LEDGER_OK) {
+        return rc;
+    }
+    const char *why = status == STATUS_REJECTED ? reason : "";
+    entry_kind_t open = dir == DIRECTION_OUT       ? ENTRY_OUT_PENDING
+                        : status == STATUS_SETTLED ? ENTRY_IN_BOOKED
+                                                   : ENTRY_IN_REFUSED;
+    entry_kind_t final = status == STATUS_SETTLED ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
+    for (int i = 0; i < 2; i++) {
+        int64_t amount = settlement_row_amount(&legs[i]);
+        ledger_effect_t e = ledger_row_effect(open, dir, amount);
+        if (dir == DIRECTION_OUT) {
+            ledger_effect_t f = ledger_row_effect(final, dir, amount);
+            e.pending += f.pending;
+            e.posted += f.posted;
+        }
+        if ((rc = check_effect(l, legs[i].peer, legs[i].currency, e)) != LEDGER_OK) {
+            return rc;
+        }
+    }
+    /* rows leg by leg within each kind, as the trade's own path writes them */
+    stored_t st[2];
+    for (int i = 0; i < 2; i++) {
+        uint8_t hash[SETTLEMENT_HASH_BYTES];
+        settlement_content_hash(&legs[i], hash);
+        if ((rc = insert_settlement(l, &legs[i], hash,
+                                    dir == DIRECTION_OUT ? STATUS_PENDING : status,
+                                    dir == DIRECTION_OUT ? NULL : why, NULL, proposal_sequence,
+                                    &st[i])) != LEDGER_OK ||
+            (rc = append_row(l, &st[i], open, dir == DIRECTION_OUT ? NULL : why, proposal_evidence,
+                             proposal_len)) != LEDGER_OK) {
+            return rc;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (dir == DIRECTION_OUT) {
+            rc = append_row(l, &st[i], final, why, status_evidence, status_len);
+            rc = rc == LEDGER_OK ? set_status(l, &st[i], status, why, status_sequence) : rc;
+        } else {
+            /* our answer, which the peer kept: both records' reply, the last row's too */
+            rc = ledger_set_reply(l, legs[i].peer, legs[i].uetr, status_evidence, status_len,
+                                  status_sequence);
+        }
+        if (rc != LEDGER_OK) {
+            return rc;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if ((rc = append_row(l, &st[i], ENTRY_IMPORTED, why, status_evidence, status_len)) !=
+            LEDGER_OK) {
+            return rc;
+        }
+    }
+    return LEDGER_OK;
+}
+
 ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_rebase_t *rb)
 {
     assert(rb->acked_seq <= rb->sent_seq && rb->sent_seq <= CORRIDOR_SEQUENCE_MAX);

@@ -502,6 +502,19 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
                            size_t status_len, uint64_t status_sequence)
     __attribute__((warn_unused_result));
 
+/* ledger_import for a trade (PROTOCOL.md 3.10, 4.9): both legs of the FxProposal (fx_decode,
+ * legs[0] the leg its proposer pays) recorded together as the acceptor's StatusReport decided
+ * them, never one: at the proposer pending then posted/voided (the report as their evidence),
+ * at the acceptor booked/refused on the FxProposal with our report as both records' reply;
+ * then an ENTRY_IMPORTED row per leg carrying the report. No cap check. The caller verifies
+ * the evidence (a version-2 report whose binding is the FxProposal's body hash).
+ * LEDGER_E_CONFLICT if the trade's id or a leg's UETR is used on the channel. */
+ledger_err_t ledger_fx_import(ledger_t *l, const settlement_t legs[2], status_t status,
+                              const char *reason, const uint8_t *proposal_evidence,
+                              size_t proposal_len, uint64_t proposal_sequence,
+                              const uint8_t *status_evidence, size_t status_len,
+                              uint64_t status_sequence) __attribute__((warn_unused_result));
+
 /* A re-base after a repair (see recon.c): the counters to set, and what justified them. */
 typedef struct {
     uint64_t sent_seq;    /* our stream continues after this */

@@ -124,15 +124,21 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
     char lo[STATEMENT_PREFIX_MAX + 2], hi[STATEMENT_PREFIX_MAX + 2];
     prefix_bounds(prefix, lo, hi);
     sqlite3_stmt *stmt = NULL;
-    /* a ledger of schema 8 or older (a reader's) holds no returns */
-    const char *sql = ledger_schema_version(l) >= 9
-                          ? "SELECT uetr, direction, amount_minor, currency, status, reason,"
-                            " original_uetr, return_reason"
-                            " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
-                            " ORDER BY uetr"
-                          : "SELECT uetr, direction, amount_minor, currency, status, reason, '', ''"
-                            " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
-                            " ORDER BY uetr";
+    /* a ledger of schema 8 or older (a reader's) holds no returns, of schema 9 no trades */
+    int schema = ledger_schema_version(l);
+    const char *sql =
+        schema >= 10  ? "SELECT uetr, direction, amount_minor, currency, status, reason,"
+                        " original_uetr, return_reason, fx_id, fx_leg"
+                        " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
+                        " ORDER BY uetr"
+        : schema >= 9 ? "SELECT uetr, direction, amount_minor, currency, status, reason,"
+                        " original_uetr, return_reason, '', 0"
+                        " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
+                        " ORDER BY uetr"
+                      : "SELECT uetr, direction, amount_minor, currency, status, reason, '', '',"
+                        " '', 0"
+                        " FROM settlements WHERE peer = ?1 AND uetr >= ?2 AND uetr < ?3"
+                        " ORDER BY uetr";
     if (sqlite3_prepare_v2(ledger_db(l), sql, -1, &stmt, NULL) != SQLITE_OK) {
         return LEDGER_E_STORAGE;
     }
@@ -144,7 +150,9 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         statement_entry_t e;
         memset(&e, 0, sizeof e);
-        bool out = sqlite3_column_int(stmt, 1) == DIRECTION_OUT;
+        /* a leg's payer is who pays it: the leg the acceptor pays goes against its message */
+        bool out = (sqlite3_column_int(stmt, 1) == DIRECTION_OUT) !=
+                   (sqlite3_column_int(stmt, 9) == FX_LEG_ACCEPTOR_PAYS);
         snprintf(e.uetr, sizeof e.uetr, "%s", ledger_column_text(stmt, 0));
         snprintf(e.payer, sizeof e.payer, "%s", out ? self : peer);
         snprintf(e.payee, sizeof e.payee, "%s", out ? peer : self);
@@ -158,6 +166,7 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
         snprintf(e.reason, sizeof e.reason, "%s", ledger_column_text(stmt, 5));
         snprintf(e.original_uetr, sizeof e.original_uetr, "%s", ledger_column_text(stmt, 6));
         snprintf(e.return_reason, sizeof e.return_reason, "%s", ledger_column_text(stmt, 7));
+        snprintf(e.fx_id, sizeof e.fx_id, "%s", ledger_column_text(stmt, 8));
         if (!fn(&e, arg)) {
             step = SQLITE_DONE;
             break;
@@ -273,12 +282,16 @@ void statement_entry_to_proto(const statement_entry_t *e, Corridor__StatementEnt
     p->reason = (char *)e->reason;
     p->original_uetr = (char *)e->original_uetr;
     p->return_reason = (char *)e->return_reason;
+    p->fx_id = (char *)e->fx_id;
 }
 
 void statement_entry_hash(const statement_entry_t *e, uint8_t out[static DIGEST_BYTES])
 {
     assert(e != NULL && out != NULL);
-    if (statement_entry_is_return(e)) {
+    if (statement_entry_is_fx_leg(e)) {
+        digest_fx_leg_entry(e->payer, e->payee, e->uetr, e->fx_id, e->amount_minor, e->currency,
+                            e->status, e->reason, out);
+    } else if (statement_entry_is_return(e)) {
         digest_return_entry(e->payer, e->payee, e->uetr, e->original_uetr, e->amount_minor,
                             e->currency, e->status, e->reason, e->return_reason, out);
     } else {
@@ -314,7 +327,8 @@ bool statement_entry_from_proto(const Corridor__StatementEntry *p, statement_ent
                   FIELD(e->status, p->status) && FIELD(e->reason, p->reason);
     /* a return's fields: absent (NULL) from a hand-built message is a payment's "" */
     copied = copied && (p->original_uetr == NULL || FIELD(e->original_uetr, p->original_uetr)) &&
-             (p->return_reason == NULL || FIELD(e->return_reason, p->return_reason));
+             (p->return_reason == NULL || FIELD(e->return_reason, p->return_reason)) &&
+             (p->fx_id == NULL || FIELD(e->fx_id, p->fx_id));
 #undef FIELD
     e->amount_minor = p->amount_minor;
     /* a return names its payment (or "-": malformed, kept refused) and a reason code, or ""
@@ -325,11 +339,14 @@ bool statement_entry_from_proto(const Corridor__StatementEntry *p, statement_ent
             ? (strcmp(e->original_uetr, "-") == 0 || uetr_check(e->original_uetr) == VALID_OK) &&
                   (e->return_reason[0] == '\0' || reason_code_check(e->return_reason) == VALID_OK)
             : e->return_reason[0] == '\0';
+    /* an FX leg names its trade by a UUIDv4 other than its own UETR, and is not a return */
+    bool fx_ok = e->fx_id[0] == '\0' ||
+                 (uetr_check(e->fx_id) == VALID_OK && strcmp(e->fx_id, e->uetr) != 0 && !is_return);
     /* every field as the node itself would write it: what a peer states is shown to people */
     return copied && uetr_check(e->uetr) == VALID_OK && node_code_check(e->payer) == VALID_OK &&
            node_code_check(e->payee) == VALID_OK && is_printable(e->currency) &&
            is_status_name(e->status) &&
-           (e->reason[0] == '\0' || reason_code_check(e->reason) == VALID_OK) && return_ok;
+           (e->reason[0] == '\0' || reason_code_check(e->reason) == VALID_OK) && return_ok && fx_ok;
 }
 
 /* ---- the responder --------------------------------------------------------------------- */
@@ -409,13 +426,14 @@ static bool add_entry(const statement_entry_t *e, void *arg)
     p->reason = dup_or_empty(e->reason);
     p->original_uetr = dup_or_empty(e->original_uetr);
     p->return_reason = dup_or_empty(e->return_reason);
+    p->fx_id = dup_or_empty(e->fx_id);
     p->amount_minor = e->amount_minor;
     st->entries[st->n_entries++] = p;
     b->bytes += 80 + strlen(e->payer) + strlen(e->payee) + strlen(e->original_uetr) +
-                strlen(e->return_reason);
+                strlen(e->return_reason) + strlen(e->fx_id);
     if (p->uetr == NULL || p->payer == NULL || p->payee == NULL || p->currency == NULL ||
         p->status == NULL || p->reason == NULL || p->original_uetr == NULL ||
-        p->return_reason == NULL) {
+        p->return_reason == NULL || p->fx_id == NULL) {
         b->failed = true;
         return false;
     }
@@ -556,6 +574,7 @@ void statement_release(Corridor__Statement *st)
         free(e->reason);
         free(e->original_uetr);
         free(e->return_reason);
+        free(e->fx_id);
         free(e->settlement_evidence.data);
         free(e->status_evidence.data);
         free(e);

@@ -43,6 +43,9 @@ typedef struct {
      * return reason ("" then). Both "" for a payment. */
     char original_uetr[CORRIDOR_UETR_LEN + 1];
     char return_reason[CORRIDOR_REASON_LEN_MAX + 1];
+    /* A leg of an FX trade (PROTOCOL.md 3.10): `uetr` is the leg's, `payer` the node that pays
+     * the leg (the money's way, not the FxProposal's), and this the trade's id. "" otherwise. */
+    char fx_id[CORRIDOR_UETR_LEN + 1];
 } statement_entry_t;
 
 /* Whether an entry is a return rather than a payment. */
@@ -51,8 +54,15 @@ static inline bool statement_entry_is_return(const statement_entry_t *e)
     return e->original_uetr[0] != '\0';
 }
 
+/* Whether an entry is a leg of an FX trade. */
+static inline bool statement_entry_is_fx_leg(const statement_entry_t *e)
+{
+    return e->fx_id[0] != '\0';
+}
+
 /* The canonical hash of an entry (PROTOCOL.md 4.1), as the ledger's canon_hash computes it for
- * its own: digest_return_entry for a return, else digest_entry. A range's fingerprint is the
+ * its own: digest_fx_leg_entry for an FX leg, digest_return_entry for a return, else
+ * digest_entry. A range's fingerprint is the
  * sum of these. */
 void statement_entry_hash(const statement_entry_t *e, uint8_t out[static DIGEST_BYTES]);
 

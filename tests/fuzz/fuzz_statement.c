@@ -9,9 +9,11 @@
  * ledger API with real signed evidence (fuzz_keys.h identities 0 and 1): outgoing pending,
  * settled, rejected and returned, incoming booked and refused, in three currencies, spread
  * over every first UETR digit, a few two-phase returns (PROTOCOL.md 3.9) of half a settled
- * payment either way, plus a few with a third peer that no statement may show. A
- * config, the envelope keys both ways and a channel (its frames are not sent anywhere; the
- * last StatementRequest is kept so that the harness can answer it as the peer would).
+ * payment either way, accepted FX trades (3.10) proposed by either side (two legs each; the
+ * fixture lacks one it proposed, the seed generator's second node one it proposed), plus a few
+ * with a third peer that no statement may show. A config, the envelope keys both ways and a
+ * channel (its frames are not sent anywhere; the last StatementRequest is kept so that the
+ * harness can answer it as the peer would).
  *
  * Every input runs inside ledger_begin .. ledger_rollback (then channel_reload), so every
  * input sees the same fixture. Byte 0 chooses the path (bits 0-1) and flags (bits 2-7):
@@ -80,6 +82,7 @@
 #include "corridor.pb-c.h"
 #include "digest.h"
 #include "envelope.h"
+#include "fx.h"
 #include "fuzz_fixture.h"
 #include "fuzz_keys.h"
 #include "fuzz_proof.h"
@@ -107,6 +110,10 @@
 #define LACKED_INDEX        3   /* the settlement the second node lacks */
 #define RETURN_LACKED_INDEX 2   /* and the settlement whose return it lacks */
 #define KIND_UNSENT         100 /* the extras: pending at their payer, never seen by the payee */
+#define TRADES              4   /* accepted FX trades (3.10): even ones the fixture proposes */
+#define TRADE_FIRST         300 /* trade k: uetr_of(TRADE_FIRST + 3k), its legs + 1 and + 2 */
+#define TRADE_LACKED        1   /* the trade the second node (its proposer) lacks */
+#define TRADE_SELF_LACKED   2   /* the trade the fixture (its proposer) lacks */
 #define CAP_MINOR           INT64_C(1000000000000000)
 
 #define PATH_MASK       0x03u
@@ -545,6 +552,80 @@ static void record(node_t *n, unsigned i, unsigned kind, bool payer_here, const 
     free(tev);
 }
 
+/* Records accepted FX trade k (3.10) in n's books, `proposer_here` n proposed it: legs of RUB
+ * and KZT, the FxProposal signed by its proposer, the acceptor's StatusReport naming the trade
+ * and bound to the FxProposal's body (version 2), as the channel records them. */
+static void record_trade(node_t *n, unsigned k, bool proposer_here, const char *other,
+                         uint64_t *sent)
+{
+    ledger_t *l = n->ledger;
+    const identity_t *proposer = proposer_here ? n->id : n->other_id;
+    const identity_t *acceptor = proposer_here ? n->other_id : n->id;
+    unsigned base = TRADE_FIRST + 3 * k;
+    fx_trade_t t;
+    memset(&t, 0, sizeof t);
+    uetr_of(base, t.fx_id);
+    uetr_of(base + 1, t.legs[FX_PAY].uetr);
+    uetr_of(base + 2, t.legs[FX_RECEIVE].uetr);
+    t.legs[FX_PAY].amount_minor = 1000 + (int64_t)k;
+    snprintf(t.legs[FX_PAY].currency, sizeof t.legs[FX_PAY].currency, "RUB");
+    t.legs[FX_RECEIVE].amount_minor = 5000 + 3 * (int64_t)k;
+    snprintf(t.legs[FX_RECEIVE].currency, sizeof t.legs[FX_RECEIVE].currency, "KZT");
+    t.created_unix_ms = INT64_C(1767225600000) + base;
+    fx_trade_prepare(&t, other);
+    uint8_t *body = NULL, *sev = NULL, *tev = NULL;
+    size_t body_len = 0, sev_len = 0, tev_len = 0;
+    if (fx_check(&t) != REASON_NONE || fx_encode(&t, &body, &body_len) != 0 ||
+        envelope_sign_version(proposer, 2, acceptor->key_id, MSG_FX_PROPOSAL, base, body, body_len,
+                              &sev, &sev_len) != ENV_OK) {
+        fail("cannot make an FxProposal");
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, body_len, hash);
+    free(body);
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = t.fx_id;
+    sr.status = "ACSC";
+    sr.reason = "";
+    sr.currency = t.legs[FX_PAY].currency;
+    sr.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    uint8_t sr_body[256];
+    size_t sr_len = corridor__status_report__get_packed_size(&sr);
+    assert(sr_len <= sizeof sr_body);
+    corridor__status_report__pack(&sr, sr_body);
+    if (envelope_sign_version(acceptor, 2, proposer->key_id, MSG_STATUS_REPORT, base, sr_body,
+                              sr_len, &tev, &tev_len) != ENV_OK) {
+        fail("cannot sign a StatusReport on a trade");
+    }
+    ledger_outcome_t out;
+    if (proposer_here) {
+        const char *why = NULL;
+        must(l, ledger_fx_propose(l, t.legs, CAP_MINOR, sev, sev_len, base, &why, &out),
+             "ledger_fx_propose");
+        assert(why == NULL);
+        *sent += 1;
+        must(l, ledger_outbox_put(l, other, *sent, MSG_FX_PROPOSAL, sev, sev_len),
+             "ledger_outbox_put");
+        for (int i = 0; i < 2; i++) {
+            must(l,
+                 ledger_resolve_answering(l, other, t.legs[i].uetr, hash, true, NULL, tev, tev_len,
+                                          base, &out),
+                 "ledger_resolve_answering (trade)");
+        }
+    } else {
+        t.legs[FX_PAY].direction = t.legs[FX_RECEIVE].direction = DIRECTION_IN;
+        must(l, ledger_fx_receive(l, t.legs, CAP_MINOR, NULL, NULL, sev, sev_len, base, &out),
+             "ledger_fx_receive");
+        assert(out.status == STATUS_SETTLED);
+        for (int i = 0; i < 2; i++) {
+            must(l, ledger_set_reply(l, other, t.legs[i].uetr, tev, tev_len, base),
+                 "ledger_set_reply (trade)");
+        }
+    }
+    free(sev);
+    free(tev);
+}
+
 /* n's books. The fixture (SELF_NAME) has every settlement; the seed generator's second node
  * (PEER_NAME) mirrors them except that kind 0 is booked there, it lacks LACKED_INDEX and has
  * EXTRAS pending settlements of its own that the fixture lacks. */
@@ -564,6 +645,14 @@ static void populate(node_t *n, bool is_self)
         received += !payer_here;
         received += payer_here && returned_in_part(n, i, kind); /* the peer's Return */
         record(n, i, kind, payer_here, other, n->other_id, &sent);
+    }
+    for (unsigned k = 0; k < TRADES; k++) {
+        bool proposer_here = (k % 2 == 0) == is_self;
+        if ((!is_self && k == TRADE_LACKED) || (is_self && k == TRADE_SELF_LACKED)) {
+            continue;
+        }
+        received += !proposer_here; /* the peer's FxProposal */
+        record_trade(n, k, proposer_here, other, &sent);
     }
     if (is_self) {
         identity_t *third = fuzz_identity(2);
@@ -662,8 +751,19 @@ static void check_evidence(node_t *n, const statement_entry_t *e)
     const identity_t *payer = key_of(n, e->payer), *payee = key_of(n, e->payee);
     assert(payer != NULL && payee != NULL);
     assert(sev_len > 0);
+    if (statement_entry_is_fx_leg(e) &&
+        evidence_verify(sev, sev_len, payer->sign_public, &msg) != ENV_OK) {
+        /* an FX leg opens with its proposer's FxProposal: the leg the acceptor pays */
+        const identity_t *proposer = payee;
+        payee = payer;
+        payer = proposer;
+    } else if (statement_entry_is_fx_leg(e)) {
+        envelope_message_clear(&msg);
+    }
     assert(evidence_verify(sev, sev_len, payer->sign_public, &msg) == ENV_OK);
-    assert(msg.type == (statement_entry_is_return(e) ? MSG_RETURN : MSG_SETTLEMENT));
+    assert(msg.type == (statement_entry_is_fx_leg(e)   ? MSG_FX_PROPOSAL
+                        : statement_entry_is_return(e) ? MSG_RETURN
+                                                       : MSG_SETTLEMENT));
     envelope_message_clear(&msg);
     if (strcmp(e->status, "pending") == 0) {
         assert(tev_len == 0);
