@@ -1081,17 +1081,16 @@ static const char *apply_fx_import(const recon_ctx_t *ctx, const statement_entry
         }
     }
     if (problem == NULL && rc == LEDGER_OK) {
-        if (known && dir == DIRECTION_OUT && has_status) {
+        if (known && dir == DIRECTION_OUT && has_status && !bound) {
+            problem = "a version-1 StatusReport names no FxProposal: left for a person";
+        } else if (known && dir == DIRECTION_OUT && has_status) {
+            /* both legs or neither (ledger_fx_resolve checks both before writing either) */
             uint8_t answers[SETTLEMENT_HASH_BYTES];
-            if (bound) {
-                settlement_body_hash(msg.body, msg.body_len, answers);
-            }
-            for (int i = 0; rc == LEDGER_OK && i < 2; i++) {
-                rc = ledger_resolve_answering(l, peer, legs[i].uetr, bound ? answers : NULL,
-                                              status == STATUS_SETTLED, reason, tev, tev_len,
-                                              status_seq, &out);
-            }
-            if (rc == LEDGER_E_CONFLICT) {
+            settlement_body_hash(msg.body, msg.body_len, answers);
+            rc = ledger_fx_resolve(l, peer, t.fx_id, answers, status,
+                                   status == STATUS_SETTLED ? NULL : reason, tev, tev_len,
+                                   status_seq, &out);
+            if (rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE || rc == LEDGER_E_CORRUPT) {
                 problem = "the peer's answer is to another FxProposal of ours with this id, or "
                           "decides otherwise: left to the stream or a person";
                 rc = LEDGER_OK;
