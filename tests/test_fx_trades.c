@@ -3,7 +3,9 @@
  * decides both legs at once by the band its config sets for A (`fx_band.RUB_IRR = 440..460`):
  * accepted inside (exit 0 with --wait), refused AG01 outside (exit 1); with no band for the pair
  * the trade is held for review (--wait times out, exit 4) until `corridor review accept --id
- * FX_ID` settles both legs. Bad input exits 2 and writes nothing. A crash (SIGKILL) of the
+ * FX_ID` settles both legs. Bad input exits 2 and writes nothing (so does a trade with a peer not
+ * yet known to offer FX). The proposer keeps an expired trade pending and reserved until the
+ * acceptor's AB05; a trade over the cap the proposer grants exits 1. A crash (SIGKILL) of the
  * proposer before its proposal left, or of the acceptor after it booked the trade but before its
  * answer arrived, ends with the trade settled on both sides exactly once. Each side's `ledger
  * --json` lists the trade once with both legs, and the positions mirror in both currencies.
@@ -23,7 +25,7 @@
 #include "validate.h"
 
 #define FX_CURRENCIES "RUB,IRR,USD"
-#define FX_CAPS       "RUB=100000000000,IRR=100000000000"
+#define FX_CAPS       "RUB=100000000,IRR=100000000000" /* in major units */
 
 /* A and B dealing in RUB and IRR, each granting the other FX_CAPS; B's band for A's trades
  * written to its config when `band` is given (before the start: nodes read it then). */
@@ -358,6 +360,85 @@ static void test_fx_crash_between_proposal_and_answer(void **state)
     c->passed = true;
 }
 
+/* A peer not heard from since the start is not known to offer FX trades: exit 2. The proposer
+ * never expires a trade on its own clock: with the acceptor stopped past the
+ * trade's expiry, A shows it `expired: true`, still pending and reserving B's leg in the cap A
+ * grants B (a second trade that would fit without it is refused, exit 1); once B is back it
+ * refuses the trade AB05 and A voids both legs, releasing the reservation. */
+static void test_fx_expiry_at_the_acceptor(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    a = cluster_add(c, NAME_A, FX_CURRENCIES);
+    b = cluster_add(c, NAME_B, FX_CURRENCIES);
+    node_trust(c, a, b, "RUB=100000000,IRR=6000000"); /* A grants B 6 000 000.00 IRR */
+    node_trust(c, b, a, FX_CAPS);
+    node_start(c, a);
+    char id[40], over[40], status[16];
+    /* B not heard from since A started: A cannot know it offers FX trades, exit 2 */
+    char *head = node_ledger_head(c, a);
+    assert_int_equal(fx(c, a, NAME_B, "RUB=10000", "IRR=4500000", NULL, over, status), 2);
+    char *head_after = node_ledger_head(c, a);
+    assert_string_equal(head, head_after);
+    free(head);
+    free(head_after);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", 15000);
+    assert_int_equal(node_stop(c, b), 0);
+    const char *args[] = {"fx",    "--home",    a->home,     "--peer",      NAME_B,
+                          "--pay", "RUB=10000", "--receive", "IRR=4500000", "--expires-in",
+                          "1",     "--json",    NULL};
+    cmd_result_t r;
+    int rc = cluster_cmdv(c, NODE_CMD_TIMEOUT_MS, &r, args);
+    if (rc != 0) {
+        printf("# fx: exit %d: %s\n", rc, r.err);
+    }
+    assert_int_equal(rc, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    cmd_result_free(&r);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(doc, "fx_id")));
+    json_decref(doc);
+    assert_int_equal(uetr_check(id), VALID_OK);
+    /* past its expiry: shown expired, still pending, still reserving */
+    int64_t end = mono_ms() + 15000;
+    for (;;) {
+        json_t *la = node_ledger(c, a);
+        size_t count = 0;
+        json_t *t = trade_entry(la, id, &count);
+        assert_non_null(t);
+        assert_string_equal(json_string_value(json_object_get(t, "status")), "pending");
+        bool expired = json_is_true(json_object_get(t, "expired"));
+        if (expired) {
+            assert_int_equal(ledger_pending(la, NAME_B, "RUB"), -1000000);
+            assert_int_equal(ledger_pending(la, NAME_B, "IRR"), 450000000);
+            json_decref(la);
+            break;
+        }
+        json_decref(la);
+        if (mono_ms() > end) {
+            fail_msg("trade %s never shown expired", id);
+        }
+        sleep_ms(100);
+    }
+    /* 4 500 000 reserved of 6 000 000: 2 000 000 more does not fit, 1 500 000 would */
+    assert_int_equal(fx(c, a, NAME_B, "RUB=5000", "IRR=2000000", NULL, over, status), 1);
+    node_start(c, b);
+    wait_trade(c, a, id, "rejected", 30000);
+    pair_wait_idle(c, a, b, 30000);
+    json_t *la = node_ledger(c, a), *lb = node_ledger(c, b);
+    expect_trade(la, lb, NAME_B, NAME_A, id, "RUB", 1000000, "IRR", 450000000, "450", "rejected",
+                 "AB05");
+    size_t count = 0;
+    assert_null(json_object_get(trade_entry(la, id, &count), "expired")); /* decided */
+    expect_positions(la, lb, 0, 0);
+    json_decref(la);
+    json_decref(lb);
+    /* the reservation is gone: the trade that did not fit now does */
+    assert_int_equal(fx(c, a, NAME_B, "RUB=5000", "IRR=2000000", NULL, over, status), 0);
+    assert_int_equal(uetr_check(over), VALID_OK);
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) {
@@ -367,6 +448,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fx_band_review_and_bad_input, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_fx_crash_between_proposal_and_answer, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_fx_expiry_at_the_acceptor, cluster_setup,
                                         cluster_teardown),
     };
     return cmocka_run_group_tests_name("fx_trades", tests, NULL, NULL);
