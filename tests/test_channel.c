@@ -2980,6 +2980,18 @@ static void test_fx_hostile(void **state)
     assert_int_equal(trade_at(a, id[5]), STATUS_SETTLED);
     assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 5);
 
+    /* a payment under the trade's id: that id is taken on the channel, DUPL, nothing booked */
+    settlement_t under_id = make_payment(b, "RUB", 500);
+    snprintf(under_id.uetr, sizeof under_id.uetr, "%s", id[5]);
+    rows = rows_of(a);
+    batch_t one = {&under_id, 1};
+    node_turn(b, send_work, &one);
+    settle(net, B, &under_id, 1, 10000);
+    assert_int_equal(status_at(b, under_id.uetr), STATUS_REJECTED);
+    assert_string_equal(outcome_at(b, under_id.uetr).reason, "DUPL");
+    assert_int_equal(rows_of(a), rows);
+    assert_int_equal(trade_at(a, id[5]), STATUS_SETTLED);
+
     /* answers A must not apply: for the trade B proposed, for a trade nobody proposed */
     uint8_t hash[SETTLEMENT_HASH_BYTES];
     memset(hash, 7, sizeof hash);

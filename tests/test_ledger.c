@@ -5141,10 +5141,17 @@ static void test_fx_receive_both_or_neither(void **state)
         after = snapshot_of(l);
         assert_same_snapshot(&before, &after);
     }
-    /* a payment may not take a leg's uetr either */
+    /* a payment may not take a leg's uetr either, nor the trade's id (an answer names it) */
     settlement_t p = make_settlement(DIRECTION_IN, PEER, "RUB", 5);
     snprintf(p.uetr, sizeof p.uetr, "%s", legs[1].uetr);
     assert_int_equal(receive1(l, &p, 1000000, NULL, &o), LEDGER_E_CONFLICT);
+    after = snapshot_of(l);
+    assert_same_snapshot(&before, &after);
+    snprintf(p.uetr, sizeof p.uetr, "%s", legs[0].fx_id);
+    assert_int_equal(receive1(l, &p, 1000000, NULL, &o), LEDGER_E_CONFLICT);
+    settlement_t q = make_settlement(DIRECTION_OUT, PEER, "RUB", 5);
+    snprintf(q.uetr, sizeof q.uetr, "%s", legs[0].fx_id);
+    assert_int_equal(send1(l, &q, &o), LEDGER_E_CONFLICT);
     after = snapshot_of(l);
     assert_same_snapshot(&before, &after);
 
