@@ -167,6 +167,9 @@ static void expect_trade(json_t *la, json_t *lb, const char *peer_a, const char 
             assert_int_equal(times, 1);
             assert_string_equal(json_string_value(json_object_get(e, "fx_id")), id);
             assert_string_equal(json_string_value(json_object_get(e, "status")), status);
+            /* the money's direction: the proposer pays leg 0 and is paid leg 1 */
+            assert_string_equal(json_string_value(json_object_get(e, "direction")),
+                                (side == 0) == (i == 0) ? "out" : "in");
         }
     }
 }
