@@ -25,6 +25,7 @@
 #include "corridor.pb-c.h"
 #include "config.h"
 #include "envelope.h"
+#include "fx.h"
 #include "identity.h"
 #include "keyannounce.h"
 #include "ledger.h"
@@ -2513,6 +2514,523 @@ static void test_hostile_returns(void **state)
     net_free(net);
 }
 
+/* ---- FX trades (PROTOCOL.md 3.10) ----------------------------------------------------------- */
+
+/* A trade A proposes to B: A pays `rub` RUB minor and receives `irr` IRR minor. */
+static fx_trade_t make_trade(int64_t rub, int64_t irr, int64_t expires_ms)
+{
+    fx_trade_t t;
+    memset(&t, 0, sizeof t);
+    uetr_generate(t.fx_id);
+    uetr_generate(t.legs[FX_PAY].uetr);
+    uetr_generate(t.legs[FX_RECEIVE].uetr);
+    snprintf(t.legs[FX_PAY].currency, sizeof t.legs[FX_PAY].currency, "RUB");
+    snprintf(t.legs[FX_RECEIVE].currency, sizeof t.legs[FX_RECEIVE].currency, "IRR");
+    t.legs[FX_PAY].amount_minor = rub;
+    t.legs[FX_RECEIVE].amount_minor = irr;
+    t.created_unix_ms = WALL_START;
+    t.expires_unix_ms = expires_ms;
+    return t;
+}
+
+typedef struct {
+    fx_trade_t *t;
+    const char *want_why; /* NULL: proposed */
+} propose_t;
+
+static void propose_work(node_t *n, void *arg)
+{
+    propose_t *p = arg;
+    const char *why = "unset";
+    ledger_outcome_t o;
+    memset(&o, 0, sizeof o);
+    assert_int_equal(channel_propose_fx(n->ch, p->t, &why, &o), LEDGER_OK);
+    if (p->want_why == NULL) {
+        assert_null(why);
+        assert_int_equal(o.status, STATUS_PENDING);
+    } else {
+        assert_non_null(why);
+        assert_string_equal(why, p->want_why);
+    }
+}
+
+/* The trade's status at n (both legs agree), or -1 when n has no such trade. */
+static status_t trade_at(node_t *n, const char *fx_id)
+{
+    settlement_t legs[2];
+    ledger_outcome_t o;
+    ledger_err_t rc = ledger_fx_find(n->ledger, n->config->peers[0].card.name, fx_id, legs, &o);
+    if (rc != LEDGER_OK) {
+        return (status_t)-1;
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(status_at(n, legs[i].uetr), o.status);
+        assert_int_equal(legs[i].fx_leg, i == 0 ? FX_LEG_PROPOSER_PAYS : FX_LEG_ACCEPTOR_PAYS);
+    }
+    return o.status;
+}
+
+static const char *trade_reason(node_t *n, const fx_trade_t *t)
+{
+    static char reason[2][16];
+    for (int i = 0; i < 2; i++) {
+        snprintf(reason[i], sizeof reason[i], "%s", outcome_at(n, t->legs[i].uetr).reason);
+    }
+    assert_string_equal(reason[0], reason[1]);
+    return reason[0];
+}
+
+/* A's trade final at A (not pending) and every message acknowledged. */
+static bool trade_final(net_t *net, void *arg)
+{
+    const fx_trade_t *t = arg;
+    if (trade_at(&net->node[A], t->fx_id) == STATUS_PENDING) {
+        return false;
+    }
+    channel_stats_t a = channel_stats(net->node[A].ch), b = channel_stats(net->node[B].ch);
+    return a.acked_seq == a.sent_seq && b.acked_seq == b.sent_seq;
+}
+
+static void propose_and_settle(net_t *net, fx_trade_t *t)
+{
+    propose_t p = {t, NULL};
+    node_turn(&net->node[A], propose_work, &p);
+    assert_int_equal(trade_at(&net->node[A], t->fx_id), STATUS_PENDING);
+    if (!run_until(net, trade_final, t, 10000)) {
+        fail_msg("trade %s not final at A", t->fx_id);
+    }
+}
+
+static void set_band(node_t *n, const char *base, const char *quote, const char *text)
+{
+    config_peer_t *p = &n->config->peers[0];
+    config_fx_band_t *b = &p->fx_bands[p->fx_bands_count++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->base, sizeof b->base, "%s", base);
+    snprintf(b->quote, sizeof b->quote, "%s", quote);
+    assert_null(config_fx_band_parse(text, b));
+}
+
+/* The cap n grants its peer in IRR (the channel's CAP is too small for trades at 450). */
+#define IRR_CAP INT64_C(1000000000)
+static void lift_irr_cap(node_t *n)
+{
+    assert_int_equal(config_peer_set_limit(&n->config->peers[0], "IRR", IRR_CAP), CONFIG_OK);
+}
+
+static int64_t pending_of(node_t *n, const char *currency)
+{
+    int64_t net = 0, pending = 0;
+    assert_int_equal(
+        ledger_position(n->ledger, n->config->peers[0].card.name, currency, &net, &pending),
+        LEDGER_OK);
+    return pending;
+}
+
+/* B's answer for the trade: one, `status` with `reason`, naming the body A signed. */
+static void assert_trade_answer(net_t *net, const fx_trade_t *t, size_t count, const char *status,
+                                const char *reason)
+{
+    report_seen_t rep;
+    assert_int_equal(reports_for(&net->node[A], t->fx_id, &rep), count);
+    assert_string_equal(rep.status, status);
+    assert_string_equal(rep.reason, reason);
+    assert_true(rep.hashed);
+    assert_memory_equal(rep.settlement_hash, t->legs[0].original_hash, SETTLEMENT_HASH_BYTES);
+}
+
+/* B's band holds A's rate: both legs settled at both ends, positions mirror in both currencies;
+ * a rate outside it (either way round) is refused AG01 at both ends with nothing moved. */
+static void test_fx_band_accepts_and_refuses(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    set_band(b, "RUB", "IRR", "440..460");
+    assert_int_equal(config_peer_set_limit(&a->config->peers[0], "IRR", CORRIDOR_AMOUNT_MINOR_MAX),
+                     CONFIG_OK);
+    fx_trade_t t = make_trade(1000000, 450000000, 0);
+    propose_and_settle(net, &t);
+    assert_int_equal(trade_at(a, t.fx_id), STATUS_SETTLED);
+    assert_int_equal(trade_at(b, t.fx_id), STATUS_SETTLED);
+    assert_trade_answer(net, &t, 1, "ACSC", "");
+    assert_int_equal(net_of(a, "RUB"), -1000000);
+    assert_int_equal(net_of(a, "IRR"), 450000000);
+    assert_int_equal(net_of(b, "RUB"), 1000000);
+    assert_int_equal(net_of(b, "IRR"), -450000000);
+    assert_int_equal(a->finals, 1);
+    assert_int_equal(a->last_final.status, STATUS_SETTLED);
+    assert_int_equal(rows_of(a), 4); /* pending x2, posted x2 */
+    assert_int_equal(rows_of(b), 2); /* booked x2 */
+    assert_int_equal(counts_at(a).fx[STATUS_SETTLED], 1);
+    assert_int_equal(counts_at(b).fx[STATUS_SETTLED], 1);
+
+    /* the edge of the band is inside it, a millionth beyond is not */
+    fx_trade_t edge = make_trade(1000000, 460000000, 0);
+    propose_and_settle(net, &edge);
+    assert_int_equal(trade_at(b, edge.fx_id), STATUS_SETTLED);
+    fx_trade_t beyond = make_trade(1000000, 460000001, 0);
+    assert_string_equal(beyond.rate, "");
+    propose_and_settle(net, &beyond);
+    assert_string_equal(beyond.rate, "460.000001");
+    assert_int_equal(trade_at(a, beyond.fx_id), STATUS_REJECTED);
+    assert_int_equal(trade_at(b, beyond.fx_id), STATUS_REJECTED);
+    assert_string_equal(trade_reason(a, &beyond), "AG01");
+    assert_string_equal(trade_reason(b, &beyond), "AG01");
+    assert_trade_answer(net, &beyond, 1, "RJCT", "AG01");
+    /* A paying IRR for RUB: the same band applies, the other way round */
+    assert_int_equal(config_peer_set_limit(&b->config->peers[0], "IRR", CORRIDOR_AMOUNT_MINOR_MAX),
+                     CONFIG_OK);
+    fx_trade_t low = make_trade(0, 0, 0);
+    snprintf(low.legs[FX_PAY].currency, sizeof low.legs[FX_PAY].currency, "IRR");
+    snprintf(low.legs[FX_RECEIVE].currency, sizeof low.legs[FX_RECEIVE].currency, "RUB");
+    low.legs[FX_PAY].amount_minor = 439999999;
+    low.legs[FX_RECEIVE].amount_minor = 1000000;
+    propose_and_settle(net, &low);
+    assert_string_equal(trade_reason(b, &low), "AG01");
+    fx_trade_t inside = make_trade(0, 0, 0);
+    snprintf(inside.legs[FX_PAY].currency, sizeof inside.legs[FX_PAY].currency, "IRR");
+    snprintf(inside.legs[FX_RECEIVE].currency, sizeof inside.legs[FX_RECEIVE].currency, "RUB");
+    inside.legs[FX_PAY].amount_minor = 440000000;
+    inside.legs[FX_RECEIVE].amount_minor = 1000000;
+    propose_and_settle(net, &inside);
+    assert_int_equal(trade_at(b, inside.fx_id), STATUS_SETTLED);
+    assert_int_equal(trade_at(a, inside.fx_id), STATUS_SETTLED);
+
+    int64_t rub = 1000000, irr = 450000000 + 460000000 - 440000000;
+    assert_int_equal(net_of(a, "RUB"), -rub);
+    assert_int_equal(net_of(a, "IRR"), irr);
+    assert_int_equal(net_of(b, "RUB"), rub);
+    assert_int_equal(net_of(b, "IRR"), -irr);
+    assert_int_equal(counts_at(a).fx[STATUS_SETTLED], 3);
+    assert_int_equal(counts_at(a).fx[STATUS_REJECTED], 2);
+    assert_int_equal(counts_at(b).fx[STATUS_REJECTED], 2);
+    assert_int_equal(channel_stats(b->ch).unentitled, 0); /* out of band is not hostile */
+    net_free(net);
+}
+
+static bool a_sees_trade_held(net_t *net, void *arg)
+{
+    const fx_trade_t *t = arg;
+    for (int i = 0; i < 2; i++) {
+        bool held = false;
+        if (ledger_at_peer(net->node[A].ledger, NAME_B, t->legs[i].uetr, &held) != LEDGER_OK ||
+            !held) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* With no band for the pair B holds both legs for review (PDNG, which A notes on both while they
+ * stay pending and reserved); B's decision by the trade's id releases both, at both ends. A held
+ * trade past its expiry is declined AB05, both legs; one that arrives expired is refused. */
+static void test_fx_held_released_and_expired(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    channel_set_wall(b->ch, WALL_START);
+    lift_irr_cap(a);
+    fx_trade_t t = make_trade(1000000, 450000000, WALL_START + 60000);
+    fx_trade_t x = make_trade(2000, 900000, WALL_START + 10000);
+    propose_t p = {&t, NULL}, q = {&x, NULL};
+    node_turn(a, propose_work, &p);
+    node_turn(a, propose_work, &q);
+    assert_true(run_until(net, a_sees_trade_held, &t, 10000));
+    assert_true(run_until(net, a_sees_trade_held, &x, 10000));
+    assert_int_equal(trade_at(b, t.fx_id), STATUS_HELD);
+    assert_int_equal(trade_at(a, t.fx_id), STATUS_PENDING);
+    assert_trade_answer(net, &t, 1, "PDNG", "");
+    assert_int_equal(pending_of(b, "RUB"), 1002000);
+    assert_int_equal(pending_of(b, "IRR"), -450900000);
+    assert_int_equal(pending_of(a, "IRR"), 450900000);
+    /* A's reservation: B's payment of IRR that fits the cap alone is refused AM02 */
+    settlement_t fits = make_payment(b, "IRR", IRR_CAP - 450000000 - 1);
+    pay(net, B, &fits, 1);
+    settle(net, B, &fits, 1, 10000);
+    assert_int_equal(status_at(b, fits.uetr), STATUS_REJECTED);
+    assert_string_equal(outcome_at(a, fits.uetr).reason, "AM02");
+
+    decide_t release = {t.fx_id, NULL, LEDGER_OK};
+    node_turn(b, decide_work, &release);
+    assert_int_equal(trade_at(b, t.fx_id), STATUS_SETTLED);
+    decide_t again = {t.legs[1].uetr, "RR04", LEDGER_E_STATE}; /* by a leg: decided already */
+    node_turn(b, decide_work, &again);
+    if (!run_until(net, trade_final, &t, 10000)) {
+        fail_msg("released trade not final at A");
+    }
+    assert_int_equal(trade_at(a, t.fx_id), STATUS_SETTLED);
+    assert_trade_answer(net, &t, 2, "ACSC", "");
+    assert_int_equal(trade_at(b, x.fx_id), STATUS_HELD);
+
+    channel_set_wall(b->ch, WALL_START + 10000);
+    node_turn(b, expire_work, NULL);
+    if (!run_until(net, trade_final, &x, 10000)) {
+        fail_msg("expired trade not final at A");
+    }
+    assert_int_equal(trade_at(a, x.fx_id), STATUS_REJECTED);
+    assert_int_equal(trade_at(b, x.fx_id), STATUS_REJECTED);
+    assert_string_equal(trade_reason(a, &x), "AB05");
+    assert_string_equal(trade_reason(b, &x), "AB05");
+    assert_trade_answer(net, &x, 2, "RJCT", "AB05");
+
+    /* arrives after its expiry: refused at once */
+    fx_trade_t late = make_trade(3000, 1350000, WALL_START + 10000);
+    propose_and_settle(net, &late);
+    assert_string_equal(trade_reason(a, &late), "AB05");
+    assert_trade_answer(net, &late, 1, "RJCT", "AB05");
+
+    assert_int_equal(net_of(a, "RUB"), -1000000);
+    assert_int_equal(net_of(a, "IRR"), 450000000);
+    assert_int_equal(net_of(b, "RUB"), 1000000);
+    assert_int_equal(net_of(b, "IRR"), -450000000);
+    /* released: the reservation became the position; the payment that waits fits again */
+    settlement_t now_fits = make_payment(b, "IRR", IRR_CAP - 450000000 - 1);
+    pay(net, B, &now_fits, 1);
+    settle(net, B, &now_fits, 1, 10000);
+    assert_int_equal(status_at(a, now_fits.uetr), STATUS_SETTLED);
+    assert_int_equal(counts_at(a).fx[STATUS_SETTLED], 1);
+    assert_int_equal(counts_at(a).fx[STATUS_REJECTED], 2);
+    assert_int_equal(counts_at(b).fx[STATUS_HELD], 0);
+    net_free(net);
+}
+
+/* Caps on each side: A refuses to propose a trade whose IRR leg would take B's debt over the cap
+ * A grants it (nothing written); B refuses AM02 a trade whose RUB leg, the one B receives, would
+ * take A's debt over the cap B grants A; both legs at both ends. */
+static void test_fx_caps_each_side(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    set_band(b, "RUB", "IRR", "440..460");
+    fx_trade_t over = make_trade(1000, CAP + 1, 0);
+    over.legs[FX_PAY].amount_minor = (CAP + 1) / 450; /* in band, not that it is asked */
+    propose_t p = {&over, "AM02"};
+    uint64_t rows = rows_of(a), sent = channel_sent_seq(a->ch);
+    node_turn(a, propose_work, &p);
+    assert_int_equal(rows_of(a), rows);
+    assert_int_equal(channel_sent_seq(a->ch), sent);
+    assert_int_equal(trade_at(a, over.fx_id), (status_t)-1);
+
+    /* B's cap on A in RUB: CAP; A's cap on B in IRR lifted so A proposes */
+    assert_int_equal(config_peer_set_limit(&a->config->peers[0], "IRR", CORRIDOR_AMOUNT_MINOR_MAX),
+                     CONFIG_OK);
+    fx_trade_t big = make_trade(CAP + 1, (CAP + 1) * 450, 0);
+    propose_and_settle(net, &big);
+    assert_int_equal(trade_at(a, big.fx_id), STATUS_REJECTED);
+    assert_int_equal(trade_at(b, big.fx_id), STATUS_REJECTED);
+    assert_string_equal(trade_reason(b, &big), "AM02");
+    assert_trade_answer(net, &big, 1, "RJCT", "AM02");
+    fx_trade_t fits = make_trade(CAP, CAP * 450, 0);
+    propose_and_settle(net, &fits);
+    assert_int_equal(trade_at(b, fits.fx_id), STATUS_SETTLED);
+    assert_int_equal(net_of(b, "RUB"), CAP);
+    assert_int_equal(net_of(a, "IRR"), CAP * 450);
+    /* the cap is full: one more minor unit is refused */
+    fx_trade_t one = make_trade(1, 450, 0);
+    propose_and_settle(net, &one);
+    assert_string_equal(trade_reason(a, &one), "AM02");
+    net_free(net);
+}
+
+typedef struct {
+    const char *fx_id;
+    const Corridor__FxLeg *pay, *receive;
+    const char *rate;
+} raw_fx_t;
+
+static void raw_fx_work(node_t *n, void *arg)
+{
+    const raw_fx_t *r = arg;
+    Corridor__FxProposal msg = CORRIDOR__FX_PROPOSAL__INIT;
+    msg.fx_id = (char *)r->fx_id;
+    msg.pay = (Corridor__FxLeg *)r->pay;
+    msg.receive = (Corridor__FxLeg *)r->receive;
+    msg.rate = (char *)r->rate;
+    msg.created_unix_ms = WALL_START;
+    uint8_t buf[512];
+    assert_true(corridor__fx_proposal__get_packed_size(&msg) <= sizeof buf);
+    size_t len = corridor__fx_proposal__pack(&msg, buf);
+    assert_int_equal(channel_send_body(n->ch, MSG_FX_PROPOSAL, buf, len), LEDGER_OK);
+}
+
+/* B sends the FxProposal r as it is; A's answer, once B has it. */
+static report_seen_t send_raw_fx(net_t *net, const raw_fx_t *r)
+{
+    node_t *b = &net->node[B];
+    reports_wait_t w = {b, r->fx_id, reports_for(b, r->fx_id, NULL) + 1};
+    node_turn(b, raw_fx_work, (void *)r);
+    if (!run_until(net, reports_reached, &w, 10000)) {
+        fail_msg("no answer to the FxProposal %s", r->fx_id);
+    }
+    report_seen_t rep;
+    reports_for(b, r->fx_id, &rep);
+    return rep;
+}
+
+typedef struct {
+    const char *uetr;
+    const char *status;
+    const uint8_t *hash;
+} raw_report_t;
+
+static void raw_report_work(node_t *n, void *arg)
+{
+    const raw_report_t *r = arg;
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = (char *)r->uetr;
+    sr.status = (char *)r->status;
+    sr.reason = strcmp(r->status, "RJCT") == 0 ? "AG01" : "";
+    sr.currency = "RUB";
+    sr.settlement_hash = (ProtobufCBinaryData){SETTLEMENT_HASH_BYTES, (uint8_t *)r->hash};
+    uint8_t buf[512];
+    assert_true(corridor__status_report__get_packed_size(&sr) <= sizeof buf);
+    size_t len = corridor__status_report__pack(&sr, buf);
+    assert_int_equal(channel_send_body(n->ch, MSG_STATUS_REPORT, buf, len), LEDGER_OK);
+}
+
+/* B sends a StatusReport as it is; true once A has applied it. */
+static void send_raw_report(net_t *net, const raw_report_t *r)
+{
+    node_t *b = &net->node[B];
+    node_turn(b, raw_report_work, (void *)r);
+    uint64_t want = channel_sent_seq(b->ch);
+    for (int i = 0; i < 200 && channel_stats(net->node[A].ch).applied_seq < want; i++) {
+        net_turn(net);
+    }
+    assert_true(channel_stats(net->node[A].ch).applied_seq >= want);
+}
+
+/* A peer's hostile trades, each refused, answered RJCT FF01 naming the trade and counted: a leg
+ * missing, one UETR for both legs (neither recorded), a rate its legs do not imply (recorded
+ * refused); an answer for a trade A never proposed and one for a trade B proposed change nothing
+ * and are counted; an answer naming another body than A's FxProposal is counted and ignored. */
+static void test_fx_hostile(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    set_band(a, "RUB", "IRR", "440..460");
+    set_band(b, "RUB", "IRR", "440..460");
+    lift_irr_cap(a);
+    char id[8][CORRIDOR_UETR_LEN + 1], u[8][CORRIDOR_UETR_LEN + 1];
+    for (int i = 0; i < 8; i++) {
+        uetr_generate(id[i]);
+        uetr_generate(u[i]);
+    }
+    Corridor__FxLeg pay = CORRIDOR__FX_LEG__INIT, receive = CORRIDOR__FX_LEG__INIT;
+    pay.uetr = u[0];
+    pay.amount_minor = 1000000;
+    pay.currency = "RUB";
+    receive.uetr = u[1];
+    receive.amount_minor = 450000000;
+    receive.currency = "IRR";
+    uint64_t unentitled = channel_stats(a->ch).unentitled, rows = rows_of(a);
+
+    raw_fx_t missing = {id[0], &pay, NULL, "450"};
+    report_seen_t rep = send_raw_fx(net, &missing);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "FF01");
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 1);
+    assert_int_equal(trade_at(a, id[0]), (status_t)-1);
+    raw_fx_t missing_pay = {id[1], NULL, &receive, "450"};
+    rep = send_raw_fx(net, &missing_pay);
+    assert_string_equal(rep.reason, "FF01");
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 2);
+    assert_int_equal(status_at(a, u[1]), (status_t)-1);
+
+    Corridor__FxLeg twin = receive;
+    twin.uetr = u[0];
+    raw_fx_t same_uetr = {id[2], &pay, &twin, "450"};
+    rep = send_raw_fx(net, &same_uetr);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "FF01");
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 3);
+    assert_int_equal(status_at(a, u[0]), (status_t)-1);
+    assert_int_equal(rows_of(a), rows); /* none of them recorded */
+
+    raw_fx_t bad_rate = {id[3], &pay, &receive, "451"};
+    rep = send_raw_fx(net, &bad_rate);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "FF01");
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 4);
+    assert_int_equal(trade_at(a, id[3]), STATUS_REJECTED);
+    assert_int_equal(net_of(a, "RUB"), 0);
+    assert_int_equal(net_of(a, "IRR"), 0);
+
+    /* the genuine trade with those legs, under another id: legs already used, DUPL */
+    raw_fx_t reuse = {id[4], &pay, &receive, "450"};
+    rep = send_raw_fx(net, &reuse);
+    assert_string_equal(rep.reason, "DUPL");
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 5);
+    assert_int_equal(trade_at(a, id[4]), (status_t)-1);
+    /* fresh legs: accepted (the hostile peer may still trade honestly) */
+    Corridor__FxLeg pay2 = pay, receive2 = receive;
+    pay2.uetr = u[5];
+    receive2.uetr = u[6];
+    raw_fx_t honest = {id[5], &pay2, &receive2, "450"};
+    rep = send_raw_fx(net, &honest);
+    assert_string_equal(rep.status, "ACSC");
+    assert_int_equal(trade_at(a, id[5]), STATUS_SETTLED);
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 5);
+
+    /* a payment under the trade's id: that id is taken on the channel, DUPL, nothing booked */
+    settlement_t under_id = make_payment(b, "RUB", 500);
+    snprintf(under_id.uetr, sizeof under_id.uetr, "%s", id[5]);
+    rows = rows_of(a);
+    batch_t one = {&under_id, 1};
+    node_turn(b, send_work, &one);
+    settle(net, B, &under_id, 1, 10000);
+    assert_int_equal(status_at(b, under_id.uetr), STATUS_REJECTED);
+    assert_string_equal(outcome_at(b, under_id.uetr).reason, "DUPL");
+    assert_int_equal(rows_of(a), rows);
+    assert_int_equal(trade_at(a, id[5]), STATUS_SETTLED);
+
+    /* answers A must not apply: for the trade B proposed, for a trade nobody proposed */
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    memset(hash, 7, sizeof hash);
+    rows = rows_of(a);
+    raw_report_t theirs = {id[5], "RJCT", hash};
+    send_raw_report(net, &theirs);
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 6);
+    assert_int_equal(trade_at(a, id[5]), STATUS_SETTLED);
+    raw_report_t never = {id[6], "ACSC", hash};
+    send_raw_report(net, &never);
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 7);
+    assert_int_equal(rows_of(a), rows);
+
+    /* A's own trade: an answer naming another body is counted and changes nothing; the true
+     * answer then settles it */
+    fx_trade_t t = make_trade(1000000, 450000000, 0);
+    propose_t p = {&t, NULL};
+    drop_first_t d = {A, MSG_FX_PROPOSAL, 1000};
+    net->policy = drop_first; /* A's proposal is held back for now */
+    net->policy_arg = &d;
+    node_turn(a, propose_work, &p);
+    raw_report_t forged = {t.fx_id, "RJCT", hash};
+    send_raw_report(net, &forged);
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 8);
+    assert_int_equal(trade_at(a, t.fx_id), STATUS_PENDING);
+    assert_int_equal(trade_at(b, t.fx_id), (status_t)-1);
+    net->policy = NULL;
+    if (!run_until(net, trade_final, &t, 20000)) {
+        fail_msg("A's trade not final once B's answer is let through");
+    }
+    assert_int_equal(trade_at(a, t.fx_id), STATUS_SETTLED);
+    assert_int_equal(net_of(a, "RUB"), 1000000 - 1000000);
+    assert_int_equal(net_of(a, "IRR"), -450000000 + 450000000);
+    /* B's raw trades are in no books of B's: B has A's trade alone */
+    assert_int_equal(net_of(b, "RUB"), 1000000);
+    assert_int_equal(net_of(b, "IRR"), -450000000);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -2551,6 +3069,10 @@ int main(void)
         cmocka_unit_test(test_returns_up_to_the_full_amount),
         cmocka_unit_test(test_hostile_returns),
         cmocka_unit_test(test_return_within_the_cap),
+        cmocka_unit_test(test_fx_band_accepts_and_refuses),
+        cmocka_unit_test(test_fx_held_released_and_expired),
+        cmocka_unit_test(test_fx_caps_each_side),
+        cmocka_unit_test(test_fx_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "corridor.pb-c.h"
 #include "envelope.h"
+#include "fx.h"
 #include "keyannounce.h"
 #include "settlement.h"
 
@@ -448,8 +449,8 @@ static void test_largest_settlement_fits_the_stream(void **state)
         fields[i][sizes[i] - 1] = '\0';
     }
     s.original_uetr[0] = s.return_reason[0] = '\0'; /* a payment, not a return */
-    s.fx_id[0] = '\0';
-    s.fx_leg = FX_LEG_NONE; /* nor a leg of a trade */
+    s.fx_id[0] = '\0';                              /* nor an FX trade's leg */
+    s.fx_leg = FX_LEG_NONE;
     s.direction = DIRECTION_OUT;
     s.amount_minor = INT64_MAX;
     s.created_unix_ms = INT64_MIN;
@@ -718,6 +719,11 @@ static const kat_case_t kat_cases[] = {
      * body */
     {"return_v2", 2, MSG_RETURN, 11, NULL, false},
     {"status_report_return_v2", 2, MSG_STATUS_REPORT, 12, NULL, false},
+    /* body NULL, the FX trade of PROTOCOL.md 3.10: an FxProposal paying 10 000.00 RUB for
+     * 4 500 000.00 IRR at 450 with an expiry; the StatusReport ACSC that accepts it, naming the
+     * trade's id and the FxProposal's body, the acceptor's RUB position now 10 000.00 */
+    {"fx_proposal_v2", 2, MSG_FX_PROPOSAL, 13, NULL, false},
+    {"status_report_fx_v2", 2, MSG_STATUS_REPORT, 14, NULL, false},
 };
 
 /* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 key, and the CURVE
@@ -937,11 +943,63 @@ static uint8_t *kat_return_report(size_t *len)
     return kat_pack(&sr.base, len);
 }
 
+#define KAT_FX_ID        "9b2e4f6a-1c3d-4e5f-8a7b-6c5d4e3f2a1b"
+#define KAT_FX_PAY_UETR  "2c4e6a8b-0d1f-4a3c-9e5b-7d9f1b3d5f70"
+#define KAT_FX_RECV_UETR "5e7a9c1b-3d5f-4b7d-8f1a-3c5e7a9c1b3d"
+
+/* The body of fx_proposal_v2 (PROTOCOL.md 3.10): A pays 10 000.00 RUB and receives
+ * 4 500 000.00 IRR, rate "450", expiring a day after it is made. Encoded by fx_encode, it
+ * decodes back to the same trade and passes fx_check. */
+static uint8_t *kat_fx_body(size_t *len)
+{
+    fx_trade_t t, back;
+    memset(&t, 0, sizeof t);
+    snprintf(t.fx_id, sizeof t.fx_id, KAT_FX_ID);
+    snprintf(t.legs[FX_PAY].uetr, sizeof t.legs[FX_PAY].uetr, KAT_FX_PAY_UETR);
+    snprintf(t.legs[FX_RECEIVE].uetr, sizeof t.legs[FX_RECEIVE].uetr, KAT_FX_RECV_UETR);
+    t.legs[FX_PAY].amount_minor = 1000000;
+    snprintf(t.legs[FX_PAY].currency, sizeof t.legs[FX_PAY].currency, "RUB");
+    t.legs[FX_RECEIVE].amount_minor = 450000000;
+    snprintf(t.legs[FX_RECEIVE].currency, sizeof t.legs[FX_RECEIVE].currency, "IRR");
+    t.created_unix_ms = KAT_CREATED_MS;
+    t.expires_unix_ms = KAT_EXPIRES_MS;
+    fx_trade_prepare(&t, "BMJIIRTH");
+    assert_string_equal(t.rate, "450");
+    assert_int_equal(fx_check(&t), REASON_NONE);
+    uint8_t *body = NULL;
+    assert_int_equal(fx_encode(&t, &body, len), 0);
+    assert_int_equal(fx_decode(body, *len, "BMJIIRTH", DIRECTION_OUT, &back), REASON_NONE);
+    assert_memory_equal(&back, &t, sizeof t);
+    return body;
+}
+
+/* The body of status_report_fx_v2: the acceptor books both legs (ACSC) under the trade's id,
+ * naming the FxProposal's body (3.7.2 over Inner.body), in the pay leg's currency. */
+static uint8_t *kat_fx_report(size_t *len)
+{
+    size_t fx_len = 0;
+    uint8_t *fx = kat_fx_body(&fx_len);
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(fx, fx_len, hash);
+    free(fx);
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = KAT_FX_ID;
+    sr.status = "ACSC";
+    sr.reason = "";
+    sr.currency = "RUB";
+    sr.position_minor = 1000000;
+    sr.settlement_hash = (ProtobufCBinaryData){sizeof hash, hash};
+    return kat_pack(&sr.base, len);
+}
+
 /* The body of a vector kat_cases gives as NULL, by its type; malloc'd, *len set. */
 static uint8_t *kat_body(net_t *net, const kat_case_t *k, size_t *len)
 {
     if (strcmp(k->name, "status_report_return_v2") == 0) {
         return kat_return_report(len);
+    }
+    if (strcmp(k->name, "status_report_fx_v2") == 0) {
+        return kat_fx_report(len);
     }
     switch (k->type) {
     case MSG_KEY_ANNOUNCE:
@@ -958,6 +1016,8 @@ static uint8_t *kat_body(net_t *net, const kat_case_t *k, size_t *len)
         return kat_cancel_answer(len);
     case MSG_RETURN:
         return kat_return_body(len);
+    case MSG_FX_PROPOSAL:
+        return kat_fx_body(len);
     default:
         fail_msg("no made body for type %d", (int)k->type);
         return NULL;

@@ -18,6 +18,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "fx.h"
 #include "settlement.h"
 #include "validate.h"
 
@@ -657,7 +658,7 @@ static void test_open_text_file_refused(void **state)
 /* Takes a fresh ledger back from schema 10 to 8 (to build an older one). */
 #define UNDO_SCHEMA_9                                                                              \
     UNDO_SCHEMA_10                                                                                 \
-    " DROP INDEX settlements_returns; ALTER TABLE settlements DROP COLUMN original_uetr;"           \
+    " DROP INDEX settlements_returns; ALTER TABLE settlements DROP COLUMN original_uetr;"          \
     " ALTER TABLE settlements DROP COLUMN return_reason;"                                          \
     " ALTER TABLE settlements DROP COLUMN original_hash;"
 
@@ -4903,6 +4904,366 @@ static void test_replace_own_key_and_damaged_empty_range(void **state)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
+/* ---- FX trades (PROTOCOL.md 3.10) ---------------------------------------------------------- */
+
+/* The legs of a trade: we pay `pay` RUB and receive `receive` IRR when `dir` is out (we
+ * propose), the peer pays RUB and receives IRR when it is in (we accept); body hash set. */
+static void make_fx(direction_t dir, int64_t pay, int64_t receive, settlement_t legs[2])
+{
+    fx_trade_t t;
+    memset(&t, 0, sizeof t);
+    uetr_generate(t.fx_id);
+    uetr_generate(t.legs[FX_PAY].uetr);
+    uetr_generate(t.legs[FX_RECEIVE].uetr);
+    snprintf(t.legs[FX_PAY].currency, sizeof t.legs[FX_PAY].currency, "RUB");
+    snprintf(t.legs[FX_RECEIVE].currency, sizeof t.legs[FX_RECEIVE].currency, "IRR");
+    t.legs[FX_PAY].amount_minor = pay;
+    t.legs[FX_RECEIVE].amount_minor = receive;
+    t.created_unix_ms = CREATED_MS;
+    t.expires_unix_ms = CREATED_MS + 60000;
+    fx_trade_prepare(&t, PEER);
+    assert_int_equal(fx_check(&t), REASON_NONE);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(fx_encode(&t, &body, &len), 0);
+    free(body);
+    for (int i = 0; i < 2; i++) {
+        t.legs[i].direction = dir;
+        legs[i] = t.legs[i];
+    }
+}
+
+static ledger_err_t fx_propose1(ledger_t *l, const settlement_t legs[2], int64_t cap,
+                                const char **why, ledger_outcome_t *o)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = ledger_fx_propose(l, legs, cap, evidence, EVIDENCE_LEN, 5, why, o);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+static ledger_err_t fx_receive1(ledger_t *l, const settlement_t legs[2], int64_t cap,
+                                const char *reject, const char *hold, ledger_outcome_t *o)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = ledger_fx_receive(l, legs, cap, reject, hold, evidence, EVIDENCE_LEN, 6, o);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+/* The acceptor's answer applied to both legs at the proposer, as apply_fx_answer does. */
+static void fx_answer1(ledger_t *l, const settlement_t legs[2], bool settled, const char *reason)
+{
+    ledger_outcome_t o;
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ledger_resolve_answering(l, PEER, legs[i].uetr, legs[i].original_hash,
+                                                  settled, reason, evidence, EVIDENCE_LEN, 7, &o),
+                         LEDGER_OK);
+        assert_int_equal(o.status, settled ? STATUS_SETTLED : STATUS_REJECTED);
+    }
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+}
+
+/* Both legs of `fx_id` found, sharing `status`. */
+static void assert_fx_status(ledger_t *l, const settlement_t legs[2], status_t status)
+{
+    settlement_t got[2];
+    ledger_outcome_t o;
+    assert_int_equal(ledger_fx_find(l, PEER, legs[0].fx_id, got, &o), LEDGER_OK);
+    assert_int_equal(o.status, status);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(got[i].uetr, legs[i].uetr);
+        assert_string_equal(got[i].fx_id, legs[i].fx_id);
+        assert_int_equal(got[i].fx_leg, legs[i].fx_leg);
+        assert_int_equal(got[i].amount_minor, legs[i].amount_minor);
+        assert_string_equal(got[i].currency, legs[i].currency);
+        assert_int_equal(got[i].direction, legs[i].direction);
+        assert_memory_equal(got[i].original_hash, legs[i].original_hash, SETTLEMENT_HASH_BYTES);
+        ledger_outcome_t leg;
+        settlement_t s;
+        assert_int_equal(ledger_find(l, PEER, legs[i].uetr, &s, &leg), LEDGER_OK);
+        assert_int_equal(leg.status, status);
+    }
+}
+
+/* The proposer reserves the leg the peer will pay it in the cap it grants the peer: a payment of
+ * the peer's that fits the cap alone is refused AM02 while the trade is pending and fits once the
+ * trade is refused; a trade over the cap is refused with nothing written. */
+static void test_fx_propose_reserves(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t legs[2];
+    make_fx(DIRECTION_OUT, 1000000, 700, legs);
+    const char *why = "unset";
+    ledger_outcome_t o;
+    assert_int_equal(fx_propose1(l, legs, 1000, &why, &o), LEDGER_OK);
+    assert_null(why);
+    assert_int_equal(o.status, STATUS_PENDING);
+    assert_fx_status(l, legs, STATUS_PENDING);
+    assert_int_equal(rows_of(l), 2);
+    ledger_counts_t c = counts_of(l);
+    assert_int_equal(c.fx[STATUS_PENDING], 1);
+    /* the proposer makes fresh ids: one used already is a conflict, nothing written */
+    assert_int_equal(fx_propose1(l, legs, 1000, &why, &o), LEDGER_E_CONFLICT);
+    assert_int_equal(rows_of(l), 2);
+
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "IRR", 400);
+    bool over = false;
+    assert_int_equal(ledger_cap_exceeded(l, PEER, "IRR", 300, 1000, &over), LEDGER_OK);
+    assert_false(over);
+    assert_int_equal(ledger_cap_exceeded(l, PEER, "IRR", 301, 1000, &over), LEDGER_OK);
+    assert_true(over);
+    assert_int_equal(ledger_cap_exceeded(l, PEER, "RUB", 1000, 1000, &over), LEDGER_OK);
+    assert_false(over); /* the leg we pay reserves nothing of the peer's cap */
+    assert_int_equal(receive1(l, &in, 1000, NULL, &o), LEDGER_OK); /* 700 + 400 > 1000 */
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, "AM02");
+    /* a second trade reserving over what is left is refused, nothing written */
+    settlement_t more[2];
+    make_fx(DIRECTION_OUT, 1000, 301, more);
+    snapshot_t before = snapshot_of(l);
+    assert_int_equal(fx_propose1(l, more, 1000, &why, &o), LEDGER_OK);
+    assert_non_null(why);
+    assert_string_equal(why, "AM02");
+    snapshot_t after = snapshot_of(l);
+    assert_same_snapshot(&before, &after);
+    settlement_t got[2];
+    assert_int_equal(ledger_fx_find(l, PEER, more[0].fx_id, got, &o), LEDGER_E_NOT_FOUND);
+
+    /* refused by the peer: the reservation is released */
+    fx_answer1(l, legs, false, "AG01");
+    assert_fx_status(l, legs, STATUS_REJECTED);
+    assert_position(l, PEER, "RUB", 0, 0);
+    assert_position(l, PEER, "IRR", 0, 0);
+    settlement_t in2 = make_settlement(DIRECTION_IN, PEER, "IRR", 400);
+    assert_int_equal(receive1(l, &in2, 1000, NULL, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    c = counts_of(l);
+    assert_int_equal(c.fx[STATUS_PENDING], 0);
+    assert_int_equal(c.fx[STATUS_REJECTED], 1);
+    assert_balanced(l);
+    ledger_close(&l);
+}
+
+/* Accepted, both legs post at the proposer: it pays RUB and is owed IRR. */
+static void test_fx_propose_settles(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t legs[2];
+    make_fx(DIRECTION_OUT, 1000000, 450000000, legs);
+    const char *why = "unset";
+    ledger_outcome_t o;
+    assert_int_equal(fx_propose1(l, legs, 450000000, &why, &o), LEDGER_OK);
+    assert_null(why);
+    assert_position(l, PEER, "RUB", 0, -1000000);
+    fx_answer1(l, legs, true, NULL);
+    assert_fx_status(l, legs, STATUS_SETTLED);
+    assert_position(l, PEER, "RUB", -1000000, 0);
+    assert_position(l, PEER, "IRR", 450000000, 0);
+    assert_int_equal(rows_of(l), 4);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM journal WHERE kind = 1"), 2);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM journal WHERE kind = 2"), 2);
+    /* the journal row of the leg the peer pays carries its amount negated */
+    assert_int_equal(sql_int(l, "SELECT sum(amount_minor) FROM journal WHERE kind = 2"),
+                     1000000 - 450000000);
+    /* the IRR the peer owes us now fills the cap we grant it */
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "IRR", 1);
+    assert_int_equal(receive1(l, &in, 450000000, NULL, &o), LEDGER_OK);
+    assert_string_equal(o.reason, "AM02");
+    ledger_counts_t c = counts_of(l);
+    assert_int_equal(c.fx[STATUS_SETTLED], 1);
+    assert_balanced(l);
+    ledger_close(&l);
+}
+
+typedef struct {
+    size_t n;
+    settlement_t legs[4][2];
+    ledger_outcome_t o[4];
+} fx_seen_t;
+
+static void see_fx(const settlement_t legs[2], const ledger_outcome_t *o, void *arg)
+{
+    fx_seen_t *seen = arg;
+    assert_true(seen->n < 4);
+    seen->legs[seen->n][0] = legs[0];
+    seen->legs[seen->n][1] = legs[1];
+    seen->o[seen->n++] = *o;
+}
+
+/* The acceptor books both legs or neither: accepted, positions move in both currencies; a
+ * repeat is repeated; a leg's UETR or the trade's id used again with other content is a
+ * CONFLICT with nothing written; over the cap both are refused AM02; held both wait. */
+static void test_fx_receive_both_or_neither(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t legs[2];
+    make_fx(DIRECTION_IN, 1000000, 450000000, legs);
+    ledger_outcome_t o;
+    assert_int_equal(fx_receive1(l, legs, 1000000, NULL, NULL, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    assert_false(o.repeated);
+    assert_fx_status(l, legs, STATUS_SETTLED);
+    /* the peer paid us RUB, we paid it IRR */
+    assert_position(l, PEER, "RUB", 1000000, 0);
+    assert_position(l, PEER, "IRR", -450000000, 0);
+    assert_int_equal(rows_of(l), 2);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM journal WHERE kind = 4"), 2);
+
+    /* a repeat: the stored outcome, nothing written */
+    snapshot_t before = snapshot_of(l);
+    assert_int_equal(fx_receive1(l, legs, 1000000, NULL, NULL, &o), LEDGER_OK);
+    assert_true(o.repeated);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    snapshot_t after = snapshot_of(l);
+    assert_same_snapshot(&before, &after);
+
+    /* reuse of a leg's uetr, of the trade's id, other amounts: CONFLICT, nothing written */
+    for (int which = 0; which < 4; which++) {
+        settlement_t other[2];
+        make_fx(DIRECTION_IN, 2000, 900000, other);
+        if (which < 2) {
+            snprintf(other[which].uetr, sizeof other[which].uetr, "%s", legs[which].uetr);
+        } else if (which == 2) {
+            for (int i = 0; i < 2; i++) {
+                snprintf(other[i].fx_id, sizeof other[i].fx_id, "%s", legs[0].fx_id);
+            }
+        } else {
+            other[0] = legs[0];
+            other[1] = legs[1];
+            other[1].amount_minor++;
+        }
+        assert_int_equal(fx_receive1(l, other, 1000000, NULL, NULL, &o), LEDGER_E_CONFLICT);
+        after = snapshot_of(l);
+        assert_same_snapshot(&before, &after);
+    }
+    /* a payment may not take a leg's uetr either, nor the trade's id (an answer names it) */
+    settlement_t p = make_settlement(DIRECTION_IN, PEER, "RUB", 5);
+    snprintf(p.uetr, sizeof p.uetr, "%s", legs[1].uetr);
+    assert_int_equal(receive1(l, &p, 1000000, NULL, &o), LEDGER_E_CONFLICT);
+    after = snapshot_of(l);
+    assert_same_snapshot(&before, &after);
+    snprintf(p.uetr, sizeof p.uetr, "%s", legs[0].fx_id);
+    assert_int_equal(receive1(l, &p, 1000000, NULL, &o), LEDGER_E_CONFLICT);
+    settlement_t q = make_settlement(DIRECTION_OUT, PEER, "RUB", 5);
+    snprintf(q.uetr, sizeof q.uetr, "%s", legs[0].fx_id);
+    assert_int_equal(send1(l, &q, &o), LEDGER_E_CONFLICT);
+    after = snapshot_of(l);
+    assert_same_snapshot(&before, &after);
+
+    /* the peer's RUB leg over what is left of the cap: both refused AM02, no money moves */
+    settlement_t big[2];
+    make_fx(DIRECTION_IN, 1, 450, big);
+    assert_int_equal(fx_receive1(l, big, 1000000, NULL, NULL, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, "AM02");
+    assert_fx_status(l, big, STATUS_REJECTED);
+    assert_position(l, PEER, "RUB", 1000000, 0);
+    assert_position(l, PEER, "IRR", -450000000, 0);
+    /* the caller's reason: both refused with it */
+    settlement_t band[2];
+    make_fx(DIRECTION_IN, 100, 100, band);
+    assert_int_equal(fx_receive1(l, band, 10000000, "AG01", NULL, &o), LEDGER_OK);
+    assert_string_equal(o.reason, "AG01");
+    assert_fx_status(l, band, STATUS_REJECTED);
+    /* held for review: both held, pending in both currencies */
+    settlement_t held[2];
+    make_fx(DIRECTION_IN, 300, 400, held);
+    assert_int_equal(fx_receive1(l, held, 10000000, NULL, LEDGER_HOLD_REVIEW, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_HELD);
+    assert_string_equal(o.hold, LEDGER_HOLD_REVIEW);
+    assert_fx_status(l, held, STATUS_HELD);
+    assert_position(l, PEER, "RUB", 1000000, 300);
+    assert_position(l, PEER, "IRR", -450000000, -400);
+    /* released: both post */
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            ledger_decide_held(l, PEER, held[i].uetr, NULL, evidence, EVIDENCE_LEN, NULL, 9, &o),
+            LEDGER_OK);
+    }
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    assert_fx_status(l, held, STATUS_SETTLED);
+    assert_position(l, PEER, "RUB", 1000300, 0);
+    assert_position(l, PEER, "IRR", -450000400, 0);
+
+    fx_seen_t seen = {0};
+    assert_int_equal(ledger_fx_trades(l, see_fx, &seen), LEDGER_OK);
+    assert_int_equal(seen.n, 4);
+    size_t settled = 0;
+    for (size_t i = 0; i < seen.n; i++) {
+        assert_string_equal(seen.legs[i][0].fx_id, seen.legs[i][1].fx_id);
+        assert_int_equal(seen.legs[i][0].fx_leg, FX_LEG_PROPOSER_PAYS);
+        assert_int_equal(seen.legs[i][1].fx_leg, FX_LEG_ACCEPTOR_PAYS);
+        settled += seen.o[i].status == STATUS_SETTLED;
+    }
+    assert_int_equal(settled, 2);
+    ledger_counts_t c = counts_of(l);
+    assert_int_equal(c.fx[STATUS_SETTLED], 2);
+    assert_int_equal(c.fx[STATUS_REJECTED], 2);
+    assert_balanced(l);
+    ledger_close(&l);
+}
+
+/* A ledger of schema 9 (no fx_id, fx_leg) keeps its rows and head through the upgrade to 10,
+ * and takes trades after it. */
+static void test_fx_upgrade_from_schema_9(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    settlement_t s = make_settlement(DIRECTION_IN, PEER, "RUB", 1234);
+    settlement_t t = make_settlement(DIRECTION_OUT, PEER, "IRR", 99);
+    ledger_outcome_t o;
+    assert_int_equal(receive1(l, &s, 1000000, NULL, &o), LEDGER_OK);
+    assert_int_equal(send1(l, &t, &o), LEDGER_OK);
+    uint8_t head[LEDGER_HASH_BYTES], head_after[LEDGER_HASH_BYTES];
+    assert_int_equal(ledger_head(l, head, NULL), LEDGER_OK);
+    ledger_close(&l);
+    make_sqlite_file(f->path, "BEGIN; " UNDO_SCHEMA_10 " PRAGMA user_version = 9; COMMIT;");
+    char err[256] = "";
+    assert_int_equal(ledger_open(f->path, NULL, LEDGER_READ_ONLY, NULL, &l, err, sizeof err),
+                     LEDGER_OK);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), 9);
+    settlement_t got;
+    assert_int_equal(ledger_find(l, PEER, s.uetr, &got, &o), LEDGER_OK);
+    assert_false(settlement_is_fx_leg(&got));
+    assert_int_equal(o.status, STATUS_SETTLED);
+    ledger_counts_t counts;
+    assert_int_equal(ledger_counts(l, &counts), LEDGER_OK);
+    assert_int_equal(counts.settled, 1);
+    assert_int_equal(counts.pending, 1);
+    assert_int_equal(counts.fx[STATUS_SETTLED] + counts.fx[STATUS_PENDING], 0);
+    fx_seen_t seen = {0};
+    assert_int_equal(ledger_fx_trades(l, see_fx, &seen), LEDGER_OK);
+    assert_int_equal(seen.n, 0);
+    ledger_close(&l);
+
+    l = open_ledger(f->path);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
+    assert_int_equal(sql_int(l, "SELECT count(*) FROM settlements WHERE fx_id = '' AND"
+                                " fx_leg = 0"),
+                     2);
+    assert_int_equal(ledger_head(l, head_after, NULL), LEDGER_OK);
+    assert_memory_equal(head, head_after, sizeof head);
+    assert_int_equal(ledger_find(l, PEER, t.uetr, &got, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_PENDING);
+    assert_int_equal(got.amount_minor, 99);
+    assert_position(l, PEER, "RUB", 1234, 0);
+    assert_position(l, PEER, "IRR", 0, -99);
+    settlement_t legs[2];
+    make_fx(DIRECTION_IN, 1000, 2000, legs);
+    assert_int_equal(fx_receive1(l, legs, 1000000, NULL, NULL, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_SETTLED);
+    assert_fx_status(l, legs, STATUS_SETTLED);
+    assert_position(l, PEER, "RUB", 2234, 0);
+    assert_balanced(l);
+    ledger_close(&l);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -4957,6 +5318,10 @@ int main(void)
         T(test_return_names_a_settled_payment_of_ours),
         T(test_return_check_edited_amount_does_not_wrap),
         T(test_returns_upgrade_from_schema_8),
+        T(test_fx_propose_reserves),
+        T(test_fx_propose_settles),
+        T(test_fx_receive_both_or_neither),
+        T(test_fx_upgrade_from_schema_9),
         T(test_receive_caller_reason_rejected),
         T(test_return_settled_incoming),
         T(test_return_settled_outgoing),

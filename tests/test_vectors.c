@@ -1,10 +1,10 @@
 /*
  * Known-answer vectors for every hash and signature construction proto/PROTOCOL.md defines:
  * key id, message signature, settlement content and body hashes, channel entry hash, channel
- * digest, journal row hash, checkpoint signature, and a return's content hash and channel entry
- * hash (3.9). The inputs and outputs are written out in
- * tests/vectors/hashes.kat so that a second implementation can check itself against them; this
- * test renders the same file from the code and compares it byte for byte.
+ * digest, journal row hash, checkpoint signature, a return's content hash and channel entry
+ * hash (3.9), and an FX leg's content hash and channel entry hash (3.10). The inputs and outputs
+ * are written out in tests/vectors/hashes.kat so that a second implementation can check itself
+ * against them; this test renders the same file from the code and compares it byte for byte.
  *
  * After a deliberate change of a construction (a new version), regenerate with
  *   CORRIDOR_KAT_WRITE=1 build/tests/test_vectors
@@ -289,6 +289,83 @@ static void return_entry_hash(out_t *o, size_t i)
     put_hex(o, "out", out, DIGEST_BYTES);
 }
 
+/* The legs of an FX trade (PROTOCOL.md 3.10): BKRURUMM proposes to BMJIIRTH, paying 10 000.00
+ * RUB (leg 1) for 4 500 000.00 IRR (leg 2); each side keeps both legs in the FxProposal's
+ * direction (out at the proposer, in at the acceptor). */
+#define FX_KAT_ID "9b2e4f6a-1c3d-4e5f-8a7b-6c5d4e3f2a1b"
+
+static settlement_t sample_fx_leg(direction_t direction, fx_leg_t which)
+{
+    settlement_t s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.peer, sizeof s.peer, "%s", direction == DIRECTION_OUT ? "BMJIIRTH" : "BKRURUMM");
+    s.direction = direction;
+    bool first = which == FX_LEG_PROPOSER_PAYS;
+    snprintf(s.uetr, sizeof s.uetr, "%s",
+             first ? "2c4e6a8b-0d1f-4a3c-9e5b-7d9f1b3d5f70"
+                   : "5e7a9c1b-3d5f-4b7d-8f1a-3c5e7a9c1b3d");
+    snprintf(s.fx_id, sizeof s.fx_id, FX_KAT_ID);
+    s.fx_leg = which;
+    s.amount_minor = first ? 1000000 : 450000000;
+    snprintf(s.currency, sizeof s.currency, "%s", first ? "RUB" : "IRR");
+    assert_int_equal(settlement_check(&s), REASON_NONE);
+    return s;
+}
+
+static void fx_leg_content_hash(out_t *o, direction_t direction, fx_leg_t which)
+{
+    settlement_t s = sample_fx_leg(direction, which);
+    uint8_t h[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(&s, h);
+    put(o, "vector fx_leg_content_hash_%d_%s\n", (int)which, direction_name(direction));
+    put(o, "in amount_minor %lld\nin direction %d\nin peer %s\nin currency %s\n",
+        (long long)s.amount_minor, (int)s.direction, s.peer, s.currency);
+    put(o, "in fx_id %s\nin fx_leg %d\n", s.fx_id, (int)s.fx_leg);
+    put_hex(o, "out", h, sizeof h);
+    /* never the content of a payment, nor of the other leg */
+    uint8_t other[SETTLEMENT_HASH_BYTES];
+    settlement_t p = s;
+    p.fx_id[0] = '\0';
+    p.fx_leg = FX_LEG_NONE;
+    settlement_content_hash(&p, other);
+    assert_memory_not_equal(h, other, sizeof h);
+    p = s;
+    p.fx_leg = which == FX_LEG_PROPOSER_PAYS ? FX_LEG_ACCEPTOR_PAYS : FX_LEG_PROPOSER_PAYS;
+    settlement_content_hash(&p, other);
+    assert_memory_not_equal(h, other, sizeof h);
+}
+
+typedef struct {
+    const char *payer, *payee, *uetr, *fx_id;
+    int64_t amount_minor;
+    const char *currency, *status, *reason;
+} fx_leg_entry_t;
+
+/* payer: who pays the leg (the proposer leg 1, the acceptor leg 2) */
+static const fx_leg_entry_t fx_leg_entries[] = {
+    {"BKRURUMM", "BMJIIRTH", "2c4e6a8b-0d1f-4a3c-9e5b-7d9f1b3d5f70", FX_KAT_ID, 1000000, "RUB",
+     "settled", ""},
+    {"BMJIIRTH", "BKRURUMM", "5e7a9c1b-3d5f-4b7d-8f1a-3c5e7a9c1b3d", FX_KAT_ID, 450000000, "IRR",
+     "rejected", "AG01"},
+};
+
+static void fx_leg_entry_hash(out_t *o, size_t i)
+{
+    const fx_leg_entry_t *e = &fx_leg_entries[i];
+    uint8_t out[DIGEST_BYTES], entry[DIGEST_BYTES];
+    digest_fx_leg_entry(e->payer, e->payee, e->uetr, e->fx_id, e->amount_minor, e->currency,
+                        e->status, e->reason, out);
+    digest_entry(e->payer, e->payee, e->uetr, e->amount_minor, e->currency, e->status, e->reason,
+                 entry);
+    assert_memory_not_equal(out, entry, sizeof out); /* its own tag */
+    put(o, "vector channel_fx_leg_entry_hash_%zu\n", i + 1);
+    put(o, "in uetr %s\nin fx_id %s\nin payer %s\nin payee %s\n", e->uetr, e->fx_id, e->payer,
+        e->payee);
+    put(o, "in amount_minor %lld\nin currency %s\nin status %s\nin reason %s\n",
+        (long long)e->amount_minor, e->currency, e->status, e->reason[0] != '\0' ? e->reason : "-");
+    put_hex(o, "out", out, DIGEST_BYTES);
+}
+
 static void render(out_t *o)
 {
     put(o, "# Known answers for the hash and signature constructions of proto/PROTOCOL.md.\n"
@@ -322,6 +399,14 @@ static void render(out_t *o)
     for (size_t i = 0; i < sizeof return_entries / sizeof return_entries[0]; i++) {
         put(o, "\n");
         return_entry_hash(o, i);
+    }
+    put(o, "\n");
+    fx_leg_content_hash(o, DIRECTION_OUT, FX_LEG_PROPOSER_PAYS);
+    put(o, "\n");
+    fx_leg_content_hash(o, DIRECTION_IN, FX_LEG_ACCEPTOR_PAYS);
+    for (size_t i = 0; i < sizeof fx_leg_entries / sizeof fx_leg_entries[0]; i++) {
+        put(o, "\n");
+        fx_leg_entry_hash(o, i);
     }
 }
 

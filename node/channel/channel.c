@@ -1224,6 +1224,9 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
                                   settled ? NULL : sr->reason, msg->evidence, msg->evidence_len,
                                   msg->sequence, &out);
     if (rc == LEDGER_E_NOT_FOUND || rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE) {
+        if (rc == LEDGER_E_NOT_FOUND) {
+            ch->stats.unentitled++; /* an answer to nothing we sent: no payment, no trade */
+        }
         log_event(ch->ctx.node_name, peer, sr->uetr, "StatusReport %s ignored: %s", sr->status,
                   ledger_last_error(ch->ctx.ledger));
         rc = LEDGER_OK;

@@ -1815,8 +1815,12 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
     return LEDGER_OK;
 }
 
+static ledger_err_t fx_find_stored(ledger_t *l, const char *peer, const char *fx_id,
+                                   stored_t legs[2], bool *found);
+
 /* The idempotency check shared by send and receive: LEDGER_OK with *done set when the UETR is
- * already recorded with the same content (outcome filled), CONFLICT for other content. */
+ * already recorded with the same content (outcome filled), CONFLICT for other content, or when
+ * it is the id of a trade on the channel (ids are unique there: an answer names either). */
 static ledger_err_t check_repeat(ledger_t *l, const settlement_t *s, const uint8_t *hash,
                                  bool *done, ledger_outcome_t *outcome)
 {
@@ -1824,6 +1828,15 @@ static ledger_err_t check_repeat(ledger_t *l, const settlement_t *s, const uint8
     bool found = false;
     *done = false;
     ledger_err_t rc = find_stored(l, s->peer, s->uetr, &st, &found);
+    if (rc == LEDGER_OK && !found) {
+        stored_t legs[2];
+        bool trade = false;
+        rc = fx_find_stored(l, s->peer, s->uetr, legs, &trade);
+        if (rc == LEDGER_E_CORRUPT || (rc == LEDGER_OK && trade)) {
+            set_error(l, "UETR %s is the id of a trade with %s", s->uetr, s->peer);
+            return LEDGER_E_CONFLICT;
+        }
+    }
     if (rc != LEDGER_OK || !found) {
         return rc;
     }

@@ -4,7 +4,7 @@
  * (Transit, SignedMessage, Inner) and the business bodies after it. Decoding must fail or
  * succeed cleanly with bounded memory, whatever the bytes.
  *
- * Byte 0 selects the message (b % 16, in the order of the table below); the rest is decoded
+ * Byte 0 selects the message (b % 17, in the order of the table below); the rest is decoded
  * with its descriptor (the generated corridor__<msg>__unpack functions are exactly
  * protobuf_c_message_unpack with that descriptor) and freed. A message that decodes is also
  * re-encoded (to the size it announces) and, when that decodes, the second encoding must equal
@@ -35,11 +35,13 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &corridor__hello__descriptor,          &corridor__key_announce__descriptor,
     &corridor__key_switch__descriptor,     &corridor__cancel_request__descriptor,
     &corridor__cancel_answer__descriptor,  &corridor__checkpoint__descriptor,
+    &corridor__fx_proposal__descriptor, /* after the Checkpoint: the seeds' selectors stay */
 };
 
 #define DESCRIPTORS_COUNT (sizeof descriptors / sizeof descriptors[0])
 /* The four layers around a body, the body of every message type, and the Checkpoint a
- * StatementRequest carries as bytes (recon.c decodes it on its own): a new type fails here. */
+ * StatementRequest carries as bytes (recon.c decodes it on its own): a new type fails here (and
+ * goes at the end, so that the seeds' first bytes keep selecting what they did). */
 _Static_assert(DESCRIPTORS_COUNT == 4 + MSG_TYPE_MAX + 1, "one entry per top-level wire message");
 
 /* Encodes a decoded message; the caller frees the result. */

@@ -10,9 +10,11 @@
  *     or a leak (a peer is trusted, not infallible); a KeySwitch body also through
  *     key_switch_decode, whose result must be a valid switch that encodes and decodes back
  *     to itself, or a refusal with its output zeroed; a Return body also through return_decode
- *     and return_check (a return that passes encodes and decodes back to itself).
+ *     and return_check (a return that passes encodes and decodes back to itself); an FxProposal
+ *     body also through fx_decode and fx_check (a trade that passes encodes back to a body that
+ *     decodes to exactly itself).
  *
- * Input layout: byte 0 selects the type (1 + b % MSG_TYPE_MAX, Settlement 1 to CancelAnswer 11),
+ * Input layout: byte 0 selects the type (1 + b % MSG_TYPE_MAX, Settlement 1 to FxProposal 12),
  * byte 1 bit 0 the possible-duplicate flag, bit 1 which of the two peers sends and bit 2 the
  * Inner version (2 instead of 1), bytes 2..9 the sequence (little endian), and the rest is the
  * body.
@@ -35,6 +37,7 @@
 #include "corridor/limits.h"
 #include "envelope.h"
 #include "fuzz_keys.h"
+#include "fx.h"
 #include "identity.h"
 #include "keyannounce.h"
 #include "settlement.h"
@@ -64,8 +67,9 @@ static const ProtobufCMessageDescriptor *const body_descriptors[MSG_TYPE_MAX + 1
     [MSG_KEY_SWITCH] = &corridor__key_switch__descriptor,
     [MSG_CANCEL_REQUEST] = &corridor__cancel_request__descriptor,
     [MSG_CANCEL_ANSWER] = &corridor__cancel_answer__descriptor,
+    [MSG_FX_PROPOSAL] = &corridor__fx_proposal__descriptor,
 };
-_Static_assert(MSG_TYPE_MAX == MSG_CANCEL_ANSWER, "a body message per type");
+_Static_assert(MSG_TYPE_MAX == MSG_FX_PROPOSAL, "a body message per type");
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -160,6 +164,63 @@ static void decode_return(const uint8_t *body, size_t body_len)
     back.original_uetr[0] = '\0';
     settlement_content_hash(&back, payment);
     assert(memcmp(h, payment, sizeof h) != 0);
+}
+
+/* fx_decode on an FxProposal body (PROTOCOL.md 3.10), as channel.c's apply_fx_proposal runs it:
+ * whatever the bytes, both legs carry the peer, direction, trade id and leg number; a refusal is
+ * FF01, else both legs carry the body hash; a trade fx_check accepts has two different currencies,
+ * three different ids and the rate its legs imply, and fx_encode writes a body that decodes back to
+ * exactly it, whose legs' content hashes differ. */
+static void decode_fx(const uint8_t *body, size_t body_len)
+{
+    fx_trade_t t;
+    memset(&t, 0xa5, sizeof t);
+    reason_t reason = fx_decode(body, body_len, "BMJIIRTH", DIRECTION_IN, &t);
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_body_hash(body, body_len, hash);
+    assert(strlen(t.fx_id) < sizeof t.fx_id && strlen(t.rate) < sizeof t.rate);
+    for (int i = 0; i < 2; i++) {
+        const settlement_t *leg = &t.legs[i];
+        assert(leg->direction == DIRECTION_IN && strcmp(leg->peer, "BMJIIRTH") == 0);
+        assert(strcmp(leg->fx_id, t.fx_id) == 0);
+        assert(leg->fx_leg == (i == FX_PAY ? FX_LEG_PROPOSER_PAYS : FX_LEG_ACCEPTOR_PAYS));
+        assert(strlen(leg->uetr) < sizeof leg->uetr &&
+               strlen(leg->currency) < sizeof leg->currency);
+    }
+    if (reason != REASON_NONE) {
+        assert(reason == REASON_FORMAT);
+        return;
+    }
+    for (int i = 0; i < 2; i++) { /* what the answer names */
+        assert(memcmp(t.legs[i].original_hash, hash, sizeof hash) == 0);
+    }
+    if (fx_check(&t) != REASON_NONE) {
+        return;
+    }
+    const settlement_t *pay = &t.legs[FX_PAY], *receive = &t.legs[FX_RECEIVE];
+    assert(strcmp(pay->currency, receive->currency) != 0);
+    assert(strcmp(pay->uetr, receive->uetr) != 0 && strcmp(pay->uetr, t.fx_id) != 0 &&
+           strcmp(receive->uetr, t.fx_id) != 0);
+    char rate[FX_RATE_LEN_MAX + 1];
+    assert(fx_rate_text(pay, receive, rate, sizeof rate) && strcmp(rate, t.rate) == 0);
+    uint8_t *again = NULL;
+    size_t len = 0;
+    fx_trade_t copy = t;
+    assert(fx_encode(&copy, &again, &len) == 0 && len <= body_len);
+    fx_trade_t back;
+    assert(fx_decode(again, len, "BMJIIRTH", DIRECTION_IN, &back) == REASON_NONE);
+    assert(strcmp(back.fx_id, t.fx_id) == 0 && strcmp(back.rate, t.rate) == 0);
+    assert(back.created_unix_ms == t.created_unix_ms && back.expires_unix_ms == t.expires_unix_ms);
+    for (int i = 0; i < 2; i++) {
+        assert(strcmp(back.legs[i].uetr, t.legs[i].uetr) == 0);
+        assert(strcmp(back.legs[i].currency, t.legs[i].currency) == 0);
+        assert(back.legs[i].amount_minor == t.legs[i].amount_minor);
+    }
+    free(again);
+    uint8_t h0[SETTLEMENT_HASH_BYTES], h1[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(pay, h0);
+    settlement_content_hash(receive, h1);
+    assert(memcmp(h0, h1, sizeof h0) != 0);
 }
 
 /* A peer's genuinely signed message with a sequence above 2^62 (signed here directly, as
@@ -269,6 +330,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (msg.type == MSG_RETURN) {
         decode_return(msg.body, msg.body_len);
+    }
+    if (msg.type == MSG_FX_PROPOSAL) {
+        decode_fx(msg.body, msg.body_len);
     }
 
     envelope_message_clear(&msg);

@@ -27,11 +27,14 @@
  *         0x20  the node screens the peer's payments (PROTOCOL.md 3.8.2): one whose amount is a
  *               multiple of 1000 is on the screening list (RR04), every other one that passes
  *               the checks before screening is held for the screening program (PDNG)
+ *         0x40  the node sets a band for the peer's FX trades (PROTOCOL.md 3.10: fx_band.RUB_USD
+ *               = 0.5..2, accepted inside, AG01 outside); without it a trade is held for review
  *   op % 8:
  *     0 HELLO    payload: a Hello body, to channel_receive as MSG_HELLO
  *     1 ACK      payload: an Ack body, as MSG_ACK
- *     2 MESSAGE  payload: [type: b % 7 = 0..2 Settlement, StatusReport, Return; 3 KeyAnnounce;
- *                4 KeySwitch; 5 CancelRequest; 6 CancelAnswer][bit 0: Inner version 2, bit 1:
+ *     2 MESSAGE  payload: [type: b % 8 = 0..2 Settlement, StatusReport, Return; 3 KeyAnnounce;
+ *                4 KeySwitch; 5 CancelRequest; 6 CancelAnswer; 7 FxProposal][bit 0: Inner
+ *                version 2, bit 1:
  *                signed by the peer's next key][sequence: 8 bytes LE][body];
  *                signed by the peer (skipped when envelope_sign_version refuses, as the envelope
  *                would refuse it), with its key or (bit 1) with the next key the key-switch
@@ -52,7 +55,8 @@
  *                `corridor cancel` does it: only once the peer offered CHANNEL_FEATURE_HOLDS
  *     7 DECIDE   payload: [which: the peer's settlement number PEER_FIRST + b % 32][verdict: 0
  *                accept, else reject with one of three reasons]; channel_decide_held, as a
- *                review or the screening program's verdict
+ *                review or the screening program's verdict (of a held FX trade too, when that
+ *                number is one of its legs' UETRs)
  * Each record is one daemon turn: the receive step, then channel_apply and channel_expire_held
  * (and recon_answer) inside the transaction, then (as if committed) the re-based channel reloaded
  * and channel_after_commit. Every turn sets the wall clock first (ledger and channel), to
@@ -70,8 +74,9 @@
  * a re-base answer's proof is the peer's message of the sequence it states. A payment the
  * channel says it held for the screening program is held in the books; a cancellation of ours
  * that the channel accepts is recorded as open with the id it gave. A return the node accepted
- * (3.9) returns its settled payment to the peer, and the peer's returns of it stay within it. No
- * input may stop the ledger.
+ * (3.9) returns its settled payment to the peer, and the peer's returns of it stay within it. Every
+ * FX trade (3.10) is two legs of one id, numbered 1 and 2, sharing their status. No input may
+ * stop the ledger.
  *
  * With FUZZ_HELLO_SEEDS=DIR set, the harness writes its seed corpus to DIR and exits.
  */
@@ -96,6 +101,7 @@
 #include "corridor.pb-c.h"
 #include "corridor/limits.h"
 #include "envelope.h"
+#include "fx.h"
 #include "keyannounce.h"
 #include "fuzz_fixture.h"
 #include "fuzz_keys.h"
@@ -124,13 +130,14 @@
 #define START_NO_PROOF 0x08u
 #define START_DOWN     0x10u
 #define SCREEN         0x20u
+#define FX_BAND        0x40u
 
 enum { OP_HELLO, OP_ACK, OP_MESSAGE, OP_REQUEST, OP_TICK, OP_SEND, OP_CANCEL, OP_DECIDE, OP_COUNT };
 
 /* What a MESSAGE record's type byte selects (b % MESSAGE_TYPES_COUNT): every sequenced type. */
 static const msg_type_t message_types[] = {
     MSG_SETTLEMENT, MSG_STATUS_REPORT,  MSG_RETURN,        MSG_KEY_ANNOUNCE,
-    MSG_KEY_SWITCH, MSG_CANCEL_REQUEST, MSG_CANCEL_ANSWER,
+    MSG_KEY_SWITCH, MSG_CANCEL_REQUEST, MSG_CANCEL_ANSWER, MSG_FX_PROPOSAL,
 };
 #define MESSAGE_TYPES_COUNT (sizeof message_types / sizeof message_types[0])
 
@@ -139,7 +146,7 @@ static const msg_type_t message_types[] = {
 #define ROUND_MS       10
 #define TICK_UNIT_MS   8
 #define WALL_START_MS  INT64_C(1767225600000) /* the wall clock at START_MS: 2026-01-01 */
-#define SEED_FILES_MAX 32
+#define SEED_FILES_MAX 40
 
 /* In a CancelAnswer the peer sends, this id stands for the id of our latest CancelRequest. */
 #define CANCEL_ID_TEMPLATE "00000000-0000-4000-8000-000000000000"
@@ -427,6 +434,12 @@ static void build_fixture(void)
     if (config_peer_set_limit(peer, "RUB", CAP_MINOR) != 0 ||
         config_peer_set_limit(peer, "USD", CAP_MINOR) != 0) {
         fail("cannot set limits");
+    }
+    /* the band FX_BAND turns on (fx_bands_count 1) */
+    snprintf(peer->fx_bands[0].base, sizeof peer->fx_bands[0].base, "RUB");
+    snprintf(peer->fx_bands[0].quote, sizeof peer->fx_bands[0].quote, "USD");
+    if (config_fx_band_parse("0.5..2", &peer->fx_bands[0]) != NULL) {
+        fail("cannot set the band");
     }
     fuzz_peer(&keys[0], self_id, peer_id, PEER_NAME);
     fuzz_peer(&keys[1], peer_id, self_id, SELF_NAME);
@@ -1299,6 +1312,83 @@ static void write_return_seeds(const char *dir)
     write_seed(dir, "return-partial-and-refused", START_V2, &b);
 }
 
+/* An FxProposal record of the peer's (PROTOCOL.md 3.10), version 2: the peer pays `pay_minor` of
+ * pay_ccy and receives `recv_minor` of recv_ccy; a NULL leg uetr leaves that leg out; rate NULL:
+ * the one the legs imply. */
+static void seed_fx(buf_t *b, uint64_t seq, const char *fx_id, const char *pay_uetr,
+                    int64_t pay_minor, const char *pay_ccy, const char *recv_uetr,
+                    int64_t recv_minor, const char *recv_ccy, const char *rate, int64_t expires)
+{
+    Corridor__FxLeg pay = CORRIDOR__FX_LEG__INIT, receive = CORRIDOR__FX_LEG__INIT;
+    pay.uetr = (char *)pay_uetr;
+    pay.amount_minor = pay_minor;
+    pay.currency = (char *)pay_ccy;
+    receive.uetr = (char *)recv_uetr;
+    receive.amount_minor = recv_minor;
+    receive.currency = (char *)recv_ccy;
+    char implied[FX_RATE_LEN_MAX + 1] = "";
+    settlement_t p, r;
+    memset(&p, 0, sizeof p);
+    memset(&r, 0, sizeof r);
+    p.amount_minor = pay_minor;
+    r.amount_minor = recv_minor;
+    snprintf(p.currency, sizeof p.currency, "%s", pay_ccy);
+    snprintf(r.currency, sizeof r.currency, "%s", recv_ccy);
+    (void)fx_rate_text(&p, &r, implied, sizeof implied);
+    Corridor__FxProposal fx = CORRIDOR__FX_PROPOSAL__INIT;
+    fx.fx_id = (char *)fx_id;
+    fx.pay = pay_uetr != NULL ? &pay : NULL;
+    fx.receive = recv_uetr != NULL ? &receive : NULL;
+    fx.rate = rate != NULL ? (char *)rate : implied;
+    fx.created_unix_ms = WALL_START_MS;
+    fx.expires_unix_ms = expires;
+    uint8_t body[512];
+    assert(corridor__fx_proposal__get_packed_size(&fx) <= sizeof body);
+    seed_message(b, MSG_FX_PROPOSAL, true, seq, body, corridor__fx_proposal__pack(&fx, body));
+}
+
+/* The seeds of FX trades the peer proposes (PROTOCOL.md 3.10). With the band: accepted inside it,
+ * the same trade again (answered as before), refused AG01 outside it either way round, hostile
+ * ones (a leg missing, one UETR for both legs, a rate its legs do not imply, a leg's UETR taken
+ * by another trade: DUPL), and the peer's answer to its own trade. Without: two trades held for
+ * review (their legs PEER_FIRST + 20 .. 23), one released by a leg's UETR, one expiring. */
+static void write_fx_seeds(const char *dir)
+{
+    const uint64_t applied = fixture.applied_seq;
+    buf_t b = {0};
+    char id[8][CORRIDOR_UETR_LEN + 1], leg[12][CORRIDOR_UETR_LEN + 1];
+    for (unsigned i = 0; i < 8; i++) {
+        uetr_of(3000 + i, id[i]);
+    }
+    for (unsigned i = 0; i < 12; i++) {
+        uetr_of(PEER_FIRST + 20 + i, leg[i]);
+    }
+    const uint64_t features =
+        CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_HOLDS | CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX;
+    seed_hello_offering(&b, applied, fixture.acked_seq, applied, 1, 0, features);
+    seed_fx(&b, applied + 1, id[0], leg[0], 100000, "RUB", leg[1], 100000, "USD", NULL, 0);
+    seed_fx(&b, applied + 2, id[0], leg[0], 100000, "RUB", leg[1], 100000, "USD", NULL, 0);
+    seed_fx(&b, applied + 3, id[1], leg[2], 100000, "RUB", leg[3], 300000, "USD", NULL, 0);
+    seed_fx(&b, applied + 4, id[2], leg[4], 300000, "USD", leg[5], 100000, "RUB", NULL, 0);
+    seed_fx(&b, applied + 5, id[3], leg[6], 100000, "RUB", NULL, 0, "", "1", 0);
+    seed_fx(&b, applied + 6, id[4], leg[7], 100000, "RUB", leg[7], 100000, "USD", "1", 0);
+    seed_fx(&b, applied + 7, id[5], leg[8], 100000, "RUB", leg[9], 100000, "USD", "1.5", 0);
+    seed_fx(&b, applied + 8, id[6], leg[0], 200, "RUB", leg[10], 200, "USD", NULL, 0);
+    seed_status(&b, applied + 9, id[0], "RJCT", "AG01", "RUB", NULL);
+    seed_tick(&b, 100);
+    write_seed(dir, "fx-band-and-hostile", START_V2 | FX_BAND, &b);
+
+    seed_hello_offering(&b, applied, fixture.acked_seq, applied, 1, 0, features);
+    seed_fx(&b, applied + 1, id[0], leg[0], 100000, "RUB", leg[1], 150000, "USD", NULL,
+            WALL_START_MS + 60000);
+    seed_fx(&b, applied + 2, id[1], leg[2], 5000, "USD", leg[3], 9000, "RUB", NULL,
+            WALL_START_MS + 500);
+    seed_decide(&b, 21, 0); /* by the second leg's UETR: both released */
+    seed_decide(&b, 20, 1); /* decided already */
+    seed_tick(&b, 1000);    /* the second trade expires: both declined AB05 */
+    write_seed(dir, "fx-review-and-expiry", START_V2, &b);
+}
+
 static void write_seeds(const char *dir)
 {
     printf("fuzz_hello: writing seeds to %s\n", dir);
@@ -1546,6 +1636,7 @@ static void write_seeds(const char *dir)
 
     write_hold_seeds(dir);
     write_return_seeds(dir);
+    write_fx_seeds(dir);
 }
 
 /* ---- libFuzzer ------------------------------------------------------------------------------ */
@@ -1623,6 +1714,27 @@ static void check_returns(void)
     }
 }
 
+static void see_trade(const settlement_t legs[2], const ledger_outcome_t *o, void *arg)
+{
+    (void)arg;
+    assert(strcmp(legs[0].fx_id, legs[1].fx_id) == 0 && uetr_check(legs[0].fx_id) == VALID_OK);
+    assert(legs[0].fx_leg == FX_LEG_PROPOSER_PAYS && legs[1].fx_leg == FX_LEG_ACCEPTOR_PAYS);
+    assert(legs[0].direction == legs[1].direction);
+    for (int i = 0; i < 2; i++) {
+        settlement_t s;
+        ledger_outcome_t leg;
+        assert(ledger_find(ledger, PEER_NAME, legs[i].uetr, &s, &leg) == LEDGER_OK);
+        assert(leg.status == o->status && strcmp(leg.reason, o->reason) == 0);
+    }
+}
+
+/* Every FX trade is both legs of one id, in one direction, sharing their status and reason (a
+ * refused one may have any legs: a hostile trade is recorded as the peer wrote it). */
+static void check_trades(void)
+{
+    assert(ledger_fx_trades(ledger, see_trade, NULL) == LEDGER_OK);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) {
@@ -1635,6 +1747,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&in, 0, sizeof in);
     in.block_socket = (flags & BLOCK_SOCKET) != 0;
     in.screen = (flags & SCREEN) != 0;
+    config->peers[0].fx_bands_count = (flags & FX_BAND) != 0 ? 1 : 0;
     keys[0].applied_through = fixture.applied_seq;
     must(ledger_begin(ledger), "begin");
     if (flags & START_DIVERGED) {
@@ -1684,6 +1797,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     check_returns();
+    check_trades();
     channel_destroy(&in.ch);
     ledger_rollback(ledger);
     assert(!ledger_stopped(ledger));

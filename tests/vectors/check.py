@@ -2,14 +2,14 @@
 """A second implementation of the BLAKE2b constructions of proto/PROTOCOL.md, written from the
 specification alone, checked against tests/vectors/hashes.kat: key id, settlement content and
 body hashes, channel entry hash, channel digest, journal row hash, a return's content and channel
-entry hashes (3.9). (Its Ed25519 signatures are checked by tests/test_vectors.c.)
+entry hashes (3.9), an FX leg's content and channel entry hashes (3.10). (Its Ed25519 signatures are checked by tests/test_vectors.c.)
 
 And a second sealer of the Envelopes of tests/vectors/envelope.kat (1.13): from the fixed keys
 alone it encodes every layer, signs (Ed25519, RFC 8032), boxes (X25519, RFC 7748, and the
 XSalsa20-Poly1305 crypto_box of NaCl) and must reproduce each vector byte for byte; the real
 bodies (the Hello, KeyAnnounce, KeySwitch, and the Settlement, StatusReport PDNG, CancelRequest
-and CancelAnswer of 3.8, the Return of 3.9 and the StatusReport accepting it) are encoded here
-from their fields. The standard library only: the primitives are written out below, slow and not
+and CancelAnswer of 3.8, the Return of 3.9 and the StatusReport accepting it, the FxProposal of
+3.10 with its rate text and the StatusReport accepting it) are encoded here from their fields. The standard library only: the primitives are written out below, slow and not
 constant-time, for checking only.
 
 usage: tests/vectors/check.py [hashes.kat [envelope.kat]]   exit 0 when every vector matches
@@ -104,6 +104,25 @@ def return_entry_hash(v):  # 3.9: a sibling of 4.1; payer is the returner
     return blake2b(data)
 
 
+def fx_leg_content_hash(v):  # 3.10: a sibling of 3.7.1; the trade's id and the leg's number
+    data = tag("corridor.fx-leg-content.v1")
+    data += struct.pack("<qB", int(field(v, "amount_minor")), int(field(v, "direction")))
+    for name in ("peer", "currency", "fx_id"):
+        data += u32_text(field(v, name))
+    data += struct.pack("<B", int(field(v, "fx_leg")))
+    return blake2b(data)
+
+
+def fx_leg_entry_hash(v):  # 3.10: a sibling of 4.1; payer is who pays the leg, the trade's id next
+    data = tag("corridor.channel-fx-leg.v1")
+    for name in ("uetr", "fx_id", "payer", "payee"):
+        data += u8_text(field(v, name))
+    data += struct.pack("<q", int(field(v, "amount_minor")))
+    for name in ("currency", "status", "reason"):
+        data += u8_text(field(v, name))
+    return blake2b(data)
+
+
 def digest(v):
     total = sum(int.from_bytes(bytes.fromhex(value), "little") for f, value in v["in"] if f == "entry")
     return (total % 2**256).to_bytes(32, "little")
@@ -140,6 +159,10 @@ CONSTRUCTIONS = {
     "return_content_hash_in": return_content_hash,
     "channel_return_entry_hash_1": return_entry_hash,
     "channel_return_entry_hash_2": return_entry_hash,
+    "fx_leg_content_hash_1_out": fx_leg_content_hash,
+    "fx_leg_content_hash_2_in": fx_leg_content_hash,
+    "channel_fx_leg_entry_hash_1": fx_leg_entry_hash,
+    "channel_fx_leg_entry_hash_2": fx_leg_entry_hash,
 }
 
 # ---- primitives for the envelope vectors -------------------------------------------------------
@@ -380,6 +403,30 @@ def return_report_body():  # the payer accepts it; settlement_hash over the Retu
                   (6, blake2b(tag("corridor.settlement-body.v2") + return_body())))
 
 
+FX_ID = "9b2e4f6a-1c3d-4e5f-8a7b-6c5d4e3f2a1b"
+FX_PAY_UETR, FX_RECEIVE_UETR = "2c4e6a8b-0d1f-4a3c-9e5b-7d9f1b3d5f70", "5e7a9c1b-3d5f-4b7d-8f1a-3c5e7a9c1b3d"
+
+
+def fx_body():  # 3.10: 10 000.00 RUB for 4 500 000.00 IRR, rate "450", expiring a day on
+    return encode((1, FX_ID), (2, Embedded(encode((1, FX_PAY_UETR), (2, 1000000), (3, "RUB")))),
+                  (3, Embedded(encode((1, FX_RECEIVE_UETR), (2, 450000000), (3, "IRR")))),
+                  (4, fx_rate(1000000, 2, 450000000, 2)), (5, 1767225600000),
+                  (6, 1767225600000 + 86400000))
+
+
+def fx_rate(pay, pay_exponent, receive, receive_exponent):  # receive per pay, 6 places, half up
+    num, den = receive * 10**pay_exponent * 10**6, pay * 10**receive_exponent
+    q = (2 * num + den) // (2 * den)
+    whole, frac = divmod(q, 10**6)
+    frac = f"{frac:06d}".rstrip("0")
+    return f"{whole}.{frac}" if frac else f"{whole}"
+
+
+def fx_report_body():  # the acceptor books both legs: the trade's id, the FxProposal's body
+    return encode((1, FX_ID), (2, "ACSC"), (3, ""), (4, "RUB"), (5, 1000000),
+                  (6, blake2b(tag("corridor.settlement-body.v2") + fx_body())))
+
+
 ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
     "settlement": (1, 1, 1, lambda: b"KAT settlement body", False),
     "status_report": (1, 2, 2, lambda: b"KAT status", False),
@@ -403,6 +450,8 @@ ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
                          False),
     "return_v2": (2, 3, 11, return_body, False),
     "status_report_return_v2": (2, 2, 12, return_report_body, False),
+    "fx_proposal_v2": (2, 12, 13, fx_body, False),
+    "status_report_fx_v2": (2, 2, 14, fx_report_body, False),
 }
 
 
