@@ -1867,27 +1867,6 @@ static ledger_err_t begin_on(ledger_t *l, const char *peer, const char *uetr, st
     return rc == LEDGER_OK ? find_required(l, peer, uetr, st) : rc;
 }
 
-static ledger_err_t fx_find_stored(ledger_t *l, const char *peer, const char *fx_id,
-                                   stored_t legs[2], bool *found);
-
-/* LEDGER_E_CONFLICT when the UETR of a new payment or return is a trade's id on its channel (ids
- * are unique among trades, payments, returns and legs, 3.10.1: an answer naming it must name
- * one thing). */
-static ledger_err_t refuse_trade_id(ledger_t *l, const settlement_t *s)
-{
-    stored_t legs[2];
-    bool trade = false;
-    ledger_err_t rc = fx_find_stored(l, s->peer, s->uetr, legs, &trade);
-    if (rc != LEDGER_OK && rc != LEDGER_E_CORRUPT) {
-        return rc;
-    }
-    if (trade || rc == LEDGER_E_CORRUPT) {
-        set_error(l, "%s is the id of a trade with %s", s->uetr, s->peer);
-        return LEDGER_E_CONFLICT;
-    }
-    return LEDGER_OK;
-}
-
 ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evidence,
                          size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
 {
@@ -1901,9 +1880,6 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
     settlement_content_hash(s, hash);
     bool done = false;
     if ((rc = check_repeat(l, s, hash, &done, outcome)) != LEDGER_OK || done) {
-        return rc;
-    }
-    if ((rc = refuse_trade_id(l, s)) != LEDGER_OK) {
         return rc;
     }
     if ((rc = check_effect(l, s->peer, s->currency,
@@ -1996,9 +1972,6 @@ ledger_err_t ledger_receive_holding(ledger_t *l, const settlement_t *s, int64_t 
     settlement_content_hash(s, hash);
     bool done = false;
     if ((rc = check_repeat(l, s, hash, &done, outcome)) != LEDGER_OK || done) {
-        return rc;
-    }
-    if ((rc = refuse_trade_id(l, s)) != LEDGER_OK) {
         return rc;
     }
     const char *reason = reject_reason;
