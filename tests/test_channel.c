@@ -3031,6 +3031,50 @@ static void test_fx_hostile(void **state)
     net_free(net);
 }
 
+/* Found by review: a peer answering the UETR of a leg instead of the trade. ACSC on the leg A
+ * pays and RJCT on the leg A receives would have posted one leg alone (A paid, received nothing),
+ * and a CancelAnswer naming a leg reached settlement_encode's assert. Each is refused, counted,
+ * and changes nothing; the trade's own answer then settles both legs. */
+static void test_fx_leg_answers_refused(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    set_band(b, "RUB", "IRR", "440..460");
+    lift_irr_cap(a);
+    fx_trade_t t = make_trade(1000000, 450000000, 0);
+    propose_t p = {&t, NULL};
+    drop_first_t d = {A, MSG_FX_PROPOSAL, 1000};
+    net->policy = drop_first; /* B does not have the trade yet */
+    net->policy_arg = &d;
+    node_turn(a, propose_work, &p);
+    uint64_t unentitled = channel_stats(a->ch).unentitled, rows = rows_of(a);
+    raw_report_t pay_leg = {t.legs[FX_PAY].uetr, "ACSC", t.legs[FX_PAY].original_hash};
+    send_raw_report(net, &pay_leg);
+    raw_report_t receive_leg = {t.legs[FX_RECEIVE].uetr, "RJCT", t.legs[FX_RECEIVE].original_hash};
+    send_raw_report(net, &receive_leg);
+    uint64_t want = channel_sent_seq(b->ch) + 1;
+    node_turn(b, send_cancel_answer, t.legs[FX_PAY].uetr);
+    for (int i = 0; i < 200 && channel_stats(a->ch).applied_seq < want; i++) {
+        net_turn(net);
+    }
+    assert_true(channel_stats(a->ch).applied_seq >= want);
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 3);
+    assert_int_equal(rows_of(a), rows);
+    assert_int_equal(trade_at(a, t.fx_id), STATUS_PENDING);
+    assert_int_equal(pending_of(a, "RUB"), -1000000); /* both legs pending, neither posted */
+    assert_int_equal(pending_of(a, "IRR"), 450000000);
+    net->policy = NULL;
+    if (!run_until(net, trade_final, &t, 20000)) {
+        fail_msg("A's trade not final once its proposal is let through");
+    }
+    assert_int_equal(trade_at(a, t.fx_id), STATUS_SETTLED);
+    assert_int_equal(net_of(a, "RUB"), -1000000);
+    assert_int_equal(net_of(a, "IRR"), 450000000);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -3073,6 +3117,7 @@ int main(void)
         cmocka_unit_test(test_fx_held_released_and_expired),
         cmocka_unit_test(test_fx_caps_each_side),
         cmocka_unit_test(test_fx_hostile),
+        cmocka_unit_test(test_fx_leg_answers_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1224,8 +1224,10 @@ static ledger_err_t apply_status_report(channel_t *ch, const envelope_message_t 
                                   settled ? NULL : sr->reason, msg->evidence, msg->evidence_len,
                                   msg->sequence, &out);
     if (rc == LEDGER_E_NOT_FOUND || rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE) {
-        if (rc == LEDGER_E_NOT_FOUND) {
-            ch->stats.unentitled++; /* an answer to nothing we sent: no payment, no trade */
+        if (rc != LEDGER_E_CONFLICT) {
+            /* an answer to nothing we sent (no payment, no trade), to a payment of the peer's, or
+             * to a leg alone (a leg is answered only with its trade, 3.10.3) */
+            ch->stats.unentitled++;
         }
         log_event(ch->ctx.node_name, peer, sr->uetr, "StatusReport %s ignored: %s", sr->status,
                   ledger_last_error(ch->ctx.ledger));
