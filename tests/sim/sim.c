@@ -142,6 +142,7 @@
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
+ * [--fx-restore]
  * [--trace]`; see
  * scripts/sim.sh.
  */
@@ -3663,6 +3664,7 @@ typedef struct {
     bool no_lost_commits; /* every transaction commits: no crash inside one, no disk faults */
     bool replace_anytime; /* key replacements as drawn, whatever the known gaps (gaps_block) */
     bool restore_holds;   /* a node restored from a copy screens too (the known gap) */
+    bool fx_restore;      /* FX trades in worlds with a restore too (their repair: a gap) */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -3792,7 +3794,7 @@ static bool world_build(world_t *w, const options_t *opt)
      * the acceptor's config for that peer (either way round: fx_band.BASE_QUOTE) */
     w->fx_rng.s = w->seed ^ UINT64_C(0x667874726164652e);
     w->fx_forge_rng.s = w->seed ^ UINT64_C(0x6678666f72676521);
-    w->fx = w->restore.node < 0 && rng_chance(&w->fx_rng, 500);
+    w->fx = (w->restore.node < 0 || opt->fx_restore) && rng_chance(&w->fx_rng, 500);
     w->fx_forge_due_ms = rng_range(&w->fx_forge_rng, 0, 2000);
     int64_t fx_rate[CURRENCIES_COUNT][CURRENCIES_COUNT]; /* [a][b], a < b: millionths of b per a */
     memset(fx_rate, 0, sizeof fx_rate);
@@ -5577,7 +5579,8 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--seeds N] [--from S] [--nodes K] [--settlements M] [--jobs J] "
-               "[--fifo] [--no-lost-commits] [--replace-anytime] [--restore-holds] [--trace]\n"
+               "[--fifo] [--no-lost-commits] [--replace-anytime] [--restore-holds] [--fx-restore] "
+               "[--trace]\n"
                "  runs N worlds, seeds S..S+N-1 (default 1 from 1); K nodes (2-5; default from "
                "the seed);\n"
                "  M settlements each (default 200); J worlds at a time (default 1); --trace "
@@ -5590,6 +5593,8 @@ static void usage(FILE *f)
                "  node/ledger/replace.c has known gaps (sim.c: gaps_block).\n"
                "  --restore-holds: a node restored from a copy screens too (it re-decides what\n"
                "  its copy holds before its channels show the rollback: a known gap).\n"
+               "  --fx-restore: FX trades in worlds with a restore too (the repair of a trade's\n"
+               "  legs is another slice of issue 20).\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -5651,6 +5656,7 @@ static void replay_line(uint64_t seed, const options_t *opt)
     const char *lost = opt->no_lost_commits ? " --no-lost-commits" : "";
     const char *anytime = opt->replace_anytime ? " --replace-anytime" : "";
     const char *holds = opt->restore_holds ? " --restore-holds" : "";
+    const char *fxr = opt->fx_restore ? " --fx-restore" : "";
     if (opt->nodes > 0) {
         snprintf(nodes, sizeof nodes, " --nodes %d", opt->nodes);
     }
@@ -5658,8 +5664,8 @@ static void replay_line(uint64_t seed, const options_t *opt)
         snprintf(settlements, sizeof settlements, " --settlements %zu", opt->settlements);
     }
     printf("FAILED seed %" PRIu64 "; replay: scripts/sim.sh --seeds 1 --from %" PRIu64
-           "%s%s%s%s%s%s --trace\n",
-           seed, seed, nodes, settlements, fifo, lost, anytime, holds);
+           "%s%s%s%s%s%s%s --trace\n",
+           seed, seed, nodes, settlements, fifo, lost, anytime, holds, fxr);
 }
 
 /* What the worlds of a run did with stolen keys (world_run writes each world's). */
@@ -5762,6 +5768,8 @@ int main(int argc, char **argv)
             opt.replace_anytime = true;
         } else if (strcmp(a, "--restore-holds") == 0) {
             opt.restore_holds = true;
+        } else if (strcmp(a, "--fx-restore") == 0) {
+            opt.fx_restore = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
