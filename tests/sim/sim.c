@@ -139,6 +139,26 @@
  * restored returner's later return of the same payment, made from books without that one, may be
  * refused AM09 (stale_books: the payer's check of 3.9 at work, both ends agree). The summary counts
  * returns sent, accepted, refused by reason and refused locally.
+ *   FX        PROTOCOL.md 3.10, from streams of their own, in half the worlds without a restore
+ *             (--fx-restore: with one too; the repair of a trade's legs is another slice of
+ *             issue 20). Nodes propose RUB/CNY/INR/KZT/IRR trades to peers as daemon.c handle_fx
+ *             does (channel_prepare_fx, the operator row "fx", channel_propose_fx; made again
+ *             under new ids when the transaction is lost), at rates inside the band the
+ *             acceptor's config sets for the proposer and pair (accepted), far outside it
+ *             (AG01), in a pair with no band (held for review: the acceptor's operator accepts
+ *             or rejects RR04 a while later, as handle_review does with the trade's id, or lets
+ *             it expire, AB05 by channel_expire_held), or in a currency the acceptor does not
+ *             deal in (AM03); some expire on the way. The compromised node sends hostile
+ *             FxProposals (a leg missing: FF01, recorded nowhere; a rate its legs do not imply,
+ *             booked by it: FF01 at both ends) and answers (naming no trade; naming the
+ *             receiver's own trade with other contents), each counted as unentitled but the
+ *             answer to no trade (channel.c ignores it uncounted). Once quiet (fx_final,
+ *             check_fx): every trade final at both ends with both legs in one status and
+ *             reason, the one its kind allows; no leg of a trade nobody proposed; each node's
+ *             positions equal to what its settled records move (both currencies of each
+ *             accepted trade); the cap each node grants whole (no reservation left); the final
+ *             reconciliations match both legs. The audit's evidence and content findings on
+ *             legs (it does not know trades yet) are counted in the summary, not failed.
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
@@ -2207,6 +2227,11 @@ static void fx_due(world_t *w, node_t *n)
         }
         channel_t *ch = engine_channel(n->engine, f->peer_index);
         const char *peer = w->node[f->acceptor].name;
+        if (w->restore.restored && w->restore.node == n->idx &&
+            !n->up_since_restore[f->peer_index]) {
+            f->due_ms = w->now + 1000; /* as submit_due: once the channel is whole again */
+            continue;
+        }
         if (!channel_peer_offers(ch, CHANNEL_FEATURE_FX)) {
             f->due_ms = w->now + 1000; /* handle_fx refuses: the operator tries again */
             continue;
