@@ -13,6 +13,14 @@ it again. Then it waits for quiescence and checks that nothing was lost or appli
     settled yet); at the end every return is held once by each side, both sides agree on it
     (amount, original, status), each is accepted, and per payment the accepted returns stay
     within it and are its returned_minor at both sides; the audit is clean on them too.
+  - FX trades (PvP, issue 20): while the kills go on, about one trade per 150 settlements,
+    roubles against rials (`corridor fx`, again 1 s later while the command fails). Some
+    acceptors have a band for the proposer (fx_band.RUB_IRR = 440..460): trades inside it
+    are accepted, outside refused AG01; the others are held for review and their operator
+    accepts them (`corridor review accept --id FX_ID`, from `ledger --json` fx_trades held).
+    At the end every trade is held by both sides (ledger --json fx_trades) in the same final
+    state with the same two legs, each leg once per side (never one without the other), and
+    each trade the command answered for ended as its band says.
 The same --seed gives the same fault and kill schedule.
 
   scripts/chaos.sh [--settlements N] [--seconds S] [--seed K] [--rate R] [--hosts]
@@ -30,6 +38,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +55,10 @@ NODES = ["BKRURUMM", "BMJIIRTH", "KZKZKZKA"]
 PAIRS = [("BKRURUMM", "BMJIIRTH"), ("BKRURUMM", "KZKZKZKA"), ("BMJIIRTH", "KZKZKZKA")]
 # The fault injector of node i (0, 1, 2) for --seed K: seed K*10+i, the same at every start.
 FAULTS = "drop=0.05,dup=0.05,reorder=0.05,delay_ms=20,seed={}"
+# (acceptor, proposer): the acceptor decides the proposer's RUB/IRR trades by a band; for the
+# other three directions it holds them for review
+FX_BANDED = {("BKRURUMM", "BMJIIRTH"), ("BMJIIRTH", "BKRURUMM"), ("KZKZKZKA", "BKRURUMM")}
+FX_BAND = "440..460"  # IRR per RUB
 NETEM = ["loss", "2%", "delay", "5ms", "2ms", "reorder", "10%", "50%"]
 NETEM_TEXT = "netem loss 2% delay 5+-2 ms reorder 10%"
 
@@ -113,6 +126,79 @@ def return_plan(work, seed):
     return sorted((place[r[0]], *r[1:]) for r in rows)
 
 
+def fx_plan(settlements, seed):
+    """About one trade per 150 settlements (6 at least): [(due in settlements sent, proposer,
+    acceptor, pay (ccy, minor), receive (ccy, minor), wanted status, reason)]. Inside or
+    outside the acceptor's band when it has one (440..460 IRR per RUB), else held for review
+    (then accepted) at a rate near it."""
+    rng = random.Random(f"chaos fx {seed}")
+    count = max(6, settlements // 150)
+    rows = []
+    for k in range(count):
+        a, b = rng.sample(NODES, 2)
+        banded = (b, a) in FX_BANDED
+        inside = not banded or rng.random() < 0.6
+        rate = rng.uniform(445, 455) if inside else rng.choice([rng.uniform(300, 420),
+                                                                  rng.uniform(480, 600)])
+        rub = rng.randint(100000, 10000000)       # 1 000.00 to 100 000.00 RUB
+        irr = int(rub * rate)                     # both in hundredths
+        legs = [("RUB", rub), ("IRR", irr)]
+        if rng.random() < 0.5:
+            legs.reverse()
+        want = ("settled", None) if inside else ("rejected", "AG01")
+        rows.append(((k + 1) * settlements // (count + 1), a, b, legs[0], legs[1], *want))
+    return rows
+
+
+def amount_text(minor):
+    return f"{minor // 100}.{minor % 100:02d}"
+
+
+def check_fx(books, made):
+    """Returns (errors, trades, accepted): every trade at both sides, the same final state and
+    legs, each leg once per side, and each trade the command answered for as its band says."""
+    errors = []
+    held = {}  # (node, fx_id) -> trade
+    for n in NODES:
+        for t in books[n].get("fx_trades", []):
+            key = (n, t["fx_id"])
+            if key in held:
+                errors.append(f"{n} holds trade {t['fx_id']} twice")
+            held[key] = t
+        legs = {}
+        for s in books[n]["settlements"]:
+            if s.get("fx_id"):
+                legs.setdefault(s["fx_id"], []).append(s)
+        for fx_id, ls in legs.items():
+            if len(ls) != 2 or (n, fx_id) not in held:
+                errors.append(f"{n} holds {len(ls)} legs of trade {fx_id}"
+                              f"{'' if (n, fx_id) in held else ', not listed as a trade'}")
+            elif len({s["status"] for s in ls}) != 1:
+                errors.append(f"{n}: the legs of {fx_id} differ: {[s['status'] for s in ls]}")
+        for (m, fx_id) in held:
+            if m == n and fx_id not in legs:
+                errors.append(f"{n} lists trade {fx_id} without legs")
+    for (n, fx_id), t in held.items():
+        o = held.get((t["peer"], fx_id))
+        if o is None:
+            errors.append(f"trade {fx_id}: held by {n}, not by {t['peer']}")
+            continue
+        if o["peer"] != n or o["proposed_by"] == t["proposed_by"] or o["pay"] != t["receive"] \
+                or o["receive"] != t["pay"] or (o["status"], o["reason"]) != (t["status"], t["reason"]):
+            errors.append(f"trade {fx_id}: {n} says {t}, {t['peer']} says {o}")
+        elif t["status"] not in ("settled", "rejected"):
+            errors.append(f"trade {fx_id} between {n} and {t['peer']} is {t['status']}")
+    for fx_id, (a, b, want, reason) in made.items():
+        t = held.get((a, fx_id))
+        if t is None or held.get((b, fx_id)) is None:
+            errors.append(f"trade {fx_id} of {a} to {b} was made but is not held by both")
+        elif (t["status"], t["reason"]) != (want, reason):
+            errors.append(f"trade {fx_id} of {a} to {b}: {t['status']} {t['reason']}, "
+                          f"wanted {want} {reason}")
+    accepted = sum(1 for t in held.values() if t["status"] == "settled") // 2
+    return errors, len(held) // 2, accepted
+
+
 def check_returns(work, books, made):
     """Returns (errors, returns, accepted): every return once at each side, both sides
     agreeing, accepted, within its payment and its returned_minor."""
@@ -164,7 +250,7 @@ def check_returns(work, books, made):
     return errors, len(held) // 2, accepted_count
 
 
-def check_outcomes(work, made):
+def check_outcomes(work, made, fx_made):
     """Exactly one final outcome per settlement, the same on both sides; the returns; the
     audit clean. Returns (errors, settled, rejected, (returns, accepted))."""
     books = {}
@@ -179,12 +265,29 @@ def check_outcomes(work, made):
         audit = {"ok": False, "violations": ["audit printed no JSON (see its exit above)"]}
     ret_errors, returns, accepted = check_returns(work, books, made)
     errors += ret_errors
-    if not audit.get("ok"):
-        errors.append(f"audit: {audit.get('violations', [])[:3]}")
+    fx_errors, trades, trades_accepted = check_fx(books, fx_made)
+    errors += fx_errors
+    # The audit of trades (PROTOCOL.md 3.6.2/3.6.3 for legs) is another slice of issue 20: until
+    # it lands the audit takes a leg's FxProposal or answer for a message of the wrong type or
+    # another UETR's and checks its content as a payment's. Those findings on legs are counted;
+    # any other fails the run.
+    fx_ids = set()
+    for n in NODES:
+        for t in books[n].get("fx_trades", []):
+            fx_ids |= {t["fx_id"], t["pay"]["uetr"], t["receive"]["uetr"]}
+    violations = audit.get("violations", []) if isinstance(audit.get("violations"), list) else []
+    on_legs = [v for v in violations if isinstance(v, dict) and v.get("kind") in
+               ("evidence", "content") and any(u in fx_ids for u in
+                                                re.findall(r"[0-9a-f-]{36}", v.get("detail", "")))]
+    others = [v for v in violations if v not in on_legs]
+    hidden = audit.get("violations_total", 0) != len(violations)  # beyond those listed
+    if not audit.get("ok") and (others or not on_legs or hidden):
+        errors.append(f"audit: {(others or violations)[:3]}")
     index = {}
     for n, book in books.items():
         for s in book["settlements"]:
-            index.setdefault((n, s["uetr"]), []).append(s)
+            if not s.get("fx_id"):  # a trade's legs: check_fx
+                index.setdefault((n, s["uetr"]), []).append(s)
     settled = rejected = planned = 0
     with open(f"{work}/plan.tsv") as plan:
         for line in plan:
@@ -207,7 +310,7 @@ def check_outcomes(work, made):
     extra = sum(1 for _ in index) - 2 * planned
     if extra != 0:
         errors.append(f"{extra} entries that were never submitted")
-    return errors, settled, rejected, (returns, accepted)
+    return errors, settled, rejected, (returns, accepted), (trades, trades_accepted, len(on_legs))
 
 
 class Chaos:
@@ -226,6 +329,10 @@ class Chaos:
         self.returns_unsure = 0    # commands that failed: maybe committed, the answer lost
         self.returns_given_up = 0
         self.returns_stop = threading.Event()
+        self.fx_made = {}          # fx_id -> (proposer, acceptor, wanted status, reason)
+        self.fx_unsure = self.fx_given_up = self.fx_reviews = 0
+        self.fx_stop = threading.Event()
+        self.review_stop = threading.Event()
         self.netem = True
         self.keep = False
         self.pid = os.getpid()
@@ -279,6 +386,18 @@ class Chaos:
         return f"198.18.0.{NODES.index(n) + 1}" if self.args.hosts else "127.0.0.1"
 
     # --- nodes
+
+    def add_band(self, x, y):
+        """fx_band.RUB_IRR in [peer Y] of X's config (no command sets it: the operator edits it)."""
+        path = f"{self.home[x]}/corridor.conf"
+        with open(path) as f:
+            lines = f.read().split("\n")
+        at = lines.index(f"[peer {y}]") + 1
+        while at < len(lines) and lines[at].strip() and not lines[at].startswith("["):
+            at += 1
+        lines.insert(at, f"fx_band.RUB_IRR = {FX_BAND}")
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
 
     def node_start(self, n):
         """Runs node N with its faults (appending to N.log); False once the cleanup began."""
@@ -372,6 +491,59 @@ class Chaos:
         except Exception as e:
             self.thread_errors.append(f"the returner: {e!r}")
 
+    def trader(self, t0):
+        """The proposers' operators: each planned trade once the load has sent its share of
+        settlements, again 1 s later while the command fails (at most 20 times: the node down
+        or restarting, the peer not heard from since it started; a failure after the commit
+        leaves a trade whose id was lost: check_fx checks it as any other)."""
+        try:
+            todo = [(due / self.args.rate, 0, a, b, pay, receive, want, reason)
+                    for due, a, b, pay, receive, want, reason in
+                    fx_plan(self.args.settlements, self.args.seed)]
+            while todo and not self.fx_stop.is_set():
+                todo.sort()
+                due, tries, a, b, pay, receive, want, reason = todo.pop(0)
+                if self.fx_stop.wait(max(0.0, due - (time.monotonic() - t0))):
+                    return
+                rc, doc = h.corridor_json(self.c, "fx", "--home", self.home[a], "--peer", b,
+                                          "--pay", f"{pay[0]}={amount_text(pay[1])}",
+                                          "--receive", f"{receive[0]}={amount_text(receive[1])}",
+                                          timeout=30)
+                fx_id = doc.get("fx_id") if rc == 0 and isinstance(doc, dict) else None
+                if fx_id is not None:
+                    self.fx_made[fx_id] = (a, b, want, reason)
+                    continue
+                self.fx_unsure += rc not in (0, 2)
+                if tries + 1 < 20:
+                    todo.append((time.monotonic() - t0 + 1, tries + 1, a, b, pay, receive, want,
+                                 reason))
+                else:
+                    self.fx_given_up += 1
+        except Exception as e:
+            self.thread_errors.append(f"the trader: {e!r}")
+
+    def reviewer(self):
+        """The acceptors' operators: every second `review list`, and for what it holds the
+        trades ledger --json lists held, each accepted by its id (a node down, or the channel
+        not up: the next round tries again)."""
+        try:
+            while not self.review_stop.wait(1):
+                for n in NODES:
+                    rc, doc = h.corridor_json(self.c, "review", "list", "--home", self.home[n],
+                                              timeout=30)
+                    if rc != 0 or not isinstance(doc, dict) or not doc.get("held"):
+                        continue
+                    rc, book = h.corridor_json(self.c, "ledger", "--home", self.home[n],
+                                               timeout=120)
+                    trades = book.get("fx_trades", []) if rc == 0 and isinstance(book, dict) else []
+                    for t in trades:
+                        if t.get("status") == "held":
+                            rc, _ = h.corridor_json(self.c, "review", "accept", "--home",
+                                                    self.home[n], "--id", t["fx_id"], timeout=30)
+                            self.fx_reviews += rc == 0
+        except Exception as e:
+            self.thread_errors.append(f"the reviewer: {e!r}")
+
     def spawn(self, target):
         t = threading.Thread(target=target, daemon=True)
         self.threads.append(t)
@@ -397,7 +569,7 @@ class Chaos:
             self.port[n] = h.free_port(*self.port.values())
             with open(f"{self.work}/{n}.card", "w") as card:
                 if h.run([c, "init", "--home", self.home[n], "--name", n, "--listen",
-                          f"tcp://{self.addr(n)}:{self.port[n]}", "--currencies", "RUB,USD"],
+                          f"tcp://{self.addr(n)}:{self.port[n]}", "--currencies", "RUB,USD,IRR"],
                          timeout=60, stdin=subprocess.DEVNULL, stdout=card) != 0:
                     self.fail(f"corridor init of {n} failed")
         for x in NODES:
@@ -407,9 +579,11 @@ class Chaos:
                 with open(f"{self.work}/{y}.card") as f:
                     card = f.read().strip()
                 if h.run([c, "peer", "add", "--home", self.home[x], card, "--limit", "RUB=100000000",
-                          "--limit", "USD=10000000"], timeout=60, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL) != 0:
+                          "--limit", "USD=10000000", "--limit", "IRR=100000000000"], timeout=60,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) != 0:
                     self.fail(f"corridor peer add {y} at {x} failed")
+                if (x, y) in FX_BANDED:
+                    self.add_band(x, y)
 
         for n in NODES:
             self.node_start(n)
@@ -424,6 +598,10 @@ class Chaos:
             self.spawn(self.cutter)
         returner = threading.Thread(target=self.returner, args=(time.monotonic(),), daemon=True)
         returner.start()
+        trader = threading.Thread(target=self.trader, args=(time.monotonic(),), daemon=True)
+        trader.start()
+        reviewer = threading.Thread(target=self.reviewer, daemon=True)
+        reviewer.start()
 
         # The load: each chunk is sent until its node takes it (sends are idempotent by UETR).
         sent = 0
@@ -447,9 +625,12 @@ class Chaos:
                 if self.thread_errors:
                     self.fail("; ".join(self.thread_errors))
         self.progress.done()
-        returner.join(timeout=1)  # the last returns, the kills still going on
+        returner.join(timeout=1)  # the last returns and trades, the kills still going on
+        trader.join(timeout=1)
         self.returns_stop.set()
+        self.fx_stop.set()
         returner.join(timeout=60)
+        trader.join(timeout=60)
         self.stop_threads()
         if self.thread_errors:
             self.fail("; ".join(self.thread_errors))
@@ -474,6 +655,10 @@ class Chaos:
                 rcounts = book.get("return_counts") if rc == 0 and isinstance(book, dict) else None
                 p = rcounts.get("pending") if isinstance(rcounts, dict) else None
                 pending += p if isinstance(p, int) else 1
+                fcounts = book.get("fx_counts") if rc == 0 and isinstance(book, dict) else None
+                for k in ("pending", "held"):  # held: the reviewer accepts them
+                    p = fcounts.get(k) if isinstance(fcounts, dict) else None
+                    pending += p if isinstance(p, int) else 1
             if pending == 0:
                 break
             if self.elapsed() >= a.seconds:
@@ -481,6 +666,10 @@ class Chaos:
             self.progress.show(f"waiting for quiescence: {pending} pending")
             time.sleep(0.5)
         self.progress.done()
+        self.review_stop.set()
+        reviewer.join(timeout=60)
+        if self.thread_errors:
+            self.fail("; ".join(self.thread_errors))
         quiet = int(time.monotonic() - load_done)
 
         # Faults injected, from each node's status (counts since its last start).
@@ -530,8 +719,8 @@ class Chaos:
         with open(f"{self.work}/audit.json", "wb") as f:
             h.run(cmd + ["--json"], timeout=600, stdin=subprocess.DEVNULL, stdout=f)
 
-        errors, settled, rejected, (returns, accepted) = check_outcomes(
-            self.work, self.returns_made)
+        errors, settled, rejected, (returns, accepted), (trades, traded, legs_audit) = check_outcomes(
+            self.work, self.returns_made, self.fx_made)
         for e in errors[:10]:
             h.say("  " + e)
         if errors:
@@ -546,7 +735,11 @@ class Chaos:
         print(f"chaos{' --hosts' if a.hosts else ''}: seed {a.seed}, {a.settlements} submitted, "
               f"{settled} settled, {rejected} rejected, {returns} returns ({accepted} accepted, "
               f"{len(self.returns_made)} answered, {self.returns_unsure} commands failed, "
-              f"{self.returns_given_up} given up), {self.kills} kills, {hosts}{faults} faults "
+              f"{self.returns_given_up} given up), {trades} FX trades ({traded} accepted, "
+              f"{trades - traded} refused, {self.fx_reviews} reviewed, {len(self.fx_made)} "
+              f"answered, {self.fx_unsure} commands failed, {self.fx_given_up} given up, "
+              f"{legs_audit} audit findings on legs the audit does not know yet), "
+              f"{self.kills} kills, {hosts}{faults} faults "
               f"injected (since last starts), {breaks} breaks, quiescent {quiet} s after the "
               f"load, {int(self.elapsed())} s in all: nothing lost, nothing applied twice",
               flush=True)
@@ -556,6 +749,8 @@ class Chaos:
         h.ignore_signals()
         self.progress.done()
         self.stop.set()
+        self.fx_stop.set()
+        self.review_stop.set()
         with self.lock:
             self.closing = True
         self.stop_threads()
