@@ -409,7 +409,6 @@ enum {
     FX_STAT_FF01,     /* hostile: a rate its legs do not imply */
     FX_STAT_REVIEWED, /* held trades an operator decided */
     FX_STAT_FORGED,   /* hostile FxProposals and answers queued by the compromised node */
-    FX_STAT_AUDIT,    /* evidence violations the audit reports on trades' legs (not known yet) */
     FX_STATS
 };
 
@@ -5254,20 +5253,6 @@ static void check_keyswitches(world_t *w)
 }
 
 /* I1-I5 in every home and I2 between every pair, by `corridor audit`'s code. */
-/* Whether an audit's detail names a leg or the id of a trade of this world. */
-static bool names_trade(const world_t *w, const char *detail)
-{
-    for (size_t k = 0; k < w->fxs_count; k++) {
-        const fx_t *f = &w->fxs[k];
-        if (f->committed &&
-            (strstr(detail, f->uetr[0]) != NULL || strstr(detail, f->uetr[1]) != NULL ||
-             strstr(detail, f->fx_id) != NULL)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static void audit_all(world_t *w)
 {
     const char *homes[NODES_MAX];
@@ -5286,14 +5271,12 @@ static void audit_all(world_t *w)
         const audit_violation_t *v = &report.violations[i];
         if (restored != NULL && strcmp(v->kind, "history") == 0 && strcmp(v->home, restored) == 0) {
             trace(w, "audit, as expected after the restore: %s", v->detail);
-        } else if ((strcmp(v->kind, "evidence") == 0 || strcmp(v->kind, "content") == 0) &&
-                   names_trade(w, v->detail)) {
-            /* the audit of trades (PROTOCOL.md 3.6.2/3.6.3 for legs, issue 20) is another
-             * slice: until it lands the audit on main takes a leg's FxProposal or answer for a
-             * message of the wrong type or another UETR's, and checks a leg's content as a
-             * payment's (its hash, its amount). Counted in the summary; nothing else passes. */
-            w->fx_stats[FX_STAT_AUDIT]++;
-            trace(w, "audit, a trade's leg it does not know yet: %s %s", v->kind, v->detail);
+        } else if (w->attacker >= 0 && strcmp(v->home, w->node[w->attacker].home) == 0 &&
+                   strcmp(v->kind, "evidence") == 0 &&
+                   strstr(v->detail, "a malformed FxProposal sent") != NULL) {
+            /* the compromised node booked its hostile proposal (a rate its legs do not imply) as
+             * its own: its books show what it sent, and the audit must say so */
+            trace(w, "audit, as expected in the compromised node's books: %s", v->detail);
         } else if (unexpected++ == 0) {
             first = v;
         }
@@ -5932,12 +5915,11 @@ int main(int argc, char **argv)
     printf("%" PRIu64 " worlds with FX trades: %" PRIu64 " trades proposed, %" PRIu64
            " accepted, %" PRIu64 " refused (AG01 %" PRIu64 ", RR04 %" PRIu64 ", AB05 %" PRIu64
            ", AM03 %" PRIu64 ", FF01 %" PRIu64 "); %" PRIu64 " reviewed; %" PRIu64
-           " hostile trade messages; %" PRIu64
-           " evidence and content violations on legs the audit does not know yet\n",
+           " hostile trade messages\n",
            stats.fx_worlds, fs[FX_STAT_SENT], fs[FX_STAT_ACCEPTED],
            fs[FX_STAT_SENT] - fs[FX_STAT_ACCEPTED], fs[FX_STAT_AG01], fs[FX_STAT_RR04],
            fs[FX_STAT_AB05], fs[FX_STAT_AM03], fs[FX_STAT_FF01], fs[FX_STAT_REVIEWED],
-           fs[FX_STAT_FORGED], fs[FX_STAT_AUDIT]);
+           fs[FX_STAT_FORGED]);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
