@@ -4957,12 +4957,12 @@ static void fx_answer1(ledger_t *l, const settlement_t legs[2], bool settled, co
     ledger_outcome_t o;
     assert_int_equal(ledger_begin(l), LEDGER_OK);
     /* a leg never resolves alone */
-    assert_int_equal(ledger_resolve_answering(l, PEER, legs[0].uetr, legs[0].original_hash,
-                                              settled, reason, evidence, EVIDENCE_LEN, 7, &o),
+    assert_int_equal(ledger_resolve_answering(l, PEER, legs[0].uetr, legs[0].original_hash, settled,
+                                              reason, evidence, EVIDENCE_LEN, 7, &o),
                      LEDGER_E_STATE);
     assert_int_equal(ledger_fx_resolve(l, PEER, legs[0].fx_id, legs[0].original_hash,
-                                       settled ? STATUS_SETTLED : STATUS_REJECTED, reason,
-                                       evidence, EVIDENCE_LEN, 7, &o),
+                                       settled ? STATUS_SETTLED : STATUS_REJECTED, reason, evidence,
+                                       EVIDENCE_LEN, 7, &o),
                      LEDGER_OK);
     assert_int_equal(o.status, settled ? STATUS_SETTLED : STATUS_REJECTED);
     assert_int_equal(ledger_commit(l), LEDGER_OK);

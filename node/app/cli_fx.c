@@ -107,11 +107,10 @@ int cmd_fx(int argc, char **argv)
     if ((rc = cli_home(&home, args.home)) != EXIT_OK || (rc = cli_require_home(&home)) != EXIT_OK) {
         return rc;
     }
-    json_t *req = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:I, s:I}", "cmd", "fx",
-                            "peer", a.peer, "pay", "currency", a.pay[0], "amount", a.pay[1],
-                            "receive", "currency", a.receive[0], "amount", a.receive[1],
-                            "expires_in_ms", (json_int_t)a.expires_in_ms, "wait_ms",
-                            (json_int_t)a.wait_ms);
+    json_t *req = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:I, s:I}", "cmd", "fx", "peer",
+                            a.peer, "pay", "currency", a.pay[0], "amount", a.pay[1], "receive",
+                            "currency", a.receive[0], "amount", a.receive[1], "expires_in_ms",
+                            (json_int_t)a.expires_in_ms, "wait_ms", (json_int_t)a.wait_ms);
     json_t *result = NULL;
     if ((rc = cli_call_node_result(&home, req, (int)a.wait_ms + 30000, &result)) != EXIT_OK) {
         return rc;

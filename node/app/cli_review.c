@@ -28,8 +28,8 @@ static void list_held(const ledger_held_t *h, void *arg)
     const char *id = leg ? s->fx_id : s->uetr;
     bool we_pay = settlement_money_direction(s) == DIRECTION_OUT;
     if (l->list != NULL) {
-        json_t *item = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "id",
-                                 id, "uetr", s->uetr, "peer", s->peer, "amount_minor",
+        json_t *item = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "id", id,
+                                 "uetr", s->uetr, "peer", s->peer, "amount_minor",
                                  (json_int_t)s->amount_minor, "currency", s->currency, "hold",
                                  h->hold, "debtor", s->debtor_name, "creditor", s->creditor_name,
                                  "remittance", s->remittance, "value_date", s->value_date);

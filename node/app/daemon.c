@@ -797,7 +797,8 @@ static size_t find_trade(node_t *n, const char *peer, const char *id, ledger_out
         settlement_t legs[2], leg;
         ledger_outcome_t here;
         const char *fx_id = id;
-        if (ledger_find(n->ledger, name, id, &leg, NULL) == LEDGER_OK && settlement_is_fx_leg(&leg)) {
+        if (ledger_find(n->ledger, name, id, &leg, NULL) == LEDGER_OK &&
+            settlement_is_fx_leg(&leg)) {
             fx_id = leg.fx_id;
         }
         if ((peer == NULL || strcmp(peer, name) == 0) &&
@@ -831,8 +832,8 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     char error[200];
     size_t index = find_trade(n, json_str(req, "peer", NULL), id, &now_out);
     if (index == SIZE_MAX) {
-        index = find_payment(n, json_str(req, "peer", NULL), id, DIRECTION_IN, &s, &now_out,
-                             error, sizeof error);
+        index = find_payment(n, json_str(req, "peer", NULL), id, DIRECTION_IN, &s, &now_out, error,
+                             sizeof error);
     }
     if (index == SIZE_MAX || now_out.status != STATUS_HELD) {
         if (index != SIZE_MAX) {
@@ -1006,7 +1007,8 @@ static const char *fx_leg_of(const node_t *n, json_t *req, const char *key, sett
 static void handle_fx(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
 {
     const char *peer = json_str(req, "peer", "");
-    json_t *wait = json_object_get(req, "wait_ms"), *expires = json_object_get(req, "expires_in_ms");
+    json_t *wait = json_object_get(req, "wait_ms"),
+           *expires = json_object_get(req, "expires_in_ms");
     json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
     json_int_t expires_in_ms =
         json_is_integer(expires) ? json_integer_value(expires) : SEND_EXPIRES_IN_MS_DEFAULT;
@@ -1056,13 +1058,12 @@ static void handle_fx(node_t *n, zmq_msg_t *route, json_t *req, long long uid, i
         return;
     }
     const settlement_t *pay = &t.legs[FX_PAY], *receive = &t.legs[FX_RECEIVE];
-    json_t *args = rc != LEDGER_OK
-                       ? NULL
-                       : json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "fx_id", t.fx_id,
-                                   "pay_currency", pay->currency, "pay_minor",
-                                   (json_int_t)pay->amount_minor, "receive_currency",
-                                   receive->currency, "receive_minor",
-                                   (json_int_t)receive->amount_minor, "rate", t.rate);
+    json_t *args = rc != LEDGER_OK ? NULL
+                                   : json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "fx_id", t.fx_id,
+                                               "pay_currency", pay->currency, "pay_minor",
+                                               (json_int_t)pay->amount_minor, "receive_currency",
+                                               receive->currency, "receive_minor",
+                                               (json_int_t)receive->amount_minor, "rate", t.rate);
     bool recorded = rc == LEDGER_OK && args != NULL && record_operation(n, uid, "fx", peer, args);
     if (rc == LEDGER_OK && !recorded) {
         rc = LEDGER_E_STORAGE;

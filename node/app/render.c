@@ -77,10 +77,10 @@ static void print_settlement_json(const settlement_t *s, const ledger_outcome_t 
         list->returns
             ? return_json(s, o)
             : json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "uetr", s->uetr, "peer", s->peer,
-                        "direction", direction_name(settlement_money_direction(s)),
-                        "currency", s->currency,
-                        "amount_minor", (json_int_t)s->amount_minor, "status", shown_status(s, o),
-                        "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
+                        "direction", direction_name(settlement_money_direction(s)), "currency",
+                        s->currency, "amount_minor", (json_int_t)s->amount_minor, "status",
+                        shown_status(s, o), "reason",
+                        o->reason[0] != '\0' ? json_string(o->reason) : json_null());
     if (item == NULL) {
         return;
     }
@@ -119,13 +119,14 @@ static void print_trade_json(const settlement_t legs[2], const ledger_outcome_t 
     (void)fx_rate_text(&legs[0], &legs[1], rate, sizeof rate);
     char unit[16];
     snprintf(unit, sizeof unit, "%s/%s", legs[1].currency, legs[0].currency);
-    json_t *item = json_pack(
-        "{s:s, s:s, s:s, s:{s:s, s:s, s:I}, s:{s:s, s:s, s:I}, s:s, s:s, s:s, s:o}", "fx_id",
-        legs[0].fx_id, "peer", legs[0].peer, "proposed_by", ours ? "us" : "peer", "pay", "uetr",
-        pay->uetr, "currency", pay->currency, "amount_minor", (json_int_t)pay->amount_minor,
-        "receive", "uetr", receive->uetr, "currency", receive->currency, "amount_minor",
-        (json_int_t)receive->amount_minor, "rate", rate, "rate_unit", unit, "status",
-        status_name(o->status), "reason", o->reason[0] != '\0' ? json_string(o->reason) : json_null());
+    json_t *item =
+        json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:I}, s:{s:s, s:s, s:I}, s:s, s:s, s:s, s:o}",
+                  "fx_id", legs[0].fx_id, "peer", legs[0].peer, "proposed_by", ours ? "us" : "peer",
+                  "pay", "uetr", pay->uetr, "currency", pay->currency, "amount_minor",
+                  (json_int_t)pay->amount_minor, "receive", "uetr", receive->uetr, "currency",
+                  receive->currency, "amount_minor", (json_int_t)receive->amount_minor, "rate",
+                  rate, "rate_unit", unit, "status", status_name(o->status), "reason",
+                  o->reason[0] != '\0' ? json_string(o->reason) : json_null());
     if (item == NULL) {
         return;
     }
@@ -165,10 +166,9 @@ int render_ledger_json(ledger_t *ledger, const char *node)
     json_t *top = json_pack(
         "{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
         " s:{s:I, s:I, s:I, s:I}}",
-        "node", node,
-        "head", head_hex, "journal_rows", (json_int_t)rows, "positions", positions, "counts",
-        "pending", (json_int_t)counts.pending, "settled", (json_int_t)counts.settled, "rejected",
-        (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned, "held",
+        "node", node, "head", head_hex, "journal_rows", (json_int_t)rows, "positions", positions,
+        "counts", "pending", (json_int_t)counts.pending, "settled", (json_int_t)counts.settled,
+        "rejected", (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned, "held",
         (json_int_t)counts.held, "return_counts", "pending", (json_int_t)counts.returns_pending,
         "settled", (json_int_t)counts.returns_accepted, "rejected",
         (json_int_t)counts.returns_rejected, "fx_counts", "pending",

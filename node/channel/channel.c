@@ -2513,8 +2513,8 @@ done:
 
 /* Our pacs.002 on the peer's trade, naming the FxProposal `body`, kept with both legs as their
  * reply (a PDNG with the held rows' last, nothing decided), as answer_settlement does. */
-static ledger_err_t answer_trade(channel_t *ch, const envelope_message_t *msg,
-                                 const fx_trade_t *t, const ledger_outcome_t *out)
+static ledger_err_t answer_trade(channel_t *ch, const envelope_message_t *msg, const fx_trade_t *t,
+                                 const ledger_outcome_t *out)
 {
     const char *peer = ch->peer->card.name;
     bool held = out->status == STATUS_HELD;
@@ -2613,8 +2613,7 @@ static ledger_err_t apply_fx_proposal(channel_t *ch, const envelope_message_t *m
     if (!out.repeated) {
         log_event(ch->ctx.node_name, peer, t.fx_id, "incoming FX trade: %lld %s for %lld %s %s%s%s",
                   (long long)pay->amount_minor, pay->currency, (long long)receive->amount_minor,
-                  receive->currency, status_name(out.status), out.reason[0] ? " " : "",
-                  out.reason);
+                  receive->currency, status_name(out.status), out.reason[0] ? " " : "", out.reason);
     }
     if (!out.repeated && out.status == STATUS_HELD && t.expires_unix_ms != 0 &&
         ch->next_expiry_ms != 0 && t.expires_unix_ms < ch->next_expiry_ms) {
@@ -2685,8 +2684,8 @@ static ledger_err_t apply_fx_answer(channel_t *ch, const envelope_message_t *msg
     }
     status_t answer = settled ? STATUS_SETTLED : pending ? STATUS_HELD : STATUS_REJECTED;
     rc = ledger_fx_resolve(ch->ctx.ledger, peer, sr->uetr, sr->settlement_hash.data, answer,
-                           settled || pending ? NULL : sr->reason, msg->evidence,
-                           msg->evidence_len, msg->sequence, &out);
+                           settled || pending ? NULL : sr->reason, msg->evidence, msg->evidence_len,
+                           msg->sequence, &out);
     if (rc == LEDGER_E_CONFLICT || rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND ||
         rc == LEDGER_E_CORRUPT) {
         /* a PDNG or another answer after the final one, or edited books: nothing was written */
@@ -2749,13 +2748,11 @@ ledger_err_t channel_propose_fx(channel_t *ch, fx_trade_t *t, const char **why,
         goto cleanup;
     }
     int64_t cap = config_peer_limit(ch->peer, t->legs[FX_RECEIVE].currency);
-    rc = ledger_fx_propose(ch->ctx.ledger, t->legs, cap, signed_msg, signed_len, seq, why,
-                           outcome);
+    rc = ledger_fx_propose(ch->ctx.ledger, t->legs, cap, signed_msg, signed_len, seq, why, outcome);
     if (rc != LEDGER_OK || *why != NULL) {
         goto cleanup;
     }
-    rc = ledger_outbox_put(ch->ctx.ledger, peer, seq, (int)MSG_FX_PROPOSAL, signed_msg,
-                           signed_len);
+    rc = ledger_outbox_put(ch->ctx.ledger, peer, seq, (int)MSG_FX_PROPOSAL, signed_msg, signed_len);
     if (rc == LEDGER_OK) {
         ch->sent_seq = seq;
         log_event(ch->ctx.node_name, peer, t->fx_id, "outgoing FX trade: %lld %s for %lld %s",
@@ -2794,8 +2791,7 @@ static ledger_err_t decide_held_trade(channel_t *ch, const char *fx_id, const ch
         reason = reason_code(REASON_EXPIRED);
     }
     for (int i = 0; i < 2; i++) {
-        if ((rc = ledger_decide_held_fits(ch->ctx.ledger, &legs[i], reason == NULL)) !=
-            LEDGER_OK) {
+        if ((rc = ledger_decide_held_fits(ch->ctx.ledger, &legs[i], reason == NULL)) != LEDGER_OK) {
             return rc; /* before anything is queued */
         }
     }

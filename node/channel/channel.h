@@ -55,7 +55,7 @@
 #define CHANNEL_FEATURES                                                                           \
     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE | CHANNEL_FEATURE_HOLDS | \
      CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX) /* our Hello offers */
-#define CHANNEL_KEYS_MAX 64   /* keys of a peer's key history: a KeyAnnounce past it is dropped */
+#define CHANNEL_KEYS_MAX 64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 

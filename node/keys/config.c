@@ -285,7 +285,8 @@ static const char *peer_fx_band(config_peer_t *peer, const char *pair, const cha
 {
     char base[8] = "", quote[8] = "";
     const char *sep = strchr(pair, '_');
-    if (sep == NULL || sep - pair != CORRIDOR_CURRENCY_LEN || strlen(sep + 1) != CORRIDOR_CURRENCY_LEN) {
+    if (sep == NULL || sep - pair != CORRIDOR_CURRENCY_LEN ||
+        strlen(sep + 1) != CORRIDOR_CURRENCY_LEN) {
         return "not fx_band.CCY1_CCY2";
     }
     memcpy(base, pair, CORRIDOR_CURRENCY_LEN);

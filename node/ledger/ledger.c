@@ -127,7 +127,7 @@
                     " end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"      \
                     " creditor_account, remittance, created_ms, " EXTRA " FROM settlements"        \
                     " WHERE " IS_RETURN " ORDER BY id")                                            \
-    X(counts, "SELECT status, (" IS_RETURN ") + 2 * " FX_LEG ", count(*) FROM settlements"          \
+    X(counts, "SELECT status, (" IS_RETURN ") + 2 * " FX_LEG ", count(*) FROM settlements"         \
               " GROUP BY 1, 2")                                                                    \
     X(fully_returned, RETURNED)                                                                    \
     X(returned_sum, RETURNED_SUM)                                                                  \
@@ -882,8 +882,8 @@ static ledger_err_t prepare_all(ledger_t *l)
             sql = key_statement_sql_6[i - READER_STATEMENT_COUNT]; /* a reader: no switch yet */
         }
         if (l->schema < 10 && i < SETTLEMENT_READ_COUNT) {
-            sql = l->schema < 8   ? settlement_read_sql_7[i]  /* a reader: nothing held, no expiry */
-                  : l->schema < 9 ? settlement_read_sql_8[i]  /* a reader: no returns */
+            sql = l->schema < 8   ? settlement_read_sql_7[i] /* a reader: nothing held, no expiry */
+                  : l->schema < 9 ? settlement_read_sql_8[i] /* a reader: no returns */
                                   : settlement_read_sql_9[i]; /* a reader: no trades */
         }
         if (sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
@@ -1883,8 +1883,8 @@ ledger_err_t ledger_send(ledger_t *l, const settlement_t *s, const uint8_t *evid
         return rc;
     }
     if ((rc = check_effect(l, s->peer, s->currency,
-                           ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, settlement_row_amount(s)))) !=
-        LEDGER_OK) {
+                           ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT,
+                                             settlement_row_amount(s)))) != LEDGER_OK) {
         return rc;
     }
     stored_t st;
@@ -1976,8 +1976,8 @@ ledger_err_t ledger_receive_holding(ledger_t *l, const settlement_t *s, int64_t 
     }
     const char *reason = reject_reason;
     bool over = false;
-    if (reason == NULL && (rc = over_cap(l, s->peer, s->currency, s->amount_minor, cap_minor,
-                                         &over)) != LEDGER_OK) {
+    if (reason == NULL &&
+        (rc = over_cap(l, s->peer, s->currency, s->amount_minor, cap_minor, &over)) != LEDGER_OK) {
         return rc;
     }
     if (over) {
@@ -2340,8 +2340,8 @@ ledger_err_t ledger_return_check(ledger_t *l, const settlement_t *r, const char 
         return rc;
     }
     if (!found || settlement_is_return(&original.s) || settlement_is_fx_leg(&original.s) ||
-        original.s.direction != original_direction ||
-        original.status != STATUS_SETTLED || strcmp(original.s.currency, r->currency) != 0) {
+        original.s.direction != original_direction || original.status != STATUS_SETTLED ||
+        strcmp(original.s.currency, r->currency) != 0) {
         set_error(l, "%s is no settled %s payment in %s with %s", r->original_uetr,
                   original_direction == DIRECTION_IN ? "incoming" : "outgoing", r->currency,
                   r->peer);
@@ -2427,8 +2427,8 @@ static bool answers_settlement(const stored_t *st, const uint8_t *answers)
 
 /* Whether our st may take the payee's answer (`settled`, or rejected with `reason`): pending,
  * or *repeated when it holds that answer already; LEDGER_E_CONFLICT for another. */
-static ledger_err_t resolve_check(ledger_t *l, const stored_t *st, bool settled,
-                                  const char *reason, bool *repeated)
+static ledger_err_t resolve_check(ledger_t *l, const stored_t *st, bool settled, const char *reason,
+                                  bool *repeated)
 {
     status_t want = settled ? STATUS_SETTLED : STATUS_REJECTED;
     *repeated = false;
@@ -2453,9 +2453,9 @@ static ledger_err_t resolve_stored(ledger_t *l, stored_t *st, bool settled, cons
     const char *why = settled ? "" : reason;
     entry_kind_t kind = settled ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
     ledger_err_t rc = append_row(l, st, kind, why, evidence, evidence_len);
-    return rc == LEDGER_OK ? set_status(l, st, settled ? STATUS_SETTLED : STATUS_REJECTED, why,
-                                        sequence)
-                           : rc;
+    return rc == LEDGER_OK
+               ? set_status(l, st, settled ? STATUS_SETTLED : STATUS_REJECTED, why, sequence)
+               : rc;
 }
 
 ledger_err_t ledger_resolve(ledger_t *l, const char *peer, const char *uetr, bool settled,
@@ -2668,9 +2668,9 @@ ledger_err_t ledger_fx_propose(ledger_t *l, const settlement_t legs[2], int64_t 
         return LEDGER_OK;
     }
     for (int i = 0; i < 2; i++) {
-        rc = check_effect(l, legs[i].peer, legs[i].currency,
-                          ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT,
-                                            settlement_row_amount(&legs[i])));
+        rc = check_effect(
+            l, legs[i].peer, legs[i].currency,
+            ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, settlement_row_amount(&legs[i])));
         if (rc != LEDGER_OK) {
             return rc;
         }
@@ -2749,14 +2749,13 @@ ledger_err_t ledger_fx_resolve(ledger_t *l, const char *peer, const char *fx_id,
 }
 
 ledger_err_t ledger_fx_receive(ledger_t *l, const settlement_t legs[2], int64_t cap_minor,
-                               const char *reject_reason, const char *hold,
-                               const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
-                               ledger_outcome_t *outcome)
+                               const char *reject_reason, const char *hold, const uint8_t *evidence,
+                               size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
 {
     assert(outcome != NULL && cap_minor >= 0);
     assert_trade(legs, DIRECTION_IN);
-    assert(reject_reason != NULL ||
-           (settlement_check(&legs[0]) == REASON_NONE && settlement_check(&legs[1]) == REASON_NONE));
+    assert(reject_reason != NULL || (settlement_check(&legs[0]) == REASON_NONE &&
+                                     settlement_check(&legs[1]) == REASON_NONE));
     assert(hold == NULL || strcmp(hold, LEDGER_HOLD_REVIEW) == 0);
     ledger_err_t rc = begin_write(l);
     if (rc != LEDGER_OK) {
@@ -2817,8 +2816,7 @@ ledger_err_t ledger_fx_receive(ledger_t *l, const settlement_t legs[2], int64_t 
     }
     for (int i = 0; i < 2; i++) {
         if ((rc = insert_settlement(l, &legs[i], hash[i], status, reason,
-                                    reason == NULL ? hold : NULL, sequence, &st[i])) !=
-                LEDGER_OK ||
+                                    reason == NULL ? hold : NULL, sequence, &st[i])) != LEDGER_OK ||
             (rc = append_row(l, &st[i], kind, reason, evidence, evidence_len)) != LEDGER_OK) {
             return rc;
         }
@@ -3071,7 +3069,8 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     stored_t st;
     if (s->direction == DIRECTION_OUT) {
         entry_kind_t final = status == STATUS_SETTLED ? ENTRY_OUT_POSTED : ENTRY_OUT_VOIDED;
-        ledger_effect_t e = ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, settlement_row_amount(s));
+        ledger_effect_t e =
+            ledger_row_effect(ENTRY_OUT_PENDING, DIRECTION_OUT, settlement_row_amount(s));
         ledger_effect_t f = ledger_row_effect(final, DIRECTION_OUT, settlement_row_amount(s));
         ledger_effect_t both = {e.pending + f.pending, e.posted + f.posted};
         if ((rc = check_effect(l, s->peer, s->currency, both)) != LEDGER_OK ||
@@ -3089,7 +3088,8 @@ ledger_err_t ledger_import(ledger_t *l, const settlement_t *s, status_t status, 
     }
     entry_kind_t kind = status == STATUS_SETTLED ? ENTRY_IN_BOOKED : ENTRY_IN_REFUSED;
     if ((rc = check_effect(l, s->peer, s->currency,
-                           ledger_row_effect(kind, DIRECTION_IN, settlement_row_amount(s)))) != LEDGER_OK ||
+                           ledger_row_effect(kind, DIRECTION_IN, settlement_row_amount(s)))) !=
+            LEDGER_OK ||
         (rc = insert_settlement(l, s, hash, status, why, NULL, settlement_sequence, &st)) !=
             LEDGER_OK ||
         (rc = append_row(l, &st, kind, why, settlement_evidence, settlement_len)) != LEDGER_OK ||
@@ -3464,8 +3464,8 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
     direction_t money = leg == FX_LEG_ACCEPTOR_PAYS
                             ? (direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT)
                             : direction;
-    __int128 delta = (__int128)(exists ? posted_of(money, at, amount) : 0) -
-                     posted_of(money, now, amount);
+    __int128 delta =
+        (__int128)(exists ? posted_of(money, at, amount) : 0) - posted_of(money, now, amount);
     if (delta == 0) {
         return LEDGER_OK;
     }

@@ -328,9 +328,9 @@ ledger_err_t ledger_fx_resolve(ledger_t *l, const char *peer, const char *fx_id,
  * Both legs recorded with this content: the stored outcome, repeated. A leg's UETR or the
  * trade's id used on the channel otherwise: LEDGER_E_CONFLICT, nothing recorded. */
 ledger_err_t ledger_fx_receive(ledger_t *l, const settlement_t legs[2], int64_t cap_minor,
-                               const char *reject_reason, const char *hold,
-                               const uint8_t *evidence, size_t evidence_len, uint64_t sequence,
-                               ledger_outcome_t *outcome) __attribute__((warn_unused_result));
+                               const char *reject_reason, const char *hold, const uint8_t *evidence,
+                               size_t evidence_len, uint64_t sequence, ledger_outcome_t *outcome)
+    __attribute__((warn_unused_result));
 
 /* ---- cancellation (PROTOCOL.md 3.8.4) ---- */
 

@@ -177,8 +177,7 @@ static void format_scaled(u128 v, unsigned decimals, char *out, size_t out_size)
     snprintf(out, out_size, "%s", text);
 }
 
-bool fx_rate_text(const settlement_t *pay, const settlement_t *receive, char *out,
-                  size_t out_size)
+bool fx_rate_text(const settlement_t *pay, const settlement_t *receive, char *out, size_t out_size)
 {
     assert(pay != NULL && receive != NULL && out != NULL);
     const currency_t *cp = currency_find(pay->currency), *cr = currency_find(receive->currency);
@@ -189,8 +188,8 @@ bool fx_rate_text(const settlement_t *pay, const settlement_t *receive, char *ou
     }
     /* receive / 10^er per pay / 10^ep, in millionths, rounded half up: at most 10^17 * 10^4 *
      * 10^6 over at least 1, well inside 128 bits */
-    u128 num = (u128)receive->amount_minor * power_of_ten(cp->exponent) *
-               power_of_ten(FX_RATE_DECIMALS);
+    u128 num =
+        (u128)receive->amount_minor * power_of_ten(cp->exponent) * power_of_ten(FX_RATE_DECIMALS);
     u128 den = (u128)pay->amount_minor * power_of_ten(cr->exponent);
     u128 q = (2 * num + den) / (2 * den);
     format_scaled(q, FX_RATE_DECIMALS, out, out_size);

@@ -18,8 +18,8 @@
 #include "config.h"
 #include "settlement.h"
 
-#define FX_RATE_LEN_MAX    40 /* the rate text, e.g. "450.123456" */
-#define FX_RATE_DECIMALS   6  /* digits after the point fx_rate_text writes at most */
+#define FX_RATE_LEN_MAX  40 /* the rate text, e.g. "450.123456" */
+#define FX_RATE_DECIMALS 6  /* digits after the point fx_rate_text writes at most */
 
 /* The two legs, in this order in fx_trade_t.legs. */
 #define FX_PAY     0 /* the proposer pays it (FX_LEG_PROPOSER_PAYS) */
@@ -27,11 +27,11 @@
 
 typedef struct {
     char fx_id[CORRIDOR_UETR_LEN + 1];
-    settlement_t legs[2];       /* FX_PAY, FX_RECEIVE: peer, direction, uetr, amount, currency,
-                                   fx_id, fx_leg, times and the body hash (original_hash) */
+    settlement_t legs[2]; /* FX_PAY, FX_RECEIVE: peer, direction, uetr, amount, currency,
+                             fx_id, fx_leg, times and the body hash (original_hash) */
     char rate[FX_RATE_LEN_MAX + 1];
     int64_t created_unix_ms;
-    int64_t expires_unix_ms;    /* 0: none */
+    int64_t expires_unix_ms; /* 0: none */
 } fx_trade_t;
 
 /* Completes a trade we propose to `peer`: the caller has set fx_id, the legs' uetr, amount and
@@ -57,8 +57,7 @@ reason_t fx_check(const fx_trade_t *t);
 /* The rate the legs imply: units of the receive currency per unit of the pay currency, at most
  * FX_RATE_DECIMALS decimals, rounded half up, no trailing zeros ("450", "0.002222"). false when
  * a currency is unknown or an amount is not positive. */
-bool fx_rate_text(const settlement_t *pay, const settlement_t *receive, char *out,
-                  size_t out_size);
+bool fx_rate_text(const settlement_t *pay, const settlement_t *receive, char *out, size_t out_size);
 
 /* The band the peer's config sets for the trade's pair (`fx_band.BASE_QUOTE`, either way round),
  * or NULL when none does. */
