@@ -333,3 +333,33 @@ int cli_apply_cap(const config_t *config, config_peer_t *peer, const char *optio
     assert(set == CONFIG_OK); /* a peer's table holds every currency */
     return EXIT_OK;
 }
+
+int cli_peer_answer(json_t *result, const char *id_key, int64_t wait_ms, bool json,
+                    const char *what, const char *who)
+{
+    const char *id = json_string_value(json_object_get(result, id_key));
+    const char *status = json_string_value(json_object_get(result, "status"));
+    const char *reason = json_string_value(json_object_get(result, "reason"));
+    const char *rate = json_string_value(json_object_get(result, "rate"));
+    bool pending = status == NULL || strcmp(status, "pending") == 0;
+    bool accepted = status != NULL && strcmp(status, "settled") == 0;
+    int rc = EXIT_OK;
+    if (wait_ms > 0 && pending) {
+        complain("timed out after %.1f s waiting for the %s's answer", (double)wait_ms / 1000, who);
+        rc = EXIT_TIMEOUT;
+    } else if (wait_ms > 0 && !accepted) {
+        complain("%s refused by the %s (%s)", what, who, reason ? reason : "no reason");
+        rc = EXIT_NEGATIVE;
+    }
+    if (json) {
+        int printed = cli_print_document(result);
+        return rc != EXIT_OK ? rc : printed;
+    }
+    printf("%s %s%s%s%s%s\n", id ? id : "?",
+           pending    ? "pending"
+           : accepted ? "accepted"
+                      : status,
+           rate ? " at " : "", rate ? rate : "", reason ? " " : "", reason ? reason : "");
+    json_decref(result);
+    return rc;
+}

@@ -110,4 +110,11 @@ int cli_call_node(const home_t *home, const json_t *request, int timeout_ms, jso
  * results, for a command about one item (cancel, review). */
 int cli_call_node_result(const home_t *home, json_t *request, int timeout_ms, json_t **result);
 
+/* The end of a command that asks a peer to decide something (return, fx), from the node's
+ * `result` (taken): with a wait, exit 4 while the answer is still to come and 1 when refused
+ * ("WHAT refused by WHO (REASON)" on stderr); prints the result (`json`) or one line, the id
+ * (`id_key`), `pending`, `accepted` or the status, ` at RATE` when it has one, and the reason. */
+int cli_peer_answer(json_t *result, const char *id_key, int64_t wait_ms, bool json,
+                    const char *what, const char *who);
+
 #endif

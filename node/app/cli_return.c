@@ -107,27 +107,5 @@ int cmd_return(int argc, char **argv)
     if ((rc = cli_call_node_result(&home, req, (int)a.wait_ms + 30000, &result)) != EXIT_OK) {
         return rc;
     }
-    const char *id = json_string_value(json_object_get(result, "return_id"));
-    const char *status = json_string_value(json_object_get(result, "status"));
-    const char *reason = json_string_value(json_object_get(result, "reason"));
-    bool pending = status == NULL || strcmp(status, "pending") == 0;
-    bool accepted = status != NULL && strcmp(status, "settled") == 0;
-    if (a.wait_ms > 0 && pending) {
-        complain("timed out after %.1f s waiting for the payer's answer", (double)a.wait_ms / 1000);
-        rc = EXIT_TIMEOUT;
-    } else if (a.wait_ms > 0 && !accepted) {
-        complain("return refused by the payer (%s)", reason ? reason : "no reason");
-        rc = EXIT_NEGATIVE;
-    }
-    if (args.json) {
-        int printed = cli_print_document(result);
-        return rc != EXIT_OK ? rc : printed;
-    }
-    printf("%s %s%s%s\n", id ? id : "?",
-           pending    ? "pending"
-           : accepted ? "accepted"
-                      : status,
-           reason ? " " : "", reason ? reason : "");
-    json_decref(result);
-    return rc;
+    return cli_peer_answer(result, "return_id", a.wait_ms, args.json, "return", "payer");
 }

@@ -804,6 +804,52 @@ static bool keyset_signed_checkpoint(const keyset_t *ks, const uint8_t *body, si
     return false;
 }
 
+/* The answer `tev` shown for an import: a StatusReport signed by the answerer, to the asker, naming
+ * `id` (a payment's or return's UETR, or a trade's id) and, in version 2, the body of `opening`;
+ * final (a DUPL answers a copy, not the entry). NULL with its status, reason and sequence, or
+ * why it proves nothing. */
+static const char *verify_answer(const keyset_t *answerer, const keyset_t *asker,
+                                 const uint8_t *tev, size_t tev_len, const char *id,
+                                 const envelope_message_t *opening, bool trade, status_t *status,
+                                 bool *bound, char reason[static CORRIDOR_REASON_LEN_MAX + 1],
+                                 uint64_t *status_seq)
+{
+    envelope_message_t sr_msg;
+    if (keyset_verify(answerer, tev, tev_len, &sr_msg) != ENV_OK) {
+        return trade ? "the StatusReport evidence does not verify with the acceptor's key"
+                     : "the StatusReport evidence does not verify with the payee's key";
+    }
+    *status_seq = sr_msg.sequence;
+    Corridor__StatusReport *sr = NULL;
+    const char *problem = NULL;
+    if (sr_msg.type != MSG_STATUS_REPORT || !keyset_has_id(asker, sr_msg.recipient_key_id) ||
+        (sr = (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
+                                                    sr_msg.body_len, sr_msg.body)) == NULL ||
+        strcmp(sr->uetr, id) != 0) {
+        problem = trade ? "the StatusReport evidence is not about this trade"
+                        : "the StatusReport evidence is not about this entry";
+    } else if (sr_msg.version >= 2 && !answers_body(sr, opening)) {
+        problem = trade ? "the StatusReport evidence answers another FxProposal under this trade id"
+                        : "the StatusReport evidence answers other contents under this UETR";
+    } else if (strcmp(sr->status, "RJCT") == 0 &&
+               strcmp(sr->reason, reason_code(REASON_DUPLICATE)) == 0) {
+        problem = "a DUPL rejection answers a copy, not the entry: no evidence for an import";
+    } else if (strcmp(sr->status, "ACSC") == 0) {
+        *status = STATUS_SETTLED;
+        *bound = sr_msg.version >= 2;
+        reason[0] = '\0';
+    } else if (strcmp(sr->status, "RJCT") == 0 && reason_code_check(sr->reason) == VALID_OK) {
+        *status = STATUS_REJECTED;
+        *bound = sr_msg.version >= 2;
+        snprintf(reason, CORRIDOR_REASON_LEN_MAX + 1, "%s", sr->reason);
+    } else {
+        problem = "the StatusReport evidence has no final status";
+    }
+    corridor__status_report__free_unpacked(sr, NULL);
+    envelope_message_clear(&sr_msg);
+    return problem;
+}
+
 /* Verifies an entry's evidence and derives what to record. NULL or why it cannot. *bound
  * tells whether the StatusReport names the hash of exactly this Settlement's body (version 2):
  * only such a report may justify booking an entry this node lacks. A version-1 report (no
@@ -862,37 +908,8 @@ static const char *verify_import(const recon_ctx_t *ctx, const statement_entry_t
     if (!*has_status) {
         return NULL;
     }
-    envelope_message_t sr_msg;
-    if (keyset_verify(&payee_keys, tev, tev_len, &sr_msg) != ENV_OK) {
-        return "the StatusReport evidence does not verify with the payee's key";
-    }
-    *status_seq = sr_msg.sequence;
-    Corridor__StatusReport *sr = NULL;
-    const char *problem = NULL;
-    if (sr_msg.type != MSG_STATUS_REPORT || !keyset_has_id(&payer_keys, sr_msg.recipient_key_id) ||
-        (sr = (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
-                                                    sr_msg.body_len, sr_msg.body)) == NULL ||
-        strcmp(sr->uetr, e->uetr) != 0) {
-        problem = "the StatusReport evidence is not about this entry";
-    } else if (sr_msg.version >= 2 && !answers_body(sr, settlement_msg)) {
-        problem = "the StatusReport evidence answers other contents under this UETR";
-    } else if (strcmp(sr->status, "RJCT") == 0 &&
-               strcmp(sr->reason, reason_code(REASON_DUPLICATE)) == 0) {
-        problem = "a DUPL rejection answers a copy, not the payment: no evidence for an import";
-    } else if (strcmp(sr->status, "ACSC") == 0) {
-        *status = STATUS_SETTLED;
-        *bound = sr_msg.version >= 2;
-        reason[0] = '\0';
-    } else if (strcmp(sr->status, "RJCT") == 0 && reason_code_check(sr->reason) == VALID_OK) {
-        *status = STATUS_REJECTED;
-        *bound = sr_msg.version >= 2;
-        snprintf(reason, CORRIDOR_REASON_LEN_MAX + 1, "%s", sr->reason);
-    } else {
-        problem = "the StatusReport evidence has no valid status";
-    }
-    corridor__status_report__free_unpacked(sr, NULL);
-    envelope_message_clear(&sr_msg);
-    return problem;
+    return verify_answer(&payee_keys, &payer_keys, tev, tev_len, e->uetr, settlement_msg, false,
+                         status, bound, reason, status_seq);
 }
 
 /* A return is imported only beside the payment it returns (3.9): a payment of ours to the peer
@@ -980,37 +997,8 @@ static const char *verify_fx_import(const recon_ctx_t *ctx, const statement_entr
     if (!*has_status) {
         return NULL;
     }
-    envelope_message_t sr_msg;
-    if (keyset_verify(acceptor, tev, tev_len, &sr_msg) != ENV_OK) {
-        return "the StatusReport evidence does not verify with the acceptor's key";
-    }
-    *status_seq = sr_msg.sequence;
-    Corridor__StatusReport *sr = NULL;
-    const char *problem = NULL;
-    if (sr_msg.type != MSG_STATUS_REPORT || !keyset_has_id(proposer, sr_msg.recipient_key_id) ||
-        (sr = (Corridor__StatusReport *)wire_unpack(&corridor__status_report__descriptor,
-                                                    sr_msg.body_len, sr_msg.body)) == NULL ||
-        strcmp(sr->uetr, t->fx_id) != 0) {
-        problem = "the StatusReport evidence is not about this trade";
-    } else if (sr_msg.version >= 2 && !answers_body(sr, fx_msg)) {
-        problem = "the StatusReport evidence answers another FxProposal under this trade id";
-    } else if (strcmp(sr->status, "RJCT") == 0 &&
-               strcmp(sr->reason, reason_code(REASON_DUPLICATE)) == 0) {
-        problem = "a DUPL rejection answers a copy, not the trade: no evidence for an import";
-    } else if (strcmp(sr->status, "ACSC") == 0) {
-        *status = STATUS_SETTLED;
-        *bound = sr_msg.version >= 2;
-        reason[0] = '\0';
-    } else if (strcmp(sr->status, "RJCT") == 0 && reason_code_check(sr->reason) == VALID_OK) {
-        *status = STATUS_REJECTED;
-        *bound = sr_msg.version >= 2;
-        snprintf(reason, CORRIDOR_REASON_LEN_MAX + 1, "%s", sr->reason);
-    } else {
-        problem = "the StatusReport evidence has no final status";
-    }
-    corridor__status_report__free_unpacked(sr, NULL);
-    envelope_message_clear(&sr_msg);
-    return problem;
+    return verify_answer(acceptor, proposer, tev, tev_len, t->fx_id, fx_msg, true, status, bound,
+                         reason, status_seq);
 }
 
 /* Whether the channel holds a leg's UETR as anything but a leg of trade `fx_id`. */
