@@ -606,12 +606,10 @@ static void record_trade(node_t *n, unsigned k, bool proposer_here, const char *
         *sent += 1;
         must(l, ledger_outbox_put(l, other, *sent, MSG_FX_PROPOSAL, sev, sev_len),
              "ledger_outbox_put");
-        for (int i = 0; i < 2; i++) {
-            must(l,
-                 ledger_resolve_answering(l, other, t.legs[i].uetr, hash, true, NULL, tev, tev_len,
-                                          base, &out),
-                 "ledger_resolve_answering (trade)");
-        }
+        must(l,
+             ledger_fx_resolve(l, other, t.fx_id, hash, STATUS_SETTLED, NULL, tev, tev_len, base,
+                               &out),
+             "ledger_fx_resolve");
     } else {
         t.legs[FX_PAY].direction = t.legs[FX_RECEIVE].direction = DIRECTION_IN;
         must(l, ledger_fx_receive(l, t.legs, CAP_MINOR, NULL, NULL, sev, sev_len, base, &out),
