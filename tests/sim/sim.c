@@ -139,12 +139,12 @@
  * restored returner's later return of the same payment, made from books without that one, may be
  * refused AM09 (stale_books: the payer's check of 3.9 at work, both ends agree). The summary counts
  * returns sent, accepted, refused by reason and refused locally.
- *   FX        PROTOCOL.md 3.10, from streams of their own, in half the worlds without a restore
- *             (--fx-restore: with one too; the repair of a trade's legs is another slice of
- *             issue 20). Nodes propose RUB/CNY/INR/KZT/IRR trades to peers as daemon.c handle_fx
- *             does (channel_prepare_fx, the operator row "fx", channel_propose_fx; made again
- *             under new ids when the transaction is lost), at rates inside the band the
- *             acceptor's config sets for the proposer and pair (accepted), far outside it
+ *   FX        PROTOCOL.md 3.10, from streams of their own, in half the worlds (with a restore too:
+ *             a trade its proposer lost with the copy before it left is held by neither end, one
+ *             the acceptor holds again is reviewed again or repaired). Nodes propose
+ * RUB/CNY/INR/KZT/IRR trades to peers as daemon.c handle_fx does (channel_prepare_fx, the operator
+ * row "fx", channel_propose_fx; made again under new ids when the transaction is lost), at rates
+ * inside the band the acceptor's config sets for the proposer and pair (accepted), far outside it
  *             (AG01), in a pair with no band (held for review: the acceptor's operator accepts
  *             or rejects RR04 a while later, as handle_review does with the trade's id, or lets
  *             it expire, AB05 by channel_expire_held), or in a currency the acceptor does not
@@ -157,12 +157,10 @@
  *             reason, the one its kind allows; no leg of a trade nobody proposed; each node's
  *             positions equal to what its settled records move (both currencies of each
  *             accepted trade); the cap each node grants whole (no reservation left); the final
- *             reconciliations match both legs. The audit's evidence and content findings on
- *             legs (it does not know trades yet) are counted in the summary, not failed.
+ *             reconciliations match both legs.
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
- * [--fx-restore]
  * [--trace]`; see
  * scripts/sim.sh.
  */
@@ -394,6 +392,9 @@ typedef struct {
     int64_t decide_ms;  /* review kinds: the acceptor's operator decides then */
     bool decided, decide_in_turn;
     bool done, in_turn, committed;
+    uint64_t commit_turn; /* the proposer's turn that committed it */
+    bool restore_lost;    /* its proposer was put back from a copy taken before it: the acceptor
+                             may hold it (the repair then brings it back), or nobody does */
     char fx_id[CORRIDOR_UETR_LEN + 1];
     char uetr[2][CORRIDOR_UETR_LEN + 1]; /* FX_PAY, FX_RECEIVE */
 } fx_t;
@@ -409,6 +410,7 @@ enum {
     FX_STAT_FF01,     /* hostile: a rate its legs do not imply */
     FX_STAT_REVIEWED, /* held trades an operator decided */
     FX_STAT_FORGED,   /* hostile FxProposals and answers queued by the compromised node */
+    FX_STAT_GONE,     /* lost by a restore of their proposer before they left: held by neither */
     FX_STATS
 };
 
@@ -2548,6 +2550,7 @@ static void fx_settle(world_t *w, node_t *n, bool committed)
         if (f->in_turn && f->proposer == n->idx) {
             f->in_turn = false;
             f->committed = committed;
+            f->commit_turn = n->turns;
             if (!committed && f->kind != FX_HOSTILE_RATE) {
                 f->done = false; /* the operator runs `corridor fx` again: new ids */
                 f->fx_id[0] = '\0';
@@ -3442,6 +3445,19 @@ static bool restore_step(world_t *w, node_t *n)
                   w->items[rt->item].uetr);
         }
     }
+    for (size_t k = 0; k < w->fxs_count; k++) {
+        fx_t *f = &w->fxs[k];
+        if (f->proposer == n->idx && f->committed && f->commit_turn >= r->image_turn) {
+            f->restore_lost = true; /* not proposed again: the acceptor may hold it */
+            trace(w, "%s lost its trade %s with the restore", n->name, f->fx_id);
+        }
+        if (f->acceptor == n->idx && f->decided && f->decide_ms != 0) {
+            /* the copy may hold it again: its operator looks at `review list` once more (one
+             * no longer held, the repair having booked the answer, is left) */
+            f->decided = false;
+            f->decide_ms = f->decide_ms > n->restart_ms ? f->decide_ms : n->restart_ms;
+        }
+    }
     return true;
 }
 
@@ -3688,7 +3704,6 @@ typedef struct {
     bool no_lost_commits; /* every transaction commits: no crash inside one, no disk faults */
     bool replace_anytime; /* key replacements as drawn, whatever the known gaps (gaps_block) */
     bool restore_holds;   /* a node restored from a copy screens too (the known gap) */
-    bool fx_restore;      /* FX trades in worlds with a restore too (their repair: a gap) */
 } options_t;
 
 static bool world_build(world_t *w, const options_t *opt)
@@ -3818,7 +3833,7 @@ static bool world_build(world_t *w, const options_t *opt)
      * the acceptor's config for that peer (either way round: fx_band.BASE_QUOTE) */
     w->fx_rng.s = w->seed ^ UINT64_C(0x667874726164652e);
     w->fx_forge_rng.s = w->seed ^ UINT64_C(0x6678666f72676521);
-    w->fx = (w->restore.node < 0 || opt->fx_restore) && rng_chance(&w->fx_rng, 500);
+    w->fx = rng_chance(&w->fx_rng, 500);
     w->fx_forge_due_ms = rng_range(&w->fx_forge_rng, 0, 2000);
     int64_t fx_rate[CURRENCIES_COUNT][CURRENCIES_COUNT]; /* [a][b], a < b: millionths of b per a */
     memset(fx_rate, 0, sizeof fx_rate);
@@ -4379,6 +4394,10 @@ static bool fx_final(world_t *w, bool strict)
             continue; /* a hostile one lost with its transaction: it never happened */
         }
         ledger_outcome_t ao, bo;
+        if (f->restore_lost && !fx_status_at(w, f, a, false, &ao) &&
+            !fx_status_at(w, f, b, false, &bo)) {
+            continue; /* lost with its proposer's restore before it left: nothing to wait for */
+        }
         if (!fx_status_at(w, f, a, strict, &ao) || !fx_status_at(w, f, b, strict, &bo)) {
             return false;
         }
@@ -4460,6 +4479,11 @@ static void check_fx(world_t *w)
         }
         st[FX_STAT_SENT]++;
         ledger_outcome_t ao, bo;
+        if (f->restore_lost && !fx_status_at(w, f, &w->node[f->proposer], false, &ao) &&
+            !fx_status_at(w, f, &w->node[f->acceptor], false, &bo)) {
+            st[FX_STAT_GONE]++; /* its FxProposal never left the copy: held by neither end */
+            continue;
+        }
         if (!fx_status_at(w, f, &w->node[f->proposer], true, &ao) ||
             !fx_status_at(w, f, &w->node[f->acceptor], true, &bo)) {
             return;
@@ -4530,7 +4554,9 @@ static void check_fx(world_t *w)
         size_t want = 0;
         for (size_t k = 0; k < w->fxs_count; k++) {
             const fx_t *f = &w->fxs[k];
-            want += f->committed && (f->proposer == i || f->acceptor == i) ? 2 : 0;
+            ledger_outcome_t o;
+            bool gone = f->restore_lost && !fx_status_at(w, f, n, false, &o);
+            want += f->committed && !gone && (f->proposer == i || f->acceptor == i) ? 2 : 0;
         }
         if (!w->failed && c->legs != want) {
             fail(w, "%s holds %zu legs of trades, %zu were proposed with it", n->name, c->legs,
@@ -5155,8 +5181,11 @@ static bool reconciles_done(world_t *w, bool strict)
             free(held.v);
             for (size_t k = 0; k < w->fxs_count; k++) { /* and both legs of its trades (3.10) */
                 const fx_t *f = &w->fxs[k];
-                entries += f->committed && ((f->proposer == i && f->acceptor == n->peer_node[p]) ||
-                                            (f->acceptor == i && f->proposer == n->peer_node[p]))
+                ledger_outcome_t o; /* but those a restore lost before they left */
+                bool gone = f->restore_lost && !fx_status_at(w, f, n, false, &o);
+                entries += f->committed && !gone &&
+                                   ((f->proposer == i && f->acceptor == n->peer_node[p]) ||
+                                    (f->acceptor == i && f->proposer == n->peer_node[p]))
                                ? 2
                                : 0;
             }
@@ -5587,7 +5616,7 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--seeds N] [--from S] [--nodes K] [--settlements M] [--jobs J] "
-               "[--fifo] [--no-lost-commits] [--replace-anytime] [--restore-holds] [--fx-restore] "
+               "[--fifo] [--no-lost-commits] [--replace-anytime] [--restore-holds] "
                "[--trace]\n"
                "  runs N worlds, seeds S..S+N-1 (default 1 from 1); K nodes (2-5; default from "
                "the seed);\n"
@@ -5601,8 +5630,6 @@ static void usage(FILE *f)
                "  node/ledger/replace.c has known gaps (sim.c: gaps_block).\n"
                "  --restore-holds: a node restored from a copy screens too (it re-decides what\n"
                "  its copy holds before its channels show the rollback: a known gap).\n"
-               "  --fx-restore: FX trades in worlds with a restore too (the repair of a trade's\n"
-               "  legs is another slice of issue 20).\n"
                "  CORRIDOR_SIM_DIR: where homes are made (default /dev/shm); "
                "CORRIDOR_SIM_KEEP=1 keeps a failed world's homes.\n");
 }
@@ -5664,7 +5691,6 @@ static void replay_line(uint64_t seed, const options_t *opt)
     const char *lost = opt->no_lost_commits ? " --no-lost-commits" : "";
     const char *anytime = opt->replace_anytime ? " --replace-anytime" : "";
     const char *holds = opt->restore_holds ? " --restore-holds" : "";
-    const char *fxr = opt->fx_restore ? " --fx-restore" : "";
     if (opt->nodes > 0) {
         snprintf(nodes, sizeof nodes, " --nodes %d", opt->nodes);
     }
@@ -5672,8 +5698,8 @@ static void replay_line(uint64_t seed, const options_t *opt)
         snprintf(settlements, sizeof settlements, " --settlements %zu", opt->settlements);
     }
     printf("FAILED seed %" PRIu64 "; replay: scripts/sim.sh --seeds 1 --from %" PRIu64
-           "%s%s%s%s%s%s%s --trace\n",
-           seed, seed, nodes, settlements, fifo, lost, anytime, holds, fxr);
+           "%s%s%s%s%s%s --trace\n",
+           seed, seed, nodes, settlements, fifo, lost, anytime, holds);
 }
 
 /* What the worlds of a run did with stolen keys (world_run writes each world's). */
@@ -5776,8 +5802,6 @@ int main(int argc, char **argv)
             opt.replace_anytime = true;
         } else if (strcmp(a, "--restore-holds") == 0) {
             opt.restore_holds = true;
-        } else if (strcmp(a, "--fx-restore") == 0) {
-            opt.fx_restore = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -5915,11 +5939,11 @@ int main(int argc, char **argv)
     printf("%" PRIu64 " worlds with FX trades: %" PRIu64 " trades proposed, %" PRIu64
            " accepted, %" PRIu64 " refused (AG01 %" PRIu64 ", RR04 %" PRIu64 ", AB05 %" PRIu64
            ", AM03 %" PRIu64 ", FF01 %" PRIu64 "); %" PRIu64 " reviewed; %" PRIu64
-           " hostile trade messages\n",
+           " hostile trade messages; %" PRIu64 " lost by a restore of the proposer\n",
            stats.fx_worlds, fs[FX_STAT_SENT], fs[FX_STAT_ACCEPTED],
            fs[FX_STAT_SENT] - fs[FX_STAT_ACCEPTED], fs[FX_STAT_AG01], fs[FX_STAT_RR04],
            fs[FX_STAT_AB05], fs[FX_STAT_AM03], fs[FX_STAT_FF01], fs[FX_STAT_REVIEWED],
-           fs[FX_STAT_FORGED]);
+           fs[FX_STAT_FORGED], fs[FX_STAT_GONE]);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
