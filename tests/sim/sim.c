@@ -3827,8 +3827,8 @@ static bool world_build(world_t *w, const options_t *opt)
         n->config->screen_timeout_ms = SCREEN_TIMEOUT;
         n->review_scan_ms = rng_range(hr, 0, 2000);
     }
-    /* FX trades (PROTOCOL.md 3.10), from streams of their own, in half the worlds without a
-     * restore (a restored node's repair of trades is another slice): a nominal rate for each
+    /* FX trades (PROTOCOL.md 3.10), from streams of their own, in half the worlds: a nominal
+     * rate for each
      * pair of currencies, and for some pairs a peer's trades may come in, a band around it in
      * the acceptor's config for that peer (either way round: fx_band.BASE_QUOTE) */
     w->fx_rng.s = w->seed ^ UINT64_C(0x667874726164652e);
