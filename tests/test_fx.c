@@ -199,6 +199,27 @@ static void test_check_refusals(void **state)
 
 /* ---- encode / decode ------------------------------------------------------------------------ */
 
+/* What a record can be keyed by: distinct valid ids, negatable amounts, a version-2 Inner (the
+ * answer names its body); a proposal that is not is answered unrecorded, and never imported. */
+static void test_keyed(void **state)
+{
+    (void)state;
+    fx_trade_t t = trade("RUB", 100000, "IRR", 45000000);
+    assert_true(fx_keyed(&t, 2));
+    assert_false(fx_keyed(&t, 1));
+    fx_trade_t low = t;
+    low.legs[FX_RECEIVE].amount_minor = INT64_MIN;
+    assert_false(fx_keyed(&low, 2));
+    low.legs[FX_RECEIVE].amount_minor = -1; /* refused AM12, but recorded */
+    assert_true(fx_keyed(&low, 2));
+    fx_trade_t same = t;
+    memcpy(same.legs[FX_RECEIVE].uetr, same.legs[FX_PAY].uetr, sizeof same.legs[FX_PAY].uetr);
+    assert_false(fx_keyed(&same, 2));
+    fx_trade_t id_as_leg = t;
+    memcpy(id_as_leg.fx_id, id_as_leg.legs[FX_PAY].uetr, sizeof id_as_leg.fx_id);
+    assert_false(fx_keyed(&id_as_leg, 2));
+}
+
 static void test_encode_decode_round_trip(void **state)
 {
     (void)state;
@@ -565,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_rate_refused),
         cmocka_unit_test(test_prepare_fills_legs),
         cmocka_unit_test(test_check_refusals),
+        cmocka_unit_test(test_keyed),
         cmocka_unit_test(test_encode_decode_round_trip),
         cmocka_unit_test(test_decode_missing_leg),
         cmocka_unit_test(test_band_parse),

@@ -2556,16 +2556,11 @@ static ledger_err_t apply_fx_proposal(channel_t *ch, const envelope_message_t *m
     if (reason == REASON_NONE) {
         reason = fx_check(&t);
     }
-    if (reason == REASON_NONE && msg->version < 2) {
-        reason = REASON_FORMAT; /* 3.10.1: our answer must name its body, which needs version 2 */
+    bool keyed = fx_keyed(&t, msg->version);
+    if (reason == REASON_NONE && !keyed) {
+        reason = REASON_FORMAT; /* version 1 (3.10.1), or an amount of -2^63 */
     }
     const settlement_t *pay = &t.legs[FX_PAY], *receive = &t.legs[FX_RECEIVE];
-    /* what keys a record: valid, distinct ids; and amounts whose negation exists (leg 2's rows
-     * carry -m, 3.10.5) */
-    bool keyed = uetr_check(pay->uetr) == VALID_OK && uetr_check(receive->uetr) == VALID_OK &&
-                 strcmp(pay->uetr, receive->uetr) != 0 && strcmp(pay->uetr, t.fx_id) != 0 &&
-                 strcmp(receive->uetr, t.fx_id) != 0 && msg->version >= 2 &&
-                 pay->amount_minor != INT64_MIN && receive->amount_minor != INT64_MIN;
     if (reason != REASON_NONE) {
         ch->stats.unentitled++;
         log_event(ch->ctx.node_name, peer, t.fx_id, "FxProposal refused %s: %s",

@@ -979,11 +979,8 @@ static const char *verify_fx_import(const recon_ctx_t *ctx, const statement_entr
     int k = strcmp(t->legs[FX_PAY].uetr, e->uetr) == 0       ? FX_PAY
             : strcmp(t->legs[FX_RECEIVE].uetr, e->uetr) == 0 ? FX_RECEIVE
                                                              : -1;
-    /* the trade as the acceptor keys it: three distinct valid ids */
-    bool keyed = uetr_check(t->fx_id) == VALID_OK && uetr_check(t->legs[0].uetr) == VALID_OK &&
-                 uetr_check(t->legs[1].uetr) == VALID_OK &&
-                 strcmp(t->legs[0].uetr, t->legs[1].uetr) != 0 &&
-                 strcmp(t->legs[0].uetr, t->fx_id) != 0 && strcmp(t->legs[1].uetr, t->fx_id) != 0;
+    /* the trade as the acceptor keys it (one it answered without recording is no import) */
+    bool keyed = fx_keyed(t, fx_msg->version);
     if (!keyset_has_id(acceptor, fx_msg->recipient_key_id) || !keyed || k < 0 ||
         strcmp(t->fx_id, e->fx_id) != 0 || t->legs[k].amount_minor != e->amount_minor ||
         strcmp(t->legs[k].currency, e->currency) != 0 ||

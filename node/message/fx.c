@@ -126,13 +126,27 @@ reason_t fx_decode(const uint8_t *body, size_t len, const char *peer, direction_
     return ok ? REASON_NONE : REASON_FORMAT;
 }
 
+/* The trade's three ids: valid UUIDv4s, all different. */
+static bool ids_distinct(const fx_trade_t *t)
+{
+    const settlement_t *pay = &t->legs[FX_PAY], *receive = &t->legs[FX_RECEIVE];
+    return uetr_check(t->fx_id) == VALID_OK && uetr_check(pay->uetr) == VALID_OK &&
+           uetr_check(receive->uetr) == VALID_OK && strcmp(pay->uetr, receive->uetr) != 0 &&
+           strcmp(pay->uetr, t->fx_id) != 0 && strcmp(receive->uetr, t->fx_id) != 0;
+}
+
+bool fx_keyed(const fx_trade_t *t, uint32_t inner_version)
+{
+    assert(t != NULL);
+    return ids_distinct(t) && inner_version >= 2 && t->legs[FX_PAY].amount_minor != INT64_MIN &&
+           t->legs[FX_RECEIVE].amount_minor != INT64_MIN;
+}
+
 reason_t fx_check(const fx_trade_t *t)
 {
     assert(t != NULL);
     const settlement_t *pay = &t->legs[FX_PAY], *receive = &t->legs[FX_RECEIVE];
-    if (uetr_check(t->fx_id) != VALID_OK || uetr_check(pay->uetr) != VALID_OK ||
-        uetr_check(receive->uetr) != VALID_OK || strcmp(pay->uetr, receive->uetr) == 0 ||
-        strcmp(pay->uetr, t->fx_id) == 0 || strcmp(receive->uetr, t->fx_id) == 0) {
+    if (!ids_distinct(t)) {
         return REASON_FORMAT;
     }
     for (int i = 0; i < 2; i++) {

@@ -54,6 +54,12 @@ reason_t fx_decode(const uint8_t *body, size_t len, const char *peer, direction_
  * REASON_NONE or the reason to refuse it with. */
 reason_t fx_check(const fx_trade_t *t);
 
+/* Whether a received trade can be recorded by its legs' UETRs (PROTOCOL.md 3.10.4 step 2): its
+ * three ids valid and all different, both amounts negatable (leg 2's rows carry -m), and the
+ * Inner that carried it of version 2 (the answer must name its body). One that is not is answered
+ * RJCT FF01 and recorded nowhere, nor imported by a repair. */
+bool fx_keyed(const fx_trade_t *t, uint32_t inner_version);
+
 /* The rate the legs imply: units of the receive currency per unit of the pay currency, at most
  * FX_RATE_DECIMALS decimals, rounded half up, no trailing zeros ("450", "0.002222"). false when
  * a currency is unknown or an amount is not positive. */
