@@ -325,6 +325,9 @@ static const char *fx_leg_matches(const audit_row_t *row, const envelope_message
     if (format != REASON_NONE && t.fx_id[0] == '\0') {
         return "evidence body is not an FxProposal";
     }
+    if (!fx_keyed(&t, msg->version)) { /* answered, never recorded (3.10.4 step 2) */
+        return "an FxProposal no record is kept of (ids, version or amount)";
+    }
     if (format == REASON_NONE) {
         format = fx_check(&t);
     }
