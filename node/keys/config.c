@@ -17,6 +17,9 @@
 #define LIMIT_KEY_PREFIX    "limit_minor."
 #define FX_BAND_KEY_PREFIX  "fx_band."
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x)  STRINGIFY_(x)
+
 config_t *config_new(void)
 {
     return calloc(1, sizeof(config_t));
@@ -38,6 +41,25 @@ uint32_t config_checkpoint_interval_s(const config_t *config)
 {
     return config->checkpoint_interval_s != 0 ? config->checkpoint_interval_s
                                               : CONFIG_CHECKPOINT_INTERVAL_DEFAULT;
+}
+
+uint32_t config_cycle_every(const config_t *config, const char *peer)
+{
+    assert(config != NULL);
+    const config_peer_t *p = peer != NULL ? config_find_peer_const(config, peer) : NULL;
+    uint32_t every = p != NULL && p->cycle_every != 0 ? p->cycle_every : config->cycle_every;
+    assert(every <= CONFIG_CYCLE_EVERY_MAX);
+    return every;
+}
+
+int32_t config_cycle_at_min(const config_t *config, const char *peer)
+{
+    assert(config != NULL);
+    const config_peer_t *p = peer != NULL ? config_find_peer_const(config, peer) : NULL;
+    int32_t plus1 = p != NULL && p->cycle_at_min_plus1 != 0 ? p->cycle_at_min_plus1
+                                                            : config->cycle_at_min_plus1;
+    assert(plus1 >= 0 && plus1 <= CONFIG_CYCLE_AT_MIN_MAX + 1);
+    return plus1 - 1;
 }
 
 void config_destroy(config_t **self_p)
@@ -319,10 +341,56 @@ static const char *peer_fx_band(config_peer_t *peer, const char *pair, const cha
     return NULL;
 }
 
+/* Whether `key` is one of the settlement cycle keys, read by cycle_field in [node] and in
+ * [peer X] alike. */
+static bool is_cycle_key(const char *key)
+{
+    return strcmp(key, "cycle_every") == 0 || strcmp(key, "cycle_at") == 0;
+}
+
+/* Applies `cycle_every = N` (1 to CONFIG_CYCLE_EVERY_MAX) or `cycle_at = HH:MM` (UTC, exactly
+ * two digits each) to the fields of [node] or of one [peer X]. NULL, or what is wrong. */
+static const char *cycle_field(const char *key, const char *value, uint32_t *every,
+                               int32_t *at_min_plus1)
+{
+    assert(is_cycle_key(key));
+    if (strcmp(key, "cycle_every") == 0) {
+        if (*every != 0) {
+            return "given twice";
+        }
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+        if (errno != 0 || end == NULL || *end != '\0' || v < 1 || v > CONFIG_CYCLE_EVERY_MAX) {
+            return "not a whole number from 1 to " STRINGIFY(CONFIG_CYCLE_EVERY_MAX);
+        }
+        *every = (uint32_t)v;
+        return NULL;
+    }
+    if (*at_min_plus1 != 0) {
+        return "given twice";
+    }
+    bool digits = strlen(value) == 5 && value[2] == ':';
+    for (size_t i = 0; digits && i < 5; i++) {
+        digits = i == 2 || (value[i] >= '0' && value[i] <= '9');
+    }
+    int hours = digits ? (value[0] - '0') * 10 + (value[1] - '0') : -1;
+    int minutes = digits ? (value[3] - '0') * 10 + (value[4] - '0') : -1;
+    if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59) {
+        return "not a time of day HH:MM in UTC, from 00:00 to 23:59";
+    }
+    *at_min_plus1 = (int32_t)(hours * 60 + minutes + 1);
+    assert(*at_min_plus1 >= 1 && *at_min_plus1 <= CONFIG_CYCLE_AT_MIN_MAX + 1);
+    return NULL;
+}
+
 /* Applies one key of a [peer X] section. Returns NULL, or what is wrong with the value. */
 static const char *peer_field(config_peer_t *peer, const char *key, const char *value,
                               unsigned *fields)
 {
+    if (is_cycle_key(key)) {
+        return cycle_field(key, value, &peer->cycle_every, &peer->cycle_at_min_plus1);
+    }
     if (strncmp(key, FX_BAND_KEY_PREFIX, strlen(FX_BAND_KEY_PREFIX)) == 0) {
         return peer_fx_band(peer, key + strlen(FX_BAND_KEY_PREFIX), value);
     }
@@ -403,6 +471,8 @@ static const char *node_field(config_t *config, const char *key, const char *val
             return err;
         }
         *(every ? &config->checkpoint_every : &config->checkpoint_interval_s) = (uint32_t)v;
+    } else if (is_cycle_key(key)) {
+        return cycle_field(key, value, &config->cycle_every, &config->cycle_at_min_plus1);
     } else if (strcmp(key, "screen_list") == 0 || strcmp(key, "screen_program") == 0) {
         char *field =
             strcmp(key, "screen_list") == 0 ? config->screen_list : config->screen_program;
@@ -622,6 +692,21 @@ static void append(char *out, size_t out_size, size_t *used, const char *fmt, ..
     *used += n < 0 ? out_size : (size_t)n;
 }
 
+/* Writes the cycle keys that are set, as cycle_field reads them. */
+static void append_cycle(char *out, size_t out_size, size_t *used, uint32_t every,
+                         int32_t at_min_plus1)
+{
+    assert(at_min_plus1 >= 0 && at_min_plus1 <= CONFIG_CYCLE_AT_MIN_MAX + 1);
+    if (every != 0) {
+        append(out, out_size, used, "cycle_every = %u\n", every);
+    }
+    if (at_min_plus1 != 0) {
+        int32_t minutes = at_min_plus1 - 1;
+        append(out, out_size, used, "cycle_at = %02d:%02d\n", (int)(minutes / 60),
+               (int)(minutes % 60));
+    }
+}
+
 size_t config_format(const config_t *config, char *out, size_t out_size)
 {
     assert(config != NULL && out != NULL);
@@ -644,6 +729,7 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
     if (config->checkpoint_interval_s != 0) {
         append(out, out_size, &used, "checkpoint_interval_s = %u\n", config->checkpoint_interval_s);
     }
+    append_cycle(out, out_size, &used, config->cycle_every, config->cycle_at_min_plus1);
     if (config->screen_list[0] != '\0') {
         append(out, out_size, &used, "screen_list = %s\n", config->screen_list);
     }
@@ -676,6 +762,7 @@ size_t config_format(const config_t *config, char *out, size_t out_size)
             append(out, out_size, &used, FX_BAND_KEY_PREFIX "%s_%s = %s\n", p->fx_bands[j].base,
                    p->fx_bands[j].quote, band);
         }
+        append_cycle(out, out_size, &used, p->cycle_every, p->cycle_at_min_plus1);
     }
     return used < out_size ? used : 0;
 }

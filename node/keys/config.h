@@ -13,6 +13,9 @@
  *   currencies = RUB,IRR
  *   checkpoint_every = 10000       (optional: a checkpoint after this many sequenced messages
  *   checkpoint_interval_s = 600     on a channel, both ways, or this long, if sooner)
+ *   cycle_every = 5000              (optional, PROTOCOL.md 3.11: a settlement cycle closed
+ *   cycle_at = 18:00                 after this many settlements final since the last close,
+ *                                    and once a day at this UTC time; for every peer)
  *   screen_list = sanctions.txt     (optional, PROTOCOL.md 3.8.2: parties refused RR04)
  *   screen_program = screen.sh      (optional: incoming payments held for its verdict,
  *   screen_timeout_ms = 5000         given this long to answer)
@@ -22,6 +25,10 @@
  *   limit_minor.RUB = 100000000                    (net debit cap granted, minor units)
  *   fx_band.RUB_IRR = 440..460                     (FX trades of this peer's accepted inside:
  *                                                   IRR per RUB, whichever side pays which)
+ *   cycle_every = 100  cycle_at = 06:30            (optional: this peer's own, over [node]'s)
+ *
+ * A zeroed config_t is valid and means "not set" for every optional key; that is why cycle_at
+ * is kept as minutes plus one (0: off) rather than as -1 (read it with config_cycle_at_min).
  */
 #ifndef CORRIDOR_CONFIG_H
 #define CORRIDOR_CONFIG_H
@@ -42,6 +49,8 @@
 #define CONFIG_CHECKPOINT_INTERVAL_MAX     (366 * 24 * 3600)
 #define CONFIG_SCREEN_TIMEOUT_MS_DEFAULT   5000
 #define CONFIG_SCREEN_TIMEOUT_MS_MAX       600000
+#define CONFIG_CYCLE_EVERY_MAX             1000000000
+#define CONFIG_CYCLE_AT_MIN_MAX            (24 * 60 - 1) /* 23:59 */
 
 /* A net debit cap this node grants a peer in one currency. */
 typedef struct {
@@ -68,6 +77,9 @@ typedef struct {
     config_limit_t limits[CORRIDOR_CURRENCIES_MAX]; /* caps granted; absent currency = 0 */
     size_t fx_bands_count;                          /* entries used in fx_bands */
     config_fx_band_t fx_bands[CONFIG_FX_BANDS_MAX]; /* no band for a pair: held for review */
+    uint32_t cycle_every;                           /* cycle_every for this peer; 0: [node]'s */
+    int32_t cycle_at_min_plus1; /* cycle_at for this peer, minutes after 00:00 UTC plus one;
+                                   0: [node]'s */
 } config_peer_t;
 
 typedef struct {
@@ -84,6 +96,9 @@ typedef struct {
                                                        paths from the home */
     char screen_program[CORRIDOR_PATH_LEN_MAX + 1]; /* screening program ("": none) */
     uint32_t screen_timeout_ms;                     /* its time to answer; 0: the default */
+    uint32_t cycle_every;       /* settlements final between automatic cycle closes; 0: off */
+    int32_t cycle_at_min_plus1; /* daily automatic cycle close, minutes after 00:00 UTC plus
+                                   one; 0: off */
 } config_t;
 
 /* screen_timeout_ms with its default. */
@@ -92,6 +107,13 @@ uint32_t config_screen_timeout_ms(const config_t *config);
 /* checkpoint_every and checkpoint_interval_s, with their defaults. */
 uint32_t config_checkpoint_every(const config_t *config);
 uint32_t config_checkpoint_interval_s(const config_t *config);
+
+/* When a channel's settlement cycle is closed by itself (PROTOCOL.md 3.11): the [peer X]
+ * section's cycle_every and cycle_at where it sets them, else [node]'s (`peer` NULL or not a
+ * configured peer: [node]'s). cycle_every: settlements final since the last close, 0 when
+ * off. cycle_at: minutes after midnight UTC, 0 to CONFIG_CYCLE_AT_MIN_MAX, -1 when off. */
+uint32_t config_cycle_every(const config_t *config, const char *peer);
+int32_t config_cycle_at_min(const config_t *config, const char *peer);
 
 /* How a config function fails: CONFIG_OK (0) or why, and one line in `err` saying what and
  * where where the function takes one. */
