@@ -185,6 +185,10 @@ static config_t *sample_config(void)
     assert_int_equal(config_peer_set_limit(&c->peers[0], "RUB", INT64_C(100000000)), 0);
     assert_int_equal(config_peer_set_limit(&c->peers[0], "IRR", 0), 0);
     assert_int_equal(config_peer_set_limit(&c->peers[1], "USD", CORRIDOR_AMOUNT_MINOR_MAX), 0);
+    c->cycle_every = 2500;
+    c->cycle_at_min_plus1 = 18 * 60 + 1; /* 18:00 */
+    c->peers[0].cycle_every = CONFIG_CYCLE_EVERY_MAX;
+    c->peers[1].cycle_at_min_plus1 = 0 * 60 + 1; /* 00:00 */
     return c;
 }
 
@@ -197,10 +201,14 @@ static void assert_configs_equal(const config_t *a, const config_t *b)
     for (size_t i = 0; i < a->currencies_count; i++) {
         assert_string_equal(a->currencies[i], b->currencies[i]);
     }
+    assert_int_equal(a->cycle_every, b->cycle_every);
+    assert_int_equal(a->cycle_at_min_plus1, b->cycle_at_min_plus1);
     assert_int_equal(a->peers_count, b->peers_count);
     for (size_t i = 0; i < a->peers_count; i++) {
         const config_peer_t *p = &a->peers[i];
         const config_peer_t *q = &b->peers[i];
+        assert_int_equal(p->cycle_every, q->cycle_every);
+        assert_int_equal(p->cycle_at_min_plus1, q->cycle_at_min_plus1);
         assert_string_equal(p->card.name, q->card.name);
         assert_string_equal(p->card.endpoint, q->card.endpoint);
         assert_string_equal(p->card.stream, q->card.stream);
@@ -230,6 +238,11 @@ static void test_format_parse_round_trip(void **state)
     assert_configs_equal(parsed, orig);
     assert_true(config_peer_limit(&parsed->peers[0], "RUB") == INT64_C(100000000));
     assert_true(config_peer_limit(&parsed->peers[1], "USD") == CORRIDOR_AMOUNT_MINOR_MAX);
+    assert_non_null(strstr(text, "cycle_every = 2500\ncycle_at = 18:00\n"));
+    assert_int_equal(config_cycle_every(parsed, "BMJIIRTH"), CONFIG_CYCLE_EVERY_MAX);
+    assert_int_equal(config_cycle_at_min(parsed, "BMJIIRTH"), 18 * 60);
+    assert_int_equal(config_cycle_every(parsed, "BKCHCNBJ"), 2500);
+    assert_int_equal(config_cycle_at_min(parsed, "BKCHCNBJ"), 0);
     config_destroy(&parsed);
     config_destroy(&orig);
     free(text);
@@ -534,6 +547,136 @@ static void test_parse_checkpoint_spacing(void **state)
     assert_parse_error(NODE_HEAD "checkpoint_every = 5\ncheckpoint_every = 6\n", 6, "twice");
 }
 
+/* cycle_every and cycle_at in [node]: off when absent, both bounds, kept by a save. */
+static void test_parse_cycle(void **state)
+{
+    (void)state;
+    config_t *c = parse_ok(NODE_HEAD);
+    assert_int_equal(config_cycle_every(c, NULL), 0);
+    assert_int_equal(config_cycle_at_min(c, NULL), -1);
+    config_destroy(&c);
+    const struct {
+        const char *text;
+        uint32_t every;
+        int32_t at_min;
+        const char *formatted;
+    } cases[] = {
+        {"cycle_every = 1\ncycle_at = 00:00\n", 1, 0, "cycle_every = 1\ncycle_at = 00:00\n"},
+        {"cycle_at = 23:59\ncycle_every = 1000000000\n", CONFIG_CYCLE_EVERY_MAX, 23 * 60 + 59,
+         "cycle_every = 1000000000\ncycle_at = 23:59\n"},
+        {"cycle_at = 07:05\n", 0, 7 * 60 + 5, "cycle_at = 07:05\n"},
+        {"cycle_every = 0042\n", 42, -1, "cycle_every = 42\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char node[512];
+        snprintf(node, sizeof node, NODE_HEAD "%s", cases[i].text);
+        c = parse_ok(node);
+        assert_int_equal(config_cycle_every(c, NULL), cases[i].every);
+        assert_int_equal(config_cycle_at_min(c, NULL), cases[i].at_min);
+        char text[4096];
+        assert_true(config_format(c, text, sizeof text) > 0);
+        assert_non_null(strstr(text, cases[i].formatted));
+        config_t *again = parse_ok(text);
+        assert_int_equal(config_cycle_every(again, NULL), cases[i].every);
+        assert_int_equal(config_cycle_at_min(again, NULL), cases[i].at_min);
+        config_destroy(&again);
+        config_destroy(&c);
+    }
+}
+
+/* Bad cycle values are refused naming the key and its line, in [node] and in [peer X]. */
+static void test_parse_cycle_refused(void **state)
+{
+    (void)state;
+    static const char *const every_bad[] = {"0",   "1000000001", "-5", "+5",
+                                            "12x", "1e3",        "",   "99999999999999999999999"};
+    static const char *const at_bad[] = {"24:00", "7:30",  "12:60", "12:30x", "12:3", "1230",
+                                         "12.30", " 2:30", "-1:30", "12:-1",  "",     "noon"};
+    for (size_t i = 0; i < sizeof every_bad / sizeof every_bad[0]; i++) {
+        char node[512];
+        snprintf(node, sizeof node, NODE_HEAD "cycle_every = %s\n", every_bad[i]);
+        assert_parse_error(node, 5, "cycle_every: not a whole number from 1 to 1000000000");
+        char *text = new_text(NODE_HEAD);
+        add_peer(text, "BMJIIRTH", 0, NULL); /* lines 5-9 */
+        add(text, "cycle_every = %s\n", every_bad[i]);
+        assert_parse_error_free(text, 10, "cycle_every: not a whole number");
+    }
+    for (size_t i = 0; i < sizeof at_bad / sizeof at_bad[0]; i++) {
+        char node[512];
+        snprintf(node, sizeof node, NODE_HEAD "cycle_at = %s\n", at_bad[i]);
+        assert_parse_error(node, 5, "cycle_at: not a time of day HH:MM");
+        char *text = new_text(NODE_HEAD);
+        add_peer(text, "BMJIIRTH", 0, NULL);
+        add(text, "cycle_at = %s\n", at_bad[i]);
+        assert_parse_error_free(text, 10, "cycle_at: not a time of day HH:MM");
+    }
+    assert_parse_error(NODE_HEAD "cycle_every = 5\ncycle_every = 5\n", 6,
+                       "cycle_every: given twice");
+    assert_parse_error(NODE_HEAD "cycle_at = 01:00\ncycle_at = 02:00\n", 6,
+                       "cycle_at: given twice");
+    char *text = new_text(NODE_HEAD);
+    add_peer(text, "BMJIIRTH", 0, NULL);
+    add(text, "cycle_every = 7\ncycle_every = 8\n");
+    assert_parse_error_free(text, 11, "cycle_every: given twice");
+    text = new_text(NODE_HEAD);
+    add_peer(text, "BMJIIRTH", 0, NULL);
+    add(text, "cycle_at = 00:00\ncycle_at = 00:00\n"); /* 00:00 is set, not off */
+    assert_parse_error_free(text, 11, "cycle_at: given twice");
+    /* [node]'s and a peer's are not the same key given twice */
+    text = new_text(NODE_HEAD "cycle_every = 5\ncycle_at = 12:00\n");
+    add_peer(text, "BMJIIRTH", 0, NULL);
+    add(text, "cycle_every = 6\ncycle_at = 13:00\n");
+    config_t *c = parse_ok(text);
+    free(text);
+    assert_int_equal(config_cycle_every(c, "BMJIIRTH"), 6);
+    config_destroy(&c);
+}
+
+/* A peer's cycle keys win over [node]'s, each on its own; NULL or an unknown peer: [node]'s. */
+static void test_cycle_peer_override(void **state)
+{
+    (void)state;
+    char *text = new_text(NODE_HEAD "cycle_every = 500\ncycle_at = 18:00\n");
+    add_peer(text, "BMJIIRTH", 0, NULL);
+    add(text, "cycle_every = 20\ncycle_at = 06:30\n");
+    add_peer(text, "BKCHCNBJ", 1, NULL);
+    add(text, "cycle_at = 00:00\n");
+    config_t *c = parse_ok(text);
+    char *formatted = calloc(1, TEXT_SIZE);
+    assert_non_null(formatted);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(config_cycle_every(c, NULL), 500);
+        assert_int_equal(config_cycle_at_min(c, NULL), 18 * 60);
+        assert_int_equal(config_cycle_every(c, "BMJIIRTH"), 20);
+        assert_int_equal(config_cycle_at_min(c, "BMJIIRTH"), 6 * 60 + 30);
+        assert_int_equal(config_cycle_every(c, "BKCHCNBJ"), 500); /* not set: [node]'s */
+        assert_int_equal(config_cycle_at_min(c, "BKCHCNBJ"), 0);
+        assert_int_equal(config_cycle_every(c, "BKCHCNBX"), 500);
+        assert_int_equal(config_cycle_at_min(c, "BKCHCNBX"), 18 * 60);
+        assert_int_equal(config_cycle_every(c, "BKRURUMM"), 500); /* this node: not a peer */
+        /* the second round reads the text config_format wrote */
+        assert_true(config_format(c, formatted, TEXT_SIZE) > 0);
+        config_t *again = parse_ok(formatted);
+        assert_configs_equal(again, c);
+        config_destroy(&c);
+        c = again;
+    }
+    config_destroy(&c);
+    /* a peer's alone, with [node] off */
+    free(text);
+    text = new_text(NODE_HEAD);
+    add_peer(text, "BMJIIRTH", 0, NULL);
+    add(text, "cycle_every = 3\n");
+    c = parse_ok(text);
+    assert_int_equal(config_cycle_every(c, "BMJIIRTH"), 3);
+    assert_int_equal(config_cycle_at_min(c, "BMJIIRTH"), -1);
+    assert_int_equal(config_cycle_every(c, NULL), 0);
+    assert_int_equal(config_cycle_every(c, "BKCHCNBJ"), 0);
+    config_destroy(&c);
+    free(text);
+    free(formatted);
+}
+
 static void test_parse_bad_name(void **state)
 {
     (void)state;
@@ -832,6 +975,9 @@ static void test_new_is_zeroed_and_destroy(void **state)
     config_t *c = config_new();
     assert_non_null(c);
     assert_true(config_is_zero(c));
+    /* every optional key of a zeroed config is unset: the cycle closes are off */
+    assert_int_equal(config_cycle_every(c, NULL), 0);
+    assert_int_equal(config_cycle_at_min(c, NULL), -1);
     config_destroy(&c);
     assert_null(c);
     config_destroy(&c); /* safe on NULL */
@@ -999,6 +1145,9 @@ int main(void)
         T(test_parse_key_outside_section),
         T(test_parse_not_key_value),
         T(test_parse_checkpoint_spacing),
+        T(test_parse_cycle),
+        T(test_parse_cycle_refused),
+        T(test_cycle_peer_override),
         T(test_parse_bad_name),
         T(test_parse_bad_listen),
         T(test_parse_unknown_currency),
