@@ -34,10 +34,18 @@ static void check_config(const config_t *config)
         assert(currency_find(config->currencies[i]) != NULL);
         assert(config_accepts(config, config->currencies[i]));
     }
+    assert(config_cycle_every(config, NULL) <= CONFIG_CYCLE_EVERY_MAX);
+    assert(config_cycle_at_min(config, NULL) >= -1 &&
+           config_cycle_at_min(config, NULL) <= CONFIG_CYCLE_AT_MIN_MAX);
     assert(config->peers_count <= CORRIDOR_PEERS_MAX);
     for (size_t i = 0; i < config->peers_count; i++) {
         const config_peer_t *p = &config->peers[i];
         assert(config_find_peer_const(config, p->card.name) == p);
+        assert(p->cycle_every <= CONFIG_CYCLE_EVERY_MAX);
+        assert(config_cycle_every(config, p->card.name) ==
+               (p->cycle_every != 0 ? p->cycle_every : config->cycle_every));
+        int32_t at = config_cycle_at_min(config, p->card.name);
+        assert(at >= -1 && at <= CONFIG_CYCLE_AT_MIN_MAX);
         assert(endpoint_valid(p->card.endpoint));
         assert(p->limits_count <= CORRIDOR_CURRENCIES_MAX);
         for (size_t j = 0; j < p->limits_count; j++) {
