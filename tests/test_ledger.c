@@ -650,9 +650,13 @@ static void test_open_text_file_refused(void **state)
 }
 
 /* Creates an SQLite file with the given SQL (not a ledger). */
-/* Takes a fresh ledger back from schema 10 to 9 (to build an older one). */
+/* Takes a fresh ledger back from schema 11 to 10 (to build an older one). */
+#define UNDO_SCHEMA_11 "DROP TABLE cycles; DROP TABLE cycle_running; DROP TABLE net_settlements;"
+
+/* Takes a fresh ledger back from schema 11 to 9 (to build an older one). */
 #define UNDO_SCHEMA_10                                                                             \
-    "DROP INDEX settlements_fx; DROP INDEX settlements_fx_reserved;"                               \
+    UNDO_SCHEMA_11                                                                                 \
+    " DROP INDEX settlements_fx; DROP INDEX settlements_fx_reserved;"                               \
     " ALTER TABLE settlements DROP COLUMN fx_id; ALTER TABLE settlements DROP COLUMN fx_leg;"
 
 /* Takes a fresh ledger back from schema 10 to 8 (to build an older one). */
@@ -754,7 +758,7 @@ static void test_open_upgrades_schema_1(void **state)
                      "ALTER TABLE journal DROP COLUMN reply;"
                      "ALTER TABLE checkpoints DROP COLUMN messages;"
                      "DELETE FROM meta WHERE key = 'replies_from';"
-                     "DROP TABLE keys;"
+                     "DROP TABLE keys;" UNDO_SCHEMA_11
                      "PRAGMA user_version = 1; COMMIT;");
     const char *autoindex =
         "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_settlements%'";

@@ -80,6 +80,10 @@ static order_state_t next_state(order_state_t at, entry_kind_t kind, direction_t
     case ENTRY_REBASED:
     case ENTRY_OPERATOR:
     case ENTRY_CHECKPOINT:
+    case ENTRY_CYCLE: /* rows of no settlement (3.11.4) */
+    case ENTRY_NET_CLAIMED:
+    case ENTRY_NET_SETTLED:
+    case ENTRY_NET_REFUSED:
         break;
     }
     return ORDER_NONE;

@@ -18,6 +18,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "cycles.h"
 #include "digest.h"
 #include "validate.h"
 
@@ -198,6 +199,15 @@
     X(checkpoint_when, "SELECT messages, created_ms FROM checkpoints WHERE peer = ?1"              \
                        " ORDER BY id DESC LIMIT 1")                                                \
     X(checkpoint_messages, "UPDATE checkpoints SET messages = ?2 WHERE id = ?1")                   \
+    X(running_get, "SELECT paid, received, count, digest, overflow FROM cycle_running"             \
+                   " WHERE peer = ?1 AND currency = ?2")                                           \
+    X(running_put, "INSERT OR REPLACE INTO cycle_running(peer, currency, paid, received, count,"   \
+                   " digest, overflow) VALUES(?1,?2,?3,?4,?5,?6,?7)")                              \
+    X(running_all, "SELECT currency, paid, received, count, digest, overflow FROM cycle_running"   \
+                   " WHERE peer = ?1 ORDER BY currency")                                           \
+    X(net_above_cut, "SELECT currency, amount_minor, direction FROM net_settlements"               \
+                     " WHERE peer = ?1 AND status = 1 AND ((direction = 0 AND decided_seq > ?3)"   \
+                     " OR (direction = 1 AND decided_seq > ?2))")                                  \
     X(insert_settlement,                                                                           \
       "INSERT INTO settlements(peer, uetr, direction, amount_minor, currency, content_hash,"       \
       " status, reason, end_to_end_id, value_date, debtor_name, debtor_account, creditor_name,"    \
@@ -369,6 +379,29 @@ struct ledger {
     "CREATE INDEX settlements_fx_reserved ON settlements(peer, currency)"                          \
     " WHERE status = 0 AND direction = 0 AND fx_leg = 2;"
 
+/* Schema 11: settlement cycles (PROTOCOL.md 3.11.4). cycle_running holds, per channel and
+ * currency, the figures of the entries made final since the last closed cut (moved with each
+ * final status, like the channel digest), filled by an upgrade from every final entry: cycle 1
+ * of an upgraded ledger starts at the channel's start. */
+#define CYCLES_TABLES                                                                              \
+    "CREATE TABLE cycles(peer TEXT NOT NULL, cycle INTEGER NOT NULL, state INTEGER NOT NULL,"      \
+    "  proposer INTEGER NOT NULL, own_sent INTEGER NOT NULL, peer_sent INTEGER NOT NULL,"          \
+    "  statement BLOB NOT NULL, own_signature BLOB NOT NULL, own_figures BLOB NOT NULL,"           \
+    "  peer_statement BLOB, peer_signature BLOB, error TEXT NOT NULL DEFAULT '',"                  \
+    "  created_ms INTEGER NOT NULL, closed_ms INTEGER NOT NULL DEFAULT 0,"                         \
+    "  PRIMARY KEY(peer, cycle)) WITHOUT ROWID;"                                                   \
+    "CREATE TABLE cycle_running(peer TEXT NOT NULL, currency TEXT NOT NULL,"                       \
+    "  paid INTEGER NOT NULL, received INTEGER NOT NULL, count INTEGER NOT NULL,"                  \
+    "  digest BLOB NOT NULL, overflow INTEGER NOT NULL DEFAULT 0,"                                 \
+    "  PRIMARY KEY(peer, currency)) WITHOUT ROWID;"                                                \
+    "CREATE TABLE net_settlements(peer TEXT NOT NULL, settlement_id TEXT NOT NULL,"                \
+    "  cycle INTEGER NOT NULL, currency TEXT NOT NULL, amount_minor INTEGER NOT NULL,"             \
+    "  direction INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"      \
+    "  body_hash BLOB NOT NULL, evidence BLOB NOT NULL, reply BLOB, decided_seq INTEGER,"          \
+    "  reference TEXT NOT NULL, created_ms INTEGER NOT NULL,"                                      \
+    "  PRIMARY KEY(peer, settlement_id)) WITHOUT ROWID;"                                           \
+    "CREATE INDEX net_settlements_cycle ON net_settlements(peer, cycle, currency);"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -404,7 +437,8 @@ static const char *const schema =
                        "INTEGER NOT NULL,"
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
                        "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE
-                           KEYS_SWITCH SETTLEMENTS_HOLDS SETTLEMENTS_RETURNS SETTLEMENTS_FX;
+                           KEYS_SWITCH SETTLEMENTS_HOLDS SETTLEMENTS_RETURNS SETTLEMENTS_FX
+                               CYCLES_TABLES;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -456,7 +490,8 @@ const char *entry_kind_name(entry_kind_t kind)
     static const char *const names[] = {
         "?",        "pending",  "posted",       "voided",           "booked",        "refused",
         "returned", "imported", "rebased",      "operator",         "checkpoint",    "held",
-        "released", "declined", "held_at_peer", "cancel_requested", "cancel_refused"};
+        "released", "declined", "held_at_peer", "cancel_requested", "cancel_refused", "cycle",
+        "net_claimed", "net_settled", "net_refused"};
     _Static_assert(sizeof names / sizeof names[0] == ENTRY_KIND_MAX + 1, "a name per kind");
     return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_KIND_MAX ? names[kind] : "unknown";
 }
@@ -607,7 +642,13 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
     case ENTRY_DECLINED: /* the pending debit is released */
         e.pending = -m;
         break;
+    case ENTRY_NET_SETTLED: /* a cycle's net paid outside: signed, the debtor's rises */
+        e.posted = m;
+        break;
     case ENTRY_IMPORTED: /* evidence only */
+    case ENTRY_CYCLE:
+    case ENTRY_NET_CLAIMED:
+    case ENTRY_NET_REFUSED:
     case ENTRY_REBASED:
     case ENTRY_OPERATOR:
     case ENTRY_CHECKPOINT:
@@ -701,6 +742,19 @@ static const char *const migrate_8_to_9 =
 /* Version 9 -> 10: FX trades (SETTLEMENTS_FX); no record is a leg. */
 static const char *const migrate_9_to_10 =
     "BEGIN IMMEDIATE;" SETTLEMENTS_FX "PRAGMA user_version = 10;"
+    "COMMIT;";
+
+/* Version 10 -> 11: settlement cycles (CYCLES_TABLES); the running figures start from every
+ * entry final so far (money the way it went: against the message for an acceptor's leg). */
+static const char *const migrate_10_to_11 =
+    "BEGIN IMMEDIATE;" CYCLES_TABLES
+    "INSERT INTO cycle_running(peer, currency, paid, received, count, digest)"
+    " SELECT peer, currency,"
+    "  sum(CASE WHEN status = 1 AND (direction = 0) <> (fx_leg = 2) THEN amount_minor ELSE 0 END),"
+    "  sum(CASE WHEN status = 1 AND (direction = 0) = (fx_leg = 2) THEN amount_minor ELSE 0 END),"
+    "  count(*), corridor_sum256(canon_hash)"
+    " FROM settlements WHERE status IN (1, 2, 3) GROUP BY peer, currency;"
+    "PRAGMA user_version = 11;"
     "COMMIT;";
 
 static const char *const migrate_2_to_3 =
@@ -810,6 +864,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     }
     if (rc == LEDGER_OK && version <= 9) {
         rc = run_script(l, migrate_9_to_10, "upgrade the ledger from schema 9 to 10");
+    }
+    if (rc == LEDGER_OK && version <= 10) {
+        rc = run_script(l, migrate_10_to_11, "upgrade the ledger from schema 10 to 11");
     }
     if (rc == LEDGER_OK) {
         l->schema = LEDGER_SCHEMA_VERSION;
@@ -1725,6 +1782,79 @@ static ledger_err_t update_digest(ledger_t *l, const char *peer, const uint8_t *
                       old_hash == NULL ? ROW_CHANNEL : ROW_MUST_EXIST, peer, NULL);
 }
 
+/* Whether an entry in `status` belongs to a cycle (PROTOCOL.md 3.11.1): it is final. */
+static bool status_final(status_t status)
+{
+    return status == STATUS_SETTLED || status == STATUS_REJECTED || status == STATUS_RETURNED;
+}
+
+/* What one final entry adds to its currency's figures: count 1, its hash, and its amount as
+ * paid or received when settled. Wide, so that sums are checked once. */
+typedef struct {
+    __int128 paid, received, count;
+    uint8_t digest[DIGEST_BYTES];
+} running_t;
+
+static void running_add(running_t *r, direction_t money, status_t status, int64_t amount,
+                        const uint8_t hash[static DIGEST_BYTES], int sign)
+{
+    if (!status_final(status)) {
+        return;
+    }
+    r->count += sign;
+    (sign > 0 ? digest_add : digest_sub)(r->digest, hash);
+    if (status == STATUS_SETTLED) {
+        *(money == DIRECTION_OUT ? &r->paid : &r->received) += sign * (__int128)amount;
+    }
+}
+
+/* Moves the channel's running cycle figures from one status of a settlement to another (old
+ * NULL hash: a new entry), in the transaction that changes it: nothing is read when neither is
+ * final. A sum that leaves int64 marks the currency (`overflow`): its cycle cannot be stated,
+ * and the booking itself goes on. */
+static ledger_err_t running_move(ledger_t *l, const settlement_t *s, status_t old_status,
+                                 const uint8_t *old_hash, status_t new_status,
+                                 const uint8_t new_hash[static DIGEST_BYTES])
+{
+    bool was = old_hash != NULL && status_final(old_status), is = status_final(new_status);
+    if (!was && !is) {
+        return LEDGER_OK;
+    }
+    running_t r = {0};
+    bool overflow = false;
+    sqlite3_stmt *get = l->st.running_get;
+    bind_text(get, 1, s->peer);
+    bind_text(get, 2, s->currency);
+    int step = sqlite3_step(get);
+    if (step == SQLITE_ROW && sqlite3_column_bytes(get, 3) == DIGEST_BYTES) {
+        r.paid = sqlite3_column_int64(get, 0);
+        r.received = sqlite3_column_int64(get, 1);
+        r.count = sqlite3_column_int64(get, 2);
+        memcpy(r.digest, sqlite3_column_blob(get, 3), DIGEST_BYTES);
+        overflow = sqlite3_column_int(get, 4) != 0;
+    }
+    finish(get);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return storage_failure(l, "read the running cycle");
+    }
+    direction_t money = settlement_money_direction(s);
+    if (was) {
+        running_add(&r, money, old_status, s->amount_minor, old_hash, -1);
+    }
+    running_add(&r, money, new_status, s->amount_minor, new_hash, 1);
+    overflow = overflow || r.paid > INT64_MAX || r.received > INT64_MAX || r.paid < INT64_MIN ||
+               r.received < INT64_MIN || r.count < INT64_MIN || r.count > INT64_MAX;
+    sqlite3_stmt *put = l->st.running_put;
+    bind_text(put, 1, s->peer);
+    bind_text(put, 2, s->currency);
+    sqlite3_bind_int64(put, 3, overflow ? 0 : (int64_t)r.paid);
+    sqlite3_bind_int64(put, 4, overflow ? 0 : (int64_t)r.received);
+    sqlite3_bind_int64(put, 5, overflow ? 0 : (int64_t)r.count);
+    sqlite3_bind_blob(put, 6, r.digest, DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(put, 7, overflow ? 1 : 0);
+    return step_done(put) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "move the running cycle");
+}
+
 /* The message of `sequence` decided (or returned) the settlement: ours when it is incoming,
  * the peer's when it is ours. */
 static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason,
@@ -1746,6 +1876,9 @@ static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const
         return storage_failure(l, "update settlement status");
     }
     ledger_err_t rc = update_digest(l, st->s.peer, old_hash, new_hash);
+    if (rc == LEDGER_OK) {
+        rc = running_move(l, &st->s, st->status, old_hash, status, new_hash);
+    }
     if (rc != LEDGER_OK) {
         return rc;
     }
@@ -1800,6 +1933,9 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
         return storage_failure(l, "insert settlement");
     }
     ledger_err_t rc = update_digest(l, s->peer, NULL, entry_hash);
+    if (rc == LEDGER_OK) {
+        rc = running_move(l, s, STATUS_PENDING, NULL, status, entry_hash);
+    }
     if (rc != LEDGER_OK) {
         return rc;
     }
@@ -3196,6 +3332,45 @@ ledger_err_t ledger_channel_rebase(ledger_t *l, const char *peer, const ledger_r
     return append_row(l, &record, ENTRY_REBASED, NULL, rb->proof, rb->proof_len);
 }
 
+ledger_err_t ledger_write_begin(ledger_t *l)
+{
+    return begin_write(l);
+}
+
+int64_t ledger_clock(const ledger_t *l)
+{
+    return l->clock_ms;
+}
+
+ledger_err_t ledger_fail(ledger_t *l, ledger_err_t rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->error, sizeof l->error, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+ledger_err_t ledger_append_free_row(ledger_t *l, const char *peer, entry_kind_t kind,
+                                    const char *uetr, const char *currency, int64_t amount_minor,
+                                    const char *reason, const uint8_t *evidence,
+                                    size_t evidence_len)
+{
+    assert(l != NULL && peer != NULL && uetr != NULL && currency != NULL);
+    ledger_err_t rc = begin_write(l);
+    stored_t row; /* a row of the channel, of no settlement */
+    memset(&row, 0, sizeof row);
+    snprintf(row.s.peer, sizeof row.s.peer, "%s", peer);
+    snprintf(row.s.uetr, sizeof row.s.uetr, "%s", uetr);
+    snprintf(row.s.currency, sizeof row.s.currency, "%s", currency);
+    row.s.amount_minor = amount_minor;
+    ledger_effect_t e = ledger_row_effect(kind, DIRECTION_OUT, amount_minor);
+    if (rc == LEDGER_OK && effect_moves(e)) {
+        rc = check_effect(l, peer, currency, e);
+    }
+    return rc == LEDGER_OK ? append_row(l, &row, kind, reason, evidence, evidence_len) : rc;
+}
+
 ledger_err_t ledger_record_operation(ledger_t *l, const char *peer, const char *record)
 {
     assert(l != NULL && peer != NULL && record != NULL);
@@ -3478,6 +3653,33 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
     return LEDGER_OK;
 }
 
+/* Takes back the net settlements (3.11.3) the creditor's answer decided above the cut: they
+ * moved posted_net, and no settlement row says so. */
+static ledger_err_t net_undo(ledger_t *l, const char *peer, uint64_t sent_seq,
+                             uint64_t applied_seq, ledger_cut_t *cut, __int128 *nets)
+{
+    sqlite3_stmt *stmt = l->st.net_above_cut;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    ledger_err_t rc = LEDGER_OK;
+    int step;
+    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ledger_cut_position_t *p = cut_position(cut, ledger_column_text(stmt, 0));
+        int64_t m = sqlite3_column_int64(stmt, 1);
+        if (p == NULL) {
+            set_error(l, "a net settlement moved a position the accounts do not hold");
+            rc = LEDGER_E_CORRUPT;
+            break;
+        }
+        /* the debtor's (direction 0) rose by m, the creditor's fell */
+        nets[p - cut->positions] -= sqlite3_column_int(stmt, 2) == 0 ? m : -(__int128)m;
+    }
+    finish(stmt);
+    return rc == LEDGER_OK && step != SQLITE_DONE ? storage_failure(l, "read net settlements")
+                                                  : rc;
+}
+
 ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_seq,
                                    uint64_t applied_seq, ledger_cut_t *out)
 {
@@ -3515,6 +3717,9 @@ ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_
     if (rc == LEDGER_OK && step != SQLITE_DONE) {
         rc = storage_failure(l, "read the settlements above a cut");
     }
+    if (rc == LEDGER_OK) {
+        rc = net_undo(l, peer, sent_seq, applied_seq, out, nets);
+    }
     size_t kept = 0; /* a currency netted to zero states nothing */
     for (size_t i = 0; rc == LEDGER_OK && i < out->n_positions; i++) {
         if (nets[i] < INT64_MIN || nets[i] > INT64_MAX) {
@@ -3537,6 +3742,171 @@ void ledger_cut_release(ledger_cut_t *cut)
 {
     free(cut->positions);
     memset(cut, 0, sizeof *cut);
+}
+
+/* The running figures of one currency, wide (a new one when absent). */
+typedef struct {
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    running_t r;
+    bool overflow;
+} running_currency_t;
+
+static running_currency_t *running_find(running_currency_t *all, size_t *n, const char *currency)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(all[i].currency, currency) == 0) {
+            return &all[i];
+        }
+    }
+    if (*n == CYCLE_CURRENCIES_MAX + 1) {
+        return NULL;
+    }
+    running_currency_t *c = &all[(*n)++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->currency, sizeof c->currency, "%s", currency);
+    return c;
+}
+
+/* Takes one settlement touched above the cut out of the running figures as its status then was
+ * (PROTOCOL.md 3.11.1: an entry made final above the cut belongs to a later cycle). */
+static ledger_err_t cycle_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, uint64_t sent_seq,
+                               uint64_t applied_seq, running_currency_t *all, size_t *n)
+{
+    direction_t direction =
+        sqlite3_column_int(row, 1) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT;
+    const char *uetr = ledger_column_text(row, 2);
+    int64_t amount = sqlite3_column_int64(row, 3);
+    const char *currency = ledger_column_text(row, 4);
+    int status = sqlite3_column_int(row, 5);
+    int64_t open_seq = sqlite3_column_int64(row, 8), decided_seq = sqlite3_column_int64(row, 9),
+            returned_seq = sqlite3_column_int64(row, 10);
+    int leg_column = sqlite3_column_int(row, 14);
+    fx_leg_t leg = leg_column == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
+                   : leg_column == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
+                                                        : FX_LEG_NONE;
+    if (status < STATUS_PENDING || status > STATUS_MAX ||
+        sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 || decided_seq < 0 ||
+        returned_seq < 0) {
+        set_error(l, "damaged settlement row with %s", peer);
+        return LEDGER_E_CORRUPT;
+    }
+    status_t now = (status_t)status, at = STATUS_PENDING;
+    if (!status_final(now)) {
+        return LEDGER_OK; /* in no cycle now, nor at the cut */
+    }
+    bool exists = status_at_cut(direction, now, (uint64_t)open_seq,
+                                sqlite3_column_type(row, 9) != SQLITE_NULL, (uint64_t)decided_seq,
+                                sqlite3_column_type(row, 10) != SQLITE_NULL, (uint64_t)returned_seq,
+                                sent_seq, applied_seq, &at);
+    if (exists && at == now) {
+        return LEDGER_OK; /* final within the cut: this cycle's */
+    }
+    running_currency_t *c = running_find(all, n, currency);
+    if (c == NULL) {
+        set_error(l, "more than %d currencies in a cycle", CYCLE_CURRENCIES_MAX);
+        return LEDGER_E_STATE;
+    }
+    direction_t money = leg == FX_LEG_ACCEPTOR_PAYS
+                            ? (direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT)
+                            : direction;
+    running_add(&c->r, money, now, amount, sqlite3_column_blob(row, 7), -1);
+    if (exists && status_final(at)) { /* final at the cut in another status: a repair's change */
+        uint8_t hash[DIGEST_BYTES];
+        entry_hash(l, peer, direction, uetr, ledger_column_text(row, 11),
+                   ledger_column_text(row, 12), ledger_column_text(row, 13), leg, amount, currency,
+                   status_name(at), "", hash);
+        running_add(&c->r, money, at, amount, hash, 1);
+    }
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                 uint64_t applied_seq, ledger_cycle_figures_t *out)
+{
+    assert(l != NULL && peer != NULL && out != NULL && l->mode == LEDGER_READ_WRITE);
+    memset(out, 0, sizeof *out);
+    if (sent_seq > CORRIDOR_SEQUENCE_MAX || applied_seq > CORRIDOR_SEQUENCE_MAX) {
+        set_error(l, "a cut above 2^62");
+        return LEDGER_E_STATE;
+    }
+    running_currency_t *all = calloc(CYCLE_CURRENCIES_MAX + 1, sizeof *all);
+    if (all == NULL) {
+        set_error(l, "out of memory");
+        return LEDGER_E_STORAGE;
+    }
+    size_t n = 0;
+    ledger_err_t rc = LEDGER_OK;
+    sqlite3_stmt *stmt = l->st.running_all;
+    bind_text(stmt, 1, peer);
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        running_currency_t *c = running_find(all, &n, ledger_column_text(stmt, 0));
+        if (c == NULL || sqlite3_column_bytes(stmt, 4) != DIGEST_BYTES) {
+            rc = c == NULL ? LEDGER_E_STATE : LEDGER_E_CORRUPT;
+            set_error(l, c == NULL ? "more than %d currencies in a cycle"
+                                   : "damaged running cycle row (%d)",
+                      CYCLE_CURRENCIES_MAX);
+            break;
+        }
+        c->r.paid = sqlite3_column_int64(stmt, 1);
+        c->r.received = sqlite3_column_int64(stmt, 2);
+        c->r.count = sqlite3_column_int64(stmt, 3);
+        memcpy(c->r.digest, sqlite3_column_blob(stmt, 4), DIGEST_BYTES);
+        c->overflow = sqlite3_column_int(stmt, 5) != 0;
+    }
+    finish(stmt);
+    if (rc == LEDGER_OK && step != SQLITE_DONE) {
+        rc = storage_failure(l, "read the running cycle");
+    }
+    stmt = l->st.cut_touched;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    sqlite3_bind_int64(stmt, 4, LEDGER_CUT_TOUCHED_MAX + 1);
+    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (++out->touched > LEDGER_CUT_TOUCHED_MAX) {
+            set_error(l, "the cut lies more than %d settlements behind the channel",
+                      LEDGER_CUT_TOUCHED_MAX);
+            rc = LEDGER_E_STATE;
+            break;
+        }
+        rc = cycle_undo(l, peer, stmt, sent_seq, applied_seq, all, &n);
+    }
+    finish(stmt);
+    if (rc == LEDGER_OK && step != SQLITE_DONE) {
+        rc = storage_failure(l, "read the settlements above a cut");
+    }
+    for (size_t i = 0; rc == LEDGER_OK && i < n; i++) {
+        running_currency_t *c = &all[i];
+        if (c->r.count == 0) {
+            continue;
+        }
+        if (c->overflow || c->r.paid < 0 || c->r.paid > INT64_MAX || c->r.received < 0 ||
+            c->r.received > INT64_MAX || c->r.count < 0 || c->r.count > INT64_MAX) {
+            set_error(l, "the cycle's figures in %s leave the int64 range", c->currency);
+            rc = LEDGER_E_OVERFLOW;
+        } else if (out->n == CYCLE_CURRENCIES_MAX) {
+            set_error(l, "more than %d currencies in a cycle", CYCLE_CURRENCIES_MAX);
+            rc = LEDGER_E_STATE;
+        } else {
+            ledger_cycle_figure_t *f = &out->f[out->n++];
+            snprintf(f->currency, sizeof f->currency, "%s", c->currency);
+            f->paid = (int64_t)c->r.paid;
+            f->received = (int64_t)c->r.received;
+            f->count = (uint64_t)c->r.count;
+            memcpy(f->digest, c->r.digest, DIGEST_BYTES);
+        }
+    }
+    free(all);
+    /* in the statement's order: a currency only the undo met comes last */
+    for (size_t i = 1; rc == LEDGER_OK && i < out->n; i++) {
+        for (size_t j = i; j > 0 && strcmp(out->f[j - 1].currency, out->f[j].currency) > 0; j--) {
+            ledger_cycle_figure_t t = out->f[j];
+            out->f[j] = out->f[j - 1];
+            out->f[j - 1] = t;
+        }
+    }
+    return rc;
 }
 
 /* ---- key history (schema 6; the CURVE key switch, schema 7) ---------------------------------- */

@@ -36,7 +36,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 10
+#define LEDGER_SCHEMA_VERSION 11
 
 typedef struct ledger ledger_t;
 
@@ -107,9 +107,14 @@ typedef enum {
     ENTRY_CANCEL_REFUSED = 16,   /* a cancellation was refused: the payee's CancelAnswer RJCR at
                                     the payer; the payer's CancelRequest, reply our RJCR, at the
                                     payee */
+    /* Settlement cycles (PROTOCOL.md 3.11.4): rows of no settlement. */
+    ENTRY_CYCLE = 17,       /* a cycle co-signed: our statement, our and the peer's signature */
+    ENTRY_NET_CLAIMED = 18, /* a NetSettlement sent, or held here: moves nothing */
+    ENTRY_NET_SETTLED = 19, /* a net settlement confirmed: posted by the row's signed amount */
+    ENTRY_NET_REFUSED = 20, /* a net settlement refused: moves nothing */
 } entry_kind_t;
 
-#define ENTRY_KIND_MAX ENTRY_CANCEL_REFUSED
+#define ENTRY_KIND_MAX ENTRY_NET_REFUSED
 
 const char *entry_kind_name(entry_kind_t kind);
 

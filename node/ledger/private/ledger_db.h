@@ -29,4 +29,16 @@ const char *ledger_column_text(sqlite3_stmt *stmt, int col);
 /* A malloc'd copy of blob column `col` of a row (NULL and *len 0 when empty or out of memory). */
 uint8_t *ledger_copy_blob(sqlite3_stmt *stmt, int col, size_t *len);
 
+/* For the ledger's own modules that write (cycles.c): the open write transaction (or why not),
+ * a row of no settlement appended with its effect checked first and applied, the error text,
+ * the caller's clock. */
+ledger_err_t ledger_write_begin(ledger_t *l);
+ledger_err_t ledger_append_free_row(ledger_t *l, const char *peer, entry_kind_t kind,
+                                    const char *uetr, const char *currency, int64_t amount_minor,
+                                    const char *reason, const uint8_t *evidence,
+                                    size_t evidence_len);
+ledger_err_t ledger_fail(ledger_t *l, ledger_err_t rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int64_t ledger_clock(const ledger_t *l);
+
 #endif
