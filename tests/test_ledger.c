@@ -656,7 +656,7 @@ static void test_open_text_file_refused(void **state)
 /* Takes a fresh ledger back from schema 11 to 9 (to build an older one). */
 #define UNDO_SCHEMA_10                                                                             \
     UNDO_SCHEMA_11                                                                                 \
-    " DROP INDEX settlements_fx; DROP INDEX settlements_fx_reserved;"                               \
+    " DROP INDEX settlements_fx; DROP INDEX settlements_fx_reserved;"                              \
     " ALTER TABLE settlements DROP COLUMN fx_id; ALTER TABLE settlements DROP COLUMN fx_leg;"
 
 /* Takes a fresh ledger back from schema 10 to 8 (to build an older one). */
@@ -758,8 +758,7 @@ static void test_open_upgrades_schema_1(void **state)
                      "ALTER TABLE journal DROP COLUMN reply;"
                      "ALTER TABLE checkpoints DROP COLUMN messages;"
                      "DELETE FROM meta WHERE key = 'replies_from';"
-                     "DROP TABLE keys;" UNDO_SCHEMA_11
-                     "PRAGMA user_version = 1; COMMIT;");
+                     "DROP TABLE keys;" UNDO_SCHEMA_11 "PRAGMA user_version = 1; COMMIT;");
     const char *autoindex =
         "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_settlements%'";
 

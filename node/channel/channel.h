@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "envelope.h"
+#include "cycle.h"
 #include "fx.h"
 #include "identity.h"
 #include "ledger.h"
@@ -52,9 +53,10 @@
 #define CHANNEL_FEATURE_HOLDS   8u    /* we apply PDNG, CancelRequest and CancelAnswer (3.8) */
 #define CHANNEL_FEATURE_RETURNS 16u   /* we decide two-phase Returns and answer them (3.9) */
 #define CHANNEL_FEATURE_FX      32u   /* we decide FxProposals, both legs as one (3.10) */
+#define CHANNEL_FEATURE_CYCLES  64u   /* we close cycles and take net settlements (3.11) */
 #define CHANNEL_FEATURES                                                                           \
     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE | CHANNEL_FEATURE_HOLDS | \
-     CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX) /* our Hello offers */
+     CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX | CHANNEL_FEATURE_CYCLES) /* our Hello offers */
 #define CHANNEL_KEYS_MAX 64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
@@ -306,5 +308,26 @@ typedef struct {
 
 channel_stats_t channel_stats(const channel_t *ch);
 const char *channel_peer_name(const channel_t *ch);
+
+/* Settlement cycles (PROTOCOL.md 3.11), inside the caller's transaction. Whether the peer
+ * offers CHANNEL_FEATURE_CYCLES is the caller's to check.
+ *
+ * channel_cycle_close proposes the next cycle at our present cut: *cycle its number. *why says
+ * why not (a cycle closing, a cut behind, a figure that cannot be stated), nothing written. */
+ledger_err_t channel_cycle_close(channel_t *ch, uint64_t *cycle, const char **why)
+    __attribute__((warn_unused_result));
+
+/* Sends the net settlement `n` of a closed cycle: the caller sets id, cycle, currency, reference,
+ * method, clearing system and time; this fills amount (the cycle's net) and statement hash. *why
+ * says why not (no such closed cycle, not the net debtor, one pending or settled, a field),
+ * nothing written. */
+ledger_err_t channel_cycle_settle(channel_t *ch, net_settlement_t *n, const char **why)
+    __attribute__((warn_unused_result));
+
+/* A person confirms (reason NULL) or refuses a net settlement the peer sent, which we hold: booked
+ * and answered ACSC, or answered RJCT. LEDGER_E_NOT_FOUND: no such id; LEDGER_E_STATE: not held
+ * (or the channel does not decide now); *status the net settlement's status. */
+ledger_err_t channel_net_decide(channel_t *ch, const char *id, const char *reason, status_t *status)
+    __attribute__((warn_unused_result));
 
 #endif

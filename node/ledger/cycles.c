@@ -77,8 +77,9 @@ ledger_err_t ledger_cycle_running(ledger_t *l, const char *peer,
         return LEDGER_OK;
     }
     sqlite3_stmt *stmt = NULL;
-    if (prepare(l, "SELECT currency, paid, received, count, digest FROM cycle_running"
-                   " WHERE peer = ?1 AND count <> 0 ORDER BY currency",
+    if (prepare(l,
+                "SELECT currency, paid, received, count, digest FROM cycle_running"
+                " WHERE peer = ?1 AND count <> 0 ORDER BY currency",
                 &stmt) != SQLITE_OK) {
         return ledger_read_failed(l, "read the running cycle");
     }
@@ -134,7 +135,8 @@ static bool read_cycle(sqlite3_stmt *stmt, ledger_cycle_t *c)
     snprintf(c->error, sizeof c->error, "%s", ledger_column_text(stmt, 10));
     c->created_ms = sqlite3_column_int64(stmt, 11);
     c->closed_ms = sqlite3_column_int64(stmt, 12);
-    return c->statement != NULL && (sqlite3_column_bytes(stmt, 8) == 0 || c->peer_statement != NULL);
+    return c->statement != NULL &&
+           (sqlite3_column_bytes(stmt, 8) == 0 || c->peer_statement != NULL);
 }
 
 /* Reads one cycle by `sql` with peer ?1 (and cycle ?2 when not 0). */
@@ -182,8 +184,8 @@ ledger_err_t ledger_cycle_get(ledger_t *l, const char *peer, uint64_t cycle, led
                               bool *found)
 {
     assert(cycle != 0);
-    return cycle_one(l, "SELECT " CYCLE_COLUMNS " FROM cycles WHERE peer = ?1 AND cycle = ?2",
-                     peer, cycle, out, found);
+    return cycle_one(l, "SELECT " CYCLE_COLUMNS " FROM cycles WHERE peer = ?1 AND cycle = ?2", peer,
+                     cycle, out, found);
 }
 
 ledger_err_t ledger_cycles(ledger_t *l, const char *peer,
@@ -295,8 +297,8 @@ static ledger_err_t running_subtract(ledger_t *l, const char *peer, const uint8_
         int step = sqlite3_step(get);
         if (step != SQLITE_ROW || sqlite3_column_bytes(get, 3) != DIGEST_BYTES) {
             rc = step == SQLITE_ROW || step == SQLITE_DONE
-                     ? ledger_fail(l, LEDGER_E_CORRUPT, "no running cycle in %s with %s",
-                                   currency, peer)
+                     ? ledger_fail(l, LEDGER_E_CORRUPT, "no running cycle in %s with %s", currency,
+                                   peer)
                      : ledger_read_failed(l, "read the running cycle");
         } else {
             uint8_t digest[DIGEST_BYTES];
@@ -356,8 +358,7 @@ ledger_err_t ledger_cycle_finish(ledger_t *l, const char *peer, uint64_t cycle,
         } else {
             memcpy(evidence, sqlite3_column_blob(stmt, 1), statement_len);
             memcpy(evidence + statement_len, sqlite3_column_blob(stmt, 2), crypto_sign_BYTES);
-            memcpy(evidence + statement_len + crypto_sign_BYTES, peer_signature,
-                   crypto_sign_BYTES);
+            memcpy(evidence + statement_len + crypto_sign_BYTES, peer_signature, crypto_sign_BYTES);
         }
     }
     sqlite3_finalize(stmt);
@@ -375,8 +376,7 @@ ledger_err_t ledger_cycle_finish(ledger_t *l, const char *peer, uint64_t cycle,
             sqlite3_bind_int64(stmt, 2, (int64_t)cycle);
             sqlite3_bind_int(stmt, 3, peer_statement == NULL ? CYCLE_CLOSED : CYCLE_DISPUTED);
             if (peer_statement != NULL) {
-                sqlite3_bind_blob(stmt, 4, peer_statement, (int)peer_statement_len,
-                                  SQLITE_STATIC);
+                sqlite3_bind_blob(stmt, 4, peer_statement, (int)peer_statement_len, SQLITE_STATIC);
             }
             sqlite3_bind_blob(stmt, 5, peer_signature, crypto_sign_BYTES, SQLITE_STATIC);
             sqlite3_bind_text(stmt, 6, error != NULL ? error : "", -1, SQLITE_STATIC);
@@ -415,7 +415,7 @@ ledger_err_t ledger_cycle_forget(ledger_t *l, const char *peer, uint64_t cycle)
 /* ---- net settlements ------------------------------------------------------------------- */
 
 #define NET_COLUMNS                                                                                \
-    "peer, settlement_id, cycle, currency, amount_minor, direction, status, reason, body_hash,"   \
+    "peer, settlement_id, cycle, currency, amount_minor, direction, status, reason, body_hash,"    \
     " reference, created_ms"
 
 static void read_net(sqlite3_stmt *stmt, ledger_net_t *n)
@@ -428,8 +428,8 @@ static void read_net(sqlite3_stmt *stmt, ledger_net_t *n)
     n->amount_minor = sqlite3_column_int64(stmt, 4);
     n->we_owe = sqlite3_column_int(stmt, 5) == 0;
     int status = sqlite3_column_int(stmt, 6);
-    n->status = status >= STATUS_PENDING && status <= STATUS_MAX ? (status_t)status
-                                                                 : STATUS_PENDING;
+    n->status =
+        status >= STATUS_PENDING && status <= STATUS_MAX ? (status_t)status : STATUS_PENDING;
     snprintf(n->reason, sizeof n->reason, "%s", ledger_column_text(stmt, 7));
     if (sqlite3_column_bytes(stmt, 8) == SETTLEMENT_HASH_BYTES) {
         memcpy(n->body_hash, sqlite3_column_blob(stmt, 8), SETTLEMENT_HASH_BYTES);
@@ -461,8 +461,9 @@ ledger_err_t ledger_net_find(ledger_t *l, const char *peer, const char *id, ledg
         *found = true;
     }
     sqlite3_finalize(stmt);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK
-                                                     : ledger_read_failed(l, "read net settlements");
+    return step == SQLITE_ROW || step == SQLITE_DONE
+               ? LEDGER_OK
+               : ledger_read_failed(l, "read net settlements");
 }
 
 ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
@@ -482,20 +483,21 @@ ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, cons
     int step = sqlite3_step(stmt);
     *open = step == SQLITE_ROW;
     sqlite3_finalize(stmt);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK
-                                                     : ledger_read_failed(l, "read net settlements");
+    return step == SQLITE_ROW || step == SQLITE_DONE
+               ? LEDGER_OK
+               : ledger_read_failed(l, "read net settlements");
 }
 
 ledger_err_t ledger_net_record(ledger_t *l, const ledger_net_t *n, const uint8_t *evidence,
-                               size_t evidence_len, const uint8_t *reply, size_t reply_len)
+                               size_t evidence_len)
 {
     ledger_err_t rc = ledger_write_begin(l);
     sqlite3_stmt *stmt = NULL;
     if (rc == LEDGER_OK &&
         prepare(l,
                 "INSERT INTO net_settlements(peer, settlement_id, cycle, currency, amount_minor,"
-                " direction, status, reason, body_hash, evidence, reply, reference, created_ms)"
-                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+                " direction, status, reason, body_hash, evidence, reference, created_ms)"
+                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
                 &stmt) != SQLITE_OK) {
         rc = ledger_read_failed(l, "record a net settlement");
     }
@@ -512,16 +514,13 @@ ledger_err_t ledger_net_record(ledger_t *l, const ledger_net_t *n, const uint8_t
     sqlite3_bind_text(stmt, 8, n->reason, -1, SQLITE_STATIC);
     sqlite3_bind_blob(stmt, 9, n->body_hash, SETTLEMENT_HASH_BYTES, SQLITE_STATIC);
     sqlite3_bind_blob(stmt, 10, evidence, (int)evidence_len, SQLITE_STATIC);
-    if (reply != NULL) {
-        sqlite3_bind_blob(stmt, 11, reply, (int)reply_len, SQLITE_STATIC);
-    }
-    sqlite3_bind_text(stmt, 12, n->reference, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 13, n->created_ms);
+    sqlite3_bind_text(stmt, 11, n->reference, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 12, n->created_ms);
     rc = finish_write(l, stmt, "record a net settlement");
-    return rc == LEDGER_OK ? ledger_append_free_row(l, n->peer, ENTRY_NET_CLAIMED, n->id,
-                                                    n->currency, n->amount_minor, NULL, evidence,
-                                                    evidence_len)
-                           : rc;
+    return rc == LEDGER_OK
+               ? ledger_append_free_row(l, n->peer, ENTRY_NET_CLAIMED, n->id, n->currency,
+                                        n->amount_minor, NULL, evidence, evidence_len)
+               : rc;
 }
 
 ledger_err_t ledger_net_decide(ledger_t *l, const char *peer, const char *id, bool settled,
@@ -543,8 +542,8 @@ ledger_err_t ledger_net_decide(ledger_t *l, const char *peer, const char *id, bo
     if (rc == LEDGER_OK) {
         rc = settled ? ledger_append_free_row(l, peer, ENTRY_NET_SETTLED, id, n.currency, m, NULL,
                                               evidence, evidence_len)
-                     : ledger_append_free_row(l, peer, ENTRY_NET_REFUSED, id, n.currency, 0,
-                                              reason, evidence, evidence_len);
+                     : ledger_append_free_row(l, peer, ENTRY_NET_REFUSED, id, n.currency, 0, reason,
+                                              evidence, evidence_len);
     }
     sqlite3_stmt *stmt = NULL;
     if (rc == LEDGER_OK &&
@@ -596,8 +595,8 @@ ledger_err_t ledger_net_messages(ledger_t *l, const char *peer, const char *id, 
     return rc;
 }
 
-ledger_err_t ledger_nets(ledger_t *l, const char *peer, void (*fn)(const ledger_net_t *n, void *arg),
-                         void *arg)
+ledger_err_t ledger_nets(ledger_t *l, const char *peer,
+                         void (*fn)(const ledger_net_t *n, void *arg), void *arg)
 {
     if (ledger_schema_version(l) < 11) {
         return LEDGER_OK;

@@ -128,12 +128,10 @@ ledger_err_t ledger_net_find(ledger_t *l, const char *peer, const char *id, ledg
 ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
                              bool *open) __attribute__((warn_unused_result));
 
-/* Records a net settlement as n says (pending when we owe, held or rejected when we are owed),
- * with a `net_claimed` row, or `net_refused` when rejected; evidence the NetSettlement, reply
- * our StatusReport (may be NULL). */
+/* Records a net settlement as n says (pending when we owe, held when we are owed) with a
+ * `net_claimed` row whose evidence is the NetSettlement; ledger_net_decide decides it. */
 ledger_err_t ledger_net_record(ledger_t *l, const ledger_net_t *n, const uint8_t *evidence,
-                               size_t evidence_len, const uint8_t *reply, size_t reply_len)
-    __attribute__((warn_unused_result));
+                               size_t evidence_len) __attribute__((warn_unused_result));
 
 /* Decides a pending or held net settlement: settled (a `net_settled` row moving posted by +m
  * when we owe, -m when owed) or rejected with `reason` (`net_refused`). The message of
@@ -149,7 +147,8 @@ ledger_err_t ledger_net_messages(ledger_t *l, const char *peer, const char *id, 
     __attribute__((warn_unused_result));
 
 /* Every net settlement (of `peer`, or all), by peer, cycle, currency. */
-ledger_err_t ledger_nets(ledger_t *l, const char *peer, void (*fn)(const ledger_net_t *n, void *arg),
-                         void *arg) __attribute__((warn_unused_result));
+ledger_err_t ledger_nets(ledger_t *l, const char *peer,
+                         void (*fn)(const ledger_net_t *n, void *arg), void *arg)
+    __attribute__((warn_unused_result));
 
 #endif

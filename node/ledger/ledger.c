@@ -487,11 +487,27 @@ status_t status_canonical(status_t status)
 
 const char *entry_kind_name(entry_kind_t kind)
 {
-    static const char *const names[] = {
-        "?",        "pending",  "posted",       "voided",           "booked",        "refused",
-        "returned", "imported", "rebased",      "operator",         "checkpoint",    "held",
-        "released", "declined", "held_at_peer", "cancel_requested", "cancel_refused", "cycle",
-        "net_claimed", "net_settled", "net_refused"};
+    static const char *const names[] = {"?",
+                                        "pending",
+                                        "posted",
+                                        "voided",
+                                        "booked",
+                                        "refused",
+                                        "returned",
+                                        "imported",
+                                        "rebased",
+                                        "operator",
+                                        "checkpoint",
+                                        "held",
+                                        "released",
+                                        "declined",
+                                        "held_at_peer",
+                                        "cancel_requested",
+                                        "cancel_refused",
+                                        "cycle",
+                                        "net_claimed",
+                                        "net_settled",
+                                        "net_refused"};
     _Static_assert(sizeof names / sizeof names[0] == ENTRY_KIND_MAX + 1, "a name per kind");
     return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_KIND_MAX ? names[kind] : "unknown";
 }
@@ -3655,8 +3671,8 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
 
 /* Takes back the net settlements (3.11.3) the creditor's answer decided above the cut: they
  * moved posted_net, and no settlement row says so. */
-static ledger_err_t net_undo(ledger_t *l, const char *peer, uint64_t sent_seq,
-                             uint64_t applied_seq, ledger_cut_t *cut, __int128 *nets)
+static ledger_err_t net_undo(ledger_t *l, const char *peer, uint64_t sent_seq, uint64_t applied_seq,
+                             ledger_cut_t *cut, __int128 *nets)
 {
     sqlite3_stmt *stmt = l->st.net_above_cut;
     bind_text(stmt, 1, peer);
@@ -3676,8 +3692,7 @@ static ledger_err_t net_undo(ledger_t *l, const char *peer, uint64_t sent_seq,
         nets[p - cut->positions] -= sqlite3_column_int(stmt, 2) == 0 ? m : -(__int128)m;
     }
     finish(stmt);
-    return rc == LEDGER_OK && step != SQLITE_DONE ? storage_failure(l, "read net settlements")
-                                                  : rc;
+    return rc == LEDGER_OK && step != SQLITE_DONE ? storage_failure(l, "read net settlements") : rc;
 }
 
 ledger_err_t ledger_channel_at_cut(ledger_t *l, const char *peer, uint64_t sent_seq,
@@ -3843,8 +3858,9 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
         running_currency_t *c = running_find(all, &n, ledger_column_text(stmt, 0));
         if (c == NULL || sqlite3_column_bytes(stmt, 4) != DIGEST_BYTES) {
             rc = c == NULL ? LEDGER_E_STATE : LEDGER_E_CORRUPT;
-            set_error(l, c == NULL ? "more than %d currencies in a cycle"
-                                   : "damaged running cycle row (%d)",
+            set_error(l,
+                      c == NULL ? "more than %d currencies in a cycle"
+                                : "damaged running cycle row (%d)",
                       CYCLE_CURRENCIES_MAX);
             break;
         }

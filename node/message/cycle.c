@@ -249,8 +249,8 @@ bool cycle_proposal_decode(const uint8_t *body, size_t len, cycle_answer_t *p)
     if (msg == NULL) {
         return false;
     }
-    bool ok = keep_signature(p, &msg->signature) && p->has_signature &&
-              msg->statement.len > 0 && keep_statement(p, &msg->statement);
+    bool ok = keep_signature(p, &msg->signature) && p->has_signature && msg->statement.len > 0 &&
+              keep_statement(p, &msg->statement);
     corridor__cycle_proposal__free_unpacked(msg, NULL);
     if (!ok) {
         cycle_answer_release(p);

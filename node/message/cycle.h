@@ -103,8 +103,8 @@ int cycle_proposal_encode(const uint8_t *statement, size_t len,
 typedef struct {
     uint64_t cycle;
     uint8_t signature[crypto_sign_BYTES];
-    bool has_signature;            /* 64 bytes were carried */
-    uint8_t *statement;            /* NULL when absent */
+    bool has_signature; /* 64 bytes were carried */
+    uint8_t *statement; /* NULL when absent */
     size_t statement_len;
     char error[CYCLE_ERROR_MAX + 1];
 } cycle_answer_t;

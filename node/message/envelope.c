@@ -17,6 +17,8 @@ _Static_assert((int)MSG_CANCEL_ANSWER == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TY
                "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_FX_PROPOSAL == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_FX_PROPOSAL,
                "message type numbers follow corridor.proto");
+_Static_assert((int)MSG_NET_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_NET_SETTLEMENT,
+               "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
                "msg_type_t follows the proto");
 _Static_assert((int)MSG_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT,
@@ -30,9 +32,10 @@ _Static_assert(CORRIDOR_BODY_BYTES_MAX + ENVELOPE_OVERHEAD_BYTES <= CORRIDOR_WIR
 const char *msg_type_name(int type)
 {
     static const char *const names[] = {
-        "unspecified",   "Settlement",   "StatusReport", "Return",      "StatementRequest",
-        "Statement",     "Ack",          "Hello",        "KeyAnnounce", "KeySwitch",
-        "CancelRequest", "CancelAnswer", "FxProposal"};
+        "unspecified",      "Settlement",    "StatusReport",  "Return",
+        "StatementRequest", "Statement",     "Ack",           "Hello",
+        "KeyAnnounce",      "KeySwitch",     "CancelRequest", "CancelAnswer",
+        "FxProposal",       "CycleProposal", "CycleAnswer",   "NetSettlement"};
     _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
     if (type < 0 || type > MSG_TYPE_MAX) {
         return "unknown";
@@ -43,7 +46,7 @@ const char *msg_type_name(int type)
 bool msg_type_sequenced(int type)
 {
     return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) ||
-           (type >= MSG_KEY_ANNOUNCE && type <= MSG_FX_PROPOSAL);
+           (type >= MSG_KEY_ANNOUNCE && type <= MSG_NET_SETTLEMENT);
 }
 
 const char *env_strerror(env_err_t err)

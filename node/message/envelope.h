@@ -50,10 +50,13 @@ typedef enum {
     MSG_CANCEL_REQUEST = 10,
     MSG_CANCEL_ANSWER = 11,
     MSG_FX_PROPOSAL = 12,
+    MSG_CYCLE_PROPOSAL = 13, /* settlement cycles (PROTOCOL.md 3.11) */
+    MSG_CYCLE_ANSWER = 14,
+    MSG_NET_SETTLEMENT = 15,
 } msg_type_t;
 
 #define MSG_TYPE_MIN MSG_SETTLEMENT
-#define MSG_TYPE_MAX MSG_FX_PROPOSAL
+#define MSG_TYPE_MAX MSG_NET_SETTLEMENT
 
 /* Whether messages of `type` are sequenced (numbered from 1, applied in order, exactly once):
  * Settlement, StatusReport, Return, KeyAnnounce, KeySwitch, CancelRequest and CancelAnswer.

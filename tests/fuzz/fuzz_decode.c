@@ -27,22 +27,34 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const ProtobufCMessageDescriptor *const descriptors[] = {
-    &corridor__envelope__descriptor,       &corridor__transit__descriptor,
-    &corridor__signed_message__descriptor, &corridor__inner__descriptor,
-    &corridor__settlement__descriptor,     &corridor__status_report__descriptor,
-    &corridor__return__descriptor,         &corridor__statement_request__descriptor,
-    &corridor__statement__descriptor,      &corridor__ack__descriptor,
-    &corridor__hello__descriptor,          &corridor__key_announce__descriptor,
-    &corridor__key_switch__descriptor,     &corridor__cancel_request__descriptor,
-    &corridor__cancel_answer__descriptor,  &corridor__checkpoint__descriptor,
+    &corridor__envelope__descriptor,
+    &corridor__transit__descriptor,
+    &corridor__signed_message__descriptor,
+    &corridor__inner__descriptor,
+    &corridor__settlement__descriptor,
+    &corridor__status_report__descriptor,
+    &corridor__return__descriptor,
+    &corridor__statement_request__descriptor,
+    &corridor__statement__descriptor,
+    &corridor__ack__descriptor,
+    &corridor__hello__descriptor,
+    &corridor__key_announce__descriptor,
+    &corridor__key_switch__descriptor,
+    &corridor__cancel_request__descriptor,
+    &corridor__cancel_answer__descriptor,
+    &corridor__checkpoint__descriptor,
     &corridor__fx_proposal__descriptor, /* after the Checkpoint: the seeds' selectors stay */
+    &corridor__cycle_proposal__descriptor,
+    &corridor__cycle_answer__descriptor,
+    &corridor__net_settlement__descriptor,
+    &corridor__cycle_statement__descriptor, /* carried as bytes in CycleProposal and Answer */
 };
 
 #define DESCRIPTORS_COUNT (sizeof descriptors / sizeof descriptors[0])
 /* The four layers around a body, the body of every message type, and the Checkpoint a
  * StatementRequest carries as bytes (recon.c decodes it on its own): a new type fails here (and
  * goes at the end, so that the seeds' first bytes keep selecting what they did). */
-_Static_assert(DESCRIPTORS_COUNT == 4 + MSG_TYPE_MAX + 1, "one entry per top-level wire message");
+_Static_assert(DESCRIPTORS_COUNT == 4 + MSG_TYPE_MAX + 2, "one entry per top-level wire message");
 
 /* Encodes a decoded message; the caller frees the result. */
 static uint8_t *repack(const ProtobufCMessage *m, size_t *len)

@@ -68,8 +68,11 @@ static const ProtobufCMessageDescriptor *const body_descriptors[MSG_TYPE_MAX + 1
     [MSG_CANCEL_REQUEST] = &corridor__cancel_request__descriptor,
     [MSG_CANCEL_ANSWER] = &corridor__cancel_answer__descriptor,
     [MSG_FX_PROPOSAL] = &corridor__fx_proposal__descriptor,
+    [MSG_CYCLE_PROPOSAL] = &corridor__cycle_proposal__descriptor,
+    [MSG_CYCLE_ANSWER] = &corridor__cycle_answer__descriptor,
+    [MSG_NET_SETTLEMENT] = &corridor__net_settlement__descriptor,
 };
-_Static_assert(MSG_TYPE_MAX == MSG_FX_PROPOSAL, "a body message per type");
+_Static_assert(MSG_TYPE_MAX == MSG_NET_SETTLEMENT, "a body message per type");
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
