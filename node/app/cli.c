@@ -39,6 +39,8 @@ static const command_t commands[] = {
      "give back all or part of a settled payment (pacs.004); the payer accepts or refuses"},
     {"fx", "corridor fx", cmd_fx,
      "trade one currency for another with a peer, both legs or neither (PvP)"},
+    {"cycle", "corridor cycle", cmd_cycle,
+     "close|settle|list: co-signed net positions with a peer, and their net settlement"},
     {"cancel", "corridor cancel", cmd_cancel,
      "ask a pending payment back (camt.056); the payee cancels it if it still holds it"},
     {"review", "corridor review", cmd_review,

@@ -33,6 +33,9 @@ int cmd_fx(int argc, char **argv);
 /* cli_cancel.c: asking a payment back */
 int cmd_cancel(int argc, char **argv);
 
+/* cli_cycle.c: settlement cycles and net settlement */
+int cmd_cycle(int argc, char **argv);
+
 /* cli_review.c: payments held for a person */
 int cmd_review(int argc, char **argv);
 

@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "config.h"
 #include "control.h"
+#include "cycles.h"
 #include "engine.h"
 #include "envelope.h"
 #include "faults.h"
@@ -812,6 +813,41 @@ static size_t find_trade(node_t *n, const char *peer, const char *id, ledger_out
     return found == 1 ? index : SIZE_MAX;
 }
 
+static size_t find_net(node_t *n, const char *peer, const char *id, ledger_net_t *net);
+static void answer_one(node_t *n, zmq_msg_t *route, ledger_err_t rc, json_t *result,
+                       const ledger_outcome_t *out, const char *peer, const char *waited,
+                       json_int_t wait_ms, int64_t now);
+
+/* A person confirms or refuses a net settlement we hold (3.11.3). */
+static void handle_review_net(node_t *n, zmq_msg_t *route, size_t index, const char *id,
+                              const char *reason, long long uid, int64_t now)
+{
+    const char *peer = n->config->peers[index].card.name;
+    channel_t *ch = engine_channel(n->engine, index);
+    char error[300];
+    ledger_outcome_t out;
+    memset(&out, 0, sizeof out);
+    status_t status = STATUS_PENDING;
+    json_t *args =
+        json_pack("{s:s, s:s, s:o}", "id", id, "decision", reason == NULL ? "accept" : "reject",
+                  "reason", reason != NULL ? json_string(reason) : json_null());
+    bool recorded = args != NULL && record_operation(n, uid, "review", peer, args);
+    ledger_err_t rc = recorded ? channel_net_decide(ch, id, reason, &status) : LEDGER_E_STORAGE;
+    if (rc == LEDGER_E_STATE || rc == LEDGER_E_NOT_FOUND) {
+        snprintf(error, sizeof error,
+                 status != STATUS_HELD
+                     ? "%s: not held (decided already)"
+                     : "%s: the channel does not decide now (wait until it is up)",
+                 id);
+        reply_error(n, route, status != STATUS_HELD ? EXIT_USAGE : EXIT_NEGATIVE, error);
+        return;
+    }
+    out.status = status;
+    snprintf(out.reason, sizeof out.reason, "%s", reason != NULL ? reason : "");
+    json_t *result = rc != LEDGER_OK ? NULL : json_pack("{s:s, s:s}", "id", id, "peer", peer);
+    answer_one(n, route, rc, result, &out, peer, id, 0, now);
+}
+
 /* Inside the transaction: a person decides a payment we hold (PROTOCOL.md 3.8.2). The operator
  * row and the decision commit together; the reply, a waiter's, follows the commit. */
 static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
@@ -830,7 +866,13 @@ static void handle_review(node_t *n, zmq_msg_t *route, json_t *req, long long ui
     settlement_t s;
     ledger_outcome_t now_out;
     char error[200];
-    size_t index = find_trade(n, json_str(req, "peer", NULL), id, &now_out);
+    ledger_net_t net;
+    size_t index = find_net(n, json_str(req, "peer", NULL), id, &net);
+    if (index != SIZE_MAX) { /* a net settlement: a person saw the funds arrive, or did not */
+        handle_review_net(n, route, index, id, reason, uid, now);
+        return;
+    }
+    index = find_trade(n, json_str(req, "peer", NULL), id, &now_out);
     if (index == SIZE_MAX) {
         index = find_payment(n, json_str(req, "peer", NULL), id, DIRECTION_IN, &s, &now_out, error,
                              sizeof error);
@@ -1084,6 +1126,220 @@ static void handle_fx(node_t *n, zmq_msg_t *route, json_t *req, long long uid, i
     answer_one(n, route, rc, result, &out, peer, t.fx_id, wait_ms, now);
 }
 
+/* ---- settlement cycles (PROTOCOL.md 3.11) ----------------------------------------------- */
+
+/* The channel of `peer` for a cycle command, or NULL after replying why not (exit 2). */
+static channel_t *cycle_channel(node_t *n, zmq_msg_t *route, const char *peer)
+{
+    char error[200];
+    const config_peer_t *p = config_find_peer_const(n->config, peer);
+    if (p == NULL) {
+        snprintf(error, sizeof error, "--peer %s: not a peer of this node", peer);
+        reply_error(n, route, EXIT_USAGE, error);
+        return NULL;
+    }
+    channel_t *ch = engine_channel(n->engine, (size_t)(p - n->config->peers));
+    if (!channel_peer_offers(ch, CHANNEL_FEATURE_CYCLES)) {
+        snprintf(error, sizeof error,
+                 "%s has not offered settlement cycles (an older program, or not heard from "
+                 "since this node started); nothing sent",
+                 peer);
+        reply_error(n, route, EXIT_USAGE, error);
+        return NULL;
+    }
+    return ch;
+}
+
+/* Inside the transaction: propose the next cycle with a peer at our present cut, an operator
+ * action on record; the reply follows the commit, or with wait_ms the cycle's end (closed:
+ * settled; disputed or refused: rejected). */
+static void handle_cycle_close(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
+{
+    const char *peer = json_str(req, "peer", "");
+    json_t *wait = json_object_get(req, "wait_ms");
+    json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    channel_t *ch = cycle_channel(n, route, peer);
+    if (ch == NULL) {
+        return;
+    }
+    uint64_t cycle = 0;
+    const char *why = NULL;
+    ledger_err_t rc = channel_cycle_close(ch, &cycle, &why);
+    if (rc == LEDGER_OK && why != NULL) {
+        char error[300];
+        snprintf(error, sizeof error, "%s; nothing sent", why);
+        reply_error(n, route, EXIT_NEGATIVE, error);
+        return;
+    }
+    /* the operator row follows the proposal in the transaction, before the cycle's own row */
+    json_t *args = json_pack("{s:I}", "cycle", (json_int_t)cycle);
+    if (rc == LEDGER_OK && (args == NULL || !record_operation(n, uid, "cycle_close", peer, args))) {
+        rc = LEDGER_E_STORAGE;
+    }
+    char key[32];
+    snprintf(key, sizeof key, "cycle-%llu", (unsigned long long)cycle);
+    ledger_outcome_t out;
+    memset(&out, 0, sizeof out);
+    json_t *result = rc != LEDGER_OK ? NULL
+                                     : json_pack("{s:s, s:I, s:s}", "cycle_id", key, "cycle",
+                                                 (json_int_t)cycle, "peer", peer);
+    answer_one(n, route, rc, result, &out, peer, key, wait_ms, now);
+}
+
+/* The currencies this node owes in closed cycle `cycle` with `peer` and has not settled. */
+static size_t owed_currencies(node_t *n, const char *peer, uint64_t cycle,
+                              char currencies[CYCLE_CURRENCIES_MAX][CORRIDOR_CURRENCY_LEN + 1])
+{
+    ledger_cycle_t c;
+    bool found = false;
+    size_t count = 0;
+    cycle_statement_t st;
+    if (ledger_cycle_get(n->ledger, peer, cycle, &c, &found) != LEDGER_OK || !found) {
+        return 0;
+    }
+    bool first = cycle_self_first(n->config->name, peer);
+    if (c.state == CYCLE_CLOSED && cycle_statement_decode(c.statement, c.statement_len, &st)) {
+        for (size_t i = 0; i < st.n_currencies; i++) {
+            int64_t paid, received, net;
+            bool open = false;
+            cycle_currency_view(&st.currencies[i], first, &paid, &received, &net);
+            if (net < 0 &&
+                ledger_net_open(n->ledger, peer, cycle, st.currencies[i].currency, &open) ==
+                    LEDGER_OK &&
+                !open) {
+                snprintf(currencies[count++], CORRIDOR_CURRENCY_LEN + 1, "%s",
+                         st.currencies[i].currency);
+            }
+        }
+    }
+    ledger_cycle_release(&c);
+    return count;
+}
+
+/* Inside the transaction: the net debtor of a closed cycle says it paid outside the channel
+ * (PROTOCOL.md 3.11.3), one pacs.009 per currency, an operator action on record. Every currency
+ * is checked before any is sent; with wait_ms the reply waits for the creditor's answers. */
+static void handle_cycle_settle(node_t *n, zmq_msg_t *route, json_t *req, long long uid,
+                                int64_t now)
+{
+    const char *peer = json_str(req, "peer", "");
+    json_t *wait = json_object_get(req, "wait_ms"), *cycle_v = json_object_get(req, "cycle"),
+           *asked = json_object_get(req, "currencies");
+    json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    net_settlement_t base;
+    memset(&base, 0, sizeof base);
+    base.cycle = json_is_integer(cycle_v) && json_integer_value(cycle_v) > 0
+                     ? (uint64_t)json_integer_value(cycle_v)
+                     : 0;
+    snprintf(base.reference, sizeof base.reference, "%s", json_str(req, "reference", ""));
+    snprintf(base.method, sizeof base.method, "%s", json_str(req, "method", "INDA"));
+    snprintf(base.clearing_system, sizeof base.clearing_system, "%s",
+             json_str(req, "clearing_system", ""));
+    base.created_unix_ms = operation_wall_ms();
+    channel_t *ch = cycle_channel(n, route, peer);
+    if (ch == NULL) {
+        return;
+    }
+    char currencies[CYCLE_CURRENCIES_MAX][CORRIDOR_CURRENCY_LEN + 1];
+    size_t count = 0, i;
+    json_t *item;
+    if (json_array_size(asked) > CYCLE_CURRENCIES_MAX) {
+        reply_error(n, route, EXIT_USAGE, "too many currencies");
+        return;
+    }
+    json_array_foreach(asked, i, item)
+    {
+        snprintf(currencies[count++], CORRIDOR_CURRENCY_LEN + 1, "%s",
+                 json_is_string(item) ? json_string_value(item) : "");
+    }
+    if (count == 0 && (count = owed_currencies(n, peer, base.cycle, currencies)) == 0) {
+        reply_error(n, route, EXIT_USAGE,
+                    "this node owes nothing unsettled in that cycle (is it closed?); nothing sent");
+        return;
+    }
+    char error[300];
+    ledger_err_t rc = LEDGER_OK;
+    for (i = 0; i < count && rc == LEDGER_OK; i++) { /* all checked before any is sent */
+        net_settlement_t probe = base;
+        const char *why = NULL;
+        snprintf(probe.currency, sizeof probe.currency, "%s", currencies[i]);
+        uetr_generate(probe.settlement_id);
+        rc = channel_cycle_settle_check(ch, &probe, &why);
+        if (rc == LEDGER_OK && why != NULL) {
+            snprintf(error, sizeof error, "%s: %s; nothing sent", currencies[i], why);
+            reply_error(n, route, EXIT_USAGE, error);
+            return;
+        }
+    }
+    json_t *args = json_pack("{s:I, s:s, s:s, s:O}", "cycle", (json_int_t)base.cycle, "reference",
+                             base.reference, "method", base.method, "currencies",
+                             asked != NULL ? asked : json_array());
+    if (rc == LEDGER_OK &&
+        (args == NULL || !record_operation(n, uid, "cycle_settle", peer, args))) {
+        rc = LEDGER_E_STORAGE;
+    }
+    waiter_t *w = rc == LEDGER_OK ? calloc(1, sizeof *w) : NULL;
+    if (w == NULL || (w->results = json_array()) == NULL ||
+        (wait_ms > 0 && (w->waiting = calloc(count, sizeof *w->waiting)) == NULL)) {
+        waiter_free(w);
+        reply_error(n, route, EXIT_INTERNAL,
+                    rc != LEDGER_OK ? ledger_last_error(n->ledger) : "out of memory");
+        return;
+    }
+    zmq_msg_init(&w->route);
+    zmq_msg_copy(&w->route, route);
+    w->deadline_ms = now + (wait_ms < 0 ? 0 : wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
+    for (i = 0; i < count; i++) {
+        net_settlement_t s = base;
+        const char *why = NULL;
+        snprintf(s.currency, sizeof s.currency, "%s", currencies[i]);
+        uetr_generate(s.settlement_id);
+        json_t *result = json_object();
+        json_array_append_new(w->results, result);
+        rc = channel_cycle_settle(ch, &s, &why);
+        if (rc != LEDGER_OK || why != NULL) {
+            json_object_set_new(result, "error",
+                                json_string(why != NULL ? why : ledger_last_error(n->ledger)));
+            json_object_set_new(result, "exit", json_integer(EXIT_INTERNAL));
+            w->failed = rc == LEDGER_E_STORAGE || rc == LEDGER_E_STOPPED;
+            continue;
+        }
+        json_object_set_new(result, "settlement_id", json_string(s.settlement_id));
+        json_object_set_new(result, "peer", json_string(peer));
+        json_object_set_new(result, "cycle", json_integer((json_int_t)s.cycle));
+        json_object_set_new(result, "currency", json_string(s.currency));
+        json_object_set_new(result, "amount_minor", json_integer(s.amount_minor));
+        json_object_set_new(result, "status", json_string("pending"));
+        json_object_set_new(result, "reason", json_null());
+        if (wait_ms > 0) {
+            json_object_set_new(result, "waiting", json_true());
+            waiting_key(w->waiting[w->open].key, peer, s.settlement_id);
+            w->waiting[w->open++].result = result;
+        }
+    }
+    if (w->open > 1) {
+        qsort(w->waiting, w->open, sizeof *w->waiting, waiting_cmp);
+    }
+    w->next = n->waiters;
+    n->waiters = w;
+}
+
+/* The peer whose net settlement we hold is `id` (one only), or SIZE_MAX. */
+static size_t find_net(node_t *n, const char *peer, const char *id, ledger_net_t *net)
+{
+    size_t index = SIZE_MAX, found = 0;
+    for (size_t i = 0; i < n->config->peers_count; i++) {
+        const char *name = n->config->peers[i].card.name;
+        bool here = false;
+        if ((peer == NULL || strcmp(peer, name) == 0) &&
+            ledger_net_find(n->ledger, name, id, net, &here) == LEDGER_OK && here && !net->we_owe) {
+            found++;
+            index = i;
+        }
+    }
+    return found == 1 ? index : SIZE_MAX;
+}
+
 /* Inside the transaction: the payer asks a pending payment back (PROTOCOL.md 3.8.4), an operator
  * action on record; the reply follows the commit, or with wait_ms the payment's final status. */
 static void handle_cancel(node_t *n, zmq_msg_t *route, json_t *req, long long uid, int64_t now)
@@ -1289,6 +1545,14 @@ static void read_control(node_t *n, int64_t now)
                 reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
             } else {
                 handle_return(n, &route, req, uid, now);
+            }
+        } else if (strcmp(cmd, "cycle_close") == 0 || strcmp(cmd, "cycle_settle") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else if (strcmp(cmd, "cycle_close") == 0) {
+                handle_cycle_close(n, &route, req, uid, now);
+            } else {
+                handle_cycle_settle(n, &route, req, uid, now);
             }
         } else if (strcmp(cmd, "review") == 0) {
             if (ledger_stopped(n->ledger)) {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli_common.h"
+#include "cycles.h"
 #include "fx.h"
 #include "validate.h"
 
@@ -148,8 +149,76 @@ static void print_trade_json(const settlement_t legs[2], const ledger_outcome_t 
     json_decref(item);
 }
 
-int render_ledger_json(ledger_t *ledger, const char *node)
+/* One peer's cycles as `ledger --json` shows them (PROTOCOL.md 3.11.6). */
+typedef struct {
+    json_t *running;  /* the open cycle's figures */
+    json_t *owed;     /* unsettled nets of closed cycles */
+    uint64_t last;    /* the highest cycle number */
+    bool closing;     /* it is closing */
+    const char *self; /* this node's code */
+    ledger_t *ledger;
+} cycles_view_t;
+
+static void view_running(const ledger_cycle_figure_t *f, void *arg)
 {
+    cycles_view_t *v = arg;
+    json_array_append_new(v->running, json_pack("{s:s, s:I, s:I, s:I, s:I}", "currency",
+                                                f->currency, "paid_minor", (json_int_t)f->paid,
+                                                "received_minor", (json_int_t)f->received,
+                                                "net_minor", (json_int_t)(f->received - f->paid),
+                                                "count", (json_int_t)f->count));
+}
+
+static void view_cycle(const ledger_cycle_t *c, void *arg)
+{
+    cycles_view_t *v = arg;
+    v->last = c->cycle;
+    v->closing = c->state == CYCLE_CLOSING;
+    cycle_statement_t st;
+    if (c->state != CYCLE_CLOSED || !cycle_statement_decode(c->statement, c->statement_len, &st)) {
+        return;
+    }
+    bool first = cycle_self_first(v->self, c->peer);
+    for (size_t i = 0; i < st.n_currencies; i++) {
+        int64_t paid, received, net;
+        bool settled = false;
+        cycle_currency_view(&st.currencies[i], first, &paid, &received, &net);
+        if (net == 0 || (ledger_net_settled(v->ledger, c->peer, c->cycle, st.currencies[i].currency,
+                                            &settled) == LEDGER_OK &&
+                         settled)) {
+            continue;
+        }
+        json_array_append_new(v->owed, json_pack("{s:I, s:s, s:I}", "cycle", (json_int_t)c->cycle,
+                                                 "currency", st.currencies[i].currency, "net_minor",
+                                                 (json_int_t)net));
+    }
+}
+
+/* `cycles`: per peer the open cycle (number and running figures) and what closed, unsettled
+ * cycles leave owed (net from our view: negative, we owe). */
+static json_t *cycles_json(ledger_t *ledger, const config_t *config)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < config->peers_count; i++) {
+        const char *peer = config->peers[i].card.name;
+        cycles_view_t v = {json_array(), json_array(), 0, false, config->name, ledger};
+        if (ledger_cycle_running(ledger, peer, view_running, &v) != LEDGER_OK ||
+            ledger_cycles(ledger, peer, view_cycle, &v) != LEDGER_OK) {
+            json_decref(v.running);
+            json_decref(v.owed);
+            json_decref(list);
+            return NULL;
+        }
+        json_array_append_new(list, json_pack("{s:s, s:I, s:b, s:o, s:o}", "peer", peer,
+                                              "open_cycle", (json_int_t)(v.last + 1), "closing",
+                                              v.closing, "running", v.running, "owed", v.owed));
+    }
+    return list;
+}
+
+int render_ledger_json(ledger_t *ledger, const config_t *config)
+{
+    const char *node = config->name;
     uint8_t head[LEDGER_HASH_BYTES];
     char head_hex[2 * LEDGER_HASH_BYTES + 1];
     uint64_t rows = 0;
@@ -163,9 +232,15 @@ int render_ledger_json(ledger_t *ledger, const char *node)
         return EXIT_INTERNAL;
     }
     sodium_bin2hex(head_hex, sizeof head_hex, head, sizeof head);
+    json_t *cycles = cycles_json(ledger, config);
+    if (cycles == NULL) {
+        json_decref(positions);
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
     json_t *top = json_pack(
         "{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I}}",
+        " s:{s:I, s:I, s:I, s:I}, s:o}",
         "node", node, "head", head_hex, "journal_rows", (json_int_t)rows, "positions", positions,
         "counts", "pending", (json_int_t)counts.pending, "settled", (json_int_t)counts.settled,
         "rejected", (json_int_t)counts.rejected, "returned", (json_int_t)counts.returned, "held",
@@ -174,7 +249,7 @@ int render_ledger_json(ledger_t *ledger, const char *node)
         (json_int_t)counts.returns_rejected, "fx_counts", "pending",
         (json_int_t)counts.fx[STATUS_PENDING], "settled", (json_int_t)counts.fx[STATUS_SETTLED],
         "rejected", (json_int_t)counts.fx[STATUS_REJECTED], "held",
-        (json_int_t)counts.fx[STATUS_HELD]);
+        (json_int_t)counts.fx[STATUS_HELD], "cycles", cycles);
     char *text = top != NULL ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(top);
     if (text == NULL) {

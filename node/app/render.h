@@ -11,11 +11,12 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "config.h"
 #include "identity.h"
 #include "ledger.h"
 
 /* The books: positions, counts and (JSON) every settlement, streamed. */
-int render_ledger_json(ledger_t *ledger, const char *node);
+int render_ledger_json(ledger_t *ledger, const config_t *config);
 int render_ledger_text(ledger_t *ledger, const char *node);
 
 /* Operator actions as the journal records them; with list != NULL collected for JSON. */

@@ -324,6 +324,10 @@ ledger_err_t channel_cycle_close(channel_t *ch, uint64_t *cycle, const char **wh
 ledger_err_t channel_cycle_settle(channel_t *ch, net_settlement_t *n, const char **why)
     __attribute__((warn_unused_result));
 
+/* The checks of channel_cycle_settle alone (fills amount and statement hash), writing nothing. */
+ledger_err_t channel_cycle_settle_check(channel_t *ch, net_settlement_t *n, const char **why)
+    __attribute__((warn_unused_result));
+
 /* A person confirms (reason NULL) or refuses a net settlement the peer sent, which we hold: booked
  * and answered ACSC, or answered RJCT. LEDGER_E_NOT_FOUND: no such id; LEDGER_E_STATE: not held
  * (or the channel does not decide now); *status the net settlement's status. */

@@ -44,6 +44,27 @@ static const uint8_t *author_key(const channel_t *ch, const envelope_message_t *
     return ch->keys->sign_public;
 }
 
+/* Tells the node that something it may wait for ended: a cycle ("cycle-N") or a net settlement
+ * of ours, `done` (closed, confirmed) or refused with `reason`. */
+static void notify(channel_t *ch, const char *key, bool done, const char *reason)
+{
+    if (ch->ctx.on_final == NULL) {
+        return;
+    }
+    ledger_outcome_t out;
+    memset(&out, 0, sizeof out);
+    out.status = done ? STATUS_SETTLED : STATUS_REJECTED;
+    snprintf(out.reason, sizeof out.reason, "%s", reason);
+    ch->ctx.on_final(ch->ctx.arg, ch->peer->card.name, key, &out);
+}
+
+static void notify_cycle(channel_t *ch, uint64_t cycle, bool done)
+{
+    char key[32];
+    snprintf(key, sizeof key, "cycle-%" PRIu64, cycle);
+    notify(ch, key, done, done ? "" : "CYCL");
+}
+
 /* Our statement of `cycle` at the cut (own_sent, peer_sent): *statement malloc'd. A statement we
  * cannot make (too far behind, a figure out of range) sets *why; the figures are kept in `figs`. */
 static ledger_err_t statement_at(channel_t *ch, uint64_t cycle, uint64_t own_sent,
@@ -273,6 +294,7 @@ ledger_err_t cycles_apply_proposal(channel_t *ch, const envelope_message_t *msg)
     }
     free(body);
     if (rc == LEDGER_OK) {
+        notify_cycle(ch, number, agreed); /* our own close of it, if we proposed it too */
         log_event(ch->ctx.node_name, peer, NULL, "cycle %" PRIu64 " %s at %" PRIu64 "/%" PRIu64,
                   number, agreed ? "countersigned" : "disputed: the figures differ", own_sent,
                   peer_sent);
@@ -312,6 +334,7 @@ ledger_err_t cycles_apply_answer(channel_t *ch, const envelope_message_t *msg)
             why = "the countersignature does not verify";
         } else {
             rc = ledger_cycle_finish(ch->ctx.ledger, peer, a.cycle, NULL, 0, a.signature, NULL);
+            notify_cycle(ch, a.cycle, true);
             log_event(ch->ctx.node_name, peer, NULL, "cycle %" PRIu64 " closed", a.cycle);
         }
     } else if (a.statement != NULL && a.has_signature) {
@@ -329,11 +352,13 @@ ledger_err_t cycles_apply_answer(channel_t *ch, const envelope_message_t *msg)
         } else {
             rc = ledger_cycle_finish(ch->ctx.ledger, peer, a.cycle, a.statement, a.statement_len,
                                      a.signature, a.error[0] != '\0' ? a.error : "disputed");
+            notify_cycle(ch, a.cycle, false);
             log_event(ch->ctx.node_name, peer, NULL, "cycle %" PRIu64 " disputed: %s", a.cycle,
                       a.error);
         }
     } else if (a.statement == NULL && !a.has_signature && a.error[0] != '\0') {
         rc = ledger_cycle_forget(ch->ctx.ledger, peer, a.cycle);
+        notify_cycle(ch, a.cycle, false);
         log_event(ch->ctx.node_name, peer, NULL, "cycle %" PRIu64 " refused by the peer: %s",
                   a.cycle, a.error);
     } else {
@@ -390,10 +415,9 @@ static ledger_err_t cycle_net(channel_t *ch, uint64_t number, const char *curren
     return rc;
 }
 
-ledger_err_t channel_cycle_settle(channel_t *ch, net_settlement_t *n, const char **why)
+ledger_err_t channel_cycle_settle_check(channel_t *ch, net_settlement_t *n, const char **why)
 {
-    channel_check_invariants(ch);
-    assert(n != NULL && why != NULL && ledger_in_transaction(ch->ctx.ledger));
+    assert(n != NULL && why != NULL);
     const char *peer = ch->peer->card.name;
     int64_t net = 0;
     ledger_err_t rc = cycle_net(ch, n->cycle, n->currency, &net, n->statement_hash, why);
@@ -409,6 +433,15 @@ ledger_err_t channel_cycle_settle(channel_t *ch, net_settlement_t *n, const char
         rc = ledger_net_open(ch->ctx.ledger, peer, n->cycle, n->currency, &open);
         *why = open ? "a net settlement of that cycle and currency is pending or settled" : NULL;
     }
+    return rc;
+}
+
+ledger_err_t channel_cycle_settle(channel_t *ch, net_settlement_t *n, const char **why)
+{
+    channel_check_invariants(ch);
+    assert(n != NULL && why != NULL && ledger_in_transaction(ch->ctx.ledger));
+    const char *peer = ch->peer->card.name;
+    ledger_err_t rc = channel_cycle_settle_check(ch, n, why);
     if (rc != LEDGER_OK || *why != NULL) {
         return rc;
     }
@@ -643,6 +676,7 @@ bool cycles_apply_net_answer(channel_t *ch, const envelope_message_t *msg,
                             msg->sequence, msg->evidence, msg->evidence_len, NULL, 0);
     if (*rc == LEDGER_OK) {
         *moved = settled;
+        notify(ch, sr->uetr, settled, settled ? "" : sr->reason);
         log_event(ch->ctx.node_name, peer, sr->uetr, "net settlement of cycle %" PRIu64 " %s%s%s",
                   rec.cycle, settled ? "confirmed by the creditor" : "refused", settled ? "" : " ",
                   settled ? "" : sr->reason);

@@ -466,15 +466,16 @@ ledger_err_t ledger_net_find(ledger_t *l, const char *peer, const char *id, ledg
                : ledger_read_failed(l, "read net settlements");
 }
 
-ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
-                             bool *open)
+/* Whether a net settlement of (cycle, currency) stands in one of `statuses` (SQL list). */
+static ledger_err_t net_in(ledger_t *l, const char *sql, const char *peer, uint64_t cycle,
+                           const char *currency, bool *open)
 {
     *open = false;
+    if (ledger_schema_version(l) < 11) {
+        return LEDGER_OK;
+    }
     sqlite3_stmt *stmt = NULL;
-    if (prepare(l,
-                "SELECT 1 FROM net_settlements WHERE peer = ?1 AND cycle = ?2 AND currency = ?3"
-                " AND status IN (0, 1, 4) LIMIT 1",
-                &stmt) != SQLITE_OK) {
+    if (prepare(l, sql, &stmt) != SQLITE_OK) {
         return ledger_read_failed(l, "read net settlements");
     }
     sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
@@ -486,6 +487,24 @@ ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, cons
     return step == SQLITE_ROW || step == SQLITE_DONE
                ? LEDGER_OK
                : ledger_read_failed(l, "read net settlements");
+}
+
+ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
+                             bool *open)
+{
+    return net_in(l,
+                  "SELECT 1 FROM net_settlements WHERE peer = ?1 AND cycle = ?2 AND currency = ?3"
+                  " AND status IN (0, 1, 4) LIMIT 1",
+                  peer, cycle, currency, open);
+}
+
+ledger_err_t ledger_net_settled(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
+                                bool *settled)
+{
+    return net_in(l,
+                  "SELECT 1 FROM net_settlements WHERE peer = ?1 AND cycle = ?2 AND currency = ?3"
+                  " AND status = 1 LIMIT 1",
+                  peer, cycle, currency, settled);
 }
 
 ledger_err_t ledger_net_record(ledger_t *l, const ledger_net_t *n, const uint8_t *evidence,

@@ -128,6 +128,10 @@ ledger_err_t ledger_net_find(ledger_t *l, const char *peer, const char *id, ledg
 ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
                              bool *open) __attribute__((warn_unused_result));
 
+/* Whether a net settlement of (cycle, currency) with `peer` is settled. */
+ledger_err_t ledger_net_settled(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
+                                bool *settled) __attribute__((warn_unused_result));
+
 /* Records a net settlement as n says (pending when we owe, held when we are owed) with a
  * `net_claimed` row whose evidence is the NetSettlement; ledger_net_decide decides it. */
 ledger_err_t ledger_net_record(ledger_t *l, const ledger_net_t *n, const uint8_t *evidence,
