@@ -1696,6 +1696,8 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
             goto done;
         }
         ch->applied_seq++;
+        size += ch->apply_work;
+        ch->apply_work = 0;
         costlimit_charge(&ch->applied_bytes, now_ms, size);
         if (!moved) {
             costlimit_charge(&ch->idle_bytes, now_ms, size);

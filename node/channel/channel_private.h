@@ -92,6 +92,8 @@ struct channel {
     uint64_t peer_counter;
     envelope_message_t *hold[CHANNEL_HOLD_MAX]; /* held business messages by seq % MAX */
     channel_stats_t stats;                      /* counters for status */
+    uint64_t apply_work; /* what applying the last message cost beyond its bytes, charged as
+                            bytes (a cycle proposal's settlements touched above its cut) */
 };
 
 /* How our pacs.002 is kept with the settlement it answers. */

@@ -25,6 +25,8 @@
 
 #define REASON_NO_AGREEMENT "AG01" /* no such closed cycle, currency or debtor (3.11.3) */
 #define REASON_WRONG_AMOUNT "AM09" /* not the cycle's net */
+#define CUT_WORK_BYTES      16     /* charged per settlement touched above a proposal's cut */
+#define CUT_WORK_BYTES      16     /* charged per settlement touched above a proposal's cut */
 
 /* The Inner version our cycle messages are signed with: at least 2 (answers name bodies). */
 static uint32_t cycle_version(const channel_t *ch)
@@ -262,6 +264,8 @@ ledger_err_t cycles_apply_proposal(channel_t *ch, const envelope_message_t *msg)
     ledger_cycle_figures_t figs;
     if (why == NULL) {
         rc = statement_at(ch, number, own_sent, peer_sent, &figs, &ours, &ours_len, &why);
+        /* a cut far behind costs the peer's allowance, as bytes of messages that move nothing */
+        ch->apply_work += (figs.touched + 1) * CUT_WORK_BYTES;
     }
     if (rc != LEDGER_OK || why != NULL) {
         goto refuse;
