@@ -648,14 +648,12 @@ bool cycles_apply_net_answer(channel_t *ch, const envelope_message_t *msg,
     ledger_net_t rec;
     bool found = false;
     *rc = ledger_net_find(ch->ctx.ledger, peer, sr->uetr, &rec, &found);
-    if (*rc != LEDGER_OK || !found) {
-        return *rc != LEDGER_OK;
+    if (*rc != LEDGER_OK || !found || !rec.we_owe) {
+        return *rc != LEDGER_OK; /* the peer's own net settlement ids name nothing it answers */
     }
     bool settled = strcmp(sr->status, "ACSC") == 0, pending = strcmp(sr->status, "PDNG") == 0;
     const char *why = NULL;
-    if (!rec.we_owe) {
-        why = "it answers a net settlement of the peer's";
-    } else if (sr->settlement_hash.len != SETTLEMENT_HASH_BYTES ||
+    if (sr->settlement_hash.len != SETTLEMENT_HASH_BYTES ||
                memcmp(sr->settlement_hash.data, rec.body_hash, SETTLEMENT_HASH_BYTES) != 0) {
         why = "it names another NetSettlement";
     } else if (!settled && !pending &&
