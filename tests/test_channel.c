@@ -19,16 +19,20 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 #include <zmq.h>
 
 #include "channel.h"
 #include "corridor.pb-c.h"
 #include "config.h"
+#include "cycle.h"
+#include "cycles.h"
 #include "envelope.h"
 #include "fx.h"
 #include "identity.h"
 #include "keyannounce.h"
 #include "ledger.h"
+#include "ledger_db.h"
 #include "replace.h"
 #include "settlement.h"
 #include "validate.h"
@@ -3075,6 +3079,700 @@ static void test_fx_leg_answers_refused(void **state)
     net_free(net);
 }
 
+/* ---- settlement cycles (PROTOCOL.md 3.11) ------------------------------------------------------
+ */
+
+static int64_t sql_count(node_t *n, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(ledger_db(n->ledger), sql, -1, &stmt, NULL), SQLITE_OK);
+    int step = sqlite3_step(stmt);
+    int64_t v = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return v;
+}
+
+typedef struct {
+    msg_type_t type;
+    uint8_t *body;
+    size_t len;
+} raw_body_t;
+
+typedef struct {
+    uint64_t cycle;
+    const char *why;
+} close_t;
+
+static void close_work(node_t *n, void *arg)
+{
+    close_t *c = arg;
+    assert_int_equal(channel_cycle_close(n->ch, &c->cycle, &c->why), LEDGER_OK);
+}
+
+/* A turn of `n` in which it acts before the frames waiting for it are read (they stay, for its
+ * next turn): as if its operator was faster than the link. */
+static void turn_before_inbox(node_t *n, work_fn work, void *arg)
+{
+    size_t count = n->inbox_count;
+    frame_t *waiting = calloc(count + 1, sizeof *waiting);
+    assert_non_null(waiting);
+    memcpy(waiting, n->inbox, count * sizeof *waiting);
+    n->inbox_count = 0;
+    node_turn(n, work, arg);
+    assert_true(n->inbox_count + count <= FRAMES_MAX);
+    memmove(&n->inbox[count], n->inbox, n->inbox_count * sizeof *n->inbox);
+    memcpy(n->inbox, waiting, count * sizeof *waiting);
+    n->inbox_count += count;
+    free(waiting);
+}
+
+static uint64_t close_at(net_t *net, int who)
+{
+    close_t c = {0};
+    node_turn(&net->node[who], close_work, &c);
+    if (c.why != NULL) {
+        fail_msg("%s cannot close: %s", net->node[who].name, c.why);
+    }
+    return c.cycle;
+}
+
+/* Cycle `number` at n (found false: none). */
+static bool cycle_of(node_t *n, uint64_t number, ledger_cycle_t *out)
+{
+    bool found = false;
+    assert_int_equal(
+        ledger_cycle_get(n->ledger, n->config->peers[0].card.name, number, out, &found), LEDGER_OK);
+    return found;
+}
+
+static cycle_state_t cycle_state_at(node_t *n, uint64_t number)
+{
+    ledger_cycle_t c;
+    if (!cycle_of(n, number, &c)) {
+        return (cycle_state_t)0;
+    }
+    cycle_state_t s = c.state;
+    ledger_cycle_release(&c);
+    return s;
+}
+
+typedef struct {
+    uint64_t cycle;
+    cycle_state_t state;
+} cycle_wait_t;
+
+static bool cycle_done(net_t *net, void *arg)
+{
+    const cycle_wait_t *w = arg;
+    channel_stats_t a = channel_stats(net->node[A].ch), b = channel_stats(net->node[B].ch);
+    return cycle_state_at(&net->node[A], w->cycle) == w->state &&
+           cycle_state_at(&net->node[B], w->cycle) == w->state && a.acked_seq == a.sent_seq &&
+           b.acked_seq == b.sent_seq;
+}
+
+static void wait_cycle(net_t *net, uint64_t cycle, cycle_state_t state)
+{
+    cycle_wait_t w = {cycle, state};
+    if (!run_until(net, cycle_done, &w, 20000)) {
+        fail_msg("cycle %llu not %s: A %s, B %s", (unsigned long long)cycle,
+                 cycle_state_name(state), cycle_state_name(cycle_state_at(&net->node[A], cycle)),
+                 cycle_state_name(cycle_state_at(&net->node[B], cycle)));
+    }
+}
+
+static void count_running(const ledger_cycle_figure_t *f, void *arg)
+{
+    uint64_t *count = arg;
+    *count += f->count;
+}
+
+static uint64_t running_count(node_t *n)
+{
+    uint64_t count = 0;
+    assert_int_equal(
+        ledger_cycle_running(n->ledger, n->config->peers[0].card.name, count_running, &count),
+        LEDGER_OK);
+    return count;
+}
+
+/* Cycle `number` closed at both: the same statement bytes, each side's signature over them
+ * verifying with its key; the decoded statement returned. */
+static cycle_statement_t assert_cycle_closed(net_t *net, uint64_t number)
+{
+    ledger_cycle_t a, b;
+    assert_true(cycle_of(&net->node[A], number, &a));
+    assert_true(cycle_of(&net->node[B], number, &b));
+    assert_int_equal(a.state, CYCLE_CLOSED);
+    assert_int_equal(b.state, CYCLE_CLOSED);
+    assert_true(a.ours != b.ours);
+    assert_int_equal(a.statement_len, b.statement_len);
+    assert_memory_equal(a.statement, b.statement, a.statement_len);
+    assert_true(a.has_peer_signature && b.has_peer_signature);
+    const uint8_t *a_key = net->node[A].id->sign_public, *b_key = net->node[B].id->sign_public;
+    assert_true(cycle_verify(a.statement, a.statement_len, a.own_signature, a_key));
+    assert_true(cycle_verify(a.statement, a.statement_len, a.peer_signature, b_key));
+    assert_true(cycle_verify(b.statement, b.statement_len, b.own_signature, b_key));
+    assert_true(cycle_verify(b.statement, b.statement_len, b.peer_signature, a_key));
+    assert_false(cycle_verify(a.statement, a.statement_len, a.own_signature, b_key));
+    assert_int_equal(a.own_sent, b.peer_sent);
+    assert_int_equal(a.peer_sent, b.own_sent);
+    cycle_statement_t st;
+    assert_true(cycle_statement_decode(a.statement, a.statement_len, &st));
+    assert_int_equal(st.cycle, number);
+    ledger_cycle_release(&a);
+    ledger_cycle_release(&b);
+    return st;
+}
+
+static const cycle_currency_t *currency_in(const cycle_statement_t *st, const char *currency)
+{
+    for (size_t i = 0; i < st->n_currencies; i++) {
+        if (strcmp(st->currencies[i].currency, currency) == 0) {
+            return &st->currencies[i];
+        }
+    }
+    return NULL;
+}
+
+/* Pays `amount` of `currency` from `payer` and waits until it is final at both. */
+static settlement_t pay_one(net_t *net, int payer, const char *currency, int64_t amount)
+{
+    settlement_t s = make_payment(&net->node[payer], currency, amount);
+    pay(net, payer, &s, 1);
+    settle(net, payer, &s, 1, 10000);
+    return s;
+}
+
+/* One side closes after payments both ways: closed at both with one statement and two
+ * signatures; the running figures start again; cycle 2 holds only what came after. */
+static void cycle_closed_by(int closer)
+{
+    net_t *net = net_new();
+    bring_up(net);
+    pay_one(net, A, "RUB", 1000);
+    pay_one(net, B, "RUB", 300);
+    pay_one(net, A, "IRR", 77);
+    assert_int_equal(running_count(&net->node[A]), 3);
+    assert_int_equal(running_count(&net->node[B]), 3);
+    assert_int_equal(close_at(net, closer), 1);
+    assert_int_equal(cycle_state_at(&net->node[closer], 1), CYCLE_CLOSING);
+    /* a second close while one is closing: refused, nothing written */
+    close_t again = {0};
+    uint64_t rows = rows_of(&net->node[closer]);
+    node_turn(&net->node[closer], close_work, &again);
+    assert_non_null(again.why);
+    assert_int_equal(rows_of(&net->node[closer]), rows);
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    cycle_statement_t st = assert_cycle_closed(net, 1);
+    assert_int_equal(st.entry_count, 3);
+    assert_string_equal(st.first, NAME_A);
+    const cycle_currency_t *rub = currency_in(&st, "RUB"), *irr = currency_in(&st, "IRR");
+    assert_non_null(rub);
+    assert_non_null(irr);
+    assert_int_equal(rub->first_to_second, 1000);
+    assert_int_equal(rub->second_to_first, 300);
+    assert_int_equal(rub->net_first, -700);
+    assert_int_equal(rub->count, 2);
+    assert_int_equal(irr->first_to_second, 77);
+    assert_int_equal(running_count(&net->node[A]), 0);
+    assert_int_equal(running_count(&net->node[B]), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sql_count(&net->node[i], "SELECT count(*) FROM journal WHERE kind = 17"),
+                         1);
+    }
+    /* more payments, cycle 2 */
+    pay_one(net, B, "RUB", 50);
+    assert_int_equal(running_count(&net->node[A]), 1);
+    assert_int_equal(close_at(net, closer), 2);
+    wait_cycle(net, 2, CYCLE_CLOSED);
+    cycle_statement_t st2 = assert_cycle_closed(net, 2);
+    assert_int_equal(st2.entry_count, 1);
+    assert_true(st2.first_sent >= st.first_sent && st2.second_sent >= st.second_sent);
+    rub = currency_in(&st2, "RUB");
+    assert_non_null(rub);
+    assert_int_equal(rub->second_to_first, 50);
+    assert_int_equal(rub->net_first, 50);
+    assert_int_equal(running_count(&net->node[B]), 0);
+    net_free(net);
+}
+
+static void test_cycle_closed_by_a(void **state)
+{
+    (void)state;
+    cycle_closed_by(A);
+}
+
+static void test_cycle_closed_by_b(void **state)
+{
+    (void)state;
+    cycle_closed_by(B);
+}
+
+/* Both propose cycle 1 before either proposal arrives: one cycle 1, A's (A sorts first). */
+static void test_cycle_concurrent_close(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    pay_one(net, A, "RUB", 1000);
+    pay_one(net, B, "RUB", 300);
+    close_t ca = {0}, cb = {0};
+    turn_before_inbox(&net->node[A], close_work, &ca);
+    turn_before_inbox(&net->node[B], close_work, &cb);
+    assert_int_equal(ca.cycle, 1);
+    assert_int_equal(cb.cycle, 1);
+    ledger_cycle_t proposed;
+    assert_true(cycle_of(&net->node[A], 1, &proposed));
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    cycle_statement_t st = assert_cycle_closed(net, 1);
+    assert_int_equal(st.entry_count, 2);
+    ledger_cycle_t a;
+    assert_true(cycle_of(&net->node[A], 1, &a));
+    assert_true(a.ours);
+    assert_int_equal(a.statement_len, proposed.statement_len);
+    assert_memory_equal(a.statement, proposed.statement, a.statement_len);
+    ledger_cycle_release(&a);
+    ledger_cycle_release(&proposed);
+    for (int i = 0; i < 20; i++) {
+        net_turn(net);
+    }
+    assert_int_equal(cycle_state_at(&net->node[A], 2), 0);
+    assert_int_equal(cycle_state_at(&net->node[B], 2), 0);
+    assert_int_equal(cycle_state_at(&net->node[A], 1), CYCLE_CLOSED);
+    assert_int_equal(running_count(&net->node[A]), 0);
+    assert_int_equal(running_count(&net->node[B]), 0);
+    net_free(net);
+}
+
+/* Payments in flight at the close: those decided by messages beyond the cut fall in cycle 2 at
+ * both sides, whose statements agree. */
+static void test_cycle_payments_in_flight(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    pay_one(net, A, "RUB", 1000);
+    /* A pays p: B books it and answers; B pays q; neither answer nor q has reached A */
+    settlement_t p = make_payment(&net->node[A], "RUB", 5);
+    settlement_t q = make_payment(&net->node[B], "RUB", 7);
+    pay(net, A, &p, 1);
+    node_turn(&net->node[B], NULL, NULL);
+    assert_int_equal(status_at(&net->node[B], p.uetr), STATUS_SETTLED);
+    pay(net, B, &q, 1);
+    close_t c = {0};
+    turn_before_inbox(&net->node[A], close_work, &c);
+    assert_int_equal(c.cycle, 1);
+    assert_int_equal(status_at(&net->node[A], p.uetr), STATUS_PENDING);
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    cycle_statement_t st = assert_cycle_closed(net, 1);
+    assert_int_equal(st.entry_count, 1);
+    assert_int_equal(currency_in(&st, "RUB")->first_to_second, 1000);
+    settlement_t both[1] = {q};
+    settle(net, B, both, 1, 10000);
+    assert_int_equal(status_at(&net->node[A], p.uetr), STATUS_SETTLED);
+    assert_int_equal(running_count(&net->node[A]), 2);
+    assert_int_equal(running_count(&net->node[B]), 2);
+    assert_int_equal(close_at(net, B), 2);
+    wait_cycle(net, 2, CYCLE_CLOSED);
+    cycle_statement_t st2 = assert_cycle_closed(net, 2);
+    assert_int_equal(st2.entry_count, 2);
+    assert_int_equal(currency_in(&st2, "RUB")->first_to_second, 5);
+    assert_int_equal(currency_in(&st2, "RUB")->second_to_first, 7);
+    net_free(net);
+}
+
+/* An insider edits B's running figures: the cycle ends disputed at both, both statements kept. */
+static void test_cycle_disputed(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    pay_one(net, A, "RUB", 1000);
+    assert_int_equal(sqlite3_exec(ledger_db(net->node[B].ledger),
+                                  "UPDATE cycle_running SET received = received + 1", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    assert_int_equal(close_at(net, A), 1);
+    wait_cycle(net, 1, CYCLE_DISPUTED);
+    ledger_cycle_t a, b;
+    assert_true(cycle_of(&net->node[A], 1, &a));
+    assert_true(cycle_of(&net->node[B], 1, &b));
+    assert_non_null(a.peer_statement);
+    assert_non_null(b.peer_statement);
+    assert_int_equal(a.peer_statement_len, b.statement_len);
+    assert_memory_equal(a.peer_statement, b.statement, b.statement_len);
+    assert_int_equal(b.peer_statement_len, a.statement_len);
+    assert_memory_equal(b.peer_statement, a.statement, a.statement_len);
+    assert_true(a.statement_len != b.statement_len ||
+                memcmp(a.statement, b.statement, a.statement_len) != 0);
+    assert_true(cycle_verify(a.peer_statement, a.peer_statement_len, a.peer_signature,
+                             net->node[B].id->sign_public));
+    assert_true(cycle_verify(b.peer_statement, b.peer_statement_len, b.peer_signature,
+                             net->node[A].id->sign_public));
+    assert_true(strlen(a.error) > 0);
+    ledger_cycle_release(&a);
+    ledger_cycle_release(&b);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sql_count(&net->node[i], "SELECT count(*) FROM journal WHERE kind = 17"),
+                         0);
+    }
+    /* a disputed cycle is never settled */
+    net_free(net);
+}
+
+typedef struct {
+    net_settlement_t n;
+    const char *why;
+} settle_t;
+
+static void settle_work(node_t *n, void *arg)
+{
+    settle_t *s = arg;
+    assert_int_equal(channel_cycle_settle(n->ch, &s->n, &s->why), LEDGER_OK);
+}
+
+static settle_t net_request(uint64_t cycle, const char *currency)
+{
+    settle_t s;
+    memset(&s, 0, sizeof s);
+    uetr_generate(s.n.settlement_id);
+    s.n.cycle = cycle;
+    snprintf(s.n.currency, sizeof s.n.currency, "%s", currency);
+    snprintf(s.n.reference, sizeof s.n.reference, "RTGS-20240301-1");
+    snprintf(s.n.method, sizeof s.n.method, "INDA");
+    s.n.created_unix_ms = WALL_START;
+    return s;
+}
+
+static status_t net_status_at(node_t *n, const char *id)
+{
+    ledger_net_t rec;
+    bool found = false;
+    assert_int_equal(ledger_net_find(n->ledger, n->config->peers[0].card.name, id, &rec, &found),
+                     LEDGER_OK);
+    return found ? rec.status : (status_t)-1;
+}
+
+typedef struct {
+    const char *id;
+    status_t at_a, at_b;
+} net_wait_t;
+
+static bool net_reached(net_t *net, void *arg)
+{
+    const net_wait_t *w = arg;
+    channel_stats_t a = channel_stats(net->node[A].ch), b = channel_stats(net->node[B].ch);
+    return net_status_at(&net->node[A], w->id) == w->at_a &&
+           net_status_at(&net->node[B], w->id) == w->at_b && a.acked_seq == a.sent_seq &&
+           b.acked_seq == b.sent_seq;
+}
+
+static void wait_net(net_t *net, const char *id, status_t at_a, status_t at_b)
+{
+    net_wait_t w = {id, at_a, at_b};
+    if (!run_until(net, net_reached, &w, 20000)) {
+        fail_msg("net settlement %s: A %d B %d, expected %d %d", id,
+                 (int)net_status_at(&net->node[A], id), (int)net_status_at(&net->node[B], id),
+                 (int)at_a, (int)at_b);
+    }
+}
+
+typedef struct {
+    const char *id;
+    const char *reason;
+    status_t status;
+    ledger_err_t rc;
+} net_decide_t;
+
+static void net_decide_work(node_t *n, void *arg)
+{
+    net_decide_t *d = arg;
+    d->rc = channel_net_decide(n->ch, d->id, d->reason, &d->status);
+}
+
+/* A owes B 700 RUB from cycle 1: refusals write nothing; a net settlement B refuses moves
+ * nothing and may be sent again; one B confirms renews the headroom at both. */
+static void test_cycle_net_settlement(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    pay_one(net, A, "RUB", 1000);
+    pay_one(net, B, "RUB", 300);
+    /* not closed yet */
+    settle_t early = net_request(1, "RUB");
+    uint64_t rows = rows_of(a);
+    node_turn(a, settle_work, &early);
+    assert_non_null(early.why);
+    assert_int_equal(rows_of(a), rows);
+    assert_int_equal(close_at(net, A), 1);
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    assert_int_equal(net_of(a, "RUB"), -700);
+    assert_int_equal(net_of(b, "RUB"), 700);
+    /* B is not the debtor; IRR is not in the cycle; cycle 2 does not exist */
+    settle_t wrong = net_request(1, "RUB");
+    rows = rows_of(b);
+    node_turn(b, settle_work, &wrong);
+    assert_non_null(wrong.why);
+    assert_int_equal(rows_of(b), rows);
+    settle_t irr = net_request(1, "IRR"), two = net_request(2, "RUB");
+    rows = rows_of(a);
+    uint64_t sent = channel_stats(a->ch).sent_seq;
+    node_turn(a, settle_work, &irr);
+    node_turn(a, settle_work, &two);
+    assert_non_null(irr.why);
+    assert_non_null(two.why);
+    assert_int_equal(rows_of(a), rows);
+    assert_int_equal(channel_stats(a->ch).sent_seq, sent);
+    /* sent: B holds it, nothing moves */
+    settle_t s1 = net_request(1, "RUB");
+    node_turn(a, settle_work, &s1);
+    assert_null(s1.why);
+    assert_int_equal(s1.n.amount_minor, 700);
+    settle_t dup = net_request(1, "RUB");
+    rows = rows_of(a);
+    node_turn(a, settle_work, &dup);
+    assert_non_null(dup.why); /* one pending */
+    assert_int_equal(rows_of(a), rows);
+    wait_net(net, s1.n.settlement_id, STATUS_PENDING, STATUS_HELD);
+    assert_int_equal(net_of(a, "RUB"), -700);
+    assert_int_equal(net_of(b, "RUB"), 700);
+    /* B refuses it: nothing moves, A may send again */
+    net_decide_t d = {s1.n.settlement_id, "AG01", 0, LEDGER_OK};
+    node_turn(b, net_decide_work, &d);
+    assert_int_equal(d.rc, LEDGER_OK);
+    assert_int_equal(d.status, STATUS_REJECTED);
+    wait_net(net, s1.n.settlement_id, STATUS_REJECTED, STATUS_REJECTED);
+    assert_int_equal(net_of(a, "RUB"), -700);
+    assert_int_equal(net_of(b, "RUB"), 700);
+    /* deciding it again: not held */
+    node_turn(b, net_decide_work, &d);
+    assert_int_equal(d.rc, LEDGER_E_STATE);
+    settle_t s2 = net_request(1, "RUB");
+    node_turn(a, settle_work, &s2);
+    assert_null(s2.why);
+    wait_net(net, s2.n.settlement_id, STATUS_PENDING, STATUS_HELD);
+    net_decide_t ok = {s2.n.settlement_id, NULL, 0, LEDGER_OK};
+    node_turn(b, net_decide_work, &ok);
+    assert_int_equal(ok.rc, LEDGER_OK);
+    assert_int_equal(ok.status, STATUS_SETTLED);
+    wait_net(net, s2.n.settlement_id, STATUS_SETTLED, STATUS_SETTLED);
+    assert_int_equal(net_of(a, "RUB"), 0);
+    assert_int_equal(net_of(b, "RUB"), 0);
+    assert_int_equal(sql_count(a, "SELECT amount_minor FROM journal WHERE kind = 19"), 700);
+    assert_int_equal(sql_count(b, "SELECT amount_minor FROM journal WHERE kind = 19"), -700);
+    /* settled: no other */
+    settle_t s3 = net_request(1, "RUB");
+    node_turn(a, settle_work, &s3);
+    assert_non_null(s3.why);
+    net_free(net);
+}
+
+/* ---- a hostile peer: messages signed with B's keys, built by hand ---- */
+
+typedef struct {
+    uint64_t cycle;
+    int64_t own_delta;     /* added to B's bound on its own stream */
+    const identity_t *key; /* signs the statement */
+} raw_proposal_t;
+
+static void raw_proposal_work(node_t *n, void *arg)
+{
+    const raw_proposal_t *r = arg;
+    channel_stats_t s = channel_stats(n->ch);
+    cycle_statement_t st;
+    uint8_t digest[DIGEST_BYTES] = {0};
+    assert_true(cycle_statement_from_view(&st, n->name, other(n)->name, r->cycle,
+                                          (uint64_t)((int64_t)s.sent_seq + r->own_delta),
+                                          s.applied_seq, NULL, 0, digest, 0));
+    uint8_t *statement = NULL, *body = NULL;
+    size_t len = 0, body_len = 0;
+    assert_int_equal(cycle_statement_encode(&st, &statement, &len), 0);
+    uint8_t sig[crypto_sign_BYTES];
+    assert_int_equal(cycle_sign(statement, len, r->key->sign_secret, sig), 0);
+    assert_int_equal(cycle_proposal_encode(statement, len, sig, &body, &body_len), 0);
+    assert_int_equal(channel_send_body(n->ch, MSG_CYCLE_PROPOSAL, body, body_len), LEDGER_OK);
+    free(statement);
+    free(body);
+}
+
+static void raw_body_work(node_t *n, void *arg)
+{
+    const raw_body_t *r = arg;
+    assert_int_equal(channel_send_body(n->ch, r->type, r->body, r->len), LEDGER_OK);
+}
+
+static bool acked_both(net_t *net, void *arg)
+{
+    (void)arg;
+    channel_stats_t a = channel_stats(net->node[A].ch), b = channel_stats(net->node[B].ch);
+    return a.acked_seq == a.sent_seq && b.acked_seq == b.sent_seq && a.applied_seq == b.sent_seq &&
+           b.applied_seq == a.sent_seq;
+}
+
+static void quiesce(net_t *net)
+{
+    assert_true(run_until(net, acked_both, NULL, 20000));
+}
+
+static void test_cycle_hostile_proposals(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    pay_one(net, A, "RUB", 10);
+    const raw_proposal_t bad[] = {
+        {1, 1, b->id},  /* the cut is not the message's sequence - 1 */
+        {1, -1, b->id}, /* nor below it */
+        {2, 0, b->id},  /* not the next cycle */
+        {1, 0, a->id},  /* signed by another key */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t unentitled = channel_stats(a->ch).unentitled;
+        uint64_t rows = rows_of(a);
+        node_turn(b, raw_proposal_work, (void *)&bad[i]);
+        quiesce(net);
+        if (channel_stats(a->ch).unentitled != unentitled + 1) {
+            fail_msg("proposal %zu not counted unentitled", i);
+        }
+        assert_int_equal(cycle_state_at(a, 1), 0);
+        assert_int_equal(cycle_state_at(a, 2), 0);
+        assert_int_equal(rows_of(a), rows);
+        /* B's own books have no cycle: the refusal answers nothing of its */
+        assert_int_equal(cycle_state_at(b, 1), 0);
+    }
+    /* an answer to a cycle A never proposed */
+    cycle_answer_t ans = {.cycle = 1, .has_signature = true};
+    memset(ans.signature, 7, sizeof ans.signature);
+    raw_body_t rb = {MSG_CYCLE_ANSWER, NULL, 0};
+    assert_int_equal(cycle_answer_encode(&ans, &rb.body, &rb.len), 0);
+    uint64_t unentitled = channel_stats(a->ch).unentitled;
+    node_turn(b, raw_body_work, &rb);
+    quiesce(net);
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 1);
+    assert_int_equal(cycle_state_at(a, 1), 0);
+    free(rb.body);
+    /* the channel still closes a cycle */
+    assert_int_equal(close_at(net, A), 1);
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    assert_cycle_closed(net, 1);
+    net_free(net);
+}
+
+static void raw_net_work(node_t *n, void *arg)
+{
+    const net_settlement_t *ns = arg;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(net_settlement_encode(ns, &body, &len), 0);
+    assert_int_equal(channel_send_body(n->ch, MSG_NET_SETTLEMENT, body, len), LEDGER_OK);
+    free(body);
+}
+
+/* B owes A 500 RUB from cycle 1; B (and A) send NetSettlements the creditor must refuse. */
+static void test_cycle_hostile_net_settlements(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    pay_one(net, B, "RUB", 500);
+    assert_int_equal(close_at(net, A), 1);
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    ledger_cycle_t c;
+    assert_true(cycle_of(a, 1, &c));
+    uint8_t hash[CYCLE_HASH_BYTES];
+    cycle_statement_hash(c.statement, c.statement_len, hash);
+    ledger_cycle_release(&c);
+    settle_t base = net_request(1, "RUB");
+    memcpy(base.n.statement_hash, hash, sizeof hash);
+    base.n.amount_minor = 500;
+    report_seen_t rep;
+    /* a wrong amount: AM09 */
+    net_settlement_t wrong = base.n;
+    uetr_generate(wrong.settlement_id);
+    wrong.amount_minor = 499;
+    node_turn(b, raw_net_work, &wrong);
+    quiesce(net);
+    assert_int_equal(reports_for(b, wrong.settlement_id, &rep), 1);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "AM09");
+    assert_int_equal(net_status_at(a, wrong.settlement_id), STATUS_REJECTED);
+    /* from the creditor (not the net debtor): AG01 at B */
+    net_settlement_t not_debtor = base.n;
+    uetr_generate(not_debtor.settlement_id);
+    node_turn(a, raw_net_work, &not_debtor);
+    quiesce(net);
+    assert_int_equal(reports_for(a, not_debtor.settlement_id, &rep), 1);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "AG01");
+    /* a genuine one, held; the same id with another body: DUPL, the held one untouched */
+    settle_t s = net_request(1, "RUB");
+    node_turn(b, settle_work, &s);
+    assert_null(s.why);
+    wait_net(net, s.n.settlement_id, STATUS_HELD, STATUS_PENDING);
+    net_settlement_t other_body = s.n;
+    snprintf(other_body.reference, sizeof other_body.reference, "ANOTHER-REF");
+    uint64_t unentitled = channel_stats(a->ch).unentitled;
+    node_turn(b, raw_net_work, &other_body);
+    quiesce(net);
+    assert_true(reports_for(b, s.n.settlement_id, &rep) >= 2);
+    assert_string_equal(rep.status, "RJCT");
+    assert_string_equal(rep.reason, "DUPL");
+    assert_int_equal(channel_stats(a->ch).unentitled, unentitled + 1);
+    assert_int_equal(net_status_at(a, s.n.settlement_id), STATUS_HELD);
+    /* B, still pending, sees nothing booked */
+    assert_int_equal(net_status_at(b, s.n.settlement_id), STATUS_PENDING);
+    assert_int_equal(net_of(b, "RUB"), -500);
+    /* A claims ACSC of B's net settlement, naming another body: B books nothing */
+    uint8_t other_hash[SETTLEMENT_HASH_BYTES];
+    memset(other_hash, 0x42, sizeof other_hash);
+    Corridor__StatusReport sr = CORRIDOR__STATUS_REPORT__INIT;
+    sr.uetr = s.n.settlement_id;
+    sr.status = "ACSC";
+    sr.reason = "";
+    sr.currency = "RUB";
+    sr.position_minor = 0;
+    sr.settlement_hash = (ProtobufCBinaryData){sizeof other_hash, other_hash};
+    uint8_t buf[256];
+    raw_body_t rb = {MSG_STATUS_REPORT, buf, corridor__status_report__pack(&sr, buf)};
+    unentitled = channel_stats(b->ch).unentitled;
+    node_turn(a, raw_body_work, &rb);
+    quiesce(net);
+    assert_int_equal(channel_stats(b->ch).unentitled, unentitled + 1);
+    assert_int_equal(net_status_at(b, s.n.settlement_id), STATUS_PENDING);
+    assert_int_equal(net_of(b, "RUB"), -500);
+    assert_int_equal(sql_count(b, "SELECT count(*) FROM journal WHERE kind = 19"), 0);
+    /* the person at A confirms: both settle */
+    net_decide_t ok = {s.n.settlement_id, NULL, 0, LEDGER_OK};
+    node_turn(a, net_decide_work, &ok);
+    assert_int_equal(ok.rc, LEDGER_OK);
+    wait_net(net, s.n.settlement_id, STATUS_SETTLED, STATUS_SETTLED);
+    assert_int_equal(net_of(a, "RUB"), 0);
+    assert_int_equal(net_of(b, "RUB"), 0);
+    net_free(net);
+}
+
+/* A restarts between its proposal and B's answer: the answer still closes the cycle. */
+static void test_cycle_close_survives_restart(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    pay_one(net, A, "RUB", 1000);
+    assert_int_equal(close_at(net, A), 1);
+    node_stop(&net->node[A]);
+    node_turn(&net->node[B], NULL, NULL);
+    assert_int_equal(cycle_state_at(&net->node[B], 1), CYCLE_CLOSED);
+    node_start(&net->node[A]);
+    assert_int_equal(cycle_state_at(&net->node[A], 1), CYCLE_CLOSING);
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    assert_cycle_closed(net, 1);
+    net_free(net);
+}
+
 int main(void)
 {
     assert_true(sodium_init() >= 0);
@@ -3118,6 +3816,15 @@ int main(void)
         cmocka_unit_test(test_fx_caps_each_side),
         cmocka_unit_test(test_fx_hostile),
         cmocka_unit_test(test_fx_leg_answers_refused),
+        cmocka_unit_test(test_cycle_closed_by_a),
+        cmocka_unit_test(test_cycle_closed_by_b),
+        cmocka_unit_test(test_cycle_concurrent_close),
+        cmocka_unit_test(test_cycle_payments_in_flight),
+        cmocka_unit_test(test_cycle_disputed),
+        cmocka_unit_test(test_cycle_net_settlement),
+        cmocka_unit_test(test_cycle_hostile_proposals),
+        cmocka_unit_test(test_cycle_hostile_net_settlements),
+        cmocka_unit_test(test_cycle_close_survives_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Unit tests for node/ledger/ledger.c: books, caps, idempotency, chain, outbox, model, crash, I/O.
  */
 #include "support.h"
+#include "cycles.h"
 #include "ledger.h"
 #include "ledger_db.h"
 #include "replace.h"
@@ -5270,6 +5271,426 @@ static void test_fx_upgrade_from_schema_9(void **state)
     ledger_close(&l);
 }
 
+/* ---- settlement cycles (PROTOCOL.md 3.11) -----------------------------------------------------
+ */
+
+typedef struct {
+    size_t n;
+    ledger_cycle_figure_t f[CYCLE_CURRENCIES_MAX];
+} running_seen_t;
+
+static void see_running(const ledger_cycle_figure_t *fig, void *arg)
+{
+    running_seen_t *seen = arg;
+    assert_true(seen->n < CYCLE_CURRENCIES_MAX);
+    seen->f[seen->n++] = *fig;
+}
+
+/* The running figure of `currency` (zeros when there is none). */
+static ledger_cycle_figure_t running_of(ledger_t *l, const char *currency)
+{
+    running_seen_t seen = {0};
+    assert_int_equal(ledger_cycle_running(l, PEER, see_running, &seen), LEDGER_OK);
+    ledger_cycle_figure_t none = {0};
+    for (size_t i = 0; i < seen.n; i++) {
+        if (strcmp(seen.f[i].currency, currency) == 0) {
+            return seen.f[i];
+        }
+    }
+    return none;
+}
+
+static void assert_running(ledger_t *l, const char *currency, int64_t paid, int64_t received,
+                           uint64_t count)
+{
+    ledger_cycle_figure_t r = running_of(l, currency);
+    if (r.paid != paid || r.received != received || r.count != count) {
+        fail_msg("running %s: paid %lld received %lld count %llu, expected %lld %lld %llu",
+                 currency, (long long)r.paid, (long long)r.received, (unsigned long long)r.count,
+                 (long long)paid, (long long)received, (unsigned long long)count);
+    }
+}
+
+static ledger_cycle_figures_t at_cut(ledger_t *l, uint64_t sent, uint64_t applied)
+{
+    ledger_cycle_figures_t out;
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_cycle_at_cut(l, PEER, sent, applied, &out), LEDGER_OK);
+    ledger_rollback(l);
+    return out;
+}
+
+/* The figure of `currency` in figs (count 0 when absent). */
+static ledger_cycle_figure_t figure_in(const ledger_cycle_figures_t *figs, const char *currency)
+{
+    ledger_cycle_figure_t none = {0};
+    for (size_t i = 0; i < figs->n; i++) {
+        if (strcmp(figs->f[i].currency, currency) == 0) {
+            return figs->f[i];
+        }
+    }
+    return none;
+}
+
+/* The running figures move with final statuses only, each money its way. */
+static void test_cycle_running_moves_with_final_statuses(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    assert_running(l, "RUB", 0, 0, 0);
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 700);
+    assert_int_equal(receive1(l, &in, 100000, NULL, &o), LEDGER_OK);
+    assert_running(l, "RUB", 0, 700, 1);
+    settlement_t refused = make_settlement(DIRECTION_IN, PEER, "RUB", 50);
+    assert_int_equal(receive1(l, &refused, 100000, "AC04", &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_running(l, "RUB", 0, 700, 2); /* counted, no money */
+    settlement_t out = make_settlement(DIRECTION_OUT, PEER, "RUB", 300);
+    assert_int_equal(send1(l, &out, &o), LEDGER_OK);
+    assert_running(l, "RUB", 0, 700, 2); /* pending: in no cycle */
+    assert_int_equal(resolve1(l, &out, true, NULL, &o), LEDGER_OK);
+    assert_running(l, "RUB", 300, 700, 3);
+    settlement_t held = make_settlement(DIRECTION_IN, PEER, "RUB", 40);
+    assert_int_equal(hold1(l, &held, 100000, &o), LEDGER_OK);
+    assert_running(l, "RUB", 300, 700, 3); /* held: in no cycle */
+    /* a return: money out of the cycle, the entry still counted (returned) */
+    assert_int_equal(return1(l, &in, "AC04", &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_RETURNED);
+    assert_running(l, "RUB", 300, 0, 3);
+    /* an FX trade we propose: leg 1 (we pay RUB), leg 2 (the peer pays IRR, money reversed) */
+    settlement_t legs[2];
+    make_fx(DIRECTION_OUT, 1000, 5000, legs);
+    const char *why = NULL;
+    assert_int_equal(fx_propose1(l, legs, 1000000, &why, &o), LEDGER_OK);
+    assert_running(l, "RUB", 300, 0, 3);
+    assert_running(l, "IRR", 0, 0, 0);
+    fx_answer1(l, legs, true, NULL);
+    assert_running(l, "RUB", 1300, 0, 4);
+    assert_running(l, "IRR", 0, 5000, 1);
+    /* the digest is the sum of the final entries' hashes: the at-cut view agrees */
+    ledger_cycle_figures_t now = at_cut(l, 1000, 1000);
+    assert_int_equal(now.n, 2);
+    assert_string_equal(now.f[0].currency, "IRR");
+    assert_string_equal(now.f[1].currency, "RUB");
+    ledger_cycle_figure_t rub = running_of(l, "RUB");
+    assert_memory_equal(now.f[1].digest, rub.digest, DIGEST_BYTES);
+    assert_int_equal(now.f[1].paid, 1300);
+    assert_int_equal(now.f[1].count, 4);
+    ledger_close(&l);
+}
+
+/* At the present cut the figures are the running ones; below a decided_seq the entry is left out
+ * (and a returned entry counts as settled at a cut before its return). */
+static void test_cycle_at_cut_leaves_out_above(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    /* ours: opened by our message 1, decided by the peer's 3 */
+    settlement_t out = make_settlement(DIRECTION_OUT, PEER, "RUB", 300);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_send(l, &out, evidence, EVIDENCE_LEN, 1, &o), LEDGER_OK);
+    assert_int_equal(ledger_resolve(l, PEER, out.uetr, true, NULL, evidence, EVIDENCE_LEN, 3, &o),
+                     LEDGER_OK);
+    /* theirs: opened by the peer's 4, decided by our 2 (the receive's own sequence is the
+     * payer's; our StatusReport is the reply's) */
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 700);
+    assert_int_equal(ledger_receive(l, &in, 100000, NULL, evidence, EVIDENCE_LEN, 4, &o),
+                     LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    ledger_cycle_figures_t all = at_cut(l, 100, 100);
+    ledger_cycle_figure_t rub = running_of(l, "RUB");
+    assert_int_equal(all.n, 1);
+    assert_int_equal(all.f[0].paid, rub.paid);
+    assert_int_equal(all.f[0].received, rub.received);
+    assert_int_equal(all.f[0].count, rub.count);
+    assert_memory_equal(all.f[0].digest, rub.digest, DIGEST_BYTES);
+    assert_int_equal(all.touched, 0);
+    /* below the peer's 4: theirs is not in yet */
+    ledger_cycle_figures_t c = at_cut(l, 100, 3);
+    ledger_cycle_figure_t fc = figure_in(&c, "RUB");
+    assert_int_equal(fc.paid, 300);
+    assert_int_equal(fc.received, 0);
+    assert_int_equal(fc.count, 1);
+    /* below the peer's 3: ours is not final yet either */
+    c = at_cut(l, 100, 2);
+    assert_int_equal(c.n, 0);
+    /* a cut before our message 1 and the peer's 3: nothing */
+    c = at_cut(l, 0, 0);
+    assert_int_equal(c.n, 0);
+    ledger_close(&l);
+}
+
+static void collect_cycle(const ledger_cycle_t *c, void *arg)
+{
+    uint64_t *seen = arg;
+    *seen = *seen * 10 + c->cycle;
+}
+
+static void cycle_propose1(ledger_t *l, uint64_t cycle, const ledger_cycle_figures_t *figs,
+                           const char *statement)
+{
+    uint8_t sig[crypto_sign_BYTES];
+    memset(sig, 0x11, sizeof sig);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_cycle_propose(l, PEER, cycle, true, 10, 20, (const uint8_t *)statement,
+                                          strlen(statement), sig, figs),
+                     LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+}
+
+static int64_t kind_rows(ledger_t *l, int kind)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM journal WHERE kind = %d", kind);
+    return sql_int(l, sql);
+}
+
+/* Propose, finish closed (a cycle row, the running figures lose the statement's), finish
+ * disputed (no row, the running figures lose ours), forget (the number is free again). */
+static void test_cycle_propose_finish_forget(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 700);
+    assert_int_equal(receive1(l, &in, 100000, NULL, &o), LEDGER_OK);
+    ledger_cycle_t c;
+    bool found = true;
+    assert_int_equal(ledger_cycle_latest(l, PEER, &c, &found), LEDGER_OK);
+    assert_false(found);
+
+    ledger_cycle_figures_t figs = at_cut(l, 10, 20);
+    cycle_propose1(l, 1, &figs, "statement one");
+    /* a payment after the cut stays in the running figures */
+    settlement_t later = make_settlement(DIRECTION_IN, PEER, "RUB", 5);
+    assert_int_equal(receive1(l, &later, 100000, NULL, &o), LEDGER_OK);
+    assert_int_equal(ledger_cycle_get(l, PEER, 1, &c, &found), LEDGER_OK);
+    assert_true(found);
+    assert_int_equal(c.state, CYCLE_CLOSING);
+    assert_true(c.ours);
+    assert_int_equal(c.own_sent, 10);
+    assert_int_equal(c.peer_sent, 20);
+    assert_int_equal(c.statement_len, strlen("statement one"));
+    assert_memory_equal(c.statement, "statement one", c.statement_len);
+    ledger_cycle_release(&c);
+    assert_running(l, "RUB", 0, 705, 2);
+    int64_t rows = kind_rows(l, ENTRY_CYCLE);
+    uint8_t peer_sig[crypto_sign_BYTES];
+    memset(peer_sig, 0x22, sizeof peer_sig);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_cycle_finish(l, PEER, 1, NULL, 0, peer_sig, NULL), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    assert_int_equal(kind_rows(l, ENTRY_CYCLE), rows + 1);
+    assert_running(l, "RUB", 0, 5, 1);
+    assert_int_equal(ledger_cycle_latest(l, PEER, &c, &found), LEDGER_OK);
+    assert_true(found);
+    assert_int_equal(c.cycle, 1);
+    assert_int_equal(c.state, CYCLE_CLOSED);
+    assert_true(c.has_peer_signature);
+    assert_memory_equal(c.peer_signature, peer_sig, sizeof peer_sig);
+    ledger_cycle_release(&c);
+    /* finishing it again: not closing */
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_cycle_finish(l, PEER, 1, NULL, 0, peer_sig, NULL), LEDGER_E_STATE);
+    ledger_rollback(l);
+    assert_chain_verifies(l);
+
+    /* cycle 2: refused by the peer, forgotten; proposed again and disputed */
+    figs = at_cut(l, 11, 21);
+    assert_int_equal(figs.n, 1);
+    assert_int_equal(figs.f[0].received, 5);
+    cycle_propose1(l, 2, &figs, "statement two");
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_cycle_forget(l, PEER, 2), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    assert_int_equal(ledger_cycle_get(l, PEER, 2, &c, &found), LEDGER_OK);
+    assert_false(found);
+    assert_running(l, "RUB", 0, 5, 1);
+    cycle_propose1(l, 2, &figs, "statement two");
+    rows = kind_rows(l, ENTRY_CYCLE);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_cycle_finish(l, PEER, 2, (const uint8_t *)"theirs", 6, peer_sig,
+                                         "the figures differ"),
+                     LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    assert_int_equal(kind_rows(l, ENTRY_CYCLE), rows);
+    assert_running(l, "RUB", 0, 0, 0);
+    assert_int_equal(ledger_cycle_get(l, PEER, 2, &c, &found), LEDGER_OK);
+    assert_true(found);
+    assert_int_equal(c.state, CYCLE_DISPUTED);
+    assert_int_equal(c.peer_statement_len, 6);
+    assert_memory_equal(c.peer_statement, "theirs", 6);
+    assert_string_equal(c.error, "the figures differ");
+    ledger_cycle_release(&c);
+    uint64_t seen = 0;
+    assert_int_equal(ledger_cycles(l, PEER, collect_cycle, &seen), LEDGER_OK);
+    assert_int_equal(seen, 12);
+    seen = 0;
+    assert_int_equal(ledger_cycles(l, PEER_OTHER, collect_cycle, &seen), LEDGER_OK);
+    assert_int_equal(seen, 0);
+    ledger_close(&l);
+}
+
+static ledger_net_t make_net(bool we_owe, int64_t amount)
+{
+    ledger_net_t n;
+    memset(&n, 0, sizeof n);
+    snprintf(n.peer, sizeof n.peer, "%s", PEER);
+    uetr_generate(n.id);
+    n.cycle = 1;
+    snprintf(n.currency, sizeof n.currency, "RUB");
+    n.amount_minor = amount;
+    n.we_owe = we_owe;
+    n.status = we_owe ? STATUS_PENDING : STATUS_HELD;
+    memset(n.body_hash, 0x33, sizeof n.body_hash);
+    snprintf(n.reference, sizeof n.reference, "RTGS-1");
+    n.created_ms = CREATED_MS;
+    return n;
+}
+
+static void net_record1(ledger_t *l, const ledger_net_t *n)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_net_record(l, n, evidence, EVIDENCE_LEN), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+}
+
+static void net_decide1(ledger_t *l, const ledger_net_t *n, bool settled, uint64_t seq)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_net_decide(l, PEER, n->id, settled, settled ? NULL : "AG01", seq,
+                                       evidence, EVIDENCE_LEN, NULL, 0),
+                     LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+}
+
+static bool net_open_of(ledger_t *l, uint64_t cycle)
+{
+    bool open = false;
+    assert_int_equal(ledger_net_open(l, PEER, cycle, "RUB", &open), LEDGER_OK);
+    return open;
+}
+
+/* A net settlement moves nothing until decided; settled it moves posted_net by +m at the debtor
+ * and -m at the creditor, books balanced; rejected, nothing moves and the cycle is open again. */
+static void test_net_settlement_record_and_decide(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    settlement_t out = make_settlement(DIRECTION_OUT, PEER, "RUB", 700); /* we owe 700 */
+    assert_int_equal(send1(l, &out, &o), LEDGER_OK);
+    assert_int_equal(resolve1(l, &out, true, NULL, &o), LEDGER_OK);
+    assert_position(l, PEER, "RUB", -700, 0);
+    assert_false(net_open_of(l, 1));
+    /* debtor: pending, then rejected */
+    ledger_net_t n = make_net(true, 700);
+    int64_t claimed = kind_rows(l, ENTRY_NET_CLAIMED);
+    net_record1(l, &n);
+    assert_int_equal(kind_rows(l, ENTRY_NET_CLAIMED), claimed + 1);
+    assert_position(l, PEER, "RUB", -700, 0);
+    assert_true(net_open_of(l, 1));
+    assert_false(net_open_of(l, 2));
+    net_decide1(l, &n, false, 9);
+    assert_int_equal(kind_rows(l, ENTRY_NET_REFUSED), 1);
+    assert_position(l, PEER, "RUB", -700, 0);
+    assert_false(net_open_of(l, 1));
+    ledger_net_t got;
+    bool found = false;
+    assert_int_equal(ledger_net_find(l, PEER, n.id, &got, &found), LEDGER_OK);
+    assert_true(found);
+    assert_int_equal(got.status, STATUS_REJECTED);
+    assert_string_equal(got.reason, "AG01");
+    /* again: settled by the peer's message 12 */
+    ledger_net_t n2 = make_net(true, 700);
+    net_record1(l, &n2);
+    net_decide1(l, &n2, true, 12);
+    assert_int_equal(kind_rows(l, ENTRY_NET_SETTLED), 1);
+    assert_int_equal(sql_int(l, "SELECT amount_minor FROM journal WHERE kind = 19"), 700);
+    assert_position(l, PEER, "RUB", 0, 0);
+    assert_balanced(l);
+    assert_true(net_open_of(l, 1));
+    assert_int_equal(ledger_net_find(l, PEER, n2.id, &got, &found), LEDGER_OK);
+    assert_int_equal(got.status, STATUS_SETTLED);
+    assert_true(got.we_owe);
+    /* the channel at a cut below the peer's 12 leaves the net settlement out */
+    ledger_cut_t below = cut_of(l, PEER, 0, 11);
+    ledger_cut_t at = cut_of(l, PEER, 0, 12);
+    assert_int_equal(below.n_positions, 1);
+    assert_int_equal(below.positions[0].net_minor, -700);
+    assert_int_equal(at.n_positions, 0);
+    ledger_cut_release(&below);
+    ledger_cut_release(&at);
+    assert_chain_verifies(l);
+    ledger_close(&l);
+}
+
+/* The creditor holds a net settlement and books -m when a person accepts it. */
+static void test_net_settlement_creditor(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 400); /* the peer owes 400 */
+    assert_int_equal(receive1(l, &in, 100000, NULL, &o), LEDGER_OK);
+    assert_position(l, PEER, "RUB", 400, 0);
+    ledger_net_t n = make_net(false, 400);
+    net_record1(l, &n);
+    assert_position(l, PEER, "RUB", 400, 0);
+    ledger_net_t got;
+    bool found = false;
+    assert_int_equal(ledger_net_find(l, PEER, n.id, &got, &found), LEDGER_OK);
+    assert_true(found);
+    assert_int_equal(got.status, STATUS_HELD);
+    assert_false(got.we_owe);
+    net_decide1(l, &n, true, 3);
+    assert_int_equal(sql_int(l, "SELECT amount_minor FROM journal WHERE kind = 19"), -400);
+    assert_position(l, PEER, "RUB", 0, 0);
+    assert_balanced(l);
+    assert_chain_verifies(l);
+    ledger_close(&l);
+}
+
+/* Schema 10 -> 11 starts the running figures from every final entry. */
+static void test_cycles_upgrade_from_schema_10(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    settlement_t in = make_settlement(DIRECTION_IN, PEER, "RUB", 700);
+    settlement_t refused = make_settlement(DIRECTION_IN, PEER, "RUB", 50);
+    settlement_t out = make_settlement(DIRECTION_OUT, PEER, "RUB", 300);
+    settlement_t pending = make_settlement(DIRECTION_OUT, PEER, "RUB", 9);
+    assert_int_equal(receive1(l, &in, 100000, NULL, &o), LEDGER_OK);
+    assert_int_equal(receive1(l, &refused, 100000, "AC04", &o), LEDGER_OK);
+    assert_int_equal(send1(l, &out, &o), LEDGER_OK);
+    assert_int_equal(resolve1(l, &out, true, NULL, &o), LEDGER_OK);
+    assert_int_equal(send1(l, &pending, &o), LEDGER_OK);
+    settlement_t legs[2];
+    make_fx(DIRECTION_OUT, 1000, 5000, legs);
+    const char *why = NULL;
+    assert_int_equal(fx_propose1(l, legs, 1000000, &why, &o), LEDGER_OK);
+    fx_answer1(l, legs, true, NULL);
+    ledger_cycle_figure_t rub = running_of(l, "RUB"), irr = running_of(l, "IRR");
+    assert_int_equal(rub.count, 4);
+    ledger_close(&l);
+    make_sqlite_file(f->path, "BEGIN; " UNDO_SCHEMA_11 " PRAGMA user_version = 10; COMMIT;");
+    l = open_ledger(f->path);
+    assert_int_equal(sql_int(l, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
+    ledger_cycle_figure_t rub2 = running_of(l, "RUB"), irr2 = running_of(l, "IRR");
+    assert_int_equal(rub2.paid, 1300);
+    assert_int_equal(rub2.received, 700);
+    assert_int_equal(rub2.count, 4);
+    assert_memory_equal(rub2.digest, rub.digest, DIGEST_BYTES);
+    assert_int_equal(irr2.paid, 0);
+    assert_int_equal(irr2.received, 5000);
+    assert_int_equal(irr2.count, 1);
+    assert_memory_equal(irr2.digest, irr.digest, DIGEST_BYTES);
+    ledger_close(&l);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -5328,6 +5749,12 @@ int main(void)
         T(test_fx_propose_settles),
         T(test_fx_receive_both_or_neither),
         T(test_fx_upgrade_from_schema_9),
+        T(test_cycle_running_moves_with_final_statuses),
+        T(test_cycle_at_cut_leaves_out_above),
+        T(test_cycle_propose_finish_forget),
+        T(test_net_settlement_record_and_decide),
+        T(test_net_settlement_creditor),
+        T(test_cycles_upgrade_from_schema_10),
         T(test_receive_caller_reason_rejected),
         T(test_return_settled_incoming),
         T(test_return_settled_outgoing),
