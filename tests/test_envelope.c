@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "corridor.pb-c.h"
+#include "cycle.h"
 #include "envelope.h"
 #include "fx.h"
 #include "keyannounce.h"
@@ -724,6 +725,13 @@ static const kat_case_t kat_cases[] = {
      * trade's id and the FxProposal's body, the acceptor's RUB position now 10 000.00 */
     {"fx_proposal_v2", 2, MSG_FX_PROPOSAL, 13, NULL, false},
     {"status_report_fx_v2", 2, MSG_STATUS_REPORT, 14, NULL, false},
+    /* body NULL, the settlement cycles of PROTOCOL.md 3.11 (kat_cycle_statement): A proposes
+     * cycle 1 (those entries: the payment, the return and both FX legs) with its signature
+     * (H8); A countersigns cycle 2, which B proposed; A, the net debtor of cycle 1 in RUB,
+     * says it paid that net through a clearing system (pacs.009, H9 of cycle 1's statement) */
+    {"cycle_proposal_v2", 2, MSG_CYCLE_PROPOSAL, 15, NULL, false},
+    {"cycle_answer_v2", 2, MSG_CYCLE_ANSWER, 16, NULL, false},
+    {"net_settlement_v2", 2, MSG_NET_SETTLEMENT, 17, NULL, false},
 };
 
 /* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 key, and the CURVE
@@ -992,6 +1000,100 @@ static uint8_t *kat_fx_report(size_t *len)
     return kat_pack(&sr.base, len);
 }
 
+/* The statement of cycle 1 or 2 between A (BKRURUMM, first) and B (BMJIIRTH), PROTOCOL.md
+ * 3.11.1, encoded; malloc'd, *len set. Cycle 1 at cut (14, 9): the vectors above, settled
+ * (RUB: 1 250.00 and 10 000.00 from A, the 500.00 return from B; IRR: 4 500 000.00 from B),
+ * digest 00 01 .. 1f, 4 entries. Cycle 2 at cut (15, 20): 2 500.00 RUB from B in two entries
+ * (one rejected), digest 20 21 .. 3f. Decoded strictly, they are what was encoded. */
+static uint8_t *kat_cycle_statement(uint64_t cycle, size_t *len)
+{
+    static const cycle_view_t one[] = {{"IRR", 0, 450000000, 1}, {"RUB", 1125000, 50000, 3}};
+    static const cycle_view_t two[] = {{"RUB", 0, 250000, 2}};
+    uint8_t digest[DIGEST_BYTES];
+    for (size_t i = 0; i < sizeof digest; i++) {
+        digest[i] = (uint8_t)(cycle == 1 ? i : 0x20 + i);
+    }
+    cycle_statement_t st, back;
+    if (cycle == 1) {
+        assert_true(
+            cycle_statement_from_view(&st, "BKRURUMM", "BMJIIRTH", 1, 14, 9, one, 2, digest, 4));
+    } else {
+        assert_true(
+            cycle_statement_from_view(&st, "BKRURUMM", "BMJIIRTH", 2, 15, 20, two, 1, digest, 2));
+    }
+    assert_int_equal(st.currencies[st.n_currencies - 1].net_first, cycle == 1 ? -1075000 : 250000);
+    uint8_t *out = NULL;
+    assert_int_equal(cycle_statement_encode(&st, &out, len), 0);
+    assert_true(cycle_statement_decode(out, *len, &back));
+    assert_memory_equal(&back, &st, sizeof st);
+    return out;
+}
+
+/* cycle_proposal_v2: A's statement of cycle 1 and A's signature over it (H8). */
+static uint8_t *kat_cycle_proposal(const identity_t *a, size_t *len)
+{
+    size_t slen = 0;
+    uint8_t *statement = kat_cycle_statement(1, &slen);
+    uint8_t sig[crypto_sign_BYTES];
+    assert_int_equal(cycle_sign(statement, slen, a->sign_secret, sig), 0);
+    assert_true(cycle_verify(statement, slen, sig, a->sign_public));
+    uint8_t *body = NULL;
+    assert_int_equal(cycle_proposal_encode(statement, slen, sig, &body, len), 0);
+    cycle_answer_t p;
+    assert_true(cycle_proposal_decode(body, *len, &p));
+    assert_int_equal(p.statement_len, slen);
+    assert_memory_equal(p.statement, statement, slen);
+    cycle_answer_release(&p);
+    free(statement);
+    return body;
+}
+
+/* cycle_answer_v2: A countersigns B's proposal of cycle 2: `cycle` 2, A's H8 signature over
+ * the statement of cycle 2, no statement, no error. */
+static uint8_t *kat_cycle_answer(const identity_t *a, size_t *len)
+{
+    size_t slen = 0;
+    uint8_t *statement = kat_cycle_statement(2, &slen);
+    cycle_answer_t ans, back;
+    memset(&ans, 0, sizeof ans);
+    ans.cycle = 2;
+    ans.has_signature = true;
+    assert_int_equal(cycle_sign(statement, slen, a->sign_secret, ans.signature), 0);
+    free(statement);
+    uint8_t *body = NULL;
+    assert_int_equal(cycle_answer_encode(&ans, &body, len), 0);
+    assert_true(cycle_answer_decode(body, *len, &back));
+    assert_memory_equal(&back, &ans, sizeof ans);
+    return body;
+}
+
+#define KAT_NET_ID "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"
+
+/* net_settlement_v2: A paid cycle 1's RUB net (10 750.00) through a clearing system. */
+static uint8_t *kat_net_settlement(size_t *len)
+{
+    net_settlement_t n, back;
+    memset(&n, 0, sizeof n);
+    snprintf(n.settlement_id, sizeof n.settlement_id, KAT_NET_ID);
+    n.cycle = 1;
+    snprintf(n.currency, sizeof n.currency, "RUB");
+    n.amount_minor = 1075000;
+    snprintf(n.reference, sizeof n.reference, "KAT-NET-0001");
+    snprintf(n.method, sizeof n.method, "CLRG");
+    snprintf(n.clearing_system, sizeof n.clearing_system, "KAT RTGS");
+    n.created_unix_ms = KAT_EXPIRES_MS;
+    size_t slen = 0;
+    uint8_t *statement = kat_cycle_statement(1, &slen);
+    cycle_statement_hash(statement, slen, n.statement_hash);
+    free(statement);
+    assert_null(net_settlement_check(&n));
+    uint8_t *body = NULL;
+    assert_int_equal(net_settlement_encode(&n, &body, len), 0);
+    assert_true(net_settlement_decode(body, *len, &back));
+    assert_memory_equal(&back, &n, sizeof n);
+    return body;
+}
+
 /* The body of a vector kat_cases gives as NULL, by its type; malloc'd, *len set. */
 static uint8_t *kat_body(net_t *net, const kat_case_t *k, size_t *len)
 {
@@ -1018,6 +1120,12 @@ static uint8_t *kat_body(net_t *net, const kat_case_t *k, size_t *len)
         return kat_return_body(len);
     case MSG_FX_PROPOSAL:
         return kat_fx_body(len);
+    case MSG_CYCLE_PROPOSAL:
+        return kat_cycle_proposal(net->id[A], len);
+    case MSG_CYCLE_ANSWER:
+        return kat_cycle_answer(net->id[A], len);
+    case MSG_NET_SETTLEMENT:
+        return kat_net_settlement(len);
     default:
         fail_msg("no made body for type %d", (int)k->type);
         return NULL;

@@ -2,7 +2,8 @@
  * Known-answer vectors for every hash and signature construction proto/PROTOCOL.md defines:
  * key id, message signature, settlement content and body hashes, channel entry hash, channel
  * digest, journal row hash, checkpoint signature, a return's content hash and channel entry
- * hash (3.9), and an FX leg's content hash and channel entry hash (3.10). The inputs and outputs
+ * hash (3.9), an FX leg's content hash and channel entry hash (3.10), and a settlement cycle's
+ * statement signature (H8) and hash (H9, 3.11.7). The inputs and outputs
  * are written out in tests/vectors/hashes.kat so that a second implementation can check itself
  * against them; this test renders the same file from the code and compares it byte for byte.
  *
@@ -25,6 +26,7 @@
 #include "identity.h"
 #include "ledger.h"
 #include "checkpoint.h"
+#include "cycle.h"
 #include "settlement.h"
 
 #define KAT_FILE   CORRIDOR_TEST_DATA "/vectors/hashes.kat"
@@ -366,6 +368,52 @@ static void fx_leg_entry_hash(out_t *o, size_t i)
     put_hex(o, "out", out, DIGEST_BYTES);
 }
 
+/* The statement of cycle 1 of tests/vectors/envelope.kat's cycle_proposal_v2 (PROTOCOL.md
+ * 3.11.1): BKRURUMM first, cut (14, 9), IRR 0 / 4 500 000.00 (1 entry), RUB 11 250.00 / 500.00
+ * (3 entries), digest 00 01 .. 1f, 4 entries. Malloc'd, *len set. */
+static uint8_t *cycle_statement(size_t *len)
+{
+    static const cycle_view_t views[] = {{"IRR", 0, 450000000, 1}, {"RUB", 1125000, 50000, 3}};
+    uint8_t digest[DIGEST_BYTES];
+    for (size_t i = 0; i < sizeof digest; i++) {
+        digest[i] = (uint8_t)i;
+    }
+    cycle_statement_t st, back;
+    assert_true(
+        cycle_statement_from_view(&st, "BKRURUMM", "BMJIIRTH", 1, 14, 9, views, 2, digest, 4));
+    uint8_t *out = NULL;
+    assert_int_equal(cycle_statement_encode(&st, &out, len), 0);
+    assert_true(cycle_statement_decode(out, *len, &back));
+    return out;
+}
+
+/* H8 (cycle_sign: Ed25519 over corridor.cycle.v1 0x00 || statement) and H9
+ * (cycle_statement_hash: BLAKE2b-32 over corridor.cycle-statement.v1 0x00 || statement). */
+static void cycle_constructions(out_t *o)
+{
+    size_t len = 0;
+    uint8_t *statement = cycle_statement(&len);
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], seed[32];
+    keypair(0x02, pk, sk, seed);
+    uint8_t sig[crypto_sign_BYTES], generic[crypto_sign_BYTES];
+    assert_int_equal(cycle_sign(statement, len, sk, sig), 0);
+    assert_true(cycle_verify(statement, len, sig, pk));
+    assert_int_equal(envelope_domain_sign(false, CYCLE_DOMAIN, statement, len, sk, generic), 0);
+    assert_memory_equal(sig, generic, sizeof sig);
+    put(o, "vector cycle_statement_signature\n");
+    put(o, "in domain %s\n", CYCLE_DOMAIN);
+    put_hex(o, "in seed", seed, sizeof seed);
+    put_hex(o, "in sign_public", pk, sizeof pk);
+    put_hex(o, "in bytes", statement, len);
+    put_hex(o, "out", sig, sizeof sig);
+    uint8_t h[CYCLE_HASH_BYTES];
+    cycle_statement_hash(statement, len, h);
+    put(o, "\nvector cycle_statement_hash\n");
+    put_hex(o, "in statement", statement, len);
+    put_hex(o, "out", h, sizeof h);
+    free(statement);
+}
+
 static void render(out_t *o)
 {
     put(o, "# Known answers for the hash and signature constructions of proto/PROTOCOL.md.\n"
@@ -408,6 +456,8 @@ static void render(out_t *o)
         put(o, "\n");
         fx_leg_entry_hash(o, i);
     }
+    put(o, "\n");
+    cycle_constructions(o);
 }
 
 static void test_known_answers(void **state)

@@ -2,14 +2,19 @@
 """A second implementation of the BLAKE2b constructions of proto/PROTOCOL.md, written from the
 specification alone, checked against tests/vectors/hashes.kat: key id, settlement content and
 body hashes, channel entry hash, channel digest, journal row hash, a return's content and channel
-entry hashes (3.9), an FX leg's content and channel entry hashes (3.10). (Its Ed25519 signatures are checked by tests/test_vectors.c.)
+entry hashes (3.9), an FX leg's content and channel entry hashes (3.10), a settlement cycle's
+statement hash (H9, 3.11.7); and its Ed25519 domain signatures (message, checkpoint, and the
+cycle statement signature H8), signed again here from the seed. The cycle statement of those two
+vectors is also encoded here from its fields (3.11.1) and must be the bytes the file gives.
 
 And a second sealer of the Envelopes of tests/vectors/envelope.kat (1.13): from the fixed keys
 alone it encodes every layer, signs (Ed25519, RFC 8032), boxes (X25519, RFC 7748, and the
 XSalsa20-Poly1305 crypto_box of NaCl) and must reproduce each vector byte for byte; the real
 bodies (the Hello, KeyAnnounce, KeySwitch, and the Settlement, StatusReport PDNG, CancelRequest
 and CancelAnswer of 3.8, the Return of 3.9 and the StatusReport accepting it, the FxProposal of
-3.10 with its rate text and the StatusReport accepting it) are encoded here from their fields. The standard library only: the primitives are written out below, slow and not
+3.10 with its rate text and the StatusReport accepting it, the CycleProposal, CycleAnswer and
+NetSettlement of 3.11 with their cycle statements, H8 signatures and H9 hash) are encoded here from
+their fields. The standard library only: the primitives are written out below, slow and not
 constant-time, for checking only.
 
 usage: tests/vectors/check.py [hashes.kat [envelope.kat]]   exit 0 when every vector matches
@@ -144,6 +149,17 @@ def row_hash(v):
     return blake2b(data)
 
 
+def domain_signature(v):  # 1.14 S2 (H8 of 3.11.7 with corridor.cycle.v1): Ed25519, deterministic
+    seed = bytes.fromhex(field(v, "seed"))
+    if ed_public(seed).hex() != field(v, "sign_public"):
+        return b"sign_public is not the seed's key"
+    return ed_sign(seed, tag(field(v, "domain")) + bytes.fromhex(field(v, "bytes")))
+
+
+def cycle_statement_hash(v):  # H9 (3.11.7)
+    return blake2b(tag("corridor.cycle-statement.v1") + bytes.fromhex(field(v, "statement")))
+
+
 CONSTRUCTIONS = {
     "key_id": key_id,
     "settlement_content_hash_out": content_hash,
@@ -163,6 +179,10 @@ CONSTRUCTIONS = {
     "fx_leg_content_hash_2_in": fx_leg_content_hash,
     "channel_fx_leg_entry_hash_1": fx_leg_entry_hash,
     "channel_fx_leg_entry_hash_2": fx_leg_entry_hash,
+    "message_signature": domain_signature,
+    "checkpoint_signature": domain_signature,
+    "cycle_statement_signature": domain_signature,
+    "cycle_statement_hash": cycle_statement_hash,
 }
 
 # ---- primitives for the envelope vectors -------------------------------------------------------
@@ -427,6 +447,36 @@ def fx_report_body():  # the acceptor books both legs: the trade's id, the FxPro
                   (6, blake2b(tag("corridor.settlement-body.v2") + fx_body())))
 
 
+def cycle_statement(cycle):  # 3.11.1: A (BKRURUMM) first; grosses, net_first, count per currency
+    def currency(code, first_to_second, second_to_first, count):
+        return (6, Embedded(encode((1, code), (2, first_to_second), (3, second_to_first),
+                                   (4, second_to_first - first_to_second), (5, count))))
+    if cycle == 1:  # cut (14, 9): the payment, the return and both FX legs above, settled
+        return encode((1, "BKRURUMM"), (2, "BMJIIRTH"), (3, 1), (4, 14), (5, 9),
+                      currency("IRR", 0, 450000000, 1), currency("RUB", 125000 + 1000000, 50000, 3),
+                      (7, bytes(range(32))), (8, 4))
+    return encode((1, "BKRURUMM"), (2, "BMJIIRTH"), (3, 2), (4, 15), (5, 20),  # B proposed it
+                  currency("RUB", 0, 250000, 2), (7, bytes(range(0x20, 0x40))), (8, 2))
+
+
+def cycle_signature(seed, statement):  # H8 (3.11.7)
+    return ed_sign(seed, tag("corridor.cycle.v1") + statement)
+
+
+def cycle_proposal_body():  # A proposes cycle 1: the statement and A's signature
+    return encode((1, cycle_statement(1)), (2, cycle_signature(SEED_A, cycle_statement(1))))
+
+
+def cycle_answer_body():  # A countersigns B's proposal of cycle 2: no statement, no error
+    return encode((1, 2), (2, cycle_signature(SEED_A, cycle_statement(2))))
+
+
+def net_settlement_body():  # 3.11.3: A, cycle 1's net debtor in RUB, paid 10 750.00 by CLRG
+    return encode((1, "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"), (2, 1), (3, "RUB"), (4, 1075000),
+                  (5, "KAT-NET-0001"), (6, "CLRG"), (7, "KAT RTGS"), (8, 1767225600000 + 86400000),
+                  (9, blake2b(tag("corridor.cycle-statement.v1") + cycle_statement(1))))
+
+
 ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
     "settlement": (1, 1, 1, lambda: b"KAT settlement body", False),
     "status_report": (1, 2, 2, lambda: b"KAT status", False),
@@ -452,6 +502,9 @@ ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
     "status_report_return_v2": (2, 2, 12, return_report_body, False),
     "fx_proposal_v2": (2, 12, 13, fx_body, False),
     "status_report_fx_v2": (2, 2, 14, fx_report_body, False),
+    "cycle_proposal_v2": (2, 13, 15, cycle_proposal_body, False),
+    "cycle_answer_v2": (2, 14, 16, cycle_answer_body, False),
+    "net_settlement_v2": (2, 15, 17, net_settlement_body, False),
 }
 
 
@@ -479,7 +532,13 @@ failed = [name for name, fn in CONSTRUCTIONS.items() if fn(vectors[name]).hex() 
 for name in failed:
     print(f"check.py: {name}: computed {CONSTRUCTIONS[name](vectors[name]).hex()}, "
           f"the file says {vectors[name]['out']}", file=sys.stderr)
-print(f"check.py: {len(CONSTRUCTIONS) - len(failed)} of {len(CONSTRUCTIONS)} vectors match")
+for name in ("cycle_statement_signature", "cycle_statement_hash"):  # the statement, from its fields
+    given = field(vectors[name], "bytes" if name.endswith("signature") else "statement")
+    if given != cycle_statement(1).hex():
+        failed.append(name)
+        print(f"check.py: {name}: the statement encodes as {cycle_statement(1).hex()}, the file "
+              f"gives {given}", file=sys.stderr)
+print(f"check.py: {len(CONSTRUCTIONS) - len(set(failed))} of {len(CONSTRUCTIONS)} vectors match")
 
 envelopes = read_envelopes(sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "envelope.kat"))
 sealed_failed = []
