@@ -17,6 +17,12 @@
  *   FX trades (schema 10, PROTOCOL.md 3.10): each leg opened by the proposer's FxProposal naming
  *       it, answered by StatusReports naming the trade; every trade holds both legs or neither,
  *       on one FxProposal, with one status, opposite money and two currencies (kind "fx").
+ *   cycles (schema 11, PROTOCOL.md 3.11): each `cycle` row holds a statement of this channel
+ *       with both signatures verifying and equal to its closed cycle's; each closed cycle has
+ *       that row and states the figures its entries give (recomputed from decided_seq and the
+ *       cuts); net settlement rows verify and match their record; a settled net settlement has
+ *       its `net_settled` row and pays a closed cycle's net; a disputed cycle, or a closing one
+ *       that is not the latest, is reported (kind "cycle").
  * and between every pair of homes given, I2: A.net(B, c) == -B.net(A, c) when neither side
  * has a settlement of that channel pending.
  */

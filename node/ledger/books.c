@@ -416,6 +416,146 @@ int books_fx_legs_next(books_cursor_t *c, books_fx_leg_t *leg)
     return 1;
 }
 
+/* ---- settlement cycles (schema 11) ---------------------------------------------------------- */
+
+#define NOTHING_BEFORE_11(sql, none) (ledger_schema_version(l) >= 11 ? (sql) : (none))
+
+ledger_err_t books_cycles(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(
+        l,
+        NOTHING_BEFORE_11("SELECT peer, cycle, state, own_sent, peer_sent, statement,"
+                          " own_signature, peer_signature FROM cycles"
+                          " ORDER BY peer, cycle",
+                          "SELECT '', 0, 0, 0, 0, NULL, NULL, NULL WHERE 0"),
+        NULL, NULL, out);
+}
+
+int books_cycles_next(books_cursor_t *c, books_cycle_t *cy)
+{
+    assert(c != NULL && cy != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *cy = (books_cycle_t){
+        .peer = ledger_column_text(s, 0),
+        .cycle = sqlite3_column_int64(s, 1),
+        .state = sqlite3_column_int(s, 2),
+        .own_sent = sqlite3_column_int64(s, 3),
+        .peer_sent = sqlite3_column_int64(s, 4),
+        .statement = sqlite3_column_blob(s, 5),
+        .statement_len = (size_t)sqlite3_column_bytes(s, 5),
+        .own_signature = sqlite3_column_blob(s, 6),
+        .own_signature_len = (size_t)sqlite3_column_bytes(s, 6),
+        .peer_signature = sqlite3_column_blob(s, 7),
+        .peer_signature_len = (size_t)sqlite3_column_bytes(s, 7),
+    };
+    return 1;
+}
+
+ledger_err_t books_cycle_rows(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(l,
+                       "SELECT seq, kind, peer, uetr, currency, amount_minor, evidence,"
+                       " settlement_id FROM journal WHERE kind BETWEEN 17 AND 20 ORDER BY seq",
+                       NULL, NULL, out);
+}
+
+int books_cycle_rows_next(books_cursor_t *c, books_cycle_row_t *row)
+{
+    assert(c != NULL && row != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *row = (books_cycle_row_t){
+        .seq = sqlite3_column_int64(s, 0),
+        .kind = sqlite3_column_int(s, 1),
+        .peer = ledger_column_text(s, 2),
+        .uetr = ledger_column_text(s, 3),
+        .currency = ledger_column_text(s, 4),
+        .amount_minor = sqlite3_column_int64(s, 5),
+        .evidence = sqlite3_column_blob(s, 6),
+        .evidence_len = (size_t)sqlite3_column_bytes(s, 6),
+        .settlement_id = sqlite3_column_int64(s, 7),
+    };
+    return 1;
+}
+
+ledger_err_t books_nets(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(
+        l,
+        NOTHING_BEFORE_11("SELECT peer, settlement_id, cycle, currency, amount_minor,"
+                          " direction, status, body_hash FROM net_settlements"
+                          " ORDER BY peer, cycle, currency, settlement_id",
+                          "SELECT '', '', 0, '', 0, 0, 0, NULL WHERE 0"),
+        NULL, NULL, out);
+}
+
+int books_nets_next(books_cursor_t *c, books_net_t *n)
+{
+    assert(c != NULL && n != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *n = (books_net_t){
+        .peer = ledger_column_text(s, 0),
+        .id = ledger_column_text(s, 1),
+        .cycle = sqlite3_column_int64(s, 2),
+        .currency = ledger_column_text(s, 3),
+        .amount_minor = sqlite3_column_int64(s, 4),
+        .we_owe = sqlite3_column_int(s, 5) == DIRECTION_OUT,
+        .status = sqlite3_column_int(s, 6),
+        .body_hash = sqlite3_column_blob(s, 7),
+        .body_hash_len = (size_t)sqlite3_column_bytes(s, 7),
+    };
+    return 1;
+}
+
+ledger_err_t books_finals(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(
+        l,
+        NOTHING_BEFORE_11("SELECT peer, uetr, currency, reason, direction, amount_minor, status,"
+                          " fx_leg, canon_hash, decided_seq, returned_seq FROM settlements"
+                          " WHERE status IN (1, 2, 3) ORDER BY peer, id",
+                          "SELECT '', '', '', '', 0, 0, 0, 0, NULL, NULL, NULL WHERE 0"),
+        NULL, NULL, out);
+}
+
+int books_finals_next(books_cursor_t *c, books_final_t *e)
+{
+    assert(c != NULL && e != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *e = (books_final_t){
+        .peer = ledger_column_text(s, 0),
+        .uetr = ledger_column_text(s, 1),
+        .currency = ledger_column_text(s, 2),
+        .reason = ledger_column_text(s, 3),
+        .direction = sqlite3_column_int(s, 4) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        .amount_minor = sqlite3_column_int64(s, 5),
+        .status = sqlite3_column_int(s, 6),
+        .fx_leg = sqlite3_column_int(s, 7),
+        .canon_hash = sqlite3_column_blob(s, 8),
+        .canon_hash_len = (size_t)sqlite3_column_bytes(s, 8),
+        .decided = sqlite3_column_type(s, 9) != SQLITE_NULL,
+        .decided_seq = sqlite3_column_int64(s, 9),
+        .returned = sqlite3_column_type(s, 10) != SQLITE_NULL,
+        .returned_seq = sqlite3_column_int64(s, 10),
+    };
+    return 1;
+}
+
 ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
 {
     assert(peer != NULL && count != NULL);

@@ -156,6 +156,63 @@ typedef struct {
 ledger_err_t books_fx_legs(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
 int books_fx_legs_next(books_cursor_t *c, books_fx_leg_t *leg);
 
+/* ---- settlement cycles (schema 11, PROTOCOL.md 3.11): none before ---- */
+
+/* A row of table `cycles`, as stored. */
+typedef struct {
+    const char *peer;
+    int64_t cycle, own_sent, peer_sent;
+    int state; /* as stored: 1 closing, 2 closed, 3 disputed, or anything an editor wrote */
+    const uint8_t *statement, *own_signature, *peer_signature;
+    size_t statement_len, own_signature_len, peer_signature_len;
+} books_cycle_t;
+
+/* Every cycle, by peer and number. */
+ledger_err_t books_cycles(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
+int books_cycles_next(books_cursor_t *c, books_cycle_t *cy);
+
+/* A journal row of kind 17 to 20 (cycle, net_claimed, net_settled, net_refused), in seq order. */
+typedef struct {
+    int64_t seq, settlement_id, amount_minor;
+    int kind;
+    const char *peer, *uetr, *currency;
+    const uint8_t *evidence;
+    size_t evidence_len;
+} books_cycle_row_t;
+
+ledger_err_t books_cycle_rows(ledger_t *l, books_cursor_t **out)
+    __attribute__((warn_unused_result));
+int books_cycle_rows_next(books_cursor_t *c, books_cycle_row_t *row);
+
+/* A row of table `net_settlements`, by peer, cycle, currency. */
+typedef struct {
+    const char *peer, *id, *currency;
+    int64_t cycle, amount_minor;
+    bool we_owe; /* direction 0 */
+    int status;
+    const uint8_t *body_hash;
+    size_t body_hash_len;
+} books_net_t;
+
+ledger_err_t books_nets(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
+int books_nets_next(books_cursor_t *c, books_net_t *n);
+
+/* An entry in a final status (settled, rejected, returned) with its sequences, by peer. */
+typedef struct {
+    const char *peer, *uetr, *currency, *reason;
+    direction_t direction;
+    int64_t amount_minor;
+    int status;
+    int fx_leg;
+    const uint8_t *canon_hash;
+    size_t canon_hash_len;
+    bool decided, returned; /* decided_seq, returned_seq not NULL */
+    int64_t decided_seq, returned_seq;
+} books_final_t;
+
+ledger_err_t books_finals(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
+int books_finals_next(books_cursor_t *c, books_final_t *e);
+
 /* Settlements with `peer` still pending. */
 ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
     __attribute__((warn_unused_result));
