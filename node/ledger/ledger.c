@@ -1871,6 +1871,34 @@ static ledger_err_t running_move(ledger_t *l, const settlement_t *s, status_t ol
     return step_done(put) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "move the running cycle");
 }
 
+/* Whether a settlement final now was made final within the last closed (or disputed) cycle's
+ * cut: a later change of its status (a repair's) is then nobody's cycle figure. Read only for a
+ * change of a final status, which is rare. */
+static ledger_err_t final_in_closed_cycle(ledger_t *l, const stored_t *st, bool *closed)
+{
+    *closed = false;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT s.decided_seq, c.own_sent, c.peer_sent FROM settlements s,"
+                           " (SELECT own_sent, peer_sent FROM cycles WHERE peer = ?1"
+                           " AND state IN (2, 3) ORDER BY cycle DESC LIMIT 1) c WHERE s.id = ?2",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        return storage_failure(l, "read the last closed cycle");
+    }
+    bind_text(stmt, 1, st->s.peer);
+    sqlite3_bind_int64(stmt, 2, st->id);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        /* decided by the payee: our message for an incoming one, the peer's for ours */
+        int64_t bound = sqlite3_column_int64(stmt, st->s.direction == DIRECTION_IN ? 1 : 2);
+        *closed = sqlite3_column_type(stmt, 0) == SQLITE_NULL ||
+                  sqlite3_column_int64(stmt, 0) <= bound;
+    }
+    sqlite3_finalize(stmt);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK
+                                                     : storage_failure(l, "read the last closed cycle");
+}
+
 /* The message of `sequence` decided (or returned) the settlement: ours when it is incoming,
  * the peer's when it is ours. */
 static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason,
@@ -1879,6 +1907,14 @@ static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const
     uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
     canon_hash(l, &st->s, st->status, st->reason, old_hash);
     canon_hash(l, &st->s, status, reason, new_hash);
+    bool closed = false; /* final in a closed cycle: the cycle keeps it as it was (3.11.1) */
+    ledger_err_t rc = status_final(st->status) ? final_in_closed_cycle(l, st, &closed) : LEDGER_OK;
+    if (rc == LEDGER_OK && !closed) { /* before the update: it reads the old decided_seq */
+        rc = running_move(l, &st->s, st->status, old_hash, status, new_hash);
+    }
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
     sqlite3_stmt *stmt = l->st.set_status;
     sqlite3_bind_int64(stmt, 1, st->id);
     sqlite3_bind_int(stmt, 2, (int)status);
@@ -1891,11 +1927,7 @@ static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const
     if (step_done(stmt) != SQLITE_OK) {
         return storage_failure(l, "update settlement status");
     }
-    ledger_err_t rc = update_digest(l, st->s.peer, old_hash, new_hash);
-    if (rc == LEDGER_OK) {
-        rc = running_move(l, &st->s, st->status, old_hash, status, new_hash);
-    }
-    if (rc != LEDGER_OK) {
+    if ((rc = update_digest(l, st->s.peer, old_hash, new_hash)) != LEDGER_OK) {
         return rc;
     }
     st->status = status;
