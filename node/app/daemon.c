@@ -827,7 +827,14 @@ static void handle_review_net(node_t *n, zmq_msg_t *route, size_t index, const c
     char error[300];
     ledger_outcome_t out;
     memset(&out, 0, sizeof out);
-    status_t status = STATUS_PENDING;
+    status_t status = STATUS_HELD;
+    if (!channel_decides_held(ch)) { /* find_net found it held: nothing else can refuse */
+        snprintf(error, sizeof error,
+                 "the channel with %s is %s: decisions wait until it is up; nothing changed", peer,
+                 channel_state_name(channel_stats(ch).state));
+        reply_error(n, route, EXIT_NEGATIVE, error);
+        return;
+    }
     json_t *args =
         json_pack("{s:s, s:s, s:o}", "id", id, "decision", reason == NULL ? "accept" : "reject",
                   "reason", reason != NULL ? json_string(reason) : json_null());
@@ -1243,8 +1250,9 @@ static void handle_cycle_settle(node_t *n, zmq_msg_t *route, json_t *req, long l
     char currencies[CYCLE_CURRENCIES_MAX][CORRIDOR_CURRENCY_LEN + 1];
     size_t count = 0, i;
     json_t *item;
-    if (json_array_size(asked) > CYCLE_CURRENCIES_MAX) {
-        reply_error(n, route, EXIT_USAGE, "too many currencies");
+    if (json_array_size(asked) > CYCLE_CURRENCIES_MAX || base.cycle == 0 ||
+        base.cycle > CORRIDOR_SEQUENCE_MAX) {
+        reply_error(n, route, EXIT_USAGE, "cycle_settle: a cycle number and at most 64 currencies");
         return;
     }
     json_array_foreach(asked, i, item)
@@ -1324,7 +1332,9 @@ static void handle_cycle_settle(node_t *n, zmq_msg_t *route, json_t *req, long l
     n->waiters = w;
 }
 
-/* The peer whose net settlement we hold is `id` (one only), or SIZE_MAX. */
+/* The peer whose net settlement we hold, undecided, is `id` (one only), or SIZE_MAX. Ids are
+ * unique per channel (a NetSettlement naming a payment's UETR is refused), so a held payment and
+ * a held net settlement of one peer never share one. */
 static size_t find_net(node_t *n, const char *peer, const char *id, ledger_net_t *net)
 {
     size_t index = SIZE_MAX, found = 0;
@@ -1332,7 +1342,8 @@ static size_t find_net(node_t *n, const char *peer, const char *id, ledger_net_t
         const char *name = n->config->peers[i].card.name;
         bool here = false;
         if ((peer == NULL || strcmp(peer, name) == 0) &&
-            ledger_net_find(n->ledger, name, id, net, &here) == LEDGER_OK && here && !net->we_owe) {
+            ledger_net_find(n->ledger, name, id, net, &here) == LEDGER_OK && here &&
+            !net->we_owe && net->status == STATUS_HELD) {
             found++;
             index = i;
         }

@@ -1693,6 +1693,7 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
         last = msg;
         bool moved = false;
         if ((rc = apply_one(ch, msg, &moved)) != LEDGER_OK) {
+            ch->apply_work = 0;
             goto done;
         }
         ch->applied_seq++;

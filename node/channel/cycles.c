@@ -26,7 +26,6 @@
 #define REASON_NO_AGREEMENT "AG01" /* no such closed cycle, currency or debtor (3.11.3) */
 #define REASON_WRONG_AMOUNT "AM09" /* not the cycle's net */
 #define CUT_WORK_BYTES      16     /* charged per settlement touched above a proposal's cut */
-#define CUT_WORK_BYTES      16     /* charged per settlement touched above a proposal's cut */
 
 /* The Inner version our cycle messages are signed with: at least 2 (answers name bodies). */
 static uint32_t cycle_version(const channel_t *ch)
@@ -155,11 +154,11 @@ cleanup:
     return rc;
 }
 
-/* Answers a proposal we do not take: nothing stored, counted as a message the peer had no
- * right to send. */
-static ledger_err_t refuse_proposal(channel_t *ch, uint64_t cycle, const char *error)
+/* Answers a proposal we do not take: nothing stored; `hostile`: counted as a message the peer
+ * had no right to send. */
+static ledger_err_t refuse_proposal(channel_t *ch, uint64_t cycle, const char *error, bool hostile)
 {
-    ch->stats.unentitled++;
+    ch->stats.unentitled += hostile ? 1 : 0;
     log_event(ch->ctx.node_name, ch->peer->card.name, NULL, "cycle proposal refused: %s", error);
     cycle_answer_t a = {.cycle = cycle};
     snprintf(a.error, sizeof a.error, "%s", error);
@@ -230,7 +229,7 @@ ledger_err_t cycles_apply_proposal(channel_t *ch, const envelope_message_t *msg)
     cycle_answer_t p;
     cycle_statement_t st;
     if (msg->version < 2 || !cycle_proposal_decode(msg->body, msg->body_len, &p)) {
-        return refuse_proposal(ch, 0, "the proposal does not decode");
+        return refuse_proposal(ch, 0, "the proposal does not decode", true);
     }
     ledger_err_t rc = LEDGER_OK;
     uint8_t *ours = NULL;
@@ -253,9 +252,9 @@ ledger_err_t cycles_apply_proposal(channel_t *ch, const envelope_message_t *msg)
     if (st.cycle != number) {
         why = "the cycle is not the next";
     } else if (ours_closing && cycle_self_first(ch->ctx.node_name, peer)) {
-        /* both proposed it: the proposal of the node that sorts first stands (3.11.2) */
-        log_event(ch->ctx.node_name, peer, NULL, "cycle %" PRIu64 ": ours stands, theirs dropped",
-                  number);
+        /* both proposed it: the proposal of the node that sorts first stands (3.11.2); the peer
+         * applies ours before this refusal, which it then ignores, unless it refused ours */
+        rc = refuse_proposal(ch, number, "both proposed this cycle: ours stands", false);
         goto cleanup;
     } else if (peer_sent + 1 != msg->sequence || own_sent > ch->sent_seq || own_sent < prev_own ||
                peer_sent < prev_peer) {
@@ -307,7 +306,7 @@ ledger_err_t cycles_apply_proposal(channel_t *ch, const envelope_message_t *msg)
 
 refuse:
     if (rc == LEDGER_OK) {
-        rc = refuse_proposal(ch, st.cycle, why);
+        rc = refuse_proposal(ch, st.cycle, why, true);
     }
 cleanup:
     free(ours);
@@ -331,7 +330,12 @@ ledger_err_t cycles_apply_answer(channel_t *ch, const envelope_message_t *msg)
     if (rc != LEDGER_OK) {
         goto cleanup;
     }
-    if (!found || last.state != CYCLE_CLOSING || !last.ours || last.cycle != a.cycle) {
+    bool refusal = a.statement == NULL && !a.has_signature && a.error[0] != '\0';
+    if (refusal && found && last.cycle == a.cycle && !(last.state == CYCLE_CLOSING && last.ours)) {
+        /* two proposals of this cycle crossed: we took the peer's, which refuses ours */
+        log_event(ch->ctx.node_name, peer, NULL, "cycle %" PRIu64 ": the peer's proposal stood",
+                  a.cycle);
+    } else if (!found || last.state != CYCLE_CLOSING || !last.ours || last.cycle != a.cycle) {
         why = "it answers no cycle we proposed";
     } else if (a.statement == NULL && a.has_signature && a.error[0] == '\0') {
         if (!cycle_verify(last.statement, last.statement_len, a.signature, author_key(ch, msg))) {
@@ -381,6 +385,59 @@ cleanup:
 
 /* ---- net settlement ---------------------------------------------------------------------- */
 
+/* Whether `signature` over `statement` is ours (`own`) or the peer's, by the keys the channel
+ * holds now: the current one and the one before a rotation. */
+static bool signed_by_side(const channel_t *ch, bool own, const uint8_t *statement, size_t len,
+                           const uint8_t *signature)
+{
+    if (own) {
+        return cycle_verify(statement, len, signature, ch->own->sign_public) ||
+               (ch->own_previous != NULL &&
+                cycle_verify(statement, len, signature, ch->own_previous->sign_public));
+    }
+    return cycle_verify(statement, len, signature, ch->keys->sign_public) ||
+           cycle_verify(statement, len, signature, ch->keys->previous_sign_public);
+}
+
+/* Whether a net settlement record says what its stored NetSettlement says (id, cycle, currency,
+ * amount, body): an insider's edit of the record must not change what is booked. The decoded
+ * message's Inner version and body are handed back when asked (malloc'd body). */
+static ledger_err_t net_as_signed(channel_t *ch, const ledger_net_t *rec, bool *same,
+                                  uint32_t *version, uint8_t **body, size_t *body_len)
+{
+    uint8_t *evidence = NULL, *reply = NULL, *b = NULL;
+    size_t evidence_len = 0, reply_len = 0, b_len = 0;
+    int type = 0;
+    uint32_t v = 0;
+    net_settlement_t n;
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    *same = false;
+    ledger_err_t rc = ledger_net_messages(ch->ctx.ledger, ch->peer->card.name, rec->id, &evidence,
+                                          &evidence_len, &reply, &reply_len);
+    if (rc == LEDGER_OK &&
+        evidence_body(evidence, evidence_len, &type, &v, &b, &b_len) == ENV_OK &&
+        type == MSG_NET_SETTLEMENT && net_settlement_decode(b, b_len, &n)) {
+        settlement_body_hash(b, b_len, hash);
+        *same = strcmp(n.settlement_id, rec->id) == 0 && n.cycle == rec->cycle &&
+                strcmp(n.currency, rec->currency) == 0 && n.amount_minor == rec->amount_minor &&
+                memcmp(hash, rec->body_hash, sizeof hash) == 0;
+    }
+    if (!*same && rc == LEDGER_OK) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, rec->id,
+                  "net settlement record differs from its signed NetSettlement (edited books?)");
+    }
+    if (body != NULL && *same) {
+        *body = b;
+        *body_len = b_len;
+        *version = v;
+        b = NULL;
+    }
+    free(b);
+    free(evidence);
+    free(reply);
+    return rc;
+}
+
 /* The closed cycle `number` and, in `currency`, our net from it (received - paid); *why when
  * there is no such closed cycle or currency. `statement_hash` gets H9 of the statement. */
 static ledger_err_t cycle_net(channel_t *ch, uint64_t number, const char *currency, int64_t *net,
@@ -399,8 +456,14 @@ static ledger_err_t cycle_net(channel_t *ch, uint64_t number, const char *curren
     cycle_statement_t st;
     if (!found || c.state != CYCLE_CLOSED) {
         *why = "no such closed cycle with this peer";
-    } else if (!cycle_statement_decode(c.statement, c.statement_len, &st)) {
-        rc = LEDGER_E_CORRUPT;
+    } else if (!cycle_statement_decode(c.statement, c.statement_len, &st) ||
+               !c.has_peer_signature || !names_channel(ch, &st) ||
+               !signed_by_side(ch, true, c.statement, c.statement_len, c.own_signature) ||
+               !signed_by_side(ch, false, c.statement, c.statement_len, c.peer_signature)) {
+        /* our own books, not as both sides signed them: an edit */
+        *why = "the stored cycle is not as both sides signed it (edited books?)";
+        log_event(ch->ctx.node_name, ch->peer->card.name, NULL,
+                  "cycle %" PRIu64 ": stored statement or signatures do not verify", number);
     } else {
         *why = "the currency is not in the cycle";
         bool first = cycle_self_first(ch->ctx.node_name, ch->peer->card.name);
@@ -491,8 +554,8 @@ static ledger_err_t answer_net(channel_t *ch, uint32_t version, const uint8_t *b
     uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
     bool settled = strcmp(status, "ACSC") == 0;
-    if (rc == LEDGER_OK && settled) {
-        position -= rec->amount_minor; /* as it stands after the booking below */
+    if (rc == LEDGER_OK && settled && __builtin_sub_overflow(position, rec->amount_minor, &position)) {
+        return LEDGER_E_OVERFLOW; /* the booking below would leave int64 too: nothing queued */
     }
     if (rc == LEDGER_OK) {
         rc = channel_queue_report(ch, version, body, body_len, rec->id, status, reason,
@@ -565,14 +628,24 @@ ledger_err_t cycles_apply_net_settlement(channel_t *ch, const envelope_message_t
         return channel_queue_report(ch, msg->version, msg->body, msg->body_len, rec.id, status,
                                     reason, rec.currency, 0, NULL, NULL);
     }
-    const char *reason = NULL;
-    if (!decoded || msg->version < 2 || net_settlement_check(&n) != NULL) {
-        reason = reason_code(REASON_FORMAT);
+    bool taken = false;
+    if (!decoded || msg->version < 2 || net_settlement_check(&n) != NULL ||
+        (rc = ledger_id_taken(ch->ctx.ledger, peer, n.settlement_id, &taken)) != LEDGER_OK ||
+        taken) {
+        /* malformed, or an id the channel uses otherwise (a payment's: a person reviewing it
+         * must not confirm this): answered, recorded nowhere (3.11.3 steps 2 and 3) */
         ch->stats.unentitled++;
-    } else {
-        rc = net_refusal(ch, &n, &reason);
+        log_event(ch->ctx.node_name, peer, rec.id, "NetSettlement refused: %s",
+                  taken ? "its id names another record of the channel" : "malformed");
+        return rc != LEDGER_OK ? rc
+                               : channel_queue_report(ch, msg->version, msg->body, msg->body_len,
+                                                      rec.id, "RJCT",
+                                                      reason_code(taken ? REASON_DUPLICATE
+                                                                        : REASON_FORMAT),
+                                                      rec.currency, 0, NULL, NULL);
     }
-    if (rc != LEDGER_OK) {
+    const char *reason = NULL;
+    if ((rc = net_refusal(ch, &n, &reason)) != LEDGER_OK) {
         return rc;
     }
     rec.cycle = n.cycle;
@@ -614,16 +687,13 @@ ledger_err_t channel_net_decide(channel_t *ch, const char *id, const char *reaso
     if (rec.we_owe || rec.status != STATUS_HELD || !channel_decides_held(ch)) {
         return LEDGER_E_STATE;
     }
-    uint8_t *evidence = NULL, *reply = NULL, *body = NULL;
-    size_t evidence_len = 0, reply_len = 0, body_len = 0;
-    int type = 0;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
     uint32_t version = 0;
-    rc =
-        ledger_net_messages(ch->ctx.ledger, peer, id, &evidence, &evidence_len, &reply, &reply_len);
-    if (rc == LEDGER_OK &&
-        (evidence_body(evidence, evidence_len, &type, &version, &body, &body_len) != ENV_OK ||
-         type != MSG_NET_SETTLEMENT)) {
-        rc = LEDGER_E_CORRUPT; /* our own books, as we wrote them */
+    bool same = false;
+    rc = net_as_signed(ch, &rec, &same, &version, &body, &body_len);
+    if (rc == LEDGER_OK && !same) {
+        rc = LEDGER_E_CORRUPT; /* our own books, not as the debtor signed them: an edit */
     }
     if (rc == LEDGER_OK) {
         rc =
@@ -635,8 +705,6 @@ ledger_err_t channel_net_decide(channel_t *ch, const char *id, const char *reaso
                   rec.cycle, reason == NULL ? "confirmed: the funds arrived" : "refused",
                   reason != NULL ? " " : "", reason != NULL ? reason : "");
     }
-    free(evidence);
-    free(reply);
     free(body);
     return rc;
 }
@@ -673,6 +741,10 @@ bool cycles_apply_net_answer(channel_t *ch, const envelope_message_t *msg,
     if (pending) {
         log_event(ch->ctx.node_name, peer, sr->uetr, "net settlement held by the peer for review");
         return true;
+    }
+    bool same = false;
+    if ((*rc = net_as_signed(ch, &rec, &same, NULL, NULL, NULL)) != LEDGER_OK || !same) {
+        return true; /* an edited record books nothing (logged); the answer waits for a repair */
     }
     *rc = ledger_net_decide(ch->ctx.ledger, peer, sr->uetr, settled, settled ? NULL : sr->reason,
                             msg->sequence, msg->evidence, msg->evidence_len, NULL, 0);

@@ -304,12 +304,23 @@ static ledger_err_t running_subtract(ledger_t *l, const char *peer, const uint8_
             uint8_t digest[DIGEST_BYTES];
             memcpy(digest, sqlite3_column_blob(get, 3), DIGEST_BYTES);
             digest_sub(digest, p + 28);
-            /* within the figures the running ones hold: no overflow on the way down */
+            int64_t paid, received, count;
+            if (__builtin_sub_overflow(sqlite3_column_int64(get, 0), (int64_t)get_u64(p + 4),
+                                       &paid) ||
+                __builtin_sub_overflow(sqlite3_column_int64(get, 1), (int64_t)get_u64(p + 12),
+                                       &received) ||
+                __builtin_sub_overflow(sqlite3_column_int64(get, 2), (int64_t)get_u64(p + 20),
+                                       &count)) {
+                sqlite3_finalize(get);
+                sqlite3_finalize(put);
+                return ledger_fail(l, LEDGER_E_CORRUPT, "damaged running cycle in %s with %s",
+                                   currency, peer);
+            }
             sqlite3_bind_text(put, 1, peer, -1, SQLITE_STATIC);
             sqlite3_bind_text(put, 2, currency, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(put, 3, sqlite3_column_int64(get, 0) - (int64_t)get_u64(p + 4));
-            sqlite3_bind_int64(put, 4, sqlite3_column_int64(get, 1) - (int64_t)get_u64(p + 12));
-            sqlite3_bind_int64(put, 5, sqlite3_column_int64(get, 2) - (int64_t)get_u64(p + 20));
+            sqlite3_bind_int64(put, 3, paid);
+            sqlite3_bind_int64(put, 4, received);
+            sqlite3_bind_int64(put, 5, count);
             sqlite3_bind_blob(put, 6, digest, DIGEST_BYTES, SQLITE_TRANSIENT);
             sqlite3_finalize(get);
             get = NULL;

@@ -128,6 +128,11 @@ ledger_err_t ledger_net_find(ledger_t *l, const char *peer, const char *id, ledg
 ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
                              bool *open) __attribute__((warn_unused_result));
 
+/* Whether `id` names anything on the channel: a payment, return, FX trade or leg, or a net
+ * settlement (ids are unique per channel). Needs the write connection. */
+ledger_err_t ledger_id_taken(ledger_t *l, const char *peer, const char *id, bool *taken)
+    __attribute__((warn_unused_result));
+
 /* Whether a net settlement of (cycle, currency) with `peer` is settled. */
 ledger_err_t ledger_net_settled(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
                                 bool *settled) __attribute__((warn_unused_result));

@@ -205,6 +205,7 @@
                    " digest, overflow) VALUES(?1,?2,?3,?4,?5,?6,?7)")                              \
     X(running_all, "SELECT currency, paid, received, count, digest, overflow FROM cycle_running"   \
                    " WHERE peer = ?1 ORDER BY currency")                                           \
+    X(net_taken, "SELECT 1 FROM net_settlements WHERE peer = ?1 AND settlement_id = ?2")           \
     X(net_above_cut, "SELECT currency, amount_minor, direction FROM net_settlements"               \
                      " WHERE peer = ?1 AND status = 1 AND ((direction = 0 AND decided_seq > ?3)"   \
                      " OR (direction = 1 AND decided_seq > ?2))")                                  \
@@ -400,7 +401,8 @@ struct ledger {
     "  body_hash BLOB NOT NULL, evidence BLOB NOT NULL, reply BLOB, decided_seq INTEGER,"          \
     "  reference TEXT NOT NULL, created_ms INTEGER NOT NULL,"                                      \
     "  PRIMARY KEY(peer, settlement_id)) WITHOUT ROWID;"                                           \
-    "CREATE INDEX net_settlements_cycle ON net_settlements(peer, cycle, currency);"
+    "CREATE INDEX net_settlements_cycle ON net_settlements(peer, cycle, currency);"                \
+    "CREATE INDEX net_settlements_decided ON net_settlements(peer, decided_seq) WHERE status = 1;"
 
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
@@ -2002,6 +2004,21 @@ static ledger_err_t insert_settlement(ledger_t *l, const settlement_t *s,
 static ledger_err_t fx_find_stored(ledger_t *l, const char *peer, const char *fx_id,
                                    stored_t legs[2], bool *found);
 
+/* Whether `id` names a net settlement (3.11.3) of the channel: ids are unique there, so that a
+ * person's `review --id` names one thing. */
+static ledger_err_t net_taken(ledger_t *l, const char *peer, const char *id, bool *taken)
+{
+    *taken = false;
+    sqlite3_stmt *stmt = l->st.net_taken;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, id);
+    int step = sqlite3_step(stmt);
+    finish(stmt);
+    *taken = step == SQLITE_ROW;
+    return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK
+                                                     : storage_failure(l, "read net settlements");
+}
+
 /* The idempotency check shared by send and receive: LEDGER_OK with *done set when the UETR is
  * already recorded with the same content (outcome filled), CONFLICT for other content, or when
  * it is the id of a trade on the channel (ids are unique there: an answer names either). */
@@ -2018,6 +2035,11 @@ static ledger_err_t check_repeat(ledger_t *l, const settlement_t *s, const uint8
         rc = fx_find_stored(l, s->peer, s->uetr, legs, &trade);
         if (rc == LEDGER_E_CORRUPT || (rc == LEDGER_OK && trade)) {
             set_error(l, "UETR %s is the id of a trade with %s", s->uetr, s->peer);
+            return LEDGER_E_CONFLICT;
+        }
+        bool net = false;
+        if (rc == LEDGER_OK && (rc = net_taken(l, s->peer, s->uetr, &net)) == LEDGER_OK && net) {
+            set_error(l, "UETR %s is the id of a net settlement with %s", s->uetr, s->peer);
             return LEDGER_E_CONFLICT;
         }
     }
@@ -2797,8 +2819,16 @@ static ledger_err_t id_taken(ledger_t *l, const char *peer, const char *uetr, bo
         found = found || rc == LEDGER_E_CORRUPT;
         rc = rc == LEDGER_E_CORRUPT ? LEDGER_OK : rc;
     }
+    if (rc == LEDGER_OK && !found) {
+        rc = net_taken(l, peer, uetr, &found);
+    }
     *taken = found;
     return rc;
+}
+
+ledger_err_t ledger_id_taken(ledger_t *l, const char *peer, const char *id, bool *taken)
+{
+    return id_taken(l, peer, id, taken);
 }
 
 /* The checks both sides make before recording a new trade: its three ids are free. */
@@ -3926,10 +3956,15 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
     }
     for (size_t i = 0; rc == LEDGER_OK && i < n; i++) {
         running_currency_t *c = &all[i];
-        if (c->r.count == 0) {
+        bool empty = c->r.count == 0 && c->r.paid == 0 && c->r.received == 0 &&
+                     sodium_is_zero(c->r.digest, DIGEST_BYTES);
+        if (empty) {
             continue;
         }
-        if (c->overflow || c->r.paid < 0 || c->r.paid > INT64_MAX || c->r.received < 0 ||
+        if (c->r.count <= 0) { /* money or a digest with no entry: not what finals leave */
+            set_error(l, "the running cycle in %s with %s is damaged", c->currency, peer);
+            rc = LEDGER_E_CORRUPT;
+        } else if (c->overflow || c->r.paid < 0 || c->r.paid > INT64_MAX || c->r.received < 0 ||
             c->r.received > INT64_MAX || c->r.count < 0 || c->r.count > INT64_MAX) {
             set_error(l, "the cycle's figures in %s leave the int64 range", c->currency);
             rc = LEDGER_E_OVERFLOW;
