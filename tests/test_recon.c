@@ -2310,6 +2310,8 @@ static void traffic_round(cluster_t *c, tnode_t *a, tnode_t *b, plan_t *p)
     assert_int_equal(node_stop(c, b), 0);
 }
 
+#define CYCLES_MANY (STATEMENT_CYCLES_MAX + 8)
+
 static void test_cycles_compared(void **state)
 {
     cluster_t *c = *state;
@@ -2325,19 +2327,25 @@ static void test_cycles_compared(void **state)
     traffic_round(c, a, b, p);
     assert_int_equal(close_cycle_offline(a, b, &entries), 2);
     assert_int_equal(entries, ROUND_TOTAL);
+    /* empty cycles up to CYCLES_MANY: more than one answer states (STATEMENT_CYCLES_MAX) */
+    for (uint64_t n = 3; n <= CYCLES_MANY; n++) {
+        assert_int_equal(close_cycle_offline(a, b, &entries), n);
+        assert_int_equal(entries, 0);
+    }
     node_start(c, a);
     node_start(c, b);
     pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
 
-    /* identical cycles: clean, both compared */
+    /* identical cycles: clean, every one compared, over more than one round */
     json_t *rep = NULL;
     int rc = reconcile(c, a, b, false, &rep);
-    if (rc != 0 || report_int(rep, "cycles_matched") != 2) {
+    if (rc != 0 || report_int(rep, "cycles_matched") != CYCLES_MANY) {
         print_report("identical cycles", rep);
     }
     assert_int_equal(rc, 0);
     assert_int_equal(json_array_size(report_breaks(rep)), 0);
-    assert_int_equal(report_int(rep, "cycles_matched"), 2);
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY);
+    assert_true(report_int(rep, "rounds") >= 2);
     assert_int_equal(report_int(rep, "matched"), 2 * ROUND_TOTAL);
     json_decref(rep);
 
@@ -2356,7 +2364,7 @@ static void test_cycles_compared(void **state)
     json_t *br = cycle_break(rep, "2");
     assert_string_equal(side_state(br, "local"), "closed");
     assert_null(side_state(br, "peer"));
-    assert_int_equal(report_int(rep, "cycles_matched"), 1);
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY - 1);
     assert_int_equal(report_int(rep, "breaks_remaining"), 1);
     json_decref(rep);
     rc = reconcile(c, b, a, false, &rep);
@@ -2386,16 +2394,17 @@ static void test_cycles_compared(void **state)
         json_string_value(json_object_get(json_object_get(br, "local"), "statement_hash")),
         json_string_value(json_object_get(json_object_get(br, "peer"), "statement_hash")));
     cycle_break(rep, "2");
-    assert_int_equal(report_int(rep, "cycles_matched"), 0);
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY - 2);
     json_decref(rep);
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
-    /* A's cycle 2 disputed (B lacks it), and a cycle 3 only A holds, disputed: both breaks */
+    /* A's cycle 2 disputed (B lacks it), and a cycle only A holds, disputed: both breaks */
     db = open_db(a, true);
     exec_sql(db, "UPDATE cycles SET state = 3 WHERE cycle = 2");
-    exec_sql(db, "INSERT INTO cycles SELECT peer, 3, 3, proposer, own_sent, peer_sent, statement,"
-                 " own_signature, own_figures, statement, peer_signature, 'test', created_ms,"
-                 " closed_ms FROM cycles WHERE cycle = 1");
+    exec_sql(db,
+             "INSERT INTO cycles SELECT peer, 1000, 3, proposer, own_sent, peer_sent, statement,"
+             " own_signature, own_figures, statement, peer_signature, 'test', created_ms,"
+             " closed_ms FROM cycles WHERE cycle = 1");
     sqlite3_close(db);
     node_start(c, a);
     node_start(c, b);
@@ -2408,9 +2417,9 @@ static void test_cycles_compared(void **state)
     assert_int_equal(json_array_size(report_breaks(rep)), 3);
     cycle_break(rep, "1"); /* still other bytes */
     assert_string_equal(side_state(cycle_break(rep, "2"), "peer"), "disputed");
-    assert_string_equal(side_state(cycle_break(rep, "3"), "peer"), "disputed");
-    assert_null(side_state(cycle_break(rep, "3"), "local"));
-    assert_int_equal(report_int(rep, "cycles_matched"), 0);
+    assert_string_equal(side_state(cycle_break(rep, "1000"), "peer"), "disputed");
+    assert_null(side_state(cycle_break(rep, "1000"), "local"));
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY - 2);
     json_decref(rep);
     assert_int_equal(node_stop(c, a), 0);
     assert_int_equal(node_stop(c, b), 0);
