@@ -36,7 +36,10 @@
 #include <sqlite3.h>
 
 #include "corridor.pb-c.h"
+#include "cycle.h"
+#include "cycles.h"
 #include "digest.h"
+#include "identity.h"
 #include "ledger.h"
 #include "nodes.h"
 #include "validate.h"
@@ -166,6 +169,10 @@ static json_t *break_of(json_t *report, const char *uetr)
     json_array_foreach(report_breaks(report), i, b)
     {
         const char *u = json_string_value(json_object_get(b, "uetr"));
+        if (u == NULL &&
+            strcmp(json_string_value(json_object_get(b, "kind")), "cycle_mismatch") == 0) {
+            continue; /* a cycle's break names no entry */
+        }
         assert_non_null(u);
         if (strcmp(u, uetr) == 0) {
             assert_null(found);
@@ -2178,6 +2185,384 @@ static void test_fx_answer_dropped(void **state)
     c->passed = true;
 }
 
+/* ---- 10. settlement cycles ------------------------------------------------------------------ */
+
+static identity_t *node_identity(const tnode_t *n)
+{
+    char *path = test_path(n->home, IDENTITY_KEY_FILE);
+    identity_t *id = NULL;
+    assert_int_equal(identity_load(path, &id), ID_OK);
+    free(path);
+    return id;
+}
+
+/* Our statement of cycle `cycle` at the cut (own_sent, peer_sent), as channel_cycle_close
+ * computes it; its figures in *figs. Inside l's transaction. */
+static uint8_t *statement_at(ledger_t *l, const char *self, const char *peer, uint64_t cycle,
+                             uint64_t own_sent, uint64_t peer_sent, ledger_cycle_figures_t *figs,
+                             size_t *len)
+{
+    must(l, ledger_cycle_at_cut(l, peer, own_sent, peer_sent, figs), "ledger_cycle_at_cut");
+    cycle_view_t views[CYCLE_CURRENCIES_MAX];
+    uint8_t digest[DIGEST_BYTES];
+    uint64_t entries = 0;
+    ledger_cycle_views(figs, views, digest, &entries);
+    cycle_statement_t st;
+    assert_true(cycle_statement_from_view(&st, self, peer, cycle, own_sent, peer_sent, views,
+                                          figs->n, digest, entries));
+    uint8_t *out = NULL;
+    assert_int_equal(cycle_statement_encode(&st, &out, len), 0);
+    return out;
+}
+
+/* Closes the next cycle of the channel A-B in both ledgers, the nodes stopped, as the proposal
+ * and its countersignature would (PROTOCOL.md 3.11.2): each side states the cycle at A's present
+ * cut, the bytes MUST be equal, each signs them, each stores it closed with a `cycle` row and its
+ * running figures lose the statement's. Returns the cycle's number; *entries its entry count. */
+static uint64_t close_cycle_offline(tnode_t *a, tnode_t *b, uint64_t *entries)
+{
+    ledger_t *la = open_ledger(a), *lb = open_ledger(b);
+    identity_t *ia = node_identity(a), *ib = node_identity(b);
+    ledger_channel_t ch;
+    must(la, ledger_channel_get(la, b->name, &ch), "channel A");
+    ledger_cycle_t latest;
+    bool found = false;
+    must(la, ledger_cycle_latest(la, b->name, &latest, &found), "latest A");
+    uint64_t n = found ? latest.cycle + 1 : 1;
+    ledger_cycle_release(&latest);
+    must(lb, ledger_cycle_latest(lb, a->name, &latest, &found), "latest B");
+    assert_int_equal(found ? latest.cycle + 1 : 1, n);
+    ledger_cycle_release(&latest);
+    must(la, ledger_begin(la), "begin A");
+    must(lb, ledger_begin(lb), "begin B");
+    ledger_cycle_figures_t fa, fb;
+    size_t len_a = 0, len_b = 0;
+    uint8_t *sa = statement_at(la, a->name, b->name, n, ch.sent_seq, ch.applied_seq, &fa, &len_a);
+    uint8_t *sb = statement_at(lb, b->name, a->name, n, ch.applied_seq, ch.sent_seq, &fb, &len_b);
+    if (len_a != len_b || memcmp(sa, sb, len_a) != 0) {
+        fail_msg("cycle %llu: the two statements differ (%zu and %zu bytes)", (unsigned long long)n,
+                 len_a, len_b);
+    }
+    cycle_statement_t st;
+    assert_true(cycle_statement_decode(sa, len_a, &st));
+    *entries = st.entry_count;
+    uint8_t sig_a[crypto_sign_BYTES], sig_b[crypto_sign_BYTES];
+    assert_int_equal(cycle_sign(sa, len_a, ia->sign_secret, sig_a), 0);
+    assert_int_equal(cycle_sign(sb, len_b, ib->sign_secret, sig_b), 0);
+    must(la,
+         ledger_cycle_propose(la, b->name, n, true, ch.sent_seq, ch.applied_seq, sa, len_a, sig_a,
+                              &fa),
+         "propose A");
+    must(la, ledger_cycle_finish(la, b->name, n, NULL, 0, sig_b, NULL), "finish A");
+    must(lb,
+         ledger_cycle_propose(lb, a->name, n, false, ch.applied_seq, ch.sent_seq, sb, len_b, sig_b,
+                              &fb),
+         "propose B");
+    must(lb, ledger_cycle_finish(lb, a->name, n, NULL, 0, sig_a, NULL), "finish B");
+    must(la, ledger_commit(la), "commit A");
+    must(lb, ledger_commit(lb), "commit B");
+    free(sa);
+    free(sb);
+    identity_destroy(&ia);
+    identity_destroy(&ib);
+    ledger_close(&la);
+    ledger_close(&lb);
+    return n;
+}
+
+/* The cycle_mismatch break of cycle `number`; fails unless there is exactly one. */
+static json_t *cycle_break(json_t *report, const char *number)
+{
+    json_t *found = NULL, *b;
+    size_t i;
+    json_array_foreach(report_breaks(report), i, b)
+    {
+        const char *id = json_string_value(json_object_get(b, "id"));
+        if (strcmp(json_string_value(json_object_get(b, "kind")), "cycle_mismatch") == 0 &&
+            id != NULL && strcmp(id, number) == 0) {
+            assert_null(found);
+            assert_true(json_is_null(json_object_get(b, "uetr")));
+            found = b;
+        }
+    }
+    if (found == NULL) {
+        print_report("no cycle break", report);
+        fail_msg("no cycle_mismatch for cycle %s", number);
+    }
+    return found;
+}
+
+static const char *side_state(json_t *b, const char *side)
+{
+    json_t *s = json_object_get(b, side);
+    return json_is_object(s) ? json_string_value(json_object_get(s, "state")) : NULL;
+}
+
+/* One round of traffic both ways, settled and quiesced; the nodes stopped after. */
+static void traffic_round(cluster_t *c, tnode_t *a, tnode_t *b, plan_t *p)
+{
+    size_t start = p->count;
+    plan_add(p, 0, 1, ROUND_AB);
+    plan_add(p, 1, 0, ROUND_BA);
+    settle_range(c, p, start, p->count);
+    quiesce_pair(c, a, b);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+}
+
+#define CYCLES_MANY (STATEMENT_CYCLES_MAX + 8)
+
+static void test_cycles_compared(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(3);
+    uint64_t entries = 0;
+    traffic_round(c, a, b, p);
+    assert_int_equal(close_cycle_offline(a, b, &entries), 1);
+    assert_int_equal(entries, ROUND_TOTAL);
+    node_start(c, a);
+    node_start(c, b);
+    traffic_round(c, a, b, p);
+    assert_int_equal(close_cycle_offline(a, b, &entries), 2);
+    assert_int_equal(entries, ROUND_TOTAL);
+    /* empty cycles up to CYCLES_MANY: more than one answer states (STATEMENT_CYCLES_MAX) */
+    for (uint64_t n = 3; n <= CYCLES_MANY; n++) {
+        assert_int_equal(close_cycle_offline(a, b, &entries), n);
+        assert_int_equal(entries, 0);
+    }
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+
+    /* identical cycles: clean, every one compared, over more than one round */
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, false, &rep);
+    if (rc != 0 || report_int(rep, "cycles_matched") != CYCLES_MANY) {
+        print_report("identical cycles", rep);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(report_breaks(rep)), 0);
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY);
+    assert_true(report_int(rep, "rounds") >= 2);
+    assert_int_equal(report_int(rep, "matched"), 2 * ROUND_TOTAL);
+    json_decref(rep);
+
+    /* B loses cycle 2: a break at either side, named by the cycle's number */
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    sqlite3 *db = open_db(b, true);
+    exec_sql(db, "DELETE FROM cycles WHERE cycle = 2");
+    sqlite3_close(db);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    rc = reconcile(c, a, b, false, &rep);
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 1);
+    json_t *br = cycle_break(rep, "2");
+    assert_string_equal(side_state(br, "local"), "closed");
+    assert_null(side_state(br, "peer"));
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY - 1);
+    assert_int_equal(report_int(rep, "breaks_remaining"), 1);
+    json_decref(rep);
+    rc = reconcile(c, b, a, false, &rep);
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 1);
+    br = cycle_break(rep, "2");
+    assert_null(side_state(br, "local"));
+    assert_string_equal(side_state(br, "peer"), "closed");
+    json_decref(rep);
+
+    /* B's cycle 1 now states other bytes: a break with both sides closed */
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    db = open_db(b, true);
+    exec_sql(db, "UPDATE cycles SET statement = statement || x'00' WHERE cycle = 1");
+    sqlite3_close(db);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    rc = reconcile(c, a, b, false, &rep);
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_array_size(report_breaks(rep)), 2);
+    br = cycle_break(rep, "1");
+    assert_string_equal(side_state(br, "local"), "closed");
+    assert_string_equal(side_state(br, "peer"), "closed");
+    assert_string_not_equal(
+        json_string_value(json_object_get(json_object_get(br, "local"), "statement_hash")),
+        json_string_value(json_object_get(json_object_get(br, "peer"), "statement_hash")));
+    cycle_break(rep, "2");
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY - 2);
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    /* A's cycle 2 disputed (B lacks it), and a cycle only A holds, disputed: both breaks */
+    db = open_db(a, true);
+    exec_sql(db, "UPDATE cycles SET state = 3 WHERE cycle = 2");
+    exec_sql(db,
+             "INSERT INTO cycles SELECT peer, 1000, 3, proposer, own_sent, peer_sent, statement,"
+             " own_signature, own_figures, statement, peer_signature, 'test', created_ms,"
+             " closed_ms FROM cycles WHERE cycle = 1");
+    sqlite3_close(db);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    rc = reconcile(c, b, a, false, &rep);
+    assert_int_equal(rc, 1);
+    if (json_array_size(report_breaks(rep)) != 3) {
+        print_report("disputed cycles", rep);
+    }
+    assert_int_equal(json_array_size(report_breaks(rep)), 3);
+    cycle_break(rep, "1"); /* still other bytes */
+    assert_string_equal(side_state(cycle_break(rep, "2"), "peer"), "disputed");
+    assert_string_equal(side_state(cycle_break(rep, "1000"), "peer"), "disputed");
+    assert_null(side_state(cycle_break(rep, "1000"), "local"));
+    assert_int_equal(report_int(rep, "cycles_matched"), CYCLES_MANY - 2);
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    c->passed = true;
+}
+
+static void expect_same_cycle(tnode_t *a, tnode_t *b, uint64_t cycle)
+{
+    ledger_t *la = open_ledger(a), *lb = open_ledger(b);
+    ledger_cycle_t ca, cb;
+    bool fa = false, fb = false;
+    must(la, ledger_cycle_get(la, b->name, cycle, &ca, &fa), "cycle A");
+    must(lb, ledger_cycle_get(lb, a->name, cycle, &cb, &fb), "cycle B");
+    assert_true(fa && fb);
+    assert_int_equal(ca.state, CYCLE_CLOSED);
+    assert_int_equal(cb.state, CYCLE_CLOSED);
+    assert_int_equal(ca.statement_len, cb.statement_len);
+    assert_memory_equal(ca.statement, cb.statement, ca.statement_len);
+    assert_memory_equal(ca.own_signature, cb.peer_signature, crypto_sign_BYTES);
+    assert_memory_equal(ca.peer_signature, cb.own_signature, crypto_sign_BYTES);
+    assert_int_equal(ca.own_sent, cb.peer_sent);
+    assert_int_equal(ca.peer_sent, cb.own_sent);
+    ledger_cycle_release(&ca);
+    ledger_cycle_release(&cb);
+    ledger_close(&la);
+    ledger_close(&lb);
+}
+
+static int64_t cycle_rows(const tnode_t *n)
+{
+    sqlite3 *db = open_db(n, false);
+    sqlite3_stmt *st = prepare(db, "SELECT count(*) FROM journal WHERE kind = 17");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t count = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return count;
+}
+
+static void test_cycles_restored_by_repair(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_started_pair(c, &a, &b);
+    plan_t *p = plan_new(4);
+    uint64_t entries = 0;
+    traffic_round(c, a, b, p);
+    assert_int_equal(close_cycle_offline(a, b, &entries), 1);
+    char *backup = test_path(c->dir, "B.old");
+    const char *cp[] = {"/bin/cp", "-a", b->home, backup, NULL};
+    assert_int_equal(nodes_run_program(cp, 60000), 0);
+    node_start(c, a);
+    node_start(c, b);
+    traffic_round(c, a, b, p);
+    assert_int_equal(close_cycle_offline(a, b, &entries), 2);
+    node_start(c, a);
+    node_start(c, b);
+    traffic_round(c, a, b, p); /* final after cycle 2: the open cycle at both */
+
+    /* B comes back from the copy: it lost cycle 2 and two rounds */
+    test_rmtree(b->home);
+    assert_int_equal(rename(backup, b->home), 0);
+    free(backup);
+    assert_int_equal(cycle_rows(b), 1);
+    node_start(c, a);
+    node_start(c, b);
+    pair_wait_state(c, a, b, "diverged", STATE_WAIT_MS);
+
+    /* A's repair gives B the entries; cycle 2 stays listed: only B can take it */
+    json_t *rep = NULL;
+    int rc = reconcile(c, a, b, true, &rep);
+    json_t *br = cycle_break(rep, "2");
+    assert_string_equal(side_state(br, "local"), "closed");
+    assert_null(side_state(br, "peer"));
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    if (report_int(rep, "breaks_remaining") != 1) {
+        print_report("repair at A", rep);
+    }
+    assert_int_equal(report_int(rep, "breaks_remaining"), 1);
+    assert_int_equal(rc, 1);
+    json_decref(rep);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    quiesce_pair(c, a, b);
+
+    /* B's signature as A holds it is spoiled: B refuses to import what it did not sign */
+    assert_int_equal(node_stop(c, a), 0);
+    sqlite3 *db = open_db(a, true);
+    sqlite3_stmt *st = prepare(db, "SELECT peer_signature FROM cycles WHERE cycle = 2");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(st, 0), crypto_sign_BYTES);
+    uint8_t kept[crypto_sign_BYTES];
+    memcpy(kept, sqlite3_column_blob(st, 0), sizeof kept);
+    sqlite3_finalize(st);
+    exec_sql(db, "UPDATE cycles SET peer_signature = zeroblob(64) WHERE cycle = 2");
+    sqlite3_close(db);
+    node_start(c, a);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+    rc = reconcile(c, b, a, true, &rep);
+    br = cycle_break(rep, "2");
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_non_null(strstr(json_string_value(json_object_get(br, "action")), "our signature"));
+    assert_int_equal(rc, 1);
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    db = open_db(a, true);
+    st = prepare(db, "UPDATE cycles SET peer_signature = ?1 WHERE cycle = 2");
+    sqlite3_bind_blob(st, 1, kept, sizeof kept, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    node_start(c, a);
+    pair_wait_state(c, a, b, "up", REOPEN_WAIT_MS);
+
+    /* B's repair imports cycle 2 from A's copy of both signatures */
+    rc = reconcile(c, b, a, true, &rep);
+    if (rc != 0) {
+        print_report("repair at B", rep);
+    }
+    br = cycle_break(rep, "2");
+    assert_null(side_state(br, "local"));
+    assert_string_equal(side_state(br, "peer"), "closed");
+    assert_true(json_is_true(json_object_get(br, "healed")));
+    assert_int_equal(report_int(rep, "breaks_remaining"), 0);
+    assert_int_equal(rc, 0);
+    json_decref(rep);
+    rc = reconcile(c, b, a, false, &rep);
+    assert_int_equal(rc, 0);
+    assert_int_equal(report_int(rep, "cycles_matched"), 2);
+    json_decref(rep);
+    assert_int_equal(node_stop(c, a), 0);
+    assert_int_equal(node_stop(c, b), 0);
+    assert_int_equal(cycle_rows(b), 2);
+    expect_same_cycle(a, b, 2);
+
+    /* the next close agrees at both (close_cycle_offline fails on other bytes): it holds the
+     * third round only, not the second a second time */
+    assert_int_equal(close_cycle_offline(a, b, &entries), 3);
+    assert_int_equal(entries, ROUND_TOTAL);
+    expect_same_cycle(a, b, 3);
+    /* no audit here: audit.c does not know the cycle rows (kinds 17-20) yet */
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) { /* CORRIDOR_TEST_FILTER=test_amount* runs only the matching tests */
@@ -2214,6 +2599,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoints_complete_under_load, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_hundred_thousand_identical, cluster_setup,
+                                        cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_cycles_compared, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_cycles_restored_by_repair, cluster_setup,
                                         cluster_teardown),
     };
     return cmocka_run_group_tests_name("recon", tests, NULL, NULL);

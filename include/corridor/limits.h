@@ -116,6 +116,7 @@
 #define RESPONDER_WORK_PER_S     125          /* units a peer's answers may read a second, */
 #define RESPONDER_WORK_BURST     64 /* and at once (twice an answer's STATEMENT_WORK_ENTRIES) */
 #define REQUEST_ID_MAX           48 /* longer request ids are answered but not cached */
+#define STATEMENT_CYCLES_MAX     32 /* settlement cycles stated in one answer (4.13) */
 
 /* Reconciliation (node/channel/recon.c) and cuts (node/ledger/ledger.c). A cut proposed at a
  * peer's counters lies behind ours by what is in flight; one whose settlements touched above it

@@ -586,6 +586,22 @@ void render_reconcile_text(json_t *report)
         const char *id = json_string_value(json_object_get(b, "id")); /* a return's, a trade's */
         const char *kind = json_string_value(json_object_get(b, "kind"));
         bool leg = kind != NULL && strncmp(kind, "fx_", 3) == 0;
+        if (kind != NULL && strcmp(kind, "cycle_mismatch") == 0) { /* id: the cycle's number */
+            printf("  %-16s cycle %s%s\n", kind, id != NULL ? id : "?",
+                   json_is_true(json_object_get(b, "healed")) ? "  [healed]" : "");
+            for (int side = 0; side < 2; side++) {
+                json_t *s = json_object_get(b, side == 0 ? "local" : "peer");
+                const char *hash = json_string_value(json_object_get(s, "statement_hash"));
+                printf("      %-6s %s%s%.16s\n", side == 0 ? "here" : "peer",
+                       json_is_object(s) ? json_string_value(json_object_get(s, "state"))
+                                         : "(none)",
+                       hash != NULL ? " " : "", hash != NULL ? hash : "");
+            }
+            if (action != NULL) {
+                printf("      repair: %s\n", action);
+            }
+            continue;
+        }
         printf("  %-16s %s%s%s%s\n", kind, json_string_value(json_object_get(b, "uetr")),
                id == NULL ? ""
                : leg      ? " trade "

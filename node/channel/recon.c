@@ -9,6 +9,8 @@
 #include <sodium.h>
 
 #include "checkpoint.h"
+#include "cycle.h"
+#include "cycles.h"
 #include "envelope.h"
 #include "fx.h"
 #include "log.h"
@@ -17,6 +19,7 @@
 #include "wire.h"
 
 #define RECON_BREAKS_MAX 100000 /* breaks kept for the report (counted beyond) */
+#define RECON_CYCLES_MAX 100000 /* a peer's cycles compared in one session (asked no further) */
 
 /* HEAD: a checkpoint session asks the peer's journal head before it proposes. */
 typedef enum { PHASE_HEAD, PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_DONE } phase_t;
@@ -32,7 +35,22 @@ typedef struct {
     statement_entry_t local, peer;
     const char *action; /* what the repair did or why it could not */
     bool healed;
+    /* a cycle_mismatch (uetr ""): the cycle, each side's state (0: not held) and H9 */
+    uint64_t cycle;
+    int local_state, peer_state;
+    uint8_t local_hash[CYCLE_HASH_BYTES], peer_hash[CYCLE_HASH_BYTES];
 } break_t;
+
+/* A closed cycle of the peer's that we lack: imported by a repair (PROTOCOL.md 4.9). */
+typedef struct {
+    uint64_t cycle;
+    bool proposed; /* the peer proposed it */
+    uint8_t *statement;
+    size_t statement_len;
+    uint8_t signature[crypto_sign_BYTES];      /* the peer's */
+    uint8_t peer_signature[crypto_sign_BYTES]; /* ours, as the peer holds it */
+    size_t break_index;                        /* SIZE_MAX: the break was not listed */
+} cycle_import_t;
 
 /* An entry (with evidence) to import, here or at the peer. */
 typedef struct {
@@ -85,6 +103,14 @@ struct recon {
     char error[256];      /* why the session ended early, if it did */
     char peer_error[256]; /* why the peer refused the last request (escaped), or "" */
     json_t *checkpoint_report;
+    /* cycles (PROTOCOL.md 4.8): the next number to ask (0: none), whether the outstanding
+     * request asked, the peer's numbers seen (ascending), whether that list is whole */
+    uint64_t cycles_from;
+    bool cycles_asked;
+    bool cycles_complete;
+    vec_t peer_cycles; /* uint64_t */
+    uint64_t cycles_matched;
+    vec_t cycle_imports; /* cycle_import_t */
 };
 
 /* What holds between any two calls into a session, whatever the peer sent: asserted at the
@@ -154,6 +180,8 @@ recon_t *recon_new(const recon_ctx_t *ctx, bool repair, int64_t now_ms)
     r->started_ms = now_ms;
     r->phase = PHASE_COMPARE;
     r->diverged_at_start = channel_is_diverged(ctx->channel);
+    /* a peer that does not offer cycles holds none and would state none */
+    r->cycles_from = channel_peer_offers(ctx->channel, CHANNEL_FEATURE_CYCLES) ? 1 : 0;
     corridor__statement__init(&r->last);
     r->peer_positions = json_object();
     range_fp_t root;
@@ -173,6 +201,7 @@ recon_t *recon_new_checkpoint(const recon_ctx_t *ctx, int64_t now_ms)
     recon_t *r = recon_new(ctx, false, now_ms);
     if (r != NULL) {
         r->queue.count = 0;
+        r->cycles_from = 0;
         r->phase = PHASE_HEAD;
         assert_session(r);
     }
@@ -199,6 +228,12 @@ void recon_destroy(recon_t **self_p)
     free(r->request_body);
     free(r->checkpoint);
     free(r->last.journal_head.data);
+    free(r->peer_cycles.items);
+    cycle_import_t *ci = r->cycle_imports.items;
+    for (size_t i = 0; i < r->cycle_imports.count; i++) {
+        free(ci[i].statement);
+    }
+    free(r->cycle_imports.items);
     json_decref(r->peer_positions);
     json_decref(r->checkpoint_report);
     free(r);
@@ -292,6 +327,8 @@ static void send_compare(recon_t *r, int64_t now_ms)
     req.n_ranges = n;
     req.ranges = ptrs;
     req.with_evidence = r->repair;
+    r->cycles_asked = r->phase == PHASE_COMPARE && r->cycles_from != 0;
+    req.cycles_from = r->cycles_asked ? r->cycles_from : 0;
     send_request(r, &req, now_ms);
 }
 
@@ -316,7 +353,7 @@ void recon_tick(recon_t *r, int64_t now_ms)
         flush_request(r, now_ms);
         return;
     }
-    if ((r->phase == PHASE_COMPARE && r->queue.count > 0) ||
+    if ((r->phase == PHASE_COMPARE && (r->queue.count > 0 || r->cycles_from != 0)) ||
         (r->phase == PHASE_HEAD && r->rounds == 0)) {
         send_compare(r, now_ms); /* for the head: a request of no ranges */
     } else if (r->phase == PHASE_CHECKPOINT && r->cut_retry_ms != 0 && now_ms >= r->cut_retry_ms) {
@@ -1602,6 +1639,267 @@ static ledger_err_t on_countersigned(recon_t *r, const Corridor__Statement *st, 
     return rc;
 }
 
+/* ---- cycles (PROTOCOL.md 4.8, 4.9) ------------------------------------------------------- */
+
+static bool add_cycle_break(recon_t *r, uint64_t cycle, const ledger_cycle_t *own,
+                            const Corridor__StatedCycle *theirs, size_t *index)
+{
+    *index = SIZE_MAX;
+    if (r->breaks.count >= RECON_BREAKS_MAX) {
+        r->breaks_dropped++;
+        return true;
+    }
+    break_t b;
+    memset(&b, 0, sizeof b);
+    b.kind = "cycle_mismatch";
+    b.cycle = cycle;
+    if (own != NULL) {
+        b.local_state = (int)own->state;
+        cycle_statement_hash(own->statement, own->statement_len, b.local_hash);
+    }
+    if (theirs != NULL) {
+        b.peer_state = (int)theirs->state;
+        cycle_statement_hash(theirs->statement.data, theirs->statement.len, b.peer_hash);
+    }
+    b.action = own != NULL && theirs == NULL && own->state == CYCLE_CLOSED
+                   ? "the peer lacks it: its own reconcile --repair imports it"
+                   : "left for a person";
+    *index = r->breaks.count;
+    return vec_push(&r->breaks, &b, sizeof b);
+}
+
+/* Compares one cycle the peer stated with ours of its number: a break when one side holds it
+ * closed and the other not at all, the statement bytes differ, or either side disputed it. A
+ * closing cycle the other side lacks is in flight, not a break. */
+static ledger_err_t compare_cycle(recon_t *r, const Corridor__StatedCycle *c)
+{
+    ledger_cycle_t own;
+    bool found = false;
+    ledger_err_t rc =
+        ledger_cycle_get(r->ctx.ledger, r->ctx.peer->card.name, c->cycle, &own, &found);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    bool differs = found ? own.state == CYCLE_DISPUTED || c->state == CYCLE_DISPUTED ||
+                               own.statement_len != c->statement.len ||
+                               memcmp(own.statement, c->statement.data, c->statement.len) != 0
+                         : c->state == CYCLE_CLOSED || c->state == CYCLE_DISPUTED;
+    size_t index = SIZE_MAX;
+    if (!differs) {
+        r->cycles_matched++;
+    } else if (!add_cycle_break(r, c->cycle, found ? &own : NULL, c, &index)) {
+        rc = LEDGER_E_STORAGE;
+    } else if (!found && c->state == CYCLE_CLOSED && r->repair &&
+               c->peer_signature.len == crypto_sign_BYTES) {
+        cycle_import_t im = {.cycle = c->cycle, .proposed = c->proposed, .break_index = index};
+        im.statement = malloc(c->statement.len);
+        if (im.statement == NULL) {
+            rc = LEDGER_E_STORAGE;
+        } else {
+            memcpy(im.statement, c->statement.data, c->statement.len);
+            im.statement_len = c->statement.len;
+            memcpy(im.signature, c->signature.data, crypto_sign_BYTES);
+            memcpy(im.peer_signature, c->peer_signature.data, crypto_sign_BYTES);
+            if (!vec_push(&r->cycle_imports, &im, sizeof im)) {
+                free(im.statement);
+                rc = LEDGER_E_STORAGE;
+            }
+        }
+        if (index != SIZE_MAX) {
+            ((break_t *)r->breaks.items)[index].action = "to import from the peer's statement";
+        }
+    }
+    ledger_cycle_release(&own);
+    return rc;
+}
+
+/* Takes the cycles of the peer's answer (asked from r->cycles_from): each is compared as it
+ * comes; the next round asks from the one after the last. A peer that states them out of
+ * order, outside the asked numbers or malformed is asked no more, and our cycles it would have
+ * to lack are not listed (cycles_complete stays false). */
+static ledger_err_t take_cycles(recon_t *r, const Corridor__Statement *st, bool had_ranges)
+{
+    if (!r->cycles_asked) {
+        return LEDGER_OK;
+    }
+    r->cycles_asked = false;
+    uint64_t from = r->cycles_from, last = 0;
+    r->cycles_from = 0;
+    const char *problem = st->n_cycles > STATEMENT_CYCLES_MAX ? "too many cycles" : NULL;
+    for (size_t i = 0; problem == NULL && i < st->n_cycles; i++) {
+        const Corridor__StatedCycle *c = st->cycles[i];
+        if (c->cycle < from || c->cycle <= last || c->cycle > CORRIDOR_SEQUENCE_MAX) {
+            problem = "cycles out of order";
+        } else if (c->state < CYCLE_CLOSING || c->state > CYCLE_DISPUTED || c->statement.len == 0 ||
+                   c->statement.len > CYCLE_STATEMENT_MAX ||
+                   c->signature.len != crypto_sign_BYTES ||
+                   (c->peer_signature.len != 0 && c->peer_signature.len != crypto_sign_BYTES)) {
+            problem = "a malformed cycle";
+        } else if (r->peer_cycles.count >= RECON_CYCLES_MAX) {
+            problem = "more cycles than a session compares";
+        } else {
+            last = c->cycle;
+            if (!vec_push(&r->peer_cycles, &last, sizeof last)) {
+                return LEDGER_E_STORAGE;
+            }
+            ledger_err_t rc = compare_cycle(r, c);
+            if (rc != LEDGER_OK) {
+                return rc;
+            }
+        }
+    }
+    if (problem == NULL && st->cycles_more && st->n_cycles == 0 && !had_ranges) {
+        problem = "more cycles, none stated";
+    }
+    if (problem != NULL) {
+        log_event(ledger_node(r->ctx.ledger), r->ctx.peer->card.name, NULL,
+                  "reconcile: the peer's cycles not compared further: %s", problem);
+        return LEDGER_OK;
+    }
+    if (st->cycles_more) {
+        r->cycles_from = last != 0 ? last + 1 : from; /* none stated: its bytes went to ranges */
+    } else {
+        r->cycles_complete = true;
+    }
+    return LEDGER_OK;
+}
+
+static int by_number(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+typedef struct {
+    recon_t *r;
+    bool failed;
+} own_cycles_t;
+
+/* One of our cycles: a break when it is closed or disputed and the peer did not state it. */
+static void own_cycle(const ledger_cycle_t *c, void *arg)
+{
+    own_cycles_t *o = arg;
+    recon_t *r = o->r;
+    if (c->state == CYCLE_CLOSING || bsearch(&c->cycle, r->peer_cycles.items, r->peer_cycles.count,
+                                             sizeof(uint64_t), by_number) != NULL) {
+        return;
+    }
+    size_t index;
+    if (!add_cycle_break(r, c->cycle, c, NULL, &index)) {
+        o->failed = true;
+    }
+}
+
+static ledger_err_t compare_own_cycles(recon_t *r)
+{
+    if (!r->cycles_complete) {
+        return LEDGER_OK;
+    }
+    own_cycles_t o = {.r = r};
+    ledger_err_t rc = ledger_cycles(r->ctx.ledger, r->ctx.peer->card.name, own_cycle, &o);
+    return rc == LEDGER_OK && o.failed ? LEDGER_E_STORAGE : rc;
+}
+
+static bool keyset_signed_cycle(const keyset_t *ks, const uint8_t *statement, size_t len,
+                                const uint8_t *signature)
+{
+    for (size_t i = 0; i < ks->count; i++) {
+        if (cycle_verify(statement, len, signature, ks->keys[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Why a closed cycle of the peer's cannot be imported here as the next one, or NULL; fills
+ * the cut from our view. */
+static const char *check_cycle_import(recon_t *r, const cycle_import_t *im, uint64_t *own_sent,
+                                      uint64_t *peer_sent, ledger_err_t *rc)
+{
+    const char *self = ledger_node(r->ctx.ledger), *peer = r->ctx.peer->card.name;
+    ledger_cycle_t latest;
+    bool found = false;
+    if ((*rc = ledger_cycle_latest(r->ctx.ledger, peer, &latest, &found)) != LEDGER_OK) {
+        return "cannot read the ledger";
+    }
+    uint64_t next = found ? latest.cycle + 1 : 1;
+    uint64_t min_own = found ? latest.own_sent : 0, min_peer = found ? latest.peer_sent : 0;
+    bool closing = found && latest.state == CYCLE_CLOSING;
+    ledger_cycle_release(&latest);
+    if (closing) {
+        return "a cycle is closing here: left for a person";
+    }
+    if (im->cycle != next) {
+        return "not the next cycle here: left for a person";
+    }
+    cycle_statement_t st;
+    if (!cycle_statement_decode(im->statement, im->statement_len, &st)) {
+        return "the peer's statement does not decode";
+    }
+    bool first = cycle_self_first(self, peer);
+    if (strcmp(st.first, first ? self : peer) != 0 || strcmp(st.second, first ? peer : self) != 0 ||
+        st.cycle != im->cycle) {
+        return "the peer's statement names another channel or cycle";
+    }
+    *own_sent = first ? st.first_sent : st.second_sent;
+    *peer_sent = first ? st.second_sent : st.first_sent;
+    if (*own_sent > CORRIDOR_SEQUENCE_MAX || *peer_sent > CORRIDOR_SEQUENCE_MAX ||
+        *own_sent < min_own || *peer_sent < min_peer) {
+        return "the cycle's cut lies below the last cycle's here";
+    }
+    keyset_t ours, theirs;
+    keys_of(&r->ctx, self, &ours);
+    keys_of(&r->ctx, peer, &theirs);
+    if (!keyset_signed_cycle(&ours, im->statement, im->statement_len, im->peer_signature)) {
+        return "our signature in the peer's copy does not verify with our key: refused";
+    }
+    if (!keyset_signed_cycle(&theirs, im->statement, im->statement_len, im->signature)) {
+        return "the peer's signature does not verify";
+    }
+    return NULL;
+}
+
+/* The repair's cycles (PROTOCOL.md 4.9): each closed cycle of the peer's we lack, in order,
+ * recorded closed with its `cycle` row; then our running figures start after the last cut. Run
+ * after the entries were imported: they are placed at their cuts by their own sequences. */
+static ledger_err_t import_cycles(recon_t *r)
+{
+    cycle_import_t *items = r->cycle_imports.items;
+    uint64_t own_sent = 0, peer_sent = 0, cut_own = 0, cut_peer = 0;
+    bool imported = false;
+    const char *problem = NULL;
+    ledger_err_t rc = LEDGER_OK;
+    for (size_t i = 0; rc == LEDGER_OK && i < r->cycle_imports.count; i++) {
+        if (problem == NULL) {
+            problem = check_cycle_import(r, &items[i], &own_sent, &peer_sent, &rc);
+            if (rc == LEDGER_OK && problem == NULL) {
+                rc = ledger_cycle_import(r->ctx.ledger, r->ctx.peer->card.name, items[i].cycle,
+                                         !items[i].proposed, own_sent, peer_sent,
+                                         items[i].statement, items[i].statement_len,
+                                         items[i].peer_signature, items[i].signature);
+                imported = imported || rc == LEDGER_OK;
+                cut_own = own_sent;
+                cut_peer = peer_sent;
+            }
+        }
+        if (items[i].break_index != SIZE_MAX) {
+            break_t *b = &((break_t *)r->breaks.items)[items[i].break_index];
+            b->healed = rc == LEDGER_OK && problem == NULL;
+            b->action = problem != NULL ? problem : "imported from the peer's signed statement";
+        }
+        if (problem != NULL) {
+            log_event(ledger_node(r->ctx.ledger), r->ctx.peer->card.name, NULL,
+                      "repair: cycle %llu not imported: %s", (unsigned long long)items[i].cycle,
+                      problem);
+            problem = "an earlier cycle was not imported: left for a person";
+        }
+    }
+    if (rc == LEDGER_OK && imported) {
+        rc = ledger_cycle_running_rebuild(r->ctx.ledger, r->ctx.peer->card.name, cut_own, cut_peer);
+    }
+    return rc;
+}
+
 /* ---- the initiator's state machine -------------------------------------------------------- */
 
 /* Puts an import list's returns after its payments, each in its order (UETR order): a return is
@@ -1629,6 +1927,11 @@ static void returns_last(vec_t *imports)
 
 static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
 {
+    ledger_err_t own = compare_own_cycles(r);
+    if (own != LEDGER_OK) {
+        finish(r, "cannot read the ledger");
+        return own;
+    }
     check_positions(r);
     /* a DIVERGED channel is re-based by a repair even when the books agree: the re-base
      * travels in the first Repair, with no imports */
@@ -1649,6 +1952,9 @@ static ledger_err_t end_of_comparison(recon_t *r, int64_t now_ms)
     returns_last(&r->remote_imports);
     if (!r->diverged_at_start) { /* imports here need no re-base: apply them now */
         ledger_err_t rc = apply_local_imports(r);
+        if (rc == LEDGER_OK) {
+            rc = import_cycles(r);
+        }
         if (rc != LEDGER_OK) {
             return rc;
         }
@@ -1702,6 +2008,9 @@ static ledger_err_t on_repaired(recon_t *r, const Corridor__Statement *st, int64
         if (r->rebased) {
             rc = apply_local_imports(r);
         }
+        if (r->rebased && rc == LEDGER_OK) {
+            rc = import_cycles(r);
+        }
     }
     if (problem != NULL) {
         finish(r, problem);
@@ -1754,7 +2063,7 @@ static ledger_err_t on_statement(recon_t *r, const Corridor__Statement *st, int6
         return LEDGER_OK;
     }
     size_t answered = st->answered < r->asked_count ? st->answered : r->asked_count;
-    ledger_err_t rc = LEDGER_OK;
+    ledger_err_t rc = take_cycles(r, st, r->asked_count > 0);
     for (size_t i = 0; rc == LEDGER_OK && i < r->asked_count; i++) {
         const range_fp_t *asked = &r->asked[i];
         const Corridor__RangeFingerprint *children[16];
@@ -1775,7 +2084,7 @@ static ledger_err_t on_statement(recon_t *r, const Corridor__Statement *st, int6
         finish(r, "cannot read the ledger");
         return rc;
     }
-    if (r->queue.count == 0) {
+    if (r->queue.count == 0 && r->cycles_from == 0) {
         return end_of_comparison(r, now_ms);
     }
     send_compare(r, now_ms);
@@ -1802,6 +2111,17 @@ static json_t *entry_json(const statement_entry_t *e)
 /* A return's break names the payment returned (`uetr`, local side first) and the return
  * (`id`); a trade leg's the leg (`uetr`) and its trade (`id` = fx_id, local side first); any
  * other break its entry (`uetr`), with `id` null. */
+static json_t *cycle_side_json(int state, const uint8_t hash[static CYCLE_HASH_BYTES])
+{
+    if (state == 0) {
+        return json_null();
+    }
+    char hex[2 * CYCLE_HASH_BYTES + 1];
+    sodium_bin2hex(hex, sizeof hex, hash, CYCLE_HASH_BYTES);
+    return json_pack("{s:s, s:s}", "state", cycle_state_name((cycle_state_t)state),
+                     "statement_hash", hex);
+}
+
 static const char *break_uetr(const break_t *b, const char **id)
 {
     const statement_entry_t *leg = b->has_local && statement_entry_is_fx_leg(&b->local) ? &b->local
@@ -1826,6 +2146,17 @@ json_t *recon_report(const recon_t *r)
     for (size_t i = 0; breaks != NULL && i < r->breaks.count; i++) {
         const break_t *b = &items[i];
         healed += b->healed;
+        if (b->cycle != 0) { /* a cycle_mismatch: no entry, id the cycle's number */
+            char number[24];
+            snprintf(number, sizeof number, "%llu", (unsigned long long)b->cycle);
+            json_array_append_new(breaks,
+                                  json_pack("{s:n, s:s, s:s, s:o, s:o, s:b, s:s?}", "uetr", "id",
+                                            number, "kind", b->kind, "local",
+                                            cycle_side_json(b->local_state, b->local_hash), "peer",
+                                            cycle_side_json(b->peer_state, b->peer_hash), "healed",
+                                            b->healed, "action", b->action));
+            continue;
+        }
         const char *id = NULL;
         const char *uetr = break_uetr(b, &id);
         json_array_append_new(breaks,
@@ -1846,6 +2177,7 @@ json_t *recon_report(const recon_t *r)
     if (doc != NULL) {
         json_object_set(doc, "checkpoint",
                         r->checkpoint_report ? r->checkpoint_report : json_null());
+        json_object_set_new(doc, "cycles_matched", json_integer((json_int_t)r->cycles_matched));
         if (r->error[0] != '\0') {
             json_object_set_new(doc, "error", json_string(r->error));
         }

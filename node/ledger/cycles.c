@@ -222,6 +222,48 @@ ledger_err_t ledger_cycles(ledger_t *l, const char *peer,
     return rc == LEDGER_OK && step != SQLITE_DONE ? ledger_read_failed(l, "read cycles") : rc;
 }
 
+ledger_err_t ledger_cycles_from(ledger_t *l, const char *peer, uint64_t from, size_t limit,
+                                void (*fn)(const ledger_cycle_t *c, void *arg), void *arg,
+                                bool *more)
+{
+    *more = false;
+    if (ledger_schema_version(l) < 11 || limit == 0) {
+        return LEDGER_OK;
+    }
+    sqlite3_stmt *stmt = NULL;
+    if (prepare(l,
+                "SELECT " CYCLE_COLUMNS " FROM cycles WHERE peer = ?1 AND cycle >= ?2"
+                " ORDER BY cycle LIMIT ?3",
+                &stmt) != SQLITE_OK) {
+        return ledger_read_failed(l, "read cycles");
+    }
+    sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, from > INT64_MAX ? INT64_MAX : (int64_t)from);
+    sqlite3_bind_int64(stmt, 3, (int64_t)limit + 1);
+    int step;
+    size_t n = 0;
+    ledger_err_t rc = LEDGER_OK;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n++ == limit) {
+            *more = true;
+            step = SQLITE_DONE;
+            break;
+        }
+        ledger_cycle_t c;
+        bool ok = read_cycle(stmt, &c);
+        if (ok) {
+            fn(&c, arg);
+        }
+        ledger_cycle_release(&c);
+        if (!ok) {
+            rc = ledger_fail(l, LEDGER_E_STORAGE, "out of memory reading a cycle");
+            break;
+        }
+    }
+    sqlite3_finalize(stmt);
+    return rc == LEDGER_OK && step != SQLITE_DONE ? ledger_read_failed(l, "read cycles") : rc;
+}
+
 ledger_err_t ledger_cycle_propose(ledger_t *l, const char *peer, uint64_t cycle, bool ours,
                                   uint64_t own_sent, uint64_t peer_sent, const uint8_t *statement,
                                   size_t statement_len,
@@ -402,6 +444,54 @@ ledger_err_t ledger_cycle_finish(ledger_t *l, const char *peer, uint64_t cycle,
                                     statement_len + 2 * crypto_sign_BYTES);
     }
     free(figures);
+    free(evidence);
+    return rc;
+}
+
+ledger_err_t ledger_cycle_import(ledger_t *l, const char *peer, uint64_t cycle, bool ours,
+                                 uint64_t own_sent, uint64_t peer_sent, const uint8_t *statement,
+                                 size_t statement_len,
+                                 const uint8_t own_signature[static crypto_sign_BYTES],
+                                 const uint8_t peer_signature[static crypto_sign_BYTES])
+{
+    ledger_err_t rc = ledger_write_begin(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    uint8_t *evidence = malloc(statement_len + 2 * crypto_sign_BYTES);
+    if (evidence == NULL) {
+        return ledger_fail(l, LEDGER_E_STORAGE, "out of memory");
+    }
+    memcpy(evidence, statement, statement_len);
+    memcpy(evidence + statement_len, own_signature, crypto_sign_BYTES);
+    memcpy(evidence + statement_len + crypto_sign_BYTES, peer_signature, crypto_sign_BYTES);
+    sqlite3_stmt *stmt = NULL;
+    int64_t now = ledger_clock(l);
+    /* own_figures empty: only a closing row's are read (ledger_cycle_finish) */
+    if (prepare(l,
+                "INSERT INTO cycles(peer, cycle, state, proposer, own_sent, peer_sent, statement,"
+                " own_signature, own_figures, peer_signature, error, created_ms, closed_ms)"
+                " VALUES(?1,?2,2,?3,?4,?5,?6,?7,x'',?8,'imported by a repair',?9,?9)",
+                &stmt) != SQLITE_OK) {
+        free(evidence);
+        return ledger_read_failed(l, "store a cycle");
+    }
+    sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, (int64_t)cycle);
+    sqlite3_bind_int(stmt, 3, ours ? 1 : 0);
+    sqlite3_bind_int64(stmt, 4, (int64_t)own_sent);
+    sqlite3_bind_int64(stmt, 5, (int64_t)peer_sent);
+    sqlite3_bind_blob(stmt, 6, statement, (int)statement_len, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 7, own_signature, crypto_sign_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 8, peer_signature, crypto_sign_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 9, now);
+    rc = finish_write(l, stmt, "store a cycle");
+    if (rc == LEDGER_OK) {
+        char number[24];
+        snprintf(number, sizeof number, "%llu", (unsigned long long)cycle);
+        rc = ledger_append_free_row(l, peer, ENTRY_CYCLE, number, "", 0, NULL, evidence,
+                                    statement_len + 2 * crypto_sign_BYTES);
+    }
     free(evidence);
     return rc;
 }

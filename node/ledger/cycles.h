@@ -40,6 +40,14 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
                                  uint64_t applied_seq, ledger_cycle_figures_t *out)
     __attribute__((warn_unused_result));
 
+/* Sets the running figures of `peer` to what was made final above the cut (our sent, our
+ * applied): every settlement touched above it, its status now less its status at the cut
+ * (PROTOCOL.md 4.9, cycles). For after a repair imported closed cycles: the next close starts at
+ * the last closed cut. Opens the write transaction; LEDGER_E_STATE when more than
+ * LEDGER_CUT_TOUCHED_MAX settlements were touched or more currencies than a statement holds. */
+ledger_err_t ledger_cycle_running_rebuild(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                          uint64_t applied_seq) __attribute__((warn_unused_result));
+
 /* The statement's views, digest and entry count from figures. */
 void ledger_cycle_views(const ledger_cycle_figures_t *f, cycle_view_t views[CYCLE_CURRENCIES_MAX],
                         uint8_t digest[static DIGEST_BYTES], uint64_t *entries);
@@ -81,6 +89,12 @@ ledger_err_t ledger_cycle_latest(ledger_t *l, const char *peer, ledger_cycle_t *
 ledger_err_t ledger_cycle_get(ledger_t *l, const char *peer, uint64_t cycle, ledger_cycle_t *out,
                               bool *found) __attribute__((warn_unused_result));
 
+/* The cycles of `peer` numbered from `from`, ascending, at most `limit` of them, through fn;
+ * *more says whether one above the last given exists. */
+ledger_err_t ledger_cycles_from(ledger_t *l, const char *peer, uint64_t from, size_t limit,
+                                void (*fn)(const ledger_cycle_t *c, void *arg), void *arg,
+                                bool *more) __attribute__((warn_unused_result));
+
 /* Records cycle `cycle` as closing at the cut (own_sent, peer_sent), with our statement, our
  * signature and the figures it states (replacing a closing row of that number). */
 ledger_err_t ledger_cycle_propose(ledger_t *l, const char *peer, uint64_t cycle, bool ours,
@@ -96,6 +110,16 @@ ledger_err_t ledger_cycle_finish(ledger_t *l, const char *peer, uint64_t cycle,
                                  const uint8_t *peer_statement, size_t peer_statement_len,
                                  const uint8_t peer_signature[static crypto_sign_BYTES],
                                  const char *error) __attribute__((warn_unused_result));
+
+/* Records cycle `cycle`, closed elsewhere and proven by both signatures over `statement`, that
+ * this node lacks (a repair after a restore, PROTOCOL.md 4.9): a closed row with a `cycle`
+ * journal row. The running figures do not move: ledger_cycle_running_rebuild follows. */
+ledger_err_t ledger_cycle_import(ledger_t *l, const char *peer, uint64_t cycle, bool ours,
+                                 uint64_t own_sent, uint64_t peer_sent, const uint8_t *statement,
+                                 size_t statement_len,
+                                 const uint8_t own_signature[static crypto_sign_BYTES],
+                                 const uint8_t peer_signature[static crypto_sign_BYTES])
+    __attribute__((warn_unused_result));
 
 /* Deletes a closing cycle the peer refused: its number is free again. */
 ledger_err_t ledger_cycle_forget(ledger_t *l, const char *peer, uint64_t cycle)

@@ -3992,6 +3992,80 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
     return rc;
 }
 
+ledger_err_t ledger_cycle_running_rebuild(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                          uint64_t applied_seq)
+{
+    assert(l != NULL && peer != NULL && l->mode == LEDGER_READ_WRITE);
+    if (sent_seq > CORRIDOR_SEQUENCE_MAX || applied_seq > CORRIDOR_SEQUENCE_MAX) {
+        set_error(l, "a cut above 2^62");
+        return LEDGER_E_STATE;
+    }
+    ledger_err_t rc = ledger_write_begin(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    running_currency_t *all = calloc(CYCLE_CURRENCIES_MAX + 1, sizeof *all);
+    if (all == NULL) {
+        set_error(l, "out of memory");
+        return LEDGER_E_STORAGE;
+    }
+    /* from zero, cycle_undo leaves minus (now - at the cut) of every settlement touched above
+     * the cut: the figures made final since, negated */
+    size_t n = 0;
+    uint64_t touched = 0;
+    sqlite3_stmt *stmt = l->st.cut_touched;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    sqlite3_bind_int64(stmt, 4, LEDGER_CUT_TOUCHED_MAX + 1);
+    int step = SQLITE_DONE;
+    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (++touched > LEDGER_CUT_TOUCHED_MAX) {
+            set_error(l, "the cut lies more than %d settlements behind the channel",
+                      LEDGER_CUT_TOUCHED_MAX);
+            rc = LEDGER_E_STATE;
+            break;
+        }
+        rc = cycle_undo(l, peer, stmt, sent_seq, applied_seq, all, &n);
+    }
+    finish(stmt);
+    if (rc == LEDGER_OK && step != SQLITE_DONE) {
+        rc = storage_failure(l, "read the settlements above a cut");
+    }
+    if (rc == LEDGER_OK) {
+        sqlite3_stmt *del = NULL;
+        if (sqlite3_prepare_v2(l->db, "DELETE FROM cycle_running WHERE peer = ?1", -1, &del,
+                               NULL) != SQLITE_OK) {
+            rc = storage_failure(l, "reset the running cycle");
+        } else {
+            bind_text(del, 1, peer);
+            int done = sqlite3_step(del);
+            sqlite3_finalize(del);
+            rc = done == SQLITE_DONE ? LEDGER_OK : storage_failure(l, "reset the running cycle");
+        }
+    }
+    for (size_t i = 0; rc == LEDGER_OK && i < n; i++) {
+        running_t r = {
+            .paid = -all[i].r.paid, .received = -all[i].r.received, .count = -all[i].r.count};
+        digest_sub(r.digest, all[i].r.digest);
+        bool overflow = r.paid > INT64_MAX || r.received > INT64_MAX || r.paid < INT64_MIN ||
+                        r.received < INT64_MIN || r.count < INT64_MIN || r.count > INT64_MAX;
+        sqlite3_stmt *put = l->st.running_put;
+        bind_text(put, 1, peer);
+        bind_text(put, 2, all[i].currency);
+        sqlite3_bind_int64(put, 3, overflow ? 0 : (int64_t)r.paid);
+        sqlite3_bind_int64(put, 4, overflow ? 0 : (int64_t)r.received);
+        sqlite3_bind_int64(put, 5, overflow ? 0 : (int64_t)r.count);
+        sqlite3_bind_blob(put, 6, r.digest, DIGEST_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int(put, 7, overflow ? 1 : 0);
+        if (step_done(put) != SQLITE_OK) {
+            rc = storage_failure(l, "move the running cycle");
+        }
+    }
+    free(all);
+    return rc;
+}
+
 /* ---- key history (schema 6; the CURVE key switch, schema 7) ---------------------------------- */
 
 /* A read failed: a writer inside its transaction stops, as on any storage error; a reader (or

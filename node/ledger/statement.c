@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include "cycles.h"
 #include "validate.h"
 
 bool statement_prefix_valid(const char *prefix)
@@ -361,6 +362,8 @@ typedef struct {
     ledger_t *l;
     const char *peer;
     bool failed;
+    size_t cycles_cap;
+    bool cycles_cut; /* a cycle was left out for the bytes: the rest are too */
 } builder_t;
 
 static bool grow(void **array, size_t *cap, size_t count, size_t item)
@@ -463,6 +466,52 @@ static bool add_leaf(builder_t *b, const char *prefix)
     return statement_entries(b->l, b->peer, prefix, add_entry, b) == LEDGER_OK && !b->failed;
 }
 
+static uint8_t *copy_bytes(const uint8_t *p, size_t len)
+{
+    uint8_t *c = malloc(len > 0 ? len : 1);
+    if (c != NULL && len > 0) {
+        memcpy(c, p, len);
+    }
+    return c;
+}
+
+/* States one of our cycles (PROTOCOL.md 4.8) while the answer's bytes allow. */
+static void add_cycle(const ledger_cycle_t *c, void *arg)
+{
+    builder_t *b = arg;
+    Corridor__Statement *st = b->st;
+    if (b->failed || b->cycles_cut || b->bytes >= STATEMENT_BUDGET_BYTES) {
+        b->cycles_cut = true;
+        return;
+    }
+    Corridor__StatedCycle *p = calloc(1, sizeof *p);
+    if (p == NULL ||
+        !grow((void **)&st->cycles, &b->cycles_cap, st->n_cycles, sizeof *st->cycles)) {
+        free(p);
+        b->failed = true;
+        return;
+    }
+    corridor__stated_cycle__init(p);
+    st->cycles[st->n_cycles++] = p;
+    p->cycle = c->cycle;
+    p->state = (uint32_t)c->state;
+    p->proposed = c->ours;
+    p->statement =
+        (ProtobufCBinaryData){c->statement_len, copy_bytes(c->statement, c->statement_len)};
+    p->signature =
+        (ProtobufCBinaryData){crypto_sign_BYTES, copy_bytes(c->own_signature, crypto_sign_BYTES)};
+    if (c->has_peer_signature) {
+        p->peer_signature = (ProtobufCBinaryData){crypto_sign_BYTES,
+                                                  copy_bytes(c->peer_signature, crypto_sign_BYTES)};
+    }
+    b->bytes += 32 + c->statement_len + 2 * crypto_sign_BYTES;
+    b->scanned++;
+    if (p->statement.data == NULL || p->signature.data == NULL ||
+        (c->has_peer_signature && p->peer_signature.data == NULL)) {
+        b->failed = true;
+    }
+}
+
 /* Answers one range; false when the statement could not be built (storage, memory). */
 static bool answer_range(builder_t *b, const Corridor__RangeFingerprint *r)
 {
@@ -515,6 +564,16 @@ ledger_err_t statement_answer(ledger_t *l, const char *peer, const Corridor__Sta
         }
     }
     st->answered = (uint32_t)answered;
+    if (req->cycles_from > 0) {
+        bool more = false;
+        if (ledger_cycles_from(l, peer, req->cycles_from, STATEMENT_CYCLES_MAX, add_cycle, &b,
+                               &more) != LEDGER_OK ||
+            b.failed) {
+            statement_release(st);
+            return LEDGER_E_STORAGE;
+        }
+        st->cycles_more = more || b.cycles_cut;
+    }
     *work = b.scanned;
     range_fp_t whole;
     uint8_t head[LEDGER_HASH_BYTES];
@@ -592,5 +651,12 @@ void statement_release(Corridor__Statement *st)
         free(st->refused_imports[i]);
     }
     free(st->refused_imports);
+    for (size_t i = 0; i < st->n_cycles; i++) {
+        free(st->cycles[i]->statement.data);
+        free(st->cycles[i]->signature.data);
+        free(st->cycles[i]->peer_signature.data);
+        free(st->cycles[i]);
+    }
+    free(st->cycles);
     corridor__statement__init(st);
 }
