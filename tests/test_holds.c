@@ -106,7 +106,8 @@ static void wait_for_review(cluster_t *c, tnode_t *b, const char *uetr)
         json_array_foreach(json_object_get(doc, "held"), k, h)
         {
             found |= strcmp(json_string_value(json_object_get(h, "id")), uetr) == 0 &&
-                     strcmp(json_string_value(json_object_get(h, "hold")), "review") == 0;
+                     strcmp(json_string_value(json_object_get(h, "hold")), "review") == 0 &&
+                     strcmp(json_string_value(json_object_get(h, "kind")), "payment") == 0;
         }
         json_decref(doc);
         if (found) {

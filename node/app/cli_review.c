@@ -9,6 +9,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "cycles.h"
 #include "validate.h"
 
 /* ---- review list ------------------------------------------------------------------------ */
@@ -33,6 +34,9 @@ static void list_held(const ledger_held_t *h, void *arg)
                                  (json_int_t)s->amount_minor, "currency", s->currency, "hold",
                                  h->hold, "debtor", s->debtor_name, "creditor", s->creditor_name,
                                  "remittance", s->remittance, "value_date", s->value_date);
+        if (item != NULL) {
+            json_object_set_new(item, "kind", json_string(leg ? "fx_leg" : "payment"));
+        }
         if (item != NULL && s->expires_unix_ms != 0) {
             json_object_set_new(item, "expires_unix_ms", json_integer(s->expires_unix_ms));
         }
@@ -55,12 +59,38 @@ static void list_held(const ledger_held_t *h, void *arg)
            h->hold, s->debtor_name, s->creditor_name);
 }
 
+/* A net settlement of a closed cycle the debtor says it paid (PROTOCOL.md 3.11.3): held until a
+ * person here sees the funds arrive. Ours as debtor wait at the peer, not here. */
+static void list_held_net(const ledger_net_t *n, void *arg)
+{
+    held_list_t *l = arg;
+    if (n->status != STATUS_HELD || n->we_owe) {
+        return;
+    }
+    l->count++;
+    if (l->list != NULL) {
+        json_array_append_new(
+            l->list, json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:s}", "id", n->id, "kind",
+                               "net_settlement", "peer", n->peer, "cycle", (json_int_t)n->cycle,
+                               "currency", n->currency, "amount_minor", (json_int_t)n->amount_minor,
+                               "hold", "review", "reference", n->reference));
+        return;
+    }
+    char amount[32];
+    const currency_t *c = currency_find(n->currency);
+    amount_format(n->amount_minor, c != NULL ? c->exponent : 0, amount, sizeof amount);
+    printf("%s  from %-11s %18s %s  %-9s  net settlement of cycle %llu, reference %s\n", n->id,
+           n->peer, amount, n->currency, "review", (unsigned long long)n->cycle, n->reference);
+}
+
 static const cli_spec_t review_list_spec = {
     .usage = "corridor review list --home DIR [--json]",
     .help = "Lists the incoming payments this node holds: `screening` waits for the screening\n"
             "program, `review` for a person (corridor review accept|reject). The payer sees each\n"
             "as pending, held at the peer. The two legs of an FX trade held for a person are\n"
-            "listed under the trade's id, which decides both.\n"
+            "listed under the trade's id, which decides both. A net settlement of a closed\n"
+            "cycle (corridor cycle settle at the peer) waits here for a person who has seen the\n"
+            "funds arrive; in JSON its kind is net_settlement.\n"
             "Example: corridor review list --home bank-b --json\n",
     .json = true};
 
@@ -75,7 +105,8 @@ static int cmd_review_list(int argc, char **argv)
     ledger_t *ledger = NULL;
     held_list_t l = {args.json ? json_array() : NULL, 0};
     if ((rc = cli_open_books(args.home, &config, &ledger)) == EXIT_OK &&
-        ledger_held(ledger, list_held, &l) != LEDGER_OK) {
+        (ledger_held(ledger, list_held, &l) != LEDGER_OK ||
+         ledger_nets(ledger, NULL, list_held_net, &l) != LEDGER_OK)) {
         complain("cannot read the ledger: %s", ledger_last_error(ledger));
         rc = EXIT_INTERNAL;
     }
@@ -134,13 +165,15 @@ static const struct option review_options[] = {{"id", required_argument, NULL, O
 static const cli_spec_t review_decide_spec = {
     .usage = "corridor review accept|reject --home DIR --id UETR [--peer CODE] [--reason CODE] "
              "[--json]",
-    .help =
-        "Decides a payment this node holds (see corridor review list), as an operator action\n"
-        "on record: accept settles it, reject refuses it with --reason (an ISO code, default\n"
-        "RR04). The payer gets the signed answer. Exit 2 when the payment is not held (decided\n"
-        "already, by the screening program, an expiry or the payer's cancellation). --peer\n"
-        "names the payer when several peers sent a payment with that UETR (exit 2 otherwise).\n"
-        "Example: corridor review accept --home bank-b --id 3f2a...-...\n",
+    .help = "Decides a payment this node holds (see corridor review list), as an operator action\n"
+            "on record: accept settles it, reject refuses it with --reason (an ISO code, default\n"
+            "RR04). The payer gets the signed answer. --id may also name an FX trade held for\n"
+            "review, or a held net settlement of a cycle: accept only once the funds arrived (its\n"
+            "headroom is renewed), reject (default RR04) if they did not. Exit 2 when the payment "
+            "is not held (decided\n"
+            "already, by the screening program, an expiry or the payer's cancellation). --peer\n"
+            "names the payer when several peers sent a payment with that UETR (exit 2 otherwise).\n"
+            "Example: corridor review accept --home bank-b --id 3f2a...-...\n",
     .json = true,
     .options = review_options};
 
