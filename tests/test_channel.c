@@ -3672,6 +3672,36 @@ static void raw_net_work(node_t *n, void *arg)
 }
 
 /* B owes A 500 RUB from cycle 1; B (and A) send NetSettlements the creditor must refuse. */
+/* Found by review: B, A's debtor, names its NetSettlement with the UETR of its own payment A
+ * holds for a person, so that `review accept --id` of the payment would confirm the net instead.
+ * A refuses it DUPL and records it nowhere: an id names one thing on a channel. */
+static void test_cycle_net_id_of_a_held_payment(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    bring_up(net);
+    node_t *a = &net->node[A], *b = &net->node[B];
+    pay_one(net, B, "RUB", 1000);
+    assert_int_equal(close_at(net, A), 1);
+    wait_cycle(net, 1, CYCLE_CLOSED);
+    a->screen = CHANNEL_SCREEN_PROGRAM;
+    settlement_t held = make_payment(b, "RUB", 5);
+    batch_t one = {&held, 1};
+    node_turn(b, send_work, &one);
+    quiesce(net);
+    assert_int_equal(status_at(a, held.uetr), STATUS_HELD);
+    settle_t s = net_request(1, "RUB");
+    snprintf(s.n.settlement_id, sizeof s.n.settlement_id, "%s", held.uetr);
+    node_turn(b, settle_work, &s);
+    assert_null(s.why);
+    wait_net(net, held.uetr, (status_t)-1, STATUS_REJECTED);
+    int64_t net_a = 0, pending = 0;
+    assert_int_equal(ledger_position(a->ledger, NAME_B, "RUB", &net_a, &pending), LEDGER_OK);
+    assert_int_equal(net_a, 1000); /* nothing renewed */
+    assert_int_equal(status_at(a, held.uetr), STATUS_HELD);
+    net_free(net);
+}
+
 static void test_cycle_hostile_net_settlements(void **state)
 {
     (void)state;
@@ -3824,6 +3854,7 @@ int main(void)
         cmocka_unit_test(test_cycle_net_settlement),
         cmocka_unit_test(test_cycle_hostile_proposals),
         cmocka_unit_test(test_cycle_hostile_net_settlements),
+        cmocka_unit_test(test_cycle_net_id_of_a_held_payment),
         cmocka_unit_test(test_cycle_close_survives_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1342,8 +1342,8 @@ static size_t find_net(node_t *n, const char *peer, const char *id, ledger_net_t
         const char *name = n->config->peers[i].card.name;
         bool here = false;
         if ((peer == NULL || strcmp(peer, name) == 0) &&
-            ledger_net_find(n->ledger, name, id, net, &here) == LEDGER_OK && here &&
-            !net->we_owe && net->status == STATUS_HELD) {
+            ledger_net_find(n->ledger, name, id, net, &here) == LEDGER_OK && here && !net->we_owe &&
+            net->status == STATUS_HELD) {
             found++;
             index = i;
         }

@@ -414,8 +414,7 @@ static ledger_err_t net_as_signed(channel_t *ch, const ledger_net_t *rec, bool *
     *same = false;
     ledger_err_t rc = ledger_net_messages(ch->ctx.ledger, ch->peer->card.name, rec->id, &evidence,
                                           &evidence_len, &reply, &reply_len);
-    if (rc == LEDGER_OK &&
-        evidence_body(evidence, evidence_len, &type, &v, &b, &b_len) == ENV_OK &&
+    if (rc == LEDGER_OK && evidence_body(evidence, evidence_len, &type, &v, &b, &b_len) == ENV_OK &&
         type == MSG_NET_SETTLEMENT && net_settlement_decode(b, b_len, &n)) {
         settlement_body_hash(b, b_len, hash);
         *same = strcmp(n.settlement_id, rec->id) == 0 && n.cycle == rec->cycle &&
@@ -554,7 +553,8 @@ static ledger_err_t answer_net(channel_t *ch, uint32_t version, const uint8_t *b
     uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
     bool settled = strcmp(status, "ACSC") == 0;
-    if (rc == LEDGER_OK && settled && __builtin_sub_overflow(position, rec->amount_minor, &position)) {
+    if (rc == LEDGER_OK && settled &&
+        __builtin_sub_overflow(position, rec->amount_minor, &position)) {
         return LEDGER_E_OVERFLOW; /* the booking below would leave int64 too: nothing queued */
     }
     if (rc == LEDGER_OK) {
@@ -637,12 +637,12 @@ ledger_err_t cycles_apply_net_settlement(channel_t *ch, const envelope_message_t
         ch->stats.unentitled++;
         log_event(ch->ctx.node_name, peer, rec.id, "NetSettlement refused: %s",
                   taken ? "its id names another record of the channel" : "malformed");
-        return rc != LEDGER_OK ? rc
-                               : channel_queue_report(ch, msg->version, msg->body, msg->body_len,
-                                                      rec.id, "RJCT",
-                                                      reason_code(taken ? REASON_DUPLICATE
-                                                                        : REASON_FORMAT),
-                                                      rec.currency, 0, NULL, NULL);
+        return rc != LEDGER_OK
+                   ? rc
+                   : channel_queue_report(ch, msg->version, msg->body, msg->body_len, rec.id,
+                                          "RJCT",
+                                          reason_code(taken ? REASON_DUPLICATE : REASON_FORMAT),
+                                          rec.currency, 0, NULL, NULL);
     }
     const char *reason = NULL;
     if ((rc = net_refusal(ch, &n, &reason)) != LEDGER_OK) {
@@ -722,7 +722,7 @@ bool cycles_apply_net_answer(channel_t *ch, const envelope_message_t *msg,
     bool settled = strcmp(sr->status, "ACSC") == 0, pending = strcmp(sr->status, "PDNG") == 0;
     const char *why = NULL;
     if (sr->settlement_hash.len != SETTLEMENT_HASH_BYTES ||
-               memcmp(sr->settlement_hash.data, rec.body_hash, SETTLEMENT_HASH_BYTES) != 0) {
+        memcmp(sr->settlement_hash.data, rec.body_hash, SETTLEMENT_HASH_BYTES) != 0) {
         why = "it names another NetSettlement";
     } else if (!settled && !pending &&
                (strcmp(sr->status, "RJCT") != 0 || reason_code_check(sr->reason) != VALID_OK)) {

@@ -1893,12 +1893,13 @@ static ledger_err_t final_in_closed_cycle(ledger_t *l, const stored_t *st, bool 
     if (step == SQLITE_ROW) {
         /* decided by the payee: our message for an incoming one, the peer's for ours */
         int64_t bound = sqlite3_column_int64(stmt, st->s.direction == DIRECTION_IN ? 1 : 2);
-        *closed = sqlite3_column_type(stmt, 0) == SQLITE_NULL ||
-                  sqlite3_column_int64(stmt, 0) <= bound;
+        *closed =
+            sqlite3_column_type(stmt, 0) == SQLITE_NULL || sqlite3_column_int64(stmt, 0) <= bound;
     }
     sqlite3_finalize(stmt);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK
-                                                     : storage_failure(l, "read the last closed cycle");
+    return step == SQLITE_ROW || step == SQLITE_DONE
+               ? LEDGER_OK
+               : storage_failure(l, "read the last closed cycle");
 }
 
 /* The message of `sequence` decided (or returned) the settlement: ours when it is incoming,
@@ -3965,7 +3966,7 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
             set_error(l, "the running cycle in %s with %s is damaged", c->currency, peer);
             rc = LEDGER_E_CORRUPT;
         } else if (c->overflow || c->r.paid < 0 || c->r.paid > INT64_MAX || c->r.received < 0 ||
-            c->r.received > INT64_MAX || c->r.count < 0 || c->r.count > INT64_MAX) {
+                   c->r.received > INT64_MAX || c->r.count < 0 || c->r.count > INT64_MAX) {
             set_error(l, "the cycle's figures in %s leave the int64 range", c->currency);
             rc = LEDGER_E_OVERFLOW;
         } else if (out->n == CYCLE_CURRENCIES_MAX) {
