@@ -264,7 +264,7 @@ corridor cycle list --home "$NET/$RU" --peer "$IR" | sed 's/^/     /'
   || fail "cycle 1 is not closed with both signatures: Russia $(cyc "$RU" "$IR" state), Iran $(cyc "$IR" "$RU" state)"
 nets=$(cyc "$RU" "$IR" net)
 rub=$(tr ' ' '\n' <<<"$nets" | sed -n 's/^RUB://p')
-[ -n "$rub" ] && [ "$rub" != 0 ] || fail "no RUB net in cycle 1: $nets"
+if [ -z "$rub" ] || [ "$rub" = 0 ]; then fail "no RUB net in cycle 1: $nets"; fi
 if [ "$rub" -gt 0 ]; then debtor=$IR creditor=$RU; else debtor=$RU creditor=$IR; fi
 echo "   Russia's view of the nets (received minus paid, minor units): $nets."
 echo "   In roubles $debtor owes $creditor $(( ${rub#-} / 100 )); before paying, $creditor's books show it owed $(position "$creditor" "$debtor" RUB) minor."
