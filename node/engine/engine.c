@@ -50,6 +50,8 @@ struct engine {
     int64_t started_wall_ms;      /* when the engine started (the first checkpoint's interval) */
     int64_t *cycle_next_ms;       /* per peer: when to look again whether a cycle close is due */
     bool *cycle_due;              /* per peer: close a cycle in the next transaction (3.11.5) */
+    uint64_t *cycle_proposed;     /* per peer: the number of our last automatic proposal */
+    int64_t *cycle_proposed_ms;   /* per peer: when it was made */
     responder_t *responder;       /* what peers' StatementRequests may make us do */
     int64_t now_ms, wall_ms;      /* this turn's clocks */
     const identity_t *rotated_to; /* engine_rotate's keys, ours once the transaction commits */
@@ -179,10 +181,12 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
     e->checkpoint_next_ms = calloc(e->peers + 1, sizeof *e->checkpoint_next_ms);
     e->cycle_next_ms = calloc(e->peers + 1, sizeof *e->cycle_next_ms);
     e->cycle_due = calloc(e->peers + 1, sizeof *e->cycle_due);
+    e->cycle_proposed = calloc(e->peers + 1, sizeof *e->cycle_proposed);
+    e->cycle_proposed_ms = calloc(e->peers + 1, sizeof *e->cycle_proposed_ms);
     e->responder = responder_new(e->peers);
     if (e->channels == NULL || e->sessions == NULL || e->reload == NULL ||
         e->checkpoint_next_ms == NULL || e->cycle_next_ms == NULL || e->cycle_due == NULL ||
-        e->responder == NULL) {
+        e->cycle_proposed == NULL || e->cycle_proposed_ms == NULL || e->responder == NULL) {
         engine_free(&e);
         return NULL;
     }
@@ -241,6 +245,8 @@ void engine_free(engine_t **self_p)
     free(e->checkpoint_next_ms);
     free(e->cycle_next_ms);
     free(e->cycle_due);
+    free(e->cycle_proposed);
+    free(e->cycle_proposed_ms);
     free(e);
     *self_p = NULL;
 }
@@ -472,7 +478,10 @@ static ledger_err_t close_due_cycle(engine_t *e, size_t peer_index)
         if (why != NULL) {
             log_event(e->ctx.config->name, peer_name(e, peer_index), NULL,
                       "automatic cycle close not made: %s", why);
+            e->cycle_next_ms[peer_index] = e->now_ms + CHECKPOINT_RETRY_MS;
         } else {
+            e->cycle_proposed[peer_index] = cycle;
+            e->cycle_proposed_ms[peer_index] = e->now_ms;
             log_event(e->ctx.config->name, peer_name(e, peer_index), NULL,
                       "cycle %" PRIu64 " closed automatically (cycle_every %" PRIu32
                       ", cycle_at %" PRId32 ")",
@@ -709,7 +718,8 @@ static void add_count(const ledger_cycle_figure_t *f, void *arg)
  * channel is up, that offers cycles and has none closing, a close is due once the running count
  * reaches cycle_every, or once the day's cycle_at (the one passed last) lies after the last
  * cycle's creation (with no cycle yet: after this engine started) and the count is not zero.
- * It is made in the next transaction (close_due_cycle). */
+ * It is made in the next transaction (close_due_cycle); one that could not be made, or that the
+ * peer refused, is tried again CHECKPOINT_RETRY_MS later, not at every check. */
 static void find_due_cycles(engine_t *e)
 {
     for (size_t i = 0; i < e->peers && !ledger_stopped(e->ctx.ledger); i++) {
@@ -731,7 +741,10 @@ static void find_due_cycles(engine_t *e)
             ledger_cycle_release(&last);
             continue;
         }
-        bool closing = found && last.state == CYCLE_CLOSING;
+        /* our last automatic proposal refused (its number free again): not again at once */
+        bool refused = e->cycle_proposed[i] != 0 && (!found || last.cycle < e->cycle_proposed[i]) &&
+                       e->now_ms - e->cycle_proposed_ms[i] < CHECKPOINT_RETRY_MS;
+        bool closing = refused || (found && last.state == CYCLE_CLOSING);
         int64_t since = found ? last.created_ms : e->started_wall_ms;
         ledger_cycle_release(&last);
         uint64_t count = 0;
