@@ -2,7 +2,7 @@
 """Benchmarks, with the machine's ceilings measured in the same run so figures compare as
 ratios (absolute times on shared machines are noisy). Not tests: nothing here fails on speed.
 
-  scripts/bench.sh [node|ledger|reconcile|all] [options]
+  scripts/bench.sh [node|ledger|reconcile|cycles|all] [options]
     node       two nodes on loopback, N settlements through the control socket with many in
                flight: throughput, latency p50/p99/p99.9, CPU per settlement, peak RSS;
                --settlements N (100000), --clients K (4), --rate R (open loop, per second)
@@ -10,6 +10,12 @@ ratios (absolute times on shared machines are noisy). Not tests: nothing here fa
                entries/s beside the Ed25519 verify rate x cores
     reconcile  two ledgers of --entries N (1000000) differing in 10: time and bytes; then
                identical: time
+    cycles     a cycle close over --cycle-settlements N (1000000) settlements booked in one
+               channel (bulk, in-process: figures at the cut, statement, signature, stored);
+               then two nodes on loopback, --cycle-payments M (15000) payments at
+               --cycle-rate R (500) per second, once without and once with `corridor cycle
+               close` issued every second: latency p50/p99 both ways and their ratio
+               (not part of `all`)
 Writes bench-results.json (and PNG charts with gnuplot) in the current directory.
 Builds build/ first (RelWithDebInfo; $CORRIDOR_BUILD names another build directory).
 """
@@ -360,6 +366,85 @@ plot "{w}/throughput.dat" using 1:2 with lines title ""
             f"{x['rounds']} rounds, {x['breaks']} breaks found")
         say(f"   identical: {y['seconds']} s, {y['bytes']:,} bytes")
 
+    def cycles(self):
+        a_ = self.args
+        w = self.work
+        n = a_.cycle_settlements
+        say(f"== cycles: a close over {n:,} settlements; payment latency while cycles close")
+        d = tool_json([self.b, "cycle", w, str(n)], f"{w}/cycle.json")
+        say(f"   close over {d['entries']:,} settlements: {d['close_ms']:.1f} ms "
+            f"({d['close_cpu_ms']:.1f} ms CPU; the issue's bound: 1000 ms); at a cut {d['behind']:,} "
+            f"behind: {d['close_behind_ms']:.1f} ms ({d['close_behind_cpu_ms']:.1f} ms CPU); "
+            f"booking them took {d['book_s']} s (bulk, not timed as a node would)")
+        m, rate = a_.cycle_payments, a_.cycle_rate
+        a, b = f"{w}/CA", f"{w}/CB"
+        pa = h.free_port()
+        pb = h.free_port(pa)
+        self.init_pair(a, b, pa, pb, "RUB", "RUB=1000000000000")
+        node_a = self.start_node(a, f"{w}/ca.log")
+        node_b = self.start_node(b, f"{w}/cb.log")
+        self.wait_up(a)
+        self.wait_up(b)
+        runs = {}
+        for label in ("without", "with"):
+            uetrs = set()
+            with open(f"{w}/cycle-{label}.csv", "w") as f:
+                f.write("to,amount,currency,uetr\n")
+                for _ in range(m):
+                    u = str(uuid.uuid4())
+                    uetrs.add(u)
+                    f.write(f"BMJIIRTH,1.00,RUB,{u}\n")
+            with open(f"{w}/cycle-{label}.err", "wb") as err:
+                p = subprocess.Popen([self.c, "send", "--home", a, "--batch", f"{w}/cycle-{label}.csv",
+                                      "--rate", str(rate)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            self.procs.append(p)
+            closes, close_s = 0, []
+            limit = time.monotonic() + max(600, 4 * m / rate)
+            while p.poll() is None:
+                if time.monotonic() > limit:
+                    raise h.Failed("the load client did not finish")
+                self.progress.show(f"{label} closes: {closes} closes so far")
+                time.sleep(1)
+                if label == "with" and p.poll() is None:
+                    t0 = time.monotonic()
+                    rc = h.run([self.c, "cycle", "close", "--home", a, "--peer", "BMJIIRTH",
+                                "--wait", "30"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+                    if rc != 0:
+                        raise h.Failed(f"cycle close exited {rc} (see ca.log)")
+                    close_s.append(time.monotonic() - t0)
+                    closes += 1
+            self.procs.remove(p)
+            if p.returncode != 0:
+                raise h.Failed(f"the load client failed: {h.tail(f'{w}/cycle-{label}.err', 3)}")
+            while self.in_flight(a, b) != 0:
+                time.sleep(0.2)
+            self.progress.done()
+            db = sqlite3.connect(f"file:{a}/ledger.db?mode=ro", uri=True)
+            rows = db.execute("SELECT s.uetr, s.created_ms, j.created_ms FROM settlements s JOIN journal j"
+                              " ON j.settlement_id = s.id AND j.kind IN (2, 3)").fetchall()
+            db.close()
+            lat = sorted(max(0, done - sub) for u, sub, done in rows if u in uetrs)  # ms
+            if len(lat) != m:
+                raise h.Failed(f"{len(lat)} of {m} payments final at A ({label} closes)")
+
+            def pct(q):
+                return lat[min(len(lat) - 1, int(q * len(lat)))]
+            runs[label] = {"payments": m, "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
+                           "closes": closes,
+                           "close_wait_s_max": round(max(close_s), 3) if close_s else None}
+        self.stop_nodes(node_a, node_b)
+        wo, wi = runs["without"]["latency_ms"], runs["with"]["latency_ms"]
+        ratio = round(wi["p99"] / max(1, wo["p99"]), 2)
+        self.merge("cycles", {"close": d, "rate_per_s": rate, "without": runs["without"],
+                              "with": runs["with"], "p99_ratio": ratio})
+        say(f"   {m:,} payments at {rate}/s, latency submission to final (ms resolution):")
+        say(f"     without closes: p50 {wo['p50']} ms  p99 {wo['p99']} ms")
+        say(f"     with a close every second ({runs['with']['closes']} closed, each within "
+            f"{runs['with']['close_wait_s_max']} s): p50 {wi['p50']} ms  p99 {wi['p99']} ms")
+        say(f"     p99 with / without: {ratio}")
+
     def write_results(self):
         flat = dict(self.results)
         if "node" in self.results:  # the fields the contract names, at the top level
@@ -377,6 +462,8 @@ plot "{w}/throughput.dat" using 1:2 with lines title ""
             self.node()
         if what in ("reconcile", "all"):
             self.reconcile()
+        if what == "cycles":
+            self.cycles()
         self.write_results()
         return 0
 
@@ -413,14 +500,19 @@ def build(build_dir):
 def main():
     p = argparse.ArgumentParser(prog="bench.sh", description=__doc__, usage=argparse.SUPPRESS,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", default="all", choices=["node", "ledger", "reconcile", "all"])
+    p.add_argument("what", nargs="?", default="all", choices=["node", "ledger", "reconcile", "cycles", "all"])
     p.add_argument("--settlements", type=int, default=100000)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rate", type=int, default=0)
     p.add_argument("--entries", type=int, default=1000000)
+    p.add_argument("--cycle-settlements", type=int, default=1000000)
+    p.add_argument("--cycle-payments", type=int, default=15000)
+    p.add_argument("--cycle-rate", type=int, default=500)
     args = p.parse_args()
     if args.settlements <= 0 or args.clients <= 0 or args.rate < 0 or args.entries <= 0:
         p.error("--settlements, --clients and --entries must be more than 0, --rate at least 0")
+    if args.cycle_settlements <= 0 or args.cycle_payments <= 0 or args.cycle_rate <= 0:
+        p.error("--cycle-settlements, --cycle-payments and --cycle-rate must be more than 0")
 
     h.catch_signals()
     build_dir = os.environ.get("CORRIDOR_BUILD") or f"{h.ROOT}/build"

@@ -4,7 +4,8 @@
 # refused over a cap, a bank's node is killed mid-stream and restarted with nothing lost, a
 # payment held by a bank's screening program is released by a person and another is cancelled
 # by its payer, a payee returns part of a payment (pacs.004) and its payer accepts, Russia and
-# Iran trade roubles for rials payment-versus-payment (both legs or neither), each pair
+# Iran trade roubles for rials payment-versus-payment (both legs or neither), Russia and Iran
+# close a settlement cycle and its rouble debtor pays the net (pacs.009), each pair
 # reconciles, the books are audited, and a closing table says who owes whom.
 # Built on `corridor testnet`. Exits non-zero if anything is off.
 set -euo pipefail
@@ -232,6 +233,66 @@ print(" ".join(t["status"] + ("/" + t["reason"] if t["reason"] else "") for t in
 [ "$(trades "$RU")|$(trades "$IR")" = "settled rejected/AG01|settled rejected/AG01" ] \
   || fail "the trades differ: Russia $(trades "$RU"), Iran $(trades "$IR")"
 echo "   Both books hold both trades alike (settled, rejected AG01); the accepted one moved RUB and IRR together."
+
+say "== Russia and Iran close settlement cycle 1: both sign the same figures, then the debtor pays the net."
+# cyc CODE FIELD: a figure of cycle 1 with the other bank (cycle list --json), per currency
+# "CCY:net_minor" or "CCY:net settlement status", or the cycle's state
+cyc() {
+  corridor cycle list --home "$NET/$1" --peer "$2" --json | python3 -c '
+import json, sys
+c = [c for c in json.load(sys.stdin)["cycles"] if c["cycle"] == 1]
+if not c: print("none"); sys.exit()
+c, what = c[0], sys.argv[1]
+if what == "state": print(c["state"], c["signatures"]["own"], c["signatures"]["peer"])
+elif what == "net": print(" ".join("%s:%d" % (x["currency"], x["net_minor"]) for x in c["currencies"]))
+else: print(" ".join("%s:%s" % (x["currency"], (x["net_settlement"] or {}).get("status", "open")) for x in c["currencies"]))
+' "$3"
+}
+# position CODE PEER CCY: what PEER owes CODE (net_minor) on CODE's books
+position() {
+  corridor ledger --home "$NET/$1" --json | python3 -c '
+import json, sys
+print(sum(p["net_minor"] for p in json.load(sys.stdin)["positions"] if p["peer"] == sys.argv[1] and p["currency"] == sys.argv[2]))
+' "$2" "$3"
+}
+corridor cycle close --home "$NET/$RU" --peer "$IR" --wait 30 >"$WORK/cycle.out" 2>"$WORK/cycle.err" \
+  || fail "cycle 1 did not close: $(cat "$WORK/cycle.err")"
+echo "   Russia proposes a cut at its sent and applied sequence numbers now; Iran countersigns:"
+sed 's/^/     /' "$WORK/cycle.out"
+corridor cycle list --home "$NET/$RU" --peer "$IR" | sed 's/^/     /'
+[ "$(cyc "$RU" "$IR" state)|$(cyc "$IR" "$RU" state)" = "closed True True|closed True True" ] \
+  || fail "cycle 1 is not closed with both signatures: Russia $(cyc "$RU" "$IR" state), Iran $(cyc "$IR" "$RU" state)"
+nets=$(cyc "$RU" "$IR" net)
+rub=$(tr ' ' '\n' <<<"$nets" | sed -n 's/^RUB://p')
+if [ -z "$rub" ] || [ "$rub" = 0 ]; then fail "no RUB net in cycle 1: $nets"; fi
+if [ "$rub" -gt 0 ]; then debtor=$IR creditor=$RU; else debtor=$RU creditor=$IR; fi
+echo "   Russia's view of the nets (received minus paid, minor units): $nets."
+echo "   In roubles $debtor owes $creditor $(( ${rub#-} / 100 )); before paying, $creditor's books show it owed $(position "$creditor" "$debtor" RUB) minor."
+corridor cycle settle --home "$NET/$debtor" --peer "$creditor" --cycle 1 --currency RUB \
+  --reference CBR-2026-0001 --json >"$WORK/net.json" 2>"$WORK/net.err" \
+  || fail "the net settlement was not sent: $(cat "$WORK/net.err")"
+net_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["settlement_id"])' "$WORK/net.json")
+echo "   $debtor has paid RUB outside the channel and sends its pacs.009 $net_id (reference CBR-2026-0001);"
+echo "   $creditor holds it until a person there sees the funds arrive, and accepts it:"
+for _ in $(seq 1 100); do
+  [ "$(cyc "$creditor" "$debtor" status | tr ' ' '\n' | grep '^RUB:')" = "RUB:held" ] && break
+  sleep 0.05
+done
+corridor review accept --home "$NET/$creditor" --id "$net_id" | sed 's/^/     /' \
+  || fail "the net settlement was not accepted"
+for _ in $(seq 1 100); do
+  [ "$(cyc "$debtor" "$creditor" status | tr ' ' '\n' | grep '^RUB:')" = "RUB:settled" ] && break
+  sleep 0.05
+done
+for code in "$debtor" "$creditor"; do
+  peer=$([ "$code" = "$debtor" ] && echo "$creditor" || echo "$debtor")
+  got=$(cyc "$code" "$peer" status | tr ' ' '\n' | grep '^RUB:' || true)
+  [ "$got" = "RUB:settled" ] || fail "the RUB net of cycle 1 is \"$got\" at $code"
+done
+left=$(position "$creditor" "$debtor" RUB) mirror=$(position "$debtor" "$creditor" RUB)
+[ "$left" = "$((-mirror))" ] || fail "the RUB positions do not mirror: $left at $creditor, $mirror at $debtor"
+echo "   Both books record it: $creditor's books now show $debtor owes $left minor in RUB, the cap's headroom renewed"
+echo "   (the IRR net of the cycle is still open: its debtor settles it the same way)."
 corridor testnet audit --dir "$NET" | sed 's/^/   /' || fail "the audit or a reconciliation found a break"
 
 say "== Who owes whom (each bank's books; the other side's mirror them)"
@@ -257,4 +318,4 @@ for debtor, creditor, ccy, minor in sorted(rows):
     print("   %-11s %-11s %-4s %22s" % (debtor, creditor, ccy, f"{minor / 10 ** exp[ccy]:,.{exp[ccy]}f}"))
 '
 corridor testnet down --dir "$NET" >/dev/null
-say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, a held payment released by review and another cancelled, part of a payment returned, roubles traded for rials both legs or neither, books reconciled and audited"
+say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, a held payment released by review and another cancelled, part of a payment returned, roubles traded for rials both legs or neither, a settlement cycle closed and its rouble net paid, books reconciled and audited"

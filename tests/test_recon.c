@@ -1084,6 +1084,73 @@ static void checkpointing_pair(cluster_t *c, tnode_t **a, tnode_t **b, const cha
     node_start(c, *b);
 }
 
+/* A node's `cycle list --json`. */
+static json_t *cycles_of(cluster_t *c, tnode_t *n)
+{
+    cmd_result_t r;
+    assert_int_equal(cluster_cmd(c, 30000, &r, "cycle", "list", "--home", n->home, "--json", NULL),
+                     0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    cmd_result_free(&r);
+    assert_non_null(doc);
+    return doc;
+}
+
+/* cycle_every = 5 (PROTOCOL.md 3.11.5): after the fifth payment made final, A closes cycle 1
+ * by itself, with nobody asking; B countersigns it; the figures are those five payments. */
+static void test_cycle_closes_by_itself(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b;
+    cluster_pair(c, NODES_GENEROUS_CAPS, &a, &b);
+    node_conf_add(a, "cycle_every = 5");
+    node_start(c, a);
+    node_start(c, b);
+    for (int i = 0; i < 4; i++) {
+        cmd_result_t r;
+        assert_int_equal(node_send(c, a, b, "1.00", "RUB", NULL, "30", &r), 0);
+        cmd_result_free(&r);
+    }
+    sleep_ms(3000); /* three check intervals: four are not enough */
+    json_t *doc = cycles_of(c, a);
+    assert_int_equal(json_array_size(json_object_get(doc, "cycles")), 0);
+    json_decref(doc);
+    cmd_result_t r;
+    assert_int_equal(node_send(c, a, b, "1.00", "RUB", NULL, "30", &r), 0);
+    cmd_result_free(&r);
+
+    int64_t deadline = mono_ms() + 30000;
+    const char *state_a = NULL;
+    json_t *cycle = NULL;
+    for (;;) {
+        doc = cycles_of(c, a);
+        cycle = json_array_get(json_object_get(doc, "cycles"), 0);
+        state_a = json_string_value(json_object_get(cycle, "state"));
+        if (state_a != NULL && strcmp(state_a, "closed") == 0) {
+            break;
+        }
+        json_decref(doc);
+        assert_true(mono_ms() < deadline);
+        sleep_ms(200);
+    }
+    assert_int_equal(json_integer_value(json_object_get(cycle, "cycle")), 1);
+    assert_string_equal(json_string_value(json_object_get(cycle, "proposed_by")), "us");
+    assert_int_equal(json_integer_value(json_object_get(cycle, "entry_count")), 5);
+    json_t *rub = json_array_get(json_object_get(cycle, "currencies"), 0);
+    assert_string_equal(json_string_value(json_object_get(rub, "currency")), "RUB");
+    assert_int_equal(json_integer_value(json_object_get(rub, "net_minor")), -500);
+    assert_true(json_is_true(json_object_get(json_object_get(cycle, "signatures"), "peer")));
+    assert_int_equal(json_array_size(json_object_get(doc, "cycles")), 1);
+    json_decref(doc);
+    doc = cycles_of(c, b); /* B holds the same cycle, closed, proposed by A */
+    cycle = json_array_get(json_object_get(doc, "cycles"), 0);
+    assert_string_equal(json_string_value(json_object_get(cycle, "state")), "closed");
+    assert_string_equal(json_string_value(json_object_get(cycle, "proposed_by")), "peer");
+    json_decref(doc);
+    assert_true(node_log_contains(a, "closed automatically"));
+    c->passed = true;
+}
+
 static void copy_ledger(const tnode_t *n, const char *from, const char *to)
 {
     char *src = test_path(n->home, from), *dst = test_path(n->home, to);
@@ -2572,6 +2639,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_and_peer_down, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_no_breaks, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_cycle_closes_by_itself, cluster_setup,
+                                        cluster_teardown),
         cmocka_unit_test_setup_teardown(test_status_report_dropped, cluster_setup,
                                         cluster_teardown),
         cmocka_unit_test_setup_teardown(test_peer_restored_from_old_copy, cluster_setup,

@@ -2,11 +2,13 @@
 #include "engine.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "corridor.pb-c.h"
 #include "corridor/limits.h"
+#include "cycles.h"
 #include "log.h"
 #include "recon.h"
 #include "responder.h"
@@ -46,6 +48,10 @@ struct engine {
     bool *reload;                 /* per peer: reload the channel after the commit (re-based) */
     int64_t *checkpoint_next_ms;  /* per peer: when to look again whether a checkpoint is due */
     int64_t started_wall_ms;      /* when the engine started (the first checkpoint's interval) */
+    int64_t *cycle_next_ms;       /* per peer: when to look again whether a cycle close is due */
+    bool *cycle_due;              /* per peer: close a cycle in the next transaction (3.11.5) */
+    uint64_t *cycle_proposed;     /* per peer: the number of our last automatic proposal */
+    int64_t *cycle_proposed_ms;   /* per peer: when it was made */
     responder_t *responder;       /* what peers' StatementRequests may make us do */
     int64_t now_ms, wall_ms;      /* this turn's clocks */
     const identity_t *rotated_to; /* engine_rotate's keys, ours once the transaction commits */
@@ -173,9 +179,14 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
     e->sessions = calloc(e->peers + 1, sizeof *e->sessions);
     e->reload = calloc(e->peers + 1, sizeof *e->reload);
     e->checkpoint_next_ms = calloc(e->peers + 1, sizeof *e->checkpoint_next_ms);
+    e->cycle_next_ms = calloc(e->peers + 1, sizeof *e->cycle_next_ms);
+    e->cycle_due = calloc(e->peers + 1, sizeof *e->cycle_due);
+    e->cycle_proposed = calloc(e->peers + 1, sizeof *e->cycle_proposed);
+    e->cycle_proposed_ms = calloc(e->peers + 1, sizeof *e->cycle_proposed_ms);
     e->responder = responder_new(e->peers);
     if (e->channels == NULL || e->sessions == NULL || e->reload == NULL ||
-        e->checkpoint_next_ms == NULL || e->responder == NULL) {
+        e->checkpoint_next_ms == NULL || e->cycle_next_ms == NULL || e->cycle_due == NULL ||
+        e->cycle_proposed == NULL || e->cycle_proposed_ms == NULL || e->responder == NULL) {
         engine_free(&e);
         return NULL;
     }
@@ -232,6 +243,10 @@ void engine_free(engine_t **self_p)
     free(e->sessions);
     free(e->reload);
     free(e->checkpoint_next_ms);
+    free(e->cycle_next_ms);
+    free(e->cycle_due);
+    free(e->cycle_proposed);
+    free(e->cycle_proposed_ms);
     free(e);
     *self_p = NULL;
 }
@@ -299,6 +314,9 @@ bool engine_has_work(const engine_t *e)
         return true;
     }
     for (size_t i = 0; i < e->peers; i++) {
+        if (e->cycle_due[i]) {
+            return true;
+        }
         if (channel_has_work(e->channels[i], e->now_ms) || expiry_due(e, i)) {
             return true;
         }
@@ -430,6 +448,50 @@ ledger_err_t engine_rotate(engine_t *e, const identity_t *next, size_t *not_read
     return rc;
 }
 
+bool engine_cycle_at_due(int64_t wall_ms, int32_t at_min, int64_t since_ms)
+{
+    const int64_t day_ms = 24LL * 60 * 60 * 1000;
+    if (at_min < 0 || wall_ms <= 0) {
+        return false;
+    }
+    int64_t at = wall_ms - wall_ms % day_ms + (int64_t)at_min * 60 * 1000; /* today's */
+    if (wall_ms < at) {
+        at -= day_ms; /* not passed yet today: the one that passed last is yesterday's */
+    }
+    return since_ms < at;
+}
+
+/* Inside the transaction: the automatic close found due after the last commit (3.11.5). The
+ * node's own act, so no operator row; a close that cannot be made now is logged and looked
+ * at again CHECKPOINT_CHECK_MS later. */
+static ledger_err_t close_due_cycle(engine_t *e, size_t peer_index)
+{
+    e->cycle_due[peer_index] = false;
+    channel_t *ch = e->channels[peer_index];
+    if (channel_stats(ch).state != CHANNEL_UP) {
+        return LEDGER_OK;
+    }
+    uint64_t cycle = 0;
+    const char *why = NULL;
+    ledger_err_t rc = channel_cycle_close(ch, &cycle, &why);
+    if (rc == LEDGER_OK) {
+        if (why != NULL) {
+            log_event(e->ctx.config->name, peer_name(e, peer_index), NULL,
+                      "automatic cycle close not made: %s", why);
+            e->cycle_next_ms[peer_index] = e->now_ms + CHECKPOINT_RETRY_MS;
+        } else {
+            e->cycle_proposed[peer_index] = cycle;
+            e->cycle_proposed_ms[peer_index] = e->now_ms;
+            log_event(e->ctx.config->name, peer_name(e, peer_index), NULL,
+                      "cycle %" PRIu64 " closed automatically (cycle_every %" PRIu32
+                      ", cycle_at %" PRId32 ")",
+                      cycle, config_cycle_every(e->ctx.config, peer_name(e, peer_index)),
+                      config_cycle_at_min(e->ctx.config, peer_name(e, peer_index)));
+        }
+    }
+    return rc;
+}
+
 ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
 {
     assert(e != NULL && !ledger_stopped(e->ctx.ledger));
@@ -446,6 +508,9 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
     }
     if (rc == LEDGER_OK && e->rotation_failed) {
         rc = LEDGER_E_STORAGE;
+    }
+    for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
+        rc = e->cycle_due[i] ? close_due_cycle(e, i) : LEDGER_OK;
     }
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         rc = channel_apply(e->channels[i], e->now_ms);
@@ -644,6 +709,54 @@ static void start_due_checkpoints(engine_t *e)
     }
 }
 
+static void add_count(const ledger_cycle_figure_t *f, void *arg)
+{
+    *(uint64_t *)arg += f->count;
+}
+
+/* Automatic cycle closes (PROTOCOL.md 3.11.5): every CHECKPOINT_CHECK_MS, with each peer whose
+ * channel is up, that offers cycles and has none closing, a close is due once the running count
+ * reaches cycle_every, or once the day's cycle_at (the one passed last) lies after the last
+ * cycle's creation (with no cycle yet: after this engine started) and the count is not zero.
+ * It is made in the next transaction (close_due_cycle); one that could not be made, or that the
+ * peer refused, is tried again CHECKPOINT_RETRY_MS later, not at every check. */
+static void find_due_cycles(engine_t *e)
+{
+    for (size_t i = 0; i < e->peers && !ledger_stopped(e->ctx.ledger); i++) {
+        if (e->cycle_due[i] || e->now_ms < e->cycle_next_ms[i]) {
+            continue;
+        }
+        e->cycle_next_ms[i] = e->now_ms + CHECKPOINT_CHECK_MS;
+        const char *peer = peer_name(e, i);
+        uint32_t every = config_cycle_every(e->ctx.config, peer);
+        int32_t at_min = config_cycle_at_min(e->ctx.config, peer);
+        if ((every == 0 && at_min < 0) || channel_stats(e->channels[i]).state != CHANNEL_UP ||
+            !channel_peer_offers(e->channels[i], CHANNEL_FEATURE_CYCLES)) {
+            continue;
+        }
+        ledger_cycle_t last;
+        memset(&last, 0, sizeof last);
+        bool found = false;
+        if (ledger_cycle_latest(e->ctx.ledger, peer, &last, &found) != LEDGER_OK) {
+            ledger_cycle_release(&last);
+            continue;
+        }
+        /* our last automatic proposal refused (its number free again): not again at once */
+        bool refused = e->cycle_proposed[i] != 0 && (!found || last.cycle < e->cycle_proposed[i]) &&
+                       e->now_ms - e->cycle_proposed_ms[i] < CHECKPOINT_RETRY_MS;
+        bool closing = refused || (found && last.state == CYCLE_CLOSING);
+        int64_t since = found ? last.created_ms : e->started_wall_ms;
+        ledger_cycle_release(&last);
+        uint64_t count = 0;
+        if (closing || ledger_cycle_running(e->ctx.ledger, peer, add_count, &count) != LEDGER_OK ||
+            count == 0) {
+            continue;
+        }
+        e->cycle_due[i] =
+            (every > 0 && count >= every) || engine_cycle_at_due(e->wall_ms, at_min, since);
+    }
+}
+
 void engine_after(engine_t *e, bool committed)
 {
     assert(e != NULL);
@@ -659,12 +772,16 @@ void engine_after(engine_t *e, bool committed)
     }
     answer_reads(e); /* after the turn's acknowledgements and messages have left */
     start_due_checkpoints(e);
+    find_due_cycles(e);
 }
 
 int64_t engine_next_deadline(const engine_t *e, int64_t next)
 {
     assert(e != NULL);
     for (size_t i = 0; i < e->peers; i++) {
+        if (e->cycle_due[i]) {
+            next = e->now_ms < next ? e->now_ms : next;
+        }
         int64_t d = channel_next_deadline(e->channels[i]);
         next = d < next ? d : next;
         if (e->sessions[i].recon != NULL) {

@@ -128,4 +128,9 @@ void engine_session_cancel(engine_t *e, size_t peer_index);
 /* Sends the first request of a session just started. */
 void engine_session_go(engine_t *e, size_t peer_index);
 
+/* Whether a daily automatic cycle close at `at_min` minutes after 00:00 UTC (-1: off) is due at
+ * wall clock `wall_ms`: the day's cycle_at passed last (today's once it has passed, else
+ * yesterday's) lies after `since_ms` (the last cycle's creation). PROTOCOL.md 3.11.5. */
+bool engine_cycle_at_due(int64_t wall_ms, int32_t at_min, int64_t since_ms);
+
 #endif

@@ -11,6 +11,9 @@
  *   bench_core audit DIR N               audit entries/s over N signed entries
  *   bench_core build HOME_A HOME_B N D   fills two linked homes' ledgers with N identical
  *                                        channel entries, then D entries only on A
+ *   bench_core cycle DIR N               books N settled entries into one channel, then times
+ *                                        a cycle close as channel_cycle_close makes it (figures
+ *                                        at the cut, statement, signature, stored)
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,11 +30,14 @@
 
 #include "audit.h"
 #include "corridor.pb-c.h"
+#include "cycle.h"
+#include "cycles.h"
 #include "config.h"
 #include "envelope.h"
 #include "home.h"
 #include "identity.h"
 #include "ledger.h"
+#include "ledger_db.h"
 #include "settlement.h"
 #include "validate.h"
 
@@ -422,6 +428,116 @@ static int bench_audit(const char *dir, long n)
 }
 
 /* ZeroMQ CURVE messages per second over loopback (PUSH to PULL, 400-byte frames). */
+/* One close of cycle `number` at the cut (own_sent, peer_sent), timed in ms: what
+ * channel_cycle_close does in its transaction (statement_at, sign, ledger_cycle_propose). */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double close_cpu_ms; /* the CPU time of the last close_once */
+
+static double close_once(ledger_t *l, const uint8_t *secret, uint64_t number, uint64_t own_sent,
+                         uint64_t peer_sent, uint64_t *entries)
+{
+    double t0 = now_s(), c0 = cpu_s();
+    if (ledger_begin(l) != LEDGER_OK) {
+        die("begin");
+    }
+    ledger_cycle_figures_t figs;
+    if (ledger_cycle_at_cut(l, "BMJIIRTH", own_sent, peer_sent, &figs) != LEDGER_OK) {
+        die(ledger_last_error(l));
+    }
+    cycle_view_t views[CYCLE_CURRENCIES_MAX];
+    uint8_t digest[DIGEST_BYTES], signature[crypto_sign_BYTES];
+    ledger_cycle_views(&figs, views, digest, entries);
+    cycle_statement_t st;
+    uint8_t *statement = NULL;
+    size_t len = 0;
+    if (!cycle_statement_from_view(&st, "BKRURUMM", "BMJIIRTH", number, own_sent, peer_sent, views,
+                                   figs.n, digest, *entries) ||
+        cycle_statement_encode(&st, &statement, &len) != 0 ||
+        cycle_sign(statement, len, secret, signature) != 0) {
+        die("statement");
+    }
+    if (ledger_cycle_propose(l, "BMJIIRTH", number, true, own_sent, peer_sent, statement, len,
+                             signature, &figs) != LEDGER_OK ||
+        ledger_commit(l) != LEDGER_OK) {
+        die(ledger_last_error(l));
+    }
+    free(statement);
+    close_cpu_ms = (cpu_s() - c0) * 1000;
+    return (now_s() - t0) * 1000;
+}
+
+/* N settled entries in one channel (received, each at the next peer sequence), booked in
+ * transactions of 10000; then a close at the present cut, and one at a cut 1000 entries behind
+ * (the peer's proposal at a cut we have gone past: the settlements above it are undone). */
+static int bench_cycle(const char *dir, long n)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/cycle.db", dir);
+    remove(path);
+    ledger_t *l = NULL;
+    if (ledger_open(path, "BKRURUMM", LEDGER_READ_WRITE, NULL, &l, err, sizeof err) != LEDGER_OK) {
+        die(err);
+    }
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(pk, sk);
+    exec_or_die(ledger_db(l), "PRAGMA synchronous=OFF"); /* the bulk path: booking is not timed */
+    uint8_t evidence[330];
+    randombytes_buf(evidence, sizeof evidence);
+    double t0 = now_s();
+    for (long done = 0; done < n;) {
+        if (ledger_begin(l) != LEDGER_OK) {
+            die("begin");
+        }
+        for (long i = 0; i < 10000 && done < n; i++, done++) {
+            settlement_t s;
+            ledger_outcome_t out;
+            make_settlement(&s, "BMJIIRTH", DIRECTION_IN, 100 + (int64_t)(done % 1000));
+            if (ledger_receive(l, &s, INT64_C(1) << 60, NULL, evidence, sizeof evidence,
+                               (uint64_t)done + 1, &out) != LEDGER_OK ||
+                out.status != STATUS_SETTLED) {
+                die("receive");
+            }
+        }
+        if (ledger_commit(l) != LEDGER_OK) {
+            die("commit");
+        }
+        if (isatty(2)) {
+            fprintf(stderr, "\rbooking: %ld of %ld settlements", done, n);
+        }
+    }
+    if (isatty(2)) {
+        fputc('\n', stderr);
+    }
+    double book_s = now_s() - t0;
+    exec_or_die(ledger_db(l), "PRAGMA synchronous=FULL"); /* the close as a node makes it */
+    uint64_t entries = 0, entries_behind = 0;
+    long behind = n > 1000 ? 1000 : n / 2;
+    double behind_ms = close_once(l, sk, 1, 0, (uint64_t)(n - behind), &entries_behind);
+    double behind_cpu_ms = close_cpu_ms;
+    if (ledger_begin(l) != LEDGER_OK || ledger_cycle_forget(l, "BMJIIRTH", 1) != LEDGER_OK ||
+        ledger_commit(l) != LEDGER_OK) { /* as a refused one would be */
+        die("forget");
+    }
+    double close_ms = close_once(l, sk, 1, 0, (uint64_t)n, &entries);
+    double cpu_ms = close_cpu_ms;
+    if (entries != (uint64_t)n || entries_behind != (uint64_t)(n - behind)) {
+        die("the close does not count every settlement");
+    }
+    printf("{\"settlements\": %ld, \"book_s\": %.1f, \"close_ms\": %.3f, \"close_cpu_ms\": %.3f,"
+           " \"entries\": %" PRIu64 ", \"close_behind_ms\": %.3f, \"close_behind_cpu_ms\": %.3f,"
+           " \"behind\": %ld}\n",
+           n, book_s, close_ms, cpu_ms, entries, behind_ms, behind_cpu_ms, behind);
+    ledger_close(&l);
+    remove(path);
+    return 0;
+}
+
 static int bench_curve(void)
 {
     char server_pub[41], server_sec[41], client_pub[41], client_sec[41];
@@ -488,6 +604,9 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "audit") == 0) {
         return bench_audit(argv[2], atol(argv[3]));
     }
+    if (argc >= 4 && strcmp(argv[1], "cycle") == 0) {
+        return bench_cycle(argv[2], atol(argv[3]));
+    }
     if (argc >= 8 && strcmp(argv[1], "build") == 0) {
         bench_listen[0] = argv[6];
         bench_listen[1] = argv[7];
@@ -495,7 +614,8 @@ int main(int argc, char **argv)
     if (argc >= 6 && strcmp(argv[1], "build") == 0) {
         return bench_build(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
     }
-    fprintf(stderr, "usage: bench_core crypto | sqlite DIR | ledger DIR | audit DIR N |"
-                    " build HOME_A HOME_B N DIFFERENCES [LISTEN_A LISTEN_B] | curve\n");
+    fprintf(stderr,
+            "usage: bench_core crypto | sqlite DIR | ledger DIR | audit DIR N |"
+            " build HOME_A HOME_B N DIFFERENCES [LISTEN_A LISTEN_B] | cycle DIR N | curve\n");
     return 2;
 }
