@@ -158,6 +158,24 @@
  *             positions equal to what its settled records move (both currencies of each
  *             accepted trade); the cap each node grants whole (no reservation left); the final
  *             reconciliations match both legs.
+ *   cycles    PROTOCOL.md 3.11, from streams of their own, in half the worlds without a restore
+ *             (3.11 promises nothing of a cycle a restore loses but what a repair does) or a
+ *             stolen key (a known gap: see world_build). Operators close cycles at random moments
+ *             as daemon.c handle_cycle_close does (channel_cycle_close, the operator row
+ *             "cycle_close"; again while refused), a third of the time both ends of a channel at
+ *             once; every few seconds each operator looks at its cycles: the net debtor of a
+ *             closed cycle settles it (channel_cycle_settle, as handle_cycle_settle), the
+ *             creditor confirms a held net settlement (channel_net_decide, as handle_review_net)
+ *             or, while faults go on, now and then refuses it (RR04: the debtor settles again).
+ *             The compromised node does not close; it sends CycleProposals of a number not the
+ *             next, with a cut not its present or a bad signature, and NetSettlements over the net
+ *             (AM09) or of no closed cycle (AG01). Once quiet (cycles_final, check_cycles): no
+ *             cycle closing, every net decided, every closed cycle settled; both ends hold the
+ *             same closed cycles (statement bytes, cut, both signatures), none disputed; each
+ *             statement is what the entries say by decided_seq and the cuts (3.11.1), the
+ *             cycles and the running figures hold every final entry; net settlements the same
+ *             at both ends, each of its cycle's net; the hostile ones refused by their creditor
+ *             alone; positions equal to what settled records and nets move (check_fx).
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
