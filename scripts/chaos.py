@@ -21,6 +21,15 @@ it again. Then it waits for quiescence and checks that nothing was lost or appli
     At the end every trade is held by both sides (ledger --json fx_trades) in the same final
     state with the same two legs, each leg once per side (never one without the other), and
     each trade the command answered for ended as its band says.
+  - settlement cycles (issue 21): while the kills go on, every 1-2 s an operator closes a
+    cycle with a peer (`corridor cycle close --peer P`), a third of the time both ends of the
+    channel at once (concurrent proposals); for every closed cycle the net debtor runs `cycle
+    settle` and the creditor `review accept --id` (from `cycle list --json`), again while the
+    commands fail. Quiescence waits for no cycle closing, no net settlement pending or held
+    and every closed cycle settled. At the end `cycle list --json` of both ends of each
+    channel: the same cycles, all closed or settled (none disputed), the same cut, figures
+    mirrored (paid/received swapped, nets opposite), both signatures true at both ends, and
+    each net settlement with the same id, amount and status.
 The same --seed gives the same fault and kill schedule.
 
   scripts/chaos.sh [--settlements N] [--seconds S] [--seed K] [--rate R] [--hosts]
@@ -319,6 +328,10 @@ class Chaos:
         self.fx_unsure = self.fx_given_up = self.fx_reviews = 0
         self.fx_stop = threading.Event()
         self.review_stop = threading.Event()
+        self.cycle_closes = self.cycle_settles = self.cycle_accepts = 0
+        self.cycle_both = self.cycle_unsure = 0
+        self.cycle_close_stop = threading.Event()  # no more closes (the load is done)
+        self.cycle_stop = threading.Event()  # no more settles and accepts (quiescent)
         self.netem = True
         self.keep = False
         self.pid = os.getpid()
@@ -530,6 +543,63 @@ class Chaos:
         except Exception as e:
             self.thread_errors.append(f"the reviewer: {e!r}")
 
+    def cycle_list(self, n):
+        """`cycle list --json` of node n (its books, running or not): the cycles, or None."""
+        rc, doc = h.corridor_json(self.c, "cycle", "list", "--home", self.home[n], timeout=60)
+        cycles = doc.get("cycles") if rc == 0 and isinstance(doc, dict) else None
+        return cycles if isinstance(cycles, list) else None
+
+    def cycle_round(self):
+        """The operators look at `cycle list`: a debtor settles each closed cycle it owes for
+        (no net settlement, or the last one refused), a creditor accepts each held one."""
+        for n in NODES:
+            for cy in self.cycle_list(n) or []:
+                if cy.get("state") != "closed":
+                    continue
+                for cur in cy.get("currencies", []):
+                    ns = cur.get("net_settlement") or {}
+                    if cur.get("net_minor", 0) < 0 and ns.get("status") in (None, "rejected"):
+                        rc, _ = h.corridor_json(
+                            self.c, "cycle", "settle", "--home", self.home[n], "--peer",
+                            cy["peer"], "--cycle", str(cy["cycle"]), "--currency",
+                            cur["currency"], "--reference", f"CHAOS {n} {cy['cycle']}",
+                            timeout=30)
+                        self.cycle_settles += rc == 0
+                        self.cycle_unsure += rc not in (0, 1, 2)
+                    elif ns.get("direction") == "in" and ns.get("status") == "held":
+                        rc, _ = h.corridor_json(self.c, "review", "accept", "--home",
+                                                self.home[n], "--id", ns["id"], timeout=30)
+                        self.cycle_accepts += rc == 0
+
+    def cycler(self):
+        """Closes cycles while the load goes on (now and then both ends at once), and settles
+        and confirms closed ones until quiescence."""
+        rng = random.Random(f"chaos cycles {self.args.seed}")
+        try:
+            while not self.cycle_stop.wait(rng.uniform(1.0, 2.0)):
+                if not self.cycle_close_stop.is_set():
+                    x, y = rng.choice(PAIRS)
+                    if rng.random() < 0.5:
+                        x, y = y, x
+                    both = rng.random() < 0.33
+                    ends = [(x, y), (y, x)] if both else [(x, y)]
+                    rcs = []
+
+                    def close(a, b):
+                        rc, _ = h.corridor_json(self.c, "cycle", "close", "--home", self.home[a],
+                                                "--peer", b, timeout=30)
+                        rcs.append(rc)
+                    ts = [threading.Thread(target=close, args=e, daemon=True) for e in ends]
+                    for t in ts:
+                        t.start()
+                    for t in ts:
+                        t.join(timeout=60)
+                    self.cycle_closes += sum(1 for rc in rcs if rc == 0)
+                    self.cycle_both += both
+                self.cycle_round()
+        except Exception as e:
+            self.thread_errors.append(f"the cycler: {e!r}")
+
     def spawn(self, target):
         t = threading.Thread(target=target, daemon=True)
         self.threads.append(t)
@@ -588,6 +658,8 @@ class Chaos:
         trader.start()
         reviewer = threading.Thread(target=self.reviewer, daemon=True)
         reviewer.start()
+        cycler = threading.Thread(target=self.cycler, daemon=True)
+        cycler.start()
 
         # The load: each chunk is sent until its node takes it (sends are idempotent by UETR).
         sent = 0
@@ -615,6 +687,7 @@ class Chaos:
         trader.join(timeout=1)
         self.returns_stop.set()
         self.fx_stop.set()
+        self.cycle_close_stop.set()
         returner.join(timeout=60)
         trader.join(timeout=60)
         self.stop_threads()
@@ -646,6 +719,8 @@ class Chaos:
                     p = fcounts.get(k) if isinstance(fcounts, dict) else None
                     pending += p if isinstance(p, int) else 1
             if pending == 0:
+                pending = self.cycles_open()
+            if pending == 0:
                 break
             if self.elapsed() >= a.seconds:
                 self.fail(f"settlements still pending after {a.seconds} s")
@@ -654,6 +729,8 @@ class Chaos:
         self.progress.done()
         self.review_stop.set()
         reviewer.join(timeout=60)
+        self.cycle_stop.set()
+        cycler.join(timeout=120)
         if self.thread_errors:
             self.fail("; ".join(self.thread_errors))
         quiet = int(time.monotonic() - load_done)
@@ -707,6 +784,8 @@ class Chaos:
 
         errors, settled, rejected, (returns, accepted), (trades, traded) = check_outcomes(
             self.work, self.returns_made, self.fx_made)
+        cycle_errors, cycles, cycles_settled = self.check_cycles()
+        errors += cycle_errors
         for e in errors[:10]:
             h.say("  " + e)
         if errors:
@@ -724,11 +803,81 @@ class Chaos:
               f"{self.returns_given_up} given up), {trades} FX trades ({traded} accepted, "
               f"{trades - traded} refused, {self.fx_reviews} reviewed, {len(self.fx_made)} "
               f"answered, {self.fx_unsure} commands failed, {self.fx_given_up} given up), "
+              f"{cycles} cycles ({cycles_settled} settled, {self.cycle_closes} closes answered, "
+              f"{self.cycle_both} rounds closing both ends, {self.cycle_settles} settles, "
+              f"{self.cycle_accepts} accepted, {self.cycle_unsure} commands failed), "
               f"{self.kills} kills, {hosts}{faults} faults "
               f"injected (since last starts), {breaks} breaks, quiescent {quiet} s after the "
               f"load, {int(self.elapsed())} s in all: nothing lost, nothing applied twice",
               flush=True)
         return 0
+
+    def cycles_open(self):
+        """What keeps the cycles from quiescence: a cycle closing, a net settlement pending or
+        held, a closed cycle its debtor has not settled (the cycler does it)."""
+        open_ = 0
+        for n in NODES:
+            cycles = self.cycle_list(n)
+            if cycles is None:
+                open_ += 1
+                continue
+            for cy in cycles:
+                open_ += cy.get("state") == "closing"
+                if cy.get("state") == "closed":
+                    open_ += sum(1 for cur in cy.get("currencies", []) if cur.get("net_minor"))
+        return open_
+
+    def check_cycles(self):
+        """Both ends of each channel hold the same cycles, closed or settled, at one cut, with
+        figures mirrored, both signatures true, the same net settlements and statuses."""
+        errors, count, settled = [], 0, 0
+        lists = {n: self.cycle_list(n) for n in NODES}
+        for n, cycles in lists.items():
+            if cycles is None:
+                errors.append(f"cycle list --json of {n} failed")
+        if errors:
+            return errors, 0, 0
+        for a, b in PAIRS:
+            ca = {cy["cycle"]: cy for cy in lists[a] if cy["peer"] == b}
+            cb = {cy["cycle"]: cy for cy in lists[b] if cy["peer"] == a}
+            if sorted(ca) != sorted(cb) or sorted(ca) != list(range(1, len(ca) + 1)):
+                errors.append(f"{a} holds cycles {sorted(ca)} with {b}, {b} holds {sorted(cb)}")
+                continue
+            for k in sorted(ca):
+                x, y = ca[k], cb[k]
+                count += 1
+                settled += x["state"] == "settled"
+                if x["state"] not in ("closed", "settled") or x["state"] != y["state"]:
+                    errors.append(f"cycle {k} of {a}-{b}: {x['state']} at {a}, {y['state']} at {b}")
+                if (x["own_sent"], x["peer_sent"]) != (y["peer_sent"], y["own_sent"]) or \
+                        x["proposed_by"] == y["proposed_by"] or \
+                        x["entry_count"] != y["entry_count"]:
+                    errors.append(f"cycle {k} of {a}-{b}: cut, proposer or entries differ")
+                for side, cy in ((a, x), (b, y)):
+                    sig = cy.get("signatures", {})
+                    if sig.get("own") is not True or sig.get("peer") is not True:
+                        errors.append(f"cycle {k} of {a}-{b} at {side}: signatures {sig}")
+                xa = {c["currency"]: c for c in x["currencies"]}
+                yb = {c["currency"]: c for c in y["currencies"]}
+                if sorted(xa) != sorted(yb):
+                    errors.append(f"cycle {k} of {a}-{b}: currencies {sorted(xa)} vs {sorted(yb)}")
+                    continue
+                for ccy, u in xa.items():
+                    v = yb[ccy]
+                    if (u["paid_minor"], u["received_minor"], u["net_minor"], u["count"]) != \
+                            (v["received_minor"], v["paid_minor"], -v["net_minor"], v["count"]):
+                        errors.append(f"cycle {k} of {a}-{b} in {ccy}: {a} {u}, {b} {v}")
+                    nu, nv = u.get("net_settlement"), v.get("net_settlement")
+                    if u["net_minor"] == 0:
+                        continue
+                    if not nu or not nv or nu["id"] != nv["id"] or \
+                            nu["status"] != nv["status"] or \
+                            nu["amount_minor"] != nv["amount_minor"] or \
+                            nu["amount_minor"] != abs(u["net_minor"]) or \
+                            nu["direction"] == nv["direction"]:
+                        errors.append(f"cycle {k} of {a}-{b} in {ccy}: net settlement {nu} "
+                                      f"at {a}, {nv} at {b}")
+        return errors, count, settled
 
     def cleanup(self):
         h.ignore_signals()
@@ -736,6 +885,8 @@ class Chaos:
         self.stop.set()
         self.fx_stop.set()
         self.review_stop.set()
+        self.cycle_close_stop.set()
+        self.cycle_stop.set()
         with self.lock:
             self.closing = True
         self.stop_threads()

@@ -158,6 +158,24 @@
  *             positions equal to what its settled records move (both currencies of each
  *             accepted trade); the cap each node grants whole (no reservation left); the final
  *             reconciliations match both legs.
+ *   cycles    PROTOCOL.md 3.11, from streams of their own, in half the worlds without a restore
+ *             (3.11 promises nothing of a cycle a restore loses but what a repair does) or a
+ *             stolen key (a known gap: see world_build). Operators close cycles at random moments
+ *             as daemon.c handle_cycle_close does (channel_cycle_close, the operator row
+ *             "cycle_close"; again while refused), a third of the time both ends of a channel at
+ *             once; every few seconds each operator looks at its cycles: the net debtor of a
+ *             closed cycle settles it (channel_cycle_settle, as handle_cycle_settle), the
+ *             creditor confirms a held net settlement (channel_net_decide, as handle_review_net)
+ *             or, while faults go on, now and then refuses it (RR04: the debtor settles again).
+ *             The compromised node does not close; it sends CycleProposals of a number not the
+ *             next, with a cut not its present or a bad signature, and NetSettlements over the net
+ *             (AM09) or of no closed cycle (AG01). Once quiet (cycles_final, check_cycles): no
+ *             cycle closing, every net decided, every closed cycle settled; both ends hold the
+ *             same closed cycles (statement bytes, cut, both signatures), none disputed; each
+ *             statement is what the entries say by decided_seq and the cuts (3.11.1), the
+ *             cycles and the running figures hold every final entry; net settlements the same
+ *             at both ends, each of its cycle's net; the hostile ones refused by their creditor
+ *             alone; positions equal to what settled records and nets move (check_fx).
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
@@ -190,6 +208,7 @@
 #include "channel.h"
 #include "config.h"
 #include "corridor.pb-c.h"
+#include "cycles.h"
 #include "engine.h"
 #include "entropy.h"
 #include "envelope.h"
@@ -414,6 +433,33 @@ enum {
     FX_STATS
 };
 
+/* A settlement cycle's close (PROTOCOL.md 3.11): an operator runs `corridor cycle close --peer P`
+ * (daemon.c handle_cycle_close: channel_cycle_close and the operator row "cycle_close" in one
+ * transaction); `both`: the peer's operator closes at the same moment (concurrent proposals). */
+typedef struct {
+    int64_t due_ms;
+    int node, peer;
+    size_t peer_index; /* the peer in the node's config */
+    bool both;
+    bool done, in_turn;
+    int tries; /* refused ("a cycle is closing"): the operator tries again, a few times */
+} cyc_t;
+
+/* the summary's counts of cycles (check_cycles; CY_STATS) */
+enum {
+    CY_STAT_CLOSES,   /* `cycle close` runs that proposed (committed) */
+    CY_STAT_LOCAL,    /* runs refused locally (a cycle closing with the peer), not tried again */
+    CY_STAT_CLOSED,   /* cycles closed at both ends (per channel) */
+    CY_STAT_BOTH,     /* closes of both ends of a channel at one moment */
+    CY_STAT_NETS,     /* net settlements sent by debtors (honest) */
+    CY_STAT_SETTLED,  /* of them, confirmed at both ends */
+    CY_STAT_REJECTED, /* of them, refused by the creditor's operator */
+    CY_STAT_FORGED,   /* hostile CycleProposals and NetSettlements queued (committed or not) */
+    CY_STAT_REFUSED,  /* hostile NetSettlements the creditor recorded as refused */
+    CY_STAT_SETTLED_CYCLES, /* closed cycles whose every net is settled */
+    CY_STATS
+};
+
 typedef struct world world_t;
 
 /* A payment a node screens (PROTOCOL.md 3.8.2): held in the open transaction, its program
@@ -506,6 +552,8 @@ typedef struct {
     uint64_t dupl_in_turn;               /* its hostile Returns under a reused id, this turn */
     uint64_t local_in_turn;              /* its over-total returns refused locally, this turn */
     uint64_t fx_forged_in_turn;          /* its hostile trade messages, this turn */
+    int64_t cy_scan_ms; /* its operator looks at `corridor cycle list` and `review list` then */
+    uint64_t cy_nets_in_turn, cy_rejects_in_turn; /* net settlements sent, refused, this turn */
 } node_t;
 
 /* while faults go on / at the end / an operator's --repair of a DIVERGED channel */
@@ -662,6 +710,15 @@ struct world {
     int64_t fx_forge_due_ms;
     uint64_t fx_reviews, fx_forged; /* committed */
     uint64_t fx_stats[FX_STATS];
+    /* settlement cycles (PROTOCOL.md 3.11), from streams of their own */
+    rng_t cy_rng, cy_forge_rng;
+    bool cycles;
+    cyc_t *cys;
+    size_t cys_count;
+    int64_t cy_forge_due_ms;
+    char (*cy_forged)[CORRIDOR_UETR_LEN + 1]; /* ids of the hostile NetSettlements */
+    size_t cy_forged_count;
+    uint64_t cy_stats[CY_STATS];
     /* checks */
     bool in_transaction; /* inside some node's engine_transaction */
     int turn_node;       /* whose turn it is */
@@ -2566,6 +2623,374 @@ static void fx_settle(world_t *w, node_t *n, bool committed)
     n->fx_forged_in_turn = 0;
 }
 
+/* ---- settlement cycles (PROTOCOL.md 3.11) -------------------------------------------------------
+ */
+
+/* Inside n's transaction: its operator's `cycle close` runs that are due, as daemon.c
+ * handle_cycle_close does them (channel_cycle_close, then the operator row "cycle_close"); again
+ * a second later while the peer has not offered CHANNEL_FEATURE_CYCLES, a while later when a
+ * cycle is closing with the peer (exit 1; a few times). Lost with its transaction: run again. */
+static void cycles_due(world_t *w, node_t *n)
+{
+    for (size_t k = 0; k < w->cys_count && !w->failed; k++) {
+        cyc_t *c = &w->cys[k];
+        if (c->node != n->idx || c->done || c->in_turn || c->due_ms > w->now) {
+            continue;
+        }
+        channel_t *ch = engine_channel(n->engine, c->peer_index);
+        const char *peer = w->node[c->peer].name;
+        if (!channel_peer_offers(ch, CHANNEL_FEATURE_CYCLES)) {
+            c->due_ms = w->now + 1000; /* cycle_channel refuses: the operator tries again */
+            continue;
+        }
+        uint64_t number = 0;
+        const char *why = NULL;
+        ledger_err_t rc = channel_cycle_close(ch, &number, &why);
+        if (rc == LEDGER_OK && why != NULL) {
+            trace(w, "%s's operator closes a cycle with %s: refused: %s", n->name, peer, why);
+            if (++c->tries < 4) {
+                c->due_ms = w->now + rng_range(&w->cy_rng, 500, 5000);
+            } else {
+                c->done = true;
+                w->cy_stats[CY_STAT_LOCAL]++;
+            }
+            continue;
+        }
+        if (rc == LEDGER_OK) {
+            rc = operation_record(n->ledger, 0, "cycle_close", peer,
+                                  json_pack("{s:I}", "cycle", (json_int_t)number));
+        }
+        trace(w, "%s's operator closes cycle %" PRIu64 " with %s%s: %s", n->name, number, peer,
+              c->both ? " (its peer at the same moment)" : "", ledger_strerror(rc));
+        c->in_turn = true;
+        if (rc != LEDGER_OK && disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+            fail(w, "%s: closing a cycle with %s failed: %s (%s)", n->name, peer,
+                 ledger_strerror(rc), ledger_last_error(n->ledger));
+        }
+    }
+}
+
+typedef struct {
+    uint64_t number;
+    cycle_state_t state;
+    bool ours;
+    uint64_t own_sent, peer_sent;
+    uint8_t *statement, *peer_statement;
+    size_t statement_len, peer_statement_len;
+    uint8_t own_signature[crypto_sign_BYTES], peer_signature[crypto_sign_BYTES];
+    bool has_peer_signature;
+} cy_row_t;
+
+typedef struct {
+    cy_row_t *v;
+    size_t count;
+} cy_rows_t;
+
+static void cy_collect(const ledger_cycle_t *c, void *arg)
+{
+    cy_rows_t *rows = arg;
+    cy_row_t *v = realloc(rows->v, (rows->count + 1) * sizeof *v);
+    if (v == NULL) {
+        abort();
+    }
+    rows->v = v;
+    cy_row_t *r = &v[rows->count++];
+    memset(r, 0, sizeof *r);
+    r->number = c->cycle;
+    r->state = c->state;
+    r->ours = c->ours;
+    r->own_sent = c->own_sent;
+    r->peer_sent = c->peer_sent;
+    if ((r->statement = malloc(c->statement_len + 1)) == NULL) {
+        abort();
+    }
+    memcpy(r->statement, c->statement, c->statement_len);
+    r->statement_len = c->statement_len;
+    if (c->peer_statement != NULL) {
+        if ((r->peer_statement = malloc(c->peer_statement_len + 1)) == NULL) {
+            abort();
+        }
+        memcpy(r->peer_statement, c->peer_statement, c->peer_statement_len);
+        r->peer_statement_len = c->peer_statement_len;
+    }
+    memcpy(r->own_signature, c->own_signature, sizeof r->own_signature);
+    memcpy(r->peer_signature, c->peer_signature, sizeof r->peer_signature);
+    r->has_peer_signature = c->has_peer_signature;
+}
+
+static void cy_rows_free(cy_rows_t *rows)
+{
+    for (size_t i = 0; i < rows->count; i++) {
+        free(rows->v[i].statement);
+        free(rows->v[i].peer_statement);
+    }
+    free(rows->v);
+    rows->v = NULL;
+    rows->count = 0;
+}
+
+typedef struct {
+    ledger_net_t *v;
+    size_t count;
+} net_rows_t;
+
+static void net_collect(const ledger_net_t *n, void *arg)
+{
+    net_rows_t *rows = arg;
+    ledger_net_t *v = realloc(rows->v, (rows->count + 1) * sizeof *v);
+    if (v == NULL) {
+        abort();
+    }
+    rows->v = v;
+    rows->v[rows->count++] = *n;
+}
+
+/* Inside n's transaction, every few seconds: its operator looks at `cycle list` and `review
+ * list`. As the net debtor of a closed cycle it pays what it owes outside the channel and runs
+ * `cycle settle` (daemon.c handle_cycle_settle: the operator row "cycle_settle", then
+ * channel_cycle_settle per currency), now and then a scan later; as the creditor it confirms a
+ * held net settlement (`review accept --id`: the operator row "review", channel_net_decide) or,
+ * while faults go on, now and then refuses it (RR04; the debtor settles again). */
+static void cycles_scan(world_t *w, node_t *n)
+{
+    if (!w->cycles || n->cy_scan_ms > w->now) {
+        return;
+    }
+    bool faults = w->now < w->faults_end;
+    n->cy_scan_ms = w->now + rng_range(&w->cy_rng, 300, faults ? 4000 : 1500);
+    for (size_t p = 0; p < n->config->peers_count && !w->failed; p++) {
+        channel_t *ch = engine_channel(n->engine, p);
+        const char *peer = n->config->peers[p].card.name;
+        if (!channel_peer_offers(ch, CHANNEL_FEATURE_CYCLES) ||
+            (w->restore.restored && w->restore.node == n->idx && !n->up_since_restore[p])) {
+            continue;
+        }
+        cy_rows_t rows = {0};
+        net_rows_t nets = {0};
+        if (ledger_cycles(n->ledger, peer, cy_collect, &rows) != LEDGER_OK ||
+            ledger_nets(n->ledger, peer, net_collect, &nets) != LEDGER_OK) {
+            if (disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+                fail(w, "%s: cannot list its cycles with %s: %s", n->name, peer,
+                     ledger_last_error(n->ledger));
+            }
+            cy_rows_free(&rows);
+            free(nets.v);
+            return;
+        }
+        bool first = cycle_self_first(n->name, peer);
+        for (size_t i = 0; i < rows.count && !w->failed; i++) {
+            cycle_statement_t st;
+            if (rows.v[i].state != CYCLE_CLOSED ||
+                !cycle_statement_decode(rows.v[i].statement, rows.v[i].statement_len, &st) ||
+                (faults && !rng_chance(&w->cy_rng, 600))) {
+                continue;
+            }
+            for (size_t c = 0; c < st.n_currencies && !w->failed; c++) {
+                int64_t paid, received, net;
+                bool open = true;
+                cycle_currency_view(&st.currencies[c], first, &paid, &received, &net);
+                if (net >= 0 ||
+                    ledger_net_open(n->ledger, peer, st.cycle, st.currencies[c].currency, &open) !=
+                        LEDGER_OK ||
+                    open) {
+                    continue;
+                }
+                net_settlement_t ns;
+                memset(&ns, 0, sizeof ns);
+                make_uetr(&w->cy_rng, ns.settlement_id);
+                ns.cycle = st.cycle;
+                snprintf(ns.currency, sizeof ns.currency, "%s", st.currencies[c].currency);
+                snprintf(ns.reference, sizeof ns.reference, "SIM %s %" PRIu64 " %s", n->name,
+                         st.cycle, ns.currency);
+                unsigned m = (unsigned)rng_below(&w->cy_rng, 3);
+                snprintf(ns.method, sizeof ns.method, "%s",
+                         m == 0   ? "INDA"
+                         : m == 1 ? "INGA"
+                                  : "CLRG");
+                snprintf(ns.clearing_system, sizeof ns.clearing_system, "%s",
+                         m == 2 ? "SIMRTGS" : "");
+                ns.created_unix_ms = wall_of(w->now);
+                const char *why = NULL;
+                ledger_err_t rc = operation_record(
+                    n->ledger, 0, "cycle_settle", peer,
+                    json_pack("{s:I, s:s, s:s, s:[s]}", "cycle", (json_int_t)ns.cycle, "reference",
+                              ns.reference, "method", ns.method, "currencies", ns.currency));
+                if (rc == LEDGER_OK) {
+                    rc = channel_cycle_settle(ch, &ns, &why);
+                }
+                trace(w,
+                      "%s's operator settles cycle %" PRIu64 " with %s: %" PRId64
+                      " %s (%s): %s%s%s",
+                      n->name, ns.cycle, peer, ns.amount_minor, ns.currency, ns.settlement_id,
+                      ledger_strerror(rc), why ? ": " : "", why ? why : "");
+                if (rc != LEDGER_OK && disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+                    fail(w, "%s: settling cycle %" PRIu64 " with %s failed: %s (%s)", n->name,
+                         ns.cycle, peer, ledger_strerror(rc), ledger_last_error(n->ledger));
+                } else if (rc == LEDGER_OK && why != NULL) {
+                    fail(w, "%s: cycle settle refused what it owes in cycle %" PRIu64 ": %s",
+                         n->name, ns.cycle, why);
+                } else if (rc == LEDGER_OK) {
+                    n->cy_nets_in_turn++;
+                }
+            }
+        }
+        for (size_t i = 0; i < nets.count && !w->failed; i++) {
+            const ledger_net_t *net = &nets.v[i];
+            if (net->we_owe || net->status != STATUS_HELD || !channel_decides_held(ch)) {
+                continue;
+            }
+            bool accept = !faults || rng_chance(&w->cy_rng, 850);
+            const char *reason = accept ? NULL : "RR04";
+            status_t status = STATUS_PENDING;
+            ledger_err_t rc =
+                operation_record(n->ledger, 0, "review", peer,
+                                 json_pack("{s:s, s:s, s:o}", "id", net->id, "decision",
+                                           accept ? "accept" : "reject", "reason",
+                                           reason != NULL ? json_string(reason) : json_null()));
+            if (rc == LEDGER_OK) {
+                rc = channel_net_decide(ch, net->id, reason, &status);
+            }
+            trace(w, "%s's operator reviews net settlement %s of cycle %" PRIu64 " from %s: %s: %s",
+                  n->name, net->id, net->cycle, peer, accept ? "accept" : "reject RR04",
+                  ledger_strerror(rc));
+            if (rc != LEDGER_OK && disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+                fail(w, "%s: a review of net settlement %s failed: %s (%s)", n->name, net->id,
+                     ledger_strerror(rc), ledger_last_error(n->ledger));
+            }
+            n->cy_rejects_in_turn += rc == LEDGER_OK && !accept;
+        }
+        cy_rows_free(&rows);
+        free(nets.v);
+    }
+}
+
+/* Inside the compromised node x's transaction: one hostile cycle message to a random peer, on its
+ * real channel (channel_send_body): a CycleProposal of a number that is not the next, one whose
+ * cut is not its present, one whose signature does not verify (each refused with an answer,
+ * nothing stored), or a NetSettlement of a closed cycle it owes for over the net (AM09), or of a
+ * cycle not closed (AG01): recorded refused by the creditor, nowhere else. */
+static void cy_forge(world_t *w, node_t *x)
+{
+    rng_t *r = &w->cy_forge_rng;
+    w->cy_forge_due_ms = w->now + rng_range(r, 500, 4000);
+    if (x->config->peers_count == 0) {
+        return;
+    }
+    size_t p = (size_t)rng_below(r, x->config->peers_count);
+    int y = x->peer_node[p];
+    const char *peer = w->node[y].name;
+    channel_t *ch = engine_channel(x->engine, p);
+    if (!channel_peer_offers(ch, CHANNEL_FEATURE_CYCLES) || channel_wire_version(ch) < 2) {
+        return;
+    }
+    ledger_cycle_t last;
+    bool found = false;
+    if (ledger_cycle_latest(x->ledger, peer, &last, &found) != LEDGER_OK) {
+        return;
+    }
+    uint64_t next = found ? last.cycle + 1 : 1;
+    int choice = (int)rng_below(r, 4);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    msg_type_t type = MSG_CYCLE_PROPOSAL;
+    channel_stats_t cs = channel_stats(ch);
+    bool first = cycle_self_first(x->name, peer);
+    if (choice < 3) {
+        cycle_statement_t st;
+        memset(&st, 0, sizeof st);
+        snprintf(st.first, sizeof st.first, "%s", first ? x->name : peer);
+        snprintf(st.second, sizeof st.second, "%s", first ? peer : x->name);
+        st.cycle = choice == 0 ? next + (uint64_t)rng_range(r, 1, 5) : next;
+        uint64_t own = choice == 1 ? cs.sent_seq + (uint64_t)rng_range(r, 2, 9) : cs.sent_seq;
+        st.first_sent = first ? own : cs.applied_seq;
+        st.second_sent = first ? cs.applied_seq : own;
+        uint8_t *stb = NULL;
+        size_t stl = 0;
+        uint8_t sig[crypto_sign_BYTES];
+        if (cycle_statement_encode(&st, &stb, &stl) != 0 ||
+            cycle_sign(stb, stl, x->id->sign_secret, sig) != 0) {
+            abort();
+        }
+        if (choice == 2) {
+            sig[rng_below(r, sizeof sig)] ^= 0x20;
+        }
+        if (cycle_proposal_encode(stb, stl, sig, &body, &len) != 0) {
+            abort();
+        }
+        free(stb);
+    } else {
+        type = MSG_NET_SETTLEMENT;
+        net_settlement_t ns;
+        memset(&ns, 0, sizeof ns);
+        make_uetr(r, ns.settlement_id);
+        ns.cycle = next + 2; /* no such cycle: AG01 */
+        snprintf(ns.currency, sizeof ns.currency, "%s", x->config->currencies[0]);
+        ns.amount_minor = rng_range(r, 1, 100000);
+        cycle_statement_t st;
+        if (found && last.state == CYCLE_CLOSED &&
+            cycle_statement_decode(last.statement, last.statement_len, &st)) {
+            for (size_t c = 0; c < st.n_currencies; c++) {
+                int64_t paid, received, net;
+                cycle_currency_view(&st.currencies[c], first, &paid, &received, &net);
+                if (net < 0) { /* it owes: over the net, AM09 */
+                    ns.cycle = st.cycle;
+                    snprintf(ns.currency, sizeof ns.currency, "%s", st.currencies[c].currency);
+                    ns.amount_minor = -net + rng_range(r, 1, 1000);
+                    cycle_statement_hash(last.statement, last.statement_len, ns.statement_hash);
+                }
+            }
+        }
+        snprintf(ns.reference, sizeof ns.reference, "FORGED");
+        snprintf(ns.method, sizeof ns.method, "INDA");
+        ns.created_unix_ms = wall_of(w->now);
+        if (net_settlement_encode(&ns, &body, &len) != 0) {
+            abort();
+        }
+        char(*v)[CORRIDOR_UETR_LEN + 1] =
+            realloc(w->cy_forged, (w->cy_forged_count + 1) * sizeof *w->cy_forged);
+        if (v == NULL) {
+            abort();
+        }
+        w->cy_forged = v;
+        snprintf(w->cy_forged[w->cy_forged_count++], CORRIDOR_UETR_LEN + 1, "%s", ns.settlement_id);
+    }
+    if (found) {
+        ledger_cycle_release(&last);
+    }
+    ledger_err_t rc = channel_send_body(ch, type, body, len);
+    free(body);
+    if (rc != LEDGER_OK) {
+        if (disk_fault_at(w, x->idx, w->now) == DISK_OK) {
+            fail(w, "%s: queueing a hostile cycle message failed: %s", x->name,
+                 ledger_strerror(rc));
+        }
+        return;
+    }
+    w->cy_stats[CY_STAT_FORGED]++;
+    static const char *const what[] = {"a CycleProposal not of the next number",
+                                       "a CycleProposal whose cut is not its present",
+                                       "a CycleProposal whose signature does not verify",
+                                       "a NetSettlement over the net or of no closed cycle"};
+    trace(w, "%s->%s %s: hostile, by the compromised %s (%s)", x->name, peer, type_name(type),
+          x->name, what[choice]);
+}
+
+/* After n's transaction: its closes and settlements committed, or to do again. */
+static void cycles_settle(world_t *w, node_t *n, bool committed)
+{
+    for (size_t k = 0; k < w->cys_count; k++) {
+        cyc_t *c = &w->cys[k];
+        if (c->in_turn && c->node == n->idx) {
+            c->in_turn = false;
+            c->done = committed; /* lost: the operator runs `cycle close` again */
+            w->cy_stats[CY_STAT_CLOSES] += committed;
+        }
+    }
+    w->cy_stats[CY_STAT_NETS] += committed ? n->cy_nets_in_turn : 0;
+    w->cy_stats[CY_STAT_REJECTED] += committed ? n->cy_rejects_in_turn : 0;
+    n->cy_nets_in_turn = n->cy_rejects_in_turn = 0;
+}
+
 static void submit_due(void *arg)
 {
     node_t *n = arg;
@@ -2630,6 +3055,10 @@ static void submit_due(void *arg)
     returns_due(w, n);
     fx_due(w, n);
     fx_decide_due(w, n);
+    if (w->cycles) {
+        cycles_due(w, n);
+        cycles_scan(w, n);
+    }
     if (n->idx == w->attacker && w->forging && w->forge_due_ms <= w->now &&
         w->now < w->faults_end) {
         forge_sequenced(w, n);
@@ -2637,6 +3066,10 @@ static void submit_due(void *arg)
     if (n->idx == w->attacker && w->forging && w->fx && w->fx_forge_due_ms <= w->now &&
         w->now < w->faults_end) {
         fx_forge(w, n);
+    }
+    if (n->idx == w->attacker && w->forging && w->cycles && w->cy_forge_due_ms <= w->now &&
+        w->now < w->faults_end) {
+        cy_forge(w, n);
     }
     if (n->rotations_done < n->rotations_wanted && n->rotate_at <= w->now &&
         w->now < w->faults_end) {
@@ -2723,6 +3156,19 @@ static int64_t next_due(const world_t *w, const node_t *n)
         w->fx_forge_due_ms < w->faults_end && w->fx_forge_due_ms < next) {
         next = w->fx_forge_due_ms;
     }
+    for (size_t k = 0; k < w->cys_count; k++) {
+        const cyc_t *c = &w->cys[k];
+        if (c->node == n->idx && !c->done && !c->in_turn && c->due_ms < next) {
+            next = c->due_ms;
+        }
+    }
+    if (w->cycles && n->cy_scan_ms < next) {
+        next = n->cy_scan_ms;
+    }
+    if (faults && n->idx == w->attacker && w->forging && w->cycles &&
+        w->cy_forge_due_ms < w->faults_end && w->cy_forge_due_ms < next) {
+        next = w->cy_forge_due_ms;
+    }
     return next;
 }
 
@@ -2760,6 +3206,7 @@ static void items_settle(world_t *w, node_t *n, bool committed)
         }
     }
     fx_settle(w, n, committed);
+    cycles_settle(w, n, committed);
     w->rets_dupl += committed ? n->dupl_in_turn : 0;
     w->rets_local += committed ? n->local_in_turn : 0;
     n->dupl_in_turn = n->local_in_turn = 0;
@@ -4215,6 +4662,48 @@ static bool world_build(world_t *w, const options_t *opt)
                            ? f->due_ms + rng_range(fr, 500, 8000)
                            : 0;
     }
+    /* settlement cycles (PROTOCOL.md 3.11), from streams of their own, in half the worlds
+     * without a restore (3.11 promises nothing of a cycle a restore loses but what the repair
+     * does) nor a stolen key (a known gap: `key replace` signs the queued messages again under
+     * the new key, but a CycleAnswer's countersignature inside stays by the replaced key, which
+     * the peer ignores, and its cycle stays closing): operators close cycles at random moments,
+     * now and then both ends of a channel at once; the compromised node does not close (it
+     * countersigns), it forges */
+    w->cy_rng.s = w->seed ^ UINT64_C(0x6379636c65732121);
+    w->cy_forge_rng.s = w->seed ^ UINT64_C(0x6379666f72676521);
+    w->cycles = w->restore.node < 0 && w->stolen < 0 && rng_chance(&w->cy_rng, 500);
+    w->cy_forge_due_ms = rng_range(&w->cy_forge_rng, 0, 3000);
+    int64_t cy_count = w->cycles ? rng_range(&w->cy_rng, 2, 4 + (int64_t)opt->settlements / 25) : 0;
+    for (int64_t k = 0; k < cy_count; k++) {
+        int i = (int)rng_below(&w->cy_rng, (uint64_t)w->n);
+        node_t *cn = &w->node[i];
+        bool both = rng_chance(&w->cy_rng, 300);
+        int64_t at = rng_range(&w->cy_rng, 0, w->faults_end);
+        if (cn->config->peers_count == 0 || (w->forging && i == w->attacker)) {
+            continue;
+        }
+        size_t pi = (size_t)rng_below(&w->cy_rng, cn->config->peers_count);
+        int j = cn->peer_node[pi];
+        both = both && !(w->forging && j == w->attacker);
+        for (int side = 0; side < (both ? 2 : 1); side++) {
+            cyc_t *v = realloc(w->cys, (w->cys_count + 1) * sizeof *w->cys);
+            if (v == NULL) {
+                abort();
+            }
+            w->cys = v;
+            cyc_t *c = &w->cys[w->cys_count++];
+            memset(c, 0, sizeof *c);
+            c->node = side == 0 ? i : j;
+            c->peer = side == 0 ? j : i;
+            c->peer_index = w->node[c->node].index_of[c->peer];
+            c->due_ms = at;
+            c->both = both;
+        }
+        w->cy_stats[CY_STAT_BOTH] += both;
+    }
+    for (int i = 0; i < w->n && w->cycles; i++) {
+        w->node[i].cy_scan_ms = rng_range(&w->cy_rng, 0, 3000);
+    }
     /* reconciliations while faults go on, from a stream of their own */
     w->recon_rng.s = w->seed ^ UINT64_C(0x7265636f6e63696c);
     size_t recons = rng_chance(&w->recon_rng, 500) ? (size_t)rng_range(&w->recon_rng, 1, 4) : 0;
@@ -4469,6 +4958,8 @@ static void fx_walk(const settlement_t *s, const ledger_outcome_t *o, void *arg)
  * reason, one the model allows), no leg of a trade nobody proposed (the hostile ones with a leg
  * missing), positions equal to what the settled records move (both currencies of each accepted
  * trade), and no reservation left (the cap the proposer grants whole again). */
+static int64_t nets_moved(world_t *w, node_t *n, const char *peer, const char *currency);
+
 static void check_fx(world_t *w)
 {
     uint64_t *st = w->fx_stats;
@@ -4572,6 +5063,7 @@ static void check_fx(world_t *w)
                     fail(w, "%s: cannot read its position with %s", n->name, w->node[j].name);
                     break;
                 }
+                c->net[j][ccy] += nets_moved(w, n, w->node[j].name, CURRENCIES[ccy]);
                 if (net != c->net[j][ccy]) {
                     fail(w,
                          "%s's position with %s in %s is %" PRId64
@@ -4596,6 +5088,510 @@ static void check_fx(world_t *w)
             }
         }
         free(c);
+    }
+}
+
+/* ---- settlement cycles once quiet (PROTOCOL.md 3.11) ------------------------------------------
+ */
+
+/* Whether every close ran, no cycle is closing anywhere, no net settlement is pending or held,
+ * and every net a node owes from a closed cycle is settled; `strict` reports what is not. */
+static bool cycles_final(world_t *w, bool strict)
+{
+    if (!w->cycles) {
+        return true;
+    }
+    for (size_t k = 0; k < w->cys_count; k++) {
+        const cyc_t *c = &w->cys[k];
+        if (!c->done || c->in_turn) {
+            if (strict) {
+                fail(w, "liveness: %s's cycle close with %s never ran", w->node[c->node].name,
+                     w->node[c->peer].name);
+            }
+            return false;
+        }
+    }
+    for (int i = 0; i < w->n; i++) {
+        node_t *n = &w->node[i];
+        if (!n->up) {
+            if (strict) {
+                fail(w, "liveness: %s is down", n->name);
+            }
+            return false;
+        }
+        for (size_t p = 0; p < n->config->peers_count; p++) {
+            const char *peer = n->config->peers[p].card.name;
+            cy_rows_t rows = {0};
+            net_rows_t nets = {0};
+            const char *what = NULL;
+            char detail[160] = "";
+            if (ledger_cycles(n->reader, peer, cy_collect, &rows) != LEDGER_OK ||
+                ledger_nets(n->reader, peer, net_collect, &nets) != LEDGER_OK) {
+                what = "cannot list its cycles";
+            }
+            for (size_t k = 0; k < rows.count && what == NULL; k++) {
+                cycle_statement_t st;
+                if (rows.v[k].state == CYCLE_CLOSING) {
+                    what = "a cycle is still closing";
+                    snprintf(detail, sizeof detail, " (cycle %" PRIu64 ")", rows.v[k].number);
+                    break;
+                }
+                if (rows.v[k].state != CYCLE_CLOSED ||
+                    !cycle_statement_decode(rows.v[k].statement, rows.v[k].statement_len, &st)) {
+                    continue; /* check_cycles says what is wrong */
+                }
+                for (size_t c = 0; c < st.n_currencies && what == NULL; c++) {
+                    int64_t paid, received, net;
+                    bool settled = false;
+                    cycle_currency_view(&st.currencies[c], cycle_self_first(n->name, peer), &paid,
+                                        &received, &net);
+                    if (net < 0 &&
+                        (ledger_net_settled(n->reader, peer, st.cycle, st.currencies[c].currency,
+                                            &settled) != LEDGER_OK ||
+                         !settled)) {
+                        what = "a closed cycle it owes for is not settled";
+                        snprintf(detail, sizeof detail, " (cycle %" PRIu64 ", %s)", st.cycle,
+                                 st.currencies[c].currency);
+                    }
+                }
+            }
+            for (size_t k = 0; k < nets.count && what == NULL; k++) {
+                if (nets.v[k].status == STATUS_PENDING || nets.v[k].status == STATUS_HELD) {
+                    what = "a net settlement is not decided";
+                    snprintf(detail, sizeof detail, " (%s, %s)", nets.v[k].id,
+                             status_name(nets.v[k].status));
+                }
+            }
+            cy_rows_free(&rows);
+            free(nets.v);
+            if (what != NULL) {
+                if (strict) {
+                    fail(w, "liveness: %s with %s: %s%s %d s after faults stopped", n->name, peer,
+                         what, detail, LIVENESS_MS / 1000);
+                }
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Whether `sig` over `statement` verifies with a key node i signed with (its keys now, before
+ * its last rotation, or as stolen); true too for a node that rotated twice (an older key). */
+static bool cy_signed_by(const world_t *w, int i, const uint8_t *statement, size_t len,
+                         const uint8_t *sig)
+{
+    const node_t *n = &w->node[i];
+    const identity_t *keys[4] = {n->id, n->id_previous, w->stolen == i ? w->thief : NULL,
+                                 w->stolen == i ? w->replacement : NULL};
+    for (size_t k = 0; k < 4; k++) {
+        if (keys[k] != NULL && cycle_verify(statement, len, sig, keys[k]->sign_public)) {
+            return true;
+        }
+    }
+    return n->rotations_done >= 2;
+}
+
+typedef struct {
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    int64_t paid, received;
+    uint64_t count;
+    uint8_t digest[DIGEST_BYTES];
+} cy_fig_t;
+
+typedef struct {
+    cy_fig_t f[CURRENCIES_COUNT];
+    size_t n;
+    uint64_t entries;
+    uint8_t digest[DIGEST_BYTES];
+} cy_figs_t;
+
+static cy_fig_t *cy_fig(cy_figs_t *figs, const char *currency)
+{
+    for (size_t i = 0; i < figs->n; i++) {
+        if (strcmp(figs->f[i].currency, currency) == 0) {
+            return &figs->f[i];
+        }
+    }
+    if (figs->n == CURRENCIES_COUNT) {
+        return NULL;
+    }
+    cy_fig_t *f = &figs->f[figs->n++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->currency, sizeof f->currency, "%s", currency);
+    return f;
+}
+
+/* Whether figures equal a statement's from node `self`'s view (count 0 currencies left out). */
+static bool cy_figs_equal(const cy_figs_t *figs, const cycle_statement_t *st, bool self_first,
+                          bool digests, char *why, size_t why_len)
+{
+    size_t counted = 0;
+    for (size_t i = 0; i < figs->n; i++) {
+        const cy_fig_t *f = &figs->f[i];
+        if (f->count == 0 && f->paid == 0 && f->received == 0) {
+            continue;
+        }
+        counted++;
+        const cycle_currency_t *c = NULL;
+        for (size_t k = 0; k < st->n_currencies; k++) {
+            c = strcmp(st->currencies[k].currency, f->currency) == 0 ? &st->currencies[k] : c;
+        }
+        int64_t paid = 0, received = 0, net = 0;
+        if (c != NULL) {
+            cycle_currency_view(c, self_first, &paid, &received, &net);
+        }
+        if (c == NULL || paid != f->paid || received != f->received || c->count != f->count) {
+            snprintf(why, why_len,
+                     "%s: the entries say paid %" PRId64 " received %" PRId64 " count %" PRIu64
+                     ", the statement %s%" PRId64 " %" PRId64 " %" PRIu64,
+                     f->currency, f->paid, f->received, f->count, c == NULL ? "(none) " : "", paid,
+                     received, c != NULL ? c->count : 0);
+            return false;
+        }
+    }
+    if (counted != st->n_currencies || figs->entries != st->entry_count) {
+        snprintf(why, why_len,
+                 "%zu currencies and %" PRIu64 " entries, the statement %zu and %" PRIu64, counted,
+                 figs->entries, st->n_currencies, st->entry_count);
+        return false;
+    }
+    if (digests && memcmp(figs->digest, st->digest, DIGEST_BYTES) != 0) {
+        snprintf(why, why_len, "the digest of the entries is not the statement's");
+        return false;
+    }
+    return true;
+}
+
+/* Node n's cycles with `peer` (rows, closed, ascending) against its entries, by the rule of
+ * PROTOCOL.md 3.11.1: an entry belongs to the first cycle whose cut holds its decider's message
+ * (decided_seq on the payee's stream: ours when it is incoming); the figures of what no cut holds
+ * are the running ones. And the sum: every final entry is in one cycle or the running figures. */
+static void cy_recompute(world_t *w, node_t *n, const char *peer, const cy_rows_t *rows)
+{
+    size_t buckets = rows->count + 1; /* the last: the open cycle */
+    cy_figs_t *want = calloc(buckets, sizeof *want);
+    cy_figs_t all, stated;
+    memset(&all, 0, sizeof all);
+    memset(&stated, 0, sizeof stated);
+    if (want == NULL) {
+        abort();
+    }
+    bool returned = false;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(n->db,
+                           "SELECT direction, amount_minor, currency, status, decided_seq,"
+                           " returned_seq, fx_leg, canon_hash FROM settlements"
+                           " WHERE peer = ?1 AND status IN (1, 2, 3)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        fail(w, "%s: cannot read its settlements: %s", n->name, sqlite3_errmsg(n->db));
+        free(want);
+        return;
+    }
+    sqlite3_bind_text(q, 1, peer, -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW && !w->failed) {
+        bool in = sqlite3_column_int(q, 0) == DIRECTION_IN;
+        int64_t amount = sqlite3_column_int64(q, 1);
+        const char *ccy = (const char *)sqlite3_column_text(q, 2);
+        int status = sqlite3_column_int(q, 3);
+        uint64_t decided = (uint64_t)sqlite3_column_int64(q, 4);
+        uint64_t ret = (uint64_t)sqlite3_column_int64(q, 5);
+        bool money_out = sqlite3_column_int(q, 6) == FX_LEG_ACCEPTOR_PAYS ? in : !in;
+        const uint8_t *hash = sqlite3_column_blob(q, 7);
+        if (sqlite3_column_bytes(q, 7) != DIGEST_BYTES || ccy == NULL) {
+            fail(w, "%s: a damaged settlement row with %s", n->name, peer);
+            break;
+        }
+        size_t k = 0, kr = 0;
+        while (k < rows->count && (in ? rows->v[k].own_sent : rows->v[k].peer_sent) < decided) {
+            k++;
+        }
+        while (kr < rows->count && (in ? rows->v[kr].own_sent : rows->v[kr].peer_sent) < ret) {
+            kr++;
+        }
+        cy_fig_t *f = cy_fig(&want[k], ccy), *a = cy_fig(&all, ccy);
+        if (f == NULL || a == NULL) {
+            fail(w, "%s: more currencies with %s than the world has", n->name, peer);
+            break;
+        }
+        f->count++;
+        a->count++;
+        want[k].entries++;
+        all.entries++;
+        digest_add(want[k].digest, hash);
+        digest_add(all.digest, hash);
+        if (status == STATUS_SETTLED || status == STATUS_RETURNED) { /* settled when decided */
+            *(money_out ? &f->paid : &f->received) += amount;
+            *(money_out ? &a->paid : &a->received) += amount;
+        }
+        if (status == STATUS_RETURNED) { /* the money went back in the cycle of the return */
+            returned = true;
+            cy_fig_t *g = cy_fig(&want[kr], ccy);
+            *(money_out ? &g->paid : &g->received) -= amount;
+            *(money_out ? &a->paid : &a->received) -= amount;
+        }
+    }
+    sqlite3_finalize(q);
+    bool first = cycle_self_first(n->name, peer);
+    char why[300];
+    for (size_t k = 0; k < rows->count && !w->failed; k++) {
+        cycle_statement_t st;
+        if (!cycle_statement_decode(rows->v[k].statement, rows->v[k].statement_len, &st)) {
+            fail(w, "%s: cycle %" PRIu64 " with %s: its statement does not decode", n->name,
+                 rows->v[k].number, peer);
+            break;
+        }
+        if (!cy_figs_equal(&want[k], &st, first, !returned, why, sizeof why)) {
+            fail(w, "%s: cycle %" PRIu64 " with %s is not what its entries say (3.11.1): %s",
+                 n->name, rows->v[k].number, peer, why);
+            break;
+        }
+        for (size_t c = 0; c < st.n_currencies; c++) {
+            int64_t paid, received, net;
+            cycle_currency_view(&st.currencies[c], first, &paid, &received, &net);
+            cy_fig_t *s = cy_fig(&stated, st.currencies[c].currency);
+            s->paid += paid;
+            s->received += received;
+            s->count += st.currencies[c].count;
+        }
+        stated.entries += st.entry_count;
+        digest_add(stated.digest, st.digest);
+    }
+    /* the running figures: what no cut holds yet */
+    cy_figs_t running;
+    memset(&running, 0, sizeof running);
+    if (!w->failed && sqlite3_prepare_v2(n->db,
+                                         "SELECT currency, paid, received, count, digest FROM"
+                                         " cycle_running WHERE peer = ?1",
+                                         -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, peer, -1, SQLITE_STATIC);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *ccy = (const char *)sqlite3_column_text(q, 0);
+            cy_fig_t *f = ccy != NULL ? cy_fig(&running, ccy) : NULL;
+            cy_fig_t *s = ccy != NULL ? cy_fig(&stated, ccy) : NULL;
+            if (f == NULL || s == NULL || sqlite3_column_bytes(q, 4) != DIGEST_BYTES) {
+                continue;
+            }
+            f->paid = sqlite3_column_int64(q, 1);
+            f->received = sqlite3_column_int64(q, 2);
+            f->count = (uint64_t)sqlite3_column_int64(q, 3);
+            s->paid += f->paid;
+            s->received += f->received;
+            s->count += f->count;
+            stated.entries += f->count;
+            digest_add(stated.digest, sqlite3_column_blob(q, 4));
+            digest_add(running.digest, sqlite3_column_blob(q, 4));
+        }
+        sqlite3_finalize(q);
+    }
+    for (size_t i = 0; i < want[rows->count].n && !w->failed; i++) {
+        const cy_fig_t *f = &want[rows->count].f[i];
+        cy_fig_t *r = cy_fig(&running, f->currency);
+        if (r == NULL || r->paid != f->paid || r->received != f->received || r->count != f->count) {
+            fail(w,
+                 "%s: the running cycle figures with %s in %s are paid %" PRId64
+                 " received %" PRId64 " count %" PRIu64
+                 ", the entries above the last cut say %" PRId64 " %" PRId64 " %" PRIu64,
+                 n->name, peer, f->currency, r ? r->paid : 0, r ? r->received : 0, r ? r->count : 0,
+                 f->paid, f->received, f->count);
+        }
+    }
+    for (size_t i = 0; i < all.n && !w->failed; i++) {
+        const cy_fig_t *a = &all.f[i];
+        cy_fig_t *s = cy_fig(&stated, a->currency);
+        if (s == NULL || s->paid != a->paid || s->received != a->received || s->count != a->count) {
+            fail(w,
+                 "%s: its cycles with %s and the running figures hold paid %" PRId64
+                 " received %" PRId64 " count %" PRIu64 " in %s, its final entries %" PRId64
+                 " %" PRId64 " %" PRIu64,
+                 n->name, peer, s ? s->paid : 0, s ? s->received : 0, s ? s->count : 0, a->currency,
+                 a->paid, a->received, a->count);
+        }
+    }
+    if (!w->failed &&
+        (stated.entries != all.entries || memcmp(stated.digest, all.digest, DIGEST_BYTES) != 0)) {
+        fail(w,
+             "%s: its cycles with %s and the running figures hold %" PRIu64
+             " entries (digest %s), its final entries are %" PRIu64,
+             n->name, peer, stated.entries,
+             memcmp(stated.digest, all.digest, DIGEST_BYTES) == 0 ? "equal" : "differs",
+             all.entries);
+    }
+    free(want);
+}
+
+static bool cy_forged_id(const world_t *w, const char *id)
+{
+    for (size_t k = 0; k < w->cy_forged_count; k++) {
+        if (strcmp(w->cy_forged[k], id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The settled net settlements of node n with `peer` in `currency`: what they moved its position
+ * by (+m where it owed, -m where it was owed). */
+static int64_t nets_moved(world_t *w, node_t *n, const char *peer, const char *currency)
+{
+    net_rows_t nets = {0};
+    int64_t moved = 0;
+    if (ledger_nets(n->reader, peer, net_collect, &nets) != LEDGER_OK) {
+        fail(w, "%s: cannot list its net settlements with %s", n->name, peer);
+    }
+    for (size_t k = 0; k < nets.count; k++) {
+        const ledger_net_t *v = &nets.v[k];
+        if (v->status == STATUS_SETTLED && strcmp(v->currency, currency) == 0) {
+            moved += v->we_owe ? v->amount_minor : -v->amount_minor;
+        }
+    }
+    free(nets.v);
+    return moved;
+}
+
+/* Once quiet, for every channel: both ends hold the same cycles, each closed with one statement
+ * and two signatures that verify, at one cut (none disputed: nobody edited a ledger); each
+ * statement is what the entries say (cy_recompute); the same net settlements at both ends with
+ * one status, amount, cycle and currency, each of a cycle's net, and none pending or held; the
+ * hostile ones recorded refused by their creditor alone. (Positions mirror: check_books.) */
+static void check_cycles(world_t *w)
+{
+    uint64_t *st = w->cy_stats;
+    for (int i = 0; i < w->n && !w->failed; i++) {
+        for (int j = i + 1; j < w->n && !w->failed; j++) {
+            if (!w->channel[i][j]) {
+                continue;
+            }
+            node_t *a = &w->node[i], *b = &w->node[j];
+            cy_rows_t ra = {0}, rb = {0};
+            net_rows_t na = {0}, nb = {0};
+            if (ledger_cycles(a->reader, b->name, cy_collect, &ra) != LEDGER_OK ||
+                ledger_cycles(b->reader, a->name, cy_collect, &rb) != LEDGER_OK ||
+                ledger_nets(a->reader, b->name, net_collect, &na) != LEDGER_OK ||
+                ledger_nets(b->reader, a->name, net_collect, &nb) != LEDGER_OK) {
+                fail(w, "cannot list the cycles of %s-%s", a->name, b->name);
+            }
+            if (!w->failed && ra.count != rb.count) {
+                fail(w, "%s holds %zu cycles with %s, %s holds %zu", a->name, ra.count, b->name,
+                     b->name, rb.count);
+            }
+            for (size_t k = 0; k < ra.count && !w->failed; k++) {
+                const cy_row_t *x = &ra.v[k], *y = &rb.v[k];
+                cycle_statement_t s;
+                if (x->number != k + 1 || y->number != k + 1) {
+                    fail(w, "%s-%s: cycle %zu is %" PRIu64 " at %s, %" PRIu64 " at %s", a->name,
+                         b->name, k + 1, x->number, a->name, y->number, b->name);
+                } else if (x->state != CYCLE_CLOSED || y->state != CYCLE_CLOSED) {
+                    fail(w, "%s-%s: cycle %" PRIu64 " is %s at %s, %s at %s (no insider edit)",
+                         a->name, b->name, x->number, cycle_state_name(x->state), a->name,
+                         cycle_state_name(y->state), b->name);
+                } else if (x->statement_len != y->statement_len ||
+                           memcmp(x->statement, y->statement, x->statement_len) != 0 ||
+                           !cycle_statement_decode(x->statement, x->statement_len, &s) ||
+                           s.cycle != x->number) {
+                    fail(w, "%s-%s: cycle %" PRIu64 ": the statements differ", a->name, b->name,
+                         x->number);
+                } else if (x->own_sent != y->peer_sent || x->peer_sent != y->own_sent ||
+                           x->ours == y->ours) {
+                    fail(w, "%s-%s: cycle %" PRIu64 ": the cut or the proposer differ", a->name,
+                         b->name, x->number);
+                } else if (!x->has_peer_signature || !y->has_peer_signature ||
+                           memcmp(x->peer_signature, y->own_signature, crypto_sign_BYTES) != 0 ||
+                           memcmp(y->peer_signature, x->own_signature, crypto_sign_BYTES) != 0 ||
+                           !cy_signed_by(w, i, x->statement, x->statement_len, x->own_signature) ||
+                           !cy_signed_by(w, j, y->statement, y->statement_len, y->own_signature)) {
+                    fail(w, "%s-%s: cycle %" PRIu64 ": the two signatures do not verify", a->name,
+                         b->name, x->number);
+                }
+                st[CY_STAT_CLOSED]++;
+            }
+            if (!w->failed) {
+                cy_recompute(w, a, b->name, &ra);
+            }
+            if (!w->failed) {
+                cy_recompute(w, b, a->name, &rb);
+            }
+            for (int side = 0; side < 2 && !w->failed; side++) {
+                net_rows_t *mine = side == 0 ? &na : &nb, *theirs = side == 0 ? &nb : &na;
+                node_t *me = side == 0 ? a : b;
+                int other = side == 0 ? j : i;
+                for (size_t k = 0; k < mine->count && !w->failed; k++) {
+                    const ledger_net_t *v = &mine->v[k], *u = NULL;
+                    for (size_t m = 0; m < theirs->count; m++) {
+                        u = strcmp(theirs->v[m].id, v->id) == 0 ? &theirs->v[m] : u;
+                    }
+                    if (u == NULL) {
+                        bool hostile = other == w->attacker && !v->we_owe && cy_forged_id(w, v->id);
+                        if (!hostile || v->status != STATUS_REJECTED ||
+                            (strcmp(v->reason, "AM09") != 0 && strcmp(v->reason, "AG01") != 0)) {
+                            fail(w, "%s holds net settlement %s with %s (%s %s), %s does not",
+                                 me->name, v->id, w->node[other].name, status_name(v->status),
+                                 v->reason, w->node[other].name);
+                        }
+                        st[CY_STAT_REFUSED]++;
+                        continue;
+                    }
+                    if (side == 1) {
+                        continue; /* compared once */
+                    }
+                    if (u->status != v->status || strcmp(u->reason, v->reason) != 0 ||
+                        u->amount_minor != v->amount_minor || u->cycle != v->cycle ||
+                        strcmp(u->currency, v->currency) != 0 || u->we_owe == v->we_owe ||
+                        v->status == STATUS_PENDING || v->status == STATUS_HELD) {
+                        fail(w,
+                             "net settlement %s of cycle %" PRIu64 ": %s holds %s %s %" PRId64
+                             " %s, %s holds %s %s %" PRId64 " %s",
+                             v->id, v->cycle, a->name, status_name(v->status), v->reason,
+                             v->amount_minor, v->currency, b->name, status_name(u->status),
+                             u->reason, u->amount_minor, u->currency);
+                        break;
+                    }
+                    st[CY_STAT_SETTLED] += v->status == STATUS_SETTLED;
+                    /* of the cycle's net, from its debtor's statement */
+                    const ledger_net_t *debt = v->we_owe ? v : u;
+                    const cy_rows_t *rows = v->we_owe ? &ra : &rb;
+                    const char *debtor = v->we_owe ? a->name : b->name;
+                    const char *creditor = v->we_owe ? b->name : a->name;
+                    cycle_statement_t s;
+                    int64_t owed = 0;
+                    if (debt->cycle >= 1 && debt->cycle <= rows->count &&
+                        cycle_statement_decode(rows->v[debt->cycle - 1].statement,
+                                               rows->v[debt->cycle - 1].statement_len, &s)) {
+                        for (size_t c = 0; c < s.n_currencies; c++) {
+                            int64_t paid, received, net;
+                            cycle_currency_view(&s.currencies[c],
+                                                cycle_self_first(debtor, creditor), &paid,
+                                                &received, &net);
+                            owed =
+                                strcmp(s.currencies[c].currency, debt->currency) == 0 ? -net : owed;
+                        }
+                    }
+                    if (owed != debt->amount_minor) {
+                        fail(w,
+                             "net settlement %s: %" PRId64 " %s, %s owes %" PRId64
+                             " in cycle %" PRIu64,
+                             debt->id, debt->amount_minor, debt->currency, debtor, owed,
+                             debt->cycle);
+                    }
+                }
+            }
+            for (size_t k = 0; k < ra.count && !w->failed; k++) {
+                cycle_statement_t s;
+                bool all = cycle_statement_decode(ra.v[k].statement, ra.v[k].statement_len, &s);
+                for (size_t c = 0; c < s.n_currencies && all; c++) {
+                    bool settled = false;
+                    all = s.currencies[c].net_first == 0 ||
+                          (ledger_net_settled(a->reader, b->name, s.cycle, s.currencies[c].currency,
+                                              &settled) == LEDGER_OK &&
+                           settled);
+                }
+                st[CY_STAT_SETTLED_CYCLES] += all;
+            }
+            cy_rows_free(&ra);
+            cy_rows_free(&rb);
+            free(na.v);
+            free(nb.v);
+        }
     }
 }
 
@@ -4631,6 +5627,9 @@ static bool books_final(world_t *w, bool strict)
         return false;
     }
     if (!fx_final(w, strict)) {
+        return false;
+    }
+    if (!cycles_final(w, strict)) {
         return false;
     }
     for (size_t k = 0; k < w->items_count; k++) {
@@ -5404,6 +6403,8 @@ static void world_free(world_t *w)
     free(w->rets);
     w->rets = NULL;
     free(w->fxs);
+    free(w->cys);
+    free(w->cy_forged);
     w->fxs = NULL;
     if (w->thief_keys != NULL) { /* before the configs that count them go */
         for (size_t p = 0; p < w->node[w->stolen].config->peers_count; p++) {
@@ -5519,6 +6520,9 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 if (!w->failed) {
                     check_fx(w);
                 }
+                if (!w->failed) {
+                    check_cycles(w);
+                }
                 start_reconciles(w);
                 reconciling = true;
                 reconcile_end = w->now + RECONCILE_MS;
@@ -5599,7 +6603,11 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
         for (size_t k = 0; k < FX_STATS; k++) {
             fprintf(f, " %" PRIu64, w->fx_stats[k]);
         }
-        fprintf(f, " %d\n", w->fx);
+        fprintf(f, " %d", w->fx);
+        for (size_t k = 0; k < CY_STATS; k++) {
+            fprintf(f, " %" PRIu64, w->cy_stats[k]);
+        }
+        fprintf(f, " %d\n", w->cycles);
         fclose(f);
     }
     fflush(stdout);
@@ -5722,6 +6730,8 @@ typedef struct {
     uint64_t rets_worlds;        /* worlds with honest returns */
     uint64_t fx[FX_STATS];       /* FX_STAT_*, summed */
     uint64_t fx_worlds;          /* worlds with FX trades */
+    uint64_t cy[CY_STATS];       /* CY_STAT_*, summed */
+    uint64_t cy_worlds;          /* worlds with settlement cycles */
 } run_stats_t;
 
 static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
@@ -5730,7 +6740,7 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
     char path[300];
     snprintf(path, sizeof path, "%s/stats", j->dir);
     FILE *f = fopen(path, "r");
-    enum { FIELDS = 24 + RETURN_STATS + FX_STATS };
+    enum { FIELDS = 25 + RETURN_STATS + FX_STATS + CY_STATS };
     unsigned long long v[FIELDS] = {0};
     size_t got = 0;
     while (f != NULL && got < FIELDS && fscanf(f, "%llu", &v[got]) == 1) {
@@ -5741,6 +6751,10 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
             stats->fx[k] += v[23 + RETURN_STATS + k];
         }
         stats->fx_worlds += v[23 + RETURN_STATS + FX_STATS];
+        for (size_t k = 0; k < CY_STATS; k++) {
+            stats->cy[k] += v[24 + RETURN_STATS + FX_STATS + k];
+        }
+        stats->cy_worlds += v[24 + RETURN_STATS + FX_STATS + CY_STATS];
         for (size_t k = 0; k < RETURN_STATS; k++) {
             stats->rets[k] += v[22 + k];
         }
@@ -5944,6 +6958,15 @@ int main(int argc, char **argv)
            fs[FX_STAT_SENT] - fs[FX_STAT_ACCEPTED], fs[FX_STAT_AG01], fs[FX_STAT_RR04],
            fs[FX_STAT_AB05], fs[FX_STAT_AM03], fs[FX_STAT_FF01], fs[FX_STAT_REVIEWED],
            fs[FX_STAT_FORGED], fs[FX_STAT_GONE]);
+    const uint64_t *cs = stats.cy;
+    printf("%" PRIu64 " worlds with settlement cycles: %" PRIu64 " closes run (%" PRIu64
+           " of both ends at once, %" PRIu64 " refused locally), %" PRIu64
+           " cycles closed at both ends, %" PRIu64 " settled; %" PRIu64
+           " net settlements sent, %" PRIu64 " confirmed, %" PRIu64 " refused by a review; %" PRIu64
+           " hostile cycle messages, %" PRIu64 " hostile net settlements refused\n",
+           stats.cy_worlds, cs[CY_STAT_CLOSES], cs[CY_STAT_BOTH], cs[CY_STAT_LOCAL],
+           cs[CY_STAT_CLOSED], cs[CY_STAT_SETTLED_CYCLES], cs[CY_STAT_NETS], cs[CY_STAT_SETTLED],
+           cs[CY_STAT_REJECTED], cs[CY_STAT_FORGED], cs[CY_STAT_REFUSED]);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
