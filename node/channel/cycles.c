@@ -385,18 +385,38 @@ cleanup:
 
 /* ---- net settlement ---------------------------------------------------------------------- */
 
-/* Whether `signature` over `statement` is ours (`own`) or the peer's, by the keys the channel
- * holds now: the current one and the one before a rotation. */
-static bool signed_by_side(const channel_t *ch, bool own, const uint8_t *statement, size_t len,
+typedef struct {
+    key_side_t side;
+    const uint8_t *statement;
+    size_t len;
+    const uint8_t *signature;
+    bool ok;
+} key_try_t;
+
+static void try_key(const key_record_t *k, void *arg)
+{
+    key_try_t *t = arg;
+    if (k->side == t->side && !t->ok) {
+        t->ok = cycle_verify(t->statement, t->len, t->signature, k->sign_public);
+    }
+}
+
+/* Whether `signature` over `statement` is ours (`own`) or the peer's: by the keys the channel
+ * holds now, else by any key of that side the key history records (a cycle signed before
+ * rotations). */
+static bool signed_by_side(channel_t *ch, bool own, const uint8_t *statement, size_t len,
                            const uint8_t *signature)
 {
-    if (own) {
-        return cycle_verify(statement, len, signature, ch->own->sign_public) ||
-               (ch->own_previous != NULL &&
-                cycle_verify(statement, len, signature, ch->own_previous->sign_public));
+    if (own ? cycle_verify(statement, len, signature, ch->own->sign_public) ||
+                  (ch->own_previous != NULL &&
+                   cycle_verify(statement, len, signature, ch->own_previous->sign_public))
+            : cycle_verify(statement, len, signature, ch->keys->sign_public) ||
+                  cycle_verify(statement, len, signature, ch->keys->previous_sign_public) ||
+                  cycle_verify(statement, len, signature, ch->peer->card.sign_public)) {
+        return true;
     }
-    return cycle_verify(statement, len, signature, ch->keys->sign_public) ||
-           cycle_verify(statement, len, signature, ch->keys->previous_sign_public);
+    key_try_t t = {own ? KEY_SIDE_OURS : KEY_SIDE_THEIRS, statement, len, signature, false};
+    return ledger_keys(ch->ctx.ledger, ch->peer->card.name, try_key, &t) == LEDGER_OK && t.ok;
 }
 
 /* Whether a net settlement record says what its stored NetSettlement says (id, cycle, currency,

@@ -3872,10 +3872,12 @@ static ledger_err_t cycle_undo(ledger_t *l, const char *peer, sqlite3_stmt *row,
     if (!status_final(now)) {
         return LEDGER_OK; /* in no cycle now, nor at the cut */
     }
-    bool exists = status_at_cut(direction, now, (uint64_t)open_seq,
-                                sqlite3_column_type(row, 9) != SQLITE_NULL, (uint64_t)decided_seq,
-                                sqlite3_column_type(row, 10) != SQLITE_NULL, (uint64_t)returned_seq,
-                                sent_seq, applied_seq, &at);
+    /* a cycle holds what its finality message places in it (3.11.1), wherever the opening lies:
+     * a repair may import an entry whose opening (capped, 4.9) lies above a cut its decision is
+     * within */
+    bool exists = status_at_cut(direction, now, 0, sqlite3_column_type(row, 9) != SQLITE_NULL,
+                                (uint64_t)decided_seq, sqlite3_column_type(row, 10) != SQLITE_NULL,
+                                (uint64_t)returned_seq, sent_seq, applied_seq, &at);
     if (exists && at == now) {
         return LEDGER_OK; /* final within the cut: this cycle's */
     }
