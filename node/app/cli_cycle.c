@@ -264,22 +264,6 @@ typedef struct {
     size_t count;
 } cycle_list_t;
 
-typedef struct {
-    key_side_t side;
-    const uint8_t *statement;
-    size_t len;
-    const uint8_t *signature;
-    bool ok;
-} key_try_t;
-
-static void try_key(const key_record_t *k, void *arg)
-{
-    key_try_t *t = arg;
-    if (k->side == t->side && !t->ok) {
-        t->ok = cycle_verify(t->statement, t->len, t->signature, k->sign_public);
-    }
-}
-
 /* Whether `signature` over `statement` is by a key of that side: the card's or one on record. */
 static bool signed_by(cycle_list_t *l, const char *peer, key_side_t side, const uint8_t *statement,
                       size_t len, const uint8_t *signature)
@@ -291,8 +275,7 @@ static bool signed_by(cycle_list_t *l, const char *peer, key_side_t side, const 
     if (now != NULL && cycle_verify(statement, len, signature, now)) {
         return true;
     }
-    key_try_t t = {side, statement, len, signature, false};
-    return ledger_keys(l->ledger, peer, try_key, &t) == LEDGER_OK && t.ok;
+    return ledger_cycle_signed_by(l->ledger, peer, side, statement, len, signature);
 }
 
 typedef struct {

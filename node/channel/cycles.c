@@ -385,22 +385,6 @@ cleanup:
 
 /* ---- net settlement ---------------------------------------------------------------------- */
 
-typedef struct {
-    key_side_t side;
-    const uint8_t *statement;
-    size_t len;
-    const uint8_t *signature;
-    bool ok;
-} key_try_t;
-
-static void try_key(const key_record_t *k, void *arg)
-{
-    key_try_t *t = arg;
-    if (k->side == t->side && !t->ok) {
-        t->ok = cycle_verify(t->statement, t->len, t->signature, k->sign_public);
-    }
-}
-
 /* Whether `signature` over `statement` is ours (`own`) or the peer's: by the keys the channel
  * holds now, else by any key of that side the key history records (a cycle signed before
  * rotations). */
@@ -415,8 +399,8 @@ static bool signed_by_side(channel_t *ch, bool own, const uint8_t *statement, si
                   cycle_verify(statement, len, signature, ch->peer->card.sign_public)) {
         return true;
     }
-    key_try_t t = {own ? KEY_SIDE_OURS : KEY_SIDE_THEIRS, statement, len, signature, false};
-    return ledger_keys(ch->ctx.ledger, ch->peer->card.name, try_key, &t) == LEDGER_OK && t.ok;
+    return ledger_cycle_signed_by(ch->ctx.ledger, ch->peer->card.name,
+                                  own ? KEY_SIDE_OURS : KEY_SIDE_THEIRS, statement, len, signature);
 }
 
 /* Whether a net settlement record says what its stored NetSettlement says (id, cycle, currency,

@@ -513,6 +513,29 @@ ledger_err_t ledger_cycle_forget(ledger_t *l, const char *peer, uint64_t cycle)
     return finish_write(l, stmt, "forget a cycle");
 }
 
+typedef struct {
+    key_side_t side;
+    const uint8_t *statement;
+    size_t len;
+    const uint8_t *signature;
+    bool ok;
+} key_try_t;
+
+static void try_key(const key_record_t *k, void *arg)
+{
+    key_try_t *t = arg;
+    if (k->side == t->side && !t->ok) {
+        t->ok = cycle_verify(t->statement, t->len, t->signature, k->sign_public);
+    }
+}
+
+bool ledger_cycle_signed_by(ledger_t *l, const char *peer, key_side_t side,
+                            const uint8_t *statement, size_t len, const uint8_t *signature)
+{
+    key_try_t t = {side, statement, len, signature, false};
+    return ledger_keys(l, peer, try_key, &t) == LEDGER_OK && t.ok;
+}
+
 /* ---- net settlements ------------------------------------------------------------------- */
 
 #define NET_COLUMNS                                                                                \

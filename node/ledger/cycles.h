@@ -125,6 +125,11 @@ ledger_err_t ledger_cycle_import(ledger_t *l, const char *peer, uint64_t cycle, 
 ledger_err_t ledger_cycle_forget(ledger_t *l, const char *peer, uint64_t cycle)
     __attribute__((warn_unused_result));
 
+/* Whether `signature` (H8) over `statement` is by a key of `side` that the key history records
+ * for `peer` (a cycle signed before rotations). */
+bool ledger_cycle_signed_by(ledger_t *l, const char *peer, key_side_t side,
+                            const uint8_t *statement, size_t len, const uint8_t *signature);
+
 /* Every cycle (of `peer`, or all when NULL), by peer and number. */
 ledger_err_t ledger_cycles(ledger_t *l, const char *peer,
                            void (*fn)(const ledger_cycle_t *c, void *arg), void *arg)

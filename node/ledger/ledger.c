@@ -3900,6 +3900,34 @@ static ledger_err_t cycle_undo(ledger_t *l, const char *peer, sqlite3_stmt *row,
     return LEDGER_OK;
 }
 
+/* cycle_undo for every settlement touched above the cut, counted in *touched: LEDGER_E_STATE
+ * beyond LEDGER_CUT_TOUCHED_MAX. */
+static ledger_err_t cycle_undo_touched(ledger_t *l, const char *peer, uint64_t sent_seq,
+                                       uint64_t applied_seq, running_currency_t *all, size_t *n,
+                                       uint64_t *touched)
+{
+    ledger_err_t rc = LEDGER_OK;
+    sqlite3_stmt *stmt = l->st.cut_touched;
+    bind_text(stmt, 1, peer);
+    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
+    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
+    sqlite3_bind_int64(stmt, 4, LEDGER_CUT_TOUCHED_MAX + 1); /* streamed: no more are read */
+    int step = SQLITE_DONE;
+    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (++*touched > LEDGER_CUT_TOUCHED_MAX) {
+            set_error(l, "the cut lies more than %d settlements behind the channel",
+                      LEDGER_CUT_TOUCHED_MAX);
+            rc = LEDGER_E_STATE;
+            break;
+        }
+        rc = cycle_undo(l, peer, stmt, sent_seq, applied_seq, all, n);
+    }
+    finish(stmt);
+    return rc == LEDGER_OK && step != SQLITE_DONE
+               ? storage_failure(l, "read the settlements above a cut")
+               : rc;
+}
+
 ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_seq,
                                  uint64_t applied_seq, ledger_cycle_figures_t *out)
 {
@@ -3939,23 +3967,8 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
     if (rc == LEDGER_OK && step != SQLITE_DONE) {
         rc = storage_failure(l, "read the running cycle");
     }
-    stmt = l->st.cut_touched;
-    bind_text(stmt, 1, peer);
-    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
-    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
-    sqlite3_bind_int64(stmt, 4, LEDGER_CUT_TOUCHED_MAX + 1);
-    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (++out->touched > LEDGER_CUT_TOUCHED_MAX) {
-            set_error(l, "the cut lies more than %d settlements behind the channel",
-                      LEDGER_CUT_TOUCHED_MAX);
-            rc = LEDGER_E_STATE;
-            break;
-        }
-        rc = cycle_undo(l, peer, stmt, sent_seq, applied_seq, all, &n);
-    }
-    finish(stmt);
-    if (rc == LEDGER_OK && step != SQLITE_DONE) {
-        rc = storage_failure(l, "read the settlements above a cut");
+    if (rc == LEDGER_OK) {
+        rc = cycle_undo_touched(l, peer, sent_seq, applied_seq, all, &n, &out->touched);
     }
     for (size_t i = 0; rc == LEDGER_OK && i < n; i++) {
         running_currency_t *c = &all[i];
@@ -4016,25 +4029,7 @@ ledger_err_t ledger_cycle_running_rebuild(ledger_t *l, const char *peer, uint64_
      * the cut: the figures made final since, negated */
     size_t n = 0;
     uint64_t touched = 0;
-    sqlite3_stmt *stmt = l->st.cut_touched;
-    bind_text(stmt, 1, peer);
-    sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
-    sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
-    sqlite3_bind_int64(stmt, 4, LEDGER_CUT_TOUCHED_MAX + 1);
-    int step = SQLITE_DONE;
-    while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (++touched > LEDGER_CUT_TOUCHED_MAX) {
-            set_error(l, "the cut lies more than %d settlements behind the channel",
-                      LEDGER_CUT_TOUCHED_MAX);
-            rc = LEDGER_E_STATE;
-            break;
-        }
-        rc = cycle_undo(l, peer, stmt, sent_seq, applied_seq, all, &n);
-    }
-    finish(stmt);
-    if (rc == LEDGER_OK && step != SQLITE_DONE) {
-        rc = storage_failure(l, "read the settlements above a cut");
-    }
+    rc = cycle_undo_touched(l, peer, sent_seq, applied_seq, all, &n, &touched);
     if (rc == LEDGER_OK) {
         sqlite3_stmt *del = NULL;
         if (sqlite3_prepare_v2(l->db, "DELETE FROM cycle_running WHERE peer = ?1", -1, &del,
