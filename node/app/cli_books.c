@@ -31,8 +31,7 @@ int cmd_ledger(int argc, char **argv)
     config_t *config = NULL;
     ledger_t *ledger = NULL;
     if ((rc = cli_open_books(args.home, &config, &ledger)) == EXIT_OK) {
-        rc = args.json ? render_ledger_json(ledger, config)
-                       : render_ledger_text(ledger, config->name);
+        rc = args.json ? render_ledger_json(ledger, config) : render_ledger_text(ledger, config);
     }
     ledger_close(&ledger);
     config_destroy(&config);

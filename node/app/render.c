@@ -289,8 +289,53 @@ int render_ledger_json(ledger_t *ledger, const config_t *config)
     return EXIT_OK;
 }
 
-int render_ledger_text(ledger_t *ledger, const char *node)
+/* Per peer with cycles or a running figure: the open cycle and what closed cycles leave owed. */
+static int print_cycles_text(ledger_t *ledger, const config_t *config)
 {
+    json_t *cycles = cycles_json(ledger, config);
+    if (cycles == NULL) {
+        complain("cannot read the ledger: %s", ledger_last_error(ledger));
+        return EXIT_INTERNAL;
+    }
+    size_t i, j;
+    json_t *peer, *item;
+    json_array_foreach(cycles, i, peer)
+    {
+        json_t *running = json_object_get(peer, "running"), *owed = json_object_get(peer, "owed");
+        json_int_t open = json_integer_value(json_object_get(peer, "open_cycle"));
+        if (open == 1 && json_array_size(running) == 0) {
+            continue; /* no cycle yet, nothing final since the start */
+        }
+        printf("cycle %lld with %s %s", (long long)open,
+               json_string_value(json_object_get(peer, "peer")),
+               json_is_true(json_object_get(peer, "closing")) ? "(the one before is closing)"
+                                                              : "open");
+        json_array_foreach(running, j, item)
+        {
+            const char *ccy = json_string_value(json_object_get(item, "currency"));
+            char net[32];
+            amount_format(json_integer_value(json_object_get(item, "net_minor")),
+                          currency_exponent(ccy), net, sizeof net);
+            printf("%s %s %s", j == 0 ? ":" : ",", ccy, net);
+        }
+        printf("\n");
+        json_array_foreach(owed, j, item)
+        {
+            const char *ccy = json_string_value(json_object_get(item, "currency"));
+            char net[32];
+            amount_format(json_integer_value(json_object_get(item, "net_minor")),
+                          currency_exponent(ccy), net, sizeof net);
+            printf("  cycle %lld closed, not settled: %s %s (negative: we owe)\n",
+                   (long long)json_integer_value(json_object_get(item, "cycle")), ccy, net);
+        }
+    }
+    json_decref(cycles);
+    return EXIT_OK;
+}
+
+int render_ledger_text(ledger_t *ledger, const config_t *config)
+{
+    const char *node = config->name;
     uint8_t head[LEDGER_HASH_BYTES];
     char head_hex[2 * LEDGER_HASH_BYTES + 1];
     uint64_t rows = 0;
@@ -328,7 +373,7 @@ int render_ledger_text(ledger_t *ledger, const char *node)
         complain("cannot read the ledger: %s", ledger_last_error(ledger));
         return EXIT_INTERNAL;
     }
-    return EXIT_OK;
+    return print_cycles_text(ledger, config);
 }
 
 void render_operation(const ledger_operation_t *op, void *arg)

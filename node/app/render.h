@@ -17,7 +17,7 @@
 
 /* The books: positions, counts and (JSON) every settlement, streamed. */
 int render_ledger_json(ledger_t *ledger, const config_t *config);
-int render_ledger_text(ledger_t *ledger, const char *node);
+int render_ledger_text(ledger_t *ledger, const config_t *config);
 
 /* Operator actions as the journal records them; with list != NULL collected for JSON. */
 typedef struct {
