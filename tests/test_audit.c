@@ -4288,6 +4288,36 @@ static void test_net_settled_amount(void **state)
     audit_report_free(&r);
 }
 
+/* Found by review: a second net_settled row, its evidence reused and the chain and balances made
+ * to agree, would renew the headroom twice; one claim and one outcome per net settlement. */
+static void test_net_settled_twice(void **state)
+{
+    world_t *w = *state;
+    char id[UETR_SIZE];
+    cycle_world(w, id);
+    sqlite3 *db = db_open(w->a->home);
+    int64_t seq = row_of(db, ENTRY_NET_SETTLED, id);
+    int64_t m = db_int(db, "SELECT amount_minor FROM journal WHERE seq = %lld", (long long)seq);
+    assert_true(m > 0);
+    assert_int_equal(
+        db_exec(db,
+                "INSERT INTO journal(seq, settlement_id, kind, peer, uetr, currency,"
+                " amount_minor, reason, content_hash, evidence, created_ms, hash)"
+                " SELECT (SELECT max(seq) + 1 FROM journal), settlement_id, kind, peer,"
+                " uetr, currency, amount_minor, reason, content_hash, evidence,"
+                " created_ms, hash FROM journal WHERE seq = %lld",
+                (long long)seq),
+        1);
+    rechain(db);
+    shift_accounts(db, w->b->name, "RUB", (ledger_effect_t){0, m});
+    db_close(db);
+    audit_report_t r;
+    assert_int_equal(audit_one(w->a, &r), 0);
+    expect_only(&r, "cycle");
+    expect_violation(&r, "cycle", w->a->home, "2 net_settled");
+    audit_report_free(&r);
+}
+
 /* Cycle 2 over traffic with real sequence numbers (decided above cycle 1's cut): its figures are
  * recomputed from decided_seq and the two cuts; an entry moved across the cut is caught. */
 static void test_second_cycle_by_sequences(void **state)
@@ -4446,6 +4476,7 @@ int main(void)
         T(test_cycle_entry_amount),
         T(test_cycle_row_deleted),
         T(test_net_settled_amount),
+        T(test_net_settled_twice),
         T(test_cycle_disputed_and_one_sided),
         T(test_second_cycle_by_sequences),
         cmocka_unit_test(test_report_free_twice),

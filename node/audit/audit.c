@@ -1654,7 +1654,8 @@ typedef struct {
     int status;
     bool body_hash_ok;
     uint8_t body_hash[SETTLEMENT_HASH_BYTES];
-    bool settled_row; /* a net_settled row names it */
+    bool settled_row;                                  /* a net_settled row names it */
+    unsigned claimed_rows, settled_rows, refused_rows; /* rows naming it, by kind */
 } audited_net_t;
 
 typedef struct {
@@ -1720,6 +1721,9 @@ static const char *net_row_problem(audited_home_t *h, const net_book_t *nets,
     }
     bool claim = row->kind == ENTRY_NET_CLAIMED;
     bool own = claim == n->we_owe; /* the debtor signs the claim, the creditor the answer */
+    n->claimed_rows += claim ? 1 : 0;
+    n->settled_rows += row->kind == ENTRY_NET_SETTLED ? 1 : 0;
+    n->refused_rows += row->kind == ENTRY_NET_REFUSED ? 1 : 0;
     if (strcmp(row->currency, n->currency) != 0) {
         return "the row's currency differs from the net settlement's";
     }
@@ -1855,7 +1859,18 @@ static void check_cycle(audit_report_t *r, audited_home_t *h, const cycle_channe
 static void check_net(audit_report_t *r, const audited_home_t *h, const cycle_book_t *book,
                       const audited_net_t *n)
 {
-    if (n->status != STATUS_SETTLED) {
+    /* one claim, then at most one outcome, the one the record's status says: a second
+     * net_settled row (its evidence reused) would renew the headroom twice */
+    bool settled = n->status == STATUS_SETTLED, refused = n->status == STATUS_REJECTED;
+    if (n->claimed_rows != 1 || n->settled_rows != (settled ? 1u : 0u) ||
+        n->refused_rows != (refused ? 1u : 0u)) {
+        violation(r, h->dir, "cycle",
+                  "net settlement %s with %s: %u net_claimed, %u net_settled and %u net_refused "
+                  "rows for status %s (one claim, then its one outcome)",
+                  n->id, n->peer, n->claimed_rows, n->settled_rows, n->refused_rows,
+                  status_name((status_t)n->status));
+    }
+    if (!settled) {
         return;
     }
     const audited_cycle_t *cy = cycle_find(book, n->peer, n->cycle);

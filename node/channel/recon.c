@@ -1668,9 +1668,51 @@ static bool add_cycle_break(recon_t *r, uint64_t cycle, const ledger_cycle_t *ow
     return vec_push(&r->breaks, &b, sizeof b);
 }
 
+static bool keyset_signed_cycle(const keyset_t *ks, const uint8_t *statement, size_t len,
+                                const uint8_t *signature);
+
+#define CYCLE_IMPORTS_MAX 1024 /* cycles one repair session imports (the rest: the next one) */
+
+/* Whether the peer's cycle `number` continues the run a repair can import: our latest plus one,
+ * plus those queued already (a hostile peer's far cycles are not kept), within the cap. */
+static bool importable_next(recon_t *r, uint64_t number)
+{
+    ledger_cycle_t latest;
+    bool found = false;
+    if (r->cycle_imports.count >= CYCLE_IMPORTS_MAX ||
+        ledger_cycle_latest(r->ctx.ledger, r->ctx.peer->card.name, &latest, &found) != LEDGER_OK) {
+        return false;
+    }
+    uint64_t next = (found ? latest.cycle + 1 : 1) + r->cycle_imports.count;
+    if (found) {
+        ledger_cycle_release(&latest);
+    }
+    return number == next;
+}
+
+/* Our cycle `own`, which we proposed and still hold closing, is one the peer holds closed with
+ * the same bytes: its countersignature in the statement closes ours (as its CycleAnswer would:
+ * a peer that withholds the answer, or one a re-base skipped, must not leave it closing). */
+static ledger_err_t finish_from_statement(recon_t *r, const ledger_cycle_t *own,
+                                          const Corridor__StatedCycle *c, bool *finished)
+{
+    keyset_t theirs;
+    keys_of(&r->ctx, r->ctx.peer->card.name, &theirs);
+    *finished = c->signature.len == crypto_sign_BYTES &&
+                keyset_signed_cycle(&theirs, own->statement, own->statement_len, c->signature.data);
+    if (!*finished) {
+        return LEDGER_OK;
+    }
+    log_event(ledger_node(r->ctx.ledger), r->ctx.peer->card.name, NULL,
+              "cycle %llu closed from the peer's signed statement", (unsigned long long)own->cycle);
+    return ledger_cycle_finish(r->ctx.ledger, r->ctx.peer->card.name, own->cycle, NULL, 0,
+                               c->signature.data, NULL);
+}
+
 /* Compares one cycle the peer stated with ours of its number: a break when one side holds it
  * closed and the other not at all, the statement bytes differ, or either side disputed it. A
- * closing cycle the other side lacks is in flight, not a break. */
+ * closing cycle the other side lacks is in flight, not a break; ours closing that the peer holds
+ * closed with the same bytes is closed by a repair (finish_from_statement), else a break. */
 static ledger_err_t compare_cycle(recon_t *r, const Corridor__StatedCycle *c)
 {
     ledger_cycle_t own;
@@ -1685,12 +1727,28 @@ static ledger_err_t compare_cycle(recon_t *r, const Corridor__StatedCycle *c)
                                memcmp(own.statement, c->statement.data, c->statement.len) != 0
                          : c->state == CYCLE_CLOSED || c->state == CYCLE_DISPUTED;
     size_t index = SIZE_MAX;
-    if (!differs) {
+    bool stuck =
+        !differs && found && own.state == CYCLE_CLOSING && own.ours && c->state == CYCLE_CLOSED;
+    bool finished = false;
+    if (stuck && r->repair) {
+        rc = finish_from_statement(r, &own, c, &finished);
+    }
+    if (rc == LEDGER_OK && stuck && !finished) {
+        if (!add_cycle_break(r, c->cycle, &own, c, &index)) {
+            rc = LEDGER_E_STORAGE;
+        } else {
+            ((break_t *)r->breaks.items)[index].action =
+                r->repair ? "the peer's countersignature does not verify: left for a person"
+                          : "closing here, closed at the peer: reconcile --repair closes it";
+        }
+    } else if (rc != LEDGER_OK) {
+        /* the disk failed: the turn is tried again */
+    } else if (!differs) {
         r->cycles_matched++;
     } else if (!add_cycle_break(r, c->cycle, found ? &own : NULL, c, &index)) {
         rc = LEDGER_E_STORAGE;
     } else if (!found && c->state == CYCLE_CLOSED && r->repair &&
-               c->peer_signature.len == crypto_sign_BYTES) {
+               c->peer_signature.len == crypto_sign_BYTES && importable_next(r, c->cycle)) {
         cycle_import_t im = {.cycle = c->cycle, .proposed = c->proposed, .break_index = index};
         im.statement = malloc(c->statement.len);
         if (im.statement == NULL) {

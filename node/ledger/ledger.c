@@ -1873,8 +1873,9 @@ static ledger_err_t running_move(ledger_t *l, const settlement_t *s, status_t ol
     return step_done(put) == SQLITE_OK ? LEDGER_OK : storage_failure(l, "move the running cycle");
 }
 
-/* Whether a settlement final now was made final within the last closed (or disputed) cycle's
- * cut: a later change of its status (a repair's) is then nobody's cycle figure. Read only for a
+/* Whether a settlement final now was made final within the latest cycle's cut (closing, closed
+ * or disputed: its figures are taken): a later change of its status (a repair's) is then
+ * nobody's cycle figure. Read only for a
  * change of a final status, which is rare. */
 static ledger_err_t final_in_closed_cycle(ledger_t *l, const stored_t *st, bool *closed)
 {
@@ -1883,7 +1884,7 @@ static ledger_err_t final_in_closed_cycle(ledger_t *l, const stored_t *st, bool 
     if (sqlite3_prepare_v2(l->db,
                            "SELECT s.decided_seq, c.own_sent, c.peer_sent FROM settlements s,"
                            " (SELECT own_sent, peer_sent FROM cycles WHERE peer = ?1"
-                           " AND state IN (2, 3) ORDER BY cycle DESC LIMIT 1) c WHERE s.id = ?2",
+                           " ORDER BY cycle DESC LIMIT 1) c WHERE s.id = ?2",
                            -1, &stmt, NULL) != SQLITE_OK) {
         return storage_failure(l, "read the last closed cycle");
     }
@@ -3901,20 +3902,20 @@ static ledger_err_t cycle_undo(ledger_t *l, const char *peer, sqlite3_stmt *row,
 }
 
 /* cycle_undo for every settlement touched above the cut, counted in *touched: LEDGER_E_STATE
- * beyond LEDGER_CUT_TOUCHED_MAX. */
+ * beyond `limit` (LEDGER_CUT_TOUCHED_MAX for a close; a repair's rebuild reads what it must). */
 static ledger_err_t cycle_undo_touched(ledger_t *l, const char *peer, uint64_t sent_seq,
                                        uint64_t applied_seq, running_currency_t *all, size_t *n,
-                                       uint64_t *touched)
+                                       uint64_t *touched, uint64_t limit)
 {
     ledger_err_t rc = LEDGER_OK;
     sqlite3_stmt *stmt = l->st.cut_touched;
     bind_text(stmt, 1, peer);
     sqlite3_bind_int64(stmt, 2, (int64_t)sent_seq);
     sqlite3_bind_int64(stmt, 3, (int64_t)applied_seq);
-    sqlite3_bind_int64(stmt, 4, LEDGER_CUT_TOUCHED_MAX + 1); /* streamed: no more are read */
+    sqlite3_bind_int64(stmt, 4, limit >= INT64_MAX ? INT64_MAX : (int64_t)limit + 1);
     int step = SQLITE_DONE;
     while (rc == LEDGER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (++*touched > LEDGER_CUT_TOUCHED_MAX) {
+        if (++*touched > limit) {
             set_error(l, "the cut lies more than %d settlements behind the channel",
                       LEDGER_CUT_TOUCHED_MAX);
             rc = LEDGER_E_STATE;
@@ -3968,7 +3969,8 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
         rc = storage_failure(l, "read the running cycle");
     }
     if (rc == LEDGER_OK) {
-        rc = cycle_undo_touched(l, peer, sent_seq, applied_seq, all, &n, &out->touched);
+        rc = cycle_undo_touched(l, peer, sent_seq, applied_seq, all, &n, &out->touched,
+                                LEDGER_CUT_TOUCHED_MAX);
     }
     for (size_t i = 0; rc == LEDGER_OK && i < n; i++) {
         running_currency_t *c = &all[i];
@@ -3979,7 +3981,7 @@ ledger_err_t ledger_cycle_at_cut(ledger_t *l, const char *peer, uint64_t sent_se
         }
         if (c->r.count <= 0) { /* money or a digest with no entry: not what finals leave */
             set_error(l, "the running cycle in %s with %s is damaged", c->currency, peer);
-            rc = LEDGER_E_CORRUPT;
+            rc = LEDGER_E_STATE; /* no close until a person looks; the channel goes on */
         } else if (c->overflow || c->r.paid < 0 || c->r.paid > INT64_MAX || c->r.received < 0 ||
                    c->r.received > INT64_MAX || c->r.count < 0 || c->r.count > INT64_MAX) {
             set_error(l, "the cycle's figures in %s leave the int64 range", c->currency);
@@ -4029,7 +4031,7 @@ ledger_err_t ledger_cycle_running_rebuild(ledger_t *l, const char *peer, uint64_
      * the cut: the figures made final since, negated */
     size_t n = 0;
     uint64_t touched = 0;
-    rc = cycle_undo_touched(l, peer, sent_seq, applied_seq, all, &n, &touched);
+    rc = cycle_undo_touched(l, peer, sent_seq, applied_seq, all, &n, &touched, UINT64_MAX);
     if (rc == LEDGER_OK) {
         sqlite3_stmt *del = NULL;
         if (sqlite3_prepare_v2(l->db, "DELETE FROM cycle_running WHERE peer = ?1", -1, &del,
