@@ -1712,7 +1712,7 @@ static ledger_err_t finish_from_statement(recon_t *r, const ledger_cycle_t *own,
 /* Compares one cycle the peer stated with ours of its number: a break when one side holds it
  * closed and the other not at all, the statement bytes differ, or either side disputed it. A
  * closing cycle the other side lacks is in flight, not a break; ours closing that the peer holds
- * closed with the same bytes is closed by a repair (finish_from_statement), else a break. */
+ * closed with the same bytes is a break, healed when a repair closes it (finish_from_statement). */
 static ledger_err_t compare_cycle(recon_t *r, const Corridor__StatedCycle *c)
 {
     ledger_cycle_t own;
@@ -1733,13 +1733,16 @@ static ledger_err_t compare_cycle(recon_t *r, const Corridor__StatedCycle *c)
     if (stuck && r->repair) {
         rc = finish_from_statement(r, &own, c, &finished);
     }
-    if (rc == LEDGER_OK && stuck && !finished) {
+    if (rc == LEDGER_OK && stuck) {
         if (!add_cycle_break(r, c->cycle, &own, c, &index)) {
             rc = LEDGER_E_STORAGE;
-        } else {
-            ((break_t *)r->breaks.items)[index].action =
-                r->repair ? "the peer's countersignature does not verify: left for a person"
-                          : "closing here, closed at the peer: reconcile --repair closes it";
+        } else if (index != SIZE_MAX) { /* a repair's report names what it closed, healed */
+            break_t *b = &((break_t *)r->breaks.items)[index];
+            b->healed = finished;
+            b->action = finished ? "closed here from the peer's signed statement"
+                        : r->repair
+                            ? "the peer's countersignature does not verify: left for a person"
+                            : "closing here, closed at the peer: reconcile --repair closes it";
         }
     } else if (rc != LEDGER_OK) {
         /* the disk failed: the turn is tried again */
