@@ -1238,10 +1238,20 @@ static void handle_cycle_settle(node_t *n, zmq_msg_t *route, json_t *req, long l
     base.cycle = json_is_integer(cycle_v) && json_integer_value(cycle_v) > 0
                      ? (uint64_t)json_integer_value(cycle_v)
                      : 0;
-    snprintf(base.reference, sizeof base.reference, "%s", json_str(req, "reference", ""));
-    snprintf(base.method, sizeof base.method, "%s", json_str(req, "method", "INDA"));
-    snprintf(base.clearing_system, sizeof base.clearing_system, "%s",
-             json_str(req, "clearing_system", ""));
+    const char *reference = json_str(req, "reference", ""),
+               *method = json_str(req, "method", "INDA"),
+               *clearing = json_str(req, "clearing_system", "");
+    /* a text that does not fit is refused, never cut: a shortened reference would pass the checks
+     */
+    if (strlen(reference) >= sizeof base.reference || strlen(method) >= sizeof base.method ||
+        strlen(clearing) >= sizeof base.clearing_system) {
+        reply_error(n, route, EXIT_USAGE,
+                    "cycle_settle: reference and clearing system at most 35 bytes, method 4");
+        return;
+    }
+    snprintf(base.reference, sizeof base.reference, "%s", reference);
+    snprintf(base.method, sizeof base.method, "%s", method);
+    snprintf(base.clearing_system, sizeof base.clearing_system, "%s", clearing);
     base.created_unix_ms = operation_wall_ms();
     channel_t *ch = cycle_channel(n, route, peer);
     if (ch == NULL) {
@@ -1257,8 +1267,12 @@ static void handle_cycle_settle(node_t *n, zmq_msg_t *route, json_t *req, long l
     }
     json_array_foreach(asked, i, item)
     {
-        snprintf(currencies[count++], CORRIDOR_CURRENCY_LEN + 1, "%s",
-                 json_is_string(item) ? json_string_value(item) : "");
+        const char *ccy = json_is_string(item) ? json_string_value(item) : "";
+        if (currency_find(ccy) == NULL) { /* "RUBX" must not become RUB */
+            reply_error(n, route, EXIT_USAGE, "cycle_settle: currencies are ISO 4217 codes");
+            return;
+        }
+        snprintf(currencies[count++], CORRIDOR_CURRENCY_LEN + 1, "%s", ccy);
     }
     if (count == 0 && (count = owed_currencies(n, peer, base.cycle, currencies)) == 0) {
         reply_error(n, route, EXIT_USAGE,

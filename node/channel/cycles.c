@@ -719,7 +719,11 @@ bool cycles_apply_net_answer(channel_t *ch, const envelope_message_t *msg,
     const char *peer = ch->peer->card.name;
     ledger_net_t rec;
     bool found = false;
-    *rc = ledger_net_find(ch->ctx.ledger, peer, sr->uetr, &rec, &found);
+    /* every StatusReport comes here first: a prepared probe, the full read only for a net id */
+    *rc = ledger_net_known(ch->ctx.ledger, peer, sr->uetr, &found);
+    if (*rc == LEDGER_OK && found) {
+        *rc = ledger_net_find(ch->ctx.ledger, peer, sr->uetr, &rec, &found);
+    }
     if (*rc != LEDGER_OK || !found || !rec.we_owe) {
         return *rc != LEDGER_OK; /* the peer's own net settlement ids name nothing it answers */
     }

@@ -162,6 +162,11 @@ ledger_err_t ledger_net_open(ledger_t *l, const char *peer, uint64_t cycle, cons
 ledger_err_t ledger_id_taken(ledger_t *l, const char *peer, const char *id, bool *taken)
     __attribute__((warn_unused_result));
 
+/* Whether `id` names a net settlement of the channel: one probe of a statement prepared at open,
+ * for the path of every StatusReport (ledger_net_find prepares its own). Write connection. */
+ledger_err_t ledger_net_known(ledger_t *l, const char *peer, const char *id, bool *known)
+    __attribute__((warn_unused_result));
+
 /* Whether a net settlement of (cycle, currency) with `peer` is settled. */
 ledger_err_t ledger_net_settled(ledger_t *l, const char *peer, uint64_t cycle, const char *currency,
                                 bool *settled) __attribute__((warn_unused_result));

@@ -2828,6 +2828,11 @@ static ledger_err_t id_taken(ledger_t *l, const char *peer, const char *uetr, bo
     return rc;
 }
 
+ledger_err_t ledger_net_known(ledger_t *l, const char *peer, const char *id, bool *known)
+{
+    return net_taken(l, peer, id, known);
+}
+
 ledger_err_t ledger_id_taken(ledger_t *l, const char *peer, const char *id, bool *taken)
 {
     return id_taken(l, peer, id, taken);
