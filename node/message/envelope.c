@@ -19,6 +19,9 @@ _Static_assert((int)MSG_FX_PROPOSAL == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE
                "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_NET_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_NET_SETTLEMENT,
                "message type numbers follow corridor.proto");
+_Static_assert((int)MSG_SETOFF_DECISION ==
+                   (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETOFF_DECISION,
+               "message type numbers follow corridor.proto");
 _Static_assert((int)MSG_HELLO == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_HELLO,
                "msg_type_t follows the proto");
 _Static_assert((int)MSG_SETTLEMENT == (int)CORRIDOR__MESSAGE_TYPE__MESSAGE_TYPE_SETTLEMENT,
@@ -35,7 +38,8 @@ const char *msg_type_name(int type)
         "unspecified",      "Settlement",    "StatusReport",  "Return",
         "StatementRequest", "Statement",     "Ack",           "Hello",
         "KeyAnnounce",      "KeySwitch",     "CancelRequest", "CancelAnswer",
-        "FxProposal",       "CycleProposal", "CycleAnswer",   "NetSettlement"};
+        "FxProposal",       "CycleProposal", "CycleAnswer",   "NetSettlement",
+        "SetoffRelay",      "SetoffDecision"};
     _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
     if (type < 0 || type > MSG_TYPE_MAX) {
         return "unknown";
@@ -46,7 +50,7 @@ const char *msg_type_name(int type)
 bool msg_type_sequenced(int type)
 {
     return (type >= MSG_SETTLEMENT && type <= MSG_RETURN) ||
-           (type >= MSG_KEY_ANNOUNCE && type <= MSG_NET_SETTLEMENT);
+           (type >= MSG_KEY_ANNOUNCE && type <= MSG_SETOFF_DECISION);
 }
 
 const char *env_strerror(env_err_t err)

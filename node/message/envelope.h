@@ -53,10 +53,12 @@ typedef enum {
     MSG_CYCLE_PROPOSAL = 13, /* settlement cycles (PROTOCOL.md 3.11) */
     MSG_CYCLE_ANSWER = 14,
     MSG_NET_SETTLEMENT = 15,
+    MSG_SETOFF_RELAY = 16, /* multilateral set-off (PROTOCOL.md 3.12) */
+    MSG_SETOFF_DECISION = 17,
 } msg_type_t;
 
 #define MSG_TYPE_MIN MSG_SETTLEMENT
-#define MSG_TYPE_MAX MSG_NET_SETTLEMENT
+#define MSG_TYPE_MAX MSG_SETOFF_DECISION
 
 /* Whether messages of `type` are sequenced (numbered from 1, applied in order, exactly once):
  * Settlement, StatusReport, Return, KeyAnnounce, KeySwitch, CancelRequest and CancelAnswer.
