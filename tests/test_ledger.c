@@ -651,8 +651,12 @@ static void test_open_text_file_refused(void **state)
 }
 
 /* Creates an SQLite file with the given SQL (not a ledger). */
-/* Takes a fresh ledger back from schema 11 to 10 (to build an older one). */
-#define UNDO_SCHEMA_11 "DROP TABLE cycles; DROP TABLE cycle_running; DROP TABLE net_settlements;"
+/* Takes a fresh ledger back from schema 12 to 11 (to build an older one). */
+#define UNDO_SCHEMA_12 "DROP TABLE setoffs;"
+
+/* Takes a fresh ledger back from schema 12 to 10 (to build an older one). */
+#define UNDO_SCHEMA_11                                                                             \
+    UNDO_SCHEMA_12 " DROP TABLE cycles; DROP TABLE cycle_running; DROP TABLE net_settlements;"
 
 /* Takes a fresh ledger back from schema 11 to 9 (to build an older one). */
 #define UNDO_SCHEMA_10                                                                             \

@@ -45,7 +45,7 @@ static order_state_t next_state(order_state_t at, entry_kind_t kind, direction_t
 {
     bool out = original == DIRECTION_OUT;
     bool opening = kind == ENTRY_OUT_PENDING || kind == ENTRY_IN_BOOKED ||
-                   kind == ENTRY_IN_REFUSED || kind == ENTRY_HELD;
+                   kind == ENTRY_IN_REFUSED || kind == ENTRY_HELD || kind == ENTRY_SETOFF_PENDING;
     if (opening && at != ORDER_NONE) {
         return at; /* a second opening: the audit's duplicate check reports it */
     }
@@ -77,6 +77,12 @@ static order_state_t next_state(order_state_t at, entry_kind_t kind, direction_t
         return at == ORDER_PENDING ? at : ORDER_NONE;
     case ENTRY_CANCEL_REFUSED: /* at the payer once answered, at the payee once decided */
         return at != ORDER_NONE && at != ORDER_HELD ? at : ORDER_NONE;
+    case ENTRY_SETOFF_PENDING: /* a set-off leg (3.12.6): as a payment sent or held */
+        return at == ORDER_NONE ? (out ? ORDER_PENDING : ORDER_HELD) : ORDER_NONE;
+    case ENTRY_SETOFF_POSTED:
+        return at == ORDER_PENDING ? ORDER_POSTED : at == ORDER_HELD ? ORDER_BOOKED : ORDER_NONE;
+    case ENTRY_SETOFF_VOIDED:
+        return at == ORDER_PENDING ? ORDER_VOIDED : at == ORDER_HELD ? ORDER_REFUSED : ORDER_NONE;
     case ENTRY_REBASED:
     case ENTRY_OPERATOR:
     case ENTRY_CHECKPOINT:

@@ -245,9 +245,7 @@ int books_settlements_next(books_cursor_t *c, settlement_t *s, const uint8_t **c
     snprintf(s->return_reason, sizeof s->return_reason, "%s", ledger_column_text(st, 13));
     snprintf(s->fx_id, sizeof s->fx_id, "%s", ledger_column_text(st, 14));
     int leg = sqlite3_column_int(st, 15);
-    s->fx_leg = leg == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
-                : leg == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
-                                              : FX_LEG_NONE;
+    s->fx_leg = fx_leg_of_column(leg);
     *content_hash = sqlite3_column_blob(st, 5);
     *content_hash_len = (size_t)sqlite3_column_bytes(st, 5);
     return 1;
@@ -609,7 +607,7 @@ static const char *const findings_sql[] = {
     "SELECT j.peer, j.uetr, NULL, j.seq, NULL, NULL, NULL, NULL"                                   \
     " FROM journal j JOIN settlements s"                                                           \
     " ON s.id = j.settlement_id WHERE j.content_hash != s.content_hash"                            \
-    " OR j.amount_minor != CASE WHEN s.fx_leg = 2 THEN -s.amount_minor ELSE s.amount_minor END"    \
+    " OR j.amount_minor != CASE WHEN s.fx_leg IN (2, 3) THEN -s.amount_minor ELSE s.amount_minor END"    \
     " OR j.currency != s.currency OR j.uetr != s.uetr OR j.peer != s.peer"
 
 ledger_err_t books_findings(ledger_t *l, books_check_t check, books_cursor_t **out)

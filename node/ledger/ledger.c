@@ -219,9 +219,11 @@
     X(held_sum, "SELECT sum(a) FROM (SELECT amount_minor AS a FROM settlements"                    \
                 " WHERE peer = ?1 AND currency = ?2 AND status = 4 AND fx_leg <> 2"                \
                 " UNION ALL SELECT amount_minor FROM settlements WHERE peer = ?1"                  \
-                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg = 2)")             \
+                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg IN (2, 3))")             \
     X(fx_find, "SELECT uetr FROM settlements WHERE peer = ?1 AND fx_id = ?2 AND fx_id <> ''"       \
-               " ORDER BY fx_leg LIMIT 3")                                                         \
+               " AND fx_leg IN (1, 2) ORDER BY fx_leg LIMIT 3")                                    \
+    X(setoff_pending_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1"              \
+                          " AND currency = ?2 AND direction = ?3 AND status = 0 AND fx_leg = 3")   \
     X(set_hold, "UPDATE settlements SET hold = ?2 WHERE id = ?1")                                  \
     X(set_at_peer, "UPDATE settlements SET at_peer = ?2, their_seq = max(their_seq, ?3)"           \
                    " WHERE id = ?1")                                                               \
@@ -404,6 +406,17 @@ struct ledger {
     "CREATE INDEX net_settlements_cycle ON net_settlements(peer, cycle, currency);"                \
     "CREATE INDEX net_settlements_decided ON net_settlements(peer, decided_seq) WHERE status = 1;"
 
+/* Schema 12: multilateral set-offs (PROTOCOL.md 3.12.6), one record per set-off this node
+ * takes part in; its legs are records of `settlements` (fx_leg 3, fx_id the set-off's id). */
+#define SETOFFS_TABLE                                                                              \
+    "CREATE TABLE setoffs(setoff_id TEXT PRIMARY KEY, terms BLOB NOT NULL,"                        \
+    "  terms_signature BLOB NOT NULL, position INTEGER NOT NULL, currency TEXT NOT NULL,"          \
+    "  amount_minor INTEGER NOT NULL, state INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"    \
+    "  our_vote BLOB, votes BLOB, verdict BLOB, relay_seq INTEGER NOT NULL DEFAULT 0,"             \
+    "  decision_seq INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"                     \
+    "  decided_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"                                      \
+    "CREATE INDEX setoffs_open ON setoffs(state) WHERE state = 0;"
+
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE accounts("
@@ -440,7 +453,7 @@ static const char *const schema =
                        "  own_head BLOB NOT NULL, created_ms INTEGER NOT NULL,"
                        "  messages INTEGER NOT NULL DEFAULT 0);" SETTLEMENTS_SEQUENCES KEYS_TABLE
                            KEYS_SWITCH SETTLEMENTS_HOLDS SETTLEMENTS_RETURNS SETTLEMENTS_FX
-                               CYCLES_TABLES;
+                               CYCLES_TABLES SETOFFS_TABLE;
 
 const char *ledger_strerror(ledger_err_t err)
 {
@@ -509,7 +522,10 @@ const char *entry_kind_name(entry_kind_t kind)
                                         "cycle",
                                         "net_claimed",
                                         "net_settled",
-                                        "net_refused"};
+                                        "net_refused",
+                                        "setoff_pending",
+                                        "setoff_posted",
+                                        "setoff_voided"};
     _Static_assert(sizeof names / sizeof names[0] == ENTRY_KIND_MAX + 1, "a name per kind");
     return kind >= ENTRY_OUT_PENDING && kind <= ENTRY_KIND_MAX ? names[kind] : "unknown";
 }
@@ -663,6 +679,15 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
     case ENTRY_NET_SETTLED: /* a cycle's net paid outside: signed, the debtor's rises */
         e.posted = m;
         break;
+    case ENTRY_SETOFF_PENDING: /* m < 0: the debt between us shrinks once posted */
+        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_PENDING : ENTRY_HELD,
+                                 original, m);
+    case ENTRY_SETOFF_POSTED:
+        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_POSTED : ENTRY_RELEASED,
+                                 original, m);
+    case ENTRY_SETOFF_VOIDED:
+        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_VOIDED : ENTRY_DECLINED,
+                                 original, m);
     case ENTRY_IMPORTED: /* evidence only */
     case ENTRY_CYCLE:
     case ENTRY_NET_CLAIMED:
@@ -775,6 +800,11 @@ static const char *const migrate_10_to_11 =
     "PRAGMA user_version = 11;"
     "COMMIT;";
 
+/* Version 11 -> 12: multilateral set-offs (SETOFFS_TABLE). */
+static const char *const migrate_11_to_12 =
+    "BEGIN IMMEDIATE;" SETOFFS_TABLE "PRAGMA user_version = 12;"
+    "COMMIT;";
+
 static const char *const migrate_2_to_3 =
     "BEGIN IMMEDIATE;"
     "ALTER TABLE channels ADD COLUMN wire_version INTEGER NOT NULL DEFAULT 1;"
@@ -885,6 +915,9 @@ static ledger_err_t migrate(ledger_t *l, const char *node)
     }
     if (rc == LEDGER_OK && version <= 10) {
         rc = run_script(l, migrate_10_to_11, "upgrade the ledger from schema 10 to 11");
+    }
+    if (rc == LEDGER_OK && version <= 11) {
+        rc = run_script(l, migrate_11_to_12, "upgrade the ledger from schema 11 to 12");
     }
     if (rc == LEDGER_OK) {
         l->schema = LEDGER_SCHEMA_VERSION;
@@ -1193,9 +1226,7 @@ static int64_t read_return(sqlite3_stmt *stmt, int first, settlement_t *s)
 static void read_fx(sqlite3_stmt *stmt, int first, settlement_t *s)
 {
     int leg = sqlite3_column_int(stmt, first + 1);
-    s->fx_leg = leg == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
-                : leg == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
-                                              : FX_LEG_NONE;
+    s->fx_leg = fx_leg_of_column(leg);
     copy_column(s->fx_id, sizeof s->fx_id, stmt, first);
 }
 
@@ -1763,9 +1794,11 @@ static void entry_hash(const ledger_t *l, const char *peer, direction_t directio
                        fx_leg_t fx_leg, int64_t amount, const char *currency, const char *status,
                        const char *reason, uint8_t out[static DIGEST_BYTES])
 {
-    bool we_pay = (direction == DIRECTION_OUT) != (fx_leg == FX_LEG_ACCEPTOR_PAYS);
+    bool we_pay = (direction == DIRECTION_OUT) != fx_leg_against(fx_leg);
     const char *payer = we_pay ? l->node : peer, *payee = we_pay ? peer : l->node;
-    if (fx_leg != FX_LEG_NONE) {
+    if (fx_leg == FX_LEG_SETOFF) {
+        digest_setoff_leg_entry(payer, payee, uetr, amount, currency, status, reason, out);
+    } else if (fx_leg != FX_LEG_NONE) {
         digest_fx_leg_entry(payer, payee, uetr, fx_id, amount, currency, status, reason, out);
     } else if (original_uetr[0] != '\0') {
         digest_return_entry(payer, payee, uetr, original_uetr, amount, currency, status, reason,
@@ -2911,6 +2944,100 @@ ledger_err_t ledger_fx_propose(ledger_t *l, const settlement_t legs[2], int64_t 
     return LEDGER_OK;
 }
 
+/* ---- Multilateral set-off legs (PROTOCOL.md 3.12.6) ---- */
+
+ledger_err_t ledger_setoff_leg_open(ledger_t *l, const ledger_setoff_leg_t *leg, uint64_t sequence,
+                                    const uint8_t *evidence, size_t evidence_len)
+{
+    assert(leg != NULL && leg->amount_minor > 0 && evidence != NULL);
+    ledger_err_t rc = begin_write(l);
+    bool taken = false;
+    if (rc != LEDGER_OK || (rc = id_taken(l, leg->peer, leg->setoff_id, &taken)) != LEDGER_OK) {
+        return rc;
+    }
+    if (taken) {
+        set_error(l, "%s is already used with %s", leg->setoff_id, leg->peer);
+        return LEDGER_E_CONFLICT;
+    }
+    settlement_t s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.peer, sizeof s.peer, "%s", leg->peer);
+    s.direction = leg->direction;
+    snprintf(s.uetr, sizeof s.uetr, "%s", leg->setoff_id);
+    snprintf(s.fx_id, sizeof s.fx_id, "%s", leg->setoff_id);
+    s.fx_leg = FX_LEG_SETOFF;
+    s.amount_minor = leg->amount_minor;
+    snprintf(s.currency, sizeof s.currency, "%s", leg->currency);
+    s.created_unix_ms = leg->created_unix_ms;
+    memcpy(s.original_hash, leg->terms_hash, sizeof s.original_hash);
+    rc = check_effect(l, s.peer, s.currency,
+                      ledger_row_effect(ENTRY_SETOFF_PENDING, s.direction,
+                                        settlement_row_amount(&s)));
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    uint8_t hash[SETTLEMENT_HASH_BYTES];
+    settlement_content_hash(&s, hash);
+    stored_t st;
+    if ((rc = insert_settlement(l, &s, hash, STATUS_PENDING, NULL, NULL, sequence, &st)) !=
+        LEDGER_OK) {
+        return rc;
+    }
+    return append_row(l, &st, ENTRY_SETOFF_PENDING, NULL, evidence, evidence_len);
+}
+
+ledger_err_t ledger_setoff_leg_close(ledger_t *l, const char *peer, const char *setoff_id,
+                                     bool commit, const char *reason, uint64_t sequence,
+                                     const uint8_t *evidence, size_t evidence_len, bool *closed)
+{
+    assert(peer != NULL && setoff_id != NULL && evidence != NULL && closed != NULL);
+    *closed = false;
+    ledger_err_t rc = begin_write(l);
+    stored_t st;
+    bool found = false;
+    if (rc != LEDGER_OK || (rc = find_stored(l, peer, setoff_id, &st, &found)) != LEDGER_OK ||
+        !found) {
+        return rc;
+    }
+    if (!settlement_is_setoff_leg(&st.s) || st.status != STATUS_PENDING) {
+        set_error(l, "%s with %s is not a pending set-off leg", setoff_id, peer);
+        return LEDGER_E_STATE;
+    }
+    entry_kind_t kind = commit ? ENTRY_SETOFF_POSTED : ENTRY_SETOFF_VOIDED;
+    if ((rc = check_effect(l, peer, st.s.currency,
+                           ledger_row_effect(kind, st.s.direction,
+                                             settlement_row_amount(&st.s)))) != LEDGER_OK ||
+        (rc = set_status(l, &st, commit ? STATUS_SETTLED : STATUS_REJECTED, commit ? NULL : reason,
+                         sequence)) != LEDGER_OK ||
+        (rc = append_row(l, &st, kind, commit ? NULL : reason, evidence, evidence_len)) !=
+            LEDGER_OK) {
+        return rc;
+    }
+    *closed = true;
+    return LEDGER_OK;
+}
+
+ledger_err_t ledger_setoff_pending(ledger_t *l, const char *peer, const char *currency,
+                                   direction_t direction, int64_t *sum)
+{
+    assert(peer != NULL && currency != NULL && sum != NULL);
+    *sum = 0;
+    ledger_err_t rc = begin_write(l);
+    if (rc != LEDGER_OK) {
+        return rc;
+    }
+    sqlite3_stmt *stmt = l->st.setoff_pending_sum;
+    bind_text(stmt, 1, peer);
+    bind_text(stmt, 2, currency);
+    sqlite3_bind_int(stmt, 3, (int)direction);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        *sum = sqlite3_column_int64(stmt, 0);
+    }
+    finish(stmt);
+    return step == SQLITE_ROW ? LEDGER_OK : storage_failure(l, "sum pending set-off legs");
+}
+
 ledger_err_t ledger_fx_resolve(ledger_t *l, const char *peer, const char *fx_id,
                                const uint8_t answers[static SETTLEMENT_HASH_BYTES], status_t answer,
                                const char *reason, const uint8_t *evidence, size_t evidence_len,
@@ -3693,9 +3820,7 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
     int64_t open_seq = sqlite3_column_int64(row, 8), decided_seq = sqlite3_column_int64(row, 9),
             returned_seq = sqlite3_column_int64(row, 10);
     int leg_column = sqlite3_column_int(row, 14);
-    fx_leg_t leg = leg_column == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
-                   : leg_column == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
-                                                        : FX_LEG_NONE;
+    fx_leg_t leg = fx_leg_of_column(leg_column);
     if (uetr == NULL || currency == NULL || reason == NULL || status < STATUS_PENDING ||
         status > STATUS_MAX || sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 ||
         decided_seq < 0 || returned_seq < 0 || cut->entries == 0) {
@@ -3721,7 +3846,7 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
         cut->entries++;
     }
     /* positions move the money's way: against the message for an acceptor's leg */
-    direction_t money = leg == FX_LEG_ACCEPTOR_PAYS
+    direction_t money = fx_leg_against(leg)
                             ? (direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT)
                             : direction;
     __int128 delta =
@@ -3865,9 +3990,7 @@ static ledger_err_t cycle_undo(ledger_t *l, const char *peer, sqlite3_stmt *row,
     int64_t open_seq = sqlite3_column_int64(row, 8), decided_seq = sqlite3_column_int64(row, 9),
             returned_seq = sqlite3_column_int64(row, 10);
     int leg_column = sqlite3_column_int(row, 14);
-    fx_leg_t leg = leg_column == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
-                   : leg_column == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
-                                                        : FX_LEG_NONE;
+    fx_leg_t leg = fx_leg_of_column(leg_column);
     if (status < STATUS_PENDING || status > STATUS_MAX ||
         sqlite3_column_bytes(row, 7) != DIGEST_BYTES || open_seq < 0 || decided_seq < 0 ||
         returned_seq < 0) {
@@ -3892,7 +4015,7 @@ static ledger_err_t cycle_undo(ledger_t *l, const char *peer, sqlite3_stmt *row,
         set_error(l, "more than %d currencies in a cycle", CYCLE_CURRENCIES_MAX);
         return LEDGER_E_STATE;
     }
-    direction_t money = leg == FX_LEG_ACCEPTOR_PAYS
+    direction_t money = fx_leg_against(leg)
                             ? (direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT)
                             : direction;
     running_add(&c->r, money, now, amount, sqlite3_column_blob(row, 7), -1);

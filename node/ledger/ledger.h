@@ -36,7 +36,7 @@
 
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_HASH_BYTES     32
-#define LEDGER_SCHEMA_VERSION 11
+#define LEDGER_SCHEMA_VERSION 12
 
 typedef struct ledger ledger_t;
 
@@ -112,9 +112,15 @@ typedef enum {
     ENTRY_NET_CLAIMED = 18, /* a NetSettlement sent, or held here: moves nothing */
     ENTRY_NET_SETTLED = 19, /* a net settlement confirmed: posted by the row's signed amount */
     ENTRY_NET_REFUSED = 20, /* a net settlement refused: moves nothing */
+    /* A leg of a multilateral set-off (PROTOCOL.md 3.12.6), amount -m (against the relay): at
+     * the edge's debtor (direction out) as ENTRY_OUT_PENDING/POSTED/VOIDED move it, at the
+     * creditor as ENTRY_HELD/RELEASED/DECLINED. */
+    ENTRY_SETOFF_PENDING = 21, /* opened by the relay on the edge: evidence that relay */
+    ENTRY_SETOFF_POSTED = 22,  /* the decision commit on the edge: evidence that decision */
+    ENTRY_SETOFF_VOIDED = 23,  /* the decision abort on the edge, alike */
 } entry_kind_t;
 
-#define ENTRY_KIND_MAX ENTRY_NET_REFUSED
+#define ENTRY_KIND_MAX ENTRY_SETOFF_VOIDED
 
 const char *entry_kind_name(entry_kind_t kind);
 
@@ -283,6 +289,42 @@ ledger_err_t ledger_return_check(ledger_t *l, const settlement_t *r, const char 
 /* The evidence of the row that opened a settlement (the payer's Settlement), malloc'd. */
 ledger_err_t ledger_opening_evidence(ledger_t *l, const char *peer, const char *uetr,
                                      uint8_t **evidence, size_t *evidence_len)
+    __attribute__((warn_unused_result));
+
+/* ---- Multilateral set-off legs (PROTOCOL.md 3.12.6) ---- */
+
+/* One edge's leg as this node records it: `direction` the way the relay went on the edge (out:
+ * we are the edge's debtor), the money the other way. */
+typedef struct {
+    char peer[CORRIDOR_NAME_LEN_MAX + 1];
+    char setoff_id[CORRIDOR_UETR_LEN + 1];
+    direction_t direction;
+    int64_t amount_minor; /* > 0 */
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    uint8_t terms_hash[32]; /* H13 */
+    int64_t created_unix_ms;
+} ledger_setoff_leg_t;
+
+/* Opens a leg pending (a setoff_pending row, evidence the relay SignedMessage on the edge),
+ * opened by the relay of `sequence` (ours when direction is out). LEDGER_E_CONFLICT when the id
+ * is used on the channel; E_OVERFLOW when a balance would leave int64. */
+ledger_err_t ledger_setoff_leg_open(ledger_t *l, const ledger_setoff_leg_t *leg, uint64_t sequence,
+                                    const uint8_t *evidence, size_t evidence_len)
+    __attribute__((warn_unused_result));
+
+/* Closes the pending leg of `setoff_id` with `peer`: posted (commit) or voided with `reason`, by
+ * the decision of `sequence` (ours when we are the edge's creditor), evidence that decision's
+ * SignedMessage. *closed false (LEDGER_OK) when the channel holds no such record; E_STATE when
+ * it holds it other than as a pending leg. */
+ledger_err_t ledger_setoff_leg_close(ledger_t *l, const char *peer, const char *setoff_id,
+                                     bool commit, const char *reason, uint64_t sequence,
+                                     const uint8_t *evidence, size_t evidence_len, bool *closed)
+    __attribute__((warn_unused_result));
+
+/* The sum of our pending set-off legs with `peer` in `currency` whose relay went `direction`.
+ * A writer's read. */
+ledger_err_t ledger_setoff_pending(ledger_t *l, const char *peer, const char *currency,
+                                   direction_t direction, int64_t *sum)
     __attribute__((warn_unused_result));
 
 /* ---- FX trades (PROTOCOL.md 3.10) ---- */

@@ -153,7 +153,7 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
         memset(&e, 0, sizeof e);
         /* a leg's payer is who pays it: the leg the acceptor pays goes against its message */
         bool out = (sqlite3_column_int(stmt, 1) == DIRECTION_OUT) !=
-                   (sqlite3_column_int(stmt, 9) == FX_LEG_ACCEPTOR_PAYS);
+                   fx_leg_against(fx_leg_of_column(sqlite3_column_int(stmt, 9)));
         snprintf(e.uetr, sizeof e.uetr, "%s", ledger_column_text(stmt, 0));
         snprintf(e.payer, sizeof e.payer, "%s", out ? self : peer);
         snprintf(e.payee, sizeof e.payee, "%s", out ? peer : self);

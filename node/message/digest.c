@@ -9,6 +9,7 @@
 #define ENTRY_DOMAIN  "corridor.channel-entry.v1"
 #define RETURN_DOMAIN "corridor.channel-return.v1"
 #define FX_LEG_DOMAIN "corridor.channel-fx-leg.v1"
+#define SETOFF_LEG_DOMAIN "corridor.channel-setoff-leg.v1"
 
 void digest_add(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES])
 {
@@ -95,6 +96,14 @@ void digest_fx_leg_entry(const char *payer, const char *payee, const char *uetr,
     /* the trade's id where a return's entry hashes the payment it returns */
     entry_digest(FX_LEG_DOMAIN, sizeof FX_LEG_DOMAIN, uetr, fx_id, payer, payee, amount_minor,
                  currency, status, reason, NULL, out);
+}
+
+void digest_setoff_leg_entry(const char *payer, const char *payee, const char *uetr,
+                             int64_t amount_minor, const char *currency, const char *status,
+                             const char *reason, uint8_t out[static DIGEST_BYTES])
+{
+    entry_digest(SETOFF_LEG_DOMAIN, sizeof SETOFF_LEG_DOMAIN, uetr, NULL, payer, payee,
+                 amount_minor, currency, status, reason, NULL, out);
 }
 
 /* corridor_digest_update(digest, sub, add) */

@@ -43,6 +43,13 @@ void digest_fx_leg_entry(const char *payer, const char *payee, const char *uetr,
                          int64_t amount_minor, const char *currency, const char *status,
                          const char *reason, uint8_t out[static DIGEST_BYTES]);
 
+/* The canonical hash of one edge's leg of a multilateral set-off (PROTOCOL.md 3.7.13): as
+ * digest_entry, under its own tag. `uetr` is the set-off's id; `payer` is the edge's creditor,
+ * whose claim the set-off takes down. */
+void digest_setoff_leg_entry(const char *payer, const char *payee, const char *uetr,
+                             int64_t amount_minor, const char *currency, const char *status,
+                             const char *reason, uint8_t out[static DIGEST_BYTES]);
+
 /* Registers the SQL functions the ledger uses on a connection:
  *   corridor_digest_update(digest, sub, add)  digest - sub + add (sub/add may be NULL)
  *   corridor_sum256(hash)                     aggregate: the sum of 32-byte hashes

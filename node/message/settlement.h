@@ -29,7 +29,24 @@ typedef enum {
     FX_LEG_NONE = 0,          /* a payment or a return */
     FX_LEG_PROPOSER_PAYS = 1, /* the proposer pays it: money goes the FxProposal's way */
     FX_LEG_ACCEPTOR_PAYS = 2, /* the acceptor pays it: money goes against the FxProposal */
+    FX_LEG_SETOFF = 3, /* one edge of a multilateral set-off (PROTOCOL.md 3.12): `fx_id` is the
+                          set-off's id, and the money goes against the relay that opened it */
 } fx_leg_t;
+
+/* The leg stored in column `fx_leg` (anything else: none). */
+static inline fx_leg_t fx_leg_of_column(int column)
+{
+    return column == FX_LEG_PROPOSER_PAYS   ? FX_LEG_PROPOSER_PAYS
+           : column == FX_LEG_ACCEPTOR_PAYS ? FX_LEG_ACCEPTOR_PAYS
+           : column == FX_LEG_SETOFF        ? FX_LEG_SETOFF
+                                            : FX_LEG_NONE;
+}
+
+/* Whether a record of `leg` moves money against the message that opened it. */
+static inline bool fx_leg_against(fx_leg_t leg)
+{
+    return leg == FX_LEG_ACCEPTOR_PAYS || leg == FX_LEG_SETOFF;
+}
 
 typedef struct {
     char peer[CORRIDOR_NAME_LEN_MAX + 1];                /* the other side of the channel */
@@ -103,17 +120,23 @@ reason_t return_decode(const uint8_t *body, size_t len, const char *peer, direct
  * when the original UETR or the reason code is malformed, or a descriptive field is set. */
 reason_t return_check(const settlement_t *s);
 
-/* Whether s is a leg of an FX trade. */
+/* Whether s is a leg of an FX trade or of a set-off (neither is decided on its own). */
 static inline bool settlement_is_fx_leg(const settlement_t *s)
 {
     return s->fx_leg != FX_LEG_NONE;
+}
+
+/* Whether s is a leg of a multilateral set-off (PROTOCOL.md 3.12). */
+static inline bool settlement_is_setoff_leg(const settlement_t *s)
+{
+    return s->fx_leg == FX_LEG_SETOFF;
 }
 
 /* The way the money of s goes, seen from this node: its direction, but for the leg an acceptor
  * pays, which goes against the FxProposal that opened it. */
 static inline direction_t settlement_money_direction(const settlement_t *s)
 {
-    if (s->fx_leg != FX_LEG_ACCEPTOR_PAYS) {
+    if (!fx_leg_against(s->fx_leg)) {
         return s->direction;
     }
     return s->direction == DIRECTION_OUT ? DIRECTION_IN : DIRECTION_OUT;
@@ -123,7 +146,7 @@ static inline direction_t settlement_money_direction(const settlement_t *s)
  * those of the message's direction with the money the other way (PROTOCOL.md 3.10.5). */
 static inline int64_t settlement_row_amount(const settlement_t *s)
 {
-    return s->fx_leg == FX_LEG_ACCEPTOR_PAYS ? -s->amount_minor : s->amount_minor;
+    return fx_leg_against(s->fx_leg) ? -s->amount_minor : s->amount_minor;
 }
 
 const char *direction_name(direction_t d);
