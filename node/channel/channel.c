@@ -855,6 +855,8 @@ void channel_receive(channel_t *ch, envelope_message_t *msg, int64_t now_ms)
     case MSG_CYCLE_PROPOSAL:
     case MSG_CYCLE_ANSWER:
     case MSG_NET_SETTLEMENT:
+    case MSG_SETOFF_RELAY:
+    case MSG_SETOFF_DECISION:
         if (msg->type == MSG_KEY_SWITCH && ch->state == CHANNEL_DIVERGED) {
             pin_switch_while_diverged(ch, msg);
         }
@@ -1623,6 +1625,10 @@ static ledger_err_t apply_one(channel_t *ch, const envelope_message_t *msg, bool
         return cycles_apply_answer(ch, msg);
     case MSG_NET_SETTLEMENT:
         return cycles_apply_net_settlement(ch, msg, moved);
+    case MSG_SETOFF_RELAY:
+        return setoffs_apply_relay(ch, msg);
+    case MSG_SETOFF_DECISION:
+        return setoffs_apply_decision(ch, msg);
     default:
         return LEDGER_OK;
     }

@@ -37,6 +37,7 @@
 #include "envelope.h"
 #include "cycle.h"
 #include "fx.h"
+#include "setoff.h"
 #include "identity.h"
 #include "ledger.h"
 #include "settlement.h"
@@ -54,9 +55,11 @@
 #define CHANNEL_FEATURE_RETURNS 16u   /* we decide two-phase Returns and answer them (3.9) */
 #define CHANNEL_FEATURE_FX      32u   /* we decide FxProposals, both legs as one (3.10) */
 #define CHANNEL_FEATURE_CYCLES  64u   /* we close cycles and take net settlements (3.11) */
+#define CHANNEL_FEATURE_SETOFF  128u  /* we vote on and relay multilateral set-offs (3.12) */
 #define CHANNEL_FEATURES                                                                           \
     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE | CHANNEL_FEATURE_HOLDS | \
-     CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX | CHANNEL_FEATURE_CYCLES) /* our Hello offers */
+     CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX | CHANNEL_FEATURE_CYCLES |                     \
+     CHANNEL_FEATURE_SETOFF) /* our Hello offers */
 #define CHANNEL_KEYS_MAX 64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
@@ -88,6 +91,9 @@ typedef struct {
     /* Told, inside the transaction, of a payment held for the screening program: the node
      * starts it once the transaction commits (a verdict for a payment not held is dropped). */
     void (*on_held)(void *arg, const char *peer, const char *uetr);
+    /* The channel with peer `code` (NULL: none): a set-off goes on from one channel to
+     * another in the same transaction (PROTOCOL.md 3.12). */
+    struct channel *(*channel_of)(void *arg, const char *code);
     void *arg;             /* passed to send, on_final, on_statement, screen and on_held */
     const char *node_name; /* for log lines */
     uint64_t incarnation;  /* this process's start, Unix microseconds: stamps Acks/Hellos */
@@ -332,6 +338,25 @@ ledger_err_t channel_cycle_settle_check(channel_t *ch, net_settlement_t *n, cons
  * and answered ACSC, or answered RJCT. LEDGER_E_NOT_FOUND: no such id; LEDGER_E_STATE: not held
  * (or the channel does not decide now); *status the net settlement's status. */
 ledger_err_t channel_net_decide(channel_t *ch, const char *id, const char *reason, status_t *status)
+    __attribute__((warn_unused_result));
+
+/* ---- Multilateral set-off (PROTOCOL.md 3.12, setoffs.c) ---- */
+
+/* The peer name set-off notifications carry to on_final (key "setoff-ID"). */
+#define CHANNEL_SETOFF_WAITER "*setoff"
+
+/* Inside the node's transaction: proposes set-off `t` (ring[0] this node, ring[1] the peer of
+ * `next`, ring[n-1] that of `prev`, keys filled, id fresh): votes on our books, records it, opens
+ * our leg with `next` and queues the relay. *why: NULL when sent, else our own refusal's code
+ * (AM03 currency, AB05 deadline, NARR a neighbour lacks the feature or is DIVERGED, DUPL id
+ * used, AM04 no such debt), nothing written. That both peers offer CHANNEL_FEATURE_SETOFF is
+ * checked here too. */
+ledger_err_t channel_setoff_propose(channel_t *next, channel_t *prev, const setoff_terms_t *t,
+                                    const char **why) __attribute__((warn_unused_result));
+
+/* Inside the node's transaction: aborts (AB05) every set-off we proposed whose deadline has
+ * passed at `wall_ms` undecided; *aborted how many. `any` is any channel (for the node). */
+ledger_err_t channel_setoff_expire(channel_t *any, int64_t wall_ms, size_t *aborted)
     __attribute__((warn_unused_result));
 
 #endif

@@ -120,6 +120,10 @@ ledger_err_t cycles_apply_proposal(channel_t *ch, const envelope_message_t *msg)
 ledger_err_t cycles_apply_answer(channel_t *ch, const envelope_message_t *msg);
 ledger_err_t cycles_apply_net_settlement(channel_t *ch, const envelope_message_t *msg, bool *moved);
 
+/* Multilateral set-off (setoffs.c, PROTOCOL.md 3.12), applied in sequence order. */
+ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg);
+ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg);
+
 /* Whether the StatusReport `sr` is about a net settlement of the channel (then it was applied or
  * refused here, *rc says how the books took it); false: it is about something else. */
 bool cycles_apply_net_answer(channel_t *ch, const envelope_message_t *msg,

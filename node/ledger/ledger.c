@@ -414,7 +414,8 @@ struct ledger {
     "  amount_minor INTEGER NOT NULL, state INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"    \
     "  our_vote BLOB, votes BLOB, verdict BLOB, relay_seq INTEGER NOT NULL DEFAULT 0,"             \
     "  decision_seq INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"                     \
-    "  decided_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"                                      \
+    "  decided_ms INTEGER NOT NULL DEFAULT 0, decision_sent BLOB,"                               \
+    "  asked_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"                                          \
     "CREATE INDEX setoffs_open ON setoffs(state) WHERE state = 0;"
 
 static const char *const schema =

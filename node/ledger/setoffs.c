@@ -10,7 +10,8 @@
 
 #define SETOFF_COLUMNS                                                                             \
     "setoff_id, terms, terms_signature, position, currency, amount_minor, state, reason,"         \
-    " our_vote, votes, verdict, relay_seq, decision_seq, created_ms, decided_ms"
+    " our_vote, votes, verdict, relay_seq, decision_seq, created_ms, decided_ms, decision_sent,"   \
+    " asked_by"
 
 const char *setoff_state_name(setoff_state_t state)
 {
@@ -33,8 +34,10 @@ void ledger_setoff_release(ledger_setoff_t *rec)
     free(rec->our_vote);
     free(rec->votes);
     free(rec->verdict);
-    rec->terms = rec->our_vote = rec->votes = rec->verdict = NULL;
+    free(rec->decision_sent);
+    rec->terms = rec->our_vote = rec->votes = rec->verdict = rec->decision_sent = NULL;
     rec->terms_len = rec->our_vote_len = rec->votes_len = rec->verdict_len = 0;
+    rec->decision_sent_len = 0;
 }
 
 /* Reads one row of SETOFF_COLUMNS: false when it is damaged or out of memory. */
@@ -63,6 +66,8 @@ static bool read_row(sqlite3_stmt *stmt, ledger_setoff_t *rec)
     rec->decision_seq = (uint64_t)decision;
     rec->created_ms = sqlite3_column_int64(stmt, 13);
     rec->decided_ms = sqlite3_column_int64(stmt, 14);
+    rec->decision_sent = ledger_copy_blob(stmt, 15, &rec->decision_sent_len);
+    snprintf(rec->asked_by, sizeof rec->asked_by, "%s", ledger_column_text(stmt, 16));
     if (!ok) {
         ledger_setoff_release(rec);
     }
@@ -118,7 +123,7 @@ ledger_err_t ledger_setoff_put(ledger_t *l, const ledger_setoff_t *rec)
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(ledger_db(l),
                            "INSERT OR REPLACE INTO setoffs(" SETOFF_COLUMNS
-                           ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+                           ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
                            -1, &stmt, NULL) != SQLITE_OK) {
         return ledger_read_failed(l, "write a set-off");
     }
@@ -137,6 +142,8 @@ ledger_err_t ledger_setoff_put(ledger_t *l, const ledger_setoff_t *rec)
     sqlite3_bind_int64(stmt, 13, (int64_t)rec->decision_seq);
     sqlite3_bind_int64(stmt, 14, rec->created_ms);
     sqlite3_bind_int64(stmt, 15, rec->decided_ms);
+    bind_blob_or_null(stmt, 16, rec->decision_sent, rec->decision_sent_len);
+    sqlite3_bind_text(stmt, 17, rec->asked_by, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     return step == SQLITE_DONE ? LEDGER_OK : ledger_read_failed(l, "write a set-off");

@@ -42,6 +42,9 @@ typedef struct {
     uint64_t relay_seq;    /* our relay to our successor; 0 none */
     uint64_t decision_seq; /* our decision to our predecessor; 0 none */
     int64_t created_ms, decided_ms;
+    uint8_t *decision_sent; /* our decision SignedMessage to our predecessor (or NULL) */
+    size_t decision_sent_len;
+    char asked_by[CORRIDOR_UETR_LEN + 1]; /* the asking round that led to it (3.12.5), or "" */
 } ledger_setoff_t;
 
 /* The record of `setoff_id`: *found false when none (or before schema 12). */
