@@ -71,8 +71,9 @@ typedef struct {
     uint8_t signature[crypto_sign_BYTES];
 } setoff_vote_t;
 
-/* A SetoffRelay (votes) or SetoffDecision (verdict and votes) as carried. `terms` points into
- * a malloc'd copy owned by the holder (setoff_message_release frees it). */
+/* A SetoffRelay (votes) or SetoffDecision (verdict and votes) as carried. `terms_bytes` is a
+ * malloc'd copy owned by the holder (setoff_message_release frees it); `terms` is decoded from
+ * it. */
 typedef struct {
     uint8_t *terms_bytes;
     size_t terms_len;
@@ -87,10 +88,10 @@ typedef struct {
 } setoff_message_t;
 
 /* Terms: encode (protobuf-c packing; *out malloc'd; -1 out of memory) and strict decode: at most
- * SETOFF_TERMS_MAX bytes, a UUIDv4 id (uetr_check), 3..8 members with valid node codes (node_code_check), all
- * distinct, 16-byte key ids equal to identity_key_id of their 32-byte keys, a currency of the
- * table, 0 <= amount <= CORRIDOR_AMOUNT_MINOR_MAX, created >= 0, deadline > created, and the bytes
- * exactly what encoding gives. false otherwise. */
+ * SETOFF_TERMS_MAX bytes, a UUIDv4 id (uetr_check), 3..8 members with valid node codes
+ * (node_code_check), all distinct, 16-byte key ids equal to identity_key_id of their 32-byte keys,
+ * a currency of the table, 0 <= amount <= CORRIDOR_AMOUNT_MINOR_MAX, created >= 0, deadline >
+ * created, and the bytes exactly what encoding gives. false otherwise. */
 int setoff_terms_encode(const setoff_terms_t *t, uint8_t **out, size_t *out_len);
 bool setoff_terms_decode(const uint8_t *bytes, size_t len, setoff_terms_t *t);
 
@@ -107,8 +108,9 @@ bool setoff_ballot_decode(const uint8_t *bytes, size_t len, setoff_ballot_t *b);
 size_t setoff_verdict_encode(const setoff_verdict_t *v, uint8_t out[static SETOFF_VERDICT_MAX]);
 bool setoff_verdict_decode(const uint8_t *bytes, size_t len, setoff_verdict_t *v);
 
-/* H10, H11, H12: Ed25519 under the domain over the bytes exactly as carried (through
- * envelope_domain_sign). sign: 0, or -1 out of memory. verify: whether it verifies. */
+/* H10, H11, H12: Ed25519 under the domain (one of SETOFF_TERMS_DOMAIN, SETOFF_VOTE_DOMAIN,
+ * SETOFF_VERDICT_DOMAIN; any other is a programmer's error) over the bytes exactly as carried
+ * (through envelope_domain_sign). sign: 0, or -1 out of memory. verify: whether it verifies. */
 int setoff_sign(const char *domain, const uint8_t *bytes, size_t len,
                 const uint8_t sign_secret[static crypto_sign_SECRETKEYBYTES],
                 uint8_t signature[static crypto_sign_BYTES]);
@@ -117,12 +119,15 @@ bool setoff_verify(const char *domain, const uint8_t *bytes, size_t len,
                    const uint8_t sign_public[static crypto_sign_PUBLICKEYBYTES]);
 
 /* Whether vote `v` is a valid signature by the ring member at its ballot's position over these
- * terms: the ballot names `terms_hash`, its position is inside the ring, and H11 verifies with
- * that member's key of the terms. */
+ * terms: its ballot bytes decode strictly to what its `ballot` says, the ballot names
+ * `terms_hash`, its position is inside the ring (< t->n), and H11 verifies with that member's
+ * key of the terms. */
 bool setoff_vote_valid(const setoff_terms_t *t, const uint8_t terms_hash[static SETOFF_HASH_BYTES],
                        const setoff_vote_t *v);
 
-/* Signs a ballot as `self` (its secret key) into a vote. 0, or -1 (does not fit, no memory). */
+/* Signs a ballot with `sign_secret` (the voter's key of the ring) into a vote: its bytes, the
+ * ballot decoded back from them, and H11. 0, or -1 (does not fit, would not decode strictly, no
+ * memory; *out is then zeroed). */
 int setoff_vote_make(const setoff_ballot_t *b,
                      const uint8_t sign_secret[static crypto_sign_SECRETKEYBYTES],
                      setoff_vote_t *out);
@@ -133,8 +138,7 @@ int setoff_vote_make(const setoff_ballot_t *b,
  * not 64 bytes, more than SETOFF_RING_MAX votes), the terms, a ballot or the verdict does not
  * decode strictly. Decode checks no signature: the caller checks them against the keys it trusts
  * (setoff_vote_valid, setoff_verify). */
-int setoff_message_encode(const setoff_message_t *m, bool decision, uint8_t **out,
-                          size_t *out_len);
+int setoff_message_encode(const setoff_message_t *m, bool decision, uint8_t **out, size_t *out_len);
 bool setoff_message_decode(const uint8_t *body, size_t len, bool decision, setoff_message_t *m);
 void setoff_message_release(setoff_message_t *m);
 
