@@ -41,6 +41,8 @@ static const command_t commands[] = {
      "trade one currency for another with a peer, both legs or neither (PvP)"},
     {"cycle", "corridor cycle", cmd_cycle,
      "close|settle|list: co-signed net positions with a peer, and their net settlement"},
+    {"setoff", "corridor setoff", cmd_setoff,
+     "propose|list: take one amount off every debt of a ring of banks, all or nothing"},
     {"cancel", "corridor cancel", cmd_cancel,
      "ask a pending payment back (camt.056); the payee cancels it if it still holds it"},
     {"review", "corridor review", cmd_review,

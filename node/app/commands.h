@@ -36,6 +36,9 @@ int cmd_cancel(int argc, char **argv);
 /* cli_cycle.c: settlement cycles and net settlement */
 int cmd_cycle(int argc, char **argv);
 
+/* cli_setoff.c: multilateral set-off */
+int cmd_setoff(int argc, char **argv);
+
 /* cli_review.c: payments held for a person */
 int cmd_review(int argc, char **argv);
 

@@ -1193,6 +1193,120 @@ static void handle_cycle_close(node_t *n, zmq_msg_t *route, json_t *req, long lo
     answer_one(n, route, rc, result, &out, peer, key, wait_ms, now);
 }
 
+/* Inside the transaction: propose a multilateral set-off (PROTOCOL.md 3.12), an operator action
+ * on record. The ring is turned so this node is first; each member's key is the one its channel
+ * holds (a neighbour) or its card's. The reply follows the commit, or with wait_ms the decision
+ * (committed: settled; aborted: rejected). */
+static void handle_setoff_propose(node_t *n, zmq_msg_t *route, json_t *req, long long uid,
+                                  int64_t now)
+{
+    json_t *ring = json_object_get(req, "ring"), *wait = json_object_get(req, "wait_ms"),
+           *amount = json_object_get(req, "amount_minor"),
+           *deadline = json_object_get(req, "deadline_ms");
+    json_int_t wait_ms = json_is_integer(wait) ? json_integer_value(wait) : 0;
+    json_int_t deadline_ms = json_is_integer(deadline) ? json_integer_value(deadline) : 30000;
+    const char *currency = json_str(req, "currency", "");
+    size_t count = json_is_array(ring) ? json_array_size(ring) : 0;
+    setoff_terms_t t;
+    memset(&t, 0, sizeof t);
+    char error[300];
+    if (count < SETOFF_RING_MIN || count > SETOFF_RING_MAX || currency_find(currency) == NULL ||
+        !json_is_integer(amount) || json_integer_value(amount) < 0 ||
+        json_integer_value(amount) > CORRIDOR_AMOUNT_MINOR_MAX || deadline_ms < 1000 ||
+        deadline_ms > 86400000) {
+        reply_error(n, route, EXIT_USAGE,
+                    "setoff_propose: a ring of 3 to 8 codes, a currency, an amount, a deadline");
+        return;
+    }
+    int self = -1;
+    for (size_t i = 0; i < count; i++) {
+        const char *code = json_string_value(json_array_get(ring, i));
+        if (code == NULL || node_code_check(code) != VALID_OK) {
+            reply_error(n, route, EXIT_USAGE, "setoff_propose: the ring holds a bad node code");
+            return;
+        }
+        self = strcmp(code, n->config->name) == 0 ? (int)i : self;
+    }
+    if (self < 0) {
+        snprintf(error, sizeof error, "--ring: %s is not on the ring", n->config->name);
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    t.n = count;
+    channel_t *next = NULL, *prev = NULL;
+    for (size_t k = 0; k < count; k++) { /* ring[k] is the given ring's (self + k) */
+        const char *code = json_string_value(json_array_get(ring, ((size_t)self + k) % count));
+        setoff_member_t *m = &t.ring[k];
+        snprintf(m->code, sizeof m->code, "%s", code);
+        const uint8_t *key = NULL;
+        if (k == 0) {
+            key = n->identity->sign_public;
+        } else {
+            const config_peer_t *p = config_find_peer_const(n->config, code);
+            channel_t *ch =
+                p != NULL ? engine_channel(n->engine, (size_t)(p - n->config->peers)) : NULL;
+            if (ch != NULL && (k == 1 || k == count - 1)) {
+                key = channel_peer_sign_public(ch);
+                *(k == 1 ? &next : &prev) = ch;
+            } else if (p != NULL) {
+                key = p->card.sign_public;
+            }
+        }
+        for (size_t j = 0; j < k; j++) {
+            key = strcmp(t.ring[j].code, code) == 0 ? NULL : key;
+        }
+        if (key == NULL) {
+            snprintf(error, sizeof error,
+                     "--ring: %s appears twice, or this node has no card for it (a neighbour "
+                     "must be a peer); nothing sent",
+                     code);
+            reply_error(n, route, EXIT_USAGE, error);
+            return;
+        }
+        memcpy(m->signing_key, key, sizeof m->signing_key);
+        identity_key_id(key, m->key_id);
+    }
+    if (!channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
+        !channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF)) {
+        snprintf(error, sizeof error,
+                 "%s or %s has not offered set-offs (an older program, or not heard from since "
+                 "this node started); nothing sent",
+                 t.ring[1].code, t.ring[count - 1].code);
+        reply_error(n, route, EXIT_USAGE, error);
+        return;
+    }
+    uetr_generate(t.setoff_id);
+    snprintf(t.currency, sizeof t.currency, "%s", currency);
+    t.amount_minor = json_integer_value(amount);
+    t.created_unix_ms = operation_wall_ms();
+    t.deadline_unix_ms = t.created_unix_ms + deadline_ms;
+    const char *why = NULL;
+    ledger_err_t rc = channel_setoff_propose(next, prev, &t, &why);
+    if (rc == LEDGER_OK && why != NULL) {
+        snprintf(error, sizeof error, "this node's books refuse it: %s; nothing sent", why);
+        reply_error(n, route, EXIT_NEGATIVE, error);
+        return;
+    }
+    json_t *members = json_array();
+    for (size_t k = 0; k < count; k++) {
+        json_array_append_new(members, json_string(t.ring[k].code));
+    }
+    json_t *args = json_pack("{s:s, s:o, s:s, s:I}", "setoff_id", t.setoff_id, "ring", members,
+                             "currency", t.currency, "amount_minor", (json_int_t)t.amount_minor);
+    if (rc == LEDGER_OK && (args == NULL || !record_operation(n, uid, "setoff", "", args))) {
+        rc = LEDGER_E_STORAGE;
+    }
+    char key[8 + CORRIDOR_UETR_LEN + 1];
+    snprintf(key, sizeof key, "setoff-%s", t.setoff_id);
+    ledger_outcome_t out;
+    memset(&out, 0, sizeof out);
+    json_t *result = rc != LEDGER_OK
+                         ? NULL
+                         : json_pack("{s:s, s:s, s:I}", "setoff_id", t.setoff_id, "currency",
+                                     t.currency, "amount_minor", (json_int_t)t.amount_minor);
+    answer_one(n, route, rc, result, &out, CHANNEL_SETOFF_WAITER, key, wait_ms, now);
+}
+
 /* The currencies this node owes in closed cycle `cycle` with `peer` and has not settled. */
 static size_t owed_currencies(node_t *n, const char *peer, uint64_t cycle,
                               char currencies[CYCLE_CURRENCIES_MAX][CORRIDOR_CURRENCY_LEN + 1])
@@ -1578,6 +1692,12 @@ static void read_control(node_t *n, int64_t now)
                 handle_cycle_close(n, &route, req, uid, now);
             } else {
                 handle_cycle_settle(n, &route, req, uid, now);
+            }
+        } else if (strcmp(cmd, "setoff_propose") == 0) {
+            if (ledger_stopped(n->ledger)) {
+                reply_error(n, &route, EXIT_INTERNAL, ledger_last_error(n->ledger));
+            } else {
+                handle_setoff_propose(n, &route, req, uid, now);
             }
         } else if (strcmp(cmd, "review") == 0) {
             if (ledger_stopped(n->ledger)) {

@@ -58,9 +58,9 @@
 #define CHANNEL_FEATURE_SETOFF  128u  /* we vote on and relay multilateral set-offs (3.12) */
 #define CHANNEL_FEATURES                                                                           \
     (CHANNEL_FEATURE_ECHO | CHANNEL_FEATURE_KEYS | CHANNEL_FEATURE_CURVE | CHANNEL_FEATURE_HOLDS | \
-     CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX | CHANNEL_FEATURE_CYCLES |                     \
+     CHANNEL_FEATURE_RETURNS | CHANNEL_FEATURE_FX | CHANNEL_FEATURE_CYCLES |                       \
      CHANNEL_FEATURE_SETOFF) /* our Hello offers */
-#define CHANNEL_KEYS_MAX 64 /* keys of a peer's key history: a KeyAnnounce past it is dropped */
+#define CHANNEL_KEYS_MAX 64  /* keys of a peer's key history: a KeyAnnounce past it is dropped */
 
 typedef enum { CHANNEL_DOWN = 0, CHANNEL_UP = 1, CHANNEL_DIVERGED = 2 } channel_state_t;
 
@@ -353,6 +353,9 @@ ledger_err_t channel_net_decide(channel_t *ch, const char *id, const char *reaso
  * checked here too. */
 ledger_err_t channel_setoff_propose(channel_t *next, channel_t *prev, const setoff_terms_t *t,
                                     const char **why) __attribute__((warn_unused_result));
+
+/* The signing key the peer signs with now (its card's, or the one it announced since). */
+const uint8_t *channel_peer_sign_public(const channel_t *ch);
 
 /* Inside the node's transaction: aborts (AB05) every set-off we proposed whose deadline has
  * passed at `wall_ms` undecided; *aborted how many. `any` is any channel (for the node). */

@@ -16,6 +16,7 @@
 
 #include "channel_private.h"
 #include "config.h"
+#include "cycles.h"
 #include "log.h"
 #include "setoff.h"
 #include "setoffs.h"
@@ -85,7 +86,7 @@ static int check_terms(channel_t *ch, const envelope_message_t *msg, const setof
                        int from, const char **why)
 {
     const setoff_terms_t *t = &m->terms;
-    int p = setoff_position(t, ch->ctx.self->name);
+    int p = setoff_position(t, ch->ctx.config->name);
     *why = NULL;
     if (!setoff_verify(SETOFF_TERMS_DOMAIN, m->terms_bytes, m->terms_len, m->terms_signature,
                        t->ring[0].signing_key)) {
@@ -173,8 +174,7 @@ static ledger_err_t judge(channel_t *ch, channel_t *next, channel_t *prev, const
         *no = REASON_LATE;
         return LEDGER_OK;
     }
-    if (next == NULL || prev == NULL ||
-        !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
+    if (next == NULL || prev == NULL || !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
         !channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF) || next->state == CHANNEL_DIVERGED ||
         prev->state == CHANNEL_DIVERGED) {
         *no = REASON_NOT_REACHABLE;
@@ -244,9 +244,9 @@ static ledger_err_t queue_setoff(channel_t *to, const setoff_message_t *m, bool 
     if (setoff_message_encode(m, decision, &body, &body_len) != 0) {
         return LEDGER_E_STORAGE;
     }
-    ledger_err_t rc = channel_queue(to, setoff_version(to),
-                                    decision ? MSG_SETOFF_DECISION : MSG_SETOFF_RELAY, body,
-                                    body_len, signed_msg, signed_len);
+    ledger_err_t rc =
+        channel_queue(to, setoff_version(to), decision ? MSG_SETOFF_DECISION : MSG_SETOFF_RELAY,
+                      body, body_len, signed_msg, signed_len);
     free(body);
     *seq = to->sent_seq;
     return rc;
@@ -404,8 +404,8 @@ static ledger_err_t propose(channel_t *next, channel_t *prev, const setoff_terms
         goto done;
     }
     rc = ledger_setoff_put(next->ctx.ledger, &rec);
-    log_event(next->ctx.node_name, NULL, t->setoff_id, "set-off proposed: %zu members, %" PRId64
-              " %s%s", t->n, t->amount_minor, t->currency,
+    log_event(next->ctx.node_name, NULL, t->setoff_id,
+              "set-off proposed: %zu members, %" PRId64 " %s%s", t->n, t->amount_minor, t->currency,
               t->amount_minor == 0 ? " (asking round)" : "");
 done:
     free(rec.our_vote);
@@ -554,11 +554,11 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     }
     memcpy(rec.votes, msg->body, msg->body_len);
     rec.votes_len = msg->body_len;
-    if (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
-                                     msg->evidence_len)) != LEDGER_OK) {
-        goto done;
-    }
     if (rec.state != SETOFF_VOTING) { /* the decision overtook the relay (3.12.2 step 2) */
+        if (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
+                                         msg->evidence_len)) != LEDGER_OK) {
+            goto done;
+        }
         if (prev_voted) {
             rc = close_leg(ch, t->setoff_id, rec.state == SETOFF_COMMITTED, rec.reason,
                            rec.decision_seq, rec.decision_sent, rec.decision_sent_len);
@@ -575,7 +575,11 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         log_event(ch->ctx.node_name, ch->peer->card.name, t->setoff_id,
                   "set-off relay cannot go on to %s (no channel, no set-off, or another key)",
                   neighbour(t, p, +1)->code);
-        rc = ledger_setoff_put(ch->ctx.ledger, &rec);
+        if (prev_voted) {
+            rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
+                          msg->evidence_len);
+        }
+        rc = rc == LEDGER_OK ? ledger_setoff_put(ch->ctx.ledger, &rec) : rc;
         goto done;
     }
     if (refusal >= 0) { /* an earlier member refused: on to the proposer, no vote of ours */
@@ -586,8 +590,10 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         goto done;
     }
     const char *no = NULL;
-    int64_t most = 0;
-    if ((rc = judge(ch, next, ch, t, &no, &most)) != LEDGER_OK) {
+    int64_t most = 0; /* judged before W's leg is opened: its id is free, its amount not ours */
+    if ((rc = judge(ch, next, ch, t, &no, &most)) != LEDGER_OK ||
+        (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
+                                      msg->evidence_len)) != LEDGER_OK)) {
         goto done;
     }
     if (sign_vote(ch, hash, p, no, most, &m.votes[m.n_votes]) != 0) {
@@ -596,9 +602,8 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     }
     rec.our_vote = vote_blob(&m.votes[m.n_votes], &rec.our_vote_len);
     m.n_votes++;
-    if (rec.our_vote == NULL ||
-        (rc = queue_setoff(next, &m, false, &rec.relay_seq, &signed_msg, &signed_len)) !=
-            LEDGER_OK) {
+    if (rec.our_vote == NULL || (rc = queue_setoff(next, &m, false, &rec.relay_seq, &signed_msg,
+                                                   &signed_len)) != LEDGER_OK) {
         rc = rc != LEDGER_OK ? rc : LEDGER_E_STORAGE;
         goto done;
     }
@@ -649,9 +654,8 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
         refuse(ch, msg, t->setoff_id, "the proposer's verdict does not verify for these terms");
         goto done;
     }
-    if (t->amount_minor == 0 ||
-        (m.verdict.commit && (!votes_in_order(&m, hash, &refusal) || refusal >= 0 ||
-                              m.n_votes != t->n))) {
+    if (t->amount_minor == 0 || (m.verdict.commit && (!votes_in_order(&m, hash, &refusal) ||
+                                                      refusal >= 0 || m.n_votes != t->n))) {
         refuse(ch, msg, t->setoff_id, "a commit without every member's yes vote");
         goto done;
     }
@@ -731,8 +735,7 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
     rec.decided_ms = ch->wall_ms;
     if ((rc = ledger_setoff_put(ch->ctx.ledger, &rec)) == LEDGER_OK) {
         log_event(ch->ctx.node_name, NULL, t->setoff_id, "set-off %s%s%s",
-                  m.verdict.commit ? "committed" : "aborted", reason[0] != '\0' ? " " : "",
-                  reason);
+                  m.verdict.commit ? "committed" : "aborted", reason[0] != '\0' ? " " : "", reason);
         notify(ch, t->setoff_id, m.verdict.commit, reason);
     }
 done:
@@ -741,6 +744,11 @@ done:
     ledger_setoff_release(&rec);
     setoff_message_release(&m);
     return rc;
+}
+
+const uint8_t *channel_peer_sign_public(const channel_t *ch)
+{
+    return ch->keys->sign_public;
 }
 
 /* ---- The proposer's deadline ---- */

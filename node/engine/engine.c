@@ -1,5 +1,6 @@
 /* The loop turn without sockets: channels, statements and reconciliation sessions. */
 #include "engine.h"
+#include "setoffs.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -50,6 +51,8 @@ struct engine {
     int64_t started_wall_ms;      /* when the engine started (the first checkpoint's interval) */
     int64_t *cycle_next_ms;       /* per peer: when to look again whether a cycle close is due */
     bool *cycle_due;              /* per peer: close a cycle in the next transaction (3.11.5) */
+    int64_t setoff_due_wall;      /* the earliest deadline of a set-off we proposed, undecided
+                                     (wall ms; INT64_MAX none): aborted then (3.12.3) */
     uint64_t *cycle_proposed;     /* per peer: the number of our last automatic proposal */
     int64_t *cycle_proposed_ms;   /* per peer: when it was made */
     responder_t *responder;       /* what peers' StatementRequests may make us do */
@@ -129,6 +132,18 @@ static int send_frame(void *arg, size_t peer_index, msg_type_t type, const uint8
     return e->ctx.send(e->ctx.arg, peer_index, type, wire, len);
 }
 
+/* channel_ctx_t.channel_of: the channel with a peer by its code. */
+static channel_t *channel_of(void *arg, const char *code)
+{
+    engine_t *e = arg;
+    for (size_t i = 0; i < e->peers; i++) {
+        if (strcmp(peer_name(e, i), code) == 0) {
+            return e->channels[i];
+        }
+    }
+    return NULL;
+}
+
 /* channel_ctx_t.screen and on_held: passed on to the caller. */
 static channel_screen_t screen(void *arg, const settlement_t *s)
 {
@@ -190,6 +205,7 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
         engine_free(&e);
         return NULL;
     }
+    e->setoff_due_wall = INT64_MAX;
     channel_ctx_t channel_ctx = {
         .self = ctx->self,
         .self_previous = ctx->self_previous,
@@ -200,6 +216,7 @@ engine_t *engine_new(const engine_ctx_t *ctx, int64_t now_ms, int64_t wall_ms)
         .on_statement = on_statement,
         .screen = screen,
         .on_held = on_held,
+        .channel_of = channel_of,
         .arg = e,
         .node_name = ctx->config->name,
         .incarnation = ctx->incarnation,
@@ -310,7 +327,7 @@ static bool curve_switch_due(const engine_t *e);
 bool engine_has_work(const engine_t *e)
 {
     assert(e != NULL);
-    if (e->statements_in_count > 0 || curve_switch_due(e)) {
+    if (e->statements_in_count > 0 || curve_switch_due(e) || e->wall_ms >= e->setoff_due_wall) {
         return true;
     }
     for (size_t i = 0; i < e->peers; i++) {
@@ -511,6 +528,11 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
     }
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         rc = e->cycle_due[i] ? close_due_cycle(e, i) : LEDGER_OK;
+    }
+    if (rc == LEDGER_OK && e->peers > 0 && e->wall_ms >= e->setoff_due_wall) {
+        size_t aborted = 0;
+        e->setoff_due_wall = INT64_MAX; /* looked at again after the commit */
+        rc = channel_setoff_expire(e->channels[0], e->wall_ms, &aborted);
     }
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         rc = channel_apply(e->channels[i], e->now_ms);
@@ -757,6 +779,28 @@ static void find_due_cycles(engine_t *e)
     }
 }
 
+static bool earliest_deadline(const ledger_setoff_t *rec, void *arg)
+{
+    int64_t *due = arg;
+    setoff_terms_t t;
+    if (rec->position == 0 && setoff_terms_decode(rec->terms, rec->terms_len, &t) &&
+        t.amount_minor > 0 && t.deadline_unix_ms < *due) {
+        *due = t.deadline_unix_ms;
+    }
+    return true;
+}
+
+/* The earliest deadline of the set-offs we proposed that are undecided (3.12.3); the partial
+ * index on open set-offs keeps this a lookup of nothing when there are none. */
+static void find_setoff_deadline(engine_t *e)
+{
+    int64_t due = INT64_MAX;
+    if (!ledger_stopped(e->ctx.ledger) &&
+        ledger_setoff_each(e->ctx.ledger, true, earliest_deadline, &due) == LEDGER_OK) {
+        e->setoff_due_wall = due;
+    }
+}
+
 void engine_after(engine_t *e, bool committed)
 {
     assert(e != NULL);
@@ -773,11 +817,17 @@ void engine_after(engine_t *e, bool committed)
     answer_reads(e); /* after the turn's acknowledgements and messages have left */
     start_due_checkpoints(e);
     find_due_cycles(e);
+    find_setoff_deadline(e);
 }
 
 int64_t engine_next_deadline(const engine_t *e, int64_t next)
 {
     assert(e != NULL);
+    if (e->setoff_due_wall != INT64_MAX) {
+        int64_t in = e->setoff_due_wall - e->wall_ms;
+        int64_t at = in <= 0 ? e->now_ms : e->now_ms + in;
+        next = at < next ? at : next;
+    }
     for (size_t i = 0; i < e->peers; i++) {
         if (e->cycle_due[i]) {
             next = e->now_ms < next ? e->now_ms : next;

@@ -607,7 +607,8 @@ static const char *const findings_sql[] = {
     "SELECT j.peer, j.uetr, NULL, j.seq, NULL, NULL, NULL, NULL"                                   \
     " FROM journal j JOIN settlements s"                                                           \
     " ON s.id = j.settlement_id WHERE j.content_hash != s.content_hash"                            \
-    " OR j.amount_minor != CASE WHEN s.fx_leg IN (2, 3) THEN -s.amount_minor ELSE s.amount_minor END"    \
+    " OR j.amount_minor != CASE WHEN s.fx_leg IN (2, 3) THEN -s.amount_minor ELSE s.amount_minor " \
+    "END"                                                                                          \
     " OR j.currency != s.currency OR j.uetr != s.uetr OR j.peer != s.peer"
 
 ledger_err_t books_findings(ledger_t *l, books_check_t check, books_cursor_t **out)

@@ -219,7 +219,7 @@
     X(held_sum, "SELECT sum(a) FROM (SELECT amount_minor AS a FROM settlements"                    \
                 " WHERE peer = ?1 AND currency = ?2 AND status = 4 AND fx_leg <> 2"                \
                 " UNION ALL SELECT amount_minor FROM settlements WHERE peer = ?1"                  \
-                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg IN (2, 3))")             \
+                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg IN (2, 3))")       \
     X(fx_find, "SELECT uetr FROM settlements WHERE peer = ?1 AND fx_id = ?2 AND fx_id <> ''"       \
                " AND fx_leg IN (1, 2) ORDER BY fx_leg LIMIT 3")                                    \
     X(setoff_pending_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1"              \
@@ -413,8 +413,8 @@ struct ledger {
     "  terms_signature BLOB NOT NULL, position INTEGER NOT NULL, currency TEXT NOT NULL,"          \
     "  amount_minor INTEGER NOT NULL, state INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"    \
     "  our_vote BLOB, votes BLOB, verdict BLOB, relay_seq INTEGER NOT NULL DEFAULT 0,"             \
-    "  decision_seq INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"                     \
-    "  decided_ms INTEGER NOT NULL DEFAULT 0, decision_sent BLOB,"                               \
+    "  decision_seq INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"                      \
+    "  decided_ms INTEGER NOT NULL DEFAULT 0, decision_sent BLOB,"                                 \
     "  asked_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"                                          \
     "CREATE INDEX setoffs_open ON setoffs(state) WHERE state = 0;"
 
@@ -2971,9 +2971,9 @@ ledger_err_t ledger_setoff_leg_open(ledger_t *l, const ledger_setoff_leg_t *leg,
     snprintf(s.currency, sizeof s.currency, "%s", leg->currency);
     s.created_unix_ms = leg->created_unix_ms;
     memcpy(s.original_hash, leg->terms_hash, sizeof s.original_hash);
-    rc = check_effect(l, s.peer, s.currency,
-                      ledger_row_effect(ENTRY_SETOFF_PENDING, s.direction,
-                                        settlement_row_amount(&s)));
+    rc = check_effect(
+        l, s.peer, s.currency,
+        ledger_row_effect(ENTRY_SETOFF_PENDING, s.direction, settlement_row_amount(&s)));
     if (rc != LEDGER_OK) {
         return rc;
     }
@@ -3005,9 +3005,9 @@ ledger_err_t ledger_setoff_leg_close(ledger_t *l, const char *peer, const char *
         return LEDGER_E_STATE;
     }
     entry_kind_t kind = commit ? ENTRY_SETOFF_POSTED : ENTRY_SETOFF_VOIDED;
-    if ((rc = check_effect(l, peer, st.s.currency,
-                           ledger_row_effect(kind, st.s.direction,
-                                             settlement_row_amount(&st.s)))) != LEDGER_OK ||
+    if ((rc = check_effect(
+             l, peer, st.s.currency,
+             ledger_row_effect(kind, st.s.direction, settlement_row_amount(&st.s)))) != LEDGER_OK ||
         (rc = set_status(l, &st, commit ? STATUS_SETTLED : STATUS_REJECTED, commit ? NULL : reason,
                          sequence)) != LEDGER_OK ||
         (rc = append_row(l, &st, kind, commit ? NULL : reason, evidence, evidence_len)) !=

@@ -9,7 +9,7 @@
 #include "ledger_db.h"
 
 #define SETOFF_COLUMNS                                                                             \
-    "setoff_id, terms, terms_signature, position, currency, amount_minor, state, reason,"         \
+    "setoff_id, terms, terms_signature, position, currency, amount_minor, state, reason,"          \
     " our_vote, votes, verdict, relay_seq, decision_seq, created_ms, decided_ms, decision_sent,"   \
     " asked_by"
 
@@ -85,8 +85,8 @@ ledger_err_t ledger_setoff_get(ledger_t *l, const char *setoff_id, ledger_setoff
     }
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(ledger_db(l),
-                           "SELECT " SETOFF_COLUMNS " FROM setoffs WHERE setoff_id = ?1", -1,
-                           &stmt, NULL) != SQLITE_OK) {
+                           "SELECT " SETOFF_COLUMNS " FROM setoffs WHERE setoff_id = ?1", -1, &stmt,
+                           NULL) != SQLITE_OK) {
         return ledger_read_failed(l, "read a set-off");
     }
     sqlite3_bind_text(stmt, 1, setoff_id, -1, SQLITE_STATIC);

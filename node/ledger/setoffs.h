@@ -33,7 +33,7 @@ typedef struct {
     int64_t amount_minor;
     setoff_state_t state;
     char reason[CORRIDOR_REASON_LEN_MAX + 1]; /* an abort's, or our refusal's */
-    uint8_t *our_vote; /* our ballot bytes || our signature (64), or NULL */
+    uint8_t *our_vote;                        /* our ballot bytes || our signature (64), or NULL */
     size_t our_vote_len;
     uint8_t *votes; /* the last set-off body we hold: the relay or the decision (or NULL) */
     size_t votes_len;

@@ -6,9 +6,9 @@
 
 #include <sodium.h>
 
-#define ENTRY_DOMAIN  "corridor.channel-entry.v1"
-#define RETURN_DOMAIN "corridor.channel-return.v1"
-#define FX_LEG_DOMAIN "corridor.channel-fx-leg.v1"
+#define ENTRY_DOMAIN      "corridor.channel-entry.v1"
+#define RETURN_DOMAIN     "corridor.channel-return.v1"
+#define FX_LEG_DOMAIN     "corridor.channel-fx-leg.v1"
 #define SETOFF_LEG_DOMAIN "corridor.channel-setoff-leg.v1"
 
 void digest_add(uint8_t acc[static DIGEST_BYTES], const uint8_t x[static DIGEST_BYTES])
