@@ -5,7 +5,8 @@
 # payment held by a bank's screening program is released by a person and another is cancelled
 # by its payer, a payee returns part of a payment (pacs.004) and its payer accepts, Russia and
 # Iran trade roubles for rials payment-versus-payment (both legs or neither), Russia and Iran
-# close a settlement cycle and its rouble debtor pays the net (pacs.009), each pair
+# close a settlement cycle and its rouble debtor pays the net (pacs.009), the three set off
+# their circular tenge debts all or nothing (multilateral set-off), each pair
 # reconciles, the books are audited, and a closing table says who owes whom.
 # Built on `corridor testnet`. Exits non-zero if anything is off.
 set -euo pipefail
@@ -293,6 +294,46 @@ left=$(position "$creditor" "$debtor" RUB) mirror=$(position "$debtor" "$credito
 [ "$left" = "$((-mirror))" ] || fail "the RUB positions do not mirror: $left at $creditor, $mirror at $debtor"
 echo "   Both books record it: $creditor's books now show $debtor owes $left minor in RUB, the cap's headroom renewed"
 echo "   (the IRR net of the cycle is still open: its debtor settles it the same way)."
+
+say "== Russia owes Iran, Iran owes Kazakhstan, Kazakhstan owes Russia in tenge: they set off the smallest debt, all or nothing."
+batch "$RU" "$IR" KZT 4000000 1 "drilling equipment"
+batch "$IR" "$KZ" KZT 3000000 1 "grain"
+batch "$KZ" "$RU" KZT 5000000 1 "pipeline services"
+# owes DEBTOR CREDITOR: what DEBTOR owes CREDITOR in KZT, minor units (the creditor's books)
+owes() { position "$2" "$1" KZT; }
+sum_over_peers() { corridor ledger --home "$NET/$1" --json | python3 -c '
+import json, sys
+print(sum(p["net_minor"] for p in json.load(sys.stdin)["positions"] if p["currency"] == "KZT"))'; }
+before_ri=$(owes "$RU" "$IR") before_ik=$(owes "$IR" "$KZ") before_kr=$(owes "$KZ" "$RU")
+sums_before="$(sum_over_peers "$RU") $(sum_over_peers "$IR") $(sum_over_peers "$KZ")"
+echo "   Debts before (minor units): Russia owes Iran $before_ri, Iran owes Kazakhstan $before_ik, Kazakhstan owes Russia $before_kr."
+echo "   Russia proposes without an amount: a first round asks each bank the most it can set off; then every bank votes on its own books,"
+echo "   Russia alone decides, and the decision goes round the ring over the channels the banks already have."
+corridor setoff propose --home "$NET/$RU" --ring "$RU,$IR,$KZ" --currency KZT --wait 20 >"$WORK/setoff.out" 2>"$WORK/setoff.err" \
+  || fail "the set-off did not commit: $(cat "$WORK/setoff.err")"
+sed 's/^/     /' "$WORK/setoff.out"
+# the decision reaches the last bank a moment after Russia: wait until every bank's books have it
+for _ in $(seq 1 200); do
+  done_all=1
+  for code in "$RU" "$IR" "$KZ"; do
+    corridor setoff list --home "$NET/$code" --json | python3 -c '
+import json, sys
+s = [s for s in json.load(sys.stdin)["setoffs"] if s["state"] == "committed"]
+sys.exit(0 if s and all(l["status"] == "settled" for l in s[-1]["legs"]) and len(s[-1]["legs"]) == 2 else 1)' || done_all=0
+  done
+  [ "$done_all" = 1 ] && break
+  sleep 0.05
+done
+[ "$done_all" = 1 ] || fail "the set-off is not committed with both legs settled at every bank"
+corridor setoff list --home "$NET/$IR" | sed 's/^/     /'
+after_ri=$(owes "$RU" "$IR") after_ik=$(owes "$IR" "$KZ") after_kr=$(owes "$KZ" "$RU")
+cut=$((before_ri - after_ri))
+[ "$cut" -gt 0 ] && [ "$((before_ik - after_ik))" = "$cut" ] && [ "$((before_kr - after_kr))" = "$cut" ] \
+  || fail "the debts did not all shrink by one amount: $before_ri>$after_ri $before_ik>$after_ik $before_kr>$after_kr"
+sums_after="$(sum_over_peers "$RU") $(sum_over_peers "$IR") $(sum_over_peers "$KZ")"
+[ "$sums_before" = "$sums_after" ] || fail "a bank's net position over its peers moved: $sums_before -> $sums_after"
+echo "   Debts after: Russia owes Iran $after_ri, Iran owes Kazakhstan $after_ik, Kazakhstan owes Russia $after_kr:"
+echo "   each fell by $cut minor, so each cap's headroom grew by as much; each bank's net over its peers is unchanged ($sums_after)."
 corridor testnet audit --dir "$NET" | sed 's/^/   /' || fail "the audit or a reconciliation found a break"
 
 say "== Who owes whom (each bank's books; the other side's mirror them)"
@@ -318,4 +359,4 @@ for debtor, creditor, ccy, minor in sorted(rows):
     print("   %-11s %-11s %-4s %22s" % (debtor, creditor, ccy, f"{minor / 10 ** exp[ccy]:,.{exp[ccy]}f}"))
 '
 corridor testnet down --dir "$NET" >/dev/null
-say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, a held payment released by review and another cancelled, part of a payment returned, roubles traded for rials both legs or neither, a settlement cycle closed and its rouble net paid, books reconciled and audited"
+say "demo ok in $((SECONDS - started)) s: uneven trade settled, one payment refused over the cap, a node killed and restarted with nothing lost, a held payment released by review and another cancelled, part of a payment returned, roubles traded for rials both legs or neither, a settlement cycle closed and its rouble net paid, circular tenge debts set off among three banks, books reconciled and audited"
