@@ -30,6 +30,14 @@ it again. Then it waits for quiescence and checks that nothing was lost or appli
     channel: the same cycles, all closed or settled (none disputed), the same cut, figures
     mirrored (paid/received swapped, nets opposite), both signatures true at both ends, and
     each net settlement with the same id, amount and status.
+  - multilateral set-offs (issue 22): while the kills go on, every 1.5-3 s a node proposes a
+    set-off round the three (either way round), a third of the time two nodes at once over
+    the same debts (overlapping proposals), half of them asking rounds (no amount), deadline
+    5 s. Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
+    --json` of the three: no set-off committed at one node and aborted at another, every leg
+    final in the state of its set-off's decision, the two records of each edge alike, and
+    (ledger positions) each node's RUB net over its peers equal to what its payments alone
+    make it.
 The same --seed gives the same fault and kill schedule.
 
   scripts/chaos.sh [--settlements N] [--seconds S] [--seed K] [--rate R] [--hosts]
@@ -332,6 +340,8 @@ class Chaos:
         self.cycle_both = self.cycle_unsure = 0
         self.cycle_close_stop = threading.Event()  # no more closes (the load is done)
         self.cycle_stop = threading.Event()  # no more settles and accepts (quiescent)
+        self.setoff_proposed = self.setoff_refused = self.setoff_both = self.setoff_unsure = 0
+        self.setoff_stop = threading.Event()  # no more proposals (the load is done)
         self.netem = True
         self.keep = False
         self.pid = os.getpid()
@@ -600,6 +610,83 @@ class Chaos:
         except Exception as e:
             self.thread_errors.append(f"the cycler: {e!r}")
 
+    def setoff_list(self, n):
+        """`setoff list --json` of node n (its books, running or not): the set-offs, or None."""
+        rc, doc = h.corridor_json(self.c, "setoff", "list", "--home", self.home[n], timeout=60)
+        s = doc.get("setoffs") if rc == 0 and isinstance(doc, dict) else None
+        return s if isinstance(s, list) else None
+
+    def setoffer(self):
+        """Proposes set-offs round the three while the load goes on, now and then two at once."""
+        rng = random.Random(f"chaos setoffs {self.args.seed}")
+        try:
+            while not self.setoff_stop.wait(rng.uniform(1.5, 3.0)):
+                ring = NODES[:]
+                rng.shuffle(ring)
+                both = rng.random() < 0.33
+                proposers = [ring[0], ring[1]] if both else [ring[0]]
+                rcs = []
+
+                def propose(p):
+                    args = ["setoff", "propose", "--home", self.home[p], "--ring", ",".join(ring),
+                            "--currency", "RUB", "--deadline", "5"]
+                    if rng.random() < 0.5:
+                        args += ["--amount", f"{rng.randint(1, 40)}.00"]
+                    rc, _ = h.corridor_json(self.c, *args, timeout=30)
+                    rcs.append(rc)
+                ts = [threading.Thread(target=propose, args=(p,), daemon=True) for p in proposers]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join(timeout=60)
+                self.setoff_proposed += sum(1 for rc in rcs if rc == 0)
+                self.setoff_refused += sum(1 for rc in rcs if rc == 1)
+                self.setoff_unsure += sum(1 for rc in rcs if rc not in (0, 1))
+                self.setoff_both += both
+        except Exception as e:
+            self.thread_errors.append(f"the set-off proposer: {e!r}")
+
+    def setoffs_open(self):
+        """What keeps the set-offs from quiescence: one voting, or a leg pending."""
+        open_ = 0
+        for n in NODES:
+            setoffs = self.setoff_list(n)
+            if setoffs is None:
+                open_ += 1
+                continue
+            for s in setoffs:
+                open_ += s.get("state") == "voting"
+                open_ += sum(1 for leg in s.get("legs", []) if leg.get("status") == "pending")
+        return open_
+
+    def check_setoffs(self):
+        """One decision per set-off everywhere, every leg final in it, each edge's two records
+        alike; and the set-offs moved no node's RUB net over its peers."""
+        errors, committed, aborted = [], set(), set()
+        lists = {n: self.setoff_list(n) for n in NODES}
+        legs = {}  # (set-off id, frozenset of the edge's two nodes) -> {node: status}
+        for n, setoffs in lists.items():
+            if setoffs is None:
+                errors.append(f"setoff list --json of {n} failed")
+                continue
+            for s in setoffs:
+                state = s.get("state")
+                (committed if state == "committed" else aborted if state == "aborted"
+                 else set()).add(s["id"])
+                want = {"committed": "settled", "aborted": "rejected"}.get(state)
+                for leg in s.get("legs", []):
+                    if state == "asked" or leg.get("status") != want:
+                        errors.append(f"set-off {s['id']} {state} at {n}: its leg with "
+                                      f"{leg.get('peer')} is {leg.get('status')}")
+                    legs.setdefault((s["id"], frozenset((n, leg.get("peer")))), {})[n] = \
+                        leg.get("status")
+        for sid in committed & aborted:
+            errors.append(f"set-off {sid} is committed at one node and aborted at another")
+        for (sid, edge), by_node in legs.items():
+            if len(by_node) != 2 or len(set(by_node.values())) != 1:
+                errors.append(f"set-off {sid}: the edge {sorted(edge)} holds {by_node}")
+        return errors, len(committed), len(aborted)
+
     def spawn(self, target):
         t = threading.Thread(target=target, daemon=True)
         self.threads.append(t)
@@ -660,6 +747,8 @@ class Chaos:
         reviewer.start()
         cycler = threading.Thread(target=self.cycler, daemon=True)
         cycler.start()
+        setoffer = threading.Thread(target=self.setoffer, daemon=True)
+        setoffer.start()
 
         # The load: each chunk is sent until its node takes it (sends are idempotent by UETR).
         sent = 0
@@ -688,6 +777,8 @@ class Chaos:
         self.returns_stop.set()
         self.fx_stop.set()
         self.cycle_close_stop.set()
+        self.setoff_stop.set()
+        setoffer.join(timeout=60)
         returner.join(timeout=60)
         trader.join(timeout=60)
         self.stop_threads()
@@ -720,6 +811,8 @@ class Chaos:
                     pending += p if isinstance(p, int) else 1
             if pending == 0:
                 pending = self.cycles_open()
+            if pending == 0:
+                pending = self.setoffs_open()
             if pending == 0:
                 break
             if self.elapsed() >= a.seconds:
@@ -786,6 +879,8 @@ class Chaos:
             self.work, self.returns_made, self.fx_made)
         cycle_errors, cycles, cycles_settled = self.check_cycles()
         errors += cycle_errors
+        setoff_errors, setoffs_committed, setoffs_aborted = self.check_setoffs()
+        errors += setoff_errors
         for e in errors[:10]:
             h.say("  " + e)
         if errors:
@@ -806,6 +901,9 @@ class Chaos:
               f"{cycles} cycles ({cycles_settled} settled, {self.cycle_closes} closes answered, "
               f"{self.cycle_both} rounds closing both ends, {self.cycle_settles} settles, "
               f"{self.cycle_accepts} accepted, {self.cycle_unsure} commands failed), "
+              f"set-offs ({self.setoff_proposed} proposed, {self.setoff_refused} refused at once, "
+              f"{self.setoff_both} rounds of two at once, {self.setoff_unsure} commands failed; "
+              f"{setoffs_committed} committed, {setoffs_aborted} aborted), "
               f"{self.kills} kills, {hosts}{faults} faults "
               f"injected (since last starts), {breaks} breaks, quiescent {quiet} s after the "
               f"load, {int(self.elapsed())} s in all: nothing lost, nothing applied twice",

@@ -88,7 +88,9 @@ static void print_settlement_json(const settlement_t *s, const ledger_outcome_t 
     if (o->returned_minor > 0) {
         json_object_set_new(item, "returned_minor", json_integer((json_int_t)o->returned_minor));
     }
-    if (settlement_is_fx_leg(s)) { /* a leg of an FX trade: `fx_trades` shows the trade */
+    if (settlement_is_setoff_leg(s)) { /* a leg of a set-off: `setoff list` shows the set-off */
+        json_object_set_new(item, "setoff_id", json_string(s->fx_id));
+    } else if (settlement_is_fx_leg(s)) { /* a leg of an FX trade: `fx_trades` shows the trade */
         json_object_set_new(item, "fx_id", json_string(s->fx_id));
     }
     bool undecided = o->status == STATUS_PENDING || o->status == STATUS_HELD;

@@ -552,6 +552,7 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         rc = LEDGER_E_STORAGE;
         goto done;
     }
+
     memcpy(rec.votes, msg->body, msg->body_len);
     rec.votes_len = msg->body_len;
     if (rec.state != SETOFF_VOTING) { /* the decision overtook the relay (3.12.2 step 2) */
@@ -581,6 +582,9 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         }
         rc = rc == LEDGER_OK ? ledger_setoff_put(ch->ctx.ledger, &rec) : rc;
         goto done;
+    }
+    if (t->amount_minor == 0) {
+        rec.state = SETOFF_ASKED; /* an asking round is never decided (3.12.5) */
     }
     if (refusal >= 0) { /* an earlier member refused: on to the proposer, no vote of ours */
         rc = queue_setoff(next, &m, false, &rec.relay_seq, NULL, NULL);
