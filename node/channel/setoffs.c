@@ -252,10 +252,13 @@ static ledger_err_t queue_setoff(channel_t *to, const setoff_message_t *m, bool 
     return rc;
 }
 
-/* Opens our leg on the edge with `with` (direction out: we owe it). */
-static ledger_err_t open_leg(channel_t *with, const setoff_terms_t *t,
-                             const uint8_t hash[SETOFF_HASH_BYTES], direction_t d, uint64_t seq,
-                             const uint8_t *evidence, size_t evidence_len)
+/* Opens our leg on the edge with `with` (direction out: we owe it). An id the channel uses for
+ * something else (a peer that named a payment with it first) opens nothing: logged, *opened
+ * false (NULL: not asked), and the transaction goes on, so that no peer can stall a channel. */
+static ledger_err_t open_leg_if_free(channel_t *with, const setoff_terms_t *t,
+                                     const uint8_t hash[SETOFF_HASH_BYTES], direction_t d,
+                                     uint64_t seq, const uint8_t *evidence, size_t evidence_len,
+                                     bool *opened)
 {
     ledger_setoff_leg_t leg;
     memset(&leg, 0, sizeof leg);
@@ -266,15 +269,39 @@ static ledger_err_t open_leg(channel_t *with, const setoff_terms_t *t,
     snprintf(leg.currency, sizeof leg.currency, "%s", t->currency);
     memcpy(leg.terms_hash, hash, SETOFF_HASH_BYTES);
     leg.created_unix_ms = t->created_unix_ms;
-    return ledger_setoff_leg_open(with->ctx.ledger, &leg, seq, evidence, evidence_len);
+    ledger_err_t rc = ledger_setoff_leg_open(with->ctx.ledger, &leg, seq, evidence, evidence_len);
+    if (opened != NULL) {
+        *opened = rc == LEDGER_OK;
+    }
+    if (rc == LEDGER_E_CONFLICT) {
+        log_event(with->ctx.node_name, with->peer->card.name, t->setoff_id,
+                  "set-off leg not recorded: %s", ledger_last_error(with->ctx.ledger));
+        rc = LEDGER_OK;
+    }
+    return rc;
 }
 
+static ledger_err_t open_leg(channel_t *with, const setoff_terms_t *t,
+                             const uint8_t hash[SETOFF_HASH_BYTES], direction_t d, uint64_t seq,
+                             const uint8_t *evidence, size_t evidence_len)
+{
+    return open_leg_if_free(with, t, hash, d, seq, evidence, evidence_len, NULL);
+}
+
+/* Closes our leg with `with` if we hold it pending; one we hold otherwise (edited books) is
+ * logged and left: the decision still goes on round the ring. */
 static ledger_err_t close_leg(channel_t *with, const char *id, bool commit, const char *reason,
                               uint64_t seq, const uint8_t *evidence, size_t evidence_len)
 {
     bool closed = false;
-    return ledger_setoff_leg_close(with->ctx.ledger, with->peer->card.name, id, commit, reason, seq,
-                                   evidence, evidence_len, &closed);
+    ledger_err_t rc = ledger_setoff_leg_close(with->ctx.ledger, with->peer->card.name, id, commit,
+                                              reason, seq, evidence, evidence_len, &closed);
+    if (rc == LEDGER_E_STATE) {
+        log_event(with->ctx.node_name, with->peer->card.name, id, "set-off leg not closed: %s",
+                  ledger_last_error(with->ctx.ledger));
+        rc = LEDGER_OK;
+    }
+    return rc;
 }
 
 /* A new record for terms we take part in at position p. */
@@ -470,13 +497,15 @@ static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
         return rc;
     }
     ledger_err_t rc = LEDGER_OK;
-    bool prev_voted = all_yes; /* ring[n-1] voted yes only when every vote is yes */
+    bool prev_voted = all_yes, opened = false; /* ring[n-1] voted yes when every vote is yes */
     if (prev_voted) {
-        rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence, msg->evidence_len);
+        rc = open_leg_if_free(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
+                              msg->evidence_len, &opened);
     }
     if (rc != LEDGER_OK) {
         return rc;
     }
+    all_yes = all_yes && opened;       /* without its leg here, a commit would move one side only */
     if (rec->state != SETOFF_VOTING) { /* decided before it came back: the deadline */
         if (prev_voted) {
             rc = close_leg(ch, t->setoff_id, rec->state == SETOFF_COMMITTED, rec->reason,
@@ -485,7 +514,10 @@ static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
         return rc == LEDGER_OK ? ledger_setoff_put(ch->ctx.ledger, rec) : rc;
     }
     bool commit = all_yes && ch->wall_ms < t->deadline_unix_ms;
-    const char *reason = commit ? "" : all_yes ? REASON_LATE : m->votes[refusal].ballot.reason;
+    const char *reason = commit       ? ""
+                         : all_yes    ? REASON_LATE
+                         : prev_voted ? REASON_TAKEN
+                                      : m->votes[refusal].ballot.reason;
     return decide(ch, rec, m, commit, reason);
 }
 
@@ -702,10 +734,8 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
         }
         memcpy(rec.terms, m.terms_bytes, m.terms_len);
     }
-    bool closed = false;
-    if ((rc = ledger_setoff_leg_close(ch->ctx.ledger, ch->peer->card.name, t->setoff_id,
-                                      m.verdict.commit, reason, msg->sequence, msg->evidence,
-                                      msg->evidence_len, &closed)) != LEDGER_OK) {
+    if ((rc = close_leg(ch, t->setoff_id, m.verdict.commit, reason, msg->sequence, msg->evidence,
+                        msg->evidence_len)) != LEDGER_OK) {
         goto done;
     }
     channel_t *prev = channel_of(ch, neighbour(t, p, -1));
