@@ -33,11 +33,11 @@ it again. Then it waits for quiescence and checks that nothing was lost or appli
   - multilateral set-offs (issue 22): while the kills go on, every 1.5-3 s a node proposes a
     set-off round the three (either way round), a third of the time two nodes at once over
     the same debts (overlapping proposals), half of them asking rounds (no amount), deadline
-    5 s. Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
+    5 s; before each, every node of the ring pays the next RUB 50,000 (a debt round the ring). Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
     --json` of the three: no set-off committed at one node and aborted at another, every leg
-    final in the state of its set-off's decision, the two records of each edge alike, and
-    (ledger positions) each node's RUB net over its peers equal to what its payments alone
-    make it.
+    final in the state of its set-off's decision, the two records of each edge alike, and a
+    committed set-off holding both legs settled at each node (one owed, one owing: its RUB net
+    over its peers is unchanged).
 The same --seed gives the same fault and kill schedule.
 
   scripts/chaos.sh [--settlements N] [--seconds S] [--seed K] [--rate R] [--hosts]
@@ -626,6 +626,13 @@ class Chaos:
                 both = rng.random() < 0.33
                 proposers = [ring[0], ring[1]] if both else [ring[0]]
                 rcs = []
+                # a debt round the ring first (each pays the next; outside the plan's checks,
+                # and a send that finds its node down is simply not made)
+                for i, payer in enumerate(ring):
+                    h.run([self.c, "send", "--home", self.home[payer], "--to",
+                           ring[(i + 1) % 3], "--amount", "50000", "--currency", "RUB"],
+                          timeout=30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
 
                 def propose(p):
                     args = ["setoff", "propose", "--home", self.home[p], "--ring", ",".join(ring),
@@ -674,6 +681,9 @@ class Chaos:
                 (committed if state == "committed" else aborted if state == "aborted"
                  else set()).add(s["id"])
                 want = {"committed": "settled", "aborted": "rejected"}.get(state)
+                if state == "committed" and sorted(leg.get("direction") for leg in
+                                                   s.get("legs", [])) != ["owed", "owing_us"]:
+                    errors.append(f"set-off {s['id']} committed at {n} without one leg each way")
                 for leg in s.get("legs", []):
                     if state == "asked" or leg.get("status") != want:
                         errors.append(f"set-off {s['id']} {state} at {n}: its leg with "
