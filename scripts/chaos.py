@@ -267,9 +267,10 @@ def check_returns(work, books, made):
     return errors, len(held) // 2, accepted_count
 
 
-def check_outcomes(work, made, fx_made):
+def check_outcomes(work, made, fx_made, outside):
     """Exactly one final outcome per settlement, the same on both sides; the returns; the
-    audit clean. Returns (errors, settled, rejected, (returns, accepted))."""
+    audit clean. `outside`: UETRs of payments made outside the plan (the set-off debts).
+    Returns (errors, settled, rejected, (returns, accepted))."""
     books = {}
     for n in NODES:
         with open(f"{work}/{n}.json") as f:
@@ -289,7 +290,8 @@ def check_outcomes(work, made, fx_made):
     index = {}
     for n, book in books.items():
         for s in book["settlements"]:
-            if not s.get("fx_id"):  # a trade's legs: check_fx
+            # a trade's legs: check_fx; a set-off's legs and debts: check_setoffs
+            if not s.get("fx_id") and not s.get("setoff_id") and s["uetr"] not in outside:
                 index.setdefault((n, s["uetr"]), []).append(s)
     settled = rejected = planned = 0
     with open(f"{work}/plan.tsv") as plan:
@@ -342,6 +344,7 @@ class Chaos:
         self.cycle_stop = threading.Event()  # no more settles and accepts (quiescent)
         self.setoff_proposed = self.setoff_refused = self.setoff_both = self.setoff_unsure = 0
         self.setoff_stop = threading.Event()  # no more proposals (the load is done)
+        self.ring_uetrs = set()  # the payments that make debts round the ring, outside the plan
         self.netem = True
         self.keep = False
         self.pid = os.getpid()
@@ -629,8 +632,10 @@ class Chaos:
                 # a debt round the ring first (each pays the next; outside the plan's checks,
                 # and a send that finds its node down is simply not made)
                 for i, payer in enumerate(ring):
+                    u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                    self.ring_uetrs.add(u)
                     h.run([self.c, "send", "--home", self.home[payer], "--to",
-                           ring[(i + 1) % 3], "--amount", "50000", "--currency", "RUB"],
+                           ring[(i + 1) % 3], "--amount", "50000", "--currency", "RUB", "--uetr", u],
                           timeout=30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
 
@@ -886,7 +891,7 @@ class Chaos:
             h.run(cmd + ["--json"], timeout=600, stdin=subprocess.DEVNULL, stdout=f)
 
         errors, settled, rejected, (returns, accepted), (trades, traded) = check_outcomes(
-            self.work, self.returns_made, self.fx_made)
+            self.work, self.returns_made, self.fx_made, self.ring_uetrs)
         cycle_errors, cycles, cycles_settled = self.check_cycles()
         errors += cycle_errors
         setoff_errors, setoffs_committed, setoffs_aborted = self.check_setoffs()
