@@ -2,7 +2,7 @@
 """Benchmarks, with the machine's ceilings measured in the same run so figures compare as
 ratios (absolute times on shared machines are noisy). Not tests: nothing here fails on speed.
 
-  scripts/bench.sh [node|ledger|reconcile|cycles|all] [options]
+  scripts/bench.sh [node|ledger|reconcile|cycles|setoff|all] [options]
     node       two nodes on loopback, N settlements through the control socket with many in
                flight: throughput, latency p50/p99/p99.9, CPU per settlement, peak RSS;
                --settlements N (100000), --clients K (4), --rate R (open loop, per second)
@@ -16,6 +16,10 @@ ratios (absolute times on shared machines are noisy). Not tests: nothing here fa
                --cycle-rate R (500) per second, once without and once with `corridor cycle
                close` issued every second: latency p50/p99 both ways and their ratio
                (not part of `all`)
+    setoff     three nodes on loopback (`corridor testnet`) with debts round the ring;
+               --setoffs K (50) set-offs one after the other: the proposer's `setoff propose
+               --wait` (its decision) and, from the books, the time from the proposal to the
+               last leg posted at any of the three: p50/p99/max (not part of `all`)
 Writes bench-results.json (and PNG charts with gnuplot) in the current directory.
 Builds build/ first (RelWithDebInfo; $CORRIDOR_BUILD names another build directory).
 """
@@ -445,6 +449,69 @@ plot "{w}/throughput.dat" using 1:2 with lines title ""
             f"{runs['with']['close_wait_s_max']} s): p50 {wi['p50']} ms  p99 {wi['p99']} ms")
         say(f"     p99 with / without: {ratio}")
 
+    def setoff(self):
+        w, k = self.work, self.args.setoffs
+        say(f"== setoff: {k} three-node set-offs, each from proposal to the last leg posted")
+        net, nodes = f"{w}/net", ["BKRURUMM", "BMJIIRTH", "KZKZKZKA"]
+        if h.run([self.c, "testnet", "up", "--dir", net, "--nodes", ",".join(nodes),
+                  "--currencies", "RUB", "--cap", "RUB=1000000000"], stdin=subprocess.DEVNULL,
+                 stdout=subprocess.DEVNULL, timeout=120) != 0:
+            raise h.Failed("testnet up failed")
+        try:
+            for i, payer in enumerate(nodes):  # each owes the next: room for every set-off
+                if h.run([self.c, "send", "--home", f"{net}/{payer}", "--to", nodes[(i + 1) % 3],
+                          "--amount", str(10 * k), "--currency", "RUB", "--wait", "30"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=60) != 0:
+                    raise h.Failed(f"the debt from {payer} did not settle")
+            ids, decided = [], []
+            for j in range(k):
+                self.progress.show(f"set-off {j + 1} of {k}")
+                t0 = time.monotonic()
+                rc, doc = h.corridor_json(self.c, "setoff", "propose", "--home", f"{net}/{nodes[0]}",
+                                          "--ring", ",".join(nodes), "--currency", "RUB",
+                                          "--amount", "1", "--wait", "30", timeout=60)
+                decided.append((time.monotonic() - t0) * 1000)
+                if rc != 0 or not isinstance(doc, dict):
+                    raise h.Failed(f"setoff propose exited {rc}")
+                ids.append(doc["setoff_id"])
+            self.progress.done()
+            last = {}  # set-off id -> the last leg posted at any node (wall ms)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                last = {}
+                for n in nodes:
+                    db = sqlite3.connect(f"file:{net}/{n}/ledger.db?mode=ro", uri=True)
+                    for u, at in db.execute("SELECT uetr, created_ms FROM journal WHERE kind = 22"):
+                        last.setdefault(u, []).append(at)
+                    db.close()
+                if all(len(last.get(i, [])) == 6 for i in ids):
+                    break
+                time.sleep(0.2)
+            db = sqlite3.connect(f"file:{net}/{nodes[0]}/ledger.db?mode=ro", uri=True)
+            made = dict(db.execute("SELECT setoff_id, created_ms FROM setoffs"))
+            db.close()
+            done = sorted(max(last[i]) - made[i] for i in ids if len(last.get(i, [])) == 6)
+            if len(done) != k:
+                raise h.Failed(f"{len(done)} of {k} set-offs posted at every node")
+            decided.sort()
+
+            def pct(v, q):
+                return round(v[min(len(v) - 1, int(q * len(v)))], 1)
+            res = {"setoffs": k,
+                   "decided_ms": {"p50": pct(decided, 0.5), "p99": pct(decided, 0.99),
+                                  "max": round(decided[-1], 1)},
+                   "all_posted_ms": {"p50": pct(done, 0.5), "p99": pct(done, 0.99),
+                                     "max": done[-1]}}
+            self.merge("setoff", res)
+            say(f"   the proposer's decision (setoff propose --wait, process start included): "
+                f"p50 {res['decided_ms']['p50']} ms  p99 {res['decided_ms']['p99']} ms")
+            say(f"   proposal to the last leg posted at any node (books, ms resolution): "
+                f"p50 {res['all_posted_ms']['p50']} ms  p99 {res['all_posted_ms']['p99']} ms  "
+                f"max {res['all_posted_ms']['max']} ms (the issue's bound: 1000 ms)")
+        finally:
+            h.run([self.c, "testnet", "down", "--dir", net], stdin=subprocess.DEVNULL,
+                  stdout=subprocess.DEVNULL, timeout=120)
+
     def write_results(self):
         flat = dict(self.results)
         if "node" in self.results:  # the fields the contract names, at the top level
@@ -464,6 +531,8 @@ plot "{w}/throughput.dat" using 1:2 with lines title ""
             self.reconcile()
         if what == "cycles":
             self.cycles()
+        if what == "setoff":
+            self.setoff()
         self.write_results()
         return 0
 
@@ -500,7 +569,7 @@ def build(build_dir):
 def main():
     p = argparse.ArgumentParser(prog="bench.sh", description=__doc__, usage=argparse.SUPPRESS,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", default="all", choices=["node", "ledger", "reconcile", "cycles", "all"])
+    p.add_argument("what", nargs="?", default="all", choices=["node", "ledger", "reconcile", "cycles", "setoff", "all"])
     p.add_argument("--settlements", type=int, default=100000)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rate", type=int, default=0)
@@ -508,9 +577,12 @@ def main():
     p.add_argument("--cycle-settlements", type=int, default=1000000)
     p.add_argument("--cycle-payments", type=int, default=15000)
     p.add_argument("--cycle-rate", type=int, default=500)
+    p.add_argument("--setoffs", type=int, default=50)
     args = p.parse_args()
     if args.settlements <= 0 or args.clients <= 0 or args.rate < 0 or args.entries <= 0:
         p.error("--settlements, --clients and --entries must be more than 0, --rate at least 0")
+    if args.setoffs <= 0:
+        p.error("--setoffs must be more than 0")
     if args.cycle_settlements <= 0 or args.cycle_payments <= 0 or args.cycle_rate <= 0:
         p.error("--cycle-settlements, --cycle-payments and --cycle-rate must be more than 0")
 

@@ -635,7 +635,8 @@ class Chaos:
                     u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                     self.ring_uetrs.add(u)
                     h.run([self.c, "send", "--home", self.home[payer], "--to",
-                           ring[(i + 1) % 3], "--amount", "50000", "--currency", "RUB", "--uetr", u],
+                           ring[(i + 1) % 3], "--amount", "50000", "--currency", "RUB", "--uetr", u,
+                           "--wait", "10"],
                           timeout=30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
 
