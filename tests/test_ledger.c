@@ -5657,6 +5657,121 @@ static void test_net_settlement_creditor(void **state)
     ledger_close(&l);
 }
 
+/* A set-off leg (PROTOCOL.md 3.12.6) of `id` with `peer`, `direction` the relay's way. */
+static ledger_setoff_leg_t make_leg(const char *peer, const char *id, direction_t direction,
+                                    int64_t amount)
+{
+    ledger_setoff_leg_t leg;
+    memset(&leg, 0, sizeof leg);
+    snprintf(leg.peer, sizeof leg.peer, "%s", peer);
+    snprintf(leg.setoff_id, sizeof leg.setoff_id, "%s", id);
+    leg.direction = direction;
+    leg.amount_minor = amount;
+    snprintf(leg.currency, sizeof leg.currency, "RUB");
+    memset(leg.terms_hash, 0x5a, sizeof leg.terms_hash);
+    return leg;
+}
+
+static ledger_err_t leg_close1(ledger_t *l, const char *peer, const char *id, bool commit,
+                               bool *closed)
+{
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    ledger_err_t rc = ledger_setoff_leg_close(l, peer, id, commit, commit ? NULL : "AM04", 7,
+                                              evidence, EVIDENCE_LEN, closed);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    return rc;
+}
+
+/* The two legs of one member move its positions with its two neighbours against each other:
+ * pending from the vote (the debtor's leg reserving the cap it grants), posted or voided by the
+ * decision, once; an id the channel uses already is refused. */
+static void test_setoff_legs(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    ledger_outcome_t o;
+    /* we owe PEER 1000 (paid it), PEER_OTHER owes us 800 */
+    settlement_t owe = make_settlement(DIRECTION_OUT, PEER, "RUB", 1000);
+    assert_int_equal(send1(l, &owe, &o), LEDGER_OK);
+    assert_int_equal(resolve1(l, &owe, true, NULL, &o), LEDGER_OK);
+    settlement_t owed = make_settlement(DIRECTION_IN, PEER_OTHER, "RUB", 800);
+    assert_int_equal(receive1(l, &owed, 1000000, NULL, &o), LEDGER_OK);
+    assert_position(l, PEER, "RUB", -1000, 0);
+    assert_position(l, PEER_OTHER, "RUB", 800, 0);
+
+    const char *id = "4b0cbbd4-33f0-4cc3-9e1b-5c3a9f0e7d21";
+    ledger_setoff_leg_t to_next = make_leg(PEER, id, DIRECTION_OUT, 300);
+    ledger_setoff_leg_t from_prev = make_leg(PEER_OTHER, id, DIRECTION_IN, 300);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_setoff_leg_open(l, &to_next, 5, evidence, EVIDENCE_LEN), LEDGER_OK);
+    assert_int_equal(ledger_setoff_leg_open(l, &from_prev, 9, evidence, EVIDENCE_LEN), LEDGER_OK);
+    int64_t pend = 0;
+    assert_int_equal(ledger_setoff_pending(l, PEER, "RUB", DIRECTION_OUT, &pend), LEDGER_OK);
+    assert_int_equal(pend, 300);
+    assert_int_equal(ledger_setoff_pending(l, PEER, "RUB", DIRECTION_IN, &pend), LEDGER_OK);
+    assert_int_equal(pend, 0);
+    /* a second open of the same id on a channel is a conflict */
+    assert_int_equal(ledger_setoff_leg_open(l, &to_next, 6, evidence, EVIDENCE_LEN),
+                     LEDGER_E_CONFLICT);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    /* pending: the debtor's leg will raise our net towards PEER, the creditor's lower it */
+    assert_position(l, PEER, "RUB", -1000, 300);
+    assert_position(l, PEER_OTHER, "RUB", 800, -300);
+    /* the pending leg counts in the cap we grant PEER (1000): -1000 + 300 + 1701 passes it */
+    bool over = false;
+    assert_int_equal(ledger_cap_exceeded(l, PEER, "RUB", 1700, 1000, &over), LEDGER_OK);
+    assert_false(over);
+    assert_int_equal(ledger_cap_exceeded(l, PEER, "RUB", 1701, 1000, &over), LEDGER_OK);
+    assert_true(over);
+
+    bool closed = false;
+    assert_int_equal(leg_close1(l, PEER, id, true, &closed), LEDGER_OK);
+    assert_true(closed);
+    assert_int_equal(leg_close1(l, PEER_OTHER, id, true, &closed), LEDGER_OK);
+    assert_position(l, PEER, "RUB", -700, 0);
+    assert_position(l, PEER_OTHER, "RUB", 500, 0);
+    /* once decided, never again; no leg at all: nothing */
+    assert_int_equal(leg_close1(l, PEER, id, false, &closed), LEDGER_E_STATE);
+    assert_position(l, PEER, "RUB", -700, 0);
+    assert_int_equal(leg_close1(l, PEER, "9b0cbbd4-33f0-4cc3-9e1b-5c3a9f0e7d21", true, &closed),
+                     LEDGER_OK);
+    assert_false(closed);
+    settlement_t s;
+    assert_int_equal(ledger_find(l, PEER, id, &s, &o), LEDGER_OK);
+    assert_true(settlement_is_setoff_leg(&s));
+    assert_int_equal(o.status, STATUS_SETTLED);
+    /* payment counts leave legs out */
+    ledger_counts_t c = counts_of(l);
+    assert_int_equal(c.settled, 2);
+    ledger_close(&l);
+}
+
+/* An aborted set-off voids both legs: nothing moves. */
+static void test_setoff_legs_voided(void **state)
+{
+    fixture_t *f = *state;
+    ledger_t *l = open_ledger(f->path);
+    const char *id = "5b0cbbd4-33f0-4cc3-9e1b-5c3a9f0e7d21";
+    ledger_setoff_leg_t to_next = make_leg(PEER, id, DIRECTION_OUT, 300);
+    ledger_setoff_leg_t from_prev = make_leg(PEER_OTHER, id, DIRECTION_IN, 300);
+    assert_int_equal(ledger_begin(l), LEDGER_OK);
+    assert_int_equal(ledger_setoff_leg_open(l, &to_next, 5, evidence, EVIDENCE_LEN), LEDGER_OK);
+    assert_int_equal(ledger_setoff_leg_open(l, &from_prev, 9, evidence, EVIDENCE_LEN), LEDGER_OK);
+    assert_int_equal(ledger_commit(l), LEDGER_OK);
+    bool closed = false;
+    assert_int_equal(leg_close1(l, PEER, id, false, &closed), LEDGER_OK);
+    assert_int_equal(leg_close1(l, PEER_OTHER, id, false, &closed), LEDGER_OK);
+    assert_true(closed);
+    assert_position(l, PEER, "RUB", 0, 0);
+    assert_position(l, PEER_OTHER, "RUB", 0, 0);
+    settlement_t s;
+    ledger_outcome_t o;
+    assert_int_equal(ledger_find(l, PEER_OTHER, id, &s, &o), LEDGER_OK);
+    assert_int_equal(o.status, STATUS_REJECTED);
+    assert_string_equal(o.reason, "AM04");
+    ledger_close(&l);
+}
+
 /* Schema 10 -> 11 starts the running figures from every final entry. */
 static void test_cycles_upgrade_from_schema_10(void **state)
 {
@@ -5759,6 +5874,8 @@ int main(void)
         T(test_net_settlement_record_and_decide),
         T(test_net_settlement_creditor),
         T(test_cycles_upgrade_from_schema_10),
+        T(test_setoff_legs),
+        T(test_setoff_legs_voided),
         T(test_receive_caller_reason_rejected),
         T(test_return_settled_incoming),
         T(test_return_settled_outgoing),
