@@ -31,9 +31,9 @@ it again. Then it waits for quiescence and checks that nothing was lost or appli
     mirrored (paid/received swapped, nets opposite), both signatures true at both ends, and
     each net settlement with the same id, amount and status.
   - multilateral set-offs (issue 22): while the kills go on, every 1.5-3 s a node proposes a
-    set-off round the three (either way round), a third of the time two nodes at once over
-    the same debts (overlapping proposals), half of them asking rounds (no amount), deadline
-    5 s; before each, every node of the ring pays the next RUB 50,000 (a debt round the ring). Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
+    set-off round the three, a third of the time two nodes at once over the same debts
+    (overlapping proposals), one in ten an asking round (no amount), deadline 5 s. First, and
+    after each asking round, every node pays the next RUB 1,000,000 (a debt round the ring). Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
     --json` of the three: no set-off committed at one node and aborted at another, every leg
     final in the state of its set-off's decision, the two records of each edge alike, and a
     committed set-off holding both legs settled at each node (one owed, one owing: its RUB net
@@ -623,28 +623,31 @@ class Chaos:
         """Proposes set-offs round the three while the load goes on, now and then two at once."""
         rng = random.Random(f"chaos setoffs {self.args.seed}")
         try:
+            top_up = True
             while not self.setoff_stop.wait(rng.uniform(1.5, 3.0)):
-                ring = NODES[:]
-                rng.shuffle(ring)
+                if top_up:  # a debt round the ring: each pays the next (outside the plan)
+                    for i, payer in enumerate(NODES):
+                        u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                        self.ring_uetrs.add(u)
+                        h.run([self.c, "send", "--home", self.home[payer], "--to",
+                               NODES[(i + 1) % 3], "--amount", "1000000", "--currency", "RUB",
+                               "--uetr", u, "--wait", "10"],
+                              timeout=30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+                    top_up = False
+                k = rng.randrange(3)  # the ring as the debts run, from any of the three
+                ring = NODES[k:] + NODES[:k]
                 both = rng.random() < 0.33
                 proposers = [ring[0], ring[1]] if both else [ring[0]]
+                asking = rng.random() < 0.1
+                top_up = asking  # an asking round takes the smallest debt whole
                 rcs = []
-                # a debt round the ring first (each pays the next; outside the plan's checks,
-                # and a send that finds its node down is simply not made)
-                for i, payer in enumerate(ring):
-                    u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                    self.ring_uetrs.add(u)
-                    h.run([self.c, "send", "--home", self.home[payer], "--to",
-                           ring[(i + 1) % 3], "--amount", "50000", "--currency", "RUB", "--uetr", u,
-                           "--wait", "10"],
-                          timeout=30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
 
                 def propose(p):
                     args = ["setoff", "propose", "--home", self.home[p], "--ring", ",".join(ring),
                             "--currency", "RUB", "--deadline", "5"]
-                    if rng.random() < 0.5:
-                        args += ["--amount", f"{rng.randint(1, 40)}.00"]
+                    if not asking:
+                        args += ["--amount", f"{rng.randint(1, 40000)}.00"]
                     rc, _ = h.corridor_json(self.c, *args, timeout=30)
                     rcs.append(rc)
                 ts = [threading.Thread(target=propose, args=(p,), daemon=True) for p in proposers]
