@@ -35,11 +35,10 @@ _Static_assert(CORRIDOR_BODY_BYTES_MAX + ENVELOPE_OVERHEAD_BYTES <= CORRIDOR_WIR
 const char *msg_type_name(int type)
 {
     static const char *const names[] = {
-        "unspecified",      "Settlement",    "StatusReport",  "Return",
-        "StatementRequest", "Statement",     "Ack",           "Hello",
-        "KeyAnnounce",      "KeySwitch",     "CancelRequest", "CancelAnswer",
-        "FxProposal",       "CycleProposal", "CycleAnswer",   "NetSettlement",
-        "SetoffRelay",      "SetoffDecision"};
+        "unspecified",   "Settlement",   "StatusReport",  "Return",        "StatementRequest",
+        "Statement",     "Ack",          "Hello",         "KeyAnnounce",   "KeySwitch",
+        "CancelRequest", "CancelAnswer", "FxProposal",    "CycleProposal", "CycleAnswer",
+        "NetSettlement", "SetoffRelay",  "SetoffDecision"};
     _Static_assert(sizeof names / sizeof names[0] == MSG_TYPE_MAX + 1, "a name per type");
     if (type < 0 || type > MSG_TYPE_MAX) {
         return "unknown";
