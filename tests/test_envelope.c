@@ -9,6 +9,7 @@
 
 #include "corridor.pb-c.h"
 #include "cycle.h"
+#include "setoff.h"
 #include "envelope.h"
 #include "fx.h"
 #include "keyannounce.h"
@@ -732,6 +733,11 @@ static const kat_case_t kat_cases[] = {
     {"cycle_proposal_v2", 2, MSG_CYCLE_PROPOSAL, 15, NULL, false},
     {"cycle_answer_v2", 2, MSG_CYCLE_ANSWER, 16, NULL, false},
     {"net_settlement_v2", 2, MSG_NET_SETTLEMENT, 17, NULL, false},
+    /* body NULL, the multilateral set-off of PROTOCOL.md 3.12 (kat_setoff_terms): A proposes
+     * the ring A, B, C to its successor B with its own yes vote (SetoffRelay); A commits the
+     * ring A, C, B and tells its predecessor B, with every member's yes vote (SetoffDecision) */
+    {"setoff_relay_v2", 2, MSG_SETOFF_RELAY, 18, NULL, false},
+    {"setoff_decision_v2", 2, MSG_SETOFF_DECISION, 19, NULL, false},
 };
 
 /* The next keys key_announce_v2 announces: Ed25519 seed 0x5a, old's X25519 key, and the CURVE
@@ -1094,6 +1100,103 @@ static uint8_t *kat_net_settlement(size_t *len)
     return body;
 }
 
+/* The terms of a set-off (PROTOCOL.md 3.12.1) of the ring `order` (indexes of net's nodes, A
+ * first: it proposes), 1 000.00 RUB, an hour to vote, encoded into m (terms_bytes malloc'd) and
+ * signed by A (H10). Decoded strictly, they are what was encoded. */
+static void kat_setoff_terms(net_t *net, const char *id, const int order[static 3],
+                             setoff_message_t *m)
+{
+    static const char *const names[] = {"BKRURUMM", "BMJIIRTH", "KZKZKZKA"};
+    memset(m, 0, sizeof *m);
+    setoff_terms_t *t = &m->terms, back;
+    snprintf(t->setoff_id, sizeof t->setoff_id, "%s", id);
+    t->n = 3;
+    for (size_t i = 0; i < 3; i++) {
+        const identity_t *who = net->id[order[i]];
+        snprintf(t->ring[i].code, sizeof t->ring[i].code, "%s", names[order[i]]);
+        memcpy(t->ring[i].key_id, who->key_id, IDENTITY_KEY_ID_BYTES);
+        memcpy(t->ring[i].signing_key, who->sign_public, crypto_sign_PUBLICKEYBYTES);
+    }
+    snprintf(t->currency, sizeof t->currency, "RUB");
+    t->amount_minor = 100000;
+    t->created_unix_ms = KAT_CREATED_MS;
+    t->deadline_unix_ms = KAT_CREATED_MS + INT64_C(3600000);
+    assert_int_equal(setoff_terms_encode(t, &m->terms_bytes, &m->terms_len), 0);
+    assert_true(setoff_terms_decode(m->terms_bytes, m->terms_len, &back));
+    assert_memory_equal(&back, t, sizeof back);
+    assert_int_equal(setoff_sign(SETOFF_TERMS_DOMAIN, m->terms_bytes, m->terms_len,
+                                 net->id[A]->sign_secret, m->terms_signature),
+                     0);
+}
+
+/* The yes vote of the member at `position` (H11 by `who`'s key). */
+static void kat_setoff_vote(const setoff_message_t *m, uint32_t position, const identity_t *who,
+                            setoff_vote_t *v)
+{
+    setoff_ballot_t b;
+    memset(&b, 0, sizeof b);
+    setoff_terms_hash(m->terms_bytes, m->terms_len, b.terms_hash);
+    b.position = position;
+    b.yes = true;
+    assert_int_equal(setoff_vote_make(&b, who->sign_secret, v), 0);
+}
+
+/* The body of a set-off message, encoded, decoded back and checked: every signature verifies
+ * with the keys of the terms. */
+static uint8_t *kat_setoff_body(setoff_message_t *m, bool decision, size_t *len)
+{
+    uint8_t *body = NULL;
+    assert_int_equal(setoff_message_encode(m, decision, &body, len), 0);
+    setoff_message_t back;
+    assert_true(setoff_message_decode(body, *len, decision, &back));
+    uint8_t h[SETOFF_HASH_BYTES];
+    setoff_terms_hash(back.terms_bytes, back.terms_len, h);
+    assert_true(setoff_verify(SETOFF_TERMS_DOMAIN, back.terms_bytes, back.terms_len,
+                              back.terms_signature, back.terms.ring[0].signing_key));
+    assert_int_equal(back.n_votes, m->n_votes);
+    for (size_t i = 0; i < back.n_votes; i++) {
+        assert_true(setoff_vote_valid(&back.terms, h, &back.votes[i]));
+    }
+    assert_true(!decision ||
+                setoff_verify(SETOFF_VERDICT_DOMAIN, back.verdict_bytes, back.verdict_len,
+                              back.verdict_signature, back.terms.ring[0].signing_key));
+    setoff_message_release(&back);
+    setoff_message_release(m);
+    return body;
+}
+
+/* setoff_relay_v2: A's relay of the ring A, B, C to B, with A's yes vote. */
+static uint8_t *kat_setoff_relay(net_t *net, size_t *len)
+{
+    static const int order[] = {A, B, C};
+    setoff_message_t m;
+    kat_setoff_terms(net, "c56a4180-65aa-42ec-a945-5fd21dec0538", order, &m);
+    kat_setoff_vote(&m, 0, net->id[A], &m.votes[0]);
+    m.n_votes = 1;
+    return kat_setoff_body(&m, false, len);
+}
+
+/* setoff_decision_v2: A commits the ring A, C, B (H12) and tells B, its predecessor, with the
+ * yes votes of A, C and B. */
+static uint8_t *kat_setoff_decision(net_t *net, size_t *len)
+{
+    static const int order[] = {A, C, B};
+    setoff_message_t m;
+    kat_setoff_terms(net, "e2f8a1b4-7c3d-4e5f-9a6b-8c7d6e5f4a3b", order, &m);
+    for (uint32_t i = 0; i < 3; i++) {
+        kat_setoff_vote(&m, i, net->id[order[i]], &m.votes[i]);
+    }
+    m.n_votes = 3;
+    setoff_terms_hash(m.terms_bytes, m.terms_len, m.verdict.terms_hash);
+    m.verdict.commit = true;
+    m.verdict_len = setoff_verdict_encode(&m.verdict, m.verdict_bytes);
+    assert_true(m.verdict_len > 0);
+    assert_int_equal(setoff_sign(SETOFF_VERDICT_DOMAIN, m.verdict_bytes, m.verdict_len,
+                                 net->id[A]->sign_secret, m.verdict_signature),
+                     0);
+    return kat_setoff_body(&m, true, len);
+}
+
 /* The body of a vector kat_cases gives as NULL, by its type; malloc'd, *len set. */
 static uint8_t *kat_body(net_t *net, const kat_case_t *k, size_t *len)
 {
@@ -1126,6 +1229,10 @@ static uint8_t *kat_body(net_t *net, const kat_case_t *k, size_t *len)
         return kat_cycle_answer(net->id[A], len);
     case MSG_NET_SETTLEMENT:
         return kat_net_settlement(len);
+    case MSG_SETOFF_RELAY:
+        return kat_setoff_relay(net, len);
+    case MSG_SETOFF_DECISION:
+        return kat_setoff_decision(net, len);
     default:
         fail_msg("no made body for type %d", (int)k->type);
         return NULL;

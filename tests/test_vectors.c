@@ -3,7 +3,9 @@
  * key id, message signature, settlement content and body hashes, channel entry hash, channel
  * digest, journal row hash, checkpoint signature, a return's content hash and channel entry
  * hash (3.9), an FX leg's content hash and channel entry hash (3.10), and a settlement cycle's
- * statement signature (H8) and hash (H9, 3.11.7). The inputs and outputs
+ * statement signature (H8) and hash (H9, 3.11.7), and a multilateral set-off's terms signature
+ * (H10), a vote's (H11), the verdict's (H12) and the terms hash (H13, 3.12.8). The inputs and
+ * outputs
  * are written out in tests/vectors/hashes.kat so that a second implementation can check itself
  * against them; this test renders the same file from the code and compares it byte for byte.
  *
@@ -28,6 +30,7 @@
 #include "checkpoint.h"
 #include "cycle.h"
 #include "settlement.h"
+#include "setoff.h"
 
 #define KAT_FILE   CORRIDOR_TEST_DATA "/vectors/hashes.kat"
 #define TEXT_BYTES (64 * 1024)
@@ -414,6 +417,88 @@ static void cycle_constructions(out_t *o)
     free(statement);
 }
 
+/* The set-off of tests/vectors/envelope.kat's setoff_relay_v2 (PROTOCOL.md 3.12.1): the ring
+ * BKRURUMM (seed 01), BMJIIRTH (seed 02), KZKZKZKA (seed 03), 1 000.00 RUB, an hour to vote.
+ * Decoded strictly, it is what was encoded. Malloc'd, *len set. */
+#define SETOFF_KAT_ID "c56a4180-65aa-42ec-a945-5fd21dec0538"
+
+static uint8_t *setoff_terms(size_t *len)
+{
+    static const char *const codes[] = {"BKRURUMM", "BMJIIRTH", "KZKZKZKA"};
+    setoff_terms_t t, back;
+    memset(&t, 0, sizeof t);
+    snprintf(t.setoff_id, sizeof t.setoff_id, SETOFF_KAT_ID);
+    t.n = 3;
+    for (size_t i = 0; i < t.n; i++) {
+        uint8_t sk[crypto_sign_SECRETKEYBYTES], seed[32];
+        keypair((uint8_t)(i + 1), t.ring[i].signing_key, sk, seed);
+        identity_key_id(t.ring[i].signing_key, t.ring[i].key_id);
+        snprintf(t.ring[i].code, sizeof t.ring[i].code, "%s", codes[i]);
+    }
+    snprintf(t.currency, sizeof t.currency, "RUB");
+    t.amount_minor = 100000;
+    t.created_unix_ms = INT64_C(1767225600000);
+    t.deadline_unix_ms = t.created_unix_ms + INT64_C(3600000);
+    uint8_t *out = NULL;
+    assert_int_equal(setoff_terms_encode(&t, &out, len), 0);
+    assert_true(setoff_terms_decode(out, *len, &back));
+    assert_memory_equal(&back, &t, sizeof t);
+    return out;
+}
+
+/* A set-off signature (setoff_sign, one of H10, H11, H12) by the key of seed `b`. */
+static void setoff_signature(out_t *o, const char *name, const char *domain, uint8_t b,
+                             const uint8_t *msg, size_t len)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], seed[32];
+    keypair(b, pk, sk, seed);
+    uint8_t sig[crypto_sign_BYTES], generic[crypto_sign_BYTES];
+    assert_int_equal(setoff_sign(domain, msg, len, sk, sig), 0);
+    assert_true(setoff_verify(domain, msg, len, sig, pk));
+    assert_int_equal(envelope_domain_sign(false, domain, msg, len, sk, generic), 0);
+    assert_memory_equal(sig, generic, sizeof sig);
+    put(o, "vector %s\n", name);
+    put(o, "in domain %s\n", domain);
+    put_hex(o, "in seed", seed, sizeof seed);
+    put_hex(o, "in sign_public", pk, sizeof pk);
+    put_hex(o, "in bytes", msg, len);
+    put_hex(o, "out", sig, sizeof sig);
+}
+
+/* H10 by ring[0] over the terms, H13 of the terms, H11 of BMJIIRTH's yes vote (position 1) and
+ * H12 of the proposer's commit (3.12.8). */
+static void setoff_constructions(out_t *o)
+{
+    size_t len = 0;
+    uint8_t *terms = setoff_terms(&len);
+    setoff_signature(o, "setoff_terms_signature", SETOFF_TERMS_DOMAIN, 0x01, terms, len);
+    uint8_t h[SETOFF_HASH_BYTES];
+    setoff_terms_hash(terms, len, h);
+    put(o, "\nvector setoff_terms_hash\n");
+    put_hex(o, "in terms", terms, len);
+    put_hex(o, "out", h, sizeof h);
+    free(terms);
+    setoff_ballot_t b, bback;
+    memset(&b, 0, sizeof b);
+    memcpy(b.terms_hash, h, sizeof h);
+    b.position = 1;
+    b.yes = true;
+    uint8_t ballot[SETOFF_BALLOT_MAX];
+    size_t blen = setoff_ballot_encode(&b, ballot);
+    assert_true(blen > 0 && setoff_ballot_decode(ballot, blen, &bback));
+    put(o, "\n");
+    setoff_signature(o, "setoff_vote_signature", SETOFF_VOTE_DOMAIN, 0x02, ballot, blen);
+    setoff_verdict_t v, vback;
+    memset(&v, 0, sizeof v);
+    memcpy(v.terms_hash, h, sizeof h);
+    v.commit = true;
+    uint8_t verdict[SETOFF_VERDICT_MAX];
+    size_t vlen = setoff_verdict_encode(&v, verdict);
+    assert_true(vlen > 0 && setoff_verdict_decode(verdict, vlen, &vback));
+    put(o, "\n");
+    setoff_signature(o, "setoff_verdict_signature", SETOFF_VERDICT_DOMAIN, 0x01, verdict, vlen);
+}
+
 static void render(out_t *o)
 {
     put(o, "# Known answers for the hash and signature constructions of proto/PROTOCOL.md.\n"
@@ -458,6 +543,8 @@ static void render(out_t *o)
     }
     put(o, "\n");
     cycle_constructions(o);
+    put(o, "\n");
+    setoff_constructions(o);
 }
 
 static void test_known_answers(void **state)

@@ -4,7 +4,7 @@
  * (Transit, SignedMessage, Inner) and the business bodies after it. Decoding must fail or
  * succeed cleanly with bounded memory, whatever the bytes.
  *
- * Byte 0 selects the message (b % 17, in the order of the table below); the rest is decoded
+ * Byte 0 selects the message (b % 26, in the order of the table below); the rest is decoded
  * with its descriptor (the generated corridor__<msg>__unpack functions are exactly
  * protobuf_c_message_unpack with that descriptor) and freed. A message that decodes is also
  * re-encoded (to the size it announces) and, when that decodes, the second encoding must equal
@@ -48,13 +48,20 @@ static const ProtobufCMessageDescriptor *const descriptors[] = {
     &corridor__cycle_answer__descriptor,
     &corridor__net_settlement__descriptor,
     &corridor__cycle_statement__descriptor, /* carried as bytes in CycleProposal and Answer */
+    &corridor__setoff_relay__descriptor,
+    &corridor__setoff_decision__descriptor,
+    &corridor__setoff_terms__descriptor,   /* carried as bytes in SetoffRelay and Decision */
+    &corridor__setoff_ballot__descriptor,  /* carried as bytes in a SetoffVote */
+    &corridor__setoff_verdict__descriptor, /* carried as bytes in SetoffDecision */
 };
 
 #define DESCRIPTORS_COUNT (sizeof descriptors / sizeof descriptors[0])
-/* The four layers around a body, the body of every message type, and the Checkpoint a
- * StatementRequest carries as bytes (recon.c decodes it on its own): a new type fails here (and
- * goes at the end, so that the seeds' first bytes keep selecting what they did). */
-_Static_assert(DESCRIPTORS_COUNT == 4 + MSG_TYPE_MAX + 2, "one entry per top-level wire message");
+/* The four layers around a body, the body of every message type, and the messages carried as
+ * bytes and decoded on their own: the Checkpoint a StatementRequest carries (recon.c), the
+ * CycleStatement, and the SetoffTerms, SetoffBallot and SetoffVerdict (setoff.c). A new type
+ * fails here (and goes at the end, so that the seeds' first bytes keep selecting what they
+ * did). */
+_Static_assert(DESCRIPTORS_COUNT == 4 + MSG_TYPE_MAX + 5, "one entry per top-level wire message");
 
 /* Encodes a decoded message; the caller frees the result. */
 static uint8_t *repack(const ProtobufCMessage *m, size_t *len)

@@ -12,9 +12,11 @@
  *     to itself, or a refusal with its output zeroed; a Return body also through return_decode
  *     and return_check (a return that passes encodes and decodes back to itself); an FxProposal
  *     body also through fx_decode and fx_check (a trade that passes encodes back to a body that
- *     decodes to exactly itself).
+ *     decodes to exactly itself); a SetoffRelay or SetoffDecision body also through
+ *     setoff_message_decode (one that decodes encodes back to a body that decodes to exactly
+ *     itself, its terms, ballots and verdict strict; refused, the holder is zeroed).
  *
- * Input layout: byte 0 selects the type (1 + b % MSG_TYPE_MAX, Settlement 1 to FxProposal 12),
+ * Input layout: byte 0 selects the type (1 + b % MSG_TYPE_MAX, Settlement 1 to SetoffDecision 17),
  * byte 1 bit 0 the possible-duplicate flag, bit 1 which of the two peers sends and bit 2 the
  * Inner version (2 instead of 1), bytes 2..9 the sequence (little endian), and the rest is the
  * body.
@@ -41,6 +43,7 @@
 #include "identity.h"
 #include "keyannounce.h"
 #include "settlement.h"
+#include "setoff.h"
 #include "validate.h"
 
 #define PEERS_COUNT  2
@@ -71,8 +74,10 @@ static const ProtobufCMessageDescriptor *const body_descriptors[MSG_TYPE_MAX + 1
     [MSG_CYCLE_PROPOSAL] = &corridor__cycle_proposal__descriptor,
     [MSG_CYCLE_ANSWER] = &corridor__cycle_answer__descriptor,
     [MSG_NET_SETTLEMENT] = &corridor__net_settlement__descriptor,
+    [MSG_SETOFF_RELAY] = &corridor__setoff_relay__descriptor,
+    [MSG_SETOFF_DECISION] = &corridor__setoff_decision__descriptor,
 };
-_Static_assert(MSG_TYPE_MAX == MSG_NET_SETTLEMENT, "a body message per type");
+_Static_assert(MSG_TYPE_MAX == MSG_SETOFF_DECISION, "a body message per type");
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -167,6 +172,36 @@ static void decode_return(const uint8_t *body, size_t body_len)
     back.original_uetr[0] = '\0';
     settlement_content_hash(&back, payment);
     assert(memcmp(h, payment, sizeof h) != 0);
+}
+
+/* setoff_message_decode on a SetoffRelay or SetoffDecision body (PROTOCOL.md 3.12): refused,
+ * the holder is zeroed; decoded, its terms (and verdict) decode strictly to what it holds, and
+ * encoding it again gives a body that decodes to the same holder. */
+static void decode_setoff(const uint8_t *body, size_t body_len, bool decision)
+{
+    setoff_message_t m, back;
+    if (!setoff_message_decode(body, body_len, decision, &m)) {
+        static const setoff_message_t zero;
+        assert(memcmp(&m, &zero, sizeof m) == 0);
+        return;
+    }
+    setoff_terms_t t;
+    assert(setoff_terms_decode(m.terms_bytes, m.terms_len, &t));
+    assert(memcmp(&t, &m.terms, sizeof t) == 0 && m.n_votes <= SETOFF_RING_MAX);
+    setoff_verdict_t v;
+    assert(!decision || setoff_verdict_decode(m.verdict_bytes, m.verdict_len, &v));
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert(setoff_message_encode(&m, decision, &out, &out_len) == 0);
+    assert(setoff_message_decode(out, out_len, decision, &back));
+    assert(back.terms_len == m.terms_len &&
+           memcmp(back.terms_bytes, m.terms_bytes, m.terms_len) == 0);
+    assert(back.n_votes == m.n_votes && memcmp(back.votes, m.votes, sizeof m.votes) == 0);
+    assert(back.verdict_len == m.verdict_len &&
+           memcmp(back.verdict_bytes, m.verdict_bytes, sizeof m.verdict_bytes) == 0);
+    free(out);
+    setoff_message_release(&back);
+    setoff_message_release(&m);
 }
 
 /* fx_decode on an FxProposal body (PROTOCOL.md 3.10), as channel.c's apply_fx_proposal runs it:
@@ -336,6 +371,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (msg.type == MSG_FX_PROPOSAL) {
         decode_fx(msg.body, msg.body_len);
+    }
+    if (msg.type == MSG_SETOFF_RELAY || msg.type == MSG_SETOFF_DECISION) {
+        decode_setoff(msg.body, msg.body_len, msg.type == MSG_SETOFF_DECISION);
     }
 
     envelope_message_clear(&msg);

@@ -8,7 +8,7 @@
  * them. Proof bytes whose first byte has bit 0x80 set are a template:
  *
  *   [0]     0x80 | type selector: Inner type 1 + (b & 0x7f) % MSG_TYPE_MAX (Settlement ..
- *           KeySwitch)
+ *           SetoffDecision)
  *   [1]     bits 0-1 the recipient: 1 the node itself, 2 a third node, otherwise the peer;
  *           bit 2 Inner version 2 instead of 1; bit 3 signed by the peer instead of the node
  *   [2..9]  the sequence, little endian (any value: above 2^62 signing is refused)

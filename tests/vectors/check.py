@@ -3,9 +3,11 @@
 specification alone, checked against tests/vectors/hashes.kat: key id, settlement content and
 body hashes, channel entry hash, channel digest, journal row hash, a return's content and channel
 entry hashes (3.9), an FX leg's content and channel entry hashes (3.10), a settlement cycle's
-statement hash (H9, 3.11.7); and its Ed25519 domain signatures (message, checkpoint, and the
-cycle statement signature H8), signed again here from the seed. The cycle statement of those two
-vectors is also encoded here from its fields (3.11.1) and must be the bytes the file gives.
+statement hash (H9, 3.11.7), a multilateral set-off's terms hash (H13, 3.12.8); and its Ed25519
+domain signatures (message, checkpoint, the cycle statement signature H8, and the set-off's terms,
+vote and verdict signatures H10, H11, H12), signed again here from the seed. The cycle statement
+of those two vectors, and the set-off's terms, ballot and verdict, are also encoded here from
+their fields (3.11.1, 3.12.1) and must be the bytes the file gives.
 
 And a second sealer of the Envelopes of tests/vectors/envelope.kat (1.13): from the fixed keys
 alone it encodes every layer, signs (Ed25519, RFC 8032), boxes (X25519, RFC 7748, and the
@@ -13,7 +15,8 @@ XSalsa20-Poly1305 crypto_box of NaCl) and must reproduce each vector byte for by
 bodies (the Hello, KeyAnnounce, KeySwitch, and the Settlement, StatusReport PDNG, CancelRequest
 and CancelAnswer of 3.8, the Return of 3.9 and the StatusReport accepting it, the FxProposal of
 3.10 with its rate text and the StatusReport accepting it, the CycleProposal, CycleAnswer and
-NetSettlement of 3.11 with their cycle statements, H8 signatures and H9 hash) are encoded here from
+NetSettlement of 3.11 with their cycle statements, H8 signatures and H9 hash, the SetoffRelay and
+SetoffDecision of 3.12 with their terms, ballots, verdict, H10 to H13) are encoded here from
 their fields. The standard library only: the primitives are written out below, slow and not
 constant-time, for checking only.
 
@@ -160,6 +163,10 @@ def cycle_statement_hash(v):  # H9 (3.11.7)
     return blake2b(tag("corridor.cycle-statement.v1") + bytes.fromhex(field(v, "statement")))
 
 
+def setoff_terms_hash(v):  # H13 (3.12.8)
+    return blake2b(tag("corridor.setoff-terms.v1") + bytes.fromhex(field(v, "terms")))
+
+
 CONSTRUCTIONS = {
     "key_id": key_id,
     "settlement_content_hash_out": content_hash,
@@ -183,6 +190,10 @@ CONSTRUCTIONS = {
     "checkpoint_signature": domain_signature,
     "cycle_statement_signature": domain_signature,
     "cycle_statement_hash": cycle_statement_hash,
+    "setoff_terms_signature": domain_signature,
+    "setoff_terms_hash": setoff_terms_hash,
+    "setoff_vote_signature": domain_signature,
+    "setoff_verdict_signature": domain_signature,
 }
 
 # ---- primitives for the envelope vectors -------------------------------------------------------
@@ -477,6 +488,55 @@ def net_settlement_body():  # 3.11.3: A, cycle 1's net debtor in RUB, paid 10 75
                   (9, blake2b(tag("corridor.cycle-statement.v1") + cycle_statement(1))))
 
 
+# 3.12: a ring of A (BKRURUMM), B (BMJIIRTH) and C (KZKZKZKA, seed 03), 1 000.00 RUB, an hour to
+# vote. SETOFF_1 runs A, B, C (A's relay to B); SETOFF_2 runs A, C, B (A's decision to B, its
+# predecessor).
+SEED_C = bytes([3] * 32)
+SETOFF_1 = ("c56a4180-65aa-42ec-a945-5fd21dec0538", (("BKRURUMM", SEED_A), ("BMJIIRTH", SEED_B),
+                                                      ("KZKZKZKA", SEED_C)))
+SETOFF_2 = ("e2f8a1b4-7c3d-4e5f-9a6b-8c7d6e5f4a3b", (("BKRURUMM", SEED_A), ("KZKZKZKA", SEED_C),
+                                                      ("BMJIIRTH", SEED_B)))
+
+
+def setoff_terms(setoff):  # SetoffTerms (3.12.1): id, ring of (code, key id, key), the rest
+    setoff_id, ring = setoff
+    members = [(2, Embedded(encode((1, code), (2, blake2b(tag("corridor.key-id.v1") + ed_public(seed), 16)),
+                                   (3, ed_public(seed))))) for code, seed in ring]
+    return encode((1, setoff_id), *members, (3, "RUB"), (4, 100000), (5, 1767225600000),
+                  (6, 1767225600000 + 3600000))
+
+
+def setoff_hash(setoff):  # H13
+    return blake2b(tag("corridor.setoff-terms.v1") + setoff_terms(setoff))
+
+
+def setoff_ballot(setoff, position):  # SetoffBallot: a yes vote, not an asking round
+    return encode((1, setoff_hash(setoff)), (2, position), (3, True), (4, ""), (5, 0))
+
+
+def setoff_vote(setoff, position):  # SetoffVote: the ballot and H11 by the voter's key
+    ballot = setoff_ballot(setoff, position)
+    return Embedded(encode((1, ballot), (2, ed_sign(setoff[1][position][1],
+                                                    tag("corridor.setoff-vote.v1") + ballot))))
+
+
+def setoff_verdict(setoff):  # SetoffVerdict: commit
+    return encode((1, setoff_hash(setoff)), (2, True), (3, ""))
+
+
+def setoff_relay_body():  # 3.12.2: A proposes SETOFF_1 to B with its own yes vote
+    terms = setoff_terms(SETOFF_1)
+    return encode((1, terms), (2, ed_sign(SEED_A, tag("corridor.setoff.v1") + terms)),
+                  (3, setoff_vote(SETOFF_1, 0)))
+
+
+def setoff_decision_body():  # 3.12.3: A commits SETOFF_2 and tells B, with every yes vote
+    terms, verdict = setoff_terms(SETOFF_2), setoff_verdict(SETOFF_2)
+    return encode((1, terms), (2, ed_sign(SEED_A, tag("corridor.setoff.v1") + terms)),
+                  (3, verdict), (4, ed_sign(SEED_A, tag("corridor.setoff-decision.v1") + verdict)),
+                  *[(5, setoff_vote(SETOFF_2, i)) for i in range(3)])
+
+
 ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
     "settlement": (1, 1, 1, lambda: b"KAT settlement body", False),
     "status_report": (1, 2, 2, lambda: b"KAT status", False),
@@ -505,6 +565,8 @@ ENVELOPES = {  # name: Inner.version, type, sequence, body, possible_duplicate
     "cycle_proposal_v2": (2, 13, 15, cycle_proposal_body, False),
     "cycle_answer_v2": (2, 14, 16, cycle_answer_body, False),
     "net_settlement_v2": (2, 15, 17, net_settlement_body, False),
+    "setoff_relay_v2": (2, 16, 18, setoff_relay_body, False),
+    "setoff_decision_v2": (2, 17, 19, setoff_decision_body, False),
 }
 
 
@@ -538,6 +600,15 @@ for name in ("cycle_statement_signature", "cycle_statement_hash"):  # the statem
         failed.append(name)
         print(f"check.py: {name}: the statement encodes as {cycle_statement(1).hex()}, the file "
               f"gives {given}", file=sys.stderr)
+for name, given_field, want in (  # the set-off's bytes, from their fields (3.12.1)
+        ("setoff_terms_signature", "bytes", setoff_terms(SETOFF_1)),
+        ("setoff_terms_hash", "terms", setoff_terms(SETOFF_1)),
+        ("setoff_vote_signature", "bytes", setoff_ballot(SETOFF_1, 1)),
+        ("setoff_verdict_signature", "bytes", setoff_verdict(SETOFF_1))):
+    if field(vectors[name], given_field) != want.hex():
+        failed.append(name)
+        print(f"check.py: {name}: the fields encode as {want.hex()}, the file gives "
+              f"{field(vectors[name], given_field)}", file=sys.stderr)
 print(f"check.py: {len(CONSTRUCTIONS) - len(set(failed))} of {len(CONSTRUCTIONS)} vectors match")
 
 envelopes = read_envelopes(sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "envelope.kat"))
