@@ -623,17 +623,10 @@ class Chaos:
         """Proposes set-offs round the three while the load goes on, now and then two at once."""
         rng = random.Random(f"chaos setoffs {self.args.seed}")
         try:
-            top_up = True
-            while not self.setoff_stop.wait(rng.uniform(1.5, 3.0)):
-                if top_up:  # a debt round the ring: each pays the next (outside the plan)
-                    for i, payer in enumerate(NODES):
-                        u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                        self.ring_uetrs.add(u)
-                        h.run([self.c, "send", "--home", self.home[payer], "--to",
-                               NODES[(i + 1) % 3], "--amount", "1000000", "--currency", "RUB",
-                               "--uetr", u, "--wait", "10"],
-                              timeout=30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+            top_up = False  # go() made the first debt round the ring
+            while not self.setoff_stop.wait(rng.uniform(0.5, 1.5)):
+                if top_up:
+                    self.ring_debts(rng, 10)
                     top_up = False
                 k = rng.randrange(3)  # the ring as the debts run, from any of the three
                 ring = NODES[k:] + NODES[:k]
@@ -661,6 +654,16 @@ class Chaos:
                 self.setoff_both += both
         except Exception as e:
             self.thread_errors.append(f"the set-off proposer: {e!r}")
+
+    def ring_debts(self, rng, wait):
+        """A debt round the ring: each node pays the next RUB 1,000,000 (outside the plan)."""
+        for i, payer in enumerate(NODES):
+            u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            self.ring_uetrs.add(u)
+            h.run([self.c, "send", "--home", self.home[payer], "--to", NODES[(i + 1) % 3],
+                   "--amount", "1000000", "--currency", "RUB", "--uetr", u, "--wait", str(wait)],
+                  timeout=wait + 30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
 
     def setoffs_open(self):
         """What keeps the set-offs from quiescence: one voting, or a leg pending."""
@@ -754,6 +757,7 @@ class Chaos:
                 self.fail(f"{n} did not start: {h.tail(f'{self.work}/{n}.log')}")
 
         write_plan(self.work, a.settlements, a.seed)
+        self.ring_debts(random.Random(f"chaos ring {a.seed}"), 30)  # before the first kill
 
         self.spawn(self.killer)
         if a.hosts:
