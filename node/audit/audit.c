@@ -1509,8 +1509,9 @@ static void cycle_place(const audited_home_t *h, cycle_channel_t *ch, const book
     size_t decided = cycle_of(ch, ours, e->decided_seq);
     size_t returned =
         e->status == STATUS_RETURNED && e->returned ? cycle_of(ch, ours, e->returned_seq) : decided;
-    /* the money's way: our outgoing record pays, except FX leg 2, which the acceptor pays */
-    bool we_pay = (e->direction == DIRECTION_OUT) != (e->fx_leg == FX_LEG_ACCEPTOR_PAYS);
+    /* the money's way: our outgoing record pays, except FX leg 2, which the acceptor pays, and
+     * a set-off leg, whose money goes against its relay */
+    bool we_pay = (e->direction == DIRECTION_OUT) != fx_leg_against(e->fx_leg);
     if (returned == decided) {
         if (decided < ch->count) {
             cycle_add(&ch->items[decided], e->currency, we_pay, e->status, e->amount_minor,
