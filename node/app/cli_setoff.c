@@ -179,7 +179,9 @@ static bool list_one(const ledger_setoff_t *rec, void *arg)
 {
     setoff_list_t *l = arg;
     setoff_terms_t t;
-    if (!setoff_terms_decode(rec->terms, rec->terms_len, &t)) {
+    if (!setoff_terms_decode(rec->terms, rec->terms_len, &t) || rec->position < 0 ||
+        (size_t)rec->position >= t.n) {
+        complain("set-off %s: a damaged record, not shown", rec->setoff_id);
         return true;
     }
     int p = rec->position;
@@ -256,7 +258,7 @@ static int setoff_list(int argc, char **argv)
         goto cleanup;
     }
     setoff_list_t l = {ledger, config->name, args.json ? json_array() : NULL, 0};
-    if (ledger_setoff_each(ledger, false, list_one, &l) != LEDGER_OK) {
+    if (ledger_setoff_each(ledger, list_one, &l) != LEDGER_OK) {
         complain("cannot read the ledger: %s", ledger_last_error(ledger));
         json_decref(l.list);
         rc = EXIT_INTERNAL;

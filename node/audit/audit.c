@@ -1505,7 +1505,8 @@ static void cycle_place(const audited_home_t *h, cycle_channel_t *ch, const book
     if (!e->decided || e->canon_hash_len != DIGEST_BYTES) {
         return; /* not final (decided_seq NULL), or a damaged row the cache checks report */
     }
-    bool ours = e->direction == DIRECTION_IN; /* we are the payee: our message decided it */
+    /* our message decided it: we are the payee (a set-off leg: we sent its relay) */
+    bool ours = settlement_decided_by_us(e->fx_leg, e->direction);
     size_t decided = cycle_of(ch, ours, e->decided_seq);
     size_t returned =
         e->status == STATUS_RETURNED && e->returned ? cycle_of(ch, ours, e->returned_seq) : decided;

@@ -77,7 +77,7 @@ static order_state_t next_state(order_state_t at, entry_kind_t kind, direction_t
         return at == ORDER_PENDING ? at : ORDER_NONE;
     case ENTRY_CANCEL_REFUSED: /* at the payer once answered, at the payee once decided */
         return at != ORDER_NONE && at != ORDER_HELD ? at : ORDER_NONE;
-    case ENTRY_SETOFF_PENDING: /* a set-off leg (3.12.6): as a payment sent or held */
+    case ENTRY_SETOFF_PENDING: /* a set-off leg (3.12.6): opened, then decided once */
         return at == ORDER_NONE ? (out ? ORDER_PENDING : ORDER_HELD) : ORDER_NONE;
     case ENTRY_SETOFF_POSTED:
         return at == ORDER_PENDING ? ORDER_POSTED : at == ORDER_HELD ? ORDER_BOOKED : ORDER_NONE;

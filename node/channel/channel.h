@@ -357,9 +357,10 @@ ledger_err_t channel_setoff_propose(channel_t *next, channel_t *prev, const seto
 /* The signing key the peer signs with now (its card's, or the one it announced since). */
 const uint8_t *channel_peer_sign_public(const channel_t *ch);
 
-/* Inside the node's transaction: aborts (AB05) every set-off we proposed whose deadline has
- * passed at `wall_ms` undecided; *aborted how many. `any` is any channel (for the node). */
-ledger_err_t channel_setoff_expire(channel_t *any, int64_t wall_ms, size_t *aborted)
-    __attribute__((warn_unused_result));
+/* Inside the node's transaction: aborts (AB05) the set-offs we proposed whose deadline has
+ * passed at `wall_ms` undecided (at most 16 a call); *aborted how many, *next_due the earliest
+ * deadline still to come (INT64_MAX none). `any` is any channel (for the node). */
+ledger_err_t channel_setoff_expire(channel_t *any, int64_t wall_ms, size_t *aborted,
+                                   int64_t *next_due) __attribute__((warn_unused_result));
 
 #endif

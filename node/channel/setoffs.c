@@ -1,12 +1,16 @@
 /*
  * Multilateral set-off on the channels (proto/PROTOCOL.md 3.12): the relay goes forward round
- * the ring, each member voting on its own books; the proposer's decision comes backward. A
- * member's step touches two channels (the one the message came on and the one it goes on), so
- * it finds the other through the node (channel_ctx_t.channel_of) and queues there in the same
- * transaction: a message is forwarded exactly when the books that made it commit.
+ * the ring, each member voting on its own books, and the proposer's decision follows it the same
+ * way. A member's step touches two channels (the one the message came on and the one it goes
+ * on), so it finds the other through the node (channel_ctx_t.channel_of) and queues there in the
+ * same transaction: a message is forwarded exactly when the books that made it commit.
  *
- * Nothing here decides on a clock but the proposer's deadline (setoffs_expire): a member's legs
- * stay pending until the proposer's signed verdict reaches it.
+ * On each edge the debtor sends both the relay that opens the leg and the decision that closes
+ * it, and a member closes both its legs in the one transaction that applies the decision: a
+ * member is never left with one leg posted and the other not. The proposer posts its leg with
+ * its successor first and its predecessor's when the decision comes back round: in between it
+ * owes less, never more. Nothing here decides on a clock but the proposer's deadline
+ * (channel_setoff_expire).
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -27,6 +31,11 @@
 #define REASON_LATE          "AB05"
 #define REASON_NOT_REACHABLE "NARR" /* a neighbour cannot take set-off messages */
 #define REASON_TAKEN         "DUPL" /* the id is used on one of our channels */
+#define REASON_TOO_MANY      "AG09" /* too many set-offs open with a neighbour */
+#define REASON_HORIZON       "FF01" /* a deadline too far away */
+#define SETOFF_OPEN_MAX      64     /* pending legs with one neighbour: more are refused */
+#define SETOFF_HORIZON_MS    (INT64_C(86400) * 1000 + 600 * 1000) /* a day, and clock skew */
+#define SETOFF_DUE_MAX       16 /* deadlines handled per transaction */
 
 /* The Inner version our set-off messages are signed with: at least 2. */
 static uint32_t setoff_version(const channel_t *ch)
@@ -79,14 +88,30 @@ static channel_t *channel_of(channel_t *ch, const setoff_member_t *m)
     return ch->ctx.channel_of != NULL ? ch->ctx.channel_of(ch->ctx.arg, m->code) : NULL;
 }
 
-/* Checks a decoded message against what the terms and the channels say (3.12.2 step 1): the
- * proposer's H10, our place, the sender `from` (+1: our successor, -1: our predecessor), its key
- * the one that signed the message, ours our own. The position, or -1 with *why. */
+/* Whether every member that is a peer of ours is named with a key we hold for it (its current
+ * or previous key, or its card's): only the others are taken on the sender's word. */
+static bool known_keys_agree(channel_t *ch, const setoff_terms_t *t, int p)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        channel_t *with = (int)i == p ? NULL : channel_of(ch, &t->ring[i]);
+        if (with != NULL && !peer_key_is(with, &t->ring[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks a decoded relay or decision from our predecessor against what the terms and the
+ * channels say (3.12.2 step 1): the proposer's H10, our place, the sender, its key one it signs
+ * with, ours our own, every member we know by the key we hold for it. The position, or -1 with
+ * *why. */
 static int check_terms(channel_t *ch, const envelope_message_t *msg, const setoff_message_t *m,
-                       int from, const char **why)
+                       const char **why)
 {
     const setoff_terms_t *t = &m->terms;
     int p = setoff_position(t, ch->ctx.config->name);
+    int from = -1;
+    (void)msg;
     *why = NULL;
     if (!setoff_verify(SETOFF_TERMS_DOMAIN, m->terms_bytes, m->terms_len, m->terms_signature,
                        t->ring[0].signing_key)) {
@@ -94,16 +119,14 @@ static int check_terms(channel_t *ch, const envelope_message_t *msg, const setof
     } else if (p < 0) {
         *why = "we are not on the ring";
     } else if (strcmp(neighbour(t, p, from)->code, ch->peer->card.name) != 0) {
-        *why = from > 0 ? "the sender is not our successor on the ring"
-                        : "the sender is not our predecessor on the ring";
-    } else if (memcmp(neighbour(t, p, from)->key_id, msg->author_key_id, IDENTITY_KEY_ID_BYTES) !=
-               0) {
-        *why = "the ring names another key for the sender than the one that signed the message";
+        *why = "the sender is not our predecessor on the ring";
     } else if (memcmp(t->ring[p].key_id, ch->ctx.self->key_id, IDENTITY_KEY_ID_BYTES) != 0 &&
                (ch->ctx.self_previous == NULL ||
                 memcmp(t->ring[p].key_id, ch->ctx.self_previous->key_id, IDENTITY_KEY_ID_BYTES) !=
                     0)) {
         *why = "the ring names another key for us";
+    } else if (!known_keys_agree(ch, t, p)) {
+        *why = "the ring names a member we know with another key";
     } else {
         return p;
     }
@@ -138,13 +161,10 @@ static ledger_err_t room_for_setoff(channel_t *ch, const char *next, const char 
                                     const char *currency, int64_t *room)
 {
     ledger_t *l = ch->ctx.ledger;
-    int64_t owed_next = 0, owed_by_prev = 0, pending = 0, pend_out = 0, pend_in = 0;
-    ledger_err_t rc = ledger_position(l, next, currency, &owed_next, &pending);
+    int64_t owed_next = 0, owed_by_prev = 0, pend_next = 0, pend_prev = 0, pend_in = 0;
+    ledger_err_t rc = ledger_position(l, next, currency, &owed_next, &pend_next);
     if (rc == LEDGER_OK) {
-        rc = ledger_position(l, prev, currency, &owed_by_prev, &pending);
-    }
-    if (rc == LEDGER_OK) {
-        rc = ledger_setoff_pending(l, next, currency, DIRECTION_OUT, &pend_out);
+        rc = ledger_position(l, prev, currency, &owed_by_prev, &pend_prev);
     }
     if (rc == LEDGER_OK) {
         rc = ledger_setoff_pending(l, prev, currency, DIRECTION_IN, &pend_in);
@@ -152,8 +172,12 @@ static ledger_err_t room_for_setoff(channel_t *ch, const char *next, const char 
     if (rc != LEDGER_OK) {
         return rc;
     }
-    /* net(next) < 0: we owe it; net(prev) > 0: it owes us */
-    __int128 a = -(__int128)owed_next - pend_out, b = (__int128)owed_by_prev - pend_in;
+    /* net(next) < 0: we owe it; net(prev) > 0: it owes us. What is on its way counts against
+     * the set-off (3.12.2 step 4): the pending change of net(next) that lowers our debt (our
+     * pending legs with it among them), that of net(prev) that lowers its debt, and our pending
+     * legs with prev (which move nothing pending at the creditor). */
+    __int128 a = -(__int128)owed_next - (pend_next > 0 ? pend_next : 0);
+    __int128 b = (__int128)owed_by_prev + (pend_prev < 0 ? pend_prev : 0) - pend_in;
     __int128 r = a < b ? a : b;
     *room = r < 0 ? 0 : r > CORRIDOR_AMOUNT_MINOR_MAX ? CORRIDOR_AMOUNT_MINOR_MAX : (int64_t)r;
     return LEDGER_OK;
@@ -174,6 +198,10 @@ static ledger_err_t judge(channel_t *ch, channel_t *next, channel_t *prev, const
         *no = REASON_LATE;
         return LEDGER_OK;
     }
+    if (t->deadline_unix_ms - ch->wall_ms > SETOFF_HORIZON_MS) {
+        *no = REASON_HORIZON; /* legs would wait on a decision that long */
+        return LEDGER_OK;
+    }
     if (next == NULL || prev == NULL || !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
         !channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF) || next->state == CHANNEL_DIVERGED ||
         prev->state == CHANNEL_DIVERGED) {
@@ -192,6 +220,17 @@ static ledger_err_t judge(channel_t *ch, channel_t *next, channel_t *prev, const
         }
         if (taken) {
             *no = REASON_TAKEN;
+            return LEDGER_OK;
+        }
+        int64_t open_next = 0, open_prev = 0;
+        if ((rc = ledger_setoff_open_legs(ch->ctx.ledger, next->peer->card.name, &open_next)) !=
+                LEDGER_OK ||
+            (rc = ledger_setoff_open_legs(ch->ctx.ledger, prev->peer->card.name, &open_prev)) !=
+                LEDGER_OK) {
+            return rc;
+        }
+        if (open_next >= SETOFF_OPEN_MAX || open_prev >= SETOFF_OPEN_MAX) {
+            *no = REASON_TOO_MANY;
             return LEDGER_OK;
         }
     }
@@ -253,8 +292,9 @@ static ledger_err_t queue_setoff(channel_t *to, const setoff_message_t *m, bool 
 }
 
 /* Opens our leg on the edge with `with` (direction out: we owe it). An id the channel uses for
- * something else (a peer that named a payment with it first) opens nothing: logged, *opened
- * false (NULL: not asked), and the transaction goes on, so that no peer can stall a channel. */
+ * something else (a peer that named a payment with it first), or a balance that would leave
+ * int64, opens nothing: logged, *opened false (NULL: not asked), and the transaction goes on,
+ * so that no peer can stall a channel. */
 static ledger_err_t open_leg_if_free(channel_t *with, const setoff_terms_t *t,
                                      const uint8_t hash[SETOFF_HASH_BYTES], direction_t d,
                                      uint64_t seq, const uint8_t *evidence, size_t evidence_len,
@@ -273,7 +313,7 @@ static ledger_err_t open_leg_if_free(channel_t *with, const setoff_terms_t *t,
     if (opened != NULL) {
         *opened = rc == LEDGER_OK;
     }
-    if (rc == LEDGER_E_CONFLICT) {
+    if (rc == LEDGER_E_CONFLICT || rc == LEDGER_E_OVERFLOW) {
         log_event(with->ctx.node_name, with->peer->card.name, t->setoff_id,
                   "set-off leg not recorded: %s", ledger_last_error(with->ctx.ledger));
         rc = LEDGER_OK;
@@ -288,15 +328,16 @@ static ledger_err_t open_leg(channel_t *with, const setoff_terms_t *t,
     return open_leg_if_free(with, t, hash, d, seq, evidence, evidence_len, NULL);
 }
 
-/* Closes our leg with `with` if we hold it pending; one we hold otherwise (edited books) is
- * logged and left: the decision still goes on round the ring. */
+/* Closes our leg with `with` if we hold it pending; one we hold otherwise (edited books), or
+ * one that would take a balance out of int64, is logged and left: the decision still goes on
+ * round the ring. */
 static ledger_err_t close_leg(channel_t *with, const char *id, bool commit, const char *reason,
                               uint64_t seq, const uint8_t *evidence, size_t evidence_len)
 {
     bool closed = false;
     ledger_err_t rc = ledger_setoff_leg_close(with->ctx.ledger, with->peer->card.name, id, commit,
                                               reason, seq, evidence, evidence_len, &closed);
-    if (rc == LEDGER_E_STATE) {
+    if (rc == LEDGER_E_STATE || rc == LEDGER_E_OVERFLOW) {
         log_event(with->ctx.node_name, with->peer->card.name, id, "set-off leg not closed: %s",
                   ledger_last_error(with->ctx.ledger));
         rc = LEDGER_OK;
@@ -315,16 +356,17 @@ static void record_from(ledger_setoff_t *rec, const setoff_message_t *m, int p, 
     rec->position = p;
     snprintf(rec->currency, sizeof rec->currency, "%s", m->terms.currency);
     rec->amount_minor = m->terms.amount_minor;
+    rec->deadline_ms = m->terms.deadline_unix_ms;
     rec->state = SETOFF_VOTING;
     rec->created_ms = now_ms;
 }
 
 /* ---- Deciding (the proposer) ---- */
 
-/* Logs and sends the decision (3.12.3): the record, the decision to our predecessor `prev` with
- * every vote for a commit, our leg with it closed by that message. `m` holds the terms and, for a
+/* Logs and sends the decision (3.12.3): the record, the decision to our successor `next` (every
+ * vote with a commit), our leg with it closed by that message. `m` holds the terms and, for a
  * commit, every vote. `rec` is the proposer's record (its buffers the caller's). */
-static ledger_err_t decide(channel_t *prev, ledger_setoff_t *rec, setoff_message_t *m, bool commit,
+static ledger_err_t decide(channel_t *next, ledger_setoff_t *rec, setoff_message_t *m, bool commit,
                            const char *reason)
 {
     uint8_t hash[SETOFF_HASH_BYTES];
@@ -337,19 +379,19 @@ static ledger_err_t decide(channel_t *prev, ledger_setoff_t *rec, setoff_message
     m->verdict_len = setoff_verdict_encode(&v, m->verdict_bytes);
     if (m->verdict_len == 0 ||
         setoff_sign(SETOFF_VERDICT_DOMAIN, m->verdict_bytes, m->verdict_len,
-                    prev->ctx.self->sign_secret, m->verdict_signature) != 0) {
+                    next->ctx.self->sign_secret, m->verdict_signature) != 0) {
         return LEDGER_E_STORAGE;
     }
     m->verdict = v;
     if (!commit) {
         m->n_votes = 0; /* an abort carries no votes */
     }
-    uint64_t seq = 0;
     uint8_t *signed_msg = NULL, *verdict = NULL;
     size_t signed_len = 0;
-    ledger_err_t rc = queue_setoff(prev, m, true, &seq, &signed_msg, &signed_len);
+    ledger_err_t rc = queue_setoff(next, m, true, &rec->decision_seq, &signed_msg, &signed_len);
     if (rc == LEDGER_OK) {
-        rc = close_leg(prev, rec->setoff_id, commit, reason, seq, signed_msg, signed_len);
+        rc = close_leg(next, rec->setoff_id, commit, reason, rec->decision_seq, signed_msg,
+                       signed_len);
     }
     if (rc == LEDGER_OK && (verdict = malloc(m->verdict_len + crypto_sign_BYTES)) == NULL) {
         rc = LEDGER_E_STORAGE;
@@ -357,26 +399,23 @@ static ledger_err_t decide(channel_t *prev, ledger_setoff_t *rec, setoff_message
     if (rc == LEDGER_OK) {
         memcpy(verdict, m->verdict_bytes, m->verdict_len);
         memcpy(verdict + m->verdict_len, m->verdict_signature, crypto_sign_BYTES);
+        free(rec->verdict);
         rec->verdict = verdict;
         rec->verdict_len = m->verdict_len + crypto_sign_BYTES;
-        rec->decision_sent = signed_msg;
-        rec->decision_sent_len = signed_len;
-        rec->decision_seq = seq;
+        verdict = NULL;
         rec->state = commit ? SETOFF_COMMITTED : SETOFF_ABORTED;
         snprintf(rec->reason, sizeof rec->reason, "%s", commit ? "" : reason);
-        rec->decided_ms = prev->wall_ms;
-        rc = ledger_setoff_put(prev->ctx.ledger, rec);
-        rec->verdict = rec->decision_sent = NULL;
-        rec->verdict_len = rec->decision_sent_len = 0;
+        rec->decided_ms = next->wall_ms;
+        rc = ledger_setoff_put(next->ctx.ledger, rec);
     }
     free(verdict);
     free(signed_msg);
     if (rc == LEDGER_OK) {
-        log_event(prev->ctx.node_name, NULL, rec->setoff_id, "set-off %s%s%s",
+        log_event(next->ctx.node_name, NULL, rec->setoff_id, "set-off %s%s%s",
                   commit ? "committed" : "aborted", commit ? "" : " ", commit ? "" : reason);
-        notify(prev, rec->setoff_id, commit, commit ? "" : reason);
+        notify(next, rec->setoff_id, commit, commit ? "" : reason);
         if (rec->asked_by[0] != '\0') {
-            notify(prev, rec->asked_by, commit, commit ? "" : reason);
+            notify(next, rec->asked_by, commit, commit ? "" : reason);
         }
     }
     return rc;
@@ -448,19 +487,9 @@ ledger_err_t channel_setoff_propose(channel_t *next, channel_t *prev, const seto
     return propose(next, prev, t, "", why);
 }
 
-/* The proposer's relay came back (3.12.3): ring[n-1]'s leg, then the decision; an asking round
- * proposes again with the smallest answer (3.12.5). */
-static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
-                                   setoff_message_t *m, ledger_setoff_t *rec, int refusal)
+/* Keeps the relay's body in the record (for the listing and the audit). */
+static ledger_err_t keep_relay(ledger_setoff_t *rec, const envelope_message_t *msg)
 {
-    const setoff_terms_t *t = &m->terms;
-    uint8_t hash[SETOFF_HASH_BYTES];
-    setoff_terms_hash(m->terms_bytes, m->terms_len, hash);
-    bool all_yes = refusal < 0 && m->n_votes == t->n;
-    if (!all_yes && refusal < 0) {
-        refuse(ch, msg, t->setoff_id, "the relay came back without every vote");
-        return LEDGER_OK;
-    }
     free(rec->votes);
     rec->votes = malloc(msg->body_len);
     if (rec->votes == NULL) {
@@ -468,57 +497,77 @@ static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
     }
     memcpy(rec->votes, msg->body, msg->body_len);
     rec->votes_len = msg->body_len;
-    if (t->amount_minor == 0) { /* the asking round: no legs, no decision */
-        int64_t least = CORRIDOR_AMOUNT_MINOR_MAX;
-        for (size_t i = 0; all_yes && i < m->n_votes; i++) {
-            least = m->votes[i].ballot.most_minor < least ? m->votes[i].ballot.most_minor : least;
-        }
-        rec->state = SETOFF_ASKED;
-        snprintf(rec->reason, sizeof rec->reason, "%s",
-                 all_yes ? "" : m->votes[refusal].ballot.reason);
-        rec->decided_ms = ch->wall_ms;
-        ledger_err_t rc = ledger_setoff_put(ch->ctx.ledger, rec);
-        channel_t *next = channel_of(ch, &t->ring[1]);
-        if (rc != LEDGER_OK || !all_yes || least <= 0 || next == NULL) {
-            if (rc == LEDGER_OK) {
-                notify(ch, t->setoff_id, false, rec->reason[0] != '\0' ? rec->reason : "AM04");
-            }
-            return rc;
-        }
-        setoff_terms_t again = *t;
+    return LEDGER_OK;
+}
+
+/* The asking round came back (3.12.5): recorded `asked`, and proposed again with the smallest
+ * answer when every member answered. */
+static ledger_err_t asking_returned(channel_t *ch, setoff_message_t *m, ledger_setoff_t *rec,
+                                    int refusal)
+{
+    const setoff_terms_t *t = &m->terms;
+    bool all_yes = refusal < 0 && m->n_votes == t->n;
+    int64_t least = CORRIDOR_AMOUNT_MINOR_MAX;
+    for (size_t i = 0; all_yes && i < m->n_votes; i++) {
+        least = m->votes[i].ballot.most_minor < least ? m->votes[i].ballot.most_minor : least;
+    }
+    rec->state = SETOFF_ASKED;
+    snprintf(rec->reason, sizeof rec->reason, "%s", all_yes ? "" : m->votes[refusal].ballot.reason);
+    rec->decided_ms = ch->wall_ms;
+    ledger_err_t rc = ledger_setoff_put(ch->ctx.ledger, rec);
+    channel_t *next = channel_of(ch, &t->ring[1]);
+    const char *why = rec->reason[0] != '\0' ? rec->reason : REASON_NO_DEBT;
+    if (rc == LEDGER_OK && all_yes && least > 0 && next != NULL) {
+        setoff_terms_t again = *t; /* the same ring and keys, a fresh id and deadline */
         uetr_generate(again.setoff_id);
         again.amount_minor = least;
         again.created_unix_ms = ch->wall_ms;
-        const char *why = NULL;
+        again.deadline_unix_ms = ch->wall_ms + (t->deadline_unix_ms - t->created_unix_ms);
+        why = NULL;
         rc = propose(next, ch, &again, t->setoff_id, &why);
-        if (rc == LEDGER_OK && why != NULL) {
-            notify(ch, t->setoff_id, false, why);
-        }
-        return rc;
     }
-    ledger_err_t rc = LEDGER_OK;
-    bool prev_voted = all_yes, opened = false; /* ring[n-1] voted yes when every vote is yes */
-    if (prev_voted) {
-        rc = open_leg_if_free(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
-                              msg->evidence_len, &opened);
+    if (rc == LEDGER_OK && why != NULL) {
+        notify(ch, t->setoff_id, false, why);
     }
+    return rc;
+}
+
+/* The proposer's relay came back from ring[n-1] (3.12.3): ring[n-1]'s leg, then the decision,
+ * unless the deadline decided already (the leg then waits for that decision to come round). */
+static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
+                                   setoff_message_t *m, ledger_setoff_t *rec, int refusal)
+{
+    const setoff_terms_t *t = &m->terms;
+    ledger_err_t rc = keep_relay(rec, msg);
     if (rc != LEDGER_OK) {
         return rc;
     }
-    all_yes = all_yes && opened;       /* without its leg here, a commit would move one side only */
-    if (rec->state != SETOFF_VOTING) { /* decided before it came back: the deadline */
-        if (prev_voted) {
-            rc = close_leg(ch, t->setoff_id, rec->state == SETOFF_COMMITTED, rec->reason,
-                           rec->decision_seq, rec->decision_sent, rec->decision_sent_len);
-        }
-        return rc == LEDGER_OK ? ledger_setoff_put(ch->ctx.ledger, rec) : rc;
+    if (t->amount_minor == 0) {
+        return asking_returned(ch, m, rec, refusal);
     }
-    bool commit = all_yes && ch->wall_ms < t->deadline_unix_ms;
-    const char *reason = commit       ? ""
-                         : all_yes    ? REASON_LATE
-                         : prev_voted ? REASON_TAKEN
-                                      : m->votes[refusal].ballot.reason;
-    return decide(ch, rec, m, commit, reason);
+    uint8_t hash[SETOFF_HASH_BYTES];
+    setoff_terms_hash(m->terms_bytes, m->terms_len, hash);
+    bool all_yes = refusal < 0, opened = false; /* then ring[n-1] voted yes, last */
+    if (all_yes && (rc = open_leg_if_free(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
+                                          msg->evidence_len, &opened)) != LEDGER_OK) {
+        return rc;
+    }
+    if (rec->state != SETOFF_VOTING) {
+        return ledger_setoff_put(ch->ctx.ledger, rec);
+    }
+    channel_t *next = channel_of(ch, &t->ring[1]);
+    bool commit = all_yes && opened && ch->wall_ms < t->deadline_unix_ms;
+    const char *reason = commit     ? ""
+                         : !all_yes ? m->votes[refusal].ballot.reason
+                         : !opened  ? REASON_TAKEN
+                                    : REASON_LATE;
+    if (next == NULL) { /* our successor is no longer a peer: nothing can be sent */
+        rec->state = SETOFF_ABORTED;
+        snprintf(rec->reason, sizeof rec->reason, "%s", REASON_NOT_REACHABLE);
+        return ledger_setoff_put(ch->ctx.ledger, rec);
+    }
+    next->wall_ms = ch->wall_ms;
+    return decide(next, rec, m, commit, reason);
 }
 
 ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
@@ -537,7 +586,7 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         goto done;
     }
     const setoff_terms_t *t = &m.terms;
-    int p = check_terms(ch, msg, &m, -1, &why);
+    int p = check_terms(ch, msg, &m, &why);
     if (p < 0) {
         refuse(ch, msg, t->setoff_id, why);
         goto done;
@@ -563,60 +612,43 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     if (p == 0) {
         if (!found) {
             refuse(ch, msg, t->setoff_id, "we never proposed it");
-            goto done;
+        } else {
+            rc = relay_returned(ch, msg, &m, &rec, refusal);
         }
-        rc = relay_returned(ch, msg, &m, &rec, refusal);
         goto done;
     }
-    bool prev_voted = refusal < 0 && t->amount_minor > 0; /* the predecessor's yes is the last */
-    if (!found) {
-        ledger_setoff_t fresh;
-        record_from(&fresh, &m, p, ch->wall_ms);
-        rec = fresh;
-        rec.terms = malloc(m.terms_len);
-        if (rec.terms == NULL) {
-            rc = LEDGER_E_STORAGE;
-            goto done;
-        }
-        memcpy(rec.terms, m.terms_bytes, m.terms_len);
+    if (found) { /* only a relay makes a member's record */
+        refuse(ch, msg, t->setoff_id, "the id is known here already");
+        goto done;
     }
-    if ((rec.votes = malloc(msg->body_len)) == NULL) {
+    record_from(&rec, &m, p, ch->wall_ms);
+    rec.terms = malloc(m.terms_len);
+    if (rec.terms == NULL || (rc = keep_relay(&rec, msg)) != LEDGER_OK) {
         rc = LEDGER_E_STORAGE;
         goto done;
     }
-
-    memcpy(rec.votes, msg->body, msg->body_len);
-    rec.votes_len = msg->body_len;
-    if (rec.state != SETOFF_VOTING) { /* the decision overtook the relay (3.12.2 step 2) */
-        if (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
-                                         msg->evidence_len)) != LEDGER_OK) {
-            goto done;
-        }
-        if (prev_voted) {
-            rc = close_leg(ch, t->setoff_id, rec.state == SETOFF_COMMITTED, rec.reason,
-                           rec.decision_seq, rec.decision_sent, rec.decision_sent_len);
-        }
-        if (rc == LEDGER_OK) {
-            rc = ledger_setoff_put(ch->ctx.ledger, &rec);
-        }
-        goto done;
+    memcpy(rec.terms, m.terms_bytes, m.terms_len);
+    if (t->amount_minor == 0) {
+        rec.state = SETOFF_ASKED; /* an asking round is never decided (3.12.5) */
     }
+    /* W's yes is the last vote when nobody refused: its leg with us is pending at W */
+    bool prev_voted = refusal < 0 && t->amount_minor > 0;
     channel_t *next = channel_of(ch, neighbour(t, p, +1));
     if (next == NULL || !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
         !peer_key_is(next, neighbour(t, p, +1))) {
-        /* nowhere to send it on: the proposer's deadline aborts it */
+        /* nowhere to send it on: the proposer's deadline aborts it, and the abort closes W's
+         * leg here */
         log_event(ch->ctx.node_name, ch->peer->card.name, t->setoff_id,
                   "set-off relay cannot go on to %s (no channel, no set-off, or another key)",
                   neighbour(t, p, +1)->code);
-        if (prev_voted) {
+        int64_t open = 0;
+        rc = ledger_setoff_open_legs(ch->ctx.ledger, ch->peer->card.name, &open);
+        if (rc == LEDGER_OK && prev_voted && open < SETOFF_OPEN_MAX) {
             rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
                           msg->evidence_len);
         }
         rc = rc == LEDGER_OK ? ledger_setoff_put(ch->ctx.ledger, &rec) : rc;
         goto done;
-    }
-    if (t->amount_minor == 0) {
-        rec.state = SETOFF_ASKED; /* an asking round is never decided (3.12.5) */
     }
     if (refusal >= 0) { /* an earlier member refused: on to the proposer, no vote of ours */
         rc = queue_setoff(next, &m, false, &rec.relay_seq, NULL, NULL);
@@ -627,9 +659,12 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     }
     const char *no = NULL;
     int64_t most = 0; /* judged before W's leg is opened: its id is free, its amount not ours */
-    if ((rc = judge(ch, next, ch, t, &no, &most)) != LEDGER_OK ||
-        (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
-                                      msg->evidence_len)) != LEDGER_OK)) {
+    if ((rc = judge(ch, next, ch, t, &no, &most)) != LEDGER_OK) {
+        goto done;
+    }
+    prev_voted = prev_voted && (no == NULL || strcmp(no, REASON_TOO_MANY) != 0);
+    if (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
+                                     msg->evidence_len)) != LEDGER_OK) {
         goto done;
     }
     if (sign_vote(ch, hash, p, no, most, &m.votes[m.n_votes]) != 0) {
@@ -676,7 +711,7 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
         goto done;
     }
     const setoff_terms_t *t = &m.terms;
-    int p = check_terms(ch, msg, &m, +1, &why);
+    int p = check_terms(ch, msg, &m, &why);
     if (p < 0) {
         refuse(ch, msg, t->setoff_id, why);
         goto done;
@@ -698,13 +733,14 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
     if ((rc = ledger_setoff_get(ch->ctx.ledger, t->setoff_id, &rec, &found)) != LEDGER_OK) {
         goto done;
     }
-    if (found && (rec.terms_len != m.terms_len || memcmp(rec.terms, m.terms_bytes, m.terms_len))) {
-        refuse(ch, msg, t->setoff_id, "the id names other terms here");
+    if (!found || rec.terms_len != m.terms_len ||
+        memcmp(rec.terms, m.terms_bytes, m.terms_len) != 0 || rec.votes == NULL) {
+        refuse(ch, msg, t->setoff_id, "no relay of these terms came first");
         goto done;
     }
     const char *reason = m.verdict.commit ? "" : m.verdict.reason;
-    if (p == 0) { /* back at the proposer: our leg with ring[1] */
-        bool same = found && rec.verdict != NULL && rec.verdict_len == m.verdict_len + 64 &&
+    if (p == 0) { /* back at the proposer: ring[n-1]'s leg */
+        bool same = rec.verdict != NULL && rec.verdict_len == m.verdict_len + crypto_sign_BYTES &&
                     memcmp(rec.verdict, m.verdict_bytes, m.verdict_len) == 0;
         if (!same) {
             refuse(ch, msg, t->setoff_id, "not the verdict we gave");
@@ -715,40 +751,28 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
                                      m.verdict.commit, reason, msg->sequence, msg->evidence,
                                      msg->evidence_len, &closed);
         if (rc == LEDGER_E_STATE) {
-            refuse(ch, msg, t->setoff_id, "our leg is decided already");
+            refuse(ch, msg, t->setoff_id, "its leg is decided already");
             rc = LEDGER_OK;
         }
         goto done;
     }
-    if (found && rec.state != SETOFF_VOTING) {
+    if (rec.state != SETOFF_VOTING) {
         refuse(ch, msg, t->setoff_id, "we had its decision already");
         goto done;
     }
-    if (!found) { /* the decision overtook the relay: known from now on (3.12.2 step 2) */
-        ledger_setoff_t fresh;
-        record_from(&fresh, &m, p, ch->wall_ms);
-        rec = fresh;
-        if ((rec.terms = malloc(m.terms_len)) == NULL) {
-            rc = LEDGER_E_STORAGE;
-            goto done;
-        }
-        memcpy(rec.terms, m.terms_bytes, m.terms_len);
-    }
+    /* both our legs in this transaction: W's by its message, ours with S by the one we send on */
     if ((rc = close_leg(ch, t->setoff_id, m.verdict.commit, reason, msg->sequence, msg->evidence,
                         msg->evidence_len)) != LEDGER_OK) {
         goto done;
     }
-    channel_t *prev = channel_of(ch, neighbour(t, p, -1));
-    if (prev != NULL && channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF)) {
-        if ((rc = queue_setoff(prev, &m, true, &rec.decision_seq, &signed_msg, &signed_len)) !=
+    channel_t *next = channel_of(ch, neighbour(t, p, +1));
+    if (rec.relay_seq != 0 && next != NULL) { /* it took our relay: it takes the decision */
+        if ((rc = queue_setoff(next, &m, true, &rec.decision_seq, &signed_msg, &signed_len)) !=
                 LEDGER_OK ||
-            (rc = close_leg(prev, t->setoff_id, m.verdict.commit, reason, rec.decision_seq,
+            (rc = close_leg(next, t->setoff_id, m.verdict.commit, reason, rec.decision_seq,
                             signed_msg, signed_len)) != LEDGER_OK) {
             goto done;
         }
-    } else {
-        log_event(ch->ctx.node_name, ch->peer->card.name, t->setoff_id,
-                  "set-off decision cannot go on to %s", neighbour(t, p, -1)->code);
     }
     if ((verdict = malloc(m.verdict_len + crypto_sign_BYTES)) == NULL) {
         rc = LEDGER_E_STORAGE;
@@ -760,10 +784,6 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
     rec.verdict = verdict;
     rec.verdict_len = m.verdict_len + crypto_sign_BYTES;
     verdict = NULL;
-    free(rec.decision_sent);
-    rec.decision_sent = signed_msg;
-    rec.decision_sent_len = signed_len;
-    signed_msg = NULL;
     rec.state = m.verdict.commit ? SETOFF_COMMITTED : SETOFF_ABORTED;
     snprintf(rec.reason, sizeof rec.reason, "%s", reason);
     rec.decided_ms = ch->wall_ms;
@@ -787,50 +807,41 @@ const uint8_t *channel_peer_sign_public(const channel_t *ch)
 
 /* ---- The proposer's deadline ---- */
 
-typedef struct {
-    channel_t *ch;
-    int64_t wall_ms;
-    char due[16][CORRIDOR_UETR_LEN + 1];
-    size_t n_due;
-} due_t;
-
-static bool collect_due(const ledger_setoff_t *rec, void *arg)
+ledger_err_t channel_setoff_expire(channel_t *any, int64_t wall_ms, size_t *aborted,
+                                   int64_t *next_due)
 {
-    due_t *d = arg;
-    setoff_terms_t t;
-    if (rec->position == 0 && setoff_terms_decode(rec->terms, rec->terms_len, &t) &&
-        t.amount_minor > 0 && d->wall_ms >= t.deadline_unix_ms) {
-        snprintf(d->due[d->n_due], sizeof d->due[d->n_due], "%s", rec->setoff_id);
-        d->n_due++;
-    }
-    return d->n_due < sizeof d->due / sizeof d->due[0];
-}
-
-ledger_err_t channel_setoff_expire(channel_t *any, int64_t wall_ms, size_t *aborted)
-{
-    due_t d = {.ch = any, .wall_ms = wall_ms};
+    char ids[SETOFF_DUE_MAX][CORRIDOR_UETR_LEN + 1];
+    size_t n = 0;
     *aborted = 0;
-    ledger_err_t rc = ledger_setoff_each(any->ctx.ledger, true, collect_due, &d);
-    for (size_t i = 0; rc == LEDGER_OK && i < d.n_due; i++) {
+    ledger_err_t rc =
+        ledger_setoff_due(any->ctx.ledger, wall_ms, ids, SETOFF_DUE_MAX, &n, next_due);
+    for (size_t i = 0; rc == LEDGER_OK && i < n; i++) {
         ledger_setoff_t rec;
         bool found = false;
         setoff_message_t m;
         memset(&m, 0, sizeof m);
-        if ((rc = ledger_setoff_get(any->ctx.ledger, d.due[i], &rec, &found)) != LEDGER_OK ||
+        if ((rc = ledger_setoff_get(any->ctx.ledger, ids[i], &rec, &found)) != LEDGER_OK ||
             !found) {
             continue;
         }
+        channel_t *next = NULL;
         if (setoff_terms_decode(rec.terms, rec.terms_len, &m.terms)) {
-            channel_t *prev = channel_of(any, &m.terms.ring[m.terms.n - 1]);
+            next = channel_of(any, &m.terms.ring[1]);
+        }
+        if (next == NULL || m.terms.amount_minor == 0) {
+            /* nothing to send it on (terms damaged, a peer removed): aborted here alone */
+            rec.state = SETOFF_ABORTED;
+            snprintf(rec.reason, sizeof rec.reason, "%s", REASON_LATE);
+            rec.decided_ms = wall_ms;
+            rc = ledger_setoff_put(any->ctx.ledger, &rec);
+        } else {
             m.terms_bytes = rec.terms;
             m.terms_len = rec.terms_len;
             memcpy(m.terms_signature, rec.terms_signature, sizeof m.terms_signature);
-            if (prev != NULL) {
-                prev->wall_ms = wall_ms;
-                rc = decide(prev, &rec, &m, false, REASON_LATE);
-                *aborted += rc == LEDGER_OK ? 1 : 0;
-            }
+            next->wall_ms = wall_ms;
+            rc = decide(next, &rec, &m, false, REASON_LATE);
         }
+        *aborted += rc == LEDGER_OK ? 1 : 0;
         ledger_setoff_release(&rec);
     }
     return rc;

@@ -531,8 +531,7 @@ ledger_err_t engine_transaction(engine_t *e, void (*work)(void *arg), void *arg)
     }
     if (rc == LEDGER_OK && e->peers > 0 && e->wall_ms >= e->setoff_due_wall) {
         size_t aborted = 0;
-        e->setoff_due_wall = INT64_MAX; /* looked at again after the commit */
-        rc = channel_setoff_expire(e->channels[0], e->wall_ms, &aborted);
+        rc = channel_setoff_expire(e->channels[0], e->wall_ms, &aborted, &e->setoff_due_wall);
     }
     for (size_t i = 0; rc == LEDGER_OK && i < e->peers; i++) {
         rc = channel_apply(e->channels[i], e->now_ms);
@@ -779,24 +778,14 @@ static void find_due_cycles(engine_t *e)
     }
 }
 
-static bool earliest_deadline(const ledger_setoff_t *rec, void *arg)
-{
-    int64_t *due = arg;
-    setoff_terms_t t;
-    if (rec->position == 0 && setoff_terms_decode(rec->terms, rec->terms_len, &t) &&
-        t.amount_minor > 0 && t.deadline_unix_ms < *due) {
-        *due = t.deadline_unix_ms;
-    }
-    return true;
-}
-
-/* The earliest deadline of the set-offs we proposed that are undecided (3.12.3); the partial
- * index on open set-offs keeps this a lookup of nothing when there are none. */
+/* The earliest deadline of the set-offs we proposed that are undecided (3.12.3): an indexed
+ * lookup of one row. */
 static void find_setoff_deadline(engine_t *e)
 {
+    size_t n = 0;
     int64_t due = INT64_MAX;
     if (!ledger_stopped(e->ctx.ledger) &&
-        ledger_setoff_each(e->ctx.ledger, true, earliest_deadline, &due) == LEDGER_OK) {
+        ledger_setoff_due(e->ctx.ledger, INT64_MIN, NULL, 0, &n, &due) == LEDGER_OK) {
         e->setoff_due_wall = due;
     }
 }

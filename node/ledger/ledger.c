@@ -414,9 +414,11 @@ struct ledger {
     "  amount_minor INTEGER NOT NULL, state INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"    \
     "  our_vote BLOB, votes BLOB, verdict BLOB, relay_seq INTEGER NOT NULL DEFAULT 0,"             \
     "  decision_seq INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"                      \
-    "  decided_ms INTEGER NOT NULL DEFAULT 0, decision_sent BLOB,"                                 \
+    "  decided_ms INTEGER NOT NULL DEFAULT 0, deadline_ms INTEGER NOT NULL,"                      \
     "  asked_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"                                          \
-    "CREATE INDEX setoffs_open ON setoffs(state) WHERE state = 0;"
+    "CREATE INDEX setoffs_due ON setoffs(deadline_ms) WHERE state = 0 AND position = 0;"          \
+    "CREATE INDEX settlements_setoff_open ON settlements(peer, currency, direction)"              \
+    " WHERE fx_leg = 3 AND status = 0;"
 
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
@@ -680,14 +682,16 @@ ledger_effect_t ledger_row_effect(entry_kind_t kind, direction_t original, int64
     case ENTRY_NET_SETTLED: /* a cycle's net paid outside: signed, the debtor's rises */
         e.posted = m;
         break;
-    case ENTRY_SETOFF_PENDING: /* m < 0: the debt between us shrinks once posted */
-        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_PENDING : ENTRY_HELD,
+    case ENTRY_SETOFF_PENDING: /* m < 0: the debt between us shrinks once posted; the
+                                  creditor's claim moves only then (nothing pending: a peer's
+                                  proposals cannot pile up our pending) */
+        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_PENDING : ENTRY_IN_REFUSED,
                                  original, m);
     case ENTRY_SETOFF_POSTED:
-        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_POSTED : ENTRY_RELEASED,
+        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_POSTED : ENTRY_IN_BOOKED,
                                  original, m);
     case ENTRY_SETOFF_VOIDED:
-        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_VOIDED : ENTRY_DECLINED,
+        return ledger_row_effect(original == DIRECTION_OUT ? ENTRY_OUT_VOIDED : ENTRY_IN_REFUSED,
                                  original, m);
     case ENTRY_IMPORTED: /* evidence only */
     case ENTRY_CYCLE:
@@ -1926,8 +1930,10 @@ static ledger_err_t final_in_closed_cycle(ledger_t *l, const stored_t *st, bool 
     sqlite3_bind_int64(stmt, 2, st->id);
     int step = sqlite3_step(stmt);
     if (step == SQLITE_ROW) {
-        /* decided by the payee: our message for an incoming one, the peer's for ours */
-        int64_t bound = sqlite3_column_int64(stmt, st->s.direction == DIRECTION_IN ? 1 : 2);
+        /* decided by the payee: our message for an incoming one, the peer's for ours (a set-off
+         * leg: by its relay's sender) */
+        int64_t bound = sqlite3_column_int64(
+            stmt, settlement_decided_by_us(st->s.fx_leg, st->s.direction) ? 1 : 2);
         *closed =
             sqlite3_column_type(stmt, 0) == SQLITE_NULL || sqlite3_column_int64(stmt, 0) <= bound;
     }
@@ -1938,7 +1944,7 @@ static ledger_err_t final_in_closed_cycle(ledger_t *l, const stored_t *st, bool 
 }
 
 /* The message of `sequence` decided (or returned) the settlement: ours when it is incoming,
- * the peer's when it is ours. */
+ * the peer's when it is ours (a set-off leg: settlement_decided_by_us). */
 static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const char *reason,
                                uint64_t sequence)
 {
@@ -1958,7 +1964,7 @@ static ledger_err_t set_status(ledger_t *l, stored_t *st, status_t status, const
     sqlite3_bind_int(stmt, 2, (int)status);
     bind_text(stmt, 3, reason != NULL ? reason : "");
     sqlite3_bind_blob(stmt, 4, new_hash, DIGEST_BYTES, SQLITE_STATIC);
-    bool by_us = st->s.direction == DIRECTION_IN;
+    bool by_us = settlement_decided_by_us(st->s.fx_leg, st->s.direction);
     sqlite3_bind_int64(stmt, 5, (int64_t)sequence);
     sqlite3_bind_int64(stmt, 6, by_us ? (int64_t)sequence : 0);
     sqlite3_bind_int64(stmt, 7, by_us ? 0 : (int64_t)sequence);
@@ -3723,13 +3729,14 @@ ledger_err_t ledger_row_hash_at(ledger_t *l, uint64_t seq, uint8_t hash[static L
 /* ---- the channel at a sequence cut --------------------------------------------------------- */
 
 /* A settlement's status at a cut (see ledger_cut_t); false when no message below the cut opened
- * it. The payer's messages open, the payee's decide and return. */
-static bool status_at_cut(direction_t direction, status_t now, uint64_t open_seq, bool decided,
-                          uint64_t decided_seq, bool returned, uint64_t returned_seq,
+ * it. The payer's messages open, the payee's decide and return; the relay's sender both opens
+ * and decides a set-off leg (`leg`). */
+static bool status_at_cut(fx_leg_t leg, direction_t direction, status_t now, uint64_t open_seq,
+                          bool decided, uint64_t decided_seq, bool returned, uint64_t returned_seq,
                           uint64_t sent_seq, uint64_t applied_seq, status_t *at)
 {
     uint64_t payer_bound = direction == DIRECTION_OUT ? sent_seq : applied_seq;
-    uint64_t payee_bound = direction == DIRECTION_OUT ? applied_seq : sent_seq;
+    uint64_t payee_bound = settlement_decided_by_us(leg, direction) ? sent_seq : applied_seq;
     if (open_seq > payer_bound) {
         return false;
     }
@@ -3829,7 +3836,7 @@ static ledger_err_t cut_undo(ledger_t *l, const char *peer, sqlite3_stmt *row, u
         return LEDGER_E_CORRUPT;
     }
     status_t at = STATUS_PENDING;
-    bool exists = status_at_cut(direction, now, (uint64_t)open_seq,
+    bool exists = status_at_cut(leg, direction, now, (uint64_t)open_seq,
                                 sqlite3_column_type(row, 9) != SQLITE_NULL, (uint64_t)decided_seq,
                                 sqlite3_column_type(row, 10) != SQLITE_NULL, (uint64_t)returned_seq,
                                 sent_seq, applied_seq, &at);
@@ -4005,7 +4012,7 @@ static ledger_err_t cycle_undo(ledger_t *l, const char *peer, sqlite3_stmt *row,
     /* a cycle holds what its finality message places in it (3.11.1), wherever the opening lies:
      * a repair may import an entry whose opening (capped, 4.9) lies above a cut its decision is
      * within */
-    bool exists = status_at_cut(direction, now, 0, sqlite3_column_type(row, 9) != SQLITE_NULL,
+    bool exists = status_at_cut(leg, direction, now, 0, sqlite3_column_type(row, 9) != SQLITE_NULL,
                                 (uint64_t)decided_seq, sqlite3_column_type(row, 10) != SQLITE_NULL,
                                 (uint64_t)returned_seq, sent_seq, applied_seq, &at);
     if (exists && at == now) {

@@ -114,7 +114,7 @@ typedef enum {
     ENTRY_NET_REFUSED = 20, /* a net settlement refused: moves nothing */
     /* A leg of a multilateral set-off (PROTOCOL.md 3.12.6), amount -m (against the relay): at
      * the edge's debtor (direction out) as ENTRY_OUT_PENDING/POSTED/VOIDED move it, at the
-     * creditor as ENTRY_HELD/RELEASED/DECLINED. */
+     * creditor as ENTRY_IN_REFUSED/BOOKED/REFUSED (nothing pending there). */
     ENTRY_SETOFF_PENDING = 21, /* opened by the relay on the edge: evidence that relay */
     ENTRY_SETOFF_POSTED = 22,  /* the decision commit on the edge: evidence that decision */
     ENTRY_SETOFF_VOIDED = 23,  /* the decision abort on the edge, alike */

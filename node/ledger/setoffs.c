@@ -10,7 +10,7 @@
 
 #define SETOFF_COLUMNS                                                                             \
     "setoff_id, terms, terms_signature, position, currency, amount_minor, state, reason,"          \
-    " our_vote, votes, verdict, relay_seq, decision_seq, created_ms, decided_ms, decision_sent,"   \
+    " our_vote, votes, verdict, relay_seq, decision_seq, created_ms, decided_ms, deadline_ms,"     \
     " asked_by"
 
 const char *setoff_state_name(setoff_state_t state)
@@ -34,10 +34,8 @@ void ledger_setoff_release(ledger_setoff_t *rec)
     free(rec->our_vote);
     free(rec->votes);
     free(rec->verdict);
-    free(rec->decision_sent);
-    rec->terms = rec->our_vote = rec->votes = rec->verdict = rec->decision_sent = NULL;
+    rec->terms = rec->our_vote = rec->votes = rec->verdict = NULL;
     rec->terms_len = rec->our_vote_len = rec->votes_len = rec->verdict_len = 0;
-    rec->decision_sent_len = 0;
 }
 
 /* Reads one row of SETOFF_COLUMNS: false when it is damaged or out of memory. */
@@ -66,7 +64,7 @@ static bool read_row(sqlite3_stmt *stmt, ledger_setoff_t *rec)
     rec->decision_seq = (uint64_t)decision;
     rec->created_ms = sqlite3_column_int64(stmt, 13);
     rec->decided_ms = sqlite3_column_int64(stmt, 14);
-    rec->decision_sent = ledger_copy_blob(stmt, 15, &rec->decision_sent_len);
+    rec->deadline_ms = sqlite3_column_int64(stmt, 15);
     snprintf(rec->asked_by, sizeof rec->asked_by, "%s", ledger_column_text(stmt, 16));
     if (!ok) {
         ledger_setoff_release(rec);
@@ -142,25 +140,22 @@ ledger_err_t ledger_setoff_put(ledger_t *l, const ledger_setoff_t *rec)
     sqlite3_bind_int64(stmt, 13, (int64_t)rec->decision_seq);
     sqlite3_bind_int64(stmt, 14, rec->created_ms);
     sqlite3_bind_int64(stmt, 15, rec->decided_ms);
-    bind_blob_or_null(stmt, 16, rec->decision_sent, rec->decision_sent_len);
+    sqlite3_bind_int64(stmt, 16, rec->deadline_ms);
     sqlite3_bind_text(stmt, 17, rec->asked_by, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     return step == SQLITE_DONE ? LEDGER_OK : ledger_read_failed(l, "write a set-off");
 }
 
-ledger_err_t ledger_setoff_each(ledger_t *l, bool voting_only,
-                                bool (*fn)(const ledger_setoff_t *rec, void *arg), void *arg)
+ledger_err_t ledger_setoff_each(ledger_t *l, bool (*fn)(const ledger_setoff_t *rec, void *arg),
+                                void *arg)
 {
     if (ledger_schema_version(l) < 12) {
         return LEDGER_OK;
     }
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(ledger_db(l),
-                           voting_only ? "SELECT " SETOFF_COLUMNS
-                                         " FROM setoffs WHERE state = 0 ORDER BY created_ms"
-                                       : "SELECT " SETOFF_COLUMNS
-                                         " FROM setoffs ORDER BY created_ms, setoff_id",
+                           "SELECT " SETOFF_COLUMNS " FROM setoffs ORDER BY created_ms, setoff_id",
                            -1, &stmt, NULL) != SQLITE_OK) {
         return ledger_read_failed(l, "list set-offs");
     }
@@ -183,4 +178,54 @@ ledger_err_t ledger_setoff_each(ledger_t *l, bool voting_only,
     }
     sqlite3_finalize(stmt);
     return rc;
+}
+
+ledger_err_t ledger_setoff_due(ledger_t *l, int64_t wall_ms, char (*ids)[CORRIDOR_UETR_LEN + 1],
+                               size_t max, size_t *n, int64_t *next)
+{
+    *n = 0;
+    *next = INT64_MAX;
+    if (ledger_schema_version(l) < 12) {
+        return LEDGER_OK;
+    }
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(ledger_db(l),
+                           "SELECT setoff_id, deadline_ms FROM setoffs WHERE state = 0 AND"
+                           " position = 0 ORDER BY deadline_ms LIMIT ?1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        return ledger_read_failed(l, "find set-offs due");
+    }
+    sqlite3_bind_int64(stmt, 1, (int64_t)max + 1);
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t deadline = sqlite3_column_int64(stmt, 1);
+        if (deadline > wall_ms || *n == max) {
+            *next = deadline;
+            break;
+        }
+        snprintf(ids[*n], CORRIDOR_UETR_LEN + 1, "%s", ledger_column_text(stmt, 0));
+        (*n)++;
+    }
+    sqlite3_finalize(stmt);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? LEDGER_OK
+                                                     : ledger_read_failed(l, "find set-offs due");
+}
+
+ledger_err_t ledger_setoff_open_legs(ledger_t *l, const char *peer, int64_t *count)
+{
+    *count = 0;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(ledger_db(l),
+                           "SELECT count(*) FROM settlements WHERE peer = ?1 AND fx_leg = 3"
+                           " AND status = 0",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        return ledger_read_failed(l, "count open set-off legs");
+    }
+    sqlite3_bind_text(stmt, 1, peer, -1, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        *count = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return step == SQLITE_ROW ? LEDGER_OK : ledger_read_failed(l, "count open set-off legs");
 }

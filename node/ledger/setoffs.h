@@ -40,10 +40,9 @@ typedef struct {
     uint8_t *verdict; /* the verdict bytes || the proposer's signature (64), or NULL */
     size_t verdict_len;
     uint64_t relay_seq;    /* our relay to our successor; 0 none */
-    uint64_t decision_seq; /* our decision to our predecessor; 0 none */
+    uint64_t decision_seq; /* our decision to our successor; 0 none */
     int64_t created_ms, decided_ms;
-    uint8_t *decision_sent; /* our decision SignedMessage to our predecessor (or NULL) */
-    size_t decision_sent_len;
+    int64_t deadline_ms; /* the terms' deadline (the proposer aborts then, undecided) */
     char asked_by[CORRIDOR_UETR_LEN + 1]; /* the asking round that led to it (3.12.5), or "" */
 } ledger_setoff_t;
 
@@ -55,10 +54,20 @@ ledger_err_t ledger_setoff_get(ledger_t *l, const char *setoff_id, ledger_setoff
 ledger_err_t ledger_setoff_put(ledger_t *l, const ledger_setoff_t *rec)
     __attribute__((warn_unused_result));
 
-/* Calls fn for each record, oldest first (only those voting when `voting_only`), until it
- * returns false. The record is freed after the call. */
-ledger_err_t ledger_setoff_each(ledger_t *l, bool voting_only,
-                                bool (*fn)(const ledger_setoff_t *rec, void *arg), void *arg)
+/* Calls fn for each record, oldest first, until it returns false. The record is freed after
+ * the call. */
+ledger_err_t ledger_setoff_each(ledger_t *l, bool (*fn)(const ledger_setoff_t *rec, void *arg),
+                                void *arg) __attribute__((warn_unused_result));
+
+/* The ids of up to `max` set-offs we proposed, still voting, whose deadline is at or before
+ * `wall_ms` (*n of them), and the earliest deadline of those still voting after them
+ * (*next, INT64_MAX none). An indexed lookup. */
+ledger_err_t ledger_setoff_due(ledger_t *l, int64_t wall_ms, char (*ids)[CORRIDOR_UETR_LEN + 1],
+                               size_t max, size_t *n, int64_t *next)
+    __attribute__((warn_unused_result));
+
+/* The number of our pending set-off legs with `peer`. */
+ledger_err_t ledger_setoff_open_legs(ledger_t *l, const char *peer, int64_t *count)
     __attribute__((warn_unused_result));
 
 /* Frees the buffers of a record read by get (the record itself is the caller's). */

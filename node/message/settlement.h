@@ -132,6 +132,14 @@ static inline bool settlement_is_setoff_leg(const settlement_t *s)
     return s->fx_leg == FX_LEG_SETOFF;
 }
 
+/* Whether the message that decides a record of `leg` going `direction` is ours: the payee's
+ * answer decides a payment, a trade or a return (ours when it is incoming); the edge's debtor,
+ * who sent the relay, also sends the decision that closes a set-off leg (3.12.3). */
+static inline bool settlement_decided_by_us(fx_leg_t leg, direction_t direction)
+{
+    return leg == FX_LEG_SETOFF ? direction == DIRECTION_OUT : direction == DIRECTION_IN;
+}
+
 /* The way the money of s goes, seen from this node: its direction, but for the leg an acceptor
  * pays, which goes against the FxProposal that opened it. */
 static inline direction_t settlement_money_direction(const settlement_t *s)
