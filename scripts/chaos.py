@@ -32,7 +32,7 @@ it again. Then it waits for quiescence and checks that nothing was lost or appli
     each net settlement with the same id, amount and status.
   - multilateral set-offs (issue 22): while the kills go on, every 1.5-3 s a node proposes a
     set-off round the three, a third of the time two nodes at once over the same debts
-    (overlapping proposals), one in ten an asking round (no amount), deadline 5 s. First, and
+    (overlapping proposals), one in ten an asking round (no amount), deadline 15 s. First, and
     after each asking round, every node pays the next RUB 1,000,000 (a debt round the ring). Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
     --json` of the three: no set-off committed at one node and aborted at another, every leg
     final in the state of its set-off's decision, the two records of each edge alike, and a
@@ -638,7 +638,7 @@ class Chaos:
 
                 def propose(p):
                     args = ["setoff", "propose", "--home", self.home[p], "--ring", ",".join(ring),
-                            "--currency", "RUB", "--deadline", "5"]
+                            "--currency", "RUB", "--deadline", "15"]
                     if not asking:
                         args += ["--amount", f"{rng.randint(1, 40000)}.00"]
                     rc, _ = h.corridor_json(self.c, *args, timeout=30)
