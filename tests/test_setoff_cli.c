@@ -417,6 +417,94 @@ static void audit_report(cluster_t *c, const ring_t *r)
 
 static const char *const debts3[3] = {"500.00", "300.00", "400.00"}; /* A->B, B->C, C->A */
 
+/* 0. Help, bad input and refusals by the proposer's own books: `setoff propose` exits 2 for bad
+ * input (and a ring this node cannot propose), 1 when its own books refuse (no debt yet), and
+ * writes nothing either way; `setoff list` shows no set-off. */
+static void test_setoff_bad_input(void **state)
+{
+    cluster_t *c = *state;
+    cmd_result_t res;
+    const char *subs[] = {"propose", "list"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(cluster_cmd(c, 30000, &res, "setoff", subs[i], "--help", NULL), 0);
+        char example[64];
+        snprintf(example, sizeof example, "Example: corridor setoff %s ", subs[i]);
+        assert_non_null(strstr(res.out, example));
+        cmd_result_free(&res);
+    }
+    assert_int_equal(cluster_cmd(c, 30000, &res, "setoff", NULL), 2);
+    cmd_result_free(&res);
+
+    ring_t r;
+    ring_up(c, 3, &r);
+    tnode_t *a = r.nodes[0];
+    json_t *doc = setoff_list(c, a);
+    assert_int_equal(json_array_size(json_object_get(doc, "setoffs")), 0);
+    json_decref(doc);
+    assert_int_equal(cluster_cmd(c, 30000, &res, "setoff", "list", "--home", a->home, NULL), 0);
+    assert_non_null(strstr(res.out, "no set-off yet"));
+    cmd_result_free(&res);
+
+    char *head = node_ledger_head(c, a);
+    static const char *const bad[][3] = {
+        /* ring, currency, amount */
+        {NAME_A "," NAME_B, "RUB", "10"},            /* two banks */
+        {NAME_A "," NAME_B "," NAME_C, "XYZ", "10"}, /* no such currency */
+        {NAME_A "," NAME_B "," NAME_C, "RUB", "0"},  /* not positive */
+        {NAME_A "," NAME_B "," NAME_C, "RUB", "-5"},
+        {NAME_A "," NAME_B "," NAME_C, "RUB", "1.001"}, /* three decimals */
+        {NAME_A "," NAME_B "," NAME_C, "RUB", "ten"},
+        {NAME_A "," NAME_B ","
+                "bad",
+         "RUB", "10"},                               /* not a node code */
+        {NAME_B "," NAME_C "," NAME_D, "RUB", "10"}, /* we are not on it */
+        {NAME_A "," NAME_B "," NAME_A, "RUB", "10"}, /* twice */
+        {NAME_A "," NAME_D "," NAME_B, "RUB", "10"}, /* D is no peer of ours */
+        {NAME_A "," NAME_B "," NAME_C "," NAME_D "," NAME_A, "RUB", "10"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = cluster_cmd(c, 30000, &res, "setoff", "propose", "--home", a->home, "--ring",
+                             bad[i][0], "--currency", bad[i][1], "--amount", bad[i][2], NULL);
+        printf("# --ring %s --currency %s --amount %s: exit %d: %.200s", bad[i][0], bad[i][1],
+               bad[i][2], rc, res.err);
+        assert_int_equal(rc, 2);
+        cmd_result_free(&res);
+    }
+    assert_int_equal(cluster_cmd(c, 30000, &res, "setoff", "propose", "--home", a->home, "--ring",
+                                 r.text, "--amount", "10", NULL),
+                     2); /* no currency */
+    cmd_result_free(&res);
+    /* good input, but nobody owes anybody yet: A's own books refuse, exit 1 at once */
+    proposed_t p;
+    propose(c, a, &r, "10", NULL, WAIT_SECS, &p);
+    assert_int_equal(p.rc, 1);
+    assert_string_equal(p.reason, "AM04");
+    assert_string_equal(p.id, "");
+    propose(c, a, &r, NULL, NULL, WAIT_SECS, &p); /* an asking round: nothing to ask for */
+    assert_int_equal(p.rc, 1);
+    char *head_after = node_ledger_head(c, a);
+    assert_string_equal(head, head_after);
+    free(head_after);
+    /* A restarted with B down: B has not offered set-offs since A's start, exit 2 */
+    assert_int_equal(node_stop(c, r.nodes[1]), 0);
+    assert_int_equal(node_stop(c, a), 0);
+    node_start(c, a);
+    pair_wait_state(c, r.nodes[2], a, "up", 15000);
+    assert_int_equal(cluster_cmd(c, 30000, &res, "setoff", "propose", "--home", a->home, "--ring",
+                                 r.text, "--currency", "RUB", "--amount", "10", NULL),
+                     2);
+    assert_non_null(strstr(res.err, "has not offered set-offs"));
+    cmd_result_free(&res);
+    head_after = node_ledger_head(c, a);
+    assert_string_equal(head, head_after);
+    free(head);
+    free(head_after);
+    doc = setoff_list(c, a);
+    assert_int_equal(json_array_size(json_object_get(doc, "setoffs")), 0);
+    json_decref(doc);
+    c->passed = true;
+}
+
 /* 1. Three banks commit 200.00 with --wait. */
 static void test_setoff_three_commit(void **state)
 {
@@ -1129,6 +1217,7 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_setoff_bad_input, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_setoff_three_commit, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_setoff_refused_am04, cluster_setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_setoff_deadline_member_down, cluster_setup,
