@@ -102,6 +102,7 @@ static bool load_counters(channel_t *ch)
         saved.wire_version >= INNER_VERSION_MIN && saved.wire_version <= INNER_VERSION_MAX
             ? saved.wire_version
             : INNER_VERSION_MIN;
+    ch->peer_features_persisted = saved.peer_features;
     if (saved.diverged) {
         set_state(ch, CHANNEL_DIVERGED);
     } else if (ch->state == CHANNEL_DIVERGED) {
@@ -433,6 +434,12 @@ const identity_t *channel_own(const channel_t *ch)
 bool channel_peer_offers(const channel_t *ch, unsigned features)
 {
     return (ch->peer_features & features) == features;
+}
+
+bool channel_peer_offered(const channel_t *ch, unsigned features)
+{
+    uint64_t known = ch->been_up ? ch->peer_features : ch->peer_features_persisted;
+    return (known & features) == features;
 }
 
 /* Who signs our control messages: the key before our last announcement until the peer
@@ -1743,6 +1750,12 @@ ledger_err_t channel_apply(channel_t *ch, int64_t now_ms)
         }
         ch->wire_version_persisted = ch->wire_version;
     }
+    if (ch->been_up && ch->peer_features != ch->peer_features_persisted) {
+        if ((rc = ledger_channel_set_features(l, peer, ch->peer_features)) != LEDGER_OK) {
+            goto done;
+        }
+        ch->peer_features_persisted = ch->peer_features;
+    }
 
 done:
     free_message(last);
@@ -1757,7 +1770,8 @@ bool channel_has_work(const channel_t *ch, int64_t now_ms)
     return ready || (ch->rotate_to != NULL && channel_rotation_ready(ch)) ||
            ch->acked_seq != ch->acked_persisted ||
            (ch->state == CHANNEL_DIVERGED) != ch->diverged_persisted ||
-           ch->wire_version != ch->wire_version_persisted;
+           ch->wire_version != ch->wire_version_persisted ||
+           (ch->been_up && ch->peer_features != ch->peer_features_persisted);
 }
 
 ledger_err_t channel_send_settlement(channel_t *ch, const settlement_t *s,

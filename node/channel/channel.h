@@ -162,6 +162,11 @@ const identity_t *channel_own(const channel_t *ch);
 /* Whether the peer's Hellos since the start offered all of `features` (CHANNEL_FEATURE_*). */
 bool channel_peer_offers(const channel_t *ch, unsigned features);
 
+/* The same, but before the peer's first Hello since this process started, what it offered
+ * before (kept in the books): a message forwarded for others (a set-off's relay or decision,
+ * PROTOCOL.md 3.12.2) must not wait for a Hello. */
+bool channel_peer_offered(const channel_t *ch, unsigned features);
+
 /* ---- the CURVE transport key switch (PROTOCOL.md 2.16) ------------------------------------ */
 
 /* The wall clock of the turn (ms since the epoch): when an overlap ends is kept in it. */

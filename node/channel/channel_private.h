@@ -64,6 +64,8 @@ struct channel {
     uint32_t wire_version;           /* the Inner format we sign with: the highest both speak */
     uint32_t wire_version_persisted; /* as last written to the ledger (never lowered) */
     uint64_t peer_features;          /* feature flags of the peer's latest Hello */
+    uint64_t peer_features_persisted; /* as last written to the ledger: what the peer offered
+                                         before this process started, until its first Hello */
     uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
     ratelimit_t rewinds;             /* full retransmissions a peer's Hellos may ask for */
     costlimit_t applied_bytes;       /* bytes of the peer's messages we may apply, */

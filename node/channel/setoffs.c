@@ -202,8 +202,8 @@ static ledger_err_t judge(channel_t *ch, channel_t *next, channel_t *prev, const
         *no = REASON_HORIZON; /* legs would wait on a decision that long */
         return LEDGER_OK;
     }
-    if (next == NULL || prev == NULL || !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
-        !channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF) || next->state == CHANNEL_DIVERGED ||
+    if (next == NULL || prev == NULL || !channel_peer_offered(next, CHANNEL_FEATURE_SETOFF) ||
+        !channel_peer_offered(prev, CHANNEL_FEATURE_SETOFF) || next->state == CHANNEL_DIVERGED ||
         prev->state == CHANNEL_DIVERGED) {
         *no = REASON_NOT_REACHABLE;
         return LEDGER_OK;
@@ -634,7 +634,7 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     /* W's yes is the last vote when nobody refused: its leg with us is pending at W */
     bool prev_voted = refusal < 0 && t->amount_minor > 0;
     channel_t *next = channel_of(ch, neighbour(t, p, +1));
-    if (next == NULL || !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
+    if (next == NULL || !channel_peer_offered(next, CHANNEL_FEATURE_SETOFF) ||
         !peer_key_is(next, neighbour(t, p, +1))) {
         /* nowhere to send it on: the proposer's deadline aborts it, and the abort closes W's
          * leg here */

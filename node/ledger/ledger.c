@@ -190,7 +190,8 @@
       "UPDATE keys SET revoked_from = ?3 WHERE peer = ?1 AND side = ?2"                            \
       " AND (last_seq = 0 OR last_seq >= ?3) AND (revoked_from = 0 OR revoked_from > ?3)"          \
       " AND (?4 IS NULL OR key_id <> ?4)")                                                         \
-    X(channel_extra, "SELECT wire_version, applied_proof FROM channels WHERE peer = ?1")           \
+    X(channel_extra, "SELECT wire_version, applied_proof, features FROM channels WHERE peer = ?1") \
+    X(channel_features, "UPDATE channels SET features = ?2 WHERE peer = ?1")                       \
     X(channel_applied, "UPDATE channels SET applied_seq = ?2, applied_proof = ?3 WHERE peer = ?1") \
     X(channel_version, "UPDATE channels SET wire_version = ?2 WHERE peer = ?1")                    \
     X(row_for_reply, "SELECT kind, peer, uetr, currency, amount_minor, reason, content_hash,"      \
@@ -418,7 +419,8 @@ struct ledger {
     "  asked_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"                                          \
     "CREATE INDEX setoffs_due ON setoffs(deadline_ms) WHERE state = 0 AND position = 0;"          \
     "CREATE INDEX settlements_setoff_open ON settlements(peer, currency, direction)"              \
-    " WHERE fx_leg = 3 AND status = 0;"
+    " WHERE fx_leg = 3 AND status = 0;"                                                            \
+    "ALTER TABLE channels ADD COLUMN features INTEGER NOT NULL DEFAULT 0;"
 
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
@@ -3209,6 +3211,7 @@ ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t 
         step = sqlite3_step(stmt);
         if (step == SQLITE_ROW) {
             ch->wire_version = (uint32_t)sqlite3_column_int(stmt, 0);
+            ch->peer_features = (uint64_t)sqlite3_column_int64(stmt, 2);
         }
         finish(stmt);
     }
@@ -3291,6 +3294,11 @@ ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t 
 ledger_err_t ledger_channel_set_version(ledger_t *l, const char *peer, uint32_t version)
 {
     return channel_set(l, l->st.channel_version, peer, version);
+}
+
+ledger_err_t ledger_channel_set_features(ledger_t *l, const char *peer, uint64_t features)
+{
+    return channel_set(l, l->st.channel_features, peer, features & INT64_MAX);
 }
 
 ledger_err_t ledger_channel_set_diverged(ledger_t *l, const char *peer, bool diverged)

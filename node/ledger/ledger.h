@@ -493,6 +493,7 @@ typedef struct {
     uint64_t applied_seq;  /* highest of the peer's we committed */
     bool diverged;         /* a Hello showed a rollback: held until an operator repairs it */
     uint32_t wire_version; /* the Inner format negotiated with the peer (1 until it offers 2) */
+    uint64_t peer_features; /* the features of the peer's latest Hello (schema 12; 0 unknown) */
 } ledger_channel_t;
 
 ledger_err_t ledger_channel_get(ledger_t *l, const char *peer, ledger_channel_t *ch)
@@ -506,6 +507,10 @@ ledger_err_t ledger_channel_set_applied(ledger_t *l, const char *peer, uint64_t 
     __attribute__((warn_unused_result));
 /* A malloc'd copy of the proof kept with applied_seq (*proof NULL when there is none). */
 ledger_err_t ledger_channel_proof(ledger_t *l, const char *peer, uint8_t **proof, size_t *len)
+    __attribute__((warn_unused_result));
+/* Records the features of the peer's latest Hello (what a restarted node goes by until the
+ * peer's next Hello, for set-offs: PROTOCOL.md 3.12.2). */
+ledger_err_t ledger_channel_set_features(ledger_t *l, const char *peer, uint64_t features)
     __attribute__((warn_unused_result));
 ledger_err_t ledger_channel_set_version(ledger_t *l, const char *peer, uint32_t version)
     __attribute__((warn_unused_result));
