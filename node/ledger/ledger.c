@@ -220,7 +220,9 @@
     X(held_sum, "SELECT sum(a) FROM (SELECT amount_minor AS a FROM settlements"                    \
                 " WHERE peer = ?1 AND currency = ?2 AND status = 4 AND fx_leg <> 2"                \
                 " UNION ALL SELECT amount_minor FROM settlements WHERE peer = ?1"                  \
-                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg IN (2, 3))")       \
+                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg = 2"               \
+                " UNION ALL SELECT amount_minor FROM settlements WHERE peer = ?1"                  \
+                " AND currency = ?2 AND direction = 0 AND fx_leg = 3 AND status = 0)")             \
     X(fx_find, "SELECT uetr FROM settlements WHERE peer = ?1 AND fx_id = ?2 AND fx_id <> ''"       \
                " AND fx_leg IN (1, 2) ORDER BY fx_leg LIMIT 3")                                    \
     X(setoff_pending_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1"              \
