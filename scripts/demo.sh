@@ -306,7 +306,8 @@ import json, sys
 print(sum(p["net_minor"] for p in json.load(sys.stdin)["positions"] if p["currency"] == "KZT"))'; }
 before_ri=$(owes "$RU" "$IR") before_ik=$(owes "$IR" "$KZ") before_kr=$(owes "$KZ" "$RU")
 sums_before="$(sum_over_peers "$RU") $(sum_over_peers "$IR") $(sum_over_peers "$KZ")"
-echo "   Debts before (minor units): Russia owes Iran $before_ri, Iran owes Kazakhstan $before_ik, Kazakhstan owes Russia $before_kr."
+kzt() { python3 -c 'import sys; print(f"KZT {int(sys.argv[1]) / 100:,.2f}")' "$1"; }
+echo "   Debts before: Russia owes Iran $(kzt "$before_ri"), Iran owes Kazakhstan $(kzt "$before_ik"), Kazakhstan owes Russia $(kzt "$before_kr")."
 echo "   Russia proposes without an amount: a first round asks each bank the most it can set off; then every bank votes on its own books,"
 echo "   Russia alone decides, and the decision goes round the ring over the channels the banks already have."
 corridor setoff propose --home "$NET/$RU" --ring "$RU,$IR,$KZ" --currency KZT --wait 20 >"$WORK/setoff.out" 2>"$WORK/setoff.err" \
@@ -332,8 +333,8 @@ cut=$((before_ri - after_ri))
   || fail "the debts did not all shrink by one amount: $before_ri>$after_ri $before_ik>$after_ik $before_kr>$after_kr"
 sums_after="$(sum_over_peers "$RU") $(sum_over_peers "$IR") $(sum_over_peers "$KZ")"
 [ "$sums_before" = "$sums_after" ] || fail "a bank's net position over its peers moved: $sums_before -> $sums_after"
-echo "   Debts after: Russia owes Iran $after_ri, Iran owes Kazakhstan $after_ik, Kazakhstan owes Russia $after_kr:"
-echo "   each fell by $cut minor, so each cap's headroom grew by as much; each bank's net over its peers is unchanged ($sums_after)."
+echo "   Debts after: Russia owes Iran $(kzt "$after_ri"), Iran owes Kazakhstan $(kzt "$after_ik"), Kazakhstan owes Russia $(kzt "$after_kr"):"
+echo "   each fell by $(kzt "$cut"), so each cap's headroom grew by as much; each bank's net over its peers is unchanged."
 corridor testnet audit --dir "$NET" | sed 's/^/   /' || fail "the audit or a reconciliation found a break"
 
 say "== Who owes whom (each bank's books; the other side's mirror them)"
