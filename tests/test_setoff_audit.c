@@ -6,6 +6,11 @@
  * would (the chain recomputed) and audited alone: a setoff_posted row given the abort's decision as
  * evidence, a committed leg rewritten as voided (its canonical hash recomputed), and an aborted
  * set-off's record marked committed, each reported as a `setoff` violation.
+ *
+ * Reconciliation (PROTOCOL.md 4.4, 4.8, 4.9): statements carry set-off legs as such (setoff_id,
+ * their own entry hash); a leg rewritten at B (its hash and the channel digest kept consistent)
+ * is a setoff_mismatch with A, a leg C lost is setoff_missing with B from either side, and a
+ * repair imports neither.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,29 +210,37 @@ static void expect_violation(const audit_report_t *r, const char *kind, const ch
              also ? also : "");
 }
 
+/* Nodes A, B and C, each linked to the other two, started; then A owes B 5.00 RUB, B owes C 3.00
+ * and C owes A 4.00; *ring is "A,B,C". */
+static void ring_of_debts(cluster_t *c, tnode_t **a, tnode_t **b, tnode_t **cc,
+                          char ring[static 3 * 9 + 1])
+{
+    *a = cluster_add(c, NAME_A, NODES_CURRENCIES);
+    *b = cluster_add(c, NAME_B, NODES_CURRENCIES);
+    *cc = cluster_add(c, NAME_C, NODES_CURRENCIES);
+    cluster_link(c, *a, *b, NODES_GENEROUS_CAPS);
+    cluster_link(c, *b, *cc, NODES_GENEROUS_CAPS);
+    cluster_link(c, *cc, *a, NODES_GENEROUS_CAPS);
+    node_start(c, *a);
+    node_start(c, *b);
+    node_start(c, *cc);
+    cmd_result_t r;
+    assert_int_equal(node_send(c, *a, *b, "5.00", "RUB", NULL, "30", &r), 0);
+    cmd_result_free(&r);
+    assert_int_equal(node_send(c, *b, *cc, "3.00", "RUB", NULL, "30", &r), 0);
+    cmd_result_free(&r);
+    assert_int_equal(node_send(c, *cc, *a, "4.00", "RUB", NULL, "30", &r), 0);
+    cmd_result_free(&r);
+    snprintf(ring, 3 * 9 + 1, "%s,%s,%s", NAME_A, NAME_B, NAME_C);
+}
+
 static void test_setoff_audit(void **state)
 {
     cluster_t *c = *state;
-    tnode_t *a = cluster_add(c, NAME_A, NODES_CURRENCIES);
-    tnode_t *b = cluster_add(c, NAME_B, NODES_CURRENCIES);
-    tnode_t *cc = cluster_add(c, NAME_C, NODES_CURRENCIES);
-    cluster_link(c, a, b, NODES_GENEROUS_CAPS);
-    cluster_link(c, b, cc, NODES_GENEROUS_CAPS);
-    cluster_link(c, cc, a, NODES_GENEROUS_CAPS);
-    tnode_t *const nodes[] = {a, b, cc};
-    for (size_t i = 0; i < 3; i++) {
-        node_start(c, nodes[i]);
-    }
-    cmd_result_t r;
-    assert_int_equal(node_send(c, a, b, "5.00", "RUB", NULL, "30", &r), 0);
-    cmd_result_free(&r);
-    assert_int_equal(node_send(c, b, cc, "3.00", "RUB", NULL, "30", &r), 0);
-    cmd_result_free(&r);
-    assert_int_equal(node_send(c, cc, a, "4.00", "RUB", NULL, "30", &r), 0);
-    cmd_result_free(&r);
-
+    tnode_t *a, *b, *cc;
     char ring[3 * 9 + 1], committed[CORRIDOR_UETR_LEN + 1], aborted[CORRIDOR_UETR_LEN + 1];
-    snprintf(ring, sizeof ring, "%s,%s,%s", NAME_A, NAME_B, NAME_C);
+    ring_of_debts(c, &a, &b, &cc, ring);
+    tnode_t *const nodes[] = {a, b, cc};
     assert_int_equal(propose(c, a, ring, "2.00", committed), 0);
     assert_int_equal(propose(c, a, ring, "1.50", aborted), 1); /* B owes C 1.00 now: AM04 */
     /* the decisions travel back round the ring: every leg decided at every node */
@@ -302,6 +315,212 @@ static void test_setoff_audit(void **state)
     c->passed = true;
 }
 
+/* ---- reconciliation of set-off legs (PROTOCOL.md 4.8) ---------------------------------------- */
+
+/* `reconcile --json` at self with peer (with --repair when asked): its exit status; *report. */
+static int reconcile(cluster_t *c, tnode_t *self, const tnode_t *peer, bool repair, json_t **report)
+{
+    const char *args[] = {"reconcile",
+                          "--home",
+                          self->home,
+                          "--peer",
+                          peer->name,
+                          repair ? "--repair" : "--json",
+                          repair ? "--json" : NULL,
+                          NULL};
+    cmd_result_t r;
+    int rc = cluster_cmdv(c, 150000, &r, args);
+    *report = json_loads(r.out, 0, NULL);
+    if (*report == NULL) {
+        fail_msg("reconcile at %s exited %d, stdout not JSON: %.500s %.500s", self->name, rc, r.out,
+                 r.err);
+    }
+    cmd_result_free(&r);
+    return rc;
+}
+
+/* The only break of the report: for `uetr`, of `kind`, naming the set-off as its id, not healed
+ * and with an action said. */
+static json_t *expect_only_break(json_t *report, const char *uetr, const char *kind)
+{
+    json_t *breaks = json_object_get(report, "breaks");
+    if (json_array_size(breaks) != 1) {
+        char *text = json_dumps(report, JSON_INDENT(2));
+        print_message("%s\n", text != NULL ? text : "?");
+        free(text);
+        fail_msg("expected one break, %s for %s", kind, uetr);
+    }
+    json_t *br = json_array_get(breaks, 0);
+    assert_string_equal(json_string_value(json_object_get(br, "uetr")), uetr);
+    assert_string_equal(json_string_value(json_object_get(br, "kind")), kind);
+    assert_string_equal(json_string_value(json_object_get(br, "id")), uetr);
+    assert_false(json_is_true(json_object_get(br, "healed")));
+    assert_true(json_is_string(json_object_get(br, "action")));
+    return br;
+}
+
+/* Moves a stopped node's channel digest from one entry hash to another (either may be NULL), as
+ * the ledger keeps it: the sum of its entries' canonical hashes. */
+static void move_digest(sqlite3 *db, const char *peer, const uint8_t *removed, const uint8_t *added)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT digest FROM channels WHERE peer = ?1", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(st, 0), DIGEST_BYTES);
+    uint8_t digest[DIGEST_BYTES];
+    memcpy(digest, sqlite3_column_blob(st, 0), DIGEST_BYTES);
+    sqlite3_finalize(st);
+    if (removed != NULL) {
+        digest_sub(digest, removed);
+    }
+    if (added != NULL) {
+        digest_add(digest, added);
+    }
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "UPDATE channels SET digest = ?2, entries = entries + ?3"
+                                        " WHERE peer = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 2, digest, DIGEST_BYTES, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, (added != NULL) - (removed != NULL));
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+/* The canonical hash a stopped node keeps for its settled leg of set-off `id` with `peer`,
+ * checked against the definition (the edge's creditor pays); *amount its amount. */
+static void leg_hash(sqlite3 *db, const tnode_t *n, const char *peer, const char *id,
+                     int64_t *amount, uint8_t hash[static DIGEST_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT amount_minor, direction, canon_hash, fx_leg, status"
+                                        " FROM settlements WHERE peer = ?1 AND uetr = ?2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *amount = sqlite3_column_int64(st, 0);
+    bool debtor = sqlite3_column_int(st, 1) == DIRECTION_OUT;
+    assert_int_equal(sqlite3_column_bytes(st, 2), DIGEST_BYTES);
+    assert_int_equal(sqlite3_column_int(st, 3), FX_LEG_SETOFF);
+    assert_int_equal(sqlite3_column_int(st, 4), STATUS_SETTLED);
+    digest_setoff_leg_entry(debtor ? peer : n->name, debtor ? n->name : peer, id, *amount, "RUB",
+                            "settled", "", hash);
+    assert_memory_equal(hash, sqlite3_column_blob(st, 2), DIGEST_BYTES);
+    sqlite3_finalize(st);
+}
+
+/* A stopped node's settled leg of set-off `id` with `peer` rewritten to another amount, its
+ * canonical hash and the channel's digest kept consistent. */
+static void rewrite_leg(tnode_t *n, const char *peer, const char *id, int64_t delta)
+{
+    sqlite3 *db = db_open(n);
+    int64_t amount = 0;
+    uint8_t old_hash[DIGEST_BYTES], new_hash[DIGEST_BYTES];
+    leg_hash(db, n, peer, id, &amount, old_hash);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT direction FROM settlements"
+                                        " WHERE peer = ?1 AND uetr = ?2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    bool we_owe = sqlite3_column_int(st, 0) == DIRECTION_OUT;
+    sqlite3_finalize(st);
+    digest_setoff_leg_entry(we_owe ? peer : n->name, we_owe ? n->name : peer, id, amount + delta,
+                            "RUB", "settled", "", new_hash);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "UPDATE settlements SET amount_minor = ?3, canon_hash = ?4"
+                                        " WHERE peer = ?1 AND uetr = ?2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, amount + delta);
+    sqlite3_bind_blob(st, 4, new_hash, DIGEST_BYTES, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_finalize(st);
+    move_digest(db, peer, old_hash, new_hash);
+    db_close(db);
+}
+
+/* A stopped node's settled leg of set-off `id` with `peer` removed, as if never recorded (its
+ * record and its hash in the channel's digest). */
+static void forget_leg(tnode_t *n, const char *peer, const char *id)
+{
+    sqlite3 *db = db_open(n);
+    int64_t amount = 0;
+    uint8_t hash[DIGEST_BYTES];
+    leg_hash(db, n, peer, id, &amount, hash);
+    move_digest(db, peer, hash, NULL);
+    char sql[160];
+    snprintf(sql, sizeof sql, "DELETE FROM settlements WHERE peer = '%s' AND uetr = ?1", peer);
+    assert_int_equal(db_run(db, sql, id, 0, NULL, 0), 1);
+    db_close(db);
+}
+
+/* Statements of a channel carry its set-off legs as such (setoff_id, their own entry hash): a
+ * leg rewritten at B is a setoff_mismatch with A, a leg lost at C is setoff_missing with B
+ * from either side, and a repair imports neither (a leg is closed by its decision only). */
+static void test_setoff_reconcile(void **state)
+{
+    cluster_t *c = *state;
+    tnode_t *a, *b, *cc;
+    char ring[3 * 9 + 1], id[CORRIDOR_UETR_LEN + 1];
+    ring_of_debts(c, &a, &b, &cc, ring);
+    assert_int_equal(propose(c, a, ring, "2.00", id), 0);
+    wait_legs_decided(c, a, 2, SETOFF_WAIT_MS);
+    wait_legs_decided(c, b, 2, SETOFF_WAIT_MS);
+    wait_legs_decided(c, cc, 2, SETOFF_WAIT_MS);
+    json_t *rep = NULL;
+    assert_int_equal(reconcile(c, a, b, false, &rep), 0);
+    assert_int_equal(json_array_size(json_object_get(rep, "breaks")), 0);
+    json_decref(rep);
+    tnode_t *const nodes[] = {a, b, cc};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(node_stop(c, nodes[i]), 0);
+    }
+    rewrite_leg(b, NAME_A, id, 100); /* B says 3.00 was taken off A's debt */
+    forget_leg(cc, NAME_B, id);      /* C never recorded its leg with B */
+    for (size_t i = 0; i < 3; i++) {
+        node_start(c, nodes[i]);
+    }
+    pair_wait_state(c, a, b, "up", 15000);
+    pair_wait_state(c, b, cc, "up", 15000);
+
+    assert_int_equal(reconcile(c, a, b, true, &rep), 1);
+    json_t *br = expect_only_break(rep, id, "setoff_mismatch");
+    json_t *local = json_object_get(br, "local"), *peer = json_object_get(br, "peer");
+    assert_int_equal(json_integer_value(json_object_get(local, "amount_minor")), 200);
+    assert_int_equal(json_integer_value(json_object_get(peer, "amount_minor")), 300);
+    assert_string_equal(json_string_value(json_object_get(local, "setoff_id")), id);
+    assert_string_equal(json_string_value(json_object_get(peer, "setoff_id")), id);
+    json_decref(rep);
+
+    assert_int_equal(reconcile(c, b, cc, true, &rep), 1);
+    expect_only_break(rep, id, "setoff_missing");
+    json_decref(rep);
+    assert_int_equal(reconcile(c, cc, b, true, &rep), 1);
+    expect_only_break(rep, id, "setoff_missing");
+    json_decref(rep);
+    json_t *lc = node_ledger(c, cc);
+    assert_null(ledger_json_find(lc, NAME_B, id, NULL)); /* not imported */
+    json_decref(lc);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(node_stop(c, nodes[i]), 0);
+    }
+    c->passed = true;
+}
+
 int main(void)
 {
     if (!nodes_test_init()) {
@@ -309,6 +528,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_setoff_audit, cluster_setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_setoff_reconcile, cluster_setup, cluster_teardown),
     };
     return cmocka_run_group_tests_name("setoff_audit", tests, NULL, NULL);
 }

@@ -868,7 +868,8 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             continue;
         }
         if (row.kind != ENTRY_REBASED && row.kind != ENTRY_OPERATOR &&
-            row.kind != ENTRY_CHECKPOINT && row.kind < ENTRY_CYCLE && !b.has_settlement) {
+            row.kind != ENTRY_CHECKPOINT &&
+            (row.kind < ENTRY_CYCLE || row.kind >= ENTRY_SETOFF_PENDING) && !b.has_settlement) {
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
