@@ -25,10 +25,14 @@
 #include <sqlite3.h>
 
 #include "audit.h"
+#include "corridor.pb-c.h"
 #include "digest.h"
+#include "envelope.h"
+#include "identity.h"
 #include "home.h"
 #include "ledger.h"
 #include "nodes.h"
+#include "setoff.h"
 #include "support.h"
 #include "validate.h"
 
@@ -234,6 +238,43 @@ static void ring_of_debts(cluster_t *c, tnode_t **a, tnode_t **b, tnode_t **cc,
     snprintf(ring, 3 * 9 + 1, "%s,%s,%s", NAME_A, NAME_B, NAME_C);
 }
 
+/* `decision` (a SetoffDecision SignedMessage n signed) signed again with n's key with its last
+ * vote left out: *out malloc'd. */
+static void forge_without_last_vote(const tnode_t *n, const uint8_t *decision, size_t len,
+                                    uint8_t **out, size_t *out_len)
+{
+    Corridor__SignedMessage *sm = (Corridor__SignedMessage *)protobuf_c_message_unpack(
+        &corridor__signed_message__descriptor, NULL, len, decision);
+    assert_non_null(sm);
+    Corridor__Inner *inner = (Corridor__Inner *)protobuf_c_message_unpack(
+        &corridor__inner__descriptor, NULL, sm->inner.len, sm->inner.data);
+    assert_non_null(inner);
+    assert_int_equal(inner->type, MSG_SETOFF_DECISION);
+    assert_int_equal(inner->recipient_key_id.len, IDENTITY_KEY_ID_BYTES);
+    setoff_message_t m;
+    memset(&m, 0, sizeof m);
+    assert_true(setoff_message_decode(inner->body.data, inner->body.len, true, &m));
+    assert_true(m.verdict.commit);
+    assert_int_equal(m.n_votes, 3);
+    m.n_votes--;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    assert_int_equal(setoff_message_encode(&m, true, &body, &body_len), 0);
+    char *key = test_path(n->home, IDENTITY_KEY_FILE);
+    identity_t *self = NULL;
+    assert_int_equal(identity_load(key, &self), ID_OK);
+    free(key);
+    assert_int_equal(envelope_sign_version(self, inner->version, inner->recipient_key_id.data,
+                                           MSG_SETOFF_DECISION, inner->sequence, body, body_len,
+                                           out, out_len),
+                     ENV_OK);
+    identity_destroy(&self);
+    free(body);
+    setoff_message_release(&m);
+    corridor__inner__free_unpacked(inner, NULL);
+    corridor__signed_message__free_unpacked(sm, NULL);
+}
+
 static void test_setoff_audit(void **state)
 {
     cluster_t *c = *state;
@@ -271,9 +312,43 @@ static void test_setoff_audit(void **state)
     assert_true(rep.entries_checked >= 3 * 3 + 3 * 4);
     audit_report_free(&rep);
 
-    /* B: its setoff_posted row with A given the abort's decision (a real one, B's own) */
+    /* B, an insider holding B's key: its own decision to A (the evidence of its setoff_posted
+     * row with A) signed again with the last vote left out, the chain recomputed; then put back */
     sqlite3 *db = db_open(b);
     size_t len = 0;
+    uint8_t *decision = leg_evidence(db, 22, committed, NAME_A, &len);
+    uint8_t *forged = NULL;
+    size_t forged_len = 0;
+    forge_without_last_vote(b, decision, len, &forged, &forged_len);
+    assert_int_equal(db_run(db,
+                            "UPDATE journal SET evidence = ?1 WHERE kind = 22 AND uetr = ?2"
+                            " AND peer = '" NAME_A "'",
+                            forged, forged_len, committed, 0),
+                     1);
+    assert_true(test_rechain(db, 1) > 0);
+    db_close(db);
+    audit(&b, 1, &rep);
+    expect_violation(&rep, "setoff", "without every member's valid yes vote", committed);
+    audit_report_free(&rep);
+    db = db_open(b);
+    assert_int_equal(db_run(db,
+                            "UPDATE journal SET evidence = ?1 WHERE kind = 22 AND uetr = ?2"
+                            " AND peer = '" NAME_A "'",
+                            decision, len, committed, 0),
+                     1);
+    assert_true(test_rechain(db, 1) > 0);
+    db_close(db);
+    free(decision);
+    free(forged);
+    audit(&b, 1, &rep);
+    if (rep.violations_count != 0) {
+        dump(&rep);
+        fail_msg("B's decision put back: expected a clean audit again");
+    }
+    audit_report_free(&rep);
+
+    /* B: its setoff_posted row with A given the abort's decision (a real one, B's own) */
+    db = db_open(b);
     uint8_t *abort_decision = leg_evidence(db, 23, aborted, NAME_A, &len);
     assert_int_equal(db_run(db,
                             "UPDATE journal SET evidence = ?1 WHERE kind = 22 AND uetr = ?2"
