@@ -652,7 +652,7 @@ static void test_open_text_file_refused(void **state)
 
 /* Creates an SQLite file with the given SQL (not a ledger). */
 /* Takes a fresh ledger back from schema 12 to 11 (to build an older one). */
-#define UNDO_SCHEMA_12 "DROP TABLE setoffs;"
+#define UNDO_SCHEMA_12 "DROP INDEX IF EXISTS settlements_setoff_open; DROP TABLE setoffs;"
 
 /* Takes a fresh ledger back from schema 12 to 10 (to build an older one). */
 #define UNDO_SCHEMA_11                                                                             \

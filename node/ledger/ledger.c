@@ -219,7 +219,9 @@
     X(held_sum, "SELECT sum(a) FROM (SELECT amount_minor AS a FROM settlements"                    \
                 " WHERE peer = ?1 AND currency = ?2 AND status = 4 AND fx_leg <> 2"                \
                 " UNION ALL SELECT amount_minor FROM settlements WHERE peer = ?1"                  \
-                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg IN (2, 3))")       \
+                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg = 2"               \
+                " UNION ALL SELECT amount_minor FROM settlements WHERE peer = ?1"                  \
+                " AND currency = ?2 AND status = 0 AND direction = 0 AND fx_leg = 3)")             \
     X(fx_find, "SELECT uetr FROM settlements WHERE peer = ?1 AND fx_id = ?2 AND fx_id <> ''"       \
                " AND fx_leg IN (1, 2) ORDER BY fx_leg LIMIT 3")                                    \
     X(setoff_pending_sum, "SELECT sum(amount_minor) FROM settlements WHERE peer = ?1"              \
@@ -416,7 +418,9 @@ struct ledger {
     "  decision_seq INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"                      \
     "  decided_ms INTEGER NOT NULL DEFAULT 0, decision_sent BLOB,"                                 \
     "  asked_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"                                          \
-    "CREATE INDEX setoffs_open ON setoffs(state) WHERE state = 0;"
+    "CREATE INDEX setoffs_open ON setoffs(state) WHERE state = 0;"                                 \
+    "CREATE INDEX settlements_setoff_open ON settlements(peer, currency)"                          \
+    " WHERE status = 0 AND fx_leg = 3;"
 
 static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
