@@ -3,9 +3,10 @@
  * B owes C, C owes A; a set-off of 2.00 RUB commits and then one of 1.50 RUB is refused by B (AM04:
  * B owes C only 1.00 by then) and aborts. Once every leg is decided the audit of the three homes is
  * clean. Then, the nodes stopped, each home is tampered with as an insider with the source code
- * would (the chain recomputed) and audited alone: a setoff_posted row given the abort's decision as
- * evidence, a committed leg rewritten as voided (its canonical hash recomputed), and an aborted
- * set-off's record marked committed, each reported as a `setoff` violation.
+ * would (the chain recomputed) and audited alone: B's own decision signed again with a vote left
+ * out (then put back: clean again), a setoff_posted row given the abort's decision as evidence, a
+ * committed leg rewritten as voided (its canonical hash recomputed), and an aborted set-off's
+ * record marked committed, each reported as a `setoff` violation.
  *
  * Reconciliation (PROTOCOL.md 4.4, 4.8, 4.9): statements carry set-off legs as such (setoff_id,
  * their own entry hash); a leg rewritten at B (its hash and the channel digest kept consistent)
@@ -38,7 +39,7 @@
 
 #define SETOFF_WAIT_MS 60000
 
-/* `setoff propose` at n of the ring n,n2,n3 for `amount` RUB, waiting for the decision: its exit
+/* `setoff propose` at n of `ring` (n first) for `amount` RUB, waiting for the decision: its exit
  * status; *id the set-off id (from --json). */
 static int propose(cluster_t *c, tnode_t *n, const char *ring, const char *amount,
                    char id[static CORRIDOR_UETR_LEN + 1])
