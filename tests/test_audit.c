@@ -3955,7 +3955,8 @@ static void test_schema_8_ledgers_audit(void **state)
     const node_t *homes[] = {w->a, w->b};
     for (size_t i = 0; i < 2; i++) {
         sqlite3 *db = db_open(homes[i]->home);
-        db_exec(db, "BEGIN; DROP INDEX settlements_fx; DROP INDEX settlements_fx_reserved;"
+        db_exec(db, "BEGIN; DROP INDEX settlements_setoff_open;"
+                    " DROP INDEX settlements_fx; DROP INDEX settlements_fx_reserved;"
                     " ALTER TABLE settlements DROP COLUMN fx_id;"
                     " ALTER TABLE settlements DROP COLUMN fx_leg;"
                     " DROP INDEX settlements_returns;"

@@ -1071,6 +1071,49 @@ static void test_fx_entry_from_proto(void **state)
     assert_false(statement_entry_is_fx_leg(&d));
 }
 
+/* A peer's setoff_id is its entry's own UETR (a set-off leg is keyed by its set-off's id), on an
+ * entry that is neither a trade's leg nor a return; its entry hash is digest_setoff_leg_entry. */
+static void test_setoff_entry_from_proto(void **state)
+{
+    (void)state;
+    statement_entry_t e = valid_entry();
+    static const struct {
+        const char *setoff_id, *fx_id, *original;
+        bool ok;
+    } cases[] = {
+        {NULL, "", "", true},                                      /* NULL: the entry's own UETR */
+        {"", "", "", true},                                        /* no set-off leg */
+        {"9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "", "", false},   /* another id */
+        {NULL, "9f3c2a1e-7b4d-4c8e-9a2f-0e1d2c3b4a59", "", false}, /* a trade's leg too */
+        {NULL, "", "-", false},                                    /* a return too */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Corridor__StatementEntry p;
+        statement_entry_to_proto(&e, &p);
+        p.setoff_id = (char *)(cases[i].setoff_id != NULL ? cases[i].setoff_id : e.uetr);
+        p.fx_id = (char *)cases[i].fx_id;
+        p.original_uetr = (char *)cases[i].original;
+        statement_entry_t d;
+        bool ok = statement_entry_from_proto(&p, &d);
+        if (ok != cases[i].ok) {
+            fail_msg("case %zu (setoff_id '%s'): %s", i, p.setoff_id, ok ? "accepted" : "refused");
+        }
+        if (ok) {
+            assert_string_equal(d.setoff_id, p.setoff_id);
+            assert_int_equal(statement_entry_is_setoff_leg(&d), p.setoff_id[0] != '\0');
+        }
+    }
+    snprintf(e.setoff_id, sizeof e.setoff_id, "%s", e.uetr);
+    uint8_t got[DIGEST_BYTES], want[DIGEST_BYTES], as_payment[DIGEST_BYTES];
+    statement_entry_hash(&e, got);
+    digest_setoff_leg_entry(e.payer, e.payee, e.uetr, e.amount_minor, e.currency, e.status,
+                            e.reason, want);
+    digest_entry(e.payer, e.payee, e.uetr, e.amount_minor, e.currency, e.status, e.reason,
+                 as_payment);
+    assert_memory_equal(got, want, DIGEST_BYTES);
+    assert_memory_not_equal(got, as_payment, DIGEST_BYTES);
+}
+
 /* ---- the responder -------------------------------------------------------------------------- */
 
 static void assert_answer_header(ledger_t *l, const Corridor__Statement *st)
@@ -1398,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_return_entry_from_proto),
         T(test_return_entries_on_the_statement),
         cmocka_unit_test(test_fx_entry_from_proto),
+        cmocka_unit_test(test_setoff_entry_from_proto),
         T(test_fx_legs_on_the_statement),
         T(test_fx_import_records_both_legs),
         T(test_answer_equal_range_needs_nothing),

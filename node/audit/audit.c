@@ -35,6 +35,8 @@
 #include "books.h"
 #include "checkpoint.h"
 #include "order.h"
+#include "setoff.h"
+#include "setoffs.h"
 #include "trust.h"
 #include "validate.h"
 #include "wire.h"
@@ -177,7 +179,14 @@ static bool row_is_return(const audit_row_t *row)
  * a StatusReport naming the trade. A record with either FX column set is checked as one. */
 static bool row_is_fx_leg(const audit_row_t *row)
 {
-    return row->fx_leg != FX_LEG_NONE || row->fx_id[0] != '\0';
+    return row->fx_leg != FX_LEG_SETOFF && (row->fx_leg != FX_LEG_NONE || row->fx_id[0] != '\0');
+}
+
+/* Whether the row belongs to a leg of a multilateral set-off (3.12.6: fx_leg 3), checked by
+ * setoff_checks, not as a payment. */
+static bool row_is_setoff_leg(const audit_row_t *row)
+{
+    return row->fx_leg == FX_LEG_SETOFF;
 }
 
 /* The UETR a StatusReport about the row names: a leg's trade is answered as one, by its id. */
@@ -621,8 +630,8 @@ static void check_evidence(audit_report_t *r, const audited_home_t *h, books_cur
         }
         return;
     }
-    if (row->kind >= ENTRY_CYCLE) { /* cycles and net settlements: cycle_checks */
-        return;
+    if (row->kind >= ENTRY_CYCLE || row_is_setoff_leg(row)) {
+        return; /* cycles and net settlements: cycle_checks; set-off legs: setoff_checks */
     }
     if (row->kind == ENTRY_REBASED && row->evidence_len == 0) {
         if (row->amount_minor != 0) {
@@ -859,14 +868,16 @@ static int journal_pass(audit_report_t *r, const audited_home_t *h, replay_t *rp
             continue;
         }
         if (row.kind != ENTRY_REBASED && row.kind != ENTRY_OPERATOR &&
-            row.kind != ENTRY_CHECKPOINT && row.kind < ENTRY_CYCLE && !b.has_settlement) {
+            row.kind != ENTRY_CHECKPOINT &&
+            (row.kind < ENTRY_CYCLE || row.kind >= ENTRY_SETOFF_PENDING) && !b.has_settlement) {
             violation(r, h->dir, "cache", "row %lld (UETR %s): its settlement row is missing",
                       (long long)row.seq, row.uetr);
         }
         if (b.has_settlement && b.settlement_id > 0) {
             const char *wrong = order != NULL
                                     ? row_order_take(order, b.settlement_id, row.kind, row.original,
-                                                     row_is_return(&row), row_is_fx_leg(&row))
+                                                     row_is_return(&row), row_is_fx_leg(&row),
+                                                     row_is_setoff_leg(&row))
                                     : "out of memory";
             if (wrong != NULL) {
                 violation(r, h->dir, "order", "row %lld (UETR %s, %s): %s", (long long)row.seq,
@@ -1299,6 +1310,9 @@ static void fx_trades(audit_report_t *r, const audited_home_t *h)
     books_fx_leg_t leg;
     int more;
     while ((more = books_fx_legs_next(c, &leg)) == 1) {
+        if (leg.fx_leg == FX_LEG_SETOFF) {
+            continue; /* a set-off leg (3.12.6), no FX trade: setoff_checks */
+        }
         if (!open || strcmp(g.peer, leg.peer) != 0 || strcmp(g.fx_id, leg.fx_id) != 0) {
             if (open) {
                 fx_group_end(r, h, &g);
@@ -1333,6 +1347,396 @@ static void fx_trades(audit_report_t *r, const audited_home_t *h)
     }
     if (more < 0) {
         violation(r, h->dir, "unreadable", "FX legs: %s", ledger_last_error(h->ledger));
+    }
+    books_close(&c);
+}
+
+/* ---- multilateral set-offs (schema 12, PROTOCOL.md 3.12; kind "setoff") --------------------- */
+
+/* A set-off record as the audit keeps it while checking the legs that name it. */
+typedef struct {
+    char id[CORRIDOR_UETR_LEN + 1];
+    bool terms_ok; /* its terms decode and the proposer's H10 verifies */
+    setoff_terms_t terms;
+    uint8_t hash[SETOFF_HASH_BYTES]; /* H13 of its terms */
+    int position;
+    int state;
+    char reason[CORRIDOR_REASON_LEN_MAX + 1];
+    unsigned legs_out, legs_in; /* its legs on record: with our successor, with our predecessor */
+} audited_setoff_t;
+
+typedef struct {
+    audited_setoff_t *items;
+    size_t count;
+    bool failed;
+    audit_report_t *r;
+    const audited_home_t *h;
+} setoff_book_t;
+
+static audited_setoff_t *setoff_find(const setoff_book_t *b, const char *id)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        if (strcmp(b->items[i].id, id) == 0) {
+            return &b->items[i];
+        }
+    }
+    return NULL;
+}
+
+/* A vote as stored in a record (ballot bytes || signature): into *v; false when it is no vote. */
+static bool stored_vote(const uint8_t *blob, size_t len, setoff_vote_t *v)
+{
+    memset(v, 0, sizeof *v);
+    if (blob == NULL || len <= crypto_sign_BYTES || len - crypto_sign_BYTES > SETOFF_BALLOT_MAX) {
+        return false;
+    }
+    v->ballot_len = len - crypto_sign_BYTES;
+    memcpy(v->ballot_bytes, blob, v->ballot_len);
+    memcpy(v->signature, blob + v->ballot_len, crypto_sign_BYTES);
+    return setoff_ballot_decode(v->ballot_bytes, v->ballot_len, &v->ballot);
+}
+
+/* Whether the message holds the valid votes of positions 0 .. count-1 in order, every one yes. */
+static bool setoff_yes_votes(const setoff_message_t *m, const setoff_terms_t *t,
+                             const uint8_t hash[static SETOFF_HASH_BYTES], size_t count)
+{
+    if (m->n_votes != count) {
+        return false;
+    }
+    for (size_t i = 0; i < m->n_votes; i++) {
+        const setoff_vote_t *v = &m->votes[i];
+        if (v->ballot.position != i || !v->ballot.yes || !setoff_vote_valid(t, hash, v)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What is wrong with a set-off record on its own (its terms, our vote, the verdict), or NULL. */
+static const char *setoff_record_problem(const audited_home_t *h, const ledger_setoff_t *rec,
+                                         audited_setoff_t *a)
+{
+    const setoff_terms_t *t = &a->terms;
+    if (rec->terms == NULL || !setoff_terms_decode(rec->terms, rec->terms_len, &a->terms)) {
+        return "its terms do not decode";
+    }
+    setoff_terms_hash(rec->terms, rec->terms_len, a->hash);
+    if (!setoff_verify(SETOFF_TERMS_DOMAIN, rec->terms, rec->terms_len, rec->terms_signature,
+                       t->ring[0].signing_key)) {
+        return "the proposer's signature over its terms (H10) does not verify";
+    }
+    a->terms_ok = true;
+    if (strcmp(t->setoff_id, rec->setoff_id) != 0) {
+        return "its terms name another set-off id";
+    }
+    if (rec->position < 0 || setoff_position(t, h->config->name) != rec->position) {
+        return "its position is not this node's place on the ring";
+    }
+    if (strcmp(t->currency, rec->currency) != 0 || t->amount_minor != rec->amount_minor) {
+        return "its currency or amount differs from its terms";
+    }
+    if (rec->state < SETOFF_VOTING || rec->state > SETOFF_ASKED) {
+        return "an unknown state";
+    }
+    bool asking = t->amount_minor == 0;
+    if (asking ? rec->state != SETOFF_VOTING && rec->state != SETOFF_ASKED
+               : rec->state == SETOFF_ASKED) {
+        return "an asking round decided, or a set-off of an amount marked asked";
+    }
+    setoff_vote_t v;
+    if (rec->our_vote != NULL &&
+        (!stored_vote(rec->our_vote, rec->our_vote_len, &v) ||
+         v.ballot.position != (uint32_t)rec->position || !setoff_vote_valid(t, a->hash, &v))) {
+        return "our vote on record is not our valid vote on these terms";
+    }
+    if (rec->state != SETOFF_COMMITTED && rec->state != SETOFF_ABORTED) {
+        return NULL;
+    }
+    setoff_verdict_t verdict;
+    if (rec->verdict == NULL || rec->verdict_len <= crypto_sign_BYTES ||
+        !setoff_verdict_decode(rec->verdict, rec->verdict_len - crypto_sign_BYTES, &verdict)) {
+        return "a decided set-off without a verdict that decodes";
+    }
+    if (!setoff_verify(SETOFF_VERDICT_DOMAIN, rec->verdict, rec->verdict_len - crypto_sign_BYTES,
+                       rec->verdict + rec->verdict_len - crypto_sign_BYTES,
+                       t->ring[0].signing_key) ||
+        memcmp(verdict.terms_hash, a->hash, SETOFF_HASH_BYTES) != 0) {
+        return "its verdict is not the proposer's (H12) over these terms";
+    }
+    if (verdict.commit != (rec->state == SETOFF_COMMITTED) ||
+        (!verdict.commit && strcmp(verdict.reason, rec->reason) != 0)) {
+        return "its state or reason differs from its verdict";
+    }
+    if (verdict.commit && rec->position == 0) { /* the proposer keeps the votes it decided on */
+        setoff_message_t m;
+        memset(&m, 0, sizeof m);
+        bool complete = rec->votes != NULL &&
+                        setoff_message_decode(rec->votes, rec->votes_len, false, &m) &&
+                        m.terms_len == rec->terms_len &&
+                        memcmp(m.terms_bytes, rec->terms, rec->terms_len) == 0 &&
+                        setoff_yes_votes(&m, t, a->hash, t->n);
+        setoff_message_release(&m);
+        if (!complete) {
+            return "a commit without every member's valid yes vote on record";
+        }
+    }
+    return NULL;
+}
+
+static bool collect_setoff(const ledger_setoff_t *rec, void *arg)
+{
+    setoff_book_t *b = arg;
+    audited_setoff_t *items = realloc(b->items, (b->count + 1) * sizeof *items);
+    if (items == NULL) {
+        b->failed = true;
+        return false;
+    }
+    b->items = items;
+    audited_setoff_t *a = &items[b->count++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->id, sizeof a->id, "%s", rec->setoff_id);
+    a->position = rec->position;
+    a->state = rec->state;
+    snprintf(a->reason, sizeof a->reason, "%s", rec->reason);
+    const char *problem = setoff_record_problem(b->h, rec, a);
+    if (problem != NULL) {
+        violation(b->r, b->h->dir, "setoff", "set-off %s: %s", rec->setoff_id, problem);
+    }
+    return true;
+}
+
+/* Whether the terms make the channel with `peer` the edge of the ring this node's leg says:
+ * direction out, we owe the peer (it is our successor); in, it owes us. *debtor: the edge's
+ * debtor's position. */
+static bool setoff_edge(const audited_home_t *h, const setoff_terms_t *t, const char *peer,
+                        direction_t direction, size_t *debtor)
+{
+    int self = setoff_position(t, h->config->name), other = setoff_position(t, peer);
+    if (self < 0 || other < 0) {
+        return false;
+    }
+    size_t d = (size_t)(direction == DIRECTION_OUT ? self : other);
+    size_t c = (size_t)(direction == DIRECTION_OUT ? other : self);
+    *debtor = d;
+    return (d + 1) % t->n == c;
+}
+
+/* A journal row of a set-off leg (21 setoff_pending, 22 setoff_posted, 23 setoff_voided): its
+ * SignedMessage verifies with its author's key (the edge's debtor sends both the relay and the
+ * decision, 3.12.3) and names this set-off, its terms, and for a decision the proposer's
+ * verdict. NULL or what is wrong. */
+static const char *setoff_row_problem(const audited_home_t *h, const books_setoff_row_t *row)
+{
+    if (!trust_knows(h->trust, row->peer)) {
+        return "a row of a peer that is not in the config";
+    }
+    if (strcmp(row->fx_id, row->uetr) != 0) {
+        return "a leg whose record names another set-off";
+    }
+    if (row->amount_minor != -row->record_amount_minor) {
+        return "the row's amount is not the leg's negated (-m)";
+    }
+    bool pending = row->kind == ENTRY_SETOFF_PENDING;
+    bool own = row->direction == DIRECTION_OUT; /* the debtor relays and decides */
+    envelope_message_t msg;
+    memset(&msg, 0, sizeof msg);
+    int type = 0;
+    if (own && !h->own_known) { /* our signature cannot be checked here; the contents can */
+        if (evidence_body(row->evidence, row->evidence_len, &type, &msg.version, &msg.body,
+                          &msg.body_len) != ENV_OK) {
+            return "its evidence is not a SignedMessage";
+        }
+        msg.type = (msg_type_t)type;
+    } else {
+        env_err_t rc = trust_verify(own ? h->own_trust : h->trust, row->peer, row->evidence,
+                                    row->evidence_len, &msg);
+        if (rc != ENV_OK) {
+            return own ? "its evidence does not verify with this node's key"
+                       : "its evidence does not verify with a key trusted for the peer";
+        }
+        if (own ? trust_find(h->trust, row->peer, key_id_is, msg.recipient_key_id) == NULL
+                : h->own_known && trust_find(h->own_trust, row->peer, key_id_is,
+                                             msg.recipient_key_id) == NULL) {
+            envelope_message_clear(&msg);
+            return "evidence was signed for another recipient";
+        }
+    }
+    const char *problem = NULL;
+    setoff_message_t m;
+    memset(&m, 0, sizeof m);
+    const setoff_terms_t *t = &m.terms;
+    uint8_t hash[SETOFF_HASH_BYTES];
+    size_t debtor = 0;
+    if (msg.type != (pending ? MSG_SETOFF_RELAY : MSG_SETOFF_DECISION)) {
+        problem =
+            pending ? "its evidence is not a SetoffRelay" : "its evidence is not a SetoffDecision";
+    } else if (!setoff_message_decode(msg.body, msg.body_len, !pending, &m)) {
+        problem = "its evidence's body does not decode";
+    } else if (strcmp(t->setoff_id, row->uetr) != 0 ||
+               t->amount_minor != row->record_amount_minor ||
+               strcmp(t->currency, row->currency) != 0) {
+        problem = "its terms name another set-off id, amount or currency";
+    } else if (setoff_terms_hash(m.terms_bytes, m.terms_len, hash),
+               row->original_hash_len != SETOFF_HASH_BYTES ||
+                   memcmp(hash, row->original_hash, SETOFF_HASH_BYTES) != 0) {
+        problem = "its terms are not those the leg names (H13)";
+    } else if (!setoff_verify(SETOFF_TERMS_DOMAIN, m.terms_bytes, m.terms_len, m.terms_signature,
+                              t->ring[0].signing_key)) {
+        problem = "the proposer's signature over its terms (H10) does not verify";
+    } else if (!setoff_edge(h, t, row->peer, row->direction, &debtor)) {
+        problem = "its terms do not make this channel the leg's edge of the ring";
+    } else if (pending) {
+        if (!setoff_yes_votes(&m, t, hash, debtor + 1)) {
+            problem = "its votes are not the valid yes votes of the ring up to the edge's debtor";
+        }
+    } else if (!setoff_verify(SETOFF_VERDICT_DOMAIN, m.verdict_bytes, m.verdict_len,
+                              m.verdict_signature, t->ring[0].signing_key) ||
+               memcmp(m.verdict.terms_hash, hash, SETOFF_HASH_BYTES) != 0) {
+        problem = "its verdict is not the proposer's (H12) over these terms";
+    } else if (m.verdict.commit != (row->kind == ENTRY_SETOFF_POSTED)) {
+        problem = row->kind == ENTRY_SETOFF_POSTED ? "a leg posted by an abort"
+                                                   : "a leg voided by a commit";
+    } else if (m.verdict.commit && !setoff_yes_votes(&m, t, hash, t->n)) {
+        problem = "a commit without every member's valid yes vote";
+    } else if (!m.verdict.commit && strcmp(m.verdict.reason, row->reason) != 0) {
+        problem = "the row's reason differs from the abort's";
+    }
+    setoff_message_release(&m);
+    if (own && !h->own_known) {
+        free(msg.body);
+    } else {
+        envelope_message_clear(&msg);
+    }
+    return problem;
+}
+
+/* One leg's record against its set-off's: the edge, the amount, the terms, and its status under
+ * the set-off's state (a leg posted under an abort, or voided under a commit, is money moved
+ * against the proposer's verdict). NULL or what is wrong. */
+static const char *setoff_leg_problem(const audited_home_t *h, const setoff_book_t *book,
+                                      const books_fx_leg_t *leg)
+{
+    if (strcmp(leg->fx_id, leg->uetr) != 0) {
+        return "a leg whose UETR is not its set-off id";
+    }
+    if (leg->status < STATUS_PENDING || leg->status > STATUS_MAX) {
+        return NULL; /* the cache check reports an unknown status */
+    }
+    bool we_pay = leg->direction == DIRECTION_IN; /* the money goes against the relay */
+    const char *self = h->config->name;
+    uint8_t canon[DIGEST_BYTES];
+    digest_setoff_leg_entry(
+        we_pay ? self : leg->peer, we_pay ? leg->peer : self, leg->uetr, leg->amount_minor,
+        leg->currency, status_name(status_canonical((status_t)leg->status)), leg->reason, canon);
+    if (leg->canon_hash_len != DIGEST_BYTES || memcmp(canon, leg->canon_hash, DIGEST_BYTES) != 0) {
+        return "its canonical entry hash does not match its fields";
+    }
+    audited_setoff_t *s = setoff_find(book, leg->uetr);
+    if (s == NULL) {
+        return "no set-off of that id is on record";
+    }
+    if (!s->terms_ok) {
+        return NULL; /* the record's problem is reported */
+    }
+    size_t debtor = 0;
+    if (!setoff_edge(h, &s->terms, leg->peer, leg->direction, &debtor)) {
+        return "the set-off's ring has no such edge with the peer";
+    }
+    if (leg->amount_minor != s->terms.amount_minor || strcmp(leg->currency, s->terms.currency)) {
+        return "its amount or currency differs from the set-off's";
+    }
+    if (leg->original_hash_len != SETOFF_HASH_BYTES ||
+        memcmp(leg->original_hash, s->hash, SETOFF_HASH_BYTES) != 0) {
+        return "it names other terms than the set-off's (H13)";
+    }
+    if (leg->direction == DIRECTION_OUT) {
+        s->legs_out++;
+    } else {
+        s->legs_in++;
+    }
+    /* the proposer's leg with ring[n-1] waits for the decision to come back round the ring */
+    bool may_wait = s->position == 0 && leg->direction == DIRECTION_IN;
+    switch (s->state) {
+    case SETOFF_VOTING:
+        return leg->status == STATUS_PENDING ? NULL
+                                             : "a leg decided under a set-off undecided here";
+    case SETOFF_COMMITTED:
+        return leg->status == STATUS_SETTLED || (leg->status == STATUS_PENDING && may_wait) ? NULL
+               : leg->status == STATUS_REJECTED ? "a leg voided under a committed set-off"
+                                                : "a leg not posted under a committed set-off";
+    case SETOFF_ABORTED:
+        return leg->status == STATUS_REJECTED
+                   ? (strcmp(leg->reason, s->reason) == 0
+                          ? NULL
+                          : "a leg voided for another reason than the set-off's abort")
+               : leg->status == STATUS_PENDING && may_wait ? NULL
+               : leg->status == STATUS_SETTLED             ? "a leg posted under an aborted set-off"
+                                               : "a leg not voided under an aborted set-off";
+    default:
+        return "a leg of an asking round (it has none)";
+    }
+}
+
+static void setoff_checks(audit_report_t *r, const audited_home_t *h)
+{
+    setoff_book_t book = {.r = r, .h = h};
+    if (ledger_setoff_each(h->ledger, collect_setoff, &book) != LEDGER_OK || book.failed) {
+        violation(r, h->dir, "unreadable", "set-offs: %s",
+                  book.failed ? "out of memory" : ledger_last_error(h->ledger));
+        free(book.items);
+        return;
+    }
+    books_cursor_t *c = NULL;
+    int more = 0;
+    if (books_fx_legs(h->ledger, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "set-off legs: %s", ledger_last_error(h->ledger));
+    } else {
+        books_fx_leg_t leg;
+        while ((more = books_fx_legs_next(c, &leg)) == 1) {
+            if (leg.fx_leg != FX_LEG_SETOFF) {
+                continue;
+            }
+            const char *problem = setoff_leg_problem(h, &book, &leg);
+            if (problem != NULL) {
+                violation(r, h->dir, "setoff", "leg %s with %s: %s", leg.uetr, leg.peer, problem);
+            }
+        }
+        if (more < 0) {
+            violation(r, h->dir, "unreadable", "set-off legs: %s", ledger_last_error(h->ledger));
+        }
+        books_close(&c);
+    }
+    for (size_t i = 0; i < book.count; i++) {
+        const audited_setoff_t *s = &book.items[i];
+        if (!s->terms_ok) {
+            continue;
+        }
+        if (s->legs_out > 1 || s->legs_in > 1) {
+            violation(r, h->dir, "setoff", "set-off %s: more than one leg on an edge", s->id);
+        } else if (s->state == SETOFF_COMMITTED && (s->legs_out != 1 || s->legs_in != 1)) {
+            violation(r, h->dir, "setoff", "set-off %s: committed without its leg with %s", s->id,
+                      s->legs_out != 1 ? "our successor" : "our predecessor");
+        }
+    }
+    free(book.items);
+    if (books_setoff_rows(h->ledger, &c) != LEDGER_OK) {
+        violation(r, h->dir, "unreadable", "set-off rows: %s", ledger_last_error(h->ledger));
+        return;
+    }
+    books_setoff_row_t row;
+    while ((more = books_setoff_rows_next(c, &row)) == 1) {
+        if (row.fx_leg != FX_LEG_SETOFF || row.kind < ENTRY_SETOFF_PENDING ||
+            row.kind > ENTRY_SETOFF_VOIDED) {
+            continue; /* a row of another kind, or of a record of another kind: `order` */
+        }
+        const char *problem = setoff_row_problem(h, &row);
+        if (problem != NULL) {
+            violation(r, h->dir, "setoff", "row %lld (%s %s with %s): %s", (long long)row.seq,
+                      entry_kind_name((entry_kind_t)row.kind), row.uetr, row.peer, problem);
+        }
+    }
+    if (more < 0) {
+        violation(r, h->dir, "unreadable", "set-off rows: %s", ledger_last_error(h->ledger));
     }
     books_close(&c);
 }
@@ -1510,9 +1914,9 @@ static void cycle_place(const audited_home_t *h, cycle_channel_t *ch, const book
     size_t decided = cycle_of(ch, ours, e->decided_seq);
     size_t returned =
         e->status == STATUS_RETURNED && e->returned ? cycle_of(ch, ours, e->returned_seq) : decided;
-    /* the money's way: our outgoing record pays, except FX leg 2, which the acceptor pays, and
-     * a set-off leg, whose money goes against its relay */
-    bool we_pay = (e->direction == DIRECTION_OUT) != fx_leg_against(e->fx_leg);
+    /* the money's way: our outgoing record pays, except FX leg 2, which the acceptor pays, and a
+     * set-off leg, whose money goes against the relay (3.12.6) */
+    bool we_pay = (e->direction == DIRECTION_OUT) != fx_leg_against(fx_leg_of_column(e->fx_leg));
     if (returned == decided) {
         if (decided < ch->count) {
             cycle_add(&ch->items[decided], e->currency, we_pay, e->status, e->amount_minor,
@@ -2575,6 +2979,7 @@ int audit_homes(const char *const *homes, size_t homes_count, const peer_card_t 
         content_hashes(report, &opened[i]);
         returns_totals(report, &opened[i]);
         fx_trades(report, &opened[i]);
+        setoff_checks(report, &opened[i]);
         cycle_checks(report, &opened[i]);
         report_keys(report, &opened[i]);
     }

@@ -127,10 +127,23 @@ static bool fx_leg_kind(entry_kind_t kind)
     }
 }
 
+/* Whether `kind` is a set-off leg's (3.12.6). */
+static bool setoff_kind(entry_kind_t kind)
+{
+    return kind == ENTRY_SETOFF_PENDING || kind == ENTRY_SETOFF_POSTED ||
+           kind == ENTRY_SETOFF_VOIDED;
+}
+
 const char *row_order_take(row_order_t *o, int64_t settlement_id, entry_kind_t kind,
-                           direction_t original, bool is_return, bool is_fx_leg)
+                           direction_t original, bool is_return, bool is_fx_leg, bool is_setoff_leg)
 {
     assert(o != NULL && settlement_id > 0);
+    if (is_setoff_leg && !setoff_kind(kind)) {
+        return "a set-off leg has only rows setoff_pending, setoff_posted and setoff_voided";
+    }
+    if (!is_setoff_leg && setoff_kind(kind)) {
+        return "a set-off row of a record that is no set-off leg";
+    }
     if (is_return && !return_kind(kind)) {
         return "a return is never held, released, declined, asked back or returned";
     }

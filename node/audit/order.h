@@ -25,8 +25,11 @@ void row_order_destroy(row_order_t **self_p);
  * voided; booked; refused), but it is never held, released, declined, held at the peer, asked
  * back or returned (kind 6). A leg's follow a payment's, with `original` the way its FxProposal
  * went (the proposer's rows are those of a payer, the acceptor's those of a payee), but it is
- * never asked back or returned. Out of memory: "out of memory". */
+ * never asked back or returned. A set-off leg (3.12.6) when `is_setoff_leg`: its rows are
+ * setoff_pending then at most one of setoff_posted and setoff_voided, and rows of those kinds
+ * belong to set-off legs only. Out of memory: "out of memory". */
 const char *row_order_take(row_order_t *o, int64_t settlement_id, entry_kind_t kind,
-                           direction_t original, bool is_return, bool is_fx_leg);
+                           direction_t original, bool is_return, bool is_fx_leg,
+                           bool is_setoff_leg);
 
 #endif

@@ -28,7 +28,7 @@ typedef enum { PHASE_HEAD, PHASE_COMPARE, PHASE_REPAIR, PHASE_CHECKPOINT, PHASE_
 typedef struct {
     char uetr[CORRIDOR_UETR_LEN + 1];
     const char *kind; /* missing_at_peer ... status_mismatch, return_missing, return_mismatch,
-                         fx_leg_missing, fx_mismatch */
+                         fx_leg_missing, fx_mismatch, setoff_missing, setoff_mismatch */
     bool figures;     /* a return_mismatch or fx_mismatch in more than status and reason: needs
                          a person */
     bool has_local, has_peer;
@@ -398,6 +398,17 @@ static const char *compare_entries(const statement_entry_t *a, const statement_e
                                    bool *figures)
 {
     *figures = false;
+    if (statement_entry_is_setoff_leg(a) || statement_entry_is_setoff_leg(b)) {
+        /* a set-off leg (3.12.6) against anything: never repaired, so never `figures` */
+        return strcmp(a->setoff_id, b->setoff_id) != 0 || strcmp(a->fx_id, b->fx_id) != 0 ||
+                       strcmp(a->original_uetr, b->original_uetr) != 0 ||
+                       strcmp(a->payer, b->payer) != 0 || strcmp(a->payee, b->payee) != 0 ||
+                       a->amount_minor != b->amount_minor ||
+                       strcmp(a->currency, b->currency) != 0 || strcmp(a->status, b->status) != 0 ||
+                       strcmp(a->reason, b->reason) != 0
+                   ? "setoff_mismatch"
+                   : NULL;
+    }
     if (statement_entry_is_fx_leg(a) || statement_entry_is_fx_leg(b)) {
         *figures = strcmp(a->payer, b->payer) != 0 || strcmp(a->payee, b->payee) != 0 ||
                    a->amount_minor != b->amount_minor || strcmp(a->currency, b->currency) != 0 ||
@@ -430,13 +441,14 @@ static const char *compare_entries(const statement_entry_t *a, const statement_e
     return NULL;
 }
 
-/* The kind of break of an entry only one side has: a return's or a trade leg's, else the
- * payment's `payment_kind`. */
+/* The kind of break of an entry only one side has: a set-off leg's, a return's or a trade
+ * leg's, else the payment's `payment_kind`. */
 static const char *missing_kind(const statement_entry_t *e, const char *payment_kind)
 {
-    return statement_entry_is_fx_leg(e)   ? "fx_leg_missing"
-           : statement_entry_is_return(e) ? "return_missing"
-                                          : payment_kind;
+    return statement_entry_is_setoff_leg(e) ? "setoff_missing"
+           : statement_entry_is_fx_leg(e)   ? "fx_leg_missing"
+           : statement_entry_is_return(e)   ? "return_missing"
+                                            : payment_kind;
 }
 
 static int by_uetr(const void *x, const void *y)
@@ -458,6 +470,11 @@ static bool has_prefix(const char *s, const char *prefix)
 static void plan_repair(recon_t *r, size_t index, const Corridor__StatementEntry *peer_proto)
 {
     break_t *b = &((break_t *)r->breaks.items)[index];
+    if (strcmp(b->kind, "setoff_missing") == 0 || strcmp(b->kind, "setoff_mismatch") == 0) {
+        b->action = "not repaired: a set-off leg is opened by its relay and closed by its "
+                    "set-off's decision only (3.12)";
+        return;
+    }
     if (strcmp(b->kind, "amount_mismatch") == 0 || strcmp(b->kind, "currency_mismatch") == 0) {
         b->action = "needs a person: both sides hold signed but different figures";
         return;
@@ -1164,6 +1181,9 @@ static const char *apply_import(const recon_ctx_t *ctx, const statement_entry_t 
 {
     assert(ctx != NULL && e != NULL && storage != NULL && (sev != NULL || sev_len == 0) &&
            (tev != NULL || tev_len == 0));
+    if (statement_entry_is_setoff_leg(e)) {
+        return "a set-off leg is never imported (3.12)";
+    }
     if (statement_entry_is_fx_leg(e)) {
         return apply_fx_import(ctx, e, sev, sev_len, tev, tev_len, storage);
     }
@@ -2166,6 +2186,9 @@ static json_t *entry_json(const statement_entry_t *e)
     if (j != NULL && statement_entry_is_fx_leg(e)) {
         json_object_set_new(j, "fx_id", json_string(e->fx_id));
     }
+    if (j != NULL && statement_entry_is_setoff_leg(e)) {
+        json_object_set_new(j, "setoff_id", json_string(e->setoff_id));
+    }
     return j;
 }
 
@@ -2185,6 +2208,14 @@ static json_t *cycle_side_json(int state, const uint8_t hash[static CYCLE_HASH_B
 
 static const char *break_uetr(const break_t *b, const char **id)
 {
+    const statement_entry_t *setoff =
+        b->has_local && statement_entry_is_setoff_leg(&b->local) ? &b->local
+        : b->has_peer && statement_entry_is_setoff_leg(&b->peer) ? &b->peer
+                                                                 : NULL;
+    if (setoff != NULL) { /* a set-off leg: its UETR is the set-off's id (3.12.6) */
+        *id = setoff->setoff_id;
+        return b->uetr;
+    }
     const statement_entry_t *leg = b->has_local && statement_entry_is_fx_leg(&b->local) ? &b->local
                                    : b->has_peer && statement_entry_is_fx_leg(&b->peer) ? &b->peer
                                                                                         : NULL;

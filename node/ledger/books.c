@@ -414,6 +414,50 @@ int books_fx_legs_next(books_cursor_t *c, books_fx_leg_t *leg)
     return 1;
 }
 
+/* ---- set-off legs (schema 12) ------------------------------------------------------------- */
+
+ledger_err_t books_setoff_rows(ledger_t *l, books_cursor_t **out)
+{
+    return open_cursor(
+        l,
+        ledger_schema_version(l) >= 12
+            ? "SELECT j.seq, j.kind, j.peer, j.uetr, j.currency, j.amount_minor, j.reason,"
+              " j.evidence, j.settlement_id, s.direction, s.fx_leg, s.fx_id, s.amount_minor,"
+              " s.original_hash FROM journal j JOIN settlements s ON s.id = j.settlement_id"
+              " WHERE s.fx_leg = 3 OR j.kind IN (21, 22, 23) ORDER BY j.seq"
+            : "SELECT 0, 0, '', '', '', 0, '', NULL, 0, 0, 0, '', 0, NULL WHERE 0",
+        NULL, NULL, out);
+}
+
+int books_setoff_rows_next(books_cursor_t *c, books_setoff_row_t *row)
+{
+    assert(c != NULL && row != NULL);
+    int rc = step(c);
+    if (rc != 1) {
+        return rc;
+    }
+    sqlite3_stmt *s = c->stmt;
+    *row = (books_setoff_row_t){
+        .seq = sqlite3_column_int64(s, 0),
+        .kind = sqlite3_column_int(s, 1),
+        .peer = ledger_column_text(s, 2),
+        .uetr = ledger_column_text(s, 3),
+        .currency = ledger_column_text(s, 4),
+        .amount_minor = sqlite3_column_int64(s, 5),
+        .reason = ledger_column_text(s, 6),
+        .evidence = sqlite3_column_blob(s, 7),
+        .evidence_len = (size_t)sqlite3_column_bytes(s, 7),
+        .settlement_id = sqlite3_column_int64(s, 8),
+        .direction = sqlite3_column_int(s, 9) == DIRECTION_IN ? DIRECTION_IN : DIRECTION_OUT,
+        .fx_leg = sqlite3_column_int(s, 10),
+        .fx_id = ledger_column_text(s, 11),
+        .record_amount_minor = sqlite3_column_int64(s, 12),
+        .original_hash = sqlite3_column_blob(s, 13),
+        .original_hash_len = (size_t)sqlite3_column_bytes(s, 13),
+    };
+    return 1;
+}
+
 /* ---- settlement cycles (schema 11) ---------------------------------------------------------- */
 
 #define NOTHING_BEFORE_11(sql, none) (ledger_schema_version(l) >= 11 ? (sql) : (none))
@@ -574,13 +618,14 @@ ledger_err_t books_pending_count(ledger_t *l, const char *peer, int64_t *count)
 /* Status as the last journal row of a settlement implies it. */
 #define STATUS_OF_KIND                                                                             \
     "CASE j.kind WHEN 1 THEN 0 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 1 WHEN 5 THEN 2"            \
-    " WHEN 6 THEN 3 WHEN 11 THEN 4 WHEN 12 THEN 1 WHEN 13 THEN 2 ELSE -1 END"
+    " WHEN 6 THEN 3 WHEN 11 THEN 4 WHEN 12 THEN 1 WHEN 13 THEN 2 WHEN 21 THEN 0 WHEN 22 THEN 1"    \
+    " WHEN 23 THEN 2 ELSE -1 END"
 
 /* Each query's columns: peer, uetr, count, seq, status, reason, journal_status,
  * journal_reason (NULL where the finding has none). */
 static const char *const findings_sql[] = {
     [BOOKS_DUPLICATE_OPENINGS] = "SELECT peer, uetr, count(*), NULL, NULL, NULL, NULL, NULL"
-                                 " FROM journal WHERE kind IN (1, 4, 5, 11)"
+                                 " FROM journal WHERE kind IN (1, 4, 5, 11, 21)"
                                  " GROUP BY peer, uetr HAVING count(*) > 1",
     /* no constraint keeps (peer, uetr) unique in settlements (see the ledger's schema) */
     [BOOKS_DUPLICATE_SETTLEMENTS] = "SELECT peer, uetr, count(*), NULL, NULL, NULL, NULL, NULL"
@@ -589,7 +634,7 @@ static const char *const findings_sql[] = {
         "SELECT s.peer, s.uetr, NULL, NULL, s.status, s.reason, " STATUS_OF_KIND ", j.reason"
         " FROM settlements s JOIN journal j ON j.seq ="
         " (SELECT max(seq) FROM journal WHERE settlement_id = s.id"
-        "  AND (kind <= 6 OR kind BETWEEN 11 AND 13))"
+        "  AND (kind <= 6 OR kind BETWEEN 11 AND 13 OR kind BETWEEN 21 AND 23))"
         " WHERE s.status != " STATUS_OF_KIND " OR s.reason != j.reason",
     [BOOKS_ORPHANS] = "SELECT s.peer, s.uetr, NULL, NULL, NULL, NULL, NULL, NULL"
                       " FROM settlements s WHERE NOT EXISTS"

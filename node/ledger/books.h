@@ -156,6 +156,28 @@ typedef struct {
 ledger_err_t books_fx_legs(ledger_t *l, books_cursor_t **out) __attribute__((warn_unused_result));
 int books_fx_legs_next(books_cursor_t *c, books_fx_leg_t *leg);
 
+/* A journal row of a set-off leg (schema 12, PROTOCOL.md 3.12.6): a row of a record with fx_leg
+ * 3, or a row of kind 21 to 23 of any record, with its record's fields, in seq order. */
+typedef struct {
+    int64_t seq, amount_minor;
+    int kind;
+    const char *peer, *uetr, *currency, *reason;
+    const uint8_t *evidence;
+    size_t evidence_len;
+    int64_t settlement_id;
+    direction_t direction; /* the record's: out at the edge's debtor */
+    int fx_leg;            /* the record's, as stored */
+    const char *fx_id;     /* the record's: the set-off id */
+    int64_t record_amount_minor;
+    const uint8_t *original_hash; /* the record's: H13 of the terms, as stored */
+    size_t original_hash_len;
+} books_setoff_row_t;
+
+/* None before schema 12. */
+ledger_err_t books_setoff_rows(ledger_t *l, books_cursor_t **out)
+    __attribute__((warn_unused_result));
+int books_setoff_rows_next(books_cursor_t *c, books_setoff_row_t *row);
+
 /* ---- settlement cycles (schema 11, PROTOCOL.md 3.11): none before ---- */
 
 /* A row of table `cycles`, as stored. */

@@ -167,7 +167,9 @@ ledger_err_t statement_entries(ledger_t *l, const char *peer, const char *prefix
         snprintf(e.reason, sizeof e.reason, "%s", ledger_column_text(stmt, 5));
         snprintf(e.original_uetr, sizeof e.original_uetr, "%s", ledger_column_text(stmt, 6));
         snprintf(e.return_reason, sizeof e.return_reason, "%s", ledger_column_text(stmt, 7));
-        snprintf(e.fx_id, sizeof e.fx_id, "%s", ledger_column_text(stmt, 8));
+        /* a set-off leg keeps its id in fx_id (ledger.h); its entry states it as setoff_id */
+        bool setoff = fx_leg_of_column(sqlite3_column_int(stmt, 9)) == FX_LEG_SETOFF;
+        snprintf(setoff ? e.setoff_id : e.fx_id, sizeof e.fx_id, "%s", ledger_column_text(stmt, 8));
         if (!fn(&e, arg)) {
             step = SQLITE_DONE;
             break;
@@ -284,12 +286,16 @@ void statement_entry_to_proto(const statement_entry_t *e, Corridor__StatementEnt
     p->original_uetr = (char *)e->original_uetr;
     p->return_reason = (char *)e->return_reason;
     p->fx_id = (char *)e->fx_id;
+    p->setoff_id = (char *)e->setoff_id;
 }
 
 void statement_entry_hash(const statement_entry_t *e, uint8_t out[static DIGEST_BYTES])
 {
     assert(e != NULL && out != NULL);
-    if (statement_entry_is_fx_leg(e)) {
+    if (statement_entry_is_setoff_leg(e)) {
+        digest_setoff_leg_entry(e->payer, e->payee, e->uetr, e->amount_minor, e->currency,
+                                e->status, e->reason, out);
+    } else if (statement_entry_is_fx_leg(e)) {
         digest_fx_leg_entry(e->payer, e->payee, e->uetr, e->fx_id, e->amount_minor, e->currency,
                             e->status, e->reason, out);
     } else if (statement_entry_is_return(e)) {
@@ -329,7 +335,8 @@ bool statement_entry_from_proto(const Corridor__StatementEntry *p, statement_ent
     /* a return's fields: absent (NULL) from a hand-built message is a payment's "" */
     copied = copied && (p->original_uetr == NULL || FIELD(e->original_uetr, p->original_uetr)) &&
              (p->return_reason == NULL || FIELD(e->return_reason, p->return_reason)) &&
-             (p->fx_id == NULL || FIELD(e->fx_id, p->fx_id));
+             (p->fx_id == NULL || FIELD(e->fx_id, p->fx_id)) &&
+             (p->setoff_id == NULL || FIELD(e->setoff_id, p->setoff_id));
 #undef FIELD
     e->amount_minor = p->amount_minor;
     /* a return names its payment (or "-": malformed, kept refused) and a reason code, or ""
@@ -343,11 +350,16 @@ bool statement_entry_from_proto(const Corridor__StatementEntry *p, statement_ent
     /* an FX leg names its trade by a UUIDv4 other than its own UETR, and is not a return */
     bool fx_ok = e->fx_id[0] == '\0' ||
                  (uetr_check(e->fx_id) == VALID_OK && strcmp(e->fx_id, e->uetr) != 0 && !is_return);
+    /* a set-off leg is named by the set-off's id, which is its UETR; it is neither a trade's
+     * leg nor a return */
+    bool setoff_ok = e->setoff_id[0] == '\0' ||
+                     (strcmp(e->setoff_id, e->uetr) == 0 && e->fx_id[0] == '\0' && !is_return);
     /* every field as the node itself would write it: what a peer states is shown to people */
     return copied && uetr_check(e->uetr) == VALID_OK && node_code_check(e->payer) == VALID_OK &&
            node_code_check(e->payee) == VALID_OK && is_printable(e->currency) &&
            is_status_name(e->status) &&
-           (e->reason[0] == '\0' || reason_code_check(e->reason) == VALID_OK) && return_ok && fx_ok;
+           (e->reason[0] == '\0' || reason_code_check(e->reason) == VALID_OK) && return_ok &&
+           fx_ok && setoff_ok;
 }
 
 /* ---- the responder --------------------------------------------------------------------- */
@@ -430,13 +442,14 @@ static bool add_entry(const statement_entry_t *e, void *arg)
     p->original_uetr = dup_or_empty(e->original_uetr);
     p->return_reason = dup_or_empty(e->return_reason);
     p->fx_id = dup_or_empty(e->fx_id);
+    p->setoff_id = dup_or_empty(e->setoff_id);
     p->amount_minor = e->amount_minor;
     st->entries[st->n_entries++] = p;
     b->bytes += 80 + strlen(e->payer) + strlen(e->payee) + strlen(e->original_uetr) +
-                strlen(e->return_reason) + strlen(e->fx_id);
+                strlen(e->return_reason) + strlen(e->fx_id) + strlen(e->setoff_id);
     if (p->uetr == NULL || p->payer == NULL || p->payee == NULL || p->currency == NULL ||
         p->status == NULL || p->reason == NULL || p->original_uetr == NULL ||
-        p->return_reason == NULL || p->fx_id == NULL) {
+        p->return_reason == NULL || p->fx_id == NULL || p->setoff_id == NULL) {
         b->failed = true;
         return false;
     }
@@ -634,6 +647,7 @@ void statement_release(Corridor__Statement *st)
         free(e->original_uetr);
         free(e->return_reason);
         free(e->fx_id);
+        free(e->setoff_id);
         free(e->settlement_evidence.data);
         free(e->status_evidence.data);
         free(e);

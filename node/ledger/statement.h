@@ -46,12 +46,21 @@ typedef struct {
     /* A leg of an FX trade (PROTOCOL.md 3.10): `uetr` is the leg's, `payer` the node that pays
      * the leg (the money's way, not the FxProposal's), and this the trade's id. "" otherwise. */
     char fx_id[CORRIDOR_UETR_LEN + 1];
+    /* A leg of a multilateral set-off (PROTOCOL.md 3.12.6): the set-off id, equal to `uetr`;
+     * `payer` the edge's creditor, `payee` its debtor; `fx_id` is then "". "" otherwise. */
+    char setoff_id[CORRIDOR_UETR_LEN + 1];
 } statement_entry_t;
 
 /* Whether an entry is a return rather than a payment. */
 static inline bool statement_entry_is_return(const statement_entry_t *e)
 {
     return e->original_uetr[0] != '\0';
+}
+
+/* Whether an entry is a leg of a multilateral set-off. */
+static inline bool statement_entry_is_setoff_leg(const statement_entry_t *e)
+{
+    return e->setoff_id[0] != '\0';
 }
 
 /* Whether an entry is a leg of an FX trade. */
@@ -61,7 +70,8 @@ static inline bool statement_entry_is_fx_leg(const statement_entry_t *e)
 }
 
 /* The canonical hash of an entry (PROTOCOL.md 4.1), as the ledger's canon_hash computes it for
- * its own: digest_fx_leg_entry for an FX leg, digest_return_entry for a return, else
+ * its own: digest_setoff_leg_entry for a set-off leg, digest_fx_leg_entry for an FX leg,
+ * digest_return_entry for a return, else
  * digest_entry. A range's fingerprint is the
  * sum of these. */
 void statement_entry_hash(const statement_entry_t *e, uint8_t out[static DIGEST_BYTES]);
