@@ -363,6 +363,36 @@ static void record_from(ledger_setoff_t *rec, const setoff_message_t *m, int p, 
 
 /* ---- Deciding (the proposer) ---- */
 
+/* The record takes the verdict `m` carries (commit, or abort with its reason), is written, and
+ * the node is told (for `--wait`, the asking round's too). */
+static ledger_err_t record_decided(channel_t *ch, ledger_setoff_t *rec, const setoff_message_t *m)
+{
+    uint8_t *verdict = malloc(m->verdict_len + crypto_sign_BYTES);
+    if (verdict == NULL) {
+        return LEDGER_E_STORAGE;
+    }
+    memcpy(verdict, m->verdict_bytes, m->verdict_len);
+    memcpy(verdict + m->verdict_len, m->verdict_signature, crypto_sign_BYTES);
+    free(rec->verdict);
+    rec->verdict = verdict;
+    rec->verdict_len = m->verdict_len + crypto_sign_BYTES;
+    bool commit = m->verdict.commit;
+    const char *reason = commit ? "" : m->verdict.reason;
+    rec->state = commit ? SETOFF_COMMITTED : SETOFF_ABORTED;
+    snprintf(rec->reason, sizeof rec->reason, "%s", reason);
+    rec->decided_ms = ch->wall_ms;
+    ledger_err_t rc = ledger_setoff_put(ch->ctx.ledger, rec);
+    if (rc == LEDGER_OK) {
+        log_event(ch->ctx.node_name, NULL, rec->setoff_id, "set-off %s%s%s",
+                  commit ? "committed" : "aborted", commit ? "" : " ", reason);
+        notify(ch, rec->setoff_id, commit, reason);
+        if (rec->asked_by[0] != '\0') {
+            notify(ch, rec->asked_by, commit, reason);
+        }
+    }
+    return rc;
+}
+
 /* Logs and sends the decision (3.12.3): the record, the decision to our successor `next` (every
  * vote with a commit), our leg with it closed by that message. `m` holds the terms and, for a
  * commit, every vote. `rec` is the proposer's record (its buffers the caller's). */
@@ -386,39 +416,15 @@ static ledger_err_t decide(channel_t *next, ledger_setoff_t *rec, setoff_message
     if (!commit) {
         m->n_votes = 0; /* an abort carries no votes */
     }
-    uint8_t *signed_msg = NULL, *verdict = NULL;
+    uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
     ledger_err_t rc = queue_setoff(next, m, true, &rec->decision_seq, &signed_msg, &signed_len);
     if (rc == LEDGER_OK) {
         rc = close_leg(next, rec->setoff_id, commit, reason, rec->decision_seq, signed_msg,
                        signed_len);
     }
-    if (rc == LEDGER_OK && (verdict = malloc(m->verdict_len + crypto_sign_BYTES)) == NULL) {
-        rc = LEDGER_E_STORAGE;
-    }
-    if (rc == LEDGER_OK) {
-        memcpy(verdict, m->verdict_bytes, m->verdict_len);
-        memcpy(verdict + m->verdict_len, m->verdict_signature, crypto_sign_BYTES);
-        free(rec->verdict);
-        rec->verdict = verdict;
-        rec->verdict_len = m->verdict_len + crypto_sign_BYTES;
-        verdict = NULL;
-        rec->state = commit ? SETOFF_COMMITTED : SETOFF_ABORTED;
-        snprintf(rec->reason, sizeof rec->reason, "%s", commit ? "" : reason);
-        rec->decided_ms = next->wall_ms;
-        rc = ledger_setoff_put(next->ctx.ledger, rec);
-    }
-    free(verdict);
     free(signed_msg);
-    if (rc == LEDGER_OK) {
-        log_event(next->ctx.node_name, NULL, rec->setoff_id, "set-off %s%s%s",
-                  commit ? "committed" : "aborted", commit ? "" : " ", commit ? "" : reason);
-        notify(next, rec->setoff_id, commit, commit ? "" : reason);
-        if (rec->asked_by[0] != '\0') {
-            notify(next, rec->asked_by, commit, commit ? "" : reason);
-        }
-    }
-    return rc;
+    return rc == LEDGER_OK ? record_decided(next, rec, m) : rc;
 }
 
 /* Starts set-off `t` as its proposer (position 0) with `next` (ring[1]) and `prev` (ring[n-1]):
@@ -570,29 +576,41 @@ static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
     return decide(next, rec, m, commit, reason);
 }
 
+/* Decodes a relay or decision from our predecessor and checks its terms (3.12.2 step 1): our
+ * position, with *m decoded and `hash` its terms' H13; -1 when refused (logged, counted). */
+static int open_message(channel_t *ch, const envelope_message_t *msg, bool decision,
+                        setoff_message_t *m, uint8_t hash[static SETOFF_HASH_BYTES])
+{
+    const char *why = NULL;
+    if (!setoff_message_decode(msg->body, msg->body_len, decision, m)) {
+        refuse(ch, msg, NULL, "it does not decode");
+        return -1;
+    }
+    int p = check_terms(ch, msg, m, &why);
+    if (p < 0) {
+        refuse(ch, msg, m->terms.setoff_id, why);
+        return -1;
+    }
+    setoff_terms_hash(m->terms_bytes, m->terms_len, hash);
+    return p;
+}
+
 ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
 {
     setoff_message_t m;
     memset(&m, 0, sizeof m);
     ledger_setoff_t rec;
     memset(&rec, 0, sizeof rec);
-    const char *why = NULL;
     bool found = false;
     ledger_err_t rc = LEDGER_OK;
     uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
-    if (!setoff_message_decode(msg->body, msg->body_len, false, &m)) {
-        refuse(ch, msg, NULL, "it does not decode");
-        goto done;
-    }
-    const setoff_terms_t *t = &m.terms;
-    int p = check_terms(ch, msg, &m, &why);
-    if (p < 0) {
-        refuse(ch, msg, t->setoff_id, why);
-        goto done;
-    }
     uint8_t hash[SETOFF_HASH_BYTES];
-    setoff_terms_hash(m.terms_bytes, m.terms_len, hash);
+    const setoff_terms_t *t = &m.terms;
+    int p = open_message(ch, msg, false, &m, hash);
+    if (p < 0) {
+        goto done;
+    }
     int refusal = -1;
     size_t expected = p == 0 ? t->n : (size_t)p;
     if (!votes_in_order(&m, hash, &refusal) || (refusal < 0 && m.n_votes != expected) ||
@@ -701,23 +719,16 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
     memset(&m, 0, sizeof m);
     ledger_setoff_t rec;
     memset(&rec, 0, sizeof rec);
-    const char *why = NULL;
     bool found = false;
     ledger_err_t rc = LEDGER_OK;
-    uint8_t *signed_msg = NULL, *verdict = NULL;
+    uint8_t *signed_msg = NULL;
     size_t signed_len = 0;
-    if (!setoff_message_decode(msg->body, msg->body_len, true, &m)) {
-        refuse(ch, msg, NULL, "it does not decode");
-        goto done;
-    }
-    const setoff_terms_t *t = &m.terms;
-    int p = check_terms(ch, msg, &m, &why);
-    if (p < 0) {
-        refuse(ch, msg, t->setoff_id, why);
-        goto done;
-    }
     uint8_t hash[SETOFF_HASH_BYTES];
-    setoff_terms_hash(m.terms_bytes, m.terms_len, hash);
+    const setoff_terms_t *t = &m.terms;
+    int p = open_message(ch, msg, true, &m, hash);
+    if (p < 0) {
+        goto done;
+    }
     int refusal = -1;
     if (!setoff_verify(SETOFF_VERDICT_DOMAIN, m.verdict_bytes, m.verdict_len, m.verdict_signature,
                        t->ring[0].signing_key) ||
@@ -774,26 +785,8 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
             goto done;
         }
     }
-    if ((verdict = malloc(m.verdict_len + crypto_sign_BYTES)) == NULL) {
-        rc = LEDGER_E_STORAGE;
-        goto done;
-    }
-    memcpy(verdict, m.verdict_bytes, m.verdict_len);
-    memcpy(verdict + m.verdict_len, m.verdict_signature, crypto_sign_BYTES);
-    free(rec.verdict);
-    rec.verdict = verdict;
-    rec.verdict_len = m.verdict_len + crypto_sign_BYTES;
-    verdict = NULL;
-    rec.state = m.verdict.commit ? SETOFF_COMMITTED : SETOFF_ABORTED;
-    snprintf(rec.reason, sizeof rec.reason, "%s", reason);
-    rec.decided_ms = ch->wall_ms;
-    if ((rc = ledger_setoff_put(ch->ctx.ledger, &rec)) == LEDGER_OK) {
-        log_event(ch->ctx.node_name, NULL, t->setoff_id, "set-off %s%s%s",
-                  m.verdict.commit ? "committed" : "aborted", reason[0] != '\0' ? " " : "", reason);
-        notify(ch, t->setoff_id, m.verdict.commit, reason);
-    }
+    rc = record_decided(ch, &rec, &m);
 done:
-    free(verdict);
     free(signed_msg);
     ledger_setoff_release(&rec);
     setoff_message_release(&m);
