@@ -79,6 +79,17 @@ static channel_t *channel_of(channel_t *ch, const setoff_member_t *m)
     return ch->ctx.channel_of != NULL ? ch->ctx.channel_of(ch->ctx.arg, m->code) : NULL;
 }
 
+/* Whether set-off messages may go on `to` (3.12): its peer offered CHANNEL_FEATURE_SETOFF in its
+ * latest Hello, or we have had no Hello of it since we started (peer_features 0: a program with
+ * set-offs offers other features too). A member that restarted gets a set-off message on one
+ * channel once that channel is UP, maybe before the Hello of the one it must go on; dropped then,
+ * the relay waited for the deadline and the decision never reached the members before us, whose
+ * legs stayed pending for ever. What is queued leaves once the channel is UP. */
+static bool takes_setoffs(const channel_t *to)
+{
+    return to->peer_features == 0 || channel_peer_offers(to, CHANNEL_FEATURE_SETOFF);
+}
+
 /* Checks a decoded message against what the terms and the channels say (3.12.2 step 1): the
  * proposer's H10, our place, the sender `from` (+1: our successor, -1: our predecessor), its key
  * the one that signed the message, ours our own. The position, or -1 with *why. */
@@ -174,9 +185,8 @@ static ledger_err_t judge(channel_t *ch, channel_t *next, channel_t *prev, const
         *no = REASON_LATE;
         return LEDGER_OK;
     }
-    if (next == NULL || prev == NULL || !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
-        !channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF) || next->state == CHANNEL_DIVERGED ||
-        prev->state == CHANNEL_DIVERGED) {
+    if (next == NULL || prev == NULL || !takes_setoffs(next) || !takes_setoffs(prev) ||
+        next->state == CHANNEL_DIVERGED || prev->state == CHANNEL_DIVERGED) {
         *no = REASON_NOT_REACHABLE;
         return LEDGER_OK;
     }
@@ -489,6 +499,30 @@ static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
     return decide(ch, rec, m, commit, reason);
 }
 
+/* The decision we hold (rec, decided) never went on to our predecessor, whose relay has just come
+ * on `ch`: it goes now, and rec keeps it as the evidence of our leg with that peer. A decision
+ * can overtake the relay only when it aborts (a commit carries our own vote): no votes. `m`
+ * holds the relay's terms. */
+static ledger_err_t decision_again(channel_t *ch, setoff_message_t *m, ledger_setoff_t *rec)
+{
+    if (rec->verdict == NULL || rec->verdict_len <= crypto_sign_BYTES ||
+        rec->verdict_len - crypto_sign_BYTES > sizeof m->verdict_bytes ||
+        !setoff_verdict_decode(rec->verdict, rec->verdict_len - crypto_sign_BYTES, &m->verdict) ||
+        m->verdict.commit) {
+        log_event(ch->ctx.node_name, ch->peer->card.name, rec->setoff_id,
+                  "set-off decision held without a verdict to send on");
+        return LEDGER_OK;
+    }
+    m->verdict_len = rec->verdict_len - crypto_sign_BYTES;
+    memcpy(m->verdict_bytes, rec->verdict, m->verdict_len);
+    memcpy(m->verdict_signature, rec->verdict + m->verdict_len, crypto_sign_BYTES);
+    m->n_votes = 0;
+    free(rec->decision_sent);
+    rec->decision_sent = NULL;
+    return queue_setoff(ch, m, true, &rec->decision_seq, &rec->decision_sent,
+                        &rec->decision_sent_len);
+}
+
 ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
 {
     setoff_message_t m;
@@ -555,6 +589,10 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     memcpy(rec.votes, msg->body, msg->body_len);
     rec.votes_len = msg->body_len;
     if (rec.state != SETOFF_VOTING) { /* the decision overtook the relay (3.12.2 step 2) */
+        if (rec.decision_sent == NULL && (rc = decision_again(ch, &m, &rec)) != LEDGER_OK) {
+            goto done;
+        }
+        prev_voted = prev_voted && rec.decision_sent != NULL; /* no evidence: nothing to close */
         if (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
                                          msg->evidence_len)) != LEDGER_OK) {
             goto done;
@@ -569,8 +607,7 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         goto done;
     }
     channel_t *next = channel_of(ch, neighbour(t, p, +1));
-    if (next == NULL || !channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
-        !peer_key_is(next, neighbour(t, p, +1))) {
+    if (next == NULL || !takes_setoffs(next) || !peer_key_is(next, neighbour(t, p, +1))) {
         /* nowhere to send it on: the proposer's deadline aborts it */
         log_event(ch->ctx.node_name, ch->peer->card.name, t->setoff_id,
                   "set-off relay cannot go on to %s (no channel, no set-off, or another key)",
@@ -705,7 +742,7 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
         goto done;
     }
     channel_t *prev = channel_of(ch, neighbour(t, p, -1));
-    if (prev != NULL && channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF)) {
+    if (prev != NULL && takes_setoffs(prev)) {
         if ((rc = queue_setoff(prev, &m, true, &rec.decision_seq, &signed_msg, &signed_len)) !=
                 LEDGER_OK ||
             (rc = close_leg(prev, t->setoff_id, m.verdict.commit, reason, rec.decision_seq,
