@@ -32,11 +32,12 @@ it again. Then it waits for quiescence and checks that nothing was lost or appli
     each net settlement with the same id, amount and status.
   - multilateral set-offs (issue 22): while the kills go on, every 1.5-3 s a node proposes a
     set-off round the three, a third of the time two nodes at once over the same debts
-    (overlapping proposals), one in ten an asking round (no amount), deadline 15 s. First, and
-    after each asking round, every node pays the next RUB 1,000,000 (a debt round the ring). Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
+    (overlapping proposals), one in ten an asking round (no amount), deadline 15 s. Before
+    each, every node pays the next KZT 1,000,000 (a debt round the ring, in a currency nothing
+    else moves and whose cycle nets the operators leave to set-offs). Quiescence waits for no set-off voting and no leg pending. At the end `setoff list
     --json` of the three: no set-off committed at one node and aborted at another, every leg
     final in the state of its set-off's decision, the two records of each edge alike, and a
-    committed set-off holding both legs settled at each node (one owed, one owing: its RUB net
+    committed set-off holding both legs settled at each node (one owed, one owing: its KZT net
     over its peers is unchanged).
 The same --seed gives the same fault and kill schedule.
 
@@ -51,6 +52,7 @@ The program is $CORRIDOR, else build/corridor. On a failure the homes and logs a
 (schedule.log there lists each kill and cut as planned).
 """
 import argparse
+import collections
 import glob
 import json
 import os
@@ -69,6 +71,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corridor_harness as h  # noqa: E402
 
 NODES = ["BKRURUMM", "BMJIIRTH", "KZKZKZKA"]
+SETOFF_CCY = "KZT"  # set-offs only: no load, no trade, and its cycle nets are never settled
 PAIRS = [("BKRURUMM", "BMJIIRTH"), ("BKRURUMM", "KZKZKZKA"), ("BMJIIRTH", "KZKZKZKA")]
 # The fault injector of node i (0, 1, 2) for --seed K: seed K*10+i, the same at every start.
 FAULTS = "drop=0.05,dup=0.05,reorder=0.05,delay_ms=20,seed={}"
@@ -345,6 +348,7 @@ class Chaos:
         self.setoff_proposed = self.setoff_refused = self.setoff_both = self.setoff_unsure = 0
         self.setoff_stop = threading.Event()  # no more proposals (the load is done)
         self.ring_uetrs = set()  # the payments that make debts round the ring, outside the plan
+        self.setoff_why = collections.Counter()  # why proposals were refused at once
         self.netem = True
         self.keep = False
         self.pid = os.getpid()
@@ -570,6 +574,8 @@ class Chaos:
                 if cy.get("state") != "closed":
                     continue
                 for cur in cy.get("currencies", []):
+                    if cur.get("currency") == SETOFF_CCY:
+                        continue  # set-offs, not net settlements, take these debts down
                     ns = cur.get("net_settlement") or {}
                     if cur.get("net_minor", 0) < 0 and ns.get("status") in (None, "rejected"):
                         rc, _ = h.corridor_json(
@@ -623,25 +629,36 @@ class Chaos:
         """Proposes set-offs round the three while the load goes on, now and then two at once."""
         rng = random.Random(f"chaos setoffs {self.args.seed}")
         try:
-            top_up = False  # go() made the first debt round the ring
+            first = True  # go() made the first debt round the ring
             while not self.setoff_stop.wait(rng.uniform(0.5, 1.5)):
-                if top_up:
-                    self.ring_debts(rng, 10)
-                    top_up = False
+                if not first:  # the cycler's net settlements take debts back to nothing
+                    self.ring_debts(rng, 0)  # committed at the payer, settled in the background
+                first = False
                 k = rng.randrange(3)  # the ring as the debts run, from any of the three
                 ring = NODES[k:] + NODES[:k]
                 both = rng.random() < 0.33
                 proposers = [ring[0], ring[1]] if both else [ring[0]]
                 asking = rng.random() < 0.1
-                top_up = asking  # an asking round takes the smallest debt whole
                 rcs = []
 
                 def propose(p):
                     args = ["setoff", "propose", "--home", self.home[p], "--ring", ",".join(ring),
-                            "--currency", "RUB", "--deadline", "15"]
+                            "--currency", SETOFF_CCY, "--deadline", "15"]
                     if not asking:
                         args += ["--amount", f"{rng.randint(1, 40000)}.00"]
-                    rc, _ = h.corridor_json(self.c, *args, timeout=30)
+                    try:
+                        r = subprocess.run([self.c, *args, "--json"], stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                           timeout=30)
+                        rc = r.returncode
+                        if rc != 0:
+                            why = r.stderr.decode(errors="replace")
+                            code = re.findall(r"\b[A-Z]{2}[A-Z0-9]{2}\b", why)
+                            with self.lock:
+                                self.setoff_why[code[-1] if code else f"exit {rc}"] += 1
+                                self.schedule_log.write(f"setoff propose at {p}: {why.strip()}\n")
+                    except subprocess.TimeoutExpired:
+                        rc = 124
                     rcs.append(rc)
                 ts = [threading.Thread(target=propose, args=(p,), daemon=True) for p in proposers]
                 for t in ts:
@@ -656,12 +673,14 @@ class Chaos:
             self.thread_errors.append(f"the set-off proposer: {e!r}")
 
     def ring_debts(self, rng, wait):
-        """A debt round the ring: each node pays the next RUB 1,000,000 (outside the plan)."""
+        """A debt round the ring: each node pays the next KZT 1,000,000 (outside the plan),
+        waiting `wait` seconds for each (0: not at all)."""
         for i, payer in enumerate(NODES):
             u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             self.ring_uetrs.add(u)
             h.run([self.c, "send", "--home", self.home[payer], "--to", NODES[(i + 1) % 3],
-                   "--amount", "1000000", "--currency", "RUB", "--uetr", u, "--wait", str(wait)],
+                   "--amount", "1000000", "--currency", SETOFF_CCY, "--uetr", u] +
+                  (["--wait", str(wait)] if wait > 0 else []),
                   timeout=wait + 30, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                   stderr=subprocess.DEVNULL)
 
@@ -680,8 +699,9 @@ class Chaos:
 
     def check_setoffs(self):
         """One decision per set-off everywhere, every leg final in it, each edge's two records
-        alike; and the set-offs moved no node's RUB net over its peers."""
+        alike; and the set-offs moved no node's KZT net over its peers."""
         errors, committed, aborted = [], set(), set()
+        reasons = {}  # aborted set-off id -> its reason
         lists = {n: self.setoff_list(n) for n in NODES}
         legs = {}  # (set-off id, frozenset of the edge's two nodes) -> {node: status}
         for n, setoffs in lists.items():
@@ -692,6 +712,8 @@ class Chaos:
                 state = s.get("state")
                 (committed if state == "committed" else aborted if state == "aborted"
                  else set()).add(s["id"])
+                if state == "aborted":
+                    reasons[s["id"]] = s.get("reason") or "?"
                 want = {"committed": "settled", "aborted": "rejected"}.get(state)
                 if state == "committed" and sorted(leg.get("direction") for leg in
                                                    s.get("legs", [])) != ["owed", "owing_us"]:
@@ -707,7 +729,8 @@ class Chaos:
         for (sid, edge), by_node in legs.items():
             if len(by_node) != 2 or len(set(by_node.values())) != 1:
                 errors.append(f"set-off {sid}: the edge {sorted(edge)} holds {by_node}")
-        return errors, len(committed), len(aborted)
+        why = collections.Counter(reasons.values())
+        return errors, len(committed), ", ".join(f"{k} {v}" for k, v in sorted(why.items()))
 
     def spawn(self, target):
         t = threading.Thread(target=target, daemon=True)
@@ -734,7 +757,7 @@ class Chaos:
             self.port[n] = h.free_port(*self.port.values())
             with open(f"{self.work}/{n}.card", "w") as card:
                 if h.run([c, "init", "--home", self.home[n], "--name", n, "--listen",
-                          f"tcp://{self.addr(n)}:{self.port[n]}", "--currencies", "RUB,USD,IRR"],
+                          f"tcp://{self.addr(n)}:{self.port[n]}", "--currencies", "RUB,USD,IRR,KZT"],
                          timeout=60, stdin=subprocess.DEVNULL, stdout=card) != 0:
                     self.fail(f"corridor init of {n} failed")
         for x in NODES:
@@ -744,7 +767,8 @@ class Chaos:
                 with open(f"{self.work}/{y}.card") as f:
                     card = f.read().strip()
                 if h.run([c, "peer", "add", "--home", self.home[x], card, "--limit", "RUB=100000000",
-                          "--limit", "USD=10000000", "--limit", "IRR=100000000000"], timeout=60,
+                          "--limit", "USD=10000000", "--limit", "IRR=100000000000",
+                          "--limit", "KZT=1000000000"], timeout=60,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) != 0:
                     self.fail(f"corridor peer add {y} at {x} failed")
                 if (x, y) in FX_BANDED:
@@ -903,6 +927,7 @@ class Chaos:
         cycle_errors, cycles, cycles_settled = self.check_cycles()
         errors += cycle_errors
         setoff_errors, setoffs_committed, setoffs_aborted = self.check_setoffs()
+        setoffs_aborted = f"aborted: {setoffs_aborted}" if setoffs_aborted else "none aborted"
         errors += setoff_errors
         for e in errors[:10]:
             h.say("  " + e)
@@ -925,8 +950,9 @@ class Chaos:
               f"{self.cycle_both} rounds closing both ends, {self.cycle_settles} settles, "
               f"{self.cycle_accepts} accepted, {self.cycle_unsure} commands failed), "
               f"set-offs ({self.setoff_proposed} proposed, {self.setoff_refused} refused at once, "
-              f"{self.setoff_both} rounds of two at once, {self.setoff_unsure} commands failed; "
-              f"{setoffs_committed} committed, {setoffs_aborted} aborted), "
+              f"{self.setoff_both} rounds of two at once, {self.setoff_unsure} commands failed"
+              f"{' (' + ', '.join(f'{k} {v}' for k, v in sorted(self.setoff_why.items())) + ')' if self.setoff_why else ''}; "
+              f"{setoffs_committed} committed, {setoffs_aborted}), "
               f"{self.kills} kills, {hosts}{faults} faults "
               f"injected (since last starts), {breaks} breaks, quiescent {quiet} s after the "
               f"load, {int(self.elapsed())} s in all: nothing lost, nothing applied twice",
@@ -945,7 +971,9 @@ class Chaos:
             for cy in cycles:
                 open_ += cy.get("state") == "closing"
                 if cy.get("state") == "closed":
-                    open_ += sum(1 for cur in cy.get("currencies", []) if cur.get("net_minor"))
+                    open_ += sum(1 for cur in cy.get("currencies", [])
+                                 if cur.get("net_minor") and cur.get("currency") != SETOFF_CCY and
+                                 (cur.get("net_settlement") or {}).get("status") != "settled")
         return open_
 
     def check_cycles(self):
@@ -1018,7 +1046,7 @@ class Chaos:
         for n in reversed(self.namespaces):
             self.ip("netns", "del", n, check=False)
         self.schedule_log.close()
-        if self.keep:
+        if self.keep or os.environ.get("CHAOS_KEEP"):
             h.say(f"(homes and logs kept in {self.work})")
         else:
             shutil.rmtree(self.work, ignore_errors=True)

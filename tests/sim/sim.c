@@ -176,6 +176,33 @@
  *             cycles and the running figures hold every final entry; net settlements the same
  *             at both ends, each of its cycle's net; the hostile ones refused by their creditor
  *             alone; positions equal to what settled records and nets move (check_fx).
+ *   set-offs  PROTOCOL.md 3.12, from streams of their own, in seven worlds in ten of three nodes
+ *             or more without a restore, a stolen key or a key rotation (known gap 23: a repair
+ *             imports no set-off leg; a member's key is checked against the key that signs each
+ *             message). One or two rings of 3 to 5 nodes (every pair of a ring's nodes a
+ *             channel: the proposer needs a card of each member), circular debts round them
+ *             (large RUB payments from each member to its successor early on), then 3 to 8
+ *             operators' `setoff propose` at members while faults go on, as daemon.c
+ *             handle_setoff_propose (the ring turned, keys as it takes them,
+ *             channel_setoff_propose and the operator row "setoff"), a third of the time two at
+ *             one moment round shared edges: amounts inside the debts, more than a later
+ *             member's debt (from the books when proposed: AM04 on the way), or a 1 to 2.5 s
+ *             deadline with ring[1] crashed as the proposal commits and down past it (AB05 by the
+ *             engine's expiry, on the world's wall clock); refused by the proposer's own books
+ *             (AM04 while the debts are not there yet), tried again a few times. After most
+ *             proposals a member (the proposer too) crashes within 3 s, of any kind. The
+ *             compromised node sends a commit with no vote, a decision from a node not the
+ *             successor and a relay with no vote: each refused and counted unentitled. Once quiet
+ *             (setoffs_final, check_setoffs): every proposal decided alike at every member (never
+ *             committed at one and aborted at another; one reason, AM04 AB05 NARR AM03 DUPL), no
+ *             leg pending anywhere; each edge's two legs both there or neither (all of them for a
+ *             commit), of the terms' amount and currency, settled for a commit and rejected with
+ *             the abort's reason for an abort, naming the same terms; no leg of a set-off nobody
+ *             proposed; each node's positions per currency summed over its peers what its records
+ *             but set-off legs move, its settled legs summing to nothing (check_fx); cycle
+ *             statements count a leg's money its way (cy_recompute); the final reconciliations
+ *             match the legs. The summary counts proposals, refusals by the proposer's books,
+ *             commits, aborts by reason, those a member crashed during, the hostile messages.
  *
  * Each world runs in a child process (an abort in the node code is a failed world, not a
  * failed run). `sim --seeds N [--from S] [--nodes K] [--replace-anytime] [--restore-holds]
@@ -221,6 +248,7 @@
 #include "replace.h"
 #include "screen_list.h"
 #include "screen_run.h"
+#include "setoffs.h"
 #include "statement.h"
 #include "wire.h"
 #include "settlement.h"
@@ -460,6 +488,53 @@ enum {
     CY_STATS
 };
 
+/* A multilateral set-off (PROTOCOL.md 3.12): an operator runs `corridor setoff propose --ring
+ * ...` at a member (daemon.c handle_setoff_propose: the ring turned so the proposer is first,
+ * channel_setoff_propose and the operator row "setoff" in one transaction). ring[i] owes
+ * ring[i + 1] (circular debts the workload built, ring_items); ring[0] proposes. */
+typedef enum {
+    SO_NORMAL,   /* an amount inside the ring's debts (as the books stand: may still be refused) */
+    SO_OVER,     /* more than one member's debt but not the proposer's: refused AM04 on the way
+                    (or by the proposer's own books: refused locally) */
+    SO_DEADLINE, /* a short deadline, ring[1] down from just after the proposal until after it:
+                    the proposer aborts AB05 while a member is down */
+    SO_KINDS
+} so_kind_t;
+
+static const char *const SO_KIND_NAMES[] = {"normal", "over a debt", "deadline"};
+
+typedef struct {
+    int64_t due_ms;
+    int ring[NODES_MAX]; /* nodes; ring[0] the proposer */
+    size_t k;            /* 3..5 */
+    so_kind_t kind;
+    int64_t amount;      /* SO_NORMAL: drawn; SO_OVER: chosen from the books when proposed */
+    int64_t deadline_ms; /* after its creation */
+    bool concurrent;     /* proposed at the same moment as another over a shared edge */
+    bool done, in_turn, committed;
+    bool local;   /* refused by the proposer's own books (why), nothing written; not run again */
+    char why[8];  /* that refusal's code */
+    int tries;    /* refused locally while its debts were not there yet: run again a few times */
+    bool crashed; /* a member crashed while it was in flight (so_note_crash) */
+    char id[CORRIDOR_UETR_LEN + 1];
+} so_t;
+
+/* the summary's counts of set-offs (check_setoffs; SO_STATS) */
+enum {
+    SO_STAT_PROPOSED,   /* proposals committed at their proposer */
+    SO_STAT_LOCAL,      /* refused by the proposer's own books, nothing sent */
+    SO_STAT_COMMITTED,  /* committed at every member */
+    SO_STAT_AM04,       /* aborted: a member's debt too small */
+    SO_STAT_AB05,       /* aborted: the deadline */
+    SO_STAT_OTHER,      /* aborted with another reason */
+    SO_STAT_CRASHED,    /* a member (the proposer included) crashed while it was in flight */
+    SO_STAT_CONCURRENT, /* proposed at the same moment as another sharing an edge */
+    SO_STAT_LEGS,       /* legs checked (both records of every edge) */
+    SO_STAT_DEADLINE,   /* SO_DEADLINE proposals committed at their proposer */
+    SO_STAT_FORGED,     /* hostile set-off messages the compromised node queued (committed) */
+    SO_STATS
+};
+
 typedef struct world world_t;
 
 /* A payment a node screens (PROTOCOL.md 3.8.2): held in the open transaction, its program
@@ -554,6 +629,7 @@ typedef struct {
     uint64_t fx_forged_in_turn;          /* its hostile trade messages, this turn */
     int64_t cy_scan_ms; /* its operator looks at `corridor cycle list` and `review list` then */
     uint64_t cy_nets_in_turn, cy_rejects_in_turn; /* net settlements sent, refused, this turn */
+    uint64_t so_forged_in_turn; /* the compromised node's hostile set-off messages, this turn */
 } node_t;
 
 /* while faults go on / at the end / an operator's --repair of a DIVERGED channel */
@@ -670,7 +746,7 @@ struct world {
     uint64_t order;
     partition_t partitions[64];
     size_t partitions_count;
-    crash_t crashes[16];
+    crash_t crashes[64]; /* the world's, then those set-offs add (so_crash_add) */
     disk_event_t disks[4];
     recon_event_t recons[4];
     size_t recons_count;
@@ -719,6 +795,15 @@ struct world {
     char (*cy_forged)[CORRIDOR_UETR_LEN + 1]; /* ids of the hostile NetSettlements */
     size_t cy_forged_count;
     uint64_t cy_stats[CY_STATS];
+    /* multilateral set-offs (PROTOCOL.md 3.12), from a stream of their own */
+    rng_t so_rng, so_forge_rng;
+    int64_t so_forge_due_ms;
+    bool setoffs;
+    int rings[2][NODES_MAX]; /* the rings the workload's circular debts run round */
+    size_t ring_len[2], rings_count;
+    so_t *sos;
+    size_t sos_count;
+    uint64_t so_stats[SO_STATS];
     /* checks */
     bool in_transaction; /* inside some node's engine_transaction */
     int turn_node;       /* whose turn it is */
@@ -1761,8 +1846,11 @@ static void node_close(node_t *n)
     }
 }
 
+static void so_note_crash(world_t *w, node_t *n);
+
 static void node_crash(world_t *w, node_t *n, int64_t down_ms, const char *how)
 {
+    so_note_crash(w, n);
     node_close(n);
     n->crashes++;
     n->restart_ms = w->now + down_ms;
@@ -2991,6 +3079,298 @@ static void cycles_settle(world_t *w, node_t *n, bool committed)
     n->cy_nets_in_turn = n->cy_rejects_in_turn = 0;
 }
 
+/* ---- multilateral set-offs (PROTOCOL.md 3.12) ---------------------------------------------------
+ */
+
+/* A crash of node `node` at `at` (not before now, only while faults go on), in time order among
+ * those still to come. */
+static void so_crash_add(world_t *w, int node, int64_t at, crash_kind_t kind, int64_t down_ms)
+{
+    if (w->crashes_count == sizeof w->crashes / sizeof w->crashes[0] || at >= w->faults_end ||
+        at < w->now) {
+        return;
+    }
+    size_t i = w->crashes_count++;
+    while (i > w->crashes_next && w->crashes[i - 1].at > at) {
+        w->crashes[i] = w->crashes[i - 1];
+        i--;
+    }
+    w->crashes[i] = (crash_t){.at = at, .node = node, .kind = kind, .down_ms = down_ms};
+    trace(w, "%s will crash at t=%" PRId64 " (kind %d, down %" PRId64 " ms): a set-off in flight",
+          w->node[node].name, at, (int)kind, down_ms);
+}
+
+/* What ring member p can set off as its books stand (3.12.2 step 4: the smaller of what it owes
+ * its successor and what its predecessor owes it, after the legs it voted for that are still
+ * pending); INT64_MAX when it is down. The turn's node reads through its own connection. */
+static int64_t so_room(world_t *w, const so_t *so, size_t p)
+{
+    node_t *m = &w->node[so->ring[p]];
+    ledger_t *l = w->in_transaction && m->idx == w->turn_node ? m->ledger : m->reader;
+    if (!m->up || l == NULL) {
+        return INT64_MAX;
+    }
+    const char *next = w->node[so->ring[(p + 1) % so->k]].name;
+    const char *prev = w->node[so->ring[(p + so->k - 1) % so->k]].name;
+    int64_t owed_next = 0, owed_by_prev = 0, pending = 0, pend_out = 0, pend_in = 0;
+    if (ledger_position(l, next, "RUB", &owed_next, &pending) != LEDGER_OK ||
+        ledger_position(l, prev, "RUB", &owed_by_prev, &pending) != LEDGER_OK ||
+        ledger_setoff_pending(l, next, "RUB", DIRECTION_OUT, &pend_out) != LEDGER_OK ||
+        ledger_setoff_pending(l, prev, "RUB", DIRECTION_IN, &pend_in) != LEDGER_OK) {
+        return INT64_MAX;
+    }
+    int64_t a = -owed_next - pend_out, b = owed_by_prev - pend_in;
+    int64_t r = a < b ? a : b;
+    return r < 0 ? 0 : r;
+}
+
+/* Inside the proposer n's transaction: its operator's `setoff propose` runs that are due, as
+ * daemon.c handle_setoff_propose does them (the terms with the ring turned so n is first: its own
+ * key, its neighbours' as their channels hold them, the others' from its cards; a fresh id;
+ * channel_setoff_propose and the operator row "setoff"). Refused as a usage error while a
+ * neighbour has not offered set-offs (tried again a second later); refused by n's own books
+ * (AM04 while the debts are not there yet, NARR while a neighbour's channel is DIVERGED: tried
+ * again a few times); lost with its transaction: run again under a new id. */
+static void setoffs_due(world_t *w, node_t *n)
+{
+    for (size_t q = 0; q < w->sos_count && !w->failed; q++) {
+        so_t *so = &w->sos[q];
+        if (so->ring[0] != n->idx || so->done || so->in_turn || so->due_ms > w->now) {
+            continue;
+        }
+        channel_t *next = engine_channel(n->engine, n->index_of[so->ring[1]]);
+        channel_t *prev = engine_channel(n->engine, n->index_of[so->ring[so->k - 1]]);
+        if (!channel_peer_offers(next, CHANNEL_FEATURE_SETOFF) ||
+            !channel_peer_offers(prev, CHANNEL_FEATURE_SETOFF)) {
+            so->due_ms = w->now + 1000; /* not heard from since this node started */
+            continue;
+        }
+        if (so->kind == SO_OVER) { /* more than a later member can set off, not than we can */
+            int64_t own = so_room(w, so, 0), least = INT64_MAX;
+            for (size_t p = 1; p < so->k; p++) {
+                int64_t r = so_room(w, so, p);
+                least = r < least ? r : least;
+            }
+            so->amount = least < own && least != INT64_MAX
+                             ? least + 1 + (int64_t)rng_below(&w->so_rng, (uint64_t)(own - least))
+                             : own + 1;
+            so->amount =
+                so->amount > CORRIDOR_AMOUNT_MINOR_MAX ? CORRIDOR_AMOUNT_MINOR_MAX : so->amount;
+        }
+        setoff_terms_t t;
+        memset(&t, 0, sizeof t);
+        t.n = so->k;
+        for (size_t k = 0; k < so->k; k++) {
+            setoff_member_t *m = &t.ring[k];
+            snprintf(m->code, sizeof m->code, "%s", w->node[so->ring[k]].name);
+            size_t pi = n->index_of[so->ring[k]];
+            const uint8_t *key = k == 0 ? n->id->sign_public
+                                 : k == 1 || k == so->k - 1
+                                     ? channel_peer_sign_public(engine_channel(n->engine, pi))
+                                     : n->config->peers[pi].card.sign_public;
+            memcpy(m->signing_key, key, sizeof m->signing_key);
+            identity_key_id(key, m->key_id);
+        }
+        make_uetr(&w->so_rng, t.setoff_id);
+        snprintf(t.currency, sizeof t.currency, "RUB");
+        t.amount_minor = so->amount;
+        t.created_unix_ms = wall_of(w->now);
+        t.deadline_unix_ms = t.created_unix_ms + so->deadline_ms;
+        const char *why = NULL;
+        ledger_err_t rc = channel_setoff_propose(next, prev, &t, &why);
+        if (rc == LEDGER_OK && why != NULL) {
+            trace(w,
+                  "%s's operator proposes a %s set-off of %" PRId64 " RUB round %zu: refused "
+                  "by its books: %s (it can set off %" PRId64 ")",
+                  n->name, SO_KIND_NAMES[so->kind], so->amount, so->k, why, so_room(w, so, 0));
+            bool again =
+                strcmp(why, "NARR") == 0 || (so->kind != SO_OVER && strcmp(why, "AM04") == 0);
+            if (again && ++so->tries < 4 && w->now < w->faults_end) {
+                so->due_ms = w->now + rng_range(&w->so_rng, 1000, 4000);
+            } else {
+                so->done = so->local = true;
+                snprintf(so->why, sizeof so->why, "%s", why);
+                w->so_stats[SO_STAT_LOCAL]++;
+            }
+            continue;
+        }
+        if (rc == LEDGER_OK) {
+            json_t *members = json_array();
+            for (size_t k = 0; k < so->k; k++) {
+                json_array_append_new(members, json_string(t.ring[k].code));
+            }
+            rc = operation_record(n->ledger, 0, "setoff", "",
+                                  json_pack("{s:s, s:o, s:s, s:I}", "setoff_id", t.setoff_id,
+                                            "ring", members, "currency", t.currency, "amount_minor",
+                                            (json_int_t)t.amount_minor));
+        }
+        snprintf(so->id, sizeof so->id, "%s", t.setoff_id);
+        so->in_turn = true;
+        trace(w,
+              "%s's operator proposes %s set-off %s of %" PRId64 " RUB round %zu nodes%s, "
+              "deadline %" PRId64 " ms: %s",
+              n->name, SO_KIND_NAMES[so->kind], so->id, so->amount, so->k,
+              so->concurrent ? " (another at the same moment)" : "", so->deadline_ms,
+              ledger_strerror(rc));
+        if (rc != LEDGER_OK && disk_fault_at(w, n->idx, w->now) == DISK_OK) {
+            fail(w, "%s: proposing set-off %s failed: %s (%s)", n->name, so->id,
+                 ledger_strerror(rc), ledger_last_error(n->ledger));
+        }
+    }
+}
+
+/* After the proposer n's transaction: its proposals committed (then crashes of members while
+ * they are in flight: ring[1] down past the deadline of a SO_DEADLINE one, now and then any
+ * member, the proposer included, at any step), or to run again under a new id. */
+static void setoffs_settle(world_t *w, node_t *n, bool committed)
+{
+    for (size_t q = 0; q < w->sos_count; q++) {
+        so_t *so = &w->sos[q];
+        if (!so->in_turn || so->ring[0] != n->idx) {
+            continue;
+        }
+        so->in_turn = false;
+        so->done = so->committed = committed;
+        if (!committed) {
+            so->id[0] = '\0';
+            continue;
+        }
+        w->so_stats[SO_STAT_PROPOSED]++;
+        w->so_stats[SO_STAT_DEADLINE] += so->kind == SO_DEADLINE;
+        if (so->kind == SO_DEADLINE) {
+            so_crash_add(w, so->ring[1], w->now, CRASH_BETWEEN,
+                         so->deadline_ms + rng_range(&w->so_rng, 1000, 4000));
+        }
+        if (rng_chance(&w->so_rng, 600)) {
+            int who = so->ring[rng_below(&w->so_rng, so->k)];
+            crash_kind_t kind =
+                (crash_kind_t)rng_range(&w->so_rng, CRASH_BETWEEN, CRASH_LOST_COMMIT);
+            so_crash_add(w, who, w->now + rng_range(&w->so_rng, 0, 3000), kind,
+                         rng_range(&w->so_rng, 10, 5000));
+        }
+    }
+    w->so_stats[SO_STAT_FORGED] += committed ? n->so_forged_in_turn : 0;
+    n->so_forged_in_turn = 0;
+}
+
+/* Inside the compromised node x's transaction: one hostile set-off message to a random peer y, on
+ * its real channel (channel_send_body), over terms x proposes and signs round x, y and a third
+ * node: a SetoffDecision committing with no vote (x proposer, y its predecessor), one from a
+ * node that is not y's successor, or a SetoffRelay carrying no vote. Each is refused by y and
+ * counted unentitled (channel_stats), nothing recorded (check_setoffs: no leg nobody proposed). */
+static void so_forge(world_t *w, node_t *x)
+{
+    rng_t *r = &w->so_forge_rng;
+    w->so_forge_due_ms = w->now + rng_range(r, 500, 4000);
+    if (x->config->peers_count == 0) {
+        return;
+    }
+    size_t pi = (size_t)rng_below(r, x->config->peers_count);
+    int y = x->peer_node[pi], z = -1;
+    for (int i = 0; i < w->n && z < 0; i++) {
+        z = i != x->idx && i != y ? i : -1;
+    }
+    channel_t *ch = engine_channel(x->engine, pi);
+    if (z < 0 || !channel_peer_offers(ch, CHANNEL_FEATURE_SETOFF) || channel_wire_version(ch) < 2) {
+        return;
+    }
+    int choice = (int)rng_below(r, 3);
+    int order[3] = {x->idx, choice == 0 ? z : y, choice == 0 ? y : z};
+    setoff_message_t m;
+    memset(&m, 0, sizeof m);
+    setoff_terms_t *t = &m.terms;
+    t->n = 3;
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(t->ring[k].code, sizeof t->ring[k].code, "%s", w->node[order[k]].name);
+        memcpy(t->ring[k].signing_key, w->node[order[k]].id->sign_public,
+               sizeof t->ring[k].signing_key);
+        identity_key_id(t->ring[k].signing_key, t->ring[k].key_id);
+    }
+    make_uetr(r, t->setoff_id);
+    snprintf(t->currency, sizeof t->currency, "RUB");
+    t->amount_minor = rng_range(r, 1, AMOUNT_MAX);
+    t->created_unix_ms = wall_of(w->now);
+    t->deadline_unix_ms = t->created_unix_ms + 30000;
+    bool decision = choice != 2;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (setoff_terms_encode(t, &m.terms_bytes, &m.terms_len) != 0 ||
+        setoff_sign(SETOFF_TERMS_DOMAIN, m.terms_bytes, m.terms_len, x->id->sign_secret,
+                    m.terms_signature) != 0) {
+        abort();
+    }
+    if (decision) {
+        setoff_terms_hash(m.terms_bytes, m.terms_len, m.verdict.terms_hash);
+        m.verdict.commit = true;
+        m.verdict_len = setoff_verdict_encode(&m.verdict, m.verdict_bytes);
+        if (m.verdict_len == 0 || setoff_sign(SETOFF_VERDICT_DOMAIN, m.verdict_bytes, m.verdict_len,
+                                              x->id->sign_secret, m.verdict_signature) != 0) {
+            abort();
+        }
+    }
+    if (setoff_message_encode(&m, decision, &body, &len) != 0) {
+        abort();
+    }
+    free(m.terms_bytes);
+    ledger_err_t rc =
+        channel_send_body(ch, decision ? MSG_SETOFF_DECISION : MSG_SETOFF_RELAY, body, len);
+    free(body);
+    if (rc != LEDGER_OK) {
+        if (disk_fault_at(w, x->idx, w->now) == DISK_OK) {
+            fail(w, "%s: queueing a hostile set-off message failed: %s", x->name,
+                 ledger_strerror(rc));
+        }
+        return;
+    }
+    x->forged_in_turn[y]++;
+    x->so_forged_in_turn++;
+    static const char *const what[] = {"a commit with no vote",
+                                       "a decision from a node not its successor",
+                                       "a relay with no vote"};
+    trace(w, "%s->%s %s: hostile, by the compromised %s (%s)", x->name, w->node[y].name,
+          decision ? "SetoffDecision" : "SetoffRelay", x->name, what[choice]);
+}
+
+/* Whether set-off so is in flight: a member that is up holds no decision of it yet. */
+static bool so_in_flight(world_t *w, const so_t *so)
+{
+    for (size_t p = 0; p < so->k; p++) {
+        node_t *m = &w->node[so->ring[p]];
+        if (!m->up || m->reader == NULL) {
+            continue;
+        }
+        ledger_setoff_t rec;
+        bool found = false;
+        if (ledger_setoff_get(m->reader, so->id, &rec, &found) != LEDGER_OK) {
+            continue;
+        }
+        bool open = !found || rec.state == SETOFF_VOTING;
+        if (found) {
+            ledger_setoff_release(&rec);
+        }
+        if (open) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* n crashes: the set-offs it is a member of that are in flight had a crash during. */
+static void so_note_crash(world_t *w, node_t *n)
+{
+    for (size_t q = 0; q < w->sos_count && w->setoffs; q++) {
+        so_t *so = &w->sos[q];
+        bool member = false;
+        for (size_t p = 0; p < so->k; p++) {
+            member |= so->ring[p] == n->idx;
+        }
+        if (member && so->committed && !so->crashed && so_in_flight(w, so)) {
+            so->crashed = true;
+            trace(w, "%s crashes while set-off %s is in flight", n->name, so->id);
+        }
+    }
+}
+
 static void submit_due(void *arg)
 {
     node_t *n = arg;
@@ -3059,6 +3439,9 @@ static void submit_due(void *arg)
         cycles_due(w, n);
         cycles_scan(w, n);
     }
+    if (w->setoffs) {
+        setoffs_due(w, n);
+    }
     if (n->idx == w->attacker && w->forging && w->forge_due_ms <= w->now &&
         w->now < w->faults_end) {
         forge_sequenced(w, n);
@@ -3070,6 +3453,10 @@ static void submit_due(void *arg)
     if (n->idx == w->attacker && w->forging && w->cycles && w->cy_forge_due_ms <= w->now &&
         w->now < w->faults_end) {
         cy_forge(w, n);
+    }
+    if (n->idx == w->attacker && w->forging && w->setoffs && w->so_forge_due_ms <= w->now &&
+        w->now < w->faults_end) {
+        so_forge(w, n);
     }
     if (n->rotations_done < n->rotations_wanted && n->rotate_at <= w->now &&
         w->now < w->faults_end) {
@@ -3169,6 +3556,16 @@ static int64_t next_due(const world_t *w, const node_t *n)
         w->cy_forge_due_ms < w->faults_end && w->cy_forge_due_ms < next) {
         next = w->cy_forge_due_ms;
     }
+    for (size_t q = 0; q < w->sos_count; q++) {
+        const so_t *so = &w->sos[q];
+        if (so->ring[0] == n->idx && !so->done && !so->in_turn && so->due_ms < next) {
+            next = so->due_ms;
+        }
+    }
+    if (faults && n->idx == w->attacker && w->forging && w->setoffs &&
+        w->so_forge_due_ms < w->faults_end && w->so_forge_due_ms < next) {
+        next = w->so_forge_due_ms;
+    }
     return next;
 }
 
@@ -3207,6 +3604,7 @@ static void items_settle(world_t *w, node_t *n, bool committed)
     }
     fx_settle(w, n, committed);
     cycles_settle(w, n, committed);
+    setoffs_settle(w, n, committed);
     w->rets_dupl += committed ? n->dupl_in_turn : 0;
     w->rets_local += committed ? n->local_in_turn : 0;
     n->dupl_in_turn = n->local_in_turn = 0;
@@ -4170,6 +4568,49 @@ static bool world_build(world_t *w, const options_t *opt)
             }
         }
     }
+    /* multilateral set-offs (PROTOCOL.md 3.12), from a stream of their own, in seven worlds in
+     * ten of three nodes or more without a restore (a repair does not import a set-off leg: known
+     * gap 23), a stolen key (`key replace` signs queued messages again under the new key) or a
+     * key rotation (a member's key in the terms is its card's, or the one its neighbour's
+     * channel held when it was proposed, and is checked against the key that signs the message
+     * carrying it: a rotation while one is in flight leaves legs pending, gap 23). Which worlds
+     * have those is the first draw of their own streams, so it is known here, before the
+     * topology is final: one or two rings of 3 to 5 nodes, every pair of a ring's nodes joined
+     * (the proposer needs a card of each member), worlds without set-offs as they were. */
+    w->so_rng.s = w->seed ^ UINT64_C(0x7365746f66667321);
+    w->so_forge_rng.s = w->seed ^ UINT64_C(0x736f666f72676521);
+    w->so_forge_due_ms = rng_range(&w->so_forge_rng, 0, 3000);
+    {
+        rng_t rs = {w->seed ^ UINT64_C(0x726573746f726521)};
+        rng_t ro = {w->seed ^ UINT64_C(0x726f746174652121)};
+        rng_t rp = {w->seed ^ UINT64_C(0x7265706c61636521)};
+        bool restore = !opt->no_lost_commits && rng_chance(&rs, 200);
+        bool rotation = !restore && rng_chance(&ro, 333);
+        bool stolen = !rotation && !restore && rng_chance(&rp, 250);
+        w->setoffs = w->n >= 3 && !restore && !rotation && !stolen && rng_chance(&w->so_rng, 700);
+    }
+    if (w->setoffs) {
+        w->rings_count = w->n >= 4 && rng_chance(&w->so_rng, 600) ? 2 : 1;
+        for (size_t q = 0; q < w->rings_count; q++) {
+            int order[NODES_MAX];
+            for (int i = 0; i < w->n; i++) {
+                order[i] = i;
+            }
+            for (int i = w->n - 1; i > 0; i--) {
+                int j = (int)rng_below(&w->so_rng, (uint64_t)i + 1);
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+            w->ring_len[q] = (size_t)rng_range(&w->so_rng, 3, w->n);
+            for (size_t a = 0; a < w->ring_len[q]; a++) {
+                w->rings[q][a] = order[a];
+                for (size_t b = 0; b < a; b++) {
+                    w->channel[order[a]][order[b]] = w->channel[order[b]][order[a]] = true;
+                }
+            }
+        }
+    }
     /* network */
     static const unsigned loss[] = {0, 0, 10, 50, 200};
     w->loss = loss[rng_below(r, 5)];
@@ -4405,6 +4846,87 @@ static bool world_build(world_t *w, const options_t *opt)
             it->amount = rng_range(r, 1, AMOUNT_MAX);
         }
         w->items_count++;
+    }
+    /* set-offs: circular debts round each ring (RUB, which every node deals in: payments from
+     * each member to its successor early in the workload, larger than the other payments, whose
+     * traffic both ways would otherwise leave no debt round the ring; screened, cancelled or
+     * expired as any other), then the proposals during the faults, by members other than the
+     * compromised node (it forges), some two at the same moment round one ring (concurrent,
+     * overlapping) */
+    if (w->setoffs) {
+        size_t more = 0;
+        for (size_t q = 0; q < w->rings_count; q++) {
+            more += 5 * w->ring_len[q];
+        }
+        item_t *v = realloc(w->items, (w->items_count + more + 1) * sizeof *w->items);
+        if (v == NULL) {
+            abort();
+        }
+        w->items = v;
+        for (size_t q = 0; q < w->rings_count; q++) {
+            for (size_t a = 0; a < w->ring_len[q]; a++) {
+                int payer = w->rings[q][a], payee = w->rings[q][(a + 1) % w->ring_len[q]];
+                int64_t count = rng_range(&w->so_rng, 3, 5);
+                for (int64_t c = 0; c < count; c++) {
+                    item_t *it = &w->items[w->items_count];
+                    memset(it, 0, sizeof *it);
+                    it->payer = payer;
+                    it->payee = payee;
+                    it->peer_index = w->node[payer].index_of[payee];
+                    it->due_ms = rng_range(&w->so_rng, 0, span / 80) * 10;
+                    it->tag = (unsigned)(total + w->items_count);
+                    it->kind = ITEM_NORMAL;
+                    make_uetr(&w->so_rng, it->uetr);
+                    snprintf(it->currency, sizeof it->currency, "RUB");
+                    it->amount = rng_range(&w->so_rng, 5 * AMOUNT_MAX, 20 * AMOUNT_MAX);
+                    w->items_count++;
+                }
+            }
+        }
+        int64_t count = rng_range(&w->so_rng, 3, 8);
+        for (int64_t c = 0; c < count; c++) {
+            size_t q = (size_t)rng_below(&w->so_rng, w->rings_count);
+            size_t len = w->ring_len[q], rot = (size_t)rng_below(&w->so_rng, len);
+            int64_t due = rng_range(&w->so_rng, span / 4, w->faults_end - 1000);
+            bool twice = rng_chance(&w->so_rng, 350);
+            size_t before = w->sos_count;
+            for (int side = 0; side < (twice ? 2 : 1); side++) {
+                if (side == 1) { /* another member, or a member of the other ring, at once */
+                    q = (size_t)rng_below(&w->so_rng, w->rings_count);
+                    len = w->ring_len[q];
+                    rot = (size_t)rng_below(&w->so_rng, len);
+                }
+                if (w->forging && w->rings[q][rot] == w->attacker) {
+                    continue;
+                }
+                so_t *nv = realloc(w->sos, (w->sos_count + 1) * sizeof *w->sos);
+                if (nv == NULL) {
+                    abort();
+                }
+                w->sos = nv;
+                so_t *so = &w->sos[w->sos_count++];
+                memset(so, 0, sizeof *so);
+                so->k = len;
+                for (size_t p = 0; p < len; p++) {
+                    so->ring[p] = w->rings[q][(rot + p) % len];
+                }
+                unsigned roll = (unsigned)rng_below(&w->so_rng, 100);
+                so->kind = twice       ? SO_NORMAL
+                           : roll < 20 ? SO_OVER
+                           : roll < 40 ? SO_DEADLINE
+                                       : SO_NORMAL;
+                so->due_ms = due + (side == 1 ? rng_range(&w->so_rng, 0, 20) : 0);
+                so->amount = rng_range(&w->so_rng, 1, AMOUNT_MAX);
+                so->deadline_ms = so->kind == SO_DEADLINE ? rng_range(&w->so_rng, 1000, 2500)
+                                  : rng_chance(&w->so_rng, 500)
+                                      ? 30000
+                                      : rng_range(&w->so_rng, 5000, 60000);
+                so->concurrent = twice;
+            }
+            for (size_t i = before; twice && w->sos_count - before < 2 && i < w->sos_count; i++) {
+                w->sos[i].concurrent = false; /* the other was the compromised node's */
+            }
+        }
     }
     /* each node's items, by due time (then by index) */
     for (int i = 0; i < w->n; i++) {
@@ -4760,6 +5282,14 @@ static bool world_build(world_t *w, const options_t *opt)
             }
         }
     }
+    for (size_t q = 0; q < w->rings_count; q++) {
+        char ring[64] = "";
+        for (size_t a = 0; a < w->ring_len[q]; a++) {
+            strcat(ring, " ");
+            strcat(ring, w->node[w->rings[q][a]].name);
+        }
+        trace(w, "set-offs round%s (%zu proposals in the world)", ring, w->sos_count);
+    }
     if (w->attacker >= 0) {
         trace(w, "%s is compromised: it forges control messages%s", w->node[w->attacker].name,
               w->forging ? " and sequenced ones" : "");
@@ -4909,7 +5439,8 @@ typedef struct {
     world_t *w;
     node_t *n;
     size_t legs;
-    int64_t net[NODES_MAX][CURRENCIES_COUNT]; /* by peer node: what the settled records move */
+    int64_t net[NODES_MAX][CURRENCIES_COUNT];    /* by peer node: what the settled records move */
+    int64_t so_net[NODES_MAX][CURRENCIES_COUNT]; /* of them, set-off legs (PROTOCOL.md 3.12) */
 } fx_walk_t;
 
 static void fx_walk(const settlement_t *s, const ledger_outcome_t *o, void *arg)
@@ -4928,6 +5459,13 @@ static void fx_walk(const settlement_t *s, const ledger_outcome_t *o, void *arg)
     if (o->status == STATUS_SETTLED) {
         c->net[other][ccy] +=
             settlement_money_direction(s) == DIRECTION_IN ? s->amount_minor : -s->amount_minor;
+    }
+    if (settlement_is_setoff_leg(s)) { /* check_setoffs */
+        if (o->status == STATUS_SETTLED) {
+            c->so_net[other][ccy] +=
+                settlement_money_direction(s) == DIRECTION_IN ? s->amount_minor : -s->amount_minor;
+        }
+        return;
     }
     if (!settlement_is_fx_leg(s)) {
         return;
@@ -5053,6 +5591,7 @@ static void check_fx(world_t *w)
             fail(w, "%s holds %zu legs of trades, %zu were proposed with it", n->name, c->legs,
                  want);
         }
+        int64_t total[CURRENCIES_COUNT] = {0}; /* its positions summed over its peers */
         for (size_t p = 0; p < n->config->peers_count && !w->failed; p++) {
             int j = n->peer_node[p];
             for (size_t ccy = 0; ccy < CURRENCIES_COUNT && !w->failed; ccy++) {
@@ -5064,6 +5603,7 @@ static void check_fx(world_t *w)
                     break;
                 }
                 c->net[j][ccy] += nets_moved(w, n, w->node[j].name, CURRENCIES[ccy]);
+                total[ccy] += net;
                 if (net != c->net[j][ccy]) {
                     fail(w,
                          "%s's position with %s in %s is %" PRId64
@@ -5085,6 +5625,23 @@ static void check_fx(world_t *w)
                          "): a reservation or a hold left",
                          n->name, w->node[j].name, CURRENCIES[ccy], net);
                 }
+            }
+        }
+        /* set-offs move debts round a ring and nothing else: each node's net position in each
+         * currency, summed over its peers, is what its payments (and everything else but the
+         * set-off legs) made it, and the set-off legs it holds settled sum to nothing */
+        for (size_t ccy = 0; ccy < CURRENCIES_COUNT && !w->failed; ccy++) {
+            int64_t legs = 0, others = 0;
+            for (int j = 0; j < w->n; j++) {
+                legs += c->so_net[j][ccy];
+                others += c->net[j][ccy] - c->so_net[j][ccy];
+            }
+            if (legs != 0 || total[ccy] != others) {
+                fail(w,
+                     "%s's net position in %s over its peers is %" PRId64
+                     ", its records but set-offs move %" PRId64
+                     "; its settled set-off legs %" PRId64,
+                     n->name, CURRENCIES[ccy], total[ccy], others, legs);
             }
         }
         free(c);
@@ -5296,7 +5853,7 @@ static void cy_recompute(world_t *w, node_t *n, const char *peer, const cy_rows_
         int status = sqlite3_column_int(q, 3);
         uint64_t decided = (uint64_t)sqlite3_column_int64(q, 4);
         uint64_t ret = (uint64_t)sqlite3_column_int64(q, 5);
-        bool money_out = sqlite3_column_int(q, 6) == FX_LEG_ACCEPTOR_PAYS ? in : !in;
+        bool money_out = fx_leg_against(fx_leg_of_column(sqlite3_column_int(q, 6))) ? in : !in;
         const uint8_t *hash = sqlite3_column_blob(q, 7);
         if (sqlite3_column_bytes(q, 7) != DIGEST_BYTES || ccy == NULL) {
             fail(w, "%s: a damaged settlement row with %s", n->name, peer);
@@ -5595,6 +6152,269 @@ static void check_cycles(world_t *w)
     }
 }
 
+/* ---- set-offs once quiet (PROTOCOL.md 3.12) ---------------------------------------------------
+ */
+
+/* One set-off leg as a node holds it. */
+typedef struct {
+    int peer;
+    char id[CORRIDOR_UETR_LEN + 1];
+    direction_t direction;
+    int64_t amount;
+    char currency[CORRIDOR_CURRENCY_LEN + 1];
+    status_t status;
+    char reason[CORRIDOR_REASON_LEN_MAX + 1];
+    uint8_t hash[32];
+} so_leg_t;
+
+typedef struct {
+    world_t *w;
+    so_leg_t *v;
+    size_t count, cap;
+} so_legs_t;
+
+static void so_leg_collect(const settlement_t *s, const ledger_outcome_t *o, void *arg)
+{
+    so_legs_t *c = arg;
+    if (!settlement_is_setoff_leg(s)) {
+        return;
+    }
+    if (c->count == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->v = realloc(c->v, c->cap * sizeof *c->v);
+        if (c->v == NULL) {
+            abort();
+        }
+    }
+    so_leg_t *l = &c->v[c->count++];
+    memset(l, 0, sizeof *l);
+    l->peer = node_by_name(c->w, s->peer);
+    snprintf(l->id, sizeof l->id, "%s", s->fx_id);
+    l->direction = s->direction;
+    l->amount = s->amount_minor;
+    snprintf(l->currency, sizeof l->currency, "%s", s->currency);
+    l->status = o->status;
+    snprintf(l->reason, sizeof l->reason, "%s", o->reason);
+    memcpy(l->hash, s->original_hash, sizeof l->hash);
+}
+
+/* Node n's set-off legs (c->v malloc'd; the caller frees it); false when they cannot be read. */
+static bool so_legs_of(world_t *w, node_t *n, so_legs_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->w = w;
+    if (ledger_settlements(n->reader, so_leg_collect, c) != LEDGER_OK) {
+        fail(w, "%s: cannot list settlements", n->name);
+        return false;
+    }
+    return true;
+}
+
+static const so_leg_t *so_leg_find(const so_legs_t *c, int peer, const char *id)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        if (c->v[i].peer == peer && strcmp(c->v[i].id, id) == 0) {
+            return &c->v[i];
+        }
+    }
+    return NULL;
+}
+
+/* Whether every set-off was proposed (or refused by its proposer's books), every member holds
+ * the decision of each one proposed, and no node holds a set-off leg pending; `strict` reports
+ * what is not. */
+static bool setoffs_final(world_t *w, bool strict)
+{
+    if (!w->setoffs) {
+        return true;
+    }
+    for (size_t q = 0; q < w->sos_count && !w->failed; q++) {
+        const so_t *so = &w->sos[q];
+        if (!so->done || so->in_turn) {
+            if (strict) {
+                fail(w, "liveness: the %s set-off %s's operator runs was never proposed",
+                     SO_KIND_NAMES[so->kind], w->node[so->ring[0]].name);
+            }
+            return false;
+        }
+        for (size_t p = 0; so->committed && p < so->k; p++) {
+            node_t *m = &w->node[so->ring[p]];
+            ledger_setoff_t rec;
+            bool found = false;
+            if (!m->up || ledger_setoff_get(m->reader, so->id, &rec, &found) != LEDGER_OK) {
+                if (strict) {
+                    fail(w, "liveness: set-off %s: %s is down or its record unreadable", so->id,
+                         m->name);
+                }
+                return false;
+            }
+            setoff_state_t state = found ? rec.state : SETOFF_VOTING;
+            if (found) {
+                ledger_setoff_release(&rec);
+            }
+            if (state != SETOFF_COMMITTED && state != SETOFF_ABORTED) {
+                if (strict) {
+                    fail(w,
+                         "liveness: %s set-off %s proposed by %s not decided at %s (%s) %d s "
+                         "after faults stopped",
+                         SO_KIND_NAMES[so->kind], so->id, w->node[so->ring[0]].name, m->name,
+                         found ? setoff_state_name(state) : "no record", LIVENESS_MS / 1000);
+                }
+                return false;
+            }
+        }
+    }
+    for (int i = 0; i < w->n && !w->failed; i++) {
+        so_legs_t c;
+        if (!w->node[i].up || !so_legs_of(w, &w->node[i], &c)) {
+            return false;
+        }
+        bool pending = false;
+        for (size_t k = 0; k < c.count && !pending; k++) {
+            if (c.v[k].status != STATUS_SETTLED && c.v[k].status != STATUS_REJECTED) {
+                pending = true;
+                if (strict) {
+                    fail(w, "liveness: %s holds its leg of set-off %s with %s %s", w->node[i].name,
+                         c.v[k].id, c.v[k].peer >= 0 ? w->node[c.v[k].peer].name : "?",
+                         status_name(c.v[k].status));
+                }
+            }
+        }
+        free(c.v);
+        if (pending) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Once quiet: every leg a node holds is one of a set-off proposed round a ring it is on, with its
+ * successor (out) or its predecessor (in); each set-off decided alike at every member (never
+ * committed at one and aborted at another, with one reason); every edge's two records both there
+ * or neither (all of them for a commit), of the terms' amount and currency, settled for a commit
+ * and rejected with the abort's reason for an abort, and naming the same terms (H13). That the
+ * set-offs leave each node's net position per currency as its payments made it is check_fx's
+ * (so_net). */
+static void check_setoffs(world_t *w)
+{
+    if (!w->setoffs) {
+        return;
+    }
+    uint64_t *st = w->so_stats;
+    so_legs_t legs[NODES_MAX];
+    memset(legs, 0, sizeof legs);
+    for (int i = 0; i < w->n && !w->failed; i++) {
+        so_legs_of(w, &w->node[i], &legs[i]);
+    }
+    for (int i = 0; i < w->n && !w->failed; i++) {
+        for (size_t k = 0; k < legs[i].count && !w->failed; k++) {
+            const so_leg_t *l = &legs[i].v[k];
+            bool known = false;
+            for (size_t q = 0; q < w->sos_count && !known; q++) {
+                const so_t *so = &w->sos[q];
+                if (!so->committed || strcmp(so->id, l->id) != 0) {
+                    continue;
+                }
+                for (size_t p = 0; p < so->k; p++) {
+                    int want = l->direction == DIRECTION_OUT ? so->ring[(p + 1) % so->k]
+                                                             : so->ring[(p + so->k - 1) % so->k];
+                    known |= so->ring[p] == i && l->peer == want;
+                }
+            }
+            if (!known) {
+                fail(w, "%s holds a leg %s with %s of set-off %s that no ring of it proposed",
+                     w->node[i].name, l->direction == DIRECTION_OUT ? "out" : "in",
+                     l->peer >= 0 ? w->node[l->peer].name : "?", l->id);
+            }
+        }
+    }
+    for (size_t q = 0; q < w->sos_count && !w->failed; q++) {
+        const so_t *so = &w->sos[q];
+        if (!so->committed) {
+            continue;
+        }
+        setoff_state_t state[NODES_MAX] = {SETOFF_VOTING};
+        char reason[NODES_MAX][CORRIDOR_REASON_LEN_MAX + 1];
+        for (size_t p = 0; p < so->k; p++) {
+            ledger_setoff_t rec;
+            bool found = false;
+            state[p] = SETOFF_VOTING;
+            reason[p][0] = '\0';
+            if (ledger_setoff_get(w->node[so->ring[p]].reader, so->id, &rec, &found) == LEDGER_OK &&
+                found) {
+                state[p] = rec.state;
+                snprintf(reason[p], sizeof reason[p], "%s", rec.reason);
+                ledger_setoff_release(&rec);
+            }
+        }
+        for (size_t p = 1; p < so->k; p++) {
+            if (state[p] != state[0] || strcmp(reason[p], reason[0]) != 0) {
+                fail(w, "set-off %s (%s, by %s): %s at %s, %s %s at %s", so->id,
+                     SO_KIND_NAMES[so->kind], w->node[so->ring[0]].name,
+                     setoff_state_name(state[0]), w->node[so->ring[0]].name,
+                     setoff_state_name(state[p]), reason[p], w->node[so->ring[p]].name);
+                break;
+            }
+        }
+        bool commit = state[0] == SETOFF_COMMITTED;
+        static const char *const aborts[] = {"AM04", "AB05", "NARR", "AM03", "DUPL"};
+        bool known_reason = commit && reason[0][0] == '\0';
+        for (size_t a = 0; a < sizeof aborts / sizeof aborts[0]; a++) {
+            known_reason |= !commit && strcmp(reason[0], aborts[a]) == 0;
+        }
+        if (!w->failed && !known_reason) {
+            fail(w, "set-off %s ended %s with reason '%s'", so->id, setoff_state_name(state[0]),
+                 reason[0]);
+        }
+        for (size_t p = 0; p < so->k && !w->failed; p++) {
+            int a = so->ring[p], b = so->ring[(p + 1) % so->k];
+            const so_leg_t *la = so_leg_find(&legs[a], b, so->id);
+            const so_leg_t *lb = so_leg_find(&legs[b], a, so->id);
+            if ((la == NULL) != (lb == NULL) || (commit && la == NULL)) {
+                fail(w, "set-off %s %s: the edge %s owes %s: %s holds %s leg, %s %s", so->id,
+                     setoff_state_name(state[0]), w->node[a].name, w->node[b].name, w->node[a].name,
+                     la != NULL ? "its" : "no", w->node[b].name, lb != NULL ? "its" : "none");
+                break;
+            }
+            if (la == NULL) {
+                continue;
+            }
+            status_t want = commit ? STATUS_SETTLED : STATUS_REJECTED;
+            if (la->direction != DIRECTION_OUT || lb->direction != DIRECTION_IN ||
+                la->amount != so->amount || lb->amount != so->amount ||
+                strcmp(la->currency, "RUB") != 0 || strcmp(lb->currency, "RUB") != 0 ||
+                la->status != want || lb->status != want || strcmp(la->reason, reason[0]) != 0 ||
+                strcmp(lb->reason, reason[0]) != 0 || memcmp(la->hash, lb->hash, 32) != 0) {
+                fail(w,
+                     "set-off %s %s %s of %" PRId64 " RUB: the edge %s owes %s: %s holds %s "
+                     "%" PRId64 " %s %s %s, %s holds %s %" PRId64 " %s %s %s%s",
+                     so->id, setoff_state_name(state[0]), reason[0], so->amount, w->node[a].name,
+                     w->node[b].name, w->node[a].name,
+                     la->direction == DIRECTION_OUT ? "out" : "in", la->amount, la->currency,
+                     status_name(la->status), la->reason, w->node[b].name,
+                     lb->direction == DIRECTION_OUT ? "out" : "in", lb->amount, lb->currency,
+                     status_name(lb->status), lb->reason,
+                     memcmp(la->hash, lb->hash, 32) != 0 ? " (other terms)" : "");
+                break;
+            }
+            st[SO_STAT_LEGS] += 2;
+        }
+        st[SO_STAT_COMMITTED] += commit;
+        st[SO_STAT_AM04] += !commit && strcmp(reason[0], "AM04") == 0;
+        st[SO_STAT_AB05] += !commit && strcmp(reason[0], "AB05") == 0;
+        st[SO_STAT_OTHER] +=
+            !commit && strcmp(reason[0], "AM04") != 0 && strcmp(reason[0], "AB05") != 0;
+        st[SO_STAT_CRASHED] += so->crashed;
+        st[SO_STAT_CONCURRENT] += so->concurrent;
+        trace(w, "set-off %s (%s, %zu members, by %s, %" PRId64 " RUB): %s %s%s", so->id,
+              SO_KIND_NAMES[so->kind], so->k, w->node[so->ring[0]].name, so->amount,
+              setoff_state_name(state[0]), reason[0], so->crashed ? " (a crash during)" : "");
+    }
+    for (int i = 0; i < w->n; i++) {
+        free(legs[i].v);
+    }
+}
+
 static bool returns_final(world_t *w, bool strict);
 
 /* Whether no channel is DIVERGED (its operator's repair, operator_repairs, still to come: the
@@ -5630,6 +6450,9 @@ static bool books_final(world_t *w, bool strict)
         return false;
     }
     if (!cycles_final(w, strict)) {
+        return false;
+    }
+    if (!setoffs_final(w, strict)) {
         return false;
     }
     for (size_t k = 0; k < w->items_count; k++) {
@@ -6188,6 +7011,13 @@ static bool reconciles_done(world_t *w, bool strict)
                                ? 2
                                : 0;
             }
+            so_legs_t legs; /* and its set-off legs (3.12; check_setoffs says they are right) */
+            if (w->setoffs && so_legs_of(w, n, &legs)) {
+                for (size_t k = 0; k < legs.count; k++) {
+                    entries += legs.v[k].peer == n->peer_node[p];
+                }
+                free(legs.v);
+            }
             json_int_t matched = json_integer_value(json_object_get(r, "matched"));
             if (error != NULL) {
                 fail(w, "I6: %s's reconciliation with %s: %s", n->name, peer, error);
@@ -6404,6 +7234,7 @@ static void world_free(world_t *w)
     w->rets = NULL;
     free(w->fxs);
     free(w->cys);
+    free(w->sos);
     free(w->cy_forged);
     w->fxs = NULL;
     if (w->thief_keys != NULL) { /* before the configs that count them go */
@@ -6523,6 +7354,9 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
                 if (!w->failed) {
                     check_cycles(w);
                 }
+                if (!w->failed) {
+                    check_setoffs(w);
+                }
                 start_reconciles(w);
                 reconciling = true;
                 reconcile_end = w->now + RECONCILE_MS;
@@ -6607,7 +7441,11 @@ static int world_run(uint64_t seed, const options_t *opt, const char *dir)
         for (size_t k = 0; k < CY_STATS; k++) {
             fprintf(f, " %" PRIu64, w->cy_stats[k]);
         }
-        fprintf(f, " %d\n", w->cycles);
+        fprintf(f, " %d", w->cycles);
+        for (size_t k = 0; k < SO_STATS; k++) {
+            fprintf(f, " %" PRIu64, w->so_stats[k]);
+        }
+        fprintf(f, " %d\n", w->setoffs);
         fclose(f);
     }
     fflush(stdout);
@@ -6732,6 +7570,8 @@ typedef struct {
     uint64_t fx_worlds;          /* worlds with FX trades */
     uint64_t cy[CY_STATS];       /* CY_STAT_*, summed */
     uint64_t cy_worlds;          /* worlds with settlement cycles */
+    uint64_t so[SO_STATS];       /* SO_STAT_*, summed */
+    uint64_t so_worlds;          /* worlds with set-offs */
 } run_stats_t;
 
 static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *stats)
@@ -6740,7 +7580,7 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
     char path[300];
     snprintf(path, sizeof path, "%s/stats", j->dir);
     FILE *f = fopen(path, "r");
-    enum { FIELDS = 25 + RETURN_STATS + FX_STATS + CY_STATS };
+    enum { FIELDS = 26 + RETURN_STATS + FX_STATS + CY_STATS + SO_STATS };
     unsigned long long v[FIELDS] = {0};
     size_t got = 0;
     while (f != NULL && got < FIELDS && fscanf(f, "%llu", &v[got]) == 1) {
@@ -6755,6 +7595,10 @@ static bool job_done(job_t *j, int status, const options_t *opt, run_stats_t *st
             stats->cy[k] += v[24 + RETURN_STATS + FX_STATS + k];
         }
         stats->cy_worlds += v[24 + RETURN_STATS + FX_STATS + CY_STATS];
+        for (size_t k = 0; k < SO_STATS; k++) {
+            stats->so[k] += v[25 + RETURN_STATS + FX_STATS + CY_STATS + k];
+        }
+        stats->so_worlds += v[25 + RETURN_STATS + FX_STATS + CY_STATS + SO_STATS];
         for (size_t k = 0; k < RETURN_STATS; k++) {
             stats->rets[k] += v[22 + k];
         }
@@ -6967,6 +7811,19 @@ int main(int argc, char **argv)
            stats.cy_worlds, cs[CY_STAT_CLOSES], cs[CY_STAT_BOTH], cs[CY_STAT_LOCAL],
            cs[CY_STAT_CLOSED], cs[CY_STAT_SETTLED_CYCLES], cs[CY_STAT_NETS], cs[CY_STAT_SETTLED],
            cs[CY_STAT_REJECTED], cs[CY_STAT_FORGED], cs[CY_STAT_REFUSED]);
+    const uint64_t *ss = stats.so;
+    printf("%" PRIu64 " worlds with set-offs: %" PRIu64 " proposed (%" PRIu64
+           " with a short deadline and a member down, %" PRIu64
+           " at the same moment as another round a shared edge), %" PRIu64
+           " refused by the proposer's books; %" PRIu64 " committed, %" PRIu64
+           " aborted (AM04 %" PRIu64 ", AB05 %" PRIu64 ", other %" PRIu64 "); %" PRIu64
+           " with a member crashed while in flight; %" PRIu64 " legs checked; %" PRIu64
+           " hostile set-off messages\n",
+           stats.so_worlds, ss[SO_STAT_PROPOSED], ss[SO_STAT_DEADLINE], ss[SO_STAT_CONCURRENT],
+           ss[SO_STAT_LOCAL], ss[SO_STAT_COMMITTED],
+           ss[SO_STAT_AM04] + ss[SO_STAT_AB05] + ss[SO_STAT_OTHER], ss[SO_STAT_AM04],
+           ss[SO_STAT_AB05], ss[SO_STAT_OTHER], ss[SO_STAT_CRASHED], ss[SO_STAT_LEGS],
+           ss[SO_STAT_FORGED]);
     if (stats.thief_after > 0 && thief_refused == 0) {
         printf("FAILED: the thief sent %" PRIu64
                " frames after replacements and none was refused\n",
