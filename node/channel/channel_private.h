@@ -55,42 +55,42 @@ struct channel {
     uint8_t peer_box_previous[crypto_box_PUBLICKEYBYTES]; /* and the one before its rotation, */
     bool has_peer_box_previous;                           /* if there was one */
     channel_state_t state;                                /* see the diagram in channel.h */
-    uint64_t sent_seq;               /* highest of ours queued (committed or in this txn) */
-    uint64_t acked_seq;              /* highest of ours the peer acknowledged */
-    uint64_t applied_seq;            /* highest of the peer's applied */
-    uint64_t acked_persisted;        /* acked_seq as last written to the ledger */
-    uint64_t applied_persisted;      /* applied_seq as last written to the ledger */
-    bool diverged_persisted;         /* DIVERGED as last written to the ledger */
-    uint32_t wire_version;           /* the Inner format we sign with: the highest both speak */
-    uint32_t wire_version_persisted; /* as last written to the ledger (never lowered) */
-    uint64_t peer_features;          /* feature flags of the peer's latest Hello */
+    uint64_t sent_seq;                /* highest of ours queued (committed or in this txn) */
+    uint64_t acked_seq;               /* highest of ours the peer acknowledged */
+    uint64_t applied_seq;             /* highest of the peer's applied */
+    uint64_t acked_persisted;         /* acked_seq as last written to the ledger */
+    uint64_t applied_persisted;       /* applied_seq as last written to the ledger */
+    bool diverged_persisted;          /* DIVERGED as last written to the ledger */
+    uint32_t wire_version;            /* the Inner format we sign with: the highest both speak */
+    uint32_t wire_version_persisted;  /* as last written to the ledger (never lowered) */
+    uint64_t peer_features;           /* feature flags of the peer's latest Hello */
     uint64_t peer_features_persisted; /* as last written to the ledger: what the peer offered
                                          before this process started, until its first Hello */
-    uint32_t refused_offer;          /* the last version refused as a downgrade (logged once) */
-    ratelimit_t rewinds;             /* full retransmissions a peer's Hellos may ask for */
-    costlimit_t applied_bytes;       /* bytes of the peer's messages we may apply, */
-    costlimit_t idle_bytes;          /* and of those that move no money */
-    bool slowed;                     /* the peer's messages wait for its allowance (logged) */
-    uint64_t transmit_next;          /* next sequence to put on the wire this session */
-    uint64_t transmitted_max;        /* highest ever put on the wire by this process */
-    int64_t last_rx_ms;              /* when we last heard from the peer */
-    int64_t last_hello_ms;           /* when we last sent a Hello */
-    int64_t rto_deadline_ms;         /* retransmit if no progress by then; 0 = none */
-    int64_t rto_ms;                  /* current retransmission timeout */
-    int64_t srtt_ms, rttvar_ms;      /* smoothed round trip and its variation (RFC 6298) */
-    uint64_t rtt_probe_seq;          /* a first transmission being timed; 0 = none */
-    int64_t rtt_probe_sent_ms;       /* when it went out */
-    int64_t last_fast_retransmit_ms; /* rate limit for gap-triggered re-sends */
-    int64_t blocked_until_ms;        /* the socket refused a frame: wait till then */
-    bool ack_due;                    /* an Ack should follow the next commit */
-    bool hello_due;                  /* a Hello should be sent now */
-    bool resend_first;               /* the peer lacks acked + 1: send it again */
-    uint64_t control_counter;        /* Acks and Hellos we sent to the peer */
-    bool hello_contradicted;         /* the last fresh Hello contradicted our counters */
-    uint64_t probe_counter;          /* a Hello of ours whose echo judges the peer; 0 = none */
-    uint64_t probe_applied;          /* our applied when that Hello left */
-    bool outbox_ahead_logged;        /* an outbox row past sent_seq was reported */
-    uint64_t peer_incarnation;       /* stamp of the newest control message from the peer */
+    uint32_t refused_offer;           /* the last version refused as a downgrade (logged once) */
+    ratelimit_t rewinds;              /* full retransmissions a peer's Hellos may ask for */
+    costlimit_t applied_bytes;        /* bytes of the peer's messages we may apply, */
+    costlimit_t idle_bytes;           /* and of those that move no money */
+    bool slowed;                      /* the peer's messages wait for its allowance (logged) */
+    uint64_t transmit_next;           /* next sequence to put on the wire this session */
+    uint64_t transmitted_max;         /* highest ever put on the wire by this process */
+    int64_t last_rx_ms;               /* when we last heard from the peer */
+    int64_t last_hello_ms;            /* when we last sent a Hello */
+    int64_t rto_deadline_ms;          /* retransmit if no progress by then; 0 = none */
+    int64_t rto_ms;                   /* current retransmission timeout */
+    int64_t srtt_ms, rttvar_ms;       /* smoothed round trip and its variation (RFC 6298) */
+    uint64_t rtt_probe_seq;           /* a first transmission being timed; 0 = none */
+    int64_t rtt_probe_sent_ms;        /* when it went out */
+    int64_t last_fast_retransmit_ms;  /* rate limit for gap-triggered re-sends */
+    int64_t blocked_until_ms;         /* the socket refused a frame: wait till then */
+    bool ack_due;                     /* an Ack should follow the next commit */
+    bool hello_due;                   /* a Hello should be sent now */
+    bool resend_first;                /* the peer lacks acked + 1: send it again */
+    uint64_t control_counter;         /* Acks and Hellos we sent to the peer */
+    bool hello_contradicted;          /* the last fresh Hello contradicted our counters */
+    uint64_t probe_counter;           /* a Hello of ours whose echo judges the peer; 0 = none */
+    uint64_t probe_applied;           /* our applied when that Hello left */
+    bool outbox_ahead_logged;         /* an outbox row past sent_seq was reported */
+    uint64_t peer_incarnation;        /* stamp of the newest control message from the peer */
     uint64_t peer_counter;
     envelope_message_t *hold[CHANNEL_HOLD_MAX]; /* held business messages by seq % MAX */
     channel_stats_t stats;                      /* counters for status */

@@ -417,10 +417,10 @@ struct ledger {
     "  amount_minor INTEGER NOT NULL, state INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '',"    \
     "  our_vote BLOB, votes BLOB, verdict BLOB, relay_seq INTEGER NOT NULL DEFAULT 0,"             \
     "  decision_seq INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"                      \
-    "  decided_ms INTEGER NOT NULL DEFAULT 0, deadline_ms INTEGER NOT NULL,"                      \
+    "  decided_ms INTEGER NOT NULL DEFAULT 0, deadline_ms INTEGER NOT NULL,"                       \
     "  asked_by TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"                                          \
-    "CREATE INDEX setoffs_due ON setoffs(deadline_ms) WHERE state = 0 AND position = 0;"          \
-    "CREATE INDEX settlements_setoff_open ON settlements(peer, currency, direction)"              \
+    "CREATE INDEX setoffs_due ON setoffs(deadline_ms) WHERE state = 0 AND position = 0;"           \
+    "CREATE INDEX settlements_setoff_open ON settlements(peer, currency, direction)"               \
     " WHERE fx_leg = 3 AND status = 0;"                                                            \
     "ALTER TABLE channels ADD COLUMN features INTEGER NOT NULL DEFAULT 0;"
 

@@ -488,11 +488,11 @@ ledger_err_t ledger_outbox_scan(ledger_t *l, const char *peer, uint64_t from_seq
 /* Channel counters kept with the books: what we queued, what the peer acknowledged, what we
  * applied of the peer's messages. */
 typedef struct {
-    uint64_t sent_seq;     /* highest sequence queued to the peer */
-    uint64_t acked_seq;    /* highest of ours the peer acknowledged */
-    uint64_t applied_seq;  /* highest of the peer's we committed */
-    bool diverged;         /* a Hello showed a rollback: held until an operator repairs it */
-    uint32_t wire_version; /* the Inner format negotiated with the peer (1 until it offers 2) */
+    uint64_t sent_seq;      /* highest sequence queued to the peer */
+    uint64_t acked_seq;     /* highest of ours the peer acknowledged */
+    uint64_t applied_seq;   /* highest of the peer's we committed */
+    bool diverged;          /* a Hello showed a rollback: held until an operator repairs it */
+    uint32_t wire_version;  /* the Inner format negotiated with the peer (1 until it offers 2) */
     uint64_t peer_features; /* the features of the peer's latest Hello (schema 12; 0 unknown) */
 } ledger_channel_t;
 

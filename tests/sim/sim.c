@@ -5822,7 +5822,8 @@ static bool cy_figs_equal(const cy_figs_t *figs, const cycle_statement_t *st, bo
 
 /* Node n's cycles with `peer` (rows, closed, ascending) against its entries, by the rule of
  * PROTOCOL.md 3.11.1: an entry belongs to the first cycle whose cut holds its decider's message
- * (decided_seq on the payee's stream: ours when it is incoming); the figures of what no cut holds
+ * (decided_seq on the payee's stream: ours when it is incoming; a set-off leg's on its debtor's,
+ * settlement_decided_by_us); the figures of what no cut holds
  * are the running ones. And the sum: every final entry is in one cycle or the running figures. */
 static void cy_recompute(world_t *w, node_t *n, const char *peer, const cy_rows_t *rows)
 {
@@ -5853,14 +5854,17 @@ static void cy_recompute(world_t *w, node_t *n, const char *peer, const cy_rows_
         int status = sqlite3_column_int(q, 3);
         uint64_t decided = (uint64_t)sqlite3_column_int64(q, 4);
         uint64_t ret = (uint64_t)sqlite3_column_int64(q, 5);
-        bool money_out = fx_leg_against(fx_leg_of_column(sqlite3_column_int(q, 6))) ? in : !in;
+        fx_leg_t leg = fx_leg_of_column(sqlite3_column_int(q, 6));
+        bool money_out = fx_leg_against(leg) ? in : !in;
+        /* decided by our message: the payee's answer, or a set-off leg's debtor's decision */
+        bool ours = settlement_decided_by_us(leg, in ? DIRECTION_IN : DIRECTION_OUT);
         const uint8_t *hash = sqlite3_column_blob(q, 7);
         if (sqlite3_column_bytes(q, 7) != DIGEST_BYTES || ccy == NULL) {
             fail(w, "%s: a damaged settlement row with %s", n->name, peer);
             break;
         }
         size_t k = 0, kr = 0;
-        while (k < rows->count && (in ? rows->v[k].own_sent : rows->v[k].peer_sent) < decided) {
+        while (k < rows->count && (ours ? rows->v[k].own_sent : rows->v[k].peer_sent) < decided) {
             k++;
         }
         while (kr < rows->count && (in ? rows->v[kr].own_sent : rows->v[kr].peer_sent) < ret) {
