@@ -73,13 +73,42 @@ static const setoff_member_t *neighbour(const setoff_terms_t *t, int p, int offs
 }
 
 /* Whether a ring member's key is one this channel's peer signs with (current, previous, card). */
-static bool peer_key_is(const channel_t *ch, const setoff_member_t *m)
+typedef struct {
+    const uint8_t *key_id;
+    uint64_t seq;
+    bool recorded; /* the peer has keys on record */
+    bool valid;    /* key_id is one of them, valid at seq and not revoked there */
+} key_probe_t;
+
+static void probe_key(const key_record_t *k, void *arg)
 {
+    key_probe_t *p = arg;
+    if (k->side != KEY_SIDE_THEIRS) {
+        return;
+    }
+    p->recorded = true;
+    if (memcmp(k->key_id, p->key_id, IDENTITY_KEY_ID_BYTES) == 0 && k->first_seq <= p->seq &&
+        (k->last_seq == 0 || p->seq <= k->last_seq) &&
+        (k->revoked_from == 0 || p->seq < k->revoked_from)) {
+        p->valid = true;
+    }
+}
+
+/* Whether a ring member's key is the key this channel's peer signs with at its sequence `seq`
+ * (3.12.2 step 1): one of its key history valid there and not revoked there, or, with no key
+ * on record, its card's. A key history that cannot be read accepts nothing. */
+static bool peer_key_is(const channel_t *ch, const setoff_member_t *m, uint64_t seq)
+{
+    key_probe_t p = {.key_id = m->key_id, .seq = seq > 0 ? seq : 1};
+    if (ledger_keys(ch->ctx.ledger, ch->peer->card.name, probe_key, &p) != LEDGER_OK) {
+        return false;
+    }
+    if (p.recorded) {
+        return p.valid;
+    }
     uint8_t card_id[IDENTITY_KEY_ID_BYTES];
     identity_key_id(ch->peer->card.sign_public, card_id);
-    return memcmp(m->key_id, ch->keys->key_id, IDENTITY_KEY_ID_BYTES) == 0 ||
-           memcmp(m->key_id, ch->keys->previous_key_id, IDENTITY_KEY_ID_BYTES) == 0 ||
-           memcmp(m->key_id, card_id, IDENTITY_KEY_ID_BYTES) == 0;
+    return memcmp(m->key_id, card_id, IDENTITY_KEY_ID_BYTES) == 0;
 }
 
 /* The channel of our neighbour `m`, or NULL (not a configured peer). */
@@ -88,13 +117,22 @@ static channel_t *channel_of(channel_t *ch, const setoff_member_t *m)
     return ch->ctx.channel_of != NULL ? ch->ctx.channel_of(ch->ctx.arg, m->code) : NULL;
 }
 
-/* Whether every member that is a peer of ours is named with a key we hold for it (its current
- * or previous key, or its card's): only the others are taken on the sender's word. */
-static bool known_keys_agree(channel_t *ch, const setoff_terms_t *t, int p)
+/* Whether every member that is a peer of ours is named with a key its key history holds valid
+ * (3.12.2 step 1): only the others are taken on the sender's word. */
+static bool known_keys_agree(channel_t *ch, const envelope_message_t *msg, const setoff_terms_t *t,
+                             int p)
 {
     for (size_t i = 0; i < t->n; i++) {
         channel_t *with = (int)i == p ? NULL : channel_of(ch, &t->ring[i]);
-        if (with != NULL && !peer_key_is(with, &t->ring[i])) {
+        if (with == NULL) {
+            continue;
+        }
+        /* the sender: at the message's sequence; the others: at the last of theirs we applied
+         * or the next (a rotation announced and not yet used) */
+        bool ok = with == ch ? peer_key_is(with, &t->ring[i], msg->sequence)
+                             : peer_key_is(with, &t->ring[i], with->applied_seq) ||
+                                   peer_key_is(with, &t->ring[i], with->applied_seq + 1);
+        if (!ok) {
             return false;
         }
     }
@@ -111,7 +149,6 @@ static int check_terms(channel_t *ch, const envelope_message_t *msg, const setof
     const setoff_terms_t *t = &m->terms;
     int p = setoff_position(t, ch->ctx.config->name);
     int from = -1;
-    (void)msg;
     *why = NULL;
     if (!setoff_verify(SETOFF_TERMS_DOMAIN, m->terms_bytes, m->terms_len, m->terms_signature,
                        t->ring[0].signing_key)) {
@@ -125,7 +162,7 @@ static int check_terms(channel_t *ch, const envelope_message_t *msg, const setof
                 memcmp(t->ring[p].key_id, ch->ctx.self_previous->key_id, IDENTITY_KEY_ID_BYTES) !=
                     0)) {
         *why = "the ring names another key for us";
-    } else if (!known_keys_agree(ch, t, p)) {
+    } else if (!known_keys_agree(ch, msg, t, p)) {
         *why = "the ring names a member we know with another key";
     } else {
         return p;
@@ -653,7 +690,8 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     bool prev_voted = refusal < 0 && t->amount_minor > 0;
     channel_t *next = channel_of(ch, neighbour(t, p, +1));
     if (next == NULL || !channel_peer_offered(next, CHANNEL_FEATURE_SETOFF) ||
-        !peer_key_is(next, neighbour(t, p, +1))) {
+        (!peer_key_is(next, neighbour(t, p, +1), next->applied_seq) &&
+         !peer_key_is(next, neighbour(t, p, +1), next->applied_seq + 1))) {
         /* nowhere to send it on: the proposer's deadline aborts it, and the abort closes W's
          * leg here */
         log_event(ch->ctx.node_name, ch->peer->card.name, t->setoff_id,
