@@ -1245,11 +1245,11 @@ static void handle_setoff_propose(node_t *n, zmq_msg_t *route, json_t *req, long
             const config_peer_t *p = config_find_peer_const(n->config, code);
             channel_t *ch =
                 p != NULL ? engine_channel(n->engine, (size_t)(p - n->config->peers)) : NULL;
-            if (ch != NULL && (k == 1 || k == count - 1)) {
+            if (ch != NULL) { /* the key it signs with now (announced since its card, or not) */
                 key = channel_peer_sign_public(ch);
+            }
+            if (ch != NULL && (k == 1 || k == count - 1)) {
                 *(k == 1 ? &next : &prev) = ch;
-            } else if (p != NULL) {
-                key = p->card.sign_public;
             }
         }
         for (size_t j = 0; j < k; j++) {

@@ -1496,7 +1496,7 @@ static bool collect_setoff(const ledger_setoff_t *rec, void *arg)
     memset(a, 0, sizeof *a);
     snprintf(a->id, sizeof a->id, "%s", rec->setoff_id);
     a->position = rec->position;
-    a->state = rec->state;
+    a->state = (int)rec->state;
     snprintf(a->reason, sizeof a->reason, "%s", rec->reason);
     const char *problem = setoff_record_problem(b->h, rec, a);
     if (problem != NULL) {
@@ -1910,7 +1910,7 @@ static void cycle_place(const audited_home_t *h, cycle_channel_t *ch, const book
         return; /* not final (decided_seq NULL), or a damaged row the cache checks report */
     }
     /* our message decided it: we are the payee (a set-off leg: we sent its relay) */
-    bool ours = settlement_decided_by_us(e->fx_leg, e->direction);
+    bool ours = settlement_decided_by_us(fx_leg_of_column(e->fx_leg), e->direction);
     size_t decided = cycle_of(ch, ours, e->decided_seq);
     size_t returned =
         e->status == STATUS_RETURNED && e->returned ? cycle_of(ch, ours, e->returned_seq) : decided;

@@ -32,6 +32,7 @@
 #define REASON_NOT_REACHABLE "NARR" /* a neighbour cannot take set-off messages */
 #define REASON_TAKEN         "DUPL" /* the id is used on one of our channels */
 #define REASON_TOO_MANY      "AG09" /* too many set-offs open with a neighbour */
+#define REASON_KEYS          "RC01" /* a member named with a key it does not sign with */
 #define REASON_HORIZON       "FF01" /* a deadline too far away */
 #define SETOFF_OPEN_MAX      64     /* pending legs with one neighbour: more are refused */
 #define SETOFF_HORIZON_MS    (INT64_C(86400) * 1000 + 600 * 1000) /* a day, and clock skew */
@@ -139,12 +140,10 @@ static bool known_keys_agree(channel_t *ch, const envelope_message_t *msg, const
     return true;
 }
 
-/* Checks a decoded relay or decision from our predecessor against what the terms and the
- * channels say (3.12.2 step 1): the proposer's H10, our place, the sender, its key one it signs
- * with, ours our own, every member we know by the key we hold for it. The position, or -1 with
- * *why. */
-static int check_terms(channel_t *ch, const envelope_message_t *msg, const setoff_message_t *m,
-                       const char **why)
+/* Checks a decoded relay or decision from our predecessor against what the terms say (3.12.2
+ * step 1): the proposer's H10, our place, the sender our predecessor, our key ours (now or
+ * before our last rotation). The position, or -1 with *why. */
+static int check_terms(channel_t *ch, const setoff_message_t *m, const char **why)
 {
     const setoff_terms_t *t = &m->terms;
     int p = setoff_position(t, ch->ctx.config->name);
@@ -162,8 +161,6 @@ static int check_terms(channel_t *ch, const envelope_message_t *msg, const setof
                 memcmp(t->ring[p].key_id, ch->ctx.self_previous->key_id, IDENTITY_KEY_ID_BYTES) !=
                     0)) {
         *why = "the ring names another key for us";
-    } else if (!known_keys_agree(ch, msg, t, p)) {
-        *why = "the ring names a member we know with another key";
     } else {
         return p;
     }
@@ -285,8 +282,9 @@ static ledger_err_t judge(channel_t *ch, channel_t *next, channel_t *prev, const
     return LEDGER_OK;
 }
 
-/* Signs our ballot at position p into a vote. */
-static int sign_vote(channel_t *ch, const uint8_t hash[SETOFF_HASH_BYTES], int p, const char *no,
+/* Signs our ballot at position p into a vote, with the key the ring names for us. */
+static int sign_vote(channel_t *ch, const uint8_t hash[SETOFF_HASH_BYTES], int p,
+                     const uint8_t t_key_id[static IDENTITY_KEY_ID_BYTES], const char *no,
                      int64_t most, setoff_vote_t *v)
 {
     setoff_ballot_t b;
@@ -296,7 +294,13 @@ static int sign_vote(channel_t *ch, const uint8_t hash[SETOFF_HASH_BYTES], int p
     b.yes = no == NULL;
     snprintf(b.reason, sizeof b.reason, "%s", no != NULL ? no : "");
     b.most_minor = most;
-    return setoff_vote_make(&b, ch->ctx.self->sign_secret, v);
+    /* with the key the ring names for us: ours now, or the one before our last rotation */
+    const identity_t *key =
+        ch->ctx.self_previous != NULL &&
+                memcmp(t_key_id, ch->ctx.self_previous->key_id, IDENTITY_KEY_ID_BYTES) == 0
+            ? ch->ctx.self_previous
+            : ch->ctx.self;
+    return setoff_vote_make(&b, key->sign_secret, v);
 }
 
 static uint8_t *vote_blob(const setoff_vote_t *v, size_t *len)
@@ -494,7 +498,7 @@ static ledger_err_t propose(channel_t *next, channel_t *prev, const setoff_terms
     }
     if (setoff_sign(SETOFF_TERMS_DOMAIN, m.terms_bytes, m.terms_len, next->ctx.self->sign_secret,
                     m.terms_signature) != 0 ||
-        sign_vote(next, hash, 0, NULL, most, &m.votes[0]) != 0) {
+        sign_vote(next, hash, 0, t->ring[0].key_id, NULL, most, &m.votes[0]) != 0) {
         rc = LEDGER_E_STORAGE;
         goto done;
     }
@@ -614,21 +618,24 @@ static ledger_err_t relay_returned(channel_t *ch, const envelope_message_t *msg,
 }
 
 /* Decodes a relay or decision from our predecessor and checks its terms (3.12.2 step 1): our
- * position, with *m decoded and `hash` its terms' H13; -1 when refused (logged, counted). */
+ * position, with *m decoded and `hash` its terms' H13; -1 when refused (logged, counted).
+ * *keys_ok (a relay's): every member that is a peer of ours is named with a key its history
+ * holds valid; a decision's terms are the ones we took with the relay. */
 static int open_message(channel_t *ch, const envelope_message_t *msg, bool decision,
-                        setoff_message_t *m, uint8_t hash[static SETOFF_HASH_BYTES])
+                        setoff_message_t *m, uint8_t hash[static SETOFF_HASH_BYTES], bool *keys_ok)
 {
     const char *why = NULL;
     if (!setoff_message_decode(msg->body, msg->body_len, decision, m)) {
         refuse(ch, msg, NULL, "it does not decode");
         return -1;
     }
-    int p = check_terms(ch, msg, m, &why);
+    int p = check_terms(ch, m, &why);
     if (p < 0) {
         refuse(ch, msg, m->terms.setoff_id, why);
         return -1;
     }
     setoff_terms_hash(m->terms_bytes, m->terms_len, hash);
+    *keys_ok = decision || known_keys_agree(ch, msg, &m->terms, p);
     return p;
 }
 
@@ -644,7 +651,8 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     size_t signed_len = 0;
     uint8_t hash[SETOFF_HASH_BYTES];
     const setoff_terms_t *t = &m.terms;
-    int p = open_message(ch, msg, false, &m, hash);
+    bool keys_ok = true;
+    int p = open_message(ch, msg, false, &m, hash, &keys_ok);
     if (p < 0) {
         goto done;
     }
@@ -718,12 +726,16 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     if ((rc = judge(ch, next, ch, t, &no, &most)) != LEDGER_OK) {
         goto done;
     }
+    if (!keys_ok) { /* a member we know named with a key it does not hold: we vote no */
+        no = REASON_KEYS;
+        most = 0;
+    }
     prev_voted = prev_voted && (no == NULL || strcmp(no, REASON_TOO_MANY) != 0);
     if (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
                                      msg->evidence_len)) != LEDGER_OK) {
         goto done;
     }
-    if (sign_vote(ch, hash, p, no, most, &m.votes[m.n_votes]) != 0) {
+    if (sign_vote(ch, hash, p, t->ring[p].key_id, no, most, &m.votes[m.n_votes]) != 0) {
         rc = LEDGER_E_STORAGE;
         goto done;
     }
@@ -763,7 +775,8 @@ ledger_err_t setoffs_apply_decision(channel_t *ch, const envelope_message_t *msg
     size_t signed_len = 0;
     uint8_t hash[SETOFF_HASH_BYTES];
     const setoff_terms_t *t = &m.terms;
-    int p = open_message(ch, msg, true, &m, hash);
+    bool keys_ok = true;
+    int p = open_message(ch, msg, true, &m, hash, &keys_ok);
     if (p < 0) {
         goto done;
     }

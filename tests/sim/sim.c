@@ -3165,9 +3165,7 @@ static void setoffs_due(world_t *w, node_t *n)
             snprintf(m->code, sizeof m->code, "%s", w->node[so->ring[k]].name);
             size_t pi = n->index_of[so->ring[k]];
             const uint8_t *key = k == 0 ? n->id->sign_public
-                                 : k == 1 || k == so->k - 1
-                                     ? channel_peer_sign_public(engine_channel(n->engine, pi))
-                                     : n->config->peers[pi].card.sign_public;
+                                        : channel_peer_sign_public(engine_channel(n->engine, pi));
             memcpy(m->signing_key, key, sizeof m->signing_key);
             identity_key_id(key, m->key_id);
         }
