@@ -112,6 +112,15 @@ static bool peer_key_is(const channel_t *ch, const setoff_member_t *m, uint64_t 
     return memcmp(m->key_id, card_id, IDENTITY_KEY_ID_BYTES) == 0;
 }
 
+/* Whether set-off messages may go to the peer: it offered them (its latest Hello, kept in the
+ * books), or nothing is known of it yet (a channel never up since it was made: an older
+ * program would have said what it offers by then). */
+static bool takes_setoffs(const channel_t *ch)
+{
+    return channel_peer_offered(ch, CHANNEL_FEATURE_SETOFF) ||
+           (!ch->been_up && ch->peer_features_persisted == 0);
+}
+
 /* The channel of our neighbour `m`, or NULL (not a configured peer). */
 static channel_t *channel_of(channel_t *ch, const setoff_member_t *m)
 {
@@ -236,9 +245,8 @@ static ledger_err_t judge(channel_t *ch, channel_t *next, channel_t *prev, const
         *no = REASON_HORIZON; /* legs would wait on a decision that long */
         return LEDGER_OK;
     }
-    if (next == NULL || prev == NULL || !channel_peer_offered(next, CHANNEL_FEATURE_SETOFF) ||
-        !channel_peer_offered(prev, CHANNEL_FEATURE_SETOFF) || next->state == CHANNEL_DIVERGED ||
-        prev->state == CHANNEL_DIVERGED) {
+    if (next == NULL || prev == NULL || !takes_setoffs(next) || !takes_setoffs(prev) ||
+        next->state == CHANNEL_DIVERGED || prev->state == CHANNEL_DIVERGED) {
         *no = REASON_NOT_REACHABLE;
         return LEDGER_OK;
     }
@@ -697,7 +705,7 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     /* W's yes is the last vote when nobody refused: its leg with us is pending at W */
     bool prev_voted = refusal < 0 && t->amount_minor > 0;
     channel_t *next = channel_of(ch, neighbour(t, p, +1));
-    if (next == NULL || !channel_peer_offered(next, CHANNEL_FEATURE_SETOFF) ||
+    if (next == NULL || !takes_setoffs(next) ||
         (!peer_key_is(next, neighbour(t, p, +1), next->applied_seq) &&
          !peer_key_is(next, neighbour(t, p, +1), next->applied_seq + 1))) {
         /* nowhere to send it on: the proposer's deadline aborts it, and the abort closes W's
