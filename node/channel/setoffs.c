@@ -702,8 +702,16 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
     if (t->amount_minor == 0) {
         rec.state = SETOFF_ASKED; /* an asking round is never decided (3.12.5) */
     }
-    /* W's yes is the last vote when nobody refused: its leg with us is pending at W */
+    /* W's yes is the last vote when nobody refused: its leg with us is pending at W. Whatever
+     * we answer, at most SETOFF_OPEN_MAX of its legs wait here (a refusal for a past deadline or
+     * a currency must not let a peer pile them up: their sum is read in int64) */
     bool prev_voted = refusal < 0 && t->amount_minor > 0;
+    int64_t open_prev = 0;
+    if (prev_voted && (rc = ledger_setoff_open_legs(ch->ctx.ledger, ch->peer->card.name,
+                                                    &open_prev)) != LEDGER_OK) {
+        goto done;
+    }
+    prev_voted = prev_voted && open_prev < SETOFF_OPEN_MAX;
     channel_t *next = channel_of(ch, neighbour(t, p, +1));
     if (next == NULL || !takes_setoffs(next) ||
         (!peer_key_is(next, neighbour(t, p, +1), next->applied_seq) &&
@@ -713,9 +721,7 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         log_event(ch->ctx.node_name, ch->peer->card.name, t->setoff_id,
                   "set-off relay cannot go on to %s (no channel, no set-off, or another key)",
                   neighbour(t, p, +1)->code);
-        int64_t open = 0;
-        rc = ledger_setoff_open_legs(ch->ctx.ledger, ch->peer->card.name, &open);
-        if (rc == LEDGER_OK && prev_voted && open < SETOFF_OPEN_MAX) {
+        if (prev_voted) {
             rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
                           msg->evidence_len);
         }
@@ -738,7 +744,6 @@ ledger_err_t setoffs_apply_relay(channel_t *ch, const envelope_message_t *msg)
         no = REASON_KEYS;
         most = 0;
     }
-    prev_voted = prev_voted && (no == NULL || strcmp(no, REASON_TOO_MANY) != 0);
     if (prev_voted && (rc = open_leg(ch, t, hash, DIRECTION_IN, msg->sequence, msg->evidence,
                                      msg->evidence_len)) != LEDGER_OK) {
         goto done;
